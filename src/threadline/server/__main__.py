@@ -1,0 +1,3 @@
+from threadline.server.cli import main
+
+main()

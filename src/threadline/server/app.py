@@ -1,0 +1,67 @@
+"""``create_app``: wires ingest, the JSON API and the web UI onto one store."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from threadline.server.api.routes import router as api_router
+from threadline.server.errors import ThreadlineError
+from threadline.server.ingest.otlp_http import router as otlp_router
+from threadline.server.settings import Settings
+from threadline.server.store import Store
+
+log = logging.getLogger("threadline.server")
+
+
+def create_app(settings: Settings, store: Store) -> FastAPI:
+    app = FastAPI(
+        title="Threadline",
+        summary="OpenTelemetry-native observability for LLM applications, sessions first.",
+        version="0.1.0",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.include_router(otlp_router)
+    app.include_router(api_router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    _install_error_handlers(app)
+    return app
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: object):
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """One rendering of every error: ``{"error": "<what the client got wrong>"}``."""
+
+    @app.exception_handler(ThreadlineError)
+    async def threadline_error(request: Request, exc: ThreadlineError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return _error(422, f"invalid request: {problems}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "internal error: see the server log")

@@ -1,0 +1,171 @@
+"""The ``threadline`` command: ``serve``, ``keys`` and ``demo``.
+
+The CLI only turns flags into ``Settings`` (and calls into the server); every setting's
+default, environment variable and help come from the table in ``settings.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from threadline.server.settings import SETTINGS, Settings
+from threadline.server.store import Store, open_store
+
+DEFAULT_PROJECT = "default"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        raise SystemExit(2)
+    args.run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="threadline", description="Threadline: sessions-first LLM observability."
+    )
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="Run the server (OTLP ingest, API, web UI).")
+    _add_settings(serve, [s.name for s in SETTINGS])
+    serve.set_defaults(run=_serve)
+
+    keys = commands.add_parser("keys", help="Manage projects' API keys.")
+    key_commands = keys.add_subparsers(metavar="ACTION")
+    create = key_commands.add_parser("create", help="Create a key (and its project if new).")
+    _add_settings(create, ["data_dir", "store"])
+    create.add_argument("--project", default=DEFAULT_PROJECT, help="Project name.")
+    create.set_defaults(run=_keys_create)
+    listing = key_commands.add_parser("list", help="List keys (never their secrets).")
+    _add_settings(listing, ["data_dir", "store"])
+    listing.set_defaults(run=_keys_list)
+    revoke = key_commands.add_parser("revoke", help="Revoke a key by its id.")
+    _add_settings(revoke, ["data_dir", "store"])
+    revoke.add_argument("key_id", type=int)
+    revoke.set_defaults(run=_keys_revoke)
+
+    demo = commands.add_parser("demo", help="Send a realistic multi-session workload.")
+    demo.add_argument("--base-url", default="http://127.0.0.1:8000", help="Server URL.")
+    demo.add_argument("--api-key", default=None, help="Project key (or THREADLINE_API_KEY).")
+    demo.add_argument("--sessions", type=int, default=12, help="How many chat sessions.")
+    demo.add_argument("--seed", type=int, default=7, help="Random seed.")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _add_settings(parser: argparse.ArgumentParser, names: list[str]) -> None:
+    for setting in SETTINGS:
+        if setting.name in names:
+            parser.add_argument(
+                setting.flag,
+                dest=setting.name,
+                default=None,  # None: fall back to the environment, then the default
+                help=f"{setting.help} [env {setting.env}; default {setting.default!r}]",
+            )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.resolve({s.name: getattr(args, s.name, None) for s in SETTINGS})
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from threadline.server.app import create_app
+
+    settings = _settings(args)
+    store = open_store(settings.store_url)
+    try:
+        _first_start(store, settings)
+        app = create_app(settings, store)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            # Keep-alive longer than the OTLP exporters' batch interval, so a steady
+            # exporter reuses its connection.
+            timeout_keep_alive=30,
+        )
+    finally:
+        store.close()
+
+
+def _first_start(store: Store, settings: Settings) -> None:
+    """With no project yet, make the default one and show its key, once."""
+    if store.list_projects():
+        return
+    project = store.create_project(DEFAULT_PROJECT)
+    key = store.create_key(project.id)
+    base_url = f"http://{settings.host}:{settings.port}"
+    print(
+        f"""
+Created project '{project.name}'. Its API key (shown once, stored hashed):
+
+    {key}
+
+Trace your app with it:
+
+    pip install threadline
+    export THREADLINE_API_KEY={key}
+    export THREADLINE_BASE_URL={base_url}
+
+    from threadline import Threadline, observe
+    Threadline.initialize()
+
+Or point any OpenTelemetry OTLP/HTTP exporter at {base_url}/v1/traces
+with the header 'Authorization: Bearer {key}'.
+""",
+        flush=True,
+    )
+
+
+def _keys_create(args: argparse.Namespace) -> None:
+    store = open_store(_settings(args).store_url)
+    try:
+        project = store.create_project(args.project)
+        key = store.create_key(project.id)
+    finally:
+        store.close()
+    print(f"New API key for project '{project.name}' (shown once, stored hashed):")
+    print(key)
+
+
+def _keys_list(args: argparse.Namespace) -> None:
+    store = open_store(_settings(args).store_url)
+    try:
+        for key in store.list_keys():
+            state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+            print(f"{key.id}\t{key.project}\t{key.prefix}…\t{key.created_at:%Y-%m-%d %H:%M}\t{state}")
+    finally:
+        store.close()
+
+
+def _keys_revoke(args: argparse.Namespace) -> None:
+    store = open_store(_settings(args).store_url)
+    try:
+        if not store.revoke_key(args.key_id):
+            sys.exit(f"threadline: no active key with id {args.key_id}")
+    finally:
+        store.close()
+    print(f"Revoked key {args.key_id}.")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    import os
+
+    from threadline.server.demo import run_demo
+
+    key = args.api_key or os.environ.get("THREADLINE_API_KEY")
+    if not key:
+        sys.exit("threadline demo: give --api-key or set THREADLINE_API_KEY")
+    run_demo(args.base_url, key, sessions=args.sessions, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()

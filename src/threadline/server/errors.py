@@ -1,0 +1,33 @@
+"""Errors that carry their HTTP status. One handler in ``app.py`` renders them."""
+
+from __future__ import annotations
+
+
+class ThreadlineError(Exception):
+    status = 500
+    headers: dict[str, str] | None = None
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ThreadlineError):
+    status = 400
+
+
+class Unauthorized(ThreadlineError):
+    status = 401
+    headers = {"WWW-Authenticate": 'Bearer realm="threadline"'}
+
+
+class NotFound(ThreadlineError):
+    status = 404
+
+
+class PayloadTooLarge(ThreadlineError):
+    status = 413
+
+
+class UnsupportedMediaType(ThreadlineError):
+    status = 415

@@ -1,0 +1,121 @@
+"""Where each field of a span comes from, for every convention Threadline understands.
+
+This table is the single place to teach Threadline a new convention. For each field,
+keys are tried in order and the first one present wins; ``docs/conventions.md``
+documents the same precedence. Our own ``threadline.*`` keys (``threadline.semconv``)
+always come first.
+"""
+
+from __future__ import annotations
+
+from threadline import semconv
+
+SESSION_ID = (
+    semconv.SESSION_ID,
+    "lmnr.association.properties.session_id",
+    "session.id",  # OpenInference
+    "gen_ai.conversation.id",  # OpenTelemetry GenAI
+    "traceloop.association.properties.session_id",
+    "langfuse.session.id",
+)
+
+USER_ID = (
+    semconv.USER_ID,
+    "lmnr.association.properties.user_id",
+    "user.id",
+    "traceloop.association.properties.user_id",
+    "langfuse.user.id",
+)
+
+# Metadata: one attribute per key under these prefixes ...
+METADATA_PREFIXES = (
+    semconv.METADATA_PREFIX,
+    "lmnr.association.properties.metadata.",
+    "langfuse.trace.metadata.",
+)
+# ... or one attribute holding a JSON object.
+METADATA_JSON = ("metadata", "langfuse.trace.metadata")
+
+TAGS = (
+    semconv.TAGS,
+    "lmnr.association.properties.tags",
+    "tag.tags",  # OpenInference
+    "langfuse.trace.tags",
+)
+
+# Span type: the key, and how its values map onto Threadline's span types
+# (None: the value is used as it is, upper-cased).
+SPAN_TYPE: tuple[tuple[str, dict[str, str] | None], ...] = (
+    (semconv.SPAN_TYPE, None),
+    ("lmnr.span.type", None),
+    ("openinference.span.kind", {"LLM": "LLM", "EMBEDDING": "LLM", "TOOL": "TOOL"}),
+    ("langfuse.observation.type", {"GENERATION": "LLM", "EMBEDDING": "LLM", "TOOL": "TOOL"}),
+    ("traceloop.span.kind", {"TOOL": "TOOL"}),
+    ("gen_ai.operation.name", {
+        "CHAT": "LLM",
+        "TEXT_COMPLETION": "LLM",
+        "GENERATE_CONTENT": "LLM",
+        "EMBEDDINGS": "LLM",
+        "EXECUTE_TOOL": "TOOL",
+    }),
+)
+
+# Input and output: attributes holding the whole payload (JSON or text) ...
+INPUT = (
+    semconv.SPAN_INPUT,
+    "lmnr.span.input",
+    "input.value",  # OpenInference
+    "gen_ai.input.messages",
+    "langfuse.observation.input",
+    "traceloop.entity.input",
+)
+OUTPUT = (
+    semconv.SPAN_OUTPUT,
+    "lmnr.span.output",
+    "output.value",
+    "gen_ai.output.messages",
+    "langfuse.observation.output",
+    "traceloop.entity.output",
+)
+# ... or chat messages flattened into indexed attributes: `<prefix><N>.<field>`.
+# The optional `message.` level of OpenInference is dropped.
+INPUT_MESSAGE_PREFIXES = ("gen_ai.prompt.", "llm.input_messages.")
+OUTPUT_MESSAGE_PREFIXES = ("gen_ai.completion.", "llm.output_messages.")
+
+MODEL = (
+    "gen_ai.response.model",
+    "gen_ai.request.model",
+    "llm.model_name",
+    "langfuse.observation.model.name",
+)
+PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+
+INPUT_TOKENS = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "llm.token_count.prompt",
+)
+OUTPUT_TOKENS = (
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+)
+TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total")
+CACHE_READ_TOKENS = (
+    "gen_ai.usage.cache_read_input_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "llm.token_count.prompt_details.cache_read",
+)
+CACHE_WRITE_TOKENS = (
+    "gen_ai.usage.cache_creation_input_tokens",
+    "gen_ai.usage.cache_creation.input_tokens",
+    "llm.token_count.prompt_details.cache_write",
+)
+
+# Cost sent by the client wins over the price table.
+COST = ("gen_ai.usage.cost",)
+INPUT_COST = ("gen_ai.usage.input_cost",)
+OUTPUT_COST = ("gen_ai.usage.output_cost",)
+
+# Keys whose presence alone marks an LLM call when no span type was given.
+LLM_HINTS = (*MODEL, *INPUT_TOKENS, *OUTPUT_TOKENS)

@@ -1,0 +1,129 @@
+"""Turn an OTLP/HTTP request body into an ``ExportTraceServiceRequest``.
+
+Protobuf and OTLP/JSON are both decoded by OpenTelemetry's own generated classes.
+OTLP/JSON differs from the canonical protobuf JSON mapping in one way that matters:
+trace and span ids are hex, not base64
+(https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding), so ids are
+re-encoded before ``ParseDict``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from typing import Any
+
+from google.protobuf.json_format import ParseDict, ParseError
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from threadline.server.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a Content-Type header, or 415 if it is not one OTLP uses."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if kind in (PROTOBUF, "application/protobuf"):
+        return PROTOBUF
+    if kind == JSON:
+        return JSON
+    raise UnsupportedMediaType(
+        f"Content-Type {content_type or '(none)'!r} is not OTLP: "
+        f"send {PROTOBUF} or {JSON}"
+    )
+
+
+def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported: use gzip")
+    # Decompress at most `limit` bytes: a small bomb must not become gigabytes in memory.
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit)
+        if inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"gzip body inflates past the limit of {limit} bytes")
+        data += inflater.flush()
+    except zlib.error as exc:
+        raise BadRequest(f"body is not valid gzip: {exc}") from None
+    if not inflater.eof:
+        raise BadRequest("gzip body is truncated")
+    return data
+
+
+def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
+    if kind == PROTOBUF:
+        request = ExportTraceServiceRequest()
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            raise BadRequest(f"body is not an OTLP ExportTraceServiceRequest: {exc}") from None
+        return request
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise BadRequest("OTLP/JSON body must be an object with 'resourceSpans'")
+    try:
+        _hex_ids_to_base64(document)
+        return ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except (ParseError, ValueError, TypeError, AttributeError) as exc:
+        raise BadRequest(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+
+
+def encode_response(response: ExportTraceServiceResponse, kind: str) -> bytes:
+    if kind == PROTOBUF:
+        return response.SerializeToString()
+    body: dict[str, Any] = {}
+    if response.HasField("partial_success"):
+        body["partialSuccess"] = {
+            "rejectedSpans": str(response.partial_success.rejected_spans),
+            "errorMessage": response.partial_success.error_message,
+        }
+    return json.dumps(body).encode()
+
+
+_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hex_ids_to_base64(document: dict[str, Any]) -> None:
+    for resource_spans in _list(document, "resourceSpans", "resource_spans"):
+        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+            for span in _list(scope_spans, "spans"):
+                _convert_ids(span)
+                for link in _list(span, "links"):
+                    _convert_ids(link)
+
+
+def _list(obj: Any, *keys: str) -> list[Any]:
+    if not isinstance(obj, dict):
+        raise ValueError("expected an object")
+    for key in keys:
+        value = obj.get(key)
+        if value is not None:
+            if not isinstance(value, list):
+                raise ValueError(f"'{key}' must be a list")
+            return value
+    return []
+
+
+def _convert_ids(obj: Any) -> None:
+    if not isinstance(obj, dict):
+        raise ValueError("span must be an object")
+    for key in _ID_KEYS:
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            try:
+                obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
+            except ValueError:
+                raise ValueError(f"{key} {value!r} is not hex") from None

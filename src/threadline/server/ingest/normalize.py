@@ -1,0 +1,292 @@
+"""From OTLP protobuf spans to storage-agnostic ``SpanRecord``s.
+
+Small pure functions: no I/O, no storage. The field sources are in ``conventions``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
+from opentelemetry.proto.trace.v1.trace_pb2 import Status as OtlpStatus
+
+from threadline.server import pricing
+from threadline.server.ingest import conventions as cv
+from threadline.server.model import SpanRecord
+
+_KIND_NAMES = {
+    OtlpSpan.SPAN_KIND_UNSPECIFIED: "INTERNAL",
+    OtlpSpan.SPAN_KIND_INTERNAL: "INTERNAL",
+    OtlpSpan.SPAN_KIND_SERVER: "SERVER",
+    OtlpSpan.SPAN_KIND_CLIENT: "CLIENT",
+    OtlpSpan.SPAN_KIND_PRODUCER: "PRODUCER",
+    OtlpSpan.SPAN_KIND_CONSUMER: "CONSUMER",
+}
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+@dataclass
+class Normalized:
+    spans: list[SpanRecord] = field(default_factory=list)
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def normalize_request(request: ExportTraceServiceRequest) -> Normalized:
+    """Every valid span of the request as a record; invalid ones are counted and
+    explained, so the exporter learns of them through OTLP ``partial_success``."""
+    result = Normalized()
+    for resource_spans in request.resource_spans:
+        resource = attributes_to_dict(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope.name or None
+            for span in scope_spans.spans:
+                problem = _invalid(span)
+                if problem:
+                    result.rejected += 1
+                    if len(result.errors) < 5:
+                        result.errors.append(problem)
+                    continue
+                result.spans.append(normalize_span(span, resource, scope))
+    return result
+
+
+def _invalid(span: OtlpSpan) -> str | None:
+    if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
+        return f"span {span.name!r}: trace_id must be 16 non-zero bytes"
+    if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
+        return f"span {span.name!r}: span_id must be 8 non-zero bytes"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return f"span {span.name!r}: parent_span_id must be empty or 8 bytes"
+    return None
+
+
+def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) -> SpanRecord:
+    attrs = attributes_to_dict(span.attributes)
+    events = [
+        {
+            "name": event.name,
+            "time_ns": event.time_unix_nano,
+            "attributes": attributes_to_dict(event.attributes),
+        }
+        for event in span.events
+    ]
+    is_error = span.status.code == OtlpStatus.STATUS_CODE_ERROR or any(
+        event["name"] == "exception" for event in events
+    )
+    status_message = (span.status.message or _exception_message(events)) if is_error else None
+    start_ns = span.start_time_unix_nano
+    end_ns = max(span.end_time_unix_nano, start_ns)
+
+    model = _first_str(attrs, cv.MODEL)
+    input_tokens = _first_int(attrs, cv.INPUT_TOKENS)
+    output_tokens = _first_int(attrs, cv.OUTPUT_TOKENS)
+    total_tokens = _first_int(attrs, cv.TOTAL_TOKENS)
+    if total_tokens is None and (input_tokens is not None or output_tokens is not None):
+        total_tokens = (input_tokens or 0) + (output_tokens or 0)
+
+    parent = span.parent_span_id
+    return SpanRecord(
+        trace_id=span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=parent.hex() if parent and parent != _ZERO_SPAN else None,
+        name=span.name,
+        kind=_KIND_NAMES.get(span.kind, "INTERNAL"),
+        start_ns=start_ns,
+        end_ns=end_ns,
+        status="error" if is_error else "ok",
+        status_message=status_message,
+        span_type=_span_type(attrs),
+        input=_payload(attrs, cv.INPUT, cv.INPUT_MESSAGE_PREFIXES),
+        output=_payload(attrs, cv.OUTPUT, cv.OUTPUT_MESSAGE_PREFIXES),
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=total_tokens,
+        cost_usd=_cost(attrs, model, input_tokens, output_tokens),
+        attributes=attrs,
+        events=events,
+        resource=resource,
+        scope=scope,
+        session_id=_first_str(attrs, cv.SESSION_ID),
+        user_id=_first_str(attrs, cv.USER_ID),
+        metadata=_metadata(attrs),
+        tags=_tags(attrs),
+    )
+
+
+# --- attribute values ----------------------------------------------------------------
+
+
+def attributes_to_dict(attributes: Iterator[KeyValue] | Any) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in attributes}
+
+
+def any_value(value: AnyValue) -> Any:
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "int_value":
+        return value.int_value
+    if which == "double_value":
+        return value.double_value
+    if which == "bool_value":
+        return value.bool_value
+    if which == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return attributes_to_dict(value.kvlist_value.values)
+    if which == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return None
+
+
+# --- fields ----------------------------------------------------------------------------
+
+
+def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _first_str(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    value = _first(attrs, keys)
+    return None if value is None else str(value)
+
+
+def _first_int(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    value = _first(attrs, keys)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_float(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
+    value = _first(attrs, keys)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _span_type(attrs: Mapping[str, Any]) -> str:
+    for key, mapping in cv.SPAN_TYPE:
+        value = attrs.get(key)
+        if isinstance(value, str) and value:
+            upper = value.upper()
+            if mapping is None:
+                return upper
+            if upper in mapping:
+                return mapping[upper]
+            # A known key with a value that has no Threadline meaning (e.g. CHAIN).
+            break
+    if any(key in attrs for key in cv.LLM_HINTS):
+        return "LLM"
+    return "DEFAULT"
+
+
+def _payload(
+    attrs: Mapping[str, Any], keys: tuple[str, ...], message_prefixes: tuple[str, ...]
+) -> str | None:
+    value = _first(attrs, keys)
+    if value is not None:
+        return value if isinstance(value, str) else json.dumps(value)
+    for prefix in message_prefixes:
+        messages = _indexed_messages(attrs, prefix)
+        if messages:
+            return json.dumps(messages)
+    return None
+
+
+def _indexed_messages(attrs: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """``gen_ai.prompt.0.role = user`` style attributes back into a list of messages."""
+    found: dict[int, dict[str, Any]] = {}
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        index, _, rest = key[len(prefix) :].partition(".")
+        if not index.isdigit() or not rest:
+            continue
+        if rest.startswith("message."):
+            rest = rest[len("message.") :]
+        found.setdefault(int(index), {})[rest] = value
+    return [found[i] for i in sorted(found)]
+
+
+def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    for key in cv.METADATA_JSON:
+        raw = attrs.get(key)
+        if isinstance(raw, str) and raw.startswith("{"):
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(parsed, dict):
+                metadata.update(parsed)
+    for key, value in attrs.items():
+        for prefix in cv.METADATA_PREFIXES:
+            if key.startswith(prefix):
+                metadata[key[len(prefix) :]] = value
+                break
+    return metadata
+
+
+def _tags(attrs: Mapping[str, Any]) -> list[str]:
+    tags: list[str] = []
+    for key in cv.TAGS:
+        value = attrs.get(key)
+        if isinstance(value, str):
+            # Some SDKs send a JSON-encoded list in a string attribute.
+            try:
+                value = json.loads(value) if value.startswith("[") else [value]
+            except ValueError:
+                value = [value]
+        if isinstance(value, list):
+            tags.extend(str(tag) for tag in value if str(tag) not in tags)
+    return tags
+
+
+def _cost(
+    attrs: Mapping[str, Any], model: str | None, input_tokens: int | None, output_tokens: int | None
+) -> float | None:
+    given = _first_float(attrs, cv.COST)
+    if given is not None:
+        return given
+    input_cost = _first_float(attrs, cv.INPUT_COST)
+    output_cost = _first_float(attrs, cv.OUTPUT_COST)
+    if input_cost is not None or output_cost is not None:
+        return (input_cost or 0.0) + (output_cost or 0.0)
+    return pricing.cost_usd(
+        model,
+        _first_str(attrs, cv.PROVIDER),
+        input_tokens,
+        output_tokens,
+        _first_int(attrs, cv.CACHE_READ_TOKENS),
+        _first_int(attrs, cv.CACHE_WRITE_TOKENS),
+    )
+
+
+def _exception_message(events: list[dict[str, Any]]) -> str | None:
+    for event in events:
+        if event["name"] == "exception":
+            attributes = event["attributes"]
+            kind = attributes.get("exception.type")
+            message = attributes.get("exception.message")
+            return ": ".join(str(part) for part in (kind, message) if part) or None
+    return None

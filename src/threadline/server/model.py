@@ -1,0 +1,184 @@
+"""The records Threadline stores and serves, independent of any storage engine.
+
+``SpanRecord`` is what ingest produces from one OTLP span (a plain dataclass: it is
+built ten thousand times a second). The pydantic models are what every store returns
+and what the JSON API and the HTML pages render, so both show the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+Status = Literal["ok", "error"]
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """One normalised span, ready to store. Times are Unix nanoseconds."""
+
+    trace_id: str  # 32 lowercase hex characters
+    span_id: str  # 16 lowercase hex characters
+    parent_span_id: str | None
+    name: str
+    kind: str  # OTel SpanKind name: INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER
+    start_ns: int
+    end_ns: int
+    status: Status
+    status_message: str | None = None
+    span_type: str = "DEFAULT"
+    input: str | None = None  # JSON text, or plain text when the source sent text
+    output: str | None = None
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cost_usd: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
+    scope: str | None = None
+    # Trace-level association as carried by this span (None when it carries none).
+    session_id: str | None = None
+    user_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+def datetime_to_ns(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp() * 1_000_000) * 1000
+
+
+class Project(BaseModel):
+    id: int
+    name: str
+
+
+class KeyInfo(BaseModel):
+    """An API key as listed: never the secret itself."""
+
+    id: int
+    project: str
+    prefix: str = Field(description="The first characters of the key, to recognise it.")
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class Trace(BaseModel):
+    """A trace's rollup, maintained on ingest."""
+
+    trace_id: str
+    session_id: str | None
+    user_id: str | None
+    name: str
+    start_time: datetime
+    end_time: datetime
+    duration_ms: float
+    span_count: int
+    error_count: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float | None = Field(description="None when no span's cost is known.")
+    status: Status
+    tags: list[str] = []
+    metadata: dict[str, Any] = {}
+    input_preview: str | None = None
+    output_preview: str | None = None
+
+
+class Session(BaseModel):
+    """A session's rollup over its traces, maintained on ingest."""
+
+    session_id: str
+    trace_count: int
+    span_count: int
+    start_time: datetime
+    end_time: datetime
+    duration_ms: float = Field(description="Wall-clock: last end minus first start.")
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float | None
+    error_count: int
+    user_ids: list[str]
+    first_input: str | None
+    last_output: str | None
+
+
+class SessionDetail(Session):
+    traces: list[Trace]
+
+
+class SpanEvent(BaseModel):
+    name: str
+    time: datetime
+    attributes: dict[str, Any] = {}
+
+
+class Span(BaseModel):
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    span_type: str
+    kind: str
+    start_time: datetime
+    end_time: datetime
+    duration_ms: float
+    status: Status
+    status_message: str | None
+    input: Any = Field(description="Parsed JSON when the input was JSON, else the text.")
+    output: Any
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    cost_usd: float | None
+    attributes: dict[str, Any]
+    events: list[SpanEvent]
+    resource: dict[str, Any]
+
+
+class TraceDetail(Trace):
+    spans: list[Span]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` to get the next page; None on the last."
+    )
+
+
+class SessionQuery(BaseModel):
+    """Filters of the sessions list. Times select sessions active in [start, end]."""
+
+    limit: int = 50
+    cursor: str | None = None
+    user_id: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    q: str | None = None
+
+
+class TraceQuery(BaseModel):
+    limit: int = 50
+    cursor: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+    status: Status | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    q: str | None = None

@@ -1,0 +1,98 @@
+"""Every server setting in one table: name, default, environment variable, help.
+
+Resolved once at start-up, in this order: command-line flag, then the environment
+variable ``THREADLINE_<NAME>``, then the default. ``docs/configuration.md`` is this
+table in prose; a test checks that they agree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "THREADLINE_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "127.0.0.1", "Address to listen on. Loopback unless you say otherwise."),
+    Setting("port", 8000, "HTTP port for OTLP/HTTP ingest, the JSON API and the web UI."),
+    Setting("data_dir", ".threadline", "Folder of the embedded SQLite store."),
+    Setting(
+        "store",
+        "",
+        "Storage URL, e.g. sqlite:///path/to/threadline.db. Empty: SQLite in data_dir.",
+    ),
+    Setting(
+        "max_body_bytes",
+        16 * 1024 * 1024,
+        "Largest OTLP request body accepted, compressed or not (larger: 413).",
+    ),
+    Setting(
+        "max_decoded_bytes",
+        64 * 1024 * 1024,
+        "Largest body after gzip decompression (larger: 413): guards against gzip bombs.",
+    ),
+    Setting("log_level", "info", "Server log level: debug, info, warning or error."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".threadline")
+    store: str = ""
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_decoded_bytes: int = 64 * 1024 * 1024
+    log_level: str = "info"
+
+    @property
+    def store_url(self) -> str:
+        if self.store:
+            return self.store
+        return f"sqlite://{(self.data_dir / 'threadline.db').resolve()}"
+
+    @classmethod
+    def resolve(
+        cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Flags (None means 'not given') win over the environment, which wins over defaults."""
+        flags = flags or {}
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for setting in SETTINGS:
+            raw = flags.get(setting.name)
+            if raw is None:
+                raw = environ.get(setting.env)
+            if raw is None:
+                continue
+            values[setting.name] = _coerce(setting, raw, types[setting.name])
+        return cls(**values)
+
+
+def _coerce(setting: Setting, raw: Any, annotation: str) -> Any:
+    try:
+        if annotation == "int":
+            return int(raw)
+        if annotation == "Path":
+            return Path(raw)
+        return str(raw)
+    except ValueError:
+        raise SystemExit(f"threadline: {setting.flag} / {setting.env}: not a number: {raw!r}")

@@ -1,0 +1,28 @@
+"""Opaque keyset-pagination cursors: the sort key of the last row of a page."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from threadline.server.errors import BadRequest
+
+
+def encode(*key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def decode(cursor: str, *types: type) -> tuple[Any, ...]:
+    """The key a cursor holds, checked against the expected types (400 if it is not)."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:
+        raise BadRequest(f"invalid cursor {cursor!r}") from None
+    if (
+        not isinstance(key, list)
+        or len(key) != len(types)
+        or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(key, types))
+    ):
+        raise BadRequest(f"invalid cursor {cursor!r}")
+    return tuple(key)

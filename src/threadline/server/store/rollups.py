@@ -1,0 +1,170 @@
+"""How a trace's and a session's totals follow from their parts.
+
+Pure functions over plain rows, shared by every backend so that the same spans give
+the same numbers whatever stores them. A rollup is always recomputed from all of its
+parts (never incremented), which keeps it right under duplicates, retries and spans
+that arrive out of order or in later exports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PREVIEW_CHARS = 2000
+
+
+@dataclass(slots=True)
+class SpanFacts:
+    """The part of a stored span that its trace's rollup reads."""
+
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    is_error: bool
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    cost_usd: float | None
+    session_id: str | None
+    user_id: str | None
+    metadata: dict[str, Any]
+    tags: list[str]
+    input_preview: str | None
+    output_preview: str | None
+
+
+@dataclass(slots=True)
+class TraceRollup:
+    trace_id: str
+    session_id: str | None
+    user_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    span_count: int
+    error_count: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float | None
+    status: str
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    input_preview: str | None = None
+    output_preview: str | None = None
+
+
+@dataclass(slots=True)
+class SessionRollup:
+    session_id: str
+    trace_count: int
+    span_count: int
+    start_ns: int
+    end_ns: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float | None
+    error_count: int
+    user_ids: list[str]
+    first_input: str | None
+    last_output: str | None
+
+
+def roll_up_trace(trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
+    """The rollup of one trace from all of its spans stored so far (at least one)."""
+    by_start = sorted(spans, key=lambda s: (s.start_ns, s.span_id))
+    root = _root(by_start)
+    # Trace-level fields: the root's value when it carries one, else the earliest
+    # span's that does. This is what makes a session id set deep inside a turn, or on
+    # a span that arrives last, apply to the whole trace.
+    ordered = [root, *(s for s in by_start if s is not root)]
+    session_id = next((s.session_id for s in ordered if s.session_id), None)
+    user_id = next((s.user_id for s in ordered if s.user_id), None)
+    metadata: dict[str, Any] = {}
+    tags: list[str] = []
+    for span in by_start:
+        metadata.update(span.metadata)
+        tags.extend(tag for tag in span.tags if tag not in tags)
+    error_count = sum(1 for s in spans if s.is_error)
+    input_preview = root.input_preview or next(
+        (s.input_preview for s in by_start if s.input_preview), None
+    )
+    output_preview = root.output_preview or next(
+        (s.output_preview for s in sorted(spans, key=lambda s: -s.end_ns) if s.output_preview),
+        None,
+    )
+    return TraceRollup(
+        trace_id=trace_id,
+        session_id=session_id,
+        user_id=user_id,
+        name=root.name,
+        start_ns=by_start[0].start_ns,
+        end_ns=max(s.end_ns for s in spans),
+        span_count=len(spans),
+        error_count=error_count,
+        input_tokens=sum(s.input_tokens or 0 for s in spans),
+        output_tokens=sum(s.output_tokens or 0 for s in spans),
+        total_tokens=sum(s.total_tokens or 0 for s in spans),
+        cost_usd=_sum_known(s.cost_usd for s in spans),
+        status="error" if error_count else "ok",
+        tags=tags,
+        metadata=metadata,
+        input_preview=input_preview,
+        output_preview=output_preview,
+    )
+
+
+def roll_up_session(session_id: str, traces: Sequence[TraceRollup]) -> SessionRollup:
+    """The rollup of one session from all of its traces (at least one).
+
+    Duration is wall-clock (last end - first start), not the sum of the traces;
+    ``error_count`` counts the traces that failed.
+    """
+    by_start = sorted(traces, key=lambda t: (t.start_ns, t.trace_id))
+    user_ids: list[str] = []
+    for trace in by_start:
+        if trace.user_id and trace.user_id not in user_ids:
+            user_ids.append(trace.user_id)
+    return SessionRollup(
+        session_id=session_id,
+        trace_count=len(traces),
+        span_count=sum(t.span_count for t in traces),
+        start_ns=by_start[0].start_ns,
+        end_ns=max(t.end_ns for t in traces),
+        input_tokens=sum(t.input_tokens for t in traces),
+        output_tokens=sum(t.output_tokens for t in traces),
+        total_tokens=sum(t.total_tokens for t in traces),
+        cost_usd=_sum_known(t.cost_usd for t in traces),
+        error_count=sum(1 for t in traces if t.status == "error"),
+        user_ids=user_ids,
+        first_input=next((t.input_preview for t in by_start if t.input_preview), None),
+        last_output=next(
+            (t.output_preview for t in reversed(by_start) if t.output_preview), None
+        ),
+    )
+
+
+def _root(by_start: Sequence[SpanFacts]) -> SpanFacts:
+    """The span without a parent; until it arrives, the earliest orphan stands in."""
+    for span in by_start:
+        if span.parent_span_id is None:
+            return span
+    ids = {s.span_id for s in by_start}
+    for span in by_start:
+        if span.parent_span_id not in ids:
+            return span
+    return by_start[0]
+
+
+def _sum_known(values: Iterable[float | None]) -> float | None:
+    """Sum of the known values; None when none is known (unknown is not free)."""
+    total: float | None = None
+    for value in values:
+        if value is not None:
+            total = value if total is None else total + value
+    return total

@@ -1,0 +1,133 @@
+"""Shared fixtures: the real Threadline server, started as a subprocess.
+
+``threadline_process`` starts one server for the test session on a free loopback port
+with a temporary data directory. ``server`` gives each test a project of its own (a new
+project and key, made through the real store), so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+_projects = itertools.count(1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    base_url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def new_key(self, project: str) -> str:
+        from threadline.server.store.sqlite import SQLiteStore
+
+        store = SQLiteStore(self.data_dir / "threadline.db")
+        try:
+            return store.create_key(store.create_project(project).id)
+        finally:
+            store.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(data_dir: Path, log_path: Path, *extra: str) -> ServerProcess:
+    port = free_port()
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "threadline.server", "serve", "--port", str(port),
+         "--data-dir", str(data_dir), "--log-level", "warning", *extra],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log_path.read_text()}")
+        try:
+            if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not start: {log_path.read_text()}")
+        time.sleep(0.05)
+    return ServerProcess(base_url, data_dir, process, log_path)
+
+
+def stop_server(server: ServerProcess) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def threadline_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("threadline")
+    server = start_server(root / "data", root / "server.log")
+    yield server
+    stop_server(server)
+
+
+@dataclass
+class ProjectClient:
+    """One project's view of the running server: its key, and HTTP helpers."""
+
+    base_url: str
+    api_key: str
+    process: ServerProcess
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            timeout=30,
+        )
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET a JSON API route; fails the test unless it answers 200."""
+        params = {k: v for k, v in params.items() if v is not None}
+        response = self.http.get(path, params=params)
+        assert response.status_code == 200, (response.status_code, response.text)
+        return response.json()
+
+    def export(self, body: bytes, content_type: str = "application/x-protobuf",
+               **headers: str) -> httpx.Response:
+        """POST an OTLP/HTTP body to /v1/traces."""
+        return self.http.post(
+            "/v1/traces", content=body, headers={"Content-Type": content_type, **headers}
+        )
+
+
+@pytest.fixture
+def server(threadline_process: ServerProcess) -> Iterator[ProjectClient]:
+    key = threadline_process.new_key(f"test-project-{next(_projects)}")
+    client = ProjectClient(threadline_process.base_url, key, threadline_process)
+    yield client
+    client.http.close()
