@@ -1,0 +1,98 @@
+"""Hand-built OTLP requests for tests, with OpenTelemetry's own protobuf classes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+BASE_NS = 1_790_000_000_000_000_000  # 2026-09-21T...: a fixed, realistic epoch
+
+
+def new_trace_id(rng: random.Random | None = None) -> str:
+    return (rng or random).getrandbits(128).to_bytes(16, "big").hex()
+
+
+def new_span_id(rng: random.Random | None = None) -> str:
+    return ((rng or random).getrandbits(63) + 1).to_bytes(8, "big").hex()
+
+
+def any_value(value: Any) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, bytes):
+        return AnyValue(bytes_value=value)
+    if isinstance(value, (list, tuple)):
+        result = AnyValue()
+        result.array_value.values.extend(any_value(v) for v in value)
+        return result
+    if isinstance(value, Mapping):
+        result = AnyValue()
+        result.kvlist_value.values.extend(key_values(value))
+        return result
+    return AnyValue(string_value=str(value))
+
+
+def key_values(attributes: Mapping[str, Any]) -> list[KeyValue]:
+    return [KeyValue(key=k, value=any_value(v)) for k, v in attributes.items()]
+
+
+def span(
+    trace_id: str,
+    span_id: str,
+    *,
+    parent: str | None = None,
+    name: str = "span",
+    start_ns: int = BASE_NS,
+    end_ns: int | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    error: bool = False,
+    events: Iterable[tuple[str, int, Mapping[str, Any]]] = (),
+) -> Span:
+    result = Span(
+        trace_id=bytes.fromhex(trace_id),
+        span_id=bytes.fromhex(span_id),
+        parent_span_id=bytes.fromhex(parent) if parent else b"",
+        name=name,
+        kind=Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=start_ns,
+        end_time_unix_nano=end_ns if end_ns is not None else start_ns + 1_000_000,
+    )
+    result.attributes.extend(key_values(attributes or {}))
+    for event_name, time_ns, event_attributes in events:
+        event = result.events.add(name=event_name, time_unix_nano=time_ns)
+        event.attributes.extend(key_values(event_attributes))
+    if error:
+        result.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message="failed"))
+    return result
+
+
+def request(spans: Iterable[Span], service: str = "test-app") -> ExportTraceServiceRequest:
+    scope = ScopeSpans(spans=list(spans))
+    scope.scope.name = "tests"
+    resource_spans = ResourceSpans(scope_spans=[scope])
+    resource_spans.resource.attributes.extend(key_values({"service.name": service}))
+    return ExportTraceServiceRequest(resource_spans=[resource_spans])
+
+
+def to_json(message: ExportTraceServiceRequest) -> bytes:
+    """OTLP/JSON: the protobuf JSON mapping with hex (not base64) trace and span ids."""
+    document = MessageToDict(message)
+    for resource_spans in document.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for item in scope_spans.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in item:
+                        item[key] = base64.b64decode(item[key]).hex()
+    return json.dumps(document).encode()

@@ -1,0 +1,77 @@
+"""What the client got wrong gets a clear 4xx; nothing good is lost; no 5xx."""
+
+from __future__ import annotations
+
+import gzip
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from tests.otlp import new_span_id, new_trace_id, request, span
+
+
+def _assert_error(response: httpx.Response, status: int, words: str) -> None:
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]
+
+
+def test_body_that_is_not_otlp(server):
+    _assert_error(server.export(b"\xff\xfe not protobuf at all"), 400, "not an OTLP")
+    _assert_error(server.export(b"{not json", "application/json"), 400, "not valid JSON")
+    _assert_error(server.export(b"[1, 2]", "application/json"), 400, "OTLP/JSON")
+    _assert_error(server.export(b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": '
+                                b'"zz"}]}]}]}', "application/json"), 400, "not hex")
+
+
+def test_wrong_content_type_and_encoding(server):
+    body = request([span(new_trace_id(), new_span_id())]).SerializeToString()
+    _assert_error(server.export(body, "text/plain"), 415, "not OTLP")
+    _assert_error(server.export(body, **{"Content-Encoding": "br"}), 415, "not supported")
+    _assert_error(server.export(b"not gzip", **{"Content-Encoding": "gzip"}), 400, "gzip")
+    truncated = gzip.compress(body)[:-12]
+    _assert_error(server.export(truncated, **{"Content-Encoding": "gzip"}), 400, "gzip")
+
+
+def test_missing_or_wrong_key(server):
+    body = request([span(new_trace_id(), new_span_id())]).SerializeToString()
+    for headers in ({}, {"Authorization": "Bearer tl_not-a-key"}):
+        response = httpx.post(server.base_url + "/v1/traces", content=body,
+                              headers={"Content-Type": "application/x-protobuf", **headers})
+        _assert_error(response, 401, "key")
+
+
+def test_gzip_bomb_is_refused(server):
+    bomb = gzip.compress(b"\0" * (80 * 1024 * 1024))  # 80 MiB inflated, ~80 KiB sent
+    _assert_error(server.export(bomb, **{"Content-Encoding": "gzip"}), 413, "limit")
+
+
+def test_invalid_spans_are_rejected_and_good_ones_kept(server):
+    good_trace, good_span = new_trace_id(), new_span_id()
+    good = span(good_trace, good_span, attributes={"threadline.session.id": "partial"})
+    short_id = Span(trace_id=b"\x01" * 8, span_id=b"\x02" * 8, name="bad-trace-id")
+    zero_span = Span(trace_id=b"\x01" * 16, span_id=b"\0" * 8, name="zero-span-id")
+    response = server.export(request([short_id, good, zero_span]).SerializeToString())
+    assert response.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_spans == 2
+    assert "trace_id" in partial.error_message and "span_id" in partial.error_message
+    assert server.get(f"/api/v1/traces/{good_trace}")["span_count"] == 1
+
+
+def test_end_before_start_is_stored_as_zero_length(server):
+    trace_id = new_trace_id()
+    backwards = span(trace_id, new_span_id(), start_ns=2_000_000_000, end_ns=1_000_000_000)
+    assert server.export(request([backwards]).SerializeToString()).status_code == 200
+    assert server.get(f"/api/v1/traces/{trace_id}")["duration_ms"] == 0
+
+
+def test_server_keeps_serving_after_bad_input(server):
+    for _ in range(3):
+        server.export(b"garbage")
+        server.export(b"garbage", "application/json")
+    trace_id = new_trace_id()
+    assert server.export(request([span(trace_id, new_span_id())]).SerializeToString()
+                         ).status_code == 200
+    assert server.get(f"/api/v1/traces/{trace_id}")["span_count"] == 1
+    assert "Traceback" not in server.process.log()

@@ -1,0 +1,81 @@
+"""The ``threadline`` command: first start, keys, settings and the demo."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import start_server, stop_server
+from threadline.server.settings import SETTINGS, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _threadline(*args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "threadline.server", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _sessions(base_url: str, key: str) -> httpx.Response:
+    return httpx.get(base_url + "/api/v1/sessions", headers={"Authorization": f"Bearer {key}"})
+
+
+def test_first_start_creates_default_project_and_demo_fills_it(tmp_path):
+    server = start_server(tmp_path / "data", tmp_path / "log.txt")
+    try:
+        keys = re.findall(r"tl_[A-Za-z0-9_-]{40,}", server.log())
+        assert len(set(keys)) == 1, server.log()
+        key = keys[0]
+        assert _sessions(server.base_url, key).json()["items"] == []
+        output = _threadline("demo", "--base-url", server.base_url, "--api-key", key,
+                             "--sessions", "4")
+        assert "Sent 4 sessions" in output
+        sessions = _sessions(server.base_url, key).json()["items"]
+        assert len(sessions) == 4
+        assert all(s["trace_count"] >= 2 and s["cost_usd"] > 0 for s in sessions)
+    finally:
+        stop_server(server)
+    # A second start shows no new key: the project exists.
+    server = start_server(tmp_path / "data", tmp_path / "log2.txt")
+    try:
+        assert "tl_" not in server.log()
+    finally:
+        stop_server(server)
+
+
+def test_keys_create_list_revoke(tmp_path):
+    data = str(tmp_path / "data")
+    output = _threadline("keys", "create", "--data-dir", data, "--project", "shop")
+    key = output.strip().splitlines()[-1]
+    assert re.fullmatch(r"tl_[A-Za-z0-9_-]{40,}", key)
+    listing = _threadline("keys", "list", "--data-dir", data)
+    assert "shop" in listing and key not in listing and key[:10] in listing
+
+    server = start_server(tmp_path / "data", tmp_path / "log.txt")
+    try:
+        assert _sessions(server.base_url, key).status_code == 200
+        key_id = listing.split("\t", 1)[0]
+        _threadline("keys", "revoke", "--data-dir", data, key_id)
+        assert _sessions(server.base_url, key).status_code == 401
+    finally:
+        stop_server(server)
+
+
+def test_settings_flag_beats_environment_beats_default():
+    env = {"THREADLINE_PORT": "9000", "THREADLINE_HOST": "0.0.0.0"}
+    settings = Settings.resolve({"port": "7000", "host": None}, env)
+    assert settings.port == 7000 and settings.host == "0.0.0.0"
+    assert Settings.resolve({}, {}).port == 8000
+    assert Settings.resolve({}, {}).store_url.startswith("sqlite:///")
+
+
+def test_configuration_doc_lists_every_setting():
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    for setting in SETTINGS:
+        assert setting.flag in doc and setting.env in doc, setting.name
