@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,13 +16,27 @@ from threadline.server.api.routes import router as api_router
 from threadline.server.errors import ThreadlineError
 from threadline.server.ingest.otlp_http import router as otlp_router
 from threadline.server.settings import Settings
-from threadline.server.store import Store
+from threadline.server.store import Store, open_store
+from threadline.server.web import install as install_web_ui
 
 log = logging.getLogger("threadline.server")
 
 
 def create_app(settings: Settings, store: Store) -> FastAPI:
+    """The ASGI app. It owns ``store`` from here on and closes it when it shuts down."""
+
+    ingest_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-ingest")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # uvicorn answers SIGTERM by finishing in-flight requests, running this, and
+        # then re-raising the signal: code after uvicorn.run() would never run.
+        ingest_thread.shutdown(wait=True)
+        store.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Threadline",
         summary="OpenTelemetry-native observability for LLM applications, sessions first.",
         version="0.1.0",
@@ -28,8 +45,10 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.ingest_thread = ingest_thread
     app.include_router(otlp_router)
     app.include_router(api_router)
+    install_web_ui(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     def healthz() -> dict[str, str]:
@@ -37,6 +56,13 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     _install_error_handlers(app)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one server process, its settings resolved from THREADLINE_* variables
+    (``threadline serve`` puts its flags there before starting the workers)."""
+    settings = Settings.resolve()
+    return create_app(settings, open_store(settings.store_url))
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: object):

@@ -7,6 +7,7 @@ default, environment variable and help come from the table in ``settings.py``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -76,24 +77,26 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from threadline.server.app import create_app
-
     settings = _settings(args)
     store = open_store(settings.store_url)
     try:
         _first_start(store, settings)
-        app = create_app(settings, store)
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            # Keep-alive longer than the OTLP exporters' batch interval, so a steady
-            # exporter reuses its connection.
-            timeout_keep_alive=30,
-        )
     finally:
         store.close()
+    # Every worker process builds its app from the environment: put the resolved
+    # settings there, so flags reach the workers too.
+    os.environ.update(settings.to_environment())
+    uvicorn.run(
+        "threadline.server.app:app_from_environment",
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # Keep-alive longer than the OTLP exporters' batch interval, so a steady
+        # exporter reuses its connection.
+        timeout_keep_alive=30,
+    )
 
 
 def _first_start(store: Store, settings: Settings) -> None:
@@ -157,8 +160,6 @@ def _keys_revoke(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    import os
-
     from threadline.server.demo import run_demo
 
     key = args.api_key or os.environ.get("THREADLINE_API_KEY")

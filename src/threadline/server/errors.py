@@ -31,3 +31,10 @@ class PayloadTooLarge(ThreadlineError):
 
 class UnsupportedMediaType(ThreadlineError):
     status = 415
+
+
+class Overloaded(ThreadlineError):
+    """Too much in flight: OTLP exporters retry a 503 after ``Retry-After``."""
+
+    status = 503
+    headers = {"Retry-After": "1"}

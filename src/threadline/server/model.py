@@ -32,6 +32,10 @@ class SpanRecord:
     span_type: str = "DEFAULT"
     input: str | None = None  # JSON text, or plain text when the source sent text
     output: str | None = None
+    # The string attribute input/output was read from, if one was: stores may keep
+    # such a payload once rather than twice (attributes still show it on read).
+    input_source: str | None = None
+    output_source: str | None = None
     model: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -162,6 +166,9 @@ class Page(BaseModel, Generic[T]):
     )
 
 
+SessionSort = Literal["last_activity", "start", "duration", "cost", "tokens"]
+
+
 class SessionQuery(BaseModel):
     """Filters of the sessions list. Times select sessions active in [start, end]."""
 
@@ -171,6 +178,12 @@ class SessionQuery(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     q: str | None = None
+    # Added for the web UI (issue 4); all optional, so older callers are unchanged.
+    sort: SessionSort = "last_activity"  # always descending: biggest / latest first
+    status: Status | None = None  # "error": sessions with at least one failed trace
+    tag: str | None = None  # sessions with a trace carrying this tag
+    metadata: dict[str, str] = {}  # sessions with a trace whose metadata has all of these
+    changed_after: int | None = None  # live feed: touched after this watermark
 
 
 class TraceQuery(BaseModel):
@@ -182,3 +195,30 @@ class TraceQuery(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     q: str | None = None
+    # Added for the web UI (issue 4).
+    tag: str | None = None
+    metadata: dict[str, str] = {}  # key -> value, compared as text
+    changed_after: int | None = None  # live feed: written after this watermark
+
+
+class UserSummary(BaseModel):
+    """One end user of the instrumented app, over the traces that carry their id."""
+
+    user_id: str
+    session_count: int
+    trace_count: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float | None
+    error_count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+class UserQuery(BaseModel):
+    limit: int = 50
+    cursor: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    q: str | None = None  # substring of the user id

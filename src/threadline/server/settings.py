@@ -48,6 +48,17 @@ SETTINGS: tuple[Setting, ...] = (
         64 * 1024 * 1024,
         "Largest body after gzip decompression (larger: 413): guards against gzip bombs.",
     ),
+    Setting(
+        "max_pending_exports",
+        8,
+        "Exports decoded or written at once; more get 503 with Retry-After (exporters retry).",
+    ),
+    Setting(
+        "workers",
+        1,
+        "Server processes. Ingest is CPU-bound Python: 2 on a 2-core machine nearly doubles "
+        "it; SQLite still commits one transaction at a time.",
+    ),
     Setting("log_level", "info", "Server log level: debug, info, warning or error."),
 )
 
@@ -60,6 +71,8 @@ class Settings:
     store: str = ""
     max_body_bytes: int = 16 * 1024 * 1024
     max_decoded_bytes: int = 64 * 1024 * 1024
+    max_pending_exports: int = 8
+    workers: int = 1
     log_level: str = "info"
 
     @property
@@ -67,6 +80,10 @@ class Settings:
         if self.store:
             return self.store
         return f"sqlite://{(self.data_dir / 'threadline.db').resolve()}"
+
+    def to_environment(self) -> dict[str, str]:
+        """These settings as the THREADLINE_* variables that ``resolve`` reads back."""
+        return {s.env: str(getattr(self, s.name)) for s in SETTINGS}
 
     @classmethod
     def resolve(

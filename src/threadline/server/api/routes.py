@@ -13,16 +13,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from threadline.server.auth import CurrentProject
-from threadline.server.errors import NotFound
+from threadline.server.errors import BadRequest, NotFound
 from threadline.server.model import (
     Page,
     Session,
     SessionDetail,
     SessionQuery,
+    SessionSort,
     Status,
     Trace,
     TraceDetail,
     TraceQuery,
+    UserQuery,
+    UserSummary,
 )
 from threadline.server.store import Store
 
@@ -35,6 +38,22 @@ Start = Annotated[
 ]
 End = Annotated[datetime | None, Query(description="Only what was active at or before this time.")]
 Text = Annotated[str | None, Query(description="Text search in ids, inputs and outputs.")]
+Tag = Annotated[str | None, Query(description="Only traces carrying this tag.")]
+Metadata = Annotated[
+    list[str],
+    Query(description="`key=value`, repeatable: only traces whose metadata has all of them."),
+]
+
+
+def parse_metadata(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` into a dict; the web UI's filter bar uses the same function."""
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadRequest(f"metadata filter {pair!r} is not key=value")
+        parsed[key.strip()] = value.strip()
+    return parsed
 
 
 def get_store(request: Request) -> Store:
@@ -54,8 +73,17 @@ def list_sessions(
     start: Start = None,
     end: End = None,
     q: Text = None,
+    sort: SessionSort = "last_activity",
+    status: Annotated[
+        Status | None, Query(description="`error`: sessions with a failed trace.")
+    ] = None,
+    tag: Tag = None,
+    metadata: Metadata = [],  # noqa: B006 - FastAPI copies Query defaults
 ) -> Page[Session]:
-    query = SessionQuery(limit=limit, cursor=cursor, user_id=user_id, start=start, end=end, q=q)
+    query = SessionQuery(
+        limit=limit, cursor=cursor, user_id=user_id, start=start, end=end, q=q, sort=sort,
+        status=status, tag=tag, metadata=parse_metadata(metadata),
+    )
     return store.list_sessions(project.id, query)
 
 
@@ -79,6 +107,8 @@ def list_traces(
     start: Start = None,
     end: End = None,
     q: Text = None,
+    tag: Tag = None,
+    metadata: Metadata = [],  # noqa: B006 - FastAPI copies Query defaults
 ) -> Page[Trace]:
     query = TraceQuery(
         limit=limit,
@@ -89,6 +119,8 @@ def list_traces(
         start=start,
         end=end,
         q=q,
+        tag=tag,
+        metadata=parse_metadata(metadata),
     )
     return store.list_traces(project.id, query)
 
@@ -99,3 +131,17 @@ def get_trace(trace_id: str, project: CurrentProject, store: CurrentStore) -> Tr
     if trace is None:
         raise NotFound(f"no trace {trace_id!r} in project {project.name!r}")
     return trace
+
+
+@router.get("/users", summary="Users with their totals, latest activity first")
+def list_users(
+    project: CurrentProject,
+    store: CurrentStore,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    start: Start = None,
+    end: End = None,
+    q: Annotated[str | None, Query(description="Substring of the user id.")] = None,
+) -> Page[UserSummary]:
+    query = UserQuery(limit=limit, cursor=cursor, start=start, end=end, q=q)
+    return store.list_users(project.id, query)

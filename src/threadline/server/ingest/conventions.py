@@ -117,5 +117,4 @@ COST = ("gen_ai.usage.cost",)
 INPUT_COST = ("gen_ai.usage.input_cost",)
 OUTPUT_COST = ("gen_ai.usage.output_cost",)
 
-# Keys whose presence alone marks an LLM call when no span type was given.
-LLM_HINTS = (*MODEL, *INPUT_TOKENS, *OUTPUT_TOKENS)
+# When no key above gives a span's type, a model or a token count marks an LLM call.

@@ -85,14 +85,19 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
     start_ns = span.start_time_unix_nano
     end_ns = max(span.end_time_unix_nano, start_ns)
 
-    model = _first_str(attrs, cv.MODEL)
-    input_tokens = _first_int(attrs, cv.INPUT_TOKENS)
-    output_tokens = _first_int(attrs, cv.OUTPUT_TOKENS)
-    total_tokens = _first_int(attrs, cv.TOTAL_TOKENS)
+    fields = _pick_fields(attrs)
+    model = _as_str(fields.get("model"))
+    input_tokens = _as_int(fields.get("input_tokens"))
+    output_tokens = _as_int(fields.get("output_tokens"))
+    total_tokens = _as_int(fields.get("total_tokens"))
     if total_tokens is None and (input_tokens is not None or output_tokens is not None):
         total_tokens = (input_tokens or 0) + (output_tokens or 0)
 
     parent = span.parent_span_id
+    input_text, input_source = _payload(attrs, fields.get("input"), cv.INPUT_MESSAGE_PREFIXES)
+    output_text, output_source = _payload(
+        attrs, fields.get("output"), cv.OUTPUT_MESSAGE_PREFIXES
+    )
     return SpanRecord(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
@@ -103,20 +108,22 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
         end_ns=end_ns,
         status="error" if is_error else "ok",
         status_message=status_message,
-        span_type=_span_type(attrs),
-        input=_payload(attrs, cv.INPUT, cv.INPUT_MESSAGE_PREFIXES),
-        output=_payload(attrs, cv.OUTPUT, cv.OUTPUT_MESSAGE_PREFIXES),
+        span_type=_span_type(attrs, fields),
+        input=input_text,
+        output=output_text,
+        input_source=input_source,
+        output_source=output_source,
         model=model,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=total_tokens,
-        cost_usd=_cost(attrs, model, input_tokens, output_tokens),
+        cost_usd=_cost(fields, model, input_tokens, output_tokens),
         attributes=attrs,
         events=events,
         resource=resource,
         scope=scope,
-        session_id=_first_str(attrs, cv.SESSION_ID),
-        user_id=_first_str(attrs, cv.USER_ID),
+        session_id=_as_str(fields.get("session_id")),
+        user_id=_as_str(fields.get("user_id")),
         metadata=_metadata(attrs),
         tags=_tags(attrs),
     )
@@ -151,40 +158,71 @@ def any_value(value: AnyValue) -> Any:
 # --- fields ----------------------------------------------------------------------------
 
 
-def _first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
-    for key in keys:
-        value = attrs.get(key)
-        if value is not None and value != "":
-            return value
-    return None
+# The table of ``conventions`` compiled for a single pass over a span's attributes:
+# attribute key -> (field, rank), where a lower rank is an earlier key of the table.
+_FIELD_KEYS: dict[str, tuple[str, ...]] = {
+    "session_id": cv.SESSION_ID,
+    "user_id": cv.USER_ID,
+    "input": cv.INPUT,
+    "output": cv.OUTPUT,
+    "model": cv.MODEL,
+    "provider": cv.PROVIDER,
+    "input_tokens": cv.INPUT_TOKENS,
+    "output_tokens": cv.OUTPUT_TOKENS,
+    "total_tokens": cv.TOTAL_TOKENS,
+    "cache_read_tokens": cv.CACHE_READ_TOKENS,
+    "cache_write_tokens": cv.CACHE_WRITE_TOKENS,
+    "cost": cv.COST,
+    "input_cost": cv.INPUT_COST,
+    "output_cost": cv.OUTPUT_COST,
+}
+_KEY_INDEX: dict[str, tuple[str, int]] = {
+    key: (name, rank) for name, keys in _FIELD_KEYS.items() for rank, key in enumerate(keys)
+}
 
 
-def _first_str(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
-    value = _first(attrs, keys)
-    return None if value is None else str(value)
+def _pick_fields(attrs: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+    """For each field, the (key, value) of its first present key in table order.
+
+    One dict lookup per attribute the span has, rather than one per key the table
+    knows: spans carry a handful of attributes, the table has dozens of keys.
+    """
+    picked: dict[str, tuple[str, Any]] = {}
+    ranks: dict[str, int] = {}
+    for key, value in attrs.items():
+        hit = _KEY_INDEX.get(key)
+        if hit is None or value is None or value == "":
+            continue
+        name, rank = hit
+        if rank < ranks.get(name, len(_KEY_INDEX)):
+            ranks[name] = rank
+            picked[name] = (key, value)
+    return picked
 
 
-def _first_int(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
-    value = _first(attrs, keys)
-    if value is None or isinstance(value, bool):
+def _as_str(found: tuple[str, Any] | None) -> str | None:
+    return None if found is None else str(found[1])
+
+
+def _as_int(found: tuple[str, Any] | None) -> int | None:
+    if found is None or isinstance(found[1], bool):
         return None
     try:
-        return int(value)
+        return int(found[1])
     except (TypeError, ValueError):
         return None
 
 
-def _first_float(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
-    value = _first(attrs, keys)
-    if value is None or isinstance(value, bool):
+def _as_float(found: tuple[str, Any] | None) -> float | None:
+    if found is None or isinstance(found[1], bool):
         return None
     try:
-        return float(value)
+        return float(found[1])
     except (TypeError, ValueError):
         return None
 
 
-def _span_type(attrs: Mapping[str, Any]) -> str:
+def _span_type(attrs: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
     for key, mapping in cv.SPAN_TYPE:
         value = attrs.get(key)
         if isinstance(value, str) and value:
@@ -195,22 +233,23 @@ def _span_type(attrs: Mapping[str, Any]) -> str:
                 return mapping[upper]
             # A known key with a value that has no Threadline meaning (e.g. CHAIN).
             break
-    if any(key in attrs for key in cv.LLM_HINTS):
+    if "model" in fields or "input_tokens" in fields or "output_tokens" in fields:
         return "LLM"
     return "DEFAULT"
 
 
 def _payload(
-    attrs: Mapping[str, Any], keys: tuple[str, ...], message_prefixes: tuple[str, ...]
-) -> str | None:
-    value = _first(attrs, keys)
-    if value is not None:
-        return value if isinstance(value, str) else json.dumps(value)
+    attrs: Mapping[str, Any], found: tuple[str, Any] | None, message_prefixes: tuple[str, ...]
+) -> tuple[str | None, str | None]:
+    """The payload as text, and the attribute holding exactly that text, if any."""
+    if found is not None:
+        key, value = found
+        return (value, key) if isinstance(value, str) else (json.dumps(value), None)
     for prefix in message_prefixes:
         messages = _indexed_messages(attrs, prefix)
         if messages:
-            return json.dumps(messages)
-    return None
+            return json.dumps(messages), None
+    return None, None
 
 
 def _indexed_messages(attrs: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
@@ -240,10 +279,9 @@ def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(parsed, dict):
                 metadata.update(parsed)
     for key, value in attrs.items():
-        for prefix in cv.METADATA_PREFIXES:
-            if key.startswith(prefix):
-                metadata[key[len(prefix) :]] = value
-                break
+        if key.startswith(cv.METADATA_PREFIXES):  # one C call for every prefix
+            prefix = next(p for p in cv.METADATA_PREFIXES if key.startswith(p))
+            metadata[key[len(prefix) :]] = value
     return metadata
 
 
@@ -263,22 +301,25 @@ def _tags(attrs: Mapping[str, Any]) -> list[str]:
 
 
 def _cost(
-    attrs: Mapping[str, Any], model: str | None, input_tokens: int | None, output_tokens: int | None
+    fields: Mapping[str, tuple[str, Any]],
+    model: str | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
 ) -> float | None:
-    given = _first_float(attrs, cv.COST)
+    given = _as_float(fields.get("cost"))
     if given is not None:
         return given
-    input_cost = _first_float(attrs, cv.INPUT_COST)
-    output_cost = _first_float(attrs, cv.OUTPUT_COST)
+    input_cost = _as_float(fields.get("input_cost"))
+    output_cost = _as_float(fields.get("output_cost"))
     if input_cost is not None or output_cost is not None:
         return (input_cost or 0.0) + (output_cost or 0.0)
     return pricing.cost_usd(
         model,
-        _first_str(attrs, cv.PROVIDER),
+        _as_str(fields.get("provider")),
         input_tokens,
         output_tokens,
-        _first_int(attrs, cv.CACHE_READ_TOKENS),
-        _first_int(attrs, cv.CACHE_WRITE_TOKENS),
+        _as_int(fields.get("cache_read_tokens")),
+        _as_int(fields.get("cache_write_tokens")),
     )
 
 

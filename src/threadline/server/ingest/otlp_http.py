@@ -3,18 +3,27 @@
 The answer is sent only after the spans are committed: a 2xx means durable
 (https://opentelemetry.io/docs/specs/otlp/#otlphttp-response). Invalid spans are
 reported through ``partial_success`` while the valid ones in the same request are kept.
+
+Exports are decoded, normalised and written one at a time, on the app's single ingest
+thread: the work is Python under the GIL, so more threads add no speed, and they slow
+the writer down, since each of its SQLite calls gives up the GIL and must then wait to
+win it back from threads busy normalising (measured in docs/benchmarks.md).
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
-from starlette.concurrency import run_in_threadpool
 
 from threadline.server.auth import CurrentProject
-from threadline.server.errors import PayloadTooLarge
+from threadline.server.errors import Overloaded, PayloadTooLarge
 from threadline.server.ingest.decode import (
     decode_request,
     decompress,
@@ -65,17 +74,38 @@ def _ingest(
 async def export_traces(request: Request, project: CurrentProject) -> Response:
     settings: Settings = request.app.state.settings
     kind = media_type(request.headers.get("content-type"))
-    body = await _read_body(request, settings.max_body_bytes)
-    payload = await run_in_threadpool(
-        _ingest,
-        request.app.state.store,
-        settings,
-        project,
-        body,
-        kind,
-        request.headers.get("content-encoding"),
-    )
+    with _admission(request.app.state, settings.max_pending_exports):
+        body = await _read_body(request, settings.max_body_bytes)
+        payload = await asyncio.get_running_loop().run_in_executor(
+            request.app.state.ingest_thread,
+            _ingest,
+            request.app.state.store,
+            settings,
+            project,
+            body,
+            kind,
+            request.headers.get("content-encoding"),
+        )
     return Response(payload, media_type=kind)
+
+
+@contextmanager
+def _admission(state: Any, limit: int) -> Iterator[None]:
+    """Refuse an export, rather than queue it, when ``limit`` are already in flight.
+
+    Queueing without bound would grow memory with every body waiting for the single
+    writer; a 503 with Retry-After makes the OTLP exporters back off and retry, and
+    nothing acknowledged is lost. Runs on the event loop only, so a plain counter is
+    race-free.
+    """
+    pending = getattr(state, "pending_exports", 0)
+    if pending >= limit:
+        raise Overloaded(f"{pending} exports in flight: retry later")
+    state.pending_exports = pending + 1
+    try:
+        yield
+    finally:
+        state.pending_exports -= 1
 
 
 @router.post("/v1/logs", summary="Accepted and discarded", response_class=Response)

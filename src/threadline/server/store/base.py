@@ -21,6 +21,8 @@ from threadline.server.model import (
     Trace,
     TraceDetail,
     TraceQuery,
+    UserQuery,
+    UserSummary,
 )
 
 
@@ -42,6 +44,16 @@ class Store(Protocol):
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]: ...
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None: ...
+
+    # --- web UI (issue 4) -------------------------------------------------------
+    def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
+        """Users (ids found on traces) with their totals, latest activity first."""
+        ...
+
+    def live_watermark(self, project_id: int) -> int:
+        """A position in the feed of trace writes: pass a previous one as a query's
+        ``changed_after`` to get what was written since (live updates)."""
+        ...
 
     # --- projects and keys ------------------------------------------------------
     def create_project(self, name: str) -> Project:

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadline.server.model import SpanRecord
+
 PREVIEW_CHARS = 2000
 
 
@@ -33,8 +35,36 @@ class SpanFacts:
     user_id: str | None
     metadata: dict[str, Any]
     tags: list[str]
-    input_preview: str | None
-    output_preview: str | None
+    has_input: bool
+    has_output: bool
+    # Filled in only for the spans ``preview_sources`` names: payloads are large, and
+    # a store need not read any other span's.
+    input_preview: str | None = None
+    output_preview: str | None = None
+
+
+def span_facts(span: SpanRecord) -> SpanFacts:
+    """The facts of a span still in hand (not read back from a store)."""
+    return SpanFacts(
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        name=span.name,
+        start_ns=span.start_ns,
+        end_ns=span.end_ns,
+        is_error=span.status == "error",
+        input_tokens=span.input_tokens,
+        output_tokens=span.output_tokens,
+        total_tokens=span.total_tokens,
+        cost_usd=span.cost_usd,
+        session_id=span.session_id,
+        user_id=span.user_id,
+        metadata=span.metadata,
+        tags=span.tags,
+        has_input=span.input is not None,
+        has_output=span.output is not None,
+        input_preview=None if span.input is None else span.input[:PREVIEW_CHARS],
+        output_preview=None if span.output is None else span.output[:PREVIEW_CHARS],
+    )
 
 
 @dataclass(slots=True)
@@ -75,6 +105,18 @@ class SessionRollup:
     last_output: str | None
 
 
+def preview_sources(spans: Sequence[SpanFacts]) -> tuple[SpanFacts | None, SpanFacts | None]:
+    """The spans whose input and output stand for the trace's: the root's when it has
+    them, else the earliest span's input and the latest-ending span's output."""
+    by_start = sorted(spans, key=lambda s: (s.start_ns, s.span_id))
+    root = _root(by_start)
+    source_in = root if root.has_input else next((s for s in by_start if s.has_input), None)
+    source_out = root if root.has_output else next(
+        (s for s in sorted(by_start, key=lambda s: -s.end_ns) if s.has_output), None
+    )
+    return source_in, source_out
+
+
 def roll_up_trace(trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
     """The rollup of one trace from all of its spans stored so far (at least one)."""
     by_start = sorted(spans, key=lambda s: (s.start_ns, s.span_id))
@@ -91,13 +133,7 @@ def roll_up_trace(trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
         metadata.update(span.metadata)
         tags.extend(tag for tag in span.tags if tag not in tags)
     error_count = sum(1 for s in spans if s.is_error)
-    input_preview = root.input_preview or next(
-        (s.input_preview for s in by_start if s.input_preview), None
-    )
-    output_preview = root.output_preview or next(
-        (s.output_preview for s in sorted(spans, key=lambda s: -s.end_ns) if s.output_preview),
-        None,
-    )
+    source_in, source_out = preview_sources(spans)
     return TraceRollup(
         trace_id=trace_id,
         session_id=session_id,
@@ -114,8 +150,8 @@ def roll_up_trace(trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
         status="error" if error_count else "ok",
         tags=tags,
         metadata=metadata,
-        input_preview=input_preview,
-        output_preview=output_preview,
+        input_preview=source_in.input_preview if source_in else None,
+        output_preview=source_out.output_preview if source_out else None,
     )
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import logging
 import queue
 import secrets
 import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -30,31 +30,38 @@ from threadline.server.model import (
     Session,
     SessionDetail,
     SessionQuery,
-    Span,
-    SpanEvent,
     SpanRecord,
     Trace,
     TraceDetail,
     TraceQuery,
+    UserQuery,
+    UserSummary,
     datetime_to_ns,
     ns_to_datetime,
 )
 from threadline.server.store import cursors
+from threadline.server.store.sqlite import rows as schema
+from threadline.server.store.sqlite.filters import (
+    SESSION_SORTS,
+    session_ui_filters,
+    trace_ui_filters,
+)
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
     SpanFacts,
     TraceRollup,
+    preview_sources,
     roll_up_session,
+    span_facts,
     roll_up_trace,
 )
 
 _READERS = 8
 # SQLite allows 32766 bound variables; batches of ids stay well under it.
 _IN_CHUNK = 500
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_CHECKPOINT_SECONDS = 0.2
+_WAL_SAFETY_PAGES = 50_000  # ~200 MB
+log = logging.getLogger("threadline.store")
 
 
 class SQLiteStore:
@@ -64,9 +71,17 @@ class SQLiteStore:
         self._write_lock = threading.Lock()
         self._writer = self._connect()
         _migrate(self._writer)
+        # Commits do not checkpoint the WAL into the database file (a checkpoint
+        # copies and fsyncs, and took half the time of a commit); a background thread
+        # does, beside the writer. The high bound only stops the WAL from growing
+        # without end should that thread ever fall behind.
+        self._writer.execute(f"PRAGMA wal_autocheckpoint={_WAL_SAFETY_PAGES}")
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._reader_count = 0
-        self._reader_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="threadline-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     # --- connections ----------------------------------------------------------------
 
@@ -79,7 +94,7 @@ class SQLiteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA cache_size=-16384")  # 16 MiB a connection
         conn.execute("PRAGMA temp_store=MEMORY")
         return conn
 
@@ -109,8 +124,24 @@ class SQLiteStore:
                 raise
             conn.execute("COMMIT")
 
+    def _checkpoint_loop(self) -> None:
+        conn = self._connect()
+        try:
+            while not self._closing.wait(_CHECKPOINT_SECONDS):
+                # PASSIVE never blocks the writer or readers.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            log.exception("WAL checkpoint failed; commits will checkpoint instead")
+        finally:
+            conn.close()
+
     def close(self) -> None:
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._checkpointer.join()
         with self._write_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._writer.close()
         while True:
             try:
@@ -123,49 +154,63 @@ class SQLiteStore:
     def write_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
         if not spans:
             return 0
-        rows = [_span_row(project_id, span) for span in spans]
-        trace_ids = sorted({span.trace_id for span in spans})
+        # The spans of one OTLP resource share one resource dict: encode it once.
+        resources: dict[int, str] = {}
+        rows = [
+            schema.span_row(project_id, span, resources.get(id(span.resource))
+                      or resources.setdefault(id(span.resource), schema.dumps(span.resource)))
+            for span in spans
+        ]
         with self._transaction() as conn:
             before = conn.total_changes
-            conn.executemany(_INSERT_SPAN, rows)
+            conn.executemany(schema.INSERT_SPAN, rows)
             new = conn.total_changes - before
             if new:
-                self._refresh_rollups(conn, project_id, trace_ids)
+                self._refresh_rollups(conn, project_id, spans)
         return new
 
     def _refresh_rollups(
-        self, conn: sqlite3.Connection, project_id: int, trace_ids: list[str]
+        self, conn: sqlite3.Connection, project_id: int, spans: Sequence[SpanRecord]
     ) -> None:
-        # Sessions to refresh: those the traces belonged to before and after, since a
-        # late span may move a trace into a session.
-        sessions = {
-            row[0]
-            for row in _select_in(
-                conn,
-                "SELECT session_id FROM traces WHERE project_id = ? AND session_id IS NOT NULL"
-                " AND trace_id IN ({})",
-                (project_id,),
-                trace_ids,
-            )
-        }
+        trace_ids = sorted({span.trace_id for span in spans})
+        # Traces stored before, with their session: those sessions need refreshing too,
+        # since a late span may move a trace into a session.
+        stored = dict(_select_in(
+            conn,
+            "SELECT trace_id, session_id FROM traces WHERE project_id = ? AND trace_id IN ({})",
+            (project_id,),
+            trace_ids,
+        ))
+        sessions = {session_id for session_id in stored.values() if session_id}
         facts: dict[str, list[SpanFacts]] = defaultdict(list)
-        preview = (PREVIEW_CHARS, PREVIEW_CHARS, project_id)
-        for row in _select_in(conn, _SELECT_SPAN_FACTS, preview, trace_ids):
-            facts[row[0]].append(_span_facts(row))
+        # A trace seen for the first time has all its spans in this batch: its rollup
+        # needs no read. (The first copy of a span wins, as INSERT OR IGNORE did.)
+        fresh: set[tuple[str, str]] = set()
+        for span in spans:
+            if span.trace_id not in stored and (span.trace_id, span.span_id) not in fresh:
+                fresh.add((span.trace_id, span.span_id))
+                facts[span.trace_id].append(span_facts(span))
+        if stored:
+            rowids: dict[int, int] = {}
+            for row in _select_in(conn, schema.SELECT_SPAN_FACTS, (project_id,), list(stored)):
+                fact = schema.span_facts(row)
+                facts[row[0]].append(fact)
+                rowids[id(fact)] = row[17]
+            _load_previews(conn, [facts[trace_id] for trace_id in stored], rowids)
         rollups = [roll_up_trace(trace_id, spans) for trace_id, spans in facts.items()]
-        conn.executemany(_UPSERT_TRACE, [_trace_row(project_id, r) for r in rollups])
+        conn.executemany(schema.UPSERT_TRACE, [schema.trace_row(project_id, r) for r in rollups])
         sessions.update(r.session_id for r in rollups if r.session_id)
         if not sessions:
             return
         by_session: dict[str, list[TraceRollup]] = defaultdict(list)
         for row in _select_in(
-            conn, _SELECT_TRACES + " AND session_id IN ({})", (project_id,), sorted(sessions)
+            conn, schema.SELECT_TRACES + " AND session_id IN ({})", (project_id,), sorted(sessions)
         ):
-            trace = _trace_rollup(row)
+            trace = schema.trace_rollup(row)
             by_session[trace.session_id or ""].append(trace)
         conn.executemany(
-            _UPSERT_SESSION,
-            [_session_row(project_id, roll_up_session(sid, ts)) for sid, ts in by_session.items()],
+            schema.UPSERT_SESSION,
+            [schema.session_row(project_id, roll_up_session(sid, ts)) for sid, ts in by_session.items()],
         )
         # A session whose every trace moved away has no rollup any more.
         gone = sessions - by_session.keys()
@@ -193,38 +238,40 @@ class SQLiteStore:
                 " OR last_output LIKE ? ESCAPE '\\')"
             )
             args += [pattern] * 3
+        session_ui_filters(where, args, project_id, query)
+        order, order_type = SESSION_SORTS[query.sort]
         if query.cursor:
-            end_ns, session_id = cursors.decode(query.cursor, int, str)
-            where.append("(end_ns, session_id) < (?, ?)")
-            args += [end_ns, session_id]
+            sort_key, session_id = cursors.decode(query.cursor, order_type, str)
+            where.append(f"({order}, session_id) < (?, ?)")
+            args += [sort_key, session_id]
         sql = (
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {' AND '.join(where)}"
-            " ORDER BY end_ns DESC, session_id DESC LIMIT ?"
+            f"SELECT {schema.SESSION_COLUMNS}, {order} FROM sessions WHERE {' AND '.join(where)}"
+            f" ORDER BY {order} DESC, session_id DESC LIMIT ?"
         )
         with self._read() as conn:
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
-        items = [_session(row) for row in rows[: query.limit]]
+        items = [schema.session(row) for row in rows[: query.limit]]
         next_cursor = None
         if len(rows) > query.limit:
             last = rows[query.limit - 1]
-            next_cursor = cursors.encode(last[4], last[0])
+            next_cursor = cursors.encode(last[-1], last[0])
         return Page[Session](items=items, next_cursor=next_cursor)
 
     def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE project_id = ? AND session_id = ?",
+                f"SELECT {schema.SESSION_COLUMNS} FROM sessions WHERE project_id = ? AND session_id = ?",
                 (project_id, session_id),
             ).fetchone()
             if row is None:
                 return None
             traces = conn.execute(
-                _SELECT_TRACES + " AND session_id = ? ORDER BY start_ns, trace_id",
+                schema.SELECT_TRACES + " AND session_id = ? ORDER BY start_ns, trace_id",
                 (project_id, session_id),
             ).fetchall()
-        session = _session(row)
+        session = schema.session(row)
         return SessionDetail(
-            **session.model_dump(), traces=[_trace(_trace_rollup(t)) for t in traces]
+            **session.model_dump(), traces=[schema.trace(schema.trace_rollup(t)) for t in traces]
         )
 
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]:
@@ -243,38 +290,39 @@ class SQLiteStore:
                 " OR output_preview LIKE ? ESCAPE '\\')"
             )
             args += [pattern] * 3
+        trace_ui_filters(where, args, project_id, query)
         if query.cursor:
             start_ns, trace_id = cursors.decode(query.cursor, int, str)
             where.append("(start_ns, trace_id) < (?, ?)")
             args += [start_ns, trace_id]
         sql = (
-            f"{_SELECT_TRACES_FROM} WHERE {' AND '.join(where)}"
+            f"{schema.SELECT_TRACES_FROM} WHERE {' AND '.join(where)}"
             " ORDER BY start_ns DESC, trace_id DESC LIMIT ?"
         )
         with self._read() as conn:
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
-        rollups = [_trace_rollup(row) for row in rows]
+        rollups = [schema.trace_rollup(row) for row in rows]
         next_cursor = None
         if len(rollups) > query.limit:
             last = rollups[query.limit - 1]
             next_cursor = cursors.encode(last.start_ns, last.trace_id)
-        return Page[Trace](items=[_trace(r) for r in rollups[: query.limit]],
+        return Page[Trace](items=[schema.trace(r) for r in rollups[: query.limit]],
                            next_cursor=next_cursor)
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
         with self._read() as conn:
             row = conn.execute(
-                _SELECT_TRACES + " AND trace_id = ?", (project_id, trace_id)
+                schema.SELECT_TRACES + " AND trace_id = ?", (project_id, trace_id)
             ).fetchone()
             if row is None:
                 return None
             spans = conn.execute(
-                f"SELECT {_SPAN_COLUMNS} FROM spans WHERE project_id = ? AND trace_id = ?"
+                f"SELECT {schema.SPAN_COLUMNS} FROM spans WHERE project_id = ? AND trace_id = ?"
                 " ORDER BY start_ns, span_id",
                 (project_id, trace_id),
             ).fetchall()
-        trace = _trace(_trace_rollup(row))
-        return TraceDetail(**trace.model_dump(), spans=[_span(s) for s in spans])
+        trace = schema.trace(schema.trace_rollup(row))
+        return TraceDetail(**trace.model_dump(), spans=[schema.span(s) for s in spans])
 
     # --- projects and keys --------------------------------------------------------
 
@@ -339,6 +387,59 @@ class SQLiteStore:
             )
         return cursor.rowcount > 0
 
+    # --- web UI (issue 4): users, live feed -----------------------------------------
+    # Added for the web UI; the filters and sort orders it also needs live in
+    # ``filters.py``.
+
+    def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
+        """Users by last activity, aggregated over the traces that carry their id."""
+        where = ["project_id = ?", "user_id IS NOT NULL"]
+        args: list[Any] = [project_id]
+        _time_overlap(where, args, query.start, query.end)
+        if query.q:
+            where.append("user_id LIKE ? ESCAPE '\\'")
+            args.append(_like(query.q))
+        having = ""
+        if query.cursor:
+            last_ns, user_id = cursors.decode(query.cursor, int, str)
+            having = " HAVING (MAX(end_ns), user_id) < (?, ?)"
+            args += [last_ns, user_id]
+        sql = (
+            "SELECT user_id, COUNT(DISTINCT session_id), COUNT(*), SUM(input_tokens),"
+            " SUM(output_tokens), SUM(total_tokens), SUM(cost_usd),"
+            " SUM(status = 'error'), MIN(start_ns), MAX(end_ns)"
+            f" FROM traces WHERE {' AND '.join(where)} GROUP BY user_id{having}"
+            " ORDER BY MAX(end_ns) DESC, user_id DESC LIMIT ?"
+        )
+        with self._read() as conn:
+            rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
+        items = [
+            UserSummary(
+                user_id=r[0], session_count=r[1], trace_count=r[2], input_tokens=r[3],
+                output_tokens=r[4], total_tokens=r[5], cost_usd=r[6], error_count=r[7],
+                first_seen=ns_to_datetime(r[8]), last_seen=ns_to_datetime(r[9]),
+            )
+            for r in rows[: query.limit]
+        ]
+        next_cursor = None
+        if len(rows) > query.limit:
+            last = rows[query.limit - 1]
+            next_cursor = cursors.encode(last[9], last[0])
+        return Page[UserSummary](items=items, next_cursor=next_cursor)
+
+    def live_watermark(self, project_id: int) -> int:
+        """The feed position of the project's latest trace write (0 before any).
+
+        Read it *before* querying with ``changed_after`` = the previous watermark: a
+        write in between is then seen twice (harmless) rather than never.
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM trace_feed WHERE project_id = ?",
+                (project_id,),
+            ).fetchone()
+        return int(row[0])
+
 
 # --- schema ----------------------------------------------------------------------------
 
@@ -368,184 +469,31 @@ def _hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-# --- rows ------------------------------------------------------------------------------
-
-_INSERT_SPAN = """
-INSERT OR IGNORE INTO spans (
-    project_id, trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status,
-    status_message, span_type, input, output, model, input_tokens, output_tokens,
-    total_tokens, cost_usd, attributes, events, resource, scope, session_id, user_id,
-    metadata, tags
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-
-def _span_row(project_id: int, s: SpanRecord) -> tuple[Any, ...]:
-    return (
-        project_id, s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, s.start_ns,
-        s.end_ns, s.status, s.status_message, s.span_type, s.input, s.output, s.model,
-        s.input_tokens, s.output_tokens, s.total_tokens, s.cost_usd, _dumps(s.attributes),
-        _dumps(s.events), _dumps(s.resource), s.scope, s.session_id, s.user_id,
-        _dumps(s.metadata), _dumps(s.tags),
-    )
-
-
-_SELECT_SPAN_FACTS = (
-    "SELECT trace_id, span_id, parent_span_id, name, start_ns, end_ns, status,"
-    " input_tokens, output_tokens, total_tokens, cost_usd, session_id, user_id, metadata,"
-    " tags, substr(input, 1, ?), substr(output, 1, ?)"
-    " FROM spans WHERE project_id = ? AND trace_id IN ({})"
-)
-
-
-def _span_facts(row: tuple[Any, ...]) -> SpanFacts:
-    return SpanFacts(
-        span_id=row[1], parent_span_id=row[2], name=row[3], start_ns=row[4], end_ns=row[5],
-        is_error=row[6] == "error", input_tokens=row[7], output_tokens=row[8],
-        total_tokens=row[9], cost_usd=row[10], session_id=row[11], user_id=row[12],
-        metadata=json.loads(row[13]), tags=json.loads(row[14]), input_preview=row[15],
-        output_preview=row[16],
-    )
-
-
-_TRACE_COLUMNS = (
-    "trace_id, session_id, user_id, name, start_ns, end_ns, span_count, error_count,"
-    " input_tokens, output_tokens, total_tokens, cost_usd, status, tags, metadata,"
-    " input_preview, output_preview"
-)
-_SELECT_TRACES_FROM = f"SELECT {_TRACE_COLUMNS} FROM traces"
-_SELECT_TRACES = _SELECT_TRACES_FROM + " WHERE project_id = ?"
-_UPSERT_TRACE = (
-    f"INSERT OR REPLACE INTO traces (project_id, {_TRACE_COLUMNS})"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _trace_row(project_id: int, r: TraceRollup) -> tuple[Any, ...]:
-    return (
-        project_id, r.trace_id, r.session_id, r.user_id, r.name, r.start_ns, r.end_ns,
-        r.span_count, r.error_count, r.input_tokens, r.output_tokens, r.total_tokens,
-        r.cost_usd, r.status, _dumps(r.tags), _dumps(r.metadata), r.input_preview,
-        r.output_preview,
-    )
-
-
-def _trace_rollup(row: tuple[Any, ...]) -> TraceRollup:
-    return TraceRollup(
-        trace_id=row[0], session_id=row[1], user_id=row[2], name=row[3], start_ns=row[4],
-        end_ns=row[5], span_count=row[6], error_count=row[7], input_tokens=row[8],
-        output_tokens=row[9], total_tokens=row[10], cost_usd=row[11], status=row[12],
-        tags=json.loads(row[13]), metadata=json.loads(row[14]), input_preview=row[15],
-        output_preview=row[16],
-    )
-
-
-def _trace(r: TraceRollup) -> Trace:
-    return Trace(
-        trace_id=r.trace_id,
-        session_id=r.session_id,
-        user_id=r.user_id,
-        name=r.name,
-        start_time=ns_to_datetime(r.start_ns),
-        end_time=ns_to_datetime(r.end_ns),
-        duration_ms=(r.end_ns - r.start_ns) / 1e6,
-        span_count=r.span_count,
-        error_count=r.error_count,
-        input_tokens=r.input_tokens,
-        output_tokens=r.output_tokens,
-        total_tokens=r.total_tokens,
-        cost_usd=r.cost_usd,
-        status=r.status,  # type: ignore[arg-type]
-        tags=r.tags,
-        metadata=r.metadata,
-        input_preview=r.input_preview,
-        output_preview=r.output_preview,
-    )
-
-
-_SESSION_COLUMNS = (
-    "session_id, trace_count, span_count, start_ns, end_ns, input_tokens, output_tokens,"
-    " total_tokens, cost_usd, error_count, user_ids, first_input, last_output"
-)
-_UPSERT_SESSION = (
-    f"INSERT OR REPLACE INTO sessions (project_id, {_SESSION_COLUMNS})"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _session_row(project_id: int, r: Any) -> tuple[Any, ...]:
-    return (
-        project_id, r.session_id, r.trace_count, r.span_count, r.start_ns, r.end_ns,
-        r.input_tokens, r.output_tokens, r.total_tokens, r.cost_usd, r.error_count,
-        _dumps(r.user_ids), r.first_input, r.last_output,
-    )
-
-
-def _session(row: tuple[Any, ...]) -> Session:
-    return Session(
-        session_id=row[0],
-        trace_count=row[1],
-        span_count=row[2],
-        start_time=ns_to_datetime(row[3]),
-        end_time=ns_to_datetime(row[4]),
-        duration_ms=(row[4] - row[3]) / 1e6,
-        input_tokens=row[5],
-        output_tokens=row[6],
-        total_tokens=row[7],
-        cost_usd=row[8],
-        error_count=row[9],
-        user_ids=json.loads(row[10]),
-        first_input=row[11],
-        last_output=row[12],
-    )
-
-
-_SPAN_COLUMNS = (
-    "span_id, parent_span_id, name, span_type, kind, start_ns, end_ns, status,"
-    " status_message, input, output, model, input_tokens, output_tokens, total_tokens,"
-    " cost_usd, attributes, events, resource"
-)
-
-
-def _span(row: tuple[Any, ...]) -> Span:
-    return Span(
-        span_id=row[0],
-        parent_span_id=row[1],
-        name=row[2],
-        span_type=row[3],
-        kind=row[4],
-        start_time=ns_to_datetime(row[5]),
-        end_time=ns_to_datetime(row[6]),
-        duration_ms=(row[6] - row[5]) / 1e6,
-        status=row[7],
-        status_message=row[8],
-        input=_json_or_text(row[9]),
-        output=_json_or_text(row[10]),
-        model=row[11],
-        input_tokens=row[12],
-        output_tokens=row[13],
-        total_tokens=row[14],
-        cost_usd=row[15],
-        attributes=json.loads(row[16]),
-        events=[
-            SpanEvent(name=e["name"], time=ns_to_datetime(e["time_ns"]),
-                      attributes=e["attributes"])
-            for e in json.loads(row[17])
-        ],
-        resource=json.loads(row[18]),
-    )
-
-
-def _json_or_text(value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
 # --- query helpers ---------------------------------------------------------------------
+
+
+def _load_previews(
+    conn: sqlite3.Connection, traces: Iterable[list[SpanFacts]], rowids: dict[int, int]
+) -> None:
+    """Read the input and output previews of just the spans that stand for each trace."""
+    wanted: dict[str, dict[int, SpanFacts]] = {"input": {}, "output": {}}
+    for spans in traces:
+        source_in, source_out = preview_sources(spans)
+        if source_in:
+            wanted["input"][rowids[id(source_in)]] = source_in
+        if source_out:
+            wanted["output"][rowids[id(source_out)]] = source_out
+    for column, by_rowid in wanted.items():
+        ids = list(by_rowid)
+        for i in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[i : i + _IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for rowid, text in conn.execute(
+                f"SELECT rowid, substr({column}, 1, ?) FROM spans WHERE rowid IN ({marks})",
+                (PREVIEW_CHARS, *chunk),
+            ):
+                setattr(by_rowid[rowid], f"{column}_preview", text)
+
 
 
 def _select_in(
@@ -571,3 +519,4 @@ def _time_overlap(where: list[str], args: list[Any], start: Any, end: Any) -> No
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+

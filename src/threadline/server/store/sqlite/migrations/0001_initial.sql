@@ -16,34 +16,39 @@ CREATE TABLE api_keys (
 
 -- One row per span, written idempotently on (project_id, trace_id, span_id).
 -- A rowid table (not WITHOUT ROWID): rows are kilobytes, and the unique index is the
--- trace lookup path.
+-- trace lookup path. Small columns come first and payloads last, so that reading the
+-- small ones (rollups do, on every ingest) never walks a row's overflow pages.
+-- Attributes from which input or output were taken are not stored twice: the
+-- *_source columns name them, and reads put them back.
 CREATE TABLE spans (
     project_id      INTEGER NOT NULL,
     trace_id        TEXT NOT NULL,
     span_id         TEXT NOT NULL,
     parent_span_id  TEXT,
-    name            TEXT NOT NULL,
-    kind            TEXT NOT NULL,
     start_ns        INTEGER NOT NULL,
     end_ns          INTEGER NOT NULL,
     status          TEXT NOT NULL,
-    status_message  TEXT,
-    span_type       TEXT NOT NULL,
-    input           TEXT,
-    output          TEXT,
-    model           TEXT,
     input_tokens    INTEGER,
     output_tokens   INTEGER,
     total_tokens    INTEGER,
     cost_usd        REAL,
-    attributes      TEXT NOT NULL,
-    events          TEXT NOT NULL,
-    resource        TEXT NOT NULL,
-    scope           TEXT,
     session_id      TEXT,
     user_id         TEXT,
     metadata        TEXT NOT NULL,
-    tags            TEXT NOT NULL
+    tags            TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    span_type       TEXT NOT NULL,
+    model           TEXT,
+    scope           TEXT,
+    status_message  TEXT,
+    input_source    TEXT,
+    output_source   TEXT,
+    input           TEXT,
+    output          TEXT,
+    resource        TEXT NOT NULL,
+    events          TEXT NOT NULL,
+    attributes      TEXT NOT NULL
 );
 CREATE UNIQUE INDEX spans_identity ON spans (project_id, trace_id, span_id);
 
@@ -70,8 +75,8 @@ CREATE TABLE traces (
     PRIMARY KEY (project_id, trace_id)
 );
 CREATE INDEX traces_by_start ON traces (project_id, start_ns, trace_id);
-CREATE INDEX traces_by_session ON traces (project_id, session_id, start_ns);
-CREATE INDEX traces_by_user ON traces (project_id, user_id, start_ns);
+CREATE INDEX traces_by_session ON traces (project_id, session_id, start_ns, trace_id);
+CREATE INDEX traces_by_user ON traces (project_id, user_id, start_ns, trace_id);
 
 -- Session rollups over the traces table, recomputed for every session a batch touches,
 -- so that listing sessions never reads spans.

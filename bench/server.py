@@ -1,0 +1,193 @@
+"""Benchmark the real server: durable ingest rate, query latency, memory, disk.
+
+    python bench/server.py --spans 100000
+
+Starts ``threadline serve`` on a fresh data directory, sends the workload of
+``workload.py`` over OTLP/HTTP from a few concurrent senders (as several exporters
+would), and prints:
+
+- durable spans/s: from the first export to the moment the last one is acknowledged
+  (an acknowledgement means committed) and the last session is readable in the API;
+- sessions-list, session-detail and trace-detail latency p50/p95 through the API;
+- the server's peak RSS and bytes on disk per span.
+
+It is a benchmark, not a test: it prints numbers and fails only if the data is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workload  # noqa: E402
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "threadline.server", "keys", "create", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, check=True,
+    )
+    key = out.stdout.strip().splitlines()[-1]
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "threadline.server", "serve", "--data-dir", str(data_dir),
+         "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(base_url + "/healthz", timeout=1)
+            return process, base_url, key
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def send_all(base_url: str, key: str, bodies: list[workload.Batch], senders: int) -> int:
+    """Send every batch, retrying 429/503 as OTLP exporters do; return retries."""
+    lock = threading.Lock()
+    queue = list(reversed(bodies))
+    retries = 0
+
+    def sender() -> None:
+        nonlocal retries
+        with httpx.Client(base_url=base_url, timeout=60, headers={
+            "Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}) as client:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    batch = queue.pop()
+                while True:
+                    response = client.post("/v1/traces", content=batch.body)
+                    if response.status_code == 200:
+                        break
+                    if response.status_code in (429, 503):
+                        with lock:
+                            retries += 1
+                        time.sleep(float(response.headers.get("retry-after", "0.1")))
+                        continue
+                    raise SystemExit(f"export failed: {response.status_code} {response.text}")
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return retries
+
+
+def latencies(client: httpx.Client, paths: list[str]) -> tuple[float, float]:
+    times = []
+    for path in paths:
+        t = time.perf_counter()
+        response = client.get(path)
+        times.append((time.perf_counter() - t) * 1000)
+        assert response.status_code == 200, response.text
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes of a multi-process server."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=512, help="spans per export")
+    parser.add_argument("--senders", type=int, default=4, help="concurrent exporters")
+    parser.add_argument("--queries", type=int, default=200, help="requests per latency figure")
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    args = parser.parse_args()
+
+    print(f"generating {args.spans} spans ...", flush=True)
+    bodies = list(workload.batches(args.spans, args.batch))
+    wire = sum(len(b.body) for b in bodies)
+    print(f"{len(bodies)} exports, {wire / args.spans:.0f} bytes of protobuf per span")
+
+    with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
+        data_dir = Path(tmp)
+        process, base_url, key = start_server(data_dir, args.workers)
+        try:
+            client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"},
+                                  timeout=60)
+            last_session = bodies[-1].session_ids[-1]
+            started = time.perf_counter()
+            retries = send_all(base_url, key, bodies, args.senders)
+            while client.get(f"/api/v1/sessions/{last_session}").status_code != 200:
+                time.sleep(0.001)
+            elapsed = time.perf_counter() - started
+
+            # Everything sent is there, exactly once (untimed).
+            sessions = args.spans // (workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION)
+            seen, spans, cursor = 0, 0, None
+            while True:
+                page = client.get("/api/v1/sessions", params={"limit": 500, **(
+                    {"cursor": cursor} if cursor else {})}).json()
+                seen += len(page["items"])
+                spans += sum(s["span_count"] for s in page["items"])
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
+            assert (seen, spans) == (sessions, args.spans), (seen, spans)
+
+            rng = random.Random(3)
+            session_ids = [f"bench-{rng.randrange(sessions):07d}" for _ in range(args.queries)]
+            trace_ids = []
+            for session_id in session_ids[: args.queries // 5]:
+                detail = client.get(f"/api/v1/sessions/{session_id}").json()
+                trace_ids += [t["trace_id"] for t in detail["traces"]]
+            list_p = latencies(client, ["/api/v1/sessions?limit=50"] * args.queries)
+            page2 = client.get("/api/v1/sessions?limit=50").json()["next_cursor"]
+            list2_p = latencies(client, [f"/api/v1/sessions?limit=50&cursor={page2}"]
+                                * args.queries)
+            detail_p = latencies(client, [f"/api/v1/sessions/{s}" for s in session_ids])
+            trace_p = latencies(client, [f"/api/v1/traces/{t}" for t in trace_ids[: args.queries]])
+            rss = peak_rss_mb(process.pid) + sum(peak_rss_mb(pid) for pid in _children(process.pid))
+        finally:
+            process.terminate()
+            process.wait()
+        # After a clean stop, so the write-ahead log is folded into the database file.
+        disk = sum(f.stat().st_size for f in data_dir.iterdir() if f.is_file())
+
+    print(f"durable ingest:        {args.spans / elapsed:,.0f} spans/s "
+          f"({args.spans} spans in {elapsed:.1f} s, {retries} retries after 429/503)")
+    print(f"sessions list p50/p95: {list_p[0]:.1f} / {list_p[1]:.1f} ms (first page of 50)")
+    print(f"sessions page 2:       {list2_p[0]:.1f} / {list2_p[1]:.1f} ms")
+    print(f"session detail:        {detail_p[0]:.1f} / {detail_p[1]:.1f} ms")
+    print(f"trace detail p50/p95:  {trace_p[0]:.1f} / {trace_p[1]:.1f} ms (10 spans)")
+    print(f"server peak RSS:       {rss:.0f} MB (sum over {args.workers} worker(s) and supervisor)")
+    print(f"disk:                  {disk / args.spans:,.0f} bytes per span "
+          f"({disk / 1e6:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

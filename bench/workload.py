@@ -1,0 +1,146 @@
+"""A deterministic LLM-application workload as ready-to-send OTLP protobuf bodies.
+
+Shape (as issue #2 asks): 10 spans per trace, 5 traces per session, ~4 KB of protobuf
+per span. Each trace is one chat turn: a root span with the session and user, LLM spans
+with 1-3 KB prompts and 1-2.5 KB completions and token counts, tool and retrieval spans.
+Text is drawn from a small vocabulary so it compresses like real prose, not like noise.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+SPANS_PER_TRACE = 10
+TRACES_PER_SESSION = 5
+_WORDS = (
+    "order refund shipping address customer account payment invoice delivery tracking "
+    "warehouse package damaged replacement subscription plan support priority policy "
+    "the a to of and for with your our we you is are was be can will please thanks "
+    "today tomorrow week days hours minutes status update confirm cancel change help"
+).split()
+_MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest")
+_TOOLS = ("lookup_order", "search_kb", "update_address")
+
+
+@dataclass(frozen=True)
+class Batch:
+    body: bytes
+    spans: int
+    session_ids: tuple[str, ...]
+
+
+def _text(rng: random.Random, size: int) -> str:
+    words: list[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(_WORDS)
+        words.append(word)
+        length += len(word) + 1
+    return " ".join(words)
+
+
+def _kv(key: str, value: object) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+
+def _span(trace_id: bytes, span_id: bytes, parent: bytes, name: str, start: int, end: int,
+          attributes: dict[str, object]) -> Span:
+    return Span(
+        trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name,
+        kind=Span.SPAN_KIND_INTERNAL, start_time_unix_nano=start, end_time_unix_nano=end,
+        attributes=[_kv(k, v) for k, v in attributes.items()],
+    )
+
+
+def trace_spans(rng: random.Random, session_id: str, user_id: str, start: int) -> list[Span]:
+    """One chat turn: 10 spans."""
+    trace_id = rng.getrandbits(128).to_bytes(16, "big")
+    ids = [(rng.getrandbits(63) + 1).to_bytes(8, "big") for _ in range(SPANS_PER_TRACE)]
+    root = ids[0]
+    question = _text(rng, rng.randint(200, 800))
+    spans: list[Span] = []
+    t = start + 1_000_000
+    for index in range(1, SPANS_PER_TRACE):
+        length = rng.randint(5, 900) * 1_000_000
+        if index % 2 == 1:  # 5 LLM calls
+            model = rng.choice(_MODELS)
+            prompt = [{"role": "system", "content": _text(rng, 600)},
+                      {"role": "user", "content": _text(rng, rng.randint(1000, 3000))}]
+            completion = [{"role": "assistant", "content": _text(rng, rng.randint(800, 2500))}]
+            attributes: dict[str, object] = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai" if model.startswith("gpt") else "anthropic",
+                "gen_ai.request.model": model,
+                "gen_ai.response.model": model,
+                "gen_ai.usage.input_tokens": rng.randint(200, 2500),
+                "gen_ai.usage.output_tokens": rng.randint(50, 600),
+                "gen_ai.input.messages": json.dumps(prompt),
+                "gen_ai.output.messages": json.dumps(completion),
+            }
+            name = f"chat {model}"
+        else:  # 4 tool calls
+            name = rng.choice(_TOOLS)
+            attributes = {
+                "threadline.span.type": "TOOL",
+                "threadline.span.input": json.dumps({"query": _text(rng, 400)}),
+                "threadline.span.output": json.dumps(
+                    {"result": _text(rng, rng.randint(1500, 4000))}
+                ),
+            }
+        spans.append(_span(trace_id, ids[index], root, name, t, t + length, attributes))
+        t += length
+    spans.insert(0, _span(trace_id, root, b"", "handle_turn", start, t + 1_000_000, {
+        "threadline.session.id": session_id,
+        "threadline.user.id": user_id,
+        "threadline.span.input": json.dumps({"message": question}),
+        "threadline.span.output": json.dumps({"reply": _text(rng, 800)}),
+    }))
+    return spans
+
+
+def batches(total_spans: int, batch_spans: int = 512, seed: int = 1,
+            start_ns: int = 1_790_000_000_000_000_000, tag: str = "bench") -> Iterator[Batch]:
+    """``total_spans`` spans (a multiple of 50) as OTLP bodies of ``batch_spans`` spans.
+
+    Sessions are interleaved as in a live system: many conversations at once, so the
+    traces of one session arrive in different exports.
+    """
+    rng = random.Random(seed)
+    sessions = total_spans // (SPANS_PER_TRACE * TRACES_PER_SESSION)
+    concurrent = 50
+    pending: list[Span] = []
+    pending_sessions: set[str] = set()
+    for group in range(0, sessions, concurrent):
+        members = range(group, min(group + concurrent, sessions))
+        for turn in range(TRACES_PER_SESSION):
+            for s in members:
+                session_id = f"{tag}-{s:07d}"
+                clock = start_ns + s * 10**9 + turn * 60 * 10**9
+                pending += trace_spans(rng, session_id, f"user-{s % 997}", clock)
+                pending_sessions.add(session_id)
+                while len(pending) >= batch_spans:
+                    yield _batch(pending[:batch_spans], pending_sessions)
+                    pending = pending[batch_spans:]
+                    pending_sessions = set()
+    if pending:
+        yield _batch(pending, pending_sessions)
+
+
+def _batch(spans: list[Span], sessions: set[str]) -> Batch:
+    scope = ScopeSpans(spans=spans)
+    scope.scope.name = "bench"
+    resource = ResourceSpans(scope_spans=[scope])
+    resource.resource.attributes.append(_kv("service.name", "bench-chat-app"))
+    body = ExportTraceServiceRequest(resource_spans=[resource]).SerializeToString()
+    return Batch(body, len(spans), tuple(sorted(sessions)))

@@ -1,0 +1,78 @@
+"""The web UI's extra filters and sort orders for the SQLite store (issue 4).
+
+Kept beside ``store.py`` so the base queries stay readable: ``list_traces`` and
+``list_sessions`` call these to add the tag, metadata, status and live-feed filters,
+and to order sessions by something other than last activity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline.server.model import SessionQuery, TraceQuery
+
+# --- web UI (issue 4): filters and sort orders --------------------------------------------
+
+# Sort order of the sessions list -> (SQL expression, its cursor type). Each has an
+# index in migration 0002; an unknown cost sorts below every known one.
+SESSION_SORTS: dict[str, tuple[str, type]] = {
+    "last_activity": ("end_ns", int),
+    "start": ("start_ns", int),
+    "duration": ("(end_ns - start_ns)", int),
+    "cost": ("COALESCE(cost_usd, -1.0)", float),
+    "tokens": ("total_tokens", int),
+}
+
+
+def _trace_conditions(
+    project_id: int, tag: str | None, metadata: dict[str, str], changed_after: int | None
+) -> tuple[list[str], list[Any]]:
+    """Conditions on a ``traces`` row for the UI's tag, metadata and live filters."""
+    where: list[str] = []
+    args: list[Any] = []
+    if tag:
+        where.append("EXISTS (SELECT 1 FROM json_each(traces.tags) WHERE json_each.value = ?)")
+        args.append(tag)
+    for key, value in metadata.items():
+        # json_each rather than a JSON path: keys may hold dots or quotes.
+        where.append(
+            "EXISTS (SELECT 1 FROM json_each(traces.metadata)"
+            " WHERE json_each.key = ? AND CAST(json_each.value AS TEXT) = ?)"
+        )
+        args += [key, value]
+    if changed_after is not None:
+        where.append(
+            "traces.trace_id IN (SELECT trace_id FROM trace_feed"
+            " WHERE trace_feed.project_id = ? AND seq > ?)"
+        )
+        args += [project_id, changed_after]
+    return where, args
+
+
+def trace_ui_filters(
+    where: list[str], args: list[Any], project_id: int, query: TraceQuery
+) -> None:
+    more, more_args = _trace_conditions(
+        project_id, query.tag, query.metadata, query.changed_after
+    )
+    where.extend(more)
+    args.extend(more_args)
+
+
+def session_ui_filters(
+    where: list[str], args: list[Any], project_id: int, query: SessionQuery
+) -> None:
+    if query.status == "error":
+        where.append("error_count > 0")
+    elif query.status == "ok":
+        where.append("error_count = 0")
+    more, more_args = _trace_conditions(
+        project_id, query.tag, query.metadata, query.changed_after
+    )
+    if more:
+        # One trace of the session must meet all of them.
+        where.append(
+            "session_id IN (SELECT session_id FROM traces WHERE traces.project_id = ?"
+            f" AND session_id IS NOT NULL AND {' AND '.join(more)})"
+        )
+        args += [project_id, *more_args]

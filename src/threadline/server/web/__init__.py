@@ -1,0 +1,25 @@
+"""The web UI (issue 4): server-rendered pages served by the same process as the API.
+
+``install`` adds the page routes and the /static mount to the app. Nothing is loaded
+from elsewhere: htmx is vendored in ``static/``, so the UI works air-gapped.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from threadline.server.web import auth, detail, lists, live
+from threadline.server.web.render import STATIC_DIR
+
+router = APIRouter(include_in_schema=False)
+for _module in (auth, lists, detail, live):
+    router.include_router(_module.router)
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+__all__ = ["install", "router"]

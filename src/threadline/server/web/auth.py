@@ -1,0 +1,89 @@
+"""Sign-in for the web UI: a project key in exchange for a session cookie.
+
+The cookie holds the project key itself, HttpOnly (page scripts cannot read it) and
+SameSite=Lax (other sites cannot post with it). Every request resolves it through
+``store.project_for_key``, like the API's bearer header, so revoking a key signs its
+browsers out at once and several servers need no shared session state.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException
+
+from threadline.server.model import Project
+from threadline.server.web.render import render
+
+COOKIE = "threadline_session"
+_MAX_AGE = 30 * 24 * 3600  # seconds: a month, then sign in again
+_MAX_FORM_BYTES = 4096
+
+router = APIRouter(include_in_schema=False)
+
+
+def _project_from_cookie(request: Request) -> Project | None:
+    key = request.cookies.get(COOKIE)
+    if not key:
+        return None
+    return request.app.state.store.project_for_key(key)
+
+
+def page_project(request: Request) -> Project:
+    """The signed-in project, or a redirect to /login (401 + HX-Redirect for htmx and
+    event-stream requests, which cannot follow a redirect to an HTML page)."""
+    project = _project_from_cookie(request)
+    if project is not None:
+        return project
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    login = "/login?next=" + quote(target, safe="")
+    if request.headers.get("HX-Request") or "text/event-stream" in request.headers.get(
+        "accept", ""
+    ):
+        raise HTTPException(401, "sign in again", headers={"HX-Redirect": login})
+    # The app's error handler keeps the Location header, so the browser follows it.
+    raise HTTPException(303, "sign in first", headers={"Location": login})
+
+
+PageProject = Annotated[Project, Depends(page_project)]
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: never let ?next= send a signed-in user to another site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/sessions"
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    return render(request, "login.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    # A urlencoded form parsed by hand: python-multipart is not a dependency.
+    body = (await request.body())[:_MAX_FORM_BYTES].decode("utf-8", "replace")
+    form = {k: v[0] for k, v in parse_qs(body).items()}
+    key = form.get("key", "").strip()
+    target = _safe_next(form.get("next"))
+    project = request.app.state.store.project_for_key(key) if key else None
+    if project is None:
+        context = {"next": target, "error": "That key is unknown or revoked."}
+        return render(request, "login.html", context, status_code=401)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE, key, max_age=_MAX_AGE, httponly=True, samesite="lax",
+        secure=request.url.scheme == "https", path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response

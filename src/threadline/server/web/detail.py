@@ -1,0 +1,94 @@
+"""The session page (a transcript), the trace view (tree + waterfall + span detail)
+and the session export. JSON twins: ``/api/v1/sessions/{id}``, ``/api/v1/traces/{id}``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from threadline.server.model import Project, TraceDetail
+from threadline.server.store import Store
+from threadline.server.web.auth import PageProject
+from threadline.server.web.render import render
+from threadline.server.web.transcript import build_turns
+from threadline.server.web.waterfall import span_rows
+
+router = APIRouter(include_in_schema=False)
+
+# A transcript reads every turn's spans; beyond this many turns the page links to the
+# Traces tab for the rest instead of growing without bound.
+MAX_TURNS = 300
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _not_found(request: Request, project: Project, what: str) -> Response:
+    return render(request, "not_found.html", {"project": project, "what": what},
+                  status_code=404)
+
+
+@router.get("/sessions/{session_id:path}")
+def session_page(request: Request, project: PageProject, session_id: str) -> Response:
+    store = _store(request)
+    session = store.get_session(project.id, session_id)
+    if session is None:
+        return _not_found(request, project, f"session {session_id!r}")
+    details = [store.get_trace(project.id, t.trace_id) for t in session.traces[:MAX_TURNS]]
+    turns = build_turns(session, [d for d in details if d is not None])
+    context = {"project": project, "tab": "sessions", "session": session, "turns": turns,
+               "truncated": len(session.traces) > MAX_TURNS, "max_turns": MAX_TURNS}
+    return render(request, "session.html", context)
+
+
+def _selected(trace: TraceDetail, span_id: str | None):
+    rows = span_rows(trace)
+    chosen = next((r.span for r in rows if r.span.span_id == span_id), None)
+    return rows, chosen or (rows[0].span if rows else None)
+
+
+@router.get("/traces/{trace_id}")
+def trace_page(
+    request: Request, project: PageProject, trace_id: str, span: str | None = None
+) -> Response:
+    trace = _store(request).get_trace(project.id, trace_id.lower())
+    if trace is None:
+        return _not_found(request, project, f"trace {trace_id!r}")
+    rows, selected = _selected(trace, span)
+    context = {"project": project, "tab": "traces", "trace": trace, "rows": rows,
+               "selected": selected}
+    return render(request, "trace.html", context)
+
+
+@router.get("/fragments/span")
+def span_fragment(request: Request, project: PageProject, trace_id: str,
+                  span_id: str) -> Response:
+    trace = _store(request).get_trace(project.id, trace_id.lower())
+    if trace is None:
+        return _not_found(request, project, f"trace {trace_id!r}")
+    _, selected = _selected(trace, span_id)
+    return render(request, "_span_detail.html", {"trace": trace, "selected": selected})
+
+
+@router.get("/export/session.json")
+def export_session(request: Request, project: PageProject, session_id: str) -> Response:
+    """The whole session: its rollup and every trace with all spans, as one JSON file."""
+    store = _store(request)
+    session = store.get_session(project.id, session_id)
+    if session is None:
+        return _not_found(request, project, f"session {session_id!r}")
+    traces = [store.get_trace(project.id, t.trace_id) for t in session.traces]
+    body = {
+        "session": session.model_dump(mode="json"),
+        "traces": [t.model_dump(mode="json") for t in traces if t is not None],
+    }
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id)[:80]
+    return Response(
+        json.dumps(body, ensure_ascii=False, indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="session-{safe_name}.json"'},
+    )

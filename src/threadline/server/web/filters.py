@@ -1,0 +1,141 @@
+"""The filter bar shared by the Traces, Sessions and Users tabs.
+
+Turns a page's query string into the same ``TraceQuery`` / ``SessionQuery`` /
+``UserQuery`` the JSON API builds from its parameters, so a page and its API twin run
+one store query. Time presets are resolved to absolute times here, at request time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, get_args
+from urllib.parse import urlencode
+
+from starlette.datastructures import QueryParams
+
+from threadline.server.api.routes import parse_metadata
+from threadline.server.errors import BadRequest
+from threadline.server.model import SessionQuery, SessionSort, TraceQuery, UserQuery
+
+PAGE_SIZE = 50
+
+PRESETS: dict[str, tuple[str, timedelta | None]] = {
+    "15m": ("Last 15 minutes", timedelta(minutes=15)),
+    "1h": ("Last hour", timedelta(hours=1)),
+    "24h": ("Last 24 hours", timedelta(hours=24)),
+    "7d": ("Last 7 days", timedelta(days=7)),
+    "30d": ("Last 30 days", timedelta(days=30)),
+    "all": ("All time", None),
+    "custom": ("Custom…", None),
+}
+SORTS: dict[str, str] = {
+    "last_activity": "Last activity",
+    "start": "Start",
+    "duration": "Duration",
+    "cost": "Cost",
+    "tokens": "Tokens",
+}
+# The parameters a filter bar carries from page to page (cursor is per page).
+_KEYS = ("range", "start", "end", "session_id", "user_id", "status", "tag", "metadata", "q",
+         "sort")
+
+
+def _parse_time(text: str, errors: list[str], label: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)  # 3.11+ reads a trailing "Z"
+    except ValueError:
+        errors.append(f"{label}: {text!r} is not a date and time")
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class Filters:
+    range: str = "all"
+    start: str = ""
+    end: str = ""
+    session_id: str = ""
+    user_id: str = ""
+    status: str = ""
+    tag: str = ""
+    metadata: str = ""  # one "key=value"
+    q: str = ""
+    sort: str = "last_activity"
+    cursor: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_params(cls, params: QueryParams) -> Filters:
+        values = {k: params.get(k, "").strip() for k in _KEYS}
+        filters = cls(**{k: v for k, v in values.items() if v}, cursor=params.get("cursor"))
+        if filters.range not in PRESETS:
+            filters.range = "all"
+        if filters.sort not in get_args(SessionSort):
+            filters.sort = "last_activity"
+        if filters.status not in ("", "ok", "error"):
+            filters.status = ""
+        return filters
+
+    # --- to store queries ---------------------------------------------------------
+
+    def window(self) -> tuple[datetime | None, datetime | None]:
+        if self.range == "custom":
+            return (_parse_time(self.start, self.errors, "From"),
+                    _parse_time(self.end, self.errors, "To"))
+        span = PRESETS[self.range][1]
+        return (datetime.now(UTC) - span, None) if span else (None, None)
+
+    def metadata_dict(self) -> dict[str, str]:
+        if not self.metadata:
+            return {}
+        try:
+            return parse_metadata([self.metadata])
+        except BadRequest as error:
+            self.errors.append(error.message)
+            return {}
+
+    def _common(self) -> dict[str, Any]:
+        start, end = self.window()
+        return {
+            "limit": PAGE_SIZE,
+            "cursor": self.cursor,
+            "user_id": self.user_id or None,
+            "start": start,
+            "end": end,
+            "q": self.q or None,
+            "status": self.status or None,
+            "tag": self.tag or None,
+            "metadata": self.metadata_dict(),
+        }
+
+    def trace_query(self) -> TraceQuery:
+        return TraceQuery(session_id=self.session_id or None, **self._common())
+
+    def session_query(self) -> SessionQuery:
+        return SessionQuery(sort=self.sort, **self._common())  # type: ignore[arg-type]
+
+    def user_query(self) -> UserQuery:
+        start, end = self.window()
+        return UserQuery(limit=PAGE_SIZE, cursor=self.cursor, start=start, end=end,
+                         q=self.user_id or self.q or None)
+
+    # --- back to URLs --------------------------------------------------------------
+
+    def query_string(self, **overrides: str | None) -> str:
+        """This filter state as a query string (defaults left out), with overrides."""
+        state = replace(self, errors=[])
+        pairs: dict[str, str] = {}
+        for key in _KEYS:
+            value = overrides[key] if key in overrides else getattr(state, key)
+            if value and value != getattr(Filters, key, None):
+                pairs[key] = value
+        if overrides.get("cursor"):
+            pairs["cursor"] = overrides["cursor"] or ""
+        return urlencode(pairs)
+
+    def active(self) -> bool:
+        return any(getattr(self, k) for k in ("session_id", "user_id", "status", "tag",
+                                              "metadata", "q")) or self.range != "all"

@@ -1,0 +1,79 @@
+"""The Traces page and its tabs: Traces | Sessions | Users, plus the row fragments.
+
+Each handler builds its query with ``Filters`` and calls the store method its JSON
+twin calls (``/api/v1/traces``, ``/api/v1/sessions``, ``/api/v1/users``), so a page
+and the API always agree. Handlers are plain ``def``: store reads block.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from threadline.server.model import Project
+from threadline.server.store import Store
+from threadline.server.web.auth import PageProject
+from threadline.server.web.filters import PRESETS, SORTS, Filters
+from threadline.server.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _context(request: Request, project: Project, tab: str, filters: Filters) -> dict:
+    return {
+        "project": project,
+        "tab": tab,
+        "filters": filters,
+        "presets": PRESETS,
+        "sorts": SORTS,
+        "base_url": str(request.base_url).rstrip("/"),
+    }
+
+
+@router.get("/")
+def home() -> Response:
+    # Sessions first: the landing tab of a sessions-first tool.
+    return RedirectResponse("/sessions", status_code=307)
+
+
+@router.get("/traces")
+def traces_tab(request: Request, project: PageProject) -> Response:
+    filters = Filters.from_params(request.query_params)
+    # The watermark is read before the list: live mode then starts from it and
+    # cannot miss a trace written while this page was being built.
+    watermark = _store(request).live_watermark(project.id)
+    page = _store(request).list_traces(project.id, filters.trace_query())
+    context = _context(request, project, "traces", filters) | {"page": page,
+                                                                 "watermark": watermark}
+    return render(request, "traces.html", context)
+
+
+@router.get("/sessions")
+def sessions_tab(request: Request, project: PageProject) -> Response:
+    filters = Filters.from_params(request.query_params)
+    # The watermark is read before the list: live mode then starts from it and
+    # cannot miss a trace written while this page was being built.
+    watermark = _store(request).live_watermark(project.id)
+    page = _store(request).list_sessions(project.id, filters.session_query())
+    context = _context(request, project, "sessions", filters) | {"page": page,
+                                                                 "watermark": watermark}
+    return render(request, "sessions.html", context)
+
+
+@router.get("/users")
+def users_tab(request: Request, project: PageProject) -> Response:
+    filters = Filters.from_params(request.query_params)
+    page = _store(request).list_users(project.id, filters.user_query())
+    context = _context(request, project, "users", filters) | {"page": page}
+    return render(request, "users.html", context)
+
+
+@router.get("/fragments/session-traces")
+def session_traces(request: Request, project: PageProject, session_id: str) -> Response:
+    """A session row's expansion: its traces, from the same query as its API twin."""
+    session = _store(request).get_session(project.id, session_id)
+    return render(request, "_session_traces.html", {"session": session})

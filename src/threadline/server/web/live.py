@@ -1,0 +1,110 @@
+"""Live mode: Server-Sent Events that push new and updated rows to an open tab.
+
+The stream polls the store's trace feed (``live_watermark`` + ``changed_after``) once
+a second, with the page's own filters, and sends each changed row as rendered HTML.
+Every event carries the watermark as its SSE ``id``, so when the browser reconnects
+(EventSource does so by itself) it resumes from ``Last-Event-ID`` and misses nothing.
+Streams end after ``_LIFETIME`` seconds and the browser reconnects: a server that is
+shutting down then never waits long on an open tab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from threadline.server.model import Project
+from threadline.server.store import Store
+from threadline.server.web.auth import PageProject
+from threadline.server.web.filters import Filters
+from threadline.server.web.render import templates
+
+router = APIRouter(include_in_schema=False)
+
+_POLL_SECONDS = 1.0
+_LIFETIME = 30.0
+
+
+def _event(name: str, event_id: int, data: dict) -> str:
+    # json.dumps escapes newlines, so the data fits on one "data:" line.
+    return f"event: {name}\nid: {event_id}\ndata: {json.dumps(data)}\n\n"
+
+
+def _start(request: Request, after: int | None, store: Store, project: Project) -> int:
+    last_id = request.headers.get("last-event-id", "")
+    if last_id.isdigit():
+        return int(last_id)
+    return after if after is not None else store.live_watermark(project.id)
+
+
+async def _stream(
+    request: Request, start: int, changed: Callable[[int], list[tuple[str, str]]],
+    watermark: Callable[[], int], name: str,
+) -> AsyncIterator[str]:
+    last = start
+    yield "retry: 1000\n\n" + _event("ready", last, {})
+    deadline = time.monotonic() + _LIFETIME
+    while time.monotonic() < deadline and not await request.is_disconnected():
+        current = await run_in_threadpool(watermark)
+        if current > last:
+            # Read the watermark first, then what changed after the previous one: a
+            # write in between is sent twice (the browser replaces the row), never lost.
+            for row_id, html in await run_in_threadpool(changed, last):
+                yield _event(name, current, {"id": row_id, "html": html})
+            last = current
+            yield _event("watermark", last, {})
+        else:
+            yield ": idle\n\n"  # keeps proxies from closing a quiet stream
+        await asyncio.sleep(_POLL_SECONDS)
+
+
+def _response(body: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        body, media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/live/traces")
+async def live_traces(
+    request: Request, project: PageProject, after: int | None = None
+) -> StreamingResponse:
+    store: Store = request.app.state.store
+    filters = Filters.from_params(request.query_params)
+    row = templates.env.get_template("_trace_rows.html")
+
+    def changed(since: int) -> list[tuple[str, str]]:
+        query = filters.trace_query().model_copy(update={"changed_after": since,
+                                                         "cursor": None})
+        items = store.list_traces(project.id, query).items
+        # Oldest first, so that prepending each leaves the newest on top.
+        return [(t.trace_id, row.render(traces=[t])) for t in reversed(items)]
+
+    start = await run_in_threadpool(_start, request, after, store, project)
+    return _response(_stream(request, start, changed,
+                             lambda: store.live_watermark(project.id), "row"))
+
+
+@router.get("/live/sessions")
+async def live_sessions(
+    request: Request, project: PageProject, after: int | None = None
+) -> StreamingResponse:
+    store: Store = request.app.state.store
+    filters = Filters.from_params(request.query_params)
+    row = templates.env.get_template("_session_rows.html")
+
+    def changed(since: int) -> list[tuple[str, str]]:
+        query = filters.session_query().model_copy(update={"changed_after": since,
+                                                           "cursor": None})
+        items = store.list_sessions(project.id, query).items
+        return [(s.session_id, row.render(sessions=[s])) for s in reversed(items)]
+
+    start = await run_in_threadpool(_start, request, after, store, project)
+    return _response(_stream(request, start, changed,
+                             lambda: store.live_watermark(project.id), "row"))

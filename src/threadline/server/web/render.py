@@ -1,0 +1,90 @@
+"""Rendering pages: one Jinja environment, its filters, and the headers every page gets.
+
+Autoescaping is on for every template, so span inputs such as ``<script>`` arrive as
+text; the Content-Security-Policy allows scripts only from Threadline's own /static,
+so even a missed escape could not run an inline script.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from threadline.server.web import present
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+
+# 'unsafe-inline' for styles only: waterfall bars are positioned with style attributes.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
+    " img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none';"
+    " form-action 'self'"
+)
+_HEADERS = {
+    "Content-Security-Policy": _CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.autoescape = True  # explicit: every template, whatever its extension
+templates.env.trim_blocks = True
+templates.env.lstrip_blocks = True
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value else ""
+
+
+def _utc_text(value: datetime | None) -> str:
+    # Shown until static/app.js rewrites it in the browser's time zone.
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+
+
+def session_url(session_id: str) -> str:
+    return "/sessions/" + quote(session_id, safe="")
+
+
+def trace_url(trace_id: str, span_id: str | None = None) -> str:
+    return f"/traces/{quote(trace_id, safe='')}" + (f"?span={quote(span_id)}" if span_id else "")
+
+
+def user_url(user_id: str) -> str:
+    return "/sessions?" + urlencode({"user_id": user_id})
+
+
+templates.env.filters.update(
+    duration=present.duration,
+    cost=present.cost,
+    number=present.number,
+    pretty=present.pretty,
+    preview=present.preview,
+    iso=_iso,
+    utc=_utc_text,
+)
+templates.env.globals.update(
+    session_url=session_url,
+    trace_url=trace_url,
+    user_url=user_url,
+    messages=present.messages,
+    payload_text=present.payload_text,
+    is_long=present.is_long,
+    quote=quote,
+)
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request, name, context, status_code=status_code, headers=_HEADERS
+    )
+    return response

@@ -1,0 +1,159 @@
+"""The storage contract: every backend runs this suite unchanged.
+
+Add a backend by adding a parameter to the ``store`` fixture.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from threadline.server.model import SessionQuery, SpanRecord, TraceQuery
+from threadline.server.store import Store, open_store
+
+MS = 1_000_000
+T0 = 1_790_000_000_000_000_000
+
+
+def _open(backend: str, tmp_path: Path) -> Store:
+    if backend == "sqlite":
+        return open_store(f"sqlite://{tmp_path / 'contract.db'}")
+    raise AssertionError(backend)
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path) -> Iterator[Store]:
+    opened = _open(backend, tmp_path)
+    yield opened
+    opened.close()
+
+
+def record(trace: int, span: int, parent: int | None = None, *, start: int = 0,
+           length: int = 10, session: str | None = None, user: str | None = None,
+           error: bool = False, tokens: tuple[int, int] | None = None,
+           cost: float | None = None, input: str | None = None,
+           output: str | None = None, **extra) -> SpanRecord:
+    return SpanRecord(
+        trace_id=f"{trace:032x}", span_id=f"{span:016x}",
+        parent_span_id=f"{parent:016x}" if parent else None, name=f"span-{span}",
+        kind="INTERNAL", start_ns=T0 + start * MS, end_ns=T0 + (start + length) * MS,
+        status="error" if error else "ok", input_tokens=tokens[0] if tokens else None,
+        output_tokens=tokens[1] if tokens else None,
+        total_tokens=sum(tokens) if tokens else None, cost_usd=cost, input=input,
+        output=output, session_id=session, user_id=user, **extra,
+    )
+
+
+def test_writes_are_idempotent(store: Store):
+    project = store.create_project("p").id
+    spans = [record(1, 1, session="s"), record(1, 2, 1, start=2)]
+    assert store.write_spans(project, spans) == 2
+    assert store.write_spans(project, spans) == 0
+    assert store.write_spans(project, [record(1, 2, 1, start=2), record(1, 3, 1)]) == 1
+    assert store.get_trace(project, f"{1:032x}").span_count == 3
+
+
+def test_trace_and_session_rollups(store: Store):
+    project = store.create_project("p").id
+    store.write_spans(project, [
+        record(1, 1, start=0, length=100, session="s", user="u", input='{"q": 1}',
+               output='"a1"'),
+        record(1, 2, 1, start=10, length=20, tokens=(100, 10), cost=0.5, error=True),
+        record(2, 3, start=1000, length=50, input='"second"', output='"a2"'),
+        record(2, 4, 3, start=1010, length=10, tokens=(5, 5), session="s", user="v"),
+    ])
+    first = store.get_trace(project, f"{1:032x}")
+    assert (first.span_count, first.error_count, first.status) == (2, 1, "error")
+    assert (first.input_tokens, first.output_tokens, first.total_tokens) == (100, 10, 110)
+    assert first.cost_usd == 0.5 and first.duration_ms == 100
+    assert first.input_preview == '{"q": 1}' and first.output_preview == '"a1"'
+    session = store.get_session(project, "s")
+    assert session.trace_count == 2 and session.span_count == 4
+    assert session.duration_ms == 1050  # wall-clock from first start to last end
+    assert session.total_tokens == 120 and session.cost_usd == 0.5
+    assert session.error_count == 1 and session.user_ids == ["u", "v"]
+    assert session.first_input == '{"q": 1}' and session.last_output == '"a2"'
+    assert [t.trace_id for t in session.traces] == [f"{1:032x}", f"{2:032x}"]
+
+
+def test_a_late_span_moves_a_trace_into_a_session(store: Store):
+    project = store.create_project("p").id
+    store.write_spans(project, [record(1, 1, session=None)])
+    assert store.list_sessions(project, SessionQuery()).items == []
+    store.write_spans(project, [record(1, 2, 1, start=5, session="late")])
+    assert store.get_session(project, "late").trace_count == 1
+
+
+def test_projects_do_not_see_each_other(store: Store):
+    a, b = store.create_project("a").id, store.create_project("b").id
+    store.write_spans(a, [record(1, 1, session="s")])
+    store.write_spans(b, [record(1, 1, session="s"), record(1, 2, 1)])
+    assert store.get_trace(a, f"{1:032x}").span_count == 1
+    assert store.get_trace(b, f"{1:032x}").span_count == 2
+    assert store.get_session(a, "s").span_count == 1
+    assert store.list_traces(store.create_project("c").id, TraceQuery()).items == []
+
+
+def test_paging_is_complete_with_ties(store: Store):
+    project = store.create_project("p").id
+    # Ten sessions ending at the same instant: the id breaks the tie.
+    store.write_spans(project, [record(i, i, start=0, session=f"s{i}") for i in range(1, 11)])
+    seen, cursor = [], None
+    while True:
+        page = store.list_sessions(project, SessionQuery(limit=3, cursor=cursor))
+        seen += [s.session_id for s in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(f"s{i}" for i in range(1, 11)) and len(seen) == 10
+
+
+def test_keys(store: Store):
+    project = store.create_project("p")
+    assert store.create_project("p") == project  # same name, same project
+    key = store.create_key(project.id)
+    assert store.project_for_key(key) == project
+    assert store.project_for_key(key + "x") is None
+    (info,) = store.list_keys()
+    assert key not in info.model_dump_json() and key.startswith(info.prefix)
+    assert store.revoke_key(info.id) and not store.revoke_key(info.id)
+    assert store.project_for_key(key) is None
+
+
+def test_data_survives_reopening(backend: str, tmp_path: Path):
+    first = _open(backend, tmp_path)
+    project = first.create_project("p").id
+    key = first.create_key(project)
+    first.write_spans(project, [record(1, 1, session="kept")])
+    first.close()
+    first.close()  # closing twice is harmless
+    second = _open(backend, tmp_path)
+    try:
+        assert second.get_session(project, "kept").trace_count == 1
+        assert second.project_for_key(key).id == project
+    finally:
+        second.close()
+
+
+def test_sqlite_keeps_no_secret_and_one_copy_of_payloads(tmp_path: Path):
+    store = open_store(f"sqlite://{tmp_path / 'raw.db'}")
+    project = store.create_project("p").id
+    key = store.create_key(project)
+    payload = '{"marker": "' + "unique-payload-text " * 150 + '"}'
+    store.write_spans(project, [record(1, 1, input=payload, input_source="input.value",
+                                       attributes={"input.value": payload, "k": 1})])
+    (span,) = store.get_trace(project, f"{1:032x}").spans
+    assert span.attributes == {"input.value": payload, "k": 1}
+    store.close()
+    assert key.encode() not in (tmp_path / "raw.db").read_bytes()
+    with sqlite3.connect(tmp_path / "raw.db") as conn:
+        assert conn.execute("SELECT input = ?, instr(attributes, 'unique-payload') FROM spans",
+                            (payload,)).fetchone() == (1, 0)
