@@ -15,6 +15,9 @@ from pydantic import BaseModel, Field
 
 Status = Literal["ok", "error"]
 
+# How much of an input or output a trace or session list shows.
+PREVIEW_CHARS = 2000
+
 
 @dataclass(slots=True)
 class SpanRecord:
@@ -50,6 +53,27 @@ class SpanRecord:
     user_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+
+    # What a trace's rollup reads of its spans (``store.rollups.SpanFacts``).
+    @property
+    def is_error(self) -> bool:
+        return self.status == "error"
+
+    @property
+    def has_input(self) -> bool:
+        return self.input is not None
+
+    @property
+    def has_output(self) -> bool:
+        return self.output is not None
+
+    @property
+    def input_preview(self) -> str | None:
+        return None if self.input is None else self.input[:PREVIEW_CHARS]
+
+    @property
+    def output_preview(self) -> str | None:
+        return None if self.output is None else self.output[:PREVIEW_CHARS]
 
 
 def ns_to_datetime(ns: int) -> datetime:

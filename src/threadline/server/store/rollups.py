@@ -10,16 +10,60 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from threadline.server.model import SpanRecord
+from threadline.server.model import PREVIEW_CHARS
 
-PREVIEW_CHARS = 2000
+__all__ = ["PREVIEW_CHARS", "SpanFacts", "StoredSpanFacts", "TraceRollup", "SessionRollup"]
+
+class SpanFacts(Protocol):
+    """The part of a span that its trace's rollup reads.
+
+    A ``SpanRecord`` still in hand has all of it; a store reading spans back can use
+    ``StoredSpanFacts`` and read only these columns.
+    """
+
+    @property
+    def span_id(self) -> str: ...
+    @property
+    def parent_span_id(self) -> str | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def start_ns(self) -> int: ...
+    @property
+    def end_ns(self) -> int: ...
+    @property
+    def is_error(self) -> bool: ...
+    @property
+    def input_tokens(self) -> int | None: ...
+    @property
+    def output_tokens(self) -> int | None: ...
+    @property
+    def total_tokens(self) -> int | None: ...
+    @property
+    def cost_usd(self) -> float | None: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
+    @property
+    def tags(self) -> list[str]: ...
+    @property
+    def has_input(self) -> bool: ...
+    @property
+    def has_output(self) -> bool: ...
+    @property
+    def input_preview(self) -> str | None: ...
+    @property
+    def output_preview(self) -> str | None: ...
 
 
 @dataclass(slots=True)
-class SpanFacts:
-    """The part of a stored span that its trace's rollup reads."""
+class StoredSpanFacts:
+    """``SpanFacts`` read back from a store."""
 
     span_id: str
     parent_span_id: str | None
@@ -41,30 +85,6 @@ class SpanFacts:
     # a store need not read any other span's.
     input_preview: str | None = None
     output_preview: str | None = None
-
-
-def span_facts(span: SpanRecord) -> SpanFacts:
-    """The facts of a span still in hand (not read back from a store)."""
-    return SpanFacts(
-        span_id=span.span_id,
-        parent_span_id=span.parent_span_id,
-        name=span.name,
-        start_ns=span.start_ns,
-        end_ns=span.end_ns,
-        is_error=span.status == "error",
-        input_tokens=span.input_tokens,
-        output_tokens=span.output_tokens,
-        total_tokens=span.total_tokens,
-        cost_usd=span.cost_usd,
-        session_id=span.session_id,
-        user_id=span.user_id,
-        metadata=span.metadata,
-        tags=span.tags,
-        has_input=span.input is not None,
-        has_output=span.output is not None,
-        input_preview=None if span.input is None else span.input[:PREVIEW_CHARS],
-        output_preview=None if span.output is None else span.output[:PREVIEW_CHARS],
-    )
 
 
 @dataclass(slots=True)
@@ -105,7 +125,10 @@ class SessionRollup:
     last_output: str | None
 
 
-def preview_sources(spans: Sequence[SpanFacts]) -> tuple[SpanFacts | None, SpanFacts | None]:
+F = TypeVar("F", bound=SpanFacts)
+
+
+def preview_sources(spans: Sequence[F]) -> tuple[F | None, F | None]:
     """The spans whose input and output stand for the trace's: the root's when it has
     them, else the earliest span's input and the latest-ending span's output."""
     by_start = sorted(spans, key=lambda s: (s.start_ns, s.span_id))
@@ -185,7 +208,7 @@ def roll_up_session(session_id: str, traces: Sequence[TraceRollup]) -> SessionRo
     )
 
 
-def _root(by_start: Sequence[SpanFacts]) -> SpanFacts:
+def _root(by_start: Sequence[F]) -> F:
     """The span without a parent; until it arrives, the earliest orphan stands in."""
     for span in by_start:
         if span.parent_span_id is None:

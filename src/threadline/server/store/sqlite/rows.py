@@ -17,11 +17,10 @@ from threadline.server.model import (
     Trace,
     ns_to_datetime,
 )
-from threadline.server.store.rollups import SpanFacts, TraceRollup
+from threadline.server.store.rollups import StoredSpanFacts, TraceRollup
 
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+# One encoder for every call: json.dumps builds a new one whenever it is given options.
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 
@@ -70,8 +69,8 @@ def json_container(text: str) -> Any:
     return json.loads(text)
 
 
-def span_facts(row: tuple[Any, ...]) -> SpanFacts:
-    return SpanFacts(
+def span_facts(row: tuple[Any, ...]) -> StoredSpanFacts:
+    return StoredSpanFacts(
         span_id=row[1], parent_span_id=row[2], name=row[3], start_ns=row[4], end_ns=row[5],
         is_error=row[6] == "error", input_tokens=row[7], output_tokens=row[8],
         total_tokens=row[9], cost_usd=row[10], session_id=row[11], user_id=row[12],
@@ -107,7 +106,7 @@ def trace_rollup(row: tuple[Any, ...]) -> TraceRollup:
         trace_id=row[0], session_id=row[1], user_id=row[2], name=row[3], start_ns=row[4],
         end_ns=row[5], span_count=row[6], error_count=row[7], input_tokens=row[8],
         output_tokens=row[9], total_tokens=row[10], cost_usd=row[11], status=row[12],
-        tags=json.loads(row[13]), metadata=json.loads(row[14]), input_preview=row[15],
+        tags=json_container(row[13]), metadata=json_container(row[14]), input_preview=row[15],
         output_preview=row[16],
     )
 

@@ -48,11 +48,10 @@ from threadline.server.store.sqlite.filters import (
 )
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
-    SpanFacts,
+    StoredSpanFacts,
     TraceRollup,
     preview_sources,
     roll_up_session,
-    span_facts,
     roll_up_trace,
 )
 
@@ -182,22 +181,24 @@ class SQLiteStore:
             trace_ids,
         ))
         sessions = {session_id for session_id in stored.values() if session_id}
-        facts: dict[str, list[SpanFacts]] = defaultdict(list)
         # A trace seen for the first time has all its spans in this batch: its rollup
         # needs no read. (The first copy of a span wins, as INSERT OR IGNORE did.)
-        fresh: set[tuple[str, str]] = set()
+        fresh: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
         for span in spans:
-            if span.trace_id not in stored and (span.trace_id, span.span_id) not in fresh:
-                fresh.add((span.trace_id, span.span_id))
-                facts[span.trace_id].append(span_facts(span))
-        if stored:
-            rowids: dict[int, int] = {}
-            for row in _select_in(conn, schema.SELECT_SPAN_FACTS, (project_id,), list(stored)):
-                fact = schema.span_facts(row)
-                facts[row[0]].append(fact)
-                rowids[id(fact)] = row[17]
-            _load_previews(conn, [facts[trace_id] for trace_id in stored], rowids)
-        rollups = [roll_up_trace(trace_id, spans) for trace_id, spans in facts.items()]
+            if span.trace_id not in stored:
+                fresh[span.trace_id].setdefault(span.span_id, span)
+        # A trace stored before is read back whole: its new spans are in the table now.
+        read_back: dict[str, list[StoredSpanFacts]] = defaultdict(list)
+        rowids: dict[int, int] = {}
+        for row in _select_in(conn, schema.SELECT_SPAN_FACTS, (project_id,), list(stored)):
+            fact = schema.span_facts(row)
+            read_back[row[0]].append(fact)
+            rowids[id(fact)] = row[17]
+        _load_previews(conn, read_back.values(), rowids)
+        rollups = [
+            *(roll_up_trace(trace_id, list(by_id.values())) for trace_id, by_id in fresh.items()),
+            *(roll_up_trace(trace_id, facts) for trace_id, facts in read_back.items()),
+        ]
         conn.executemany(schema.UPSERT_TRACE, [schema.trace_row(project_id, r) for r in rollups])
         sessions.update(r.session_id for r in rollups if r.session_id)
         if not sessions:
@@ -473,10 +474,10 @@ def _hash_key(key: str) -> bytes:
 
 
 def _load_previews(
-    conn: sqlite3.Connection, traces: Iterable[list[SpanFacts]], rowids: dict[int, int]
+    conn: sqlite3.Connection, traces: Iterable[list[StoredSpanFacts]], rowids: dict[int, int]
 ) -> None:
     """Read the input and output previews of just the spans that stand for each trace."""
-    wanted: dict[str, dict[int, SpanFacts]] = {"input": {}, "output": {}}
+    wanted: dict[str, dict[int, StoredSpanFacts]] = {"input": {}, "output": {}}
     for spans in traces:
         source_in, source_out = preview_sources(spans)
         if source_in:
