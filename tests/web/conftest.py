@@ -123,7 +123,9 @@ def scenario(server: Any) -> Scenario:
     old = turns(base - 3 * 24 * 3600 * S, [
         ("Hello from last week", "Hello!", 500, 100, 10, 0.0001, 0),
     ])
-    lone = turns(base + 1200 * S, [("One-off question", "One-off answer", 700, 50, 5, 0.0002, 0)])[0]
+    lone = turns(
+        base + 1200 * S, [("One-off question", "One-off answer", 700, 50, 5, 0.0002, 0)]
+    )[0]
     history: list[dict[str, str]] = []
     for turn in alpha:
         send(server, turn_spans(turn, "sess-alpha", "alice", history=list(history),

@@ -78,8 +78,11 @@ def test_sessions_filters_and_sorting(ui: UI, server, scenario: Scenario) -> Non
     beta = scenario.sessions["sess-beta"]
     page = ui.go("/sessions")
     page.select_option("#range", "custom")
-    to_local = "d => { const x = new Date(d); x.setMinutes(x.getMinutes() - x.getTimezoneOffset());" \
-               " return x.toISOString().slice(0, 19); }"
+    to_local = (
+        "d => { const x = new Date(d);"
+        " x.setMinutes(x.getMinutes() - x.getTimezoneOffset());"
+        " return x.toISOString().slice(0, 19); }"
+    )
     page.fill("[data-utc-target=start]", page.evaluate(to_local, beta[0].start_ns // 1_000_000))
     page.fill("[data-utc-target=end]", page.evaluate(to_local, beta[-1].end_ns // 1_000_000))
     page.click("#filters button[type=submit]")

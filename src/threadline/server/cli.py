@@ -112,7 +112,7 @@ Created project '{project.name}'. Its API key (shown once, stored hashed):
 
     {key}
 
-Trace your app with it:
+Open {base_url} in a browser and sign in with it. Trace your app with it:
 
     pip install threadline
     export THREADLINE_API_KEY={key}
@@ -144,7 +144,8 @@ def _keys_list(args: argparse.Namespace) -> None:
     try:
         for key in store.list_keys():
             state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-            print(f"{key.id}\t{key.project}\t{key.prefix}…\t{key.created_at:%Y-%m-%d %H:%M}\t{state}")
+            created = f"{key.created_at:%Y-%m-%d %H:%M}"
+            print(f"{key.id}\t{key.project}\t{key.prefix}…\t{created}\t{state}")
     finally:
         store.close()
 

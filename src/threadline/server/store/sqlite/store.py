@@ -211,7 +211,10 @@ class SQLiteStore:
             by_session[trace.session_id or ""].append(trace)
         conn.executemany(
             schema.UPSERT_SESSION,
-            [schema.session_row(project_id, roll_up_session(sid, ts)) for sid, ts in by_session.items()],
+            [
+                schema.session_row(project_id, roll_up_session(session_id, traces))
+                for session_id, traces in by_session.items()
+            ],
         )
         # A session whose every trace moved away has no rollup any more.
         gone = sessions - by_session.keys()
@@ -233,12 +236,7 @@ class SQLiteStore:
             args += [project_id, query.user_id]
         _time_overlap(where, args, query.start, query.end)
         if query.q:
-            pattern = _like(query.q)
-            where.append(
-                "(session_id LIKE ? ESCAPE '\\' OR first_input LIKE ? ESCAPE '\\'"
-                " OR last_output LIKE ? ESCAPE '\\')"
-            )
-            args += [pattern] * 3
+            _text_search(where, args, query.q, ("session_id", "first_input", "last_output"))
         session_ui_filters(where, args, project_id, query)
         order, order_type = SESSION_SORTS[query.sort]
         if query.cursor:
@@ -261,7 +259,8 @@ class SQLiteStore:
     def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {schema.SESSION_COLUMNS} FROM sessions WHERE project_id = ? AND session_id = ?",
+                f"SELECT {schema.SESSION_COLUMNS} FROM sessions"
+                " WHERE project_id = ? AND session_id = ?",
                 (project_id, session_id),
             ).fetchone()
             if row is None:
@@ -285,12 +284,7 @@ class SQLiteStore:
                 args.append(value)
         _time_overlap(where, args, query.start, query.end)
         if query.q:
-            pattern = _like(query.q)
-            where.append(
-                "(name LIKE ? ESCAPE '\\' OR input_preview LIKE ? ESCAPE '\\'"
-                " OR output_preview LIKE ? ESCAPE '\\')"
-            )
-            args += [pattern] * 3
+            _text_search(where, args, query.q, ("name", "input_preview", "output_preview"))
         trace_ui_filters(where, args, project_id, query)
         if query.cursor:
             start_ns, trace_id = cursors.decode(query.cursor, int, str)
@@ -398,8 +392,7 @@ class SQLiteStore:
         args: list[Any] = [project_id]
         _time_overlap(where, args, query.start, query.end)
         if query.q:
-            where.append("user_id LIKE ? ESCAPE '\\'")
-            args.append(_like(query.q))
+            _text_search(where, args, query.q, ("user_id",))
         having = ""
         if query.cursor:
             last_ns, user_id = cursors.decode(query.cursor, int, str)
@@ -515,6 +508,15 @@ def _time_overlap(where: list[str], args: list[Any], start: Any, end: Any) -> No
     if end is not None:
         where.append("start_ns <= ?")
         args.append(datetime_to_ns(end))
+
+
+def _text_search(
+    where: list[str], args: list[Any], text: str, columns: tuple[str, ...]
+) -> None:
+    """Keep rows with ``text`` in any of ``columns`` (ASCII case-insensitive, like
+    SQLite's LIKE); ``%`` and ``_`` in the text are literal."""
+    where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
+    args += [_like(text)] * len(columns)
 
 
 def _like(text: str) -> str:
