@@ -155,11 +155,12 @@ class SQLiteStore:
             return 0
         # The spans of one OTLP resource share one resource dict: encode it once.
         resources: dict[int, str] = {}
-        rows = [
-            schema.span_row(project_id, span, resources.get(id(span.resource))
-                      or resources.setdefault(id(span.resource), schema.dumps(span.resource)))
-            for span in spans
-        ]
+        rows = []
+        for span in spans:
+            resource = resources.get(id(span.resource))
+            if resource is None:
+                resource = resources[id(span.resource)] = schema.dumps(span.resource)
+            rows.append(schema.span_row(project_id, span, resource))
         with self._transaction() as conn:
             before = conn.total_changes
             conn.executemany(schema.INSERT_SPAN, rows)
