@@ -11,6 +11,7 @@ shutting down then never waits long on an open tab.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -71,24 +72,36 @@ def _response(body: AsyncIterator[str]) -> StreamingResponse:
     )
 
 
+async def _live(
+    request: Request,
+    project: Project,
+    after: int | None,
+    rows: Callable[[Filters, int], list[tuple[str, str]]],
+) -> StreamingResponse:
+    """A live stream of the rows ``rows(filters, since)`` renders, oldest first."""
+    store: Store = request.app.state.store
+    filters = Filters.from_params(request.query_params)
+    start = await run_in_threadpool(_start, request, after, store, project)
+    changed = functools.partial(rows, filters)
+    return _response(_stream(request, start, changed,
+                             lambda: store.live_watermark(project.id), "row"))
+
+
 @router.get("/live/traces")
 async def live_traces(
     request: Request, project: PageProject, after: int | None = None
 ) -> StreamingResponse:
     store: Store = request.app.state.store
-    filters = Filters.from_params(request.query_params)
     row = templates.env.get_template("_trace_rows.html")
 
-    def changed(since: int) -> list[tuple[str, str]]:
+    def changed(filters: Filters, since: int) -> list[tuple[str, str]]:
         query = filters.trace_query().model_copy(update={"changed_after": since,
                                                          "cursor": None})
         items = store.list_traces(project.id, query).items
         # Oldest first, so that prepending each leaves the newest on top.
         return [(t.trace_id, row.render(traces=[t])) for t in reversed(items)]
 
-    start = await run_in_threadpool(_start, request, after, store, project)
-    return _response(_stream(request, start, changed,
-                             lambda: store.live_watermark(project.id), "row"))
+    return await _live(request, project, after, changed)
 
 
 @router.get("/live/sessions")
@@ -96,15 +109,12 @@ async def live_sessions(
     request: Request, project: PageProject, after: int | None = None
 ) -> StreamingResponse:
     store: Store = request.app.state.store
-    filters = Filters.from_params(request.query_params)
     row = templates.env.get_template("_session_rows.html")
 
-    def changed(since: int) -> list[tuple[str, str]]:
+    def changed(filters: Filters, since: int) -> list[tuple[str, str]]:
         query = filters.session_query().model_copy(update={"changed_after": since,
                                                            "cursor": None})
         items = store.list_sessions(project.id, query).items
         return [(s.session_id, row.render(sessions=[s])) for s in reversed(items)]
 
-    start = await run_in_threadpool(_start, request, after, store, project)
-    return _response(_stream(request, start, changed,
-                             lambda: store.live_watermark(project.id), "row"))
+    return await _live(request, project, after, changed)
