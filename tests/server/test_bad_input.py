@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import random
 
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.otlp import new_span_id, new_trace_id, request, span
+from tests.otlp import new_span_id, new_trace_id, request, span, to_json
 
 
 def _assert_error(response: httpx.Response, status: int, words: str) -> None:
@@ -74,4 +75,48 @@ def test_server_keeps_serving_after_bad_input(server):
     assert server.export(request([span(trace_id, new_span_id())]).SerializeToString()
                          ).status_code == 200
     assert server.get(f"/api/v1/traces/{trace_id}")["span_count"] == 1
+    assert "Traceback" not in server.process.log()
+
+
+def test_out_of_range_numbers_are_rejected_or_dropped_never_a_5xx(server):
+    trace_id = new_trace_id()
+    far_future = Span(trace_id=bytes.fromhex(new_trace_id()), span_id=b"\x01" * 8,
+                      name="year-2554", start_time_unix_nano=2**64 - 1,
+                      end_time_unix_nano=2**64 - 1)
+    odd = span(trace_id, new_span_id(), attributes={
+        "threadline.session.id": "odd-numbers", "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.usage.input_tokens": 2**62, "gen_ai.usage.cost": float("inf"),
+        "nan": float("nan")})
+    response = server.export(request([far_future, odd]).SerializeToString())
+    assert response.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_spans == 1 and "2262" in partial.error_message
+    (stored,) = server.get(f"/api/v1/traces/{trace_id}")["spans"]
+    assert stored["input_tokens"] is None and stored["cost_usd"] is None
+    assert stored["attributes"]["nan"] is None  # JSON has no NaN
+    assert server.get("/api/v1/sessions/odd-numbers")["trace_count"] == 1
+
+
+def test_mutated_bodies_never_get_a_5xx(server):
+    """A small seeded mutation fuzz of valid protobuf and JSON bodies."""
+    rng = random.Random(2026)
+    valid = request([span(new_trace_id(), new_span_id(), attributes={
+        "threadline.session.id": "fuzz", "threadline.span.input": '{"a": 1}',
+        "list": [1, 2.5, "x", [True]], "map": {"k": "v"}}) for _ in range(5)])
+    bodies = {"application/x-protobuf": valid.SerializeToString(),
+              "application/json": to_json(valid)}
+    for _ in range(300):
+        content_type = rng.choice(list(bodies))
+        body = bytearray(bodies[content_type])
+        for _ in range(rng.randint(1, 8)):
+            at = rng.randrange(len(body))
+            choice = rng.random()
+            if choice < 0.4:
+                body[at] = rng.randrange(256)
+            elif choice < 0.7:
+                del body[at : at + rng.randint(1, 20)]
+            else:
+                body[at:at] = rng.randbytes(rng.randint(1, 10))
+        response = server.export(bytes(body), content_type)
+        assert response.status_code < 500, (response.status_code, response.text)
     assert "Traceback" not in server.process.log()

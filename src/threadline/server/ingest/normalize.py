@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,12 @@ _KIND_NAMES = {
 }
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
+# OTLP times are uint64 nanoseconds; storage integers are int64 (until the year 2262).
+_INT64_MAX = 2**63 - 1
+# Bounds past any real token count or cost, so that sums over millions of spans stay
+# within storage integers and finite floats. Beyond them a value is dropped, not stored.
+_MAX_COUNT = 2**40
+_MAX_COST = 1e12
 
 
 @dataclass
@@ -65,6 +72,8 @@ def _invalid(span: OtlpSpan) -> str | None:
         return f"span {span.name!r}: span_id must be 8 non-zero bytes"
     if span.parent_span_id and len(span.parent_span_id) != 8:
         return f"span {span.name!r}: parent_span_id must be empty or 8 bytes"
+    if span.start_time_unix_nano > _INT64_MAX or span.end_time_unix_nano > _INT64_MAX:
+        return f"span {span.name!r}: start or end time is past the year 2262"
     return None
 
 
@@ -205,21 +214,24 @@ def _as_str(found: tuple[str, Any] | None) -> str | None:
 
 
 def _as_int(found: tuple[str, Any] | None) -> int | None:
+    """A count within bounds, or None: a bad token count is not worth a rejected span."""
     if found is None or isinstance(found[1], bool):
         return None
     try:
-        return int(found[1])
-    except (TypeError, ValueError):
+        value = int(found[1])
+    except (TypeError, ValueError, OverflowError):
         return None
+    return value if 0 <= value <= _MAX_COUNT else None
 
 
 def _as_float(found: tuple[str, Any] | None) -> float | None:
     if found is None or isinstance(found[1], bool):
         return None
     try:
-        return float(found[1])
-    except (TypeError, ValueError):
+        value = float(found[1])
+    except (TypeError, ValueError, OverflowError):
         return None
+    return value if math.isfinite(value) and 0 <= value <= _MAX_COST else None
 
 
 def _span_type(attrs: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
