@@ -120,12 +120,26 @@ def test_keys(store: Store):
     project = store.create_project("p")
     assert store.create_project("p") == project  # same name, same project
     key = store.create_key(project.id)
-    assert store.project_for_key(key) == project
-    assert store.project_for_key(key + "x") is None
+    access = store.access_for_key(key)
+    assert access.project == project and access.scope == "full" and access.can_read
+    assert store.access_for_key(key + "x") is None
     (info,) = store.list_keys()
     assert key not in info.model_dump_json() and key.startswith(info.prefix)
     assert store.revoke_key(info.id) and not store.revoke_key(info.id)
-    assert store.project_for_key(key) is None
+    assert store.access_for_key(key) is None
+
+
+def test_ingest_only_keys_and_rotation(store: Store):
+    project = store.create_project("p")
+    key = store.create_key(project.id, "ingest")
+    access = store.access_for_key(key)
+    assert access.project == project and access.scope == "ingest" and not access.can_read
+    (info,) = store.list_keys()
+    successor = store.rotate_key(info.id)
+    assert successor and successor != key
+    assert store.access_for_key(key) is None  # the old key stops at once
+    assert store.access_for_key(successor).scope == "ingest"  # same project and scope
+    assert store.rotate_key(info.id) is None  # a revoked key has no successor
 
 
 def test_data_survives_reopening(backend: str, tmp_path: Path):
@@ -138,7 +152,7 @@ def test_data_survives_reopening(backend: str, tmp_path: Path):
     second = _open(backend, tmp_path)
     try:
         assert second.get_session(project, "kept").trace_count == 1
-        assert second.project_for_key(key).id == project
+        assert second.access_for_key(key).project.id == project
     finally:
         second.close()
 

@@ -7,6 +7,7 @@ default, environment variable and help come from the table in ``settings.py``.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from collections.abc import Sequence
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", help="Create a key (and its project if new).")
     _add_settings(create, ["data_dir", "store"])
     create.add_argument("--project", default=DEFAULT_PROJECT, help="Project name.")
+    create.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="A key that can send spans but read nothing: the one to ship inside an app.",
+    )
     create.set_defaults(run=_keys_create)
     listing = key_commands.add_parser("list", help="List keys (never their secrets).")
     _add_settings(listing, ["data_dir", "store"])
@@ -49,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_settings(revoke, ["data_dir", "store"])
     revoke.add_argument("key_id", type=int)
     revoke.set_defaults(run=_keys_revoke)
+    rotate = key_commands.add_parser(
+        "rotate", help="Replace a key: revoke it and print its successor (same project, scope)."
+    )
+    _add_settings(rotate, ["data_dir", "store"])
+    rotate.add_argument("key_id", type=int)
+    rotate.set_defaults(run=_keys_rotate)
 
     demo = commands.add_parser("demo", help="Send a realistic multi-session workload.")
     demo.add_argument("--base-url", default="http://127.0.0.1:8000", help="Server URL.")
@@ -100,7 +112,19 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _first_start(store: Store, settings: Settings) -> None:
-    """With no project yet, make the default one and show its key, once."""
+    """With no project yet, make the default one and show its key, once.
+
+    Only on loopback: a server reachable from other machines must not start before
+    someone has made a key deliberately (``threadline keys create``).
+    """
+    if not _is_loopback(settings.host):
+        if not any(key.revoked_at is None for key in store.list_keys()):
+            sys.exit(
+                f"threadline: refusing to listen on {settings.host}, reachable from other "
+                "machines, with no API key yet. Create one first:\n"
+                "    threadline keys create --project NAME"
+            )
+        return
     if store.list_projects():
         return
     project = store.create_project(DEFAULT_PROJECT)
@@ -132,10 +156,11 @@ def _keys_create(args: argparse.Namespace) -> None:
     store = open_store(_settings(args).store_url)
     try:
         project = store.create_project(args.project)
-        key = store.create_key(project.id)
+        key = store.create_key(project.id, "ingest" if args.ingest_only else "full")
     finally:
         store.close()
-    print(f"New API key for project '{project.name}' (shown once, stored hashed):")
+    kind = "ingest-only API key" if args.ingest_only else "API key"
+    print(f"New {kind} for project '{project.name}' (shown once, stored hashed):")
     print(key)
 
 
@@ -145,7 +170,7 @@ def _keys_list(args: argparse.Namespace) -> None:
         for key in store.list_keys():
             state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
             created = f"{key.created_at:%Y-%m-%d %H:%M}"
-            print(f"{key.id}\t{key.project}\t{key.prefix}…\t{created}\t{state}")
+            print(f"{key.id}\t{key.project}\t{key.prefix}…\t{key.scope}\t{created}\t{state}")
     finally:
         store.close()
 
@@ -158,6 +183,27 @@ def _keys_revoke(args: argparse.Namespace) -> None:
     finally:
         store.close()
     print(f"Revoked key {args.key_id}.")
+
+
+def _keys_rotate(args: argparse.Namespace) -> None:
+    store = open_store(_settings(args).store_url)
+    try:
+        key = store.rotate_key(args.key_id)
+    finally:
+        store.close()
+    if key is None:
+        sys.exit(f"threadline: no active key with id {args.key_id}")
+    print(f"Revoked key {args.key_id}. Its successor (shown once, stored hashed):")
+    print(key)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable
 
 
 def _demo(args: argparse.Namespace) -> None:

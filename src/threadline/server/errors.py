@@ -21,6 +21,10 @@ class Unauthorized(ThreadlineError):
     headers = {"WWW-Authenticate": 'Bearer realm="threadline"'}
 
 
+class Forbidden(ThreadlineError):
+    status = 403
+
+
 class NotFound(ThreadlineError):
     status = 404
 

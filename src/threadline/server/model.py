@@ -91,12 +91,29 @@ class Project(BaseModel):
     name: str
 
 
+# What a key may do: "full" writes spans and reads its project; "ingest" only writes
+# spans (the key an application ships with, harmless if it leaks from there).
+KeyScope = Literal["full", "ingest"]
+
+
+class KeyAccess(BaseModel):
+    """What a presented key grants."""
+
+    project: Project
+    scope: KeyScope
+
+    @property
+    def can_read(self) -> bool:
+        return self.scope == "full"
+
+
 class KeyInfo(BaseModel):
     """An API key as listed: never the secret itself."""
 
     id: int
     project: str
     prefix: str = Field(description="The first characters of the key, to recognise it.")
+    scope: KeyScope = "full"
     created_at: datetime
     revoked_at: datetime | None = None
 

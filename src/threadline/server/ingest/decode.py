@@ -70,14 +70,15 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
         return request
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: arrays or objects nested deeper than the parser's stack.
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise BadRequest("OTLP/JSON body must be an object with 'resourceSpans'")
     try:
         _hex_ids_to_base64(document)
         return ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
-    except (ParseError, ValueError, TypeError, AttributeError) as exc:
+    except (ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise BadRequest(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
 
 

@@ -284,10 +284,7 @@ def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
     for key in cv.METADATA_JSON:
         raw = attrs.get(key)
         if isinstance(raw, str) and raw.startswith("{"):
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                continue
+            parsed = _json_within_depth(raw)
             if isinstance(parsed, dict):
                 metadata.update(parsed)
     for key, value in attrs.items():
@@ -297,16 +294,39 @@ def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return metadata
 
 
+# Metadata is stored as parsed JSON and rendered back by the API: JSON nested deeper
+# than this is treated as unparseable, so that no read later runs out of stack (the
+# parser, and pydantic's serializer, have depth limits of their own).
+_MAX_JSON_DEPTH = 32
+
+
+def _json_within_depth(text: str) -> Any:
+    """``text`` parsed as JSON, or None if it is not JSON or nests past the limit."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested past the stack
+        return None
+    level = [value] if isinstance(value, (dict, list)) else []
+    for _ in range(_MAX_JSON_DEPTH):
+        if not level:
+            return value
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+    return None if level else value
+
+
 def _tags(attrs: Mapping[str, Any]) -> list[str]:
     tags: list[str] = []
     for key in cv.TAGS:
         value = attrs.get(key)
         if isinstance(value, str):
             # Some SDKs send a JSON-encoded list in a string attribute.
-            try:
-                value = json.loads(value) if value.startswith("[") else [value]
-            except ValueError:
-                value = [value]
+            parsed = _json_within_depth(value) if value.startswith("[") else None
+            value = parsed if isinstance(parsed, list) else [value]
         if isinstance(value, list):
             tags.extend(str(tag) for tag in value if str(tag) not in tags)
     return tags

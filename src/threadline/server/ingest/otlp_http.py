@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from threadline.server.auth import CurrentProject
+from threadline.server.auth import IngestProject
 from threadline.server.errors import Overloaded, PayloadTooLarge
 from threadline.server.ingest.decode import (
     decode_request,
@@ -71,7 +71,7 @@ def _ingest(
     summary="OTLP/HTTP trace export (protobuf or JSON, optionally gzip)",
     response_class=Response,
 )
-async def export_traces(request: Request, project: CurrentProject) -> Response:
+async def export_traces(request: Request, project: IngestProject) -> Response:
     settings: Settings = request.app.state.settings
     kind = media_type(request.headers.get("content-type"))
     with _admission(request.app.state, settings.max_pending_exports):
@@ -110,7 +110,7 @@ def _admission(state: Any, limit: int) -> Iterator[None]:
 
 @router.post("/v1/logs", summary="Accepted and discarded", response_class=Response)
 @router.post("/v1/metrics", summary="Accepted and discarded", response_class=Response)
-async def export_discarded(request: Request, project: CurrentProject) -> Response:
+async def export_discarded(request: Request, project: IngestProject) -> Response:
     # Exporters configured for all signals must not retry forever against us: an
     # empty Export*ServiceResponse is the same bytes for every signal.
     kind = media_type(request.headers.get("content-type"))

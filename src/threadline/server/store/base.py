@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from threadline.server.model import (
+    KeyAccess,
+    KeyScope,
     KeyInfo,
     Page,
     Project,
@@ -62,16 +64,23 @@ class Store(Protocol):
 
     def list_projects(self) -> list[Project]: ...
 
-    def create_key(self, project_id: int) -> str:
+    def create_key(self, project_id: int, scope: KeyScope = "full") -> str:
         """Make a new API key for the project; return the secret (stored hashed only)."""
         ...
 
-    def project_for_key(self, key: str) -> Project | None:
-        """The project a key belongs to, or None for an unknown or revoked key."""
+    def access_for_key(self, key: str) -> KeyAccess | None:
+        """What a key grants, or None for an unknown or revoked key."""
         ...
 
     def list_keys(self) -> list[KeyInfo]: ...
 
-    def revoke_key(self, key_id: int) -> bool: ...
+    def revoke_key(self, key_id: int) -> bool:
+        """Revoke an active key; False if there is none with that id."""
+        ...
+
+    def rotate_key(self, key_id: int) -> str | None:
+        """Revoke an active key and make its successor (same project and scope) in one
+        step; return the new secret, or None if there is no active key with that id."""
+        ...
 
     def close(self) -> None: ...

@@ -2,7 +2,7 @@
 
 The cookie holds the project key itself, HttpOnly (page scripts cannot read it) and
 SameSite=Lax (other sites cannot post with it). Every request resolves it through
-``store.project_for_key``, like the API's bearer header, so revoking a key signs its
+``store.access_for_key``, like the API's bearer header, so revoking a key signs its
 browsers out at once and several servers need no shared session state.
 """
 
@@ -29,7 +29,8 @@ def _project_from_cookie(request: Request) -> Project | None:
     key = request.cookies.get(COOKIE)
     if not key:
         return None
-    return request.app.state.store.project_for_key(key)
+    access = request.app.state.store.access_for_key(key)
+    return access.project if access is not None and access.can_read else None
 
 
 def page_project(request: Request) -> Project:
@@ -70,10 +71,14 @@ async def login(request: Request) -> Response:
     form = {k: v[0] for k, v in parse_qs(body).items()}
     key = form.get("key", "").strip()
     target = _safe_next(form.get("next"))
-    project = request.app.state.store.project_for_key(key) if key else None
-    if project is None:
-        context = {"next": target, "error": "That key is unknown or revoked."}
-        return render(request, "login.html", context, status_code=401)
+    access = request.app.state.store.access_for_key(key) if key else None
+    if access is None or not access.can_read:
+        error = (
+            "That key can only send spans: sign in with a full key."
+            if access is not None
+            else "That key is unknown or revoked."
+        )
+        return render(request, "login.html", {"next": target, "error": error}, status_code=401)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE, key, max_age=_MAX_AGE, httponly=True, samesite="lax",

@@ -132,7 +132,7 @@ def preview(raw: str | None, limit: int = 140) -> str:
     text = raw
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's stack
         value = None
     if value is not None:
         found = messages(value)
