@@ -46,6 +46,11 @@ def test_overload_gets_503_with_retry_after_and_loses_nothing(tmp_path):
         for thread in threads:
             thread.join()
 
+        # Refusing instead of queueing keeps memory bounded: 24 bodies of ~1 MB each
+        # were sent at once, and at most one was held at a time.
+        peak_kb = int(next(line.split()[1] for line in open(
+            f"/proc/{server.process.pid}/status") if line.startswith("VmHWM:")))
+        assert peak_kb < 400 * 1024, peak_kb
         assert set(statuses) <= {200, 503}
         assert 503 in statuses and 200 in statuses, statuses
         assert retry_after == {"1"}
