@@ -120,3 +120,8 @@ def test_mutated_bodies_never_get_a_5xx(server):
         response = server.export(bytes(body), content_type)
         assert response.status_code < 500, (response.status_code, response.text)
     assert "Traceback" not in server.process.log()
+
+
+def test_invalid_utf8_in_a_protobuf_string_is_a_400(server):
+    body = request([span(new_trace_id(), new_span_id(), name="ZZZZ")]).SerializeToString()
+    _assert_error(server.export(body.replace(b"ZZZZ", b"\xff\xfe\xfd\xfc")), 400, "UTF-8")
