@@ -83,7 +83,10 @@ def ns_to_datetime(ns: int) -> datetime:
 def datetime_to_ns(value: datetime) -> int:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1_000_000) * 1000
+    ns = int(value.timestamp() * 1_000_000) * 1000
+    # Storage integers are int64 ns (years 1677 to 2262): a time outside, given as a
+    # filter, means "since ever" or "until the end", not a value SQLite cannot bind.
+    return min(max(ns, -(2**63)), 2**63 - 1)
 
 
 class Project(BaseModel):

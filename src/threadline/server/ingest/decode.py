@@ -80,6 +80,12 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
         return ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
     except (ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise BadRequest(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+    except SystemError as exc:
+        # protobuf's upb looks field names up in C: a name with an escaped lone
+        # surrogate ("\ud800") fails to encode there and surfaces as a SystemError.
+        if not isinstance(exc.__cause__ or exc.__context__, UnicodeError):
+            raise
+        raise BadRequest("body is not OTLP/JSON: a field name is not valid Unicode") from None
 
 
 def encode_response(response: ExportTraceServiceResponse, kind: str) -> bytes:

@@ -19,6 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status as OtlpStatus
 
 from threadline.server import pricing
 from threadline.server.ingest import conventions as cv
+from threadline.server.jsontext import loads_bounded
 from threadline.server.model import SpanRecord
 
 _KIND_NAMES = {
@@ -294,29 +295,17 @@ def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return metadata
 
 
-# Metadata is stored as parsed JSON and rendered back by the API: JSON nested deeper
-# than this is treated as unparseable, so that no read later runs out of stack (the
-# parser, and pydantic's serializer, have depth limits of their own).
+# Metadata and tags are stored parsed and rendered back by the API: JSON nested deeper
+# than this is treated as text.
 _MAX_JSON_DEPTH = 32
 
 
 def _json_within_depth(text: str) -> Any:
-    """``text`` parsed as JSON, or None if it is not JSON or nests past the limit."""
+    """``text`` parsed as JSON, or None if it is not JSON within bounds."""
     try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: nested past the stack
+        return loads_bounded(text, _MAX_JSON_DEPTH)
+    except ValueError:
         return None
-    level = [value] if isinstance(value, (dict, list)) else []
-    for _ in range(_MAX_JSON_DEPTH):
-        if not level:
-            return value
-        level = [
-            child
-            for item in level
-            for child in (item.values() if isinstance(item, dict) else item)
-            if isinstance(child, (dict, list))
-        ]
-    return None if level else value
 
 
 def _tags(attrs: Mapping[str, Any]) -> list[str]:

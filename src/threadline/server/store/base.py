@@ -12,8 +12,8 @@ from typing import Protocol
 
 from threadline.server.model import (
     KeyAccess,
-    KeyScope,
     KeyInfo,
+    KeyScope,
     Page,
     Project,
     Session,

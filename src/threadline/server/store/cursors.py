@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from threadline.server.errors import BadRequest
+from threadline.server.jsontext import loads_bounded
 
 
 def encode(*key: Any) -> str:
@@ -16,7 +17,7 @@ def encode(*key: Any) -> str:
 def decode(cursor: str, *types: type) -> tuple[Any, ...]:
     """The key a cursor holds, checked against the expected types (400 if it is not)."""
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key = loads_bounded(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), 2)
     except ValueError:
         raise BadRequest(f"invalid cursor {cursor!r}") from None
     if (

@@ -147,4 +147,7 @@ def preview(raw: str | None, limit: int = 140) -> str:
         else:
             text = json.dumps(value, ensure_ascii=False)
     text = " ".join(text.split())
+    if "\\u" in raw and not text.isascii():
+        # JSON may escape a lone surrogate, which parses but cannot be sent as UTF-8.
+        text = text.encode("utf-8", "replace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"

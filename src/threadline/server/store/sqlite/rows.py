@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from threadline.server.jsontext import loads_bounded
 from threadline.server.model import (
     Session,
     Span,
@@ -18,6 +19,9 @@ from threadline.server.model import (
     ns_to_datetime,
 )
 from threadline.server.store.rollups import StoredSpanFacts, TraceRollup
+
+# Deeper inputs and outputs are shown as text: the API's serializer has a depth limit.
+_MAX_PAYLOAD_DEPTH = 64
 
 # One encoder for every call: json.dumps builds a new one whenever it is given options.
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -214,9 +218,11 @@ def span(row: tuple[Any, ...]) -> Span:
 
 
 def json_or_text(value: str | None) -> Any:
+    """An input or output as the API shows it: parsed JSON, or the text as sent when it
+    is not JSON within bounds (see ``jsontext``)."""
     if value is None:
         return None
     try:
-        return json.loads(value)
+        return loads_bounded(value, _MAX_PAYLOAD_DEPTH)
     except ValueError:
         return value

@@ -25,8 +25,8 @@ from typing import Any
 
 from threadline.server.model import (
     KeyAccess,
-    KeyScope,
     KeyInfo,
+    KeyScope,
     Page,
     Project,
     Session,
@@ -42,12 +42,6 @@ from threadline.server.model import (
     ns_to_datetime,
 )
 from threadline.server.store import cursors
-from threadline.server.store.sqlite import rows as schema
-from threadline.server.store.sqlite.filters import (
-    SESSION_SORTS,
-    session_ui_filters,
-    trace_ui_filters,
-)
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
     StoredSpanFacts,
@@ -55,6 +49,12 @@ from threadline.server.store.rollups import (
     preview_sources,
     roll_up_session,
     roll_up_trace,
+)
+from threadline.server.store.sqlite import rows as schema
+from threadline.server.store.sqlite.filters import (
+    SESSION_SORTS,
+    session_ui_filters,
+    trace_ui_filters,
 )
 
 _READERS = 8

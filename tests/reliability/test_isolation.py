@@ -1,0 +1,286 @@
+"""Project isolation, route by route: with project A's sessions, traces and users
+stored, a key of project B walks every route the app has and never sees A's ids or
+text, and cannot write into A.
+
+The routes are enumerated from the app itself (``create_app``) and checked against
+the table below both ways: a new route that is not walked here fails the test.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.otlp import new_span_id, new_trace_id, request, span
+from threadline.server.app import create_app
+from threadline.server.settings import Settings
+from threadline.server.store.sqlite import SQLiteStore
+
+COOKIE = "threadline_session"
+
+
+# --- the routes of the app ------------------------------------------------------------
+
+
+def _flatten(routes: list, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path) of every route, through included routers (FastAPI keeps them
+    nested in recent versions) and mounts (method "MOUNT")."""
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            context = getattr(route, "include_context", None)
+            yield from _flatten(original.routes, prefix + (getattr(context, "prefix", "") or ""))
+        elif hasattr(route, "methods") and route.methods is not None:
+            for method in sorted(set(route.methods) - {"HEAD"}):
+                yield method, prefix + route.path
+        else:
+            yield "MOUNT", prefix + route.path
+
+
+@pytest.fixture(scope="module")
+def app_routes(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str]]:
+    data_dir = tmp_path_factory.mktemp("routes")
+    app = create_app(Settings(data_dir=data_dir), SQLiteStore(data_dir / "threadline.db"))
+    return set(_flatten(app.routes))
+
+
+# --- project A's data, and B's view ---------------------------------------------------
+
+
+@dataclass
+class ProjectA:
+    key: str
+    session_id: str
+    user_id: str
+    trace_ids: list[str]
+    span_ids: list[str]
+    marker: str  # text in A's names, inputs and outputs
+
+    def secrets(self) -> list[str]:
+        return [self.session_id, self.user_id, self.marker, *self.trace_ids, *self.span_ids]
+
+
+@pytest.fixture
+def project_a(threadline_process) -> ProjectA:
+    tag = uuid.uuid4().hex[:12]
+    a = ProjectA(threadline_process.new_key(f"iso-a-{tag}"), f"sess-a-{tag}", f"user-a-{tag}",
+                 [], [], f"secret-of-a-{tag}")
+    spans = []
+    for turn in range(3):
+        trace_id, root = new_trace_id(), new_span_id()
+        child = new_span_id()
+        a.trace_ids.append(trace_id)
+        a.span_ids += [root, child]
+        spans.append(span(trace_id, root, name=f"{a.marker}-turn-{turn}", attributes={
+            "threadline.session.id": a.session_id, "threadline.user.id": a.user_id,
+            "threadline.span.input": f"question {a.marker}",
+            "threadline.span.output": f"answer {a.marker}",
+            "threadline.tags": '["a-only"]', "threadline.metadata.owner": a.marker},
+            error=turn == 2))
+        spans.append(span(trace_id, child, parent=root, name=f"{a.marker}-llm", attributes={
+            "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.output_tokens": 5}))
+    response = httpx.post(threadline_process.base_url + "/v1/traces",
+                          content=request(spans).SerializeToString(),
+                          headers={"Authorization": f"Bearer {a.key}",
+                                   "Content-Type": "application/x-protobuf"})
+    assert response.status_code == 200, response.text
+    return a
+
+
+def _assert_hidden(a: ProjectA, response: httpx.Response | str, where: str) -> None:
+    """No id or text of A's in what B got, except what B itself asked for (a 404 names
+    the id it did not find; a page echoes its filters)."""
+    text = response if isinstance(response, str) else response.text
+    asked = "" if isinstance(response, str) else str(response.request.url)
+    for secret in a.secrets():
+        if secret in asked:
+            text = text.replace(secret, "")
+        assert secret not in text, f"{where} shows A's {secret!r} to B"
+
+
+def _read_stream(base_url: str, path: str, cookies: dict[str, str], seconds: float) -> str:
+    """The first ``seconds`` of an SSE stream (ready, the first poll, and what follows)."""
+    received: list[str] = []
+    deadline = time.monotonic() + seconds
+    with (
+        httpx.Client(base_url=base_url, cookies=cookies, timeout=seconds + 5) as client,
+        client.stream("GET", path, headers={"Accept": "text/event-stream"}) as response,
+    ):
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for chunk in response.iter_text():
+            received.append(chunk)
+            if time.monotonic() > deadline:
+                break
+    return "".join(received)
+
+
+# --- the walk ---------------------------------------------------------------------------
+
+
+def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
+    threadline_process, project_a: ProjectA, app_routes: set[tuple[str, str]]
+) -> None:
+    a = project_a
+    base = threadline_process.base_url
+    b_key = threadline_process.new_key(f"iso-b-{uuid.uuid4().hex[:12]}")
+    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {b_key}"}, timeout=30)
+    web = httpx.Client(base_url=base, cookies={COOKIE: b_key}, timeout=30)
+    a_api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {a.key}"},
+                         timeout=30)
+    a_web = httpx.Client(base_url=base, cookies={COOKIE: a.key}, timeout=30)
+    trace, span_id, session = a.trace_ids[0], a.span_ids[0], a.session_id
+    # B's own trace reuses A's trace id and session id: written into B, never into A.
+    b_span = new_span_id()
+
+    def hidden(response: httpx.Response, *statuses: int) -> None:
+        where = f"{response.request.method} {response.request.url}"
+        assert response.status_code in statuses, (where, response.status_code, response.text)
+        _assert_hidden(a, response, where)
+
+    def empty_list(response: httpx.Response) -> None:
+        # A filter that matches only A's data finds nothing for B.
+        hidden(response, 200)
+        assert response.json()["items"] == [], response.request.url
+
+    def a_sees(response: httpx.Response) -> None:
+        # The positive control: the same request with A's credentials finds A's data.
+        assert response.status_code == 200, (response.request.url, response.status_code)
+        assert any(secret in response.text for secret in a.secrets()), response.request.url
+
+    def ingest_into_b() -> None:
+        body = request([span(trace, b_span, name="b-span", attributes={
+            "threadline.session.id": session, "threadline.user.id": a.user_id})])
+        response = api.post("/v1/traces", content=body.SerializeToString(),
+                            headers={"Content-Type": "application/x-protobuf"})
+        assert response.status_code == 200, response.text
+        # A's trace is untouched: same spans, same name, no span of B's.
+        stored = a_api.get(f"/api/v1/traces/{trace}").json()
+        assert stored["span_count"] == 2 and b_span not in {s["span_id"] for s in stored["spans"]}
+        assert stored["name"].startswith(a.marker)
+        assert a_api.get(f"/api/v1/sessions/{session}").json()["trace_count"] == 3
+        # B sees only its own span under that id.
+        mine = api.get(f"/api/v1/traces/{trace}").json()
+        assert [s["span_id"] for s in mine["spans"]] == [b_span]
+        _assert_hidden(a, str([s["name"] for s in mine["spans"]]), "B's own trace")
+
+    def discarded(path: str) -> Callable[[], None]:
+        def check() -> None:
+            response = api.post(path, content=b"", headers={"Content-Type": "application/json"})
+            hidden(response, 200)
+        return check
+
+    def login_as_b() -> None:
+        response = httpx.post(base + "/login", content=f"key={b_key}&next=/traces".encode(),
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 303 and response.cookies.get(COOKIE) == b_key
+        hidden(web.get(response.headers["location"]), 200)
+
+    def login_form() -> None:
+        hidden(httpx.get(base + "/login", params={"next": f"/traces/{trace}"}), 200)
+
+    def logout() -> None:
+        response = web.post("/logout")
+        assert response.status_code == 303
+        assert f"{COOKIE}=" in response.headers.get("set-cookie", "")
+
+    def live(path: str) -> Callable[[], None]:
+        def check() -> None:
+            text = _read_stream(base, f"{path}?after=0", {COOKIE: b_key}, seconds=2.5)
+            assert "event: ready" in text
+            _assert_hidden(a, text, path)
+        return check
+
+    walk: dict[tuple[str, str], Callable[[], None]] = {
+        # OTLP ingest: B's key writes into B only.
+        ("POST", "/v1/traces"): ingest_into_b,
+        ("POST", "/v1/logs"): discarded("/v1/logs"),
+        ("POST", "/v1/metrics"): discarded("/v1/metrics"),
+        # JSON API.
+        ("GET", "/api/v1/sessions"): lambda: (
+            empty_list(api.get("/api/v1/sessions", params={"user_id": a.user_id})),
+            hidden(api.get("/api/v1/sessions"), 200),
+            empty_list(api.get("/api/v1/sessions", params={"q": a.marker})),
+            empty_list(api.get("/api/v1/sessions", params={"tag": "a-only"}))),
+        ("GET", "/api/v1/sessions/{session_id}"): lambda: hidden(
+            api.get(f"/api/v1/sessions/{session}"), 404),
+        ("GET", "/api/v1/traces"): lambda: (
+            empty_list(api.get("/api/v1/traces", params={"q": a.marker})),
+            empty_list(api.get("/api/v1/traces", params={"session_id": session,
+                                                         "status": "error"})),
+            empty_list(api.get("/api/v1/traces", params={"metadata": f"owner={a.marker}"})),
+            hidden(api.get("/api/v1/traces", params={"limit": 500}), 200)),
+        ("GET", "/api/v1/traces/{trace_id}"): lambda: [
+            hidden(api.get(f"/api/v1/traces/{t}"), 404) for t in a.trace_ids],
+        ("GET", "/api/v1/users"): lambda: (
+            hidden(api.get("/api/v1/users"), 200),
+            empty_list(api.get("/api/v1/users", params={"q": a.user_id}))),
+        # Documents and health: no project data at all.
+        ("GET", "/healthz"): lambda: hidden(api.get("/healthz"), 200),
+        ("GET", "/openapi.json"): lambda: hidden(api.get("/openapi.json"), 200),
+        ("GET", "/docs"): lambda: hidden(api.get("/docs"), 200),
+        ("GET", "/docs/oauth2-redirect"): lambda: hidden(api.get("/docs/oauth2-redirect"), 200),
+        ("MOUNT", "/static"): lambda: hidden(web.get("/static/app.js"), 200),
+        # Sign-in.
+        ("GET", "/login"): login_form,
+        ("POST", "/login"): login_as_b,
+        ("POST", "/logout"): logout,
+        # Pages and fragments, with B's cookie.
+        ("GET", "/"): lambda: hidden(web.get("/", follow_redirects=True), 200),
+        ("GET", "/traces"): lambda: (
+            hidden(web.get("/traces"), 200),
+            hidden(web.get("/traces", params={"q": a.marker, "range": "all"}), 200),
+            hidden(web.get("/traces", params={"session_id": session}), 200)),
+        ("GET", "/sessions"): lambda: (
+            hidden(web.get("/sessions"), 200),
+            hidden(web.get("/sessions", params={"sort": "cost", "status": "error"}), 200)),
+        ("GET", "/users"): lambda: hidden(web.get("/users"), 200),
+        ("GET", "/sessions/{session_id:path}"): lambda: hidden(
+            web.get(f"/sessions/{session}"), 404),
+        ("GET", "/traces/{trace_id}"): lambda: [
+            hidden(web.get(f"/traces/{t}", params={"span": span_id}), 404)
+            for t in a.trace_ids],
+        ("GET", "/fragments/span"): lambda: hidden(web.get(
+            "/fragments/span", params={"trace_id": a.trace_ids[1], "span_id": a.span_ids[2]}),
+            404),
+        ("GET", "/fragments/session-traces"): lambda: hidden(web.get(
+            "/fragments/session-traces", params={"session_id": session}), 200),
+        ("GET", "/export/session.json"): lambda: hidden(
+            web.get("/export/session.json", params={"session_id": session}), 404),
+        ("GET", "/live/traces"): live("/live/traces"),
+        ("GET", "/live/sessions"): live("/live/sessions"),
+    }
+
+    # Every route of the app is walked, and nothing is walked that the app lacks.
+    missing = app_routes - set(walk)
+    assert not missing, f"routes not covered by the isolation walk: {sorted(missing)}"
+    assert not set(walk) - app_routes, sorted(set(walk) - app_routes)
+    openapi_paths = set(api.get("/openapi.json").json()["paths"])
+    assert openapi_paths <= {path for _, path in app_routes}
+
+    # The positive control, before B writes: A's own credentials see A's data.
+    for response in (a_api.get(f"/api/v1/traces/{trace}"), a_api.get("/api/v1/sessions"),
+                     a_web.get(f"/traces/{a.trace_ids[1]}"), a_web.get(f"/sessions/{session}"),
+                     a_api.get("/api/v1/users"), a_web.get("/fragments/span", params={
+                         "trace_id": a.trace_ids[1], "span_id": a.span_ids[2]})):
+        a_sees(response)
+
+    # B has data of its own (ids of its own), so that its lists and streams are not
+    # trivially empty; writing with A's ids comes last, as it puts them in B's project.
+    own = request([span(new_trace_id(), new_span_id(), name="b-own", attributes={
+        "threadline.session.id": "b-session", "threadline.user.id": "b-user",
+        "threadline.span.input": "b question"})])
+    assert api.post("/v1/traces", content=own.SerializeToString(),
+                    headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+    last = [("POST", "/v1/traces"), ("POST", "/logout")]
+    for route in sorted(set(walk) - set(last)) + last:
+        walk[route]()
+    print(f"isolation walk: {len(walk)} routes")
+    assert len(walk) == len(app_routes)
+    assert "Traceback" not in threadline_process.log()
