@@ -4,6 +4,12 @@ Shape (as issue #2 asks): 10 spans per trace, 5 traces per session, ~4 KB of pro
 per span. Each trace is one chat turn: a root span with the session and user, LLM spans
 with 1-3 KB prompts and 1-2.5 KB completions and token counts, tool and retrieval spans.
 Text is drawn from a small vocabulary so it compresses like real prose, not like noise.
+
+``flavour`` picks the attribute keys: ``"threadline"`` (the default: Threadline's own
+and OpenTelemetry GenAI keys) or ``"openinference"`` (``session.id``, ``user.id``,
+``input.value``/``output.value``, ``openinference.span.kind``, ``llm.model_name``,
+``llm.token_count.*``: keys Arize Phoenix reads and Threadline maps too). Both flavours
+draw the same random numbers, so ids, texts and sizes match.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ _WORDS = (
 ).split()
 _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest")
 _TOOLS = ("lookup_order", "search_kb", "update_address")
+FLAVOURS = ("threadline", "openinference")
 
 
 @dataclass(frozen=True)
@@ -63,8 +70,10 @@ def _span(trace_id: bytes, span_id: bytes, parent: bytes, name: str, start: int,
     )
 
 
-def trace_spans(rng: random.Random, session_id: str, user_id: str, start: int) -> list[Span]:
+def trace_spans(rng: random.Random, session_id: str, user_id: str, start: int,
+                flavour: str = "threadline") -> list[Span]:
     """One chat turn: 10 spans."""
+    oi = flavour == "openinference"
     trace_id = rng.getrandbits(128).to_bytes(16, "big")
     ids = [(rng.getrandbits(63) + 1).to_bytes(8, "big") for _ in range(SPANS_PER_TRACE)]
     root = ids[0]
@@ -78,44 +87,78 @@ def trace_spans(rng: random.Random, session_id: str, user_id: str, start: int) -
             prompt = [{"role": "system", "content": _text(rng, 600)},
                       {"role": "user", "content": _text(rng, rng.randint(1000, 3000))}]
             completion = [{"role": "assistant", "content": _text(rng, rng.randint(800, 2500))}]
+            input_tokens, output_tokens = rng.randint(200, 2500), rng.randint(50, 600)
             attributes: dict[str, object] = {
+                "openinference.span.kind": "LLM",
+                "llm.provider": "openai" if model.startswith("gpt") else "anthropic",
+                "llm.model_name": model,
+                "llm.token_count.prompt": input_tokens,
+                "llm.token_count.completion": output_tokens,
+                "llm.token_count.total": input_tokens + output_tokens,
+                "input.value": json.dumps({"messages": prompt}),
+                "input.mime_type": "application/json",
+                "output.value": json.dumps({"messages": completion}),
+                "output.mime_type": "application/json",
+            } if oi else {
                 "gen_ai.operation.name": "chat",
                 "gen_ai.provider.name": "openai" if model.startswith("gpt") else "anthropic",
                 "gen_ai.request.model": model,
                 "gen_ai.response.model": model,
-                "gen_ai.usage.input_tokens": rng.randint(200, 2500),
-                "gen_ai.usage.output_tokens": rng.randint(50, 600),
+                "gen_ai.usage.input_tokens": input_tokens,
+                "gen_ai.usage.output_tokens": output_tokens,
                 "gen_ai.input.messages": json.dumps(prompt),
                 "gen_ai.output.messages": json.dumps(completion),
             }
             name = f"chat {model}"
         else:  # 4 tool calls
             name = rng.choice(_TOOLS)
+            tool_input = json.dumps({"query": _text(rng, 400)})
+            tool_output = json.dumps({"result": _text(rng, rng.randint(1500, 4000))})
             attributes = {
+                "openinference.span.kind": "TOOL",
+                "tool.name": name,
+                "input.value": tool_input,
+                "input.mime_type": "application/json",
+                "output.value": tool_output,
+                "output.mime_type": "application/json",
+            } if oi else {
                 "threadline.span.type": "TOOL",
-                "threadline.span.input": json.dumps({"query": _text(rng, 400)}),
-                "threadline.span.output": json.dumps(
-                    {"result": _text(rng, rng.randint(1500, 4000))}
-                ),
+                "threadline.span.input": tool_input,
+                "threadline.span.output": tool_output,
             }
         spans.append(_span(trace_id, ids[index], root, name, t, t + length, attributes))
         t += length
+    turn_input = json.dumps({"message": question})
+    turn_output = json.dumps({"reply": _text(rng, 800)})
     spans.insert(0, _span(trace_id, root, b"", "handle_turn", start, t + 1_000_000, {
+        "openinference.span.kind": "CHAIN",
+        "session.id": session_id,
+        "user.id": user_id,
+        "input.value": turn_input,
+        "input.mime_type": "application/json",
+        "output.value": turn_output,
+        "output.mime_type": "application/json",
+    } if oi else {
         "threadline.session.id": session_id,
         "threadline.user.id": user_id,
-        "threadline.span.input": json.dumps({"message": question}),
-        "threadline.span.output": json.dumps({"reply": _text(rng, 800)}),
+        "threadline.span.input": turn_input,
+        "threadline.span.output": turn_output,
     }))
     return spans
 
 
 def batches(total_spans: int, batch_spans: int = 512, seed: int = 1,
-            start_ns: int = 1_790_000_000_000_000_000, tag: str = "bench") -> Iterator[Batch]:
+            start_ns: int = 1_790_000_000_000_000_000, tag: str = "bench",
+            flavour: str = "threadline") -> Iterator[Batch]:
     """``total_spans`` spans (a multiple of 50) as OTLP bodies of ``batch_spans`` spans.
+
+    ``flavour`` is ``"threadline"`` (default) or ``"openinference"`` (see the module).
 
     Sessions are interleaved as in a live system: many conversations at once, so the
     traces of one session arrive in different exports.
     """
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
     rng = random.Random(seed)
     sessions = total_spans // (SPANS_PER_TRACE * TRACES_PER_SESSION)
     concurrent = 50
@@ -127,7 +170,7 @@ def batches(total_spans: int, batch_spans: int = 512, seed: int = 1,
             for s in members:
                 session_id = f"{tag}-{s:07d}"
                 clock = start_ns + s * 10**9 + turn * 60 * 10**9
-                pending += trace_spans(rng, session_id, f"user-{s % 997}", clock)
+                pending += trace_spans(rng, session_id, f"user-{s % 997}", clock, flavour)
                 pending_sessions.add(session_id)
                 while len(pending) >= batch_spans:
                     yield _batch(pending[:batch_spans], pending_sessions)
