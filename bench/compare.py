@@ -763,7 +763,8 @@ def main() -> None:
           f"{'n/a' if t_durable is None else f'{t_durable / raw_median:.0%}'}")
     if t[0].empty_store_bytes is not None and p[0].empty_store_bytes is not None:
         print(f"empty store at start (included in disk): Threadline "
-              f"{t[0].empty_store_bytes / 1e6:.1f} MB, Phoenix {p[0].empty_store_bytes / 1e6:.1f} MB")
+              f"{t[0].empty_store_bytes / 1e6:.1f} MB, "
+              f"Phoenix {p[0].empty_store_bytes / 1e6:.1f} MB")
     for name, runs in results.items():
         for i, r in enumerate(runs):
             if r.note:
