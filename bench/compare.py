@@ -40,7 +40,6 @@ import platform
 import random
 import re
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -57,6 +56,7 @@ import httpx
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import workload
+from server import free_port, latencies, p50_p95  # the helpers bench/server.py shares
 
 REPO = BENCH.parent
 PROTOBUF = "application/x-protobuf"
@@ -76,12 +76,6 @@ sys.exit(main())
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _descendants(pid: int) -> list[int]:
@@ -204,18 +198,6 @@ def send_all(base_url: str, headers: dict[str, str], bodies: list[workload.Batch
         thread.join()
     result.elapsed = time.perf_counter() - started
     return result
-
-
-def latencies(client: httpx.Client, paths: list[str]) -> tuple[float, float]:
-    times = []
-    for path in paths:
-        t = time.perf_counter()
-        response = client.get(path)
-        times.append((time.perf_counter() - t) * 1000)
-        if response.status_code != 200:
-            raise RuntimeError(f"GET {path}: {response.status_code} {response.text[:200]}")
-    times.sort()
-    return statistics.median(times), times[max(int(len(times) * 0.95) - 1, 0)]
 
 
 @dataclass
@@ -474,8 +456,7 @@ def timed(calls: list[Callable[[], None]]) -> tuple[float, float]:
         t = time.perf_counter()
         call()
         times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    return statistics.median(times), times[max(int(len(times) * 0.95) - 1, 0)]
+    return p50_p95(times)
 
 
 _UI_QUERIES = ("ProjectPageQueriesSessionsQuery", "SessionDetailsQuery",
