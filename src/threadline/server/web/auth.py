@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from threadline.server.model import Project
@@ -71,7 +72,8 @@ async def login(request: Request) -> Response:
     form = {k: v[0] for k, v in parse_qs(body).items()}
     key = form.get("key", "").strip()
     target = _safe_next(form.get("next"))
-    access = request.app.state.store.access_for_key(key) if key else None
+    # A store read: off the event loop, like every other one.
+    access = await run_in_threadpool(request.app.state.store.access_for_key, key) if key else None
     if access is None or not access.can_read:
         error = (
             "That key can only send spans: sign in with a full key."
