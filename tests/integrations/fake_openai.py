@@ -1,0 +1,136 @@
+"""A local stand-in for the OpenAI API: the real ``/v1/chat/completions`` wire format.
+
+Vendors' OpenAI instrumentations read the request and the response of the real
+``openai`` client, so a server that answers exactly like the paid API (``choices``,
+``usage``, ``model``) makes them produce the spans they would in production, with no
+network. Answers are deterministic and recorded, so a test can assert that Threadline
+stored what the program actually received:
+
+    with FakeOpenAI() as fake:
+        client = openai.OpenAI(base_url=fake.base_url, api_key="sk-fake")
+        ...
+        fake.exchanges[0].reply, fake.exchanges[0].usage
+
+Usage: ``prompt_tokens`` is the number of whitespace-separated words in all request
+messages, ``completion_tokens`` the number in the reply; the reply is
+``"Answer <n>: <last user message>"``, ``n`` counting requests from 1. Only
+non-streaming chat completions are served; anything else is a 404 the client reports.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Self
+
+MODEL = "gpt-4o-mini-2024-07-18"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One chat completion: what the client sent and what it got back."""
+
+    request: dict[str, Any]
+    reply: str
+    model: str
+    usage: dict[str, int]
+
+
+class FakeOpenAI:
+    """The fake server, on a free loopback port, from ``start()`` (or ``with``) on."""
+
+    def __init__(self, model: str = MODEL) -> None:
+        self.model = model
+        self.exchanges: list[Exchange] = []
+        self._lock = threading.Lock()
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """What ``openai.OpenAI(base_url=...)`` or ``OPENAI_BASE_URL`` takes."""
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def complete(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The chat-completion body answering ``request``; records the exchange."""
+        messages = request.get("messages") or []
+        last_user = next(
+            (_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"),
+            "",
+        )
+        with self._lock:
+            number = len(self.exchanges) + 1
+            reply = f"Answer {number}: {last_user}"
+            prompt_tokens = sum(len(_text(m.get("content")).split()) for m in messages)
+            completion_tokens = len(reply.split())
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
+            self.exchanges.append(Exchange(request, reply, self.model, usage))
+        return {
+            "id": f"chatcmpl-fake-{number}",
+            "object": "chat.completion",
+            "created": 1_700_000_000 + number,
+            "model": self.model,
+            "choices": [{
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": reply},
+            }],
+            "usage": usage,
+        }
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
+                request = json.loads(body)
+                if request.get("stream"):
+                    return self._send(400, {"error": {"message": "streaming not faked"}})
+                self._send(200, fake.complete(request))
+
+            def _send(self, status: int, document: dict[str, Any]) -> None:
+                payload = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass  # keep test output clean
+
+        return Handler
+
+
+def _text(content: Any) -> str:
+    """A message's content as text: a string, or the text parts of a content list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "") for part in content if isinstance(part, dict)
+        )
+    return ""
