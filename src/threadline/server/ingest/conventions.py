@@ -60,12 +60,23 @@ SPAN_TYPE: tuple[tuple[str, dict[str, str] | None], ...] = (
     }),
 )
 
-# Input and output: attributes holding the whole payload (JSON or text) ...
+# Input and output. Chat messages come first: a span that carries them under any
+# convention has them as its input or output, in the one shape of ``messages``. Each
+# convention sends them either as one attribute holding a JSON list ...
+INPUT_MESSAGES = ("gen_ai.input.messages",)
+OUTPUT_MESSAGES = ("gen_ai.output.messages",)
+# ... (with the GenAI system prompt beside them, put first as a system message) ...
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+# ... or flattened into indexed attributes: `<prefix><N>.<field>` (OpenLLMetry), and
+# `<prefix><N>.message.<field>` (OpenInference).
+INPUT_MESSAGE_PREFIXES = ("gen_ai.prompt.", "llm.input_messages.")
+OUTPUT_MESSAGE_PREFIXES = ("gen_ai.completion.", "llm.output_messages.")
+# Without chat messages: attributes holding the whole payload (JSON or text). A payload
+# that is itself a message list (or one message) is put in the same shape.
 INPUT = (
     semconv.SPAN_INPUT,
     "lmnr.span.input",
     "input.value",  # OpenInference
-    "gen_ai.input.messages",
     "langfuse.observation.input",
     "traceloop.entity.input",
 )
@@ -73,14 +84,9 @@ OUTPUT = (
     semconv.SPAN_OUTPUT,
     "lmnr.span.output",
     "output.value",
-    "gen_ai.output.messages",
     "langfuse.observation.output",
     "traceloop.entity.output",
 )
-# ... or chat messages flattened into indexed attributes: `<prefix><N>.<field>`.
-# The optional `message.` level of OpenInference is dropped.
-INPUT_MESSAGE_PREFIXES = ("gen_ai.prompt.", "llm.input_messages.")
-OUTPUT_MESSAGE_PREFIXES = ("gen_ai.completion.", "llm.output_messages.")
 
 MODEL = (
     "gen_ai.response.model",

@@ -19,6 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status as OtlpStatus
 
 from threadline.server import pricing
 from threadline.server.ingest import conventions as cv
+from threadline.server.ingest import messages
 from threadline.server.jsontext import loads_bounded
 from threadline.server.model import SpanRecord
 
@@ -104,10 +105,8 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
         total_tokens = (input_tokens or 0) + (output_tokens or 0)
 
     parent = span.parent_span_id
-    input_text, input_source = _payload(attrs, fields.get("input"), cv.INPUT_MESSAGE_PREFIXES)
-    output_text, output_source = _payload(
-        attrs, fields.get("output"), cv.OUTPUT_MESSAGE_PREFIXES
-    )
+    input_text, input_source = _payload(fields.get("input"), messages.input_messages(attrs))
+    output_text, output_source = _payload(fields.get("output"), messages.output_messages(attrs))
     return SpanRecord(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
@@ -252,32 +251,24 @@ def _span_type(attrs: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
 
 
 def _payload(
-    attrs: Mapping[str, Any], found: tuple[str, Any] | None, message_prefixes: tuple[str, ...]
+    found: tuple[str, Any] | None, chat: list[messages.Message] | None
 ) -> tuple[str | None, str | None]:
-    """The payload as text, and the attribute holding exactly that text, if any."""
-    if found is not None:
-        key, value = found
-        return (value, key) if isinstance(value, str) else (json.dumps(value), None)
-    for prefix in message_prefixes:
-        messages = _indexed_messages(attrs, prefix)
-        if messages:
-            return json.dumps(messages), None
-    return None, None
+    """The payload as text, and the attribute holding exactly that text, if any.
 
-
-def _indexed_messages(attrs: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """``gen_ai.prompt.0.role = user`` style attributes back into a list of messages."""
-    found: dict[int, dict[str, Any]] = {}
-    for key, value in attrs.items():
-        if not key.startswith(prefix):
-            continue
-        index, _, rest = key[len(prefix) :].partition(".")
-        if not index.isdigit() or not rest:
-            continue
-        if rest.startswith("message."):
-            rest = rest[len("message.") :]
-        found.setdefault(int(index), {})[rest] = value
-    return [found[i] for i in sorted(found)]
+    Chat messages (from any convention) win, in the one shape of ``messages``; else the
+    payload attribute, itself put in that shape when it is a list of messages.
+    """
+    if chat:
+        return json.dumps(chat), None
+    if found is None:
+        return None, None
+    key, value = found
+    if isinstance(value, str):
+        # Only text that can hold a message is parsed: most payloads are not chats.
+        parsed = messages.from_payload(value) if '"role"' in value else None
+        return (json.dumps(parsed), None) if parsed else (value, key)
+    parsed = messages.from_value(value)
+    return json.dumps(parsed if parsed else value), None
 
 
 def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from threadline.server.ingest import messages as chat_messages
+
 # Payloads above this are cut on the server (the full value stays in the JSON API):
 # a browser should not have to lay out megabytes of text.
 MAX_PAYLOAD_CHARS = 100_000
@@ -57,52 +59,27 @@ class Message:
     text: str  # what to show: the text content, or pretty JSON of anything else
 
 
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        # OpenAI / OTel GenAI parts: [{"type": "text", "text"|"content": ...}, ...]
-        texts = []
-        for part in content:
-            if isinstance(part, dict):
-                text = part.get("text", part.get("content"))
-                texts.append(text if isinstance(text, str) else pretty(part))
-            else:
-                texts.append(str(part))
-        return "\n".join(texts)
-    return pretty(content)
-
-
 def messages(value: Any) -> list[Message] | None:
-    """Chat messages in a payload, whatever convention sent them; None if it has none.
+    """A payload's chat messages, None if it has none.
 
-    Handles a list of ``{"role", "content"|"parts"}``, an object with ``messages``, and
-    OpenAI-style ``{"choices": [{"message": ...}]}``.
+    Ingest has already put the messages of every convention into one shape
+    (``ingest.messages``); this reads that shape. An object holding a ``messages``
+    list (function arguments, a request body) shows those messages.
     """
-    if isinstance(value, dict):
-        if isinstance(value.get("messages"), list):
-            return messages(value["messages"])
-        if isinstance(value.get("choices"), list):
-            found = [c.get("message") for c in value["choices"] if isinstance(c, dict)]
-            return messages([m for m in found if m])
-        if "role" in value and ("content" in value or "parts" in value):
-            return messages([value])
+    if isinstance(value, dict) and isinstance(value.get("messages"), list):
+        value = value["messages"]
+    found = chat_messages.from_value(value)
+    if not found:
         return None
-    if not isinstance(value, list) or not value:
-        return None
-    result = []
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("role"), str):
-            return None
-        body = item.get("content", item.get("parts"))
-        text = _content_text(body)
-        calls = item.get("tool_calls")
-        if calls:
-            text = (text + "\n" if text else "") + pretty(calls)
-        result.append(Message(role=item["role"], text=text))
-    return result
+    return [Message(role=m["role"], text=_message_text(m)) for m in found]
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    lines = [message["content"]] if message["content"] else []
+    lines += [
+        f"→ {call['name']}({call['arguments']})" for call in message.get("tool_calls", [])
+    ]
+    return "\n".join(lines)
 
 
 def pretty(value: Any) -> str:

@@ -4,6 +4,8 @@ A turn's messages come from its LLM spans when they carry chat messages (the new
 user message(s) of the first call, the reply of the last call), otherwise from the
 root span's input and output. Chat histories repeat earlier turns, so only what
 follows the last assistant message of the first call counts as this turn's input.
+The messages are read in the one shape ingest gives every convention's chat messages
+(``ingest.messages``), so this module knows no convention.
 """
 
 from __future__ import annotations

@@ -1,0 +1,236 @@
+"""Chat messages, whatever convention sent them, in one shape.
+
+Every convention spells a chat differently: the GenAI semantic conventions send JSON
+messages made of typed ``parts``; OpenLLMetry flattens messages into indexed attributes
+(``gen_ai.prompt.0.role``); OpenInference does the same one level deeper
+(``llm.input_messages.0.message.role``); SDKs that record a function's arguments send
+OpenAI-style message lists. Ingest turns all of them into one list of messages, so the
+API and the transcript read a single shape:
+
+    {"role": str,                 # system, user, assistant, tool, ...
+     "content": str,              # the text; other parts as JSON text
+     "tool_calls": [{"id": str | None, "name": str, "arguments": str}],  # if any
+     "tool_call_id": str,         # on a tool result, if known
+     "name": str,                 # if the source named the speaker
+     "finish_reason": str}        # on an output message, if known
+
+Only ``role`` and ``content`` are always there. The functions are pure and idempotent:
+a list already in this shape comes back unchanged. Precedence between the conventions
+is in ``conventions`` (``INPUT_MESSAGES``, ``OUTPUT_MESSAGES``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from threadline.server.ingest import conventions as cv
+from threadline.server.jsontext import loads_bounded
+
+Message = dict[str, Any]
+
+# Message JSON nested deeper than this is not read as messages (it stays the payload).
+_MAX_JSON_DEPTH = 32
+
+
+def input_messages(attrs: Mapping[str, Any]) -> list[Message] | None:
+    """The chat messages a span sent to the model, from its message attributes."""
+    found = _from_attributes(attrs, cv.INPUT_MESSAGES, cv.INPUT_MESSAGE_PREFIXES)
+    instructions = _system_instructions(attrs)
+    if instructions is None:
+        return found
+    if found and found[0]["role"] == "system":  # the source already put them first
+        return found
+    return [instructions, *(found or [])]
+
+
+def output_messages(attrs: Mapping[str, Any]) -> list[Message] | None:
+    """The chat messages a span received from the model, from its message attributes."""
+    return _from_attributes(attrs, cv.OUTPUT_MESSAGES, cv.OUTPUT_MESSAGE_PREFIXES)
+
+
+def from_payload(text: str) -> list[Message] | None:
+    """The messages of an input or output payload (JSON text) when it *is* chat
+    messages: a list of messages, one message, or an OpenAI-style response with
+    ``choices``. Anything else (function arguments, a request body) is not."""
+    if not text.startswith(("[", "{")):
+        return None
+    try:
+        value = loads_bounded(text, _MAX_JSON_DEPTH)
+    except ValueError:
+        return None
+    return from_value(value)
+
+
+def from_value(value: Any) -> list[Message] | None:
+    """``from_payload`` for a parsed value."""
+    if isinstance(value, dict):
+        choices = value.get("choices")
+        if isinstance(choices, list) and choices:
+            found = [c.get("message") for c in choices if isinstance(c, dict)]
+            return from_value([m for m in found if m])
+        if _looks_like_message(value):
+            return [_message(value)]
+        return None
+    if isinstance(value, list) and value and all(_looks_like_message(m) for m in value):
+        return [_message(m) for m in value]
+    return None
+
+
+# --- sources -------------------------------------------------------------------------
+
+
+def _from_attributes(
+    attrs: Mapping[str, Any], json_keys: tuple[str, ...], prefixes: tuple[str, ...]
+) -> list[Message] | None:
+    for key in json_keys:
+        value = attrs.get(key)
+        if isinstance(value, str):
+            found = from_payload(value)
+        else:
+            found = from_value(value) if isinstance(value, list) else None
+        if found:
+            return found
+    for prefix in prefixes:
+        indexed = _indexed(attrs, prefix)
+        if indexed and all(_looks_like_message(m) for m in indexed):
+            return [_message(m) for m in indexed]
+    return None
+
+
+def _system_instructions(attrs: Mapping[str, Any]) -> Message | None:
+    """``gen_ai.system_instructions`` (a JSON list of parts, or text) as a system message."""
+    value = attrs.get(cv.SYSTEM_INSTRUCTIONS)
+    if isinstance(value, str) and value.startswith(("[", "{")):
+        try:
+            value = loads_bounded(value, _MAX_JSON_DEPTH)
+        except ValueError:
+            pass
+    if value is None or value == "" or value == []:
+        return None
+    return _message({"role": "system", "parts": value if isinstance(value, list) else [value]})
+
+
+def _indexed(attrs: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """Attributes ``<prefix><N>.<path>`` nested back into a list of dicts, so that
+    ``gen_ai.prompt.0.tool_calls.1.name`` becomes ``[{"tool_calls": [.., {"name"}]}]``."""
+    tree: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        path = key[len(prefix) :].split(".")
+        if not path[0].isdigit() or len(path) < 2:
+            continue
+        node = tree
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):  # "a.b" and "a.b.c" both set: keep the first
+                break
+            node = child
+        else:
+            node.setdefault(path[-1], value)
+    as_list = _lists(tree)
+    return as_list if isinstance(as_list, list) else []
+
+
+def _lists(node: Any) -> Any:
+    """Dicts whose keys are all indexes become lists, in index order."""
+    if not isinstance(node, dict):
+        return node
+    if node and all(k.isdigit() for k in node):
+        return [_lists(node[k]) for k in sorted(node, key=int)]
+    return {k: _lists(v) for k, v in node.items()}
+
+
+# --- one message ---------------------------------------------------------------------
+
+
+def _unwrap(item: Any, level: str) -> Any:
+    """OpenInference nests each item one level down (``message``, ``tool_call``...)."""
+    if isinstance(item, dict) and isinstance(item.get(level), dict) and len(item) == 1:
+        return item[level]
+    return item
+
+
+def _looks_like_message(item: Any) -> bool:
+    item = _unwrap(item, "message")
+    return isinstance(item, dict) and isinstance(item.get("role"), str) and bool(item["role"])
+
+
+def _message(item: dict[str, Any]) -> Message:
+    item = _unwrap(item, "message")
+    texts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    tool_call_id = item.get("tool_call_id")
+    # The content: text (OpenAI, OpenLLMetry), parts (GenAI, OpenAI multimodal,
+    # Anthropic blocks), or OpenInference's "contents" list.
+    body = item.get("content")
+    if body is None:
+        body = item.get("parts", item.get("contents"))
+    if isinstance(body, str) and body.startswith("["):
+        parts = _json_parts(body)  # OpenLLMetry sends multimodal content as JSON text
+        body = parts if parts is not None else body
+    for part in body if isinstance(body, list) else [body]:
+        part = _unwrap(part, "message_content")
+        kind = part.get("type") if isinstance(part, dict) else None
+        if part is None:
+            continue
+        if isinstance(part, str):
+            texts.append(part)
+        elif kind in ("tool_call", "tool_use", "function_call"):
+            tool_calls.append(_tool_call(part))
+        elif kind in ("tool_call_response", "tool_result"):
+            tool_call_id = tool_call_id or part.get("id") or part.get("tool_use_id")
+            result = part.get("response", part.get("content"))
+            texts.append(result if isinstance(result, str) else _json_text(result))
+        elif isinstance(part, dict) and isinstance(part.get("text", part.get("content")), str):
+            texts.append(part.get("text", part.get("content")))
+        else:
+            texts.append(_json_text(part))
+    for call in item.get("tool_calls") or []:
+        tool_calls.append(_tool_call(_unwrap(call, "tool_call")))
+    message: Message = {"role": item["role"], "content": "\n".join(texts)}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    for key, value in (
+        ("tool_call_id", tool_call_id),
+        ("name", item.get("name")),
+        ("finish_reason", item.get("finish_reason")),
+    ):
+        if isinstance(value, str) and value:
+            message[key] = value
+    return message
+
+
+def _tool_call(call: Any) -> dict[str, Any]:
+    """OpenAI ``{"id", "function": {"name", "arguments"}}``, GenAI ``{"id", "name",
+    "arguments"}``, Anthropic ``{"id", "name", "input"}``: one form, arguments as text."""
+    if not isinstance(call, dict):
+        return {"id": None, "name": "", "arguments": _json_text(call)}
+    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    arguments = function.get("arguments", call.get("input"))
+    call_id = call.get("id")
+    return {
+        "id": str(call_id) if call_id is not None else None,
+        "name": str(function.get("name") or ""),
+        "arguments": arguments if isinstance(arguments, str) else _json_text(arguments),
+    }
+
+
+def _json_parts(text: str) -> list[Any] | None:
+    try:
+        value = loads_bounded(text, _MAX_JSON_DEPTH)
+    except ValueError:
+        return None
+    if isinstance(value, list) and value and all(
+        isinstance(p, dict) and "type" in p for p in value
+    ):
+        return value
+    return None
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, default=str)
