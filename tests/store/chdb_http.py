@@ -1,0 +1,233 @@
+"""A loopback endpoint speaking enough of ClickHouse's HTTP interface for
+clickhouse-connect, backed by chDB (the ClickHouse engine embedded in-process).
+
+A real ClickHouse server is not installable on the test machines; chDB is the current
+engine as a library. Serving it over HTTP lets the ClickHouse store run unchanged,
+through clickhouse-connect's real HTTP transport, with every statement parsed and
+executed by the real engine. Test and benchmark infrastructure only: it is not part of
+the shipped package. It runs one statement at a time (chDB sessions are not safe to
+share between threads), so it says nothing about a real server's concurrency.
+
+    python tests/store/chdb_http.py --port 8123 [--path DIR]   # stand-alone (bench)
+
+What it implements: the query in the ``query`` URL parameter and/or the request body
+(ClickHouse appends the body to the query); an ``INSERT ... FORMAT <fmt>`` whose data is
+the body (written to a temporary file and inserted with ``SELECT * FROM file(...)``);
+``database`` as the current database; request bodies compressed with gzip, deflate,
+zstd or lz4 (clickhouse-connect's framing); errors as HTTP 500 with ClickHouse's
+``X-ClickHouse-Exception-Code`` header. Responses are never compressed, which the HTTP
+interface allows. Other URL parameters (settings) are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+import tempfile
+import threading
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from chdb import session as chdb_session
+
+_INSERT = re.compile(
+    r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<format>\w+)\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+# An insert whose statement leads the body, its data following the format name.
+_INSERT_IN_BODY = re.compile(
+    rb"^\s*INSERT\s+INTO\s+(?P<target>[^\n]+?)\s+FORMAT\s+(?P<format>\w+)[ \t]*\r?\n",
+    re.IGNORECASE,
+)
+_FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
+_ERROR_CODE = re.compile(r"Code:\s*(\d+)")
+
+
+class ChdbEngine:
+    """One chDB session; statements run one at a time."""
+
+    def __init__(self, path: str | None = None):
+        self._lock = threading.Lock()
+        self._scratch = tempfile.TemporaryDirectory(prefix="chdb-http-")
+        self._session = chdb_session.Session(path or str(Path(self._scratch.name) / "data"))
+
+    def execute(self, sql: str, database: str | None, output_format: str) -> bytes:
+        with self._lock:
+            # The session keeps its current database between statements: set it each time.
+            self._session.query(f"USE {_quote_identifier(database or 'default')}")
+            result = self._session.query(sql, output_format)
+            return bytes(result.bytes()) if result is not None else b""
+
+    def insert(self, target: str, data_format: str, data: bytes, database: str | None) -> None:
+        with tempfile.NamedTemporaryFile(dir=self._scratch.name, suffix=".bin") as file:
+            file.write(data)
+            file.flush()
+            self.execute(
+                f"INSERT INTO {target} SELECT * FROM file('{file.name}', '{data_format}')",
+                database,
+                "Null",
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._session.close()
+        self._scratch.cleanup()
+
+
+class ChdbHttpServer:
+    """The engine behind a loopback HTTP server on a free port, served from a thread."""
+
+    def __init__(self, path: str | None = None, port: int = 0):
+        self.engine = ChdbEngine(path)
+        handler = type("Handler", (_Handler,), {"engine": self.engine})
+        self._http = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._http.daemon_threads = True
+        self.port = self._http.server_address[1]
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+
+    def url(self, database: str) -> str:
+        return f"clickhouse://default:@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> ChdbHttpServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+        self.engine.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    engine: ChdbEngine
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # quiet: clickhouse-connect makes many requests
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle()
+
+    def _handle(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/ping":
+            self._answer(200, b"Ok.\n")
+            return
+        params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        body = self._body()
+        database = params.get("database") or self.headers.get("X-ClickHouse-Database")
+        query = params.get("query", "")
+        try:
+            insert = _insert_statement(query, body)
+            if insert:
+                target, data_format, data = insert
+                self.engine.insert(target, data_format, data, database)
+                self._answer(200, b"", summary=True)
+                return
+            sql = f"{query}\n{body.decode()}" if query and body else query or body.decode()
+            clause = _FORMAT_CLAUSE.search(sql)
+            output_format = clause.group(1) if clause else params.get(
+                "default_format", "TabSeparated"
+            )
+            if clause:
+                sql = sql[: clause.start()]
+            data = self.engine.execute(sql, database, output_format)
+        except Exception as error:  # noqa: BLE001 - every engine error goes back as HTTP 500
+            message = str(error)
+            code = _ERROR_CODE.search(message)
+            self._answer(
+                500,
+                (message if message.startswith("Code:") else f"Code: 1000. {message}").encode(),
+                exception_code=code.group(1) if code else "1000",
+            )
+            return
+        self._answer(200, data, summary=True)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raw = bytearray()
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                raw += self.rfile.read(size)
+                self.rfile.readline()
+            data = bytes(raw)
+        else:
+            data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        return _decompress(data, self.headers.get("Content-Encoding", ""))
+
+    def _answer(self, status: int, data: bytes, *, summary: bool = False,
+                exception_code: str | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-ClickHouse-Server-Display-Name", "chdb-http")
+        if summary:
+            self.send_header("X-ClickHouse-Summary", json.dumps({"written_rows": "0"}))
+        if exception_code:
+            self.send_header("X-ClickHouse-Exception-Code", exception_code)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _insert_statement(query: str, body: bytes) -> tuple[str, str, bytes] | None:
+    """(target, format, data) when the request is an insert with data, else None."""
+    if query:
+        match = _INSERT.match(query)
+        return (match["target"], match["format"], body) if match else None
+    match = _INSERT_IN_BODY.match(body)
+    if match is None:
+        return None
+    return match["target"].decode(), match["format"].decode(), body[match.end():]
+
+
+def _decompress(data: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if not encoding or encoding == "identity":
+        return data
+    if encoding == "gzip":
+        return gzip.decompress(data)
+    if encoding == "deflate":
+        return zlib.decompress(data)
+    if encoding == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    if encoding == "lz4":
+        import lz4.frame
+
+        return lz4.frame.decompress(data)
+    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+
+
+def _quote_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--path", default=None, help="chDB data folder (default: temporary)")
+    args = parser.parse_args()
+    server = ChdbHttpServer(args.path, args.port)
+    print(f"chdb-http listening on 127.0.0.1:{server.port}", flush=True)
+    try:
+        server._http.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server._http.server_close()
+        server.engine.close()
+
+
+if __name__ == "__main__":
+    main()
