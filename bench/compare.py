@@ -283,7 +283,7 @@ class ThreadlineServer(Server):
                 [sys.executable, "-m", "threadline.server", "serve",
                  "--data-dir", str(self.data_dir()), "--host", "127.0.0.1",
                  "--port", str(port), "--log-level", "warning",
-                 "--workers", str(self.workers)],
+                 "--workers", str(self.workers), "--grpc-port", "0"],
                 stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self.base_url = f"http://127.0.0.1:{port}"

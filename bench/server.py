@@ -49,7 +49,8 @@ def start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes],
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "threadline.server", "serve", "--data-dir", str(data_dir),
-         "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
+         "--port", str(port), "--log-level", "warning", "--workers", str(workers),
+         "--grpc-port", "0"],
     )
     base_url = f"http://127.0.0.1:{port}"
     for _ in range(200):

@@ -36,6 +36,8 @@ class ServerProcess:
     data_dir: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    # host:port of the OTLP/gRPC receiver, None when started with --grpc-port 0.
+    grpc_address: str | None = None
 
     def new_key(self, project: str) -> str:
         from threadline.server.store.sqlite import SQLiteStore
@@ -51,11 +53,19 @@ class ServerProcess:
 
 
 def start_server(data_dir: Path, log_path: Path, *extra: str) -> ServerProcess:
+    """A server on free ports: never the default 4317 for gRPC, which many servers started
+    at once would share (gRPC binds with SO_REUSEPORT when workers > 1) or fight over.
+    Pass ``--grpc-port 0`` in ``extra`` for none."""
     port = free_port()
+    grpc_port = int(extra[extra.index("--grpc-port") + 1]) if "--grpc-port" in extra else None
+    grpc_flags: tuple[str, ...] = ()
+    if grpc_port is None:
+        grpc_port = free_port()
+        grpc_flags = ("--grpc-port", str(grpc_port))
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "threadline.server", "serve", "--port", str(port),
-         "--data-dir", str(data_dir), "--log-level", "warning", *extra],
+         "--data-dir", str(data_dir), "--log-level", "warning", *grpc_flags, *extra],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -74,7 +84,8 @@ def start_server(data_dir: Path, log_path: Path, *extra: str) -> ServerProcess:
             process.kill()
             raise RuntimeError(f"server did not start: {log_path.read_text()}")
         time.sleep(0.05)
-    return ServerProcess(base_url, data_dir, process, log_path)
+    grpc_address = f"127.0.0.1:{grpc_port}" if grpc_port else None
+    return ServerProcess(base_url, data_dir, process, log_path, grpc_address)
 
 
 def stop_server(server: ServerProcess) -> None:

@@ -8,6 +8,7 @@ the table below both ways: a new route that is not walked here fails the test.
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -154,11 +155,11 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert response.status_code == 200, (response.request.url, response.status_code)
         assert any(secret in response.text for secret in a.secrets()), response.request.url
 
-    def ingest_into_b() -> None:
+    def ingest_into_b(path: str = "/v1/traces", **auth: str) -> None:
         body = request([span(trace, b_span, name="b-span", attributes={
             "threadline.session.id": session, "threadline.user.id": a.user_id})])
-        response = api.post("/v1/traces", content=body.SerializeToString(),
-                            headers={"Content-Type": "application/x-protobuf"})
+        response = api.post(path, content=body.SerializeToString(),
+                            headers={"Content-Type": "application/x-protobuf", **auth})
         assert response.status_code == 200, response.text
         # A's trace is untouched: same spans, same name, no span of B's.
         stored = a_api.get(f"/api/v1/traces/{trace}").json()
@@ -200,6 +201,10 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
     walk: dict[tuple[str, str], Callable[[], None]] = {
         # OTLP ingest: B's key writes into B only.
         ("POST", "/v1/traces"): ingest_into_b,
+        # Langfuse's path, its Basic auth carrying B's key as the secret key.
+        ("POST", "/api/public/otel/v1/traces"): lambda: ingest_into_b(
+            "/api/public/otel/v1/traces",
+            Authorization="Basic " + base64.b64encode(f"pk-lf-b:{b_key}".encode()).decode()),
         ("POST", "/v1/logs"): discarded("/v1/logs"),
         ("POST", "/v1/metrics"): discarded("/v1/metrics"),
         # JSON API.
@@ -278,7 +283,8 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         "threadline.span.input": "b question"})])
     assert api.post("/v1/traces", content=own.SerializeToString(),
                     headers={"Content-Type": "application/x-protobuf"}).status_code == 200
-    last = [("POST", "/v1/traces"), ("POST", "/logout")]
+    last = [("POST", "/v1/traces"), ("POST", "/api/public/otel/v1/traces"),
+            ("POST", "/logout")]
     for route in sorted(set(walk) - set(last)) + last:
         walk[route]()
     print(f"isolation walk: {len(walk)} routes")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -15,6 +14,7 @@ from starlette.exceptions import HTTPException
 from threadline.server.api.routes import router as api_router
 from threadline.server.errors import ThreadlineError
 from threadline.server.ingest.otlp_http import router as otlp_router
+from threadline.server.ingest.pipeline import IngestPipeline
 from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store
 from threadline.server.web import install as install_web_ui
@@ -25,14 +25,24 @@ log = logging.getLogger("threadline.server")
 def create_app(settings: Settings, store: Store) -> FastAPI:
     """The ASGI app. It owns ``store`` from here on and closes it when it shuts down."""
 
-    ingest_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-ingest")
+    ingest = IngestPipeline(store, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The gRPC receiver shares this process's event loop and ingest pipeline, so it
+        # starts and stops with the app (each worker process runs its own lifespan).
+        grpc_receiver = None
+        if settings.grpc_port:
+            from threadline.server.ingest.otlp_grpc import OtlpGrpcReceiver
+
+            grpc_receiver = OtlpGrpcReceiver(ingest, settings.host, settings.grpc_port)
+            await grpc_receiver.start()
         yield
         # uvicorn answers SIGTERM by finishing in-flight requests, running this, and
         # then re-raising the signal: code after uvicorn.run() would never run.
-        ingest_thread.shutdown(wait=True)
+        if grpc_receiver is not None:
+            await grpc_receiver.stop()  # lets in-flight exports commit and answer
+        ingest.close()
         store.close()
 
     app = FastAPI(
@@ -45,7 +55,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.ingest_thread = ingest_thread
+    app.state.ingest = ingest
     app.include_router(otlp_router)
     app.include_router(api_router)
     install_web_ui(app)

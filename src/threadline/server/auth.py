@@ -3,10 +3,16 @@
 Exporters send ``Authorization: Bearer <key>`` (what Laminar's and Phoenix's exporters
 send). A key belongs to exactly one project; everything a request reads or writes is
 scoped to that project. Ingest-only keys may write spans and nothing else.
+
+Langfuse's SDK sends HTTP Basic auth, ``base64(public_key:secret_key)``, to its own OTLP
+path: there the secret key is the Threadline key and the public key is not checked
+(any value, e.g. the project name), so ``LANGFUSE_SECRET_KEY`` is all a user sets.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -30,6 +36,29 @@ def key_access(
     return access
 
 
+def langfuse_key_access(request: Request) -> KeyAccess:
+    """The key of a Langfuse SDK export: the password of Basic auth (or a Bearer key)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    key = credentials.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(key, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("Basic credentials are not base64 of 'public:secret'") from None
+        key = decoded.partition(":")[2]
+    elif scheme.lower() != "bearer":
+        key = ""
+    if not key:
+        raise Unauthorized(
+            "missing API key: set LANGFUSE_SECRET_KEY to a Threadline API key "
+            "(sent as 'Authorization: Basic base64(<public key>:<API key>)')"
+        )
+    access = request.app.state.store.access_for_key(key)
+    if access is None:
+        raise Unauthorized("unknown or revoked API key")
+    return access
+
+
 def writing_project(access: Annotated[KeyAccess, Depends(key_access)]) -> Project:
     """The project spans are written to: any active key may write."""
     return access.project
@@ -42,5 +71,12 @@ def reading_project(access: Annotated[KeyAccess, Depends(key_access)]) -> Projec
     return access.project
 
 
+def langfuse_writing_project(
+    access: Annotated[KeyAccess, Depends(langfuse_key_access)],
+) -> Project:
+    return access.project
+
+
 IngestProject = Annotated[Project, Depends(writing_project)]
+LangfuseIngestProject = Annotated[Project, Depends(langfuse_writing_project)]
 CurrentProject = Annotated[Project, Depends(reading_project)]

@@ -32,6 +32,11 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", "Address to listen on. Loopback unless you say otherwise."),
     Setting("port", 8000, "HTTP port for OTLP/HTTP ingest, the JSON API and the web UI."),
+    Setting(
+        "grpc_port",
+        4317,
+        "OTLP/gRPC ingest port, on the same host as HTTP. 0: no gRPC receiver.",
+    ),
     Setting("data_dir", ".threadline", "Folder of the embedded SQLite store."),
     Setting(
         "store",
@@ -67,6 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
+    grpc_port: int = 4317
     data_dir: Path = Path(".threadline")
     store: str = ""
     max_body_bytes: int = 16 * 1024 * 1024

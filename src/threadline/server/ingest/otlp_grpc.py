@@ -1,0 +1,126 @@
+"""OTLP/gRPC receiver: ``TraceService/Export`` (and success for logs and metrics).
+
+Started by the app's lifespan on ``grpc_port``, in the same process and event loop as
+the HTTP server, and feeding the same ``IngestPipeline``: one admission counter, one
+ingest thread, and the answer only after the commit
+(https://opentelemetry.io/docs/specs/otlp/#otlpgrpc-response).
+
+- Key: ``authorization: Bearer <key>`` metadata, as on HTTP (ingest-only keys may send).
+- Messages arrive as raw bytes (no deserializer): they are decoded on the ingest thread
+  like HTTP bodies, not on the event loop that also serves HTTP. gRPC inflates
+  ``grpc-encoding: gzip`` itself, and refuses a message over ``max_body_bytes``.
+- Status codes: UNAUTHENTICATED (no or unknown key), INVALID_ARGUMENT (not an
+  ExportTraceServiceRequest), RESOURCE_EXHAUSTED (too large), UNAVAILABLE (overload:
+  the code OTLP exporters retry), partial success for invalid spans.
+- With ``--workers N`` every worker process listens on the port with SO_REUSEPORT and the
+  kernel spreads connections over them; with one worker the port is bound exclusively,
+  so a port already taken fails the start instead of silently sharing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import grpc
+from grpc import aio
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from threadline.server.errors import (
+    BadRequest,
+    Forbidden,
+    Overloaded,
+    PayloadTooLarge,
+    ThreadlineError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from threadline.server.ingest.decode import PROTOBUF
+from threadline.server.ingest.pipeline import IngestPipeline
+from threadline.server.model import Project
+
+log = logging.getLogger("threadline.server.grpc")
+
+# Seconds in-flight exports get to finish (and commit) when the server stops.
+_SHUTDOWN_GRACE = 10.0
+
+_STATUS: dict[type[ThreadlineError], grpc.StatusCode] = {
+    BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    UnsupportedMediaType: grpc.StatusCode.INVALID_ARGUMENT,
+    Unauthorized: grpc.StatusCode.UNAUTHENTICATED,
+    Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Overloaded: grpc.StatusCode.UNAVAILABLE,
+}
+
+_Handler = Callable[[bytes, aio.ServicerContext], Awaitable[bytes]]
+
+
+class OtlpGrpcReceiver:
+    """The gRPC server of one process; ``start`` binds, ``stop`` drains and closes."""
+
+    def __init__(self, pipeline: IngestPipeline, host: str, port: int) -> None:
+        self.pipeline = pipeline
+        self.address = f"{host}:{port}"
+        settings = pipeline.settings
+        self._server = aio.server(
+            options=[
+                ("grpc.max_receive_message_length", settings.max_body_bytes),
+                ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+            ]
+        )
+        self._server.add_generic_rpc_handlers([
+            _service(trace_service_pb2, "TraceService", self._export_traces),
+            _service(logs_service_pb2, "LogsService", self._export_discarded),
+            _service(metrics_service_pb2, "MetricsService", self._export_discarded),
+        ])
+
+    async def start(self) -> None:
+        try:
+            self._server.add_insecure_port(self.address)
+        except RuntimeError as exc:
+            raise RuntimeError(f"cannot listen for OTLP/gRPC on {self.address}: {exc}") from exc
+        await self._server.start()
+        log.info("OTLP/gRPC receiver listening on %s", self.address)
+
+    async def stop(self) -> None:
+        await self._server.stop(_SHUTDOWN_GRACE)
+
+    async def _export_traces(self, body: bytes, context: aio.ServicerContext) -> bytes:
+        try:
+            project = await self._project(context)
+            with self.pipeline.admission():
+                response = await self.pipeline.export(project, body, PROTOBUF)
+        except ThreadlineError as exc:
+            await context.abort(_STATUS.get(type(exc), grpc.StatusCode.INTERNAL), exc.message)
+        return response.SerializeToString()
+
+    async def _export_discarded(self, body: bytes, context: aio.ServicerContext) -> bytes:
+        # As on HTTP: exporters configured for every signal must not retry forever.
+        try:
+            await self._project(context)
+        except ThreadlineError as exc:
+            await context.abort(_STATUS.get(type(exc), grpc.StatusCode.INTERNAL), exc.message)
+        return b""  # an empty Export*ServiceResponse
+
+    async def _project(self, context: aio.ServicerContext) -> Project:
+        metadata = dict(context.invocation_metadata() or ())
+        scheme, _, key = str(metadata.get("authorization", "")).partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized("missing API key: send the metadata 'authorization: Bearer <key>'")
+        # A store read: off the event loop, like every other one.
+        access = await asyncio.to_thread(self.pipeline.store.access_for_key, key.strip())
+        if access is None:
+            raise Unauthorized("unknown or revoked API key")
+        return access.project
+
+
+def _service(module: object, name: str, export: _Handler) -> grpc.GenericRpcHandler:
+    full_name = module.DESCRIPTOR.services_by_name[name].full_name  # type: ignore[attr-defined]
+    # No (de)serializers: the handler takes and returns the raw protobuf bytes.
+    return grpc.method_handlers_generic_handler(
+        full_name, {"Export": grpc.unary_unary_rpc_method_handler(export)}
+    )
