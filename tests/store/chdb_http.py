@@ -22,6 +22,7 @@ interface allows. Other URL parameters (settings) are ignored.
 from __future__ import annotations
 
 import argparse
+import atexit
 import gzip
 import json
 import re
@@ -106,13 +107,13 @@ class _Handler(BaseHTTPRequestHandler):
     engine: ChdbEngine
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: clickhouse-connect makes many requests
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._handle()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle()
 
     def _handle(self) -> None:
@@ -177,6 +178,26 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("X-ClickHouse-Exception-Code", exception_code)
         self.end_headers()
         self.wfile.write(data)
+
+
+_shared: ChdbHttpServer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_server() -> ChdbHttpServer:
+    """One endpoint for the whole test process (chDB holds one engine per process),
+    started on first use; tests keep apart by using a database each."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = ChdbHttpServer().start()
+            atexit.register(_shared.stop)
+        return _shared
+
+
+def database_name(text: str) -> str:
+    """A ClickHouse database name made from any text (a test's name, a folder)."""
+    return "t_" + re.sub(r"[^A-Za-z0-9_]", "_", text)[-80:]
 
 
 def _insert_statement(query: str, body: bytes) -> tuple[str, str, bytes] | None:

@@ -5,12 +5,14 @@ Add a backend by adding a parameter to the ``store`` fixture.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.store.chdb_http import database_name, shared_server
 from threadline.server.model import SessionQuery, SpanRecord, TraceQuery
 from threadline.server.store import Store, open_store
 
@@ -21,10 +23,23 @@ T0 = 1_790_000_000_000_000_000
 def _open(backend: str, tmp_path: Path) -> Store:
     if backend == "sqlite":
         return open_store(f"sqlite://{tmp_path / 'contract.db'}")
+    # A database of its own for each test, on the chDB endpoint or on a real server.
+    database = database_name(tmp_path.name)
+    if backend == "clickhouse":
+        return open_store(shared_server().url(database))
+    if backend == "clickhouse-server":
+        return open_store(os.environ["CLICKHOUSE_URL"].rstrip("/") + f"/{database}")
     raise AssertionError(backend)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=[
+    "sqlite",
+    "clickhouse",
+    pytest.param("clickhouse-server", marks=pytest.mark.skipif(
+        not os.environ.get("CLICKHOUSE_URL"),
+        reason="CLICKHOUSE_URL names no ClickHouse server (e.g. clickhouse://default:@host:8123)",
+    )),
+])
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 

@@ -5,15 +5,25 @@ from __future__ import annotations
 from threadline.server.store.base import Store
 
 
-def open_store(url: str) -> Store:
-    """The backend a storage URL names: ``sqlite:///absolute/path/threadline.db``."""
+def open_store(url: str, retention_days: int = 0) -> Store:
+    """The backend a storage URL names: ``sqlite:///absolute/path/threadline.db`` or
+    ``clickhouse://user:password@host:8123/database``.
+
+    ``retention_days`` (0: keep forever) is a TTL on the ClickHouse tables; the SQLite
+    store keeps everything and ignores it.
+    """
+    if url.startswith(("clickhouse://", "clickhouses://")):
+        from threadline.server.store.clickhouse import ClickHouseStore
+
+        return ClickHouseStore(url, retention_days=retention_days)
     if url.startswith("sqlite://"):
         from threadline.server.store.sqlite import SQLiteStore
 
         path = url[len("sqlite://") :]
         # Accept SQLAlchemy's four-slash spelling of an absolute path too.
         return SQLiteStore(path[1:] if path.startswith("//") else path)
-    raise SystemExit(f"threadline: unsupported store URL {url!r} (expected sqlite:///path)")
+    raise SystemExit(f"threadline: unsupported store URL {url!r}"
+                     " (expected sqlite:///path or clickhouse://user:pass@host:8123/db)")
 
 
 __all__ = ["Store", "open_store"]

@@ -1,0 +1,76 @@
+"""The ClickHouse schema: numbered migrations with a recorded version, and retention.
+
+Migrations are the ``migrations/NNNN_*.sql`` files, applied in order above the highest
+version recorded in ``threadline_schema``. Their statements are idempotent
+(``IF NOT EXISTS``), so two servers starting at once against a new database both
+succeed. Retention is not a migration: it is a deployment setting, applied as a TTL on
+every data table whenever a store opens.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from typing import Any
+
+# The tables holding trace data, and the time their rows expire after.
+RETAINED_TABLES = ("spans", "traces", "sessions")
+_EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
+
+
+def migrate(client: Any) -> int:
+    """Apply the migrations above the recorded version; return the version now."""
+    client.command(
+        "CREATE TABLE IF NOT EXISTS threadline_schema (version UInt32, applied_ns Int64)"
+        " ENGINE = MergeTree ORDER BY version"
+    )
+    current = int(client.query("SELECT max(version) FROM threadline_schema").result_rows[0][0])
+    folder = resources.files("threadline.server.store.clickhouse") / "migrations"
+    scripts = sorted(
+        (int(entry.name.split("_", 1)[0]), entry)
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    )
+    for version, entry in scripts:
+        if version <= current:
+            continue
+        for statement in _statements(entry.read_text()):
+            client.command(statement)
+        client.insert(
+            "threadline_schema", [[version, time.time_ns()]],
+            column_names=["version", "applied_ns"],
+        )
+        current = version
+    return current
+
+
+def apply_retention(client: Any, retention_days: int) -> None:
+    """Make every data table keep rows ``retention_days`` after their end (0: forever).
+
+    ClickHouse drops expired rows in the background, whole parts at a time where it can
+    (``ttl_only_drop_parts`` is left to the operator).
+    """
+    for table in RETAINED_TABLES:
+        has_ttl = " TTL " in _create_statement(client, table)
+        if retention_days > 0:
+            client.command(
+                f"ALTER TABLE {table} MODIFY TTL {_EXPIRY} + toIntervalDay({int(retention_days)})"
+            )
+        elif has_ttl:
+            client.command(f"ALTER TABLE {table} REMOVE TTL")
+
+
+def _create_statement(client: Any, table: str) -> str:
+    rows = client.query(
+        "SELECT create_table_query FROM system.tables"
+        " WHERE database = currentDatabase() AND name = %(table)s",
+        parameters={"table": table},
+    ).result_rows
+    return rows[0][0] if rows else ""
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a migration: split on ';' at line ends, comments dropped."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    parts = (part.strip().rstrip(";").strip() for part in "\n".join(lines).split(";\n"))
+    return [part for part in parts if part]

@@ -1,0 +1,561 @@
+"""The scale-out store: ClickHouse, shared by any number of stateless Threadline servers.
+
+Spans are appended to a ReplacingMergeTree keyed on (project, trace, span); trace and
+session rollups are appended as new versions, computed with the same pure rules as
+the SQLite store (``store/rollups.py``), and reads pick each row's newest version.
+Why this stays right when the spans of one trace arrive through several servers at
+once is explained in ``docs/architecture.md`` and ``migrations/0001_initial.sql``:
+in short, every writer recomputes a rollup from what is stored *after* its own insert
+is acknowledged, and the version (spans seen) makes the most complete rollup win.
+
+An export is acknowledged only after ClickHouse has accepted the insert: inserts are
+synchronous, or asynchronous with ``wait_for_async_insert=1`` (the default here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from threadline.server.model import (
+    KeyAccess,
+    KeyInfo,
+    KeyScope,
+    Page,
+    Project,
+    Session,
+    SessionDetail,
+    SessionQuery,
+    SpanRecord,
+    Trace,
+    TraceDetail,
+    TraceQuery,
+    UserQuery,
+    UserSummary,
+    ns_to_datetime,
+)
+from threadline.server.store import cursors
+from threadline.server.store.clickhouse import queries, rows, schema
+from threadline.server.store.clickhouse.queries import Filters
+from threadline.server.store.rollups import (
+    PREVIEW_CHARS,
+    SessionRollup,
+    StoredSpanFacts,
+    TraceRollup,
+    preview_sources,
+    roll_up_session,
+    roll_up_trace,
+)
+
+# Trace ids per statement: keeps each statement well under ClickHouse's max_query_size.
+_IN_CHUNK = 1000
+# The live feed's position is the ClickHouse server's clock at insert time; a part may
+# become visible slightly after a later-stamped one. Watermarks lag by this much, so a
+# write is seen twice (harmless) rather than never.
+_FEED_SLACK_NS = 2_000_000_000
+# Inserts are acknowledged once ClickHouse holds them; with async inserts, the server
+# batches concurrent small inserts into one part and answers each after the flush.
+_DEFAULT_SETTINGS = {"async_insert": 1, "wait_for_async_insert": 1}
+
+_TRACE_INSERT_COLUMNS = ["project_id", "trace_id", "span_count", *queries.TRACE_FIELDS]
+_SESSION_INSERT_COLUMNS = ["project_id", "session_id", "version", *queries.SESSION_FIELDS]
+_KEY_COLUMNS = ["id", "project_id", "key_hash", "prefix", "scope", "created_ns",
+                "revoked_ns", "is_revoked"]
+
+
+def _client(url: str) -> Any:
+    """A clickhouse-connect client for ``clickhouse[s]://user:password@host:port/db``,
+    the database created if missing. URL query parameters are ClickHouse settings."""
+    try:
+        import clickhouse_connect
+    except ImportError:
+        raise SystemExit(
+            "threadline: the ClickHouse store needs clickhouse-connect:"
+            " pip install 'threadline[clickhouse]'"
+        ) from None
+    parts = urlsplit(url)
+    secure = parts.scheme == "clickhouses"
+    database = unquote(parts.path.lstrip("/")) or "threadline"
+    connection = {
+        "host": parts.hostname or "localhost",
+        "port": parts.port or (8443 if secure else 8123),
+        "username": unquote(parts.username or "default"),
+        "password": unquote(parts.password or ""),
+        "secure": secure,
+        # One client is shared by the server's threads: no HTTP session, whose queries
+        # ClickHouse would run one at a time.
+        "autogenerate_session_id": False,
+        "settings": {**_DEFAULT_SETTINGS, **dict(parse_qsl(parts.query))},
+    }
+    bootstrap = clickhouse_connect.get_client(**connection)
+    try:
+        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database.replace('`', '')}`")
+    finally:
+        bootstrap.close()
+    return clickhouse_connect.get_client(**connection, database=database)
+
+
+class ClickHouseStore:
+    def __init__(self, url: str, retention_days: int = 0):
+        self.url = url
+        self._ch = _client(url)
+        self.schema_version = schema.migrate(self._ch)
+        schema.apply_retention(self._ch, retention_days)
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._ch.close()
+
+    def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._ch.query(sql, parameters=params or {}).result_rows
+
+    def _insert(self, table: str, data: list[list[Any]], columns: list[str]) -> None:
+        if data:
+            self._ch.insert(table, data, column_names=columns)
+
+    # --- ingest ---------------------------------------------------------------------
+
+    def write_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
+        if not spans:
+            return 0
+        trace_ids = sorted({span.trace_id for span in spans})
+        stored = {
+            (trace_id, span_id)
+            for chunk in _chunks(trace_ids)
+            for trace_id, span_id in self._rows(
+                "SELECT trace_id, span_id FROM spans"
+                " WHERE project_id = %(project)s AND trace_id IN %(ids)s",
+                {"project": project_id, "ids": chunk},
+            )
+        }
+        # The first copy of a span wins, as on SQLite; a copy two servers insert at the
+        # same moment is stored twice and read once.
+        fresh: dict[tuple[str, str], SpanRecord] = {}
+        for span in spans:
+            identity = (span.trace_id, span.span_id)
+            if identity not in stored:
+                fresh.setdefault(identity, span)
+        resources: dict[int, str] = {}
+        data = []
+        for span in fresh.values():
+            resource = resources.get(id(span.resource))
+            if resource is None:
+                resource = resources[id(span.resource)] = rows.dumps(span.resource)
+            data.append(rows.span_row(project_id, span, resource))
+        self._insert("spans", data, rows.SPAN_INSERT_COLUMNS)
+        # Rollups are recomputed even when every span was stored before: the request
+        # may be the retry of one whose server failed between its span insert and its
+        # rollups.
+        self._refresh_rollups(project_id, trace_ids, spans)
+        return len(fresh)
+
+    def _refresh_rollups(
+        self, project_id: int, trace_ids: list[str], batch: Sequence[SpanRecord]
+    ) -> None:
+        # Read after our insert was acknowledged: of the servers writing one trace at
+        # once, the one whose insert became visible last sees every span.
+        facts: dict[str, dict[str, StoredSpanFacts]] = defaultdict(dict)
+        for chunk in _chunks(trace_ids):
+            for row in self._rows(
+                f"SELECT {rows.SPAN_FACT_COLUMNS} FROM spans WHERE project_id = %(project)s AND trace_id IN %(ids)s",
+                {"project": project_id, "ids": chunk},
+            ):
+                facts[row[0]].setdefault(row[1], rows.span_facts(row))
+        self._load_previews(project_id, facts, batch)
+        rollups = [roll_up_trace(trace_id, list(by_id.values()))
+                   for trace_id, by_id in facts.items()]
+        self._insert(
+            "traces",
+            [[project_id, r.trace_id, r.span_count, *_trace_fields(r)] for r in rollups],
+            _TRACE_INSERT_COLUMNS,
+        )
+        self._refresh_sessions(project_id, trace_ids)
+
+    def _load_previews(self, project_id: int, facts: dict[str, dict[str, StoredSpanFacts]],
+                       batch: Sequence[SpanRecord]) -> None:
+        """Fill in the previews of just the spans that stand for each trace: from the
+        batch in hand when the span is in it, else read (payloads are large)."""
+        in_batch = {(s.trace_id, s.span_id): s for s in batch}
+        wanted: dict[str, list[tuple[str, StoredSpanFacts]]] = {"input": [], "output": []}
+        for trace_id, by_id in facts.items():
+            for column, source in zip(("input", "output"), preview_sources(list(by_id.values()))):
+                if source is None:
+                    continue
+                record = in_batch.get((trace_id, source.span_id))
+                if record is not None:
+                    setattr(source, f"{column}_preview", getattr(record, f"{column}_preview"))
+                else:
+                    wanted[column].append((trace_id, source))
+        for column, sources in wanted.items():
+            by_identity = {(trace_id, s.span_id): s for trace_id, s in sources}
+            identities = list(by_identity)
+            for i in range(0, len(identities), _IN_CHUNK):
+                for trace_id, span_id, text in self._rows(
+                    f"SELECT trace_id, span_id, substringUTF8({column}, 1, %(chars)s)"
+                    " FROM spans WHERE project_id = %(project)s"
+                    " AND (trace_id, span_id) IN %(ids)s LIMIT 1 BY trace_id, span_id",
+                    {"project": project_id, "chars": PREVIEW_CHARS,
+                     "ids": identities[i : i + _IN_CHUNK]},
+                ):
+                    setattr(by_identity[(trace_id, span_id)], f"{column}_preview", text)
+
+    def _refresh_sessions(self, project_id: int, trace_ids: list[str]) -> None:
+        """Recompute every session the traces belong or ever belonged to.
+
+        Read after the trace rollups were inserted, for the reason ``_refresh_rollups``
+        gives. A session's version sums the newest span counts of every trace ever in
+        it, so it grows with any change to the session, including a trace leaving.
+        """
+        members: dict[str, set[str]] = defaultdict(set)
+        latest: dict[str, tuple[TraceRollup, int]] = {}
+        for chunk in _chunks(trace_ids):
+            sessions_sql = (
+                "SELECT session_id FROM traces WHERE project_id = %(project)s"
+                " AND trace_id IN %(ids)s AND session_id IS NOT NULL"
+            )
+            ever_sql = (
+                "SELECT DISTINCT assumeNotNull(session_id) AS session_id, trace_id FROM traces"
+                f" WHERE project_id = %(project)s AND session_id IN ({sessions_sql})"
+            )
+            params = {"project": project_id, "ids": chunk}
+            for session_id, trace_id in self._rows(ever_sql, params):
+                members[session_id].add(trace_id)
+            for row in self._rows(
+                f"SELECT {queries.TRACE_COLUMNS} FROM ("
+                + queries.latest_traces(
+                    f"project_id = %(project)s AND trace_id IN (SELECT trace_id FROM"
+                    f" ({ever_sql}))"
+                )
+                + ")",
+                params,
+            ):
+                latest[row[0]] = (_trace_rollup(row), row[6])
+        data = []
+        for session_id, trace_ids_ever in members.items():
+            known = [latest[t] for t in trace_ids_ever if t in latest]
+            version = sum(span_count for _, span_count in known)
+            traces = [trace for trace, _ in known if trace.session_id == session_id]
+            rollup = roll_up_session(session_id, traces) if traces else _gone(session_id)
+            data.append([project_id, session_id, version, *_session_fields(rollup)])
+        self._insert("sessions", data, _SESSION_INSERT_COLUMNS)
+
+    # --- queries --------------------------------------------------------------------
+
+    def list_sessions(self, project_id: int, query: SessionQuery) -> Page[Session]:
+        f = Filters(project_id)
+        if query.user_id:
+            f.add(
+                f"session_id IN (SELECT session_id FROM ({queries.latest_traces()})"
+                f" WHERE user_id = {f.param(query.user_id)} AND session_id IS NOT NULL)"
+            )
+        f.time_overlap(query.start, query.end)
+        if query.q:
+            f.text_search(query.q, ("session_id", "first_input", "last_output"))
+        if query.status == "error":
+            f.add("error_count > 0")
+        elif query.status == "ok":
+            f.add("error_count = 0")
+        conditions = f.trace_conditions(query)
+        if conditions:
+            # One trace of the session must meet all of them.
+            f.add(
+                f"session_id IN (SELECT session_id FROM ({queries.latest_traces()})"
+                f" WHERE session_id IS NOT NULL AND {' AND '.join(conditions)})"
+            )
+        order, order_type = queries.SESSION_SORTS[query.sort]
+        if query.cursor:
+            sort_key, session_id = cursors.decode(query.cursor, order_type, str)
+            f.add(f"({order}, session_id) < ({f.param(sort_key)}, {f.param(session_id)})")
+        found = self._rows(
+            f"SELECT {queries.SESSION_COLUMNS}, {order} FROM ({queries.latest_sessions()})"
+            f" WHERE {f.sql()} ORDER BY {order} DESC, session_id DESC"
+            f" LIMIT {f.param(query.limit + 1)}",
+            f.params,
+        )
+        items = [rows.session(row) for row in found[: query.limit]]
+        next_cursor = None
+        if len(found) > query.limit:
+            last = found[query.limit - 1]
+            next_cursor = cursors.encode(last[-1], last[0])
+        return Page[Session](items=items, next_cursor=next_cursor)
+
+    def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
+        params = {"project": project_id, "session": session_id}
+        found = self._rows(
+            f"SELECT {queries.SESSION_COLUMNS} FROM ({queries.latest_sessions()})"
+            " WHERE session_id = %(session)s",
+            params,
+        )
+        if not found:
+            return None
+        traces = self._rows(
+            f"SELECT {queries.TRACE_COLUMNS} FROM ({queries.latest_traces()})"
+            " WHERE session_id = %(session)s ORDER BY start_ns, trace_id",
+            params,
+        )
+        session = rows.session(found[0])
+        return SessionDetail(
+            **session.model_dump(), traces=[rows.trace(_trace_rollup(t)) for t in traces]
+        )
+
+    def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]:
+        f = Filters(project_id)
+        for column in ("session_id", "user_id", "status"):
+            value = getattr(query, column)
+            if value:
+                f.add(f"{column} = {f.param(value)}")
+        f.time_overlap(query.start, query.end)
+        if query.q:
+            f.text_search(query.q, ("name", "input_preview", "output_preview"))
+        for condition in f.trace_conditions(query):
+            f.add(condition)
+        if query.cursor:
+            start_ns, trace_id = cursors.decode(query.cursor, int, str)
+            f.add(f"(start_ns, trace_id) < ({f.param(start_ns)}, {f.param(trace_id)})")
+        found = self._rows(
+            f"SELECT {queries.TRACE_COLUMNS} FROM ({queries.latest_traces()})"
+            f" WHERE {f.sql()} ORDER BY start_ns DESC, trace_id DESC"
+            f" LIMIT {f.param(query.limit + 1)}",
+            f.params,
+        )
+        rollups = [_trace_rollup(row) for row in found]
+        next_cursor = None
+        if len(rollups) > query.limit:
+            last = rollups[query.limit - 1]
+            next_cursor = cursors.encode(last.start_ns, last.trace_id)
+        return Page[Trace](items=[rows.trace(r) for r in rollups[: query.limit]],
+                           next_cursor=next_cursor)
+
+    def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
+        params = {"project": project_id, "trace": trace_id}
+        found = self._rows(
+            f"SELECT {queries.TRACE_COLUMNS} FROM ("
+            + queries.latest_traces("project_id = %(project)s AND trace_id = %(trace)s")
+            + ")",
+            params,
+        )
+        if not found:
+            return None
+        spans = self._rows(
+            f"SELECT {rows.SPAN_COLUMNS} FROM spans"
+            " WHERE project_id = %(project)s AND trace_id = %(trace)s"
+            " ORDER BY start_ns, span_id LIMIT 1 BY span_id",
+            params,
+        )
+        trace = rows.trace(_trace_rollup(found[0]))
+        return TraceDetail(**trace.model_dump(), spans=[rows.span(s) for s in spans])
+
+    # --- web UI: users, live feed -------------------------------------------------
+
+    def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
+        """Users by last activity, aggregated over the traces that carry their id."""
+        f = Filters(project_id)
+        f.add("user_id IS NOT NULL")
+        f.time_overlap(query.start, query.end)
+        if query.q:
+            f.text_search(query.q, ("user_id",))
+        having = ""
+        if query.cursor:
+            last_ns, user_id = cursors.decode(query.cursor, int, str)
+            having = f" HAVING (max(end_ns), user) < ({f.param(last_ns)}, {f.param(user_id)})"
+        found = self._rows(
+            "SELECT assumeNotNull(user_id) AS user, uniqExact(session_id), count(),"
+            " sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_usd),"
+            " countIf(status = 'error'), min(start_ns), max(end_ns)"
+            f" FROM ({queries.latest_traces()}) WHERE {f.sql()} GROUP BY user{having}"
+            f" ORDER BY max(end_ns) DESC, user DESC LIMIT {f.param(query.limit + 1)}",
+            f.params,
+        )
+        items = [
+            UserSummary(
+                user_id=r[0], session_count=r[1], trace_count=r[2], input_tokens=r[3],
+                output_tokens=r[4], total_tokens=r[5], cost_usd=r[6], error_count=r[7],
+                first_seen=ns_to_datetime(r[8]), last_seen=ns_to_datetime(r[9]),
+            )
+            for r in found[: query.limit]
+        ]
+        next_cursor = None
+        if len(found) > query.limit:
+            last = found[query.limit - 1]
+            next_cursor = cursors.encode(last[9], last[0])
+        return Page[UserSummary](items=items, next_cursor=next_cursor)
+
+    def live_watermark(self, project_id: int) -> int:
+        """The feed position of the project's latest trace write, less the slack above
+        (0 before any). Read it *before* querying with ``changed_after``."""
+        (latest,), = self._rows(
+            "SELECT max(written_ns) FROM traces WHERE project_id = %(project)s",
+            {"project": project_id},
+        )
+        return max(0, int(latest) - _FEED_SLACK_NS) if latest else 0
+
+    # --- projects and keys --------------------------------------------------------
+
+    def create_project(self, name: str) -> Project:
+        existing = self._project_named(name)
+        if existing is not None:
+            return existing
+        # The id follows from the name, so servers creating the same project at once
+        # insert the same row (48 bits: exact in JavaScript numbers too).
+        project_id = int.from_bytes(hashlib.sha256(name.encode()).digest()[:6], "big")
+        self._insert("projects", [[project_id, name, time.time_ns()]],
+                     ["id", "name", "created_ns"])
+        found = self._project_named(name)
+        assert found is not None, "a project just inserted must be readable"
+        return found
+
+    def _project_named(self, name: str) -> Project | None:
+        found = self._rows(
+            f"SELECT id, name FROM ({queries.LATEST_PROJECTS}) WHERE name = %(name)s",
+            {"name": name},
+        )
+        return Project(id=found[0][0], name=found[0][1]) if found else None
+
+    def list_projects(self) -> list[Project]:
+        return [Project(id=r[0], name=r[1])
+                for r in self._rows(f"SELECT id, name FROM ({queries.LATEST_PROJECTS}) ORDER BY id")]
+
+    def create_key(self, project_id: int, scope: KeyScope = "full") -> str:
+        key = "tl_" + secrets.token_urlsafe(32)
+        self._insert_key(secrets.randbits(48), project_id, key, scope, time.time_ns())
+        return key
+
+    def _insert_key(self, key_id: int, project_id: int, key: str, scope: str,
+                    created_ns: int) -> None:
+        self._insert(
+            "api_keys",
+            [[key_id, project_id, _hash_key(key), key[:10], scope, created_ns, None, 0]],
+            _KEY_COLUMNS,
+        )
+
+    def access_for_key(self, key: str) -> KeyAccess | None:
+        digest = _hash_key(key)
+        found = self._rows(
+            "SELECT p.id, p.name, k.key_hash, k.scope FROM ("
+            + queries.latest_keys("key_hash = %(digest)s")
+            + f") AS k INNER JOIN ({queries.LATEST_PROJECTS}) AS p ON p.id = k.project_id"
+            " WHERE k.revoked_ns IS NULL",
+            {"digest": digest},
+        )
+        # The lookup is by digest; comparing the digests once more in constant time
+        # keeps the decision itself free of timing differences.
+        if not found or not hmac.compare_digest(found[0][2], digest):
+            return None
+        return KeyAccess(project=Project(id=found[0][0], name=found[0][1]), scope=found[0][3])
+
+    def list_keys(self) -> list[KeyInfo]:
+        found = self._rows(
+            f"SELECT k.id, p.name, k.prefix, k.scope, k.created_ns, k.revoked_ns"
+            f" FROM ({queries.latest_keys()}) AS k"
+            f" INNER JOIN ({queries.LATEST_PROJECTS}) AS p ON p.id = k.project_id"
+            " ORDER BY k.created_ns, k.id"
+        )
+        return [
+            KeyInfo(id=r[0], project=r[1], prefix=r[2], scope=r[3],
+                    created_at=ns_to_datetime(r[4]),
+                    revoked_at=ns_to_datetime(r[5]) if r[5] is not None else None)
+            for r in found
+        ]
+
+    def _active_key(self, key_id: int) -> tuple[Any, ...] | None:
+        found = self._rows(
+            f"SELECT {', '.join(_KEY_COLUMNS[:6])} FROM ({queries.latest_keys('id = %(id)s')})"
+            " WHERE revoked_ns IS NULL",
+            {"id": key_id},
+        )
+        return found[0] if found else None
+
+    def revoke_key(self, key_id: int) -> bool:
+        active = self._active_key(key_id)
+        if active is None:
+            return False
+        self._insert("api_keys", [[*active, time.time_ns(), 1]], _KEY_COLUMNS)
+        return True
+
+    def rotate_key(self, key_id: int) -> str | None:
+        active = self._active_key(key_id)
+        if active is None:
+            return None
+        now = time.time_ns()
+        key = "tl_" + secrets.token_urlsafe(32)
+        # The successor first: should the revocation fail, the old key still works and
+        # the caller sees an error, rather than a project left without its key.
+        self._insert_key(secrets.randbits(48), active[1], key, active[4], now)
+        self._insert("api_keys", [[*active, now, 1]], _KEY_COLUMNS)
+        return key
+
+
+# --- rows ------------------------------------------------------------------------------
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    for i in range(0, len(ids), _IN_CHUNK):
+        yield ids[i : i + _IN_CHUNK]
+
+
+def _hash_key(key: str) -> str:
+    # Keys are 256-bit random secrets, so a fast hash is enough (as on SQLite).
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _trace_fields(r: TraceRollup) -> list[Any]:
+    """A rollup's values in ``queries.TRACE_FIELDS`` order."""
+    return [
+        r.session_id, r.user_id, r.name, r.start_ns, r.end_ns, r.error_count, r.input_tokens,
+        r.output_tokens, r.total_tokens, r.cost_usd, r.status, r.tags, rows.dumps(r.metadata),
+        {key: text for key, value in r.metadata.items()
+         if (text := _metadata_text(value)) is not None},
+        r.input_preview, r.output_preview,
+    ]
+
+
+def _metadata_text(value: Any) -> str | None:
+    """A metadata value as the metadata filter compares it: as SQLite's
+    ``CAST(json_each.value AS TEXT)`` gives it, so both backends match the same."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return repr(value)
+    return rows.dumps(value)
+
+
+def _trace_rollup(row: tuple[Any, ...]) -> TraceRollup:
+    """A row of ``queries.TRACE_COLUMNS``."""
+    return TraceRollup(
+        trace_id=row[0], session_id=row[1], user_id=row[2], name=row[3], start_ns=row[4],
+        end_ns=row[5], span_count=row[6], error_count=row[7], input_tokens=row[8],
+        output_tokens=row[9], total_tokens=row[10], cost_usd=row[11], status=row[12],
+        tags=list(row[13]), metadata=rows.json_container(row[14]), input_preview=row[15],
+        output_preview=row[16],
+    )
+
+
+def _session_fields(r: SessionRollup) -> list[Any]:
+    """A rollup's values in ``queries.SESSION_FIELDS`` order."""
+    return [
+        r.trace_count, r.span_count, r.start_ns, r.end_ns, r.input_tokens, r.output_tokens,
+        r.total_tokens, r.cost_usd, r.error_count, json.dumps(r.user_ids), r.first_input,
+        r.last_output,
+    ]
+
+
+def _gone(session_id: str) -> SessionRollup:
+    """The row that marks a session whose traces all moved to other sessions."""
+    return SessionRollup(
+        session_id=session_id, trace_count=0, span_count=0, start_ns=0, end_ns=0,
+        input_tokens=0, output_tokens=0, total_tokens=0, cost_usd=None, error_count=0,
+        user_ids=[], first_input=None, last_output=None,
+    )
