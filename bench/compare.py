@@ -545,9 +545,10 @@ def raw_rows(bodies: list[workload.Batch]) -> list[list[tuple]]:
     from threadline.server.store.sqlite import rows as schema
 
     rows = []
+    packer = schema.Packer()
     for batch in bodies:
         records = normalize_request(decode_request(batch.body, DECODE_PROTOBUF)).spans
-        rows += [schema.span_row(1, r, schema.dumps(r.resource)) for r in records]
+        rows += [schema.span_row(1, r, schema.dumps(r.resource), packer) for r in records]
     return rows
 
 

@@ -38,7 +38,10 @@ def main() -> None:
             t1 = time.perf_counter()
             records = normalize_request(request).spans
             t2 = time.perf_counter()
-            rows = [schema.span_row(project, r, schema.dumps(r.resource)) for r in records]
+            packer = schema.Packer()
+            rows = [
+                schema.span_row(project, r, schema.dumps(r.resource), packer) for r in records
+            ]
             t3 = time.perf_counter()
             # The body of SQLiteStore.write_spans, timed step by step.
             with store._write_lock:

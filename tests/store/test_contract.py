@@ -183,6 +183,21 @@ def test_sqlite_keeps_no_secret_and_one_copy_of_payloads(tmp_path: Path):
     assert span.attributes == {"input.value": payload, "k": 1}
     store.close()
     assert key.encode() not in (tmp_path / "raw.db").read_bytes()
+    # The payload is kept once, compressed (the trace keeps a preview of its start).
     with sqlite3.connect(tmp_path / "raw.db") as conn:
-        assert conn.execute("SELECT input = ?, instr(attributes, 'unique-payload') FROM spans",
-                            (payload,)).fetchone() == (1, 0)
+        assert conn.execute("SELECT typeof(input), instr(attributes, 'unique-payload')"
+                            " FROM spans").fetchone() == ("blob", 0)
+
+
+def test_sqlite_keeps_short_payloads_as_text(tmp_path: Path):
+    store = open_store(f"sqlite://{tmp_path / 'short.db'}")
+    project = store.create_project("p").id
+    store.write_spans(project, [record(1, 1, input="hi", output="é" * 200, session="s")])
+    (span,) = store.get_trace(project, f"{1:032x}").spans
+    assert (span.input, span.output) == ("hi", "é" * 200)
+    assert store.get_session(project, "s").traces[0].output_preview == "é" * 200
+    store.close()
+    with sqlite3.connect(tmp_path / "short.db") as conn:
+        # 400 bytes of UTF-8: under the threshold, so stored as text.
+        assert conn.execute("SELECT typeof(input), typeof(output) FROM spans").fetchone() == (
+            "text", "text")

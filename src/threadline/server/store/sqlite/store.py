@@ -23,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 from threadline.server.model import (
     KeyAccess,
     KeyInfo,
@@ -157,12 +159,13 @@ class SQLiteStore:
             return 0
         # The spans of one OTLP resource share one resource dict: encode it once.
         resources: dict[int, str] = {}
+        packer = schema.Packer()
         rows = []
         for span in spans:
             resource = resources.get(id(span.resource))
             if resource is None:
                 resource = resources[id(span.resource)] = schema.dumps(span.resource)
-            rows.append(schema.span_row(project_id, span, resource))
+            rows.append(schema.span_row(project_id, span, resource, packer))
         with self._transaction() as conn:
             before = conn.total_changes
             conn.executemany(schema.INSERT_SPAN, rows)
@@ -320,7 +323,10 @@ class SQLiteStore:
                 (project_id, trace_id),
             ).fetchall()
         trace = schema.trace(schema.trace_rollup(row))
-        return TraceDetail(**trace.model_dump(), spans=[schema.span(s) for s in spans])
+        decompressor = zstandard.ZstdDecompressor()
+        return TraceDetail(
+            **trace.model_dump(), spans=[schema.span(s, decompressor) for s in spans]
+        )
 
     # --- projects and keys --------------------------------------------------------
 
@@ -501,16 +507,20 @@ def _load_previews(
             wanted["input"][rowids[id(source_in)]] = source_in
         if source_out:
             wanted["output"][rowids[id(source_out)]] = source_out
+    decompressor = zstandard.ZstdDecompressor()
     for column, by_rowid in wanted.items():
         ids = list(by_rowid)
         for i in range(0, len(ids), _IN_CHUNK):
             chunk = ids[i : i + _IN_CHUNK]
             marks = ", ".join("?" * len(chunk))
-            for rowid, text in conn.execute(
-                f"SELECT rowid, substr({column}, 1, ?) FROM spans WHERE rowid IN ({marks})",
+            # A packed payload is a BLOB: cut the preview after unpacking it.
+            for rowid, value in conn.execute(
+                f"SELECT rowid, CASE typeof({column}) WHEN 'blob' THEN {column}"
+                f" ELSE substr({column}, 1, ?) END FROM spans WHERE rowid IN ({marks})",
                 (PREVIEW_CHARS, *chunk),
             ):
-                setattr(by_rowid[rowid], f"{column}_preview", text)
+                text = schema.unpack(value, decompressor)
+                setattr(by_rowid[rowid], f"{column}_preview", text and text[:PREVIEW_CHARS])
 
 
 
