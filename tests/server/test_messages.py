@@ -152,6 +152,16 @@ def test_openai_response_and_single_message_outputs():
     assert json.loads(record.output) == [{"role": "assistant", "content": "ok"}]
 
 
+
+def test_a_list_of_openai_choices_as_output_messages():
+    # lmnr's OpenAI instrumentation puts the response's choices in gen_ai.output.messages.
+    choices = [{"finish_reason": "stop", "index": 0, "logprobs": None, "message": {
+        "role": "assistant", "content": "18C and sunny.", "refusal": None, "tool_calls": None}}]
+    record = _normalize({"gen_ai.output.messages": json.dumps(choices)})
+    assert json.loads(record.output) == [
+        {"role": "assistant", "content": "18C and sunny.", "finish_reason": "stop"}]
+    assert messages.from_value([{"index": 0, "message": {"content": "no role"}}]) is None
+
 def test_the_shape_is_a_fixed_point():
     assert messages.from_value(CHAT_IN) == CHAT_IN
     assert messages.from_value(CHAT_OUT) == CHAT_OUT

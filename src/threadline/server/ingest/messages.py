@@ -75,7 +75,17 @@ def from_value(value: Any) -> list[Message] | None:
         return None
     if isinstance(value, list) and value and all(_looks_like_message(m) for m in value):
         return [_message(m) for m in value]
+    if isinstance(value, list) and value and all(_is_choice(c) for c in value):
+        # OpenAI's ``choices`` themselves, as lmnr's OpenAI instrumentation sends them in
+        # ``gen_ai.output.messages``: the finish reason sits beside each message.
+        return [_message({"finish_reason": c.get("finish_reason"), **c["message"]})
+                for c in value]
     return None
+
+
+def _is_choice(item: Any) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("message"), dict) and (
+        _looks_like_message(item["message"]))
 
 
 # --- sources -------------------------------------------------------------------------
