@@ -72,7 +72,7 @@ def app_from_environment() -> FastAPI:
     """The app of one server process, its settings resolved from THREADLINE_* variables
     (``threadline serve`` puts its flags there before starting the workers)."""
     settings = Settings.resolve()
-    return create_app(settings, open_store(settings.store_url))
+    return create_app(settings, open_store(settings.store_url, settings.retention_days))
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: object):

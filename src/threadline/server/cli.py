@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = _settings(args)
-    store = open_store(settings.store_url)
+    store = open_store(settings.store_url, settings.retention_days)
     try:
         _first_start(store, settings)
     finally:

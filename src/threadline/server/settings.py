@@ -44,6 +44,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Storage URL, e.g. sqlite:///path/to/threadline.db. Empty: SQLite in data_dir.",
     ),
     Setting(
+        "retention_days",
+        0,
+        "ClickHouse store: drop trace data this many days after it ends (a TTL); 0 keeps "
+        "it forever. The SQLite store keeps everything and ignores it.",
+    ),
+    Setting(
         "max_body_bytes",
         16 * 1024 * 1024,
         "Largest OTLP request body accepted, compressed or not (larger: 413).",
@@ -75,6 +81,7 @@ class Settings:
     grpc_port: int = 4317
     data_dir: Path = Path(".threadline")
     store: str = ""
+    retention_days: int = 0
     max_body_bytes: int = 16 * 1024 * 1024
     max_decoded_bytes: int = 64 * 1024 * 1024
     max_pending_exports: int = 8

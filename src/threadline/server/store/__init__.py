@@ -5,12 +5,13 @@ from __future__ import annotations
 from threadline.server.store.base import Store
 
 
-def open_store(url: str, retention_days: int = 0) -> Store:
+def open_store(url: str, retention_days: int | None = None) -> Store:
     """The backend a storage URL names: ``sqlite:///absolute/path/threadline.db`` or
     ``clickhouse://user:password@host:8123/database``.
 
-    ``retention_days`` (0: keep forever) is a TTL on the ClickHouse tables; the SQLite
-    store keeps everything and ignores it.
+    ``retention_days`` (0: keep forever; None: leave as configured, for tools like
+    ``threadline keys``) is a TTL on the ClickHouse tables; the SQLite store keeps
+    everything and ignores it.
     """
     if url.startswith(("clickhouse://", "clickhouses://")):
         from threadline.server.store.clickhouse import ClickHouseStore

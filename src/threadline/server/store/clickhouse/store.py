@@ -103,11 +103,14 @@ def _client(url: str) -> Any:
 
 
 class ClickHouseStore:
-    def __init__(self, url: str, retention_days: int = 0):
+    def __init__(self, url: str, retention_days: int | None = None):
+        if retention_days is not None and retention_days < 0:
+            raise SystemExit(f"threadline: retention_days must be 0 or more, not {retention_days}")
         self.url = url
         self._ch = _client(url)
         self.schema_version = schema.migrate(self._ch)
-        schema.apply_retention(self._ch, retention_days)
+        if retention_days is not None:
+            schema.apply_retention(self._ch, retention_days)
         self._closed = False
 
     def close(self) -> None:
