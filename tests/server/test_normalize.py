@@ -106,3 +106,13 @@ def test_error_from_status_or_exception_event():
     record = _normalize({}, events=[("exception", BASE_NS, {"exception.type": "KeyError"})])
     assert record.status == "error" and record.status_message == "KeyError"
     assert _normalize({}).status == "ok"
+
+
+def test_traceloop_association_properties_beside_session_and_user_are_metadata():
+    record = _normalize({
+        "traceloop.association.properties.session_id": "conv-1",
+        "traceloop.association.properties.user_id": "ana",
+        "traceloop.association.properties.tier": "gold",
+    })
+    assert (record.session_id, record.user_id) == ("conv-1", "ana")
+    assert record.metadata == {"tier": "gold"}

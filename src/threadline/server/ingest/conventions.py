@@ -32,9 +32,14 @@ METADATA_PREFIXES = (
     semconv.METADATA_PREFIX,
     "lmnr.association.properties.metadata.",
     "langfuse.trace.metadata.",
+    # OpenLLMetry: every association property but the session and user ids above.
+    "traceloop.association.properties.",
 )
 # ... or one attribute holding a JSON object.
 METADATA_JSON = ("metadata", "langfuse.trace.metadata")
+# Prefixes whose values are JSON text (Langfuse serialises every metadata value, so a
+# string "pro" arrives as '"pro"'): parsed, and kept as sent if they are not JSON.
+METADATA_JSON_VALUE_PREFIXES = ("langfuse.trace.metadata.",)
 
 TAGS = (
     semconv.TAGS,
@@ -49,7 +54,12 @@ SPAN_TYPE: tuple[tuple[str, dict[str, str] | None], ...] = (
     (semconv.SPAN_TYPE, None),
     ("lmnr.span.type", None),
     ("openinference.span.kind", {"LLM": "LLM", "EMBEDDING": "LLM", "TOOL": "TOOL"}),
-    ("langfuse.observation.type", {"GENERATION": "LLM", "EMBEDDING": "LLM", "TOOL": "TOOL"}),
+    ("langfuse.observation.type", {
+        "GENERATION": "LLM",
+        "EMBEDDING": "LLM",
+        "TOOL": "TOOL",
+        "EVALUATOR": "EVALUATOR",
+    }),
     ("traceloop.span.kind", {"TOOL": "TOOL"}),
     ("gen_ai.operation.name", {
         "CHAT": "LLM",
@@ -122,5 +132,24 @@ CACHE_WRITE_TOKENS = (
 COST = ("gen_ai.usage.cost",)
 INPUT_COST = ("gen_ai.usage.input_cost",)
 OUTPUT_COST = ("gen_ai.usage.output_cost",)
+
+# Usage and cost sent as one JSON object (Langfuse's ``usage_details``, which holds its
+# own ``input``/``output``/``total`` or OpenAI's ``prompt_tokens``..., and
+# ``cost_details``): read only for the fields no key above gave, the object's keys
+# tried in order.
+USAGE_OBJECTS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
+    ("langfuse.observation.usage_details", {
+        "input_tokens": ("input", "prompt_tokens", "input_tokens"),
+        "output_tokens": ("output", "completion_tokens", "output_tokens"),
+        "total_tokens": ("total", "total_tokens"),
+        "cache_read_tokens": ("input_cache_read", "cache_read_input_tokens", "input_cached_tokens"),
+        "cache_write_tokens": ("input_cache_creation", "cache_creation_input_tokens"),
+    }),
+    ("langfuse.observation.cost_details", {
+        "cost": ("total",),
+        "input_cost": ("input",),
+        "output_cost": ("output",),
+    }),
+)
 
 # When no key above gives a span's type, a model or a token count marks an LLM call.

@@ -97,6 +97,7 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
     end_ns = max(span.end_time_unix_nano, start_ns)
 
     fields = _pick_fields(attrs)
+    _fields_from_objects(attrs, fields)
     model = _as_str(fields.get("model"))
     input_tokens = _as_int(fields.get("input_tokens"))
     output_tokens = _as_int(fields.get("output_tokens"))
@@ -209,6 +210,25 @@ def _pick_fields(attrs: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
     return picked
 
 
+def _fields_from_objects(attrs: Mapping[str, Any], picked: dict[str, tuple[str, Any]]) -> None:
+    """Fields no single key gave, from attributes holding a JSON object of several
+    (``cv.USAGE_OBJECTS``); each found as ``(<attribute>.<key>, value)``."""
+    for attribute, sources in cv.USAGE_OBJECTS:
+        raw = attrs.get(attribute)
+        if not (isinstance(raw, str) and raw.startswith("{")):
+            continue
+        document = _json_within_depth(raw)
+        if not isinstance(document, dict):
+            continue
+        for name, keys in sources.items():
+            if name in picked:
+                continue
+            for key in keys:
+                if document.get(key) is not None:
+                    picked[name] = (f"{attribute}.{key}", document[key])
+                    break
+
+
 def _as_str(found: tuple[str, Any] | None) -> str | None:
     return None if found is None else str(found[1])
 
@@ -271,6 +291,11 @@ def _payload(
     return json.dumps(parsed if parsed else value), None
 
 
+# Session and user keys that sit under a metadata prefix (Traceloop's association
+# properties hold all three): they are the session and user, not metadata.
+_ASSOCIATION_KEYS = frozenset(cv.SESSION_ID + cv.USER_ID)
+
+
 def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
     for key in cv.METADATA_JSON:
@@ -280,8 +305,11 @@ def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(parsed, dict):
                 metadata.update(parsed)
     for key, value in attrs.items():
-        if key.startswith(cv.METADATA_PREFIXES):  # one C call for every prefix
+        if key.startswith(cv.METADATA_PREFIXES) and key not in _ASSOCIATION_KEYS:
             prefix = next(p for p in cv.METADATA_PREFIXES if key.startswith(p))
+            if prefix in cv.METADATA_JSON_VALUE_PREFIXES and isinstance(value, str):
+                parsed = _json_within_depth(value)
+                value = value if parsed is None else parsed
             metadata[key[len(prefix) :]] = value
     return metadata
 
