@@ -1,0 +1,222 @@
+"""The ClickHouse store beside the SQLite one: the same spans give the same answers to
+every query the API and the web UI make, and what only ClickHouse has (schema version,
+retention TTL, several stores on one database) behaves.
+
+Runs on the chDB endpoint (``chdb_http.py``): the real engine behind clickhouse-connect's
+real HTTP transport.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.store.chdb_http import database_name, shared_server
+from tests.store.test_contract import MS, T0, record
+from threadline.server.model import SessionQuery, SpanRecord, TraceQuery, UserQuery
+from threadline.server.store import Store, open_store
+from threadline.server.store.clickhouse import ClickHouseStore
+
+SORTS = ("last_activity", "start", "duration", "cost", "tokens")
+
+
+def workload(seed: int) -> list[list[SpanRecord]]:
+    """Batches of spans as exporters send them: traces split over batches, roots
+    arriving late, retried spans, and a trace that moves to another session."""
+    rng = random.Random(seed)
+    spans: list[SpanRecord] = []
+    for trace in range(1, 41):
+        session = rng.choice([None, *(f"Session-{i}" for i in range(8))])
+        user = rng.choice([None, "u0", "U1", "u2", "u3"])
+        start = trace * 100 + rng.randrange(50)
+        count = rng.randrange(1, 6)
+        for index in range(count):
+            span_id = trace * 10 + index + 1
+            has_session = index == count - 1 or rng.random() < 0.3
+            spans.append(record(
+                trace, span_id, None if index == 0 else trace * 10 + 1,
+                start=start + index * 3, length=rng.randrange(1, 400),
+                session=session if has_session else None,
+                user=user if index == 0 else None,
+                error=rng.random() < 0.15,
+                tokens=(rng.randrange(500), rng.randrange(200)) if rng.random() < 0.6 else None,
+                # Binary fractions: sums do not depend on the order of addition.
+                cost=rng.randrange(64) / 64 if rng.random() < 0.5 else None,
+                input=f'{{"q": "Hello World {trace}.{index}"}}' if rng.random() < 0.5 else None,
+                output=f'"answer {trace}.{index}"' if rng.random() < 0.5 else None,
+                tags=rng.sample(["a", "b", "prod"], rng.randrange(3)),
+                metadata=rng.choice([{}, {"env": "prod"}, {"env": "dev", "n": 3},
+                                     {"flag": True}, {"ratio": 0.5}]),
+            ))
+    # Trace 99 first shows in "Moving-from" (a child span), then its root says
+    # "Moving-to": the first session is left empty.
+    spans.append(record(99, 992, 991, start=50, session="Moving-from"))
+    late_root = record(99, 991, start=40, length=100, session="Moving-to", user="u0")
+    rng.shuffle(spans)
+    batches: list[list[SpanRecord]] = []
+    while spans:
+        size = rng.randrange(1, 12)
+        batch, spans = spans[:size], spans[size:]
+        if batches and rng.random() < 0.3:
+            batch += rng.sample(batches[-1], min(2, len(batches[-1])))  # a retry overlaps
+        batches.append(batch)
+    batches.append([late_root])
+    return batches
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    sqlite = open_store(f"sqlite://{tmp_path / 'same.db'}")
+    clickhouse = open_store(shared_server().url(database_name(tmp_path.name)))
+    yield sqlite, clickhouse
+    sqlite.close()
+    clickhouse.close()
+
+
+def _all_pages(list_page: Any, query: Any) -> list[dict[str, Any]]:
+    pages, cursor = [], None
+    while True:
+        page = list_page(query.model_copy(update={"cursor": cursor}))
+        pages.append(page.model_dump())
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+def test_same_spans_same_answers(stores: tuple[Store, Store]):
+    sqlite, clickhouse = stores
+    for store in stores:
+        project = store.create_project("p").id
+        for batch in workload(seed=3):
+            store.write_spans(project, batch)
+    p_sqlite, p_clickhouse = sqlite.create_project("p").id, clickhouse.create_project("p").id
+
+    def same(method: str, *args: Any) -> Any:
+        ours = getattr(clickhouse, method)(p_clickhouse, *args)
+        theirs = getattr(sqlite, method)(p_sqlite, *args)
+        dump = (lambda x: x.model_dump() if x is not None else None)
+        assert dump(ours) == dump(theirs), (method, args)
+        return theirs
+
+    def same_pages(method: str, query: Any) -> list[dict[str, Any]]:
+        ours = _all_pages(lambda q: getattr(clickhouse, method)(p_clickhouse, q), query)
+        theirs = _all_pages(lambda q: getattr(sqlite, method)(p_sqlite, q), query)
+        assert ours == theirs, (method, query)
+        return theirs
+
+    window = {"start": datetime.fromtimestamp((T0 + 1500 * MS) / 1e9, UTC),
+              "end": datetime.fromtimestamp((T0 + 2500 * MS) / 1e9, UTC)}
+    sessions = same_pages("list_sessions", SessionQuery(limit=3))
+    session_ids = [s["session_id"] for page in sessions for s in page["items"]]
+    assert "Moving-to" in session_ids and "Moving-from" not in session_ids
+    assert len(session_ids) > 5
+    for sort in SORTS:
+        same_pages("list_sessions", SessionQuery(limit=3, sort=sort))
+    for filters in ({"user_id": "u0"}, window, {"q": "session-1"}, {"q": "hello world 1"},
+                    {"status": "error"}, {"status": "ok"}, {"tag": "prod"},
+                    {"metadata": {"env": "dev", "n": "3"}}, {"metadata": {"flag": "1"}},
+                    {"metadata": {"ratio": "0.5"}}, {"tag": "a", "user_id": "U1"}):
+        same_pages("list_sessions", SessionQuery(limit=2, **filters))
+        same_pages("list_sessions", SessionQuery(limit=4, sort="cost", **filters))
+    for session_id in [*session_ids, "Moving-from", "missing"]:
+        same("get_session", session_id)
+
+    traces = same_pages("list_traces", TraceQuery(limit=4))
+    trace_ids = [t["trace_id"] for page in traces for t in page["items"]]
+    assert len(trace_ids) == 41
+    for filters in ({"session_id": "Session-2"}, {"user_id": "u2"}, {"status": "error"},
+                    window, {"q": "ANSWER 7"}, {"q": "span-1"}, {"tag": "b"},
+                    {"metadata": {"env": "prod"}}, {"metadata": {"env": "nope"}}):
+        same_pages("list_traces", TraceQuery(limit=5, **filters))
+    for trace_id in [*trace_ids, f"{12345:032x}"]:
+        same("get_trace", trace_id)
+
+    for filters in ({}, {"q": "u"}, window):
+        same_pages("list_users", UserQuery(limit=2, **filters))
+
+
+def test_rollups_agree_across_stores_writing_one_database(tmp_path: Path):
+    """Two stores on one database (as two servers are) write halves of the same traces,
+    with the same spans sent through both: the totals are those of the spans sent."""
+    url = shared_server().url(database_name(tmp_path.name))
+    first, second = open_store(url), open_store(url)
+    reference = open_store(f"sqlite://{tmp_path / 'reference.db'}")
+    try:
+        projects = [s.create_project("p").id for s in (first, second, reference)]
+        assert projects[0] == projects[1]
+        for i, batch in enumerate(workload(seed=11)):
+            (first if i % 2 else second).write_spans(projects[0], batch)
+            if i % 3 == 0:  # and some again, through the other store
+                (second if i % 2 else first).write_spans(projects[0], batch)
+            reference.write_spans(projects[2], batch)
+        for store in (first, second):
+            for sort in SORTS:
+                query = SessionQuery(limit=500, sort=sort)
+                assert (store.list_sessions(projects[0], query).model_dump()
+                        == reference.list_sessions(projects[2], query).model_dump())
+            query = TraceQuery(limit=500)
+            assert (store.list_traces(projects[0], query).model_dump()
+                    == reference.list_traces(projects[2], query).model_dump())
+    finally:
+        for store in (first, second, reference):
+            store.close()
+
+
+def test_live_feed_sees_writes_after_a_watermark(tmp_path: Path):
+    store = open_store(shared_server().url(database_name(tmp_path.name)))
+    try:
+        project = store.create_project("p").id
+        assert store.live_watermark(project) == 0
+        store.write_spans(project, [record(1, 1, session="s")])
+        watermark = store.live_watermark(project)
+        store.write_spans(project, [record(2, 2, session="t")])
+        changed = store.list_traces(project, TraceQuery(changed_after=watermark)).items
+        assert f"{2:032x}" in [t.trace_id for t in changed]
+        sessions = store.list_sessions(project, SessionQuery(changed_after=watermark)).items
+        assert "t" in [s.session_id for s in sessions]
+    finally:
+        store.close()
+
+
+def _create_statement(store: ClickHouseStore, table: str) -> str:
+    return store._rows(
+        "SELECT create_table_query FROM system.tables"
+        " WHERE database = currentDatabase() AND name = %(t)s", {"t": table})[0][0]
+
+
+def test_schema_version_is_recorded_and_retention_is_a_ttl(tmp_path: Path):
+    url = shared_server().url(database_name(tmp_path.name))
+    store = open_store(url, retention_days=30)
+    assert isinstance(store, ClickHouseStore)
+    try:
+        assert store.schema_version >= 1
+        for table in ("spans", "traces", "sessions"):
+            assert "toIntervalDay(30)" in _create_statement(store, table)
+            assert "ZSTD" in _create_statement(store, table)
+    finally:
+        store.close()
+    untouched = open_store(url)  # tools that do not say (threadline keys) keep the TTL
+    try:
+        assert untouched.schema_version == store.schema_version
+        assert untouched._rows("SELECT count() FROM threadline_schema") == [
+            (store.schema_version,)]  # each migration recorded once
+        assert "toIntervalDay(30)" in _create_statement(untouched, "spans")
+    finally:
+        untouched.close()
+    forever = open_store(url, retention_days=0)
+    try:
+        assert " TTL " not in _create_statement(forever, "spans")
+    finally:
+        forever.close()
+
+
+def test_bad_store_urls_and_settings_are_refused(tmp_path: Path):
+    with pytest.raises(SystemExit, match="retention_days"):
+        open_store(shared_server().url(database_name(tmp_path.name)), retention_days=-1)
+    with pytest.raises(SystemExit, match="unsupported store URL"):
+        open_store("postgres://localhost/db")

@@ -1,0 +1,123 @@
+"""Two Threadline server processes on one ClickHouse store (the chDB endpoint), written
+to at the same time: the spans of each trace are split between the servers, some
+requests are sent to both, and every session's and trace's totals read back through
+either server's API equal what was sent."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests import otlp
+from tests.conftest import start_server, stop_server
+from tests.store.chdb_http import database_name, shared_server
+from threadline.server.store import open_store
+
+SESSIONS = 6
+TRACES_PER_SESSION = 4
+SPANS_PER_TRACE = 6
+
+
+def _workload(rng: random.Random) -> tuple[list[list], dict[str, dict], dict[str, dict]]:
+    """Requests (lists of OTLP spans), and the totals each trace and session must show."""
+    requests: list[list] = []
+    traces: dict[str, dict] = {}
+    sessions: dict[str, dict] = defaultdict(lambda: defaultdict(float))
+    for s in range(SESSIONS):
+        session_id = f"session-{s}"
+        for t in range(TRACES_PER_SESSION):
+            trace_id = otlp.new_trace_id(rng)
+            root = otlp.new_span_id(rng)
+            start = otlp.BASE_NS + (s * 100 + t) * 1_000_000_000
+            spans, totals = [], defaultdict(float)
+            for i in range(SPANS_PER_TRACE):
+                tokens = rng.randrange(1, 300)
+                cost = rng.randrange(1, 64) / 64  # binary fractions: exact in any order
+                error = rng.random() < 0.2
+                spans.append(otlp.span(
+                    trace_id, root if i == 0 else otlp.new_span_id(rng),
+                    parent=None if i == 0 else root, name=f"step-{i}",
+                    start_ns=start + i * 1000, end_ns=start + i * 1000 + 500_000,
+                    error=error,
+                    attributes={
+                        # The session id rides on one span only, in a later request.
+                        **({"threadline.session.id": session_id} if i == 3 else {}),
+                        "gen_ai.usage.input_tokens": tokens,
+                        "gen_ai.usage.output_tokens": 1,
+                        "gen_ai.usage.cost": cost,
+                    },
+                ))
+                totals["input_tokens"] += tokens
+                totals["output_tokens"] += 1
+                totals["cost_usd"] += cost
+                totals["error_count"] += error
+            totals["span_count"] = SPANS_PER_TRACE
+            traces[trace_id] = {**totals, "session_id": session_id}
+            session = sessions[session_id]
+            for key in ("input_tokens", "output_tokens", "cost_usd", "span_count"):
+                session[key] += totals[key]
+            session["error_count"] += totals["error_count"] > 0
+            session["trace_count"] += 1
+            # Each trace in three requests of two spans, in an order of their own.
+            chunks = [spans[i : i + 2] for i in range(0, SPANS_PER_TRACE, 2)]
+            rng.shuffle(chunks)
+            requests += chunks
+    rng.shuffle(requests)
+    return requests, traces, sessions
+
+
+def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
+    url = shared_server().url(database_name(tmp_path.name))
+    # Keys live in ClickHouse, where every server reads them.
+    store = open_store(url)
+    try:
+        key = store.create_key(store.create_project("shared").id)
+    finally:
+        store.close()
+    servers = [
+        start_server(tmp_path / f"data-{i}", tmp_path / f"server-{i}.log",
+                     "--store", url, "--grpc-port", "0")
+        for i in range(2)
+    ]
+    try:
+        requests, traces, sessions = _workload(random.Random(5))
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+        local = threading.local()
+
+        def send(job: tuple[int, list]) -> list[int]:
+            index, spans = job
+            client = getattr(local, "client", None) or httpx.Client(timeout=60)
+            local.client = client
+            body = otlp.request(spans).SerializeToString()
+            # Alternate servers; every fourth request also goes to the other one (a
+            # retry that reached a second server).
+            targets = [servers[index % 2]] + ([servers[(index + 1) % 2]] if index % 4 == 0
+                                               else [])
+            return [client.post(s.base_url + "/v1/traces", content=body,
+                                headers=headers).status_code for s in targets]
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            statuses = [code for codes in pool.map(send, enumerate(requests)) for code in codes]
+        assert set(statuses) == {200}, statuses
+
+        for server in servers:
+            with httpx.Client(base_url=server.base_url, timeout=30,
+                              headers={"Authorization": f"Bearer {key}"}) as api:
+                listed = api.get("/api/v1/sessions", params={"limit": 100}).json()["items"]
+                assert sorted(s["session_id"] for s in listed) == sorted(sessions)
+                for session in listed:
+                    expected = sessions[session["session_id"]]
+                    got = {k: session[k] for k in expected}
+                    assert got == expected, session["session_id"]
+                for trace_id, expected in traces.items():
+                    trace = api.get(f"/api/v1/traces/{trace_id}").json()
+                    assert {k: trace[k] for k in expected} == expected, trace_id
+                    assert len({s["span_id"] for s in trace["spans"]}) == len(trace["spans"])
+    finally:
+        for server in servers:
+            stop_server(server)
