@@ -96,6 +96,32 @@ def test_langfuse_keys():
     assert record.model == "gpt-4o-mini"
 
 
+
+def test_langfuse_usage_and_cost_details_and_json_metadata_values():
+    # Langfuse's own usage keys, and what its OpenAI integration sends (OpenAI's usage).
+    record = _normalize({
+        "langfuse.observation.usage_details": '{"input": 120, "output": 30, "total": 150}',
+        "langfuse.observation.cost_details": '{"input": 0.25, "output": 0.5}',
+        "langfuse.trace.metadata.plan": '"pro"', "langfuse.trace.metadata.limits": '{"rpm": 5}',
+        "langfuse.trace.metadata.raw": "not json",
+    })
+    assert (record.input_tokens, record.output_tokens, record.total_tokens) == (120, 30, 150)
+    assert record.cost_usd == 0.75
+    assert record.metadata == {"plan": "pro", "limits": {"rpm": 5}, "raw": "not json"}
+    record = _normalize({
+        "langfuse.observation.model.name": "gpt-4o-mini",
+        "langfuse.observation.usage_details": json.dumps(
+            {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
+             "prompt_tokens_details": None}),
+    })
+    assert (record.input_tokens, record.output_tokens, record.total_tokens) == (1000, 500, 1500)
+    assert record.span_type == "LLM" and record.cost_usd is not None and record.cost_usd > 0
+    # A key of its own wins over the object; an object that is not JSON is ignored.
+    record = _normalize({"gen_ai.usage.input_tokens": 7,
+                         "langfuse.observation.usage_details": '{"input": 120}'})
+    assert record.input_tokens == 7
+    assert _normalize({"langfuse.observation.usage_details": "{oops"}).input_tokens is None
+
 def test_client_costs():
     assert _normalize({"gen_ai.usage.input_cost": 0.25,
                        "gen_ai.usage.output_cost": 0.5}).cost_usd == 0.75

@@ -44,7 +44,10 @@ def langfuse_key_access(request: Request) -> KeyAccess:
         try:
             decoded = base64.b64decode(key, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            raise Unauthorized("Basic credentials are not base64 of 'public:secret'") from None
+            raise Unauthorized(
+                "Basic credentials are not base64 of '<public key>:<secret key>' "
+                "(the secret key is a Threadline API key)"
+            ) from None
         key = decoded.partition(":")[2]
     elif scheme.lower() != "bearer":
         key = ""
