@@ -47,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,11 +149,34 @@ class SendResult:
     failures: list[str] = field(default_factory=list)
 
 
-def send_all(base_url: str, headers: dict[str, str], bodies: list[workload.Batch],
+class Spool:
+    """The workload written to a file once, then read back export by export: a scale
+    run of millions of spans would not fit in memory as a list of bodies."""
+
+    def __init__(self, path: Path, total: int, batch: int, flavour: str) -> None:
+        self.path = path
+        self.exports = 0
+        self.wire_bytes = 0
+        self.last_session = ""
+        with path.open("wb") as out:
+            for b in workload.batches(total, batch, flavour=flavour):
+                out.write(b.spans.to_bytes(4, "big") + len(b.body).to_bytes(4, "big") + b.body)
+                self.exports += 1
+                self.wire_bytes += len(b.body)
+                self.last_session = b.session_ids[-1] if b.session_ids else self.last_session
+
+    def __iter__(self) -> Iterator[workload.Batch]:
+        with self.path.open("rb") as source:
+            while header := source.read(8):
+                spans, size = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")
+                yield workload.Batch(source.read(size), spans, ())
+
+
+def send_all(base_url: str, headers: dict[str, str], bodies: Iterable[workload.Batch],
              senders: int, deadline: float) -> SendResult:
     """Send every batch from ``senders`` threads, retrying 429/503 as exporters do."""
     lock = threading.Lock()
-    queue = list(reversed(bodies))
+    queue = iter(bodies)
     result = SendResult()
 
     def sender() -> None:
@@ -161,9 +184,9 @@ def send_all(base_url: str, headers: dict[str, str], bodies: list[workload.Batch
                           headers={**headers, "Content-Type": PROTOBUF}) as client:
             while True:
                 with lock:
-                    if not queue or result.failures:
+                    batch = next(queue, None)
+                    if batch is None or result.failures:
                         return
-                    batch = queue.pop()
                 while True:
                     if time.monotonic() > deadline:
                         with lock:
@@ -237,7 +260,7 @@ class Server:
     def data_dir(self) -> Path:
         raise NotImplementedError
 
-    def wait_durable(self, client: httpx.Client, bodies: list[workload.Batch], total: int,
+    def wait_durable(self, client: httpx.Client, last_session: str, total: int,
                      deadline: float) -> bool:
         raise NotImplementedError
 
@@ -289,10 +312,9 @@ class ThreadlineServer(Server):
         self.base_url = f"http://127.0.0.1:{port}"
         wait_healthy(self.process, self.base_url + "/healthz", 120, log)
 
-    def wait_durable(self, client, bodies, total, deadline) -> bool:
+    def wait_durable(self, client, last_session, total, deadline) -> bool:
         # Every export was acknowledged, and a 200 means committed: the last session
         # readable through the API means the last export is visible.
-        last_session = bodies[-1].session_ids[-1]
         while time.monotonic() < deadline:
             if client.get(f"/api/v1/sessions/{last_session}").status_code == 200:
                 return True
@@ -375,7 +397,7 @@ class PhoenixServer(Server):
     def visible_spans(self, client):
         return self.span_count(client)
 
-    def wait_durable(self, client, bodies, total, deadline) -> bool:
+    def wait_durable(self, client, last_session, total, deadline) -> bool:
         # Phoenix answers 200 once the spans are queued; they are written later. Poll
         # the project's span count (GraphQL Project.recordCount) until all are in.
         while time.monotonic() < deadline:
@@ -486,7 +508,8 @@ def client_json(base_url: str, path: str) -> dict:
     return response.json()
 
 
-def run_server(server: Server, bodies: list[workload.Batch], total: int, args) -> RunResult:
+def run_server(server: Server, bodies: Iterable[workload.Batch], last_session: str,
+               total: int, args) -> RunResult:
     result = RunResult()
     sessions = total // (workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION)
     stored: int | None = None  # spans in the store, for disk per span
@@ -500,7 +523,7 @@ def run_server(server: Server, bodies: list[workload.Batch], total: int, args) -
             started = time.perf_counter()
             sent = send_all(server.base_url, server.headers, bodies, args.senders, deadline)
             result.answers_429, result.answers_503 = sent.answers_429, sent.answers_503
-            if sent.failures or not server.wait_durable(client, bodies, total, deadline):
+            if sent.failures or not server.wait_durable(client, last_session, total, deadline):
                 elapsed = time.perf_counter() - started
                 visible = server.visible_spans(client)
                 result.note = (sent.failures[0] if sent.failures else
@@ -631,23 +654,74 @@ def main() -> None:
     parser.add_argument("--phoenix-version", default=None,
                         help="arize-phoenix version to install (default: latest, or whatever "
                              "is installed)")
+    parser.add_argument("--scale", default="",
+                        help="comma-separated sizes (e.g. 100000,1000000,5000000) for "
+                             "Threadline's scale curve, run after the side-by-side runs")
+    parser.add_argument("--skip-phoenix", action="store_true",
+                        help="only the scale curve and the SDK overhead")
     args = parser.parse_args()
-    if args.spans % 50:
-        parser.error("--spans must be a multiple of 50")
+    sizes = [int(size) for size in args.scale.split(",") if size.strip()]
+    if args.spans % 50 or any(size % 50 for size in sizes):
+        parser.error("sizes must be multiples of 50")
     if args.timeout is None:
         args.timeout = 120 + args.spans / 20
 
     # Ctrl-C and SIGTERM unwind through the `finally` that stops the servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
+    print(f"machine: {os.cpu_count()} CPUs, {platform.python_version()}, "
+          f"SQLite {sqlite3.sqlite_version}, load average at start {loadavg()}")
+    if not args.skip_phoenix:
+        side_by_side(args)
+    if sizes:
+        scale_curve(args, sizes)
+    sdk_overhead()
+
+
+def scale_curve(args: argparse.Namespace, sizes: list[int]) -> None:
+    """Threadline alone at growing sizes: how ingest and query costs grow with data."""
+    print()
+    print(f"Scale curve: Threadline (--workers {args.workers}), one run per size, "
+          "the workload streamed from a file on disk")
+    print()
+    print("| spans | durable ingest (spans/s) | sessions list p50 / p95 (ms) | session detail "
+          "p50 / p95 (ms) | trace detail p50 / p95 (ms) | peak RSS (MB) | disk (bytes/span) |")
+    print("|---|---|---|---|---|---|---|")
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="compare-scale-") as tmp:
+            started = time.perf_counter()
+            spool = Spool(Path(tmp) / "workload.bin", size, args.batch, "openinference")
+            made = time.perf_counter() - started
+            run_args = argparse.Namespace(**{**vars(args), "timeout": 120 + size / 20})
+            r = run_server(ThreadlineServer(Path(tmp), args.workers), spool,
+                           spool.last_session, size, run_args)
+
+        def ms(pair: tuple[float, float] | None) -> str:
+            return "n/a" if pair is None else f"{pair[0]:.1f} / {pair[1]:.1f}"
+
+        print(f"| {size:,} | {fmt_num(r.durable)} | {ms(r.list_ms)} | {ms(r.detail_ms)} | "
+              f"{ms(r.trace_ms)} | {fmt_num(r.rss_mb)} | {fmt_num(r.disk_per_span)} |"
+              + (f" {r.note}" if r.note else ""), flush=True)
+        print(f"  ({spool.exports:,} exports, {spool.wire_bytes / size:.0f} bytes of protobuf "
+              f"per span, generated in {made:.0f} s before the run; load {loadavg()})",
+              flush=True)
+
+
+def sdk_overhead() -> None:
+    """The SDK's cost per span over bare OpenTelemetry, in a process of its own (it sets
+    the global tracer provider)."""
+    print()
+    print("SDK overhead (bench/sdk_overhead.py):", flush=True)
+    subprocess.run([sys.executable, str(BENCH / "sdk_overhead.py")], check=False)
+
+
+def side_by_side(args: argparse.Namespace) -> None:
     python = phoenix_python(args.venvs_dir.absolute(), args.phoenix_version)
     phoenix_version = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m; print(m.version('arize-phoenix'))"],
         capture_output=True, text=True, check=True).stdout.strip()
     from importlib.metadata import version as installed_version
 
-    print(f"machine: {os.cpu_count()} CPUs, {platform.python_version()}, "
-          f"SQLite {sqlite3.sqlite_version}, load average at start {loadavg()}")
     print(f"Threadline {installed_version('threadline')} (--workers {args.workers}), "
           f"Arize Phoenix {phoenix_version} (default settings, SQLite)")
     print(f"generating {args.spans} spans (openinference flavour) ...", flush=True)
@@ -673,7 +747,8 @@ def main() -> None:
         order = ["Threadline", "Phoenix"] if run % 2 == 0 else ["Phoenix", "Threadline"]
         for name in order:
             with tempfile.TemporaryDirectory(prefix=f"compare-{name.lower()}-") as tmp:
-                r = run_server(makers[name](Path(tmp)), bodies, args.spans, args)
+                r = run_server(makers[name](Path(tmp)), bodies,
+                               bodies[-1].session_ids[-1], args.spans, args)
             results[name].append(r)
             print(f"run {run + 1} {name:10s} durable {fmt_num(r.durable)} spans/s, accepted "
                   f"{fmt_num(r.accepted)} spans/s, 429/503: {r.answers_429}/{r.answers_503}, "

@@ -43,14 +43,20 @@ class Batch:
     session_ids: tuple[str, ...]
 
 
+def _corpus(size: int = 1 << 20) -> str:
+    rng = random.Random(0)
+    return " ".join(rng.choice(_WORDS) for _ in range(size // 5))
+
+
+# Texts are windows into one fixed stream of random words: drawing word by word made
+# generating the workload slower than ingesting it, which kept the scale curve short.
+_CORPUS = _corpus()
+
+
 def _text(rng: random.Random, size: int) -> str:
-    words: list[str] = []
-    length = 0
-    while length < size:
-        word = rng.choice(_WORDS)
-        words.append(word)
-        length += len(word) + 1
-    return " ".join(words)
+    start = _CORPUS.find(" ", rng.randrange(len(_CORPUS) - size - 64)) + 1
+    end = _CORPUS.find(" ", start + size)
+    return _CORPUS[start:end]
 
 
 def _kv(key: str, value: object) -> KeyValue:
