@@ -106,6 +106,9 @@ class ChdbHttpServer:
 class _Handler(BaseHTTPRequestHandler):
     engine: ChdbEngine
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without this, Nagle's algorithm and
+    # the client's delayed ACK add 40 ms to every answer.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: clickhouse-connect makes many requests

@@ -111,6 +111,13 @@ class ClickHouseStore:
         self.schema_version = schema.migrate(self._ch)
         if retention_days is not None:
             schema.apply_retention(self._ch, retention_days)
+        # Column types, read once: clickhouse-connect would otherwise DESCRIBE the
+        # table before every insert, one more round trip per export.
+        self._types = {
+            table: dict(self._rows(f"SELECT name, type FROM system.columns WHERE"
+                                   f" database = currentDatabase() AND table = '{table}'"))
+            for table in ("projects", "api_keys", "spans", "traces", "sessions")
+        }
         self._closed = False
 
     def close(self) -> None:
@@ -123,7 +130,9 @@ class ClickHouseStore:
 
     def _insert(self, table: str, data: list[list[Any]], columns: list[str]) -> None:
         if data:
-            self._ch.insert(table, data, column_names=columns)
+            types = self._types[table]
+            self._ch.insert(table, data, column_names=columns,
+                            column_type_names=[types[c] for c in columns])
 
     # --- ingest ---------------------------------------------------------------------
 
