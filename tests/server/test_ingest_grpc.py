@@ -3,6 +3,10 @@ real server, checked through the JSON API."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
 import grpc
 import httpx
 import pytest
@@ -17,7 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
-from tests.conftest import ProjectClient, start_server, stop_server
+from tests.conftest import ProjectClient, free_port, start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, request, span
 
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -166,3 +170,18 @@ def test_message_size_limit_and_several_workers_on_one_grpc_port(tmp_path) -> No
         assert "Traceback" not in process.log()
     finally:
         stop_server(process)
+
+
+def test_a_grpc_port_already_taken_fails_the_start(tmp_path) -> None:
+    # With one worker the port is bound exclusively: never silently shared.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "threadline.server", "serve", "--port", str(free_port()),
+             "--grpc-port", str(port), "--data-dir", str(tmp_path / "data")],
+            check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert f"cannot listen for OTLP/gRPC on 127.0.0.1:{port}" in done.stderr
+    assert "--grpc-port" in done.stderr

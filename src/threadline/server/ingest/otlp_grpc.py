@@ -82,7 +82,10 @@ class OtlpGrpcReceiver:
         try:
             self._server.add_insecure_port(self.address)
         except RuntimeError as exc:
-            raise RuntimeError(f"cannot listen for OTLP/gRPC on {self.address}: {exc}") from exc
+            raise RuntimeError(
+                f"cannot listen for OTLP/gRPC on {self.address} ({exc}): is the port taken? "
+                "Choose another with --grpc-port, or 0 for no gRPC receiver"
+            ) from exc
         await self._server.start()
         log.info("OTLP/gRPC receiver listening on %s", self.address)
 
