@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 
 import grpc
 import httpx
@@ -185,3 +186,45 @@ def test_a_grpc_port_already_taken_fails_the_start(tmp_path) -> None:
     assert done.returncode != 0
     assert f"cannot listen for OTLP/gRPC on 127.0.0.1:{port}" in done.stderr
     assert "--grpc-port" in done.stderr
+
+
+def test_overload_is_unavailable_and_loses_nothing_acknowledged(tmp_path) -> None:
+    """Admission is shared with HTTP: past max_pending_exports a gRPC export gets
+    UNAVAILABLE (which OTLP exporters retry), and every acknowledged one is stored."""
+    process = start_server(tmp_path / "data", tmp_path / "log.txt", "--max-pending-exports", "1")
+    try:
+        key = process.new_key("grpc-load")
+        bodies = []
+        for _ in range(16):
+            trace_id = new_trace_id()
+            bodies.append((trace_id, request([
+                span(trace_id, new_span_id(), attributes={"threadline.span.input": "x" * 4000})
+                for _ in range(200)])))
+        outcomes: list[tuple[str, grpc.StatusCode]] = []
+        lock = threading.Lock()
+
+        def send(trace_id: str, body) -> None:  # type: ignore[no-untyped-def]
+            with grpc.insecure_channel(process.grpc_address) as channel:
+                stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+                try:
+                    stub.Export(body, metadata=_bearer(key), timeout=60)
+                    code = grpc.StatusCode.OK
+                except grpc.RpcError as failure:
+                    code = failure.code()
+            with lock:
+                outcomes.append((trace_id, code))
+
+        threads = [threading.Thread(target=send, args=item) for item in bodies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        codes = {code for _, code in outcomes}
+        assert codes == {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, codes
+        api = httpx.Client(base_url=process.base_url, headers={"Authorization": f"Bearer {key}"})
+        for trace_id, code in outcomes:
+            if code == grpc.StatusCode.OK:
+                assert api.get(f"/api/v1/traces/{trace_id}").json()["span_count"] == 200
+        assert "Traceback" not in process.log()
+    finally:
+        stop_server(process)
