@@ -1,4 +1,4 @@
-"""The ``threadline`` command: ``serve``, ``keys`` and ``demo``.
+"""The ``threadline`` command: ``serve``, ``keys``, ``migrate`` and ``demo``.
 
 The CLI only turns flags into ``Settings`` (and calls into the server); every setting's
 default, environment variable and help come from the table in ``settings.py``.
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from threadline.server.settings import SETTINGS, Settings
-from threadline.server.store import Store, open_store
+from threadline.server.store import Store, open_store, sqlite_path
 
 DEFAULT_PROJECT = "default"
 
@@ -61,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     _add_settings(rotate, ["data_dir", "store"])
     rotate.add_argument("key_id", type=int)
     rotate.set_defaults(run=_keys_rotate)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="Copy a store into another (projects, keys, spans), e.g. SQLite into ClickHouse.",
+    )
+    migrate.add_argument("--from", dest="source", required=True,
+                         help="Storage URL to copy from, e.g. sqlite:///path/threadline.db.")
+    migrate.add_argument("--to", dest="target", required=True,
+                         help="Storage URL to copy into, e.g. clickhouse://user:pw@host:8123/db.")
+    migrate.add_argument("--batch-size", type=int, default=2000, help="Spans per write.")
+    migrate.set_defaults(run=_migrate)
 
     demo = commands.add_parser("demo", help="Send a realistic multi-session workload.")
     demo.add_argument("--base-url", default="http://127.0.0.1:8000", help="Server URL.")
@@ -195,6 +206,29 @@ def _keys_rotate(args: argparse.Namespace) -> None:
         sys.exit(f"threadline: no active key with id {args.key_id}")
     print(f"Revoked key {args.key_id}. Its successor (shown once, stored hashed):")
     print(key)
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    from threadline.server.migrate import copy_store
+
+    if args.source == args.target:
+        sys.exit("threadline migrate: --from and --to name the same store")
+    if args.batch_size < 1:
+        sys.exit("threadline migrate: --batch-size must be at least 1")
+    source_file = sqlite_path(args.source)
+    if source_file is not None and not os.path.exists(source_file):
+        sys.exit(f"threadline migrate: no SQLite store at {source_file}")
+    source = open_store(args.source)
+    try:
+        target = open_store(args.target)
+        try:
+            copied = copy_store(source, target, args.batch_size)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    print(f"Copied {copied.projects} projects, {copied.keys} keys and {copied.spans} spans"
+          f" ({copied.new_spans} new to the target).")
 
 
 def _is_loopback(host: str) -> bool:

@@ -17,14 +17,22 @@ def open_store(url: str, retention_days: int | None = None) -> Store:
         from threadline.server.store.clickhouse import ClickHouseStore
 
         return ClickHouseStore(url, retention_days=retention_days)
-    if url.startswith("sqlite://"):
+    path = sqlite_path(url)
+    if path is not None:
         from threadline.server.store.sqlite import SQLiteStore
 
-        path = url[len("sqlite://") :]
-        # Accept SQLAlchemy's four-slash spelling of an absolute path too.
-        return SQLiteStore(path[1:] if path.startswith("//") else path)
+        return SQLiteStore(path)
     raise SystemExit(f"threadline: unsupported store URL {url!r}"
                      " (expected sqlite:///path or clickhouse://user:pass@host:8123/db)")
 
 
-__all__ = ["Store", "open_store"]
+def sqlite_path(url: str) -> str | None:
+    """The file a ``sqlite://`` URL names, or None for another kind of URL."""
+    if not url.startswith("sqlite://"):
+        return None
+    path = url[len("sqlite://") :]
+    # Accept SQLAlchemy's four-slash spelling of an absolute path too.
+    return path[1:] if path.startswith("//") else path
+
+
+__all__ = ["Store", "open_store", "sqlite_path"]

@@ -7,7 +7,8 @@ every implementation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from threadline.server.model import (
@@ -26,6 +27,27 @@ from threadline.server.model import (
     UserQuery,
     UserSummary,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """An API key as a store keeps it: its digest, never the secret (for migration)."""
+
+    id: int
+    project_id: int
+    key_hash: bytes  # SHA-256 of the key
+    prefix: str
+    scope: KeyScope
+    created_ns: int
+    revoked_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRecords:
+    """Every project and key of a store, as ``threadline migrate`` copies them."""
+
+    projects: list[Project]
+    keys: list[StoredKey]
 
 
 class Store(Protocol):
@@ -81,6 +103,26 @@ class Store(Protocol):
     def rotate_key(self, key_id: int) -> str | None:
         """Revoke an active key and make its successor (same project and scope) in one
         step; return the new secret, or None if there is no active key with that id."""
+        ...
+
+    # --- migration between stores (``threadline migrate``) -----------------------
+    def dump_access(self) -> AccessRecords:
+        """Every project and key (digests only), revoked keys included."""
+        ...
+
+    def load_access(self, records: AccessRecords) -> dict[int, int]:
+        """Add projects and keys from another store, keeping their ids where this store
+        can; a project whose name exists here already is that project. Idempotent.
+        Returns the id here of every project in ``records``, by its id there."""
+        ...
+
+    def count_spans(self) -> int:
+        """How many spans the store holds, over all projects."""
+        ...
+
+    def iter_spans(self, batch_size: int) -> Iterator[tuple[int, list[SpanRecord]]]:
+        """Every span as (project id, a batch of at most ``batch_size`` spans), in
+        (project, trace, span) order; ``write_spans`` of another store takes them."""
         ...
 
     def close(self) -> None: ...

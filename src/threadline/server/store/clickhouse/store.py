@@ -41,7 +41,8 @@ from threadline.server.model import (
     UserSummary,
     ns_to_datetime,
 )
-from threadline.server.store import cursors
+from threadline.server.store import cursors, span_records
+from threadline.server.store.base import AccessRecords, StoredKey
 from threadline.server.store.clickhouse import queries, rows, schema
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.rollups import (
@@ -410,16 +411,70 @@ class ClickHouseStore:
         )
         return max(0, int(latest) - _FEED_SLACK_NS) if latest else 0
 
+    # --- migration between stores (``threadline migrate``) ---------------------------
+
+    def dump_access(self) -> AccessRecords:
+        found = self._rows(
+            f"SELECT {', '.join(_KEY_COLUMNS[:7])} FROM ({queries.latest_keys()}) ORDER BY id"
+        )
+        return AccessRecords(
+            projects=self.list_projects(),
+            keys=[StoredKey(r[0], r[1], bytes.fromhex(r[2]), *r[3:]) for r in found],
+        )
+
+    def load_access(self, records: AccessRecords) -> dict[int, int]:
+        ids: dict[int, int] = {}
+        taken = {p.id for p in self.list_projects()}
+        for project in records.projects:
+            existing = self._project_named(project.name)
+            if existing is None:
+                new_id = project.id if project.id not in taken else _project_id(project.name)
+                self._insert("projects", [[new_id, project.name, time.time_ns()]],
+                             ["id", "name", "created_ns"])
+                existing = self._project_named(project.name)
+                assert existing is not None, "a project just inserted must be readable"
+            ids[project.id] = existing.id
+        # Keys keep their ids: a key inserted twice is one row (the sort key is the id).
+        self._insert("api_keys", [
+            [k.id, ids[k.project_id], k.key_hash.hex(), k.prefix, k.scope, k.created_ns,
+             k.revoked_ns, int(k.revoked_ns is not None)]
+            for k in records.keys
+        ], _KEY_COLUMNS)
+        return ids
+
+    def count_spans(self) -> int:
+        (count,), = self._rows(
+            "SELECT count() FROM (SELECT 1 FROM spans GROUP BY project_id, trace_id, span_id)"
+        )
+        return int(count)
+
+    def iter_spans(self, batch_size: int) -> Iterator[tuple[int, list[SpanRecord]]]:
+        after: tuple[Any, ...] = (0, "", "")
+        first = True
+        while True:
+            found = self._rows(
+                f"SELECT {span_records.COLUMNS} FROM spans"
+                f" WHERE (project_id, trace_id, span_id) {'>=' if first else '>'}"
+                " (%(p)s, %(t)s, %(s)s) ORDER BY project_id, trace_id, span_id"
+                " LIMIT 1 BY project_id, trace_id, span_id LIMIT %(n)s",
+                {"p": after[0], "t": after[1], "s": after[2], "n": batch_size},
+            )
+            if not found:
+                return
+            first = False
+            after = found[-1][:3]
+            by_project: dict[int, list[SpanRecord]] = defaultdict(list)
+            for row in found:
+                by_project[row[0]].append(span_records.span_record(row))
+            yield from by_project.items()
+
     # --- projects and keys --------------------------------------------------------
 
     def create_project(self, name: str) -> Project:
         existing = self._project_named(name)
         if existing is not None:
             return existing
-        # The id follows from the name, so servers creating the same project at once
-        # insert the same row (48 bits: exact in JavaScript numbers too).
-        project_id = int.from_bytes(hashlib.sha256(name.encode()).digest()[:6], "big")
-        self._insert("projects", [[project_id, name, time.time_ns()]],
+        self._insert("projects", [[_project_id(name), name, time.time_ns()]],
                      ["id", "name", "created_ns"])
         found = self._project_named(name)
         assert found is not None, "a project just inserted must be readable"
@@ -512,6 +567,12 @@ class ClickHouseStore:
 def _chunks(ids: list[str]) -> Iterator[list[str]]:
     for i in range(0, len(ids), _IN_CHUNK):
         yield ids[i : i + _IN_CHUNK]
+
+
+def _project_id(name: str) -> int:
+    """The id follows from the name, so servers creating the same project at once
+    insert the same row (48 bits: exact in JavaScript numbers too)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:6], "big")
 
 
 def _hash_key(key: str) -> str:

@@ -43,7 +43,8 @@ from threadline.server.model import (
     datetime_to_ns,
     ns_to_datetime,
 )
-from threadline.server.store import cursors
+from threadline.server.store import cursors, span_records
+from threadline.server.store.base import AccessRecords, StoredKey
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
     StoredSpanFacts,
@@ -463,6 +464,69 @@ class SQLiteStore:
                 (project_id,),
             ).fetchone()
         return int(row[0])
+
+    # --- migration between stores (``threadline migrate``) ---------------------------
+
+    def dump_access(self) -> AccessRecords:
+        with self._read() as conn:
+            projects = conn.execute("SELECT id, name FROM projects ORDER BY id").fetchall()
+            keys = conn.execute(
+                "SELECT id, project_id, key_hash, prefix, scope, created_ns, revoked_ns"
+                " FROM api_keys ORDER BY id"
+            ).fetchall()
+        return AccessRecords(
+            projects=[Project(id=r[0], name=r[1]) for r in projects],
+            keys=[StoredKey(*r) for r in keys],
+        )
+
+    def load_access(self, records: AccessRecords) -> dict[int, int]:
+        ids: dict[int, int] = {}
+        with self._transaction() as conn:
+            for project in records.projects:
+                row = conn.execute(
+                    "SELECT id FROM projects WHERE name = ?", (project.name,)
+                ).fetchone()
+                if row is None:
+                    taken = conn.execute(
+                        "SELECT 1 FROM projects WHERE id = ?", (project.id,)
+                    ).fetchone()
+                    cursor = conn.execute(
+                        "INSERT INTO projects (id, name, created_ns) VALUES (?, ?, ?)",
+                        (None if taken else project.id, project.name, time.time_ns()),
+                    )
+                    ids[project.id] = cursor.lastrowid
+                else:
+                    ids[project.id] = row[0]
+            for key in records.keys:
+                conn.execute(
+                    "INSERT OR IGNORE INTO api_keys (project_id, key_hash, prefix, scope,"
+                    " created_ns, revoked_ns) VALUES (?, ?, ?, ?, ?, ?)",
+                    (ids[key.project_id], key.key_hash, key.prefix, key.scope, key.created_ns,
+                     key.revoked_ns),
+                )
+        return ids
+
+    def count_spans(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+
+    def iter_spans(self, batch_size: int) -> Iterator[tuple[int, list[SpanRecord]]]:
+        after: tuple[Any, ...] = (-1, "", "")
+        while True:
+            with self._read() as conn:
+                found = conn.execute(
+                    f"SELECT {span_records.COLUMNS} FROM spans"
+                    " WHERE (project_id, trace_id, span_id) > (?, ?, ?)"
+                    " ORDER BY project_id, trace_id, span_id LIMIT ?",
+                    (*after, batch_size),
+                ).fetchall()
+            if not found:
+                return
+            after = found[-1][:3]
+            by_project: dict[int, list[SpanRecord]] = defaultdict(list)
+            for row in found:
+                by_project[row[0]].append(span_records.span_record(row))
+            yield from by_project.items()
 
 
 # --- schema ----------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+"""``threadline migrate`` end to end: a SQLite server's data copied into ClickHouse (the
+chDB endpoint); a server on the copy answers the API like the original did, and the
+original's keys sign in there."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests import otlp
+from tests.conftest import start_server, stop_server
+from tests.store.chdb_http import database_name, shared_server
+from tests.store.test_clickhouse_servers import _workload
+
+
+def _threadline(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "threadline.server", *args],
+                          check=False, capture_output=True, text=True, timeout=300)
+
+
+def _api_view(base_url: str, key: str, trace_ids: list[str]) -> dict:
+    with httpx.Client(base_url=base_url, timeout=30,
+                      headers={"Authorization": f"Bearer {key}"}) as api:
+        def get(path: str, **params: object) -> object:
+            response = api.get(path, params=params)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        sessions = get("/api/v1/sessions", limit=100)
+        return {
+            "sessions": sessions,
+            "by_cost": get("/api/v1/sessions", limit=100, sort="cost"),
+            "details": [get(f"/api/v1/sessions/{s['session_id']}") for s in sessions["items"]],
+            "traces": [get(f"/api/v1/traces/{t}") for t in trace_ids],
+            "users": get("/api/v1/users"),
+        }
+
+
+def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
+    original = start_server(tmp_path / "data", tmp_path / "sqlite.log", "--grpc-port", "0")
+    try:
+        key = original.new_key("migrated")
+        requests, traces, _ = _workload(random.Random(8))
+        for spans in requests:
+            response = httpx.post(
+                original.base_url + "/v1/traces",
+                content=otlp.request(spans).SerializeToString(),
+                headers={"Authorization": f"Bearer {key}",
+                         "Content-Type": "application/x-protobuf"})
+            assert response.status_code == 200
+        before = _api_view(original.base_url, key, sorted(traces))
+    finally:
+        stop_server(original)
+    assert len(before["sessions"]["items"]) == 6
+
+    source = f"sqlite://{tmp_path / 'data' / 'threadline.db'}"
+    target = shared_server().url(database_name(tmp_path.name))
+    copied = _threadline("migrate", "--from", source, "--to", target, "--batch-size", "7")
+    assert copied.returncode == 0, copied.stderr
+    spans = sum(len(r) for r in requests)
+    assert f"and {spans} spans ({spans} new to the target)" in copied.stdout
+    assert f"{spans}/{spans}" in copied.stderr  # the progress bar, complete
+
+    again = _threadline("migrate", "--from", source, "--to", target)
+    assert again.returncode == 0 and f"({0} new to the target)" in again.stdout
+
+    moved = start_server(tmp_path / "unused", tmp_path / "clickhouse.log",
+                         "--store", target, "--grpc-port", "0")
+    try:
+        assert _api_view(moved.base_url, key, sorted(traces)) == before
+    finally:
+        stop_server(moved)
+
+
+def test_migrate_refuses_a_missing_source(tmp_path: Path):
+    result = _threadline("migrate", "--from", f"sqlite://{tmp_path / 'nothing.db'}",
+                         "--to", shared_server().url(database_name(tmp_path.name)))
+    assert result.returncode != 0 and "no SQLite store at" in result.stderr
+    assert not (tmp_path / "nothing.db").exists()
