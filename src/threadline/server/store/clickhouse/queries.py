@@ -109,10 +109,17 @@ class Filters:
 
     def time_overlap(self, start: Any, end: Any) -> None:
         """Keep what was active in [start, end]: a long session shows in every window."""
+        self.where += self.overlap_conditions(start, end)
+
+    def overlap_conditions(self, start: Any, end: Any) -> list[str]:
+        """The conditions of ``time_overlap``, with their parameters bound here, for the
+        caller to place."""
+        conditions = []
         if start is not None:
-            self.where.append(f"end_ns >= {self.param(datetime_to_ns(start))}")
+            conditions.append(f"end_ns >= {self.param(datetime_to_ns(start))}")
         if end is not None:
-            self.where.append(f"start_ns <= {self.param(datetime_to_ns(end))}")
+            conditions.append(f"start_ns <= {self.param(datetime_to_ns(end))}")
+        return conditions
 
     def text_search(self, text: str, columns: tuple[str, ...]) -> None:
         """Keep rows with ``text`` in any of ``columns``: literal, ASCII case-insensitive

@@ -310,9 +310,15 @@ class ClickHouseStore:
         )
         if not found:
             return None
+        # Only the traces that ever had the session id (the bloom filter index finds
+        # them), then only those whose newest rollup still has it.
         traces = self._rows(
-            f"SELECT {queries.TRACE_COLUMNS} FROM ({queries.latest_traces()})"
-            " WHERE session_id = %(session)s ORDER BY start_ns, trace_id",
+            f"SELECT {queries.TRACE_COLUMNS} FROM ("
+            + queries.latest_traces(
+                "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM traces"
+                " WHERE project_id = %(project)s AND session_id = %(session)s)"
+            )
+            + ") WHERE session_id = %(session)s ORDER BY start_ns, trace_id",
             params,
         )
         session = rows.session(found[0])
@@ -326,7 +332,11 @@ class ClickHouseStore:
             value = getattr(query, column)
             if value:
                 f.add(f"{column} = {f.param(value)}")
-        f.time_overlap(query.start, query.end)
+        # A trace's newer rollups start no later and end no earlier than its older
+        # ones: a row outside the window is never the newest of a trace inside it, so
+        # the window can filter rows before the newest version is picked.
+        inner = " AND ".join(["project_id = %(project)s",
+                              *f.overlap_conditions(query.start, query.end)])
         if query.q:
             f.text_search(query.q, ("name", "input_preview", "output_preview"))
         for condition in f.trace_conditions(query):
@@ -335,7 +345,7 @@ class ClickHouseStore:
             start_ns, trace_id = cursors.decode(query.cursor, int, str)
             f.add(f"(start_ns, trace_id) < ({f.param(start_ns)}, {f.param(trace_id)})")
         found = self._rows(
-            f"SELECT {queries.TRACE_COLUMNS} FROM ({queries.latest_traces()})"
+            f"SELECT {queries.TRACE_COLUMNS} FROM ({queries.latest_traces(inner)})"
             f" WHERE {f.sql()} ORDER BY start_ns DESC, trace_id DESC"
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
@@ -373,7 +383,9 @@ class ClickHouseStore:
         """Users by last activity, aggregated over the traces that carry their id."""
         f = Filters(project_id)
         f.add("user_id IS NOT NULL")
-        f.time_overlap(query.start, query.end)
+        # As in list_traces, the window filters rows before the newest is picked.
+        inner = " AND ".join(["project_id = %(project)s",
+                              *f.overlap_conditions(query.start, query.end)])
         if query.q:
             f.text_search(query.q, ("user_id",))
         having = ""
@@ -384,7 +396,7 @@ class ClickHouseStore:
             "SELECT assumeNotNull(user_id) AS user, uniqExact(session_id), count(),"
             " sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_usd),"
             " countIf(status = 'error'), min(start_ns), max(end_ns)"
-            f" FROM ({queries.latest_traces()}) WHERE {f.sql()} GROUP BY user{having}"
+            f" FROM ({queries.latest_traces(inner)}) WHERE {f.sql()} GROUP BY user{having}"
             f" ORDER BY max(end_ns) DESC, user DESC LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
