@@ -1,15 +1,23 @@
 """Benchmark the real server: durable ingest rate, query latency, memory, disk.
 
     python bench/server.py --spans 100000
+    python bench/server.py --spans 20000 --chdb          # the ClickHouse store on chDB
+    python bench/server.py --store clickhouse://user:pw@host:8123/bench   # a real server
 
-Starts ``threadline serve`` on a fresh data directory, sends the workload of
+Starts ``threadline serve`` on a fresh data directory (or on ``--store``), sends the workload of
 ``workload.py`` over OTLP/HTTP from a few concurrent senders (as several exporters
 would), and prints:
 
 - durable spans/s: from the first export to the moment the last one is acknowledged
   (an acknowledgement means committed) and the last session is readable in the API;
 - sessions-list, session-detail and trace-detail latency p50/p95 through the API;
-- the server's peak RSS and bytes on disk per span.
+- the server's peak RSS and bytes on disk per span (for ClickHouse, the active parts of
+  the database).
+
+``--chdb`` starts ``tests/store/chdb_http.py`` (ClickHouse's engine embedded in a Python
+process, behind a minimal HTTP endpoint that runs one statement at a time) as the
+ClickHouse server: it checks the ClickHouse store end to end where no ClickHouse server
+can be installed, but its numbers are not a ClickHouse server's (see benchmarks.md).
 
 It is a benchmark, not a test: it prints numbers and fails only if the data is wrong.
 """
@@ -17,6 +25,7 @@ It is a benchmark, not a test: it prints numbers and fails only if the data is w
 from __future__ import annotations
 
 import argparse
+import atexit
 import random
 import statistics
 import subprocess
@@ -29,7 +38,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import workload  # noqa: E402
+import workload
 
 
 def free_port() -> int:
@@ -40,9 +49,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(data_dir: Path, workers: int, store: str | None = None
+                 ) -> tuple[subprocess.Popen[bytes], str, str]:
+    store_args = ["--store", store] if store else []
     out = subprocess.run(
-        [sys.executable, "-m", "threadline.server", "keys", "create", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "threadline.server", "keys", "create", "--data-dir", str(data_dir),
+         *store_args],
         capture_output=True, text=True, check=True,
     )
     key = out.stdout.strip().splitlines()[-1]
@@ -50,7 +62,7 @@ def start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes],
     process = subprocess.Popen(
         [sys.executable, "-m", "threadline.server", "serve", "--data-dir", str(data_dir),
          "--port", str(port), "--log-level", "warning", "--workers", str(workers),
-         "--grpc-port", "0"],
+         "--grpc-port", "0", *store_args],
     )
     base_url = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -133,7 +145,14 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4, help="concurrent exporters")
     parser.add_argument("--queries", type=int, default=200, help="requests per latency figure")
     parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument("--store", default=None,
+                        help="storage URL (default: SQLite in a temporary data directory)")
+    parser.add_argument("--chdb", action="store_true",
+                        help="the ClickHouse store on a chDB endpoint started for the run")
     args = parser.parse_args()
+    chdb = start_chdb() if args.chdb else None
+    if chdb is not None:
+        args.store = f"clickhouse://default:@127.0.0.1:{chdb[1]}/bench"
 
     print(f"generating {args.spans} spans ...", flush=True)
     bodies = list(workload.batches(args.spans, args.batch))
@@ -142,7 +161,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
         data_dir = Path(tmp)
-        process, base_url, key = start_server(data_dir, args.workers)
+        process, base_url, key = start_server(data_dir, args.workers, args.store)
         try:
             client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"},
                                   timeout=60)
@@ -183,8 +202,15 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait()
-        # After a clean stop, so the write-ahead log is folded into the database file.
-        disk = sum(f.stat().st_size for f in data_dir.iterdir() if f.is_file())
+        if args.store:
+            disk = clickhouse_bytes(args.store)
+            if chdb is not None:
+                engine_rss = peak_rss_mb(chdb[0].pid)
+                chdb[0].terminate()
+                chdb[0].wait()
+        else:
+            # After a clean stop, so the write-ahead log is folded into the database file.
+            disk = sum(f.stat().st_size for f in data_dir.iterdir() if f.is_file())
 
     print(f"durable ingest:        {args.spans / elapsed:,.0f} spans/s "
           f"({args.spans} spans in {elapsed:.1f} s, {retries} retries after 429/503)")
@@ -194,8 +220,39 @@ def main() -> None:
     print(f"session detail:        {detail_p[0]:.1f} / {detail_p[1]:.1f} ms")
     print(f"trace detail p50/p95:  {trace_p[0]:.1f} / {trace_p[1]:.1f} ms (10 spans)")
     print(f"server peak RSS:       {rss:.0f} MB (sum over {args.workers} worker(s) and supervisor)")
+    if chdb is not None:
+        print(f"chDB endpoint peak RSS: {engine_rss:.0f} MB")
     print(f"disk:                  {disk / args.spans:,.0f} bytes per span "
           f"({disk / 1e6:.0f} MB)")
+
+
+def start_chdb() -> tuple[subprocess.Popen[bytes], int]:
+    """The chDB endpoint of the tests, in a process of its own (as a server would be)."""
+    port = free_port()
+    endpoint = Path(__file__).resolve().parent.parent / "tests" / "store" / "chdb_http.py"
+    process = subprocess.Popen([sys.executable, str(endpoint), "--port", str(port)])
+    atexit.register(process.terminate)  # also when the benchmark stops on an error
+    for _ in range(400):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1)
+            return process, port
+        except httpx.TransportError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("chDB endpoint did not start")
+
+
+def clickhouse_bytes(url: str) -> int:
+    """Bytes of the active parts of the store's database (merged or not)."""
+    from threadline.server.store.clickhouse.store import _client
+
+    client = _client(url)
+    try:
+        return int(client.query(
+            "SELECT sum(bytes_on_disk) FROM system.parts"
+            " WHERE database = currentDatabase() AND active").result_rows[0][0])
+    finally:
+        client.close()
 
 
 if __name__ == "__main__":
