@@ -198,3 +198,15 @@ def test_bad_message_attributes_fall_back_to_the_payload():
         "input.value": "the payload",
     })
     assert (record.input, record.input_source) == ("the payload", "input.value")
+
+
+def test_messages_already_in_the_shape_are_kept_as_sent_and_stored_once():
+    sent = json.dumps(CHAT_IN, indent=1)
+    record = _normalize({"gen_ai.input.messages": sent,
+                         "threadline.span.output": json.dumps(CHAT_OUT)})
+    assert (record.input, record.input_source) == (sent, "gen_ai.input.messages")
+    assert record.output_source == "threadline.span.output"
+    # With system instructions to put first, the stored input is no attribute's text.
+    record = _normalize({"gen_ai.input.messages": json.dumps(CHAT_IN[1:]),
+                         "gen_ai.system_instructions": "Be brief."})
+    assert json.loads(record.input) == CHAT_IN and record.input_source is None

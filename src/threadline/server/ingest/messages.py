@@ -34,33 +34,73 @@ Message = dict[str, Any]
 _MAX_JSON_DEPTH = 32
 
 
+# A chat input or output as ingest stores it: the message list as JSON text, and the
+# attribute holding exactly that text when the source already sent this shape (stores
+# then keep the text once; see ``SpanRecord.input_source``).
+Stored = tuple[str, str | None]
+
+
 def input_messages(attrs: Mapping[str, Any]) -> list[Message] | None:
     """The chat messages a span sent to the model, from its message attributes."""
     found = _from_attributes(attrs, cv.INPUT_MESSAGES, cv.INPUT_MESSAGE_PREFIXES)
-    instructions = _system_instructions(attrs)
-    if instructions is None:
-        return found
-    if found and found[0]["role"] == "system":  # the source already put them first
-        return found
-    return [instructions, *(found or [])]
+    return _with_instructions(attrs, found[0] if found else None)
 
 
 def output_messages(attrs: Mapping[str, Any]) -> list[Message] | None:
     """The chat messages a span received from the model, from its message attributes."""
-    return _from_attributes(attrs, cv.OUTPUT_MESSAGES, cv.OUTPUT_MESSAGE_PREFIXES)
+    found = _from_attributes(attrs, cv.OUTPUT_MESSAGES, cv.OUTPUT_MESSAGE_PREFIXES)
+    return found[0] if found else None
+
+
+def stored_input(attrs: Mapping[str, Any]) -> Stored | None:
+    """``input_messages`` as stored, or None when the span carries no chat input."""
+    found = _from_attributes(attrs, cv.INPUT_MESSAGES, cv.INPUT_MESSAGE_PREFIXES)
+    chat = _with_instructions(attrs, found[0] if found else None)
+    if not chat:
+        return None
+    if found and found[0] is chat and found[1] is not None:
+        return found[1]
+    return json.dumps(chat), None
+
+
+def stored_output(attrs: Mapping[str, Any]) -> Stored | None:
+    """``output_messages`` as stored, or None when the span carries no chat output."""
+    found = _from_attributes(attrs, cv.OUTPUT_MESSAGES, cv.OUTPUT_MESSAGE_PREFIXES)
+    if not found:
+        return None
+    return found[1] if found[1] is not None else (json.dumps(found[0]), None)
+
+
+def stored_payload(key: str, text: str) -> Stored | None:
+    """A payload attribute's text as stored messages, when it *is* chat messages."""
+    found = _parse_messages(text)
+    if not found:
+        return None
+    chat, unchanged = found
+    return (text, key) if unchanged else (json.dumps(chat), None)
 
 
 def from_payload(text: str) -> list[Message] | None:
     """The messages of an input or output payload (JSON text) when it *is* chat
     messages: a list of messages, one message, or an OpenAI-style response with
     ``choices``. Anything else (function arguments, a request body) is not."""
-    if not text.startswith(("[", "{")):
+    found = _parse_messages(text)
+    return found[0] if found else None
+
+
+def _parse_messages(text: str) -> tuple[list[Message], bool] | None:
+    """The messages in ``text``, and whether ``text`` already is them in this shape."""
+    # Only text that can hold a message is parsed: most payloads are not chats.
+    if not text.startswith(("[", "{")) or '"role"' not in text:
         return None
     try:
-        value = loads_bounded(text, _MAX_JSON_DEPTH)
-    except ValueError:
+        # The result's depth is fixed by the shape (anything deeper becomes JSON text),
+        # so no depth bound is needed beyond the parser's own stack.
+        value = json.loads(text)
+    except (ValueError, RecursionError):
         return None
-    return from_value(value)
+    found = from_value(value)
+    return (found, found == value) if found else None
 
 
 def from_value(value: Any) -> list[Message] | None:
@@ -73,8 +113,10 @@ def from_value(value: Any) -> list[Message] | None:
         if _looks_like_message(value):
             return [_message(value)]
         return None
-    if isinstance(value, list) and value and all(_looks_like_message(m) for m in value):
-        return [_message(m) for m in value]
+    if isinstance(value, list) and value:
+        items = [_unwrap(m, "message") for m in value]
+        if all(_is_message(m) for m in items):
+            return [_message(m) for m in items]
     if isinstance(value, list) and value and all(_is_choice(c) for c in value):
         # OpenAI's ``choices`` themselves, as lmnr's OpenAI instrumentation sends them in
         # ``gen_ai.output.messages``: the finish reason sits beside each message.
@@ -93,20 +135,34 @@ def _is_choice(item: Any) -> bool:
 
 def _from_attributes(
     attrs: Mapping[str, Any], json_keys: tuple[str, ...], prefixes: tuple[str, ...]
-) -> list[Message] | None:
+) -> tuple[list[Message], Stored | None] | None:
+    """The first source's messages, and their stored form when the source attribute
+    already holds exactly them."""
     for key in json_keys:
         value = attrs.get(key)
         if isinstance(value, str):
-            found = from_payload(value)
-        else:
-            found = from_value(value) if isinstance(value, list) else None
-        if found:
-            return found
+            parsed = _parse_messages(value)
+            if parsed:
+                return parsed[0], ((value, key) if parsed[1] else None)
+        elif isinstance(value, list):
+            found = from_value(value)
+            if found:
+                return found, None
     for prefix in prefixes:
         indexed = _indexed(attrs, prefix)
         if indexed and all(_looks_like_message(m) for m in indexed):
-            return [_message(m) for m in indexed]
+            return [_message(m) for m in indexed], None
     return None
+
+
+def _with_instructions(
+    attrs: Mapping[str, Any], found: list[Message] | None
+) -> list[Message] | None:
+    """GenAI's system instructions, first, unless the source already put them there."""
+    instructions = _system_instructions(attrs)
+    if instructions is None or (found and found[0]["role"] == "system"):
+        return found
+    return [instructions, *(found or [])]
 
 
 def _system_instructions(attrs: Mapping[str, Any]) -> Message | None:
@@ -158,18 +214,29 @@ def _lists(node: Any) -> Any:
 
 def _unwrap(item: Any, level: str) -> Any:
     """OpenInference nests each item one level down (``message``, ``tool_call``...)."""
-    if isinstance(item, dict) and isinstance(item.get(level), dict) and len(item) == 1:
+    if type(item) is dict and len(item) == 1 and type(item.get(level)) is dict:
         return item[level]
     return item
 
 
 def _looks_like_message(item: Any) -> bool:
-    item = _unwrap(item, "message")
-    return isinstance(item, dict) and isinstance(item.get("role"), str) and bool(item["role"])
+    return _is_message(_unwrap(item, "message"))
+
+
+def _is_message(item: Any) -> bool:
+    """``item`` (unwrapped) has a role: a message of any convention."""
+    return type(item) is dict and type(role := item.get("role")) is str and role != ""
+
+
+# A message with only these keys, its content text, is already in the shape.
+_PLAIN_KEYS = frozenset(("role", "content"))
 
 
 def _message(item: dict[str, Any]) -> Message:
     item = _unwrap(item, "message")
+    content = item.get("content")
+    if item.keys() <= _PLAIN_KEYS and isinstance(content, str) and content[:1] != "[":
+        return {"role": item["role"], "content": content}
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
     tool_call_id = item.get("tool_call_id")

@@ -106,8 +106,10 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
         total_tokens = (input_tokens or 0) + (output_tokens or 0)
 
     parent = span.parent_span_id
-    input_text, input_source = _payload(fields.get("input"), messages.input_messages(attrs))
-    output_text, output_source = _payload(fields.get("output"), messages.output_messages(attrs))
+    input_text, input_source = messages.stored_input(attrs) or _payload(fields.get("input"))
+    output_text, output_source = messages.stored_output(attrs) or _payload(
+        fields.get("output")
+    )
     return SpanRecord(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
@@ -270,23 +272,14 @@ def _span_type(attrs: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
     return "DEFAULT"
 
 
-def _payload(
-    found: tuple[str, Any] | None, chat: list[messages.Message] | None
-) -> tuple[str | None, str | None]:
-    """The payload as text, and the attribute holding exactly that text, if any.
-
-    Chat messages (from any convention) win, in the one shape of ``messages``; else the
-    payload attribute, itself put in that shape when it is a list of messages.
-    """
-    if chat:
-        return json.dumps(chat), None
+def _payload(found: tuple[str, Any] | None) -> tuple[str | None, str | None]:
+    """A payload attribute as text, and the attribute holding exactly that text, if any.
+    A payload that is itself a list of chat messages is put in the one message shape."""
     if found is None:
         return None, None
     key, value = found
     if isinstance(value, str):
-        # Only text that can hold a message is parsed: most payloads are not chats.
-        parsed = messages.from_payload(value) if '"role"' in value else None
-        return (json.dumps(parsed), None) if parsed else (value, key)
+        return messages.stored_payload(key, value) or (value, key)
     parsed = messages.from_value(value)
     return json.dumps(parsed if parsed else value), None
 
