@@ -167,6 +167,10 @@ def test_message_size_limit_and_several_workers_on_one_grpc_port(tmp_path) -> No
                 with pytest.raises(grpc.RpcError) as failure:
                     stub.Export(big, metadata=_bearer(key))
                 assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                # Small once gzipped, too large inflated: refused all the same.
+                with pytest.raises(grpc.RpcError) as failure:
+                    stub.Export(big, metadata=_bearer(key), compression=grpc.Compression.Gzip)
+                assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert stored == [200] * 6
         assert "Traceback" not in process.log()
     finally:
