@@ -80,14 +80,6 @@ def stored_payload(key: str, text: str) -> Stored | None:
     return (text, key) if unchanged else (json.dumps(chat), None)
 
 
-def from_payload(text: str) -> list[Message] | None:
-    """The messages of an input or output payload (JSON text) when it *is* chat
-    messages: a list of messages, one message, or an OpenAI-style response with
-    ``choices``. Anything else (function arguments, a request body) is not."""
-    found = _parse_messages(text)
-    return found[0] if found else None
-
-
 def _parse_messages(text: str) -> tuple[list[Message], bool] | None:
     """The messages in ``text``, and whether ``text`` already is them in this shape."""
     # Only text that can hold a message is parsed: most payloads are not chats.
@@ -104,7 +96,9 @@ def _parse_messages(text: str) -> tuple[list[Message], bool] | None:
 
 
 def from_value(value: Any) -> list[Message] | None:
-    """``from_payload`` for a parsed value."""
+    """The messages of a parsed payload when it *is* chat messages: a list of messages
+    (or of OpenAI choices), one message, or an OpenAI-style response with ``choices``.
+    Anything else (function arguments, a request body) is not."""
     if isinstance(value, dict):
         choices = value.get("choices")
         if isinstance(choices, list) and choices:
