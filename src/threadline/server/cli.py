@@ -141,6 +141,12 @@ def _first_start(store: Store, settings: Settings) -> None:
     project = store.create_project(DEFAULT_PROJECT)
     key = store.create_key(project.id)
     base_url = f"http://{settings.host}:{settings.port}"
+    grpc = (
+        f"OTLP/gRPC exporters: {settings.host}:{settings.grpc_port}, with the same key in\n"
+        "the 'authorization' metadata.\n"
+        if settings.grpc_port
+        else ""
+    )
     print(
         f"""
 Created project '{project.name}'. Its API key (shown once, stored hashed):
@@ -158,7 +164,7 @@ Open {base_url} in a browser and sign in with it. Trace your app with it:
 
 Or point any OpenTelemetry OTLP/HTTP exporter at {base_url}/v1/traces
 with the header 'Authorization: Bearer {key}'.
-""",
+{grpc}""",
         flush=True,
     )
 
