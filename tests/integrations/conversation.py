@@ -147,3 +147,17 @@ def check_sessions(server: Any, env: ProgramEnv, exchanges: list[Exchange]) -> d
 def llm_span(trace: dict[str, Any]) -> dict[str, Any]:
     (span,) = [s for s in trace["spans"] if s["span_type"] == "LLM"]
     return span
+
+
+def check_transcript(traces: list[dict[str, Any]], session: Session, replies: list[str]) -> None:
+    """The session page's transcript, built from the API's traces as the page builds
+    it: each turn shows only its own question (not the history sent with it) and the
+    reply, whichever convention carried the messages."""
+    from threadline.server.model import TraceDetail
+    from threadline.server.web.present import Message
+    from threadline.server.web.transcript import turn_messages
+
+    for trace, question, reply in zip(traces, session.questions, replies, strict=True):
+        said, replied = turn_messages(TraceDetail.model_validate(trace))
+        assert said == [Message(role="user", text=question)]
+        assert replied == [Message(role="assistant", text=reply)]

@@ -25,6 +25,8 @@ from tests.integrations.conversation import (
     ProgramEnv,
     approx_cost,
     check_sessions,
+    check_transcript,
+    exchanges_by_session,
     history_for,
     llm_span,
     run_program,
@@ -87,6 +89,10 @@ def test_genai_app_sessions_users_messages_tokens_and_cost(server) -> None:
                     OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true")
     assert len(fake.exchanges) == 4
     traces = check_sessions(server, env, fake.exchanges)
+    grouped = exchanges_by_session(fake.exchanges)
+    for session in SESSIONS:
+        replies = [e.reply for e in grouped[session.suffix]]
+        check_transcript(traces[session.suffix], session, replies)
     replies = iter(e.reply for e in fake.exchanges)
     for session in SESSIONS:
         for trace, question in zip(traces[session.suffix], session.questions, strict=True):
