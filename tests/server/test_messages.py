@@ -186,6 +186,7 @@ def test_message_attributes_win_over_payloads():
     '[{"role": "user", "content": "hi"}, {"no": "role"}]',
     '[{"role": "user", "content": "unterminated"',
     "[" * 5000 + "]" * 5000,
+    "[" * 100_000 + '{"role": "user", "content": "deep"}' + "]" * 100_000,
 ])
 def test_payloads_that_are_not_message_lists_stay_as_sent(payload):
     record = _normalize({"threadline.span.input": payload})
@@ -194,7 +195,8 @@ def test_payloads_that_are_not_message_lists_stay_as_sent(payload):
 
 def test_bad_message_attributes_fall_back_to_the_payload():
     record = _normalize({
-        "gen_ai.input.messages": "not json", "gen_ai.prompt.0.content": "no role",
+        "gen_ai.input.messages": '[{"role": "user"' + "[" * 100_000,
+        "gen_ai.prompt.0.content": "no role",
         "input.value": "the payload",
     })
     assert (record.input, record.input_source) == ("the payload", "input.value")
