@@ -228,30 +228,34 @@ class ClickHouseStore:
         gives. A session's version sums the newest span counts of every trace ever in
         it, so it grows with any change to the session, including a trace leaving.
         """
-        members: dict[str, set[str]] = defaultdict(set)
+        touched = set(trace_ids)
+        sessions: set[str] = set()
+        ever_in: dict[str, list[str]] = {}
         latest: dict[str, tuple[TraceRollup, int]] = {}
         for chunk in _chunks(trace_ids):
-            sessions_sql = (
-                "SELECT session_id FROM traces WHERE project_id = %(project)s"
-                " AND trace_id IN %(ids)s AND session_id IS NOT NULL"
+            # In one statement: the newest rollup, and every session it was ever in, of
+            # every trace that was ever in a session of the touched traces.
+            where = (
+                "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM traces"
+                " WHERE project_id = %(project)s AND session_id IN (SELECT session_id"
+                " FROM traces WHERE project_id = %(project)s AND trace_id IN %(ids)s))"
             )
-            ever_sql = (
-                "SELECT DISTINCT assumeNotNull(session_id) AS session_id, trace_id FROM traces"
-                f" WHERE project_id = %(project)s AND session_id IN ({sessions_sql})"
-            )
-            params = {"project": project_id, "ids": chunk}
-            for session_id, trace_id in self._rows(ever_sql, params):
-                members[session_id].add(trace_id)
             for row in self._rows(
-                f"SELECT {queries.TRACE_COLUMNS} FROM ("
-                + queries.latest_traces(
-                    f"project_id = %(project)s AND trace_id IN (SELECT trace_id FROM"
-                    f" ({ever_sql}))"
-                )
-                + ")",
-                params,
+                f"SELECT {queries.TRACE_COLUMNS}, sessions_ever FROM ("
+                + queries.latest_traces(where, with_sessions_ever=True) + ")",
+                {"project": project_id, "ids": chunk},
             ):
                 latest[row[0]] = (_trace_rollup(row), row[6])
+                ever_in[row[0]] = row[17]
+                if row[0] in touched:
+                    sessions.update(row[17])
+        members: dict[str, list[str]] = defaultdict(list)
+        for trace_id, trace_sessions in ever_in.items():
+            for session_id in trace_sessions:
+                # Only the sessions of the touched traces: this read holds all the
+                # traces of those, not of the others' other sessions.
+                if session_id in sessions:
+                    members[session_id].append(trace_id)
         data = []
         for session_id, trace_ids_ever in members.items():
             known = [latest[t] for t in trace_ids_ever if t in latest]
