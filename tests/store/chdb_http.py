@@ -26,14 +26,14 @@ import atexit
 import gzip
 import json
 import re
+import socket
 import tempfile
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-from chdb import session as chdb_session
 
 _INSERT = re.compile(
     r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<format>\w+)\s*$",
@@ -52,6 +52,8 @@ class ChdbEngine:
     """One chDB session; statements run one at a time."""
 
     def __init__(self, path: str | None = None):
+        from chdb import session as chdb_session  # here: importing this module needs no chDB
+
         self._lock = threading.Lock()
         self._scratch = tempfile.TemporaryDirectory(prefix="chdb-http-")
         self._session = chdb_session.Session(path or str(Path(self._scratch.name) / "data"))
@@ -82,11 +84,14 @@ class ChdbEngine:
 class ChdbHttpServer:
     """The engine behind a loopback HTTP server on a free port, served from a thread."""
 
-    def __init__(self, path: str | None = None, port: int = 0):
-        self.engine = ChdbEngine(path)
+    def __init__(self, path: str | None = None, port: int = 0,
+                 engine: ChdbEngine | None = None):
+        # Another server's engine may be shared: a second door to the same data, which
+        # a test can close to play a ClickHouse that is down.
+        self._owns_engine = engine is None
+        self.engine = engine or ChdbEngine(path)
         handler = type("Handler", (_Handler,), {"engine": self.engine})
-        self._http = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self._http.daemon_threads = True
+        self._http = _Listener(("127.0.0.1", port), handler)
         self.port = self._http.server_address[1]
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
 
@@ -100,7 +105,40 @@ class ChdbHttpServer:
     def stop(self) -> None:
         self._http.shutdown()
         self._http.server_close()
-        self.engine.close()
+        self._http.drop_connections()
+        if self._owns_engine:
+            self.engine.close()
+
+
+class _Listener(ThreadingHTTPServer):
+    """Keeps its open connections, so that stopping also ends the kept-alive ones (a
+    stopped server must look stopped to a client with a connection pool)."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        with self._connections_lock:
+            connections, self._connections = self._connections, set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the client
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -220,3 +220,8 @@ def test_bad_store_urls_and_settings_are_refused(tmp_path: Path):
         open_store(shared_server().url(database_name(tmp_path.name)), retention_days=-1)
     with pytest.raises(SystemExit, match="unsupported store URL"):
         open_store("postgres://localhost/db")
+    with pytest.raises(SystemExit, match="bad port"):
+        open_store("clickhouse://127.0.0.1:port/db")
+    with pytest.raises(SystemExit, match="cannot open the ClickHouse store") as refused:
+        open_store(f"clickhouse://me:{'s3cret'}@127.0.0.1:1/db")  # nothing listens on 1
+    assert "s3cret" not in str(refused.value) and "me:***@" in str(refused.value)

@@ -15,7 +15,7 @@ import httpx
 
 from tests import otlp
 from tests.conftest import start_server, stop_server
-from tests.store.chdb_http import database_name, shared_server
+from tests.store.chdb_http import ChdbHttpServer, database_name, shared_server
 from threadline.server.store import open_store
 
 SESSIONS = 6
@@ -121,3 +121,38 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
     finally:
         for server in servers:
             stop_server(server)
+
+
+def test_clickhouse_out_of_reach_means_503_and_exporters_retry(tmp_path: Path):
+    """With ClickHouse unreachable, an export gets 503 with Retry-After (which OTLP
+    exporters retry), not a 500 (which they drop); once it is back, the retry lands."""
+    engine = shared_server().engine
+    door = ChdbHttpServer(engine=engine).start()  # a second door to the same engine
+    port, url = door.port, door.url(database_name(tmp_path.name))
+    store = open_store(url)
+    try:
+        key = store.create_key(store.create_project("p").id)
+    finally:
+        store.close()
+    server = start_server(tmp_path / "data", tmp_path / "server.log",
+                          "--store", url, "--grpc-port", "0")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+    trace_id = otlp.new_trace_id()
+    body = otlp.request([otlp.span(trace_id, otlp.new_span_id(),
+                                   attributes={"threadline.session.id": "kept"})])
+    try:
+        door.stop()
+        refused = httpx.post(server.base_url + "/v1/traces",
+                             content=body.SerializeToString(), headers=headers, timeout=60)
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert "storage unavailable" in refused.json()["error"]
+        door = ChdbHttpServer(port=port, engine=engine).start()
+        retried = httpx.post(server.base_url + "/v1/traces",
+                             content=body.SerializeToString(), headers=headers, timeout=60)
+        assert retried.status_code == 200, retried.text
+        session = httpx.get(server.base_url + "/api/v1/sessions/kept", timeout=30,
+                            headers={"Authorization": f"Bearer {key}"}).json()
+        assert session["trace_count"] == 1 and session["traces"][0]["trace_id"] == trace_id
+    finally:
+        stop_server(server)
+        door.stop()

@@ -21,9 +21,11 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from threadline.server.errors import Overloaded
 from threadline.server.model import (
     KeyAccess,
     KeyInfo,
@@ -84,9 +86,13 @@ def _client(url: str) -> Any:
     parts = urlsplit(url)
     secure = parts.scheme == "clickhouses"
     database = unquote(parts.path.lstrip("/")) or "threadline"
+    try:
+        port = parts.port
+    except ValueError:
+        raise SystemExit(f"threadline: bad port in store URL {_without_password(url)!r}") from None
     connection = {
         "host": parts.hostname or "localhost",
-        "port": parts.port or (8443 if secure else 8123),
+        "port": port or (8443 if secure else 8123),
         "username": unquote(parts.username or "default"),
         "password": unquote(parts.password or ""),
         "secure": secure,
@@ -95,12 +101,29 @@ def _client(url: str) -> Any:
         "autogenerate_session_id": False,
         "settings": {**_DEFAULT_SETTINGS, **dict(parse_qsl(parts.query))},
     }
-    bootstrap = clickhouse_connect.get_client(**connection)
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
     try:
-        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database.replace('`', '')}`")
-    finally:
-        bootstrap.close()
-    return clickhouse_connect.get_client(**connection, database=database)
+        bootstrap = clickhouse_connect.get_client(**connection)
+        try:
+            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database.replace('`', '')}`")
+        finally:
+            bootstrap.close()
+        return clickhouse_connect.get_client(**connection, database=database)
+    except ClickHouseError as error:
+        raise SystemExit(
+            f"threadline: cannot open the ClickHouse store {_without_password(url)}:"
+            f" {_first_line(error)}"
+        ) from None
+
+
+def _without_password(url: str) -> str:
+    """The URL as it may be printed: the password, if any, replaced."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 class ClickHouseStore:
@@ -127,13 +150,15 @@ class ClickHouseStore:
             self._ch.close()
 
     def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return self._ch.query(sql, parameters=params or {}).result_rows
+        with _unavailable_means_retry():
+            return self._ch.query(sql, parameters=params or {}).result_rows
 
     def _insert(self, table: str, data: list[list[Any]], columns: list[str]) -> None:
         if data:
             types = self._types[table]
-            self._ch.insert(table, data, column_names=columns,
-                            column_type_names=[types[c] for c in columns])
+            with _unavailable_means_retry():
+                self._ch.insert(table, data, column_names=columns,
+                                column_type_names=[types[c] for c in columns])
 
     # --- ingest ---------------------------------------------------------------------
 
@@ -575,6 +600,32 @@ class ClickHouseStore:
         self._insert_key(secrets.randbits(48), active[1], key, active[4], now)
         self._insert("api_keys", [[*active, now, 1]], _KEY_COLUMNS)
         return key
+
+
+# ClickHouse errors that mean "busy or out of reach now", not "wrong": timeouts, too many
+# queries or parts, memory, network, read-only or missing replicas, an insert of unknown
+# outcome (retrying it is safe: spans are idempotent).
+_TRANSIENT_CODES = {159, 202, 209, 210, 241, 242, 252, 285, 319}
+
+
+@contextmanager
+def _unavailable_means_retry() -> Iterator[None]:
+    """Turn ClickHouse being unreachable or overloaded into a 503 with Retry-After (gRPC
+    UNAVAILABLE), which OTLP exporters retry, instead of a 500, which they drop."""
+    from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+    try:
+        yield
+    except OperationalError as error:
+        raise Overloaded(f"storage unavailable, retry: {_first_line(error)}") from error
+    except DatabaseError as error:
+        if getattr(error, "code", None) in _TRANSIENT_CODES:
+            raise Overloaded(f"storage busy, retry: {_first_line(error)}") from error
+        raise
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
 
 
 # --- rows ------------------------------------------------------------------------------
