@@ -118,6 +118,20 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
                     trace = api.get(f"/api/v1/traces/{trace_id}").json()
                     assert {k: trace[k] for k in expected} == expected, trace_id
                     assert len({s["span_id"] for s in trace["spans"]}) == len(trace["spans"])
+
+        # The web UI's pages on the ClickHouse store, signed in through the other server.
+        with httpx.Client(base_url=servers[1].base_url, timeout=30,
+                          follow_redirects=True) as web:
+            signed_in = web.post("/login", content=f"key={key}", headers={
+                "Content-Type": "application/x-www-form-urlencoded"})
+            assert signed_in.status_code == 200, signed_in.text
+            session_id, trace_id = min(sessions), min(traces)
+            for path in ("/", "/traces", "/sessions", "/sessions?sort=cost&status=error",
+                         "/users", f"/sessions/{session_id}", f"/traces/{trace_id}"):
+                page = web.get(path)
+                assert page.status_code == 200, (path, page.status_code)
+                assert page.url.path != "/login", path  # signed in
+            assert session_id in web.get("/sessions").text
     finally:
         for server in servers:
             stop_server(server)
