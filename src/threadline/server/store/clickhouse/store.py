@@ -204,7 +204,8 @@ class ClickHouseStore:
         facts: dict[str, dict[str, StoredSpanFacts]] = defaultdict(dict)
         for chunk in _chunks(trace_ids):
             for row in self._rows(
-                f"SELECT {rows.SPAN_FACT_COLUMNS} FROM spans WHERE project_id = %(project)s AND trace_id IN %(ids)s",
+                f"SELECT {rows.SPAN_FACT_COLUMNS} FROM spans"
+                " WHERE project_id = %(project)s AND trace_id IN %(ids)s",
                 {"project": project_id, "ids": chunk},
             ):
                 facts[row[0]].setdefault(row[1], rows.span_facts(row))
@@ -529,8 +530,8 @@ class ClickHouseStore:
         return Project(id=found[0][0], name=found[0][1]) if found else None
 
     def list_projects(self) -> list[Project]:
-        return [Project(id=r[0], name=r[1])
-                for r in self._rows(f"SELECT id, name FROM ({queries.LATEST_PROJECTS}) ORDER BY id")]
+        found = self._rows(f"SELECT id, name FROM ({queries.LATEST_PROJECTS}) ORDER BY id")
+        return [Project(id=r[0], name=r[1]) for r in found]
 
     def create_key(self, project_id: int, scope: KeyScope = "full") -> str:
         key = "tl_" + secrets.token_urlsafe(32)
