@@ -167,6 +167,26 @@ def test_rollups_agree_across_stores_writing_one_database(tmp_path: Path):
             store.close()
 
 
+def test_session_totals_survive_merges_after_a_trace_moves(tmp_path: Path):
+    """Merges keep only a trace's newest rollup; a session the trace has left must still
+    count it in its version, or a later, right rollup of that session would lose to an
+    earlier one."""
+    store = open_store(shared_server().url(database_name(tmp_path.name)))
+    assert isinstance(store, ClickHouseStore)
+    try:
+        project = store.create_project("p").id
+        store.write_spans(project, [record(1, 12, 11, start=5, session="left")])
+        store.write_spans(project, [record(2, 21, start=0, session="left")])
+        store.write_spans(project, [record(1, 11, start=0, session="joined")])  # the root
+        store._ch.command("OPTIMIZE TABLE traces FINAL")  # the merge, now
+        store.write_spans(project, [record(2, 22, 21, start=3)])
+        left, joined = store.get_session(project, "left"), store.get_session(project, "joined")
+        assert (left.trace_count, left.span_count) == (1, 2)
+        assert (joined.trace_count, joined.span_count) == (1, 2)
+    finally:
+        store.close()
+
+
 def test_live_feed_sees_writes_after_a_watermark(tmp_path: Path):
     store = open_store(shared_server().url(database_name(tmp_path.name)))
     try:

@@ -52,17 +52,14 @@ def _unpacked(fields: tuple[str, ...]) -> str:
     return ", ".join(f"tupleElement(row, {i}) AS {f}" for i, f in enumerate(fields, 1))
 
 
-def latest_traces(where: str = "project_id = %(project)s",
-                  with_sessions_ever: bool = False) -> str:
+def latest_traces(where: str = "project_id = %(project)s") -> str:
     """Each trace's newest rollup, with ``span_count`` and ``written_ns`` (its latest
-    write, for the live feed); and, if asked, ``sessions_ever``: every session id any
-    of its rollups had."""
-    ever = ", groupUniqArray(session_id) AS sessions_ever" if with_sessions_ever else ""
+    write, for the live feed)."""
     return (
         f"SELECT trace_id, {_unpacked(TRACE_FIELDS)}, newest_count AS span_count,"
-        f" last_written_ns AS written_ns{', sessions_ever' if ever else ''} FROM ("
+        " last_written_ns AS written_ns FROM ("
         f"SELECT trace_id, argMax(({', '.join(TRACE_FIELDS)}), span_count) AS row,"
-        f" max(span_count) AS newest_count, max(written_ns) AS last_written_ns{ever}"
+        " max(span_count) AS newest_count, max(written_ns) AS last_written_ns"
         f" FROM traces WHERE {where} GROUP BY trace_id)"
     )
 

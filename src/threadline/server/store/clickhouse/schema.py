@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 # The tables holding trace data, and the time their rows expire after.
-RETAINED_TABLES = ("spans", "traces", "sessions")
+RETAINED_TABLES = ("spans", "traces", "sessions", "trace_sessions")
 _EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
 
 

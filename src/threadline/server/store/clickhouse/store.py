@@ -256,34 +256,40 @@ class ClickHouseStore:
         """
         touched = set(trace_ids)
         sessions: set[str] = set()
-        ever_in: dict[str, list[str]] = {}
+        members: dict[str, list[str]] = defaultdict(list)
         latest: dict[str, tuple[TraceRollup, int]] = {}
         for chunk in _chunks(trace_ids):
-            # In one statement: the newest rollup, and every session it was ever in, of
-            # every trace that was ever in a session of the touched traces.
-            where = (
-                "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM traces"
-                " WHERE project_id = %(project)s AND session_id IN (SELECT session_id"
-                " FROM traces WHERE project_id = %(project)s AND trace_id IN %(ids)s))"
+            # In one statement: every trace ever in a session of the touched traces, with
+            # its newest rollup and those of its sessions (``trace_sessions`` keeps
+            # memberships a trace has left; see migration 0002).
+            sessions_sql = (
+                "SELECT session_id FROM trace_sessions"
+                " WHERE project_id = %(project)s AND trace_id IN %(ids)s"
+            )
+            ever_sql = (
+                "SELECT trace_id, groupUniqArray(session_id) AS sessions_ever"
+                " FROM trace_sessions WHERE project_id = %(project)s"
+                f" AND session_id IN ({sessions_sql}) GROUP BY trace_id"
+            )
+            newest = queries.latest_traces(
+                "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM trace_sessions"
+                f" WHERE project_id = %(project)s AND session_id IN ({sessions_sql}))"
             )
             for row in self._rows(
-                f"SELECT {queries.TRACE_COLUMNS}, sessions_ever FROM ("
-                + queries.latest_traces(where, with_sessions_ever=True) + ")",
+                f"SELECT {queries.TRACE_COLUMNS}, sessions_ever FROM ({newest}) AS newest"
+                f" INNER JOIN ({ever_sql}) AS ever USING trace_id",
                 {"project": project_id, "ids": chunk},
             ):
                 latest[row[0]] = (_trace_rollup(row), row[6])
-                ever_in[row[0]] = row[17]
+                for session_id in row[17]:
+                    members[session_id].append(row[0])
                 if row[0] in touched:
                     sessions.update(row[17])
-        members: dict[str, list[str]] = defaultdict(list)
-        for trace_id, trace_sessions in ever_in.items():
-            for session_id in trace_sessions:
-                # Only the sessions of the touched traces: this read holds all the
-                # traces of those, not of the others' other sessions.
-                if session_id in sessions:
-                    members[session_id].append(trace_id)
         data = []
         for session_id, trace_ids_ever in members.items():
+            # Only the sessions of the touched traces are here with all their traces.
+            if session_id not in sessions:
+                continue
             known = [latest[t] for t in trace_ids_ever if t in latest]
             version = sum(span_count for _, span_count in known)
             traces = [trace for trace, _ in known if trace.session_id == session_id]
@@ -340,12 +346,12 @@ class ClickHouseStore:
         )
         if not found:
             return None
-        # Only the traces that ever had the session id (the bloom filter index finds
-        # them), then only those whose newest rollup still has it.
+        # Only the traces that were ever in the session, then only those whose newest
+        # rollup still is.
         traces = self._rows(
             f"SELECT {queries.TRACE_COLUMNS} FROM ("
             + queries.latest_traces(
-                "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM traces"
+                "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM trace_sessions"
                 " WHERE project_id = %(project)s AND session_id = %(session)s)"
             )
             + ") WHERE session_id = %(session)s ORDER BY start_ns, trace_id",
