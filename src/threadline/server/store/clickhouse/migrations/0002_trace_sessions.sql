@@ -20,4 +20,8 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS trace_sessions_on_insert TO trace_session
 -- once) inserts rows that merge into one.
 INSERT INTO trace_sessions
     SELECT project_id, assumeNotNull(session_id), trace_id, max(end_ns)
-    FROM traces WHERE session_id IS NOT NULL GROUP BY project_id, session_id, trace_id
+    FROM traces WHERE session_id IS NOT NULL GROUP BY project_id, session_id, trace_id;
+
+-- Sessions find their traces through trace_sessions now: the bloom filter on
+-- traces.session_id of 0001 would only cost inserts.
+ALTER TABLE traces DROP INDEX IF EXISTS traces_by_session
