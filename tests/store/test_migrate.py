@@ -45,6 +45,13 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     try:
         key = original.new_key("migrated")
         requests, traces, _ = _workload(random.Random(8))
+        # A span with long payloads (the SQLite store keeps those compressed).
+        long_trace = otlp.new_trace_id()
+        prompt = "a prompt that is long enough to be stored compressed " * 40
+        requests.append([otlp.span(long_trace, otlp.new_span_id(), attributes={
+            "threadline.session.id": "session-0", "input.value": prompt,
+            "output.value": prompt.upper()})])
+        traces[long_trace] = {}
         for spans in requests:
             response = httpx.post(
                 original.base_url + "/v1/traces",
@@ -56,6 +63,8 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     finally:
         stop_server(original)
     assert len(before["sessions"]["items"]) == 6
+    (long_span,) = next(t for t in before["traces"] if t["trace_id"] == long_trace)["spans"]
+    assert long_span["input"] == prompt and long_span["output"] == prompt.upper()
 
     source = f"sqlite://{tmp_path / 'data' / 'threadline.db'}"
     target = shared_server().url(database_name(tmp_path.name))

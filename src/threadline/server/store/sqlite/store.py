@@ -523,9 +523,13 @@ class SQLiteStore:
             if not found:
                 return
             after = found[-1][:3]
+            decompressor = zstandard.ZstdDecompressor()
             by_project: dict[int, list[SpanRecord]] = defaultdict(list)
             for row in found:
-                by_project[row[0]].append(span_records.span_record(row))
+                # Inputs and outputs may be stored packed (zstd): hand on the text.
+                text = (*row[:11], schema.unpack(row[11], decompressor),
+                        schema.unpack(row[12], decompressor), *row[13:])
+                by_project[row[0]].append(span_records.span_record(text))
             yield from by_project.items()
 
 
