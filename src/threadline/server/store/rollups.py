@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from threadline.server.model import PREVIEW_CHARS
 
-__all__ = ["PREVIEW_CHARS", "SpanFacts", "StoredSpanFacts", "TraceRollup", "SessionRollup"]
+__all__ = ["PREVIEW_CHARS", "SessionRollup", "SpanFacts", "StoredSpanFacts", "TraceRollup"]
 
 class SpanFacts(Protocol):
     """The part of a span that its trace's rollup reads.

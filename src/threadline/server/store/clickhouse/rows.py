@@ -13,16 +13,19 @@ import json
 from typing import Any
 
 from threadline.server.model import Span, SpanEvent, SpanRecord, ns_to_datetime
-from threadline.server.store.rollups import StoredSpanFacts
 from threadline.server.store.sqlite.rows import (
     dumps,
     json_container,
     json_or_text,
     session,
+    span_facts,
     trace,
+    user_page,
 )
 
-__all__ = ["dumps", "json_container", "session", "span", "span_facts", "span_row", "trace"]
+__all__ = [
+    "dumps", "json_container", "session", "span", "span_facts", "span_row", "trace", "user_page",
+]
 
 SPAN_INSERT_COLUMNS = [
     "project_id", "trace_id", "span_id", "parent_span_id", "start_ns", "end_ns", "status",
@@ -56,17 +59,6 @@ SPAN_FACT_COLUMNS = (
     " output_tokens, total_tokens, cost_usd, session_id, user_id, metadata, tags,"
     " isNotNull(input), isNotNull(output)"
 )
-
-
-def span_facts(row: tuple[Any, ...]) -> StoredSpanFacts:
-    """A row of ``SPAN_FACT_COLUMNS``."""
-    return StoredSpanFacts(
-        span_id=row[1], parent_span_id=row[2], name=row[3], start_ns=row[4], end_ns=row[5],
-        is_error=row[6] == "error", input_tokens=row[7], output_tokens=row[8],
-        total_tokens=row[9], cost_usd=row[10], session_id=row[11], user_id=row[12],
-        metadata=json_container(row[13]), tags=json_container(row[14]),
-        has_input=bool(row[15]), has_output=bool(row[16]),
-    )
 
 
 SPAN_COLUMNS = (

@@ -436,19 +436,7 @@ class ClickHouseStore:
             f" ORDER BY max(end_ns) DESC, user DESC LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
-        items = [
-            UserSummary(
-                user_id=r[0], session_count=r[1], trace_count=r[2], input_tokens=r[3],
-                output_tokens=r[4], total_tokens=r[5], cost_usd=r[6], error_count=r[7],
-                first_seen=ns_to_datetime(r[8]), last_seen=ns_to_datetime(r[9]),
-            )
-            for r in found[: query.limit]
-        ]
-        next_cursor = None
-        if len(found) > query.limit:
-            last = found[query.limit - 1]
-            next_cursor = cursors.encode(last[9], last[0])
-        return Page[UserSummary](items=items, next_cursor=next_cursor)
+        return rows.user_page(found, query.limit)
 
     def live_watermark(self, project_id: int) -> int:
         """The feed position of the project's latest trace write, less the slack above

@@ -13,13 +13,16 @@ import zstandard
 
 from threadline.server.jsontext import loads_bounded
 from threadline.server.model import (
+    Page,
     Session,
     Span,
     SpanEvent,
     SpanRecord,
     Trace,
+    UserSummary,
     ns_to_datetime,
 )
+from threadline.server.store import cursors
 from threadline.server.store.rollups import StoredSpanFacts, TraceRollup
 
 # Deeper inputs and outputs are shown as text: the API's serializer has a depth limit.
@@ -261,3 +264,22 @@ def json_or_text(value: str | None) -> Any:
         return loads_bounded(value, _MAX_PAYLOAD_DEPTH)
     except ValueError:
         return value
+
+
+def user_page(rows: list[tuple[Any, ...]], limit: int) -> Page[UserSummary]:
+    """Users from rows of (user, sessions, traces, input, output and total tokens, cost,
+    errors, first and last seen), fetched with one row more than ``limit`` to tell
+    whether there is a next page."""
+    items = [
+        UserSummary(
+            user_id=r[0], session_count=r[1], trace_count=r[2], input_tokens=r[3],
+            output_tokens=r[4], total_tokens=r[5], cost_usd=r[6], error_count=r[7],
+            first_seen=ns_to_datetime(r[8]), last_seen=ns_to_datetime(r[9]),
+        )
+        for r in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = cursors.encode(last[9], last[0])
+    return Page[UserSummary](items=items, next_cursor=next_cursor)

@@ -438,19 +438,7 @@ class SQLiteStore:
         )
         with self._read() as conn:
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
-        items = [
-            UserSummary(
-                user_id=r[0], session_count=r[1], trace_count=r[2], input_tokens=r[3],
-                output_tokens=r[4], total_tokens=r[5], cost_usd=r[6], error_count=r[7],
-                first_seen=ns_to_datetime(r[8]), last_seen=ns_to_datetime(r[9]),
-            )
-            for r in rows[: query.limit]
-        ]
-        next_cursor = None
-        if len(rows) > query.limit:
-            last = rows[query.limit - 1]
-            next_cursor = cursors.encode(last[9], last[0])
-        return Page[UserSummary](items=items, next_cursor=next_cursor)
+        return schema.user_page(rows, query.limit)
 
     def live_watermark(self, project_id: int) -> int:
         """The feed position of the project's latest trace write (0 before any).
