@@ -3,8 +3,8 @@
 Both backends keep a span in the same columns (JSON text for attributes, events,
 resource, metadata and tags; the attribute an input or output came from stored once,
 as the input or output); a store that keeps payloads packed (SQLite's zstd frames)
-unpacks them before calling ``span_record``. ``threadline migrate`` reads them with ``COLUMNS`` and hands
-the records to the other store's ``write_spans``.
+unpacks them before calling ``span_record``. ``threadline migrate`` reads them with
+``COLUMNS`` and hands the records to the other store's ``write_spans``.
 """
 
 from __future__ import annotations

@@ -55,9 +55,13 @@ class Packer:
         return self._compress(data)
 
 
-def unpack(value: str | bytes | None, decompressor: zstandard.ZstdDecompressor) -> str | None:
-    """A payload column as text, whether it was stored packed or not."""
+def unpack(
+    value: str | bytes | None, decompressor: zstandard.ZstdDecompressor | None
+) -> str | None:
+    """A payload column as text, whether it was stored packed or not (a store that packs
+    nothing passes no decompressor)."""
     if isinstance(value, bytes):
+        assert decompressor is not None, "a packed payload needs a decompressor"
         return decompressor.decompress(value).decode("utf-8", "surrogatepass")
     return value
 
@@ -74,8 +78,10 @@ INSERT OR IGNORE INTO spans (
 
 
 def span_row(
-    project_id: int, s: SpanRecord, resource: str, packer: Packer
+    project_id: int, s: SpanRecord, resource: str, packer: Packer | None = None
 ) -> tuple[Any, ...]:
+    """A span in ``INSERT_SPAN``'s column order (the ClickHouse store's too), its
+    payloads packed when given a ``packer``."""
     attributes = s.attributes
     if s.input_source or s.output_source:
         attributes = {
@@ -86,8 +92,9 @@ def span_row(
         s.input_tokens, s.output_tokens, s.total_tokens, s.cost_usd, s.session_id, s.user_id,
         dumps(s.metadata) if s.metadata else "{}", dumps(s.tags) if s.tags else "[]",
         s.name, s.kind, s.span_type, s.model, s.scope, s.status_message, s.input_source,
-        s.output_source, packer.pack(s.input), packer.pack(s.output), resource, dumps(s.events) if s.events else "[]",
-        dumps(attributes),
+        s.output_source, packer.pack(s.input) if packer else s.input,
+        packer.pack(s.output) if packer else s.output, resource,
+        dumps(s.events) if s.events else "[]", dumps(attributes),
     )
 
 
@@ -219,7 +226,11 @@ SPAN_COLUMNS = (
 )
 
 
-def span(row: tuple[Any, ...], decompressor: zstandard.ZstdDecompressor) -> Span:
+def span(
+    row: tuple[Any, ...], decompressor: zstandard.ZstdDecompressor | None = None
+) -> Span:
+    """A row of ``SPAN_COLUMNS`` (the ClickHouse store reads the same columns, with its
+    payloads unpacked: no decompressor)."""
     attributes = json.loads(row[16])
     input, output = unpack(row[9], decompressor), unpack(row[10], decompressor)
     # Put back the attributes whose text was stored once, as input or output.
