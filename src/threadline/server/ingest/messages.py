@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from threadline.server.ingest import conventions as cv
+from threadline.server import jsontext
 from threadline.server.jsontext import loads_bounded
 
 Message = dict[str, Any]
@@ -88,7 +89,7 @@ def _parse_messages(text: str) -> tuple[list[Message], bool] | None:
     try:
         # The result's depth is fixed by the shape (anything deeper becomes JSON text),
         # so no depth bound is needed beyond the parser's own stack.
-        value = json.loads(text)
+        value = jsontext.loads(text)
     except (ValueError, RecursionError):
         return None
     found = from_value(value)
@@ -142,6 +143,8 @@ def _from_attributes(
             found = from_value(value)
             if found:
                 return found, None
+    if not any(key.startswith(prefixes) for key in attrs):
+        return None  # the common case, found in one pass rather than one per prefix
     for prefix in prefixes:
         indexed = _indexed(attrs, prefix)
         if indexed and all(_looks_like_message(m) for m in indexed):

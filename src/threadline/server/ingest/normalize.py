@@ -145,7 +145,14 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
 
 
 def attributes_to_dict(attributes: Iterator[KeyValue] | Any) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in attributes}
+    result: dict[str, Any] = {}
+    for kv in attributes:
+        value = kv.value
+        # Most attributes are strings: reading the field straight away costs half of
+        # asking the oneof which field is set (a non-empty string can only be the one).
+        text = value.string_value
+        result[kv.key] = text if text else any_value(value)
+    return result
 
 
 def any_value(value: AnyValue) -> Any:

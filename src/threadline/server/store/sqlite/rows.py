@@ -11,7 +11,7 @@ from typing import Any
 
 import zstandard
 
-from threadline.server.jsontext import loads_bounded
+from threadline.server.jsontext import dumps, loads_bounded
 from threadline.server.model import (
     Page,
     Session,
@@ -27,9 +27,6 @@ from threadline.server.store.rollups import StoredSpanFacts, TraceRollup
 
 # Deeper inputs and outputs are shown as text: the API's serializer has a depth limit.
 _MAX_PAYLOAD_DEPTH = 64
-
-# One encoder for every call: json.dumps builds a new one whenever it is given options.
-dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 # Inputs and outputs are most of a span's bytes (prompts and completions), and prose
 # compresses about 3:1. They are stored as zstd frames (a BLOB) from this many bytes of
