@@ -19,6 +19,7 @@ import workload  # noqa: E402
 
 from threadline.server.ingest.decode import PROTOBUF, decode_request  # noqa: E402
 from threadline.server.ingest.normalize import normalize_request  # noqa: E402
+from threadline.server.ingest.pipeline import tune_garbage_collector  # noqa: E402
 from threadline.server.store.sqlite import SQLiteStore  # noqa: E402
 from threadline.server.store.sqlite import rows as schema  # noqa: E402
 
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=10_000)
     args = parser.parse_args()
     bodies = [batch.body for batch in workload.batches(args.spans)]
+    tune_garbage_collector()  # as the server does
     stages = dict.fromkeys(("decode", "normalize", "rows", "insert", "rollups", "commit"), 0.0)
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "stages.db")

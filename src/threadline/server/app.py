@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +14,7 @@ from starlette.exceptions import HTTPException
 from threadline.server.api.routes import router as api_router
 from threadline.server.errors import ThreadlineError
 from threadline.server.ingest.otlp_http import router as otlp_router
-from threadline.server.ingest.pipeline import IngestPipeline
+from threadline.server.ingest.pipeline import IngestPipeline, tune_garbage_collector
 from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store
 from threadline.server.web import install as install_web_ui
@@ -32,7 +31,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The gRPC receiver shares this process's event loop and ingest pipeline, so it
         # starts and stops with the app (each worker process runs its own lifespan).
-        _tune_garbage_collector()
+        tune_garbage_collector()
         grpc_receiver = None
         if settings.grpc_port:
             from threadline.server.ingest.otlp_grpc import OtlpGrpcReceiver
@@ -68,17 +67,6 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     _install_error_handlers(app)
     return app
-
-
-def _tune_garbage_collector() -> None:
-    """Ingest allocates tens of thousands of short-lived dicts per export, freed by
-    reference counting when the export is written. With Python's default threshold the
-    cyclic collector scans them dozens of times before that, for nothing: ~18 % of
-    ingest's CPU (docs/benchmarks.md). Collect young objects a hundred times less
-    often (a few MB of cyclic garbage at most wait longer), and never rescan what
-    startup built: modules and the app live as long as the process."""
-    gc.freeze()
-    gc.set_threshold(100_000, 10, 10)
 
 
 def app_from_environment() -> FastAPI:
