@@ -92,6 +92,8 @@ def _parse_messages(text: str) -> tuple[list[Message], bool] | None:
         value = jsontext.loads(text)
     except (ValueError, RecursionError):
         return None
+    if _in_shape(value):
+        return value, True  # ``from_value`` would only rebuild an equal copy of it
     found = from_value(value)
     return (found, found == value) if found else None
 
@@ -143,13 +145,22 @@ def _from_attributes(
             found = from_value(value)
             if found:
                 return found, None
-    if not any(key.startswith(prefixes) for key in attrs):
+    if not _has_key_starting_with(attrs, prefixes):
         return None  # the common case, found in one pass rather than one per prefix
     for prefix in prefixes:
         indexed = _indexed(attrs, prefix)
         if indexed and all(_looks_like_message(m) for m in indexed):
             return [_message(m) for m in indexed], None
     return None
+
+
+def _has_key_starting_with(attrs: Mapping[str, Any], prefixes: tuple[str, ...]) -> bool:
+    # A plain loop rather than any() over a generator: it runs twice on every span,
+    # and resuming a generator per key costs more than the test itself.
+    for key in attrs:
+        if key.startswith(prefixes):
+            return True
+    return False
 
 
 def _with_instructions(
@@ -227,6 +238,28 @@ def _is_message(item: Any) -> bool:
 
 # A message with only these keys, its content text, is already in the shape.
 _PLAIN_KEYS = frozenset(("role", "content"))
+# ... in the order ``_message`` writes them.
+_PLAIN_ORDER = ("role", "content")
+
+
+def _in_shape(value: Any) -> bool:
+    """``value`` is a list of messages exactly as ``from_value`` would return them.
+
+    Most chats arrive so; checking is much cheaper than rebuilding every message only
+    to find the copy equal to the original."""
+    return type(value) is list and len(value) > 0 and all(_is_plain(m) for m in value)
+
+
+def _is_plain(item: Any) -> bool:
+    """A message ``_message`` copies as it is: role and text content only, in that key
+    order (the order shows once a system prompt put first makes the list re-serialised)."""
+    return (
+        type(item) is dict
+        and tuple(item) == _PLAIN_ORDER
+        and _is_message(item)
+        and type(content := item["content"]) is str
+        and content[:1] != "["
+    )
 
 
 def _message(item: dict[str, Any]) -> Message:
