@@ -565,14 +565,20 @@ def raw_rows(bodies: list[workload.Batch]) -> list[list[tuple]]:
     from threadline.server.ingest.decode import PROTOBUF as DECODE_PROTOBUF
     from threadline.server.ingest.decode import decode_request
     from threadline.server.ingest.normalize import normalize_request
+    from threadline.server.store.sqlite import payloads
     from threadline.server.store.sqlite import rows as schema
 
-    rows = []
-    packer = schema.Packer()
-    for batch in bodies:
-        records = normalize_request(decode_request(batch.body, DECODE_PROTOBUF)).spans
-        rows += [schema.span_row(1, r, schema.dumps(r.resource), packer) for r in records]
-    return rows
+    records = [
+        record for batch in bodies
+        for record in normalize_request(decode_request(batch.body, DECODE_PROTOBUF)).spans
+    ]
+    # Packed as the server packs them: with a dictionary trained on the first payloads.
+    first = payloads.Packer()
+    for record in records[: payloads.TRAIN_AFTER]:
+        first.pack(record.input)
+        first.pack(record.output)
+    packer = payloads.Packer(payloads.train(first.samples or []))
+    return [schema.span_row(1, r, schema.dumps(r.resource), packer) for r in records]
 
 
 def raw_engine(rows: list[tuple], tmp: Path, batch: int = 512) -> float:

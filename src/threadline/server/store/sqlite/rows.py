@@ -7,9 +7,8 @@ place. ``store.py`` holds the queries that use them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
-
-import zstandard
 
 from threadline.server.jsontext import dumps, loads_bounded
 from threadline.server.model import (
@@ -24,45 +23,10 @@ from threadline.server.model import (
 )
 from threadline.server.store import cursors
 from threadline.server.store.rollups import StoredSpanFacts, TraceRollup
+from threadline.server.store.sqlite.payloads import Packer
 
 # Deeper inputs and outputs are shown as text: the API's serializer has a depth limit.
 _MAX_PAYLOAD_DEPTH = 64
-
-# Inputs and outputs are most of a span's bytes (prompts and completions), and prose
-# compresses about 3:1. They are stored as zstd frames (a BLOB) from this many bytes of
-# UTF-8 up; shorter ones stay TEXT, where a frame's header would eat the saving. Level 1:
-# nearly the ratio of the higher levels at a fraction of their CPU on the ingest path.
-PACK_FROM_BYTES = 512
-_PACK_LEVEL = 1
-
-
-class Packer:
-    """Compresses payloads for one batch of rows (a zstd context is not thread-safe, so
-    each ``write_spans`` call makes its own)."""
-
-    def __init__(self) -> None:
-        self._compress = zstandard.ZstdCompressor(level=_PACK_LEVEL).compress
-
-    def pack(self, text: str | None) -> str | bytes | None:
-        if text is None or len(text) < PACK_FROM_BYTES // 4:
-            return text
-        data = text.encode("utf-8", "surrogatepass")
-        if len(data) < PACK_FROM_BYTES:
-            return text
-        return self._compress(data)
-
-
-def unpack(
-    value: str | bytes | None, decompressor: zstandard.ZstdDecompressor | None
-) -> str | None:
-    """A payload column as text, whether it was stored packed or not (a store that packs
-    nothing passes no decompressor)."""
-    if isinstance(value, bytes):
-        assert decompressor is not None, "a packed payload needs a decompressor"
-        return decompressor.decompress(value).decode("utf-8", "surrogatepass")
-    return value
-
-
 
 INSERT_SPAN = """
 INSERT OR IGNORE INTO spans (
@@ -224,12 +188,14 @@ SPAN_COLUMNS = (
 
 
 def span(
-    row: tuple[Any, ...], decompressor: zstandard.ZstdDecompressor | None = None
+    row: tuple[Any, ...], unpack: Callable[[str | bytes | None], str | None] | None = None
 ) -> Span:
-    """A row of ``SPAN_COLUMNS`` (the ClickHouse store reads the same columns, with its
-    payloads unpacked: no decompressor)."""
+    """A row of ``SPAN_COLUMNS``, its payloads unpacked by ``unpack`` (the ClickHouse
+    store reads the same columns, with plain-text payloads: nothing to unpack)."""
     attributes = json.loads(row[16])
-    input, output = unpack(row[9], decompressor), unpack(row[10], decompressor)
+    input, output = row[9], row[10]
+    if unpack is not None:
+        input, output = unpack(input), unpack(output)
     # Put back the attributes whose text was stored once, as input or output.
     if row[19]:
         attributes[row[19]] = input

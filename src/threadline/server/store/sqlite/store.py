@@ -23,8 +23,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 from threadline.server.model import (
     KeyAccess,
     KeyInfo,
@@ -53,6 +51,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
+from threadline.server.store.sqlite import payloads
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.filters import (
     SESSION_SORTS,
@@ -72,9 +71,15 @@ class SQLiteStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._write_lock = threading.Lock()
+        # Reentrant: adopting a payload dictionary writes it while holding the lock.
+        self._write_lock = threading.RLock()
         self._writer = self._connect()
         _migrate(self._writer)
+        self._dictionaries = payloads.load_all(self._writer)
+        # The dictionary new payloads are packed with (the newest), and until there is
+        # one the payloads packed so far, to train it (None: no more training).
+        self._packing = next(reversed(self._dictionaries.values()), None)
+        self._samples: list[bytes] | None = [] if self._packing is None else None
         # Commits do not checkpoint the WAL into the database file (a checkpoint
         # copies and fsyncs, and took half the time of a commit); a background thread
         # does, beside the writer. The high bound only stops the WAL from growing
@@ -160,7 +165,7 @@ class SQLiteStore:
             return 0
         # The spans of one OTLP resource share one resource dict: encode it once.
         resources: dict[int, str] = {}
-        packer = schema.Packer()
+        packer = payloads.Packer(self._packing)
         rows = []
         for span in spans:
             resource = resources.get(id(span.resource))
@@ -173,7 +178,44 @@ class SQLiteStore:
             new = conn.total_changes - before
             if new:
                 self._refresh_rollups(conn, project_id, spans)
+        if packer.samples:
+            self._learn_dictionary(packer.samples)
         return new
+
+    def _learn_dictionary(self, samples: list[bytes]) -> None:
+        """Keep payloads packed without a dictionary; once there are enough, pack with
+        one from then on: another worker's, if it trained one meanwhile, else one
+        trained on them."""
+        with self._write_lock:
+            if self._samples is None:
+                return
+            self._samples += samples
+            if len(self._samples) < payloads.TRAIN_AFTER:
+                return
+            samples, self._samples = self._samples, None
+            self._dictionaries.update(payloads.load_all(self._writer))
+            dictionary = next(reversed(self._dictionaries.values()), None)
+            if dictionary is None:
+                dictionary = payloads.train(samples)
+                if dictionary is None:
+                    return  # payloads keep being packed without one
+                with self._transaction() as conn:
+                    payloads.save(conn, dictionary)
+                self._dictionaries[dictionary.dict_id()] = dictionary
+            self._packing = dictionary
+
+    def _unpacker(self) -> payloads.Unpacker:
+        return payloads.Unpacker(self._dictionary)
+
+    def _dictionary(self, dict_id: int) -> payloads.Dictionary:
+        if dict_id not in self._dictionaries:
+            # Trained by another worker process since this one last read them.
+            with self._read() as conn:
+                self._dictionaries.update(payloads.load_all(conn))
+        try:
+            return self._dictionaries[dict_id]
+        except KeyError:
+            raise LookupError(f"payload dictionary {dict_id} is missing") from None
 
     def _refresh_rollups(
         self, conn: sqlite3.Connection, project_id: int, spans: Sequence[SpanRecord]
@@ -201,7 +243,7 @@ class SQLiteStore:
             fact = schema.span_facts(row)
             read_back[row[0]].append(fact)
             rowids[id(fact)] = row[17]
-        _load_previews(conn, read_back.values(), rowids)
+        _load_previews(conn, read_back.values(), rowids, self._unpacker())
         rollups = [
             *(roll_up_trace(trace_id, list(by_id.values())) for trace_id, by_id in fresh.items()),
             *(roll_up_trace(trace_id, facts) for trace_id, facts in read_back.items()),
@@ -324,10 +366,8 @@ class SQLiteStore:
                 (project_id, trace_id),
             ).fetchall()
         trace = schema.trace(schema.trace_rollup(row))
-        decompressor = zstandard.ZstdDecompressor()
-        return TraceDetail(
-            **trace.model_dump(), spans=[schema.span(s, decompressor) for s in spans]
-        )
+        unpack = self._unpacker()
+        return TraceDetail(**trace.model_dump(), spans=[schema.span(s, unpack) for s in spans])
 
     # --- projects and keys --------------------------------------------------------
 
@@ -511,12 +551,11 @@ class SQLiteStore:
             if not found:
                 return
             after = found[-1][:3]
-            decompressor = zstandard.ZstdDecompressor()
+            unpack = self._unpacker()
             by_project: dict[int, list[SpanRecord]] = defaultdict(list)
             for row in found:
                 # Inputs and outputs may be stored packed (zstd): hand on the text.
-                text = (*row[:11], schema.unpack(row[11], decompressor),
-                        schema.unpack(row[12], decompressor), *row[13:])
+                text = (*row[:11], unpack(row[11]), unpack(row[12]), *row[13:])
                 by_project[row[0]].append(span_records.span_record(text))
             yield from by_project.items()
 
@@ -553,7 +592,10 @@ def _hash_key(key: str) -> bytes:
 
 
 def _load_previews(
-    conn: sqlite3.Connection, traces: Iterable[list[StoredSpanFacts]], rowids: dict[int, int]
+    conn: sqlite3.Connection,
+    traces: Iterable[list[StoredSpanFacts]],
+    rowids: dict[int, int],
+    unpack: payloads.Unpacker,
 ) -> None:
     """Read the input and output previews of just the spans that stand for each trace."""
     wanted: dict[str, dict[int, StoredSpanFacts]] = {"input": {}, "output": {}}
@@ -563,7 +605,6 @@ def _load_previews(
             wanted["input"][rowids[id(source_in)]] = source_in
         if source_out:
             wanted["output"][rowids[id(source_out)]] = source_out
-    decompressor = zstandard.ZstdDecompressor()
     for column, by_rowid in wanted.items():
         ids = list(by_rowid)
         for i in range(0, len(ids), _IN_CHUNK):
@@ -575,7 +616,7 @@ def _load_previews(
                 f" ELSE substr({column}, 1, ?) END FROM spans WHERE rowid IN ({marks})",
                 (PREVIEW_CHARS, *chunk),
             ):
-                text = schema.unpack(value, decompressor)
+                text = unpack(value)
                 setattr(by_rowid[rowid], f"{column}_preview", text and text[:PREVIEW_CHARS])
 
 

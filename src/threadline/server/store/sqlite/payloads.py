@@ -1,0 +1,122 @@
+"""How the SQLite store keeps inputs and outputs: zstd frames, with a dictionary
+trained on the database's own payloads.
+
+Prompts and completions are most of a span's bytes, and prose compresses about 3:1.
+Payloads of ``PACK_FROM_BYTES`` of UTF-8 and more are stored as zstd frames (a BLOB);
+shorter ones stay TEXT, where a frame's header would eat the saving.
+
+A span's payload is a few KB, too little for zstd to learn much from within one frame,
+and an application's payloads share most of their words and structure (its system
+prompts, JSON keys, tool names). So once a store has packed ``TRAIN_AFTER`` payloads
+it trains a dictionary on them, keeps it in the ``payload_dictionaries`` table and packs
+every later payload with it: frames a fifth smaller, packed a quarter faster
+(docs/benchmarks.md). Every frame names the dictionary it was packed with in its header
+(0: none), so frames from before and after, or from another worker process that
+trained its own, all stay readable; dictionaries are never deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+
+import zstandard
+
+log = logging.getLogger("threadline.store")
+
+PACK_FROM_BYTES = 512
+# Level 1: nearly the ratio of the higher levels at a fraction of their CPU on the
+# ingest path.
+_LEVEL = 1
+TRAIN_AFTER = 1000
+# zstd's own default size; larger dictionaries measured no better on LLM payloads.
+_DICTIONARY_BYTES = 32 * 1024
+
+Dictionary = zstandard.ZstdCompressionDict
+
+
+class Packer:
+    """Packs the payloads of one batch of rows (a zstd context is not thread-safe, so
+    each write makes its own). Without a dictionary it keeps what it packed, as
+    samples to train one."""
+
+    def __init__(self, dictionary: Dictionary | None = None) -> None:
+        compressor = (
+            zstandard.ZstdCompressor(level=_LEVEL, dict_data=dictionary)
+            if dictionary is not None
+            else zstandard.ZstdCompressor(level=_LEVEL)
+        )
+        self._compress = compressor.compress
+        self.samples: list[bytes] | None = [] if dictionary is None else None
+
+    def pack(self, text: str | None) -> str | bytes | None:
+        if text is None or len(text) < PACK_FROM_BYTES // 4:
+            return text
+        data = text.encode("utf-8", "surrogatepass")
+        if len(data) < PACK_FROM_BYTES:
+            return text
+        if self.samples is not None:
+            self.samples.append(data)
+        return self._compress(data)
+
+
+class Unpacker:
+    """Unpacks payload columns on one thread (a decompressor is not thread-safe).
+
+    ``dictionary`` finds a dictionary by the id a frame names; it is asked once per id.
+    """
+
+    def __init__(self, dictionary: Callable[[int], Dictionary]) -> None:
+        self._dictionary = dictionary
+        self._decompressors: dict[int, zstandard.ZstdDecompressor] = {}
+
+    def __call__(self, value: str | bytes | None) -> str | None:
+        """A payload column as text, whether it was stored packed or not."""
+        if not isinstance(value, bytes):
+            return value
+        dict_id = zstandard.get_frame_parameters(value).dict_id
+        decompressor = self._decompressors.get(dict_id)
+        if decompressor is None:
+            decompressor = self._decompressors[dict_id] = (
+                zstandard.ZstdDecompressor(dict_data=self._dictionary(dict_id))
+                if dict_id
+                else zstandard.ZstdDecompressor()
+            )
+        return decompressor.decompress(value).decode("utf-8", "surrogatepass")
+
+
+def train(samples: list[bytes]) -> Dictionary | None:
+    """A dictionary for payloads like ``samples``, or None if zstd finds none in them
+    (too few, or too alike)."""
+    try:
+        dictionary = zstandard.train_dictionary(_DICTIONARY_BYTES, samples)
+    except zstandard.ZstdError as exc:
+        log.warning("no payload dictionary from %d samples: %s", len(samples), exc)
+        return None
+    return prepared(dictionary)
+
+
+def prepared(dictionary: Dictionary) -> Dictionary:
+    # Precomputed once, rather than loaded again by every frame's compression.
+    dictionary.precompute_compress(level=_LEVEL)
+    return dictionary
+
+
+def load_all(conn: sqlite3.Connection) -> dict[int, Dictionary]:
+    """Every dictionary of the database by id, oldest first."""
+    return {
+        dict_id: prepared(zstandard.ZstdCompressionDict(data))
+        for dict_id, data in conn.execute(
+            "SELECT dict_id, data FROM payload_dictionaries ORDER BY created_ns, dict_id"
+        )
+    }
+
+
+def save(conn: sqlite3.Connection, dictionary: Dictionary) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO payload_dictionaries (dict_id, data, created_ns)"
+        " VALUES (?, ?, ?)",
+        (dictionary.dict_id(), dictionary.as_bytes(), time.time_ns()),
+    )
