@@ -12,7 +12,9 @@ it trains a dictionary on them, keeps it in the ``payload_dictionaries`` table a
 every later payload with it: frames a fifth smaller, packed a quarter faster
 (docs/benchmarks.md). Every frame names the dictionary it was packed with in its header
 (0: none), so frames from before and after, or from another worker process that
-trained its own, all stay readable; dictionaries are never deleted.
+trained its own, all stay readable; dictionaries are never deleted. A dictionary holds
+fragments of the payloads it was trained on, whatever their project: it lives in the
+same file as they do and is never served.
 """
 
 from __future__ import annotations
