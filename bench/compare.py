@@ -10,8 +10,9 @@ Both servers get the same deterministic workload of ``workload.py`` in its
 ``openinference`` flavour (``session.id``, ``user.id``, ``input.value``, ``output.value``,
 ``openinference.span.kind``, ``llm.model_name``, ``llm.token_count.*``: keys both read),
 over OTLP/HTTP protobuf from the same concurrent senders, each on a fresh SQLite store in
-a temporary directory, listening on loopback only. For each server it prints, as
-medians over ``--repeat`` runs:
+a temporary directory, listening on loopback only. Each server's clock starts once it
+is healthy and its processes have gone quiet (every worker started). For each server it
+prints, as medians over ``--repeat`` runs:
 
 - durable ingest: spans/s from the first export until every span is queryable through
   the server's own API (Threadline: a 200 means committed, so the last acknowledgement
@@ -103,6 +104,31 @@ def tree_peak_rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and its descendants."""
+    total = 0
+    for each in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_settled(pid: int, timeout: float = 30) -> None:
+    """Until a server's processes stop using the CPU. A server answers its health check
+    before all of its workers have finished starting, and a 10,000-span run (1 to 2 s)
+    would otherwise count the rest of the start-up as ingest."""
+    deadline = time.monotonic() + timeout
+    used = tree_cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        before, used = used, tree_cpu_seconds(pid)
+        if used - before < 0.03:
+            return
 
 
 def dir_bytes(path: Path) -> int:
@@ -516,6 +542,7 @@ def run_server(server: Server, bodies: Iterable[workload.Batch], last_session: s
     try:
         server.start()
         assert server.process is not None
+        wait_settled(server.process.pid)
         result.empty_store_bytes = dir_bytes(server.data_dir())
         with httpx.Client(base_url=server.base_url, headers=server.headers,
                           timeout=60) as client:
