@@ -219,9 +219,14 @@ def _pick_fields(attrs: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
     return picked
 
 
+_USAGE_OBJECT_KEYS = frozenset(attribute for attribute, _ in cv.USAGE_OBJECTS)
+
+
 def _fields_from_objects(attrs: Mapping[str, Any], picked: dict[str, tuple[str, Any]]) -> None:
     """Fields no single key gave, from attributes holding a JSON object of several
     (``cv.USAGE_OBJECTS``); each found as ``(<attribute>.<key>, value)``."""
+    if attrs.keys().isdisjoint(_USAGE_OBJECT_KEYS):
+        return  # most spans: one check in C rather than a lookup per attribute named
     for attribute, sources in cv.USAGE_OBJECTS:
         raw = attrs.get(attribute)
         if not (isinstance(raw, str) and raw.startswith("{")):
@@ -294,16 +299,18 @@ def _payload(found: tuple[str, Any] | None) -> tuple[str | None, str | None]:
 # Session and user keys that sit under a metadata prefix (Traceloop's association
 # properties hold all three): they are the session and user, not metadata.
 _ASSOCIATION_KEYS = frozenset(cv.SESSION_ID + cv.USER_ID)
+_METADATA_JSON_KEYS = frozenset(cv.METADATA_JSON)
 
 
 def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
     metadata: dict[str, Any] = {}
-    for key in cv.METADATA_JSON:
-        raw = attrs.get(key)
-        if isinstance(raw, str) and raw.startswith("{"):
-            parsed = _json_within_depth(raw)
-            if isinstance(parsed, dict):
-                metadata.update(parsed)
+    if not attrs.keys().isdisjoint(_METADATA_JSON_KEYS):
+        for key in cv.METADATA_JSON:
+            raw = attrs.get(key)
+            if isinstance(raw, str) and raw.startswith("{"):
+                parsed = _json_within_depth(raw)
+                if isinstance(parsed, dict):
+                    metadata.update(parsed)
     for key, value in attrs.items():
         if key.startswith(cv.METADATA_PREFIXES) and key not in _ASSOCIATION_KEYS:
             prefix = next(p for p in cv.METADATA_PREFIXES if key.startswith(p))
@@ -327,8 +334,13 @@ def _json_within_depth(text: str) -> Any:
         return None
 
 
+_TAG_KEYS = frozenset(cv.TAGS)
+
+
 def _tags(attrs: Mapping[str, Any]) -> list[str]:
     tags: list[str] = []
+    if attrs.keys().isdisjoint(_TAG_KEYS):
+        return tags  # most spans: one check in C rather than a lookup per key
     for key in cv.TAGS:
         value = attrs.get(key)
         if isinstance(value, str):
