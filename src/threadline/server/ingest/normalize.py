@@ -68,11 +68,13 @@ def normalize_request(request: ExportTraceServiceRequest) -> Normalized:
 
 
 def _invalid(span: OtlpSpan) -> str | None:
-    if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
+    # Each read of a protobuf field builds a new Python object: read each one once.
+    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
         return f"span {span.name!r}: trace_id must be 16 non-zero bytes"
-    if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
         return f"span {span.name!r}: span_id must be 8 non-zero bytes"
-    if span.parent_span_id and len(span.parent_span_id) != 8:
+    if parent and len(parent) != 8:
         return f"span {span.name!r}: parent_span_id must be empty or 8 bytes"
     if span.start_time_unix_nano > _INT64_MAX or span.end_time_unix_nano > _INT64_MAX:
         return f"span {span.name!r}: start or end time is past the year 2262"
@@ -89,8 +91,9 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
         }
         for event in span.events
     ]
-    is_error = span.status.code == OtlpStatus.STATUS_CODE_ERROR or any(
-        event["name"] == "exception" for event in events
+    is_error = span.status.code == OtlpStatus.STATUS_CODE_ERROR or (
+        # Most spans have no events: no generator is made to scan none.
+        bool(events) and any(event["name"] == "exception" for event in events)
     )
     status_message = (span.status.message or _exception_message(events)) if is_error else None
     start_ns = span.start_time_unix_nano
