@@ -33,6 +33,8 @@ _KIND_NAMES = {
 }
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
+_ZERO_TRACE_HEX = _ZERO_TRACE.hex()
+_ZERO_SPAN_HEX = _ZERO_SPAN.hex()
 # OTLP times are uint64 nanoseconds; storage integers are int64 (until the year 2262).
 _INT64_MAX = 2**63 - 1
 # Bounds past any real token count or cost, so that sums over millions of spans stay
@@ -57,27 +59,31 @@ def normalize_request(request: ExportTraceServiceRequest) -> Normalized:
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope.name or None
             for span in scope_spans.spans:
-                problem = _invalid(span)
+                # Checked on the record rather than on the span: each read of a protobuf
+                # field builds a new object, and invalid spans are rare.
+                record = normalize_span(span, resource, scope)
+                problem = _invalid(record)
                 if problem:
                     result.rejected += 1
                     if len(result.errors) < 5:
                         result.errors.append(problem)
                     continue
-                result.spans.append(normalize_span(span, resource, scope))
+                result.spans.append(record)
     return result
 
 
-def _invalid(span: OtlpSpan) -> str | None:
-    # Each read of a protobuf field builds a new Python object: read each one once.
-    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
-    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
-        return f"span {span.name!r}: trace_id must be 16 non-zero bytes"
-    if len(span_id) != 8 or span_id == _ZERO_SPAN:
-        return f"span {span.name!r}: span_id must be 8 non-zero bytes"
-    if parent and len(parent) != 8:
-        return f"span {span.name!r}: parent_span_id must be empty or 8 bytes"
-    if span.start_time_unix_nano > _INT64_MAX or span.end_time_unix_nano > _INT64_MAX:
-        return f"span {span.name!r}: start or end time is past the year 2262"
+def _invalid(record: SpanRecord) -> str | None:
+    """What makes the span ``record`` was made from invalid, if anything (its ids are
+    hex there: two characters a byte; an all-zero parent is no parent)."""
+    if len(record.trace_id) != 32 or record.trace_id == _ZERO_TRACE_HEX:
+        return f"span {record.name!r}: trace_id must be 16 non-zero bytes"
+    if len(record.span_id) != 16 or record.span_id == _ZERO_SPAN_HEX:
+        return f"span {record.name!r}: span_id must be 8 non-zero bytes"
+    if record.parent_span_id is not None and len(record.parent_span_id) != 16:
+        return f"span {record.name!r}: parent_span_id must be empty or 8 bytes"
+    # end_ns is at least start_ns: it is past the bound if either time was.
+    if record.end_ns > _INT64_MAX:
+        return f"span {record.name!r}: start or end time is past the year 2262"
     return None
 
 
