@@ -74,10 +74,12 @@ def functions(profile: Path) -> collections.Counter[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spans", type=int, default=1024)
+    parser.add_argument("--spans", type=int, default=1000, help="a multiple of 50")
     parser.add_argument("--top", type=int, default=6, help="functions shown per stage")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.spans % 50:
+        parser.error("--spans must be a multiple of 50 (whole sessions)")
     if args.stage:  # inside valgrind
         run_stage(args.stage, args.spans)
         return
