@@ -97,6 +97,22 @@ def test_out_of_range_numbers_are_rejected_or_dropped_never_a_5xx(server):
     assert server.get("/api/v1/sessions/odd-numbers")["trace_count"] == 1
 
 
+def test_json_the_fast_parser_refuses_is_kept_exactly(server):
+    # Ingest reads and writes JSON with orjson, which refuses integers past 64 bits
+    # and NaN; those go through the standard library, and nothing is rounded or lost.
+    trace_id = new_trace_id()
+    big = 123456789012345678901234567890
+    chat = '[{"role": "user", "content": "hi", "score": NaN}]'
+    server.export(request([span(trace_id, new_span_id(), attributes={
+        "metadata": f'{{"order": {big}}}', "gen_ai.input.messages": chat,
+    })]).SerializeToString())
+    stored = server.get(f"/api/v1/traces/{trace_id}")
+    assert stored["metadata"] == {"order": big}
+    (read,) = stored["spans"]
+    assert read["input"] == [{"role": "user", "content": "hi"}]
+    assert read["attributes"]["gen_ai.input.messages"] == chat
+
+
 def test_mutated_bodies_never_get_a_5xx(server):
     """A small seeded mutation fuzz of valid protobuf and JSON bodies."""
     rng = random.Random(2026)
