@@ -29,9 +29,9 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tune_garbage_collector()
         # The gRPC receiver shares this process's event loop and ingest pipeline, so it
         # starts and stops with the app (each worker process runs its own lifespan).
-        tune_garbage_collector()
         grpc_receiver = None
         if settings.grpc_port:
             from threadline.server.ingest.otlp_grpc import OtlpGrpcReceiver
