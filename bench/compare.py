@@ -57,7 +57,13 @@ import httpx
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import workload
-from server import free_port, latencies, p50_p95  # the helpers bench/server.py shares
+from server import (  # the helpers bench/server.py shares
+    descendants,
+    free_port,
+    latencies,
+    p50_p95,
+    wait_settled,
+)
 
 REPO = BENCH.parent
 PROTOBUF = "application/x-protobuf"
@@ -79,24 +85,10 @@ sys.exit(main())
 # --------------------------------------------------------------------------- helpers
 
 
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found += children
-            todo += children
-    return found
-
-
 def tree_peak_rss_mb(pid: int) -> float:
     """Peak resident memory (VmHWM) of a process and its descendants, summed."""
     total = 0.0
-    for each in [pid, *_descendants(pid)]:
+    for each in [pid, *descendants(pid)]:
         try:
             for line in Path(f"/proc/{each}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -104,31 +96,6 @@ def tree_peak_rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time used so far by a process and its descendants."""
-    total = 0
-    for each in [pid, *_descendants(pid)]:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def wait_settled(pid: int, timeout: float = 30) -> None:
-    """Until a server's processes stop using the CPU. A server answers its health check
-    before all of its workers have finished starting, and a 10,000-span run (1 to 2 s)
-    would otherwise count the rest of the start-up as ingest."""
-    deadline = time.monotonic() + timeout
-    used = tree_cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        time.sleep(0.25)
-        before, used = used, tree_cpu_seconds(pid)
-        if used - before < 0.03:
-            return
 
 
 def dir_bytes(path: Path) -> int:

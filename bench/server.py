@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import os
 import random
 import statistics
 import subprocess
@@ -132,10 +133,59 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _children(pid: int) -> list[int]:
-    """The worker processes of a multi-process server."""
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
+def descendants(pid: int) -> list[int]:
+    """Every process started by ``pid``, and by those, down the tree."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and its descendants."""
+    total = 0
+    for each in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_settled(pid: int, timeout: float = 30) -> None:
+    """Until a server's processes stop using the CPU. A server answers its health check
+    before all of its workers have finished starting: a short run would count the rest
+    of the start-up as ingest, and senders' keep-alive connections would all go to the
+    workers that were ready."""
+    deadline = time.monotonic() + timeout
+    used = tree_cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        before, used = used, tree_cpu_seconds(pid)
+        if used - before < 0.03:
+            return
+
+
+def thread_cpu_seconds(pids: list[int]) -> dict[tuple[int, int], float]:
+    """CPU time used so far by each thread of ``pids``, by (process, thread) id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the thread ended
+            used[pid, int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 def main() -> None:
@@ -162,15 +212,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
         data_dir = Path(tmp)
         process, base_url, key = start_server(data_dir, args.workers, args.store)
+        # Every worker started before the clock starts (see wait_settled).
+        wait_settled(process.pid)
         try:
             client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"},
                                   timeout=60)
             last_session = bodies[-1].session_ids[-1]
+            server_pids = [process.pid, *descendants(process.pid)]
+            cpu_before = thread_cpu_seconds(server_pids)
             started = time.perf_counter()
             retries = send_all(base_url, key, bodies, args.senders)
             while client.get(f"/api/v1/sessions/{last_session}").status_code != 200:
                 time.sleep(0.001)
             elapsed = time.perf_counter() - started
+            cpu_after = thread_cpu_seconds(server_pids)
 
             # Everything sent is there, exactly once (untimed).
             sessions = args.spans // (workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION)
@@ -198,7 +253,7 @@ def main() -> None:
                                 * args.queries) if page2 else None
             detail_p = latencies(client, [f"/api/v1/sessions/{s}" for s in session_ids])
             trace_p = latencies(client, [f"/api/v1/traces/{t}" for t in trace_ids[: args.queries]])
-            rss = peak_rss_mb(process.pid) + sum(peak_rss_mb(pid) for pid in _children(process.pid))
+            rss = peak_rss_mb(process.pid) + sum(peak_rss_mb(pid) for pid in descendants(process.pid))
         finally:
             process.terminate()
             process.wait()
@@ -219,6 +274,20 @@ def main() -> None:
         print(f"sessions page 2:       {list2_p[0]:.1f} / {list2_p[1]:.1f} ms")
     print(f"session detail:        {detail_p[0]:.1f} / {detail_p[1]:.1f} ms")
     print(f"trace detail p50/p95:  {trace_p[0]:.1f} / {trace_p[1]:.1f} ms (10 spans)")
+    # Which threads the ingest kept busy (the ingest thread, the event loop, the WAL
+    # checkpointer, in that order in practice): µs of CPU per span during the ingest.
+    # It also shows how the senders' connections fell on the workers: each keeps its
+    # keep-alive connection with the worker that accepted it.
+    per_process: dict[int, list[float]] = {}
+    for (pid, tid), seconds in cpu_after.items():
+        spent = seconds - cpu_before.get((pid, tid), 0.0)
+        if spent >= 0.01:
+            per_process.setdefault(pid, []).append(spent / args.spans * 1e6)
+    busiest = "; ".join(
+        f"process {pid}: " + ", ".join(f"{us:.0f}" for us in sorted(threads, reverse=True)[:4])
+        for pid, threads in sorted(per_process.items()))
+    print(f"server CPU per span:   {sum(map(sum, per_process.values())):.0f} µs during ingest "
+          f"(busiest threads, µs/span: {busiest})")
     print(f"server peak RSS:       {rss:.0f} MB (sum over {args.workers} worker(s) and supervisor)")
     if chdb is not None:
         print(f"chDB endpoint peak RSS: {engine_rss:.0f} MB")
