@@ -148,16 +148,19 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(stat: Path) -> float:
+    """CPU time (user and system) in a ``/proc`` stat file of a process or thread; 0 if
+    it has ended."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time used so far by a process and its descendants."""
-    total = 0
-    for each in [pid, *descendants(pid)]:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_seconds(Path(f"/proc/{each}/stat")) for each in [pid, *descendants(pid)])
 
 
 def wait_settled(pid: int, timeout: float = 30) -> None:
@@ -176,16 +179,11 @@ def wait_settled(pid: int, timeout: float = 30) -> None:
 
 def thread_cpu_seconds(pids: list[int]) -> dict[tuple[int, int], float]:
     """CPU time used so far by each thread of ``pids``, by (process, thread) id."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for pid in pids:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # the thread ended
-            used[pid, int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
-    return used
+    return {
+        (pid, int(task.name)): cpu_seconds(task / "stat")
+        for pid in pids
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    }
 
 
 def main() -> None:
