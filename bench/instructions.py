@@ -25,7 +25,7 @@ from pathlib import Path
 STAGES = ("none", "decode", "normalize", "write")
 
 
-def run_stage(stage: str, spans: int) -> None:
+def run_stage(stage: str, spans: int, flavour: str) -> None:
     """The body of one callgrind run: everything up to and including ``stage``."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import workload
@@ -36,7 +36,7 @@ def run_stage(stage: str, spans: int) -> None:
     from threadline.server.store.sqlite import SQLiteStore
 
     warm_up = [b.body for b in workload.batches(2048, seed=7, tag="warm")]
-    bodies = [b.body for b in workload.batches(spans)]
+    bodies = [b.body for b in workload.batches(spans, flavour=flavour)]
     tune_garbage_collector()  # as the server does
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "instructions.db")
@@ -76,26 +76,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=1000, help="a multiple of 50")
     parser.add_argument("--top", type=int, default=6, help="functions shown per stage")
+    parser.add_argument("--flavour", default="threadline", choices=("threadline", "openinference"),
+                        help="the workload's attribute conventions: threadline or openinference"
+                        " (the one bench/compare.py sends)")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.spans % 50:
         parser.error("--spans must be a multiple of 50 (whole sessions)")
     if args.stage:  # inside valgrind
-        run_stage(args.stage, args.spans)
+        run_stage(args.stage, args.spans, args.flavour)
         return
     with tempfile.TemporaryDirectory() as tmp:
         profiles = {stage: Path(tmp) / f"{stage}.out" for stage in STAGES}
         runs = [
             subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={path}",
                               sys.executable, __file__, "--stage", stage,
-                              "--spans", str(args.spans)],
+                              "--spans", str(args.spans), "--flavour", args.flavour],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for stage, path in profiles.items()
         ]
         if any(run.wait() for run in runs):
             raise SystemExit("a valgrind run failed (is valgrind installed?)")
         counted = {stage: functions(path) for stage, path in profiles.items()}
-    print(f"thousands of instructions per span, {args.spans} spans of bench/workload.py")
+    print(f"thousands of instructions per span, {args.spans} spans of bench/workload.py"
+          f" ({args.flavour} flavour)")
     total = 0.0
     for before, stage in itertools.pairwise(STAGES):
         cost = counted[stage] - counted[before]  # Counter subtraction keeps positives
