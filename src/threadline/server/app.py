@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from threadline.server import pricing
 from threadline.server.api.routes import router as api_router
 from threadline.server.errors import ThreadlineError
 from threadline.server.ingest.otlp_http import router as otlp_router
@@ -29,7 +30,8 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tune_garbage_collector()
+        pricing.load()
+        tune_garbage_collector()  # after loading what lives as long as the process
         # The gRPC receiver shares this process's event loop and ingest pipeline, so it
         # starts and stops with the app (each worker process runs its own lifespan).
         grpc_receiver = None

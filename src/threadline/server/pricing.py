@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import NamedTuple
 
-from genai_prices import Usage, calc_price
+from genai_prices import Usage, calc_price, data_snapshot
 from genai_prices.types import ModelPrice, TieredPrices
 
 _MILLION = 1_000_000
@@ -30,6 +30,12 @@ class _Rates(NamedTuple):
     output: float
     cache_read: float
     cache_write: float
+
+
+def load() -> None:
+    """Load the library's price table now (~70 ms, once a process), at start-up rather
+    than in the first export that carries a model."""
+    data_snapshot.get_snapshot()
 
 
 def cost_usd(

@@ -192,16 +192,20 @@ class SQLiteStore:
             self._samples += samples
             if len(self._samples) < payloads.TRAIN_AFTER:
                 return
-            samples, self._samples = self._samples, None
-            self._dictionaries.update(payloads.load_all(self._writer))
-            dictionary = next(reversed(self._dictionaries.values()), None)
-            if dictionary is None:
-                dictionary = payloads.train(samples)
+            # Training takes time in proportion to the samples: no more than needed.
+            samples, self._samples = self._samples[: payloads.TRAIN_AFTER], None
+            # Inside a write transaction: another worker process that gets here at the
+            # same time waits for this one's dictionary and adopts it, rather than
+            # spending the same CPU on its own.
+            with self._transaction() as conn:
+                self._dictionaries.update(payloads.load_all(conn))
+                dictionary = next(reversed(self._dictionaries.values()), None)
                 if dictionary is None:
-                    return  # payloads keep being packed without one
-                with self._transaction() as conn:
+                    dictionary = payloads.train(samples)
+                    if dictionary is None:
+                        return  # payloads keep being packed without one
                     payloads.save(conn, dictionary)
-                self._dictionaries[dictionary.dict_id()] = dictionary
+                    self._dictionaries[dictionary.dict_id()] = dictionary
             self._packing = dictionary
 
     def _unpacker(self) -> payloads.Unpacker:
