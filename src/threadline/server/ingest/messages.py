@@ -25,8 +25,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from threadline.server.ingest import conventions as cv
 from threadline.server import jsontext
+from threadline.server.ingest import conventions as cv
 from threadline.server.jsontext import loads_bounded
 
 Message = dict[str, Any]
@@ -43,19 +43,20 @@ Stored = tuple[str, str | None]
 
 def input_messages(attrs: Mapping[str, Any]) -> list[Message] | None:
     """The chat messages a span sent to the model, from its message attributes."""
-    found = _from_attributes(attrs, cv.INPUT_MESSAGES, cv.INPUT_MESSAGE_PREFIXES)
+    found = _from_attributes(attrs, key_text(attrs), cv.INPUT_MESSAGES, _INPUT_PREFIXES)
     return _with_instructions(attrs, found[0] if found else None)
 
 
 def output_messages(attrs: Mapping[str, Any]) -> list[Message] | None:
     """The chat messages a span received from the model, from its message attributes."""
-    found = _from_attributes(attrs, cv.OUTPUT_MESSAGES, cv.OUTPUT_MESSAGE_PREFIXES)
+    found = _from_attributes(attrs, key_text(attrs), cv.OUTPUT_MESSAGES, _OUTPUT_PREFIXES)
     return found[0] if found else None
 
 
-def stored_input(attrs: Mapping[str, Any]) -> Stored | None:
-    """``input_messages`` as stored, or None when the span carries no chat input."""
-    found = _from_attributes(attrs, cv.INPUT_MESSAGES, cv.INPUT_MESSAGE_PREFIXES)
+def stored_input(attrs: Mapping[str, Any], keys: str) -> Stored | None:
+    """``input_messages`` as stored, or None when the span carries no chat input
+    (``keys`` is ``key_text(attrs)``)."""
+    found = _from_attributes(attrs, keys, cv.INPUT_MESSAGES, _INPUT_PREFIXES)
     chat = _with_instructions(attrs, found[0] if found else None)
     if not chat:
         return None
@@ -64,9 +65,10 @@ def stored_input(attrs: Mapping[str, Any]) -> Stored | None:
     return json.dumps(chat), None
 
 
-def stored_output(attrs: Mapping[str, Any]) -> Stored | None:
-    """``output_messages`` as stored, or None when the span carries no chat output."""
-    found = _from_attributes(attrs, cv.OUTPUT_MESSAGES, cv.OUTPUT_MESSAGE_PREFIXES)
+def stored_output(attrs: Mapping[str, Any], keys: str) -> Stored | None:
+    """``output_messages`` as stored, or None when the span carries no chat output
+    (``keys`` is ``key_text(attrs)``)."""
+    found = _from_attributes(attrs, keys, cv.OUTPUT_MESSAGES, _OUTPUT_PREFIXES)
     if not found:
         return None
     return found[1] if found[1] is not None else (json.dumps(found[0]), None)
@@ -83,8 +85,9 @@ def stored_payload(key: str, text: str) -> Stored | None:
 
 def _parse_messages(text: str) -> tuple[list[Message], bool] | None:
     """The messages in ``text``, and whether ``text`` already is them in this shape."""
-    # Only text that can hold a message is parsed: most payloads are not chats.
-    if not text.startswith(("[", "{")) or '"role"' not in text:
+    # Only text that can hold a message is parsed: most payloads are not chats. (The
+    # first character compared rather than ``startswith``: see ``key_text``.)
+    if text[:1] not in ("[", "{") or '"role"' not in text:
         return None
     try:
         # The result's depth is fixed by the shape (anything deeper becomes JSON text),
@@ -131,7 +134,7 @@ def _is_choice(item: Any) -> bool:
 
 
 def _from_attributes(
-    attrs: Mapping[str, Any], json_keys: tuple[str, ...], prefixes: tuple[str, ...]
+    attrs: Mapping[str, Any], keys: str, json_keys: tuple[str, ...], prefixes: Prefixes
 ) -> tuple[list[Message], Stored | None] | None:
     """The first source's messages, and their stored form when the source attribute
     already holds exactly them."""
@@ -145,20 +148,47 @@ def _from_attributes(
             found = from_value(value)
             if found:
                 return found, None
-    if not _has_key_starting_with(attrs, prefixes):
-        return None  # the common case, found in one pass rather than one per prefix
-    for prefix in prefixes:
+    if not may_have_key_starting_with(keys, prefixes):
+        return None  # the common case
+    for prefix in prefixes.prefixes:
         indexed = _indexed(attrs, prefix)
         if indexed and all(_looks_like_message(m) for m in indexed):
             return [_message(m) for m in indexed], None
     return None
 
 
-def _has_key_starting_with(attrs: Mapping[str, Any], prefixes: tuple[str, ...]) -> bool:
-    # A plain loop rather than any() over a generator: it runs twice on every span,
-    # and resuming a generator per key costs more than the test itself.
-    for key in attrs:
-        if key.startswith(prefixes):
+class Prefixes:
+    """Key prefixes, and the same each after a newline for ``may_have_key_starting_with``."""
+
+    __slots__ = ("needles", "prefixes")
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes
+        self.needles = tuple("\n" + prefix for prefix in prefixes)
+
+
+_INPUT_PREFIXES = Prefixes(cv.INPUT_MESSAGE_PREFIXES)
+_OUTPUT_PREFIXES = Prefixes(cv.OUTPUT_MESSAGE_PREFIXES)
+
+
+def key_text(attrs: Mapping[str, Any]) -> str:
+    """The keys of ``attrs`` as one text, each after a newline.
+
+    Whether some key starts with a prefix is then one search of this text per prefix,
+    in C. Testing each key instead costs a ``startswith`` call per key and prefix set,
+    and on Python 3.11 such a call spends hundreds of instructions parsing its
+    arguments alone; every span asks this several times and almost never finds one.
+    """
+    return "\n" + "\n".join(attrs)
+
+
+def may_have_key_starting_with(keys: str, prefixes: Prefixes) -> bool:
+    """False when no key of ``keys`` (a ``key_text``) starts with one of ``prefixes``.
+
+    True can be wrong when a key holds a newline followed by a prefix: callers test
+    the keys themselves when it is True, so it only costs them that test."""
+    for needle in prefixes.needles:
+        if needle in keys:
             return True
     return False
 

@@ -116,8 +116,11 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
         total_tokens = (input_tokens or 0) + (output_tokens or 0)
 
     parent = span.parent_span_id
-    input_text, input_source = messages.stored_input(attrs) or _payload(fields.get("input"))
-    output_text, output_source = messages.stored_output(attrs) or _payload(
+    keys = messages.key_text(attrs)  # for the prefix tests of messages and metadata
+    input_text, input_source = messages.stored_input(attrs, keys) or _payload(
+        fields.get("input")
+    )
+    output_text, output_source = messages.stored_output(attrs, keys) or _payload(
         fields.get("output")
     )
     return SpanRecord(
@@ -146,7 +149,7 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
         scope=scope,
         session_id=_as_str(fields.get("session_id")),
         user_id=_as_str(fields.get("user_id")),
-        metadata=_metadata(attrs),
+        metadata=_metadata(attrs, keys),
         tags=_tags(attrs),
     )
 
@@ -313,9 +316,11 @@ def _payload(found: tuple[str, Any] | None) -> tuple[str | None, str | None]:
 # properties hold all three): they are the session and user, not metadata.
 _ASSOCIATION_KEYS = frozenset(cv.SESSION_ID + cv.USER_ID)
 _METADATA_JSON_KEYS = frozenset(cv.METADATA_JSON)
+_METADATA_PREFIXES = messages.Prefixes(cv.METADATA_PREFIXES)
 
 
-def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
+def _metadata(attrs: Mapping[str, Any], keys: str) -> dict[str, Any]:
+    """The span's metadata (``keys`` is ``messages.key_text(attrs)``)."""
     metadata: dict[str, Any] = {}
     if not attrs.keys().isdisjoint(_METADATA_JSON_KEYS):
         for key in cv.METADATA_JSON:
@@ -324,6 +329,8 @@ def _metadata(attrs: Mapping[str, Any]) -> dict[str, Any]:
                 parsed = _json_within_depth(raw)
                 if isinstance(parsed, dict):
                     metadata.update(parsed)
+    if not messages.may_have_key_starting_with(keys, _METADATA_PREFIXES):
+        return metadata  # most spans: no key is tested one by one
     for key, value in attrs.items():
         if key.startswith(cv.METADATA_PREFIXES) and key not in _ASSOCIATION_KEYS:
             prefix = next(p for p in cv.METADATA_PREFIXES if key.startswith(p))
