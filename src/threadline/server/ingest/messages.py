@@ -197,6 +197,8 @@ def _with_instructions(
     attrs: Mapping[str, Any], found: list[Message] | None
 ) -> list[Message] | None:
     """GenAI's system instructions, first, unless the source already put them there."""
+    if cv.SYSTEM_INSTRUCTIONS not in attrs:
+        return found  # most spans: no call made to find none
     instructions = _system_instructions(attrs)
     if instructions is None or (found and found[0]["role"] == "system"):
         return found

@@ -223,14 +223,14 @@ def _pick_fields(attrs: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
     knows: spans carry a handful of attributes, the table has dozens of keys.
     """
     picked: dict[str, tuple[str, Any]] = {}
-    ranks: dict[str, int] = {}
     for key, value in attrs.items():
         hit = _KEY_INDEX.get(key)
         if hit is None or value is None or value == "":
             continue
         name, rank = hit
-        if rank < ranks.get(name, len(_KEY_INDEX)):
-            ranks[name] = rank
+        # A field is rarely given by two keys of one span: only then is the rank of
+        # the key held looked up, rather than kept for every field picked.
+        if name not in picked or rank < _KEY_INDEX[picked[name][0]][1]:
             picked[name] = (key, value)
     return picked
 
@@ -286,7 +286,9 @@ def _as_float(found: tuple[str, Any] | None) -> float | None:
 
 def _span_type(attrs: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
     for key, mapping in cv.SPAN_TYPE:
-        value = attrs.get(key)
+        if key not in attrs:  # an operator, cheaper than a call of attrs.get
+            continue
+        value = attrs[key]
         if isinstance(value, str) and value:
             upper = value.upper()
             if mapping is None:
@@ -378,13 +380,18 @@ def _cost(
     input_tokens: int | None,
     output_tokens: int | None,
 ) -> float | None:
-    given = _as_float(fields.get("cost"))
-    if given is not None:
-        return given
-    input_cost = _as_float(fields.get("input_cost"))
-    output_cost = _as_float(fields.get("output_cost"))
-    if input_cost is not None or output_cost is not None:
-        return (input_cost or 0.0) + (output_cost or 0.0)
+    # Most spans carry no cost: the fields are looked for before any call is made.
+    if "cost" in fields:
+        given = _as_float(fields["cost"])
+        if given is not None:
+            return given
+    if "input_cost" in fields or "output_cost" in fields:
+        input_cost = _as_float(fields.get("input_cost"))
+        output_cost = _as_float(fields.get("output_cost"))
+        if input_cost is not None or output_cost is not None:
+            return (input_cost or 0.0) + (output_cost or 0.0)
+    if model is None:
+        return None  # as pricing.cost_usd would: no price without a model (most spans)
     return pricing.cost_usd(
         model,
         _as_str(fields.get("provider")),
