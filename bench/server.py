@@ -274,8 +274,8 @@ def main() -> None:
     print(f"trace detail p50/p95:  {trace_p[0]:.1f} / {trace_p[1]:.1f} ms (10 spans)")
     # Which threads the ingest kept busy (the ingest thread, the event loop, the WAL
     # checkpointer, in that order in practice): µs of CPU per span during the ingest.
-    # It also shows how the senders' connections fell on the workers: each keeps its
-    # keep-alive connection with the worker that accepted it.
+    # It also shows how the load fell on the workers: a sender keeps its keep-alive
+    # connection with the worker that accepted it until a busy worker sheds it.
     per_process: dict[int, list[float]] = {}
     for (pid, tid), seconds in cpu_after.items():
         spent = seconds - cpu_before.get((pid, tid), 0.0)
