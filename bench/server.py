@@ -220,6 +220,9 @@ def main() -> None:
             cpu_before = thread_cpu_seconds(server_pids)
             started = time.perf_counter()
             retries = send_all(base_url, key, bodies, args.senders)
+            # Acknowledged exports may still be queued: wait for the queue to empty.
+            while client.get("/healthz", params={"wait": 10}).json()["queued_exports"]:
+                pass
             while client.get(f"/api/v1/sessions/{last_session}").status_code != 200:
                 time.sleep(0.001)
             elapsed = time.perf_counter() - started

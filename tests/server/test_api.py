@@ -129,7 +129,7 @@ def test_openapi_document_and_docs(server):
                  "/api/v1/traces/{trace_id}", "/v1/traces"):
         assert path in spec["paths"]
     assert httpx.get(server.base_url + "/docs").status_code == 200
-    assert httpx.get(server.base_url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(server.base_url + "/healthz").json() == {"status": "ok", "queued_exports": 0}
 
 
 def test_times_are_iso_utc(server):

@@ -104,6 +104,10 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
         with ThreadPoolExecutor(max_workers=6) as pool:
             statuses = [code for codes in pool.map(send, enumerate(requests)) for code in codes]
         assert set(statuses) == {200}, statuses
+        # Answered exports may still be queued (each server has its own intake queue).
+        for server in servers:
+            health = httpx.get(server.base_url + "/healthz", params={"wait": 60}).json()
+            assert health["queued_exports"] == 0
 
         for server in servers:
             with httpx.Client(base_url=server.base_url, timeout=30,

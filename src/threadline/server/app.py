@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -32,6 +35,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pricing.load()
         tune_garbage_collector()  # after loading what lives as long as the process
+        ingest.start()
         # The gRPC receiver shares this process's event loop and ingest pipeline, so it
         # starts and stops with the app (each worker process runs its own lifespan).
         grpc_receiver = None
@@ -63,9 +67,23 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(api_router)
     install_web_ui(app)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["health"], summary="Liveness, and exports not yet written")
+    async def healthz(
+        wait: Annotated[float, Query(ge=0, le=60, description=(
+            "Seconds to hold the answer until no export is queued: how a client that "
+            "sent spans waits until they are all queryable, without polling."
+        ))] = 0,
+    ) -> dict[str, str | int]:
+        # queued_exports: acknowledged exports in the intake queue, of every worker; 0
+        # means every acknowledged span is queryable. On the event loop: a directory
+        # listing, checked every few milliseconds while waiting.
+        intake = ingest.intake
+        queued = intake.depth() if intake is not None else 0
+        deadline = time.monotonic() + wait
+        while queued and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+            queued = intake.depth() if intake is not None else 0
+        return {"status": "ok", "queued_exports": queued}
 
     _install_error_handlers(app)
     return app

@@ -65,6 +65,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Exports decoded or written at once; more get 503 with Retry-After (exporters retry).",
     ),
     Setting(
+        "max_queued_exports",
+        32,
+        "Exports answered before they are written, queued on disk in data_dir/intake while "
+        "the ingest thread is busy (all workers together). 0: answer each only once written.",
+    ),
+    Setting(
         "workers",
         1,
         "Server processes. Ingest is CPU-bound Python: 2 on a 2-core machine nearly doubles "
@@ -85,6 +91,7 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_decoded_bytes: int = 64 * 1024 * 1024
     max_pending_exports: int = 8
+    max_queued_exports: int = 32
     workers: int = 1
     log_level: str = "info"
 

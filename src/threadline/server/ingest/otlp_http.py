@@ -1,22 +1,17 @@
 """OTLP/HTTP receiver: ``POST /v1/traces`` (and success for logs and metrics).
 
-The answer is sent only after the spans are committed: a 2xx means durable
-(https://opentelemetry.io/docs/specs/otlp/#otlphttp-response). Invalid spans are
-reported through ``partial_success`` while the valid ones in the same request are kept.
-Admission, decoding, normalising and the commit are the shared ``IngestPipeline``; this
-module only reads the body (bounded) and frames the answer.
-
-With several worker processes, a worker that still has two or more exports waiting
-when it answers one may ask that exporter to reconnect (``Connection: close``; see
-``_shed_connection``).
+The answer is sent once the spans are durable: committed, or in the intake queue on
+disk to be committed moments later (https://opentelemetry.io/docs/specs/otlp/#otlphttp-response;
+see ``pipeline.py``). Invalid spans are reported through ``partial_success`` while the
+valid ones in the same request are kept. Admission, decoding, normalising and the
+commit are the shared ``IngestPipeline``; this module only reads the body (bounded) and
+frames the answer.
 
 Langfuse's SDK exports to ``/api/public/otel/v1/traces`` with HTTP Basic auth; that path
 is the same handler, with the key taken from the Basic password (see ``auth.py``).
 """
 
 from __future__ import annotations
-
-import time
 
 from fastapi import APIRouter, Request, Response
 
@@ -27,9 +22,6 @@ from threadline.server.ingest.pipeline import IngestPipeline
 from threadline.server.model import Project
 
 router = APIRouter(tags=["ingest"])
-
-# A reconnect costs well under a millisecond on loopback, one round trip over a network.
-_SHED_INTERVAL_S = 0.1
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -54,30 +46,7 @@ async def _export(request: Request, project: Project) -> Response:
         response = await pipeline.export(
             project, body, kind, request.headers.get("content-encoding")
         )
-    headers = {"Connection": "close"} if _shed_connection(request, pipeline) else None
-    return Response(encode_response(response, kind), media_type=kind, headers=headers)
-
-
-def _shed_connection(request: Request, pipeline: IngestPipeline) -> bool:
-    """Whether to close the connection this export came on, now that it is answered.
-
-    Worker processes share one listening socket, and an exporter keeps its keep-alive
-    connection with whichever worker accepted it, for as long as it runs. A few
-    long-lived exporters can thus all end up on one worker while another idles: seen in
-    docs/benchmarks.md as one worker doing all of a run at 60 % of the balanced speed.
-    A worker with a backlog therefore sheds a connection; the exporter reconnects, and
-    the new connection goes to the worker that accepts it first, usually one with time
-    to spare. At most one per ``_SHED_INTERVAL_S`` per worker: that undoes an unlucky
-    spread within a fraction of a second, while a busy server with many exporters
-    (spread evenly by the kernel already) makes each of them reconnect only rarely.
-    """
-    if pipeline.settings.workers == 1 or pipeline.pending < 2:
-        return False
-    now = time.monotonic()
-    if now - getattr(request.app.state, "last_shed", -_SHED_INTERVAL_S) < _SHED_INTERVAL_S:
-        return False
-    request.app.state.last_shed = now
-    return True
+    return Response(encode_response(response, kind), media_type=kind)
 
 
 @router.post(

@@ -1,52 +1,89 @@
-"""The one ingest path behind every receiver: admit, decode, normalise, commit.
+"""The one ingest path behind every receiver: admit, check, then queue or write.
 
 OTLP/HTTP and OTLP/gRPC differ only in how a body and a key arrive and how the answer
 is framed; both hand the body to ``IngestPipeline``, which does the rest:
 
-- **Admission**: at most ``max_pending_exports`` exports are read, decoded or written at
-  once per process, counted across both receivers; the next is refused (HTTP 503,
-  gRPC UNAVAILABLE), which OTLP exporters retry, rather than queued without bound.
+- **Admission**: at most ``max_pending_exports`` exports are read, checked or written
+  at once per process, counted across both receivers; the next is refused (HTTP 503,
+  gRPC UNAVAILABLE), which OTLP exporters retry, rather than held in memory.
 - **One ingest thread**: exports are decoded, normalised and written one at a time, off
   the event loop. The work is Python under the GIL, so more threads add no speed, and
   they slow the writer down, since each of its SQLite calls gives up the GIL and must
   then wait to win it back from threads busy normalising (measured in
   docs/benchmarks.md).
-- **Durability**: ``export`` returns only after the spans are committed, so the answer
-  a receiver sends means durable.
+- **Durability**: an export is answered once it is durable. If the ingest thread is
+  idle it is written into the store first, so it is queryable when the answer arrives.
+  If the thread is busy, the export is checked (inflated, decoded, every span valid),
+  put in the intake queue on disk (``intake.py``) and answered at once; the ingest
+  thread of whichever worker is free writes it moments later. An export that fails the
+  check, or finds the queue full, takes the first path, so its answer carries the
+  exact error or ``partial_success``, and a full queue slows exporters down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
 from threadline.server.errors import Overloaded
-from threadline.server.ingest.decode import decode_request, decompress
-from threadline.server.ingest.normalize import normalize_request
+from threadline.server.ingest.decode import PROTOBUF, decode_request, decompress
+from threadline.server.ingest.intake import Intake
+from threadline.server.ingest.normalize import all_valid, normalize_request
 from threadline.server.model import Project
 from threadline.server.settings import Settings
 from threadline.server.store import Store
 
+log = logging.getLogger("threadline.ingest")
+
+# How often an idle worker looks for exports queued by other workers.
+_POLL_S = 0.05
+# How long the queue is left alone after writing a queued export failed (the store is
+# down, say), rather than failing again at every poll.
+_RETRY_S = 1.0
+
 
 class IngestPipeline:
-    """Owns the ingest thread and the admission counter of one server process.
+    """Owns the ingest thread, the admission counter and the intake queue of one server
+    process.
 
-    Admission is counted on the event loop only (both receivers run there), so a plain
-    integer is race-free.
+    Admission and the count of work given to the ingest thread are kept on the event
+    loop only (both receivers run there), so plain integers are race-free.
     """
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
         self.pending = 0
+        self.intake: Intake | None = None  # made at start-up
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-ingest")
+        self._busy = 0  # jobs given to the ingest thread and not yet finished
+        self._draining = False  # a job that writes a queued export is given
+        self._quiet_until = 0.0
+        self._poller: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Take over what dead processes left in the queue, and watch it (on the event
+        loop, at start-up)."""
+        if self.settings.max_queued_exports <= 0:
+            return
+        self.intake = Intake(self.settings.data_dir / "intake", self.settings.max_queued_exports)
+        recovered = self.intake.recover()
+        if recovered:
+            log.info("%d acknowledged exports were still queued: writing them", recovered)
+        self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     @contextmanager
     def admission(self) -> Iterator[None]:
@@ -63,20 +100,62 @@ class IngestPipeline:
     async def export(
         self, project: Project, body: bytes, kind: str, content_encoding: str | None = None
     ) -> ExportTraceServiceResponse:
-        """Inflate, decode, normalise and commit ``body`` on the ingest thread.
+        """Make the export in ``body`` durable: written, or queued if the ingest thread
+        is busy (see the module's docstring).
 
         ``kind`` is a media type of ``decode`` (protobuf or OTLP/JSON). Raises the
-        ``ThreadlineError`` of a bad body; returns after the commit.
+        ``ThreadlineError`` of a bad body.
         """
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, self._ingest, project, body, kind, content_encoding
-        )
+        if self._busy and self.intake is not None and self._has_room(self.intake):
+            # Checked here, on the event loop: ~4 µs a span (docs/benchmarks.md).
+            body = decompress(body, content_encoding, self.settings.max_decoded_bytes)
+            request = decode_request(body, kind)
+            if all_valid(request) and self._queued(
+                self.intake, project, body if kind == PROTOBUF else request.SerializeToString()
+            ):
+                self._drain()
+                return ExportTraceServiceResponse()
+            return await self._run(self._write, project, request)
+        return await self._run(self._ingest, project, body, kind, content_encoding)
+
+    @staticmethod
+    def _has_room(intake: Intake) -> bool:
+        try:
+            return intake.has_room()
+        except OSError:
+            log.exception("the intake queue cannot be read; writing exports as they come")
+            return False
+
+    @staticmethod
+    def _queued(intake: Intake, project: Project, body: bytes) -> bool:
+        # A full disk, say: the export is written before it is answered instead.
+        try:
+            intake.put(project.id, body)
+        except OSError:
+            log.exception("queueing an export failed; writing it before answering")
+            return False
+        return True
+
+    def _run(self, job: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Give ``job`` to the ingest thread, counted in ``_busy`` until it finishes."""
+        self._busy += 1
+        future = asyncio.get_running_loop().run_in_executor(self._thread, job, *args)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _: object) -> None:
+        self._busy -= 1
 
     def _ingest(
         self, project: Project, body: bytes, kind: str, content_encoding: str | None
     ) -> ExportTraceServiceResponse:
         body = decompress(body, content_encoding, self.settings.max_decoded_bytes)
-        result = normalize_request(decode_request(body, kind))
+        return self._write(project, decode_request(body, kind))
+
+    def _write(
+        self, project: Project, request: ExportTraceServiceRequest
+    ) -> ExportTraceServiceResponse:
+        result = normalize_request(request)
         self.store.write_spans(project.id, result.spans)
         response = ExportTraceServiceResponse()
         if result.rejected:
@@ -84,9 +163,72 @@ class IngestPipeline:
             response.partial_success.error_message = "; ".join(result.errors)
         return response
 
+    # --- the intake queue -----------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Have the ingest thread write one queued export, and then the next: one at a
+        time, so that exports answered only once written wait for at most one."""
+        if self._draining or self._closed or time.monotonic() < self._quiet_until:
+            return
+        self._draining = True
+        self._run(self._write_queued).add_done_callback(self._drained)
+
+    def _drained(self, future: asyncio.Future[bool]) -> None:
+        self._draining = False
+        if future.exception() is not None or not future.result():
+            return
+        self._drain()
+
+    def _write_queued(self) -> bool:
+        """Write the oldest queued export; False if there was none, or it failed."""
+        assert self.intake is not None
+        claim = self.intake.claim()
+        if claim is None:
+            return False
+        try:
+            request = ExportTraceServiceRequest.FromString(claim.body)
+        except DecodeError:
+            # It decoded before it was queued: the file was damaged on disk since.
+            log.error("queued export %s is damaged; set aside", claim.path.name)
+            self.intake.set_aside(claim)
+            return True
+        try:
+            result = normalize_request(request)
+            self.store.write_spans(claim.project_id, result.spans)
+        except Exception:
+            # Left for later rather than lost: the store may be down for a while.
+            log.exception("writing the queued export %s failed; retrying", claim.path.name)
+            self.intake.release(claim)
+            self._quiet_until = time.monotonic() + _RETRY_S
+            return False
+        if result.rejected:  # all_valid() let through what normalising rejects: a bug
+            log.error("queued export %s: %d spans rejected after it was acknowledged: %s",
+                      claim.path.name, result.rejected, "; ".join(result.errors))
+        self.intake.done(claim)
+        return True
+
+    async def _poll(self) -> None:
+        """Exports queued by other workers get written by this one when it is idle."""
+        assert self.intake is not None
+        while True:
+            await asyncio.sleep(_POLL_S)
+            if not self._busy and self.intake.queued():
+                self._drain()
+
     def close(self) -> None:
-        """Finish the export being written, if any; accept none after."""
+        """Finish the export being written and write what is queued; accept none after."""
+        self._closed = True
+        if self._poller is not None:
+            self._poller.cancel()
+        if self.intake is not None:
+            self._thread.submit(self._write_all_queued)
         self._thread.shutdown(wait=True)
+        if self.intake is not None:
+            self.intake.close()
+
+    def _write_all_queued(self) -> None:
+        while self._write_queued():
+            pass
 
 
 def tune_garbage_collector() -> None:
