@@ -145,6 +145,8 @@ class IngestPipeline:
 
     def _finished(self, _: object) -> None:
         self._busy -= 1
+        if not self._busy and self.intake is not None:
+            self._drain()  # idle now: the queue may hold exports of other workers
 
     def _ingest(
         self, project: Project, body: bytes, kind: str, content_encoding: str | None
@@ -212,7 +214,13 @@ class IngestPipeline:
         assert self.intake is not None
         while True:
             await asyncio.sleep(_POLL_S)
-            if not self._busy and self.intake.queued():
+            try:
+                waiting = not self._busy and bool(self.intake.queued())
+            except OSError:
+                log.exception("the intake queue cannot be read")
+                await asyncio.sleep(_RETRY_S)
+                continue
+            if waiting:
                 self._drain()
 
     def close(self) -> None:

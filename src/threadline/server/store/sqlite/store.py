@@ -184,12 +184,15 @@ class SQLiteStore:
             if resource is None:
                 resource = resources[id(span.resource)] = schema.dumps(span.resource)
             rows.append(schema.span_row(project_id, span, resource, packer))
+        # Before the transaction: the workers' transactions take turns, and the shorter
+        # each is, the sooner the next one begins.
+        if_fresh = trace_rows_if_fresh(project_id, spans)
         with self._transaction() as conn:
             before = conn.total_changes
             conn.executemany(schema.INSERT_SPAN, rows)
             new = conn.total_changes - before
             if new:
-                self._refresh_rollups(conn, project_id, spans)
+                self._refresh_rollups(conn, project_id, if_fresh)
         if packer.samples:
             self._learn_dictionary(packer.samples)
         return new
@@ -234,9 +237,11 @@ class SQLiteStore:
             raise LookupError(f"payload dictionary {dict_id} is missing") from None
 
     def _refresh_rollups(
-        self, conn: sqlite3.Connection, project_id: int, spans: Sequence[SpanRecord]
+        self, conn: sqlite3.Connection, project_id: int, if_fresh: dict[str, tuple[Any, ...]]
     ) -> None:
-        trace_ids = sorted({span.trace_id for span in spans})
+        """Roll up again the traces of a batch (``if_fresh``: each one's row as if it
+        had no spans stored before the batch) and their sessions."""
+        trace_ids = sorted(if_fresh)
         # Traces stored before, with their session: those sessions need refreshing too,
         # since a late span may move a trace into a session.
         stored = dict(_select_in(
@@ -247,12 +252,8 @@ class SQLiteStore:
         ))
         sessions = {session_id for session_id in stored.values() if session_id}
         # A trace seen for the first time has all its spans in this batch: its rollup
-        # needs no read. (The first copy of a span wins, as INSERT OR IGNORE did.)
-        fresh: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
-        for span in spans:
-            if span.trace_id not in stored:
-                fresh[span.trace_id].setdefault(span.span_id, span)
-        # A trace stored before is read back whole: its new spans are in the table now.
+        # needs no read. A trace stored before is read back whole: its new spans are in
+        # the table now.
         read_back: dict[str, list[StoredSpanFacts]] = defaultdict(list)
         rowids: dict[int, int] = {}
         for row in _select_in(conn, schema.SELECT_SPAN_FACTS, (project_id,), list(stored)):
@@ -260,12 +261,13 @@ class SQLiteStore:
             read_back[row[0]].append(fact)
             rowids[id(fact)] = row[17]
         _load_previews(conn, read_back.values(), rowids, self._unpacker())
-        rollups = [
-            *(roll_up_trace(trace_id, list(by_id.values())) for trace_id, by_id in fresh.items()),
-            *(roll_up_trace(trace_id, facts) for trace_id, facts in read_back.items()),
+        rows = [row for trace_id, row in if_fresh.items() if trace_id not in stored]
+        rows += [
+            schema.trace_row(project_id, roll_up_trace(trace_id, facts))
+            for trace_id, facts in read_back.items()
         ]
-        conn.executemany(schema.UPSERT_TRACE, [schema.trace_row(project_id, r) for r in rollups])
-        sessions.update(r.session_id for r in rollups if r.session_id)
+        conn.executemany(schema.UPSERT_TRACE, rows)
+        sessions.update(row[2] for row in rows if row[2])  # (project, trace, session, ...)
         if not sessions:
             return
         by_session: dict[str, list[TraceRollup]] = defaultdict(list)
@@ -577,6 +579,21 @@ class SQLiteStore:
 
 
 # --- schema ----------------------------------------------------------------------------
+
+
+def trace_rows_if_fresh(
+    project_id: int, spans: Sequence[SpanRecord]
+) -> dict[str, tuple[Any, ...]]:
+    """The ``traces`` row of each trace of ``spans``, rolled up from these records as if
+    none of the trace was stored before (the usual case: a trace's spans mostly arrive
+    in one export). The first copy of a span wins, as the insert's does."""
+    by_trace: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
+    for span in spans:
+        by_trace[span.trace_id].setdefault(span.span_id, span)
+    return {
+        trace_id: schema.trace_row(project_id, roll_up_trace(trace_id, list(by_id.values())))
+        for trace_id, by_id in by_trace.items()
+    }
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
