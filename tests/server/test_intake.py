@@ -203,3 +203,14 @@ def test_all_valid_agrees_with_normalising():
     for case in cases:
         export = request([case])
         assert all_valid(export) == (normalize_request(export).rejected == 0), case
+
+
+def test_a_file_the_queue_did_not_name_is_set_aside(tmp_path):
+    intake = Intake(tmp_path, limit=10)
+    (tmp_path / "0-stray.otlp").write_bytes(b"")  # sorts first
+    intake.put(3, b"real")
+    claim = intake.claim()
+    assert claim is not None and (claim.project_id, claim.body) == (3, b"real")
+    assert [p.name for p in (tmp_path / "claimed").glob("*.damaged")] == [
+        f"0-stray.otlp.{claim.path.name.rsplit('.', 1)[1]}.damaged"]
+    intake.close()

@@ -95,7 +95,11 @@ class Intake:
                 os.rename(self.directory / name, claimed)
             except FileNotFoundError:
                 continue  # another process claimed it first
-            project_id = int(name.removesuffix(_SUFFIX).rsplit("-", 1)[1])
+            try:
+                project_id = int(name.removesuffix(_SUFFIX).rsplit("-", 1)[1])
+            except (IndexError, ValueError):  # not a name this module gives
+                os.rename(claimed, claimed.with_name(claimed.name + ".damaged"))
+                continue
             return Claim(claimed, project_id, claimed.read_bytes())
         return None
 
