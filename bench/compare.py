@@ -15,9 +15,10 @@ is healthy and its processes have gone quiet (every worker started). For each se
 prints, as medians over ``--repeat`` runs:
 
 - durable ingest: spans/s from the first export until every span is queryable through
-  the server's own API (Threadline: a 200 means committed, so the last acknowledgement
-  plus the last session readable; Phoenix acknowledges before it writes, so its span
-  count is polled, every 0.25 s, until it reaches the number sent);
+  the server's own API (Threadline: every export acknowledged, its intake queue empty,
+  waited for with ``/healthz?wait=``, and the last session readable; Phoenix
+  acknowledges before it writes, so its span count is polled, every 0.25 s, until it
+  reaches the number sent);
 - accepted rate: spans/s from the first export to the last acknowledgement, and the
   number of 429 and 503 answers (retried, as OTLP exporters do);
 - sessions list, session detail and trace detail latency p50/p95 through the API;
