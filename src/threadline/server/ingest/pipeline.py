@@ -145,8 +145,16 @@ class IngestPipeline:
 
     def _finished(self, _: object) -> None:
         self._busy -= 1
-        if not self._busy and self.intake is not None:
-            self._drain()  # idle now: the queue may hold exports of other workers
+        # Idle now: exports other workers queued meanwhile are this one's to write too.
+        # Only if there are some: a job given for nothing would make the thread look
+        # busy, and the next export of a lone exporter would be queued, not written.
+        if not self._busy and not self._draining and self.intake is not None:
+            try:
+                waiting = bool(self.intake.queued())
+            except OSError:
+                return  # the poller reports it
+            if waiting:
+                self._drain()
 
     def _ingest(
         self, project: Project, body: bytes, kind: str, content_encoding: str | None
