@@ -69,7 +69,7 @@ class Intake:
     def depth(self) -> int:
         """Exports acknowledged and not yet written: queued, or claimed and being written."""
         with os.scandir(self._claimed) as entries:
-            claimed = sum(1 for e in entries if e.name.rpartition(".")[0].endswith(_SUFFIX))
+            claimed = sum(1 for e in entries if _is_claim(e.name))
         return len(self.queued()) + claimed
 
     def has_room(self) -> bool:
@@ -132,7 +132,7 @@ class Intake:
 
         recovered = 0
         with os.scandir(self._claimed) as entries:
-            claims = [e.name for e in entries if e.name.rpartition(".")[0].endswith(_SUFFIX)]
+            claims = [e.name for e in entries if _is_claim(e.name)]
         for name in claims:
             queued_name, _, token = name.rpartition(".")
             if is_dead(token):
@@ -156,6 +156,12 @@ class Intake:
     def close(self) -> None:
         os.close(self._lock)
         (self._claimed / f"{self._token}.lock").unlink(missing_ok=True)
+
+
+def _is_claim(name: str) -> bool:
+    """Whether a name in ``claimed/`` is a claimed export's (``<queued name>.<token>``),
+    not a lock or a set-aside file."""
+    return name.rpartition(".")[0].endswith(_SUFFIX)
 
 
 def _hold_lock(path: Path) -> int:

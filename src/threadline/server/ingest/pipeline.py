@@ -115,7 +115,7 @@ class IngestPipeline:
             ):
                 self._drain()
                 return ExportTraceServiceResponse()
-            return await self._run(self._write, project, request)
+            return await self._run(self._write, project.id, request)
         return await self._run(self._ingest, project, body, kind, content_encoding)
 
     @staticmethod
@@ -145,28 +145,19 @@ class IngestPipeline:
 
     def _finished(self, _: object) -> None:
         self._busy -= 1
-        # Idle now: exports other workers queued meanwhile are this one's to write too.
-        # Only if there are some: a job given for nothing would make the thread look
-        # busy, and the next export of a lone exporter would be queued, not written.
-        if not self._busy and not self._draining and self.intake is not None:
-            try:
-                waiting = bool(self.intake.queued())
-            except OSError:
-                return  # the poller reports it
-            if waiting:
-                self._drain()
+        self._drain_if_idle()  # exports other workers queued meanwhile are ours too
 
     def _ingest(
         self, project: Project, body: bytes, kind: str, content_encoding: str | None
     ) -> ExportTraceServiceResponse:
         body = decompress(body, content_encoding, self.settings.max_decoded_bytes)
-        return self._write(project, decode_request(body, kind))
+        return self._write(project.id, decode_request(body, kind))
 
     def _write(
-        self, project: Project, request: ExportTraceServiceRequest
+        self, project_id: int, request: ExportTraceServiceRequest
     ) -> ExportTraceServiceResponse:
         result = normalize_request(request)
-        self.store.write_spans(project.id, result.spans)
+        self.store.write_spans(project_id, result.spans)
         response = ExportTraceServiceResponse()
         if result.rejected:
             response.partial_success.rejected_spans = result.rejected
@@ -203,33 +194,42 @@ class IngestPipeline:
             self.intake.set_aside(claim)
             return True
         try:
-            result = normalize_request(request)
-            self.store.write_spans(claim.project_id, result.spans)
+            response = self._write(claim.project_id, request)
         except Exception:
             # Left for later rather than lost: the store may be down for a while.
             log.exception("writing the queued export %s failed; retrying", claim.path.name)
             self.intake.release(claim)
             self._quiet_until = time.monotonic() + _RETRY_S
             return False
-        if result.rejected:  # all_valid() let through what normalising rejects: a bug
+        rejected = response.partial_success
+        if rejected.rejected_spans:  # all_valid() let through what normalising rejects: a bug
             log.error("queued export %s: %d spans rejected after it was acknowledged: %s",
-                      claim.path.name, result.rejected, "; ".join(result.errors))
+                      claim.path.name, rejected.rejected_spans, rejected.error_message)
         self.intake.done(claim)
         return True
 
     async def _poll(self) -> None:
         """Exports queued by other workers get written by this one when it is idle."""
-        assert self.intake is not None
         while True:
             await asyncio.sleep(_POLL_S)
-            try:
-                waiting = not self._busy and bool(self.intake.queued())
-            except OSError:
-                log.exception("the intake queue cannot be read")
-                await asyncio.sleep(_RETRY_S)
-                continue
-            if waiting:
-                self._drain()
+            self._drain_if_idle()
+
+    def _drain_if_idle(self) -> None:
+        """Write what is queued, if the ingest thread is idle. Only if there is some: a
+        job given for nothing would make the thread look busy, and the next export of a
+        lone exporter would be queued rather than written before its answer."""
+        if self._busy or self._draining or self.intake is None:
+            return
+        if time.monotonic() < self._quiet_until:
+            return
+        try:
+            waiting = bool(self.intake.queued())
+        except OSError:
+            log.exception("the intake queue cannot be read")
+            self._quiet_until = time.monotonic() + _RETRY_S
+            return
+        if waiting:
+            self._drain()
 
     def close(self) -> None:
         """Finish the export being written and write what is queued; accept none after."""
