@@ -6,9 +6,12 @@ payload, packed before or after, by this process or another, reads back as sent.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import random
 import sqlite3
+import threading
 from pathlib import Path
 
 import zstandard
@@ -107,6 +110,44 @@ def test_worker_processes_share_the_first_dictionary(tmp_path: Path):
     assert _frame_dictionaries(path)[-1] == dictionary
     first.close()
     second.close()
+
+
+def test_a_worker_writes_on_while_another_trains(tmp_path: Path):
+    path = tmp_path / "training.db"
+    store = SQLiteStore(path)
+    project = store.create_project("p").id
+    # The test holds the training lock, as a worker process busy training would.
+    trainer = os.open(f"{path}-training", os.O_RDWR)
+    fcntl.flock(trainer, fcntl.LOCK_EX)
+    meanwhile = _spans(1, payloads.TRAIN_AFTER // 4 + 50, seed=6)
+
+    def write_meanwhile() -> None:
+        for i in range(0, len(meanwhile), 100):
+            store.write_spans(project, meanwhile[i:i + 100])
+
+    writer = threading.Thread(target=write_meanwhile)
+    writer.start()
+    writer.join(timeout=30)
+    assert not writer.is_alive(), "a write waited for the other worker's training"
+    # Past the point of training, it neither trained nor waited: no dictionary yet.
+    assert _stored_dictionaries(path) == []
+    assert set(_frame_dictionaries(path)) == {0}
+
+    # The other worker's dictionary appears; the next write adopts it.
+    dictionary = payloads.train([s.input.encode() for s in meanwhile[:payloads.TRAIN_AFTER]])
+    assert dictionary is not None
+    with sqlite3.connect(path) as conn:
+        payloads.save(conn, dictionary)
+    fcntl.flock(trainer, fcntl.LOCK_UN)
+    os.close(trainer)
+    adopting = _spans(2000, 50, seed=7)
+    store.write_spans(project, adopting)
+    later = _spans(3000, 50, seed=8)
+    store.write_spans(project, later)
+    assert _stored_dictionaries(path) == [dictionary.dict_id()]
+    assert set(_frame_dictionaries(path)[-len(later):]) == {dictionary.dict_id()}
+    _assert_reads_back(store, project, meanwhile + adopting + later)
+    store.close()
 
 
 def test_payloads_zstd_cannot_learn_from_are_packed_without_a_dictionary():

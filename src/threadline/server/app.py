@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from threadline.server import pricing
@@ -34,6 +35,9 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pricing.load()
+        # The API key's lookup (a sync dependency) runs in the thread pool, whose
+        # backend (anyio's) is imported on first use: ~20 ms the first export waited.
+        await run_in_threadpool(lambda: None)
         tune_garbage_collector()  # after loading what lives as long as the process
         ingest.start()
         # The gRPC receiver shares this process's event loop and ingest pipeline, so it

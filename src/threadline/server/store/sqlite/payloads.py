@@ -11,7 +11,7 @@ prompts, JSON keys, tool names). So once a store has packed ``TRAIN_AFTER`` payl
 it trains a dictionary on them, keeps it in the ``payload_dictionaries`` table and packs
 every later payload with it: frames a fifth smaller, packed a quarter faster
 (docs/benchmarks.md). One dictionary serves every worker process: the first to need
-one trains it inside a write transaction, and the others adopt it. Every frame names
+one trains it while the others keep writing, and they adopt it. Every frame names
 the dictionary it was packed with in its header (0: none), so frames from before and
 after all stay readable, and so would frames of a later dictionary; dictionaries are
 never deleted. A dictionary holds fragments of the payloads it was trained on, whatever

@@ -80,6 +80,8 @@ class SQLiteStore:
         # time (up to 100 ms), while a process waiting here wakes as soon as the writer
         # before it commits (docs/benchmarks.md).
         self._writer_turn = os.open(f"{self.path}-writer", os.O_CREAT | os.O_RDWR, 0o600)
+        # Held by the one process training a payload dictionary (see _learn_dictionary).
+        self._training_turn = os.open(f"{self.path}-training", os.O_CREAT | os.O_RDWR, 0o600)
         self._writer = self._connect()
         _migrate(self._writer)
         self._dictionaries = payloads.load_all(self._writer)
@@ -164,6 +166,7 @@ class SQLiteStore:
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._writer.close()
             os.close(self._writer_turn)
+            os.close(self._training_turn)
         while True:
             try:
                 self._readers.get_nowait().close()
@@ -200,28 +203,39 @@ class SQLiteStore:
     def _learn_dictionary(self, samples: list[bytes]) -> None:
         """Keep payloads packed without a dictionary; once there are enough, pack with
         one from then on: another worker's, if it trained one meanwhile, else one
-        trained on them."""
+        trained on them.
+
+        Training takes tens of milliseconds of CPU, outside any transaction, so that
+        the other workers keep writing meanwhile. One process trains at a time (a file
+        lock, not waited for): the others keep packing without a dictionary and try
+        again after their next write, when they find it and adopt it.
+        """
         with self._write_lock:
             if self._samples is None:
                 return
-            self._samples += samples
+            # Training takes time in proportion to the samples: no more than needed.
+            self._samples += samples[: payloads.TRAIN_AFTER - len(self._samples)]
             if len(self._samples) < payloads.TRAIN_AFTER:
                 return
-            # Training takes time in proportion to the samples: no more than needed.
-            samples, self._samples = self._samples[: payloads.TRAIN_AFTER], None
-            # Inside a write transaction: another worker process that gets here at the
-            # same time waits for this one's dictionary and adopts it, rather than
-            # spending the same CPU on its own.
-            with self._transaction() as conn:
-                self._dictionaries.update(payloads.load_all(conn))
+            try:
+                fcntl.flock(self._training_turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            try:
+                with self._read() as conn:
+                    self._dictionaries.update(payloads.load_all(conn))
                 dictionary = next(reversed(self._dictionaries.values()), None)
                 if dictionary is None:
-                    dictionary = payloads.train(samples)
-                    if dictionary is None:
-                        return  # payloads keep being packed without one
-                    payloads.save(conn, dictionary)
-                    self._dictionaries[dictionary.dict_id()] = dictionary
-            self._packing = dictionary
+                    dictionary = payloads.train(self._samples)
+                    if dictionary is not None:
+                        with self._transaction() as conn:
+                            payloads.save(conn, dictionary)
+                        self._dictionaries[dictionary.dict_id()] = dictionary
+                # Without one (zstd found none), payloads keep being packed without.
+                self._samples = None
+                self._packing = dictionary
+            finally:
+                fcntl.flock(self._training_turn, fcntl.LOCK_UN)
 
     def _unpacker(self) -> payloads.Unpacker:
         return payloads.Unpacker(self._dictionary)
