@@ -47,10 +47,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -63,11 +62,11 @@ from server import (  # the helpers bench/server.py shares
     free_port,
     latencies,
     p50_p95,
+    send_all,
     wait_settled,
 )
 
 REPO = BENCH.parent
-PROTOBUF = "application/x-protobuf"
 
 # Started as `python -c` in Phoenix's environment. Phoenix binds its OTLP/gRPC receiver
 # to every interface ("[::]:port") whatever PHOENIX_HOST says; this keeps it on loopback.
@@ -135,15 +134,6 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, timeout: float, log
     raise RuntimeError(f"server did not answer {url} within {timeout:.0f} s; see {log}")
 
 
-@dataclass
-class SendResult:
-    started: float = 0.0  # perf_counter() when the first export was sent
-    elapsed: float = 0.0  # first export to last acknowledgement
-    answers_429: int = 0
-    answers_503: int = 0
-    failures: list[str] = field(default_factory=list)
-
-
 class Spool:
     """The workload written to a file once, then read back export by export: a scale
     run of millions of spans would not fit in memory as a list of bodies."""
@@ -165,67 +155,6 @@ class Spool:
             while header := source.read(8):
                 spans, size = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")
                 yield workload.Batch(source.read(size), spans, ())
-
-
-def send_all(base_url: str, headers: dict[str, str], bodies: Iterable[workload.Batch],
-             senders: int, deadline: float) -> SendResult:
-    """Send every batch from ``senders`` threads, retrying 429/503 as exporters do."""
-    lock = threading.Lock()
-    queue = iter(bodies)
-    result = SendResult()
-
-    # Each sender's client is made before the clock starts: building one takes tens of
-    # milliseconds (httpx makes an SSL context even for plain HTTP), and four of them
-    # delayed the first export by ~0.16 s, a sixth of a 10k-span run.
-    clients = [httpx.Client(base_url=base_url, timeout=60,
-                            headers={**headers, "Content-Type": PROTOBUF})
-               for _ in range(senders)]
-    ready = threading.Barrier(senders + 1)
-
-    def sender(client: httpx.Client) -> None:
-        ready.wait()
-        with client:
-            while True:
-                with lock:
-                    batch = next(queue, None)
-                    if batch is None or result.failures:
-                        return
-                while True:
-                    if time.monotonic() > deadline:
-                        with lock:
-                            result.failures.append("send deadline passed")
-                        return
-                    try:
-                        response = client.post("/v1/traces", content=batch.body)
-                    except httpx.TransportError as error:
-                        with lock:
-                            result.failures.append(f"transport error: {error!r}")
-                        return
-                    if response.status_code == 200:
-                        break
-                    if response.status_code in (429, 503):
-                        with lock:
-                            if response.status_code == 429:
-                                result.answers_429 += 1
-                            else:
-                                result.answers_503 += 1
-                        time.sleep(float(response.headers.get("retry-after", "0.1")))
-                        continue
-                    with lock:
-                        result.failures.append(
-                            f"export answered {response.status_code}: {response.text[:200]}")
-                    return
-
-    threads = [threading.Thread(target=sender, args=(client,), daemon=True)
-               for client in clients]
-    for thread in threads:
-        thread.start()
-    ready.wait()
-    result.started = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    result.elapsed = time.perf_counter() - result.started
-    return result
 
 
 @dataclass
