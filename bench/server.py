@@ -8,8 +8,9 @@ Starts ``threadline serve`` on a fresh data directory (or on ``--store``), sends
 ``workload.py`` over OTLP/HTTP from a few concurrent senders (as several exporters
 would), and prints:
 
-- durable spans/s: from the first export to the moment the last one is acknowledged
-  (an acknowledgement means committed) and the last session is readable in the API;
+- durable spans/s: from the first export to the moment every export is acknowledged,
+  the intake queue is empty (an acknowledged export may still be queued on disk: see
+  docs/architecture.md) and the last session is readable in the API;
 - sessions-list, session-detail and trace-detail latency p50/p95 through the API;
 - the server's peak RSS and bytes on disk per span (for ClickHouse, the active parts of
   the database).
