@@ -22,7 +22,7 @@ from threadline.server.ingest.normalize import normalize_request  # noqa: E402
 from threadline.server.ingest.pipeline import tune_garbage_collector  # noqa: E402
 from threadline.server.store.sqlite import SQLiteStore, payloads  # noqa: E402
 from threadline.server.store.sqlite import rows as schema  # noqa: E402
-from threadline.server.store.sqlite.store import trace_rows_if_fresh  # noqa: E402
+from threadline.server.store.sqlite.store import fresh_traces  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
             rows = [
                 schema.span_row(project, r, schema.dumps(r.resource), packer) for r in records
             ]
-            if_fresh = trace_rows_if_fresh(project, records)
+            fresh = fresh_traces(project, records)
             t3 = time.perf_counter()
             # The body of SQLiteStore.write_spans, timed step by step.
             with store._write_lock:
@@ -54,7 +54,7 @@ def main() -> None:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(schema.INSERT_SPAN, rows)
                 t4 = time.perf_counter()
-                store._refresh_rollups(conn, project, if_fresh)
+                store._refresh_rollups(conn, project, fresh)
                 t5 = time.perf_counter()
                 conn.execute("COMMIT")
             t6 = time.perf_counter()

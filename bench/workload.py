@@ -34,6 +34,7 @@ _WORDS = (
 _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest")
 _TOOLS = ("lookup_order", "search_kb", "update_address")
 FLAVOURS = ("threadline", "openinference")
+START_NS = 1_790_000_000_000_000_000  # the first trace's start: 2026-09-21
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def trace_spans(rng: random.Random, session_id: str, user_id: str, start: int,
 
 
 def batches(total_spans: int, batch_spans: int = 512, seed: int = 1,
-            start_ns: int = 1_790_000_000_000_000_000, tag: str = "bench",
+            start_ns: int = START_NS, tag: str = "bench",
             flavour: str = "threadline") -> Iterator[Batch]:
     """``total_spans`` spans (a multiple of 50) as OTLP bodies of ``batch_spans`` spans.
 

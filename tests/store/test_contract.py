@@ -107,6 +107,36 @@ def test_a_late_span_moves_a_trace_into_a_session(store: Store):
     assert store.get_session(project, "late").trace_count == 1
 
 
+def test_a_conversation_written_turn_by_turn(store: Store):
+    """Next turns, a late turn, a resent turn and a late span of a stored turn: the
+    session always totals its traces, however each write rolled it up."""
+    project = store.create_project("p").id
+
+    def turn(n: int, start: int, **fields) -> list[SpanRecord]:
+        return [record(n, 100 + n, start=start, length=50, session="s", user=f"u{n % 2}",
+                       input=f'"in {n}"', output=f'"out {n}"'),
+                record(n, 200 + n, 100 + n, start=start + 5, length=10, **fields)]
+
+    for n in range(1, 6):
+        store.write_spans(project, turn(n, n * 100, tokens=(n, 1), cost=0.1 * n))
+    store.write_spans(project, turn(9, 50, tokens=(9, 1)))  # late: starts before turn 1
+    store.write_spans(project, turn(3, 300, tokens=(3, 1), cost=0.3))  # resent
+    store.write_spans(project, [record(4, 300, 104, start=420, length=5, error=True,
+                                       tokens=(40, 0))])  # a late span of turn 4
+    store.write_spans(project, turn(6, 600, tokens=(6, 1)))
+    session = store.get_session(project, "s")
+    assert session.trace_count == 7 and session.span_count == 15
+    assert session.input_tokens == 1 + 2 + 3 + 4 + 5 + 9 + 40 + 6
+    assert session.output_tokens == 7 and session.error_count == 1
+    assert session.cost_usd == pytest.approx(0.1 + 0.2 + 0.3 + 0.4 + 0.5)
+    assert session.duration_ms == 650 - 50
+    assert session.user_ids == ["u1", "u0"]  # in the order of the turns' starts
+    assert (session.first_input, session.last_output) == ('"in 9"', '"out 6"')
+    assert [t.trace_id for t in session.traces] == [
+        f"{n:032x}" for n in (9, 1, 2, 3, 4, 5, 6)]
+    assert store.list_sessions(project, SessionQuery()).items[0].trace_count == 7
+
+
 def test_projects_do_not_see_each_other(store: Store):
     a, b = store.create_project("a").id, store.create_project("b").id
     store.write_spans(a, [record(1, 1, session="s")])

@@ -1,9 +1,13 @@
 """How a trace's and a session's totals follow from their parts.
 
 Pure functions over plain rows, shared by every backend so that the same spans give
-the same numbers whatever stores them. A rollup is always recomputed from all of its
-parts (never incremented), which keeps it right under duplicates, retries and spans
-that arrive out of order or in later exports.
+the same numbers whatever stores them. A rollup is recomputed from all of its parts
+whenever a part it already counts may have changed, which keeps it right under
+duplicates, retries and spans that arrive out of order or in later exports. The one
+exception is a session's next turns: traces that were never stored, all starting after
+everything the session counts, are added to its rollup (``merge_session``), with the
+same result as recomputing it, so that writing to a session of 10,000 traces costs no
+more than writing to a new one.
 """
 
 from __future__ import annotations
@@ -198,12 +202,55 @@ def roll_up_session(session_id: str, traces: Sequence[TraceRollup]) -> SessionRo
         input_tokens=sum(t.input_tokens for t in traces),
         output_tokens=sum(t.output_tokens for t in traces),
         total_tokens=sum(t.total_tokens for t in traces),
-        cost_usd=_sum_known(t.cost_usd for t in traces),
+        # Summed in start order, as merge_session adds later traces: float sums then
+        # come out the same to the last bit whichever way a session was rolled up.
+        cost_usd=_sum_known(t.cost_usd for t in by_start),
         error_count=sum(1 for t in traces if t.status == "error"),
         user_ids=user_ids,
         first_input=next((t.input_preview for t in by_start if t.input_preview), None),
         last_output=next(
             (t.output_preview for t in reversed(by_start) if t.output_preview), None
+        ),
+    )
+
+
+def merge_session(
+    stored: SessionRollup, later: Sequence[TraceRollup]
+) -> SessionRollup | None:
+    """``stored`` with traces added that it does not count yet, when each of them starts
+    after the end of every trace it counts: then the result is what ``roll_up_session``
+    gives over all the traces, without reading the stored ones. None otherwise (a turn
+    that arrives late, or overlaps the session's last): the caller rolls the session
+    up from all of its traces.
+
+    Every trace of ``later`` must be new to the session: a trace it already counts has
+    to be rolled up again with the rest, not added twice.
+    """
+    if not later or min(t.start_ns for t in later) <= stored.end_ns:
+        return None
+    # After the stored end, so after every stored start: ``later`` sorts last.
+    by_start = sorted(later, key=lambda t: (t.start_ns, t.trace_id))
+    user_ids = list(stored.user_ids)
+    for trace in by_start:
+        if trace.user_id and trace.user_id not in user_ids:
+            user_ids.append(trace.user_id)
+    return SessionRollup(
+        session_id=stored.session_id,
+        trace_count=stored.trace_count + len(later),
+        span_count=stored.span_count + sum(t.span_count for t in later),
+        start_ns=stored.start_ns,
+        end_ns=max(stored.end_ns, *(t.end_ns for t in later)),
+        input_tokens=stored.input_tokens + sum(t.input_tokens for t in later),
+        output_tokens=stored.output_tokens + sum(t.output_tokens for t in later),
+        total_tokens=stored.total_tokens + sum(t.total_tokens for t in later),
+        cost_usd=_sum_known([stored.cost_usd, *(t.cost_usd for t in by_start)]),
+        error_count=stored.error_count + sum(1 for t in later if t.status == "error"),
+        user_ids=user_ids,
+        first_input=stored.first_input
+        or next((t.input_preview for t in by_start if t.input_preview), None),
+        last_output=next(
+            (t.output_preview for t in reversed(by_start) if t.output_preview),
+            stored.last_output,
         ),
     )
 

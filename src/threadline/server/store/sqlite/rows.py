@@ -22,7 +22,7 @@ from threadline.server.model import (
     ns_to_datetime,
 )
 from threadline.server.store import cursors
-from threadline.server.store.rollups import StoredSpanFacts, TraceRollup
+from threadline.server.store.rollups import SessionRollup, StoredSpanFacts, TraceRollup
 from threadline.server.store.sqlite.payloads import Packer
 
 # Deeper inputs and outputs are shown as text: the API's serializer has a depth limit.
@@ -153,11 +153,24 @@ UPSERT_SESSION = (
 )
 
 
-def session_row(project_id: int, r: Any) -> tuple[Any, ...]:
+SELECT_SESSIONS = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?"
+
+
+def session_row(project_id: int, r: SessionRollup) -> tuple[Any, ...]:
     return (
         project_id, r.session_id, r.trace_count, r.span_count, r.start_ns, r.end_ns,
         r.input_tokens, r.output_tokens, r.total_tokens, r.cost_usd, r.error_count,
         dumps(r.user_ids), r.first_input, r.last_output,
+    )
+
+
+def session_rollup(row: tuple[Any, ...]) -> SessionRollup:
+    """A row of ``SESSION_COLUMNS`` as the rollup it was written from."""
+    return SessionRollup(
+        session_id=row[0], trace_count=row[1], span_count=row[2], start_ns=row[3],
+        end_ns=row[4], input_tokens=row[5], output_tokens=row[6], total_tokens=row[7],
+        cost_usd=row[8], error_count=row[9], user_ids=json.loads(row[10]),
+        first_input=row[11], last_output=row[12],
     )
 
 

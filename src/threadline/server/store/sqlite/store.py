@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from threadline.server.model import (
     KeyAccess,
@@ -47,8 +47,10 @@ from threadline.server.store import cursors, span_records
 from threadline.server.store.base import AccessRecords, StoredKey
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
+    SessionRollup,
     StoredSpanFacts,
     TraceRollup,
+    merge_session,
     preview_sources,
     roll_up_session,
     roll_up_trace,
@@ -189,13 +191,13 @@ class SQLiteStore:
             rows.append(schema.span_row(project_id, span, resource, packer))
         # Before the transaction: the workers' transactions take turns, and the shorter
         # each is, the sooner the next one begins.
-        if_fresh = trace_rows_if_fresh(project_id, spans)
+        fresh = fresh_traces(project_id, spans)
         with self._transaction() as conn:
             before = conn.total_changes
             conn.executemany(schema.INSERT_SPAN, rows)
             new = conn.total_changes - before
             if new:
-                self._refresh_rollups(conn, project_id, if_fresh)
+                self._refresh_rollups(conn, project_id, fresh)
         if packer.samples:
             self._learn_dictionary(packer.samples)
         return new
@@ -251,11 +253,11 @@ class SQLiteStore:
             raise LookupError(f"payload dictionary {dict_id} is missing") from None
 
     def _refresh_rollups(
-        self, conn: sqlite3.Connection, project_id: int, if_fresh: dict[str, tuple[Any, ...]]
+        self, conn: sqlite3.Connection, project_id: int, fresh: dict[str, FreshTrace]
     ) -> None:
-        """Roll up again the traces of a batch (``if_fresh``: each one's row as if it
-        had no spans stored before the batch) and their sessions."""
-        trace_ids = sorted(if_fresh)
+        """Roll up again the traces of a batch (``fresh``: each one's rollup and row as if
+        it had no spans stored before the batch) and their sessions."""
+        trace_ids = sorted(fresh)
         # Traces stored before, with their session: those sessions need refreshing too,
         # since a late span may move a trace into a session.
         stored = dict(_select_in(
@@ -264,7 +266,9 @@ class SQLiteStore:
             (project_id,),
             trace_ids,
         ))
-        sessions = {session_id for session_id in stored.values() if session_id}
+        # Sessions a stored trace was in, is in now, or changed in: rolled up again from
+        # all of their traces.
+        recount = {session_id for session_id in stored.values() if session_id}
         # A trace seen for the first time has all its spans in this batch: its rollup
         # needs no read. A trace stored before is read back whole: its new spans are in
         # the table now.
@@ -275,33 +279,56 @@ class SQLiteStore:
             read_back[row[0]].append(fact)
             rowids[id(fact)] = row[17]
         _load_previews(conn, read_back.values(), rowids, self._unpacker())
-        rows = [row for trace_id, row in if_fresh.items() if trace_id not in stored]
-        rows += [
-            schema.trace_row(project_id, roll_up_trace(trace_id, facts))
-            for trace_id, facts in read_back.items()
-        ]
-        conn.executemany(schema.UPSERT_TRACE, rows)
-        sessions.update(row[2] for row in rows if row[2])  # (project, trace, session, ...)
-        if not sessions:
-            return
-        by_session: dict[str, list[TraceRollup]] = defaultdict(list)
-        for row in _select_in(
-            conn, schema.SELECT_TRACES + " AND session_id IN ({})", (project_id,), sorted(sessions)
-        ):
-            trace = schema.trace_rollup(row)
-            by_session[trace.session_id or ""].append(trace)
+        rolled_again = [roll_up_trace(trace_id, facts) for trace_id, facts in read_back.items()]
+        conn.executemany(schema.UPSERT_TRACE, [
+            *(trace.row for trace_id, trace in fresh.items() if trace_id not in stored),
+            *(schema.trace_row(project_id, rollup) for rollup in rolled_again),
+        ])
+        recount.update(rollup.session_id for rollup in rolled_again if rollup.session_id)
+        # Traces new to the store join their sessions: the next turns of a conversation
+        # are added to its stored rollup rather than reading all of its traces again.
+        joining: dict[str, list[TraceRollup]] = defaultdict(list)
+        for trace_id, trace in fresh.items():
+            session_id = trace.rollup.session_id
+            if session_id and session_id not in recount and trace_id not in stored:
+                joining[session_id].append(trace.rollup)
+        sessions: list[SessionRollup] = []
+        if joining:
+            known = {
+                row[0]: schema.session_rollup(row)
+                for row in _select_in(
+                    conn, schema.SELECT_SESSIONS + " AND session_id IN ({})",
+                    (project_id,), sorted(joining),
+                )
+            }
+            for session_id, later in joining.items():
+                merged = (
+                    merge_session(known[session_id], later) if session_id in known
+                    # A session without a row has no trace stored: these are all of it.
+                    else roll_up_session(session_id, later)
+                )
+                if merged is None:
+                    recount.add(session_id)
+                else:
+                    sessions.append(merged)
+        if recount:
+            by_session: dict[str, list[TraceRollup]] = defaultdict(list)
+            for row in _select_in(
+                conn, schema.SELECT_TRACES + " AND session_id IN ({})", (project_id,),
+                sorted(recount),
+            ):
+                trace = schema.trace_rollup(row)
+                by_session[trace.session_id or ""].append(trace)
+            sessions += [
+                roll_up_session(session_id, traces) for session_id, traces in by_session.items()
+            ]
+            # A session whose every trace moved away has no rollup any more.
+            conn.executemany(
+                "DELETE FROM sessions WHERE project_id = ? AND session_id = ?",
+                [(project_id, sid) for sid in recount - by_session.keys()],
+            )
         conn.executemany(
-            schema.UPSERT_SESSION,
-            [
-                schema.session_row(project_id, roll_up_session(session_id, traces))
-                for session_id, traces in by_session.items()
-            ],
-        )
-        # A session whose every trace moved away has no rollup any more.
-        gone = sessions - by_session.keys()
-        conn.executemany(
-            "DELETE FROM sessions WHERE project_id = ? AND session_id = ?",
-            [(project_id, sid) for sid in gone],
+            schema.UPSERT_SESSION, [schema.session_row(project_id, r) for r in sessions]
         )
 
     # --- queries --------------------------------------------------------------------
@@ -340,9 +367,7 @@ class SQLiteStore:
     def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {schema.SESSION_COLUMNS} FROM sessions"
-                " WHERE project_id = ? AND session_id = ?",
-                (project_id, session_id),
+                schema.SELECT_SESSIONS + " AND session_id = ?", (project_id, session_id)
             ).fetchone()
             if row is None:
                 return None
@@ -595,19 +620,26 @@ class SQLiteStore:
 # --- schema ----------------------------------------------------------------------------
 
 
-def trace_rows_if_fresh(
-    project_id: int, spans: Sequence[SpanRecord]
-) -> dict[str, tuple[Any, ...]]:
-    """The ``traces`` row of each trace of ``spans``, rolled up from these records as if
-    none of the trace was stored before (the usual case: a trace's spans mostly arrive
-    in one export). The first copy of a span wins, as the insert's does."""
+class FreshTrace(NamedTuple):
+    """A trace rolled up from the records of one batch as if none of it was stored
+    before, and its ``traces`` row."""
+
+    rollup: TraceRollup
+    row: tuple[Any, ...]
+
+
+def fresh_traces(project_id: int, spans: Sequence[SpanRecord]) -> dict[str, FreshTrace]:
+    """Each trace of ``spans`` rolled up from these records as if none of it was stored
+    before (the usual case: a trace's spans mostly arrive in one export). The first
+    copy of a span wins, as the insert's does."""
     by_trace: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
     for span in spans:
         by_trace[span.trace_id].setdefault(span.span_id, span)
-    return {
-        trace_id: schema.trace_row(project_id, roll_up_trace(trace_id, list(by_id.values())))
-        for trace_id, by_id in by_trace.items()
-    }
+    fresh = {}
+    for trace_id, by_id in by_trace.items():
+        rollup = roll_up_trace(trace_id, list(by_id.values()))
+        fresh[trace_id] = FreshTrace(rollup, schema.trace_row(project_id, rollup))
+    return fresh
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,80 @@
+"""``merge_session`` against ``roll_up_session``: a session's next turns, added to its
+stored rollup, give exactly what rolling it up from all of its traces gives."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from threadline.server.store.rollups import TraceRollup, merge_session, roll_up_session
+
+MS = 1_000_000
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> list[TraceRollup]:
+    """Turns one after another, some overlapping the turn before (a late or parallel
+    one), with every field the session rollup reads drawn, edge values included."""
+    traces = []
+    clock = 0
+    for index in range(draw(st.integers(1, 12))):
+        # Negative: the turn starts before the previous one ended.
+        clock += draw(st.integers(-50, 200)) * MS
+        length = draw(st.integers(0, 100)) * MS
+        inputs, outputs = draw(st.integers(0, 10**6)), draw(st.integers(0, 10**6))
+        traces.append(TraceRollup(
+            trace_id=f"{draw(st.integers(1, 2**128 - 1)):032x}",
+            session_id="s",
+            user_id=draw(st.sampled_from([None, "u", "v", "w"])),
+            name=f"turn-{index}",
+            start_ns=clock,
+            end_ns=clock + length,
+            span_count=draw(st.integers(1, 50)),
+            error_count=0,
+            input_tokens=inputs,
+            output_tokens=outputs,
+            total_tokens=inputs + outputs,
+            cost_usd=draw(st.none() | st.floats(0, 10, allow_nan=False)),
+            status=draw(st.sampled_from(["ok", "error"])),
+            input_preview=draw(st.sampled_from([None, "", f"in {index}"])),
+            output_preview=draw(st.sampled_from([None, "", f"out {index}"])),
+        ))
+        clock += length
+    return traces
+
+
+@given(conversations(), st.integers(1, 11))
+def test_next_turns_merge_to_the_rollup_of_all_turns(traces: list[TraceRollup], cut: int):
+    cut = min(cut, len(traces) - 1) or 1
+    stored, later = traces[:cut], traces[cut:]
+    merged = merge_session(roll_up_session("s", stored), later)
+    if later and min(t.start_ns for t in later) > max(t.end_ns for t in stored):
+        # Equal to the last bit, costs included: both sum in start order.
+        assert merged == roll_up_session("s", traces)
+    else:
+        assert merged is None  # a turn that is not after the rest: counted again
+
+
+def test_a_session_merges_turn_by_turn():
+    turns = [
+        TraceRollup(trace_id=f"{i:032x}", session_id="s", user_id=user, name="t",
+                    start_ns=i * 100, end_ns=i * 100 + 50, span_count=2, error_count=0,
+                    input_tokens=i, output_tokens=1, total_tokens=i + 1, cost_usd=cost,
+                    status=status, input_preview=preview, output_preview=preview)
+        for i, (user, cost, status, preview) in enumerate([
+            (None, None, "ok", None),
+            ("u", 0.1, "error", "first"),
+            ("v", None, "ok", None),
+            ("u", 0.2, "ok", "last"),
+        ])
+    ]
+    rollup = roll_up_session("s", turns[:1])
+    for turn in turns[1:]:
+        merged = merge_session(rollup, [turn])
+        assert merged is not None
+        rollup = merged
+    assert rollup == roll_up_session("s", turns)
+    assert (rollup.user_ids, rollup.first_input, rollup.last_output) == (
+        ["u", "v"], "first", "last")
+    assert (rollup.trace_count, rollup.error_count, rollup.span_count) == (4, 1, 8)
+    assert rollup.cost_usd == 0.1 + 0.2
