@@ -135,45 +135,64 @@ F = TypeVar("F", bound=SpanFacts)
 def preview_sources(spans: Sequence[F]) -> tuple[F | None, F | None]:
     """The spans whose input and output stand for the trace's: the root's when it has
     them, else the earliest span's input and the latest-ending span's output."""
-    by_start = sorted(spans, key=lambda s: (s.start_ns, s.span_id))
-    root = _root(by_start)
+    by_start = sorted(spans, key=_start_order)
+    return _preview_sources(by_start, _root(by_start))
+
+
+def _preview_sources(by_start: Sequence[F], root: F) -> tuple[F | None, F | None]:
     source_in = root if root.has_input else next((s for s in by_start if s.has_input), None)
-    source_out = root if root.has_output else next(
-        (s for s in sorted(by_start, key=lambda s: -s.end_ns) if s.has_output), None
-    )
+    source_out = root if root.has_output else None
+    if source_out is None:
+        # The latest end; of equal ends, the earliest start.
+        for span in by_start:
+            if span.has_output and (source_out is None or span.end_ns > source_out.end_ns):
+                source_out = span
     return source_in, source_out
 
 
 def roll_up_trace(trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
     """The rollup of one trace from all of its spans stored so far (at least one)."""
-    by_start = sorted(spans, key=lambda s: (s.start_ns, s.span_id))
+    by_start = sorted(spans, key=_start_order)
     root = _root(by_start)
     # Trace-level fields: the root's value when it carries one, else the earliest
     # span's that does. This is what makes a session id set deep inside a turn, or on
     # a span that arrives last, apply to the whole trace.
-    ordered = [root, *(s for s in by_start if s is not root)]
-    session_id = next((s.session_id for s in ordered if s.session_id), None)
-    user_id = next((s.user_id for s in ordered if s.user_id), None)
+    session_id = root.session_id or next((s.session_id for s in by_start if s.session_id), None)
+    user_id = root.user_id or next((s.user_id for s in by_start if s.user_id), None)
     metadata: dict[str, Any] = {}
     tags: list[str] = []
+    error_count = input_tokens = output_tokens = total_tokens = 0
+    end_ns = by_start[0].end_ns
+    # One pass, in start order (float costs then sum the same whatever order the spans
+    # came in); most spans have no metadata, tags or tokens.
     for span in by_start:
-        metadata.update(span.metadata)
-        tags.extend(tag for tag in span.tags if tag not in tags)
-    error_count = sum(1 for s in spans if s.is_error)
-    source_in, source_out = preview_sources(spans)
+        if span.metadata:
+            metadata.update(span.metadata)
+        if span.tags:
+            tags.extend(tag for tag in span.tags if tag not in tags)
+        if span.is_error:
+            error_count += 1
+        if span.input_tokens:
+            input_tokens += span.input_tokens
+        if span.output_tokens:
+            output_tokens += span.output_tokens
+        if span.total_tokens:
+            total_tokens += span.total_tokens
+        end_ns = max(end_ns, span.end_ns)
+    source_in, source_out = _preview_sources(by_start, root)
     return TraceRollup(
         trace_id=trace_id,
         session_id=session_id,
         user_id=user_id,
         name=root.name,
         start_ns=by_start[0].start_ns,
-        end_ns=max(s.end_ns for s in spans),
+        end_ns=end_ns,
         span_count=len(spans),
         error_count=error_count,
-        input_tokens=sum(s.input_tokens or 0 for s in spans),
-        output_tokens=sum(s.output_tokens or 0 for s in spans),
-        total_tokens=sum(s.total_tokens or 0 for s in spans),
-        cost_usd=_sum_known(s.cost_usd for s in spans),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=total_tokens,
+        cost_usd=_sum_known(s.cost_usd for s in by_start),
         status="error" if error_count else "ok",
         tags=tags,
         metadata=metadata,
@@ -253,6 +272,10 @@ def merge_session(
             stored.last_output,
         ),
     )
+
+
+def _start_order(span: SpanFacts) -> tuple[int, str]:
+    return span.start_ns, span.span_id
 
 
 def _root(by_start: Sequence[F]) -> F:

@@ -1,14 +1,59 @@
-"""``merge_session`` against ``roll_up_session``: a session's next turns, added to its
-stored rollup, give exactly what rolling it up from all of its traces gives."""
+"""The pure rules of ``store/rollups.py``: a trace's rollup whatever order its spans
+come in, and ``merge_session`` against ``roll_up_session`` (a session's next turns,
+added to its stored rollup, give exactly what rolling it up from all of its traces
+gives)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from threadline.server.store.rollups import TraceRollup, merge_session, roll_up_session
+from threadline.server.store.rollups import (
+    StoredSpanFacts,
+    TraceRollup,
+    merge_session,
+    roll_up_session,
+    roll_up_trace,
+)
 
 MS = 1_000_000
+
+
+def _span(span_id: int, parent: int | None, start: int, end: int, **fields) -> StoredSpanFacts:
+    defaults = {
+        "is_error": False, "input_tokens": None, "output_tokens": None,
+        "total_tokens": None, "cost_usd": None, "session_id": None, "user_id": None,
+        "metadata": {}, "tags": [], "has_input": False, "has_output": False,
+    }
+    return StoredSpanFacts(
+        span_id=f"{span_id:016x}", parent_span_id=None if parent is None else f"{parent:016x}",
+        name=f"span-{span_id}", start_ns=start, end_ns=end, **(defaults | fields),
+    )
+
+
+@given(st.permutations(range(6)))
+def test_a_trace_rolls_up_the_same_whatever_order_its_spans_come_in(order: list[int]):
+    spans = [
+        _span(1, None, 0, 100, input_tokens=3, session_id="", has_input=False),
+        _span(2, 1, 10, 90, has_output=True, output_preview="ends at 90, starts at 10",
+              cost_usd=0.1, tags=["a"], metadata={"k": 1}),
+        _span(3, 1, 20, 90, has_output=True, output_preview="ends at 90, starts at 20",
+              cost_usd=0.2, tags=["b", "a"], metadata={"k": 2}, session_id="s"),
+        _span(4, 1, 30, 40, has_input=True, input_preview="first input", is_error=True,
+              user_id="u", total_tokens=7, cost_usd=0.3),
+        _span(5, 1, 50, 60, has_input=True, input_preview="later input", session_id="t"),
+        _span(6, 1, 70, 80, has_output=True, output_preview="ends earlier", tags=["c"]),
+    ]
+    rollup = roll_up_trace("t", [spans[i] for i in order])
+    assert (rollup.name, rollup.start_ns, rollup.end_ns) == ("span-1", 0, 100)
+    # The root's session is empty: the earliest span that carries one gives it.
+    assert (rollup.session_id, rollup.user_id) == ("s", "u")
+    assert (rollup.span_count, rollup.error_count, rollup.status) == (6, 1, "error")
+    assert (rollup.input_tokens, rollup.output_tokens, rollup.total_tokens) == (3, 0, 7)
+    assert rollup.cost_usd == (0.1 + 0.2) + 0.3  # summed in start order, to the last bit
+    assert (rollup.tags, rollup.metadata) == (["a", "b", "c"], {"k": 2})
+    assert rollup.input_preview == "first input"
+    assert rollup.output_preview == "ends at 90, starts at 10"  # the latest end, then start
 
 
 @st.composite
