@@ -45,9 +45,11 @@ def span_row(
     payloads packed when given a ``packer``."""
     attributes = s.attributes
     if s.input_source or s.output_source:
-        attributes = {
-            k: v for k, v in attributes.items() if k != s.input_source and k != s.output_source
-        }
+        # A copy less two keys: copying in C costs a tenth of a comprehension's test
+        # of every key.
+        attributes = attributes.copy()
+        attributes.pop(s.input_source, None)
+        attributes.pop(s.output_source, None)
     return (
         project_id, s.trace_id, s.span_id, s.parent_span_id, s.start_ns, s.end_ns, s.status,
         s.input_tokens, s.output_tokens, s.total_tokens, s.cost_usd, s.session_id, s.user_id,
