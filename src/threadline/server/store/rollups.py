@@ -207,30 +207,14 @@ def roll_up_session(session_id: str, traces: Sequence[TraceRollup]) -> SessionRo
     Duration is wall-clock (last end - first start), not the sum of the traces;
     ``error_count`` counts the traces that failed.
     """
-    by_start = sorted(traces, key=lambda t: (t.start_ns, t.trace_id))
-    user_ids: list[str] = []
-    for trace in by_start:
-        if trace.user_id and trace.user_id not in user_ids:
-            user_ids.append(trace.user_id)
-    return SessionRollup(
-        session_id=session_id,
-        trace_count=len(traces),
-        span_count=sum(t.span_count for t in traces),
-        start_ns=by_start[0].start_ns,
-        end_ns=max(t.end_ns for t in traces),
-        input_tokens=sum(t.input_tokens for t in traces),
-        output_tokens=sum(t.output_tokens for t in traces),
-        total_tokens=sum(t.total_tokens for t in traces),
-        # Summed in start order, as merge_session adds later traces: float sums then
-        # come out the same to the last bit whichever way a session was rolled up.
-        cost_usd=_sum_known(t.cost_usd for t in by_start),
-        error_count=sum(1 for t in traces if t.status == "error"),
-        user_ids=user_ids,
-        first_input=next((t.input_preview for t in by_start if t.input_preview), None),
-        last_output=next(
-            (t.output_preview for t in reversed(by_start) if t.output_preview), None
-        ),
+    by_start = sorted(traces, key=_trace_order)
+    first = by_start[0]
+    nothing = SessionRollup(
+        session_id=session_id, trace_count=0, span_count=0, start_ns=first.start_ns,
+        end_ns=first.end_ns, input_tokens=0, output_tokens=0, total_tokens=0,
+        cost_usd=None, error_count=0, user_ids=[], first_input=None, last_output=None,
     )
+    return _added(nothing, by_start)
 
 
 def merge_session(
@@ -247,31 +231,40 @@ def merge_session(
     """
     if not later or min(t.start_ns for t in later) <= stored.end_ns:
         return None
-    # After the stored end, so after every stored start: ``later`` sorts last.
-    by_start = sorted(later, key=lambda t: (t.start_ns, t.trace_id))
-    user_ids = list(stored.user_ids)
+    return _added(stored, sorted(later, key=_trace_order))
+
+
+def _added(base: SessionRollup, by_start: Sequence[TraceRollup]) -> SessionRollup:
+    """``base`` with the traces ``by_start`` added, every one of which sorts after all
+    that ``base`` counts. Costs are summed in start order: float sums then come out the
+    same to the last bit, whether a session was rolled up at once or turn by turn."""
+    user_ids = list(base.user_ids)
     for trace in by_start:
         if trace.user_id and trace.user_id not in user_ids:
             user_ids.append(trace.user_id)
     return SessionRollup(
-        session_id=stored.session_id,
-        trace_count=stored.trace_count + len(later),
-        span_count=stored.span_count + sum(t.span_count for t in later),
-        start_ns=stored.start_ns,
-        end_ns=max(stored.end_ns, *(t.end_ns for t in later)),
-        input_tokens=stored.input_tokens + sum(t.input_tokens for t in later),
-        output_tokens=stored.output_tokens + sum(t.output_tokens for t in later),
-        total_tokens=stored.total_tokens + sum(t.total_tokens for t in later),
-        cost_usd=_sum_known([stored.cost_usd, *(t.cost_usd for t in by_start)]),
-        error_count=stored.error_count + sum(1 for t in later if t.status == "error"),
+        session_id=base.session_id,
+        trace_count=base.trace_count + len(by_start),
+        span_count=base.span_count + sum(t.span_count for t in by_start),
+        start_ns=base.start_ns,
+        end_ns=max(base.end_ns, *(t.end_ns for t in by_start)),
+        input_tokens=base.input_tokens + sum(t.input_tokens for t in by_start),
+        output_tokens=base.output_tokens + sum(t.output_tokens for t in by_start),
+        total_tokens=base.total_tokens + sum(t.total_tokens for t in by_start),
+        cost_usd=_sum_known([base.cost_usd, *(t.cost_usd for t in by_start)]),
+        error_count=base.error_count + sum(1 for t in by_start if t.status == "error"),
         user_ids=user_ids,
-        first_input=stored.first_input
+        first_input=base.first_input
         or next((t.input_preview for t in by_start if t.input_preview), None),
         last_output=next(
             (t.output_preview for t in reversed(by_start) if t.output_preview),
-            stored.last_output,
+            base.last_output,
         ),
     )
+
+
+def _trace_order(trace: TraceRollup) -> tuple[int, str]:
+    return trace.start_ns, trace.trace_id
 
 
 def _start_order(span: SpanFacts) -> tuple[int, str]:
