@@ -209,6 +209,8 @@ def roll_up_session(session_id: str, traces: Sequence[TraceRollup]) -> SessionRo
     """
     by_start = sorted(traces, key=_trace_order)
     first = by_start[0]
+    # Nothing counted yet, but the first trace's times, which move neither the earliest
+    # start nor the latest end.
     nothing = SessionRollup(
         session_id=session_id, trace_count=0, span_count=0, start_ns=first.start_ns,
         end_ns=first.end_ns, input_tokens=0, output_tokens=0, total_tokens=0,
