@@ -194,8 +194,9 @@ class Server:
     def data_dir(self) -> Path:
         raise NotImplementedError
 
-    def wait_durable(self, client: httpx.Client, last_session: str, total: int,
-                     deadline: float) -> bool:
+    def wait_durable(
+        self, client: httpx.Client, last_session: str, total: int, deadline: float
+    ) -> bool:
         raise NotImplementedError
 
     def verify(self, client: httpx.Client, sessions: int, total: int) -> str:
@@ -205,12 +206,14 @@ class Server:
         """Spans queryable now, where the API says so cheaply (for a run that timed out)."""
         return None
 
-    def query_paths(self, client: httpx.Client, session_ids: list[str],
-                    queries: int) -> tuple[list[str], list[str], list[str]]:
+    def query_paths(
+        self, client: httpx.Client, session_ids: list[str], queries: int
+    ) -> tuple[list[str], list[str], list[str]]:
         raise NotImplementedError
 
-    def ui_latencies(self, client: httpx.Client, session_ids: list[str], queries: int,
-                     result: RunResult) -> None:
+    def ui_latencies(
+        self, client: httpx.Client, session_ids: list[str], queries: int, result: RunResult
+    ) -> None:
         """Latency of the queries of the server's own web UI, where they differ."""
 
 
@@ -227,9 +230,19 @@ class ThreadlineServer(Server):
     def start(self) -> None:
         self.data_dir().mkdir()
         out = subprocess.run(
-            [sys.executable, "-m", "threadline.server", "keys", "create",
-             "--data-dir", str(self.data_dir())],
-            capture_output=True, text=True, check=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "threadline.server",
+                "keys",
+                "create",
+                "--data-dir",
+                str(self.data_dir()),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         )
         key = out.stdout.strip().splitlines()[-1]
         self.headers = {"Authorization": f"Bearer {key}"}
@@ -237,11 +250,27 @@ class ThreadlineServer(Server):
         log = self.tmp / "server.log"
         with log.open("wb") as sink:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "threadline.server", "serve",
-                 "--data-dir", str(self.data_dir()), "--host", "127.0.0.1",
-                 "--port", str(port), "--log-level", "warning",
-                 "--workers", str(self.workers), "--grpc-port", "0"],
-                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "threadline.server",
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir()),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "--workers",
+                    str(self.workers),
+                    "--grpc-port",
+                    "0",
+                ],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.base_url = f"http://127.0.0.1:{port}"
         wait_healthy(self.process, self.base_url + "/healthz", 120, log)
@@ -253,8 +282,10 @@ class ThreadlineServer(Server):
         while time.monotonic() < deadline:
             # /healthz?wait= answers once the queue is empty (or after 10 s), so the
             # server spends no CPU on being polled.
-            if (client.get("/healthz", params={"wait": 10}).json()["queued_exports"] == 0
-                    and client.get(f"/api/v1/sessions/{last_session}").status_code == 200):
+            if (
+                client.get("/healthz", params={"wait": 10}).json()["queued_exports"] == 0
+                and client.get(f"/api/v1/sessions/{last_session}").status_code == 200
+            ):
                 return True
         return False
 
@@ -315,8 +346,12 @@ class PhoenixServer(Server):
         log = self.tmp / "server.log"
         with log.open("wb") as sink:
             self.process = subprocess.Popen(
-                [str(self.python), "-c", _PHOENIX_LAUNCHER], env=env, cwd=self.tmp,
-                stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                [str(self.python), "-c", _PHOENIX_LAUNCHER],
+                env=env,
+                cwd=self.tmp,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.base_url = f"http://127.0.0.1:{port}"
         wait_healthy(self.process, self.base_url + "/healthz", 240, log)
@@ -324,10 +359,10 @@ class PhoenixServer(Server):
         self.project_gid = client_json(self.base_url, "/v1/projects")["data"][0]["id"]
 
     def span_count(self, client: httpx.Client) -> int:
-        query = ("query($id: ID!) { node(id: $id) { ... on Project "
-                 "{ recordCount traceCount } } }")
-        response = client.post("/graphql", json={"query": query,
-                                                 "variables": {"id": self.project_gid}})
+        query = "query($id: ID!) { node(id: $id) { ... on Project { recordCount traceCount } } }"
+        response = client.post(
+            "/graphql", json={"query": query, "variables": {"id": self.project_gid}}
+        )
         node = response.json()["data"]["node"]
         return node["recordCount"]
 
@@ -390,23 +425,54 @@ class PhoenixServer(Server):
         def graphql(*operations: tuple[str, dict]) -> Callable[[], None]:
             def call() -> None:
                 for name, variables in operations:
-                    response = client.post("/graphql", json={
-                        "query": q[name], "variables": variables, "operationName": name})
+                    response = client.post(
+                        "/graphql",
+                        json={"query": q[name], "variables": variables, "operationName": name},
+                    )
                     body = response.json()
                     if response.status_code != 200 or body.get("errors"):
                         raise RuntimeError(f"{name}: {response.status_code} {str(body)[:200]}")
+
             return call
 
-        result.ui_list_ms = timed([graphql(("ProjectPageQueriesSessionsQuery", {
-            "id": self.project_gid, "timeRange": everything, "sessionFilterCondition": None,
-        }))] * queries)
-        result.ui_detail_ms = timed([graphql(
-            ("SessionDetailsQuery", {"id": gid}),
-            ("SessionDetailsTracesViewQuery", {"id": gid, "first": 50}),
-        ) for gid in session_gids])
-        result.ui_trace_ms = timed([graphql(("TraceDetailsQuery", {
-            "traceId": t, "id": self.project_gid,
-        })) for t in trace_ids[:queries]])
+        result.ui_list_ms = timed(
+            [
+                graphql(
+                    (
+                        "ProjectPageQueriesSessionsQuery",
+                        {
+                            "id": self.project_gid,
+                            "timeRange": everything,
+                            "sessionFilterCondition": None,
+                        },
+                    )
+                )
+            ]
+            * queries
+        )
+        result.ui_detail_ms = timed(
+            [
+                graphql(
+                    ("SessionDetailsQuery", {"id": gid}),
+                    ("SessionDetailsTracesViewQuery", {"id": gid, "first": 50}),
+                )
+                for gid in session_gids
+            ]
+        )
+        result.ui_trace_ms = timed(
+            [
+                graphql(
+                    (
+                        "TraceDetailsQuery",
+                        {
+                            "traceId": t,
+                            "id": self.project_gid,
+                        },
+                    )
+                )
+                for t in trace_ids[:queries]
+            ]
+        )
 
 
 def timed(calls: list[Callable[[], None]]) -> tuple[float, float]:
@@ -418,16 +484,29 @@ def timed(calls: list[Callable[[], None]]) -> tuple[float, float]:
     return p50_p95(times)
 
 
-_UI_QUERIES = ("ProjectPageQueriesSessionsQuery", "SessionDetailsQuery",
-               "SessionDetailsTracesViewQuery", "TraceDetailsQuery")
+_UI_QUERIES = (
+    "ProjectPageQueriesSessionsQuery",
+    "SessionDetailsQuery",
+    "SessionDetailsTracesViewQuery",
+    "TraceDetailsQuery",
+)
 
 
 def phoenix_ui_queries(python: Path) -> dict[str, str]:
     """The GraphQL texts Phoenix's web UI sends, read from the installed UI bundle."""
     where = subprocess.run(
-        [str(python), "-c", ("import phoenix, pathlib; print(pathlib.Path(phoenix.__file__)"
-                             ".parent / 'server' / 'static' / 'assets')")],
-        capture_output=True, text=True, check=True).stdout.strip()
+        [
+            str(python),
+            "-c",
+            (
+                "import phoenix, pathlib; print(pathlib.Path(phoenix.__file__)"
+                ".parent / 'server' / 'static' / 'assets')"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     found: dict[str, str] = {}
     for bundle in Path(where).glob("*.js"):
         text = bundle.read_text(errors="replace")
@@ -445,8 +524,9 @@ def client_json(base_url: str, path: str) -> dict:
     return response.json()
 
 
-def run_server(server: Server, bodies: Iterable[workload.Batch], last_session: str,
-               total: int, args) -> RunResult:
+def run_server(
+    server: Server, bodies: Iterable[workload.Batch], last_session: str, total: int, args
+) -> RunResult:
     result = RunResult()
     sessions = total // (workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION)
     stored: int | None = None  # spans in the store, for disk per span
@@ -455,8 +535,7 @@ def run_server(server: Server, bodies: Iterable[workload.Batch], last_session: s
         assert server.process is not None
         wait_settled(server.process.pid)
         result.empty_store_bytes = dir_bytes(server.data_dir())
-        with httpx.Client(base_url=server.base_url, headers=server.headers,
-                          timeout=60) as client:
+        with httpx.Client(base_url=server.base_url, headers=server.headers, timeout=60) as client:
             deadline = time.monotonic() + args.timeout
             sent = send_all(server.base_url, server.headers, bodies, args.senders, deadline)
             started = sent.started
@@ -464,11 +543,16 @@ def run_server(server: Server, bodies: Iterable[workload.Batch], last_session: s
             if sent.failures or not server.wait_durable(client, last_session, total, deadline):
                 elapsed = time.perf_counter() - started
                 visible = server.visible_spans(client)
-                result.note = (sent.failures[0] if sent.failures else
-                               f"not all spans queryable within --timeout {args.timeout:.0f} s")
+                result.note = (
+                    sent.failures[0]
+                    if sent.failures
+                    else f"not all spans queryable within --timeout {args.timeout:.0f} s"
+                )
                 if visible is not None:
-                    result.note += (f"; {visible:,} of {total:,} spans queryable after "
-                                    f"{elapsed:.0f} s = {visible / elapsed:,.0f} spans/s")
+                    result.note += (
+                        f"; {visible:,} of {total:,} spans queryable after "
+                        f"{elapsed:.0f} s = {visible / elapsed:,.0f} spans/s"
+                    )
                 result.rss_mb = tree_peak_rss_mb(server.process.pid)
                 return result
             result.accepted = total / sent.elapsed
@@ -507,7 +591,8 @@ def raw_rows(bodies: list[workload.Batch]) -> list[list[tuple]]:
     from threadline.server.store.sqlite import rows as schema
 
     records = [
-        record for batch in bodies
+        record
+        for batch in bodies
         for record in normalize_request(decode_request(batch.body, DECODE_PROTOBUF)).spans
     ]
     # Packed as the server packs them: with a dictionary trained on the first payloads.
@@ -529,12 +614,13 @@ def raw_engine(rows: list[tuple], tmp: Path, batch: int = 512) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(f"CREATE TABLE spans ({', '.join(columns)}, "
-                 "PRIMARY KEY (project_id, trace_id, span_id))")
+    conn.execute(
+        f"CREATE TABLE spans ({', '.join(columns)}, PRIMARY KEY (project_id, trace_id, span_id))"
+    )
     started = time.perf_counter()
     for i in range(0, len(rows), batch):
         conn.execute("BEGIN")
-        conn.executemany(schema.INSERT_SPAN, rows[i:i + batch])
+        conn.executemany(schema.INSERT_SPAN, rows[i : i + batch])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -549,16 +635,19 @@ def phoenix_python(venvs_dir: Path, version: str | None) -> Path:
     python = venv / "bin" / "python"
     probe = "import importlib.metadata as m; print(m.version('arize-phoenix'))"
     if python.exists():
-        found = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
-                               check=False)
+        found = subprocess.run(
+            [str(python), "-c", probe], capture_output=True, text=True, check=False
+        )
         if found.returncode == 0 and (version is None or found.stdout.strip() == version):
             return python
     print(f"installing arize-phoenix into {venv} (needs PyPI, once) ...", flush=True)
     venvs_dir.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     spec = f"arize-phoenix=={version}" if version else "arize-phoenix"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet",
-                    "--disable-pip-version-check", spec], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", spec],
+        check=True,
+    )
     return python
 
 
@@ -590,19 +679,32 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4, help="concurrent exporters")
     parser.add_argument("--queries", type=int, default=200, help="requests per latency figure")
     parser.add_argument("--workers", type=int, default=2, help="Threadline server processes")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds a server gets to ingest everything "
-                             "(default: 120 + 1 s per 20 spans)")
-    parser.add_argument("--venvs-dir", type=Path, default=REPO / ".bench-venvs",
-                        help="where Phoenix's virtual environment lives")
-    parser.add_argument("--phoenix-version", default=None,
-                        help="arize-phoenix version to install (default: latest, or whatever "
-                             "is installed)")
-    parser.add_argument("--scale", default="",
-                        help="comma-separated sizes (e.g. 100000,1000000,5000000) for "
-                             "Threadline's scale curve, run after the side-by-side runs")
-    parser.add_argument("--skip-phoenix", action="store_true",
-                        help="only the scale curve and the SDK overhead")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds a server gets to ingest everything (default: 120 + 1 s per 20 spans)",
+    )
+    parser.add_argument(
+        "--venvs-dir",
+        type=Path,
+        default=REPO / ".bench-venvs",
+        help="where Phoenix's virtual environment lives",
+    )
+    parser.add_argument(
+        "--phoenix-version",
+        default=None,
+        help="arize-phoenix version to install (default: latest, or whatever is installed)",
+    )
+    parser.add_argument(
+        "--scale",
+        default="",
+        help="comma-separated sizes (e.g. 100000,1000000,5000000) for "
+        "Threadline's scale curve, run after the side-by-side runs",
+    )
+    parser.add_argument(
+        "--skip-phoenix", action="store_true", help="only the scale curve and the SDK overhead"
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.scale.split(",") if size.strip()]
     if args.spans % 50 or any(size % 50 for size in sizes):
@@ -613,8 +715,10 @@ def main() -> None:
     # Ctrl-C and SIGTERM unwind through the `finally` that stops the servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    print(f"machine: {os.cpu_count()} CPUs, {platform.python_version()}, "
-          f"SQLite {sqlite3.sqlite_version}, load average at start {loadavg()}")
+    print(
+        f"machine: {os.cpu_count()} CPUs, {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, load average at start {loadavg()}"
+    )
     if not args.skip_phoenix:
         side_by_side(args)
     if sizes:
@@ -625,11 +729,15 @@ def main() -> None:
 def scale_curve(args: argparse.Namespace, sizes: list[int]) -> None:
     """Threadline alone at growing sizes: how ingest and query costs grow with data."""
     print()
-    print(f"Scale curve: Threadline (--workers {args.workers}), one run per size, "
-          "the workload streamed from a file on disk")
+    print(
+        f"Scale curve: Threadline (--workers {args.workers}), one run per size, "
+        "the workload streamed from a file on disk"
+    )
     print()
-    print("| spans | durable ingest (spans/s) | sessions list p50 / p95 (ms) | session detail "
-          "p50 / p95 (ms) | trace detail p50 / p95 (ms) | peak RSS (MB) | disk (bytes/span) |")
+    print(
+        "| spans | durable ingest (spans/s) | sessions list p50 / p95 (ms) | session detail "
+        "p50 / p95 (ms) | trace detail p50 / p95 (ms) | peak RSS (MB) | disk (bytes/span) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="compare-scale-") as tmp:
@@ -637,18 +745,24 @@ def scale_curve(args: argparse.Namespace, sizes: list[int]) -> None:
             spool = Spool(Path(tmp) / "workload.bin", size, args.batch, "openinference")
             made = time.perf_counter() - started
             run_args = argparse.Namespace(**{**vars(args), "timeout": 120 + size / 20})
-            r = run_server(ThreadlineServer(Path(tmp), args.workers), spool,
-                           spool.last_session, size, run_args)
+            r = run_server(
+                ThreadlineServer(Path(tmp), args.workers), spool, spool.last_session, size, run_args
+            )
 
         def ms(pair: tuple[float, float] | None) -> str:
             return "n/a" if pair is None else f"{pair[0]:.1f} / {pair[1]:.1f}"
 
-        print(f"| {size:,} | {fmt_num(r.durable)} | {ms(r.list_ms)} | {ms(r.detail_ms)} | "
-              f"{ms(r.trace_ms)} | {fmt_num(r.rss_mb)} | {fmt_num(r.disk_per_span)} |"
-              + (f" {r.note}" if r.note else ""), flush=True)
-        print(f"  ({spool.exports:,} exports, {spool.wire_bytes / size:.0f} bytes of protobuf "
-              f"per span, generated in {made:.0f} s before the run; load {loadavg()})",
-              flush=True)
+        print(
+            f"| {size:,} | {fmt_num(r.durable)} | {ms(r.list_ms)} | {ms(r.detail_ms)} | "
+            f"{ms(r.trace_ms)} | {fmt_num(r.rss_mb)} | {fmt_num(r.disk_per_span)} |"
+            + (f" {r.note}" if r.note else ""),
+            flush=True,
+        )
+        print(
+            f"  ({spool.exports:,} exports, {spool.wire_bytes / size:.0f} bytes of protobuf "
+            f"per span, generated in {made:.0f} s before the run; load {loadavg()})",
+            flush=True,
+        )
 
 
 def sdk_overhead() -> None:
@@ -663,17 +777,24 @@ def side_by_side(args: argparse.Namespace) -> None:
     python = phoenix_python(args.venvs_dir.absolute(), args.phoenix_version)
     phoenix_version = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m; print(m.version('arize-phoenix'))"],
-        capture_output=True, text=True, check=True).stdout.strip()
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     from importlib.metadata import version as installed_version
 
-    print(f"Threadline {installed_version('threadline')} (--workers {args.workers}), "
-          f"Arize Phoenix {phoenix_version} (default settings, SQLite)")
+    print(
+        f"Threadline {installed_version('threadline')} (--workers {args.workers}), "
+        f"Arize Phoenix {phoenix_version} (default settings, SQLite)"
+    )
     print(f"generating {args.spans} spans (openinference flavour) ...", flush=True)
     bodies = list(workload.batches(args.spans, args.batch, flavour="openinference"))
     wire = sum(len(b.body) for b in bodies)
-    print(f"{len(bodies)} exports of {args.batch} spans, {wire / args.spans:.0f} bytes of "
-          f"protobuf per span, {args.senders} concurrent senders, {args.repeat} run(s)",
-          flush=True)
+    print(
+        f"{len(bodies)} exports of {args.batch} spans, {wire / args.spans:.0f} bytes of "
+        f"protobuf per span, {args.senders} concurrent senders, {args.repeat} run(s)",
+        flush=True,
+    )
     rows = raw_rows(bodies)
     ui_queries = phoenix_ui_queries(python)
     missing = [name for name in _UI_QUERIES if name not in ui_queries]
@@ -691,13 +812,18 @@ def side_by_side(args: argparse.Namespace) -> None:
         order = ["Threadline", "Phoenix"] if run % 2 == 0 else ["Phoenix", "Threadline"]
         for name in order:
             with tempfile.TemporaryDirectory(prefix=f"compare-{name.lower()}-") as tmp:
-                r = run_server(makers[name](Path(tmp)), bodies,
-                               bodies[-1].session_ids[-1], args.spans, args)
+                r = run_server(
+                    makers[name](Path(tmp)), bodies, bodies[-1].session_ids[-1], args.spans, args
+                )
             results[name].append(r)
-            print(f"run {run + 1} {name:10s} durable {fmt_num(r.durable)} spans/s, accepted "
-                  f"{fmt_num(r.accepted)} spans/s, 429/503: {r.answers_429}/{r.answers_503}, "
-                  f"RSS {fmt_num(r.rss_mb)} MB, disk {fmt_num(r.disk_per_span)} B/span"
-                  + (f"  [{r.note}]" if r.note else "") + f"  (load {loadavg()})", flush=True)
+            print(
+                f"run {run + 1} {name:10s} durable {fmt_num(r.durable)} spans/s, accepted "
+                f"{fmt_num(r.accepted)} spans/s, 429/503: {r.answers_429}/{r.answers_503}, "
+                f"RSS {fmt_num(r.rss_mb)} MB, disk {fmt_num(r.disk_per_span)} B/span"
+                + (f"  [{r.note}]" if r.note else "")
+                + f"  (load {loadavg()})",
+                flush=True,
+            )
         with tempfile.TemporaryDirectory(prefix="compare-raw-") as tmp:
             raw.append(raw_engine(rows, Path(tmp)))
         print(f"run {run + 1} raw SQLite  {raw[-1]:,.0f} spans/s", flush=True)
@@ -710,70 +836,108 @@ def side_by_side(args: argparse.Namespace) -> None:
     table: list[tuple[str, float | None, float | None, int]] = []
     table.append(("durable ingest (spans/s)", *pair(lambda r: r.durable), 0))
     table.append(("accepted (spans/s)", *pair(lambda r: r.accepted), 0))
-    table.append(("429 answers (total, all runs)", sum(r.answers_429 for r in t),
-                  sum(r.answers_429 for r in p), 0))
-    table.append(("503 answers (total, all runs)", sum(r.answers_503 for r in t),
-                  sum(r.answers_503 for r in p), 0))
-    for label, get in (("sessions list, 50", lambda r: r.list_ms),
-                       ("session detail (5 traces)", lambda r: r.detail_ms),
-                       ("trace detail (10 spans)", lambda r: r.trace_ms)):
-        table.append((f"{label} p50 (ms)",
-                      *pair(lambda r, g=get: None if g(r) is None else g(r)[0]), 1))
-        table.append((f"{label} p95 (ms)",
-                      *pair(lambda r, g=get: None if g(r) is None else g(r)[1]), 1))
+    table.append(
+        (
+            "429 answers (total, all runs)",
+            sum(r.answers_429 for r in t),
+            sum(r.answers_429 for r in p),
+            0,
+        )
+    )
+    table.append(
+        (
+            "503 answers (total, all runs)",
+            sum(r.answers_503 for r in t),
+            sum(r.answers_503 for r in p),
+            0,
+        )
+    )
+    for label, get in (
+        ("sessions list, 50", lambda r: r.list_ms),
+        ("session detail (5 traces)", lambda r: r.detail_ms),
+        ("trace detail (10 spans)", lambda r: r.trace_ms),
+    ):
+        table.append(
+            (f"{label} p50 (ms)", *pair(lambda r, g=get: None if g(r) is None else g(r)[0]), 1)
+        )
+        table.append(
+            (f"{label} p95 (ms)", *pair(lambda r, g=get: None if g(r) is None else g(r)[1]), 1)
+        )
     table.append(("peak RSS, process tree (MB)", *pair(lambda r: r.rss_mb), 0))
     table.append(("disk (bytes/span)", *pair(lambda r: r.disk_per_span), 0))
 
     print()
     print(f"{args.spans:,} spans, median of {args.repeat} run(s); load average now {loadavg()}")
     print()
-    print("Ratio Threadline / Phoenix: above 1 is better for rates, below 1 is better for "
-          "latency, memory and disk.")
+    print(
+        "Ratio Threadline / Phoenix: above 1 is better for rates, below 1 is better for "
+        "latency, memory and disk."
+    )
     print()
     print("| figure | Threadline | Phoenix | Threadline / Phoenix |")
     print("|---|---|---|---|")
     for label, a, b, digits in table:
         print(f"| {label} | {fmt_num(a, digits)} | {fmt_num(b, digits)} | {fmt_ratio(a, b)} |")
     print()
-    print("Phoenix's web UI reads through GraphQL; the same three views with the queries its "
-          "UI sends (ratio against Threadline's API figure above):")
+    print(
+        "Phoenix's web UI reads through GraphQL; the same three views with the queries its "
+        "UI sends (ratio against Threadline's API figure above):"
+    )
     print()
-    print("| view (Phoenix UI query) | Phoenix p50 / p95 (ms) | Threadline API p50 / p95 (ms) "
-          "| Threadline / Phoenix, p50 |")
+    print(
+        "| view (Phoenix UI query) | Phoenix p50 / p95 (ms) | Threadline API p50 / p95 (ms) "
+        "| Threadline / Phoenix, p50 |"
+    )
     print("|---|---|---|---|")
     for label, ui, api in (
-        ("Sessions tab, first 30 (ProjectPageQueriesSessionsQuery)",
-         lambda r: r.ui_list_ms, lambda r: r.list_ms),
-        ("session page (SessionDetailsQuery + SessionDetailsTracesViewQuery)",
-         lambda r: r.ui_detail_ms, lambda r: r.detail_ms),
+        (
+            "Sessions tab, first 30 (ProjectPageQueriesSessionsQuery)",
+            lambda r: r.ui_list_ms,
+            lambda r: r.list_ms,
+        ),
+        (
+            "session page (SessionDetailsQuery + SessionDetailsTracesViewQuery)",
+            lambda r: r.ui_detail_ms,
+            lambda r: r.detail_ms,
+        ),
         ("trace page (TraceDetailsQuery)", lambda r: r.ui_trace_ms, lambda r: r.trace_ms),
     ):
         p50 = median([None if ui(r) is None else ui(r)[0] for r in p])
         p95 = median([None if ui(r) is None else ui(r)[1] for r in p])
         t50 = median([None if api(r) is None else api(r)[0] for r in t])
         t95 = median([None if api(r) is None else api(r)[1] for r in t])
-        print(f"| {label} | {fmt_num(p50, 1)} / {fmt_num(p95, 1)} | {fmt_num(t50, 1)} / "
-              f"{fmt_num(t95, 1)} | {fmt_ratio(t50, p50)} |")
+        print(
+            f"| {label} | {fmt_num(p50, 1)} / {fmt_num(p95, 1)} | {fmt_num(t50, 1)} / "
+            f"{fmt_num(t95, 1)} | {fmt_ratio(t50, p50)} |"
+        )
     raw_median = statistics.median(raw)
     t_durable = table[0][1]
     print()
-    print(f"raw SQLite ceiling (same rows, executemany of 512 per transaction, WAL, "
-          f"synchronous=NORMAL): {raw_median:,.0f} spans/s (runs: "
-          f"{', '.join(f'{v:,.0f}' for v in raw)})")
-    print(f"Threadline durable ingest as a fraction of it: "
-          f"{'n/a' if t_durable is None else f'{t_durable / raw_median:.0%}'}")
+    print(
+        f"raw SQLite ceiling (same rows, executemany of 512 per transaction, WAL, "
+        f"synchronous=NORMAL): {raw_median:,.0f} spans/s (runs: "
+        f"{', '.join(f'{v:,.0f}' for v in raw)})"
+    )
+    print(
+        f"Threadline durable ingest as a fraction of it: "
+        f"{'n/a' if t_durable is None else f'{t_durable / raw_median:.0%}'}"
+    )
     if t[0].empty_store_bytes is not None and p[0].empty_store_bytes is not None:
-        print(f"empty store at start (included in disk): Threadline "
-              f"{t[0].empty_store_bytes / 1e6:.1f} MB, "
-              f"Phoenix {p[0].empty_store_bytes / 1e6:.1f} MB")
+        print(
+            f"empty store at start (included in disk): Threadline "
+            f"{t[0].empty_store_bytes / 1e6:.1f} MB, "
+            f"Phoenix {p[0].empty_store_bytes / 1e6:.1f} MB"
+        )
     for name, runs in results.items():
         for i, r in enumerate(runs):
             if r.note:
                 print(f"note: {name} run {i + 1}: {r.note}")
-    print("Phoenix API used: OTLP POST /v1/traces; durable = GraphQL Project.recordCount "
-          "reaches the number sent; sessions list GET /v1/projects/default/sessions?limit=50"
-          "&order=desc; session detail GET /v1/sessions/{session_id}; trace detail GET "
-          "/v1/projects/default/spans?trace_id=...&limit=100")
+    print(
+        "Phoenix API used: OTLP POST /v1/traces; durable = GraphQL Project.recordCount "
+        "reaches the number sent; sessions list GET /v1/projects/default/sessions?limit=50"
+        "&order=desc; session detail GET /v1/sessions/{session_id}; trace detail GET "
+        "/v1/projects/default/spans?trace_id=...&limit=100"
+    )
 
 
 if __name__ == "__main__":

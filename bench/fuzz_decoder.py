@@ -46,16 +46,34 @@ def seed_requests() -> list[ExportTraceServiceRequest]:
     """Small valid requests that reach every branch of normalisation."""
     rng = random.Random(7)
     attributes = [
-        {"threadline.session.id": "s-1", "threadline.user.id": "u", "threadline.span.input":
-         '{"messages": [{"role": "user", "content": "hi"}]}', "threadline.span.output": "ok",
-         "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 12,
-         "gen_ai.usage.output_tokens": 3, "threadline.tags": '["a", "b"]',
-         "metadata": '{"plan": {"tier": [1, 2]}}', "threadline.metadata.k": "v"},
-        {"gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "x",
-         "gen_ai.completion.0.role": "assistant", "gen_ai.usage.cost": 0.5,
-         "list": [1, 2.5, "x", [True, b"\x00"]], "map": {"k": {"n": [None, -1]}}},
-        {"openinference.span.kind": "LLM", "session.id": "s-2", "input.value": "q",
-         "llm.token_count.prompt": 2**40, "nan": float("nan"), "inf": float("-inf")},
+        {
+            "threadline.session.id": "s-1",
+            "threadline.user.id": "u",
+            "threadline.span.input": '{"messages": [{"role": "user", "content": "hi"}]}',
+            "threadline.span.output": "ok",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 12,
+            "gen_ai.usage.output_tokens": 3,
+            "threadline.tags": '["a", "b"]',
+            "metadata": '{"plan": {"tier": [1, 2]}}',
+            "threadline.metadata.k": "v",
+        },
+        {
+            "gen_ai.prompt.0.role": "user",
+            "gen_ai.prompt.0.content": "x",
+            "gen_ai.completion.0.role": "assistant",
+            "gen_ai.usage.cost": 0.5,
+            "list": [1, 2.5, "x", [True, b"\x00"]],
+            "map": {"k": {"n": [None, -1]}},
+        },
+        {
+            "openinference.span.kind": "LLM",
+            "session.id": "s-2",
+            "input.value": "q",
+            "llm.token_count.prompt": 2**40,
+            "nan": float("nan"),
+            "inf": float("-inf"),
+        },
     ]
     requests = []
     for attrs in attributes:
@@ -66,10 +84,15 @@ def seed_requests() -> list[ExportTraceServiceRequest]:
         scope.scope.name = "fuzz"
         trace_id = rng.randbytes(16)
         for index in range(2):
-            span = Span(trace_id=trace_id, span_id=rng.randbytes(8), name=f"span-{index}",
-                        kind=index + 1, start_time_unix_nano=1_790_000_000_000_000_000,
-                        end_time_unix_nano=1_790_000_001_000_000_000,
-                        parent_span_id=scope.spans[0].span_id if index else b"")
+            span = Span(
+                trace_id=trace_id,
+                span_id=rng.randbytes(8),
+                name=f"span-{index}",
+                kind=index + 1,
+                start_time_unix_nano=1_790_000_000_000_000_000,
+                end_time_unix_nano=1_790_000_001_000_000_000,
+                parent_span_id=scope.spans[0].span_id if index else b"",
+            )
             span.attributes.extend(KeyValue(key=k, value=any_value(v)) for k, v in attrs.items())
             event = span.events.add(name="exception", time_unix_nano=1)
             event.attributes.add(key="exception.type", value=any_value("ValueError"))
@@ -123,9 +146,26 @@ def run_case(data: bytes) -> None:
 
 # --- the seeded mutation engine -------------------------------------------------------
 
-_INTERESTING = [b"\x00", b"\xff", b"\x7f", b"\x80", b"\xff" * 10 + b"\x01", b"\x00" * 8,
-                b'"', b"\\u0000", b"\\ud800", b"NaN", b"-Infinity", b"1e999", b"[" * 2000,
-                b'{"a":' * 800, b"null", b"true", b"\xed\xa0\x80", b"\xc0\x80"]
+_INTERESTING = [
+    b"\x00",
+    b"\xff",
+    b"\x7f",
+    b"\x80",
+    b"\xff" * 10 + b"\x01",
+    b"\x00" * 8,
+    b'"',
+    b"\\u0000",
+    b"\\ud800",
+    b"NaN",
+    b"-Infinity",
+    b"1e999",
+    b"[" * 2000,
+    b'{"a":' * 800,
+    b"null",
+    b"true",
+    b"\xed\xa0\x80",
+    b"\xc0\x80",
+]
 
 
 def mutate(data: bytes, rng: random.Random, corpus: list[bytes]) -> bytes:
@@ -185,8 +225,10 @@ class Tally:
 
     def report(self, engine: str, seconds: float) -> int:
         total = sum(self.failures.values())
-        print(f"engine={engine} cases={self.cases} failures={total} "
-              f"seconds={seconds:.1f} cases/s={self.cases / max(seconds, 1e-9):.0f}")
+        print(
+            f"engine={engine} cases={self.cases} failures={total} "
+            f"seconds={seconds:.1f} cases/s={self.cases / max(seconds, 1e-9):.0f}"
+        )
         for key, count in self.failures.most_common():
             print(f"  {count} x {key}; first input: {self.examples[key][:120]!r}")
         return 1 if total else 0
@@ -217,8 +259,17 @@ def fuzz_atheris(cases: int, seed: int, tally: Tally, report: Callable[[], None]
     for index, case in enumerate(seed_corpus()):
         with open(os.path.join(corpus_dir, f"seed-{index}"), "wb") as file:
             file.write(case)
-    atheris.Setup([sys.argv[0], f"-seed={seed}", f"-runs={cases + 100}", "-max_len=65536",
-                   "-rss_limit_mb=4096", corpus_dir], one_input)
+    atheris.Setup(
+        [
+            sys.argv[0],
+            f"-seed={seed}",
+            f"-runs={cases + 100}",
+            "-max_len=65536",
+            "-rss_limit_mb=4096",
+            corpus_dir,
+        ],
+        one_input,
+    )
     atheris.Fuzz()
 
 

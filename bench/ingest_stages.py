@@ -43,9 +43,7 @@ def main() -> None:
             records = normalize_request(request).spans
             t2 = time.perf_counter()
             packer = payloads.Packer(store._packing)
-            rows = [
-                schema.span_row(project, r, schema.dumps(r.resource), packer) for r in records
-            ]
+            rows = [schema.span_row(project, r, schema.dumps(r.resource), packer) for r in records]
             fresh = fresh_traces(project, records)
             t3 = time.perf_counter()
             # The body of SQLiteStore.write_spans, timed step by step.

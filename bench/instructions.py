@@ -58,8 +58,12 @@ def run_stage(stage: str, spans: int, flavour: str) -> None:
 
 def functions(profile: Path) -> collections.Counter[str]:
     """Instructions by function (self cost) from a callgrind profile."""
-    text = subprocess.run(["callgrind_annotate", "--threshold=100", str(profile)],
-                          capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["callgrind_annotate", "--threshold=100", str(profile)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     found: collections.Counter[str] = collections.Counter()
     for line in text.splitlines():
         match = re.match(r"\s*([\d,]+) \([\s\d.]+%\)\s+(\S.*)", line)
@@ -68,7 +72,8 @@ def functions(profile: Path) -> collections.Counter[str]:
             name = where.split(":", 1)[-1].split(" [")[0]
             library = re.search(r"\[(?:.*/)?([^/\]]+)\]$", where)
             found[f"{name} ({library.group(1) if library else '?'})"] += int(
-                match.group(1).replace(",", ""))
+                match.group(1).replace(",", "")
+            )
     return found
 
 
@@ -76,9 +81,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=1000, help="a multiple of 50")
     parser.add_argument("--top", type=int, default=6, help="functions shown per stage")
-    parser.add_argument("--flavour", default="threadline", choices=("threadline", "openinference"),
-                        help="the workload's attribute conventions: threadline or openinference"
-                        " (the one bench/compare.py sends)")
+    parser.add_argument(
+        "--flavour",
+        default="threadline",
+        choices=("threadline", "openinference"),
+        help="the workload's attribute conventions: threadline or openinference"
+        " (the one bench/compare.py sends)",
+    )
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.spans % 50:
@@ -89,17 +98,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         profiles = {stage: Path(tmp) / f"{stage}.out" for stage in STAGES}
         runs = [
-            subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={path}",
-                              sys.executable, __file__, "--stage", stage,
-                              "--spans", str(args.spans), "--flavour", args.flavour],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={path}",
+                    sys.executable,
+                    __file__,
+                    "--stage",
+                    stage,
+                    "--spans",
+                    str(args.spans),
+                    "--flavour",
+                    args.flavour,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             for stage, path in profiles.items()
         ]
         if any(run.wait() for run in runs):
             raise SystemExit("a valgrind run failed (is valgrind installed?)")
         counted = {stage: functions(path) for stage, path in profiles.items()}
-    print(f"thousands of instructions per span, {args.spans} spans of bench/workload.py"
-          f" ({args.flavour} flavour)")
+    print(
+        f"thousands of instructions per span, {args.spans} spans of bench/workload.py"
+        f" ({args.flavour} flavour)"
+    )
     total = 0.0
     for before, stage in itertools.pairwise(STAGES):
         cost = counted[stage] - counted[before]  # Counter subtraction keeps positives

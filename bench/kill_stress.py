@@ -26,10 +26,12 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="threadline-kill-") as tmp:
         figures = kill_and_check(Path(tmp), args.kills, args.seed)
-    print(f"{figures['kills']} SIGKILLs survived in {time.perf_counter() - started:.0f} s: "
-          f"{figures['acknowledged']} acknowledged traces ({figures['spans_checked']} spans) "
-          f"all present once; {figures['stored'] - figures['acknowledged']} more stored "
-          "whose answer a kill cut off; every session's totals agree with its traces.")
+    print(
+        f"{figures['kills']} SIGKILLs survived in {time.perf_counter() - started:.0f} s: "
+        f"{figures['acknowledged']} acknowledged traces ({figures['spans_checked']} spans) "
+        f"all present once; {figures['stored'] - figures['acknowledged']} more stored "
+        "whose answer a kill cut off; every session's totals agree with its traces."
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ _MINUTE_NS = 60 * 10**9
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lengths", default="50,500,2500,10000",
-                        help="session lengths in traces, comma-separated")
+    parser.add_argument(
+        "--lengths", default="50,500,2500,10000", help="session lengths in traces, comma-separated"
+    )
     args = parser.parse_args()
     lengths = sorted({int(n) for n in args.lengths.split(",")})
     rng = random.Random(3)

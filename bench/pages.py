@@ -46,24 +46,44 @@ def fill(path: Path, total: int, batch: int = 5000) -> int:
             trace_id = rng.getrandbits(128).to_bytes(16, "big").hex()
             start = T0 + s * 10**9 + turn * 60 * 10**9
             root = rng.getrandbits(63).to_bytes(8, "big").hex()
-            pending.append(SpanRecord(
-                trace_id=trace_id, span_id=root, parent_span_id=None, name="handle_turn",
-                kind="SERVER", start_ns=start, end_ns=start + 2000 * MS, status="ok",
-                input=f'{{"message": "question {s}-{turn}"}}', output='{"reply": "answer"}',
-                session_id=f"page-{s:07d}", user_id=f"user-{s % 997}",
-            ))
+            pending.append(
+                SpanRecord(
+                    trace_id=trace_id,
+                    span_id=root,
+                    parent_span_id=None,
+                    name="handle_turn",
+                    kind="SERVER",
+                    start_ns=start,
+                    end_ns=start + 2000 * MS,
+                    status="ok",
+                    input=f'{{"message": "question {s}-{turn}"}}',
+                    output='{"reply": "answer"}',
+                    session_id=f"page-{s:07d}",
+                    user_id=f"user-{s % 997}",
+                )
+            )
             for i in range(9):
                 llm = i % 2 == 0
-                pending.append(SpanRecord(
-                    trace_id=trace_id, span_id=rng.getrandbits(63).to_bytes(8, "big").hex(),
-                    parent_span_id=root, name="chat gpt-4o-mini" if llm else "tool",
-                    kind="CLIENT", start_ns=start + (i + 1) * 100 * MS,
-                    end_ns=start + (i + 2) * 100 * MS, status="ok",
-                    span_type="LLM" if llm else "TOOL", model="gpt-4o-mini" if llm else None,
-                    input_tokens=500 if llm else None, output_tokens=50 if llm else None,
-                    total_tokens=550 if llm else None, cost_usd=0.000105 if llm else None,
-                    input='[{"role": "user", "content": "..."}]', output='"..."',
-                ))
+                pending.append(
+                    SpanRecord(
+                        trace_id=trace_id,
+                        span_id=rng.getrandbits(63).to_bytes(8, "big").hex(),
+                        parent_span_id=root,
+                        name="chat gpt-4o-mini" if llm else "tool",
+                        kind="CLIENT",
+                        start_ns=start + (i + 1) * 100 * MS,
+                        end_ns=start + (i + 2) * 100 * MS,
+                        status="ok",
+                        span_type="LLM" if llm else "TOOL",
+                        model="gpt-4o-mini" if llm else None,
+                        input_tokens=500 if llm else None,
+                        output_tokens=50 if llm else None,
+                        total_tokens=550 if llm else None,
+                        cost_usd=0.000105 if llm else None,
+                        input='[{"role": "user", "content": "..."}]',
+                        output='"..."',
+                    )
+                )
             if len(pending) >= batch:
                 store.write_spans(project, pending)
                 pending = []
@@ -86,8 +106,11 @@ def main() -> None:
         try:
             api = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"})
             browser = httpx.Client(base_url=base_url)
-            signed_in = browser.post("/login", content=f"key={key}&next=/sessions", headers={
-                "Content-Type": "application/x-www-form-urlencoded"})
+            signed_in = browser.post(
+                "/login",
+                content=f"key={key}&next=/sessions",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
             assert signed_in.status_code == 303, signed_in.text
             session_id = f"page-{sessions // 2:07d}"
             trace_id = api.get(f"/api/v1/sessions/{session_id}").json()["traces"][0]["trace_id"]

@@ -37,8 +37,9 @@ def trivial(a: int, b: int = 1) -> int:
     return a + b
 
 
-def best_per_span_us(cases: dict[str, Callable[[int], None]], spans: int,
-                     repeat: int) -> dict[str, float]:
+def best_per_span_us(
+    cases: dict[str, Callable[[int], None]], spans: int, repeat: int
+) -> dict[str, float]:
     """Best-of-``repeat`` µs per span for each case (the minimum is the least noisy
     estimate). Cases are interleaved in every round so that load on the machine hits
     them alike rather than skewing whichever ran during a busy moment."""
@@ -91,24 +92,35 @@ def main(argv: Sequence[str] | None = None) -> None:
         for i in range(n):
             trivial(i)
 
-    for body in (bare, bare_with_attributes, with_observe, with_observe_session,
-                 untraced):  # warm up
+    for body in (
+        bare,
+        bare_with_attributes,
+        with_observe,
+        with_observe_session,
+        untraced,
+    ):  # warm up
         body(1_000)
 
     base_name = "bare tracer.start_as_current_span"
-    results = best_per_span_us({
-        base_name: bare,
-        "bare span + the same 3 attributes": bare_with_attributes,
-        "@observe (input+output JSON)": with_observe,
-        "@observe(session_id=, user_id=)": with_observe_session,
-    }, args.spans, args.repeat)
+    results = best_per_span_us(
+        {
+            base_name: bare,
+            "bare span + the same 3 attributes": bare_with_attributes,
+            "@observe (input+output JSON)": with_observe,
+            "@observe(session_id=, user_id=)": with_observe_session,
+        },
+        args.spans,
+        args.repeat,
+    )
     base = results[base_name]
     call_cost = best_per_span_us({"untraced": untraced}, args.spans, args.repeat)["untraced"]
     Threadline.shutdown()
 
-    print(f"python {platform.python_version()} on {platform.machine()}, "
-          f"opentelemetry-sdk {opentelemetry.sdk.version.__version__}, "
-          f"{args.spans} spans x best of {args.repeat}")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, "
+        f"opentelemetry-sdk {opentelemetry.sdk.version.__version__}, "
+        f"{args.spans} spans x best of {args.repeat}"
+    )
     print(f"{'case':40} {'µs/span':>9} {'added':>9}")
     for name, value in results.items():
         print(f"{name:40} {value:9.2f} {value - base:+9.2f}")
@@ -118,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     added = results["@observe (input+output JSON)"] - base
     verdict = "OK" if added <= 20 else "OVER TARGET"
     print(f"@observe adds {added:.2f} µs per span (target <= 20 µs): {verdict}")
+
 
 if __name__ == "__main__":
     main()

@@ -59,20 +59,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, workers: int, store: str | None = None
-                 ) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(
+    data_dir: Path, workers: int, store: str | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
     store_args = ["--store", store] if store else []
     out = subprocess.run(
-        [sys.executable, "-m", "threadline.server", "keys", "create", "--data-dir", str(data_dir),
-         *store_args],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "threadline.server",
+            "keys",
+            "create",
+            "--data-dir",
+            str(data_dir),
+            *store_args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     key = out.stdout.strip().splitlines()[-1]
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "threadline.server", "serve", "--data-dir", str(data_dir),
-         "--port", str(port), "--log-level", "warning", "--workers", str(workers),
-         "--grpc-port", "0", *store_args],
+        [
+            sys.executable,
+            "-m",
+            "threadline.server",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--workers",
+            str(workers),
+            "--grpc-port",
+            "0",
+            *store_args,
+        ],
     )
     base_url = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -93,8 +118,13 @@ class SendResult:
     failures: list[str] = field(default_factory=list)
 
 
-def send_all(base_url: str, headers: dict[str, str], bodies: Iterable[workload.Batch],
-             senders: int, deadline: float = math.inf) -> SendResult:
+def send_all(
+    base_url: str,
+    headers: dict[str, str],
+    bodies: Iterable[workload.Batch],
+    senders: int,
+    deadline: float = math.inf,
+) -> SendResult:
     """Send every batch to ``/v1/traces`` from ``senders`` threads, each over one
     keep-alive connection, retrying 429/503 as OTLP exporters do.
 
@@ -107,8 +137,9 @@ def send_all(base_url: str, headers: dict[str, str], bodies: Iterable[workload.B
     lock = threading.Lock()
     queue = iter(bodies)
     result = SendResult()
-    connections = [http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-                   for _ in range(senders)]
+    connections = [
+        http.client.HTTPConnection(url.hostname, url.port, timeout=60) for _ in range(senders)
+    ]
     for connection in connections:
         connection.connect()
     ready = threading.Barrier(senders + 1)
@@ -151,8 +182,10 @@ def send_all(base_url: str, headers: dict[str, str], bodies: Iterable[workload.B
                 if not send(connection, batch.body):
                     return
 
-    threads = [threading.Thread(target=sender, args=(connection,), daemon=True)
-               for connection in connections]
+    threads = [
+        threading.Thread(target=sender, args=(connection,), daemon=True)
+        for connection in connections
+    ]
     for thread in threads:
         thread.start()
     ready.wait()
@@ -247,10 +280,14 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4, help="concurrent exporters")
     parser.add_argument("--queries", type=int, default=200, help="requests per latency figure")
     parser.add_argument("--workers", type=int, default=2, help="server processes")
-    parser.add_argument("--store", default=None,
-                        help="storage URL (default: SQLite in a temporary data directory)")
-    parser.add_argument("--chdb", action="store_true",
-                        help="the ClickHouse store on a chDB endpoint started for the run")
+    parser.add_argument(
+        "--store", default=None, help="storage URL (default: SQLite in a temporary data directory)"
+    )
+    parser.add_argument(
+        "--chdb",
+        action="store_true",
+        help="the ClickHouse store on a chDB endpoint started for the run",
+    )
     args = parser.parse_args()
     chdb = start_chdb() if args.chdb else None
     if chdb is not None:
@@ -267,8 +304,9 @@ def main() -> None:
         # Every worker started before the clock starts (see wait_settled).
         wait_settled(process.pid)
         try:
-            client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"},
-                                  timeout=60)
+            client = httpx.Client(
+                base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+            )
             last_session = bodies[-1].session_ids[-1]
             server_pids = [process.pid, *descendants(process.pid)]
             cpu_before = thread_cpu_seconds(server_pids)
@@ -289,8 +327,10 @@ def main() -> None:
             sessions = args.spans // (workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION)
             seen, spans, cursor = 0, 0, None
             while True:
-                page = client.get("/api/v1/sessions", params={"limit": 500, **(
-                    {"cursor": cursor} if cursor else {})}).json()
+                page = client.get(
+                    "/api/v1/sessions",
+                    params={"limit": 500, **({"cursor": cursor} if cursor else {})},
+                ).json()
                 seen += len(page["items"])
                 spans += sum(s["span_count"] for s in page["items"])
                 cursor = page["next_cursor"]
@@ -307,11 +347,16 @@ def main() -> None:
             list_p = latencies(client, ["/api/v1/sessions?limit=50"] * args.queries)
             page2 = client.get("/api/v1/sessions?limit=50").json()["next_cursor"]
             # A store of 50 sessions or fewer has no second page to time.
-            list2_p = latencies(client, [f"/api/v1/sessions?limit=50&cursor={page2}"]
-                                * args.queries) if page2 else None
+            list2_p = (
+                latencies(client, [f"/api/v1/sessions?limit=50&cursor={page2}"] * args.queries)
+                if page2
+                else None
+            )
             detail_p = latencies(client, [f"/api/v1/sessions/{s}" for s in session_ids])
             trace_p = latencies(client, [f"/api/v1/traces/{t}" for t in trace_ids[: args.queries]])
-            rss = peak_rss_mb(process.pid) + sum(peak_rss_mb(pid) for pid in descendants(process.pid))
+            rss = peak_rss_mb(process.pid) + sum(
+                peak_rss_mb(pid) for pid in descendants(process.pid)
+            )
         finally:
             process.terminate()
             process.wait()
@@ -325,8 +370,10 @@ def main() -> None:
             # After a clean stop, so the write-ahead log is folded into the database file.
             disk = sum(f.stat().st_size for f in data_dir.iterdir() if f.is_file())
 
-    print(f"durable ingest:        {args.spans / elapsed:,.0f} spans/s "
-          f"({args.spans} spans in {elapsed:.1f} s, {retries} retries after 429/503)")
+    print(
+        f"durable ingest:        {args.spans / elapsed:,.0f} spans/s "
+        f"({args.spans} spans in {elapsed:.1f} s, {retries} retries after 429/503)"
+    )
     print(f"sessions list p50/p95: {list_p[0]:.1f} / {list_p[1]:.1f} ms (first page of 50)")
     if list2_p:
         print(f"sessions page 2:       {list2_p[0]:.1f} / {list2_p[1]:.1f} ms")
@@ -343,14 +390,16 @@ def main() -> None:
             per_process.setdefault(pid, []).append(spent / args.spans * 1e6)
     busiest = "; ".join(
         f"process {pid}: " + ", ".join(f"{us:.0f}" for us in sorted(threads, reverse=True)[:4])
-        for pid, threads in sorted(per_process.items()))
-    print(f"server CPU per span:   {sum(map(sum, per_process.values())):.0f} µs during ingest "
-          f"(busiest threads, µs/span: {busiest})")
+        for pid, threads in sorted(per_process.items())
+    )
+    print(
+        f"server CPU per span:   {sum(map(sum, per_process.values())):.0f} µs during ingest "
+        f"(busiest threads, µs/span: {busiest})"
+    )
     print(f"server peak RSS:       {rss:.0f} MB (sum over {args.workers} worker(s) and supervisor)")
     if chdb is not None:
         print(f"chDB endpoint peak RSS: {engine_rss:.0f} MB")
-    print(f"disk:                  {disk / args.spans:,.0f} bytes per span "
-          f"({disk / 1e6:.0f} MB)")
+    print(f"disk:                  {disk / args.spans:,.0f} bytes per span ({disk / 1e6:.0f} MB)")
 
 
 def start_chdb() -> tuple[subprocess.Popen[bytes], int]:
@@ -375,9 +424,12 @@ def clickhouse_bytes(url: str) -> int:
 
     client = _client(url)
     try:
-        return int(client.query(
-            "SELECT sum(bytes_on_disk) FROM system.parts"
-            " WHERE database = currentDatabase() AND active").result_rows[0][0])
+        return int(
+            client.query(
+                "SELECT sum(bytes_on_disk) FROM system.parts"
+                " WHERE database = currentDatabase() AND active"
+            ).result_rows[0][0]
+        )
     finally:
         client.close()
 

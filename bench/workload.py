@@ -68,17 +68,30 @@ def _kv(key: str, value: object) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
-def _span(trace_id: bytes, span_id: bytes, parent: bytes, name: str, start: int, end: int,
-          attributes: dict[str, object]) -> Span:
+def _span(
+    trace_id: bytes,
+    span_id: bytes,
+    parent: bytes,
+    name: str,
+    start: int,
+    end: int,
+    attributes: dict[str, object],
+) -> Span:
     return Span(
-        trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name,
-        kind=Span.SPAN_KIND_INTERNAL, start_time_unix_nano=start, end_time_unix_nano=end,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        name=name,
+        kind=Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
         attributes=[_kv(k, v) for k, v in attributes.items()],
     )
 
 
-def trace_spans(rng: random.Random, session_id: str, user_id: str, start: int,
-                flavour: str = "threadline") -> list[Span]:
+def trace_spans(
+    rng: random.Random, session_id: str, user_id: str, start: int, flavour: str = "threadline"
+) -> list[Span]:
     """One chat turn: 10 spans."""
     oi = flavour == "openinference"
     trace_id = rng.getrandbits(128).to_bytes(16, "big")
@@ -91,72 +104,100 @@ def trace_spans(rng: random.Random, session_id: str, user_id: str, start: int,
         length = rng.randint(5, 900) * 1_000_000
         if index % 2 == 1:  # 5 LLM calls
             model = rng.choice(_MODELS)
-            prompt = [{"role": "system", "content": _text(rng, 600)},
-                      {"role": "user", "content": _text(rng, rng.randint(1000, 3000))}]
+            prompt = [
+                {"role": "system", "content": _text(rng, 600)},
+                {"role": "user", "content": _text(rng, rng.randint(1000, 3000))},
+            ]
             completion = [{"role": "assistant", "content": _text(rng, rng.randint(800, 2500))}]
             input_tokens, output_tokens = rng.randint(200, 2500), rng.randint(50, 600)
-            attributes: dict[str, object] = {
-                "openinference.span.kind": "LLM",
-                "llm.provider": "openai" if model.startswith("gpt") else "anthropic",
-                "llm.model_name": model,
-                "llm.token_count.prompt": input_tokens,
-                "llm.token_count.completion": output_tokens,
-                "llm.token_count.total": input_tokens + output_tokens,
-                "input.value": json.dumps({"messages": prompt}),
-                "input.mime_type": "application/json",
-                "output.value": json.dumps({"messages": completion}),
-                "output.mime_type": "application/json",
-            } if oi else {
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": "openai" if model.startswith("gpt") else "anthropic",
-                "gen_ai.request.model": model,
-                "gen_ai.response.model": model,
-                "gen_ai.usage.input_tokens": input_tokens,
-                "gen_ai.usage.output_tokens": output_tokens,
-                "gen_ai.input.messages": json.dumps(prompt),
-                "gen_ai.output.messages": json.dumps(completion),
-            }
+            attributes: dict[str, object] = (
+                {
+                    "openinference.span.kind": "LLM",
+                    "llm.provider": "openai" if model.startswith("gpt") else "anthropic",
+                    "llm.model_name": model,
+                    "llm.token_count.prompt": input_tokens,
+                    "llm.token_count.completion": output_tokens,
+                    "llm.token_count.total": input_tokens + output_tokens,
+                    "input.value": json.dumps({"messages": prompt}),
+                    "input.mime_type": "application/json",
+                    "output.value": json.dumps({"messages": completion}),
+                    "output.mime_type": "application/json",
+                }
+                if oi
+                else {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "openai" if model.startswith("gpt") else "anthropic",
+                    "gen_ai.request.model": model,
+                    "gen_ai.response.model": model,
+                    "gen_ai.usage.input_tokens": input_tokens,
+                    "gen_ai.usage.output_tokens": output_tokens,
+                    "gen_ai.input.messages": json.dumps(prompt),
+                    "gen_ai.output.messages": json.dumps(completion),
+                }
+            )
             name = f"chat {model}"
         else:  # 4 tool calls
             name = rng.choice(_TOOLS)
             tool_input = json.dumps({"query": _text(rng, 400)})
             tool_output = json.dumps({"result": _text(rng, rng.randint(1500, 4000))})
-            attributes = {
-                "openinference.span.kind": "TOOL",
-                "tool.name": name,
-                "input.value": tool_input,
-                "input.mime_type": "application/json",
-                "output.value": tool_output,
-                "output.mime_type": "application/json",
-            } if oi else {
-                "threadline.span.type": "TOOL",
-                "threadline.span.input": tool_input,
-                "threadline.span.output": tool_output,
-            }
+            attributes = (
+                {
+                    "openinference.span.kind": "TOOL",
+                    "tool.name": name,
+                    "input.value": tool_input,
+                    "input.mime_type": "application/json",
+                    "output.value": tool_output,
+                    "output.mime_type": "application/json",
+                }
+                if oi
+                else {
+                    "threadline.span.type": "TOOL",
+                    "threadline.span.input": tool_input,
+                    "threadline.span.output": tool_output,
+                }
+            )
         spans.append(_span(trace_id, ids[index], root, name, t, t + length, attributes))
         t += length
     turn_input = json.dumps({"message": question})
     turn_output = json.dumps({"reply": _text(rng, 800)})
-    spans.insert(0, _span(trace_id, root, b"", "handle_turn", start, t + 1_000_000, {
-        "openinference.span.kind": "CHAIN",
-        "session.id": session_id,
-        "user.id": user_id,
-        "input.value": turn_input,
-        "input.mime_type": "application/json",
-        "output.value": turn_output,
-        "output.mime_type": "application/json",
-    } if oi else {
-        "threadline.session.id": session_id,
-        "threadline.user.id": user_id,
-        "threadline.span.input": turn_input,
-        "threadline.span.output": turn_output,
-    }))
+    spans.insert(
+        0,
+        _span(
+            trace_id,
+            root,
+            b"",
+            "handle_turn",
+            start,
+            t + 1_000_000,
+            {
+                "openinference.span.kind": "CHAIN",
+                "session.id": session_id,
+                "user.id": user_id,
+                "input.value": turn_input,
+                "input.mime_type": "application/json",
+                "output.value": turn_output,
+                "output.mime_type": "application/json",
+            }
+            if oi
+            else {
+                "threadline.session.id": session_id,
+                "threadline.user.id": user_id,
+                "threadline.span.input": turn_input,
+                "threadline.span.output": turn_output,
+            },
+        ),
+    )
     return spans
 
 
-def batches(total_spans: int, batch_spans: int = 512, seed: int = 1,
-            start_ns: int = START_NS, tag: str = "bench",
-            flavour: str = "threadline") -> Iterator[Batch]:
+def batches(
+    total_spans: int,
+    batch_spans: int = 512,
+    seed: int = 1,
+    start_ns: int = START_NS,
+    tag: str = "bench",
+    flavour: str = "threadline",
+) -> Iterator[Batch]:
     """``total_spans`` spans (a multiple of 50) as OTLP bodies of ``batch_spans`` spans.
 
     ``flavour`` is ``"threadline"`` (default) or ``"openinference"`` (see the module).

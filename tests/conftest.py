@@ -64,8 +64,20 @@ def start_server(data_dir: Path, log_path: Path, *extra: str) -> ServerProcess:
         grpc_flags = ("--grpc-port", str(grpc_port))
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "threadline.server", "serve", "--port", str(port),
-         "--data-dir", str(data_dir), "--log-level", "warning", *grpc_flags, *extra],
+        [
+            sys.executable,
+            "-m",
+            "threadline.server",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+            *grpc_flags,
+            *extra,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -128,8 +140,9 @@ class ProjectClient:
         assert response.status_code == 200, (response.status_code, response.text)
         return response.json()
 
-    def export(self, body: bytes, content_type: str = "application/x-protobuf",
-               **headers: str) -> httpx.Response:
+    def export(
+        self, body: bytes, content_type: str = "application/x-protobuf", **headers: str
+    ) -> httpx.Response:
         """POST an OTLP/HTTP body to /v1/traces."""
         return self.http.post(
             "/v1/traces", content=body, headers={"Content-Type": content_type, **headers}

@@ -69,8 +69,7 @@ def history_for(session: Session, index: int, replies: list[str]) -> list[dict[s
     """The messages an app sends for turn ``index``: system prompt, earlier turns, question."""
     messages = [{"role": "system", "content": SYSTEM_PROMPT}]
     for question, reply in zip(session.questions[:index], replies, strict=True):
-        messages += [{"role": "user", "content": question},
-                     {"role": "assistant", "content": reply}]
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
     messages.append({"role": "user", "content": session.questions[index]})
     return messages
 
@@ -85,7 +84,12 @@ def run_program(module: str, env: ProgramEnv, **extra_env: str) -> str:
             del environ[name]
     done = subprocess.run(
         [sys.executable, "-m", f"tests.integrations.{module}"],
-        cwd=REPO, env=environ, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, f"program failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -93,8 +97,10 @@ def run_program(module: str, env: ProgramEnv, **extra_env: str) -> str:
 
 def price(exchange: Exchange, provider: str = "openai") -> float:
     """What genai-prices says the exchange cost (independently of Threadline's pricing)."""
-    usage = Usage(input_tokens=exchange.usage["prompt_tokens"],
-                  output_tokens=exchange.usage["completion_tokens"])
+    usage = Usage(
+        input_tokens=exchange.usage["prompt_tokens"],
+        output_tokens=exchange.usage["completion_tokens"],
+    )
     return float(calc_price(usage, exchange.model, provider_id=provider).total_price)
 
 
@@ -117,8 +123,7 @@ def check_sessions(server: Any, env: ProgramEnv, exchanges: list[Exchange]) -> d
     traces, each with its user, and tokens and cost equal to what the fake answered.
     Returns each session's traces (details, with spans, in start order)."""
     listed = server.get("/api/v1/sessions")["items"]
-    assert sorted(s["session_id"] for s in listed) == sorted(
-        env.session_id(s) for s in SESSIONS)
+    assert sorted(s["session_id"] for s in listed) == sorted(env.session_id(s) for s in SESSIONS)
     grouped = exchanges_by_session(exchanges)
     details: dict[str, list] = {}
     for session in SESSIONS:
@@ -137,8 +142,10 @@ def check_sessions(server: Any, env: ProgramEnv, exchanges: list[Exchange]) -> d
             (llm,) = [s for s in trace["spans"] if s["span_type"] == "LLM"]
             assert llm["model"] == exchange.model
             assert (llm["input_tokens"], llm["output_tokens"], llm["total_tokens"]) == (
-                exchange.usage["prompt_tokens"], exchange.usage["completion_tokens"],
-                exchange.usage["total_tokens"])
+                exchange.usage["prompt_tokens"],
+                exchange.usage["completion_tokens"],
+                exchange.usage["total_tokens"],
+            )
             assert approx_cost(llm["cost_usd"], price(exchange))
         details[session.suffix] = traces
     return details

@@ -60,11 +60,13 @@ def main() -> None:
     for session in SESSIONS:
         replies: list[str] = []
         for index, question in enumerate(session.questions):
-            with propagate_attributes(session_id=env.session_id(session),
-                                      user_id=session.user_id, tags=["support"],
-                                      metadata={"plan": "pro", "turn": str(index)}):
-                replies.append(support_turn(question, index,
-                                            history_for(session, index, replies)))
+            with propagate_attributes(
+                session_id=env.session_id(session),
+                user_id=session.user_id,
+                tags=["support"],
+                metadata={"plan": "pro", "turn": str(index)},
+            ):
+                replies.append(support_turn(question, index, history_for(session, index, replies)))
     langfuse = get_client()
     langfuse.flush()  # every span acknowledged (so committed) before the program exits
     langfuse.shutdown()
@@ -73,9 +75,13 @@ def main() -> None:
 def test_langfuse_sessions_users_metadata_tags_types_messages_tokens_and_cost(server) -> None:
     with FakeOpenAI() as fake:
         env = ProgramEnv(server.base_url, server.api_key, fake.base_url, uuid.uuid4().hex)
-        run_program("test_langfuse", env, LANGFUSE_BASE_URL=server.base_url,
-                    LANGFUSE_PUBLIC_KEY="pk-lf-threadline",
-                    LANGFUSE_SECRET_KEY=server.api_key)
+        run_program(
+            "test_langfuse",
+            env,
+            LANGFUSE_BASE_URL=server.base_url,
+            LANGFUSE_PUBLIC_KEY="pk-lf-threadline",
+            LANGFUSE_SECRET_KEY=server.api_key,
+        )
     assert len(fake.exchanges) == 4
     traces = check_sessions(server, env, fake.exchanges)
     replies = iter(e.reply for e in fake.exchanges)
@@ -126,8 +132,13 @@ def test_langfuse_basic_auth_takes_the_key_from_the_secret(server) -> None:
     def basic(credentials: str) -> str:
         return "Basic " + base64.b64encode(credentials.encode()).decode()
 
-    for refused in (None, basic(f"{server.api_key}:wrong"), basic("pk-lf-x:"),
-                    "Basic not-base64!", basic(server.api_key)):
+    for refused in (
+        None,
+        basic(f"{server.api_key}:wrong"),
+        basic("pk-lf-x:"),
+        "Basic not-base64!",
+        basic(server.api_key),
+    ):
         response = post(refused)
         assert response.status_code == 401, (refused, response.text)
         assert "key" in response.json()["error"]
@@ -135,6 +146,7 @@ def test_langfuse_basic_auth_takes_the_key_from_the_secret(server) -> None:
     assert post(basic(f"any-public-key:{server.api_key}")).status_code == 200
     assert post(f"Bearer {server.api_key}").status_code == 200
     assert server.get(f"/api/v1/traces/{trace_id}")["span_count"] == 1
+
 
 if __name__ == "__main__":
     main()

@@ -43,11 +43,20 @@ def main() -> None:
     env = ProgramEnv.from_environ()
     transport, port = os.environ["TL_LMNR_TRANSPORT"], int(os.environ["TL_LMNR_PORT"])
     if transport == "grpc":
-        Laminar.initialize(project_api_key=env.api_key, base_url="http://127.0.0.1",
-                           grpc_port=port, instruments={Instruments.OPENAI})
+        Laminar.initialize(
+            project_api_key=env.api_key,
+            base_url="http://127.0.0.1",
+            grpc_port=port,
+            instruments={Instruments.OPENAI},
+        )
     else:
-        Laminar.initialize(project_api_key=env.api_key, base_url="http://127.0.0.1",
-                           http_port=port, force_http=True, instruments={Instruments.OPENAI})
+        Laminar.initialize(
+            project_api_key=env.api_key,
+            base_url="http://127.0.0.1",
+            http_port=port,
+            force_http=True,
+            instruments={Instruments.OPENAI},
+        )
     client = openai.OpenAI(base_url=env.openai_url, api_key="sk-fake", max_retries=0)
 
     @observe(name="lookup_order", span_type="TOOL")
@@ -55,8 +64,9 @@ def main() -> None:
         return {"order_id": order_id, "status": "shipped"}
 
     @observe(name="support_turn", tags=["support"], ignore_inputs=["history"])
-    def support_turn(session_id: str, user_id: str, question: str, index: int,
-                     history: list[dict[str, str]]) -> str:
+    def support_turn(
+        session_id: str, user_id: str, question: str, index: int, history: list[dict[str, str]]
+    ) -> str:
         Laminar.set_trace_session_id(session_id)
         Laminar.set_trace_user_id(user_id)
         Laminar.set_trace_metadata({"plan": "pro", "turn": index})
@@ -68,8 +78,15 @@ def main() -> None:
     for session in SESSIONS:
         replies: list[str] = []
         for index, question in enumerate(session.questions):
-            replies.append(support_turn(env.session_id(session), session.user_id, question,
-                                        index, history_for(session, index, replies)))
+            replies.append(
+                support_turn(
+                    env.session_id(session),
+                    session.user_id,
+                    question,
+                    index,
+                    history_for(session, index, replies),
+                )
+            )
     Laminar.flush()  # every span acknowledged (so committed) before the program exits
     Laminar.shutdown()
 
@@ -79,8 +96,11 @@ def test_lmnr_sessions_users_metadata_tags_types_messages_tokens_and_cost(
     server, transport: str
 ) -> None:
     process = server.process
-    port = (process.grpc_address or "").rsplit(":", 1)[-1] if transport == "grpc" else (
-        process.base_url.rsplit(":", 1)[-1])
+    port = (
+        (process.grpc_address or "").rsplit(":", 1)[-1]
+        if transport == "grpc"
+        else (process.base_url.rsplit(":", 1)[-1])
+    )
     with FakeOpenAI() as fake:
         env = ProgramEnv(server.base_url, server.api_key, fake.base_url, uuid.uuid4().hex)
         run_program("test_lmnr", env, TL_LMNR_TRANSPORT=transport, TL_LMNR_PORT=port)
@@ -96,9 +116,12 @@ def test_lmnr_sessions_users_metadata_tags_types_messages_tokens_and_cost(
             # The @observe span: its arguments and return value, tags and trace metadata.
             root = next(s for s in trace["spans"] if s["parent_span_id"] is None)
             assert (trace["name"], root["span_type"]) == ("support_turn", "DEFAULT")
-            assert root["input"] == {"session_id": env.session_id(session),
-                                     "user_id": session.user_id,
-                                     "question": question, "index": index}
+            assert root["input"] == {
+                "session_id": env.session_id(session),
+                "user_id": session.user_id,
+                "question": question,
+                "index": index,
+            }
             assert root["output"] == reply
             assert trace["tags"] == ["support"]
             assert trace["metadata"] == {"plan": "pro", "turn": index}
@@ -106,7 +129,8 @@ def test_lmnr_sessions_users_metadata_tags_types_messages_tokens_and_cost(
             llm = llm_span(trace)
             assert llm["input"] == history_for(session, index, answered)
             assert llm["output"] == [
-                {"role": "assistant", "content": reply, "finish_reason": "stop"}]
+                {"role": "assistant", "content": reply, "finish_reason": "stop"}
+            ]
             assert "lmnr.span.input" not in llm["attributes"]
             assert llm["attributes"]["lmnr.span.path"] == ["support_turn", llm["name"]]
             tools = [s for s in trace["spans"] if s["span_type"] == "TOOL"]

@@ -42,9 +42,14 @@ def main() -> None:
 
     env = ProgramEnv.from_environ()
     provider = TracerProvider(resource=Resource.create({"service.name": "phoenix-app"}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
-        endpoint=f"{env.threadline_url}/v1/traces",
-        headers={"Authorization": f"Bearer {env.api_key}"})))
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(
+                endpoint=f"{env.threadline_url}/v1/traces",
+                headers={"Authorization": f"Bearer {env.api_key}"},
+            )
+        )
+    )
     OpenAIInstrumentor().instrument(tracer_provider=provider)
     tracer = provider.get_tracer("support-bot")
     client = openai.OpenAI(base_url=env.openai_url, api_key="sk-fake", max_retries=0)
@@ -52,16 +57,21 @@ def main() -> None:
     for session in SESSIONS:
         replies: list[str] = []
         for index, question in enumerate(session.questions):
-            with using_attributes(
-                session_id=env.session_id(session), user_id=session.user_id,
-                metadata={"turn": index + 1, "channel": "chat"},
-                tags=["support", f"session-{session.suffix}"],
-            ), tracer.start_as_current_span(
-                "support-turn", openinference_span_kind="chain"
-            ) as turn:
+            with (
+                using_attributes(
+                    session_id=env.session_id(session),
+                    user_id=session.user_id,
+                    metadata={"turn": index + 1, "channel": "chat"},
+                    tags=["support", f"session-{session.suffix}"],
+                ),
+                tracer.start_as_current_span(
+                    "support-turn", openinference_span_kind="chain"
+                ) as turn,
+            ):
                 turn.set_input(question)
                 response = client.chat.completions.create(
-                    model=MODEL, messages=history_for(session, index, replies))
+                    model=MODEL, messages=history_for(session, index, replies)
+                )
                 reply = response.choices[0].message.content
                 turn.set_output(reply)
                 replies.append(reply)
@@ -87,7 +97,9 @@ def test_openinference_app_sessions_users_messages_tokens_and_cost(server) -> No
             assert trace["tags"] == ["support", f"session-{session.suffix}"]
             # The chain span's input.value / output.value: the turn's question and reply.
             assert (trace["input_preview"], trace["output_preview"]) == (
-                session.questions[index], exchange.reply)
+                session.questions[index],
+                exchange.reply,
+            )
             root = next(s for s in trace["spans"] if s["parent_span_id"] is None)
             assert root["span_type"] == "DEFAULT"  # CHAIN has no Threadline meaning
             # The LLM span: llm.input_messages / llm.output_messages in the one shape,
@@ -96,8 +108,10 @@ def test_openinference_app_sessions_users_messages_tokens_and_cost(server) -> No
             assert llm["input"] == exchange.request["messages"]
             assert llm["output"] == [{"role": "assistant", "content": exchange.reply}]
             # The originals stay: the request body OpenInference recorded as input.value.
-            assert json.loads(llm["attributes"]["input.value"])["messages"] == (
-                exchange.request["messages"])
+            assert (
+                json.loads(llm["attributes"]["input.value"])["messages"]
+                == (exchange.request["messages"])
+            )
             assert llm["attributes"]["llm.model_name"] == exchange.model
 
 

@@ -53,9 +53,14 @@ def main() -> None:
 
     env = ProgramEnv.from_environ()
     provider = TracerProvider(resource=Resource.create({"service.name": "genai-app"}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
-        endpoint=f"{env.threadline_url}/v1/traces",
-        headers={"Authorization": f"Bearer {env.api_key}"})))
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(
+                endpoint=f"{env.threadline_url}/v1/traces",
+                headers={"Authorization": f"Bearer {env.api_key}"},
+            )
+        )
+    )
     trace.set_tracer_provider(provider)
     OpenAIInstrumentor().instrument(tracer_provider=provider)
     tracer = trace.get_tracer("support-bot")
@@ -65,19 +70,27 @@ def main() -> None:
         replies: list[str] = []
         for index, question in enumerate(session.questions):
             with tracer.start_as_current_span("invoke_agent support-bot") as turn:
-                turn.set_attributes({
-                    "gen_ai.operation.name": "invoke_agent",
-                    "gen_ai.conversation.id": env.session_id(session),
-                    "user.id": session.user_id,
-                    "gen_ai.system_instructions": json.dumps(_parts(SYSTEM_PROMPT)),
-                    "gen_ai.input.messages": json.dumps(
-                        [{"role": "user", "parts": _parts(question)}]),
-                })
+                turn.set_attributes(
+                    {
+                        "gen_ai.operation.name": "invoke_agent",
+                        "gen_ai.conversation.id": env.session_id(session),
+                        "user.id": session.user_id,
+                        "gen_ai.system_instructions": json.dumps(_parts(SYSTEM_PROMPT)),
+                        "gen_ai.input.messages": json.dumps(
+                            [{"role": "user", "parts": _parts(question)}]
+                        ),
+                    }
+                )
                 response = client.chat.completions.create(
-                    model=MODEL, messages=history_for(session, index, replies))
+                    model=MODEL, messages=history_for(session, index, replies)
+                )
                 reply = response.choices[0].message.content
-                turn.set_attribute("gen_ai.output.messages", json.dumps([
-                    {"role": "assistant", "parts": _parts(reply), "finish_reason": "stop"}]))
+                turn.set_attribute(
+                    "gen_ai.output.messages",
+                    json.dumps(
+                        [{"role": "assistant", "parts": _parts(reply), "finish_reason": "stop"}]
+                    ),
+                )
                 replies.append(reply)
     provider.shutdown()  # flushes: every span is acknowledged before the program exits
 
@@ -85,8 +98,9 @@ def main() -> None:
 def test_genai_app_sessions_users_messages_tokens_and_cost(server) -> None:
     with FakeOpenAI() as fake:
         env = ProgramEnv(server.base_url, server.api_key, fake.base_url, uuid.uuid4().hex)
-        run_program("test_otel_genai", env,
-                    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true")
+        run_program(
+            "test_otel_genai", env, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true"
+        )
     assert len(fake.exchanges) == 4
     traces = check_sessions(server, env, fake.exchanges)
     grouped = exchanges_by_session(fake.exchanges)
@@ -100,40 +114,60 @@ def test_genai_app_sessions_users_messages_tokens_and_cost(server) -> None:
             assert trace["name"] == "invoke_agent support-bot"
             assert json.loads(trace["input_preview"]) == [
                 {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": question}]
+                {"role": "user", "content": question},
+            ]
             assert json.loads(trace["output_preview"]) == [
-                {"role": "assistant", "content": reply, "finish_reason": "stop"}]
+                {"role": "assistant", "content": reply, "finish_reason": "stop"}
+            ]
             llm = llm_span(trace)
             assert llm["attributes"]["gen_ai.operation.name"] == "chat"
             assert llm["attributes"]["gen_ai.system"] == "openai"
             # The original attributes stay on the span beside the normalised input.
             root = next(s for s in trace["spans"] if s["parent_span_id"] is None)
             assert json.loads(root["attributes"]["gen_ai.input.messages"])[0]["parts"] == (
-                _parts(question))
+                _parts(question)
+            )
 
 
 def test_cache_and_reasoning_tokens_price_and_stay_on_the_span(server) -> None:
     """What the instrumentor does not emit, as an app following the newest semconv
     would send it: provider name, cache tokens, reasoning tokens (part of the output
     tokens, as OpenAI bills them)."""
-    usage = {"gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300,
-             "gen_ai.usage.cache_read.input_tokens": 1000,
-             "gen_ai.usage.reasoning.output_tokens": 200}
+    usage = {
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.output_tokens": 300,
+        "gen_ai.usage.cache_read.input_tokens": 1000,
+        "gen_ai.usage.reasoning.output_tokens": 200,
+    }
     trace_id = new_trace_id()
-    sent = span(trace_id, new_span_id(), name="chat o4-mini", attributes={
-        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": "o4-mini", "gen_ai.conversation.id": "genai-cache",
-        **usage,
-    })
+    sent = span(
+        trace_id,
+        new_span_id(),
+        name="chat o4-mini",
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "o4-mini",
+            "gen_ai.conversation.id": "genai-cache",
+            **usage,
+        },
+    )
     assert server.export(request([sent]).SerializeToString()).status_code == 200
     (stored,) = server.get(f"/api/v1/traces/{trace_id}")["spans"]
     assert stored["span_type"] == "LLM" and stored["model"] == "o4-mini"
     assert (stored["input_tokens"], stored["output_tokens"], stored["total_tokens"]) == (
-        1200, 300, 1500)
-    expected = calc_price(Usage(input_tokens=1200, output_tokens=300, cache_read_tokens=1000),
-                          "o4-mini", provider_id="openai").total_price
-    uncached = calc_price(Usage(input_tokens=1200, output_tokens=300),
-                          "o4-mini", provider_id="openai").total_price
+        1200,
+        300,
+        1500,
+    )
+    expected = calc_price(
+        Usage(input_tokens=1200, output_tokens=300, cache_read_tokens=1000),
+        "o4-mini",
+        provider_id="openai",
+    ).total_price
+    uncached = calc_price(
+        Usage(input_tokens=1200, output_tokens=300), "o4-mini", provider_id="openai"
+    ).total_price
     assert expected < uncached  # the cache discount is real, so the check can fail
     assert approx_cost(stored["cost_usd"], expected)
     assert {k: stored["attributes"][k] for k in usage} == usage

@@ -65,9 +65,13 @@ def main() -> None:
     for session in SESSIONS:
         replies: list[str] = []
         for index, question in enumerate(session.questions):
-            Traceloop.set_association_properties({
-                "session_id": env.session_id(session), "user_id": session.user_id,
-                "channel": "chat"})
+            Traceloop.set_association_properties(
+                {
+                    "session_id": env.session_id(session),
+                    "user_id": session.user_id,
+                    "channel": "chat",
+                }
+            )
             replies.append(support_turn(question, history_for(session, index, replies)))
 
 
@@ -96,10 +100,12 @@ def test_traceloop_app_sessions_users_messages_tokens_and_cost(server) -> None:
             llm = llm_span(trace)
             assert llm["input"] == exchange.request["messages"]
             assert llm["output"] == [
-                {"role": "assistant", "content": exchange.reply, "finish_reason": "stop"}]
+                {"role": "assistant", "content": exchange.reply, "finish_reason": "stop"}
+            ]
             assert llm["attributes"]["gen_ai.provider.name"] == "openai"
             assert llm["attributes"]["traceloop.association.properties.user_id"] == (
-                session.user_id)
+                session.user_id
+            )
 
 
 if __name__ == "__main__":

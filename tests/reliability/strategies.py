@@ -29,25 +29,63 @@ INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 # NUL and controls, combining marks, right-to-left, noncharacters, astral planes.
 odd_chars = st.one_of(
     st.characters(exclude_categories=("Cs",)),
-    st.sampled_from(["\0", "\x1b", "\u202e", "\u0301", "\ufeff", "\uffff", "\ufffe",
-                     "\U0010ffff", "\U0001f600", "<", "&", '"', "'", "\\", "\n", "\r"]),
+    st.sampled_from(
+        [
+            "\0",
+            "\x1b",
+            "\u202e",
+            "\u0301",
+            "\ufeff",
+            "\uffff",
+            "\ufffe",
+            "\U0010ffff",
+            "\U0001f600",
+            "<",
+            "&",
+            '"',
+            "'",
+            "\\",
+            "\n",
+            "\r",
+        ]
+    ),
 )
 odd_text = st.text(odd_chars, max_size=40)
-int64 = st.one_of(st.sampled_from([0, 1, -1, INT64_MIN, INT64_MAX, 2**53 + 1]),
-                  st.integers(INT64_MIN, INT64_MAX))
-doubles = st.one_of(st.sampled_from([float("nan"), float("inf"), float("-inf"), -0.0, 5e-324,
-                                     1.7976931348623157e308]), st.floats())
+int64 = st.one_of(
+    st.sampled_from([0, 1, -1, INT64_MIN, INT64_MAX, 2**53 + 1]), st.integers(INT64_MIN, INT64_MAX)
+)
+doubles = st.one_of(
+    st.sampled_from(
+        [float("nan"), float("inf"), float("-inf"), -0.0, 5e-324, 1.7976931348623157e308]
+    ),
+    st.floats(),
+)
 
 # Keys the conventions read first, so odd values reach session, tokens, cost, tags...
-KNOWN_KEYS = sorted({
-    *cv.SESSION_ID, *cv.USER_ID, *cv.INPUT, *cv.OUTPUT, *cv.MODEL, *cv.PROVIDER,
-    *cv.INPUT_TOKENS, *cv.OUTPUT_TOKENS, *cv.TOTAL_TOKENS, *cv.CACHE_READ_TOKENS,
-    *cv.CACHE_WRITE_TOKENS, *cv.COST, *cv.INPUT_COST, *cv.OUTPUT_COST, *cv.METADATA_JSON,
-    *cv.TAGS, *(key for key, _ in cv.SPAN_TYPE),
-    *(p + "k" for p in cv.METADATA_PREFIXES),
-    *(p + "0.role" for p in cv.INPUT_MESSAGE_PREFIXES + cv.OUTPUT_MESSAGE_PREFIXES),
-    *(p + "0.content" for p in cv.INPUT_MESSAGE_PREFIXES + cv.OUTPUT_MESSAGE_PREFIXES),
-})
+KNOWN_KEYS = sorted(
+    {
+        *cv.SESSION_ID,
+        *cv.USER_ID,
+        *cv.INPUT,
+        *cv.OUTPUT,
+        *cv.MODEL,
+        *cv.PROVIDER,
+        *cv.INPUT_TOKENS,
+        *cv.OUTPUT_TOKENS,
+        *cv.TOTAL_TOKENS,
+        *cv.CACHE_READ_TOKENS,
+        *cv.CACHE_WRITE_TOKENS,
+        *cv.COST,
+        *cv.INPUT_COST,
+        *cv.OUTPUT_COST,
+        *cv.METADATA_JSON,
+        *cv.TAGS,
+        *(key for key, _ in cv.SPAN_TYPE),
+        *(p + "k" for p in cv.METADATA_PREFIXES),
+        *(p + "0.role" for p in cv.INPUT_MESSAGE_PREFIXES + cv.OUTPUT_MESSAGE_PREFIXES),
+        *(p + "0.content" for p in cv.INPUT_MESSAGE_PREFIXES + cv.OUTPUT_MESSAGE_PREFIXES),
+    }
+)
 attribute_keys = st.one_of(st.sampled_from(KNOWN_KEYS), odd_text)
 
 
@@ -61,11 +99,25 @@ def nested_json(depth: int, kind: str) -> str:
 def json_strings(max_depth: int, surrogates: bool = False) -> st.SearchStrategy[str]:
     """Strings the conventions parse as JSON (inputs, metadata, tags), some deep, some
     with escaped lone surrogates (valid JSON text that parses to unencodable str)."""
-    odd = ['{"a": 1', "[1, ", '{"a": NaN}', "[1e999]", "{}", "[]", '"x"', "null",
-           '{"k": [1, {"x": null}]}', "[[[]]]", '["\\ud83d\\ude00"]']
+    odd = [
+        '{"a": 1',
+        "[1, ",
+        '{"a": NaN}',
+        "[1e999]",
+        "{}",
+        "[]",
+        '"x"',
+        "null",
+        '{"k": [1, {"x": null}]}',
+        "[[[]]]",
+        '["\\ud83d\\ude00"]',
+    ]
     if surrogates:
-        odd += ['{"\\ud800": 1}', '["x\\udfff"]',
-                '{"messages": [{"role": "user", "content": "\\ud800"}]}']
+        odd += [
+            '{"\\ud800": 1}',
+            '["x\\udfff"]',
+            '{"messages": [{"role": "user", "content": "\\ud800"}]}',
+        ]
     return st.one_of(
         st.builds(nested_json, st.integers(1, max_depth), st.sampled_from(["array", "object"])),
         st.sampled_from(odd),
@@ -132,8 +184,13 @@ def _nonzero(size: int) -> st.SearchStrategy[bytes]:
 
 def ids(size: int) -> st.SearchStrategy[bytes]:
     """Mostly valid ids; otherwise empty, zero, short or long ones."""
-    return st.one_of(_nonzero(size), _nonzero(size), _nonzero(size),
-                     st.sampled_from([b"", bytes(size), b"\x01"]), st.binary(max_size=24))
+    return st.one_of(
+        _nonzero(size),
+        _nonzero(size),
+        _nonzero(size),
+        st.sampled_from([b"", bytes(size), b"\x01"]),
+        st.binary(max_size=24),
+    )
 
 
 times = st.one_of(
@@ -146,13 +203,21 @@ times = st.one_of(
 @st.composite
 def spans(draw: st.DrawFn, input_depth: int = 3000, input_surrogates: bool = True) -> Span:
     start = draw(times)
-    end = draw(st.one_of(times, st.integers(0, 10**10).map(lambda d: max(start - d, 0)),
-                         st.integers(0, 10**10).map(lambda d: min(start + d, UINT64_MAX))))
+    end = draw(
+        st.one_of(
+            times,
+            st.integers(0, 10**10).map(lambda d: max(start - d, 0)),
+            st.integers(0, 10**10).map(lambda d: min(start + d, UINT64_MAX)),
+        )
+    )
     result = Span(
-        trace_id=draw(ids(16)), span_id=draw(ids(8)),
+        trace_id=draw(ids(16)),
+        span_id=draw(ids(8)),
         parent_span_id=draw(st.one_of(st.just(b""), ids(8))),
-        name=draw(odd_text), kind=draw(st.integers(0, 9)),
-        start_time_unix_nano=start, end_time_unix_nano=end,
+        name=draw(odd_text),
+        kind=draw(st.integers(0, 9)),
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
     )
     for key, value in draw(st.lists(st.tuples(attribute_keys, any_values), max_size=8)):
         result.attributes.add(key=key, value=value)
@@ -162,8 +227,9 @@ def spans(draw: st.DrawFn, input_depth: int = 3000, input_surrogates: bool = Tru
         text = draw(json_strings(input_depth, input_surrogates))
         result.attributes.add(key=key, value=AnyValue(string_value=text))
     for _ in range(draw(st.integers(0, 2))):
-        event = result.events.add(name=draw(st.one_of(st.just("exception"), odd_text)),
-                                  time_unix_nano=draw(times))
+        event = result.events.add(
+            name=draw(st.one_of(st.just("exception"), odd_text)), time_unix_nano=draw(times)
+        )
         for key, value in draw(st.lists(st.tuples(attribute_keys, any_values), max_size=3)):
             event.attributes.add(key=key, value=value)
     result.status.CopyFrom(Status(code=draw(st.integers(0, 3)), message=draw(odd_text)))
@@ -191,10 +257,15 @@ def export_requests(draw: st.DrawFn, **span_options: Any) -> ExportTraceServiceR
 def span_is_valid(span: Span) -> bool:
     """docs/api.md: 16-byte non-zero trace id, 8-byte non-zero span id, parent empty or
     8 bytes, times within int64 nanoseconds. Anything else is rejected, counted."""
-    return (len(span.trace_id) == 16 and any(span.trace_id)
-            and len(span.span_id) == 8 and any(span.span_id)
-            and len(span.parent_span_id) in (0, 8)
-            and span.start_time_unix_nano <= INT64_MAX and span.end_time_unix_nano <= INT64_MAX)
+    return (
+        len(span.trace_id) == 16
+        and any(span.trace_id)
+        and len(span.span_id) == 8
+        and any(span.span_id)
+        and len(span.parent_span_id) in (0, 8)
+        and span.start_time_unix_nano <= INT64_MAX
+        and span.end_time_unix_nano <= INT64_MAX
+    )
 
 
 def all_spans(request: ExportTraceServiceRequest) -> list[Span]:
@@ -215,6 +286,7 @@ def max_depth(request: ExportTraceServiceRequest) -> int:
 
 def _ld(number: int, payload: bytes) -> bytes:
     """One length-delimited protobuf field, encoded by hand."""
+
     def varint(n: int) -> bytes:
         out = bytearray()
         while True:
@@ -222,6 +294,7 @@ def _ld(number: int, payload: bytes) -> bytes:
             n >>= 7
             if not n:
                 return bytes(out)
+
     return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
@@ -268,8 +341,13 @@ def encode(request: ExportTraceServiceRequest, encoding: str, extra: bytes = b""
     else:
         content, content_type = request.SerializeToString() + extra, "application/x-protobuf"
     gzipped = encoding.endswith("+gzip")
-    return Body(gzip.compress(content, mtime=0) if gzipped else content, content_type,
-                "gzip" if gzipped else None, bool(extra) or max_depth(request) > 20, request)
+    return Body(
+        gzip.compress(content, mtime=0) if gzipped else content,
+        content_type,
+        "gzip" if gzipped else None,
+        bool(extra) or max_depth(request) > 20,
+        request,
+    )
 
 
 @st.composite

@@ -69,27 +69,54 @@ class ProjectA:
 @pytest.fixture
 def project_a(threadline_process) -> ProjectA:
     tag = uuid.uuid4().hex[:12]
-    a = ProjectA(threadline_process.new_key(f"iso-a-{tag}"), f"sess-a-{tag}", f"user-a-{tag}",
-                 [], [], f"secret-of-a-{tag}")
+    a = ProjectA(
+        threadline_process.new_key(f"iso-a-{tag}"),
+        f"sess-a-{tag}",
+        f"user-a-{tag}",
+        [],
+        [],
+        f"secret-of-a-{tag}",
+    )
     spans = []
     for turn in range(3):
         trace_id, root = new_trace_id(), new_span_id()
         child = new_span_id()
         a.trace_ids.append(trace_id)
         a.span_ids += [root, child]
-        spans.append(span(trace_id, root, name=f"{a.marker}-turn-{turn}", attributes={
-            "threadline.session.id": a.session_id, "threadline.user.id": a.user_id,
-            "threadline.span.input": f"question {a.marker}",
-            "threadline.span.output": f"answer {a.marker}",
-            "threadline.tags": '["a-only"]', "threadline.metadata.owner": a.marker},
-            error=turn == 2))
-        spans.append(span(trace_id, child, parent=root, name=f"{a.marker}-llm", attributes={
-            "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 10,
-            "gen_ai.usage.output_tokens": 5}))
-    response = httpx.post(threadline_process.base_url + "/v1/traces",
-                          content=request(spans).SerializeToString(),
-                          headers={"Authorization": f"Bearer {a.key}",
-                                   "Content-Type": "application/x-protobuf"})
+        spans.append(
+            span(
+                trace_id,
+                root,
+                name=f"{a.marker}-turn-{turn}",
+                attributes={
+                    "threadline.session.id": a.session_id,
+                    "threadline.user.id": a.user_id,
+                    "threadline.span.input": f"question {a.marker}",
+                    "threadline.span.output": f"answer {a.marker}",
+                    "threadline.tags": '["a-only"]',
+                    "threadline.metadata.owner": a.marker,
+                },
+                error=turn == 2,
+            )
+        )
+        spans.append(
+            span(
+                trace_id,
+                child,
+                parent=root,
+                name=f"{a.marker}-llm",
+                attributes={
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.usage.input_tokens": 10,
+                    "gen_ai.usage.output_tokens": 5,
+                },
+            )
+        )
+    response = httpx.post(
+        threadline_process.base_url + "/v1/traces",
+        content=request(spans).SerializeToString(),
+        headers={"Authorization": f"Bearer {a.key}", "Content-Type": "application/x-protobuf"},
+    )
     assert response.status_code == 200, response.text
     return a
 
@@ -133,8 +160,7 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
     b_key = threadline_process.new_key(f"iso-b-{uuid.uuid4().hex[:12]}")
     api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {b_key}"}, timeout=30)
     web = httpx.Client(base_url=base, cookies={COOKIE: b_key}, timeout=30)
-    a_api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {a.key}"},
-                         timeout=30)
+    a_api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {a.key}"}, timeout=30)
     a_web = httpx.Client(base_url=base, cookies={COOKIE: a.key}, timeout=30)
     trace, span_id, session = a.trace_ids[0], a.span_ids[0], a.session_id
     # B's own trace reuses A's trace id and session id: written into B, never into A.
@@ -156,10 +182,21 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert any(secret in response.text for secret in a.secrets()), response.request.url
 
     def ingest_into_b(path: str = "/v1/traces", **auth: str) -> None:
-        body = request([span(trace, b_span, name="b-span", attributes={
-            "threadline.session.id": session, "threadline.user.id": a.user_id})])
-        response = api.post(path, content=body.SerializeToString(),
-                            headers={"Content-Type": "application/x-protobuf", **auth})
+        body = request(
+            [
+                span(
+                    trace,
+                    b_span,
+                    name="b-span",
+                    attributes={"threadline.session.id": session, "threadline.user.id": a.user_id},
+                )
+            ]
+        )
+        response = api.post(
+            path,
+            content=body.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf", **auth},
+        )
         assert response.status_code == 200, response.text
         # A's trace is untouched: same spans, same name, no span of B's.
         stored = a_api.get(f"/api/v1/traces/{trace}").json()
@@ -175,11 +212,15 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         def check() -> None:
             response = api.post(path, content=b"", headers={"Content-Type": "application/json"})
             hidden(response, 200)
+
         return check
 
     def login_as_b() -> None:
-        response = httpx.post(base + "/login", content=f"key={b_key}&next=/traces".encode(),
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = httpx.post(
+            base + "/login",
+            content=f"key={b_key}&next=/traces".encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status_code == 303 and response.cookies.get(COOKIE) == b_key
         hidden(web.get(response.headers["location"]), 200)
 
@@ -196,6 +237,7 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
             text = _read_stream(base, f"{path}?after=0", {COOKIE: b_key}, seconds=2.5)
             assert "event: ready" in text
             _assert_hidden(a, text, path)
+
         return check
 
     walk: dict[tuple[str, str], Callable[[], None]] = {
@@ -204,7 +246,8 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         # Langfuse's path, its Basic auth carrying B's key as the secret key.
         ("POST", "/api/public/otel/v1/traces"): lambda: ingest_into_b(
             "/api/public/otel/v1/traces",
-            Authorization="Basic " + base64.b64encode(f"pk-lf-b:{b_key}".encode()).decode()),
+            Authorization="Basic " + base64.b64encode(f"pk-lf-b:{b_key}".encode()).decode(),
+        ),
         ("POST", "/v1/logs"): discarded("/v1/logs"),
         ("POST", "/v1/metrics"): discarded("/v1/metrics"),
         # JSON API.
@@ -212,20 +255,26 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
             empty_list(api.get("/api/v1/sessions", params={"user_id": a.user_id})),
             hidden(api.get("/api/v1/sessions"), 200),
             empty_list(api.get("/api/v1/sessions", params={"q": a.marker})),
-            empty_list(api.get("/api/v1/sessions", params={"tag": "a-only"}))),
+            empty_list(api.get("/api/v1/sessions", params={"tag": "a-only"})),
+        ),
         ("GET", "/api/v1/sessions/{session_id}"): lambda: hidden(
-            api.get(f"/api/v1/sessions/{session}"), 404),
+            api.get(f"/api/v1/sessions/{session}"), 404
+        ),
         ("GET", "/api/v1/traces"): lambda: (
             empty_list(api.get("/api/v1/traces", params={"q": a.marker})),
-            empty_list(api.get("/api/v1/traces", params={"session_id": session,
-                                                         "status": "error"})),
+            empty_list(
+                api.get("/api/v1/traces", params={"session_id": session, "status": "error"})
+            ),
             empty_list(api.get("/api/v1/traces", params={"metadata": f"owner={a.marker}"})),
-            hidden(api.get("/api/v1/traces", params={"limit": 500}), 200)),
+            hidden(api.get("/api/v1/traces", params={"limit": 500}), 200),
+        ),
         ("GET", "/api/v1/traces/{trace_id}"): lambda: [
-            hidden(api.get(f"/api/v1/traces/{t}"), 404) for t in a.trace_ids],
+            hidden(api.get(f"/api/v1/traces/{t}"), 404) for t in a.trace_ids
+        ],
         ("GET", "/api/v1/users"): lambda: (
             hidden(api.get("/api/v1/users"), 200),
-            empty_list(api.get("/api/v1/users", params={"q": a.user_id}))),
+            empty_list(api.get("/api/v1/users", params={"q": a.user_id})),
+        ),
         # Documents and health: no project data at all.
         ("GET", "/healthz"): lambda: hidden(api.get("/healthz"), 200),
         ("GET", "/openapi.json"): lambda: hidden(api.get("/openapi.json"), 200),
@@ -241,23 +290,31 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ("GET", "/traces"): lambda: (
             hidden(web.get("/traces"), 200),
             hidden(web.get("/traces", params={"q": a.marker, "range": "all"}), 200),
-            hidden(web.get("/traces", params={"session_id": session}), 200)),
+            hidden(web.get("/traces", params={"session_id": session}), 200),
+        ),
         ("GET", "/sessions"): lambda: (
             hidden(web.get("/sessions"), 200),
-            hidden(web.get("/sessions", params={"sort": "cost", "status": "error"}), 200)),
+            hidden(web.get("/sessions", params={"sort": "cost", "status": "error"}), 200),
+        ),
         ("GET", "/users"): lambda: hidden(web.get("/users"), 200),
         ("GET", "/sessions/{session_id:path}"): lambda: hidden(
-            web.get(f"/sessions/{session}"), 404),
+            web.get(f"/sessions/{session}"), 404
+        ),
         ("GET", "/traces/{trace_id}"): lambda: [
-            hidden(web.get(f"/traces/{t}", params={"span": span_id}), 404)
-            for t in a.trace_ids],
-        ("GET", "/fragments/span"): lambda: hidden(web.get(
-            "/fragments/span", params={"trace_id": a.trace_ids[1], "span_id": a.span_ids[2]}),
-            404),
-        ("GET", "/fragments/session-traces"): lambda: hidden(web.get(
-            "/fragments/session-traces", params={"session_id": session}), 200),
+            hidden(web.get(f"/traces/{t}", params={"span": span_id}), 404) for t in a.trace_ids
+        ],
+        ("GET", "/fragments/span"): lambda: hidden(
+            web.get(
+                "/fragments/span", params={"trace_id": a.trace_ids[1], "span_id": a.span_ids[2]}
+            ),
+            404,
+        ),
+        ("GET", "/fragments/session-traces"): lambda: hidden(
+            web.get("/fragments/session-traces", params={"session_id": session}), 200
+        ),
         ("GET", "/export/session.json"): lambda: hidden(
-            web.get("/export/session.json", params={"session_id": session}), 404),
+            web.get("/export/session.json", params={"session_id": session}), 404
+        ),
         ("GET", "/live/traces"): live("/live/traces"),
         ("GET", "/live/sessions"): live("/live/sessions"),
     }
@@ -270,21 +327,41 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
     assert openapi_paths <= {path for _, path in app_routes}
 
     # The positive control, before B writes: A's own credentials see A's data.
-    for response in (a_api.get(f"/api/v1/traces/{trace}"), a_api.get("/api/v1/sessions"),
-                     a_web.get(f"/traces/{a.trace_ids[1]}"), a_web.get(f"/sessions/{session}"),
-                     a_api.get("/api/v1/users"), a_web.get("/fragments/span", params={
-                         "trace_id": a.trace_ids[1], "span_id": a.span_ids[2]})):
+    for response in (
+        a_api.get(f"/api/v1/traces/{trace}"),
+        a_api.get("/api/v1/sessions"),
+        a_web.get(f"/traces/{a.trace_ids[1]}"),
+        a_web.get(f"/sessions/{session}"),
+        a_api.get("/api/v1/users"),
+        a_web.get("/fragments/span", params={"trace_id": a.trace_ids[1], "span_id": a.span_ids[2]}),
+    ):
         a_sees(response)
 
     # B has data of its own (ids of its own), so that its lists and streams are not
     # trivially empty; writing with A's ids comes last, as it puts them in B's project.
-    own = request([span(new_trace_id(), new_span_id(), name="b-own", attributes={
-        "threadline.session.id": "b-session", "threadline.user.id": "b-user",
-        "threadline.span.input": "b question"})])
-    assert api.post("/v1/traces", content=own.SerializeToString(),
-                    headers={"Content-Type": "application/x-protobuf"}).status_code == 200
-    last = [("POST", "/v1/traces"), ("POST", "/api/public/otel/v1/traces"),
-            ("POST", "/logout")]
+    own = request(
+        [
+            span(
+                new_trace_id(),
+                new_span_id(),
+                name="b-own",
+                attributes={
+                    "threadline.session.id": "b-session",
+                    "threadline.user.id": "b-user",
+                    "threadline.span.input": "b question",
+                },
+            )
+        ]
+    )
+    assert (
+        api.post(
+            "/v1/traces",
+            content=own.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        ).status_code
+        == 200
+    )
+    last = [("POST", "/v1/traces"), ("POST", "/api/public/otel/v1/traces"), ("POST", "/logout")]
     for route in sorted(set(walk) - set(last)) + last:
         walk[route]()
     print(f"isolation walk: {len(walk)} routes")

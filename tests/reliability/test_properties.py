@@ -28,11 +28,15 @@ MB = 1024 * 1024
 
 def _huge(encoding: str) -> gen.Body:
     """1 MB attributes of each payload kind (string, bytes, input), plus a valid span."""
-    big = span(new_trace_id(), new_span_id(), attributes={
-        "threadline.span.input": "é" * (MB // 2),  # 1 MB of UTF-8
-        "blob": b"\xff" * MB,
-        "many": list(range(20_000)),
-    })
+    big = span(
+        new_trace_id(),
+        new_span_id(),
+        attributes={
+            "threadline.span.input": "é" * (MB // 2),  # 1 MB of UTF-8
+            "blob": b"\xff" * MB,
+            "many": list(range(20_000)),
+        },
+    )
     return gen.encode(request([big]), encoding)
 
 
@@ -61,11 +65,13 @@ def test_decode_and_normalize_raise_only_threadline_errors(body: gen.Body) -> No
     valid = [s for s in spans if gen.span_is_valid(s)]
     assert result.rejected == len(spans) - len(valid)
     assert [(r.trace_id, r.span_id) for r in result.spans] == [
-        (s.trace_id.hex(), s.span_id.hex()) for s in valid]
+        (s.trace_id.hex(), s.span_id.hex()) for s in valid
+    ]
     for record in result.spans:
         # What the store writes must be encodable: the store serialises these as JSON.
-        json.dumps([record.attributes, record.events, record.resource, record.metadata,
-                    record.tags])
+        json.dumps(
+            [record.attributes, record.events, record.resource, record.metadata, record.tags]
+        )
         assert record.end_ns >= record.start_ns
 
 
@@ -102,14 +108,16 @@ def test_export_never_5xx_and_accepted_spans_read_back(server, body: gen.Body) -
 # --- regressions found by the properties above ----------------------------------------
 
 
-@pytest.mark.parametrize("nested", [b"[" * 100_000 + b"]" * 100_000,
-                                    b'{"a":' * 50_000 + b"1" + b"}" * 50_000])
+@pytest.mark.parametrize(
+    "nested", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000]
+)
 def test_json_body_nested_past_the_parser_stack_is_a_400(server, nested):
     """It was a 500: json.loads raised RecursionError, which is not a ValueError."""
     response = server.export(nested, "application/json")
     assert response.status_code == 400, response.text
-    gzipped = server.export(gzip.compress(nested), "application/json",
-                            **{"Content-Encoding": "gzip"})
+    gzipped = server.export(
+        gzip.compress(nested), "application/json", **{"Content-Encoding": "gzip"}
+    )
     assert gzipped.status_code == 400, gzipped.text
 
 
@@ -120,11 +128,14 @@ def test_deep_metadata_and_tags_json_is_ignored_not_a_500(server):
     for depth in (40, 300, 5000):
         trace_id = new_trace_id()
         trace_ids.append(trace_id)
-        attributes = {"metadata": gen.nested_json(depth, "object"),
-                      "threadline.tags": gen.nested_json(depth, "array"),
-                      "threadline.session.id": f"deep-{depth}"}
-        response = server.export(request([span(trace_id, new_span_id(),
-                                                attributes=attributes)]).SerializeToString())
+        attributes = {
+            "metadata": gen.nested_json(depth, "object"),
+            "threadline.tags": gen.nested_json(depth, "array"),
+            "threadline.session.id": f"deep-{depth}",
+        }
+        response = server.export(
+            request([span(trace_id, new_span_id(), attributes=attributes)]).SerializeToString()
+        )
         assert response.status_code == 200, response.text
         trace = server.get(f"/api/v1/traces/{trace_id}")
         assert trace["metadata"] == {}
@@ -137,26 +148,44 @@ def test_deep_json_inputs_within_the_limits_read_back(server):
     for depth in (1, 50, 200):
         trace_id = new_trace_id()
         attributes = {"threadline.span.input": gen.nested_json(depth, "array")}
-        assert server.export(request([span(trace_id, new_span_id(), attributes=attributes)]
-                                     ).SerializeToString()).status_code == 200
+        assert (
+            server.export(
+                request([span(trace_id, new_span_id(), attributes=attributes)]).SerializeToString()
+            ).status_code
+            == 200
+        )
         assert server.get(f"/api/v1/traces/{trace_id}")["spans"][0]["input"] is not None
 
 
-@pytest.mark.parametrize("text", [gen.nested_json(300, "array"), gen.nested_json(5000, "array"),
-                                  '{"\\ud800": 1}', '["x\\udfff"]'],
-                         ids=["depth-300", "depth-5000", "surrogate-key", "surrogate-value"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        gen.nested_json(300, "array"),
+        gen.nested_json(5000, "array"),
+        '{"\\ud800": 1}',
+        '["x\\udfff"]',
+    ],
+    ids=["depth-300", "depth-5000", "surrogate-key", "surrogate-value"],
+)
 def test_odd_json_input_reads_back(server, text):
     """Inputs past the parser's stack or the serializer's depth, or holding a lone
     surrogate, read back as the text that was sent."""
     trace_id = new_trace_id()
     session = "odd-input-" + trace_id
     attributes = {"threadline.span.input": text, "threadline.session.id": session}
-    assert server.export(request([span(trace_id, new_span_id(), attributes=attributes)]
-                                 ).SerializeToString()).status_code == 200
+    assert (
+        server.export(
+            request([span(trace_id, new_span_id(), attributes=attributes)]).SerializeToString()
+        ).status_code
+        == 200
+    )
     assert server.http.get(f"/api/v1/traces/{trace_id}").status_code == 200
     cookies = {"threadline_session": server.api_key}
-    for path in (f"/traces/{trace_id}", f"/sessions/{session}",
-                 f"/export/session.json?session_id={session}"):
+    for path in (
+        f"/traces/{trace_id}",
+        f"/sessions/{session}",
+        f"/export/session.json?session_id={session}",
+    ):
         assert server.http.get(path, cookies=cookies).status_code == 200, path
 
 
@@ -169,10 +198,28 @@ def test_cursor_nested_past_the_parser_stack_is_a_400(server):
 
 def test_invalid_utf8_strings_are_a_400_not_a_5xx(server):
     for raw in (b"\xff", b"\xed\xa0\x80", b"a\x80b"):
-        body = gen.invalid_utf8_span(bytes.fromhex(new_trace_id()),
-                                     bytes.fromhex(new_span_id()), raw)
+        body = gen.invalid_utf8_span(
+            bytes.fromhex(new_trace_id()), bytes.fromhex(new_span_id()), raw
+        )
         assert server.export(body).status_code == 400
-    lone_surrogate = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{
-        "traceId": new_trace_id(), "spanId": new_span_id(), "name": "\ud800"}]}]}]})
+    lone_surrogate = json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "scopeSpans": [
+                        {
+                            "spans": [
+                                {
+                                    "traceId": new_trace_id(),
+                                    "spanId": new_span_id(),
+                                    "name": "\ud800",
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        }
+    )
     assert server.export(lone_surrogate.encode(), "application/json").status_code == 400
     assert AnyValue  # the protobuf classes refuse to build such strings at all

@@ -16,24 +16,43 @@ EXAMPLES_PER_OPERATION_AND_MODE = 25
 
 def _fill(server) -> None:
     """A little data, so that lists have items and next cursors."""
-    spans = [span(new_trace_id(), new_span_id(), name=f"turn-{i}", attributes={
-        "threadline.session.id": f"s-{i % 2}", "threadline.user.id": f"user-{i % 3}",
-        "threadline.tags": '["vip"]', "threadline.metadata.plan": "pro",
-        "threadline.span.input": '{"q": "hello"}'}, error=i == 3) for i in range(6)]
+    spans = [
+        span(
+            new_trace_id(),
+            new_span_id(),
+            name=f"turn-{i}",
+            attributes={
+                "threadline.session.id": f"s-{i % 2}",
+                "threadline.user.id": f"user-{i % 3}",
+                "threadline.tags": '["vip"]',
+                "threadline.metadata.plan": "pro",
+                "threadline.span.input": '{"q": "hello"}',
+            },
+            error=i == 3,
+        )
+        for i in range(6)
+    ]
     assert server.export(request(spans).SerializeToString()).status_code == 200
 
 
 def test_query_api_never_answers_5xx(server):
     _fill(server)
     schema = schemathesis.openapi.from_url(server.base_url + "/openapi.json")
-    operations = [result.ok() for result in
-                  schema.include(path_regex=r"^/api/v1/", method="GET").get_all_operations()]
+    operations = [
+        result.ok()
+        for result in schema.include(path_regex=r"^/api/v1/", method="GET").get_all_operations()
+    ]
     # Every query route is in the document (a new one is picked up here automatically).
     assert {op.path for op in operations} >= {
-        "/api/v1/sessions", "/api/v1/sessions/{session_id}", "/api/v1/traces",
-        "/api/v1/traces/{trace_id}", "/api/v1/users"}
+        "/api/v1/sessions",
+        "/api/v1/sessions/{session_id}",
+        "/api/v1/traces",
+        "/api/v1/traces/{trace_id}",
+        "/api/v1/users",
+    }
     auth = {"Authorization": f"Bearer {server.api_key}"}
     calls: dict[str, int] = {}
+
     def run(operation, mode: GenerationMode) -> None:
         @settings(max_examples=EXAMPLES_PER_OPERATION_AND_MODE)
         @given(case=operation.as_strategy(generation_mode=mode))

@@ -80,8 +80,9 @@ def greet(name: str) -> str:
 
 
 def test_exports_otlp_protobuf_with_bearer_key(fresh: None, receiver: Receiver) -> None:
-    Threadline.initialize(project_api_key="key-1", base_url=receiver.base_url + "/",
-                          instrument=False)
+    Threadline.initialize(
+        project_api_key="key-1", base_url=receiver.base_url + "/", instrument=False
+    )
     greet("ada")
     assert Threadline.flush() is True
     path, headers, _ = receiver.requests[0]
@@ -91,8 +92,9 @@ def test_exports_otlp_protobuf_with_bearer_key(fresh: None, receiver: Receiver) 
     assert receiver.span_names() == ["greet"]
 
 
-def test_key_and_url_from_environment(fresh: None, receiver: Receiver,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_key_and_url_from_environment(
+    fresh: None, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("THREADLINE_API_KEY", "env-key")
     monkeypatch.setenv("THREADLINE_BASE_URL", receiver.base_url)
     Threadline.initialize(instrument=False)
@@ -108,8 +110,11 @@ def test_settings_resolution() -> None:
     assert default.base_url == "http://localhost:8000"
     assert default.traces_endpoint == "http://localhost:8000/v1/traces"
     assert default.headers() == {} and default.disabled is False
-    env = {"THREADLINE_BASE_URL": "https://obs.example:9443/tl/", "THREADLINE_API_KEY": "e",
-           "THREADLINE_DISABLED": "true"}
+    env = {
+        "THREADLINE_BASE_URL": "https://obs.example:9443/tl/",
+        "THREADLINE_API_KEY": "e",
+        "THREADLINE_DISABLED": "true",
+    }
     from_env = resolve(environ=env)
     assert from_env.traces_endpoint == "https://obs.example:9443/tl/v1/traces"
     assert from_env.api_key == "e" and from_env.disabled is True
@@ -126,8 +131,9 @@ def test_second_initialize_is_a_noop(recorded: Recorded) -> None:
 
 
 @pytest.mark.parametrize("how", ["argument", "environment"])
-def test_disabled_mode_runs_code_untouched(fresh: None, how: str,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disabled_mode_runs_code_untouched(
+    fresh: None, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     exporter = InMemorySpanExporter()
     if how == "environment":
         monkeypatch.setenv("THREADLINE_DISABLED", "1")
@@ -165,8 +171,13 @@ def test_observe_before_initialize_is_harmless(fresh: None) -> None:
 
 
 def _run_python(code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 

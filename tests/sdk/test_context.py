@@ -24,7 +24,8 @@ def third_party_tracer():
 
 
 def test_session_set_after_root_started_reaches_root_current_and_later_spans(
-        recorded: Recorded) -> None:
+    recorded: Recorded,
+) -> None:
     @observe
     def before() -> None: ...
 
@@ -107,8 +108,9 @@ def test_metadata_values_and_tags(recorded: Recorded) -> None:
     assert list(root.attributes[semconv.TAGS]) == ["beta", "chat", "own"]
 
 
-def test_outside_a_span_warns_and_does_nothing(recorded: Recorded,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_outside_a_span_warns_and_does_nothing(
+    recorded: Recorded, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="threadline"):
         Threadline.set_trace_session_id("lost")
         Threadline.set_trace_user_id("lost")
@@ -203,8 +205,9 @@ async def test_concurrent_turns_keep_their_own_sessions(recorded: Recorded) -> N
 def test_span_helpers(recorded: Recorded) -> None:
     assert Threadline.get_trace_id() is None
 
-    with Threadline.start_as_current_span("block", input={"q": "hi"}, span_type="TOOL",
-                                          session_id="s", tags=["x"]) as span:
+    with Threadline.start_as_current_span(
+        "block", input={"q": "hi"}, span_type="TOOL", session_id="s", tags=["x"]
+    ) as span:
         trace_id = Threadline.get_trace_id()
         Threadline.set_span_attributes({"k": 1, "obj": {"a": 1}, "list": ["a", "b"]})
         Threadline.event("retrieved", {"docs": 3, "ids": [1, 2]})

@@ -52,8 +52,9 @@ def chat_turn(conversation_id: str, user_message: str, trace_ids: list[str]) -> 
 @pytest.fixture
 def sdk_to_server(server: Any) -> Iterator[Any]:
     Threadline._reset_for_tests()
-    Threadline.initialize(project_api_key=server.api_key, base_url=server.base_url,
-                          instrument=False)
+    Threadline.initialize(
+        project_api_key=server.api_key, base_url=server.base_url, instrument=False
+    )
     yield server
     Threadline._reset_for_tests()
 

@@ -6,8 +6,16 @@ import json
 import subprocess
 import sys
 
-SERVER_ONLY = ("fastapi", "uvicorn", "starlette", "pydantic", "jinja2", "threadline.server",
-               "genai_prices", "httpx")
+SERVER_ONLY = (
+    "fastapi",
+    "uvicorn",
+    "starlette",
+    "pydantic",
+    "jinja2",
+    "threadline.server",
+    "genai_prices",
+    "httpx",
+)
 
 
 def test_import_threadline_pulls_in_no_server_dependency() -> None:
@@ -18,8 +26,9 @@ def test_import_threadline_pulls_in_no_server_dependency() -> None:
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {SERVER_ONLY!r}"
         f" or m.startswith('threadline.server'))))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
 

@@ -12,7 +12,8 @@ from threadline.sdk.instrument import enable_instrumentors
 
 
 def test_instrumentor_without_its_client_is_skipped_quietly(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # Whether the instrumentation package is installed or not (the Anthropic one fails
     # to import without the client), nothing is enabled and nothing is logged as a problem.
     if importlib.util.find_spec("anthropic") is not None:

@@ -24,8 +24,13 @@ COMPLETION = {
     "object": "chat.completion",
     "created": 1_700_000_000,
     "model": "gpt-4o-mini-2024-07-18",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "Hello there!"}}],
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "Hello there!"},
+        }
+    ],
     "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
 }
 
@@ -67,7 +72,8 @@ def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
 
 
 def test_openai_span_nests_under_observe_and_carries_the_session(
-        fake_openai: tuple[str, list[dict]], exporter: InMemorySpanExporter) -> None:
+    fake_openai: tuple[str, list[dict]], exporter: InMemorySpanExporter
+) -> None:
     base_url, received = fake_openai
     client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
 
@@ -75,7 +81,8 @@ def test_openai_span_nests_under_observe_and_carries_the_session(
     def handle_turn(conversation_id: str, message: str) -> str:
         Threadline.set_trace_session_id(conversation_id)
         response = client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": message}])
+            model="gpt-4o-mini", messages=[{"role": "user", "content": message}]
+        )
         return response.choices[0].message.content
 
     assert handle_turn("conv-openai", "hi") == "Hello there!"

@@ -339,8 +339,10 @@ def test_ignore_input_output_and_named_inputs(recorded: Recorded) -> None:
 
 
 def test_formatters_and_failing_formatter(recorded: Recorded) -> None:
-    @observe(input_formatter=lambda text, **_: {"chars": len(text)},
-             output_formatter=lambda out: out.upper())
+    @observe(
+        input_formatter=lambda text, **_: {"chars": len(text)},
+        output_formatter=lambda out: out.upper(),
+    )
     def shout(text: str, loud: bool = True) -> str:
         return text
 

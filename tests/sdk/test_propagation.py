@@ -97,10 +97,18 @@ def test_round_trip_across_processes(recorded: Recorded) -> None:
         print(json.dumps({"trace": span.context.trace_id, "parent": span.parent.span_id,
                           "session": span.attributes.get("threadline.session.id")}))
     """)
-    result = subprocess.run([sys.executable, "-c", child, json.dumps(carrier)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", child, json.dumps(carrier)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     remote = json.loads(result.stdout)
     root = recorded.one("turn")
-    assert remote == {"trace": root.context.trace_id, "parent": root.context.span_id,
-                      "session": "conv-3"}
+    assert remote == {
+        "trace": root.context.trace_id,
+        "parent": root.context.span_id,
+        "session": "conv-3",
+    }

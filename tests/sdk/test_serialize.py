@@ -101,6 +101,7 @@ def test_large_values_are_truncated_to_valid_json() -> None:
     assert len(text) < 1_100
     decoded = json.loads(text)
     assert isinstance(decoded, str) and "truncated" in decoded
+
     class Big:
         def __repr__(self) -> str:
             return "y" * 5000

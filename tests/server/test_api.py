@@ -16,16 +16,28 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def _send_session(server, session_id: str, user: str, starts: list[int], error: bool = False,
-                  text: str = "hello") -> list[str]:
+def _send_session(
+    server, session_id: str, user: str, starts: list[int], error: bool = False, text: str = "hello"
+) -> list[str]:
     spans, trace_ids = [], []
     for start in starts:
         trace_id = new_trace_id()
         trace_ids.append(trace_id)
-        spans.append(span(trace_id, new_span_id(), name="turn", start_ns=start,
-                          end_ns=start + SECOND, error=error, attributes={
-                              "threadline.session.id": session_id, "threadline.user.id": user,
-                              "threadline.span.input": f'"{text}"'}))
+        spans.append(
+            span(
+                trace_id,
+                new_span_id(),
+                name="turn",
+                start_ns=start,
+                end_ns=start + SECOND,
+                error=error,
+                attributes={
+                    "threadline.session.id": session_id,
+                    "threadline.user.id": user,
+                    "threadline.span.input": f'"{text}"',
+                },
+            )
+        )
     assert server.export(request(spans).SerializeToString()).status_code == 200
     return trace_ids
 
@@ -51,17 +63,22 @@ def test_sessions_paging_newest_activity_first(server):
 
 def test_traces_paging_and_filters(server):
     a = _send_session(server, "filters-a", "alice", [BASE_NS + i * SECOND for i in range(7)])
-    b = _send_session(server, "filters-b", "bob", [BASE_NS + 100 * SECOND], error=True,
-                      text="needle in here")
+    b = _send_session(
+        server, "filters-b", "bob", [BASE_NS + 100 * SECOND], error=True, text="needle in here"
+    )
     listed = _all_pages(server, "/api/v1/traces", limit=3)
     assert [t["trace_id"] for t in listed] == [*b, *reversed(a)]
-    assert {t["trace_id"] for t in server.get("/api/v1/traces", session_id="filters-a")[
-        "items"]} == set(a)
+    assert {
+        t["trace_id"] for t in server.get("/api/v1/traces", session_id="filters-a")["items"]
+    } == set(a)
     assert [t["trace_id"] for t in server.get("/api/v1/traces", user_id="bob")["items"]] == b
     assert [t["trace_id"] for t in server.get("/api/v1/traces", status="error")["items"]] == b
     assert [t["trace_id"] for t in server.get("/api/v1/traces", q="needle")["items"]] == b
-    window = server.get("/api/v1/traces", start=_iso(BASE_NS + 2 * SECOND + SECOND // 2),
-                        end=_iso(BASE_NS + 4 * SECOND))
+    window = server.get(
+        "/api/v1/traces",
+        start=_iso(BASE_NS + 2 * SECOND + SECOND // 2),
+        end=_iso(BASE_NS + 4 * SECOND),
+    )
     assert [t["trace_id"] for t in window["items"]] == [a[4], a[3], a[2]]
 
 
@@ -93,8 +110,13 @@ def test_unknown_ids_are_404_json(server):
 
 
 def test_bad_query_parameters_are_4xx(server):
-    for params in ({"limit": 0}, {"limit": "ten"}, {"cursor": "not-a-cursor"},
-                   {"start": "yesterday"}, {"status": "maybe"}):
+    for params in (
+        {"limit": 0},
+        {"limit": "ten"},
+        {"cursor": "not-a-cursor"},
+        {"start": "yesterday"},
+        {"status": "maybe"},
+    ):
         response = server.http.get("/api/v1/traces", params=params)
         assert 400 <= response.status_code < 500, (params, response.text)
         assert "error" in response.json()
@@ -102,17 +124,24 @@ def test_bad_query_parameters_are_4xx(server):
 
 def test_a_key_sees_only_its_own_project(server, threadline_process):
     (trace_id,) = _send_session(server, "private", "eve", [BASE_NS])
-    other = httpx.Client(base_url=server.base_url, headers={
-        "Authorization": "Bearer " + threadline_process.new_key("someone-else")})
+    other = httpx.Client(
+        base_url=server.base_url,
+        headers={"Authorization": "Bearer " + threadline_process.new_key("someone-else")},
+    )
     assert other.get("/api/v1/sessions").json()["items"] == []
     assert other.get("/api/v1/traces").json()["items"] == []
     assert other.get(f"/api/v1/traces/{trace_id}").status_code == 404
     assert other.get("/api/v1/sessions/private").status_code == 404
     # And it cannot write into the first project.
-    body = request([span(new_trace_id(), new_span_id(), attributes={
-        "threadline.session.id": "private"})]).SerializeToString()
-    assert other.post("/v1/traces", content=body,
-                      headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+    body = request(
+        [span(new_trace_id(), new_span_id(), attributes={"threadline.session.id": "private"})]
+    ).SerializeToString()
+    assert (
+        other.post(
+            "/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}
+        ).status_code
+        == 200
+    )
     assert server.get("/api/v1/sessions/private")["trace_count"] == 1
 
 
@@ -125,8 +154,13 @@ def test_api_requires_a_valid_key(server):
 
 def test_openapi_document_and_docs(server):
     spec = httpx.get(server.base_url + "/openapi.json").json()
-    for path in ("/api/v1/sessions", "/api/v1/sessions/{session_id}", "/api/v1/traces",
-                 "/api/v1/traces/{trace_id}", "/v1/traces"):
+    for path in (
+        "/api/v1/sessions",
+        "/api/v1/sessions/{session_id}",
+        "/api/v1/traces",
+        "/api/v1/traces/{trace_id}",
+        "/v1/traces",
+    ):
         assert path in spec["paths"]
     assert httpx.get(server.base_url + "/docs").status_code == 200
     assert httpx.get(server.base_url + "/healthz").json() == {"status": "ok", "queued_exports": 0}

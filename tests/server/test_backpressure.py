@@ -19,10 +19,24 @@ def test_overload_gets_503_with_retry_after_and_loses_nothing(tmp_path):
         bodies = []
         for batch in range(24):
             trace_id = new_trace_id()
-            bodies.append((trace_id, request([
-                span(trace_id, new_span_id(), attributes={
-                    "threadline.session.id": "load", "threadline.span.input": payload})
-                for _ in range(200)]).SerializeToString()))
+            bodies.append(
+                (
+                    trace_id,
+                    request(
+                        [
+                            span(
+                                trace_id,
+                                new_span_id(),
+                                attributes={
+                                    "threadline.session.id": "load",
+                                    "threadline.span.input": payload,
+                                },
+                            )
+                            for _ in range(200)
+                        ]
+                    ).SerializeToString(),
+                )
+            )
         statuses: list[int] = []
         acknowledged: list[str] = []
         retry_after: set[str] = set()
@@ -30,9 +44,14 @@ def test_overload_gets_503_with_retry_after_and_loses_nothing(tmp_path):
 
         def send(trace_id: str, body: bytes) -> None:
             with httpx.Client(timeout=60) as client:
-                response = client.post(server.base_url + "/v1/traces", content=body, headers={
-                    "Authorization": f"Bearer {key}",
-                    "Content-Type": "application/x-protobuf"})
+                response = client.post(
+                    server.base_url + "/v1/traces",
+                    content=body,
+                    headers={
+                        "Authorization": f"Bearer {key}",
+                        "Content-Type": "application/x-protobuf",
+                    },
+                )
             with lock:
                 statuses.append(response.status_code)
                 if response.status_code == 200:
@@ -48,14 +67,18 @@ def test_overload_gets_503_with_retry_after_and_loses_nothing(tmp_path):
 
         # Refusing instead of queueing keeps memory bounded: 24 bodies of ~1 MB each
         # were sent at once, and at most one was held at a time.
-        peak_kb = int(next(line.split()[1] for line in open(
-            f"/proc/{server.process.pid}/status") if line.startswith("VmHWM:")))
+        peak_kb = int(
+            next(
+                line.split()[1]
+                for line in open(f"/proc/{server.process.pid}/status")
+                if line.startswith("VmHWM:")
+            )
+        )
         assert peak_kb < 400 * 1024, peak_kb
         assert set(statuses) <= {200, 503}
         assert 503 in statuses and 200 in statuses, statuses
         assert retry_after == {"1"}
-        api = httpx.Client(base_url=server.base_url,
-                           headers={"Authorization": f"Bearer {key}"})
+        api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"})
         for trace_id in acknowledged:
             assert api.get(f"/api/v1/traces/{trace_id}").json()["span_count"] == 200
         assert api.get("/api/v1/sessions/load").json()["trace_count"] == len(acknowledged)

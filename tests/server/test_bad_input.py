@@ -21,8 +21,14 @@ def test_body_that_is_not_otlp(server):
     _assert_error(server.export(b"\xff\xfe not protobuf at all"), 400, "not an OTLP")
     _assert_error(server.export(b"{not json", "application/json"), 400, "not valid JSON")
     _assert_error(server.export(b"[1, 2]", "application/json"), 400, "OTLP/JSON")
-    _assert_error(server.export(b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": '
-                                b'"zz"}]}]}]}', "application/json"), 400, "not hex")
+    _assert_error(
+        server.export(
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}',
+            "application/json",
+        ),
+        400,
+        "not hex",
+    )
 
 
 def test_wrong_content_type_and_encoding(server):
@@ -37,8 +43,11 @@ def test_wrong_content_type_and_encoding(server):
 def test_missing_or_wrong_key(server):
     body = request([span(new_trace_id(), new_span_id())]).SerializeToString()
     for headers in ({}, {"Authorization": "Bearer tl_not-a-key"}):
-        response = httpx.post(server.base_url + "/v1/traces", content=body,
-                              headers={"Content-Type": "application/x-protobuf", **headers})
+        response = httpx.post(
+            server.base_url + "/v1/traces",
+            content=body,
+            headers={"Content-Type": "application/x-protobuf", **headers},
+        )
         _assert_error(response, 401, "key")
 
 
@@ -72,21 +81,34 @@ def test_server_keeps_serving_after_bad_input(server):
         server.export(b"garbage")
         server.export(b"garbage", "application/json")
     trace_id = new_trace_id()
-    assert server.export(request([span(trace_id, new_span_id())]).SerializeToString()
-                         ).status_code == 200
+    assert (
+        server.export(request([span(trace_id, new_span_id())]).SerializeToString()).status_code
+        == 200
+    )
     assert server.get(f"/api/v1/traces/{trace_id}")["span_count"] == 1
     assert "Traceback" not in server.process.log()
 
 
 def test_out_of_range_numbers_are_rejected_or_dropped_never_a_5xx(server):
     trace_id = new_trace_id()
-    far_future = Span(trace_id=bytes.fromhex(new_trace_id()), span_id=b"\x01" * 8,
-                      name="year-2554", start_time_unix_nano=2**64 - 1,
-                      end_time_unix_nano=2**64 - 1)
-    odd = span(trace_id, new_span_id(), attributes={
-        "threadline.session.id": "odd-numbers", "gen_ai.request.model": "gpt-4o-mini",
-        "gen_ai.usage.input_tokens": 2**62, "gen_ai.usage.cost": float("inf"),
-        "nan": float("nan")})
+    far_future = Span(
+        trace_id=bytes.fromhex(new_trace_id()),
+        span_id=b"\x01" * 8,
+        name="year-2554",
+        start_time_unix_nano=2**64 - 1,
+        end_time_unix_nano=2**64 - 1,
+    )
+    odd = span(
+        trace_id,
+        new_span_id(),
+        attributes={
+            "threadline.session.id": "odd-numbers",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 2**62,
+            "gen_ai.usage.cost": float("inf"),
+            "nan": float("nan"),
+        },
+    )
     response = server.export(request([far_future, odd]).SerializeToString())
     assert response.status_code == 200
     partial = ExportTraceServiceResponse.FromString(response.content).partial_success
@@ -103,9 +125,20 @@ def test_json_the_fast_parser_refuses_is_kept_exactly(server):
     trace_id = new_trace_id()
     big = 123456789012345678901234567890
     chat = '[{"role": "user", "content": "hi", "score": NaN}]'
-    server.export(request([span(trace_id, new_span_id(), attributes={
-        "metadata": f'{{"order": {big}}}', "gen_ai.input.messages": chat,
-    })]).SerializeToString())
+    server.export(
+        request(
+            [
+                span(
+                    trace_id,
+                    new_span_id(),
+                    attributes={
+                        "metadata": f'{{"order": {big}}}',
+                        "gen_ai.input.messages": chat,
+                    },
+                )
+            ]
+        ).SerializeToString()
+    )
     stored = server.get(f"/api/v1/traces/{trace_id}")
     assert stored["metadata"] == {"order": big}
     (read,) = stored["spans"]
@@ -116,11 +149,25 @@ def test_json_the_fast_parser_refuses_is_kept_exactly(server):
 def test_mutated_bodies_never_get_a_5xx(server):
     """A small seeded mutation fuzz of valid protobuf and JSON bodies."""
     rng = random.Random(2026)
-    valid = request([span(new_trace_id(), new_span_id(), attributes={
-        "threadline.session.id": "fuzz", "threadline.span.input": '{"a": 1}',
-        "list": [1, 2.5, "x", [True]], "map": {"k": "v"}}) for _ in range(5)])
-    bodies = {"application/x-protobuf": valid.SerializeToString(),
-              "application/json": to_json(valid)}
+    valid = request(
+        [
+            span(
+                new_trace_id(),
+                new_span_id(),
+                attributes={
+                    "threadline.session.id": "fuzz",
+                    "threadline.span.input": '{"a": 1}',
+                    "list": [1, 2.5, "x", [True]],
+                    "map": {"k": "v"},
+                },
+            )
+            for _ in range(5)
+        ]
+    )
+    bodies = {
+        "application/x-protobuf": valid.SerializeToString(),
+        "application/json": to_json(valid),
+    }
     for _ in range(300):
         content_type = rng.choice(list(bodies))
         body = bytearray(bodies[content_type])

@@ -16,8 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _threadline(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "threadline.server", *args],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "threadline.server", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -33,8 +37,9 @@ def test_first_start_creates_default_project_and_demo_fills_it(tmp_path):
         assert len(set(keys)) == 1, server.log()
         key = keys[0]
         assert _sessions(server.base_url, key).json()["items"] == []
-        output = _threadline("demo", "--base-url", server.base_url, "--api-key", key,
-                             "--sessions", "4")
+        output = _threadline(
+            "demo", "--base-url", server.base_url, "--api-key", key, "--sessions", "4"
+        )
         assert "Sent 4 sessions" in output
         sessions = _sessions(server.base_url, key).json()["items"]
         assert len(sessions) == 4
@@ -83,37 +88,77 @@ def test_configuration_doc_lists_every_setting():
 
 def test_keys_rotate_and_ingest_only(tmp_path):
     data = str(tmp_path / "data")
-    app_key = _threadline("keys", "create", "--data-dir", data, "--project", "shop",
-                          "--ingest-only").strip().splitlines()[-1]
+    app_key = (
+        _threadline("keys", "create", "--data-dir", data, "--project", "shop", "--ingest-only")
+        .strip()
+        .splitlines()[-1]
+    )
     listing = _threadline("keys", "list", "--data-dir", data)
     assert "\tingest\t" in listing
     server = start_server(tmp_path / "data", tmp_path / "log.txt")
     try:
-        response = httpx.post(server.base_url + "/v1/traces", content=b"", headers={
-            "Authorization": f"Bearer {app_key}", "Content-Type": "application/x-protobuf"})
+        response = httpx.post(
+            server.base_url + "/v1/traces",
+            content=b"",
+            headers={
+                "Authorization": f"Bearer {app_key}",
+                "Content-Type": "application/x-protobuf",
+            },
+        )
         assert response.status_code == 200  # may write
         assert _sessions(server.base_url, app_key).status_code == 403  # may not read
-        signed_in = httpx.post(server.base_url + "/login", content=f"key={app_key}",
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        signed_in = httpx.post(
+            server.base_url + "/login",
+            content=f"key={app_key}",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert signed_in.status_code == 401 and "threadline_session" not in signed_in.cookies
 
         key_id = listing.split("\t", 1)[0]
-        successor = _threadline("keys", "rotate", "--data-dir", data, key_id
-                                ).strip().splitlines()[-1]
-        assert httpx.post(server.base_url + "/v1/traces", content=b"", headers={
-            "Authorization": f"Bearer {app_key}",
-            "Content-Type": "application/x-protobuf"}).status_code == 401
-        assert httpx.post(server.base_url + "/v1/traces", content=b"", headers={
-            "Authorization": f"Bearer {successor}",
-            "Content-Type": "application/x-protobuf"}).status_code == 200
+        successor = (
+            _threadline("keys", "rotate", "--data-dir", data, key_id).strip().splitlines()[-1]
+        )
+        assert (
+            httpx.post(
+                server.base_url + "/v1/traces",
+                content=b"",
+                headers={
+                    "Authorization": f"Bearer {app_key}",
+                    "Content-Type": "application/x-protobuf",
+                },
+            ).status_code
+            == 401
+        )
+        assert (
+            httpx.post(
+                server.base_url + "/v1/traces",
+                content=b"",
+                headers={
+                    "Authorization": f"Bearer {successor}",
+                    "Content-Type": "application/x-protobuf",
+                },
+            ).status_code
+            == 200
+        )
     finally:
         stop_server(server)
 
 
 def test_refuses_to_listen_beyond_loopback_without_a_key(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "threadline.server", "serve", "--host", "0.0.0.0",
-         "--data-dir", str(tmp_path / "data")],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "threadline.server",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "no API key yet" in result.stderr and "keys create" in result.stderr

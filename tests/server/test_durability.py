@@ -24,11 +24,27 @@ SPANS_PER_TRACE = 10
 
 def _trace_body(rng: random.Random, session_id: str) -> tuple[str, bytes]:
     trace_id, root = new_trace_id(rng), new_span_id(rng)
-    spans = [span(trace_id, root, name="turn", attributes={
-        "threadline.session.id": session_id, "threadline.span.input": "x" * 2000})]
-    spans += [span(trace_id, new_span_id(rng), parent=root, attributes={
-        "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 100,
-        "gen_ai.usage.output_tokens": 10}) for _ in range(SPANS_PER_TRACE - 1)]
+    spans = [
+        span(
+            trace_id,
+            root,
+            name="turn",
+            attributes={"threadline.session.id": session_id, "threadline.span.input": "x" * 2000},
+        )
+    ]
+    spans += [
+        span(
+            trace_id,
+            new_span_id(rng),
+            parent=root,
+            attributes={
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 100,
+                "gen_ai.usage.output_tokens": 10,
+            },
+        )
+        for _ in range(SPANS_PER_TRACE - 1)
+    ]
     return trace_id, request(spans).SerializeToString()
 
 
@@ -57,9 +73,13 @@ def kill_and_check(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
                 while not stop.is_set():  # retry until acknowledged, like an exporter
                     try:
                         response = client.post(
-                            current["server"].base_url + "/v1/traces", content=body,
-                            headers={"Authorization": f"Bearer {key}",
-                                     "Content-Type": "application/x-protobuf"})
+                            current["server"].base_url + "/v1/traces",
+                            content=body,
+                            headers={
+                                "Authorization": f"Bearer {key}",
+                                "Content-Type": "application/x-protobuf",
+                            },
+                        )
                     except httpx.TransportError:
                         time.sleep(0.02)
                         continue
@@ -85,8 +105,9 @@ def kill_and_check(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
 
     try:
         assert unexpected == []
-        api = httpx.Client(base_url=current["server"].base_url,
-                           headers={"Authorization": f"Bearer {key}"})
+        api = httpx.Client(
+            base_url=current["server"].base_url, headers={"Authorization": f"Bearer {key}"}
+        )
         for trace_id in acknowledged:
             trace = api.get(f"/api/v1/traces/{trace_id}").json()
             assert trace["span_count"] == SPANS_PER_TRACE, trace
@@ -95,8 +116,9 @@ def kill_and_check(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
         stored: list[dict] = []
         cursor = None
         while True:
-            page = api.get("/api/v1/traces", params={
-                "limit": 500, **({"cursor": cursor} if cursor else {})}).json()
+            page = api.get(
+                "/api/v1/traces", params={"limit": 500, **({"cursor": cursor} if cursor else {})}
+            ).json()
             stored += page["items"]
             cursor = page["next_cursor"]
             if cursor is None:
@@ -108,7 +130,11 @@ def kill_and_check(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
             assert session["trace_count"] == len(members)
             assert session["span_count"] == sum(t["span_count"] for t in members)
             assert session["input_tokens"] == 900 * len(members)
-        return {"kills": kills, "acknowledged": len(acknowledged), "stored": len(stored),
-                "spans_checked": len(acknowledged) * SPANS_PER_TRACE}
+        return {
+            "kills": kills,
+            "acknowledged": len(acknowledged),
+            "stored": len(stored),
+            "spans_checked": len(acknowledged) * SPANS_PER_TRACE,
+        }
     finally:
         stop_server(current["server"])

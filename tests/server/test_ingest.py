@@ -19,14 +19,32 @@ def _one_trace(session: str = "s-1") -> tuple[str, list]:
     trace_id = new_trace_id()
     root, child = new_span_id(), new_span_id()
     spans = [
-        span(trace_id, root, name="handle_turn", start_ns=BASE_NS, end_ns=BASE_NS + 5_000_000,
-             attributes={"threadline.session.id": session, "threadline.user.id": "ana",
-                         "threadline.span.input": json.dumps({"message": "hi"}),
-                         "threadline.span.output": json.dumps("hello!")}),
-        span(trace_id, child, parent=root, name="chat gpt-4o-mini", start_ns=BASE_NS + 1_000_000,
-             end_ns=BASE_NS + 4_000_000,
-             attributes={"gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 1000,
-                         "gen_ai.usage.output_tokens": 100}),
+        span(
+            trace_id,
+            root,
+            name="handle_turn",
+            start_ns=BASE_NS,
+            end_ns=BASE_NS + 5_000_000,
+            attributes={
+                "threadline.session.id": session,
+                "threadline.user.id": "ana",
+                "threadline.span.input": json.dumps({"message": "hi"}),
+                "threadline.span.output": json.dumps("hello!"),
+            },
+        ),
+        span(
+            trace_id,
+            child,
+            parent=root,
+            name="chat gpt-4o-mini",
+            start_ns=BASE_NS + 1_000_000,
+            end_ns=BASE_NS + 4_000_000,
+            attributes={
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 1000,
+                "gen_ai.usage.output_tokens": 100,
+            },
+        ),
     ]
     return trace_id, spans
 
@@ -97,9 +115,22 @@ def test_opentelemetry_otlp_exporter(server):
 
 def test_exception_event_marks_error_and_is_kept(server):
     trace_id, root = new_trace_id(), new_span_id()
-    failing = span(trace_id, root, name="turn", events=[(
-        "exception", BASE_NS + 10, {"exception.type": "ValueError", "exception.message": "bad",
-                                    "exception.stacktrace": "Traceback ..."})])
+    failing = span(
+        trace_id,
+        root,
+        name="turn",
+        events=[
+            (
+                "exception",
+                BASE_NS + 10,
+                {
+                    "exception.type": "ValueError",
+                    "exception.message": "bad",
+                    "exception.stacktrace": "Traceback ...",
+                },
+            )
+        ],
+    )
     assert server.export(request([failing]).SerializeToString()).status_code == 200
     trace = server.get(f"/api/v1/traces/{trace_id}")
     assert trace["status"] == "error"
@@ -115,19 +146,33 @@ def test_laminar_keys_map(server):
     trace_id, root, llm = new_trace_id(), new_span_id(), new_span_id()
     props = "lmnr.association.properties."
     spans = [
-        span(trace_id, root, name="agent", attributes={
-            props + "session_id": "lmnr-session",
-            props + "user_id": "lmnr-user",
-            props + "metadata.plan": "pro",
-            props + "tags": ["beta", "eu"],
-            "lmnr.span.type": "DEFAULT",
-            "lmnr.span.input": json.dumps({"q": "weather?"}),
-            "lmnr.span.output": json.dumps({"a": "sunny"}),
-        }),
-        span(trace_id, llm, parent=root, name="llm", start_ns=BASE_NS + 10, attributes={
-            "lmnr.span.type": "LLM", "gen_ai.response.model": "unknown-model-xyz",
-            "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5,
-        }),
+        span(
+            trace_id,
+            root,
+            name="agent",
+            attributes={
+                props + "session_id": "lmnr-session",
+                props + "user_id": "lmnr-user",
+                props + "metadata.plan": "pro",
+                props + "tags": ["beta", "eu"],
+                "lmnr.span.type": "DEFAULT",
+                "lmnr.span.input": json.dumps({"q": "weather?"}),
+                "lmnr.span.output": json.dumps({"a": "sunny"}),
+            },
+        ),
+        span(
+            trace_id,
+            llm,
+            parent=root,
+            name="llm",
+            start_ns=BASE_NS + 10,
+            attributes={
+                "lmnr.span.type": "LLM",
+                "gen_ai.response.model": "unknown-model-xyz",
+                "gen_ai.usage.input_tokens": 10,
+                "gen_ai.usage.output_tokens": 5,
+            },
+        ),
     ]
     assert server.export(request(spans).SerializeToString()).status_code == 200
     trace = server.get(f"/api/v1/traces/{trace_id}")
@@ -142,39 +187,67 @@ def test_laminar_keys_map(server):
 
 def test_client_cost_wins_over_price_table(server):
     trace_id, root = new_trace_id(), new_span_id()
-    priced = span(trace_id, root, attributes={
-        "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1000,
-        "gen_ai.usage.output_tokens": 10, "gen_ai.usage.cost": 0.5})
+    priced = span(
+        trace_id,
+        root,
+        attributes={
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 10,
+            "gen_ai.usage.cost": 0.5,
+        },
+    )
     assert server.export(request([priced]).SerializeToString()).status_code == 200
     assert server.get(f"/api/v1/traces/{trace_id}")["cost_usd"] == 0.5
 
 
 def test_indexed_prompt_attributes_become_messages(server):
     trace_id, root = new_trace_id(), new_span_id()
-    llm = span(trace_id, root, attributes={
-        "gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "be brief",
-        "gen_ai.prompt.1.role": "user", "gen_ai.prompt.1.content": "hi",
-        "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "hello",
-    })
+    llm = span(
+        trace_id,
+        root,
+        attributes={
+            "gen_ai.prompt.0.role": "system",
+            "gen_ai.prompt.0.content": "be brief",
+            "gen_ai.prompt.1.role": "user",
+            "gen_ai.prompt.1.content": "hi",
+            "gen_ai.completion.0.role": "assistant",
+            "gen_ai.completion.0.content": "hello",
+        },
+    )
     assert server.export(request([llm]).SerializeToString()).status_code == 200
     (stored,) = server.get(f"/api/v1/traces/{trace_id}")["spans"]
-    assert stored["input"] == [{"role": "system", "content": "be brief"},
-                               {"role": "user", "content": "hi"}]
+    assert stored["input"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+    ]
     assert stored["output"] == [{"role": "assistant", "content": "hello"}]
 
 
 def test_every_attribute_type_round_trips(server):
     trace_id, root = new_trace_id(), new_span_id()
-    attributes = {"s": "text", "i": 7, "f": 1.5, "b": True, "list": [1, "two", [3]],
-                  "map": {"k": {"nested": [True]}}, "raw": b"\x00\x01"}
-    assert server.export(request([span(trace_id, root, attributes=attributes)])
-                         .SerializeToString()).status_code == 200
+    attributes = {
+        "s": "text",
+        "i": 7,
+        "f": 1.5,
+        "b": True,
+        "list": [1, "two", [3]],
+        "map": {"k": {"nested": [True]}},
+        "raw": b"\x00\x01",
+    }
+    assert (
+        server.export(
+            request([span(trace_id, root, attributes=attributes)]).SerializeToString()
+        ).status_code
+        == 200
+    )
     (stored,) = server.get(f"/api/v1/traces/{trace_id}")["spans"]
     assert stored["attributes"] == {**attributes, "raw": "AAE="}
 
 
 def test_logs_and_metrics_are_accepted(server):
     for path in ("/v1/logs", "/v1/metrics"):
-        response = server.http.post(path, content=b"",
-                                    headers={"Content-Type": "application/x-protobuf"})
+        response = server.http.post(
+            path, content=b"", headers={"Content-Type": "application/x-protobuf"}
+        )
         assert response.status_code == 200

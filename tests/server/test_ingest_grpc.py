@@ -58,13 +58,24 @@ def test_opentelemetry_grpc_exporter_spans_are_readable_once_acknowledged(
     provider = TracerProvider(resource=Resource.create({"service.name": "grpc-test"}))
     provider.add_span_processor(Recording(exporter))
     tracer = provider.get_tracer("test")
-    with tracer.start_as_current_span("turn", attributes={
-        "threadline.session.id": "grpc-session", "threadline.user.id": "grpc-user",
-        "threadline.span.input": "question",
-    }) as root, tracer.start_as_current_span("llm", attributes={
-        "gen_ai.request.model": "gpt-4o-mini",
-        "gen_ai.usage.input_tokens": 7, "gen_ai.usage.output_tokens": 2,
-    }):
+    with (
+        tracer.start_as_current_span(
+            "turn",
+            attributes={
+                "threadline.session.id": "grpc-session",
+                "threadline.user.id": "grpc-user",
+                "threadline.span.input": "question",
+            },
+        ) as root,
+        tracer.start_as_current_span(
+            "llm",
+            attributes={
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 7,
+                "gen_ai.usage.output_tokens": 2,
+            },
+        ),
+    ):
         pass
     trace_id = format(root.get_span_context().trace_id, "032x")
     assert results == [SpanExportResult.SUCCESS, SpanExportResult.SUCCESS]
@@ -83,12 +94,15 @@ def test_opentelemetry_grpc_exporter_spans_are_readable_once_acknowledged(
 def test_gzip_and_partial_success(server: ProjectClient, channel: grpc.Channel) -> None:
     stub = trace_service_pb2_grpc.TraceServiceStub(channel)
     good = new_trace_id()
-    body = request([
-        span(good, new_span_id(), name="kept"),
-        span(good, "00" * 8, name="zero-span-id"),
-    ])
-    response = stub.Export(body, metadata=_bearer(server.api_key),
-                           compression=grpc.Compression.Gzip)
+    body = request(
+        [
+            span(good, new_span_id(), name="kept"),
+            span(good, "00" * 8, name="zero-span-id"),
+        ]
+    )
+    response = stub.Export(
+        body, metadata=_bearer(server.api_key), compression=grpc.Compression.Gzip
+    )
     assert response.partial_success.rejected_spans == 1
     assert "zero-span-id" in response.partial_success.error_message
     assert [s["name"] for s in server.get(f"/api/v1/traces/{good}")["spans"]] == ["kept"]
@@ -138,10 +152,18 @@ def test_logs_and_metrics_are_accepted_and_discarded(
 ) -> None:
     logs = logs_service_pb2_grpc.LogsServiceStub(channel)
     metrics = metrics_service_pb2_grpc.MetricsServiceStub(channel)
-    assert logs.Export(logs_service_pb2.ExportLogsServiceRequest(),
-                       metadata=_bearer(server.api_key)).ByteSize() == 0
-    assert metrics.Export(metrics_service_pb2.ExportMetricsServiceRequest(),
-                          metadata=_bearer(server.api_key)).ByteSize() == 0
+    assert (
+        logs.Export(
+            logs_service_pb2.ExportLogsServiceRequest(), metadata=_bearer(server.api_key)
+        ).ByteSize()
+        == 0
+    )
+    assert (
+        metrics.Export(
+            metrics_service_pb2.ExportMetricsServiceRequest(), metadata=_bearer(server.api_key)
+        ).ByteSize()
+        == 0
+    )
     with pytest.raises(grpc.RpcError) as failure:
         logs.Export(logs_service_pb2.ExportLogsServiceRequest())
     assert failure.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -149,12 +171,12 @@ def test_logs_and_metrics_are_accepted_and_discarded(
 
 def test_message_size_limit_and_several_workers_on_one_grpc_port(tmp_path) -> None:
     # Two worker processes bind the same gRPC port (SO_REUSEPORT); either answers.
-    process = start_server(tmp_path / "data", tmp_path / "log.txt",
-                           "--workers", "2", "--max-body-bytes", "20000")
+    process = start_server(
+        tmp_path / "data", tmp_path / "log.txt", "--workers", "2", "--max-body-bytes", "20000"
+    )
     try:
         key = process.new_key("grpc-limits")
-        api = httpx.Client(base_url=process.base_url,
-                           headers={"Authorization": f"Bearer {key}"})
+        api = httpx.Client(base_url=process.base_url, headers={"Authorization": f"Bearer {key}"})
         stored = []
         for _ in range(6):  # new connections, so the kernel may pick either worker
             with grpc.insecure_channel(process.grpc_address) as channel:
@@ -162,8 +184,15 @@ def test_message_size_limit_and_several_workers_on_one_grpc_port(tmp_path) -> No
                 trace_id = new_trace_id()
                 stub.Export(request([span(trace_id, new_span_id())]), metadata=_bearer(key))
                 stored.append(api.get(f"/api/v1/traces/{trace_id}").status_code)
-                big = request([span(new_trace_id(), new_span_id(),
-                                    attributes={"threadline.span.input": "x" * 30_000})])
+                big = request(
+                    [
+                        span(
+                            new_trace_id(),
+                            new_span_id(),
+                            attributes={"threadline.span.input": "x" * 30_000},
+                        )
+                    ]
+                )
                 with pytest.raises(grpc.RpcError) as failure:
                     stub.Export(big, metadata=_bearer(key))
                 assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -184,9 +213,23 @@ def test_a_grpc_port_already_taken_fails_the_start(tmp_path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "threadline.server", "serve", "--port", str(free_port()),
-             "--grpc-port", str(port), "--data-dir", str(tmp_path / "data")],
-            check=False, capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "threadline.server",
+                "serve",
+                "--port",
+                str(free_port()),
+                "--grpc-port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode != 0
     assert f"cannot listen for OTLP/gRPC on 127.0.0.1:{port}" in done.stderr
     assert "--grpc-port" in done.stderr
@@ -201,9 +244,21 @@ def test_overload_is_unavailable_and_loses_nothing_acknowledged(tmp_path) -> Non
         bodies = []
         for _ in range(16):
             trace_id = new_trace_id()
-            bodies.append((trace_id, request([
-                span(trace_id, new_span_id(), attributes={"threadline.span.input": "x" * 4000})
-                for _ in range(200)])))
+            bodies.append(
+                (
+                    trace_id,
+                    request(
+                        [
+                            span(
+                                trace_id,
+                                new_span_id(),
+                                attributes={"threadline.span.input": "x" * 4000},
+                            )
+                            for _ in range(200)
+                        ]
+                    ),
+                )
+            )
         outcomes: list[tuple[str, grpc.StatusCode]] = []
         lock = threading.Lock()
 

@@ -26,11 +26,19 @@ SPANS_PER_EXPORT = 300
 
 def _export(session: str) -> tuple[str, bytes]:
     trace_id = new_trace_id()
-    body = request([
-        span(trace_id, new_span_id(), attributes={
-            "threadline.session.id": session, "threadline.span.input": "words " * 300})
-        for _ in range(SPANS_PER_EXPORT)
-    ]).SerializeToString()
+    body = request(
+        [
+            span(
+                trace_id,
+                new_span_id(),
+                attributes={
+                    "threadline.session.id": session,
+                    "threadline.span.input": "words " * 300,
+                },
+            )
+            for _ in range(SPANS_PER_EXPORT)
+        ]
+    ).SerializeToString()
     return trace_id, body
 
 
@@ -38,9 +46,12 @@ def _send_concurrently(base_url: str, key: str, bodies: list[bytes]) -> list[htt
     answers: list[httpx.Response] = [None] * len(bodies)  # type: ignore[list-item]
 
     def send(index: int) -> None:
-        answers[index] = httpx.post(base_url + "/v1/traces", content=bodies[index], timeout=60,
-                                    headers={"Authorization": f"Bearer {key}",
-                                             "Content-Type": "application/x-protobuf"})
+        answers[index] = httpx.post(
+            base_url + "/v1/traces",
+            content=bodies[index],
+            timeout=60,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"},
+        )
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
     for thread in threads:
@@ -52,8 +63,9 @@ def _send_concurrently(base_url: str, key: str, bodies: list[bytes]) -> list[htt
 
 def _queued_files(data_dir: Path) -> int:
     intake = data_dir / "intake"
-    return (sum(1 for f in intake.glob("*.otlp"))
-            + sum(1 for f in (intake / "claimed").glob("*.otlp.*")))
+    return sum(1 for f in intake.glob("*.otlp")) + sum(
+        1 for f in (intake / "claimed").glob("*.otlp.*")
+    )
 
 
 def test_queued_exports_survive_sigkill(tmp_path):
@@ -104,6 +116,7 @@ def test_invalid_spans_are_reported_while_the_server_is_busy(tmp_path):
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceResponse,
         )
+
         partial = ExportTraceServiceResponse.FromString(answers[-1].content).partial_success
         assert partial.rejected_spans == 1 and "span_id" in partial.error_message
         httpx.get(server.base_url + "/healthz", params={"wait": 60})
@@ -126,7 +139,9 @@ def test_a_damaged_queued_file_is_set_aside_and_the_rest_are_written(tmp_path):
         assert _send_concurrently(server.base_url, key, [body])[0].status_code == 200
 
         assert httpx.get(server.base_url + "/healthz", params={"wait": 60}).json() == {
-            "status": "ok", "queued_exports": 0}
+            "status": "ok",
+            "queued_exports": 0,
+        }
         assert len(list((intake / "claimed").glob("*.damaged"))) == 1
         api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"})
         assert api.get(f"/api/v1/traces/{trace_id}").json()["span_count"] == SPANS_PER_EXPORT
@@ -212,5 +227,6 @@ def test_a_file_the_queue_did_not_name_is_set_aside(tmp_path):
     claim = intake.claim()
     assert claim is not None and (claim.project_id, claim.body) == (3, b"real")
     assert [p.name for p in (tmp_path / "claimed").glob("*.damaged")] == [
-        f"0-stray.otlp.{claim.path.name.rsplit('.', 1)[1]}.damaged"]
+        f"0-stray.otlp.{claim.path.name.rsplit('.', 1)[1]}.damaged"
+    ]
     intake.close()

@@ -9,9 +9,14 @@ from genai_prices import Usage, calc_price
 
 from threadline.server.pricing import cost_usd
 
-MODELS = [("gpt-4o-mini", "openai"), ("gpt-4o", None), ("claude-3-5-haiku-latest", "anthropic"),
-          ("claude-sonnet-4-5", "anthropic"), ("gemini-1.5-pro", "google-gla"),
-          ("gpt-4o-mini", "not-a-provider")]
+MODELS = [
+    ("gpt-4o-mini", "openai"),
+    ("gpt-4o", None),
+    ("claude-3-5-haiku-latest", "anthropic"),
+    ("claude-sonnet-4-5", "anthropic"),
+    ("gemini-1.5-pro", "google-gla"),
+    ("gpt-4o-mini", "not-a-provider"),
+]
 
 
 @pytest.mark.parametrize(("model", "provider"), MODELS)
@@ -21,8 +26,11 @@ def test_matches_the_library(model, provider):
         input_tokens = rng.randint(0, 300_000)
         output_tokens = rng.randint(0, 20_000)
         cache_read = rng.choice([0, rng.randint(0, input_tokens)])
-        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens,
-                      cache_read_tokens=cache_read or None)
+        usage = Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read or None,
+        )
         try:
             expected = float(calc_price(usage, model_ref=model, provider_id=provider).total_price)
         except LookupError:

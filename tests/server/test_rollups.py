@@ -51,14 +51,25 @@ def _workload(rng: random.Random, sessions: int, tag: str) -> list[SentTrace]:
                 length = rng.randint(1, 50) * MS
                 inp, out = rng.randint(10, 2000), rng.randint(1, 500)
                 error = rng.random() < 0.1
-                attributes = {"gen_ai.request.model": "gpt-4o-mini",
-                              "gen_ai.usage.input_tokens": inp,
-                              "gen_ai.usage.output_tokens": out}
+                attributes = {
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.usage.input_tokens": inp,
+                    "gen_ai.usage.output_tokens": out,
+                }
                 # The session id rides on a random non-root span in a third of the
                 # traces: the server must still give the whole trace to the session.
-                children.append(span(trace_id, child, parent=root, name=f"llm-{c}",
-                                     start_ns=t, end_ns=t + length, attributes=attributes,
-                                     error=error))
+                children.append(
+                    span(
+                        trace_id,
+                        child,
+                        parent=root,
+                        name=f"llm-{c}",
+                        start_ns=t,
+                        end_ns=t + length,
+                        attributes=attributes,
+                        error=error,
+                    )
+                )
                 sent.starts.append(t)
                 sent.ends.append(t + length)
                 sent.input_tokens += inp
@@ -67,18 +78,30 @@ def _workload(rng: random.Random, sessions: int, tag: str) -> list[SentTrace]:
                 t += length
             end = t + MS
             carry_on_child = rng.random() < 0.33
-            root_attributes = {"threadline.span.input": sent.root_input,
-                               "threadline.span.output": sent.root_output}
+            root_attributes = {
+                "threadline.span.input": sent.root_input,
+                "threadline.span.output": sent.root_output,
+            }
             if carry_on_child:
                 index = rng.randrange(len(children))
-                for key, value in (("threadline.session.id", session_id),
-                                   ("threadline.user.id", user)):
+                for key, value in (
+                    ("threadline.session.id", session_id),
+                    ("threadline.user.id", user),
+                ):
                     children[index].attributes.add(key=key).value.string_value = value
             else:
-                root_attributes |= {"threadline.session.id": session_id,
-                                    "threadline.user.id": user}
-            sent.spans = [span(trace_id, root, name=sent.name, start_ns=start, end_ns=end,
-                               attributes=root_attributes), *children]
+                root_attributes |= {"threadline.session.id": session_id, "threadline.user.id": user}
+            sent.spans = [
+                span(
+                    trace_id,
+                    root,
+                    name=sent.name,
+                    start_ns=start,
+                    end_ns=end,
+                    attributes=root_attributes,
+                ),
+                *children,
+            ]
             sent.starts.append(start)
             sent.ends.append(end)
             traces.append(sent)
@@ -144,8 +167,12 @@ def test_rollups_match_spans_sent_in_any_order_with_duplicates(server):
         for view in (detail, listed[session_id]):
             assert {k: view[k] for k in expected} == expected
             assert view["duration_ms"] == (last - first) / MS  # wall-clock, not a sum
-            assert abs(view["cost_usd"] - sum(
-                _price(t.input_tokens, t.output_tokens) for t in members)) < 1e-9
+            assert (
+                abs(
+                    view["cost_usd"] - sum(_price(t.input_tokens, t.output_tokens) for t in members)
+                )
+                < 1e-9
+            )
         ordered = sorted(members, key=lambda t: min(t.starts))
         assert [t["trace_id"] for t in detail["traces"]] == [t.trace_id for t in ordered]
 
@@ -157,8 +184,14 @@ def test_session_id_on_a_span_that_arrives_in_a_later_export(server):
     assert server.get(f"/api/v1/traces/{trace_id}")["session_id"] is None
     assert server.get("/api/v1/sessions")["items"] == []
 
-    late = span(trace_id, child, parent=root, start_ns=BASE_NS + MS, end_ns=BASE_NS + 20 * MS,
-                attributes={"threadline.session.id": "late", "threadline.user.id": "u"})
+    late = span(
+        trace_id,
+        child,
+        parent=root,
+        start_ns=BASE_NS + MS,
+        end_ns=BASE_NS + 20 * MS,
+        attributes={"threadline.session.id": "late", "threadline.user.id": "u"},
+    )
     assert server.export(request([late]).SerializeToString()).status_code == 200
     trace = server.get(f"/api/v1/traces/{trace_id}")
     assert trace["session_id"] == "late" and trace["user_id"] == "u"

@@ -17,16 +17,34 @@ def test_sigterm_finishes_in_flight_exports_and_closes_the_store(tmp_path):
     bodies = []
     for _ in range(12):
         trace_id = new_trace_id()
-        bodies.append((trace_id, request([
-            span(trace_id, new_span_id(), attributes={"threadline.span.input": "x" * 4000})
-            for _ in range(300)]).SerializeToString()))
+        bodies.append(
+            (
+                trace_id,
+                request(
+                    [
+                        span(
+                            trace_id,
+                            new_span_id(),
+                            attributes={"threadline.span.input": "x" * 4000},
+                        )
+                        for _ in range(300)
+                    ]
+                ).SerializeToString(),
+            )
+        )
     outcomes: dict[str, object] = {}
 
     def send(trace_id: str, body: bytes) -> None:
         try:
-            response = httpx.post(server.base_url + "/v1/traces", content=body, timeout=30,
-                                  headers={"Authorization": f"Bearer {key}",
-                                           "Content-Type": "application/x-protobuf"})
+            response = httpx.post(
+                server.base_url + "/v1/traces",
+                content=body,
+                timeout=30,
+                headers={
+                    "Authorization": f"Bearer {key}",
+                    "Content-Type": "application/x-protobuf",
+                },
+            )
             outcomes[trace_id] = response.status_code
         except httpx.TransportError as exc:  # refused or cut: not acknowledged
             outcomes[trace_id] = type(exc).__name__
@@ -53,8 +71,7 @@ def test_sigterm_finishes_in_flight_exports_and_closes_the_store(tmp_path):
 
     restarted = start_server(tmp_path / "data", tmp_path / "log2.txt")
     try:
-        api = httpx.Client(base_url=restarted.base_url,
-                           headers={"Authorization": f"Bearer {key}"})
+        api = httpx.Client(base_url=restarted.base_url, headers={"Authorization": f"Bearer {key}"})
         acknowledged = [t for t, o in outcomes.items() if o == 200]
         assert acknowledged
         for trace_id in acknowledged:

@@ -25,11 +25,20 @@ def _bodies() -> list[list[bytes]]:
     payload = "a user asks and the model answers at some length " * 40
     return [
         [
-            request([
-                span(trace_id, new_span_id(), attributes={
-                    "threadline.session.id": f"s{sender}", "threadline.span.input": payload})
-                for trace_id in [new_trace_id()] for _ in range(SPANS_PER_EXPORT)
-            ]).SerializeToString()
+            request(
+                [
+                    span(
+                        trace_id,
+                        new_span_id(),
+                        attributes={
+                            "threadline.session.id": f"s{sender}",
+                            "threadline.span.input": payload,
+                        },
+                    )
+                    for trace_id in [new_trace_id()]
+                    for _ in range(SPANS_PER_EXPORT)
+                ]
+            ).SerializeToString()
             for _ in range(EXPORTS_PER_SENDER)
         ]
         for sender in range(SENDERS)
@@ -43,9 +52,11 @@ def _send(base_url: str, key: str, bodies: list[list[bytes]]) -> list[httpx.Resp
     lock = threading.Lock()
 
     def sender(own: list[bytes]) -> None:
-        with httpx.Client(base_url=base_url, timeout=60, headers={
-                "Authorization": f"Bearer {key}",
-                "Content-Type": "application/x-protobuf"}) as client:
+        with httpx.Client(
+            base_url=base_url,
+            timeout=60,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"},
+        ) as client:
             for body in own:
                 response = client.post("/v1/traces", content=body)
                 with lock:

@@ -84,8 +84,7 @@ class ChdbEngine:
 class ChdbHttpServer:
     """The engine behind a loopback HTTP server on a free port, served from a thread."""
 
-    def __init__(self, path: str | None = None, port: int = 0,
-                 engine: ChdbEngine | None = None):
+    def __init__(self, path: str | None = None, port: int = 0, engine: ChdbEngine | None = None):
         # Another server's engine may be shared: a second door to the same data, which
         # a test can close to play a ClickHouse that is down.
         self._owns_engine = engine is None
@@ -175,8 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             sql = f"{query}\n{body.decode()}" if query and body else query or body.decode()
             clause = _FORMAT_CLAUSE.search(sql)
-            output_format = clause.group(1) if clause else params.get(
-                "default_format", "TabSeparated"
+            output_format = (
+                clause.group(1) if clause else params.get("default_format", "TabSeparated")
             )
             if clause:
                 sql = sql[: clause.start()]
@@ -207,8 +206,9 @@ class _Handler(BaseHTTPRequestHandler):
             data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         return _decompress(data, self.headers.get("Content-Encoding", ""))
 
-    def _answer(self, status: int, data: bytes, *, summary: bool = False,
-                exception_code: str | None = None) -> None:
+    def _answer(
+        self, status: int, data: bytes, *, summary: bool = False, exception_code: str | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
@@ -249,7 +249,7 @@ def _insert_statement(query: str, body: bytes) -> tuple[str, str, bytes] | None:
     match = _INSERT_IN_BODY.match(body)
     if match is None:
         return None
-    return match["target"].decode(), match["format"].decode(), body[match.end():]
+    return match["target"].decode(), match["format"].decode(), body[match.end() :]
 
 
 def _decompress(data: bytes, encoding: str) -> bytes:

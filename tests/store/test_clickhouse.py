@@ -38,21 +38,33 @@ def workload(seed: int) -> list[list[SpanRecord]]:
         for index in range(count):
             span_id = trace * 10 + index + 1
             has_session = index == count - 1 or rng.random() < 0.3
-            spans.append(record(
-                trace, span_id, None if index == 0 else trace * 10 + 1,
-                start=start + index * 3, length=rng.randrange(1, 400),
-                session=session if has_session else None,
-                user=user if index == 0 else None,
-                error=rng.random() < 0.15,
-                tokens=(rng.randrange(500), rng.randrange(200)) if rng.random() < 0.6 else None,
-                # Binary fractions: sums do not depend on the order of addition.
-                cost=rng.randrange(64) / 64 if rng.random() < 0.5 else None,
-                input=f'{{"q": "Hello World {trace}.{index}"}}' if rng.random() < 0.5 else None,
-                output=f'"answer {trace}.{index}"' if rng.random() < 0.5 else None,
-                tags=rng.sample(["a", "b", "prod"], rng.randrange(3)),
-                metadata=rng.choice([{}, {"env": "prod"}, {"env": "dev", "n": 3},
-                                     {"flag": True}, {"ratio": 0.5}]),
-            ))
+            spans.append(
+                record(
+                    trace,
+                    span_id,
+                    None if index == 0 else trace * 10 + 1,
+                    start=start + index * 3,
+                    length=rng.randrange(1, 400),
+                    session=session if has_session else None,
+                    user=user if index == 0 else None,
+                    error=rng.random() < 0.15,
+                    tokens=(rng.randrange(500), rng.randrange(200)) if rng.random() < 0.6 else None,
+                    # Binary fractions: sums do not depend on the order of addition.
+                    cost=rng.randrange(64) / 64 if rng.random() < 0.5 else None,
+                    input=f'{{"q": "Hello World {trace}.{index}"}}' if rng.random() < 0.5 else None,
+                    output=f'"answer {trace}.{index}"' if rng.random() < 0.5 else None,
+                    tags=rng.sample(["a", "b", "prod"], rng.randrange(3)),
+                    metadata=rng.choice(
+                        [
+                            {},
+                            {"env": "prod"},
+                            {"env": "dev", "n": 3},
+                            {"flag": True},
+                            {"ratio": 0.5},
+                        ]
+                    ),
+                )
+            )
     # Trace 99 first shows in "Moving-from" (a child span), then its root says
     # "Moving-to": the first session is left empty.
     spans.append(record(99, 992, 991, start=50, session="Moving-from"))
@@ -99,7 +111,7 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
     def same(method: str, *args: Any) -> Any:
         ours = getattr(clickhouse, method)(p_clickhouse, *args)
         theirs = getattr(sqlite, method)(p_sqlite, *args)
-        dump = (lambda x: x.model_dump() if x is not None else None)
+        dump = lambda x: x.model_dump() if x is not None else None
         assert dump(ours) == dump(theirs), (method, args)
         return theirs
 
@@ -109,18 +121,29 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
         assert ours == theirs, (method, query)
         return theirs
 
-    window = {"start": datetime.fromtimestamp((T0 + 1500 * MS) / 1e9, UTC),
-              "end": datetime.fromtimestamp((T0 + 2500 * MS) / 1e9, UTC)}
+    window = {
+        "start": datetime.fromtimestamp((T0 + 1500 * MS) / 1e9, UTC),
+        "end": datetime.fromtimestamp((T0 + 2500 * MS) / 1e9, UTC),
+    }
     sessions = same_pages("list_sessions", SessionQuery(limit=3))
     session_ids = [s["session_id"] for page in sessions for s in page["items"]]
     assert "Moving-to" in session_ids and "Moving-from" not in session_ids
     assert len(session_ids) > 5
     for sort in SORTS:
         same_pages("list_sessions", SessionQuery(limit=3, sort=sort))
-    for filters in ({"user_id": "u0"}, window, {"q": "session-1"}, {"q": "hello world 1"},
-                    {"status": "error"}, {"status": "ok"}, {"tag": "prod"},
-                    {"metadata": {"env": "dev", "n": "3"}}, {"metadata": {"flag": "1"}},
-                    {"metadata": {"ratio": "0.5"}}, {"tag": "a", "user_id": "U1"}):
+    for filters in (
+        {"user_id": "u0"},
+        window,
+        {"q": "session-1"},
+        {"q": "hello world 1"},
+        {"status": "error"},
+        {"status": "ok"},
+        {"tag": "prod"},
+        {"metadata": {"env": "dev", "n": "3"}},
+        {"metadata": {"flag": "1"}},
+        {"metadata": {"ratio": "0.5"}},
+        {"tag": "a", "user_id": "U1"},
+    ):
         same_pages("list_sessions", SessionQuery(limit=2, **filters))
         same_pages("list_sessions", SessionQuery(limit=4, sort="cost", **filters))
     for session_id in [*session_ids, "Moving-from", "missing"]:
@@ -129,9 +152,17 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
     traces = same_pages("list_traces", TraceQuery(limit=4))
     trace_ids = [t["trace_id"] for page in traces for t in page["items"]]
     assert len(trace_ids) == 41
-    for filters in ({"session_id": "Session-2"}, {"user_id": "u2"}, {"status": "error"},
-                    window, {"q": "ANSWER 7"}, {"q": "span-1"}, {"tag": "b"},
-                    {"metadata": {"env": "prod"}}, {"metadata": {"env": "nope"}}):
+    for filters in (
+        {"session_id": "Session-2"},
+        {"user_id": "u2"},
+        {"status": "error"},
+        window,
+        {"q": "ANSWER 7"},
+        {"q": "span-1"},
+        {"tag": "b"},
+        {"metadata": {"env": "prod"}},
+        {"metadata": {"env": "nope"}},
+    ):
         same_pages("list_traces", TraceQuery(limit=5, **filters))
     for trace_id in [*trace_ids, f"{12345:032x}"]:
         same("get_trace", trace_id)
@@ -157,11 +188,15 @@ def test_rollups_agree_across_stores_writing_one_database(tmp_path: Path):
         for store in (first, second):
             for sort in SORTS:
                 query = SessionQuery(limit=500, sort=sort)
-                assert (store.list_sessions(projects[0], query).model_dump()
-                        == reference.list_sessions(projects[2], query).model_dump())
+                assert (
+                    store.list_sessions(projects[0], query).model_dump()
+                    == reference.list_sessions(projects[2], query).model_dump()
+                )
             query = TraceQuery(limit=500)
-            assert (store.list_traces(projects[0], query).model_dump()
-                    == reference.list_traces(projects[2], query).model_dump())
+            assert (
+                store.list_traces(projects[0], query).model_dump()
+                == reference.list_traces(projects[2], query).model_dump()
+            )
     finally:
         for store in (first, second, reference):
             store.close()
@@ -206,7 +241,9 @@ def test_live_feed_sees_writes_after_a_watermark(tmp_path: Path):
 def _create_statement(store: ClickHouseStore, table: str) -> str:
     return store._rows(
         "SELECT create_table_query FROM system.tables"
-        " WHERE database = currentDatabase() AND name = %(t)s", {"t": table})[0][0]
+        " WHERE database = currentDatabase() AND name = %(t)s",
+        {"t": table},
+    )[0][0]
 
 
 def test_schema_version_is_recorded_and_retention_is_a_ttl(tmp_path: Path):
@@ -224,7 +261,8 @@ def test_schema_version_is_recorded_and_retention_is_a_ttl(tmp_path: Path):
     try:
         assert untouched.schema_version == store.schema_version
         assert untouched._rows("SELECT count() FROM threadline_schema") == [
-            (store.schema_version,)]  # each migration recorded once
+            (store.schema_version,)
+        ]  # each migration recorded once
         assert "toIntervalDay(30)" in _create_statement(untouched, "spans")
     finally:
         untouched.close()

@@ -39,19 +39,24 @@ def _workload(rng: random.Random) -> tuple[list[list], dict[str, dict], dict[str
                 tokens = rng.randrange(1, 300)
                 cost = rng.randrange(1, 64) / 64  # binary fractions: exact in any order
                 error = rng.random() < 0.2
-                spans.append(otlp.span(
-                    trace_id, root if i == 0 else otlp.new_span_id(rng),
-                    parent=None if i == 0 else root, name=f"step-{i}",
-                    start_ns=start + i * 1000, end_ns=start + i * 1000 + 500_000,
-                    error=error,
-                    attributes={
-                        # The session id rides on one span only, in a later request.
-                        **({"threadline.session.id": session_id} if i == 3 else {}),
-                        "gen_ai.usage.input_tokens": tokens,
-                        "gen_ai.usage.output_tokens": 1,
-                        "gen_ai.usage.cost": cost,
-                    },
-                ))
+                spans.append(
+                    otlp.span(
+                        trace_id,
+                        root if i == 0 else otlp.new_span_id(rng),
+                        parent=None if i == 0 else root,
+                        name=f"step-{i}",
+                        start_ns=start + i * 1000,
+                        end_ns=start + i * 1000 + 500_000,
+                        error=error,
+                        attributes={
+                            # The session id rides on one span only, in a later request.
+                            **({"threadline.session.id": session_id} if i == 3 else {}),
+                            "gen_ai.usage.input_tokens": tokens,
+                            "gen_ai.usage.output_tokens": 1,
+                            "gen_ai.usage.cost": cost,
+                        },
+                    )
+                )
                 totals["input_tokens"] += tokens
                 totals["output_tokens"] += 1
                 totals["cost_usd"] += cost
@@ -80,8 +85,9 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
     finally:
         store.close()
     servers = [
-        start_server(tmp_path / f"data-{i}", tmp_path / f"server-{i}.log",
-                     "--store", url, "--grpc-port", "0")
+        start_server(
+            tmp_path / f"data-{i}", tmp_path / f"server-{i}.log", "--store", url, "--grpc-port", "0"
+        )
         for i in range(2)
     ]
     try:
@@ -96,10 +102,11 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
             body = otlp.request(spans).SerializeToString()
             # Alternate servers; every fourth request also goes to the other one (a
             # retry that reached a second server).
-            targets = [servers[index % 2]] + ([servers[(index + 1) % 2]] if index % 4 == 0
-                                               else [])
-            return [client.post(s.base_url + "/v1/traces", content=body,
-                                headers=headers).status_code for s in targets]
+            targets = [servers[index % 2]] + ([servers[(index + 1) % 2]] if index % 4 == 0 else [])
+            return [
+                client.post(s.base_url + "/v1/traces", content=body, headers=headers).status_code
+                for s in targets
+            ]
 
         with ThreadPoolExecutor(max_workers=6) as pool:
             statuses = [code for codes in pool.map(send, enumerate(requests)) for code in codes]
@@ -110,8 +117,9 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
             assert health["queued_exports"] == 0
 
         for server in servers:
-            with httpx.Client(base_url=server.base_url, timeout=30,
-                              headers={"Authorization": f"Bearer {key}"}) as api:
+            with httpx.Client(
+                base_url=server.base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+            ) as api:
                 listed = api.get("/api/v1/sessions", params={"limit": 100}).json()["items"]
                 assert sorted(s["session_id"] for s in listed) == sorted(sessions)
                 for session in listed:
@@ -124,14 +132,23 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
                     assert len({s["span_id"] for s in trace["spans"]}) == len(trace["spans"])
 
         # The web UI's pages on the ClickHouse store, signed in through the other server.
-        with httpx.Client(base_url=servers[1].base_url, timeout=30,
-                          follow_redirects=True) as web:
-            signed_in = web.post("/login", content=f"key={key}", headers={
-                "Content-Type": "application/x-www-form-urlencoded"})
+        with httpx.Client(base_url=servers[1].base_url, timeout=30, follow_redirects=True) as web:
+            signed_in = web.post(
+                "/login",
+                content=f"key={key}",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
             assert signed_in.status_code == 200, signed_in.text
             session_id, trace_id = min(sessions), min(traces)
-            for path in ("/", "/traces", "/sessions", "/sessions?sort=cost&status=error",
-                         "/users", f"/sessions/{session_id}", f"/traces/{trace_id}"):
+            for path in (
+                "/",
+                "/traces",
+                "/sessions",
+                "/sessions?sort=cost&status=error",
+                "/users",
+                f"/sessions/{session_id}",
+                f"/traces/{trace_id}",
+            ):
                 page = web.get(path)
                 assert page.status_code == 200, (path, page.status_code)
                 assert page.url.path != "/login", path  # signed in
@@ -152,24 +169,37 @@ def test_clickhouse_out_of_reach_means_503_and_exporters_retry(tmp_path: Path):
         key = store.create_key(store.create_project("p").id)
     finally:
         store.close()
-    server = start_server(tmp_path / "data", tmp_path / "server.log",
-                          "--store", url, "--grpc-port", "0")
+    server = start_server(
+        tmp_path / "data", tmp_path / "server.log", "--store", url, "--grpc-port", "0"
+    )
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
     trace_id = otlp.new_trace_id()
-    body = otlp.request([otlp.span(trace_id, otlp.new_span_id(),
-                                   attributes={"threadline.session.id": "kept"})])
+    body = otlp.request(
+        [otlp.span(trace_id, otlp.new_span_id(), attributes={"threadline.session.id": "kept"})]
+    )
     try:
         door.stop()
-        refused = httpx.post(server.base_url + "/v1/traces",
-                             content=body.SerializeToString(), headers=headers, timeout=60)
+        refused = httpx.post(
+            server.base_url + "/v1/traces",
+            content=body.SerializeToString(),
+            headers=headers,
+            timeout=60,
+        )
         assert refused.status_code == 503 and refused.headers["Retry-After"]
         assert "storage unavailable" in refused.json()["error"]
         door = ChdbHttpServer(port=port, engine=engine).start()
-        retried = httpx.post(server.base_url + "/v1/traces",
-                             content=body.SerializeToString(), headers=headers, timeout=60)
+        retried = httpx.post(
+            server.base_url + "/v1/traces",
+            content=body.SerializeToString(),
+            headers=headers,
+            timeout=60,
+        )
         assert retried.status_code == 200, retried.text
-        session = httpx.get(server.base_url + "/api/v1/sessions/kept", timeout=30,
-                            headers={"Authorization": f"Bearer {key}"}).json()
+        session = httpx.get(
+            server.base_url + "/api/v1/sessions/kept",
+            timeout=30,
+            headers={"Authorization": f"Bearer {key}"},
+        ).json()
         assert session["trace_count"] == 1 and session["traces"][0]["trace_id"] == trace_id
     finally:
         stop_server(server)

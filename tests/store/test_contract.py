@@ -32,14 +32,19 @@ def _open(backend: str, tmp_path: Path) -> Store:
     raise AssertionError(backend)
 
 
-@pytest.fixture(params=[
-    "sqlite",
-    "clickhouse",
-    pytest.param("clickhouse-server", marks=pytest.mark.skipif(
-        not os.environ.get("CLICKHOUSE_URL"),
-        reason="CLICKHOUSE_URL names no ClickHouse server (e.g. clickhouse://default:@host:8123)",
-    )),
-])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        "clickhouse",
+        pytest.param(
+            "clickhouse-server",
+            marks=pytest.mark.skipif(
+                not os.environ.get("CLICKHOUSE_URL"),
+                reason="CLICKHOUSE_URL names no ClickHouse server (e.g. clickhouse://default:@host:8123)",
+            ),
+        ),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -51,19 +56,40 @@ def store(backend: str, tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-def record(trace: int, span: int, parent: int | None = None, *, start: int = 0,
-           length: int = 10, session: str | None = None, user: str | None = None,
-           error: bool = False, tokens: tuple[int, int] | None = None,
-           cost: float | None = None, input: str | None = None,
-           output: str | None = None, **extra) -> SpanRecord:
+def record(
+    trace: int,
+    span: int,
+    parent: int | None = None,
+    *,
+    start: int = 0,
+    length: int = 10,
+    session: str | None = None,
+    user: str | None = None,
+    error: bool = False,
+    tokens: tuple[int, int] | None = None,
+    cost: float | None = None,
+    input: str | None = None,
+    output: str | None = None,
+    **extra,
+) -> SpanRecord:
     return SpanRecord(
-        trace_id=f"{trace:032x}", span_id=f"{span:016x}",
-        parent_span_id=f"{parent:016x}" if parent else None, name=f"span-{span}",
-        kind="INTERNAL", start_ns=T0 + start * MS, end_ns=T0 + (start + length) * MS,
-        status="error" if error else "ok", input_tokens=tokens[0] if tokens else None,
+        trace_id=f"{trace:032x}",
+        span_id=f"{span:016x}",
+        parent_span_id=f"{parent:016x}" if parent else None,
+        name=f"span-{span}",
+        kind="INTERNAL",
+        start_ns=T0 + start * MS,
+        end_ns=T0 + (start + length) * MS,
+        status="error" if error else "ok",
+        input_tokens=tokens[0] if tokens else None,
         output_tokens=tokens[1] if tokens else None,
-        total_tokens=sum(tokens) if tokens else None, cost_usd=cost, input=input,
-        output=output, session_id=session, user_id=user, **extra,
+        total_tokens=sum(tokens) if tokens else None,
+        cost_usd=cost,
+        input=input,
+        output=output,
+        session_id=session,
+        user_id=user,
+        **extra,
     )
 
 
@@ -78,13 +104,17 @@ def test_writes_are_idempotent(store: Store):
 
 def test_trace_and_session_rollups(store: Store):
     project = store.create_project("p").id
-    store.write_spans(project, [
-        record(1, 1, start=0, length=100, session="s", user="u", input='{"q": 1}',
-               output='"a1"'),
-        record(1, 2, 1, start=10, length=20, tokens=(100, 10), cost=0.5, error=True),
-        record(2, 3, start=1000, length=50, input='"second"', output='"a2"'),
-        record(2, 4, 3, start=1010, length=10, tokens=(5, 5), session="s", user="v"),
-    ])
+    store.write_spans(
+        project,
+        [
+            record(
+                1, 1, start=0, length=100, session="s", user="u", input='{"q": 1}', output='"a1"'
+            ),
+            record(1, 2, 1, start=10, length=20, tokens=(100, 10), cost=0.5, error=True),
+            record(2, 3, start=1000, length=50, input='"second"', output='"a2"'),
+            record(2, 4, 3, start=1010, length=10, tokens=(5, 5), session="s", user="v"),
+        ],
+    )
     first = store.get_trace(project, f"{1:032x}")
     assert (first.span_count, first.error_count, first.status) == (2, 1, "error")
     assert (first.input_tokens, first.output_tokens, first.total_tokens) == (100, 10, 110)
@@ -113,16 +143,27 @@ def test_a_conversation_written_turn_by_turn(store: Store):
     project = store.create_project("p").id
 
     def turn(n: int, start: int, **fields) -> list[SpanRecord]:
-        return [record(n, 100 + n, start=start, length=50, session="s", user=f"u{n % 2}",
-                       input=f'"in {n}"', output=f'"out {n}"'),
-                record(n, 200 + n, 100 + n, start=start + 5, length=10, **fields)]
+        return [
+            record(
+                n,
+                100 + n,
+                start=start,
+                length=50,
+                session="s",
+                user=f"u{n % 2}",
+                input=f'"in {n}"',
+                output=f'"out {n}"',
+            ),
+            record(n, 200 + n, 100 + n, start=start + 5, length=10, **fields),
+        ]
 
     for n in range(1, 6):
         store.write_spans(project, turn(n, n * 100, tokens=(n, 1), cost=0.1 * n))
     store.write_spans(project, turn(9, 50, tokens=(9, 1)))  # late: starts before turn 1
     store.write_spans(project, turn(3, 300, tokens=(3, 1), cost=0.3))  # resent
-    store.write_spans(project, [record(4, 300, 104, start=420, length=5, error=True,
-                                       tokens=(40, 0))])  # a late span of turn 4
+    store.write_spans(
+        project, [record(4, 300, 104, start=420, length=5, error=True, tokens=(40, 0))]
+    )  # a late span of turn 4
     store.write_spans(project, turn(6, 600, tokens=(6, 1)))
     session = store.get_session(project, "s")
     assert session.trace_count == 7 and session.span_count == 15
@@ -132,8 +173,7 @@ def test_a_conversation_written_turn_by_turn(store: Store):
     assert session.duration_ms == 650 - 50
     assert session.user_ids == ["u1", "u0"]  # in the order of the turns' starts
     assert (session.first_input, session.last_output) == ('"in 9"', '"out 6"')
-    assert [t.trace_id for t in session.traces] == [
-        f"{n:032x}" for n in (9, 1, 2, 3, 4, 5, 6)]
+    assert [t.trace_id for t in session.traces] == [f"{n:032x}" for n in (9, 1, 2, 3, 4, 5, 6)]
     assert store.list_sessions(project, SessionQuery()).items[0].trace_count == 7
 
 
@@ -207,16 +247,27 @@ def test_sqlite_keeps_no_secret_and_one_copy_of_payloads(tmp_path: Path):
     project = store.create_project("p").id
     key = store.create_key(project)
     payload = '{"marker": "' + "unique-payload-text " * 150 + '"}'
-    store.write_spans(project, [record(1, 1, input=payload, input_source="input.value",
-                                       attributes={"input.value": payload, "k": 1})])
+    store.write_spans(
+        project,
+        [
+            record(
+                1,
+                1,
+                input=payload,
+                input_source="input.value",
+                attributes={"input.value": payload, "k": 1},
+            )
+        ],
+    )
     (span,) = store.get_trace(project, f"{1:032x}").spans
     assert span.attributes == {"input.value": payload, "k": 1}
     store.close()
     assert key.encode() not in (tmp_path / "raw.db").read_bytes()
     # The payload is kept once, compressed (the trace keeps a preview of its start).
     with sqlite3.connect(tmp_path / "raw.db") as conn:
-        assert conn.execute("SELECT typeof(input), instr(attributes, 'unique-payload')"
-                            " FROM spans").fetchone() == ("blob", 0)
+        assert conn.execute(
+            "SELECT typeof(input), instr(attributes, 'unique-payload') FROM spans"
+        ).fetchone() == ("blob", 0)
 
 
 def test_sqlite_keeps_short_payloads_as_text(tmp_path: Path):
@@ -230,4 +281,6 @@ def test_sqlite_keeps_short_payloads_as_text(tmp_path: Path):
     with sqlite3.connect(tmp_path / "short.db") as conn:
         # 400 bytes of UTF-8: under the threshold, so stored as text.
         assert conn.execute("SELECT typeof(input), typeof(output) FROM spans").fetchone() == (
-            "text", "text")
+            "text",
+            "text",
+        )

@@ -18,13 +18,20 @@ from tests.store.test_clickhouse_servers import _workload
 
 
 def _threadline(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "threadline.server", *args],
-                          check=False, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "threadline.server", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _api_view(base_url: str, key: str, trace_ids: list[str]) -> dict:
-    with httpx.Client(base_url=base_url, timeout=30,
-                      headers={"Authorization": f"Bearer {key}"}) as api:
+    with httpx.Client(
+        base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    ) as api:
+
         def get(path: str, **params: object) -> object:
             response = api.get(path, params=params)
             assert response.status_code == 200, response.text
@@ -48,16 +55,29 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
         # A span with long payloads (the SQLite store keeps those compressed).
         long_trace = otlp.new_trace_id()
         prompt = "a prompt that is long enough to be stored compressed " * 40
-        requests.append([otlp.span(long_trace, otlp.new_span_id(), attributes={
-            "threadline.session.id": "session-0", "input.value": prompt,
-            "output.value": prompt.upper()})])
+        requests.append(
+            [
+                otlp.span(
+                    long_trace,
+                    otlp.new_span_id(),
+                    attributes={
+                        "threadline.session.id": "session-0",
+                        "input.value": prompt,
+                        "output.value": prompt.upper(),
+                    },
+                )
+            ]
+        )
         traces[long_trace] = {}
         for spans in requests:
             response = httpx.post(
                 original.base_url + "/v1/traces",
                 content=otlp.request(spans).SerializeToString(),
-                headers={"Authorization": f"Bearer {key}",
-                         "Content-Type": "application/x-protobuf"})
+                headers={
+                    "Authorization": f"Bearer {key}",
+                    "Content-Type": "application/x-protobuf",
+                },
+            )
             assert response.status_code == 200
         before = _api_view(original.base_url, key, sorted(traces))
     finally:
@@ -77,8 +97,9 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     again = _threadline("migrate", "--from", source, "--to", target)
     assert again.returncode == 0 and f"({0} new to the target)" in again.stdout
 
-    moved = start_server(tmp_path / "unused", tmp_path / "clickhouse.log",
-                         "--store", target, "--grpc-port", "0")
+    moved = start_server(
+        tmp_path / "unused", tmp_path / "clickhouse.log", "--store", target, "--grpc-port", "0"
+    )
     try:
         assert _api_view(moved.base_url, key, sorted(traces)) == before
     finally:
@@ -86,7 +107,12 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
 
 
 def test_migrate_refuses_a_missing_source(tmp_path: Path):
-    result = _threadline("migrate", "--from", f"sqlite://{tmp_path / 'nothing.db'}",
-                         "--to", shared_server().url(database_name(tmp_path.name)))
+    result = _threadline(
+        "migrate",
+        "--from",
+        f"sqlite://{tmp_path / 'nothing.db'}",
+        "--to",
+        shared_server().url(database_name(tmp_path.name)),
+    )
     assert result.returncode != 0 and "no SQLite store at" in result.stderr
     assert not (tmp_path / "nothing.db").exists()

@@ -19,8 +19,10 @@ import zstandard
 from tests.store.test_contract import record
 from threadline.server.store.sqlite import SQLiteStore, payloads
 
-_WORDS = ("refund order shipping customer invoice the a to of and with please status "
-          "update tracking package").split()
+_WORDS = (
+    "refund order shipping customer invoice the a to of and with please status "
+    "update tracking package"
+).split()
 
 
 def _spans(first_trace: int, traces: int, seed: int) -> list:
@@ -28,20 +30,33 @@ def _spans(first_trace: int, traces: int, seed: int) -> list:
     rng = random.Random(seed)
 
     def text() -> str:
-        return '{"role": "user", "content": "' + " ".join(
-            rng.choice(_WORDS) for _ in range(rng.randint(120, 400))) + '"}'
+        return (
+            '{"role": "user", "content": "'
+            + " ".join(rng.choice(_WORDS) for _ in range(rng.randint(120, 400)))
+            + '"}'
+        )
 
     return [
-        record(trace, trace * 10 + span, trace * 10 if span else None, start=span,
-               session=f"s{trace % 7}", input=text(), output=text())
-        for trace in range(first_trace, first_trace + traces) for span in range(2)
+        record(
+            trace,
+            trace * 10 + span,
+            trace * 10 if span else None,
+            start=span,
+            session=f"s{trace % 7}",
+            input=text(),
+            output=text(),
+        )
+        for trace in range(first_trace, first_trace + traces)
+        for span in range(2)
     ]
 
 
 def _frame_dictionaries(path: Path) -> list[int]:
     with sqlite3.connect(path) as conn:
-        return [zstandard.get_frame_parameters(value).dict_id
-                for (value,) in conn.execute("SELECT input FROM spans ORDER BY rowid")]
+        return [
+            zstandard.get_frame_parameters(value).dict_id
+            for (value,) in conn.execute("SELECT input FROM spans ORDER BY rowid")
+        ]
 
 
 def _stored_dictionaries(path: Path) -> list[int]:
@@ -53,10 +68,13 @@ def _assert_reads_back(store: SQLiteStore, project: int, spans: list) -> None:
     for sent in spans[::37]:
         read = {s.span_id: s for s in store.get_trace(project, sent.trace_id).spans}
         assert (read[sent.span_id].input, read[sent.span_id].output) == (
-            json.loads(sent.input), json.loads(sent.output))
+            json.loads(sent.input),
+            json.loads(sent.output),
+        )
     copied = {r.span_id: r for _, records in store.iter_spans(500) for r in records}
     assert {s.span_id: (s.input, s.output) for s in spans} == {
-        i: (r.input, r.output) for i, r in copied.items()}
+        i: (r.input, r.output) for i, r in copied.items()
+    }
 
 
 def test_a_dictionary_is_trained_once_and_packs_what_follows(tmp_path: Path):
@@ -66,14 +84,14 @@ def test_a_dictionary_is_trained_once_and_packs_what_follows(tmp_path: Path):
     # 4 payloads a trace: the dictionary is trained after the last of these.
     before = _spans(1, payloads.TRAIN_AFTER // 4, seed=1)
     for i in range(0, len(before), 100):
-        store.write_spans(project, before[i:i + 100])
+        store.write_spans(project, before[i : i + 100])
     after = _spans(1000, 100, seed=2)
     store.write_spans(project, after)
 
     (dictionary,) = _stored_dictionaries(path)
     frames = _frame_dictionaries(path)
-    assert set(frames[:len(before)]) == {0}
-    assert set(frames[len(before):]) == {dictionary}
+    assert set(frames[: len(before)]) == {0}
+    assert set(frames[len(before) :]) == {dictionary}
     _assert_reads_back(store, project, before + after)
     # Traces written before it still have their previews.
     assert store.get_trace(project, before[0].trace_id).input_preview
@@ -84,7 +102,7 @@ def test_a_dictionary_is_trained_once_and_packs_what_follows(tmp_path: Path):
     later = _spans(2000, 20, seed=3)
     reopened.write_spans(project, later)
     assert _stored_dictionaries(path) == [dictionary]
-    assert set(_frame_dictionaries(path)[-len(later):]) == {dictionary}
+    assert set(_frame_dictionaries(path)[-len(later) :]) == {dictionary}
     _assert_reads_back(reopened, project, before + after + later)
     reopened.close()
 
@@ -123,7 +141,7 @@ def test_a_worker_writes_on_while_another_trains(tmp_path: Path):
 
     def write_meanwhile() -> None:
         for i in range(0, len(meanwhile), 100):
-            store.write_spans(project, meanwhile[i:i + 100])
+            store.write_spans(project, meanwhile[i : i + 100])
 
     writer = threading.Thread(target=write_meanwhile)
     writer.start()
@@ -134,7 +152,7 @@ def test_a_worker_writes_on_while_another_trains(tmp_path: Path):
     assert set(_frame_dictionaries(path)) == {0}
 
     # The other worker's dictionary appears; the next write adopts it.
-    dictionary = payloads.train([s.input.encode() for s in meanwhile[:payloads.TRAIN_AFTER]])
+    dictionary = payloads.train([s.input.encode() for s in meanwhile[: payloads.TRAIN_AFTER]])
     assert dictionary is not None
     with sqlite3.connect(path) as conn:
         payloads.save(conn, dictionary)
@@ -145,7 +163,7 @@ def test_a_worker_writes_on_while_another_trains(tmp_path: Path):
     later = _spans(3000, 50, seed=8)
     store.write_spans(project, later)
     assert _stored_dictionaries(path) == [dictionary.dict_id()]
-    assert set(_frame_dictionaries(path)[-len(later):]) == {dictionary.dict_id()}
+    assert set(_frame_dictionaries(path)[-len(later) :]) == {dictionary.dict_id()}
     _assert_reads_back(store, project, meanwhile + adopting + later)
     store.close()
 

@@ -21,13 +21,25 @@ MS = 1_000_000
 
 def _span(span_id: int, parent: int | None, start: int, end: int, **fields) -> StoredSpanFacts:
     defaults = {
-        "is_error": False, "input_tokens": None, "output_tokens": None,
-        "total_tokens": None, "cost_usd": None, "session_id": None, "user_id": None,
-        "metadata": {}, "tags": [], "has_input": False, "has_output": False,
+        "is_error": False,
+        "input_tokens": None,
+        "output_tokens": None,
+        "total_tokens": None,
+        "cost_usd": None,
+        "session_id": None,
+        "user_id": None,
+        "metadata": {},
+        "tags": [],
+        "has_input": False,
+        "has_output": False,
     }
     return StoredSpanFacts(
-        span_id=f"{span_id:016x}", parent_span_id=None if parent is None else f"{parent:016x}",
-        name=f"span-{span_id}", start_ns=start, end_ns=end, **(defaults | fields),
+        span_id=f"{span_id:016x}",
+        parent_span_id=None if parent is None else f"{parent:016x}",
+        name=f"span-{span_id}",
+        start_ns=start,
+        end_ns=end,
+        **(defaults | fields),
     )
 
 
@@ -35,12 +47,41 @@ def _span(span_id: int, parent: int | None, start: int, end: int, **fields) -> S
 def test_a_trace_rolls_up_the_same_whatever_order_its_spans_come_in(order: list[int]):
     spans = [
         _span(1, None, 0, 100, input_tokens=3, session_id="", has_input=False),
-        _span(2, 1, 10, 90, has_output=True, output_preview="ends at 90, starts at 10",
-              cost_usd=0.1, tags=["a"], metadata={"k": 1}),
-        _span(3, 1, 20, 90, has_output=True, output_preview="ends at 90, starts at 20",
-              cost_usd=0.2, tags=["b", "a"], metadata={"k": 2}, session_id="s"),
-        _span(4, 1, 30, 40, has_input=True, input_preview="first input", is_error=True,
-              user_id="u", total_tokens=7, cost_usd=0.3),
+        _span(
+            2,
+            1,
+            10,
+            90,
+            has_output=True,
+            output_preview="ends at 90, starts at 10",
+            cost_usd=0.1,
+            tags=["a"],
+            metadata={"k": 1},
+        ),
+        _span(
+            3,
+            1,
+            20,
+            90,
+            has_output=True,
+            output_preview="ends at 90, starts at 20",
+            cost_usd=0.2,
+            tags=["b", "a"],
+            metadata={"k": 2},
+            session_id="s",
+        ),
+        _span(
+            4,
+            1,
+            30,
+            40,
+            has_input=True,
+            input_preview="first input",
+            is_error=True,
+            user_id="u",
+            total_tokens=7,
+            cost_usd=0.3,
+        ),
         _span(5, 1, 50, 60, has_input=True, input_preview="later input", session_id="t"),
         _span(6, 1, 70, 80, has_output=True, output_preview="ends earlier", tags=["c"]),
     ]
@@ -67,23 +108,25 @@ def conversations(draw: st.DrawFn) -> list[TraceRollup]:
         clock += draw(st.integers(-50, 200)) * MS
         length = draw(st.integers(0, 100)) * MS
         inputs, outputs = draw(st.integers(0, 10**6)), draw(st.integers(0, 10**6))
-        traces.append(TraceRollup(
-            trace_id=f"{draw(st.integers(1, 2**128 - 1)):032x}",
-            session_id="s",
-            user_id=draw(st.sampled_from([None, "u", "v", "w"])),
-            name=f"turn-{index}",
-            start_ns=clock,
-            end_ns=clock + length,
-            span_count=draw(st.integers(1, 50)),
-            error_count=0,
-            input_tokens=inputs,
-            output_tokens=outputs,
-            total_tokens=inputs + outputs,
-            cost_usd=draw(st.none() | st.floats(0, 10, allow_nan=False)),
-            status=draw(st.sampled_from(["ok", "error"])),
-            input_preview=draw(st.sampled_from([None, "", f"in {index}"])),
-            output_preview=draw(st.sampled_from([None, "", f"out {index}"])),
-        ))
+        traces.append(
+            TraceRollup(
+                trace_id=f"{draw(st.integers(1, 2**128 - 1)):032x}",
+                session_id="s",
+                user_id=draw(st.sampled_from([None, "u", "v", "w"])),
+                name=f"turn-{index}",
+                start_ns=clock,
+                end_ns=clock + length,
+                span_count=draw(st.integers(1, 50)),
+                error_count=0,
+                input_tokens=inputs,
+                output_tokens=outputs,
+                total_tokens=inputs + outputs,
+                cost_usd=draw(st.none() | st.floats(0, 10, allow_nan=False)),
+                status=draw(st.sampled_from(["ok", "error"])),
+                input_preview=draw(st.sampled_from([None, "", f"in {index}"])),
+                output_preview=draw(st.sampled_from([None, "", f"out {index}"])),
+            )
+        )
         clock += length
     return traces
 
@@ -102,16 +145,31 @@ def test_next_turns_merge_to_the_rollup_of_all_turns(traces: list[TraceRollup], 
 
 def test_a_session_merges_turn_by_turn():
     turns = [
-        TraceRollup(trace_id=f"{i:032x}", session_id="s", user_id=user, name="t",
-                    start_ns=i * 100, end_ns=i * 100 + 50, span_count=2, error_count=0,
-                    input_tokens=i, output_tokens=1, total_tokens=i + 1, cost_usd=cost,
-                    status=status, input_preview=preview, output_preview=preview)
-        for i, (user, cost, status, preview) in enumerate([
-            (None, None, "ok", None),
-            ("u", 0.1, "error", "first"),
-            ("v", None, "ok", None),
-            ("u", 0.2, "ok", "last"),
-        ])
+        TraceRollup(
+            trace_id=f"{i:032x}",
+            session_id="s",
+            user_id=user,
+            name="t",
+            start_ns=i * 100,
+            end_ns=i * 100 + 50,
+            span_count=2,
+            error_count=0,
+            input_tokens=i,
+            output_tokens=1,
+            total_tokens=i + 1,
+            cost_usd=cost,
+            status=status,
+            input_preview=preview,
+            output_preview=preview,
+        )
+        for i, (user, cost, status, preview) in enumerate(
+            [
+                (None, None, "ok", None),
+                ("u", 0.1, "error", "first"),
+                ("v", None, "ok", None),
+                ("u", 0.2, "ok", "last"),
+            ]
+        )
     ]
     rollup = roll_up_session("s", turns[:1])
     for turn in turns[1:]:
@@ -120,6 +178,9 @@ def test_a_session_merges_turn_by_turn():
         rollup = merged
     assert rollup == roll_up_session("s", turns)
     assert (rollup.user_ids, rollup.first_input, rollup.last_output) == (
-        ["u", "v"], "first", "last")
+        ["u", "v"],
+        "first",
+        "last",
+    )
     assert (rollup.trace_count, rollup.error_count, rollup.span_count) == (4, 1, 8)
     assert rollup.cost_usd == 0.1 + 0.2

@@ -21,8 +21,14 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from .otlp import MS, Turn, export_body, new_trace_id, turn_spans
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 S = 1_000_000_000  # nanoseconds
 
@@ -69,11 +75,19 @@ def ui(browser: Browser, server: Any, request: pytest.FixtureRequest) -> Iterato
     view = UI(page, server.base_url, request.node.name)
     # Any script error or CSP violation on any page fails the test.
     page.on("pageerror", lambda error: view.errors.append(f"pageerror: {error}"))
-    page.on("console", lambda msg: view.errors.append(f"console: {msg.text}")
-            if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: view.errors.append(f"console: {msg.text}") if msg.type == "error" else None,
+    )
     # Air-gapped: every request a page makes goes to Threadline itself.
-    page.on("request", lambda req: view.errors.append(f"external request: {req.url}")
-            if not req.url.startswith((server.base_url, "data:", "blob:")) else None)
+    page.on(
+        "request",
+        lambda req: (
+            view.errors.append(f"external request: {req.url}")
+            if not req.url.startswith((server.base_url, "data:", "blob:"))
+            else None
+        ),
+    )
     sign_in(page, server.base_url, server.api_key)
     yield view
     context.close()
@@ -101,46 +115,92 @@ def send(server: Any, spans: list) -> None:
 def scenario(server: Any) -> Scenario:
     base = (time.time_ns() // S - 2 * 3600) * S  # two hours ago, on a whole second
 
-    def turns(start: int, spec: list[tuple[str, str, int, int, int, float, int]],
-              error_at: int | None = None) -> list[Turn]:
+    def turns(
+        start: int,
+        spec: list[tuple[str, str, int, int, int, float, int]],
+        error_at: int | None = None,
+    ) -> list[Turn]:
         found, clock = [], start
         for i, (q, a, ms, tin, tout, cost, idle_s) in enumerate(spec):
             clock += idle_s * S
-            found.append(Turn(new_trace_id(), q, a, clock, ms, tin, tout, cost,
-                              error="order service timed out" if i == error_at else None))
+            found.append(
+                Turn(
+                    new_trace_id(),
+                    q,
+                    a,
+                    clock,
+                    ms,
+                    tin,
+                    tout,
+                    cost,
+                    error="order service timed out" if i == error_at else None,
+                )
+            )
             clock += ms * MS
         return found
 
-    alpha = turns(base, [
-        ("Where is my order #1234?", "It ships tomorrow.", 1200, 300, 40, 0.0012, 0),
-        ("Can it go to Lisbon instead?", "Yes, I changed the address.", 2500, 420, 55, 0.0034, 30),
-        ("Thanks! Anything else I need?", "No, you are all set.", 800, 510, 20, 0.0005, 75),
-    ])
-    beta = turns(base + 600 * S, [
-        ("Do you ship to Osaka?", "We do, in 5 days.", 900, 200, 30, 0.001, 0),
-        ("Refund my last order", "Sorry, the order service is down.", 1500, 250, 35, 0.002, 20),
-    ], error_at=1)
-    old = turns(base - 3 * 24 * 3600 * S, [
-        ("Hello from last week", "Hello!", 500, 100, 10, 0.0001, 0),
-    ])
-    lone = turns(
-        base + 1200 * S, [("One-off question", "One-off answer", 700, 50, 5, 0.0002, 0)]
-    )[0]
+    alpha = turns(
+        base,
+        [
+            ("Where is my order #1234?", "It ships tomorrow.", 1200, 300, 40, 0.0012, 0),
+            (
+                "Can it go to Lisbon instead?",
+                "Yes, I changed the address.",
+                2500,
+                420,
+                55,
+                0.0034,
+                30,
+            ),
+            ("Thanks! Anything else I need?", "No, you are all set.", 800, 510, 20, 0.0005, 75),
+        ],
+    )
+    beta = turns(
+        base + 600 * S,
+        [
+            ("Do you ship to Osaka?", "We do, in 5 days.", 900, 200, 30, 0.001, 0),
+            ("Refund my last order", "Sorry, the order service is down.", 1500, 250, 35, 0.002, 20),
+        ],
+        error_at=1,
+    )
+    old = turns(
+        base - 3 * 24 * 3600 * S,
+        [
+            ("Hello from last week", "Hello!", 500, 100, 10, 0.0001, 0),
+        ],
+    )
+    lone = turns(base + 1200 * S, [("One-off question", "One-off answer", 700, 50, 5, 0.0002, 0)])[
+        0
+    ]
     history: list[dict[str, str]] = []
     for turn in alpha:
-        send(server, turn_spans(turn, "sess-alpha", "alice", history=list(history),
-                                tags=["vip"], metadata={"plan": "pro"}))
-        history += [{"role": "user", "content": turn.question},
-                    {"role": "assistant", "content": turn.answer}]
+        send(
+            server,
+            turn_spans(
+                turn,
+                "sess-alpha",
+                "alice",
+                history=list(history),
+                tags=["vip"],
+                metadata={"plan": "pro"},
+            ),
+        )
+        history += [
+            {"role": "user", "content": turn.question},
+            {"role": "assistant", "content": turn.answer},
+        ]
     for turn in beta:
         # Plain spans, no chat messages: the transcript falls back to the root's I/O.
-        send(server, turn_spans(turn, "sess-beta", "bob", chat=False,
-                                metadata={"plan": "free"}))
+        send(server, turn_spans(turn, "sess-beta", "bob", chat=False, metadata={"plan": "free"}))
     send(server, turn_spans(old[0], "sess-old", "alice"))
     send(server, turn_spans(lone, None, "carol"))
-    return Scenario(base, {"sess-alpha": alpha, "sess-beta": beta, "sess-old": old},
-                    {"sess-alpha": "alice", "sess-beta": "bob", "sess-old": "alice"},
-                    lone, "sess-old")
+    return Scenario(
+        base,
+        {"sess-alpha": alpha, "sess-beta": beta, "sess-old": old},
+        {"sess-alpha": "alice", "sess-beta": "bob", "sess-old": "alice"},
+        lone,
+        "sess-old",
+    )
 
 
 def cells(row: Any) -> dict[str, str]:
@@ -154,4 +214,4 @@ def close(a: str, b: float | None, places: int = 6) -> bool:
     """A page's ``data-value`` equals the API's number (None is shown as empty)."""
     if b is None:
         return a == ""
-    return abs(float(a) - b) < 10 ** -places
+    return abs(float(a) - b) < 10**-places

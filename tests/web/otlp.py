@@ -83,10 +83,16 @@ class Turn:
         return self.start_ns + self.duration_ms * MS
 
 
-def turn_spans(turn: Turn, session_id: str | None, user_id: str | None, *,
-               chat: bool = True, history: list[dict[str, str]] | None = None,
-               tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
-               ) -> list[SpanSpec]:
+def turn_spans(
+    turn: Turn,
+    session_id: str | None,
+    user_id: str | None,
+    *,
+    chat: bool = True,
+    history: list[dict[str, str]] | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> list[SpanSpec]:
     root_attrs: dict[str, Any] = {
         "threadline.span.input": json.dumps({"message": turn.question}),
         "threadline.span.output": json.dumps({"reply": turn.answer}),
@@ -99,12 +105,21 @@ def turn_spans(turn: Turn, session_id: str | None, user_id: str | None, *,
         root_attrs["threadline.tags"] = tags
     for key, value in (metadata or {}).items():
         root_attrs["threadline.metadata." + key] = value
-    root = SpanSpec("handle_turn", turn.start_ns, turn.end_ns, trace_id=turn.trace_id,
-                    attributes=root_attrs, error=turn.error)
+    root = SpanSpec(
+        "handle_turn",
+        turn.start_ns,
+        turn.end_ns,
+        trace_id=turn.trace_id,
+        attributes=root_attrs,
+        error=turn.error,
+    )
     child_start = turn.start_ns + 5 * MS
     child = SpanSpec(
-        "chat gpt-4o-mini" if chat else "generate", child_start, turn.end_ns - 5 * MS,
-        trace_id=turn.trace_id, parent_span_id=root.span_id,
+        "chat gpt-4o-mini" if chat else "generate",
+        child_start,
+        turn.end_ns - 5 * MS,
+        trace_id=turn.trace_id,
+        parent_span_id=root.span_id,
     )
     child.attributes = {
         "gen_ai.usage.input_tokens": turn.input_tokens,
@@ -112,21 +127,35 @@ def turn_spans(turn: Turn, session_id: str | None, user_id: str | None, *,
         "gen_ai.usage.cost": turn.cost,
     }
     if chat:
-        messages = [{"role": "system", "content": "You are a helpful support agent."},
-                    *(history or []), {"role": "user", "content": turn.question}]
-        child.attributes.update({
-            "gen_ai.operation.name": "chat",
-            "gen_ai.request.model": "gpt-4o-mini",
-            "gen_ai.input.messages": json.dumps(messages),
-            "gen_ai.output.messages": json.dumps([{"role": "assistant", "content": turn.answer}]),
-        })
+        messages = [
+            {"role": "system", "content": "You are a helpful support agent."},
+            *(history or []),
+            {"role": "user", "content": turn.question},
+        ]
+        child.attributes.update(
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.input.messages": json.dumps(messages),
+                "gen_ai.output.messages": json.dumps(
+                    [{"role": "assistant", "content": turn.answer}]
+                ),
+            }
+        )
     if turn.error:
         child.error = turn.error
-        child.events = [("exception", turn.end_ns - 6 * MS, {
-            "exception.type": "TimeoutError", "exception.message": turn.error,
-            "exception.stacktrace": "Traceback (most recent call last):\n  File \"app.py\", "
-                                    "line 42, in lookup\nTimeoutError: " + turn.error,
-        })]
+        child.events = [
+            (
+                "exception",
+                turn.end_ns - 6 * MS,
+                {
+                    "exception.type": "TimeoutError",
+                    "exception.message": turn.error,
+                    "exception.stacktrace": 'Traceback (most recent call last):\n  File "app.py", '
+                    "line 42, in lookup\nTimeoutError: " + turn.error,
+                },
+            )
+        ]
     return [root, child]
 
 

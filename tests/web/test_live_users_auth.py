@@ -18,12 +18,21 @@ def test_live_mode_adds_new_traces_and_sessions(ui: UI, server, scenario: Scenar
         page.check("#live")
         # Wait for the stream to be open before sending.
         page.wait_for_function("document.body.classList.contains('live-on')")
-        turn = Turn(new_trace_id(), f"live question {tab}", "live answer", time.time_ns(),
-                    300, 11, 7, 0.0001)
+        turn = Turn(
+            new_trace_id(),
+            f"live question {tab}",
+            "live answer",
+            time.time_ns(),
+            300,
+            11,
+            7,
+            0.0001,
+        )
         send(server, turn_spans(turn, f"sess-live-{tab}", "dana"))
         new_row = page.locator(f"tr.{row_class}").first
-        expect(new_row).to_contain_text(f"live question {tab}" if tab == "traces"
-                                        else f"sess-live-{tab}", timeout=15_000)
+        expect(new_row).to_contain_text(
+            f"live question {tab}" if tab == "traces" else f"sess-live-{tab}", timeout=15_000
+        )
         expect(page.locator(f"tr.{row_class}")).to_have_count(before + 1)
         if tab == "traces":
             assert new_row.get_attribute("data-id") == turn.trace_id
@@ -69,20 +78,28 @@ def test_sign_in_is_required_and_scoped(browser, server, threadline_process) -> 
     response = httpx.get(server.base_url + "/sessions?user_id=x", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/login?next=%2Fsessions%3Fuser_id%3Dx"
-    assert httpx.get(server.base_url + "/fragments/session-traces?session_id=a",
-                     headers={"HX-Request": "true"}).status_code == 401
+    assert (
+        httpx.get(
+            server.base_url + "/fragments/session-traces?session_id=a",
+            headers={"HX-Request": "true"},
+        ).status_code
+        == 401
+    )
     # A wrong key is refused; a right one sets an HttpOnly, SameSite=Lax cookie.
     bad = httpx.post(server.base_url + "/login", data={"key": "tl_wrong", "next": "/users"})
     assert bad.status_code == 401 and "unknown or revoked" in bad.text
-    good = httpx.post(server.base_url + "/login", data={"key": server.api_key,
-                                                        "next": "//evil.example/"})
+    good = httpx.post(
+        server.base_url + "/login", data={"key": server.api_key, "next": "//evil.example/"}
+    )
     assert good.status_code == 303 and good.headers["location"] == "/sessions"
     cookie = good.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
     # Another project's key sees only its own data.
     other_key = threadline_process.new_key("web-other-project")
-    send(server, turn_spans(Turn(new_trace_id(), "mine", "ok", 10**18, 10, 1, 1, 0.0),
-                            "sess-mine", "me"))
+    send(
+        server,
+        turn_spans(Turn(new_trace_id(), "mine", "ok", 10**18, 10, 1, 1, 0.0), "sess-mine", "me"),
+    )
     context = browser.new_context()
     page = context.new_page()
     sign_in(page, server.base_url, other_key)

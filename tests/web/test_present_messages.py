@@ -8,8 +8,11 @@ from threadline.server.web.present import Message, messages
 def test_normalised_messages_with_a_tool_call_and_its_result():
     stored = [
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": "Checking.",
-         "tool_calls": [{"id": "c1", "name": "weather", "arguments": '{"city": "Paris"}'}]},
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [{"id": "c1", "name": "weather", "arguments": '{"city": "Paris"}'}],
+        },
         {"role": "tool", "content": "18C", "tool_call_id": "c1"},
     ]
     assert messages(stored) == [

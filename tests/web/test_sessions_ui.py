@@ -32,7 +32,8 @@ def test_sessions_tab_shows_api_totals_and_expands(ui: UI, server, scenario: Sce
     turns = scenario.sessions["sess-alpha"]
     expect(alpha.locator("[data-col=trace_count]")).to_have_text("3")
     expect(alpha.locator("[data-col=tokens]")).to_have_text(
-        f"{sum(t.input_tokens for t in turns):,} → {sum(t.output_tokens for t in turns):,}")
+        f"{sum(t.input_tokens for t in turns):,} → {sum(t.output_tokens for t in turns):,}"
+    )
     expect(alpha.locator("[data-col=cost_usd]")).to_have_text("$0.0051")
     wall_ms = (turns[-1].end_ns - turns[0].start_ns) / 1e6
     assert close(cells(alpha)["duration_ms"], wall_ms, 3)
@@ -95,8 +96,11 @@ def test_sessions_filters_and_sorting(ui: UI, server, scenario: Scenario) -> Non
     assert ids == [s["session_id"] for s in server.get("/api/v1/sessions", sort="cost")["items"]]
     assert ids == ["sess-alpha", "sess-beta", "sess-old"]
     # Status, tag and metadata filters.
-    for params, expected in (("status=error", ["sess-beta"]), ("tag=vip", ["sess-alpha"]),
-                             ("metadata=plan%3Dfree", ["sess-beta"])):
+    for params, expected in (
+        ("status=error", ["sess-beta"]),
+        ("tag=vip", ["sess-alpha"]),
+        ("metadata=plan%3Dfree", ["sess-beta"]),
+    ):
         page = ui.go("/sessions?" + params)
         ids = page.locator("tr.session-row").evaluate_all("rs => rs.map(r => r.dataset.id)")
         assert ids == expected, params
@@ -151,5 +155,6 @@ def test_session_export_json(ui: UI, server, scenario: Scenario) -> None:
     exported = json.loads(info.value.path().read_text())
     assert exported["session"] == server.get("/api/v1/sessions/sess-alpha")
     assert [t["trace_id"] for t in exported["traces"]] == [
-        t.trace_id for t in scenario.sessions["sess-alpha"]]
+        t.trace_id for t in scenario.sessions["sess-alpha"]
+    ]
     assert all(len(t["spans"]) == 2 for t in exported["traces"])

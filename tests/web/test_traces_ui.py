@@ -51,20 +51,34 @@ def test_chat_messages_render_as_messages(ui: UI, server, scenario: Scenario) ->
     expect(inputs.locator(".msg .role")).to_have_text(["system", "user", "assistant", "user"])
     expect(inputs.locator(".msg.role-user").last).to_contain_text(turn.question)
     expect(page.get_by_test_id("span-output").locator(".msg.role-assistant")).to_have_text(
-        re.compile(turn.answer))
+        re.compile(turn.answer)
+    )
     ui.shot("trace-chat-span")
 
 
 def test_script_in_span_input_is_inert(ui: UI, server) -> None:
     trace_id = new_trace_id()
-    evil = "<script>window.__xss = 1</script><img src=x onerror=\"window.__xss = 2\">"
-    span = SpanSpec("<b>bold</b> name", 10**18, 10**18 + 50 * MS, trace_id=trace_id,
-                    attributes={"threadline.span.input": json.dumps({"message": evil}),
-                                "threadline.span.output": evil, "session.id": "<i>s</i>",
-                                "user.id": "<u>x</u>"})
+    evil = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+    span = SpanSpec(
+        "<b>bold</b> name",
+        10**18,
+        10**18 + 50 * MS,
+        trace_id=trace_id,
+        attributes={
+            "threadline.span.input": json.dumps({"message": evil}),
+            "threadline.span.output": evil,
+            "session.id": "<i>s</i>",
+            "user.id": "<u>x</u>",
+        },
+    )
     send(server, [span])
-    for path in (f"/traces/{trace_id}", "/traces", "/sessions", "/sessions/%3Ci%3Es%3C%2Fi%3E",
-                 "/users"):
+    for path in (
+        f"/traces/{trace_id}",
+        "/traces",
+        "/sessions",
+        "/sessions/%3Ci%3Es%3C%2Fi%3E",
+        "/users",
+    ):
         page = ui.go(path)
         if path == "/sessions":
             page.locator("tr.session-row .caret").first.click()
@@ -122,8 +136,14 @@ def test_traces_cursor_paging(ui: UI, server) -> None:
     for i in range(53):  # the page size is 50
         trace_id = new_trace_id()
         ids.append(trace_id)
-        send(server, [SpanSpec(f"job-{i}", base + i * 1000 * MS, base + i * 1000 * MS + MS,
-                               trace_id=trace_id)])
+        send(
+            server,
+            [
+                SpanSpec(
+                    f"job-{i}", base + i * 1000 * MS, base + i * 1000 * MS + MS, trace_id=trace_id
+                )
+            ],
+        )
     page = ui.go("/traces")
     expect(page.locator("tr.trace-row")).to_have_count(50)
     page.get_by_test_id("next-page").click()

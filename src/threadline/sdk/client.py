@@ -39,6 +39,7 @@ _OUR_PROVIDERS: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
 
 def _safely(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorator: log any exception of an SDK method and return ``default`` instead."""
+
     def wrap(method: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(method)
         def guarded(*args: Any, **kwargs: Any) -> T:
@@ -47,7 +48,9 @@ def _safely(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
             except Exception:
                 logger.warning("threadline: %s failed", method.__qualname__, exc_info=True)
                 return default  # type: ignore[no-any-return]
+
         return guarded
+
     return wrap
 
 
@@ -58,11 +61,18 @@ class Threadline:
 
     @classmethod
     @_safely(None)
-    def initialize(cls, project_api_key: str | None = None, base_url: str | None = None, *,
-                   disabled: bool | None = None, instrument: bool | Collection[str] = True,
-                   service_name: str | None = None, span_exporter: SpanExporter | None = None,
-                   span_processor: SpanProcessor | None = None,
-                   tracer_provider: TracerProvider | None = None) -> None:
+    def initialize(
+        cls,
+        project_api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        disabled: bool | None = None,
+        instrument: bool | Collection[str] = True,
+        service_name: str | None = None,
+        span_exporter: SpanExporter | None = None,
+        span_processor: SpanProcessor | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         """Start exporting spans to a Threadline server. Call once, at startup.
 
         * ``project_api_key``: default ``$THREADLINE_API_KEY``; sent as a Bearer token.
@@ -91,8 +101,11 @@ class Threadline:
             logger.debug("threadline: disabled; no spans will be created")
             return
         if span_processor is None:
-            span_processor = (SimpleSpanProcessor(span_exporter) if span_exporter is not None
-                              else BatchSpanProcessor(_otlp_exporter(settings)))
+            span_processor = (
+                SimpleSpanProcessor(span_exporter)
+                if span_exporter is not None
+                else BatchSpanProcessor(_otlp_exporter(settings))
+            )
         provider, runtime.owns_provider = _choose_provider(tracer_provider, service_name)
         runtime.processor = TraceAssociationProcessor(span_processor)
         provider.add_span_processor(runtime.processor)
@@ -161,18 +174,29 @@ class Threadline:
     # ---- spans ---------------------------------------------------------------------
 
     @classmethod
-    def start_as_current_span(cls, name: str, input: Any = None, *,
-                              span_type: SpanType | str = SpanType.DEFAULT,
-                              session_id: str | None = None, user_id: str | None = None,
-                              metadata: Mapping[str, Any] | None = None,
-                              tags: Iterable[str] | None = None
-                              ) -> AbstractContextManager[trace.Span]:
+    def start_as_current_span(
+        cls,
+        name: str,
+        input: Any = None,
+        *,
+        span_type: SpanType | str = SpanType.DEFAULT,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> AbstractContextManager[trace.Span]:
         """``with Threadline.start_as_current_span("step", input=...) as span:`` — a span
         for a block; set its output with :meth:`set_span_output`. Exceptions leaving the
         block are recorded and propagate."""
         try:
-            options = make_options(name=name, span_type=span_type, session_id=session_id,
-                                   user_id=user_id, metadata=metadata, tags=tags)
+            options = make_options(
+                name=name,
+                span_type=span_type,
+                session_id=session_id,
+                user_id=user_id,
+                metadata=metadata,
+                tags=tags,
+            )
         except Exception:
             logger.warning("threadline: bad span options for %r", name, exc_info=True)
             options = make_options(name=name)
@@ -198,8 +222,9 @@ class Threadline:
         """Add a timestamped event to the current span."""
         span = trace.get_current_span()
         if span.is_recording():
-            span.add_event(name, {str(k): to_attribute_value(v)
-                                  for k, v in (attributes or {}).items()})
+            span.add_event(
+                name, {str(k): to_attribute_value(v) for k, v in (attributes or {}).items()}
+            )
 
     @classmethod
     @_safely(None)
@@ -227,13 +252,17 @@ def _otlp_exporter(settings: config.Settings) -> SpanExporter:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     if not settings.api_key:
-        logger.warning("threadline: no API key (argument or $%s); the server will reject "
-                       "spans unless it runs without authentication", config.ENV_API_KEY)
+        logger.warning(
+            "threadline: no API key (argument or $%s); the server will reject "
+            "spans unless it runs without authentication",
+            config.ENV_API_KEY,
+        )
     return OTLPSpanExporter(endpoint=settings.traces_endpoint, headers=settings.headers())
 
 
-def _choose_provider(given: TracerProvider | None,
-                     service_name: str | None) -> tuple[TracerProvider, bool]:
+def _choose_provider(
+    given: TracerProvider | None, service_name: str | None
+) -> tuple[TracerProvider, bool]:
     """The provider to add our processors to, and whether we own it."""
     if given is not None:
         return given, False
@@ -246,8 +275,9 @@ def _choose_provider(given: TracerProvider | None,
     if isinstance(current, trace.ProxyTracerProvider):  # nobody set one yet
         trace.set_tracer_provider(provider)
     else:
-        logger.debug("threadline: a global tracer provider is already set (%r); using a "
-                     "private one", current)
+        logger.debug(
+            "threadline: a global tracer provider is already set (%r); using a private one", current
+        )
     return provider, True
 
 

@@ -20,10 +20,12 @@ TRACES_PATH = "/v1/traces"
 #: (environment variable, meaning, default) — rendered in docs/sdk.md.
 ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     (ENV_API_KEY, "project API key, sent as `Authorization: Bearer <key>`", "none"),
-    (ENV_BASE_URL, "server URL (scheme, host, optional port, optional path prefix)",
-     DEFAULT_BASE_URL),
-    (ENV_DISABLED, "`1`/`true`/`yes`/`on`: run decorated code untouched, create no spans",
-     "false"),
+    (
+        ENV_BASE_URL,
+        "server URL (scheme, host, optional port, optional path prefix)",
+        DEFAULT_BASE_URL,
+    ),
+    (ENV_DISABLED, "`1`/`true`/`yes`/`on`: run decorated code untouched, create no spans", "false"),
 )
 
 
@@ -41,9 +43,12 @@ class Settings:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
-def resolve(api_key: str | None = None, base_url: str | None = None,
-            disabled: bool | None = None,
-            environ: Mapping[str, str] = os.environ) -> Settings:
+def resolve(
+    api_key: str | None = None,
+    base_url: str | None = None,
+    disabled: bool | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Settings:
     url = (base_url or environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).strip().rstrip("/")
     # Accept the full endpoint too (a common copy-paste from OTel docs).
     url = url.removesuffix(TRACES_PATH)

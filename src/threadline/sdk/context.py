@@ -65,8 +65,9 @@ class TraceAssociation:
     )
     _lock = threading.Lock()
 
-    def __init__(self, trace_id: int, session_id: str | None = None,
-                 user_id: str | None = None) -> None:
+    def __init__(
+        self, trace_id: int, session_id: str | None = None, user_id: str | None = None
+    ) -> None:
         self.trace_id = trace_id
         self.session_id = session_id
         self.user_id = user_id
@@ -79,9 +80,14 @@ class TraceAssociation:
         self._cache: dict[str, AttributeValue] = {}
         self._cache_version = -1
 
-    def update(self, *, session_id: str | None = None, user_id: str | None = None,
-               metadata: Mapping[str, Any] | None = None,
-               tags: Iterable[str] | None = None) -> None:
+    def update(
+        self,
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None:
         """Set the given fields; ``None`` leaves a field unchanged. Metadata is merged
         key by key; tags replace the trace's tag list."""
         with self._lock:

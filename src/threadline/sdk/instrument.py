@@ -36,8 +36,9 @@ def enable_instrumentors(names: Collection[str], tracer_provider: TracerProvider
     for name in names:
         spec = INSTRUMENTORS.get(name)
         if spec is None:
-            logger.warning("threadline: unknown instrumentation %r (known: %s)", name,
-                           ", ".join(INSTRUMENTORS))
+            logger.warning(
+                "threadline: unknown instrumentation %r (known: %s)", name, ", ".join(INSTRUMENTORS)
+            )
             continue
         try:
             instrumentor = getattr(importlib.import_module(spec[0]), spec[1])()

@@ -35,8 +35,9 @@ logger = logging.getLogger("threadline")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def start_run(options: SpanOptions, name: str,
-              input_value: Callable[[], Any] | None) -> SpanRun | None:
+def start_run(
+    options: SpanOptions, name: str, input_value: Callable[[], Any] | None
+) -> SpanRun | None:
     """Start a span for ``options`` if tracing is on; None if it is off or if the SDK
     itself fails (logged), in which case the caller runs the user's code untraced."""
     tracer = state.runtime.active_tracer()
@@ -45,8 +46,7 @@ def start_run(options: SpanOptions, name: str,
     try:
         return SpanRun.start(tracer, name, options, input_value)
     except Exception:
-        logger.warning("threadline: could not start span %r; running untraced", name,
-                       exc_info=True)
+        logger.warning("threadline: could not start span %r; running untraced", name, exc_info=True)
         return None
 
 
@@ -71,8 +71,12 @@ class _InputCapture:
         "var_keyword",
     )
 
-    def __init__(self, func: Callable[..., Any], ignored: frozenset[str],
-                 formatter: Callable[..., Any] | None) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        ignored: frozenset[str],
+        formatter: Callable[..., Any] | None,
+    ) -> None:
         self.formatter = formatter
         self.ignored = ignored
         try:
@@ -84,25 +88,31 @@ class _InputCapture:
         # method" can only be read from the conventional name of the first parameter.
         self.skip_first = bool(params) and params[0].name in ("self", "cls")
         self.var_keyword = next(
-            (p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+            (p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None
+        )
         plain = self.signature is not None and all(
-            p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+            p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params
+        )
         # names is None when the fast path does not apply.
         self.names = tuple(p.name for p in params) if plain else None
         self.name_set = frozenset(self.names or ())
-        self.defaults = tuple((p.name, p.default) for p in params
-                              if p.default is not inspect.Parameter.empty)
+        self.defaults = tuple(
+            (p.name, p.default) for p in params if p.default is not inspect.Parameter.empty
+        )
         self.recorded_names = tuple(
-            name for index, name in enumerate(self.names or ())
-            if not (index == 0 and self.skip_first) and name not in ignored)
+            name
+            for index, name in enumerate(self.names or ())
+            if not (index == 0 and self.skip_first) and name not in ignored
+        )
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.formatter is not None:
             try:
                 return self.formatter(*args, **kwargs)
             except Exception:
-                logger.warning("threadline: input_formatter raised; recording the raw input",
-                               exc_info=True)
+                logger.warning(
+                    "threadline: input_formatter raised; recording the raw input", exc_info=True
+                )
         try:
             fast = self._fast(args, kwargs)
             return fast if fast is not None else self._bind(args, kwargs)
@@ -153,12 +163,16 @@ def decorate(func: F, options: SpanOptions) -> F:
         # @observe placed above @classmethod / @staticmethod: wrap the function inside.
         return type(func)(decorate(func.__func__, options))
     name = options.name or getattr(func, "__name__", None) or "function"
-    capture = None if options.ignore_input else _InputCapture(
-        func, options.ignore_inputs, options.input_formatter)
+    capture = (
+        None
+        if options.ignore_input
+        else _InputCapture(func, options.ignore_inputs, options.input_formatter)
+    )
 
     def traced(*args: Any, **kwargs: Any) -> Any:
-        run = start_run(options, name,
-                        (lambda: capture(args, kwargs)) if capture is not None else None)
+        run = start_run(
+            options, name, (lambda: capture(args, kwargs)) if capture is not None else None
+        )
         if run is None:
             return func(*args, **kwargs)
         token = run.attach()
@@ -173,6 +187,7 @@ def decorate(func: F, options: SpanOptions) -> F:
 
     wrapper: Callable[..., Any] = traced
     if inspect.iscoroutinefunction(func):
+
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             return await traced(*args, **kwargs)
 
@@ -197,13 +212,20 @@ class Observer:
 
     def __enter__(self) -> trace.Span:
         given = self.input_value
-        run = start_run(self.options, self.options.name or "observe",
-                        None if given is MISSING else (lambda: given))
+        run = start_run(
+            self.options,
+            self.options.name or "observe",
+            None if given is MISSING else (lambda: given),
+        )
         self._active.append(None if run is None else (run, run.attach()))
         return trace.INVALID_SPAN if run is None else run.span
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         entry = self._active.pop() if self._active else None
         if entry is not None:
             run, token = entry
@@ -211,34 +233,55 @@ class Observer:
             run.finish(error=exc)
 
 
-def make_options(*, name: str | None = None, session_id: str | None = None,
-                 user_id: str | None = None, metadata: Mapping[str, Any] | None = None,
-                 tags: Iterable[str] | None = None, span_type: SpanType | str = SpanType.DEFAULT,
-                 ignore_input: bool = False, ignore_output: bool = False,
-                 ignore_inputs: Iterable[str] | None = None,
-                 input_formatter: Callable[..., Any] | None = None,
-                 output_formatter: Callable[[Any], Any] | None = None) -> SpanOptions:
+def make_options(
+    *,
+    name: str | None = None,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    tags: Iterable[str] | None = None,
+    span_type: SpanType | str = SpanType.DEFAULT,
+    ignore_input: bool = False,
+    ignore_output: bool = False,
+    ignore_inputs: Iterable[str] | None = None,
+    input_formatter: Callable[..., Any] | None = None,
+    output_formatter: Callable[[Any], Any] | None = None,
+) -> SpanOptions:
     """Validate and freeze the options once, so per-call work stays minimal."""
     return SpanOptions(
-        name=name, session_id=session_id, user_id=user_id,
+        name=name,
+        session_id=session_id,
+        user_id=user_id,
         metadata=dict(metadata) if metadata else None,
         tags=tuple(str(tag) for tag in tags or ()),
-        span_type=normalize_span_type(span_type), ignore_input=ignore_input,
-        ignore_output=ignore_output, ignore_inputs=frozenset(ignore_inputs or ()),
-        input_formatter=input_formatter, output_formatter=output_formatter,
+        span_type=normalize_span_type(span_type),
+        ignore_input=ignore_input,
+        ignore_output=ignore_output,
+        ignore_inputs=frozenset(ignore_inputs or ()),
+        input_formatter=input_formatter,
+        output_formatter=output_formatter,
     )
 
 
 @overload
 def observe(func: F, /) -> F: ...
 @overload
-def observe(func: None = None, /, *, name: str | None = None, session_id: str | None = None,
-            user_id: str | None = None, metadata: Mapping[str, Any] | None = None,
-            tags: Iterable[str] | None = None, span_type: SpanType | str = SpanType.DEFAULT,
-            ignore_input: bool = False, ignore_output: bool = False,
-            ignore_inputs: Iterable[str] | None = None,
-            input_formatter: Callable[..., Any] | None = None,
-            output_formatter: Callable[[Any], Any] | None = None) -> Observer: ...
+def observe(
+    func: None = None,
+    /,
+    *,
+    name: str | None = None,
+    session_id: str | None = None,
+    user_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    tags: Iterable[str] | None = None,
+    span_type: SpanType | str = SpanType.DEFAULT,
+    ignore_input: bool = False,
+    ignore_output: bool = False,
+    ignore_inputs: Iterable[str] | None = None,
+    input_formatter: Callable[..., Any] | None = None,
+    output_formatter: Callable[[Any], Any] | None = None,
+) -> Observer: ...
 def observe(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Trace calls of a function, or a ``with`` block, as a span.
 

@@ -37,8 +37,10 @@ def get_context_carrier() -> dict[str, str]:
         ctx = otel_context.get_current()
         association = get_association(ctx)
         if association is not None:
-            for key, value in ((semconv.BAGGAGE_SESSION_ID, association.session_id),
-                               (semconv.BAGGAGE_USER_ID, association.user_id)):
+            for key, value in (
+                (semconv.BAGGAGE_SESSION_ID, association.session_id),
+                (semconv.BAGGAGE_USER_ID, association.user_id),
+            ):
                 if value is not None:
                     ctx = baggage.set_baggage(key, value, ctx)
         carrier: dict[str, str] = {}
@@ -71,8 +73,7 @@ def continue_trace(carrier: Mapping[str, str] | None) -> Iterator[None]:
             ctx = with_association(association, ctx)
         token = otel_context.attach(ctx)
     except Exception:
-        logger.warning("threadline: could not continue the trace from %r", carrier,
-                       exc_info=True)
+        logger.warning("threadline: could not continue the trace from %r", carrier, exc_info=True)
     try:
         yield
     finally:

@@ -142,9 +142,7 @@ def _normalize(value: Any, depth: int, seen: set[int]) -> Any:
     seen.add(marker)
     try:
         if isinstance(value, Mapping):
-            return {
-                _key(k): _normalize(v, depth + 1, seen) for k, v in list(value.items())
-            }
+            return {_key(k): _normalize(v, depth + 1, seen) for k, v in list(value.items())}
         if isinstance(value, (list, tuple, set, frozenset)):
             return [_normalize(item, depth + 1, seen) for item in list(value)]
         encoded = _encode_unknown(value)
@@ -170,8 +168,9 @@ def _make_dumps() -> Callable[[Any], str]:
     make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if make_encoder is None:
         return json.JSONEncoder(default=_encode_unknown, ensure_ascii=False).encode
-    encode = make_encoder(None, _encode_unknown, json.encoder.encode_basestring, None,
-                          ": ", ", ", False, False, True)
+    encode = make_encoder(
+        None, _encode_unknown, json.encoder.encode_basestring, None, ": ", ", ", False, False, True
+    )
     return lambda value: "".join(encode(value, 0))
 
 

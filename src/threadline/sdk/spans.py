@@ -70,8 +70,13 @@ class SpanRun:
 
     __slots__ = ("_ended", "_stamped_version", "association", "context", "options", "span")
 
-    def __init__(self, span: trace.Span, context: otel_context.Context,
-                 association: TraceAssociation, options: SpanOptions) -> None:
+    def __init__(
+        self,
+        span: trace.Span,
+        context: otel_context.Context,
+        association: TraceAssociation,
+        options: SpanOptions,
+    ) -> None:
         self.span = span
         self.context = context
         self.association = association
@@ -80,8 +85,13 @@ class SpanRun:
         self._ended = False
 
     @classmethod
-    def start(cls, tracer: trace.Tracer, name: str, options: SpanOptions,
-              input_value: Callable[[], Any] | None = None) -> SpanRun:
+    def start(
+        cls,
+        tracer: trace.Tracer,
+        name: str,
+        options: SpanOptions,
+        input_value: Callable[[], Any] | None = None,
+    ) -> SpanRun:
         """Start a span as a child of the current context (not yet made current).
 
         ``input_value`` is a thunk so that inputs are only serialised for spans that are
@@ -103,8 +113,9 @@ class SpanRun:
         if options.session_id is not None or options.user_id is not None or options.metadata:
             # observe(session_id=...) means "this span and everything after it belongs to
             # the session", i.e. exactly set_trace_session_id called first thing inside.
-            association.update(session_id=options.session_id, user_id=options.user_id,
-                               metadata=options.metadata)
+            association.update(
+                session_id=options.session_id, user_id=options.user_id, metadata=options.metadata
+            )
         run = cls(span, context, association, options)
         if span.is_recording():
             run._stamped_version = association.version
@@ -158,8 +169,9 @@ class SpanRun:
             try:
                 output = formatter(output)
             except Exception:
-                logger.warning("threadline: output_formatter raised; recording the raw output",
-                               exc_info=True)
+                logger.warning(
+                    "threadline: output_formatter raised; recording the raw output", exc_info=True
+                )
         self.span.set_attribute(semconv.SPAN_OUTPUT, to_json(output))
 
     def _stamp(self) -> None:

@@ -73,10 +73,17 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     @app.get("/healthz", tags=["health"], summary="Liveness, and exports not yet written")
     async def healthz(
-        wait: Annotated[float, Query(ge=0, le=60, description=(
-            "Seconds to hold the answer until no export is queued: how a client that "
-            "sent spans waits until they are all queryable, without polling."
-        ))] = 0,
+        wait: Annotated[
+            float,
+            Query(
+                ge=0,
+                le=60,
+                description=(
+                    "Seconds to hold the answer until no export is queued: how a client that "
+                    "sent spans waits until they are all queryable, without polling."
+                ),
+            ),
+        ] = 0,
     ) -> dict[str, str | int]:
         # queued_exports: acknowledged exports in the intake queue, of every worker; 0
         # means every acknowledged span is queryable. On the event loop: two directory

@@ -66,10 +66,18 @@ def _parser() -> argparse.ArgumentParser:
         "migrate",
         help="Copy a store into another (projects, keys, spans), e.g. SQLite into ClickHouse.",
     )
-    migrate.add_argument("--from", dest="source", required=True,
-                         help="Storage URL to copy from, e.g. sqlite:///path/threadline.db.")
-    migrate.add_argument("--to", dest="target", required=True,
-                         help="Storage URL to copy into, e.g. clickhouse://user:pw@host:8123/db.")
+    migrate.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="Storage URL to copy from, e.g. sqlite:///path/threadline.db.",
+    )
+    migrate.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        help="Storage URL to copy into, e.g. clickhouse://user:pw@host:8123/db.",
+    )
     migrate.add_argument("--batch-size", type=int, default=2000, help="Spans per write.")
     migrate.set_defaults(run=_migrate)
 
@@ -233,8 +241,10 @@ def _migrate(args: argparse.Namespace) -> None:
             target.close()
     finally:
         source.close()
-    print(f"Copied {copied.projects} projects, {copied.keys} keys and {copied.spans} spans"
-          f" ({copied.new_spans} new to the target).")
+    print(
+        f"Copied {copied.projects} projects, {copied.keys} keys and {copied.spans} spans"
+        f" ({copied.new_spans} new to the target)."
+    )
 
 
 def _is_loopback(host: str) -> bool:

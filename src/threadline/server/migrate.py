@@ -25,13 +25,13 @@ class Copied:
     new_spans: int  # spans the target did not have
 
 
-def copy_store(source: Store, target: Store, batch_size: int = 2000,
-               progress: bool = True) -> Copied:
+def copy_store(
+    source: Store, target: Store, batch_size: int = 2000, progress: bool = True
+) -> Copied:
     access = source.dump_access()
     project_ids = target.load_access(access)
     spans = new_spans = 0
-    with tqdm(total=source.count_spans(), unit="span", desc="spans",
-              disable=not progress) as bar:
+    with tqdm(total=source.count_spans(), unit="span", desc="spans", disable=not progress) as bar:
         for project_id, batch in source.iter_spans(batch_size):
             new_spans += target.write_spans(project_ids[project_id], batch)
             spans += len(batch)

@@ -48,14 +48,17 @@ def cost_usd(
 ) -> float | None:
     if not model or (input_tokens is None and output_tokens is None):
         return None
-    usage = (input_tokens or 0, output_tokens or 0, cache_read_tokens or 0,
-             cache_write_tokens or 0)
+    usage = (input_tokens or 0, output_tokens or 0, cache_read_tokens or 0, cache_write_tokens or 0)
     found, rates = _linear_rates(model, provider)
     if not found:
         return None
     if rates is not None:
-        return (usage[0] * rates.input + usage[1] * rates.output + usage[2] * rates.cache_read
-                + usage[3] * rates.cache_write)
+        return (
+            usage[0] * rates.input
+            + usage[1] * rates.output
+            + usage[2] * rates.cache_read
+            + usage[3] * rates.cache_write
+        )
     return _exact_cost(model, provider, *usage)
 
 
@@ -77,9 +80,11 @@ def _linear_rates(model: str, provider: str | None) -> tuple[bool, _Rates | None
             input=per_input,
             output=float(_calc(model, provider, 0, _MILLION, 0, 0).total_price) / _MILLION,
             cache_read=float(_calc(model, provider, _MILLION, 0, _MILLION, 0).total_price)
-            / _MILLION - per_input,
+            / _MILLION
+            - per_input,
             cache_write=float(_calc(model, provider, _MILLION, 0, 0, _MILLION).total_price)
-            / _MILLION - per_input,
+            / _MILLION
+            - per_input,
         )
     except (LookupError, ValueError):
         return True, None
@@ -87,18 +92,31 @@ def _linear_rates(model: str, provider: str | None) -> tuple[bool, _Rates | None
 
 @lru_cache(maxsize=65_536)
 def _exact_cost(
-    model: str, provider: str | None, input_tokens: int, output_tokens: int,
-    cache_read_tokens: int, cache_write_tokens: int,
+    model: str,
+    provider: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int,
+    cache_write_tokens: int,
 ) -> float | None:
     try:
-        return float(_calc(model, provider, input_tokens, output_tokens, cache_read_tokens,
-                           cache_write_tokens).total_price)
+        return float(
+            _calc(
+                model, provider, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
+            ).total_price
+        )
     except (LookupError, ValueError):
         return None
 
 
-def _calc(model: str, provider: str | None, input_tokens: int, output_tokens: int,
-          cache_read_tokens: int, cache_write_tokens: int):  # -> PriceCalculation
+def _calc(
+    model: str,
+    provider: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int,
+    cache_write_tokens: int,
+):  # -> PriceCalculation
     usage = Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,

@@ -33,9 +33,7 @@ router = APIRouter(prefix="/api/v1", tags=["query"])
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
-Start = Annotated[
-    datetime | None, Query(description="Only what was active at or after this time.")
-]
+Start = Annotated[datetime | None, Query(description="Only what was active at or after this time.")]
 End = Annotated[datetime | None, Query(description="Only what was active at or before this time.")]
 Text = Annotated[str | None, Query(description="Text search in ids, inputs and outputs.")]
 Tag = Annotated[str | None, Query(description="Only traces carrying this tag.")]
@@ -81,8 +79,16 @@ def list_sessions(
     metadata: Metadata = [],  # noqa: B006 - FastAPI copies Query defaults
 ) -> Page[Session]:
     query = SessionQuery(
-        limit=limit, cursor=cursor, user_id=user_id, start=start, end=end, q=q, sort=sort,
-        status=status, tag=tag, metadata=parse_metadata(metadata),
+        limit=limit,
+        cursor=cursor,
+        user_id=user_id,
+        start=start,
+        end=end,
+        q=q,
+        sort=sort,
+        status=status,
+        tag=tag,
+        metadata=parse_metadata(metadata),
     )
     return store.list_sessions(project.id, query)
 

@@ -54,20 +54,26 @@ SPAN_TYPE: tuple[tuple[str, dict[str, str] | None], ...] = (
     (semconv.SPAN_TYPE, None),
     ("lmnr.span.type", None),
     ("openinference.span.kind", {"LLM": "LLM", "EMBEDDING": "LLM", "TOOL": "TOOL"}),
-    ("langfuse.observation.type", {
-        "GENERATION": "LLM",
-        "EMBEDDING": "LLM",
-        "TOOL": "TOOL",
-        "EVALUATOR": "EVALUATOR",
-    }),
+    (
+        "langfuse.observation.type",
+        {
+            "GENERATION": "LLM",
+            "EMBEDDING": "LLM",
+            "TOOL": "TOOL",
+            "EVALUATOR": "EVALUATOR",
+        },
+    ),
     ("traceloop.span.kind", {"TOOL": "TOOL"}),
-    ("gen_ai.operation.name", {
-        "CHAT": "LLM",
-        "TEXT_COMPLETION": "LLM",
-        "GENERATE_CONTENT": "LLM",
-        "EMBEDDINGS": "LLM",
-        "EXECUTE_TOOL": "TOOL",
-    }),
+    (
+        "gen_ai.operation.name",
+        {
+            "CHAT": "LLM",
+            "TEXT_COMPLETION": "LLM",
+            "GENERATE_CONTENT": "LLM",
+            "EMBEDDINGS": "LLM",
+            "EXECUTE_TOOL": "TOOL",
+        },
+    ),
 )
 
 # Input and output. Chat messages come first: a span that carries them under any
@@ -138,18 +144,28 @@ OUTPUT_COST = ("gen_ai.usage.output_cost",)
 # ``cost_details``): read only for the fields no key above gave, the object's keys
 # tried in order.
 USAGE_OBJECTS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
-    ("langfuse.observation.usage_details", {
-        "input_tokens": ("input", "prompt_tokens", "input_tokens"),
-        "output_tokens": ("output", "completion_tokens", "output_tokens"),
-        "total_tokens": ("total", "total_tokens"),
-        "cache_read_tokens": ("input_cache_read", "cache_read_input_tokens", "input_cached_tokens"),
-        "cache_write_tokens": ("input_cache_creation", "cache_creation_input_tokens"),
-    }),
-    ("langfuse.observation.cost_details", {
-        "cost": ("total",),
-        "input_cost": ("input",),
-        "output_cost": ("output",),
-    }),
+    (
+        "langfuse.observation.usage_details",
+        {
+            "input_tokens": ("input", "prompt_tokens", "input_tokens"),
+            "output_tokens": ("output", "completion_tokens", "output_tokens"),
+            "total_tokens": ("total", "total_tokens"),
+            "cache_read_tokens": (
+                "input_cache_read",
+                "cache_read_input_tokens",
+                "input_cached_tokens",
+            ),
+            "cache_write_tokens": ("input_cache_creation", "cache_creation_input_tokens"),
+        },
+    ),
+    (
+        "langfuse.observation.cost_details",
+        {
+            "cost": ("total",),
+            "input_cost": ("input",),
+            "output_cost": ("output",),
+        },
+    ),
 )
 
 # When no key above gives a span's type, a model or a token count marks an LLM call.

@@ -35,8 +35,7 @@ def media_type(content_type: str | None) -> str:
     if kind == JSON:
         return JSON
     raise UnsupportedMediaType(
-        f"Content-Type {content_type or '(none)'!r} is not OTLP: "
-        f"send {PROTOBUF} or {JSON}"
+        f"Content-Type {content_type or '(none)'!r} is not OTLP: send {PROTOBUF} or {JSON}"
     )
 
 

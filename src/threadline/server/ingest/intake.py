@@ -62,7 +62,8 @@ class Intake:
         """Names of the exports waiting, oldest first."""
         with os.scandir(self.directory) as entries:
             return sorted(
-                e.name for e in entries
+                e.name
+                for e in entries
                 if e.name.endswith(_SUFFIX) and not e.name.startswith(".")  # "." : partial
             )
 

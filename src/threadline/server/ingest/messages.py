@@ -120,14 +120,16 @@ def from_value(value: Any) -> list[Message] | None:
     if isinstance(value, list) and value and all(_is_choice(c) for c in value):
         # OpenAI's ``choices`` themselves, as lmnr's OpenAI instrumentation sends them in
         # ``gen_ai.output.messages``: the finish reason sits beside each message.
-        return [_message({"finish_reason": c.get("finish_reason"), **c["message"]})
-                for c in value]
+        return [_message({"finish_reason": c.get("finish_reason"), **c["message"]}) for c in value]
     return None
 
 
 def _is_choice(item: Any) -> bool:
-    return isinstance(item, dict) and isinstance(item.get("message"), dict) and (
-        _looks_like_message(item["message"]))
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("message"), dict)
+        and (_looks_like_message(item["message"]))
+    )
 
 
 # --- sources -------------------------------------------------------------------------
@@ -362,8 +364,10 @@ def _json_parts(text: str) -> list[Any] | None:
         value = loads_bounded(text, _MAX_JSON_DEPTH)
     except ValueError:
         return None
-    if isinstance(value, list) and value and all(
-        isinstance(p, dict) and "type" in p for p in value
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(p, dict) and "type" in p for p in value)
     ):
         return value
     return None

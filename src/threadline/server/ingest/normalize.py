@@ -109,14 +109,18 @@ def all_valid(request: ExportTraceServiceRequest) -> bool:
 def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) -> SpanRecord:
     attrs = attributes_to_dict(span.attributes)
     otlp_events = span.events
-    events = [
-        {
-            "name": event.name,
-            "time_ns": event.time_unix_nano,
-            "attributes": attributes_to_dict(event.attributes),
-        }
-        for event in otlp_events[:]  # a slice: see attributes_to_dict
-    ] if otlp_events else []  # most spans have none
+    events = (
+        [
+            {
+                "name": event.name,
+                "time_ns": event.time_unix_nano,
+                "attributes": attributes_to_dict(event.attributes),
+            }
+            for event in otlp_events[:]  # a slice: see attributes_to_dict
+        ]
+        if otlp_events
+        else []
+    )  # most spans have none
     is_error = span.status.code == OtlpStatus.STATUS_CODE_ERROR or (
         # Most spans have no events: no generator is made to scan none.
         bool(events) and any(event["name"] == "exception" for event in events)
@@ -136,9 +140,7 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
 
     parent = span.parent_span_id
     keys = messages.key_text(attrs)  # for the prefix tests of messages and metadata
-    input_text, input_source = messages.stored_input(attrs, keys) or _payload(
-        fields.get("input")
-    )
+    input_text, input_source = messages.stored_input(attrs, keys) or _payload(fields.get("input"))
     output_text, output_source = messages.stored_output(attrs, keys) or _payload(
         fields.get("output")
     )

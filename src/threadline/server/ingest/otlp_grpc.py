@@ -72,11 +72,13 @@ class OtlpGrpcReceiver:
                 ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
             ]
         )
-        self._server.add_generic_rpc_handlers([
-            _service(trace_service_pb2, "TraceService", self._export_traces),
-            _service(logs_service_pb2, "LogsService", self._export_discarded),
-            _service(metrics_service_pb2, "MetricsService", self._export_discarded),
-        ])
+        self._server.add_generic_rpc_handlers(
+            [
+                _service(trace_service_pb2, "TraceService", self._export_traces),
+                _service(logs_service_pb2, "LogsService", self._export_discarded),
+                _service(metrics_service_pb2, "MetricsService", self._export_discarded),
+            ]
+        )
 
     async def start(self) -> None:
         try:

@@ -203,8 +203,12 @@ class IngestPipeline:
             return False
         rejected = response.partial_success
         if rejected.rejected_spans:  # all_valid() let through what normalising rejects: a bug
-            log.error("queued export %s: %d spans rejected after it was acknowledged: %s",
-                      claim.path.name, rejected.rejected_spans, rejected.error_message)
+            log.error(
+                "queued export %s: %d spans rejected after it was acknowledged: %s",
+                claim.path.name,
+                rejected.rejected_spans,
+                rejected.error_message,
+            )
         self.intake.done(claim)
         return True
 

@@ -22,8 +22,10 @@ def open_store(url: str, retention_days: int | None = None) -> Store:
         from threadline.server.store.sqlite import SQLiteStore
 
         return SQLiteStore(path)
-    raise SystemExit(f"threadline: unsupported store URL {url!r}"
-                     " (expected sqlite:///path or clickhouse://user:pass@host:8123/db)")
+    raise SystemExit(
+        f"threadline: unsupported store URL {url!r}"
+        " (expected sqlite:///path or clickhouse://user:pass@host:8123/db)"
+    )
 
 
 def sqlite_path(url: str) -> str | None:

@@ -20,6 +20,7 @@ from threadline.server.model import PREVIEW_CHARS
 
 __all__ = ["PREVIEW_CHARS", "SessionRollup", "SpanFacts", "StoredSpanFacts", "TraceRollup"]
 
+
 class SpanFacts(Protocol):
     """The part of a span that its trace's rollup reads.
 
@@ -212,16 +213,24 @@ def roll_up_session(session_id: str, traces: Sequence[TraceRollup]) -> SessionRo
     # Nothing counted yet, but the first trace's times, which move neither the earliest
     # start nor the latest end.
     nothing = SessionRollup(
-        session_id=session_id, trace_count=0, span_count=0, start_ns=first.start_ns,
-        end_ns=first.end_ns, input_tokens=0, output_tokens=0, total_tokens=0,
-        cost_usd=None, error_count=0, user_ids=[], first_input=None, last_output=None,
+        session_id=session_id,
+        trace_count=0,
+        span_count=0,
+        start_ns=first.start_ns,
+        end_ns=first.end_ns,
+        input_tokens=0,
+        output_tokens=0,
+        total_tokens=0,
+        cost_usd=None,
+        error_count=0,
+        user_ids=[],
+        first_input=None,
+        last_output=None,
     )
     return _added(nothing, by_start)
 
 
-def merge_session(
-    stored: SessionRollup, later: Sequence[TraceRollup]
-) -> SessionRollup | None:
+def merge_session(stored: SessionRollup, later: Sequence[TraceRollup]) -> SessionRollup | None:
     """``stored`` with traces added that it does not count yet, when each of them starts
     after the end of every trace it counts: then the result is what ``roll_up_session``
     gives over all the traces, without reading the stored ones. None otherwise (a turn

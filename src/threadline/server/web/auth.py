@@ -83,8 +83,13 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", {"next": target, "error": error}, status_code=401)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        COOKIE, key, max_age=_MAX_AGE, httponly=True, samesite="lax",
-        secure=request.url.scheme == "https", path="/",
+        COOKIE,
+        key,
+        max_age=_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
     )
     return response
 

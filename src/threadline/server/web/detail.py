@@ -28,8 +28,7 @@ def _store(request: Request) -> Store:
 
 
 def _not_found(request: Request, project: Project, what: str) -> Response:
-    return render(request, "not_found.html", {"project": project, "what": what},
-                  status_code=404)
+    return render(request, "not_found.html", {"project": project, "what": what}, status_code=404)
 
 
 @router.get("/sessions/{session_id:path}")
@@ -40,8 +39,14 @@ def session_page(request: Request, project: PageProject, session_id: str) -> Res
         return _not_found(request, project, f"session {session_id!r}")
     details = [store.get_trace(project.id, t.trace_id) for t in session.traces[:MAX_TURNS]]
     turns = build_turns(session, [d for d in details if d is not None])
-    context = {"project": project, "tab": "sessions", "session": session, "turns": turns,
-               "truncated": len(session.traces) > MAX_TURNS, "max_turns": MAX_TURNS}
+    context = {
+        "project": project,
+        "tab": "sessions",
+        "session": session,
+        "turns": turns,
+        "truncated": len(session.traces) > MAX_TURNS,
+        "max_turns": MAX_TURNS,
+    }
     return render(request, "session.html", context)
 
 
@@ -59,14 +64,18 @@ def trace_page(
     if trace is None:
         return _not_found(request, project, f"trace {trace_id!r}")
     rows, selected = _selected(trace, span)
-    context = {"project": project, "tab": "traces", "trace": trace, "rows": rows,
-               "selected": selected}
+    context = {
+        "project": project,
+        "tab": "traces",
+        "trace": trace,
+        "rows": rows,
+        "selected": selected,
+    }
     return render(request, "trace.html", context)
 
 
 @router.get("/fragments/span")
-def span_fragment(request: Request, project: PageProject, trace_id: str,
-                  span_id: str) -> Response:
+def span_fragment(request: Request, project: PageProject, trace_id: str, span_id: str) -> Response:
     trace = _store(request).get_trace(project.id, trace_id.lower())
     if trace is None:
         return _not_found(request, project, f"trace {trace_id!r}")

@@ -37,8 +37,7 @@ SORTS: dict[str, str] = {
     "tokens": "Tokens",
 }
 # The parameters a filter bar carries from page to page (cursor is per page).
-_KEYS = ("range", "start", "end", "session_id", "user_id", "status", "tag", "metadata", "q",
-         "sort")
+_KEYS = ("range", "start", "end", "session_id", "user_id", "status", "tag", "metadata", "q", "sort")
 
 
 def _parse_time(text: str, errors: list[str], label: str) -> datetime | None:
@@ -83,8 +82,10 @@ class Filters:
 
     def window(self) -> tuple[datetime | None, datetime | None]:
         if self.range == "custom":
-            return (_parse_time(self.start, self.errors, "From"),
-                    _parse_time(self.end, self.errors, "To"))
+            return (
+                _parse_time(self.start, self.errors, "From"),
+                _parse_time(self.end, self.errors, "To"),
+            )
         span = PRESETS[self.range][1]
         return (datetime.now(UTC) - span, None) if span else (None, None)
 
@@ -119,8 +120,13 @@ class Filters:
 
     def user_query(self) -> UserQuery:
         start, end = self.window()
-        return UserQuery(limit=PAGE_SIZE, cursor=self.cursor, start=start, end=end,
-                         q=self.user_id or self.q or None)
+        return UserQuery(
+            limit=PAGE_SIZE,
+            cursor=self.cursor,
+            start=start,
+            end=end,
+            q=self.user_id or self.q or None,
+        )
 
     # --- back to URLs --------------------------------------------------------------
 
@@ -137,5 +143,10 @@ class Filters:
         return urlencode(pairs)
 
     def active(self) -> bool:
-        return any(getattr(self, k) for k in ("session_id", "user_id", "status", "tag",
-                                              "metadata", "q")) or self.range != "all"
+        return (
+            any(
+                getattr(self, k)
+                for k in ("session_id", "user_id", "status", "tag", "metadata", "q")
+            )
+            or self.range != "all"
+        )

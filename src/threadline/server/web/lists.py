@@ -47,8 +47,7 @@ def traces_tab(request: Request, project: PageProject) -> Response:
     # cannot miss a trace written while this page was being built.
     watermark = _store(request).live_watermark(project.id)
     page = _store(request).list_traces(project.id, filters.trace_query())
-    context = _context(request, project, "traces", filters) | {"page": page,
-                                                                 "watermark": watermark}
+    context = _context(request, project, "traces", filters) | {"page": page, "watermark": watermark}
     return render(request, "traces.html", context)
 
 
@@ -59,8 +58,10 @@ def sessions_tab(request: Request, project: PageProject) -> Response:
     # cannot miss a trace written while this page was being built.
     watermark = _store(request).live_watermark(project.id)
     page = _store(request).list_sessions(project.id, filters.session_query())
-    context = _context(request, project, "sessions", filters) | {"page": page,
-                                                                 "watermark": watermark}
+    context = _context(request, project, "sessions", filters) | {
+        "page": page,
+        "watermark": watermark,
+    }
     return render(request, "sessions.html", context)
 
 

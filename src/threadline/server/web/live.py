@@ -45,8 +45,11 @@ def _start(request: Request, after: int | None, store: Store, project: Project) 
 
 
 async def _stream(
-    request: Request, start: int, changed: Callable[[int], list[tuple[str, str]]],
-    watermark: Callable[[], int], name: str,
+    request: Request,
+    start: int,
+    changed: Callable[[int], list[tuple[str, str]]],
+    watermark: Callable[[], int],
+    name: str,
 ) -> AsyncIterator[str]:
     last = start
     yield "retry: 1000\n\n" + _event("ready", last, {})
@@ -67,7 +70,8 @@ async def _stream(
 
 def _response(body: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(
-        body, media_type="text/event-stream",
+        body,
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
@@ -83,8 +87,9 @@ async def _live(
     filters = Filters.from_params(request.query_params)
     start = await run_in_threadpool(_start, request, after, store, project)
     changed = functools.partial(rows, filters)
-    return _response(_stream(request, start, changed,
-                             lambda: store.live_watermark(project.id), "row"))
+    return _response(
+        _stream(request, start, changed, lambda: store.live_watermark(project.id), "row")
+    )
 
 
 @router.get("/live/traces")
@@ -95,8 +100,7 @@ async def live_traces(
     row = templates.env.get_template("_trace_rows.html")
 
     def changed(filters: Filters, since: int) -> list[tuple[str, str]]:
-        query = filters.trace_query().model_copy(update={"changed_after": since,
-                                                         "cursor": None})
+        query = filters.trace_query().model_copy(update={"changed_after": since, "cursor": None})
         items = store.list_traces(project.id, query).items
         # Oldest first, so that prepending each leaves the newest on top.
         return [(t.trace_id, row.render(traces=[t])) for t in reversed(items)]
@@ -112,8 +116,7 @@ async def live_sessions(
     row = templates.env.get_template("_session_rows.html")
 
     def changed(filters: Filters, since: int) -> list[tuple[str, str]]:
-        query = filters.session_query().model_copy(update={"changed_after": since,
-                                                           "cursor": None})
+        query = filters.session_query().model_copy(update={"changed_after": since, "cursor": None})
         items = store.list_sessions(project.id, query).items
         return [(s.session_id, row.render(sessions=[s])) for s in reversed(items)]
 

@@ -76,9 +76,7 @@ def messages(value: Any) -> list[Message] | None:
 
 def _message_text(message: dict[str, Any]) -> str:
     lines = [message["content"]] if message["content"] else []
-    lines += [
-        f"→ {call['name']}({call['arguments']})" for call in message.get("tool_calls", [])
-    ]
+    lines += [f"→ {call['name']}({call['arguments']})" for call in message.get("tool_calls", [])]
     return "\n".join(lines)
 
 

@@ -81,8 +81,12 @@ def _errors(trace: TraceDetail) -> list[str]:
         if span.status != "error":
             continue
         detail = span.status_message or next(
-            (str(e.attributes.get("exception.message", "")) for e in span.events
-             if e.name == "exception"), ""
+            (
+                str(e.attributes.get("exception.message", ""))
+                for e in span.events
+                if e.name == "exception"
+            ),
+            "",
         )
         found.append(f"{span.name}: {detail}" if detail else span.name)
     return found
@@ -102,6 +106,16 @@ def build_turns(session: SessionDetail, traces: list[TraceDetail]) -> list[Turn]
         previous_end = max(previous_end or trace.end_time, trace.end_time)
         offset = (trace.start_time.timestamp() - start) / total * 100
         width = max(trace.duration_ms / 1000 / total * 100, 0.4)
-        turns.append(Turn(index, trace, said, replied, _errors(trace), idle,
-                          round(offset, 3), round(min(width, 100 - offset), 3)))
+        turns.append(
+            Turn(
+                index,
+                trace,
+                said,
+                replied,
+                _errors(trace),
+                idle,
+                round(offset, 3),
+                round(min(width, 100 - offset), 3),
+            )
+        )
     return turns

@@ -30,9 +30,7 @@ def span_rows(trace: TraceDetail) -> list[SpanRow]:
     total = max(trace.end_time.timestamp() - start, 1e-9)
     rows: list[SpanRow] = []
     # An explicit stack, not recursion: a deep chain of spans must not overflow.
-    stack: list[tuple[Span, int, tuple[str, ...]]] = [
-        (s, 0, ()) for s in reversed(children[None])
-    ]
+    stack: list[tuple[Span, int, tuple[str, ...]]] = [(s, 0, ()) for s in reversed(children[None])]
     seen: set[str] = set()
     while stack:
         span, depth, ancestors = stack.pop()
@@ -42,7 +40,15 @@ def span_rows(trace: TraceDetail) -> list[SpanRow]:
         offset = (span.start_time.timestamp() - start) / total * 100
         width = max(span.duration_ms / 1000 / total * 100, 0.3)
         kids = children.get(span.span_id, [])
-        rows.append(SpanRow(span, depth, len(kids), ancestors, round(max(offset, 0), 3),
-                            round(min(width, 100 - max(offset, 0)), 3)))
+        rows.append(
+            SpanRow(
+                span,
+                depth,
+                len(kids),
+                ancestors,
+                round(max(offset, 0), 3),
+                round(min(width, 100 - max(offset, 0)), 3),
+            )
+        )
         stack.extend((k, depth + 1, (*ancestors, span.span_id)) for k in reversed(kids))
     return rows

@@ -17,9 +17,22 @@ from typing import Any
 from threadline.server.model import SessionQuery, TraceQuery, datetime_to_ns
 
 TRACE_FIELDS = (
-    "session_id", "user_id", "name", "start_ns", "end_ns", "error_count", "input_tokens",
-    "output_tokens", "total_tokens", "cost_usd", "status", "tags", "metadata",
-    "metadata_text", "input_preview", "output_preview",
+    "session_id",
+    "user_id",
+    "name",
+    "start_ns",
+    "end_ns",
+    "error_count",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost_usd",
+    "status",
+    "tags",
+    "metadata",
+    "metadata_text",
+    "input_preview",
+    "output_preview",
 )
 # What a trace row reads back as (``store._trace_rollup`` takes them in this order).
 TRACE_COLUMNS = (
@@ -29,8 +42,18 @@ TRACE_COLUMNS = (
 )
 
 SESSION_FIELDS = (
-    "trace_count", "span_count", "start_ns", "end_ns", "input_tokens", "output_tokens",
-    "total_tokens", "cost_usd", "error_count", "user_ids", "first_input", "last_output",
+    "trace_count",
+    "span_count",
+    "start_ns",
+    "end_ns",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost_usd",
+    "error_count",
+    "user_ids",
+    "first_input",
+    "last_output",
 )
 SESSION_COLUMNS = (
     "session_id, trace_count, span_count, start_ns, end_ns, input_tokens, output_tokens,"
@@ -126,8 +149,7 @@ class Filters:
         (like SQLite's LIKE on the other backend)."""
         needle = self.param(text)
         self.where.append(
-            "(" + " OR ".join(f"positionCaseInsensitive({c}, {needle}) > 0" for c in columns)
-            + ")"
+            "(" + " OR ".join(f"positionCaseInsensitive({c}, {needle}) > 0" for c in columns) + ")"
         )
 
     def trace_conditions(self, query: TraceQuery | SessionQuery) -> list[str]:
@@ -137,8 +159,9 @@ class Filters:
             conditions.append(f"has(tags, {self.param(query.tag)})")
         for key, value in query.metadata.items():
             k = self.param(key)
-            conditions.append(f"mapContains(metadata_text, {k})"
-                              f" AND metadata_text[{k}] = {self.param(value)}")
+            conditions.append(
+                f"mapContains(metadata_text, {k}) AND metadata_text[{k}] = {self.param(value)}"
+            )
         if query.changed_after is not None:
             conditions.append(f"written_ns > {self.param(query.changed_after)}")
         return conditions

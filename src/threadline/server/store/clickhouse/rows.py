@@ -23,15 +23,46 @@ from threadline.server.store.sqlite.rows import (
 )
 
 __all__ = [
-    "SPAN_COLUMNS", "dumps", "json_container", "session", "span", "span_facts", "span_row",
-    "trace", "user_page",
+    "SPAN_COLUMNS",
+    "dumps",
+    "json_container",
+    "session",
+    "span",
+    "span_facts",
+    "span_row",
+    "trace",
+    "user_page",
 ]
 
 SPAN_INSERT_COLUMNS = [
-    "project_id", "trace_id", "span_id", "parent_span_id", "start_ns", "end_ns", "status",
-    "input_tokens", "output_tokens", "total_tokens", "cost_usd", "session_id", "user_id",
-    "metadata", "tags", "name", "kind", "span_type", "model", "scope", "status_message",
-    "input_source", "output_source", "input", "output", "resource", "events", "attributes",
+    "project_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "start_ns",
+    "end_ns",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost_usd",
+    "session_id",
+    "user_id",
+    "metadata",
+    "tags",
+    "name",
+    "kind",
+    "span_type",
+    "model",
+    "scope",
+    "status_message",
+    "input_source",
+    "output_source",
+    "input",
+    "output",
+    "resource",
+    "events",
+    "attributes",
 ]
 
 

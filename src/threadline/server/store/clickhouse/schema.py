@@ -37,7 +37,8 @@ def migrate(client: Any) -> int:
         for statement in _statements(entry.read_text()):
             client.command(statement)
         client.insert(
-            "threadline_schema", [[version, time.time_ns()]],
+            "threadline_schema",
+            [[version, time.time_ns()]],
             column_names=["version", "applied_ns"],
         )
         current = version

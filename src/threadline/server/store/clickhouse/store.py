@@ -69,8 +69,16 @@ _DEFAULT_SETTINGS = {"async_insert": 1, "wait_for_async_insert": 1}
 
 _TRACE_INSERT_COLUMNS = ["project_id", "trace_id", "span_count", *queries.TRACE_FIELDS]
 _SESSION_INSERT_COLUMNS = ["project_id", "session_id", "version", *queries.SESSION_FIELDS]
-_KEY_COLUMNS = ["id", "project_id", "key_hash", "prefix", "scope", "created_ns",
-                "revoked_ns", "is_revoked"]
+_KEY_COLUMNS = [
+    "id",
+    "project_id",
+    "key_hash",
+    "prefix",
+    "scope",
+    "created_ns",
+    "revoked_ns",
+    "is_revoked",
+]
 
 
 def _client(url: str) -> Any:
@@ -138,8 +146,12 @@ class ClickHouseStore:
         # Column types, read once: clickhouse-connect would otherwise DESCRIBE the
         # table before every insert, one more round trip per export.
         self._types = {
-            table: dict(self._rows(f"SELECT name, type FROM system.columns WHERE"
-                                   f" database = currentDatabase() AND table = '{table}'"))
+            table: dict(
+                self._rows(
+                    f"SELECT name, type FROM system.columns WHERE"
+                    f" database = currentDatabase() AND table = '{table}'"
+                )
+            )
             for table in ("projects", "api_keys", "spans", "traces", "sessions")
         }
         self._closed = False
@@ -157,8 +169,9 @@ class ClickHouseStore:
         if data:
             types = self._types[table]
             with _unavailable_means_retry():
-                self._ch.insert(table, data, column_names=columns,
-                                column_type_names=[types[c] for c in columns])
+                self._ch.insert(
+                    table, data, column_names=columns, column_type_names=[types[c] for c in columns]
+                )
 
     # --- ingest ---------------------------------------------------------------------
 
@@ -210,8 +223,9 @@ class ClickHouseStore:
             ):
                 facts[row[0]].setdefault(row[1], rows.span_facts(row))
         self._load_previews(project_id, facts, batch)
-        rollups = [roll_up_trace(trace_id, list(by_id.values()))
-                   for trace_id, by_id in facts.items()]
+        rollups = [
+            roll_up_trace(trace_id, list(by_id.values())) for trace_id, by_id in facts.items()
+        ]
         self._insert(
             "traces",
             [[project_id, r.trace_id, r.span_count, *_trace_fields(r)] for r in rollups],
@@ -219,8 +233,12 @@ class ClickHouseStore:
         )
         self._refresh_sessions(project_id, trace_ids)
 
-    def _load_previews(self, project_id: int, facts: dict[str, dict[str, StoredSpanFacts]],
-                       batch: Sequence[SpanRecord]) -> None:
+    def _load_previews(
+        self,
+        project_id: int,
+        facts: dict[str, dict[str, StoredSpanFacts]],
+        batch: Sequence[SpanRecord],
+    ) -> None:
         """Fill in the previews of just the spans that stand for each trace: from the
         batch in hand when the span is in it, else read (payloads are large)."""
         in_batch = {(s.trace_id, s.span_id): s for s in batch}
@@ -242,8 +260,11 @@ class ClickHouseStore:
                     f"SELECT trace_id, span_id, substringUTF8({column}, 1, %(chars)s)"
                     " FROM spans WHERE project_id = %(project)s"
                     " AND (trace_id, span_id) IN %(ids)s LIMIT 1 BY trace_id, span_id",
-                    {"project": project_id, "chars": PREVIEW_CHARS,
-                     "ids": identities[i : i + _IN_CHUNK]},
+                    {
+                        "project": project_id,
+                        "chars": PREVIEW_CHARS,
+                        "ids": identities[i : i + _IN_CHUNK],
+                    },
                 ):
                     setattr(by_identity[(trace_id, span_id)], f"{column}_preview", text)
 
@@ -371,8 +392,9 @@ class ClickHouseStore:
         # A trace's newer rollups start no later and end no earlier than its older
         # ones: a row outside the window is never the newest of a trace inside it, so
         # the window can filter rows before the newest version is picked.
-        inner = " AND ".join(["project_id = %(project)s",
-                              *f.overlap_conditions(query.start, query.end)])
+        inner = " AND ".join(
+            ["project_id = %(project)s", *f.overlap_conditions(query.start, query.end)]
+        )
         if query.q:
             f.text_search(query.q, ("name", "input_preview", "output_preview"))
         for condition in f.trace_conditions(query):
@@ -391,8 +413,9 @@ class ClickHouseStore:
         if len(rollups) > query.limit:
             last = rollups[query.limit - 1]
             next_cursor = cursors.encode(last.start_ns, last.trace_id)
-        return Page[Trace](items=[rows.trace(r) for r in rollups[: query.limit]],
-                           next_cursor=next_cursor)
+        return Page[Trace](
+            items=[rows.trace(r) for r in rollups[: query.limit]], next_cursor=next_cursor
+        )
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
         params = {"project": project_id, "trace": trace_id}
@@ -420,8 +443,9 @@ class ClickHouseStore:
         f = Filters(project_id)
         f.add("user_id IS NOT NULL")
         # As in list_traces, the window filters rows before the newest is picked.
-        inner = " AND ".join(["project_id = %(project)s",
-                              *f.overlap_conditions(query.start, query.end)])
+        inner = " AND ".join(
+            ["project_id = %(project)s", *f.overlap_conditions(query.start, query.end)]
+        )
         if query.q:
             f.text_search(query.q, ("user_id",))
         having = ""
@@ -441,7 +465,7 @@ class ClickHouseStore:
     def live_watermark(self, project_id: int) -> int:
         """The feed position of the project's latest trace write, less the slack above
         (0 before any). Read it *before* querying with ``changed_after``."""
-        (latest,), = self._rows(
+        ((latest,),) = self._rows(
             "SELECT max(written_ns) FROM traces WHERE project_id = %(project)s",
             {"project": project_id},
         )
@@ -465,21 +489,36 @@ class ClickHouseStore:
             existing = self._project_named(project.name)
             if existing is None:
                 new_id = project.id if project.id not in taken else _project_id(project.name)
-                self._insert("projects", [[new_id, project.name, time.time_ns()]],
-                             ["id", "name", "created_ns"])
+                self._insert(
+                    "projects",
+                    [[new_id, project.name, time.time_ns()]],
+                    ["id", "name", "created_ns"],
+                )
                 existing = self._project_named(project.name)
                 assert existing is not None, "a project just inserted must be readable"
             ids[project.id] = existing.id
         # Keys keep their ids: a key inserted twice is one row (the sort key is the id).
-        self._insert("api_keys", [
-            [k.id, ids[k.project_id], k.key_hash.hex(), k.prefix, k.scope, k.created_ns,
-             k.revoked_ns, int(k.revoked_ns is not None)]
-            for k in records.keys
-        ], _KEY_COLUMNS)
+        self._insert(
+            "api_keys",
+            [
+                [
+                    k.id,
+                    ids[k.project_id],
+                    k.key_hash.hex(),
+                    k.prefix,
+                    k.scope,
+                    k.created_ns,
+                    k.revoked_ns,
+                    int(k.revoked_ns is not None),
+                ]
+                for k in records.keys
+            ],
+            _KEY_COLUMNS,
+        )
         return ids
 
     def count_spans(self) -> int:
-        (count,), = self._rows(
+        ((count,),) = self._rows(
             "SELECT count() FROM (SELECT 1 FROM spans GROUP BY project_id, trace_id, span_id)"
         )
         return int(count)
@@ -510,8 +549,9 @@ class ClickHouseStore:
         existing = self._project_named(name)
         if existing is not None:
             return existing
-        self._insert("projects", [[_project_id(name), name, time.time_ns()]],
-                     ["id", "name", "created_ns"])
+        self._insert(
+            "projects", [[_project_id(name), name, time.time_ns()]], ["id", "name", "created_ns"]
+        )
         found = self._project_named(name)
         assert found is not None, "a project just inserted must be readable"
         return found
@@ -532,8 +572,9 @@ class ClickHouseStore:
         self._insert_key(secrets.randbits(48), project_id, key, scope, time.time_ns())
         return key
 
-    def _insert_key(self, key_id: int, project_id: int, key: str, scope: str,
-                    created_ns: int) -> None:
+    def _insert_key(
+        self, key_id: int, project_id: int, key: str, scope: str, created_ns: int
+    ) -> None:
         self._insert(
             "api_keys",
             [[key_id, project_id, _hash_key(key), key[:10], scope, created_ns, None, 0]],
@@ -563,9 +604,14 @@ class ClickHouseStore:
             " ORDER BY k.created_ns, k.id"
         )
         return [
-            KeyInfo(id=r[0], project=r[1], prefix=r[2], scope=r[3],
-                    created_at=ns_to_datetime(r[4]),
-                    revoked_at=ns_to_datetime(r[5]) if r[5] is not None else None)
+            KeyInfo(
+                id=r[0],
+                project=r[1],
+                prefix=r[2],
+                scope=r[3],
+                created_at=ns_to_datetime(r[4]),
+                revoked_at=ns_to_datetime(r[5]) if r[5] is not None else None,
+            )
             for r in found
         ]
 
@@ -645,11 +691,26 @@ def _hash_key(key: str) -> str:
 def _trace_fields(r: TraceRollup) -> list[Any]:
     """A rollup's values in ``queries.TRACE_FIELDS`` order."""
     return [
-        r.session_id, r.user_id, r.name, r.start_ns, r.end_ns, r.error_count, r.input_tokens,
-        r.output_tokens, r.total_tokens, r.cost_usd, r.status, r.tags, rows.dumps(r.metadata),
-        {key: text for key, value in r.metadata.items()
-         if (text := _metadata_text(value)) is not None},
-        r.input_preview, r.output_preview,
+        r.session_id,
+        r.user_id,
+        r.name,
+        r.start_ns,
+        r.end_ns,
+        r.error_count,
+        r.input_tokens,
+        r.output_tokens,
+        r.total_tokens,
+        r.cost_usd,
+        r.status,
+        r.tags,
+        rows.dumps(r.metadata),
+        {
+            key: text
+            for key, value in r.metadata.items()
+            if (text := _metadata_text(value)) is not None
+        },
+        r.input_preview,
+        r.output_preview,
     ]
 
 
@@ -670,10 +731,22 @@ def _metadata_text(value: Any) -> str | None:
 def _trace_rollup(row: tuple[Any, ...]) -> TraceRollup:
     """A row of ``queries.TRACE_COLUMNS``."""
     return TraceRollup(
-        trace_id=row[0], session_id=row[1], user_id=row[2], name=row[3], start_ns=row[4],
-        end_ns=row[5], span_count=row[6], error_count=row[7], input_tokens=row[8],
-        output_tokens=row[9], total_tokens=row[10], cost_usd=row[11], status=row[12],
-        tags=list(row[13]), metadata=rows.json_container(row[14]), input_preview=row[15],
+        trace_id=row[0],
+        session_id=row[1],
+        user_id=row[2],
+        name=row[3],
+        start_ns=row[4],
+        end_ns=row[5],
+        span_count=row[6],
+        error_count=row[7],
+        input_tokens=row[8],
+        output_tokens=row[9],
+        total_tokens=row[10],
+        cost_usd=row[11],
+        status=row[12],
+        tags=list(row[13]),
+        metadata=rows.json_container(row[14]),
+        input_preview=row[15],
         output_preview=row[16],
     )
 
@@ -681,8 +754,17 @@ def _trace_rollup(row: tuple[Any, ...]) -> TraceRollup:
 def _session_fields(r: SessionRollup) -> list[Any]:
     """A rollup's values in ``queries.SESSION_FIELDS`` order."""
     return [
-        r.trace_count, r.span_count, r.start_ns, r.end_ns, r.input_tokens, r.output_tokens,
-        r.total_tokens, r.cost_usd, r.error_count, json.dumps(r.user_ids), r.first_input,
+        r.trace_count,
+        r.span_count,
+        r.start_ns,
+        r.end_ns,
+        r.input_tokens,
+        r.output_tokens,
+        r.total_tokens,
+        r.cost_usd,
+        r.error_count,
+        json.dumps(r.user_ids),
+        r.first_input,
         r.last_output,
     ]
 
@@ -690,7 +772,17 @@ def _session_fields(r: SessionRollup) -> list[Any]:
 def _gone(session_id: str) -> SessionRollup:
     """The row that marks a session whose traces all moved to other sessions."""
     return SessionRollup(
-        session_id=session_id, trace_count=0, span_count=0, start_ns=0, end_ns=0,
-        input_tokens=0, output_tokens=0, total_tokens=0, cost_usd=None, error_count=0,
-        user_ids=[], first_input=None, last_output=None,
+        session_id=session_id,
+        trace_count=0,
+        span_count=0,
+        start_ns=0,
+        end_ns=0,
+        input_tokens=0,
+        output_tokens=0,
+        total_tokens=0,
+        cost_usd=None,
+        error_count=0,
+        user_ids=[],
+        first_input=None,
+        last_output=None,
     )

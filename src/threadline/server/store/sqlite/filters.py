@@ -49,12 +49,8 @@ def _trace_conditions(
     return where, args
 
 
-def trace_ui_filters(
-    where: list[str], args: list[Any], project_id: int, query: TraceQuery
-) -> None:
-    more, more_args = _trace_conditions(
-        project_id, query.tag, query.metadata, query.changed_after
-    )
+def trace_ui_filters(where: list[str], args: list[Any], project_id: int, query: TraceQuery) -> None:
+    more, more_args = _trace_conditions(project_id, query.tag, query.metadata, query.changed_after)
     where.extend(more)
     args.extend(more_args)
 
@@ -66,9 +62,7 @@ def session_ui_filters(
         where.append("error_count > 0")
     elif query.status == "ok":
         where.append("error_count = 0")
-    more, more_args = _trace_conditions(
-        project_id, query.tag, query.metadata, query.changed_after
-    )
+    more, more_args = _trace_conditions(project_id, query.tag, query.metadata, query.changed_after)
     if more:
         # One trace of the session must meet all of them.
         where.append(

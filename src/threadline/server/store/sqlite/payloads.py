@@ -106,7 +106,11 @@ def train(samples: list[bytes]) -> Dictionary | None:
     (too few, or too alike)."""
     try:
         dictionary = zstandard.train_dictionary(
-            _DICTIONARY_BYTES, samples, k=_TRAIN_K, d=_TRAIN_D, f=_TRAIN_F,
+            _DICTIONARY_BYTES,
+            samples,
+            k=_TRAIN_K,
+            d=_TRAIN_D,
+            f=_TRAIN_F,
             accel=_TRAIN_ACCEL,
         )
     except zstandard.ZstdError as exc:
@@ -133,7 +137,6 @@ def load_all(conn: sqlite3.Connection) -> dict[int, Dictionary]:
 
 def save(conn: sqlite3.Connection, dictionary: Dictionary) -> None:
     conn.execute(
-        "INSERT OR IGNORE INTO payload_dictionaries (dict_id, data, created_ns)"
-        " VALUES (?, ?, ?)",
+        "INSERT OR IGNORE INTO payload_dictionaries (dict_id, data, created_ns) VALUES (?, ?, ?)",
         (dictionary.dict_id(), dictionary.as_bytes(), time.time_ns()),
     )

@@ -51,13 +51,34 @@ def span_row(
         attributes.pop(s.input_source, None)
         attributes.pop(s.output_source, None)
     return (
-        project_id, s.trace_id, s.span_id, s.parent_span_id, s.start_ns, s.end_ns, s.status,
-        s.input_tokens, s.output_tokens, s.total_tokens, s.cost_usd, s.session_id, s.user_id,
-        dumps(s.metadata) if s.metadata else "{}", dumps(s.tags) if s.tags else "[]",
-        s.name, s.kind, s.span_type, s.model, s.scope, s.status_message, s.input_source,
-        s.output_source, packer.pack(s.input) if packer else s.input,
-        packer.pack(s.output) if packer else s.output, resource,
-        dumps(s.events) if s.events else "[]", dumps(attributes),
+        project_id,
+        s.trace_id,
+        s.span_id,
+        s.parent_span_id,
+        s.start_ns,
+        s.end_ns,
+        s.status,
+        s.input_tokens,
+        s.output_tokens,
+        s.total_tokens,
+        s.cost_usd,
+        s.session_id,
+        s.user_id,
+        dumps(s.metadata) if s.metadata else "{}",
+        dumps(s.tags) if s.tags else "[]",
+        s.name,
+        s.kind,
+        s.span_type,
+        s.model,
+        s.scope,
+        s.status_message,
+        s.input_source,
+        s.output_source,
+        packer.pack(s.input) if packer else s.input,
+        packer.pack(s.output) if packer else s.output,
+        resource,
+        dumps(s.events) if s.events else "[]",
+        dumps(attributes),
     )
 
 
@@ -82,11 +103,22 @@ def json_container(text: str) -> Any:
 
 def span_facts(row: tuple[Any, ...]) -> StoredSpanFacts:
     return StoredSpanFacts(
-        span_id=row[1], parent_span_id=row[2], name=row[3], start_ns=row[4], end_ns=row[5],
-        is_error=row[6] == "error", input_tokens=row[7], output_tokens=row[8],
-        total_tokens=row[9], cost_usd=row[10], session_id=row[11], user_id=row[12],
-        metadata=json_container(row[13]), tags=json_container(row[14]),
-        has_input=bool(row[15]), has_output=bool(row[16]),
+        span_id=row[1],
+        parent_span_id=row[2],
+        name=row[3],
+        start_ns=row[4],
+        end_ns=row[5],
+        is_error=row[6] == "error",
+        input_tokens=row[7],
+        output_tokens=row[8],
+        total_tokens=row[9],
+        cost_usd=row[10],
+        session_id=row[11],
+        user_id=row[12],
+        metadata=json_container(row[13]),
+        tags=json_container(row[14]),
+        has_input=bool(row[15]),
+        has_output=bool(row[16]),
     )
 
 
@@ -105,19 +137,45 @@ UPSERT_TRACE = (
 
 def trace_row(project_id: int, r: TraceRollup) -> tuple[Any, ...]:
     return (
-        project_id, r.trace_id, r.session_id, r.user_id, r.name, r.start_ns, r.end_ns,
-        r.span_count, r.error_count, r.input_tokens, r.output_tokens, r.total_tokens,
-        r.cost_usd, r.status, dumps(r.tags), dumps(r.metadata), r.input_preview,
+        project_id,
+        r.trace_id,
+        r.session_id,
+        r.user_id,
+        r.name,
+        r.start_ns,
+        r.end_ns,
+        r.span_count,
+        r.error_count,
+        r.input_tokens,
+        r.output_tokens,
+        r.total_tokens,
+        r.cost_usd,
+        r.status,
+        dumps(r.tags),
+        dumps(r.metadata),
+        r.input_preview,
         r.output_preview,
     )
 
 
 def trace_rollup(row: tuple[Any, ...]) -> TraceRollup:
     return TraceRollup(
-        trace_id=row[0], session_id=row[1], user_id=row[2], name=row[3], start_ns=row[4],
-        end_ns=row[5], span_count=row[6], error_count=row[7], input_tokens=row[8],
-        output_tokens=row[9], total_tokens=row[10], cost_usd=row[11], status=row[12],
-        tags=json_container(row[13]), metadata=json_container(row[14]), input_preview=row[15],
+        trace_id=row[0],
+        session_id=row[1],
+        user_id=row[2],
+        name=row[3],
+        start_ns=row[4],
+        end_ns=row[5],
+        span_count=row[6],
+        error_count=row[7],
+        input_tokens=row[8],
+        output_tokens=row[9],
+        total_tokens=row[10],
+        cost_usd=row[11],
+        status=row[12],
+        tags=json_container(row[13]),
+        metadata=json_container(row[14]),
+        input_preview=row[15],
         output_preview=row[16],
     )
 
@@ -160,19 +218,39 @@ SELECT_SESSIONS = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?"
 
 def session_row(project_id: int, r: SessionRollup) -> tuple[Any, ...]:
     return (
-        project_id, r.session_id, r.trace_count, r.span_count, r.start_ns, r.end_ns,
-        r.input_tokens, r.output_tokens, r.total_tokens, r.cost_usd, r.error_count,
-        dumps(r.user_ids), r.first_input, r.last_output,
+        project_id,
+        r.session_id,
+        r.trace_count,
+        r.span_count,
+        r.start_ns,
+        r.end_ns,
+        r.input_tokens,
+        r.output_tokens,
+        r.total_tokens,
+        r.cost_usd,
+        r.error_count,
+        dumps(r.user_ids),
+        r.first_input,
+        r.last_output,
     )
 
 
 def session_rollup(row: tuple[Any, ...]) -> SessionRollup:
     """A row of ``SESSION_COLUMNS`` as the rollup it was written from."""
     return SessionRollup(
-        session_id=row[0], trace_count=row[1], span_count=row[2], start_ns=row[3],
-        end_ns=row[4], input_tokens=row[5], output_tokens=row[6], total_tokens=row[7],
-        cost_usd=row[8], error_count=row[9], user_ids=json.loads(row[10]),
-        first_input=row[11], last_output=row[12],
+        session_id=row[0],
+        trace_count=row[1],
+        span_count=row[2],
+        start_ns=row[3],
+        end_ns=row[4],
+        input_tokens=row[5],
+        output_tokens=row[6],
+        total_tokens=row[7],
+        cost_usd=row[8],
+        error_count=row[9],
+        user_ids=json.loads(row[10]),
+        first_input=row[11],
+        last_output=row[12],
     )
 
 
@@ -236,8 +314,7 @@ def span(
         cost_usd=row[15],
         attributes=attributes,
         events=[
-            SpanEvent(name=e["name"], time=ns_to_datetime(e["time_ns"]),
-                      attributes=e["attributes"])
+            SpanEvent(name=e["name"], time=ns_to_datetime(e["time_ns"]), attributes=e["attributes"])
             for e in json.loads(row[17])
         ],
         resource=json.loads(row[18]),
@@ -261,9 +338,16 @@ def user_page(rows: list[tuple[Any, ...]], limit: int) -> Page[UserSummary]:
     whether there is a next page."""
     items = [
         UserSummary(
-            user_id=r[0], session_count=r[1], trace_count=r[2], input_tokens=r[3],
-            output_tokens=r[4], total_tokens=r[5], cost_usd=r[6], error_count=r[7],
-            first_seen=ns_to_datetime(r[8]), last_seen=ns_to_datetime(r[9]),
+            user_id=r[0],
+            session_count=r[1],
+            trace_count=r[2],
+            input_tokens=r[3],
+            output_tokens=r[4],
+            total_tokens=r[5],
+            cost_usd=r[6],
+            error_count=r[7],
+            first_seen=ns_to_datetime(r[8]),
+            last_seen=ns_to_datetime(r[9]),
         )
         for r in rows[:limit]
     ]

@@ -260,12 +260,14 @@ class SQLiteStore:
         trace_ids = sorted(fresh)
         # Traces stored before, with their session: those sessions need refreshing too,
         # since a late span may move a trace into a session.
-        stored = dict(_select_in(
-            conn,
-            "SELECT trace_id, session_id FROM traces WHERE project_id = ? AND trace_id IN ({})",
-            (project_id,),
-            trace_ids,
-        ))
+        stored = dict(
+            _select_in(
+                conn,
+                "SELECT trace_id, session_id FROM traces WHERE project_id = ? AND trace_id IN ({})",
+                (project_id,),
+                trace_ids,
+            )
+        )
         # Sessions a stored trace was in, is in now, or changed in: rolled up again from
         # all of their traces.
         recount = {session_id for session_id in stored.values() if session_id}
@@ -280,10 +282,13 @@ class SQLiteStore:
             rowids[id(fact)] = row[17]
         _load_previews(conn, read_back.values(), rowids, self._unpacker())
         rolled_again = [roll_up_trace(trace_id, facts) for trace_id, facts in read_back.items()]
-        conn.executemany(schema.UPSERT_TRACE, [
-            *(trace.row for trace_id, trace in fresh.items() if trace_id not in stored),
-            *(schema.trace_row(project_id, rollup) for rollup in rolled_again),
-        ])
+        conn.executemany(
+            schema.UPSERT_TRACE,
+            [
+                *(trace.row for trace_id, trace in fresh.items() if trace_id not in stored),
+                *(schema.trace_row(project_id, rollup) for rollup in rolled_again),
+            ],
+        )
         recount.update(rollup.session_id for rollup in rolled_again if rollup.session_id)
         # Traces new to the store join their sessions: the next turns of a conversation
         # are added to its stored rollup rather than reading all of its traces again.
@@ -297,13 +302,16 @@ class SQLiteStore:
             known = {
                 row[0]: schema.session_rollup(row)
                 for row in _select_in(
-                    conn, schema.SELECT_SESSIONS + " AND session_id IN ({})",
-                    (project_id,), sorted(joining),
+                    conn,
+                    schema.SELECT_SESSIONS + " AND session_id IN ({})",
+                    (project_id,),
+                    sorted(joining),
                 )
             }
             for session_id, later in joining.items():
                 merged = (
-                    merge_session(known[session_id], later) if session_id in known
+                    merge_session(known[session_id], later)
+                    if session_id in known
                     # A session without a row has no trace stored: these are all of it.
                     else roll_up_session(session_id, later)
                 )
@@ -314,7 +322,9 @@ class SQLiteStore:
         if recount:
             by_session: dict[str, list[TraceRollup]] = defaultdict(list)
             for row in _select_in(
-                conn, schema.SELECT_TRACES + " AND session_id IN ({})", (project_id,),
+                conn,
+                schema.SELECT_TRACES + " AND session_id IN ({})",
+                (project_id,),
                 sorted(recount),
             ):
                 trace = schema.trace_rollup(row)
@@ -407,8 +417,9 @@ class SQLiteStore:
         if len(rollups) > query.limit:
             last = rollups[query.limit - 1]
             next_cursor = cursors.encode(last.start_ns, last.trace_id)
-        return Page[Trace](items=[schema.trace(r) for r in rollups[: query.limit]],
-                           next_cursor=next_cursor)
+        return Page[Trace](
+            items=[schema.trace(r) for r in rollups[: query.limit]], next_cursor=next_cursor
+        )
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
         with self._read() as conn:
@@ -586,8 +597,14 @@ class SQLiteStore:
                 conn.execute(
                     "INSERT OR IGNORE INTO api_keys (project_id, key_hash, prefix, scope,"
                     " created_ns, revoked_ns) VALUES (?, ?, ?, ?, ?, ?)",
-                    (ids[key.project_id], key.key_hash, key.prefix, key.scope, key.created_ns,
-                     key.revoked_ns),
+                    (
+                        ids[key.project_id],
+                        key.key_hash,
+                        key.prefix,
+                        key.scope,
+                        key.created_ns,
+                        key.revoked_ns,
+                    ),
                 )
         return ids
 
@@ -699,7 +716,6 @@ def _load_previews(
                 setattr(by_rowid[rowid], f"{column}_preview", text and text[:PREVIEW_CHARS])
 
 
-
 def _select_in(
     conn: sqlite3.Connection, sql: str, params: Sequence[Any], ids: Sequence[str]
 ) -> Iterator[tuple[Any, ...]]:
@@ -720,9 +736,7 @@ def _time_overlap(where: list[str], args: list[Any], start: Any, end: Any) -> No
         args.append(datetime_to_ns(end))
 
 
-def _text_search(
-    where: list[str], args: list[Any], text: str, columns: tuple[str, ...]
-) -> None:
+def _text_search(where: list[str], args: list[Any], text: str, columns: tuple[str, ...]) -> None:
     """Keep rows with ``text`` in any of ``columns`` (ASCII case-insensitive, like
     SQLite's LIKE); ``%`` and ``_`` in the text are literal."""
     where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
@@ -732,4 +746,3 @@ def _text_search(
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
-
