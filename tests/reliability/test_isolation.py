@@ -61,9 +61,22 @@ class ProjectA:
     trace_ids: list[str]
     span_ids: list[str]
     marker: str  # text in A's names, inputs and outputs
+    score_id: str = ""
+    note_id: str = ""
+
+    @property
+    def config_name(self) -> str:
+        return f"cfg-{self.marker}"
 
     def secrets(self) -> list[str]:
-        return [self.session_id, self.user_id, self.marker, *self.trace_ids, *self.span_ids]
+        return [
+            self.session_id,
+            self.user_id,
+            self.marker,
+            *self.trace_ids,
+            *self.span_ids,
+            *filter(None, [self.score_id, self.note_id]),
+        ]
 
 
 @pytest.fixture
@@ -118,6 +131,28 @@ def project_a(threadline_process) -> ProjectA:
         headers={"Authorization": f"Bearer {a.key}", "Content-Type": "application/x-protobuf"},
     )
     assert response.status_code == 200, response.text
+    # A's scores, score configuration and note.
+    auth = {"Authorization": f"Bearer {a.key}"}
+    a.score_id = f"score-a-{tag}"
+    base = threadline_process.base_url
+    for body in (
+        {
+            "id": a.score_id,
+            "name": a.config_name,
+            "value": 3,
+            "session_id": a.session_id,
+            "comment": a.marker,
+        },
+        {"name": a.config_name, "value": 1, "trace_id": a.trace_ids[0], "span_id": a.span_ids[0]},
+    ):
+        assert httpx.post(base + "/api/v1/scores", json=body, headers=auth).status_code == 200
+    config = {"name": a.config_name, "data_type": "numeric", "description": a.marker}
+    response = httpx.put(base + f"/api/v1/score-configs/{a.config_name}", json=config, headers=auth)
+    assert response.status_code == 200, response.text
+    note = {"session_id": a.session_id, "body": f"note {a.marker}"}
+    response = httpx.post(base + "/api/v1/notes", json=note, headers=auth)
+    assert response.status_code == 201, response.text
+    a.note_id = response.json()["id"]
     return a
 
 
@@ -208,6 +243,32 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert [s["span_id"] for s in mine["spans"]] == [b_span]
         _assert_hidden(a, str([s["name"] for s in mine["spans"]]), "B's own trace")
 
+    def score_into_b() -> None:
+        # A's score id and session id, written with B's key: a score of B's.
+        body = {"id": a.score_id, "name": "b-score", "value": 9, "session_id": session}
+        response = api.post("/api/v1/scores", json=body)
+        assert response.status_code == 200, response.text
+        assert a_api.get(f"/api/v1/scores/{a.score_id}").json()["value"] == 3
+        assert a_api.get(f"/api/v1/sessions/{session}").json()["scores"][a.config_name] == {
+            "count": 1,
+            "average": 3.0,
+            "label": None,
+        }
+        assert api.get(f"/api/v1/scores/{a.score_id}").json()["name"] == "b-score"
+
+    def config_into_b() -> None:
+        config = {"name": a.config_name, "data_type": "boolean"}
+        response = api.put(f"/api/v1/score-configs/{a.config_name}", json=config)
+        assert response.status_code == 200, response.text
+        mine = a_api.get("/api/v1/score-configs").json()["items"]
+        assert [c["data_type"] for c in mine if c["name"] == a.config_name] == ["numeric"]
+
+    def note_into_b() -> None:
+        response = api.post("/api/v1/notes", json={"session_id": session, "body": "b note"})
+        assert response.status_code == 201, response.text
+        notes = a_api.get("/api/v1/notes", params={"session_id": session}).json()["items"]
+        assert [n["body"] for n in notes] == [f"note {a.marker}"]
+
     def discarded(path: str) -> Callable[[], None]:
         def check() -> None:
             response = api.post(path, content=b"", headers={"Content-Type": "application/json"})
@@ -271,6 +332,39 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ("GET", "/api/v1/traces/{trace_id}"): lambda: [
             hidden(api.get(f"/api/v1/traces/{t}"), 404) for t in a.trace_ids
         ],
+        # Scores, score configurations and notes: B's key writes into B, finds none of
+        # A's, and deletes nothing of A's by guessing ids.
+        ("POST", "/api/v1/scores"): score_into_b,
+        ("OPTIONS", "/api/v1/scores"): lambda: hidden(
+            api.options("/api/v1/scores", headers={"Origin": "https://b.example"}), 204
+        ),
+        ("GET", "/api/v1/scores"): lambda: (
+            empty_list(api.get("/api/v1/scores", params={"session_id": session})),
+            empty_list(api.get("/api/v1/scores", params={"trace_id": trace})),
+            empty_list(api.get("/api/v1/scores", params={"name": a.config_name})),
+            hidden(api.get("/api/v1/scores"), 200),
+        ),
+        ("GET", "/api/v1/scores/{score_id}"): lambda: hidden(
+            api.get(f"/api/v1/scores/{a.score_id}"), 404
+        ),
+        ("DELETE", "/api/v1/scores/{score_id}"): lambda: (
+            hidden(api.delete(f"/api/v1/scores/{a.score_id}"), 404),
+            a_sees(a_api.get(f"/api/v1/scores/{a.score_id}")),
+        ),
+        ("GET", "/api/v1/score-configs"): lambda: hidden(api.get("/api/v1/score-configs"), 200),
+        ("PUT", "/api/v1/score-configs/{name}"): config_into_b,
+        ("DELETE", "/api/v1/score-configs/{name}"): lambda: (
+            hidden(api.delete(f"/api/v1/score-configs/{a.config_name}"), 404),
+            a_sees(a_api.get("/api/v1/score-configs")),
+        ),
+        ("GET", "/api/v1/notes"): lambda: empty_list(
+            api.get("/api/v1/notes", params={"session_id": session})
+        ),
+        ("POST", "/api/v1/notes"): note_into_b,
+        ("DELETE", "/api/v1/notes/{note_id}"): lambda: (
+            hidden(api.delete(f"/api/v1/notes/{a.note_id}"), 404),
+            a_sees(a_api.get("/api/v1/notes", params={"session_id": session})),
+        ),
         ("GET", "/api/v1/users"): lambda: (
             hidden(api.get("/api/v1/users"), 200),
             empty_list(api.get("/api/v1/users", params={"q": a.user_id})),
@@ -361,7 +455,14 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ).status_code
         == 200
     )
-    last = [("POST", "/v1/traces"), ("POST", "/api/public/otel/v1/traces"), ("POST", "/logout")]
+    last = [
+        ("POST", "/v1/traces"),
+        ("POST", "/api/public/otel/v1/traces"),
+        ("POST", "/api/v1/scores"),
+        ("PUT", "/api/v1/score-configs/{name}"),
+        ("POST", "/api/v1/notes"),
+        ("POST", "/logout"),
+    ]
     for route in sorted(set(walk) - set(last)) + last:
         walk[route]()
     print(f"isolation walk: {len(walk)} routes")

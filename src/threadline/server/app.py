@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 from threadline.server import pricing
 from threadline.server.api.routes import router as api_router
+from threadline.server.api.scores import router as scores_api_router
 from threadline.server.errors import ThreadlineError
 from threadline.server.ingest.otlp_http import router as otlp_router
 from threadline.server.ingest.pipeline import IngestPipeline, tune_garbage_collector
@@ -69,6 +70,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.ingest = ingest
     app.include_router(otlp_router)
     app.include_router(api_router)
+    app.include_router(scores_api_router)
     install_web_ui(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness, and exports not yet written")

@@ -62,24 +62,33 @@ def langfuse_key_access(request: Request) -> KeyAccess:
     return access
 
 
-def writing_project(access: Annotated[KeyAccess, Depends(key_access)]) -> Project:
-    """The project spans are written to: any active key may write."""
+def _may_send_spans(access: KeyAccess) -> Project:
+    if access.scope == "scores":
+        raise Forbidden("this key can only send scores; sending spans needs another key")
     return access.project
 
 
+def writing_project(access: Annotated[KeyAccess, Depends(key_access)]) -> Project:
+    """The project spans are written to: full and ingest-only keys may write."""
+    return _may_send_spans(access)
+
+
 def reading_project(access: Annotated[KeyAccess, Depends(key_access)]) -> Project:
-    """The project a request reads: ingest-only keys may not."""
+    """The project a request reads: only full keys may."""
     if not access.can_read:
-        raise Forbidden("this key can only send spans; reading needs a full key")
+        what = "scores" if access.scope == "scores" else "spans"
+        raise Forbidden(f"this key can only send {what}; reading needs a full key")
     return access.project
 
 
 def langfuse_writing_project(
     access: Annotated[KeyAccess, Depends(langfuse_key_access)],
 ) -> Project:
-    return access.project
+    return _may_send_spans(access)
 
 
 IngestProject = Annotated[Project, Depends(writing_project)]
 LangfuseIngestProject = Annotated[Project, Depends(langfuse_writing_project)]
 CurrentProject = Annotated[Project, Depends(reading_project)]
+# Scores may be sent with any key; what the key's scope allows is decided by the route.
+ScoringAccess = Annotated[KeyAccess, Depends(key_access)]

@@ -95,8 +95,9 @@ class Project(BaseModel):
 
 
 # What a key may do: "full" writes spans and reads its project; "ingest" only writes
-# spans (the key an application ships with, harmless if it leaks from there).
-KeyScope = Literal["full", "ingest"]
+# spans (the key an application ships with, harmless if it leaks from there); "scores"
+# only writes end-user scores (the key a browser app ships with, for feedback buttons).
+KeyScope = Literal["full", "ingest", "scores"]
 
 
 class KeyAccess(BaseModel):
@@ -121,6 +122,17 @@ class KeyInfo(BaseModel):
     revoked_at: datetime | None = None
 
 
+class ScoreSummary(BaseModel):
+    """What a list shows of one score name on one session or trace: kept up to date on
+    every score write and delete (``score_rollups``), never grouped per page."""
+
+    count: int
+    average: float | None = Field(
+        description="Mean of numeric values (booleans count as 0 and 1); None for labels."
+    )
+    label: str | None = Field(description="The latest categorical label, if any.")
+
+
 class Trace(BaseModel):
     """A trace's rollup, maintained on ingest."""
 
@@ -142,6 +154,9 @@ class Trace(BaseModel):
     metadata: dict[str, Any] = {}
     input_preview: str | None = None
     output_preview: str | None = None
+    scores: dict[str, ScoreSummary] = Field(
+        default={}, description="Per score name: scores on the trace and on its spans."
+    )
 
 
 class Session(BaseModel):
@@ -161,6 +176,9 @@ class Session(BaseModel):
     user_ids: list[str]
     first_input: str | None
     last_output: str | None
+    scores: dict[str, ScoreSummary] = Field(
+        default={}, description="Per score name: scores written on the session itself."
+    )
 
 
 class SessionDetail(Session):
@@ -210,6 +228,140 @@ class Page(BaseModel, Generic[T]):
     )
 
 
+# --- scores, feedback and notes -----------------------------------------------------------
+
+ScoreDataType = Literal["numeric", "boolean", "categorical"]
+# Who wrote a score: the SDK, the JSON API, a person in the web UI, an end user of the
+# instrumented app (a "scores" key), or an evaluator.
+ScoreSource = Literal["sdk", "api", "ui", "end-user", "eval"]
+ScoreOp = Literal[">", ">=", "<", "<=", "=", "!="]
+
+MAX_SCORE_NAME = 200
+MAX_SCORE_ID = 200
+MAX_SCORE_LABEL = 200
+MAX_COMMENT_CHARS = 10_000
+MAX_AUTHOR_CHARS = 200
+
+
+@dataclass(slots=True)
+class ScoreRecord:
+    """One validated score, ready to store (``scoring.prepare`` builds it). Exactly one
+    of ``value`` (numeric, or 0/1 for boolean) and ``label`` (categorical) is set."""
+
+    id: str
+    name: str
+    data_type: str  # ScoreDataType
+    value: float | None
+    label: str | None
+    session_id: str | None
+    trace_id: str | None
+    span_id: str | None
+    source: str  # ScoreSource
+    author: str | None
+    comment: str | None
+    created_ns: int
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """(kind, id) of what the score rolls up into: a trace (scores of a trace and of
+        its spans) or else a session."""
+        if self.trace_id:
+            return ("trace", self.trace_id)
+        return ("session", self.session_id or "")
+
+
+class ScoreIn(BaseModel):
+    """A score as a client sends it. The type follows from the value when not given
+    (true/false: boolean, a number: numeric, text: categorical), and must agree with the
+    score name's configuration when the project has one."""
+
+    id: str | None = Field(
+        default=None,
+        max_length=MAX_SCORE_ID,
+        description="Client-chosen id: writing the same id again replaces that score "
+        "(a retried POST changes nothing). A new id is made when omitted.",
+    )
+    name: str = Field(min_length=1, max_length=MAX_SCORE_NAME)
+    value: bool | float | str = Field(description="A number, true/false, or a label (categorical).")
+    data_type: ScoreDataType | None = None
+    session_id: str | None = Field(default=None, min_length=1, max_length=1000)
+    trace_id: str | None = Field(default=None, pattern="^[0-9a-fA-F]{32}$")
+    span_id: str | None = Field(default=None, pattern="^[0-9a-fA-F]{16}$")
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+    author: str | None = Field(default=None, max_length=MAX_AUTHOR_CHARS)
+    source: ScoreSource | None = Field(
+        default=None, description="Defaults to `api`; a `scores` key always writes `end-user`."
+    )
+
+
+class Score(BaseModel):
+    id: str
+    name: str
+    data_type: ScoreDataType
+    value: bool | float | str = Field(
+        description="The number, true/false, or the label, as written."
+    )
+    session_id: str | None
+    trace_id: str | None
+    span_id: str | None
+    source: ScoreSource
+    author: str | None
+    comment: str | None
+    created_at: datetime
+
+
+class ScoreQuery(BaseModel):
+    limit: int = 50
+    cursor: str | None = None
+    session_id: str | None = None
+    trace_id: str | None = None
+    # The scores of any of these traces (the session page reads its turns' scores).
+    trace_ids: list[str] = []
+    span_id: str | None = None
+    name: str | None = None
+    source: ScoreSource | None = None
+
+
+class ScoreFilter(BaseModel):
+    """``name op value`` on a session's or trace's score summary, or ``missing``: has
+    no score of that name (review queues)."""
+
+    name: str
+    op: ScoreOp | None = None
+    value: float | str | None = None  # a number (average) or a label
+    missing: bool = False
+
+
+class ScoreConfig(BaseModel):
+    """A project's definition of one score name: what the UI form offers, and what a
+    write of that name must satisfy."""
+
+    name: str = Field(min_length=1, max_length=MAX_SCORE_NAME)
+    data_type: ScoreDataType
+    min_value: float | None = None
+    max_value: float | None = None
+    labels: list[str] = Field(default=[], max_length=100)
+    description: str | None = Field(default=None, max_length=1000)
+
+
+class NoteIn(BaseModel):
+    session_id: str = Field(min_length=1, max_length=1000)
+    body: str = Field(min_length=1, max_length=MAX_COMMENT_CHARS)
+    author: str | None = Field(default=None, max_length=MAX_AUTHOR_CHARS)
+    trace_id: str | None = Field(default=None, pattern="^[0-9a-fA-F]{32}$")
+
+
+class Note(BaseModel):
+    """A free-text note left on a session (optionally on one of its traces)."""
+
+    id: str
+    session_id: str
+    trace_id: str | None
+    body: str
+    author: str | None
+    created_at: datetime
+
+
 SessionSort = Literal["last_activity", "start", "duration", "cost", "tokens"]
 
 
@@ -228,6 +380,7 @@ class SessionQuery(BaseModel):
     tag: str | None = None  # sessions with a trace carrying this tag
     metadata: dict[str, str] = {}  # sessions with a trace whose metadata has all of these
     changed_after: int | None = None  # live feed: touched after this watermark
+    scores: list[ScoreFilter] = []  # all must hold, on the session's own scores
 
 
 class TraceQuery(BaseModel):
@@ -243,6 +396,7 @@ class TraceQuery(BaseModel):
     tag: str | None = None
     metadata: dict[str, str] = {}  # key -> value, compared as text
     changed_after: int | None = None  # live feed: written after this watermark
+    scores: list[ScoreFilter] = []  # all must hold, on the trace's scores
 
 
 class UserSummary(BaseModel):
@@ -258,6 +412,10 @@ class UserSummary(BaseModel):
     error_count: int
     first_seen: datetime
     last_seen: datetime
+    scores: dict[str, ScoreSummary] = Field(
+        default={},
+        description="Per score name, over the scores of the user's sessions and traces.",
+    )
 
 
 class UserQuery(BaseModel):

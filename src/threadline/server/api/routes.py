@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from threadline.server import scoring
 from threadline.server.auth import CurrentProject
 from threadline.server.errors import BadRequest, NotFound
 from threadline.server.model import (
@@ -40,6 +41,20 @@ Tag = Annotated[str | None, Query(description="Only traces carrying this tag.")]
 Metadata = Annotated[
     list[str],
     Query(description="`key=value`, repeatable: only traces whose metadata has all of them."),
+]
+
+
+ScoreFilters = Annotated[
+    list[str],
+    Query(
+        description="`name op value` (op: > >= < <= = !=), repeatable, all must hold: a "
+        "number or true/false compares with the score's average (true = 1), a label with "
+        "its latest label.",
+    ),
+]
+MissingScores = Annotated[
+    list[str],
+    Query(description="A score name, repeatable: only rows with no score of that name."),
 ]
 
 
@@ -77,6 +92,8 @@ def list_sessions(
     ] = None,
     tag: Tag = None,
     metadata: Metadata = [],  # noqa: B006 - FastAPI copies Query defaults
+    score: ScoreFilters = [],  # noqa: B006
+    missing_score: MissingScores = [],  # noqa: B006
 ) -> Page[Session]:
     query = SessionQuery(
         limit=limit,
@@ -89,6 +106,7 @@ def list_sessions(
         status=status,
         tag=tag,
         metadata=parse_metadata(metadata),
+        scores=scoring.parse_filters(score, missing_score),
     )
     return store.list_sessions(project.id, query)
 
@@ -115,6 +133,8 @@ def list_traces(
     q: Text = None,
     tag: Tag = None,
     metadata: Metadata = [],  # noqa: B006 - FastAPI copies Query defaults
+    score: ScoreFilters = [],  # noqa: B006
+    missing_score: MissingScores = [],  # noqa: B006
 ) -> Page[Trace]:
     query = TraceQuery(
         limit=limit,
@@ -127,6 +147,7 @@ def list_traces(
         q=q,
         tag=tag,
         metadata=parse_metadata(metadata),
+        scores=scoring.parse_filters(score, missing_score),
     )
     return store.list_traces(project.id, query)
 

@@ -15,8 +15,14 @@ from threadline.server.model import (
     KeyAccess,
     KeyInfo,
     KeyScope,
+    Note,
+    NoteIn,
     Page,
     Project,
+    Score,
+    ScoreConfig,
+    ScoreQuery,
+    ScoreRecord,
     Session,
     SessionDetail,
     SessionQuery,
@@ -78,6 +84,47 @@ class Store(Protocol):
         """A position in the feed of trace writes: pass a previous one as a query's
         ``changed_after`` to get what was written since (live updates)."""
         ...
+
+    # --- scores, score configs and notes ---------------------------------------------
+    def write_scores(self, project_id: int, scores: Sequence[ScoreRecord]) -> None:
+        """Store validated scores and bring the score rollups of their targets up to date,
+        in one step. A score whose id is stored already replaces it; one equal to the
+        stored score changes nothing. Targets need not exist (feedback may beat spans)."""
+        ...
+
+    def get_scores(self, project_id: int, score_ids: Sequence[str]) -> dict[str, Score]:
+        """The stored scores among ``score_ids``, by id."""
+        ...
+
+    def list_scores(self, project_id: int, query: ScoreQuery) -> Page[Score]:
+        """Scores newest first, filtered by target, name and source."""
+        ...
+
+    def delete_score(self, project_id: int, score_id: str) -> bool:
+        """Delete a score and update its target's rollup; False if there is none."""
+        ...
+
+    def list_score_configs(self, project_id: int) -> list[ScoreConfig]: ...
+
+    def put_score_config(self, project_id: int, config: ScoreConfig) -> None:
+        """Create or replace the configuration of one score name."""
+        ...
+
+    def delete_score_config(self, project_id: int, name: str) -> bool: ...
+
+    def add_note(self, project_id: int, note: NoteIn) -> Note: ...
+
+    def list_notes(self, project_id: int, session_id: str) -> list[Note]:
+        """A session's notes, oldest first."""
+        ...
+
+    def delete_note(self, project_id: int, note_id: str) -> bool: ...
+
+    def allowed_origins(self, project_id: int) -> list[str]:
+        """Browser origins allowed to send end-user scores with a ``scores`` key (CORS)."""
+        ...
+
+    def set_allowed_origins(self, project_id: int, origins: Sequence[str]) -> None: ...
 
     # --- projects and keys ------------------------------------------------------
     def create_project(self, name: str) -> Project:

@@ -29,8 +29,14 @@ from threadline.server.model import (
     KeyAccess,
     KeyInfo,
     KeyScope,
+    Note,
+    NoteIn,
     Page,
     Project,
+    Score,
+    ScoreConfig,
+    ScoreQuery,
+    ScoreRecord,
     Session,
     SessionDetail,
     SessionQuery,
@@ -43,6 +49,7 @@ from threadline.server.model import (
     datetime_to_ns,
     ns_to_datetime,
 )
+from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors, span_records
 from threadline.server.store.base import AccessRecords, StoredKey
 from threadline.server.store.rollups import (
@@ -55,7 +62,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
-from threadline.server.store.sqlite import payloads
+from threadline.server.store.sqlite import payloads, scores
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.filters import (
     SESSION_SORTS,
@@ -356,6 +363,11 @@ class SQLiteStore:
         if query.q:
             _text_search(where, args, query.q, ("session_id", "first_input", "last_output"))
         session_ui_filters(where, args, project_id, query)
+        more, more_args = scores.filter_conditions(
+            "session", "sessions.session_id", "sessions.project_id", query.scores
+        )
+        where += more
+        args += more_args
         order, order_type = SESSION_SORTS[query.sort]
         if query.cursor:
             sort_key, session_id = cursors.decode(query.cursor, order_type, str)
@@ -367,7 +379,12 @@ class SQLiteStore:
         )
         with self._read() as conn:
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
+            summaries = scores.summaries(
+                conn, project_id, "session", [row[0] for row in rows[: query.limit]]
+            )
         items = [schema.session(row) for row in rows[: query.limit]]
+        for item in items:
+            item.scores = summaries.get(item.session_id, {})
         next_cursor = None
         if len(rows) > query.limit:
             last = rows[query.limit - 1]
@@ -385,10 +402,16 @@ class SQLiteStore:
                 schema.SELECT_TRACES + " AND session_id = ? ORDER BY start_ns, trace_id",
                 (project_id, session_id),
             ).fetchall()
-        session = schema.session(row)
-        return SessionDetail(
-            **session.model_dump(), traces=[schema.trace(schema.trace_rollup(t)) for t in traces]
+            own = scores.summaries(conn, project_id, "session", [session_id])
+            by_trace = scores.summaries(conn, project_id, "trace", [t[0] for t in traces])
+        detail = SessionDetail(
+            **schema.session(row).model_dump(),
+            traces=[schema.trace(schema.trace_rollup(t)) for t in traces],
         )
+        detail.scores = own.get(session_id, {})
+        for trace in detail.traces:
+            trace.scores = by_trace.get(trace.trace_id, {})
+        return detail
 
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]:
         where = ["project_id = ?"]
@@ -402,6 +425,11 @@ class SQLiteStore:
         if query.q:
             _text_search(where, args, query.q, ("name", "input_preview", "output_preview"))
         trace_ui_filters(where, args, project_id, query)
+        more, more_args = scores.filter_conditions(
+            "trace", "traces.trace_id", "traces.project_id", query.scores
+        )
+        where += more
+        args += more_args
         if query.cursor:
             start_ns, trace_id = cursors.decode(query.cursor, int, str)
             where.append("(start_ns, trace_id) < (?, ?)")
@@ -412,14 +440,18 @@ class SQLiteStore:
         )
         with self._read() as conn:
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
+            summaries = scores.summaries(
+                conn, project_id, "trace", [row[0] for row in rows[: query.limit]]
+            )
         rollups = [schema.trace_rollup(row) for row in rows]
         next_cursor = None
         if len(rollups) > query.limit:
             last = rollups[query.limit - 1]
             next_cursor = cursors.encode(last.start_ns, last.trace_id)
-        return Page[Trace](
-            items=[schema.trace(r) for r in rollups[: query.limit]], next_cursor=next_cursor
-        )
+        items = [schema.trace(r) for r in rollups[: query.limit]]
+        for item in items:
+            item.scores = summaries.get(item.trace_id, {})
+        return Page[Trace](items=items, next_cursor=next_cursor)
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
         with self._read() as conn:
@@ -433,9 +465,64 @@ class SQLiteStore:
                 " ORDER BY start_ns, span_id",
                 (project_id, trace_id),
             ).fetchall()
+            summaries = scores.summaries(conn, project_id, "trace", [trace_id])
         trace = schema.trace(schema.trace_rollup(row))
+        trace.scores = summaries.get(trace_id, {})
         unpack = self._unpacker()
         return TraceDetail(**trace.model_dump(), spans=[schema.span(s, unpack) for s in spans])
+
+    # --- scores, score configurations, notes ------------------------------------------
+
+    def write_scores(self, project_id: int, records: Sequence[ScoreRecord]) -> None:
+        if not records:
+            return
+        with self._transaction() as conn:
+            scores.write(conn, project_id, records)
+
+    def get_scores(self, project_id: int, score_ids: Sequence[str]) -> dict[str, Score]:
+        with self._read() as conn:
+            found = scores.get(conn, project_id, score_ids)
+        return {score_id: present_score(r) for score_id, r in found.items()}
+
+    def list_scores(self, project_id: int, query: ScoreQuery) -> Page[Score]:
+        with self._read() as conn:
+            return scores.list_scores(conn, project_id, query)
+
+    def delete_score(self, project_id: int, score_id: str) -> bool:
+        with self._transaction() as conn:
+            return scores.delete(conn, project_id, score_id)
+
+    def list_score_configs(self, project_id: int) -> list[ScoreConfig]:
+        with self._read() as conn:
+            return scores.list_configs(conn, project_id)
+
+    def put_score_config(self, project_id: int, config: ScoreConfig) -> None:
+        with self._transaction() as conn:
+            scores.put_config(conn, project_id, config)
+
+    def delete_score_config(self, project_id: int, name: str) -> bool:
+        with self._transaction() as conn:
+            return scores.delete_config(conn, project_id, name)
+
+    def add_note(self, project_id: int, note: NoteIn) -> Note:
+        with self._transaction() as conn:
+            return scores.add_note(conn, project_id, note, time.time_ns())
+
+    def list_notes(self, project_id: int, session_id: str) -> list[Note]:
+        with self._read() as conn:
+            return scores.list_notes(conn, project_id, session_id)
+
+    def delete_note(self, project_id: int, note_id: str) -> bool:
+        with self._transaction() as conn:
+            return scores.delete_note(conn, project_id, note_id)
+
+    def allowed_origins(self, project_id: int) -> list[str]:
+        with self._read() as conn:
+            return scores.allowed_origins(conn, project_id)
+
+    def set_allowed_origins(self, project_id: int, origins: Sequence[str]) -> None:
+        with self._transaction() as conn:
+            scores.set_allowed_origins(conn, project_id, origins)
 
     # --- projects and keys --------------------------------------------------------
 
@@ -546,7 +633,11 @@ class SQLiteStore:
         )
         with self._read() as conn:
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
-        return schema.user_page(rows, query.limit)
+            summaries = scores.user_summaries(conn, project_id, [r[0] for r in rows[: query.limit]])
+        page = schema.user_page(rows, query.limit)
+        for item in page.items:
+            item.scores = summaries.get(item.user_id, {})
+        return page
 
     def live_watermark(self, project_id: int) -> int:
         """The feed position of the project's latest trace write (0 before any).

@@ -1,0 +1,395 @@
+"""Scores, score rollups, score configurations, notes and allowed origins in SQLite.
+
+Functions over a connection, called by ``SQLiteStore`` inside its write transaction or
+on a reader connection; the rules themselves (what a summary is) live in
+``store/score_rollups.py``, shared with the other backends.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from threadline.server.model import (
+    Note,
+    NoteIn,
+    Page,
+    Score,
+    ScoreConfig,
+    ScoreFilter,
+    ScoreQuery,
+    ScoreRecord,
+    ScoreSummary,
+    ns_to_datetime,
+)
+from threadline.server.scoring import score as present_score
+from threadline.server.store import cursors
+from threadline.server.store.score_rollups import (
+    ScoreRollup,
+    merge_summaries,
+    roll_up_scores,
+)
+
+_IN_CHUNK = 500
+
+SCORE_COLUMNS = (
+    "id, name, data_type, value, label, session_id, trace_id, span_id, source, author,"
+    " comment, created_ns"
+)
+_UPSERT_SCORE = (
+    f"INSERT OR REPLACE INTO scores (project_id, {SCORE_COLUMNS}, target_kind, target_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_ROLLUP_COLUMNS = "target_kind, target_id, name, count, value_count, value_sum, label, label_ns"
+
+
+def _record(row: Sequence[Any]) -> ScoreRecord:
+    return ScoreRecord(*row[:12])
+
+
+def _same(a: ScoreRecord, b: ScoreRecord) -> bool:
+    """Equal but for when they were written: a retry of the same score."""
+    return (
+        a.name,
+        a.data_type,
+        a.value,
+        a.label,
+        a.session_id,
+        a.trace_id,
+        a.span_id,
+        a.source,
+        a.author,
+        a.comment,
+    ) == (
+        b.name,
+        b.data_type,
+        b.value,
+        b.label,
+        b.session_id,
+        b.trace_id,
+        b.span_id,
+        b.source,
+        b.author,
+        b.comment,
+    )
+
+
+def _select_in(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any], ids: Sequence[str]
+) -> Iterable[tuple[Any, ...]]:
+    for i in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[i : i + _IN_CHUNK]
+        yield from conn.execute(sql.format(", ".join("?" * len(chunk))), (*params, *chunk))
+
+
+# --- writes ----------------------------------------------------------------------------
+
+
+def write(conn: sqlite3.Connection, project_id: int, records: Sequence[ScoreRecord]) -> None:
+    """Upsert ``records`` and recompute the rollup of every (target, name) they leave or
+    join. Runs inside the caller's write transaction."""
+    latest: dict[str, ScoreRecord] = {}
+    for record in records:  # the last of one id in a batch wins, as separate writes would
+        latest[record.id] = record
+    stored = get(conn, project_id, list(latest))
+    touched: set[tuple[str, str, str]] = set()
+    rows = []
+    for record in latest.values():
+        before = stored.get(record.id)
+        if before is not None and _same(before, record):
+            continue
+        if before is not None:
+            touched.add((*before.target, before.name))
+        touched.add((*record.target, record.name))
+        rows.append((project_id, *_score_row(record), *record.target))
+    conn.executemany(_UPSERT_SCORE, rows)
+    _refresh(conn, project_id, touched)
+
+
+def _score_row(r: ScoreRecord) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.name,
+        r.data_type,
+        r.value,
+        r.label,
+        r.session_id,
+        r.trace_id,
+        r.span_id,
+        r.source,
+        r.author,
+        r.comment,
+        r.created_ns,
+    )
+
+
+def delete(conn: sqlite3.Connection, project_id: int, score_id: str) -> bool:
+    before = get(conn, project_id, [score_id]).get(score_id)
+    if before is None:
+        return False
+    conn.execute("DELETE FROM scores WHERE project_id = ? AND id = ?", (project_id, score_id))
+    _refresh(conn, project_id, {(*before.target, before.name)})
+    return True
+
+
+def _refresh(
+    conn: sqlite3.Connection, project_id: int, touched: Iterable[tuple[str, str, str]]
+) -> None:
+    """Recompute the rollups of ``touched`` (target kind, target id, name) from their
+    scores; a rollup left with no score is removed."""
+    for kind, target_id, name in sorted(touched):
+        scores = [
+            _record(row)
+            for row in conn.execute(
+                f"SELECT {SCORE_COLUMNS} FROM scores WHERE project_id = ? AND target_kind = ?"
+                " AND target_id = ? AND name = ?",
+                (project_id, kind, target_id, name),
+            )
+        ]
+        rollup = roll_up_scores(kind, target_id, name, scores)
+        if rollup is None:
+            conn.execute(
+                "DELETE FROM score_rollups WHERE project_id = ? AND target_kind = ?"
+                " AND target_id = ? AND name = ?",
+                (project_id, kind, target_id, name),
+            )
+            continue
+        conn.execute(
+            f"INSERT OR REPLACE INTO score_rollups (project_id, {_ROLLUP_COLUMNS}, average)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                project_id,
+                rollup.target_kind,
+                rollup.target_id,
+                rollup.name,
+                rollup.count,
+                rollup.value_count,
+                rollup.value_sum,
+                rollup.label,
+                rollup.label_ns,
+                rollup.average,
+            ),
+        )
+
+
+# --- reads -----------------------------------------------------------------------------
+
+
+def get(conn: sqlite3.Connection, project_id: int, ids: Sequence[str]) -> dict[str, ScoreRecord]:
+    return {
+        row[0]: _record(row)
+        for row in _select_in(
+            conn,
+            f"SELECT {SCORE_COLUMNS} FROM scores WHERE project_id = ? AND id IN ({{}})",
+            (project_id,),
+            list(ids),
+        )
+    }
+
+
+def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) -> Page[Score]:
+    where = ["project_id = ?"]
+    args: list[Any] = [project_id]
+    for column in ("session_id", "trace_id", "span_id", "name", "source"):
+        value = getattr(query, column)
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value.lower() if column in ("trace_id", "span_id") else value)
+    if query.trace_ids:
+        where.append(f"trace_id IN ({', '.join('?' * len(query.trace_ids))})")
+        args += [t.lower() for t in query.trace_ids]
+    if query.cursor:
+        created_ns, score_id = cursors.decode(query.cursor, int, str)
+        where.append("(created_ns, id) < (?, ?)")
+        args += [created_ns, score_id]
+    rows = conn.execute(
+        f"SELECT {SCORE_COLUMNS} FROM scores WHERE {' AND '.join(where)}"
+        " ORDER BY created_ns DESC, id DESC LIMIT ?",
+        [*args, query.limit + 1],
+    ).fetchall()
+    records = [_record(row) for row in rows]
+    next_cursor = None
+    if len(records) > query.limit:
+        last = records[query.limit - 1]
+        next_cursor = cursors.encode(last.created_ns, last.id)
+    return Page[Score](
+        items=[present_score(r) for r in records[: query.limit]], next_cursor=next_cursor
+    )
+
+
+def _rollup(row: Sequence[Any]) -> ScoreRollup:
+    return ScoreRollup(*row)
+
+
+def summaries(
+    conn: sqlite3.Connection, project_id: int, kind: str, ids: Sequence[str]
+) -> dict[str, dict[str, ScoreSummary]]:
+    """Per target id of ``kind``, its summary per score name (the page's rows only)."""
+    out: dict[str, dict[str, ScoreSummary]] = defaultdict(dict)
+    for row in _select_in(
+        conn,
+        f"SELECT {_ROLLUP_COLUMNS} FROM score_rollups WHERE project_id = ?"
+        " AND target_kind = ? AND target_id IN ({}) ORDER BY name",
+        (project_id, kind),
+        list(ids),
+    ):
+        rollup = _rollup(row)
+        out[rollup.target_id][rollup.name] = rollup.summary()
+    return out
+
+
+def user_summaries(
+    conn: sqlite3.Connection, project_id: int, user_ids: Sequence[str]
+) -> dict[str, dict[str, ScoreSummary]]:
+    """Per user, the summaries of the scores on their traces and on the sessions they
+    have a trace in, merged per name (the page's users only; reads rollups)."""
+    columns = ", ".join("r." + c.strip() for c in _ROLLUP_COLUMNS.split(","))
+    by_user: dict[str, list[ScoreRollup]] = defaultdict(list)
+    for sql in (
+        (
+            f"SELECT t.user_id, {columns} FROM traces t JOIN score_rollups r"
+            " ON r.project_id = t.project_id AND r.target_kind = 'trace'"
+            " AND r.target_id = t.trace_id WHERE t.project_id = ? AND t.user_id IN ({})"
+        ),
+        (
+            f"SELECT u.user_id, {columns} FROM (SELECT DISTINCT project_id, user_id, session_id"
+            " FROM traces WHERE project_id = ? AND session_id IS NOT NULL AND user_id IN ({})) u"
+            " JOIN score_rollups r ON r.project_id = u.project_id AND r.target_kind = 'session'"
+            " AND r.target_id = u.session_id"
+        ),
+    ):
+        for row in _select_in(conn, sql, (project_id,), list(user_ids)):
+            by_user[row[0]].append(_rollup(row[1:]))
+    return {user: merge_summaries(rollups) for user, rollups in by_user.items()}
+
+
+def filter_conditions(
+    kind: str, id_column: str, project_column: str, filters: Sequence[ScoreFilter]
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions on a row of sessions or traces for each score filter: a lookup in
+    ``score_rollups`` by primary key (or its value index), never a scan of scores."""
+    where: list[str] = []
+    args: list[Any] = []
+    for f in filters:
+        exists = (
+            "EXISTS (SELECT 1 FROM score_rollups r WHERE r.project_id = "
+            f"{project_column} AND r.target_kind = ? AND r.target_id = {id_column}"
+            " AND r.name = ?"
+        )
+        if f.missing:
+            where.append("NOT " + exists + ")")
+            args += [kind, f.name]
+        elif isinstance(f.value, str):
+            where.append(exists + f" AND r.label {'=' if f.op == '=' else '!='} ?)")
+            args += [kind, f.name, f.value]
+        else:
+            op = "=" if f.op == "=" else f.op
+            where.append(exists + f" AND r.average {op} ?)")
+            args += [kind, f.name, f.value]
+    return where, args
+
+
+# --- configurations, notes, origins ----------------------------------------------------
+
+
+def list_configs(conn: sqlite3.Connection, project_id: int) -> list[ScoreConfig]:
+    return [
+        ScoreConfig(
+            name=r[0],
+            data_type=r[1],
+            min_value=r[2],
+            max_value=r[3],
+            labels=json.loads(r[4]),
+            description=r[5],
+        )
+        for r in conn.execute(
+            "SELECT name, data_type, min_value, max_value, labels, description"
+            " FROM score_configs WHERE project_id = ? ORDER BY name",
+            (project_id,),
+        )
+    ]
+
+
+def put_config(conn: sqlite3.Connection, project_id: int, c: ScoreConfig) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO score_configs (project_id, name, data_type, min_value,"
+        " max_value, labels, description) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            project_id,
+            c.name,
+            c.data_type,
+            c.min_value,
+            c.max_value,
+            json.dumps(c.labels),
+            c.description,
+        ),
+    )
+
+
+def delete_config(conn: sqlite3.Connection, project_id: int, name: str) -> bool:
+    cursor = conn.execute(
+        "DELETE FROM score_configs WHERE project_id = ? AND name = ?", (project_id, name)
+    )
+    return cursor.rowcount > 0
+
+
+def add_note(conn: sqlite3.Connection, project_id: int, note: NoteIn, now_ns: int) -> Note:
+    note_id = uuid.uuid4().hex
+    session_id = note.session_id
+    trace_id = note.trace_id.lower() if note.trace_id else None
+    conn.execute(
+        "INSERT INTO notes (project_id, id, session_id, trace_id, body, author, created_ns)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (project_id, note_id, session_id, trace_id, note.body, note.author, now_ns),
+    )
+    return Note(
+        id=note_id,
+        session_id=session_id,
+        trace_id=trace_id,
+        body=note.body,
+        author=note.author,
+        created_at=ns_to_datetime(now_ns),
+    )
+
+
+def list_notes(conn: sqlite3.Connection, project_id: int, session_id: str) -> list[Note]:
+    return [
+        Note(
+            id=r[0],
+            session_id=r[1],
+            trace_id=r[2],
+            body=r[3],
+            author=r[4],
+            created_at=ns_to_datetime(r[5]),
+        )
+        for r in conn.execute(
+            "SELECT id, session_id, trace_id, body, author, created_ns FROM notes"
+            " WHERE project_id = ? AND session_id = ? ORDER BY created_ns, id",
+            (project_id, session_id),
+        )
+    ]
+
+
+def delete_note(conn: sqlite3.Connection, project_id: int, note_id: str) -> bool:
+    cursor = conn.execute(
+        "DELETE FROM notes WHERE project_id = ? AND id = ?", (project_id, note_id)
+    )
+    return cursor.rowcount > 0
+
+
+def allowed_origins(conn: sqlite3.Connection, project_id: int) -> list[str]:
+    row = conn.execute(
+        "SELECT allowed_origins FROM projects WHERE id = ?", (project_id,)
+    ).fetchone()
+    return json.loads(row[0]) if row else []
+
+
+def set_allowed_origins(conn: sqlite3.Connection, project_id: int, origins: Sequence[str]) -> None:
+    conn.execute(
+        "UPDATE projects SET allowed_origins = ? WHERE id = ?",
+        (json.dumps(sorted(set(origins))), project_id),
+    )

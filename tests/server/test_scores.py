@@ -1,0 +1,247 @@
+"""Scores, score configurations and notes through the real server's JSON API."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from tests.otlp import new_span_id, new_trace_id, request, span
+
+
+def _session(server, session_id: str, turns: int = 2) -> list[str]:
+    """Send ``turns`` traces of one session; return their trace ids."""
+    spans, trace_ids = [], []
+    for turn in range(turns):
+        trace_id = new_trace_id()
+        trace_ids.append(trace_id)
+        spans.append(
+            span(
+                trace_id,
+                new_span_id(),
+                name=f"turn-{turn}",
+                start_ns=1_790_000_000_000_000_000 + turn * 10**9,
+                attributes={"threadline.session.id": session_id, "threadline.user.id": "ann"},
+            )
+        )
+    response = server.export(request(spans).SerializeToString())
+    assert response.status_code == 200, response.text
+    return trace_ids
+
+
+def _post(server, body, **headers) -> httpx.Response:
+    return server.http.post("/api/v1/scores", json=body, headers=headers)
+
+
+def test_a_score_on_a_session_shows_in_the_list_and_detail(server):
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    _session(server, sid)
+    response = _post(server, {"name": "helpful", "value": 4, "session_id": sid, "comment": "ok"})
+    assert response.status_code == 200, response.text
+    written = response.json()
+    assert written["data_type"] == "numeric" and written["value"] == 4.0
+    assert written["source"] == "api" and written["comment"] == "ok"
+    _post(server, {"name": "helpful", "value": 2, "session_id": sid})
+    _post(server, {"name": "resolved", "value": True, "session_id": sid})
+    detail = server.get(f"/api/v1/sessions/{sid}")
+    assert detail["scores"]["helpful"] == {"count": 2, "average": 3.0, "label": None}
+    assert detail["scores"]["resolved"] == {"count": 1, "average": 1.0, "label": None}
+    listed = server.get("/api/v1/sessions", q=sid)["items"]
+    assert listed[0]["scores"]["helpful"]["average"] == 3.0
+    scores = server.get("/api/v1/scores", session_id=sid)["items"]
+    assert sorted(s["name"] for s in scores) == ["helpful", "helpful", "resolved"]
+
+
+def test_trace_and_span_scores_roll_up_into_the_trace(server):
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    first, _ = _session(server, sid)
+    span_id = new_span_id()
+    _post(server, {"name": "tone", "value": "friendly", "trace_id": first})
+    _post(server, {"name": "tone", "value": "curt", "trace_id": first, "span_id": span_id})
+    trace = server.get(f"/api/v1/traces/{first}")
+    assert trace["scores"]["tone"] == {"count": 2, "average": None, "label": "curt"}
+    detail = server.get(f"/api/v1/sessions/{sid}")
+    assert detail["scores"] == {}
+    assert detail["traces"][0]["scores"]["tone"]["label"] == "curt"
+    by_span = server.get("/api/v1/scores", trace_id=first, span_id=span_id)["items"]
+    assert [s["value"] for s in by_span] == ["curt"]
+
+
+def test_a_client_id_makes_writes_idempotent_and_replaceable(server):
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    _session(server, sid)
+    body = {"id": "vote-1", "name": "thumbs", "value": True, "session_id": sid}
+    first = _post(server, body).json()
+    again = _post(server, body).json()
+    assert again["created_at"] == first["created_at"] or again["value"] is True
+    assert server.get(f"/api/v1/sessions/{sid}")["scores"]["thumbs"]["count"] == 1
+    _post(server, {**body, "value": False})
+    summary = server.get(f"/api/v1/sessions/{sid}")["scores"]["thumbs"]
+    assert summary == {"count": 1, "average": 0.0, "label": None}
+    assert server.get("/api/v1/scores/vote-1")["value"] is False
+
+
+def test_a_batch_is_written_whole_or_not_at_all(server):
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    _session(server, sid)
+    server.http.put(
+        "/api/v1/score-configs/stars",
+        json={"name": "stars", "data_type": "numeric", "min_value": 1, "max_value": 5},
+    )
+    batch = [{"name": "stars", "value": v, "session_id": sid} for v in (1, 5, 9)]
+    response = _post(server, batch)
+    assert response.status_code == 400 and "above its maximum" in response.json()["error"]
+    assert server.get("/api/v1/scores", session_id=sid)["items"] == []
+    response = _post(server, batch[:2])
+    assert response.status_code == 200 and len(response.json()["items"]) == 2
+    assert server.get(f"/api/v1/sessions/{sid}")["scores"]["stars"]["average"] == 3.0
+
+
+def test_feedback_may_beat_the_spans(server):
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    assert _post(server, {"name": "thumbs", "value": False, "session_id": sid}).status_code == 200
+    _session(server, sid)
+    assert server.get(f"/api/v1/sessions/{sid}")["scores"]["thumbs"]["average"] == 0.0
+
+
+def test_delete_updates_the_summary(server):
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    _session(server, sid)
+    a = _post(server, {"name": "q", "value": 1, "session_id": sid}).json()
+    _post(server, {"name": "q", "value": 3, "session_id": sid})
+    assert server.http.delete(f"/api/v1/scores/{a['id']}").status_code == 204
+    assert server.get(f"/api/v1/sessions/{sid}")["scores"]["q"]["average"] == 3.0
+    assert server.http.delete(f"/api/v1/scores/{a['id']}").status_code == 404
+
+
+def test_lists_filter_by_score(server):
+    tag = uuid.uuid4().hex[:8]
+    good, bad, unscored = f"good-{tag}", f"bad-{tag}", f"none-{tag}"
+    for sid in (good, bad, unscored):
+        _session(server, sid, turns=1)
+    _post(server, {"name": "resolved", "value": True, "session_id": good})
+    _post(server, {"name": "resolved", "value": False, "session_id": bad})
+    _post(server, {"name": "category", "value": "billing", "session_id": bad})
+
+    def ids(**params):
+        return {s["session_id"] for s in server.get("/api/v1/sessions", q=tag, **params)["items"]}
+
+    assert ids(score="resolved=true") == {good}
+    assert ids(score="resolved<1") == {bad}
+    assert ids(score="category=billing") == {bad}
+    assert ids(score="category!=billing") == set()
+    assert ids(missing_score="resolved") == {unscored}
+    assert ids(score=["resolved>=0", "category=billing"]) == {bad}
+    response = server.http.get("/api/v1/sessions", params={"score": "resolved>abc"})
+    assert response.status_code == 400
+
+
+def test_bad_scores_get_a_clear_4xx(server):
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    server.http.put(
+        "/api/v1/score-configs/mood",
+        json={"name": "mood", "data_type": "categorical", "labels": ["happy", "sad"]},
+    )
+    cases = [
+        ({"name": "x", "value": 1}, 400, "names no target"),
+        ({"name": "x", "value": 1, "span_id": "a" * 16}, 400, "names no target"),
+        ({"name": "x", "value": 1, "session_id": sid, "data_type": "weird"}, 422, "data_type"),
+        ({"name": "mood", "value": "angry", "session_id": sid}, 400, "not one of its labels"),
+        ({"name": "mood", "value": 3, "session_id": sid}, 400, "must be a label"),
+        ({"name": "x", "value": "nan", "session_id": sid, "data_type": "numeric"}, 400, "finite"),
+        ({"name": "x", "value": 1, "session_id": sid, "comment": "c" * 10_001}, 422, "comment"),
+        ({"name": "x", "value": 1, "trace_id": "not-hex"}, 422, "trace_id"),
+        ({"name": "", "value": 1, "session_id": sid}, 422, "name"),
+    ]
+    for body, status, words in cases:
+        response = _post(server, body)
+        assert response.status_code == status, (body, response.text)
+        assert words in response.json()["error"], (body, response.text)
+    bad_configs = [
+        {"name": "c", "data_type": "categorical"},
+        {"name": "c", "data_type": "numeric", "min_value": 5, "max_value": 1},
+        {"name": "c", "data_type": "numeric", "labels": ["a"]},
+    ]
+    for config in bad_configs:
+        assert server.http.put("/api/v1/score-configs/c", json=config).status_code == 400
+    assert server.http.put("/api/v1/score-configs/d", json=bad_configs[1]).status_code == 400
+
+
+def test_score_configs_and_notes(server):
+    config = {"name": "stars", "data_type": "numeric", "min_value": 1, "max_value": 5}
+    assert server.http.put("/api/v1/score-configs/stars", json=config).status_code == 200
+    listed = server.get("/api/v1/score-configs")["items"]
+    assert listed[0]["name"] == "stars" and listed[0]["max_value"] == 5
+    assert server.http.delete("/api/v1/score-configs/stars").status_code == 204
+    assert server.get("/api/v1/score-configs")["items"] == []
+
+    sid = f"tenant/{uuid.uuid4().hex[:8]}"
+    note = server.http.post("/api/v1/notes", json={"session_id": sid, "body": "refund given"})
+    assert note.status_code == 201, note.text
+    notes = server.get("/api/v1/notes", session_id=sid)["items"]
+    assert [n["body"] for n in notes] == ["refund given"]
+    assert server.http.delete(f"/api/v1/notes/{note.json()['id']}").status_code == 204
+    assert server.get("/api/v1/notes", session_id=sid)["items"] == []
+
+
+def test_users_show_score_averages(server):
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    first, second = _session(server, sid)
+    _post(server, {"name": "q", "value": 2, "trace_id": first})
+    _post(server, {"name": "q", "value": 4, "trace_id": second})
+    _post(server, {"name": "q", "value": 6, "session_id": sid})
+    users = server.get("/api/v1/users")["items"]
+    ann = next(u for u in users if u["user_id"] == "ann")
+    assert ann["scores"]["q"] == {"count": 3, "average": 4.0, "label": None}
+
+
+def test_key_scopes(server, threadline_process):
+    from threadline.server.store.sqlite import SQLiteStore
+
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    _session(server, sid)
+    store = SQLiteStore(threadline_process.data_dir / "threadline.db")
+    try:
+        project = next(
+            p
+            for p in store.list_projects()
+            if store.access_for_key(server.api_key)
+            and store.access_for_key(server.api_key).project.id == p.id
+        )
+        scores_key = store.create_key(project.id, "scores")
+        ingest_key = store.create_key(project.id, "ingest")
+        store.set_allowed_origins(project.id, ["https://app.example"])
+    finally:
+        store.close()
+    base = threadline_process.base_url
+
+    def post(key, body, **headers):
+        return httpx.post(
+            base + "/api/v1/scores",
+            json=body,
+            headers={"Authorization": f"Bearer {key}", **headers},
+        )
+
+    body = {"id": "eu-1", "name": "thumbs", "value": True, "session_id": sid, "source": "eval"}
+    allowed = post(scores_key, body, Origin="https://app.example")
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["source"] == "end-user"
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert post(scores_key, body, Origin="https://evil.example").status_code == 403
+    # A scores key reads nothing and sends no spans.
+    headers = {"Authorization": f"Bearer {scores_key}"}
+    assert httpx.get(base + "/api/v1/scores", headers=headers).status_code == 403
+    assert httpx.delete(base + "/api/v1/scores/eu-1", headers=headers).status_code == 403
+    assert httpx.post(base + "/v1/traces", content=b"", headers=headers).status_code == 403
+    # ... and cannot overwrite what others wrote.
+    server.http.post("/api/v1/scores", json={**body, "id": "api-1"})
+    assert post(scores_key, {**body, "id": "api-1"}).status_code == 403
+    # An ingest-only key (the SDK's, in a back end) writes scores with their source.
+    sdk = post(ingest_key, {**body, "id": "sdk-1", "source": "sdk"})
+    assert sdk.status_code == 200 and sdk.json()["source"] == "sdk"
+    preflight = httpx.options(
+        base + "/api/v1/scores",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 204
+    assert "Authorization" in preflight.headers["access-control-allow-headers"]
