@@ -162,3 +162,89 @@ def test_refuses_to_listen_beyond_loopback_without_a_key(tmp_path):
     )
     assert result.returncode != 0
     assert "no API key yet" in result.stderr and "keys create" in result.stderr
+
+
+def _failing_threadline(*args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "threadline.server", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0, result.stdout
+    return result
+
+
+def test_scores_only_key_and_allowed_origins(tmp_path):
+    data = str(tmp_path / "data")
+    full_key = _threadline("keys", "create", "--data-dir", data, "--project", "shop")
+    full_key = full_key.strip().splitlines()[-1]
+    browser_key = (
+        _threadline("keys", "create", "--data-dir", data, "--project", "shop", "--scores-only")
+        .strip()
+        .splitlines()[-1]
+    )
+    assert "\tscores\t" in _threadline("keys", "list", "--data-dir", data)
+    assert _threadline("projects", "origins", "--data-dir", data, "--project", "shop") == ""
+    allowed = _threadline(
+        "projects",
+        "allow-origin",
+        "--data-dir",
+        data,
+        "--project",
+        "shop",
+        "https://App.Example.com/",
+        "http://localhost:5173",
+    )
+    assert "https://app.example.com" in allowed
+    listing = _threadline("projects", "origins", "--data-dir", data, "--project", "shop")
+    assert listing.split() == ["http://localhost:5173", "https://app.example.com"]
+    # Not an origin, or no such project: a clear error, nothing changed.
+    bad = _failing_threadline(
+        "projects", "allow-origin", "--data-dir", data, "--project", "shop", "https://x.com/app"
+    )
+    assert "not an origin" in bad.stderr
+    missing = _failing_threadline(
+        "projects", "allow-origin", "--data-dir", data, "--project", "nope", "https://x.com"
+    )
+    assert "no project named 'nope'" in missing.stderr
+    both = _failing_threadline(
+        "keys", "create", "--data-dir", data, "--ingest-only", "--scores-only"
+    )
+    assert "not allowed with" in both.stderr
+
+    server = start_server(tmp_path / "data", tmp_path / "log.txt")
+    try:
+
+        def vote(origin: str) -> httpx.Response:
+            return httpx.post(
+                server.base_url + "/api/v1/scores",
+                json={"name": "thumbs", "value": True, "session_id": "conv-1"},
+                headers={"Authorization": f"Bearer {browser_key}", "Origin": origin},
+            )
+
+        answer = vote("https://app.example.com")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert answer.json()["source"] == "end-user"
+        assert vote("https://evil.example.com").status_code == 403
+        assert _sessions(server.base_url, browser_key).status_code == 403  # cannot read
+
+        _threadline(
+            "projects",
+            "disallow-origin",
+            "--data-dir",
+            data,
+            "--project",
+            "shop",
+            "https://app.example.com",
+        )
+        assert vote("https://app.example.com").status_code == 403
+        assert vote("http://localhost:5173").status_code == 200
+        scores = httpx.get(
+            server.base_url + "/api/v1/scores",
+            headers={"Authorization": f"Bearer {full_key}"},
+        ).json()["items"]
+        assert len(scores) == 2 and {s["source"] for s in scores} == {"end-user"}
+    finally:
+        stop_server(server)

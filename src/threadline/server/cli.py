@@ -1,4 +1,4 @@
-"""The ``threadline`` command: ``serve``, ``keys``, ``migrate`` and ``demo``.
+"""The ``threadline`` command: ``serve``, ``keys``, ``projects``, ``migrate`` and ``demo``.
 
 The CLI only turns flags into ``Settings`` (and calls into the server); every setting's
 default, environment variable and help come from the table in ``settings.py``.
@@ -10,8 +10,10 @@ import argparse
 import ipaddress
 import os
 import sys
+import urllib.parse
 from collections.abc import Sequence
 
+from threadline.server.model import Project
 from threadline.server.settings import SETTINGS, Settings
 from threadline.server.store import Store, open_store, sqlite_path
 
@@ -42,10 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", help="Create a key (and its project if new).")
     _add_settings(create, ["data_dir", "store"])
     create.add_argument("--project", default=DEFAULT_PROJECT, help="Project name.")
-    create.add_argument(
+    only = create.add_mutually_exclusive_group()
+    only.add_argument(
         "--ingest-only",
         action="store_true",
         help="A key that can send spans but read nothing: the one to ship inside an app.",
+    )
+    only.add_argument(
+        "--scores-only",
+        action="store_true",
+        help="A key that can only send end-user scores, from the origins the project allows: "
+        "the one to ship inside a browser app (see `projects allow-origin`).",
     )
     create.set_defaults(run=_keys_create)
     listing = key_commands.add_parser("list", help="List keys (never their secrets).")
@@ -61,6 +70,24 @@ def _parser() -> argparse.ArgumentParser:
     _add_settings(rotate, ["data_dir", "store"])
     rotate.add_argument("key_id", type=int)
     rotate.set_defaults(run=_keys_rotate)
+
+    projects = commands.add_parser(
+        "projects", help="Projects' settings: the browser origins their scores keys serve."
+    )
+    project_commands = projects.add_subparsers(metavar="ACTION")
+    for action, run, help_text in (
+        ("allow-origin", _origins_allow, "Let browser apps at ORIGIN send scores (CORS)."),
+        ("disallow-origin", _origins_disallow, "Stop allowing ORIGIN."),
+        ("origins", _origins_list, "List the origins a project allows."),
+    ):
+        command = project_commands.add_parser(action, help=help_text)
+        _add_settings(command, ["data_dir", "store"])
+        command.add_argument("--project", default=DEFAULT_PROJECT, help="Project name.")
+        if action != "origins":
+            command.add_argument(
+                "origins", nargs="+", metavar="ORIGIN", help="e.g. https://app.example.com"
+            )
+        command.set_defaults(run=run)
 
     migrate = commands.add_parser(
         "migrate",
@@ -181,10 +208,11 @@ def _keys_create(args: argparse.Namespace) -> None:
     store = open_store(_settings(args).store_url)
     try:
         project = store.create_project(args.project)
-        key = store.create_key(project.id, "ingest" if args.ingest_only else "full")
+        scope = "ingest" if args.ingest_only else "scores" if args.scores_only else "full"
+        key = store.create_key(project.id, scope)
     finally:
         store.close()
-    kind = "ingest-only API key" if args.ingest_only else "API key"
+    kind = {"ingest": "ingest-only API key", "scores": "scores-only API key"}.get(scope, "API key")
     print(f"New {kind} for project '{project.name}' (shown once, stored hashed):")
     print(key)
 
@@ -220,6 +248,59 @@ def _keys_rotate(args: argparse.Namespace) -> None:
         sys.exit(f"threadline: no active key with id {args.key_id}")
     print(f"Revoked key {args.key_id}. Its successor (shown once, stored hashed):")
     print(key)
+
+
+def _origin(text: str) -> str:
+    """``text`` as a browser sends it in ``Origin`` (scheme://host[:port], lower case),
+    or exit saying why it is not one: the server compares origins exactly."""
+    parsed = urllib.parse.urlsplit(text.strip())
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.hostname
+        or parsed.path not in ("", "/")
+        or parsed.query
+        or parsed.fragment
+        or parsed.username is not None
+    ):
+        sys.exit(f"threadline: {text!r} is not an origin like https://app.example.com")
+    return f"{parsed.scheme}://{parsed.netloc.lower()}"
+
+
+def _change_origins(args: argparse.Namespace, allow: bool) -> None:
+    origins = [_origin(text) for text in args.origins]
+    store = open_store(_settings(args).store_url)
+    try:
+        project = _existing_project(store, args.project)
+        current = set(store.allowed_origins(project.id))
+        changed = current | set(origins) if allow else current - set(origins)
+        store.set_allowed_origins(project.id, sorted(changed))
+    finally:
+        store.close()
+    print(f"Project '{project.name}' allows: " + (", ".join(sorted(changed)) or "no origin"))
+
+
+def _origins_allow(args: argparse.Namespace) -> None:
+    _change_origins(args, allow=True)
+
+
+def _origins_disallow(args: argparse.Namespace) -> None:
+    _change_origins(args, allow=False)
+
+
+def _origins_list(args: argparse.Namespace) -> None:
+    store = open_store(_settings(args).store_url)
+    try:
+        for origin in store.allowed_origins(_existing_project(store, args.project).id):
+            print(origin)
+    finally:
+        store.close()
+
+
+def _existing_project(store: Store, name: str) -> Project:
+    for project in store.list_projects():
+        if project.name == name:
+            return project
+    sys.exit(f"threadline: no project named {name!r}")
 
 
 def _migrate(args: argparse.Namespace) -> None:
