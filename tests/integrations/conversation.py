@@ -160,9 +160,8 @@ def check_transcript(traces: list[dict[str, Any]], session: Session, replies: li
     """The session page's transcript, built from the API's traces as the page builds
     it: each turn shows only its own question (not the history sent with it) and the
     reply, whichever convention carried the messages."""
+    from threadline.server.conversation import Message, turn_messages
     from threadline.server.model import TraceDetail
-    from threadline.server.web.present import Message
-    from threadline.server.web.transcript import turn_messages
 
     for trace, question, reply in zip(traces, session.questions, replies, strict=True):
         said, replied = turn_messages(TraceDetail.model_validate(trace))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from threadline.server.web.present import Message, messages
+from threadline.server.conversation import Message, messages
 
 
 def test_normalised_messages_with_a_tool_call_and_its_result():

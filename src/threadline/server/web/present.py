@@ -8,10 +8,9 @@ copying values) can compare a page with its JSON twin exactly.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from threadline.server.ingest import messages as chat_messages
+from threadline.server.conversation import messages, pretty
 
 # Payloads above this are cut on the server (the full value stays in the JSON API):
 # a browser should not have to lay out megabytes of text.
@@ -51,41 +50,6 @@ def cost(usd: float | None) -> str:
 
 def number(value: float | None) -> str:
     return "—" if value is None else f"{value:,}"
-
-
-@dataclass(frozen=True)
-class Message:
-    role: str
-    text: str  # what to show: the text content, or pretty JSON of anything else
-
-
-def messages(value: Any) -> list[Message] | None:
-    """A payload's chat messages, None if it has none.
-
-    Ingest has already put the messages of every convention into one shape
-    (``ingest.messages``); this reads that shape. An object holding a ``messages``
-    list (function arguments, a request body) shows those messages.
-    """
-    if isinstance(value, dict) and isinstance(value.get("messages"), list):
-        value = value["messages"]
-    found = chat_messages.from_value(value)
-    if not found:
-        return None
-    return [Message(role=m["role"], text=_message_text(m)) for m in found]
-
-
-def _message_text(message: dict[str, Any]) -> str:
-    lines = [message["content"]] if message["content"] else []
-    lines += [f"→ {call['name']}({call['arguments']})" for call in message.get("tool_calls", [])]
-    return "\n".join(lines)
-
-
-def pretty(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 def payload_text(value: Any) -> tuple[str, bool]:

@@ -1,20 +1,15 @@
 """A session as a conversation: each trace becomes one turn of chat messages.
 
-A turn's messages come from its LLM spans when they carry chat messages (the new
-user message(s) of the first call, the reply of the last call), otherwise from the
-root span's input and output. Chat histories repeat earlier turns, so only what
-follows the last assistant message of the first call counts as this turn's input.
-The messages are read in the one shape ingest gives every convention's chat messages
-(``ingest.messages``), so this module knows no convention.
+What a turn said and replied is read by ``server/conversation.py``, which the
+evaluators' judge prompts share.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from threadline.server.model import SessionDetail, Span, TraceDetail
-from threadline.server.web.present import Message, messages, pretty
+from threadline.server.conversation import Message, trace_errors, turn_messages
+from threadline.server.model import SessionDetail, TraceDetail
 
 
 @dataclass(frozen=True)
@@ -27,69 +22,6 @@ class Turn:
     idle_before_ms: float | None  # since the previous turn ended; None for the first
     offset_pct: float  # position on the session timeline
     width_pct: float
-
-
-def _root(spans: list[Span]) -> Span | None:
-    ids = {s.span_id for s in spans}
-    for span in spans:
-        if span.parent_span_id is None or span.parent_span_id not in ids:
-            return span
-    return spans[0] if spans else None
-
-
-def _plain(value: Any, role: str) -> list[Message]:
-    if value is None or value == "":
-        return []
-    found = messages(value)
-    if found:
-        return found
-    # {"message": "hi"} reads better as "hi" in a chat bubble.
-    if isinstance(value, dict) and len(value) == 1:
-        (only,) = value.values()
-        if isinstance(only, str):
-            return [Message(role=role, text=only)]
-    return [Message(role=role, text=pretty(value))]
-
-
-def _new_input(history: list[Message]) -> list[Message]:
-    last_reply = max(
-        (i for i, m in enumerate(history) if m.role in ("assistant", "model")), default=-1
-    )
-    fresh = [m for m in history[last_reply + 1 :] if m.role != "system"]
-    return fresh or [m for m in history if m.role == "user"][-1:]
-
-
-def turn_messages(trace: TraceDetail) -> tuple[list[Message], list[Message]]:
-    chat = [s for s in trace.spans if messages(s.input)]
-    root = _root(trace.spans)
-    said: list[Message] = _new_input(messages(chat[0].input) or []) if chat else []
-    replied: list[Message] = []
-    for span in reversed(chat):
-        replied = messages(span.output) or []
-        if replied:
-            break
-    if not said and root is not None:
-        said = _plain(root.input, "user")
-    if not replied and root is not None:
-        replied = _plain(root.output, "assistant")
-    return said, replied
-
-
-def _errors(trace: TraceDetail) -> list[str]:
-    found = []
-    for span in trace.spans:
-        if span.status != "error":
-            continue
-        detail = span.status_message or next(
-            (
-                str(e.attributes.get("exception.message", ""))
-                for e in span.events
-                if e.name == "exception"
-            ),
-            "",
-        )
-        found.append(f"{span.name}: {detail}" if detail else span.name)
-    return found
 
 
 def build_turns(session: SessionDetail, traces: list[TraceDetail]) -> list[Turn]:
@@ -112,7 +44,7 @@ def build_turns(session: SessionDetail, traces: list[TraceDetail]) -> list[Turn]
                 trace,
                 said,
                 replied,
-                _errors(trace),
+                trace_errors(trace),
                 idle,
                 round(offset, 3),
                 round(min(width, 100 - offset), 3),

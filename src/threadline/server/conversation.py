@@ -1,0 +1,120 @@
+"""A trace as one turn of a conversation: the chat messages said and replied.
+
+Shared by the web UI's session transcript and the evaluators' judge prompts, so a
+judge reads a session exactly as a person does on its page. A turn's messages come
+from its LLM spans when they carry chat messages (the new user message(s) of the first
+call, the reply of the last call), otherwise from the root span's input and output.
+Chat histories repeat earlier turns, so only what follows the last assistant message
+of the first call counts as this turn's input. The messages are read in the one shape
+ingest gives every convention's chat messages (``ingest.messages``), so this module
+knows no convention.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from threadline.server.ingest import messages as chat_messages
+from threadline.server.model import Span, TraceDetail
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    text: str  # what to show: the text content, or pretty JSON of anything else
+
+
+def messages(value: Any) -> list[Message] | None:
+    """A payload's chat messages, None if it has none.
+
+    Ingest has already put the messages of every convention into one shape
+    (``ingest.messages``); this reads that shape. An object holding a ``messages``
+    list (function arguments, a request body) shows those messages.
+    """
+    if isinstance(value, dict) and isinstance(value.get("messages"), list):
+        value = value["messages"]
+    found = chat_messages.from_value(value)
+    if not found:
+        return None
+    return [Message(role=m["role"], text=_message_text(m)) for m in found]
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    lines = [message["content"]] if message["content"] else []
+    lines += [f"→ {call['name']}({call['arguments']})" for call in message.get("tool_calls", [])]
+    return "\n".join(lines)
+
+
+def pretty(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def root_span(spans: list[Span]) -> Span | None:
+    ids = {s.span_id for s in spans}
+    for span in spans:
+        if span.parent_span_id is None or span.parent_span_id not in ids:
+            return span
+    return spans[0] if spans else None
+
+
+def _plain(value: Any, role: str) -> list[Message]:
+    if value is None or value == "":
+        return []
+    found = messages(value)
+    if found:
+        return found
+    # {"message": "hi"} reads better as "hi" in a chat bubble.
+    if isinstance(value, dict) and len(value) == 1:
+        (only,) = value.values()
+        if isinstance(only, str):
+            return [Message(role=role, text=only)]
+    return [Message(role=role, text=pretty(value))]
+
+
+def _new_input(history: list[Message]) -> list[Message]:
+    last_reply = max(
+        (i for i, m in enumerate(history) if m.role in ("assistant", "model")), default=-1
+    )
+    fresh = [m for m in history[last_reply + 1 :] if m.role != "system"]
+    return fresh or [m for m in history if m.role == "user"][-1:]
+
+
+def turn_messages(trace: TraceDetail) -> tuple[list[Message], list[Message]]:
+    """(what the user said, what the app replied) in one trace."""
+    chat = [s for s in trace.spans if messages(s.input)]
+    root = root_span(trace.spans)
+    said: list[Message] = _new_input(messages(chat[0].input) or []) if chat else []
+    replied: list[Message] = []
+    for span in reversed(chat):
+        replied = messages(span.output) or []
+        if replied:
+            break
+    if not said and root is not None:
+        said = _plain(root.input, "user")
+    if not replied and root is not None:
+        replied = _plain(root.output, "assistant")
+    return said, replied
+
+
+def trace_errors(trace: TraceDetail) -> list[str]:
+    """One line per failed span: its name and what went wrong."""
+    found = []
+    for span in trace.spans:
+        if span.status != "error":
+            continue
+        detail = span.status_message or next(
+            (
+                str(e.attributes.get("exception.message", ""))
+                for e in span.events
+                if e.name == "exception"
+            ),
+            "",
+        )
+        found.append(f"{span.name}: {detail}" if detail else span.name)
+    return found
