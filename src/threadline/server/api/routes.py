@@ -111,7 +111,9 @@ def list_sessions(
     return store.list_sessions(project.id, query)
 
 
-@router.get("/sessions/{session_id}", summary="One session with its traces in start order")
+# ``:path``: a session id is whatever the application sent (``tenant-a/conv-1``, a URL),
+# and a ``/`` in it, even sent as ``%2F``, reaches the router decoded.
+@router.get("/sessions/{session_id:path}", summary="One session with its traces in start order")
 def get_session(session_id: str, project: CurrentProject, store: CurrentStore) -> SessionDetail:
     session = store.get_session(project.id, session_id)
     if session is None:

@@ -32,7 +32,11 @@ def _not_found(request: Request, project: Project, what: str) -> Response:
 
 
 @router.get("/sessions/{session_id:path}")
-def session_page(request: Request, project: PageProject, session_id: str) -> Response:
+def session_page(
+    request: Request, project: PageProject, session_id: str, id: str | None = None
+) -> Response:
+    # "/sessions/?id=.." names the sessions whose id a browser cannot keep in a path.
+    session_id = session_id or id or ""
     store = _store(request)
     session = store.get_session(project.id, session_id)
     if session is None:

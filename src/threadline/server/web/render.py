@@ -49,7 +49,13 @@ def _utc_text(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
 
 
+# Path segments that browsers resolve away ("/sessions/.." is "/"), even percent-encoded.
+_DOT_SEGMENTS = (".", "..")
+
+
 def session_url(session_id: str) -> str:
+    if session_id in _DOT_SEGMENTS:
+        return "/sessions/?" + urlencode({"id": session_id})
     return "/sessions/" + quote(session_id, safe="")
 
 
