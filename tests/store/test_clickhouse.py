@@ -140,7 +140,7 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
         {"status": "ok"},
         {"tag": "prod"},
         {"metadata": {"env": "dev", "n": "3"}},
-        {"metadata": {"flag": "1"}},
+        {"metadata": {"flag": "true"}},
         {"metadata": {"ratio": "0.5"}},
         {"tag": "a", "user_id": "U1"},
     ):

@@ -129,6 +129,34 @@ def test_trace_and_session_rollups(store: Store):
     assert [t.trace_id for t in session.traces] == [f"{1:032x}", f"{2:032x}"]
 
 
+def test_metadata_filters_compare_values_as_pages_show_them(store: Store):
+    project = store.create_project("p").id
+    shown = {"vip": True, "beta": False, "n": 3, "ratio": 0.5, "plan": "pro", "x": {"a": 1}}
+    store.write_spans(
+        project,
+        [
+            record(1, 1, session="s1", metadata=shown),
+            record(2, 2, start=100, session="s2", metadata={"vip": False, "n": "3"}),
+        ],
+    )
+
+    def traces(**metadata: str) -> list[int]:
+        page = store.list_traces(project, TraceQuery(metadata=metadata))
+        return sorted(int(t.trace_id, 16) for t in page.items)
+
+    def sessions(**metadata: str) -> list[str]:
+        page = store.list_sessions(project, SessionQuery(metadata=metadata))
+        return sorted(s.session_id for s in page.items)
+
+    assert traces(vip="true") == [1] and sessions(vip="true") == ["s1"]
+    assert traces(vip="false") == [2] and sessions(vip="false") == ["s2"]
+    assert traces(beta="false") == [1]
+    assert traces(vip="1") == [] and traces(vip="0") == []  # a boolean is not a number
+    assert traces(n="3") == [1, 2] and traces(ratio="0.5") == [1]
+    assert traces(plan="pro", vip="true") == [1]
+    assert traces(x='{"a":1}') == [1]
+
+
 def test_a_late_span_moves_a_trace_into_a_session(store: Store):
     project = store.create_project("p").id
     store.write_spans(project, [record(1, 1, session=None)])

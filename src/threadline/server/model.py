@@ -13,6 +13,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from threadline.server.jsontext import dumps
+
 Status = Literal["ok", "error"]
 
 # How much of an input or output a trace or session list shows.
@@ -74,6 +76,20 @@ class SpanRecord:
     @property
     def output_preview(self) -> str | None:
         return None if self.output is None else self.output[:PREVIEW_CHARS]
+
+
+def metadata_text(value: Any) -> str | None:
+    """A metadata value as pages show it and the metadata filter compares it: text as it
+    is, anything else as JSON (``true``, ``3``, ``0.5``, ``{"a":1}``); None for null."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return dumps(value)
 
 
 def ns_to_datetime(ns: int) -> datetime:

@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from threadline.server.model import metadata_text
 from threadline.server.web import present
 
 HERE = Path(__file__).parent
@@ -75,6 +76,8 @@ templates.env.filters.update(
     preview=present.preview,
     iso=_iso,
     utc=_utc_text,
+    # As the metadata filter compares it: ``vip=true`` finds what shows as vip=true.
+    metadata_value=lambda value: metadata_text(value) or "null",
 )
 templates.env.globals.update(
     session_url=session_url,

@@ -41,6 +41,7 @@ from threadline.server.model import (
     TraceQuery,
     UserQuery,
     UserSummary,
+    metadata_text,
     ns_to_datetime,
 )
 from threadline.server.store import cursors, span_records
@@ -707,25 +708,11 @@ def _trace_fields(r: TraceRollup) -> list[Any]:
         {
             key: text
             for key, value in r.metadata.items()
-            if (text := _metadata_text(value)) is not None
+            if (text := metadata_text(value)) is not None
         },
         r.input_preview,
         r.output_preview,
     ]
-
-
-def _metadata_text(value: Any) -> str | None:
-    """A metadata value as the metadata filter compares it: as SQLite's
-    ``CAST(json_each.value AS TEXT)`` gives it, so both backends match the same."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return repr(value)
-    return rows.dumps(value)
 
 
 def _trace_rollup(row: tuple[Any, ...]) -> TraceRollup:

@@ -34,10 +34,13 @@ def _trace_conditions(
         where.append("EXISTS (SELECT 1 FROM json_each(traces.tags) WHERE json_each.value = ?)")
         args.append(tag)
     for key, value in metadata.items():
-        # json_each rather than a JSON path: keys may hold dots or quotes.
+        # json_each rather than a JSON path: keys may hold dots or quotes. Values are
+        # compared as ``model.metadata_text`` writes them, which is how pages show them:
+        # SQLite would read a JSON true as 1.
         where.append(
-            "EXISTS (SELECT 1 FROM json_each(traces.metadata)"
-            " WHERE json_each.key = ? AND CAST(json_each.value AS TEXT) = ?)"
+            "EXISTS (SELECT 1 FROM json_each(traces.metadata) WHERE json_each.key = ? AND"
+            " (CASE json_each.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
+            " ELSE CAST(json_each.value AS TEXT) END) = ?)"
         )
         args += [key, value]
     if changed_after is not None:
