@@ -13,7 +13,19 @@ from pathlib import Path
 import pytest
 
 from tests.store.chdb_http import database_name, shared_server
-from threadline.server.model import SessionQuery, SpanRecord, TraceQuery
+from threadline.server.model import (
+    NoteIn,
+    ScoreConfig,
+    ScoreFilter,
+    ScoreQuery,
+    ScoreRecord,
+    ScoreSummary,
+    SessionQuery,
+    SpanRecord,
+    TraceQuery,
+    UserQuery,
+    ns_to_datetime,
+)
 from threadline.server.store import Store, open_store
 
 MS = 1_000_000
@@ -253,6 +265,385 @@ def test_ingest_only_keys_and_rotation(store: Store):
     assert store.access_for_key(key) is None  # the old key stops at once
     assert store.access_for_key(successor).scope == "ingest"  # same project and scope
     assert store.rotate_key(info.id) is None  # a revoked key has no successor
+
+
+# --- scores ------------------------------------------------------------------------------
+
+
+def score(
+    score_id: str,
+    name: str,
+    value: float | bool | str,
+    *,
+    session: str | None = None,
+    trace: int | None = None,
+    span: int | None = None,
+    at: int = 0,
+    source: str = "api",
+    comment: str | None = None,
+) -> ScoreRecord:
+    """A validated score as ``scoring.prepare`` makes it, written ``at`` ms after T0."""
+    if isinstance(value, bool):
+        data_type, number, label = "boolean", float(value), None
+    elif isinstance(value, str):
+        data_type, number, label = "categorical", None, value
+    else:
+        data_type, number, label = "numeric", float(value), None
+    return ScoreRecord(
+        id=score_id,
+        name=name,
+        data_type=data_type,
+        value=number,
+        label=label,
+        session_id=session,
+        trace_id=f"{trace:032x}" if trace else None,
+        span_id=f"{span:016x}" if span else None,
+        source=source,
+        author=None,
+        comment=comment,
+        created_ns=T0 + at * MS,
+    )
+
+
+def summary(count: int, average: float | None = None, label: str | None = None) -> ScoreSummary:
+    return ScoreSummary(count=count, average=average, label=label)
+
+
+def test_scores_write_replace_retry_and_delete(store: Store):
+    project = store.create_project("p").id
+    store.write_spans(project, [record(1, 1, session="s")])
+    store.write_scores(
+        project,
+        [
+            score("a", "quality", 0.25, session="s", at=1),
+            score("b", "quality", 1, session="s", at=2),
+        ],
+    )
+    assert store.get_session(project, "s").scores == {"quality": summary(2, 0.625)}
+    (listed,) = store.list_sessions(project, SessionQuery()).items
+    assert listed.scores == {"quality": summary(2, 0.625)}
+
+    # The same id again replaces the score; a retry of it (a later write of equal
+    # content) changes nothing, not even its time.
+    store.write_scores(project, [score("a", "quality", 0.75, session="s", at=3, comment="hm")])
+    store.write_scores(project, [score("a", "quality", 0.75, session="s", at=9, comment="hm")])
+    replaced = store.get_scores(project, ["a", "nothing"])
+    assert list(replaced) == ["a"]
+    assert replaced["a"].value == 0.75 and replaced["a"].comment == "hm"
+    assert replaced["a"].created_at == ns_to_datetime(T0 + 3 * MS)
+    assert store.get_session(project, "s").scores == {"quality": summary(2, 0.875)}
+    assert len(store.list_scores(project, ScoreQuery(session_id="s")).items) == 2
+
+    assert store.delete_score(project, "b")
+    assert not store.delete_score(project, "b")
+    assert store.get_scores(project, ["b"]) == {}
+    assert store.get_session(project, "s").scores == {"quality": summary(1, 0.75)}
+    assert store.delete_score(project, "a")
+    assert store.get_session(project, "s").scores == {}
+    assert store.list_sessions(project, SessionQuery()).items[0].scores == {}
+    assert store.list_scores(project, ScoreQuery()).items == []
+
+    # A deleted id written again is a score again.
+    store.write_scores(project, [score("b", "quality", 0.5, session="s", at=10)])
+    assert store.get_session(project, "s").scores == {"quality": summary(1, 0.5)}
+    # A replacement that names another target leaves the first one's summary.
+    store.write_scores(project, [score("b", "quality", 0.5, session="s", trace=1, at=11)])
+    session = store.get_session(project, "s")
+    assert session.scores == {} and session.traces[0].scores == {"quality": summary(1, 0.5)}
+
+
+def test_span_scores_roll_up_into_their_trace(store: Store):
+    project = store.create_project("p").id
+    store.write_spans(project, [record(1, 1, session="s"), record(1, 2, 1, start=2)])
+    store.write_scores(
+        project,
+        [
+            score("t1", "helpful", True, trace=1, session="s", at=1),
+            score("t2", "helpful", False, trace=1, span=2, at=2),
+            score("t3", "helpful", True, trace=1, span=1, at=3),
+            # The latest label is the latest written, whatever order they arrive in.
+            score("t4", "topic", "refund", trace=1, span=2, at=8),
+            score("t5", "topic", "billing", trace=1, at=5),
+            score("s1", "topic", "other", session="s", at=9),
+        ],
+    )
+    expected = {"helpful": summary(3, 2 / 3), "topic": summary(2, None, "refund")}
+    trace_id = f"{1:032x}"
+    assert store.get_trace(project, trace_id).scores == expected
+    (listed,) = store.list_traces(project, TraceQuery()).items
+    assert listed.scores == expected
+    session = store.get_session(project, "s")
+    assert session.traces[0].scores == expected
+    assert session.scores == {"topic": summary(1, None, "other")}  # only its own
+    span_scores = store.list_scores(
+        project, ScoreQuery(trace_id=trace_id.upper(), span_id=f"{2:016x}")
+    )
+    assert [s.id for s in span_scores.items] == ["t4", "t2"]  # newest first
+    assert [s.value for s in span_scores.items] == ["refund", False]
+
+
+def test_a_score_may_arrive_before_its_spans(store: Store):
+    project = store.create_project("p").id
+    store.write_scores(
+        project,
+        [score("early", "thumbs", True, session="later"), score("t", "thumbs", False, trace=7)],
+    )
+    assert store.get_session(project, "later") is None
+    assert [s.id for s in store.list_scores(project, ScoreQuery(session_id="later")).items] == [
+        "early"
+    ]
+    store.write_spans(project, [record(7, 1, session="later")])
+    session = store.get_session(project, "later")
+    assert session.scores == {"thumbs": summary(1, 1.0)}
+    assert session.traces[0].scores == {"thumbs": summary(1, 0.0)}
+    assert store.list_sessions(project, SessionQuery()).items[0].scores == session.scores
+    filtered = store.list_sessions(
+        project, SessionQuery(scores=[ScoreFilter(name="thumbs", op="=", value=1.0)])
+    )
+    assert [s.session_id for s in filtered.items] == ["later"]
+
+
+def _session_ids(store: Store, project: int, *filters: ScoreFilter, **query) -> list[str]:
+    """Every page of the sessions list (two a page) with these filters."""
+    seen, cursor = [], None
+    while True:
+        page = store.list_sessions(
+            project, SessionQuery(limit=2, cursor=cursor, scores=list(filters), **query)
+        )
+        seen += [s.session_id for s in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            return seen
+
+
+def test_score_filters(store: Store):
+    project = store.create_project("p").id
+    # Sessions s1..s5, one trace each, s5 latest; the traces of s2 and s4 failed.
+    store.write_spans(
+        project,
+        [
+            record(i, i, start=i * 100, session=f"s{i}", user="u", error=i in (2, 4))
+            for i in range(1, 6)
+        ],
+    )
+    store.write_scores(
+        project,
+        [
+            score("1q", "quality", 0.875, session="s1"),
+            score("1t", "thumbs", True, session="s1"),
+            score("1c", "topic", "billing", session="s1"),
+            score("2q", "quality", 0.25, session="s2"),
+            score("2r", "quality", 0.75, session="s2"),  # average 0.5
+            score("2t", "thumbs", False, session="s2"),
+            score("3c", "topic", "refund", session="s3"),
+            score("4q", "quality", 0.5, session="s4"),
+            # On a trace, not on its session: session filters do not see it.
+            score("5q", "quality", 0.125, trace=5, session="s5"),
+        ],
+    )
+
+    def f(name: str, op: str, value: float | str) -> ScoreFilter:
+        return ScoreFilter(name=name, op=op, value=value)
+
+    assert _session_ids(store, project, f("quality", ">", 0.5)) == ["s1"]
+    assert _session_ids(store, project, f("quality", ">=", 0.5)) == ["s4", "s2", "s1"]
+    assert _session_ids(store, project, f("quality", "<", 0.875)) == ["s4", "s2"]
+    assert _session_ids(store, project, f("quality", "<=", 0.875)) == ["s4", "s2", "s1"]
+    assert _session_ids(store, project, f("quality", "=", 0.5)) == ["s4", "s2"]
+    assert _session_ids(store, project, f("quality", "!=", 0.5)) == ["s1"]
+    assert _session_ids(store, project, f("quality", "<", 0.2)) == []
+    assert _session_ids(store, project, f("thumbs", "=", 1.0)) == ["s1"]  # true
+    assert _session_ids(store, project, f("thumbs", "=", 0.0)) == ["s2"]  # false
+    assert _session_ids(store, project, f("topic", "=", "billing")) == ["s1"]
+    assert _session_ids(store, project, f("topic", "!=", "billing")) == ["s3"]
+    assert _session_ids(store, project, f("quality", ">", "0.5")) == []  # a label: none
+    missing_quality = ScoreFilter(name="quality", missing=True)
+    assert _session_ids(store, project, missing_quality) == ["s5", "s3"]
+    assert _session_ids(
+        store, project, missing_quality, ScoreFilter(name="topic", missing=True)
+    ) == ["s5"]
+    # With the other filters, and sorted otherwise.
+    assert _session_ids(store, project, f("quality", ">=", 0.5), status="error") == ["s4", "s2"]
+    assert _session_ids(store, project, f("quality", ">=", 0.5), status="ok") == ["s1"]
+    assert _session_ids(store, project, f("quality", ">=", 0.5), f("thumbs", "=", 0.0)) == ["s2"]
+    assert _session_ids(store, project, f("quality", ">=", 0), user_id="u", sort="start") == [
+        "s4",
+        "s2",
+        "s1",
+    ]
+    assert _session_ids(store, project, f("quality", ">=", 0), q="s2") == ["s2"]
+
+    def trace_ids(*filters: ScoreFilter, **query) -> list[int]:
+        seen, cursor = [], None
+        while True:
+            page = store.list_traces(
+                project, TraceQuery(limit=1, cursor=cursor, scores=list(filters), **query)
+            )
+            seen += [int(t.trace_id, 16) for t in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+
+    store.write_scores(
+        project,
+        [score("3q", "quality", 0.5, trace=3, span=3), score("3l", "topic", "refund", trace=3)],
+    )
+    assert trace_ids(f("quality", "<", 0.25)) == [5]
+    assert trace_ids(f("quality", ">", 0)) == [5, 3]
+    assert trace_ids(f("quality", ">", 0), status="ok") == [5, 3]
+    assert trace_ids(f("quality", ">", 0), session_id="s3") == [3]
+    assert trace_ids(f("topic", "=", "refund")) == [3]
+    assert trace_ids(ScoreFilter(name="quality", missing=True)) == [4, 2, 1]
+    assert trace_ids(ScoreFilter(name="quality", missing=True), status="error") == [4, 2]
+
+
+def test_list_scores_filters_and_pages(store: Store):
+    project = store.create_project("p").id
+    written = [
+        score(
+            f"x{i}",
+            "quality" if i % 2 else "topic",
+            0.5 if i % 2 else "a",
+            session="s" if i < 6 else "t",
+            trace=1 if i in (2, 3) else (2 if i == 7 else None),
+            at=i // 3,
+            source="eval" if i == 4 else "api",
+        )
+        for i in range(9)
+    ]
+    store.write_scores(project, written)
+    newest_first = sorted(written, key=lambda s: (s.created_ns, s.id), reverse=True)
+
+    def listed(**query) -> list[str]:
+        seen, cursor = [], None
+        while True:
+            page = store.list_scores(project, ScoreQuery(limit=2, cursor=cursor, **query))
+            seen += [s.id for s in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+
+    assert listed() == [s.id for s in newest_first]
+    assert listed(session_id="s") == [s.id for s in newest_first if s.session_id == "s"]
+    assert listed(trace_id=f"{1:032x}") == ["x3", "x2"]
+    assert listed(trace_ids=[f"{1:032x}", f"{2:032X}"]) == ["x7", "x3", "x2"]
+    assert listed(name="quality") == [s.id for s in newest_first if s.name == "quality"]
+    assert listed(source="eval") == ["x4"]
+    assert listed(name="quality", session_id="t") == ["x7"]
+
+
+def test_score_configs(store: Store):
+    project = store.create_project("p").id
+    assert store.list_score_configs(project) == []
+    thumbs = ScoreConfig(name="thumbs", data_type="boolean", description="user said")
+    quality = ScoreConfig(name="quality", data_type="numeric", min_value=0, max_value=1)
+    topic = ScoreConfig(name="topic", data_type="categorical", labels=["billing", "refund"])
+    for config in (thumbs, quality, topic):
+        store.put_score_config(project, config)
+    assert store.list_score_configs(project) == [quality, thumbs, topic]
+    wider = quality.model_copy(update={"max_value": 10.0, "description": "wider"})
+    store.put_score_config(project, wider)
+    assert store.list_score_configs(project) == [wider, thumbs, topic]
+    assert store.delete_score_config(project, "thumbs")
+    assert not store.delete_score_config(project, "thumbs")
+    assert not store.delete_score_config(project, "nothing")
+    assert store.list_score_configs(project) == [wider, topic]
+    store.put_score_config(project, thumbs)  # back after its deletion
+    assert store.list_score_configs(project) == [wider, thumbs, topic]
+
+
+def test_notes(store: Store):
+    project = store.create_project("p").id
+    first = store.add_note(project, NoteIn(session_id="s", body="looks wrong", author="ana"))
+    second = store.add_note(
+        project, NoteIn(session_id="s", body="fixed in v2", trace_id=f"{1:032X}")
+    )
+    other = store.add_note(project, NoteIn(session_id="t", body="other"))
+    assert second.trace_id == f"{1:032x}" and first.author == "ana" and first.id != second.id
+    assert store.list_notes(project, "s") == [first, second]  # oldest first
+    assert store.list_notes(project, "t") == [other]
+    assert store.list_notes(project, "nothing") == []
+    assert store.delete_note(project, first.id)
+    assert not store.delete_note(project, first.id)
+    assert not store.delete_note(project, "nothing")
+    assert store.list_notes(project, "s") == [second]
+
+
+def test_allowed_origins(store: Store):
+    project = store.create_project("p").id
+    assert store.allowed_origins(project) == []
+    store.set_allowed_origins(
+        project, ["https://b.example", "https://a.example", "https://b.example"]
+    )
+    assert store.allowed_origins(project) == ["https://a.example", "https://b.example"]
+    store.set_allowed_origins(project, [])
+    assert store.allowed_origins(project) == []
+
+
+def test_users_score_summaries(store: Store):
+    project = store.create_project("p").id
+    store.write_spans(
+        project,
+        [
+            record(1, 1, start=0, session="s", user="u"),
+            record(2, 2, start=10, session="s", user="u"),
+            record(3, 3, start=20, user="u"),
+            record(4, 4, start=30, session="s2", user="v"),
+            record(5, 5, start=40, user="w"),
+        ],
+    )
+    store.write_scores(
+        project,
+        [
+            score("1", "quality", 1, trace=1),
+            score("2", "quality", 0.5, trace=3, span=3),
+            score("3", "quality", 0, session="s"),
+            score("4", "quality", 1, session="s2"),
+            score("5", "topic", "a", trace=2, at=1),
+            score("6", "topic", "b", session="s", at=3),
+            score("7", "topic", "c", trace=4, at=2),
+        ],
+    )
+    users = {u.user_id: u.scores for u in store.list_users(project, UserQuery()).items}
+    assert users == {
+        "u": {"quality": summary(3, 0.5), "topic": summary(2, None, "b")},
+        "v": {"quality": summary(1, 1.0), "topic": summary(1, None, "c")},
+        "w": {},
+    }
+
+
+def test_scores_are_isolated_between_projects(store: Store):
+    a, b = store.create_project("a").id, store.create_project("b").id
+    for project in (a, b):
+        store.write_spans(project, [record(1, 1, session="s")])
+    store.write_scores(a, [score("x", "quality", 1, session="s"), score("y", "q", 1, trace=1)])
+    store.put_score_config(a, ScoreConfig(name="quality", data_type="numeric"))
+    note = store.add_note(a, NoteIn(session_id="s", body="a's"))
+    store.set_allowed_origins(a, ["https://a.example"])
+
+    # B sees none of it, by list or by id, and cannot delete it.
+    assert store.get_scores(b, ["x", "y"]) == {}
+    assert store.list_scores(b, ScoreQuery()).items == []
+    assert not store.delete_score(b, "x")
+    assert store.get_session(b, "s").scores == {}
+    assert store.get_trace(b, f"{1:032x}").scores == {}
+    on_quality = [ScoreFilter(name="quality", op=">", value=0)]
+    assert store.list_sessions(b, SessionQuery(scores=on_quality)).items == []
+    assert [
+        s.session_id
+        for s in store.list_sessions(
+            b, SessionQuery(scores=[ScoreFilter(name="quality", missing=True)])
+        ).items
+    ] == ["s"]
+    assert store.list_score_configs(b) == [] and not store.delete_score_config(b, "quality")
+    assert store.list_notes(b, "s") == [] and not store.delete_note(b, note.id)
+    assert store.allowed_origins(b) == []
+    # B's score of the same id is B's own: A's is unchanged.
+    store.write_scores(b, [score("x", "quality", 0, session="s")])
+    assert store.get_scores(a, ["x"])["x"].value == 1.0
+    assert store.get_session(a, "s").scores == {"quality": summary(1, 1.0)}
+    assert store.get_session(b, "s").scores == {"quality": summary(1, 0.0)}
+    assert store.list_notes(a, "s") == [note] and store.allowed_origins(a) == ["https://a.example"]
 
 
 def test_data_survives_reopening(backend: str, tmp_path: Path):

@@ -56,6 +56,28 @@ class AccessRecords:
     keys: list[StoredKey]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredNote:
+    """A note as a store keeps it, its time in ns (for migration)."""
+
+    id: str
+    session_id: str
+    trace_id: str | None
+    body: str
+    author: str | None
+    created_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectAnnotations:
+    """A project's score configurations, notes and allowed origins, as ``threadline
+    migrate`` copies them (its scores go through ``iter_scores``)."""
+
+    configs: list[ScoreConfig]
+    notes: list[StoredNote]
+    allowed_origins: list[str]
+
+
 class Store(Protocol):
     # --- ingest -----------------------------------------------------------------
     def write_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
@@ -170,6 +192,18 @@ class Store(Protocol):
     def iter_spans(self, batch_size: int) -> Iterator[tuple[int, list[SpanRecord]]]:
         """Every span as (project id, a batch of at most ``batch_size`` spans), in
         (project, trace, span) order; ``write_spans`` of another store takes them."""
+        ...
+
+    def iter_scores(self, batch_size: int) -> Iterator[tuple[int, list[ScoreRecord]]]:
+        """Every score as (project id, a batch of at most ``batch_size``), in (project,
+        id) order; ``write_scores`` of another store takes them, times included."""
+        ...
+
+    def dump_annotations(self, project_id: int) -> ProjectAnnotations: ...
+
+    def load_annotations(self, project_id: int, annotations: ProjectAnnotations) -> None:
+        """Add another store's configurations, notes (by id: idempotent) and allowed
+        origins (to those the project has) to a project."""
         ...
 
     def close(self) -> None: ...

@@ -64,9 +64,11 @@ def roll_up_scores(
 
 
 def merge_summaries(rollups: Iterable[ScoreRollup]) -> dict[str, ScoreSummary]:
-    """Per name, the summary over several targets (a user's sessions and traces)."""
+    """Per name, the summary over several targets (a user's sessions and traces),
+    added up in (kind, target id) order."""
     merged: dict[str, list[ScoreRollup]] = {}
-    for rollup in rollups:
+    # In one order whatever order a backend read them in, so that sums are the same float.
+    for rollup in sorted(rollups, key=lambda r: (r.target_kind, r.target_id)):
         merged.setdefault(rollup.name, []).append(rollup)
     out: dict[str, ScoreSummary] = {}
     for name, parts in sorted(merged.items()):

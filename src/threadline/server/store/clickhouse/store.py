@@ -30,8 +30,14 @@ from threadline.server.model import (
     KeyAccess,
     KeyInfo,
     KeyScope,
+    Note,
+    NoteIn,
     Page,
     Project,
+    Score,
+    ScoreConfig,
+    ScoreQuery,
+    ScoreRecord,
     Session,
     SessionDetail,
     SessionQuery,
@@ -45,8 +51,8 @@ from threadline.server.model import (
     ns_to_datetime,
 )
 from threadline.server.store import cursors, span_records
-from threadline.server.store.base import AccessRecords, StoredKey
-from threadline.server.store.clickhouse import queries, rows, schema
+from threadline.server.store.base import AccessRecords, ProjectAnnotations, StoredKey
+from threadline.server.store.clickhouse import queries, rows, schema, scores
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
@@ -153,8 +159,9 @@ class ClickHouseStore:
                     f" database = currentDatabase() AND table = '{table}'"
                 )
             )
-            for table in ("projects", "api_keys", "spans", "traces", "sessions")
+            for table in ("projects", "api_keys", "spans", "traces", "sessions", *scores.TABLES)
         }
+        self._scores = scores.ClickHouseScores(self._rows, self._insert)
         self._closed = False
 
     def close(self) -> None:
@@ -342,6 +349,7 @@ class ClickHouseStore:
                 f"session_id IN (SELECT session_id FROM ({queries.latest_traces()})"
                 f" WHERE session_id IS NOT NULL AND {' AND '.join(conditions)})"
             )
+        f.where += self._scores.filter_conditions(f, "session", "session_id", query.scores)
         order, order_type = queries.SESSION_SORTS[query.sort]
         if query.cursor:
             sort_key, session_id = cursors.decode(query.cursor, order_type, str)
@@ -353,6 +361,9 @@ class ClickHouseStore:
             f.params,
         )
         items = [rows.session(row) for row in found[: query.limit]]
+        summaries = self._scores.summaries(project_id, "session", [s.session_id for s in items])
+        for item in items:
+            item.scores = summaries.get(item.session_id, {})
         next_cursor = None
         if len(found) > query.limit:
             last = found[query.limit - 1]
@@ -379,10 +390,17 @@ class ClickHouseStore:
             + ") WHERE session_id = %(session)s ORDER BY start_ns, trace_id",
             params,
         )
-        session = rows.session(found[0])
-        return SessionDetail(
-            **session.model_dump(), traces=[rows.trace(_trace_rollup(t)) for t in traces]
+        detail = SessionDetail(
+            **rows.session(found[0]).model_dump(),
+            traces=[rows.trace(_trace_rollup(t)) for t in traces],
         )
+        detail.scores = self._scores.summaries(project_id, "session", [session_id]).get(
+            session_id, {}
+        )
+        by_trace = self._scores.summaries(project_id, "trace", [t.trace_id for t in detail.traces])
+        for trace in detail.traces:
+            trace.scores = by_trace.get(trace.trace_id, {})
+        return detail
 
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]:
         f = Filters(project_id)
@@ -400,6 +418,7 @@ class ClickHouseStore:
             f.text_search(query.q, ("name", "input_preview", "output_preview"))
         for condition in f.trace_conditions(query):
             f.add(condition)
+        f.where += self._scores.filter_conditions(f, "trace", "trace_id", query.scores)
         if query.cursor:
             start_ns, trace_id = cursors.decode(query.cursor, int, str)
             f.add(f"(start_ns, trace_id) < ({f.param(start_ns)}, {f.param(trace_id)})")
@@ -414,9 +433,11 @@ class ClickHouseStore:
         if len(rollups) > query.limit:
             last = rollups[query.limit - 1]
             next_cursor = cursors.encode(last.start_ns, last.trace_id)
-        return Page[Trace](
-            items=[rows.trace(r) for r in rollups[: query.limit]], next_cursor=next_cursor
-        )
+        items = [rows.trace(r) for r in rollups[: query.limit]]
+        summaries = self._scores.summaries(project_id, "trace", [t.trace_id for t in items])
+        for item in items:
+            item.scores = summaries.get(item.trace_id, {})
+        return Page[Trace](items=items, next_cursor=next_cursor)
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
         params = {"project": project_id, "trace": trace_id}
@@ -435,7 +456,47 @@ class ClickHouseStore:
             params,
         )
         trace = rows.trace(_trace_rollup(found[0]))
+        trace.scores = self._scores.summaries(project_id, "trace", [trace_id]).get(trace_id, {})
         return TraceDetail(**trace.model_dump(), spans=[rows.span(s) for s in spans])
+
+    # --- scores, score configurations, notes (``scores.py``) ------------------------
+
+    def write_scores(self, project_id: int, records: Sequence[ScoreRecord]) -> None:
+        if records:
+            self._scores.write(project_id, records)
+
+    def get_scores(self, project_id: int, score_ids: Sequence[str]) -> dict[str, Score]:
+        return self._scores.get(project_id, score_ids)
+
+    def list_scores(self, project_id: int, query: ScoreQuery) -> Page[Score]:
+        return self._scores.list(project_id, query)
+
+    def delete_score(self, project_id: int, score_id: str) -> bool:
+        return self._scores.delete(project_id, score_id)
+
+    def list_score_configs(self, project_id: int) -> list[ScoreConfig]:
+        return self._scores.list_configs(project_id)
+
+    def put_score_config(self, project_id: int, config: ScoreConfig) -> None:
+        self._scores.put_config(project_id, config)
+
+    def delete_score_config(self, project_id: int, name: str) -> bool:
+        return self._scores.delete_config(project_id, name)
+
+    def add_note(self, project_id: int, note: NoteIn) -> Note:
+        return self._scores.add_note(project_id, note)
+
+    def list_notes(self, project_id: int, session_id: str) -> list[Note]:
+        return self._scores.list_notes(project_id, session_id)
+
+    def delete_note(self, project_id: int, note_id: str) -> bool:
+        return self._scores.delete_note(project_id, note_id)
+
+    def allowed_origins(self, project_id: int) -> list[str]:
+        return self._scores.allowed_origins(project_id)
+
+    def set_allowed_origins(self, project_id: int, origins: Sequence[str]) -> None:
+        self._scores.set_allowed_origins(project_id, origins)
 
     # --- web UI: users, live feed -------------------------------------------------
 
@@ -461,7 +522,11 @@ class ClickHouseStore:
             f" ORDER BY max(end_ns) DESC, user DESC LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
-        return rows.user_page(found, query.limit)
+        page = rows.user_page(found, query.limit)
+        summaries = self._scores.user_summaries(project_id, [u.user_id for u in page.items])
+        for item in page.items:
+            item.scores = summaries.get(item.user_id, {})
+        return page
 
     def live_watermark(self, project_id: int) -> int:
         """The feed position of the project's latest trace write, less the slack above
@@ -543,6 +608,27 @@ class ClickHouseStore:
             for row in found:
                 by_project[row[0]].append(span_records.span_record(row))
             yield from by_project.items()
+
+    def iter_scores(self, batch_size: int) -> Iterator[tuple[int, list[ScoreRecord]]]:
+        return self._scores.iter_records(batch_size)
+
+    def dump_annotations(self, project_id: int) -> ProjectAnnotations:
+        return ProjectAnnotations(
+            configs=self._scores.list_configs(project_id),
+            notes=self._scores.stored_notes(project_id),
+            allowed_origins=self._scores.allowed_origins(project_id),
+        )
+
+    def load_annotations(self, project_id: int, annotations: ProjectAnnotations) -> None:
+        configs = self._scores.list_configs(project_id)
+        for config in annotations.configs:
+            if config not in configs:
+                self._scores.put_config(project_id, config)
+        known = {n.id for n in self._scores.stored_notes(project_id)}
+        self._scores.load_notes(project_id, [n for n in annotations.notes if n.id not in known])
+        if annotations.allowed_origins:
+            origins = self._scores.allowed_origins(project_id)
+            self._scores.set_allowed_origins(project_id, [*origins, *annotations.allowed_origins])
 
     # --- projects and keys --------------------------------------------------------
 

@@ -28,6 +28,7 @@ from threadline.server.model import (
 )
 from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors
+from threadline.server.store.base import StoredNote
 from threadline.server.store.score_rollups import (
     ScoreRollup,
     merge_summaries,
@@ -392,4 +393,44 @@ def set_allowed_origins(conn: sqlite3.Connection, project_id: int, origins: Sequ
     conn.execute(
         "UPDATE projects SET allowed_origins = ? WHERE id = ?",
         (json.dumps(sorted(set(origins))), project_id),
+    )
+
+
+# --- migration ---------------------------------------------------------------------------
+
+
+def iter_records(
+    conn: sqlite3.Connection, after: tuple[int, str], batch_size: int
+) -> list[tuple[int, ScoreRecord]]:
+    """The next ``batch_size`` scores after (project, id), in that order."""
+    return [
+        (row[0], _record(row[1:]))
+        for row in conn.execute(
+            f"SELECT project_id, {SCORE_COLUMNS} FROM scores WHERE (project_id, id) > (?, ?)"
+            " ORDER BY project_id, id LIMIT ?",
+            (*after, batch_size),
+        )
+    ]
+
+
+def stored_notes(conn: sqlite3.Connection, project_id: int) -> list[StoredNote]:
+    return [
+        StoredNote(*row)
+        for row in conn.execute(
+            "SELECT id, session_id, trace_id, body, author, created_ns FROM notes"
+            " WHERE project_id = ? ORDER BY created_ns, id",
+            (project_id,),
+        )
+    ]
+
+
+def load_notes(conn: sqlite3.Connection, project_id: int, notes: Sequence[StoredNote]) -> None:
+    """Insert notes as they are, ids included; a note stored already is left alone."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO notes (project_id, id, session_id, trace_id, body, author,"
+        " created_ns) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (project_id, n.id, n.session_id, n.trace_id, n.body, n.author, n.created_ns)
+            for n in notes
+        ],
     )

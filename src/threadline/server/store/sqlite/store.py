@@ -51,7 +51,7 @@ from threadline.server.model import (
 )
 from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors, span_records
-from threadline.server.store.base import AccessRecords, StoredKey
+from threadline.server.store.base import AccessRecords, ProjectAnnotations, StoredKey
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
     SessionRollup,
@@ -723,6 +723,38 @@ class SQLiteStore:
                 text = (*row[:11], unpack(row[11]), unpack(row[12]), *row[13:])
                 by_project[row[0]].append(span_records.span_record(text))
             yield from by_project.items()
+
+    def iter_scores(self, batch_size: int) -> Iterator[tuple[int, list[ScoreRecord]]]:
+        after: tuple[int, str] = (-1, "")
+        while True:
+            with self._read() as conn:
+                found = scores.iter_records(conn, after, batch_size)
+            if not found:
+                return
+            after = (found[-1][0], found[-1][1].id)
+            by_project: dict[int, list[ScoreRecord]] = defaultdict(list)
+            for project_id, record in found:
+                by_project[project_id].append(record)
+            yield from by_project.items()
+
+    def dump_annotations(self, project_id: int) -> ProjectAnnotations:
+        with self._read() as conn:
+            return ProjectAnnotations(
+                configs=scores.list_configs(conn, project_id),
+                notes=scores.stored_notes(conn, project_id),
+                allowed_origins=scores.allowed_origins(conn, project_id),
+            )
+
+    def load_annotations(self, project_id: int, annotations: ProjectAnnotations) -> None:
+        with self._transaction() as conn:
+            for config in annotations.configs:
+                scores.put_config(conn, project_id, config)
+            scores.load_notes(conn, project_id, annotations.notes)
+            if annotations.allowed_origins:
+                origins = scores.allowed_origins(conn, project_id)
+                scores.set_allowed_origins(
+                    conn, project_id, [*origins, *annotations.allowed_origins]
+                )
 
 
 # --- schema ----------------------------------------------------------------------------

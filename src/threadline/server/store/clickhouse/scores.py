@@ -1,0 +1,482 @@
+"""Scores, score rollups, score configurations, notes and allowed origins in ClickHouse.
+
+Append-only like the rest of the ClickHouse store (``migrations/0003_scores.sql``): a
+write, a replacement and a deletion of a score each add a row, and a score is its row
+with the newest ``written_ns``. After inserting, a writer recomputes the rollup of every
+(target, name) it touched from the current state of every score ever in it, with the
+shared rule of ``store/score_rollups.py``, and inserts it with version = the number of
+score rows it saw; the most complete rollup wins, as for trace and session rollups.
+Lists and filters read ``score_rollups`` only.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import astuple
+from typing import Any
+
+from threadline.server.model import (
+    Note,
+    NoteIn,
+    Page,
+    Score,
+    ScoreConfig,
+    ScoreFilter,
+    ScoreQuery,
+    ScoreRecord,
+    ScoreSummary,
+    ns_to_datetime,
+)
+from threadline.server.scoring import score as present_score
+from threadline.server.store import cursors
+from threadline.server.store.base import StoredNote
+from threadline.server.store.clickhouse import queries
+from threadline.server.store.clickhouse.queries import Filters
+from threadline.server.store.score_rollups import ScoreRollup, merge_summaries, roll_up_scores
+
+Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+Insert = Callable[[str, list[list[Any]], list[str]], None]
+
+# Ids or targets per statement: keeps each statement well under max_query_size.
+_IN_CHUNK = 1000
+TABLES = ("scores", "score_rollups", "score_configs", "notes", "project_origins")
+
+# A score's fields as ScoreRecord takes them, after its id.
+_RECORD_FIELDS = (
+    "name",
+    "data_type",
+    "value",
+    "label",
+    "session_id",
+    "trace_id",
+    "span_id",
+    "source",
+    "author",
+    "comment",
+    "created_ns",
+)
+_SCORE_FIELDS = (*_RECORD_FIELDS, "target_kind", "target_id", "deleted")
+_SCORE_INSERT_COLUMNS = ["project_id", "id", *_SCORE_FIELDS]
+_ROLLUP_FIELDS = ("count", "value_count", "value_sum", "label", "label_ns", "average")
+_ROLLUP_INSERT_COLUMNS = [
+    "project_id",
+    "target_kind",
+    "target_id",
+    "name",
+    "version",
+    *_ROLLUP_FIELDS,
+]
+_CONFIG_FIELDS = ("data_type", "min_value", "max_value", "labels", "description", "deleted")
+_NOTE_FIELDS = ("session_id", "trace_id", "body", "author", "created_ns", "deleted")
+
+
+def _unpacked(fields: tuple[str, ...]) -> str:
+    return ", ".join(f"tupleElement(row, {i}) AS {f}" for i, f in enumerate(fields, 1))
+
+
+def latest_scores(where: str) -> str:
+    """Each score's newest row (deletions included: callers skip ``deleted``), among the
+    scores with a row meeting ``where``. A deletion wins a tie with the row it copies."""
+    return (
+        f"SELECT project_id, id, {_unpacked(_SCORE_FIELDS)} FROM ("
+        f"SELECT project_id, id, argMax(({', '.join(_SCORE_FIELDS)}), (written_ns, deleted))"
+        f" AS row FROM scores WHERE {where} GROUP BY project_id, id)"
+    )
+
+
+def latest_rollups(where: str) -> str:
+    """Each (target, name)'s newest rollup among those meeting ``where``, as
+    target_kind, target_id, name, row (``_ROLLUP_FIELDS``); emptied ones left out."""
+    return (
+        "SELECT target_kind, target_id, name, row FROM (SELECT target_kind, target_id, name,"
+        f" argMax(({', '.join(_ROLLUP_FIELDS)}), version) AS row FROM score_rollups"
+        f" WHERE {where} GROUP BY target_kind, target_id, name) WHERE tupleElement(row, 1) > 0"
+    )
+
+
+def _record(row: Sequence[Any]) -> ScoreRecord:
+    """A row of ``latest_scores`` (after project_id) as a record."""
+    return ScoreRecord(row[0], *row[1 : len(_RECORD_FIELDS) + 1])
+
+
+def _rollup(row: Sequence[Any]) -> ScoreRollup:
+    """A row of ``latest_rollups``."""
+    kind, target_id, name, fields = row
+    count, value_count, value_sum, label, label_ns, _average = fields
+    return ScoreRollup(kind, target_id, name, count, value_count, value_sum, label, label_ns)
+
+
+def _same(a: ScoreRecord, b: ScoreRecord) -> bool:
+    """Equal but for when they were written: a retry of the same score."""
+    return astuple(a)[:-1] == astuple(b)[:-1]
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), _IN_CHUNK):
+        yield items[i : i + _IN_CHUNK]
+
+
+class ClickHouseScores:
+    """The score half of ``ClickHouseStore``, over its query and insert functions."""
+
+    def __init__(self, rows: Rows, insert: Insert):
+        self._rows = rows
+        self._insert = insert
+
+    # --- scores -------------------------------------------------------------------
+
+    def write(self, project_id: int, records: Sequence[ScoreRecord]) -> None:
+        latest: dict[str, ScoreRecord] = {}
+        for record in records:  # the last of one id in a batch wins, as separate writes would
+            latest[record.id] = record
+        stored = self._stored(project_id, list(latest))
+        touched: set[tuple[str, str, str]] = set()
+        data = []
+        for record in latest.values():
+            before = stored.get(record.id)
+            touched.add((*record.target, record.name))
+            if before is not None and not before[1]:
+                touched.add((*before[0].target, before[0].name))
+                if _same(before[0], record):
+                    continue
+            data.append(self._score_row(project_id, record, deleted=False))
+        self._insert("scores", data, _SCORE_INSERT_COLUMNS)
+        # Rolled up even when nothing was new: the write may retry one whose server
+        # failed between its score insert and its rollups.
+        self._refresh(project_id, touched)
+
+    @staticmethod
+    def _score_row(project_id: int, r: ScoreRecord, deleted: bool) -> list[Any]:
+        return [project_id, r.id, *astuple(r)[1:], *r.target, int(deleted)]
+
+    def _stored(self, project_id: int, ids: Sequence[str]) -> dict[str, tuple[ScoreRecord, bool]]:
+        """Each stored score among ``ids``, newest row, with whether that row deletes it."""
+        found: dict[str, tuple[ScoreRecord, bool]] = {}
+        for chunk in _chunks(ids):
+            for row in self._rows(
+                latest_scores("project_id = %(project)s AND id IN %(ids)s"),
+                {"project": project_id, "ids": list(chunk)},
+            ):
+                found[row[1]] = (_record(row[1:]), bool(row[-1]))
+        return found
+
+    def get(self, project_id: int, ids: Sequence[str]) -> dict[str, Score]:
+        return {
+            score_id: present_score(record)
+            for score_id, (record, deleted) in self._stored(project_id, ids).items()
+            if not deleted
+        }
+
+    def delete(self, project_id: int, score_id: str) -> bool:
+        found = self._stored(project_id, [score_id]).get(score_id)
+        if found is None:
+            return False
+        record, deleted = found
+        if not deleted:
+            self._insert(
+                "scores", [self._score_row(project_id, record, deleted=True)], _SCORE_INSERT_COLUMNS
+            )
+        # A deletion found done is rolled up again too: its server may have failed
+        # before the rollup.
+        self._refresh(project_id, {(*record.target, record.name)})
+        return not deleted
+
+    def _refresh(self, project_id: int, touched: Iterable[tuple[str, str, str]]) -> None:
+        """Recompute the rollups of ``touched`` (target kind, target id, name) from every
+        score ever in them, read after this writer's insert was acknowledged."""
+        targets = sorted(touched)
+        if not targets:
+            return
+        members: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        current: dict[str, tuple[ScoreRecord, bool]] = {}
+        row_counts: dict[str, int] = {}
+        for chunk in _chunks(targets):
+            for row in self._rows(
+                f"SELECT id, argMax(({', '.join(_SCORE_FIELDS)}), (written_ns, deleted)),"
+                " count(), groupUniqArray((target_kind, target_id, name)) FROM scores"
+                " WHERE project_id = %(project)s AND id IN (SELECT id FROM score_targets"
+                " WHERE project_id = %(project)s AND (target_kind, target_id, name) IN %(t)s)"
+                " GROUP BY id",
+                {"project": project_id, "t": [tuple(t) for t in chunk]},
+            ):
+                score_id, fields, rows_seen, ever = row
+                current[score_id] = (_record((score_id, *fields)), bool(fields[-1]))
+                row_counts[score_id] = rows_seen
+                for target in ever:
+                    members[tuple(target)].add(score_id)  # type: ignore[arg-type]
+        data = []
+        for kind, target_id, name in targets:
+            ids = members.get((kind, target_id, name), set())
+            scores = [
+                record
+                for record, deleted in (current[i] for i in ids)
+                if not deleted and record.target == (kind, target_id) and record.name == name
+            ]
+            version = sum(row_counts[i] for i in ids)
+            rollup = roll_up_scores(kind, target_id, name, scores) or ScoreRollup(
+                kind, target_id, name, 0, 0, None, None, None
+            )
+            data.append(
+                [
+                    project_id,
+                    kind,
+                    target_id,
+                    name,
+                    version,
+                    rollup.count,
+                    rollup.value_count,
+                    rollup.value_sum,
+                    rollup.label,
+                    rollup.label_ns,
+                    rollup.average,
+                ]
+            )
+        self._insert("score_rollups", data, _ROLLUP_INSERT_COLUMNS)
+
+    def list(self, project_id: int, query: ScoreQuery) -> Page[Score]:
+        f = Filters(project_id)
+        for column in ("session_id", "trace_id", "span_id", "name", "source"):
+            value = getattr(query, column)
+            if value:
+                value = value.lower() if column in ("trace_id", "span_id") else value
+                f.add(f"{column} = {f.param(value)}")
+        if query.trace_ids:
+            f.add(f"trace_id IN {f.param([t.lower() for t in query.trace_ids])}")
+        # A score whose newest row matches has a row that matches: the conditions narrow
+        # the scores read before their newest rows are picked, then hold on those.
+        inner = " AND ".join(["project_id = %(project)s", *f.where])
+        f.add("deleted = 0")
+        if query.cursor:
+            created_ns, score_id = cursors.decode(query.cursor, int, str)
+            f.add(f"(created_ns, id) < ({f.param(created_ns)}, {f.param(score_id)})")
+        found = self._rows(
+            f"SELECT * FROM ({latest_scores(inner)}) WHERE {f.sql()}"
+            f" ORDER BY created_ns DESC, id DESC LIMIT {f.param(query.limit + 1)}",
+            f.params,
+        )
+        records = [_record(row[1:]) for row in found]
+        next_cursor = None
+        if len(records) > query.limit:
+            last = records[query.limit - 1]
+            next_cursor = cursors.encode(last.created_ns, last.id)
+        return Page[Score](
+            items=[present_score(r) for r in records[: query.limit]], next_cursor=next_cursor
+        )
+
+    # --- summaries and filters (rollups only) ---------------------------------------
+
+    def summaries(
+        self, project_id: int, kind: str, ids: Sequence[str]
+    ) -> dict[str, dict[str, ScoreSummary]]:
+        """Per target id of ``kind``, its summary per score name (the page's rows only)."""
+        out: dict[str, dict[str, ScoreSummary]] = defaultdict(dict)
+        for chunk in _chunks(list(ids)):
+            for row in self._rows(
+                latest_rollups(
+                    "project_id = %(project)s AND target_kind = %(kind)s AND target_id IN %(ids)s"
+                )
+                + " ORDER BY name",
+                {"project": project_id, "kind": kind, "ids": list(chunk)},
+            ):
+                rollup = _rollup(row)
+                out[rollup.target_id][rollup.name] = rollup.summary()
+        return out
+
+    def user_summaries(
+        self, project_id: int, user_ids: Sequence[str]
+    ) -> dict[str, dict[str, ScoreSummary]]:
+        """Per user, the summaries of the scores on their traces and on the sessions they
+        have a trace in, merged per name (the page's users only; reads rollups)."""
+        if not user_ids:
+            return {}
+        traces = queries.latest_traces()
+        targets = (
+            "SELECT DISTINCT assumeNotNull(user_id) AS user, 'trace' AS kind, trace_id AS target"
+            f" FROM ({traces}) WHERE user_id IN %(users)s"
+            " UNION ALL SELECT DISTINCT assumeNotNull(user_id) AS user, 'session' AS kind,"
+            f" assumeNotNull(session_id) AS target FROM ({traces})"
+            " WHERE user_id IN %(users)s AND session_id IS NOT NULL"
+        )
+        by_user: dict[str, list[ScoreRollup]] = defaultdict(list)
+        for row in self._rows(
+            "SELECT u.user, r.target_kind, r.target_id, r.name, r.row"
+            f" FROM ({targets}) AS u INNER JOIN ("
+            + latest_rollups("project_id = %(project)s")
+            + ") AS r ON r.target_kind = u.kind AND r.target_id = u.target",
+            {"project": project_id, "users": list(user_ids)},
+        ):
+            by_user[row[0]].append(_rollup(row[1:]))
+        return {user: merge_summaries(rollups) for user, rollups in by_user.items()}
+
+    @staticmethod
+    def filter_conditions(
+        f: Filters, kind: str, id_column: str, filters: Sequence[ScoreFilter]
+    ) -> list[str]:
+        """A condition on ``id_column`` (a session or trace id) for each score filter:
+        membership in the matching targets of that name's newest rollups."""
+        conditions = []
+        for flt in filters:
+            matching = (
+                "SELECT target_id FROM ("
+                + latest_rollups(
+                    f"project_id = %(project)s AND target_kind = {f.param(kind)}"
+                    f" AND name = {f.param(flt.name)}"
+                )
+                + ")"
+            )
+            if flt.missing:
+                conditions.append(f"{id_column} NOT IN ({matching})")
+                continue
+            op = "=" if flt.op == "=" else flt.op
+            if isinstance(flt.value, str):
+                op = "=" if flt.op == "=" else "!="
+                element = 4  # label
+            else:
+                element = 6  # average
+            conditions.append(
+                f"{id_column} IN ({matching} WHERE tupleElement(row, {element})"
+                f" {op} {f.param(flt.value)})"
+            )
+        return conditions
+
+    # --- configurations -------------------------------------------------------------
+
+    def list_configs(self, project_id: int) -> list[ScoreConfig]:
+        return [
+            ScoreConfig(
+                name=r[0],
+                data_type=r[1],
+                min_value=r[2],
+                max_value=r[3],
+                labels=list(r[4]),
+                description=r[5],
+            )
+            for r in self._rows(
+                f"SELECT name, {_unpacked(_CONFIG_FIELDS)} FROM (SELECT name,"
+                f" argMax(({', '.join(_CONFIG_FIELDS)}), (written_ns, deleted)) AS row"
+                " FROM score_configs WHERE project_id = %(project)s GROUP BY name)"
+                " WHERE deleted = 0 ORDER BY name",
+                {"project": project_id},
+            )
+        ]
+
+    def put_config(self, project_id: int, c: ScoreConfig, deleted: bool = False) -> None:
+        self._insert(
+            "score_configs",
+            [
+                [
+                    project_id,
+                    c.name,
+                    c.data_type,
+                    c.min_value,
+                    c.max_value,
+                    c.labels,
+                    c.description,
+                    int(deleted),
+                ]
+            ],
+            ["project_id", "name", *_CONFIG_FIELDS],
+        )
+
+    def delete_config(self, project_id: int, name: str) -> bool:
+        config = next((c for c in self.list_configs(project_id) if c.name == name), None)
+        if config is None:
+            return False
+        self.put_config(project_id, config, deleted=True)
+        return True
+
+    # --- notes ----------------------------------------------------------------------
+
+    def add_note(self, project_id: int, note: NoteIn) -> Note:
+        stored = StoredNote(
+            id=uuid.uuid4().hex,
+            session_id=note.session_id,
+            trace_id=note.trace_id.lower() if note.trace_id else None,
+            body=note.body,
+            author=note.author,
+            created_ns=time.time_ns(),
+        )
+        self.load_notes(project_id, [stored])
+        return _note(astuple(stored))
+
+    def load_notes(self, project_id: int, notes: Sequence[StoredNote]) -> None:
+        """Insert notes as they are, ids included (a note inserted twice is one)."""
+        self._insert(
+            "notes",
+            [[project_id, *astuple(n), 0] for n in notes],
+            ["project_id", "id", *_NOTE_FIELDS],
+        )
+
+    def _notes(self, project_id: int, where: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Notes (id, then ``_NOTE_FIELDS``), newest state, not deleted."""
+        return self._rows(
+            f"SELECT id, {_unpacked(_NOTE_FIELDS)} FROM (SELECT id,"
+            f" argMax(({', '.join(_NOTE_FIELDS)}), deleted) AS row FROM notes"
+            f" WHERE project_id = %(project)s AND {where} GROUP BY id)"
+            " WHERE deleted = 0 ORDER BY created_ns, id",
+            {"project": project_id, **params},
+        )
+
+    def list_notes(self, project_id: int, session_id: str) -> list[Note]:
+        return [_note(r) for r in self._notes(project_id, "session_id = %(s)s", s=session_id)]
+
+    def stored_notes(self, project_id: int) -> list[StoredNote]:
+        return [StoredNote(*r[:6]) for r in self._notes(project_id, "1")]
+
+    def delete_note(self, project_id: int, note_id: str) -> bool:
+        found = self._notes(project_id, "id = %(id)s", id=note_id)
+        if not found:
+            return False
+        self._insert("notes", [[project_id, *found[0][:6], 1]], ["project_id", "id", *_NOTE_FIELDS])
+        return True
+
+    # --- allowed origins --------------------------------------------------------------
+
+    def allowed_origins(self, project_id: int) -> list[str]:
+        found = self._rows(
+            "SELECT argMax(origins, written_ns) FROM project_origins"
+            " WHERE project_id = %(project)s",
+            {"project": project_id},
+        )
+        return list(found[0][0]) if found else []
+
+    def set_allowed_origins(self, project_id: int, origins: Sequence[str]) -> None:
+        self._insert(
+            "project_origins",
+            [[project_id, sorted(set(origins))]],
+            ["project_id", "origins"],
+        )
+
+    # --- migration ----------------------------------------------------------------------
+
+    def iter_records(self, batch_size: int) -> Iterator[tuple[int, list[ScoreRecord]]]:
+        """Every current score as (project id, a batch), in (project, id) order."""
+        after: tuple[int, str] = (0, "")
+        while True:
+            found = self._rows(
+                f"SELECT * FROM ({latest_scores('(project_id, id) > (%(p)s, %(i)s)')})"
+                " WHERE deleted = 0 ORDER BY project_id, id LIMIT %(n)s",
+                {"p": after[0], "i": after[1], "n": batch_size},
+            )
+            if not found:
+                return
+            after = (found[-1][0], found[-1][1])
+            by_project: dict[int, list[ScoreRecord]] = defaultdict(list)
+            for row in found:
+                by_project[row[0]].append(_record(row[1:]))
+            yield from by_project.items()
+
+
+def _note(row: Sequence[Any]) -> Note:
+    """(id, session_id, trace_id, body, author, created_ns, ...) as a ``Note``."""
+    return Note(
+        id=row[0],
+        session_id=row[1],
+        trace_id=row[2],
+        body=row[3],
+        author=row[4],
+        created_at=ns_to_datetime(row[5]),
+    )
