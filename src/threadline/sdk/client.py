@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -19,7 +21,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
-from threadline.sdk import config, state
+from threadline.sdk import config, scores, state
 from threadline.sdk.context import TRACER_NAME, TraceAssociationProcessor, update_current_trace
 from threadline.sdk.instrument import INSTRUMENTORS, disable_instrumentors, enable_instrumentors
 from threadline.sdk.observe import Observer, make_options
@@ -35,6 +37,11 @@ T = TypeVar("T")
 # Providers this SDK created. After _reset_for_tests the global provider is still one
 # of ours (OTel allows setting it once); it must not be mistaken for the application's.
 _OUR_PROVIDERS: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
+
+#: How long shutdown waits for queued scores to be sent before dropping them.
+SHUTDOWN_SCORE_TIMEOUT_S = 5.0
+# Two threads scoring first at once must start one sender between them.
+_SENDER_LOCK = threading.Lock()
 
 
 def _safely(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -100,6 +107,7 @@ class Threadline:
         if settings.disabled:
             logger.debug("threadline: disabled; no spans will be created")
             return
+        runtime.settings = settings
         if span_processor is None:
             span_processor = (
                 SimpleSpanProcessor(span_exporter)
@@ -118,13 +126,17 @@ class Threadline:
     @classmethod
     @_safely(False)
     def flush(cls, timeout_millis: int = 30_000) -> bool:
-        """Export every finished span now (e.g. before a short script exits).
-        Returns False if the timeout passed first."""
+        """Export every finished span and send every score now (e.g. before a short
+        script exits). Returns False if the timeout passed first."""
         runtime = state.runtime
-        if runtime.provider is None or runtime.processor is None:
-            return True
-        target = runtime.provider if runtime.owns_provider else runtime.processor
-        return bool(target.force_flush(timeout_millis))
+        deadline = time.monotonic() + timeout_millis / 1000
+        spans_done = True
+        if runtime.provider is not None and runtime.processor is not None:
+            target = runtime.provider if runtime.owns_provider else runtime.processor
+            spans_done = bool(target.force_flush(timeout_millis))
+        if runtime.score_sender is None:
+            return spans_done
+        return runtime.score_sender.flush(deadline - time.monotonic()) and spans_done
 
     @classmethod
     @_safely(None)
@@ -170,6 +182,107 @@ class Threadline:
     def set_trace_tags(cls, tags: Iterable[str]) -> None:
         """Replace the trace's tags (``threadline.tags``, alongside each span's own)."""
         update_current_trace("Threadline.set_trace_tags", tags=list(tags))
+
+    # ---- scores --------------------------------------------------------------------
+
+    @classmethod
+    @_safely(None)
+    def score(
+        cls,
+        name: str,
+        value: bool | float | str,
+        *,
+        session_id: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        comment: str | None = None,
+        id: str | None = None,
+    ) -> str | None:
+        """Score a session, a trace, or a span of a trace (give ``trace_id`` with
+        ``span_id``): ``value`` is a number, True/False, or a label (categorical).
+
+        Sent in the background; :meth:`flush` waits for it. Returns the score's id (the
+        given ``id``, or a new one): scoring again with that id replaces the score, e.g.
+        when a user changes their vote. Returns None, with a warning logged, when the
+        score cannot be sent (no target, a bad value, the queue full, not initialised).
+        """
+        return _send_score(
+            name,
+            value,
+            session_id=session_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            comment=comment,
+            score_id=id,
+        )
+
+    @classmethod
+    @_safely(None)
+    def score_current_trace(
+        cls,
+        name: str,
+        value: bool | float | str,
+        *,
+        comment: str | None = None,
+        id: str | None = None,
+    ) -> str | None:
+        """Score the current trace (inside an ``@observe``'d function or a span block).
+        The trace's session id, if set by then, goes with it."""
+        trace_id, _, session_id = scores.current_ids()
+        if trace_id is None:
+            return _outside_span("Threadline.score_current_trace")
+        return _send_score(
+            name, value, session_id=session_id, trace_id=trace_id, comment=comment, score_id=id
+        )
+
+    @classmethod
+    @_safely(None)
+    def score_current_span(
+        cls,
+        name: str,
+        value: bool | float | str,
+        *,
+        comment: str | None = None,
+        id: str | None = None,
+    ) -> str | None:
+        """Score the current span (it counts towards its trace's scores)."""
+        trace_id, span_id, session_id = scores.current_ids()
+        if trace_id is None:
+            return _outside_span("Threadline.score_current_span")
+        return _send_score(
+            name,
+            value,
+            session_id=session_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            comment=comment,
+            score_id=id,
+        )
+
+    @classmethod
+    @_safely(None)
+    def score_current_session(
+        cls,
+        name: str,
+        value: bool | float | str,
+        *,
+        comment: str | None = None,
+        id: str | None = None,
+    ) -> str | None:
+        """Score the current trace's session, the one set with
+        :meth:`set_trace_session_id` or ``@observe(session_id=...)``: a judgement of the
+        whole conversation rather than of this turn."""
+        trace_id, _, session_id = scores.current_ids()
+        if trace_id is None:
+            return _outside_span("Threadline.score_current_session")
+        if session_id is None:
+            logger.warning(
+                "threadline: Threadline.score_current_session: the current trace has no "
+                "session id (set one with Threadline.set_trace_session_id); score %r not sent",
+                name,
+            )
+            return None
+        return _send_score(name, value, session_id=session_id, comment=comment, score_id=id)
 
     # ---- spans ---------------------------------------------------------------------
 
@@ -247,6 +360,43 @@ class Threadline:
         return continue_trace(carrier)
 
 
+def _send_score(
+    name: str, value: bool | float | str, *, score_id: str | None = None, **target: str | None
+) -> str | None:
+    """Check a score and queue it for the sender; its id, or None (with a warning)."""
+    runtime = state.runtime
+    if runtime.disabled:
+        return None
+    if runtime.settings is None:
+        logger.warning("threadline: score %r not sent: call Threadline.initialize() first", name)
+        return None
+    try:
+        body = scores.build(name, value, score_id=score_id, **target)
+    except scores.ScoreError as error:
+        logger.warning("threadline: %s; not sent", error)
+        return None
+    sender = runtime.score_sender
+    if sender is None:
+        with _SENDER_LOCK:
+            sender = runtime.score_sender
+            if sender is None:
+                # Imported here: urllib's HTTP stack is needless until the first score.
+                from threadline.sdk.score_sender import ScoreSender
+
+                settings = runtime.settings
+                sender = ScoreSender(settings.scores_endpoint, settings.headers())
+                runtime.score_sender = sender
+    return str(body["id"]) if sender.submit(body) else None
+
+
+def _outside_span(caller: str) -> None:
+    logger.warning(
+        "threadline: %s called outside a span context; ignored. Call it inside an "
+        "@observe'd function or a Threadline.start_as_current_span block.",
+        caller,
+    )
+
+
 def _otlp_exporter(settings: config.Settings) -> SpanExporter:
     # Imported here: it pulls in requests and protobuf, needless for disabled or test runs.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -283,6 +433,11 @@ def _choose_provider(
 
 def _teardown(runtime: state.Runtime) -> None:
     """Undo what initialize did, touching only what we created."""
+    try:
+        if runtime.score_sender is not None:
+            runtime.score_sender.shutdown(SHUTDOWN_SCORE_TIMEOUT_S)
+    except Exception:
+        logger.warning("threadline: stopping the score sender failed", exc_info=True)
     try:
         disable_instrumentors(runtime.instrumentors)
         if runtime.provider is not None and runtime.owns_provider:

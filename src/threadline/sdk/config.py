@@ -16,6 +16,8 @@ ENV_BASE_URL = "THREADLINE_BASE_URL"
 DEFAULT_BASE_URL = "http://localhost:8000"
 #: OTLP/HTTP's standard path, appended to the base URL (the server serves it there).
 TRACES_PATH = "/v1/traces"
+#: The JSON API's score route, where ``Threadline.score`` sends.
+SCORES_PATH = "/api/v1/scores"
 
 #: (environment variable, meaning, default) — rendered in docs/sdk.md.
 ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
@@ -38,6 +40,10 @@ class Settings:
     @property
     def traces_endpoint(self) -> str:
         return self.base_url + TRACES_PATH
+
+    @property
+    def scores_endpoint(self) -> str:
+        return self.base_url + SCORES_PATH
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}

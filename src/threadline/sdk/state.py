@@ -14,12 +14,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from threadline.sdk.context import TRACER_NAME, TraceAssociationProcessor
+
+if TYPE_CHECKING:
+    from threadline.sdk.config import Settings
+    from threadline.sdk.score_sender import ScoreSender
 
 ENV_DISABLED = "THREADLINE_DISABLED"
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -44,6 +48,10 @@ class Runtime:
     #: Our one processor on ``provider``: stamps trace association, then exports.
     processor: TraceAssociationProcessor | None = None
     instrumentors: list[Any] = field(default_factory=list)
+    #: Where scores go (resolved at ``initialize``); None before it or when disabled.
+    settings: Settings | None = None
+    #: Started by the first score, so an application that never scores runs no thread.
+    score_sender: ScoreSender | None = None
 
     def active_tracer(self) -> trace.Tracer | None:
         """The tracer for our spans, or None when tracing is disabled.
