@@ -234,13 +234,15 @@ def summaries(
     for row in _select_in(
         conn,
         f"SELECT {_ROLLUP_COLUMNS} FROM score_rollups WHERE project_id = ?"
-        " AND target_kind = ? AND target_id IN ({}) ORDER BY name",
+        " AND target_kind = ? AND target_id IN ({})",
         (project_id, kind),
         list(ids),
     ):
         rollup = _rollup(row)
         out[rollup.target_id][rollup.name] = rollup.summary()
-    return out
+    # Names in order, sorted here: an ORDER BY name led SQLite to walk the whole
+    # (kind, name) index instead of the page's primary keys.
+    return {target: dict(sorted(names.items())) for target, names in out.items()}
 
 
 def user_summaries(
