@@ -56,8 +56,8 @@ import httpx
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-import workload
-from server import (  # the helpers bench/server.py shares
+import workload  # noqa: E402 - found through the path set just above
+from server import (  # noqa: E402 - the helpers bench/server.py shares
     descendants,
     free_port,
     latencies,

@@ -36,7 +36,7 @@ from threadline.server.ingest.decode import JSON, PROTOBUF, decode_request, deco
 from threadline.server.ingest.normalize import normalize_request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.otlp import any_value  # noqa: E402
+from tests.otlp import any_value
 
 LIMIT = 4 * 1024 * 1024  # inflate limit: small, so that bombs are refused quickly
 KINDS = (PROTOBUF, JSON)

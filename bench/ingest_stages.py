@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import workload  # noqa: E402
+import workload
 
-from threadline.server.ingest.decode import PROTOBUF, decode_request  # noqa: E402
-from threadline.server.ingest.normalize import normalize_request  # noqa: E402
-from threadline.server.ingest.pipeline import tune_garbage_collector  # noqa: E402
-from threadline.server.store.sqlite import SQLiteStore, payloads  # noqa: E402
-from threadline.server.store.sqlite import rows as schema  # noqa: E402
-from threadline.server.store.sqlite.store import fresh_traces  # noqa: E402
+from threadline.server.ingest.decode import PROTOBUF, decode_request
+from threadline.server.ingest.normalize import normalize_request
+from threadline.server.ingest.pipeline import tune_garbage_collector
+from threadline.server.store.sqlite import SQLiteStore, payloads
+from threadline.server.store.sqlite import rows as schema
+from threadline.server.store.sqlite.store import fresh_traces
 
 
 def main() -> None:
@@ -59,7 +59,9 @@ def main() -> None:
             if packer.samples:  # as write_spans does: a payload dictionary, once
                 store._learn_dictionary(packer.samples)
                 trained += time.perf_counter() - t6
-            for name, took in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
+            for name, took in zip(
+                stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True
+            ):
                 stages[name] += took
         store.close()
     for name, took in stages.items():

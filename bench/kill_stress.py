@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.server.test_durability import kill_and_check  # noqa: E402
+from tests.server.test_durability import kill_and_check
 
 
 def main() -> None:

@@ -24,10 +24,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server import latencies, start_server  # noqa: E402
+from server import latencies, start_server
 
-from threadline.server.model import SpanRecord  # noqa: E402
-from threadline.server.store.sqlite import SQLiteStore  # noqa: E402
+from threadline.server.model import SpanRecord
+from threadline.server.store.sqlite import SQLiteStore
 
 MS = 1_000_000
 T0 = 1_790_000_000_000_000_000

@@ -155,3 +155,10 @@ def server(threadline_process: ServerProcess) -> Iterator[ProjectClient]:
     client = ProjectClient(threadline_process.base_url, key, threadline_process)
     yield client
     client.http.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test that drives Chromium is a browser test, whichever file it is in.
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)

@@ -30,6 +30,8 @@ from tests.integrations.conversation import (
 )
 from tests.integrations.fake_openai import FakeOpenAI
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("lmnr")
 
 ORDER_ID = "1138"

@@ -28,6 +28,8 @@ from tests.integrations.conversation import (
 )
 from tests.integrations.fake_openai import FakeOpenAI
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("openinference.instrumentation.openai")
 
 

@@ -34,6 +34,8 @@ from tests.integrations.conversation import (
 from tests.integrations.fake_openai import FakeOpenAI
 from tests.otlp import new_span_id, new_trace_id, request, span
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("opentelemetry.instrumentation.openai_v2")
 
 

@@ -30,6 +30,8 @@ from tests.integrations.conversation import (
 )
 from tests.integrations.fake_openai import FakeOpenAI
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("traceloop.sdk")
 
 # Nothing may reach Traceloop's cloud or its telemetry: these programs run offline.

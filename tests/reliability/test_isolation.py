@@ -23,6 +23,8 @@ from threadline.server.app import create_app
 from threadline.server.settings import Settings
 from threadline.server.store.sqlite import SQLiteStore
 
+pytestmark = pytest.mark.slow
+
 COOKIE = "threadline_session"
 
 

@@ -23,6 +23,8 @@ from threadline.server.errors import ThreadlineError
 from threadline.server.ingest.decode import decode_request, decompress, media_type
 from threadline.server.ingest.normalize import normalize_request
 
+pytestmark = pytest.mark.slow
+
 MB = 1024 * 1024
 
 

@@ -4,12 +4,15 @@ answers 5xx. Bounded to a fixed number of examples per operation, derandomized."
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
 from tests.otlp import new_span_id, new_trace_id, request, span
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES_PER_OPERATION_AND_MODE = 25
 

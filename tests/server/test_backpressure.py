@@ -4,11 +4,15 @@ every export it acknowledged is stored exactly once."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, request, span
+
+pytestmark = pytest.mark.slow
 
 
 def test_overload_gets_503_with_retry_after_and_loses_nothing(tmp_path):
@@ -17,7 +21,7 @@ def test_overload_gets_503_with_retry_after_and_loses_nothing(tmp_path):
         key = server.new_key("load")
         payload = "x" * 4000
         bodies = []
-        for batch in range(24):
+        for _ in range(24):
             trace_id = new_trace_id()
             bodies.append(
                 (
@@ -67,12 +71,9 @@ def test_overload_gets_503_with_retry_after_and_loses_nothing(tmp_path):
 
         # Refusing instead of queueing keeps memory bounded: 24 bodies of ~1 MB each
         # were sent at once, and at most one was held at a time.
+        status = Path(f"/proc/{server.process.pid}/status").read_text()
         peak_kb = int(
-            next(
-                line.split()[1]
-                for line in open(f"/proc/{server.process.pid}/status")
-                if line.startswith("VmHWM:")
-            )
+            next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
         )
         assert peak_kb < 400 * 1024, peak_kb
         assert set(statuses) <= {200, 503}

@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ServerProcess, start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, request, span
+
+pytestmark = pytest.mark.slow
 
 KILLS = 20  # bench/kill_stress.py runs the same with more
 SPANS_PER_TRACE = 10

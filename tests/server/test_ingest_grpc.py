@@ -169,6 +169,7 @@ def test_logs_and_metrics_are_accepted_and_discarded(
     assert failure.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+@pytest.mark.slow
 def test_message_size_limit_and_several_workers_on_one_grpc_port(tmp_path) -> None:
     # Two worker processes bind the same gRPC port (SO_REUSEPORT); either answers.
     process = start_server(
@@ -235,6 +236,7 @@ def test_a_grpc_port_already_taken_fails_the_start(tmp_path) -> None:
     assert "--grpc-port" in done.stderr
 
 
+@pytest.mark.slow
 def test_overload_is_unavailable_and_loses_nothing_acknowledged(tmp_path) -> None:
     """Admission is shared with HTTP: past max_pending_exports a gRPC export gets
     UNAVAILABLE (which OTLP exporters retry), and every acknowledged one is stored."""

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, request, span
@@ -68,6 +69,7 @@ def _queued_files(data_dir: Path) -> int:
     )
 
 
+@pytest.mark.slow
 def test_queued_exports_survive_sigkill(tmp_path):
     data_dir = tmp_path / "data"
     server = start_server(data_dir, tmp_path / "log.txt")
@@ -96,6 +98,7 @@ def test_queued_exports_survive_sigkill(tmp_path):
         stop_server(server)
 
 
+@pytest.mark.slow
 def test_invalid_spans_are_reported_while_the_server_is_busy(tmp_path):
     server = start_server(tmp_path / "data", tmp_path / "log.txt")
     try:

@@ -6,9 +6,12 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, request, span
+
+pytestmark = pytest.mark.slow
 
 
 def test_sigterm_finishes_in_flight_exports_and_closes_the_store(tmp_path):

@@ -12,9 +12,12 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, request, span
+
+pytestmark = pytest.mark.slow
 
 SENDERS = 6
 EXPORTS_PER_SENDER = 8

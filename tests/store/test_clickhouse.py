@@ -22,6 +22,8 @@ from threadline.server.model import SessionQuery, SpanRecord, TraceQuery, UserQu
 from threadline.server.store import Store, open_store
 from threadline.server.store.clickhouse import ClickHouseStore
 
+pytestmark = pytest.mark.clickhouse
+
 SORTS = ("last_activity", "start", "duration", "cost", "tokens")
 
 
@@ -111,7 +113,10 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
     def same(method: str, *args: Any) -> Any:
         ours = getattr(clickhouse, method)(p_clickhouse, *args)
         theirs = getattr(sqlite, method)(p_sqlite, *args)
-        dump = lambda x: x.model_dump() if x is not None else None
+
+        def dump(x: Any) -> Any:
+            return x.model_dump() if x is not None else None
+
         assert dump(ours) == dump(theirs), (method, args)
         return theirs
 

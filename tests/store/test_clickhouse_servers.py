@@ -12,11 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests import otlp
 from tests.conftest import start_server, stop_server
 from tests.store.chdb_http import ChdbHttpServer, database_name, shared_server
 from threadline.server.store import open_store
+
+pytestmark = [pytest.mark.clickhouse, pytest.mark.slow]
 
 SESSIONS = 6
 TRACES_PER_SESSION = 4

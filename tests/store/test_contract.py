@@ -47,13 +47,16 @@ def _open(backend: str, tmp_path: Path) -> Store:
 @pytest.fixture(
     params=[
         "sqlite",
-        "clickhouse",
+        pytest.param("clickhouse", marks=pytest.mark.clickhouse),
         pytest.param(
             "clickhouse-server",
-            marks=pytest.mark.skipif(
-                not os.environ.get("CLICKHOUSE_URL"),
-                reason="CLICKHOUSE_URL names no ClickHouse server (e.g. clickhouse://default:@host:8123)",
-            ),
+            marks=[
+                pytest.mark.clickhouse,
+                pytest.mark.skipif(
+                    not os.environ.get("CLICKHOUSE_URL"),
+                    reason="CLICKHOUSE_URL names no ClickHouse server (e.g. clickhouse://default:@host:8123)",
+                ),
+            ],
         ),
     ]
 )

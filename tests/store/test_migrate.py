@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests import otlp
 from tests.conftest import start_server, stop_server
@@ -47,6 +48,8 @@ def _api_view(base_url: str, key: str, trace_ids: list[str]) -> dict:
         }
 
 
+@pytest.mark.clickhouse
+@pytest.mark.slow
 def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     original = start_server(tmp_path / "data", tmp_path / "sqlite.log", "--grpc-port", "0")
     try:

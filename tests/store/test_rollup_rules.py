@@ -5,6 +5,7 @@ gives)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -131,6 +132,7 @@ def conversations(draw: st.DrawFn) -> list[TraceRollup]:
     return traces
 
 
+@pytest.mark.slow
 @given(conversations(), st.integers(1, 11))
 def test_next_turns_merge_to_the_rollup_of_all_turns(traces: list[TraceRollup], cut: int):
     cut = min(cut, len(traces) - 1) or 1

@@ -115,7 +115,7 @@ def test_traces_tab_filters_match_api(ui: UI, server, scenario: Scenario) -> Non
     for params, query in checks:
         page = ui.go("/traces?" + query)
         shown = page.locator("tr.trace-row").evaluate_all("rs => rs.map(r => r.dataset.id)")
-        api_params = {k: v for k, v in params.items()}
+        api_params = dict(params)
         expected = [t["trace_id"] for t in server.get("/api/v1/traces", **api_params)["items"]]
         assert shown == expected and shown, query
     # The filter bar's text search, as a user types it.

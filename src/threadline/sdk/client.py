@@ -54,7 +54,7 @@ def _safely(default: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
                 return method(*args, **kwargs)
             except Exception:
                 logger.warning("threadline: %s failed", method.__qualname__, exc_info=True)
-                return default  # type: ignore[no-any-return]
+                return default
 
         return guarded
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class ThreadlineError(Exception):
     status = 500
-    headers: dict[str, str] | None = None
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -18,7 +20,7 @@ class BadRequest(ThreadlineError):
 
 class Unauthorized(ThreadlineError):
     status = 401
-    headers = {"WWW-Authenticate": 'Bearer realm="threadline"'}
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": 'Bearer realm="threadline"'}
 
 
 class Forbidden(ThreadlineError):
@@ -41,4 +43,4 @@ class Overloaded(ThreadlineError):
     """Too much in flight: OTLP exporters retry a 503 after ``Retry-After``."""
 
     status = 503
-    headers = {"Retry-After": "1"}
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}

@@ -124,7 +124,7 @@ class Settings:
         return cls(**values)
 
 
-def _coerce(setting: Setting, raw: Any, annotation: str) -> Any:
+def _coerce(setting: Setting, raw: Any, annotation: object) -> Any:
     try:
         if annotation == "int":
             return int(raw)
@@ -132,4 +132,6 @@ def _coerce(setting: Setting, raw: Any, annotation: str) -> Any:
             return Path(raw)
         return str(raw)
     except ValueError:
-        raise SystemExit(f"threadline: {setting.flag} / {setting.env}: not a number: {raw!r}")
+        raise SystemExit(
+            f"threadline: {setting.flag} / {setting.env}: not a number: {raw!r}"
+        ) from None

@@ -189,7 +189,7 @@ def may_have_key_starting_with(keys: str, prefixes: Prefixes) -> bool:
 
     True can be wrong when a key holds a newline followed by a prefix: callers test
     the keys themselves when it is True, so it only costs them that test."""
-    for needle in prefixes.needles:
+    for needle in prefixes.needles:  # noqa: SIM110 - a loop is cheaper than any() here
         if needle in keys:
             return True
     return False
@@ -325,8 +325,10 @@ def _message(item: dict[str, Any]) -> Message:
             tool_call_id = tool_call_id or part.get("id") or part.get("tool_use_id")
             result = part.get("response", part.get("content"))
             texts.append(result if isinstance(result, str) else _json_text(result))
-        elif isinstance(part, dict) and isinstance(part.get("text", part.get("content")), str):
-            texts.append(part.get("text", part.get("content")))
+        elif isinstance(part, dict) and isinstance(
+            text := part.get("text", part.get("content")), str
+        ):
+            texts.append(text)
         else:
             texts.append(_json_text(part))
     for call in item.get("tool_calls") or []:
@@ -349,7 +351,9 @@ def _tool_call(call: Any) -> dict[str, Any]:
     "arguments"}``, Anthropic ``{"id", "name", "input"}``: one form, arguments as text."""
     if not isinstance(call, dict):
         return {"id": None, "name": "", "arguments": _json_text(call)}
-    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    function = call.get("function")
+    if not isinstance(function, dict):
+        function = call
     arguments = function.get("arguments", call.get("input"))
     call_id = call.get("id")
     return {

@@ -23,7 +23,9 @@ def decode(cursor: str, *types: type) -> tuple[Any, ...]:
     if (
         not isinstance(key, list)
         or len(key) != len(types)
-        or not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(key, types))
+        or not all(
+            isinstance(v, t) and not isinstance(v, bool) for v, t in zip(key, types, strict=True)
+        )
     ):
         raise BadRequest(f"invalid cursor {cursor!r}")
     return tuple(key)

@@ -68,7 +68,7 @@ class Filters:
 
     @classmethod
     def from_params(cls, params: QueryParams) -> Filters:
-        values = {k: params.get(k, "").strip() for k in _KEYS}
+        values: dict[str, Any] = {k: params.get(k, "").strip() for k in _KEYS}
         filters = cls(**{k: v for k, v in values.items() if v}, cursor=params.get("cursor"))
         if filters.range not in PRESETS:
             filters.range = "all"

@@ -105,7 +105,7 @@ def _client(url: str) -> Any:
         port = parts.port
     except ValueError:
         raise SystemExit(f"threadline: bad port in store URL {_without_password(url)!r}") from None
-    connection = {
+    connection: dict[str, Any] = {
         "host": parts.hostname or "localhost",
         "port": port or (8443 if secure else 8123),
         "username": unquote(parts.username or "default"),
@@ -173,7 +173,7 @@ class ClickHouseStore:
         with _unavailable_means_retry():
             return self._ch.query(sql, parameters=params or {}).result_rows
 
-    def _insert(self, table: str, data: list[list[Any]], columns: list[str]) -> None:
+    def _insert(self, table: str, data: Sequence[Sequence[Any]], columns: list[str]) -> None:
         if data:
             types = self._types[table]
             with _unavailable_means_retry():
@@ -252,7 +252,9 @@ class ClickHouseStore:
         in_batch = {(s.trace_id, s.span_id): s for s in batch}
         wanted: dict[str, list[tuple[str, StoredSpanFacts]]] = {"input": [], "output": []}
         for trace_id, by_id in facts.items():
-            for column, source in zip(("input", "output"), preview_sources(list(by_id.values()))):
+            for column, source in zip(
+                ("input", "output"), preview_sources(list(by_id.values())), strict=True
+            ):
                 if source is None:
                     continue
                 record = in_batch.get((trace_id, source.span_id))

@@ -107,7 +107,7 @@ def train(samples: list[bytes]) -> Dictionary | None:
     try:
         dictionary = zstandard.train_dictionary(
             _DICTIONARY_BYTES,
-            samples,
+            list[bytes | bytearray | memoryview](samples),
             k=_TRAIN_K,
             d=_TRAIN_D,
             f=_TRAIN_F,

@@ -48,8 +48,10 @@ def span_row(
         # A copy less two keys: copying in C costs a tenth of a comprehension's test
         # of every key.
         attributes = attributes.copy()
-        attributes.pop(s.input_source, None)
-        attributes.pop(s.output_source, None)
+        if s.input_source:
+            attributes.pop(s.input_source, None)
+        if s.output_source:
+            attributes.pop(s.output_source, None)
     return (
         project_id,
         s.trace_id,

@@ -334,8 +334,8 @@ class SQLiteStore:
                 (project_id,),
                 sorted(recount),
             ):
-                trace = schema.trace_rollup(row)
-                by_session[trace.session_id or ""].append(trace)
+                rollup = schema.trace_rollup(row)
+                by_session[rollup.session_id or ""].append(rollup)
             sessions += [
                 roll_up_session(session_id, traces) for session_id, traces in by_session.items()
             ]
@@ -681,6 +681,7 @@ class SQLiteStore:
                         "INSERT INTO projects (id, name, created_ns) VALUES (?, ?, ?)",
                         (None if taken else project.id, project.name, time.time_ns()),
                     )
+                    assert cursor.lastrowid is not None  # set by every INSERT
                     ids[project.id] = cursor.lastrowid
                 else:
                     ids[project.id] = row[0]
