@@ -13,7 +13,7 @@ import sys
 import urllib.parse
 from collections.abc import Sequence
 
-from threadline.server.model import Project
+from threadline.server.model import KeyScope, Project
 from threadline.server.settings import SETTINGS, Settings
 from threadline.server.store import Store, open_store, sqlite_path
 
@@ -208,7 +208,7 @@ def _keys_create(args: argparse.Namespace) -> None:
     store = open_store(_settings(args).store_url)
     try:
         project = store.create_project(args.project)
-        scope = "ingest" if args.ingest_only else "scores" if args.scores_only else "full"
+        scope: KeyScope = "ingest" if args.ingest_only else "scores" if args.scores_only else "full"
         key = store.create_key(project.id, scope)
     finally:
         store.close()
