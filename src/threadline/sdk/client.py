@@ -230,7 +230,8 @@ class Threadline:
         The trace's session id, if set by then, goes with it."""
         trace_id, _, session_id = scores.current_ids()
         if trace_id is None:
-            return _outside_span("Threadline.score_current_trace")
+            _outside_span("Threadline.score_current_trace")
+            return None
         return _send_score(
             name, value, session_id=session_id, trace_id=trace_id, comment=comment, score_id=id
         )
@@ -248,7 +249,8 @@ class Threadline:
         """Score the current span (it counts towards its trace's scores)."""
         trace_id, span_id, session_id = scores.current_ids()
         if trace_id is None:
-            return _outside_span("Threadline.score_current_span")
+            _outside_span("Threadline.score_current_span")
+            return None
         return _send_score(
             name,
             value,
@@ -274,7 +276,8 @@ class Threadline:
         whole conversation rather than of this turn."""
         trace_id, _, session_id = scores.current_ids()
         if trace_id is None:
-            return _outside_span("Threadline.score_current_session")
+            _outside_span("Threadline.score_current_session")
+            return None
         if session_id is None:
             logger.warning(
                 "threadline: Threadline.score_current_session: the current trace has no "

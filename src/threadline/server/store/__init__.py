@@ -16,9 +16,7 @@ def open_store(url: str, retention_days: int | None = None) -> Store:
     if url.startswith(("clickhouse://", "clickhouses://")):
         from threadline.server.store.clickhouse import ClickHouseStore
 
-        # Not yet a whole Store: scores, score configs, notes and allowed origins are
-        # still to come to the ClickHouse store (mypy says so until they do).
-        return ClickHouseStore(url, retention_days=retention_days)  # type: ignore[return-value]
+        return ClickHouseStore(url, retention_days=retention_days)
     path = sqlite_path(url)
     if path is not None:
         from threadline.server.store.sqlite import SQLiteStore

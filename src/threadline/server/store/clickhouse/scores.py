@@ -11,6 +11,7 @@ Lists and filters read ``score_rollups`` only.
 
 from __future__ import annotations
 
+import builtins
 import time
 import uuid
 from collections import defaultdict
@@ -206,7 +207,7 @@ class ClickHouseScores:
                 current[score_id] = (_record((score_id, *fields)), bool(fields[-1]))
                 row_counts[score_id] = rows_seen
                 for target in ever:
-                    members[tuple(target)].add(score_id)  # type: ignore[arg-type]
+                    members[tuple(target)].add(score_id)
         data = []
         for kind, target_id, name in targets:
             ids = members.get((kind, target_id, name), set())
@@ -314,7 +315,7 @@ class ClickHouseScores:
     @staticmethod
     def filter_conditions(
         f: Filters, kind: str, id_column: str, filters: Sequence[ScoreFilter]
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """A condition on ``id_column`` (a session or trace id) for each score filter:
         membership in the matching targets of that name's newest rollups."""
         conditions = []
@@ -344,7 +345,7 @@ class ClickHouseScores:
 
     # --- configurations -------------------------------------------------------------
 
-    def list_configs(self, project_id: int) -> list[ScoreConfig]:
+    def list_configs(self, project_id: int) -> builtins.list[ScoreConfig]:
         return [
             ScoreConfig(
                 name=r[0],
@@ -410,7 +411,7 @@ class ClickHouseScores:
             ["project_id", "id", *_NOTE_FIELDS],
         )
 
-    def _notes(self, project_id: int, where: str, **params: Any) -> list[tuple[Any, ...]]:
+    def _notes(self, project_id: int, where: str, **params: Any) -> builtins.list[tuple[Any, ...]]:
         """Notes (id, then ``_NOTE_FIELDS``), newest state, not deleted."""
         return self._rows(
             f"SELECT id, {_unpacked(_NOTE_FIELDS)} FROM (SELECT id,"
@@ -420,10 +421,10 @@ class ClickHouseScores:
             {"project": project_id, **params},
         )
 
-    def list_notes(self, project_id: int, session_id: str) -> list[Note]:
+    def list_notes(self, project_id: int, session_id: str) -> builtins.list[Note]:
         return [_note(r) for r in self._notes(project_id, "session_id = %(s)s", s=session_id)]
 
-    def stored_notes(self, project_id: int) -> list[StoredNote]:
+    def stored_notes(self, project_id: int) -> builtins.list[StoredNote]:
         return [StoredNote(*r[:6]) for r in self._notes(project_id, "1")]
 
     def delete_note(self, project_id: int, note_id: str) -> bool:
@@ -435,7 +436,7 @@ class ClickHouseScores:
 
     # --- allowed origins --------------------------------------------------------------
 
-    def allowed_origins(self, project_id: int) -> list[str]:
+    def allowed_origins(self, project_id: int) -> builtins.list[str]:
         found = self._rows(
             "SELECT argMax(origins, written_ns) FROM project_origins"
             " WHERE project_id = %(project)s",
@@ -452,7 +453,7 @@ class ClickHouseScores:
 
     # --- migration ----------------------------------------------------------------------
 
-    def iter_records(self, batch_size: int) -> Iterator[tuple[int, list[ScoreRecord]]]:
+    def iter_records(self, batch_size: int) -> Iterator[tuple[int, builtins.list[ScoreRecord]]]:
         """Every current score as (project id, a batch), in (project, id) order."""
         after: tuple[int, str] = (0, "")
         while True:
