@@ -26,11 +26,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pages import fill  # noqa: E402
-from server import latencies, p50_p95, start_server  # noqa: E402
+from pages import fill
+from server import latencies, p50_p95, start_server
 
-from threadline.server.model import ScoreRecord  # noqa: E402
-from threadline.server.store.sqlite import SQLiteStore  # noqa: E402
+from threadline.server.model import ScoreRecord
+from threadline.server.store.sqlite import SQLiteStore
 
 T0 = 1_790_000_000_000_000_000
 TONES = ["friendly", "neutral", "curt"]
