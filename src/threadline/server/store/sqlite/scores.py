@@ -141,40 +141,52 @@ def _refresh(
     conn: sqlite3.Connection, project_id: int, touched: Iterable[tuple[str, str, str]]
 ) -> None:
     """Recompute the rollups of ``touched`` (target kind, target id, name) from their
-    scores; a rollup left with no score is removed."""
-    for kind, target_id, name in sorted(touched):
-        scores = [
-            _record(row)
-            for row in conn.execute(
-                f"SELECT {SCORE_COLUMNS} FROM scores WHERE project_id = ? AND target_kind = ?"
-                " AND target_id = ? AND name = ?",
-                (project_id, kind, target_id, name),
-            )
-        ]
-        rollup = roll_up_scores(kind, target_id, name, scores)
-        if rollup is None:
-            conn.execute(
-                "DELETE FROM score_rollups WHERE project_id = ? AND target_kind = ?"
-                " AND target_id = ? AND name = ?",
-                (project_id, kind, target_id, name),
-            )
-            continue
-        conn.execute(
-            f"INSERT OR REPLACE INTO score_rollups (project_id, {_ROLLUP_COLUMNS}, average)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                project_id,
-                rollup.target_kind,
-                rollup.target_id,
-                rollup.name,
-                rollup.count,
-                rollup.value_count,
-                rollup.value_sum,
-                rollup.label,
-                rollup.label_ns,
-                rollup.average,
-            ),
-        )
+    scores; a rollup left with no score is removed. One read per (kind, name) and chunk
+    of targets, not one per target: a batch of feedback touches hundreds."""
+    targets: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for kind, target_id, name in touched:
+        targets[(kind, name)].append(target_id)
+    upserts: list[tuple[Any, ...]] = []
+    removals: list[tuple[Any, ...]] = []
+    for (kind, name), ids in sorted(targets.items()):
+        found: dict[str, list[ScoreRecord]] = defaultdict(list)
+        for row in _select_in(
+            conn,
+            f"SELECT {SCORE_COLUMNS}, target_id FROM scores WHERE project_id = ?"
+            " AND target_kind = ? AND name = ? AND target_id IN ({})",
+            (project_id, kind, name),
+            sorted(ids),
+        ):
+            found[row[-1]].append(_record(row))
+        for target_id in ids:
+            rollup = roll_up_scores(kind, target_id, name, found.get(target_id, ()))
+            if rollup is None:
+                removals.append((project_id, kind, target_id, name))
+            else:
+                upserts.append(
+                    (
+                        project_id,
+                        kind,
+                        target_id,
+                        name,
+                        rollup.count,
+                        rollup.value_count,
+                        rollup.value_sum,
+                        rollup.label,
+                        rollup.label_ns,
+                        rollup.average,
+                    )
+                )
+    conn.executemany(
+        "DELETE FROM score_rollups WHERE project_id = ? AND target_kind = ?"
+        " AND target_id = ? AND name = ?",
+        removals,
+    )
+    conn.executemany(
+        f"INSERT OR REPLACE INTO score_rollups (project_id, {_ROLLUP_COLUMNS}, average)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        upserts,
+    )
 
 
 # --- reads -----------------------------------------------------------------------------
