@@ -246,18 +246,30 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert [s["span_id"] for s in mine["spans"]] == [b_span]
         _assert_hidden(a, str([s["name"] for s in mine["spans"]]), "B's own trace")
 
-    def score_into_b() -> None:
-        # A's score id and session id, written with B's key: a score of B's.
-        body = {"id": a.score_id, "name": "b-score", "value": 9, "session_id": session}
-        response = api.post("/api/v1/scores", json=body)
-        assert response.status_code == 200, response.text
+    def score_into_b(path: str = "/api/v1/scores") -> None:
+        # A's score id and session id, written with B's key: a score of B's. Langfuse's
+        # routes take the key as the Basic password and the score in their own shape.
+        name = "b-score" + path.replace("/", "-")  # which route wrote B's score
+        body: object = {"id": a.score_id, "name": name, "value": 9, "session_id": session}
+        langfuse = {"id": a.score_id, "name": name, "value": 9, "sessionId": session}
+        headers = {"Authorization": "Basic " + base64.b64encode(f"pk:{b_key}".encode()).decode()}
+        if path == "/api/public/scores":
+            body, answered = [langfuse], 202
+        elif path == "/api/public/ingestion":
+            event = {"id": "e", "type": "score-create", "body": langfuse}
+            body, answered = {"batch": [event]}, 207
+        else:
+            headers, answered = {}, 200
+        response = api.post(path, json=body, headers=headers)
+        assert response.status_code == answered, response.text
+        assert "errors" not in response.json() or response.json()["errors"] == []
         assert a_api.get(f"/api/v1/scores/{a.score_id}").json()["value"] == 3
         assert a_api.get(f"/api/v1/sessions/{session}").json()["scores"][a.config_name] == {
             "count": 1,
             "average": 3.0,
             "label": None,
         }
-        assert api.get(f"/api/v1/scores/{a.score_id}").json()["name"] == "b-score"
+        assert api.get(f"/api/v1/scores/{a.score_id}").json()["name"] == name
 
     def config_into_b() -> None:
         config = {"name": a.config_name, "data_type": "boolean"}
@@ -338,6 +350,8 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         # Scores, score configurations and notes: B's key writes into B, finds none of
         # A's, and deletes nothing of A's by guessing ids.
         ("POST", "/api/v1/scores"): score_into_b,
+        ("POST", "/api/public/scores"): lambda: score_into_b("/api/public/scores"),
+        ("POST", "/api/public/ingestion"): lambda: score_into_b("/api/public/ingestion"),
         ("OPTIONS", "/api/v1/scores"): lambda: hidden(
             api.options("/api/v1/scores", headers={"Origin": "https://b.example"}), 204
         ),
@@ -463,6 +477,8 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ("POST", "/v1/traces"),
         ("POST", "/api/public/otel/v1/traces"),
         ("POST", "/api/v1/scores"),
+        ("POST", "/api/public/scores"),
+        ("POST", "/api/public/ingestion"),
         ("PUT", "/api/v1/score-configs/{name}"),
         ("POST", "/api/v1/notes"),
         ("POST", "/logout"),

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from threadline.server import pricing
+from threadline.server.api.langfuse_scores import router as langfuse_scores_router
 from threadline.server.api.routes import router as api_router
 from threadline.server.api.scores import router as scores_api_router
 from threadline.server.errors import ThreadlineError
@@ -71,6 +72,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(otlp_router)
     app.include_router(api_router)
     app.include_router(scores_api_router)
+    app.include_router(langfuse_scores_router)
     install_web_ui(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness, and exports not yet written")
