@@ -9,6 +9,7 @@ real HTTP transport.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +18,17 @@ from typing import Any
 import pytest
 
 from tests.store.chdb_http import database_name, shared_server
-from tests.store.test_contract import MS, T0, record
-from threadline.server.model import SessionQuery, SpanRecord, TraceQuery, UserQuery
+from tests.store.test_contract import MS, T0, record, score
+from threadline.server.model import (
+    ScoreFilter,
+    ScoreQuery,
+    ScoreRecord,
+    ScoreSummary,
+    SessionQuery,
+    SpanRecord,
+    TraceQuery,
+    UserQuery,
+)
 from threadline.server.store import Store, open_store
 from threadline.server.store.clickhouse import ClickHouseStore
 
@@ -83,6 +93,69 @@ def workload(seed: int) -> list[list[SpanRecord]]:
     return batches
 
 
+ScoreOp = tuple[str, list[ScoreRecord] | str]
+
+
+def score_workload(seed: int, count: int = 150) -> list[ScoreOp]:
+    """Score writes and deletions over ``workload``'s sessions and traces: numbers,
+    booleans and labels, on sessions, traces and spans, on targets that never arrive,
+    replaced (sometimes by a score of another target) and deleted, as ("write", records)
+    and ("delete", score id)."""
+    rng = random.Random(seed)
+    sessions = [f"Session-{i}" for i in range(8)] + ["Moving-to", "Moving-from", "never"]
+    names = {"quality": "numeric", "thumbs": "boolean", "topic": "categorical"}
+    ops: list[ScoreOp] = []
+    written: list[str] = []
+    for n in range(count):
+        name = rng.choice(list(names))
+        value: float | bool | str = {
+            "numeric": round(rng.random(), 2),
+            "boolean": rng.random() < 0.5,
+            "categorical": rng.choice(["billing", "refund", "other"]),
+        }[names[name]]
+        trace = rng.choice([None, None, rng.randrange(1, 42), 99, 777])
+        score_id = rng.choice(written) if written and rng.random() < 0.2 else f"score-{n}"
+        record_ = score(
+            score_id,
+            name,
+            value,
+            session=rng.choice(sessions) if trace is None or rng.random() < 0.3 else None,
+            trace=trace,
+            span=trace * 10 + 1 if trace and trace < 42 and rng.random() < 0.4 else None,
+            at=rng.randrange(5000),
+        )
+        if record_.session_id is None and record_.trace_id is None:
+            record_.session_id = "never"
+        written.append(score_id)
+        if ops and ops[-1][0] == "write" and rng.random() < 0.6:
+            ops[-1][1].append(record_)  # type: ignore[union-attr]
+        else:
+            ops.append(("write", [record_]))
+        if rng.random() < 0.1:
+            ops.append(("delete", rng.choice(written)))
+    return ops
+
+
+def apply_scores(store: Store, project: int, ops: list[ScoreOp]) -> None:
+    for kind, what in ops:
+        if kind == "write":
+            store.write_scores(project, what)  # type: ignore[arg-type]
+        else:
+            store.delete_score(project, what)  # type: ignore[arg-type]
+
+
+SCORE_FILTERS = (
+    [ScoreFilter(name="quality", op=">", value=0.5)],
+    [ScoreFilter(name="quality", op="<=", value=0.5)],
+    [ScoreFilter(name="thumbs", op="=", value=1.0)],
+    [ScoreFilter(name="thumbs", op="!=", value=1.0)],
+    [ScoreFilter(name="topic", op="=", value="refund")],
+    [ScoreFilter(name="topic", op="!=", value="refund")],
+    [ScoreFilter(name="quality", missing=True)],
+    [ScoreFilter(name="quality", op=">=", value=0.2), ScoreFilter(name="topic", missing=True)],
+)
+
+
 @pytest.fixture
 def stores(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
     sqlite = open_store(f"sqlite://{tmp_path / 'same.db'}")
@@ -108,6 +181,7 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
         project = store.create_project("p").id
         for batch in workload(seed=3):
             store.write_spans(project, batch)
+        apply_scores(store, project, score_workload(seed=4))
     p_sqlite, p_clickhouse = sqlite.create_project("p").id, clickhouse.create_project("p").id
 
     def same(method: str, *args: Any) -> Any:
@@ -151,6 +225,9 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
     ):
         same_pages("list_sessions", SessionQuery(limit=2, **filters))
         same_pages("list_sessions", SessionQuery(limit=4, sort="cost", **filters))
+    for scores in SCORE_FILTERS:
+        same_pages("list_sessions", SessionQuery(limit=2, scores=scores))
+        same_pages("list_sessions", SessionQuery(limit=3, sort="cost", status="ok", scores=scores))
     for session_id in [*session_ids, "Moving-from", "missing"]:
         same("get_session", session_id)
 
@@ -169,8 +246,21 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
         {"metadata": {"env": "nope"}},
     ):
         same_pages("list_traces", TraceQuery(limit=5, **filters))
+    for scores in SCORE_FILTERS:
+        same_pages("list_traces", TraceQuery(limit=5, scores=scores))
+        same_pages("list_traces", TraceQuery(limit=5, tag="a", scores=scores))
     for trace_id in [*trace_ids, f"{12345:032x}"]:
         same("get_trace", trace_id)
+    for query in (
+        ScoreQuery(limit=7),
+        ScoreQuery(limit=3, name="topic"),
+        ScoreQuery(limit=3, session_id="Session-1"),
+        ScoreQuery(limit=3, trace_ids=trace_ids[:10]),
+    ):
+        same_pages("list_scores", query)
+    # Every score summary is there to compare: the workload left some on both kinds.
+    assert any(s["scores"] for page in sessions for s in page["items"])
+    assert any(t["scores"] for page in traces for t in page["items"])
 
     for filters in ({}, {"q": "u"}, window):
         same_pages("list_users", UserQuery(limit=2, **filters))
@@ -204,6 +294,89 @@ def test_rollups_agree_across_stores_writing_one_database(tmp_path: Path):
             )
     finally:
         for store in (first, second, reference):
+            store.close()
+
+
+def test_score_rollups_agree_across_stores_and_merges(tmp_path: Path):
+    """Two stores on one database (two servers) take turns writing and deleting the
+    scores of the same targets, with merges forced between: every summary, filter and
+    user total is the SQLite store's."""
+    url = shared_server().url(database_name(tmp_path.name))
+    first, second = open_store(url), open_store(url)
+    reference = open_store(f"sqlite://{tmp_path / 'reference.db'}")
+    try:
+        projects = [s.create_project("p").id for s in (first, second, reference)]
+        for batch in workload(seed=5):
+            first.write_spans(projects[0], batch)
+            reference.write_spans(projects[2], batch)
+        for i, op in enumerate(score_workload(seed=6, count=80)):
+            apply_scores(first if i % 2 else second, projects[0], [op])
+            apply_scores(reference, projects[2], [op])
+            if i % 10 == 0:
+                for table in ("scores", "score_targets", "score_rollups"):
+                    first._ch.command(f"OPTIMIZE TABLE {table} FINAL")  # type: ignore[attr-defined]
+        for store in (first, second):
+            for scores in ([], *SCORE_FILTERS):
+                for query, method in (
+                    (SessionQuery(limit=500, scores=scores), "list_sessions"),
+                    (TraceQuery(limit=500, scores=scores), "list_traces"),
+                ):
+                    assert (
+                        getattr(store, method)(projects[0], query).model_dump()
+                        == getattr(reference, method)(projects[2], query).model_dump()
+                    ), (method, scores)
+            assert (
+                store.list_users(projects[0], UserQuery(limit=500)).model_dump()
+                == reference.list_users(projects[2], UserQuery(limit=500)).model_dump()
+            )
+            assert (
+                store.list_scores(projects[0], ScoreQuery(limit=500)).model_dump()
+                == reference.list_scores(projects[2], ScoreQuery(limit=500)).model_dump()
+            )
+    finally:
+        for store in (first, second, reference):
+            store.close()
+
+
+def test_concurrent_score_writes_to_one_target_converge(tmp_path: Path):
+    """Two stores (servers) write, replace and delete scores of one session at the same
+    time: however their statements interleave, the summary left is that of the scores
+    left."""
+    url = shared_server().url(database_name(tmp_path.name))
+    stores = [open_store(url), open_store(url)]
+    try:
+        project = stores[0].create_project("p").id
+
+        def writer(n: int) -> None:
+            rng = random.Random(n)
+            for i in range(25):
+                target = {"session": "s"} if rng.random() < 0.8 else {"trace": 1}
+                # Some ids are the other writer's: replacements racing their writes.
+                score_id = f"w{rng.randrange(2)}-{rng.randrange(15)}"
+                stores[n].write_scores(
+                    project, [score(score_id, "quality", rng.randrange(9) / 8, at=i, **target)]
+                )
+                if rng.random() < 0.15:
+                    stores[n].delete_score(project, f"w{n}-{rng.randrange(15)}")
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        left = stores[0].list_scores(project, ScoreQuery(limit=500, session_id="s")).items
+        # Eighths: their sum is exact in any order.
+        values = [s.value for s in left if s.trace_id is None]
+        assert values, "the writers left scores on the session"
+        stores[0].write_spans(project, [record(2, 1, session="s")])
+        for store in stores:
+            assert store.get_session(project, "s").scores == {
+                "quality": ScoreSummary(
+                    count=len(values), average=sum(values) / len(values), label=None
+                )
+            }
+    finally:
+        for store in stores:
             store.close()
 
 

@@ -353,6 +353,12 @@ def test_scores_write_replace_retry_and_delete(store: Store):
     store.write_scores(project, [score("b", "quality", 0.5, session="s", trace=1, at=11)])
     session = store.get_session(project, "s")
     assert session.scores == {} and session.traces[0].scores == {"quality": summary(1, 0.5)}
+    # And one under another name and session is listed under those only.
+    store.write_scores(project, [score("b", "thumbs", True, session="t", at=12)])
+    assert [s.id for s in store.list_scores(project, ScoreQuery(name="thumbs")).items] == ["b"]
+    assert store.list_scores(project, ScoreQuery(name="quality")).items == []
+    assert store.list_scores(project, ScoreQuery(session_id="s")).items == []
+    assert store.get_trace(project, f"{1:032x}").scores == {}
 
 
 def test_span_scores_roll_up_into_their_trace(store: Store):

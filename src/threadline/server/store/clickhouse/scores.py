@@ -246,9 +246,16 @@ class ClickHouseScores:
                 f.add(f"{column} = {f.param(value)}")
         if query.trace_ids:
             f.add(f"trace_id IN {f.param([t.lower() for t in query.trace_ids])}")
-        # A score whose newest row matches has a row that matches: the conditions narrow
-        # the scores read before their newest rows are picked, then hold on those.
-        inner = " AND ".join(["project_id = %(project)s", *f.where])
+        # A score whose newest row matches has a row that matches: the conditions pick
+        # the scores to read (all their rows, or an older row could pass for the
+        # newest), then hold on their newest rows.
+        inner = "project_id = %(project)s"
+        if f.where:
+            inner += (
+                " AND id IN (SELECT id FROM scores WHERE project_id = %(project)s AND "
+                + " AND ".join(f.where)
+                + ")"
+            )
         f.add("deleted = 0")
         if query.cursor:
             created_ns, score_id = cursors.decode(query.cursor, int, str)
