@@ -16,10 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from threadline.server import pricing
+from threadline.server.api.evaluations import router as evaluations_api_router
 from threadline.server.api.langfuse_scores import router as langfuse_scores_router
 from threadline.server.api.routes import router as api_router
 from threadline.server.api.scores import router as scores_api_router
 from threadline.server.errors import ThreadlineError
+from threadline.server.evaluation.service import EvaluationService
 from threadline.server.ingest.otlp_http import router as otlp_router
 from threadline.server.ingest.pipeline import IngestPipeline, tune_garbage_collector
 from threadline.server.settings import Settings
@@ -33,6 +35,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     """The ASGI app. It owns ``store`` from here on and closes it when it shuts down."""
 
     ingest = IngestPipeline(store, settings)
+    evaluations = EvaluationService(store, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +53,9 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
             grpc_receiver = OtlpGrpcReceiver(ingest, settings.host, settings.grpc_port)
             await grpc_receiver.start()
+        await evaluations.start()
         yield
+        await evaluations.stop()  # unfinished runs go back in the stored queue
         # uvicorn answers SIGTERM by finishing in-flight requests, running this, and
         # then re-raising the signal: code after uvicorn.run() would never run.
         if grpc_receiver is not None:
@@ -69,10 +74,12 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.ingest = ingest
+    app.state.evaluations = evaluations
     app.include_router(otlp_router)
     app.include_router(api_router)
     app.include_router(scores_api_router)
     app.include_router(langfuse_scores_router)
+    app.include_router(evaluations_api_router)
     install_web_ui(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness, and exports not yet written")

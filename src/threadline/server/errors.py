@@ -31,6 +31,10 @@ class NotFound(ThreadlineError):
     status = 404
 
 
+class Conflict(ThreadlineError):
+    status = 409
+
+
 class PayloadTooLarge(ThreadlineError):
     status = 413
 

@@ -77,6 +77,35 @@ SETTINGS: tuple[Setting, ...] = (
         "it; SQLite still commits one transaction at a time.",
     ),
     Setting("log_level", "info", "Server log level: debug, info, warning or error."),
+    Setting(
+        "session_idle_seconds",
+        600,
+        "A session with no new trace for this long counts as ended: online evaluators "
+        "judge it, and the Sessions list shows it as ended.",
+    ),
+    Setting(
+        "evaluation_concurrency",
+        4,
+        "Judge calls in flight at once, per server process. 0: this process runs no "
+        "evaluations (another server, or `threadline evaluate`, does).",
+    ),
+    Setting(
+        "judge_timeout_seconds",
+        60,
+        "How long one call to an evaluator's judge may take before it counts as failed.",
+    ),
+    Setting(
+        "judge_attempts",
+        3,
+        "Calls to a judge per run: a timeout, a connection error, 429 or 5xx is retried "
+        "after a growing pause (1 s, 2 s, 4 s...); other failures are not.",
+    ),
+    Setting(
+        "transcript_max_chars",
+        60_000,
+        "Longest transcript sent to a judge (about 15,000 tokens); longer ones are cut in "
+        "the middle, with a marker saying how much was left out.",
+    ),
 )
 
 
@@ -94,6 +123,11 @@ class Settings:
     max_queued_exports: int = 32
     workers: int = 1
     log_level: str = "info"
+    session_idle_seconds: int = 600
+    evaluation_concurrency: int = 4
+    judge_timeout_seconds: int = 60
+    judge_attempts: int = 3
+    transcript_max_chars: int = 60_000
 
     @property
     def store_url(self) -> str:

@@ -11,6 +11,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from threadline.server.evaluation.model import (
+    EvaluationRun,
+    Evaluator,
+    EvaluatorIn,
+    RunOutcome,
+    RunQuery,
+    RunRecord,
+)
 from threadline.server.model import (
     KeyAccess,
     KeyInfo,
@@ -147,6 +155,63 @@ class Store(Protocol):
         ...
 
     def set_allowed_origins(self, project_id: int, origins: Sequence[str]) -> None: ...
+
+    # --- evaluators and evaluation runs -----------------------------------------------
+    def put_evaluator(self, project_id: int, evaluator: EvaluatorIn) -> Evaluator:
+        """Create or replace the evaluator of that name. One switched on (created
+        online, or changed from offline) judges sessions that end from now on."""
+        ...
+
+    def list_evaluators(self, project_id: int) -> list[Evaluator]:
+        """The project's evaluators by name, each with its totals."""
+        ...
+
+    def get_evaluator(self, project_id: int, name: str) -> Evaluator | None: ...
+
+    def delete_evaluator(self, project_id: int, name: str) -> bool:
+        """Remove an evaluator; its unfinished runs fail ("evaluator deleted"). Its
+        totals stay with its name."""
+        ...
+
+    def online_evaluators(self) -> list[tuple[int, Evaluator, int | None]]:
+        """Every project's online evaluators: (project id, evaluator, the end time up
+        to which ended sessions have been swept, None before its first sweep)."""
+        ...
+
+    def ended_sessions(
+        self, project_id: int, after_ns: int, until_ns: int, limit: int
+    ) -> list[tuple[str, int]]:
+        """(session id, end ns) of sessions whose last activity is in (after, until],
+        oldest first: read from the sessions rollup, never from spans."""
+        ...
+
+    def add_runs(
+        self, project_id: int, runs: Sequence[RunRecord], swept: tuple[str, int] | None = None
+    ) -> int:
+        """Queue runs (pending); a run whose id is stored already is left as it is.
+        ``swept``: (evaluator, end ns) moves that evaluator's sweep mark forward in the
+        same step. Returns how many runs were new."""
+        ...
+
+    def claim_runs(self, limit: int, lease_ns: int) -> list[RunRecord]:
+        """Up to ``limit`` runs of any project for this runner: pending ones, oldest
+        first, and running ones whose lease expired. Each is leased for ``lease_ns``."""
+        ...
+
+    def release_runs(self, runs: Sequence[RunRecord]) -> None:
+        """Put claimed, unfinished runs back in the queue (a runner shutting down)."""
+        ...
+
+    def finish_run(self, project_id: int, run_id: str, outcome: RunOutcome) -> bool:
+        """Record a run's outcome and add it to its evaluator's totals; False (and no
+        change) when the run is unknown or finished already."""
+        ...
+
+    def list_runs(self, project_id: int, query: RunQuery) -> Page[EvaluationRun]:
+        """Runs newest first, by evaluator, session and status."""
+        ...
+
+    def get_runs(self, project_id: int, run_ids: Sequence[str]) -> dict[str, EvaluationRun]: ...
 
     # --- projects and keys ------------------------------------------------------
     def create_project(self, name: str) -> Project:

@@ -63,6 +63,7 @@ from threadline.server.store.rollups import (
     roll_up_trace,
 )
 from threadline.server.store.sqlite import payloads, scores
+from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.filters import (
     SESSION_SORTS,
@@ -78,7 +79,7 @@ _WAL_SAFETY_PAGES = 50_000  # ~200 MB
 log = logging.getLogger("threadline.store")
 
 
-class SQLiteStore:
+class SQLiteStore(EvaluationTables):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

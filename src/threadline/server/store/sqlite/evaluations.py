@@ -1,0 +1,343 @@
+"""Evaluators, evaluation runs and their totals in SQLite.
+
+``EvaluationTables`` is mixed into ``SQLiteStore``: its methods use the store's writer
+transaction and reader pool. Claiming runs is one write transaction, so that several
+worker processes (and a ``threadline evaluate`` beside the server) never run one twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from threadline.server.evaluation.model import (
+    EvaluationRun,
+    Evaluator,
+    EvaluatorIn,
+    EvaluatorTotals,
+    RunOutcome,
+    RunQuery,
+    RunRecord,
+    present_run,
+)
+from threadline.server.model import Page, ns_to_datetime
+from threadline.server.store import cursors
+
+_RUN_COLUMNS = (
+    "id, evaluator, target_kind, target_id, session_id, trigger, status, reason, attempts,"
+    " score_id, input_tokens, output_tokens, cost_usd, created_ns, finished_ns,"
+    " claimed_until_ns, project_id"
+)
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(*row)
+
+
+def _evaluator(row: Sequence[Any], totals: EvaluatorTotals | None) -> Evaluator:
+    definition = EvaluatorIn.model_validate_json(row[0])
+    return Evaluator(
+        **definition.model_dump(),
+        created_at=ns_to_datetime(row[1]),
+        totals=totals or EvaluatorTotals(),
+    )
+
+
+class EvaluationTables:
+    """The evaluation part of the Store protocol (see ``store/base.py``)."""
+
+    _transaction: Any
+    _read: Any
+
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._read()
+
+    def _writing(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._transaction()
+
+    # --- evaluators --------------------------------------------------------------------
+
+    def put_evaluator(self, project_id: int, evaluator: EvaluatorIn) -> Evaluator:
+        now = time.time_ns()
+        with self._writing() as conn:
+            row = conn.execute(
+                "SELECT created_ns, online FROM evaluators WHERE project_id = ? AND name = ?",
+                (project_id, evaluator.name),
+            ).fetchone()
+            created = row[0] if row else now
+            # An evaluator switched on starts watching sessions from now on, never
+            # judging what ended while it was off.
+            conn.execute(
+                "INSERT INTO evaluators (project_id, name, definition, online, created_ns,"
+                " swept_until_ns) VALUES (?, ?, ?, ?, ?, NULL)"
+                " ON CONFLICT (project_id, name) DO UPDATE SET definition = excluded.definition,"
+                " online = excluded.online, swept_until_ns = CASE WHEN evaluators.online = 1"
+                " AND excluded.online = 1 THEN evaluators.swept_until_ns END",
+                (
+                    project_id,
+                    evaluator.name,
+                    evaluator.model_dump_json(),
+                    int(evaluator.online),
+                    created,
+                ),
+            )
+        found = self.get_evaluator(project_id, evaluator.name)
+        assert found is not None
+        return found
+
+    def list_evaluators(self, project_id: int) -> list[Evaluator]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT definition, created_ns, name FROM evaluators WHERE project_id = ?"
+                " ORDER BY name",
+                (project_id,),
+            ).fetchall()
+            totals = _totals(conn, project_id)
+        return [_evaluator(row, totals.get(row[2])) for row in rows]
+
+    def get_evaluator(self, project_id: int, name: str) -> Evaluator | None:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT definition, created_ns, name FROM evaluators"
+                " WHERE project_id = ? AND name = ?",
+                (project_id, name),
+            ).fetchone()
+            totals = _totals(conn, project_id, name) if row else {}
+        return _evaluator(row, totals.get(name)) if row else None
+
+    def delete_evaluator(self, project_id: int, name: str) -> bool:
+        with self._writing() as conn:
+            deleted = conn.execute(
+                "DELETE FROM evaluators WHERE project_id = ? AND name = ?", (project_id, name)
+            ).rowcount
+            if deleted:
+                conn.execute(
+                    "UPDATE evaluation_runs SET status = 'failed', reason = 'evaluator deleted',"
+                    " finished_ns = ? WHERE project_id = ? AND evaluator = ?"
+                    " AND status IN ('pending', 'running')",
+                    (time.time_ns(), project_id, name),
+                )
+        return deleted > 0
+
+    def online_evaluators(self) -> list[tuple[int, Evaluator, int | None]]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT definition, created_ns, name, project_id, swept_until_ns"
+                " FROM evaluators WHERE online = 1 ORDER BY project_id, name"
+            ).fetchall()
+        return [(row[3], _evaluator(row, None), row[4]) for row in rows]
+
+    def ended_sessions(
+        self, project_id: int, after_ns: int, until_ns: int, limit: int
+    ) -> list[tuple[str, int]]:
+        with self._reading() as conn:
+            return [
+                (row[0], row[1])
+                for row in conn.execute(
+                    "SELECT session_id, end_ns FROM sessions WHERE project_id = ?"
+                    " AND end_ns > ? AND end_ns <= ? ORDER BY end_ns, session_id LIMIT ?",
+                    (project_id, after_ns, until_ns, limit),
+                )
+            ]
+
+    # --- runs --------------------------------------------------------------------------
+
+    def add_runs(
+        self,
+        project_id: int,
+        runs: Sequence[RunRecord],
+        swept: tuple[str, int] | None = None,
+    ) -> int:
+        with self._writing() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                f"INSERT OR IGNORE INTO evaluation_runs ({_RUN_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, 0, NULL, NULL, NULL, NULL, ?,"
+                " NULL, NULL, ?)",
+                [
+                    (
+                        r.id,
+                        r.evaluator,
+                        r.target_kind,
+                        r.target_id,
+                        r.session_id,
+                        r.trigger,
+                        r.created_ns or time.time_ns(),
+                        project_id,
+                    )
+                    for r in runs
+                ],
+            )
+            added = conn.total_changes - before
+            if swept is not None:
+                conn.execute(
+                    "UPDATE evaluators SET swept_until_ns = ? WHERE project_id = ? AND name = ?"
+                    " AND online = 1 AND (swept_until_ns IS NULL OR swept_until_ns < ?)",
+                    (swept[1], project_id, swept[0], swept[1]),
+                )
+        return added
+
+    def has_waiting_runs(self, now_ns: int) -> bool:
+        with self._reading() as conn:
+            return _claimable(conn, now_ns, 1) != []
+
+    def claim_runs(self, limit: int, lease_ns: int) -> list[RunRecord]:
+        now = time.time_ns()
+        # Read first, on a reader: a poll that finds nothing takes no write lock.
+        if not self.has_waiting_runs(now):
+            return []
+        with self._writing() as conn:
+            claimed = _claimable(conn, now, limit)
+            conn.executemany(
+                "UPDATE evaluation_runs SET status = 'running', claimed_until_ns = ?"
+                " WHERE project_id = ? AND id = ?",
+                [(now + lease_ns, r.project_id, r.id) for r in claimed],
+            )
+        for run in claimed:
+            run.status, run.claimed_until_ns = "running", now + lease_ns
+        return claimed
+
+    def release_runs(self, runs: Sequence[RunRecord]) -> None:
+        with self._writing() as conn:
+            conn.executemany(
+                "UPDATE evaluation_runs SET status = 'pending', claimed_until_ns = NULL"
+                " WHERE project_id = ? AND id = ? AND status = 'running'",
+                [(r.project_id, r.id) for r in runs],
+            )
+
+    def finish_run(self, project_id: int, run_id: str, outcome: RunOutcome) -> bool:
+        with self._writing() as conn:
+            row = conn.execute(
+                "SELECT evaluator, status FROM evaluation_runs WHERE project_id = ? AND id = ?",
+                (project_id, run_id),
+            ).fetchone()
+            if row is None or row[1] in ("done", "failed"):
+                return False  # finished already (deleted evaluator, or another runner)
+            conn.execute(
+                "UPDATE evaluation_runs SET status = ?, reason = ?, attempts = attempts + ?,"
+                " score_id = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?,"
+                " finished_ns = ?, claimed_until_ns = NULL WHERE project_id = ? AND id = ?",
+                (
+                    outcome.status,
+                    outcome.reason,
+                    outcome.attempts,
+                    outcome.score_id,
+                    outcome.input_tokens,
+                    outcome.output_tokens,
+                    outcome.cost_usd,
+                    time.time_ns(),
+                    project_id,
+                    run_id,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO evaluation_totals (project_id, evaluator, runs_done, runs_failed,"
+                " input_tokens, output_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (project_id, evaluator) DO UPDATE SET"
+                " runs_done = runs_done + excluded.runs_done,"
+                " runs_failed = runs_failed + excluded.runs_failed,"
+                " input_tokens = input_tokens + excluded.input_tokens,"
+                " output_tokens = output_tokens + excluded.output_tokens,"
+                " cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN cost_usd"
+                " ELSE COALESCE(cost_usd, 0) + excluded.cost_usd END",
+                (
+                    project_id,
+                    row[0],
+                    int(outcome.status == "done"),
+                    int(outcome.status != "done"),
+                    outcome.input_tokens or 0,
+                    outcome.output_tokens or 0,
+                    outcome.cost_usd,
+                ),
+            )
+        return True
+
+    def list_runs(self, project_id: int, query: RunQuery) -> Page[EvaluationRun]:
+        where = ["project_id = ?"]
+        args: list[Any] = [project_id]
+        for column in ("evaluator", "session_id", "status"):
+            value = getattr(query, column)
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.cursor:
+            created_ns, run_id = cursors.decode(query.cursor, int, str)
+            where.append("(created_ns, id) < (?, ?)")
+            args += [created_ns, run_id]
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE {' AND '.join(where)}"
+                " ORDER BY created_ns DESC, id DESC LIMIT ?",
+                [*args, query.limit + 1],
+            ).fetchall()
+        records = [_run(row) for row in rows]
+        next_cursor = None
+        if len(records) > query.limit:
+            last = records[query.limit - 1]
+            next_cursor = cursors.encode(last.created_ns, last.id)
+        return Page[EvaluationRun](
+            items=[present_run(r) for r in records[: query.limit]], next_cursor=next_cursor
+        )
+
+    def get_runs(self, project_id: int, run_ids: Sequence[str]) -> dict[str, EvaluationRun]:
+        found: dict[str, EvaluationRun] = {}
+        ids = list(run_ids)
+        with self._reading() as conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                for row in conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE project_id = ?"
+                    f" AND id IN ({', '.join('?' * len(chunk))})",
+                    (project_id, *chunk),
+                ):
+                    found[row[0]] = present_run(_run(row))
+        return found
+
+
+def _claimable(conn: sqlite3.Connection, now_ns: int, limit: int) -> list[RunRecord]:
+    """Pending runs, oldest first, then running ones whose runner's lease ran out (it
+    died mid-run)."""
+    rows = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE status = 'pending'"
+        " ORDER BY created_ns LIMIT ?",
+        (limit,),
+    ).fetchall()
+    if len(rows) < limit:
+        rows += conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE status = 'running'"
+            " AND claimed_until_ns < ? ORDER BY created_ns LIMIT ?",
+            (now_ns, limit - len(rows)),
+        ).fetchall()
+    return [_run(row) for row in rows]
+
+
+def _totals(
+    conn: sqlite3.Connection, project_id: int, name: str | None = None
+) -> dict[str, EvaluatorTotals]:
+    where, args = "project_id = ?", [project_id]
+    if name is not None:
+        where, args = where + " AND evaluator = ?", [project_id, name]
+    totals: dict[str, EvaluatorTotals] = {}
+    for row in conn.execute(
+        "SELECT evaluator, runs_done, runs_failed, input_tokens, output_tokens, cost_usd"
+        f" FROM evaluation_totals WHERE {where}",
+        args,
+    ):
+        totals[row[0]] = EvaluatorTotals(
+            runs_done=row[1],
+            runs_failed=row[2],
+            input_tokens=row[3],
+            output_tokens=row[4],
+            cost_usd=row[5],
+        )
+    # Unfinished runs are few: counted from the queue's index, not from a rollup.
+    for evaluator, waiting in conn.execute(
+        "SELECT evaluator, COUNT(*) FROM evaluation_runs INDEXED BY evaluation_runs_waiting"
+        f" WHERE status IN ('pending', 'running') AND {where} GROUP BY evaluator",
+        args,
+    ):
+        totals.setdefault(evaluator, EvaluatorTotals()).runs_pending = waiting
+    return totals

@@ -1,0 +1,163 @@
+"""A local judge: an OpenAI-compatible ``/v1/chat/completions`` that answers with
+structured output (``response_format`` json_schema), deterministically, and can be
+told to fail, hang or answer nonsense. No test reaches a real LLM.
+
+The verdict is read from the prompt: a boolean score is true when the transcript has
+the word "thanks" (the user's problem was resolved), a numeric score is the number of
+turns (clamped to the schema's range when its description gives one), a categorical
+score is the first label that appears in the transcript (else the first label). The
+reasoning says what was counted. Usage is counted in words, like ``fake_openai``.
+
+    with FakeJudge() as judge:
+        judge.mode = "fail"       # 500 on every call ("hang": never answer in time;
+                                  # "garbage": 200 with content that is not JSON;
+                                  # "reject": 400)
+        judge.failures_left = 2   # fail the next two calls only, then answer
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Self
+
+MODEL = "gpt-4o-mini"
+
+
+@dataclass(frozen=True)
+class JudgeCall:
+    request: dict[str, Any]
+    headers: dict[str, str]
+    status: int
+
+
+class FakeJudge:
+    def __init__(self, model: str = MODEL) -> None:
+        self.model = model
+        self.mode = "ok"
+        self.failures_left: int | None = None  # None: the mode holds for every call
+        self.hang_seconds = 30.0
+        self.calls: list[JudgeCall] = []
+        self._lock = threading.Lock()
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def answered(self) -> list[JudgeCall]:
+        with self._lock:
+            return [c for c in self.calls if c.status == 200]
+
+    def _mode_now(self) -> str:
+        with self._lock:
+            if self.failures_left is None:
+                return self.mode
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                return self.mode
+            return "ok"
+
+    def verdict(self, request: dict[str, Any]) -> tuple[Any, str]:
+        prompt = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
+        schema = request["response_format"]["json_schema"]["schema"]["properties"]["score"]
+        turns = prompt.count("--- turn ")
+        if schema["type"] == "boolean":
+            resolved = "thanks" in prompt.lower()
+            return resolved, f"{turns} turns; the user {'thanked' if resolved else 'never thanked'}"
+        if schema["type"] == "string":
+            label = next((lab for lab in schema["enum"] if lab in prompt), schema["enum"][0])
+            return label, f"{turns} turns; label {label}"
+        value = float(turns)
+        bounds = re.findall(r"at (least|most) (-?[\d.]+)", schema.get("description", ""))
+        for kind, bound in bounds:
+            value = max(value, float(bound)) if kind == "least" else min(value, float(bound))
+        return value, f"{turns} turns counted"
+
+    def complete(self, request: dict[str, Any], mode: str) -> tuple[int, dict[str, Any] | str]:
+        if mode == "fail":
+            return 500, {"error": {"message": "the fake judge was told to fail"}}
+        if mode == "reject":
+            return 400, {"error": {"message": "the fake judge rejects this request"}}
+        if mode == "garbage":
+            content = "I think it went fine, maybe a 7?"
+        else:
+            value, reasoning = self.verdict(request)
+            content = json.dumps({"reasoning": reasoning, "score": value})
+        words = sum(len(str(m.get("content", "")).split()) for m in request["messages"])
+        usage = {
+            "prompt_tokens": words,
+            "completion_tokens": len(content.split()),
+            "total_tokens": words + len(content.split()),
+        }
+        return 200, {
+            "id": "chatcmpl-judge",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": content},
+                }
+            ],
+            "usage": usage,
+        }
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        judge = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
+                request = json.loads(body)
+                mode = judge._mode_now()
+                if mode == "hang":
+                    time.sleep(judge.hang_seconds)
+                    status, document = 500, {"error": {"message": "hung"}}
+                else:
+                    status, document = judge.complete(request, mode)
+                with judge._lock:
+                    judge.calls.append(JudgeCall(request, dict(self.headers), status))
+                self._send(status, document)
+
+            def _send(self, status: int, document: dict[str, Any] | str) -> None:
+                payload = json.dumps(document).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a timeout under test)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler

@@ -1,0 +1,389 @@
+"""Evaluators through the real server: online judging when a session goes idle,
+re-judging when it resumes, on-demand runs, judge failures and retries, and a restart
+with runs pending. The judge is a local fake (``tests/integrations/fake_judge.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import ProjectClient, ServerProcess, start_server, stop_server
+from tests.integrations.fake_judge import FakeJudge
+from tests.otlp import new_span_id, new_trace_id, request, span
+
+KEY_VARIABLE = "THREADLINE_TEST_JUDGE_KEY"
+IDLE_SECONDS = 1
+
+
+@pytest.fixture(scope="module")
+def judge() -> Iterator[FakeJudge]:
+    with FakeJudge() as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def judge_answers(judge: FakeJudge) -> None:
+    judge.mode, judge.failures_left, judge.hang_seconds = "ok", None, 30.0
+
+
+def _start(root, name: str, *extra: str) -> ServerProcess:
+    os.environ[KEY_VARIABLE] = "sk-judge-test"
+    return start_server(
+        root / "data",
+        root / f"{name}.log",
+        "--session-idle-seconds",
+        str(IDLE_SECONDS),
+        "--judge-timeout-seconds",
+        "2",
+        "--judge-attempts",
+        "2",
+        *extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def evaluating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("evaluating")
+    process = _start(root, "server")
+    yield process
+    stop_server(process)
+
+
+@pytest.fixture
+def project(evaluating: ServerProcess) -> Iterator[ProjectClient]:
+    client = ProjectClient(
+        evaluating.base_url, evaluating.new_key(f"eval-{uuid.uuid4().hex[:8]}"), evaluating
+    )
+    yield client
+    client.http.close()
+
+
+def evaluator(judge: FakeJudge, name: str = "resolved", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name,
+        "prompt": "Did the assistant resolve the user's problem?\n\n{{transcript}}",
+        "judge": {"base_url": judge.base_url, "model": "gpt-4o-mini", "api_key_env": KEY_VARIABLE},
+        "score": {"name": name, "data_type": "boolean"},
+    }
+    body.update(overrides)
+    return body
+
+
+def create(project: ProjectClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = project.http.post("/api/v1/evaluators", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def send_turn(project: ProjectClient, session_id: str, said: str, replied: str, **attrs) -> str:
+    """One turn of a session, ending now (the server judges by its own clock)."""
+    trace_id = new_trace_id()
+    now = time.time_ns()
+    body = request(
+        [
+            span(
+                trace_id,
+                new_span_id(),
+                name="chat",
+                start_ns=now - 50_000_000,
+                end_ns=now,
+                attributes={
+                    "threadline.session.id": session_id,
+                    "threadline.user.id": "ann",
+                    "threadline.span.input": said,
+                    "threadline.span.output": replied,
+                    **attrs,
+                },
+            )
+        ]
+    )
+    response = project.export(body.SerializeToString())
+    assert response.status_code == 200, response.text
+    return trace_id
+
+
+def runs(project: ProjectClient, **params: Any) -> list[dict[str, Any]]:
+    return project.get("/api/v1/evaluation-runs", **params)["items"]
+
+
+def wait_for(check, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def finished_runs(project: ProjectClient, session_id: str, count: int) -> list[dict[str, Any]]:
+    def check():
+        found = runs(project, session_id=session_id)
+        done = [r for r in found if r["status"] in ("done", "failed")]
+        return done if len(done) >= count else None
+
+    return wait_for(check, what=f"{count} finished runs of {session_id}")
+
+
+# --- online ---------------------------------------------------------------------------
+
+
+def test_an_online_evaluator_judges_a_session_once_it_goes_idle(project, judge):
+    create(project, evaluator(judge))
+    sid = f"online-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "My printer is offline", "Restart the spooler service.")
+    send_turn(project, sid, "That worked, thanks!", "Glad to help.")
+    # Not judged while the session is active.
+    assert runs(project, session_id=sid) == []
+    (run,) = finished_runs(project, sid, 1)
+    assert run["status"] == "done", run
+    assert run["trigger"] == "online" and run["target_kind"] == "session"
+    assert run["input_tokens"] > 0 and run["output_tokens"] > 0
+    assert run["cost_usd"] is not None and run["cost_usd"] > 0
+    score = project.get(f"/api/v1/scores/{run['score_id']}")
+    assert score["source"] == "eval" and score["author"] == "resolved"
+    assert score["value"] is True and score["session_id"] == sid
+    assert score["comment"] == "2 turns; the user thanked"
+    # The judge read the transcript, both turns, with the key from the environment.
+    call = next(
+        c
+        for c in judge.answered()
+        if "My printer is offline" in (prompt := c.request["messages"][1]["content"])
+        and "That worked, thanks!" in prompt
+    )
+    assert call.headers["Authorization"] == "Bearer sk-judge-test"
+    assert call.request["response_format"]["type"] == "json_schema"
+    # It shows in the session's scores, and once: idle longer, no second run.
+    session = project.get(f"/api/v1/sessions/{sid}")
+    assert session["scores"]["resolved"] == {"count": 1, "average": 1.0, "label": None}
+    time.sleep(IDLE_SECONDS * 2)
+    assert len(runs(project, session_id=sid)) == 1
+    # Totals per evaluator: the judge's tokens and cost.
+    (listed,) = project.get("/api/v1/evaluators")["items"]
+    totals = listed["totals"]
+    assert totals["runs_done"] == 1 and totals["runs_failed"] == 0
+    assert totals["input_tokens"] == run["input_tokens"]
+    assert totals["cost_usd"] == pytest.approx(run["cost_usd"])
+
+
+def test_a_session_that_resumes_is_judged_again_when_it_ends_again(project, judge):
+    create(project, evaluator(judge))
+    sid = f"resume-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "My printer is offline", "Restart the spooler service.")
+    (first,) = finished_runs(project, sid, 1)
+    assert project.get(f"/api/v1/scores/{first['score_id']}")["value"] is False
+    send_turn(project, sid, "Done, thanks", "You're welcome.")
+    both = finished_runs(project, sid, 2)
+    assert {r["status"] for r in both} == {"done"}
+    # One score per evaluator and session: the later judgment replaces the earlier.
+    assert both[0]["score_id"] == both[1]["score_id"]
+    score = project.get(f"/api/v1/scores/{both[0]['score_id']}")
+    assert score["value"] is True and score["comment"] == "2 turns; the user thanked"
+
+
+def test_filters_and_sampling_pick_the_sessions_judged(project, judge):
+    create(
+        project,
+        evaluator(judge, "support-only", filter={"tags": ["support"], "metadata": {"tier": "pro"}}),
+    )
+    create(project, evaluator(judge, "never", sampling_rate=0.0))
+    kept, other = f"kept-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
+    send_turn(
+        project,
+        kept,
+        "hi",
+        "hello",
+        **{"threadline.tags": '["support"]', "threadline.metadata.tier": "pro"},
+    )
+    send_turn(project, other, "hi", "hello", **{"threadline.tags": '["support"]'})
+    (run,) = finished_runs(project, kept, 1)
+    assert run["evaluator"] == "support-only"
+    time.sleep(IDLE_SECONDS * 2)
+    assert runs(project, session_id=other) == []
+    assert [r["evaluator"] for r in runs(project, session_id=kept)] == ["support-only"]
+
+
+def test_an_offline_evaluator_judges_only_on_demand(project, judge):
+    create(project, evaluator(judge, online=False))
+    sid = f"manual-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "hello", "hi, thanks for asking")
+    time.sleep(IDLE_SECONDS * 2.5)
+    assert runs(project, session_id=sid) == []
+    response = project.http.post(
+        "/api/v1/evaluation-runs", json={"evaluator": "resolved", "session_id": sid}
+    )
+    assert response.status_code == 202, response.text
+    (queued,) = response.json()["items"]
+    assert queued["trigger"] == "manual" and queued["status"] in ("pending", "running", "done")
+    (run,) = finished_runs(project, sid, 1)
+    assert run["status"] == "done" and run["id"] == queued["id"]
+
+
+def test_a_trace_evaluator_judges_each_turn_with_its_input_and_output(project, judge):
+    create(
+        project,
+        evaluator(
+            judge,
+            "turn-length",
+            target="trace",
+            prompt="Rate the reply.\nQ: {{input}}\nA: {{output}}\n{{transcript}}",
+            score={"name": "turn-length", "data_type": "numeric", "min_value": 0, "max_value": 5},
+        ),
+    )
+    sid = f"traces-{uuid.uuid4().hex[:8]}"
+    first = send_turn(project, sid, "question one", "answer one")
+    second = send_turn(project, sid, "question two", "answer two")
+    done = finished_runs(project, sid, 2)
+    assert sorted(r["target_id"] for r in done) == sorted([first, second])
+    for run in done:
+        score = project.get(f"/api/v1/scores/{run['score_id']}")
+        assert score["trace_id"] == run["target_id"] and score["value"] == 1.0
+    prompts = [c.request["messages"][1]["content"] for c in judge.answered()]
+    assert any("Q: question one\nA: answer one" in p for p in prompts)
+    trace = project.get(f"/api/v1/traces/{first}")
+    assert trace["scores"]["turn-length"]["average"] == 1.0
+
+
+# --- failures -------------------------------------------------------------------------
+
+
+def _manual_run(project: ProjectClient, sid: str, name: str = "resolved") -> dict[str, Any]:
+    response = project.http.post(
+        "/api/v1/evaluation-runs", json={"evaluator": name, "session_id": sid}
+    )
+    assert response.status_code == 202, response.text
+    (run,) = finished_runs(project, sid, 1)
+    return run
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason", "attempts"),
+    [
+        (
+            "fail",
+            "the judge answered HTTP 500: the fake judge was told to fail (after 2 attempts)",
+            2,
+        ),
+        ("reject", "the judge answered HTTP 400: the fake judge rejects this request", 1),
+        ("garbage", "the judge's answer is not JSON: 'I think it went fine, maybe a 7?'", 1),
+        ("hang", "the judge did not answer within 2 s (after 2 attempts)", 2),
+    ],
+)
+def test_a_judge_that_fails_marks_the_run_failed_with_the_reason(
+    project, judge, mode, reason, attempts
+):
+    create(project, evaluator(judge, online=False))
+    judge.mode, judge.hang_seconds = mode, 3.0
+    sid = f"fail-{mode}-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "hello", "hi")
+    run = _manual_run(project, sid)
+    assert run["status"] == "failed" and run["score_id"] is None
+    assert run["reason"] == reason and run["attempts"] == attempts
+    assert project.get("/api/v1/scores", session_id=sid)["items"] == []
+    (listed,) = project.get("/api/v1/evaluators")["items"]
+    assert listed["totals"]["runs_failed"] == 1 and listed["totals"]["runs_done"] == 0
+    if mode == "garbage":  # an answer that did not parse was still paid for
+        assert run["input_tokens"] > 0 and listed["totals"]["input_tokens"] > 0
+
+
+def test_a_judge_failing_once_is_retried_and_the_run_succeeds(project, judge):
+    create(project, evaluator(judge, online=False))
+    judge.mode, judge.failures_left = "fail", 1
+    sid = f"retry-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "hello", "thanks, solved")
+    run = _manual_run(project, sid)
+    assert run["status"] == "done" and run["attempts"] == 2, run
+
+
+def test_a_missing_key_variable_fails_the_run_and_says_which(project, judge):
+    body = evaluator(judge, online=False)
+    body["judge"]["api_key_env"] = "THREADLINE_TEST_NO_SUCH_KEY"
+    create(project, body)
+    sid = f"nokey-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "hello", "hi")
+    run = _manual_run(project, sid)
+    assert run["reason"] == (
+        "the judge's key variable THREADLINE_TEST_NO_SUCH_KEY is not set on the server"
+    )
+
+
+def test_bad_evaluators_are_refused_with_the_reason(project, judge):
+    cases = [
+        (evaluator(judge, score={"name": "x", "data_type": "categorical"}), 400, "labels"),
+        (evaluator(judge, sampling_rate=2), 422, "sampling_rate"),
+        ({**evaluator(judge), "judge": {"base_url": "ftp://x", "model": "m"}}, 422, "base_url"),
+        (evaluator(judge, name=""), 422, "name"),
+    ]
+    for body, status, word in cases:
+        response = project.http.post("/api/v1/evaluators", json=body)
+        assert response.status_code == status, (body, response.text)
+        assert word in response.json()["error"]
+    create(project, evaluator(judge))
+    again = project.http.post("/api/v1/evaluators", json=evaluator(judge))
+    assert again.status_code == 409 and "exists" in again.json()["error"]
+    missing = project.http.post(
+        "/api/v1/evaluation-runs", json={"evaluator": "resolved", "session_id": "no-such"}
+    )
+    assert missing.status_code == 404 and "no-such" in missing.json()["error"]
+    assert project.http.delete("/api/v1/evaluators/resolved").status_code == 204
+    assert project.http.delete("/api/v1/evaluators/resolved").status_code == 404
+
+
+# --- restarts -------------------------------------------------------------------------
+
+
+def test_runs_pending_at_a_restart_are_judged_after_it(tmp_path, judge):
+    process = _start(tmp_path, "first", "--evaluation-concurrency", "0")
+    try:
+        project = ProjectClient(process.base_url, process.new_key("restart"), process)
+        create(project, evaluator(judge, online=False))
+        sids = [f"restart-{i}" for i in range(3)]
+        for sid in sids:
+            send_turn(project, sid, "hello", "thanks")
+            response = project.http.post(
+                "/api/v1/evaluation-runs", json={"evaluator": "resolved", "session_id": sid}
+            )
+            assert response.status_code == 202
+        # This server judges nothing (concurrency 0): the runs wait in the store.
+        time.sleep(1)
+        assert {r["status"] for r in runs(project)} == {"pending"}
+    finally:
+        stop_server(process)
+    process = _start(tmp_path, "second")
+    try:
+        project = ProjectClient(process.base_url, project.api_key, process)
+        for sid in sids:
+            (run,) = finished_runs(project, sid, 1)
+            assert run["status"] == "done", run
+    finally:
+        stop_server(process)
+
+
+def test_a_run_in_flight_at_shutdown_goes_back_in_the_queue(tmp_path, judge):
+    process = _start(tmp_path, "first")
+    project = ProjectClient(process.base_url, process.new_key("shutdown"), process)
+    try:
+        create(project, evaluator(judge, online=False))
+        judge.mode, judge.hang_seconds = "hang", 1.5
+        send_turn(project, "inflight", "hello", "thanks")
+        project.http.post(
+            "/api/v1/evaluation-runs", json={"evaluator": "resolved", "session_id": "inflight"}
+        )
+        wait_for(lambda: runs(project, status="running"), what="a running run")
+    finally:
+        stop_server(process)  # SIGTERM: the runner puts its run back
+    judge.mode = "ok"
+    process = _start(tmp_path, "second")
+    try:
+        project = ProjectClient(process.base_url, project.api_key, process)
+        (run,) = finished_runs(project, "inflight", 1)
+        assert run["status"] == "done", run
+    finally:
+        stop_server(process)
