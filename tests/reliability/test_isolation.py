@@ -66,10 +66,15 @@ class ProjectA:
     marker: str  # text in A's names, inputs and outputs
     score_id: str = ""
     note_id: str = ""
+    run_id: str = ""
 
     @property
     def config_name(self) -> str:
         return f"cfg-{self.marker}"
+
+    @property
+    def evaluator(self) -> str:
+        return f"eval-{self.marker}"
 
     def secrets(self) -> list[str]:
         return [
@@ -78,7 +83,7 @@ class ProjectA:
             self.marker,
             *self.trace_ids,
             *self.span_ids,
-            *filter(None, [self.score_id, self.note_id]),
+            *filter(None, [self.score_id, self.note_id, self.run_id]),
         ]
 
 
@@ -156,7 +161,27 @@ def project_a(threadline_process) -> ProjectA:
     response = httpx.post(base + "/api/v1/notes", json=note, headers=auth)
     assert response.status_code == 201, response.text
     a.note_id = response.json()["id"]
+    # A's evaluator, and a run of it on A's session (its judge is unreachable: it fails).
+    response = httpx.post(base + "/api/v1/evaluators", json=_evaluator(a.evaluator), headers=auth)
+    assert response.status_code == 201, response.text
+    response = httpx.post(
+        base + "/api/v1/evaluation-runs",
+        json={"evaluator": a.evaluator, "session_id": a.session_id},
+        headers=auth,
+    )
+    assert response.status_code == 202, response.text
+    a.run_id = response.json()["items"][0]["id"]
     return a
+
+
+def _evaluator(name: str, prompt: str = "Was it resolved?") -> dict:
+    return {
+        "name": name,
+        "prompt": prompt,
+        "judge": {"base_url": "http://127.0.0.1:9/v1", "model": "gpt-4o-mini"},
+        "score": {"name": name, "data_type": "boolean"},
+        "online": False,
+    }
 
 
 def _assert_hidden(a: ProjectA, response: httpx.Response | str, where: str) -> None:
@@ -284,6 +309,35 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         notes = a_api.get("/api/v1/notes", params={"session_id": session}).json()["items"]
         assert [n["body"] for n in notes] == [f"note {a.marker}"]
 
+    def evaluator_into_b(method: str) -> None:
+        # A's evaluator name, written with B's key: an evaluator of B's.
+        body = _evaluator(a.evaluator, prompt="b prompt")
+        if method == "POST":
+            response = api.post("/api/v1/evaluators", json=body)
+            assert response.status_code == 201, response.text
+        else:
+            response = api.put(f"/api/v1/evaluators/{a.evaluator}", json=body)
+            assert response.status_code == 200, response.text
+        assert a_api.get(f"/api/v1/evaluators/{a.evaluator}").json()["prompt"] == "Was it resolved?"
+
+    def runs_into_b() -> None:
+        # B cannot run A's evaluator, nor its own on A's session.
+        # The answer names the evaluator B asked for (in its body), as for any unknown name.
+        asked = api.post("/api/v1/evaluation-runs", json={"evaluator": a.evaluator})
+        unknown = api.post("/api/v1/evaluation-runs", json={"evaluator": "no-such-name"})
+        assert asked.status_code == 404 and unknown.status_code == 404
+        assert asked.text.replace(a.evaluator, "?") == unknown.text.replace("no-such-name", "?")
+        assert api.put("/api/v1/evaluators/b-own", json=_evaluator("b-own")).status_code == 200
+        asked = api.post(
+            "/api/v1/evaluation-runs", json={"evaluator": "b-own", "session_id": session}
+        )
+        unknown = api.post(
+            "/api/v1/evaluation-runs", json={"evaluator": "b-own", "session_id": "no-such-id"}
+        )
+        assert asked.status_code == 404 and unknown.status_code == 404
+        assert asked.text.replace(session, "?") == unknown.text.replace("no-such-id", "?")
+        assert a_api.get("/api/v1/evaluation-runs").json()["items"][0]["id"] == a.run_id
+
     def discarded(path: str) -> Callable[[], None]:
         def check() -> None:
             response = api.post(path, content=b"", headers={"Content-Type": "application/json"})
@@ -382,6 +436,27 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
             hidden(api.delete(f"/api/v1/notes/{a.note_id}"), 404),
             a_sees(a_api.get("/api/v1/notes", params={"session_id": session})),
         ),
+        # Evaluators and their runs.
+        ("GET", "/api/v1/evaluators"): lambda: hidden(api.get("/api/v1/evaluators"), 200),
+        ("POST", "/api/v1/evaluators"): lambda: evaluator_into_b("POST"),
+        ("GET", "/api/v1/evaluators/{name}"): lambda: hidden(
+            api.get(f"/api/v1/evaluators/{a.evaluator}"), 404
+        ),
+        ("PUT", "/api/v1/evaluators/{name}"): lambda: evaluator_into_b("PUT"),
+        ("DELETE", "/api/v1/evaluators/{name}"): lambda: (
+            hidden(api.delete(f"/api/v1/evaluators/{a.evaluator}"), 404),
+            a_sees(a_api.get(f"/api/v1/evaluators/{a.evaluator}")),
+        ),
+        ("GET", "/api/v1/evaluation-runs"): lambda: (
+            empty_list(api.get("/api/v1/evaluation-runs", params={"session_id": session})),
+            empty_list(api.get("/api/v1/evaluation-runs", params={"evaluator": a.evaluator})),
+            hidden(api.get("/api/v1/evaluation-runs"), 200),
+        ),
+        ("GET", "/api/v1/evaluation-runs/{run_id}"): lambda: (
+            hidden(api.get(f"/api/v1/evaluation-runs/{a.run_id}"), 404),
+            a_sees(a_api.get(f"/api/v1/evaluation-runs/{a.run_id}")),
+        ),
+        ("POST", "/api/v1/evaluation-runs"): runs_into_b,
         ("GET", "/api/v1/users"): lambda: (
             hidden(api.get("/api/v1/users"), 200),
             empty_list(api.get("/api/v1/users", params={"q": a.user_id})),
@@ -481,6 +556,8 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ("POST", "/api/public/ingestion"),
         ("PUT", "/api/v1/score-configs/{name}"),
         ("POST", "/api/v1/notes"),
+        ("POST", "/api/v1/evaluators"),
+        ("PUT", "/api/v1/evaluators/{name}"),
         ("POST", "/logout"),
     ]
     for route in sorted(set(walk) - set(last)) + last:

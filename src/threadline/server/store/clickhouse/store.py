@@ -53,6 +53,7 @@ from threadline.server.model import (
 from threadline.server.store import cursors, span_records
 from threadline.server.store.base import AccessRecords, ProjectAnnotations, StoredKey
 from threadline.server.store.clickhouse import queries, rows, schema, scores
+from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
@@ -141,7 +142,7 @@ def _without_password(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-class ClickHouseStore:
+class ClickHouseStore(EvaluationTables):
     def __init__(self, url: str, retention_days: int | None = None):
         if retention_days is not None and retention_days < 0:
             raise SystemExit(f"threadline: retention_days must be 0 or more, not {retention_days}")

@@ -1,0 +1,177 @@
+"""The evaluation part of the storage contract, on every backend: evaluators, the run
+queue (claims, leases, releases, finishes), totals, sweep marks and ended sessions."""
+
+from __future__ import annotations
+
+import time
+
+from tests.store import test_contract
+from tests.store.test_contract import MS, T0, record
+from threadline.server.evaluation import online
+from threadline.server.evaluation.model import (
+    EvaluatorIn,
+    RunOutcome,
+    RunQuery,
+    RunRecord,
+)
+from threadline.server.store import Store
+
+SECOND = 1_000_000_000
+
+# The contract suite's fixtures: every test here runs on every backend.
+backend = test_contract.backend
+store = test_contract.store
+
+
+def definition(name: str = "resolved", **overrides) -> EvaluatorIn:
+    body = {
+        "name": name,
+        "prompt": "Was the problem resolved?",
+        "judge": {"base_url": "http://127.0.0.1:9/v1", "model": "gpt-4o-mini"},
+        "score": {"name": name, "data_type": "boolean"},
+    }
+    body.update(overrides)
+    return EvaluatorIn.model_validate(body)
+
+
+def run(run_id: str, evaluator: str = "resolved", session: str = "s", created: int = 0):
+    return RunRecord(
+        id=run_id,
+        evaluator=evaluator,
+        target_kind="session",
+        target_id=session,
+        session_id=session,
+        trigger="manual",
+        created_ns=T0 + created,
+    )
+
+
+def test_evaluators_are_created_replaced_listed_and_deleted_per_project(store: Store):
+    a, b = store.create_project("a").id, store.create_project("b").id
+    made = store.put_evaluator(a, definition())
+    assert made.name == "resolved" and made.online and made.totals.runs_done == 0
+    store.put_evaluator(a, definition("another", online=False))
+    replaced = store.put_evaluator(a, definition(prompt="Did it help?"))
+    assert replaced.prompt == "Did it help?" and replaced.created_at == made.created_at
+    assert [e.name for e in store.list_evaluators(a)] == ["another", "resolved"]
+    assert store.list_evaluators(b) == [] and store.get_evaluator(b, "resolved") is None
+    assert not store.delete_evaluator(b, "resolved")
+    assert store.delete_evaluator(a, "resolved")
+    assert store.get_evaluator(a, "resolved") is None
+    assert [e.name for e in store.list_evaluators(a)] == ["another"]
+
+
+def test_runs_are_queued_once_and_listed_newest_first(store: Store):
+    p = store.create_project("p").id
+    store.put_evaluator(p, definition())
+    assert store.add_runs(p, [run("r1", created=1), run("r2", session="t", created=2)]) == 2
+    assert store.add_runs(p, [run("r1", created=5)]) == 0
+    page = store.list_runs(p, RunQuery(limit=1))
+    assert [r.id for r in page.items] == ["r2"] and page.next_cursor
+    rest = store.list_runs(p, RunQuery(limit=1, cursor=page.next_cursor))
+    assert [r.id for r in rest.items] == ["r1"] and rest.next_cursor is None
+    assert [r.id for r in store.list_runs(p, RunQuery(session_id="t")).items] == ["r2"]
+    assert store.list_runs(p, RunQuery(status="done")).items == []
+    assert store.get_runs(p, ["r1", "nope"])["r1"].status == "pending"
+    other = store.create_project("other").id
+    assert store.list_runs(other, RunQuery()).items == [] and store.get_runs(other, ["r1"]) == {}
+
+
+def test_claims_lease_release_and_finish(store: Store):
+    p = store.create_project("p").id
+    store.put_evaluator(p, definition())
+    store.add_runs(p, [run("r1", created=1), run("r2", created=2), run("r3", created=3)])
+    first = store.claim_runs(2, 60 * SECOND)
+    assert [(r.id, r.project_id, r.status) for r in first] == [
+        ("r1", p, "running"),
+        ("r2", p, "running"),
+    ]
+    assert [r.id for r in store.claim_runs(5, 60 * SECOND)] == ["r3"]
+    assert store.claim_runs(5, 60 * SECOND) == []
+    store.release_runs([first[1]])
+    assert store.get_runs(p, ["r2"])["r2"].status == "pending"
+    assert [r.id for r in store.claim_runs(5, 1)] == ["r2"]  # a lease of 1 ns
+    time.sleep(0.01)
+    # The lease ran out (its runner died): the run is claimable again.
+    assert [r.id for r in store.claim_runs(5, 60 * SECOND)] == ["r2"]
+    done = RunOutcome("done", attempts=1, score_id="sc", input_tokens=10, output_tokens=2)
+    done.cost_usd = 0.25
+    assert store.finish_run(p, "r1", done)
+    assert not store.finish_run(p, "r1", done)  # finished already: counted once
+    failed = RunOutcome("failed", reason="the judge answered HTTP 500", attempts=3)
+    failed.input_tokens = 5
+    assert store.finish_run(p, "r2", failed)
+    store.release_runs([first[0]])  # a release after the finish changes nothing
+    runs = store.get_runs(p, ["r1", "r2"])
+    assert (runs["r1"].status, runs["r1"].score_id, runs["r1"].attempts) == ("done", "sc", 1)
+    assert runs["r1"].finished_at is not None and runs["r1"].cost_usd == 0.25
+    assert (runs["r2"].status, runs["r2"].reason) == ("failed", "the judge answered HTTP 500")
+    totals = store.get_evaluator(p, "resolved").totals
+    assert (totals.runs_done, totals.runs_failed, totals.runs_pending) == (1, 1, 1)
+    assert (totals.input_tokens, totals.output_tokens, totals.cost_usd) == (15, 2, 0.25)
+
+
+def test_deleting_an_evaluator_fails_its_waiting_runs(store: Store):
+    p = store.create_project("p").id
+    store.put_evaluator(p, definition())
+    store.add_runs(p, [run("r1")])
+    store.delete_evaluator(p, "resolved")
+    gone = store.get_runs(p, ["r1"])["r1"]
+    assert (gone.status, gone.reason) == ("failed", "evaluator deleted")
+    assert store.claim_runs(5, SECOND) == []
+
+
+def test_sweep_marks_start_when_an_evaluator_is_switched_on(store: Store):
+    p = store.create_project("p").id
+    store.put_evaluator(p, definition())
+    store.put_evaluator(p, definition("offline", online=False))
+    ((project, evaluator, mark),) = store.online_evaluators()
+    assert (project, evaluator.name, mark) == (p, "resolved", None)
+    store.add_runs(p, [], swept=("resolved", T0 + 5))
+    store.add_runs(p, [], swept=("resolved", T0 + 9))
+    assert store.online_evaluators()[0][2] == T0 + 9
+    store.put_evaluator(p, definition(prompt="changed"))  # still online: mark kept
+    assert store.online_evaluators()[0][2] == T0 + 9
+    store.put_evaluator(p, definition(online=False))
+    assert store.online_evaluators() == []
+    store.put_evaluator(p, definition())  # on again: watches from now on
+    assert store.online_evaluators()[0][2] is None
+
+
+def test_ended_sessions_come_from_the_rollup_by_end_time(store: Store):
+    p = store.create_project("p").id
+    store.write_spans(
+        p,
+        [
+            record(1, 1, start=0, length=10, session="early"),
+            record(2, 2, start=100, length=10, session="middle"),
+            record(3, 3, start=200, length=10, session="late"),
+            record(4, 4, start=150, length=10),  # no session
+        ],
+    )
+    found = store.ended_sessions(p, T0 + 10 * MS, T0 + 110 * MS, 10)
+    assert found == [("middle", T0 + 110 * MS)]
+    assert [s for s, _ in store.ended_sessions(p, 0, T0 + 1000 * MS, 2)] == ["early", "middle"]
+    assert store.ended_sessions(store.create_project("q").id, 0, T0 + 10**12, 10) == []
+
+
+def test_the_sweep_queues_each_ended_session_once_and_again_after_it_resumes(store: Store):
+    p = store.create_project("p").id
+    store.put_evaluator(p, definition())
+    store.put_evaluator(p, definition("tagged", filter={"tags": ["vip"]}))
+    idle = 100 * MS
+    online.sweep(store, idle, now_ns=T0)  # first sweep: marks only
+    assert store.list_runs(p, RunQuery()).items == []
+    store.write_spans(p, [record(1, 1, start=10, length=10, session="s")])
+    store.write_spans(p, [record(2, 2, start=10, length=10, session="v", tags=["vip"])])
+    assert online.sweep(store, idle, now_ns=T0 + 50 * MS) == 0  # still active
+    assert online.sweep(store, idle, now_ns=T0 + 200 * MS) == 3
+    assert online.sweep(store, idle, now_ns=T0 + 300 * MS) == 0  # judged once
+    queued = {(r.evaluator, r.session_id) for r in store.list_runs(p, RunQuery()).items}
+    assert queued == {("resolved", "s"), ("resolved", "v"), ("tagged", "v")}
+    # "s" resumes and goes idle again: a new run.
+    store.write_spans(p, [record(3, 3, start=400, length=10, session="s")])
+    assert online.sweep(store, idle, now_ns=T0 + 450 * MS) == 0
+    assert online.sweep(store, idle, now_ns=T0 + 600 * MS) == 1
+    runs = store.list_runs(p, RunQuery(session_id="s")).items
+    assert len(runs) == 2 and all(r.trigger == "online" for r in runs)
