@@ -17,6 +17,8 @@ from tests.conftest import ProjectClient, ServerProcess, start_server, stop_serv
 from tests.integrations.fake_judge import FakeJudge
 from tests.otlp import new_span_id, new_trace_id, request, span
 
+pytestmark = pytest.mark.slow  # servers of its own, idle times to wait out
+
 KEY_VARIABLE = "THREADLINE_TEST_JUDGE_KEY"
 IDLE_SECONDS = 1
 

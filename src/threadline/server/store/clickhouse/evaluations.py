@@ -315,8 +315,9 @@ class EvaluationTables:
         for run in candidates:
             by_project.setdefault(run.project_id, []).append(run)
         for project_id, runs in by_project.items():
+            latest = _latest_runs("project_id = %(project)s AND id IN %(ids)s")
             newest = self._rows(
-                f"SELECT id, claimed_by FROM ({_latest_runs('project_id = %(project)s AND id IN %(ids)s')})",
+                f"SELECT id, claimed_by FROM ({latest})",
                 {"project": project_id, "ids": [r.id for r in runs]},
             )
             mine = {row[0] for row in newest if row[1] == token}

@@ -317,7 +317,8 @@ def _claimable(conn: sqlite3.Connection, now_ns: int, limit: int) -> list[RunRec
 def _totals(
     conn: sqlite3.Connection, project_id: int, name: str | None = None
 ) -> dict[str, EvaluatorTotals]:
-    where, args = "project_id = ?", [project_id]
+    args: list[int | str] = [project_id]
+    where = "project_id = ?"
     if name is not None:
         where, args = where + " AND evaluator = ?", [project_id, name]
     totals: dict[str, EvaluatorTotals] = {}

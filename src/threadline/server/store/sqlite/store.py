@@ -63,8 +63,8 @@ from threadline.server.store.rollups import (
     roll_up_trace,
 )
 from threadline.server.store.sqlite import payloads, scores
-from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite import rows as schema
+from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite.filters import (
     SESSION_SORTS,
     session_ui_filters,
