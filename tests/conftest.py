@@ -52,10 +52,13 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, log_path: Path, *extra: str) -> ServerProcess:
+def start_server(
+    data_dir: Path, log_path: Path, *extra: str, open_files: int | None = None
+) -> ServerProcess:
     """A server on free ports: never the default 4317 for gRPC, which many servers started
     at once would share (gRPC binds with SO_REUSEPORT when workers > 1) or fight over.
-    Pass ``--grpc-port 0`` in ``extra`` for none."""
+    Pass ``--grpc-port 0`` in ``extra`` for none; ``open_files`` sets the process's
+    open-file limit (soft and hard)."""
     port = free_port()
     grpc_port = int(extra[extra.index("--grpc-port") + 1]) if "--grpc-port" in extra else None
     grpc_flags: tuple[str, ...] = ()
@@ -81,6 +84,7 @@ def start_server(data_dir: Path, log_path: Path, *extra: str) -> ServerProcess:
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=None if open_files is None else lambda: _limit_files(open_files),
     )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -98,6 +102,12 @@ def start_server(data_dir: Path, log_path: Path, *extra: str) -> ServerProcess:
         time.sleep(0.05)
     grpc_address = f"127.0.0.1:{grpc_port}" if grpc_port else None
     return ServerProcess(base_url, data_dir, process, log_path, grpc_address)
+
+
+def _limit_files(count: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
 
 
 def stop_server(server: ServerProcess) -> None:

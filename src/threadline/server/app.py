@@ -24,6 +24,7 @@ from threadline.server.errors import ThreadlineError
 from threadline.server.evaluation.service import EvaluationService
 from threadline.server.ingest.otlp_http import router as otlp_router
 from threadline.server.ingest.pipeline import IngestPipeline, tune_garbage_collector
+from threadline.server.request_bounds import RequestBounds
 from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store
 from threadline.server.web import install as install_web_ui
@@ -75,6 +76,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.store = store
     app.state.ingest = ingest
     app.state.evaluations = evaluations
+    app.add_middleware(RequestBounds, settings=settings)
     app.include_router(otlp_router)
     app.include_router(api_router)
     app.include_router(scores_api_router)
@@ -116,7 +118,21 @@ def app_from_environment() -> FastAPI:
     """The app of one server process, its settings resolved from THREADLINE_* variables
     (``threadline serve`` puts its flags there before starting the workers)."""
     settings = Settings.resolve()
+    _log_to_stderr(settings.log_level)
     return create_app(settings, open_store(settings.store_url, settings.retention_days))
+
+
+def _log_to_stderr(level: str) -> None:
+    """Send the server's own log lines (``threadline.*``) where uvicorn sends its own:
+    uvicorn configures only its loggers, so without this they were never shown."""
+    logger = logging.getLogger("threadline")
+    if not any(getattr(h, "threadline", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.threadline = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: object):

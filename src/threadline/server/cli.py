@@ -13,6 +13,7 @@ import sys
 import urllib.parse
 from collections.abc import Sequence
 
+from threadline.server.connections import raise_open_file_limit
 from threadline.server.model import KeyScope, Project
 from threadline.server.settings import SETTINGS, Settings
 from threadline.server.store import Store, open_store, sqlite_path
@@ -144,6 +145,7 @@ def _serve(args: argparse.Namespace) -> None:
     # Every worker process builds its app from the environment: put the resolved
     # settings there, so flags reach the workers too.
     os.environ.update(settings.to_environment())
+    raise_open_file_limit()  # inherited by the workers; connections are capped below it
     uvicorn.run(
         "threadline.server.app:app_from_environment",
         factory=True,
@@ -154,6 +156,8 @@ def _serve(args: argparse.Namespace) -> None:
         # Keep-alive longer than the OTLP exporters' batch interval, so a steady
         # exporter reuses its connection.
         timeout_keep_alive=30,
+        # uvicorn's httptools protocol, plus header and body timeouts and a connection cap.
+        http="threadline.server.http_protocol:GuardedHttpToolsProtocol",
     )
 
 

@@ -37,6 +37,8 @@ class Conflict(ThreadlineError):
 
 class PayloadTooLarge(ThreadlineError):
     status = 413
+    # The rest of a refused body is never read: the connection cannot be reused.
+    headers: ClassVar[dict[str, str] | None] = {"Connection": "close"}
 
 
 class UnsupportedMediaType(ThreadlineError):
@@ -48,3 +50,10 @@ class Overloaded(ThreadlineError):
 
     status = 503
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+
+class RequestTimeout(ThreadlineError):
+    """A request body that did not arrive in time; the connection is closed after."""
+
+    status = 408
+    headers: ClassVar[dict[str, str] | None] = {"Connection": "close"}

@@ -71,6 +71,39 @@ SETTINGS: tuple[Setting, ...] = (
         "the ingest thread is busy (all workers together). 0: answer each only once written.",
     ),
     Setting(
+        "max_receiving_exports",
+        16,
+        "OTLP bodies being received at once (HTTP and gRPC); more get 503 with Retry-After. "
+        "One project may hold at most three quarters of these, and of max_pending_exports.",
+    ),
+    Setting(
+        "max_spans_per_export",
+        100_000,
+        "Most spans one export may hold (more: 413, nothing stored).",
+    ),
+    Setting(
+        "max_span_attributes",
+        10_000,
+        "Most attributes (and events) one span may carry (more: 413, nothing stored).",
+    ),
+    Setting(
+        "body_timeout",
+        30,
+        "Seconds a client has to send a whole request body (slower: 408, connection closed).",
+    ),
+    Setting(
+        "header_timeout",
+        10,
+        "Seconds a client has to send a request's headers, or an idle connection's first "
+        "request (slower: the connection is closed).",
+    ),
+    Setting(
+        "max_connections",
+        0,
+        "Open connections per process, for HTTP and for gRPC each; more are closed at once. "
+        "0: derived from the open-file limit, keeping files for the store and intake queue.",
+    ),
+    Setting(
         "workers",
         1,
         "Server processes. Ingest is CPU-bound Python: 2 on a 2-core machine nearly doubles "
@@ -121,6 +154,12 @@ class Settings:
     max_decoded_bytes: int = 64 * 1024 * 1024
     max_pending_exports: int = 8
     max_queued_exports: int = 32
+    max_receiving_exports: int = 16
+    max_spans_per_export: int = 100_000
+    max_span_attributes: int = 10_000
+    body_timeout: int = 30
+    header_timeout: int = 10
+    max_connections: int = 0
     workers: int = 1
     log_level: str = "info"
     session_idle_seconds: int = 600

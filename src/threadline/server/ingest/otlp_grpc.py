@@ -6,9 +6,13 @@ ingest thread, and the answer only after the commit
 (https://opentelemetry.io/docs/specs/otlp/#otlpgrpc-response).
 
 - Key: ``authorization: Bearer <key>`` metadata, as on HTTP (ingest-only keys may send).
+- The key is checked from the metadata before the message is received; the message
+  is then read within ``body_timeout`` holding a receiving place, and handed over
+  holding a place of work (``admission.py``), as on HTTP.
 - Messages arrive as raw bytes (no deserializer): they are decoded on the ingest thread
   like HTTP bodies, not on the event loop that also serves HTTP. gRPC inflates
   ``grpc-encoding: gzip`` itself, and refuses a message over ``max_body_bytes``.
+- An unexpected error is INTERNAL with a generic message (the log has the details).
 - Status codes: UNAUTHENTICATED (no or unknown key), INVALID_ARGUMENT (not an
   ExportTraceServiceRequest), RESOURCE_EXHAUSTED (too large), UNAVAILABLE (overload:
   the code OTLP exporters retry), partial success for invalid spans.
@@ -29,11 +33,13 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from threadline.server.connections import connection_limit
 from threadline.server.errors import (
     BadRequest,
     Forbidden,
     Overloaded,
     PayloadTooLarge,
+    RequestTimeout,
     ThreadlineError,
     Unauthorized,
     UnsupportedMediaType,
@@ -54,9 +60,10 @@ _STATUS: dict[type[ThreadlineError], grpc.StatusCode] = {
     Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Overloaded: grpc.StatusCode.UNAVAILABLE,
+    RequestTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
-_Handler = Callable[[bytes, aio.ServicerContext], Awaitable[bytes]]
+_Handler = Callable[[object, aio.ServicerContext], Awaitable[bytes]]
 
 
 class OtlpGrpcReceiver:
@@ -70,6 +77,11 @@ class OtlpGrpcReceiver:
             options=[
                 ("grpc.max_receive_message_length", settings.max_body_bytes),
                 ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+                # As on HTTP: connections capped below the open-file limit, a slow
+                # handshake cut off, an idle connection closed (clients reconnect).
+                ("grpc.max_allowed_incoming_connections", connection_limit(settings)),
+                ("grpc.server_handshake_timeout_ms", settings.header_timeout * 1000),
+                ("grpc.max_connection_idle_ms", 30_000),
             ]
         )
         self._server.add_generic_rpc_handlers(
@@ -94,21 +106,46 @@ class OtlpGrpcReceiver:
     async def stop(self) -> None:
         await self._server.stop(_SHUTDOWN_GRACE)
 
-    async def _export_traces(self, body: bytes, context: aio.ServicerContext) -> bytes:
+    async def _export_traces(self, _: object, context: aio.ServicerContext) -> bytes:
         try:
+            # The key comes from the metadata, before a byte of the message is read: an
+            # unknown caller costs nothing but its headers.
             project = await self._project(context)
-            with self.pipeline.admission():
+            with self.pipeline.receiving.hold(project.id):
+                body = await self._receive(context)
+            with self.pipeline.pending.hold(project.id):
                 response = await self.pipeline.export(project, body, PROTOBUF)
         except ThreadlineError as exc:
             await context.abort(_STATUS.get(type(exc), grpc.StatusCode.INTERNAL), exc.message)
+        except Exception:
+            # Never the exception's class or text: they describe the server, not the call.
+            log.exception("unexpected error in an OTLP/gRPC export")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error: see the server log")
         return response.SerializeToString()
 
-    async def _export_discarded(self, body: bytes, context: aio.ServicerContext) -> bytes:
-        # As on HTTP: exporters configured for every signal must not retry forever.
+    async def _receive(self, context: aio.ServicerContext) -> bytes:
+        """The call's one message, within ``body_timeout`` (gRPC bounds its size)."""
+        timeout = float(self.pipeline.settings.body_timeout)
+        try:
+            message = await asyncio.wait_for(context.read(), timeout)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"message not received within {timeout:g} s (body_timeout)"
+            ) from None
+        if message is aio.EOF:
+            raise BadRequest("the call sent no ExportTraceServiceRequest")
+        return bytes(message)
+
+    async def _export_discarded(self, _: object, context: aio.ServicerContext) -> bytes:
+        # As on HTTP: exporters configured for every signal must not retry forever. The
+        # message is never read.
         try:
             await self._project(context)
         except ThreadlineError as exc:
             await context.abort(_STATUS.get(type(exc), grpc.StatusCode.INTERNAL), exc.message)
+        except Exception:
+            log.exception("unexpected error in an OTLP/gRPC export")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error: see the server log")
         return b""  # an empty Export*ServiceResponse
 
     async def _project(self, context: aio.ServicerContext) -> Project:
@@ -125,7 +162,9 @@ class OtlpGrpcReceiver:
 
 def _service(module: object, name: str, export: _Handler) -> grpc.GenericRpcHandler:
     full_name = module.DESCRIPTOR.services_by_name[name].full_name  # type: ignore[attr-defined]
-    # No (de)serializers: the handler takes and returns the raw protobuf bytes.
+    # No (de)serializers: the handler takes and returns the raw protobuf bytes. A
+    # stream-unary handler (the wire is the same as a unary call's) reads its message
+    # itself, so the key is checked, and a place taken, before the message is received.
     return grpc.method_handlers_generic_handler(
-        full_name, {"Export": grpc.unary_unary_rpc_method_handler(export)}
+        full_name, {"Export": grpc.stream_unary_rpc_method_handler(export)}
     )

@@ -14,9 +14,10 @@ is the same handler, with the key taken from the Basic password (see ``auth.py``
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 
 from threadline.server.auth import IngestProject, LangfuseIngestProject
-from threadline.server.errors import PayloadTooLarge
+from threadline.server.errors import BadRequest
 from threadline.server.ingest.decode import encode_response, media_type
 from threadline.server.ingest.pipeline import IngestPipeline
 from threadline.server.model import Project
@@ -24,25 +25,17 @@ from threadline.server.model import Project
 router = APIRouter(tags=["ingest"])
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _export(request: Request, project: Project) -> Response:
     pipeline: IngestPipeline = request.app.state.ingest
     kind = media_type(request.headers.get("content-type"))
-    with pipeline.admission():
-        body = await _read_body(request, pipeline.settings.max_body_bytes)
+    # The body's size and time are bounded by RequestBounds (request_bounds.py) for
+    # every route; a place of work is taken only once all of it has arrived.
+    with pipeline.receiving.hold(project.id):
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            raise BadRequest("the client closed the connection before sending its body") from None
+    with pipeline.pending.hold(project.id):
         response = await pipeline.export(
             project, body, kind, request.headers.get("content-encoding")
         )

@@ -3,9 +3,11 @@
 OTLP/HTTP and OTLP/gRPC differ only in how a body and a key arrive and how the answer
 is framed; both hand the body to ``IngestPipeline``, which does the rest:
 
-- **Admission**: at most ``max_pending_exports`` exports are read, checked or written
-  at once per process, counted across both receivers; the next is refused (HTTP 503,
-  gRPC UNAVAILABLE), which OTLP exporters retry, rather than held in memory.
+- **Admission** (``admission.py``): at most ``max_receiving_exports`` bodies are being
+  received and ``max_pending_exports`` exports checked or written at once per process,
+  counted across both receivers, and no project holds more than its share of either;
+  the next is refused (HTTP 503, gRPC UNAVAILABLE), which OTLP exporters retry, rather
+  than held in memory. A place of work is taken only once the whole body is in hand.
 - **One ingest thread**: exports are decoded, normalised and written one at a time, off
   the event loop. The work is Python under the GIL, so more threads add no speed, and
   they slow the writer down, since each of its SQLite calls gives up the GIL and must
@@ -26,9 +28,8 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -37,7 +38,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from threadline.server.errors import Overloaded
+from threadline.server.ingest.admission import Gate
 from threadline.server.ingest.decode import PROTOBUF, decode_request, decompress
 from threadline.server.ingest.intake import Intake
 from threadline.server.ingest.normalize import all_valid, normalize_request
@@ -65,7 +66,10 @@ class IngestPipeline:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self.pending = 0
+        self.receiving = Gate(
+            "being received", "max_receiving_exports", settings.max_receiving_exports
+        )
+        self.pending = Gate("in flight", "max_pending_exports", settings.max_pending_exports)
         self.intake: Intake | None = None  # made at start-up
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-ingest")
         self._busy = 0  # jobs given to the ingest thread and not yet finished
@@ -84,18 +88,6 @@ class IngestPipeline:
         if recovered:
             log.info("%d acknowledged exports were still queued: writing them", recovered)
         self._poller = asyncio.get_running_loop().create_task(self._poll())
-
-    @contextmanager
-    def admission(self) -> Iterator[None]:
-        """Hold a place among the exports in flight, or raise ``Overloaded``."""
-        limit = self.settings.max_pending_exports
-        if self.pending >= limit:
-            raise Overloaded(f"{self.pending} exports in flight: retry later")
-        self.pending += 1
-        try:
-            yield
-        finally:
-            self.pending -= 1
 
     async def export(
         self, project: Project, body: bytes, kind: str, content_encoding: str | None = None

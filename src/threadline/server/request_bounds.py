@@ -1,0 +1,83 @@
+"""Every request body bounded in size and in time, before any route reads it.
+
+An ASGI middleware around the whole app: a body is refused with 413 on its declared
+``Content-Length`` before a byte of it is read, or as soon as what arrives passes the
+limit, so a route that reads its body never holds more than the limit in memory. A
+body still arriving ``body_timeout`` seconds after the request began is refused with
+408. OTLP routes take up to ``max_body_bytes``; every other route (forms, the JSON
+API) up to ``FORM_BODY_BYTES``. Both answers close the connection, so the rest of a
+refused body is never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from threadline.server.errors import PayloadTooLarge, RequestTimeout
+from threadline.server.settings import Settings
+
+FORM_BODY_BYTES = 16 * 1024
+OTLP_PATHS = frozenset({"/v1/traces", "/v1/logs", "/v1/metrics", "/api/public/otel/v1/traces"})
+
+
+class RequestBounds:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.otlp_limit = settings.max_body_bytes
+        self.timeout = float(settings.body_timeout)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.otlp_limit if scope["path"] in OTLP_PATHS else FORM_BODY_BYTES
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _refuse(send, 413, f"body of {declared} bytes exceeds the limit of {limit}")
+            return
+        deadline = time.monotonic() + self.timeout
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            remaining = deadline - time.monotonic()
+            try:
+                message = await asyncio.wait_for(receive(), max(remaining, 0.001))
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"request body not received within {self.timeout:g} s (body_timeout)"
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+            return message
+
+        await self.app(scope, bounded_receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            if not (text.isascii() and text.isdigit()):
+                return None  # not a length: the parser refuses it, or the read is bounded
+            return int(text) if len(text) < 20 else 1 << 63
+    return None
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    start: dict[str, Any] = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})

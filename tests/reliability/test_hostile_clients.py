@@ -1,0 +1,289 @@
+"""Clients that try to exhaust the server: huge, slow or never-finished requests, floods
+of connections, calls without a key. Each test runs a real server with small limits
+and checks that the attacker is cut off and another project's exports still succeed,
+over HTTP and gRPC."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+from tests.conftest import ServerProcess, start_server, stop_server
+from tests.otlp import new_span_id, new_trace_id, request, span
+
+_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def _bearer(key: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {key}")]
+
+
+def _body() -> bytes:
+    return request([span(new_trace_id(), new_span_id())]).SerializeToString()
+
+
+def _ingest_key(process: ServerProcess, project: str) -> str:
+    from threadline.server.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(process.data_dir / "threadline.db")
+    try:
+        return store.create_key(store.create_project(project).id, "ingest")
+    finally:
+        store.close()
+
+
+def _connect(process: ServerProcess) -> socket.socket:
+    host, port = process.base_url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def _http_export(process: ServerProcess, key: str) -> int:
+    response = httpx.post(
+        process.base_url + "/v1/traces",
+        content=_body(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"},
+        timeout=10,
+    )
+    return response.status_code
+
+
+def _grpc_export(process: ServerProcess, key: str) -> grpc.StatusCode:
+    assert process.grpc_address is not None
+    with grpc.insecure_channel(process.grpc_address) as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        try:
+            stub.Export(
+                request([span(new_trace_id(), new_span_id())]), metadata=_bearer(key), timeout=10
+            )
+        except grpc.RpcError as failure:
+            return failure.code()
+    return grpc.StatusCode.OK
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """What the server sent until it closed the connection (or 10 s passed)."""
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("guarded")
+    process = start_server(
+        root / "data",
+        root / "log.txt",
+        "--max-pending-exports",
+        "2",
+        "--max-receiving-exports",
+        "4",
+        "--body-timeout",
+        "2",
+        "--header-timeout",
+        "1",
+    )
+    yield process
+    stop_server(process)
+
+
+@pytest.mark.parametrize("path", ["/login", "/logout", "/v1/traces", "/api/v1/traces"])
+def test_a_declared_body_past_its_limit_is_refused_before_it_is_read(
+    guarded: ServerProcess, path: str
+) -> None:
+    with _connect(guarded) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+            f"\r\nContent-Length: {1 << 30}\r\n\r\n".encode()
+        )
+        sock.sendall(b"key=" + b"a" * 1000)
+        answer = _read_response(sock)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"exceeds the limit" in answer
+
+
+def test_a_streamed_body_past_its_limit_is_cut_off_while_it_arrives(guarded: ServerProcess) -> None:
+    """A chunked body (no Content-Length) is refused once it passes the limit: the
+    server stops reading and answers, long before the client has sent it all."""
+    with _connect(guarded) as sock:
+        sock.sendall(
+            b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+            b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"a" * 65536
+        sent = 0
+        try:
+            for _ in range(1024):  # up to 64 MiB
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = _read_response(sock)
+    assert sent < 16 << 20, sent  # the server closed the connection early on
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_slow_bodies_hold_no_place_of_work_and_time_out(guarded: ServerProcess) -> None:
+    """Eight bodies trickling in with one project's ingest-only key leave another
+    project's HTTP and gRPC exports unaffected, and are refused after body_timeout."""
+    attacker = _ingest_key(guarded, "attacker")
+    victim = guarded.new_key("victim")
+    slow = []
+    for _ in range(8):
+        sock = _connect(guarded)
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Authorization: Bearer " + attacker.encode() + b"\r\nContent-Length: 1000\r\n\r\n"
+            b"\x0a\x04abcd"
+        )
+        slow.append(sock)
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        http_codes = [_http_export(guarded, victim) for _ in range(10)]
+        grpc_codes = [_grpc_export(guarded, victim) for _ in range(10)]
+        assert http_codes == [200] * 10
+        assert grpc_codes == [grpc.StatusCode.OK] * 10
+        answers = [_read_response(sock) for sock in slow]
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in slow:
+            sock.close()
+    statuses = sorted(a.split(b" ", 2)[1].decode() for a in answers if a)
+    # Three (the attacker's share of four receiving places) time out; the rest were
+    # refused at once with 503.
+    assert statuses == ["408"] * 3 + ["503"] * 5, statuses
+    assert elapsed < 8
+    assert all(b"body_timeout" in a for a in answers if b" 408 " in a)
+
+
+def test_slow_or_missing_headers_are_cut_off(guarded: ServerProcess) -> None:
+    silent = _connect(guarded)
+    partial = _connect(guarded)
+    partial.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-")
+    started = time.monotonic()
+    try:
+        assert _read_response(silent) == b""
+        assert _read_response(partial) == b""
+    finally:
+        silent.close()
+        partial.close()
+    assert time.monotonic() - started < 4  # header_timeout is 1 s
+
+
+def test_a_connection_flood_leaves_the_store_its_files(tmp_path: Path) -> None:
+    """600 unfinished connections against a server allowed 400 open files: the
+    connections are capped (the oldest unfinished ones closed), and exports over new
+    connections still succeed, since the store keeps the descriptors it needs."""
+    process = start_server(tmp_path / "data", tmp_path / "log.txt", open_files=400)
+    key = process.new_key("victim")
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(600):
+            sock = _connect(process)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost:")
+            flood.append(sock)
+        codes = [_http_export(process, key) for _ in range(20)]
+        assert codes == [200] * 20
+        page = httpx.get(
+            process.base_url + "/api/v1/traces",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert page.status_code == 200
+        assert len(page.json()["items"]) == 20
+        assert _grpc_export(process, key) == grpc.StatusCode.OK
+    finally:
+        for sock in flood:
+            sock.close()
+        stop_server(process)
+    assert "unable to open database file" not in process.log()
+
+
+def _never(release: threading.Event) -> Iterator[bytes]:
+    release.wait(30)
+    return
+    yield b""
+
+
+def test_grpc_checks_the_key_before_receiving_the_message(guarded: ServerProcess) -> None:
+    """A call without a valid key is refused from its metadata alone: the server does
+    not wait for (or read) its message."""
+    release = threading.Event()
+    assert guarded.grpc_address is not None
+    with grpc.insecure_channel(guarded.grpc_address) as channel:
+        export = channel.stream_unary(_EXPORT)
+        started = time.monotonic()
+        try:
+            with pytest.raises(grpc.RpcError) as failure:
+                export(_never(release), metadata=_bearer("tl_not_a_key"), timeout=5)
+        finally:
+            release.set()
+    assert failure.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert time.monotonic() - started < 2
+
+
+def test_a_grpc_message_that_never_arrives_times_out(guarded: ServerProcess) -> None:
+    key = guarded.new_key("slow-grpc")
+    release = threading.Event()
+    assert guarded.grpc_address is not None
+    with grpc.insecure_channel(guarded.grpc_address) as channel:
+        export = channel.stream_unary(_EXPORT)
+        try:
+            with pytest.raises(grpc.RpcError) as failure:
+                export(_never(release), metadata=_bearer(key), timeout=8)
+        finally:
+            release.set()
+    assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "body_timeout" in (failure.value.details() or "")
+
+
+def test_grpc_errors_name_no_internal_exception(tmp_path: Path) -> None:
+    """An unexpected failure (here the database held locked by another process past
+    SQLite's busy timeout) is INTERNAL with a generic message, not UNKNOWN with the
+    exception's class and text."""
+    import sqlite3
+
+    process = start_server(tmp_path / "data", tmp_path / "log.txt")
+    key = process.new_key("locked")
+    blocker = sqlite3.connect(process.data_dir / "threadline.db", isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        code = None
+        assert process.grpc_address is not None
+        with grpc.insecure_channel(process.grpc_address) as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            try:
+                stub.Export(
+                    request([span(new_trace_id(), new_span_id())]),
+                    metadata=_bearer(key),
+                    timeout=30,
+                )
+            except grpc.RpcError as failure:
+                code, details = failure.code(), failure.details() or ""
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        stop_server(process)
+    assert code is not None and code != grpc.StatusCode.UNKNOWN, code
+    assert "<class" not in details and "sqlite3" not in details and "Error" not in details
+
+
+def test_the_servers_own_info_lines_are_logged(tmp_path: Path) -> None:
+    process = start_server(tmp_path / "data", tmp_path / "log.txt", "--log-level", "info")
+    stop_server(process)
+    assert "threadline.server.grpc: OTLP/gRPC receiver listening" in process.log()
