@@ -101,7 +101,9 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
     stop_server(process)
 
 
-@pytest.mark.parametrize("path", ["/login", "/logout", "/v1/traces", "/api/v1/traces"])
+@pytest.mark.parametrize(
+    "path", ["/login", "/logout", "/v1/traces", "/api/v1/traces", "/api/v1/scores"]
+)
 def test_a_declared_body_past_its_limit_is_refused_before_it_is_read(
     guarded: ServerProcess, path: str
 ) -> None:

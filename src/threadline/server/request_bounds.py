@@ -4,8 +4,9 @@ An ASGI middleware around the whole app: a body is refused with 413 on its decla
 ``Content-Length`` before a byte of it is read, or as soon as what arrives passes the
 limit, so a route that reads its body never holds more than the limit in memory. A
 body still arriving ``body_timeout`` seconds after the request began is refused with
-408. OTLP routes take up to ``max_body_bytes``; every other route (forms, the JSON
-API) up to ``FORM_BODY_BYTES``. Both answers close the connection, so the rest of a
+408. OTLP routes take up to ``max_body_bytes``, the JSON API (scores, notes: up to
+1,000 scores a request) up to ``API_BODY_BYTES``, and the web UI's forms up to
+``FORM_BODY_BYTES``. Both answers close the connection, so the rest of a
 refused body is never read.
 """
 
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadline.server.errors import PayloadTooLarge, RequestTimeout
 from threadline.server.settings import Settings
 
+API_BODY_BYTES = 8 * 1024 * 1024
 FORM_BODY_BYTES = 16 * 1024
 OTLP_PATHS = frozenset({"/v1/traces", "/v1/logs", "/v1/metrics", "/api/public/otel/v1/traces"})
 
@@ -31,11 +33,16 @@ class RequestBounds:
         self.otlp_limit = settings.max_body_bytes
         self.timeout = float(settings.body_timeout)
 
+    def limit(self, path: str) -> int:
+        if path in OTLP_PATHS:
+            return self.otlp_limit
+        return API_BODY_BYTES if path.startswith("/api/") else FORM_BODY_BYTES
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.otlp_limit if scope["path"] in OTLP_PATHS else FORM_BODY_BYTES
+        limit = self.limit(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _refuse(send, 413, f"body of {declared} bytes exceeds the limit of {limit}")
