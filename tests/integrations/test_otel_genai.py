@@ -114,10 +114,10 @@ def test_genai_app_sessions_users_messages_tokens_and_cost(server) -> None:
         for trace, question in zip(traces[session.suffix], session.questions, strict=True):
             reply = next(replies)
             assert trace["name"] == "invoke_agent support-bot"
-            assert json.loads(trace["input_preview"]) == [
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": question},
-            ]
+            # The turn's question; the system instructions stay in the root's input.
+            assert json.loads(trace["input_preview"]) == [{"role": "user", "content": question}]
+            root_input = next(s for s in trace["spans"] if s["parent_span_id"] is None)["input"]
+            assert root_input[0] == {"role": "system", "content": SYSTEM_PROMPT}
             assert json.loads(trace["output_preview"]) == [
                 {"role": "assistant", "content": reply, "finish_reason": "stop"}
             ]

@@ -77,13 +77,13 @@ def test_a_trace_rolls_up_the_same_whatever_order_its_spans_come_in(order: list[
             30,
             40,
             has_input=True,
-            input_preview="first input",
+            input_text="first input",
             is_error=True,
             user_id="u",
             total_tokens=7,
             cost_usd=0.3,
         ),
-        _span(5, 1, 50, 60, has_input=True, input_preview="later input", session_id="t"),
+        _span(5, 1, 50, 60, has_input=True, input_text="later input", session_id="t"),
         _span(6, 1, 70, 80, has_output=True, output_preview="ends earlier", tags=["c"]),
     ]
     rollup = roll_up_trace("t", [spans[i] for i in order])

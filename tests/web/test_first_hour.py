@@ -4,12 +4,18 @@ conversation live, and one way of writing each thing."""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 from urllib.parse import quote
 
 from playwright.sync_api import expect
 
 from .conftest import UI, send
-from .otlp import Turn, new_trace_id, turn_spans
+from .otlp import MS, SpanSpec, Turn, new_trace_id, turn_spans
 
 S = 1_000_000_000
 
@@ -27,3 +33,80 @@ def test_boolean_metadata_filters_by_the_value_shown(ui: UI, server) -> None:
         expect(page.locator("#live-rows tr[data-id]")).to_have_count(1)
         page = ui.go(f"/{tab}?range=all&metadata={quote('vip=false')}")
         expect(page.get_by_test_id("empty-state")).to_be_visible()
+
+
+def test_previews_show_each_turns_own_message_under_a_plain_root(ui: UI, server) -> None:
+    """OpenInference chat spans under a root that has no input of its own: the chat
+    history grows every turn, and each turn's preview is still its own question."""
+    base = (time.time_ns() // S - 600) * S
+    history: list[tuple[str, str]] = [("system", "You answer questions about orders. " * 20)]
+    questions = [f"Question {n}: where is parcel {n}? " + "Details. " * 30 for n in range(1, 8)]
+    trace_ids = []
+    for n, question in enumerate(questions):
+        history.append(("user", question))
+        start = base + n * 10 * S
+        root = SpanSpec("turn", start, start + S, trace_id=new_trace_id())
+        root.attributes = {"session.id": "s-long"}
+        llm = SpanSpec("ChatCompletion", start + MS, start + S - MS, trace_id=root.trace_id)
+        llm.parent_span_id = root.span_id
+        llm.attributes = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-mini"}
+        for i, (role, content) in enumerate(history):
+            llm.attributes[f"llm.input_messages.{i}.message.role"] = role
+            llm.attributes[f"llm.input_messages.{i}.message.content"] = content
+        answer = f"Parcel {n + 1} is on its way."
+        llm.attributes["llm.output_messages.0.message.role"] = "assistant"
+        llm.attributes["llm.output_messages.0.message.content"] = answer
+        history.append(("assistant", answer))
+        send(server, [root, llm])
+        trace_ids.append(root.trace_id)
+    for trace_id, question in zip(trace_ids, questions, strict=True):
+        trace = server.get(f"/api/v1/traces/{trace_id}")
+        assert json.loads(trace["input_preview"]) == [{"role": "user", "content": question}]
+    session = server.get("/api/v1/sessions/s-long")
+    assert json.loads(session["first_input"]) == [{"role": "user", "content": questions[0]}]
+    page = ui.go("/traces?range=all")
+    for trace_id, question in zip(trace_ids, questions, strict=True):
+        sub = page.locator(f'tr[data-id="{trace_id}"] .sub')
+        expect(sub).to_contain_text(question.split("?")[0])
+    ui.shot("long-history-previews")
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_sdk_example() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    (example,) = [b for b in blocks if "@observe" in b]
+    return example
+
+
+def test_the_readme_sdk_example_gives_a_clean_transcript(ui: UI, server) -> None:
+    """The README's own SDK example, run with the real SDK: the user's bubble and the
+    First input column show what the user typed, not the function's arguments."""
+    example = _readme_sdk_example()
+    program = (
+        example.replace('"tl_..."', repr(server.api_key))
+        .replace('"http://127.0.0.1:8000"', repr(server.base_url))
+        .replace("...  # LLM calls, tools", "return f'You said: {user_message}'")
+    )
+    assert program != example and "return f'You said" in program
+    program += (
+        "\nfor message in ['Where is my order?', 'Thanks!']:\n"
+        "    handle_turn('readme-conv', message)\n"
+        "assert Threadline.flush()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    page = ui.go("/sessions?range=all")
+    row = page.locator('tr[data-id="readme-conv"]')
+    expect(row.locator("td.preview").first).to_have_text("Where is my order?")
+    page = ui.go("/sessions/readme-conv")
+    said = page.locator(".turn .msg.role-user")
+    expect(said).to_have_count(2)
+    expect(said.nth(0)).to_have_text(re.compile(r"^\s*user\s*Where is my order\?\s*$"))
+    expect(said.nth(1)).to_have_text(re.compile(r"^\s*user\s*Thanks!\s*$"))
+    replied = page.locator(".turn .msg.role-assistant")
+    expect(replied.nth(0)).to_contain_text("You said: Where is my order?")
+    ui.shot("readme-example-transcript")

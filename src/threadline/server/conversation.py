@@ -13,6 +13,7 @@ knows no convention.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,42 +64,75 @@ def root_span(spans: list[Span]) -> Span | None:
     return spans[0] if spans else None
 
 
-def _plain(value: Any, role: str) -> list[Message]:
+def new_input_indexes(roles: Sequence[str]) -> list[int]:
+    """Which messages of a chat sent to a model are the turn's new input, by their roles:
+    those after the last reply but the system prompt; else the last user message. None
+    of a chat that is instructions only: instructions are not what anyone said."""
+    last_reply = max(
+        (i for i, role in enumerate(roles) if role in ("assistant", "model")), default=-1
+    )
+    fresh = [i for i in range(last_reply + 1, len(roles)) if roles[i] != "system"]
+    return fresh or [i for i, role in enumerate(roles) if role == "user"][-1:]
+
+
+def sole_text(arguments: dict[str, Any], ids: Collection[str]) -> str | None:
+    """The user's message among a function's recorded arguments: their one text that is
+    not an id the trace already shows (its session or user), if there is one."""
+    texts = [v for v in arguments.values() if isinstance(v, str) and v.strip() and v not in ids]
+    return texts[0] if len(texts) == 1 else None
+
+
+def _new_input(history: list[Message]) -> list[Message]:
+    return [history[i] for i in new_input_indexes([m.role for m in history])]
+
+
+def _said(value: Any, ids: Collection[str]) -> list[Message]:
+    """What a span's input payload says the user said."""
+    if value is None or value == "":
+        return []
+    found = messages(value)
+    if found:
+        return _new_input(found)
+    # {"conversation_id": "c1", "user_message": "hi"} reads as "hi" in a chat bubble.
+    if isinstance(value, dict):
+        text = sole_text(value, ids)
+        if text is not None:
+            return [Message(role="user", text=text)]
+    return [Message(role="user", text=pretty(value))]
+
+
+def _replied(value: Any) -> list[Message]:
     if value is None or value == "":
         return []
     found = messages(value)
     if found:
         return found
-    # {"message": "hi"} reads better as "hi" in a chat bubble.
+    # {"reply": "hi"} reads better as "hi" in a chat bubble.
     if isinstance(value, dict) and len(value) == 1:
         (only,) = value.values()
         if isinstance(only, str):
-            return [Message(role=role, text=only)]
-    return [Message(role=role, text=pretty(value))]
-
-
-def _new_input(history: list[Message]) -> list[Message]:
-    last_reply = max(
-        (i for i, m in enumerate(history) if m.role in ("assistant", "model")), default=-1
-    )
-    fresh = [m for m in history[last_reply + 1 :] if m.role != "system"]
-    return fresh or [m for m in history if m.role == "user"][-1:]
+            return [Message(role="assistant", text=only)]
+    return [Message(role="assistant", text=pretty(value))]
 
 
 def turn_messages(trace: TraceDetail) -> tuple[list[Message], list[Message]]:
     """(what the user said, what the app replied) in one trace."""
+    ids = {i for i in (trace.session_id, trace.user_id) if i}
     chat = [s for s in trace.spans if messages(s.input)]
     root = root_span(trace.spans)
-    said: list[Message] = _new_input(messages(chat[0].input) or []) if chat else []
+    # The first chat that says something: a span carrying only instructions does not.
+    said: list[Message] = next(
+        (new for s in chat if (new := _new_input(messages(s.input) or []))), []
+    )
     replied: list[Message] = []
     for span in reversed(chat):
         replied = messages(span.output) or []
         if replied:
             break
     if not said and root is not None:
-        said = _plain(root.input, "user")
+        said = _said(root.input, ids)
     if not replied and root is not None:
-        replied = _plain(root.output, "assistant")
+        replied = _replied(root.output)
     return said, replied
 
 

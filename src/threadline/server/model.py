@@ -70,8 +70,8 @@ class SpanRecord:
         return self.output is not None
 
     @property
-    def input_preview(self) -> str | None:
-        return None if self.input is None else self.input[:PREVIEW_CHARS]
+    def input_text(self) -> str | None:
+        return self.input
 
     @property
     def output_preview(self) -> str | None:

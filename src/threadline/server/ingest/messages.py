@@ -198,13 +198,16 @@ def may_have_key_starting_with(keys: str, prefixes: Prefixes) -> bool:
 def _with_instructions(
     attrs: Mapping[str, Any], found: list[Message] | None
 ) -> list[Message] | None:
-    """GenAI's system instructions, first, unless the source already put them there."""
-    if cv.SYSTEM_INSTRUCTIONS not in attrs:
+    """GenAI's system instructions put in front of the input messages, unless the source
+    already put them there. Only in front of messages: a span carrying instructions
+    alone (pydantic-ai's agent span) sent no chat, and its input is not the system
+    prompt, which would then stand for what the user said."""
+    if not found or cv.SYSTEM_INSTRUCTIONS not in attrs:
         return found  # most spans: no call made to find none
     instructions = _system_instructions(attrs)
-    if instructions is None or (found and found[0]["role"] == "system"):
+    if instructions is None or found[0]["role"] == "system":
         return found
-    return [instructions, *(found or [])]
+    return [instructions, *found]
 
 
 def _system_instructions(attrs: Mapping[str, Any]) -> Message | None:

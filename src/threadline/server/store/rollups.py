@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from threadline.server.model import PREVIEW_CHARS
+from threadline.server.previews import input_preview
 
 __all__ = ["PREVIEW_CHARS", "SessionRollup", "SpanFacts", "StoredSpanFacts", "TraceRollup"]
 
@@ -61,7 +62,7 @@ class SpanFacts(Protocol):
     @property
     def has_output(self) -> bool: ...
     @property
-    def input_preview(self) -> str | None: ...
+    def input_text(self) -> str | None: ...  # the whole input: previews are made from it
     @property
     def output_preview(self) -> str | None: ...
 
@@ -87,8 +88,9 @@ class StoredSpanFacts:
     has_input: bool
     has_output: bool
     # Filled in only for the spans ``preview_sources`` names: payloads are large, and
-    # a store need not read any other span's.
-    input_preview: str | None = None
+    # a store need not read any other span's. The whole input, since the turn's message
+    # comes last in a chat (``previews``); the output's first PREVIEW_CHARS characters.
+    input_text: str | None = None
     output_preview: str | None = None
 
 
@@ -197,7 +199,11 @@ def roll_up_trace(trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
         status="error" if error_count else "ok",
         tags=tags,
         metadata=metadata,
-        input_preview=source_in.input_preview if source_in else None,
+        input_preview=(
+            input_preview(source_in.input_text, [i for i in (session_id, user_id) if i])
+            if source_in
+            else None
+        ),
         output_preview=source_out.output_preview if source_out else None,
     )
 

@@ -67,6 +67,8 @@ from threadline.server.store.rollups import (
 
 # Trace ids per statement: keeps each statement well under ClickHouse's max_query_size.
 _IN_CHUNK = 1000
+# What each payload column fills in for the previews (``rollups.StoredSpanFacts``).
+_PREVIEW_FIELDS = {"input": "input_text", "output": "output_preview"}
 # The live feed's position is the ClickHouse server's clock at insert time; a part may
 # become visible slightly after a later-stamped one. Watermarks lag by this much, so a
 # write is seen twice (harmless) rather than never.
@@ -260,15 +262,18 @@ class ClickHouseStore(EvaluationTables):
                     continue
                 record = in_batch.get((trace_id, source.span_id))
                 if record is not None:
-                    setattr(source, f"{column}_preview", getattr(record, f"{column}_preview"))
+                    field = _PREVIEW_FIELDS[column]
+                    setattr(source, field, getattr(record, field))
                 else:
                     wanted[column].append((trace_id, source))
         for column, sources in wanted.items():
             by_identity = {(trace_id, s.span_id): s for trace_id, s in sources}
             identities = list(by_identity)
             for i in range(0, len(identities), _IN_CHUNK):
+                # The whole input (its preview is its last messages), the output's beginning.
+                value = column if column == "input" else f"substringUTF8({column}, 1, %(chars)s)"
                 for trace_id, span_id, text in self._rows(
-                    f"SELECT trace_id, span_id, substringUTF8({column}, 1, %(chars)s)"
+                    f"SELECT trace_id, span_id, {value}"
                     " FROM spans WHERE project_id = %(project)s"
                     " AND (trace_id, span_id) IN %(ids)s LIMIT 1 BY trace_id, span_id",
                     {
@@ -277,7 +282,7 @@ class ClickHouseStore(EvaluationTables):
                         "ids": identities[i : i + _IN_CHUNK],
                     },
                 ):
-                    setattr(by_identity[(trace_id, span_id)], f"{column}_preview", text)
+                    setattr(by_identity[(trace_id, span_id)], _PREVIEW_FIELDS[column], text)
 
     def _refresh_sessions(self, project_id: int, trace_ids: list[str]) -> None:
         """Recompute every session the traces belong or ever belonged to.

@@ -826,19 +826,28 @@ def _load_previews(
             wanted["input"][rowids[id(source_in)]] = source_in
         if source_out:
             wanted["output"][rowids[id(source_out)]] = source_out
+    # The whole input (its preview is its last messages); the output's beginning, and a
+    # packed payload (a BLOB) is cut after unpacking it.
+    columns = {
+        "input": ("input_text", "input", None),
+        "output": (
+            "output_preview",
+            "CASE typeof(output) WHEN 'blob' THEN output ELSE substr(output, 1, ?) END",
+            PREVIEW_CHARS,
+        ),
+    }
     for column, by_rowid in wanted.items():
+        field, value, chars = columns[column]
         ids = list(by_rowid)
         for i in range(0, len(ids), _IN_CHUNK):
             chunk = ids[i : i + _IN_CHUNK]
             marks = ", ".join("?" * len(chunk))
-            # A packed payload is a BLOB: cut the preview after unpacking it.
-            for rowid, value in conn.execute(
-                f"SELECT rowid, CASE typeof({column}) WHEN 'blob' THEN {column}"
-                f" ELSE substr({column}, 1, ?) END FROM spans WHERE rowid IN ({marks})",
-                (PREVIEW_CHARS, *chunk),
+            for rowid, stored in conn.execute(
+                f"SELECT rowid, {value} FROM spans WHERE rowid IN ({marks})",
+                (chars, *chunk) if chars else chunk,
             ):
-                text = unpack(value)
-                setattr(by_rowid[rowid], f"{column}_preview", text and text[:PREVIEW_CHARS])
+                text = unpack(stored)
+                setattr(by_rowid[rowid], field, text[:chars] if text and chars else text)
 
 
 def _select_in(
