@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -311,3 +313,33 @@ def test_429_and_503_are_retried_with_the_same_ids(fresh_sdk: None) -> None:
     assert len(_Overloaded.bodies) == 3  # refused twice, then taken
     assert all(body == [_Overloaded.bodies[0][0]] for body in _Overloaded.bodies)
     assert _Overloaded.bodies[0][0]["id"] == vote and _Overloaded.bodies[0][0]["source"] == "sdk"
+
+
+_PROGRAM = """
+import os, sys
+from threadline import Threadline
+Threadline.initialize(project_api_key=sys.argv[1], base_url=sys.argv[2], instrument=False)
+Threadline.score("parent", 1, session_id=sys.argv[3])
+if sys.argv[4] == "fork":
+    child = os.fork()
+    if child == 0:  # the child has the parent's sender but not its thread
+        Threadline.score("child", 2, session_id=sys.argv[3])
+        os._exit(0 if Threadline.flush(timeout_millis=10_000) else 1)
+    assert os.waitpid(child, 0)[1] == 0, "the child's flush timed out"
+# No flush: the interpreter's exit sends what is queued.
+"""
+
+
+@pytest.mark.parametrize("mode", ["exit", "fork"])
+def test_scores_are_sent_at_exit_and_from_a_forked_child(server: Any, mode: str) -> None:
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    done = subprocess.run(
+        [sys.executable, "-c", _PROGRAM, server.api_key, server.base_url, session, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    names = sorted(s["name"] for s in _scores(server, session_id=session))
+    assert names == (["child", "parent"] if mode == "fork" else ["parent"])

@@ -7,6 +7,7 @@ observability SDK that raises into the host program is worse than no SDK.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import threading
@@ -379,17 +380,38 @@ def _send_score(
         logger.warning("threadline: %s; not sent", error)
         return None
     sender = runtime.score_sender
-    if sender is None:
+    # A forked child inherits the sender but not its thread: it starts its own.
+    if sender is None or not sender.in_this_process():
         with _SENDER_LOCK:
             sender = runtime.score_sender
-            if sender is None:
+            if sender is None or not sender.in_this_process():
                 # Imported here: urllib's HTTP stack is needless until the first score.
                 from threadline.sdk.score_sender import ScoreSender
 
                 settings = runtime.settings
                 sender = ScoreSender(settings.scores_endpoint, settings.headers())
                 runtime.score_sender = sender
+                _send_scores_at_exit()
     return str(body["id"]) if sender.submit(body) else None
+
+
+_AT_EXIT: list[bool] = []
+
+
+def _send_scores_at_exit() -> None:
+    """Once per process: at interpreter exit, send the queued scores (for up to
+    ``SHUTDOWN_SCORE_TIMEOUT_S``), as OpenTelemetry's provider flushes its spans, so a
+    short script that scores and ends without ``flush`` loses nothing."""
+    if _AT_EXIT:
+        return
+    _AT_EXIT.append(True)
+
+    def at_exit() -> None:
+        sender = state.runtime.score_sender
+        if sender is not None and sender.in_this_process():
+            sender.shutdown(SHUTDOWN_SCORE_TIMEOUT_S)
+
+    atexit.register(at_exit)
 
 
 def _outside_span(caller: str) -> None:

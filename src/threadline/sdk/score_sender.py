@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -61,8 +62,13 @@ class ScoreSender:
         self._idle = threading.Condition()
         self._stopping = threading.Event()
         self.dropped = 0
+        self._pid = os.getpid()
         self._thread = threading.Thread(target=self._run, name="threadline-scores", daemon=True)
         self._thread.start()
+
+    def in_this_process(self) -> bool:
+        """False in a child forked after the thread started (the child has no thread)."""
+        return self._pid == os.getpid()
 
     def submit(self, score: dict[str, Any]) -> bool:
         """Queue ``score`` for sending; False (and a warning) if the queue is full."""
