@@ -236,6 +236,7 @@ class ThreadlineServer(Server):
                 "threadline.server",
                 "keys",
                 "create",
+                "--create-store",
                 "--data-dir",
                 str(self.data_dir()),
             ],

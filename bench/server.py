@@ -70,6 +70,7 @@ def start_server(
             "threadline.server",
             "keys",
             "create",
+            "--create-store",
             "--data-dir",
             str(data_dir),
             *store_args,

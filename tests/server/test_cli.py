@@ -49,17 +49,26 @@ def test_first_start_creates_default_project_and_demo_fills_it(tmp_path):
         assert all(s["trace_count"] >= 2 and s["cost_usd"] > 0 for s in sessions)
     finally:
         stop_server(server)
-    # A second start shows no new key: the project exists.
+    # A second start shows no new key (the project exists), but says which store it
+    # uses and exactly how to get another key, in case the first was lost.
     server = start_server(tmp_path / "data", tmp_path / "log2.txt")
     try:
-        assert "tl_" not in server.log()
+        log = server.log()
+        assert "tl_" not in log
+        assert f"store: {(tmp_path / 'data' / 'threadline.db').resolve()}" in log
+        command = re.search(r"threadline (keys create [^\n]+)", log)
+        assert command is not None, log
+        new_key = _threadline(*command.group(1).split()).strip().splitlines()[-1]
+        assert _sessions(server.base_url, new_key).status_code == 200
     finally:
         stop_server(server)
 
 
 def test_keys_create_list_revoke(tmp_path):
     data = str(tmp_path / "data")
-    output = _threadline("keys", "create", "--data-dir", data, "--project", "shop")
+    output = _threadline(
+        "keys", "create", "--data-dir", data, "--create-store", "--project", "shop"
+    )
     key = output.strip().splitlines()[-1]
     assert re.fullmatch(r"tl_[A-Za-z0-9_-]{40,}", key)
     listing = _threadline("keys", "list", "--data-dir", data)
@@ -92,7 +101,16 @@ def test_configuration_doc_lists_every_setting():
 def test_keys_rotate_and_ingest_only(tmp_path):
     data = str(tmp_path / "data")
     app_key = (
-        _threadline("keys", "create", "--data-dir", data, "--project", "shop", "--ingest-only")
+        _threadline(
+            "keys",
+            "create",
+            "--data-dir",
+            data,
+            "--create-store",
+            "--project",
+            "shop",
+            "--ingest-only",
+        )
         .strip()
         .splitlines()[-1]
     )
@@ -180,7 +198,9 @@ def _failing_threadline(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_scores_only_key_and_allowed_origins(tmp_path):
     data = str(tmp_path / "data")
-    full_key = _threadline("keys", "create", "--data-dir", data, "--project", "shop")
+    full_key = _threadline(
+        "keys", "create", "--data-dir", data, "--create-store", "--project", "shop"
+    )
     full_key = full_key.strip().splitlines()[-1]
     browser_key = (
         _threadline("keys", "create", "--data-dir", data, "--project", "shop", "--scores-only")
@@ -249,5 +269,43 @@ def test_scores_only_key_and_allowed_origins(tmp_path):
             headers={"Authorization": f"Bearer {full_key}"},
         ).json()["items"]
         assert len(scores) == 2 and {s["source"] for s in scores} == {"end-user"}
+    finally:
+        stop_server(server)
+
+
+def test_keys_refuse_a_store_that_does_not_exist_and_say_which_they_use(tmp_path):
+    # Run in another folder, `keys` once made a new empty store there and printed keys
+    # the running server rejected.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for command in (["keys", "create", "--project", "shop"], ["keys", "list"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "threadline.server", *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=elsewhere,
+        )
+        assert result.returncode != 0, result.stdout
+        assert "tl_" not in result.stdout
+        assert (
+            f"no store at {(elsewhere / '.threadline' / 'threadline.db').resolve()}"
+            in result.stderr
+        )
+        assert "--data-dir" in result.stderr
+        assert not (elsewhere / ".threadline").exists()
+
+    data = tmp_path / "data"
+    server = start_server(data, tmp_path / "log.txt")
+    try:
+        made = subprocess.run(
+            [sys.executable, "-m", "threadline.server", "keys", "create", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+        assert f"store {(data / 'threadline.db').resolve()}" in made.stderr
+        assert _sessions(server.base_url, made.stdout.strip().splitlines()[-1]).status_code == 200
     finally:
         stop_server(server)

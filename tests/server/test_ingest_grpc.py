@@ -232,7 +232,7 @@ def test_a_grpc_port_already_taken_fails_the_start(tmp_path) -> None:
             timeout=60,
         )
     assert done.returncode != 0
-    assert f"cannot listen for OTLP/gRPC on 127.0.0.1:{port}" in done.stderr
+    assert f"cannot listen on 127.0.0.1:{port} for OTLP/gRPC" in done.stderr
     assert "--grpc-port" in done.stderr
 
 

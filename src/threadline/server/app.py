@@ -27,6 +27,7 @@ from threadline.server.ingest.pipeline import IngestPipeline, tune_garbage_colle
 from threadline.server.request_bounds import RequestBounds
 from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store
+from threadline.server.version import VERSION
 from threadline.server.web import install as install_web_ui
 
 log = logging.getLogger("threadline.server")
@@ -68,7 +69,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         lifespan=lifespan,
         title="Threadline",
         summary="OpenTelemetry-native observability for LLM applications, sessions first.",
-        version="0.1.0",
+        version=VERSION,
         docs_url="/docs",
         redoc_url=None,
     )

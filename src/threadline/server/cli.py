@@ -9,14 +9,18 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shlex
 import sys
 import urllib.parse
 from collections.abc import Sequence
+from pathlib import Path
 
+from threadline.server import ports
 from threadline.server.connections import raise_open_file_limit
 from threadline.server.model import KeyScope, Project
 from threadline.server.settings import SETTINGS, Settings
 from threadline.server.store import Store, open_store, sqlite_path
+from threadline.server.version import VERSION
 
 DEFAULT_PROJECT = "default"
 
@@ -34,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="threadline", description="Threadline: sessions-first LLM observability."
     )
+    parser.add_argument("--version", action="version", version=f"threadline {VERSION}")
     commands = parser.add_subparsers(metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="Run the server (OTLP ingest, API, web UI).")
@@ -56,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="A key that can only send end-user scores, from the origins the project allows: "
         "the one to ship inside a browser app (see `projects allow-origin`).",
+    )
+    create.add_argument(
+        "--create-store",
+        action="store_true",
+        help="Create the SQLite store if there is none yet. Without it, keys commands refuse "
+        "a store that does not exist: the server in another folder would never read it.",
     )
     create.set_defaults(run=_keys_create)
     listing = key_commands.add_parser("list", help="List keys (never their secrets).")
@@ -137,11 +148,20 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = _settings(args)
-    store = open_store(settings.store_url, settings.retention_days)
+    # The ports first: a clash must end the start before a key is made and shown.
     try:
-        _first_start(store, settings)
+        held = ports.claim(settings)
+    except ports.PortUnavailable as exc:
+        sys.exit(f"threadline: {exc}")
+    try:
+        store = open_store(settings.store_url, settings.retention_days)
+        try:
+            _first_start(store, settings)
+        finally:
+            store.close()
     finally:
-        store.close()
+        for sock in held:  # released just before uvicorn and gRPC bind them again
+            sock.close()
     # Every worker process builds its app from the environment: put the resolved
     # settings there, so flags reach the workers too.
     os.environ.update(settings.to_environment())
@@ -167,15 +187,22 @@ def _first_start(store: Store, settings: Settings) -> None:
     Only on loopback: a server reachable from other machines must not start before
     someone has made a key deliberately (``threadline keys create``).
     """
+    print(f"Threadline {VERSION}, store: {_shown_store(settings)}", flush=True)
     if not _is_loopback(settings.host):
         if not any(key.revoked_at is None for key in store.list_keys()):
             sys.exit(
                 f"threadline: refusing to listen on {settings.host}, reachable from other "
                 "machines, with no API key yet. Create one first:\n"
-                "    threadline keys create --project NAME"
+                f"    threadline keys create --project NAME {_store_flags(settings)}"
             )
         return
     if store.list_projects():
+        # A key is shown once, when made: say how to get another, in case it was lost.
+        print(
+            "API keys are shown only when made. A new one: threadline keys create "
+            f"--project {DEFAULT_PROJECT} {_store_flags(settings)}",
+            flush=True,
+        )
         return
     project = store.create_project(DEFAULT_PROJECT)
     key = store.create_key(project.id)
@@ -186,20 +213,27 @@ def _first_start(store: Store, settings: Settings) -> None:
         if settings.grpc_port
         else ""
     )
+    checkout = _checkout()
+    source = shlex.quote(str(checkout)) if checkout else "/path/to/threadline"
     print(
         f"""
 Created project '{project.name}'. Its API key (shown once, stored hashed):
 
     {key}
 
-Open {base_url} in a browser and sign in with it. Trace your app with it:
+Open {base_url} in a browser and sign in with it.
 
-    pip install threadline
+Trace your app: install the SDK into the app's own environment. It brings only
+OpenTelemetry, and is not on PyPI: install it from {"this" if checkout else "the"} checkout.
+
+    pip install {source}
     export THREADLINE_API_KEY={key}
     export THREADLINE_BASE_URL={base_url}
 
     from threadline import Threadline, observe
     Threadline.initialize()
+
+For another machine, build a wheel to copy there: pip wheel --no-deps -w dist {source}
 
 Or point any OpenTelemetry OTLP/HTTP exporter at {base_url}/v1/traces
 with the header 'Authorization: Bearer {key}'.
@@ -208,8 +242,52 @@ with the header 'Authorization: Bearer {key}'.
     )
 
 
+def _checkout() -> Path | None:
+    """The source checkout this server runs from (an editable install), if it does."""
+    root = Path(__file__).resolve().parents[3]
+    if (root / "pyproject.toml").is_file() and (root / "src" / "threadline").is_dir():
+        return root
+    return None
+
+
+def _shown_store(settings: Settings) -> str:
+    """The store as it may be printed: a SQLite file's path, or the URL without password."""
+    path = sqlite_path(settings.store_url)
+    if path is not None:
+        return path
+    parts = urllib.parse.urlsplit(settings.store_url)
+    if parts.password:
+        return settings.store_url.replace(f":{parts.password}@", ":***@", 1)
+    return settings.store_url
+
+
+def _store_flags(settings: Settings) -> str:
+    """The flags that point another ``threadline`` command at this store."""
+    if not settings.store:
+        return f"--data-dir {shlex.quote(str(settings.data_dir.resolve()))}"
+    if urllib.parse.urlsplit(settings.store).password:
+        return "--store '<the store URL>'"
+    return f"--store {shlex.quote(settings.store)}"
+
+
+def _existing_store(args: argparse.Namespace, *, create: bool = False) -> Store:
+    """The store a keys or projects command acts on, said on stderr (stdout stays the
+    command's answer). A SQLite store that does not exist is refused unless ``create``:
+    made in the wrong folder, it would hold keys the running server never sees."""
+    settings = _settings(args)
+    path = sqlite_path(settings.store_url)
+    if path is not None and not create and not Path(path).exists():
+        sys.exit(
+            f"threadline: no store at {path}. Run this command where the server keeps its "
+            "data (the folder `threadline serve` started in, or its --data-dir / --store; "
+            "it prints its store when it starts), or pass --data-dir or --store."
+        )
+    print(f"threadline: store {_shown_store(settings)}", file=sys.stderr)
+    return open_store(settings.store_url)
+
+
 def _keys_create(args: argparse.Namespace) -> None:
-    store = open_store(_settings(args).store_url)
+    store = _existing_store(args, create=args.create_store)
     try:
         project = store.create_project(args.project)
         scope: KeyScope = "ingest" if args.ingest_only else "scores" if args.scores_only else "full"
@@ -222,7 +300,7 @@ def _keys_create(args: argparse.Namespace) -> None:
 
 
 def _keys_list(args: argparse.Namespace) -> None:
-    store = open_store(_settings(args).store_url)
+    store = _existing_store(args)
     try:
         for key in store.list_keys():
             state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
@@ -233,7 +311,7 @@ def _keys_list(args: argparse.Namespace) -> None:
 
 
 def _keys_revoke(args: argparse.Namespace) -> None:
-    store = open_store(_settings(args).store_url)
+    store = _existing_store(args)
     try:
         if not store.revoke_key(args.key_id):
             sys.exit(f"threadline: no active key with id {args.key_id}")
@@ -243,7 +321,7 @@ def _keys_revoke(args: argparse.Namespace) -> None:
 
 
 def _keys_rotate(args: argparse.Namespace) -> None:
-    store = open_store(_settings(args).store_url)
+    store = _existing_store(args)
     try:
         key = store.rotate_key(args.key_id)
     finally:
@@ -272,7 +350,7 @@ def _origin(text: str) -> str:
 
 def _change_origins(args: argparse.Namespace, allow: bool) -> None:
     origins = [_origin(text) for text in args.origins]
-    store = open_store(_settings(args).store_url)
+    store = _existing_store(args)
     try:
         project = _existing_project(store, args.project)
         current = set(store.allowed_origins(project.id))
@@ -292,7 +370,7 @@ def _origins_disallow(args: argparse.Namespace) -> None:
 
 
 def _origins_list(args: argparse.Namespace) -> None:
-    store = open_store(_settings(args).store_url)
+    store = _existing_store(args)
     try:
         for origin in store.allowed_origins(_existing_project(store, args.project).id):
             print(origin)

@@ -106,8 +106,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "workers",
         1,
-        "Server processes. Ingest is CPU-bound Python: 2 on a 2-core machine nearly doubles "
-        "it; SQLite still commits one transaction at a time.",
+        "Server processes. Ingest is CPU-bound Python: with 2 or more cores, --workers 2 raises "
+        "ingest throughput by about a third (docs/benchmarks.md); SQLite still commits one "
+        "transaction at a time.",
     ),
     Setting("log_level", "info", "Server log level: debug, info, warning or error."),
     Setting(
