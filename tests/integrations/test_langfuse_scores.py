@@ -210,3 +210,42 @@ def test_ingestion_batch_of_langfuse_3_keeps_its_score_events(server) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def test_a_scores_only_key_writes_end_user_scores_and_overwrites_none_other(server) -> None:
+    from threadline.server.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(server.process.data_dir / "threadline.db")
+    try:
+        browser_key = store.create_key(_project_id(store, server), "scores")
+    finally:
+        store.close()
+    url = server.base_url + "/api/public/scores"
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    written = httpx.post(
+        url,
+        json=[{"id": "by-app", "name": "quality", "value": 1, "sessionId": session}],
+        headers=_basic(server.api_key),
+    )
+    assert written.status_code == 202
+    answer = httpx.post(
+        url,
+        json=[
+            {"id": "by-user", "name": "thumbs", "value": 1, "sessionId": session},
+            {"id": "by-app", "name": "quality", "value": 0, "sessionId": session},
+        ],
+        headers=_basic(browser_key),
+    )
+    assert answer.status_code == 207, answer.text
+    assert answer.json()["errors"] == [
+        {"message": "score 'by-app' was not written by an end user", "id": "by-app"}
+    ]
+    stored = {s["id"]: s for s in server.get("/api/v1/scores", session_id=session)["items"]}
+    assert stored["by-user"]["source"] == "end-user"
+    assert (stored["by-app"]["source"], stored["by-app"]["value"]) == ("sdk", 1.0)
+
+
+def _project_id(store, server) -> int:
+    access = store.access_for_key(server.api_key)
+    assert access is not None
+    return access.project.id
