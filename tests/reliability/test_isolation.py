@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -362,9 +363,10 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert response.status_code == 303
         assert f"{COOKIE}=" in response.headers.get("set-cookie", "")
 
-    def live(path: str) -> Callable[[], None]:
+    def live(path: str, **params: str) -> Callable[[], None]:
         def check() -> None:
-            text = _read_stream(base, f"{path}?after=0", {COOKIE: b_key}, seconds=2.5)
+            query = urlencode({**params, "after": 0})
+            text = _read_stream(base, f"{path}?{query}", {COOKIE: b_key}, seconds=2.5)
             assert "event: ready" in text
             _assert_hidden(a, text, path)
 
@@ -503,6 +505,8 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ),
         ("GET", "/live/traces"): live("/live/traces"),
         ("GET", "/live/sessions"): live("/live/sessions"),
+        # A's session named outright: B's stream still says nothing of its turns.
+        ("GET", "/live/session"): live("/live/session", session_id=session),
     }
 
     # Every route of the app is walked, and nothing is walked that the app lacks.

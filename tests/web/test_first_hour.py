@@ -110,3 +110,24 @@ def test_the_readme_sdk_example_gives_a_clean_transcript(ui: UI, server) -> None
     replied = page.locator(".turn .msg.role-assistant")
     expect(replied.nth(0)).to_contain_text("You said: Where is my order?")
     ui.shot("readme-example-transcript")
+
+
+def test_the_session_page_follows_the_conversation_live(ui: UI, server) -> None:
+    base = (time.time_ns() // S - 60) * S
+    first = Turn(new_trace_id(), "Is the shop open?", "Until 6 pm.", base, 800, 20, 5, 0.001)
+    send(server, turn_spans(first, "s-live", "lou"))
+    page = ui.go("/sessions/s-live")
+    expect(page.locator("article.turn")).to_have_count(1)
+    page.evaluate("window.notReloaded = true")
+    second = Turn(new_trace_id(), "And on Sunday?", "Closed.", base + 5 * S, 600, 30, 4, 0.001)
+    send(server, turn_spans(second, "s-live", "lou"))
+    turns = page.locator("article.turn")
+    expect(turns).to_have_count(2, timeout=8000)
+    expect(turns.nth(1).locator(".msg.role-user")).to_contain_text("And on Sunday?")
+    expect(turns.nth(1).locator(".msg.role-assistant")).to_contain_text("Closed.")
+    totals = page.get_by_test_id("session-totals")
+    expect(totals.locator('[data-col="trace_count"]')).to_have_attribute("data-value", "2")
+    expect(page.locator(".timeline .tl-turn")).to_have_count(2)
+    assert page.evaluate("window.notReloaded") is True  # updated in place
+    expect(page.locator("body.live-on")).to_have_count(1)  # and says it is live
+    ui.shot("session-live")

@@ -5,6 +5,7 @@ and the session export. JSON twins: ``/api/v1/sessions/{id}``, ``/api/v1/traces/
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -38,6 +39,9 @@ def session_page(
     # "/sessions/?id=.." names the sessions whose id a browser cannot keep in a path.
     session_id = session_id or id or ""
     store = _store(request)
+    # Read before the session: the page's live stream starts from it and cannot miss a
+    # turn written while the page was being built.
+    watermark = store.live_watermark(project.id)
     session = store.get_session(project.id, session_id)
     if session is None:
         return _not_found(request, project, f"session {session_id!r}")
@@ -50,6 +54,8 @@ def session_page(
         "turns": turns,
         "truncated": len(session.traces) > MAX_TURNS,
         "max_turns": MAX_TURNS,
+        "live_stream": "/live/session?" + urlencode({"session_id": session_id}),
+        "watermark": watermark,
     }
     return render(request, "session.html", context)
 

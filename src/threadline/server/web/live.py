@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from threadline.server.model import Project
+from threadline.server.model import Project, TraceQuery
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import Filters
@@ -30,6 +30,8 @@ router = APIRouter(include_in_schema=False)
 
 _POLL_SECONDS = 1.0
 _LIFETIME = 30.0
+# A session page only needs to know that some turn changed, not every one.
+_MAX_CHANGED = 50
 
 
 def _event(name: str, event_id: int, data: dict) -> str:
@@ -106,6 +108,25 @@ async def live_traces(
         return [(t.trace_id, row.render(traces=[t])) for t in reversed(items)]
 
     return await _live(request, project, after, changed)
+
+
+@router.get("/live/session")
+async def live_session(
+    request: Request, project: PageProject, session_id: str, after: int | None = None
+) -> StreamingResponse:
+    """The session page's stream: an event for each trace of the session written after
+    the page's watermark; the page then renders itself again (totals, timeline and
+    transcript all follow from the new turns)."""
+    store: Store = request.app.state.store
+
+    def changed(since: int) -> list[tuple[str, str]]:
+        query = TraceQuery(session_id=session_id, changed_after=since, limit=_MAX_CHANGED)
+        return [(t.trace_id, "") for t in store.list_traces(project.id, query).items]
+
+    start = await run_in_threadpool(_start, request, after, store, project)
+    return _response(
+        _stream(request, start, changed, lambda: store.live_watermark(project.id), "turn")
+    )
 
 
 @router.get("/live/sessions")

@@ -163,10 +163,54 @@
     toggle.addEventListener("change", function () { toggle.checked ? start() : stop(); });
   }
 
+  // --- session page: follows the conversation while it goes on ---------------------
+  // The stream says which turns changed; the page then fetches itself and swaps in the
+  // parts marked data-live-part (totals, timeline, transcript), so a new turn shows
+  // exactly as a reload would show it, and anything else on the page (a form being
+  // filled in) is left alone.
+  function setUpSessionLive() {
+    var transcript = document.querySelector("[data-session-stream]");
+    if (!transcript || !window.EventSource) return;
+    var url = transcript.getAttribute("data-session-stream") + "&after=" +
+      encodeURIComponent(transcript.getAttribute("data-after"));
+    var timer = null, loading = false, again = false;
+    function refresh() {
+      if (loading) { again = true; return; }
+      loading = true;
+      var atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
+      fetch(location.href, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html");
+          document.querySelectorAll("[data-live-part]").forEach(function (part) {
+            var name = part.getAttribute("data-live-part");
+            var next = fresh.querySelector('[data-live-part="' + name + '"]');
+            if (!next) return;
+            part.innerHTML = next.innerHTML;
+            init(part);
+            if (window.htmx) htmx.process(part);
+          });
+          // A reader following the conversation at its end stays at its end.
+          if (atBottom) window.scrollTo(0, document.body.scrollHeight);
+        })
+        .catch(function () { /* the next event tries again */ })
+        .finally(function () {
+          loading = false;
+          if (again) { again = false; refresh(); }
+        });
+    }
+    var stream = new EventSource(url);
+    document.body.classList.add("live-on");
+    // Several spans of one turn arrive close together: one fetch for them all.
+    stream.addEventListener("turn", function () { clearTimeout(timer); timer = setTimeout(refresh, 250); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     init(document);
     setUpFilters();
     setUpLive();
+    setUpSessionLive();
   });
   document.addEventListener("htmx:afterSwap", function (event) { init(event.detail.target); });
 })();
