@@ -45,7 +45,62 @@ def _api_view(base_url: str, key: str, trace_ids: list[str]) -> dict:
             "details": [get(f"/api/v1/sessions/{s['session_id']}") for s in sessions["items"]],
             "traces": [get(f"/api/v1/traces/{t}") for t in trace_ids],
             "users": get("/api/v1/users"),
+            "scores": get("/api/v1/scores", limit=100),
+            "score_configs": get("/api/v1/score-configs"),
+            "notes": {
+                s["session_id"]: get("/api/v1/notes", session_id=s["session_id"])
+                for s in sessions["items"]
+            },
+            "by_score": get("/api/v1/sessions", score="quality>=0.3"),
+            "unscored": get("/api/v1/traces", limit=100, missing_score="helpful"),
         }
+
+
+def _annotate(base_url: str, key: str, trace_ids: list[str]) -> None:
+    """Scores (one replaced, one deleted, one on a span), a score configuration and
+    notes, through the API."""
+    with httpx.Client(
+        base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    ) as api:
+
+        def ok(response: httpx.Response) -> None:
+            assert response.status_code < 300, response.text
+
+        ok(
+            api.put(
+                "/api/v1/score-configs/quality",
+                json={"name": "quality", "data_type": "numeric", "min_value": 0, "max_value": 1},
+            )
+        )
+        root = api.get(f"/api/v1/traces/{trace_ids[0]}").json()["spans"][0]["span_id"]
+        ok(
+            api.post(
+                "/api/v1/scores",
+                json=[
+                    {"id": "q0", "name": "quality", "value": 0.25, "session_id": "session-0"},
+                    {"id": "q1", "name": "quality", "value": 0.5, "session_id": "session-1"},
+                    {"name": "helpful", "value": True, "trace_id": trace_ids[0]},
+                    {"name": "helpful", "value": False, "trace_id": trace_ids[0], "span_id": root},
+                    {"name": "topic", "value": "billing", "trace_id": trace_ids[1]},
+                    {"id": "gone", "name": "quality", "value": 1, "session_id": "session-2"},
+                ],
+            )
+        )
+        ok(
+            api.post(
+                "/api/v1/scores",
+                json={
+                    "id": "q0",
+                    "name": "quality",
+                    "value": 0.75,
+                    "session_id": "session-0",
+                    "comment": "second look",
+                },
+            )
+        )
+        ok(api.delete("/api/v1/scores/gone"))
+        for body in ("resolved", "follow up with billing"):
+            ok(api.post("/api/v1/notes", json={"session_id": "session-0", "body": body}))
 
 
 @pytest.mark.clickhouse
@@ -82,10 +137,24 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
                 },
             )
             assert response.status_code == 200
+        _annotate(original.base_url, key, sorted(traces))
         before = _api_view(original.base_url, key, sorted(traces))
     finally:
         stop_server(original)
     assert len(before["sessions"]["items"]) == 6
+    assert len(before["scores"]["items"]) == 5 and len(before["notes"]["session-0"]["items"]) == 2
+    assert [s["session_id"] for s in before["by_score"]["items"]] == ["session-1", "session-0"]
+    assert len(before["unscored"]["items"]) == len(traces) - 1
+    allowed = _threadline(
+        "projects",
+        "allow-origin",
+        "--project",
+        "migrated",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "https://app.example.com",
+    )
+    assert allowed.returncode == 0, allowed.stderr
     (long_span,) = next(t for t in before["traces"] if t["trace_id"] == long_trace)["spans"]
     assert long_span["input"] == prompt and long_span["output"] == prompt.upper()
 
@@ -94,7 +163,8 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     copied = _threadline("migrate", "--from", source, "--to", target, "--batch-size", "7")
     assert copied.returncode == 0, copied.stderr
     spans = sum(len(r) for r in requests)
-    assert f"and {spans} spans ({spans} new to the target)" in copied.stdout
+    assert f"and {spans} spans ({spans} new to the target), 5 scores," in copied.stdout
+    assert "1 score configurations and 2 notes" in copied.stdout
     assert f"{spans}/{spans}" in copied.stderr  # the progress bar, complete
 
     again = _threadline("migrate", "--from", source, "--to", target)
@@ -107,6 +177,8 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
         assert _api_view(moved.base_url, key, sorted(traces)) == before
     finally:
         stop_server(moved)
+    origins = _threadline("projects", "origins", "--project", "migrated", "--store", target)
+    assert origins.returncode == 0 and origins.stdout.split() == ["https://app.example.com"]
 
 
 def test_migrate_refuses_a_missing_source(tmp_path: Path):

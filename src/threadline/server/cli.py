@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser(
         "migrate",
-        help="Copy a store into another (projects, keys, spans), e.g. SQLite into ClickHouse.",
+        help="Copy a store into another (projects, keys, spans, scores, notes), e.g. SQLite"
+        " into ClickHouse.",
     )
     migrate.add_argument(
         "--from",
@@ -406,7 +407,8 @@ def _migrate(args: argparse.Namespace) -> None:
         source.close()
     print(
         f"Copied {copied.projects} projects, {copied.keys} keys and {copied.spans} spans"
-        f" ({copied.new_spans} new to the target)."
+        f" ({copied.new_spans} new to the target), {copied.scores} scores,"
+        f" {copied.score_configs} score configurations and {copied.notes} notes."
     )
 
 

@@ -2,10 +2,13 @@
 
 Projects and keys first (key digests only: the secrets were never stored, and keep
 working), then every span through the target's ``write_spans``, so the target builds
-its own trace and session rollups with the same rules. Running it again copies
+its own trace and session rollups with the same rules; then every score through
+``write_scores`` (ids and times kept; the target rolls them up itself), and each
+project's score configurations, notes and allowed origins. Running it again copies
 nothing twice: projects are matched by name, keys by id or digest, spans are
-idempotent on (project, trace, span). Copy while the source takes no more writes
-(stop its server, or point exporters at the new one first) to leave nothing behind.
+idempotent on (project, trace, span), scores on their id, notes on theirs. Copy while
+the source takes no more writes (stop its server, or point exporters at the new one
+first) to leave nothing behind.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ class Copied:
     keys: int
     spans: int  # spans read from the source (the target skips those it had)
     new_spans: int  # spans the target did not have
+    scores: int = 0
+    score_configs: int = 0
+    notes: int = 0
 
 
 def copy_store(
@@ -36,4 +42,13 @@ def copy_store(
             new_spans += target.write_spans(project_ids[project_id], batch)
             spans += len(batch)
             bar.update(len(batch))
-    return Copied(len(access.projects), len(access.keys), spans, new_spans)
+    scores = configs = notes = 0
+    for project_id, records in source.iter_scores(batch_size):
+        target.write_scores(project_ids[project_id], records)
+        scores += len(records)
+    for project in access.projects:
+        annotations = source.dump_annotations(project.id)
+        target.load_annotations(project_ids[project.id], annotations)
+        configs += len(annotations.configs)
+        notes += len(annotations.notes)
+    return Copied(len(access.projects), len(access.keys), spans, new_spans, scores, configs, notes)
