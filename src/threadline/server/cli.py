@@ -23,6 +23,8 @@ from threadline.server.store import Store, open_store, sqlite_path
 from threadline.server.version import VERSION
 
 DEFAULT_PROJECT = "default"
+# Where the demo sends spans unless told: where `threadline serve` listens by default.
+DEMO_BASE_URL = "http://127.0.0.1:8000"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -122,7 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
 
     demo = commands.add_parser("demo", help="Send a realistic multi-session workload.")
-    demo.add_argument("--base-url", default="http://127.0.0.1:8000", help="Server URL.")
+    demo.add_argument(
+        "--base-url",
+        default=None,
+        help=f"Server URL (or THREADLINE_BASE_URL; default {DEMO_BASE_URL}).",
+    )
     demo.add_argument("--api-key", default=None, help="Project key (or THREADLINE_API_KEY).")
     demo.add_argument("--sessions", type=int, default=12, help="How many chat sessions.")
     demo.add_argument("--seed", type=int, default=7, help="Random seed.")
@@ -422,12 +428,19 @@ def _is_loopback(host: str) -> bool:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from threadline.server.demo import run_demo
+    from threadline.server.demo import DemoFailed, run_demo
 
+    # The same variables the SDK reads, which the first start tells the user to export.
+    base_url = args.base_url or os.environ.get("THREADLINE_BASE_URL") or DEMO_BASE_URL
     key = args.api_key or os.environ.get("THREADLINE_API_KEY")
     if not key:
         sys.exit("threadline demo: give --api-key or set THREADLINE_API_KEY")
-    run_demo(args.base_url, key, sessions=args.sessions, seed=args.seed)
+    if args.sessions < 1:
+        sys.exit("threadline demo: --sessions must be at least 1")
+    try:
+        print(run_demo(base_url, key, sessions=args.sessions, seed=args.seed))
+    except DemoFailed as exc:
+        sys.exit(f"threadline demo: {exc}")
 
 
 if __name__ == "__main__":
