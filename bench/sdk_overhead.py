@@ -5,7 +5,7 @@ everything, so the difference is the SDK's own work: signature binding, JSON inp
 and output, the trace-association processor, context attach/detach.
 
 Run:  python bench/sdk_overhead.py [--spans 50000] [--repeat 5]
-Target (issue 3): at most 20 µs added per span.
+Target: at most 20 µs added per span.
 """
 
 from __future__ import annotations

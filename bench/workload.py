@@ -1,6 +1,6 @@
 """A deterministic LLM-application workload as ready-to-send OTLP protobuf bodies.
 
-Shape (as issue #2 asks): 10 spans per trace, 5 traces per session, ~4 KB of protobuf
+Shape (the benchmark's target workload): 10 spans per trace, 5 traces per session, ~4 KB of protobuf
 per span. Each trace is one chat turn: a root span with the session and user, LLM spans
 with 1-3 KB prompts and 1-2.5 KB completions and token counts, tool and retrieval spans.
 Text is drawn from a small vocabulary so it compresses like real prose, not like noise.

@@ -11,11 +11,13 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from threadline import Threadline, observe, semconv
+from threadline.sdk.config import ENVIRONMENT
 
 from .conftest import Recorded
 
@@ -241,3 +243,12 @@ def test_sets_the_global_provider_when_none_is_set() -> None:
         print(span.name, span.attributes["threadline.session.id"])
     """)
     assert out.split() == ["lib-span", "s2"]
+
+
+def test_docs_list_every_environment_variable_as_the_sdk_reads_it():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in doc.splitlines() if line.startswith("| `")}
+    for variable, meaning, default in ENVIRONMENT:
+        row = rows.get(f"`{variable}`")
+        assert row is not None, variable
+        assert f"| {meaning} |" in row and default in row, row

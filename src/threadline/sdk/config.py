@@ -19,7 +19,8 @@ TRACES_PATH = "/v1/traces"
 #: The JSON API's score route, where ``Threadline.score`` sends.
 SCORES_PATH = "/api/v1/scores"
 
-#: (environment variable, meaning, default) — rendered in docs/sdk.md.
+#: (environment variable, meaning, default): the table in docs/sdk.md, which
+#: tests/sdk/test_client.py checks against this one.
 ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     (ENV_API_KEY, "project API key, sent as `Authorization: Bearer <key>`", "none"),
     (

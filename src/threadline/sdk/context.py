@@ -1,6 +1,6 @@
 """Trace-level association: the session, user, metadata and tags of a whole trace.
 
-Sessions are trace-level (see ``ARCHITECTURE.md``): a user calls
+Sessions are trace-level (``docs/conventions.md``, ``docs/architecture.md``): a user calls
 ``Threadline.set_trace_session_id(conversation_id)`` somewhere inside a turn and expects
 the whole turn to belong to the conversation. The server already assigns a whole trace
 to a session if *any* of its spans carries the id, so the SDK's job is to put the id on

@@ -390,7 +390,7 @@ class SessionQuery(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     q: str | None = None
-    # Added for the web UI (issue 4); all optional, so older callers are unchanged.
+    # Optional filters and the sort order, for the API and the web UI alike.
     sort: SessionSort = "last_activity"  # always descending: biggest / latest first
     status: Status | None = None  # "error": sessions with at least one failed trace
     tag: str | None = None  # sessions with a trace carrying this tag
@@ -408,7 +408,7 @@ class TraceQuery(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     q: str | None = None
-    # Added for the web UI (issue 4).
+    # Optional filters, for the API and the web UI alike.
     tag: str | None = None
     metadata: dict[str, str] = {}  # key -> value, compared as text
     changed_after: int | None = None  # live feed: written after this watermark

@@ -9,8 +9,9 @@ ingest thread, and the answer only after the commit
 - The key is checked from the metadata before the message is received; the message
   is then read within ``body_timeout`` holding a receiving place, and handed over
   holding a place of work (``admission.py``), as on HTTP.
-- Messages arrive as raw bytes (no deserializer): they are decoded on the ingest thread
-  like HTTP bodies, not on the event loop that also serves HTTP. gRPC inflates
+- Messages arrive as raw bytes (no deserializer), so the pipeline decodes them exactly
+  as it does HTTP bodies: on the ingest thread, or, for an export queued while that
+  thread is busy, on the event loop as it is checked (``pipeline.py``). gRPC inflates
   ``grpc-encoding: gzip`` itself, and refuses a message over ``max_body_bytes``.
 - An unexpected error is INTERNAL with a generic message (the log has the details).
 - Status codes: UNAUTHENTICATED (no or unknown key), INVALID_ARGUMENT (not an

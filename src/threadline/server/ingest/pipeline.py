@@ -8,11 +8,11 @@ is framed; both hand the body to ``IngestPipeline``, which does the rest:
   counted across both receivers, and no project holds more than its share of either;
   the next is refused (HTTP 503, gRPC UNAVAILABLE), which OTLP exporters retry, rather
   than held in memory. A place of work is taken only once the whole body is in hand.
-- **One ingest thread**: exports are decoded, normalised and written one at a time, off
-  the event loop. The work is Python under the GIL, so more threads add no speed, and
-  they slow the writer down, since each of its SQLite calls gives up the GIL and must
-  then wait to win it back from threads busy normalising (measured in
-  docs/benchmarks.md).
+- **One ingest thread**: exports are normalised and written one at a time, off the
+  event loop (and decoded there, unless queued: see Durability). The work is Python
+  under the GIL, so more threads add no speed, and they slow the writer down, since
+  each of its SQLite calls gives up the GIL and must then wait to win it back from
+  threads busy normalising (measured in docs/benchmarks.md).
 - **Durability**: an export is answered once it is durable. If the ingest thread is
   idle it is written into the store first, so it is queryable when the answer arrives.
   If the thread is busy, the export is checked (inflated, decoded, every span valid),

@@ -105,7 +105,7 @@ class Store(Protocol):
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None: ...
 
-    # --- web UI (issue 4) -------------------------------------------------------
+    # --- users, live feed ------------------------------------------------------
     def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
         """Users (ids found on traces) with their totals, latest activity first."""
         ...

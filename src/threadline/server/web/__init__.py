@@ -1,4 +1,4 @@
-"""The web UI (issue 4): server-rendered pages served by the same process as the API.
+"""The web UI: server-rendered pages served by the same process as the API.
 
 ``install`` adds the page routes and the /static mount to the app. Nothing is loaded
 from elsewhere: htmx is vendored in ``static/``, so the UI works air-gapped.

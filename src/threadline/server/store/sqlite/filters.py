@@ -1,8 +1,9 @@
-"""The web UI's extra filters and sort orders for the SQLite store (issue 4).
+"""The SQLite store's filters beyond the base list queries, and its sessions' sort orders.
 
 Kept beside ``store.py`` so the base queries stay readable: ``list_traces`` and
-``list_sessions`` call these to add the tag, metadata, status and live-feed filters,
-and to order sessions by something other than last activity.
+``list_sessions`` (for the JSON API and the web UI alike) call these to add the tag,
+metadata, status and live-feed filters, and to order sessions by something other than
+last activity.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from threadline.server.model import SessionQuery, TraceQuery
-
-# --- web UI (issue 4): filters and sort orders --------------------------------------------
 
 # Sort order of the sessions list -> (SQL expression, its cursor type). Each has an
 # index in migration 0002; an unknown cost sorts below every known one.
@@ -52,13 +51,15 @@ def _trace_conditions(
     return where, args
 
 
-def trace_ui_filters(where: list[str], args: list[Any], project_id: int, query: TraceQuery) -> None:
+def add_trace_filters(
+    where: list[str], args: list[Any], project_id: int, query: TraceQuery
+) -> None:
     more, more_args = _trace_conditions(project_id, query.tag, query.metadata, query.changed_after)
     where.extend(more)
     args.extend(more_args)
 
 
-def session_ui_filters(
+def add_session_filters(
     where: list[str], args: list[Any], project_id: int, query: SessionQuery
 ) -> None:
     if query.status == "error":

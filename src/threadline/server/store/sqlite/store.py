@@ -67,8 +67,8 @@ from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite.filters import (
     SESSION_SORTS,
-    session_ui_filters,
-    trace_ui_filters,
+    add_session_filters,
+    add_trace_filters,
 )
 
 _READERS = 8
@@ -363,7 +363,7 @@ class SQLiteStore(EvaluationTables):
         _time_overlap(where, args, query.start, query.end)
         if query.q:
             _text_search(where, args, query.q, ("session_id", "first_input", "last_output"))
-        session_ui_filters(where, args, project_id, query)
+        add_session_filters(where, args, project_id, query)
         more, more_args = scores.filter_conditions(
             "session", "sessions.session_id", "sessions.project_id", query.scores
         )
@@ -425,7 +425,7 @@ class SQLiteStore(EvaluationTables):
         _time_overlap(where, args, query.start, query.end)
         if query.q:
             _text_search(where, args, query.q, ("name", "input_preview", "output_preview"))
-        trace_ui_filters(where, args, project_id, query)
+        add_trace_filters(where, args, project_id, query)
         more, more_args = scores.filter_conditions(
             "trace", "traces.trace_id", "traces.project_id", query.scores
         )
@@ -609,9 +609,8 @@ class SQLiteStore(EvaluationTables):
             )
         return key
 
-    # --- web UI (issue 4): users, live feed -----------------------------------------
-    # Added for the web UI; the filters and sort orders it also needs live in
-    # ``filters.py``.
+    # --- users, live feed -------------------------------------------------------------
+    # The list filters and sort orders live in ``filters.py``.
 
     def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
         """Users by last activity, aggregated over the traces that carry their id."""
