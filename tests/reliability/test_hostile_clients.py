@@ -19,6 +19,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from tests.conftest import ServerProcess, start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, request, span
 
+pytestmark = pytest.mark.slow
+
 _EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 

@@ -20,7 +20,7 @@ from threadline.server.api.evaluations import router as evaluations_api_router
 from threadline.server.api.langfuse_scores import router as langfuse_scores_router
 from threadline.server.api.routes import router as api_router
 from threadline.server.api.scores import router as scores_api_router
-from threadline.server.errors import ThreadlineError
+from threadline.server.errors import Overloaded, ThreadlineError
 from threadline.server.evaluation.service import EvaluationService
 from threadline.server.ingest.otlp_http import router as otlp_router
 from threadline.server.ingest.pipeline import IngestPipeline, tune_garbage_collector
@@ -29,8 +29,12 @@ from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store
 from threadline.server.version import VERSION
 from threadline.server.web import install as install_web_ui
+from threadline.server.web.live_position import LivePositions, load_secret
 
 log = logging.getLogger("threadline.server")
+
+# Requests held by /healthz?wait= at once (the route needs no key).
+MAX_HEALTH_WAITERS = 64
 
 
 def create_app(settings: Settings, store: Store) -> FastAPI:
@@ -76,6 +80,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.ingest = ingest
+    app.state.live_positions = LivePositions(load_secret(settings.data_dir))
     app.state.evaluations = evaluations
     app.add_middleware(RequestBounds, settings=settings)
     app.include_router(otlp_router)
@@ -84,6 +89,8 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(langfuse_scores_router)
     app.include_router(evaluations_api_router)
     install_web_ui(app)
+
+    depth = _QueueDepth(ingest)
 
     @app.get("/healthz", tags=["health"], summary="Liveness, and exports not yet written")
     async def healthz(
@@ -101,18 +108,47 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     ) -> dict[str, str | int]:
         # queued_exports: acknowledged exports in the intake queue, of every worker; 0
         # means every acknowledged span is queryable. On the event loop: two directory
-        # listings, every 10 ms while waiting (more often takes the GIL from the ingest
-        # thread for little).
-        intake = ingest.intake
-        queued = intake.depth() if intake is not None else 0
+        # listings, shared by every waiter and made at most every 10 ms (more often
+        # takes the GIL from the ingest thread for little). The route needs no key, so
+        # the waiters are bounded: past MAX_HEALTH_WAITERS, 503 at once.
+        queued = depth.read(fresh=True)  # never an answer older than the request
+        if not queued or not wait:
+            return {"status": "ok", "queued_exports": queued}
+        if depth.waiters >= MAX_HEALTH_WAITERS:
+            raise Overloaded(
+                f"{depth.waiters} requests already wait on /healthz (at most "
+                f"{MAX_HEALTH_WAITERS}): retry later"
+            )
         deadline = time.monotonic() + wait
-        while queued and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-            queued = intake.depth() if intake is not None else 0
+        depth.waiters += 1
+        try:
+            while queued and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+                queued = depth.read()
+        finally:
+            depth.waiters -= 1
         return {"status": "ok", "queued_exports": queued}
 
     _install_error_handlers(app)
     return app
+
+
+class _QueueDepth:
+    """The intake queue's depth, read at most every 10 ms however many ask."""
+
+    def __init__(self, ingest: IngestPipeline) -> None:
+        self.ingest = ingest
+        self.waiters = 0
+        self._value = 0
+        self._read_at = -1.0
+
+    def read(self, fresh: bool = False) -> int:
+        now = time.monotonic()
+        if fresh or now - self._read_at >= 0.01:
+            intake = self.ingest.intake
+            self._value = intake.depth() if intake is not None else 0
+            self._read_at = now
+        return self._value
 
 
 def app_from_environment() -> FastAPI:

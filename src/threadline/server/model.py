@@ -252,6 +252,9 @@ ScoreDataType = Literal["numeric", "boolean", "categorical"]
 ScoreSource = Literal["sdk", "api", "ui", "end-user", "eval"]
 ScoreOp = Literal[">", ">=", "<", "<=", "=", "!="]
 
+# Longest search text: SQLite refuses LIKE patterns past 50,000 bytes, and no real
+# search is longer than a sentence or an id.
+MAX_SEARCH_CHARS = 1000
 MAX_SCORE_NAME = 200
 MAX_SCORE_ID = 200
 MAX_SCORE_LABEL = 200

@@ -16,6 +16,7 @@ from threadline.server import scoring
 from threadline.server.auth import CurrentProject
 from threadline.server.errors import BadRequest, NotFound
 from threadline.server.model import (
+    MAX_SEARCH_CHARS,
     Page,
     Session,
     SessionDetail,
@@ -36,7 +37,10 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 Start = Annotated[datetime | None, Query(description="Only what was active at or after this time.")]
 End = Annotated[datetime | None, Query(description="Only what was active at or before this time.")]
-Text = Annotated[str | None, Query(description="Text search in ids, inputs and outputs.")]
+Text = Annotated[
+    str | None,
+    Query(max_length=MAX_SEARCH_CHARS, description="Text search in ids, inputs and outputs."),
+]
 Tag = Annotated[str | None, Query(description="Only traces carrying this tag.")]
 Metadata = Annotated[
     list[str],
@@ -170,7 +174,9 @@ def list_users(
     cursor: Cursor = None,
     start: Start = None,
     end: End = None,
-    q: Annotated[str | None, Query(description="Substring of the user id.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=MAX_SEARCH_CHARS, description="Substring of the user id.")
+    ] = None,
 ) -> Page[UserSummary]:
     query = UserQuery(limit=limit, cursor=cursor, start=start, end=end, q=q)
     return store.list_users(project.id, query)

@@ -46,17 +46,29 @@ def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
     if encoding != "gzip":
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported: use gzip")
     # Decompress at most `limit` bytes: a small bomb must not become gigabytes in memory.
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, limit)
-        if inflater.unconsumed_tail:
+    # A gzip stream may hold several members one after another (RFC 1952 2.2; what
+    # `cat a.gz b.gz` makes): every one is inflated, within the one limit, so that no
+    # acknowledged export silently loses the members after the first.
+    pieces: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(rest, limit - size + 1)
+            if not inflater.unconsumed_tail:
+                data += inflater.flush()
+        except zlib.error as exc:
+            raise BadRequest(f"body is not valid gzip: {exc}") from None
+        size += len(data)
+        if size > limit or inflater.unconsumed_tail:
             raise PayloadTooLarge(f"gzip body inflates past the limit of {limit} bytes")
-        data += inflater.flush()
-    except zlib.error as exc:
-        raise BadRequest(f"body is not valid gzip: {exc}") from None
-    if not inflater.eof:
-        raise BadRequest("gzip body is truncated")
-    return data
+        if not inflater.eof:
+            raise BadRequest("gzip body is truncated")
+        pieces.append(data)
+        rest = inflater.unused_data
+        if not rest.strip(b"\x00"):  # trailing zero padding is allowed after the last
+            return b"".join(pieces)
 
 
 def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:

@@ -50,25 +50,40 @@ class Normalized:
     errors: list[str] = field(default_factory=list)
 
 
-def normalize_request(request: ExportTraceServiceRequest) -> Normalized:
-    """Every valid span of the request as a record; invalid ones are counted and
-    explained, so the exporter learns of them through OTLP ``partial_success``."""
-    result = Normalized()
+SpanItem = tuple[dict[str, Any], str | None, OtlpSpan]
+
+
+def span_items(request: ExportTraceServiceRequest) -> list[SpanItem]:
+    """Every span of the request with its resource and scope, so that a large export
+    can be normalised and written a piece at a time."""
+    items: list[SpanItem] = []
     for resource_spans in request.resource_spans:
         resource = attributes_to_dict(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope.name or None
-            for span in scope_spans.spans:
-                # Checked on the record rather than on the span: each read of a protobuf
-                # field builds a new object, and invalid spans are rare.
-                record = normalize_span(span, resource, scope)
-                problem = _invalid(record)
-                if problem:
-                    result.rejected += 1
-                    if len(result.errors) < 5:
-                        result.errors.append(problem)
-                    continue
-                result.spans.append(record)
+            items.extend((resource, scope, span) for span in scope_spans.spans)
+    return items
+
+
+def normalize_request(request: ExportTraceServiceRequest) -> Normalized:
+    """Every valid span of the request as a record; invalid ones are counted and
+    explained, so the exporter learns of them through OTLP ``partial_success``."""
+    return normalize_spans(span_items(request))
+
+
+def normalize_spans(items: Sequence[SpanItem]) -> Normalized:
+    result = Normalized()
+    for resource, scope, span in items:
+        # Checked on the record rather than on the span: each read of a protobuf
+        # field builds a new object, and invalid spans are rare.
+        record = normalize_span(span, resource, scope)
+        problem = _invalid(record)
+        if problem:
+            result.rejected += 1
+            if len(result.errors) < 5:
+                result.errors.append(problem)
+            continue
+        result.spans.append(record)
     return result
 
 

@@ -39,15 +39,26 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from threadline.server.ingest.admission import Gate
+from threadline.server.ingest.bounds import check_export
 from threadline.server.ingest.decode import PROTOBUF, decode_request, decompress
 from threadline.server.ingest.intake import Intake
-from threadline.server.ingest.normalize import all_valid, normalize_request
+from threadline.server.ingest.normalize import (
+    Normalized,
+    SpanItem,
+    all_valid,
+    normalize_spans,
+    span_items,
+)
 from threadline.server.model import Project
 from threadline.server.settings import Settings
 from threadline.server.store import Store
 
 log = logging.getLogger("threadline.ingest")
 
+# Spans normalised and written in one ingest-thread job: a larger export is written in
+# pieces of this many, other exports taking turns in between (~1 s of work a piece),
+# and is never queued.
+PIECE_SPANS = 10_000
 # How often an idle worker looks for exports queued by other workers.
 _POLL_S = 0.05
 # How long the queue is left alone after writing a queued export failed (the store is
@@ -96,19 +107,29 @@ class IngestPipeline:
         is busy (see the module's docstring).
 
         ``kind`` is a media type of ``decode`` (protobuf or OTLP/JSON). Raises the
-        ``ThreadlineError`` of a bad body.
+        ``ThreadlineError`` of a bad body, or of one past the bounds of ``bounds.py``.
         """
         if self._busy and self.intake is not None and self._has_room(self.intake):
             # Checked here, on the event loop: ~4 µs a span (docs/benchmarks.md).
             body = decompress(body, content_encoding, self.settings.max_decoded_bytes)
             request = decode_request(body, kind)
-            if all_valid(request) and self._queued(
-                self.intake, project, body if kind == PROTOBUF else request.SerializeToString()
+            spans = check_export(request, self.settings)
+            if (
+                spans <= PIECE_SPANS
+                and all_valid(request)
+                and self._queued(
+                    self.intake,
+                    project,
+                    body if kind == PROTOBUF else request.SerializeToString(),
+                )
             ):
                 self._drain()
                 return ExportTraceServiceResponse()
-            return await self._run(self._write, project.id, request)
-        return await self._run(self._ingest, project, body, kind, content_encoding)
+            return await self._write_in_pieces(project.id, request)
+        done = await self._run(self._ingest, project, body, kind, content_encoding)
+        if isinstance(done, ExportTraceServiceResponse):
+            return done
+        return await self._write_in_pieces(project.id, done)
 
     @staticmethod
     def _has_room(intake: Intake) -> bool:
@@ -141,20 +162,43 @@ class IngestPipeline:
 
     def _ingest(
         self, project: Project, body: bytes, kind: str, content_encoding: str | None
-    ) -> ExportTraceServiceResponse:
+    ) -> ExportTraceServiceResponse | ExportTraceServiceRequest:
+        """Write the export, or give back the decoded request if it is too large to be
+        written in one go (``_write_in_pieces`` does it then)."""
         body = decompress(body, content_encoding, self.settings.max_decoded_bytes)
-        return self._write(project.id, decode_request(body, kind))
+        request = decode_request(body, kind)
+        if check_export(request, self.settings) > PIECE_SPANS:
+            return request
+        return self._write(project.id, request)
+
+    async def _write_in_pieces(
+        self, project_id: int, request: ExportTraceServiceRequest
+    ) -> ExportTraceServiceResponse:
+        """Write ``request`` as one ingest-thread job per ``PIECE_SPANS`` spans, so the
+        exports of other clients (and queued ones) take their turns in between rather
+        than wait for all of it. An export answered only once every piece is written:
+        a retry after a failure rewrites the pieces already stored, which changes
+        nothing (spans are stored once)."""
+        items = await self._run(span_items, request)
+        rejected = 0
+        errors: list[str] = []
+        for start in range(0, len(items), PIECE_SPANS):
+            piece = items[start : start + PIECE_SPANS]
+            result = await self._run(self._write_items, project_id, piece)
+            rejected += result.rejected
+            errors.extend(result.errors[: 5 - len(errors)])
+        return _response(rejected, errors)
 
     def _write(
         self, project_id: int, request: ExportTraceServiceRequest
     ) -> ExportTraceServiceResponse:
-        result = normalize_request(request)
+        result = self._write_items(project_id, span_items(request))
+        return _response(result.rejected, result.errors)
+
+    def _write_items(self, project_id: int, items: list[SpanItem]) -> Normalized:
+        result = normalize_spans(items)
         self.store.write_spans(project_id, result.spans)
-        response = ExportTraceServiceResponse()
-        if result.rejected:
-            response.partial_success.rejected_spans = result.rejected
-            response.partial_success.error_message = "; ".join(result.errors)
-        return response
+        return result
 
     # --- the intake queue -----------------------------------------------------------
 
@@ -241,6 +285,14 @@ class IngestPipeline:
     def _write_all_queued(self) -> None:
         while self._write_queued():
             pass
+
+
+def _response(rejected: int, errors: list[str]) -> ExportTraceServiceResponse:
+    response = ExportTraceServiceResponse()
+    if rejected:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = "; ".join(errors)
+    return response
 
 
 def tune_garbage_collector() -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any
 
 from threadline.server.errors import BadRequest
 from threadline.server.jsontext import loads_bounded
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def encode(*key: Any) -> str:
@@ -27,5 +30,10 @@ def decode(cursor: str, *types: type) -> tuple[Any, ...]:
             isinstance(v, t) and not isinstance(v, bool) for v, t in zip(key, types, strict=True)
         )
     ):
+        raise BadRequest(f"invalid cursor {cursor!r}")
+    if any(isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX for v in key) or any(
+        isinstance(v, float) and not math.isfinite(v) for v in key
+    ):
+        # Stores keep 64-bit integers: a forged cursor must not reach them (SQLite raises).
         raise BadRequest(f"invalid cursor {cursor!r}")
     return tuple(key)

@@ -1,7 +1,9 @@
 """Sign-in for the web UI: a project key in exchange for a session cookie.
 
 The cookie holds the project key itself, HttpOnly (page scripts cannot read it) and
-SameSite=Lax (other sites cannot post with it). Every request resolves it through
+SameSite=Lax (other sites cannot post with it); signing in and out, like every
+state-changing form, also checks that the form came from this server
+(``same_origin.py``). Every request resolves it through
 ``store.access_for_key``, like the API's bearer header, so revoking a key signs its
 browsers out at once and several servers need no shared session state.
 """
@@ -18,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from threadline.server.model import Project
 from threadline.server.web.render import render
+from threadline.server.web.same_origin import SameOrigin
 
 COOKIE = "threadline_session"
 _MAX_AGE = 30 * 24 * 3600  # seconds: a month, then sign in again
@@ -66,7 +69,7 @@ def login_form(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/login")
-async def login(request: Request) -> Response:
+async def login(request: Request, _: SameOrigin) -> Response:
     # A urlencoded form parsed by hand: python-multipart is not a dependency.
     body = (await request.body())[:_MAX_FORM_BYTES].decode("utf-8", "replace")
     form = {k: v[0] for k, v in parse_qs(body).items()}
@@ -95,7 +98,7 @@ async def login(request: Request) -> Response:
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(_: SameOrigin) -> Response:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

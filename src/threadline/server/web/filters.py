@@ -16,7 +16,13 @@ from starlette.datastructures import QueryParams
 
 from threadline.server.api.routes import parse_metadata
 from threadline.server.errors import BadRequest
-from threadline.server.model import SessionQuery, SessionSort, TraceQuery, UserQuery
+from threadline.server.model import (
+    MAX_SEARCH_CHARS,
+    SessionQuery,
+    SessionSort,
+    TraceQuery,
+    UserQuery,
+)
 
 PAGE_SIZE = 50
 
@@ -76,6 +82,10 @@ class Filters:
             filters.sort = "last_activity"
         if filters.status not in ("", "ok", "error"):
             filters.status = ""
+        for name in ("q", "user_id"):  # both searched with LIKE, whose patterns are bounded
+            if len(getattr(filters, name)) > MAX_SEARCH_CHARS:
+                setattr(filters, name, "")
+                filters.errors.append(f"search text longer than {MAX_SEARCH_CHARS} characters")
         return filters
 
     # --- to store queries ---------------------------------------------------------

@@ -23,6 +23,12 @@ def _store(request: Request) -> Store:
     return request.app.state.store
 
 
+def _position(request: Request, project: Project) -> str:
+    """The live-mode position to start from, opaque (``live_position.py``)."""
+    position = _store(request).live_watermark(project.id)
+    return request.app.state.live_positions.seal(project.id, position)
+
+
 def _context(request: Request, project: Project, tab: str, filters: Filters) -> dict:
     return {
         "project": project,
@@ -45,7 +51,7 @@ def traces_tab(request: Request, project: PageProject) -> Response:
     filters = Filters.from_params(request.query_params)
     # The watermark is read before the list: live mode then starts from it and
     # cannot miss a trace written while this page was being built.
-    watermark = _store(request).live_watermark(project.id)
+    watermark = _position(request, project)
     page = _store(request).list_traces(project.id, filters.trace_query())
     context = _context(request, project, "traces", filters) | {"page": page, "watermark": watermark}
     return render(request, "traces.html", context)
@@ -56,7 +62,7 @@ def sessions_tab(request: Request, project: PageProject) -> Response:
     filters = Filters.from_params(request.query_params)
     # The watermark is read before the list: live mode then starts from it and
     # cannot miss a trace written while this page was being built.
-    watermark = _store(request).live_watermark(project.id)
+    watermark = _position(request, project)
     page = _store(request).list_sessions(project.id, filters.session_query())
     context = _context(request, project, "sessions", filters) | {
         "page": page,

@@ -2,7 +2,8 @@
 
 The stream polls the store's trace feed (``live_watermark`` + ``changed_after``) once
 a second, with the page's own filters, and sends each changed row as rendered HTML.
-Every event carries the watermark as its SSE ``id``, so when the browser reconnects
+Every event carries the watermark (as an opaque token of its project,
+``live_position.py``) as its SSE ``id``, so when the browser reconnects
 (EventSource does so by itself) it resumes from ``Last-Event-ID`` and misses nothing.
 Streams end after ``_LIFETIME`` seconds and the browser reconnects: a server that is
 shutting down then never waits long on an open tab.
@@ -24,6 +25,7 @@ from threadline.server.model import Project, TraceQuery
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import Filters
+from threadline.server.web.live_position import LivePositions
 from threadline.server.web.render import templates
 
 router = APIRouter(include_in_schema=False)
@@ -34,16 +36,20 @@ _LIFETIME = 30.0
 _MAX_CHANGED = 50
 
 
-def _event(name: str, event_id: int, data: dict) -> str:
+def _event(name: str, event_id: str, data: dict) -> str:
     # json.dumps escapes newlines, so the data fits on one "data:" line.
     return f"event: {name}\nid: {event_id}\ndata: {json.dumps(data)}\n\n"
 
 
-def _start(request: Request, after: int | None, store: Store, project: Project) -> int:
-    last_id = request.headers.get("last-event-id", "")
-    if last_id.isdigit():
-        return int(last_id)
-    return after if after is not None else store.live_watermark(project.id)
+def _start(request: Request, after: str | None, store: Store, project: Project) -> int:
+    """Where the stream starts: the browser's Last-Event-ID (a reconnect), else the
+    page's ``after``, else now. Positions are opaque tokens (``live_position.py``); one
+    that does not open is a 400."""
+    positions: LivePositions = request.app.state.live_positions
+    token = request.headers.get("last-event-id") or after
+    if token:
+        return positions.open(project.id, token.strip())
+    return store.live_watermark(project.id)
 
 
 async def _stream(
@@ -52,9 +58,10 @@ async def _stream(
     changed: Callable[[int], list[tuple[str, str]]],
     watermark: Callable[[], int],
     name: str,
+    seal: Callable[[int], str],
 ) -> AsyncIterator[str]:
     last = start
-    yield "retry: 1000\n\n" + _event("ready", last, {})
+    yield "retry: 1000\n\n" + _event("ready", seal(last), {})
     deadline = time.monotonic() + _LIFETIME
     while time.monotonic() < deadline and not await request.is_disconnected():
         current = await run_in_threadpool(watermark)
@@ -62,9 +69,9 @@ async def _stream(
             # Read the watermark first, then what changed after the previous one: a
             # write in between is sent twice (the browser replaces the row), never lost.
             for row_id, html in await run_in_threadpool(changed, last):
-                yield _event(name, current, {"id": row_id, "html": html})
+                yield _event(name, seal(current), {"id": row_id, "html": html})
             last = current
-            yield _event("watermark", last, {})
+            yield _event("watermark", seal(last), {})
         else:
             yield ": idle\n\n"  # keeps proxies from closing a quiet stream
         await asyncio.sleep(_POLL_SECONDS)
@@ -81,7 +88,7 @@ def _response(body: AsyncIterator[str]) -> StreamingResponse:
 async def _live(
     request: Request,
     project: Project,
-    after: int | None,
+    after: str | None,
     rows: Callable[[Filters, int], list[tuple[str, str]]],
 ) -> StreamingResponse:
     """A live stream of the rows ``rows(filters, since)`` renders, oldest first."""
@@ -89,14 +96,22 @@ async def _live(
     filters = Filters.from_params(request.query_params)
     start = await run_in_threadpool(_start, request, after, store, project)
     changed = functools.partial(rows, filters)
+    positions: LivePositions = request.app.state.live_positions
     return _response(
-        _stream(request, start, changed, lambda: store.live_watermark(project.id), "row")
+        _stream(
+            request,
+            start,
+            changed,
+            lambda: store.live_watermark(project.id),
+            "row",
+            functools.partial(positions.seal, project.id),
+        )
     )
 
 
 @router.get("/live/traces")
 async def live_traces(
-    request: Request, project: PageProject, after: int | None = None
+    request: Request, project: PageProject, after: str | None = None
 ) -> StreamingResponse:
     store: Store = request.app.state.store
     row = templates.env.get_template("_trace_rows.html")
@@ -131,7 +146,7 @@ async def live_session(
 
 @router.get("/live/sessions")
 async def live_sessions(
-    request: Request, project: PageProject, after: int | None = None
+    request: Request, project: PageProject, after: str | None = None
 ) -> StreamingResponse:
     store: Store = request.app.state.store
     row = templates.env.get_template("_session_rows.html")
