@@ -111,6 +111,18 @@ def test_claims_lease_release_and_finish(store: Store):
     assert (totals.input_tokens, totals.output_tokens, totals.cost_usd) == (15, 2, 0.25)
 
 
+def test_a_claim_can_choose_among_given_runs(store: Store):
+    p, q = store.create_project("p").id, store.create_project("q").id
+    store.put_evaluator(p, definition())
+    store.put_evaluator(q, definition())
+    store.add_runs(p, [run("r1", created=1), run("r2", created=2)])
+    store.add_runs(q, [run("r3", created=0)])
+    assert store.claim_runs(5, SECOND, (p, [])) == []
+    assert [r.id for r in store.claim_runs(5, SECOND, (p, ["r2", "r3"]))] == ["r2"]
+    assert [r.id for r in store.claim_runs(5, SECOND, (q, ["r1", "r3"]))] == ["r3"]
+    assert [r.id for r in store.claim_runs(5, SECOND)] == ["r1"]
+
+
 def test_deleting_an_evaluator_fails_its_waiting_runs(store: Store):
     p = store.create_project("p").id
     store.put_evaluator(p, definition())

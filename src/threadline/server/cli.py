@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
-from threadline.server import ports
+from threadline.server import cli_evaluations, ports
 from threadline.server.connections import raise_open_file_limit
 from threadline.server.model import KeyScope, Project
 from threadline.server.settings import SETTINGS, Settings
@@ -122,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--batch-size", type=int, default=2000, help="Spans per write.")
     migrate.set_defaults(run=_migrate)
+
+    cli_evaluations.add_commands(commands, _add_settings, DEFAULT_PROJECT)
 
     demo = commands.add_parser("demo", help="Send a realistic multi-session workload.")
     demo.add_argument(

@@ -193,9 +193,12 @@ class Store(Protocol):
         same step. Returns how many runs were new."""
         ...
 
-    def claim_runs(self, limit: int, lease_ns: int) -> list[RunRecord]:
+    def claim_runs(
+        self, limit: int, lease_ns: int, only: tuple[int, Sequence[str]] | None = None
+    ) -> list[RunRecord]:
         """Up to ``limit`` runs of any project for this runner: pending ones, oldest
-        first, and running ones whose lease expired. Each is leased for ``lease_ns``."""
+        first, and running ones whose lease expired. Each is leased for ``lease_ns``.
+        ``only``: (project id, run ids) to choose among (``threadline evaluate``)."""
         ...
 
     def release_runs(self, runs: Sequence[RunRecord]) -> None:

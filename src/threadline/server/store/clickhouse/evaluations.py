@@ -291,19 +291,30 @@ class EvaluationTables:
                 )
         return len(fresh)
 
-    def _claimable(self, now_ns: int, limit: int) -> list[RunRecord]:
+    def _claimable(
+        self, now_ns: int, limit: int, only: tuple[int, Sequence[str]] | None
+    ) -> list[RunRecord]:
+        where = "1"
+        params: dict[str, Any] = {"now": now_ns, "limit": limit}
+        if only is not None:
+            where = "project_id = %(project)s AND id IN %(ids)s"
+            params.update(project=only[0], ids=list(only[1]))
         return [
             _run(row)
             for row in self._rows(
-                _latest_runs("1") + " WHERE status = 'pending' OR (status = 'running'"
+                _latest_runs(where) + " WHERE status = 'pending' OR (status = 'running'"
                 " AND claimed_until_ns < %(now)s) ORDER BY created_ns LIMIT %(limit)s",
-                {"now": now_ns, "limit": limit},
+                params,
             )
         ]
 
-    def claim_runs(self, limit: int, lease_ns: int) -> list[RunRecord]:
+    def claim_runs(
+        self, limit: int, lease_ns: int, only: tuple[int, Sequence[str]] | None = None
+    ) -> list[RunRecord]:
         now = time.time_ns()
-        candidates = self._claimable(now, limit)
+        if only is not None and not only[1]:
+            return []
+        candidates = self._claimable(now, limit, only)
         if not candidates:
             return []
         token = self._token()

@@ -180,17 +180,16 @@ class EvaluationTables:
                 )
         return added
 
-    def has_waiting_runs(self, now_ns: int) -> bool:
-        with self._reading() as conn:
-            return _claimable(conn, now_ns, 1) != []
-
-    def claim_runs(self, limit: int, lease_ns: int) -> list[RunRecord]:
+    def claim_runs(
+        self, limit: int, lease_ns: int, only: tuple[int, Sequence[str]] | None = None
+    ) -> list[RunRecord]:
         now = time.time_ns()
         # Read first, on a reader: a poll that finds nothing takes no write lock.
-        if not self.has_waiting_runs(now):
-            return []
+        with self._reading() as conn:
+            if not _claimable(conn, now, 1, only):
+                return []
         with self._writing() as conn:
-            claimed = _claimable(conn, now, limit)
+            claimed = _claimable(conn, now, limit, only)
             conn.executemany(
                 "UPDATE evaluation_runs SET status = 'running', claimed_until_ns = ?"
                 " WHERE project_id = ? AND id = ?",
@@ -297,19 +296,28 @@ class EvaluationTables:
         return found
 
 
-def _claimable(conn: sqlite3.Connection, now_ns: int, limit: int) -> list[RunRecord]:
+def _claimable(
+    conn: sqlite3.Connection,
+    now_ns: int,
+    limit: int,
+    only: tuple[int, Sequence[str]] | None = None,
+) -> list[RunRecord]:
     """Pending runs, oldest first, then running ones whose runner's lease ran out (it
-    died mid-run)."""
+    died mid-run); ``only``: among these runs of this project."""
+    among, args = "", []
+    if only is not None:
+        among = f" AND project_id = ? AND id IN ({', '.join('?' * len(only[1]))})"
+        args = [only[0], *only[1]]
     rows = conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE status = 'pending'"
+        f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE status = 'pending'{among}"
         " ORDER BY created_ns LIMIT ?",
-        (limit,),
+        (*args, limit),
     ).fetchall()
     if len(rows) < limit:
         rows += conn.execute(
             f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE status = 'running'"
-            " AND claimed_until_ns < ? ORDER BY created_ns LIMIT ?",
-            (now_ns, limit - len(rows)),
+            f" AND claimed_until_ns < ?{among} ORDER BY created_ns LIMIT ?",
+            (now_ns, *args, limit - len(rows)),
         ).fetchall()
     return [_run(row) for row in rows]
 

@@ -1,0 +1,265 @@
+"""``threadline evaluators list|create|delete`` and ``threadline evaluate``.
+
+They open the store the server uses, like ``threadline keys``. ``evaluate`` queues its
+runs there and judges them in this process (the judge's key variable must be set in
+its environment), with a progress bar; interrupted, the runs left stay queued for a
+server to judge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from threadline.server.errors import ThreadlineError
+from threadline.server.evaluation import ondemand
+from threadline.server.evaluation.batch import judge_all
+from threadline.server.evaluation.model import EvaluationRun, EvaluatorIn
+from threadline.server.evaluation.runner import RunnerConfig
+from threadline.server.evaluation.selection import parse_filters
+from threadline.server.model import Project
+from threadline.server.settings import Settings
+from threadline.server.store import Store, open_store
+
+AddSettings = Callable[[argparse.ArgumentParser, list[str]], None]
+_STORE = ["data_dir", "store"]
+_JUDGING = ["evaluation_concurrency", "judge_timeout_seconds", "judge_attempts"]
+
+
+def add_commands(commands: Any, add_settings: AddSettings, default_project: str) -> None:
+    evaluators = commands.add_parser("evaluators", help="Manage a project's LLM evaluators.")
+    actions = evaluators.add_subparsers(metavar="ACTION")
+
+    listing = actions.add_parser("list", help="List evaluators, with their runs and cost.")
+    create = actions.add_parser(
+        "create", help="Create (or with --replace, replace) an evaluator; see docs/evaluations.md."
+    )
+    delete = actions.add_parser("delete", help="Delete an evaluator (its scores stay).")
+    for parser in (listing, create, delete):
+        add_settings(parser, _STORE)
+        parser.add_argument("--project", default=default_project, help="Project name.")
+    listing.set_defaults(run=_list)
+    delete.add_argument("name")
+    delete.set_defaults(run=_delete)
+
+    create.add_argument("name")
+    create.add_argument("--from-json", metavar="FILE", help="The whole definition as JSON.")
+    create.add_argument("--target", choices=["session", "trace"], default="session")
+    create.add_argument("--prompt", help="Instructions; {{transcript}} marks where it goes.")
+    create.add_argument("--prompt-file", metavar="FILE", help="Read the prompt from a file.")
+    create.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. .../v1.")
+    create.add_argument("--model", help="The judge model.")
+    create.add_argument("--api-key-env", help="Environment variable holding the judge's key.")
+    create.add_argument(
+        "--score", metavar="NAME", help="Name of the score written (default: the evaluator's)."
+    )
+    create.add_argument(
+        "--score-type", choices=["boolean", "numeric", "categorical"], default="boolean"
+    )
+    create.add_argument("--min", type=float, dest="min_value", help="Numeric: lowest score.")
+    create.add_argument("--max", type=float, dest="max_value", help="Numeric: highest score.")
+    create.add_argument("--labels", help="Categorical: comma-separated labels.")
+    create.add_argument("--sampling-rate", type=float, default=1.0, help="0 to 1 (default 1).")
+    create.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tag=NAME, user=ID or metadata.KEY=VALUE; repeatable, all must hold.",
+    )
+    create.add_argument("--offline", action="store_true", help="Judge only on demand.")
+    create.add_argument("--replace", action="store_true", help="Replace one of that name.")
+    create.set_defaults(run=_create)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="Judge past sessions with an evaluator now, with a progress bar."
+    )
+    add_settings(evaluate, _STORE + _JUDGING)
+    evaluate.add_argument("evaluator", help="The evaluator's name.")
+    evaluate.add_argument("--project", default=default_project, help="Project name.")
+    evaluate.add_argument(
+        "--since",
+        default="7d",
+        help="Sessions active since: 30m, 12h, 7d, or an ISO time (default 7d).",
+    )
+    evaluate.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tag=NAME, user=ID or metadata.KEY=VALUE; repeatable, all must hold.",
+    )
+    evaluate.set_defaults(run=_evaluate)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.resolve({name: getattr(args, name, None) for name in _STORE + _JUDGING})
+
+
+def _project(store: Store, name: str) -> Project:
+    for project in store.list_projects():
+        if project.name == name:
+            return project
+    sys.exit(f"threadline: no project named {name!r}")
+
+
+def _list(args: argparse.Namespace) -> None:
+    store = open_store(_settings(args).store_url)
+    try:
+        evaluators = store.list_evaluators(_project(store, args.project).id)
+    finally:
+        store.close()
+    for e in evaluators:
+        t = e.totals
+        cost = "unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
+        mode = "online" if e.online else "on demand"
+        print(
+            f"{e.name}\t{e.target}\t{mode}\t{e.judge.model}\t{t.runs_done} done\t"
+            f"{t.runs_failed} failed\t{t.runs_pending} waiting\t"
+            f"{t.input_tokens + t.output_tokens} tokens\t{cost}"
+        )
+
+
+def _delete(args: argparse.Namespace) -> None:
+    store = open_store(_settings(args).store_url)
+    try:
+        if not store.delete_evaluator(_project(store, args.project).id, args.name):
+            sys.exit(f"threadline: no evaluator {args.name!r} in project {args.project!r}")
+    finally:
+        store.close()
+    print(f"Deleted evaluator {args.name!r}.")
+
+
+def _definition(args: argparse.Namespace) -> EvaluatorIn:
+    if args.from_json:
+        body = json.loads(Path(args.from_json).read_text())
+        body.setdefault("name", args.name)
+        return EvaluatorIn.model_validate(body)
+    prompt = Path(args.prompt_file).read_text() if args.prompt_file else args.prompt
+    if not prompt or not args.base_url or not args.model:
+        sys.exit(
+            "threadline evaluators create: give --prompt (or --prompt-file), --base-url and --model"
+        )
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else []
+    return EvaluatorIn.model_validate(
+        {
+            "name": args.name,
+            "target": args.target,
+            "prompt": prompt,
+            "judge": {
+                "base_url": args.base_url,
+                "model": args.model,
+                "api_key_env": args.api_key_env,
+            },
+            "score": {
+                "name": args.score or args.name,
+                "data_type": args.score_type,
+                "min_value": args.min_value,
+                "max_value": args.max_value,
+                "labels": labels,
+            },
+            "sampling_rate": args.sampling_rate,
+            "filter": parse_filters(args.filter).model_dump(),
+            "online": not args.offline,
+        }
+    )
+
+
+def _create(args: argparse.Namespace) -> None:
+    from threadline.server.api.evaluations import check_evaluator
+
+    store = open_store(_settings(args).store_url)
+    try:
+        project = _project(store, args.project)
+        try:
+            definition = check_evaluator(store, project.id, _definition(args))
+        except ValidationError as error:
+            sys.exit(f"threadline evaluators create: {_problems(error)}")
+        except ThreadlineError as error:
+            sys.exit(f"threadline evaluators create: {error.message}")
+        if store.get_evaluator(project.id, definition.name) and not args.replace:
+            sys.exit(f"threadline: evaluator {definition.name!r} exists (--replace replaces it)")
+        made = store.put_evaluator(project.id, definition)
+    finally:
+        store.close()
+    mode = "judges each matching session once it ends" if made.online else "judges on demand"
+    print(f"Evaluator {made.name!r} ({made.target}s, {made.judge.model}) {mode}.")
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+
+
+_AGO = re.compile(r"^(\d+)\s*([mhdw])$")
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``30m``, ``12h``, ``7d``, ``2w`` ago, or an ISO 8601 time."""
+    now = now or datetime.now(UTC)
+    match = _AGO.match(text.strip())
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match[2]]
+        return now - timedelta(**{unit: int(match[1])})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        sys.exit(f"threadline evaluate: --since {text!r}: use 30m, 12h, 7d, 2w or an ISO time")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    settings = _settings(args)
+    since = parse_since(args.since)
+    store = open_store(settings.store_url)
+    try:
+        project = _project(store, args.project)
+        evaluator = store.get_evaluator(project.id, args.evaluator)
+        if evaluator is None:
+            sys.exit(f"threadline: no evaluator {args.evaluator!r} in project {args.project!r}")
+        try:
+            extra = parse_filters(args.filter)
+        except ThreadlineError as error:
+            sys.exit(f"threadline evaluate: {error.message}")
+        runs = ondemand.runs_since(store, project.id, evaluator, since, extra)
+        if not runs:
+            print("No session to judge.")
+            return
+        counts = {"done": 0, "failed": 0}
+        reasons: dict[str, int] = {}
+        config = RunnerConfig.from_settings(settings)
+        if config.concurrency < 1:
+            config = RunnerConfig(1, config.policy, config.transcript_max_chars)
+        started = time.monotonic()
+        with tqdm(total=len(runs), unit="run", desc=f"{evaluator.name}") as bar:
+
+            def finished(run: EvaluationRun) -> None:
+                counts[run.status] = counts.get(run.status, 0) + 1
+                if run.status == "failed" and run.reason:
+                    reasons[run.reason] = reasons.get(run.reason, 0) + 1
+                bar.set_postfix(done=counts["done"], failed=counts["failed"])
+                bar.update(1)
+
+            try:
+                asyncio.run(judge_all(store, config, project.id, runs, finished))
+            except KeyboardInterrupt:
+                sys.exit("\nthreadline evaluate: interrupted; the runs left stay queued")
+    finally:
+        store.close()
+    seconds = time.monotonic() - started
+    print(f"{counts['done']} judged, {counts['failed']} failed, in {seconds:.1f} s.")
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1])[:5]:
+        print(f"  {count} × {reason}")
+    if counts["failed"]:
+        raise SystemExit(1)

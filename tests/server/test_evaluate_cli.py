@@ -1,0 +1,101 @@
+"""``threadline evaluators list|create|delete`` and ``threadline evaluate`` against the
+store of a running server, judged by the local fake judge."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from tests.conftest import ProjectClient, start_server, stop_server
+from tests.integrations.fake_judge import FakeJudge
+from tests.server.test_evaluations import KEY_VARIABLE, runs, send_turn
+
+pytestmark = pytest.mark.slow
+
+
+def threadline(*args: str, data_dir) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "threadline.server", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, KEY_VARIABLE: "sk-cli"},
+    )
+
+
+def test_evaluators_are_managed_and_past_sessions_judged_from_the_command_line(tmp_path):
+    data = tmp_path / "data"
+    # This server judges nothing itself: the command line does.
+    process = start_server(data, tmp_path / "server.log", "--evaluation-concurrency", "0")
+    try:
+        name = f"cli-{uuid.uuid4().hex[:6]}"
+        project = ProjectClient(process.base_url, process.new_key(name), process)
+        support = '["support"]'
+        for i in range(4):
+            send_turn(project, f"s{i}", "It broke", "Fixed, thanks", **{"threadline.tags": support})
+        send_turn(project, "other", "hello", "hi")
+        with FakeJudge() as judge:
+            created = threadline(
+                "evaluators", "create", "resolved", "--project", name,
+                "--prompt", "Was the problem resolved?\n{{transcript}}",
+                "--base-url", judge.base_url, "--model", "gpt-4o-mini",
+                "--api-key-env", KEY_VARIABLE, "--offline",
+                data_dir=data,
+            )  # fmt: skip
+            assert created.returncode == 0, created.stderr
+            assert (
+                "Evaluator 'resolved' (sessions, gpt-4o-mini) judges on demand." in created.stdout
+            )
+            again = threadline(
+                "evaluators", "create", "resolved", "--project", name, "--prompt", "x",
+                "--base-url", judge.base_url, "--model", "m", data_dir=data,
+            )  # fmt: skip
+            assert again.returncode == 1 and "exists" in again.stderr
+
+            judged = threadline(
+                "evaluate", "resolved", "--project", name, "--since", "1d",
+                "--filter", "tag=support", data_dir=data,
+            )  # fmt: skip
+            assert judged.returncode == 0, judged.stderr
+            assert "4 judged, 0 failed" in judged.stdout
+            assert "4/4" in judged.stderr  # the progress bar's last state
+            assert len(judge.answered()) == 4
+            assert judge.answered()[0].headers["Authorization"] == "Bearer sk-cli"
+            done = runs(project, evaluator="resolved")
+            assert sorted(r["session_id"] for r in done) == ["s0", "s1", "s2", "s3"]
+            assert {r["status"] for r in done} == {"done"}
+            score = project.get(f"/api/v1/scores/{done[0]['score_id']}")
+            assert score["source"] == "eval" and score["value"] is True
+
+            judge.mode = "reject"
+            failed = threadline(
+                "evaluate", "resolved", "--project", name, "--since", "1d",
+                "--filter", "user=ann", "--filter", "tag=support", data_dir=data,
+            )  # fmt: skip
+            assert failed.returncode == 1
+            assert "0 judged, 4 failed" in failed.stdout
+            assert "4 × the judge answered HTTP 400" in failed.stdout
+
+        listing = threadline("evaluators", "list", "--project", name, data_dir=data)
+        assert listing.returncode == 0, listing.stderr
+        (line,) = listing.stdout.splitlines()
+        fields = line.split("\t")
+        assert fields[:4] == ["resolved", "session", "on demand", "gpt-4o-mini"]
+        assert fields[4:7] == ["4 done", "4 failed", "0 waiting"]
+        assert fields[8].startswith("$")
+
+        bad = threadline(
+            "evaluate", "resolved", "--project", name, "--filter", "colour=red", data_dir=data
+        )
+        assert bad.returncode == 1 and "use tag=..., user=... or metadata.KEY=..." in bad.stderr
+        deleted = threadline("evaluators", "delete", "resolved", "--project", name, data_dir=data)
+        assert deleted.returncode == 0 and "Deleted" in deleted.stdout
+        gone = threadline("evaluators", "delete", "resolved", "--project", name, data_dir=data)
+        assert gone.returncode == 1 and "no evaluator" in gone.stderr
+    finally:
+        stop_server(process)
