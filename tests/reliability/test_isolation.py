@@ -339,6 +339,20 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert asked.text.replace(session, "?") == unknown.text.replace("no-such-id", "?")
         assert a_api.get("/api/v1/evaluation-runs").json()["items"][0]["id"] == a.run_id
 
+    def evaluate_form() -> None:
+        # The answer names the evaluator B's form asked for, as for any unknown name.
+        def post(name: str) -> httpx.Response:
+            return web.post(
+                "/evaluate",
+                content=f"session_id={session}&evaluator={name}".encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+
+        asked, unknown = post(a.evaluator), post("no-such-name")
+        assert asked.status_code == 404 and unknown.status_code == 404
+        assert asked.text.replace(a.evaluator, "?") == unknown.text.replace("no-such-name", "?")
+        a_sees(a_api.get("/api/v1/evaluation-runs", params={"session_id": session}))
+
     def discarded(path: str) -> Callable[[], None]:
         def check() -> None:
             response = api.post(path, content=b"", headers={"Content-Type": "application/json"})
@@ -502,6 +516,10 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ),
         ("GET", "/export/session.json"): lambda: hidden(
             web.get("/export/session.json", params={"session_id": session}), 404
+        ),
+        ("POST", "/evaluate"): evaluate_form,
+        ("GET", "/fragments/evaluation-runs"): lambda: hidden(
+            web.get("/fragments/evaluation-runs", params={"session_id": session}), 200
         ),
         ("GET", "/live/traces"): live("/live/traces"),
         ("GET", "/live/sessions"): live("/live/sessions"),

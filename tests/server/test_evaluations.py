@@ -83,10 +83,13 @@ def create(project: ProjectClient, body: dict[str, Any]) -> dict[str, Any]:
     return response.json()
 
 
-def send_turn(project: ProjectClient, session_id: str, said: str, replied: str, **attrs) -> str:
-    """One turn of a session, ending now (the server judges by its own clock)."""
+def send_turn(
+    project: ProjectClient, session_id: str, said: str, replied: str, ago_s: int = 0, **attrs
+) -> str:
+    """One turn of a session, ending now or ``ago_s`` seconds ago (the server judges by
+    its own clock)."""
     trace_id = new_trace_id()
-    now = time.time_ns()
+    now = time.time_ns() - ago_s * 1_000_000_000
     body = request(
         [
             span(

@@ -195,6 +195,11 @@ class Session(BaseModel):
     scores: dict[str, ScoreSummary] = Field(
         default={}, description="Per score name: scores written on the session itself."
     )
+    activity: Literal["active", "ended"] | None = Field(
+        default=None,
+        description="`ended` once the session has had no new trace for the server's "
+        "session_idle_seconds (online evaluators then judge it), else `active`.",
+    )
 
 
 class SessionDetail(Session):

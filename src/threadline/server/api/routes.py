@@ -29,6 +29,7 @@ from threadline.server.model import (
     UserQuery,
     UserSummary,
 )
+from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
@@ -82,6 +83,7 @@ CurrentStore = Annotated[Store, Depends(get_store)]
 
 @router.get("/sessions", summary="Sessions, newest activity first")
 def list_sessions(
+    request: Request,
     project: CurrentProject,
     store: CurrentStore,
     limit: Limit = 50,
@@ -112,16 +114,21 @@ def list_sessions(
         metadata=parse_metadata(metadata),
         scores=scoring.parse_filters(score, missing_score),
     )
-    return store.list_sessions(project.id, query)
+    page = store.list_sessions(project.id, query)
+    mark_activity(page.items, request.app.state.settings.session_idle_seconds)
+    return page
 
 
 # ``:path``: a session id is whatever the application sent (``tenant-a/conv-1``, a URL),
 # and a ``/`` in it, even sent as ``%2F``, reaches the router decoded.
 @router.get("/sessions/{session_id:path}", summary="One session with its traces in start order")
-def get_session(session_id: str, project: CurrentProject, store: CurrentStore) -> SessionDetail:
+def get_session(
+    session_id: str, request: Request, project: CurrentProject, store: CurrentStore
+) -> SessionDetail:
     session = store.get_session(project.id, session_id)
     if session is None:
         raise NotFound(f"no session {session_id!r} in project {project.name!r}")
+    mark_activity([session], request.app.state.settings.session_idle_seconds)
     return session
 
 

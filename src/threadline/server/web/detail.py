@@ -11,8 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from threadline.server.model import Project, TraceDetail
+from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
+from threadline.server.web.evaluations import runs_context
 from threadline.server.web.render import render
 from threadline.server.web.transcript import build_turns
 from threadline.server.web.waterfall import span_rows
@@ -57,6 +59,8 @@ def session_page(
         "live_stream": "/live/session?" + urlencode({"session_id": session_id}),
         "watermark": watermark,
     }
+    context |= runs_context(store, project, session.session_id)
+    context["evaluators"] = store.list_evaluators(project.id)
     return render(request, "session.html", context)
 
 
@@ -100,6 +104,7 @@ def export_session(request: Request, project: PageProject, session_id: str) -> R
     session = store.get_session(project.id, session_id)
     if session is None:
         return _not_found(request, project, f"session {session_id!r}")
+    mark_activity([session], request.app.state.settings.session_idle_seconds)
     traces = [store.get_trace(project.id, t.trace_id) for t in session.traces]
     body = {
         "session": session.model_dump(mode="json"),

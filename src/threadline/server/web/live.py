@@ -150,10 +150,14 @@ async def live_sessions(
 ) -> StreamingResponse:
     store: Store = request.app.state.store
     row = templates.env.get_template("_session_rows.html")
+    idle_seconds = request.app.state.settings.session_idle_seconds
 
     def changed(filters: Filters, since: int) -> list[tuple[str, str]]:
         query = filters.session_query().model_copy(update={"changed_after": since, "cursor": None})
         items = store.list_sessions(project.id, query).items
-        return [(s.session_id, row.render(sessions=[s])) for s in reversed(items)]
+        return [
+            (s.session_id, row.render(sessions=[s], idle_seconds=idle_seconds))
+            for s in reversed(items)
+        ]
 
     return await _live(request, project, after, changed)

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from threadline.server.model import metadata_text
+from threadline.server.session_activity import activity
 from threadline.server.web import present
 
 HERE = Path(__file__).parent
@@ -87,12 +88,15 @@ templates.env.globals.update(
     payload_text=present.payload_text,
     is_long=present.is_long,
     quote=quote,
+    activity=activity,
 )
 
 
 def render(
     request: Request, name: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
+    # Pages show whether a session is still going, by the server's idle setting.
+    context.setdefault("idle_seconds", request.app.state.settings.session_idle_seconds)
     response = templates.TemplateResponse(
         request, name, context, status_code=status_code, headers=_HEADERS
     )

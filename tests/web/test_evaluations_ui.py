@@ -1,0 +1,116 @@
+"""The session page's Evaluate action in a real browser: the run is queued, judged by
+the local fake judge in the background, and its outcome appears without a reload; the
+Sessions list and the session page say whether a session is active or ended."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+
+from tests.integrations.fake_judge import FakeJudge
+from tests.server.test_evaluations import send_turn
+
+
+def _evaluator(base_url: str, name: str) -> dict:
+    return {
+        "name": name,
+        "prompt": "Did the assistant resolve the user's problem?\n{{transcript}}",
+        "judge": {"base_url": base_url, "model": "gpt-4o-mini"},
+        "score": {"name": name, "data_type": "boolean"},
+        "online": False,
+    }
+
+
+def test_evaluate_from_the_session_page_shows_the_run_and_its_score(ui, server):
+    sid = f"ui-eval-{uuid.uuid4().hex[:8]}"
+    send_turn(server, sid, "My invoice is wrong", "I corrected it, sorry about that.")
+    send_turn(server, sid, "Great, thanks!", "You're welcome.")
+    with FakeJudge() as judge:
+        for name in ("resolved", "refuses"):
+            body = _evaluator(judge.base_url, name)
+            assert server.http.post("/api/v1/evaluators", json=body).status_code == 201
+        page = ui.go(f"/sessions/{sid}")
+        section = page.locator("[data-testid=evaluations]")
+        assert "Not evaluated yet" in section.inner_text()
+        # A session that just had a turn is active (the server's idle time is 10 min).
+        assert page.locator("[data-col=activity]").first.get_attribute("data-value") == "active"
+        page.select_option("select[name=evaluator]", "resolved")
+        page.click("[data-testid=evaluate-form] button[type=submit]")
+        page.wait_for_url(re.compile(r".*#evaluations$"))
+        row = page.locator("#evaluation-runs tr[data-status=done]")
+        row.wait_for()  # the list polls until the run is judged: no reload
+        (run,) = server.get("/api/v1/evaluation-runs", session_id=sid)["items"]
+        assert run["status"] == "done" and row.get_attribute("data-run") == run["id"]
+        tokens = row.locator("[data-col=tokens]").get_attribute("data-value")
+        assert tokens == f"{run['input_tokens']}:{run['output_tokens']}"
+        cost = float(row.locator("[data-col=cost_usd]").get_attribute("data-value"))
+        assert abs(cost - run["cost_usd"]) < 1e-12
+        score = server.get(f"/api/v1/scores/{run['score_id']}")
+        assert score["value"] is True and score["source"] == "eval"
+        shown = row.locator("[data-col=score]")
+        assert (
+            shown.get_attribute("data-value") == "True" and shown.inner_text() == "resolved: True"
+        )
+        assert score["comment"] in row.locator(".run-result").inner_text()
+        # The judge read both turns.
+        prompt = judge.answered()[0].request["messages"][1]["content"]
+        assert "My invoice is wrong" in prompt and "Great, thanks!" in prompt
+        # A judge that fails: the reason is on the page.
+        judge.mode = "reject"
+        page.select_option("select[name=evaluator]", "refuses")
+        page.click("[data-testid=evaluate-form] button[type=submit]")
+        failed = page.locator("#evaluation-runs tr[data-status=failed]")
+        failed.wait_for()
+        reason = failed.locator("[data-col=reason]").inner_text()
+        assert reason == "the judge answered HTTP 400: the fake judge rejects this request"
+        ui.shot("evaluated")
+    assert not ui.errors, ui.errors
+
+
+def test_the_sessions_list_says_active_or_ended_as_the_api_does(ui, server):
+    old, fresh = f"old-{uuid.uuid4().hex[:8]}", f"fresh-{uuid.uuid4().hex[:8]}"
+    send_turn(server, old, "hello", "hi", ago_s=3600)  # idle an hour: ended
+    send_turn(server, fresh, "hello", "hi")
+    page = ui.go("/sessions?range=all")
+    api = {s["session_id"]: s["activity"] for s in server.get("/api/v1/sessions")["items"]}
+    assert api[fresh] == "active" and api[old] == "ended"
+    for sid, state in ((fresh, "active"), (old, "ended")):
+        row = page.locator(f"tr.session-row[data-id='{sid}']")
+        assert row.locator("[data-col=activity]").get_attribute("data-value") == state
+    assert server.get(f"/api/v1/sessions/{fresh}")["activity"] == "active"
+    assert not ui.errors, ui.errors
+
+
+def test_the_evaluate_form_refuses_another_sites_origin(server):
+    sid = f"origin-{uuid.uuid4().hex[:8]}"
+    send_turn(server, sid, "hello", "hi")
+    body = _evaluator("http://127.0.0.1:9/v1", "resolved")
+    assert server.http.post("/api/v1/evaluators", json=body).status_code == 201
+    form = f"session_id={sid}&evaluator=resolved"
+    cookies = {"threadline_session": server.api_key}
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    foreign = httpx.post(
+        server.base_url + "/evaluate",
+        content=form,
+        cookies=cookies,
+        headers={**headers, "Origin": "https://evil.example"},
+    )
+    assert foreign.status_code == 403 and "evil.example" in foreign.json()["error"]
+    assert server.get("/api/v1/evaluation-runs", session_id=sid)["items"] == []
+    own = httpx.post(
+        server.base_url + "/evaluate",
+        content=form,
+        cookies=cookies,
+        headers={**headers, "Origin": server.base_url},
+    )
+    assert own.status_code == 303 and own.headers["location"].endswith("#evaluations")
+    assert len(server.get("/api/v1/evaluation-runs", session_id=sid)["items"]) == 1
+    unknown = httpx.post(
+        server.base_url + "/evaluate",
+        content=f"session_id={sid}&evaluator=nope",
+        cookies=cookies,
+        headers=headers,
+    )
+    assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
