@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from threadline.server import pricing
+from threadline.server.api.docs import install as install_api_docs
 from threadline.server.api.evaluations import router as evaluations_api_router
 from threadline.server.api.langfuse_scores import router as langfuse_scores_router
 from threadline.server.api.routes import router as api_router
@@ -74,7 +75,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         title="Threadline",
         summary="OpenTelemetry-native observability for LLM applications, sessions first.",
         version=VERSION,
-        docs_url="/docs",
+        docs_url=None,  # api/docs.py serves /docs with local assets
         redoc_url=None,
     )
     app.state.settings = settings
@@ -89,6 +90,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(langfuse_scores_router)
     app.include_router(evaluations_api_router)
     install_web_ui(app)
+    install_api_docs(app)
 
     depth = _QueueDepth(ingest)
 
