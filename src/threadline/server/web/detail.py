@@ -42,8 +42,8 @@ def session_page(
     session_id = session_id or id or ""
     store = _store(request)
     # Read before the session: the page's live stream starts from it and cannot miss a
-    # turn written while the page was being built.
-    watermark = store.live_watermark(project.id)
+    # turn written while the page was being built. Opaque, as every live position.
+    watermark = request.app.state.live_positions.seal(project.id, store.live_watermark(project.id))
     session = store.get_session(project.id, session_id)
     if session is None:
         return _not_found(request, project, f"session {session_id!r}")

@@ -127,7 +127,7 @@ async def live_traces(
 
 @router.get("/live/session")
 async def live_session(
-    request: Request, project: PageProject, session_id: str, after: int | None = None
+    request: Request, project: PageProject, session_id: str, after: str | None = None
 ) -> StreamingResponse:
     """The session page's stream: an event for each trace of the session written after
     the page's watermark; the page then renders itself again (totals, timeline and
@@ -139,8 +139,16 @@ async def live_session(
         return [(t.trace_id, "") for t in store.list_traces(project.id, query).items]
 
     start = await run_in_threadpool(_start, request, after, store, project)
+    positions: LivePositions = request.app.state.live_positions
     return _response(
-        _stream(request, start, changed, lambda: store.live_watermark(project.id), "turn")
+        _stream(
+            request,
+            start,
+            changed,
+            lambda: store.live_watermark(project.id),
+            "turn",
+            functools.partial(positions.seal, project.id),
+        )
     )
 
 
