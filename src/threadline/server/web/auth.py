@@ -3,7 +3,7 @@
 The cookie holds the project key itself, HttpOnly (page scripts cannot read it) and
 SameSite=Lax (other sites cannot post with it); signing in and out, like every
 state-changing form, also checks that the form came from this server
-(``same_origin.py``). Every request resolves it through
+(``origin.py``). Every request resolves it through
 ``store.access_for_key``, like the API's bearer header, so revoking a key signs its
 browsers out at once and several servers need no shared session state.
 """
@@ -19,8 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from threadline.server.model import Project
+from threadline.server.web.origin import SameOrigin
 from threadline.server.web.render import render
-from threadline.server.web.same_origin import SameOrigin
 
 COOKIE = "threadline_session"
 _MAX_AGE = 30 * 24 * 3600  # seconds: a month, then sign in again
