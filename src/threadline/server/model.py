@@ -448,3 +448,98 @@ class UserQuery(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     q: str | None = None  # substring of the user id
+
+
+# --- dashboard metrics ---------------------------------------------------------------
+
+MetricBucket = Literal["hour", "day", "week"]
+# The time series ``Store.metrics`` computes, per bucket (and per group when grouped).
+METRIC_NAMES = (
+    "sessions",
+    "traces",
+    "active_users",
+    "error_sessions",
+    "error_traces",
+    "session_error_rate",
+    "trace_error_rate",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+)
+# At most this many buckets in one query (30 days by hour is 720).
+MAX_BUCKETS = 1000
+# Grouped series keep the groups with the most traces in the range, at most this many.
+MAX_GROUPS = 20
+TOP_ROWS = 10
+
+
+class MetricsQuery(BaseModel):
+    """What the dashboard and ``GET /api/v1/metrics`` ask for. ``start`` and ``end`` are
+    widened to whole buckets (UTC; weeks start on Monday)."""
+
+    start: datetime
+    end: datetime
+    bucket: MetricBucket = "day"
+    user_id: str | None = None
+    tag: str | None = None
+    metadata: dict[str, str] = {}
+    # None, "tag", or a metadata key: series are then split by the tag or by that key's
+    # value (compared as text, like the metadata filter).
+    group_by: Literal["tag", "metadata"] | None = None
+    group_key: str | None = None
+
+
+class MetricSeries(BaseModel):
+    metric: str = Field(description="A name of METRIC_NAMES, or `score:NAME`.")
+    group: str | None = Field(
+        default=None,
+        description="The tag or metadata value of this series when grouped; None for the "
+        "traces without one (or for every series when not grouped).",
+    )
+    values: list[float | None] = Field(
+        description="One value per bucket, in the order of `buckets`; None where a rate "
+        "or an average has nothing to divide, or no cost is known."
+    )
+
+
+class Distribution(BaseModel):
+    """A session figure over the sessions active in the range (nearest-rank percentiles)."""
+
+    count: int
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+
+class TopUser(BaseModel):
+    user_id: str
+    trace_count: int
+    error_count: int = Field(description="Traces with an error.")
+    cost_usd: float | None
+
+
+class TopSession(BaseModel):
+    session_id: str
+    start_time: datetime
+    trace_count: int
+    error_count: int = Field(description="Traces with an error.")
+    cost_usd: float | None
+
+
+class Metrics(BaseModel):
+    """Time series and summaries over the trace and session rollups of a time range."""
+
+    start: datetime = Field(description="Start of the first bucket.")
+    end: datetime = Field(description="End of the last bucket (exclusive).")
+    bucket: MetricBucket
+    group_by: str | None = Field(description="`tag`, `metadata:KEY`, or None.")
+    buckets: list[datetime] = Field(description="The start of each bucket.")
+    series: list[MetricSeries]
+    distributions: dict[str, Distribution] = Field(
+        description="`turns_per_session`, `session_duration_ms`, `session_cost_usd`."
+    )
+    top_users_by_cost: list[TopUser]
+    top_users_by_errors: list[TopUser]
+    top_sessions_by_cost: list[TopSession]
+    top_sessions_by_errors: list[TopSession]

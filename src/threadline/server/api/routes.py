@@ -7,7 +7,7 @@ store queries, so both show the same numbers.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,6 +17,10 @@ from threadline.server.auth import CurrentProject
 from threadline.server.errors import BadRequest, NotFound
 from threadline.server.model import (
     MAX_SEARCH_CHARS,
+    METRIC_NAMES,
+    MetricBucket,
+    Metrics,
+    MetricsQuery,
     Page,
     Session,
     SessionDetail,
@@ -31,6 +35,7 @@ from threadline.server.model import (
 )
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
+from threadline.server.store import metrics as metric_rules
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 
@@ -187,3 +192,45 @@ def list_users(
 ) -> Page[UserSummary]:
     query = UserQuery(limit=limit, cursor=cursor, start=start, end=end, q=q)
     return store.list_users(project.id, query)
+
+
+@router.get("/metrics", summary="Time series of sessions, traces, users, cost and errors")
+def get_metrics(
+    project: CurrentProject,
+    store: CurrentStore,
+    start: Annotated[
+        datetime | None,
+        Query(description="Range start (widened to its bucket); default: `end` minus 7 days."),
+    ] = None,
+    end: Annotated[datetime | None, Query(description="Range end; default: now.")] = None,
+    bucket: MetricBucket = "day",
+    metric: Annotated[
+        list[str],
+        Query(description=f"Repeatable; default all: {', '.join(METRIC_NAMES)}."),
+    ] = [],  # noqa: B006 - FastAPI copies Query defaults
+    group_by: Annotated[
+        str | None,
+        Query(description="`tag` or `metadata:KEY`: one series per tag or per value."),
+    ] = None,
+    user_id: str | None = None,
+    tag: Tag = None,
+    metadata: Metadata = [],  # noqa: B006
+) -> Metrics:
+    """Per bucket (UTC hours, days or Mondays-based weeks): counts of what was active in
+    the bucket (as the lists' `start`/`end` filters select), and cost, tokens and score
+    averages (`score:NAME` series) in the bucket where their trace started. See
+    docs/api.md for the exact rules."""
+    names = metric_rules.check_metrics(metric)
+    end = end or metric_rules.utc_now()
+    kind, key = metric_rules.parse_group_by(group_by)
+    query = MetricsQuery(
+        start=start or end - timedelta(days=7),
+        end=end,
+        bucket=bucket,
+        user_id=user_id,
+        tag=tag,
+        metadata=parse_metadata(metadata),
+        group_by=kind,
+        group_key=key,
+    )
+    return store.metrics(project.id, query, names)

@@ -23,6 +23,8 @@ from threadline.server.model import (
     KeyAccess,
     KeyInfo,
     KeyScope,
+    Metrics,
+    MetricsQuery,
     Note,
     NoteIn,
     Page,
@@ -113,6 +115,13 @@ class Store(Protocol):
     def live_watermark(self, project_id: int) -> int:
         """A position in the feed of trace writes: pass a previous one as a query's
         ``changed_after`` to get what was written since (live updates)."""
+        ...
+
+    def metrics(self, project_id: int, query: MetricsQuery, names: Sequence[str]) -> Metrics:
+        """The dashboard's time series (``names`` of ``METRIC_NAMES``, and every score
+        name's average), distributions and top lists over ``query``'s range, read from
+        the trace, session and score rollups (never spans) and built by the shared
+        rules of ``store.metrics``."""
         ...
 
     # --- scores, score configs and notes ---------------------------------------------

@@ -30,6 +30,8 @@ from threadline.server.model import (
     KeyAccess,
     KeyInfo,
     KeyScope,
+    Metrics,
+    MetricsQuery,
     Note,
     NoteIn,
     Page,
@@ -51,8 +53,9 @@ from threadline.server.model import (
     ns_to_datetime,
 )
 from threadline.server.store import cursors, span_records
+from threadline.server.store import metrics as metric_rules
 from threadline.server.store.base import AccessRecords, ProjectAnnotations, StoredKey
-from threadline.server.store.clickhouse import queries, rows, schema, scores
+from threadline.server.store.clickhouse import metrics, queries, rows, schema, scores
 from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.rollups import (
@@ -535,6 +538,11 @@ class ClickHouseStore(EvaluationTables):
         for item in page.items:
             item.scores = summaries.get(item.user_id, {})
         return page
+
+    def metrics(self, project_id: int, query: MetricsQuery, names: Sequence[str]) -> Metrics:
+        span = metric_rules.bucket_range(query)
+        rows = metrics.read(self._rows, project_id, query, span)
+        return metric_rules.build(query, span, rows, names)
 
     def live_watermark(self, project_id: int) -> int:
         """The feed position of the project's latest trace write, less the slack above

@@ -23,10 +23,11 @@ SESSION_SORTS: dict[str, tuple[str, type]] = {
 }
 
 
-def _trace_conditions(
+def trace_conditions(
     project_id: int, tag: str | None, metadata: dict[str, str], changed_after: int | None
 ) -> tuple[list[str], list[Any]]:
-    """Conditions on a ``traces`` row for the UI's tag, metadata and live filters."""
+    """Conditions on a ``traces`` row for the UI's tag, metadata and live filters (the
+    dashboard's metrics filter with the same ones)."""
     where: list[str] = []
     args: list[Any] = []
     if tag:
@@ -54,7 +55,7 @@ def _trace_conditions(
 def add_trace_filters(
     where: list[str], args: list[Any], project_id: int, query: TraceQuery
 ) -> None:
-    more, more_args = _trace_conditions(project_id, query.tag, query.metadata, query.changed_after)
+    more, more_args = trace_conditions(project_id, query.tag, query.metadata, query.changed_after)
     where.extend(more)
     args.extend(more_args)
 
@@ -66,7 +67,7 @@ def add_session_filters(
         where.append("error_count > 0")
     elif query.status == "ok":
         where.append("error_count = 0")
-    more, more_args = _trace_conditions(project_id, query.tag, query.metadata, query.changed_after)
+    more, more_args = trace_conditions(project_id, query.tag, query.metadata, query.changed_after)
     if more:
         # One trace of the session must meet all of them.
         where.append(

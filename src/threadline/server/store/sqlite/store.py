@@ -29,6 +29,8 @@ from threadline.server.model import (
     KeyAccess,
     KeyInfo,
     KeyScope,
+    Metrics,
+    MetricsQuery,
     Note,
     NoteIn,
     Page,
@@ -51,6 +53,7 @@ from threadline.server.model import (
 )
 from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors, span_records
+from threadline.server.store import metrics as metric_rules
 from threadline.server.store.base import AccessRecords, ProjectAnnotations, StoredKey
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
@@ -62,7 +65,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
-from threadline.server.store.sqlite import payloads, scores
+from threadline.server.store.sqlite import metrics, payloads, scores
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite.filters import (
@@ -638,6 +641,12 @@ class SQLiteStore(EvaluationTables):
         for item in page.items:
             item.scores = summaries.get(item.user_id, {})
         return page
+
+    def metrics(self, project_id: int, query: MetricsQuery, names: Sequence[str]) -> Metrics:
+        span = metric_rules.bucket_range(query)
+        with self._read() as conn:
+            rows = metrics.read(conn, project_id, query, span)
+        return metric_rules.build(query, span, rows, names)
 
     def live_watermark(self, project_id: int) -> int:
         """The feed position of the project's latest trace write (0 before any).

@@ -1,0 +1,126 @@
+"""The dashboard's aggregate queries on ClickHouse: the same rows as on SQLite
+(``store.metrics.MetricsRows``), over each trace's, session's and score summary's
+newest version (``queries.latest_*``), never spans.
+
+The time window is pushed below the version pick of traces, as ``list_traces`` does (a
+trace's newer rollups start no later and end no earlier, so this is exact).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from threadline.server.model import TOP_ROWS, MetricsQuery, TraceQuery
+from threadline.server.store.clickhouse import queries
+from threadline.server.store.clickhouse.queries import Filters
+from threadline.server.store.clickhouse.scores import latest_rollups
+from threadline.server.store.metrics import MetricsRows, Range
+
+Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+
+
+def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> MetricsRows:
+    f = Filters(project_id)
+    o, w = f.param(span.origin), f.param(span.width)
+    overlap = f"end_ns >= {o} AND start_ns <= {f.param(span.last_instant)}"
+    buckets = (
+        f"intDiv(greatest(start_ns, {o}) - {o} + 999, {w}) AS first,"
+        f" intDiv(least(end_ns, {f.param(span.end - 1)}) - {o}, {w}) AS last,"
+        f" start_ns >= {o} AS started"
+    )
+    traces = f"({queries.latest_traces(f'project_id = %(project)s AND {overlap}')})"
+    # The list filters on a trace row, and on a session row (one trace meets them all).
+    conditions = f.trace_conditions(TraceQuery(tag=query.tag, metadata=query.metadata))
+    if query.user_id:
+        conditions.append(f"user_id = {f.param(query.user_id)}")
+    trace_where = " AND ".join(conditions) or "1"
+    session_where = overlap
+    if conditions:
+        session_where += (
+            f" AND session_id IN (SELECT assumeNotNull(session_id) FROM {traces}"
+            f" WHERE session_id IS NOT NULL AND {trace_where})"
+        )
+    if query.group_by == "tag":
+        group = (
+            "arrayJoin(if(empty(tags), [CAST(NULL, 'Nullable(String)')],"
+            " CAST(tags, 'Array(Nullable(String))')))"
+        )
+    elif query.group_by == "metadata":
+        key = f.param(query.group_key)
+        group = f"if(mapContains(metadata_text, {key}), metadata_text[{key}], NULL)"
+    else:
+        group = "CAST(NULL, 'Nullable(String)')"
+    sessions = f"({queries.latest_sessions()})"
+    if query.group_by is not None:
+        # A session is in the groups of its traces active in the range.
+        sessions = (
+            f"(SELECT s.*, sg.grp AS grp FROM {sessions} AS s INNER JOIN"
+            f" (SELECT DISTINCT assumeNotNull(session_id) AS sid, {group} AS grp FROM {traces}"
+            " WHERE session_id IS NOT NULL) AS sg ON sg.sid = s.session_id)"
+        )
+        session_group = "grp"
+    else:
+        session_group = "CAST(NULL, 'Nullable(String)')"
+    p = f.params
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        return rows_of(sql, p)
+
+    out = MetricsRows()
+    out.traces = rows(
+        f"SELECT {group} AS grp, {buckets}, count(), countIf(status = 'error'), sum(cost_usd),"
+        " sum(input_tokens), sum(output_tokens), sum(total_tokens)"
+        f" FROM {traces} WHERE {trace_where} GROUP BY grp, first, last, started"
+    )
+    out.sessions = [
+        (g, first, last, count, errors)
+        for g, first, last, _started, count, errors in rows(
+            f"SELECT {session_group} AS g, {buckets}, count(), countIf(error_count > 0)"
+            f" FROM {sessions} WHERE {session_where} GROUP BY g, first, last, started"
+        )
+    ]
+    out.users = [
+        (g, user, first, last)
+        for g, user, first, last, _started in rows(
+            f"SELECT DISTINCT {group} AS grp, assumeNotNull(user_id) AS user, {buckets}"
+            f" FROM {traces} WHERE {trace_where} AND user_id IS NOT NULL"
+        )
+    ]
+    ungrouped_sessions = f"({queries.latest_sessions()})"
+    out.session_figures = rows(
+        f"SELECT trace_count, end_ns - start_ns, cost_usd FROM {ungrouped_sessions}"
+        f" WHERE {session_where}"
+    )
+    out.user_totals = rows(
+        "SELECT assumeNotNull(user_id) AS user, count(), countIf(status = 'error'),"
+        f" sum(cost_usd) FROM {traces} WHERE {trace_where} AND user_id IS NOT NULL"
+        " GROUP BY user"
+    )
+    top = (
+        "SELECT session_id, start_ns, trace_count, error_count, cost_usd"
+        f" FROM {ungrouped_sessions} WHERE {session_where}"
+    )
+    out.top_sessions_by_cost = rows(
+        f"{top} AND cost_usd > 0 ORDER BY cost_usd DESC, session_id LIMIT {TOP_ROWS}"
+    )
+    out.top_sessions_by_errors = rows(
+        f"{top} AND error_count > 0 ORDER BY error_count DESC, session_id LIMIT {TOP_ROWS}"
+    )
+    summaries = latest_rollups("project_id = %(project)s AND target_kind = %(score_kind)s")
+    for kind, table, where, id_column, g in (
+        ("trace", traces, trace_where, "trace_id", group),
+        ("session", sessions, session_where, "session_id", session_group),
+    ):
+        p["score_kind"] = kind
+        out.scores += [
+            (name, grp, first, value_sum, value_count)
+            for name, grp, first, _last, _started, value_sum, value_count in rows(
+                f"SELECT r.name AS score_name, {g} AS grp, {buckets},"
+                " sum(tupleElement(r.row, 3)), sum(tupleElement(r.row, 2))"
+                f" FROM (SELECT * FROM {table} WHERE {where} AND start_ns >= {o}) AS t"
+                f" INNER JOIN ({summaries}) AS r ON r.target_id = t.{id_column}"
+                " WHERE tupleElement(r.row, 2) > 0 GROUP BY score_name, grp, first, last, started"
+            )
+        ]
+    return out

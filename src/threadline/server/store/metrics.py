@@ -1,0 +1,293 @@
+"""How the dashboard's figures follow from the rollups (shared by every backend).
+
+A store answers ``Store.metrics`` with a few aggregate queries over its trace and
+session rollups (never spans) and hands the rows to ``build``, so both backends apply
+the same bucket rules:
+
+- Buckets are whole UTC hours, days or weeks (weeks start on Monday); a query's range
+  is widened to whole buckets. A bucket runs from its start to its last microsecond,
+  inclusive, which is how the lists read ``start``/``end``: the list opened from a bar
+  shows the rows that bar counts.
+- **Counts** (sessions, traces, active users, errors) count a row in **every bucket it
+  was active in**, as the lists' time filter does: a session from 23:50 to 00:10 counts
+  on both days. Summed over buckets they may exceed the number of distinct rows.
+- **Amounts** (cost, tokens, score averages) count once, in the bucket where their
+  trace (or, for a session's own scores, the session) started, so they add up.
+- Grouped by tag, a trace counts in the group of each of its tags; a session in the
+  group of each tag any of its traces carries. Traces without one form the group
+  ``None``. Only the ``MAX_GROUPS`` groups with the most trace-bucket counts are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from threadline.server.errors import BadRequest
+from threadline.server.model import (
+    MAX_BUCKETS,
+    MAX_GROUPS,
+    METRIC_NAMES,
+    TOP_ROWS,
+    Distribution,
+    MetricBucket,
+    Metrics,
+    MetricSeries,
+    MetricsQuery,
+    TopSession,
+    TopUser,
+    datetime_to_ns,
+    ns_to_datetime,
+)
+
+_HOUR_NS = 3600 * 10**9
+WIDTH_NS: dict[MetricBucket, int] = {"hour": _HOUR_NS, "day": 24 * _HOUR_NS, "week": 168 * _HOUR_NS}
+# The Unix epoch was a Thursday: week buckets are aligned to the Monday 4 days later.
+_WEEK_ORIGIN_NS = 4 * 24 * _HOUR_NS
+# A bucket's last instant is one microsecond before the next bucket (datetimes in URLs
+# and query strings have microseconds).
+LAST_INSTANT_NS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """The buckets of a query: ``count`` buckets of ``width`` ns from ``origin``."""
+
+    origin: int
+    width: int
+    count: int
+
+    @property
+    def end(self) -> int:
+        return self.origin + self.width * self.count
+
+    @property
+    def last_instant(self) -> int:
+        """The latest start a row may have to count (the range's last microsecond)."""
+        return self.end - LAST_INSTANT_NS
+
+    def starts(self) -> list[datetime]:
+        return [ns_to_datetime(self.origin + i * self.width) for i in range(self.count)]
+
+
+def bucket_range(query: MetricsQuery) -> Range:
+    """The query's range widened to whole buckets; 400 when it is empty or too long."""
+    width = WIDTH_NS[query.bucket]
+    offset = _WEEK_ORIGIN_NS if query.bucket == "week" else 0
+    start, end = datetime_to_ns(query.start), datetime_to_ns(query.end)
+    if end <= start:
+        raise BadRequest("end must be after start")
+    origin = (start - offset) // width * width + offset
+    count = -(-(end - origin) // width)
+    if count > MAX_BUCKETS:
+        raise BadRequest(f"{count} buckets asked for; at most {MAX_BUCKETS}: use a longer bucket")
+    return Range(origin, width, count)
+
+
+def bucket_end(start: datetime, bucket: MetricBucket) -> datetime:
+    """The last instant of the bucket starting at ``start`` (what a bar's link filters)."""
+    return start + timedelta(microseconds=WIDTH_NS[bucket] // 1000 - 1)
+
+
+@dataclass(slots=True)
+class MetricsRows:
+    """What a store's aggregate queries found, in the shapes ``build`` reads.
+
+    ``first``/``last`` are bucket indexes (0-based, clamped to the range) of the first
+    and last bucket a row was active in; ``started`` whether the row started inside the
+    range (only then do its amounts count, in bucket ``first``).
+    """
+
+    # (group, first, last, started, traces, error traces, cost, input, output, total tokens)
+    traces: list[tuple] = field(default_factory=list)
+    # (group, first, last, sessions, sessions with an error)
+    sessions: list[tuple] = field(default_factory=list)
+    # (group, user id, first, last): distinct
+    users: list[tuple] = field(default_factory=list)
+    # (score name, group, first, value sum, value count): scores of rows started in range
+    scores: list[tuple] = field(default_factory=list)
+    # (trace count, duration ns, cost) of every session active in the range (ungrouped)
+    session_figures: list[tuple] = field(default_factory=list)
+    # (user id, traces, error traces, cost) of every user active in the range
+    user_totals: list[tuple] = field(default_factory=list)
+    # (session id, start ns, traces, error traces, cost): the top rows by cost and errors
+    top_sessions_by_cost: list[tuple] = field(default_factory=list)
+    top_sessions_by_errors: list[tuple] = field(default_factory=list)
+
+
+def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence[str]) -> Metrics:
+    """The series, distributions and top lists of ``rows``."""
+    n = span.count
+    counts: dict[tuple[str, str | None], list[float | None]] = defaultdict(lambda: [0.0] * n)
+    amounts: dict[tuple[str, str | None], list[float | None]] = defaultdict(lambda: [None] * n)
+    weight: dict[str | None, float] = defaultdict(float)
+    for group, first, last, started, count, errors, cost, tin, tout, ttotal in rows.traces:
+        for i in range(first, last + 1):
+            _add(counts[("traces", group)], i, count)
+            _add(counts[("error_traces", group)], i, errors)
+        weight[group] += count * (last - first + 1)
+        if started:
+            for name, value in (
+                ("cost_usd", cost),
+                ("input_tokens", tin),
+                ("output_tokens", tout),
+                ("total_tokens", ttotal),
+            ):
+                if value is not None:
+                    _add(amounts[(name, group)], first, value)
+    for group, first, last, count, errors in rows.sessions:
+        for i in range(first, last + 1):
+            _add(counts[("sessions", group)], i, count)
+            _add(counts[("error_sessions", group)], i, errors)
+    active: dict[str | None, list[set[str]]] = defaultdict(lambda: [set() for _ in range(n)])
+    for group, user_id, first, last in rows.users:
+        for i in range(first, last + 1):
+            active[group][i].add(user_id)
+    score_sums: dict[tuple[str, str | None], list[list[float]]] = defaultdict(
+        lambda: [[0.0, 0.0] for _ in range(n)]
+    )
+    for name, group, first, value_sum, value_count in rows.scores:
+        cell = score_sums[(name, group)][first]
+        cell[0] += value_sum or 0.0
+        cell[1] += value_count
+    grouped = query.group_by is not None
+    groups = sorted(weight, key=lambda g: (-weight[g], g is None, g or ""))[:MAX_GROUPS]
+    if not grouped:
+        groups = [None]
+    series: list[MetricSeries] = []
+    for group in groups:
+        for metric in metrics:
+            values = _values(metric, group, n, counts, amounts, active)
+            if values is not None:
+                series.append(MetricSeries(metric=metric, group=group, values=values))
+        for name, group_of in sorted(k for k in score_sums if k[1] == group):
+            del group_of
+            cells = score_sums[(name, group)]
+            series.append(
+                MetricSeries(
+                    metric=f"score:{name}",
+                    group=group,
+                    values=[s / c if c else None for s, c in cells],
+                )
+            )
+    users = [
+        TopUser(user_id=u, trace_count=t, error_count=e, cost_usd=c)
+        for u, t, e, c in rows.user_totals
+    ]
+    return Metrics(
+        start=ns_to_datetime(span.origin),
+        end=ns_to_datetime(span.end),
+        bucket=query.bucket,
+        group_by=_group_label(query),
+        buckets=span.starts(),
+        series=series,
+        distributions=_distributions(rows.session_figures),
+        top_users_by_cost=sorted(
+            (u for u in users if u.cost_usd), key=lambda u: (-(u.cost_usd or 0.0), u.user_id)
+        )[:TOP_ROWS],
+        top_users_by_errors=sorted(
+            (u for u in users if u.error_count), key=lambda u: (-u.error_count, u.user_id)
+        )[:TOP_ROWS],
+        top_sessions_by_cost=[_top_session(r) for r in rows.top_sessions_by_cost],
+        top_sessions_by_errors=[_top_session(r) for r in rows.top_sessions_by_errors],
+    )
+
+
+def check_metrics(names: Iterable[str]) -> list[str]:
+    """The metric names asked for (all when none), 400 for an unknown one."""
+    wanted = list(dict.fromkeys(names)) or list(METRIC_NAMES)
+    unknown = [m for m in wanted if m not in METRIC_NAMES]
+    if unknown:
+        raise BadRequest(f"unknown metric {unknown[0]!r}; known: {', '.join(METRIC_NAMES)}")
+    return wanted
+
+
+def parse_group_by(text: str | None) -> tuple[str | None, str | None]:
+    """``tag`` or ``metadata:KEY`` into (group_by, group_key); 400 for anything else."""
+    if not text:
+        return None, None
+    if text == "tag":
+        return "tag", None
+    kind, sep, key = text.partition(":")
+    if kind == "metadata" and sep and key.strip():
+        return "metadata", key.strip()
+    raise BadRequest(f"group_by {text!r} is neither 'tag' nor 'metadata:KEY'")
+
+
+def _group_label(query: MetricsQuery) -> str | None:
+    if query.group_by == "metadata":
+        return f"metadata:{query.group_key}"
+    return query.group_by
+
+
+def _add(values: list[float | None], i: int, amount: float) -> None:
+    current = values[i]
+    values[i] = amount if current is None else current + amount
+
+
+def _values(
+    metric: str,
+    group: str | None,
+    n: int,
+    counts: dict[tuple[str, str | None], list[float | None]],
+    amounts: dict[tuple[str, str | None], list[float | None]],
+    active: dict[str | None, list[set[str]]],
+) -> list[float | None] | None:
+    if metric == "active_users":
+        sets = active.get(group)
+        return [float(len(s)) for s in sets] if sets else [0.0] * n
+    if metric in ("session_error_rate", "trace_error_rate"):
+        kind = "sessions" if metric == "session_error_rate" else "traces"
+        totals = counts.get((kind, group), [0.0] * n)
+        errors = counts.get((f"error_{kind}", group), [0.0] * n)
+        return [(e or 0.0) / t if t else None for e, t in zip(errors, totals, strict=True)]
+    if metric in ("cost_usd", "input_tokens", "output_tokens", "total_tokens"):
+        values = amounts.get((metric, group), [None] * n)
+        # Tokens are known to be zero where nothing ran; cost stays unknown (None).
+        return values if metric == "cost_usd" else [v or 0.0 for v in values]
+    return list(counts.get((metric, group), [0.0] * n))
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile of ascending values (None for none)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(p * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _distribution(values: list[float]) -> Distribution:
+    values.sort()
+    return Distribution(
+        count=len(values),
+        p50=percentile(values, 0.5),
+        p95=percentile(values, 0.95),
+        max=values[-1] if values else None,
+    )
+
+
+def _distributions(figures: list[tuple]) -> dict[str, Distribution]:
+    return {
+        "turns_per_session": _distribution([float(t) for t, _, _ in figures]),
+        "session_duration_ms": _distribution([d / 1e6 for _, d, _ in figures]),
+        # Sessions whose cost is unknown are left out rather than counted as free.
+        "session_cost_usd": _distribution([c for _, _, c in figures if c is not None]),
+    }
+
+
+def _top_session(row: tuple) -> TopSession:
+    session_id, start_ns, traces, errors, cost = row
+    return TopSession(
+        session_id=session_id,
+        start_time=ns_to_datetime(start_ns),
+        trace_count=traces,
+        error_count=errors,
+        cost_usd=cost,
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

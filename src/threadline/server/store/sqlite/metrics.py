@@ -1,0 +1,217 @@
+"""The dashboard's aggregate queries on SQLite: over the ``traces`` and ``sessions``
+rollups (and ``score_rollups``), never spans.
+
+Each query reads the rows active in the range through the covering indexes of
+migration 0007 (``end_ns`` first: a range's rows are those ending after its start),
+and groups them by the buckets they start and end in, so what comes back is small
+whatever the number of rows; ``store.metrics.build`` spreads it over the buckets.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, NamedTuple
+
+from threadline.server.model import TOP_ROWS, MetricsQuery
+from threadline.server.store.metrics import MetricsRows, Range
+from threadline.server.store.sqlite.filters import trace_conditions
+
+# A metadata value as text, as the metadata filter compares it (``model.metadata_text``).
+_METADATA_VALUE = (
+    "(SELECT CASE m.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
+    " ELSE CAST(m.value AS TEXT) END FROM json_each(traces.metadata) AS m WHERE m.key = ?)"
+)
+
+
+class Group(NamedTuple):
+    """How rows get their group: an expression in SELECT and maybe a join in FROM."""
+
+    expr: str
+    expr_args: list[Any]
+    join: str
+    join_args: list[Any]
+
+
+class _Sql:
+    """The bucket expressions and the filters of one query, with their parameters."""
+
+    def __init__(self, project_id: int, query: MetricsQuery, span: Range):
+        self.project_id = project_id
+        self.query = query
+        self.span = span
+
+    def buckets(self) -> tuple[str, list[Any]]:
+        """first, last, started: bucket indexes of a row and whether it started in range."""
+        o, w = self.span.origin, self.span.width
+        return (
+            "(MAX(start_ns, ?) - ? + 999) / ? AS first, (MIN(end_ns, ?) - ?) / ? AS last,"
+            " start_ns >= ? AS started",
+            [o, o, w, self.span.end - 1, o, w, o],
+        )
+
+    def overlap(self, table: str) -> tuple[list[str], list[Any]]:
+        return (
+            [f"{table}.project_id = ?", f"{table}.end_ns >= ?", f"{table}.start_ns <= ?"],
+            [self.project_id, self.span.origin, self.span.last_instant],
+        )
+
+    def trace_filters(self) -> tuple[list[str], list[Any]]:
+        """The list filters (user, tag, metadata) on a ``traces`` row."""
+        where, args = self.overlap("traces")
+        if self.query.user_id:
+            where.append("traces.user_id = ?")
+            args.append(self.query.user_id)
+        more, more_args = trace_conditions(
+            self.project_id, self.query.tag, self.query.metadata, None
+        )
+        return where + more, args + more_args
+
+    def session_filters(self) -> tuple[list[str], list[Any]]:
+        """The same filters on a ``sessions`` row: one of its traces must meet them all,
+        as on the Sessions list."""
+        where, args = self.overlap("sessions")
+        conditions: list[str] = []
+        cond_args: list[Any] = []
+        if self.query.user_id:
+            conditions.append("traces.user_id = ?")
+            cond_args.append(self.query.user_id)
+        more, more_args = trace_conditions(
+            self.project_id, self.query.tag, self.query.metadata, None
+        )
+        conditions += more
+        cond_args += more_args
+        if conditions:
+            where.append(
+                "sessions.session_id IN (SELECT session_id FROM traces WHERE"
+                " traces.project_id = ? AND session_id IS NOT NULL AND "
+                + " AND ".join(conditions)
+                + ")"
+            )
+            args += [self.project_id, *cond_args]
+        return where, args
+
+    def trace_group(self) -> Group:
+        """The group of a ``traces`` row."""
+        if self.query.group_by == "tag":
+            return Group("g.value", [], " LEFT JOIN json_each(traces.tags) AS g", [])
+        if self.query.group_by == "metadata":
+            return Group(_METADATA_VALUE, [self.query.group_key], "", [])
+        return Group("NULL", [], "", [])
+
+    def session_group(self) -> Group:
+        """The groups of a ``sessions`` row: those of its traces active in the range."""
+        if self.query.group_by is None:
+            return Group("NULL", [], "", [])
+        trace = self.trace_group()
+        where, where_args = self.overlap("traces")
+        return Group(
+            "sg.grp",
+            [],
+            f" JOIN (SELECT DISTINCT traces.session_id AS sid, {trace.expr} AS grp"
+            f" FROM traces{trace.join} WHERE {' AND '.join(where)}"
+            " AND traces.session_id IS NOT NULL) AS sg ON sg.sid = sessions.session_id",
+            [*trace.expr_args, *where_args],
+        )
+
+
+def read(
+    conn: sqlite3.Connection, project_id: int, query: MetricsQuery, span: Range
+) -> MetricsRows:
+    """The aggregates ``store.metrics.build`` needs, read in one snapshot."""
+    sql = _Sql(project_id, query, span)
+    rows = MetricsRows()
+    buckets, bucket_args = sql.buckets()
+    t_where, t_args = sql.trace_filters()
+    tg = sql.trace_group()
+    s_where, s_args = sql.session_filters()
+    sg = sql.session_group()
+    traces_from = f"traces{tg.join} WHERE {' AND '.join(t_where)}"
+    sessions_from = f"sessions{sg.join} WHERE {' AND '.join(s_where)}"
+    # Parameters in the order their placeholders appear: SELECT, FROM, WHERE.
+    t_params = [*tg.expr_args, *bucket_args, *tg.join_args, *t_args]
+    s_params = [*sg.expr_args, *bucket_args, *sg.join_args, *s_args]
+    conn.execute("BEGIN")
+    try:
+        rows.traces = conn.execute(
+            f"SELECT {tg.expr} AS grp, {buckets}, COUNT(*), SUM(status = 'error'),"
+            " SUM(cost_usd), SUM(input_tokens), SUM(output_tokens), SUM(total_tokens)"
+            f" FROM {traces_from} GROUP BY grp, first, last, started",
+            t_params,
+        ).fetchall()
+        rows.sessions = [
+            (grp, first, last, count, errors)
+            for grp, first, last, _started, count, errors in conn.execute(
+                f"SELECT {sg.expr} AS grp, {buckets}, COUNT(*), SUM(error_count > 0)"
+                f" FROM {sessions_from} GROUP BY grp, first, last, started",
+                s_params,
+            )
+        ]
+        rows.users = [
+            (grp, user_id, first, last)
+            for grp, user_id, first, last, _started in conn.execute(
+                f"SELECT DISTINCT {tg.expr} AS grp, user_id, {buckets}"
+                f" FROM {traces_from} AND user_id IS NOT NULL",
+                t_params,
+            )
+        ]
+        rows.scores = _scores(conn, sql)
+        rows.session_figures = conn.execute(
+            "SELECT trace_count, end_ns - start_ns, cost_usd FROM sessions"
+            f" WHERE {' AND '.join(s_where)}",
+            s_args,
+        ).fetchall()
+        rows.user_totals = conn.execute(
+            "SELECT user_id, COUNT(*), SUM(status = 'error'), SUM(cost_usd) FROM traces"
+            f" WHERE {' AND '.join(t_where)} AND user_id IS NOT NULL GROUP BY user_id",
+            t_args,
+        ).fetchall()
+        top = (
+            "SELECT session_id, start_ns, trace_count, error_count, cost_usd FROM sessions"
+            f" WHERE {' AND '.join(s_where)}"
+        )
+        rows.top_sessions_by_cost = conn.execute(
+            f"{top} AND cost_usd > 0 ORDER BY cost_usd DESC, session_id LIMIT ?",
+            [*s_args, TOP_ROWS],
+        ).fetchall()
+        rows.top_sessions_by_errors = conn.execute(
+            f"{top} AND error_count > 0 ORDER BY error_count DESC, session_id LIMIT ?",
+            [*s_args, TOP_ROWS],
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    return rows
+
+
+def _scores(conn: sqlite3.Connection, sql: _Sql) -> list[tuple]:
+    """Numeric score sums per (name, group, start bucket): the scores of traces (and
+    their spans) by the trace's start, a session's own scores by the session's. Driven
+    from ``score_rollups`` (CROSS JOIN fixes the order): there are far fewer summaries
+    than rows."""
+    buckets, bucket_args = sql.buckets()
+    found: list[tuple] = []
+    for kind, table, where_args, group in (
+        ("trace", "traces", sql.trace_filters(), sql.trace_group()),
+        ("session", "sessions", sql.session_filters(), sql.session_group()),
+    ):
+        where, args = where_args
+        id_column = "trace_id" if kind == "trace" else "session_id"
+        found += [
+            (name, grp, first, value_sum, value_count)
+            for name, grp, first, _last, _started, value_sum, value_count in conn.execute(
+                f"SELECT r.name, {group.expr} AS grp, {buckets}, SUM(r.value_sum),"
+                f" SUM(r.value_count) FROM score_rollups AS r CROSS JOIN {table}{group.join}"
+                f" WHERE r.project_id = ? AND r.target_kind = ? AND r.value_count > 0"
+                f" AND {table}.{id_column} = r.target_id AND {' AND '.join(where)}"
+                f" AND {table}.start_ns >= ? GROUP BY r.name, grp, first, last, started",
+                [
+                    *group.expr_args,
+                    *bucket_args,
+                    *group.join_args,
+                    sql.project_id,
+                    kind,
+                    *args,
+                    sql.span.origin,
+                ],
+            )
+        ]
+    return found

@@ -1,0 +1,277 @@
+"""The dashboard's metrics on every backend: exact values on known data, and the figures
+the lists add up to when asked for a bar's bucket (what clicking it opens)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from tests.store.test_contract import backend, score, store  # noqa: F401 - fixtures
+from threadline.server.model import (
+    METRIC_NAMES,
+    Metrics,
+    MetricsQuery,
+    SessionQuery,
+    SpanRecord,
+    TraceQuery,
+    UserQuery,
+    ns_to_datetime,
+)
+from threadline.server.store import Store
+from threadline.server.store.metrics import bucket_end
+
+MINUTE = 60 * 10**9
+HOUR = 60 * MINUTE
+# An hour boundary (2026-09-21 13:00 UTC).
+H0 = 1_790_000_000_000_000_000 // HOUR * HOUR
+
+
+def span(
+    trace: int,
+    start_min: int,
+    length_min: int,
+    *,
+    session: str | None = None,
+    user: str | None = None,
+    error: bool = False,
+    tokens: tuple[int, int] | None = None,
+    cost: float | None = None,
+    tags: list[str] | None = None,
+    version: str | None = None,
+) -> SpanRecord:
+    """A one-span trace starting ``start_min`` minutes after H0."""
+    return SpanRecord(
+        trace_id=f"{trace:032x}",
+        span_id=f"{trace:016x}",
+        parent_span_id=None,
+        name=f"turn-{trace}",
+        kind="INTERNAL",
+        start_ns=H0 + start_min * MINUTE,
+        end_ns=H0 + (start_min + length_min) * MINUTE,
+        status="error" if error else "ok",
+        input_tokens=tokens[0] if tokens else None,
+        output_tokens=tokens[1] if tokens else None,
+        total_tokens=sum(tokens) if tokens else None,
+        cost_usd=cost,
+        session_id=session,
+        user_id=user,
+        tags=tags or [],
+        metadata={"app_version": version} if version else {},
+    )
+
+
+def fill(store: Store) -> int:
+    project = store.create_project("p").id
+    store.write_spans(
+        project,
+        [
+            span(
+                1, 10, 5, session="a", user="u1", cost=1.0, tokens=(10, 5), tags=["x"], version="1"
+            ),
+            span(
+                2,
+                70,
+                5,
+                session="a",
+                user="u1",
+                error=True,
+                cost=2.0,
+                tokens=(20, 10),
+                tags=["y"],
+                version="2",
+            ),  # fmt: skip
+            # Active in hours 0 and 1.
+            span(3, 50, 15, session="b", user="u2", tokens=(1, 1), tags=["x", "y"], version="1"),
+            span(4, 130, 1, cost=0.5),
+            # Before the range: never counted.
+            span(5, -30, 10, session="c", user="u3", cost=9.0, error=True),
+        ],
+    )
+    store.write_scores(
+        project,
+        [
+            score("s1", "quality", 1.0, trace=1),
+            score("s2", "quality", 0.0, trace=2),
+            score("s3", "quality", 0.5, trace=2),
+            score("s4", "helpful", True, session="a"),
+            score("s5", "tone", "warm", trace=1),  # a label: no average
+        ],
+    )
+    # Another project's rows are never counted.
+    other = store.create_project("other").id
+    store.write_spans(other, [span(9, 10, 5, session="a", user="u1", cost=5.0)])
+    return project
+
+
+def query(**fields) -> MetricsQuery:
+    return MetricsQuery(
+        start=ns_to_datetime(H0 + 5 * MINUTE),  # widened to H0
+        end=ns_to_datetime(H0 + 3 * HOUR),
+        bucket="hour",
+        **fields,
+    )
+
+
+def series(metrics: Metrics) -> dict[tuple[str, str | None], list[float | None]]:
+    return {(s.metric, s.group): s.values for s in metrics.series}
+
+
+def test_metrics_on_known_data(store: Store):
+    project = fill(store)
+    got = store.metrics(project, query(), list(METRIC_NAMES))
+    assert got.start == ns_to_datetime(H0) and got.end == ns_to_datetime(H0 + 3 * HOUR)
+    assert got.buckets == [ns_to_datetime(H0 + i * HOUR) for i in range(3)]
+    values = series(got)
+    assert values[("traces", None)] == [2, 2, 1]
+    assert values[("sessions", None)] == [2, 2, 0]
+    assert values[("active_users", None)] == [2, 2, 0]
+    assert values[("error_traces", None)] == [0, 1, 0]
+    assert values[("error_sessions", None)] == [1, 1, 0]
+    assert values[("trace_error_rate", None)] == [0, 0.5, 0]
+    assert values[("session_error_rate", None)] == [0.5, 0.5, None]
+    assert values[("cost_usd", None)] == [1.0, 2.0, 0.5]
+    assert values[("input_tokens", None)] == [11, 20, 0]
+    assert values[("output_tokens", None)] == [6, 10, 0]
+    assert values[("total_tokens", None)] == [17, 30, 0]
+    assert values[("score:quality", None)] == [1.0, 0.25, None]
+    assert values[("score:helpful", None)] == [1.0, None, None]
+    assert ("score:tone", None) not in values
+    dist = got.distributions
+    assert (dist["turns_per_session"].count, dist["turns_per_session"].p50) == (2, 1)
+    assert (dist["turns_per_session"].p95, dist["turns_per_session"].max) == (2, 2)
+    assert dist["session_duration_ms"].p50 == 15 * 60_000
+    assert dist["session_duration_ms"].max == 65 * 60_000
+    # Session b's cost is unknown: left out, not counted as free.
+    assert dist["session_cost_usd"].model_dump() == {"count": 1, "p50": 3.0, "p95": 3.0, "max": 3.0}
+    assert [
+        (u.user_id, u.trace_count, u.error_count, u.cost_usd) for u in got.top_users_by_cost
+    ] == [("u1", 2, 1, 3.0)]
+    assert [u.user_id for u in got.top_users_by_errors] == ["u1"]
+    assert [(s.session_id, s.trace_count, s.cost_usd) for s in got.top_sessions_by_cost] == [
+        ("a", 2, 3.0)
+    ]
+    assert [(s.session_id, s.error_count) for s in got.top_sessions_by_errors] == [("a", 1)]
+
+
+def test_metrics_asked_for_are_the_only_series(store: Store):
+    project = fill(store)
+    got = store.metrics(project, query(), ["traces"])
+    assert [(s.metric, s.group) for s in got.series] == [
+        ("traces", None),
+        ("score:helpful", None),
+        ("score:quality", None),
+    ]
+
+
+def test_metrics_grouped_by_tag_and_by_metadata(store: Store):
+    project = fill(store)
+    by_tag = store.metrics(project, query(group_by="tag"), list(METRIC_NAMES))
+    assert by_tag.group_by == "tag"
+    values = series(by_tag)
+    # Groups by the most trace-bucket counts: x and y tie (3), untagged last.
+    assert list(dict.fromkeys(s.group for s in by_tag.series)) == ["x", "y", None]
+    assert values[("traces", "x")] == [2, 1, 0]
+    assert values[("traces", "y")] == [1, 2, 0]
+    assert values[("traces", None)] == [0, 0, 1]
+    assert values[("sessions", "x")] == [2, 2, 0]
+    assert values[("sessions", None)] == [0, 0, 0]
+    assert values[("cost_usd", "x")] == [1.0, None, None]
+    assert values[("cost_usd", "y")] == [None, 2.0, None]
+    assert values[("active_users", "y")] == [1, 2, 0]
+    assert values[("score:quality", "x")] == [1.0, None, None]
+    assert values[("score:quality", "y")] == [None, 0.25, None]
+
+    by_version = store.metrics(
+        project, query(group_by="metadata", group_key="app_version"), list(METRIC_NAMES)
+    )
+    assert by_version.group_by == "metadata:app_version"
+    values = series(by_version)
+    assert values[("traces", "1")] == [2, 1, 0]
+    assert values[("traces", "2")] == [0, 1, 0]
+    assert values[("traces", None)] == [0, 0, 1]
+    assert values[("error_traces", "2")] == [0, 1, 0]
+    assert values[("total_tokens", "1")] == [17, 0, 0]
+
+
+def test_metrics_filtered_like_the_lists(store: Store):
+    project = fill(store)
+    by_user = series(store.metrics(project, query(user_id="u2"), list(METRIC_NAMES)))
+    assert by_user[("traces", None)] == [1, 1, 0]
+    assert by_user[("sessions", None)] == [1, 1, 0]
+    assert by_user[("cost_usd", None)] == [None, None, None]
+    assert by_user[("total_tokens", None)] == [2, 0, 0]
+    by_tag = series(store.metrics(project, query(tag="y"), list(METRIC_NAMES)))
+    assert by_tag[("traces", None)] == [1, 2, 0]
+    assert by_tag[("sessions", None)] == [2, 2, 0]
+    by_meta = series(store.metrics(project, query(metadata={"app_version": "2"}), ["sessions"]))
+    assert by_meta[("sessions", None)] == [1, 1, 0]
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"user_id": "u1"}, {"tag": "x"}, {"metadata": {"app_version": "1"}}],
+    ids=["all", "user", "tag", "metadata"],
+)
+def test_each_bar_counts_what_its_list_shows(store: Store, filters: dict):
+    """The list opened from a bar (its bucket as start/end, the same filters) has as
+    many rows as the bar counts, and the ranges' totals are the lists' totals."""
+    project = fill(store)
+    got = store.metrics(project, query(**filters), list(METRIC_NAMES))
+    values = series(got)
+    for i, start in enumerate(got.buckets):
+        window = {"start": start, "end": bucket_end(start, "hour"), "limit": 500}
+        traces = store.list_traces(project, TraceQuery(**window, **filters)).items
+        sessions = store.list_sessions(project, SessionQuery(**window, **filters)).items
+        assert values[("traces", None)][i] == len(traces)
+        assert values[("error_traces", None)][i] == sum(t.status == "error" for t in traces)
+        assert values[("sessions", None)][i] == len(sessions)
+        assert values[("error_sessions", None)][i] == sum(s.error_count > 0 for s in sessions)
+        assert values[("active_users", None)][i] == len({t.user_id for t in traces if t.user_id})
+        if not filters:
+            users = store.list_users(project, UserQuery(**window)).items
+            assert values[("active_users", None)][i] == len(users)
+    # Amounts count once, in their trace's start bucket: over the whole range they are
+    # the list's totals of the traces that started in it.
+    everything = store.list_traces(
+        project, TraceQuery(start=got.start, end=got.end, limit=500, **filters)
+    ).items
+    started = [t for t in everything if got.start <= t.start_time]
+    assert sum(v or 0 for v in values[("cost_usd", None)]) == pytest.approx(
+        sum(t.cost_usd or 0 for t in started)
+    )
+    assert sum(values[("total_tokens", None)]) == sum(t.total_tokens for t in started)
+    if not filters:
+        users = store.list_users(project, UserQuery(start=got.start, end=got.end)).items
+        assert {(u.user_id, u.cost_usd) for u in got.top_users_by_cost} == {
+            (u.user_id, u.cost_usd) for u in users if u.cost_usd
+        }
+
+
+def test_week_buckets_start_on_monday(store: Store):
+    project = fill(store)
+    got = store.metrics(
+        project,
+        MetricsQuery(start=ns_to_datetime(H0), end=ns_to_datetime(H0 + HOUR), bucket="week"),
+        ["traces"],
+    )
+    (monday,) = got.buckets
+    assert monday.weekday() == 0 and (monday.hour, monday.minute) == (0, 0)
+    assert got.end - monday == datetime(2026, 1, 12) - datetime(2026, 1, 5)
+    assert series(got)[("traces", None)] == [5]
+
+
+def test_an_empty_project_has_zero_series(store: Store):
+    project = store.create_project("empty").id
+    got = store.metrics(project, query(), list(METRIC_NAMES))
+    values = series(got)
+    assert values[("traces", None)] == [0, 0, 0]
+    assert values[("cost_usd", None)] == [None, None, None]
+    assert values[("session_error_rate", None)] == [None, None, None]
+    assert got.distributions["turns_per_session"].model_dump() == {
+        "count": 0,
+        "p50": None,
+        "p95": None,
+        "max": None,
+    }
+    assert got.top_users_by_cost == [] and got.top_sessions_by_errors == []
