@@ -240,6 +240,13 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         hidden(response, 200)
         assert response.json()["items"] == [], response.request.url
 
+    # A's spans start at tests.otlp's BASE_NS: the days around it.
+    around_a = {"start": "2026-09-20T00:00:00Z", "end": "2026-09-23T00:00:00Z"}
+
+    def metrics_count_nothing(response: httpx.Response) -> None:
+        counts = [s["values"] for s in response.json()["series"] if s["metric"] == "traces"]
+        assert counts and not any(any(values) for values in counts), response.text
+
     def a_sees(response: httpx.Response) -> None:
         # The positive control: the same request with A's credentials finds A's data.
         assert response.status_code == 200, (response.request.url, response.status_code)
@@ -476,6 +483,18 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ("GET", "/api/v1/users"): lambda: (
             hidden(api.get("/api/v1/users"), 200),
             empty_list(api.get("/api/v1/users", params={"q": a.user_id})),
+        ),
+        ("GET", "/api/v1/metrics"): lambda: (
+            # Grouped by A's metadata key and filtered by A's user: B's figures hold
+            # neither A's values nor A's counts.
+            hidden(
+                api.get("/api/v1/metrics", params={**around_a, "group_by": "metadata:owner"}), 200
+            ),
+            hidden(api.get("/api/v1/metrics", params={**around_a, "user_id": a.user_id}), 200),
+            metrics_count_nothing(
+                api.get("/api/v1/metrics", params={**around_a, "user_id": a.user_id})
+            ),
+            a_sees(a_api.get("/api/v1/metrics", params={**around_a, "group_by": "metadata:owner"})),
         ),
         # Documents and health: no project data at all.
         ("GET", "/healthz"): lambda: hidden(api.get("/healthz"), 200),

@@ -52,6 +52,7 @@ def test_query_api_never_answers_5xx(server):
         "/api/v1/traces",
         "/api/v1/traces/{trace_id}",
         "/api/v1/users",
+        "/api/v1/metrics",
     }
     auth = {"Authorization": f"Bearer {server.api_key}"}
     calls: dict[str, int] = {}

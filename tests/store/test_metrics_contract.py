@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.store.test_contract import backend, score, store  # noqa: F401 - fixtures
+from tests.store import test_contract as contract
 from threadline.server.model import (
     METRIC_NAMES,
     Metrics,
@@ -20,6 +20,11 @@ from threadline.server.model import (
 )
 from threadline.server.store import Store
 from threadline.server.store.metrics import bucket_end
+
+# The contract suite's backends (SQLite, ClickHouse on chDB) and its score helper.
+backend = contract.backend
+store = contract.store
+score = contract.score
 
 MINUTE = 60 * 10**9
 HOUR = 60 * MINUTE
@@ -80,7 +85,7 @@ def fill(store: Store) -> int:
                 tokens=(20, 10),
                 tags=["y"],
                 version="2",
-            ),  # fmt: skip
+            ),
             # Active in hours 0 and 1.
             span(3, 50, 15, session="b", user="u2", tokens=(1, 1), tags=["x", "y"], version="1"),
             span(4, 130, 1, cost=0.5),

@@ -84,6 +84,8 @@ def bucket_range(query: MetricsQuery) -> Range:
     count = -(-(end - origin) // width)
     if count > MAX_BUCKETS:
         raise BadRequest(f"{count} buckets asked for; at most {MAX_BUCKETS}: use a longer bucket")
+    if origin < -(2**63) or origin + count * width > 2**63 - 1:
+        raise BadRequest("the range must lie between the years 1678 and 2262")
     return Range(origin, width, count)
 
 
