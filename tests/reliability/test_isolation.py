@@ -360,6 +360,40 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert asked.text.replace(a.evaluator, "?") == unknown.text.replace("no-such-name", "?")
         a_sees(a_api.get("/api/v1/evaluation-runs", params={"session_id": session}))
 
+    def evaluator_form() -> None:
+        form = "&".join(
+            [
+                "name=b-form",
+                "prompt=b",
+                "base_url=http://127.0.0.1:9/v1",
+                "model=m",
+                "score_type=boolean",
+            ]
+        )
+        response = web.post(
+            "/evaluators",
+            content=form.encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 303, response.text
+        hidden(web.get("/evaluators"), 200)
+        assert api.get("/api/v1/evaluators/b-form").status_code == 200
+        assert a_api.get("/api/v1/evaluators/b-form").status_code == 404
+
+    def delete_evaluator_form() -> None:
+        # The answer names the evaluator B asked to delete, as for any unknown name.
+        def post(name: str) -> httpx.Response:
+            return web.post(
+                "/evaluators/delete",
+                content=f"name={name}".encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+
+        asked, unknown = post(a.evaluator), post("no-such-name")
+        assert asked.status_code == 404 and unknown.status_code == 404
+        assert asked.text.replace(a.evaluator, "?") == unknown.text.replace("no-such-name", "?")
+        a_sees(a_api.get(f"/api/v1/evaluators/{a.evaluator}"))
+
     def discarded(path: str) -> Callable[[], None]:
         def check() -> None:
             response = api.post(path, content=b"", headers={"Content-Type": "application/json"})
@@ -537,6 +571,9 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
             web.get("/export/session.json", params={"session_id": session}), 404
         ),
         ("POST", "/evaluate"): evaluate_form,
+        ("GET", "/evaluators"): lambda: hidden(web.get("/evaluators"), 200),
+        ("POST", "/evaluators"): evaluator_form,
+        ("POST", "/evaluators/delete"): delete_evaluator_form,
         ("GET", "/fragments/evaluation-runs"): lambda: hidden(
             web.get("/fragments/evaluation-runs", params={"session_id": session}), 200
         ),

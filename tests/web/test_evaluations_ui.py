@@ -114,3 +114,68 @@ def test_the_evaluate_form_refuses_another_sites_origin(server):
         headers=headers,
     )
     assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
+
+
+def test_evaluators_are_defined_listed_with_their_cost_and_deleted_in_the_ui(ui, server):
+    sid = f"ui-def-{uuid.uuid4().hex[:8]}"
+    send_turn(server, sid, "Where is my parcel?", "It arrives tomorrow, thanks for waiting")
+    with FakeJudge() as judge:
+        page = ui.go("/evaluators")
+        assert "No evaluator yet" in page.inner_text("[data-testid=evaluators]")
+        form = page.locator("[data-testid=evaluator-form]")
+        form.locator("input[name=name]").fill("helpfulness")
+        form.locator("textarea[name=prompt]").fill("Rate 1-5 how helpful.\n{{transcript}}")
+        form.locator("input[name=base_url]").fill(judge.base_url)
+        form.locator("input[name=model]").fill("gpt-4o-mini")
+        form.locator("select[name=score_type]").select_option("numeric")
+        form.locator("input[name=min_value]").fill("1")
+        form.locator("input[name=max_value]").fill("0")  # below the minimum: refused
+        form.locator("input[name=online]").uncheck()
+        form.locator("button[type=submit]").click()
+        error = page.locator("[data-testid=form-error]")
+        assert error.inner_text() == "score 'helpfulness': min_value is above max_value"
+        # The refused form is answered 400 on purpose, which Chromium logs.
+        assert ui.errors == [
+            "console: Failed to load resource: the server responded with a status of 400 "
+            "(Bad Request)"
+        ]
+        ui.errors.clear()
+        # The form keeps what was typed; fix the maximum and send it again.
+        assert form.locator("textarea[name=prompt]").input_value().startswith("Rate 1-5")
+        form.locator("input[name=max_value]").fill("5")
+        form.locator("button[type=submit]").click()
+        page.wait_for_url(re.compile(r".*/evaluators$"))
+        (made,) = server.get("/api/v1/evaluators")["items"]
+        assert (made["name"], made["online"], made["target"]) == ("helpfulness", False, "session")
+        assert made["score"] == {
+            "name": "helpfulness",
+            "data_type": "numeric",
+            "min_value": 1.0,
+            "max_value": 5.0,
+            "labels": [],
+            "description": None,
+        }
+        # Judge a session with it; the page's totals are the API's.
+        response = server.http.post(
+            "/api/v1/evaluation-runs", json={"evaluator": "helpfulness", "session_id": sid}
+        )
+        assert response.status_code == 202
+        totals: dict = {}
+        for _ in range(100):
+            totals = server.get("/api/v1/evaluators/helpfulness")["totals"]
+            if totals["runs_done"]:
+                break
+            page.wait_for_timeout(100)
+        page.reload()
+        row = page.locator("tr[data-evaluator=helpfulness]")
+        assert row.locator("[data-col=runs_done]").get_attribute("data-value") == "1"
+        tokens = row.locator("[data-col=tokens]").get_attribute("data-value")
+        assert tokens == f"{totals['input_tokens']}:{totals['output_tokens']}"
+        cost = float(row.locator("[data-col=cost_usd]").get_attribute("data-value"))
+        assert abs(cost - totals["cost_usd"]) < 1e-12
+        ui.shot("evaluators")
+        row.locator("button", has_text="Delete").click()
+        page.wait_for_url(re.compile(r".*/evaluators$"))
+        assert server.get("/api/v1/evaluators")["items"] == []
+        assert page.locator("tr[data-evaluator=helpfulness]").count() == 0
+    assert not ui.errors, ui.errors

@@ -1,0 +1,128 @@
+"""The Evaluators page: the project's evaluators with what they did and what their
+judge cost, a form to define one, and a button to delete one. The JSON twin is
+``/api/v1/evaluators``; both validate with the same rules (``check_evaluator``)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from threadline.server.api.evaluations import check_evaluator
+from threadline.server.errors import BadRequest, ThreadlineError
+from threadline.server.evaluation.model import EvaluatorIn
+from threadline.server.model import Project
+from threadline.server.store import Store
+from threadline.server.web.auth import PageProject
+from threadline.server.web.render import render
+from threadline.server.web.same_origin import SameOrigin
+
+router = APIRouter(include_in_schema=False)
+
+_MAX_FORM_BYTES = 64 * 1024  # a prompt of 20,000 characters, form-encoded
+
+
+def _page(
+    request: Request,
+    project: Project,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    store: Store = request.app.state.store
+    context = {
+        "project": project,
+        "tab": "evaluators",
+        "evaluators": store.list_evaluators(project.id),
+        "form": form or {},
+        "error": error,
+    }
+    return render(request, "evaluators.html", context, status_code=status_code)
+
+
+@router.get("/evaluators")
+def evaluators_page(request: Request, project: PageProject) -> Response:
+    return _page(request, project)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body())[:_MAX_FORM_BYTES].decode("utf-8", "replace")
+    return {k: v[0].strip() for k, v in parse_qs(body).items()}
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def definition(form: dict[str, str]) -> EvaluatorIn:
+    """An evaluator from the page's form (``ValidationError`` if it does not make one)."""
+    metadata = {}
+    for line in form.get("metadata", "").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip():
+            metadata[key.strip()] = value.strip()
+    name = form.get("name", "")
+    return EvaluatorIn.model_validate(
+        {
+            "name": name,
+            "target": form.get("target", "session"),
+            "prompt": form.get("prompt", ""),
+            "judge": {
+                "base_url": form.get("base_url", ""),
+                "model": form.get("model", ""),
+                "api_key_env": form.get("api_key_env") or None,
+            },
+            "score": {
+                "name": form.get("score_name") or name,
+                "data_type": form.get("score_type", "boolean"),
+                "min_value": form.get("min_value") or None,
+                "max_value": form.get("max_value") or None,
+                "labels": _split(form.get("labels", "")),
+            },
+            "sampling_rate": form.get("sampling_rate") or 1.0,
+            "filter": {
+                "tags": _split(form.get("tags", "")),
+                "metadata": metadata,
+                "user_id": form.get("user_id") or None,
+            },
+            "online": form.get("online") == "on",
+        }
+    )
+
+
+@router.post("/evaluators")
+async def create_evaluator(request: Request, _: SameOrigin, project: PageProject) -> Response:
+    form = await _form(request)
+    store: Store = request.app.state.store
+
+    def create() -> None:
+        evaluator = check_evaluator(store, project.id, definition(form))
+        if store.get_evaluator(project.id, evaluator.name) is not None:
+            raise BadRequest(f"an evaluator named {evaluator.name!r} exists already")
+        store.put_evaluator(project.id, evaluator)
+
+    try:
+        await run_in_threadpool(create)
+    except ValidationError as invalid:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in invalid.errors()
+        )
+        return await run_in_threadpool(_page, request, project, form, problems, 400)
+    except ThreadlineError as refused:
+        return await run_in_threadpool(_page, request, project, form, refused.message, 400)
+    return RedirectResponse("/evaluators", status_code=303)
+
+
+@router.post("/evaluators/delete")
+async def delete_evaluator(request: Request, _: SameOrigin, project: PageProject) -> Response:
+    name = (await _form(request)).get("name", "")
+    store: Store = request.app.state.store
+    deleted = await run_in_threadpool(store.delete_evaluator, project.id, name)
+    if not deleted:
+        return await run_in_threadpool(
+            _page, request, project, None, f"no evaluator {name!r} to delete", 404
+        )
+    return RedirectResponse("/evaluators", status_code=303)
