@@ -17,8 +17,8 @@ from threadline.server.evaluation.model import EvaluatorIn
 from threadline.server.model import Project
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
+from threadline.server.web.origin import SameOrigin
 from threadline.server.web.render import render
-from threadline.server.web.same_origin import SameOrigin
 
 router = APIRouter(include_in_schema=False)
 
