@@ -167,8 +167,14 @@ def server(threadline_process: ServerProcess) -> Iterator[ProjectClient]:
     client.http.close()
 
 
+_INTEGRATIONS = Path(__file__).resolve().parent / "integrations"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Every test that drives Chromium is a browser test, whichever file it is in.
     for item in items:
+        # Every test that drives Chromium is a browser test, whichever file it is in.
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+        # Other vendors' SDKs, each driving an app through the real server: seconds each.
+        if item.path.is_relative_to(_INTEGRATIONS):
+            item.add_marker(pytest.mark.slow)

@@ -238,6 +238,7 @@ def test_a_bad_key_never_raises(server: Any, fresh_sdk: None, caplog: pytest.Log
     assert "401" in caplog.text and "not recorded" in caplog.text
 
 
+@pytest.mark.slow
 def test_scores_wait_for_a_server_that_is_not_up_yet(
     tmp_path: Path, fresh_sdk: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
