@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from threadline.server.errors import BadRequest
 from threadline.server.model import (
@@ -207,7 +208,9 @@ def check_metrics(names: Iterable[str]) -> list[str]:
     return wanted
 
 
-def parse_group_by(text: str | None) -> tuple[str | None, str | None]:
+def parse_group_by(
+    text: str | None,
+) -> tuple[Literal["tag", "metadata"] | None, str | None]:
     """``tag`` or ``metadata:KEY`` into (group_by, group_key); 400 for anything else."""
     if not text:
         return None, None
