@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from playwright.sync_api import expect
+import pytest
+from playwright.sync_api import Browser, expect
 
-from .conftest import UI, send
+from .conftest import ARTIFACTS, UI, send, sign_in
 from .otlp import MS, SpanSpec, Turn, new_trace_id, turn_spans
 
 S = 1_000_000_000
@@ -131,3 +132,120 @@ def test_the_session_page_follows_the_conversation_live(ui: UI, server) -> None:
     assert page.evaluate("window.notReloaded") is True  # updated in place
     expect(page.locator("body.live-on")).to_have_count(1)  # and says it is live
     ui.shot("session-live")
+
+
+# One style for every duration: a number, a space, a unit.
+DURATION = re.compile(r"^(\d+(\.\d+)? (ms|s)|\d+ min \d\d s|\d+ h \d\d min)$")
+
+
+def _plain_turns(server, session_id: str, base: int) -> list[str]:
+    """Two turns of a session that recorded no tokens: a root with a child span each,
+    the first lasting 65 s, the second 75 s after it."""
+    trace_ids = []
+    for n, (start, seconds, question, answer) in enumerate(
+        [(base, 65, "Book a table", "Booked for 8 pm"), (base + 140 * S, 2, "Thanks", "Enjoy!")]
+    ):
+        root = SpanSpec("handle_turn", start, start + seconds * S, trace_id=new_trace_id())
+        root.attributes = {
+            "session.id": session_id,
+            "threadline.span.input": json.dumps(question),
+            "threadline.span.output": json.dumps(answer),
+        }
+        child = SpanSpec("lookup", start + MS, start + 2 * MS, trace_id=root.trace_id)
+        child.parent_span_id = root.span_id
+        child.attributes = {"threadline.span.type": "TOOL" if n else "DEFAULT"}
+        send(server, [root, child])
+        trace_ids.append(root.trace_id)
+    return trace_ids
+
+
+def test_one_way_to_write_each_thing(ui: UI, server) -> None:
+    base = (time.time_ns() // S - 600) * S
+    trace_ids = _plain_turns(server, "s-plain", base)
+
+    page = ui.go("/sessions?range=all")
+    row = page.locator('tr[data-id="s-plain"]')
+    # No tokens recorded: "—", as for an unknown cost, never "0 → 0".
+    expect(row.locator('[data-col="tokens"]')).to_have_text("—")
+    expect(row.locator('[data-col="cost_usd"]')).to_have_text("—")
+    # The Sessions table shows the last output beside the first input.
+    headers = page.locator("#sessions-table thead th")
+    expect(headers.filter(has_text="Last output")).to_have_count(1)
+    expect(row.locator("td.preview").nth(0)).to_have_text("Book a table")
+    expect(row.locator("td.preview").nth(1)).to_have_text("Enjoy!")
+
+    page = ui.go("/sessions/s-plain")
+    assert "0 → 0" not in page.locator("main").inner_text()
+    expect(page.get_by_test_id("session-totals").locator('[data-col="tokens"]')).to_have_text("—")
+    durations = page.locator('[data-col="duration_ms"]').all_inner_texts()
+    durations += page.get_by_test_id("idle-gap").all_inner_texts()
+    assert durations and all(DURATION.match(d.removeprefix("idle ")) for d in durations), durations
+    assert "1 min 05 s" in durations and "idle 1 min 15 s" in durations
+
+    # The tree and the span's detail name a span's type alike.
+    page = ui.go(f"/traces/{trace_ids[0]}")
+    rows = page.locator(".span-row")
+    for index in range(2):
+        rows.nth(index).click()
+        span_id = rows.nth(index).get_attribute("data-span")
+        expect(page.locator(f'.span-detail[data-span="{span_id}"]')).to_have_count(1)
+        label = rows.nth(index).locator(".type").inner_text()
+        assert page.locator(".span-detail h2 .type").inner_text() == label
+    assert [rows.nth(i).locator(".type").inner_text() for i in range(2)] == ["SPAN", "SPAN"]
+    assert "0 → 0" not in page.locator("main").inner_text()
+    assert all(DURATION.match(d) for d in page.locator(".sr-dur").all_inner_texts())
+
+    # Export JSON: the session's own fields, and each trace once, in full.
+    exported = page.request.get(ui.base_url + "/export/session.json?session_id=s-plain").json()
+    assert "traces" not in exported["session"]
+    assert [t["trace_id"] for t in exported["traces"]] == trace_ids
+    assert json.dumps(exported).count(trace_ids[0]) == 1
+
+
+def test_the_traces_list_keeps_its_session_column_on_a_phone(
+    browser: Browser, server, request: pytest.FixtureRequest
+) -> None:
+    _plain_turns(server, "s-phone", (time.time_ns() // S - 600) * S)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        sign_in(page, server.base_url, server.api_key)
+        page.goto(server.base_url + "/traces?range=all")
+        expect(page.locator("#traces-table thead th", has_text="Session")).to_be_visible()
+        expect(page.locator("#live-rows a", has_text="s-phone").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-traces-390.png"))
+    finally:
+        context.close()
+
+
+def test_dark_mode_follows_the_system_setting(
+    browser: Browser, server, request: pytest.FixtureRequest
+) -> None:
+    trace_ids = _plain_turns(server, "s-dark", (time.time_ns() // S - 600) * S)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1200, "height": 800}, color_scheme=scheme)
+        try:
+            page = context.new_page()
+            sign_in(page, server.base_url, server.api_key)
+            for name, path in (
+                ("session", "/sessions/s-dark"),
+                ("trace", f"/traces/{trace_ids[0]}"),
+            ):
+                page.goto(server.base_url + path)
+                background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+                text = page.evaluate("getComputedStyle(document.body).color")
+                assert (
+                    _luminance(background) < 0.1
+                    if scheme == "dark"
+                    else _luminance(background) > 0.9
+                )
+                assert abs(_luminance(background) - _luminance(text)) > 0.6  # readable
+                page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}-{scheme}.png"))
+        finally:
+            context.close()
+
+
+def _luminance(css_color: str) -> float:
+    red, green, blue = (int(v) / 255 for v in re.findall(r"\d+", css_color)[:3])
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue

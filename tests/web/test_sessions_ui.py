@@ -132,7 +132,7 @@ def test_session_page_transcript(ui: UI, server, scenario: Scenario) -> None:
         assert close(cells(article)["duration_ms"], turn.duration_ms, 3)
         assert cells(article)["tokens"] == f"{turn.input_tokens}:{turn.output_tokens}"
     # Idle time between turns: 30 s and 75 s.
-    expect(page.get_by_test_id("idle-gap")).to_have_text(["idle 30.00 s", "idle 1m 15s"])
+    expect(page.get_by_test_id("idle-gap")).to_have_text(["idle 30.00 s", "idle 1 min 15 s"])
     expect(page.locator(".timeline .tl-turn")).to_have_count(3)
     ui.shot("transcript")
 
@@ -153,7 +153,9 @@ def test_session_export_json(ui: UI, server, scenario: Scenario) -> None:
     with page.expect_download() as info:
         page.get_by_test_id("export").click()
     exported = json.loads(info.value.path().read_text())
-    assert exported["session"] == server.get("/api/v1/sessions/sess-alpha")
+    # The session's fields, and each trace once: in full, under "traces".
+    detail = server.get("/api/v1/sessions/sess-alpha")
+    assert exported["session"] == {k: v for k, v in detail.items() if k != "traces"}
     assert [t["trace_id"] for t in exported["traces"]] == [
         t.trace_id for t in scenario.sessions["sess-alpha"]
     ]

@@ -106,8 +106,9 @@ def export_session(request: Request, project: PageProject, session_id: str) -> R
         return _not_found(request, project, f"session {session_id!r}")
     mark_activity([session], request.app.state.settings.session_idle_seconds)
     traces = [store.get_trace(project.id, t.trace_id) for t in session.traces]
+    # The session's own fields, and each trace once: in full, under "traces".
     body = {
-        "session": session.model_dump(mode="json"),
+        "session": session.model_dump(mode="json", exclude={"traces"}),
         "traces": [t.model_dump(mode="json") for t in traces if t is not None],
     }
     safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id)[:80]

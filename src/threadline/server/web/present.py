@@ -20,6 +20,8 @@ COLLAPSE_LINES = 24
 
 
 def duration(ms: float | None) -> str:
+    """Every duration on every page, one style: a number, a space, a unit; the two
+    largest units past a minute (``850 ms``, ``2.50 s``, ``2 min 05 s``, ``1 h 02 min``)."""
     if ms is None:
         return "—"
     if ms < 1:
@@ -31,9 +33,9 @@ def duration(ms: float | None) -> str:
         return f"{seconds:.2f} s"
     minutes, secs = divmod(int(seconds), 60)
     if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
+        return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    return f"{hours} h {minutes:02d} min"
 
 
 def cost(usd: float | None) -> str:
@@ -50,6 +52,24 @@ def cost(usd: float | None) -> str:
 
 def number(value: float | None) -> str:
     return "—" if value is None else f"{value:,}"
+
+
+def tokens(count: int | None) -> str:
+    """A token count; "—" for none, as for an unknown cost: totals are 0 when no span
+    said how many tokens it used, and 0 tokens is never a real model call."""
+    return "—" if not count else f"{count:,}"
+
+
+def tokens_in_out(input_tokens: int | None, output_tokens: int | None) -> str:
+    if not input_tokens and not output_tokens:
+        return "—"
+    return f"{input_tokens or 0:,} → {output_tokens or 0:,}"
+
+
+def span_type_label(span_type: str) -> str:
+    """What the tree and the span's detail both call a span's type: DEFAULT, the type
+    of a span that is none of the others, reads as a plain span."""
+    return "span" if span_type == "DEFAULT" else span_type
 
 
 def payload_text(value: Any) -> tuple[str, bool]:
