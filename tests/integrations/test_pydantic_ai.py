@@ -27,6 +27,7 @@ from tests.integrations.conversation import (
 from tests.integrations.fake_openai import FakeOpenAI
 
 pytest.importorskip("pydantic_ai")
+pytestmark = pytest.mark.slow
 
 
 def main() -> None:

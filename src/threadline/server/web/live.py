@@ -130,7 +130,7 @@ async def live_session(
     request: Request, project: PageProject, session_id: str, after: str | None = None
 ) -> StreamingResponse:
     """The session page's stream: an event for each trace of the session written after
-    the page's watermark; the page then renders itself again (totals, timeline and
+    the page's position; the page then renders itself again (totals, timeline and
     transcript all follow from the new turns)."""
     store: Store = request.app.state.store
 
