@@ -57,4 +57,4 @@ def test_scripts_test_shows_progress_while_installing(tmp_path):
     assert len(collecting) >= 5, lines
     times = [0.0] + [at for at, _ in lines] + [min(60.0, time.monotonic() - started)]
     longest_silence = max(b - a for a, b in itertools.pairwise(times))
-    assert longest_silence < 30, lines
+    assert longest_silence < 45, lines  # a large wheel may take a while to download
