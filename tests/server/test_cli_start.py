@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -97,3 +99,46 @@ def test_banner_and_readme_install_the_sdk_from_the_checkout_with_opentelemetry_
     always = [r for r in requires if "extra ==" not in r]
     assert always and all(r.startswith("opentelemetry-") for r in always), always
     assert "threadline/py.typed" in names
+
+
+def test_banner_names_the_checkout_a_plain_pip_install_came_from(tmp_path):
+    # The README installs with `pip install '.[server]'`: not editable, so the code runs
+    # from site-packages, and the banner finds the checkout through pip's record of it.
+    target = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr
+    log = tmp_path / "log.txt"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "threadline.server",
+                "serve",
+                "--port",
+                str(free_port()),
+                "--grpc-port",
+                "0",
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            # Only the installed copy on the path, not the checkout's src/.
+            env={**os.environ, "PYTHONPATH": str(target), "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "Trace your app" not in log.read_text() and time.monotonic() < deadline:
+                assert process.poll() is None, log.read_text()
+                time.sleep(0.1)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    assert f"pip install {ROOT}\n" in log.read_text(), log.read_text()

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import os
 import shlex
 import sys
 import urllib.parse
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from threadline.server import cli_evaluations, ports
@@ -252,10 +254,19 @@ with the header 'Authorization: Bearer {key}'.
 
 
 def _checkout() -> Path | None:
-    """The source checkout this server runs from (an editable install), if it does."""
-    root = Path(__file__).resolve().parents[3]
-    if (root / "pyproject.toml").is_file() and (root / "src" / "threadline").is_dir():
-        return root
+    """The source checkout this server runs from (editable), or was installed from
+    (``pip install .``, which pip records as the distribution's ``direct_url.json``)."""
+    candidates = [Path(__file__).resolve().parents[3]]
+    try:
+        direct = json.loads(distribution("threadline").read_text("direct_url.json") or "{}")
+    except (PackageNotFoundError, ValueError):
+        direct = {}
+    url = urllib.parse.urlsplit(str(direct.get("url", "")))
+    if url.scheme == "file" and "dir_info" in direct:
+        candidates.append(Path(urllib.parse.unquote(url.path)))
+    for root in candidates:
+        if (root / "pyproject.toml").is_file() and (root / "src" / "threadline").is_dir():
+            return root
     return None
 
 
