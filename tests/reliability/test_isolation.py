@@ -394,6 +394,28 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert asked.text.replace(a.evaluator, "?") == unknown.text.replace("no-such-name", "?")
         a_sees(a_api.get(f"/api/v1/evaluators/{a.evaluator}"))
 
+    def bulk_delete_in_b() -> None:
+        # B's filters naming A's user or text match nothing; B deleting every session it
+        # has deletes none of A's.
+        path = "/api/v1/sessions/delete"
+        for params in ({"user_id": a.user_id}, {"q": a.marker}, {"tag": "a-only"}):
+            hidden(api.post(path, params=params, json={"dry_run": True}), 200)
+            assert api.post(path, params=params, json={"dry_run": True}).json()["matched"] == 0
+        mine = api.post(path, json={"dry_run": True}).json()["matched"]
+        hidden(api.post(path, json={"confirm_count": mine}), 200)
+        assert a_api.get(f"/api/v1/sessions/{session}").json()["trace_count"] == 3
+
+    def delete_form(kind: str, ids: list[str]) -> None:
+        for target in ids:
+            response = web.post(
+                f"/delete/{kind}", data={f"{kind}_id": target}, headers={"Origin": base}
+            )
+            # The 404 page names the id B sent (in the form), as for any unknown id.
+            assert response.status_code == 404, (kind, response.status_code, response.text)
+            _assert_hidden(a, response.text.replace(target, "?"), f"POST /delete/{kind}")
+        a_sees(a_api.get(f"/api/v1/sessions/{session}"))
+        assert a_api.get(f"/api/v1/sessions/{session}").json()["trace_count"] == 3
+
     def discarded(path: str) -> Callable[[], None]:
         def check() -> None:
             response = api.post(path, content=b"", headers={"Content-Type": "application/json"})
@@ -458,6 +480,21 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ("GET", "/api/v1/traces/{trace_id}"): lambda: [
             hidden(api.get(f"/api/v1/traces/{t}"), 404) for t in a.trace_ids
         ],
+        # Deletion: B's key and cookie delete nothing of A's, by id or by filter.
+        ("DELETE", "/api/v1/sessions/{session_id:path}"): lambda: (
+            hidden(api.delete(f"/api/v1/sessions/{session}"), 404),
+            a_sees(a_api.get(f"/api/v1/sessions/{session}")),
+        ),
+        ("DELETE", "/api/v1/traces/{trace_id}"): lambda: [
+            (
+                hidden(api.delete(f"/api/v1/traces/{t}"), 404),
+                a_sees(a_api.get(f"/api/v1/traces/{t}")),
+            )
+            for t in a.trace_ids
+        ],
+        ("POST", "/api/v1/sessions/delete"): bulk_delete_in_b,
+        ("POST", "/delete/session"): lambda: delete_form("session", [session]),
+        ("POST", "/delete/trace"): lambda: delete_form("trace", a.trace_ids),
         # Scores, score configurations and notes: B's key writes into B, finds none of
         # A's, and deletes nothing of A's by guessing ids.
         ("POST", "/api/v1/scores"): score_into_b,

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from threadline.server import pricing
+from threadline.server.api.deletion import router as deletion_api_router
 from threadline.server.api.docs import install as install_api_docs
 from threadline.server.api.evaluations import router as evaluations_api_router
 from threadline.server.api.langfuse_scores import router as langfuse_scores_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(scores_api_router)
     app.include_router(langfuse_scores_router)
     app.include_router(evaluations_api_router)
+    app.include_router(deletion_api_router)
     install_web_ui(app)
     install_api_docs(app)
 

@@ -1,4 +1,5 @@
-"""The ``threadline`` command: ``serve``, ``keys``, ``projects``, ``migrate`` and ``demo``.
+"""The ``threadline`` command: ``serve``, ``keys``, ``projects``, ``migrate``, ``demo`` and
+``delete``.
 
 The CLI only turns flags into ``Settings`` (and calls into the server); every setting's
 default, environment variable and help come from the table in ``settings.py``.
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-from threadline.server import cli_evaluations, ports
+from threadline.server import cli_evaluations, data_commands, ports
 from threadline.server.connections import raise_open_file_limit
 from threadline.server.model import KeyScope, Project
 from threadline.server.settings import SETTINGS, Settings
@@ -137,6 +138,32 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--sessions", type=int, default=12, help="How many chat sessions.")
     demo.add_argument("--seed", type=int, default=7, help="Random seed.")
     demo.set_defaults(run=_demo)
+
+    delete = commands.add_parser(
+        "delete", help="Delete a session, a trace, or every session a filter matches."
+    )
+    delete_commands = delete.add_subparsers(metavar="WHAT")
+    for what in ("session", "trace"):
+        one = delete_commands.add_parser(what, help=f"Delete one {what} (and what it holds).")
+        one.add_argument("id", help=f"The {what}'s id.")
+        data_commands.add_connection(one)
+        one.set_defaults(run=data_commands.run_delete, what=what)
+    many = delete_commands.add_parser(
+        "sessions", help="Delete every session the filters match, after confirming the count."
+    )
+    many.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="A Sessions list filter, repeatable: "
+        + ", ".join(data_commands.SESSION_FILTERS)
+        + " (e.g. user_id=ana, metadata=env=prod, score=quality<3).",
+    )
+    many.add_argument("--all", action="store_true", help="No filter: every session.")
+    many.add_argument("--yes", action="store_true", help="Do not ask; delete what matches.")
+    data_commands.add_connection(many)
+    many.set_defaults(run=data_commands.run_delete, what="sessions")
     return parser
 
 

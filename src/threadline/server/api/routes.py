@@ -86,13 +86,7 @@ def get_store(request: Request) -> Store:
 CurrentStore = Annotated[Store, Depends(get_store)]
 
 
-@router.get("/sessions", summary="Sessions, newest activity first")
-def list_sessions(
-    request: Request,
-    project: CurrentProject,
-    store: CurrentStore,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+def session_filters(
     user_id: str | None = None,
     start: Start = None,
     end: End = None,
@@ -105,10 +99,9 @@ def list_sessions(
     metadata: Metadata = [],  # noqa: B006 - FastAPI copies Query defaults
     score: ScoreFilters = [],  # noqa: B006
     missing_score: MissingScores = [],  # noqa: B006
-) -> Page[Session]:
-    query = SessionQuery(
-        limit=limit,
-        cursor=cursor,
+) -> SessionQuery:
+    """The Sessions list's filters, as the list, the export and the bulk delete take them."""
+    return SessionQuery(
         user_id=user_id,
         start=start,
         end=end,
@@ -119,6 +112,21 @@ def list_sessions(
         metadata=parse_metadata(metadata),
         scores=scoring.parse_filters(score, missing_score),
     )
+
+
+SessionFilters = Annotated[SessionQuery, Depends(session_filters)]
+
+
+@router.get("/sessions", summary="Sessions, newest activity first")
+def list_sessions(
+    request: Request,
+    project: CurrentProject,
+    store: CurrentStore,
+    filters: SessionFilters,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Session]:
+    query = filters.model_copy(update={"limit": limit, "cursor": cursor})
     page = store.list_sessions(project.id, query)
     mark_activity(page.items, request.app.state.settings.session_idle_seconds)
     return page
@@ -137,12 +145,7 @@ def get_session(
     return session
 
 
-@router.get("/traces", summary="Traces, newest first")
-def list_traces(
-    project: CurrentProject,
-    store: CurrentStore,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+def trace_filters(
     session_id: str | None = None,
     user_id: str | None = None,
     status: Status | None = None,
@@ -153,10 +156,9 @@ def list_traces(
     metadata: Metadata = [],  # noqa: B006 - FastAPI copies Query defaults
     score: ScoreFilters = [],  # noqa: B006
     missing_score: MissingScores = [],  # noqa: B006
-) -> Page[Trace]:
-    query = TraceQuery(
-        limit=limit,
-        cursor=cursor,
+) -> TraceQuery:
+    """The Traces list's filters, as the list and the export take them."""
+    return TraceQuery(
         session_id=session_id,
         user_id=user_id,
         status=status,
@@ -167,6 +169,20 @@ def list_traces(
         metadata=parse_metadata(metadata),
         scores=scoring.parse_filters(score, missing_score),
     )
+
+
+TraceFilters = Annotated[TraceQuery, Depends(trace_filters)]
+
+
+@router.get("/traces", summary="Traces, newest first")
+def list_traces(
+    project: CurrentProject,
+    store: CurrentStore,
+    filters: TraceFilters,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Trace]:
+    query = filters.model_copy(update={"limit": limit, "cursor": cursor})
     return store.list_traces(project.id, query)
 
 

@@ -107,6 +107,18 @@ class Store(Protocol):
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None: ...
 
+    # --- deletion ---------------------------------------------------------------
+    def delete_traces(self, project_id: int, trace_ids: Sequence[str]) -> int:
+        """Delete traces with their spans, scores and notes; their sessions are rolled
+        up again from the traces they keep (a session left with none is deleted, its
+        own scores and notes with it). Returns how many of the traces were stored."""
+        ...
+
+    def delete_sessions(self, project_id: int, session_ids: Sequence[str]) -> int:
+        """Delete sessions with every trace in them, and their scores and notes.
+        Returns how many of the sessions were stored."""
+        ...
+
     # --- users, live feed ------------------------------------------------------
     def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
         """Users (ids found on traces) with their totals, latest activity first."""

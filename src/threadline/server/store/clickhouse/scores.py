@@ -149,6 +149,40 @@ class ClickHouseScores:
         # failed between its score insert and its rollups.
         self._refresh(project_id, touched)
 
+    def delete_annotations(self, project_id: int, column: str, ids: Sequence[str]) -> None:
+        """Delete the scores and notes whose ``column`` (trace_id or session_id) is among
+        ``ids`` (a deleted copy of each, as ``delete`` adds) and roll up their targets
+        again."""
+        if not ids:
+            return
+        wanted = set(ids)
+        touched: set[tuple[str, str, str]] = set()
+        data = []
+        notes = []
+        for chunk in _chunks(ids):
+            params = {"project": project_id, "ids": list(chunk)}
+            for row in self._rows(
+                latest_scores(
+                    "project_id = %(project)s AND id IN (SELECT id FROM scores"
+                    f" WHERE project_id = %(project)s AND {column} IN %(ids)s)"
+                ),
+                params,
+            ):
+                record = _record(row[1:])
+                # Picked by any of its rows: only its newest one says where it is now.
+                if getattr(record, column) not in wanted:
+                    continue
+                touched.add((*record.target, record.name))
+                if not row[-1]:
+                    data.append(self._score_row(project_id, record, deleted=True))
+            notes += [
+                [project_id, *row[:6], 1]
+                for row in self._notes(project_id, f"{column} IN %(ids)s", ids=list(chunk))
+            ]
+        self._insert("scores", data, _SCORE_INSERT_COLUMNS)
+        self._insert("notes", notes, ["project_id", "id", *_NOTE_FIELDS])
+        self._refresh(project_id, touched)
+
     @staticmethod
     def _score_row(project_id: int, r: ScoreRecord, deleted: bool) -> list[Any]:
         return [project_id, r.id, *astuple(r)[1:], *r.target, int(deleted)]

@@ -337,6 +337,104 @@ class ClickHouseStore(EvaluationTables):
             data.append([project_id, session_id, version, *_session_fields(rollup)])
         self._insert("sessions", data, _SESSION_INSERT_COLUMNS)
 
+    # --- deletion -------------------------------------------------------------------
+    # Rows are removed with lightweight DELETEs (rows masked at once, dropped by later
+    # merges), not tombstone versions: a rollup's version counts the spans it saw, and a
+    # trace or session that lost spans must be able to roll up again to a lower one.
+    # The old rollup rows go first, then the new ones are inserted. A write racing the
+    # deletion on the same session can leave that session's previous rollup in place;
+    # docs/reliability.md says so.
+
+    def _delete_rows(self, table: str, column: str, project_id: int, ids: Sequence[str]) -> None:
+        for chunk in _chunks(list(ids)):
+            with _unavailable_means_retry():
+                self._ch.command(
+                    f"DELETE FROM {table} WHERE project_id = %(project)s AND {column} IN %(ids)s",
+                    parameters={"project": project_id, "ids": chunk},
+                    settings={"lightweight_deletes_sync": 2},
+                )
+
+    def delete_traces(self, project_id: int, trace_ids: Sequence[str]) -> int:
+        ids = sorted(set(trace_ids))
+        stored: set[str] = set()
+        sessions: set[str] = set()
+        for chunk in _chunks(ids):
+            params = {"project": project_id, "ids": chunk}
+            stored.update(
+                row[0]
+                for row in self._rows(
+                    "SELECT DISTINCT trace_id FROM traces"
+                    " WHERE project_id = %(project)s AND trace_id IN %(ids)s",
+                    params,
+                )
+            )
+            sessions.update(
+                row[0]
+                for row in self._rows(
+                    "SELECT DISTINCT session_id FROM trace_sessions"
+                    " WHERE project_id = %(project)s AND trace_id IN %(ids)s",
+                    params,
+                )
+            )
+        for table in ("spans", "traces", "trace_sessions"):
+            self._delete_rows(table, "trace_id", project_id, ids)
+        self._scores.delete_annotations(project_id, "trace_id", ids)
+        emptied = self._roll_up_sessions_again(project_id, sorted(sessions))
+        self._scores.delete_annotations(project_id, "session_id", emptied)
+        return len(stored)
+
+    def delete_sessions(self, project_id: int, session_ids: Sequence[str]) -> int:
+        ids = sorted(set(session_ids))
+        existed = 0
+        trace_ids: list[str] = []
+        for chunk in _chunks(ids):
+            params = {"project": project_id, "ids": chunk}
+            existed += len(
+                self._rows(
+                    f"SELECT session_id FROM ({queries.latest_sessions()})"
+                    " WHERE session_id IN %(ids)s",
+                    params,
+                )
+            )
+            trace_ids += [
+                row[0]
+                for row in self._rows(
+                    f"SELECT trace_id FROM ({queries.latest_traces()}) WHERE session_id IN %(ids)s",
+                    params,
+                )
+            ]
+        self.delete_traces(project_id, trace_ids)
+        self._scores.delete_annotations(project_id, "session_id", ids)
+        return existed
+
+    def _roll_up_sessions_again(self, project_id: int, session_ids: list[str]) -> list[str]:
+        """Replace the rollups of sessions that lost traces by ones computed from the
+        traces they keep; returns the sessions left with none."""
+        members: list[str] = []
+        for chunk in _chunks(session_ids):
+            members += [
+                row[0]
+                for row in self._rows(
+                    "SELECT DISTINCT trace_id FROM trace_sessions"
+                    " WHERE project_id = %(project)s AND session_id IN %(ids)s",
+                    {"project": project_id, "ids": chunk},
+                )
+            ]
+        self._delete_rows("sessions", "session_id", project_id, session_ids)
+        if members:
+            self._refresh_sessions(project_id, sorted(set(members)))
+        alive: set[str] = set()
+        for chunk in _chunks(session_ids):
+            alive.update(
+                row[0]
+                for row in self._rows(
+                    f"SELECT session_id FROM ({queries.latest_sessions()})"
+                    " WHERE session_id IN %(ids)s",
+                    {"project": project_id, "ids": chunk},
+                )
+            )
+        return [s for s in session_ids if s not in alive]
+
     # --- queries --------------------------------------------------------------------
 
     def list_sessions(self, project_id: int, query: SessionQuery) -> Page[Session]:

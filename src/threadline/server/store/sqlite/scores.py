@@ -108,7 +108,7 @@ def write(conn: sqlite3.Connection, project_id: int, records: Sequence[ScoreReco
         touched.add((*record.target, record.name))
         rows.append((project_id, *_score_row(record), *record.target))
     conn.executemany(_UPSERT_SCORE, rows)
-    _refresh(conn, project_id, touched)
+    refresh(conn, project_id, touched)
 
 
 def _score_row(r: ScoreRecord) -> tuple[Any, ...]:
@@ -133,11 +133,11 @@ def delete(conn: sqlite3.Connection, project_id: int, score_id: str) -> bool:
     if before is None:
         return False
     conn.execute("DELETE FROM scores WHERE project_id = ? AND id = ?", (project_id, score_id))
-    _refresh(conn, project_id, {(*before.target, before.name)})
+    refresh(conn, project_id, {(*before.target, before.name)})
     return True
 
 
-def _refresh(
+def refresh(
     conn: sqlite3.Connection, project_id: int, touched: Iterable[tuple[str, str, str]]
 ) -> None:
     """Recompute the rollups of ``touched`` (target kind, target id, name) from their

@@ -65,7 +65,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
-from threadline.server.store.sqlite import metrics, payloads, scores
+from threadline.server.store.sqlite import deletion, metrics, payloads, scores
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite.filters import (
@@ -474,6 +474,16 @@ class SQLiteStore(EvaluationTables):
         trace.scores = summaries.get(trace_id, {})
         unpack = self._unpacker()
         return TraceDetail(**trace.model_dump(), spans=[schema.span(s, unpack) for s in spans])
+
+    # --- deletion -------------------------------------------------------------------
+
+    def delete_traces(self, project_id: int, trace_ids: Sequence[str]) -> int:
+        with self._transaction() as conn:
+            return deletion.delete_traces(conn, project_id, trace_ids)
+
+    def delete_sessions(self, project_id: int, session_ids: Sequence[str]) -> int:
+        with self._transaction() as conn:
+            return deletion.delete_sessions(conn, project_id, session_ids)
 
     # --- scores, score configurations, notes ------------------------------------------
 

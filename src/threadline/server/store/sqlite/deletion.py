@@ -1,0 +1,150 @@
+"""Deleting traces and sessions from the SQLite store, inside the caller's transaction.
+
+What goes with a trace: its spans, its rollup, its place in the live feed, the scores
+that name it (span scores included) and its notes. A session that loses a trace is
+rolled up again from the traces it keeps (``store/rollups.py``), so its totals stay
+exact; a session left with none is gone, and its own scores and notes go with it.
+User totals are read from the trace rollups, so they follow by themselves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from threadline.server.store.rollups import TraceRollup, roll_up_session
+from threadline.server.store.sqlite import rows as schema
+from threadline.server.store.sqlite import scores
+
+_IN_CHUNK = 500
+
+
+def _select_in(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any], ids: Sequence[str]
+) -> Iterator[tuple[Any, ...]]:
+    for i in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[i : i + _IN_CHUNK]
+        yield from conn.execute(sql.format(", ".join("?" * len(chunk))), (*params, *chunk))
+
+
+def _execute_in(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any], ids: Sequence[str]
+) -> int:
+    changed = 0
+    for i in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[i : i + _IN_CHUNK]
+        cursor = conn.execute(sql.format(", ".join("?" * len(chunk))), (*params, *chunk))
+        changed += cursor.rowcount
+    return changed
+
+
+def delete_traces(conn: sqlite3.Connection, project_id: int, trace_ids: Sequence[str]) -> int:
+    """Delete the traces (and what goes with them); returns how many were stored."""
+    ids = sorted(set(trace_ids))
+    sessions = {
+        row[0]
+        for row in _select_in(
+            conn,
+            "SELECT DISTINCT session_id FROM traces WHERE project_id = ?"
+            " AND session_id IS NOT NULL AND trace_id IN ({})",
+            (project_id,),
+            ids,
+        )
+    }
+    # Spans are deleted whether or not their trace has a rollup: a rollup and its
+    # spans are written in one transaction, so there is never one without the other.
+    _execute_in(
+        conn, "DELETE FROM spans WHERE project_id = ? AND trace_id IN ({})", (project_id,), ids
+    )
+    deleted = _execute_in(
+        conn, "DELETE FROM traces WHERE project_id = ? AND trace_id IN ({})", (project_id,), ids
+    )
+    _execute_in(
+        conn, "DELETE FROM trace_feed WHERE project_id = ? AND trace_id IN ({})", (project_id,), ids
+    )
+    _delete_annotations(conn, project_id, "trace_id", ids)
+    emptied = _roll_up_sessions_again(conn, project_id, sorted(sessions))
+    _delete_annotations(conn, project_id, "session_id", emptied)
+    return deleted
+
+
+def delete_sessions(conn: sqlite3.Connection, project_id: int, session_ids: Sequence[str]) -> int:
+    """Delete the sessions with every trace in them; returns how many were stored."""
+    ids = sorted(set(session_ids))
+    existed = sum(
+        1
+        for _ in _select_in(
+            conn,
+            "SELECT 1 FROM sessions WHERE project_id = ? AND session_id IN ({})",
+            (project_id,),
+            ids,
+        )
+    )
+    trace_ids = [
+        row[0]
+        for row in _select_in(
+            conn,
+            "SELECT trace_id FROM traces WHERE project_id = ? AND session_id IN ({})",
+            (project_id,),
+            ids,
+        )
+    ]
+    delete_traces(conn, project_id, trace_ids)
+    # A session's own scores and notes may exist with no trace stored (feedback can
+    # come before the spans): they go too.
+    _delete_annotations(conn, project_id, "session_id", ids)
+    return existed
+
+
+def _delete_annotations(
+    conn: sqlite3.Connection, project_id: int, column: str, ids: Sequence[str]
+) -> None:
+    """Delete the scores and notes whose ``column`` (trace_id or session_id) is among
+    ``ids``, and bring the score rollups they counted in up to date."""
+    if not ids:
+        return
+    touched = {
+        (row[0], row[1], row[2])
+        for row in _select_in(
+            conn,
+            f"SELECT target_kind, target_id, name FROM scores WHERE project_id = ?"
+            f" AND {column} IN ({{}})",
+            (project_id,),
+            ids,
+        )
+    }
+    _execute_in(
+        conn, f"DELETE FROM scores WHERE project_id = ? AND {column} IN ({{}})", (project_id,), ids
+    )
+    _execute_in(
+        conn, f"DELETE FROM notes WHERE project_id = ? AND {column} IN ({{}})", (project_id,), ids
+    )
+    scores.refresh(conn, project_id, touched)
+
+
+def _roll_up_sessions_again(
+    conn: sqlite3.Connection, project_id: int, session_ids: list[str]
+) -> list[str]:
+    """Recompute the sessions from the traces they have left; returns those left with
+    none, whose rows are removed."""
+    by_session: dict[str, list[TraceRollup]] = defaultdict(list)
+    for row in _select_in(
+        conn, schema.SELECT_TRACES + " AND session_id IN ({})", (project_id,), session_ids
+    ):
+        rollup = schema.trace_rollup(row)
+        by_session[rollup.session_id or ""].append(rollup)
+    conn.executemany(
+        schema.UPSERT_SESSION,
+        [
+            schema.session_row(project_id, roll_up_session(session_id, traces))
+            for session_id, traces in by_session.items()
+        ],
+    )
+    emptied = [s for s in session_ids if s not in by_session]
+    conn.executemany(
+        "DELETE FROM sessions WHERE project_id = ? AND session_id = ?",
+        [(project_id, s) for s in emptied],
+    )
+    return emptied
