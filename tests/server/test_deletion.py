@@ -136,8 +136,15 @@ def test_the_ui_forms_check_the_origin(server):
     web = httpx.Client(base_url=base, cookies={COOKIE: server.api_key}, timeout=30)
     page = web.get(f"/traces/{first}")
     assert 'action="/delete/trace"' in page.text and "data-confirm" in page.text
-    # Another site's page, or no origin at all: refused, nothing deleted.
-    for headers in ({"Origin": "https://evil.example"}, {}):
+    # Another site's (or port's) page, an opaque origin: refused, nothing deleted.
+    other_port = base.rsplit(":", 1)[0] + ":1"
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": other_port},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Referer": "https://evil.example/page"},
+    ):
         refused = web.post("/delete/trace", data={"trace_id": first}, headers=headers)
         assert refused.status_code == 403, refused.text
     assert server.http.get(f"/api/v1/traces/{first}").status_code == 200
