@@ -589,6 +589,22 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
             hidden(web.get("/sessions", params={"sort": "cost", "status": "error"}), 200),
         ),
         ("GET", "/users"): lambda: hidden(web.get("/users"), 200),
+        ("GET", "/dashboard"): lambda: (
+            hidden(web.get("/dashboard", params={"range": "custom", **around_a}), 200),
+            hidden(
+                web.get(
+                    "/dashboard",
+                    params={"range": "custom", "group_by": "metadata:owner", **around_a},
+                ),
+                200,
+            ),
+            a_sees(
+                a_web.get(
+                    "/dashboard",
+                    params={"range": "custom", "group_by": "metadata:owner", **around_a},
+                )
+            ),
+        ),
         ("GET", "/sessions/{session_id:path}"): lambda: hidden(
             web.get(f"/sessions/{session}"), 404
         ),

@@ -9,11 +9,20 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from threadline.server.web import auth, deletion, detail, evaluations, evaluators, lists, live
+from threadline.server.web import (
+    auth,
+    dashboard,
+    deletion,
+    detail,
+    evaluations,
+    evaluators,
+    lists,
+    live,
+)
 from threadline.server.web.render import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, lists, detail, deletion, evaluations, evaluators, live):
+for _module in (auth, lists, dashboard, detail, deletion, evaluations, evaluators, live):
     router.include_router(_module.router)
 
 

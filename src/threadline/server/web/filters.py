@@ -46,7 +46,7 @@ SORTS: dict[str, str] = {
 _KEYS = ("range", "start", "end", "session_id", "user_id", "status", "tag", "metadata", "q", "sort")
 
 
-def _parse_time(text: str, errors: list[str], label: str) -> datetime | None:
+def parse_time(text: str, errors: list[str], label: str) -> datetime | None:
     if not text:
         return None
     try:
@@ -93,8 +93,8 @@ class Filters:
     def window(self) -> tuple[datetime | None, datetime | None]:
         if self.range == "custom":
             return (
-                _parse_time(self.start, self.errors, "From"),
-                _parse_time(self.end, self.errors, "To"),
+                parse_time(self.start, self.errors, "From"),
+                parse_time(self.end, self.errors, "To"),
             )
         span = PRESETS[self.range][1]
         return (datetime.now(UTC) - span, None) if span else (None, None)

@@ -1,0 +1,164 @@
+"""Bar charts laid out on the server, drawn by the template as inline SVG.
+
+No chart library: a bar chart of at most a thousand buckets is a few rectangles, and
+laying them out here keeps the page working without JavaScript, under the CSP, and
+with the same numbers as ``/api/v1/metrics`` (each bar carries its value in
+``data-value``). Each bar is a link (to the list filtered to its bucket) with a
+``<title>`` tooltip. Grouped series are stacked when they add up (counts, amounts)
+and set side by side when they do not (rates, averages).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# The SVG's own coordinates, about the size of a chart's card on a laptop (three to a
+# row) and on a phone (one): it scales to its box (viewBox) without distortion.
+WIDTH = 360
+HEIGHT = 180
+LEFT = 44  # room for the y-axis labels
+BOTTOM = 20  # room for the x-axis labels
+TOP = 8
+PALETTE = (
+    "#4f6bed",
+    "#e07a2f",
+    "#2a9d8f",
+    "#c44569",
+    "#8e6cc9",
+    "#7a8b2c",
+    "#3d8bd4",
+    "#b5651d",
+    "#5c6770",
+    "#d4a017",
+)
+
+
+@dataclass(slots=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    color: str
+    value: float
+    tooltip: str
+    href: str
+
+
+@dataclass(slots=True)
+class Tick:
+    position: float
+    label: str
+
+
+@dataclass(slots=True)
+class Chart:
+    key: str
+    title: str
+    bars: list[Bar] = field(default_factory=list)
+    y_ticks: list[Tick] = field(default_factory=list)
+    x_ticks: list[Tick] = field(default_factory=list)
+    legend: list[tuple[str, str]] = field(default_factory=list)  # (label, color)
+    empty: bool = True
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    baseline: float = HEIGHT - BOTTOM
+
+
+@dataclass(slots=True)
+class Series:
+    group: str | None
+    values: Sequence[float | None]
+
+
+def bar_chart(
+    key: str,
+    title: str,
+    buckets: Sequence[datetime],
+    series: Sequence[Series],
+    *,
+    stacked: bool,
+    fmt: Callable[[float], str],
+    bucket_label: Callable[[datetime], str],
+    href: Callable[[datetime, str | None], str],
+    grouped: bool,
+) -> Chart:
+    """One chart of ``series`` over ``buckets``; ``href(bucket, group)`` is a bar's link."""
+    chart = Chart(key=key, title=title)
+    n = max(len(buckets), 1)
+    plot_w = WIDTH - LEFT - 4
+    plot_h = chart.baseline - TOP
+    slot = plot_w / n
+    gap = min(2.0, slot * 0.15)
+    if stacked:
+        tops = [sum(v or 0.0 for v in (s.values[i] for s in series)) for i in range(len(buckets))]
+    else:
+        tops = [max((s.values[i] or 0.0 for s in series), default=0.0) for i in range(len(buckets))]
+    high = _nice_ceiling(max(tops, default=0.0))
+    chart.empty = not any(v for s in series for v in s.values)
+    for k, one in enumerate(series):
+        color = PALETTE[k % len(PALETTE)]
+        if grouped:
+            chart.legend.append((_group_label(one.group), color))
+    below = [0.0] * len(buckets)
+    for i, start in enumerate(buckets):
+        x0 = LEFT + i * slot + gap / 2
+        width = slot - gap
+        for k, one in enumerate(series):
+            value = one.values[i]
+            if value is None:
+                continue
+            color = PALETTE[k % len(PALETTE)]
+            height = plot_h * value / high if high else 0.0
+            label = f"{bucket_label(start)}: {fmt(value)}"
+            if grouped:
+                label = f"{_group_label(one.group)} · {label}"
+            if stacked:
+                y = chart.baseline - below[i] - height
+                below[i] += height
+                x, w = x0, width
+            else:
+                w = width / len(series)
+                x, y = x0 + k * w, chart.baseline - height
+            chart.bars.append(
+                Bar(
+                    x=round(x, 2),
+                    y=round(y, 2),
+                    width=round(max(w, 0.5), 2),
+                    height=round(max(height, 0.0), 2),
+                    color=color,
+                    value=value,
+                    tooltip=label,
+                    href=href(start, one.group if grouped else None),
+                )
+            )
+    chart.y_ticks = [
+        Tick(round(chart.baseline - plot_h * f, 2), fmt(high * f)) for f in (0.0, 0.5, 1.0)
+    ]
+    every = max(1, math.ceil(n / 4))
+    chart.x_ticks = [
+        Tick(round(LEFT + (i + 0.5) * slot, 2), bucket_label(b))
+        for i, b in enumerate(buckets)
+        # Four labels at most, none cut by the right edge.
+        if i % every == 0 and LEFT + (i + 0.5) * slot < WIDTH - 28
+    ]
+    return chart
+
+
+def _group_label(group: str | None) -> str:
+    return "(none)" if group is None else group
+
+
+def _nice_ceiling(value: float) -> float:
+    """The y-axis top: 1, 2, 2.5 or 5 times a power of ten, at or above ``value``."""
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    for step in (1.0, 2.0, 2.5, 5.0):
+        if value <= step * power * (1 + 1e-9):
+            return step * power
+    return 10.0 * power

@@ -1,0 +1,246 @@
+"""The Dashboard tab: how sessions, cost, errors and scores move over time.
+
+One ``Store.metrics`` call, the one ``GET /api/v1/metrics`` makes, laid out as SVG bar
+charts (``charts.py``), distribution figures and top lists. Every bar links to the
+list it counts: its bucket as a custom range, with the page's filters and the bar's
+group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from threadline.server.api.routes import parse_metadata
+from threadline.server.errors import BadRequest
+from threadline.server.model import METRIC_NAMES, MetricBucket, Metrics, MetricsQuery
+from threadline.server.store import Store
+from threadline.server.store import metrics as metric_rules
+from threadline.server.web import present
+from threadline.server.web.auth import PageProject
+from threadline.server.web.charts import Chart, Series, bar_chart
+from threadline.server.web.filters import parse_time
+from threadline.server.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+RANGES: dict[str, tuple[str, timedelta | None, MetricBucket]] = {
+    "24h": ("Last 24 hours", timedelta(hours=24), "hour"),
+    "7d": ("Last 7 days", timedelta(days=7), "day"),
+    "30d": ("Last 30 days", timedelta(days=30), "day"),
+    "90d": ("Last 90 days", timedelta(days=90), "week"),
+    "custom": ("Custom…", None, "day"),
+}
+BUCKETS: tuple[MetricBucket, ...] = ("hour", "day", "week")
+_LABEL_FORMAT = {"hour": "%b %d %H:00", "day": "%b %d", "week": "%b %d"}
+
+
+@dataclass
+class DashboardFilters:
+    range: str = "7d"
+    start: str = ""
+    end: str = ""
+    bucket: str = ""  # "": the range's own (hours for a day, weeks for 90 days)
+    user_id: str = ""
+    tag: str = ""
+    metadata: str = ""  # one "key=value"
+    group_by: str = ""  # "", "tag", or "metadata:KEY"
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_request(cls, request: Request) -> DashboardFilters:
+        keys = ("range", "start", "end", "bucket", "user_id", "tag", "metadata", "group_by")
+        values = {k: request.query_params.get(k, "").strip() for k in keys}
+        filters = cls(**{k: v for k, v in values.items() if v})
+        if filters.range not in RANGES:
+            filters.range = "7d"
+        if filters.bucket not in BUCKETS:
+            filters.bucket = ""
+        return filters
+
+    @property
+    def effective_bucket(self) -> MetricBucket:
+        return self.bucket or RANGES[self.range][2]  # type: ignore[return-value]
+
+    def query(self) -> MetricsQuery:
+        now = datetime.now(UTC)
+        start = end = None
+        if self.range == "custom":
+            start = parse_time(self.start, self.errors, "From")
+            end = parse_time(self.end, self.errors, "To")
+        span = RANGES[self.range][1] or timedelta(days=7)
+        end = end or now
+        start = start or end - span
+        metadata: dict[str, str] = {}
+        if self.metadata:
+            try:
+                metadata = parse_metadata([self.metadata])
+            except BadRequest as error:
+                self.errors.append(error.message)
+        try:
+            kind, key = metric_rules.parse_group_by(self.group_by)
+        except BadRequest as error:
+            self.errors.append(error.message)
+            kind, key, self.group_by = None, None, ""
+        return MetricsQuery(
+            start=start,
+            end=end,
+            bucket=self.effective_bucket,
+            user_id=self.user_id or None,
+            tag=self.tag or None,
+            metadata=metadata,
+            group_by=kind,
+            group_key=key,
+        )
+
+    def query_string(self, **overrides: str) -> str:
+        keys = ("range", "start", "end", "bucket", "user_id", "tag", "metadata", "group_by")
+        pairs = {k: overrides.get(k, getattr(self, k)) for k in keys}
+        return urlencode({k: v for k, v in pairs.items() if v})
+
+    def list_url(
+        self, tab: str, metrics: Metrics, bucket: datetime, group: str | None, **more: str
+    ) -> str:
+        """The list a bar counts: its bucket as a custom range, the page's filters, the
+        bar's group."""
+        params: dict[str, str] = {
+            "range": "custom",
+            "start": _iso(bucket),
+            "end": _iso(metric_rules.bucket_end(bucket, metrics.bucket)),
+        }
+        if self.user_id:
+            params["user_id"] = self.user_id
+        tag, metadata = self.tag, self.metadata
+        if group is not None and metrics.group_by == "tag":
+            tag = group  # the list takes one tag: the bar's
+        elif group is not None and metrics.group_by and metrics.group_by.startswith("metadata:"):
+            metadata = f"{metrics.group_by.removeprefix('metadata:')}={group}"
+        if tab != "users":
+            if tag:
+                params["tag"] = tag
+            if metadata:
+                params["metadata"] = metadata
+        params.update(more)
+        return f"/{tab}?{urlencode(params)}"
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.0f}%" if value >= 0.1 or value == 0 else f"{value * 100:.1f}%"
+
+
+def _score(value: float) -> str:
+    return f"{value:.2f}"
+
+
+# (key, title, metric, stacked, format, list tab, extra list filters)
+_CHARTS: tuple[tuple[str, str, str, bool, Callable[[float], str], str, dict[str, str]], ...] = (
+    ("sessions", "Sessions", "sessions", True, _count, "sessions", {}),
+    ("traces", "Traces", "traces", True, _count, "traces", {}),
+    ("active_users", "Active users", "active_users", True, _count, "users", {}),
+    ("cost", "Cost (USD)", "cost_usd", True, lambda v: present.cost(v), "traces", {}),
+    ("tokens", "Tokens", "total_tokens", True, _count, "traces", {}),
+    (
+        "error_sessions",
+        "Sessions with an error",
+        "error_sessions",
+        True,
+        _count,
+        "sessions",
+        {"status": "error"},
+    ),
+    (
+        "trace_error_rate",
+        "Traces with an error (rate)",
+        "trace_error_rate",
+        False,
+        _percent,
+        "traces",
+        {"status": "error"},
+    ),
+)
+
+
+def build_charts(metrics: Metrics, filters: DashboardFilters) -> list[Chart]:
+    grouped = metrics.group_by is not None
+    label = _LABEL_FORMAT[metrics.bucket]
+
+    def series_of(metric: str) -> list[Series]:
+        return [Series(s.group, s.values) for s in metrics.series if s.metric == metric]
+
+    charts = []
+    for key, title, metric, stacked, fmt, tab, extra in _CHARTS:
+        found = series_of(metric)
+        if not found:
+            continue
+        charts.append(
+            bar_chart(
+                key,
+                title,
+                metrics.buckets,
+                found,
+                stacked=stacked,
+                fmt=fmt,
+                bucket_label=lambda b: b.strftime(label),
+                href=lambda b, g, tab=tab, extra=extra: filters.list_url(
+                    tab, metrics, b, g, **extra
+                ),
+                grouped=grouped,
+            )
+        )
+    scores = sorted({s.metric for s in metrics.series if s.metric.startswith("score:")})
+    for metric in scores:
+        name = metric.removeprefix("score:")
+        charts.append(
+            bar_chart(
+                f"score-{name}",
+                f"Score: {name} (average)",
+                metrics.buckets,
+                series_of(metric),
+                stacked=False,
+                fmt=_score,
+                bucket_label=lambda b: b.strftime(label),
+                href=lambda b, g: filters.list_url("traces", metrics, b, g),
+                grouped=grouped,
+            )
+        )
+    return charts
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+@router.get("/dashboard")
+def dashboard(request: Request, project: PageProject) -> Response:
+    filters = DashboardFilters.from_request(request)
+    query = filters.query()
+    metrics: Metrics | None = None
+    try:
+        metrics = _store(request).metrics(project.id, query, list(METRIC_NAMES))
+    except BadRequest as error:
+        filters.errors.append(error.message)
+    context: dict[str, Any] = {
+        "project": project,
+        "tab": "dashboard",
+        "filters": filters,
+        "ranges": RANGES,
+        "buckets": BUCKETS,
+        "metrics": metrics,
+        "charts": build_charts(metrics, filters) if metrics else [],
+        "list_url": filters.list_url,
+    }
+    return render(request, "dashboard.html", context)
