@@ -38,6 +38,8 @@ RANGES: dict[str, tuple[str, timedelta | None, MetricBucket]] = {
     "custom": ("Custom…", None, "day"),
 }
 BUCKETS: tuple[MetricBucket, ...] = ("hour", "day", "week")
+# The parameters of the dashboard's URL (the API's, plus the range preset).
+_KEYS = ("range", "start", "end", "bucket", "user_id", "tag", "metadata", "group_by")
 _LABEL_FORMAT = {"hour": "%b %d %H:00", "day": "%b %d", "week": "%b %d"}
 
 
@@ -55,9 +57,11 @@ class DashboardFilters:
 
     @classmethod
     def from_request(cls, request: Request) -> DashboardFilters:
-        keys = ("range", "start", "end", "bucket", "user_id", "tag", "metadata", "group_by")
-        values = {k: request.query_params.get(k, "").strip() for k in keys}
-        filters = cls(**{k: v for k, v in values.items() if v})
+        filters = cls()
+        for key in _KEYS:
+            value = request.query_params.get(key, "").strip()
+            if value:
+                setattr(filters, key, value)
         if filters.range not in RANGES:
             filters.range = "7d"
         if filters.bucket not in BUCKETS:
@@ -100,8 +104,7 @@ class DashboardFilters:
         )
 
     def query_string(self, **overrides: str) -> str:
-        keys = ("range", "start", "end", "bucket", "user_id", "tag", "metadata", "group_by")
-        pairs = {k: overrides.get(k, getattr(self, k)) for k in keys}
+        pairs = {k: overrides.get(k, getattr(self, k)) for k in _KEYS}
         return urlencode({k: v for k, v in pairs.items() if v})
 
     def list_url(
@@ -186,6 +189,10 @@ def build_charts(metrics: Metrics, filters: DashboardFilters) -> list[Chart]:
         found = series_of(metric)
         if not found:
             continue
+
+        def href(bucket: datetime, group: str | None, tab: str = tab, extra: dict = extra) -> str:
+            return filters.list_url(tab, metrics, bucket, group, **extra)
+
         charts.append(
             bar_chart(
                 key,
@@ -195,9 +202,7 @@ def build_charts(metrics: Metrics, filters: DashboardFilters) -> list[Chart]:
                 stacked=stacked,
                 fmt=fmt,
                 bucket_label=lambda b: b.strftime(label),
-                href=lambda b, g, tab=tab, extra=extra: filters.list_url(
-                    tab, metrics, b, g, **extra
-                ),
+                href=href,
                 grouped=grouped,
             )
         )
