@@ -75,10 +75,17 @@ def new_input_indexes(roles: Sequence[str]) -> list[int]:
     return fresh or [i for i, role in enumerate(roles) if role == "user"][-1:]
 
 
-def sole_text(arguments: dict[str, Any], ids: Collection[str]) -> str | None:
-    """The user's message among a function's recorded arguments: their one text that is
-    not an id the trace already shows (its session or user), if there is one."""
-    texts = [v for v in arguments.values() if isinstance(v, str) and v.strip() and v not in ids]
+def sole_text(arguments: Any, ids: Collection[str]) -> str | None:
+    """The user's message among a function's recorded arguments (by name, as Python
+    SDKs record them, or in order, as Laminar's TypeScript ``observe`` does): their one
+    text that is not an id the trace already shows (its session or user), if any."""
+    if isinstance(arguments, dict):
+        values: Any = arguments.values()
+    elif isinstance(arguments, list):
+        values = arguments
+    else:
+        return None
+    texts = [v for v in values if isinstance(v, str) and v.strip() and v not in ids]
     return texts[0] if len(texts) == 1 else None
 
 
@@ -94,10 +101,9 @@ def _said(value: Any, ids: Collection[str]) -> list[Message]:
     if found:
         return _new_input(found)
     # {"conversation_id": "c1", "user_message": "hi"} reads as "hi" in a chat bubble.
-    if isinstance(value, dict):
-        text = sole_text(value, ids)
-        if text is not None:
-            return [Message(role="user", text=text)]
+    text = sole_text(value, ids)
+    if text is not None:
+        return [Message(role="user", text=text)]
     return [Message(role="user", text=pretty(value))]
 
 

@@ -36,10 +36,9 @@ def input_preview(text: str | None, ids: Collection[str] = ()) -> str | None:
     if chat:
         said = [chat[i] for i in new_input_indexes([m["role"] for m in chat])]
         return _bounded_chat(said) if said else None
-    if isinstance(value, dict):
-        message = sole_text(value, ids)
-        if message is not None:
-            return _bounded_text(message)
+    message = sole_text(value, ids)
+    if message is not None:
+        return _bounded_text(message)
     return text[:PREVIEW_CHARS]
 
 
