@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 import httpx
 import pytest
@@ -187,9 +187,13 @@ def _evaluator(name: str, prompt: str = "Was it resolved?") -> dict:
 
 def _assert_hidden(a: ProjectA, response: httpx.Response | str, where: str) -> None:
     """No id or text of A's in what B got, except what B itself asked for (a 404 names
-    the id it did not find; a page echoes its filters)."""
+    the id it did not find, in the URL or the form it posted; a page echoes its
+    filters)."""
     text = response if isinstance(response, str) else response.text
-    asked = "" if isinstance(response, str) else str(response.request.url)
+    asked = ""
+    if not isinstance(response, str):
+        sent = response.request.read().decode("utf-8", "replace")
+        asked = str(response.request.url) + " " + unquote_plus(sent)
     for secret in a.secrets():
         if secret in asked:
             text = text.replace(secret, "")
@@ -416,6 +420,55 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         a_sees(a_api.get(f"/api/v1/sessions/{session}"))
         assert a_api.get(f"/api/v1/sessions/{session}").json()["trace_count"] == 3
 
+    def form(path: str, fields: dict[str, str]) -> httpx.Response:
+        # A signed-in browser's htmx form post, from the server's own origin.
+        return web.post(
+            path,
+            data=fields,
+            headers={"Origin": base, "HX-Request": "true"},
+        )
+
+    def a_scores() -> list[tuple[str, object]]:
+        items = a_api.get("/api/v1/scores", params={"limit": 500}).json()["items"]
+        return sorted((s["id"], s["value"]) for s in items)
+
+    def a_notes() -> list[str]:
+        items = a_api.get("/api/v1/notes", params={"session_id": session}).json()["items"]
+        return [n["id"] for n in items]
+
+    def ui_score_into_a() -> None:
+        before = a_scores()
+        for fields in (
+            {"session_id": session, "name": "b-score", "value": "1"},
+            {"session_id": session, "id": a.score_id, "name": a.config_name, "value": "9"},
+            {"trace_id": trace, "span_id": span_id, "name": "b-score", "value": "1"},
+            # B's own session, A's score id: changes nothing of A's.
+            {"session_id": "b-session", "id": a.score_id, "name": a.config_name, "value": "9"},
+        ):
+            hidden(form("/ui/scores", fields), 404)
+        assert a_scores() == before
+
+    def ui_delete_a_score() -> None:
+        before = a_scores()
+        for fields in (
+            {"session_id": "b-session", "id": a.score_id},
+            {"session_id": session, "id": a.score_id},
+        ):
+            hidden(form("/ui/scores/delete", fields), 404)
+        assert a_scores() == before
+
+    def ui_note_into_a() -> None:
+        hidden(form("/ui/notes", {"session_id": session, "body": "b note"}), 404)
+        assert a_notes() == [a.note_id]
+
+    def ui_delete_a_note() -> None:
+        for fields in (
+            {"session_id": "b-session", "id": a.note_id},
+            {"session_id": session, "id": a.note_id},
+        ):
+            hidden(form("/ui/notes/delete", fields), 404)
+        assert a_notes() == [a.note_id]
+
     def discarded(path: str) -> Callable[[], None]:
         def check() -> None:
             response = api.post(path, content=b"", headers={"Content-Type": "application/json"})
@@ -630,6 +683,11 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ("GET", "/fragments/evaluation-runs"): lambda: hidden(
             web.get("/fragments/evaluation-runs", params={"session_id": session}), 200
         ),
+        # Score and note forms, with B's cookie: A's targets and ids are not found.
+        ("POST", "/ui/scores"): ui_score_into_a,
+        ("POST", "/ui/scores/delete"): ui_delete_a_score,
+        ("POST", "/ui/notes"): ui_note_into_a,
+        ("POST", "/ui/notes/delete"): ui_delete_a_note,
         ("GET", "/live/traces"): live("/live/traces"),
         ("GET", "/live/sessions"): live("/live/sessions"),
         # A's session named outright: B's stream still says nothing of its turns.

@@ -5,7 +5,8 @@ An ASGI middleware around the whole app: a body is refused with 413 on its decla
 limit, so a route that reads its body never holds more than the limit in memory. A
 body still arriving ``body_timeout`` seconds after the request began is refused with
 408. OTLP routes take up to ``max_body_bytes``, the JSON API (scores, notes: up to
-1,000 scores a request) up to ``API_BODY_BYTES``, and the web UI's forms up to
+1,000 scores a request) up to ``API_BODY_BYTES``, the web UI's score and note forms
+(``/ui/``) up to ``ANNOTATION_FORM_BYTES`` and its other forms up to
 ``FORM_BODY_BYTES``. Both answers close the connection, so the rest of a
 refused body is never read.
 """
@@ -24,6 +25,8 @@ from threadline.server.settings import Settings
 
 API_BODY_BYTES = 8 * 1024 * 1024
 FORM_BODY_BYTES = 16 * 1024
+# A comment or note of 10,000 characters, percent-encoded from up to 4-byte UTF-8.
+ANNOTATION_FORM_BYTES = 128 * 1024
 OTLP_PATHS = frozenset({"/v1/traces", "/v1/logs", "/v1/metrics", "/api/public/otel/v1/traces"})
 
 
@@ -36,7 +39,9 @@ class RequestBounds:
     def limit(self, path: str) -> int:
         if path in OTLP_PATHS:
             return self.otlp_limit
-        return API_BODY_BYTES if path.startswith("/api/") else FORM_BODY_BYTES
+        if path.startswith("/api/"):
+            return API_BODY_BYTES
+        return ANNOTATION_FORM_BYTES if path.startswith("/ui/") else FORM_BODY_BYTES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

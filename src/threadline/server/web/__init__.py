@@ -18,11 +18,24 @@ from threadline.server.web import (
     evaluators,
     lists,
     live,
+    notes,
+    scores,
 )
 from threadline.server.web.render import STATIC_DIR
 
 router = APIRouter(include_in_schema=False)
-for _module in (auth, lists, dashboard, detail, deletion, evaluations, evaluators, live):
+for _module in (
+    auth,
+    lists,
+    dashboard,
+    detail,
+    deletion,
+    evaluations,
+    evaluators,
+    live,
+    scores,
+    notes,
+):
     router.include_router(_module.router)
 
 

@@ -5,6 +5,7 @@ and the session export. JSON twins: ``/api/v1/sessions/{id}``, ``/api/v1/traces/
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,14 @@ from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.evaluations import runs_context
 from threadline.server.web.render import render
+from threadline.server.web.scores import (
+    Target,
+    configs_of,
+    form_context,
+    scores_of,
+    session_scores,
+    turn_scores,
+)
 from threadline.server.web.transcript import build_turns
 from threadline.server.web.waterfall import span_rows
 
@@ -49,6 +58,8 @@ def session_page(
         return _not_found(request, project, f"session {session_id!r}")
     details = [store.get_trace(project.id, t.trace_id) for t in session.traces[:MAX_TURNS]]
     turns = build_turns(session, [d for d in details if d is not None])
+    target = Target(session_id=session_id)
+    configs = configs_of(store, project.id)
     context = {
         "project": project,
         "tab": "sessions",
@@ -58,6 +69,12 @@ def session_page(
         "max_turns": MAX_TURNS,
         "live_stream": "/live/session?" + urlencode({"session_id": session_id}),
         "watermark": watermark,
+        "target": target,
+        "scores": scores_of(store, project.id, target),
+        "turn_scores": turn_scores(store, project.id, [t.trace.trace_id for t in turns]),
+        "configs": {c.name: c for c in configs},
+        "notes": store.list_notes(project.id, session_id),
+        **form_context(configs),
     }
     context |= runs_context(store, project, session.session_id)
     context["evaluators"] = store.list_evaluators(project.id)
@@ -74,27 +91,49 @@ def _selected(trace: TraceDetail, span_id: str | None):
 def trace_page(
     request: Request, project: PageProject, trace_id: str, span: str | None = None
 ) -> Response:
-    trace = _store(request).get_trace(project.id, trace_id.lower())
+    store = _store(request)
+    trace = store.get_trace(project.id, trace_id.lower())
     if trace is None:
         return _not_found(request, project, f"trace {trace_id!r}")
     rows, selected = _selected(trace, span)
+    configs = configs_of(store, project.id)
+    target = Target(trace_id=trace.trace_id)
     context = {
         "project": project,
         "tab": "traces",
         "trace": trace,
         "rows": rows,
         "selected": selected,
+        "target": target,
+        "scores": scores_of(store, project.id, target),
+        "configs": {c.name: c for c in configs},
+        **_span_scores(store, project.id, trace, selected),
+        **form_context(configs),
     }
     return render(request, "trace.html", context)
 
 
+def _span_scores(store: Store, project_id: int, trace: TraceDetail, span: Any) -> dict[str, Any]:
+    if span is None:
+        return {"span_target": None, "span_scores": []}
+    target = Target(trace_id=trace.trace_id, span_id=span.span_id)
+    return {"span_target": target, "span_scores": scores_of(store, project_id, target)}
+
+
 @router.get("/fragments/span")
 def span_fragment(request: Request, project: PageProject, trace_id: str, span_id: str) -> Response:
-    trace = _store(request).get_trace(project.id, trace_id.lower())
+    store = _store(request)
+    trace = store.get_trace(project.id, trace_id.lower())
     if trace is None:
         return _not_found(request, project, f"trace {trace_id!r}")
     _, selected = _selected(trace, span_id)
-    return render(request, "_span_detail.html", {"trace": trace, "selected": selected})
+    context = {
+        "trace": trace,
+        "selected": selected,
+        "configs": {c.name: c for c in configs_of(store, project.id)},
+        **_span_scores(store, project.id, trace, selected),
+    }
+    return render(request, "_span_detail.html", context)
 
 
 @router.get("/export/session.json")
@@ -110,6 +149,8 @@ def export_session(request: Request, project: PageProject, session_id: str) -> R
     body = {
         "session": session.model_dump(mode="json", exclude={"traces"}),
         "traces": [t.model_dump(mode="json") for t in traces if t is not None],
+        "scores": [s.model_dump(mode="json") for s in session_scores(store, project.id, session)],
+        "notes": [n.model_dump(mode="json") for n in store.list_notes(project.id, session_id)],
     }
     safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id)[:80]
     return Response(

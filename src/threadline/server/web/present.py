@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from threadline.server.conversation import messages, pretty
+from threadline.server.model import Score, ScoreSummary
 
 # Payloads above this are cut on the server (the full value stays in the JSON API):
 # a browser should not have to lay out megabytes of text.
@@ -110,3 +111,41 @@ def preview(raw: str | None, limit: int = 140) -> str:
         # JSON may escape a lone surrogate, which parses but cannot be sent as UTF-8.
         text = text.encode("utf-8", "replace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def score_raw(score: Score) -> str:
+    """A score's value as a ``data-value``: true/false, the number, or the label."""
+    if isinstance(score.value, bool):
+        return "true" if score.value else "false"
+    if isinstance(score.value, float):
+        return repr(score.value)
+    return score.value
+
+
+def score_text(score: Score) -> str:
+    """A score's value as shown: a number without needless digits, or the label."""
+    if isinstance(score.value, bool):
+        return "good" if score.value else "bad"
+    if isinstance(score.value, float):
+        return f"{score.value:.4g}"
+    return score.value
+
+
+def score_title(score: Score) -> str:
+    """A chip's tooltip: what, who, when, and the comment."""
+    who = f"{score.source}" + (f", by {score.author}" if score.author else "")
+    when = score.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"{score.name}: {score_text(score)}", f"{who}, {when}"]
+    if score.comment:
+        lines += ["", score.comment]
+    return "\n".join(lines)
+
+
+def summary_text(summary: ScoreSummary, data_type: str | None) -> str:
+    """A list cell of one score name: the label, the share of good for thumbs, or the
+    average."""
+    if summary.average is None:
+        return summary.label or "—"
+    if data_type == "boolean":
+        return f"{summary.average:.0%} good"
+    return f"{summary.average:.3g}"

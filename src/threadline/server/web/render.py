@@ -81,6 +81,9 @@ templates.env.filters.update(
     utc=_utc_text,
     # As the metadata filter compares it: ``vip=true`` finds what shows as vip=true.
     metadata_value=lambda value: metadata_text(value) or "null",
+    score_raw=present.score_raw,
+    score_text=present.score_text,
+    score_title=present.score_title,
 )
 templates.env.globals.update(
     session_url=session_url,

@@ -29,6 +29,7 @@
   function init(root) {
     localizeTimes(root);
     markLongPayloads(root);
+    fillAuthors(root);
   }
 
   // --- session rows expand in place -------------------------------------------------
@@ -212,6 +213,175 @@
     stream.addEventListener("turn", function () { clearTimeout(timer); timer = setTimeout(refresh, 250); });
   }
 
+
+  // --- scores and notes: the score form, the author's name, form errors ------------
+  var AUTHOR_KEY = "threadline.author";
+
+  function rememberedAuthor() {
+    try { return window.localStorage.getItem(AUTHOR_KEY) || ""; } catch (e) { return ""; }
+  }
+  function rememberAuthor(name) {
+    try { window.localStorage.setItem(AUTHOR_KEY, name); } catch (e) { /* private mode */ }
+    // The page's other forms (the notes form, an open score form) sign with it too.
+    document.querySelectorAll('input[name="author"]').forEach(function (input) {
+      if (!input.value) input.value = name;
+    });
+  }
+
+  function fillAuthors(root) {
+    root.querySelectorAll('input[name="author"]:not([data-filled])').forEach(function (input) {
+      input.setAttribute("data-filled", "1");
+      if (!input.value) input.value = rememberedAuthor();
+    });
+  }
+
+  function scoreConfigs() {
+    var holder = document.getElementById("score-configs");
+    if (!holder) return {};
+    var byName = {};
+    try {
+      JSON.parse(holder.getAttribute("data-configs") || "[]").forEach(function (c) { byName[c.name] = c; });
+    } catch (e) { /* no configurations */ }
+    return byName;
+  }
+
+  // Show the value input of the chosen type; a configured name fixes the type, the
+  // range or the labels. Hidden inputs are disabled, so only the shown one is sent.
+  function shapeScoreForm(form) {
+    var config = scoreConfigs()[form.elements.name.value.trim()];
+    var typeSelect = form.elements.data_type;
+    if (config) typeSelect.value = config.data_type;
+    typeSelect.disabled = !!config;
+    form.querySelector(".sf-type").hidden = !!config;
+    var type = typeSelect.value;
+    form.querySelectorAll(".sf-value [data-for]").forEach(function (box) {
+      var on = box.getAttribute("data-for") === type;
+      box.hidden = !on;
+      box.querySelectorAll("input, select").forEach(function (el) { el.disabled = !on; });
+    });
+    var number = form.querySelector('input[type="number"]');
+    var range = form.querySelector(".sf-range");
+    number.removeAttribute("min"); number.removeAttribute("max"); range.textContent = "";
+    if (config && type === "numeric") {
+      if (config.min_value !== null) number.min = config.min_value;
+      if (config.max_value !== null) number.max = config.max_value;
+      if (config.min_value !== null && config.max_value !== null) range.textContent = config.min_value + " to " + config.max_value;
+      else if (config.min_value !== null) range.textContent = "at least " + config.min_value;
+      else if (config.max_value !== null) range.textContent = "at most " + config.max_value;
+    }
+    var labels = form.querySelector(".sf-labels");
+    var labelText = form.querySelector(".sf-label-text");
+    var listed = !!(config && config.labels && config.labels.length);
+    if (type === "categorical") {
+      labels.hidden = !listed; labels.disabled = !listed;
+      labelText.hidden = listed; labelText.disabled = listed;
+      if (listed && labels.getAttribute("data-for-name") !== config.name) {
+        labels.textContent = "";
+        config.labels.forEach(function (label) {
+          var option = document.createElement("option");
+          option.value = label; option.textContent = label;
+          labels.appendChild(option);
+        });
+        labels.setAttribute("data-for-name", config.name);
+      }
+    }
+    form.querySelectorAll(".sf-value input, .sf-value select").forEach(function (el) {
+      el.required = !el.disabled && (el.type !== "radio" || el.value === "true");
+    });
+  }
+
+  function openScoreForm(panel, chip) {
+    var slot = panel.querySelector(".score-form-slot");
+    var template = document.getElementById("score-form-template");
+    if (!slot || !template) return;
+    slot.textContent = "";
+    var form = template.content.firstElementChild.cloneNode(true);
+    form.elements.session_id.value = panel.getAttribute("data-session-id");
+    form.elements.trace_id.value = panel.getAttribute("data-trace-id");
+    form.elements.span_id.value = panel.getAttribute("data-span-id");
+    form.elements.compact.value = panel.getAttribute("data-compact") || "";
+    form.elements.author.value = rememberedAuthor();
+    if (chip) {
+      // Changing a score: the same id, its current value.
+      form.elements.id.value = chip.getAttribute("data-score-id");
+      form.elements.name.value = chip.getAttribute("data-name");
+      form.elements.name.readOnly = true;
+      form.elements.data_type.value = chip.getAttribute("data-type");
+      form.elements.comment.value = chip.getAttribute("data-comment");
+      form.elements.author.value = chip.getAttribute("data-author") || rememberedAuthor();
+      form.querySelector('button[type="submit"]').textContent = "Save change";
+    }
+    slot.appendChild(form);
+    shapeScoreForm(form);
+    if (chip) {
+      var value = chip.getAttribute("data-value");
+      form.querySelectorAll('.sf-value [name="value"]').forEach(function (el) {
+        if (el.disabled) return;
+        if (el.type === "radio") el.checked = el.value === value; else el.value = value;
+      });
+    }
+    form.elements.name.addEventListener("input", function () { shapeScoreForm(form); });
+    form.elements.data_type.addEventListener("change", function () { shapeScoreForm(form); });
+    htmx.process(form);
+    panel.querySelector(".score-add").setAttribute("aria-expanded", "true");
+    (chip ? form.elements.comment : form.elements.name).focus();
+  }
+
+  function closeScoreForm(panel) {
+    panel.querySelector(".score-form-slot").textContent = "";
+    panel.querySelector(".score-add").setAttribute("aria-expanded", "false");
+  }
+
+  document.addEventListener("click", function (event) {
+    var add = event.target.closest(".score-add");
+    if (add) {
+      var panel = add.closest(".scores-panel");
+      if (add.getAttribute("aria-expanded") === "true") closeScoreForm(panel); else openScoreForm(panel, null);
+      return;
+    }
+    var edit = event.target.closest(".sc-edit");
+    if (edit) { openScoreForm(edit.closest(".scores-panel"), edit.closest(".score-chip")); return; }
+    var cancel = event.target.closest(".sf-cancel");
+    if (cancel) closeScoreForm(cancel.closest(".scores-panel"));
+  });
+
+  // The name a reviewer signs with is kept for their next score or note.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt;
+    var author = form && form.elements && form.elements.author;
+    if (author) rememberAuthor(author.value.trim());
+    var box = errorBox(form);
+    if (box) box.hidden = true;
+  });
+
+  function errorBox(elt) {
+    if (!elt || !elt.closest) return null;
+    var form = elt.closest("form");
+    var own = form && form.querySelector(".form-error");
+    if (own) return own;
+    var panel = elt.closest(".scores-panel, .notes-panel");
+    return panel && panel.querySelector(".panel-error, .form-error");
+  }
+
+  // A refused form post answers {"error": "..."}: show it beside the form (htmx swaps
+  // nothing for a 4xx or 5xx, see base.html).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status < 400) return;
+    // detail.elt is the swap target here; the element that sent the request is in
+    // requestConfig.
+    var sender = event.detail.requestConfig ? event.detail.requestConfig.elt : event.detail.elt;
+    var box = errorBox(sender);
+    if (!box) return;
+    var message = "The server refused this (" + event.detail.xhr.status + ").";
+    try { message = JSON.parse(event.detail.xhr.responseText).error || message; } catch (e) { /* not JSON */ }
+    box.textContent = message;
+    box.hidden = false;
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    var box = errorBox(event.detail.elt);
+    if (box) { box.textContent = "The server cannot be reached: try again."; box.hidden = false; }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     init(document);
     setUpFilters();
@@ -219,4 +389,7 @@
     setUpSessionLive();
   });
   document.addEventListener("htmx:afterSwap", function (event) { init(event.detail.target); });
+  // An outerHTML swap (score and note panels) replaces its target: the new content is
+  // what htmx:load names.
+  document.addEventListener("htmx:load", function (event) { init(event.detail.elt); });
 })();

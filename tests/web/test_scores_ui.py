@@ -1,0 +1,252 @@
+"""Scores and notes in a real browser: chips, the score form (thumbs, a number in a
+configured range, a label from a configured list), changing and deleting, notes, and
+every result checked against the JSON API."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from playwright.sync_api import Locator, Page, expect
+
+from .conftest import UI, Scenario
+
+
+def _configure(server: Any) -> None:
+    for config in (
+        {"name": "helpfulness", "data_type": "numeric", "min_value": 1, "max_value": 5},
+        {"name": "outcome", "data_type": "categorical", "labels": ["resolved", "escalated"]},
+    ):
+        response = server.http.put(f"/api/v1/score-configs/{config['name']}", json=config)
+        assert response.status_code == 200, response.text
+
+
+def _scores(server: Any, **params: str) -> list[dict[str, Any]]:
+    return sorted(
+        server.get("/api/v1/scores", limit=500, **params)["items"], key=lambda s: s["created_at"]
+    )
+
+
+def _open_form(panel: Locator) -> Locator:
+    panel.get_by_test_id("add-score").click()
+    return panel.get_by_test_id("score-form")
+
+
+def _chips(panel: Locator) -> Locator:
+    return panel.locator(".score-chip")
+
+
+def _chip_values(panel: Locator) -> list[tuple[str, str, str]]:
+    found = _chips(panel).evaluate_all(
+        "cs => cs.map(c => [c.dataset.name, c.dataset.value, c.dataset.source])"
+    )
+    return [tuple(chip) for chip in found]
+
+
+def _accept_dialogs(page: Page) -> None:
+    page.on("dialog", lambda dialog: dialog.accept())
+
+
+def test_score_and_annotate_a_session(ui: UI, server, scenario: Scenario) -> None:
+    _configure(server)
+    page = ui.go("/sessions/sess-alpha")
+    _accept_dialogs(page)
+    panel = page.get_by_test_id("review").get_by_test_id("scores-panel")
+    expect(panel).to_contain_text("None yet.")
+
+    # Thumbs up on a name nobody configured, with a comment and the reviewer's name.
+    form = _open_form(panel)
+    form.locator("input[name=name]").fill("resolved")
+    form.locator("label.thumb.up").click()
+    form.locator("textarea[name=comment]").fill("Address changed as asked")
+    form.locator("input[name=author]").fill("Rita")
+    form.get_by_role("button", name="Save score").click()
+    expect(_chips(panel)).to_have_count(1)
+    [written] = _scores(server, session_id="sess-alpha")
+    assert (written["name"], written["value"], written["data_type"]) == (
+        "resolved",
+        True,
+        "boolean",
+    )
+    assert (written["source"], written["author"]) == ("ui", "Rita")
+    assert written["comment"] == "Address changed as asked" and written["trace_id"] is None
+    chip = _chips(panel).first
+    expect(chip.get_by_test_id("score-source")).to_have_text("ui · Rita")
+    assert "Address changed as asked" in (chip.get_attribute("title") or "")
+
+    # A configured number: the form takes its range, and the server its value.
+    form = _open_form(panel)
+    form.locator("input[name=name]").fill("helpfulness")
+    expect(form.locator(".sf-type")).to_be_hidden()
+    number = form.locator("input[type=number]")
+    expect(number).to_have_attribute("min", "1")
+    expect(number).to_have_attribute("max", "5")
+    expect(form.locator(".sf-range")).to_have_text("1 to 5")
+    # The remembered name fills in by itself.
+    expect(form.locator("input[name=author]")).to_have_value("Rita")
+    number.fill("4")
+    form.get_by_role("button", name="Save score").click()
+    expect(_chips(panel)).to_have_count(2)
+    expect(_chips(panel).nth(1)).to_contain_text("4/5")
+
+    # Change it: the same score (same id) gets the new value.
+    helpful_id = _chips(panel).nth(1).get_attribute("data-score-id")
+    _chips(panel).nth(1).locator(".sc-edit").click()
+    form = panel.get_by_test_id("score-form")
+    expect(form.locator("input[type=number]")).to_have_value("4.0")
+    form.locator("input[type=number]").fill("5")
+    form.get_by_role("button", name="Save change").click()
+    expect(_chips(panel).nth(1)).to_contain_text("5/5")
+    scores = _scores(server, session_id="sess-alpha")
+    assert [(s["name"], s["value"]) for s in scores] == [("resolved", True), ("helpfulness", 5.0)]
+    assert scores[1]["id"] == helpful_id
+    assert _chip_values(panel) == [("resolved", "true", "ui"), ("helpfulness", "5.0", "ui")]
+    assert server.get("/api/v1/sessions/sess-alpha")["scores"]["helpfulness"]["average"] == 5.0
+    ui.shot("session-scores")
+
+    # A turn's own panel: a label from the configured list, on that turn's trace.
+    turn = scenario.sessions["sess-alpha"][1]
+    turn_panel = page.locator(f"article.turn[data-trace='{turn.trace_id}'] .scores-panel")
+    form = _open_form(turn_panel)
+    form.locator("input[name=name]").fill("outcome")
+    labels = form.locator("select.sf-labels")
+    expect(labels.locator("option")).to_have_text(["resolved", "escalated"])
+    labels.select_option("escalated")
+    form.get_by_role("button", name="Save score").click()
+    expect(_chips(turn_panel)).to_have_count(1)
+    [label] = _scores(server, trace_id=turn.trace_id)
+    assert (label["value"], label["data_type"], label["span_id"]) == (
+        "escalated",
+        "categorical",
+        None,
+    )
+    assert server.get(f"/api/v1/traces/{turn.trace_id}")["scores"]["outcome"]["label"] == (
+        "escalated"
+    )
+
+    # A refused value is explained beside the form: configure a name after the page
+    # loaded (the form still thinks it free), then send a label for it.
+    config = {"name": "tone", "data_type": "numeric", "min_value": 0, "max_value": 1}
+    assert server.http.put("/api/v1/score-configs/tone", json=config).status_code == 200
+    form = _open_form(panel)
+    form.locator("input[name=name]").fill("tone")
+    form.locator("select[name=data_type]").select_option("categorical")
+    form.locator("input.sf-label-text").fill("warm")
+    form.get_by_role("button", name="Save score").click()
+    expect(form.locator(".form-error")).to_have_text(
+        "score 'tone' is configured as numeric, not categorical"
+    )
+    ui.shot("session-score-error")
+    # Chromium logs the refused request on the console: expected here, and only here.
+    refused = [e for e in ui.errors if "status of 400" in e]
+    assert len(refused) == 1, ui.errors
+    ui.errors.remove(refused[0])
+    form.get_by_role("button", name="Cancel").click()
+    expect(panel.get_by_test_id("score-form")).to_have_count(0)
+
+    # Delete the thumbs up.
+    _chips(panel).first.get_by_role("button", name="Delete this score").click()
+    expect(_chips(panel)).to_have_count(1)
+    assert [s["name"] for s in _scores(server, session_id="sess-alpha")] == ["helpfulness"]
+
+    # Notes: teammates' free text, oldest first, listed by the API alike.
+    notes = page.get_by_test_id("notes-panel")
+    note_form = notes.get_by_test_id("note-form")
+    expect(note_form.locator("input[name=author]")).to_have_value("Rita")
+    note_form.locator("textarea").fill("Customer asked twice;\nthe second answer fixed it.")
+    note_form.get_by_role("button", name="Add note").click()
+    expect(notes.locator(".note")).to_have_count(1)
+    note_form = notes.get_by_test_id("note-form")
+    # The new form signs with the remembered name by itself (then Sam writes one).
+    expect(note_form.locator("input[name=author]")).to_have_value("Rita")
+    note_form.locator("input[name=author]").fill("Sam")
+    note_form.locator("textarea").fill("Escalation was not needed.")
+    note_form.get_by_role("button", name="Add note").click()
+    expect(notes.locator(".note")).to_have_count(2)
+    listed = server.get("/api/v1/notes", session_id="sess-alpha")["items"]
+    assert [(n["author"], n["body"]) for n in listed] == [
+        ("Rita", "Customer asked twice;\nthe second answer fixed it."),
+        ("Sam", "Escalation was not needed."),
+    ]
+    expect(notes.locator(".note .note-author")).to_have_text(["Rita", "Sam"])
+    # Times show in the browser's zone, as on the rest of the page; the form keeps the
+    # last name signed with.
+    expect(notes.locator(".note time[data-local]")).to_have_count(2)
+    expect(notes.get_by_test_id("note-form").locator("input[name=author]")).to_have_value("Sam")
+    ui.shot("session-notes")
+    page.emulate_media(color_scheme="dark")
+    ui.shot("session-notes-dark")
+    page.emulate_media(color_scheme="light")
+    notes.locator(".note").first.get_by_role("button", name="Delete this note").click()
+    expect(notes.locator(".note")).to_have_count(1)
+    assert [n["author"] for n in server.get("/api/v1/notes", session_id="sess-alpha")["items"]] == [
+        "Sam"
+    ]
+
+    # Everything is still there after a reload, rendered by the server.
+    page.reload()
+    assert _chip_values(page.locator(".review-card .scores-panel")) == [
+        ("helpfulness", "5.0", "ui")
+    ]
+    expect(page.get_by_test_id("notes-panel").locator(".note")).to_have_count(1)
+
+    # The export carries every score of the session (its own and its turns') and notes.
+    with page.expect_download() as info:
+        page.get_by_test_id("export").click()
+    exported = json.loads(info.value.path().read_text())
+    every = _scores(server, session_id="sess-alpha") + _scores(server, trace_id=turn.trace_id)
+    assert sorted(exported["scores"], key=lambda s: s["id"]) == sorted(every, key=lambda s: s["id"])
+    assert exported["notes"] == server.get("/api/v1/notes", session_id="sess-alpha")["items"]
+
+
+def test_score_a_trace_and_a_span(ui: UI, server, scenario: Scenario) -> None:
+    _configure(server)
+    turn = scenario.sessions["sess-beta"][1]
+    page = ui.go(f"/traces/{turn.trace_id}")
+    _accept_dialogs(page)
+    panel = page.locator(".head .scores-panel")
+    form = _open_form(panel)
+    form.locator("input[name=name]").fill("correct")
+    form.locator("label.thumb.down").click()
+    form.locator("textarea[name=comment]").fill("It should have offered a refund later")
+    form.get_by_role("button", name="Save score").click()
+    expect(_chips(panel)).to_have_count(1)
+    expect(_chips(panel).first).to_have_class(re.compile("is-down"))
+
+    # Select the LLM span and score it: the score names the span.
+    api = server.get(f"/api/v1/traces/{turn.trace_id}")
+    child = next(s for s in api["spans"] if s["parent_span_id"])
+    page.locator(".span-row").filter(has_text="generate").click()
+    expect(page.get_by_test_id("span-name")).to_have_text("generate")
+    span_panel = page.locator(".span-detail .scores-panel")
+    expect(span_panel).to_have_attribute("data-span-id", child["span_id"])
+    form = _open_form(span_panel)
+    form.locator("input[name=name]").fill("helpfulness")
+    form.locator("input[type=number]").fill("2")
+    form.get_by_role("button", name="Save score").click()
+    expect(_chips(span_panel)).to_have_count(1)
+    ui.shot("trace-scores")
+    page.emulate_media(color_scheme="dark")
+    ui.shot("trace-scores-dark")
+    page.emulate_media(color_scheme="light")
+
+    scores = _scores(server, trace_id=turn.trace_id)
+    assert [(s["name"], s["value"], s["span_id"], s["source"]) for s in scores] == [
+        ("correct", False, None, "ui"),
+        ("helpfulness", 2.0, child["span_id"], "ui"),
+    ]
+    # Both count for the trace, and the trace panel shows only its own.
+    rolled = server.get(f"/api/v1/traces/{turn.trace_id}")["scores"]
+    assert rolled["correct"]["average"] == 0.0 and rolled["helpfulness"]["average"] == 2.0
+    assert _chip_values(panel) == [("correct", "false", "ui")]
+
+    # A score from elsewhere shows its source and cannot be changed here, only deleted.
+    body = {"name": "judge", "value": 0.5, "trace_id": turn.trace_id, "source": "eval"}
+    assert server.http.post("/api/v1/scores", json=body).status_code == 200
+    page.reload()
+    judge = _chips(page.locator(".head .scores-panel")).filter(has_text="judge")
+    expect(judge.get_by_test_id("score-source")).to_have_text("eval")
+    expect(judge.locator(".sc-edit")).to_have_count(0)
+    # The selected span (from the URL) shows its score after the reload too.
+    expect(_chips(page.locator(".span-detail .scores-panel"))).to_have_count(1)
