@@ -56,7 +56,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "max_decoded_bytes",
-        64 * 1024 * 1024,
+        32 * 1024 * 1024,
         "Largest body after gzip decompression (larger: 413): guards against gzip bombs.",
     ),
     Setting(
@@ -78,7 +78,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "max_spans_per_export",
-        100_000,
+        20_000,
         "Most spans one export may hold (more: 413, nothing stored).",
     ),
     Setting(
@@ -152,11 +152,11 @@ class Settings:
     store: str = ""
     retention_days: int = 0
     max_body_bytes: int = 16 * 1024 * 1024
-    max_decoded_bytes: int = 64 * 1024 * 1024
+    max_decoded_bytes: int = 32 * 1024 * 1024
     max_pending_exports: int = 8
     max_queued_exports: int = 32
     max_receiving_exports: int = 16
-    max_spans_per_export: int = 100_000
+    max_spans_per_export: int = 20_000
     max_span_attributes: int = 10_000
     body_timeout: int = 30
     header_timeout: int = 10

@@ -83,6 +83,8 @@ class OtlpGrpcReceiver:
                 ("grpc.max_allowed_incoming_connections", connection_limit(settings)),
                 ("grpc.server_handshake_timeout_ms", settings.header_timeout * 1000),
                 ("grpc.max_connection_idle_ms", 30_000),
+                ("grpc.http2.bdp_probe", 0),
+                ("grpc.http2.lookahead_bytes", 256 * 1024),
             ]
         )
         self._server.add_generic_rpc_handlers(
