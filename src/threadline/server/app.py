@@ -117,7 +117,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         # the waiters are bounded: past MAX_HEALTH_WAITERS, 503 at once.
         queued = depth.read(fresh=True)  # never an answer older than the request
         if not queued or not wait:
-            return {"status": "ok", "queued_exports": queued}
+            return health(queued)
         if depth.waiters >= MAX_HEALTH_WAITERS:
             raise Overloaded(
                 f"{depth.waiters} requests already wait on /healthz (at most "
@@ -131,6 +131,12 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
                 queued = depth.read()
         finally:
             depth.waiters -= 1
+        return health(queued)
+
+    def health(queued: int) -> dict[str, str | int]:
+        # Still 200 on a full disk: the server is alive, and tells exporters to retry.
+        if ingest.disk_full is not None:
+            return {"status": "disk_full", "queued_exports": queued, "problem": ingest.disk_full}
         return {"status": "ok", "queued_exports": queued}
 
     _install_error_handlers(app)

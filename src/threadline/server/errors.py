@@ -57,3 +57,10 @@ class RequestTimeout(ThreadlineError):
 
     status = 408
     headers: ClassVar[dict[str, str] | None] = {"Connection": "close"}
+
+
+class StorageFull(Overloaded):
+    """The disk under the store is full. Exporters retry a 503 (gRPC ``UNAVAILABLE``),
+    and the server takes their exports again by itself once there is space."""
+
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "5"}

@@ -15,8 +15,8 @@ ingest thread, and the answer only after the commit
   ``grpc-encoding: gzip`` itself, and refuses a message over ``max_body_bytes``.
 - An unexpected error is INTERNAL with a generic message (the log has the details).
 - Status codes: UNAUTHENTICATED (no or unknown key), INVALID_ARGUMENT (not an
-  ExportTraceServiceRequest), RESOURCE_EXHAUSTED (too large), UNAVAILABLE (overload:
-  the code OTLP exporters retry), partial success for invalid spans.
+  ExportTraceServiceRequest), RESOURCE_EXHAUSTED (too large), UNAVAILABLE (overload or
+  a full disk: the code OTLP exporters retry), partial success for invalid spans.
 - With ``--workers N`` every worker process listens on the port with SO_REUSEPORT and the
   kernel spreads connections over them; with one worker the port is bound exclusively,
   so a port already taken fails the start instead of silently sharing it.
@@ -41,6 +41,7 @@ from threadline.server.errors import (
     Overloaded,
     PayloadTooLarge,
     RequestTimeout,
+    StorageFull,
     ThreadlineError,
     Unauthorized,
     UnsupportedMediaType,
@@ -62,6 +63,7 @@ _STATUS: dict[type[ThreadlineError], grpc.StatusCode] = {
     PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Overloaded: grpc.StatusCode.UNAVAILABLE,
     RequestTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
+    StorageFull: grpc.StatusCode.UNAVAILABLE,
 }
 
 _Handler = Callable[[object, aio.ServicerContext], Awaitable[bytes]]

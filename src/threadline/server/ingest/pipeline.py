@@ -25,6 +25,7 @@ is framed; both hand the body to ``IngestPipeline``, which does the rest:
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import time
@@ -38,6 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from threadline.server.errors import Overloaded, StorageFull
 from threadline.server.ingest.admission import Gate
 from threadline.server.ingest.bounds import check_export, count_wire_spans
 from threadline.server.ingest.decode import PROTOBUF, decode_request, decompress
@@ -88,6 +90,9 @@ class IngestPipeline:
         self._quiet_until = 0.0
         self._poller: asyncio.Task[None] | None = None
         self._closed = False
+        # Why the last write failed, when the disk was full (None since one succeeded):
+        # /healthz says it.
+        self.disk_full: str | None = None
 
     def start(self) -> None:
         """Take over what dead processes left in the queue, and watch it (on the event
@@ -144,8 +149,11 @@ class IngestPipeline:
         # A full disk, say: the export is written before it is answered instead.
         try:
             intake.put(project.id, body)
-        except OSError:
-            log.exception("queueing an export failed; writing it before answering")
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                log.warning("the intake queue's disk is full; writing the export before answering")
+            else:
+                log.exception("queueing an export failed; writing it before answering")
             return False
         return True
 
@@ -202,7 +210,12 @@ class IngestPipeline:
 
     def _write_items(self, project_id: int, items: list[SpanItem]) -> Normalized:
         result = normalize_spans(items)
-        self.store.write_spans(project_id, result.spans)
+        try:
+            self.store.write_spans(project_id, result.spans)
+        except StorageFull as error:
+            self.disk_full = error.message
+            raise
+        self.disk_full = None
         return result
 
     # --- the intake queue -----------------------------------------------------------
@@ -236,9 +249,13 @@ class IngestPipeline:
             return True
         try:
             response = self._write(claim.project_id, request)
-        except Exception:
-            # Left for later rather than lost: the store may be down for a while.
-            log.exception("writing the queued export %s failed; retrying", claim.path.name)
+        except Exception as error:
+            # Left for later rather than lost: the store may be down or the disk full
+            # for a while.
+            if isinstance(error, Overloaded):
+                log.warning("queued export %s not written yet: %s", claim.path.name, error)
+            else:
+                log.exception("writing the queued export %s failed; retrying", claim.path.name)
             self.intake.release(claim)
             self._quiet_until = time.monotonic() + _RETRY_S
             return False

@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from threadline.server.errors import StorageFull
 from threadline.server.model import (
     KeyAccess,
     KeyInfo,
@@ -65,7 +66,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
-from threadline.server.store.sqlite import deletion, metrics, payloads, scores
+from threadline.server.store.sqlite import deletion, metrics, payloads, scores, space, wal
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite.filters import (
@@ -77,8 +78,7 @@ from threadline.server.store.sqlite.filters import (
 _READERS = 8
 # SQLite allows 32766 bound variables; batches of ids stay well under it.
 _IN_CHUNK = 500
-_CHECKPOINT_SECONDS = 0.2
-_WAL_SAFETY_PAGES = 50_000  # ~200 MB
+_WAL_SAFETY_PAGES = 16_384  # 64 MiB of 4 KiB pages
 log = logging.getLogger("threadline.store")
 
 
@@ -102,16 +102,15 @@ class SQLiteStore(EvaluationTables):
         # one the payloads packed so far, to train it (None: no more training).
         self._packing = next(reversed(self._dictionaries.values()), None)
         self._samples: list[bytes] | None = [] if self._packing is None else None
-        # Commits do not checkpoint the WAL into the database file (a checkpoint
-        # copies and fsyncs, and took half the time of a commit); a background thread
-        # does, beside the writer. The high bound only stops the WAL from growing
-        # without end should that thread ever fall behind.
+        # Commits do not checkpoint the WAL into the database file: a background
+        # thread does (wal.py). The high bound only stops the WAL from growing without
+        # end should that thread ever fall behind; the size limit is what SQLite keeps
+        # of the file when it starts the log over.
         self._writer.execute(f"PRAGMA wal_autocheckpoint={_WAL_SAFETY_PAGES}")
+        self._writer.execute(f"PRAGMA journal_size_limit={wal.KEEP_BYTES}")
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._closing = threading.Event()
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="threadline-checkpoint", daemon=True
-        )
+        self._checkpointer = wal.Checkpointer(self._connect, Path(f"{self.path}-wal"))
         self._checkpointer.start()
 
     # --- connections ----------------------------------------------------------------
@@ -147,37 +146,44 @@ class SQLiteStore(EvaluationTables):
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._write_lock:
             fcntl.flock(self._writer_turn, fcntl.LOCK_EX)
+            conn = self._writer
             try:
-                conn = self._writer
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
+                    conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # SQLite may have rolled back already (it does on some errors of a
+                    # full disk); a failed ROLLBACK must not hide the error that led here.
+                    if conn.in_transaction:
+                        try:
+                            conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            log.exception("ROLLBACK failed")
                     raise
-                conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                full = space.storage_full(error, self.path.parent)
+                if full is not None:
+                    raise full from error
+                raise
             finally:
                 fcntl.flock(self._writer_turn, fcntl.LOCK_UN)
-
-    def _checkpoint_loop(self) -> None:
-        conn = self._connect()
-        try:
-            while not self._closing.wait(_CHECKPOINT_SECONDS):
-                # PASSIVE never blocks the writer or readers.
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            log.exception("WAL checkpoint failed; commits will checkpoint instead")
-        finally:
-            conn.close()
 
     def close(self) -> None:
         if self._closing.is_set():
             return
         self._closing.set()
-        self._checkpointer.join()
+        self._checkpointer.close()
         with self._write_lock:
-            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._writer.close()
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as error:
+                # A full disk, say: the WAL stays, and the next start reads it back.
+                log.warning("the WAL could not be folded in at close (%s): kept", error)
+            try:
+                self._writer.close()
+            except sqlite3.Error as error:
+                log.warning("closing the database: %s", error)
             os.close(self._writer_turn)
             os.close(self._training_turn)
         while True:
@@ -210,7 +216,11 @@ class SQLiteStore(EvaluationTables):
             if new:
                 self._refresh_rollups(conn, project_id, fresh)
         if packer.samples:
-            self._learn_dictionary(packer.samples)
+            try:
+                self._learn_dictionary(packer.samples)
+            except StorageFull as error:
+                # The spans are committed; the dictionary can wait for space.
+                log.warning("payload dictionary not saved: %s", error.message)
         return new
 
     def _learn_dictionary(self, samples: list[bytes]) -> None:
