@@ -670,6 +670,9 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
             ),
             404,
         ),
+        ("GET", "/fragments/span-rows"): lambda: hidden(
+            web.get("/fragments/span-rows", params={"trace_id": a.trace_ids[1]}), 404
+        ),
         ("GET", "/fragments/session-traces"): lambda: hidden(
             web.get("/fragments/session-traces", params={"session_id": session}), 200
         ),

@@ -1,17 +1,23 @@
 """The session page (a transcript), the trace view (tree + waterfall + span detail)
 and the session export. JSON twins: ``/api/v1/sessions/{id}``, ``/api/v1/traces/{id}``.
+
+What a client sends has no size bound a page could follow (a trace of 100,000 spans, a
+span of a million attributes), so every page is bounded instead: a session's turns and
+a trace's span rows come in pages, a span's detail shows its first attributes and
+events (present.py), and the export streams one trace at a time.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
-from threadline.server.model import Project, TraceDetail
+from threadline.server.model import Project, SessionDetail, TraceDetail
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
@@ -26,13 +32,17 @@ from threadline.server.web.scores import (
     turn_scores,
 )
 from threadline.server.web.transcript import build_turns
-from threadline.server.web.waterfall import span_rows
+from threadline.server.web.waterfall import SpanRow, span_rows
 
 router = APIRouter(include_in_schema=False)
 
-# A transcript reads every turn's spans; beyond this many turns the page links to the
-# Traces tab for the rest instead of growing without bound.
-MAX_TURNS = 300
+# A transcript reads every turn's spans: a page shows this many turns, and links to the
+# pages before and after it.
+TURNS_PER_PAGE = 50
+# Rows of a trace's span tree sent at once; a button loads the next ones.
+ROWS_PER_PAGE = 500
+# Bounds the page number a client can ask for (a larger one is a 422, not a 500).
+_MAX_OFFSET = 10**9
 
 
 def _store(request: Request) -> Store:
@@ -45,7 +55,11 @@ def _not_found(request: Request, project: Project, what: str) -> Response:
 
 @router.get("/sessions/{session_id:path}")
 def session_page(
-    request: Request, project: PageProject, session_id: str, id: str | None = None
+    request: Request,
+    project: PageProject,
+    session_id: str,
+    id: str | None = None,
+    turn: Annotated[int, Query(ge=1, le=_MAX_OFFSET, description="First turn shown")] = 1,
 ) -> Response:
     # "/sessions/?id=.." names the sessions whose id a browser cannot keep in a path.
     session_id = session_id or id or ""
@@ -56,8 +70,17 @@ def session_page(
     session = store.get_session(project.id, session_id)
     if session is None:
         return _not_found(request, project, f"session {session_id!r}")
-    details = [store.get_trace(project.id, t.trace_id) for t in session.traces[:MAX_TURNS]]
-    turns = build_turns(session, [d for d in details if d is not None])
+    first = turn - 1
+    shown = session.traces[first : first + TURNS_PER_PAGE]
+    before = session.traces[:first]
+    details = [store.get_trace(project.id, t.trace_id) for t in shown]
+    turns = build_turns(
+        session,
+        [d for d in details if d is not None],
+        first_index=turn,
+        previous_end=max((t.end_time for t in before), default=None),
+    )
+    last = first + len(shown)
     target = Target(session_id=session_id)
     configs = configs_of(store, project.id)
     context = {
@@ -65,8 +88,9 @@ def session_page(
         "tab": "sessions",
         "session": session,
         "turns": turns,
-        "truncated": len(session.traces) > MAX_TURNS,
-        "max_turns": MAX_TURNS,
+        "earlier_turn": max(turn - TURNS_PER_PAGE, 1) if first else None,
+        "later_turn": last + 1 if last < len(session.traces) else None,
+        "turns_per_page": TURNS_PER_PAGE,
         "live_stream": "/live/session?" + urlencode({"session_id": session_id}),
         "watermark": watermark,
         "target": target,
@@ -102,7 +126,7 @@ def trace_page(
         "project": project,
         "tab": "traces",
         "trace": trace,
-        "rows": rows,
+        **_row_page(rows, 0),
         "selected": selected,
         "target": target,
         "scores": scores_of(store, project.id, target),
@@ -111,6 +135,32 @@ def trace_page(
         **form_context(configs),
     }
     return render(request, "trace.html", context)
+
+
+@router.get("/fragments/span-rows")
+def span_rows_fragment(
+    request: Request,
+    project: PageProject,
+    trace_id: str,
+    offset: Annotated[int, Query(ge=0, le=_MAX_OFFSET)] = 0,
+    span: str | None = None,
+) -> Response:
+    """The next page of a trace's span tree, and the button for the page after it."""
+    trace = _store(request).get_trace(project.id, trace_id.lower())
+    if trace is None:
+        return _not_found(request, project, f"trace {trace_id!r}")
+    context = {"trace": trace, **_row_page(span_rows(trace), offset), "selected_id": span}
+    return render(request, "_span_rows.html", context)
+
+
+def _row_page(rows: list[SpanRow], offset: int) -> dict[str, object]:
+    end = offset + ROWS_PER_PAGE
+    return {
+        "rows": rows[offset:end],
+        "next_offset": end if end < len(rows) else None,
+        "rows_left": max(len(rows) - end, 0),
+        "rows_per_page": ROWS_PER_PAGE,
+    }
 
 
 def _span_scores(store: Store, project_id: int, trace: TraceDetail, span: Any) -> dict[str, Any]:
@@ -138,23 +188,40 @@ def span_fragment(request: Request, project: PageProject, trace_id: str, span_id
 
 @router.get("/export/session.json")
 def export_session(request: Request, project: PageProject, session_id: str) -> Response:
-    """The whole session: its rollup and every trace with all spans, as one JSON file."""
+    """The whole session: its rollup, every trace with all spans, its scores and notes,
+    as one JSON file streamed a trace at a time (a session may hold more than fits in
+    memory at once)."""
     store = _store(request)
     session = store.get_session(project.id, session_id)
     if session is None:
         return _not_found(request, project, f"session {session_id!r}")
     mark_activity([session], request.app.state.settings.session_idle_seconds)
-    traces = [store.get_trace(project.id, t.trace_id) for t in session.traces]
-    # The session's own fields, and each trace once: in full, under "traces".
-    body = {
-        "session": session.model_dump(mode="json", exclude={"traces"}),
-        "traces": [t.model_dump(mode="json") for t in traces if t is not None],
-        "scores": [s.model_dump(mode="json") for s in session_scores(store, project.id, session)],
-        "notes": [n.model_dump(mode="json") for n in store.list_notes(project.id, session_id)],
-    }
     safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id)[:80]
-    return Response(
-        json.dumps(body, ensure_ascii=False, indent=2),
+    return StreamingResponse(
+        _session_json(store, project.id, session),
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="session-{safe_name}.json"'},
     )
+
+
+def _session_json(store: Store, project_id: int, session: SessionDetail) -> Iterator[bytes]:
+    """``{"session": ..., "traces": [...], "scores": [...], "notes": [...]}``, one trace
+    read and sent at a time (a sync iterator: Starlette runs it in its thread pool, off
+    the event loop)."""
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, indent=2)
+
+    # The session's own fields, and each trace once: in full, under "traces".
+    yield f'{{\n"session": {dumps(session.model_dump(mode="json", exclude={"traces"}))},\n'.encode()
+    yield b'"traces": [\n'
+    separator = ""
+    for summary in session.traces:
+        trace = store.get_trace(project_id, summary.trace_id)
+        if trace is None:
+            continue
+        yield (separator + dumps(trace.model_dump(mode="json"))).encode()
+        separator = ",\n"
+    scores = [s.model_dump(mode="json") for s in session_scores(store, project_id, session)]
+    notes = [n.model_dump(mode="json") for n in store.list_notes(project_id, session.session_id)]
+    yield f'\n],\n"scores": {dumps(scores)},\n"notes": {dumps(notes)}\n}}\n'.encode()

@@ -7,6 +7,7 @@ copying values) can compare a page with its JSON twin exactly.
 
 from __future__ import annotations
 
+import heapq
 import json
 from typing import Any
 
@@ -18,6 +19,13 @@ from threadline.server.model import Score, ScoreSummary
 MAX_PAYLOAD_CHARS = 100_000
 # Payloads above this many lines start collapsed behind a "show all" expander.
 COLLAPSE_LINES = 24
+# A span's detail shows this many of its attributes (and of its resource's), events
+# and chat messages, each value cut at VALUE_CHARS: a span may carry a million
+# attributes, and the page says how many more the JSON API has.
+ITEMS_SHOWN = 200
+EVENTS_SHOWN = 100
+MESSAGES_SHOWN = 200
+VALUE_CHARS = 10_000
 
 
 def duration(ms: float | None) -> str:
@@ -149,3 +157,20 @@ def summary_text(summary: ScoreSummary, data_type: str | None) -> str:
     if data_type == "boolean":
         return f"{summary.average:.0%} good"
     return f"{summary.average:.3g}"
+
+
+def first_items(mapping: dict[str, Any], limit: int = ITEMS_SHOWN) -> tuple[list[Any], int]:
+    """The first ``limit`` items of ``mapping`` by key, and how many were left out."""
+    items = sorted(mapping.items()) if len(mapping) <= limit else _smallest(mapping, limit)
+    return items, len(mapping) - len(items)
+
+
+def _smallest(mapping: dict[str, Any], limit: int) -> list[Any]:
+    return heapq.nsmallest(limit, mapping.items(), key=lambda item: item[0])
+
+
+def clip(text: str, limit: int = VALUE_CHARS) -> str:
+    """``text`` cut at ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"

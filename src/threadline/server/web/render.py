@@ -55,10 +55,12 @@ def _utc_text(value: datetime | None) -> str:
 _DOT_SEGMENTS = (".", "..")
 
 
-def session_url(session_id: str) -> str:
+def session_url(session_id: str, turn: int | None = None) -> str:
+    """The session page, from its ``turn``-th turn if given (a page of turns)."""
+    page = {"turn": turn} if turn is not None else {}
     if session_id in _DOT_SEGMENTS:
-        return "/sessions/?" + urlencode({"id": session_id})
-    return "/sessions/" + quote(session_id, safe="")
+        return "/sessions/?" + urlencode({"id": session_id, **page})
+    return "/sessions/" + quote(session_id, safe="") + ("?" + urlencode(page) if page else "")
 
 
 def trace_url(trace_id: str, span_id: str | None = None) -> str:
@@ -77,6 +79,7 @@ templates.env.filters.update(
     span_type=present.span_type_label,
     pretty=present.pretty,
     preview=present.preview,
+    clip=present.clip,
     iso=_iso,
     utc=_utc_text,
     # As the metadata filter compares it: ``vip=true`` finds what shows as vip=true.
@@ -93,6 +96,9 @@ templates.env.globals.update(
     tokens_in_out=present.tokens_in_out,
     payload_text=present.payload_text,
     is_long=present.is_long,
+    first_items=present.first_items,
+    EVENTS_SHOWN=present.EVENTS_SHOWN,
+    MESSAGES_SHOWN=present.MESSAGES_SHOWN,
     quote=quote,
     activity=activity,
 )

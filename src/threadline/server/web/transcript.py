@@ -7,6 +7,7 @@ evaluators' judge prompts share.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from threadline.server.conversation import Message, trace_errors, turn_messages
 from threadline.server.model import SessionDetail, TraceDetail
@@ -24,13 +25,19 @@ class Turn:
     width_pct: float
 
 
-def build_turns(session: SessionDetail, traces: list[TraceDetail]) -> list[Turn]:
-    """``traces``: the session's traces in start order, with their spans."""
+def build_turns(
+    session: SessionDetail,
+    traces: list[TraceDetail],
+    first_index: int = 1,
+    previous_end: datetime | None = None,
+) -> list[Turn]:
+    """``traces``: consecutive traces of the session in start order, with their spans,
+    the first of them turn number ``first_index``; ``previous_end``: the end of the turn
+    before them, if any (a page of turns after the first)."""
     start = session.start_time.timestamp()
     total = max(session.end_time.timestamp() - start, 1e-9)
     turns = []
-    previous_end = None
-    for index, trace in enumerate(traces, 1):
+    for index, trace in enumerate(traces, first_index):
         said, replied = turn_messages(trace)
         idle = None
         if previous_end is not None:
