@@ -1,12 +1,13 @@
 """The pure rules of ``store/rollups.py``: a trace's rollup whatever order its spans
 come in, and ``merge_session`` against ``roll_up_session`` (a session's next turns,
 added to its stored rollup, give exactly what rolling it up from all of its traces
-gives)."""
+gives); and ``TraceTally`` against ``roll_up_trace`` (spans added to a large trace's
+tally give exactly the rollup of all of its spans)."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from threadline.server.store.rollups import (
@@ -16,6 +17,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
+from threadline.server.store.trace_tally import TraceTally
 
 MS = 1_000_000
 
@@ -186,3 +188,91 @@ def test_a_session_merges_turn_by_turn():
     )
     assert (rollup.trace_count, rollup.error_count, rollup.span_count) == (4, 1, 8)
     assert rollup.cost_usd == 0.1 + 0.2
+
+
+@st.composite
+def grown_traces(draw: st.DrawFn) -> tuple[list[StoredSpanFacts], list[list[StoredSpanFacts]]]:
+    """A trace's spans as first stored, then the batches that add to it: every field
+    the trace rollup reads drawn, with ties in start and end times, spans whose parent
+    never arrives, and now and then a second span without a parent."""
+    count = draw(st.integers(1, 14))
+    spans = []
+    for index in range(1, count + 1):
+        start = draw(st.integers(0, 20)) * MS
+        parent = None if index == 1 else draw(st.sampled_from([1, 1, index - 1, 999]))
+        if index > 1 and draw(st.integers(0, 15)) == 0:
+            parent = None  # a second root
+        has_input, has_output = draw(st.booleans()), draw(st.booleans())
+        spans.append(
+            _span(
+                index,
+                parent,
+                start,
+                start + draw(st.integers(0, 20)) * MS,
+                is_error=draw(st.booleans()),
+                input_tokens=draw(st.none() | st.integers(0, 100)),
+                output_tokens=draw(st.none() | st.integers(0, 100)),
+                total_tokens=draw(st.none() | st.integers(0, 200)),
+                cost_usd=draw(st.none() | st.floats(0, 1, allow_nan=False)),
+                session_id=draw(st.sampled_from([None, "", "s", "t"])),
+                user_id=draw(st.sampled_from([None, "", "u", "v"])),
+                metadata=draw(
+                    st.dictionaries(st.sampled_from("abc"), st.integers(0, 3), max_size=3)
+                ),
+                tags=draw(st.lists(st.sampled_from("xyz"), max_size=3)),
+                has_input=has_input,
+                has_output=has_output,
+                input_preview=f"in {index}" if has_input else None,
+                output_preview=f"out {index}" if has_output else None,
+            )
+        )
+    order = draw(st.permutations(range(count)))
+    if draw(st.booleans()):  # the usual case: the root is stored first
+        order.remove(0)
+        order.insert(0, 0)
+    cuts = sorted(draw(st.lists(st.integers(1, count), max_size=3)))
+    arriving = [spans[i] for i in order]
+    parts, last = [], 0
+    for cut in [*cuts, count]:
+        parts.append(arriving[last:cut])
+        last = cut
+    return parts[0], [p for p in parts[1:] if p]
+
+
+# Drawing every field of every span is slow on a busy machine; the examples are not.
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+@given(grown_traces())
+def test_a_tally_adds_spans_to_the_rollup_of_all_spans(grown) -> None:
+    stored, batches = grown
+    if not stored:
+        return
+    tally = TraceTally.of("t", stored)
+    if tally is None:  # no real root yet: read back instead
+        assert all(s.parent_span_id is not None for s in stored)
+        return
+    assert tally.rollup == roll_up_trace("t", stored)
+    so_far = list(stored)
+    for batch in batches:
+        if not tally.add(batch):
+            assert any(s.parent_span_id is None for s in batch)  # a possible new root
+            return
+        so_far += batch
+        event("spans added to a tally")
+        expected = roll_up_trace("t", so_far)
+        # Equal to the last bit (costs summed in start order), key order included.
+        assert tally.rollup == expected
+        assert list(tally.rollup.metadata.items()) == list(expected.metadata.items())
+
+
+def test_a_tally_adds_one_span_to_a_large_trace() -> None:
+    spans = [_span(1, None, 0, 10**6, has_input=True, input_preview="q")]
+    spans += [
+        _span(i, 1, i, i + 5, cost_usd=0.001 * i, has_output=True, output_preview=f"o{i}")
+        for i in range(2, 2_000)
+    ]
+    tally = TraceTally.of("t", spans)
+    assert tally is not None
+    late = _span(5_000, 1, 7, 10**6, cost_usd=0.5, has_output=True, output_preview="late")
+    assert tally.add([late])
+    assert tally.rollup == roll_up_trace("t", [*spans, late])
+    assert tally.rollup.output_preview == "late"

@@ -59,6 +59,7 @@ from threadline.server.store.base import AccessRecords, ProjectAnnotations, Stor
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
     SessionRollup,
+    SpanFacts,
     StoredSpanFacts,
     TraceRollup,
     merge_session,
@@ -74,6 +75,7 @@ from threadline.server.store.sqlite.filters import (
     add_session_filters,
     add_trace_filters,
 )
+from threadline.server.store.trace_tally import TALLY_FROM_SPANS, TallyCache, TraceTally
 
 _READERS = 8
 # SQLite allows 32766 bound variables; batches of ids stay well under it.
@@ -102,6 +104,8 @@ class SQLiteStore(EvaluationTables):
         # one the payloads packed so far, to train it (None: no more training).
         self._packing = next(reversed(self._dictionaries.values()), None)
         self._samples: list[bytes] | None = [] if self._packing is None else None
+        # Large traces' rollups, kept so that adding spans to one need not read it back.
+        self._tallies = TallyCache()
         # Commits do not checkpoint the WAL into the database file: a background
         # thread does (wal.py). The high bound only stops the WAL from growing without
         # end should that thread ever fall behind; the size limit is what SQLite keeps
@@ -200,21 +204,33 @@ class SQLiteStore(EvaluationTables):
         # The spans of one OTLP resource share one resource dict: encode it once.
         resources: dict[int, str] = {}
         packer = payloads.Packer(self._packing)
-        rows = []
+        rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for span in spans:
             resource = resources.get(id(span.resource))
             if resource is None:
                 resource = resources[id(span.resource)] = schema.dumps(span.resource)
-            rows.append(schema.span_row(project_id, span, resource, packer))
+            rows[span.trace_id].append(schema.span_row(project_id, span, resource, packer))
         # Before the transaction: the workers' transactions take turns, and the shorter
         # each is, the sooner the next one begins.
         fresh = fresh_traces(project_id, spans)
-        with self._transaction() as conn:
-            before = conn.total_changes
-            conn.executemany(schema.INSERT_SPAN, rows)
-            new = conn.total_changes - before
-            if new:
-                self._refresh_rollups(conn, project_id, fresh)
+        try:
+            with self._transaction() as conn:
+                before = conn.total_changes
+                # Trace by trace, to know which traces got only new spans (a tally can
+                # add those; a retry's spans it would count twice).
+                all_new = set()
+                for trace_id, trace_rows in rows.items():
+                    start = conn.total_changes
+                    conn.executemany(schema.INSERT_SPAN, trace_rows)
+                    if conn.total_changes - start == len(fresh[trace_id].spans):
+                        all_new.add(trace_id)
+                new = conn.total_changes - before
+                if new:
+                    self._refresh_rollups(conn, project_id, fresh, all_new)
+        except BaseException:
+            # Tallies may have counted what was not committed.
+            self._tallies.forget(project_id, fresh)
+            raise
         if packer.samples:
             try:
                 self._learn_dictionary(packer.samples)
@@ -274,35 +290,57 @@ class SQLiteStore(EvaluationTables):
             raise LookupError(f"payload dictionary {dict_id} is missing") from None
 
     def _refresh_rollups(
-        self, conn: sqlite3.Connection, project_id: int, fresh: dict[str, FreshTrace]
+        self,
+        conn: sqlite3.Connection,
+        project_id: int,
+        fresh: dict[str, FreshTrace],
+        all_new: set[str],
     ) -> None:
         """Roll up again the traces of a batch (``fresh``: each one's rollup and row as if
-        it had no spans stored before the batch) and their sessions."""
+        it had no spans stored before the batch; ``all_new``: the traces none of whose
+        spans in the batch was stored before) and their sessions."""
         trace_ids = sorted(fresh)
-        # Traces stored before, with their session: those sessions need refreshing too,
-        # since a late span may move a trace into a session.
-        stored = dict(
-            _select_in(
-                conn,
-                "SELECT trace_id, session_id FROM traces WHERE project_id = ? AND trace_id IN ({})",
-                (project_id,),
-                trace_ids,
-            )
-        )
+        # Traces stored before, with their session and span count: those sessions need
+        # refreshing too, since a late span may move a trace into a session.
+        stored: dict[str, str | None] = {}
+        counted: dict[str, int] = {}
+        for trace_id, session_id, span_count in _select_in(
+            conn,
+            "SELECT trace_id, session_id, span_count FROM traces"
+            " WHERE project_id = ? AND trace_id IN ({})",
+            (project_id,),
+            trace_ids,
+        ):
+            stored[trace_id] = session_id
+            counted[trace_id] = span_count
         # Sessions a stored trace was in, is in now, or changed in: rolled up again from
         # all of their traces.
         recount = {session_id for session_id in stored.values() if session_id}
         # A trace seen for the first time has all its spans in this batch: its rollup
-        # needs no read. A trace stored before is read back whole: its new spans are in
-        # the table now.
+        # needs no read. A large trace stored before, whose tally this writer keeps,
+        # adds its new spans to the tally (trace_tally.py). Any other trace stored before
+        # is read back whole: its new spans are in the table now.
+        rolled_again: list[TraceRollup] = []
+        to_read: list[str] = []
+        for trace_id in stored:
+            tally = self._tallies.get(project_id, trace_id, counted[trace_id])
+            if tally is not None and trace_id in all_new and tally.add(fresh[trace_id].spans):
+                rolled_again.append(tally.rollup)
+            else:
+                self._tallies.forget(project_id, [trace_id])
+                to_read.append(trace_id)
         read_back: dict[str, list[StoredSpanFacts]] = defaultdict(list)
         rowids: dict[int, int] = {}
-        for row in _select_in(conn, schema.SELECT_SPAN_FACTS, (project_id,), list(stored)):
+        for row in _select_in(conn, schema.SELECT_SPAN_FACTS, (project_id,), to_read):
             fact = schema.span_facts(row)
             read_back[row[0]].append(fact)
             rowids[id(fact)] = row[17]
         _load_previews(conn, read_back.values(), rowids, self._unpacker())
-        rolled_again = [roll_up_trace(trace_id, facts) for trace_id, facts in read_back.items()]
+        for trace_id, facts in read_back.items():
+            rolled_again.append(self._roll_up(project_id, trace_id, facts))
+        for trace_id, trace in fresh.items():
+            if trace_id not in stored and len(trace.spans) >= TALLY_FROM_SPANS:
+                self._roll_up(project_id, trace_id, trace.spans)
         conn.executemany(
             schema.UPSERT_TRACE,
             [
@@ -361,6 +399,15 @@ class SQLiteStore(EvaluationTables):
         conn.executemany(
             schema.UPSERT_SESSION, [schema.session_row(project_id, r) for r in sessions]
         )
+
+    def _roll_up(self, project_id: int, trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
+        """The rollup of a trace from all of its spans; a large one's tally is kept."""
+        if len(spans) >= TALLY_FROM_SPANS:
+            tally = TraceTally.of(trace_id, spans)
+            if tally is not None:
+                self._tallies.keep(project_id, tally)
+                return tally.rollup
+        return roll_up_trace(trace_id, spans)
 
     # --- queries --------------------------------------------------------------------
 
@@ -792,10 +839,11 @@ class SQLiteStore(EvaluationTables):
 
 class FreshTrace(NamedTuple):
     """A trace rolled up from the records of one batch as if none of it was stored
-    before, and its ``traces`` row."""
+    before, its ``traces`` row, and those records (the first copy of each span)."""
 
     rollup: TraceRollup
     row: tuple[Any, ...]
+    spans: list[SpanRecord]
 
 
 def fresh_traces(project_id: int, spans: Sequence[SpanRecord]) -> dict[str, FreshTrace]:
@@ -807,8 +855,9 @@ def fresh_traces(project_id: int, spans: Sequence[SpanRecord]) -> dict[str, Fres
         by_trace[span.trace_id].setdefault(span.span_id, span)
     fresh = {}
     for trace_id, by_id in by_trace.items():
-        rollup = roll_up_trace(trace_id, list(by_id.values()))
-        fresh[trace_id] = FreshTrace(rollup, schema.trace_row(project_id, rollup))
+        records = list(by_id.values())
+        rollup = roll_up_trace(trace_id, records)
+        fresh[trace_id] = FreshTrace(rollup, schema.trace_row(project_id, rollup), records)
     return fresh
 
 
