@@ -24,6 +24,8 @@ import pytest
 from tests.conftest import ServerProcess, start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, request, span
 
+pytestmark = pytest.mark.slow  # servers of its own on a file system it mounts
+
 SPANS_PER_EXPORT = 40
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

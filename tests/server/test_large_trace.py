@@ -8,6 +8,8 @@ import random
 import statistics
 import time
 
+import pytest
+
 from tests.conftest import ProjectClient
 from tests.otlp import BASE_NS, new_span_id, new_trace_id, request, span
 
@@ -94,6 +96,7 @@ def test_spans_added_to_a_large_trace_roll_up_as_if_sent_at_once(
         assert mine == theirs
 
 
+@pytest.mark.slow  # 30,000 spans to send first
 def test_adding_a_span_to_a_large_trace_costs_about_what_a_new_trace_does(
     server: ProjectClient,
 ) -> None:

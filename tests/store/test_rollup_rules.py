@@ -222,7 +222,11 @@ def grown_traces(draw: st.DrawFn) -> tuple[list[StoredSpanFacts], list[list[Stor
                 tags=draw(st.lists(st.sampled_from("xyz"), max_size=3)),
                 has_input=has_input,
                 has_output=has_output,
-                input_preview=f"in {index}" if has_input else None,
+                input_text=draw(
+                    st.sampled_from([None, f"in {index}", '{"message": "hi", "conversation": "s"}'])
+                )
+                if has_input
+                else None,
                 output_preview=f"out {index}" if has_output else None,
             )
         )
@@ -240,6 +244,7 @@ def grown_traces(draw: st.DrawFn) -> tuple[list[StoredSpanFacts], list[list[Stor
 
 
 # Drawing every field of every span is slow on a busy machine; the examples are not.
+@pytest.mark.slow
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
 @given(grown_traces())
 def test_a_tally_adds_spans_to_the_rollup_of_all_spans(grown) -> None:
@@ -265,7 +270,7 @@ def test_a_tally_adds_spans_to_the_rollup_of_all_spans(grown) -> None:
 
 
 def test_a_tally_adds_one_span_to_a_large_trace() -> None:
-    spans = [_span(1, None, 0, 10**6, has_input=True, input_preview="q")]
+    spans = [_span(1, None, 0, 10**6, has_input=True, input_text="q")]
     spans += [
         _span(i, 1, i, i + 5, cost_usd=0.001 * i, has_output=True, output_preview=f"o{i}")
         for i in range(2, 2_000)

@@ -14,7 +14,9 @@ spans can be added exactly as ``roll_up_trace`` over all of them would count the
 - every known cost, in start order: costs are summed in that order, and a float sum
   depends on it, so the sum is done again over the kept costs (floats only, no read);
 - the spans whose input and output stand for the trace's (the root's, else the
-  earliest input and the latest-ending output).
+  earliest input and the latest-ending output): the whole input, whose preview
+  depends on the trace's session and user ids (``previews.py``), so it is made again
+  whenever spans are added.
 
 It gives up (``add`` returns False, and the caller reads the trace back) when the rules
 need what it did not keep: the trace has no real root yet (the stand-in root is the
@@ -31,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadline.server.previews import input_preview
 from threadline.server.store.rollups import (
     SpanFacts,
     TraceRollup,
@@ -59,20 +62,21 @@ class TraceTally:
     root_user: str | None
     root_has_input: bool
     root_has_output: bool
+    root_input: str | None  # the root's whole input, if it has one
     session: _Chosen | None = None  # earliest span carrying a session id
     user: _Chosen | None = None
     metadata_first: dict[str, tuple[_Order, int]] = field(default_factory=dict)
     metadata_last: dict[str, _Chosen] = field(default_factory=dict)
     tags_first: dict[str, tuple[_Order, int]] = field(default_factory=dict)
     costs: list[tuple[_Order, float]] = field(default_factory=list)
-    first_input: _Chosen | None = None  # earliest span with an input: its preview
+    first_input: _Chosen | None = None  # earliest span with an input: its whole input
     last_output: tuple[int, _Order, str | None] | None = None  # (end, order, preview)
 
     @classmethod
     def of(cls, trace_id: str, spans: Sequence[SpanFacts]) -> TraceTally | None:
         """The tally of a trace from all of its spans; None if it has no real root yet
         (see the module). The spans that stand for the trace's input and output must
-        carry their previews, as for ``roll_up_trace``."""
+        carry their input text and output preview, as for ``roll_up_trace``."""
         by_start = sorted(spans, key=_start_order)
         root = _root(by_start)
         if root.parent_span_id is not None:
@@ -84,6 +88,7 @@ class TraceTally:
             root_user=root.user_id,
             root_has_input=root.has_input,
             root_has_output=root.has_output,
+            root_input=root.input_text if root.has_input else None,
         )
         for span in by_start:
             tally._note(span)
@@ -123,7 +128,7 @@ class TraceTally:
         if span.cost_usd is not None:
             insort(self.costs, (order, span.cost_usd))
         if span.has_input and (self.first_input is None or order < self.first_input.order):
-            self.first_input = _Chosen(order, span.input_preview)
+            self.first_input = _Chosen(order, span.input_text)
         if span.has_output:
             # The latest end; of equal ends, the earliest start.
             best = self.last_output
@@ -160,8 +165,11 @@ class TraceTally:
         rollup.tags = sorted(self.tags_first, key=self.tags_first.__getitem__)
         rollup.cost_usd = _sum_known(cost for _, cost in self.costs)
         rollup.status = "error" if rollup.error_count else "ok"
-        if not self.root_has_input:
-            rollup.input_preview = self.first_input.value if self.first_input else None
+        source = None if self.root_has_input else self.first_input
+        if self.root_has_input or source is not None:
+            text = self.root_input if source is None else source.value
+            ids = [i for i in (rollup.session_id, rollup.user_id) if i]
+            rollup.input_preview = input_preview(text, ids)
         if not self.root_has_output:
             rollup.output_preview = self.last_output[2] if self.last_output else None
 
