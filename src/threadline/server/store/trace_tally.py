@@ -183,23 +183,25 @@ _MAX_COSTS = 500_000  # costs kept over all tallies (~100 bytes each)
 class TallyCache:
     """The tallies of a writer's largest recent traces, least recently used out first.
 
-    A tally is only right while nobody else has written its trace: the caller checks
-    its span count against the stored rollup's before using it, and forgets the
-    tallies of a transaction that did not commit.
+    A tally is only right while nobody else has written its trace (another worker
+    process, or a deletion): it is used only while its rollup equals the stored one
+    (spans are only ever added, so any other write changes at least the span count),
+    and the caller forgets the tallies of a transaction that did not commit.
     """
 
     def __init__(self) -> None:
         self._tallies: OrderedDict[tuple[int, str], TraceTally] = OrderedDict()
 
-    def get(self, project_id: int, trace_id: str, span_count: int) -> TraceTally | None:
-        """The tally of a trace whose stored rollup counts ``span_count`` spans."""
-        tally = self._tallies.get((project_id, trace_id))
+    def get(self, project_id: int, stored: TraceRollup) -> TraceTally | None:
+        """The tally of the trace whose stored rollup is ``stored``, if it is current."""
+        key = (project_id, stored.trace_id)
+        tally = self._tallies.get(key)
         if tally is None:
             return None
-        if tally.rollup.span_count != span_count:  # another writer added spans
-            del self._tallies[(project_id, trace_id)]
+        if tally.rollup != stored:  # written by another process since, or deleted
+            del self._tallies[key]
             return None
-        self._tallies.move_to_end((project_id, trace_id))
+        self._tallies.move_to_end(key)
         return tally
 
     def keep(self, project_id: int, tally: TraceTally) -> None:

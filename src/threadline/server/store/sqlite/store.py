@@ -300,19 +300,18 @@ class SQLiteStore(EvaluationTables):
         it had no spans stored before the batch; ``all_new``: the traces none of whose
         spans in the batch was stored before) and their sessions."""
         trace_ids = sorted(fresh)
-        # Traces stored before, with their session and span count: those sessions need
-        # refreshing too, since a late span may move a trace into a session.
-        stored: dict[str, str | None] = {}
-        counted: dict[str, int] = {}
-        for trace_id, session_id, span_count in _select_in(
-            conn,
-            "SELECT trace_id, session_id, span_count FROM traces"
-            " WHERE project_id = ? AND trace_id IN ({})",
-            (project_id,),
-            trace_ids,
-        ):
-            stored[trace_id] = session_id
-            counted[trace_id] = span_count
+        # Traces stored before, with their rollup: their sessions need refreshing too,
+        # since a late span may move a trace into a session.
+        stored_rollups = {
+            rollup.trace_id: rollup
+            for rollup in map(
+                schema.trace_rollup,
+                _select_in(
+                    conn, schema.SELECT_TRACES + " AND trace_id IN ({})", (project_id,), trace_ids
+                ),
+            )
+        }
+        stored = {trace_id: r.session_id for trace_id, r in stored_rollups.items()}
         # Sessions a stored trace was in, is in now, or changed in: rolled up again from
         # all of their traces.
         recount = {session_id for session_id in stored.values() if session_id}
@@ -323,7 +322,7 @@ class SQLiteStore(EvaluationTables):
         rolled_again: list[TraceRollup] = []
         to_read: list[str] = []
         for trace_id in stored:
-            tally = self._tallies.get(project_id, trace_id, counted[trace_id])
+            tally = self._tallies.get(project_id, stored_rollups[trace_id])
             if tally is not None and trace_id in all_new and tally.add(fresh[trace_id].spans):
                 rolled_again.append(tally.rollup)
             else:
@@ -535,6 +534,7 @@ class SQLiteStore(EvaluationTables):
     # --- deletion -------------------------------------------------------------------
 
     def delete_traces(self, project_id: int, trace_ids: Sequence[str]) -> int:
+        self._tallies.forget(project_id, trace_ids)
         with self._transaction() as conn:
             return deletion.delete_traces(conn, project_id, trace_ids)
 
