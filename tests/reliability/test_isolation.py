@@ -636,10 +636,14 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
             hidden(web.get("/traces"), 200),
             hidden(web.get("/traces", params={"q": a.marker, "range": "all"}), 200),
             hidden(web.get("/traces", params={"session_id": session}), 200),
+            hidden(web.get("/traces", params={"missing_score": "nothing"}), 200),
         ),
         ("GET", "/sessions"): lambda: (
             hidden(web.get("/sessions"), 200),
             hidden(web.get("/sessions", params={"sort": "cost", "status": "error"}), 200),
+            # Score filters and columns read B's score rollups only.
+            hidden(web.get("/sessions", params={"missing_score": "nothing"}), 200),
+            hidden(web.get("/sessions", params={"score": "b-score >= 0"}), 200),
         ),
         ("GET", "/users"): lambda: hidden(web.get("/users"), 200),
         ("GET", "/dashboard"): lambda: (

@@ -250,3 +250,106 @@ def test_score_a_trace_and_a_span(ui: UI, server, scenario: Scenario) -> None:
     expect(judge.locator(".sc-edit")).to_have_count(0)
     # The selected span (from the URL) shows its score after the reload too.
     expect(_chips(page.locator(".span-detail .scores-panel"))).to_have_count(1)
+
+
+def _score_through_the_form(page: Page, panel: Locator, name: str, value: str) -> None:
+    count = _chips(panel).count()
+    form = _open_form(panel)
+    form.locator("input[name=name]").fill(name)
+    if value in ("good", "bad"):
+        form.locator(f"label.thumb.{'up' if value == 'good' else 'down'}").click()
+    else:
+        form.locator("input[type=number]").fill(value)
+    form.get_by_role("button", name="Save score").click()
+    expect(_chips(panel)).to_have_count(count + 1)
+
+
+def _ids(page: Page, row_class: str) -> list[str]:
+    return page.locator(f"tr.{row_class}").evaluate_all("rs => rs.map(r => r.dataset.id)")
+
+
+def _apply(page: Page, **fields: str) -> None:
+    for name, value in fields.items():
+        page.locator(f"#filters input[name={name}]").fill(value)
+    page.locator("#filters button[type=submit]").click()
+    page.wait_for_load_state("load")
+
+
+def test_annotate_then_filter_the_lists_by_score(ui: UI, server, scenario: Scenario) -> None:
+    _configure(server)
+    config = {"name": "correct", "data_type": "boolean"}
+    assert server.http.put("/api/v1/score-configs/correct", json=config).status_code == 200
+    alpha_turn = scenario.sessions["sess-alpha"][0]
+    beta_turn = scenario.sessions["sess-beta"][1]
+    # Annotate through the UI: two sessions and two traces.
+    for session_id, value in (("sess-alpha", "5"), ("sess-beta", "2")):
+        page = ui.go(f"/sessions/{session_id}")
+        _score_through_the_form(
+            page, page.get_by_test_id("review").locator(".scores-panel"), "helpfulness", value
+        )
+    for turn, value in ((alpha_turn, "good"), (beta_turn, "bad")):
+        page = ui.go(f"/traces/{turn.trace_id}")
+        _score_through_the_form(page, page.locator(".head .scores-panel"), "correct", value)
+
+    # Sessions: filter by the score, from the filter bar; the rows are the API's.
+    page = ui.go("/sessions")
+    _apply(page, score="helpfulness >= 4")
+    assert "score=helpfulness+%3E%3D+4" in page.url
+    api = server.get("/api/v1/sessions", score="helpfulness >= 4")["items"]
+    assert [s["session_id"] for s in api] == ["sess-alpha"]
+    assert _ids(page, "session-row") == [s["session_id"] for s in api]
+    cell = page.locator("tr.session-row[data-id=sess-alpha] [data-col='score:helpfulness']")
+    expect(cell).to_have_text("5")
+    assert (
+        float(cell.get_attribute("data-value") or "") == api[0]["scores"]["helpfulness"]["average"]
+    )
+    # The filter stays in the bar and survives a reload (it is in the URL).
+    page.reload()
+    expect(page.locator("#filters input[name=score]")).to_have_value("helpfulness >= 4")
+    assert _ids(page, "session-row") == ["sess-alpha"]
+    ui.shot("sessions-filtered-by-score")
+
+    # Review work: the sessions nobody has scored for helpfulness yet.
+    page = ui.go("/sessions")
+    _apply(page, missing_score="helpfulness")
+    api = server.get("/api/v1/sessions", missing_score="helpfulness")["items"]
+    assert [s["session_id"] for s in api] == ["sess-old"]
+    assert _ids(page, "session-row") == [s["session_id"] for s in api]
+
+    # Unfiltered, a column per score name, each cell the API's summary.
+    page = ui.go("/sessions")
+    api = server.get("/api/v1/sessions")["items"]
+    heads = page.locator("#sessions-table th.score-col").all_inner_texts()
+    # The names present on the page's rows (correct and outcome are on no session).
+    assert heads == ["helpfulness"]
+    for session in api:
+        row = page.locator(f"tr.session-row[data-id='{session['session_id']}']")
+        summary = session["scores"].get("helpfulness")
+        value = row.locator("[data-col='score:helpfulness']").get_attribute("data-value")
+        assert (float(value) if value else None) == (summary and summary["average"])
+    ui.shot("sessions-score-columns")
+    page.emulate_media(color_scheme="dark")
+    ui.shot("sessions-score-columns-dark")
+    page.emulate_media(color_scheme="light")
+
+    # Traces: a thumbs filter compares the share of good (true = 1).
+    page = ui.go("/traces")
+    _apply(page, score="correct = true")
+    api = server.get("/api/v1/traces", score="correct = true")["items"]
+    assert [t["trace_id"] for t in api] == [alpha_turn.trace_id]
+    assert _ids(page, "trace-row") == [t["trace_id"] for t in api]
+    expect(page.locator("tr.trace-row [data-col='score:correct']")).to_have_text("100% good")
+    # A filter the API refuses is refused here too, with its reason.
+    page = ui.go("/traces?score=correct+~+1")
+    expect(page.locator("p.alert")).to_contain_text("is not 'name op value'")
+    assert server.http.get("/api/v1/traces", params={"score": "correct ~ 1"}).status_code == 400
+
+    # Users: each user's score averages, as the API has them.
+    page = ui.go("/users")
+    api = {u["user_id"]: u for u in server.get("/api/v1/users")["items"]}
+    for user_id in ("alice", "bob"):
+        row = page.locator(f"#users-table tr[data-id={user_id}]")
+        for name in ("helpfulness", "correct"):
+            value = row.locator(f"[data-col='score:{name}']").get_attribute("data-value")
+            assert float(value or "nan") == api[user_id]["scores"][name]["average"]
+    ui.shot("users-scores")

@@ -14,10 +14,12 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
+from threadline.server import scoring
 from threadline.server.api.routes import parse_metadata
 from threadline.server.errors import BadRequest
 from threadline.server.model import (
     MAX_SEARCH_CHARS,
+    ScoreFilter,
     SessionQuery,
     SessionSort,
     TraceQuery,
@@ -44,6 +46,9 @@ SORTS: dict[str, str] = {
 }
 # The parameters a filter bar carries from page to page (cursor is per page).
 _KEYS = ("range", "start", "end", "session_id", "user_id", "status", "tag", "metadata", "q", "sort")
+# Repeatable ones, named as the JSON API names them: all must hold.
+_LISTS = ("score", "missing_score")
+MAX_SCORE_FILTERS = 10
 
 
 def parse_time(text: str, errors: list[str], label: str) -> datetime | None:
@@ -69,12 +74,17 @@ class Filters:
     metadata: str = ""  # one "key=value"
     q: str = ""
     sort: str = "last_activity"
+    score: list[str] = field(default_factory=list)  # "name op value", as the API's score=
+    missing_score: list[str] = field(default_factory=list)  # names: rows without them
     cursor: str | None = None
     errors: list[str] = field(default_factory=list)
 
     @classmethod
     def from_params(cls, params: QueryParams) -> Filters:
         values: dict[str, Any] = {k: params.get(k, "").strip() for k in _KEYS}
+        for key in _LISTS:
+            values[key] = [v.strip() for v in params.getlist(key) if v.strip()]
+            values[key] = values[key][:MAX_SCORE_FILTERS]
         filters = cls(**{k: v for k, v in values.items() if v}, cursor=params.get("cursor"))
         if filters.range not in PRESETS:
             filters.range = "all"
@@ -108,6 +118,14 @@ class Filters:
             self.errors.append(error.message)
             return {}
 
+    def score_filters(self) -> list[ScoreFilter]:
+        """The score filters, parsed as the API parses its ``score``/``missing_score``."""
+        try:
+            return scoring.parse_filters(self.score, self.missing_score)
+        except BadRequest as error:
+            self.errors.append(error.message)
+            return []
+
     def _common(self) -> dict[str, Any]:
         start, end = self.window()
         return {
@@ -120,6 +138,7 @@ class Filters:
             "status": self.status or None,
             "tag": self.tag or None,
             "metadata": self.metadata_dict(),
+            "scores": self.score_filters(),
         }
 
     def trace_query(self) -> TraceQuery:
@@ -143,20 +162,32 @@ class Filters:
     def query_string(self, **overrides: str | None) -> str:
         """This filter state as a query string (defaults left out), with overrides."""
         state = replace(self, errors=[])
-        pairs: dict[str, str] = {}
+        pairs: list[tuple[str, str]] = []
         for key in _KEYS:
             value = overrides[key] if key in overrides else getattr(state, key)
             if value and value != getattr(Filters, key, None):
-                pairs[key] = value
+                pairs.append((key, value))
+        for key in _LISTS:
+            if key not in overrides:
+                pairs += [(key, value) for value in getattr(state, key)]
         if overrides.get("cursor"):
-            pairs["cursor"] = overrides["cursor"] or ""
+            pairs.append(("cursor", overrides["cursor"] or ""))
         return urlencode(pairs)
 
     def active(self) -> bool:
         return (
             any(
                 getattr(self, k)
-                for k in ("session_id", "user_id", "status", "tag", "metadata", "q")
+                for k in (
+                    "session_id",
+                    "user_id",
+                    "status",
+                    "tag",
+                    "metadata",
+                    "q",
+                    "score",
+                    "missing_score",
+                )
             )
             or self.range != "all"
         )

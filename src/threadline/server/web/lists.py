@@ -15,6 +15,7 @@ from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import PRESETS, SORTS, Filters
 from threadline.server.web.render import render
+from threadline.server.web.score_columns import columns_query, score_columns
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,7 +38,14 @@ def _context(request: Request, project: Project, tab: str, filters: Filters) -> 
         "presets": PRESETS,
         "sorts": SORTS,
         "base_url": str(request.base_url).rstrip("/"),
+        "score_configs": _store(request).list_score_configs(project.id),
     }
+
+
+def _with_columns(context: dict, rows: list) -> dict:
+    """A column per score name: the configured ones and those on the page's rows."""
+    columns = score_columns(context["score_configs"], (row.scores for row in rows))
+    return context | {"score_columns": columns, "columns_query": columns_query(columns)}
 
 
 @router.get("/")
@@ -54,6 +62,7 @@ def traces_tab(request: Request, project: PageProject) -> Response:
     watermark = _position(request, project)
     page = _store(request).list_traces(project.id, filters.trace_query())
     context = _context(request, project, "traces", filters) | {"page": page, "watermark": watermark}
+    context = _with_columns(context, page.items)
     return render(request, "traces.html", context)
 
 
@@ -68,6 +77,7 @@ def sessions_tab(request: Request, project: PageProject) -> Response:
         "page": page,
         "watermark": watermark,
     }
+    context = _with_columns(context, page.items)
     return render(request, "sessions.html", context)
 
 
@@ -76,6 +86,7 @@ def users_tab(request: Request, project: PageProject) -> Response:
     filters = Filters.from_params(request.query_params)
     page = _store(request).list_users(project.id, filters.user_query())
     context = _context(request, project, "users", filters) | {"page": page}
+    context = _with_columns(context, page.items)
     return render(request, "users.html", context)
 
 

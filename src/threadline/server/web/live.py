@@ -27,6 +27,7 @@ from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import Filters
 from threadline.server.web.live_position import LivePositions
 from threadline.server.web.render import templates
+from threadline.server.web.score_columns import ScoreColumn, columns_from_params
 
 router = APIRouter(include_in_schema=False)
 
@@ -85,6 +86,10 @@ def _response(body: AsyncIterator[str]) -> StreamingResponse:
     )
 
 
+def _columns(request: Request, store: Store, project: Project) -> list[ScoreColumn]:
+    return columns_from_params(request.query_params, store.list_score_configs(project.id))
+
+
 async def _live(
     request: Request,
     project: Project,
@@ -115,12 +120,15 @@ async def live_traces(
 ) -> StreamingResponse:
     store: Store = request.app.state.store
     row = templates.env.get_template("_trace_rows.html")
+    columns = await run_in_threadpool(_columns, request, store, project)
 
     def changed(filters: Filters, since: int) -> list[tuple[str, str]]:
         query = filters.trace_query().model_copy(update={"changed_after": since, "cursor": None})
         items = store.list_traces(project.id, query).items
         # Oldest first, so that prepending each leaves the newest on top.
-        return [(t.trace_id, row.render(traces=[t])) for t in reversed(items)]
+        return [
+            (t.trace_id, row.render(traces=[t], score_columns=columns)) for t in reversed(items)
+        ]
 
     return await _live(request, project, after, changed)
 
@@ -159,12 +167,16 @@ async def live_sessions(
     store: Store = request.app.state.store
     row = templates.env.get_template("_session_rows.html")
     idle_seconds = request.app.state.settings.session_idle_seconds
+    columns = await run_in_threadpool(_columns, request, store, project)
 
     def changed(filters: Filters, since: int) -> list[tuple[str, str]]:
         query = filters.session_query().model_copy(update={"changed_after": since, "cursor": None})
         items = store.list_sessions(project.id, query).items
         return [
-            (s.session_id, row.render(sessions=[s], idle_seconds=idle_seconds))
+            (
+                s.session_id,
+                row.render(sessions=[s], idle_seconds=idle_seconds, score_columns=columns),
+            )
             for s in reversed(items)
         ]
 

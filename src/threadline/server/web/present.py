@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from threadline.server.conversation import messages, pretty
-from threadline.server.model import Score, ScoreSummary
+from threadline.server.model import Score
 
 # Payloads above this are cut on the server (the full value stays in the JSON API):
 # a browser should not have to lay out megabytes of text.
@@ -147,16 +147,6 @@ def score_title(score: Score) -> str:
     if score.comment:
         lines += ["", score.comment]
     return "\n".join(lines)
-
-
-def summary_text(summary: ScoreSummary, data_type: str | None) -> str:
-    """A list cell of one score name: the label, the share of good for thumbs, or the
-    average."""
-    if summary.average is None:
-        return summary.label or "—"
-    if data_type == "boolean":
-        return f"{summary.average:.0%} good"
-    return f"{summary.average:.3g}"
 
 
 def first_items(mapping: dict[str, Any], limit: int = ITEMS_SHOWN) -> tuple[list[Any], int]:
