@@ -10,7 +10,8 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
-from .conftest import UI, Scenario
+from .conftest import UI, S, Scenario, send
+from .otlp import Turn, new_trace_id, turn_spans
 
 
 def _configure(server: Any) -> None:
@@ -191,6 +192,13 @@ def test_score_and_annotate_a_session(ui: UI, server, scenario: Scenario) -> Non
     ]
     expect(page.get_by_test_id("notes-panel").locator(".note")).to_have_count(1)
 
+    # On a phone: chips wrap, and the form fits the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    _open_form(page.get_by_test_id("review").get_by_test_id("scores-panel"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    ui.shot("session-scores-phone")
+    page.set_viewport_size({"width": 1400, "height": 900})
+
     # The export carries every score of the session (its own and its turns') and notes.
     with page.expect_download() as info:
         page.get_by_test_id("export").click()
@@ -210,6 +218,7 @@ def test_score_a_trace_and_a_span(ui: UI, server, scenario: Scenario) -> None:
     form.locator("input[name=name]").fill("correct")
     form.locator("label.thumb.down").click()
     form.locator("textarea[name=comment]").fill("It should have offered a refund later")
+    ui.shot("trace-score-form")
     form.get_by_role("button", name="Save score").click()
     expect(_chips(panel)).to_have_count(1)
     expect(_chips(panel).first).to_have_class(re.compile("is-down"))
@@ -224,6 +233,10 @@ def test_score_a_trace_and_a_span(ui: UI, server, scenario: Scenario) -> None:
     form = _open_form(span_panel)
     form.locator("input[name=name]").fill("helpfulness")
     form.locator("input[type=number]").fill("2")
+    form.locator("textarea[name=comment]").fill("Apologised, but offered nothing")
+    page.emulate_media(color_scheme="dark")
+    ui.shot("span-score-form-dark")
+    page.emulate_media(color_scheme="light")
     form.get_by_role("button", name="Save score").click()
     expect(_chips(span_panel)).to_have_count(1)
     ui.shot("trace-scores")
@@ -353,3 +366,20 @@ def test_annotate_then_filter_the_lists_by_score(ui: UI, server, scenario: Scena
             value = row.locator(f"[data-col='score:{name}']").get_attribute("data-value")
             assert float(value or "nan") == api[user_id]["scores"][name]["average"]
     ui.shot("users-scores")
+
+
+def test_a_live_session_page_keeps_an_open_score_form(ui: UI, server, scenario: Scenario) -> None:
+    page = ui.go("/sessions/sess-alpha")
+    page.wait_for_function("document.body.classList.contains('live-on')")
+    form = _open_form(page.locator("article.turn").first.locator(".scores-panel"))
+    form.locator("input[name=name]").fill("half-typed")
+    last = scenario.sessions["sess-alpha"][-1]
+    turn = Turn(new_trace_id(), "one more thing", "sure", last.end_ns + 5 * S, 100, 1, 1, 0.0)
+    send(server, turn_spans(turn, "sess-alpha", "alice"))
+    # The new turn waits while the reviewer is typing...
+    page.wait_for_timeout(3000)
+    expect(form.locator("input[name=name]")).to_have_value("half-typed")
+    expect(page.locator("article.turn")).to_have_count(3)
+    # ...and shows once the form is closed.
+    form.get_by_role("button", name="Cancel").click()
+    expect(page.locator("article.turn")).to_have_count(4, timeout=15_000)

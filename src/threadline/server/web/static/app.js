@@ -183,6 +183,11 @@
     var timer = null, loading = false, again = false;
     function refresh() {
       if (loading) { again = true; return; }
+      // A score form open in a turn would be replaced with the turn: wait until the
+      // reviewer saves or cancels it.
+      if (document.querySelector("[data-live-part] .score-form")) {
+        clearTimeout(timer); timer = setTimeout(refresh, 1000); return;
+      }
       loading = true;
       var atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 40;
       fetch(location.href, { credentials: "same-origin" })
