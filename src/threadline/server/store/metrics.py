@@ -51,6 +51,8 @@ _WEEK_ORIGIN_NS = 4 * 24 * _HOUR_NS
 # A bucket's last instant is one microsecond before the next bucket (datetimes in URLs
 # and query strings have microseconds).
 LAST_INSTANT_NS = 1000
+# The amounts of a trace row, in the order the stores' rows hold them.
+_AMOUNTS = ("cost_usd", "input_tokens", "output_tokens", "total_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,18 +106,19 @@ class MetricsRows:
     range (only then do its amounts count, in bucket ``first``).
     """
 
-    # (group, first, last, started, traces, error traces, cost, input, output, total tokens)
+    # (group, user id, first, last, started, traces, error traces, cost, input, output,
+    # total tokens): one scan of the traces serves the trace series, the active users
+    # and, when not grouped, the users' totals
     traces: list[tuple] = field(default_factory=list)
     # (group, first, last, sessions, sessions with an error)
     sessions: list[tuple] = field(default_factory=list)
-    # (group, user id, first, last): distinct
-    users: list[tuple] = field(default_factory=list)
     # (score name, group, first, value sum, value count): scores of rows started in range
     scores: list[tuple] = field(default_factory=list)
     # (trace count, duration ns, cost) of every session active in the range (ungrouped)
     session_figures: list[tuple] = field(default_factory=list)
-    # (user id, traces, error traces, cost) of every user active in the range
-    user_totals: list[tuple] = field(default_factory=list)
+    # (user id, traces, error traces, cost) of every user active in the range; None
+    # when ``traces`` is not grouped, which then holds them
+    user_totals: list[tuple] | None = None
     # (session id, start ns, traces, error traces, cost): the top rows by cost and errors
     top_sessions_by_cost: list[tuple] = field(default_factory=list)
     top_sessions_by_errors: list[tuple] = field(default_factory=list)
@@ -124,31 +127,49 @@ class MetricsRows:
 def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence[str]) -> Metrics:
     """The series, distributions and top lists of ``rows``."""
     n = span.count
-    counts: dict[tuple[str, str | None], list[float | None]] = defaultdict(lambda: [0.0] * n)
+    counts: dict[tuple[str, str | None], list[float]] = defaultdict(lambda: [0.0] * n)
     amounts: dict[tuple[str, str | None], list[float | None]] = defaultdict(lambda: [None] * n)
     weight: dict[str | None, float] = defaultdict(float)
-    for group, first, last, started, count, errors, cost, tin, tout, ttotal in rows.traces:
-        for i in range(first, last + 1):
-            _add(counts[("traces", group)], i, count)
-            _add(counts[("error_traces", group)], i, errors)
-        weight[group] += count * (last - first + 1)
-        if started:
-            for name, value in (
-                ("cost_usd", cost),
-                ("input_tokens", tin),
-                ("output_tokens", tout),
-                ("total_tokens", ttotal),
-            ):
-                if value is not None:
-                    _add(amounts[(name, group)], first, value)
-    for group, first, last, count, errors in rows.sessions:
-        for i in range(first, last + 1):
-            _add(counts[("sessions", group)], i, count)
-            _add(counts[("error_sessions", group)], i, errors)
     active: dict[str | None, list[set[str]]] = defaultdict(lambda: [set() for _ in range(n)])
-    for group, user_id, first, last in rows.users:
+    user_totals: dict[str, list] = {}
+    derive_totals = rows.user_totals is None
+    # This loop sees a row per (user, buckets) and dominates the time: the lists of
+    # each group are looked up once.
+    lists: dict[str | None, tuple] = {}
+    for group, user, first, last, started, count, errors, cost, tin, tout, ttotal in rows.traces:
+        found = lists.get(group)
+        if found is None:
+            found = lists[group] = (
+                counts[("traces", group)],
+                counts[("error_traces", group)],
+                active[group],
+                [amounts[(name, group)] for name in _AMOUNTS],
+            )
+        traces, error_traces, users, amount_lists = found
         for i in range(first, last + 1):
-            active[group][i].add(user_id)
+            traces[i] += count
+            error_traces[i] += errors
+            if user is not None:
+                users[i].add(user)
+        weight[group] += count * (last - first + 1)
+        if user is not None and derive_totals:
+            total = user_totals.get(user)
+            if total is None:
+                user_totals[user] = [count, errors, cost]
+            else:
+                total[0] += count
+                total[1] += errors
+                if cost is not None:
+                    total[2] = cost if total[2] is None else total[2] + cost
+        if started:
+            for values, value in zip(amount_lists, (cost, tin, tout, ttotal), strict=True):
+                if value is not None:
+                    _add(values, first, value)
+    for group, first, last, count, errors in rows.sessions:
+        sessions, error_sessions = counts[("sessions", group)], counts[("error_sessions", group)]
+        for i in range(first, last + 1):
+            sessions[i] += count
+            error_sessions[i] += errors
     score_sums: dict[tuple[str, str | None], list[list[float]]] = defaultdict(
         lambda: [[0.0, 0.0] for _ in range(n)]
     )
@@ -176,10 +197,12 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
                     values=[s / c if c else None for s, c in cells],
                 )
             )
-    users = [
-        TopUser(user_id=u, trace_count=t, error_count=e, cost_usd=c)
-        for u, t, e, c in rows.user_totals
-    ]
+    totals = (
+        rows.user_totals
+        if rows.user_totals is not None
+        else [(u, *total) for u, total in user_totals.items()]
+    )
+    users = [TopUser(user_id=u, trace_count=t, error_count=e, cost_usd=c) for u, t, e, c in totals]
     return Metrics(
         start=ns_to_datetime(span.origin),
         end=ns_to_datetime(span.end),
@@ -237,7 +260,7 @@ def _values(
     metric: str,
     group: str | None,
     n: int,
-    counts: dict[tuple[str, str | None], list[float | None]],
+    counts: dict[tuple[str, str | None], list[float]],
     amounts: dict[tuple[str, str | None], list[float | None]],
     active: dict[str | None, list[set[str]]],
 ) -> list[float | None] | None:
@@ -248,12 +271,12 @@ def _values(
         kind = "sessions" if metric == "session_error_rate" else "traces"
         totals = counts.get((kind, group), [0.0] * n)
         errors = counts.get((f"error_{kind}", group), [0.0] * n)
-        return [(e or 0.0) / t if t else None for e, t in zip(errors, totals, strict=True)]
+        return [e / t if t else None for e, t in zip(errors, totals, strict=True)]
     if metric in ("cost_usd", "input_tokens", "output_tokens", "total_tokens"):
         values = amounts.get((metric, group), [None] * n)
         # Tokens are known to be zero where nothing ran; cost stays unknown (None).
         return values if metric == "cost_usd" else [v or 0.0 for v in values]
-    return list(counts.get((metric, group), [0.0] * n))
+    return list[float | None](counts.get((metric, group), [0.0] * n))
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float | None:

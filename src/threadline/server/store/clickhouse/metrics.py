@@ -69,9 +69,9 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
 
     out = MetricsRows()
     out.traces = rows(
-        f"SELECT {group} AS grp, {buckets}, count(), countIf(status = 'error'), sum(cost_usd),"
-        " sum(input_tokens), sum(output_tokens), sum(total_tokens)"
-        f" FROM {traces} WHERE {trace_where} GROUP BY grp, first, last, started"
+        f"SELECT {group} AS grp, user_id, {buckets}, count(), countIf(status = 'error'),"
+        " sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(total_tokens)"
+        f" FROM {traces} WHERE {trace_where} GROUP BY grp, user_id, first, last, started"
     )
     out.sessions = [
         (g, first, last, count, errors)
@@ -80,32 +80,27 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
             f" FROM {sessions} WHERE {session_where} GROUP BY g, first, last, started"
         )
     ]
-    out.users = [
-        (g, user, first, last)
-        for g, user, first, last, _started in rows(
-            f"SELECT DISTINCT {group} AS grp, assumeNotNull(user_id) AS user, {buckets}"
-            f" FROM {traces} WHERE {trace_where} AND user_id IS NOT NULL"
-        )
-    ]
     ungrouped_sessions = f"({queries.latest_sessions()})"
     out.session_figures = rows(
         f"SELECT trace_count, end_ns - start_ns, cost_usd FROM {ungrouped_sessions}"
         f" WHERE {session_where}"
     )
-    out.user_totals = rows(
-        "SELECT assumeNotNull(user_id) AS user, count(), countIf(status = 'error'),"
-        f" sum(cost_usd) FROM {traces} WHERE {trace_where} AND user_id IS NOT NULL"
-        " GROUP BY user"
-    )
+    if query.group_by is not None:
+        # Grouped, a trace may be in several groups: the users' totals count it once.
+        out.user_totals = rows(
+            "SELECT assumeNotNull(user_id) AS user, count(), countIf(status = 'error'),"
+            f" sum(cost_usd) FROM {traces} WHERE {trace_where} AND user_id IS NOT NULL"
+            " GROUP BY user"
+        )
     top = (
         "SELECT session_id, start_ns, trace_count, error_count, cost_usd"
         f" FROM {ungrouped_sessions} WHERE {session_where}"
     )
     out.top_sessions_by_cost = rows(
-        f"{top} AND cost_usd > 0 ORDER BY cost_usd DESC, session_id LIMIT {TOP_ROWS}"
+        f"{top} AND cost_usd > 0 ORDER BY cost_usd DESC, session_id DESC LIMIT {TOP_ROWS}"
     )
     out.top_sessions_by_errors = rows(
-        f"{top} AND error_count > 0 ORDER BY error_count DESC, session_id LIMIT {TOP_ROWS}"
+        f"{top} AND error_count > 0 ORDER BY error_count DESC, session_id DESC LIMIT {TOP_ROWS}"
     )
     summaries = latest_rollups("project_id = %(project)s AND target_kind = %(score_kind)s")
     for kind, table, where, id_column, g in (

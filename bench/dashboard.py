@@ -1,0 +1,191 @@
+"""The dashboard on a large store: is it fast, and what does it cost ingest?
+
+    python bench/dashboard.py --sessions 100000
+
+1. Fills a fresh SQLite store straight through ``Store.write_spans`` (ingest's write
+   path, minus HTTP and protobuf) with ``--sessions`` sessions spread over the last 30
+   days: 2 traces of 5 spans each (a root and 4 children, 2 of them LLM calls with
+   tokens and cost), 5,000 users, tags and an ``app_version`` metadata key on the
+   roots, 3 % of traces failing. 100,000 sessions make 1,000,000 spans.
+2. Times ``Store.metrics`` (every query the Dashboard tab and ``/api/v1/metrics``
+   run) for the 30 days by day, then grouped, filtered, and by hour.
+3. Ingest with and without what the dashboard adds to every write (the covering
+   indexes of migration 0007 over the trace and session rollups): two fresh stores,
+   one with its indexes dropped, fed the same batches in turns, in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from threadline.server.model import METRIC_NAMES, MetricsQuery, SpanRecord
+from threadline.server.store.sqlite import SQLiteStore
+
+MS = 1_000_000
+S = 1000 * MS
+DAY = 86_400 * S
+TAGS = (["support"], ["sales"], ["support", "beta"], [])
+VERSIONS = ("1.0", "1.1", "2.0")
+
+
+def batches(sessions: int, seed: int, end_ns: int, per_batch: int = 500) -> Iterator[list]:
+    """Spans of ``sessions`` sessions over the 30 days before ``end_ns``, ``per_batch``
+    sessions (10 spans each) at a time."""
+    rng = random.Random(seed)
+    pending: list[SpanRecord] = []
+    for s in range(sessions):
+        start = end_ns - 30 * DAY + rng.randrange(30 * DAY - 10 * 60 * S)
+        for turn in range(2):
+            trace_id = rng.getrandbits(128).to_bytes(16, "big").hex()
+            t0 = start + turn * 60 * S
+            root = rng.getrandbits(63).to_bytes(8, "big").hex()
+            error = rng.random() < 0.03
+            pending.append(
+                SpanRecord(
+                    trace_id=trace_id,
+                    span_id=root,
+                    parent_span_id=None,
+                    name="handle_turn",
+                    kind="SERVER",
+                    start_ns=t0,
+                    end_ns=t0 + 3 * S,
+                    status="error" if error else "ok",
+                    input=f'{{"message": "question {s}-{turn}"}}',
+                    output='{"reply": "answer"}',
+                    session_id=f"dash-{seed}-{s:07d}",
+                    user_id=f"user-{s % 5000}",
+                    tags=TAGS[s % len(TAGS)],
+                    metadata={"app_version": VERSIONS[s % len(VERSIONS)]},
+                )
+            )
+            for i in range(4):
+                llm = i % 2 == 0
+                pending.append(
+                    SpanRecord(
+                        trace_id=trace_id,
+                        span_id=rng.getrandbits(63).to_bytes(8, "big").hex(),
+                        parent_span_id=root,
+                        name="chat gpt-4o-mini" if llm else "tool",
+                        kind="CLIENT",
+                        start_ns=t0 + (i + 1) * 100 * MS,
+                        end_ns=t0 + (i + 2) * 100 * MS,
+                        status="ok",
+                        span_type="LLM" if llm else "TOOL",
+                        model="gpt-4o-mini" if llm else None,
+                        input_tokens=rng.randrange(100, 2000) if llm else None,
+                        output_tokens=rng.randrange(10, 300) if llm else None,
+                        total_tokens=None,
+                        cost_usd=rng.randrange(1, 500) / 1e5 if llm else None,
+                    )
+                )
+        if (s + 1) % per_batch == 0 or s == sessions - 1:
+            yield pending
+            pending = []
+
+
+def fill(path: Path, sessions: int, end_ns: int) -> tuple[SQLiteStore, int, float]:
+    store = SQLiteStore(path)
+    project = store.create_project("default").id
+    started = time.perf_counter()
+    for batch in batches(sessions, 1, end_ns):
+        store.write_spans(project, batch)
+    return store, project, time.perf_counter() - started
+
+
+def time_metrics(
+    store: SQLiteStore, project: int, query: MetricsQuery, runs: int
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU ms of each run. On a shared, loaded machine the wall time is
+    mostly waiting for a core; the CPU time (the query runs in this thread) is what
+    the work costs."""
+    names = list(METRIC_NAMES)
+    store.metrics(project, query, names)  # warm the page cache
+    wall, cpu = [], []
+    for _ in range(runs):
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        store.metrics(project, query, names)
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.thread_time() - started_cpu) * 1000)
+    return wall, cpu
+
+
+def ingest_with_and_without(root: Path, sessions: int, end_ns: int) -> tuple[float, float]:
+    """Spans/s into a store with the dashboard's indexes and into one without, fed
+    the same batches in turns."""
+    stores = {}
+    for label in ("with", "without"):
+        store = SQLiteStore(root / f"ingest-{label}.db")
+        stores[label] = (store, store.create_project("default").id, [0.0])
+    without = stores["without"][0]
+    with without._transaction() as conn:
+        conn.execute("DROP INDEX traces_for_metrics")
+        conn.execute("DROP INDEX sessions_for_metrics")
+    spans = 0
+    for i, batch in enumerate(batches(sessions, 2, end_ns)):
+        spans += len(batch)
+        order = ("with", "without") if i % 2 == 0 else ("without", "with")
+        for label in order:
+            store, project, total = stores[label]
+            started = time.perf_counter()
+            store.write_spans(project, batch)
+            total[0] += time.perf_counter() - started
+    rates = tuple(spans / stores[label][2][0] for label in ("with", "without"))
+    for store, _, _ in stores.values():
+        store.close()
+    return rates  # type: ignore[return-value]
+
+
+def report(label: str, took: tuple[list[float], list[float]]) -> None:
+    wall, cpu = took
+    print(
+        f"  {label:<42} wall p50 {statistics.median(wall):7.0f} ms"
+        f"   CPU p50 {statistics.median(cpu):6.0f} ms (max {max(cpu):.0f})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--ingest-sessions", type=int, default=20_000)
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    now = datetime.now(UTC)
+    end_ns = int(now.timestamp()) * S
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        root = Path(tmp)
+        store, project, took = fill(root / "dashboard.db", args.sessions, end_ns)
+        spans = store.count_spans()
+        print(f"filled {spans:,} spans ({args.sessions:,} sessions) in {took:.0f} s")
+        month = {"start": now - timedelta(days=30), "end": now}
+        print(f"Store.metrics, {args.runs} runs each:")
+        cases = {
+            "30 days by day (the dashboard's default)": MetricsQuery(**month, bucket="day"),
+            "30 days by day, grouped by tag": MetricsQuery(**month, bucket="day", group_by="tag"),
+            "30 days by day, grouped by metadata": MetricsQuery(
+                **month, bucket="day", group_by="metadata", group_key="app_version"
+            ),
+            "30 days by day, one user": MetricsQuery(**month, bucket="day", user_id="user-42"),
+            "30 days by hour": MetricsQuery(**month, bucket="hour"),
+            "7 days by day": MetricsQuery(start=now - timedelta(days=7), end=now, bucket="day"),
+        }
+        for label, query in cases.items():
+            report(label, time_metrics(store, project, query, args.runs))
+        store.close()
+        with_rate, without_rate = ingest_with_and_without(root, args.ingest_sessions, end_ns)
+        print(
+            f"ingest of {args.ingest_sessions * 10:,} spans, in turns:"
+            f" with the dashboard's indexes {with_rate:,.0f} spans/s,"
+            f" without {without_rate:,.0f} spans/s ({with_rate / without_rate:.0%})"
+        )
+
+
+if __name__ == "__main__":
+    main()
