@@ -19,7 +19,7 @@ from tests.otlp import new_span_id, new_trace_id, request, span
 
 pytestmark = pytest.mark.slow  # servers of its own, idle times to wait out
 
-KEY_VARIABLE = "THREADLINE_TEST_JUDGE_KEY"
+KEY_VARIABLE = "THREADLINE_JUDGE_TEST_KEY"
 IDLE_SECONDS = 1
 
 
@@ -309,13 +309,13 @@ def test_a_judge_failing_once_is_retried_and_the_run_succeeds(project, judge):
 
 def test_a_missing_key_variable_fails_the_run_and_says_which(project, judge):
     body = evaluator(judge, online=False)
-    body["judge"]["api_key_env"] = "THREADLINE_TEST_NO_SUCH_KEY"
+    body["judge"]["api_key_env"] = "THREADLINE_JUDGE_NO_SUCH_KEY"
     create(project, body)
     sid = f"nokey-{uuid.uuid4().hex[:8]}"
     send_turn(project, sid, "hello", "hi")
     run = _manual_run(project, sid)
     assert run["reason"] == (
-        "the judge's key variable THREADLINE_TEST_NO_SUCH_KEY is not set on the server"
+        "the judge's key variable THREADLINE_JUDGE_NO_SUCH_KEY is not set on the server"
     )
 
 
@@ -325,6 +325,12 @@ def test_bad_evaluators_are_refused_with_the_reason(project, judge):
         (evaluator(judge, sampling_rate=2), 422, "sampling_rate"),
         ({**evaluator(judge), "judge": {"base_url": "ftp://x", "model": "m"}}, 422, "base_url"),
         (evaluator(judge, name=""), 422, "name"),
+        # Only THREADLINE_JUDGE_* variables: not any secret of the server's environment.
+        (
+            {**evaluator(judge), "judge": {**evaluator(judge)["judge"], "api_key_env": "HOME"}},
+            422,
+            "api_key_env",
+        ),
     ]
     for body, status, word in cases:
         response = project.http.post("/api/v1/evaluators", json=body)

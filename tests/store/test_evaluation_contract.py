@@ -187,3 +187,12 @@ def test_the_sweep_queues_each_ended_session_once_and_again_after_it_resumes(sto
     assert online.sweep(store, idle, now_ns=T0 + 600 * MS) == 1
     runs = store.list_runs(p, RunQuery(session_id="s")).items
     assert len(runs) == 2 and all(r.trigger == "online" for r in runs)
+    # Written after a sweep passed its end time (an exporter's delay): still judged...
+    store.write_spans(p, [record(4, 4, start=440, length=10, session="late")])
+    assert online.sweep(store, idle, now_ns=T0 + 700 * MS) == 1
+    assert online.sweep(store, idle, now_ns=T0 + 800 * MS) == 0
+    # ...unless it comes more than two minutes after it ended.
+    assert online.sweep(store, idle, now_ns=T0 + 200 * SECOND) == 0
+    store.write_spans(p, [record(5, 5, start=900, length=10, session="too-late")])
+    assert online.sweep(store, idle, now_ns=T0 + 201 * SECOND) == 0
+    assert store.list_runs(p, RunQuery(session_id="too-late")).items == []

@@ -31,9 +31,13 @@ class JudgeConfig(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     api_key_env: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        # Only variables meant for judges: an evaluator must not be able to send any
+        # secret of the server's environment (a database password...) to a URL.
+        pattern=r"^THREADLINE_JUDGE_[A-Za-z0-9_]+$",
         max_length=200,
-        description="Name of the environment variable holding the key; none: no key sent.",
+        description="Name of the server's environment variable holding the key, which "
+        "must start with THREADLINE_JUDGE_ (e.g. THREADLINE_JUDGE_OPENAI_KEY); none: no "
+        "key is sent.",
     )
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 
-from threadline.server.evaluation.model import Evaluator
-from threadline.server.evaluation.selection import matches, plan_runs, sampled
-from threadline.server.model import Session
+from threadline.server.evaluation.model import Evaluator, EvaluatorFilter, RunRecord
+from threadline.server.evaluation.selection import matches, online_run_id, plan_runs, sampled
 from threadline.server.store import Store
 
 _BATCH = 500
+# How late a session's last trace may be written after it ended and still be judged.
+LATE_NS = 120 * 1_000_000_000
 
 
 def sweep(store: Store, idle_ns: int, now_ns: int | None = None) -> int:
@@ -39,35 +40,54 @@ def _sweep_evaluator(
     store: Store, project_id: int, evaluator: Evaluator, mark: int, cutoff: int
 ) -> int:
     added = 0
-    while mark < cutoff:
-        ended = store.ended_sessions(project_id, mark, cutoff, _BATCH)
-        runs = []
-        for session_id, end_ns in ended:
-            if not sampled(evaluator, session_id):
-                continue
-            traces = []
-            if evaluator.target == "trace" or evaluator.filter != type(evaluator.filter)():
-                detail = store.get_session(project_id, session_id)
-                if detail is None or not matches(evaluator.filter, detail):
-                    continue
-                traces = detail.traces
-            runs += plan_runs(project_id, evaluator, session_id, end_ns, traces, "online")
-        if len(ended) < _BATCH:
-            next_mark = cutoff
+    lower = mark
+    while lower < cutoff:
+        ended = store.ended_sessions(project_id, lower, cutoff, _BATCH)
+        full = len(ended) == _BATCH
+        runs = _runs_for(store, project_id, evaluator, ended)
+        if not full:
+            upper = cutoff
         elif ended[0][1] < ended[-1][1]:
-            # The batch may have cut a run of equal end times: read the last one again
-            # (its runs' ids are the same, so they are not queued twice).
-            next_mark = ended[-1][1] - 1
+            # The batch may have cut a run of equal end times: read the last one again.
+            upper = ended[-1][1] - 1
         else:
-            next_mark = ended[-1][1]
+            upper = ended[-1][1]
+        # The mark trails the cutoff: a session written a little after it went idle (an
+        # exporter's batching delay, retries) is still found by the next sweeps.
+        next_mark = max(mark, min(upper, cutoff - LATE_NS))
         added += store.add_runs(project_id, runs, swept=(evaluator.name, next_mark))
-        mark = next_mark
-        if len(ended) < _BATCH:
+        lower = upper
+        if not full:
             break
     return added
 
 
-def is_ended(session: Session, idle_ns: int, now_ns: int | None = None) -> bool:
-    """Whether a session counts as ended: no new trace for the idle time."""
-    end_ns = int(session.end_time.timestamp() * 1e9)
-    return (now_ns or time.time_ns()) - end_ns >= idle_ns
+def _runs_for(
+    store: Store, project_id: int, evaluator: Evaluator, ended: list[tuple[str, int]]
+) -> list[RunRecord]:
+    """The runs not queued yet for these ended sessions (sessions of the trailing window
+    are seen by several sweeps; their runs' ids say whether they were queued)."""
+    kept = [(sid, end) for sid, end in ended if sampled(evaluator, sid)]
+    if evaluator.target == "session":
+        ids = {
+            online_run_id(project_id, evaluator.name, "session", sid, end): sid for sid, end in kept
+        }
+        queued = store.get_runs(project_id, list(ids))
+        kept = [
+            (sid, end)
+            for sid, end in kept
+            if online_run_id(project_id, evaluator.name, "session", sid, end) not in queued
+        ]
+    runs: list[RunRecord] = []
+    for session_id, end_ns in kept:
+        traces = []
+        if evaluator.target == "trace" or evaluator.filter != EvaluatorFilter():
+            detail = store.get_session(project_id, session_id)
+            if detail is None or not matches(evaluator.filter, detail):
+                continue
+            traces = detail.traces
+        runs += plan_runs(project_id, evaluator, session_id, end_ns, traces, "online")
+    if evaluator.target == "trace" and runs:
+        queued = store.get_runs(project_id, [r.id for r in runs])
+        runs = [r for r in runs if r.id not in queued]
+    return runs

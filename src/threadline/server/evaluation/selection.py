@@ -57,7 +57,7 @@ def parse_filters(texts: list[str]) -> EvaluatorFilter:
     return selection
 
 
-def _online_id(project_id: int, evaluator: str, kind: str, target: str, end_ns: int) -> str:
+def online_run_id(project_id: int, evaluator: str, kind: str, target: str, end_ns: int) -> str:
     key = f"{project_id}\0{evaluator}\0{kind}\0{target}\0{end_ns}"
     return "run-" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
@@ -83,7 +83,7 @@ def plan_runs(
     runs = []
     for kind, target_id, ended in targets:
         run_id = (
-            _online_id(project_id, evaluator.name, kind, target_id, ended)
+            online_run_id(project_id, evaluator.name, kind, target_id, ended)
             if trigger == "online"
             else "run-" + uuid.uuid4().hex
         )
