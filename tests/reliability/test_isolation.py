@@ -409,6 +409,20 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         hidden(api.post(path, json={"confirm_count": mine}), 200)
         assert a_api.get(f"/api/v1/sessions/{session}").json()["trace_count"] == 3
 
+    def exports(client: httpx.Client, path: str) -> None:
+        # Every format, with filters naming A's data and with none: nothing of A's.
+        for params in (
+            {"format": "csv"},
+            {"format": "jsonl"},
+            {"format": "jsonl", "include": "spans"},
+            {"format": "jsonl", "include": "spans", "user_id": a.user_id},
+            {"format": "csv", "q": a.marker},
+            {"format": "jsonl", "tag": "a-only"},
+        ):
+            hidden(client.get(path, params=params), 200)
+        a_client = a_api if client is api else a_web
+        a_sees(a_client.get(path, params={"format": "jsonl", "include": "spans"}))
+
     def delete_form(kind: str, ids: list[str]) -> None:
         for target in ids:
             response = web.post(
@@ -546,6 +560,11 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
             for t in a.trace_ids
         ],
         ("POST", "/api/v1/sessions/delete"): bulk_delete_in_b,
+        # Bulk export: B's key and cookie export only B's rows.
+        ("GET", "/api/v1/export/sessions"): lambda: exports(api, "/api/v1/export/sessions"),
+        ("GET", "/api/v1/export/traces"): lambda: exports(api, "/api/v1/export/traces"),
+        ("GET", "/export/sessions"): lambda: exports(web, "/export/sessions"),
+        ("GET", "/export/traces"): lambda: exports(web, "/export/traces"),
         ("POST", "/delete/session"): lambda: delete_form("session", [session]),
         ("POST", "/delete/trace"): lambda: delete_form("trace", a.trace_ids),
         # Scores, score configurations and notes: B's key writes into B, finds none of

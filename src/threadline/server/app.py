@@ -19,6 +19,7 @@ from threadline.server import pricing
 from threadline.server.api.deletion import router as deletion_api_router
 from threadline.server.api.docs import install as install_api_docs
 from threadline.server.api.evaluations import router as evaluations_api_router
+from threadline.server.api.export import router as export_api_router
 from threadline.server.api.langfuse_scores import router as langfuse_scores_router
 from threadline.server.api.routes import router as api_router
 from threadline.server.api.scores import router as scores_api_router
@@ -91,6 +92,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(langfuse_scores_router)
     app.include_router(evaluations_api_router)
     app.include_router(deletion_api_router)
+    app.include_router(export_api_router)
     install_web_ui(app)
     install_api_docs(app)
 

@@ -1,5 +1,5 @@
-"""The ``threadline`` command: ``serve``, ``keys``, ``projects``, ``migrate``, ``demo`` and
-``delete``.
+"""The ``threadline`` command: ``serve``, ``keys``, ``projects``, ``migrate``, ``demo``,
+``delete`` and ``export`` (among others).
 
 The CLI only turns flags into ``Settings`` (and calls into the server); every setting's
 default, environment variable and help come from the table in ``settings.py``.
@@ -164,6 +164,32 @@ def _parser() -> argparse.ArgumentParser:
     many.add_argument("--yes", action="store_true", help="Do not ask; delete what matches.")
     data_commands.add_connection(many)
     many.set_defaults(run=data_commands.run_delete, what="sessions")
+
+    export = commands.add_parser(
+        "export", help="Export the Sessions or Traces list, filtered, as CSV or JSON Lines."
+    )
+    export_commands = export.add_subparsers(metavar="WHAT")
+    for what, names in (
+        ("sessions", data_commands.SESSION_FILTERS),
+        ("traces", data_commands.TRACE_FILTERS),
+    ):
+        listing = export_commands.add_parser(what, help=f"Every {what[:-1]} the filters match.")
+        listing.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+        listing.add_argument(
+            "--include-spans",
+            action="store_true",
+            help="JSONL only: each row carries its traces with every span (re-importable).",
+        )
+        listing.add_argument(
+            "--filter",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help=f"A {what.title()} list filter, repeatable: " + ", ".join(names) + ".",
+        )
+        listing.add_argument("--output", "-o", default=None, help="File to write (default stdout).")
+        data_commands.add_connection(listing)
+        listing.set_defaults(run=data_commands.run_export, what=what)
     return parser
 
 

@@ -1,12 +1,17 @@
-"""``threadline delete``: the data commands, run against a server through its JSON API
-(``api_client.py``), so they act on whatever store the server uses, with its checks."""
+"""``threadline delete`` and ``threadline export``: the data commands, run against a
+server through its JSON API (``api_client.py``), so they act on whatever store the
+server uses, with its checks."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import urllib.parse
 from collections.abc import Sequence
+from typing import IO
+
+from tqdm import tqdm
 
 from threadline.server.api_client import ApiClient, ApiError
 
@@ -22,6 +27,22 @@ SESSION_FILTERS = (
     "score",
     "missing_score",
 )
+
+
+# The Traces list's filters, for ``export traces``.
+TRACE_FILTERS = (
+    "session_id",
+    "user_id",
+    "start",
+    "end",
+    "q",
+    "status",
+    "tag",
+    "metadata",
+    "score",
+    "missing_score",
+)
+_READ_BYTES = 256 * 1024
 
 
 def add_connection(parser: argparse.ArgumentParser) -> None:
@@ -76,3 +97,62 @@ def _delete(client: ApiClient, args: argparse.Namespace) -> str:
         "deleted"
     ]
     return f"Deleted {done} sessions."
+
+
+def run_export(args: argparse.Namespace) -> None:
+    try:
+        client = ApiClient.from_args(args.base_url, args.api_key)
+        if args.output:
+            with open(args.output, "wb") as out:
+                rows = _export(client, args, out)
+            print(f"Exported {rows} {args.what} to {args.output}.", file=sys.stderr)
+        else:
+            _export(client, args, sys.stdout.buffer)
+    except ApiError as exc:
+        sys.exit(f"threadline export: {exc}")
+    except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
+        sys.stderr.close()
+
+
+def _export(client: ApiClient, args: argparse.Namespace, out: IO[bytes]) -> int:
+    """Stream the export into ``out`` as it arrives; returns how many rows it had."""
+    allowed = SESSION_FILTERS if args.what == "sessions" else TRACE_FILTERS
+    query = [("format", args.format), *parse_filters(args.filter, allowed)]
+    if args.include_spans:
+        query.append(("include", "spans"))
+    counter = RecordCounter(quoted=args.format == "csv")
+    with (
+        client.open("GET", f"/api/v1/export/{args.what}", query) as response,
+        # On stderr, so that stdout carries the export alone.
+        tqdm(unit=" rows", desc=args.what, file=sys.stderr) as bar,
+    ):
+        while chunk := response.read(_READ_BYTES):
+            out.write(chunk)
+            bar.update(counter.feed(chunk))
+    # A CSV's first record is its header.
+    return counter.records - 1 if args.format == "csv" and counter.records else counter.records
+
+
+class RecordCounter:
+    """Counts the records of a stream as it passes: JSONL lines, or CSV records, whose
+    quoted fields may hold line breaks (a line end counts only outside quotes; an
+    escaped quote ``""`` toggles twice, so it changes nothing)."""
+
+    _MARKS = re.compile(rb'["\n]')
+
+    def __init__(self, quoted: bool) -> None:
+        self.quoted = quoted
+        self.records = 0
+        self._in_quotes = False
+
+    def feed(self, chunk: bytes) -> int:
+        before = self.records
+        if not self.quoted:
+            self.records += chunk.count(b"\n")
+        else:
+            for mark in self._MARKS.finditer(chunk):
+                if mark.group() == b'"':
+                    self._in_quotes = not self._in_quotes
+                elif not self._in_quotes:
+                    self.records += 1
+        return self.records - before

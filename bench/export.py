@@ -1,0 +1,177 @@
+"""Bulk export: how fast, and does the server's memory stay flat?
+
+    python bench/export.py --spans 1000000
+
+Fills a fresh SQLite store straight through ``Store.write_spans`` with sessions of 5
+traces of 10 spans (inputs and outputs of a few hundred bytes), starts ``threadline
+serve`` on it, and streams over HTTP, one after the other:
+
+- ``GET /api/v1/export/sessions?format=jsonl&include=spans``: every session with every
+  trace and span (the export that can be loaded elsewhere);
+- ``GET /api/v1/export/sessions?format=csv`` and ``/api/v1/export/traces?format=csv``.
+
+For each: rows, bytes, seconds, spans (or rows) per second, and the server's RSS
+before and at its peak during the export (sampled every 20 ms from /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server import start_server
+
+from threadline.server.model import SpanRecord
+from threadline.server.store.sqlite import SQLiteStore
+
+MS = 1_000_000
+T0 = 1_790_000_000_000_000_000
+TRACES_PER_SESSION = 5
+SPANS_PER_TRACE = 10
+
+
+def fill(path: Path, total: int, batch: int = 5000) -> int:
+    """Write ``total`` spans into project ``default``; return the number of sessions."""
+    rng = random.Random(11)
+    store = SQLiteStore(path)
+    project = store.create_project("default").id
+    sessions = total // (TRACES_PER_SESSION * SPANS_PER_TRACE)
+    pending: list[SpanRecord] = []
+    for s in range(sessions):
+        for turn in range(TRACES_PER_SESSION):
+            trace_id = rng.getrandbits(128).to_bytes(16, "big").hex()
+            start = T0 + s * 10**9 + turn * 60 * 10**9
+            root = rng.getrandbits(63).to_bytes(8, "big").hex()
+            for i in range(SPANS_PER_TRACE):
+                pending.append(
+                    SpanRecord(
+                        trace_id=trace_id,
+                        span_id=root if i == 0 else rng.getrandbits(63).to_bytes(8, "big").hex(),
+                        parent_span_id=None if i == 0 else root,
+                        name="handle_turn" if i == 0 else f"step-{i}",
+                        kind="INTERNAL",
+                        start_ns=start + i * MS,
+                        end_ns=start + (i + 5) * MS,
+                        status="ok",
+                        input=f'{{"message": "question {s}-{turn}-{i} ' + "x" * 200 + '"}',
+                        output=f'{{"reply": "answer {s}-{turn}-{i} ' + "y" * 200 + '"}',
+                        input_tokens=20,
+                        output_tokens=10,
+                        total_tokens=30,
+                        session_id=f"session-{s:07d}" if i == 0 else None,
+                        user_id=f"user-{s % 97}" if i == 0 else None,
+                    )
+                )
+            if len(pending) >= batch:
+                store.write_spans(project, pending)
+                pending = []
+    if pending:
+        store.write_spans(project, pending)
+    store.close()
+    return sessions
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+class PeakRss:
+    """The highest RSS of a process while the block runs, sampled every 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.before = rss_mb(pid)
+        self.peak = self.before
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            self.peak = max(self.peak, rss_mb(self.pid))
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb(self.pid))
+
+
+def stream(base_url: str, key: str, path: str, params: dict[str, str]) -> tuple[int, int]:
+    """(lines, bytes) of a streamed export."""
+    lines = size = 0
+    with (
+        httpx.Client(timeout=600) as client,
+        client.stream(
+            "GET", base_url + path, params=params, headers={"Authorization": f"Bearer {key}"}
+        ) as response,
+    ):
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            lines += chunk.count(b"\n")
+            size += len(chunk)
+    return lines, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spans", type=int, default=200_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="threadline-export-") as tmp:
+        data_dir = Path(tmp)
+        # The key first: it makes the store; then the spans, then the server on them.
+        started = time.perf_counter()
+        process, base_url, key = start_server(data_dir, workers=1)
+        process.terminate()
+        process.wait()
+        sessions = fill(data_dir / "threadline.db", args.spans)
+        spans = sessions * TRACES_PER_SESSION * SPANS_PER_TRACE
+        print(
+            f"filled {spans:,} spans, {sessions:,} sessions"
+            f" in {time.perf_counter() - started:.0f} s"
+        )
+        process, base_url, _ = start_server(data_dir, workers=1)
+        try:
+            # Warm up (code paths, caches) on a small export before measuring.
+            stream(base_url, key, "/api/v1/export/sessions", {"q": "session-0000001"})
+            runs = [
+                ("sessions JSONL + spans", "/api/v1/export/sessions", {"include": "spans"}, spans),
+                ("sessions CSV", "/api/v1/export/sessions", {"format": "csv"}, sessions),
+                (
+                    "traces CSV",
+                    "/api/v1/export/traces",
+                    {"format": "csv"},
+                    sessions * TRACES_PER_SESSION,
+                ),
+            ]
+            for label, path, params, units in runs:
+                with PeakRss(process.pid) as rss:
+                    began = time.perf_counter()
+                    lines, size = stream(base_url, key, path, params)
+                    seconds = time.perf_counter() - began
+                unit = "spans" if "spans" in label else "rows"
+                print(
+                    f"{label}: {lines:,} lines, {size / 1e6:,.0f} MB in {seconds:.1f} s ="
+                    f" {units / seconds:,.0f} {unit}/s; server RSS {rss.before:.0f} MB before,"
+                    f" {rss.peak:.0f} MB at peak (+{rss.peak - rss.before:.0f} MB)"
+                )
+        finally:
+            process.terminate()
+            process.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Bulk export of the Sessions and Traces lists through the real server: the JSON API
+(CSV and JSONL, filters honoured, spans included), the UI's export links (cookie) and
+``threadline export``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import httpx
+
+from tests.otlp import new_span_id, new_trace_id, request, span
+
+COOKIE = "threadline_session"
+
+
+def _fill(server, tag: str, sessions: int = 7, turns: int = 3) -> None:
+    """``sessions`` sessions of ``turns`` traces (two spans each) in one export; every
+    other session carries the metadata ``half=yes``. Inputs hold commas, quotes and
+    line breaks, which CSV must keep."""
+    spans = []
+    for s in range(sessions):
+        for turn in range(turns):
+            trace_id, root = new_trace_id(), new_span_id()
+            spans.append(
+                span(
+                    trace_id,
+                    root,
+                    name=f"turn-{turn}",
+                    start_ns=1_790_000_000_000_000_000 + (s * 100 + turn) * 10**9,
+                    attributes={
+                        "threadline.session.id": f"{tag}-s{s}",
+                        "threadline.user.id": f"{tag}-u{s % 2}",
+                        "threadline.span.input": f'say "hi", {s}\nthen {turn}',
+                        "threadline.span.output": f"ok {s}/{turn}",
+                        "threadline.metadata.half": "yes" if s % 2 else "no",
+                        "threadline.tags": json.dumps([tag]),
+                    },
+                )
+            )
+            spans.append(
+                span(
+                    trace_id,
+                    new_span_id(),
+                    parent=root,
+                    name="llm",
+                    attributes={"gen_ai.usage.input_tokens": s, "gen_ai.usage.output_tokens": 1},
+                )
+            )
+    response = server.export(request(spans).SerializeToString())
+    assert response.status_code == 200, response.text
+
+
+def _all(server, path: str, **params) -> list[dict]:
+    """Every row of a list, page by page (small pages, so paging is exercised)."""
+    rows, cursor = [], None
+    while True:
+        page = server.get(path, limit=2, cursor=cursor, **params)
+        rows += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return rows
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def _as_csv(row: dict) -> dict[str, str]:
+    """A list row as the CSV writes it."""
+
+    def cell(value) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, (list, dict)):
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return str(value)
+
+    return {k: cell(v) for k, v in row.items()}
+
+
+def test_sessions_export_csv_and_jsonl_match_the_list(server):
+    tag = f"x{uuid.uuid4().hex[:8]}"
+    _fill(server, tag)
+    listed = _all(server, "/api/v1/sessions", tag=tag, sort="tokens")
+    assert len(listed) == 7
+
+    response = server.http.get(
+        "/api/v1/export/sessions", params={"format": "jsonl", "tag": tag, "sort": "tokens"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    assert 'filename="sessions.jsonl"' in response.headers["content-disposition"]
+    lines = response.text.splitlines()
+    assert [json.loads(line) for line in lines] == listed
+
+    response = server.http.get(
+        "/api/v1/export/sessions", params={"format": "csv", "tag": tag, "sort": "tokens"}
+    )
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = _csv_rows(response.text)
+    assert list(rows[0]) == list(listed[0])  # every field of the list, in its order
+    assert rows == [_as_csv(r) for r in listed]
+    assert "\n" in rows[0]["first_input"] and '"hi",' in rows[0]["first_input"]
+
+    # Filters are the list's: half of them, by metadata.
+    response = server.http.get(
+        "/api/v1/export/sessions", params={"format": "csv", "tag": tag, "metadata": "half=yes"}
+    )
+    assert sorted(r["session_id"] for r in _csv_rows(response.text)) == [
+        f"{tag}-s{i}" for i in (1, 3, 5)
+    ]
+
+
+def test_sessions_export_with_spans_carries_every_trace_and_span(server):
+    tag = f"x{uuid.uuid4().hex[:8]}"
+    _fill(server, tag, sessions=3)
+    response = server.http.get(
+        "/api/v1/export/sessions", params={"format": "jsonl", "include": "spans", "tag": tag}
+    )
+    assert response.status_code == 200
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert len(lines) == 3
+    for line in lines:
+        session_id = line["session"]["session_id"]
+        detail = server.get(f"/api/v1/sessions/{session_id}")
+        assert line["session"] == {k: v for k, v in detail.items() if k != "traces"}
+        assert [t["trace_id"] for t in line["traces"]] == [t["trace_id"] for t in detail["traces"]]
+        for trace in line["traces"]:
+            assert trace == server.get(f"/api/v1/traces/{trace['trace_id']}")
+            assert len(trace["spans"]) == 2
+
+
+def test_traces_export_honours_filters(server):
+    tag = f"x{uuid.uuid4().hex[:8]}"
+    _fill(server, tag, sessions=4)
+    listed = _all(server, "/api/v1/traces", tag=tag, user_id=f"{tag}-u1")
+    assert len(listed) == 6
+    params = {"tag": tag, "user_id": f"{tag}-u1"}
+    response = server.http.get("/api/v1/export/traces", params={"format": "csv", **params})
+    assert _csv_rows(response.text) == [_as_csv(r) for r in listed]
+    response = server.http.get("/api/v1/export/traces", params={"format": "jsonl", **params})
+    assert [json.loads(line) for line in response.text.splitlines()] == listed
+    response = server.http.get(
+        "/api/v1/export/traces", params={"format": "jsonl", "include": "spans", **params}
+    )
+    full = [json.loads(line) for line in response.text.splitlines()]
+    assert [t["trace_id"] for t in full] == [t["trace_id"] for t in listed]
+    assert full[0] == server.get(f"/api/v1/traces/{listed[0]['trace_id']}")
+    # Nothing matches: a CSV of just the header, an empty JSONL.
+    response = server.http.get("/api/v1/export/traces", params={"format": "csv", "tag": "none"})
+    assert response.text.splitlines()[0].startswith("trace_id,session_id,")
+    assert len(response.text.splitlines()) == 1
+    response = server.http.get("/api/v1/export/traces", params={"tag": "none"})
+    assert response.status_code == 200 and response.text == ""
+
+
+def test_export_refuses_bad_input_and_other_keys(server, threadline_process):
+    bad = server.http.get("/api/v1/export/sessions", params={"format": "xml"})
+    assert bad.status_code == 422 and "error" in bad.json()
+    bad = server.http.get("/api/v1/export/sessions", params={"format": "csv", "include": "spans"})
+    assert bad.status_code == 400 and "jsonl" in bad.json()["error"]
+    bad = server.http.get("/api/v1/export/traces", params={"metadata": "nokey"})
+    assert bad.status_code == 400
+    base = threadline_process.base_url
+    assert httpx.get(base + "/api/v1/export/traces").status_code == 401
+
+
+def test_ui_export_links_keep_the_filters(server):
+    tag = f"x{uuid.uuid4().hex[:8]}"
+    _fill(server, tag)
+    web = httpx.Client(base_url=server.base_url, cookies={COOKIE: server.api_key}, timeout=30)
+    page = web.get("/sessions", params={"tag": tag, "metadata": "half=yes", "sort": "cost"})
+    assert page.status_code == 200
+    links = [
+        link.replace("&amp;", "&")
+        for link in re.findall(r'href="(/export/sessions\?[^"]+)"', page.text)
+    ]
+    assert len(links) == 3
+    csv_link = next(link for link in links if "format=csv" in link)
+    assert f"tag={tag}" in csv_link and "metadata=half%3Dyes" in csv_link
+    rows = _csv_rows(web.get(csv_link).text)
+    assert sorted(r["session_id"] for r in rows) == [f"{tag}-s{i}" for i in (1, 3, 5)]
+    spans_link = next(link for link in links if "include=spans" in link)
+    lines = web.get(spans_link).text.splitlines()
+    assert len(lines) == 3 and all(len(json.loads(x)["traces"]) == 3 for x in lines)
+    traces = web.get(
+        "/export/traces", params={"format": "jsonl", "tag": tag, "user_id": f"{tag}-u0"}
+    )
+    assert traces.status_code == 200 and len(traces.text.splitlines()) == 4 * 3
+    # Signed out: the sign-in page, no data.
+    anonymous = httpx.get(server.base_url + f"/export/traces?tag={tag}")
+    assert anonymous.status_code == 303 and tag not in anonymous.text
+
+
+def test_threadline_export(server, tmp_path):
+    tag = f"x{uuid.uuid4().hex[:8]}"
+    _fill(server, tag, sessions=5)
+    env = {
+        **os.environ,
+        "THREADLINE_BASE_URL": server.base_url,
+        "THREADLINE_API_KEY": server.api_key,
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "threadline.server", "export", *args],
+            capture_output=True,
+            timeout=60,
+            env=env,
+        )
+
+    out = tmp_path / "sessions.csv"
+    result = cli("sessions", "--format", "csv", "--filter", f"tag={tag}", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert b"Exported 5 sessions" in result.stderr
+    rows = _csv_rows(out.read_text())
+    assert sorted(r["session_id"] for r in rows) == [f"{tag}-s{i}" for i in range(5)]
+    # To stdout: the export alone there, the progress bar on stderr.
+    result = cli("traces", "--include-spans", "--filter", f"tag={tag}", "--filter", "status=ok")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert len(lines) == 15 and all(len(t["spans"]) == 2 for t in lines)
+    assert b"traces" in result.stderr
+    result = cli("sessions", "--format", "csv", "--include-spans")
+    assert result.returncode != 0 and b"jsonl" in result.stderr
+    result = cli("traces", "--filter", "sort=cost")
+    assert result.returncode != 0 and b"sort=cost" in result.stderr
