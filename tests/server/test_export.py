@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 
 import httpx
@@ -232,3 +233,49 @@ def test_threadline_export(server, tmp_path):
     assert result.returncode != 0 and b"jsonl" in result.stderr
     result = cli("traces", "--filter", "sort=cost")
     assert result.returncode != 0 and b"sort=cost" in result.stderr
+
+
+def test_an_export_may_stream_for_longer_than_the_body_timeout(tmp_path):
+    """The body timeout bounds how long a request's body may take, not its answer: an
+    export read slowly by its client streams to its end (it was cut off at the
+    timeout while the answer listened for the client's disconnect)."""
+    from tests.conftest import start_server, stop_server
+
+    server = start_server(tmp_path / "data", tmp_path / "log", "--body-timeout", "1")
+    try:
+        key = server.new_key("slow-reader")
+        spans = [
+            span(
+                new_trace_id(),
+                new_span_id(),
+                attributes={
+                    "threadline.session.id": f"s{i}",
+                    "threadline.span.input": "x" * 200_000,
+                },
+            )
+            for i in range(40)
+        ]
+        headers = {"Authorization": f"Bearer {key}"}
+        response = httpx.post(
+            server.base_url + "/v1/traces",
+            content=request(spans).SerializeToString(),
+            headers={**headers, "Content-Type": "application/x-protobuf"},
+        )
+        assert response.status_code == 200
+        body = b""
+        with httpx.stream(
+            "GET",
+            server.base_url + "/api/v1/export/traces",
+            params={"include": "spans"},
+            headers=headers,
+            timeout=30,
+        ) as streamed:
+            for i, chunk in enumerate(streamed.iter_bytes()):
+                if i == 0:
+                    time.sleep(2.5)  # past the body timeout, the rest still unsent
+                body += chunk
+        assert len(body) > 8_000_000
+        assert len([json.loads(line) for line in body.splitlines()]) == 40
+        assert "Traceback" not in server.log()
+    finally:
+        stop_server(server)

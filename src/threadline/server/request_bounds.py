@@ -54,9 +54,15 @@ class RequestBounds:
             return
         deadline = time.monotonic() + self.timeout
         received = 0
+        complete = False
 
         async def bounded_receive() -> Message:
-            nonlocal received
+            nonlocal received, complete
+            if complete:
+                # The body is in: all a route still receives is the client's disconnect,
+                # which a streamed answer (an export) listens for for as long as it
+                # streams. The bound is on the body, not on the answer.
+                return await receive()
             remaining = deadline - time.monotonic()
             try:
                 message = await asyncio.wait_for(receive(), max(remaining, 0.001))
@@ -68,6 +74,7 @@ class RequestBounds:
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+                complete = not message.get("more_body", False)
             return message
 
         await self.app(scope, bounded_receive, send)
