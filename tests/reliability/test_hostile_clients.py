@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -291,3 +292,51 @@ def test_the_servers_own_info_lines_are_logged(tmp_path: Path) -> None:
     process = start_server(tmp_path / "data", tmp_path / "log.txt", "--log-level", "info")
     stop_server(process)
     assert "threadline.server.grpc: OTLP/gRPC receiver listening" in process.log()
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_unauthenticated_grpc_messages_take_no_memory(guarded: ServerProcess) -> None:
+    """48 calls of 15 MiB (24 at a time) with an unknown key: refused from their
+    metadata, and gRPC reads ahead only a little of each, so the server's memory
+    barely moves (it grew by gigabytes when the messages were buffered whole)."""
+    assert guarded.grpc_address is not None
+    big = request([]).__class__()
+    big.resource_spans.add().resource.attributes.add(key="x").value.string_value = "x" * (15 << 20)
+    message = big.SerializeToString()
+    pid = guarded.process.pid
+    before = _rss_mb(pid)
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_mb(pid))
+            time.sleep(0.02)
+
+    def call() -> grpc.StatusCode:
+        options = [("grpc.max_send_message_length", 32 << 20)]
+        with grpc.insecure_channel(guarded.grpc_address, options=options) as channel:
+            try:
+                channel.unary_unary(_EXPORT)(message, metadata=_bearer("tl_not_a_key"), timeout=20)
+            except grpc.RpcError as failure:
+                return failure.code()
+        return grpc.StatusCode.OK
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            codes = list(pool.map(lambda _: call(), range(48)))
+    finally:
+        done.set()
+        sampler.join()
+    assert set(codes) == {grpc.StatusCode.UNAUTHENTICATED}, codes
+    assert peak - before < 60, (before, peak)
