@@ -36,6 +36,7 @@ import argparse
 import gzip
 import os
 import resource
+import shlex
 import socket
 import subprocess
 import sys
@@ -95,7 +96,7 @@ class Server:
             store.close()
 
 
-def start_server(root: Path, open_files: int) -> Server:
+def start_server(root: Path, open_files: int, extra: list[str] | None = None) -> Server:
     port, grpc_port = free_port(), free_port()
     data_dir = root / "data"
 
@@ -108,6 +109,7 @@ def start_server(root: Path, open_files: int) -> Server:
             *(sys.executable, "-m", "threadline.server", "serve", "--port", str(port)),
             *("--grpc-port", str(grpc_port), "--data-dir", str(data_dir)),
             *("--log-level", "warning"),
+            *(extra or []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -359,7 +361,7 @@ def peak_rss(server: Server, seconds: float) -> float:
 
 def run(name: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="threadline-hostile-") as tmp:
-        server = start_server(Path(tmp), args.open_files)
+        server = start_server(Path(tmp), args.open_files, shlex.split(args.serve))
         try:
             victim = Victim(server, server.key("victim"))
             victim.start()
@@ -398,6 +400,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="Attack length.")
     parser.add_argument("--baseline", type=float, default=8.0, help="Normal load first.")
     parser.add_argument("--open-files", type=int, default=1024, help="Server's file limit.")
+    parser.add_argument(
+        "--serve", default="", help="More `threadline serve` flags, e.g. '--workers 2'."
+    )
     args = parser.parse_args()
     for name in args.attack or list(ATTACKS):
         run(name, args)

@@ -28,6 +28,7 @@ import asyncio
 import errno
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +94,7 @@ class IngestPipeline:
         # Why the last write failed, when the disk was full (None since one succeeded):
         # /healthz says it.
         self.disk_full: str | None = None
+        self._inflating = threading.Lock()
 
     def start(self) -> None:
         """Take over what dead processes left in the queue, and watch it (on the event
@@ -114,9 +116,12 @@ class IngestPipeline:
         ``kind`` is a media type of ``decode`` (protobuf or OTLP/JSON). Raises the
         ``ThreadlineError`` of a bad body, or of one past the bounds of ``bounds.py``.
         """
+        inflated = None
         if self._busy and self.intake is not None and self._has_room(self.intake):
+            inflated = self._inflate(body, content_encoding, wait=False)
+        if inflated is not None and self.intake is not None:
             # Checked here, on the event loop: ~4 µs a span (docs/benchmarks.md).
-            body = decompress(body, content_encoding, self.settings.max_decoded_bytes)
+            body = inflated
             request = self._decode(body, kind)
             spans = check_export(request, self.settings)
             if (
@@ -173,11 +178,25 @@ class IngestPipeline:
     ) -> ExportTraceServiceResponse | ExportTraceServiceRequest:
         """Write the export, or give back the decoded request if it is too large to be
         written in one go (``_write_in_pieces`` does it then)."""
-        body = decompress(body, content_encoding, self.settings.max_decoded_bytes)
-        request = self._decode(body, kind)
+        inflated = self._inflate(body, content_encoding, wait=True)
+        assert inflated is not None  # waited for its turn
+        request = self._decode(inflated, kind)
         if check_export(request, self.settings) > PIECE_SPANS:
             return request
         return self._write(project.id, request)
+
+    def _inflate(self, body: bytes, encoding: str | None, wait: bool) -> bytes | None:
+        """``body`` inflated, one body at a time per process: an inflated body may take
+        ``max_decoded_bytes``, and the event loop and the ingest thread must not hold
+        two. Without ``wait`` (on the event loop), None while another is inflating."""
+        if (encoding or "identity").strip().lower() in ("", "identity"):
+            return decompress(body, encoding, self.settings.max_decoded_bytes)
+        if not self._inflating.acquire(blocking=wait):
+            return None
+        try:
+            return decompress(body, encoding, self.settings.max_decoded_bytes)
+        finally:
+            self._inflating.release()
 
     def _decode(self, body: bytes, kind: str) -> ExportTraceServiceRequest:
         if kind == PROTOBUF:  # too many spans are refused before they take memory
