@@ -138,6 +138,20 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
             )
             assert response.status_code == 200
         _annotate(original.base_url, key, sorted(traces))
+        evaluator = {
+            "name": "resolved",
+            "prompt": "Was it resolved?",
+            "judge": {"base_url": "http://127.0.0.1:9/v1", "model": "gpt-4o-mini"},
+            "score": {"name": "resolved", "data_type": "boolean"},
+            "filter": {"tags": ["support"]},
+            "online": False,
+        }
+        response = httpx.post(
+            original.base_url + "/api/v1/evaluators",
+            json=evaluator,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 201, response.text
         before = _api_view(original.base_url, key, sorted(traces))
     finally:
         stop_server(original)
@@ -164,7 +178,7 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     assert copied.returncode == 0, copied.stderr
     spans = sum(len(r) for r in requests)
     assert f"and {spans} spans ({spans} new to the target), 5 scores," in copied.stdout
-    assert "1 score configurations and 2 notes" in copied.stdout
+    assert "1 score configurations and 2 notes; 1 evaluators" in copied.stdout
     assert f"{spans}/{spans}" in copied.stderr  # the progress bar, complete
 
     again = _threadline("migrate", "--from", source, "--to", target)
@@ -175,6 +189,21 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     )
     try:
         assert _api_view(moved.base_url, key, sorted(traces)) == before
+        (copied_evaluator,) = httpx.get(
+            moved.base_url + "/api/v1/evaluators", headers={"Authorization": f"Bearer {key}"}
+        ).json()["items"]
+        assert {k: copied_evaluator[k] for k in evaluator} == {
+            **evaluator,
+            "judge": {**evaluator["judge"], "api_key_env": None},
+            "score": {
+                **evaluator["score"],
+                "min_value": None,
+                "max_value": None,
+                "labels": [],
+                "description": None,
+            },
+            "filter": {"tags": ["support"], "metadata": {}, "user_id": None},
+        }
     finally:
         stop_server(moved)
     origins = _threadline("projects", "origins", "--project", "migrated", "--store", target)

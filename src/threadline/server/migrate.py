@@ -4,7 +4,8 @@ Projects and keys first (key digests only: the secrets were never stored, and ke
 working), then every span through the target's ``write_spans``, so the target builds
 its own trace and session rollups with the same rules; then every score through
 ``write_scores`` (ids and times kept; the target rolls them up itself), and each
-project's score configurations, notes and allowed origins. Running it again copies
+project's score configurations, notes and allowed origins, and its evaluators'
+definitions (not their runs). Running it again copies
 nothing twice: projects are matched by name, keys by id or digest, spans are
 idempotent on (project, trace, span), scores on their id, notes on theirs. Copy while
 the source takes no more writes (stop its server, or point exporters at the new one
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from threadline.server.evaluation.model import EvaluatorIn
 from threadline.server.store import Store
 
 
@@ -29,6 +31,7 @@ class Copied:
     scores: int = 0
     score_configs: int = 0
     notes: int = 0
+    evaluators: int = 0
 
 
 def copy_store(
@@ -46,9 +49,24 @@ def copy_store(
     for project_id, records in source.iter_scores(batch_size):
         target.write_scores(project_ids[project_id], records)
         scores += len(records)
+    evaluators = 0
     for project in access.projects:
         annotations = source.dump_annotations(project.id)
         target.load_annotations(project_ids[project.id], annotations)
         configs += len(annotations.configs)
         notes += len(annotations.notes)
-    return Copied(len(access.projects), len(access.keys), spans, new_spans, scores, configs, notes)
+        # Definitions only: runs and totals belong to the store that judged them.
+        for evaluator in source.list_evaluators(project.id):
+            definition = EvaluatorIn.model_validate(evaluator.model_dump())
+            target.put_evaluator(project_ids[project.id], definition)
+            evaluators += 1
+    return Copied(
+        len(access.projects),
+        len(access.keys),
+        spans,
+        new_spans,
+        scores,
+        configs,
+        notes,
+        evaluators,
+    )

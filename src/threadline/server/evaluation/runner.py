@@ -37,6 +37,11 @@ log = logging.getLogger("threadline.evaluation")
 # were left out between them): reading every turn's spans has a cost too.
 MAX_TURNS_READ = 300
 _POLL_SECONDS = 0.5
+# While the ingest thread has work, no new run starts (judging competes with it for
+# the interpreter), for at most this long in a row, so that judging still advances
+# under ingest that never pauses.
+MAX_YIELD_SECONDS = 30.0
+_YIELD_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -165,10 +170,12 @@ class EvaluationRunner:
         store: Store,
         config: RunnerConfig,
         on_finished: Callable[[RunRecord, RunOutcome], None] | None = None,
+        ingest_busy: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self._on_finished = on_finished
+        self._ingest_busy = ingest_busy
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[asyncio.Task[None], RunRecord] = {}
@@ -195,8 +202,16 @@ class EvaluationRunner:
 
     async def _loop(self) -> None:
         limits = httpx.Limits(max_connections=max(self.config.concurrency, 1) * 2)
+        yielding_since: float | None = None
         async with httpx.AsyncClient(limits=limits) as client:
             while True:
+                if self._ingest_busy is not None and self._ingest_busy():
+                    now = time.monotonic()
+                    yielding_since = yielding_since or now
+                    if now - yielding_since < MAX_YIELD_SECONDS:
+                        await asyncio.sleep(_YIELD_POLL_SECONDS)
+                        continue
+                yielding_since = None
                 free = self.config.concurrency - len(self._inflight)
                 claimed: list[RunRecord] = []
                 if free > 0:

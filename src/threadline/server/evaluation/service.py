@@ -1,11 +1,13 @@
 """Evaluations in a server process: the runner and the online sweep, started and
 stopped with the app. Both run on the event loop, their store calls in threads; ingest
-has its own thread and never waits for them."""
+has its own thread and never waits for them, and while that thread has work no new run
+starts (for up to ``runner.MAX_YIELD_SECONDS`` in a row)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from threadline.server.evaluation import online
 from threadline.server.evaluation.runner import EvaluationRunner, RunnerConfig
@@ -16,11 +18,18 @@ log = logging.getLogger("threadline.evaluation")
 
 
 class EvaluationService:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        ingest_busy: Callable[[], bool] | None = None,
+    ) -> None:
         self.store = store
         self.idle_ns = settings.session_idle_seconds * 1_000_000_000
         self.enabled = settings.evaluation_concurrency > 0
-        self.runner = EvaluationRunner(store, RunnerConfig.from_settings(settings))
+        self.runner = EvaluationRunner(
+            store, RunnerConfig.from_settings(settings), ingest_busy=ingest_busy
+        )
         # Often enough that a session is judged soon after it goes idle, rarely enough
         # to cost nothing: the sweep is one indexed read per online evaluator.
         self.sweep_seconds = min(max(settings.session_idle_seconds / 5, 0.2), 15.0)

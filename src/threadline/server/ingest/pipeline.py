@@ -96,6 +96,11 @@ class IngestPipeline:
         self.disk_full: str | None = None
         self._inflating = threading.Lock()
 
+    @property
+    def busy(self) -> bool:
+        """Whether this process's ingest thread has work (evaluations wait meanwhile)."""
+        return self._busy > 0
+
     def start(self) -> None:
         """Take over what dead processes left in the queue, and watch it (on the event
         loop, at start-up)."""
