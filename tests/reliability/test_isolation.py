@@ -423,6 +423,66 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         a_client = a_api if client is api else a_web
         a_sees(a_client.get(path, params={"format": "jsonl", "include": "spans"}))
 
+    def a_share() -> dict:
+        response = a_api.post("/api/v1/shares", json={"kind": "session", "target_id": session})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def share_into_b() -> None:
+        # B cannot share A's session or trace (not found, as any unknown id); a link of
+        # B's own shows B's data only.
+        for kind, target in [("session", session), *(("trace", t) for t in a.trace_ids)]:
+            asked = api.post("/api/v1/shares", json={"kind": kind, "target_id": target})
+            assert asked.status_code == 404, asked.text
+            _assert_hidden(a, asked.text.replace(target, "?"), "POST /api/v1/shares")
+        own = request(
+            [
+                span(
+                    new_trace_id(),
+                    new_span_id(),
+                    name="b-shared",
+                    attributes={"threadline.session.id": "b-shared"},
+                )
+            ]
+        )
+        sent = api.post(
+            "/v1/traces",
+            content=own.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        assert sent.status_code == 200
+        mine = api.post("/api/v1/shares", json={"kind": "session", "target_id": "b-shared"})
+        assert mine.status_code == 201, mine.text
+        hidden(httpx.get(base + mine.json()["path"]), 200)
+
+    def shared_page() -> None:
+        # A's live link shows A's session to anyone (that is what it is for), and
+        # nothing else of A's: no trace id of another session, no user, no link.
+        link = a_share()
+        page = httpx.get(base + link["path"])
+        assert page.status_code == 200 and session in page.text
+        assert a.user_id not in page.text
+        # B's cookie or key changes nothing: the page reads no credentials.
+        assert web.get(link["path"]).text == page.text
+        # Guessed: a plain not found.
+        hidden(httpx.get(base + "/shared/tls_" + "x" * 43), 404)
+
+    def revoke_share_as_b(via_form: bool) -> None:
+        link = a_share()
+        if via_form:
+            response = web.post("/shares/revoke", data={"id": link["id"]}, headers={"Origin": base})
+        else:
+            response = api.delete(f"/api/v1/shares/{link['id']}")
+        assert response.status_code == 404, response.text
+        _assert_hidden(a, response.text.replace(link["id"], "?"), "revoke A's link as B")
+        assert httpx.get(base + link["path"]).status_code == 200
+
+    def share_form_into_b() -> None:
+        form = {"kind": "session", "target_id": session}
+        asked = web.post("/shares/new", data=form, headers={"Origin": base})
+        assert asked.status_code == 404, asked.text
+        _assert_hidden(a, asked.text.replace(session, "?"), "POST /shares/new")
+
     def delete_form(kind: str, ids: list[str]) -> None:
         for target in ids:
             response = web.post(
@@ -560,6 +620,19 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
             for t in a.trace_ids
         ],
         ("POST", "/api/v1/sessions/delete"): bulk_delete_in_b,
+        # Share links: B can neither make, list nor revoke A's; A's page shows A's one
+        # session to anyone holding its link, and reads no cookie.
+        ("POST", "/api/v1/shares"): share_into_b,
+        ("GET", "/api/v1/shares"): lambda: (
+            a_share(),
+            hidden(api.get("/api/v1/shares"), 200),
+            a_sees(a_api.get("/api/v1/shares")),
+        ),
+        ("DELETE", "/api/v1/shares/{share_id}"): lambda: revoke_share_as_b(via_form=False),
+        ("GET", "/shares"): lambda: (a_share(), hidden(web.get("/shares"), 200)),
+        ("POST", "/shares/new"): share_form_into_b,
+        ("POST", "/shares/revoke"): lambda: revoke_share_as_b(via_form=True),
+        ("GET", "/shared/{token}"): shared_page,
         # Bulk export: B's key and cookie export only B's rows.
         ("GET", "/api/v1/export/sessions"): lambda: exports(api, "/api/v1/export/sessions"),
         ("GET", "/api/v1/export/traces"): lambda: exports(api, "/api/v1/export/traces"),

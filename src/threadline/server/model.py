@@ -543,3 +543,44 @@ class Metrics(BaseModel):
     top_users_by_errors: list[TopUser]
     top_sessions_by_cost: list[TopSession]
     top_sessions_by_errors: list[TopSession]
+
+
+# --- share links -------------------------------------------------------------------------
+
+ShareKind = Literal["session", "trace"]
+
+
+class ShareIn(BaseModel):
+    """A read-only link to make: what it shows, for how long, and what it hides."""
+
+    kind: ShareKind
+    target_id: str = Field(min_length=1, max_length=1000, description="The session or trace id.")
+    expires_in_days: float = Field(
+        default=7, gt=0, le=365, description="The link stops working after this long."
+    )
+    hide_io: bool = Field(default=False, description="Hide every input and output.")
+    hide_metadata: list[str] = Field(
+        default=[], max_length=100, description="Metadata keys not to show."
+    )
+
+
+class ShareLink(BaseModel):
+    """A share link as listed: never its token (shown once, when made)."""
+
+    id: str
+    kind: ShareKind
+    target_id: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    hide_io: bool
+    hide_metadata: list[str]
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > datetime.now(UTC)
+
+
+class NewShareLink(ShareLink):
+    token: str = Field(description="The secret in the link; shown only now.")
+    path: str = Field(description="The link's path on this server: /shared/<token>.")

@@ -88,6 +88,22 @@ class ProjectAnnotations:
     allowed_origins: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredShare:
+    """A share link as a store keeps it: the SHA-256 digest of its token, never the token."""
+
+    id: str
+    project_id: int
+    token_hash: bytes
+    kind: str  # ShareKind
+    target_id: str
+    created_ns: int
+    expires_ns: int
+    revoked_ns: int | None
+    hide_io: bool
+    hide_metadata: tuple[str, ...]
+
+
 class Store(Protocol):
     # --- ingest -----------------------------------------------------------------
     def write_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
@@ -117,6 +133,21 @@ class Store(Protocol):
     def delete_sessions(self, project_id: int, session_ids: Sequence[str]) -> int:
         """Delete sessions with every trace in them, and their scores and notes.
         Returns how many of the sessions were stored."""
+        ...
+
+    # --- share links ------------------------------------------------------------
+    def add_share(self, share: StoredShare) -> None: ...
+
+    def list_shares(self, project_id: int) -> list[StoredShare]:
+        """The project's share links, newest first, revoked and expired ones included."""
+        ...
+
+    def revoke_share(self, project_id: int, share_id: str) -> bool:
+        """Revoke an active link; False if the project has no unrevoked link of that id."""
+        ...
+
+    def share_by_token_hash(self, token_hash: bytes) -> StoredShare | None:
+        """The link whose token has this digest, whatever its state (callers check it)."""
         ...
 
     # --- users, live feed ------------------------------------------------------

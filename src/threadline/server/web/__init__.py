@@ -21,6 +21,7 @@ from threadline.server.web import (
     live,
     notes,
     scores,
+    shares,
 )
 from threadline.server.web.render import STATIC_DIR
 
@@ -37,6 +38,7 @@ for _module in (
     live,
     scores,
     notes,
+    shares,
 ):
     router.include_router(_module.router)
 

@@ -54,8 +54,13 @@ from threadline.server.model import (
 )
 from threadline.server.store import cursors, span_records
 from threadline.server.store import metrics as metric_rules
-from threadline.server.store.base import AccessRecords, ProjectAnnotations, StoredKey
-from threadline.server.store.clickhouse import metrics, queries, rows, schema, scores
+from threadline.server.store.base import (
+    AccessRecords,
+    ProjectAnnotations,
+    StoredKey,
+    StoredShare,
+)
+from threadline.server.store.clickhouse import metrics, queries, rows, schema, scores, shares
 from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.rollups import (
@@ -165,9 +170,18 @@ class ClickHouseStore(EvaluationTables):
                     f" database = currentDatabase() AND table = '{table}'"
                 )
             )
-            for table in ("projects", "api_keys", "spans", "traces", "sessions", *scores.TABLES)
+            for table in (
+                "projects",
+                "api_keys",
+                "spans",
+                "traces",
+                "sessions",
+                shares.TABLE,
+                *scores.TABLES,
+            )
         }
         self._scores = scores.ClickHouseScores(self._rows, self._insert)
+        self._shares = shares.ClickHouseShares(self._rows, self._insert)
         self._closed = False
 
     def close(self) -> None:
@@ -336,6 +350,20 @@ class ClickHouseStore(EvaluationTables):
             rollup = roll_up_session(session_id, traces) if traces else _gone(session_id)
             data.append([project_id, session_id, version, *_session_fields(rollup)])
         self._insert("sessions", data, _SESSION_INSERT_COLUMNS)
+
+    # --- share links ----------------------------------------------------------------
+
+    def add_share(self, share: StoredShare) -> None:
+        self._shares.add(share)
+
+    def list_shares(self, project_id: int) -> list[StoredShare]:
+        return self._shares.list_for(project_id)
+
+    def revoke_share(self, project_id: int, share_id: str) -> bool:
+        return self._shares.revoke(project_id, share_id)
+
+    def share_by_token_hash(self, token_hash: bytes) -> StoredShare | None:
+        return self._shares.by_token_hash(token_hash)
 
     # --- deletion -------------------------------------------------------------------
     # Rows are removed with lightweight DELETEs (rows masked at once, dropped by later

@@ -55,7 +55,12 @@ from threadline.server.model import (
 from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors, span_records
 from threadline.server.store import metrics as metric_rules
-from threadline.server.store.base import AccessRecords, ProjectAnnotations, StoredKey
+from threadline.server.store.base import (
+    AccessRecords,
+    ProjectAnnotations,
+    StoredKey,
+    StoredShare,
+)
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
     SessionRollup,
@@ -67,7 +72,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
-from threadline.server.store.sqlite import deletion, metrics, payloads, scores, space, wal
+from threadline.server.store.sqlite import deletion, metrics, payloads, scores, shares, space, wal
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite.filters import (
@@ -530,6 +535,24 @@ class SQLiteStore(EvaluationTables):
         trace.scores = summaries.get(trace_id, {})
         unpack = self._unpacker()
         return TraceDetail(**trace.model_dump(), spans=[schema.span(s, unpack) for s in spans])
+
+    # --- share links ----------------------------------------------------------------
+
+    def add_share(self, share: StoredShare) -> None:
+        with self._transaction() as conn:
+            shares.add(conn, share)
+
+    def list_shares(self, project_id: int) -> list[StoredShare]:
+        with self._read() as conn:
+            return shares.list_for(conn, project_id)
+
+    def revoke_share(self, project_id: int, share_id: str) -> bool:
+        with self._transaction() as conn:
+            return shares.revoke(conn, project_id, share_id)
+
+    def share_by_token_hash(self, token_hash: bytes) -> StoredShare | None:
+        with self._read() as conn:
+            return shares.by_token_hash(conn, token_hash)
 
     # --- deletion -------------------------------------------------------------------
 

@@ -1,0 +1,56 @@
+"""Share links through the JSON API (full key): ``POST /api/v1/shares`` makes a
+read-only link to a session or trace (its token shown once), ``GET`` lists the
+project's links, ``DELETE /api/v1/shares/{id}`` revokes one, at once."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from threadline.server import sharing
+from threadline.server.api.routes import CurrentStore
+from threadline.server.auth import CurrentProject
+from threadline.server.errors import NotFound
+from threadline.server.model import NewShareLink, ShareIn, ShareLink
+from threadline.server.store import Store
+
+router = APIRouter(prefix="/api/v1", tags=["sharing"])
+
+
+class ShareList(BaseModel):
+    items: list[ShareLink]
+
+
+class Revoked(BaseModel):
+    revoked: bool
+
+
+def target_exists(store: Store, project_id: int, wanted: ShareIn) -> bool:
+    if wanted.kind == "session":
+        return store.get_session(project_id, wanted.target_id) is not None
+    return store.get_trace(project_id, wanted.target_id.lower()) is not None
+
+
+def make_share(store: Store, project, wanted: ShareIn) -> NewShareLink:
+    if wanted.kind == "trace":
+        wanted = wanted.model_copy(update={"target_id": wanted.target_id.lower()})
+    if not target_exists(store, project.id, wanted):
+        raise NotFound(f"no {wanted.kind} {wanted.target_id!r} in project {project.name!r}")
+    return sharing.create(store, project.id, wanted)
+
+
+@router.post("/shares", status_code=201, summary="Make a read-only link to a session or trace")
+def create_share(wanted: ShareIn, project: CurrentProject, store: CurrentStore) -> NewShareLink:
+    return make_share(store, project, wanted)
+
+
+@router.get("/shares", summary="The project's share links, newest first (never their tokens)")
+def list_shares(project: CurrentProject, store: CurrentStore) -> ShareList:
+    return ShareList(items=[sharing.link(s) for s in store.list_shares(project.id)])
+
+
+@router.delete("/shares/{share_id}", summary="Revoke a share link (at once)")
+def revoke_share(share_id: str, project: CurrentProject, store: CurrentStore) -> Revoked:
+    if not store.revoke_share(project.id, share_id):
+        raise NotFound(f"no active share link {share_id!r} in project {project.name!r}")
+    return Revoked(revoked=True)

@@ -1,0 +1,113 @@
+"""Share links: a read-only view of one session or trace that needs no sign-in.
+
+A link's token is a 256-bit random secret (``tls_...``), stored as its SHA-256 digest
+only, like API keys, and looked up by that digest, compared again in constant time. A
+link that is unknown, expired or revoked is not found, whichever it is, so a visitor
+learns nothing from a guess. What a link shows is cut down here, before any page sees
+it: the inputs and outputs (``hide_io``) and chosen metadata keys (``hide_metadata``)
+are taken out of the session and trace models themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+
+from threadline.server.model import (
+    NewShareLink,
+    SessionDetail,
+    ShareIn,
+    ShareLink,
+    TraceDetail,
+    ns_to_datetime,
+)
+from threadline.server.store import Store
+from threadline.server.store.base import StoredShare
+
+TOKEN_PREFIX = "tls_"
+DAY_NS = 86_400 * 10**9
+
+
+def digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def link(share: StoredShare) -> ShareLink:
+    return ShareLink(
+        id=share.id,
+        kind=share.kind,  # type: ignore[arg-type]
+        target_id=share.target_id,
+        created_at=ns_to_datetime(share.created_ns),
+        expires_at=ns_to_datetime(share.expires_ns),
+        revoked_at=ns_to_datetime(share.revoked_ns) if share.revoked_ns else None,
+        hide_io=share.hide_io,
+        hide_metadata=list(share.hide_metadata),
+    )
+
+
+def create(
+    store: Store, project_id: int, wanted: ShareIn, now_ns: int | None = None
+) -> NewShareLink:
+    """Make a link (the caller has checked that its target exists)."""
+    now = time.time_ns() if now_ns is None else now_ns
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    share = StoredShare(
+        id=uuid.uuid4().hex,
+        project_id=project_id,
+        token_hash=digest(token),
+        kind=wanted.kind,
+        target_id=wanted.target_id,
+        created_ns=now,
+        expires_ns=now + int(wanted.expires_in_days * DAY_NS),
+        revoked_ns=None,
+        hide_io=wanted.hide_io,
+        hide_metadata=tuple(dict.fromkeys(k for k in wanted.hide_metadata if k)),
+    )
+    store.add_share(share)
+    return NewShareLink(**link(share).model_dump(), token=token, path=f"/shared/{token}")
+
+
+def resolve(store: Store, token: str) -> StoredShare | None:
+    """The live link a token opens, or None: unknown, tampered, expired or revoked."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        return None
+    wanted = digest(token)
+    share = store.share_by_token_hash(wanted)
+    if share is None or not hmac.compare_digest(share.token_hash, wanted):
+        return None
+    if share.revoked_ns is not None or share.expires_ns <= time.time_ns():
+        return None
+    return share
+
+
+# --- what a link shows --------------------------------------------------------------------
+
+
+def shown_trace(trace: TraceDetail, share: StoredShare) -> TraceDetail:
+    """The trace as the link shows it: no span attributes, events or resource (they may
+    hold anything: prompts, keys of the app's own), and without what the link hides."""
+    hidden = set(share.hide_metadata)
+    shown = trace.model_copy(deep=True)
+    shown.metadata = {k: v for k, v in shown.metadata.items() if k not in hidden}
+    if share.hide_io:
+        shown.input_preview = shown.output_preview = None
+    for span in shown.spans:
+        span.attributes, span.events, span.resource = {}, [], {}
+        if share.hide_io:
+            span.input = span.output = None
+    return shown
+
+
+def shown_session(session: SessionDetail, share: StoredShare) -> SessionDetail:
+    shown = session.model_copy(deep=True)
+    hidden = set(share.hide_metadata)
+    for trace in shown.traces:
+        trace.metadata = {k: v for k, v in trace.metadata.items() if k not in hidden}
+        if share.hide_io:
+            trace.input_preview = trace.output_preview = None
+    if share.hide_io:
+        shown.first_input = shown.last_output = None
+    return shown

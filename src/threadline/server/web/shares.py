@@ -1,0 +1,121 @@
+"""Share links in the UI: the Share form of the session and trace pages, the project's
+links (``/shares``) with their Revoke buttons, and the shared page itself
+(``/shared/<token>``), which needs no sign-in. JSON twins: ``/api/v1/shares``.
+
+The shared page reads no cookie and sends nothing of the project but the one session
+or trace, cut down by ``sharing.shown_*``; it links to nothing else. An unknown,
+tampered, expired or revoked token gets one and the same plain "not found".
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from threadline.server import sharing
+from threadline.server.api.shares import make_share
+from threadline.server.errors import BadRequest, NotFound
+from threadline.server.model import NewShareLink, ShareIn
+from threadline.server.store import Store
+from threadline.server.store.base import StoredShare
+from threadline.server.web.auth import PageProject
+from threadline.server.web.forms import read_form
+from threadline.server.web.origin import SameOrigin
+from threadline.server.web.render import render
+from threadline.server.web.transcript import build_turns
+from threadline.server.web.waterfall import span_rows
+
+router = APIRouter(include_in_schema=False)
+
+# The token is in the URL: no Referer carries it anywhere, and no search engine keeps it.
+_SHARED_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _shares_page(request: Request, project, created: NewShareLink | None = None) -> Response:
+    links = [sharing.link(s) for s in _store(request).list_shares(project.id)]
+    context = {
+        "project": project,
+        "tab": "sessions",
+        "links": links,
+        "created": created,
+        "base_url": str(request.base_url).rstrip("/"),
+    }
+    return render(request, "shares.html", context, status_code=201 if created else 200)
+
+
+@router.get("/shares")
+def shares_page(request: Request, project: PageProject) -> Response:
+    return _shares_page(request, project)
+
+
+@router.post("/shares/new")
+async def new_share(request: Request, project: PageProject, _: SameOrigin) -> Response:
+    form = await read_form(request)
+    try:
+        wanted = ShareIn(
+            kind=form.get("kind", ""),  # type: ignore[arg-type]
+            target_id=form.get("target_id", ""),
+            expires_in_days=float(form.get("expires_in_days", "7")),
+            hide_io=form.get("hide_io") == "1",
+            hide_metadata=[k.strip() for k in form.get("hide_metadata", "").split(",")],
+        )
+    except (ValidationError, ValueError) as error:
+        raise BadRequest(f"the share form is not valid: {error}") from None
+    created = await run_in_threadpool(make_share, _store(request), project, wanted)
+    return await run_in_threadpool(_shares_page, request, project, created)
+
+
+@router.post("/shares/revoke")
+async def revoke_share(request: Request, project: PageProject, _: SameOrigin) -> Response:
+    share_id = (await read_form(request)).get("id", "")
+    if not await run_in_threadpool(_store(request).revoke_share, project.id, share_id):
+        raise NotFound(f"no active share link {share_id!r} in project {project.name!r}")
+    return RedirectResponse("/shares", status_code=303)
+
+
+def _not_found(request: Request) -> Response:
+    response = render(
+        request, "shared_not_found.html", {"kind": "page", "expires_at": None}, status_code=404
+    )
+    response.headers.update(_SHARED_HEADERS)
+    return response
+
+
+def _shared_page(request: Request, share: StoredShare) -> Response | None:
+    store = _store(request)
+    context = {
+        "kind": share.kind,
+        "expires_at": sharing.link(share).expires_at,
+        "hide_io": share.hide_io,
+    }
+    if share.kind == "session":
+        session = store.get_session(share.project_id, share.target_id)
+        if session is None:
+            return None
+        details = [store.get_trace(share.project_id, t.trace_id) for t in session.traces]
+        shown = sharing.shown_session(session, share)
+        traces = [sharing.shown_trace(d, share) for d in details if d is not None]
+        context |= {"session": shown, "turns": build_turns(shown, traces)}
+        return render(request, "shared_session.html", context)
+    trace = store.get_trace(share.project_id, share.target_id)
+    if trace is None:
+        return None
+    shown_trace = sharing.shown_trace(trace, share)
+    context |= {"trace": shown_trace, "rows": span_rows(shown_trace)}
+    return render(request, "shared_trace.html", context)
+
+
+@router.get("/shared/{token}")
+def shared(request: Request, token: str) -> Response:
+    share = sharing.resolve(_store(request), token)
+    page = _shared_page(request, share) if share is not None else None
+    if page is None:
+        return _not_found(request)
+    page.headers.update(_SHARED_HEADERS)
+    return page
