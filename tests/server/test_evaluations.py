@@ -377,6 +377,35 @@ def test_runs_pending_at_a_restart_are_judged_after_it(tmp_path, judge):
         stop_server(process)
 
 
+def test_a_run_whose_server_was_killed_is_judged_once_its_lease_ends(tmp_path, judge):
+    quick = ("--judge-timeout-seconds", "1", "--judge-attempts", "1")  # a lease of 11 s
+    process = _start(tmp_path, "first", *quick)
+    project = ProjectClient(process.base_url, process.new_key("killed"), process)
+    try:
+        create(project, evaluator(judge, online=False))
+        judge.mode, judge.hang_seconds = "hang", 5.0
+        send_turn(project, "killed", "hello", "thanks")
+        project.http.post(
+            "/api/v1/evaluation-runs", json={"evaluator": "resolved", "session_id": "killed"}
+        )
+        wait_for(lambda: runs(project, status="running"), what="a running run")
+    finally:
+        process.process.kill()  # SIGKILL: no chance to put the run back
+        process.process.wait()
+    judge.mode = "ok"
+    killed_at = time.monotonic()
+    process = _start(tmp_path, "second", *quick)
+    try:
+        project = ProjectClient(process.base_url, project.api_key, process)
+        assert runs(project, session_id="killed")[0]["status"] == "running"
+        (run,) = finished_runs(project, "killed", 1)
+        assert run["status"] == "done", run
+        # Not before the dead runner's lease ended: a live one's run is never taken.
+        assert time.monotonic() - killed_at >= 8
+    finally:
+        stop_server(process)
+
+
 def test_a_run_in_flight_at_shutdown_goes_back_in_the_queue(tmp_path, judge):
     process = _start(tmp_path, "first")
     project = ProjectClient(process.base_url, process.new_key("shutdown"), process)

@@ -67,7 +67,8 @@ class RunnerConfig:
         them), so a live runner's run is never taken from it."""
         attempts = max(self.policy.attempts, 1)
         pauses = self.policy.first_pause_s * (2 ** (attempts - 1) - 1)
-        seconds = attempts * self.policy.timeout_s + pauses + 30
+        # The margin covers reading the transcript and writing the score.
+        seconds = attempts * self.policy.timeout_s + pauses + 10
         return int(seconds * 1e9)
 
 
