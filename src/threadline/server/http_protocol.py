@@ -10,9 +10,10 @@ it likes, and ``limit_concurrency`` answers 503 only once headers have arrived. 
   (``request_bounds.py``). A body the app never reads (a route that takes none) is cut
   off here, a little later, by closing the connection.
 - **Connections** are capped (``connections.py``). At the cap, a new connection evicts
-  the oldest one that is not in the middle of a request (a slow-header client or an
-  idle keep-alive one), so a flood of unfinished connections cannot lock out clients
-  that send whole requests; if every connection is busy, the new one is closed.
+  one that is not in the middle of a request: the oldest that never finished one (a
+  slow-header client), else the oldest idle keep-alive one. So a flood of unfinished
+  connections cannot lock out clients that send whole requests, nor close their
+  keep-alive connections; if every connection is busy, the new one is closed.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._opened = 0.0
         self._busy = False  # headers in, response not yet complete
+        self._served = 0  # responses completed on this connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -83,10 +85,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         self._busy = False
+        self._served += 1
         super().on_response_complete()
 
     def _evict_one(self) -> bool:
-        """Close the oldest other connection not in a request; False if there is none."""
+        """Close another connection not in a request, False if there is none: first the
+        oldest that never finished a request (a flood's), then the oldest idle one."""
         idle = [
             c
             for c in self.connections
@@ -94,7 +98,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         ]
         if not idle:
             return False
-        min(idle, key=lambda c: c._opened)._expire()
+        min(idle, key=lambda c: (c._served > 0, c._opened))._expire()
         return True
 
     def _evictable(self) -> bool:
