@@ -70,8 +70,11 @@ def delete_traces(conn: sqlite3.Connection, project_id: int, trace_ids: Sequence
     return deleted
 
 
-def delete_sessions(conn: sqlite3.Connection, project_id: int, session_ids: Sequence[str]) -> int:
-    """Delete the sessions with every trace in them; returns how many were stored."""
+def delete_sessions(
+    conn: sqlite3.Connection, project_id: int, session_ids: Sequence[str]
+) -> tuple[int, list[str]]:
+    """Delete the sessions with every trace in them; returns how many were stored, and
+    the ids of the traces deleted with them."""
     ids = sorted(set(session_ids))
     existed = sum(
         1
@@ -95,7 +98,7 @@ def delete_sessions(conn: sqlite3.Connection, project_id: int, session_ids: Sequ
     # A session's own scores and notes may exist with no trace stored (feedback can
     # come before the spans): they go too.
     _delete_annotations(conn, project_id, "session_id", ids)
-    return existed
+    return existed, trace_ids
 
 
 def _delete_annotations(

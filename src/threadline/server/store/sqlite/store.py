@@ -563,7 +563,10 @@ class SQLiteStore(EvaluationTables):
 
     def delete_sessions(self, project_id: int, session_ids: Sequence[str]) -> int:
         with self._transaction() as conn:
-            return deletion.delete_sessions(conn, project_id, session_ids)
+            existed, trace_ids = deletion.delete_sessions(conn, project_id, session_ids)
+        # As delete_traces does: no tally of a deleted trace stays to be added to.
+        self._tallies.forget(project_id, trace_ids)
+        return existed
 
     # --- scores, score configurations, notes ------------------------------------------
 
