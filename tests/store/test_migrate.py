@@ -152,6 +152,20 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
             headers={"Authorization": f"Bearer {key}"},
         )
         assert response.status_code == 201, response.text
+        # Share links: one open, one revoked.
+        auth = {"Authorization": f"Bearer {key}"}
+        links = [
+            httpx.post(
+                original.base_url + "/api/v1/shares",
+                json={"kind": "session", "target_id": "session-0", "hide_metadata": ["k"]},
+                headers=auth,
+            ).json()
+            for _ in range(2)
+        ]
+        revoked = httpx.delete(original.base_url + f"/api/v1/shares/{links[1]['id']}", headers=auth)
+        assert revoked.status_code == 200
+        shares_before = httpx.get(original.base_url + "/api/v1/shares", headers=auth).json()
+        shared_page = httpx.get(original.base_url + links[0]["path"]).text
         before = _api_view(original.base_url, key, sorted(traces))
     finally:
         stop_server(original)
@@ -179,6 +193,7 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     spans = sum(len(r) for r in requests)
     assert f"and {spans} spans ({spans} new to the target), 5 scores," in copied.stdout
     assert "1 score configurations and 2 notes; 1 evaluators" in copied.stdout
+    assert "; 2 share links." in copied.stdout
     assert f"{spans}/{spans}" in copied.stderr  # the progress bar, complete
 
     again = _threadline("migrate", "--from", source, "--to", target)
@@ -189,6 +204,12 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     )
     try:
         assert _api_view(moved.base_url, key, sorted(traces)) == before
+        shares = httpx.get(
+            moved.base_url + "/api/v1/shares", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert shares.json() == shares_before
+        assert httpx.get(moved.base_url + links[0]["path"]).text == shared_page
+        assert httpx.get(moved.base_url + links[1]["path"]).status_code == 404
         (copied_evaluator,) = httpx.get(
             moved.base_url + "/api/v1/evaluators", headers={"Authorization": f"Bearer {key}"}
         ).json()["items"]

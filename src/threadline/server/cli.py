@@ -481,7 +481,8 @@ def _migrate(args: argparse.Namespace) -> None:
         f"Copied {copied.projects} projects, {copied.keys} keys and {copied.spans} spans"
         f" ({copied.new_spans} new to the target), {copied.scores} scores,"
         f" {copied.score_configs} score configurations and {copied.notes} notes;"
-        f" {copied.evaluators} evaluators (definitions; their runs stay behind)."
+        f" {copied.evaluators} evaluators (definitions; their runs stay behind);"
+        f" {copied.share_links} share links."
     )
 
 

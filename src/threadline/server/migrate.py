@@ -4,8 +4,9 @@ Projects and keys first (key digests only: the secrets were never stored, and ke
 working), then every span through the target's ``write_spans``, so the target builds
 its own trace and session rollups with the same rules; then every score through
 ``write_scores`` (ids and times kept; the target rolls them up itself), and each
-project's score configurations, notes and allowed origins, and its evaluators'
-definitions (not their runs). Running it again copies
+project's score configurations, notes and allowed origins, its evaluators'
+definitions (not their runs) and its share links (by token digest, revoked ones as
+revoked, so every link keeps opening, or not, as before). Running it again copies
 nothing twice: projects are matched by name, keys by id or digest, spans are
 idempotent on (project, trace, span), scores on their id, notes on theirs. Copy while
 the source takes no more writes (stop its server, or point exporters at the new one
@@ -14,7 +15,7 @@ first) to leave nothing behind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tqdm import tqdm
 
@@ -32,6 +33,7 @@ class Copied:
     score_configs: int = 0
     notes: int = 0
     evaluators: int = 0
+    share_links: int = 0
 
 
 def copy_store(
@@ -49,7 +51,7 @@ def copy_store(
     for project_id, records in source.iter_scores(batch_size):
         target.write_scores(project_ids[project_id], records)
         scores += len(records)
-    evaluators = 0
+    evaluators = share_links = 0
     for project in access.projects:
         annotations = source.dump_annotations(project.id)
         target.load_annotations(project_ids[project.id], annotations)
@@ -60,6 +62,10 @@ def copy_store(
             definition = EvaluatorIn.model_validate(evaluator.model_dump())
             target.put_evaluator(project_ids[project.id], definition)
             evaluators += 1
+        for share in source.list_shares(project.id):
+            if target.share_by_token_hash(share.token_hash) is None:
+                target.add_share(replace(share, project_id=project_ids[project.id]))
+            share_links += 1
     return Copied(
         len(access.projects),
         len(access.keys),
@@ -69,4 +75,5 @@ def copy_store(
         configs,
         notes,
         evaluators,
+        share_links,
     )
