@@ -340,3 +340,17 @@ def test_unauthenticated_grpc_messages_take_no_memory(guarded: ServerProcess) ->
         sampler.join()
     assert set(codes) == {grpc.StatusCode.UNAUTHENTICATED}, codes
     assert peak - before < 60, (before, peak)
+
+
+def test_a_grpc_connection_that_never_sends_its_preface_is_cut_off(
+    guarded: ServerProcess,
+) -> None:
+    """Slow headers over gRPC: an HTTP/2 connection whose preface never comes is closed
+    after header_timeout (gRPC's own default waits 120 s)."""
+    assert guarded.grpc_address is not None
+    host, port = guarded.grpc_address.split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n")  # half a preface
+        answer = _read_response(sock)
+    assert time.monotonic() - started < 5, answer
