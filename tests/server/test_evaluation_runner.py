@@ -4,6 +4,7 @@ while the ingest thread has work, and judges what is queued once it is idle."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from tests.integrations.fake_judge import FakeJudge
 from tests.store.test_contract import record
@@ -52,7 +53,11 @@ def test_no_run_starts_while_ingest_is_busy(tmp_path):
                 statuses.append(store.get_runs(project, ["r1"])["r1"].status)
                 await runner.stop()
 
-            asyncio.run(scenario())
+            # In a thread of its own: a browser test earlier in the same process leaves
+            # Playwright's event loop running in this one.
+            worker = threading.Thread(target=lambda: asyncio.run(scenario()))
+            worker.start()
+            worker.join(timeout=30)
             assert statuses == ["pending", "done"]
             assert len(judge.answered()) == 1
             (run,) = store.list_runs(project, RunQuery()).items
