@@ -4,6 +4,7 @@ stream every matching row as CSV or JSON Lines (``export.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -22,7 +23,7 @@ Include = Annotated[
 ]
 
 
-def streamed(chunks, fmt: str, name: str) -> StreamingResponse:
+def streamed(chunks: Iterator[bytes], fmt: str, name: str) -> StreamingResponse:
     return StreamingResponse(
         chunks,
         media_type=export.MEDIA_TYPES[fmt],

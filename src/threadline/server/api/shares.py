@@ -11,7 +11,7 @@ from threadline.server import sharing
 from threadline.server.api.routes import CurrentStore
 from threadline.server.auth import CurrentProject
 from threadline.server.errors import NotFound
-from threadline.server.model import NewShareLink, ShareIn, ShareLink
+from threadline.server.model import NewShareLink, Project, ShareIn, ShareLink
 from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["sharing"])
@@ -31,7 +31,7 @@ def target_exists(store: Store, project_id: int, wanted: ShareIn) -> bool:
     return store.get_trace(project_id, wanted.target_id.lower()) is not None
 
 
-def make_share(store: Store, project, wanted: ShareIn) -> NewShareLink:
+def make_share(store: Store, project: Project, wanted: ShareIn) -> NewShareLink:
     if wanted.kind == "trace":
         wanted = wanted.model_copy(update={"target_id": wanted.target_id.lower()})
     if not target_exists(store, project.id, wanted):

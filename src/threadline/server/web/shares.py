@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from threadline.server import sharing
 from threadline.server.api.shares import make_share
 from threadline.server.errors import BadRequest, NotFound
-from threadline.server.model import NewShareLink, ShareIn
+from threadline.server.model import NewShareLink, Project, ShareIn
 from threadline.server.store import Store
 from threadline.server.store.base import StoredShare
 from threadline.server.web.auth import PageProject
@@ -37,7 +37,9 @@ def _store(request: Request) -> Store:
     return request.app.state.store
 
 
-def _shares_page(request: Request, project, created: NewShareLink | None = None) -> Response:
+def _shares_page(
+    request: Request, project: Project, created: NewShareLink | None = None
+) -> Response:
     links = [sharing.link(s) for s in _store(request).list_shares(project.id)]
     context = {
         "project": project,
