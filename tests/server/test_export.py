@@ -229,6 +229,25 @@ def test_threadline_export(server, tmp_path):
     lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert len(lines) == 15 and all(len(t["spans"]) == 2 for t in lines)
     assert b"traces" in result.stderr
+    # Piped into a reader that stops after one line (more than a pipe holds follows):
+    # no traceback.
+    big = [
+        span(new_trace_id(), new_span_id(), attributes={"threadline.span.input": "b" * 100_000})
+        for _ in range(20)
+    ]
+    assert server.export(request(big).SerializeToString()).status_code == 200
+    with subprocess.Popen(
+        [sys.executable, "-m", "threadline.server", "export", "traces", "--include-spans"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as piped:
+        assert piped.stdout is not None and piped.stderr is not None
+        assert json.loads(piped.stdout.readline())["trace_id"]
+        piped.stdout.close()
+        errors = piped.stderr.read()
+        assert piped.wait(timeout=60) == 1  # stopped by the closed pipe, not finished
+    assert b"Traceback" not in errors and b"Exception" not in errors, errors
     result = cli("sessions", "--format", "csv", "--include-spans")
     assert result.returncode != 0 and b"jsonl" in result.stderr
     result = cli("traces", "--filter", "sort=cost")

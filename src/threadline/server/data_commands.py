@@ -5,6 +5,7 @@ server uses, with its checks."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import urllib.parse
@@ -110,8 +111,11 @@ def run_export(args: argparse.Namespace) -> None:
             _export(client, args, sys.stdout.buffer)
     except ApiError as exc:
         sys.exit(f"threadline export: {exc}")
-    except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
-        sys.stderr.close()
+    except BrokenPipeError:
+        # Piped into e.g. head, which has what it wanted: stop quietly. Python would
+        # flush stdout again at exit and fail once more, so it gets /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def _export(client: ApiClient, args: argparse.Namespace, out: IO[bytes]) -> int:
