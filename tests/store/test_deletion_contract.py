@@ -11,6 +11,8 @@ from typing import Any
 from tests.store import test_contract
 from tests.store.test_contract import T0, record
 from threadline.server.model import (
+    METRIC_NAMES,
+    MetricsQuery,
     NoteIn,
     ScoreFilter,
     ScoreQuery,
@@ -19,8 +21,11 @@ from threadline.server.model import (
     SpanRecord,
     TraceQuery,
     UserQuery,
+    ns_to_datetime,
 )
 from threadline.server.store import Store
+
+DAY = 86_400 * 10**9
 
 # The contract suite's fixtures: every test here runs on every backend.
 backend = test_contract.backend
@@ -125,6 +130,12 @@ def snapshot(store: Store, project: int) -> dict[str, Any]:
         "notes": {
             s: [(n.body, n.trace_id) for n in store.list_notes(project, s)] for s in ("s1", "s2")
         },
+        # The dashboard's figures, read from the same rollups.
+        "metrics": store.metrics(
+            project,
+            MetricsQuery(start=ns_to_datetime(T0 - DAY), end=ns_to_datetime(T0 + DAY)),
+            METRIC_NAMES,
+        ).model_dump(),
     }
 
 
