@@ -15,6 +15,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 
 from tests.otlp import new_span_id, new_trace_id, request, span
 
@@ -254,6 +255,7 @@ def test_threadline_export(server, tmp_path):
     assert result.returncode != 0 and b"sort=cost" in result.stderr
 
 
+@pytest.mark.slow  # a server of its own, and an export read slowly on purpose
 def test_an_export_may_stream_for_longer_than_the_body_timeout(tmp_path):
     """The body timeout bounds how long a request's body may take, not its answer: an
     export read slowly by its client streams to its end (it was cut off at the
