@@ -36,7 +36,15 @@ def node_sdk() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     assert node and npm, "Node.js and npm are needed: apt-get install nodejs npm"
     if not (HERE / "node_modules" / "@lmnr-ai" / "lmnr").exists():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, timeout=600)
+        # Not `npm ci`: the SDK lists optional per-platform packages that the registry
+        # does not have for every platform, which the lock file cannot name, and `npm ci`
+        # refuses a lock file without them. `install --no-save` takes the locked versions.
+        subprocess.run(
+            [npm, "install", "--no-save", "--no-audit", "--no-fund"],
+            cwd=HERE,
+            check=True,
+            timeout=600,
+        )
     return Path(node)
 
 
