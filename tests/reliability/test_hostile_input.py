@@ -87,12 +87,14 @@ def test_an_export_past_the_work_bounds_is_refused_naming_the_limit(
 
 
 def test_a_huge_export_is_written_in_pieces_and_others_take_turns(tmp_path: Path) -> None:
-    """One export of 15,000 spans is written a piece at a time: another project's small
-    export, acknowledged meanwhile, is queryable before the huge one is answered."""
+    """One export of 20,000 spans is written a piece at a time: another project's small
+    export, sent once the first piece is stored, is queryable before the huge one is
+    answered. (Sent after a fixed pause instead, it raced a fast machine that had
+    written every piece by then.)"""
     process = start_server(tmp_path / "data", tmp_path / "log.txt")
     try:
         big_key, small_key = process.new_key("big"), process.new_key("small")
-        big = request([span(new_trace_id(), new_span_id()) for _ in range(15_000)])
+        big = request([span(new_trace_id(), new_span_id()) for _ in range(20_000)])
         big_body = big.SerializeToString()
         small_trace = new_trace_id()
         small_body = request([span(small_trace, new_span_id())]).SerializeToString()
@@ -104,7 +106,12 @@ def test_a_huge_export_is_written_in_pieces_and_others_take_turns(tmp_path: Path
 
         sender = threading.Thread(target=send_big)
         sender.start()
-        time.sleep(0.5)
+        with _api(process, big_key) as big_api:
+            deadline = time.monotonic() + 60
+            while not big_api.get("/api/v1/traces", params={"limit": 1}).json()["items"]:
+                assert time.monotonic() < deadline, "no piece of the huge export was stored"
+                time.sleep(0.005)
+        assert "big" not in answered, "the huge export was answered before its first piece"
         assert _post(process, small_key, small_body).status_code == 200
         with _api(process, small_key) as api:
             while api.get(f"/api/v1/traces/{small_trace}").status_code != 200:
