@@ -7,7 +7,7 @@ and what the JSON API and the HTML pages render, so both show the same numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -284,6 +284,15 @@ class ScoreRecord:
     author: str | None
     comment: str | None
     created_ns: int
+
+    def same_score(self, other: ScoreRecord) -> bool:
+        """Equal in all but when it was written: a retry of the same score, which a
+        store leaves as it is."""
+        return all(
+            getattr(self, f.name) == getattr(other, f.name)
+            for f in fields(self)
+            if f.name != "created_ns"
+        )
 
     @property
     def target(self) -> tuple[str, str]:

@@ -131,6 +131,11 @@ class SessionRollup:
     first_input: str | None
     last_output: str | None
 
+    @classmethod
+    def empty(cls, session_id: str, start_ns: int = 0, end_ns: int = 0) -> SessionRollup:
+        """A session that counts no trace (yet), between the given times."""
+        return cls(session_id, 0, 0, start_ns, end_ns, 0, 0, 0, None, 0, [], None, None)
+
 
 F = TypeVar("F", bound=SpanFacts)
 
@@ -218,21 +223,7 @@ def roll_up_session(session_id: str, traces: Sequence[TraceRollup]) -> SessionRo
     first = by_start[0]
     # Nothing counted yet, but the first trace's times, which move neither the earliest
     # start nor the latest end.
-    nothing = SessionRollup(
-        session_id=session_id,
-        trace_count=0,
-        span_count=0,
-        start_ns=first.start_ns,
-        end_ns=first.end_ns,
-        input_tokens=0,
-        output_tokens=0,
-        total_tokens=0,
-        cost_usd=None,
-        error_count=0,
-        user_ids=[],
-        first_input=None,
-        last_output=None,
-    )
+    nothing = SessionRollup.empty(session_id, first.start_ns, first.end_ns)
     return _added(nothing, by_start)
 
 

@@ -110,11 +110,6 @@ def _rollup(row: Sequence[Any]) -> ScoreRollup:
     return ScoreRollup(kind, target_id, name, count, value_count, value_sum, label, label_ns)
 
 
-def _same(a: ScoreRecord, b: ScoreRecord) -> bool:
-    """Equal but for when they were written: a retry of the same score."""
-    return astuple(a)[:-1] == astuple(b)[:-1]
-
-
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), _IN_CHUNK):
         yield items[i : i + _IN_CHUNK]
@@ -141,7 +136,7 @@ class ClickHouseScores:
             touched.add((*record.target, record.name))
             if before is not None and not before[1]:
                 touched.add((*before[0].target, before[0].name))
-                if _same(before[0], record):
+                if before[0].same_score(record):
                     continue
             data.append(self._score_row(project_id, record, deleted=False))
         self._insert("scores", data, _SCORE_INSERT_COLUMNS)

@@ -347,7 +347,10 @@ class ClickHouseStore(EvaluationTables):
             known = [latest[t] for t in trace_ids_ever if t in latest]
             version = sum(span_count for _, span_count in known)
             traces = [trace for trace, _ in known if trace.session_id == session_id]
-            rollup = roll_up_session(session_id, traces) if traces else _gone(session_id)
+            # A session whose traces all moved away gets an empty row, which reads skip.
+            rollup = (
+                roll_up_session(session_id, traces) if traces else SessionRollup.empty(session_id)
+            )
             data.append([project_id, session_id, version, *_session_fields(rollup)])
         self._insert("sessions", data, _SESSION_INSERT_COLUMNS)
 
@@ -982,22 +985,3 @@ def _session_fields(r: SessionRollup) -> list[Any]:
         r.first_input,
         r.last_output,
     ]
-
-
-def _gone(session_id: str) -> SessionRollup:
-    """The row that marks a session whose traces all moved to other sessions."""
-    return SessionRollup(
-        session_id=session_id,
-        trace_count=0,
-        span_count=0,
-        start_ns=0,
-        end_ns=0,
-        input_tokens=0,
-        output_tokens=0,
-        total_tokens=0,
-        cost_usd=None,
-        error_count=0,
-        user_ids=[],
-        first_input=None,
-        last_output=None,
-    )

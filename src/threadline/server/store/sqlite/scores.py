@@ -52,33 +52,6 @@ def _record(row: Sequence[Any]) -> ScoreRecord:
     return ScoreRecord(*row[:12])
 
 
-def _same(a: ScoreRecord, b: ScoreRecord) -> bool:
-    """Equal but for when they were written: a retry of the same score."""
-    return (
-        a.name,
-        a.data_type,
-        a.value,
-        a.label,
-        a.session_id,
-        a.trace_id,
-        a.span_id,
-        a.source,
-        a.author,
-        a.comment,
-    ) == (
-        b.name,
-        b.data_type,
-        b.value,
-        b.label,
-        b.session_id,
-        b.trace_id,
-        b.span_id,
-        b.source,
-        b.author,
-        b.comment,
-    )
-
-
 def _select_in(
     conn: sqlite3.Connection, sql: str, params: Sequence[Any], ids: Sequence[str]
 ) -> Iterable[tuple[Any, ...]]:
@@ -101,7 +74,7 @@ def write(conn: sqlite3.Connection, project_id: int, records: Sequence[ScoreReco
     rows = []
     for record in latest.values():
         before = stored.get(record.id)
-        if before is not None and _same(before, record):
+        if before is not None and before.same_score(record):
             continue
         if before is not None:
             touched.add((*before.target, before.name))
