@@ -20,9 +20,9 @@ import workload
 from threadline.server.ingest.decode import PROTOBUF, decode_request
 from threadline.server.ingest.normalize import normalize_request
 from threadline.server.ingest.pipeline import tune_garbage_collector
-from threadline.server.store.sqlite import SQLiteStore, payloads
+from threadline.server.store.sqlite import SQLiteStore
 from threadline.server.store.sqlite import rows as schema
-from threadline.server.store.sqlite.store import fresh_traces
+from threadline.server.store.sqlite.span_writes import fresh_traces
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
             t1 = time.perf_counter()
             records = normalize_request(request).spans
             t2 = time.perf_counter()
-            packer = payloads.Packer(store._packing)
+            packer = store._payloads.packer()
             rows = [schema.span_row(project, r, schema.dumps(r.resource), packer) for r in records]
             fresh = fresh_traces(project, records)
             t3 = time.perf_counter()
@@ -52,12 +52,12 @@ def main() -> None:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(schema.INSERT_SPAN, rows)
                 t4 = time.perf_counter()
-                store._refresh_rollups(conn, project, fresh)
+                store._refresh_rollups(conn, project, fresh, set(fresh))
                 t5 = time.perf_counter()
                 conn.execute("COMMIT")
             t6 = time.perf_counter()
             if packer.samples:  # as write_spans does: a payload dictionary, once
-                store._learn_dictionary(packer.samples)
+                store._payloads.learn(packer.samples)
                 trained += time.perf_counter() - t6
             for name, took in zip(
                 stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True

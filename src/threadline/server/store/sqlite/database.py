@@ -1,0 +1,149 @@
+"""The SQLite file of the embedded store: its connections, its one writer, its schema.
+
+One writer connection behind a lock does every write; readers take connections from a
+small pool and, thanks to WAL, never wait for the writer. The other parts of
+``SQLiteStore`` (span_writes.py, reads.py, access.py, transfer.py, evaluations.py)
+read and write through ``_read`` and ``_transaction`` of this class.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from threadline.server.store.sqlite import space, wal
+from threadline.server.store.sqlite.dictionaries import PayloadDictionaries
+
+_READERS = 8
+_WAL_SAFETY_PAGES = 16_384  # 64 MiB of 4 KiB pages
+log = logging.getLogger("threadline.store")
+
+
+class Database:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Reentrant: adopting a payload dictionary writes it while holding the lock.
+        self._write_lock = threading.RLock()
+        # Writer processes of this database take turns by this lock rather than by
+        # SQLite's own: a process waiting for SQLite's lock polls, sleeping longer each
+        # time (up to 100 ms), while a process waiting here wakes as soon as the writer
+        # before it commits (docs/benchmarks.md).
+        self._writer_turn = os.open(f"{self.path}-writer", os.O_CREAT | os.O_RDWR, 0o600)
+        self._writer = self._connect()
+        migrate(self._writer)
+        self._payloads = PayloadDictionaries(self)
+        # Commits do not checkpoint the WAL into the database file: a background
+        # thread does (wal.py). The high bound only stops the WAL from growing without
+        # end should that thread ever fall behind; the size limit is what SQLite keeps
+        # of the file when it starts the log over.
+        self._writer.execute(f"PRAGMA wal_autocheckpoint={_WAL_SAFETY_PAGES}")
+        self._writer.execute(f"PRAGMA journal_size_limit={wal.KEEP_BYTES}")
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._closing = threading.Event()
+        self._checkpointer = wal.Checkpointer(self._connect, Path(f"{self.path}-wal"))
+        self._checkpointer.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives a crash of the process (what SIGKILL
+        # tests), and only a power loss may roll back the last transactions.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA cache_size=-16384")  # 16 MiB a connection
+        conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            if self._readers.qsize() < _READERS:
+                self._readers.put(conn)
+            else:
+                conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            fcntl.flock(self._writer_turn, fcntl.LOCK_EX)
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # SQLite may have rolled back already (it does on some errors of a
+                    # full disk); a failed ROLLBACK must not hide the error that led here.
+                    if conn.in_transaction:
+                        try:
+                            conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            log.exception("ROLLBACK failed")
+                    raise
+            except sqlite3.Error as error:
+                full = space.storage_full(error, self.path.parent)
+                if full is not None:
+                    raise full from error
+                raise
+            finally:
+                fcntl.flock(self._writer_turn, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._checkpointer.close()
+        with self._write_lock:
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as error:
+                # A full disk, say: the WAL stays, and the next start reads it back.
+                log.warning("the WAL could not be folded in at close (%s): kept", error)
+            try:
+                self._writer.close()
+            except sqlite3.Error as error:
+                log.warning("closing the database: %s", error)
+            os.close(self._writer_turn)
+            self._payloads.close()
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the numbered files of ``migrations/`` above the recorded user_version."""
+    folder = resources.files("threadline.server.store.sqlite") / "migrations"
+    scripts = sorted(
+        (int(entry.name.split("_", 1)[0]), entry)
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    )
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    for version, entry in scripts:
+        if version <= current:
+            continue
+        # executescript commits first, so the script and its version bump run in one
+        # explicit transaction of their own.
+        conn.executescript(
+            f"BEGIN IMMEDIATE;\n{entry.read_text()}\nPRAGMA user_version = {version};\nCOMMIT;"
+        )

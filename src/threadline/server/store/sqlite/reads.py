@@ -1,0 +1,227 @@
+"""The read side of ``SQLiteStore``: the lists (sessions, traces, users), a session's
+and a trace's detail, the dashboard's metrics and the live feed's watermark.
+
+Every list reads the rollups the write transaction keeps (span_writes.py), pages by
+keyset cursors (``store/cursors.py``) and sorts and filters as ``filters.py`` says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from threadline.server.model import (
+    Metrics,
+    MetricsQuery,
+    Page,
+    Session,
+    SessionDetail,
+    SessionQuery,
+    Trace,
+    TraceDetail,
+    TraceQuery,
+    UserQuery,
+    UserSummary,
+    datetime_to_ns,
+)
+from threadline.server.store import cursors
+from threadline.server.store import metrics as metric_rules
+from threadline.server.store.sqlite import metrics, scores
+from threadline.server.store.sqlite import rows as schema
+from threadline.server.store.sqlite.database import Database
+from threadline.server.store.sqlite.filters import (
+    SESSION_SORTS,
+    add_session_filters,
+    add_trace_filters,
+)
+
+
+class Reads(Database):
+    def list_sessions(self, project_id: int, query: SessionQuery) -> Page[Session]:
+        where = ["project_id = ?"]
+        args: list[Any] = [project_id]
+        if query.user_id:
+            where.append(
+                "session_id IN (SELECT session_id FROM traces"
+                " WHERE project_id = ? AND user_id = ? AND session_id IS NOT NULL)"
+            )
+            args += [project_id, query.user_id]
+        _time_overlap(where, args, query.start, query.end)
+        if query.q:
+            _text_search(where, args, query.q, ("session_id", "first_input", "last_output"))
+        add_session_filters(where, args, project_id, query)
+        more, more_args = scores.filter_conditions(
+            "session", "sessions.session_id", "sessions.project_id", query.scores
+        )
+        where += more
+        args += more_args
+        order, order_type = SESSION_SORTS[query.sort]
+        if query.cursor:
+            sort_key, session_id = cursors.decode(query.cursor, order_type, str)
+            where.append(f"({order}, session_id) < (?, ?)")
+            args += [sort_key, session_id]
+        sql = (
+            f"SELECT {schema.SESSION_COLUMNS}, {order} FROM sessions WHERE {' AND '.join(where)}"
+            f" ORDER BY {order} DESC, session_id DESC LIMIT ?"
+        )
+        with self._read() as conn:
+            rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
+            summaries = scores.summaries(
+                conn, project_id, "session", [row[0] for row in rows[: query.limit]]
+            )
+        items = [schema.session(row) for row in rows[: query.limit]]
+        for item in items:
+            item.scores = summaries.get(item.session_id, {})
+        next_cursor = None
+        if len(rows) > query.limit:
+            last = rows[query.limit - 1]
+            next_cursor = cursors.encode(last[-1], last[0])
+        return Page[Session](items=items, next_cursor=next_cursor)
+
+    def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
+        with self._read() as conn:
+            row = conn.execute(
+                schema.SELECT_SESSIONS + " AND session_id = ?", (project_id, session_id)
+            ).fetchone()
+            if row is None:
+                return None
+            traces = conn.execute(
+                schema.SELECT_TRACES + " AND session_id = ? ORDER BY start_ns, trace_id",
+                (project_id, session_id),
+            ).fetchall()
+            own = scores.summaries(conn, project_id, "session", [session_id])
+            by_trace = scores.summaries(conn, project_id, "trace", [t[0] for t in traces])
+        detail = SessionDetail(
+            **schema.session(row).model_dump(),
+            traces=[schema.trace(schema.trace_rollup(t)) for t in traces],
+        )
+        detail.scores = own.get(session_id, {})
+        for trace in detail.traces:
+            trace.scores = by_trace.get(trace.trace_id, {})
+        return detail
+
+    def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]:
+        where = ["project_id = ?"]
+        args: list[Any] = [project_id]
+        for column in ("session_id", "user_id", "status"):
+            value = getattr(query, column)
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        _time_overlap(where, args, query.start, query.end)
+        if query.q:
+            _text_search(where, args, query.q, ("name", "input_preview", "output_preview"))
+        add_trace_filters(where, args, project_id, query)
+        more, more_args = scores.filter_conditions(
+            "trace", "traces.trace_id", "traces.project_id", query.scores
+        )
+        where += more
+        args += more_args
+        if query.cursor:
+            start_ns, trace_id = cursors.decode(query.cursor, int, str)
+            where.append("(start_ns, trace_id) < (?, ?)")
+            args += [start_ns, trace_id]
+        sql = (
+            f"{schema.SELECT_TRACES_FROM} WHERE {' AND '.join(where)}"
+            " ORDER BY start_ns DESC, trace_id DESC LIMIT ?"
+        )
+        with self._read() as conn:
+            rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
+            summaries = scores.summaries(
+                conn, project_id, "trace", [row[0] for row in rows[: query.limit]]
+            )
+        rollups = [schema.trace_rollup(row) for row in rows]
+        next_cursor = None
+        if len(rollups) > query.limit:
+            last = rollups[query.limit - 1]
+            next_cursor = cursors.encode(last.start_ns, last.trace_id)
+        items = [schema.trace(r) for r in rollups[: query.limit]]
+        for item in items:
+            item.scores = summaries.get(item.trace_id, {})
+        return Page[Trace](items=items, next_cursor=next_cursor)
+
+    def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
+        with self._read() as conn:
+            row = conn.execute(
+                schema.SELECT_TRACES + " AND trace_id = ?", (project_id, trace_id)
+            ).fetchone()
+            if row is None:
+                return None
+            spans = conn.execute(
+                f"SELECT {schema.SPAN_COLUMNS} FROM spans WHERE project_id = ? AND trace_id = ?"
+                " ORDER BY start_ns, span_id",
+                (project_id, trace_id),
+            ).fetchall()
+            summaries = scores.summaries(conn, project_id, "trace", [trace_id])
+        trace = schema.trace(schema.trace_rollup(row))
+        trace.scores = summaries.get(trace_id, {})
+        unpack = self._payloads.unpacker()
+        return TraceDetail(**trace.model_dump(), spans=[schema.span(s, unpack) for s in spans])
+
+    def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
+        """Users by last activity, aggregated over the traces that carry their id."""
+        where = ["project_id = ?", "user_id IS NOT NULL"]
+        args: list[Any] = [project_id]
+        _time_overlap(where, args, query.start, query.end)
+        if query.q:
+            _text_search(where, args, query.q, ("user_id",))
+        having = ""
+        if query.cursor:
+            last_ns, user_id = cursors.decode(query.cursor, int, str)
+            having = " HAVING (MAX(end_ns), user_id) < (?, ?)"
+            args += [last_ns, user_id]
+        sql = (
+            "SELECT user_id, COUNT(DISTINCT session_id), COUNT(*), SUM(input_tokens),"
+            " SUM(output_tokens), SUM(total_tokens), SUM(cost_usd),"
+            " SUM(status = 'error'), MIN(start_ns), MAX(end_ns)"
+            f" FROM traces WHERE {' AND '.join(where)} GROUP BY user_id{having}"
+            " ORDER BY MAX(end_ns) DESC, user_id DESC LIMIT ?"
+        )
+        with self._read() as conn:
+            rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
+            summaries = scores.user_summaries(conn, project_id, [r[0] for r in rows[: query.limit]])
+        page = schema.user_page(rows, query.limit)
+        for item in page.items:
+            item.scores = summaries.get(item.user_id, {})
+        return page
+
+    def metrics(self, project_id: int, query: MetricsQuery, names: Sequence[str]) -> Metrics:
+        span = metric_rules.bucket_range(query)
+        with self._read() as conn:
+            rows = metrics.read(conn, project_id, query, span)
+        return metric_rules.build(query, span, rows, names)
+
+    def live_watermark(self, project_id: int) -> int:
+        """The feed position of the project's latest trace write (0 before any).
+
+        Read it *before* querying with ``changed_after`` = the previous watermark: a
+        write in between is then seen twice (harmless) rather than never.
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM trace_feed WHERE project_id = ?",
+                (project_id,),
+            ).fetchone()
+        return int(row[0])
+
+
+def _time_overlap(where: list[str], args: list[Any], start: Any, end: Any) -> None:
+    """Keep what was active in [start, end]: a long session shows in every window."""
+    if start is not None:
+        where.append("end_ns >= ?")
+        args.append(datetime_to_ns(start))
+    if end is not None:
+        where.append("start_ns <= ?")
+        args.append(datetime_to_ns(end))
+
+
+def _text_search(where: list[str], args: list[Any], text: str, columns: tuple[str, ...]) -> None:
+    """Keep rows with ``text`` in any of ``columns`` (ASCII case-insensitive, like
+    SQLite's LIKE); ``%`` and ``_`` in the text are literal."""
+    where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
+    args += [_like(text)] * len(columns)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

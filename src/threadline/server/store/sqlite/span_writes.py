@@ -1,0 +1,266 @@
+"""The write transaction of ``SQLiteStore``: spans in, and the rollups they change.
+
+An export's spans and the trace and session rollups they change are committed in one
+transaction, so a committed export is immediately visible, totals included. Rollups
+are computed by ``store/rollups.py``; a large trace's by a tally this writer keeps
+(``store/trace_tally.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from threadline.server.errors import StorageFull
+from threadline.server.model import SpanRecord
+from threadline.server.store.rollups import (
+    PREVIEW_CHARS,
+    SessionRollup,
+    SpanFacts,
+    StoredSpanFacts,
+    TraceRollup,
+    merge_session,
+    preview_sources,
+    roll_up_session,
+    roll_up_trace,
+)
+from threadline.server.store.sqlite import payloads
+from threadline.server.store.sqlite import rows as schema
+from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
+from threadline.server.store.sqlite.database import Database
+from threadline.server.store.trace_tally import TALLY_FROM_SPANS, TallyCache, TraceTally
+
+log = logging.getLogger("threadline.store")
+
+
+class SpanWrites(Database):
+    def __init__(self, path: str | Path):
+        super().__init__(path)
+        # Large traces' rollups, kept so that adding spans to one need not read it back.
+        self._tallies = TallyCache()
+
+    def write_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
+        if not spans:
+            return 0
+        # The spans of one OTLP resource share one resource dict: encode it once.
+        resources: dict[int, str] = {}
+        packer = self._payloads.packer()
+        rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for span in spans:
+            resource = resources.get(id(span.resource))
+            if resource is None:
+                resource = resources[id(span.resource)] = schema.dumps(span.resource)
+            rows[span.trace_id].append(schema.span_row(project_id, span, resource, packer))
+        # Before the transaction: the workers' transactions take turns, and the shorter
+        # each is, the sooner the next one begins.
+        fresh = fresh_traces(project_id, spans)
+        try:
+            with self._transaction() as conn:
+                before = conn.total_changes
+                # Trace by trace, to know which traces got only new spans (a tally can
+                # add those; a retry's spans it would count twice).
+                all_new = set()
+                for trace_id, trace_rows in rows.items():
+                    start = conn.total_changes
+                    conn.executemany(schema.INSERT_SPAN, trace_rows)
+                    if conn.total_changes - start == len(fresh[trace_id].spans):
+                        all_new.add(trace_id)
+                new = conn.total_changes - before
+                if new:
+                    self._refresh_rollups(conn, project_id, fresh, all_new)
+        except BaseException:
+            # Tallies may have counted what was not committed.
+            self._tallies.forget(project_id, fresh)
+            raise
+        if packer.samples:
+            try:
+                self._payloads.learn(packer.samples)
+            except StorageFull as error:
+                # The spans are committed; the dictionary can wait for space.
+                log.warning("payload dictionary not saved: %s", error.message)
+        return new
+
+    def _refresh_rollups(
+        self,
+        conn: sqlite3.Connection,
+        project_id: int,
+        fresh: dict[str, FreshTrace],
+        all_new: set[str],
+    ) -> None:
+        """Roll up again the traces of a batch (``fresh``: each one's rollup and row as if
+        it had no spans stored before the batch; ``all_new``: the traces none of whose
+        spans in the batch was stored before) and their sessions."""
+        trace_ids = sorted(fresh)
+        # Traces stored before, with their rollup: their sessions need refreshing too,
+        # since a late span may move a trace into a session.
+        stored_rollups = {
+            rollup.trace_id: rollup
+            for rollup in map(
+                schema.trace_rollup,
+                select_in(
+                    conn, schema.SELECT_TRACES + " AND trace_id IN ({})", (project_id,), trace_ids
+                ),
+            )
+        }
+        stored = {trace_id: r.session_id for trace_id, r in stored_rollups.items()}
+        # Sessions a stored trace was in, is in now, or changed in: rolled up again from
+        # all of their traces.
+        recount = {session_id for session_id in stored.values() if session_id}
+        # A trace seen for the first time has all its spans in this batch: its rollup
+        # needs no read. A large trace stored before, whose tally this writer keeps,
+        # adds its new spans to the tally (trace_tally.py). Any other trace stored before
+        # is read back whole: its new spans are in the table now.
+        rolled_again: list[TraceRollup] = []
+        to_read: list[str] = []
+        for trace_id in stored:
+            tally = self._tallies.get(project_id, stored_rollups[trace_id])
+            if tally is not None and trace_id in all_new and tally.add(fresh[trace_id].spans):
+                rolled_again.append(tally.rollup)
+            else:
+                self._tallies.forget(project_id, [trace_id])
+                to_read.append(trace_id)
+        read_back: dict[str, list[StoredSpanFacts]] = defaultdict(list)
+        rowids: dict[int, int] = {}
+        for row in select_in(conn, schema.SELECT_SPAN_FACTS, (project_id,), to_read):
+            fact = schema.span_facts(row)
+            read_back[row[0]].append(fact)
+            rowids[id(fact)] = row[17]
+        _load_previews(conn, read_back.values(), rowids, self._payloads.unpacker())
+        for trace_id, facts in read_back.items():
+            rolled_again.append(self._roll_up(project_id, trace_id, facts))
+        for trace_id, trace in fresh.items():
+            if trace_id not in stored and len(trace.spans) >= TALLY_FROM_SPANS:
+                self._roll_up(project_id, trace_id, trace.spans)
+        conn.executemany(
+            schema.UPSERT_TRACE,
+            [
+                *(trace.row for trace_id, trace in fresh.items() if trace_id not in stored),
+                *(schema.trace_row(project_id, rollup) for rollup in rolled_again),
+            ],
+        )
+        recount.update(rollup.session_id for rollup in rolled_again if rollup.session_id)
+        # Traces new to the store join their sessions: the next turns of a conversation
+        # are added to its stored rollup rather than reading all of its traces again.
+        joining: dict[str, list[TraceRollup]] = defaultdict(list)
+        for trace_id, trace in fresh.items():
+            session_id = trace.rollup.session_id
+            if session_id and session_id not in recount and trace_id not in stored:
+                joining[session_id].append(trace.rollup)
+        sessions: list[SessionRollup] = []
+        if joining:
+            known = {
+                row[0]: schema.session_rollup(row)
+                for row in select_in(
+                    conn,
+                    schema.SELECT_SESSIONS + " AND session_id IN ({})",
+                    (project_id,),
+                    sorted(joining),
+                )
+            }
+            for session_id, later in joining.items():
+                merged = (
+                    merge_session(known[session_id], later)
+                    if session_id in known
+                    # A session without a row has no trace stored: these are all of it.
+                    else roll_up_session(session_id, later)
+                )
+                if merged is None:
+                    recount.add(session_id)
+                else:
+                    sessions.append(merged)
+        if recount:
+            by_session: dict[str, list[TraceRollup]] = defaultdict(list)
+            for row in select_in(
+                conn,
+                schema.SELECT_TRACES + " AND session_id IN ({})",
+                (project_id,),
+                sorted(recount),
+            ):
+                rollup = schema.trace_rollup(row)
+                by_session[rollup.session_id or ""].append(rollup)
+            sessions += [
+                roll_up_session(session_id, traces) for session_id, traces in by_session.items()
+            ]
+            # A session whose every trace moved away has no rollup any more.
+            conn.executemany(
+                "DELETE FROM sessions WHERE project_id = ? AND session_id = ?",
+                [(project_id, sid) for sid in recount - by_session.keys()],
+            )
+        conn.executemany(
+            schema.UPSERT_SESSION, [schema.session_row(project_id, r) for r in sessions]
+        )
+
+    def _roll_up(self, project_id: int, trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
+        """The rollup of a trace from all of its spans; a large one's tally is kept."""
+        if len(spans) >= TALLY_FROM_SPANS:
+            tally = TraceTally.of(trace_id, spans)
+            if tally is not None:
+                self._tallies.keep(project_id, tally)
+                return tally.rollup
+        return roll_up_trace(trace_id, spans)
+
+
+class FreshTrace(NamedTuple):
+    """A trace rolled up from the records of one batch as if none of it was stored
+    before, its ``traces`` row, and those records (the first copy of each span)."""
+
+    rollup: TraceRollup
+    row: tuple[Any, ...]
+    spans: list[SpanRecord]
+
+
+def fresh_traces(project_id: int, spans: Sequence[SpanRecord]) -> dict[str, FreshTrace]:
+    """Each trace of ``spans`` rolled up from these records as if none of it was stored
+    before (the usual case: a trace's spans mostly arrive in one export). The first
+    copy of a span wins, as the insert's does."""
+    by_trace: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
+    for span in spans:
+        by_trace[span.trace_id].setdefault(span.span_id, span)
+    fresh = {}
+    for trace_id, by_id in by_trace.items():
+        records = list(by_id.values())
+        rollup = roll_up_trace(trace_id, records)
+        fresh[trace_id] = FreshTrace(rollup, schema.trace_row(project_id, rollup), records)
+    return fresh
+
+
+def _load_previews(
+    conn: sqlite3.Connection,
+    traces: Iterable[list[StoredSpanFacts]],
+    rowids: dict[int, int],
+    unpack: payloads.Unpacker,
+) -> None:
+    """Read the input and output previews of just the spans that stand for each trace."""
+    wanted: dict[str, dict[int, StoredSpanFacts]] = {"input": {}, "output": {}}
+    for spans in traces:
+        source_in, source_out = preview_sources(spans)
+        if source_in:
+            wanted["input"][rowids[id(source_in)]] = source_in
+        if source_out:
+            wanted["output"][rowids[id(source_out)]] = source_out
+    # The whole input (its preview is its last messages); the output's beginning, and a
+    # packed payload (a BLOB) is cut after unpacking it.
+    columns = {
+        "input": ("input_text", "input", None),
+        "output": (
+            "output_preview",
+            "CASE typeof(output) WHEN 'blob' THEN output ELSE substr(output, 1, ?) END",
+            PREVIEW_CHARS,
+        ),
+    }
+    for column, by_rowid in wanted.items():
+        field, value, chars = columns[column]
+        ids = list(by_rowid)
+        for i in range(0, len(ids), IN_CHUNK):
+            chunk = ids[i : i + IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for rowid, stored in conn.execute(
+                f"SELECT rowid, {value} FROM spans WHERE rowid IN ({marks})",
+                (chars, *chunk) if chars else chunk,
+            ):
+                text = unpack(stored)
+                setattr(by_rowid[rowid], field, text[:chars] if text and chars else text)

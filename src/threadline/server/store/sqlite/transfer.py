@@ -1,0 +1,120 @@
+"""``SQLiteStore`` read whole and written whole, for ``threadline migrate`` (one store
+copied into another): access, spans and scores in keyset batches, annotations."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from threadline.server.model import Project, ScoreRecord, SpanRecord
+from threadline.server.store import span_records
+from threadline.server.store.base import AccessRecords, ProjectAnnotations, StoredKey
+from threadline.server.store.sqlite import scores
+from threadline.server.store.sqlite.database import Database
+
+
+class Transfer(Database):
+    def dump_access(self) -> AccessRecords:
+        with self._read() as conn:
+            projects = conn.execute("SELECT id, name FROM projects ORDER BY id").fetchall()
+            keys = conn.execute(
+                "SELECT id, project_id, key_hash, prefix, scope, created_ns, revoked_ns"
+                " FROM api_keys ORDER BY id"
+            ).fetchall()
+        return AccessRecords(
+            projects=[Project(id=r[0], name=r[1]) for r in projects],
+            keys=[StoredKey(*r) for r in keys],
+        )
+
+    def load_access(self, records: AccessRecords) -> dict[int, int]:
+        ids: dict[int, int] = {}
+        with self._transaction() as conn:
+            for project in records.projects:
+                row = conn.execute(
+                    "SELECT id FROM projects WHERE name = ?", (project.name,)
+                ).fetchone()
+                if row is None:
+                    taken = conn.execute(
+                        "SELECT 1 FROM projects WHERE id = ?", (project.id,)
+                    ).fetchone()
+                    cursor = conn.execute(
+                        "INSERT INTO projects (id, name, created_ns) VALUES (?, ?, ?)",
+                        (None if taken else project.id, project.name, time.time_ns()),
+                    )
+                    assert cursor.lastrowid is not None  # set by every INSERT
+                    ids[project.id] = cursor.lastrowid
+                else:
+                    ids[project.id] = row[0]
+            for key in records.keys:
+                conn.execute(
+                    "INSERT OR IGNORE INTO api_keys (project_id, key_hash, prefix, scope,"
+                    " created_ns, revoked_ns) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        ids[key.project_id],
+                        key.key_hash,
+                        key.prefix,
+                        key.scope,
+                        key.created_ns,
+                        key.revoked_ns,
+                    ),
+                )
+        return ids
+
+    def count_spans(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+
+    def iter_spans(self, batch_size: int) -> Iterator[tuple[int, list[SpanRecord]]]:
+        after: tuple[Any, ...] = (-1, "", "")
+        while True:
+            with self._read() as conn:
+                found = conn.execute(
+                    f"SELECT {span_records.COLUMNS} FROM spans"
+                    " WHERE (project_id, trace_id, span_id) > (?, ?, ?)"
+                    " ORDER BY project_id, trace_id, span_id LIMIT ?",
+                    (*after, batch_size),
+                ).fetchall()
+            if not found:
+                return
+            after = found[-1][:3]
+            unpack = self._payloads.unpacker()
+            by_project: dict[int, list[SpanRecord]] = defaultdict(list)
+            for row in found:
+                # Inputs and outputs may be stored packed (zstd): hand on the text.
+                text = (*row[:11], unpack(row[11]), unpack(row[12]), *row[13:])
+                by_project[row[0]].append(span_records.span_record(text))
+            yield from by_project.items()
+
+    def iter_scores(self, batch_size: int) -> Iterator[tuple[int, list[ScoreRecord]]]:
+        after: tuple[int, str] = (-1, "")
+        while True:
+            with self._read() as conn:
+                found = scores.iter_records(conn, after, batch_size)
+            if not found:
+                return
+            after = (found[-1][0], found[-1][1].id)
+            by_project: dict[int, list[ScoreRecord]] = defaultdict(list)
+            for project_id, record in found:
+                by_project[project_id].append(record)
+            yield from by_project.items()
+
+    def dump_annotations(self, project_id: int) -> ProjectAnnotations:
+        with self._read() as conn:
+            return ProjectAnnotations(
+                configs=scores.list_configs(conn, project_id),
+                notes=scores.stored_notes(conn, project_id),
+                allowed_origins=scores.allowed_origins(conn, project_id),
+            )
+
+    def load_annotations(self, project_id: int, annotations: ProjectAnnotations) -> None:
+        with self._transaction() as conn:
+            for config in annotations.configs:
+                scores.put_config(conn, project_id, config)
+            scores.load_notes(conn, project_id, annotations.notes)
+            if annotations.allowed_origins:
+                origins = scores.allowed_origins(conn, project_id)
+                scores.set_allowed_origins(
+                    conn, project_id, [*origins, *annotations.allowed_origins]
+                )
