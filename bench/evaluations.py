@@ -8,7 +8,9 @@ Both parts run the real server (``threadline serve``, SQLite, one worker) and th
 judge of the tests (``tests/integrations/fake_judge.py``: an OpenAI-compatible chat
 completions endpoint on loopback that answers at once), so they measure Threadline's
 side of judging (finding ended sessions, reading transcripts, calling the judge,
-writing scores and runs), not an LLM's latency.
+writing scores and runs), not an LLM's latency. The judge stands for a remote API, so it
+runs in a process of its own at the lowest CPU priority (``nice 19``): on a small
+machine it would otherwise take the cores from the server and the senders it measures.
 
 1. **Judging**: an online evaluator; ``--sessions`` sessions of 5 turns (10 spans each,
    the shape of ``workload.py``) are sent with times of a few seconds ago, so they count
@@ -16,12 +18,14 @@ writing scores and runs), not an LLM's latency.
    export's answer until every session has a finished run, and how many failed.
 2. **Ingest with and without an online evaluator**, on one server, in alternating
    rounds of ``--round-spans`` spans: the evaluator is switched on (``PUT`` with
-   ``online: true``) or off before each round. Sessions are complete in one export and
-   their times are a few seconds old, so while the evaluator is on, sessions are judged
-   *during* the round, as fast as the runner can: the worst case for ingest. Each round
-   is timed from the first export to every export written (``/healthz?wait``); the
-   judging left over is waited out before the next round. Printed: each round's rate
-   and the ratio of the medians.
+   ``online: true``) or off before each round, in the order on, off, off, on, on, off,
+   ... so that a machine speeding up or slowing down during the run favours neither.
+   Sessions are complete in one export and their times are a few seconds old, so while
+   the evaluator is on, every session written ends during the round and is due for
+   judging at once: the worst case for ingest. Each round is timed from the first
+   export to every export written (``/healthz?wait``); the judging left over is waited
+   out before the next round. Printed: each round's rate, each neighbouring pair's
+   ratio, their median and the ratio of the medians.
 
 It is a benchmark, not a test: it prints numbers and fails only if the data is wrong.
 """
@@ -29,12 +33,15 @@ It is a benchmark, not a test: it prints numbers and fails only if the data is w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -44,8 +51,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 import server as bench_server  # noqa: E402
 import workload  # noqa: E402
-
-from tests.integrations.fake_judge import FakeJudge  # noqa: E402
 
 SPANS_PER_SESSION = workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION
 
@@ -76,11 +81,30 @@ def send(base_url: str, key: str, bodies: list[bytes], senders: int) -> float:
     return result.started
 
 
-def evaluator(judge: FakeJudge, online: bool) -> dict:
+@contextlib.contextmanager
+def remote_judge() -> Iterator[str]:
+    """The fake judge in a process of its own at the lowest CPU priority; its base URL."""
+    process = subprocess.Popen(
+        ["nice", "-n", "19", sys.executable, "-m", "tests.integrations.fake_judge"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(timeout=10)
+
+
+def evaluator(judge_url: str, online: bool) -> dict:
     return {
         "name": "resolved",
         "prompt": "Did the assistant resolve the user's problem?\n{{transcript}}",
-        "judge": {"base_url": judge.base_url, "model": "gpt-4o-mini"},
+        "judge": {"base_url": judge_url, "model": "gpt-4o-mini"},
         "score": {"name": "resolved", "data_type": "boolean"},
         "online": online,
     }
@@ -117,7 +141,7 @@ def main() -> None:
     process, base_url, key = bench_server.start_server(data_dir, workers=1)
     try:
         with (
-            FakeJudge() as judge,
+            remote_judge() as judge,
             httpx.Client(
                 base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
             ) as api,
@@ -134,7 +158,7 @@ def main() -> None:
             print(
                 f"judging: {t['runs_done']} sessions judged, {t['runs_failed']} failed,"
                 f" {seconds:.1f} s after the last export was written (idle time 1 s,"
-                f" concurrency {args.concurrency}); {len(judge.answered())} judge calls,"
+                f" concurrency {args.concurrency});"
                 f" judge tokens {t['input_tokens']} in / {t['output_tokens']} out,"
                 f" cost ${t['cost_usd']:.4f}"
             )
@@ -166,20 +190,23 @@ def main() -> None:
             # --- 2. ingest with and without ------------------------------------------
             sessions = args.round_spans // SPANS_PER_SESSION
             rates: dict[bool, list[float]] = {True: [], False: []}
+            pairs: list[float] = []
             finished = t["runs_done"]
             for round_number in range(args.rounds * 2):
-                online = round_number % 2 == 0
+                # on, off, off, on, on, off, ...: each pair of rounds has one of each.
+                online = round_number % 4 in (0, 3)
                 response = api.put("/api/v1/evaluators/resolved", json=evaluator(judge, online))
                 assert response.status_code == 200
                 time.sleep(1.5)  # switched on: its first sweep marks where it starts
                 bodies = session_bodies(sessions, f"r{round_number}", seed=10 + round_number)
+                judged_before = totals(api)["runs_done"]
                 started = send(base_url, key, bodies, args.senders)
                 api.get("/healthz", params={"wait": 60})
                 # Written when /healthz finds no export queued; the newest session must read.
                 elapsed = time.perf_counter() - started
                 rate = sessions * SPANS_PER_SESSION / elapsed
                 rates[online].append(rate)
-                judged_during = totals(api)["runs_done"] - finished
+                judged_during = totals(api)["runs_done"] - judged_before
                 if online:
                     finished += sessions
                     wait_judged(api, finished)
@@ -189,13 +216,17 @@ def main() -> None:
                     + (
                         f", {judged_during} of {sessions} sessions judged meanwhile"
                         if online
-                        else ""
+                        else f", {judged_during} judged meanwhile"
                     )
                 )
+                if round_number % 2 == 1:
+                    pairs.append(rates[True][-1] / rates[False][-1])
+                    print(f"  pair {len(pairs)}: on / off {pairs[-1]:.1%}")
             on, off = statistics.median(rates[True]), statistics.median(rates[False])
             print(
                 f"ingest: median {on:,.0f} spans/s with the online evaluator,"
-                f" {off:,.0f} without: {on / off:.1%} of the rate without"
+                f" {off:,.0f} without: {on / off:.1%} of the rate without;"
+                f" median of the pairs {statistics.median(pairs):.1%}"
             )
     finally:
         process.terminate()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.server
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -161,3 +162,17 @@ class FakeJudge:
                 pass
 
         return Handler
+
+
+def main() -> None:
+    """Serve in a process of its own, as a remote judge would be: print the base URL,
+    then answer until standard input closes. The benchmarks run it this way, at a low
+    CPU priority, so that the far side of judging neither shares the senders'
+    interpreter nor takes the cores from the server it measures."""
+    with FakeJudge() as judge:
+        print(judge.base_url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

@@ -45,7 +45,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     """The ASGI app. It owns ``store`` from here on and closes it when it shuts down."""
 
     ingest = IngestPipeline(store, settings)
-    evaluations = EvaluationService(store, settings, ingest_busy=lambda: ingest.busy)
+    evaluations = EvaluationService(store, settings, ingest_quiet=ingest.quiet_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

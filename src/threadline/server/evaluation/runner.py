@@ -20,6 +20,7 @@ import httpx
 from threadline.server import pricing, scoring
 from threadline.server.errors import ThreadlineError
 from threadline.server.evaluation import prompt
+from threadline.server.evaluation.ingest_first import IngestFirst
 from threadline.server.evaluation.judge import JudgeFailed, JudgePolicy, judge
 from threadline.server.evaluation.model import Evaluator, RunOutcome, RunRecord
 from threadline.server.evaluation.selection import score_id
@@ -37,11 +38,6 @@ log = logging.getLogger("threadline.evaluation")
 # were left out between them): reading every turn's spans has a cost too.
 MAX_TURNS_READ = 300
 _POLL_SECONDS = 0.5
-# While the ingest thread has work, no new run starts (judging competes with it for
-# the interpreter), for at most this long in a row, so that judging still advances
-# under ingest that never pauses.
-MAX_YIELD_SECONDS = 30.0
-_YIELD_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -171,12 +167,13 @@ class EvaluationRunner:
         store: Store,
         config: RunnerConfig,
         on_finished: Callable[[RunRecord, RunOutcome], None] | None = None,
-        ingest_busy: Callable[[], bool] | None = None,
+        ingest_quiet: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self._on_finished = on_finished
-        self._ingest_busy = ingest_busy
+        # While ingest has work, no new run starts (ingest_first.py).
+        self._ingest_first = IngestFirst(ingest_quiet)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[asyncio.Task[None], RunRecord] = {}
@@ -203,16 +200,9 @@ class EvaluationRunner:
 
     async def _loop(self) -> None:
         limits = httpx.Limits(max_connections=max(self.config.concurrency, 1) * 2)
-        yielding_since: float | None = None
         async with httpx.AsyncClient(limits=limits) as client:
             while True:
-                if self._ingest_busy is not None and self._ingest_busy():
-                    now = time.monotonic()
-                    yielding_since = yielding_since or now
-                    if now - yielding_since < MAX_YIELD_SECONDS:
-                        await asyncio.sleep(_YIELD_POLL_SECONDS)
-                        continue
-                yielding_since = None
+                await self._ingest_first.turn()
                 free = self.config.concurrency - len(self._inflight)
                 claimed: list[RunRecord] = []
                 if free > 0:

@@ -1,7 +1,7 @@
 """Evaluations in a server process: the runner and the online sweep, started and
 stopped with the app. Both run on the event loop, their store calls in threads; ingest
-has its own thread and never waits for them, and while that thread has work no new run
-starts (for up to ``runner.MAX_YIELD_SECONDS`` in a row)."""
+never waits for them, and while ingest has work neither a sweep nor a new run starts
+(for up to ``ingest_first.MAX_YIELD_SECONDS`` in a row)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 
 from threadline.server.evaluation import online
+from threadline.server.evaluation.ingest_first import IngestFirst
 from threadline.server.evaluation.runner import EvaluationRunner, RunnerConfig
 from threadline.server.settings import Settings
 from threadline.server.store import Store
@@ -22,17 +23,18 @@ class EvaluationService:
         self,
         store: Store,
         settings: Settings,
-        ingest_busy: Callable[[], bool] | None = None,
+        ingest_quiet: Callable[[], float] | None = None,
     ) -> None:
         self.store = store
         self.idle_ns = settings.session_idle_seconds * 1_000_000_000
         self.enabled = settings.evaluation_concurrency > 0
         self.runner = EvaluationRunner(
-            store, RunnerConfig.from_settings(settings), ingest_busy=ingest_busy
+            store, RunnerConfig.from_settings(settings), ingest_quiet=ingest_quiet
         )
         # Often enough that a session is judged soon after it goes idle, rarely enough
         # to cost nothing: the sweep is one indexed read per online evaluator.
         self.sweep_seconds = min(max(settings.session_idle_seconds / 5, 0.2), 15.0)
+        self._sweep_turn = IngestFirst(ingest_quiet)
         self._sweeper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -57,6 +59,7 @@ class EvaluationService:
 
     async def _sweep_loop(self) -> None:
         while True:
+            await self._sweep_turn.turn()
             try:
                 if await asyncio.to_thread(online.sweep, self.store, self.idle_ns):
                     self.runner.wake()

@@ -87,6 +87,7 @@ class IngestPipeline:
         self.intake: Intake | None = None  # made at start-up
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-ingest")
         self._busy = 0  # jobs given to the ingest thread and not yet finished
+        self._last_finished = 0.0  # time.monotonic() when the last job finished
         self._draining = False  # a job that writes a queued export is given
         self._quiet_until = 0.0
         self._poller: asyncio.Task[None] | None = None
@@ -98,8 +99,13 @@ class IngestPipeline:
 
     @property
     def busy(self) -> bool:
-        """Whether this process's ingest thread has work (evaluations wait meanwhile)."""
+        """Whether this process's ingest thread has work."""
         return self._busy > 0
+
+    def quiet_seconds(self) -> float:
+        """How long the ingest thread has had no work (0 while it has some): evaluations
+        wait for a lull (evaluation/ingest_first.py)."""
+        return 0.0 if self._busy else time.monotonic() - self._last_finished
 
     def start(self) -> None:
         """Take over what dead processes left in the queue, and watch it (on the event
@@ -176,6 +182,7 @@ class IngestPipeline:
 
     def _finished(self, _: object) -> None:
         self._busy -= 1
+        self._last_finished = time.monotonic()
         self._drain_if_idle()  # exports other workers queued meanwhile are ours too
 
     def _ingest(
