@@ -48,7 +48,9 @@ def test_no_run_starts_while_ingest_is_busy(tmp_path):
             statuses: list[str] = []
 
             async def scenario() -> None:
-                runner = EvaluationRunner(store, config, ingest_quiet=lambda: 0.0 if busy[0] else 60.0)
+                runner = EvaluationRunner(
+                    store, config, ingest_quiet=lambda: 0.0 if busy[0] else 60.0
+                )
                 runner.start()
                 await asyncio.sleep(1.0)
                 statuses.append(store.get_runs(project, ["r1"])["r1"].status)
@@ -101,7 +103,9 @@ def test_no_sweep_while_ingest_is_busy(tmp_path):
 
             async def scenario() -> None:
                 service = EvaluationService(
-                    store, Settings(session_idle_seconds=1), ingest_quiet=lambda: 0.0 if busy[0] else 60.0
+                    store,
+                    Settings(session_idle_seconds=1),
+                    ingest_quiet=lambda: 0.0 if busy[0] else 60.0,
                 )
                 await service.start()
                 # Sweeps would run every 0.2 s; the session is ended after 1 s.

@@ -179,3 +179,70 @@ def test_evaluators_are_defined_listed_with_their_cost_and_deleted_in_the_ui(ui,
         assert server.get("/api/v1/evaluators")["items"] == []
         assert page.locator("tr[data-evaluator=helpfulness]").count() == 0
     assert not ui.errors, ui.errors
+
+
+def test_an_evaluator_is_changed_in_the_ui_and_keeps_its_name(ui, server):
+    with FakeJudge() as judge:
+        made = {
+            **_evaluator(judge.base_url, "tone"),
+            "score": {"name": "tone", "data_type": "categorical", "labels": ["calm", "curt"]},
+            "filter": {"tags": ["support"], "metadata": {"tier": "pro"}, "user_id": None},
+            "sampling_rate": 0.25,
+        }
+        response = server.http.post("/api/v1/evaluators", json=made)
+        assert response.status_code == 201
+        created_at = response.json()["created_at"]
+        page = ui.go("/evaluators")
+        page.locator("tr[data-evaluator=tone] a", has_text="Edit").click()
+        page.wait_for_url(re.compile(r".*/evaluators\?edit=tone"))
+        form = page.locator("[data-testid=evaluator-form]")
+        # The form holds the evaluator as it is.
+        assert form.locator("input[name=name]").input_value() == "tone"
+        assert form.locator("input[name=name]").get_attribute("readonly") is not None
+        assert form.locator("input[name=labels]").input_value() == "calm, curt"
+        assert form.locator("textarea[name=metadata]").input_value() == "tier=pro"
+        assert form.locator("input[name=sampling_rate]").input_value() == "0.25"
+        assert not form.locator("input[name=online]").is_checked()
+        # An impossible change is refused, and the form still edits the same evaluator.
+        form.locator("input[name=sampling_rate]").fill("2")
+        form.locator("button[type=submit]").click()
+        assert "sampling_rate" in page.locator("[data-testid=form-error]").inner_text()
+        ui.errors.clear()  # the 400, which Chromium logs
+        assert "Edit evaluator" in page.inner_text("#evaluator-form")
+        form.locator("input[name=sampling_rate]").fill("1")
+        form.locator("input[name=labels]").fill("calm, curt, warm")
+        form.locator("input[name=online]").check()
+        form.locator("button[type=submit]").click()
+        page.wait_for_url(re.compile(r".*/evaluators$"))
+        changed = server.get("/api/v1/evaluators/tone")
+        assert changed["score"]["labels"] == ["calm", "curt", "warm"]
+        assert (changed["online"], changed["sampling_rate"]) == (True, 1.0)
+        assert changed["filter"]["metadata"] == {"tier": "pro"}
+        assert changed["created_at"] == created_at
+        ui.shot("evaluator-edited")
+    assert not ui.errors, ui.errors
+
+
+def test_an_evaluators_name_cannot_change_through_the_edit_form(server):
+    """The form's own fields could be altered by hand: the name is checked on the server."""
+    with FakeJudge() as judge:
+        made = _evaluator(judge.base_url, "kept")
+        assert server.http.post("/api/v1/evaluators", json=made).status_code == 201
+        form = {
+            "editing": "kept",
+            "name": "renamed",
+            "prompt": "Resolved?",
+            "base_url": judge.base_url,
+            "model": "gpt-4o-mini",
+            "score_type": "boolean",
+        }
+        cookies = {"threadline_session": server.api_key}
+        origin = {"Origin": server.base_url}
+        with httpx.Client(base_url=server.base_url, cookies=cookies, headers=origin) as web:
+            refused = web.post("/evaluators", data=form)
+            assert refused.status_code == 400
+            assert "name cannot change" in refused.text
+            gone = web.post("/evaluators", data={**form, "editing": "nothing", "name": "nothing"})
+            assert gone.status_code == 404
+        names = [e["name"] for e in server.get("/api/v1/evaluators")["items"]]
+        assert names == ["kept"]

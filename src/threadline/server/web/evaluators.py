@@ -1,6 +1,6 @@
 """The Evaluators page: the project's evaluators with what they did and what their
-judge cost, a form to define one, and a button to delete one. The JSON twin is
-``/api/v1/evaluators``; both validate with the same rules (``check_evaluator``)."""
+judge cost, a form to define one or change one, and a button to delete one. The JSON
+twin is ``/api/v1/evaluators``; both validate with the same rules (``check_evaluator``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from threadline.server.api.evaluations import check_evaluator
-from threadline.server.errors import BadRequest, ThreadlineError
+from threadline.server.errors import BadRequest, NotFound, ThreadlineError
 from threadline.server.evaluation.model import EvaluatorIn
 from threadline.server.model import Project
 from threadline.server.store import Store
@@ -38,14 +38,23 @@ def _page(
         "tab": "evaluators",
         "evaluators": store.list_evaluators(project.id),
         "form": form or {},
+        # The name of the evaluator the form changes (None: the form makes a new one).
+        "editing": (form or {}).get("editing") or None,
         "error": error,
     }
     return render(request, "evaluators.html", context, status_code=status_code)
 
 
 @router.get("/evaluators")
-def evaluators_page(request: Request, project: PageProject) -> Response:
-    return _page(request, project)
+def evaluators_page(request: Request, project: PageProject, edit: str | None = None) -> Response:
+    """The page; with ``edit``, its form holds that evaluator, to change it."""
+    if edit is None:
+        return _page(request, project)
+    store: Store = request.app.state.store
+    evaluator = store.get_evaluator(project.id, edit)
+    if evaluator is None:
+        return _page(request, project, None, f"no evaluator {edit!r} to edit", 404)
+    return _page(request, project, {**form_of(evaluator), "editing": evaluator.name})
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -55,6 +64,32 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def form_of(evaluator: EvaluatorIn) -> dict[str, str]:
+    """The form's fields for an evaluator: what ``definition`` reads back into it."""
+
+    def number(value: float | None) -> str:
+        return "" if value is None else f"{value:g}"
+
+    return {
+        "name": evaluator.name,
+        "target": evaluator.target,
+        "prompt": evaluator.prompt,
+        "base_url": str(evaluator.judge.base_url),
+        "model": evaluator.judge.model,
+        "api_key_env": evaluator.judge.api_key_env or "",
+        "score_name": evaluator.score.name,
+        "score_type": evaluator.score.data_type,
+        "min_value": number(evaluator.score.min_value),
+        "max_value": number(evaluator.score.max_value),
+        "labels": ", ".join(evaluator.score.labels),
+        "sampling_rate": f"{evaluator.sampling_rate:g}",
+        "tags": ", ".join(evaluator.filter.tags),
+        "user_id": evaluator.filter.user_id or "",
+        "metadata": "\n".join(f"{k}={v}" for k, v in evaluator.filter.metadata.items()),
+        "online": "on" if evaluator.online else "",
+    }
 
 
 def definition(form: dict[str, str]) -> EvaluatorIn:
@@ -98,21 +133,32 @@ async def create_evaluator(request: Request, _: SameOrigin, project: PageProject
     form = await _form(request)
     store: Store = request.app.state.store
 
-    def create() -> None:
+    editing = form.get("editing")
+
+    def save() -> None:
         evaluator = check_evaluator(store, project.id, definition(form))
-        if store.get_evaluator(project.id, evaluator.name) is not None:
+        exists = store.get_evaluator(project.id, evaluator.name) is not None
+        if editing is None and exists:
             raise BadRequest(f"an evaluator named {evaluator.name!r} exists already")
+        if editing is not None:
+            # A new name would be a new evaluator, its runs and totals left behind.
+            if evaluator.name != editing:
+                raise BadRequest("an evaluator's name cannot change: make a new one")
+            if not exists:
+                raise NotFound(f"no evaluator {editing!r} to change (deleted meanwhile?)")
         store.put_evaluator(project.id, evaluator)
 
     try:
-        await run_in_threadpool(create)
+        await run_in_threadpool(save)
     except ValidationError as invalid:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in invalid.errors()
         )
         return await run_in_threadpool(_page, request, project, form, problems, 400)
     except ThreadlineError as refused:
-        return await run_in_threadpool(_page, request, project, form, refused.message, 400)
+        return await run_in_threadpool(
+            _page, request, project, form, refused.message, refused.status
+        )
     return RedirectResponse("/evaluators", status_code=303)
 
 
