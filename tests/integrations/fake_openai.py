@@ -13,8 +13,12 @@ stored what the program actually received:
 
 Usage: ``prompt_tokens`` is the number of whitespace-separated words in all request
 messages, ``completion_tokens`` the number in the reply; the reply is
-``"Answer <n>: <last user message>"``, ``n`` counting requests from 1. Only
-non-streaming chat completions are served; anything else is a 404 the client reports.
+``"Answer <n>: <last user message>"``, ``n`` counting requests from 1. Non-streaming
+chat completions (``/v1/chat/completions``) and Responses (``/v1/responses``: the
+instructions and input count as the messages, the answer's id is ``resp_fake_<n>``) are
+served; anything else is a 404 the client reports. ``cached_fraction`` reports that
+share of the prompt tokens (rounded down) as cached, where OpenAI reports it
+(``prompt_tokens_details.cached_tokens``, ``input_tokens_details.cached_tokens``).
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ class Exchange:
 class FakeOpenAI:
     """The fake server, on a free loopback port, from ``start()`` (or ``with``) on."""
 
-    def __init__(self, model: str = MODEL) -> None:
+    def __init__(self, model: str = MODEL, cached_fraction: float = 0.0) -> None:
         self.model = model
+        self.cached_fraction = cached_fraction
         self.exchanges: list[Exchange] = []
         self._lock = threading.Lock()
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -67,9 +72,9 @@ class FakeOpenAI:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def complete(self, request: dict[str, Any]) -> dict[str, Any]:
-        """The chat-completion body answering ``request``; records the exchange."""
-        messages = request.get("messages") or []
+    def _answer(self, request: dict[str, Any], messages: list[Any]) -> tuple[int, str, dict]:
+        """Record the exchange of ``request`` whose messages are ``messages``: its number,
+        reply and usage (chat-completion names; ``cached_tokens`` beside them)."""
         last_user = next(
             (_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"),
             "",
@@ -83,8 +88,55 @@ class FakeOpenAI:
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
+                "cached_tokens": int(prompt_tokens * self.cached_fraction),
             }
             self.exchanges.append(Exchange(request, reply, self.model, usage))
+        return number, reply, usage
+
+    def respond(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The Responses API body answering ``request``; records the exchange."""
+        given = request.get("input")
+        messages: list[Any] = (
+            [{"role": "user", "content": given}] if isinstance(given, str) else list(given or [])
+        )
+        if request.get("instructions"):
+            messages.insert(0, {"role": "system", "content": request["instructions"]})
+        number, reply, usage = self._answer(request, messages)
+        return {
+            "id": f"resp_fake_{number}",
+            "object": "response",
+            "created_at": 1_700_000_000 + number,
+            "status": "completed",
+            "model": self.model,
+            "instructions": request.get("instructions"),
+            "previous_response_id": request.get("previous_response_id"),
+            "output": [
+                {
+                    "type": "message",
+                    "id": f"msg_fake_{number}",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": reply, "annotations": []}],
+                }
+            ],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {
+                "input_tokens": usage["prompt_tokens"],
+                "input_tokens_details": {"cached_tokens": usage["cached_tokens"]},
+                "output_tokens": usage["completion_tokens"],
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": usage["total_tokens"],
+            },
+        }
+
+    def complete(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The chat-completion body answering ``request``; records the exchange."""
+        number, reply, counts = self._answer(request, request.get("messages") or [])
+        usage: dict[str, Any] = {k: v for k, v in counts.items() if k != "cached_tokens"}
+        if self.cached_fraction:
+            usage["prompt_tokens_details"] = {"cached_tokens": counts["cached_tokens"]}
         return {
             "id": f"chatcmpl-fake-{number}",
             "object": "chat.completion",
@@ -106,12 +158,16 @@ class FakeOpenAI:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                answer = {
+                    "/v1/chat/completions": fake.complete,
+                    "/v1/responses": fake.respond,
+                }.get(self.path.rstrip("/"))
+                if answer is None:
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 request = json.loads(body)
                 if request.get("stream"):
                     return self._send(400, {"error": {"message": "streaming not faked"}})
-                self._send(200, fake.complete(request))
+                self._send(200, answer(request))
 
             def _send(self, status: int, document: dict[str, Any]) -> None:
                 payload = json.dumps(document).encode()

@@ -315,6 +315,14 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         mine = a_api.get("/api/v1/score-configs").json()["items"]
         assert [c["data_type"] for c in mine if c["name"] == a.config_name] == ["numeric"]
 
+    def inference_off_in_b() -> None:
+        # B's key turns inference off in B; A's project keeps its own choice.
+        path = "/api/v1/settings/session-inference"
+        response = api.put(path, json={"enabled": False})
+        assert response.status_code == 200 and response.json() == {"enabled": False}
+        assert a_api.get(path).json() == {"enabled": True}
+        hidden(api.put(path, json={"enabled": True}), 200)
+
     def note_into_b() -> None:
         response = api.post("/api/v1/notes", json={"session_id": session, "body": "b note"})
         assert response.status_code == 201, response.text
@@ -623,6 +631,11 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         # Share links: B can neither make, list nor revoke A's; A's page shows A's one
         # session to anyone holding its link, and reads no cookie.
         ("POST", "/api/v1/shares"): share_into_b,
+        # Session inference: each key reads and sets its own project's choice.
+        ("GET", "/api/v1/settings/session-inference"): lambda: hidden(
+            api.get("/api/v1/settings/session-inference"), 200
+        ),
+        ("PUT", "/api/v1/settings/session-inference"): inference_off_in_b,
         ("GET", "/api/v1/shares"): lambda: (
             a_share(),
             hidden(api.get("/api/v1/shares"), 200),

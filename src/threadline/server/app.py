@@ -23,6 +23,7 @@ from threadline.server.api.export import router as export_api_router
 from threadline.server.api.langfuse_scores import router as langfuse_scores_router
 from threadline.server.api.routes import router as api_router
 from threadline.server.api.scores import router as scores_api_router
+from threadline.server.api.session_inference import router as session_inference_router
 from threadline.server.api.shares import router as shares_api_router
 from threadline.server.errors import Overloaded, ThreadlineError
 from threadline.server.evaluation.service import EvaluationService
@@ -95,6 +96,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(deletion_api_router)
     app.include_router(export_api_router)
     app.include_router(shares_api_router)
+    app.include_router(session_inference_router)
     install_web_ui(app)
     install_api_docs(app)
 

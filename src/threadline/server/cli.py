@@ -89,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     rotate.set_defaults(run=_keys_rotate)
 
     projects = commands.add_parser(
-        "projects", help="Projects' settings: the browser origins their scores keys serve."
+        "projects",
+        help="Projects' settings: the browser origins their scores keys serve, and"
+        " whether sessions are inferred.",
     )
     project_commands = projects.add_subparsers(metavar="ACTION")
     for action, run, help_text in (
@@ -105,6 +107,15 @@ def _parser() -> argparse.ArgumentParser:
                 "origins", nargs="+", metavar="ORIGIN", help="e.g. https://app.example.com"
             )
         command.set_defaults(run=run)
+    inference = project_commands.add_parser(
+        "infer-sessions",
+        help="Group traces that carry no session id into inferred sessions (on by"
+        " default), or stop; without on/off, show the project's choice.",
+    )
+    _add_settings(inference, ["data_dir", "store"])
+    inference.add_argument("--project", default=DEFAULT_PROJECT, help="Project name.")
+    inference.add_argument("choice", nargs="?", choices=("on", "off"))
+    inference.set_defaults(run=_infer_sessions)
 
     migrate = commands.add_parser(
         "migrate",
@@ -449,6 +460,18 @@ def _origins_list(args: argparse.Namespace) -> None:
             print(origin)
     finally:
         store.close()
+
+
+def _infer_sessions(args: argparse.Namespace) -> None:
+    store = _existing_store(args)
+    try:
+        project = _existing_project(store, args.project)
+        if args.choice is not None:
+            store.set_session_inference(project.id, args.choice == "on")
+        enabled = store.session_inference(project.id)
+    finally:
+        store.close()
+    print(f"Project '{project.name}' infers sessions: {'on' if enabled else 'off'}")
 
 
 def _existing_project(store: Store, name: str) -> Project:

@@ -21,6 +21,21 @@ Status = Literal["ok", "error"]
 PREVIEW_CHARS = 2000
 
 
+# What grouped the traces of an inferred session (``ingest/session_signals.py``),
+# strongest first: the order in which a session lists them.
+Signal = Literal["thread_id", "previous_response_id", "history"]
+SIGNALS: tuple[Signal, ...] = ("thread_id", "previous_response_id", "history")
+
+
+@dataclass(slots=True, frozen=True)
+class SessionSignals:
+    """The keys a span's trace offers (a later turn finds it by them) and asks for (an
+    earlier turn of its conversation offers them), each ask with its signal."""
+
+    offers: tuple[bytes, ...]
+    asks: tuple[tuple[bytes, Signal], ...]
+
+
 @dataclass(slots=True)
 class SpanRecord:
     """One normalised span, ready to store. Times are Unix nanoseconds."""
@@ -55,6 +70,9 @@ class SpanRecord:
     user_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    # For a span without a session id: what may tie its trace to the conversation's
+    # other turns (None when nothing does).
+    session_signals: SessionSignals | None = None
 
     # What a trace's rollup reads of its spans (``store.rollups.SpanFacts``).
     @property
@@ -200,6 +218,23 @@ class Session(BaseModel):
         description="`ended` once the session has had no new trace for the server's "
         "session_idle_seconds (online evaluators then judge it), else `active`.",
     )
+    inferred: bool = Field(
+        default=False,
+        description="True when the application sent no session id and Threadline grouped "
+        "these traces from what they carry (`inferred_by`).",
+    )
+    inferred_by: list[Signal] = Field(
+        default=[],
+        description="What grouped an inferred session's traces, strongest first: "
+        "`thread_id` (a framework's thread id), `previous_response_id` (OpenAI Responses "
+        "turns chained), `history` (each turn's chat input resends the one before).",
+    )
+
+    def mark_inferred(self, signals: list[Signal] | None) -> None:
+        """Mark the session inferred by ``signals`` (None: its id was sent)."""
+        if signals is not None:
+            self.inferred = True
+            self.inferred_by = signals
 
 
 class SessionDetail(Session):

@@ -20,6 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status as OtlpStatus
 from threadline.server import pricing
 from threadline.server.ingest import conventions as cv
 from threadline.server.ingest import messages
+from threadline.server.ingest.session_signals import span_signals
 from threadline.server.jsontext import loads_bounded
 from threadline.server.model import SpanRecord
 
@@ -159,7 +160,7 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
     output_text, output_source = messages.stored_output(attrs, keys) or _payload(
         fields.get("output")
     )
-    return SpanRecord(
+    record = SpanRecord(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
         parent_span_id=parent.hex() if parent and parent != _ZERO_SPAN else None,
@@ -188,6 +189,8 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
         metadata=_metadata(attrs, keys),
         tags=_tags(attrs),
     )
+    record.session_signals = span_signals(record)
+    return record
 
 
 # --- attribute values ----------------------------------------------------------------

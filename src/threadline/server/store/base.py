@@ -208,6 +208,13 @@ class Store(Protocol):
 
     def set_allowed_origins(self, project_id: int, origins: Sequence[str]) -> None: ...
 
+    def session_inference(self, project_id: int) -> bool:
+        """Whether traces without a session id are grouped into inferred sessions (the
+        default) in this project."""
+        ...
+
+    def set_session_inference(self, project_id: int, enabled: bool) -> None: ...
+
     # --- evaluators and evaluation runs -----------------------------------------------
     def put_evaluator(self, project_id: int, evaluator: EvaluatorIn) -> Evaluator:
         """Create or replace the evaluator of that name. One switched on (created

@@ -26,7 +26,7 @@ from threadline.server.model import (
 )
 from threadline.server.store import cursors
 from threadline.server.store import metrics as metric_rules
-from threadline.server.store.sqlite import metrics, scores
+from threadline.server.store.sqlite import inference, metrics, scores
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.database import Database
 from threadline.server.store.sqlite.filters import (
@@ -69,9 +69,11 @@ class Reads(Database):
             summaries = scores.summaries(
                 conn, project_id, "session", [row[0] for row in rows[: query.limit]]
             )
+            inferred = inference.signals_of(conn, project_id, [r[0] for r in rows[: query.limit]])
         items = [schema.session(row) for row in rows[: query.limit]]
         for item in items:
             item.scores = summaries.get(item.session_id, {})
+            item.mark_inferred(inferred.get(item.session_id))
         next_cursor = None
         if len(rows) > query.limit:
             last = rows[query.limit - 1]
@@ -91,11 +93,13 @@ class Reads(Database):
             ).fetchall()
             own = scores.summaries(conn, project_id, "session", [session_id])
             by_trace = scores.summaries(conn, project_id, "trace", [t[0] for t in traces])
+            inferred = inference.signals_of(conn, project_id, [session_id])
         detail = SessionDetail(
             **schema.session(row).model_dump(),
             traces=[schema.trace(schema.trace_rollup(t)) for t in traces],
         )
         detail.scores = own.get(session_id, {})
+        detail.mark_inferred(inferred.get(session_id))
         for trace in detail.traces:
             trace.scores = by_trace.get(trace.trace_id, {})
         return detail

@@ -28,7 +28,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
-from threadline.server.store.sqlite import payloads
+from threadline.server.store.sqlite import inference, payloads
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
 from threadline.server.store.sqlite.database import Database
@@ -72,6 +72,7 @@ class SpanWrites(Database):
                 new = conn.total_changes - before
                 if new:
                     self._refresh_rollups(conn, project_id, fresh, all_new)
+                    inference.place(conn, project_id, spans)
         except BaseException:
             # Tallies may have counted what was not committed.
             self._tallies.forget(project_id, fresh)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from threadline.server.model import Note, NoteIn, Page, Score, ScoreConfig, ScoreQuery, ScoreRecord
 from threadline.server.scoring import score as present_score
 from threadline.server.store.base import StoredShare
-from threadline.server.store.sqlite import deletion, scores, shares
+from threadline.server.store.sqlite import deletion, inference, scores, shares
 from threadline.server.store.sqlite.access import Access
 from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite.reads import Reads
@@ -114,3 +114,11 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, EvaluationTables):
     def set_allowed_origins(self, project_id: int, origins: Sequence[str]) -> None:
         with self._transaction() as conn:
             scores.set_allowed_origins(conn, project_id, origins)
+
+    def session_inference(self, project_id: int) -> bool:
+        with self._read() as conn:
+            return inference.enabled(conn, project_id)
+
+    def set_session_inference(self, project_id: int, enabled: bool) -> None:
+        with self._transaction() as conn:
+            inference.set_enabled(conn, project_id, enabled)

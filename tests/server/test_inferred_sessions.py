@@ -1,0 +1,265 @@
+"""Sessions inferred for traces sent without a session id, through the real server.
+
+Each turn is a root span around one LLM call in OpenLLMetry's flattened message
+attributes (``gen_ai.prompt.N.*``, ``gen_ai.completion.N.*``): the call's input resends
+the conversation so far, as chat applications do. Totals are checked against the sums
+of what was sent, and against the same turns sent with an explicit session id.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.conftest import ProjectClient
+from tests.otlp import new_span_id, new_trace_id, request, span
+from threadline.server.store.sqlite import SQLiteStore
+
+BASE = 1_700_000_000_000_000_000
+SYSTEM = "You are a helpful travel assistant."
+MODEL = "gpt-4o-mini"
+
+
+@dataclass
+class Turn:
+    conversation: str
+    index: int  # 0-based
+    trace_id: str
+    start_ns: int
+    question: str
+    reply: str
+    input_tokens: int
+    output_tokens: int
+
+
+def conversation(name: str, start_ns: int, turns: int = 3, *, rng: random.Random) -> list[Turn]:
+    return [
+        Turn(
+            conversation=name,
+            index=i,
+            trace_id=new_trace_id(rng),
+            start_ns=start_ns + i * 10_000_000_000,
+            question=f"{name} question {i + 1}",
+            reply=f"{name} reply {i + 1}",
+            input_tokens=100 * (i + 1) + len(name),
+            output_tokens=10 + i,
+        )
+        for i in range(turns)
+    ]
+
+
+def turn_spans(turns: list[Turn], turn: Turn, *, session_id: str | None = None, **extra: Any):
+    """The root span of ``turn`` and its LLM call, whose input is the conversation so far
+    (the system prompt, every earlier question and reply, the new question)."""
+    messages: list[tuple[str, str]] = [("system", SYSTEM)]
+    for earlier in turns[: turn.index]:
+        messages += [("user", earlier.question), ("assistant", earlier.reply)]
+    messages.append(("user", turn.question))
+    attributes: dict[str, Any] = {
+        "gen_ai.request.model": MODEL,
+        "gen_ai.usage.input_tokens": turn.input_tokens,
+        "gen_ai.usage.output_tokens": turn.output_tokens,
+        "gen_ai.completion.0.role": "assistant",
+        "gen_ai.completion.0.content": turn.reply,
+        **extra,
+    }
+    for i, (role, content) in enumerate(messages):
+        attributes[f"gen_ai.prompt.{i}.role"] = role
+        attributes[f"gen_ai.prompt.{i}.content"] = content
+    root_id = new_span_id()
+    root_attributes = {"session.id": session_id} if session_id else {}
+    return [
+        span(
+            turn.trace_id,
+            root_id,
+            name="chat-turn",
+            start_ns=turn.start_ns,
+            end_ns=turn.start_ns + 2_000_000_000,
+            attributes=root_attributes,
+        ),
+        span(
+            turn.trace_id,
+            new_span_id(),
+            parent=root_id,
+            name="openai.chat",
+            start_ns=turn.start_ns + 100_000_000,
+            end_ns=turn.start_ns + 1_900_000_000,
+            attributes=attributes,
+        ),
+    ]
+
+
+def send(server: ProjectClient, spans: list) -> None:
+    response = server.export(request(spans).SerializeToString())
+    assert response.status_code == 200, response.text
+
+
+def sessions(server: ProjectClient) -> dict[str, dict[str, Any]]:
+    return {s["session_id"]: s for s in server.get("/api/v1/sessions", limit=200)["items"]}
+
+
+def expected_session(turns: list[Turn]) -> dict[str, Any]:
+    return {
+        "session_id": f"inferred-{turns[0].trace_id}",
+        "trace_count": len(turns),
+        "span_count": 2 * len(turns),
+        "input_tokens": sum(t.input_tokens for t in turns),
+        "output_tokens": sum(t.output_tokens for t in turns),
+        "inferred": True,
+        "inferred_by": ["history"],
+    }
+
+
+SUMMARY = ("session_id", "trace_count", "span_count", "input_tokens", "output_tokens")
+
+
+def summary(session: dict[str, Any]) -> dict[str, Any]:
+    return {key: session[key] for key in (*SUMMARY, "inferred", "inferred_by")}
+
+
+def ingest_key_of(server: ProjectClient) -> str:
+    """An ``ingest`` key of the server's project (the test fixture made a full one)."""
+    store = SQLiteStore(server.process.data_dir / "threadline.db")
+    try:
+        access = store.access_for_key(server.api_key)
+        assert access is not None
+        return store.create_key(access.project.id, "ingest")
+    finally:
+        store.close()
+
+
+def check(server: ProjectClient, conversations: list[list[Turn]]) -> None:
+    found = sessions(server)
+    assert len(found) == len(conversations)
+    for turns in conversations:
+        want = expected_session(turns)
+        assert summary(found[want["session_id"]]) == want
+        detail = server.get(f"/api/v1/sessions/{want['session_id']}")
+        assert [t["trace_id"] for t in detail["traces"]] == [t.trace_id for t in turns]
+        assert detail["inferred"] is True and detail["inferred_by"] == ["history"]
+        # The session's previews: the first turn's question, the last turn's reply.
+        assert turns[0].question in detail["first_input"]
+        assert turns[-1].reply in detail["last_output"]
+
+
+def test_three_interleaved_conversations_with_one_system_prompt_become_three_sessions(
+    server: ProjectClient,
+) -> None:
+    rng = random.Random(1)
+    conversations = [
+        conversation(name, BASE + offset, rng=rng)
+        for name, offset in (("alpha", 0), ("beta", 1_000_000_000), ("gamma", 2_000_000_000))
+    ]
+    # Turn by turn, the three conversations interleaved, one export per turn.
+    for index in range(3):
+        for turns in conversations:
+            send(server, turn_spans(turns, turns[index]))
+    check(server, conversations)
+
+
+def test_turns_arriving_out_of_order_converge_on_one_session(server: ProjectClient) -> None:
+    rng = random.Random(2)
+    first = conversation("late", BASE, rng=rng)
+    second = conversation("mixed", BASE + 500_000_000, rng=rng)
+    # The third turn first, then the first (nothing links them yet), then the second,
+    # which links both; the other conversation's turns come in one export, reversed.
+    for index in (2, 0, 1):
+        send(server, turn_spans(first, first[index]))
+    send(server, [s for t in reversed(second) for s in turn_spans(second, t)])
+    # The second and third turns make a session named after the second; the first,
+    # arriving last, renames it after itself.
+    third = conversation("renamed", BASE + 700_000_000, rng=rng)
+    send(server, turn_spans(third, third[1]))
+    send(server, turn_spans(third, third[2]))
+    assert sessions(server)[f"inferred-{third[1].trace_id}"]["trace_count"] == 2
+    send(server, turn_spans(third, third[0]))
+    check(server, [first, second, third])
+    # The same turns with an explicit session id add up to the same totals.
+    explicit = conversation("explicit", BASE, rng=rng)
+    for turn in explicit:
+        send(server, turn_spans(explicit, turn, session_id="sent-id"))
+    sent = sessions(server)["sent-id"]
+    assert sent["inferred"] is False and sent["inferred_by"] == []
+    assert sent["trace_count"] == 3
+
+
+def test_a_late_span_keeps_its_trace_in_the_inferred_session(server: ProjectClient) -> None:
+    rng = random.Random(3)
+    turns = conversation("tool", BASE, rng=rng)
+    for turn in turns:
+        send(server, turn_spans(turns, turn))
+    late = span(
+        turns[1].trace_id,
+        new_span_id(rng),
+        name="late-tool",
+        start_ns=turns[1].start_ns + 200_000_000,
+        attributes={"gen_ai.usage.input_tokens": 7},
+    )
+    send(server, [late])
+    turns[1].input_tokens += 7
+    found = sessions(server)
+    want = expected_session(turns)
+    want["span_count"] += 1
+    assert summary(found[want["session_id"]]) == want
+
+
+def test_an_explicit_session_id_wins(server: ProjectClient) -> None:
+    rng = random.Random(4)
+    turns = conversation("sent", BASE, rng=rng)
+    send(server, turn_spans(turns, turns[0]))
+    send(server, turn_spans(turns, turns[1]))
+    assert sessions(server)[f"inferred-{turns[0].trace_id}"]["trace_count"] == 2
+    # The third turn names its session: it is there, not in the inferred one.
+    send(server, turn_spans(turns, turns[2], session_id="chosen"))
+    found = sessions(server)
+    assert found["chosen"]["trace_count"] == 1 and found["chosen"]["inferred"] is False
+    assert found[f"inferred-{turns[0].trace_id}"]["trace_count"] == 2
+    # A late span giving the second turn an explicit id moves it out of the inferred one.
+    send(
+        server,
+        [
+            span(
+                turns[1].trace_id,
+                new_span_id(rng),
+                name="tagged",
+                start_ns=turns[1].start_ns + 1,
+                attributes={"session.id": "chosen"},
+            )
+        ],
+    )
+    found = sessions(server)
+    assert found["chosen"]["trace_count"] == 2
+    assert found[f"inferred-{turns[0].trace_id}"]["trace_count"] == 1
+
+
+def test_a_project_can_turn_inference_off(server: ProjectClient) -> None:
+    path = "/api/v1/settings/session-inference"
+    assert server.get(path) == {"enabled": True}
+    response = server.http.put(path, json={"enabled": False})
+    assert response.status_code == 200 and response.json() == {"enabled": False}
+    assert server.get(path) == {"enabled": False}
+    for bad in ({"enabled": "maybe"}, {}, {"enabled": True, "other": 1}):
+        response = server.http.put(path, json=bad)
+        assert response.status_code == 422 and "error" in response.json(), bad
+    turns = conversation("off", BASE, rng=random.Random(5))
+    for turn in turns:
+        send(server, turn_spans(turns, turn))
+    assert sessions(server) == {}
+    assert len(server.get("/api/v1/traces")["items"]) == 3
+    # On again: later turns are grouped (from what they carry from now on).
+    assert server.http.put(path, json={"enabled": True}).json() == {"enabled": True}
+    more = conversation("on", BASE, rng=random.Random(6))
+    for turn in more:
+        send(server, turn_spans(more, turn))
+    assert list(sessions(server)) == [f"inferred-{more[0].trace_id}"]
+    # An ingest key cannot change it.
+    ingest_key = ingest_key_of(server)
+    refused = httpx.put(
+        server.base_url + path,
+        json={"enabled": False},
+        headers={"Authorization": f"Bearer {ingest_key}"},
+    )
+    assert refused.status_code == 403 and "error" in refused.json()
