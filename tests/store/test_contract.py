@@ -589,6 +589,15 @@ def test_allowed_origins(store: Store):
     assert store.allowed_origins(project) == []
 
 
+def test_session_inference_setting(store: Store):
+    a, b = store.create_project("a").id, store.create_project("b").id
+    assert store.session_inference(a) and store.session_inference(b)  # on by default
+    store.set_session_inference(a, False)
+    assert not store.session_inference(a) and store.session_inference(b)
+    store.set_session_inference(a, True)
+    assert store.session_inference(a)
+
+
 def test_users_score_summaries(store: Store):
     project = store.create_project("p").id
     store.write_spans(

@@ -60,7 +60,15 @@ from threadline.server.store.base import (
     StoredKey,
     StoredShare,
 )
-from threadline.server.store.clickhouse import metrics, queries, rows, schema, scores, shares
+from threadline.server.store.clickhouse import (
+    inference,
+    metrics,
+    queries,
+    rows,
+    schema,
+    scores,
+    shares,
+)
 from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.rollups import (
@@ -177,11 +185,13 @@ class ClickHouseStore(EvaluationTables):
                 "traces",
                 "sessions",
                 shares.TABLE,
+                inference.TABLE,
                 *scores.TABLES,
             )
         }
         self._scores = scores.ClickHouseScores(self._rows, self._insert)
         self._shares = shares.ClickHouseShares(self._rows, self._insert)
+        self._inference = inference.ClickHouseSessionInference(self._rows, self._insert)
         self._closed = False
 
     def close(self) -> None:
@@ -637,6 +647,12 @@ class ClickHouseStore(EvaluationTables):
 
     def set_allowed_origins(self, project_id: int, origins: Sequence[str]) -> None:
         self._scores.set_allowed_origins(project_id, origins)
+
+    def session_inference(self, project_id: int) -> bool:
+        return self._inference.enabled(project_id)
+
+    def set_session_inference(self, project_id: int, enabled: bool) -> None:
+        self._inference.set_enabled(project_id, enabled)
 
     # --- web UI: users, live feed -------------------------------------------------
 

@@ -195,7 +195,7 @@ def _join(
     recount: set[str],
 ) -> None:
     """Make the traces and sessions linked by ``edges`` one session."""
-    sessions = sorted({traces[t][2] for edge in edges for t in edge[:2]} - {None})  # type: ignore[misc]
+    sessions = sorted({s for edge in edges for t in edge[:2] if (s := traces[t][2])})
     loose = sorted({t for edge in edges for t in edge[:2] if traces[t][2] is None})
     stored: dict[str, tuple[int, str, list[Signal]]] = {}
     for row in select_in(
