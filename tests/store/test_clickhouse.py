@@ -430,17 +430,21 @@ def test_schema_version_is_recorded_and_retention_is_a_ttl(tmp_path: Path):
     assert isinstance(store, ClickHouseStore)
     try:
         assert store.schema_version >= 1
-        for table in ("spans", "traces", "sessions"):
-            assert "toIntervalDay(30)" in _create_statement(store, table)
-            assert "ZSTD" in _create_statement(store, table)
+        for table in ("spans", "trace_parts", "session_members"):
+            statement = _create_statement(store, table)
+            assert "toIntervalDay(30)" in statement
+            # Whole parts are dropped once all their rows expired, never row by row.
+            assert "ttl_only_drop_parts = 1" in statement
+        assert "ZSTD" in _create_statement(store, "spans")
     finally:
         store.close()
     untouched = open_store(url)  # tools that do not say (threadline keys) keep the TTL
     try:
         assert untouched.schema_version == store.schema_version
-        assert untouched._rows("SELECT count() FROM threadline_schema") == [
-            (store.schema_version,)
-        ]  # each migration recorded once
+        ((recorded, versions),) = untouched._rows(
+            "SELECT count(), uniqExact(version) FROM threadline_schema"
+        )
+        assert recorded == versions  # each migration recorded once
         assert "toIntervalDay(30)" in _create_statement(untouched, "spans")
     finally:
         untouched.close()

@@ -110,7 +110,9 @@ class Store(Protocol):
         """Store spans idempotently on (project, trace_id, span_id) and bring the trace
         and session rollups they touch up to date, in one transaction.
 
-        Returns how many spans were new. When it returns, the spans are committed.
+        Returns how many spans were new; a store that does not read before it writes
+        (ClickHouse) returns how many distinct spans it took. When it returns, the
+        spans are committed.
         """
         ...
 

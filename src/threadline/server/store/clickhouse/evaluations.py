@@ -234,7 +234,8 @@ class EvaluationTables:
         return [
             (row[0], int(row[1]))
             for row in self._rows(
-                f"SELECT session_id, end_ns FROM ({queries.latest_sessions()})"
+                "SELECT session_id, end_ns FROM"
+                f" ({queries.sessions_near('%(after)s', '%(until)s')})"
                 " WHERE end_ns > %(after)s AND end_ns <= %(until)s"
                 " ORDER BY end_ns, session_id LIMIT %(limit)s",
                 {"project": project_id, "after": after_ns, "until": until_ns, "limit": limit},

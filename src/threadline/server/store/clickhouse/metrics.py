@@ -29,7 +29,10 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         f" intDiv(least(end_ns, {f.param(span.end - 1)}) - {o}, {w}) AS last,"
         f" start_ns >= {o} AS started"
     )
-    traces = f"({queries.latest_traces(f'project_id = %(project)s AND {overlap}')})"
+    last = f.param(span.last_instant)
+    traces = (
+        f"(SELECT * FROM ({queries.latest_traces(queries.traces_near(o, last))}) WHERE {overlap})"
+    )
     # The list filters on a trace row, and on a session row (one trace meets them all).
     conditions = f.trace_conditions(TraceQuery(tag=query.tag, metadata=query.metadata))
     if query.user_id:
@@ -51,7 +54,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         group = f"if(mapContains(metadata_text, {key}), metadata_text[{key}], NULL)"
     else:
         group = "CAST(NULL, 'Nullable(String)')"
-    sessions = f"({queries.latest_sessions()})"
+    sessions = f"({queries.sessions_near(o, last)})"
     if query.group_by is not None:
         # A session is in the groups of its traces active in the range.
         sessions = (
@@ -80,7 +83,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
             f" FROM {sessions} WHERE {session_where} GROUP BY g, first, last, started"
         )
     ]
-    ungrouped_sessions = f"({queries.latest_sessions()})"
+    ungrouped_sessions = f"({queries.sessions_near(o, last)})"
     out.session_figures = rows(
         f"SELECT trace_count, end_ns - start_ns, cost_usd FROM {ungrouped_sessions}"
         f" WHERE {session_where}"

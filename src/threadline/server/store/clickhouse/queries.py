@@ -75,25 +75,131 @@ def _unpacked(fields: tuple[str, ...]) -> str:
     return ", ".join(f"tupleElement(row, {i}) AS {f}" for i, f in enumerate(fields, 1))
 
 
+# Where a trace's parts are looked for around a time window: a trace is active in the
+# window when one of its parts is within this much of it (a part spans the spans of one
+# export of the trace, so only a trace with a gap longer than this between its exports,
+# around the whole window, is missed). The exact overlap is then checked on the merged
+# trace.
+WINDOW_SLACK_NS = 3600 * 1_000_000_000
+
+# A trace's rollup from its merged parts (migration 0010): the root's fields, else the
+# first span's that has one; amounts summed once per span id; tags in span order;
+# metadata per key from the latest span that sets it.
+_TRACE_MERGE = (
+    "SELECT trace_id, min(p.start_ns) AS m_start, max(p.end_ns) AS m_end,"
+    " max(p.written_ns) AS m_written, uniqExactMerge(p.span_ids) AS m_spans,"
+    " uniqExactMerge(p.error_span_ids) AS m_errors, argMinMerge(p.root) AS m_root,"
+    " argMinMerge(p.first_session) AS m_session, argMinMerge(p.first_user) AS m_user,"
+    " argMinMerge(p.first_input) AS m_input, argMinMerge(p.last_output) AS m_output,"
+    " arraySort(groupUniqArrayMerge(p.amounts)) AS m_copies,"
+    " groupUniqArrayMerge(p.tag_entries) AS m_tags,"
+    " arraySort(x -> (x.3, x.1, x.2), groupUniqArrayMerge(p.meta_entries)) AS m_meta"
+    " FROM trace_parts AS p WHERE {where} GROUP BY trace_id"
+)
+# The last entry of each metadata key (entries sorted by key, then span order).
+_LAST_META = (
+    "arrayFilter((x, i) -> i = length(m_meta) OR m_meta[i + 1].3 != x.3,"
+    " m_meta, arrayEnumerate(m_meta))"
+)
+# A span's first written copy of its amounts (copies sorted by span id, then written).
+_FIRST_COPIES = (
+    "arrayFilter((x, i) -> i = 1 OR m_copies[i - 1].1 != x.1, m_copies, arrayEnumerate(m_copies))"
+)
+_TRACE_SELECT = (
+    f"SELECT trace_id, {_FIRST_COPIES} AS m_amounts,"
+    " if(coalesce(m_root.2, '') != '', m_root.2, nullIf(m_session, '')) AS session_id,"
+    " if(coalesce(m_root.3, '') != '', m_root.3, nullIf(m_user, '')) AS user_id,"
+    " m_root.1 AS name, m_start AS start_ns, m_end AS end_ns,"
+    " toUInt64(m_errors) AS error_count,"
+    " arraySum(x -> x.3, m_amounts) AS input_tokens,"
+    " arraySum(x -> x.4, m_amounts) AS output_tokens,"
+    " arraySum(x -> x.5, m_amounts) AS total_tokens,"
+    " if(arrayExists(x -> isNotNull(x.6), m_amounts),"
+    " arraySum(x -> coalesce(x.6, 0), m_amounts), NULL) AS cost_usd,"
+    " if(m_errors > 0, 'error', 'ok') AS status,"
+    " arrayDistinct(arrayMap(x -> x.4, arraySort(m_tags))) AS tags,"
+    f" {_LAST_META} AS m_last_meta,"
+    " if(empty(m_last_meta), '{{}}', concat('{{', arrayStringConcat(arrayMap("
+    "x -> concat(toJSONString(x.3), ': ', x.4), m_last_meta), ', '), '}}')) AS metadata,"
+    " mapFromArrays(arrayMap(x -> x.3, arrayFilter(x -> isNotNull(x.5), m_last_meta)),"
+    " arrayMap(x -> assumeNotNull(x.5), arrayFilter(x -> isNotNull(x.5), m_last_meta)))"
+    " AS metadata_text,"
+    " if(m_root.5 = 1, m_root.4, m_input.1) AS input_preview,"
+    " if(m_root.7 = 1, m_root.6, m_output.1) AS output_preview,"
+    " toUInt64(m_spans) AS span_count, m_written AS written_ns"
+    " FROM ({merged})"
+)
+
+
 def latest_traces(where: str = "project_id = %(project)s") -> str:
-    """Each trace's newest rollup, with ``span_count`` and ``written_ns`` (its latest
-    write, for the live feed)."""
+    """Each trace's rollup, merged from its parts, with ``span_count`` and ``written_ns``
+    (its latest write, for the live feed). ``where`` selects parts: it must select all
+    of a trace's parts or none (by project and trace id; see ``traces_near``)."""
+    return _TRACE_SELECT.format(merged=_TRACE_MERGE.format(where=where))
+
+
+def traces_near(start_param: str | None, end_param: str | None) -> str:
+    """A condition on trace parts keeping every part of each trace that may be active
+    in the window between the two bound parameters (either may be None: unbounded).
+    The caller checks the exact overlap on the merged rows."""
+    near = ["project_id = %(project)s"]
+    if start_param is not None:
+        near.append(f"end_ns >= {start_param} - {WINDOW_SLACK_NS}")
+    if end_param is not None:
+        near.append(f"start_ns <= {end_param} + {WINDOW_SLACK_NS}")
     return (
-        f"SELECT trace_id, {_unpacked(TRACE_FIELDS)}, newest_count AS span_count,"
-        " last_written_ns AS written_ns FROM ("
-        f"SELECT trace_id, argMax(({', '.join(TRACE_FIELDS)}), span_count) AS row,"
-        " max(span_count) AS newest_count, max(written_ns) AS last_written_ns"
-        f" FROM traces WHERE {where} GROUP BY trace_id)"
+        "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM trace_parts"
+        f" WHERE {' AND '.join(near)})"
     )
 
 
-def latest_sessions() -> str:
-    """Each session's newest rollup; sessions left without traces are not listed."""
+_SESSION_MERGE = (
+    "SELECT session_id, count() AS s_traces, sum(span_count) AS s_spans,"
+    " min(start_ns) AS s_start, max(end_ns) AS s_end, sum(input_tokens) AS s_input,"
+    " sum(output_tokens) AS s_output, sum(total_tokens) AS s_total, sum(cost_usd) AS s_cost,"
+    " countIf(status = 'error') AS s_errors,"
+    " toJSONString(arrayDistinct(arrayMap(x -> x.3, arraySort(groupArrayIf("
+    "(start_ns, trace_id, assumeNotNull(user_id)), coalesce(user_id, '') != '')))))"
+    " AS s_users,"
+    " argMinIf(input_preview, (start_ns, trace_id), coalesce(input_preview, '') != '')"
+    " AS s_first_input,"
+    " argMaxIf(output_preview, (start_ns, trace_id), coalesce(output_preview, '') != '')"
+    " AS s_last_output"
+    " FROM ({traces}) WHERE {where} GROUP BY session_id"
+)
+
+
+def latest_sessions(
+    traces_where: str = "project_id = %(project)s", sessions: str | None = None
+) -> str:
+    """Each session's rollup, from the merged rollups of its traces (the traces'
+    sessions are only known once their parts are merged). ``traces_where`` selects the
+    trace parts read, and must include every trace of the sessions wanted;
+    ``sessions``, a subquery of session ids, keeps just those."""
+    where = "session_id IS NOT NULL" + (f" AND session_id IN ({sessions})" if sessions else "")
+    merged = _SESSION_MERGE.format(traces=latest_traces(traces_where), where=where)
     return (
-        f"SELECT session_id, {_unpacked(SESSION_FIELDS)} FROM ("
-        f"SELECT session_id, argMax(({', '.join(SESSION_FIELDS)}), version) AS row"
-        " FROM sessions WHERE project_id = %(project)s GROUP BY session_id)"
-        " WHERE tupleElement(row, 1) > 0"
+        "SELECT session_id, toUInt64(s_traces) AS trace_count, toUInt64(s_spans) AS span_count,"
+        " s_start AS start_ns, s_end AS end_ns, s_input AS input_tokens,"
+        " s_output AS output_tokens, s_total AS total_tokens, s_cost AS cost_usd,"
+        " toUInt64(s_errors) AS error_count, s_users AS user_ids,"
+        " s_first_input AS first_input, s_last_output AS last_output"
+        f" FROM ({merged})"
+    )
+
+
+def sessions_near(start_param: str | None, end_param: str | None) -> str:
+    """``latest_sessions`` for the sessions that may be active in a window: those of the
+    traces near it, read with every trace they have (found by ``session_members``). The
+    caller checks the exact overlap on the session rows."""
+    near = (
+        f"SELECT session_id FROM ({latest_traces(traces_near(start_param, end_param))})"
+        " WHERE session_id IS NOT NULL"
+    )
+    return latest_sessions(
+        "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"
+        f" WHERE project_id = %(project)s AND session_id IN ({near}))",
+        near,
     )
 
 
@@ -133,6 +239,20 @@ class Filters:
     def time_overlap(self, start: Any, end: Any) -> None:
         """Keep what was active in [start, end]: a long session shows in every window."""
         self.where += self.overlap_conditions(start, end)
+
+    def overlap_bounds(self, start: Any, end: Any) -> tuple[str | None, str | None]:
+        """Placeholders bound to a window's start and end (None where unbounded)."""
+        return (
+            None if start is None else self.param(datetime_to_ns(start)),
+            None if end is None else self.param(datetime_to_ns(end)),
+        )
+
+    def time_overlap_between(self, start_param: str | None, end_param: str | None) -> None:
+        """``time_overlap`` for bounds already bound (``overlap_bounds``)."""
+        if start_param is not None:
+            self.where.append(f"end_ns >= {start_param}")
+        if end_param is not None:
+            self.where.append(f"start_ns <= {end_param}")
 
     def overlap_conditions(self, start: Any, end: Any) -> list[str]:
         """The conditions of ``time_overlap``, with their parameters bound here, for the

@@ -13,8 +13,9 @@ import time
 from importlib import resources
 from typing import Any
 
-# The tables holding trace data, and the time their rows expire after.
-RETAINED_TABLES = ("spans", "traces", "sessions", "trace_sessions")
+# The tables holding trace data, and the time their rows expire after. (`traces` and
+# `sessions`, the versioned rollups before migration 0010, are no longer written.)
+RETAINED_TABLES = ("spans", "trace_parts", "session_members")
 _EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
 
 
@@ -48,12 +49,14 @@ def migrate(client: Any) -> int:
 def apply_retention(client: Any, retention_days: int) -> None:
     """Make every data table keep rows ``retention_days`` after their end (0: forever).
 
-    ClickHouse drops expired rows in the background, whole parts at a time where it can
-    (``ttl_only_drop_parts`` is left to the operator).
+    Expired data goes by whole parts (``ttl_only_drop_parts``): a part is dropped once
+    all its rows expired, never rewritten row by row. The tables are partitioned by
+    time (spans by month, trace parts by day), so parts expire together.
     """
     for table in RETAINED_TABLES:
         has_ttl = " TTL " in _create_statement(client, table)
         if retention_days > 0:
+            client.command(f"ALTER TABLE {table} MODIFY SETTING ttl_only_drop_parts = 1")
             client.command(
                 f"ALTER TABLE {table} MODIFY TTL {_EXPIRY} + toIntervalDay({int(retention_days)})"
             )

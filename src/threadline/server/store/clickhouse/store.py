@@ -49,7 +49,6 @@ from threadline.server.model import (
     TraceQuery,
     UserQuery,
     UserSummary,
-    metadata_text,
     ns_to_datetime,
 )
 from threadline.server.store import cursors, span_records
@@ -62,6 +61,7 @@ from threadline.server.store.base import (
 )
 from threadline.server.store.clickhouse import (
     inference,
+    intake,
     metrics,
     queries,
     rows,
@@ -72,19 +72,13 @@ from threadline.server.store.clickhouse import (
 from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.rollups import (
-    PREVIEW_CHARS,
     SessionRollup,
-    StoredSpanFacts,
     TraceRollup,
-    preview_sources,
     roll_up_session,
-    roll_up_trace,
 )
 
 # Trace ids per statement: keeps each statement well under ClickHouse's max_query_size.
 _IN_CHUNK = 1000
-# What each payload column fills in for the previews (``rollups.StoredSpanFacts``).
-_PREVIEW_FIELDS = {"input": "input_text", "output": "output_preview"}
 # The live feed's position is the ClickHouse server's clock at insert time; a part may
 # become visible slightly after a later-stamped one. Watermarks lag by this much, so a
 # write is seen twice (harmless) rather than never.
@@ -93,8 +87,6 @@ _FEED_SLACK_NS = 2_000_000_000
 # batches concurrent small inserts into one part and answers each after the flush.
 _DEFAULT_SETTINGS = {"async_insert": 1, "wait_for_async_insert": 1}
 
-_TRACE_INSERT_COLUMNS = ["project_id", "trace_id", "span_count", *queries.TRACE_FIELDS]
-_SESSION_INSERT_COLUMNS = ["project_id", "session_id", "version", *queries.SESSION_FIELDS]
 _KEY_COLUMNS = [
     "id",
     "project_id",
@@ -182,8 +174,7 @@ class ClickHouseStore(EvaluationTables):
                 "projects",
                 "api_keys",
                 "spans",
-                "traces",
-                "sessions",
+                "span_intake",
                 shares.TABLE,
                 inference.TABLE,
                 *scores.TABLES,
@@ -214,155 +205,14 @@ class ClickHouseStore(EvaluationTables):
     # --- ingest ---------------------------------------------------------------------
 
     def write_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
+        """One insert, no read: ClickHouse's materialized views store the spans and
+        the partial rollups (``intake.py``, migration 0010). Every span is sent, even
+        one stored before: a retry must be able to finish what a failed attempt began,
+        and a span stored twice is counted once."""
         if not spans:
             return 0
-        trace_ids = sorted({span.trace_id for span in spans})
-        stored = {
-            (trace_id, span_id)
-            for chunk in _chunks(trace_ids)
-            for trace_id, span_id in self._rows(
-                "SELECT trace_id, span_id FROM spans"
-                " WHERE project_id = %(project)s AND trace_id IN %(ids)s",
-                {"project": project_id, "ids": chunk},
-            )
-        }
-        # The first copy of a span wins, as on SQLite; a copy two servers insert at the
-        # same moment is stored twice and read once.
-        fresh: dict[tuple[str, str], SpanRecord] = {}
-        for span in spans:
-            identity = (span.trace_id, span.span_id)
-            if identity not in stored:
-                fresh.setdefault(identity, span)
-        resources: dict[int, str] = {}
-        data = []
-        for span in fresh.values():
-            resource = resources.get(id(span.resource))
-            if resource is None:
-                resource = resources[id(span.resource)] = rows.dumps(span.resource)
-            data.append(rows.span_row(project_id, span, resource))
-        self._insert("spans", data, rows.SPAN_INSERT_COLUMNS)
-        # Rollups are recomputed even when every span was stored before: the request
-        # may be the retry of one whose server failed between its span insert and its
-        # rollups.
-        self._refresh_rollups(project_id, trace_ids, spans)
-        return len(fresh)
-
-    def _refresh_rollups(
-        self, project_id: int, trace_ids: list[str], batch: Sequence[SpanRecord]
-    ) -> None:
-        # Read after our insert was acknowledged: of the servers writing one trace at
-        # once, the one whose insert became visible last sees every span.
-        facts: dict[str, dict[str, StoredSpanFacts]] = defaultdict(dict)
-        for chunk in _chunks(trace_ids):
-            for row in self._rows(
-                f"SELECT {rows.SPAN_FACT_COLUMNS} FROM spans"
-                " WHERE project_id = %(project)s AND trace_id IN %(ids)s",
-                {"project": project_id, "ids": chunk},
-            ):
-                facts[row[0]].setdefault(row[1], rows.span_facts(row))
-        self._load_previews(project_id, facts, batch)
-        rollups = [
-            roll_up_trace(trace_id, list(by_id.values())) for trace_id, by_id in facts.items()
-        ]
-        self._insert(
-            "traces",
-            [[project_id, r.trace_id, r.span_count, *_trace_fields(r)] for r in rollups],
-            _TRACE_INSERT_COLUMNS,
-        )
-        self._refresh_sessions(project_id, trace_ids)
-
-    def _load_previews(
-        self,
-        project_id: int,
-        facts: dict[str, dict[str, StoredSpanFacts]],
-        batch: Sequence[SpanRecord],
-    ) -> None:
-        """Fill in the previews of just the spans that stand for each trace: from the
-        batch in hand when the span is in it, else read (payloads are large)."""
-        in_batch = {(s.trace_id, s.span_id): s for s in batch}
-        wanted: dict[str, list[tuple[str, StoredSpanFacts]]] = {"input": [], "output": []}
-        for trace_id, by_id in facts.items():
-            for column, source in zip(
-                ("input", "output"), preview_sources(list(by_id.values())), strict=True
-            ):
-                if source is None:
-                    continue
-                record = in_batch.get((trace_id, source.span_id))
-                if record is not None:
-                    field = _PREVIEW_FIELDS[column]
-                    setattr(source, field, getattr(record, field))
-                else:
-                    wanted[column].append((trace_id, source))
-        for column, sources in wanted.items():
-            by_identity = {(trace_id, s.span_id): s for trace_id, s in sources}
-            identities = list(by_identity)
-            for i in range(0, len(identities), _IN_CHUNK):
-                # The whole input (its preview is its last messages), the output's beginning.
-                value = column if column == "input" else f"substringUTF8({column}, 1, %(chars)s)"
-                for trace_id, span_id, text in self._rows(
-                    f"SELECT trace_id, span_id, {value}"
-                    " FROM spans WHERE project_id = %(project)s"
-                    " AND (trace_id, span_id) IN %(ids)s LIMIT 1 BY trace_id, span_id",
-                    {
-                        "project": project_id,
-                        "chars": PREVIEW_CHARS,
-                        "ids": identities[i : i + _IN_CHUNK],
-                    },
-                ):
-                    setattr(by_identity[(trace_id, span_id)], _PREVIEW_FIELDS[column], text)
-
-    def _refresh_sessions(self, project_id: int, trace_ids: list[str]) -> None:
-        """Recompute every session the traces belong or ever belonged to.
-
-        Read after the trace rollups were inserted, for the reason ``_refresh_rollups``
-        gives. A session's version sums the newest span counts of every trace ever in
-        it, so it grows with any change to the session, including a trace leaving.
-        """
-        touched = set(trace_ids)
-        sessions: set[str] = set()
-        members: dict[str, list[str]] = defaultdict(list)
-        latest: dict[str, tuple[TraceRollup, int]] = {}
-        for chunk in _chunks(trace_ids):
-            # In one statement: every trace ever in a session of the touched traces, with
-            # its newest rollup and those of its sessions (``trace_sessions`` keeps
-            # memberships a trace has left; see migration 0002).
-            sessions_sql = (
-                "SELECT session_id FROM trace_sessions"
-                " WHERE project_id = %(project)s AND trace_id IN %(ids)s"
-            )
-            ever_sql = (
-                "SELECT trace_id, groupUniqArray(session_id) AS sessions_ever"
-                " FROM trace_sessions WHERE project_id = %(project)s"
-                f" AND session_id IN ({sessions_sql}) GROUP BY trace_id"
-            )
-            newest = queries.latest_traces(
-                "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM trace_sessions"
-                f" WHERE project_id = %(project)s AND session_id IN ({sessions_sql}))"
-            )
-            for row in self._rows(
-                f"SELECT {queries.TRACE_COLUMNS}, sessions_ever FROM ({newest}) AS newest"
-                f" INNER JOIN ({ever_sql}) AS ever USING trace_id",
-                {"project": project_id, "ids": chunk},
-            ):
-                latest[row[0]] = (_trace_rollup(row), row[6])
-                for session_id in row[17]:
-                    members[session_id].append(row[0])
-                if row[0] in touched:
-                    sessions.update(row[17])
-        data = []
-        for session_id, trace_ids_ever in members.items():
-            # Only the sessions of the touched traces are here with all their traces.
-            if session_id not in sessions:
-                continue
-            known = [latest[t] for t in trace_ids_ever if t in latest]
-            version = sum(span_count for _, span_count in known)
-            traces = [trace for trace, _ in known if trace.session_id == session_id]
-            # A session whose traces all moved away gets an empty row, which reads skip.
-            rollup = (
-                roll_up_session(session_id, traces) if traces else SessionRollup.empty(session_id)
-            )
-            data.append([project_id, session_id, version, *_session_fields(rollup)])
-        self._insert("sessions", data, _SESSION_INSERT_COLUMNS)
+        self._insert("span_intake", intake.intake_rows(project_id, spans), intake.COLUMNS)
+        return len({(span.trace_id, span.span_id) for span in spans})
 
     # --- share links ----------------------------------------------------------------
 
@@ -380,11 +230,10 @@ class ClickHouseStore(EvaluationTables):
 
     # --- deletion -------------------------------------------------------------------
     # Rows are removed with lightweight DELETEs (rows masked at once, dropped by later
-    # merges), not tombstone versions: a rollup's version counts the spans it saw, and a
-    # trace or session that lost spans must be able to roll up again to a lower one.
-    # The old rollup rows go first, then the new ones are inserted. A write racing the
-    # deletion on the same session can leave that session's previous rollup in place;
-    # docs/reliability.md says so.
+    # merges): a trace's spans, its rollup parts and its session memberships. Sessions
+    # are rolled up from their traces when read, so a session that lost traces shows
+    # what it keeps at once. A write racing the deletion of the same trace can leave
+    # the parts it inserted after the deletion; docs/reliability.md says so.
 
     def _delete_rows(self, table: str, column: str, project_id: int, ids: Sequence[str]) -> None:
         for chunk in _chunks(list(ids)):
@@ -404,7 +253,7 @@ class ClickHouseStore(EvaluationTables):
             stored.update(
                 row[0]
                 for row in self._rows(
-                    "SELECT DISTINCT trace_id FROM traces"
+                    "SELECT DISTINCT trace_id FROM trace_parts"
                     " WHERE project_id = %(project)s AND trace_id IN %(ids)s",
                     params,
                 )
@@ -412,65 +261,53 @@ class ClickHouseStore(EvaluationTables):
             sessions.update(
                 row[0]
                 for row in self._rows(
-                    "SELECT DISTINCT session_id FROM trace_sessions"
+                    "SELECT DISTINCT session_id FROM session_members"
                     " WHERE project_id = %(project)s AND trace_id IN %(ids)s",
                     params,
                 )
             )
-        for table in ("spans", "traces", "trace_sessions"):
+        for table in ("spans", "trace_parts", "session_members"):
             self._delete_rows(table, "trace_id", project_id, ids)
         self._scores.delete_annotations(project_id, "trace_id", ids)
-        emptied = self._roll_up_sessions_again(project_id, sorted(sessions))
+        emptied = self._sessions_without_traces(project_id, sorted(sessions))
         self._scores.delete_annotations(project_id, "session_id", emptied)
         return len(stored)
 
     def delete_sessions(self, project_id: int, session_ids: Sequence[str]) -> int:
         ids = sorted(set(session_ids))
-        existed = 0
+        existed: set[str] = set()
         trace_ids: list[str] = []
         for chunk in _chunks(ids):
             params = {"project": project_id, "ids": chunk}
-            existed += len(
-                self._rows(
-                    f"SELECT session_id FROM ({queries.latest_sessions()})"
-                    " WHERE session_id IN %(ids)s",
-                    params,
-                )
-            )
-            trace_ids += [
-                row[0]
-                for row in self._rows(
-                    f"SELECT trace_id FROM ({queries.latest_traces()}) WHERE session_id IN %(ids)s",
-                    params,
-                )
-            ]
+            for session_id, trace_id in self._rows(
+                f"SELECT session_id, trace_id FROM ({self._traces_of_sessions('%(ids)s')})",
+                params,
+            ):
+                existed.add(session_id)
+                trace_ids.append(trace_id)
         self.delete_traces(project_id, trace_ids)
         self._scores.delete_annotations(project_id, "session_id", ids)
-        return existed
+        return len(existed)
 
-    def _roll_up_sessions_again(self, project_id: int, session_ids: list[str]) -> list[str]:
-        """Replace the rollups of sessions that lost traces by ones computed from the
-        traces they keep; returns the sessions left with none."""
-        members: list[str] = []
-        for chunk in _chunks(session_ids):
-            members += [
-                row[0]
-                for row in self._rows(
-                    "SELECT DISTINCT trace_id FROM trace_sessions"
-                    " WHERE project_id = %(project)s AND session_id IN %(ids)s",
-                    {"project": project_id, "ids": chunk},
-                )
-            ]
-        self._delete_rows("sessions", "session_id", project_id, session_ids)
-        if members:
-            self._refresh_sessions(project_id, sorted(set(members)))
+    @staticmethod
+    def _traces_of_sessions(session_ids: str) -> str:
+        """The merged rollups of the traces now in the sessions ``session_ids`` (a
+        parameter or subquery): found through every session a trace was ever in."""
+        return (
+            queries.latest_traces(
+                "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"
+                f" WHERE project_id = %(project)s AND session_id IN {session_ids})"
+            )
+            + f" WHERE session_id IN {session_ids}"
+        )
+
+    def _sessions_without_traces(self, project_id: int, session_ids: list[str]) -> list[str]:
         alive: set[str] = set()
         for chunk in _chunks(session_ids):
             alive.update(
                 row[0]
                 for row in self._rows(
-                    f"SELECT session_id FROM ({queries.latest_sessions()})"
-                    " WHERE session_id IN %(ids)s",
+                    f"SELECT DISTINCT session_id FROM ({self._traces_of_sessions('%(ids)s')})",
                     {"project": project_id, "ids": chunk},
                 )
             )
@@ -485,7 +322,14 @@ class ClickHouseStore(EvaluationTables):
                 f"session_id IN (SELECT session_id FROM ({queries.latest_traces()})"
                 f" WHERE user_id = {f.param(query.user_id)} AND session_id IS NOT NULL)"
             )
-        f.time_overlap(query.start, query.end)
+        # A window reads only the sessions of the traces near it (``sessions_near``);
+        # without one, every session of the project is rolled up (its cost grows with
+        # the project: the UI and API default to a window).
+        bounds = f.overlap_bounds(query.start, query.end)
+        sessions = (
+            queries.sessions_near(*bounds) if bounds != (None, None) else queries.latest_sessions()
+        )
+        f.time_overlap_between(*bounds)
         if query.q:
             f.text_search(query.q, ("session_id", "first_input", "last_output"))
         if query.status == "error":
@@ -505,7 +349,7 @@ class ClickHouseStore(EvaluationTables):
             sort_key, session_id = cursors.decode(query.cursor, order_type, str)
             f.add(f"({order}, session_id) < ({f.param(sort_key)}, {f.param(session_id)})")
         found = self._rows(
-            f"SELECT {queries.SESSION_COLUMNS}, {order} FROM ({queries.latest_sessions()})"
+            f"SELECT {queries.SESSION_COLUMNS}, {order} FROM ({sessions})"
             f" WHERE {f.sql()} ORDER BY {order} DESC, session_id DESC"
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
@@ -522,27 +366,20 @@ class ClickHouseStore(EvaluationTables):
 
     def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
         params = {"project": project_id, "session": session_id}
-        found = self._rows(
-            f"SELECT {queries.SESSION_COLUMNS} FROM ({queries.latest_sessions()})"
-            " WHERE session_id = %(session)s",
-            params,
-        )
-        if not found:
-            return None
-        # Only the traces that were ever in the session, then only those whose newest
-        # rollup still is.
+        # The session's traces, found through every session a trace was ever in, then
+        # kept if their merged rollup is in it still; the session rolled up from them
+        # here, by the same rule the lists apply.
         traces = self._rows(
-            f"SELECT {queries.TRACE_COLUMNS} FROM ("
-            + queries.latest_traces(
-                "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM trace_sessions"
-                " WHERE project_id = %(project)s AND session_id = %(session)s)"
-            )
-            + ") WHERE session_id = %(session)s ORDER BY start_ns, trace_id",
+            f"SELECT {queries.TRACE_COLUMNS} FROM ({self._traces_of_sessions('(%(session)s)')})"
+            " ORDER BY start_ns, trace_id",
             params,
         )
+        if not traces:
+            return None
+        rollups = [_trace_rollup(t) for t in traces]
         detail = SessionDetail(
-            **rows.session(found[0]).model_dump(),
-            traces=[rows.trace(_trace_rollup(t)) for t in traces],
+            **rows.session(_session_row(roll_up_session(session_id, rollups))).model_dump(),
+            traces=[rows.trace(r) for r in rollups],
         )
         detail.scores = self._scores.summaries(project_id, "session", [session_id]).get(
             session_id, {}
@@ -558,12 +395,11 @@ class ClickHouseStore(EvaluationTables):
             value = getattr(query, column)
             if value:
                 f.add(f"{column} = {f.param(value)}")
-        # A trace's newer rollups start no later and end no earlier than its older
-        # ones: a row outside the window is never the newest of a trace inside it, so
-        # the window can filter rows before the newest version is picked.
-        inner = " AND ".join(
-            ["project_id = %(project)s", *f.overlap_conditions(query.start, query.end)]
-        )
+        # Only the parts of traces near the window are merged; the exact overlap is
+        # checked on the merged rows.
+        bounds = f.overlap_bounds(query.start, query.end)
+        inner = queries.traces_near(*bounds)
+        f.time_overlap_between(*bounds)
         if query.q:
             f.text_search(query.q, ("name", "input_preview", "output_preview"))
         for condition in f.trace_conditions(query):
@@ -660,10 +496,10 @@ class ClickHouseStore(EvaluationTables):
         """Users by last activity, aggregated over the traces that carry their id."""
         f = Filters(project_id)
         f.add("user_id IS NOT NULL")
-        # As in list_traces, the window filters rows before the newest is picked.
-        inner = " AND ".join(
-            ["project_id = %(project)s", *f.overlap_conditions(query.start, query.end)]
-        )
+        # As in list_traces, only the traces near the window are merged.
+        bounds = f.overlap_bounds(query.start, query.end)
+        inner = queries.traces_near(*bounds)
+        f.time_overlap_between(*bounds)
         if query.q:
             f.text_search(query.q, ("user_id",))
         having = ""
@@ -693,7 +529,7 @@ class ClickHouseStore(EvaluationTables):
         """The feed position of the project's latest trace write, less the slack above
         (0 before any). Read it *before* querying with ``changed_after``."""
         ((latest,),) = self._rows(
-            "SELECT max(written_ns) FROM traces WHERE project_id = %(project)s",
+            "SELECT max(written_ns) FROM trace_parts WHERE project_id = %(project)s",
             {"project": project_id},
         )
         return max(0, int(latest) - _FEED_SLACK_NS) if latest else 0
@@ -936,32 +772,6 @@ def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _trace_fields(r: TraceRollup) -> list[Any]:
-    """A rollup's values in ``queries.TRACE_FIELDS`` order."""
-    return [
-        r.session_id,
-        r.user_id,
-        r.name,
-        r.start_ns,
-        r.end_ns,
-        r.error_count,
-        r.input_tokens,
-        r.output_tokens,
-        r.total_tokens,
-        r.cost_usd,
-        r.status,
-        r.tags,
-        rows.dumps(r.metadata),
-        {
-            key: text
-            for key, value in r.metadata.items()
-            if (text := metadata_text(value)) is not None
-        },
-        r.input_preview,
-        r.output_preview,
-    ]
-
-
 def _trace_rollup(row: tuple[Any, ...]) -> TraceRollup:
     """A row of ``queries.TRACE_COLUMNS``."""
     return TraceRollup(
@@ -985,9 +795,10 @@ def _trace_rollup(row: tuple[Any, ...]) -> TraceRollup:
     )
 
 
-def _session_fields(r: SessionRollup) -> list[Any]:
-    """A rollup's values in ``queries.SESSION_FIELDS`` order."""
-    return [
+def _session_row(r: SessionRollup) -> tuple[Any, ...]:
+    """A rollup as a row of ``queries.SESSION_COLUMNS``."""
+    return (
+        r.session_id,
         r.trace_count,
         r.span_count,
         r.start_ns,
@@ -1000,4 +811,4 @@ def _session_fields(r: SessionRollup) -> list[Any]:
         json.dumps(r.user_ids),
         r.first_input,
         r.last_output,
-    ]
+    )
