@@ -239,6 +239,9 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert response.status_code in statuses, (where, response.status_code, response.text)
         _assert_hidden(a, response, where)
 
+    def assert_no_matches(response: httpx.Response) -> None:
+        assert response.json() == [], response.request.url
+
     def empty_list(response: httpx.Response) -> None:
         # A filter that matches only A's data finds nothing for B.
         hidden(response, 200)
@@ -603,6 +606,19 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ),
         ("GET", "/api/v1/sessions/{session_id:path}"): lambda: hidden(
             api.get(f"/api/v1/sessions/{session}"), 404
+        ),
+        # Search inside a session: B's key finds nothing in A's session, by its words.
+        ("GET", "/api/v1/session-search"): lambda: (
+            hidden(
+                api.get("/api/v1/session-search", params={"session_id": session, "q": a.marker}),
+                200,
+            ),
+            assert_no_matches(
+                api.get("/api/v1/session-search", params={"session_id": session, "q": a.marker})
+            ),
+            a_sees(
+                a_api.get("/api/v1/session-search", params={"session_id": session, "q": a.marker})
+            ),
         ),
         ("GET", "/api/v1/traces"): lambda: (
             empty_list(api.get("/api/v1/traces", params={"q": a.marker})),

@@ -167,6 +167,15 @@ class ScoreSummary(BaseModel):
     label: str | None = Field(description="The latest categorical label, if any.")
 
 
+class Snippet(BaseModel):
+    """Matching text around a search's first match in a span, every match marked."""
+
+    text: str
+    highlights: list[tuple[int, int]] = Field(
+        description="[start, end) offsets in `text` of each match, in order."
+    )
+
+
 class Trace(BaseModel):
     """A trace's rollup, maintained on ingest."""
 
@@ -190,6 +199,9 @@ class Trace(BaseModel):
     output_preview: str | None = None
     scores: dict[str, ScoreSummary] = Field(
         default={}, description="Per score name: scores on the trace and on its spans."
+    )
+    snippet: Snippet | None = Field(
+        default=None, description="With a text search `q`: where the trace matched."
     )
 
 
@@ -218,6 +230,9 @@ class Session(BaseModel):
         description="`ended` once the session has had no new trace for the server's "
         "session_idle_seconds (online evaluators then judge it), else `active`.",
     )
+    snippet: Snippet | None = Field(
+        default=None, description="With a text search `q`: where the session matched."
+    )
     inferred: bool = Field(
         default=False,
         description="True when the application sent no session id and Threadline grouped "
@@ -239,6 +254,16 @@ class Session(BaseModel):
 
 class SessionDetail(Session):
     traces: list[Trace]
+
+
+class SessionMatch(BaseModel):
+    """A span of a session where a search matched, in the session's order."""
+
+    trace_id: str
+    span_id: str
+    turn: int = Field(description="The trace's place in the session, from 1.")
+    span_name: str
+    snippet: Snippet
 
 
 class SpanEvent(BaseModel):
@@ -430,7 +455,18 @@ class Note(BaseModel):
     created_at: datetime
 
 
-SessionSort = Literal["last_activity", "start", "duration", "cost", "tokens"]
+SessionSort = Literal["last_activity", "start", "duration", "cost", "tokens", "relevance"]
+TraceSort = Literal["time", "relevance"]
+NumericOp = Literal[">", ">=", "<", "<=", "="]
+
+
+class NumericFilter(BaseModel):
+    """``field op value`` on a session's or trace's totals (``numeric_filters.py``):
+    durations in seconds, cost in USD."""
+
+    field: str
+    op: NumericOp
+    value: float
 
 
 class SessionQuery(BaseModel):
@@ -449,6 +485,7 @@ class SessionQuery(BaseModel):
     metadata: dict[str, str] = {}  # sessions with a trace whose metadata has all of these
     changed_after: int | None = None  # live feed: touched after this watermark
     scores: list[ScoreFilter] = []  # all must hold, on the session's own scores
+    numbers: list[NumericFilter] = []  # all must hold, on the session's totals
 
 
 class TraceQuery(BaseModel):
@@ -465,6 +502,8 @@ class TraceQuery(BaseModel):
     metadata: dict[str, str] = {}  # key -> value, compared as text
     changed_after: int | None = None  # live feed: written after this watermark
     scores: list[ScoreFilter] = []  # all must hold, on the trace's scores
+    numbers: list[NumericFilter] = []  # all must hold, on the trace's totals
+    sort: TraceSort = "time"  # newest first, or best match of ``q`` first
 
 
 class UserSummary(BaseModel):

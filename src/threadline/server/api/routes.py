@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from threadline.server import scoring
+from threadline.server import numeric_filters, scoring
 from threadline.server.auth import CurrentProject
 from threadline.server.errors import BadRequest, NotFound
 from threadline.server.model import (
@@ -24,12 +24,14 @@ from threadline.server.model import (
     Page,
     Session,
     SessionDetail,
+    SessionMatch,
     SessionQuery,
     SessionSort,
     Status,
     Trace,
     TraceDetail,
     TraceQuery,
+    TraceSort,
     UserQuery,
     UserSummary,
 )
@@ -45,7 +47,14 @@ Start = Annotated[datetime | None, Query(description="Only what was active at or
 End = Annotated[datetime | None, Query(description="Only what was active at or before this time.")]
 Text = Annotated[
     str | None,
-    Query(max_length=MAX_SEARCH_CHARS, description="Text search in ids, inputs and outputs."),
+    Query(
+        max_length=MAX_SEARCH_CHARS,
+        description="Full-text search in every span (names, inputs, chat messages, outputs, "
+        "tool arguments and results, errors) and in ids: `word` (any case and accents), "
+        '`"a phrase"`, `prefix*`; every term must match. CJK words are found inside '
+        "sentences. Each row found carries a `snippet`. Ids match when they hold the "
+        "text (a session's, in any ASCII case) or are it (a trace's).",
+    ),
 ]
 Tag = Annotated[str | None, Query(description="Only traces carrying this tag.")]
 Metadata = Annotated[
@@ -60,6 +69,26 @@ ScoreFilters = Annotated[
         description="`name op value` (op: > >= < <= = !=), repeatable, all must hold: a "
         "number or true/false compares with the score's average (true = 1), a label with "
         "its latest label.",
+    ),
+]
+SessionNumbers = Annotated[
+    list[str],
+    Query(
+        alias="filter",
+        description="`field op number` (op: > >= < <= =), repeatable, all must hold; "
+        "fields: "
+        + "; ".join(f"`{k}`: {v}" for k, v in numeric_filters.SESSION_FIELDS.items())
+        + ". E.g. `turns>=5`, `cost<0.10`, `duration>60`.",
+    ),
+]
+TraceNumbers = Annotated[
+    list[str],
+    Query(
+        alias="filter",
+        description="`field op number` (op: > >= < <= =), repeatable, all must hold; "
+        "fields: "
+        + "; ".join(f"`{k}`: {v}" for k, v in numeric_filters.TRACE_FIELDS.items())
+        + ". E.g. `duration>2.5`, `tokens>=1000`.",
     ),
 ]
 MissingScores = Annotated[
@@ -91,7 +120,10 @@ def session_filters(
     start: Start = None,
     end: End = None,
     q: Text = None,
-    sort: SessionSort = "last_activity",
+    sort: Annotated[
+        SessionSort,
+        Query(description="Biggest or latest first; `relevance`: best match of `q` first."),
+    ] = "last_activity",
     status: Annotated[
         Status | None, Query(description="`error`: sessions with a failed trace.")
     ] = None,
@@ -99,6 +131,7 @@ def session_filters(
     metadata: Metadata = [],  # noqa: B006 - FastAPI copies Query defaults
     score: ScoreFilters = [],  # noqa: B006
     missing_score: MissingScores = [],  # noqa: B006
+    numbers: SessionNumbers = [],  # noqa: B006
 ) -> SessionQuery:
     """The Sessions list's filters, as the list, the export and the bulk delete take them."""
     return SessionQuery(
@@ -111,6 +144,7 @@ def session_filters(
         tag=tag,
         metadata=parse_metadata(metadata),
         scores=scoring.parse_filters(score, missing_score),
+        numbers=numeric_filters.parse(numbers, numeric_filters.SESSION_FIELDS),
     )
 
 
@@ -130,6 +164,21 @@ def list_sessions(
     page = store.list_sessions(project.id, query)
     mark_activity(page.items, request.app.state.settings.session_idle_seconds)
     return page
+
+
+@router.get("/session-search", summary="Where a search matches inside one session")
+def search_session(
+    project: CurrentProject,
+    store: CurrentStore,
+    session_id: Annotated[str, Query(min_length=1, description="The session to search in.")],
+    q: Annotated[
+        str,
+        Query(min_length=1, max_length=MAX_SEARCH_CHARS, description="The search, as in lists."),
+    ],
+) -> list[SessionMatch]:
+    """Every span of the session that matches, in the session's order (its turns by
+    start, each turn's spans by start), with snippets: the session page's "3 of 7"."""
+    return store.find_in_session(project.id, session_id, q)
 
 
 # ``:path``: a session id is whatever the application sent (``tenant-a/conv-1``, a URL),
@@ -156,6 +205,10 @@ def trace_filters(
     metadata: Metadata = [],  # noqa: B006 - FastAPI copies Query defaults
     score: ScoreFilters = [],  # noqa: B006
     missing_score: MissingScores = [],  # noqa: B006
+    numbers: TraceNumbers = [],  # noqa: B006
+    sort: Annotated[
+        TraceSort, Query(description="`time`: newest first; `relevance`: best match of `q`.")
+    ] = "time",
 ) -> TraceQuery:
     """The Traces list's filters, as the list and the export take them."""
     return TraceQuery(
@@ -168,6 +221,8 @@ def trace_filters(
         tag=tag,
         metadata=parse_metadata(metadata),
         scores=scoring.parse_filters(score, missing_score),
+        numbers=numeric_filters.parse(numbers, numeric_filters.TRACE_FIELDS),
+        sort=sort,
     )
 
 

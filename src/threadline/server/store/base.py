@@ -35,6 +35,7 @@ from threadline.server.model import (
     ScoreRecord,
     Session,
     SessionDetail,
+    SessionMatch,
     SessionQuery,
     SpanRecord,
     Trace,
@@ -120,6 +121,11 @@ class Store(Protocol):
     def list_sessions(self, project_id: int, query: SessionQuery) -> Page[Session]: ...
 
     def get_session(self, project_id: int, session_id: str) -> SessionDetail | None: ...
+
+    def find_in_session(self, project_id: int, session_id: str, q: str) -> list[SessionMatch]:
+        """Every span of the session that matches the search ``q``, in session order
+        (its traces by start, each trace's spans by start), with snippets."""
+        ...
 
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]: ...
 

@@ -15,7 +15,7 @@ from typing import Any
 
 # The tables holding trace data, and the time their rows expire after. (`traces` and
 # `sessions`, the versioned rollups before migration 0010, are no longer written.)
-RETAINED_TABLES = ("spans", "trace_parts", "session_members")
+RETAINED_TABLES = ("spans", "trace_parts", "session_members", "search_text")
 _EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
 
 

@@ -42,6 +42,7 @@ from threadline.server.model import (
     ScoreRecord,
     Session,
     SessionDetail,
+    SessionMatch,
     SessionQuery,
     SpanRecord,
     Trace,
@@ -51,6 +52,7 @@ from threadline.server.model import (
     UserSummary,
     ns_to_datetime,
 )
+from threadline.server.search.query import parse as parse_search
 from threadline.server.store import cursors, span_records
 from threadline.server.store import metrics as metric_rules
 from threadline.server.store.base import (
@@ -63,10 +65,12 @@ from threadline.server.store.clickhouse import (
     inference,
     intake,
     metrics,
+    numbers,
     queries,
     rows,
     schema,
     scores,
+    search,
     shares,
 )
 from threadline.server.store.clickhouse.evaluations import EvaluationTables
@@ -175,6 +179,7 @@ class ClickHouseStore(EvaluationTables):
                 "api_keys",
                 "spans",
                 "span_intake",
+                search.TABLE,
                 shares.TABLE,
                 inference.TABLE,
                 *scores.TABLES,
@@ -212,6 +217,7 @@ class ClickHouseStore(EvaluationTables):
         if not spans:
             return 0
         self._insert("span_intake", intake.intake_rows(project_id, spans), intake.COLUMNS)
+        self._insert(search.TABLE, search.rows(project_id, spans), search.COLUMNS)
         return len({(span.trace_id, span.span_id) for span in spans})
 
     # --- share links ----------------------------------------------------------------
@@ -266,7 +272,7 @@ class ClickHouseStore(EvaluationTables):
                     params,
                 )
             )
-        for table in ("spans", "trace_parts", "session_members"):
+        for table in ("spans", "trace_parts", "session_members", search.TABLE):
             self._delete_rows(table, "trace_id", project_id, ids)
         self._scores.delete_annotations(project_id, "trace_id", ids)
         emptied = self._sessions_without_traces(project_id, sorted(sessions))
@@ -330,8 +336,19 @@ class ClickHouseStore(EvaluationTables):
             queries.sessions_near(*bounds) if bounds != (None, None) else queries.latest_sessions()
         )
         f.time_overlap_between(*bounds)
-        if query.q:
-            f.text_search(query.q, ("session_id", "first_input", "last_output"))
+        found_text = parse_search(query.q or "")
+        relevance = bool(query.q) and query.sort == "relevance"
+        source = f"({sessions})"
+        if relevance:
+            named = f"positionCaseInsensitive(session_id, {f.param(query.q)}) > 0"
+            source += (
+                f" AS s LEFT JOIN ({search.ranked_sessions(f, found_text)}) AS ranked"
+                " USING (session_id)"
+            )
+            f.add(f"({named} OR relevance > 0)")
+        elif query.q:
+            f.add(search.session_condition(f, found_text, query.q))
+        numbers.add_conditions(f, numbers.SESSION_COLUMNS, query.numbers)
         if query.status == "error":
             f.add("error_count > 0")
         elif query.status == "ok":
@@ -344,25 +361,37 @@ class ClickHouseStore(EvaluationTables):
                 f" WHERE session_id IS NOT NULL AND {' AND '.join(conditions)})"
             )
         f.where += self._scores.filter_conditions(f, "session", "session_id", query.scores)
-        order, order_type = queries.SESSION_SORTS[query.sort]
+        order_type: type
+        if relevance:
+            order, order_type = search.relevance_order(named), float
+        else:
+            order, order_type = queries.SESSION_SORTS[
+                "last_activity" if query.sort == "relevance" else query.sort
+            ]
         if query.cursor:
             sort_key, session_id = cursors.decode(query.cursor, order_type, str)
             f.add(f"({order}, session_id) < ({f.param(sort_key)}, {f.param(session_id)})")
         found = self._rows(
-            f"SELECT {queries.SESSION_COLUMNS}, {order} FROM ({sessions})"
+            f"SELECT {queries.SESSION_COLUMNS}, {order} FROM {source}"
             f" WHERE {f.sql()} ORDER BY {order} DESC, session_id DESC"
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
         items = [rows.session(row) for row in found[: query.limit]]
-        summaries = self._scores.summaries(project_id, "session", [s.session_id for s in items])
+        page_ids = [s.session_id for s in items]
+        summaries = self._scores.summaries(project_id, "session", page_ids)
+        snippets = search.session_snippets(self._rows, project_id, found_text, page_ids)
         for item in items:
             item.scores = summaries.get(item.session_id, {})
+            item.snippet = snippets.get(item.session_id)
         next_cursor = None
         if len(found) > query.limit:
             last = found[query.limit - 1]
             next_cursor = cursors.encode(last[-1], last[0])
         return Page[Session](items=items, next_cursor=next_cursor)
+
+    def find_in_session(self, project_id: int, session_id: str, q: str) -> list[SessionMatch]:
+        return search.session_matches(self._rows, project_id, session_id, parse_search(q))
 
     def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
         params = {"project": project_id, "session": session_id}
@@ -400,29 +429,46 @@ class ClickHouseStore(EvaluationTables):
         bounds = f.overlap_bounds(query.start, query.end)
         inner = queries.traces_near(*bounds)
         f.time_overlap_between(*bounds)
-        if query.q:
-            f.text_search(query.q, ("name", "input_preview", "output_preview"))
+        found_text = parse_search(query.q or "")
+        source = f"({queries.latest_traces(inner)})"
+        order: str = "start_ns"
+        order_type: type = int
+        if query.q and query.sort == "relevance":
+            named = f"trace_id = {f.param(query.q.strip().lower())}"
+            source += (
+                f" AS t LEFT JOIN ({search.ranked_traces(f, found_text)}) AS ranked"
+                " USING (trace_id)"
+            )
+            f.add(f"({named} OR relevance > 0)")
+            order, order_type = search.relevance_order(named), float
+        elif query.q:
+            f.add(search.trace_condition(f, found_text, query.q))
+        numbers.add_conditions(f, numbers.TRACE_COLUMNS, query.numbers)
         for condition in f.trace_conditions(query):
             f.add(condition)
         f.where += self._scores.filter_conditions(f, "trace", "trace_id", query.scores)
         if query.cursor:
-            start_ns, trace_id = cursors.decode(query.cursor, int, str)
-            f.add(f"(start_ns, trace_id) < ({f.param(start_ns)}, {f.param(trace_id)})")
+            sort_key, trace_id = cursors.decode(query.cursor, order_type, str)
+            f.add(f"({order}, trace_id) < ({f.param(sort_key)}, {f.param(trace_id)})")
         found = self._rows(
-            f"SELECT {queries.TRACE_COLUMNS} FROM ({queries.latest_traces(inner)})"
-            f" WHERE {f.sql()} ORDER BY start_ns DESC, trace_id DESC"
+            f"SELECT {queries.TRACE_COLUMNS}, {order} FROM {source}"
+            f" WHERE {f.sql()} ORDER BY {order} DESC, trace_id DESC"
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
-        rollups = [_trace_rollup(row) for row in found]
+        rollups = [_trace_rollup(row[:-1]) for row in found]
         next_cursor = None
         if len(rollups) > query.limit:
-            last = rollups[query.limit - 1]
-            next_cursor = cursors.encode(last.start_ns, last.trace_id)
+            next_cursor = cursors.encode(
+                found[query.limit - 1][-1], rollups[query.limit - 1].trace_id
+            )
         items = [rows.trace(r) for r in rollups[: query.limit]]
-        summaries = self._scores.summaries(project_id, "trace", [t.trace_id for t in items])
+        page_ids = [t.trace_id for t in items]
+        summaries = self._scores.summaries(project_id, "trace", page_ids)
+        snippets = search.trace_snippets(self._rows, project_id, found_text, page_ids)
         for item in items:
             item.scores = summaries.get(item.trace_id, {})
+            item.snippet = snippets.get(item.trace_id)
         return Page[Trace](items=items, next_cursor=next_cursor)
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:

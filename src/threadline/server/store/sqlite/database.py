@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from threadline.server.store.sqlite import space, wal
+from threadline.server.store.sqlite import search, space, wal
 from threadline.server.store.sqlite.dictionaries import PayloadDictionaries
 
 _READERS = 8
@@ -41,6 +41,9 @@ class Database:
         self._writer = self._connect()
         migrate(self._writer)
         self._payloads = PayloadDictionaries(self)
+        # Upgraded to a version with the search index: index what was stored.
+        with self._write_lock:
+            search.backfill(self._writer, self._payloads.unpacker())
         # Commits do not checkpoint the WAL into the database file: a background
         # thread does (wal.py). The high bound only stops the WAL from growing without
         # end should that thread ever fall behind; the size limit is what SQLite keeps

@@ -1,7 +1,8 @@
 """Deleting traces and sessions from the SQLite store, inside the caller's transaction.
 
-What goes with a trace: its spans, its rollup, its place in the live feed, the scores
-that name it (span scores included) and its notes. A session that loses a trace is
+What goes with a trace: its spans (and their words in the search index), its rollup,
+its place in the live feed, the scores that name it (span scores included) and its
+notes. A session that loses a trace is
 rolled up again from the traces it keeps (``store/rollups.py``), so its totals stay
 exact; a session left with none is gone, and its own scores and notes go with it.
 User totals are read from the trace rollups, so they follow by themselves.
@@ -16,7 +17,7 @@ from typing import Any
 
 from threadline.server.store.rollups import TraceRollup, roll_up_session
 from threadline.server.store.sqlite import rows as schema
-from threadline.server.store.sqlite import scores
+from threadline.server.store.sqlite import scores, search
 
 _IN_CHUNK = 500
 
@@ -40,9 +41,13 @@ def _execute_in(
     return changed
 
 
-def delete_traces(conn: sqlite3.Connection, project_id: int, trace_ids: Sequence[str]) -> int:
-    """Delete the traces (and what goes with them); returns how many were stored."""
+def delete_traces(
+    conn: sqlite3.Connection, project_id: int, trace_ids: Sequence[str], unpack: search.Unpack
+) -> int:
+    """Delete the traces (and what goes with them); returns how many were stored.
+    ``unpack`` reads packed payloads: the search index forgets a span by its text."""
     ids = sorted(set(trace_ids))
+    search.forget_traces(conn, project_id, ids, unpack)
     sessions = {
         row[0]
         for row in _select_in(
@@ -71,7 +76,7 @@ def delete_traces(conn: sqlite3.Connection, project_id: int, trace_ids: Sequence
 
 
 def delete_sessions(
-    conn: sqlite3.Connection, project_id: int, session_ids: Sequence[str]
+    conn: sqlite3.Connection, project_id: int, session_ids: Sequence[str], unpack: search.Unpack
 ) -> tuple[int, list[str]]:
     """Delete the sessions with every trace in them; returns how many were stored, and
     the ids of the traces deleted with them."""
@@ -94,7 +99,7 @@ def delete_sessions(
             ids,
         )
     ]
-    delete_traces(conn, project_id, trace_ids)
+    delete_traces(conn, project_id, trace_ids, unpack)
     # A session's own scores and notes may exist with no trace stored (feedback can
     # come before the spans): they go too.
     _delete_annotations(conn, project_id, "session_id", ids)

@@ -7,6 +7,7 @@ keyset cursors (``store/cursors.py``) and sorts and filters as ``filters.py`` sa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from threadline.server.model import (
     Page,
     Session,
     SessionDetail,
+    SessionMatch,
     SessionQuery,
     Trace,
     TraceDetail,
@@ -24,9 +26,10 @@ from threadline.server.model import (
     UserSummary,
     datetime_to_ns,
 )
+from threadline.server.search.query import parse as parse_search
 from threadline.server.store import cursors
 from threadline.server.store import metrics as metric_rules
-from threadline.server.store.sqlite import inference, metrics, scores
+from threadline.server.store.sqlite import inference, metrics, numbers, scores, search
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.database import Database
 from threadline.server.store.sqlite.filters import (
@@ -47,38 +50,64 @@ class Reads(Database):
             )
             args += [project_id, query.user_id]
         _time_overlap(where, args, query.start, query.end)
-        if query.q:
-            _text_search(where, args, query.q, ("session_id", "first_input", "last_output"))
         add_session_filters(where, args, project_id, query)
         more, more_args = scores.filter_conditions(
             "session", "sessions.session_id", "sessions.project_id", query.scores
         )
         where += more
         args += more_args
-        order, order_type = SESSION_SORTS[query.sort]
-        if query.cursor:
-            sort_key, session_id = cursors.decode(query.cursor, order_type, str)
-            where.append(f"({order}, session_id) < (?, ?)")
-            args += [sort_key, session_id]
-        sql = (
-            f"SELECT {schema.SESSION_COLUMNS}, {order} FROM sessions WHERE {' AND '.join(where)}"
-            f" ORDER BY {order} DESC, session_id DESC LIMIT ?"
-        )
+        numbers.add_conditions(where, args, numbers.SESSION_COLUMNS, query.numbers)
+        found = parse_search(query.q or "")
         with self._read() as conn:
+            source = "sessions"
+            order_type: type
+            if query.q and query.sort == "relevance":
+                # Ranked by their best span; ids that begin with the text come first.
+                ranked = search.ranked_sessions(conn, project_id, found, query.q)
+                source = (
+                    "json_each(?) AS ranked CROSS JOIN sessions ON sessions.session_id = ranked.key"
+                )
+                args.insert(0, json.dumps(ranked))
+                order, order_type = "ranked.value", float
+            elif query.q:
+                condition, condition_args = search.session_condition(conn, found, query.q)
+                where.append(condition)
+                args += condition_args
+            if query.sort != "relevance" or not query.q:
+                order, order_type = SESSION_SORTS[
+                    "last_activity" if query.sort == "relevance" else query.sort
+                ]
+            if query.cursor:
+                sort_key, session_id = cursors.decode(query.cursor, order_type, str)
+                where.append(f"({order}, session_id) < (?, ?)")
+                args += [sort_key, session_id]
+            sql = (
+                f"SELECT {schema.SESSION_COLUMNS}, {order} FROM {source}"
+                f" WHERE {' AND '.join(where)} ORDER BY {order} DESC, session_id DESC LIMIT ?"
+            )
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
-            summaries = scores.summaries(
-                conn, project_id, "session", [row[0] for row in rows[: query.limit]]
+            page_ids = [row[0] for row in rows[: query.limit]]
+            summaries = scores.summaries(conn, project_id, "session", page_ids)
+            snippets = search.session_snippets(
+                conn, project_id, found, page_ids, self._payloads.unpacker()
             )
             inferred = inference.signals_of(conn, project_id, [r[0] for r in rows[: query.limit]])
         items = [schema.session(row) for row in rows[: query.limit]]
         for item in items:
             item.scores = summaries.get(item.session_id, {})
             item.mark_inferred(inferred.get(item.session_id))
+            item.snippet = snippets.get(item.session_id)
         next_cursor = None
         if len(rows) > query.limit:
             last = rows[query.limit - 1]
             next_cursor = cursors.encode(last[-1], last[0])
         return Page[Session](items=items, next_cursor=next_cursor)
+
+    def find_in_session(self, project_id: int, session_id: str, q: str) -> list[SessionMatch]:
+        with self._read() as conn:
+            return search.session_matches(
+                conn, project_id, session_id, parse_search(q), self._payloads.unpacker()
+            )
 
     def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
         with self._read() as conn:
@@ -113,35 +142,53 @@ class Reads(Database):
                 where.append(f"{column} = ?")
                 args.append(value)
         _time_overlap(where, args, query.start, query.end)
-        if query.q:
-            _text_search(where, args, query.q, ("name", "input_preview", "output_preview"))
         add_trace_filters(where, args, project_id, query)
         more, more_args = scores.filter_conditions(
             "trace", "traces.trace_id", "traces.project_id", query.scores
         )
         where += more
         args += more_args
-        if query.cursor:
-            start_ns, trace_id = cursors.decode(query.cursor, int, str)
-            where.append("(start_ns, trace_id) < (?, ?)")
-            args += [start_ns, trace_id]
-        sql = (
-            f"{schema.SELECT_TRACES_FROM} WHERE {' AND '.join(where)}"
-            " ORDER BY start_ns DESC, trace_id DESC LIMIT ?"
-        )
+        numbers.add_conditions(where, args, numbers.TRACE_COLUMNS, query.numbers)
+        found = parse_search(query.q or "")
+        relevance = bool(query.q) and query.sort == "relevance"
         with self._read() as conn:
-            rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
-            summaries = scores.summaries(
-                conn, project_id, "trace", [row[0] for row in rows[: query.limit]]
+            source = "traces"
+            order: str = "start_ns"
+            order_type: type = int
+            if relevance:
+                # Ranked by their best span; a trace whose id is the text comes first.
+                ranked = search.ranked_traces(conn, project_id, found, query.q or "")
+                source = "json_each(?) AS ranked CROSS JOIN traces ON traces.trace_id = ranked.key"
+                args.insert(0, json.dumps(ranked))
+                order, order_type = "ranked.value", float
+            elif query.q:
+                condition, condition_args = search.trace_condition(conn, found, query.q)
+                where.append(condition)
+                args += condition_args
+            if query.cursor:
+                sort_key, trace_id = cursors.decode(query.cursor, order_type, str)
+                where.append(f"({order}, traces.trace_id) < (?, ?)")
+                args += [sort_key, trace_id]
+            sql = (
+                f"SELECT {schema.TRACE_COLUMNS}, {order} FROM {source} WHERE {' AND '.join(where)}"
+                f" ORDER BY {order} DESC, traces.trace_id DESC LIMIT ?"
             )
-        rollups = [schema.trace_rollup(row) for row in rows]
+            rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
+            page_ids = [row[0] for row in rows[: query.limit]]
+            summaries = scores.summaries(conn, project_id, "trace", page_ids)
+            snippets = search.trace_snippets(
+                conn, project_id, found, page_ids, self._payloads.unpacker()
+            )
+        rollups = [schema.trace_rollup(row[:-1]) for row in rows]
         next_cursor = None
         if len(rollups) > query.limit:
-            last = rollups[query.limit - 1]
-            next_cursor = cursors.encode(last.start_ns, last.trace_id)
+            next_cursor = cursors.encode(
+                rows[query.limit - 1][-1], rollups[query.limit - 1].trace_id
+            )
         items = [schema.trace(r) for r in rollups[: query.limit]]
         for item in items:
             item.scores = summaries.get(item.trace_id, {})
+            item.snippet = snippets.get(item.trace_id)
         return Page[Trace](items=items, next_cursor=next_cursor)
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:

@@ -28,7 +28,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
-from threadline.server.store.sqlite import inference, payloads
+from threadline.server.store.sqlite import inference, payloads, search
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
 from threadline.server.store.sqlite.database import Database
@@ -58,8 +58,11 @@ class SpanWrites(Database):
         # Before the transaction: the workers' transactions take turns, and the shorter
         # each is, the sooner the next one begins.
         fresh = fresh_traces(project_id, spans)
+        documents = search.documents(spans)
         try:
             with self._transaction() as conn:
+                # Before the spans go in: the index takes the spans new to the store.
+                search.index(conn, project_id, documents)
                 before = conn.total_changes
                 # Trace by trace, to know which traces got only new spans (a tally can
                 # add those; a retry's spans it would count twice).

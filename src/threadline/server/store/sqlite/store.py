@@ -53,11 +53,13 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, EvaluationTables):
     def delete_traces(self, project_id: int, trace_ids: Sequence[str]) -> int:
         self._tallies.forget(project_id, trace_ids)
         with self._transaction() as conn:
-            return deletion.delete_traces(conn, project_id, trace_ids)
+            return deletion.delete_traces(conn, project_id, trace_ids, self._payloads.unpacker())
 
     def delete_sessions(self, project_id: int, session_ids: Sequence[str]) -> int:
         with self._transaction() as conn:
-            existed, trace_ids = deletion.delete_sessions(conn, project_id, session_ids)
+            existed, trace_ids = deletion.delete_sessions(
+                conn, project_id, session_ids, self._payloads.unpacker()
+            )
         # As delete_traces does: no tally of a deleted trace stays to be added to.
         self._tallies.forget(project_id, trace_ids)
         return existed

@@ -1,0 +1,250 @@
+"""Full-text search on a large store: query latency, and what the index costs at ingest
+and on disk.
+
+    python bench/search.py --spans 1000000 --ab-spans 100000 --pairs 3
+
+1. Ingest with and without the index, in A/B pairs run back to back (alternating, fresh
+   stores, the same spans): spans per second through ``Store.write_spans`` in batches of
+   5,000 (the same write path and transaction as ingest, minus HTTP, protobuf and
+   normalising, which the index does not touch: so the share is the index's share of the
+   whole write at its largest), and bytes on disk per span of each store.
+2. A store of ``--spans`` spans with the index, then ``threadline serve`` on it, and over
+   HTTP the p50 / p95 of: a rare word over all sessions (each request a different word,
+   found in one session), a common word's first page (a word in nearly every span),
+   the same on traces, a phrase, a prefix, relevance, a numeric filter, and search
+   inside one session.
+
+Sessions of 5 traces of 10 spans, as ``pages.py``: a root span with the user's message
+and the reply, LLM calls whose input is the chat so far (history grows turn by turn) and
+tool calls with JSON arguments and results. Words are drawn from a Zipf distribution
+over a 5,000-word vocabulary; each session says one word of its own (the rare word).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from server import latencies, start_server
+
+from threadline.server.model import SpanRecord
+from threadline.server.store.sqlite import SQLiteStore
+from threadline.server.store.sqlite import search as sqlite_search
+
+MS = 1_000_000
+T0 = 1_790_000_000_000_000_000
+SYLLABLES = ["ka", "lo", "mi", "ren", "to", "sa", "vi", "del", "por", "na", "gu", "ish"]
+
+
+def vocabulary(rng: random.Random, size: int = 5000) -> list[str]:
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 4))))
+    ordered = sorted(words)
+    rng.shuffle(ordered)
+    return ordered
+
+
+class Text:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.words = vocabulary(self.rng)
+        self.weights = [1 / (rank + 1) for rank in range(len(self.words))]
+
+    def sentence(self, n: int) -> str:
+        return " ".join(self.rng.choices(self.words, self.weights, k=n))
+
+
+def rare_word(session: int) -> str:
+    return f"zq{session:07d}x"
+
+
+def spans(total: int, seed: int = 5) -> Iterator[SpanRecord]:
+    rng = random.Random(seed)
+    text = Text(seed)
+    for s in range(total // 50):
+        history: list[dict[str, str]] = [{"role": "system", "content": "You help travellers."}]
+        for turn in range(5):
+            trace_id = rng.getrandbits(128).to_bytes(16, "big").hex()
+            start = T0 + s * 10**9 + turn * 60 * 10**9
+            root = rng.getrandbits(63).to_bytes(8, "big").hex()
+            said = text.sentence(15) + (f" {rare_word(s)}" if turn == 2 else "")
+            replied = text.sentence(40)
+            yield SpanRecord(
+                trace_id=trace_id,
+                span_id=root,
+                parent_span_id=None,
+                name="handle_turn",
+                kind="SERVER",
+                start_ns=start,
+                end_ns=start + 2000 * MS,
+                status="ok",
+                input=json.dumps({"message": said}),
+                output=json.dumps({"reply": replied}),
+                session_id=f"search-{s:07d}",
+                user_id=f"user-{s % 997}",
+            )
+            history.append({"role": "user", "content": said})
+            for i in range(9):
+                llm = i % 2 == 0
+                if llm:
+                    answer = replied if i == 8 else text.sentence(12)
+                    payload_in = json.dumps(history)
+                    payload_out = json.dumps([{"role": "assistant", "content": answer}])
+                    history.append({"role": "assistant", "content": answer})
+                else:
+                    payload_in = json.dumps({"query": text.sentence(4)})
+                    result = text.sentence(20)
+                    payload_out = json.dumps({"results": [result]})
+                    history.append({"role": "tool", "content": result})
+                yield SpanRecord(
+                    trace_id=trace_id,
+                    span_id=rng.getrandbits(63).to_bytes(8, "big").hex(),
+                    parent_span_id=root,
+                    name="chat gpt-4o-mini" if llm else "search_places",
+                    kind="CLIENT",
+                    start_ns=start + (i + 1) * 100 * MS,
+                    end_ns=start + (i + 2) * 100 * MS,
+                    status="ok",
+                    span_type="LLM" if llm else "TOOL",
+                    model="gpt-4o-mini" if llm else None,
+                    input_tokens=500 if llm else None,
+                    output_tokens=50 if llm else None,
+                    total_tokens=550 if llm else None,
+                    cost_usd=0.000105 if llm else None,
+                    input=payload_in,
+                    output=payload_out,
+                )
+
+
+def fill(path: Path, total: int, batch: int = 5000) -> float:
+    """Write ``total`` spans; returns the seconds spent in ``write_spans``."""
+    store = SQLiteStore(path)
+    project = store.create_project("default").id
+    pending: list[SpanRecord] = []
+    writing = 0.0
+    for span in spans(total):
+        pending.append(span)
+        if len(pending) >= batch:
+            started = time.perf_counter()
+            store.write_spans(project, pending)
+            writing += time.perf_counter() - started
+            pending = []
+    if pending:
+        started = time.perf_counter()
+        store.write_spans(project, pending)
+        writing += time.perf_counter() - started
+    store.close()
+    return writing
+
+
+def store_bytes(path: Path) -> int:
+    return sum(
+        os.path.getsize(f"{path}{suffix}")
+        for suffix in ("", "-wal")
+        if os.path.exists(f"{path}{suffix}")
+    )
+
+
+def ingest_pairs(total: int, pairs: int) -> None:
+    indexing = sqlite_search.documents
+    rates: dict[str, list[float]] = {"with": [], "without": []}
+    sizes: dict[str, list[int]] = {"with": [], "without": []}
+    for _ in range(pairs):
+        for variant in ("without", "with"):
+            # Without: no documents, so the write transaction's index call does nothing.
+            sqlite_search.documents = indexing if variant == "with" else lambda _: []
+            with tempfile.TemporaryDirectory(prefix="threadline-search-ab-") as tmp:
+                path = Path(tmp) / "threadline.db"
+                seconds = fill(path, total)
+                rates[variant].append(total / seconds)
+                sizes[variant].append(store_bytes(path))
+            print(
+                f"  {variant:8s} index: {total / seconds:8.0f} spans/s, "
+                f"{sizes[variant][-1] / total:7.0f} bytes/span",
+                flush=True,
+            )
+    sqlite_search.documents = indexing
+    for w, wo, sw, swo in zip(
+        rates["with"], rates["without"], sizes["with"], sizes["without"], strict=True
+    ):
+        print(f"  pair: ingest with index {w / wo:6.1%} of without; bytes {sw / swo - 1:+6.1%}")
+
+
+def query_latencies(total: int, queries: int) -> None:
+    text = Text(5)
+    sessions = total // 50
+    common = text.words[0]
+    second = text.words[1]
+    with tempfile.TemporaryDirectory(prefix="threadline-search-") as tmp:
+        data_dir = Path(tmp)
+        started = time.perf_counter()
+        fill(data_dir / "threadline.db", total)
+        print(f"filled {total:,} spans with the index in {time.perf_counter() - started:.0f} s")
+        process, base_url, key = start_server(data_dir, workers=1)
+        try:
+            api = httpx.Client(
+                base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
+            )
+            rng = random.Random(9)
+            rare = [rare_word(rng.randrange(sessions)) for _ in range(queries)]
+            one = f"search-{sessions // 2:07d}"
+            checks = {
+                "sessions, rare word": [f"/api/v1/sessions?q={w}" for w in rare],
+                "sessions, common word, first page": [f"/api/v1/sessions?q={common}"] * queries,
+                "traces, rare word": [f"/api/v1/traces?q={w}" for w in rare],
+                "traces, common word, first page": [f"/api/v1/traces?q={common}"] * queries,
+                "sessions, phrase of two common words": [f'/api/v1/sessions?q="{common} {second}"']
+                * queries,
+                "sessions, prefix of a rare word": [f"/api/v1/sessions?q={w[:-2]}*" for w in rare],
+                "sessions, rare word, relevance": [
+                    f"/api/v1/sessions?q={w}&sort=relevance" for w in rare
+                ],
+                "sessions, filter=turns>=5&filter=cost>0.004": [
+                    "/api/v1/sessions?filter=turns>=5&filter=cost>0.004"
+                ]
+                * queries,
+                "session-search, common word": [
+                    f"/api/v1/session-search?session_id={one}&q={common}"
+                ]
+                * queries,
+            }
+            found = api.get(f"/api/v1/sessions?q={rare[0]}").json()["items"]
+            assert len(found) == 1 and found[0]["snippet"], found
+            figures = {name: latencies(api, paths) for name, paths in checks.items()}
+        finally:
+            process.terminate()
+            process.wait()
+    print(f"{total:,} spans, {sessions:,} sessions; p50 / p95 over {queries} requests:")
+    for name, (p50, p95) in figures.items():
+        print(f"  {name:44s} {p50:7.1f} / {p95:7.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--ab-spans", type=int, default=100_000)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--skip-ab", action="store_true")
+    parser.add_argument("--skip-queries", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_ab:
+        print(f"ingest A/B, {args.ab_spans:,} spans a store, {args.pairs} pairs:")
+        ingest_pairs(args.ab_spans, args.pairs)
+    if not args.skip_queries:
+        query_latencies(args.spans, args.queries)
+
+
+if __name__ == "__main__":
+    main()

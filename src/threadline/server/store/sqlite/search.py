@@ -1,0 +1,488 @@
+"""Full-text search in the SQLite store: the index kept on write, and the lists' search.
+
+The index (migration 0009) is a contentless FTS5 table: the words of each span's
+searchable text (``search/text.py``) and where they are, never the text itself, which
+stays in ``spans``, packed. A document's rowid is its trace's key times 2^20 plus its
+number in the trace, so a match names its trace (``rowid >> 20``) with no read, and
+"does this trace match" is a range of rowids, which FTS5 seeks to.
+
+Two plans, chosen by how many documents match (``COMMON_FROM``, counted by reading at
+most that many): a rare query's matches are few, so the traces they name are collected
+and the list keeps its rows among them; a common query's are many, so the list walks its
+rows in its own order and asks the index of each row's traces, and the first page is
+found after a few rows.
+
+A contentless table forgets a document only when given the text it indexed: deletion
+reads the spans back and gives ``span_text`` of each, before they go.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
+
+from threadline.server.model import SessionMatch, Snippet, SpanRecord
+from threadline.server.search.query import SearchQuery
+from threadline.server.search.snippets import snippet
+from threadline.server.search.text import index_form, span_text
+from threadline.server.store import span_records
+
+Unpack = Callable[[Any], Any]
+
+DOC_BITS = 20
+_SPAN = 1 << DOC_BITS
+# Past this many matching documents a query is common: the list is walked in its order.
+COMMON_FROM = 20_000
+# Relevance ranks at most this many best documents (bm25): enough for any page anyone
+# reads, bounded for a word in every span.
+RANKED_DOCS = 50_000
+_IN_CHUNK = 500
+
+_SPAN_COLUMNS = f"SELECT {span_records.COLUMNS} FROM spans"
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+class Document(NamedTuple):
+    """A span's text as the index takes it (empty: nothing to index)."""
+
+    trace_id: str
+    span_id: str
+    text: str
+
+
+def documents(spans: Sequence[SpanRecord]) -> list[Document]:
+    """The batch's documents, made before the write transaction (the JSON parsing is
+    most of the index's cost, and need not hold the writer's turn). The first copy of a
+    span wins, as INSERT OR IGNORE keeps it."""
+    seen: set[tuple[str, str]] = set()
+    made = []
+    for span in spans:
+        identity = (span.trace_id, span.span_id)
+        if identity not in seen:
+            seen.add(identity)
+            made.append(Document(span.trace_id, span.span_id, index_form(span_text(span))))
+    return made
+
+
+def index(conn: sqlite3.Connection, project_id: int, batch: Sequence[Document]) -> None:
+    """Index the documents of spans new to the store. Called in the write transaction
+    before the spans are inserted: a span already stored keeps its first version, and
+    so does the index."""
+    by_trace: dict[str, list[Document]] = defaultdict(list)
+    for document in batch:
+        by_trace[document.trace_id].append(document)
+    rows = _Rows()
+    for trace_id, docs in by_trace.items():
+        key, count = _trace_key(conn, project_id, trace_id)
+        if count is not None:
+            stored = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT span_id FROM spans WHERE project_id = ? AND trace_id = ?",
+                    (project_id, trace_id),
+                )
+            }
+            docs = [doc for doc in docs if doc.span_id not in stored]
+        rows.add(key, count or 0, docs)
+    rows.write(conn)
+
+
+class _Rows:
+    """The index rows of a batch, written with one statement each table."""
+
+    def __init__(self) -> None:
+        self.docs: list[tuple[int, str]] = []
+        self.texts: list[tuple[int, str]] = []
+        self.numbered: list[tuple[int, int]] = []
+
+    def add(self, key: int, count: int, documents: Iterable[Document]) -> None:
+        start = count
+        for document in documents:
+            if count >= _SPAN:
+                break  # a trace of more than a million spans: the rest is not searchable
+            if not document.text or document.text.isspace():
+                continue
+            doc = (key << DOC_BITS) + count
+            self.docs.append((doc, document.span_id))
+            self.texts.append((doc, document.text))
+            count += 1
+        if count != start:
+            self.numbered.append((count, key))
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        conn.executemany("INSERT INTO search_docs (doc, span_id) VALUES (?, ?)", self.docs)
+        conn.executemany("INSERT INTO search_text (rowid, body) VALUES (?, ?)", self.texts)
+        conn.executemany("UPDATE search_traces SET numbered = ? WHERE key = ?", self.numbered)
+
+
+def _trace_key(conn: sqlite3.Connection, project_id: int, trace_id: str) -> tuple[int, int | None]:
+    """The trace's key and how many documents it numbered (None: a new key)."""
+    row = conn.execute(
+        "SELECT key, numbered FROM search_traces WHERE project_id = ? AND trace_id = ?",
+        (project_id, trace_id),
+    ).fetchone()
+    if row is not None:
+        return row[0], row[1]
+    key = conn.execute(
+        "INSERT INTO search_traces (project_id, trace_id, numbered) VALUES (?, ?, 0)",
+        (project_id, trace_id),
+    ).lastrowid
+    assert key is not None  # set by every INSERT
+    return key, None
+
+
+def forget_traces(
+    conn: sqlite3.Connection, project_id: int, trace_ids: Sequence[str], unpack: Unpack
+) -> None:
+    """Take the traces out of the index; called in the deleting transaction while their
+    spans are still stored."""
+    for trace_id in trace_ids:
+        row = conn.execute(
+            "SELECT key FROM search_traces WHERE project_id = ? AND trace_id = ?",
+            (project_id, trace_id),
+        ).fetchone()
+        if row is None:
+            continue
+        low, high = _doc_range(row[0])
+        docs = {
+            span_id: doc
+            for doc, span_id in conn.execute(
+                "SELECT doc, span_id FROM search_docs WHERE doc BETWEEN ? AND ?", (low, high)
+            )
+        }
+        spans = _read_spans(conn, project_id, trace_id, unpack)
+        conn.executemany(
+            "INSERT INTO search_text (search_text, rowid, body) VALUES ('delete', ?, ?)",
+            [
+                (doc, index_form(span_text(spans[span_id])))
+                for span_id, doc in docs.items()
+                if span_id in spans
+            ],
+        )
+        conn.execute("DELETE FROM search_docs WHERE doc BETWEEN ? AND ?", (low, high))
+        conn.execute("DELETE FROM search_traces WHERE key = ?", (row[0],))
+
+
+def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> int:
+    """Index the spans stored before the index existed, when migration 0009 left word
+    that there are (``search_backfill``), in transactions of ``batch`` spans (indexed
+    ones are skipped, so an interrupted backfill resumes); returns how many spans were
+    read."""
+    if conn.execute("SELECT 1 FROM search_backfill").fetchone() is None:
+        return 0
+    after: tuple[Any, ...] = (-1, "", "")
+    read = 0
+    while True:
+        found = conn.execute(
+            f"{_SPAN_COLUMNS} WHERE (project_id, trace_id, span_id) > (?, ?, ?)"
+            " ORDER BY project_id, trace_id, span_id LIMIT ?",
+            (*after, batch),
+        ).fetchall()
+        if not found:
+            conn.execute("DELETE FROM search_backfill")
+            return read
+        after = found[-1][:3]
+        read += len(found)
+        by_project: dict[int, list[SpanRecord]] = defaultdict(list)
+        for row in found:
+            by_project[row[0]].append(_span_record(row, unpack))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for project_id, records in by_project.items():
+                _index_stored(conn, project_id, records)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _index_stored(conn: sqlite3.Connection, project_id: int, spans: list[SpanRecord]) -> None:
+    """``index`` for spans already in the table: those not indexed yet."""
+    by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
+    for span in spans:
+        by_trace[span.trace_id].append(span)
+    rows = _Rows()
+    for trace_id, records in by_trace.items():
+        key, count = _trace_key(conn, project_id, trace_id)
+        low, high = _doc_range(key)
+        indexed = {
+            r[0]
+            for r in conn.execute(
+                "SELECT span_id FROM search_docs WHERE doc BETWEEN ? AND ?", (low, high)
+            )
+        }
+        rows.add(key, count or 0, [doc for doc in documents(records) if doc.span_id not in indexed])
+    rows.write(conn)
+
+
+# --- the lists' conditions -------------------------------------------------------------
+
+
+def is_common(conn: sqlite3.Connection, search: SearchQuery) -> bool:
+    """Whether at least ``COMMON_FROM`` documents match (reading no more than that)."""
+    found = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM search_text WHERE search_text MATCH ? LIMIT ?)",
+        (search.fts5(), COMMON_FROM),
+    ).fetchone()[0]
+    return bool(found >= COMMON_FROM)
+
+
+def _trace_matches(common: bool, table: str) -> str:
+    """A condition: the trace of ``table``'s row has a matching span (one ``?``: the
+    MATCH expression), for a common query (per row) or a rare one (a set)."""
+    if common:
+        return (
+            "EXISTS (SELECT 1 FROM search_traces st WHERE st.project_id = "
+            f"{table}.project_id AND st.trace_id = {table}.trace_id AND EXISTS ("
+            "SELECT 1 FROM search_text WHERE search_text MATCH ? AND search_text.rowid"
+            f" BETWEEN st.key * {_SPAN} AND st.key * {_SPAN} + {_SPAN - 1}))"
+        )
+    return (
+        f"{table}.trace_id IN (SELECT st.trace_id FROM search_traces st"
+        f" WHERE st.project_id = {table}.project_id AND st.key IN"
+        " (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?))"
+    )
+
+
+def trace_condition(
+    conn: sqlite3.Connection, search: SearchQuery, text: str
+) -> tuple[str, list[Any]]:
+    """A condition on a ``traces`` row: its id is ``text``, or a span of it matches."""
+    where = "traces.trace_id = ?"
+    args: list[Any] = [text.strip().lower()]
+    if not search.empty:
+        where += " OR " + _trace_matches(is_common(conn, search), "traces")
+        args.append(search.fts5())
+    return f"({where})", args
+
+
+def session_condition(
+    conn: sqlite3.Connection, search: SearchQuery, text: str
+) -> tuple[str, list[Any]]:
+    """A condition on a ``sessions`` row: its id holds ``text`` (as typed, any ASCII
+    case), or a span of one of its traces matches."""
+    where = "sessions.session_id LIKE ? ESCAPE '\\'"
+    args: list[Any] = [_like(text)]
+    if not search.empty:
+        if is_common(conn, search):
+            where += (
+                " OR EXISTS (SELECT 1 FROM traces WHERE traces.project_id ="
+                " sessions.project_id AND traces.session_id = sessions.session_id AND "
+                + _trace_matches(True, "traces")
+                + ")"
+            )
+        else:
+            where += (
+                " OR sessions.session_id IN (SELECT traces.session_id FROM traces"
+                " WHERE traces.project_id = sessions.project_id AND "
+                + _trace_matches(False, "traces")
+                + ")"
+            )
+        args.append(search.fts5())
+    return f"({where})", args
+
+
+# --- relevance -------------------------------------------------------------------------
+
+
+_FIRST = 1e300  # the relevance of a row whose id the text names: above any bm25
+
+
+def ranked_traces(
+    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
+) -> dict[str, float]:
+    """Trace id -> relevance (higher is better: the best bm25 of its spans, negated);
+    a trace whose id is ``text`` first."""
+    ranked = {
+        row[0]: _FIRST
+        for row in conn.execute(
+            "SELECT trace_id FROM traces WHERE project_id = ? AND trace_id = ?",
+            (project_id, text.strip().lower()),
+        )
+    }
+    if search.empty:
+        return ranked
+    rows = conn.execute(
+        "WITH hits(key, score) AS (SELECT rowid >> 20, rank FROM search_text"
+        " WHERE search_text MATCH ? ORDER BY rank LIMIT ?)"
+        " SELECT st.trace_id, -min(hits.score) FROM hits JOIN search_traces st"
+        " ON st.key = hits.key WHERE st.project_id = ? GROUP BY st.trace_id",
+        (search.fts5(), RANKED_DOCS, project_id),
+    )
+    for trace_id, score in rows:
+        ranked.setdefault(trace_id, float(score))
+    return ranked
+
+
+def ranked_sessions(
+    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
+) -> dict[str, float]:
+    """Session id -> relevance: its best trace's; sessions whose id holds ``text``
+    first."""
+    ranked = {
+        row[0]: _FIRST
+        for row in conn.execute(
+            "SELECT session_id FROM sessions WHERE project_id = ? AND session_id LIKE ?"
+            " ESCAPE '\\'",
+            (project_id, _like(text)),
+        )
+    }
+    traces = ranked_traces(conn, project_id, search, "") if not search.empty else {}
+    ids = list(traces)
+    for i in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[i : i + _IN_CHUNK]
+        for trace_id, session_id in conn.execute(
+            "SELECT trace_id, session_id FROM traces WHERE project_id = ? AND session_id IS"
+            f" NOT NULL AND trace_id IN ({', '.join('?' * len(chunk))})",
+            (project_id, *chunk),
+        ):
+            ranked[session_id] = max(ranked.get(session_id, float("-inf")), traces[trace_id])
+    return ranked
+
+
+# --- snippets and search inside a session ----------------------------------------------
+
+
+def trace_snippets(
+    conn: sqlite3.Connection,
+    project_id: int,
+    search: SearchQuery,
+    trace_ids: Iterable[str],
+    unpack: Unpack,
+) -> dict[str, Snippet]:
+    """The snippet of each trace's first matching span."""
+    found: dict[str, Snippet] = {}
+    if search.empty:
+        return found
+    for trace_id in trace_ids:
+        for _, made in _trace_hits(conn, project_id, search, trace_id, unpack, first_only=True):
+            found[trace_id] = made
+    return found
+
+
+def session_snippets(
+    conn: sqlite3.Connection,
+    project_id: int,
+    search: SearchQuery,
+    session_ids: Iterable[str],
+    unpack: Unpack,
+) -> dict[str, Snippet]:
+    """The snippet of each session's first matching span (its traces in start order)."""
+    found: dict[str, Snippet] = {}
+    if search.empty:
+        return found
+    for session_id in session_ids:
+        for (trace_id,) in conn.execute(
+            "SELECT trace_id FROM traces WHERE project_id = ? AND session_id = ?"
+            " ORDER BY start_ns, trace_id",
+            (project_id, session_id),
+        ):
+            hits = _trace_hits(conn, project_id, search, trace_id, unpack, first_only=True)
+            if hits:
+                found[session_id] = hits[0][1]
+                break
+    return found
+
+
+def session_matches(
+    conn: sqlite3.Connection,
+    project_id: int,
+    session_id: str,
+    search: SearchQuery,
+    unpack: Unpack,
+) -> list[SessionMatch]:
+    """Every matching span of the session, its traces in start order, each trace's spans
+    in start order."""
+    matches: list[SessionMatch] = []
+    if search.empty:
+        return matches
+    traces = conn.execute(
+        "SELECT trace_id FROM traces WHERE project_id = ? AND session_id = ?"
+        " ORDER BY start_ns, trace_id",
+        (project_id, session_id),
+    ).fetchall()
+    for turn, (trace_id,) in enumerate(traces, start=1):
+        hits = _trace_hits(conn, project_id, search, trace_id, unpack, first_only=False)
+        for span, made in hits:
+            matches.append(
+                SessionMatch(
+                    trace_id=trace_id,
+                    span_id=span.span_id,
+                    turn=turn,
+                    span_name=span.name,
+                    snippet=made,
+                )
+            )
+    return matches
+
+
+def _trace_hits(
+    conn: sqlite3.Connection,
+    project_id: int,
+    search: SearchQuery,
+    trace_id: str,
+    unpack: Unpack,
+    first_only: bool,
+) -> list[tuple[SpanRecord, Snippet]]:
+    """The trace's matching spans in start order, with their snippets."""
+    row = conn.execute(
+        "SELECT key FROM search_traces WHERE project_id = ? AND trace_id = ?",
+        (project_id, trace_id),
+    ).fetchone()
+    if row is None:
+        return []
+    low, high = _doc_range(row[0])
+    span_ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT span_id FROM search_docs WHERE doc IN (SELECT rowid FROM search_text"
+            " WHERE search_text MATCH ? AND rowid BETWEEN ? AND ?)",
+            (search.fts5(), low, high),
+        )
+    ]
+    if not span_ids:
+        return []
+    spans = _read_spans(conn, project_id, trace_id, unpack, span_ids)
+    ordered = sorted(spans.values(), key=lambda s: (s.start_ns, s.span_id))
+    hits = []
+    for span in ordered:
+        made = snippet(span_text(span), search)
+        if made is not None:
+            hits.append((span, made))
+            if first_only:
+                break
+    return hits
+
+
+def _read_spans(
+    conn: sqlite3.Connection,
+    project_id: int,
+    trace_id: str,
+    unpack: Unpack,
+    span_ids: Sequence[str] | None = None,
+) -> dict[str, SpanRecord]:
+    sql = f"{_SPAN_COLUMNS} WHERE project_id = ? AND trace_id = ?"
+    args: list[Any] = [project_id, trace_id]
+    if span_ids is not None:
+        sql += f" AND span_id IN ({', '.join('?' * len(span_ids))})"
+        args += span_ids
+    return {row[2]: _span_record(row, unpack) for row in conn.execute(sql, args)}
+
+
+def _span_record(row: tuple[Any, ...], unpack: Unpack) -> SpanRecord:
+    # Inputs and outputs may be stored packed (zstd): the text, as it was indexed.
+    return span_records.span_record((*row[:11], unpack(row[11]), unpack(row[12]), *row[13:]))
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern holding ``text``, its ``%`` and ``_`` literal."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _doc_range(key: int) -> tuple[int, int]:
+    return key << DOC_BITS, (key << DOC_BITS) + _SPAN - 1
