@@ -16,11 +16,9 @@ stored span. Both stores index ``index_form(span_text(span))``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from threadline.server import jsontext
-from threadline.server.conversation import new_input_indexes
 from threadline.server.model import SpanRecord
 
 # A span's searchable text is bounded: an export of huge payloads must not make ingest
@@ -62,26 +60,27 @@ def span_text(span: SpanRecord) -> str:
                 if isinstance(value, str):
                     parts.append(value)
     if span.input:
-        parts.extend(_payload_words(span.input, new_only=True))
+        _payload_words(span.input, True, parts)
     if span.output:
-        parts.extend(_payload_words(span.output, new_only=False))
+        _payload_words(span.output, False, parts)
     text = "\n".join(part for part in parts if part)
     return text[:MAX_INDEXED_CHARS]
 
 
-def _payload_words(text: str, new_only: bool) -> Iterator[str]:
+def _payload_words(text: str, new_only: bool, out: list[str]) -> None:
     if text[:1] not in ("[", "{", '"'):
-        yield text
+        out.append(text)
         return
     try:
         value = jsontext.loads(text)
     except (ValueError, RecursionError):
-        yield text
+        out.append(text)
         return
-    chat = _chat(value)
-    if chat is not None and new_only:
-        value = [chat[i] for i in new_input_indexes([str(m.get("role")) for m in chat])]
-    yield from _strings(value, 0)
+    if new_only:
+        chat = _chat(value)
+        if chat is not None:
+            value = _new_messages(chat)
+    _strings(value, 0, out)
 
 
 def _chat(value: Any) -> list[dict[str, Any]] | None:
@@ -89,26 +88,48 @@ def _chat(value: Any) -> list[dict[str, Any]] | None:
     arguments of a function that took them (``{"messages": [...]}``)."""
     if isinstance(value, dict) and isinstance(value.get("messages"), list):
         value = value["messages"]
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(m, dict) and "role" in m for m in value)
-    ):
+    if isinstance(value, list) and value:
+        for message in value:
+            if type(message) is not dict or "role" not in message:
+                return None
         return value
     return None
 
 
-def _strings(value: Any, depth: int) -> Iterator[str]:
-    """The string values in ``value`` (not its keys: they name fields, no one's words);
-    a role is not text either."""
-    if isinstance(value, str):
-        yield value
+def _new_messages(chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``conversation.new_input_indexes``'s messages, found from the end: those after the
+    last reply but the system prompt; else the last user message."""
+    first = len(chat)
+    while first and chat[first - 1]["role"] not in ("assistant", "model"):
+        first -= 1
+    fresh = [m for m in chat[first:] if m["role"] != "system"]
+    if fresh:
+        return fresh
+    users = [m for m in chat if m["role"] == "user"]
+    return users[-1:]
+
+
+# Keys whose values name things rather than say them.
+_NOT_TEXT = frozenset(("role", "type", "id", "tool_call_id", "finish_reason"))
+
+
+def _strings(value: Any, depth: int, out: list[str]) -> None:
+    """The string values in ``value`` (not its keys: they name fields, no one's words)."""
+    kind = type(value)
+    if kind is str:
+        out.append(value)
     elif depth >= _MAX_DEPTH:
         return
-    elif isinstance(value, dict):
+    elif kind is dict:
         for key, item in value.items():
-            if key not in ("role", "type", "id", "tool_call_id", "finish_reason"):
-                yield from _strings(item, depth + 1)
-    elif isinstance(value, list):
+            if type(item) is str:
+                if key not in _NOT_TEXT:
+                    out.append(item)
+            elif item is not None and key not in _NOT_TEXT:
+                _strings(item, depth + 1, out)
+    elif kind is list:
         for item in value:
-            yield from _strings(item, depth + 1)
+            if type(item) is str:
+                out.append(item)
+            elif item is not None:
+                _strings(item, depth + 1, out)

@@ -1,0 +1,76 @@
+"""The SQLite search index's own parts: a store from before the index is indexed when it
+opens, the index is consistent after deletions (FTS5's integrity check), and the text is
+not stored a second time."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.store.test_contract import record
+from threadline.server.model import SessionQuery
+from threadline.server.store.sqlite import SQLiteStore
+
+
+def _spans(n: int) -> list:
+    return [
+        record(
+            i,
+            i,
+            session=f"s{i % 3}",
+            input=json.dumps([{"role": "user", "content": f"question {i} about kumquats"}]),
+            output=json.dumps([{"role": "assistant", "content": "x" * 600 + f" answer{i}"}]),
+        )
+        for i in range(1, n + 1)
+    ]
+
+
+def test_a_store_from_before_the_index_is_indexed_when_it_opens(tmp_path: Path):
+    path = tmp_path / "old.db"
+    store = SQLiteStore(path)
+    project = store.create_project("p").id
+    store.write_spans(project, _spans(30))
+    store.close()
+    # What a store of the version before looked like: no index tables.
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TABLE search_text; DROP TABLE search_traces; DROP TABLE search_docs;"
+        " PRAGMA user_version = 8;"
+    )
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        found = store.list_sessions(project, SessionQuery(q="kumquats"))
+        assert sorted(s.session_id for s in found.items) == ["s0", "s1", "s2"]
+        assert [
+            s.session_id for s in store.list_sessions(project, SessionQuery(q="answer7")).items
+        ] == ["s1"]
+        # Spans written after are indexed once, as always.
+        store.write_spans(project, _spans(31))
+        matches = store.find_in_session(project, "s1", "answer31")
+        assert len(matches) == 1
+    finally:
+        store.close()
+
+
+def test_deletion_leaves_a_consistent_index(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "t.db")
+    project = store.create_project("p").id
+    store.write_spans(project, _spans(60))
+    store.delete_sessions(project, ["s1"])
+    store.delete_traces(project, [f"{2:032x}"])
+    conn = sqlite3.connect(tmp_path / "t.db")
+    try:
+        # FTS5 checks its index against the documents it is given back: the remaining
+        # spans' text, read here as the store indexes it.
+        conn.execute("INSERT INTO search_text (search_text, rank) VALUES ('integrity-check', 0)")
+        left = conn.execute("SELECT count(*) FROM search_docs").fetchone()[0]
+        assert left == 60 - 20 - 1
+        # No word of a deleted span is left in the index's vocabulary.
+        conn.execute("CREATE VIRTUAL TABLE temp.words USING fts5vocab(main, search_text, row)")
+        words = {row[0] for row in conn.execute("SELECT term FROM temp.words")}
+        assert "answer4" not in words and "answer2" not in words and "answer3" in words
+    finally:
+        conn.close()
+        store.close()
