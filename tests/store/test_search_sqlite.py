@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from importlib import resources
 from pathlib import Path
 
 from tests.store.test_contract import record
@@ -32,12 +33,14 @@ def test_a_store_from_before_the_index_is_indexed_when_it_opens(tmp_path: Path):
     project = store.create_project("p").id
     store.write_spans(project, _spans(30))
     store.close()
-    # What a store of the version before looked like: no index tables.
+    # As a store of the version before, with no index, when the index's migration runs.
     conn = sqlite3.connect(path)
     conn.executescript(
         "DROP TABLE search_text; DROP TABLE search_traces; DROP TABLE search_docs;"
-        " PRAGMA user_version = 8;"
+        " DROP TABLE search_backfill;"
     )
+    migration = resources.files("threadline.server.store.sqlite") / "migrations"
+    conn.executescript((migration / "0009_search.sql").read_text())
     conn.close()
     store = SQLiteStore(path)
     try:

@@ -17,9 +17,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from threadline.server.model import Project, SessionDetail, TraceDetail
+from threadline.server.model import MAX_SEARCH_CHARS, Project, SessionDetail, TraceDetail
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
+from threadline.server.web import session_find
 from threadline.server.web.auth import PageProject
 from threadline.server.web.evaluations import runs_context
 from threadline.server.web.render import render
@@ -59,11 +60,20 @@ def session_page(
     project: PageProject,
     session_id: str,
     id: str | None = None,
-    turn: Annotated[int, Query(ge=1, le=_MAX_OFFSET, description="First turn shown")] = 1,
+    turn: Annotated[int | None, Query(ge=1, le=_MAX_OFFSET, description="First turn shown")] = None,
+    find: Annotated[str, Query(max_length=MAX_SEARCH_CHARS)] = "",
+    match: Annotated[int, Query(ge=1, le=session_find.MAX_MATCHES)] = 1,
 ) -> Response:
     # "/sessions/?id=.." names the sessions whose id a browser cannot keep in a path.
     session_id = session_id or id or ""
     store = _store(request)
+    found = None
+    if find.strip():
+        matches = store.find_in_session(project.id, session_id, find)
+        found = session_find.find(matches, find, match)
+        # Without a page of turns asked for, the one that shows the match.
+        turn = turn or found.first_turn(TURNS_PER_PAGE)
+    turn = turn or 1
     # Read before the session: the page's live stream starts from it and cannot miss a
     # turn written while the page was being built. Opaque, as every live position.
     watermark = request.app.state.live_positions.seal(project.id, store.live_watermark(project.id))
@@ -98,6 +108,8 @@ def session_page(
         "turn_scores": turn_scores(store, project.id, [t.trace.trace_id for t in turns]),
         "configs": {c.name: c for c in configs},
         "notes": store.list_notes(project.id, session_id),
+        "found": found,
+        "found_links": found.neighbours(session_id, TURNS_PER_PAGE) if found else None,
         **form_context(configs),
     }
     context |= runs_context(store, project, session.session_id)

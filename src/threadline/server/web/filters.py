@@ -14,11 +14,12 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
-from threadline.server import scoring
+from threadline.server import numeric_filters, scoring
 from threadline.server.api.routes import parse_metadata
 from threadline.server.errors import BadRequest
 from threadline.server.model import (
     MAX_SEARCH_CHARS,
+    NumericFilter,
     ScoreFilter,
     SessionQuery,
     SessionSort,
@@ -43,11 +44,14 @@ SORTS: dict[str, str] = {
     "duration": "Duration",
     "cost": "Cost",
     "tokens": "Tokens",
+    "relevance": "Relevance (search)",
 }
+# The Traces tab's orders, under the same parameter.
+TRACE_SORTS: dict[str, str] = {"last_activity": "Newest", "relevance": "Relevance (search)"}
 # The parameters a filter bar carries from page to page (cursor is per page).
 _KEYS = ("range", "start", "end", "session_id", "user_id", "status", "tag", "metadata", "q", "sort")
 # Repeatable ones, named as the JSON API names them: all must hold.
-_LISTS = ("score", "missing_score")
+_LISTS = ("score", "missing_score", "filter")
 MAX_SCORE_FILTERS = 10
 
 
@@ -76,6 +80,7 @@ class Filters:
     sort: str = "last_activity"
     score: list[str] = field(default_factory=list)  # "name op value", as the API's score=
     missing_score: list[str] = field(default_factory=list)  # names: rows without them
+    filter: list[str] = field(default_factory=list)  # "field op number", as the API's filter=
     cursor: str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -126,6 +131,14 @@ class Filters:
             self.errors.append(error.message)
             return []
 
+    def numbers(self, fields: dict[str, str]) -> list[NumericFilter]:
+        """The numeric filters, parsed as the API parses its ``filter``."""
+        try:
+            return numeric_filters.parse(self.filter, fields)
+        except BadRequest as error:
+            self.errors.append(error.message)
+            return []
+
     def _common(self) -> dict[str, Any]:
         start, end = self.window()
         return {
@@ -142,10 +155,19 @@ class Filters:
         }
 
     def trace_query(self) -> TraceQuery:
-        return TraceQuery(session_id=self.session_id or None, **self._common())
+        return TraceQuery(
+            session_id=self.session_id or None,
+            numbers=self.numbers(numeric_filters.TRACE_FIELDS),
+            sort="relevance" if self.sort == "relevance" else "time",
+            **self._common(),
+        )
 
     def session_query(self) -> SessionQuery:
-        return SessionQuery(sort=self.sort, **self._common())  # type: ignore[arg-type]
+        return SessionQuery(
+            sort=self.sort,  # type: ignore[arg-type]
+            numbers=self.numbers(numeric_filters.SESSION_FIELDS),
+            **self._common(),
+        )
 
     def user_query(self) -> UserQuery:
         start, end = self.window()
@@ -187,6 +209,7 @@ class Filters:
                     "q",
                     "score",
                     "missing_score",
+                    "filter",
                 )
             )
             or self.range != "all"

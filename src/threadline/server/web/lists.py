@@ -10,10 +10,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from threadline.server import numeric_filters
 from threadline.server.model import Project
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
-from threadline.server.web.filters import PRESETS, SORTS, Filters
+from threadline.server.web.filters import PRESETS, SORTS, TRACE_SORTS, Filters
 from threadline.server.web.render import render
 from threadline.server.web.score_columns import columns_query, score_columns
 
@@ -37,6 +38,10 @@ def _context(request: Request, project: Project, tab: str, filters: Filters) -> 
         "filters": filters,
         "presets": PRESETS,
         "sorts": SORTS,
+        "trace_sorts": TRACE_SORTS,
+        "number_fields": numeric_filters.SESSION_FIELDS
+        if tab == "sessions"
+        else numeric_filters.TRACE_FIELDS,
         "base_url": str(request.base_url).rstrip("/"),
         "score_configs": _store(request).list_score_configs(project.id),
     }

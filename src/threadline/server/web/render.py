@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from threadline.server.model import metadata_text
 from threadline.server.session_activity import activity
 from threadline.server.web import present
+from threadline.server.web.highlights import snippet_html
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -63,6 +64,12 @@ def session_url(session_id: str, turn: int | None = None) -> str:
     return "/sessions/" + quote(session_id, safe="") + ("?" + urlencode(page) if page else "")
 
 
+def session_find_url(session_id: str, text: str) -> str:
+    """The session page searching for ``text`` inside the session, at its first match."""
+    base = session_url(session_id)
+    return base + ("&" if "?" in base else "?") + urlencode({"find": text})
+
+
 def trace_url(trace_id: str, span_id: str | None = None) -> str:
     return f"/traces/{quote(trace_id, safe='')}" + (f"?span={quote(span_id)}" if span_id else "")
 
@@ -90,6 +97,7 @@ templates.env.filters.update(
 )
 templates.env.globals.update(
     session_url=session_url,
+    session_find_url=session_find_url,
     trace_url=trace_url,
     user_url=user_url,
     messages=present.messages,
@@ -101,6 +109,7 @@ templates.env.globals.update(
     MESSAGES_SHOWN=present.MESSAGES_SHOWN,
     quote=quote,
     activity=activity,
+    snippet_html=snippet_html,
 )
 
 

@@ -387,11 +387,49 @@
     if (box) { box.textContent = "The server cannot be reached: try again."; box.hidden = false; }
   });
 
+  // Search inside a session: the turn of the current match is marked by the server;
+  // its matching words are marked here, in the text as shown, and it is scrolled to.
+  function markFound() {
+    var turn = document.querySelector("article.turn.found");
+    if (!turn) { return; }
+    var words = [];
+    try { words = JSON.parse(turn.getAttribute("data-marks") || "[]"); } catch (e) { words = []; }
+    words = words.filter(function (w) { return w; }).map(function (w) {
+      return w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    });
+    if (words.length) {
+      var pattern = new RegExp("(" + words.join("|") + ")", "gi");
+      var walker = document.createTreeWalker(turn, NodeFilter.SHOW_TEXT);
+      var nodes = [];
+      while (walker.nextNode()) { nodes.push(walker.currentNode); }
+      nodes.forEach(function (node) {
+        var text = node.nodeValue;
+        pattern.lastIndex = 0;
+        if (!pattern.test(text)) { return; }
+        var fragment = document.createDocumentFragment();
+        var at = 0;
+        text.replace(pattern, function (found, _group, offset) {
+          fragment.appendChild(document.createTextNode(text.slice(at, offset)));
+          var mark = document.createElement("mark");
+          mark.className = "find-mark";
+          mark.textContent = found;
+          fragment.appendChild(mark);
+          at = offset + found.length;
+          return found;
+        });
+        fragment.appendChild(document.createTextNode(text.slice(at)));
+        node.parentNode.replaceChild(fragment, node);
+      });
+    }
+    turn.scrollIntoView({ block: "center" });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     init(document);
     setUpFilters();
     setUpLive();
     setUpSessionLive();
+    markFound();
   });
   document.addEventListener("htmx:afterSwap", function (event) { init(event.detail.target); });
   // An outerHTML swap (score and note panels) replaces its target: the new content is
