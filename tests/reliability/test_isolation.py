@@ -439,6 +439,23 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert response.status_code == 201, response.text
         return response.json()
 
+    def project_rules(setting: str, a_value: dict, b_value: dict) -> Callable[[], None]:
+        # A's data rules (naming A's marker) are neither shown to B nor changed by B's.
+        path = f"/api/v1/project/{setting}"
+
+        def check() -> None:
+            assert a_api.put(path, json=a_value).status_code == 200
+            hidden(api.get(path), 200)
+            hidden(api.put(path, json=b_value), 200)
+            assert a_api.get(path).json() == {**a_api.get(path).json(), **a_value}
+            if setting == "redaction":
+                a_sees(a_api.get(path))
+
+        return check
+
+    a_redaction = {"detectors": [], "patterns": [{"name": "a-rule", "regex": f"zz-{a.marker}-zz"}]}
+    b_redaction = {"detectors": ["email"], "patterns": [{"name": "b-rule", "regex": "zz-b-zz"}]}
+
     def share_into_b() -> None:
         # B cannot share A's session or trace (not found, as any unknown id); a link of
         # B's own shows B's data only.
@@ -646,6 +663,15 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ("POST", "/api/v1/sessions/delete"): bulk_delete_in_b,
         # Share links: B can neither make, list nor revoke A's; A's page shows A's one
         # session to anyone holding its link, and reads no cookie.
+        # A project's data rules: B's key reads and sets B's only.
+        ("GET", "/api/v1/project/retention"): project_rules(
+            "retention", {"days": 36_499}, {"days": 36_500}
+        ),
+        ("PUT", "/api/v1/project/retention"): project_rules(
+            "retention", {"days": 36_498}, {"days": 36_500}
+        ),
+        ("GET", "/api/v1/project/redaction"): project_rules("redaction", a_redaction, b_redaction),
+        ("PUT", "/api/v1/project/redaction"): project_rules("redaction", a_redaction, b_redaction),
         ("POST", "/api/v1/shares"): share_into_b,
         # Session inference: each key reads and sets its own project's choice.
         ("GET", "/api/v1/settings/session-inference"): lambda: hidden(

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerProcess, start_server, stop_server
-from tests.otlp import new_span_id, new_trace_id, request, span
+from tests.otlp import BASE_NS, new_span_id, new_trace_id, request, span
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +25,14 @@ KILLS = 20  # bench/kill_stress.py runs the same with more
 SPANS_PER_TRACE = 10
 
 
-def _trace_body(rng: random.Random, session_id: str) -> tuple[str, bytes]:
+def _trace_body(rng: random.Random, session_id: str, start_ns: int = BASE_NS) -> tuple[str, bytes]:
     trace_id, root = new_trace_id(rng), new_span_id(rng)
     spans = [
         span(
             trace_id,
             root,
             name="turn",
+            start_ns=start_ns,
             attributes={"threadline.session.id": session_id, "threadline.span.input": "x" * 2000},
         )
     ]
@@ -40,6 +41,7 @@ def _trace_body(rng: random.Random, session_id: str) -> tuple[str, bytes]:
             trace_id,
             new_span_id(rng),
             parent=root,
+            start_ns=start_ns,
             attributes={
                 "gen_ai.request.model": "gpt-4o-mini",
                 "gen_ai.usage.input_tokens": 100,
@@ -56,12 +58,66 @@ def test_acknowledged_spans_survive_sigkill(tmp_path):
     assert figures["kills"] == KILLS and figures["acknowledged"] > KILLS
 
 
-def kill_and_check(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
-    """Export under ``kills`` SIGKILLs and check every acknowledged span; the figures."""
+def test_acknowledged_spans_survive_sigkill_while_retention_deletes(tmp_path):
+    """The same, with retention deleting expired traces of the same sessions all along:
+    deletes killed mid-batch lose nothing acknowledged and leave no session wrong."""
+    figures = kill_and_check(tmp_path, KILLS, seed=11, expired_traces=3_000)
+    assert figures["kills"] == KILLS and figures["acknowledged"] > KILLS
+    assert figures["expired_left"] == 0
+
+
+def _store_expired(data_dir: Path, key_project: str, count: int) -> str:
+    """``count`` traces that ended ten days ago, in the sessions the sender writes to;
+    the key of their project."""
+    from threadline.server.model import SpanRecord
+    from threadline.server.store.sqlite import SQLiteStore
+
+    rng = random.Random(3)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(data_dir / "threadline.db")
+    try:
+        project = store.create_project(key_project).id
+        old = time.time_ns() - 10 * 86_400 * 10**9
+        records = []
+        for n in range(count):
+            trace_id, root = new_trace_id(rng), new_span_id(rng)
+            for i in range(SPANS_PER_TRACE):
+                records.append(
+                    SpanRecord(
+                        trace_id=trace_id,
+                        span_id=root if i == 0 else new_span_id(rng),
+                        parent_span_id=None if i == 0 else root,
+                        name="expired",
+                        kind="INTERNAL",
+                        start_ns=old + n * 1_000_000,
+                        end_ns=old + n * 1_000_000 + 1_000,
+                        status="ok",
+                        input="x" * 2000 if i == 0 else None,
+                        input_tokens=100 if i else None,
+                        session_id=f"durable-{n % 7}" if i == 0 else None,
+                    )
+                )
+        store.write_spans(project, records)
+        return store.create_key(project)
+    finally:
+        store.close()
+
+
+def kill_and_check(
+    tmp_path: Path, kills: int, seed: int, expired_traces: int = 0
+) -> dict[str, int]:
+    """Export under ``kills`` SIGKILLs and check every acknowledged span; the figures.
+    With ``expired_traces``, that many traces of the same sessions ended ten days ago
+    and the server runs with one day of retention."""
     rng = random.Random(seed)
     current: dict[str, ServerProcess] = {}
-    current["server"] = start_server(tmp_path / "data", tmp_path / "log-0.txt")
-    key = current["server"].new_key("durability")
+    extra: tuple[str, ...] = ()
+    if expired_traces:
+        key = _store_expired(tmp_path / "data", "durability", expired_traces)
+        extra = ("--retention-days", "1")
+    current["server"] = start_server(tmp_path / "data", tmp_path / "log-0.txt", *extra)
+    if not expired_traces:
+        key = current["server"].new_key("durability")
     acknowledged: dict[str, str] = {}  # trace id -> session id
     unexpected: list[str] = []  # answers other than 200, 429 and 503
     stop = threading.Event()
@@ -71,7 +127,9 @@ def kill_and_check(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
             n = 0
             while not stop.is_set():
                 session_id = f"durable-{n % 7}"
-                trace_id, body = _trace_body(rng, session_id)
+                # Spans of now, when retention runs: the tests' epoch is months old.
+                start_ns = time.time_ns() if expired_traces else BASE_NS
+                trace_id, body = _trace_body(rng, session_id, start_ns)
                 n += 1
                 while not stop.is_set():  # retry until acknowledged, like an exporter
                     try:
@@ -100,7 +158,9 @@ def kill_and_check(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
             time.sleep(rng.uniform(0.1, 0.6))
             current["server"].process.kill()  # SIGKILL: no shutdown, no last checkpoint
             current["server"].process.wait()
-            current["server"] = start_server(tmp_path / "data", tmp_path / f"log-{kill + 1}.txt")
+            current["server"] = start_server(
+                tmp_path / "data", tmp_path / f"log-{kill + 1}.txt", *extra
+            )
         time.sleep(0.5)
     finally:
         stop.set()
@@ -111,6 +171,17 @@ def kill_and_check(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
         api = httpx.Client(
             base_url=current["server"].base_url, headers={"Authorization": f"Bearer {key}"}
         )
+        expired_left = 0
+        if expired_traces:
+            # Retention was killed mid-way many times; the last server finishes it.
+            cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86_400))
+            deadline = time.monotonic() + 120
+            while True:
+                left = api.get("/api/v1/traces", params={"end": cutoff, "limit": 500})
+                expired_left = len(left.json()["items"])
+                if not expired_left or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
         for trace_id in acknowledged:
             trace = api.get(f"/api/v1/traces/{trace_id}").json()
             assert trace["span_count"] == SPANS_PER_TRACE, trace
@@ -138,6 +209,7 @@ def kill_and_check(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
             "acknowledged": len(acknowledged),
             "stored": len(stored),
             "spans_checked": len(acknowledged) * SPANS_PER_TRACE,
+            "expired_left": expired_left,
         }
     finally:
         stop_server(current["server"])

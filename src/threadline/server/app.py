@@ -21,6 +21,7 @@ from threadline.server.api.docs import install as install_api_docs
 from threadline.server.api.evaluations import router as evaluations_api_router
 from threadline.server.api.export import router as export_api_router
 from threadline.server.api.langfuse_scores import router as langfuse_scores_router
+from threadline.server.api.project_rules import router as project_rules_api_router
 from threadline.server.api.routes import router as api_router
 from threadline.server.api.scores import router as scores_api_router
 from threadline.server.api.session_inference import router as session_inference_router
@@ -30,6 +31,7 @@ from threadline.server.evaluation.service import EvaluationService
 from threadline.server.ingest.otlp_http import router as otlp_router
 from threadline.server.ingest.pipeline import IngestPipeline, tune_garbage_collector
 from threadline.server.request_bounds import RequestBounds
+from threadline.server.retention import RetentionService
 from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store
 from threadline.server.version import VERSION
@@ -47,6 +49,9 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     ingest = IngestPipeline(store, settings)
     evaluations = EvaluationService(store, settings, ingest_quiet=ingest.quiet_seconds)
+    retention = RetentionService(
+        store, settings.retention_days, lock_path=settings.data_dir / "retention.lock"
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,8 +70,10 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
             grpc_receiver = OtlpGrpcReceiver(ingest, settings.host, settings.grpc_port)
             await grpc_receiver.start()
         await evaluations.start()
+        retention.start()
         yield
         await evaluations.stop()  # unfinished runs go back in the stored queue
+        await run_in_threadpool(retention.stop)  # ends after the batch in hand
         # uvicorn answers SIGTERM by finishing in-flight requests, running this, and
         # then re-raising the signal: code after uvicorn.run() would never run.
         if grpc_receiver is not None:
@@ -87,6 +94,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.ingest = ingest
     app.state.live_positions = LivePositions(load_secret(settings.data_dir))
     app.state.evaluations = evaluations
+    app.state.retention = retention
     app.add_middleware(RequestBounds, settings=settings)
     app.include_router(otlp_router)
     app.include_router(api_router)
@@ -97,6 +105,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(export_api_router)
     app.include_router(shares_api_router)
     app.include_router(session_inference_router)
+    app.include_router(project_rules_api_router)
     install_web_ui(app)
     install_api_docs(app)
 

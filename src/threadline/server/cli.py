@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-from threadline.server import cli_evaluations, data_commands, ports
+from threadline.server import cli_evaluations, cli_project_rules, data_commands, ports
 from threadline.server.connections import raise_open_file_limit
 from threadline.server.model import KeyScope, Project
 from threadline.server.settings import SETTINGS, Settings
@@ -90,8 +90,8 @@ def _parser() -> argparse.ArgumentParser:
 
     projects = commands.add_parser(
         "projects",
-        help="Projects' settings: the browser origins their scores keys serve, and"
-        " whether sessions are inferred.",
+        help="Projects' settings: the browser origins their scores keys serve, whether"
+        " sessions are inferred, retention and redaction.",
     )
     project_commands = projects.add_subparsers(metavar="ACTION")
     for action, run, help_text in (
@@ -116,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     inference.add_argument("--project", default=DEFAULT_PROJECT, help="Project name.")
     inference.add_argument("choice", nargs="?", choices=("on", "off"))
     inference.set_defaults(run=_infer_sessions)
+    cli_project_rules.add_commands(
+        project_commands, _add_settings, DEFAULT_PROJECT, _existing_store, _existing_project
+    )
 
     migrate = commands.add_parser(
         "migrate",

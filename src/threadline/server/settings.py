@@ -46,8 +46,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "retention_days",
         0,
-        "ClickHouse store: drop trace data this many days after it ends (a TTL); 0 keeps "
-        "it forever. The SQLite store keeps everything and ignores it.",
+        "Delete a trace this many days after it ended (0: keep forever); a project may set "
+        "its own (`threadline projects retention`). SQLite: a background task deletes in "
+        "small batches; ClickHouse: a TTL on the span, trace and session tables.",
     ),
     Setting(
         "max_body_bytes",

@@ -53,6 +53,8 @@ from threadline.server.ingest.normalize import (
     span_items,
 )
 from threadline.server.model import Project
+from threadline.server.redaction.project_rules import ProjectRules
+from threadline.server.redaction.redactor import redact_spans
 from threadline.server.settings import Settings
 from threadline.server.store import Store
 
@@ -85,6 +87,7 @@ class IngestPipeline:
         )
         self.pending = Gate("in flight", "max_pending_exports", settings.max_pending_exports)
         self.intake: Intake | None = None  # made at start-up
+        self.redaction = ProjectRules(store)  # each project's redaction rules
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-ingest")
         self._busy = 0  # jobs given to the ingest thread and not yet finished
         self._last_finished = 0.0  # time.monotonic() when the last job finished
@@ -241,6 +244,8 @@ class IngestPipeline:
 
     def _write_items(self, project_id: int, items: list[SpanItem]) -> Normalized:
         result = normalize_spans(items)
+        # Before anything is stored: the project's rules, as plain data.
+        redact_spans(result.spans, self.redaction.get(project_id))
         try:
             self.store.write_spans(project_id, result.spans)
         except StorageFull as error:

@@ -44,6 +44,7 @@ from threadline.server.model import (
     UserQuery,
     UserSummary,
 )
+from threadline.server.redaction.rules import RedactionRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,36 @@ class Store(Protocol):
         """Delete sessions with every trace in them, and their scores and notes.
         Returns how many of the sessions were stored."""
         ...
+
+    # --- retention and redaction (project data rules) -----------------------------
+    def expired_traces(self, project_id: int, ended_before_ns: int, limit: int) -> list[str]:
+        """Up to ``limit`` of the project's traces that ended before ``ended_before_ns``,
+        oldest first (what retention deletes next, through ``delete_traces``)."""
+        ...
+
+    def expires_by_itself(self, days: int) -> bool:
+        """Whether the store drops data ``days`` days after it ended without being asked
+        (ClickHouse's TTL), so that retention need not delete it."""
+        ...
+
+    def reclaim_space(self, max_pages: int) -> int:
+        """Give up to ``max_pages`` pages that deletes freed back to the file system, in
+        a short step of its own; how many (0 where a store has nothing to give back)."""
+        ...
+
+    def retention_overrides(self) -> dict[int, int]:
+        """Projects' own retention days (0: forever), for those that set one."""
+        ...
+
+    def set_retention_days(self, project_id: int, days: int | None) -> None:
+        """A project's own retention (None: the server's ``--retention-days``)."""
+        ...
+
+    def redaction_rules(self, project_id: int) -> RedactionRules:
+        """The project's redaction rules (none set: ``NO_RULES``)."""
+        ...
+
+    def set_redaction_rules(self, project_id: int, rules: RedactionRules) -> None: ...
 
     # --- share links ------------------------------------------------------------
     def add_share(self, share: StoredShare) -> None: ...

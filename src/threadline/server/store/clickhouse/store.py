@@ -52,6 +52,7 @@ from threadline.server.model import (
     UserSummary,
     ns_to_datetime,
 )
+from threadline.server.redaction.rules import RedactionRules
 from threadline.server.search.query import parse as parse_search
 from threadline.server.store import cursors, span_records
 from threadline.server.store import metrics as metric_rules
@@ -66,6 +67,7 @@ from threadline.server.store.clickhouse import (
     intake,
     metrics,
     numbers,
+    project_rules,
     queries,
     rows,
     schema,
@@ -183,11 +185,15 @@ class ClickHouseStore(EvaluationTables):
                 shares.TABLE,
                 inference.TABLE,
                 *scores.TABLES,
+                *project_rules.TABLES,
             )
         }
         self._scores = scores.ClickHouseScores(self._rows, self._insert)
         self._shares = shares.ClickHouseShares(self._rows, self._insert)
         self._inference = inference.ClickHouseSessionInference(self._rows, self._insert)
+        self._rules = project_rules.ClickHouseProjectRules(self._rows, self._insert)
+        # The TTL this store was opened with (None: left as it was, unknown here).
+        self._ttl_days = retention_days
         self._closed = False
 
     def close(self) -> None:
@@ -318,6 +324,31 @@ class ClickHouseStore(EvaluationTables):
                 )
             )
         return [s for s in session_ids if s not in alive]
+
+    # --- retention and redaction (project_rules.py) ------------------------------------
+
+    def expired_traces(self, project_id: int, ended_before_ns: int, limit: int) -> list[str]:
+        return self._rules.expired_traces(project_id, ended_before_ns, limit)
+
+    def expires_by_itself(self, days: int) -> bool:
+        # The table TTL drops what is older than the server's --retention-days: only a
+        # project's own, shorter retention needs deletes.
+        return days > 0 and days == self._ttl_days
+
+    def reclaim_space(self, max_pages: int) -> int:
+        return 0  # merges give the space of deleted rows back
+
+    def retention_overrides(self) -> dict[int, int]:
+        return self._rules.retention_overrides()
+
+    def set_retention_days(self, project_id: int, days: int | None) -> None:
+        self._rules.set_retention_days(project_id, days)
+
+    def redaction_rules(self, project_id: int) -> RedactionRules:
+        return self._rules.redaction_rules(project_id)
+
+    def set_redaction_rules(self, project_id: int, rules: RedactionRules) -> None:
+        self._rules.set_redaction_rules(project_id, rules)
 
     # --- queries --------------------------------------------------------------------
 

@@ -58,6 +58,9 @@ class Database:
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Only takes on a new, empty file (the mode is fixed with the first table): its
+        # freed pages can then be given back in small steps (sqlite/retention.py).
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit survives a crash of the process (what SIGKILL
         # tests), and only a power loss may roll back the last transactions.

@@ -9,19 +9,29 @@ writer, its schema):
 - ``access.py``: projects and API keys;
 - ``transfer.py``: the store read and written whole, for ``threadline migrate``;
 - ``evaluations.py``: evaluators and evaluation runs;
-- and here, share links, deletion, scores, score configurations and notes, each a
-  transaction or a read around the functions of its own module.
+- and here, share links, deletion, retention and redaction rules, scores, score
+  configurations and notes, each a transaction or a read around the functions of its
+  own module.
 """
 
 from __future__ import annotations
 
+import fcntl
 import time
 from collections.abc import Sequence
 
 from threadline.server.model import Note, NoteIn, Page, Score, ScoreConfig, ScoreQuery, ScoreRecord
+from threadline.server.redaction.rules import RedactionRules
 from threadline.server.scoring import score as present_score
 from threadline.server.store.base import StoredShare
-from threadline.server.store.sqlite import deletion, inference, scores, shares
+from threadline.server.store.sqlite import (
+    deletion,
+    inference,
+    project_rules,
+    retention,
+    scores,
+    shares,
+)
 from threadline.server.store.sqlite.access import Access
 from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite.reads import Reads
@@ -63,6 +73,39 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, EvaluationTables):
         # As delete_traces does: no tally of a deleted trace stays to be added to.
         self._tallies.forget(project_id, trace_ids)
         return existed
+
+    # --- retention and redaction (retention.py, project_rules.py) ----------------------
+
+    def expired_traces(self, project_id: int, ended_before_ns: int, limit: int) -> list[str]:
+        with self._read() as conn:
+            return retention.expired_traces(conn, project_id, ended_before_ns, limit)
+
+    def expires_by_itself(self, days: int) -> bool:
+        return False
+
+    def reclaim_space(self, max_pages: int) -> int:
+        with self._write_lock:
+            fcntl.flock(self._writer_turn, fcntl.LOCK_EX)
+            try:
+                return retention.reclaim(self._writer, max_pages)
+            finally:
+                fcntl.flock(self._writer_turn, fcntl.LOCK_UN)
+
+    def retention_overrides(self) -> dict[int, int]:
+        with self._read() as conn:
+            return project_rules.retention_overrides(conn)
+
+    def set_retention_days(self, project_id: int, days: int | None) -> None:
+        with self._transaction() as conn:
+            project_rules.set_retention_days(conn, project_id, days)
+
+    def redaction_rules(self, project_id: int) -> RedactionRules:
+        with self._read() as conn:
+            return project_rules.redaction_rules(conn, project_id)
+
+    def set_redaction_rules(self, project_id: int, rules: RedactionRules) -> None:
+        with self._transaction() as conn:
+            project_rules.set_redaction_rules(conn, project_id, rules)
 
     # --- scores, score configurations, notes ------------------------------------------
 

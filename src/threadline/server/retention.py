@@ -1,0 +1,130 @@
+"""Retention: a background thread that deletes expired traces, a small batch at a time.
+
+Each project keeps its traces for its own number of days if it set one (``threadline
+projects retention``, ``PUT /api/v1/project/retention``), else for the server's
+``--retention-days`` (0: forever). A trace expires when it *ended* that long ago, so a
+session that is partly expired loses its old traces only, and is rolled up again from
+the ones it keeps.
+
+- **The one delete path.** Expired traces go through ``Store.delete_traces``, as a user's
+  delete does: spans, rollups, live feed, scores and notes and every index or rollup that
+  path keeps stay exact, and so do the ones added to it later.
+- **Ingest first.** A batch is ``BATCH_TRACES`` traces, one short write transaction;
+  after each the thread pauses ``PACE`` times as long as the batch took (at least
+  ``MIN_PAUSE_S``), so it holds the writer for at most about a fifth of the time while
+  there is a backlog, and ingest's transactions take their turns in between.
+- **Space.** After each batch, ``Store.reclaim_space`` hands up to ``RECLAIM_PAGES``
+  freed pages back to the file system (SQLite in incremental auto-vacuum mode).
+- **One deleter per machine.** With ``--workers N`` every process starts the thread,
+  but only the one holding ``data_dir/retention.lock`` (a non-blocking ``flock``) works;
+  if it dies, another takes the lock at its next pass. ClickHouse servers on several
+  machines each delete (deletes are idempotent); there the table TTL already drops what
+  the server's ``--retention-days`` expires, so only projects with a shorter retention
+  of their own are deleted by this thread (``Store.expires_by_itself``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from threadline.server.store import Store
+
+log = logging.getLogger("threadline.retention")
+
+DAY_NS = 86_400 * 10**9
+BATCH_TRACES = 100
+PACE = 4.0
+MIN_PAUSE_S = 0.02
+RECLAIM_PAGES = 256  # 1 MiB of 4 KiB pages a step
+IDLE_PAUSE_S = 5.0  # between passes that found nothing to delete
+
+
+def effective_days(default_days: int, overrides: dict[int, int], project_id: int) -> int:
+    return overrides.get(project_id, default_days)
+
+
+class RetentionService:
+    def __init__(
+        self,
+        store: Store,
+        default_days: int,
+        lock_path: Path | None,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._store = store
+        self._default_days = default_days
+        self._lock_path = lock_path
+        self._clock_ns = clock_ns
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock_fd: int | None = None
+        self._thread = threading.Thread(target=self._run, name="threadline-retention", daemon=True)
+        self.deleted_traces = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def wake(self) -> None:
+        """Start a pass now (a project's retention changed)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._holds_lock():
+                    self.run_pass()
+            except Exception:
+                # A full disk, ClickHouse away: the next pass tries again.
+                log.exception("retention pass failed; retrying in %.0f s", IDLE_PAUSE_S)
+            self._wake.wait(IDLE_PAUSE_S)
+            self._wake.clear()
+
+    def _holds_lock(self) -> bool:
+        if self._lock_path is None:
+            return True
+        if self._lock_fd is None:
+            self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def run_pass(self) -> None:
+        """Delete every project's expired traces, batch by batch."""
+        overrides = self._store.retention_overrides()
+        for project in self._store.list_projects():
+            days = effective_days(self._default_days, overrides, project.id)
+            if days <= 0 or self._store.expires_by_itself(days):
+                continue
+            cutoff = self._clock_ns() - days * DAY_NS
+            while not self._stop.is_set():
+                began = time.monotonic()
+                expired = self._store.expired_traces(project.id, cutoff, BATCH_TRACES)
+                if not expired:
+                    break
+                self.deleted_traces += self._store.delete_traces(project.id, expired)
+                self._store.reclaim_space(RECLAIM_PAGES)
+                took = time.monotonic() - began
+                self._stop.wait(max(MIN_PAUSE_S, took * PACE))
+        # What is left free after the last batch, a step at a time, still yielding.
+        while not self._stop.is_set():
+            began = time.monotonic()
+            if self._store.reclaim_space(RECLAIM_PAGES) < RECLAIM_PAGES:
+                break
+            self._stop.wait(max(MIN_PAUSE_S, (time.monotonic() - began) * PACE))
