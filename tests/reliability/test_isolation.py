@@ -441,7 +441,7 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
 
     def project_rules(setting: str, a_value: dict, b_value: dict) -> Callable[[], None]:
         # A's data rules (naming A's marker) are neither shown to B nor changed by B's.
-        path = f"/api/v1/project/{setting}"
+        path = f"/api/v1/settings/{setting}"
 
         def check() -> None:
             assert a_api.put(path, json=a_value).status_code == 200
@@ -664,14 +664,14 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         # Share links: B can neither make, list nor revoke A's; A's page shows A's one
         # session to anyone holding its link, and reads no cookie.
         # A project's data rules: B's key reads and sets B's only.
-        ("GET", "/api/v1/project/retention"): project_rules(
+        ("GET", "/api/v1/settings/retention"): project_rules(
             "retention", {"days": 36_499}, {"days": 36_500}
         ),
-        ("PUT", "/api/v1/project/retention"): project_rules(
+        ("PUT", "/api/v1/settings/retention"): project_rules(
             "retention", {"days": 36_498}, {"days": 36_500}
         ),
-        ("GET", "/api/v1/project/redaction"): project_rules("redaction", a_redaction, b_redaction),
-        ("PUT", "/api/v1/project/redaction"): project_rules("redaction", a_redaction, b_redaction),
+        ("GET", "/api/v1/settings/redaction"): project_rules("redaction", a_redaction, b_redaction),
+        ("PUT", "/api/v1/settings/redaction"): project_rules("redaction", a_redaction, b_redaction),
         ("POST", "/api/v1/shares"): share_into_b,
         # Session inference: each key reads and sets its own project's choice.
         ("GET", "/api/v1/settings/session-inference"): lambda: hidden(

@@ -33,7 +33,7 @@ ALL_RULES = {
 
 
 def _set_rules(server: Any, rules: dict[str, Any]) -> dict[str, Any]:
-    response = server.http.put("/api/v1/project/redaction", json=rules)
+    response = server.http.put("/api/v1/settings/redaction", json=rules)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -56,7 +56,7 @@ def _assert_clean(server: Any, trace_id: str, session_id: str) -> dict[str, Any]
 
 
 def test_rules_through_the_api_redact_an_otel_exporters_spans(server) -> None:
-    assert server.get("/api/v1/project/redaction")["detectors"] == []
+    assert server.get("/api/v1/settings/redaction")["detectors"] == []
     shown = _set_rules(server, ALL_RULES)
     assert shown["detectors"] == ALL_RULES["detectors"]
     assert shown["patterns"] == ALL_RULES["patterns"]
@@ -146,18 +146,18 @@ def test_bad_rules_get_a_clear_400(server) -> None:
         ({"patterns": [{"name": "t", "regex": ".*"}]}, "matches the empty text"),
         ({"patterns": [{"name": "A B", "regex": "x"}]}, "pattern name"),
     ):
-        response = server.http.put("/api/v1/project/redaction", json=rules)
+        response = server.http.put("/api/v1/settings/redaction", json=rules)
         assert response.status_code == 400, response.text
         assert says in response.json()["error"]
-    response = server.http.put("/api/v1/project/redaction", json={"patterns": "x"})
+    response = server.http.put("/api/v1/settings/redaction", json={"patterns": "x"})
     assert response.status_code == 422 and "error" in response.json()
     # Nothing was changed by the refused rules.
-    assert server.get("/api/v1/project/redaction")["patterns"] == []
+    assert server.get("/api/v1/settings/redaction")["patterns"] == []
 
 
 def test_the_cli_sets_and_shows_rules(server) -> None:
     data_dir = str(server.process.data_dir)
-    project = server.get("/api/v1/project/retention")  # the key's project exists
+    project = server.get("/api/v1/settings/retention")  # the key's project exists
     assert project["effective_days"] == 0
     name = _project_name(server)
 
@@ -183,7 +183,7 @@ def test_the_cli_sets_and_shows_rules(server) -> None:
     done = cli("--detector", "email", "--pattern", r"ticket=TCK-\d+")
     assert done.returncode == 0, done.stderr
     assert "[email], [ticket] = TCK-\\d+" in done.stdout
-    assert server.get("/api/v1/project/redaction")["detectors"] == ["email"]
+    assert server.get("/api/v1/settings/redaction")["detectors"] == ["email"]
     refused = cli("--pattern", r"bad=(a)\1")
     assert refused.returncode != 0 and "not an RE2 regular expression" in refused.stderr
     assert "redacts: nothing" in cli("--off").stdout

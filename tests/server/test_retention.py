@@ -174,18 +174,18 @@ def test_a_projects_retention_through_the_api(server) -> None:
     # set on this project deletes them, and only them.
     trace_id, root = new_trace_id(), new_span_id()
     assert server.export(request([span(trace_id, root)]).SerializeToString()).status_code == 200
-    assert server.get("/api/v1/project/retention") == {
+    assert server.get("/api/v1/settings/retention") == {
         "days": None,
         "server_days": 0,
         "effective_days": 0,
     }
     for bad in ({"days": -1}, {"days": "soon"}, {"days": 40_000}, {}):
-        response = server.http.put("/api/v1/project/retention", json=bad)
+        response = server.http.put("/api/v1/settings/retention", json=bad)
         assert response.status_code == 422 and "error" in response.json(), response.text
-    shown = server.http.put("/api/v1/project/retention", json={"days": 1}).json()
+    shown = server.http.put("/api/v1/settings/retention", json={"days": 1}).json()
     assert shown == {"days": 1, "server_days": 0, "effective_days": 1}
     deadline = time.monotonic() + 20
     while server.http.get(f"/api/v1/traces/{trace_id}").status_code != 404:
         assert time.monotonic() < deadline, "the expired trace was not deleted"
         time.sleep(0.2)
-    assert server.http.put("/api/v1/project/retention", json={"days": None}).json()["days"] is None
+    assert server.http.put("/api/v1/settings/retention", json={"days": None}).json()["days"] is None

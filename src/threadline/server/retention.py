@@ -1,7 +1,7 @@
 """Retention: a background thread that deletes expired traces, a small batch at a time.
 
 Each project keeps its traces for its own number of days if it set one (``threadline
-projects retention``, ``PUT /api/v1/project/retention``), else for the server's
+projects retention``, ``PUT /api/v1/settings/retention``), else for the server's
 ``--retention-days`` (0: forever). A trace expires when it *ended* that long ago, so a
 session that is partly expired loses its old traces only, and is rolled up again from
 the ones it keeps.

@@ -1,23 +1,25 @@
 """A project's data rules through the JSON API (full key): how long its traces are
-kept (``/api/v1/project/retention``) and what is redacted from its spans at ingest
-(``/api/v1/project/redaction``). Both read and replace the whole setting."""
+kept (``/api/v1/settings/retention``) and what is redacted from its spans at ingest
+(``/api/v1/settings/redaction``). Both read and replace the whole setting."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from threadline.server.api.routes import CurrentStore
 from threadline.server.auth import CurrentProject
 from threadline.server.redaction import rules as redaction_rules
 from threadline.server.retention import effective_days
 
-router = APIRouter(prefix="/api/v1/project", tags=["project settings"])
+router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 
 MAX_RETENTION_DAYS = 36_500
 
 
 class RetentionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     days: int | None = Field(
         ge=0,
         le=MAX_RETENTION_DAYS,
@@ -33,11 +35,15 @@ class Retention(BaseModel):
 
 
 class PatternIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(description="Labels what was removed: [name].")
     regex: str = Field(description="RE2 syntax (no backreferences or lookaround).")
 
 
 class RedactionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     detectors: list[str] = Field(
         default=[],
         description="Built-in detectors to apply: " + ", ".join(redaction_rules.DETECTORS),
