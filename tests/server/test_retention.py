@@ -5,6 +5,7 @@ the API."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import time
@@ -41,7 +42,8 @@ def _old_spans(now_ns: int) -> list[SpanRecord]:
                     start_ns=start,
                     end_ns=start + 500_000,
                     status="ok",
-                    input="x" * 600,  # packed payloads: pages to give back
+                    # Text that does not compress away: pages to give back.
+                    input=random.randbytes(400).hex(),
                     input_tokens=100,
                     session_id=f"mixed-{n % SESSIONS}" if i == 0 else None,
                 )
