@@ -588,8 +588,9 @@ def raw_rows(bodies: list[workload.Batch]) -> list[list[tuple]]:
     from threadline.server.ingest.decode import PROTOBUF as DECODE_PROTOBUF
     from threadline.server.ingest.decode import decode_request
     from threadline.server.ingest.normalize import normalize_request
+    from threadline.server.jsontext import dumps
+    from threadline.server.store.rows import span_row
     from threadline.server.store.sqlite import payloads
-    from threadline.server.store.sqlite import rows as schema
 
     records = [
         record
@@ -602,15 +603,15 @@ def raw_rows(bodies: list[workload.Batch]) -> list[list[tuple]]:
         first.pack(record.input)
         first.pack(record.output)
     packer = payloads.Packer(payloads.train(first.samples or []))
-    return [schema.span_row(1, r, schema.dumps(r.resource), packer) for r in records]
+    return [span_row(1, r, dumps(r.resource), packer.pack) for r in records]
 
 
 def raw_engine(rows: list[tuple], tmp: Path, batch: int = 512) -> float:
     """Spans/s of a minimal insert loop into a fresh SQLite file."""
+    from threadline.server.store.columns import SPANS
     from threadline.server.store.sqlite import rows as schema
 
-    columns = schema.INSERT_SPAN.split("(", 1)[1].split(")", 1)[0].split(",")
-    columns = [c.strip() for c in columns]
+    columns = SPANS.names
     path = tmp / "raw.db"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")

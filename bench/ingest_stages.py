@@ -20,6 +20,8 @@ import workload
 from threadline.server.ingest.decode import PROTOBUF, decode_request
 from threadline.server.ingest.normalize import normalize_request
 from threadline.server.ingest.pipeline import tune_garbage_collector
+from threadline.server.jsontext import dumps
+from threadline.server.store.rows import span_row
 from threadline.server.store.sqlite import SQLiteStore
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.span_writes import fresh_traces
@@ -43,7 +45,7 @@ def main() -> None:
             records = normalize_request(request).spans
             t2 = time.perf_counter()
             packer = store._payloads.packer()
-            rows = [schema.span_row(project, r, schema.dumps(r.resource), packer) for r in records]
+            rows = [span_row(project, r, dumps(r.resource), packer.pack) for r in records]
             fresh = fresh_traces(project, records)
             t3 = time.perf_counter()
             # The body of SQLiteStore.write_spans, timed step by step.

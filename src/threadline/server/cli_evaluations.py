@@ -176,7 +176,7 @@ def _definition(args: argparse.Namespace) -> EvaluatorIn:
 
 
 def _create(args: argparse.Namespace) -> None:
-    from threadline.server.api.evaluations import check_evaluator
+    from threadline.server.evaluation.checks import check_evaluator
 
     store = open_store(_settings(args).store_url)
     try:

@@ -6,7 +6,7 @@ from its LLM spans when they carry chat messages (the new user message(s) of the
 call, the reply of the last call), otherwise from the root span's input and output.
 Chat histories repeat earlier turns, so only what follows the last assistant message
 of the first call counts as this turn's input. The messages are read in the one shape
-ingest gives every convention's chat messages (``ingest.messages``), so this module
+ingest gives every convention's chat messages (``chat_messages``), so this module
 knows no convention.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from threadline.server.ingest import messages as chat_messages
+from threadline.server import chat_messages
 from threadline.server.model import Span, TraceDetail
 
 
@@ -31,7 +31,7 @@ def messages(value: Any) -> list[Message] | None:
     """A payload's chat messages, None if it has none.
 
     Ingest has already put the messages of every convention into one shape
-    (``ingest.messages``); this reads that shape. An object holding a ``messages``
+    (``chat_messages``); this reads that shape. An object holding a ``messages``
     list (function arguments, a request body) shows those messages.
     """
     if isinstance(value, dict) and isinstance(value.get("messages"), list):

@@ -15,9 +15,8 @@ import json
 from collections.abc import Callable, Collection
 from typing import Any
 
-from threadline.server import jsontext
+from threadline.server import chat_messages, jsontext
 from threadline.server.conversation import new_input_indexes, sole_text
-from threadline.server.ingest import messages as chat_messages
 from threadline.server.model import PREVIEW_CHARS
 
 

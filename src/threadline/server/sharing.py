@@ -16,8 +16,10 @@ import secrets
 import time
 import uuid
 
+from threadline.server.errors import NotFound
 from threadline.server.model import (
     NewShareLink,
+    Project,
     SessionDetail,
     ShareIn,
     ShareLink,
@@ -111,3 +113,18 @@ def shown_session(session: SessionDetail, share: StoredShare) -> SessionDetail:
     if share.hide_io:
         shown.first_input = shown.last_output = None
     return shown
+
+
+def target_exists(store: Store, project_id: int, wanted: ShareIn) -> bool:
+    if wanted.kind == "session":
+        return store.get_session(project_id, wanted.target_id) is not None
+    return store.get_trace(project_id, wanted.target_id.lower()) is not None
+
+
+def make(store: Store, project: Project, wanted: ShareIn) -> NewShareLink:
+    """Make a link to a target of the project (404 if there is none)."""
+    if wanted.kind == "trace":
+        wanted = wanted.model_copy(update={"target_id": wanted.target_id.lower()})
+    if not target_exists(store, project.id, wanted):
+        raise NotFound(f"no {wanted.kind} {wanted.target_id!r} in project {project.name!r}")
+    return create(store, project.id, wanted)

@@ -11,11 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from threadline.server import scoring
 from threadline.server.api.routes import CurrentStore, Cursor, Limit
 from threadline.server.auth import CurrentProject
 from threadline.server.errors import BadRequest, Conflict, NotFound
 from threadline.server.evaluation import ondemand
+from threadline.server.evaluation.checks import check_evaluator
 from threadline.server.evaluation.model import (
     EvaluationRun,
     Evaluator,
@@ -26,7 +26,6 @@ from threadline.server.evaluation.model import (
     RunStatus,
 )
 from threadline.server.model import Page
-from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["evaluations"])
 
@@ -40,20 +39,6 @@ class EvaluatorList(BaseModel):
 
 class RunList(BaseModel):
     items: list[EvaluationRun]
-
-
-def check_evaluator(store: Store, project_id: int, evaluator: EvaluatorIn) -> EvaluatorIn:
-    """A definition that can work, or ``BadRequest`` saying why not."""
-    scoring.check_config(evaluator.score)
-    configured = {c.name: c for c in store.list_score_configs(project_id)}.get(evaluator.score.name)
-    if configured is not None and configured.data_type != evaluator.score.data_type:
-        raise BadRequest(
-            f"score {evaluator.score.name!r} is configured as {configured.data_type},"
-            f" not {evaluator.score.data_type}"
-        )
-    if evaluator.judge.base_url.scheme not in ("http", "https"):
-        raise BadRequest("the judge's base_url must be http or https")
-    return evaluator
 
 
 def wake_runner(request: Request) -> None:

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from threadline.server import numeric_filters, scoring
 from threadline.server.auth import CurrentProject
-from threadline.server.errors import BadRequest, NotFound
+from threadline.server.errors import NotFound
+from threadline.server.metadata_filter import parse_metadata
 from threadline.server.model import (
     MAX_SEARCH_CHARS,
     METRIC_NAMES,
@@ -95,17 +96,6 @@ MissingScores = Annotated[
     list[str],
     Query(description="A score name, repeatable: only rows with no score of that name."),
 ]
-
-
-def parse_metadata(pairs: list[str]) -> dict[str, str]:
-    """``["k=v", ...]`` into a dict; the web UI's filter bar uses the same function."""
-    parsed: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise BadRequest(f"metadata filter {pair!r} is not key=value")
-        parsed[key.strip()] = value.strip()
-    return parsed
 
 
 def get_store(request: Request) -> Store:

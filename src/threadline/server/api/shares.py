@@ -11,8 +11,7 @@ from threadline.server import sharing
 from threadline.server.api.routes import CurrentStore
 from threadline.server.auth import CurrentProject
 from threadline.server.errors import NotFound
-from threadline.server.model import NewShareLink, Project, ShareIn, ShareLink
-from threadline.server.store import Store
+from threadline.server.model import NewShareLink, ShareIn, ShareLink
 
 router = APIRouter(prefix="/api/v1", tags=["sharing"])
 
@@ -25,23 +24,9 @@ class Revoked(BaseModel):
     revoked: bool
 
 
-def target_exists(store: Store, project_id: int, wanted: ShareIn) -> bool:
-    if wanted.kind == "session":
-        return store.get_session(project_id, wanted.target_id) is not None
-    return store.get_trace(project_id, wanted.target_id.lower()) is not None
-
-
-def make_share(store: Store, project: Project, wanted: ShareIn) -> NewShareLink:
-    if wanted.kind == "trace":
-        wanted = wanted.model_copy(update={"target_id": wanted.target_id.lower()})
-    if not target_exists(store, project.id, wanted):
-        raise NotFound(f"no {wanted.kind} {wanted.target_id!r} in project {project.name!r}")
-    return sharing.create(store, project.id, wanted)
-
-
 @router.post("/shares", status_code=201, summary="Make a read-only link to a session or trace")
 def create_share(wanted: ShareIn, project: CurrentProject, store: CurrentStore) -> NewShareLink:
-    return make_share(store, project, wanted)
+    return sharing.make(store, project, wanted)
 
 
 @router.get("/shares", summary="The project's share links, newest first (never their tokens)")

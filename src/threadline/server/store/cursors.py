@@ -5,12 +5,25 @@ from __future__ import annotations
 import base64
 import json
 import math
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from threadline.server.errors import BadRequest
 from threadline.server.jsontext import loads_bounded
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+T = TypeVar("T")
+
+
+def page(
+    rows: Sequence[T], limit: int, key: Callable[[T], Sequence[Any]]
+) -> tuple[list[T], str | None]:
+    """A page of ``rows`` fetched with one row more than ``limit`` (to tell whether
+    there is a next page), and the cursor after it: ``key`` of its last row (None on
+    the last page)."""
+    if len(rows) > limit:
+        return list(rows[:limit]), encode(*key(rows[limit - 1]))
+    return list(rows), None
 
 
 def encode(*key: Any) -> str:

@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from threadline.server.api.routes import parse_metadata
 from threadline.server.errors import BadRequest
+from threadline.server.metadata_filter import parse_metadata
 from threadline.server.model import METRIC_NAMES, MetricBucket, Metrics, MetricsQuery
 from threadline.server.store import Store
 from threadline.server.store import metrics as metric_rules

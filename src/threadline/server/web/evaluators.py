@@ -11,8 +11,8 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from threadline.server.api.evaluations import check_evaluator
 from threadline.server.errors import BadRequest, NotFound, ThreadlineError
+from threadline.server.evaluation.checks import check_evaluator
 from threadline.server.evaluation.model import EvaluatorIn
 from threadline.server.model import Project
 from threadline.server.store import Store

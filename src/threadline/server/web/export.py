@@ -8,8 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from threadline.server import export
-from threadline.server.api.export import streamed
+from threadline.server import downloads, export
 from threadline.server.errors import BadRequest
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import Filters
@@ -46,7 +45,7 @@ def export_sessions(
         include_spans=include == "spans",
         idle_seconds=request.app.state.settings.session_idle_seconds,
     )
-    return streamed(chunks, format, "sessions")
+    return downloads.streamed(chunks, format, "sessions")
 
 
 @router.get("/export/traces")
@@ -62,4 +61,4 @@ def export_traces(
     chunks = export.traces(
         request.app.state.store, project.id, query, format, include_spans=include == "spans"
     )
-    return streamed(chunks, format, "traces")
+    return downloads.streamed(chunks, format, "traces")

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 from starlette.datastructures import QueryParams
 
 from threadline.server import numeric_filters, scoring
-from threadline.server.api.routes import parse_metadata
 from threadline.server.errors import BadRequest
+from threadline.server.metadata_filter import parse_metadata
 from threadline.server.model import (
     MAX_SEARCH_CHARS,
     NumericFilter,

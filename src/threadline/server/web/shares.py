@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from threadline.server import sharing
-from threadline.server.api.shares import make_share
 from threadline.server.errors import BadRequest, NotFound
 from threadline.server.model import NewShareLink, Project, ShareIn
 from threadline.server.store import Store
@@ -69,7 +68,7 @@ async def new_share(request: Request, project: PageProject, _: SameOrigin) -> Re
         )
     except (ValidationError, ValueError) as error:
         raise BadRequest(f"the share form is not valid: {error}") from None
-    created = await run_in_threadpool(make_share, _store(request), project, wanted)
+    created = await run_in_threadpool(sharing.make, _store(request), project, wanted)
     return await run_in_threadpool(_shares_page, request, project, created)
 
 

@@ -22,12 +22,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from threadline.server.jsontext import dumps
 from threadline.server.model import SpanRecord, metadata_text
 from threadline.server.previews import input_preview
-from threadline.server.store.clickhouse import rows
+from threadline.server.store import rows as table_rows
+from threadline.server.store.columns import SPANS
 
 COLUMNS = [
-    *rows.SPAN_INSERT_COLUMNS,
+    *SPANS.names,
     "tag_list",
     "meta_entries",
     "input_preview",
@@ -50,15 +52,12 @@ def intake_rows(project_id: int, spans: Sequence[SpanRecord]) -> list[list[Any]]
     for span in spans:
         resource = resources.get(id(span.resource))
         if resource is None:
-            resource = resources[id(span.resource)] = rows.dumps(span.resource)
+            resource = resources[id(span.resource)] = dumps(span.resource)
         data.append(
             [
-                *rows.span_row(project_id, span, resource),
+                *table_rows.span_row(project_id, span, resource),
                 span.tags,
-                [
-                    (key, rows.dumps(value), metadata_text(value))
-                    for key, value in span.metadata.items()
-                ],
+                [(key, dumps(value), metadata_text(value)) for key, value in span.metadata.items()],
                 previews.get(id(span)),
                 span.output_preview,
             ]

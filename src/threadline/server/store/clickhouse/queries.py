@@ -16,60 +16,6 @@ from typing import Any
 
 from threadline.server.model import SessionQuery, TraceQuery, datetime_to_ns
 
-TRACE_FIELDS = (
-    "session_id",
-    "user_id",
-    "name",
-    "start_ns",
-    "end_ns",
-    "error_count",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cost_usd",
-    "status",
-    "tags",
-    "metadata",
-    "metadata_text",
-    "input_preview",
-    "output_preview",
-)
-# What a trace row reads back as (``store._trace_rollup`` takes them in this order).
-TRACE_COLUMNS = (
-    "trace_id, session_id, user_id, name, start_ns, end_ns, span_count, error_count,"
-    " input_tokens, output_tokens, total_tokens, cost_usd, status, tags, metadata,"
-    " input_preview, output_preview"
-)
-
-SESSION_FIELDS = (
-    "trace_count",
-    "span_count",
-    "start_ns",
-    "end_ns",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cost_usd",
-    "error_count",
-    "user_ids",
-    "first_input",
-    "last_output",
-)
-SESSION_COLUMNS = (
-    "session_id, trace_count, span_count, start_ns, end_ns, input_tokens, output_tokens,"
-    " total_tokens, cost_usd, error_count, user_ids, first_input, last_output"
-)
-
-# Sort orders of the sessions list -> (expression, cursor type), as on SQLite; an
-# unknown cost sorts below every known one.
-SESSION_SORTS: dict[str, tuple[str, type]] = {
-    "last_activity": ("end_ns", int),
-    "start": ("start_ns", int),
-    "duration": ("(end_ns - start_ns)", int),
-    "cost": ("coalesce(cost_usd, -1.0)", float),
-    "tokens": ("total_tokens", int),
-}
-
 
 def _unpacked(fields: tuple[str, ...]) -> str:
     return ", ".join(f"tupleElement(row, {i}) AS {f}" for i, f in enumerate(fields, 1))

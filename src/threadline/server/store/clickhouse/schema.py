@@ -10,8 +10,9 @@ every data table whenever a store opens.
 from __future__ import annotations
 
 import time
-from importlib import resources
 from typing import Any
+
+from threadline.server.store import migrations
 
 # The tables holding trace data, and the time their rows expire after. (`traces` and
 # `sessions`, the versioned rollups before migration 0010, are no longer written.)
@@ -26,16 +27,8 @@ def migrate(client: Any) -> int:
         " ENGINE = MergeTree ORDER BY version"
     )
     current = int(client.query("SELECT max(version) FROM threadline_schema").result_rows[0][0])
-    folder = resources.files("threadline.server.store.clickhouse") / "migrations"
-    scripts = sorted(
-        (int(entry.name.split("_", 1)[0]), entry)
-        for entry in folder.iterdir()
-        if entry.name.endswith(".sql")
-    )
-    for version, entry in scripts:
-        if version <= current:
-            continue
-        for statement in _statements(entry.read_text()):
+    for version, script in migrations.pending("threadline.server.store.clickhouse", current):
+        for statement in _statements(script):
             client.command(statement)
         client.insert(
             "threadline_schema",

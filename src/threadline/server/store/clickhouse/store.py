@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections import defaultdict
@@ -54,8 +53,9 @@ from threadline.server.model import (
 )
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.search.query import parse as parse_search
-from threadline.server.store import cursors, span_records
+from threadline.server.store import cursors
 from threadline.server.store import metrics as metric_rules
+from threadline.server.store import rows as table_rows
 from threadline.server.store.base import (
     AccessRecords,
     ProjectAnnotations,
@@ -69,7 +69,6 @@ from threadline.server.store.clickhouse import (
     numbers,
     project_rules,
     queries,
-    rows,
     schema,
     scores,
     search,
@@ -77,11 +76,13 @@ from threadline.server.store.clickhouse import (
 )
 from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
+from threadline.server.store.columns import SESSIONS, SPAN_DETAIL, SPAN_RECORD, TRACES
+from threadline.server.store.keys import key_digest, key_prefix, new_key
 from threadline.server.store.rollups import (
-    SessionRollup,
     TraceRollup,
     roll_up_session,
 )
+from threadline.server.store.sorts import SESSION_SORTS
 
 # Trace ids per statement: keeps each statement well under ClickHouse's max_query_size.
 _IN_CHUNK = 1000
@@ -396,19 +397,19 @@ class ClickHouseStore(EvaluationTables):
         if relevance:
             order, order_type = search.relevance_order(named), float
         else:
-            order, order_type = queries.SESSION_SORTS[
+            order, order_type = SESSION_SORTS[
                 "last_activity" if query.sort == "relevance" else query.sort
             ]
         if query.cursor:
             sort_key, session_id = cursors.decode(query.cursor, order_type, str)
             f.add(f"({order}, session_id) < ({f.param(sort_key)}, {f.param(session_id)})")
         found = self._rows(
-            f"SELECT {queries.SESSION_COLUMNS}, {order} FROM {source}"
+            f"SELECT {SESSIONS.sql}, {order} FROM {source}"
             f" WHERE {f.sql()} ORDER BY {order} DESC, session_id DESC"
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
-        items = [rows.session(row) for row in found[: query.limit]]
+        items = [table_rows.session(row) for row in found[: query.limit]]
         page_ids = [s.session_id for s in items]
         summaries = self._scores.summaries(project_id, "session", page_ids)
         snippets = search.session_snippets(self._rows, project_id, found_text, page_ids)
@@ -430,7 +431,7 @@ class ClickHouseStore(EvaluationTables):
         # kept if their merged rollup is in it still; the session rolled up from them
         # here, by the same rule the lists apply.
         traces = self._rows(
-            f"SELECT {queries.TRACE_COLUMNS} FROM ({self._traces_of_sessions('(%(session)s)')})"
+            f"SELECT {TRACES.sql} FROM ({self._traces_of_sessions('(%(session)s)')})"
             " ORDER BY start_ns, trace_id",
             params,
         )
@@ -438,8 +439,8 @@ class ClickHouseStore(EvaluationTables):
             return None
         rollups = [_trace_rollup(t) for t in traces]
         detail = SessionDetail(
-            **rows.session(_session_row(roll_up_session(session_id, rollups))).model_dump(),
-            traces=[rows.trace(r) for r in rollups],
+            **table_rows.session_of(roll_up_session(session_id, rollups)).model_dump(),
+            traces=[table_rows.trace(r) for r in rollups],
         )
         detail.scores = self._scores.summaries(project_id, "session", [session_id]).get(
             session_id, {}
@@ -482,7 +483,7 @@ class ClickHouseStore(EvaluationTables):
             sort_key, trace_id = cursors.decode(query.cursor, order_type, str)
             f.add(f"({order}, trace_id) < ({f.param(sort_key)}, {f.param(trace_id)})")
         found = self._rows(
-            f"SELECT {queries.TRACE_COLUMNS}, {order} FROM {source}"
+            f"SELECT {TRACES.sql}, {order} FROM {source}"
             f" WHERE {f.sql()} ORDER BY {order} DESC, trace_id DESC"
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
@@ -493,7 +494,7 @@ class ClickHouseStore(EvaluationTables):
             next_cursor = cursors.encode(
                 found[query.limit - 1][-1], rollups[query.limit - 1].trace_id
             )
-        items = [rows.trace(r) for r in rollups[: query.limit]]
+        items = [table_rows.trace(r) for r in rollups[: query.limit]]
         page_ids = [t.trace_id for t in items]
         summaries = self._scores.summaries(project_id, "trace", page_ids)
         snippets = search.trace_snippets(self._rows, project_id, found_text, page_ids)
@@ -505,7 +506,7 @@ class ClickHouseStore(EvaluationTables):
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
         params = {"project": project_id, "trace": trace_id}
         found = self._rows(
-            f"SELECT {queries.TRACE_COLUMNS} FROM ("
+            f"SELECT {TRACES.sql} FROM ("
             + queries.latest_traces("project_id = %(project)s AND trace_id = %(trace)s")
             + ")",
             params,
@@ -513,14 +514,14 @@ class ClickHouseStore(EvaluationTables):
         if not found:
             return None
         spans = self._rows(
-            f"SELECT {rows.SPAN_COLUMNS} FROM spans"
+            f"SELECT {SPAN_DETAIL.sql} FROM spans"
             " WHERE project_id = %(project)s AND trace_id = %(trace)s"
             " ORDER BY start_ns, span_id LIMIT 1 BY span_id",
             params,
         )
-        trace = rows.trace(_trace_rollup(found[0]))
+        trace = table_rows.trace(_trace_rollup(found[0]))
         trace.scores = self._scores.summaries(project_id, "trace", [trace_id]).get(trace_id, {})
-        return TraceDetail(**trace.model_dump(), spans=[rows.span(s) for s in spans])
+        return TraceDetail(**trace.model_dump(), spans=[table_rows.span(s) for s in spans])
 
     # --- scores, score configurations, notes (``scores.py``) ------------------------
 
@@ -591,7 +592,7 @@ class ClickHouseStore(EvaluationTables):
             f" ORDER BY max(end_ns) DESC, user DESC LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
-        page = rows.user_page(found, query.limit)
+        page = table_rows.user_page(found, query.limit)
         summaries = self._scores.user_summaries(project_id, [u.user_id for u in page.items])
         for item in page.items:
             item.scores = summaries.get(item.user_id, {})
@@ -668,7 +669,7 @@ class ClickHouseStore(EvaluationTables):
         first = True
         while True:
             found = self._rows(
-                f"SELECT {span_records.COLUMNS} FROM spans"
+                f"SELECT {SPAN_RECORD.sql} FROM spans"
                 f" WHERE (project_id, trace_id, span_id) {'>=' if first else '>'}"
                 " (%(p)s, %(t)s, %(s)s) ORDER BY project_id, trace_id, span_id"
                 " LIMIT 1 BY project_id, trace_id, span_id LIMIT %(n)s",
@@ -677,10 +678,10 @@ class ClickHouseStore(EvaluationTables):
             if not found:
                 return
             first = False
-            after = found[-1][:3]
+            after = table_rows.span_record_key(found[-1])
             by_project: dict[int, list[SpanRecord]] = defaultdict(list)
             for row in found:
-                by_project[row[0]].append(span_records.span_record(row))
+                by_project[table_rows.span_record_key(row)[0]].append(table_rows.span_record(row))
             yield from by_project.items()
 
     def iter_scores(self, batch_size: int) -> Iterator[tuple[int, list[ScoreRecord]]]:
@@ -729,7 +730,7 @@ class ClickHouseStore(EvaluationTables):
         return [Project(id=r[0], name=r[1]) for r in found]
 
     def create_key(self, project_id: int, scope: KeyScope = "full") -> str:
-        key = "tl_" + secrets.token_urlsafe(32)
+        key = new_key()
         self._insert_key(secrets.randbits(48), project_id, key, scope, time.time_ns())
         return key
 
@@ -738,12 +739,23 @@ class ClickHouseStore(EvaluationTables):
     ) -> None:
         self._insert(
             "api_keys",
-            [[key_id, project_id, _hash_key(key), key[:10], scope, created_ns, None, 0]],
+            [
+                [
+                    key_id,
+                    project_id,
+                    key_digest(key).hex(),
+                    key_prefix(key),
+                    scope,
+                    created_ns,
+                    None,
+                    0,
+                ]
+            ],
             _KEY_COLUMNS,
         )
 
     def access_for_key(self, key: str) -> KeyAccess | None:
-        digest = _hash_key(key)
+        digest = key_digest(key).hex()
         found = self._rows(
             "SELECT p.id, p.name, k.key_hash, k.scope FROM ("
             + queries.latest_keys("key_hash = %(digest)s")
@@ -796,7 +808,7 @@ class ClickHouseStore(EvaluationTables):
         if active is None:
             return None
         now = time.time_ns()
-        key = "tl_" + secrets.token_urlsafe(32)
+        key = new_key()
         # The successor first: should the revocation fail, the old key still works and
         # the caller sees an error, rather than a project left without its key.
         self._insert_key(secrets.randbits(48), active[1], key, active[4], now)
@@ -844,48 +856,6 @@ def _project_id(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:6], "big")
 
 
-def _hash_key(key: str) -> str:
-    # Keys are 256-bit random secrets, so a fast hash is enough (as on SQLite).
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def _trace_rollup(row: tuple[Any, ...]) -> TraceRollup:
-    """A row of ``queries.TRACE_COLUMNS``."""
-    return TraceRollup(
-        trace_id=row[0],
-        session_id=row[1],
-        user_id=row[2],
-        name=row[3],
-        start_ns=row[4],
-        end_ns=row[5],
-        span_count=row[6],
-        error_count=row[7],
-        input_tokens=row[8],
-        output_tokens=row[9],
-        total_tokens=row[10],
-        cost_usd=row[11],
-        status=row[12],
-        tags=list(row[13]),
-        metadata=rows.json_container(row[14]),
-        input_preview=row[15],
-        output_preview=row[16],
-    )
-
-
-def _session_row(r: SessionRollup) -> tuple[Any, ...]:
-    """A rollup as a row of ``queries.SESSION_COLUMNS``."""
-    return (
-        r.session_id,
-        r.trace_count,
-        r.span_count,
-        r.start_ns,
-        r.end_ns,
-        r.input_tokens,
-        r.output_tokens,
-        r.total_tokens,
-        r.cost_usd,
-        r.error_count,
-        json.dumps(r.user_ids),
-        r.first_input,
-        r.last_output,
-    )
+def _trace_rollup(row: Sequence[Any]) -> TraceRollup:
+    """A row that starts with ``TRACES``: ClickHouse reads a trace's tags as an array."""
+    return table_rows.trace_rollup(row, tags=list)

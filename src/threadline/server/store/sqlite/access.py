@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 import time
 
 from threadline.server.model import KeyAccess, KeyInfo, KeyScope, Project, ns_to_datetime
+from threadline.server.store.keys import key_digest, key_prefix, new_key
 from threadline.server.store.sqlite.database import Database
 
 
@@ -27,17 +26,17 @@ class Access(Database):
         return [Project(id=r[0], name=r[1]) for r in rows]
 
     def create_key(self, project_id: int, scope: KeyScope = "full") -> str:
-        key = "tl_" + secrets.token_urlsafe(32)
+        key = new_key()
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO api_keys (project_id, key_hash, prefix, scope, created_ns)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (project_id, _hash_key(key), key[:10], scope, time.time_ns()),
+                (project_id, key_digest(key), key_prefix(key), scope, time.time_ns()),
             )
         return key
 
     def access_for_key(self, key: str) -> KeyAccess | None:
-        digest = _hash_key(key)
+        digest = key_digest(key)
         with self._read() as conn:
             row = conn.execute(
                 "SELECT p.id, p.name, k.key_hash, k.scope FROM api_keys k JOIN projects p"
@@ -77,7 +76,7 @@ class Access(Database):
         return cursor.rowcount > 0
 
     def rotate_key(self, key_id: int) -> str | None:
-        key = "tl_" + secrets.token_urlsafe(32)
+        key = new_key()
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT project_id, scope FROM api_keys WHERE id = ? AND revoked_ns IS NULL",
@@ -90,12 +89,6 @@ class Access(Database):
             conn.execute(
                 "INSERT INTO api_keys (project_id, key_hash, prefix, scope, created_ns)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (row[0], _hash_key(key), key[:10], row[1], now),
+                (row[0], key_digest(key), key_prefix(key), row[1], now),
             )
         return key
-
-
-def _hash_key(key: str) -> bytes:
-    # Keys are 256-bit random secrets, so a fast hash is enough: there is nothing to
-    # brute-force that a slow hash would protect.
-    return hashlib.sha256(key.encode()).digest()

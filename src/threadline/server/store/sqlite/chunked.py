@@ -18,3 +18,15 @@ def select_in(
     for i in range(0, len(ids), IN_CHUNK):
         chunk = ids[i : i + IN_CHUNK]
         yield from conn.execute(sql.format(", ".join("?" * len(chunk))), (*params, *chunk))
+
+
+def execute_in(
+    conn: sqlite3.Connection, sql: str, params: Sequence[Any], ids: Sequence[Any]
+) -> int:
+    """Run ``sql`` as ``select_in`` does; returns the rows it changed."""
+    changed = 0
+    for i in range(0, len(ids), IN_CHUNK):
+        chunk = ids[i : i + IN_CHUNK]
+        cursor = conn.execute(sql.format(", ".join("?" * len(chunk))), (*params, *chunk))
+        changed += cursor.rowcount
+    return changed

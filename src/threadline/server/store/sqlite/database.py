@@ -16,9 +16,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 
+from threadline.server.store import migrations
 from threadline.server.store.sqlite import search, space, wal
 from threadline.server.store.sqlite.dictionaries import PayloadDictionaries
 
@@ -138,18 +138,8 @@ class Database:
 
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply the numbered files of ``migrations/`` above the recorded user_version."""
-    folder = resources.files("threadline.server.store.sqlite") / "migrations"
-    scripts = sorted(
-        (int(entry.name.split("_", 1)[0]), entry)
-        for entry in folder.iterdir()
-        if entry.name.endswith(".sql")
-    )
     current = conn.execute("PRAGMA user_version").fetchone()[0]
-    for version, entry in scripts:
-        if version <= current:
-            continue
+    for version, script in migrations.pending("threadline.server.store.sqlite", current):
         # executescript commits first, so the script and its version bump run in one
         # explicit transaction of their own.
-        conn.executescript(
-            f"BEGIN IMMEDIATE;\n{entry.read_text()}\nPRAGMA user_version = {version};\nCOMMIT;"
-        )
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")

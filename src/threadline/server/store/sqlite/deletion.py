@@ -12,33 +12,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from threadline.server.store import rows as table_rows
 from threadline.server.store.rollups import TraceRollup, roll_up_session
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite import scores, search
-
-_IN_CHUNK = 500
-
-
-def _select_in(
-    conn: sqlite3.Connection, sql: str, params: Sequence[Any], ids: Sequence[str]
-) -> Iterator[tuple[Any, ...]]:
-    for i in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[i : i + _IN_CHUNK]
-        yield from conn.execute(sql.format(", ".join("?" * len(chunk))), (*params, *chunk))
-
-
-def _execute_in(
-    conn: sqlite3.Connection, sql: str, params: Sequence[Any], ids: Sequence[str]
-) -> int:
-    changed = 0
-    for i in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[i : i + _IN_CHUNK]
-        cursor = conn.execute(sql.format(", ".join("?" * len(chunk))), (*params, *chunk))
-        changed += cursor.rowcount
-    return changed
+from threadline.server.store.sqlite.chunked import execute_in, select_in
 
 
 def delete_traces(
@@ -50,7 +30,7 @@ def delete_traces(
     search.forget_traces(conn, project_id, ids, unpack)
     sessions = {
         row[0]
-        for row in _select_in(
+        for row in select_in(
             conn,
             "SELECT DISTINCT session_id FROM traces WHERE project_id = ?"
             " AND session_id IS NOT NULL AND trace_id IN ({})",
@@ -60,13 +40,13 @@ def delete_traces(
     }
     # Spans are deleted whether or not their trace has a rollup: a rollup and its
     # spans are written in one transaction, so there is never one without the other.
-    _execute_in(
+    execute_in(
         conn, "DELETE FROM spans WHERE project_id = ? AND trace_id IN ({})", (project_id,), ids
     )
-    deleted = _execute_in(
+    deleted = execute_in(
         conn, "DELETE FROM traces WHERE project_id = ? AND trace_id IN ({})", (project_id,), ids
     )
-    _execute_in(
+    execute_in(
         conn, "DELETE FROM trace_feed WHERE project_id = ? AND trace_id IN ({})", (project_id,), ids
     )
     _delete_annotations(conn, project_id, "trace_id", ids)
@@ -83,7 +63,7 @@ def delete_sessions(
     ids = sorted(set(session_ids))
     existed = sum(
         1
-        for _ in _select_in(
+        for _ in select_in(
             conn,
             "SELECT 1 FROM sessions WHERE project_id = ? AND session_id IN ({})",
             (project_id,),
@@ -92,7 +72,7 @@ def delete_sessions(
     )
     trace_ids = [
         row[0]
-        for row in _select_in(
+        for row in select_in(
             conn,
             "SELECT trace_id FROM traces WHERE project_id = ? AND session_id IN ({})",
             (project_id,),
@@ -115,7 +95,7 @@ def _delete_annotations(
         return
     touched = {
         (row[0], row[1], row[2])
-        for row in _select_in(
+        for row in select_in(
             conn,
             f"SELECT target_kind, target_id, name FROM scores WHERE project_id = ?"
             f" AND {column} IN ({{}})",
@@ -123,10 +103,10 @@ def _delete_annotations(
             ids,
         )
     }
-    _execute_in(
+    execute_in(
         conn, f"DELETE FROM scores WHERE project_id = ? AND {column} IN ({{}})", (project_id,), ids
     )
-    _execute_in(
+    execute_in(
         conn, f"DELETE FROM notes WHERE project_id = ? AND {column} IN ({{}})", (project_id,), ids
     )
     scores.refresh(conn, project_id, touched)
@@ -138,10 +118,10 @@ def _roll_up_sessions_again(
     """Recompute the sessions from the traces they have left; returns those left with
     none, whose rows are removed."""
     by_session: dict[str, list[TraceRollup]] = defaultdict(list)
-    for row in _select_in(
+    for row in select_in(
         conn, schema.SELECT_TRACES + " AND session_id IN ({})", (project_id,), session_ids
     ):
-        rollup = schema.trace_rollup(row)
+        rollup = table_rows.trace_rollup(row)
         by_session[rollup.session_id or ""].append(rollup)
     conn.executemany(
         schema.UPSERT_SESSION,

@@ -1,9 +1,9 @@
-"""The SQLite store's filters beyond the base list queries, and its sessions' sort orders.
+"""The SQLite store's filters beyond the base list queries.
 
 Kept beside ``store.py`` so the base queries stay readable: ``list_traces`` and
 ``list_sessions`` (for the JSON API and the web UI alike) call these to add the tag,
 metadata, status and live-feed filters, and to order sessions by something other than
-last activity.
+last activity (``store/sorts.py``).
 """
 
 from __future__ import annotations
@@ -11,16 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from threadline.server.model import SessionQuery, TraceQuery
-
-# Sort order of the sessions list -> (SQL expression, its cursor type). Each has an
-# index in migration 0002; an unknown cost sorts below every known one.
-SESSION_SORTS: dict[str, tuple[str, type]] = {
-    "last_activity": ("end_ns", int),
-    "start": ("start_ns", int),
-    "duration": ("(end_ns - start_ns)", int),
-    "cost": ("COALESCE(cost_usd, -1.0)", float),
-    "tokens": ("total_tokens", int),
-}
 
 
 def trace_conditions(

@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from threadline.server.model import SIGNALS, Signal, SpanRecord
+from threadline.server.store import rows as table_rows
 from threadline.server.store.rollups import (
     SessionRollup,
     TraceRollup,
@@ -273,7 +274,7 @@ def _merged(conn: sqlite3.Connection, project_id: int, target: str, added: list[
         schema.SELECT_SESSIONS + " AND session_id = ?", (project_id, target)
     ).fetchone()
     rollups = [
-        schema.trace_rollup(r)
+        table_rows.trace_rollup(r)
         for r in select_in(
             conn, schema.SELECT_TRACES + " AND trace_id IN ({})", (project_id,), added
         )
@@ -281,7 +282,7 @@ def _merged(conn: sqlite3.Connection, project_id: int, target: str, added: list[
     merged: SessionRollup | None = (
         roll_up_session(target, rollups)
         if row is None
-        else merge_session(schema.session_rollup(row), rollups)
+        else merge_session(table_rows.session_rollup(row), rollups)
     )
     if merged is None:
         return False
@@ -295,7 +296,7 @@ def _recount(conn: sqlite3.Connection, project_id: int, session_ids: set[str]) -
     for row in select_in(
         conn, schema.SELECT_TRACES + " AND session_id IN ({})", (project_id,), sorted(session_ids)
     ):
-        rollup = schema.trace_rollup(row)
+        rollup = table_rows.trace_rollup(row)
         by_session[rollup.session_id or ""].append(rollup)
     conn.executemany(
         schema.UPSERT_SESSION,

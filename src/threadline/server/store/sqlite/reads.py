@@ -29,14 +29,13 @@ from threadline.server.model import (
 from threadline.server.search.query import parse as parse_search
 from threadline.server.store import cursors
 from threadline.server.store import metrics as metric_rules
+from threadline.server.store import rows as table_rows
+from threadline.server.store.columns import SESSIONS, SPAN_DETAIL, TRACES
+from threadline.server.store.sorts import SESSION_SORTS
 from threadline.server.store.sqlite import inference, metrics, numbers, scores, search
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.database import Database
-from threadline.server.store.sqlite.filters import (
-    SESSION_SORTS,
-    add_session_filters,
-    add_trace_filters,
-)
+from threadline.server.store.sqlite.filters import add_session_filters, add_trace_filters
 
 
 class Reads(Database):
@@ -82,7 +81,7 @@ class Reads(Database):
                 where.append(f"({order}, session_id) < (?, ?)")
                 args += [sort_key, session_id]
             sql = (
-                f"SELECT {schema.SESSION_COLUMNS}, {order} FROM {source}"
+                f"SELECT {SESSIONS.sql}, {order} FROM {source}"
                 f" WHERE {' AND '.join(where)} ORDER BY {order} DESC, session_id DESC LIMIT ?"
             )
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
@@ -92,7 +91,7 @@ class Reads(Database):
                 conn, project_id, found, page_ids, self._payloads.unpacker()
             )
             inferred = inference.signals_of(conn, project_id, [r[0] for r in rows[: query.limit]])
-        items = [schema.session(row) for row in rows[: query.limit]]
+        items = [table_rows.session(row) for row in rows[: query.limit]]
         for item in items:
             item.scores = summaries.get(item.session_id, {})
             item.mark_inferred(inferred.get(item.session_id))
@@ -124,8 +123,8 @@ class Reads(Database):
             by_trace = scores.summaries(conn, project_id, "trace", [t[0] for t in traces])
             inferred = inference.signals_of(conn, project_id, [session_id])
         detail = SessionDetail(
-            **schema.session(row).model_dump(),
-            traces=[schema.trace(schema.trace_rollup(t)) for t in traces],
+            **table_rows.session(row).model_dump(),
+            traces=[table_rows.trace(table_rows.trace_rollup(t)) for t in traces],
         )
         detail.scores = own.get(session_id, {})
         detail.mark_inferred(inferred.get(session_id))
@@ -170,7 +169,7 @@ class Reads(Database):
                 where.append(f"({order}, traces.trace_id) < (?, ?)")
                 args += [sort_key, trace_id]
             sql = (
-                f"SELECT {schema.TRACE_COLUMNS}, {order} FROM {source} WHERE {' AND '.join(where)}"
+                f"SELECT {TRACES.sql}, {order} FROM {source} WHERE {' AND '.join(where)}"
                 f" ORDER BY {order} DESC, traces.trace_id DESC LIMIT ?"
             )
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
@@ -179,13 +178,13 @@ class Reads(Database):
             snippets = search.trace_snippets(
                 conn, project_id, found, page_ids, self._payloads.unpacker()
             )
-        rollups = [schema.trace_rollup(row[:-1]) for row in rows]
+        rollups = [table_rows.trace_rollup(row[:-1]) for row in rows]
         next_cursor = None
         if len(rollups) > query.limit:
             next_cursor = cursors.encode(
                 rows[query.limit - 1][-1], rollups[query.limit - 1].trace_id
             )
-        items = [schema.trace(r) for r in rollups[: query.limit]]
+        items = [table_rows.trace(r) for r in rollups[: query.limit]]
         for item in items:
             item.scores = summaries.get(item.trace_id, {})
             item.snippet = snippets.get(item.trace_id)
@@ -199,15 +198,15 @@ class Reads(Database):
             if row is None:
                 return None
             spans = conn.execute(
-                f"SELECT {schema.SPAN_COLUMNS} FROM spans WHERE project_id = ? AND trace_id = ?"
+                f"SELECT {SPAN_DETAIL.sql} FROM spans WHERE project_id = ? AND trace_id = ?"
                 " ORDER BY start_ns, span_id",
                 (project_id, trace_id),
             ).fetchall()
             summaries = scores.summaries(conn, project_id, "trace", [trace_id])
-        trace = schema.trace(schema.trace_rollup(row))
+        trace = table_rows.trace(table_rows.trace_rollup(row))
         trace.scores = summaries.get(trace_id, {})
         unpack = self._payloads.unpacker()
-        return TraceDetail(**trace.model_dump(), spans=[schema.span(s, unpack) for s in spans])
+        return TraceDetail(**trace.model_dump(), spans=[table_rows.span(s, unpack) for s in spans])
 
     def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
         """Users by last activity, aggregated over the traces that carry their id."""
@@ -231,7 +230,7 @@ class Reads(Database):
         with self._read() as conn:
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
             summaries = scores.user_summaries(conn, project_id, [r[0] for r in rows[: query.limit]])
-        page = schema.user_page(rows, query.limit)
+        page = table_rows.user_page(rows, query.limit)
         for item in page.items:
             item.scores = summaries.get(item.user_id, {})
         return page

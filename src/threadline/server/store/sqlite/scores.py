@@ -34,8 +34,7 @@ from threadline.server.store.score_rollups import (
     merge_summaries,
     roll_up_scores,
 )
-
-_IN_CHUNK = 500
+from threadline.server.store.sqlite.chunked import select_in
 
 SCORE_COLUMNS = (
     "id, name, data_type, value, label, session_id, trace_id, span_id, source, author,"
@@ -50,14 +49,6 @@ _ROLLUP_COLUMNS = "target_kind, target_id, name, count, value_count, value_sum, 
 
 def _record(row: Sequence[Any]) -> ScoreRecord:
     return ScoreRecord(*row[:12])
-
-
-def _select_in(
-    conn: sqlite3.Connection, sql: str, params: Sequence[Any], ids: Sequence[str]
-) -> Iterable[tuple[Any, ...]]:
-    for i in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[i : i + _IN_CHUNK]
-        yield from conn.execute(sql.format(", ".join("?" * len(chunk))), (*params, *chunk))
 
 
 # --- writes ----------------------------------------------------------------------------
@@ -123,7 +114,7 @@ def refresh(
     removals: list[tuple[Any, ...]] = []
     for (kind, name), ids in sorted(targets.items()):
         found: dict[str, list[ScoreRecord]] = defaultdict(list)
-        for row in _select_in(
+        for row in select_in(
             conn,
             f"SELECT {SCORE_COLUMNS}, target_id FROM scores WHERE project_id = ?"
             " AND target_kind = ? AND name = ? AND target_id IN ({})",
@@ -168,7 +159,7 @@ def refresh(
 def get(conn: sqlite3.Connection, project_id: int, ids: Sequence[str]) -> dict[str, ScoreRecord]:
     return {
         row[0]: _record(row)
-        for row in _select_in(
+        for row in select_in(
             conn,
             f"SELECT {SCORE_COLUMNS} FROM scores WHERE project_id = ? AND id IN ({{}})",
             (project_id,),
@@ -216,7 +207,7 @@ def summaries(
 ) -> dict[str, dict[str, ScoreSummary]]:
     """Per target id of ``kind``, its summary per score name (the page's rows only)."""
     out: dict[str, dict[str, ScoreSummary]] = defaultdict(dict)
-    for row in _select_in(
+    for row in select_in(
         conn,
         f"SELECT {_ROLLUP_COLUMNS} FROM score_rollups WHERE project_id = ?"
         " AND target_kind = ? AND target_id IN ({})",
@@ -250,7 +241,7 @@ def user_summaries(
             " AND r.target_id = u.session_id"
         ),
     ):
-        for row in _select_in(conn, sql, (project_id,), list(user_ids)):
+        for row in select_in(conn, sql, (project_id,), list(user_ids)):
             by_user[row[0]].append(_rollup(row[1:]))
     return {user: merge_summaries(rollups) for user, rollups in by_user.items()}
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from threadline.server.errors import StorageFull
+from threadline.server.jsontext import dumps
 from threadline.server.model import SpanRecord
+from threadline.server.store import rows as table_rows
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
     SessionRollup,
@@ -49,12 +51,12 @@ class SpanWrites(Database):
         # The spans of one OTLP resource share one resource dict: encode it once.
         resources: dict[int, str] = {}
         packer = self._payloads.packer()
-        rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        rows: dict[str, list[list[Any]]] = defaultdict(list)
         for span in spans:
             resource = resources.get(id(span.resource))
             if resource is None:
-                resource = resources[id(span.resource)] = schema.dumps(span.resource)
-            rows[span.trace_id].append(schema.span_row(project_id, span, resource, packer))
+                resource = resources[id(span.resource)] = dumps(span.resource)
+            rows[span.trace_id].append(table_rows.span_row(project_id, span, resource, packer.pack))
         # Before the transaction: the workers' transactions take turns, and the shorter
         # each is, the sooner the next one begins.
         fresh = fresh_traces(project_id, spans)
@@ -104,7 +106,7 @@ class SpanWrites(Database):
         stored_rollups = {
             rollup.trace_id: rollup
             for rollup in map(
-                schema.trace_rollup,
+                table_rows.trace_rollup,
                 select_in(
                     conn, schema.SELECT_TRACES + " AND trace_id IN ({})", (project_id,), trace_ids
                 ),
@@ -130,9 +132,10 @@ class SpanWrites(Database):
         read_back: dict[str, list[StoredSpanFacts]] = defaultdict(list)
         rowids: dict[int, int] = {}
         for row in select_in(conn, schema.SELECT_SPAN_FACTS, (project_id,), to_read):
-            fact = schema.span_facts(row)
-            read_back[row[0]].append(fact)
-            rowids[id(fact)] = row[17]
+            fact = table_rows.span_facts(row)
+            named = schema.SPAN_FACTS_ROWID.named(row)
+            read_back[named["trace_id"]].append(fact)
+            rowids[id(fact)] = named["rowid"]
         _load_previews(conn, read_back.values(), rowids, self._payloads.unpacker())
         for trace_id, facts in read_back.items():
             rolled_again.append(self._roll_up(project_id, trace_id, facts))
@@ -157,12 +160,15 @@ class SpanWrites(Database):
         sessions: list[SessionRollup] = []
         if joining:
             known = {
-                row[0]: schema.session_rollup(row)
-                for row in select_in(
-                    conn,
-                    schema.SELECT_SESSIONS + " AND session_id IN ({})",
-                    (project_id,),
-                    sorted(joining),
+                rollup.session_id: rollup
+                for rollup in map(
+                    table_rows.session_rollup,
+                    select_in(
+                        conn,
+                        schema.SELECT_SESSIONS + " AND session_id IN ({})",
+                        (project_id,),
+                        sorted(joining),
+                    ),
                 )
             }
             for session_id, later in joining.items():
@@ -184,7 +190,7 @@ class SpanWrites(Database):
                 (project_id,),
                 sorted(recount),
             ):
-                rollup = schema.trace_rollup(row)
+                rollup = table_rows.trace_rollup(row)
                 by_session[rollup.session_id or ""].append(rollup)
             sessions += [
                 roll_up_session(session_id, traces) for session_id, traces in by_session.items()
@@ -213,7 +219,7 @@ class FreshTrace(NamedTuple):
     before, its ``traces`` row, and those records (the first copy of each span)."""
 
     rollup: TraceRollup
-    row: tuple[Any, ...]
+    row: list[Any]
     spans: list[SpanRecord]
 
 

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from threadline.server.model import Project, ScoreRecord, SpanRecord
-from threadline.server.store import span_records
+from threadline.server.store import rows as table_rows
 from threadline.server.store.base import AccessRecords, ProjectAnnotations, StoredKey
+from threadline.server.store.columns import SPAN_RECORD
 from threadline.server.store.sqlite import scores
 from threadline.server.store.sqlite.database import Database
 
@@ -71,20 +72,20 @@ class Transfer(Database):
         while True:
             with self._read() as conn:
                 found = conn.execute(
-                    f"SELECT {span_records.COLUMNS} FROM spans"
+                    f"SELECT {SPAN_RECORD.sql} FROM spans"
                     " WHERE (project_id, trace_id, span_id) > (?, ?, ?)"
                     " ORDER BY project_id, trace_id, span_id LIMIT ?",
                     (*after, batch_size),
                 ).fetchall()
             if not found:
                 return
-            after = found[-1][:3]
+            after = table_rows.span_record_key(found[-1])
             unpack = self._payloads.unpacker()
             by_project: dict[int, list[SpanRecord]] = defaultdict(list)
             for row in found:
                 # Inputs and outputs may be stored packed (zstd): hand on the text.
-                text = (*row[:11], unpack(row[11]), unpack(row[12]), *row[13:])
-                by_project[row[0]].append(span_records.span_record(text))
+                record = table_rows.span_record(row, unpack)
+                by_project[table_rows.span_record_key(row)[0]].append(record)
             yield from by_project.items()
 
     def iter_scores(self, batch_size: int) -> Iterator[tuple[int, list[ScoreRecord]]]:

@@ -1,0 +1,23 @@
+"""An evaluator's definition checked before it is stored (the API, the web UI and the
+CLI apply the same rules)."""
+
+from __future__ import annotations
+
+from threadline.server import scoring
+from threadline.server.errors import BadRequest
+from threadline.server.evaluation.model import EvaluatorIn
+from threadline.server.store import Store
+
+
+def check_evaluator(store: Store, project_id: int, evaluator: EvaluatorIn) -> EvaluatorIn:
+    """A definition that can work, or ``BadRequest`` saying why not."""
+    scoring.check_config(evaluator.score)
+    configured = {c.name: c for c in store.list_score_configs(project_id)}.get(evaluator.score.name)
+    if configured is not None and configured.data_type != evaluator.score.data_type:
+        raise BadRequest(
+            f"score {evaluator.score.name!r} is configured as {configured.data_type},"
+            f" not {evaluator.score.data_type}"
+        )
+    if evaluator.judge.base_url.scheme not in ("http", "https"):
+        raise BadRequest("the judge's base_url must be http or https")
+    return evaluator
