@@ -23,9 +23,10 @@ from threadline.server.model import SessionMatch, Snippet, SpanRecord
 from threadline.server.search.query import SearchQuery, words_of
 from threadline.server.search.snippets import snippet
 from threadline.server.search.text import span_text
-from threadline.server.store import span_records
+from threadline.server.store import rows as table_rows
 from threadline.server.store.clickhouse import queries
 from threadline.server.store.clickhouse.queries import Filters
+from threadline.server.store.columns import SPAN_RECORD
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
@@ -224,7 +225,7 @@ def _hits(
     f = Filters(project_id)
     f.params["traces"] = list(trace_ids)
     found = read(
-        f"SELECT {span_records.COLUMNS} FROM spans WHERE project_id = %(project)s"
+        f"SELECT {SPAN_RECORD.sql} FROM spans WHERE project_id = %(project)s"
         " AND trace_id IN %(traces)s AND (trace_id, span_id) IN ("
         f"SELECT trace_id, span_id FROM {TABLE} WHERE project_id = %(project)s"
         f" AND trace_id IN %(traces)s AND {_matches(f, search)})"
@@ -233,7 +234,7 @@ def _hits(
     )
     hits: dict[str, list[tuple[SpanRecord, Snippet]]] = defaultdict(list)
     for row in found:
-        span = span_records.span_record(row)
+        span = table_rows.span_record(row)
         if first_only and hits.get(span.trace_id):
             continue
         made = snippet(span_text(span), search)

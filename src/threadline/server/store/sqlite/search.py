@@ -27,7 +27,8 @@ from threadline.server.model import SessionMatch, Snippet, SpanRecord
 from threadline.server.search.query import SearchQuery
 from threadline.server.search.snippets import snippet
 from threadline.server.search.text import index_form, span_text
-from threadline.server.store import span_records
+from threadline.server.store import rows as table_rows
+from threadline.server.store.columns import SPAN_RECORD
 
 Unpack = Callable[[Any], Any]
 
@@ -40,7 +41,7 @@ COMMON_FROM = 20_000
 RANKED_DOCS = 50_000
 _IN_CHUNK = 500
 
-_SPAN_COLUMNS = f"SELECT {span_records.COLUMNS} FROM spans"
+_SPAN_COLUMNS = f"SELECT {SPAN_RECORD.sql} FROM spans"
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -475,7 +476,7 @@ def _read_spans(
 
 def _span_record(row: tuple[Any, ...], unpack: Unpack) -> SpanRecord:
     # Inputs and outputs may be stored packed (zstd): the text, as it was indexed.
-    return span_records.span_record((*row[:11], unpack(row[11]), unpack(row[12]), *row[13:]))
+    return table_rows.span_record(row, unpack)
 
 
 def _like(text: str) -> str:
