@@ -26,7 +26,7 @@ TRACES_PER_SESSION = 4
 SPANS_PER_TRACE = 6
 
 
-def _workload(rng: random.Random) -> tuple[list[list], dict[str, dict], dict[str, dict]]:
+def workload(rng: random.Random) -> tuple[list[list], dict[str, dict], dict[str, dict]]:
     """Requests (lists of OTLP spans), and the totals each trace and session must show."""
     requests: list[list] = []
     traces: dict[str, dict] = {}
@@ -94,7 +94,7 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
         for i in range(2)
     ]
     try:
-        requests, traces, sessions = _workload(random.Random(5))
+        requests, traces, sessions = workload(random.Random(5))
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
         local = threading.local()
 

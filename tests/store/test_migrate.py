@@ -15,7 +15,7 @@ import pytest
 from tests import otlp
 from tests.conftest import start_server, stop_server
 from tests.store.chdb_http import database_name, shared_server
-from tests.store.test_clickhouse_servers import _workload
+from tests.store.test_clickhouse_servers import workload
 
 
 def _threadline(*args: str) -> subprocess.CompletedProcess[str]:
@@ -109,7 +109,7 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     original = start_server(tmp_path / "data", tmp_path / "sqlite.log", "--grpc-port", "0")
     try:
         key = original.new_key("migrated")
-        requests, traces, _ = _workload(random.Random(8))
+        requests, traces, _ = workload(random.Random(8))
         # A span with long payloads (the SQLite store keeps those compressed).
         long_trace = otlp.new_trace_id()
         prompt = "a prompt that is long enough to be stored compressed " * 40

@@ -33,13 +33,13 @@ WINDOW_SLACK_NS = 3600 * 1_000_000_000
 # metadata per key from the latest span that sets it.
 _TRACE_MERGE = (
     "SELECT trace_id, min(p.start_ns) AS m_start, max(p.end_ns) AS m_end,"
-    " max(p.written_ns) AS m_written, uniqExactMerge(p.span_ids) AS m_spans,"
-    " uniqExactMerge(p.error_span_ids) AS m_errors, argMinMerge(p.root) AS m_root,"
-    " argMinMerge(p.first_session) AS m_session, argMinMerge(p.first_user) AS m_user,"
-    " argMinMerge(p.first_input) AS m_input, argMinMerge(p.last_output) AS m_output,"
-    " arraySort(groupUniqArrayMerge(p.amounts)) AS m_copies,"
-    " groupUniqArrayMerge(p.tag_entries) AS m_tags,"
-    " arraySort(x -> (x.3, x.1, x.2), groupUniqArrayMerge(p.meta_entries)) AS m_meta"
+    " max(p.written_ns) AS m_written, length(groupUniqArrayArray(p.span_ids)) AS m_spans,"
+    " length(groupUniqArrayArray(p.error_span_ids)) AS m_errors, min(p.root) AS m_root,"
+    " min(p.first_session) AS m_session, min(p.first_user) AS m_user,"
+    " min(p.first_input) AS m_input, min(p.last_output) AS m_output,"
+    " arraySort(groupUniqArrayArray(p.amounts)) AS m_copies,"
+    " groupUniqArrayArray(p.tag_entries) AS m_tags,"
+    " arraySort(x -> (x.3, x.1, x.2), groupUniqArrayArray(p.meta_entries)) AS m_meta"
     " FROM trace_parts AS p WHERE {where} GROUP BY trace_id"
 )
 # The last entry of each metadata key (entries sorted by key, then span order).
@@ -53,9 +53,9 @@ _FIRST_COPIES = (
 )
 _TRACE_SELECT = (
     f"SELECT trace_id, {_FIRST_COPIES} AS m_amounts,"
-    " if(coalesce(m_root.2, '') != '', m_root.2, nullIf(m_session, '')) AS session_id,"
-    " if(coalesce(m_root.3, '') != '', m_root.3, nullIf(m_user, '')) AS user_id,"
-    " m_root.1 AS name, m_start AS start_ns, m_end AS end_ns,"
+    " if(coalesce(m_root.5, '') != '', m_root.5, nullIf(m_session.4, '')) AS session_id,"
+    " if(coalesce(m_root.6, '') != '', m_root.6, nullIf(m_user.4, '')) AS user_id,"
+    " m_root.4 AS name, m_start AS start_ns, m_end AS end_ns,"
     " toUInt64(m_errors) AS error_count,"
     " arraySum(x -> x.3, m_amounts) AS input_tokens,"
     " arraySum(x -> x.4, m_amounts) AS output_tokens,"
@@ -70,8 +70,8 @@ _TRACE_SELECT = (
     " mapFromArrays(arrayMap(x -> x.3, arrayFilter(x -> isNotNull(x.5), m_last_meta)),"
     " arrayMap(x -> assumeNotNull(x.5), arrayFilter(x -> isNotNull(x.5), m_last_meta)))"
     " AS metadata_text,"
-    " if(m_root.5 = 1, m_root.4, m_input.1) AS input_preview,"
-    " if(m_root.7 = 1, m_root.6, m_output.1) AS output_preview,"
+    " if(m_root.8 = 1, m_root.7, if(m_input.1 = 0, m_input.4, NULL)) AS input_preview,"
+    " if(m_root.10 = 1, m_root.9, if(m_output.1 = 0, m_output.5, NULL)) AS output_preview,"
     " toUInt64(m_spans) AS span_count, m_written AS written_ns"
     " FROM ({merged})"
 )
@@ -99,11 +99,34 @@ def traces_near(start_param: str | None, end_param: str | None) -> str:
     )
 
 
+# What a session reads of its traces' parts: the trace merge of ``latest_traces``
+# without tags and metadata, which sessions do not show (and which cost the most).
+_SESSION_TRACES = (
+    "SELECT trace_id,"
+    " if(coalesce(m_root.5, '') != '', m_root.5, nullIf(m_session.4, '')) AS session_id,"
+    " if(coalesce(m_root.6, '') != '', m_root.6, nullIf(m_user.4, '')) AS user_id,"
+    " m_start AS start_ns, m_end AS end_ns, m_spans AS span_count, m_failed AS failed,"
+    f" {_FIRST_COPIES} AS m_amounts,"
+    " arraySum(x -> x.3, m_amounts) AS input_tokens,"
+    " arraySum(x -> x.4, m_amounts) AS output_tokens,"
+    " arraySum(x -> x.5, m_amounts) AS total_tokens,"
+    " if(arrayExists(x -> isNotNull(x.6), m_amounts),"
+    " arraySum(x -> coalesce(x.6, 0), m_amounts), NULL) AS cost_usd,"
+    " if(m_root.8 = 1, m_root.7, if(m_input.1 = 0, m_input.4, NULL)) AS input_preview,"
+    " if(m_root.10 = 1, m_root.9, if(m_output.1 = 0, m_output.5, NULL)) AS output_preview"
+    " FROM (SELECT trace_id, min(p.start_ns) AS m_start, max(p.end_ns) AS m_end,"
+    " length(groupUniqArrayArray(p.span_ids)) AS m_spans,"
+    " notEmpty(groupUniqArrayArray(p.error_span_ids)) AS m_failed, min(p.root) AS m_root,"
+    " min(p.first_session) AS m_session, min(p.first_user) AS m_user,"
+    " min(p.first_input) AS m_input, min(p.last_output) AS m_output,"
+    " arraySort(groupUniqArrayArray(p.amounts)) AS m_copies"
+    " FROM trace_parts AS p WHERE {where} GROUP BY trace_id)"
+)
 _SESSION_MERGE = (
     "SELECT session_id, count() AS s_traces, sum(span_count) AS s_spans,"
     " min(start_ns) AS s_start, max(end_ns) AS s_end, sum(input_tokens) AS s_input,"
     " sum(output_tokens) AS s_output, sum(total_tokens) AS s_total, sum(cost_usd) AS s_cost,"
-    " countIf(status = 'error') AS s_errors,"
+    " countIf(failed) AS s_errors,"
     " toJSONString(arrayDistinct(arrayMap(x -> x.3, arraySort(groupArrayIf("
     "(start_ns, trace_id, assumeNotNull(user_id)), coalesce(user_id, '') != '')))))"
     " AS s_users,"
@@ -123,7 +146,7 @@ def latest_sessions(
     trace parts read, and must include every trace of the sessions wanted;
     ``sessions``, a subquery of session ids, keeps just those."""
     where = "session_id IS NOT NULL" + (f" AND session_id IN ({sessions})" if sessions else "")
-    merged = _SESSION_MERGE.format(traces=latest_traces(traces_where), where=where)
+    merged = _SESSION_MERGE.format(traces=_SESSION_TRACES.format(where=traces_where), where=where)
     return (
         "SELECT session_id, toUInt64(s_traces) AS trace_count, toUInt64(s_spans) AS span_count,"
         " s_start AS start_ns, s_end AS end_ns, s_input AS input_tokens,"
@@ -135,17 +158,19 @@ def latest_sessions(
 
 
 def sessions_near(start_param: str | None, end_param: str | None) -> str:
-    """``latest_sessions`` for the sessions that may be active in a window: those of the
-    traces near it, read with every trace they have (found by ``session_members``). The
-    caller checks the exact overlap on the session rows."""
-    near = (
-        f"SELECT session_id FROM ({latest_traces(traces_near(start_param, end_param))})"
-        " WHERE session_id IS NOT NULL"
+    """``latest_sessions`` for the sessions that may be active in a window: every
+    session a trace near it names in any of its parts (a superset of the sessions those
+    traces are in, read without merging them), each read with all its traces (found by
+    ``session_members``). The caller checks the exact overlap on the session rows."""
+    named = (
+        "SELECT DISTINCT named FROM trace_parts"
+        " ARRAY JOIN [coalesce(tupleElement(root, 5), ''), tupleElement(first_session, 4)]"
+        f" AS named WHERE {traces_near(start_param, end_param)} AND named != ''"
     )
     return latest_sessions(
         "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"
-        f" WHERE project_id = %(project)s AND session_id IN ({near}))",
-        near,
+        f" WHERE project_id = %(project)s AND session_id IN ({named}))",
+        named,
     )
 
 

@@ -4,10 +4,10 @@
 -- materialized views turn that insert into the span rows, one partial rollup row per
 -- trace it touches, and the (session, trace) pairs. A trace's rollup is the merge of
 -- all its partial rows, whichever server wrote them and in whatever order they became
--- visible. Every state below is idempotent: a span delivered twice (a retried export,
--- the same export sent to two servers) changes none of them, because counts are
--- distinct span ids, amounts are kept per span id, and the rest are min, max, argMin
--- over a total order. See docs/architecture.md.
+-- visible. Every merge below is idempotent: a span delivered twice (a retried export,
+-- the same export sent to two servers) changes nothing, because counts are of distinct
+-- span ids, amounts are kept per span id, and the rest are the least or greatest of
+-- values ranked by a total order. See docs/architecture.md.
 
 CREATE TABLE IF NOT EXISTS span_intake (
     project_id      UInt64,
@@ -78,36 +78,44 @@ INSERT INTO session_members
 
 -- Partial trace rollups. Sorted by trace, so a trace's parts merge into one row and a
 -- trace is found by its id; partitioned by the day its part starts, so a time window
--- reads only its days and retention drops whole days. Ranks: the root is the span
--- without a parent, else the earliest (by start, then span id); "first" is the
--- earliest by (start, span id); the output stands in from the latest end.
+-- reads only its days and retention drops whole days. Every column is a plain value
+-- merged by a simple function (min, max, a set union), which reads far cheaper than
+-- aggregate states. A "pick" is the least of tuples led by a rank, so it keeps the
+-- fields of the span of lowest rank: the root is the span without a parent, else the
+-- earliest (by start, then span id); "first" is the earliest that has the field (a
+-- leading 1 marks a span without it, which loses); the output stands in from the
+-- latest end.
 CREATE TABLE IF NOT EXISTS trace_parts (
     project_id      UInt64,
     trace_id        String,
     start_ns        SimpleAggregateFunction(min, Int64),
     end_ns          SimpleAggregateFunction(max, Int64),
     written_ns      SimpleAggregateFunction(max, Int64),
-    span_ids        AggregateFunction(uniqExact, String),
-    error_span_ids  AggregateFunction(uniqExact, String),
-    -- The root's (name, session, user, input preview, has input, output preview, has output).
-    root            AggregateFunction(argMin,
-                        Tuple(String, Nullable(String), Nullable(String), Nullable(String),
-                              UInt8, Nullable(String), UInt8),
-                        Tuple(UInt8, Int64, String)),
-    first_session   AggregateFunction(argMin, String, Tuple(Int64, String)),
-    first_user      AggregateFunction(argMin, String, Tuple(Int64, String)),
-    first_input     AggregateFunction(argMin, Tuple(Nullable(String)), Tuple(Int64, String)),
-    last_output     AggregateFunction(argMin, Tuple(Nullable(String)),
-                        Tuple(Int64, Int64, String)),
+    span_ids        SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    error_span_ids  SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    -- (has a parent, start, span id, name, session, user, input preview, has input,
+    -- output preview, has output) of the root.
+    root            SimpleAggregateFunction(min,
+                        Tuple(UInt8, Int64, String, String, Nullable(String),
+                              Nullable(String), Nullable(String), UInt8, Nullable(String),
+                              UInt8)),
+    -- (lacks it, start, span id, value) of the first span with a session, a user, an input.
+    first_session   SimpleAggregateFunction(min, Tuple(UInt8, Int64, String, String)),
+    first_user      SimpleAggregateFunction(min, Tuple(UInt8, Int64, String, String)),
+    first_input     SimpleAggregateFunction(min,
+                        Tuple(UInt8, Int64, String, Nullable(String))),
+    -- (lacks it, -end, start, span id, preview) of the latest-ending span with an output.
+    last_output     SimpleAggregateFunction(min,
+                        Tuple(UInt8, Int64, Int64, String, Nullable(String))),
     -- (span id, written, input, output, total tokens, cost) of the spans that carry
     -- any; reads take each span's first written copy, as SQLite keeps a span's first.
-    amounts         AggregateFunction(groupUniqArray,
-                        Tuple(String, Int64, Int64, Int64, Int64, Nullable(Float64))),
-    -- (start, span id, position, tag) and (start, span id, key, JSON, text). The previews
-    -- above are wrapped in a tuple so that a NULL preview still wins (argMin skips NULLs).
-    tag_entries     AggregateFunction(groupUniqArray, Tuple(Int64, String, UInt64, String)),
-    meta_entries    AggregateFunction(groupUniqArray,
-                        Tuple(Int64, String, String, String, Nullable(String)))
+    amounts         SimpleAggregateFunction(groupUniqArrayArray,
+                        Array(Tuple(String, Int64, Int64, Int64, Int64, Nullable(Float64)))),
+    -- (start, span id, position, tag) and (start, span id, key, JSON, text).
+    tag_entries     SimpleAggregateFunction(groupUniqArrayArray,
+                        Array(Tuple(Int64, String, UInt64, String))),
+    meta_entries    SimpleAggregateFunction(groupUniqArrayArray,
+                        Array(Tuple(Int64, String, String, String, Nullable(String))))
 ) ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMMDD(toDateTime(intDiv(start_ns, 1000000000)))
 ORDER BY (project_id, trace_id);
@@ -119,35 +127,33 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS trace_parts_from_intake TO trace_parts AS
         min(i.start_ns) AS start_ns,
         max(i.end_ns) AS end_ns,
         max(toUnixTimestamp64Nano(now64(9))) AS written_ns,
-        uniqExactState(i.span_id) AS span_ids,
-        uniqExactIfState(i.span_id, i.status = 'error') AS error_span_ids,
-        argMinState(
-            (i.name, i.session_id, i.user_id, i.input_preview, isNotNull(i.input),
-             i.output_preview, isNotNull(i.output)),
-            (isNotNull(i.parent_span_id), i.start_ns, i.span_id)) AS root,
-        argMinIfState(assumeNotNull(i.session_id), (i.start_ns, i.span_id),
-            coalesce(i.session_id, '') != '') AS first_session,
-        argMinIfState(assumeNotNull(i.user_id), (i.start_ns, i.span_id),
-            coalesce(i.user_id, '') != '') AS first_user,
-        argMinIfState(tuple(i.input_preview), (i.start_ns, i.span_id), isNotNull(i.input))
-            AS first_input,
-        argMinIfState(tuple(i.output_preview), (-i.end_ns, i.start_ns, i.span_id),
-            isNotNull(i.output)) AS last_output,
-        groupUniqArrayIfState(
-            (i.span_id, toUnixTimestamp64Nano(now64(9)), coalesce(i.input_tokens, 0), coalesce(i.output_tokens, 0),
-             coalesce(i.total_tokens, 0), i.cost_usd),
+        groupUniqArray(i.span_id) AS span_ids,
+        groupUniqArrayIf(i.span_id, i.status = 'error') AS error_span_ids,
+        min((isNotNull(i.parent_span_id), i.start_ns, i.span_id, i.name, i.session_id,
+             i.user_id, i.input_preview, isNotNull(i.input), i.output_preview,
+             isNotNull(i.output))) AS root,
+        min((coalesce(i.session_id, '') = '', i.start_ns, i.span_id,
+             coalesce(i.session_id, ''))) AS first_session,
+        min((coalesce(i.user_id, '') = '', i.start_ns, i.span_id, coalesce(i.user_id, '')))
+            AS first_user,
+        min((isNull(i.input), i.start_ns, i.span_id, i.input_preview)) AS first_input,
+        min((isNull(i.output), -i.end_ns, i.start_ns, i.span_id, i.output_preview))
+            AS last_output,
+        groupUniqArrayIf(
+            (i.span_id, toUnixTimestamp64Nano(now64(9)), coalesce(i.input_tokens, 0),
+             coalesce(i.output_tokens, 0), coalesce(i.total_tokens, 0), i.cost_usd),
             isNotNull(i.input_tokens) OR isNotNull(i.output_tokens)
                 OR isNotNull(i.total_tokens) OR isNotNull(i.cost_usd)) AS amounts,
-        groupUniqArrayArrayState(arrayMap((tag, position) -> (i.start_ns, i.span_id,
+        groupUniqArrayArray(arrayMap((tag, position) -> (i.start_ns, i.span_id,
             toUInt64(position), tag), i.tag_list, arrayEnumerate(i.tag_list))) AS tag_entries,
-        groupUniqArrayArrayState(arrayMap(entry -> (i.start_ns, i.span_id, entry.1,
+        groupUniqArrayArray(arrayMap(entry -> (i.start_ns, i.span_id, entry.1,
             entry.2, entry.3), i.meta_entries)) AS meta_entries
     FROM span_intake AS i
     GROUP BY project_id, trace_id;
 
 -- Spans stored before this migration, rolled up once. Their input previews are the
 -- input's first characters (the writer's rule needs Python); running it twice (two
--- servers migrating at once) changes nothing, the states being idempotent.
+-- servers migrating at once) changes nothing, every merge being idempotent.
 INSERT INTO trace_parts
     SELECT
         project_id,
@@ -155,27 +161,24 @@ INSERT INTO trace_parts
         min(start_ns),
         max(end_ns),
         max(ingested_ns),
-        uniqExactState(span_id),
-        uniqExactIfState(span_id, status = 'error'),
-        argMinState(
-            (name, session_id, user_id, substringUTF8(input, 1, 2000), isNotNull(input),
-             substringUTF8(output, 1, 2000), isNotNull(output)),
-            (isNotNull(parent_span_id), start_ns, span_id)),
-        argMinIfState(assumeNotNull(session_id), (start_ns, span_id),
-            coalesce(session_id, '') != ''),
-        argMinIfState(assumeNotNull(user_id), (start_ns, span_id), coalesce(user_id, '') != ''),
-        argMinIfState(tuple(substringUTF8(input, 1, 2000)), (start_ns, span_id), isNotNull(input)),
-        argMinIfState(tuple(substringUTF8(output, 1, 2000)), (-end_ns, start_ns, span_id),
-            isNotNull(output)),
-        groupUniqArrayIfState(
+        groupUniqArray(span_id),
+        groupUniqArrayIf(span_id, status = 'error'),
+        min((isNotNull(parent_span_id), start_ns, span_id, name, session_id, user_id,
+             substringUTF8(input, 1, 2000), isNotNull(input), substringUTF8(output, 1, 2000),
+             isNotNull(output))),
+        min((coalesce(session_id, '') = '', start_ns, span_id, coalesce(session_id, ''))),
+        min((coalesce(user_id, '') = '', start_ns, span_id, coalesce(user_id, ''))),
+        min((isNull(input), start_ns, span_id, substringUTF8(input, 1, 2000))),
+        min((isNull(output), -end_ns, start_ns, span_id, substringUTF8(output, 1, 2000))),
+        groupUniqArrayIf(
             (span_id, ingested_ns, coalesce(input_tokens, 0), coalesce(output_tokens, 0),
              coalesce(total_tokens, 0), cost_usd),
             isNotNull(input_tokens) OR isNotNull(output_tokens) OR isNotNull(total_tokens)
                 OR isNotNull(cost_usd)),
-        groupUniqArrayArrayState(arrayMap((tag, position) -> (start_ns, span_id,
+        groupUniqArrayArray(arrayMap((tag, position) -> (start_ns, span_id,
             toUInt64(position), tag), JSONExtract(tags, 'Array(String)'),
             arrayEnumerate(JSONExtract(tags, 'Array(String)')))),
-        groupUniqArrayArrayState(arrayMap(entry -> (start_ns, span_id, entry.1, entry.2,
+        groupUniqArrayArray(arrayMap(entry -> (start_ns, span_id, entry.1, entry.2,
             if(JSONType(entry.2) = 'String', JSONExtractString(entry.2),
                if(JSONType(entry.2) = 'Null', NULL, entry.2))),
             JSONExtractKeysAndValuesRaw(metadata)))

@@ -1,0 +1,189 @@
+"""The ClickHouse store's lists and details on a large store, on chDB.
+
+    python tests/store/chdb_http.py --port 8124 --path /tmp/chbench &   # the engine
+    python bench/clickhouse_scale.py --url clickhouse://default:@127.0.0.1:8124 \\
+        --spans 1000000 [--fill] [--repeat 30]
+
+Fills a database named ``scale_<spans>`` (``--fill``, once) with sessions of 2 traces of
+5 spans at a steady rate of 10,000 sessions (100,000 spans) a day, ending now: 100k
+spans are one day, 1M ten days, 10M a hundred. The rows are made by ClickHouse itself
+(``INSERT ... SELECT FROM numbers()``), in the schema of whichever store code is on the
+path: the rollup parts of migration 0010, or, for the store before it, its spans and
+the versioned trace and session rollups it would have written. Then it times, through
+the store's own methods over HTTP, the Sessions list (first page of 50) for the last
+hour, the last day and all time, a session's detail, a trace's detail and the Traces
+list for the last hour, and prints p50 / p95 in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from threadline.server.model import SessionQuery, TraceQuery
+from threadline.server.store import open_store
+
+SESSIONS_PER_DAY = 10_000
+SPANS_PER_TRACE = 5
+TRACES_PER_SESSION = 2
+SPANS_PER_SESSION = SPANS_PER_TRACE * TRACES_PER_SESSION
+CHUNK = 1_000_000  # spans per INSERT ... SELECT
+
+# Column expressions over n, the span number (common to both schemas).
+_SPAN = {
+    "s": f"intDiv(n, {SPANS_PER_SESSION})",
+    "t": f"intDiv(n, {SPANS_PER_TRACE})",
+    "i": f"n % {SPANS_PER_TRACE}",
+}
+
+
+def _span_select(project: int, now_ns: int, sessions: int) -> str:
+    step = 86_400 * 10**9 // SESSIONS_PER_DAY
+    s, t, i = _SPAN["s"], _SPAN["t"], _SPAN["i"]
+    trace_start = f"({now_ns} - ({sessions} - {s}) * {step} + ({t} % 2) * 60000000000)"
+    return f"""
+        {project} AS project_id,
+        lower(hex(toFixedString(concat(reinterpretAsString(cityHash64({t})),
+            reinterpretAsString(cityHash64({t} + 1))), 16))) AS trace_id,
+        leftPad(lower(hex(n)), 16, '0') AS span_id,
+        if({i} = 0, NULL, leftPad(lower(hex(n - {i})), 16, '0')) AS parent_span_id,
+        toInt64({trace_start} + {i} * 500000000) AS start_ns,
+        toInt64(if({i} = 0, {trace_start} + 5000000000,
+            {trace_start} + {i} * 500000000 + 400000000)) AS end_ns,
+        if(n % 97 = 0, 'error', 'ok') AS status,
+        if({i} = 0, NULL, toInt64(100 + {i})) AS input_tokens,
+        if({i} = 0, NULL, toInt64(20)) AS output_tokens,
+        if({i} = 0, NULL, toInt64(120 + {i})) AS total_tokens,
+        if({i} = 0, NULL, 0.001) AS cost_usd,
+        concat('session-', toString({s})) AS session_id,
+        concat('user-', toString({s} % 1000)) AS user_id,
+        '{{}}' AS metadata, '[]' AS tags,
+        if({i} = 0, 'chat turn', 'llm call') AS name,
+        'internal' AS kind, if({i} = 0, 'chain', 'llm') AS span_type,
+        if({i} = 0, NULL, 'gpt-x') AS model, NULL AS scope, NULL AS status_message,
+        NULL AS input_source, NULL AS output_source,
+        if({i} = 0, concat('"question ', toString({t}), '"'), NULL) AS input,
+        if({i} = 0, concat('"answer ', toString({t}), '"'), NULL) AS output,
+        '{{}}' AS resource, '[]' AS events, '{{}}' AS attributes"""
+
+
+def fill(store: Any, spans: int) -> int:
+    project = store.create_project("scale").id
+    now_ns = time.time_ns()
+    sessions = spans // SPANS_PER_SESSION
+    new_schema = bool(store._rows("EXISTS TABLE trace_parts")[0][0])
+    for first in range(0, spans, CHUNK):
+        count = min(CHUNK, spans - first)
+        numbers = f"(SELECT number AS n FROM numbers({first}, {count}))"
+        select = _span_select(project, now_ns, sessions)
+        if new_schema:
+            store._ch.command(
+                f"INSERT INTO span_intake SELECT *, [] AS tag_list, [] AS meta_entries,"
+                f" input AS input_preview, output AS output_preview FROM"
+                f" (SELECT {select} FROM {numbers})"
+            )
+        else:
+            _fill_versioned(store, select, numbers)
+        print(f"  filled {first + count:,} spans", flush=True)
+    return project
+
+
+def _fill_versioned(store: Any, select: str, numbers: str) -> None:
+    """The rows the store before migration 0010 writes: spans, one trace rollup per
+    trace, one session rollup per session (each at its final version)."""
+    store._ch.command(
+        "INSERT INTO spans (project_id, trace_id, span_id, parent_span_id, start_ns, end_ns,"
+        " status, input_tokens, output_tokens, total_tokens, cost_usd, session_id, user_id,"
+        " metadata, tags, name, kind, span_type, model, scope, status_message, input_source,"
+        " output_source, input, output, resource, events, attributes)"
+        f" SELECT {select} FROM {numbers}"
+    )
+    traces = (
+        "SELECT project_id, trace_id, any(session_id) AS session_id, any(user_id) AS user_id,"
+        " argMin(name, start_ns) AS name, min(start_ns) AS start_ns, max(end_ns) AS end_ns,"
+        " count() AS span_count, countIf(status = 'error') AS error_count,"
+        " sum(coalesce(input_tokens, 0)) AS input_tokens,"
+        " sum(coalesce(output_tokens, 0)) AS output_tokens,"
+        " sum(coalesce(total_tokens, 0)) AS total_tokens, sum(cost_usd) AS cost_usd,"
+        " if(error_count > 0, 'error', 'ok') AS status,"
+        " argMinIf(input, start_ns, isNotNull(input)) AS input_preview,"
+        " argMinIf(output, start_ns, isNotNull(output)) AS output_preview"
+        f" FROM (SELECT {select} FROM {numbers}) GROUP BY project_id, trace_id"
+    )
+    store._ch.command(
+        "INSERT INTO traces (project_id, trace_id, session_id, user_id, name, start_ns, end_ns,"
+        " span_count, error_count, input_tokens, output_tokens, total_tokens, cost_usd,"
+        " status, tags, metadata, metadata_text, input_preview, output_preview)"
+        " SELECT project_id, trace_id, session_id, user_id, name, start_ns, end_ns,"
+        " span_count, error_count, input_tokens, output_tokens, total_tokens, cost_usd,"
+        f" status, [], '{{}}', map(), input_preview, output_preview FROM ({traces})"
+    )
+    store._ch.command(
+        "INSERT INTO sessions (project_id, session_id, version, trace_count, span_count,"
+        " start_ns, end_ns, input_tokens, output_tokens, total_tokens, cost_usd, error_count,"
+        " user_ids, first_input, last_output)"
+        " SELECT project_id, session_id, sum(span_count), count(), sum(span_count),"
+        " min(start_ns), max(end_ns), sum(input_tokens), sum(output_tokens),"
+        " sum(total_tokens), sum(cost_usd), countIf(status = 'error'),"
+        " toJSONString([any(user_id)]), argMin(input_preview, start_ns),"
+        f" argMax(output_preview, start_ns) FROM ({traces}) GROUP BY project_id, session_id"
+    )
+
+
+def timed(label: str, call: Callable[[], Any], repeat: int) -> None:
+    call()  # warm
+    samples = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - began) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+    print(f"  {label:<34} p50 {statistics.median(samples):8.1f} ms   p95 {p95:8.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True, help="clickhouse://user:pw@host:port (no db)")
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--fill", action="store_true", help="fill the database first")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--database", help="default: scale_<spans>")
+    args = parser.parse_args()
+    database = args.database or f"scale_{args.spans}"
+    store = open_store(f"{args.url.rstrip('/')}/{database}")
+    if args.fill:
+        began = time.perf_counter()
+        fill(store, args.spans)
+        print(f"filled in {time.perf_counter() - began:.0f} s")
+    project = next(p.id for p in store.list_projects() if p.name == "scale")
+    now = datetime.now(UTC)
+    sessions = store.list_sessions(project, SessionQuery(start=now - timedelta(days=1), limit=50))
+    session_id = sessions.items[0].session_id
+    detail = store.get_session(project, session_id)
+    assert detail is not None
+    trace_id = detail.traces[0].trace_id
+    print(f"{args.spans:,} spans, session {session_id}, trace {trace_id}")
+    for label, start in (("last hour", timedelta(hours=1)), ("last day", timedelta(days=1))):
+        query = SessionQuery(start=now - start, limit=50)
+        timed(
+            f"sessions list, {label}", lambda q=query: store.list_sessions(project, q), args.repeat
+        )
+    timed(
+        "sessions list, all time",
+        lambda: store.list_sessions(project, SessionQuery(limit=50)),
+        max(3, args.repeat // 4),
+    )
+    timed("session detail", lambda: store.get_session(project, session_id), args.repeat)
+    timed("trace detail", lambda: store.get_trace(project, trace_id), args.repeat)
+    hour = TraceQuery(start=now - timedelta(hours=1), limit=50)
+    timed("traces list, last hour", lambda: store.list_traces(project, hour), args.repeat)
+    store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Durable ingest of one and of several Threadline servers on one ClickHouse database.
+
+    python tests/store/chdb_http.py --port 8124 --path /tmp/chbench &   # the engine
+    python bench/clickhouse_servers.py --url clickhouse://default:@127.0.0.1:8124 \\
+        --spans 20000 --servers 1 3
+
+For each count of servers: a fresh database, that many ``threadline serve`` processes
+(one worker each, a data directory each) on it, and the workload of ``workload.py``
+sent over OTLP/HTTP, the exports dealt round-robin to the servers by as many senders
+as servers (two each). The figure runs from the first export to the moment every
+export is acknowledged, every server's intake queue is empty and the last session reads
+back; then every session is checked to hold all its spans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import server as bench_server
+import workload
+
+
+def run(url: str, spans: int, servers: int, batch: int) -> float:
+    database = f"ingest_{servers}_{time.time_ns()}"
+    store_url = f"{url.rstrip('/')}/{database}"
+    bodies = list(workload.batches(spans, batch))
+    with tempfile.TemporaryDirectory(prefix="threadline-ch-servers-") as tmp:
+        started = [
+            bench_server.start_server(Path(tmp) / f"data-{i}", 1, store_url) for i in range(servers)
+        ]
+        # One key for all: the first server's, read by every server from ClickHouse.
+        key = started[0][2]
+        try:
+            for process, _, _ in started:
+                bench_server.wait_settled(process.pid)
+            headers = {"Authorization": f"Bearer {key}"}
+            shares = [bodies[i::servers] for i in range(servers)]
+            results: list[bench_server.SendResult] = []
+            began = time.perf_counter()
+            threads = [
+                threading.Thread(
+                    target=lambda u=base_url, s=share: results.append(
+                        bench_server.send_all(u, headers, s, 2)
+                    )
+                )
+                for (_, base_url, _), share in zip(started, shares, strict=True)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            for result in results:
+                if result.failures:
+                    raise SystemExit(result.failures[0])
+            for _, base_url, _ in started:
+                while httpx.get(base_url + "/healthz", params={"wait": 10}).json()[
+                    "queued_exports"
+                ]:
+                    pass
+            last = bodies[-1].session_ids[-1]
+            with httpx.Client(base_url=started[0][1], headers=headers, timeout=60) as api:
+                while api.get(f"/api/v1/sessions/{last}").status_code != 200:
+                    time.sleep(0.001)
+                elapsed = time.perf_counter() - began
+                per_session = workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION
+                session_ids = {s for body in bodies for s in body.session_ids}
+                counted = sum(
+                    api.get(f"/api/v1/sessions/{session_id}").json()["span_count"]
+                    for session_id in session_ids
+                )
+                expected = len(session_ids) * per_session
+                if counted != expected:
+                    raise SystemExit(f"{counted} spans read back, {expected} sent")
+            return spans / elapsed
+        finally:
+            for process, _, _ in started:
+                process.terminate()
+                process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True, help="clickhouse://user:pw@host:port (no db)")
+    parser.add_argument("--spans", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=512, help="spans per export")
+    parser.add_argument("--servers", type=int, nargs="+", default=[1, 3])
+    args = parser.parse_args()
+    for servers in args.servers:
+        rate = run(args.url, args.spans, servers, args.batch)
+        print(f"{servers} server(s): {rate:,.0f} durable spans/s ({args.spans:,} spans)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""A door to the chDB engine whose inserts are acknowledged before they are visible.
+
+What a replicated ClickHouse behind a load balancer (or ClickHouse Cloud) may do to a
+writer: an insert is answered at once, while the rows become visible to reads a while
+later, and inserts from one writer become visible in another order than they were
+made. ``DelayedInserts`` wraps the engine of ``chdb_http.py``: ``execute`` (every read
+and DDL) goes straight through, and ``insert`` is queued and applied by a thread of its
+own after a random delay, in random order among those due. Served by a
+``ChdbHttpServer(engine=...)``, it is one lagging replica; several, each with its own
+delays, are several replicas that catch up at different times.
+
+Test infrastructure only: it plays the visibility a real cluster gives, not its speed.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+from tests.store.chdb_http import ChdbEngine
+
+
+class DelayedInserts:
+    def __init__(
+        self,
+        engine: ChdbEngine,
+        seed: int,
+        delay_s: tuple[float, float] = (0.2, 2.0),
+        immediate: tuple[str, ...] = ("threadline_schema",),
+    ) -> None:
+        self._engine = engine
+        self._rng = random.Random(seed)
+        self._delay_s = delay_s
+        self._immediate = immediate  # tables whose inserts are not delayed
+        self._pending: list[tuple[float, tuple[Any, ...]]] = []
+        self._applying = 0
+        self._lock = threading.Condition()
+        self.applied = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._apply_due, daemon=True)
+        self._thread.start()
+
+    def execute(self, sql: str, database: str | None, output_format: str) -> bytes:
+        return self._engine.execute(sql, database, output_format)
+
+    def insert(self, target: str, data_format: str, data: bytes, database: str | None) -> None:
+        if any(name in target for name in self._immediate):
+            self._engine.insert(target, data_format, data, database)
+            return
+        due = time.monotonic() + self._rng.uniform(*self._delay_s)
+        with self._lock:
+            self._pending.append((due, (target, data_format, data, database)))
+            self._lock.notify_all()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending) + self._applying
+
+    def settle(self, timeout_s: float = 60.0) -> None:
+        """Wait until every acknowledged insert is visible."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self._pending or self._applying:
+                if not self._lock.wait(timeout=max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"{len(self._pending)} inserts still pending")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+
+    def _apply_due(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed:
+                    now = time.monotonic()
+                    due = [i for i, (at, _) in enumerate(self._pending) if at <= now]
+                    if due:
+                        break
+                    wait = min((at for at, _ in self._pending), default=now + 1) - now
+                    self._lock.wait(timeout=max(0.01, wait))
+                if self._closed:
+                    return
+                # Any of the due inserts, not the oldest: visibility out of order.
+                _, job = self._pending.pop(self._rng.choice(due))
+                self._applying += 1
+            try:
+                self._engine.insert(*job)
+            finally:
+                with self._lock:
+                    self._applying -= 1
+                    self.applied += 1
+                    self._lock.notify_all()

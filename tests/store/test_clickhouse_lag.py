@@ -1,0 +1,124 @@
+"""Totals converge to exact values when inserts are acknowledged before they are
+visible, become visible out of order, and on each server's replica at its own time.
+
+Three Threadline server processes write the same sessions (each trace's spans split
+over requests sent to different servers, some requests delivered twice: to a second
+server, or again to the same one), each through its own lagging replica of one chDB
+engine (``delayed_inserts.py``). Once the replicas have caught up, every trace and
+session read through any server shows exactly what was sent, before and after
+ClickHouse merges the parts. A design that reads back after writing (and trusts what it
+read) leaves totals short for good here: it reads a replica that has not caught up.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import otlp
+from tests.conftest import start_server, stop_server
+from tests.store.chdb_http import ChdbHttpServer, database_name, shared_server
+from tests.store.delayed_inserts import DelayedInserts
+from tests.store.test_clickhouse_servers import workload
+from threadline.server.store import open_store
+
+pytestmark = [pytest.mark.clickhouse, pytest.mark.slow]
+
+SERVERS = 3
+
+
+def test_totals_converge_with_lagging_replicas_and_duplicates(tmp_path: Path):
+    shared = shared_server()
+    database = database_name(tmp_path.name)
+    store = open_store(shared.url(database))
+    try:
+        key = store.create_key(store.create_project("lagging").id)
+    finally:
+        store.close()
+    replicas = [DelayedInserts(shared.engine, seed=i, delay_s=(1.0, 5.0)) for i in range(SERVERS)]
+    doors = [ChdbHttpServer(engine=replica).start() for replica in replicas]  # type: ignore[arg-type]
+    servers = [
+        start_server(
+            tmp_path / f"data-{i}",
+            tmp_path / f"server-{i}.log",
+            "--store",
+            doors[i].url(database),
+            "--grpc-port",
+            "0",
+        )
+        for i in range(SERVERS)
+    ]
+    try:
+        requests, traces, sessions = workload(random.Random(11))
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+        local = threading.local()
+
+        def send(job: tuple[int, list]) -> list[int]:
+            index, spans = job
+            client = getattr(local, "client", None) or httpx.Client(timeout=60)
+            local.client = client
+            body = otlp.request(spans).SerializeToString()
+            first = servers[index % SERVERS]
+            targets = [first]
+            if index % 3 == 0:  # the same export to a second server
+                targets.append(servers[(index + 1) % SERVERS])
+            if index % 5 == 0:  # a retry of an export that was stored
+                targets.append(first)
+            return [
+                client.post(s.base_url + "/v1/traces", content=body, headers=headers).status_code
+                for s in targets
+            ]
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            statuses = [code for codes in pool.map(send, enumerate(requests)) for code in codes]
+        assert set(statuses) == {200}, statuses
+        for server in servers:
+            health = httpx.get(server.base_url + "/healthz", params={"wait": 60}).json()
+            assert health["queued_exports"] == 0
+        # Acknowledged, not all visible yet: the lag is real.
+        assert sum(replica.pending for replica in replicas) > 0
+
+        for replica in replicas:
+            replica.settle()
+        for server in servers:
+            _assert_exact(server.base_url, key, traces, sessions)
+
+        # The same after ClickHouse merges every trace's parts into one row.
+        merged = open_store(shared.url(database))
+        try:
+            merged._ch.command("OPTIMIZE TABLE trace_parts FINAL")  # type: ignore[attr-defined]
+            ((rows, distinct),) = merged._rows(  # type: ignore[attr-defined]
+                "SELECT count(), uniqExact(trace_id) FROM trace_parts"
+            )
+            assert rows == distinct == len(traces)
+        finally:
+            merged.close()
+        _assert_exact(servers[0].base_url, key, traces, sessions)
+    finally:
+        for server in servers:
+            stop_server(server)
+        for door, replica in zip(doors, replicas, strict=True):
+            door.stop()
+            replica.close()
+
+
+def _assert_exact(base_url: str, key: str, traces: dict, sessions: dict) -> None:
+    with httpx.Client(
+        base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    ) as api:
+        listed = api.get("/api/v1/sessions", params={"limit": 100}).json()["items"]
+        assert sorted(s["session_id"] for s in listed) == sorted(sessions)
+        for session in listed:
+            expected = sessions[session["session_id"]]
+            assert {k: session[k] for k in expected} == expected, session["session_id"]
+            detail = api.get(f"/api/v1/sessions/{session['session_id']}").json()
+            assert {k: detail[k] for k in expected} == expected, session["session_id"]
+        for trace_id, expected in traces.items():
+            trace = api.get(f"/api/v1/traces/{trace_id}").json()
+            assert {k: trace[k] for k in expected} == expected, trace_id
+            assert len({s["span_id"] for s in trace["spans"]}) == len(trace["spans"])
