@@ -309,3 +309,17 @@ def test_keys_refuse_a_store_that_does_not_exist_and_say_which_they_use(tmp_path
         assert _sessions(server.base_url, made.stdout.strip().splitlines()[-1]).status_code == 200
     finally:
         stop_server(server)
+
+
+def test_a_store_url_that_cannot_work_ends_the_command_with_its_reason(tmp_path):
+    # The store raises a typed error; the CLI alone turns it into a message and a status.
+    result = subprocess.run(
+        [sys.executable, "-m", "threadline.server", "keys", "list", "--store", "postgres://db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "\nthreadline: unsupported store URL 'postgres://db'" in result.stderr
+    assert "Traceback" not in result.stderr

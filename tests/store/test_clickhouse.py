@@ -19,6 +19,7 @@ import pytest
 
 from tests.store.chdb_http import database_name, shared_server
 from tests.store.test_contract import MS, T0, record, score
+from threadline.server.errors import ConfigurationError
 from threadline.server.model import (
     ScoreFilter,
     ScoreQuery,
@@ -456,12 +457,12 @@ def test_schema_version_is_recorded_and_retention_is_a_ttl(tmp_path: Path):
 
 
 def test_bad_store_urls_and_settings_are_refused(tmp_path: Path):
-    with pytest.raises(SystemExit, match="retention_days"):
+    with pytest.raises(ConfigurationError, match="retention_days"):
         open_store(shared_server().url(database_name(tmp_path.name)), retention_days=-1)
-    with pytest.raises(SystemExit, match="unsupported store URL"):
+    with pytest.raises(ConfigurationError, match="unsupported store URL"):
         open_store("postgres://localhost/db")
-    with pytest.raises(SystemExit, match="bad port"):
+    with pytest.raises(ConfigurationError, match="bad port"):
         open_store("clickhouse://127.0.0.1:port/db")
-    with pytest.raises(SystemExit, match="cannot open the ClickHouse store") as refused:
+    with pytest.raises(ConfigurationError, match="cannot open the ClickHouse store") as refused:
         open_store(f"clickhouse://me:{'s3cret'}@127.0.0.1:1/db")  # nothing listens on 1
     assert "s3cret" not in str(refused.value) and "me:***@" in str(refused.value)

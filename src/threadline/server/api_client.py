@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+from threadline.server.settings import local_base_url
 
 
 class ApiError(Exception):
@@ -31,7 +31,7 @@ class ApiClient:
         key = api_key or os.environ.get("THREADLINE_API_KEY")
         if not key:
             raise ApiError("give --api-key or set THREADLINE_API_KEY (a full key)")
-        url = base_url or os.environ.get("THREADLINE_BASE_URL") or DEFAULT_BASE_URL
+        url = base_url or os.environ.get("THREADLINE_BASE_URL") or local_base_url()
         return cls(url.rstrip("/"), key)
 
     def url(self, path: str, query: Sequence[tuple[str, str]] = ()) -> str:

@@ -20,14 +20,13 @@ from pathlib import Path
 
 from threadline.server import cli_evaluations, cli_project_rules, data_commands, ports
 from threadline.server.connections import raise_open_file_limit
+from threadline.server.errors import ConfigurationError
 from threadline.server.model import KeyScope, Project
-from threadline.server.settings import SETTINGS, Settings
+from threadline.server.settings import SETTINGS, Settings, local_base_url
 from threadline.server.store import Store, open_store, sqlite_path
 from threadline.server.version import VERSION
 
 DEFAULT_PROJECT = "default"
-# Where the demo sends spans unless told: where `threadline serve` listens by default.
-DEMO_BASE_URL = "http://127.0.0.1:8000"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -36,7 +35,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not getattr(args, "run", None):
         parser.print_help()
         raise SystemExit(2)
-    args.run(args)
+    try:
+        args.run(args)
+    except ConfigurationError as error:
+        sys.exit(f"threadline: {error}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -146,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--base-url",
         default=None,
-        help=f"Server URL (or THREADLINE_BASE_URL; default {DEMO_BASE_URL}).",
+        help=f"Server URL (or THREADLINE_BASE_URL; default {local_base_url()}).",
     )
     demo.add_argument("--api-key", default=None, help="Project key (or THREADLINE_API_KEY).")
     demo.add_argument("--sessions", type=int, default=12, help="How many chat sessions.")
@@ -525,7 +527,7 @@ def _demo(args: argparse.Namespace) -> None:
     from threadline.server.demo import DemoFailed, run_demo
 
     # The same variables the SDK reads, which the first start tells the user to export.
-    base_url = args.base_url or os.environ.get("THREADLINE_BASE_URL") or DEMO_BASE_URL
+    base_url = args.base_url or os.environ.get("THREADLINE_BASE_URL") or local_base_url()
     key = args.api_key or os.environ.get("THREADLINE_API_KEY")
     if not key:
         sys.exit("threadline demo: give --api-key or set THREADLINE_API_KEY")

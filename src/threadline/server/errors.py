@@ -1,8 +1,14 @@
-"""Errors that carry their HTTP status. One handler in ``app.py`` renders them."""
+"""Errors that carry their HTTP status (one handler in ``app.py`` renders them), and the
+error of a configuration that cannot work (the CLI says so and exits)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+
+class ConfigurationError(Exception):
+    """A setting, flag or store URL that cannot work. Library code raises it; only the
+    CLI turns it into an exit (``threadline: <message>``, status 1)."""
 
 
 class ThreadlineError(Exception):

@@ -44,8 +44,8 @@ def sessions(
     project_id: int,
     query: SessionQuery,
     fmt: ExportFormat,
-    include_spans: bool = False,
-    idle_seconds: float = 600,
+    include_spans: bool,
+    idle_seconds: float,
 ) -> Iterator[bytes]:
     """Every session ``query`` matches (its page ignored), in the list's order."""
     check(fmt, include_spans)

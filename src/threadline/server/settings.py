@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from threadline.server.errors import ConfigurationError
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -144,31 +146,38 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+# Each setting's default, as written once in SETTINGS: the Settings below, the CLI's
+# --help and the docs all read it from there.
+_DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
+
+
 @dataclass(frozen=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    grpc_port: int = 4317
-    data_dir: Path = Path(".threadline")
-    store: str = ""
-    retention_days: int = 0
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_decoded_bytes: int = 32 * 1024 * 1024
-    max_pending_exports: int = 8
-    max_queued_exports: int = 32
-    max_receiving_exports: int = 16
-    max_spans_per_export: int = 20_000
-    max_span_attributes: int = 10_000
-    body_timeout: int = 30
-    header_timeout: int = 10
-    max_connections: int = 0
-    workers: int = 1
-    log_level: str = "info"
-    session_idle_seconds: int = 600
-    evaluation_concurrency: int = 4
-    judge_timeout_seconds: int = 60
-    judge_attempts: int = 3
-    transcript_max_chars: int = 60_000
+    """Every setting resolved; each default is written once, in ``SETTINGS``."""
+
+    host: str = _DEFAULTS["host"]
+    port: int = _DEFAULTS["port"]
+    grpc_port: int = _DEFAULTS["grpc_port"]
+    data_dir: Path = Path(_DEFAULTS["data_dir"])
+    store: str = _DEFAULTS["store"]
+    retention_days: int = _DEFAULTS["retention_days"]
+    max_body_bytes: int = _DEFAULTS["max_body_bytes"]
+    max_decoded_bytes: int = _DEFAULTS["max_decoded_bytes"]
+    max_pending_exports: int = _DEFAULTS["max_pending_exports"]
+    max_queued_exports: int = _DEFAULTS["max_queued_exports"]
+    max_receiving_exports: int = _DEFAULTS["max_receiving_exports"]
+    max_spans_per_export: int = _DEFAULTS["max_spans_per_export"]
+    max_span_attributes: int = _DEFAULTS["max_span_attributes"]
+    body_timeout: int = _DEFAULTS["body_timeout"]
+    header_timeout: int = _DEFAULTS["header_timeout"]
+    max_connections: int = _DEFAULTS["max_connections"]
+    workers: int = _DEFAULTS["workers"]
+    log_level: str = _DEFAULTS["log_level"]
+    session_idle_seconds: int = _DEFAULTS["session_idle_seconds"]
+    evaluation_concurrency: int = _DEFAULTS["evaluation_concurrency"]
+    judge_timeout_seconds: int = _DEFAULTS["judge_timeout_seconds"]
+    judge_attempts: int = _DEFAULTS["judge_attempts"]
+    transcript_max_chars: int = _DEFAULTS["transcript_max_chars"]
 
     @property
     def store_url(self) -> str:
@@ -207,6 +216,10 @@ def _coerce(setting: Setting, raw: Any, annotation: object) -> Any:
             return Path(raw)
         return str(raw)
     except ValueError:
-        raise SystemExit(
-            f"threadline: {setting.flag} / {setting.env}: not a number: {raw!r}"
-        ) from None
+        raise ConfigurationError(f"{setting.flag} / {setting.env}: not a number: {raw!r}") from None
+
+
+def local_base_url() -> str:
+    """Where ``threadline serve`` listens when told nothing: the CLI's client commands
+    (``demo``, ``delete``, ``export``) send there unless given a URL."""
+    return f"http://{Settings.host}:{Settings.port}"

@@ -47,8 +47,11 @@ class Verdict:
 
 @dataclass(frozen=True)
 class JudgePolicy:
-    timeout_s: float = 60.0
-    attempts: int = 3
+    """How a judge is called: the timeout and attempts come from the settings
+    (``judge_timeout_seconds``, ``judge_attempts``)."""
+
+    timeout_s: float
+    attempts: int
     first_pause_s: float = 1.0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from threadline.server.errors import ConfigurationError
 from threadline.server.store.base import Store
 
 
@@ -22,8 +23,8 @@ def open_store(url: str, retention_days: int | None = None) -> Store:
         from threadline.server.store.sqlite import SQLiteStore
 
         return SQLiteStore(path)
-    raise SystemExit(
-        f"threadline: unsupported store URL {url!r}"
+    raise ConfigurationError(
+        f"unsupported store URL {url!r}"
         " (expected sqlite:///path or clickhouse://user:pass@host:8123/db)"
     )
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from threadline.server.errors import Overloaded
+from threadline.server.errors import ConfigurationError, Overloaded
 from threadline.server.model import (
     KeyAccess,
     KeyInfo,
@@ -112,9 +112,8 @@ def _client(url: str) -> Any:
     try:
         import clickhouse_connect
     except ImportError:
-        raise SystemExit(
-            "threadline: the ClickHouse store needs clickhouse-connect:"
-            " pip install 'threadline[clickhouse]'"
+        raise ConfigurationError(
+            "the ClickHouse store needs clickhouse-connect: pip install 'threadline[clickhouse]'"
         ) from None
     parts = urlsplit(url)
     secure = parts.scheme == "clickhouses"
@@ -122,7 +121,7 @@ def _client(url: str) -> Any:
     try:
         port = parts.port
     except ValueError:
-        raise SystemExit(f"threadline: bad port in store URL {_without_password(url)!r}") from None
+        raise ConfigurationError(f"bad port in store URL {_without_password(url)!r}") from None
     connection: dict[str, Any] = {
         "host": parts.hostname or "localhost",
         "port": port or (8443 if secure else 8123),
@@ -144,9 +143,8 @@ def _client(url: str) -> Any:
             bootstrap.close()
         return clickhouse_connect.get_client(**connection, database=database)
     except ClickHouseError as error:
-        raise SystemExit(
-            f"threadline: cannot open the ClickHouse store {_without_password(url)}:"
-            f" {_first_line(error)}"
+        raise ConfigurationError(
+            f"cannot open the ClickHouse store {_without_password(url)}: {_first_line(error)}"
         ) from None
 
 
@@ -162,7 +160,7 @@ def _without_password(url: str) -> str:
 class ClickHouseStore(EvaluationTables):
     def __init__(self, url: str, retention_days: int | None = None):
         if retention_days is not None and retention_days < 0:
-            raise SystemExit(f"threadline: retention_days must be 0 or more, not {retention_days}")
+            raise ConfigurationError(f"retention_days must be 0 or more, not {retention_days}")
         self.url = url
         self._ch = _client(url)
         self.schema_version = schema.migrate(self._ch)
