@@ -8,10 +8,13 @@
    tokens and cost), 5,000 users, tags and an ``app_version`` metadata key on the
    roots, 3 % of traces failing. 100,000 sessions make 1,000,000 spans.
 2. Times ``Store.metrics`` (every query the Dashboard tab and ``/api/v1/metrics``
-   run) for the 30 days by day, then grouped, filtered, and by hour.
+   run) for the 30 days by day, which the per-bucket aggregates answer, then grouped,
+   filtered (both answered from the rollups), and by hour.
 3. Ingest with and without what the dashboard adds to every write (the covering
-   indexes of migration 0007 over the trace and session rollups): two fresh stores,
-   one with its indexes dropped, fed the same batches in turns, in the same run.
+   indexes of migration 0007; the triggers, aggregate tables and session indexes of
+   0010; each trace's usage by model): two fresh stores, one with all of it dropped
+   (and the usage writes skipped), fed the same batches in turns, in the same run,
+   ``--pairs`` times.
 """
 
 from __future__ import annotations
@@ -26,22 +29,29 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from threadline.server.model import METRIC_NAMES, MetricsQuery, SpanRecord
-from threadline.server.store.sqlite import SQLiteStore
+from threadline.server.store.sqlite import SQLiteStore, metric_upkeep
 
 MS = 1_000_000
 S = 1000 * MS
-DAY = 86_400 * S
+HOUR = 3600 * S
+DAY = 24 * HOUR
 TAGS = (["support"], ["sales"], ["support", "beta"], [])
 VERSIONS = ("1.0", "1.1", "2.0")
 
 
-def batches(sessions: int, seed: int, end_ns: int, per_batch: int = 500) -> Iterator[list]:
+def batches(
+    sessions: int, seed: int, end_ns: int, per_batch: int = 500, live: bool = False
+) -> Iterator[list]:
     """Spans of ``sessions`` sessions over the 30 days before ``end_ns``, ``per_batch``
-    sessions (10 spans each) at a time."""
+    sessions (10 spans each) at a time: in random order (a backfill), or ``live``, in
+    the order they started, over the last hour (each batch a few seconds of traffic)."""
     rng = random.Random(seed)
     pending: list[SpanRecord] = []
     for s in range(sessions):
-        start = end_ns - 30 * DAY + rng.randrange(30 * DAY - 10 * 60 * S)
+        if live:
+            start = end_ns - HOUR + s * HOUR // sessions
+        else:
+            start = end_ns - 30 * DAY + rng.randrange(30 * DAY - 10 * 60 * S)
         for turn in range(2):
             trace_id = rng.getrandbits(128).to_bytes(16, "big").hex()
             t0 = start + turn * 60 * S
@@ -72,13 +82,13 @@ def batches(sessions: int, seed: int, end_ns: int, per_batch: int = 500) -> Iter
                         trace_id=trace_id,
                         span_id=rng.getrandbits(63).to_bytes(8, "big").hex(),
                         parent_span_id=root,
-                        name="chat gpt-4o-mini" if llm else "tool",
+                        name="chat" if llm else "tool",
                         kind="CLIENT",
                         start_ns=t0 + (i + 1) * 100 * MS,
                         end_ns=t0 + (i + 2) * 100 * MS,
                         status="ok",
                         span_type="LLM" if llm else "TOOL",
-                        model="gpt-4o-mini" if llm else None,
+                        model=("gpt-4o-mini" if i == 0 else "claude-3-5-haiku") if llm else None,
                         input_tokens=rng.randrange(100, 2000) if llm else None,
                         output_tokens=rng.randrange(10, 300) if llm else None,
                         total_tokens=None,
@@ -116,30 +126,63 @@ def time_metrics(
     return wall, cpu
 
 
-def ingest_with_and_without(root: Path, sessions: int, end_ns: int) -> tuple[float, float]:
-    """Spans/s into a store with the dashboard's indexes and into one without, fed
-    the same batches in turns."""
+def _without_dashboard(store: SQLiteStore) -> None:
+    """Drop what the dashboard adds to a store's writes."""
+    with store._transaction() as conn:
+        for (trigger,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'metric_%'"
+        ).fetchall():
+            conn.execute(f"DROP TRIGGER {trigger}")
+        for index in DASHBOARD_INDEXES:
+            conn.execute(f"DROP INDEX {index}")
+
+
+DASHBOARD_INDEXES = (
+    "traces_for_metrics",
+    "sessions_for_metrics",
+    "sessions_by_turns_for_metrics",
+    "sessions_by_duration_for_metrics",
+    "sessions_by_cost_for_metrics",
+    "sessions_by_errors_for_metrics",
+)
+
+
+def ingest_with_and_without(
+    root: Path, sessions: int, end_ns: int, live: bool
+) -> tuple[float, float]:
+    """Spans/s into a store with the dashboard's aggregates and indexes and into one
+    without, fed the same batches in turns."""
     stores = {}
     for label in ("with", "without"):
-        store = SQLiteStore(root / f"ingest-{label}.db")
+        path = root / f"ingest-{label}.db"
+        for old in root.glob(f"ingest-{label}.db*"):
+            old.unlink()
+        store = SQLiteStore(path)
         stores[label] = (store, store.create_project("default").id, [0.0])
-    without = stores["without"][0]
-    with without._transaction() as conn:
-        conn.execute("DROP INDEX traces_for_metrics")
-        conn.execute("DROP INDEX sessions_for_metrics")
+    _without_dashboard(stores["without"][0])
+    keep = metric_upkeep.traces_written
     spans = 0
-    for i, batch in enumerate(batches(sessions, 2, end_ns)):
+    for i, batch in enumerate(batches(sessions, 2, end_ns, live=live)):
         spans += len(batch)
         order = ("with", "without") if i % 2 == 0 else ("without", "with")
         for label in order:
             store, project, total = stores[label]
+            # Without the dashboard, ingest keeps no aggregates and no usage by model.
+            metric_upkeep.traces_written = keep if label == "with" else _skip  # type: ignore[assignment]
             started = time.perf_counter()
-            store.write_spans(project, batch)
+            try:
+                store.write_spans(project, batch)
+            finally:
+                metric_upkeep.traces_written = keep  # type: ignore[assignment]
             total[0] += time.perf_counter() - started
     rates = tuple(spans / stores[label][2][0] for label in ("with", "without"))
     for store, _, _ in stores.values():
         store.close()
     return rates  # type: ignore[return-value]
+
+
+def _skip(*_args: object) -> None:
+    return None
 
 
 def report(label: str, took: tuple[list[float], list[float]]) -> None:
@@ -155,6 +198,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--ingest-sessions", type=int, default=20_000)
+    parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
     now = datetime.now(UTC)
@@ -168,23 +212,30 @@ def main() -> None:
         print(f"Store.metrics, {args.runs} runs each:")
         cases = {
             "30 days by day (the dashboard's default)": MetricsQuery(**month, bucket="day"),
+            "30 days by week": MetricsQuery(**month, bucket="week"),
             "30 days by day, grouped by tag": MetricsQuery(**month, bucket="day", group_by="tag"),
             "30 days by day, grouped by metadata": MetricsQuery(
                 **month, bucket="day", group_by="metadata", group_key="app_version"
             ),
             "30 days by day, one user": MetricsQuery(**month, bucket="day", user_id="user-42"),
+            "30 days by day, one tag": MetricsQuery(**month, bucket="day", tag="beta"),
             "30 days by hour": MetricsQuery(**month, bucket="hour"),
             "7 days by day": MetricsQuery(start=now - timedelta(days=7), end=now, bucket="day"),
         }
         for label, query in cases.items():
             report(label, time_metrics(store, project, query, args.runs))
         store.close()
-        with_rate, without_rate = ingest_with_and_without(root, args.ingest_sessions, end_ns)
-        print(
-            f"ingest of {args.ingest_sessions * 10:,} spans, in turns:"
-            f" with the dashboard's indexes {with_rate:,.0f} spans/s,"
-            f" without {without_rate:,.0f} spans/s ({with_rate / without_rate:.0%})"
-        )
+        for pair in range(args.pairs):
+            for live in (False, True):
+                with_rate, without_rate = ingest_with_and_without(
+                    root, args.ingest_sessions, end_ns, live
+                )
+                print(
+                    f"ingest pair {pair + 1}, {'live' if live else 'backfill'},"
+                    f" {args.ingest_sessions * 10:,} spans in turns: with the dashboard's"
+                    f" aggregates {with_rate:,.0f} spans/s, without {without_rate:,.0f}"
+                    f" spans/s ({with_rate / without_rate:.1%})"
+                )
 
 
 if __name__ == "__main__":

@@ -280,3 +280,156 @@ def test_an_empty_project_has_zero_series(store: Store):
         "max": None,
     }
     assert got.top_users_by_cost == [] and got.top_sessions_by_errors == []
+
+
+def model_span(
+    trace: int,
+    span_no: int,
+    start_min: int,
+    *,
+    model: str | None,
+    cost: float | None = None,
+    tokens: tuple[int, int] | None = None,
+    session: str | None = "m",
+    tags: list[str] | None = None,
+) -> SpanRecord:
+    """Span ``span_no`` of trace ``trace`` (span 0 is the root), one minute long."""
+    return SpanRecord(
+        trace_id=f"{trace:032x}",
+        span_id=f"{trace:08x}{span_no:08x}",
+        parent_span_id=None if span_no == 0 else f"{trace:08x}{0:08x}",
+        name=f"span-{span_no}",
+        kind="INTERNAL",
+        start_ns=H0 + start_min * MINUTE,
+        end_ns=H0 + (start_min + 1) * MINUTE,
+        status="ok",
+        model=model,
+        input_tokens=tokens[0] if tokens else None,
+        output_tokens=tokens[1] if tokens else None,
+        total_tokens=sum(tokens) if tokens else None,
+        cost_usd=cost,
+        session_id=session if span_no == 0 else None,
+        user_id="mu" if span_no == 0 else None,
+        tags=(tags or []) if span_no == 0 else [],
+    )
+
+
+def by_model(metrics: Metrics, metric: str) -> dict[str, list[float | None]]:
+    return {s.model or "": s.values for s in metrics.series if s.metric == metric}
+
+
+MODEL_METRICS = ["cost_usd", "total_tokens", "cost_usd_by_model", "total_tokens_by_model"]
+
+
+def fill_models(store: Store) -> int:
+    project = store.create_project("models").id
+    store.write_spans(
+        project,
+        [
+            model_span(1, 0, 10, model=None, tags=["x"]),
+            model_span(1, 1, 11, model="gpt", cost=1.0, tokens=(10, 5)),
+            model_span(1, 2, 12, model="claude", cost=0.25, tokens=(3, 1)),
+            model_span(1, 3, 13, model="gpt", cost=0.5, tokens=(1, 1)),
+            model_span(2, 0, 70, model=None, tags=["y"]),
+            model_span(2, 1, 71, model="claude", tokens=(4, 4)),  # cost unknown
+        ],
+    )
+    return project
+
+
+def test_cost_and_tokens_split_by_model(store: Store):
+    project = fill_models(store)
+    got = store.metrics(project, query(), MODEL_METRICS)
+    assert list(by_model(got, "cost_usd_by_model")) == ["gpt", "claude"]  # costliest first
+    assert by_model(got, "cost_usd_by_model") == {
+        "gpt": [1.5, None, None],
+        "claude": [0.25, None, None],
+    }
+    assert by_model(got, "total_tokens_by_model") == {
+        "gpt": [17, 0, 0],
+        "claude": [4, 8, 0],
+    }
+    values = series(got)
+    assert values[("cost_usd", None)] == [1.75, None, None]
+    assert values[("total_tokens", None)] == [21, 8, 0]
+    # Filtered and grouped, from the rollups: the same rule.
+    tagged = store.metrics(project, query(tag="y"), MODEL_METRICS)
+    assert by_model(tagged, "total_tokens_by_model") == {"claude": [0, 8, 0]}
+    grouped = store.metrics(project, query(group_by="tag"), MODEL_METRICS)
+    split = {(s.metric, s.group, s.model): s.values for s in grouped.series if s.model}
+    assert split == {
+        ("cost_usd_by_model", "x", "gpt"): [1.5, None, None],
+        ("cost_usd_by_model", "x", "claude"): [0.25, None, None],
+        ("total_tokens_by_model", "x", "gpt"): [17, 0, 0],
+        ("total_tokens_by_model", "x", "claude"): [4, 0, 0],
+        # Trace 2's claude span has tokens and no known cost: no cost series.
+        ("total_tokens_by_model", "y", "claude"): [0, 8, 0],
+    }
+
+
+def test_by_model_follows_late_spans_retries_and_deletes(store: Store):
+    project = fill_models(store)
+    late = [
+        # A retry of a span already stored: nothing changes.
+        model_span(1, 1, 11, model="gpt", cost=1.0, tokens=(10, 5)),
+        # A new span of trace 2 that starts before it, in hour 0: the whole trace
+        # (and its usage) moves to hour 0.
+        model_span(2, 2, 5, model="gpt", cost=2.0, tokens=(2, 2)),
+    ]
+    store.write_spans(project, late)
+    store.write_spans(project, late)  # the same export retried
+    got = store.metrics(project, query(), list(METRIC_NAMES))
+    assert by_model(got, "cost_usd_by_model") == {
+        "gpt": [3.5, None, None],
+        "claude": [0.25, None, None],
+    }
+    assert by_model(got, "total_tokens_by_model") == {"gpt": [21, 0, 0], "claude": [12, 0, 0]}
+    assert series(got)[("cost_usd", None)] == [3.75, None, None]
+    assert series(got)[("traces", None)] == [2, 1, 0]
+    store.delete_traces(project, [f"{1:032x}"])
+    got = store.metrics(project, query(), [*MODEL_METRICS, "traces", "sessions"])
+    assert by_model(got, "cost_usd_by_model") == {"gpt": [2.0, None, None]}
+    assert by_model(got, "total_tokens_by_model") == {"gpt": [4, 0, 0], "claude": [8, 0, 0]}
+    assert series(got)[("traces", None)] == [1, 1, 0]
+    assert series(got)[("sessions", None)] == [1, 1, 0]
+    store.delete_sessions(project, ["m"])
+    got = store.metrics(project, query(), list(METRIC_NAMES))
+    assert by_model(got, "cost_usd_by_model") == {}
+    assert series(got)[("traces", None)] == [0, 0, 0]
+    assert series(got)[("active_users", None)] == [0, 0, 0]
+    assert got.distributions["turns_per_session"].count == 0
+
+
+@pytest.mark.parametrize("filters", [{}, {"tag": "x"}], ids=["all", "tag"])
+def test_bars_count_what_the_lists_show_after_a_delete(store: Store, filters: dict):
+    project = fill(store)
+    store.delete_sessions(project, ["b"])
+    store.delete_traces(project, [f"{2:032x}"])
+    got = store.metrics(project, query(**filters), list(METRIC_NAMES))
+    values = series(got)
+    for i, start in enumerate(got.buckets):
+        window = {"start": start, "end": bucket_end(start, "hour"), "limit": 500}
+        traces = store.list_traces(project, TraceQuery(**window, **filters)).items
+        sessions = store.list_sessions(project, SessionQuery(**window, **filters)).items
+        assert values[("traces", None)][i] == len(traces)
+        assert values[("sessions", None)][i] == len(sessions)
+        assert values[("error_sessions", None)][i] == sum(s.error_count > 0 for s in sessions)
+        assert values[("active_users", None)][i] == len({t.user_id for t in traces if t.user_id})
+    assert values[("cost_usd", None)] == ([1.0, None, 0.5] if not filters else [1.0, None, None])
+    assert got.distributions["turns_per_session"].count == 1
+
+
+def test_a_grouped_session_counts_in_its_groups_between_turns(store: Store):
+    """A session active in a bucket where none of its traces ran still counts in the
+    groups of its traces."""
+    project = store.create_project("gap").id
+    store.write_spans(
+        project,
+        [
+            span(1, 10, 5, session="g", user="u", tags=["x"]),
+            span(2, 130, 5, session="g", user="u", tags=["x"]),
+        ],
+    )
+    got = series(store.metrics(project, query(group_by="tag"), ["sessions", "traces"]))
+    assert got[("sessions", "x")] == [1, 1, 1]
+    assert got[("traces", "x")] == [1, 0, 1]

@@ -8,6 +8,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from playwright.sync_api import Browser
 
 from .conftest import UI, Scenario, sign_in
@@ -22,11 +23,13 @@ def bars(ui: UI, chart: str) -> list[float]:
     ]
 
 
-def api_series(server: Any, page_url: str, metric: str) -> dict[str | None, list[float | None]]:
-    """The API's series for the page's own query (its JSON link)."""
+def api_series(
+    server: Any, page_url: str, metric: str, by: str = "group"
+) -> dict[str | None, list[float | None]]:
+    """The API's series for the page's own query (its JSON link), by group or model."""
     query = parse_qs(urlsplit(page_url).query)
     got = server.get("/api/v1/metrics", **query)
-    return {s["group"]: s["values"] for s in got["series"] if s["metric"] == metric}
+    return {s[by]: s["values"] for s in got["series"] if s["metric"] == metric}
 
 
 def test_dashboard_charts_group_and_click_through(ui: UI, server: Any, scenario: Scenario):
@@ -40,6 +43,16 @@ def test_dashboard_charts_group_and_click_through(ui: UI, server: Any, scenario:
     assert sum(bars(ui, "sessions")) == 3  # alpha, beta, old: each on one day
     tooltip = page.locator('[data-chart="traces"] rect title').last.text_content()
     assert tooltip and tooltip.endswith(": 6")  # today: alpha's 3, beta's 2, the lone turn
+    # Cost and tokens split by model: alpha's, the old and the lone turns are chats with
+    # gpt-4o-mini; beta's spans name no model. Stacked, they add up to the totals.
+    legend = page.locator('[data-chart="cost_by_model"] .legend').inner_text()
+    assert "gpt-4o-mini" in legend and "(no model)" in legend
+    assert sum(bars(ui, "cost_by_model")) == pytest.approx(sum(bars(ui, "cost")))
+    assert sum(bars(ui, "tokens_by_model")) == sum(bars(ui, "tokens")) > 0
+    by_model = api_series(server, json_url, "total_tokens_by_model", by="model")
+    assert set(by_model) == {"gpt-4o-mini", ""}
+    # Beta's second turn failed: one session of the two active today had an error.
+    assert max(bars(ui, "session_error_rate")) == pytest.approx(1 / 2)
     ui.shot("7d")
 
     # Last 24 hours, bucket auto = hour: the old session drops out.
@@ -65,6 +78,13 @@ def test_dashboard_charts_group_and_click_through(ui: UI, server: Any, scenario:
     by_tag = api_series(server, json_url, "traces")
     assert sum(v or 0 for v in by_tag["vip"]) == 3
     ui.shot("24h-by-tag")
+    # The Users list cannot filter by tag: a grouped active-users bar opens the traces of
+    # its bucket with its tag, whose users it counts.
+    users_bar = page.locator(
+        '[data-chart="active_users"] a.bar', has=page.locator("title", has_text="vip")
+    ).first
+    href = users_bar.get_attribute("href") or ""
+    assert href.startswith("/traces?") and parse_qs(urlsplit(href).query)["tag"] == ["vip"]
 
     # A vip bar of the sessions chart opens the sessions of its hour with that tag.
     vip_bar = page.locator(

@@ -549,6 +549,11 @@ METRIC_NAMES = (
     "input_tokens",
     "output_tokens",
     "total_tokens",
+    # Split by model (the series' ``model``): the usage of each trace's spans of a model.
+    "cost_usd_by_model",
+    "input_tokens_by_model",
+    "output_tokens_by_model",
+    "total_tokens_by_model",
 )
 # At most this many buckets in one query (30 days by hour is 720).
 MAX_BUCKETS = 1000
@@ -579,6 +584,11 @@ class MetricSeries(BaseModel):
         default=None,
         description="The tag or metadata value of this series when grouped; None for the "
         "traces without one (or for every series when not grouped).",
+    )
+    model: str | None = Field(
+        default=None,
+        description='For the `*_by_model` metrics: the model of this series (`""` for '
+        "spans without one); None for the others.",
     )
     values: list[float | None] = Field(
         description="One value per bucket, in the order of `buckets`; None where a rate "

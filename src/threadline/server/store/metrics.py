@@ -13,9 +13,14 @@ the same bucket rules:
   on both days. Summed over buckets they may exceed the number of distinct rows.
 - **Amounts** (cost, tokens, score averages) count once, in the bucket where their
   trace (or, for a session's own scores, the session) started, so they add up.
+- **By model**, cost and tokens are those of each trace's spans of that model
+  (``store/model_usage.py``), in the bucket where the trace started; spans without a
+  model form the model ``""``.
+- **Top users** add up each user's traces that started in the range (as amounts do).
 - Grouped by tag, a trace counts in the group of each of its tags; a session in the
-  group of each tag any of its traces carries. Traces without one form the group
-  ``None``. Only the ``MAX_GROUPS`` groups with the most trace-bucket counts are kept.
+  group of each tag any of its traces carries (whenever they ran). Traces without one
+  form the group ``None``. Only the ``MAX_GROUPS`` groups with the most trace-bucket
+  counts are kept.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ _WEEK_ORIGIN_NS = 4 * 24 * _HOUR_NS
 LAST_INSTANT_NS = 1000
 # The amounts of a trace row, in the order the stores' rows hold them.
 _AMOUNTS = ("cost_usd", "input_tokens", "output_tokens", "total_tokens")
+_BY_MODEL = tuple(f"{name}_by_model" for name in _AMOUNTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +85,7 @@ class Range:
 def bucket_range(query: MetricsQuery) -> Range:
     """The query's range widened to whole buckets; 400 when it is empty or too long."""
     width = WIDTH_NS[query.bucket]
-    offset = _WEEK_ORIGIN_NS if query.bucket == "week" else 0
+    offset = week_offset(query.bucket)
     start, end = datetime_to_ns(query.start), datetime_to_ns(query.end)
     if end <= start:
         raise BadRequest("end must be after start")
@@ -90,6 +96,11 @@ def bucket_range(query: MetricsQuery) -> Range:
     if origin < -(2**63) or origin + count * width > 2**63 - 1:
         raise BadRequest("the range must lie between the years 1678 and 2262")
     return Range(origin, width, count)
+
+
+def week_offset(bucket: MetricBucket) -> int:
+    """Where buckets of this width are counted from: weeks from the first Monday."""
+    return _WEEK_ORIGIN_NS if bucket == "week" else 0
 
 
 def bucket_end(start: datetime, bucket: MetricBucket) -> datetime:
@@ -122,6 +133,13 @@ class MetricsRows:
     # (session id, start ns, traces, error traces, cost): the top rows by cost and errors
     top_sessions_by_cost: list[tuple] = field(default_factory=list)
     top_sessions_by_errors: list[tuple] = field(default_factory=list)
+    # (group, model, bucket, cost or None, input, output, total tokens): usage by model
+    # of the traces started in the range, by their start bucket
+    models: list[tuple] = field(default_factory=list)
+    # Active users per bucket when a store has them counted (``traces`` then carries no
+    # user ids), and the distributions when it has them computed.
+    active_users: list[int] | None = None
+    distributions: dict[str, Distribution] | None = None
 
 
 def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence[str]) -> Metrics:
@@ -152,7 +170,7 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
             if user is not None:
                 users[i].add(user)
         weight[group] += count * (last - first + 1)
-        if user is not None and derive_totals:
+        if user is not None and derive_totals and started:
             total = user_totals.get(user)
             if total is None:
                 user_totals[user] = [count, errors, cost]
@@ -177,6 +195,13 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
         cell = score_sums[(name, group)][first]
         cell[0] += value_sum or 0.0
         cell[1] += value_count
+    by_model: dict[tuple[str, str | None, str], list[float | None]] = defaultdict(
+        lambda: [None] * n
+    )
+    for group, model, bucket, *values in rows.models:
+        for name, value in zip(_BY_MODEL, values, strict=True):
+            if value is not None:
+                _add(by_model[(name, group, model)], bucket, value)
     grouped = query.group_by is not None
     groups = sorted(weight, key=lambda g: (-weight[g], g is None, g or ""))[:MAX_GROUPS]
     if not grouped:
@@ -184,7 +209,13 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
     series: list[MetricSeries] = []
     for group in groups:
         for metric in metrics:
-            values = _values(metric, group, n, counts, amounts, active)
+            if metric in _BY_MODEL:
+                series += _model_series(metric, group, by_model)
+                continue
+            if metric == "active_users" and rows.active_users is not None:
+                values = [float(c) for c in rows.active_users]
+            else:
+                values = _values(metric, group, n, counts, amounts, active)
             if values is not None:
                 series.append(MetricSeries(metric=metric, group=group, values=values))
         for name, group_of in sorted(k for k in score_sums if k[1] == group):
@@ -202,7 +233,9 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
         if rows.user_totals is not None
         else [(u, *total) for u, total in user_totals.items()]
     )
-    users = [TopUser(user_id=u, trace_count=t, error_count=e, cost_usd=c) for u, t, e, c in totals]
+    # Sorted as tuples: only the rows kept become models (a month has thousands of users).
+    by_cost = sorted((t for t in totals if t[3]), key=lambda t: (-t[3], t[0]))[:TOP_ROWS]
+    by_errors = sorted((t for t in totals if t[2]), key=lambda t: (-t[2], t[0]))[:TOP_ROWS]
     return Metrics(
         start=ns_to_datetime(span.origin),
         end=ns_to_datetime(span.end),
@@ -210,13 +243,13 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
         group_by=_group_label(query),
         buckets=span.starts(),
         series=series,
-        distributions=_distributions(rows.session_figures),
-        top_users_by_cost=sorted(
-            (u for u in users if u.cost_usd), key=lambda u: (-(u.cost_usd or 0.0), u.user_id)
-        )[:TOP_ROWS],
-        top_users_by_errors=sorted(
-            (u for u in users if u.error_count), key=lambda u: (-u.error_count, u.user_id)
-        )[:TOP_ROWS],
+        distributions=(
+            rows.distributions
+            if rows.distributions is not None
+            else _distributions(rows.session_figures)
+        ),
+        top_users_by_cost=[_top_user(t) for t in by_cost],
+        top_users_by_errors=[_top_user(t) for t in by_errors],
         top_sessions_by_cost=[_top_session(r) for r in rows.top_sessions_by_cost],
         top_sessions_by_errors=[_top_session(r) for r in rows.top_sessions_by_errors],
     )
@@ -279,6 +312,29 @@ def _values(
     return list[float | None](counts.get((metric, group), [0.0] * n))
 
 
+def _model_series(
+    metric: str, group: str | None, by_model: dict[tuple[str, str | None, str], list]
+) -> list[MetricSeries]:
+    """A series per model that used something, the largest total first. Tokens are zero
+    where nothing ran; cost stays unknown (None)."""
+    found = [
+        (model, v) for (name, g, model), v in by_model.items() if name == metric and g == group
+    ]
+    found.sort(key=lambda mv: (-sum(x or 0.0 for x in mv[1]), mv[0]))
+    tokens = not metric.startswith("cost")
+    return [
+        MetricSeries(
+            metric=metric,
+            group=group,
+            model=model,
+            values=[v or 0.0 for v in values] if tokens else values,
+        )
+        for model, values in found
+        # A cost known to be zero is a figure; tokens all zero are none.
+        if (any(values) if tokens else any(v is not None for v in values))
+    ]
+
+
 def percentile(sorted_values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile of ascending values (None for none)."""
     if not sorted_values:
@@ -304,6 +360,11 @@ def _distributions(figures: list[tuple]) -> dict[str, Distribution]:
         # Sessions whose cost is unknown are left out rather than counted as free.
         "session_cost_usd": _distribution([c for _, _, c in figures if c is not None]),
     }
+
+
+def _top_user(row: tuple) -> TopUser:
+    user_id, traces, errors, cost = row
+    return TopUser(user_id=user_id, trace_count=traces, error_count=errors, cost_usd=cost)
 
 
 def _top_session(row: tuple) -> TopSession:

@@ -124,11 +124,14 @@ class DashboardFilters:
             tag = group  # the list takes one tag: the bar's
         elif group is not None and metrics.group_by and metrics.group_by.startswith("metadata:"):
             metadata = f"{metrics.group_by.removeprefix('metadata:')}={group}"
-        if tab != "users":
-            if tag:
-                params["tag"] = tag
-            if metadata:
-                params["metadata"] = metadata
+        if tab == "users" and (tag or metadata):
+            # The Users list has no tag or metadata filter: the traces of the bar's
+            # bucket with them are what it counts (the users of those traces).
+            tab = "traces"
+        if tag:
+            params["tag"] = tag
+        if metadata:
+            params["metadata"] = metadata
         params.update(more)
         return f"/{tab}?{urlencode(params)}"
 
@@ -166,6 +169,15 @@ _CHARTS: tuple[tuple[str, str, str, bool, Callable[[float], str], str, dict[str,
         {"status": "error"},
     ),
     (
+        "session_error_rate",
+        "Sessions with an error (rate)",
+        "session_error_rate",
+        False,
+        _percent,
+        "sessions",
+        {"status": "error"},
+    ),
+    (
         "trace_error_rate",
         "Traces with an error (rate)",
         "trace_error_rate",
@@ -175,6 +187,31 @@ _CHARTS: tuple[tuple[str, str, str, bool, Callable[[float], str], str, dict[str,
         {"status": "error"},
     ),
 )
+
+
+# (key, title, metric, format) of the charts split by model
+_BY_MODEL: tuple[tuple[str, str, str, Callable[[float], str]], ...] = (
+    ("cost_by_model", "Cost by model (USD)", "cost_usd_by_model", lambda v: present.cost(v)),
+    ("tokens_by_model", "Tokens by model", "total_tokens_by_model", _count),
+)
+# A chart shows this many models; the rest are added up as "other models".
+_MODELS_SHOWN = 6
+
+
+def _model_series(metrics: Metrics, metric: str) -> list[Series]:
+    """The series of ``metric`` per model (largest first, as the store sorts them)."""
+    found = [s for s in metrics.series if s.metric == metric]
+    shown = [Series(s.model or "(no model)", s.values) for s in found[:_MODELS_SHOWN]]
+    rest = found[_MODELS_SHOWN:]
+    if rest:
+        values: list[float | None] = [
+            None
+            if all(s.values[i] is None for s in rest)
+            else sum(s.values[i] or 0.0 for s in rest)
+            for i in range(len(metrics.buckets))
+        ]
+        shown.append(Series("other models", values))
+    return shown
 
 
 def build_charts(metrics: Metrics, filters: DashboardFilters) -> list[Chart]:
@@ -206,6 +243,25 @@ def build_charts(metrics: Metrics, filters: DashboardFilters) -> list[Chart]:
                 grouped=grouped,
             )
         )
+    if not grouped:
+        # Split by model, stacked: one chart per figure (grouped, the groups split the
+        # bars already, so the split by model is left to the API).
+        for key, title, metric, fmt in _BY_MODEL:
+            found = _model_series(metrics, metric)
+            if found:
+                charts.append(
+                    bar_chart(
+                        key,
+                        title,
+                        metrics.buckets,
+                        found,
+                        stacked=True,
+                        fmt=fmt,
+                        bucket_label=lambda b: b.strftime(label),
+                        href=lambda b, _model: filters.list_url("traces", metrics, b, None),
+                        grouped=True,
+                    )
+                )
     scores = sorted({s.metric for s in metrics.series if s.metric.startswith("score:")})
     for metric in scores:
         name = metric.removeprefix("score:")

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from threadline.server.model import TOP_ROWS, MetricsQuery, TraceQuery
-from threadline.server.store.clickhouse import queries
+from threadline.server.store.clickhouse import model_usage, queries
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.scores import latest_rollups
 from threadline.server.store.metrics import MetricsRows, Range
+from threadline.server.store.model_usage import PICO
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
@@ -27,7 +28,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
     buckets = (
         f"intDiv(greatest(start_ns, {o}) - {o} + 999, {w}) AS first,"
         f" intDiv(least(end_ns, {f.param(span.end - 1)}) - {o}, {w}) AS last,"
-        f" start_ns >= {o} AS started"
+        f" start_ns + 999 >= {o} AS started"
     )
     last = f.param(span.last_instant)
     traces = (
@@ -56,11 +57,13 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         group = "CAST(NULL, 'Nullable(String)')"
     sessions = f"({queries.sessions_near(o, last)})"
     if query.group_by is not None:
-        # A session is in the groups of its traces active in the range.
+        # A session is in the groups of all its traces, whenever they ran (one active in
+        # the range may have none in it, between two turns).
+        all_traces = f"({queries.latest_traces()})"
         sessions = (
             f"(SELECT s.*, sg.grp AS grp FROM {sessions} AS s INNER JOIN"
-            f" (SELECT DISTINCT assumeNotNull(session_id) AS sid, {group} AS grp FROM {traces}"
-            " WHERE session_id IS NOT NULL) AS sg ON sg.sid = s.session_id)"
+            f" (SELECT DISTINCT assumeNotNull(session_id) AS sid, {group} AS grp"
+            f" FROM {all_traces} WHERE session_id IS NOT NULL) AS sg ON sg.sid = s.session_id)"
         )
         session_group = "grp"
     else:
@@ -93,8 +96,22 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         out.user_totals = rows(
             "SELECT assumeNotNull(user_id) AS user, count(), countIf(status = 'error'),"
             f" sum(cost_usd) FROM {traces} WHERE {trace_where} AND user_id IS NOT NULL"
-            " GROUP BY user"
+            f" AND start_ns + 999 >= {o} GROUP BY user"
         )
+    started = f"SELECT * FROM {traces} WHERE {trace_where} AND start_ns + 999 >= {o}"
+    usage = model_usage.latest(f"SELECT trace_id FROM ({started})")
+    out.models = [
+        (grp, model, first, cost_pico / PICO if cost_traces else None, i, o_, t)
+        for grp, model, first, cost_traces, cost_pico, i, o_, t in rows(
+            f"SELECT {group} AS grp, u.model AS model,"
+            f" intDiv(greatest(t.start_ns, {o}) - {o} + 999, {w}) AS first,"
+            " countIf(tupleElement(u.usage, 1) > 0), sum(tupleElement(u.usage, 2)),"
+            " sum(tupleElement(u.usage, 3)), sum(tupleElement(u.usage, 4)),"
+            " sum(tupleElement(u.usage, 5))"
+            f" FROM ({started}) AS t INNER JOIN ({usage}) AS u ON u.trace_id = t.trace_id"
+            " GROUP BY grp, model, first"
+        )
+    ]
     top = (
         "SELECT session_id, start_ns, trace_count, error_count, cost_usd"
         f" FROM {ungrouped_sessions} WHERE {session_where}"
@@ -116,7 +133,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
             for name, grp, first, _last, _started, value_sum, value_count in rows(
                 f"SELECT r.name AS score_name, {g} AS grp, {buckets},"
                 " sum(tupleElement(r.row, 3)), sum(tupleElement(r.row, 2))"
-                f" FROM (SELECT * FROM {table} WHERE {where} AND start_ns >= {o}) AS t"
+                f" FROM (SELECT * FROM {table} WHERE {where} AND start_ns + 999 >= {o}) AS t"
                 f" INNER JOIN ({summaries}) AS r ON r.target_id = t.{id_column}"
                 " WHERE tupleElement(r.row, 2) > 0 GROUP BY score_name, grp, first, last, started"
             )

@@ -66,6 +66,7 @@ from threadline.server.store.clickhouse import (
     inference,
     intake,
     metrics,
+    model_usage,
     numbers,
     project_rules,
     queries,
@@ -164,6 +165,7 @@ class ClickHouseStore(EvaluationTables):
         self.url = url
         self._ch = _client(url)
         self.schema_version = schema.migrate(self._ch)
+        model_usage.ensure(self._ch)
         if retention_days is not None:
             schema.apply_retention(self._ch, retention_days)
         # Column types, read once: clickhouse-connect would otherwise DESCRIBE the
@@ -277,7 +279,7 @@ class ClickHouseStore(EvaluationTables):
                     params,
                 )
             )
-        for table in ("spans", "trace_parts", "session_members", search.TABLE):
+        for table in ("spans", "trace_parts", "session_members", search.TABLE, model_usage.TABLE):
             self._delete_rows(table, "trace_id", project_id, ids)
         self._scores.delete_annotations(project_id, "trace_id", ids)
         emptied = self._sessions_without_traces(project_id, sorted(sessions))

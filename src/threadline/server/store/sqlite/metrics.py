@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 from threadline.server.model import TOP_ROWS, MetricsQuery
 from threadline.server.store.metrics import MetricsRows, Range
+from threadline.server.store.model_usage import PICO
+from threadline.server.store.sqlite import metric_aggregates
 from threadline.server.store.sqlite.filters import trace_conditions
 
 # A metadata value as text, as the metadata filter compares it (``model.metadata_text``).
@@ -43,11 +45,17 @@ class _Sql:
     def buckets(self) -> tuple[str, list[Any]]:
         """first, last, started: bucket indexes of a row and whether it started in range."""
         o, w = self.span.origin, self.span.width
+        first, first_args = self.first_bucket("start_ns")
         return (
-            "(MAX(start_ns, ?) - ? + 999) / ? AS first, (MIN(end_ns, ?) - ?) / ? AS last,"
-            " start_ns >= ? AS started",
-            [o, o, w, self.span.end - 1, o, w, o],
+            f"{first} AS first, (MIN(end_ns, ?) - ?) / ? AS last, start_ns + 999 >= ? AS started",
+            [*first_args, self.span.end - 1, o, w, o],
         )
+
+    def first_bucket(self, start: str) -> tuple[str, list[Any]]:
+        """The first bucket a row starting at ``start`` counts in (a bucket ends at its
+        last microsecond: a start in the sub-microsecond after it counts in the next)."""
+        o, w = self.span.origin, self.span.width
+        return f"(MAX({start}, ?) - ? + 999) / ?", [o, o, w]
 
     def overlap(self, table: str) -> tuple[list[str], list[Any]]:
         return (
@@ -99,66 +107,35 @@ class _Sql:
         return Group("NULL", [], "", [])
 
     def session_group(self) -> Group:
-        """The groups of a ``sessions`` row: those of its traces active in the range."""
+        """The groups of a ``sessions`` row: those of all its traces, whenever they ran
+        (a session active in the range may have no trace in it, between two turns)."""
         if self.query.group_by is None:
             return Group("NULL", [], "", [])
         trace = self.trace_group()
-        where, where_args = self.overlap("traces")
         return Group(
             "sg.grp",
             [],
             f" JOIN (SELECT DISTINCT traces.session_id AS sid, {trace.expr} AS grp"
-            f" FROM traces{trace.join} WHERE {' AND '.join(where)}"
+            f" FROM traces{trace.join} WHERE traces.project_id = ?"
             " AND traces.session_id IS NOT NULL) AS sg ON sg.sid = sessions.session_id",
-            [*trace.expr_args, *where_args],
+            [*trace.expr_args, self.project_id],
         )
 
 
 def read(
     conn: sqlite3.Connection, project_id: int, query: MetricsQuery, span: Range
 ) -> MetricsRows:
-    """The aggregates ``store.metrics.build`` needs, read in one snapshot."""
+    """The aggregates ``store.metrics.build`` needs, read in one snapshot: from the
+    per-bucket aggregates when they serve the query, else from the rollups."""
     sql = _Sql(project_id, query, span)
-    rows = MetricsRows()
-    buckets, bucket_args = sql.buckets()
-    t_where, t_args = sql.trace_filters()
-    tg = sql.trace_group()
     s_where, s_args = sql.session_filters()
-    sg = sql.session_group()
-    traces_from = f"traces{tg.join} WHERE {' AND '.join(t_where)}"
-    sessions_from = f"sessions{sg.join} WHERE {' AND '.join(s_where)}"
-    # Parameters in the order their placeholders appear: SELECT, FROM, WHERE.
-    t_params = [*tg.expr_args, *bucket_args, *tg.join_args, *t_args]
-    s_params = [*sg.expr_args, *bucket_args, *sg.join_args, *s_args]
     conn.execute("BEGIN")
     try:
-        rows.traces = conn.execute(
-            f"SELECT {tg.expr} AS grp, user_id, {buckets}, COUNT(*), SUM(status = 'error'),"
-            " SUM(cost_usd), SUM(input_tokens), SUM(output_tokens), SUM(total_tokens)"
-            f" FROM {traces_from} GROUP BY grp, user_id, first, last, started",
-            t_params,
-        ).fetchall()
-        rows.sessions = [
-            (grp, first, last, count, errors)
-            for grp, first, last, _started, count, errors in conn.execute(
-                f"SELECT {sg.expr} AS grp, {buckets}, COUNT(*), SUM(error_count > 0)"
-                f" FROM {sessions_from} GROUP BY grp, first, last, started",
-                s_params,
-            )
-        ]
+        if metric_aggregates.serves(query):
+            rows = metric_aggregates.read(conn, project_id, query, span)
+        else:
+            rows = _read_rollups(conn, sql)
         rows.scores = _scores(conn, sql)
-        rows.session_figures = conn.execute(
-            "SELECT trace_count, end_ns - start_ns, cost_usd FROM sessions"
-            f" WHERE {' AND '.join(s_where)}",
-            s_args,
-        ).fetchall()
-        if query.group_by is not None:
-            # Grouped, a trace may be in several groups: the users' totals count it once.
-            rows.user_totals = conn.execute(
-                "SELECT user_id, COUNT(*), SUM(status = 'error'), SUM(cost_usd) FROM traces"
-                f" WHERE {' AND '.join(t_where)} AND user_id IS NOT NULL GROUP BY user_id",
-                t_args,
-            ).fetchall()
         top = "SELECT session_id, start_ns, trace_count, error_count, cost_usd FROM sessions"
         rows.top_sessions_by_cost = conn.execute(
             # Read down the cost index (0002), stopping at the tenth in the range, rather
@@ -168,12 +145,69 @@ def read(
             [*s_args, TOP_ROWS],
         ).fetchall()
         rows.top_sessions_by_errors = conn.execute(
-            f"{top} WHERE {' AND '.join(s_where)} AND error_count > 0"
-            " ORDER BY error_count DESC, session_id DESC LIMIT ?",
+            # The sessions with an error have an index of their own (0010): few are read.
+            f"{top} INDEXED BY sessions_by_errors_for_metrics WHERE {' AND '.join(s_where)}"
+            " AND error_count > 0 ORDER BY error_count DESC, session_id DESC LIMIT ?",
             [*s_args, TOP_ROWS],
         ).fetchall()
     finally:
         conn.execute("COMMIT")
+    return rows
+
+
+def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
+    """The series, users' totals, usage by model and session figures of a filtered or
+    grouped query, from the rollup rows it selects (index-only reads, migration 0007)."""
+    rows = MetricsRows()
+    buckets, bucket_args = sql.buckets()
+    t_where, t_args = sql.trace_filters()
+    tg = sql.trace_group()
+    s_where, s_args = sql.session_filters()
+    sg = sql.session_group()
+    traces_from = f"traces{tg.join} WHERE {' AND '.join(t_where)}"
+    # Parameters in the order their placeholders appear: SELECT, FROM, WHERE.
+    t_params = [*tg.expr_args, *bucket_args, *tg.join_args, *t_args]
+    rows.traces = conn.execute(
+        f"SELECT {tg.expr} AS grp, user_id, {buckets}, COUNT(*), SUM(status = 'error'),"
+        " SUM(cost_usd), SUM(input_tokens), SUM(output_tokens), SUM(total_tokens)"
+        f" FROM {traces_from} GROUP BY grp, user_id, first, last, started",
+        t_params,
+    ).fetchall()
+    rows.sessions = [
+        (grp, first, last, count, errors)
+        for grp, first, last, _started, count, errors in conn.execute(
+            f"SELECT {sg.expr} AS grp, {buckets}, COUNT(*), SUM(error_count > 0)"
+            f" FROM sessions{sg.join} WHERE {' AND '.join(s_where)}"
+            " GROUP BY grp, first, last, started",
+            [*sg.expr_args, *bucket_args, *sg.join_args, *s_args],
+        )
+    ]
+    first, first_args = sql.first_bucket("traces.start_ns")
+    rows.models = [
+        (grp, model, first, cost_pico / PICO if cost_traces else None, i, o, t)
+        for grp, model, first, cost_traces, cost_pico, i, o, t in conn.execute(
+            f"SELECT {tg.expr} AS grp, u.model, {first} AS first, SUM(u.cost_spans > 0),"
+            " SUM(u.cost_pico), SUM(u.input_tokens), SUM(u.output_tokens), SUM(u.total_tokens)"
+            f" FROM traces{tg.join} JOIN trace_model_usage AS u"
+            " ON u.project_id = traces.project_id AND u.trace_id = traces.trace_id"
+            f" WHERE {' AND '.join(t_where)} AND traces.start_ns + 999 >= ?"
+            " GROUP BY grp, u.model, first",
+            [*tg.expr_args, *first_args, *tg.join_args, *t_args, sql.span.origin],
+        )
+    ]
+    rows.session_figures = conn.execute(
+        "SELECT trace_count, end_ns - start_ns, cost_usd FROM sessions"
+        f" WHERE {' AND '.join(s_where)}",
+        s_args,
+    ).fetchall()
+    if sql.query.group_by is not None:
+        # Grouped, a trace may be in several groups: the users' totals count it once.
+        rows.user_totals = conn.execute(
+            "SELECT user_id, COUNT(*), SUM(status = 'error'), SUM(cost_usd) FROM traces"
+            f" WHERE {' AND '.join(t_where)} AND user_id IS NOT NULL AND start_ns + 999 >= ?"
+            " GROUP BY user_id",
+            [*t_args, sql.span.origin],
+        ).fetchall()
     return rows
 
 
@@ -205,7 +239,7 @@ def _scores(conn: sqlite3.Connection, sql: _Sql) -> list[tuple]:
                     sql.project_id,
                     kind,
                     *args,
-                    sql.span.origin,
+                    sql.span.origin - 999,
                 ],
             )
         ]

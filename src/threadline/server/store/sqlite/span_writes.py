@@ -30,7 +30,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
-from threadline.server.store.sqlite import inference, payloads, search
+from threadline.server.store.sqlite import inference, metric_upkeep, payloads, search
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
 from threadline.server.store.sqlite.database import Database
@@ -148,6 +148,14 @@ class SpanWrites(Database):
                 *(trace.row for trace_id, trace in fresh.items() if trace_id not in stored),
                 *(schema.trace_row(project_id, rollup) for rollup in rolled_again),
             ],
+        )
+        metric_upkeep.traces_written(
+            conn,
+            project_id,
+            stored_rollups,
+            [*(t.rollup for i, t in fresh.items() if i not in stored), *rolled_again],
+            {trace_id: trace.spans for trace_id, trace in fresh.items()},
+            all_new,
         )
         recount.update(rollup.session_id for rollup in rolled_again if rollup.session_id)
         # Traces new to the store join their sessions: the next turns of a conversation

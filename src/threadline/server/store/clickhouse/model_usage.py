@@ -1,0 +1,80 @@
+"""Each trace's usage by model on ClickHouse, kept the way the trace rollups are
+(migration 0010): a materialized view turns every insert into ``span_intake`` into a
+partial row per (trace, model) whose amounts are kept per span id, so a span delivered
+twice counts once and a write never reads. Reads merge a trace's parts and take each
+span's first written copy, as ``queries.latest_traces`` does for the trace's totals.
+
+Not a numbered migration: the view reads ``span_intake``, which migration 0010 makes,
+and a store already past 0010 would never apply a lower number; ``ensure`` runs at
+every start and is idempotent (``IF NOT EXISTS``; the backfill of a store that had
+spans before is made of idempotent states, so two servers starting at once are fine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TABLE = "trace_model_parts"
+_TABLE = """
+CREATE TABLE IF NOT EXISTS trace_model_parts (
+    project_id  UInt64,
+    trace_id    String,
+    model       String,
+    start_ns    SimpleAggregateFunction(min, Int64),
+    -- (span id, written, input, output, total tokens, cost), as trace_parts.amounts
+    amounts     AggregateFunction(groupUniqArray,
+                    Tuple(String, Int64, Int64, Int64, Int64, Nullable(Float64)))
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMMDD(toDateTime(intDiv(start_ns, 1000000000)))
+ORDER BY (project_id, trace_id, model)
+"""
+_VIEW_NAME = "trace_model_parts_from_intake"
+_HAS_AMOUNTS = (
+    "isNotNull(input_tokens) OR isNotNull(output_tokens) OR isNotNull(total_tokens)"
+    " OR isNotNull(cost_usd)"
+)
+_VIEW = f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {_VIEW_NAME} TO trace_model_parts AS
+    SELECT project_id, trace_id, ifNull(model, '') AS model, min(start_ns) AS start_ns,
+        groupUniqArrayIfState((span_id, toUnixTimestamp64Nano(now64(9)),
+            coalesce(input_tokens, 0), coalesce(output_tokens, 0), coalesce(total_tokens, 0),
+            cost_usd), {_HAS_AMOUNTS}) AS amounts
+    FROM span_intake GROUP BY project_id, trace_id, model
+"""
+_BACKFILL = f"""
+INSERT INTO trace_model_parts
+    SELECT project_id, trace_id, ifNull(model, ''), min(start_ns),
+        groupUniqArrayIfState((span_id, ingested_ns, coalesce(input_tokens, 0),
+            coalesce(output_tokens, 0), coalesce(total_tokens, 0), cost_usd), {_HAS_AMOUNTS})
+    FROM spans GROUP BY project_id, trace_id, ifNull(model, '')
+"""
+
+
+def ensure(client: Any) -> None:
+    """Make the table and its view if missing; a store with spans from before the view
+    gets their usage once."""
+    client.command(_TABLE)
+    found = client.query(
+        "SELECT count() FROM system.tables WHERE database = currentDatabase()"
+        f" AND name = '{_VIEW_NAME}'"
+    ).result_rows[0][0]
+    if not found:
+        client.command(_VIEW)
+        client.command(_BACKFILL)
+
+
+def latest(traces: str) -> str:
+    """Each (trace, model)'s usage among the trace ids ``traces`` selects: (cost spans,
+    cost in picodollars, input, output, total tokens) as ``usage``."""
+    first_copies = (
+        "arrayFilter((x, i) -> i = 1 OR copies[i - 1].1 != x.1, copies, arrayEnumerate(copies))"
+    )
+    return (
+        "SELECT trace_id, model, (arrayCount(x -> isNotNull(x.6), spans),"
+        " arraySum(x -> if(isNull(x.6), 0, toInt64(assumeNotNull(x.6) * 1e12 + 0.5)), spans),"
+        " arraySum(x -> x.3, spans), arraySum(x -> x.4, spans), arraySum(x -> x.5, spans))"
+        f" AS usage FROM (SELECT trace_id, model, {first_copies} AS spans FROM"
+        " (SELECT trace_id, model, arraySort(groupUniqArrayMerge(amounts)) AS copies"
+        " FROM trace_model_parts WHERE project_id = %(project)s"
+        f" AND trace_id IN ({traces}) GROUP BY trace_id, model))"
+    )

@@ -1,0 +1,218 @@
+"""The dashboard's unfiltered figures on SQLite, from the per-bucket aggregates that
+triggers keep on write (migration 0010), and its distributions read down indexes.
+
+Serves a query with no filter and no grouping (the dashboard as it opens); any other
+falls back to the aggregate queries over the rollups (``sqlite/metrics.py``), which
+apply the same rules to the rows they select.
+
+- ``metric_activity`` keys traces and sessions by their first and last active hour; a
+  day or week key follows from an hour key exactly (buckets of every width are whole
+  hours), so it serves every width and reads a few rows per hour of the range.
+- ``metric_user_days`` holds each user's days (the traces active on it, and those
+  started on it, with their errors and cost: the top users), ``metric_user_day_counts``
+  each day's active users. A week's are the distinct users of its days. By hour, the
+  active and top users are read from the trace rollups of the range instead (an hour
+  view's range is short: at most ``MAX_BUCKETS`` hours).
+- ``metric_models`` holds usage by model per hour the traces started in.
+- Distributions are nearest-rank percentiles of the sessions active in the range: the
+  k-th is read down an index in the figure's order (migration 0010), from whichever end
+  is nearer, skipping sessions outside the range; how many there are comes from
+  ``metric_activity``.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+from threadline.server.model import TOP_ROWS, Distribution, MetricsQuery
+from threadline.server.store.metrics import WIDTH_NS, MetricsRows, Range
+from threadline.server.store.model_usage import PICO
+
+HOUR_NS = WIDTH_NS["hour"]
+DAY_NS = WIDTH_NS["day"]
+
+
+def serves(query: MetricsQuery) -> bool:
+    """Whether the aggregates answer ``query``: neither filtered nor grouped."""
+    return not (query.user_id or query.tag or query.metadata or query.group_by)
+
+
+def read(
+    conn: sqlite3.Connection, project_id: int, query: MetricsQuery, span: Range
+) -> MetricsRows:
+    """Series, active users, top users, usage by model and distributions of ``span``."""
+    rows = MetricsRows(active_users=[0] * span.count)
+    first_hour, last_hour = span.origin // HOUR_NS, span.end // HOUR_NS - 1
+
+    def bucket(hour: int) -> int:
+        return min(max((hour * HOUR_NS - span.origin) // span.width, 0), span.count - 1)
+
+    sessions = cost_sessions = 0
+    for (
+        first,
+        last,
+        traces,
+        error_traces,
+        cost_traces,
+        cost_pico,
+        tokens_in,
+        tokens_out,
+        tokens_total,
+        session_count,
+        error_sessions,
+        known_cost_sessions,
+    ) in conn.execute(
+        "SELECT first_hour, last_hour, traces, error_traces, cost_traces, cost_pico,"
+        " input_tokens, output_tokens, total_tokens, sessions, error_sessions, cost_sessions"
+        " FROM metric_activity WHERE project_id = ? AND last_hour >= ? AND first_hour <= ?",
+        (project_id, first_hour, last_hour),
+    ):
+        # A row starting in the range's last sub-microsecond counts in no bucket.
+        if first > last:
+            continue
+        f, lst = bucket(first), bucket(last)
+        if traces:
+            cost = cost_pico / PICO if cost_traces else None
+            started = first >= first_hour
+            rows.traces.append(
+                (
+                    None,
+                    None,
+                    f,
+                    lst,
+                    started,
+                    traces,
+                    error_traces,
+                    cost,
+                    tokens_in,
+                    tokens_out,
+                    tokens_total,
+                )
+            )
+        if session_count:
+            rows.sessions.append((None, f, lst, session_count, error_sessions))
+            sessions += session_count
+            cost_sessions += known_cost_sessions
+    if query.bucket == "hour":
+        _users_by_hour(conn, project_id, span, rows)
+    else:
+        _users_by_day(conn, project_id, span, rows)
+    rows.models = [
+        (None, model, bucket(hour), cost_pico / PICO if cost_traces else None, i, o, t)
+        for hour, model, cost_traces, cost_pico, i, o, t in conn.execute(
+            "SELECT hour, model, cost_traces, cost_pico, input_tokens, output_tokens,"
+            " total_tokens FROM metric_models WHERE project_id = ? AND hour BETWEEN ? AND ?"
+            " AND traces > 0",
+            (project_id, first_hour, last_hour),
+        )
+    ]
+    figures = _Figures(conn, project_id, span)
+    rows.distributions = {
+        "turns_per_session": figures.distribution(
+            "sessions_by_turns_for_metrics", "trace_count", sessions, 1
+        ),
+        "session_duration_ms": figures.distribution(
+            "sessions_by_duration_for_metrics", "end_ns - start_ns", sessions, 1e6
+        ),
+        "session_cost_usd": figures.distribution(
+            "sessions_by_cost_for_metrics", "cost_usd", cost_sessions, 1, "cost_usd IS NOT NULL"
+        ),
+    }
+    return rows
+
+
+def _users_by_day(
+    conn: sqlite3.Connection, project_id: int, span: Range, rows: MetricsRows
+) -> None:
+    """Active users per day or week, and the top users, from the users' days."""
+    assert rows.active_users is not None
+    first_day = span.origin // DAY_NS
+    days = span.width // DAY_NS
+    last_day = first_day + days * span.count - 1
+    if days == 1:
+        for day, users in conn.execute(
+            "SELECT day, users FROM metric_user_day_counts WHERE project_id = ?"
+            " AND day BETWEEN ? AND ?",
+            (project_id, first_day, last_day),
+        ):
+            rows.active_users[day - first_day] = users
+    else:
+        for index, users in conn.execute(
+            "SELECT (day - ?) / ? AS bucket, COUNT(DISTINCT user_id) FROM metric_user_days"
+            " WHERE project_id = ? AND day BETWEEN ? AND ? GROUP BY bucket",
+            (first_day, days, project_id, first_day, last_day),
+        ):
+            rows.active_users[index] = users
+    # The top ten by cost and by errors, ranked in SQL: a month has thousands of users.
+    top = (
+        "SELECT user_id, SUM(traces), SUM(error_traces) AS errors, SUM(cost_traces),"
+        " SUM(cost_pico) AS cost FROM metric_user_days WHERE project_id = ?"
+        " AND day BETWEEN ? AND ? GROUP BY user_id HAVING {} ORDER BY {} LIMIT ?"
+    )
+    found = {}
+    for having, order in (
+        ("SUM(cost_traces) > 0 AND cost > 0", "cost DESC, user_id"),
+        ("errors > 0", "errors DESC, user_id"),
+    ):
+        for user_id, traces, errors, cost_traces, cost_pico in conn.execute(
+            top.format(having, order), (project_id, first_day, last_day, TOP_ROWS)
+        ):
+            found[user_id] = (user_id, traces, errors, cost_pico / PICO if cost_traces else None)
+    rows.user_totals = list(found.values())
+
+
+def _users_by_hour(
+    conn: sqlite3.Connection, project_id: int, span: Range, rows: MetricsRows
+) -> None:
+    """Active users per hour, and the top users, from the range's trace rollups."""
+    assert rows.active_users is not None
+    o, w = span.origin, span.width
+    where = "project_id = ? AND end_ns >= ? AND start_ns <= ? AND user_id IS NOT NULL"
+    args = (project_id, o, span.last_instant)
+    active: list[set[str]] = [set() for _ in range(span.count)]
+    for user_id, first, last in conn.execute(
+        "SELECT user_id, (MAX(start_ns, ?) - ? + 999) / ? AS first,"
+        f" (MIN(end_ns, ?) - ?) / ? AS last FROM traces WHERE {where}"
+        " GROUP BY user_id, first, last",
+        (o, o, w, span.end - 1, o, w, *args),
+    ):
+        for i in range(first, last + 1):
+            active[i].add(user_id)
+    rows.active_users = [len(users) for users in active]
+    rows.user_totals = conn.execute(
+        "SELECT user_id, COUNT(*), SUM(status = 'error'), SUM(cost_usd) FROM traces"
+        f" WHERE {where} AND start_ns + 999 >= ? GROUP BY user_id",
+        (*args, o),
+    ).fetchall()
+
+
+class _Figures:
+    """The k-th session of the range by one figure, read down that figure's index."""
+
+    def __init__(self, conn: sqlite3.Connection, project_id: int, span: Range):
+        self.conn = conn
+        self.args = (project_id, span.origin, span.last_instant)
+
+    def distribution(
+        self, index: str, figure: str, count: int, unit: float, condition: str = "1"
+    ) -> Distribution:
+        def ranked(rank: int) -> float | None:
+            # From the nearer end: the scan skips every session before the k-th.
+            ascending = rank - 1 <= count - rank
+            row = self.conn.execute(
+                f"SELECT {figure} FROM sessions INDEXED BY {index} WHERE project_id = ?"
+                f" AND end_ns >= ? AND start_ns <= ? AND {condition}"
+                f" ORDER BY {figure} {'ASC' if ascending else 'DESC'} LIMIT 1 OFFSET ?",
+                (*self.args, rank - 1 if ascending else count - rank),
+            ).fetchone()
+            return None if row is None else row[0] / unit
+
+        if count == 0:
+            return Distribution(count=0, p50=None, p95=None, max=None)
+        return Distribution(
+            count=count,
+            p50=ranked(max(1, math.ceil(0.5 * count))),
+            p95=ranked(max(1, math.ceil(0.95 * count))),
+            max=ranked(count),
+        )

@@ -1,0 +1,128 @@
+"""The per-bucket aggregates SQLite keeps on write (migration 0010) against the same
+figures computed from the rollups, after a random history of late spans, retries,
+traces moving between sessions, re-rolls and deletes: they must agree exactly."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from threadline.server.model import METRIC_NAMES, Metrics, MetricsQuery, SpanRecord, ns_to_datetime
+from threadline.server.store import metrics as rules
+from threadline.server.store.sqlite import SQLiteStore, metric_aggregates
+from threadline.server.store.sqlite import metrics as sqlite_metrics
+
+MINUTE = 60 * 10**9
+HOUR = 60 * MINUTE
+T0 = 1_790_000_000_000_000_000 // HOUR * HOUR
+
+
+def random_span(rng: random.Random, trace: int, span_no: int) -> SpanRecord:
+    start = T0 + rng.randrange(-2 * HOUR, 60 * HOUR)
+    return SpanRecord(
+        trace_id=f"{trace:032x}",
+        span_id=f"{trace:08x}{span_no:08x}",
+        parent_span_id=None if span_no == 0 else f"{trace:08x}{0:08x}",
+        name="s",
+        kind="INTERNAL",
+        start_ns=start,
+        end_ns=start + rng.choice([1, MINUTE, 3 * HOUR, 30 * HOUR]),
+        status="error" if rng.random() < 0.2 else "ok",
+        model=rng.choice([None, "gpt", "claude"]),
+        input_tokens=rng.choice([None, rng.randrange(100)]),
+        output_tokens=rng.choice([None, rng.randrange(100)]),
+        total_tokens=rng.choice([None, rng.randrange(200)]),
+        cost_usd=rng.choice([None, rng.randrange(1, 1000) / 1e4, 0.1, 0.2]),
+        # Any span may carry a session or user: a late root moves its trace.
+        session_id=rng.choice([None, "a", "b", "c", "d"]),
+        user_id=rng.choice([None, "u1", "u2", "u3"]),
+        tags=rng.choice([[], ["x"], ["x", "y"]]),
+    )
+
+
+def history(store: SQLiteStore, project: int, seed: int) -> None:
+    rng = random.Random(seed)
+    written: list[SpanRecord] = []
+    for _ in range(40):
+        batch = [random_span(rng, rng.randrange(30), rng.randrange(6)) for _ in range(8)]
+        if written and rng.random() < 0.3:
+            batch += rng.sample(written, min(4, len(written)))  # retries among new spans
+        store.write_spans(project, batch)
+        written += batch
+        if rng.random() < 0.1:
+            store.delete_traces(project, [f"{rng.randrange(30):032x}"])
+        if rng.random() < 0.05:
+            store.delete_sessions(project, [rng.choice("abcd")])
+
+
+def both(store: SQLiteStore, project: int, query: MetricsQuery) -> tuple[Metrics, Metrics]:
+    """The figures from the aggregates, and from the rollups."""
+    span = rules.bucket_range(query)
+    names = list(METRIC_NAMES)
+    with store._read() as conn:
+        kept = metric_aggregates.read(conn, project, query, span)
+        counted = sqlite_metrics._read_rollups(conn, sqlite_metrics._Sql(project, query, span))
+    return rules.build(query, span, kept, names), rules.build(query, span, counted, names)
+
+
+def comparable(metrics: Metrics) -> dict:
+    return {
+        "series": {
+            (s.metric, s.model): [None if v is None else pytest.approx(v) for v in s.values]
+            for s in metrics.series
+        },
+        "distributions": metrics.distributions,
+        "users": sorted(
+            (u.user_id, u.trace_count, u.error_count, pytest.approx(u.cost_usd))
+            for u in metrics.top_users_by_cost + metrics.top_users_by_errors
+        ),
+    }
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_aggregates_equal_the_rollups_after_any_history(tmp_path: Path, seed: int):
+    store = SQLiteStore(tmp_path / "t.db")
+    try:
+        project = store.create_project("p").id
+        store.create_project("other")
+        history(store, project, seed)
+        for bucket, start_h, end_h in (
+            ("hour", 0, 48),
+            ("hour", 5, 9),
+            ("day", -24, 72),
+            ("day", 24, 48),
+            ("week", -24, 72),
+        ):
+            query = MetricsQuery(
+                start=ns_to_datetime(T0 + start_h * HOUR),
+                end=ns_to_datetime(T0 + end_h * HOUR),
+                bucket=bucket,
+            )
+            kept, counted = both(store, project, query)
+            assert comparable(kept) == comparable(counted), (bucket, start_h, end_h)
+    finally:
+        store.close()
+
+
+def test_nothing_is_left_once_everything_is_deleted(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "t.db")
+    try:
+        project = store.create_project("p").id
+        history(store, project, 1)
+        with store._read() as conn:
+            traces = [r[0] for r in conn.execute("SELECT trace_id FROM traces")]
+        store.delete_traces(project, traces)
+        with store._read() as conn:
+            for table, where in (
+                ("metric_activity", "traces != 0 OR sessions != 0 OR cost_pico != 0"),
+                ("metric_user_days", "1"),
+                ("metric_user_day_counts", "users != 0"),
+                ("metric_models", "traces != 0 OR cost_pico != 0 OR total_tokens != 0"),
+                ("trace_model_usage", "1"),
+            ):
+                left = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}").fetchone()
+                assert left == (0,), table
+    finally:
+        store.close()
