@@ -98,3 +98,55 @@ def test_metrics_need_a_reading_key(server: ProjectClient):
     response = server.http.get("/api/v1/metrics", headers={"Authorization": "Bearer tl_nope"})
     assert response.status_code == 401
     assert "/api/v1/metrics" in server.get("/openapi.json")["paths"]
+
+
+def test_cost_and_tokens_by_model_over_the_api(server: ProjectClient):
+    """Spans of two models in one trace, sent over OTLP: each model's tokens and cost
+    come back as a series of its own, and they add up to the trace's."""
+    hour = 3600 * 10**9
+    this_hour = time.time_ns() // hour * hour
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    trace_id, root = new_trace_id(), new_span_id()
+    spans = [
+        span(
+            trace_id,
+            root,
+            name="turn",
+            start_ns=this_hour + 10**9,
+            attributes={"threadline.user.id": user},
+        )
+    ]
+    for model, tokens, cost in (("gpt-4o-mini", 30, 0.25), ("claude-haiku", 12, 0.5)):
+        spans.append(
+            span(
+                trace_id,
+                new_span_id(),
+                parent=root,
+                name=f"chat {model}",
+                start_ns=this_hour + 2 * 10**9,
+                attributes={
+                    "gen_ai.request.model": model,
+                    "gen_ai.usage.input_tokens": tokens,
+                    "gen_ai.usage.output_tokens": 1,
+                    "gen_ai.usage.cost": cost,
+                },
+            )
+        )
+    assert server.export(request(spans).SerializeToString()).status_code == 200
+    start = datetime.fromtimestamp(this_hour / 1e9, tz=UTC)
+    got = server.get(
+        "/api/v1/metrics",
+        start=start.isoformat(),
+        end=(start + timedelta(hours=1)).isoformat(),
+        bucket="hour",
+        user_id=user,
+        metric=["cost_usd", "cost_usd_by_model", "input_tokens_by_model"],
+    )
+    by_model = {(s["metric"], s["model"]): s["values"] for s in got["series"]}
+    assert by_model == {
+        ("cost_usd", None): [0.75],
+        ("cost_usd_by_model", "claude-haiku"): [0.5],
+        ("cost_usd_by_model", "gpt-4o-mini"): [0.25],
+        ("input_tokens_by_model", "gpt-4o-mini"): [30],
+        ("input_tokens_by_model", "claude-haiku"): [12],
+    }
