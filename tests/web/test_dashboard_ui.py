@@ -5,6 +5,7 @@ opens the list of what it counts."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,8 +42,11 @@ def test_dashboard_charts_group_and_click_through(ui: UI, server: Any, scenario:
     expected = api_series(server, json_url, "traces")[None]
     assert sum(bars(ui, "traces")) == sum(v or 0 for v in expected) == 7
     assert sum(bars(ui, "sessions")) == 3  # alpha, beta, old: each on one day
-    tooltip = page.locator('[data-chart="traces"] rect title').last.text_content()
-    assert tooltip and tooltip.endswith(": 6")  # today: alpha's 3, beta's 2, the lone turn
+    # The scenario's day (two hours ago: yesterday, just after midnight UTC): alpha's 3,
+    # beta's 2, the lone turn.
+    day = datetime.fromtimestamp(scenario.base_ns / 1e9, UTC).strftime("%b %d")
+    tooltips = page.locator('[data-chart="traces"] rect title').all_text_contents()
+    assert f"{day}: 6" in tooltips
     # Cost and tokens split by model: alpha's, the old and the lone turns are chats with
     # gpt-4o-mini; beta's spans name no model. Stacked, they add up to the totals.
     legend = page.locator('[data-chart="cost_by_model"] .legend').inner_text()
