@@ -76,8 +76,9 @@ class SpanWrites(Database):
                         all_new.add(trace_id)
                 new = conn.total_changes - before
                 if new:
-                    self._refresh_rollups(conn, project_id, fresh, all_new)
-                    inference.place(conn, project_id, spans)
+                    rollups = {trace_id: trace.rollup for trace_id, trace in fresh.items()}
+                    placement = inference.place(conn, project_id, spans, rollups)
+                    self._refresh_rollups(conn, project_id, fresh, all_new, placement)
         except BaseException:
             # Tallies may have counted what was not committed.
             self._tallies.forget(project_id, fresh)
@@ -96,10 +97,12 @@ class SpanWrites(Database):
         project_id: int,
         fresh: dict[str, FreshTrace],
         all_new: set[str],
+        placement: inference.Placement,
     ) -> None:
         """Roll up again the traces of a batch (``fresh``: each one's rollup and row as if
         it had no spans stored before the batch; ``all_new``: the traces none of whose
-        spans in the batch was stored before) and their sessions."""
+        spans in the batch was stored before) and their sessions (``placement``: the
+        sessions inferred for traces sent without one, and those to recount)."""
         trace_ids = sorted(fresh)
         # Traces stored before, with their rollup: their sessions need refreshing too,
         # since a late span may move a trace into a session.
@@ -142,10 +145,17 @@ class SpanWrites(Database):
         for trace_id, trace in fresh.items():
             if trace_id not in stored and len(trace.spans) >= TALLY_FROM_SPANS:
                 self._roll_up(project_id, trace_id, trace.spans)
+        placement.fill(rolled_again)
         conn.executemany(
             schema.UPSERT_TRACE,
             [
-                *(trace.row for trace_id, trace in fresh.items() if trace_id not in stored),
+                *(
+                    schema.trace_row(project_id, t.rollup)
+                    if trace_id in placement.sessions
+                    else t.row
+                    for trace_id, t in fresh.items()
+                    if trace_id not in stored
+                ),
                 *(schema.trace_row(project_id, rollup) for rollup in rolled_again),
             ],
         )
@@ -158,6 +168,7 @@ class SpanWrites(Database):
             all_new,
         )
         recount.update(rollup.session_id for rollup in rolled_again if rollup.session_id)
+        recount.update(placement.recount)
         # Traces new to the store join their sessions: the next turns of a conversation
         # are added to its stored rollup rather than reading all of its traces again.
         joining: dict[str, list[TraceRollup]] = defaultdict(list)
