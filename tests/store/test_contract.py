@@ -597,6 +597,61 @@ def test_allowed_origins(store: Store):
     assert store.allowed_origins(project) == []
 
 
+def test_context_use_rolls_up_and_sorts_and_filters_sessions(store: Store):
+    """A trace's context use is its fullest LLM call (input tokens over the model's
+    window: gpt-4o-mini's is 128,000 tokens, claude-3-5-haiku's 200,000); a session's
+    peak is its fullest trace, however its traces were written."""
+    project = store.create_project("p").id
+
+    def turn(trace: int, session: str, start: int, *calls: tuple[str | None, int]):
+        spans = [record(trace, trace * 100, start=start, session=session)]
+        for i, (model, tokens) in enumerate(calls, 1):
+            spans.append(
+                record(
+                    trace,
+                    trace * 100 + i,
+                    trace * 100,
+                    start=start + i,
+                    tokens=(tokens, 1),
+                    model=model,
+                )
+            )
+        return spans
+
+    store.write_spans(project, turn(1, "small", 0, ("gpt-4o-mini", 12_800)))
+    store.write_spans(
+        project,
+        turn(2, "small", 100, ("gpt-4o-mini", 32_000), ("claude-3-5-haiku-latest", 100_000)),
+    )
+    store.write_spans(project, turn(3, "full", 0, ("gpt-4o-mini", 96_000)))
+    store.write_spans(project, turn(4, "unknown", 0, ("no-such-model", 1_000_000), (None, 5)))
+    # A late call of the first turn, fuller than any: the session's peak follows.
+    store.write_spans(project, [record(5, 500, start=300, session="late")])
+    store.write_spans(project, turn(6, "late", 0, ("gpt-4o-mini", 6_400)))
+    store.write_spans(project, [record(6, 699, 600, start=2, tokens=(64_000, 1), model="gpt-4o")])
+
+    detail = store.get_session(project, "small")
+    assert [t.context_use for t in detail.traces] == [0.1, 0.5]
+    assert detail.peak_context_use == 0.5
+    assert store.get_session(project, "unknown").peak_context_use is None
+    assert store.get_session(project, "late").peak_context_use == 0.5
+    by_context = store.list_sessions(project, SessionQuery(sort="context")).items
+    assert [(s.session_id, s.peak_context_use) for s in by_context] == [
+        ("full", 0.75),
+        ("small", 0.5),
+        ("late", 0.5),
+        ("unknown", None),
+    ]
+    paged = store.list_sessions(project, SessionQuery(sort="context", limit=2))
+    rest = store.list_sessions(
+        project, SessionQuery(sort="context", limit=2, cursor=paged.next_cursor)
+    )
+    assert [s.session_id for s in paged.items + rest.items] == [s.session_id for s in by_context]
+    fuller = store.list_sessions(project, SessionQuery(min_context_use=0.5)).items
+    assert sorted(s.session_id for s in fuller) == ["full", "late", "small"]
+    assert store.list_sessions(project, SessionQuery(min_context_use=0.8)).items == []
+
+
 def test_session_inference_setting(store: Store):
     a, b = store.create_project("a").id, store.create_project("b").id
     assert store.session_inference(a) and store.session_inference(b)  # on by default

@@ -203,6 +203,12 @@ class Trace(BaseModel):
     snippet: Snippet | None = Field(
         default=None, description="With a text search `q`: where the trace matched."
     )
+    context_use: float | None = Field(
+        default=None,
+        description="The largest share of its model's context window an LLM call of the "
+        "trace filled (input tokens over the window genai-prices gives); None when no "
+        "call's model has a known window.",
+    )
 
 
 class Session(BaseModel):
@@ -222,6 +228,11 @@ class Session(BaseModel):
     user_ids: list[str]
     first_input: str | None
     last_output: str | None
+    peak_context_use: float | None = Field(
+        default=None,
+        description="The largest `context_use` of the session's traces: how full a "
+        "context window its conversation came to fill.",
+    )
     scores: dict[str, ScoreSummary] = Field(
         default={}, description="Per score name: scores written on the session itself."
     )
@@ -455,7 +466,9 @@ class Note(BaseModel):
     created_at: datetime
 
 
-SessionSort = Literal["last_activity", "start", "duration", "cost", "tokens", "relevance"]
+SessionSort = Literal[
+    "last_activity", "start", "duration", "cost", "tokens", "relevance", "context"
+]
 TraceSort = Literal["time", "relevance"]
 NumericOp = Literal[">", ">=", "<", "<=", "="]
 
@@ -486,6 +499,8 @@ class SessionQuery(BaseModel):
     changed_after: int | None = None  # live feed: touched after this watermark
     scores: list[ScoreFilter] = []  # all must hold, on the session's own scores
     numbers: list[NumericFilter] = []  # all must hold, on the session's totals
+    # Sessions whose peak context use (``Session.peak_context_use``) is at least this.
+    min_context_use: float | None = None
 
 
 class TraceQuery(BaseModel):

@@ -122,9 +122,19 @@ def session_filters(
     score: ScoreFilters = [],  # noqa: B006
     missing_score: MissingScores = [],  # noqa: B006
     numbers: SessionNumbers = [],  # noqa: B006
+    min_context_use: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=1000,
+            description="Sessions whose peak context use (`peak_context_use`, a share of "
+            "the model's window: 0.8 is 80 %) is at least this.",
+        ),
+    ] = None,
 ) -> SessionQuery:
     """The Sessions list's filters, as the list, the export and the bulk delete take them."""
     return SessionQuery(
+        min_context_use=min_context_use,
         user_id=user_id,
         start=start,
         end=end,

@@ -134,6 +134,7 @@ SPAN_FACTS = Columns(
     "tags",
     "has_input",
     "has_output",
+    "model",
 )
 
 # A trace's rollup and a session's: the fields of the records, in their order.

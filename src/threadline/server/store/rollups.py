@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from threadline.server.context_window import context_use
 from threadline.server.model import PREVIEW_CHARS
 from threadline.server.previews import input_preview
 
@@ -62,6 +63,8 @@ class SpanFacts(Protocol):
     @property
     def has_output(self) -> bool: ...
     @property
+    def model(self) -> str | None: ...  # with input_tokens: how full its context was
+    @property
     def input_text(self) -> str | None: ...  # the whole input: previews are made from it
     @property
     def output_preview(self) -> str | None: ...
@@ -92,6 +95,7 @@ class StoredSpanFacts:
     # comes last in a chat (``previews``); the output's first PREVIEW_CHARS characters.
     input_text: str | None = None
     output_preview: str | None = None
+    model: str | None = None
 
 
 @dataclass(slots=True)
@@ -113,6 +117,9 @@ class TraceRollup:
     metadata: dict[str, Any] = field(default_factory=dict)
     input_preview: str | None = None
     output_preview: str | None = None
+    # The largest share of its model's context window an LLM call of the trace filled
+    # (``context_window``); None when no call's window is known.
+    context_use: float | None = None
 
 
 @dataclass(slots=True)
@@ -130,6 +137,8 @@ class SessionRollup:
     user_ids: list[str]
     first_input: str | None
     last_output: str | None
+    # The largest ``context_use`` of its traces (the Sessions list sorts and filters by it).
+    peak_context_use: float | None = None
 
     @classmethod
     def empty(cls, session_id: str, start_ns: int = 0, end_ns: int = 0) -> SessionRollup:
@@ -171,6 +180,7 @@ def roll_up_trace(trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
     tags: list[str] = []
     error_count = input_tokens = output_tokens = total_tokens = 0
     end_ns = by_start[0].end_ns
+    context: float | None = None
     # One pass, in start order (float costs then sum the same whatever order the spans
     # came in); most spans have no metadata, tags or tokens.
     for span in by_start:
@@ -186,6 +196,8 @@ def roll_up_trace(trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
             output_tokens += span.output_tokens
         if span.total_tokens:
             total_tokens += span.total_tokens
+        if span.input_tokens and span.model:
+            context = _larger(context, context_use(span.model, span.input_tokens))
         end_ns = max(end_ns, span.end_ns)
     source_in, source_out = _preview_sources(by_start, root)
     return TraceRollup(
@@ -210,6 +222,7 @@ def roll_up_trace(trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
             else None
         ),
         output_preview=source_out.output_preview if source_out else None,
+        context_use=context,
     )
 
 
@@ -268,6 +281,7 @@ def _added(base: SessionRollup, by_start: Sequence[TraceRollup]) -> SessionRollu
             (t.output_preview for t in reversed(by_start) if t.output_preview),
             base.last_output,
         ),
+        peak_context_use=max_known([base.peak_context_use, *(t.context_use for t in by_start)]),
     )
 
 
@@ -289,6 +303,18 @@ def _root(by_start: Sequence[F]) -> F:
         if span.parent_span_id not in ids:
             return span
     return by_start[0]
+
+
+def _larger(a: float | None, b: float | None) -> float | None:
+    return b if a is None or (b is not None and b > a) else a
+
+
+def max_known(values: Iterable[float | None]) -> float | None:
+    """The largest of the known values; None when none is known."""
+    largest: float | None = None
+    for value in values:
+        largest = _larger(largest, value)
+    return largest
 
 
 def _sum_known(values: Iterable[float | None]) -> float | None:

@@ -127,6 +127,7 @@ def trace(r: TraceRollup) -> Trace:
         metadata=r.metadata,
         input_preview=r.input_preview,
         output_preview=r.output_preview,
+        context_use=r.context_use,
     )
 
 
@@ -159,6 +160,7 @@ def session_of(r: SessionRollup) -> Session:
         user_ids=r.user_ids,
         first_input=r.first_input,
         last_output=r.last_output,
+        peak_context_use=r.peak_context_use,
     )
 
 

@@ -11,4 +11,7 @@ SESSION_SORTS: dict[str, tuple[str, type]] = {
     "duration": ("(end_ns - start_ns)", int),
     "cost": ("COALESCE(cost_usd, -1.0)", float),
     "tokens": ("total_tokens", int),
+    # A session with no known context window sorts below every other (SQLite:
+    # migration 0011's index).
+    "context": ("COALESCE(peak_context_use, -1.0)", float),
 }

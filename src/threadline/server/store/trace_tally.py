@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadline.server.context_window import context_use
 from threadline.server.previews import input_preview
 from threadline.server.store.rollups import (
     SpanFacts,
@@ -40,6 +41,7 @@ from threadline.server.store.rollups import (
     _root,
     _start_order,
     _sum_known,
+    max_known,
     roll_up_trace,
 )
 
@@ -152,6 +154,10 @@ class TraceTally:
             rollup.output_tokens += span.output_tokens
         if span.total_tokens:
             rollup.total_tokens += span.total_tokens
+        if span.input_tokens and span.model:
+            rollup.context_use = max_known(
+                [rollup.context_use, context_use(span.model, span.input_tokens)]
+            )
 
     def _choose(self) -> None:
         """The rollup's chosen values from what is kept (the root does not change)."""

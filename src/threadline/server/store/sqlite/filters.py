@@ -53,6 +53,9 @@ def add_trace_filters(
 def add_session_filters(
     where: list[str], args: list[Any], project_id: int, query: SessionQuery
 ) -> None:
+    if query.min_context_use is not None:
+        where.append("peak_context_use >= ?")
+        args.append(query.min_context_use)
     if query.status == "error":
         where.append("error_count > 0")
     elif query.status == "ok":

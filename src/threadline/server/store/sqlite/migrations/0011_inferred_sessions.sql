@@ -1,4 +1,5 @@
--- Sessions inferred for traces that carry no session id (store/sqlite/inference.py).
+-- Sessions inferred for traces that carry no session id (store/sqlite/inference.py),
+-- and the context-use rollup columns (at the end).
 
 -- A project's choice; a project without a row infers sessions.
 CREATE TABLE session_inference (
@@ -39,3 +40,9 @@ CREATE TABLE inferred_sessions (
     signals         TEXT NOT NULL,
     PRIMARY KEY (project_id, session_id)
 ) WITHOUT ROWID;
+
+-- Context growth: how full a model's context window each trace's largest LLM call
+-- filled, and each session's peak of it (store/rollups.py), sorted and filtered on.
+ALTER TABLE traces ADD COLUMN context_use REAL;
+ALTER TABLE sessions ADD COLUMN peak_context_use REAL;
+CREATE INDEX sessions_by_context ON sessions (project_id, COALESCE(peak_context_use, -1.0), session_id);
