@@ -43,15 +43,26 @@ def conversation(name: str, start_ns: int, turns: int = 3, *, rng: random.Random
     ]
 
 
-def turn_spans(turns: list[Turn], turn: Turn, *, session_id: str | None = None, **extra: Any):
+def turn_spans(
+    turns: list[Turn],
+    turn: Turn,
+    *,
+    session_id: str | None = None,
+    history: list[tuple[str, str]] | None = None,
+    model: str = MODEL,
+    **extra: Any,
+):
     """The root span of ``turn`` and its LLM call, whose input is the conversation so far
-    (the system prompt, every earlier question and reply, the new question)."""
+    (the system prompt, every earlier question and reply, the new question), or
+    ``history`` and the new question when given."""
     messages: list[tuple[str, str]] = [("system", SYSTEM)]
     for earlier in turns[: turn.index]:
         messages += [("user", earlier.question), ("assistant", earlier.reply)]
+    if history is not None:
+        messages = list(history)
     messages.append(("user", turn.question))
     attributes: dict[str, Any] = {
-        "gen_ai.request.model": MODEL,
+        "gen_ai.request.model": model,
         "gen_ai.usage.input_tokens": turn.input_tokens,
         "gen_ai.usage.output_tokens": turn.output_tokens,
         "gen_ai.completion.0.role": "assistant",

@@ -109,8 +109,10 @@ def conversation_of(exchange: Exchange) -> int:
     return number
 
 
-def run(server: Any, api: str, order: str = "as-they-go") -> list[Exchange]:
-    with FakeOpenAI(model=MODEL) as fake:
+def run(
+    server: Any, api: str, order: str = "as-they-go", cached_fraction: float = 0.0
+) -> list[Exchange]:
+    with FakeOpenAI(model=MODEL, cached_fraction=cached_fraction) as fake:
         env = ProgramEnv(server.base_url, server.api_key, fake.base_url, uuid.uuid4().hex)
         run_program("test_inferred_sessions", env, TL_TEST_API=api, TL_TEST_ORDER=order)
     assert len(fake.exchanges) == 9
@@ -152,6 +154,43 @@ def test_responses_chained_by_previous_response_id_become_three_inferred_session
     # Each Responses call sent only its new question: no history to link them by.
     assert all(not isinstance(e.request["input"], list) for e in exchanges)
     check_inferred(server, exchanges, "previous_response_id")
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_context_per_turn_with_openai_cached_tokens(server: Any, api: str) -> None:
+    """What the session page charts, from the spans OpenInference made: each turn's
+    prompt tokens against gpt-4o-mini's window (128,000 tokens), the share OpenAI
+    reported as cached (``cached_tokens``, recorded as
+    ``llm.token_count.prompt_details.cache_read``), and no history dropped."""
+    from threadline.server.context_growth import context_growth
+    from threadline.server.model import TraceDetail
+
+    exchanges = run(server, api, cached_fraction=0.5)
+    by_question = {conversation_of(e): [] for e in exchanges}
+    for e in exchanges:
+        by_question[conversation_of(e)].append(e)
+    for session in server.get("/api/v1/sessions")["items"]:
+        traces = [
+            TraceDetail.model_validate(server.get(f"/api/v1/traces/{t['trace_id']}"))
+            for t in server.get(f"/api/v1/sessions/{session['session_id']}")["traces"]
+        ]
+        turns = context_growth(traces)
+        (number,) = {conversation_of_trace(t) for t in traces}
+        mine = by_question[number]
+        assert [(t.input_tokens, t.context_window, t.history_dropped) for t in turns] == [
+            (e.usage["prompt_tokens"], 128_000, False) for e in mine
+        ]
+        assert [t.cached_share for t in turns] == [
+            e.usage["cached_tokens"] / e.usage["prompt_tokens"] for e in mine
+        ]
+        assert all(t.cached_tokens for t in turns)
+        assert session["peak_context_use"] == max(e.usage["prompt_tokens"] for e in mine) / 128_000
+
+
+def conversation_of_trace(trace: Any) -> int:
+    question = trace.input_preview
+    (number,) = [n for n, questions in enumerate(CONVERSATIONS) if question in questions]
+    return number
 
 
 def test_with_inference_off_the_turns_stay_without_a_session(server: Any) -> None:

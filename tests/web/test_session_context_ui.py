@@ -6,7 +6,7 @@ import random
 
 from playwright.sync_api import expect
 
-from tests.chat_turns import BASE, conversation, turn_spans
+from tests.chat_turns import BASE, SYSTEM, conversation, turn_spans
 from tests.otlp import request
 
 from .conftest import UI
@@ -39,3 +39,72 @@ def test_inferred_sessions_are_marked_in_the_list_and_on_their_page(ui: UI, serv
     expect(page.get_by_test_id("inferred")).to_contain_text("inferred · history")
     expect(page.locator("[data-testid=session-totals] [data-col=trace_count]")).to_have_text("3")
     ui.shot("session")
+
+
+def test_context_chart_and_the_peak_context_sort_and_filter(ui: UI, server) -> None:
+    rng = random.Random(8)
+    turns = conversation("ctx", BASE, turns=4, rng=rng)
+    for turn, tokens in zip(turns, (12_800, 25_600, 6_400, 9_600), strict=True):
+        turn.input_tokens = tokens
+    cache = "gen_ai.usage.cache_read_input_tokens"
+    summary = [("system", SYSTEM), ("system", "Summary: a trip to Lisbon was planned.")]
+    send(server, turn_spans(turns, turns[0], session_id="ctx", **{cache: 3_200}))
+    send(server, turn_spans(turns, turns[1], session_id="ctx", **{cache: 12_800}))
+    send(server, turn_spans(turns, turns[2], session_id="ctx", history=summary))
+    after = [*summary, ("user", turns[2].question), ("assistant", turns[2].reply)]
+    send(server, turn_spans(turns, turns[3], session_id="ctx", history=after))
+    small = conversation("small", BASE + 10**9, turns=1, rng=rng)
+    small[0].input_tokens = 1_280
+    send(server, turn_spans(small, small[0], session_id="small"))
+
+    page = ui.go("/sessions/ctx")
+    chart = page.get_by_test_id("context-growth")
+    expect(chart.locator("g.ctx-turn")).to_have_count(4)
+    expect(chart.locator("path.ctx-drop")).to_have_count(1)
+    expect(chart.locator("g.ctx-turn[data-turn='3'] path.ctx-drop")).to_have_count(1)
+    rows = page.get_by_test_id("context-turns").locator("tbody tr")
+    expect(rows).to_have_count(4)
+    expected = [
+        ("12800", "128000", "0.1", "0.25", "kept", "10.0%", "25%"),
+        ("25600", "128000", "0.2", "0.5", "kept", "20.0%", "50%"),
+        ("6400", "128000", "0.05", "", "dropped", "5.0%", "—"),
+        ("9600", "128000", "0.075", "", "kept", "7.5%", "—"),
+    ]
+    for row, (tokens, window, use, cached, history, shown_use, shown_cached) in zip(
+        rows.all(), expected, strict=True
+    ):
+        values = {
+            cell.get_attribute("data-col"): cell.get_attribute("data-value")
+            for cell in row.locator("[data-col]").all()
+        }
+        assert values == {
+            "input_tokens": tokens,
+            "context_window": window,
+            "use": use,
+            "cached": cached,
+            "history": history,
+        }
+        expect(row.locator("[data-col=use]")).to_have_text(shown_use)
+        expect(row.locator("[data-col=cached]")).to_have_text(shown_cached)
+    # The tallest bar is the second turn's, its cached half shaded.
+    heights = [
+        float(bar.get_attribute("height") or 0) for bar in chart.locator("rect.ctx-input").all()
+    ]
+    assert heights.index(max(heights)) == 1
+    cached = float(chart.locator("rect.ctx-cached").nth(1).get_attribute("height") or 0)
+    assert abs(cached - heights[1] / 2) < 1e-6
+    ui.shot("context")
+
+    page = ui.go("/sessions")
+    page.locator("select[name=sort]").select_option("context")
+    page.locator("button[type=submit]", has_text="Apply").click()
+    page.wait_for_url("**sort=context**")
+    rows = page.locator("tr.session-row")
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.id)") == ["ctx", "small"]
+    expect(rows.first.locator("[data-col=peak_context_use]")).to_have_text("20%")
+    page.locator("input[name=context]").fill("15")
+    page.locator("button[type=submit]", has_text="Apply").click()
+    page.wait_for_url("**context=15**")
+    expect(page.locator("tr.session-row")).to_have_count(1)
+    assert page.locator("tr.session-row").first.get_attribute("data-id") == "ctx"
+    ui.shot("sessions-by-context")

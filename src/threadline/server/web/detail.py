@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from threadline.server.context_growth import context_growth
 from threadline.server.model import MAX_SEARCH_CHARS, Project, SessionDetail, TraceDetail
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
-from threadline.server.web import session_find
+from threadline.server.web import context_chart, session_find
 from threadline.server.web.auth import PageProject
 from threadline.server.web.evaluations import runs_context
 from threadline.server.web.render import render
@@ -84,6 +85,8 @@ def session_page(
     shown = session.traces[first : first + TURNS_PER_PAGE]
     before = session.traces[:first]
     details = [store.get_trace(project.id, t.trace_id) for t in shown]
+    # The turn before the page, whose messages the first shown turn may continue.
+    previous = store.get_trace(project.id, before[-1].trace_id) if before else None
     turns = build_turns(
         session,
         [d for d in details if d is not None],
@@ -100,6 +103,9 @@ def session_page(
         "turns": turns,
         "earlier_turn": max(turn - TURNS_PER_PAGE, 1) if first else None,
         "later_turn": last + 1 if last < len(session.traces) else None,
+        "context_chart": context_chart.layout(
+            context_growth([d for d in details if d is not None], turn, previous)
+        ),
         "turns_per_page": TURNS_PER_PAGE,
         "live_stream": "/live/session?" + urlencode({"session_id": session_id}),
         "watermark": watermark,

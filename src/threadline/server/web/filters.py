@@ -45,11 +45,24 @@ SORTS: dict[str, str] = {
     "cost": "Cost",
     "tokens": "Tokens",
     "relevance": "Relevance (search)",
+    "context": "Peak context",
 }
 # The Traces tab's orders, under the same parameter.
 TRACE_SORTS: dict[str, str] = {"last_activity": "Newest", "relevance": "Relevance (search)"}
 # The parameters a filter bar carries from page to page (cursor is per page).
-_KEYS = ("range", "start", "end", "session_id", "user_id", "status", "tag", "metadata", "q", "sort")
+_KEYS = (
+    "range",
+    "start",
+    "end",
+    "session_id",
+    "user_id",
+    "status",
+    "tag",
+    "metadata",
+    "q",
+    "sort",
+    "context",
+)
 # Repeatable ones, named as the JSON API names them: all must hold.
 _LISTS = ("score", "missing_score", "filter")
 MAX_SCORE_FILTERS = 10
@@ -78,6 +91,7 @@ class Filters:
     metadata: str = ""  # one "key=value"
     q: str = ""
     sort: str = "last_activity"
+    context: str = ""  # sessions whose peak context use is at least this many percent
     score: list[str] = field(default_factory=list)  # "name op value", as the API's score=
     missing_score: list[str] = field(default_factory=list)  # names: rows without them
     filter: list[str] = field(default_factory=list)  # "field op number", as the API's filter=
@@ -162,10 +176,24 @@ class Filters:
             **self._common(),
         )
 
+    def min_context_use(self) -> float | None:
+        """The peak-context filter as a share (the form takes percent)."""
+        if not self.context:
+            return None
+        try:
+            percent = float(self.context)
+        except ValueError:
+            percent = -1.0
+        if not 0 <= percent <= 100_000:
+            self.errors.append(f"Context: {self.context!r} is not a percentage")
+            return None
+        return percent / 100
+
     def session_query(self) -> SessionQuery:
         return SessionQuery(
             sort=self.sort,  # type: ignore[arg-type]
             numbers=self.numbers(numeric_filters.SESSION_FIELDS),
+            min_context_use=self.min_context_use(),
             **self._common(),
         )
 
@@ -207,6 +235,7 @@ class Filters:
                     "tag",
                     "metadata",
                     "q",
+                    "context",
                     "score",
                     "missing_score",
                     "filter",
