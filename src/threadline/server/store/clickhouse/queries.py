@@ -72,8 +72,14 @@ _TRACE_SELECT = (
     " AS metadata_text,"
     " if(m_root.8 = 1, m_root.7, if(m_input.1 = 0, m_input.4, NULL)) AS input_preview,"
     " if(m_root.10 = 1, m_root.9, if(m_output.1 = 0, m_output.5, NULL)) AS output_preview,"
-    " toUInt64(m_spans) AS span_count, m_written AS written_ns"
-    " FROM ({merged})"
+    " toUInt64(m_spans) AS span_count, m_written AS written_ns, c_use AS context_use"
+    " FROM ({merged}) AS merged LEFT JOIN ({context}) AS c USING trace_id"
+)
+# Each trace's context use (migration 0008, ``context.py``): Nullable, so that a trace
+# without a row reads NULL through the LEFT JOIN.
+_TRACE_CONTEXT = (
+    "SELECT trace_id, toNullable(max(context_use)) AS c_use FROM trace_context"
+    " WHERE {where} GROUP BY trace_id"
 )
 
 
@@ -81,7 +87,9 @@ def latest_traces(where: str = "project_id = %(project)s") -> str:
     """Each trace's rollup, merged from its parts, with ``span_count`` and ``written_ns``
     (its latest write, for the live feed). ``where`` selects parts: it must select all
     of a trace's parts or none (by project and trace id; see ``traces_near``)."""
-    return _TRACE_SELECT.format(merged=_TRACE_MERGE.format(where=where))
+    return _TRACE_SELECT.format(
+        merged=_TRACE_MERGE.format(where=where), context=_TRACE_CONTEXT.format(where=where)
+    )
 
 
 def traces_near(start_param: str | None, end_param: str | None) -> str:
@@ -113,14 +121,16 @@ _SESSION_TRACES = (
     " if(arrayExists(x -> isNotNull(x.6), m_amounts),"
     " arraySum(x -> coalesce(x.6, 0), m_amounts), NULL) AS cost_usd,"
     " if(m_root.8 = 1, m_root.7, if(m_input.1 = 0, m_input.4, NULL)) AS input_preview,"
-    " if(m_root.10 = 1, m_root.9, if(m_output.1 = 0, m_output.5, NULL)) AS output_preview"
+    " if(m_root.10 = 1, m_root.9, if(m_output.1 = 0, m_output.5, NULL)) AS output_preview,"
+    " c_use AS context_use"
     " FROM (SELECT trace_id, min(p.start_ns) AS m_start, max(p.end_ns) AS m_end,"
     " length(groupUniqArrayArray(p.span_ids)) AS m_spans,"
     " notEmpty(groupUniqArrayArray(p.error_span_ids)) AS m_failed, min(p.root) AS m_root,"
     " min(p.first_session) AS m_session, min(p.first_user) AS m_user,"
     " min(p.first_input) AS m_input, min(p.last_output) AS m_output,"
     " arraySort(groupUniqArrayArray(p.amounts)) AS m_copies"
-    " FROM trace_parts AS p WHERE {where} GROUP BY trace_id)"
+    " FROM trace_parts AS p WHERE {where} GROUP BY trace_id) AS merged"
+    f" LEFT JOIN ({_TRACE_CONTEXT}) AS c USING trace_id"
 )
 _SESSION_MERGE = (
     "SELECT session_id, count() AS s_traces, sum(span_count) AS s_spans,"
@@ -133,7 +143,7 @@ _SESSION_MERGE = (
     " argMinIf(input_preview, (start_ns, trace_id), coalesce(input_preview, '') != '')"
     " AS s_first_input,"
     " argMaxIf(output_preview, (start_ns, trace_id), coalesce(output_preview, '') != '')"
-    " AS s_last_output"
+    " AS s_last_output, max(context_use) AS s_peak"
     " FROM ({traces}) WHERE {where} GROUP BY session_id"
 )
 
@@ -152,7 +162,8 @@ def latest_sessions(
         " s_start AS start_ns, s_end AS end_ns, s_input AS input_tokens,"
         " s_output AS output_tokens, s_total AS total_tokens, s_cost AS cost_usd,"
         " toUInt64(s_errors) AS error_count, s_users AS user_ids,"
-        " s_first_input AS first_input, s_last_output AS last_output"
+        " s_first_input AS first_input, s_last_output AS last_output,"
+        " s_peak AS peak_context_use"
         f" FROM ({merged})"
     )
 

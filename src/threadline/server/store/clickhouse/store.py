@@ -63,6 +63,7 @@ from threadline.server.store.base import (
     StoredShare,
 )
 from threadline.server.store.clickhouse import (
+    context,
     inference,
     intake,
     metrics,
@@ -185,6 +186,7 @@ class ClickHouseStore(EvaluationTables):
                 search.TABLE,
                 shares.TABLE,
                 inference.TABLE,
+                context.TABLE,
                 *scores.TABLES,
                 *project_rules.TABLES,
             )
@@ -225,6 +227,7 @@ class ClickHouseStore(EvaluationTables):
             return 0
         self._insert("span_intake", intake.intake_rows(project_id, spans), intake.COLUMNS)
         self._insert(search.TABLE, search.rows(project_id, spans), search.COLUMNS)
+        self._insert(context.TABLE, context.rows(project_id, spans), context.COLUMNS)
         return len({(span.trace_id, span.span_id) for span in spans})
 
     # --- share links ----------------------------------------------------------------
@@ -381,6 +384,8 @@ class ClickHouseStore(EvaluationTables):
         elif query.q:
             f.add(search.session_condition(f, found_text, query.q))
         numbers.add_conditions(f, numbers.SESSION_COLUMNS, query.numbers)
+        if query.min_context_use is not None:
+            f.add(f"peak_context_use >= {f.param(query.min_context_use)}")
         if query.status == "error":
             f.add("error_count > 0")
         elif query.status == "ok":

@@ -1,0 +1,29 @@
+"""Context use in ClickHouse (migration 0008): each export adds, per trace, the largest
+share of its model's context window one of its spans in the export filled
+(``context_window``, in Python: the window is genai-prices' data), to ``trace_context``,
+an ``AggregatingMergeTree`` that keeps the max. Retries and later spans only raise it to
+what the whole trace's spans give, as ``store/rollups.py`` takes the max over all of
+them. Reads join it to the merged trace rollups (``queries.latest_traces``), and a
+session's peak is the max over its traces, as on SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from threadline.server.context_window import context_use
+from threadline.server.model import SpanRecord
+
+TABLE = "trace_context"
+COLUMNS = ["project_id", "trace_id", "context_use"]
+
+
+def rows(project_id: int, spans: Sequence[SpanRecord]) -> list[list[Any]]:
+    """One row per trace of ``spans`` with a known context use."""
+    fullest: dict[str, float] = {}
+    for span in spans:
+        if span.input_tokens and span.model:
+            use = context_use(span.model, span.input_tokens)
+            if use is not None and use > fullest.get(span.trace_id, -1.0):
+                fullest[span.trace_id] = use
+    return [[project_id, trace_id, use] for trace_id, use in fullest.items()]
