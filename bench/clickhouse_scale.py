@@ -103,34 +103,34 @@ def _fill_versioned(store: Any, select: str, numbers: str) -> None:
         f" SELECT {select} FROM {numbers}"
     )
     traces = (
-        "SELECT project_id, trace_id, any(session_id) AS session_id, any(user_id) AS user_id,"
-        " argMin(name, start_ns) AS name, min(start_ns) AS start_ns, max(end_ns) AS end_ns,"
-        " count() AS span_count, countIf(status = 'error') AS error_count,"
-        " sum(coalesce(input_tokens, 0)) AS input_tokens,"
-        " sum(coalesce(output_tokens, 0)) AS output_tokens,"
-        " sum(coalesce(total_tokens, 0)) AS total_tokens, sum(cost_usd) AS cost_usd,"
-        " if(error_count > 0, 'error', 'ok') AS status,"
-        " argMinIf(input, start_ns, isNotNull(input)) AS input_preview,"
-        " argMinIf(output, start_ns, isNotNull(output)) AS output_preview"
+        "SELECT project_id AS t_project, trace_id AS t_trace, any(session_id) AS t_session,"
+        " any(user_id) AS t_user, argMin(name, start_ns) AS t_name, min(start_ns) AS t_start,"
+        " max(end_ns) AS t_end, count() AS t_spans, countIf(status = 'error') AS t_errors,"
+        " sum(coalesce(input_tokens, 0)) AS t_input, sum(coalesce(output_tokens, 0)) AS t_output,"
+        " sum(coalesce(total_tokens, 0)) AS t_total, sum(cost_usd) AS t_cost,"
+        " argMinIf(input, start_ns, isNotNull(input)) AS t_in,"
+        " argMinIf(output, start_ns, isNotNull(output)) AS t_out"
         f" FROM (SELECT {select} FROM {numbers}) GROUP BY project_id, trace_id"
     )
     store._ch.command(
         "INSERT INTO traces (project_id, trace_id, session_id, user_id, name, start_ns, end_ns,"
         " span_count, error_count, input_tokens, output_tokens, total_tokens, cost_usd,"
         " status, tags, metadata, metadata_text, input_preview, output_preview)"
-        " SELECT project_id, trace_id, session_id, user_id, name, start_ns, end_ns,"
-        " span_count, error_count, input_tokens, output_tokens, total_tokens, cost_usd,"
-        f" status, [], '{{}}', map(), input_preview, output_preview FROM ({traces})"
+        " SELECT t_project, t_trace, t_session, t_user, t_name, t_start, t_end, t_spans,"
+        " t_errors, t_input, t_output, t_total, t_cost, if(t_errors > 0, 'error', 'ok'), [],"
+        f" '{{}}', map(), t_in, t_out FROM ({traces})"
     )
     store._ch.command(
         "INSERT INTO sessions (project_id, session_id, version, trace_count, span_count,"
         " start_ns, end_ns, input_tokens, output_tokens, total_tokens, cost_usd, error_count,"
         " user_ids, first_input, last_output)"
-        " SELECT project_id, session_id, sum(span_count), count(), sum(span_count),"
-        " min(start_ns), max(end_ns), sum(input_tokens), sum(output_tokens),"
-        " sum(total_tokens), sum(cost_usd), countIf(status = 'error'),"
-        " toJSONString([any(user_id)]), argMin(input_preview, start_ns),"
-        f" argMax(output_preview, start_ns) FROM ({traces}) GROUP BY project_id, session_id"
+        " SELECT t_project, t_session, sum(t_spans), count(), sum(t_spans), min(t_start),"
+        " max(t_end), sum(t_input), sum(t_output), sum(t_total), sum(t_cost),"
+        " countIf(t_errors > 0), toJSONString([any(t_user)]), argMin(t_in, t_start),"
+        f" argMax(t_out, t_start) FROM ({traces}) GROUP BY t_project, t_session"
+    )
+    store._ch.command(
+        f"INSERT INTO trace_sessions SELECT t_project, t_session, t_trace, t_end FROM ({traces})"
     )
 
 

@@ -154,8 +154,9 @@ def latest_sessions(
     """Each session's rollup, from the merged rollups of its traces (the traces'
     sessions are only known once their parts are merged). ``traces_where`` selects the
     trace parts read, and must include every trace of the sessions wanted;
-    ``sessions``, a subquery of session ids, keeps just those."""
-    where = "session_id IS NOT NULL" + (f" AND session_id IN ({sessions})" if sessions else "")
+    ``sessions``, the right side of an IN (a parenthesised subquery, or a parameter
+    holding ids), keeps just those."""
+    where = "session_id IS NOT NULL" + (f" AND session_id IN {sessions}" if sessions else "")
     merged = _SESSION_MERGE.format(traces=_SESSION_TRACES.format(where=traces_where), where=where)
     return (
         "SELECT session_id, toUInt64(s_traces) AS trace_count, toUInt64(s_spans) AS span_count,"
@@ -181,7 +182,17 @@ def sessions_near(start_param: str | None, end_param: str | None) -> str:
     return latest_sessions(
         "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"
         f" WHERE project_id = %(project)s AND session_id IN ({named}))",
-        named,
+        f"({named})",
+    )
+
+
+def sessions_named(ids: str) -> str:
+    """``latest_sessions`` of the sessions in the parameter ``ids``, read through
+    ``session_members``: what a page shows of the sessions it picked."""
+    return latest_sessions(
+        "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"
+        f" WHERE project_id = %(project)s AND session_id IN {ids})",
+        ids,
     )
 
 

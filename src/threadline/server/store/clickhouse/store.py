@@ -408,12 +408,24 @@ class ClickHouseStore(EvaluationTables):
         if query.cursor:
             sort_key, session_id = cursors.decode(query.cursor, order_type, str)
             f.add(f"({order}, session_id) < ({f.param(sort_key)}, {f.param(session_id)})")
-        found = self._rows(
-            f"SELECT {SESSIONS.sql}, {order} FROM {source}"
+        # The page is picked on its sort key alone, then its sessions are rolled up in
+        # full: ClickHouse computes every selected column of every candidate before it
+        # sorts, and a session's columns are the costly part.
+        picked = self._rows(
+            f"SELECT session_id, {order} FROM {source}"
             f" WHERE {f.sql()} ORDER BY {order} DESC, session_id DESC"
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
+        rolled_up = {
+            row[0]: row
+            for row in self._rows(
+                f"SELECT {SESSIONS.sql} FROM ({queries.sessions_named('%(page)s')})",
+                {"project": project_id, "page": [row[0] for row in picked] or [""]},
+            )
+        }
+        # (A session deleted between the two statements is left out.)
+        found = [(*rolled_up[s], key) for s, key in picked if s in rolled_up]
         items = [table_rows.session(row) for row in found[: query.limit]]
         page_ids = [s.session_id for s in items]
         summaries = self._scores.summaries(project_id, "session", page_ids)

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS session_members (
     end_ns      Int64
 ) ENGINE = ReplacingMergeTree(end_ns)
 PARTITION BY toYYYYMMDD(toDateTime(intDiv(end_ns, 1000000000)))
-ORDER BY (project_id, session_id, trace_id);
+ORDER BY (project_id, session_id, trace_id)
+SETTINGS index_granularity = 1024;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS session_members_from_intake TO session_members AS
     SELECT project_id, assumeNotNull(session_id) AS session_id, trace_id, end_ns
@@ -118,7 +119,10 @@ CREATE TABLE IF NOT EXISTS trace_parts (
                         Array(Tuple(Int64, String, String, String, Nullable(String))))
 ) ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMMDD(toDateTime(intDiv(start_ns, 1000000000)))
-ORDER BY (project_id, trace_id);
+ORDER BY (project_id, trace_id)
+-- Small granules: a trace is read by its id (its page, its session's page), and a
+-- default granule of 8192 rows of previews and arrays costs tens of ms to read for one.
+SETTINGS index_granularity = 512;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS trace_parts_from_intake TO trace_parts AS
     SELECT
