@@ -149,7 +149,7 @@ DASHBOARD_INDEXES = (
 
 def ingest_with_and_without(
     root: Path, sessions: int, end_ns: int, live: bool
-) -> tuple[float, float]:
+) -> tuple[float, float, float, float]:
     """Spans/s into a store with the dashboard's aggregates and indexes and into one
     without, fed the same batches in turns."""
     stores = {}
@@ -158,7 +158,7 @@ def ingest_with_and_without(
         for old in root.glob(f"ingest-{label}.db*"):
             old.unlink()
         store = SQLiteStore(path)
-        stores[label] = (store, store.create_project("default").id, [0.0])
+        stores[label] = (store, store.create_project("default").id, [0.0, 0.0])
     _without_dashboard(stores["without"][0])
     keep = metric_upkeep.traces_written
     spans = 0
@@ -169,13 +169,17 @@ def ingest_with_and_without(
             store, project, total = stores[label]
             # Without the dashboard, ingest keeps no aggregates and no usage by model.
             metric_upkeep.traces_written = keep if label == "with" else _skip  # type: ignore[assignment]
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.thread_time()
             try:
                 store.write_spans(project, batch)
             finally:
                 metric_upkeep.traces_written = keep  # type: ignore[assignment]
             total[0] += time.perf_counter() - started
-    rates = tuple(spans / stores[label][2][0] for label in ("with", "without"))
+            total[1] += time.thread_time() - started_cpu
+    # Wall-clock and CPU (this thread's: the write runs in it) spans per second.
+    rates = tuple(
+        spans / stores[label][2][kind] for kind in (0, 1) for label in ("with", "without")
+    )
     for store, _, _ in stores.values():
         store.close()
     return rates  # type: ignore[return-value]
@@ -193,48 +197,58 @@ def report(label: str, took: tuple[list[float], list[float]]) -> None:
     )
 
 
+def measure_queries(root: Path, sessions: int, runs: int, now: datetime, end_ns: int) -> None:
+    """Fill a store with ``sessions`` sessions and time each dashboard query on it."""
+    store, project, took = fill(root / "dashboard.db", sessions, end_ns)
+    spans = store.count_spans()
+    print(f"filled {spans:,} spans ({sessions:,} sessions) in {took:.0f} s")
+    month = {"start": now - timedelta(days=30), "end": now}
+    print(f"Store.metrics, {runs} runs each:")
+    cases = {
+        "30 days by day (the dashboard's default)": MetricsQuery(**month, bucket="day"),
+        "30 days by week": MetricsQuery(**month, bucket="week"),
+        "30 days by day, grouped by tag": MetricsQuery(**month, bucket="day", group_by="tag"),
+        "30 days by day, grouped by metadata": MetricsQuery(
+            **month, bucket="day", group_by="metadata", group_key="app_version"
+        ),
+        "30 days by day, one user": MetricsQuery(**month, bucket="day", user_id="user-42"),
+        "30 days by day, one tag": MetricsQuery(**month, bucket="day", tag="beta"),
+        "30 days by hour": MetricsQuery(**month, bucket="hour"),
+        "7 days by day": MetricsQuery(start=now - timedelta(days=7), end=now, bucket="day"),
+    }
+    for label, query in cases.items():
+        report(label, time_metrics(store, project, query, runs))
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--ingest-sessions", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument(
+        "--ingest-only", action="store_true", help="skip the fill and the query times"
+    )
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
     now = datetime.now(UTC)
     end_ns = int(now.timestamp()) * S
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
-        store, project, took = fill(root / "dashboard.db", args.sessions, end_ns)
-        spans = store.count_spans()
-        print(f"filled {spans:,} spans ({args.sessions:,} sessions) in {took:.0f} s")
-        month = {"start": now - timedelta(days=30), "end": now}
-        print(f"Store.metrics, {args.runs} runs each:")
-        cases = {
-            "30 days by day (the dashboard's default)": MetricsQuery(**month, bucket="day"),
-            "30 days by week": MetricsQuery(**month, bucket="week"),
-            "30 days by day, grouped by tag": MetricsQuery(**month, bucket="day", group_by="tag"),
-            "30 days by day, grouped by metadata": MetricsQuery(
-                **month, bucket="day", group_by="metadata", group_key="app_version"
-            ),
-            "30 days by day, one user": MetricsQuery(**month, bucket="day", user_id="user-42"),
-            "30 days by day, one tag": MetricsQuery(**month, bucket="day", tag="beta"),
-            "30 days by hour": MetricsQuery(**month, bucket="hour"),
-            "7 days by day": MetricsQuery(start=now - timedelta(days=7), end=now, bucket="day"),
-        }
-        for label, query in cases.items():
-            report(label, time_metrics(store, project, query, args.runs))
-        store.close()
+        if not args.ingest_only:
+            measure_queries(root, args.sessions, args.runs, now, end_ns)
         for pair in range(args.pairs):
             for live in (False, True):
-                with_rate, without_rate = ingest_with_and_without(
+                wall_with, wall_without, cpu_with, cpu_without = ingest_with_and_without(
                     root, args.ingest_sessions, end_ns, live
                 )
                 print(
                     f"ingest pair {pair + 1}, {'live' if live else 'backfill'},"
-                    f" {args.ingest_sessions * 10:,} spans in turns: with the dashboard's"
-                    f" aggregates {with_rate:,.0f} spans/s, without {without_rate:,.0f}"
-                    f" spans/s ({with_rate / without_rate:.1%})"
+                    f" {args.ingest_sessions * 10:,} spans in turns, with / without the"
+                    f" dashboard's aggregates: wall {wall_with:,.0f} / {wall_without:,.0f}"
+                    f" spans/s ({wall_with / wall_without:.1%}), CPU {cpu_with:,.0f} /"
+                    f" {cpu_without:,.0f} spans/s ({cpu_with / cpu_without:.1%})"
                 )
 
 
