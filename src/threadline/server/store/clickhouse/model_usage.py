@@ -1,7 +1,8 @@
 """Each trace's usage by model on ClickHouse, kept the way the trace rollups are
 (migration 0010): a materialized view turns every insert into ``span_intake`` into a
 partial row per (trace, model) whose amounts are kept per span id, so a span delivered
-twice counts once and a write never reads. Reads merge a trace's parts and take each
+twice counts once and a write never reads. Retention expires it with the trace parts
+(``schema.RETAINED_TABLES``). Reads merge a trace's parts and take each
 span's first written copy, as ``queries.latest_traces`` does for the trace's totals.
 
 Not a numbered migration: the view reads ``span_intake``, which migration 0010 makes,
@@ -21,6 +22,7 @@ CREATE TABLE IF NOT EXISTS trace_model_parts (
     trace_id    String,
     model       String,
     start_ns    SimpleAggregateFunction(min, Int64),
+    end_ns      SimpleAggregateFunction(max, Int64),  -- what retention expires rows by
     -- (span id, written, input, output, total tokens, cost), as trace_parts.amounts
     amounts     AggregateFunction(groupUniqArray,
                     Tuple(String, Int64, Int64, Int64, Int64, Nullable(Float64)))
@@ -36,14 +38,14 @@ _HAS_AMOUNTS = (
 _VIEW = f"""
 CREATE MATERIALIZED VIEW IF NOT EXISTS {_VIEW_NAME} TO trace_model_parts AS
     SELECT project_id, trace_id, ifNull(model, '') AS model, min(start_ns) AS start_ns,
-        groupUniqArrayIfState((span_id, toUnixTimestamp64Nano(now64(9)),
+        max(end_ns) AS end_ns, groupUniqArrayIfState((span_id, toUnixTimestamp64Nano(now64(9)),
             coalesce(input_tokens, 0), coalesce(output_tokens, 0), coalesce(total_tokens, 0),
             cost_usd), {_HAS_AMOUNTS}) AS amounts
     FROM span_intake GROUP BY project_id, trace_id, model
 """
 _BACKFILL = f"""
 INSERT INTO trace_model_parts
-    SELECT project_id, trace_id, ifNull(model, ''), min(start_ns),
+    SELECT project_id, trace_id, ifNull(model, ''), min(start_ns), max(end_ns),
         groupUniqArrayIfState((span_id, ingested_ns, coalesce(input_tokens, 0),
             coalesce(output_tokens, 0), coalesce(total_tokens, 0), cost_usd), {_HAS_AMOUNTS})
     FROM spans GROUP BY project_id, trace_id, ifNull(model, '')

@@ -16,7 +16,13 @@ from threadline.server.store import migrations
 
 # The tables holding trace data, and the time their rows expire after. (`traces` and
 # `sessions`, the versioned rollups before migration 0010, are no longer written.)
-RETAINED_TABLES = ("spans", "trace_parts", "session_members", "search_text")
+RETAINED_TABLES = (
+    "spans",
+    "trace_parts",
+    "session_members",
+    "search_text",
+    "trace_model_parts",  # model_usage.py
+)
 _EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
 
 
