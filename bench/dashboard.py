@@ -5,16 +5,18 @@
 1. Fills a fresh SQLite store straight through ``Store.write_spans`` (ingest's write
    path, minus HTTP and protobuf) with ``--sessions`` sessions spread over the last 30
    days: 2 traces of 5 spans each (a root and 4 children, 2 of them LLM calls with
-   tokens and cost), 5,000 users, tags and an ``app_version`` metadata key on the
-   roots, 3 % of traces failing. 100,000 sessions make 1,000,000 spans.
+   tokens and cost, of two models), 5,000 users, tags and an ``app_version`` metadata
+   key on the roots, 3 % of traces failing. 100,000 sessions make 1,000,000 spans.
 2. Times ``Store.metrics`` (every query the Dashboard tab and ``/api/v1/metrics``
    run) for the 30 days by day, which the per-bucket aggregates answer, then grouped,
    filtered (both answered from the rollups), and by hour.
 3. Ingest with and without what the dashboard adds to every write (the covering
    indexes of migration 0007; the triggers, aggregate tables and session indexes of
    0010; each trace's usage by model): two fresh stores, one with all of it dropped
-   (and the usage writes skipped), fed the same batches in turns, in the same run,
-   ``--pairs`` times.
+   (and the trace upkeep skipped), fed the same batches in turns, in the same run,
+   ``--pairs`` times, as a backfill (sessions at random over 30 days) and as live
+   traffic (in the order they started, over the last hour); each write's wall and
+   CPU time (the thread's). ``--ingest-only`` skips steps 1 and 2.
 """
 
 from __future__ import annotations
