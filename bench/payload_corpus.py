@@ -65,9 +65,12 @@ def python_functions(limit: int) -> list[str]:
 
 
 def json_documents(limit: int) -> list[str]:
-    """JSON files of the installed packages, cut to at most 3,000 characters at a line."""
+    """JSON files shipped with the installed packages and the system (/usr/share, the
+    system Python's packages), cut to at most 3,000 characters at a line."""
     found: list[str] = []
-    for path in sorted(_SITE.rglob("*.json")):
+    roots = (_SITE, Path("/usr/lib/python3/dist-packages"), Path("/usr/share"))
+    paths = sorted(p for root in roots if root.is_dir() for p in root.rglob("*.json"))
+    for path in paths:
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError):

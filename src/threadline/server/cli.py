@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-from threadline.server import cli_evaluations, cli_project_rules, data_commands, ports
+from threadline.server import cli_evaluations, cli_project_rules, cli_sql, data_commands, ports
 from threadline.server.connections import raise_open_file_limit
 from threadline.server.errors import ConfigurationError
 from threadline.server.model import KeyScope, Project
@@ -143,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
 
     cli_evaluations.add_commands(commands, _add_settings, DEFAULT_PROJECT)
+    cli_sql.add_command(commands, _add_settings)
 
     demo = commands.add_parser("demo", help="Send a realistic multi-session workload.")
     demo.add_argument(
