@@ -28,9 +28,9 @@ from threadline.server.api.session_inference import router as session_inference_
 from threadline.server.api.shares import router as shares_api_router
 from threadline.server.errors import Overloaded, ThreadlineError
 from threadline.server.evaluation.service import EvaluationService
+from threadline.server.http.request_bounds import RequestBounds
 from threadline.server.ingest.otlp_http import router as otlp_router
 from threadline.server.ingest.pipeline import IngestPipeline, tune_garbage_collector
-from threadline.server.request_bounds import RequestBounds
 from threadline.server.retention import RetentionService
 from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store

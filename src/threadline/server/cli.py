@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-from threadline.server import cli_evaluations, cli_project_rules, cli_sql, data_commands, ports
-from threadline.server.connections import raise_open_file_limit
+from threadline.server import cli_evaluations, cli_project_rules, cli_sql, data_commands
 from threadline.server.errors import ConfigurationError
+from threadline.server.http import ports
+from threadline.server.http.connections import raise_open_file_limit
 from threadline.server.model import KeyScope, Project
 from threadline.server.settings import SETTINGS, Settings, local_base_url
 from threadline.server.store import Store, open_store, sqlite_path
@@ -258,7 +259,7 @@ def _serve(args: argparse.Namespace) -> None:
         # exporter reuses its connection.
         timeout_keep_alive=30,
         # uvicorn's httptools protocol, plus header and body timeouts and a connection cap.
-        http="threadline.server.http_protocol:GuardedHttpToolsProtocol",
+        http="threadline.server.http.protocol:GuardedHttpToolsProtocol",
     )
 
 

@@ -34,7 +34,6 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from threadline.server.connections import connection_limit
 from threadline.server.errors import (
     BadRequest,
     Forbidden,
@@ -46,6 +45,7 @@ from threadline.server.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from threadline.server.http.connections import connection_limit
 from threadline.server.ingest.decode import PROTOBUF
 from threadline.server.ingest.pipeline import IngestPipeline
 from threadline.server.model import Project

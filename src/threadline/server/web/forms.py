@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 from fastapi import Request
 
 from threadline.server.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from threadline.server.request_bounds import ANNOTATION_FORM_BYTES
+from threadline.server.http.request_bounds import ANNOTATION_FORM_BYTES
 
 # The request-bounds middleware refuses bigger bodies first; this holds the form routes
 # to it wherever they are mounted.

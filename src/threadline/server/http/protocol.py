@@ -24,7 +24,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from threadline.server.connections import connection_limit
+from threadline.server.http.connections import connection_limit
 from threadline.server.settings import Settings
 
 log = logging.getLogger("threadline.server.http")
