@@ -18,7 +18,10 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-from threadline.server import cli_evaluations, cli_project_rules, cli_sql, data_commands
+from threadline.server.cli import data as data_commands
+from threadline.server.cli import evaluations as cli_evaluations
+from threadline.server.cli import project_rules as cli_project_rules
+from threadline.server.cli import sql as cli_sql
 from threadline.server.errors import ConfigurationError
 from threadline.server.http import ports
 from threadline.server.http.connections import raise_open_file_limit

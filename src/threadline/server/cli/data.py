@@ -14,7 +14,7 @@ from typing import IO
 
 from tqdm import tqdm
 
-from threadline.server.api_client import ApiClient, ApiError
+from threadline.server.cli.api_client import ApiClient, ApiError
 
 # The list filters a --filter may name (the API's query parameters).
 SESSION_FILTERS = (
