@@ -10,8 +10,9 @@ from importlib import resources
 from pathlib import Path
 
 from tests.store.test_contract import record
-from threadline.server.model import SessionQuery
-from threadline.server.store.sqlite import SQLiteStore
+from threadline.server.model import SessionQuery, TraceQuery
+from threadline.server.search.query import parse
+from threadline.server.store.sqlite import SQLiteStore, search
 
 
 def _spans(n: int) -> list:
@@ -77,3 +78,36 @@ def test_deletion_leaves_a_consistent_index(tmp_path: Path):
     finally:
         conn.close()
         store.close()
+
+
+def test_common_and_rare_queries_find_the_same_rows(tmp_path: Path, monkeypatch):
+    """Both plans of a list's search (rows walked in order and checked one by one, or
+    the matches collected first) give the same pages."""
+    store = SQLiteStore(tmp_path / "t.db")
+    project = store.create_project("p").id
+    store.write_spans(project, _spans(90))
+
+    def pages(**query) -> tuple[list[str], list[str]]:
+        sessions, traces, cursor = [], [], None
+        while True:
+            page = store.list_sessions(project, SessionQuery(limit=1, cursor=cursor, **query))
+            sessions += [s.session_id for s in page.items]
+            if not (cursor := page.next_cursor):
+                break
+        while True:
+            found = store.list_traces(project, TraceQuery(limit=7, cursor=cursor, **query))
+            traces += [t.trace_id for t in found.items]
+            if not (cursor := found.next_cursor):
+                break
+        return sessions, traces
+
+    queries = ["kumquats", "answer7", "answer1*", '"about kumquats"', "s1", "question 5"]
+    rare = {q: pages(q=q) for q in queries}
+    monkeypatch.setattr(search, "_COMMON_BOUNDS", (1, 1))
+    with store._read() as conn:
+        assert search.is_common(conn, parse("kumquats"))
+    common = {q: pages(q=q) for q in queries}
+    assert common == rare
+    assert rare["kumquats"][0] == ["s2", "s1", "s0"] and len(rare["kumquats"][1]) == 90
+    assert len(rare["answer1*"][1]) == 11  # answer1 and answer10 to answer19
+    store.close()

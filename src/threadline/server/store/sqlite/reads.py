@@ -69,7 +69,9 @@ class Reads(Database):
                 args.insert(0, json.dumps(ranked))
                 order, order_type = "ranked.value", float
             elif query.q:
-                condition, condition_args = search.session_condition(conn, found, query.q)
+                condition, condition_args = search.session_condition(
+                    conn, project_id, found, query.q
+                )
                 where.append(condition)
                 args += condition_args
             if query.sort != "relevance" or not query.q:
@@ -161,7 +163,7 @@ class Reads(Database):
                 args.insert(0, json.dumps(ranked))
                 order, order_type = "ranked.value", float
             elif query.q:
-                condition, condition_args = search.trace_condition(conn, found, query.q)
+                condition, condition_args = search.trace_condition(conn, project_id, found, query.q)
                 where.append(condition)
                 args += condition_args
             if query.cursor:

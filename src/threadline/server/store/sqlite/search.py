@@ -6,8 +6,8 @@ stays in ``spans``, packed. A document's rowid is its trace's key times 2^20 plu
 number in the trace, so a match names its trace (``rowid >> 20``) with no read, and
 "does this trace match" is a range of rowids, which FTS5 seeks to.
 
-Two plans, chosen by how many documents match (``COMMON_FROM``, counted by reading at
-most that many): a rare query's matches are few, so the traces they name are collected
+Two plans, chosen by how many documents match (``is_common``, counting no more than
+needed): a rare query's matches are few, so the traces they name are collected
 and the list keeps its rows among them; a common query's are many, so the list walks its
 rows in its own order and asks the index of each row's traces, and the first page is
 found after a few rows.
@@ -18,6 +18,8 @@ reads the spans back and gives ``span_text`` of each, before they go.
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -34,11 +36,16 @@ Unpack = Callable[[Any], Any]
 
 DOC_BITS = 20
 _SPAN = 1 << DOC_BITS
-# Past this many matching documents a query is common: the list is walked in its order.
-COMMON_FROM = 20_000
-# Relevance ranks at most this many best documents (bm25): enough for any page anyone
-# reads, bounded for a word in every span.
-RANKED_DOCS = 50_000
+# A query is common past ``_COMMON_SCALE * sqrt(traces)`` matching documents (within
+# these bounds): then the list is walked in its own order. Walking costs a few index
+# seeks per row and needs about rows / (share of rows matching) of them; collecting
+# costs a lookup per match; the two meet near the square root of the store's size
+# (measured in docs/benchmarks.md).
+_COMMON_SCALE = 40
+_COMMON_BOUNDS = (2_000, 50_000)
+# Relevance ranks at most this many matching documents, the newest (trace keys grow as
+# traces arrive): all of a rare query's, and a bounded share of a word in every span.
+RANKED_DOCS = 5_000
 _IN_CHUNK = 500
 
 _SPAN_COLUMNS = f"SELECT {SPAN_RECORD.sql} FROM spans"
@@ -224,67 +231,80 @@ def _index_stored(conn: sqlite3.Connection, project_id: int, spans: list[SpanRec
 
 
 def is_common(conn: sqlite3.Connection, search: SearchQuery) -> bool:
-    """Whether at least ``COMMON_FROM`` documents match (reading no more than that)."""
+    """Whether the query matches so many documents that walking a list in its order
+    finds a page sooner than collecting the matches (counting no more than that)."""
+    traces = conn.execute("SELECT max(key) FROM search_traces").fetchone()[0] or 0
+    low, high = _COMMON_BOUNDS
+    common_from = min(max(int(_COMMON_SCALE * math.sqrt(traces)), low), high)
     found = conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM search_text WHERE search_text MATCH ? LIMIT ?)",
-        (search.fts5(), COMMON_FROM),
+        (search.fts5(), common_from),
     ).fetchone()[0]
-    return bool(found >= COMMON_FROM)
+    return bool(found >= common_from)
 
 
-def _trace_matches(common: bool, table: str) -> str:
-    """A condition: the trace of ``table``'s row has a matching span (one ``?``: the
-    MATCH expression), for a common query (per row) or a rare one (a set)."""
-    if common:
-        return (
-            "EXISTS (SELECT 1 FROM search_traces st WHERE st.project_id = "
-            f"{table}.project_id AND st.trace_id = {table}.trace_id AND EXISTS ("
-            "SELECT 1 FROM search_text WHERE search_text MATCH ? AND search_text.rowid"
-            f" BETWEEN st.key * {_SPAN} AND st.key * {_SPAN} + {_SPAN - 1}))"
-        )
+def _trace_matches_here(table: str) -> str:
+    """For a common query, checked row by row: the trace of ``table``'s row has a
+    matching span (one ``?``: the MATCH expression)."""
     return (
-        f"{table}.trace_id IN (SELECT st.trace_id FROM search_traces st"
-        f" WHERE st.project_id = {table}.project_id AND st.key IN"
-        " (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?))"
+        "EXISTS (SELECT 1 FROM search_traces st WHERE st.project_id = "
+        f"{table}.project_id AND st.trace_id = {table}.trace_id AND EXISTS ("
+        "SELECT 1 FROM search_text WHERE search_text MATCH ? AND search_text.rowid"
+        f" BETWEEN st.key * {_SPAN} AND st.key * {_SPAN} + {_SPAN - 1}))"
     )
 
 
+# For a rare query, found once: the project's traces with a matching span (``?``: the
+# project, the MATCH expression). Not correlated with the row, so SQLite runs it once.
+_MATCHING_TRACES = (
+    "SELECT trace_id FROM search_traces WHERE project_id = ? AND key IN"
+    " (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?)"
+)
+
+
 def trace_condition(
-    conn: sqlite3.Connection, search: SearchQuery, text: str
+    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
 ) -> tuple[str, list[Any]]:
     """A condition on a ``traces`` row: its id is ``text``, or a span of it matches."""
     where = "traces.trace_id = ?"
     args: list[Any] = [text.strip().lower()]
-    if not search.empty:
-        where += " OR " + _trace_matches(is_common(conn, search), "traces")
+    if search.empty:
+        pass
+    elif is_common(conn, search):
+        where += " OR " + _trace_matches_here("traces")
         args.append(search.fts5())
+    else:
+        where += f" OR traces.trace_id IN ({_MATCHING_TRACES})"
+        args += [project_id, search.fts5()]
     return f"({where})", args
 
 
 def session_condition(
-    conn: sqlite3.Connection, search: SearchQuery, text: str
+    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
 ) -> tuple[str, list[Any]]:
     """A condition on a ``sessions`` row: its id holds ``text`` (as typed, any ASCII
     case), or a span of one of its traces matches."""
-    where = "sessions.session_id LIKE ? ESCAPE '\\'"
-    args: list[Any] = [_like(text)]
-    if not search.empty:
-        if is_common(conn, search):
-            where += (
-                " OR EXISTS (SELECT 1 FROM traces WHERE traces.project_id ="
-                " sessions.project_id AND traces.session_id = sessions.session_id AND "
-                + _trace_matches(True, "traces")
-                + ")"
-            )
-        else:
-            where += (
-                " OR sessions.session_id IN (SELECT traces.session_id FROM traces"
-                " WHERE traces.project_id = sessions.project_id AND "
-                + _trace_matches(False, "traces")
-                + ")"
-            )
-        args.append(search.fts5())
-    return f"({where})", args
+    # The ids that hold the text, found in the sessions' key index rather than row by
+    # row, so that with a rare query the list reads only the sessions found.
+    named = "SELECT session_id FROM sessions WHERE project_id = ? AND session_id LIKE ? ESCAPE '\\'"
+    named_args: list[Any] = [project_id, _like(text)]
+    if search.empty:
+        return f"sessions.session_id IN ({named})", named_args
+    if is_common(conn, search):
+        where = (
+            f"(sessions.session_id IN ({named}) OR EXISTS (SELECT 1 FROM traces"
+            " WHERE traces.project_id = sessions.project_id"
+            " AND traces.session_id = sessions.session_id AND "
+            + _trace_matches_here("traces")
+            + "))"
+        )
+        return where, [*named_args, search.fts5()]
+    where = (
+        f"sessions.session_id IN ({named} UNION SELECT session_id FROM traces"
+        " WHERE project_id = ? AND session_id IS NOT NULL"
+        f" AND trace_id IN ({_MATCHING_TRACES}))"
+    )
+    return where, [*named_args, project_id, project_id, search.fts5()]
 
 
 # --- relevance -------------------------------------------------------------------------
@@ -308,8 +328,8 @@ def ranked_traces(
     if search.empty:
         return ranked
     rows = conn.execute(
-        "WITH hits(key, score) AS (SELECT rowid >> 20, rank FROM search_text"
-        " WHERE search_text MATCH ? ORDER BY rank LIMIT ?)"
+        "WITH hits(key, score) AS (SELECT rowid >> 20, bm25(search_text) FROM search_text"
+        " WHERE search_text MATCH ? ORDER BY rowid DESC LIMIT ?)"
         " SELECT st.trace_id, -min(hits.score) FROM hits JOIN search_traces st"
         " ON st.key = hits.key WHERE st.project_id = ? GROUP BY st.trace_id",
         (search.fts5(), RANKED_DOCS, project_id),
@@ -437,6 +457,19 @@ def _trace_hits(
     if row is None:
         return []
     low, high = _doc_range(row[0])
+    if first_only:
+        # A list's snippet: the first matching document (in the order the trace's spans
+        # arrived) whose text shows the match, read one span at a time.
+        for (span_id,) in conn.execute(
+            "SELECT span_id FROM search_docs WHERE doc IN (SELECT rowid FROM search_text"
+            " WHERE search_text MATCH ? AND rowid BETWEEN ? AND ?) ORDER BY doc",
+            (search.fts5(), low, high),
+        ):
+            for span in _read_spans(conn, project_id, trace_id, unpack, [span_id]).values():
+                made = snippet(span_text(span), search)
+                if made is not None:
+                    return [(span, made)]
+        return []
     span_ids = [
         r[0]
         for r in conn.execute(
@@ -454,8 +487,6 @@ def _trace_hits(
         made = snippet(span_text(span), search)
         if made is not None:
             hits.append((span, made))
-            if first_only:
-                break
     return hits
 
 
@@ -466,12 +497,33 @@ def _read_spans(
     unpack: Unpack,
     span_ids: Sequence[str] | None = None,
 ) -> dict[str, SpanRecord]:
-    sql = f"{_SPAN_COLUMNS} WHERE project_id = ? AND trace_id = ?"
+    """The spans, with just what ``span_text`` reads (and their start, for order)."""
+    sql = (
+        "SELECT span_id, name, start_ns, status, status_message, events, input, output"
+        " FROM spans WHERE project_id = ? AND trace_id = ?"
+    )
     args: list[Any] = [project_id, trace_id]
     if span_ids is not None:
         sql += f" AND span_id IN ({', '.join('?' * len(span_ids))})"
         args += span_ids
-    return {row[2]: _span_record(row, unpack) for row in conn.execute(sql, args)}
+    return {
+        row[0]: SpanRecord(
+            trace_id=trace_id,
+            span_id=row[0],
+            parent_span_id=None,
+            name=row[1],
+            kind="",
+            start_ns=row[2],
+            end_ns=row[2],
+            status=row[3],
+            status_message=row[4],
+            events=json.loads(row[5]),
+            # Inputs and outputs may be stored packed (zstd): the text, as it was indexed.
+            input=unpack(row[6]),
+            output=unpack(row[7]),
+        )
+        for row in conn.execute(sql, args)
+    }
 
 
 def _span_record(row: tuple[Any, ...], unpack: Unpack) -> SpanRecord:
