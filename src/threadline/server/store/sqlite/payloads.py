@@ -10,11 +10,11 @@ and an application's payloads share most of their words and structure (its syste
 prompts, JSON keys, tool names). So once a store has packed ``TRAIN_AFTER`` payloads
 it trains a dictionary on them, keeps it in the ``payload_dictionaries`` table and packs
 every later payload with it: packed a quarter faster, and on chat payloads of real
-text 27-28 % fewer bytes than plain zstd (docs/benchmarks.md). One dictionary serves every worker process: the first to need
-one trains it while the others keep writing, and they adopt it. Every frame names
-the dictionary it was packed with in its header (0: none), so frames from before and
-after all stay readable, and so would frames of a later dictionary; dictionaries are
-never deleted. A dictionary holds fragments of the payloads it was trained on, whatever
+text 27-28 % fewer bytes than plain zstd (docs/benchmarks.md). One dictionary serves
+every worker process: the first to need one trains it while the others keep writing,
+and they adopt it. Every frame names the dictionary it was packed with in its header
+(0: none), so frames from before and after all stay readable, and so would frames of
+a later dictionary; dictionaries are never deleted. A dictionary holds fragments of the payloads it was trained on, whatever
 their project: it lives in the same file as they do and is never served.
 ``payload_sql.py`` reads every payload back as text in SQL (``threadline sql``).
 """
