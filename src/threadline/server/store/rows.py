@@ -236,6 +236,9 @@ def span_record(row: Sequence[Any], unpack: Unpack | None = None) -> SpanRecord:
 # A sessions list row is a session's columns, then its sort key: the cursor holds both.
 session_page_key = itemgetter(len(SESSIONS.names), SESSIONS.position("session_id"))
 
+# A traces list row is a trace's columns, then its sort key: the cursor holds both.
+trace_page_key = itemgetter(len(TRACES.names), TRACES.position("trace_id"))
+
 # The keyset order of stored spans: the project, trace and span id of a SPAN_RECORD row.
 span_record_key = itemgetter(
     *(SPAN_RECORD.position(n) for n in ("project_id", "trace_id", "span_id"))

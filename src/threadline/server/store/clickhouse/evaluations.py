@@ -386,13 +386,8 @@ class EvaluationTables:
             params,
         )
         records = [_run(row) for row in found]
-        next_cursor = None
-        if len(records) > query.limit:
-            last = records[query.limit - 1]
-            next_cursor = cursors.encode(last.created_ns, last.id)
-        return Page[EvaluationRun](
-            items=[present_run(r) for r in records[: query.limit]], next_cursor=next_cursor
-        )
+        page, next_cursor = cursors.page(records, query.limit, lambda r: (r.created_ns, r.id))
+        return Page[EvaluationRun](items=[present_run(r) for r in page], next_cursor=next_cursor)
 
     def get_runs(self, project_id: int, run_ids: Sequence[str]) -> dict[str, EvaluationRun]:
         return {i: present_run(r) for i, r in self._latest(project_id, run_ids).items()}

@@ -295,13 +295,8 @@ class ClickHouseScores:
             f.params,
         )
         records = [_record(row[1:]) for row in found]
-        next_cursor = None
-        if len(records) > query.limit:
-            last = records[query.limit - 1]
-            next_cursor = cursors.encode(last.created_ns, last.id)
-        return Page[Score](
-            items=[present_score(r) for r in records[: query.limit]], next_cursor=next_cursor
-        )
+        page, next_cursor = cursors.page(records, query.limit, lambda r: (r.created_ns, r.id))
+        return Page[Score](items=[present_score(r) for r in page], next_cursor=next_cursor)
 
     # --- summaries and filters (rollups only) ---------------------------------------
 

@@ -426,17 +426,14 @@ class ClickHouseStore(EvaluationTables):
         }
         # (A session deleted between the two statements is left out.)
         found = [(*rolled_up[s], key) for s, key in picked if s in rolled_up]
-        items = [table_rows.session(row) for row in found[: query.limit]]
+        page, next_cursor = cursors.page(found, query.limit, table_rows.session_page_key)
+        items = [table_rows.session(row) for row in page]
         page_ids = [s.session_id for s in items]
         summaries = self._scores.summaries(project_id, "session", page_ids)
         snippets = search.session_snippets(self._rows, project_id, found_text, page_ids)
         for item in items:
             item.scores = summaries.get(item.session_id, {})
             item.snippet = snippets.get(item.session_id)
-        next_cursor = None
-        if len(found) > query.limit:
-            last = found[query.limit - 1]
-            next_cursor = cursors.encode(last[-1], last[0])
         return Page[Session](items=items, next_cursor=next_cursor)
 
     def find_in_session(self, project_id: int, session_id: str, q: str) -> list[SessionMatch]:
@@ -505,13 +502,8 @@ class ClickHouseStore(EvaluationTables):
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
-        rollups = [_trace_rollup(row[:-1]) for row in found]
-        next_cursor = None
-        if len(rollups) > query.limit:
-            next_cursor = cursors.encode(
-                found[query.limit - 1][-1], rollups[query.limit - 1].trace_id
-            )
-        items = [table_rows.trace(r) for r in rollups[: query.limit]]
+        page, next_cursor = cursors.page(found, query.limit, table_rows.trace_page_key)
+        items = [table_rows.trace(_trace_rollup(row)) for row in page]
         page_ids = [t.trace_id for t in items]
         summaries = self._scores.summaries(project_id, "trace", page_ids)
         snippets = search.trace_snippets(self._rows, project_id, found_text, page_ids)

@@ -86,22 +86,22 @@ class Reads(Database):
                 f"SELECT {SESSIONS.sql}, {order} FROM {source}"
                 f" WHERE {' AND '.join(where)} ORDER BY {order} DESC, session_id DESC LIMIT ?"
             )
-            rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
-            page_ids = [row[0] for row in rows[: query.limit]]
+            rows, next_cursor = cursors.page(
+                conn.execute(sql, [*args, query.limit + 1]).fetchall(),
+                query.limit,
+                table_rows.session_page_key,
+            )
+            items = [table_rows.session(row) for row in rows]
+            page_ids = [item.session_id for item in items]
             summaries = scores.summaries(conn, project_id, "session", page_ids)
             snippets = search.session_snippets(
                 conn, project_id, found, page_ids, self._payloads.unpacker()
             )
-            inferred = inference.signals_of(conn, project_id, [r[0] for r in rows[: query.limit]])
-        items = [table_rows.session(row) for row in rows[: query.limit]]
+            inferred = inference.signals_of(conn, project_id, page_ids)
         for item in items:
             item.scores = summaries.get(item.session_id, {})
             item.mark_inferred(inferred.get(item.session_id))
             item.snippet = snippets.get(item.session_id)
-        next_cursor = None
-        if len(rows) > query.limit:
-            last = rows[query.limit - 1]
-            next_cursor = cursors.encode(last[-1], last[0])
         return Page[Session](items=items, next_cursor=next_cursor)
 
     def find_in_session(self, project_id: int, session_id: str, q: str) -> list[SessionMatch]:
@@ -174,19 +174,17 @@ class Reads(Database):
                 f"SELECT {TRACES.sql}, {order} FROM {source} WHERE {' AND '.join(where)}"
                 f" ORDER BY {order} DESC, traces.trace_id DESC LIMIT ?"
             )
-            rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
-            page_ids = [row[0] for row in rows[: query.limit]]
+            rows, next_cursor = cursors.page(
+                conn.execute(sql, [*args, query.limit + 1]).fetchall(),
+                query.limit,
+                table_rows.trace_page_key,
+            )
+            items = [table_rows.trace(table_rows.trace_rollup(row)) for row in rows]
+            page_ids = [item.trace_id for item in items]
             summaries = scores.summaries(conn, project_id, "trace", page_ids)
             snippets = search.trace_snippets(
                 conn, project_id, found, page_ids, self._payloads.unpacker()
             )
-        rollups = [table_rows.trace_rollup(row[:-1]) for row in rows]
-        next_cursor = None
-        if len(rollups) > query.limit:
-            next_cursor = cursors.encode(
-                rows[query.limit - 1][-1], rollups[query.limit - 1].trace_id
-            )
-        items = [table_rows.trace(r) for r in rollups[: query.limit]]
         for item in items:
             item.scores = summaries.get(item.trace_id, {})
             item.snippet = snippets.get(item.trace_id)

@@ -189,13 +189,8 @@ def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) ->
         [*args, query.limit + 1],
     ).fetchall()
     records = [_record(row) for row in rows]
-    next_cursor = None
-    if len(records) > query.limit:
-        last = records[query.limit - 1]
-        next_cursor = cursors.encode(last.created_ns, last.id)
-    return Page[Score](
-        items=[present_score(r) for r in records[: query.limit]], next_cursor=next_cursor
-    )
+    page, next_cursor = cursors.page(records, query.limit, lambda r: (r.created_ns, r.id))
+    return Page[Score](items=[present_score(r) for r in page], next_cursor=next_cursor)
 
 
 def _rollup(row: Sequence[Any]) -> ScoreRollup:
