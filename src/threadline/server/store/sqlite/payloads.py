@@ -14,8 +14,9 @@ text 27-28 % fewer bytes than plain zstd (docs/benchmarks.md). One dictionary se
 every worker process: the first to need one trains it while the others keep writing,
 and they adopt it. Every frame names the dictionary it was packed with in its header
 (0: none), so frames from before and after all stay readable, and so would frames of
-a later dictionary; dictionaries are never deleted. A dictionary holds fragments of the payloads it was trained on, whatever
-their project: it lives in the same file as they do and is never served.
+a later dictionary; dictionaries are never deleted. A dictionary holds fragments of
+the payloads it was trained on, whatever their project: it lives in the same file as
+they do and is never served.
 ``payload_sql.py`` reads every payload back as text in SQL (``threadline sql``).
 """
 
