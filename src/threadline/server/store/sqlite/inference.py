@@ -156,21 +156,18 @@ def _link(
     traces: dict[str, _Trace],
     placement: Placement,
 ) -> None:
+    # Offers are kept for the later turns that will ask for them; an ask is kept only
+    # while nothing answers it (a turn that arrived before the one it continues), for
+    # that turn to find when it lands. In order, asks are answered at once: the table
+    # of open asks stays small, and the lookup of offers in it cheap.
     conn.executemany(
         "INSERT OR IGNORE INTO conversation_keys (project_id, role, key, trace_id)"
-        " VALUES (?, ?, ?, ?)",
-        [
-            *((project_id, _OFFER, key, t) for t in keyed for key in keys.offers.get(t, ())),
-            *(
-                (project_id, _ASK_ROLE[signal], key, t)
-                for t in keyed
-                for key, signal in keys.asks.get(t, {}).items()
-            ),
-        ],
+        " VALUES (?, 0, ?, ?)",
+        [(project_id, key, t) for t in keyed for key in keys.offers.get(t, ())],
     )
-    # Edges (asker, offerer, signal), batch traces on either side; a trace found by a
-    # key may be in this batch too (its keys were just written).
-    edges: list[tuple[str, str, Signal]] = []
+    # Edges (asker, offerer, signal, key), batch traces on either side; a trace found
+    # by a key may be in this batch too (its offers were just written).
+    edges: list[tuple[str, str, Signal, bytes]] = []
     asked = sorted({key for t in keyed for key in keys.asks.get(t, ())})
     offerers: dict[bytes, list[str]] = defaultdict(list)
     for key, other in select_in(
@@ -183,12 +180,13 @@ def _link(
         offerers[key].append(other)
     for t in keyed:
         for key, signal in keys.asks.get(t, {}).items():
-            edges += [(t, other, signal) for other in offerers.get(key, ()) if other != t]
+            edges += [(t, other, signal, key) for other in offerers.get(key, ()) if other != t]
     offered_by: dict[bytes, list[str]] = defaultdict(list)
     for t in keyed:
         for key in keys.offers.get(t, ()):
             offered_by[key].append(t)
     ask_roles = ", ".join(str(role) for role in _ROLE_SIGNAL)
+    reverse: list[tuple[str, str, Signal, bytes]] = []  # open asks of earlier batches
     for role, key, asker in select_in(
         conn,
         "SELECT role, key, trace_id FROM conversation_keys"
@@ -196,9 +194,9 @@ def _link(
         (project_id,),
         sorted(offered_by),
     ):
-        edges += [(asker, t, _ROLE_SIGNAL[role]) for t in offered_by[key] if t != asker]
-    if not edges:
-        return
+        found = [(asker, t, _ROLE_SIGNAL[role], key) for t in offered_by[key] if t != asker]
+        edges += found
+        reverse += found
     # Where each other trace at an edge is: its inferred session, or none yet. Traces
     # that left inference (an explicit id, or deleted) are not found, nor their edges.
     batch = set(traces)
@@ -207,12 +205,35 @@ def _link(
         if session_id is None or session_id == placed:
             traces[t] = (placed, start)
     edges = [edge for edge in edges if edge[0] in traces and edge[1] in traces]
+    answered = {(asker, key) for asker, _, _, key in edges}
+    # Open asks answered now are closed; the batch's unanswered asks are opened.
+    conn.executemany(
+        "DELETE FROM conversation_keys"
+        " WHERE project_id = ? AND role = ? AND key = ? AND trace_id = ?",
+        [
+            (project_id, _ASK_ROLE[signal], key, asker)
+            for asker, _, signal, key in reverse
+            if asker in traces and (asker, key) in answered
+        ],
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO conversation_keys (project_id, role, key, trace_id)"
+        " VALUES (?, ?, ?, ?)",
+        [
+            (project_id, _ASK_ROLE[signal], key, t)
+            for t in keyed
+            for key, signal in keys.asks.get(t, {}).items()
+            if (t, key) not in answered
+        ],
+    )
+    if not edges:
+        return
     groups = _Groups()
-    for asker, offerer, _ in edges:
+    for asker, offerer, _, _ in edges:
         groups.union(_node(asker, traces), _node(offerer, traces))
     components: dict[str, list[tuple[str, str, Signal]]] = defaultdict(list)
-    for edge in edges:
-        components[groups.find(_node(edge[0], traces))].append(edge)
+    for asker, offerer, signal, _ in edges:
+        components[groups.find(_node(asker, traces))].append((asker, offerer, signal))
     _Joins(conn, project_id, traces, batch, placement).join(list(components.values()))
 
 

@@ -8,8 +8,9 @@ CREATE TABLE session_inference (
 );
 
 -- The keys a trace without a session id offers (role 0: a later turn finds it by them)
--- and asks for (role 1: an earlier turn of its conversation offers them); 16-byte
--- digests (ingest/session_signals.py). Looked up by key, never scanned.
+-- and asks for while nothing answers them (roles 1-3, by signal: an earlier turn of its
+-- conversation that has not arrived yet offers them); 16-byte digests
+-- (ingest/session_signals.py). Looked up by key, never scanned.
 CREATE TABLE conversation_keys (
     project_id  INTEGER NOT NULL,
     role        INTEGER NOT NULL,
