@@ -10,9 +10,7 @@ are taken out of the session and trace models themselves.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 import time
 import uuid
 
@@ -28,13 +26,14 @@ from threadline.server.model import (
 )
 from threadline.server.store import Store
 from threadline.server.store.base import StoredShare
+from threadline.server.store.keys import new_secret, secret_digest
 
 TOKEN_PREFIX = "tls_"
 DAY_NS = 86_400 * 10**9
 
 
 def digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    return secret_digest(token)
 
 
 def link(share: StoredShare) -> ShareLink:
@@ -55,7 +54,7 @@ def create(
 ) -> NewShareLink:
     """Make a link (the caller has checked that its target exists)."""
     now = time.time_ns() if now_ns is None else now_ns
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_secret(TOKEN_PREFIX)
     share = StoredShare(
         id=uuid.uuid4().hex,
         project_id=project_id,

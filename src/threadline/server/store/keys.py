@@ -1,21 +1,32 @@
-"""API keys: how one is minted, and the digest a store keeps instead of the key."""
+"""Bearer secrets (API keys, share-link tokens): how one is minted, and the digest a
+store keeps instead of the secret."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 
+KEY_PREFIX = "tl_"
 PREFIX_CHARS = 10
 
 
+def new_secret(prefix: str) -> str:
+    """A 256-bit random secret, URL-safe, after ``prefix`` (which says what it is)."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def secret_digest(secret: str) -> bytes:
+    # Secrets are 256-bit random values, so a fast hash is enough: there is nothing to
+    # brute-force that a slow hash would protect.
+    return hashlib.sha256(secret.encode()).digest()
+
+
 def new_key() -> str:
-    return "tl_" + secrets.token_urlsafe(32)
+    return new_secret(KEY_PREFIX)
 
 
 def key_digest(key: str) -> bytes:
-    # Keys are 256-bit random secrets, so a fast hash is enough: there is nothing to
-    # brute-force that a slow hash would protect.
-    return hashlib.sha256(key.encode()).digest()
+    return secret_digest(key)
 
 
 def key_prefix(key: str) -> str:
