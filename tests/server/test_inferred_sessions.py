@@ -9,6 +9,8 @@ of what was sent, and against the same turns sent with an explicit session id.
 from __future__ import annotations
 
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -190,3 +192,54 @@ def test_a_project_can_turn_inference_off(server: ProjectClient) -> None:
         headers={"Authorization": f"Bearer {ingest_key}"},
     )
     assert refused.status_code == 403 and "error" in refused.json()
+
+
+def test_a_framework_thread_id_groups_turns_without_history(server: ProjectClient) -> None:
+    # LangGraph's thread id reaches the spans as a ``thread_id`` metadata key; the turns
+    # resend nothing, so only the thread id ties them (and two threads stay apart).
+    rng = random.Random(7)
+    threads = {"t-1": conversation("one", BASE, rng=rng), "t-2": conversation("two", BASE, rng=rng)}
+    for index in range(3):
+        for thread_id, turns in threads.items():
+            spans = turn_spans(
+                turns,
+                turns[index],
+                history=[("system", "You are terse.")],
+                **{"threadline.metadata.thread_id": thread_id},
+            )
+            send(server, spans)
+    found = sessions(server)
+    assert sorted(found) == sorted(f"inferred-{t[0].trace_id}" for t in threads.values())
+    for turns in threads.values():
+        session = found[f"inferred-{turns[0].trace_id}"]
+        assert session["trace_count"] == 3 and session["inferred_by"] == ["thread_id"]
+
+
+def test_turns_sent_at_once_from_many_exporters_converge(server: ProjectClient) -> None:
+    """Nine turns of three conversations, each exported on its own connection at the
+    same moment: however the writer orders them, three sessions of three turns."""
+    rng = random.Random(8)
+    conversations = [conversation(name, BASE, rng=rng) for name in ("red", "green", "blue")]
+    bodies = [
+        request(turn_spans(turns, turn)).SerializeToString()
+        for turns in conversations
+        for turn in turns
+    ]
+    barrier = threading.Barrier(len(bodies))
+
+    def export(body: bytes) -> int:
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            barrier.wait()
+            return client.post(
+                "/v1/traces",
+                content=body,
+                headers={
+                    "Content-Type": "application/x-protobuf",
+                    "Authorization": f"Bearer {server.api_key}",
+                },
+            ).status_code
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        assert list(pool.map(export, bodies)) == [200] * len(bodies)
+    assert server.get("/healthz", wait=30)["queued_exports"] == 0
+    check(server, conversations)
