@@ -132,7 +132,8 @@ def test_session_turns_come_in_pages_and_the_export_streams(server) -> None:
         for expected in (50, 50, 20):
             page = web.get(path)
             assert page.status_code == 200
-            found = re.findall(r'data-trace="([0-9a-f]{32})"', page.text)
+            # The turns themselves (the context chart's table names the same traces).
+            found = re.findall(r'id="turn-\d+" data-trace="([0-9a-f]{32})"', page.text)
             assert len(found) == expected
             seen += found
             later = re.search(r'href="([^"]+)" data-testid="later-turns"', page.text)
