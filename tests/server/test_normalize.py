@@ -183,3 +183,36 @@ def test_traceloop_association_properties_beside_session_and_user_are_metadata()
     )
     assert (record.session_id, record.user_id) == ("conv-1", "ana")
     assert record.metadata == {"tier": "gold"}
+
+
+def test_conversation_keys_only_for_traces_without_a_session_id():
+    """The keys of inferred sessions are made for spans of traces no span of the export
+    gives a session id; a child LLM span of a turn whose root names its session gets
+    none (its chat input is not parsed again for nothing)."""
+    chat = {
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.prompt.0.role": "user",
+        "gen_ai.prompt.0.content": "hi",
+        "gen_ai.prompt.1.role": "assistant",
+        "gen_ai.prompt.1.content": "hello",
+        "gen_ai.prompt.2.role": "user",
+        "gen_ai.prompt.2.content": "and now?",
+        "gen_ai.completion.0.role": "assistant",
+        "gen_ai.completion.0.content": "now this",
+    }
+    named, loose = new_trace_id(), new_trace_id()
+    root = new_span_id()
+    records = normalize_request(
+        request(
+            [
+                span(named, root, attributes={"session.id": "s-1"}),
+                span(named, new_span_id(), parent=root, attributes=chat),
+                span(loose, new_span_id(), attributes=chat),
+            ]
+        )
+    ).spans
+    signals = {(r.trace_id, r.parent_span_id is None): r.session_signals for r in records}
+    assert signals[(named, True)] is None and signals[(named, False)] is None
+    keys = signals[(loose, True)]
+    assert keys is not None and len(keys.offers) == 1
+    assert [signal for _, signal in keys.asks] == ["history"]

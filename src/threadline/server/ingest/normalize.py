@@ -85,6 +85,13 @@ def normalize_spans(items: Sequence[SpanItem]) -> Normalized:
                 result.errors.append(problem)
             continue
         result.spans.append(record)
+    # What ties a trace without a session id to its conversation (inferred sessions):
+    # not looked for in the traces a span of this export gives a session id, which is
+    # most traces, and whose chat inputs it would parse again for nothing.
+    explicit = {record.trace_id for record in result.spans if record.session_id is not None}
+    for record in result.spans:
+        if record.trace_id not in explicit:
+            record.session_signals = span_signals(record)
     return result
 
 
@@ -160,7 +167,7 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
     output_text, output_source = messages.stored_output(attrs, keys) or _payload(
         fields.get("output")
     )
-    record = SpanRecord(
+    return SpanRecord(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
         parent_span_id=parent.hex() if parent and parent != _ZERO_SPAN else None,
@@ -189,8 +196,6 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
         metadata=_metadata(attrs, keys),
         tags=_tags(attrs),
     )
-    record.session_signals = span_signals(record)
-    return record
 
 
 # --- attribute values ----------------------------------------------------------------
