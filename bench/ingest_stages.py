@@ -19,7 +19,7 @@ import workload
 
 from threadline.server.ingest.decode import PROTOBUF, decode_request
 from threadline.server.ingest.normalize import normalize_request
-from threadline.server.ingest.pipeline import tune_garbage_collector
+from threadline.server.ingest.tuning import tune_garbage_collector
 from threadline.server.jsontext import dumps
 from threadline.server.store.rows import span_row
 from threadline.server.store.sqlite import SQLiteStore

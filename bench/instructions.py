@@ -32,7 +32,7 @@ def run_stage(stage: str, spans: int, flavour: str) -> None:
 
     from threadline.server.ingest.decode import PROTOBUF, decode_request
     from threadline.server.ingest.normalize import normalize_request
-    from threadline.server.ingest.pipeline import tune_garbage_collector
+    from threadline.server.ingest.tuning import tune_garbage_collector
     from threadline.server.store.sqlite import SQLiteStore
 
     warm_up = [b.body for b in workload.batches(2048, seed=7, tag="warm")]

@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
 from threadline.server.ingest.normalize import normalize_request
-from threadline.server.ingest.pipeline import tune_garbage_collector
+from threadline.server.ingest.tuning import tune_garbage_collector
 from threadline.server.store.sqlite import SQLiteStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

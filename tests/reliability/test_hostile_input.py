@@ -261,7 +261,7 @@ def test_the_live_position_does_not_count_other_projects_writes(
 
 
 def test_healthz_waiters_are_bounded(tmp_path: Path) -> None:
-    """With exports queued (the database held locked by another process), at most 64
+    """With an export in hand (the database held locked by another process), at most 64
     requests wait on /healthz?wait=; the rest are answered 503 at once."""
     process = start_server(tmp_path / "data", tmp_path / "log.txt")
     key = process.new_key("waiters")
@@ -273,10 +273,6 @@ def test_healthz_waiters_are_bounded(tmp_path: Path) -> None:
             _post, process, key, request([span(new_trace_id(), new_span_id())]).SerializeToString()
         )
         time.sleep(0.5)
-        queued = _post(
-            process, key, request([span(new_trace_id(), new_span_id())]).SerializeToString()
-        )
-        assert queued.status_code == 200
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         with httpx.Client(base_url=process.base_url, limits=limits, timeout=20) as client:
             started = time.monotonic()

@@ -112,8 +112,7 @@ def test_full_disk_answers_retry_later_and_ingest_resumes_when_space_is_freed(
         filler = _fill(small_disk)
         # Space the WAL or the database file had already taken may take a few exports
         # more; after that every export must be refused with a code exporters retry.
-        # Four at a time: those that find the ingest thread busy try the intake queue
-        # first, which cannot write its file either.
+        # Four at a time, as concurrent exporters send them.
         answers: list[httpx.Response] = []
         for _ in range(15):
             exports = [_export() for _ in range(4)]

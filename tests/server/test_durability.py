@@ -13,8 +13,11 @@ import threading
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.conftest import ServerProcess, start_server, stop_server
 from tests.otlp import BASE_NS, new_span_id, new_trace_id, request, span
@@ -103,24 +106,74 @@ def _store_expired(data_dir: Path, key_project: str, count: int) -> str:
         store.close()
 
 
+def test_acknowledged_spans_survive_sigkill_over_grpc_with_two_workers(tmp_path):
+    figures = kill_and_check(tmp_path, KILLS, seed=8, transport="grpc", workers=2)
+    assert figures["kills"] == KILLS and figures["acknowledged"] > KILLS
+
+
 def kill_and_check(
-    tmp_path: Path, kills: int, seed: int, expired_traces: int = 0
+    tmp_path: Path,
+    kills: int,
+    seed: int,
+    expired_traces: int = 0,
+    transport: str = "http",
+    workers: int = 1,
 ) -> dict[str, int]:
     """Export under ``kills`` SIGKILLs and check every acknowledged span; the figures.
     With ``expired_traces``, that many traces of the same sessions ended ten days ago
-    and the server runs with one day of retention."""
+    and the server runs with one day of retention. ``transport``: "http" or "grpc";
+    ``workers``: the server's --workers."""
     rng = random.Random(seed)
     current: dict[str, ServerProcess] = {}
-    extra: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ("--workers", str(workers))
     if expired_traces:
         key = _store_expired(tmp_path / "data", "durability", expired_traces)
-        extra = ("--retention-days", "1")
+        extra += ("--retention-days", "1")
     current["server"] = start_server(tmp_path / "data", tmp_path / "log-0.txt", *extra)
     if not expired_traces:
         key = current["server"].new_key("durability")
     acknowledged: dict[str, str] = {}  # trace id -> session id
     unexpected: list[str] = []  # answers other than 200, 429 and 503
     stop = threading.Event()
+
+    def send_http(client: httpx.Client, body: bytes) -> int:
+        """The HTTP status of one export, 0 when the server could not be reached."""
+        try:
+            response = client.post(
+                current["server"].base_url + "/v1/traces",
+                content=body,
+                headers={
+                    "Authorization": f"Bearer {key}",
+                    "Content-Type": "application/x-protobuf",
+                },
+            )
+        except httpx.TransportError:
+            return 0
+        if response.status_code not in (200, 429, 503):
+            unexpected.append(f"{response.status_code} {response.text}")
+        return response.status_code
+
+    channels: dict[str, grpc.Channel] = {}
+
+    def send_grpc(body: bytes) -> int:
+        """As ``send_http``, over gRPC: UNAVAILABLE is what exporters retry."""
+        address = current["server"].grpc_address
+        assert address is not None
+        if address not in channels:  # a restarted server listens on a new port
+            channels[address] = grpc.insecure_channel(address)
+        stub = trace_service_pb2_grpc.TraceServiceStub(channels[address])
+        try:
+            stub.Export(
+                ExportTraceServiceRequest.FromString(body),
+                metadata=[("authorization", f"Bearer {key}")],
+                timeout=5,
+            )
+        except grpc.RpcError as error:
+            code = error.code()  # type: ignore[attr-defined]
+            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                unexpected.append(f"{code} {error.details()}")  # type: ignore[attr-defined]
+            return 0
+        return 200
 
     def sender() -> None:
         with httpx.Client(timeout=5) as client:
@@ -132,23 +185,10 @@ def kill_and_check(
                 trace_id, body = _trace_body(rng, session_id, start_ns)
                 n += 1
                 while not stop.is_set():  # retry until acknowledged, like an exporter
-                    try:
-                        response = client.post(
-                            current["server"].base_url + "/v1/traces",
-                            content=body,
-                            headers={
-                                "Authorization": f"Bearer {key}",
-                                "Content-Type": "application/x-protobuf",
-                            },
-                        )
-                    except httpx.TransportError:
-                        time.sleep(0.02)
-                        continue
-                    if response.status_code == 200:
+                    status = send_grpc(body) if transport == "grpc" else send_http(client, body)
+                    if status == 200:
                         acknowledged[trace_id] = session_id
                         break
-                    if response.status_code not in (429, 503):
-                        unexpected.append(f"{response.status_code} {response.text}")
                     time.sleep(0.02)
 
     thread = threading.Thread(target=sender)
@@ -165,6 +205,8 @@ def kill_and_check(
     finally:
         stop.set()
         thread.join()
+        for channel in channels.values():
+            channel.close()
 
     try:
         assert unexpected == []

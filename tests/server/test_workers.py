@@ -1,9 +1,9 @@
-"""With ``--workers N``, every worker writes, however the exporters' connections fall.
+"""With ``--workers N``, every ingest worker process works, however many exporters.
 
-Workers share one listening socket and an exporter keeps its connection with the worker
-that accepted it. Exports that a busy worker queues (the intake queue) are written by
-whichever worker is free, so the workers share the work even when every connection is
-with one of them.
+The server process receives every export and hands its CPU work to whichever worker
+process is free (``ingest/workers.py``), so the work is shared whatever connections
+the exporters keep. (Before, the workers were server processes sharing a listening
+socket, and an exporter's connection stayed with one of them.)
 """
 
 from __future__ import annotations
@@ -73,17 +73,17 @@ def _send(base_url: str, key: str, bodies: list[list[bytes]]) -> list[httpx.Resp
     return answers
 
 
-def _worker_cpu_seconds(supervisor: int) -> dict[int, float]:
-    """CPU seconds so far of each worker process of ``supervisor``, by pid."""
+def _worker_cpu_seconds(server: int) -> dict[int, float]:
+    """CPU seconds so far of each ingest worker process of ``server``, by pid."""
     found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # a process that ended meanwhile
-        # uvicorn spawns its workers with multiprocessing, whose resource tracker is
-        # the supervisor's other child.
-        if int(fields[1]) == supervisor and "spawn_main" in (stat.parent / "cmdline").read_text():
+        # The workers are spawned with multiprocessing, whose resource tracker is the
+        # server's other child.
+        if int(fields[1]) == server and "spawn_main" in (stat.parent / "cmdline").read_text():
             found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / 100
     return found
 
@@ -100,9 +100,9 @@ def test_both_workers_write_however_the_connections_fall(tmp_path):
         assert health["queued_exports"] == 0
         after = _worker_cpu_seconds(server.process.pid)
 
-        # Each worker did at least a quarter of the work. Without the shared queue, one
-        # run in three or four put the exporters' connections all with one worker, and
-        # the other did next to nothing.
+        # Each worker did at least a quarter of the work. With server processes as
+        # workers, one run in three or four put the exporters' connections all with one
+        # of them, and the other did next to nothing.
         busy = {pid: after[pid] - before[pid] for pid in before}
         assert len(busy) == 2 and min(busy.values()) > sum(busy.values()) / 4, busy
         api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -30,7 +30,8 @@ from threadline.server.errors import Overloaded, ThreadlineError
 from threadline.server.evaluation.service import EvaluationService
 from threadline.server.http.request_bounds import RequestBounds
 from threadline.server.ingest.otlp_http import router as otlp_router
-from threadline.server.ingest.pipeline import IngestPipeline, tune_garbage_collector
+from threadline.server.ingest.pipeline import IngestPipeline
+from threadline.server.ingest.tuning import tune_garbage_collector
 from threadline.server.retention import RetentionService
 from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store
@@ -60,7 +61,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         # backend (anyio's) is imported on first use: ~20 ms the first export waited.
         await run_in_threadpool(lambda: None)
         tune_garbage_collector()  # after loading what lives as long as the process
-        ingest.start()
+        await ingest.start()  # the server answers once it can ingest
         # The gRPC receiver shares this process's event loop and ingest pipeline, so it
         # starts and stops with the app (each worker process runs its own lifespan).
         grpc_receiver = None
@@ -109,9 +110,9 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     install_web_ui(app)
     install_api_docs(app)
 
-    depth = _QueueDepth(ingest)
+    waiters = _Waiters()
 
-    @app.get("/healthz", tags=["health"], summary="Liveness, and exports not yet written")
+    @app.get("/healthz", tags=["health"], summary="Liveness, and exports not yet committed")
     async def healthz(
         wait: Annotated[
             float,
@@ -119,36 +120,33 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
                 ge=0,
                 le=60,
                 description=(
-                    "Seconds to hold the answer until no export is queued: how a client that "
-                    "sent spans waits until they are all queryable, without polling."
+                    "Seconds to hold the answer until no export is in hand (received and not "
+                    "yet committed). An exporter needs no such wait: each export is answered "
+                    "once committed."
                 ),
             ),
         ] = 0,
     ) -> dict[str, str | int]:
-        # queued_exports: acknowledged exports in the intake queue, of every worker; 0
-        # means every acknowledged span is queryable. On the event loop: two directory
-        # listings, shared by every waiter and made at most every 10 ms (more often
-        # takes the GIL from the ingest thread for little). The route needs no key, so
-        # the waiters are bounded: past MAX_HEALTH_WAITERS, 503 at once.
-        queued = depth.read(fresh=True)  # never an answer older than the request
-        if not queued or not wait:
-            return health(queued)
-        if depth.waiters >= MAX_HEALTH_WAITERS:
+        # queued_exports: exports received and not yet committed (each is answered once
+        # it is). The route needs no key, so the waiters are bounded: past
+        # MAX_HEALTH_WAITERS, 503 at once.
+        if not ingest.in_hand or not wait:
+            return health()
+        if waiters.count >= MAX_HEALTH_WAITERS:
             raise Overloaded(
-                f"{depth.waiters} requests already wait on /healthz (at most "
+                f"{waiters.count} requests already wait on /healthz (at most "
                 f"{MAX_HEALTH_WAITERS}): retry later"
             )
-        deadline = time.monotonic() + wait
-        depth.waiters += 1
+        waiters.count += 1
         try:
-            while queued and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-                queued = depth.read()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ingest.wait_idle(), wait)
         finally:
-            depth.waiters -= 1
-        return health(queued)
+            waiters.count -= 1
+        return health()
 
-    def health(queued: int) -> dict[str, str | int]:
+    def health() -> dict[str, str | int]:
+        queued = ingest.in_hand
         # Still 200 on a full disk: the server is alive, and tells exporters to retry.
         if ingest.disk_full is not None:
             return {"status": "disk_full", "queued_exports": queued, "problem": ingest.disk_full}
@@ -158,22 +156,11 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     return app
 
 
-class _QueueDepth:
-    """The intake queue's depth, read at most every 10 ms however many ask."""
+class _Waiters:
+    """Requests held by /healthz?wait= (counted on the event loop only)."""
 
-    def __init__(self, ingest: IngestPipeline) -> None:
-        self.ingest = ingest
-        self.waiters = 0
-        self._value = 0
-        self._read_at = -1.0
-
-    def read(self, fresh: bool = False) -> int:
-        now = time.monotonic()
-        if fresh or now - self._read_at >= 0.01:
-            intake = self.ingest.intake
-            self._value = intake.depth() if intake is not None else 0
-            self._read_at = now
-        return self._value
+    def __init__(self) -> None:
+        self.count = 0
 
 
 def app_from_environment() -> FastAPI:

@@ -65,13 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_pending_exports",
         8,
-        "Exports decoded or written at once; more get 503 with Retry-After (exporters retry).",
-    ),
-    Setting(
-        "max_queued_exports",
-        32,
-        "Exports answered before they are written, queued on disk in data_dir/intake while "
-        "the ingest thread is busy (all workers together). 0: answer each only once written.",
+        "Exports in hand at once (received, not yet committed and answered); more get 503 "
+        "with Retry-After (exporters retry).",
     ),
     Setting(
         "max_receiving_exports",
@@ -103,15 +98,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_connections",
         0,
-        "Open connections per process, for HTTP and for gRPC each; more are closed at once. "
-        "0: derived from the open-file limit, keeping files for the store and intake queue.",
+        "Open connections, for HTTP and for gRPC each; more are closed at once. "
+        "0: derived from the open-file limit, keeping files for the store and the workers.",
     ),
     Setting(
         "workers",
         1,
-        "Server processes. Ingest is CPU-bound Python: with 2 or more cores, --workers 2 raises "
-        "ingest throughput by about a third (docs/benchmarks.md); SQLite still commits one "
-        "transaction at a time.",
+        "Ingest worker processes: they decode and normalise exports (CPU-bound Python), "
+        "beside the one server process, whose writer thread commits them. With 2 cores, 2 "
+        "(docs/benchmarks.md).",
     ),
     Setting("log_level", "info", "Server log level: debug, info, warning or error."),
     Setting(
@@ -164,7 +159,6 @@ class Settings:
     max_body_bytes: int = _DEFAULTS["max_body_bytes"]
     max_decoded_bytes: int = _DEFAULTS["max_decoded_bytes"]
     max_pending_exports: int = _DEFAULTS["max_pending_exports"]
-    max_queued_exports: int = _DEFAULTS["max_queued_exports"]
     max_receiving_exports: int = _DEFAULTS["max_receiving_exports"]
     max_spans_per_export: int = _DEFAULTS["max_spans_per_export"]
     max_span_attributes: int = _DEFAULTS["max_span_attributes"]

@@ -247,14 +247,13 @@ def _serve(args: argparse.Namespace) -> None:
     finally:
         for sock in held:  # released just before uvicorn and gRPC bind them again
             sock.close()
-    # Every worker process builds its app from the environment: put the resolved
-    # settings there, so flags reach the workers too.
+    # The app is built from the environment (and the ingest worker processes are given
+    # the settings it resolved): put the resolved settings there.
     os.environ.update(settings.to_environment())
     raise_open_file_limit()  # inherited by the workers; connections are capped below it
     uvicorn.run(
         "threadline.server.app:app_from_environment",
         factory=True,
-        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -1,9 +1,9 @@
 """How many connections a server process keeps open, from its open-file limit.
 
 Every connection is a file descriptor, and so are the SQLite database, its WAL and
-the intake queue's files. A flood of connections must never take the last
-descriptors from the store ("unable to open database file"): connections are capped
-below the open-file limit, with a reserve kept for the store and the queue.
+the pipes to the ingest worker processes. A flood of connections must never take the
+last descriptors from the store ("unable to open database file"): connections are
+capped below the open-file limit, with a reserve kept for the store and the workers.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import resource
 from threadline.server.settings import Settings
 
 # Descriptors kept out of the connections' reach: the SQLite files of the writer, the
-# readers and the checkpointer (3 each), the intake queue's files, the locks, the
-# event loops' and gRPC's own descriptors, the log.
+# readers and the checkpointer (3 each), the pipes to the ingest workers, the event
+# loop's and gRPC's own descriptors, the log.
 RESERVED_FILES = 256
 _FLOOR = 16
 

@@ -110,25 +110,6 @@ def _invalid(record: SpanRecord) -> str | None:
     return None
 
 
-def all_valid(request: ExportTraceServiceRequest) -> bool:
-    """Whether ``normalize_request`` would keep every span of ``request``: ``_invalid``'s
-    rules, read from the protobuf without normalising (a test holds the two to agree)."""
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans[:]:  # a slice: see attributes_to_dict
-                trace_id, span_id = span.trace_id, span.span_id
-                if (
-                    len(trace_id) != 16
-                    or trace_id == _ZERO_TRACE
-                    or len(span_id) != 8
-                    or span_id == _ZERO_SPAN
-                    or len(span.parent_span_id) not in (0, 8)
-                    or max(span.start_time_unix_nano, span.end_time_unix_nano) > _INT64_MAX
-                ):
-                    return False
-    return True
-
-
 def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) -> SpanRecord:
     attrs = attributes_to_dict(span.attributes)
     otlp_events = span.events

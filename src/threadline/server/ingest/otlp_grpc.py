@@ -1,8 +1,8 @@
 """OTLP/gRPC receiver: ``TraceService/Export`` (and success for logs and metrics).
 
 Started by the app's lifespan on ``grpc_port``, in the same process and event loop as
-the HTTP server, and feeding the same ``IngestPipeline``: one admission counter, one
-ingest thread, and the answer only after the commit
+the HTTP server, and feeding the same ``IngestPipeline``: one admission counter, the
+same worker processes and writer, and the answer only after the commit
 (https://opentelemetry.io/docs/specs/otlp/#otlpgrpc-response).
 
 - Key: ``authorization: Bearer <key>`` metadata, as on HTTP (ingest-only keys may send).
@@ -10,16 +10,15 @@ ingest thread, and the answer only after the commit
   is then read within ``body_timeout`` holding a receiving place, and handed over
   holding a place of work (``admission.py``), as on HTTP.
 - Messages arrive as raw bytes (no deserializer), so the pipeline decodes them exactly
-  as it does HTTP bodies: on the ingest thread, or, for an export queued while that
-  thread is busy, on the event loop as it is checked (``pipeline.py``). gRPC inflates
+  as it does HTTP bodies, in an ingest worker process (``pipeline.py``). gRPC inflates
   ``grpc-encoding: gzip`` itself, and refuses a message over ``max_body_bytes``.
 - An unexpected error is INTERNAL with a generic message (the log has the details).
 - Status codes: UNAUTHENTICATED (no or unknown key), INVALID_ARGUMENT (not an
   ExportTraceServiceRequest), RESOURCE_EXHAUSTED (too large), UNAVAILABLE (overload or
   a full disk: the code OTLP exporters retry), partial success for invalid spans.
-- With ``--workers N`` every worker process listens on the port with SO_REUSEPORT and the
-  kernel spreads connections over them; with one worker the port is bound exclusively,
-  so a port already taken fails the start instead of silently sharing it.
+- The one server process binds the port exclusively (``--workers`` are ingest worker
+  processes, which listen on nothing), so a port already taken fails the start instead
+  of silently sharing it.
 """
 
 from __future__ import annotations
@@ -79,7 +78,9 @@ class OtlpGrpcReceiver:
         self._server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", settings.max_body_bytes),
-                ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+                # One server process binds the port: a port another process holds
+                # fails the start instead of being silently shared.
+                ("grpc.so_reuseport", 0),
                 # As on HTTP: connections capped below the open-file limit, a slow
                 # handshake cut off, an idle connection closed (clients reconnect).
                 ("grpc.max_allowed_incoming_connections", connection_limit(settings)),

@@ -1,11 +1,10 @@
 """OTLP/HTTP receiver: ``POST /v1/traces`` (and success for logs and metrics).
 
-The answer is sent once the spans are durable: committed, or in the intake queue on
-disk to be committed moments later (https://opentelemetry.io/docs/specs/otlp/#otlphttp-response;
-see ``pipeline.py``). Invalid spans are reported through ``partial_success`` while the
-valid ones in the same request are kept. Admission, decoding, normalising and the
-commit are the shared ``IngestPipeline``; this module only reads the body (bounded) and
-frames the answer.
+The answer is sent once the spans are committed, and so queryable
+(https://opentelemetry.io/docs/specs/otlp/#otlphttp-response; see ``pipeline.py``).
+Invalid spans are reported through ``partial_success`` while the valid ones in the same
+request are kept. Admission, decoding, normalising and the commit are the shared
+``IngestPipeline``; this module only reads the body (bounded) and frames the answer.
 
 Langfuse's SDK exports to ``/api/public/otel/v1/traces`` with HTTP Basic auth; that path
 is the same handler, with the key taken from the Basic password (see ``auth.py``).

@@ -1,6 +1,8 @@
 """The SQLite file of the embedded store: its connections, its one writer, its schema.
 
-One writer connection behind a lock does every write; readers take connections from a
+One writer connection behind a lock does every write (in a server, from its one
+writer thread: ingest/writer.py; a CLI command writing meanwhile waits on SQLite's own
+lock); readers take connections from a
 small pool and, thanks to WAL, never wait for the writer. The other parts of
 ``SQLiteStore`` (span_writes.py, reads.py, access.py, transfer.py, evaluations.py)
 read and write through ``_read`` and ``_transaction`` of this class.
@@ -8,9 +10,7 @@ read and write through ``_read`` and ``_transaction`` of this class.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -33,11 +33,6 @@ class Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Reentrant: adopting a payload dictionary writes it while holding the lock.
         self._write_lock = threading.RLock()
-        # Writer processes of this database take turns by this lock rather than by
-        # SQLite's own: a process waiting for SQLite's lock polls, sleeping longer each
-        # time (up to 100 ms), while a process waiting here wakes as soon as the writer
-        # before it commits (docs/benchmarks.md).
-        self._writer_turn = os.open(f"{self.path}-writer", os.O_CREAT | os.O_RDWR, 0o600)
         self._writer = self._connect()
         migrate(self._writer)
         self._payloads = PayloadDictionaries(self)
@@ -88,7 +83,6 @@ class Database:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._write_lock:
-            fcntl.flock(self._writer_turn, fcntl.LOCK_EX)
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -109,8 +103,6 @@ class Database:
                 if full is not None:
                     raise full from error
                 raise
-            finally:
-                fcntl.flock(self._writer_turn, fcntl.LOCK_UN)
 
     def close(self) -> None:
         if self._closing.is_set():
@@ -127,7 +119,6 @@ class Database:
                 self._writer.close()
             except sqlite3.Error as error:
                 log.warning("closing the database: %s", error)
-            os.close(self._writer_turn)
             self._payloads.close()
         while True:
             try:

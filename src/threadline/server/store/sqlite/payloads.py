@@ -43,7 +43,7 @@ TRAIN_AFTER = 500
 # zstd's own default size; larger dictionaries measured no better on LLM payloads.
 _DICTIONARY_BYTES = 32 * 1024
 # The fastcover trainer's segment and d-mer sizes, fixed: searching for them (zstd's
-# default) took four times as long, on the ingest thread, for the same dictionary. Its
+# default) took four times as long, on the writer thread, for the same dictionary. Its
 # frequency table of 2^16 entries rather than 2^20: training took 40 % of the time
 # (84 -> 34 ms) and packed within 0.3 % of the size (docs/benchmarks.md). It counts
 # every fourth d-mer of the samples rather than each, and finishes the dictionary on a

@@ -1,0 +1,89 @@
+"""An export's CPU work, done in an ingest worker process (``workers.py``): inflate,
+decode, check the bounds, normalise, redact (the project's rules, given with the job).
+
+These are the only steps between the bytes a receiver got and the records the writer
+commits, for every export whatever the load: each rule (the bounds of ``bounds.py``, a
+span's validity in ``normalize.py``) has one implementation, applied once.
+
+An export of more than ``PIECE_SPANS`` spans is not normalised in one go: it comes back
+cut into pieces (each a smaller ``ExportTraceServiceRequest``, serialised), which the
+pipeline normalises and commits one at a time, so that other exports take turns with it
+in the workers and in the writer.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from threadline.server.ingest.bounds import check_export, count_wire_spans
+from threadline.server.ingest.decode import PROTOBUF, decode_request, decompress
+from threadline.server.ingest.normalize import Normalized, normalize_request
+from threadline.server.redaction.redactor import redact_spans
+from threadline.server.redaction.rules import RedactionRules
+from threadline.server.settings import Settings
+
+# Spans normalised and committed in one go: a larger export is handled in pieces of
+# this many (~0.3 s of work a piece), other exports taking turns in between.
+PIECE_SPANS = 5_000
+
+
+def prepare_export(
+    settings: Settings,
+    rules: RedactionRules,
+    body: bytes,
+    kind: str,
+    content_encoding: str | None,
+) -> Normalized | list[bytes]:
+    """The records of the export in ``body``, or, past ``PIECE_SPANS`` spans, its pieces.
+
+    ``kind`` is a media type of ``decode`` (protobuf or OTLP/JSON). Raises the
+    ``ThreadlineError`` of a bad body, or of one past the bounds of ``bounds.py``.
+    """
+    inflated = decompress(body, content_encoding, settings.max_decoded_bytes)
+    if kind == PROTOBUF:  # too many spans are refused before they take memory
+        count_wire_spans(inflated, settings.max_spans_per_export)
+    request = decode_request(inflated, kind)
+    if check_export(request, settings) > PIECE_SPANS:
+        return cut_into_pieces(request, PIECE_SPANS)
+    return _normalized(request, rules)
+
+
+def prepare_piece(rules: RedactionRules, piece: bytes) -> Normalized:
+    """The records of one piece made by ``cut_into_pieces`` (already checked whole)."""
+    return _normalized(ExportTraceServiceRequest.FromString(piece), rules)
+
+
+def _normalized(request: ExportTraceServiceRequest, rules: RedactionRules) -> Normalized:
+    result = normalize_request(request)
+    # Before anything is stored: the project's rules, as plain data.
+    redact_spans(result.spans, rules)
+    return result
+
+
+def cut_into_pieces(request: ExportTraceServiceRequest, size: int) -> list[bytes]:
+    """``request`` as serialised requests of at most ``size`` spans each, every span
+    with its own resource and scope."""
+    pieces: list[bytes] = []
+    piece = ExportTraceServiceRequest()
+    count = 0
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            start = 0
+            while start < len(spans):
+                if count == size:
+                    pieces.append(piece.SerializeToString())
+                    piece, count = ExportTraceServiceRequest(), 0
+                taken = spans[start : start + size - count]
+                target = piece.resource_spans.add()
+                target.resource.CopyFrom(resource_spans.resource)
+                target.schema_url = resource_spans.schema_url
+                scope = target.scope_spans.add()
+                scope.scope.CopyFrom(scope_spans.scope)
+                scope.schema_url = scope_spans.schema_url
+                scope.spans.extend(taken)
+                count += len(taken)
+                start += len(taken)
+    if count:
+        pieces.append(piece.SerializeToString())
+    return pieces
