@@ -9,8 +9,9 @@ Starts ``threadline serve`` on a fresh data directory (or on ``--store``), sends
 would), and prints:
 
 - durable spans/s: from the first export to the moment every export is acknowledged,
-  the intake queue is empty (an acknowledged export may still be queued on disk: see
-  docs/architecture.md) and the last session is readable in the API;
+  ``/healthz`` reports none in hand (with the code before the one write path, an
+  acknowledged export could still be queued on disk) and the last session is readable
+  in the API;
 - sessions-list, session-detail and trace-detail latency p50/p95 through the API;
 - the server's peak RSS and bytes on disk per span (for ClickHouse, the active parts of
   the database).
@@ -316,7 +317,8 @@ def main() -> None:
                 raise SystemExit(sent.failures[0])
             started = sent.started
             retries = sent.answers_429 + sent.answers_503
-            # Acknowledged exports may still be queued: wait for the queue to empty.
+            # The code before the one write path answered some exports before writing
+            # them (an intake queue): wait until none is in hand, for an A/B against it.
             while client.get("/healthz", params={"wait": 10}).json()["queued_exports"]:
                 pass
             while client.get(f"/api/v1/sessions/{last_session}").status_code != 200:

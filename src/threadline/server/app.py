@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -34,7 +35,7 @@ from threadline.server.ingest.pipeline import IngestPipeline
 from threadline.server.ingest.tuning import tune_garbage_collector
 from threadline.server.retention import RetentionService
 from threadline.server.settings import Settings
-from threadline.server.store import Store, open_store
+from threadline.server.store import Store, open_store, sqlite_path
 from threadline.server.version import VERSION
 from threadline.server.web import install as install_web_ui
 from threadline.server.web.live_position import LivePositions, load_secret
@@ -93,7 +94,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.ingest = ingest
-    app.state.live_positions = LivePositions(load_secret(settings.data_dir))
+    app.state.live_positions = LivePositions(_live_position_secret(settings))
     app.state.evaluations = evaluations
     app.state.retention = retention
     app.add_middleware(RequestBounds, settings=settings)
@@ -161,6 +162,16 @@ class _Waiters:
 
     def __init__(self) -> None:
         self.count = 0
+
+
+def _live_position_secret(settings: Settings) -> bytes:
+    """The secret of live positions: beside the SQLite file, or, on ClickHouse, this
+    process's own, so that a server on ClickHouse keeps nothing on its local disk (a
+    position made before a restart, or by another server, does not open, and the
+    browser reloads the page: see web/live_position.py)."""
+    if sqlite_path(settings.store_url) is not None:
+        return load_secret(settings.data_dir)
+    return secrets.token_bytes(32)
 
 
 def app_from_environment() -> FastAPI:

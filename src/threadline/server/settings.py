@@ -104,8 +104,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "workers",
         1,
-        "Ingest worker processes: they decode and normalise exports (CPU-bound Python), "
-        "beside the one server process, whose writer thread commits them. With 2 cores, 2 "
+        "Ingest worker processes: they decode and normalise exports (CPU-bound Python) "
+        "beside the one server process, whose writer thread commits them. On a machine with "
+        "two or more cores, --workers 2 starts two ingest worker processes, one per core "
         "(docs/benchmarks.md).",
     ),
     Setting("log_level", "info", "Server log level: debug, info, warning or error."),
