@@ -24,7 +24,7 @@ from threadline.server.jsontext import dumps
 from threadline.server.store.rows import span_row
 from threadline.server.store.sqlite import SQLiteStore
 from threadline.server.store.sqlite import rows as schema
-from threadline.server.store.sqlite.span_writes import fresh_traces
+from threadline.server.store.sqlite.span_batch import fresh_traces
 
 
 def main() -> None:

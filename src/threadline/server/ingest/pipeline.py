@@ -25,8 +25,7 @@ import time
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from threadline.server.ingest.admission import Gate
-from threadline.server.ingest.normalize import Normalized
-from threadline.server.ingest.prepare import prepare_export, prepare_piece
+from threadline.server.ingest.prepare import Job, Prepared, prepare_export, prepare_piece
 from threadline.server.ingest.workers import WorkerPool
 from threadline.server.ingest.writer import SpanWriter
 from threadline.server.model import Project
@@ -92,21 +91,20 @@ class IngestPipeline:
         try:
             # Kept for a moment: a store read only now and then, off the event loop.
             rules = await asyncio.to_thread(self.redaction.get, project.id)
-            prepared = await self.workers.run(
-                prepare_export, self.settings, rules, body, kind, content_encoding
-            )
-            if isinstance(prepared, Normalized):
-                await self.writer.write(project.id, prepared.spans)
-                return _response(prepared.rejected, prepared.errors)
+            job = Job(self.settings, project.id, rules, self.store.span_preparer())
+            prepared = await self.workers.run(prepare_export, job, body, kind, content_encoding)
+            if isinstance(prepared, Prepared):
+                await self.writer.write(project.id, prepared)
+                return _response(prepared.normalized.rejected, prepared.normalized.errors)
             # A huge export: a piece at a time. A retry after a failure rewrites the
             # pieces already stored, which changes nothing (spans are stored once).
             rejected = 0
             errors: list[str] = []
             for piece in prepared:
-                normalized = await self.workers.run(prepare_piece, rules, piece)
-                await self.writer.write(project.id, normalized.spans)
-                rejected += normalized.rejected
-                errors.extend(normalized.errors[: _MAX_ERRORS - len(errors)])
+                done = await self.workers.run(prepare_piece, job, piece)
+                await self.writer.write(project.id, done)
+                rejected += done.normalized.rejected
+                errors.extend(done.normalized.errors[: _MAX_ERRORS - len(errors)])
             return _response(rejected, errors)
         finally:
             self.in_hand -= 1

@@ -1,5 +1,7 @@
 """An export's CPU work, done in an ingest worker process (``workers.py``): inflate,
-decode, check the bounds, normalise, redact (the project's rules, given with the job).
+decode, check the bounds, normalise, redact (the project's rules, given with the job),
+and what the store does before its transaction (``Store.span_preparer``: for SQLite the
+rows, payloads packed, fresh rollups and search documents).
 
 These are the only steps between the bytes a receiver got and the records the writer
 commits, for every export whatever the load: each rule (the bounds of ``bounds.py``, a
@@ -13,14 +15,41 @@ in the workers and in the writer.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from threadline.server.ingest.bounds import check_export, count_wire_spans
 from threadline.server.ingest.decode import PROTOBUF, decode_request, decompress
 from threadline.server.ingest.normalize import Normalized, normalize_request
+from threadline.server.model import SpanRecord
 from threadline.server.redaction.redactor import redact_spans
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.settings import Settings
+
+StorePreparer = Callable[[int, Sequence[SpanRecord]], object]
+
+
+@dataclass
+class Prepared:
+    """An export (or a piece of one) ready to commit: its records, the store's own
+    preparation of them (None: the store makes it in ``write_spans``), and what was
+    rejected."""
+
+    normalized: Normalized
+    for_store: object | None
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker is given besides the bytes: how to check, redact and prepare."""
+
+    settings: Settings
+    project_id: int
+    rules: RedactionRules
+    store_preparer: StorePreparer | None
+
 
 # Spans normalised and committed in one go: a larger export is handled in pieces of
 # this many (~0.3 s of work a piece), other exports taking turns in between.
@@ -28,36 +57,36 @@ PIECE_SPANS = 5_000
 
 
 def prepare_export(
-    settings: Settings,
-    rules: RedactionRules,
-    body: bytes,
-    kind: str,
-    content_encoding: str | None,
-) -> Normalized | list[bytes]:
+    job: Job, body: bytes, kind: str, content_encoding: str | None
+) -> Prepared | list[bytes]:
     """The records of the export in ``body``, or, past ``PIECE_SPANS`` spans, its pieces.
 
     ``kind`` is a media type of ``decode`` (protobuf or OTLP/JSON). Raises the
     ``ThreadlineError`` of a bad body, or of one past the bounds of ``bounds.py``.
     """
+    settings = job.settings
     inflated = decompress(body, content_encoding, settings.max_decoded_bytes)
     if kind == PROTOBUF:  # too many spans are refused before they take memory
         count_wire_spans(inflated, settings.max_spans_per_export)
     request = decode_request(inflated, kind)
     if check_export(request, settings) > PIECE_SPANS:
         return cut_into_pieces(request, PIECE_SPANS)
-    return _normalized(request, rules)
+    return _prepared(job, request)
 
 
-def prepare_piece(rules: RedactionRules, piece: bytes) -> Normalized:
-    """The records of one piece made by ``cut_into_pieces`` (already checked whole)."""
-    return _normalized(ExportTraceServiceRequest.FromString(piece), rules)
+def prepare_piece(job: Job, piece: bytes) -> Prepared:
+    """One piece made by ``cut_into_pieces`` (already checked whole), prepared."""
+    return _prepared(job, ExportTraceServiceRequest.FromString(piece))
 
 
-def _normalized(request: ExportTraceServiceRequest, rules: RedactionRules) -> Normalized:
+def _prepared(job: Job, request: ExportTraceServiceRequest) -> Prepared:
     result = normalize_request(request)
     # Before anything is stored: the project's rules, as plain data.
-    redact_spans(result.spans, rules)
-    return result
+    redact_spans(result.spans, job.rules)
+    for_store = None
+    if job.store_preparer is not None and result.spans:
+        for_store = job.store_preparer(job.project_id, result.spans)
+    return Prepared(result, for_store)
 
 
 def cut_into_pieces(request: ExportTraceServiceRequest, size: int) -> list[bytes]:

@@ -13,7 +13,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from threadline.server.errors import StorageFull
-from threadline.server.model import SpanRecord
+from threadline.server.ingest.prepare import Prepared
 from threadline.server.store import Store
 
 
@@ -26,14 +26,14 @@ class SpanWriter:
         # /healthz says it.
         self.disk_full: str | None = None
 
-    async def write(self, project_id: int, spans: list[SpanRecord]) -> int:
-        """Commit ``spans`` of ``project_id``; how many were new."""
+    async def write(self, project_id: int, prepared: Prepared) -> int:
+        """Commit the records of ``prepared`` for ``project_id``; how many were new."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._write, project_id, spans)
+        return await loop.run_in_executor(self._thread, self._write, project_id, prepared)
 
-    def _write(self, project_id: int, spans: list[SpanRecord]) -> int:
+    def _write(self, project_id: int, prepared: Prepared) -> int:
         try:
-            new = self.store.write_spans(project_id, spans)
+            new = self.store.write_spans(project_id, prepared.normalized.spans, prepared.for_store)
         except StorageFull as error:
             self.disk_full = error.message
             raise

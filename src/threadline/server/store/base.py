@@ -7,7 +7,7 @@ every implementation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -108,14 +108,23 @@ class StoredShare:
 
 class Store(Protocol):
     # --- ingest -----------------------------------------------------------------
-    def write_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
+    def write_spans(
+        self, project_id: int, spans: Sequence[SpanRecord], prepared: object | None = None
+    ) -> int:
         """Store spans idempotently on (project, trace_id, span_id) and bring the trace
         and session rollups they touch up to date, in one transaction.
 
-        Returns how many spans were new; a store that does not read before it writes
-        (ClickHouse) returns how many distinct spans it took. When it returns, the
-        spans are committed.
+        ``prepared``: what ``span_preparer()`` made of these spans, if anything (then
+        the store need not make it again). Returns how many spans were new; a store
+        that does not read before it writes (ClickHouse) returns how many distinct
+        spans it took. When it returns, the spans are committed.
         """
+        ...
+
+    def span_preparer(self) -> Callable[[int, Sequence[SpanRecord]], object] | None:
+        """The CPU work ``write_spans`` does before its transaction, as a picklable
+        callable ``(project_id, spans) -> prepared`` that the ingest pipeline runs in a
+        worker process; None when there is none worth moving."""
         ...
 
     # --- queries ----------------------------------------------------------------

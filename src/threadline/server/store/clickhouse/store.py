@@ -218,8 +218,15 @@ class ClickHouseStore(EvaluationTables):
 
     # --- ingest ---------------------------------------------------------------------
 
-    def write_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
-        """One insert, no read: ClickHouse's materialized views store the spans and
+    def span_preparer(self) -> None:
+        """Nothing to prepare in a worker process: the rows are made with the insert."""
+        return None
+
+    def write_spans(
+        self, project_id: int, spans: Sequence[SpanRecord], prepared: object | None = None
+    ) -> int:
+        """One insert, no read (``prepared``: never made, see ``span_preparer``):
+        ClickHouse's materialized views store the spans and
         the partial rollups (``intake.py``, migration 0010). Every span is sent, even
         one stored before: a retry must be able to finish what a failed attempt began,
         and a span stored twice is counted once."""

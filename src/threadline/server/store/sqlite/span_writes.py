@@ -13,10 +13,8 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from threadline.server.errors import StorageFull
-from threadline.server.jsontext import dumps
 from threadline.server.model import SpanRecord
 from threadline.server.store import rows as table_rows
 from threadline.server.store.rollups import (
@@ -34,6 +32,11 @@ from threadline.server.store.sqlite import inference, metric_upkeep, payloads, s
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
 from threadline.server.store.sqlite.database import Database
+from threadline.server.store.sqlite.span_batch import (
+    FreshTrace,
+    PreparedSpans,
+    SpanPreparer,
+)
 from threadline.server.store.trace_tally import TALLY_FROM_SPANS, TallyCache, TraceTally
 
 log = logging.getLogger("threadline.store")
@@ -45,22 +48,20 @@ class SpanWrites(Database):
         # Large traces' rollups, kept so that adding spans to one need not read it back.
         self._tallies = TallyCache()
 
-    def write_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
+    def span_preparer(self) -> SpanPreparer:
+        """The work of ``write_spans`` before its transaction, for another process to do
+        (span_batch.py): packing with this store's payload dictionary, if it has one."""
+        packing = self._payloads.packing
+        return SpanPreparer(None if packing is None else packing.as_bytes())
+
+    def write_spans(
+        self, project_id: int, spans: Sequence[SpanRecord], prepared: object | None = None
+    ) -> int:
         if not spans:
             return 0
-        # The spans of one OTLP resource share one resource dict: encode it once.
-        resources: dict[int, str] = {}
-        packer = self._payloads.packer()
-        rows: dict[str, list[list[Any]]] = defaultdict(list)
-        for span in spans:
-            resource = resources.get(id(span.resource))
-            if resource is None:
-                resource = resources[id(span.resource)] = dumps(span.resource)
-            rows[span.trace_id].append(table_rows.span_row(project_id, span, resource, packer.pack))
-        # Before the transaction: the workers' transactions take turns, and the shorter
-        # each is, the sooner the next one begins.
-        fresh = fresh_traces(project_id, spans)
-        documents = search.documents(spans)
+        if not isinstance(prepared, PreparedSpans) or prepared.project_id != project_id:
+            prepared = self.span_preparer()(project_id, spans)
+        rows, fresh, documents = prepared.rows, prepared.fresh, prepared.documents
         try:
             with self._transaction() as conn:
                 # Before the spans go in: the index takes the spans new to the store.
@@ -83,9 +84,9 @@ class SpanWrites(Database):
             # Tallies may have counted what was not committed.
             self._tallies.forget(project_id, fresh)
             raise
-        if packer.samples:
+        if prepared.samples:
             try:
-                self._payloads.learn(packer.samples)
+                self._payloads.learn(prepared.samples)
             except StorageFull as error:
                 # The spans are committed; the dictionary can wait for space.
                 log.warning("payload dictionary not saved: %s", error.message)
@@ -231,30 +232,6 @@ class SpanWrites(Database):
                 self._tallies.keep(project_id, tally)
                 return tally.rollup
         return roll_up_trace(trace_id, spans)
-
-
-class FreshTrace(NamedTuple):
-    """A trace rolled up from the records of one batch as if none of it was stored
-    before, its ``traces`` row, and those records (the first copy of each span)."""
-
-    rollup: TraceRollup
-    row: list[Any]
-    spans: list[SpanRecord]
-
-
-def fresh_traces(project_id: int, spans: Sequence[SpanRecord]) -> dict[str, FreshTrace]:
-    """Each trace of ``spans`` rolled up from these records as if none of it was stored
-    before (the usual case: a trace's spans mostly arrive in one export). The first
-    copy of a span wins, as the insert's does."""
-    by_trace: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
-    for span in spans:
-        by_trace[span.trace_id].setdefault(span.span_id, span)
-    fresh = {}
-    for trace_id, by_id in by_trace.items():
-        records = list(by_id.values())
-        rollup = roll_up_trace(trace_id, records)
-        fresh[trace_id] = FreshTrace(rollup, schema.trace_row(project_id, rollup), records)
-    return fresh
 
 
 def _load_previews(

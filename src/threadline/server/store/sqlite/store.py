@@ -16,7 +16,6 @@ writer, its schema):
 
 from __future__ import annotations
 
-import fcntl
 import time
 from collections.abc import Sequence
 
@@ -85,11 +84,7 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, EvaluationTables):
 
     def reclaim_space(self, max_pages: int) -> int:
         with self._write_lock:
-            fcntl.flock(self._writer_turn, fcntl.LOCK_EX)
-            try:
-                return retention.reclaim(self._writer, max_pages)
-            finally:
-                fcntl.flock(self._writer_turn, fcntl.LOCK_UN)
+            return retention.reclaim(self._writer, max_pages)
 
     def retention_overrides(self) -> dict[int, int]:
         with self._read() as conn:
