@@ -118,6 +118,8 @@ class SendResult:
     answers_429: int = 0
     answers_503: int = 0
     failures: list[str] = field(default_factory=list)
+    # Seconds from sending each export to its 200 (retries included).
+    answer_times: list[float] = field(default_factory=list)
 
 
 def send_all(
@@ -126,9 +128,12 @@ def send_all(
     bodies: Iterable[workload.Batch],
     senders: int,
     deadline: float = math.inf,
+    interval: float = 0.0,
 ) -> SendResult:
     """Send every batch to ``/v1/traces`` from ``senders`` threads, each over one
-    keep-alive connection, retrying 429/503 as OTLP exporters do.
+    keep-alive connection, retrying 429/503 as OTLP exporters do. With ``interval``,
+    the n-th export is not sent before ``n * interval`` seconds from the start (a
+    steady load), else each as soon as a sender is free.
 
     The senders share the machine with the server they measure, so they are kept cheap:
     the standard library's ``http.client`` spends ~2 µs of CPU per span here, httpx
@@ -173,7 +178,10 @@ def send_all(
         fail("send deadline passed")
         return False
 
+    taken = 0
+
     def sender(connection: http.client.HTTPConnection) -> None:
+        nonlocal taken
         ready.wait()
         with closing(connection):
             while True:
@@ -181,8 +189,15 @@ def send_all(
                     batch = next(queue, None)
                     if batch is None or result.failures:
                         return
+                    due = result.started + taken * interval
+                    taken += 1
+                if interval:
+                    time.sleep(max(0.0, due - time.perf_counter()))
+                sent_at = time.perf_counter()
                 if not send(connection, batch.body):
                     return
+                with lock:
+                    result.answer_times.append(time.perf_counter() - sent_at)
 
     threads = [
         threading.Thread(target=sender, args=(connection,), daemon=True)
@@ -190,8 +205,8 @@ def send_all(
     ]
     for thread in threads:
         thread.start()
-    ready.wait()
     result.started = time.perf_counter()
+    ready.wait()
     for thread in threads:
         thread.join()
     result.elapsed = time.perf_counter() - result.started
@@ -281,7 +296,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512, help="spans per export")
     parser.add_argument("--senders", type=int, default=4, help="concurrent exporters")
     parser.add_argument("--queries", type=int, default=200, help="requests per latency figure")
-    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument("--workers", type=int, default=2, help="--workers of the server")
+    parser.add_argument(
+        "--steady",
+        type=float,
+        default=0.0,
+        help="after the timed ingest, send --steady-spans more at this fraction of the "
+        "measured rate and print the p50/p99 time to answer an export (e.g. 0.8)",
+    )
+    parser.add_argument("--steady-spans", type=int, default=30_000)
     parser.add_argument(
         "--store", default=None, help="storage URL (default: SQLite in a temporary data directory)"
     )
@@ -357,6 +380,27 @@ def main() -> None:
             )
             detail_p = latencies(client, [f"/api/v1/sessions/{s}" for s in session_ids])
             trace_p = latencies(client, [f"/api/v1/traces/{t}" for t in trace_ids[: args.queries]])
+            steady = None
+            if args.steady:
+                # A steady load at a fraction of the rate just measured, on new sessions.
+                rate = args.steady * args.spans / elapsed
+                extra = list(workload.batches(args.steady_spans, args.batch, tag="steady"))
+                steady_sent = send_all(
+                    base_url,
+                    {"Authorization": f"Bearer {key}"},
+                    extra,
+                    args.senders,
+                    interval=args.batch / rate,
+                )
+                if steady_sent.failures:
+                    raise SystemExit(steady_sent.failures[0])
+                times = sorted(steady_sent.answer_times)
+                steady = (
+                    rate,
+                    times[len(times) // 2] * 1e3,
+                    times[min(len(times) - 1, int(len(times) * 0.99))] * 1e3,
+                    args.steady_spans / steady_sent.elapsed,
+                )
             rss = peak_rss_mb(process.pid) + sum(
                 peak_rss_mb(pid) for pid in descendants(process.pid)
             )
@@ -399,6 +443,11 @@ def main() -> None:
         f"server CPU per span:   {sum(map(sum, per_process.values())):.0f} µs during ingest "
         f"(busiest threads, µs/span: {busiest})"
     )
+    if steady is not None:
+        print(
+            f"steady load:           {steady[0]:,.0f} spans/s offered ({args.steady:.0%}), "
+            f"{steady[3]:,.0f} taken; answer p50/p99 {steady[1]:.0f} / {steady[2]:.0f} ms"
+        )
     print(f"server peak RSS:       {rss:.0f} MB (sum over {args.workers} worker(s) and supervisor)")
     if chdb is not None:
         print(f"chDB endpoint peak RSS: {engine_rss:.0f} MB")

@@ -21,7 +21,7 @@ store = test_contract.store
 
 
 def _pass(store: Store, default_days: int, now_ns: int) -> RetentionService:
-    service = RetentionService(store, default_days, lock_path=None, clock_ns=lambda: now_ns)
+    service = RetentionService(store, default_days, clock_ns=lambda: now_ns)
     service.run_pass()
     return service
 

@@ -51,9 +51,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     ingest = IngestPipeline(store, settings)
     evaluations = EvaluationService(store, settings, ingest_quiet=ingest.quiet_seconds)
-    retention = RetentionService(
-        store, settings.retention_days, lock_path=settings.data_dir / "retention.lock"
-    )
+    retention = RetentionService(store, settings.retention_days)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -15,9 +15,8 @@ the ones it keeps.
   there is a backlog, and ingest's transactions take their turns in between.
 - **Space.** After each batch, ``Store.reclaim_space`` hands up to ``RECLAIM_PAGES``
   freed pages back to the file system (SQLite in incremental auto-vacuum mode).
-- **One deleter per machine.** With ``--workers N`` every process starts the thread,
-  but only the one holding ``data_dir/retention.lock`` (a non-blocking ``flock``) works;
-  if it dies, another takes the lock at its next pass. ClickHouse servers on several
+- **One deleter per server.** The one server process runs the thread (``--workers``
+  are ingest worker processes, which run none). ClickHouse servers on several
   machines each delete (deletes are idempotent); there the table TTL already drops what
   the server's ``--retention-days`` expires, so only projects with a shorter retention
   of their own are deleted by this thread (``Store.expires_by_itself``).
@@ -25,13 +24,10 @@ the ones it keeps.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from threadline.server.store import Store
 
@@ -54,16 +50,13 @@ class RetentionService:
         self,
         store: Store,
         default_days: int,
-        lock_path: Path | None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self._store = store
         self._default_days = default_days
-        self._lock_path = lock_path
         self._clock_ns = clock_ns
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._lock_fd: int | None = None
         self._thread = threading.Thread(target=self._run, name="threadline-retention", daemon=True)
         self.deleted_traces = 0
 
@@ -74,9 +67,6 @@ class RetentionService:
         self._stop.set()
         self._wake.set()
         self._thread.join()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
 
     def wake(self) -> None:
         """Start a pass now (a project's retention changed)."""
@@ -85,25 +75,12 @@ class RetentionService:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                if self._holds_lock():
-                    self.run_pass()
+                self.run_pass()
             except Exception:
                 # A full disk, ClickHouse away: the next pass tries again.
                 log.exception("retention pass failed; retrying in %.0f s", IDLE_PAUSE_S)
             self._wake.wait(IDLE_PAUSE_S)
             self._wake.clear()
-
-    def _holds_lock(self) -> bool:
-        if self._lock_path is None:
-            return True
-        if self._lock_fd is None:
-            self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
 
     def run_pass(self) -> None:
         """Delete every project's expired traces, batch by batch."""

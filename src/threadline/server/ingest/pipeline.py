@@ -25,11 +25,18 @@ import time
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from threadline.server.ingest.admission import Gate
-from threadline.server.ingest.prepare import Job, Prepared, prepare_export, prepare_piece
+from threadline.server.ingest.prepare import (
+    Job,
+    Prepared,
+    prepare_export,
+    prepare_piece,
+    warm_up,
+)
 from threadline.server.ingest.workers import WorkerPool
 from threadline.server.ingest.writer import SpanWriter
 from threadline.server.model import Project
 from threadline.server.redaction.project_rules import ProjectRules
+from threadline.server.redaction.rules import RedactionRules
 from threadline.server.settings import Settings
 from threadline.server.store import Store
 
@@ -76,7 +83,8 @@ class IngestPipeline:
 
     async def start(self) -> None:
         """Start the worker processes; return once one can take an export."""
-        await self.workers.start()
+        rules = RedactionRules()
+        await self.workers.start(warm_up, Job(self.settings, 0, rules, self.store.span_preparer()))
 
     async def export(
         self, project: Project, body: bytes, kind: str, content_encoding: str | None = None

@@ -79,6 +79,14 @@ def prepare_piece(job: Job, piece: bytes) -> Prepared:
     return _prepared(job, ExportTraceServiceRequest.FromString(piece))
 
 
+def warm_up(job: Job) -> None:
+    """Take an empty export through every step, so that what the first real one needs
+    (modules, the store's preparation) is loaded before the server says it is ready."""
+    _prepared(job, ExportTraceServiceRequest())
+    if job.store_preparer is not None:
+        job.store_preparer(job.project_id, [])
+
+
 def _prepared(job: Job, request: ExportTraceServiceRequest) -> Prepared:
     result = normalize_request(request)
     # Before anything is stored: the project's rules, as plain data.

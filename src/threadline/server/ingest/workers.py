@@ -41,11 +41,14 @@ class WorkerPool:
         self.count = max(1, count)
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
+        self._warm_up: tuple[Callable[..., object], tuple[Any, ...]] = (_ready, ())
 
-    async def start(self) -> None:
-        """Start the processes; return once one of them can take an export."""
+    async def start(self, warm_up: Callable[..., object], *args: Any) -> None:
+        """Start the processes; return once one of them has run ``warm_up(*args)``,
+        an export's path taken empty, so that it can take an export at once."""
+        self._warm_up = (warm_up, args)
         self._pool = self._new_pool()
-        await asyncio.wrap_future(self._pool.submit(_ready))
+        await asyncio.wrap_future(self._pool.submit(warm_up, *args))
 
     def _new_pool(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
@@ -56,8 +59,9 @@ class WorkerPool:
         )
         # Start every process now, not at the first exports: a spawned interpreter
         # takes a second to import what it needs.
+        warm_up, args = self._warm_up
         for _ in range(self.count):
-            pool.submit(_ready)
+            pool.submit(warm_up, *args)
         return pool
 
     async def run(self, job: Callable[..., T], *args: Any) -> T:
