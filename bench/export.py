@@ -129,20 +129,32 @@ def stream(base_url: str, key: str, path: str, params: dict[str, str]) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="Keep the filled store here and reuse it on the next run (A/B pairs of "
+        "server versions on the same data); default: a temporary folder.",
+    )
+    parser.add_argument("--only", help="Run only the exports whose label contains this.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="threadline-export-") as tmp:
-        data_dir = Path(tmp)
-        # The key first: it makes the store; then the spans, then the server on them.
-        started = time.perf_counter()
-        process, base_url, key = start_server(data_dir, workers=1)
-        process.terminate()
-        process.wait()
-        sessions = fill(data_dir / "threadline.db", args.spans)
+        data_dir = args.data_dir or Path(tmp)
+        key_file = data_dir / "bench-key"
+        sessions = args.spans // (TRACES_PER_SESSION * SPANS_PER_TRACE)
+        if not key_file.exists():
+            # The key first: it makes the store; then the spans, then the server on them.
+            started = time.perf_counter()
+            process, base_url, key = start_server(data_dir, workers=1)
+            process.terminate()
+            process.wait()
+            sessions = fill(data_dir / "threadline.db", args.spans)
+            key_file.write_text(key)
+            print(
+                f"filled {args.spans:,} spans, {sessions:,} sessions"
+                f" in {time.perf_counter() - started:.0f} s"
+            )
+        key = key_file.read_text()
         spans = sessions * TRACES_PER_SESSION * SPANS_PER_TRACE
-        print(
-            f"filled {spans:,} spans, {sessions:,} sessions"
-            f" in {time.perf_counter() - started:.0f} s"
-        )
         process, base_url, _ = start_server(data_dir, workers=1)
         try:
             # Warm up (code paths, caches) on a small export before measuring.
@@ -158,6 +170,8 @@ def main() -> None:
                 ),
             ]
             for label, path, params, units in runs:
+                if args.only and args.only not in label:
+                    continue
                 with PeakRss(process.pid) as rss:
                     began = time.perf_counter()
                     lines, size = stream(base_url, key, path, params)

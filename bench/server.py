@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +61,7 @@ def free_port() -> int:
 
 
 def start_server(
-    data_dir: Path, workers: int, store: str | None = None
+    data_dir: Path, workers: int, store: str | None = None, serve_args: Sequence[str] = ()
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     store_args = ["--store", store] if store else []
     out = subprocess.run(
@@ -99,6 +99,7 @@ def start_server(
             "--grpc-port",
             "0",
             *store_args,
+            *serve_args,
         ],
     )
     base_url = f"http://127.0.0.1:{port}"

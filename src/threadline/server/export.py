@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -25,8 +26,12 @@ from threadline.server.model import Session, SessionQuery, Trace, TraceQuery
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
 
+T = TypeVar("T")
 ExportFormat = Literal["csv", "jsonl"]
 PAGE = 500
+# With spans: sessions whose traces are looked up together, and traces read together.
+SESSION_GROUP = 100
+TRACE_BATCH = 200
 CHUNK = 64 * 1024
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
@@ -132,37 +137,85 @@ def _json_lines(rows: Iterator[BaseModel]) -> Iterator[str]:
 
 def _session_lines_with_spans(
     store: Store, project_id: int, rows: Iterator[Session]
-) -> Iterator[str]:
-    for session in rows:
-        yield '{"session":' + session.model_dump_json() + ',"traces":['
-        detail = store.get_session(project_id, session.session_id)
-        first = True
-        for trace in detail.traces if detail is not None else []:
-            # One trace read at a time: a long session never sits in memory whole.
-            full = store.get_trace(project_id, trace.trace_id)
-            if full is None:  # deleted meanwhile
+) -> Iterator[str | bytes]:
+    """Each session's line with its traces' details, read ``TRACE_BATCH`` traces at a
+    time (the traces of several short sessions together; a long session's in batches
+    of its own, so it never sits in memory whole)."""
+    for group in _batched(rows, SESSION_GROUP):
+        members = store.session_trace_ids(project_id, [s.session_id for s in group])
+        pending: list[tuple[Session, list[str]]] = []
+        count = 0
+        for session in group:
+            ids = members.get(session.session_id, [])
+            if len(ids) > TRACE_BATCH:
+                yield from _session_lines(store, project_id, pending)
+                pending, count = [], 0
+                yield from _long_session_line(store, project_id, session, ids)
                 continue
-            yield ("" if first else ",") + full.model_dump_json()
-            first = False
-        yield "]}\n"
+            pending.append((session, ids))
+            count += len(ids)
+            if count >= TRACE_BATCH:
+                yield from _session_lines(store, project_id, pending)
+                pending, count = [], 0
+        yield from _session_lines(store, project_id, pending)
 
 
-def _trace_lines_with_spans(store: Store, project_id: int, rows: Iterator[Trace]) -> Iterator[str]:
-    for trace in rows:
-        full = store.get_trace(project_id, trace.trace_id)
-        if full is not None:
-            yield full.model_dump_json() + "\n"
+def _session_head(session: Session) -> bytes:
+    return b'{"session":' + session.model_dump_json().encode() + b',"traces":['
 
 
-def _chunks(pieces: Iterator[str]) -> Iterator[bytes]:
+def _session_lines(
+    store: Store, project_id: int, sessions: list[tuple[Session, list[str]]]
+) -> Iterator[bytes]:
+    if not sessions:
+        return
+    found = store.trace_details_json(project_id, [t for _, ids in sessions for t in ids])
+    for session, ids in sessions:
+        # A trace deleted meanwhile is left out.
+        traces = b",".join(found[t] for t in ids if t in found)
+        yield _session_head(session) + traces + b"]}\n"
+
+
+def _long_session_line(
+    store: Store, project_id: int, session: Session, ids: list[str]
+) -> Iterator[bytes]:
+    yield _session_head(session)
+    first = True
+    for batch in _batched(iter(ids), TRACE_BATCH):
+        found = store.trace_details_json(project_id, batch)
+        for trace_id in batch:
+            if trace_id in found:
+                yield (b"" if first else b",") + found[trace_id]
+                first = False
+    yield b"]}\n"
+
+
+def _trace_lines_with_spans(
+    store: Store, project_id: int, rows: Iterator[Trace]
+) -> Iterator[bytes]:
+    for group in _batched(rows, TRACE_BATCH):
+        ids = [t.trace_id for t in group]
+        found = store.trace_details_json(project_id, ids)
+        for trace_id in ids:
+            if trace_id in found:
+                yield found[trace_id] + b"\n"
+
+
+def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
+def _chunks(pieces: Iterator[str] | Iterator[str | bytes]) -> Iterator[bytes]:
     """``pieces`` gathered into chunks of about ``CHUNK`` bytes."""
-    parts: list[str] = []
+    parts: list[bytes] = []
     size = 0
     for piece in pieces:
-        parts.append(piece)
-        size += len(piece)
+        data = piece.encode() if isinstance(piece, str) else piece
+        parts.append(data)
+        size += len(data)
         if size >= CHUNK:
-            yield "".join(parts).encode()
+            yield b"".join(parts)
             parts, size = [], 0
     if parts:
-        yield "".join(parts).encode()
+        yield b"".join(parts)

@@ -153,6 +153,19 @@ class Store(Protocol):
         Returns how many of the sessions were stored."""
         ...
 
+    # --- bulk export ----------------------------------------------------------------
+    def session_trace_ids(
+        self, project_id: int, session_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """Per stored session of ``session_ids``, its traces' ids in the order
+        ``get_session`` lists them (start, then id)."""
+        ...
+
+    def trace_details_json(self, project_id: int, trace_ids: Sequence[str]) -> dict[str, bytes]:
+        """Per stored trace of ``trace_ids``, the JSON of its ``get_trace`` (the same
+        document, however a backend makes it: the export's fast path)."""
+        ...
+
     # --- retention and redaction (project data rules) -----------------------------
     def expired_traces(self, project_id: int, ended_before_ns: int, limit: int) -> list[str]:
         """Up to ``limit`` of the project's traces that ended before ``ended_before_ns``,

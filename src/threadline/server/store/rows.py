@@ -39,7 +39,7 @@ from threadline.server.store.columns import (
 from threadline.server.store.rollups import SessionRollup, StoredSpanFacts, TraceRollup
 
 # Deeper inputs and outputs are shown as text: the API's serializer has a depth limit.
-_MAX_PAYLOAD_DEPTH = 64
+MAX_PAYLOAD_DEPTH = 64
 
 # A users list's cursor: the last row's last activity and user id.
 _USER_PAGE_KEY = itemgetter(USER_TOTALS.position("last_seen_ns"), USER_TOTALS.position("user_id"))
@@ -210,7 +210,7 @@ def json_or_text(value: str | None) -> Any:
     if value is None:
         return None
     try:
-        return loads_bounded(value, _MAX_PAYLOAD_DEPTH)
+        return loads_bounded(value, MAX_PAYLOAD_DEPTH)
     except ValueError:
         return value
 

@@ -336,6 +336,28 @@ class ClickHouseStore(EvaluationTables):
             )
         return [s for s in session_ids if s not in alive]
 
+    # --- bulk export ------------------------------------------------------------------
+    # Through the detail reads: the export's fast path is the SQLite store's
+    # (sqlite/trace_json.py); on ClickHouse a trace's read-back dominates either way.
+
+    def session_trace_ids(
+        self, project_id: int, session_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for session_id in dict.fromkeys(session_ids):
+            detail = self.get_session(project_id, session_id)
+            if detail is not None and detail.traces:
+                out[session_id] = [t.trace_id for t in detail.traces]
+        return out
+
+    def trace_details_json(self, project_id: int, trace_ids: Sequence[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for trace_id in dict.fromkeys(trace_ids):
+            detail = self.get_trace(project_id, trace_id)
+            if detail is not None:
+                out[trace_id] = detail.model_dump_json().encode()
+        return out
+
     # --- retention and redaction (project_rules.py) ------------------------------------
 
     def expired_traces(self, project_id: int, ended_before_ns: int, limit: int) -> list[str]:

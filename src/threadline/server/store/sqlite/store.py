@@ -30,6 +30,7 @@ from threadline.server.store.sqlite import (
     retention,
     scores,
     shares,
+    trace_json,
 )
 from threadline.server.store.sqlite.access import Access
 from threadline.server.store.sqlite.evaluations import EvaluationTables
@@ -72,6 +73,20 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, EvaluationTables):
         # As delete_traces does: no tally of a deleted trace stays to be added to.
         self._tallies.forget(project_id, trace_ids)
         return existed
+
+    # --- bulk export (trace_json.py) ---------------------------------------------------
+
+    def session_trace_ids(
+        self, project_id: int, session_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        with self._read() as conn:
+            return trace_json.session_trace_ids(conn, project_id, session_ids)
+
+    def trace_details_json(self, project_id: int, trace_ids: Sequence[str]) -> dict[str, bytes]:
+        with self._read() as conn:
+            return trace_json.trace_details_json(
+                conn, project_id, trace_ids, self._payloads.unpacker()
+            )
 
     # --- retention and redaction (retention.py, project_rules.py) ----------------------
 
