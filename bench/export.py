@@ -158,7 +158,7 @@ def main() -> None:
         process, base_url, _ = start_server(data_dir, workers=1)
         try:
             # Warm up (code paths, caches) on a small export before measuring.
-            stream(base_url, key, "/api/v1/export/sessions", {"q": "session-0000001"})
+            stream(base_url, key, "/api/v1/export/sessions", {"user_id": "user-1"})
             runs = [
                 ("sessions JSONL + spans", "/api/v1/export/sessions", {"include": "spans"}, spans),
                 ("sessions CSV", "/api/v1/export/sessions", {"format": "csv"}, sessions),

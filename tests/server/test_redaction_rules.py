@@ -171,3 +171,16 @@ def test_no_rules_change_nothing() -> None:
     span = _span(input="a@b.io")
     redact_spans([span], NO_RULES)
     assert span.input == "a@b.io"
+
+
+def test_the_attribute_an_input_came_from_is_redacted_as_the_input() -> None:
+    text = '[{"role": "user", "content": "I am a@b.io"}]'
+    span = _span(
+        input=text,
+        output="ok",
+        input_source="gen_ai.input.messages",
+        attributes={"gen_ai.input.messages": text, "other": "c@d.io"},
+    )
+    redact_spans([span], parse(["email"], []))
+    assert span.input == '[{"role": "user", "content": "I am [email]"}]'
+    assert span.attributes == {"gen_ai.input.messages": span.input, "other": "[email]"}

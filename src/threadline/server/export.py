@@ -31,7 +31,7 @@ ExportFormat = Literal["csv", "jsonl"]
 PAGE = 500
 # With spans: sessions whose traces are looked up together, and traces read together.
 SESSION_GROUP = 100
-TRACE_BATCH = 200
+TRACE_BATCH = 50
 CHUNK = 64 * 1024
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 

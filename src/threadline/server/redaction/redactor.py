@@ -7,7 +7,9 @@ are: they key the data, and a number is not text to search.
 
 Cost: most spans hold nothing to redact, so a span's texts are first joined and
 scanned once by one RE2 program made of every rule's ``gate`` (a superset of what the
-rule matches); only a span where it finds something is scanned text by text.
+rule matches); only a span where it finds something is scanned text by text. The
+attribute an input or output was read from (``input_source``) is the same text, so it
+is scanned and redacted once, as the input or output.
 """
 
 from __future__ import annotations
@@ -75,7 +77,19 @@ class Redactor:
             span.output = self.text(span.output)
         if span.status_message:
             span.status_message = self.text(span.status_message)
-        span.attributes = self.value(span.attributes)
+        # The attributes an input or output was read from hold the same text: redacted
+        # once, as the input or output.
+        sources = {
+            k: v
+            for k, v in ((span.input_source, span.input), (span.output_source, span.output))
+            if k
+        }
+        span.attributes = {
+            k: v if k in sources else self.value(v) for k, v in span.attributes.items()
+        }
+        for key, text in sources.items():
+            if key in span.attributes:
+                span.attributes[key] = text
         if span.metadata:
             span.metadata = self.value(span.metadata)
         for event in span.events:
@@ -98,7 +112,11 @@ def _texts(span: SpanRecord, into: list[str]) -> None:
         into.append(span.output)
     if span.status_message:
         into.append(span.status_message)
-    _walk(span.attributes, into)
+    # Not the attributes the input and output were read from: the same text again
+    # (half of an LLM span's bytes).
+    for key, value in span.attributes.items():
+        if key != span.input_source and key != span.output_source:
+            _walk(value, into)
     _walk(span.metadata, into)
     for event in span.events:
         _walk(event.get("attributes"), into)
