@@ -131,8 +131,9 @@ def test_retention_deletes_expired_traces_while_ingest_goes_on(tmp_path: Path) -
         thread.join()
     try:
         assert len(acknowledged) > 50
-        # Ingest was never held up for long by the deletes (a batch is a short transaction).
-        assert slowest[0] < 3.0, slowest[0]
+        # Ingest was never held up for long by the deletes (a batch is a short transaction;
+        # the bound leaves room for a loaded machine).
+        assert slowest[0] < 5.0, slowest[0]
         stored = _all_traces(api)
         assert {t for t, _ in acknowledged} <= {t["trace_id"] for t in stored}
         assert all(t["span_count"] == SPANS_PER_TRACE for t in stored)

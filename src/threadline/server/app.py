@@ -51,7 +51,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     ingest = IngestPipeline(store, settings)
     evaluations = EvaluationService(store, settings, ingest_quiet=ingest.quiet_seconds)
-    retention = RetentionService(store, settings.retention_days)
+    retention = RetentionService(store, settings.retention_days, ingest_quiet=ingest.quiet_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

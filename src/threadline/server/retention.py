@@ -11,8 +11,10 @@ the ones it keeps.
   path keeps stay exact, and so do the ones added to it later.
 - **Ingest first.** A batch is ``BATCH_TRACES`` traces, one short write transaction;
   after each the thread pauses ``PACE`` times as long as the batch took (at least
-  ``MIN_PAUSE_S``), so it holds the writer for at most about a fifth of the time while
-  there is a backlog, and ingest's transactions take their turns in between.
+  ``MIN_PAUSE_S``), so while spans arrive it holds the writer for at most about a fifth
+  of the time, and ingest's transactions take their turns in between. When this
+  process's ingest thread has been idle for ``LULL_S``, the pause is ``IDLE_PACE``
+  times the batch instead, so a backlog goes about four times faster at quiet times.
 - **Space.** After each batch, ``Store.reclaim_space`` hands up to ``RECLAIM_PAGES``
   freed pages back to the file system (SQLite in incremental auto-vacuum mode).
 - **One deleter per server.** The one server process runs the thread (``--workers``
@@ -25,6 +27,7 @@ the ones it keeps.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +39,8 @@ log = logging.getLogger("threadline.retention")
 DAY_NS = 86_400 * 10**9
 BATCH_TRACES = 100
 PACE = 4.0
+IDLE_PACE = 0.25
+LULL_S = 1.0
 MIN_PAUSE_S = 0.02
 RECLAIM_PAGES = 256  # 1 MiB of 4 KiB pages a step
 IDLE_PAUSE_S = 5.0  # between passes that found nothing to delete
@@ -51,10 +56,12 @@ class RetentionService:
         store: Store,
         default_days: int,
         clock_ns: Callable[[], int] = time.time_ns,
+        ingest_quiet: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self._store = store
         self._default_days = default_days
         self._clock_ns = clock_ns
+        self._ingest_quiet = ingest_quiet
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="threadline-retention", daemon=True)
@@ -97,11 +104,14 @@ class RetentionService:
                     break
                 self.deleted_traces += self._store.delete_traces(project.id, expired)
                 self._store.reclaim_space(RECLAIM_PAGES)
-                took = time.monotonic() - began
-                self._stop.wait(max(MIN_PAUSE_S, took * PACE))
+                self._stop.wait(self._pause(time.monotonic() - began))
         # What is left free after the last batch, a step at a time, still yielding.
         while not self._stop.is_set():
             began = time.monotonic()
             if self._store.reclaim_space(RECLAIM_PAGES) < RECLAIM_PAGES:
                 break
-            self._stop.wait(max(MIN_PAUSE_S, (time.monotonic() - began) * PACE))
+            self._stop.wait(self._pause(time.monotonic() - began))
+
+    def _pause(self, took: float) -> float:
+        pace = IDLE_PACE if self._ingest_quiet() >= LULL_S else PACE
+        return max(MIN_PAUSE_S, took * pace)
