@@ -329,7 +329,7 @@ with the header 'Authorization: Bearer {key}'.
 def _checkout() -> Path | None:
     """The source checkout this server runs from (editable), or was installed from
     (``pip install .``, which pip records as the distribution's ``direct_url.json``)."""
-    candidates = [Path(__file__).resolve().parents[3]]
+    candidates = [Path(__file__).resolve().parents[4]]  # src/threadline/server/cli/ -> root
     try:
         direct = json.loads(distribution("threadline").read_text("direct_url.json") or "{}")
     except (PackageNotFoundError, ValueError):
