@@ -126,9 +126,11 @@ def test_tool_results_errors_phrases_prefixes_accents_and_cjk(store: Store):
     assert sessions(store, project, q="ラーメン") == ["s-tokyo"]
     assert sessions(store, project, q="東京") == ["s-tokyo"]
     assert sessions(store, project, q="京東") == []
-    # Every term must match.
+    # Every term must match, in one turn (its spans between them), not across turns.
     assert sessions(store, project, q="marseille lovely") == ["s-paris"]
     assert sessions(store, project, q="marseille ramen") == []
+    assert traces(store, project, q="weather mistral") == [tid(2)]
+    assert traces(store, project, q="holiday mistral") == []
     # Operators of the index are words, and text with no word finds only ids.
     assert sessions(store, project, q="marseille OR nothing") == []
     assert sessions(store, project, q='" * ( -') == []
@@ -176,8 +178,10 @@ def test_search_inside_a_session_lists_every_match_in_order(store: Store):
     matches = store.find_in_session(project, "s-paris", "marseille")
     # Turn 3's input said it and its output repeated it: one span, found once.
     assert [(m.turn, m.trace_id, m.span_id) for m in matches] == [(3, tid(3), f"{30:016x}")]
+    # Terms are found together in one turn: its spans that hold any of them are listed.
     weather = store.find_in_session(project, "s-paris", "weather mistral")
-    assert weather == []  # no one span has both
+    assert [(m.turn, m.span_id) for m in weather] == [(2, f"{20:016x}"), (2, f"{21:016x}")]
+    assert store.find_in_session(project, "s-paris", "holiday mistral") == []
     # Where, would; warm; with, wind (the tool); What: turn by turn, span by span.
     found = store.find_in_session(project, "s-paris", "w*")
     assert [(m.turn, m.span_id) for m in found] == [

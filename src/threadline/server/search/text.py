@@ -47,8 +47,37 @@ def index_form(text: str) -> str:
     return CJK_CHAR.sub(r" \1 ", text)
 
 
+# Between two spans' text in one document: a word no text holds, so that no phrase is
+# found across the boundary of two spans.
+SPAN_BREAK = "threadlinespanbreak"
+
+
 def span_text(span: SpanRecord) -> str:
     """The searchable text of ``span``, lines in a stable order."""
+    return "\n".join(span_parts(span))[:MAX_INDEXED_CHARS]
+
+
+def document_text(spans: list[list[str]]) -> str:
+    """One document of the index for several spans of a trace (each given by its
+    ``span_parts``, in a stable order), as the index takes it: a text said again by a
+    later span (a root span's input and output echo its model call's; every call of an
+    agent resends the same instructions) is indexed once. A function of its spans alone,
+    so that deletion can give the index the same text back."""
+    seen: set[str] = set()
+    chunks = []
+    for parts in spans:
+        fresh = []
+        for part in parts:
+            if part not in seen:
+                seen.add(part)
+                fresh.append(part)
+        if fresh:
+            chunks.append("\n".join(fresh)[:MAX_INDEXED_CHARS])
+    return index_form(f"\n{SPAN_BREAK}\n".join(chunks))
+
+
+def span_parts(span: SpanRecord) -> list[str]:
+    """The texts of ``span`` that are searchable, in a stable order."""
     parts: list[str] = [span.name]
     if span.status_message:
         parts.append(span.status_message)
@@ -63,14 +92,18 @@ def span_text(span: SpanRecord) -> str:
         _payload_words(span.input, True, parts)
     if span.output:
         _payload_words(span.output, False, parts)
-    text = "\n".join(part for part in parts if part)
-    return text[:MAX_INDEXED_CHARS]
+    return [part for part in parts if part and not part.isspace()]
 
 
 def _payload_words(text: str, new_only: bool, out: list[str]) -> None:
     if text[:1] not in ("[", "{", '"'):
         out.append(text)
         return
+    if new_only and text[:1] == "[":
+        tail = _chat_tail(text)
+        if tail is not None:
+            _strings(tail, 0, out)
+            return
     try:
         value = jsontext.loads(text)
     except (ValueError, RecursionError):
@@ -81,6 +114,36 @@ def _payload_words(text: str, new_only: bool, out: list[str]) -> None:
         if chat is not None:
             value = _new_messages(chat)
     _strings(value, 0, out)
+
+
+# Where a reply begins in a chat's JSON text: a quote inside a string is escaped, so
+# this is found only where a message object begins.
+_REPLY_STARTS = (
+    '{"role":"assistant"',
+    '{"role": "assistant"',
+    '{"role":"model"',
+    '{"role": "model"',
+)
+
+
+def _chat_tail(text: str) -> list[dict[str, Any]] | None:
+    """The new messages of a chat's JSON text, parsed from its last reply on rather than
+    whole (an LLM call's input is the whole conversation so far: parsing it all, call
+    after call, is most of the cost of indexing a long conversation). None when the
+    text has no reply, or is not such a chat: the caller parses it whole."""
+    start = max(text.rfind(marker) for marker in _REPLY_STARTS)
+    if start <= 0 or text[start - 1] not in ",[ \n":
+        return None
+    try:
+        value = jsontext.loads("[" + text[start:])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, list) or not value:
+        return None
+    chat = _chat(value)
+    if chat is None:
+        return None
+    return [m for m in chat[1:] if m["role"] != "system"] or None
 
 
 def _chat(value: Any) -> list[dict[str, Any]] | None:

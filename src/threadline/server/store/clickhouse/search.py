@@ -6,7 +6,8 @@ no accents, each CJK character a word: ``search/query.py``'s ``words_of``, the r
 SQLite index applies) and joined by single spaces between two spaces. A word is then the
 substring `` word ``, a phrase `` a phrase ``, a prefix `` pref``: exact, with no
 tokenizer of ClickHouse's to agree with. A whole word is also asked of ``hasToken``, so
-that the token bloom filter skips the granules without it.
+that the token bloom filter skips the granules without it. A trace matches when its
+spans hold every term between them (one turn), as on SQLite.
 
 Relevance is the number of times the terms occur over the log of the text's length (a
 short text that says it often ranks first), the best span standing for its trace and the
@@ -64,13 +65,23 @@ def _needles(search: SearchQuery) -> list[tuple[str, list[str]]]:
     return needles
 
 
-def _matches(f: Filters, search: SearchQuery) -> str:
-    """The condition on a ``search_text`` row: every term is in it."""
+def _term_conditions(f: Filters, search: SearchQuery) -> list[str]:
+    """Per term, the condition on a ``search_text`` row that it is in it."""
     conditions = []
     for phrase, whole in _needles(search):
-        conditions += [f"hasToken(words, {f.param(word)})" for word in whole]
-        conditions.append(f"position(words, {f.param(phrase)}) > 0")
-    return " AND ".join(conditions)
+        found = [f"hasToken(words, {f.param(word)})" for word in whole]
+        found.append(f"position(words, {f.param(phrase)}) > 0")
+        conditions.append("(" + " AND ".join(found) + ")")
+    return conditions
+
+
+def _any_term(f: Filters, search: SearchQuery) -> str:
+    return "(" + " OR ".join(_term_conditions(f, search)) + ")"
+
+
+def _every_term(f: Filters, search: SearchQuery) -> str:
+    """On the rows of one trace (a HAVING): each term is in one of its spans."""
+    return " AND ".join(f"max({condition})" for condition in _term_conditions(f, search))
 
 
 def _score(f: Filters, search: SearchQuery) -> str:
@@ -81,10 +92,10 @@ def _score(f: Filters, search: SearchQuery) -> str:
 
 
 def matching_traces(f: Filters, search: SearchQuery) -> str:
-    """A subquery: the ids of the project's traces with a matching span."""
+    """A subquery: the ids of the project's traces whose spans hold every term."""
     return (
-        f"SELECT DISTINCT trace_id FROM {TABLE}"
-        f" WHERE project_id = %(project)s AND {_matches(f, search)}"
+        f"SELECT trace_id FROM {TABLE} WHERE project_id = %(project)s"
+        f" AND {_any_term(f, search)} GROUP BY trace_id HAVING {_every_term(f, search)}"
     )
 
 
@@ -119,8 +130,9 @@ def ranked_traces(f: Filters, search: SearchQuery) -> str:
     if search.empty:
         return "SELECT '' AS trace_id, 0.0 AS relevance WHERE 0"
     return (
-        f"SELECT trace_id, max({_score(f, search)}) AS relevance FROM {TABLE}"
-        f" WHERE project_id = %(project)s AND {_matches(f, search)} GROUP BY trace_id"
+        f"SELECT trace_id, sum({_score(f, search)}) AS relevance FROM {TABLE}"
+        f" WHERE project_id = %(project)s AND {_any_term(f, search)}"
+        f" GROUP BY trace_id HAVING {_every_term(f, search)}"
     )
 
 
@@ -228,7 +240,8 @@ def _hits(
         f"SELECT {SPAN_RECORD.sql} FROM spans WHERE project_id = %(project)s"
         " AND trace_id IN %(traces)s AND (trace_id, span_id) IN ("
         f"SELECT trace_id, span_id FROM {TABLE} WHERE project_id = %(project)s"
-        f" AND trace_id IN %(traces)s AND {_matches(f, search)})"
+        f" AND trace_id IN %(traces)s AND {_any_term(f, search)}"
+        f" AND trace_id IN ({matching_traces(f, search)}))"
         " ORDER BY start_ns, span_id LIMIT 1 BY trace_id, span_id",
         f.params,
     )

@@ -2,9 +2,12 @@
 
 The index (migration 0009) is a contentless FTS5 table: the words of each span's
 searchable text (``search/text.py``) and where they are, never the text itself, which
-stays in ``spans``, packed. A document's rowid is its trace's key times 2^20 plus its
-number in the trace, so a match names its trace (``rowid >> 20``) with no read, and
-"does this trace match" is a range of rowids, which FTS5 seeks to.
+stays in ``spans``, packed. A document is the text of the spans of one trace that one
+batch brought (``search/text.py``'s ``document_text``: a text two of them say is indexed
+once), and ``search_docs`` names its spans. Its rowid is its trace's key times 2^20 plus
+its number in the trace, so a match names its trace (``rowid >> 20``) with no read, and
+"does this trace match" is a range of rowids, which FTS5 seeks to. Which of a matching
+document's spans match, and where, the snippets find in the spans' own text.
 
 Two plans, chosen by how many documents match (``is_common``, counting no more than
 needed): a rare query's matches are few, so the traces they name are collected
@@ -13,7 +16,7 @@ rows in its own order and asks the index of each row's traces, and the first pag
 found after a few rows.
 
 A contentless table forgets a document only when given the text it indexed: deletion
-reads the spans back and gives ``span_text`` of each, before they go.
+reads the spans back and gives ``document_text`` of each document, before they go.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, NamedTuple
 from threadline.server.model import SessionMatch, Snippet, SpanRecord
 from threadline.server.search.query import SearchQuery
 from threadline.server.search.snippets import snippet
-from threadline.server.search.text import index_form, span_text
+from threadline.server.search.text import document_text, span_parts, span_text
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPAN_RECORD
 
@@ -54,37 +57,37 @@ _SPAN_COLUMNS = f"SELECT {SPAN_RECORD.sql} FROM spans"
 # --- writing ---------------------------------------------------------------------------
 
 
-class Document(NamedTuple):
-    """A span's text as the index takes it (empty: nothing to index)."""
+class SpanText(NamedTuple):
+    """A span's searchable texts (``span_parts``), made before the write transaction."""
 
     trace_id: str
     span_id: str
-    text: str
+    parts: list[str]
 
 
-def documents(spans: Sequence[SpanRecord]) -> list[Document]:
-    """The batch's documents, made before the write transaction (the JSON parsing is
-    most of the index's cost, and need not hold the writer's turn). The first copy of a
-    span wins, as INSERT OR IGNORE keeps it."""
+def documents(spans: Sequence[SpanRecord]) -> list[SpanText]:
+    """The batch's searchable texts, made before the write transaction (the JSON
+    walking is most of the index's cost, and need not hold the writer's turn). The first
+    copy of a span wins, as INSERT OR IGNORE keeps it."""
     seen: set[tuple[str, str]] = set()
     made = []
     for span in spans:
         identity = (span.trace_id, span.span_id)
         if identity not in seen:
             seen.add(identity)
-            made.append(Document(span.trace_id, span.span_id, index_form(span_text(span))))
+            made.append(SpanText(span.trace_id, span.span_id, span_parts(span)))
     return made
 
 
-def index(conn: sqlite3.Connection, project_id: int, batch: Sequence[Document]) -> None:
-    """Index the documents of spans new to the store. Called in the write transaction
-    before the spans are inserted: a span already stored keeps its first version, and
-    so does the index."""
-    by_trace: dict[str, list[Document]] = defaultdict(list)
-    for document in batch:
-        by_trace[document.trace_id].append(document)
+def index(conn: sqlite3.Connection, project_id: int, batch: Sequence[SpanText]) -> None:
+    """Index the spans of a batch new to the store: one document per trace, its spans
+    in the batch's order. Called in the write transaction before the spans are
+    inserted: a span already stored keeps its first version, and so does the index."""
+    by_trace: dict[str, list[SpanText]] = defaultdict(list)
+    for text in batch:
+        by_trace[text.trace_id].append(text)
     rows = _Rows()
-    for trace_id, docs in by_trace.items():
+    for trace_id, texts in by_trace.items():
         key, count = _trace_key(conn, project_id, trace_id)
         if count is not None:
             stored = {
@@ -94,8 +97,8 @@ def index(conn: sqlite3.Connection, project_id: int, batch: Sequence[Document]) 
                     (project_id, trace_id),
                 )
             }
-            docs = [doc for doc in docs if doc.span_id not in stored]
-        rows.add(key, count or 0, docs)
+            texts = [text for text in texts if text.span_id not in stored]
+        rows.add(key, count or 0, texts)
     rows.write(conn)
 
 
@@ -107,22 +110,17 @@ class _Rows:
         self.texts: list[tuple[int, str]] = []
         self.numbered: list[tuple[int, int]] = []
 
-    def add(self, key: int, count: int, documents: Iterable[Document]) -> None:
-        start = count
-        for document in documents:
-            if count >= _SPAN:
-                break  # a trace of more than a million spans: the rest is not searchable
-            if not document.text or document.text.isspace():
-                continue
-            doc = (key << DOC_BITS) + count
-            self.docs.append((doc, document.span_id))
-            self.texts.append((doc, document.text))
-            count += 1
-        if count != start:
-            self.numbered.append((count, key))
+    def add(self, key: int, count: int, spans: Sequence[SpanText]) -> None:
+        with_text = [span for span in spans if span.parts]
+        if not with_text or count >= _SPAN:
+            return  # nothing to index (or a trace of a million documents: no more)
+        doc = (key << DOC_BITS) + count
+        self.docs.append((doc, " ".join(span.span_id for span in with_text)))
+        self.texts.append((doc, document_text([span.parts for span in with_text])))
+        self.numbered.append((count + 1, key))
 
     def write(self, conn: sqlite3.Connection) -> None:
-        conn.executemany("INSERT INTO search_docs (doc, span_id) VALUES (?, ?)", self.docs)
+        conn.executemany("INSERT INTO search_docs (doc, span_ids) VALUES (?, ?)", self.docs)
         conn.executemany("INSERT INTO search_text (rowid, body) VALUES (?, ?)", self.texts)
         conn.executemany("UPDATE search_traces SET numbered = ? WHERE key = ?", self.numbered)
 
@@ -143,6 +141,18 @@ def _trace_key(conn: sqlite3.Connection, project_id: int, trace_id: str) -> tupl
     return key, None
 
 
+def _documents_of(conn: sqlite3.Connection, key: int) -> list[tuple[int, list[str]]]:
+    """The trace's documents: (rowid, its span ids in order)."""
+    low, high = _doc_range(key)
+    return [
+        (doc, span_ids.split(" "))
+        for doc, span_ids in conn.execute(
+            "SELECT doc, span_ids FROM search_docs WHERE doc BETWEEN ? AND ? ORDER BY doc",
+            (low, high),
+        )
+    ]
+
+
 def forget_traces(
     conn: sqlite3.Connection, project_id: int, trace_ids: Sequence[str], unpack: Unpack
 ) -> None:
@@ -155,22 +165,16 @@ def forget_traces(
         ).fetchone()
         if row is None:
             continue
-        low, high = _doc_range(row[0])
-        docs = {
-            span_id: doc
-            for doc, span_id in conn.execute(
-                "SELECT doc, span_id FROM search_docs WHERE doc BETWEEN ? AND ?", (low, high)
-            )
-        }
         spans = _read_spans(conn, project_id, trace_id, unpack)
+        forgotten = []
+        for doc, span_ids in _documents_of(conn, row[0]):
+            parts = [span_parts(spans[span_id]) for span_id in span_ids if span_id in spans]
+            forgotten.append((doc, document_text([p for p in parts if p])))
         conn.executemany(
             "INSERT INTO search_text (search_text, rowid, body) VALUES ('delete', ?, ?)",
-            [
-                (doc, index_form(span_text(spans[span_id])))
-                for span_id, doc in docs.items()
-                if span_id in spans
-            ],
+            forgotten,
         )
+        low, high = _doc_range(row[0])
         conn.execute("DELETE FROM search_docs WHERE doc BETWEEN ? AND ?", (low, high))
         conn.execute("DELETE FROM search_traces WHERE key = ?", (row[0],))
 
@@ -210,20 +214,14 @@ def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> in
 
 def _index_stored(conn: sqlite3.Connection, project_id: int, spans: list[SpanRecord]) -> None:
     """``index`` for spans already in the table: those not indexed yet."""
-    by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
-    for span in spans:
-        by_trace[span.trace_id].append(span)
+    by_trace: dict[str, list[SpanText]] = defaultdict(list)
+    for text in documents(spans):
+        by_trace[text.trace_id].append(text)
     rows = _Rows()
-    for trace_id, records in by_trace.items():
+    for trace_id, texts in by_trace.items():
         key, count = _trace_key(conn, project_id, trace_id)
-        low, high = _doc_range(key)
-        indexed = {
-            r[0]
-            for r in conn.execute(
-                "SELECT span_id FROM search_docs WHERE doc BETWEEN ? AND ?", (low, high)
-            )
-        }
-        rows.add(key, count or 0, [doc for doc in documents(records) if doc.span_id not in indexed])
+        indexed = {span_id for _, span_ids in _documents_of(conn, key) for span_id in span_ids}
+        rows.add(key, count or 0, [text for text in texts if text.span_id not in indexed])
     rows.write(conn)
 
 
@@ -449,7 +447,8 @@ def _trace_hits(
     unpack: Unpack,
     first_only: bool,
 ) -> list[tuple[SpanRecord, Snippet]]:
-    """The trace's matching spans in start order, with their snippets."""
+    """The trace's matching spans in start order, with their snippets: the spans of its
+    matching documents whose own text shows the match (a document holds several)."""
     row = conn.execute(
         "SELECT key FROM search_traces WHERE project_id = ? AND trace_id = ?",
         (project_id, trace_id),
@@ -457,36 +456,20 @@ def _trace_hits(
     if row is None:
         return []
     low, high = _doc_range(row[0])
-    if first_only:
-        # A list's snippet: the first matching document (in the order the trace's spans
-        # arrived) whose text shows the match, read one span at a time.
-        for (span_id,) in conn.execute(
-            "SELECT span_id FROM search_docs WHERE doc IN (SELECT rowid FROM search_text"
-            " WHERE search_text MATCH ? AND rowid BETWEEN ? AND ?) ORDER BY doc",
-            (search.fts5(), low, high),
-        ):
-            for span in _read_spans(conn, project_id, trace_id, unpack, [span_id]).values():
-                made = snippet(span_text(span), search)
-                if made is not None:
-                    return [(span, made)]
-        return []
-    span_ids = [
-        r[0]
-        for r in conn.execute(
-            "SELECT span_id FROM search_docs WHERE doc IN (SELECT rowid FROM search_text"
-            " WHERE search_text MATCH ? AND rowid BETWEEN ? AND ?)",
-            (search.fts5(), low, high),
-        )
-    ]
-    if not span_ids:
-        return []
-    spans = _read_spans(conn, project_id, trace_id, unpack, span_ids)
-    ordered = sorted(spans.values(), key=lambda s: (s.start_ns, s.span_id))
     hits = []
-    for span in ordered:
-        made = snippet(span_text(span), search)
-        if made is not None:
-            hits.append((span, made))
+    for (span_ids,) in conn.execute(
+        "SELECT span_ids FROM search_docs WHERE doc IN (SELECT rowid FROM search_text"
+        " WHERE search_text MATCH ? AND rowid BETWEEN ? AND ?) ORDER BY doc",
+        (search.fts5(), low, high),
+    ).fetchall():
+        spans = _read_spans(conn, project_id, trace_id, unpack, span_ids.split(" "))
+        for span in sorted(spans.values(), key=lambda s: (s.start_ns, s.span_id)):
+            made = snippet(span_text(span), search)
+            if made is not None:
+                hits.append((span, made))
+                if first_only:
+                    return hits
+    hits.sort(key=lambda hit: (hit[0].start_ns, hit[0].span_id))
     return hits
 
 

@@ -1,10 +1,10 @@
 -- Full-text search over every span (store/sqlite/search.py).
 --
 -- search_text is a contentless FTS5 index: it holds the words and where they are, never
--- the text, which stays in spans, packed. A document is a span's searchable text
--- (search/text.py), its rowid the trace's key times 2^20 plus the span's number in the
--- trace, so that "does this trace match" is one range of rowids in the index, and a
--- match names its trace without reading anything.
+-- the text, which stays in spans, packed. A document is the searchable text
+-- (search/text.py) of the spans of one trace that one batch brought, its rowid the
+-- trace's key times 2^20 plus its number in the trace, so that "does this trace match"
+-- is one range of rowids in the index, and a match names its trace without reading.
 CREATE VIRTUAL TABLE search_text USING fts5(
     body, content = '', tokenize = 'unicode61 remove_diacritics 2'
 );
@@ -16,10 +16,11 @@ CREATE TABLE search_traces (
     numbered    INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX search_traces_identity ON search_traces (project_id, trace_id);
--- Which span each document is (snippets, search inside a session, deletion).
+-- Which spans each document holds, space-separated, in order (snippets, search inside a
+-- session, deletion).
 CREATE TABLE search_docs (
-    doc      INTEGER PRIMARY KEY,
-    span_id  TEXT NOT NULL
+    doc       INTEGER PRIMARY KEY,
+    span_ids  TEXT NOT NULL
 );
 -- A store that had spans before the index: they are indexed when it next opens
 -- (search.backfill, in batches, resumable), then the row goes.
