@@ -3,11 +3,12 @@ and on disk.
 
     python bench/search.py --spans 1000000 --ab-spans 100000 --pairs 3
 
-1. Ingest with and without the index, in A/B pairs run back to back (alternating, fresh
-   stores, the same spans): spans per second through ``Store.write_spans`` in batches of
-   5,000 (the same write path and transaction as ingest, minus HTTP, protobuf and
-   normalising, which the index does not touch: so the share is the index's share of the
-   whole write at its largest), and bytes on disk per span of each store.
+1. Ingest with and without the index: two fresh stores written side by side, batch by
+   batch (5,000 spans, alternating which goes first), spans per second through
+   ``Store.write_spans`` (the same write path and transaction as ingest, minus HTTP,
+   protobuf and normalising, which the index does not touch: so the share is the
+   index's share of the whole write at its largest), and bytes on disk per span of each
+   store; ``--pairs`` such runs.
 2. A store of ``--spans`` spans with the index, then ``threadline serve`` on it, and over
    HTTP the p50 / p95 of: a rare word over all sessions (each request a different word,
    found in one session), a common word's first page (a word in nearly every span),
@@ -156,29 +157,47 @@ def store_bytes(path: Path) -> int:
     )
 
 
-def ingest_pairs(total: int, pairs: int) -> None:
+def ingest_pairs(total: int, pairs: int, batch: int = 5000) -> None:
+    """Two fresh stores written side by side, batch by batch, alternating which goes
+    first: one with the index, one without (its write transaction's index call gets no
+    texts). Interleaving batches cancels the drift of a shared machine's load, which
+    whole runs one after the other do not. ``pairs`` such runs."""
     indexing = sqlite_search.documents
-    rates: dict[str, list[float]] = {"with": [], "without": []}
-    sizes: dict[str, list[int]] = {"with": [], "without": []}
-    for _ in range(pairs):
-        for variant in ("without", "with"):
-            # Without: no documents, so the write transaction's index call does nothing.
-            sqlite_search.documents = indexing if variant == "with" else lambda _: []
-            with tempfile.TemporaryDirectory(prefix="threadline-search-ab-") as tmp:
-                path = Path(tmp) / "threadline.db"
-                seconds = fill(path, total)
-                rates[variant].append(total / seconds)
-                sizes[variant].append(store_bytes(path))
-            print(
-                f"  {variant:8s} index: {total / seconds:8.0f} spans/s, "
-                f"{sizes[variant][-1] / total:7.0f} bytes/span",
-                flush=True,
-            )
-    sqlite_search.documents = indexing
-    for w, wo, sw, swo in zip(
-        rates["with"], rates["without"], sizes["with"], sizes["without"], strict=True
-    ):
-        print(f"  pair: ingest with index {w / wo:6.1%} of without; bytes {sw / swo - 1:+6.1%}")
+    batches: list[list[SpanRecord]] = []
+    pending: list[SpanRecord] = []
+    for span in spans(total):
+        pending.append(span)
+        if len(pending) == batch:
+            batches.append(pending)
+            pending = []
+    if pending:
+        batches.append(pending)
+    for pair in range(pairs):
+        with tempfile.TemporaryDirectory(prefix="threadline-search-ab-") as tmp:
+            stores = {
+                variant: SQLiteStore(Path(tmp) / f"{variant}.db") for variant in ("with", "without")
+            }
+            projects = {v: store.create_project("default").id for v, store in stores.items()}
+            seconds = {"with": 0.0, "without": 0.0}
+            for i, records in enumerate(batches):
+                order = ("with", "without") if (i + pair) % 2 == 0 else ("without", "with")
+                for variant in order:
+                    sqlite_search.documents = indexing if variant == "with" else lambda _: []
+                    started = time.perf_counter()
+                    stores[variant].write_spans(projects[variant], records)
+                    seconds[variant] += time.perf_counter() - started
+            sqlite_search.documents = indexing
+            for store in stores.values():
+                store.close()
+            size = {v: store_bytes(Path(tmp) / f"{v}.db") for v in stores}
+        rate = {v: total / seconds[v] for v in seconds}
+        print(
+            f"  pair {pair + 1}: {rate['with']:7.0f} spans/s with the index, "
+            f"{rate['without']:7.0f} without: {rate['with'] / rate['without']:6.1%}; "
+            f"bytes/span {size['with'] / total:6.0f} vs {size['without'] / total:6.0f} "
+            f"({size['with'] / size['without'] - 1:+.1%})",
+            flush=True,
+        )
 
 
 def query_latencies(total: int, queries: int) -> None:

@@ -69,11 +69,19 @@ class Reads(Database):
                 args.insert(0, json.dumps(ranked))
                 order, order_type = "ranked.value", float
             elif query.q:
-                condition, condition_args = search.session_condition(
-                    conn, project_id, found, query.q
-                )
-                where.append(condition)
-                args += condition_args
+                found_ids = search.found_sessions(conn, project_id, found, query.q)
+                if found_ids is None:  # a common query: the list is walked in its order
+                    condition, condition_args = search.session_condition(
+                        conn, project_id, found, query.q
+                    )
+                    where.append(condition)
+                    args += condition_args
+                else:  # a rare one: the list reads just the sessions found
+                    source = (
+                        "json_each(?) AS found CROSS JOIN sessions"
+                        " ON sessions.session_id = found.value"
+                    )
+                    args.insert(0, json.dumps(found_ids))
             if query.sort != "relevance" or not query.q:
                 order, order_type = SESSION_SORTS[
                     "last_activity" if query.sort == "relevance" else query.sort
@@ -163,9 +171,16 @@ class Reads(Database):
                 args.insert(0, json.dumps(ranked))
                 order, order_type = "ranked.value", float
             elif query.q:
-                condition, condition_args = search.trace_condition(conn, project_id, found, query.q)
-                where.append(condition)
-                args += condition_args
+                found_ids = search.found_traces(conn, project_id, found, query.q)
+                if found_ids is None:  # a common query: the list is walked in its order
+                    condition, condition_args = search.trace_condition(found)
+                    where.append(condition)
+                    args += condition_args
+                else:  # a rare one: the list reads just the traces found
+                    source = (
+                        "json_each(?) AS found CROSS JOIN traces ON traces.trace_id = found.value"
+                    )
+                    args.insert(0, json.dumps(found_ids))
             if query.cursor:
                 sort_key, trace_id = cursors.decode(query.cursor, order_type, str)
                 where.append(f"({order}, traces.trace_id) < (?, ?)")

@@ -253,56 +253,84 @@ def _trace_matches_here(table: str) -> str:
 
 
 # For a rare query, found once: the project's traces with a matching span (``?``: the
-# project, the MATCH expression). Not correlated with the row, so SQLite runs it once.
+# project, the MATCH expression).
 _MATCHING_TRACES = (
     "SELECT trace_id FROM search_traces WHERE project_id = ? AND key IN"
     " (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?)"
 )
 
 
-def trace_condition(
+def found_traces(
     conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
-) -> tuple[str, list[Any]]:
-    """A condition on a ``traces`` row: its id is ``text``, or a span of it matches."""
-    where = "traces.trace_id = ?"
-    args: list[Any] = [text.strip().lower()]
-    if search.empty:
-        pass
-    elif is_common(conn, search):
-        where += " OR " + _trace_matches_here("traces")
-        args.append(search.fts5())
-    else:
-        where += f" OR traces.trace_id IN ({_MATCHING_TRACES})"
-        args += [project_id, search.fts5()]
-    return f"({where})", args
+) -> list[str] | None:
+    """For a rare query, the traces it finds (their id is ``text``, or a span of them
+    matches), for the list to read just those; None for a common one."""
+    if not search.empty and is_common(conn, search):
+        return None
+    found = [
+        row[0]
+        for row in conn.execute(
+            "SELECT trace_id FROM traces WHERE project_id = ? AND trace_id = ?",
+            (project_id, text.strip().lower()),
+        )
+    ]
+    if not search.empty:
+        found += [row[0] for row in conn.execute(_MATCHING_TRACES, (project_id, search.fts5()))]
+    return sorted(set(found))
+
+
+def trace_condition(search: SearchQuery) -> tuple[str, list[Any]]:
+    """For a common query, a condition on a ``traces`` row: a span of it matches (a
+    trace named by its id is found by ``found_traces``'s query: a common query is a
+    word, which an id is not)."""
+    return _trace_matches_here("traces"), [search.fts5()]
+
+
+def _named_sessions(conn: sqlite3.Connection, project_id: int, text: str) -> list[str]:
+    """The sessions whose id holds ``text``, from the sessions' key index."""
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT session_id FROM sessions WHERE project_id = ? AND session_id LIKE ?"
+            " ESCAPE '\\'",
+            (project_id, _like(text)),
+        )
+    ]
+
+
+def found_sessions(
+    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
+) -> list[str] | None:
+    """For a rare query, the sessions it finds (their id holds ``text``, or a span of
+    one of their traces matches), for the list to read just those; None for a common
+    one."""
+    if not search.empty and is_common(conn, search):
+        return None
+    found = _named_sessions(conn, project_id, text)
+    if not search.empty:
+        found += [
+            row[0]
+            for row in conn.execute(
+                "SELECT DISTINCT session_id FROM traces WHERE project_id = ?"
+                f" AND session_id IS NOT NULL AND trace_id IN ({_MATCHING_TRACES})",
+                (project_id, project_id, search.fts5()),
+            )
+        ]
+    return sorted(set(found))
 
 
 def session_condition(
     conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
 ) -> tuple[str, list[Any]]:
-    """A condition on a ``sessions`` row: its id holds ``text`` (as typed, any ASCII
-    case), or a span of one of its traces matches."""
-    # The ids that hold the text, found in the sessions' key index rather than row by
-    # row, so that with a rare query the list reads only the sessions found.
+    """For a common query, a condition on a ``sessions`` row: its id holds ``text`` (as
+    typed, any ASCII case), or a span of one of its traces matches."""
     named = "SELECT session_id FROM sessions WHERE project_id = ? AND session_id LIKE ? ESCAPE '\\'"
-    named_args: list[Any] = [project_id, _like(text)]
-    if search.empty:
-        return f"sessions.session_id IN ({named})", named_args
-    if is_common(conn, search):
-        where = (
-            f"(sessions.session_id IN ({named}) OR EXISTS (SELECT 1 FROM traces"
-            " WHERE traces.project_id = sessions.project_id"
-            " AND traces.session_id = sessions.session_id AND "
-            + _trace_matches_here("traces")
-            + "))"
-        )
-        return where, [*named_args, search.fts5()]
     where = (
-        f"sessions.session_id IN ({named} UNION SELECT session_id FROM traces"
-        " WHERE project_id = ? AND session_id IS NOT NULL"
-        f" AND trace_id IN ({_MATCHING_TRACES}))"
+        f"(sessions.session_id IN ({named}) OR EXISTS (SELECT 1 FROM traces"
+        " WHERE traces.project_id = sessions.project_id"
+        " AND traces.session_id = sessions.session_id AND " + _trace_matches_here("traces") + "))"
     )
-    return where, [*named_args, project_id, project_id, search.fts5()]
+    return where, [project_id, _like(text), search.fts5()]
 
 
 # --- relevance -------------------------------------------------------------------------
@@ -342,14 +370,7 @@ def ranked_sessions(
 ) -> dict[str, float]:
     """Session id -> relevance: its best trace's; sessions whose id holds ``text``
     first."""
-    ranked = {
-        row[0]: _FIRST
-        for row in conn.execute(
-            "SELECT session_id FROM sessions WHERE project_id = ? AND session_id LIKE ?"
-            " ESCAPE '\\'",
-            (project_id, _like(text)),
-        )
-    }
+    ranked = dict.fromkeys(_named_sessions(conn, project_id, text), _FIRST)
     traces = ranked_traces(conn, project_id, search, "") if not search.empty else {}
     ids = list(traces)
     for i in range(0, len(ids), _IN_CHUNK):
