@@ -24,6 +24,9 @@ RETAINED_TABLES = (
     "trace_model_parts",  # model_usage.py
 )
 _EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
+# The retained tables partitioned by time, whose expired data goes by whole parts
+# (``ttl_only_drop_parts``); the others (``search_text``) expire row by row.
+_DROPPED_BY_PARTS = ("spans", "trace_parts", "session_members")
 
 
 def migrate(client: Any) -> int:
@@ -48,14 +51,15 @@ def migrate(client: Any) -> int:
 def apply_retention(client: Any, retention_days: int) -> None:
     """Make every data table keep rows ``retention_days`` after their end (0: forever).
 
-    Expired data goes by whole parts (``ttl_only_drop_parts``): a part is dropped once
-    all its rows expired, never rewritten row by row. The tables are partitioned by
-    time (spans by month, trace parts by day), so parts expire together.
+    The tables partitioned by time (spans by month, trace parts and session members by
+    day) lose expired data by whole parts (``ttl_only_drop_parts``): a part is dropped
+    once all its rows expired, never rewritten row by row.
     """
     for table in RETAINED_TABLES:
         has_ttl = " TTL " in _create_statement(client, table)
         if retention_days > 0:
-            client.command(f"ALTER TABLE {table} MODIFY SETTING ttl_only_drop_parts = 1")
+            if table in _DROPPED_BY_PARTS:
+                client.command(f"ALTER TABLE {table} MODIFY SETTING ttl_only_drop_parts = 1")
             client.command(
                 f"ALTER TABLE {table} MODIFY TTL {_EXPIRY} + toIntervalDay({int(retention_days)})"
             )
