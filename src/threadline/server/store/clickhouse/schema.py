@@ -51,8 +51,7 @@ def migrate(client: Any) -> int:
 def apply_retention(client: Any, retention_days: int) -> None:
     """Make every data table keep rows ``retention_days`` after their end (0: forever).
 
-    The tables partitioned by time (spans by month, trace parts and session members by
-    day) lose expired data by whole parts (``ttl_only_drop_parts``): a part is dropped
+    The tables partitioned by time (by month) lose expired data by whole parts (``ttl_only_drop_parts``): a part is dropped
     once all its rows expired, never rewritten row by row.
     """
     for table in RETAINED_TABLES:

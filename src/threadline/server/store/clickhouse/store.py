@@ -525,12 +525,23 @@ class ClickHouseStore(EvaluationTables):
         if query.cursor:
             sort_key, trace_id = cursors.decode(query.cursor, order_type, str)
             f.add(f"({order}, trace_id) < ({f.param(sort_key)}, {f.param(trace_id)})")
-        found = self._rows(
-            f"SELECT {TRACES.sql}, {order} FROM {source}"
+        # As for sessions: the page is picked on its sort key, then merged in full.
+        picked = self._rows(
+            f"SELECT trace_id, {order} FROM {source}"
             f" WHERE {f.sql()} ORDER BY {order} DESC, trace_id DESC"
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
+        merged = {
+            row[0]: row
+            for row in self._rows(
+                f"SELECT {TRACES.sql} FROM ("
+                + queries.latest_traces("project_id = %(project)s AND trace_id IN %(page)s")
+                + ")",
+                {"project": project_id, "page": [row[0] for row in picked] or [""]},
+            )
+        }
+        found = [(*merged[t], key) for t, key in picked if t in merged]
         page, next_cursor = cursors.page(found, query.limit, table_rows.trace_page_key)
         items = [table_rows.trace(_trace_rollup(row)) for row in page]
         page_ids = [t.trace_id for t in items]
