@@ -21,11 +21,11 @@ def _unpacked(fields: tuple[str, ...]) -> str:
     return ", ".join(f"tupleElement(row, {i}) AS {f}" for i, f in enumerate(fields, 1))
 
 
-# Where a trace's parts are looked for around a time window: a trace is active in the
-# window when one of its parts is within this much of it (a part spans the spans of one
-# export of the trace, so only a trace with a gap longer than this between its exports,
-# around the whole window, is missed). The exact overlap is then checked on the merged
-# trace.
+# How far around a time window its traces are looked for: a trace is a candidate when
+# one of its parts (the spans of one export) started within this much of the window
+# (``trace_times``, sorted by start). The exact overlap is then checked on the merged
+# trace, so what is missed is only a trace with no part starting within an hour of the
+# window (one still running, whose spans all started earlier).
 WINDOW_SLACK_NS = 3600 * 1_000_000_000
 
 # A trace's rollup from its merged parts (migration 0010): the root's fields, else the
@@ -98,11 +98,11 @@ def traces_near(start_param: str | None, end_param: str | None) -> str:
     The caller checks the exact overlap on the merged rows."""
     near = ["project_id = %(project)s"]
     if start_param is not None:
-        near.append(f"end_ns >= {start_param} - {WINDOW_SLACK_NS}")
+        near.append(f"start_ns >= {start_param} - {WINDOW_SLACK_NS}")
     if end_param is not None:
         near.append(f"start_ns <= {end_param} + {WINDOW_SLACK_NS}")
     return (
-        "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM trace_parts"
+        "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM trace_times"
         f" WHERE {' AND '.join(near)})"
     )
 

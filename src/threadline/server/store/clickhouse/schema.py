@@ -19,6 +19,7 @@ from threadline.server.store import migrations
 RETAINED_TABLES = (
     "spans",
     "trace_parts",
+    "trace_times",
     "session_members",
     "search_text",
     "trace_model_parts",  # model_usage.py
@@ -26,7 +27,7 @@ RETAINED_TABLES = (
 _EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
 # The retained tables partitioned by time, whose expired data goes by whole parts
 # (``ttl_only_drop_parts``); the others (``search_text``) expire row by row.
-_DROPPED_BY_PARTS = ("spans", "trace_parts", "session_members")
+_DROPPED_BY_PARTS = ("spans", "trace_parts", "trace_times", "session_members")
 
 
 def migrate(client: Any) -> int:
@@ -51,8 +52,9 @@ def migrate(client: Any) -> int:
 def apply_retention(client: Any, retention_days: int) -> None:
     """Make every data table keep rows ``retention_days`` after their end (0: forever).
 
-    The tables partitioned by time (by month) lose expired data by whole parts (``ttl_only_drop_parts``): a part is dropped
-    once all its rows expired, never rewritten row by row.
+    The tables partitioned by time (by month) lose expired data by whole parts
+    (``ttl_only_drop_parts``): a part is dropped once all its rows expired, never
+    rewritten row by row.
     """
     for table in RETAINED_TABLES:
         has_ttl = " TTL " in _create_statement(client, table)

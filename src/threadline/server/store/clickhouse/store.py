@@ -289,7 +289,14 @@ class ClickHouseStore(EvaluationTables):
                     params,
                 )
             )
-        for table in ("spans", "trace_parts", "session_members", search.TABLE, model_usage.TABLE):
+        for table in (
+            "spans",
+            "trace_parts",
+            "trace_times",
+            "session_members",
+            search.TABLE,
+            model_usage.TABLE,
+        ):
             self._delete_rows(table, "trace_id", project_id, ids)
         self._scores.delete_annotations(project_id, "trace_id", ids)
         emptied = self._sessions_without_traces(project_id, sorted(sessions))
