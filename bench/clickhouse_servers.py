@@ -61,7 +61,7 @@ def run(url: str, spans: int, servers: int, batch: int) -> float:
                 if result.failures:
                     raise SystemExit(result.failures[0])
             for _, base_url, _ in started:
-                while httpx.get(base_url + "/healthz", params={"wait": 10}).json()[
+                while httpx.get(base_url + "/healthz", params={"wait": 10}, timeout=60).json()[
                     "queued_exports"
                 ]:
                     pass
