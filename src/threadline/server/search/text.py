@@ -38,13 +38,17 @@ _CJK = (
     "\uf900-\ufaff"  # CJK compatibility ideographs
 )
 CJK_CHAR = re.compile(f"([{_CJK}])")
+# A surrogate code point in a str is a lone one (JSON's "\ud800" escape decodes to it):
+# it has no UTF-8 form, so neither SQLite nor ClickHouse could be given the text.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def index_form(text: str) -> str:
-    """``text`` as the index takes it: each CJK character a word of its own."""
+    """``text`` as the index takes it: each CJK character a word of its own, and a lone
+    surrogate a space (no word holds one)."""
     if text.isascii():
         return text
-    return CJK_CHAR.sub(r" \1 ", text)
+    return CJK_CHAR.sub(r" \1 ", _LONE_SURROGATE.sub(" ", text))
 
 
 # Between two spans' text in one document: a word no text holds, so that no phrase is
