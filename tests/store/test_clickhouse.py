@@ -215,7 +215,10 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
         {"user_id": "u0"},
         window,
         {"q": "session-1"},
-        {"q": "hello world 1"},
+        # Words of one span: a trace whose words are split between exports matches on
+        # ClickHouse (any of its spans) but not on SQLite (one export's spans): a known
+        # difference, docs/architecture.md.
+        {"q": "hello world"},
         {"status": "error"},
         {"status": "ok"},
         {"tag": "prod"},

@@ -489,9 +489,11 @@ def _trace_hits(
             if made is not None:
                 hits.append((span, made))
                 if first_only:
-                    return hits
+                    # This document's first; a later document (a later export of the
+                    # trace) may hold an earlier span, so every document is looked at.
+                    break
     hits.sort(key=lambda hit: (hit[0].start_ns, hit[0].span_id))
-    return hits
+    return hits[:1] if first_only else hits
 
 
 def _read_spans(
