@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from threadline.server.errors import StorageFull
 from threadline.server.store import Store
 
 log = logging.getLogger("threadline.retention")
@@ -83,6 +84,9 @@ class RetentionService:
         while not self._stop.is_set():
             try:
                 self.run_pass()
+            except StorageFull as error:
+                # Expected, and said once per pass: deleting needs a little space too.
+                log.warning("retention waits for disk space (%s)", error.message)
             except Exception:
                 # A full disk, ClickHouse away: the next pass tries again.
                 log.exception("retention pass failed; retrying in %.0f s", IDLE_PAUSE_S)

@@ -52,10 +52,14 @@ class Database:
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        new = not self.path.exists() or self.path.stat().st_size == 0
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # Only takes on a new, empty file (the mode is fixed with the first table): its
-        # freed pages can then be given back in small steps (sqlite/retention.py).
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        if new:
+            # Only takes on a new file, before WAL mode and the first table fix it: its
+            # freed pages can then be given back in small steps (sqlite/retention.py).
+            # Never asked of a file with content: on a full disk even that write fails,
+            # and a server must start on a full disk.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit survives a crash of the process (what SIGKILL
         # tests), and only a power loss may roll back the last transactions.

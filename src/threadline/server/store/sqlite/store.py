@@ -16,6 +16,7 @@ writer, its schema):
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 
@@ -30,6 +31,7 @@ from threadline.server.store.sqlite import (
     retention,
     scores,
     shares,
+    space,
     trace_json,
 )
 from threadline.server.store.sqlite.access import Access
@@ -99,7 +101,14 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, EvaluationTables):
 
     def reclaim_space(self, max_pages: int) -> int:
         with self._write_lock:
-            return retention.reclaim(self._writer, max_pages)
+            try:
+                return retention.reclaim(self._writer, max_pages)
+            except sqlite3.Error as error:
+                # Giving pages back writes too: a full disk says so as a write does.
+                full = space.storage_full(error, self.path.parent)
+                if full is not None:
+                    raise full from error
+                raise
 
     def retention_overrides(self) -> dict[int, int]:
         with self._read() as conn:
