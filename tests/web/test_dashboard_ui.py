@@ -42,11 +42,15 @@ def test_dashboard_charts_group_and_click_through(ui: UI, server: Any, scenario:
     expected = api_series(server, json_url, "traces")[None]
     assert sum(bars(ui, "traces")) == sum(v or 0 for v in expected) == 7
     assert sum(bars(ui, "sessions")) == 3  # alpha, beta, old: each on one day
-    # The scenario's day (two hours ago: yesterday, just after midnight UTC): alpha's 3,
-    # beta's 2, the lone turn.
-    day = datetime.fromtimestamp(scenario.base_ns / 1e9, UTC).strftime("%b %d")
+    # The scenario's 20 minutes (from two hours ago: across midnight UTC just after it):
+    # alpha's 3, beta's 2, the lone turn, on its one day or two.
+    days = {
+        datetime.fromtimestamp(scenario.base_ns / 1e9 + offset, UTC).strftime("%b %d")
+        for offset in (0, 1300)
+    }
     tooltips = page.locator('[data-chart="traces"] rect title').all_text_contents()
-    assert f"{day}: 6" in tooltips
+    per_day = dict(tip.rsplit(": ", 1) for tip in tooltips)
+    assert sum(float(per_day[day].replace(",", "")) for day in days) == 6
     # Cost and tokens split by model: alpha's, the old and the lone turns are chats with
     # gpt-4o-mini; beta's spans name no model. Stacked, they add up to the totals.
     legend = page.locator('[data-chart="cost_by_model"] .legend').inner_text()
@@ -55,8 +59,14 @@ def test_dashboard_charts_group_and_click_through(ui: UI, server: Any, scenario:
     assert sum(bars(ui, "tokens_by_model")) == sum(bars(ui, "tokens")) > 0
     by_model = api_series(server, json_url, "total_tokens_by_model", by="model")
     assert set(by_model) == {"gpt-4o-mini", ""}
-    # Beta's second turn failed: one session of the two active today had an error.
-    assert max(bars(ui, "session_error_rate")) == pytest.approx(1 / 2)
+
+    # Beta's second turn failed: of the sessions active on beta's day (alpha's too, unless
+    # midnight UTC fell between them), it is the one with an error.
+    def day_of(offset: float) -> str:
+        return datetime.fromtimestamp(scenario.base_ns / 1e9 + offset, UTC).strftime("%b %d")
+
+    shared = day_of(600) in {day_of(0), day_of(120)}
+    assert max(bars(ui, "session_error_rate")) == pytest.approx(1 / 2 if shared else 1.0)
     ui.shot("7d")
 
     # Last 24 hours, bucket auto = hour: the old session drops out.
