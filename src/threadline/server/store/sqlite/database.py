@@ -86,26 +86,20 @@ class Database:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
+        with self._write_lock, space.full_disk_as_storage_full(self.path.parent):
             conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    # SQLite may have rolled back already (it does on some errors of a
-                    # full disk); a failed ROLLBACK must not hide the error that led here.
-                    if conn.in_transaction:
-                        try:
-                            conn.execute("ROLLBACK")
-                        except sqlite3.Error:
-                            log.exception("ROLLBACK failed")
-                    raise
-            except sqlite3.Error as error:
-                full = space.storage_full(error, self.path.parent)
-                if full is not None:
-                    raise full from error
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # SQLite may have rolled back already (it does on some errors of a
+                # full disk); a failed ROLLBACK must not hide the error that led here.
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        log.exception("ROLLBACK failed")
                 raise
 
     def close(self) -> None:

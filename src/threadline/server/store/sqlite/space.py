@@ -11,12 +11,27 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from threadline.server.errors import StorageFull
 
 # Below this much free space an I/O error is taken for a full disk.
 _NEARLY_FULL_BYTES = 1 << 20
+
+
+@contextmanager
+def full_disk_as_storage_full(directory: Path) -> Iterator[None]:
+    """Around a write to the database in ``directory``: a full disk raises
+    ``StorageFull`` (from the SQLite error); any other error goes on as it is."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        full = storage_full(error, directory)
+        if full is not None:
+            raise full from error
+        raise
 
 
 def storage_full(error: sqlite3.Error, directory: Path) -> StorageFull | None:

@@ -16,7 +16,6 @@ writer, its schema):
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 
@@ -100,15 +99,9 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, EvaluationTables):
         return False
 
     def reclaim_space(self, max_pages: int) -> int:
-        with self._write_lock:
-            try:
-                return retention.reclaim(self._writer, max_pages)
-            except sqlite3.Error as error:
-                # Giving pages back writes too: a full disk says so as a write does.
-                full = space.storage_full(error, self.path.parent)
-                if full is not None:
-                    raise full from error
-                raise
+        # Giving pages back writes too: a full disk says so as a write does.
+        with self._write_lock, space.full_disk_as_storage_full(self.path.parent):
+            return retention.reclaim(self._writer, max_pages)
 
     def retention_overrides(self) -> dict[int, int]:
         with self._read() as conn:
