@@ -1,7 +1,8 @@
 """The ClickHouse schema: numbered migrations with a recorded version, and retention.
 
-Migrations are the ``migrations/NNNN_*.sql`` files, applied in order above the highest
-version recorded in ``threadline_schema``. Their statements are idempotent
+Migrations are the ``migrations/NNNN_*.sql`` files: every one whose version is not
+recorded in ``threadline_schema`` is applied, in number order (not only those above the
+highest: migrations were merged out of number order). Their statements are idempotent
 (``IF NOT EXISTS``), so two servers starting at once against a new database both
 succeed. Retention is not a migration: it is a deployment setting, applied as a TTL on
 every data table whenever a store opens.
@@ -31,13 +32,17 @@ _DROPPED_BY_PARTS = ("spans", "trace_parts", "trace_times", "session_members")
 
 
 def migrate(client: Any) -> int:
-    """Apply the migrations above the recorded version; return the version now."""
+    """Apply the migrations not recorded as applied; return the highest version now."""
     client.command(
         "CREATE TABLE IF NOT EXISTS threadline_schema (version UInt32, applied_ns Int64)"
         " ENGINE = MergeTree ORDER BY version"
     )
-    current = int(client.query("SELECT max(version) FROM threadline_schema").result_rows[0][0])
-    for version, script in migrations.pending("threadline.server.store.clickhouse", current):
+    applied = {
+        int(version)
+        for (version,) in client.query("SELECT DISTINCT version FROM threadline_schema").result_rows
+    }
+    current = max(applied, default=0)
+    for version, script in migrations.pending("threadline.server.store.clickhouse", applied):
         for statement in _statements(script):
             client.command(statement)
         client.insert(
@@ -45,7 +50,7 @@ def migrate(client: Any) -> int:
             [[version, time.time_ns()]],
             column_names=["version", "applied_ns"],
         )
-        current = version
+        current = max(current, version)
     return current
 
 

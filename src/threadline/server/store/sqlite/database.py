@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from threadline.server.store import migrations
-from threadline.server.store.sqlite import search, space, wal
+from threadline.server.store.sqlite import migration_ledger, search, space, wal
 from threadline.server.store.sqlite.dictionaries import PayloadDictionaries
 
 _READERS = 8
@@ -126,9 +126,13 @@ class Database:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Apply the numbered files of ``migrations/`` above the recorded user_version."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    for version, script in migrations.pending("threadline.server.store.sqlite", current):
-        # executescript commits first, so the script and its version bump run in one
+    """Apply every numbered file of ``migrations/`` the database has not applied, in
+    number order (migration_ledger.py says which it has)."""
+    scripts = migrations.scripts("threadline.server.store.sqlite")
+    done = migration_ledger.applied(conn, scripts)
+    for version, script in migrations.pending("threadline.server.store.sqlite", done):
+        done.add(version)
+        # executescript commits first, so the script and its record run in one
         # explicit transaction of their own.
-        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+        record = migration_ledger.recorded(version, max(done))
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n{record}\nCOMMIT;")
