@@ -453,6 +453,20 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
 
         return check
 
+    def settings_form(setting: str, form: dict[str, str], a_value: dict) -> Callable[[], None]:
+        # The Settings page's form, with B's cookie, sets B's rule; A's (naming A's
+        # marker) is neither shown on B's page nor changed.
+        path = f"/api/v1/settings/{setting}"
+
+        def check() -> None:
+            assert a_api.put(path, json=a_value).status_code == 200
+            response = web.post(f"/settings/{setting}", data=form, headers={"Origin": base})
+            assert response.status_code == 303, response.text
+            hidden(web.get("/settings"), 200)
+            assert a_api.get(path).json() == {**a_api.get(path).json(), **a_value}
+
+        return check
+
     a_redaction = {"detectors": [], "patterns": [{"name": "a-rule", "regex": f"zz-{a.marker}-zz"}]}
     b_redaction = {"detectors": ["email"], "patterns": [{"name": "b-rule", "regex": "zz-b-zz"}]}
 
@@ -834,6 +848,17 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         ("GET", "/evaluators"): lambda: hidden(web.get("/evaluators"), 200),
         ("POST", "/evaluators"): evaluator_form,
         ("POST", "/evaluators/delete"): delete_evaluator_form,
+        ("GET", "/settings"): lambda: (
+            a_api.put("/api/v1/settings/redaction", json=a_redaction),
+            hidden(web.get("/settings"), 200),
+            a_sees(a_web.get("/settings")),
+        ),
+        ("POST", "/settings/retention"): settings_form(
+            "retention", {"days": "36497"}, {"days": 36_496}
+        ),
+        ("POST", "/settings/redaction"): settings_form(
+            "redaction", {"detector_email": "on", "patterns": "b-rule = zz-b-zz"}, a_redaction
+        ),
         ("GET", "/fragments/evaluation-runs"): lambda: hidden(
             web.get("/fragments/evaluation-runs", params={"session_id": session}), 200
         ),

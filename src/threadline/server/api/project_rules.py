@@ -7,14 +7,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from threadline.server import project_rules
 from threadline.server.api.routes import CurrentStore
 from threadline.server.auth import CurrentProject
+from threadline.server.project_rules import MAX_RETENTION_DAYS
 from threadline.server.redaction import rules as redaction_rules
-from threadline.server.retention import effective_days
 
 router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
-
-MAX_RETENTION_DAYS = 36_500
 
 
 class RetentionIn(BaseModel):
@@ -58,12 +57,9 @@ class Redaction(BaseModel):
 
 
 def _retention(request: Request, store: CurrentStore, project_id: int) -> Retention:
-    server_days = request.app.state.settings.retention_days
-    overrides = store.retention_overrides()
+    setting = project_rules.retention(request.app.state, store, project_id)
     return Retention(
-        days=overrides.get(project_id),
-        server_days=server_days,
-        effective_days=effective_days(server_days, overrides, project_id),
+        days=setting.days, server_days=setting.server_days, effective_days=setting.effective_days
     )
 
 
@@ -76,8 +72,7 @@ def get_retention(request: Request, project: CurrentProject, store: CurrentStore
 def put_retention(
     wanted: RetentionIn, request: Request, project: CurrentProject, store: CurrentStore
 ) -> Retention:
-    store.set_retention_days(project.id, wanted.days)
-    request.app.state.retention.wake()
+    project_rules.set_retention(request.app.state, store, project.id, wanted.days)
     return _retention(request, store, project.id)
 
 
@@ -99,6 +94,5 @@ def put_redaction(
     wanted: RedactionIn, request: Request, project: CurrentProject, store: CurrentStore
 ) -> Redaction:
     rules = redaction_rules.parse(wanted.detectors, [(p.name, p.regex) for p in wanted.patterns])
-    store.set_redaction_rules(project.id, rules)
-    request.app.state.ingest.redaction.forget(project.id)
+    project_rules.set_redaction(request.app.state, store, project.id, rules)
     return _redaction(rules)

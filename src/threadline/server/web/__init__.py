@@ -21,6 +21,7 @@ from threadline.server.web import (
     live,
     notes,
     scores,
+    settings,
     shares,
 )
 from threadline.server.web.render import STATIC_DIR
@@ -39,6 +40,7 @@ for _module in (
     scores,
     notes,
     shares,
+    settings,
 ):
     router.include_router(_module.router)
 
