@@ -26,6 +26,12 @@ pytestmark = pytest.mark.slow
 
 KILLS = 20  # bench/kill_stress.py runs the same with more
 SPANS_PER_TRACE = 10
+# What an OTLP exporter retries (RESOURCE_EXHAUSTED: the server sends it with a RetryInfo).
+_GRPC_RETRIED = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+)
 
 
 def _trace_body(rng: random.Random, session_id: str, start_ns: int = BASE_NS) -> tuple[str, bytes]:
@@ -156,7 +162,8 @@ def kill_and_check(
     channels: dict[str, grpc.Channel] = {}
 
     def send_grpc(body: bytes) -> int:
-        """As ``send_http``, over gRPC: UNAVAILABLE is what exporters retry."""
+        """As ``send_http``, over gRPC: UNAVAILABLE and RESOURCE_EXHAUSTED (the server
+        sends it with a RetryInfo) are what exporters retry."""
         address = current["server"].grpc_address
         assert address is not None
         if address not in channels:  # a restarted server listens on a new port
@@ -170,7 +177,7 @@ def kill_and_check(
             )
         except grpc.RpcError as error:
             code = error.code()  # type: ignore[attr-defined]
-            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            if code not in _GRPC_RETRIED:
                 unexpected.append(f"{code} {error.details()}")  # type: ignore[attr-defined]
             return 0
         return 200

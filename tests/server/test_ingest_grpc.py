@@ -237,9 +237,10 @@ def test_a_grpc_port_already_taken_fails_the_start(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_overload_is_unavailable_and_loses_nothing_acknowledged(tmp_path) -> None:
+def test_overload_is_resource_exhausted_and_loses_nothing_acknowledged(tmp_path) -> None:
     """Admission is shared with HTTP: past max_pending_exports a gRPC export gets
-    UNAVAILABLE (which OTLP exporters retry), and every acknowledged one is stored."""
+    RESOURCE_EXHAUSTED with a RetryInfo (which OTLP exporters retry:
+    test_grpc_backpressure.py), and every acknowledged one is stored."""
     process = start_server(tmp_path / "data", tmp_path / "log.txt", "--max-pending-exports", "1")
     try:
         key = process.new_key("grpc-load")
@@ -281,7 +282,7 @@ def test_overload_is_unavailable_and_loses_nothing_acknowledged(tmp_path) -> Non
         for thread in threads:
             thread.join()
         codes = {code for _, code in outcomes}
-        assert codes == {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, codes
+        assert codes == {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}, codes
         api = httpx.Client(base_url=process.base_url, headers={"Authorization": f"Bearer {key}"})
         for trace_id, code in outcomes:
             if code == grpc.StatusCode.OK:

@@ -52,10 +52,17 @@ class UnsupportedMediaType(ThreadlineError):
 
 
 class Overloaded(ThreadlineError):
-    """Too much in flight: OTLP exporters retry a 503 after ``Retry-After``."""
+    """Too much in flight: OTLP exporters retry a 503 after ``Retry-After`` (gRPC
+    ``RESOURCE_EXHAUSTED`` with that delay as its ``RetryInfo``)."""
 
     status = 503
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+
+class Unavailable(Overloaded):
+    """Not the work in hand but the server or its storage that cannot take an export
+    now (stopping, a worker process lost, ClickHouse out of reach): a 503 too, and gRPC
+    ``UNAVAILABLE``, on which exporters also reconnect."""
 
 
 class RequestTimeout(ThreadlineError):
@@ -65,7 +72,7 @@ class RequestTimeout(ThreadlineError):
     headers: ClassVar[dict[str, str] | None] = {"Connection": "close"}
 
 
-class StorageFull(Overloaded):
+class StorageFull(Unavailable):
     """The disk under the store is full. Exporters retry a 503 (gRPC ``UNAVAILABLE``),
     and the server takes their exports again by itself once there is space."""
 

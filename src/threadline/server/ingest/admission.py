@@ -4,7 +4,8 @@ Two stages are bounded, each by its own ``Gate``: bodies being received (the cli
 is still sending; ``max_receiving_exports``) and exports in hand (a whole body,
 being checked, decoded or written; ``max_pending_exports``). A slow client therefore
 holds only a receiving place, never a place of work in hand, and a gate that is full
-answers 503 with ``Retry-After`` (gRPC UNAVAILABLE), which OTLP exporters retry.
+answers 503 with ``Retry-After`` (gRPC RESOURCE_EXHAUSTED with a RetryInfo:
+grpc_refusal.py), which OTLP exporters retry.
 
 No project may hold more than its share of a gate, three quarters of it (all of a
 gate of one place): whatever one key does, a quarter stays open for every other

@@ -13,9 +13,11 @@ same worker processes and writer, and the answer only after the commit
   as it does HTTP bodies, in an ingest worker process (``pipeline.py``). gRPC inflates
   ``grpc-encoding: gzip`` itself, and refuses a message over ``max_body_bytes``.
 - An unexpected error is INTERNAL with a generic message (the log has the details).
-- Status codes: UNAUTHENTICATED (no or unknown key), INVALID_ARGUMENT (not an
-  ExportTraceServiceRequest), RESOURCE_EXHAUSTED (too large), UNAVAILABLE (overload or
-  a full disk: the code OTLP exporters retry), partial success for invalid spans.
+- Status codes (``grpc_refusal.py``): UNAUTHENTICATED (no or unknown key),
+  INVALID_ARGUMENT (not an ExportTraceServiceRequest), RESOURCE_EXHAUSTED (too large;
+  or, with a RetryInfo, the work in hand past its bound, which OTLP exporters retry),
+  UNAVAILABLE with a RetryInfo (stopping, a full disk), partial success for invalid
+  spans.
 - The one server process binds the port exclusively (``--workers`` are ingest worker
   processes, which listen on nothing), so a port already taken fails the start instead
   of silently sharing it.
@@ -33,19 +35,10 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from threadline.server.errors import (
-    BadRequest,
-    Forbidden,
-    Overloaded,
-    PayloadTooLarge,
-    RequestTimeout,
-    StorageFull,
-    ThreadlineError,
-    Unauthorized,
-    UnsupportedMediaType,
-)
+from threadline.server.errors import BadRequest, RequestTimeout, ThreadlineError, Unauthorized
 from threadline.server.http.connections import connection_limit
 from threadline.server.ingest.decode import PROTOBUF
+from threadline.server.ingest.grpc_refusal import refusal
 from threadline.server.ingest.pipeline import IngestPipeline
 from threadline.server.model import Project
 
@@ -53,17 +46,6 @@ log = logging.getLogger("threadline.server.grpc")
 
 # Seconds in-flight exports get to finish (and commit) when the server stops.
 _SHUTDOWN_GRACE = 10.0
-
-_STATUS: dict[type[ThreadlineError], grpc.StatusCode] = {
-    BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
-    UnsupportedMediaType: grpc.StatusCode.INVALID_ARGUMENT,
-    Unauthorized: grpc.StatusCode.UNAUTHENTICATED,
-    Forbidden: grpc.StatusCode.PERMISSION_DENIED,
-    PayloadTooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    Overloaded: grpc.StatusCode.UNAVAILABLE,
-    RequestTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
-    StorageFull: grpc.StatusCode.UNAVAILABLE,
-}
 
 _Handler = Callable[[object, aio.ServicerContext], Awaitable[bytes]]
 
@@ -122,7 +104,8 @@ class OtlpGrpcReceiver:
             with self.pipeline.pending.hold(project.id):
                 response = await self.pipeline.export(project, body, PROTOBUF)
         except ThreadlineError as exc:
-            await context.abort(_STATUS.get(type(exc), grpc.StatusCode.INTERNAL), exc.message)
+            code, trailers = refusal(exc)
+            await context.abort(code, exc.message, trailing_metadata=trailers)
         except Exception:
             # Never the exception's class or text: they describe the server, not the call.
             log.exception("unexpected error in an OTLP/gRPC export")
@@ -148,7 +131,8 @@ class OtlpGrpcReceiver:
         try:
             await self._project(context)
         except ThreadlineError as exc:
-            await context.abort(_STATUS.get(type(exc), grpc.StatusCode.INTERNAL), exc.message)
+            code, trailers = refusal(exc)
+            await context.abort(code, exc.message, trailing_metadata=trailers)
         except Exception:
             log.exception("unexpected error in an OTLP/gRPC export")
             await context.abort(grpc.StatusCode.INTERNAL, "internal error: see the server log")

@@ -7,7 +7,8 @@ for every export whatever the load:
 1. **Admission** (``admission.py``): at most ``max_receiving_exports`` bodies are being
    received and ``max_pending_exports`` exports in hand (prepared or committed) at
    once, counted across both receivers, and no project holds more than its share of
-   either; the next is refused (HTTP 503, gRPC UNAVAILABLE), which OTLP exporters retry.
+   either; the next is refused (HTTP 503, gRPC RESOURCE_EXHAUSTED with a RetryInfo),
+   which OTLP exporters retry.
 2. **Prepare** (``prepare.py``, in a worker process of ``workers.py``): inflate, decode,
    check the bounds, normalise, redact (the project's rules, read in the server process
    and given with the job). An export of more than ``PIECE_SPANS`` spans comes back

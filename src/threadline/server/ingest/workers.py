@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from threadline.server.errors import Overloaded
+from threadline.server.errors import Unavailable
 
 log = logging.getLogger("threadline.ingest")
 
@@ -68,7 +68,7 @@ class WorkerPool:
         """``job(*args)`` in a worker process; its exception is raised here."""
         pool = self._pool
         if pool is None or self._closed:
-            raise Overloaded("the server is stopping: retry later")
+            raise Unavailable("the server is stopping: retry later")
         try:
             return await asyncio.wrap_future(pool.submit(job, *args))
         except BrokenProcessPool:
@@ -76,7 +76,7 @@ class WorkerPool:
                 log.error("an ingest worker process died; starting new ones")
                 self._pool = self._new_pool()
                 pool.shutdown(wait=False, cancel_futures=True)
-            raise Overloaded("an ingest worker process stopped: retry later") from None
+            raise Unavailable("an ingest worker process stopped: retry later") from None
 
     def close(self) -> None:
         """Let the jobs in hand finish, then stop the processes."""

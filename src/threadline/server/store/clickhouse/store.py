@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from threadline.server.errors import ConfigurationError, Overloaded
+from threadline.server.errors import ConfigurationError, Overloaded, Unavailable
 from threadline.server.model import (
     KeyAccess,
     KeyInfo,
@@ -881,13 +881,14 @@ _TRANSIENT_CODES = {159, 202, 209, 210, 241, 242, 252, 285, 319}
 @contextmanager
 def _unavailable_means_retry() -> Iterator[None]:
     """Turn ClickHouse being unreachable or overloaded into a 503 with Retry-After (gRPC
-    UNAVAILABLE), which OTLP exporters retry, instead of a 500, which they drop."""
+    UNAVAILABLE or RESOURCE_EXHAUSTED with RetryInfo), which OTLP exporters retry,
+    instead of a 500, which they drop."""
     from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
     try:
         yield
     except OperationalError as error:
-        raise Overloaded(f"storage unavailable, retry: {_first_line(error)}") from error
+        raise Unavailable(f"storage unavailable, retry: {_first_line(error)}") from error
     except DatabaseError as error:
         if getattr(error, "code", None) in _TRANSIENT_CODES:
             raise Overloaded(f"storage busy, retry: {_first_line(error)}") from error
