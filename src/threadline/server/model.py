@@ -34,6 +34,14 @@ class SessionSignals:
 
     offers: tuple[bytes, ...]
     asks: tuple[tuple[bytes, Signal], ...]
+    # What names the conversation without finding another turn (a store that links
+    # turns without reading them back, ClickHouse): the thread id's key, the digest of
+    # the conversation's first exchange, and the Responses chain's own and previous keys.
+    thread: bytes | None = None
+    opening: bytes | None = None
+    opening_resent: bool = False  # the opening was in the input (not a first turn's)
+    response: bytes | None = None
+    previous_response: bytes | None = None
 
 
 @dataclass(slots=True)

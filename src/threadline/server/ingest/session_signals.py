@@ -19,6 +19,13 @@ those that ask what it offers, so turns arriving in any order meet
   prompt, which unrelated conversations share. The user id, when the span carries
   one, is part of each digest, so two users' identical exchanges stay apart.
 
+Each span also says what names its conversation without finding another turn, for a
+store that cannot read back what other servers just wrote (ClickHouse,
+``store/clickhouse/inference.py``): the thread id, the Responses chain's ids, and the
+**opening**, the digest of the conversation up to its first reply (the system prompt,
+the first user message, the first assistant message), which every later turn resends.
+It is the first turn's offered key, and the key its second turn asks for.
+
 Pure functions over a ``SpanRecord``: they run with normalisation.
 """
 
@@ -62,24 +69,57 @@ def span_signals(record: SpanRecord) -> SessionSignals | None:
     asks: list[tuple[bytes, Signal]] = []
     attrs = record.attributes
     thread_id = _thread_id(attrs, record.metadata)
-    if thread_id:
-        key = _key("thread", thread_id)
-        offers.append(key)
-        asks.append((key, "thread_id"))
+    thread = _key("thread", thread_id) if thread_id else None
+    if thread:
+        offers.append(thread)
+        asks.append((thread, "thread_id"))
     response_id, previous_id = _response_ids(attrs)
-    if response_id:
-        offers.append(_key("response", response_id))
-    if previous_id:
-        asks.append((_key("response", previous_id), "previous_response_id"))
+    response = _key("response", response_id) if response_id else None
+    previous = _key("response", previous_id) if previous_id else None
+    if response:
+        offers.append(response)
+    if previous:
+        asks.append((previous, "previous_response_id"))
+    opening: bytes | None = None
+    resent = False
     if record.input is not None and record.span_type == "LLM":
-        offered, asked = _history_keys(record.input, record.output, record.user_id)
-        if offered:
-            offers.append(offered)
-        if asked:
-            asks.append((asked, "history"))
+        messages = _message_list(record.input)
+        if messages:
+            reply = _message_list(record.output) if record.output else None
+            offered, asked = message_digests(messages, reply, record.user_id)
+            if offered:
+                offers.append(offered)
+            if asked:
+                asks.append((asked, "history"))
+            opening, resent = opening_digest(messages, reply, record.user_id)
     if not offers and not asks:
         return None
-    return SessionSignals(tuple(offers), tuple(asks))
+    return SessionSignals(
+        tuple(offers),
+        tuple(asks),
+        thread=thread,
+        opening=opening,
+        opening_resent=resent,
+        response=response,
+        previous_response=previous,
+    )
+
+
+def opening_digest(
+    messages: list[Any], reply: list[Any] | None, user_id: str | None
+) -> tuple[bytes | None, bool]:
+    """(the digest of the conversation up to and including its first assistant message,
+    whether that message was resent in ``messages``); None when neither ``messages`` nor
+    ``reply`` holds one. The same bytes as ``message_digests``'s, so it equals the first
+    turn's offered key."""
+    digest = hashlib.blake2b(digest_size=16, person=b"history")
+    digest.update((user_id or "").encode("utf-8", "surrogatepass") + b"\x00")
+    for resent, part in ((True, messages), (False, reply or ())):
+        for message in part:
+            digest.update(_message_bytes(message))
+            if _role(message) == "assistant":
+                return digest.digest(), resent
+    return None, False
 
 
 def message_digests(
@@ -107,16 +147,6 @@ def message_digests(
     for message in reply:
         digest.update(_message_bytes(message))
     return digest.digest(), asked
-
-
-def _history_keys(
-    input_text: str, output_text: str | None, user_id: str | None
-) -> tuple[bytes | None, bytes | None]:
-    messages = _message_list(input_text)
-    if not messages:
-        return None, None
-    reply = _message_list(output_text) if output_text else None
-    return message_digests(messages, reply, user_id)
 
 
 def _message_list(text: str) -> list[Any] | None:

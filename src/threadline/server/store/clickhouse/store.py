@@ -65,6 +65,7 @@ from threadline.server.store.base import (
 from threadline.server.store.clickhouse import (
     context,
     inference,
+    inferred_sessions,
     intake,
     metrics,
     model_usage,
@@ -186,6 +187,8 @@ class ClickHouseStore(EvaluationTables):
                 search.TABLE,
                 shares.TABLE,
                 inference.TABLE,
+                inferred_sessions.SESSIONS_TABLE,
+                inferred_sessions.RESPONSES_TABLE,
                 context.TABLE,
                 *scores.TABLES,
                 *project_rules.TABLES,
@@ -232,10 +235,25 @@ class ClickHouseStore(EvaluationTables):
         and a span stored twice is counted once."""
         if not spans:
             return 0
+        spans = self._infer_sessions(project_id, spans)
         self._insert("span_intake", intake.intake_rows(project_id, spans), intake.COLUMNS)
         self._insert(search.TABLE, search.rows(project_id, spans), search.COLUMNS)
         self._insert(context.TABLE, context.rows(project_id, spans), context.COLUMNS)
         return len({(span.trace_id, span.span_id) for span in spans})
+
+    def _infer_sessions(self, project_id: int, spans: Sequence[SpanRecord]) -> Sequence[SpanRecord]:
+        """The spans with their inferred sessions named (``inferred_sessions.py``), the
+        sessions' signals and response ids written first: a session never shows
+        without its mark."""
+        if all(span.session_signals is None for span in spans):
+            return spans
+        if not self._inference.recently_enabled(project_id):
+            return spans
+        placement = inferred_sessions.place(
+            project_id, spans, lambda keys: self._inference.look_up_responses(project_id, keys)
+        )
+        self._inference.write(placement)
+        return placement.spans
 
     # --- share links ----------------------------------------------------------------
 
@@ -467,9 +485,11 @@ class ClickHouseStore(EvaluationTables):
         page_ids = [s.session_id for s in items]
         summaries = self._scores.summaries(project_id, "session", page_ids)
         snippets = search.session_snippets(self._rows, project_id, found_text, page_ids)
+        inferred = self._inference.signals_of(project_id, page_ids)
         for item in items:
             item.scores = summaries.get(item.session_id, {})
             item.snippet = snippets.get(item.session_id)
+            item.mark_inferred(inferred.get(item.session_id))
         return Page[Session](items=items, next_cursor=next_cursor)
 
     def find_in_session(self, project_id: int, session_id: str, q: str) -> list[SessionMatch]:
@@ -495,6 +515,7 @@ class ClickHouseStore(EvaluationTables):
         detail.scores = self._scores.summaries(project_id, "session", [session_id]).get(
             session_id, {}
         )
+        detail.mark_inferred(self._inference.signals_of(project_id, [session_id]).get(session_id))
         by_trace = self._scores.summaries(project_id, "trace", [t.trace_id for t in detail.traces])
         for trace in detail.traces:
             trace.scores = by_trace.get(trace.trace_id, {})
