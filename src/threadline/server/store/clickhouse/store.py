@@ -64,6 +64,7 @@ from threadline.server.store.base import (
 )
 from threadline.server.store.clickhouse import (
     context,
+    deletion_leftovers,
     inference,
     inferred_sessions,
     intake,
@@ -277,10 +278,20 @@ class ClickHouseStore(EvaluationTables):
     # the parts it inserted after the deletion; docs/reliability.md says so.
 
     def _delete_rows(self, table: str, column: str, project_id: int, ids: Sequence[str]) -> None:
+        self._delete_where(table, f"{column} IN %(ids)s", project_id, ids)
+
+    def _deleter(self, project_id: int) -> deletion_leftovers.DeleteWhere:
+        return lambda table, condition, ids: self._delete_where(table, condition, project_id, ids)
+
+    def _delete_where(
+        self, table: str, condition: str, project_id: int, ids: Sequence[str]
+    ) -> None:
+        """Delete the project's rows of ``table`` that ``condition`` (naming ``%(ids)s``)
+        picks, a chunk of ``ids`` at a time."""
         for chunk in _chunks(list(ids)):
             with _unavailable_means_retry():
                 self._ch.command(
-                    f"DELETE FROM {table} WHERE project_id = %(project)s AND {column} IN %(ids)s",
+                    f"DELETE FROM {table} WHERE project_id = %(project)s AND {condition}",
                     parameters={"project": project_id, "ids": chunk},
                     settings={"lightweight_deletes_sync": 2},
                 )
@@ -319,6 +330,7 @@ class ClickHouseStore(EvaluationTables):
         self._scores.delete_annotations(project_id, "trace_id", ids)
         emptied = self._sessions_without_traces(project_id, sorted(sessions))
         self._scores.delete_annotations(project_id, "session_id", emptied)
+        deletion_leftovers.forget(self._deleter(project_id), ids, emptied)
         return len(stored)
 
     def delete_sessions(self, project_id: int, session_ids: Sequence[str]) -> int:
@@ -335,6 +347,7 @@ class ClickHouseStore(EvaluationTables):
                 trace_ids.append(trace_id)
         self.delete_traces(project_id, trace_ids)
         self._scores.delete_annotations(project_id, "session_id", ids)
+        deletion_leftovers.forget(self._deleter(project_id), (), ids)
         return len(existed)
 
     @staticmethod

@@ -5,7 +5,9 @@ its place in the live feed, the scores that name it (span scores included) and i
 notes. A session that loses a trace is
 rolled up again from the traces it keeps (``store/rollups.py``), so its totals stay
 exact; a session left with none is gone, and its own scores and notes go with it.
-User totals are read from the trace rollups, so they follow by themselves.
+User totals are read from the trace rollups, so they follow by themselves. Runs, share
+links and session inference that name what was deleted go too
+(``deletion_leftovers.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from collections.abc import Sequence
 
 from threadline.server.store import rows as table_rows
 from threadline.server.store.rollups import TraceRollup, roll_up_session
+from threadline.server.store.sqlite import deletion_leftovers, scores, search
 from threadline.server.store.sqlite import rows as schema
-from threadline.server.store.sqlite import scores, search
 from threadline.server.store.sqlite.chunked import execute_in, select_in
 
 
@@ -52,6 +54,7 @@ def delete_traces(
     _delete_annotations(conn, project_id, "trace_id", ids)
     emptied = _roll_up_sessions_again(conn, project_id, sorted(sessions))
     _delete_annotations(conn, project_id, "session_id", emptied)
+    deletion_leftovers.forget(conn, project_id, ids, sorted(sessions), emptied)
     return deleted
 
 
@@ -83,6 +86,7 @@ def delete_sessions(
     # A session's own scores and notes may exist with no trace stored (feedback can
     # come before the spans): they go too.
     _delete_annotations(conn, project_id, "session_id", ids)
+    deletion_leftovers.forget(conn, project_id, (), ids, ids)
     return existed, trace_ids
 
 

@@ -1,0 +1,23 @@
+"""What else names a deleted trace or session in ClickHouse, removed with it (as in
+SQLite's ``deletion_leftovers.py``): the evaluation runs that judged a deleted trace or
+a session that is gone, and the share links to either. A session that keeps some
+traces keeps its own runs and links; ``evaluation_totals`` keeps what the judge did and
+cost. (Sessions are not inferred on ClickHouse, so there is no inference to forget.)
+
+Each is a lightweight ``DELETE`` of every version of the rows, so a link revoked
+earlier (a second row) goes as a whole."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+# (table, condition on the ids: "<column> IN %(ids)s" and more, ids): deletes in the
+# project the rows the condition picks.
+DeleteWhere = Callable[[str, str, Sequence[str]], None]
+
+
+def forget(delete: DeleteWhere, trace_ids: Sequence[str], sessions_gone: Sequence[str]) -> None:
+    delete("evaluation_runs", "session_id IN %(ids)s", sessions_gone)
+    delete("evaluation_runs", "target_kind = 'trace' AND target_id IN %(ids)s", trace_ids)
+    delete("share_links", "kind = 'session' AND target_id IN %(ids)s", sessions_gone)
+    delete("share_links", "kind = 'trace' AND target_id IN %(ids)s", trace_ids)
