@@ -3,21 +3,26 @@ evaluation runs that judged it (their reasons quote it) and its share links (a l
 must not come back to life if the id is written again). A session that keeps some of
 its traces keeps its own runs and links, as it keeps its own scores; an evaluator's
 totals keep what its judge did and cost. Retention deletes through the same
-``delete_traces``. On SQLite, the inferred-session rows and conversation keys of
-deleted traces go too."""
+``delete_traces``. The rows of inferred sessions that are gone go too (on SQLite also
+the conversation keys and placement of each deleted trace)."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 
 import pytest
 
+from tests.chat_turns import BASE, conversation
+from tests.chat_turns import turn_spans as chat_turn_spans
 from tests.store import test_contract
 from tests.store.test_deletion_contract import fill, tid
 from tests.store.test_evaluation_contract import definition
+from tests.store.test_inference_contract import WINDOW
+from tests.store.test_inference_contract import send as send_turn
 from tests.store.test_shares_contract import share
 from threadline.server.evaluation.model import RunOutcome, RunQuery, RunRecord
-from threadline.server.model import SessionSignals, SpanRecord
+from threadline.server.model import SessionQuery, SessionSignals, SpanRecord
 from threadline.server.store import Store
 
 backend = test_contract.backend
@@ -183,3 +188,43 @@ def test_sqlite_forgets_the_inference_of_deleted_traces(backend, store: Store, t
         "inferred_sessions": 0,
     }
     assert _inference_rows(path, b) == before
+
+
+def _inference_leftovers(backend: str, store: Store, tmp_path, project: int) -> dict[str, int]:
+    if backend == "sqlite":
+        return _inference_rows(tmp_path / "contract.db", project)
+    return {
+        table: store._rows(  # type: ignore[attr-defined]
+            # Distinct rows: a row written twice merges away, sooner or later.
+            f"SELECT count() FROM (SELECT DISTINCT * FROM {table} WHERE project_id = %(p)s)",
+            {"p": project},
+        )[0][0]
+        for table in ("inferred_sessions", "response_sessions")
+    }
+
+
+def test_a_deleted_inferred_session_leaves_no_inference(backend, store: Store, tmp_path):
+    # Two conversations sent without session ids, one found by its history, one by its
+    # Responses chain; both projects hold the same.
+    a, b = store.create_project("a").id, store.create_project("b").id
+    history = conversation("h", BASE, rng=random.Random(1))
+    chain = conversation("r", BASE, turns=2, rng=random.Random(2))
+    for project in (a, b):
+        for turn in history:
+            send_turn(store, project, chat_turn_spans(history, turn))
+        for turn in chain:
+            extra = {"gen_ai.response.id": f"resp_{turn.index}"}
+            if turn.index:
+                extra["gen_ai.request.previous_response_id"] = f"resp_{turn.index - 1}"
+            send_turn(store, project, chat_turn_spans(chain, turn, history=[], **extra))
+    inferred = [
+        s.session_id
+        for s in store.list_sessions(a, SessionQuery(limit=50, **WINDOW)).items
+        if s.inferred
+    ]
+    assert len(inferred) == 2
+    before = _inference_leftovers(backend, store, tmp_path, a)
+    assert all(before.values()), before
+    assert store.delete_sessions(a, inferred) == 2
+    assert set(_inference_leftovers(backend, store, tmp_path, a).values()) == {0}
+    assert _inference_leftovers(backend, store, tmp_path, b) == before
