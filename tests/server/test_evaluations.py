@@ -427,3 +427,24 @@ def test_a_run_in_flight_at_shutdown_goes_back_in_the_queue(tmp_path, judge):
         assert run["status"] == "done", run
     finally:
         stop_server(process)
+
+
+def test_the_projects_redaction_rules_apply_to_judges_comments_and_reasons(project, judge):
+    # The judge's reasoning ("1 turns; ...") and a failure quoting its answer ("maybe a
+    # 7?") are free text written beside the spans: the project's rules apply to them.
+    rules = {
+        "patterns": [{"name": "count", "regex": r"\d+ turns"}, {"name": "guess", "regex": r"a \d"}]
+    }
+    assert project.http.put("/api/v1/settings/redaction", json=rules).status_code == 200
+    create(project, evaluator(judge, online=False))
+    sid = f"redacted-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "my order is late", "thanks for waiting, it ships today")
+    run = _manual_run(project, sid)
+    assert run["status"] == "done"
+    (score,) = project.get("/api/v1/scores", session_id=sid)["items"]
+    assert score["comment"] == "[count]; the user thanked"
+    judge.mode = "garbage"
+    sid = f"redacted-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "hello", "hi")
+    run = _manual_run(project, sid)
+    assert run["reason"] == "the judge's answer is not JSON: 'I think it went fine, maybe [guess]?'"

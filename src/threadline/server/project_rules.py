@@ -39,6 +39,13 @@ def set_retention(state: State, store: Store, project_id: int, days: int | None)
     state.retention.wake()
 
 
+def redaction_rules(state: State, project_id: int) -> RedactionRules:
+    """The project's redaction rules as this process applies them (cached for a moment:
+    ``redaction/project_rules.py``), for whatever is written beside spans."""
+    rules: RedactionRules = state.ingest.redaction.get(project_id)
+    return rules
+
+
 def set_redaction(state: State, store: Store, project_id: int, rules: RedactionRules) -> None:
     """Keep the project's rules (checked by ``redaction.rules.parse``); this process's
     ingest applies them from its next export on."""

@@ -28,12 +28,13 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from threadline.server import scoring
+from threadline.server import project_rules, scoring
 from threadline.server.api.routes import CurrentStore
 from threadline.server.api.scores import MAX_SCORES_PER_REQUEST, cors_headers
 from threadline.server.auth import langfuse_key_access
 from threadline.server.errors import BadRequest, ThreadlineError
 from threadline.server.model import KeyAccess, ScoreIn, ScoreRecord
+from threadline.server.redaction.annotations import redact_scores
 from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/public", tags=["langfuse"])
@@ -116,7 +117,7 @@ def _score_in(raw: Any) -> tuple[ScoreIn, int | None]:
 
 
 def _write(
-    store: Store, access: KeyAccess, items: list[Any]
+    request: Request, store: Store, access: KeyAccess, items: list[Any]
 ) -> tuple[list[ScoreRecord], dict[int, str]]:
     """Write the scores of ``items`` that are valid; (the records written, the error of
     each refused item by its position)."""
@@ -145,7 +146,8 @@ def _write(
             if existing is not None and existing.source != "end-user":
                 errors[index] = f"score {record.id!r} was not written by an end user"
                 del records[index]
-    written = list(records.values())
+    rules = project_rules.redaction_rules(request.app.state, project_id)
+    written = redact_scores(list(records.values()), rules)
     if written:
         store.write_scores(project_id, written)
     return written, errors
@@ -170,12 +172,12 @@ def create_scores(
     headers = cors_headers(request, store, access.project.id)
     if isinstance(body, dict):
         # One score, as Langfuse's older clients send it: all or nothing, with its id.
-        written, errors = _write(store, access, [body])
+        written, errors = _write(request, store, access, [body])
         if errors:
             raise BadRequest(errors[0])
         return JSONResponse({"id": written[0].id}, headers=headers)
     _check_size(len(body))
-    written, errors = _write(store, access, body)
+    written, errors = _write(request, store, access, body)
     if not errors:
         return JSONResponse(Accepted().model_dump(), status_code=202, headers=headers)
     results = BatchResults(
@@ -222,7 +224,7 @@ def ingestion(
             continue
         positions.append(event_id)
         bodies.append(event.get("body"))
-    _, errors = _write(store, access, bodies)
+    _, errors = _write(request, store, access, bodies)
     for index, event_id in enumerate(positions):
         if index in errors:
             failures.append({"id": event_id, "status": 400, "message": errors[index]})

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel
 
-from threadline.server import scoring
+from threadline.server import project_rules, scoring
 from threadline.server.api.routes import CurrentStore, Cursor, Limit
 from threadline.server.auth import CurrentProject, ScoringAccess
 from threadline.server.errors import BadRequest, Forbidden, NotFound
@@ -30,6 +30,7 @@ from threadline.server.model import (
     ScoreRecord,
     ScoreSource,
 )
+from threadline.server.redaction.annotations import redact_note, redact_scores
 from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["scores"])
@@ -116,6 +117,7 @@ def write_scores(
     else:
         for record, score in zip(records, batch, strict=True):
             record.source = score.source or "api"
+    records = redact_scores(records, project_rules.redaction_rules(request.app.state, project.id))
     store.write_scores(project.id, records)
     written = [scoring.score(r) for r in records]
     return ScoreBatch(items=written) if isinstance(body, list) else written[0]
@@ -202,8 +204,9 @@ def list_notes(
 
 
 @router.post("/notes", summary="Leave a note on a session", status_code=201)
-def add_note(note: NoteIn, project: CurrentProject, store: CurrentStore) -> Note:
-    return store.add_note(project.id, note)
+def add_note(note: NoteIn, request: Request, project: CurrentProject, store: CurrentStore) -> Note:
+    rules = project_rules.redaction_rules(request.app.state, project.id)
+    return store.add_note(project.id, redact_note(note, rules))
 
 
 @router.delete("/notes/{note_id}", summary="Delete a note", status_code=204)

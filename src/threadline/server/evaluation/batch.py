@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 
 from threadline.server.evaluation.model import EvaluationRun, RunRecord
-from threadline.server.evaluation.runner import RunnerConfig, evaluate_run
+from threadline.server.evaluation.runner import RunnerConfig, evaluate_run, finish_run
 from threadline.server.store import Store
 
 _POLL_SECONDS = 0.25
@@ -31,7 +31,7 @@ async def judge_all(
 
     async def judge_one(client: httpx.AsyncClient, run: RunRecord) -> None:
         outcome = await evaluate_run(store, client, config, run)
-        await asyncio.to_thread(store.finish_run, run.project_id, run.id, outcome)
+        await asyncio.to_thread(finish_run, store, run, outcome)
 
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(limits=limits) as client:

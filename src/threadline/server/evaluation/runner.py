@@ -29,6 +29,7 @@ from threadline.server.evaluation.transcript import (
     trace_input_output,
 )
 from threadline.server.model import MAX_COMMENT_CHARS, ScoreIn, TraceDetail
+from threadline.server.redaction.annotations import redact_scores, redact_text
 from threadline.server.settings import Settings
 from threadline.server.store import Store
 
@@ -123,10 +124,19 @@ async def evaluate_run(
     return outcome
 
 
+def finish_run(store: Store, run: RunRecord, outcome: RunOutcome) -> None:
+    """Record how ``run`` ended. A failure's reason can quote the judge's answer, which
+    can quote the transcript: the project's redaction rules apply to it."""
+    if outcome.reason:
+        outcome.reason = redact_text(outcome.reason, store.redaction_rules(run.project_id))
+    store.finish_run(run.project_id, run.id, outcome)
+
+
 def _write_score(store: Store, project_id: int, score: ScoreIn) -> None:
     configs = {c.name: c for c in store.list_score_configs(project_id)}
     record = scoring.prepare(score, configs, "eval", time.time_ns())
-    store.write_scores(project_id, [record])
+    # The judge's comment can quote the transcript; the project's rules apply to it too.
+    store.write_scores(project_id, redact_scores([record], store.redaction_rules(project_id)))
 
 
 def _prompt_for(
@@ -238,7 +248,7 @@ class EvaluationRunner:
             except Exception as error:
                 log.exception("evaluation run %s failed unexpectedly", run.id)
                 outcome = RunOutcome("failed", reason=f"internal error: {error!r}"[:500])
-            await asyncio.to_thread(self.store.finish_run, run.project_id, run.id, outcome)
+            await asyncio.to_thread(finish_run, self.store, run, outcome)
             if self._on_finished is not None:
                 self._on_finished(run, outcome)
         finally:

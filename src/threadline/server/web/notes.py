@@ -10,8 +10,11 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from threadline.server import project_rules
 from threadline.server.errors import BadRequest, NotFound
 from threadline.server.model import NoteIn, Project
+from threadline.server.redaction.annotations import redact_note
+from threadline.server.redaction.rules import RedactionRules
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.forms import read_form
@@ -34,7 +37,7 @@ def _session_id(store: Store, project: Project, form: dict[str, str]) -> str:
     return session_id
 
 
-def _add(store: Store, project: Project, form: dict[str, str]) -> str:
+def _add(store: Store, project: Project, form: dict[str, str], rules: RedactionRules) -> str:
     session_id = _session_id(store, project, form)
     if not form.get("body"):
         raise BadRequest("a note needs some text")
@@ -44,7 +47,7 @@ def _add(store: Store, project: Project, form: dict[str, str]) -> str:
         raise BadRequest(
             "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         ) from None
-    store.add_note(project.id, note)
+    store.add_note(project.id, redact_note(note, rules))
     return session_id
 
 
@@ -68,7 +71,8 @@ def _answer(request: Request, project: Project, session_id: str) -> Response:
 @router.post("/ui/notes")
 async def add_note(request: Request, project: PageProject, _: SameOrigin) -> Response:
     form = await read_form(request)
-    session_id = await run_in_threadpool(_add, _store(request), project, form)
+    rules = project_rules.redaction_rules(request.app.state, project.id)
+    session_id = await run_in_threadpool(_add, _store(request), project, form, rules)
     return await run_in_threadpool(_answer, request, project, session_id)
 
 

@@ -20,7 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from threadline.server import scoring
+from threadline.server import project_rules, scoring
 from threadline.server.errors import BadRequest, Forbidden, NotFound
 from threadline.server.model import (
     Project,
@@ -30,6 +30,8 @@ from threadline.server.model import (
     ScoreQuery,
     SessionDetail,
 )
+from threadline.server.redaction.annotations import redact_scores
+from threadline.server.redaction.rules import RedactionRules
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.forms import read_form
@@ -185,7 +187,13 @@ def _problems(error: ValidationError) -> str:
     )
 
 
-def _save(store: Store, project: Project, form: dict[str, str], target: Target) -> None:
+def _save(
+    store: Store,
+    project: Project,
+    form: dict[str, str],
+    target: Target,
+    rules: RedactionRules,
+) -> None:
     score = _score_in(form, target)
     _check_target(store, project, target)
     if score.id:
@@ -199,7 +207,7 @@ def _save(store: Store, project: Project, form: dict[str, str], target: Target) 
             )
     configs = {c.name: c for c in store.list_score_configs(project.id)}
     record = scoring.prepare(score, configs, "ui", time.time_ns())
-    store.write_scores(project.id, [record])
+    store.write_scores(project.id, redact_scores([record], rules))
 
 
 def _delete(store: Store, project: Project, form: dict[str, str], target: Target) -> None:
@@ -229,7 +237,8 @@ async def save_score(request: Request, project: PageProject, _: SameOrigin) -> R
     """Add a score to a session, trace or span, or change one written in the UI (``id``)."""
     form = await read_form(request)
     target = Target.from_form(form)
-    await run_in_threadpool(_save, _store(request), project, form, target)
+    rules = project_rules.redaction_rules(request.app.state, project.id)
+    await run_in_threadpool(_save, _store(request), project, form, target, rules)
     return await run_in_threadpool(_answer, request, project, target, "compact" in form)
 
 
