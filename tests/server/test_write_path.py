@@ -2,7 +2,8 @@
 
 Concurrent exporters, over HTTP and over gRPC, each read back every trace the moment
 its export is answered (the old design answered a busy server's exports from a disk
-queue and wrote them moments later: these reads found nothing). Invalid spans are
+queue and wrote them moments later: these reads found nothing), though the writer
+commits the exports that are ready together in one transaction. Invalid spans are
 reported exactly however loaded the server is, exports answered under load survive a
 SIGKILL, the ingest worker processes do not outlive a killed server, and a worker that
 dies costs one retried export, not the server.
@@ -101,6 +102,15 @@ def _read_your_writes(server: ServerProcess, key: str, send: object) -> list[str
     return missing
 
 
+def _assert_grouped(server: ServerProcess) -> None:
+    """Every export was committed, and exports ready together shared a transaction
+    (group commit): fewer transactions than exports, though each exporter read its
+    writes back at once."""
+    health = httpx.get(server.base_url + "/healthz", params={"wait": 30}).json()
+    assert health["exports_written"] == EXPORTERS * EXPORTS_EACH, health
+    assert health["write_transactions"] < health["exports_written"], health
+
+
 def test_concurrent_http_exporters_read_their_writes(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data", tmp_path / "log.txt", "--workers", "2")
     try:
@@ -113,6 +123,7 @@ def test_concurrent_http_exporters_read_their_writes(tmp_path: Path) -> None:
         assert _read_your_writes(server, key, send) == []
         for client in clients:
             client.close()
+        _assert_grouped(server)
     finally:
         stop_server(server)
 
@@ -136,6 +147,7 @@ def test_concurrent_grpc_exporters_read_their_writes(tmp_path: Path) -> None:
         assert _read_your_writes(server, key, send) == []
         for channel in channels:
             channel.close()
+        _assert_grouped(server)
     finally:
         stop_server(server)
 

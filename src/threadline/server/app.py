@@ -145,11 +145,17 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         return health()
 
     def health() -> dict[str, str | int]:
-        queued = ingest.in_hand
+        counts = ingest.writer.counts
+        # How well the writer groups exports under load: exports per transaction.
+        figures = {
+            "queued_exports": ingest.in_hand,
+            "write_transactions": counts.transactions,
+            "exports_written": counts.exports,
+        }
         # Still 200 on a full disk: the server is alive, and tells exporters to retry.
         if ingest.disk_full is not None:
-            return {"status": "disk_full", "queued_exports": queued, "problem": ingest.disk_full}
-        return {"status": "ok", "queued_exports": queued}
+            return {"status": "disk_full", **figures, "problem": ingest.disk_full}
+        return {"status": "ok", **figures}
 
     _install_error_handlers(app)
     return app

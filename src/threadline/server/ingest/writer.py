@@ -1,45 +1,134 @@
 """The writer: the one thread of the server process that writes spans into the store.
 
 Every export's records, whichever receiver and worker process they came through, are
-committed here, one batch at a time, each batch in one transaction with the rollups it
-changes (``Store.write_spans``). One writer means no lock between writers: SQLite's
+committed here, in the order they became ready, with the rollups they change
+(``Store.write_span_batches``). One writer means no lock between writers: SQLite's
 own lock is met only by the CLI (``threadline keys``, ``projects``) writing the same
 file now and then. The pipeline answers an export once its batch is committed.
+
+**Group commit.** The exports that became ready while a transaction ran are committed
+together in the next one, up to ``GROUP_SPANS`` spans: under load a transaction's
+fixed costs (the commit, the rollups of the sessions several exports share) are paid
+once for the group rather than once per export, and an idle server commits each
+export alone, at once. Each export is still answered only after its own commit. Should
+a group fail for another reason than a full disk, its exports are written again one by
+one, so that one bad export fails alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
 
 from threadline.server.errors import StorageFull
 from threadline.server.ingest.prepare import Prepared
 from threadline.server.store import Store
+from threadline.server.store.base import SpanBatch
+
+log = logging.getLogger("threadline.ingest")
+
+# A group takes exports while it has fewer spans than this: large enough that the
+# exports of several busy exporters share a commit, small enough that the first of them
+# does not wait long for the last (an export's pieces have 5,000 spans at most).
+GROUP_SPANS = 8_000
+
+
+@dataclass(frozen=True)
+class _Job:
+    batch: SpanBatch
+    done: Future[None]
+
+
+@dataclass
+class WriterCounts:
+    """What the writer has committed since the server started (/healthz says it)."""
+
+    transactions: int = 0  # transactions committed
+    exports: int = 0  # exports (or pieces of one) they committed
 
 
 class SpanWriter:
     def __init__(self, store: Store) -> None:
         self.store = store
-        # One thread: batches are committed in the order they are given.
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="threadline-writer")
+        self.counts = WriterCounts()
         # Why the last write failed, when the disk was full (None since one succeeded):
         # /healthz says it.
         self.disk_full: str | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="threadline-writer", daemon=True)
+        self._thread.start()
 
-    async def write(self, project_id: int, prepared: Prepared) -> int:
-        """Commit the records of ``prepared`` for ``project_id``; how many were new."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._write, project_id, prepared)
-
-    def _write(self, project_id: int, prepared: Prepared) -> int:
-        try:
-            new = self.store.write_spans(project_id, prepared.normalized.spans, prepared.for_store)
-        except StorageFull as error:
-            self.disk_full = error.message
-            raise
-        self.disk_full = None
-        return new
+    async def write(self, project_id: int, prepared: Prepared) -> None:
+        """Commit the records of ``prepared`` for ``project_id``."""
+        if self._closed:
+            raise RuntimeError("the writer is closed")
+        batch = SpanBatch(project_id, prepared.normalized.spans, prepared.for_store)
+        done: Future[None] = Future()
+        self._jobs.put(_Job(batch, done))
+        # Cancelled before its turn (the client went away): the writer skips it.
+        await asyncio.wrap_future(done)
 
     def close(self) -> None:
         """Commit what was given; take nothing after."""
-        self._thread.shutdown(wait=True)
+        if self._closed:
+            return
+        self._closed = True
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        last = False
+        while not last:
+            job = self._jobs.get()
+            if job is None:
+                return
+            group, spans = [job], len(job.batch.spans)
+            # Whatever else is ready joins the group, without waiting for more.
+            while spans < GROUP_SPANS:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    last = True
+                    break
+                group.append(more)
+                spans += len(more.batch.spans)
+            self._commit([j for j in group if j.done.set_running_or_notify_cancel()])
+
+    def _commit(self, group: list[_Job]) -> None:
+        if not group:
+            return
+        try:
+            self.store.write_span_batches([job.batch for job in group])
+        except StorageFull as error:
+            # Every export of the group would meet the same full disk.
+            self.disk_full = error.message
+            for job in group:
+                job.done.set_exception(error)
+            return
+        except Exception as error:  # noqa: BLE001 - any failure: retried export by export
+            if len(group) == 1:
+                group[0].done.set_exception(error)
+                return
+            log.warning(
+                "a group of %d exports failed (%r): each is written alone", len(group), error
+            )
+            for job in group:
+                self._commit([job])
+            return
+        except BaseException as error:
+            # Not the writer's to handle, but no exporter may wait for an answer forever.
+            for job in group:
+                job.done.set_exception(error)
+            raise
+        self.disk_full = None
+        self.counts.transactions += 1
+        self.counts.exports += len(group)
+        for job in group:
+            job.done.set_result(None)

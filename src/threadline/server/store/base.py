@@ -106,6 +106,16 @@ class StoredShare:
     hide_metadata: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class SpanBatch:
+    """One export's (or one piece's) spans for ``Store.write_span_batches``, with what
+    ``span_preparer()`` made of them, if anything."""
+
+    project_id: int
+    spans: Sequence[SpanRecord]
+    prepared: object | None = None
+
+
 class Store(Protocol):
     # --- ingest -----------------------------------------------------------------
     def write_spans(
@@ -119,6 +129,13 @@ class Store(Protocol):
         that does not read before it writes (ClickHouse) returns how many distinct
         spans it took. When it returns, the spans are committed.
         """
+        ...
+
+    def write_span_batches(self, batches: Sequence[SpanBatch]) -> None:
+        """Write several batches as ``write_spans`` would write each, together: a store
+        with transactions commits them in one, so that a group of exports ready at once
+        costs one commit and one rollup update per trace and session. If it raises,
+        none of them may be taken as written (writing them again changes nothing)."""
         ...
 
     def span_preparer(self) -> Callable[[int, Sequence[SpanRecord]], object] | None:

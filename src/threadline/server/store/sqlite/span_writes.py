@@ -17,6 +17,7 @@ from pathlib import Path
 from threadline.server.errors import StorageFull
 from threadline.server.model import SpanRecord
 from threadline.server.store import rows as table_rows
+from threadline.server.store.base import SpanBatch
 from threadline.server.store.rollups import (
     PREVIEW_CHARS,
     SessionRollup,
@@ -28,7 +29,7 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
-from threadline.server.store.sqlite import inference, metric_upkeep, payloads, search
+from threadline.server.store.sqlite import inference, metric_upkeep, payloads, search, span_groups
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
 from threadline.server.store.sqlite.database import Database
@@ -54,42 +55,67 @@ class SpanWrites(Database):
         packing = self._payloads.packing
         return SpanPreparer(None if packing is None else packing.as_bytes())
 
+    def _prepare(self, project_id: int, spans: Sequence[SpanRecord]) -> PreparedSpans:
+        return self.span_preparer()(project_id, spans)
+
     def write_spans(
         self, project_id: int, spans: Sequence[SpanRecord], prepared: object | None = None
     ) -> int:
-        if not spans:
+        return self._write_groups([SpanBatch(project_id, spans, prepared)])
+
+    def write_span_batches(self, batches: Sequence[SpanBatch]) -> None:
+        self._write_groups(batches)
+
+    def _write_groups(self, batches: Sequence[SpanBatch]) -> int:
+        """Write the batches in one transaction, a project's as one batch
+        (span_groups.py); how many spans were new."""
+        groups = span_groups.by_project(batches, self._prepare)
+        if not groups:
             return 0
-        if not isinstance(prepared, PreparedSpans) or prepared.project_id != project_id:
-            prepared = self.span_preparer()(project_id, spans)
-        rows, fresh, documents = prepared.rows, prepared.fresh, prepared.documents
+        new = 0
         try:
             with self._transaction() as conn:
-                # Before the spans go in: the index takes the spans new to the store.
-                search.index(conn, project_id, documents)
-                before = conn.total_changes
-                # Trace by trace, to know which traces got only new spans (a tally can
-                # add those; a retry's spans it would count twice).
-                all_new = set()
-                for trace_id, trace_rows in rows.items():
-                    start = conn.total_changes
-                    conn.executemany(schema.INSERT_SPAN, trace_rows)
-                    if conn.total_changes - start == len(fresh[trace_id].spans):
-                        all_new.add(trace_id)
-                new = conn.total_changes - before
-                if new:
-                    rollups = {trace_id: trace.rollup for trace_id, trace in fresh.items()}
-                    placement = inference.place(conn, project_id, spans, rollups)
-                    self._refresh_rollups(conn, project_id, fresh, all_new, placement)
+                for group in groups:
+                    new += self._write_batch(conn, group.project_id, group.spans, group.prepared)
         except BaseException:
             # Tallies may have counted what was not committed.
-            self._tallies.forget(project_id, fresh)
+            for group in groups:
+                self._tallies.forget(group.project_id, group.prepared.fresh)
             raise
-        if prepared.samples:
+        samples = [s for group in groups for s in group.prepared.samples or ()]
+        if samples:
             try:
-                self._payloads.learn(prepared.samples)
+                self._payloads.learn(samples)
             except StorageFull as error:
                 # The spans are committed; the dictionary can wait for space.
                 log.warning("payload dictionary not saved: %s", error.message)
+        return new
+
+    def _write_batch(
+        self,
+        conn: sqlite3.Connection,
+        project_id: int,
+        spans: Sequence[SpanRecord],
+        prepared: PreparedSpans,
+    ) -> int:
+        """Insert a batch's spans and bring the rollups they change up to date."""
+        rows, fresh, documents = prepared.rows, prepared.fresh, prepared.documents
+        # Before the spans go in: the index takes the spans new to the store.
+        search.index(conn, project_id, documents)
+        before = conn.total_changes
+        # Trace by trace, to know which traces got only new spans (a tally can
+        # add those; a retry's spans it would count twice).
+        all_new = set()
+        for trace_id, trace_rows in rows.items():
+            start = conn.total_changes
+            conn.executemany(schema.INSERT_SPAN, trace_rows)
+            if conn.total_changes - start == len(fresh[trace_id].spans):
+                all_new.add(trace_id)
+        new = conn.total_changes - before
+        if new:
+            rollups = {trace_id: trace.rollup for trace_id, trace in fresh.items()}
+            placement = inference.place(conn, project_id, spans, rollups)
+            self._refresh_rollups(conn, project_id, fresh, all_new, placement)
         return new
 
     def _refresh_rollups(

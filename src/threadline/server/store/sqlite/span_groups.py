@@ -1,0 +1,97 @@
+"""Several prepared batches of spans made one, to be written in one transaction.
+
+The writer commits together the exports that became ready while it was busy
+(``SpanWrites.write_span_batches``). Writing a project's batches as one batch is what
+makes that cheaper than writing them in turn: each trace and session they touch is
+rolled up, read and written once for the group, not once per export, and the group
+pays for one commit. A trace whose spans came in more than one of the batches is
+rolled up again from all of them (as if none of it was stored before, the first copy
+of a span winning, as the insert keeps it); the rest is concatenation.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from threadline.server.model import SpanRecord
+from threadline.server.store.base import SpanBatch
+from threadline.server.store.sqlite import search
+from threadline.server.store.sqlite.span_batch import FreshTrace, PreparedSpans, fresh_traces
+
+
+class ProjectBatch(NamedTuple):
+    """One project's spans of a group, and their preparation."""
+
+    project_id: int
+    spans: Sequence[SpanRecord]
+    prepared: PreparedSpans
+
+
+def by_project(
+    batches: Sequence[SpanBatch],
+    prepare: Callable[[int, Sequence[SpanRecord]], PreparedSpans],
+) -> list[ProjectBatch]:
+    """The non-empty ``batches`` as one batch per project, in the order each project
+    first appears. A batch not prepared for its project (by another store, or not at
+    all) is prepared here with ``prepare``."""
+    parts: dict[int, list[ProjectBatch]] = defaultdict(list)
+    for batch in batches:
+        if not batch.spans:
+            continue
+        prepared = batch.prepared
+        if not isinstance(prepared, PreparedSpans) or prepared.project_id != batch.project_id:
+            prepared = prepare(batch.project_id, batch.spans)
+        parts[batch.project_id].append(ProjectBatch(batch.project_id, batch.spans, prepared))
+    return [merged(project_parts) for project_parts in parts.values()]
+
+
+def merged(parts: Sequence[ProjectBatch]) -> ProjectBatch:
+    """The batches of one project (in the order they were given) as one."""
+    if len(parts) == 1:
+        return parts[0]
+    project_id = parts[0].project_id
+    spans = [span for part in parts for span in part.spans]
+    rows: dict[str, list[list[Any]]] = defaultdict(list)
+    fresh: dict[str, FreshTrace] = {}
+    shared: set[str] = set()  # traces with spans in more than one of the batches
+    for part in parts:
+        for trace_id, trace_rows in part.prepared.rows.items():
+            rows[trace_id].extend(trace_rows)
+        for trace_id, trace in part.prepared.fresh.items():
+            if trace_id in fresh:
+                shared.add(trace_id)
+            else:
+                fresh[trace_id] = trace
+    documents = [d for part in parts for d in part.prepared.documents]
+    if shared:
+        fresh.update(fresh_traces(project_id, [s for s in spans if s.trace_id in shared]))
+        documents = _first_copies(documents, shared)
+    samples = [p.prepared.samples for p in parts if p.prepared.samples is not None]
+    return ProjectBatch(
+        project_id,
+        spans,
+        PreparedSpans(
+            project_id,
+            dict(rows),
+            fresh,
+            documents,
+            [sample for some in samples for sample in some] if samples else None,
+        ),
+    )
+
+
+def _first_copies(documents: list[search.SpanText], shared: set[str]) -> list[search.SpanText]:
+    """The documents without a later copy of a span of the ``shared`` traces (a span
+    sent again, in another export, while the first was waiting to be written)."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for document in documents:
+        if document.trace_id in shared:
+            identity = (document.trace_id, document.span_id)
+            if identity in seen:
+                continue
+            seen.add(identity)
+        kept.append(document)
+    return kept
