@@ -165,6 +165,17 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
         revoked = httpx.delete(original.base_url + f"/api/v1/shares/{links[1]['id']}", headers=auth)
         assert revoked.status_code == 200
         shares_before = httpx.get(original.base_url + "/api/v1/shares", headers=auth).json()
+        # The project's data rules.
+        rules = {"detectors": ["email"], "patterns": [{"name": "ticket", "regex": "TCK-\\d+"}]}
+        for setting, value in (("retention", {"days": 36_500}), ("redaction", rules)):
+            put = httpx.put(
+                f"{original.base_url}/api/v1/settings/{setting}", json=value, headers=auth
+            )
+            assert put.status_code == 200, put.text
+        settings_before = {
+            s: httpx.get(f"{original.base_url}/api/v1/settings/{s}", headers=auth).json()
+            for s in ("retention", "redaction")
+        }
         shared_page = httpx.get(original.base_url + links[0]["path"]).text
         before = _api_view(original.base_url, key, sorted(traces))
     finally:
@@ -193,7 +204,7 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     spans = sum(len(r) for r in requests)
     assert f"and {spans} spans ({spans} new to the target), 5 scores," in copied.stdout
     assert "1 score configurations and 2 notes; 1 evaluators" in copied.stdout
-    assert "; 2 share links." in copied.stdout
+    assert "; the data rules of 1 projects; 2 share links." in copied.stdout
     assert f"{spans}/{spans}" in copied.stderr  # the progress bar, complete
 
     again = _threadline("migrate", "--from", source, "--to", target)
@@ -208,6 +219,13 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
             moved.base_url + "/api/v1/shares", headers={"Authorization": f"Bearer {key}"}
         )
         assert shares.json() == shares_before
+        settings = {
+            s: httpx.get(
+                f"{moved.base_url}/api/v1/settings/{s}", headers={"Authorization": f"Bearer {key}"}
+            ).json()
+            for s in ("retention", "redaction")
+        }
+        assert settings == settings_before
         assert httpx.get(moved.base_url + links[0]["path"]).text == shared_page
         assert httpx.get(moved.base_url + links[1]["path"]).status_code == 404
         (copied_evaluator,) = httpx.get(

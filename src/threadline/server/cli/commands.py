@@ -513,8 +513,8 @@ def _migrate(args: argparse.Namespace) -> None:
         f"Copied {copied.projects} projects, {copied.keys} keys and {copied.spans} spans"
         f" ({copied.new_spans} new to the target), {copied.scores} scores,"
         f" {copied.score_configs} score configurations and {copied.notes} notes;"
-        f" {copied.evaluators} evaluators (definitions; their runs stay behind);"
-        f" {copied.share_links} share links."
+        f" {copied.evaluators} evaluators and {copied.runs} evaluation runs;"
+        f" the data rules of {copied.data_rules} projects; {copied.share_links} share links."
     )
 
 

@@ -353,6 +353,16 @@ class Store(Protocol):
 
     def get_runs(self, project_id: int, run_ids: Sequence[str]) -> dict[str, EvaluationRun]: ...
 
+    def iter_runs(self, project_id: int, batch_size: int) -> Iterator[list[RunRecord]]:
+        """Every run of the project with its outcome, in batches (``threadline migrate``)."""
+        ...
+
+    def load_runs(self, project_id: int, runs: Sequence[RunRecord]) -> int:
+        """Add another store's runs as they are (a running one as pending), each finished
+        one counted in its evaluator's totals; runs stored already are left as they are.
+        Returns how many were new."""
+        ...
+
     # --- projects and keys ------------------------------------------------------
     def create_project(self, name: str) -> Project:
         """Create the project, or return it if one of that name exists."""

@@ -81,6 +81,7 @@ from threadline.server.store.clickhouse import (
 )
 from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
+from threadline.server.store.clickhouse.run_transfer import RunTransfer
 from threadline.server.store.columns import SESSIONS, SPAN_DETAIL, SPAN_RECORD, TRACES
 from threadline.server.store.keys import key_digest, key_prefix, new_key
 from threadline.server.store.rollups import (
@@ -162,7 +163,7 @@ def _without_password(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-class ClickHouseStore(EvaluationTables):
+class ClickHouseStore(RunTransfer, EvaluationTables):
     def __init__(self, url: str, retention_days: int | None = None):
         if retention_days is not None and retention_days < 0:
             raise ConfigurationError(f"retention_days must be 0 or more, not {retention_days}")

@@ -232,25 +232,14 @@ class EvaluationTables:
                     run_id,
                 ),
             )
-            conn.execute(
-                "INSERT INTO evaluation_totals (project_id, evaluator, runs_done, runs_failed,"
-                " input_tokens, output_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (project_id, evaluator) DO UPDATE SET"
-                " runs_done = runs_done + excluded.runs_done,"
-                " runs_failed = runs_failed + excluded.runs_failed,"
-                " input_tokens = input_tokens + excluded.input_tokens,"
-                " output_tokens = output_tokens + excluded.output_tokens,"
-                " cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN cost_usd"
-                " ELSE COALESCE(cost_usd, 0) + excluded.cost_usd END",
-                (
-                    project_id,
-                    row[0],
-                    int(outcome.status == "done"),
-                    int(outcome.status != "done"),
-                    outcome.input_tokens or 0,
-                    outcome.output_tokens or 0,
-                    outcome.cost_usd,
-                ),
+            add_to_totals(
+                conn,
+                project_id,
+                row[0],
+                outcome.status,
+                outcome.input_tokens,
+                outcome.output_tokens,
+                outcome.cost_usd,
             )
         return True
 
@@ -315,6 +304,38 @@ def _claimable(
             (now_ns, *args, limit - len(rows)),
         ).fetchall()
     return [_run(row) for row in rows]
+
+
+def add_to_totals(
+    conn: sqlite3.Connection,
+    project_id: int,
+    evaluator: str,
+    status: str,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cost_usd: float | None,
+) -> None:
+    """Count a finished run in its evaluator's totals."""
+    conn.execute(
+        "INSERT INTO evaluation_totals (project_id, evaluator, runs_done, runs_failed,"
+        " input_tokens, output_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (project_id, evaluator) DO UPDATE SET"
+        " runs_done = runs_done + excluded.runs_done,"
+        " runs_failed = runs_failed + excluded.runs_failed,"
+        " input_tokens = input_tokens + excluded.input_tokens,"
+        " output_tokens = output_tokens + excluded.output_tokens,"
+        " cost_usd = CASE WHEN excluded.cost_usd IS NULL THEN cost_usd"
+        " ELSE COALESCE(cost_usd, 0) + excluded.cost_usd END",
+        (
+            project_id,
+            evaluator,
+            int(status == "done"),
+            int(status != "done"),
+            input_tokens or 0,
+            output_tokens or 0,
+            cost_usd,
+        ),
+    )
 
 
 def _totals(

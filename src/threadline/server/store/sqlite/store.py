@@ -7,7 +7,8 @@ writer, its schema):
 - ``span_writes.py``: the write transaction, spans in and the rollups they change;
 - ``reads.py``: the lists, a session's and a trace's detail, metrics, the live feed;
 - ``access.py``: projects and API keys;
-- ``transfer.py``: the store read and written whole, for ``threadline migrate``;
+- ``transfer.py``: the store read and written whole, for ``threadline migrate``
+  (``run_transfer.py``: its evaluation runs);
 - ``evaluations.py``: evaluators and evaluation runs;
 - and here, share links, deletion, retention and redaction rules, scores, score
   configurations and notes, each a transaction or a read around the functions of its
@@ -36,11 +37,12 @@ from threadline.server.store.sqlite import (
 from threadline.server.store.sqlite.access import Access
 from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite.reads import Reads
+from threadline.server.store.sqlite.run_transfer import RunTransfer
 from threadline.server.store.sqlite.span_writes import SpanWrites
 from threadline.server.store.sqlite.transfer import Transfer
 
 
-class SQLiteStore(SpanWrites, Reads, Access, Transfer, EvaluationTables):
+class SQLiteStore(SpanWrites, Reads, Access, Transfer, RunTransfer, EvaluationTables):
     # --- share links ----------------------------------------------------------------
 
     def add_share(self, share: StoredShare) -> None:
