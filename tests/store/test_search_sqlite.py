@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.store.test_contract import record
 from threadline.server.model import SessionQuery, TraceQuery
 from threadline.server.search.query import parse
+from threadline.server.store.base import SpanBatch
 from threadline.server.store.sqlite import SQLiteStore, search
 
 
@@ -111,3 +112,66 @@ def test_common_and_rare_queries_find_the_same_rows(tmp_path: Path, monkeypatch)
     assert rare["kumquats"][0] == ["s2", "s1", "s0"] and len(rare["kumquats"][1]) == 90
     assert len(rare["answer1*"][1]) == 11  # answer1 and answer10 to answer19
     store.close()
+
+
+def test_an_export_sent_again_with_more_spans_indexes_only_the_new_ones(tmp_path: Path):
+    """The documents are made before the transaction from the whole export; a span the
+    store holds already keeps its first version in the index too, or deleting it would
+    give FTS5 other words than it indexed."""
+    store = SQLiteStore(tmp_path / "t.db")
+    project = store.create_project("p").id
+    first = record(1, 1, session="s", input='"the first version mentions apricots"')
+    store.write_spans(project, [first, record(1, 2, session="s", input='"and figs"')])
+    changed = record(1, 1, session="s", input='"a changed copy mentions quinces"')
+    late = record(1, 3, session="s", input='"a late span about damsons"')
+    store.write_spans(project, [changed, late, late])
+    found = {
+        word: [t.trace_id for t in store.list_traces(project, TraceQuery(q=word)).items]
+        for word in ("apricots", "quinces", "damsons")
+    }
+    assert found == {"apricots": [f"{1:032x}"], "quinces": [], "damsons": [f"{1:032x}"]}
+    conn = sqlite3.connect(tmp_path / "t.db")
+    try:
+        assert conn.execute("SELECT span_ids FROM search_docs ORDER BY doc").fetchall() == [
+            (f"{1:016x} {2:016x}",),
+            (f"{3:016x}",),
+        ]
+        store.delete_traces(project, [f"{1:032x}"])
+        conn.execute("INSERT INTO search_text (search_text, rank) VALUES ('integrity-check', 0)")
+        conn.execute("CREATE VIRTUAL TABLE temp.words USING fts5vocab(main, search_text, row)")
+        assert conn.execute("SELECT count(*) FROM temp.words").fetchone()[0] == 0
+    finally:
+        conn.close()
+        store.close()
+
+
+def test_exports_committed_together_index_the_first_copy_of_a_span(tmp_path: Path):
+    """Exports written in one transaction (group commit) that share a trace: the trace's
+    spans are indexed once, each as its first copy, as the insert keeps them."""
+    store = SQLiteStore(tmp_path / "t.db")
+    project = store.create_project("p").id
+    first = [record(1, 1, session="s", input='"the first version mentions apricots"')]
+    again = [
+        record(1, 1, session="s", input='"a changed copy mentions quinces"'),
+        record(1, 2, session="s", input='"a second span about damsons"'),
+    ]
+    store.write_span_batches(
+        [
+            SpanBatch(project, batch, store.span_preparer()(project, batch))
+            for batch in (first, again)
+        ]
+    )
+    found = {
+        word: [t.trace_id for t in store.list_traces(project, TraceQuery(q=word)).items]
+        for word in ("apricots", "quinces", "damsons")
+    }
+    assert found == {"apricots": [f"{1:032x}"], "quinces": [], "damsons": [f"{1:032x}"]}
+    conn = sqlite3.connect(tmp_path / "t.db")
+    try:
+        store.delete_traces(project, [f"{1:032x}"])
+        conn.execute("INSERT INTO search_text (search_text, rank) VALUES ('integrity-check', 0)")
+        conn.execute("CREATE VIRTUAL TABLE temp.words USING fts5vocab(main, search_text, row)")
+        assert conn.execute("SELECT count(*) FROM temp.words").fetchone()[0] == 0
+    finally:
+        conn.close()
+        store.close()

@@ -128,6 +128,20 @@ _REPLY_STARTS = (
     '{"role":"model"',
     '{"role": "model"',
 )
+_MESSAGE_START = '{"role":'  # what each of them begins with
+
+
+def _last_reply_start(text: str) -> int:
+    """Where the last of ``_REPLY_STARTS`` begins in ``text``, -1 if none: found by
+    stepping back over the messages from the end (a reply is near the end of a chat;
+    looking for each marker in turn read the whole of a long conversation for each
+    marker it does not hold)."""
+    end = len(text)
+    while True:
+        at = text.rfind(_MESSAGE_START, 0, end)
+        if at < 0 or text.startswith(_REPLY_STARTS, at):
+            return at
+        end = at
 
 
 def _chat_tail(text: str) -> list[dict[str, Any]] | None:
@@ -135,7 +149,7 @@ def _chat_tail(text: str) -> list[dict[str, Any]] | None:
     whole (an LLM call's input is the whole conversation so far: parsing it all, call
     after call, is most of the cost of indexing a long conversation). None when the
     text has no reply, or is not such a chat: the caller parses it whole."""
-    start = max(text.rfind(marker) for marker in _REPLY_STARTS)
+    start = _last_reply_start(text)
     if start <= 0 or text[start - 1] not in ",[ \n":
         return None
     try:

@@ -57,88 +57,113 @@ _SPAN_COLUMNS = f"SELECT {SPAN_RECORD.sql} FROM spans"
 # --- writing ---------------------------------------------------------------------------
 
 
-class SpanText(NamedTuple):
-    """A span's searchable texts (``span_parts``), made before the write transaction."""
+class TraceDocument(NamedTuple):
+    """One document of the index, made before the write transaction: the searchable
+    text (``document_text``) of the spans of one trace that one batch brought, and
+    those spans' ids, space-separated, in order."""
 
     trace_id: str
-    span_id: str
-    parts: list[str]
+    span_ids: str
+    text: str
 
 
-def documents(spans: Sequence[SpanRecord]) -> list[SpanText]:
-    """The batch's searchable texts, made before the write transaction (the JSON
-    walking is most of the index's cost, and need not hold the writer's turn). The first
-    copy of a span wins, as INSERT OR IGNORE keeps it."""
-    seen: set[tuple[str, str]] = set()
-    made = []
+def documents(spans: Sequence[SpanRecord]) -> list[TraceDocument]:
+    """The batch's documents, one per trace with searchable text, made before the write
+    transaction: walking the JSON of inputs and outputs and joining the texts is most of
+    the index's cost, and the ingest pipeline does it in a worker process, not in the
+    writer's turn. The first copy of a span wins, as INSERT OR IGNORE keeps it."""
+    by_trace: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
     for span in spans:
-        identity = (span.trace_id, span.span_id)
-        if identity not in seen:
-            seen.add(identity)
-            made.append(SpanText(span.trace_id, span.span_id, span_parts(span)))
+        by_trace[span.trace_id].setdefault(span.span_id, span)
+    made = []
+    for trace_id, by_id in by_trace.items():
+        document = _document(trace_id, by_id.values())
+        if document is not None:
+            made.append(document)
     return made
 
 
-def index(conn: sqlite3.Connection, project_id: int, batch: Sequence[SpanText]) -> None:
-    """Index the spans of a batch new to the store: one document per trace, its spans
-    in the batch's order. Called in the write transaction before the spans are
-    inserted: a span already stored keeps its first version, and so does the index."""
-    by_trace: dict[str, list[SpanText]] = defaultdict(list)
-    for text in batch:
-        by_trace[text.trace_id].append(text)
-    rows = _Rows()
-    for trace_id, texts in by_trace.items():
-        key, count = _trace_key(conn, project_id, trace_id)
-        if count is not None:
-            stored = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT span_id FROM spans WHERE project_id = ? AND trace_id = ?",
-                    (project_id, trace_id),
-                )
-            }
-            texts = [text for text in texts if text.span_id not in stored]
-        rows.add(key, count or 0, texts)
-    rows.write(conn)
+def _document(trace_id: str, spans: Iterable[SpanRecord]) -> TraceDocument | None:
+    """The document of these spans of one trace, in this order; None if none of them
+    has searchable text."""
+    with_text = [(span.span_id, parts) for span in spans if (parts := span_parts(span))]
+    if not with_text:
+        return None
+    return TraceDocument(
+        trace_id,
+        " ".join(span_id for span_id, _ in with_text),
+        document_text([parts for _, parts in with_text]),
+    )
 
 
-class _Rows:
-    """The index rows of a batch, written with one statement each table."""
+def index(
+    conn: sqlite3.Connection,
+    project_id: int,
+    batch: Sequence[TraceDocument],
+    spans: Sequence[SpanRecord],
+) -> None:
+    """Index the spans of a batch new to the store (``batch``: its ``documents``;
+    ``spans``: its records). Called in the write transaction before the spans are
+    inserted: a span already stored keeps its first version, and so does the index.
 
-    def __init__(self) -> None:
-        self.docs: list[tuple[int, str]] = []
-        self.texts: list[tuple[int, str]] = []
-        self.numbered: list[tuple[int, int]] = []
+    A trace's first document, the usual case, costs a key and the document's rows. A
+    trace the store has spans of already is checked for spans of the batch stored before
+    (an export sent again): its document is then made again here, without them."""
+    docs: list[tuple[int, str]] = []
+    texts: list[tuple[int, str]] = []
+    numbered: list[tuple[int, int]] = []
+    for document in batch:
+        row = conn.execute(
+            "SELECT key, numbered FROM search_traces WHERE project_id = ? AND trace_id = ?",
+            (project_id, document.trace_id),
+        ).fetchone()
+        if row is None:
+            key = conn.execute(
+                "INSERT INTO search_traces (project_id, trace_id, numbered) VALUES (?, ?, 1)",
+                (project_id, document.trace_id),
+            ).lastrowid
+            assert key is not None  # set by every INSERT
+            doc = key << DOC_BITS
+        else:
+            key, count = row
+            if count >= _SPAN:
+                continue  # a trace of a million documents: no more
+            fresh = _without_stored(conn, project_id, document, spans)
+            if fresh is None:
+                continue
+            document, doc = fresh, (key << DOC_BITS) + count
+            numbered.append((count + 1, key))
+        docs.append((doc, document.span_ids))
+        texts.append((doc, document.text))
+    conn.executemany("INSERT INTO search_docs (doc, span_ids) VALUES (?, ?)", docs)
+    conn.executemany("INSERT INTO search_text (rowid, body) VALUES (?, ?)", texts)
+    conn.executemany("UPDATE search_traces SET numbered = ? WHERE key = ?", numbered)
 
-    def add(self, key: int, count: int, spans: Sequence[SpanText]) -> None:
-        with_text = [span for span in spans if span.parts]
-        if not with_text or count >= _SPAN:
-            return  # nothing to index (or a trace of a million documents: no more)
-        doc = (key << DOC_BITS) + count
-        self.docs.append((doc, " ".join(span.span_id for span in with_text)))
-        self.texts.append((doc, document_text([span.parts for span in with_text])))
-        self.numbered.append((count + 1, key))
 
-    def write(self, conn: sqlite3.Connection) -> None:
-        conn.executemany("INSERT INTO search_docs (doc, span_ids) VALUES (?, ?)", self.docs)
-        conn.executemany("INSERT INTO search_text (rowid, body) VALUES (?, ?)", self.texts)
-        conn.executemany("UPDATE search_traces SET numbered = ? WHERE key = ?", self.numbered)
-
-
-def _trace_key(conn: sqlite3.Connection, project_id: int, trace_id: str) -> tuple[int, int | None]:
-    """The trace's key and how many documents it numbered (None: a new key)."""
-    row = conn.execute(
-        "SELECT key, numbered FROM search_traces WHERE project_id = ? AND trace_id = ?",
-        (project_id, trace_id),
-    ).fetchone()
-    if row is not None:
-        return row[0], row[1]
-    key = conn.execute(
-        "INSERT INTO search_traces (project_id, trace_id, numbered) VALUES (?, ?, 0)",
-        (project_id, trace_id),
-    ).lastrowid
-    assert key is not None  # set by every INSERT
-    return key, None
+def _without_stored(
+    conn: sqlite3.Connection,
+    project_id: int,
+    document: TraceDocument,
+    spans: Sequence[SpanRecord],
+) -> TraceDocument | None:
+    """``document`` without the spans the store holds already (they were indexed when
+    they came): itself when it has none of them, None when it has only them."""
+    stored = {
+        r[0]
+        for r in conn.execute(
+            "SELECT span_id FROM spans WHERE project_id = ? AND trace_id = ?",
+            (project_id, document.trace_id),
+        )
+    }
+    span_ids = document.span_ids.split(" ")
+    if stored.isdisjoint(span_ids):
+        return document
+    wanted = set(span_ids) - stored
+    by_id: dict[str, SpanRecord] = {}
+    for span in spans:
+        if span.trace_id == document.trace_id and span.span_id in wanted:
+            by_id.setdefault(span.span_id, span)
+    return _document(document.trace_id, by_id.values())
 
 
 def _documents_of(conn: sqlite3.Connection, key: int) -> list[tuple[int, list[str]]]:
@@ -214,15 +239,32 @@ def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> in
 
 def _index_stored(conn: sqlite3.Connection, project_id: int, spans: list[SpanRecord]) -> None:
     """``index`` for spans already in the table: those not indexed yet."""
-    by_trace: dict[str, list[SpanText]] = defaultdict(list)
-    for text in documents(spans):
-        by_trace[text.trace_id].append(text)
-    rows = _Rows()
-    for trace_id, texts in by_trace.items():
-        key, count = _trace_key(conn, project_id, trace_id)
+    by_trace: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
+    for span in spans:
+        by_trace[span.trace_id].setdefault(span.span_id, span)
+    for trace_id, by_id in by_trace.items():
+        row = conn.execute(
+            "SELECT key, numbered FROM search_traces WHERE project_id = ? AND trace_id = ?",
+            (project_id, trace_id),
+        ).fetchone()
+        if row is None:
+            key = conn.execute(
+                "INSERT INTO search_traces (project_id, trace_id, numbered) VALUES (?, ?, 0)",
+                (project_id, trace_id),
+            ).lastrowid
+            assert key is not None  # set by every INSERT
+            row = (key, 0)
+        key, count = row
         indexed = {span_id for _, span_ids in _documents_of(conn, key) for span_id in span_ids}
-        rows.add(key, count or 0, [text for text in texts if text.span_id not in indexed])
-    rows.write(conn)
+        document = _document(trace_id, [s for s in by_id.values() if s.span_id not in indexed])
+        if document is None or count >= _SPAN:
+            continue
+        doc = (key << DOC_BITS) + count
+        conn.execute(
+            "INSERT INTO search_docs (doc, span_ids) VALUES (?, ?)", (doc, document.span_ids)
+        )
+        conn.execute("INSERT INTO search_text (rowid, body) VALUES (?, ?)", (doc, document.text))
+        conn.execute("UPDATE search_traces SET numbered = ? WHERE key = ?", (count + 1, key))
 
 
 # --- the lists' conditions -------------------------------------------------------------

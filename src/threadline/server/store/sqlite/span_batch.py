@@ -41,7 +41,7 @@ class PreparedSpans:
     project_id: int
     rows: dict[str, list[list[Any]]]  # INSERT_SPAN rows, by trace id
     fresh: dict[str, FreshTrace]
-    documents: list[search.SpanText]
+    documents: list[search.TraceDocument]  # the search index's, one per trace
     # Payloads packed without a dictionary, to train one (None: packed with one).
     samples: list[bytes] | None
 

@@ -67,7 +67,9 @@ def merged(parts: Sequence[ProjectBatch]) -> ProjectBatch:
     documents = [d for part in parts for d in part.prepared.documents]
     if shared:
         fresh.update(fresh_traces(project_id, [s for s in spans if s.trace_id in shared]))
-        documents = _first_copies(documents, shared)
+        # One document each, from the first copy of each span, as the insert keeps it.
+        documents = [d for d in documents if d.trace_id not in shared]
+        documents += search.documents([s for s in spans if s.trace_id in shared])
     samples = [p.prepared.samples for p in parts if p.prepared.samples is not None]
     return ProjectBatch(
         project_id,
@@ -80,18 +82,3 @@ def merged(parts: Sequence[ProjectBatch]) -> ProjectBatch:
             [sample for some in samples for sample in some] if samples else None,
         ),
     )
-
-
-def _first_copies(documents: list[search.SpanText], shared: set[str]) -> list[search.SpanText]:
-    """The documents without a later copy of a span of the ``shared`` traces (a span
-    sent again, in another export, while the first was waiting to be written)."""
-    seen: set[tuple[str, str]] = set()
-    kept = []
-    for document in documents:
-        if document.trace_id in shared:
-            identity = (document.trace_id, document.span_id)
-            if identity in seen:
-                continue
-            seen.add(identity)
-        kept.append(document)
-    return kept

@@ -101,7 +101,7 @@ class SpanWrites(Database):
         """Insert a batch's spans and bring the rollups they change up to date."""
         rows, fresh, documents = prepared.rows, prepared.fresh, prepared.documents
         # Before the spans go in: the index takes the spans new to the store.
-        search.index(conn, project_id, documents)
+        search.index(conn, project_id, documents, spans)
         before = conn.total_changes
         # Trace by trace, to know which traces got only new spans (a tally can
         # add those; a retry's spans it would count twice).
