@@ -13,7 +13,7 @@
 3. Ingest with and without what the dashboard adds to every write (the covering
    indexes of migration 0007; the triggers, aggregate tables and session indexes of
    0010; each trace's usage by model): two fresh stores, one with all of it dropped
-   (and the trace upkeep skipped), fed the same batches in turns, in the same run,
+   (and the trace and session upkeep skipped), fed the same batches in turns, in the same run,
    ``--pairs`` times, as a backfill (sessions at random over 30 days) and as live
    traffic (in the order they started, over the last hour); each write's wall and
    CPU time (the thread's). ``--ingest-only`` skips steps 1 and 2.
@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from threadline.server.model import METRIC_NAMES, MetricsQuery, SpanRecord
-from threadline.server.store.sqlite import SQLiteStore, metric_upkeep
+from threadline.server.store.sqlite import SQLiteStore, metric_upkeep, session_writes
 
 MS = 1_000_000
 S = 1000 * MS
@@ -163,6 +163,7 @@ def ingest_with_and_without(
         stores[label] = (store, store.create_project("default").id, [0.0, 0.0])
     _without_dashboard(stores["without"][0])
     keep = metric_upkeep.traces_written
+    keep_sessions = session_writes.keep_aggregates
     spans = 0
     for i, batch in enumerate(batches(sessions, 2, end_ns, live=live)):
         spans += len(batch)
@@ -171,11 +172,13 @@ def ingest_with_and_without(
             store, project, total = stores[label]
             # Without the dashboard, ingest keeps no aggregates and no usage by model.
             metric_upkeep.traces_written = keep if label == "with" else _skip  # type: ignore[assignment]
+            session_writes.keep_aggregates = keep_sessions if label == "with" else _skip  # type: ignore[assignment]
             started, started_cpu = time.perf_counter(), time.thread_time()
             try:
                 store.write_spans(project, batch)
             finally:
                 metric_upkeep.traces_written = keep  # type: ignore[assignment]
+                session_writes.keep_aggregates = keep_sessions  # type: ignore[assignment]
             total[0] += time.perf_counter() - started
             total[1] += time.thread_time() - started_cpu
     # Wall-clock and CPU (this thread's: the write runs in it) spans per second.

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from threadline.server.store import rows as table_rows
 from threadline.server.store.rollups import TraceRollup, roll_up_session
-from threadline.server.store.sqlite import deletion_leftovers, scores, search
+from threadline.server.store.sqlite import deletion_leftovers, scores, search, session_writes
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import execute_in, select_in
 
@@ -127,12 +127,10 @@ def _roll_up_sessions_again(
     ):
         rollup = table_rows.trace_rollup(row)
         by_session[rollup.session_id or ""].append(rollup)
-    conn.executemany(
-        schema.UPSERT_SESSION,
-        [
-            schema.session_row(project_id, roll_up_session(session_id, traces))
-            for session_id, traces in by_session.items()
-        ],
+    session_writes.write(
+        conn,
+        project_id,
+        [roll_up_session(session_id, traces) for session_id, traces in by_session.items()],
     )
     emptied = [s for s in session_ids if s not in by_session]
     conn.executemany(

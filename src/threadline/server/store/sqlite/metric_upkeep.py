@@ -5,8 +5,8 @@ model added and adds its new ones, in the same transaction.
 A batch's changes are added up in memory first, so a batch writes one row per bucket
 (hour, day, model, user) it changed rather than one per trace: a batch of live traffic
 changes a handful of hours. A trace deleted (a delete, retention) is taken back by a
-trigger (0010), which sees the row as SQLite deletes it; sessions, which ingest,
-deletes and session inference all write, are kept by triggers too.
+trigger (0010), which sees the row as SQLite deletes it. Sessions are kept where they
+are written (``session_writes.py``).
 """
 
 from __future__ import annotations

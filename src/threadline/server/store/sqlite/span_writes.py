@@ -29,7 +29,14 @@ from threadline.server.store.rollups import (
     roll_up_session,
     roll_up_trace,
 )
-from threadline.server.store.sqlite import inference, metric_upkeep, payloads, search, span_groups
+from threadline.server.store.sqlite import (
+    inference,
+    metric_upkeep,
+    payloads,
+    search,
+    session_writes,
+    span_groups,
+)
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
 from threadline.server.store.sqlite.database import Database
@@ -204,6 +211,7 @@ class SpanWrites(Database):
             if session_id and session_id not in recount and trace_id not in stored:
                 joining[session_id].append(trace.rollup)
         sessions: list[SessionRollup] = []
+        known: dict[str, SessionRollup] = {}  # the joined sessions' stored rollups
         if joining:
             known = {
                 rollup.session_id: rollup
@@ -246,9 +254,7 @@ class SpanWrites(Database):
                 "DELETE FROM sessions WHERE project_id = ? AND session_id = ?",
                 [(project_id, sid) for sid in recount - by_session.keys()],
             )
-        conn.executemany(
-            schema.UPSERT_SESSION, [schema.session_row(project_id, r) for r in sessions]
-        )
+        session_writes.write(conn, project_id, sessions, known)
 
     def _roll_up(self, project_id: int, trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
         """The rollup of a trace from all of its spans; a large one's tally is kept."""

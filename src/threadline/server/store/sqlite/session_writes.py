@@ -1,0 +1,97 @@
+"""Session rollups written, with what they change in the dashboard's aggregates.
+
+A session counts in ``metric_activity`` in the bucket of its first and last hour, with
+whether it had an error and whether its cost is known (migration 0010). Rewriting a
+session takes back what its old row added there and adds the new one. Until migration
+0014 two triggers on ``sessions`` did that for every row written, two upserts each;
+here the changes of all the sessions a write transaction rewrites are added up in
+memory first, so a batch writes one row per bucket it changed: the sessions of live
+traffic are in a handful of hours. A session deleted is still taken back by its
+trigger (0010), which sees the row as SQLite deletes it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from threadline.server.store.rollups import SessionRollup
+from threadline.server.store.sqlite import rows as schema
+from threadline.server.store.sqlite.chunked import select_in
+from threadline.server.store.sqlite.metric_upkeep import HOUR_NS, SLACK_NS
+
+_ADD = """
+INSERT INTO metric_activity (project_id, last_hour, first_hour, sessions, error_sessions,
+    cost_sessions)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET sessions = sessions + excluded.sessions,
+    error_sessions = error_sessions + excluded.error_sessions,
+    cost_sessions = cost_sessions + excluded.cost_sessions
+"""
+_STORED = (
+    "SELECT session_id, start_ns, end_ns, error_count, cost_usd IS NOT NULL FROM sessions"
+    " WHERE project_id = ? AND session_id IN ({})"
+)
+
+# What a session adds to the aggregates: its first and last hour's bucket, whether it
+# had an error, whether its cost is known.
+_Counted = tuple[int, int, bool, bool]
+
+
+def _counted(start_ns: int, end_ns: int, error_count: int, cost_known: bool) -> _Counted:
+    return end_ns // HOUR_NS, (start_ns + SLACK_NS) // HOUR_NS, error_count > 0, cost_known
+
+
+def write(
+    conn: sqlite3.Connection,
+    project_id: int,
+    sessions: Sequence[SessionRollup],
+    stored: Mapping[str, SessionRollup] | None = None,
+) -> None:
+    """Write (insert or replace) the rollups of ``sessions`` (one each) and keep the
+    aggregates.
+    ``stored``: the rows of some of them as they are stored now, if the caller has
+    read them already (the others are read here)."""
+    if not sessions:
+        return
+    keep_aggregates(conn, project_id, sessions, stored or {})
+    conn.executemany(schema.UPSERT_SESSION, [schema.session_row(project_id, s) for s in sessions])
+
+
+def keep_aggregates(
+    conn: sqlite3.Connection,
+    project_id: int,
+    sessions: Sequence[SessionRollup],
+    stored: Mapping[str, SessionRollup],
+) -> None:
+    """Take back what the stored rows of ``sessions`` added to the aggregates and add
+    what their new rollups add; called before they are written."""
+    before: dict[str, _Counted] = {
+        r.session_id: _counted(r.start_ns, r.end_ns, r.error_count, r.cost_usd is not None)
+        for r in stored.values()
+    }
+    unread = [s.session_id for s in sessions if s.session_id not in stored]
+    for session_id, start_ns, end_ns, error_count, cost_known in select_in(
+        conn, _STORED, (project_id,), unread
+    ):
+        before[session_id] = _counted(start_ns, end_ns, error_count, bool(cost_known))
+    changes: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for session in sessions:
+        old = before.get(session.session_id)
+        new = _counted(
+            session.start_ns, session.end_ns, session.error_count, session.cost_usd is not None
+        )
+        if old == new:
+            continue  # counted in the same bucket, the same way
+        for counted, sign in ((old, -1), (new, 1)):
+            if counted is None:
+                continue  # a session new to the store takes nothing back
+            last_hour, first_hour, error, cost_known = counted
+            change = changes[(last_hour, first_hour)]
+            change[0] += sign
+            change[1] += sign * error
+            change[2] += sign * cost_known
+    conn.executemany(
+        _ADD, [(project_id, *bucket, *change) for bucket, change in changes.items() if any(change)]
+    )
