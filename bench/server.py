@@ -343,7 +343,7 @@ def main() -> None:
             retries = sent.answers_429 + sent.answers_503
             # The code before the one write path answered some exports before writing
             # them (an intake queue): wait until none is in hand, for an A/B against it.
-            while client.get("/healthz", params={"wait": 10}).json()["queued_exports"]:
+            while (health := client.get("/healthz", params={"wait": 10}).json())["queued_exports"]:
                 pass
             while client.get(f"/api/v1/sessions/{last_session}").status_code != 200:
                 time.sleep(0.001)
@@ -422,6 +422,11 @@ def main() -> None:
         f"durable ingest:        {args.spans / elapsed:,.0f} spans/s "
         f"({args.spans} spans in {elapsed:.1f} s, {retries} retries after 429/503)"
     )
+    if "write_transactions" in health:  # group commit: the exports per transaction
+        print(
+            f"write transactions:    {health['write_transactions']:,} for"
+            f" {health['exports_written']:,} exports"
+        )
     print(f"sessions list p50/p95: {list_p[0]:.1f} / {list_p[1]:.1f} ms (first page of 50)")
     if list2_p:
         print(f"sessions page 2:       {list2_p[0]:.1f} / {list2_p[1]:.1f} ms")
