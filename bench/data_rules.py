@@ -2,6 +2,8 @@
 
     python bench/data_rules.py redaction --spans 50000 --pairs 3
     python bench/data_rules.py retention --spans 50000 --pairs 2 --expired 1000000
+    python bench/data_rules.py retention-idle --expired 200000 --pairs 2 \
+        --code-a /path/to/old/src --code-b src
 
 Each run starts ``threadline serve`` (2 workers) on a data directory of its own and
 sends the workload of ``workload.py`` (10-span traces, ~4 KB of protobuf a span, 512
@@ -15,11 +17,17 @@ first export until every export is acknowledged and written.
   retention off, B with ``--retention-days 1``, so that during B the server deletes
   expired traces in the background while the spans arrive. B prints how many spans
   retention had deleted by the end of the run.
+- ``retention-idle``: how fast retention works off a backlog when no spans arrive: a
+  server with ``--retention-days 1`` on a copy of the store of ``--expired`` spans,
+  timed from its start until every expired span is gone. A and B run the server from
+  ``--code-a`` and ``--code-b`` (source folders put first on its ``PYTHONPATH``), so
+  two versions of retention are compared back to back on one store.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
 import sys
@@ -66,6 +74,29 @@ def ingest(data_dir: Path, spans: int, extra: dict | None = None, serve_args=())
         process.wait()
 
 
+def idle_deletion(data_dir: Path, expired: int, code: str | None, limit_s: float) -> float:
+    """Expired spans deleted per second by a server that takes no spans meanwhile."""
+    saved = os.environ.get("PYTHONPATH")
+    if code:
+        os.environ["PYTHONPATH"] = str(Path(code).resolve())
+    try:
+        began = time.perf_counter()
+        process, _, _ = start_server(data_dir, 1, serve_args=("--retention-days", "1"))
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+    try:
+        db = data_dir / "threadline.db"
+        while (left := stored_spans(db)) and time.perf_counter() - began < limit_s:
+            time.sleep(0.5)
+        return (expired - left) / (time.perf_counter() - began)
+    finally:
+        process.terminate()
+        process.wait()
+
+
 def stored_spans(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         return int(conn.execute("SELECT count(*) FROM spans").fetchone()[0])
@@ -73,15 +104,18 @@ def stored_spans(path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["redaction", "retention"])
+    parser.add_argument("what", choices=["redaction", "retention", "retention-idle"])
     parser.add_argument("--spans", type=int, default=50_000)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--expired", type=int, default=1_000_000)
+    parser.add_argument("--code-a", help="retention-idle: source folder of A's server")
+    parser.add_argument("--code-b", help="retention-idle: source folder of B's server")
+    parser.add_argument("--limit", type=float, default=900, help="retention-idle: s a run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="threadline-rules-") as tmp:
         root = Path(tmp)
         seed = root / "seed"
-        if args.what == "retention":
+        if args.what in ("retention", "retention-idle"):
             seed.mkdir()
             process, _, _ = start_server(seed, 1)
             process.terminate()
@@ -96,7 +130,12 @@ def main() -> None:
             rates = {}
             for arm in ("A", "B"):
                 data_dir = root / f"{pair}{arm}"
-                if args.what == "retention":
+                if args.what == "retention-idle":
+                    shutil.copytree(seed, data_dir)
+                    code = args.code_a if arm == "A" else args.code_b
+                    rates[arm] = idle_deletion(data_dir, args.expired, code, args.limit)
+                    note = f" of expired spans deleted, no ingest ({code or 'this'} code)"
+                elif args.what == "retention":
                     shutil.copytree(seed, data_dir)
                     serve_args = ("--retention-days", "1") if arm == "B" else ()
                     before = stored_spans(data_dir / "threadline.db")

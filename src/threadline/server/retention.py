@@ -9,14 +9,15 @@ the ones it keeps.
 - **The one delete path.** Expired traces go through ``Store.delete_traces``, as a user's
   delete does: spans, rollups, live feed, scores and notes and every index or rollup that
   path keeps stay exact, and so do the ones added to it later.
-- **Ingest first.** A batch is ``BATCH_TRACES`` traces, one short write transaction;
-  after each the thread pauses ``PACE`` times as long as the batch took (at least
-  ``MIN_PAUSE_S``), so while spans arrive it holds the writer for at most about a fifth
-  of the time, and ingest's transactions take their turns in between. When this
-  process's ingest thread has been idle for ``LULL_S``, the pause is ``IDLE_PACE``
-  times the batch instead, so a backlog goes about four times faster at quiet times.
+- **Ingest first.** A batch is one write transaction. While spans arrive, a batch is
+  100 traces and the thread then pauses four times as long as it took, so it holds the
+  writer for at most about a fifth of the time and ingest's transactions take their
+  turns in between; in a lull of ingest, batches grow to about half a second each with
+  hardly a pause, so a backlog goes at nearly the full speed of deleting
+  (``retention_pace.py``).
 - **Space.** After each batch, ``Store.reclaim_space`` hands up to ``RECLAIM_PAGES``
-  freed pages back to the file system (SQLite in incremental auto-vacuum mode).
+  freed pages for each 100 traces deleted back to the file system (SQLite in
+  incremental auto-vacuum mode).
 - **One deleter per server.** The one server process runs the thread (``--workers``
   are ingest worker processes, which run none). ClickHouse servers on several
   machines each delete (deletes are idempotent); there the table TTL already drops what
@@ -33,17 +34,13 @@ import time
 from collections.abc import Callable
 
 from threadline.server.errors import StorageFull
+from threadline.server.retention_pace import BUSY_BATCH, MIN_PAUSE_S, PACE, RetentionPace
 from threadline.server.store import Store
 
 log = logging.getLogger("threadline.retention")
 
 DAY_NS = 86_400 * 10**9
-BATCH_TRACES = 100
-PACE = 4.0
-IDLE_PACE = 0.25
-LULL_S = 1.0
-MIN_PAUSE_S = 0.02
-RECLAIM_PAGES = 256  # 1 MiB of 4 KiB pages a step
+RECLAIM_PAGES = 256  # 1 MiB of 4 KiB pages a step (per 100 traces deleted)
 IDLE_PAUSE_S = 5.0  # between passes that found nothing to delete
 
 
@@ -101,21 +98,20 @@ class RetentionService:
             if days <= 0 or self._store.expires_by_itself(days):
                 continue
             cutoff = self._clock_ns() - days * DAY_NS
+            pace = RetentionPace()
             while not self._stop.is_set():
                 began = time.monotonic()
-                expired = self._store.expired_traces(project.id, cutoff, BATCH_TRACES)
+                batch = pace.next_batch(self._ingest_quiet())
+                expired = self._store.expired_traces(project.id, cutoff, batch)
                 if not expired:
                     break
                 self.deleted_traces += self._store.delete_traces(project.id, expired)
-                self._store.reclaim_space(RECLAIM_PAGES)
-                self._stop.wait(self._pause(time.monotonic() - began))
+                self._store.reclaim_space(RECLAIM_PAGES * max(1, len(expired) // BUSY_BATCH))
+                took = time.monotonic() - began
+                self._stop.wait(pace.pause_after(took, len(expired), self._ingest_quiet()))
         # What is left free after the last batch, a step at a time, still yielding.
         while not self._stop.is_set():
             began = time.monotonic()
             if self._store.reclaim_space(RECLAIM_PAGES) < RECLAIM_PAGES:
                 break
-            self._stop.wait(self._pause(time.monotonic() - began))
-
-    def _pause(self, took: float) -> float:
-        pace = IDLE_PACE if self._ingest_quiet() >= LULL_S else PACE
-        return max(MIN_PAUSE_S, took * pace)
+            self._stop.wait(max(MIN_PAUSE_S, (time.monotonic() - began) * PACE))
