@@ -11,8 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from threadline.server.model import TOP_ROWS, MetricsQuery, TraceQuery
-from threadline.server.store.clickhouse import model_usage, queries
+from threadline.server.model import MetricsQuery, TraceQuery
+from threadline.server.store.clickhouse import (
+    metric_sessions,
+    metric_sources,
+    model_usage,
+    queries,
+)
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.scores import latest_rollups
 from threadline.server.store.metrics import MetricsRows, Range
@@ -31,9 +36,12 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         f" start_ns + 999 >= {o} AS started"
     )
     last = f.param(span.last_instant)
-    traces = (
-        f"(SELECT * FROM ({queries.latest_traces(queries.traces_near(o, last))}) WHERE {overlap})"
-    )
+    near = queries.traces_near(o, last)
+    # Unfiltered and ungrouped (the dashboard as it opens), the traces' figures alone;
+    # else the rows the lists filter and group on.
+    slim = not (query.user_id or query.tag or query.metadata or query.group_by)
+    merged = metric_sources.traces(near) if slim else queries.latest_traces(near)
+    traces = f"(SELECT * FROM ({merged}) WHERE {overlap})"
     # The list filters on a trace row, and on a session row (one trace meets them all).
     conditions = f.trace_conditions(TraceQuery(tag=query.tag, metadata=query.metadata))
     if query.user_id:
@@ -79,18 +87,21 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         " sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(total_tokens)"
         f" FROM {traces} WHERE {trace_where} GROUP BY grp, user_id, first, last, started"
     )
-    out.sessions = [
-        (g, first, last, count, errors)
-        for g, first, last, _started, count, errors in rows(
-            f"SELECT {session_group} AS g, {buckets}, count(), countIf(error_count > 0)"
-            f" FROM {sessions} WHERE {session_where} GROUP BY g, first, last, started"
-        )
-    ]
-    ungrouped_sessions = f"({queries.sessions_near(o, last)})"
-    out.session_figures = rows(
-        f"SELECT trace_count, end_ns - start_ns, cost_usd FROM {ungrouped_sessions}"
-        f" WHERE {session_where}"
+    ungrouped_sessions = f"({metric_sources.sessions_near(o, last)})"
+    metric_sessions.fill(
+        out,
+        rows(f"SELECT {metric_sessions.COLUMNS} FROM {ungrouped_sessions} WHERE {session_where}"),
+        span,
+        series=query.group_by is None,
     )
+    if query.group_by is not None:
+        out.sessions = [
+            (g, first, last, count, errors)
+            for g, first, last, _started, count, errors in rows(
+                f"SELECT {session_group} AS g, {buckets}, count(), countIf(error_count > 0)"
+                f" FROM {sessions} WHERE {session_where} GROUP BY g, first, last, started"
+            )
+        ]
     if query.group_by is not None:
         # Grouped, a trace may be in several groups: the users' totals count it once.
         out.user_totals = rows(
@@ -98,8 +109,22 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
             f" sum(cost_usd) FROM {traces} WHERE {trace_where} AND user_id IS NOT NULL"
             f" AND start_ns + 999 >= {o} GROUP BY user"
         )
-    started = f"SELECT * FROM {traces} WHERE {trace_where} AND start_ns + 999 >= {o}"
-    usage = model_usage.latest(f"SELECT trace_id FROM ({started})")
+    # Usage by model needs only the started traces' times when nothing filters or
+    # groups them.
+    started_from = f"(SELECT * FROM ({metric_sources.trace_times(near)}) WHERE {overlap})"
+    started = (
+        f"SELECT * FROM {started_from if slim else traces}"
+        f" WHERE {trace_where} AND start_ns + 999 >= {o}"
+    )
+    if slim:
+        # The started traces' usage rows lie within a window's slack of it, as the
+        # traces' own parts do (``queries.traces_near``): read by time, not by id.
+        usage = model_usage.latest_where(
+            f"start_ns >= {o} - {queries.WINDOW_SLACK_NS}"
+            f" AND start_ns <= {last} + {queries.WINDOW_SLACK_NS}"
+        )
+    else:
+        usage = model_usage.latest(f"SELECT trace_id FROM ({started})")
     out.models = [
         (grp, model, first, cost_pico / PICO if cost_traces else None, i, o_, t)
         for grp, model, first, cost_traces, cost_pico, i, o_, t in rows(
@@ -112,22 +137,16 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
             " GROUP BY grp, model, first"
         )
     ]
-    top = (
-        "SELECT session_id, start_ns, trace_count, error_count, cost_usd"
-        f" FROM {ungrouped_sessions} WHERE {session_where}"
-    )
-    out.top_sessions_by_cost = rows(
-        f"{top} AND cost_usd > 0 ORDER BY cost_usd DESC, session_id DESC LIMIT {TOP_ROWS}"
-    )
-    out.top_sessions_by_errors = rows(
-        f"{top} AND error_count > 0 ORDER BY error_count DESC, session_id DESC LIMIT {TOP_ROWS}"
-    )
     summaries = latest_rollups("project_id = %(project)s AND target_kind = %(score_kind)s")
     for kind, table, where, id_column, g in (
         ("trace", traces, trace_where, "trace_id", group),
         ("session", sessions, session_where, "session_id", session_group),
     ):
         p["score_kind"] = kind
+        # Rolling up the range's rows costs far more than finding that no score names
+        # any row of this kind.
+        if not rows(f"SELECT 1 FROM ({summaries}) LIMIT 1"):
+            continue
         out.scores += [
             (name, grp, first, value_sum, value_count)
             for name, grp, first, _last, _started, value_sum, value_count in rows(

@@ -68,6 +68,12 @@ def ensure(client: Any) -> None:
 def latest(traces: str) -> str:
     """Each (trace, model)'s usage among the trace ids ``traces`` selects: (cost spans,
     cost in picodollars, input, output, total tokens) as ``usage``."""
+    return latest_where(f"trace_id IN ({traces})")
+
+
+def latest_where(where: str) -> str:
+    """``latest`` of the (trace, model) parts meeting ``where`` (besides the project):
+    it must select all of a (trace, model)'s parts or none."""
     first_copies = (
         "arrayFilter((x, i) -> i = 1 OR copies[i - 1].1 != x.1, copies, arrayEnumerate(copies))"
     )
@@ -78,5 +84,5 @@ def latest(traces: str) -> str:
         f" AS usage FROM (SELECT trace_id, model, {first_copies} AS spans FROM"
         " (SELECT trace_id, model, arraySort(groupUniqArrayMerge(amounts)) AS copies"
         " FROM trace_model_parts WHERE project_id = %(project)s"
-        f" AND trace_id IN ({traces}) GROUP BY trace_id, model))"
+        f" AND {where} GROUP BY trace_id, model))"
     )

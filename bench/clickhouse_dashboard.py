@@ -1,0 +1,75 @@
+"""The dashboard on a large ClickHouse store, on chDB.
+
+    python tests/store/chdb_http.py --port 8124 --path /tmp/chbench &   # the engine
+    python bench/clickhouse_dashboard.py --url clickhouse://default:@127.0.0.1:8124 \\
+        --sessions 100000 [--fill] [--runs 10]
+
+Fills a database named ``dashboard_<sessions>`` (``--fill``, once) with ``--sessions``
+sessions over the 30 days ending now, each of 2 traces of 5 spans (1,000 users; a root
+and 4 LLM calls with tokens and cost; one span in 97 failing), made by ClickHouse itself
+(``INSERT INTO span_intake ... SELECT FROM numbers()``, as ``clickhouse_scale.py``
+does), so every materialized view of the store code on the path runs. Then times
+``Store.metrics`` (every query of the Dashboard tab and ``/api/v1/metrics``) for the 30
+days by day, by week, for the last day by hour, and filtered by a user, and prints
+p50 / p95 in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import clickhouse_scale
+
+from threadline.server.model import METRIC_NAMES, MetricsQuery
+from threadline.server.store import open_store
+
+DAYS = 30
+
+
+def fill(store: Any, sessions: int) -> int:
+    # The scale benchmark's rows, at the rate that puts ``sessions`` in 30 days.
+    clickhouse_scale.SESSIONS_PER_DAY = max(1, sessions // DAYS)
+    return clickhouse_scale.fill(store, sessions * clickhouse_scale.SPANS_PER_SESSION)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True, help="clickhouse://user:pw@host:port (no db)")
+    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--fill", action="store_true", help="fill the database first")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--database", help="default: dashboard_<sessions>")
+    parser.add_argument("--only", help="time only the case of this label")
+    args = parser.parse_args()
+    database = args.database or f"dashboard_{args.sessions}"
+    store = open_store(f"{args.url.rstrip('/')}/{database}")
+    if args.fill:
+        began = time.perf_counter()
+        fill(store, args.sessions)
+        print(f"filled in {time.perf_counter() - began:.0f} s")
+    project = next(p.id for p in store.list_projects() if p.name == "scale")
+    now = datetime.now(UTC)
+    month = {"start": now - timedelta(days=DAYS), "end": now}
+    cases = {
+        f"{DAYS} days by day": MetricsQuery(bucket="day", **month),
+        f"{DAYS} days by week": MetricsQuery(bucket="week", **month),
+        "last day by hour": MetricsQuery(bucket="hour", start=now - timedelta(days=1), end=now),
+        f"{DAYS} days by day, one user": MetricsQuery(bucket="day", user_id="user-7", **month),
+    }
+    first = store.metrics(project, cases[f"{DAYS} days by day"], METRIC_NAMES)
+    sessions = sum(v or 0 for s in first.series if s.metric == "sessions" for v in s.values)
+    print(f"{args.sessions:,} sessions filled; the month's bars add up to {sessions:,.0f}")
+    for label, query in cases.items():
+        if args.only and label != args.only:
+            continue
+        clickhouse_scale.timed(
+            label, lambda q=query: store.metrics(project, q, METRIC_NAMES), args.runs
+        )
+    store.close()
+
+
+if __name__ == "__main__":
+    main()

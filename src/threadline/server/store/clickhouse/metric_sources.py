@@ -1,0 +1,84 @@
+"""The trace and session rows the dashboard reads on ClickHouse, merged from the trace
+parts with only the fields its figures use.
+
+``queries.latest_traces`` and ``queries.latest_sessions`` make the rows the lists show:
+previews, tags, metadata, users, context use. The dashboard, unfiltered and ungrouped
+(the view it opens on), needs a trace's times, error, session, user and amounts, and a
+session's times, traces, errors and cost: merging just those reads a fraction of the
+parts' bytes (the root's pick reads its rank and ids, not its previews). The picks are
+``latest_traces``'s, so the figures are the same (the contract suite checks each bar
+against its list).
+"""
+
+from __future__ import annotations
+
+from threadline.server.store.clickhouse import queries
+
+# The root's pick compared on its rank, name and ids only: the same least tuple as
+# ``min(root)`` for these fields (the previews that follow break no tie between them).
+_ROOT = "(p.root.1, p.root.2, p.root.3, p.root.4, p.root.5, p.root.6)"
+_MERGE = (
+    "SELECT trace_id, min(p.start_ns) AS m_start, max(p.end_ns) AS m_end,"
+    " notEmpty(groupUniqArrayArray(p.error_span_ids)) AS m_failed,"
+    f" min({_ROOT}) AS m_root, min(p.first_session) AS m_session,"
+    " min(p.first_user) AS m_user, arraySort(groupUniqArrayArray(p.amounts)) AS m_copies"
+    " FROM trace_parts AS p WHERE {where} GROUP BY trace_id"
+)
+# A span's first written copy of its amounts, as ``latest_traces`` takes it.
+_FIRST_COPIES = (
+    "arrayFilter((x, i) -> i = 1 OR m_copies[i - 1].1 != x.1, m_copies, arrayEnumerate(m_copies))"
+)
+_TRACES = (
+    "SELECT trace_id, m_start AS start_ns, m_end AS end_ns,"
+    " if(m_failed, 'error', 'ok') AS status, m_failed AS failed,"
+    " if(coalesce(m_root.5, '') != '', m_root.5, nullIf(m_session.4, '')) AS session_id,"
+    " if(coalesce(m_root.6, '') != '', m_root.6, nullIf(m_user.4, '')) AS user_id,"
+    f" {_FIRST_COPIES} AS m_amounts,"
+    " arraySum(x -> x.3, m_amounts) AS input_tokens,"
+    " arraySum(x -> x.4, m_amounts) AS output_tokens,"
+    " arraySum(x -> x.5, m_amounts) AS total_tokens,"
+    " if(arrayExists(x -> isNotNull(x.6), m_amounts),"
+    " arraySum(x -> coalesce(x.6, 0), m_amounts), NULL) AS cost_usd"
+    " FROM ({merge})"
+)
+
+
+def traces(where: str) -> str:
+    """Each trace's figures (start_ns, end_ns, status, failed, session_id, user_id, the
+    tokens and cost_usd) among the trace parts ``where`` selects (all of a trace's
+    parts or none, as ``queries.latest_traces`` asks)."""
+    return _TRACES.format(merge=_MERGE.format(where=where))
+
+
+def trace_times(where: str) -> str:
+    """Each trace's start and end (start_ns, end_ns) from ``trace_times``, a row per
+    part written beside each trace part: the same as its merged parts give, read from
+    four narrow columns. ``where`` selects all of a trace's rows or none."""
+    return (
+        "SELECT trace_id, m_start AS start_ns, m_end AS end_ns FROM (SELECT trace_id,"
+        " min(start_ns) AS m_start, max(end_ns) AS m_end FROM trace_times"
+        f" WHERE {where} GROUP BY trace_id)"
+    )
+
+
+def sessions_near(start_param: str, end_param: str) -> str:
+    """Each session that may be active in the window (``queries.sessions_near``'s
+    sessions, read with all their traces): session_id, trace_count, start_ns, end_ns,
+    error_count, cost_usd. The caller checks the exact overlap."""
+    # As ``queries.sessions_near`` finds them: every session a near trace's parts name.
+    named = (
+        "SELECT DISTINCT named FROM trace_parts"
+        " ARRAY JOIN [coalesce(tupleElement(root, 5), ''), tupleElement(first_session, 4)]"
+        f" AS named WHERE {queries.traces_near(start_param, end_param)} AND named != ''"
+    )
+    members = (
+        "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"
+        f" WHERE project_id = %(project)s AND session_id IN ({named}))"
+    )
+    return (
+        "SELECT session_id, count() AS trace_count, min(start_ns) AS start_ns,"
+        " max(end_ns) AS end_ns, toUInt64(countIf(failed)) AS error_count,"
+        " sum(cost_usd) AS cost_usd"
+        f" FROM ({traces(members)}) WHERE session_id IS NOT NULL"
+        f" AND session_id IN ({named}) GROUP BY session_id"
+    )
