@@ -51,8 +51,10 @@ def test_turns_are_named_alone_whatever_arrives_first():
         (root,) = [s for s in placement.spans if s.parent_span_id is None]
         assert root.session_id is None  # only the spans with signals are named
         names.add(call.session_id)
-        assert placement.sessions == [[7, call.session_id, "history"]]
-    assert len(names) == 1 and next(iter(names)).startswith("inferred-")
+    assert len(names) == 1
+    (name,) = names
+    assert name.startswith("inferred-h-") and inferred_sessions.signals_of(name) == ["history"]
+    assert inferred_sessions.signals_of("inferred-h-sent-by-an-app") is None
 
 
 def test_a_second_responses_turn_joins_the_first_even_when_it_is_not_visible():

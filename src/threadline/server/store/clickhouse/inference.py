@@ -1,7 +1,7 @@
 """A project's choice to infer sessions, in ClickHouse (migration 0008): a versioned
 row per change, the newest wins, like a project's allowed origins. Also what the
 inferred sessions themselves read and write (migration 0012): the response ids' sessions
-and each inferred session's signals (``inferred_sessions.py`` decides them).
+(``inferred_sessions.py`` decides them).
 
 The setting is read once per ``SETTING_SECONDS`` per project by each server's writer
 (an export with signals needs it), so a change made on another server applies to
@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from threadline.server.model import Signal
 from threadline.server.store.clickhouse import inferred_sessions
 
 Rows = Callable[[str, dict[str, Any] | None], list[tuple[Any, ...]]]
@@ -64,26 +63,7 @@ class ClickHouseSessionInference:
 
     def write(self, placement: inferred_sessions.Placement) -> None:
         self._insert(
-            inferred_sessions.SESSIONS_TABLE,
-            placement.sessions,
-            inferred_sessions.SESSIONS_COLUMNS,
-        )
-        self._insert(
             inferred_sessions.RESPONSES_TABLE,
             placement.responses,
             inferred_sessions.RESPONSES_COLUMNS,
         )
-
-    def signals_of(self, project_id: int, session_ids: Sequence[str]) -> dict[str, list[Signal]]:
-        """The signals that grouped each of ``session_ids`` that is inferred."""
-        wanted = [s for s in dict.fromkeys(session_ids) if s.startswith(inferred_sessions.PREFIX)]
-        if not wanted:
-            return {}
-        return {
-            session_id: inferred_sessions.signal_order(signals)
-            for session_id, signals in self._rows(
-                "SELECT session_id, groupUniqArray(signal) FROM inferred_sessions"
-                " WHERE project_id = %(project)s AND session_id IN %(ids)s GROUP BY session_id",
-                {"project": project_id, "ids": wanted},
-            )
-        }

@@ -9,12 +9,13 @@ renamed (it is the merge of its spans' ids). So a turn is named by what every tu
 its conversation carries itself (``ingest/session_signals.py``), and the name is
 written on its spans before the insert, as if the application had sent it:
 
-- **Thread id**: ``inferred-<its key>``.
-- **Message history**: ``inferred-<the opening's key>``, the digest of the conversation
+- **Thread id**: ``inferred-t-<its key>``.
+- **Message history**: ``inferred-h-<the opening's key>``, the digest of the conversation
   up to its first reply, which every later turn resends (the first turn's reply is its
   output). Arrival order, concurrency and lagging replicas cannot split a conversation:
   each turn finds the name alone.
-- **Responses chain** (``previous_response_id``): a turn names only its predecessor, so
+- **Responses chain** (``previous_response_id``, ``inferred-r-<a response's key>``): a
+  turn names only its predecessor, so
   this one signal reads: each turn's response ids are stored with its session
   (``response_sessions``), and a turn asking for one takes that session; a turn whose
   predecessor is not (yet) visible is named after the response it asks for, which is
@@ -30,21 +31,24 @@ made of a call's own reply, then the earliest. Only spans that carry signals are
 the trace's spans in the export names a session: an explicit id sent with another export
 of the trace wins when it rides on the root or on a span that starts before the first
 named one. Unlike SQLite, a conversation of one turn is a session of one trace (its name
-needs no second turn). ``inferred_sessions`` records each inferred session's signals,
-which the lists and the session page read (``signals_of``).
+needs no second turn). The name's letter says which signal grouped it (``signals_of``:
+what the lists and the session page show), so marking a session costs no row.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from threadline.server.model import SIGNALS, SessionSignals, Signal, SpanRecord
+from threadline.server.model import SessionSignals, Signal, SpanRecord
 
 PREFIX = "inferred-"
-SESSIONS_TABLE = "inferred_sessions"
-SESSIONS_COLUMNS = ["project_id", "session_id", "signal"]
+# The letter of each signal in a session's name.
+_LETTER: dict[Signal, str] = {"thread_id": "t", "previous_response_id": "r", "history": "h"}
+_SIGNAL = {letter: signal for signal, letter in _LETTER.items()}
+_NAME = re.compile(r"inferred-([thr])-[0-9a-f]{32}")
 RESPONSES_TABLE = "response_sessions"
 RESPONSES_COLUMNS = ["project_id", "response_key", "session_id"]
 
@@ -57,12 +61,18 @@ class Placement:
     """A batch's spans with their inferred sessions written on, and the rows to insert."""
 
     spans: list[SpanRecord]
-    sessions: list[list[object]] = field(default_factory=list)
     responses: list[list[object]] = field(default_factory=list)
 
 
-def name(key: bytes) -> str:
-    return PREFIX + key.hex()
+def name(signal: Signal, key: str) -> str:
+    """The session named by ``key`` (hex) of ``signal``."""
+    return f"{PREFIX}{_LETTER[signal]}-{key}"
+
+
+def signals_of(session_id: str) -> list[Signal] | None:
+    """The signal that grouped ``session_id`` when it is a name ``place`` gives."""
+    found = _NAME.fullmatch(session_id)
+    return [_SIGNAL[found.group(1)]] if found else None
 
 
 def place(project_id: int, spans: Sequence[SpanRecord], look_up: LookUp) -> Placement:
@@ -107,9 +117,6 @@ def place(project_id: int, spans: Sequence[SpanRecord], look_up: LookUp) -> Plac
             for span in spans
         ]
     )
-    placement.sessions = [
-        [project_id, session_id, signal] for session_id, signal in set(chosen.values())
-    ]
     placement.responses = [
         [project_id, key, session_id] for key, session_id in sorted(answered.items())
     ]
@@ -121,7 +128,7 @@ def _choose(
 ) -> tuple[str, Signal] | None:
     thread = next((s.thread for s in signals if s.thread), None)
     if thread:
-        return name(thread), "thread_id"
+        return name("thread_id", thread.hex()), "thread_id"
     own = _own_responses(signals)
     previous = [
         s.previous_response.hex()
@@ -131,13 +138,13 @@ def _choose(
     if previous:
         key = previous[0]
         found = answered.get(key) or stored.get(key)
-        return found or PREFIX + key, "previous_response_id"
+        return found or name("previous_response_id", key), "previous_response_id"
     if own:
-        return PREFIX + own[0], "previous_response_id"
+        return name("previous_response_id", own[0]), "previous_response_id"
     opening = next((s.opening for s in signals if s.opening and s.opening_resent), None) or next(
         (s.opening for s in signals if s.opening), None
     )
-    return (name(opening), "history") if opening else None
+    return (name("history", opening.hex()), "history") if opening else None
 
 
 def _own_responses(signals: list[SessionSignals]) -> list[str]:
@@ -157,8 +164,3 @@ def _asked_responses(traces: list[list[SpanRecord]]) -> set[str]:
             if signals.previous_response:
                 asked.add(signals.previous_response.hex())
     return asked - own
-
-
-def signal_order(signals: Sequence[str]) -> list[Signal]:
-    """``signals`` strongest first, as the API lists them."""
-    return [s for s in SIGNALS if s in signals]

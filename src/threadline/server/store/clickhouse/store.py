@@ -190,7 +190,6 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 search.TABLE,
                 shares.TABLE,
                 inference.TABLE,
-                inferred_sessions.SESSIONS_TABLE,
                 inferred_sessions.RESPONSES_TABLE,
                 context.TABLE,
                 *scores.TABLES,
@@ -253,8 +252,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     def _infer_sessions(self, project_id: int, spans: Sequence[SpanRecord]) -> Sequence[SpanRecord]:
         """The spans with their inferred sessions named (``inferred_sessions.py``), the
-        sessions' signals and response ids written first: a session never shows
-        without its mark."""
+        response ids' sessions written first (a later turn looks them up)."""
         if all(span.session_signals is None for span in spans):
             return spans
         if not self._inference.recently_enabled(project_id):
@@ -507,11 +505,10 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         page_ids = [s.session_id for s in items]
         summaries = self._scores.summaries(project_id, "session", page_ids)
         snippets = search.session_snippets(self._rows, project_id, found_text, page_ids)
-        inferred = self._inference.signals_of(project_id, page_ids)
         for item in items:
             item.scores = summaries.get(item.session_id, {})
             item.snippet = snippets.get(item.session_id)
-            item.mark_inferred(inferred.get(item.session_id))
+            item.mark_inferred(inferred_sessions.signals_of(item.session_id))
         return Page[Session](items=items, next_cursor=next_cursor)
 
     def find_in_session(self, project_id: int, session_id: str, q: str) -> list[SessionMatch]:
@@ -537,7 +534,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         detail.scores = self._scores.summaries(project_id, "session", [session_id]).get(
             session_id, {}
         )
-        detail.mark_inferred(self._inference.signals_of(project_id, [session_id]).get(session_id))
+        detail.mark_inferred(inferred_sessions.signals_of(session_id))
         by_trace = self._scores.summaries(project_id, "trace", [t.trace_id for t in detail.traces])
         for trace in detail.traces:
             trace.scores = by_trace.get(trace.trace_id, {})
