@@ -199,7 +199,7 @@ def _inference_leftovers(backend: str, store: Store, tmp_path, project: int) -> 
             f"SELECT count() FROM (SELECT DISTINCT * FROM {table} WHERE project_id = %(p)s)",
             {"p": project},
         )[0][0]
-        for table in ("inferred_sessions", "response_sessions")
+        for table in ("response_sessions",)
     }
 
 

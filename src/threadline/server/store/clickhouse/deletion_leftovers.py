@@ -1,7 +1,7 @@
 """What else names a deleted trace or session in ClickHouse, removed with it (as in
 SQLite's ``deletion_leftovers.py``): the evaluation runs that judged a deleted trace or
-a session that is gone, the share links to either, and the rows of inferred sessions
-that are gone (their signals, and the response ids that named them). A session that
+a session that is gone, the share links to either, and the response ids that named
+an inferred session that is gone (its signals are in its name). A session that
 keeps some traces keeps its own runs and links and its response ids (they name the
 session, which is still there); ``evaluation_totals`` keeps what the judge did and cost.
 
@@ -22,5 +22,4 @@ def forget(delete: DeleteWhere, trace_ids: Sequence[str], sessions_gone: Sequenc
     delete("evaluation_runs", "target_kind = 'trace' AND target_id IN %(ids)s", trace_ids)
     delete("share_links", "kind = 'session' AND target_id IN %(ids)s", sessions_gone)
     delete("share_links", "kind = 'trace' AND target_id IN %(ids)s", trace_ids)
-    delete("inferred_sessions", "session_id IN %(ids)s", sessions_gone)
     delete("response_sessions", "session_id IN %(ids)s", sessions_gone)
