@@ -434,7 +434,8 @@ def test_schema_version_is_recorded_and_retention_is_a_ttl(tmp_path: Path):
     assert isinstance(store, ClickHouseStore)
     try:
         assert store.schema_version >= 1
-        for table in ("spans", "trace_parts", "trace_times", "session_members"):
+        partitioned = ("trace_parts_by_id", "trace_times", "trace_activity", "session_members")
+        for table in ("spans", *partitioned):
             statement = _create_statement(store, table)
             assert "toIntervalDay(30)" in statement
             # Whole parts are dropped once all their rows expired, never row by row.

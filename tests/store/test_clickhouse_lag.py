@@ -91,9 +91,9 @@ def test_totals_converge_with_lagging_replicas_and_duplicates(tmp_path: Path):
         # The same after ClickHouse merges every trace's parts into one row.
         merged = open_store(shared.url(database))
         try:
-            merged._ch.command("OPTIMIZE TABLE trace_parts FINAL")  # type: ignore[attr-defined]
+            merged._ch.command("OPTIMIZE TABLE trace_parts_by_id FINAL")  # type: ignore[attr-defined]
             ((rows, distinct),) = merged._rows(  # type: ignore[attr-defined]
-                "SELECT count(), uniqExact(trace_id) FROM trace_parts"
+                "SELECT count(), uniqExact(trace_id) FROM trace_parts_by_id"
             )
             assert rows == distinct == len(traces)
         finally:

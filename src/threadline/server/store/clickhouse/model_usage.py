@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS trace_model_parts (
     model       String,
     start_ns    SimpleAggregateFunction(min, Int64),
     end_ns      SimpleAggregateFunction(max, Int64),  -- what retention expires rows by
-    -- (span id, written, input, output, total tokens, cost), as trace_parts.amounts
+    -- (span id, written, input, output, total tokens, cost), as trace_parts_by_id.amounts
     amounts     AggregateFunction(groupUniqArray,
                     Tuple(String, Int64, Int64, Int64, Int64, Nullable(Float64)))
 ) ENGINE = AggregatingMergeTree

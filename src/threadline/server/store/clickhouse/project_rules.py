@@ -47,7 +47,8 @@ class ClickHouseProjectRules:
     def expired_traces(self, project_id: int, ended_before_ns: int, limit: int) -> list[str]:
         # A trace's parts merge by max(end_ns): its latest end decides.
         found = self._rows(
-            "SELECT trace_id FROM trace_parts WHERE project_id = %(project)s GROUP BY trace_id"
+            "SELECT trace_id FROM trace_parts_by_id WHERE project_id = %(project)s"
+            " GROUP BY trace_id"
             " HAVING max(end_ns) < %(before)s ORDER BY max(end_ns) LIMIT %(limit)s",
             {"project": project_id, "before": ended_before_ns, "limit": limit},
         )

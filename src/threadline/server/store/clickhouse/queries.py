@@ -40,7 +40,7 @@ _TRACE_MERGE = (
     " arraySort(groupUniqArrayArray(p.amounts)) AS m_copies,"
     " groupUniqArrayArray(p.tag_entries) AS m_tags,"
     " arraySort(x -> (x.3, x.1, x.2), groupUniqArrayArray(p.meta_entries)) AS m_meta"
-    " FROM trace_parts AS p WHERE {where} GROUP BY trace_id"
+    " FROM trace_parts_by_id AS p WHERE {where} GROUP BY trace_id"
 )
 # The last entry of each metadata key (entries sorted by key, then span order).
 _LAST_META = (
@@ -129,7 +129,7 @@ _SESSION_TRACES = (
     " min(p.first_session) AS m_session, min(p.first_user) AS m_user,"
     " min(p.first_input) AS m_input, min(p.last_output) AS m_output,"
     " arraySort(groupUniqArrayArray(p.amounts)) AS m_copies"
-    " FROM trace_parts AS p WHERE {where} GROUP BY trace_id) AS merged"
+    " FROM trace_parts_by_id AS p WHERE {where} GROUP BY trace_id) AS merged"
     f" LEFT JOIN ({_TRACE_CONTEXT}) AS c USING trace_id"
 )
 _SESSION_MERGE = (
@@ -175,7 +175,7 @@ def sessions_near(start_param: str | None, end_param: str | None) -> str:
     traces are in, read without merging them), each read with all its traces (found by
     ``session_members``). The caller checks the exact overlap on the session rows."""
     named = (
-        "SELECT DISTINCT named FROM trace_parts"
+        "SELECT DISTINCT named FROM trace_parts_by_id"
         " ARRAY JOIN [coalesce(tupleElement(root, 5), ''), tupleElement(first_session, 4)]"
         f" AS named WHERE {traces_near(start_param, end_param)} AND named != ''"
     )
@@ -183,16 +183,6 @@ def sessions_near(start_param: str | None, end_param: str | None) -> str:
         "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"
         f" WHERE project_id = %(project)s AND session_id IN ({named}))",
         f"({named})",
-    )
-
-
-def sessions_named(ids: str) -> str:
-    """``latest_sessions`` of the sessions in the parameter ``ids``, read through
-    ``session_members``: what a page shows of the sessions it picked."""
-    return latest_sessions(
-        "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"
-        f" WHERE project_id = %(project)s AND session_id IN {ids})",
-        ids,
     )
 
 

@@ -19,8 +19,9 @@ from threadline.server.store import migrations
 # `sessions`, the versioned rollups before migration 0010, are no longer written.)
 RETAINED_TABLES = (
     "spans",
-    "trace_parts",
+    "trace_parts_by_id",
     "trace_times",
+    "trace_activity",
     "session_members",
     "search_text",
     "trace_model_parts",  # model_usage.py
@@ -28,7 +29,13 @@ RETAINED_TABLES = (
 _EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
 # The retained tables partitioned by time, whose expired data goes by whole parts
 # (``ttl_only_drop_parts``); the others (``search_text``) expire row by row.
-_DROPPED_BY_PARTS = ("spans", "trace_parts", "trace_times", "session_members")
+_DROPPED_BY_PARTS = (
+    "spans",
+    "trace_parts_by_id",
+    "trace_times",
+    "trace_activity",
+    "session_members",
+)
 
 
 def migrate(client: Any) -> int:

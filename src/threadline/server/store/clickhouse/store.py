@@ -52,6 +52,7 @@ from threadline.server.model import (
     ns_to_datetime,
 )
 from threadline.server.redaction.rules import RedactionRules
+from threadline.server.search.query import SearchQuery
 from threadline.server.search.query import parse as parse_search
 from threadline.server.store import cursors
 from threadline.server.store import metrics as metric_rules
@@ -69,11 +70,13 @@ from threadline.server.store.clickhouse import (
     inference,
     inferred_sessions,
     intake,
+    merged_traces,
     metrics,
     model_usage,
     numbers,
     project_rules,
     queries,
+    recent_sessions,
     schema,
     scores,
     search,
@@ -82,12 +85,9 @@ from threadline.server.store.clickhouse import (
 from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.run_transfer import RunTransfer
-from threadline.server.store.columns import SESSIONS, SPAN_DETAIL, SPAN_RECORD, TRACES
+from threadline.server.store.columns import SPAN_DETAIL, SPAN_RECORD
 from threadline.server.store.keys import key_digest, key_prefix, new_key
-from threadline.server.store.rollups import (
-    TraceRollup,
-    roll_up_session,
-)
+from threadline.server.store.rollups import roll_up_session
 from threadline.server.store.sorts import SESSION_SORTS
 
 # Trace ids per statement: keeps each statement well under ClickHouse's max_query_size.
@@ -312,7 +312,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             stored.update(
                 row[0]
                 for row in self._rows(
-                    "SELECT DISTINCT trace_id FROM trace_parts"
+                    "SELECT DISTINCT trace_id FROM trace_parts_by_id"
                     " WHERE project_id = %(project)s AND trace_id IN %(ids)s",
                     params,
                 )
@@ -327,8 +327,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             )
         for table in (
             "spans",
-            "trace_parts",
+            "trace_parts_by_id",
             "trace_times",
+            "trace_activity",
             "session_members",
             search.TABLE,
             model_usage.TABLE,
@@ -431,6 +432,11 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     # --- queries --------------------------------------------------------------------
 
     def list_sessions(self, project_id: int, query: SessionQuery) -> Page[Session]:
+        if recent_sessions.serves(query):
+            # The list as it opens: picked from narrow rows sorted by time.
+            cursor = cursors.decode(query.cursor, int, str) if query.cursor else None
+            picked = recent_sessions.pick(self._rows, project_id, query, cursor)
+            return self._session_page(project_id, query, picked, parse_search(""))
         f = Filters(project_id)
         if query.user_id:
             f.add(
@@ -491,17 +497,22 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
-        rolled_up = {
-            row[0]: row
-            for row in self._rows(
-                f"SELECT {SESSIONS.sql} FROM ({queries.sessions_named('%(page)s')})",
-                {"project": project_id, "page": [row[0] for row in picked] or [""]},
-            )
-        }
+        return self._session_page(project_id, query, picked, found_text)
+
+    def _session_page(
+        self,
+        project_id: int,
+        query: SessionQuery,
+        picked: Sequence[tuple[Any, ...]],
+        found_text: SearchQuery,
+    ) -> Page[Session]:
+        """The page of the sessions ``picked`` ((session id, sort key), in page order,
+        one more than the page holds when there is a next page), rolled up in full."""
+        traces = merged_traces.of_sessions(self._rows, project_id, [row[0] for row in picked])
         # (A session deleted between the two statements is left out.)
-        found = [(*rolled_up[s], key) for s, key in picked if s in rolled_up]
-        page, next_cursor = cursors.page(found, query.limit, table_rows.session_page_key)
-        items = [table_rows.session(row) for row in page]
+        found = [(s, key) for s, key in picked if s in traces]
+        page, next_cursor = cursors.page(found, query.limit, lambda row: (row[1], row[0]))
+        items = [table_rows.session_of(roll_up_session(s, traces[s])) for s, _ in page]
         page_ids = [s.session_id for s in items]
         summaries = self._scores.summaries(project_id, "session", page_ids)
         snippets = search.session_snippets(self._rows, project_id, found_text, page_ids)
@@ -515,18 +526,13 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         return search.session_matches(self._rows, project_id, session_id, parse_search(q))
 
     def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
-        params = {"project": project_id, "session": session_id}
         # The session's traces, found through every session a trace was ever in, then
         # kept if their merged rollup is in it still; the session rolled up from them
         # here, by the same rule the lists apply.
-        traces = self._rows(
-            f"SELECT {TRACES.sql} FROM ({self._traces_of_sessions('(%(session)s)')})"
-            " ORDER BY start_ns, trace_id",
-            params,
-        )
-        if not traces:
+        found = merged_traces.of_sessions(self._rows, project_id, [session_id], labels=True)
+        if not found:
             return None
-        rollups = [_trace_rollup(t) for t in traces]
+        rollups = sorted(found[session_id], key=lambda t: (t.start_ns, t.trace_id))
         detail = SessionDetail(
             **table_rows.session_of(roll_up_session(session_id, rollups)).model_dump(),
             traces=[table_rows.trace(r) for r in rollups],
@@ -580,17 +586,16 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             f.params,
         )
         merged = {
-            row[0]: row
-            for row in self._rows(
-                f"SELECT {TRACES.sql} FROM ("
-                + queries.latest_traces("project_id = %(project)s AND trace_id IN %(page)s")
-                + ")",
+            t.trace_id: t
+            for t in merged_traces.read(
+                self._rows,
+                "project_id = %(project)s AND trace_id IN %(page)s",
                 {"project": project_id, "page": [row[0] for row in picked] or [""]},
             )
         }
-        found = [(*merged[t], key) for t, key in picked if t in merged]
-        page, next_cursor = cursors.page(found, query.limit, table_rows.trace_page_key)
-        items = [table_rows.trace(_trace_rollup(row)) for row in page]
+        found = [(t, key) for t, key in picked if t in merged]
+        page, next_cursor = cursors.page(found, query.limit, lambda row: (row[1], row[0]))
+        items = [table_rows.trace(merged[t]) for t, _ in page]
         page_ids = [t.trace_id for t in items]
         summaries = self._scores.summaries(project_id, "trace", page_ids)
         snippets = search.trace_snippets(self._rows, project_id, found_text, page_ids)
@@ -601,11 +606,8 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
         params = {"project": project_id, "trace": trace_id}
-        found = self._rows(
-            f"SELECT {TRACES.sql} FROM ("
-            + queries.latest_traces("project_id = %(project)s AND trace_id = %(trace)s")
-            + ")",
-            params,
+        found = merged_traces.read(
+            self._rows, "project_id = %(project)s AND trace_id = %(trace)s", params
         )
         if not found:
             return None
@@ -615,7 +617,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             " ORDER BY start_ns, span_id LIMIT 1 BY span_id",
             params,
         )
-        trace = table_rows.trace(_trace_rollup(found[0]))
+        trace = table_rows.trace(found[0])
         trace.scores = self._scores.summaries(project_id, "trace", [trace_id]).get(trace_id, {})
         return TraceDetail(**trace.model_dump(), spans=[table_rows.span(s) for s in spans])
 
@@ -703,7 +705,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         """The feed position of the project's latest trace write, less the slack above
         (0 before any). Read it *before* querying with ``changed_after``."""
         ((latest,),) = self._rows(
-            "SELECT max(written_ns) FROM trace_parts WHERE project_id = %(project)s",
+            "SELECT max(written_ns) FROM trace_parts_by_id WHERE project_id = %(project)s",
             {"project": project_id},
         )
         return max(0, int(latest) - _FEED_SLACK_NS) if latest else 0
@@ -951,8 +953,3 @@ def _project_id(name: str) -> int:
     """The id follows from the name, so servers creating the same project at once
     insert the same row (48 bits: exact in JavaScript numbers too)."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:6], "big")
-
-
-def _trace_rollup(row: Sequence[Any]) -> TraceRollup:
-    """A row that starts with ``TRACES``: ClickHouse reads a trace's tags as an array."""
-    return table_rows.trace_rollup(row, tags=list)

@@ -1,0 +1,138 @@
+"""A few traces' rollups, merged from their parts by ClickHouse and finished in Python.
+
+What a page or a detail shows of its traces (at most a page of them): ClickHouse merges
+each trace's parts (migration 0010) with the plain aggregates alone, and the rest of the
+rule (the root's fields else the first span's, each span's first copy of its amounts,
+tags in span order, the latest value of each metadata key) runs here, on a handful of
+rows. The same rule written in SQL (``queries.latest_traces``) serves where a filter or a
+sort needs every candidate's values; written out for a page, its lambdas cost the query
+planner more than the page's data costs to read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from threadline.server.store.rollups import TraceRollup
+
+Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+
+_MERGED = (
+    "SELECT trace_id, min(p.start_ns), max(p.end_ns),"
+    " length(groupUniqArrayArray(p.span_ids)), length(groupUniqArrayArray(p.error_span_ids)),"
+    " min(p.root), min(p.first_session), min(p.first_user), min(p.first_input),"
+    " min(p.last_output), groupUniqArrayArray(p.amounts), {labels}"
+    " FROM trace_parts_by_id AS p WHERE {where} GROUP BY trace_id"
+)
+_LABELS = "groupUniqArrayArray(p.tag_entries), groupUniqArrayArray(p.meta_entries)"
+_NO_LABELS = "[], []"
+
+
+def merged_sql(where: str, labels: bool = True) -> str:
+    """The merged parts of the traces ``where`` selects (it must select all of a trace's
+    parts or none), with each trace's context use; ``labels``: with tags and metadata
+    (which the sessions do not show)."""
+    merged = _MERGED.format(where=where, labels=_LABELS if labels else _NO_LABELS)
+    return (
+        f"SELECT m.*, c.c_use FROM ({merged}) AS m LEFT JOIN (SELECT trace_id,"
+        " toNullable(max(context_use)) AS c_use FROM trace_context"
+        f" WHERE {where} GROUP BY trace_id) AS c ON m.trace_id = c.trace_id"
+    )
+
+
+def read(rows: Rows, where: str, params: dict[str, Any], labels: bool = True) -> list[TraceRollup]:
+    """The rollups of the traces ``where`` selects, in no particular order."""
+    return [finish(row) for row in rows(merged_sql(where, labels), params)]
+
+
+def finish(row: Sequence[Any]) -> TraceRollup:
+    """A trace's rollup from a row of ``merged_sql``."""
+    (trace_id, start_ns, end_ns, spans, errors, root, first_session, first_user) = row[:8]
+    first_input, last_output, copies, tag_entries, meta_entries, context = row[8:14]
+    # root: (has a parent, start, span id, name, session, user, input preview, has
+    # input, output preview, has output); first_*: (lacks it, start, span id, value);
+    # last_output: (lacks it, -end, start, span id, preview).
+    amounts = _first_copies(copies)
+    costs = [a[5] for a in amounts if a[5] is not None]
+    return TraceRollup(
+        trace_id=trace_id,
+        session_id=root[4] or first_session[3] or None,
+        user_id=root[5] or first_user[3] or None,
+        name=root[3],
+        start_ns=start_ns,
+        end_ns=end_ns,
+        span_count=spans,
+        error_count=errors,
+        input_tokens=sum(a[2] for a in amounts),
+        output_tokens=sum(a[3] for a in amounts),
+        total_tokens=sum(a[4] for a in amounts),
+        cost_usd=_sum(costs) if costs else None,
+        status="error" if errors else "ok",
+        tags=_tags(tag_entries),
+        metadata=_metadata(meta_entries),
+        input_preview=root[6] if root[7] else (first_input[3] if not first_input[0] else None),
+        output_preview=(root[8] if root[9] else (last_output[4] if not last_output[0] else None)),
+        context_use=context,
+    )
+
+
+def _first_copies(copies: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Each span's first written copy of its amounts: (span id, written, input, output,
+    total tokens, cost), in span id order (the order costs are summed in)."""
+    first: dict[str, tuple[Any, ...]] = {}
+    for copy in sorted(copies, key=lambda c: (c[0], c[1], c[2], c[3], c[4], _cost_key(c[5]))):
+        first.setdefault(copy[0], copy)
+    return list(first.values())
+
+
+def _cost_key(cost: float | None) -> tuple[bool, float]:
+    return (cost is None, cost or 0.0)
+
+
+def _sum(values: Sequence[float]) -> float:
+    total = 0.0
+    for value in values:
+        total += value
+    return total
+
+
+def _tags(entries: Sequence[tuple[Any, ...]]) -> list[str]:
+    """Distinct tags in span order: entries are (start, span id, position, tag)."""
+    return list(dict.fromkeys(entry[3] for entry in sorted(entries)))
+
+
+def _metadata(entries: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+    """Each key's value from the latest span (by start, then id) that sets it: entries
+    are (start, span id, key, value as JSON, value as text); keys in sorted order."""
+    latest: dict[str, str] = {}
+    for entry in sorted(entries, key=lambda e: (e[0], e[1])):
+        latest[entry[2]] = entry[3]
+    return {key: json.loads(latest[key]) for key in sorted(latest)}
+
+
+def of_sessions(
+    rows: Rows, project_id: int, session_ids: Sequence[str], labels: bool = False
+) -> dict[str, list[TraceRollup]]:
+    """The rollups of the traces now in each of ``session_ids`` (those with any): every
+    trace that ever named one of them (``session_members``), kept if its merged rollup
+    is in it still. Two statements: the trace ids as a literal set let ClickHouse find
+    the parts by their sort key, where a subquery's set is built twice and later."""
+    wanted = set(session_ids)
+    found: dict[str, list[TraceRollup]] = {}
+    if not wanted:
+        return found
+    params: dict[str, Any] = {"project": project_id, "ids": list(wanted)}
+    members = rows(
+        "SELECT DISTINCT trace_id FROM session_members"
+        " WHERE project_id = %(project)s AND session_id IN %(ids)s",
+        params,
+    )
+    if not members:
+        return found
+    params["traces"] = [row[0] for row in members]
+    for trace in read(rows, "project_id = %(project)s AND trace_id IN %(traces)s", params, labels):
+        if trace.session_id in wanted:
+            found.setdefault(trace.session_id, []).append(trace)
+    return found

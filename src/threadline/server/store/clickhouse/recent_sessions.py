@@ -1,0 +1,103 @@
+"""The Sessions list's common page, picked from ``trace_activity`` (migration 0011).
+
+The list as it opens (latest activity first, a window reaching up to now, no other
+filter) needs only each session's last activity to pick its page. A session's last
+activity is the latest end of its traces, and a trace's end the latest end of its parts;
+so the sessions active since a time L are found, with their last activity, by reading
+the parts that ended after L: a range of ``trace_activity``, sorted by end, whose rows
+are a few numbers and ids. A trace's session comes from the same rows (its root's,
+else its earliest span's that names one), as in its merged rollup.
+
+If the sessions active since L fill the page, no older session can be on it; so L
+starts close to the newest activity (the window's start at the earliest) and widens
+only while the page is short. The page costs what the latest sessions cost to read,
+not what the window holds. The picked sessions are then rolled up in full from their
+traces (``merged_traces``), which is exact; the pick is exact too but for a trace whose
+deciding part (its root, or its first span naming a session) ended before L while a
+later part names another session, which no instrumentation here produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from threadline.server.model import SessionQuery, datetime_to_ns
+
+Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+
+HOUR_NS = 3600 * 1_000_000_000
+# How far back from the newest activity (or the cursor) each try reads; the last try
+# reads the whole window (or all time).
+_LOOKBACKS_NS = (HOUR_NS, 24 * HOUR_NS, 7 * 24 * HOUR_NS, 30 * 24 * HOUR_NS)
+
+_PICK = (
+    "SELECT session_id, max(t_end) AS last FROM ("
+    " SELECT trace_id, max(end_ns) AS t_end, min(root) AS r, min(first_session) AS f"
+    " FROM trace_activity WHERE project_id = %(project)s AND end_ns >= %(since)s"
+    " GROUP BY trace_id)"
+    " ARRAY JOIN [if(r.4 != '', r.4, f.4)] AS session_id"
+    " WHERE session_id != '' GROUP BY session_id{cursor}"
+    " ORDER BY last DESC, session_id DESC LIMIT %(limit)s"
+)
+# Read in the sort order's reverse: the last granule, not the project's every end.
+_NEWEST = (
+    "SELECT end_ns FROM trace_activity WHERE project_id = %(project)s ORDER BY end_ns DESC LIMIT 1"
+)
+
+
+def serves(query: SessionQuery) -> bool:
+    """Whether ``pick`` can choose this query's page: latest activity first, over a
+    window open towards now, with no other filter."""
+    return (
+        query.sort == "last_activity"
+        and query.end is None
+        and not (
+            query.user_id
+            or query.q
+            or query.status
+            or query.tag
+            or query.metadata
+            or query.changed_after is not None
+            or query.scores
+            or query.numbers
+            or query.min_context_use is not None
+        )
+    )
+
+
+def pick(
+    rows: Rows, project_id: int, query: SessionQuery, cursor: tuple[int, str] | None
+) -> list[tuple[str, int]]:
+    """Up to ``query.limit + 1`` (session id, last activity) of the page after
+    ``cursor`` (a last activity and a session id), latest first."""
+    window_start = None if query.start is None else datetime_to_ns(query.start)
+    params: dict[str, Any] = {"project": project_id, "limit": query.limit + 1}
+    having = ""
+    if cursor is not None:
+        params["last"], params["session"] = cursor
+        having = " HAVING (last, session_id) < (%(last)s, %(session)s)"
+    # The page can hold nothing that ended after the cursor or the newest activity.
+    if cursor is not None:
+        anchor = cursor[0]
+    else:
+        newest = rows(_NEWEST, params)
+        if not newest:
+            return []
+        anchor = newest[0][0]
+        if window_start is not None and anchor < window_start:
+            return []
+    found: list[tuple[str, int]] = []
+    for since in _lower_bounds(anchor, window_start):
+        params["since"] = since
+        found = [(row[0], row[1]) for row in rows(_PICK.format(cursor=having), params)]
+        if len(found) > query.limit:
+            break
+    return found
+
+
+def _lower_bounds(anchor: int, window_start: int | None) -> Sequence[int]:
+    """The L of each try, widening, ending with the window's start (or the beginning)."""
+    floor = window_start if window_start is not None else -(2**63)
+    bounds = [anchor - lookback for lookback in _LOOKBACKS_NS if anchor - lookback > floor]
+    return [*bounds, floor]
