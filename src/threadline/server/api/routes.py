@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from threadline.server import numeric_filters, scoring
+from threadline.server import numeric_filters, scoring, time_windows
 from threadline.server.auth import CurrentProject
 from threadline.server.errors import NotFound
 from threadline.server.metadata_filter import parse_metadata
@@ -39,6 +39,7 @@ from threadline.server.model import (
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
 from threadline.server.store import metrics as metric_rules
+from threadline.server.time_windows import DEFAULT_WINDOW, Window
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 
@@ -58,6 +59,14 @@ Text = Annotated[
     ),
 ]
 Tag = Annotated[str | None, Query(description="Only traces carrying this tag.")]
+ListWindow = Annotated[
+    Window,
+    Query(
+        description="When neither `start` nor `end` is given: what was active in this "
+        "window back from now (`all`: all time). Defaults to the last 7 days; on a large "
+        "ClickHouse project `all` reads every session and can take seconds.",
+    ),
+]
 Metadata = Annotated[
     list[str],
     Query(description="`key=value`, repeatable: only traces whose metadata has all of them."),
@@ -159,8 +168,12 @@ def list_sessions(
     filters: SessionFilters,
     limit: Limit = 50,
     cursor: Cursor = None,
+    window: ListWindow = DEFAULT_WINDOW,
 ) -> Page[Session]:
-    query = filters.model_copy(update={"limit": limit, "cursor": cursor})
+    start, end = time_windows.bounds(window, filters.start, filters.end)
+    query = filters.model_copy(
+        update={"limit": limit, "cursor": cursor, "start": start, "end": end}
+    )
     page = store.list_sessions(project.id, query)
     mark_activity(page.items, request.app.state.settings.session_idle_seconds)
     return page
@@ -236,8 +249,24 @@ def list_traces(
     filters: TraceFilters,
     limit: Limit = 50,
     cursor: Cursor = None,
+    window: Annotated[
+        Window,
+        Query(
+            description="When neither `start` nor `end` nor `session_id` is given: what "
+            "was active in this window back from now (`all`: all time). Defaults to the "
+            "last 7 days.",
+        ),
+    ] = DEFAULT_WINDOW,
 ) -> Page[Trace]:
-    query = filters.model_copy(update={"limit": limit, "cursor": cursor})
+    # A session's traces are read by its id: all of them, whatever the window.
+    start, end = (
+        (filters.start, filters.end)
+        if filters.session_id
+        else time_windows.bounds(window, filters.start, filters.end)
+    )
+    query = filters.model_copy(
+        update={"limit": limit, "cursor": cursor, "start": start, "end": end}
+    )
     return store.list_traces(project.id, query)
 
 
@@ -260,7 +289,9 @@ def list_users(
     q: Annotated[
         str | None, Query(max_length=MAX_SEARCH_CHARS, description="Substring of the user id.")
     ] = None,
+    window: ListWindow = DEFAULT_WINDOW,
 ) -> Page[UserSummary]:
+    start, end = time_windows.bounds(window, start, end)
     query = UserQuery(limit=limit, cursor=cursor, start=start, end=end, q=q)
     return store.list_users(project.id, query)
 

@@ -26,16 +26,18 @@ from threadline.server.model import (
     TraceQuery,
     UserQuery,
 )
+from threadline.server.time_windows import DEFAULT_WINDOW, WINDOWS
 
 PAGE_SIZE = 50
 
+# The lists open on the last 7 days (``time_windows``), as the JSON API does.
 PRESETS: dict[str, tuple[str, timedelta | None]] = {
-    "15m": ("Last 15 minutes", timedelta(minutes=15)),
-    "1h": ("Last hour", timedelta(hours=1)),
-    "24h": ("Last 24 hours", timedelta(hours=24)),
-    "7d": ("Last 7 days", timedelta(days=7)),
-    "30d": ("Last 30 days", timedelta(days=30)),
-    "all": ("All time", None),
+    "15m": ("Last 15 minutes", WINDOWS["15m"]),
+    "1h": ("Last hour", WINDOWS["1h"]),
+    "24h": ("Last 24 hours", WINDOWS["24h"]),
+    "7d": ("Last 7 days", WINDOWS["7d"]),
+    "30d": ("Last 30 days", WINDOWS["30d"]),
+    "all": ("All time (may be slow on large ClickHouse projects)", None),
     "custom": ("Custom…", None),
 }
 SORTS: dict[str, str] = {
@@ -81,7 +83,7 @@ def parse_time(text: str, errors: list[str], label: str) -> datetime | None:
 
 @dataclass
 class Filters:
-    range: str = "all"
+    range: str = DEFAULT_WINDOW
     start: str = ""
     end: str = ""
     session_id: str = ""
@@ -106,7 +108,7 @@ class Filters:
             values[key] = values[key][:MAX_SCORE_FILTERS]
         filters = cls(**{k: v for k, v in values.items() if v}, cursor=params.get("cursor"))
         if filters.range not in PRESETS:
-            filters.range = "all"
+            filters.range = DEFAULT_WINDOW
         if filters.sort not in get_args(SessionSort):
             filters.sort = "last_activity"
         if filters.status not in ("", "ok", "error"):
@@ -169,11 +171,15 @@ class Filters:
         }
 
     def trace_query(self) -> TraceQuery:
+        common = self._common()
+        if self.session_id and self.range == DEFAULT_WINDOW:
+            # A session's traces: all of them, unless another window is chosen.
+            common.update(start=None, end=None)
         return TraceQuery(
             session_id=self.session_id or None,
             numbers=self.numbers(numeric_filters.TRACE_FIELDS),
             sort="relevance" if self.sort == "relevance" else "time",
-            **self._common(),
+            **common,
         )
 
     def min_context_use(self) -> float | None:
@@ -241,5 +247,5 @@ class Filters:
                     "filter",
                 )
             )
-            or self.range != "all"
+            or self.range != DEFAULT_WINDOW
         )
