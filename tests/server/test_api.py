@@ -55,9 +55,9 @@ def _all_pages(server, path: str, **params) -> list[dict]:
 def test_sessions_paging_newest_activity_first(server):
     for i in range(23):
         _send_session(server, f"page-{i:02d}", "u", [BASE_NS + i * SECOND])
-    listed = _all_pages(server, "/api/v1/sessions", limit=5)
+    listed = _all_pages(server, "/api/v1/sessions", limit=5, window="all")
     assert [s["session_id"] for s in listed] == [f"page-{i:02d}" for i in reversed(range(23))]
-    first = server.get("/api/v1/sessions", limit=5)
+    first = server.get("/api/v1/sessions", limit=5, window="all")
     assert len(first["items"]) == 5 and first["next_cursor"]
 
 
@@ -66,14 +66,20 @@ def test_traces_paging_and_filters(server):
     b = _send_session(
         server, "filters-b", "bob", [BASE_NS + 100 * SECOND], error=True, text="needle in here"
     )
-    listed = _all_pages(server, "/api/v1/traces", limit=3)
+    listed = _all_pages(server, "/api/v1/traces", limit=3, window="all")
     assert [t["trace_id"] for t in listed] == [*b, *reversed(a)]
     assert {
         t["trace_id"] for t in server.get("/api/v1/traces", session_id="filters-a")["items"]
     } == set(a)
-    assert [t["trace_id"] for t in server.get("/api/v1/traces", user_id="bob")["items"]] == b
-    assert [t["trace_id"] for t in server.get("/api/v1/traces", status="error")["items"]] == b
-    assert [t["trace_id"] for t in server.get("/api/v1/traces", q="needle")["items"]] == b
+    assert [
+        t["trace_id"] for t in server.get("/api/v1/traces", user_id="bob", window="all")["items"]
+    ] == b
+    assert [
+        t["trace_id"] for t in server.get("/api/v1/traces", status="error", window="all")["items"]
+    ] == b
+    assert [
+        t["trace_id"] for t in server.get("/api/v1/traces", q="needle", window="all")["items"]
+    ] == b
     window = server.get(
         "/api/v1/traces",
         start=_iso(BASE_NS + 2 * SECOND + SECOND // 2),
@@ -88,7 +94,9 @@ def test_sessions_filters_user_text_and_time_overlap(server):
     _send_session(server, "short-late", "dave", [BASE_NS + 7200 * SECOND])
 
     def ids(**params):
-        return [s["session_id"] for s in server.get("/api/v1/sessions", **params)["items"]]
+        return [
+            s["session_id"] for s in server.get("/api/v1/sessions", window="all", **params)["items"]
+        ]
 
     assert ids(user_id="dave") == ["short-late", "short-early"]
     assert ids(q="refund") == ["short-early"]

@@ -64,7 +64,7 @@ def test_delete_a_trace_and_a_session(server):
     assert (session["trace_count"], session["span_count"], session["input_tokens"]) == (1, 2, 10)
     assert server.get("/api/v1/scores", trace_id=first)["items"] == []
     assert server.get("/api/v1/notes", session_id=sid)["items"] == []
-    user = server.get("/api/v1/users", q=f"u-{sid}")["items"][0]
+    user = server.get("/api/v1/users", q=f"u-{sid}", window="all")["items"][0]
     assert (user["trace_count"], user["input_tokens"]) == (1, 10)
     # Gone means gone: a second delete finds nothing.
     response = server.http.delete(f"/api/v1/traces/{first}")
@@ -74,7 +74,7 @@ def test_delete_a_trace_and_a_session(server):
     assert response.status_code == 200 and response.json() == {"deleted": 1}
     assert server.http.get(f"/api/v1/sessions/{sid}").status_code == 404
     assert server.http.get(f"/api/v1/traces/{second}").status_code == 404
-    assert server.get("/api/v1/users", q=f"u-{sid}")["items"] == []
+    assert server.get("/api/v1/users", q=f"u-{sid}", window="all")["items"] == []
     assert server.http.delete(f"/api/v1/sessions/{sid}").status_code == 404
 
 

@@ -27,6 +27,8 @@ def _fill(server, tag: str, sessions: int = 7, turns: int = 3) -> None:
     other session carries the metadata ``half=yes``. Inputs hold commas, quotes and
     line breaks, which CSV must keep."""
     spans = []
+    # Within the last hour: the lists' default window (7 days) holds them.
+    base_ns = (time.time_ns() // 10**9 - 3600) * 10**9
     for s in range(sessions):
         for turn in range(turns):
             trace_id, root = new_trace_id(), new_span_id()
@@ -35,7 +37,7 @@ def _fill(server, tag: str, sessions: int = 7, turns: int = 3) -> None:
                     trace_id,
                     root,
                     name=f"turn-{turn}",
-                    start_ns=1_790_000_000_000_000_000 + (s * 100 + turn) * 10**9,
+                    start_ns=base_ns + (s * 100 + turn) * 10**9,
                     attributes={
                         "threadline.session.id": f"{tag}-s{s}",
                         "threadline.user.id": f"{tag}-u{s % 2}",

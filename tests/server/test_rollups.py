@@ -122,10 +122,10 @@ def test_rollups_match_spans_sent_in_any_order_with_duplicates(server):
         body = request(all_spans[i : i + 7]).SerializeToString()
         assert server.export(body).status_code == 200
     # The same exports again (an exporter retrying): nothing may change.
-    before = server.get("/api/v1/sessions", limit=500)
+    before = server.get("/api/v1/sessions", limit=500, window="all")
     for i in range(0, len(all_spans), 11):
         assert server.export(request(all_spans[i : i + 11]).SerializeToString()).status_code == 200
-    assert server.get("/api/v1/sessions", limit=500) == before
+    assert server.get("/api/v1/sessions", limit=500, window="all") == before
 
     for sent in traces:
         got = server.get(f"/api/v1/traces/{sent.trace_id}")
@@ -146,7 +146,9 @@ def test_rollups_match_spans_sent_in_any_order_with_duplicates(server):
     by_session: dict[str, list[SentTrace]] = defaultdict(list)
     for sent in traces:
         by_session[sent.session_id].append(sent)
-    listed = {s["session_id"]: s for s in server.get("/api/v1/sessions", limit=500)["items"]}
+    listed = {
+        s["session_id"]: s for s in server.get("/api/v1/sessions", limit=500, window="all")["items"]
+    }
     assert listed.keys() == by_session.keys()
     for session_id, members in by_session.items():
         detail = server.get(f"/api/v1/sessions/{session_id}")
@@ -182,7 +184,7 @@ def test_session_id_on_a_span_that_arrives_in_a_later_export(server):
     first = span(trace_id, root, name="root", start_ns=BASE_NS, end_ns=BASE_NS + 10 * MS)
     assert server.export(request([first]).SerializeToString()).status_code == 200
     assert server.get(f"/api/v1/traces/{trace_id}")["session_id"] is None
-    assert server.get("/api/v1/sessions")["items"] == []
+    assert server.get("/api/v1/sessions", window="all")["items"] == []
 
     late = span(
         trace_id,

@@ -46,7 +46,7 @@ def test_a_score_on_a_session_shows_in_the_list_and_detail(server):
     detail = server.get(f"/api/v1/sessions/{sid}")
     assert detail["scores"]["helpful"] == {"count": 2, "average": 3.0, "label": None}
     assert detail["scores"]["resolved"] == {"count": 1, "average": 1.0, "label": None}
-    listed = server.get("/api/v1/sessions", q=sid)["items"]
+    listed = server.get("/api/v1/sessions", q=sid, window="all")["items"]
     assert listed[0]["scores"]["helpful"]["average"] == 3.0
     scores = server.get("/api/v1/scores", session_id=sid)["items"]
     assert sorted(s["name"] for s in scores) == ["helpful", "helpful", "resolved"]
@@ -124,7 +124,10 @@ def test_lists_filter_by_score(server):
     _post(server, {"name": "category", "value": "billing", "session_id": bad})
 
     def ids(**params):
-        return {s["session_id"] for s in server.get("/api/v1/sessions", q=tag, **params)["items"]}
+        return {
+            s["session_id"]
+            for s in server.get("/api/v1/sessions", q=tag, window="all", **params)["items"]
+        }
 
     assert ids(score="resolved=true") == {good}
     assert ids(score="resolved<1") == {bad}
@@ -190,7 +193,7 @@ def test_users_show_score_averages(server):
     _post(server, {"name": "q", "value": 2, "trace_id": first})
     _post(server, {"name": "q", "value": 4, "trace_id": second})
     _post(server, {"name": "q", "value": 6, "session_id": sid})
-    users = server.get("/api/v1/users")["items"]
+    users = server.get("/api/v1/users", window="all")["items"]
     ann = next(u for u in users if u["user_id"] == "ann")
     assert ann["scores"]["q"] == {"count": 3, "average": 4.0, "label": None}
 

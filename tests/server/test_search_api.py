@@ -99,12 +99,15 @@ def _fill(server) -> dict[str, list[str]]:
     }
 
 
+# The data is at a fixed time, long before the lists' default window: all time.
 def _sessions(server, **params) -> list[str]:
-    return [s["session_id"] for s in server.get("/api/v1/sessions", **params)["items"]]
+    return [
+        s["session_id"] for s in server.get("/api/v1/sessions", window="all", **params)["items"]
+    ]
 
 
 def _traces(server, **params) -> list[str]:
-    return [t["trace_id"] for t in server.get("/api/v1/traces", **params)["items"]]
+    return [t["trace_id"] for t in server.get("/api/v1/traces", window="all", **params)["items"]]
 
 
 def test_search_finds_later_turns_phrases_cjk_and_tool_results(server):
@@ -120,7 +123,7 @@ def test_search_finds_later_turns_phrases_cjk_and_tool_results(server):
     assert _sessions(server, q="valpar*") == ["trip"]
     assert _sessions(server, q="cafe sea") == ["trip"]
     # The snippet marks the match.
-    [found] = server.get("/api/v1/sessions", q="sirocco")["items"]
+    [found] = server.get("/api/v1/sessions", q="sirocco", window="all")["items"]
     text, marks = found["snippet"]["text"], found["snippet"]["highlights"]
     assert [text[a:b] for a, b in marks] == ["sirocco"]
     # Relevance is a sort order of both lists.
@@ -158,7 +161,10 @@ def test_numeric_filters_alone_and_combined(server):
     assert _traces(server, filter="duration>=3") == [ids["trip"][2]]
     assert _traces(server, filter="tokens>300") == [ids["trip"][2]]
     # Cost is known for the model's tokens: every session has some.
-    costs = {s["session_id"]: s["cost_usd"] for s in server.get("/api/v1/sessions")["items"]}
+    costs = {
+        s["session_id"]: s["cost_usd"]
+        for s in server.get("/api/v1/sessions", window="all")["items"]
+    }
     assert all(cost is not None and cost > 0 for cost in costs.values()), costs
     cheapest = min(costs, key=lambda s: costs[s])
     assert _sessions(server, filter=f"cost<={costs[cheapest]}") == [cheapest]

@@ -10,7 +10,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from threadline.server import downloads, export
-from threadline.server.api.routes import CurrentStore, SessionFilters, TraceFilters
+from threadline.server.api.routes import (
+    CurrentStore,
+    WindowedSessionFilters,
+    WindowedTraceFilters,
+)
 from threadline.server.auth import CurrentProject
 
 router = APIRouter(prefix="/api/v1/export", tags=["export"])
@@ -27,7 +31,7 @@ def export_sessions(
     request: Request,
     project: CurrentProject,
     store: CurrentStore,
-    filters: SessionFilters,
+    filters: WindowedSessionFilters,
     format: Format = "jsonl",
     include: Include = None,
 ) -> StreamingResponse:
@@ -46,7 +50,7 @@ def export_sessions(
 def export_traces(
     project: CurrentProject,
     store: CurrentStore,
-    filters: TraceFilters,
+    filters: WindowedTraceFilters,
     format: Format = "jsonl",
     include: Include = None,
 ) -> StreamingResponse:

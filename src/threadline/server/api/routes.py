@@ -63,8 +63,9 @@ ListWindow = Annotated[
     Window,
     Query(
         description="When neither `start` nor `end` is given: what was active in this "
-        "window back from now (`all`: all time). Defaults to the last 7 days; on a large "
-        "ClickHouse project `all` reads every session and can take seconds.",
+        "window back from now (`all`: all time). Defaults to the last 7 days. On a large "
+        "ClickHouse project, `all` with another filter or sort reads every session and can "
+        "take seconds.",
     ),
 ]
 Metadata = Annotated[
@@ -160,20 +161,25 @@ def session_filters(
 SessionFilters = Annotated[SessionQuery, Depends(session_filters)]
 
 
+def windowed_sessions(filters: SessionFilters, window: ListWindow = DEFAULT_WINDOW) -> SessionQuery:
+    """The Sessions list's filters with its time window (the list and the export)."""
+    start, end = time_windows.bounds(window, filters.start, filters.end)
+    return filters.model_copy(update={"start": start, "end": end})
+
+
+WindowedSessionFilters = Annotated[SessionQuery, Depends(windowed_sessions)]
+
+
 @router.get("/sessions", summary="Sessions, newest activity first")
 def list_sessions(
     request: Request,
     project: CurrentProject,
     store: CurrentStore,
-    filters: SessionFilters,
+    filters: WindowedSessionFilters,
     limit: Limit = 50,
     cursor: Cursor = None,
-    window: ListWindow = DEFAULT_WINDOW,
 ) -> Page[Session]:
-    start, end = time_windows.bounds(window, filters.start, filters.end)
-    query = filters.model_copy(
-        update={"limit": limit, "cursor": cursor, "start": start, "end": end}
-    )
+    query = filters.model_copy(update={"limit": limit, "cursor": cursor})
     page = store.list_sessions(project.id, query)
     mark_activity(page.items, request.app.state.settings.session_idle_seconds)
     return page
@@ -242,13 +248,8 @@ def trace_filters(
 TraceFilters = Annotated[TraceQuery, Depends(trace_filters)]
 
 
-@router.get("/traces", summary="Traces, newest first")
-def list_traces(
-    project: CurrentProject,
-    store: CurrentStore,
+def windowed_traces(
     filters: TraceFilters,
-    limit: Limit = 50,
-    cursor: Cursor = None,
     window: Annotated[
         Window,
         Query(
@@ -257,16 +258,27 @@ def list_traces(
             "last 7 days.",
         ),
     ] = DEFAULT_WINDOW,
+) -> TraceQuery:
+    """The Traces list's filters with its time window (the list and the export). A
+    session's traces are read by its id: all of them, whatever the window."""
+    if filters.session_id:
+        return filters
+    start, end = time_windows.bounds(window, filters.start, filters.end)
+    return filters.model_copy(update={"start": start, "end": end})
+
+
+WindowedTraceFilters = Annotated[TraceQuery, Depends(windowed_traces)]
+
+
+@router.get("/traces", summary="Traces, newest first")
+def list_traces(
+    project: CurrentProject,
+    store: CurrentStore,
+    filters: WindowedTraceFilters,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[Trace]:
-    # A session's traces are read by its id: all of them, whatever the window.
-    start, end = (
-        (filters.start, filters.end)
-        if filters.session_id
-        else time_windows.bounds(window, filters.start, filters.end)
-    )
-    query = filters.model_copy(
-        update={"limit": limit, "cursor": cursor, "start": start, "end": end}
-    )
+    query = filters.model_copy(update={"limit": limit, "cursor": cursor})
     return store.list_traces(project.id, query)
 
 
