@@ -235,7 +235,12 @@ def test_threadline_export(server, tmp_path):
     # Piped into a reader that stops after one line (more than a pipe holds follows):
     # no traceback.
     big = [
-        span(new_trace_id(), new_span_id(), attributes={"threadline.span.input": "b" * 100_000})
+        span(
+            new_trace_id(),
+            new_span_id(),
+            start_ns=time.time_ns() - 60 * 10**9,  # in the export's default window
+            attributes={"threadline.span.input": "b" * 100_000},
+        )
         for _ in range(20)
     ]
     assert server.export(request(big).SerializeToString()).status_code == 200

@@ -191,8 +191,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     export_commands = export.add_subparsers(metavar="WHAT")
     for what, names in (
-        ("sessions", data_commands.SESSION_FILTERS),
-        ("traces", data_commands.TRACE_FILTERS),
+        ("sessions", data_commands.SESSION_FILTERS + data_commands.EXPORT_EXTRA),
+        ("traces", data_commands.TRACE_FILTERS + data_commands.EXPORT_EXTRA),
     ):
         listing = export_commands.add_parser(what, help=f"Every {what[:-1]} the filters match.")
         listing.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")

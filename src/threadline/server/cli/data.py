@@ -43,6 +43,9 @@ TRACE_FILTERS = (
     "score",
     "missing_score",
 )
+# What the export takes besides its list's filters: the list's time window (the last
+# 7 days unless given start, end or window=all; docs/api.md).
+EXPORT_EXTRA = ("window",)
 _READ_BYTES = 256 * 1024
 
 
@@ -120,7 +123,7 @@ def run_export(args: argparse.Namespace) -> None:
 
 def _export(client: ApiClient, args: argparse.Namespace, out: IO[bytes]) -> int:
     """Stream the export into ``out`` as it arrives; returns how many rows it had."""
-    allowed = SESSION_FILTERS if args.what == "sessions" else TRACE_FILTERS
+    allowed = (SESSION_FILTERS if args.what == "sessions" else TRACE_FILTERS) + EXPORT_EXTRA
     query = [("format", args.format), *parse_filters(args.filter, allowed)]
     if args.include_spans:
         query.append(("include", "spans"))
