@@ -28,7 +28,9 @@ def send(server: ProjectClient, spans: list) -> None:
 
 
 def sessions(server: ProjectClient) -> dict[str, dict[str, Any]]:
-    return {s["session_id"]: s for s in server.get("/api/v1/sessions", limit=200)["items"]}
+    return {
+        s["session_id"]: s for s in server.get("/api/v1/sessions", limit=200, window="all")["items"]
+    }
 
 
 def expected_session(turns: list[Turn]) -> dict[str, Any]:
@@ -178,7 +180,7 @@ def test_a_project_can_turn_inference_off(server: ProjectClient) -> None:
     for turn in turns:
         send(server, turn_spans(turns, turn))
     assert sessions(server) == {}
-    assert len(server.get("/api/v1/traces")["items"]) == 3
+    assert len(server.get("/api/v1/traces", window="all")["items"]) == 3
     # On again: later turns are grouped (from what they carry from now on).
     assert server.http.put(path, json={"enabled": True}).json() == {"enabled": True}
     more = conversation("on", BASE, rng=random.Random(6))
