@@ -65,7 +65,7 @@ def test_every_route_finds_a_session_whatever_its_id(server, web, session_id):
     assert [t["trace_id"] for t in listed["items"]] == [trace_id]
 
     # The links the pages print lead to the session.
-    sessions_tab = web.get("/sessions")
+    sessions_tab = web.get("/sessions", params={"range": "all"})
     hrefs = re.findall(r'<a href="(/sessions/[^"]*)" data-col="session_id">', sessions_tab.text)
     assert len(hrefs) == 1
     page = web.get(html.unescape(hrefs[0]))

@@ -85,13 +85,13 @@ def test_the_sessions_list_sorts_and_filters_by_peak_context(server: ProjectClie
         turns = conversation(name, BASE, turns=1, rng=rng)
         turns[0].input_tokens = tokens
         send(server, turn_spans(turns, turns[0], session_id=name))
-    listed = server.get("/api/v1/sessions", sort="context")["items"]
+    listed = server.get("/api/v1/sessions", sort="context", window="all")["items"]
     assert [(s["session_id"], s["peak_context_use"]) for s in listed] == [
         ("high", 0.9),
         ("mid", 0.5),
         ("low", 0.01),
     ]
-    found = server.get("/api/v1/sessions", min_context_use=0.5)["items"]
+    found = server.get("/api/v1/sessions", min_context_use=0.5, window="all")["items"]
     assert sorted(s["session_id"] for s in found) == ["high", "mid"]
     bad = server.http.get("/api/v1/sessions", params={"min_context_use": "-1"})
     assert bad.status_code == 422 and "error" in bad.json()
