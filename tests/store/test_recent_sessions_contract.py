@@ -112,3 +112,19 @@ def test_recent_sessions_pages_hold_each_active_session_once_in_order(store: Sto
     whole = store.list_sessions(project, SessionQuery(limit=100, start=week_start))
     assert whole.next_cursor is None
     assert [s.session_id for s in whole.items] == [row[0] for row in week]
+
+
+def test_a_session_of_more_turns_than_one_statement_reads_whole(store: Store):
+    # 1,100 turns: more trace ids than the ClickHouse store binds into one statement.
+    project = store.create_project("p").id
+    now_ms = (time.time_ns() - T0) // MS
+    turns = [
+        record(n, n, start=now_ms - 2 * HOUR_MS + n * 10, session="marathon", tokens=(1, 1))
+        for n in range(1, 1101)
+    ]
+    store.write_spans(project, turns)
+    detail = store.get_session(project, "marathon")
+    assert detail is not None and detail.trace_count == 1100 and len(detail.traces) == 1100
+    assert detail.total_tokens == 2200
+    [listed] = store.list_sessions(project, SessionQuery(limit=5)).items
+    assert (listed.session_id, listed.trace_count, listed.total_tokens) == ("marathon", 1100, 2200)

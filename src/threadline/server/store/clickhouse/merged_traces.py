@@ -18,6 +18,8 @@ from typing import Any
 from threadline.server.store.rollups import TraceRollup
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+# Trace ids per statement (each id is bound into the statement's text).
+_IN_CHUNK = 1000
 
 _MERGED = (
     "SELECT trace_id, min(p.start_ns), max(p.end_ns),"
@@ -131,8 +133,13 @@ def of_sessions(
     )
     if not members:
         return found
-    params["traces"] = [row[0] for row in members]
-    for trace in read(rows, "project_id = %(project)s AND trace_id IN %(traces)s", params, labels):
-        if trace.session_id in wanted:
-            found.setdefault(trace.session_id, []).append(trace)
+    trace_ids = [row[0] for row in members]
+    # In statements of at most _IN_CHUNK ids: a long session's thousands of trace ids,
+    # bound into the statement's text, would outgrow ClickHouse's max_query_size.
+    for first in range(0, len(trace_ids), _IN_CHUNK):
+        params["traces"] = trace_ids[first : first + _IN_CHUNK]
+        where = "project_id = %(project)s AND trace_id IN %(traces)s"
+        for trace in read(rows, where, params, labels):
+            if trace.session_id in wanted:
+                found.setdefault(trace.session_id, []).append(trace)
     return found
