@@ -26,7 +26,7 @@ def test_inferred_sessions_are_marked_in_the_list_and_on_their_page(ui: UI, serv
     for turn in sent:
         send(server, turn_spans(sent, turn, session_id="sent-by-app"))
     inferred_id = f"inferred-{inferred[0].trace_id}"
-    page = ui.go("/sessions")
+    page = ui.go("/sessions?range=all")  # conversations from 2023
     rows = page.locator("tr.session-row")
     expect(rows).to_have_count(2)
     mark = rows.filter(has_text=inferred_id).locator("[data-col=inferred]")
@@ -95,7 +95,7 @@ def test_context_chart_and_the_peak_context_sort_and_filter(ui: UI, server) -> N
     assert abs(cached - heights[1] / 2) < 1e-6
     ui.shot("context")
 
-    page = ui.go("/sessions")
+    page = ui.go("/sessions?range=all")  # conversations from 2023
     page.locator("select[name=sort]").select_option("context")
     page.locator("button[type=submit]", has_text="Apply").click()
     page.wait_for_url("**sort=context**")
