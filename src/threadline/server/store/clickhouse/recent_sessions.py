@@ -9,7 +9,7 @@ are a few numbers and ids. A trace's session comes from the same rows (its root'
 else its earliest span's that names one), as in its merged rollup.
 
 If the sessions active since L fill the page, no older session can be on it; so L
-starts close to the newest activity (the window's start at the earliest) and widens
+starts an hour before now (or the cursor; the window's start at the earliest) and widens
 only while the page is short. The page costs what the latest sessions cost to read,
 not what the window holds. The picked sessions are then rolled up in full from their
 traces (``merged_traces``), which is exact; the pick is exact too but for a trace whose
@@ -19,6 +19,7 @@ later part names another session, which no instrumentation here produces.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ from threadline.server.model import SessionQuery, datetime_to_ns
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
 HOUR_NS = 3600 * 1_000_000_000
-# How far back from the newest activity (or the cursor) each try reads; the last try
+# How far back from now (or the cursor) each try reads; the last try
 # reads the whole window (or all time).
 _LOOKBACKS_NS = (HOUR_NS, 24 * HOUR_NS, 7 * 24 * HOUR_NS, 30 * 24 * HOUR_NS)
 
@@ -39,10 +40,6 @@ _PICK = (
     " ARRAY JOIN [if(r.4 != '', r.4, f.4)] AS session_id"
     " WHERE session_id != '' GROUP BY session_id{cursor}"
     " ORDER BY last DESC, session_id DESC LIMIT %(limit)s"
-)
-# Read in the sort order's reverse: the last granule, not the project's every end.
-_NEWEST = (
-    "SELECT end_ns FROM trace_activity WHERE project_id = %(project)s ORDER BY end_ns DESC LIMIT 1"
 )
 
 
@@ -77,16 +74,10 @@ def pick(
     if cursor is not None:
         params["last"], params["session"] = cursor
         having = " HAVING (last, session_id) < (%(last)s, %(session)s)"
-    # The page can hold nothing that ended after the cursor or the newest activity.
-    if cursor is not None:
-        anchor = cursor[0]
-    else:
-        newest = rows(_NEWEST, params)
-        if not newest:
-            return []
-        anchor = newest[0][0]
-        if window_start is not None and anchor < window_start:
-            return []
+    # The page can hold nothing that ended after the cursor; the first page reads back
+    # from now (asking for the newest activity first cost more than a short read: a
+    # project quiet for the last hour takes a second try instead).
+    anchor = cursor[0] if cursor is not None else time.time_ns()
     found: list[tuple[str, int]] = []
     for since in _lower_bounds(anchor, window_start):
         params["since"] = since
