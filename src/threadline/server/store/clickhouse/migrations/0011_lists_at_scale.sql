@@ -5,7 +5,7 @@
 -- with 512-row granules in blocks of 64 kB and more, every trace read decompressed a
 -- block of each of some forty column streams (the tuples' elements are streams of their
 -- own), for a few hundred bytes it needed. 64-row granules in blocks of 4 to 16 kB read
--- a page's hundred traces in about half the time (measured: docs/benchmarks.md). The
+-- a page's hundred traces in 40 % of the time (measured: docs/benchmarks.md). The
 -- columns and the view are those of 0010; only the target and the layout change.
 --
 -- The order keeps every row: the new view first (an export from then on goes to both
