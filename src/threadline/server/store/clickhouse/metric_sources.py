@@ -22,7 +22,7 @@ _MERGE = (
     " notEmpty(groupUniqArrayArray(p.error_span_ids)) AS m_failed,"
     f" min({_ROOT}) AS m_root, min(p.first_session) AS m_session,"
     " min(p.first_user) AS m_user, arraySort(groupUniqArrayArray(p.amounts)) AS m_copies"
-    " FROM trace_parts AS p WHERE {where} GROUP BY trace_id"
+    " FROM trace_parts_by_id AS p WHERE {where} GROUP BY trace_id"
 )
 # A span's first written copy of its amounts, as ``latest_traces`` takes it.
 _FIRST_COPIES = (
@@ -67,7 +67,7 @@ def sessions_near(start_param: str, end_param: str) -> str:
     error_count, cost_usd. The caller checks the exact overlap."""
     # As ``queries.sessions_near`` finds them: every session a near trace's parts name.
     named = (
-        "SELECT DISTINCT named FROM trace_parts"
+        "SELECT DISTINCT named FROM trace_parts_by_id"
         " ARRAY JOIN [coalesce(tupleElement(root, 5), ''), tupleElement(first_session, 4)]"
         f" AS named WHERE {queries.traces_near(start_param, end_param)} AND named != ''"
     )
