@@ -42,6 +42,7 @@ class FakeJudge:
         self.mode = "ok"
         self.failures_left: int | None = None  # None: the mode holds for every call
         self.hang_seconds = 30.0
+        self.delay_seconds = 0.0  # before each answer that is not a hang
         self.calls: list[JudgeCall] = []
         self._lock = threading.Lock()
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -142,6 +143,7 @@ class FakeJudge:
                     time.sleep(judge.hang_seconds)
                     status, document = 500, {"error": {"message": "hung"}}
                 else:
+                    time.sleep(judge.delay_seconds)
                     status, document = judge.complete(request, mode)
                 with judge._lock:
                     judge.calls.append(JudgeCall(request, dict(self.headers), status))

@@ -32,6 +32,7 @@ def judge() -> Iterator[FakeJudge]:
 @pytest.fixture(autouse=True)
 def judge_answers(judge: FakeJudge) -> None:
     judge.mode, judge.failures_left, judge.hang_seconds = "ok", None, 30.0
+    judge.delay_seconds = 0.0
 
 
 def _start(root, name: str, *extra: str) -> ServerProcess:
@@ -448,3 +449,26 @@ def test_the_projects_redaction_rules_apply_to_judges_comments_and_reasons(proje
     send_turn(project, sid, "hello", "hi")
     run = _manual_run(project, sid)
     assert run["reason"] == "the judge's answer is not JSON: 'I think it went fine, maybe [guess]?'"
+
+
+def test_a_session_deleted_while_judged_gets_no_score(project, judge):
+    # The judge answers after the session is gone: its verdict is not written (a score
+    # would name a session that no longer exists), and the run went with the session.
+    create(project, evaluator(judge, online=False))
+    judge.delay_seconds = 1.5
+    sid = f"deleted-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "my order is late", "thanks, it ships today")
+    answered = len(judge.answered())
+    response = project.http.post(
+        "/api/v1/evaluation-runs", json={"evaluator": "resolved", "session_id": sid}
+    )
+    assert response.status_code == 202, response.text
+    wait_for(
+        lambda: [r for r in runs(project, session_id=sid) if r["status"] == "running"],
+        what="the run being judged",
+    )
+    assert project.http.delete(f"/api/v1/sessions/{sid}").status_code == 200
+    wait_for(lambda: len(judge.answered()) > answered, what="the judge's answer")
+    time.sleep(1.0)  # the runner's write, had it written one
+    assert project.get("/api/v1/scores", session_id=sid)["items"] == []
+    assert runs(project, session_id=sid) == []

@@ -115,6 +115,11 @@ async def evaluate_run(
         author=evaluator.name,
         source="eval",
     )
+    # Its target may have been deleted while the judge thought (the run goes with it):
+    # a score written now would name data that is gone.
+    if not await asyncio.to_thread(store.get_runs, run.project_id, [run.id]):
+        outcome.status, outcome.reason = "failed", "what it judged was deleted meanwhile"
+        return outcome
     try:
         await asyncio.to_thread(_write_score, store, run.project_id, score)
     except ThreadlineError as error:  # the project's score configuration refuses it
