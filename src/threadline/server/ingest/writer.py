@@ -7,10 +7,10 @@ own lock is met only by the CLI (``threadline keys``, ``projects``) writing the 
 file now and then. The pipeline answers an export once its batch is committed.
 
 **Group commit.** The exports that became ready while a transaction ran are committed
-together in the next one, up to ``GROUP_SPANS`` spans: under load a transaction's
-fixed costs (the commit, the rollups of the sessions several exports share) are paid
-once for the group rather than once per export, and an idle server commits each
-export alone, at once. Each export is still answered only after its own commit. Should
+together in the next one (more join while it holds fewer than ``GROUP_SPANS`` spans):
+under load a transaction's fixed costs (the commit, the rollups of the sessions
+several exports share) are paid once for the group rather than once per export, and
+an idle server commits each export alone, at once. Each export is still answered only after its own commit. Should
 a group fail for another reason than a full disk, its exports are written again one by
 one, so that one bad export fails alone.
 """
