@@ -86,12 +86,11 @@ def span_signals(record: SpanRecord) -> SessionSignals | None:
         messages = _message_list(record.input)
         if messages:
             reply = _message_list(record.output) if record.output else None
-            offered, asked = message_digests(messages, reply, record.user_id)
+            offered, asked, opening, resent = _history_digests(messages, reply, record.user_id)
             if offered:
                 offers.append(offered)
             if asked:
                 asks.append((asked, "history"))
-            opening, resent = opening_digest(messages, reply, record.user_id)
     if not offers and not asks:
         return None
     return SessionSignals(
@@ -105,48 +104,45 @@ def span_signals(record: SpanRecord) -> SessionSignals | None:
     )
 
 
-def opening_digest(
-    messages: list[Any], reply: list[Any] | None, user_id: str | None
-) -> tuple[bytes | None, bool]:
-    """(the digest of the conversation up to and including its first assistant message,
-    whether that message was resent in ``messages``); None when neither ``messages`` nor
-    ``reply`` holds one. The same bytes as ``message_digests``'s, so it equals the first
-    turn's offered key."""
-    digest = hashlib.blake2b(digest_size=16, person=b"history")
-    digest.update((user_id or "").encode("utf-8", "surrogatepass") + b"\x00")
-    for resent, part in ((True, messages), (False, reply or ())):
-        for message in part:
-            digest.update(_message_bytes(message))
-            if _role(message) == "assistant":
-                return digest.digest(), resent
-    return None, False
-
-
 def message_digests(
     messages: list[Any], reply: list[Any] | None, user_id: str | None
 ) -> tuple[bytes | None, bytes | None]:
     """(the digest of ``messages`` then ``reply``, the digest of ``messages`` without its
     trailing user messages when that prefix holds an assistant message)."""
+    offered, asked, _, _ = _history_digests(messages, reply, user_id)
+    return offered, asked
+
+
+def _history_digests(
+    messages: list[Any], reply: list[Any] | None, user_id: str | None
+) -> tuple[bytes | None, bytes | None, bytes | None, bool]:
+    """``message_digests``, then the opening (the digest up to and including the first
+    assistant message, in ``messages`` or else in ``reply``; the first turn's offered
+    key) and whether ``messages`` held it: one pass over the messages."""
     cut = len(messages)
     while cut and _role(messages[cut - 1]) == "user":
         cut -= 1
     digest = hashlib.blake2b(digest_size=16, person=b"history")
     digest.update((user_id or "").encode("utf-8", "surrogatepass") + b"\x00")
     asked: bytes | None = None
-    replied_before = False
+    opening: bytes | None = None
     for index, message in enumerate(messages):
-        if index == cut and replied_before:
+        if index == cut and opening is not None:
             asked = digest.copy().digest()
         digest.update(_message_bytes(message))
-        replied_before = replied_before or _role(message) == "assistant"
-    if cut == len(messages) and replied_before:
+        if opening is None and _role(message) == "assistant":
+            opening = digest.copy().digest()
+    resent = opening is not None
+    if cut == len(messages) and resent:
         # No trailing user message (a tool result, a continuation): the prefix is all.
         asked = digest.copy().digest()
     if not reply:
-        return None, asked
+        return None, asked, opening, resent
     for message in reply:
         digest.update(_message_bytes(message))
-    return digest.digest(), asked
+        if opening is None and _role(message) == "assistant":
+            opening = digest.copy().digest()
+    return digest.digest(), asked, opening, resent
 
 
 def _message_list(text: str) -> list[Any] | None:
