@@ -10,9 +10,9 @@ file now and then. The pipeline answers an export once its batch is committed.
 together in the next one (more join while it holds fewer than ``GROUP_SPANS`` spans):
 under load a transaction's fixed costs (the commit, the rollups of the sessions
 several exports share) are paid once for the group rather than once per export, and
-an idle server commits each export alone, at once. Each export is still answered only after its own commit. Should
-a group fail for another reason than a full disk, its exports are written again one by
-one, so that one bad export fails alone.
+an idle server commits each export alone, at once. Each export is still answered only
+after its own commit. Should a group fail for another reason than a full disk, its
+exports are written again one by one, so that one bad export fails alone.
 """
 
 from __future__ import annotations
