@@ -10,13 +10,15 @@ ClickHouse's tags array).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from threadline.server.model import SpanRecord
 from threadline.server.store.rollups import SessionRollup, TraceRollup
+
+R = TypeVar("R")
 
 
 class Columns:
@@ -41,6 +43,40 @@ class Columns:
     def getter(self, *skip: str) -> attrgetter[Any]:
         """Reads the attributes of these names (but ``skip``) off a record, in order."""
         return attrgetter(*(name for name in self.names if name not in skip))
+
+    @property
+    def qmarks(self) -> str:
+        """One ``?`` a column: the VALUES of a SQLite insert of these columns."""
+        return ", ".join("?" * len(self.names))
+
+    def qualified(self, alias: str) -> str:
+        """The column list of a table named ``alias`` in a join (``k.id, k.name``)."""
+        return ", ".join(f"{alias}.{name}" for name in self.names)
+
+    def values(self, record: Any, **encode: Callable[[Any], Any]) -> list[Any]:
+        """``record``'s attributes of these names, in order, for an insert; those named
+        in ``encode`` are converted to how the table stores them."""
+        return [
+            encode[name](getattr(record, name)) if name in encode else getattr(record, name)
+            for name in self.names
+        ]
+
+    def read(
+        self,
+        row: Sequence[Any] | Mapping[str, Any],
+        make: Callable[..., R],
+        **decode: Callable[[Any], Any],
+    ) -> R:
+        """A row that starts with these columns (or a wider row already ``named``) as
+        ``make(column=value, ...)``; those named in ``decode`` are converted back from
+        how the table stores them."""
+        if isinstance(row, Mapping):
+            named = {name: row[name] for name in self.names}
+        else:
+            named = self.named(row)
+        for name, convert in decode.items():
+            named[name] = convert(named[name])
+        return make(**named)
 
     def select(self, **expressions: str) -> str:
         """The column list with some columns computed (``name=SQL``, as ``SQL AS name``)."""

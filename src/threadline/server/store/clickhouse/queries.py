@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from threadline.server.model import SessionQuery, TraceQuery, datetime_to_ns
+from threadline.server.store.record_columns import KEYS
 
 
 def _unpacked(fields: tuple[str, ...]) -> str:
@@ -188,7 +189,7 @@ def sessions_near(start_param: str | None, end_param: str | None) -> str:
 
 def latest_keys(where: str = "1") -> str:
     """Each API key's newest state: a revoked version wins over an active one."""
-    fields = ("project_id", "key_hash", "prefix", "scope", "created_ns", "revoked_ns")
+    fields = KEYS.names[1:]  # all but the id, which versions of a key share
     return (
         f"SELECT id, {_unpacked(fields)} FROM (SELECT id, argMax(({', '.join(fields)}), is_revoked)"
         f" AS row FROM api_keys WHERE {where} GROUP BY id)"

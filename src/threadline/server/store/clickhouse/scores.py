@@ -16,7 +16,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import astuple
 from typing import Any
 
 from threadline.server.model import (
@@ -29,13 +28,15 @@ from threadline.server.model import (
     ScoreQuery,
     ScoreRecord,
     ScoreSummary,
-    ns_to_datetime,
 )
 from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors
 from threadline.server.store.base import StoredNote
 from threadline.server.store.clickhouse import queries
 from threadline.server.store.clickhouse.queries import Filters
+from threadline.server.store.columns import Columns
+from threadline.server.store.record_columns import NOTES, SCORE_CONFIGS, SCORE_ROLLUPS, SCORES
+from threadline.server.store.record_columns import note as present_note
 from threadline.server.store.score_rollups import ScoreRollup, merge_summaries, roll_up_scores
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
@@ -45,33 +46,17 @@ Insert = Callable[[str, list[list[Any]], list[str]], None]
 _IN_CHUNK = 1000
 TABLES = ("scores", "score_rollups", "score_configs", "notes", "project_origins")
 
-# A score's fields as ScoreRecord takes them, after its id.
-_RECORD_FIELDS = (
-    "name",
-    "data_type",
-    "value",
-    "label",
-    "session_id",
-    "trace_id",
-    "span_id",
-    "source",
-    "author",
-    "comment",
-    "created_ns",
-)
-_SCORE_FIELDS = (*_RECORD_FIELDS, "target_kind", "target_id", "deleted")
-_SCORE_INSERT_COLUMNS = ["project_id", "id", *_SCORE_FIELDS]
-_ROLLUP_FIELDS = ("count", "value_count", "value_sum", "label", "label_ns", "average")
-_ROLLUP_INSERT_COLUMNS = [
-    "project_id",
-    "target_kind",
-    "target_id",
-    "name",
-    "version",
-    *_ROLLUP_FIELDS,
-]
-_CONFIG_FIELDS = ("data_type", "min_value", "max_value", "labels", "description", "deleted")
-_NOTE_FIELDS = ("session_id", "trace_id", "body", "author", "created_ns", "deleted")
+# A row of ``latest_scores``, and of an insert: the project, the record, the target it
+# rolls up into, and whether this row deletes it. All but the first two are versioned.
+_LATEST_SCORE = Columns("project_id") + SCORES + Columns("target_kind", "target_id", "deleted")
+_SCORE_FIELDS = _LATEST_SCORE.names[2:]
+_SCORE_INSERT_COLUMNS = list(_LATEST_SCORE.names)
+# A rollup's versioned fields, after its (target, name).
+_ROLLUP_FIELDS = (*SCORE_ROLLUPS.names[3:], "average")
+_ROLLUP_INSERT_COLUMNS = ["project_id", *SCORE_ROLLUPS.names, "average", "version"]
+_CONFIG_FIELDS = (*SCORE_CONFIGS.names[1:], "deleted")
+_NOTE_FIELDS = (*NOTES.names[1:], "deleted")
+_NOTE_INSERT_COLUMNS = ["project_id", *NOTES.names, "deleted"]
 
 
 def _unpacked(fields: tuple[str, ...]) -> str:
@@ -98,16 +83,16 @@ def latest_rollups(where: str) -> str:
     )
 
 
-def _record(row: Sequence[Any]) -> ScoreRecord:
-    """A row of ``latest_scores`` (after project_id) as a record."""
-    return ScoreRecord(row[0], *row[1 : len(_RECORD_FIELDS) + 1])
+def _latest(row: Sequence[Any]) -> tuple[ScoreRecord, bool]:
+    """A row of ``latest_scores`` as a record, and whether that row deletes it."""
+    named = _LATEST_SCORE.named(row)
+    return SCORES.read(named, ScoreRecord), bool(named["deleted"])
 
 
 def _rollup(row: Sequence[Any]) -> ScoreRollup:
     """A row of ``latest_rollups``."""
     kind, target_id, name, fields = row
-    count, value_count, value_sum, label, label_ns, _average = fields
-    return ScoreRollup(kind, target_id, name, count, value_count, value_sum, label, label_ns)
+    return SCORE_ROLLUPS.read((kind, target_id, name, *fields), ScoreRollup)
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -163,24 +148,24 @@ class ClickHouseScores:
                 ),
                 params,
             ):
-                record = _record(row[1:])
+                record, deleted = _latest(row)
                 # Picked by any of its rows: only its newest one says where it is now.
                 if getattr(record, column) not in wanted:
                     continue
                 touched.add((*record.target, record.name))
-                if not row[-1]:
+                if not deleted:
                     data.append(self._score_row(project_id, record, deleted=True))
             notes += [
-                [project_id, *row[:6], 1]
-                for row in self._notes(project_id, f"{column} IN %(ids)s", ids=list(chunk))
+                _note_row(project_id, note, deleted=True)
+                for note in self._notes(project_id, f"{column} IN %(ids)s", ids=list(chunk))
             ]
         self._insert("scores", data, _SCORE_INSERT_COLUMNS)
-        self._insert("notes", notes, ["project_id", "id", *_NOTE_FIELDS])
+        self._insert("notes", notes, _NOTE_INSERT_COLUMNS)
         self._refresh(project_id, touched)
 
     @staticmethod
     def _score_row(project_id: int, r: ScoreRecord, deleted: bool) -> list[Any]:
-        return [project_id, r.id, *astuple(r)[1:], *r.target, int(deleted)]
+        return [project_id, *SCORES.values(r), *r.target, int(deleted)]
 
     def _stored(self, project_id: int, ids: Sequence[str]) -> dict[str, tuple[ScoreRecord, bool]]:
         """Each stored score among ``ids``, newest row, with whether that row deletes it."""
@@ -190,7 +175,8 @@ class ClickHouseScores:
                 latest_scores("project_id = %(project)s AND id IN %(ids)s"),
                 {"project": project_id, "ids": list(chunk)},
             ):
-                found[row[1]] = (_record(row[1:]), bool(row[-1]))
+                record, deleted = _latest(row)
+                found[record.id] = (record, deleted)
         return found
 
     def get(self, project_id: int, ids: Sequence[str]) -> dict[str, Score]:
@@ -233,7 +219,7 @@ class ClickHouseScores:
                 {"project": project_id, "t": [tuple(t) for t in chunk]},
             ):
                 score_id, fields, rows_seen, ever = row
-                current[score_id] = (_record((score_id, *fields)), bool(fields[-1]))
+                current[score_id] = _latest((project_id, score_id, *fields))
                 row_counts[score_id] = rows_seen
                 for target in ever:
                     members[tuple(target)].add(score_id)
@@ -249,21 +235,7 @@ class ClickHouseScores:
             rollup = roll_up_scores(kind, target_id, name, scores) or ScoreRollup(
                 kind, target_id, name, 0, 0, None, None, None
             )
-            data.append(
-                [
-                    project_id,
-                    kind,
-                    target_id,
-                    name,
-                    version,
-                    rollup.count,
-                    rollup.value_count,
-                    rollup.value_sum,
-                    rollup.label,
-                    rollup.label_ns,
-                    rollup.average,
-                ]
-            )
+            data.append([project_id, *SCORE_ROLLUPS.values(rollup), rollup.average, version])
         self._insert("score_rollups", data, _ROLLUP_INSERT_COLUMNS)
 
     def list(self, project_id: int, query: ScoreQuery) -> Page[Score]:
@@ -294,7 +266,7 @@ class ClickHouseScores:
             f" ORDER BY created_ns DESC, id DESC LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
-        records = [_record(row[1:]) for row in found]
+        records = [_latest(row)[0] for row in found]
         page, next_cursor = cursors.page(records, query.limit, lambda r: (r.created_ns, r.id))
         return Page[Score](items=[present_score(r) for r in page], next_cursor=next_cursor)
 
@@ -340,7 +312,8 @@ class ClickHouseScores:
             + ") AS r ON r.target_kind = u.kind AND r.target_id = u.target",
             {"project": project_id, "users": list(user_ids)},
         ):
-            by_user[row[0]].append(_rollup(row[1:]))
+            user, *rollup = row
+            by_user[user].append(_rollup(rollup))
         return {user: merge_summaries(rollups) for user, rollups in by_user.items()}
 
     @staticmethod
@@ -365,9 +338,9 @@ class ClickHouseScores:
             op = "=" if flt.op == "=" else flt.op
             if isinstance(flt.value, str):
                 op = "=" if flt.op == "=" else "!="
-                element = 4  # label
+                element = _ROLLUP_FIELDS.index("label") + 1
             else:
-                element = 6  # average
+                element = _ROLLUP_FIELDS.index("average") + 1
             conditions.append(
                 f"{id_column} IN ({matching} WHERE tupleElement(row, {element})"
                 f" {op} {f.param(flt.value)})"
@@ -378,15 +351,8 @@ class ClickHouseScores:
 
     def list_configs(self, project_id: int) -> builtins.list[ScoreConfig]:
         return [
-            ScoreConfig(
-                name=r[0],
-                data_type=r[1],
-                min_value=r[2],
-                max_value=r[3],
-                labels=list(r[4]),
-                description=r[5],
-            )
-            for r in self._rows(
+            SCORE_CONFIGS.read(row, ScoreConfig, labels=list)
+            for row in self._rows(
                 f"SELECT name, {_unpacked(_CONFIG_FIELDS)} FROM (SELECT name,"
                 f" argMax(({', '.join(_CONFIG_FIELDS)}), (written_ns, deleted)) AS row"
                 " FROM score_configs WHERE project_id = %(project)s GROUP BY name)"
@@ -398,19 +364,8 @@ class ClickHouseScores:
     def put_config(self, project_id: int, c: ScoreConfig, deleted: bool = False) -> None:
         self._insert(
             "score_configs",
-            [
-                [
-                    project_id,
-                    c.name,
-                    c.data_type,
-                    c.min_value,
-                    c.max_value,
-                    c.labels,
-                    c.description,
-                    int(deleted),
-                ]
-            ],
-            ["project_id", "name", *_CONFIG_FIELDS],
+            [[project_id, *SCORE_CONFIGS.values(c), int(deleted)]],
+            ["project_id", *SCORE_CONFIGS.names, "deleted"],
         )
 
     def delete_config(self, project_id: int, name: str) -> bool:
@@ -432,37 +387,37 @@ class ClickHouseScores:
             created_ns=time.time_ns(),
         )
         self.load_notes(project_id, [stored])
-        return _note(astuple(stored))
+        return present_note(stored)
 
     def load_notes(self, project_id: int, notes: Sequence[StoredNote]) -> None:
         """Insert notes as they are, ids included (a note inserted twice is one)."""
         self._insert(
-            "notes",
-            [[project_id, *astuple(n), 0] for n in notes],
-            ["project_id", "id", *_NOTE_FIELDS],
+            "notes", [_note_row(project_id, n, deleted=False) for n in notes], _NOTE_INSERT_COLUMNS
         )
 
-    def _notes(self, project_id: int, where: str, **params: Any) -> builtins.list[tuple[Any, ...]]:
-        """Notes (id, then ``_NOTE_FIELDS``), newest state, not deleted."""
-        return self._rows(
+    def _notes(self, project_id: int, where: str, **params: Any) -> builtins.list[StoredNote]:
+        """Notes matching ``where``, newest state, not deleted."""
+        found = self._rows(
             f"SELECT id, {_unpacked(_NOTE_FIELDS)} FROM (SELECT id,"
             f" argMax(({', '.join(_NOTE_FIELDS)}), deleted) AS row FROM notes"
             f" WHERE project_id = %(project)s AND {where} GROUP BY id)"
             " WHERE deleted = 0 ORDER BY created_ns, id",
             {"project": project_id, **params},
         )
+        return [NOTES.read(row, StoredNote) for row in found]
 
     def list_notes(self, project_id: int, session_id: str) -> builtins.list[Note]:
-        return [_note(r) for r in self._notes(project_id, "session_id = %(s)s", s=session_id)]
+        notes = self._notes(project_id, "session_id = %(s)s", s=session_id)
+        return [present_note(n) for n in notes]
 
     def stored_notes(self, project_id: int) -> builtins.list[StoredNote]:
-        return [StoredNote(*r[:6]) for r in self._notes(project_id, "1")]
+        return self._notes(project_id, "1")
 
     def delete_note(self, project_id: int, note_id: str) -> bool:
         found = self._notes(project_id, "id = %(id)s", id=note_id)
         if not found:
             return False
-        self._insert("notes", [[project_id, *found[0][:6], 1]], ["project_id", "id", *_NOTE_FIELDS])
+        self._insert("notes", [_note_row(project_id, found[0], deleted=True)], _NOTE_INSERT_COLUMNS)
         return True
 
     # --- allowed origins --------------------------------------------------------------
@@ -495,20 +450,13 @@ class ClickHouseScores:
             )
             if not found:
                 return
-            after = (found[-1][0], found[-1][1])
             by_project: dict[int, list[ScoreRecord]] = defaultdict(list)
             for row in found:
-                by_project[row[0]].append(_record(row[1:]))
+                by_project[_LATEST_SCORE.named(row)["project_id"]].append(_latest(row)[0])
+            last = _LATEST_SCORE.named(found[-1])
+            after = (last["project_id"], last["id"])
             yield from by_project.items()
 
 
-def _note(row: Sequence[Any]) -> Note:
-    """(id, session_id, trace_id, body, author, created_ns, ...) as a ``Note``."""
-    return Note(
-        id=row[0],
-        session_id=row[1],
-        trace_id=row[2],
-        body=row[3],
-        author=row[4],
-        created_at=ns_to_datetime(row[5]),
-    )
+def _note_row(project_id: int, note: StoredNote, *, deleted: bool) -> list[Any]:
+    return [project_id, *NOTES.values(note), int(deleted)]

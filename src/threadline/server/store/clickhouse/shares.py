@@ -5,49 +5,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from threadline.server.store.base import StoredShare
+from threadline.server.store.record_columns import SHARES
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 Insert = Callable[[str, list[list[Any]], list[str]], None]
 
 TABLE = "share_links"
-_FIELDS = (
-    "project_id",
-    "token_hash",
-    "kind",
-    "target_id",
-    "created_ns",
-    "expires_ns",
-    "revoked_ns",
-    "hide_io",
-    "hide_metadata",
-)
-_INSERT_COLUMNS = ["id", *_FIELDS, "is_revoked"]
+# A link's row is its record's fields and whether this version revokes it.
+_INSERT_COLUMNS = [*SHARES.names, "is_revoked"]
+_VERSIONED = SHARES.names[1:]  # all but the id, which versions of a link share
 
 
 def _latest(where: str) -> str:
     """Each link's newest state (a revoked row wins), among links matching ``where``."""
-    unpacked = ", ".join(f"tupleElement(row, {i}) AS {f}" for i, f in enumerate(_FIELDS, 1))
+    unpacked = ", ".join(f"tupleElement(row, {i}) AS {f}" for i, f in enumerate(_VERSIONED, 1))
     return (
-        f"SELECT id, {unpacked} FROM (SELECT id, argMax(({', '.join(_FIELDS)}), is_revoked)"
+        f"SELECT id, {unpacked} FROM (SELECT id, argMax(({', '.join(_VERSIONED)}), is_revoked)"
         f" AS row FROM {TABLE} WHERE {where} GROUP BY id)"
     )
 
 
 def _share(row: Sequence[Any]) -> StoredShare:
-    return StoredShare(
-        id=row[0],
-        project_id=row[1],
-        token_hash=bytes.fromhex(row[2]),
-        kind=row[3],
-        target_id=row[4],
-        created_ns=row[5],
-        expires_ns=row[6],
-        revoked_ns=row[7],
-        hide_io=bool(row[8]),
-        hide_metadata=tuple(row[9]),
+    return SHARES.read(
+        row, StoredShare, token_hash=bytes.fromhex, hide_io=bool, hide_metadata=tuple
     )
 
 
@@ -57,19 +41,9 @@ class ClickHouseShares:
         self._insert = insert
 
     def _row(self, s: StoredShare, revoked_ns: int | None) -> list[Any]:
-        return [
-            s.id,
-            s.project_id,
-            s.token_hash.hex(),
-            s.kind,
-            s.target_id,
-            s.created_ns,
-            s.expires_ns,
-            revoked_ns,
-            int(s.hide_io),
-            list(s.hide_metadata),
-            int(revoked_ns is not None),
-        ]
+        revoked = replace(s, revoked_ns=revoked_ns)
+        values = SHARES.values(revoked, token_hash=bytes.hex, hide_io=int, hide_metadata=list)
+        return [*values, int(revoked_ns is not None)]
 
     def add(self, share: StoredShare) -> None:
         self._insert(TABLE, [self._row(share, share.revoked_ns)], _INSERT_COLUMNS)
@@ -88,9 +62,12 @@ class ClickHouseShares:
             _latest("project_id = %(project)s AND id = %(id)s"),
             {"project": project_id, "id": share_id},
         )
-        if not found or found[0][7] is not None:
+        if not found:
             return False
-        self._insert(TABLE, [self._row(_share(found[0]), time.time_ns())], _INSERT_COLUMNS)
+        share = _share(found[0])
+        if share.revoked_ns is not None:
+            return False
+        self._insert(TABLE, [self._row(share, time.time_ns())], _INSERT_COLUMNS)
         return True
 
     def by_token_hash(self, token_hash: bytes) -> StoredShare | None:

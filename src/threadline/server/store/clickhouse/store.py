@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -49,7 +50,6 @@ from threadline.server.model import (
     TraceQuery,
     UserQuery,
     UserSummary,
-    ns_to_datetime,
 )
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.search.query import SearchQuery
@@ -87,6 +87,7 @@ from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.run_transfer import RunTransfer
 from threadline.server.store.columns import SPAN_DETAIL, SPAN_RECORD
 from threadline.server.store.keys import key_digest, key_prefix, new_key
+from threadline.server.store.record_columns import KEYS, KEYS_NAMED, PROJECTS, key_info
 from threadline.server.store.rollups import roll_up_session
 from threadline.server.store.sorts import SESSION_SORTS
 
@@ -100,16 +101,26 @@ _FEED_SLACK_NS = 2_000_000_000
 # batches concurrent small inserts into one part and answers each after the flush.
 _DEFAULT_SETTINGS = {"async_insert": 1, "wait_for_async_insert": 1}
 
-_KEY_COLUMNS = [
-    "id",
-    "project_id",
-    "key_hash",
-    "prefix",
-    "scope",
-    "created_ns",
-    "revoked_ns",
-    "is_revoked",
-]
+# A key's row is its record's fields and whether this version revokes it; the digest
+# is kept as hex.
+_KEY_COLUMNS = [*KEYS.names, "is_revoked"]
+
+
+def _key_row(key: StoredKey) -> list[Any]:
+    return [*KEYS.values(key, key_hash=bytes.hex), int(key.revoked_ns is not None)]
+
+
+def _stored_key(row: Sequence[Any]) -> StoredKey:
+    return KEYS.read(row, StoredKey, key_hash=bytes.fromhex)
+
+
+def _keys_named(where: str = "1") -> str:
+    """The newest state of each key matching ``where`` with its project's name
+    (``KEYS_NAMED``), for a WHERE or ORDER BY on ``k`` to follow."""
+    return (
+        f"SELECT {KEYS.qualified('k')}, p.name AS project_name FROM ({queries.latest_keys(where)})"
+        f" AS k INNER JOIN ({queries.LATEST_PROJECTS}) AS p ON p.id = k.project_id"
+    )
 
 
 def _client(url: str) -> Any:
@@ -713,13 +724,8 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     # --- migration between stores (``threadline migrate``) ---------------------------
 
     def dump_access(self) -> AccessRecords:
-        found = self._rows(
-            f"SELECT {', '.join(_KEY_COLUMNS[:7])} FROM ({queries.latest_keys()}) ORDER BY id"
-        )
-        return AccessRecords(
-            projects=self.list_projects(),
-            keys=[StoredKey(r[0], r[1], bytes.fromhex(r[2]), *r[3:]) for r in found],
-        )
+        found = self._rows(f"SELECT {KEYS.sql} FROM ({queries.latest_keys()}) ORDER BY id")
+        return AccessRecords(projects=self.list_projects(), keys=[_stored_key(r) for r in found])
 
     def load_access(self, records: AccessRecords) -> dict[int, int]:
         ids: dict[int, int] = {}
@@ -739,19 +745,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         # Keys keep their ids: a key inserted twice is one row (the sort key is the id).
         self._insert(
             "api_keys",
-            [
-                [
-                    k.id,
-                    ids[k.project_id],
-                    k.key_hash.hex(),
-                    k.prefix,
-                    k.scope,
-                    k.created_ns,
-                    k.revoked_ns,
-                    int(k.revoked_ns is not None),
-                ]
-                for k in records.keys
-            ],
+            [_key_row(replace(k, project_id=ids[k.project_id])) for k in records.keys],
             _KEY_COLUMNS,
         )
         return ids
@@ -818,14 +812,14 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     def _project_named(self, name: str) -> Project | None:
         found = self._rows(
-            f"SELECT id, name FROM ({queries.LATEST_PROJECTS}) WHERE name = %(name)s",
+            f"SELECT {PROJECTS.sql} FROM ({queries.LATEST_PROJECTS}) WHERE name = %(name)s",
             {"name": name},
         )
-        return Project(id=found[0][0], name=found[0][1]) if found else None
+        return PROJECTS.read(found[0], Project) if found else None
 
     def list_projects(self) -> list[Project]:
-        found = self._rows(f"SELECT id, name FROM ({queries.LATEST_PROJECTS}) ORDER BY id")
-        return [Project(id=r[0], name=r[1]) for r in found]
+        found = self._rows(f"SELECT {PROJECTS.sql} FROM ({queries.LATEST_PROJECTS}) ORDER BY id")
+        return [PROJECTS.read(r, Project) for r in found]
 
     def create_key(self, project_id: int, scope: KeyScope = "full") -> str:
         key = new_key()
@@ -833,72 +827,49 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         return key
 
     def _insert_key(
-        self, key_id: int, project_id: int, key: str, scope: str, created_ns: int
+        self, key_id: int, project_id: int, key: str, scope: KeyScope, created_ns: int
     ) -> None:
-        self._insert(
-            "api_keys",
-            [
-                [
-                    key_id,
-                    project_id,
-                    key_digest(key).hex(),
-                    key_prefix(key),
-                    scope,
-                    created_ns,
-                    None,
-                    0,
-                ]
-            ],
-            _KEY_COLUMNS,
+        new = StoredKey(
+            key_id, project_id, key_digest(key), key_prefix(key), scope, created_ns, None
         )
+        self._insert("api_keys", [_key_row(new)], _KEY_COLUMNS)
 
     def access_for_key(self, key: str) -> KeyAccess | None:
         digest = key_digest(key).hex()
         found = self._rows(
-            "SELECT p.id, p.name, k.key_hash, k.scope FROM ("
-            + queries.latest_keys("key_hash = %(digest)s")
-            + f") AS k INNER JOIN ({queries.LATEST_PROJECTS}) AS p ON p.id = k.project_id"
-            " WHERE k.revoked_ns IS NULL",
+            _keys_named("key_hash = %(digest)s") + " WHERE k.revoked_ns IS NULL",
             {"digest": digest},
         )
+        if not found:
+            return None
+        named = KEYS_NAMED.named(found[0])
         # The lookup is by digest; comparing the digests once more in constant time
         # keeps the decision itself free of timing differences.
-        if not found or not hmac.compare_digest(found[0][2], digest):
+        if not hmac.compare_digest(named["key_hash"], digest):
             return None
-        return KeyAccess(project=Project(id=found[0][0], name=found[0][1]), scope=found[0][3])
+        project = Project(id=named["project_id"], name=named["project_name"])
+        return KeyAccess(project=project, scope=named["scope"])
 
     def list_keys(self) -> list[KeyInfo]:
-        found = self._rows(
-            f"SELECT k.id, p.name, k.prefix, k.scope, k.created_ns, k.revoked_ns"
-            f" FROM ({queries.latest_keys()}) AS k"
-            f" INNER JOIN ({queries.LATEST_PROJECTS}) AS p ON p.id = k.project_id"
-            " ORDER BY k.created_ns, k.id"
-        )
-        return [
-            KeyInfo(
-                id=r[0],
-                project=r[1],
-                prefix=r[2],
-                scope=r[3],
-                created_at=ns_to_datetime(r[4]),
-                revoked_at=ns_to_datetime(r[5]) if r[5] is not None else None,
-            )
-            for r in found
-        ]
+        found = self._rows(_keys_named() + " ORDER BY k.created_ns, k.id")
+        return [key_info(r) for r in found]
 
-    def _active_key(self, key_id: int) -> tuple[Any, ...] | None:
+    def _active_key(self, key_id: int) -> StoredKey | None:
         found = self._rows(
-            f"SELECT {', '.join(_KEY_COLUMNS[:6])} FROM ({queries.latest_keys('id = %(id)s')})"
+            f"SELECT {KEYS.sql} FROM ({queries.latest_keys('id = %(id)s')})"
             " WHERE revoked_ns IS NULL",
             {"id": key_id},
         )
-        return found[0] if found else None
+        return _stored_key(found[0]) if found else None
+
+    def _revoke(self, key: StoredKey, now: int) -> None:
+        self._insert("api_keys", [_key_row(replace(key, revoked_ns=now))], _KEY_COLUMNS)
 
     def revoke_key(self, key_id: int) -> bool:
         active = self._active_key(key_id)
         if active is None:
             return False
-        self._insert("api_keys", [[*active, time.time_ns(), 1]], _KEY_COLUMNS)
+        self._revoke(active, time.time_ns())
         return True
 
     def rotate_key(self, key_id: int) -> str | None:
@@ -909,8 +880,8 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         key = new_key()
         # The successor first: should the revocation fail, the old key still works and
         # the caller sees an error, rather than a project left without its key.
-        self._insert_key(secrets.randbits(48), active[1], key, active[4], now)
-        self._insert("api_keys", [[*active, now, 1]], _KEY_COLUMNS)
+        self._insert_key(secrets.randbits(48), active.project_id, key, active.scope, now)
+        self._revoke(active, now)
         return key
 
 

@@ -24,11 +24,13 @@ from threadline.server.model import (
     ScoreQuery,
     ScoreRecord,
     ScoreSummary,
-    ns_to_datetime,
 )
 from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors
 from threadline.server.store.base import StoredNote
+from threadline.server.store.columns import Columns
+from threadline.server.store.record_columns import NOTES, SCORE_CONFIGS, SCORE_ROLLUPS, SCORES
+from threadline.server.store.record_columns import note as present_note
 from threadline.server.store.score_rollups import (
     ScoreRollup,
     merge_summaries,
@@ -36,19 +38,21 @@ from threadline.server.store.score_rollups import (
 )
 from threadline.server.store.sqlite.chunked import select_in
 
-SCORE_COLUMNS = (
-    "id, name, data_type, value, label, session_id, trace_id, span_id, source, author,"
-    " comment, created_ns"
-)
-_UPSERT_SCORE = (
-    f"INSERT OR REPLACE INTO scores (project_id, {SCORE_COLUMNS}, target_kind, target_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_ROLLUP_COLUMNS = "target_kind, target_id, name, count, value_count, value_sum, label, label_ns"
+# A score row: the project, the record, and the target it rolls up into.
+_SCORE_ROW = Columns("project_id") + SCORES + Columns("target_kind", "target_id")
+_UPSERT_SCORE = f"INSERT OR REPLACE INTO scores ({_SCORE_ROW.sql}) VALUES ({_SCORE_ROW.qmarks})"
+# A rollup row: the project, the record, and its average (kept for the filters' index).
+_ROLLUP_ROW = Columns("project_id") + SCORE_ROLLUPS + Columns("average")
+_CONFIG_ROW = Columns("project_id") + SCORE_CONFIGS
+_NOTE_ROW = Columns("project_id") + NOTES
+
+
+# A score read with its target's id, for the rollups.
+_TARGETED = SCORES + Columns("target_id")
 
 
 def _record(row: Sequence[Any]) -> ScoreRecord:
-    return ScoreRecord(*row[:12])
+    return SCORES.read(row, ScoreRecord)
 
 
 # --- writes ----------------------------------------------------------------------------
@@ -70,26 +74,9 @@ def write(conn: sqlite3.Connection, project_id: int, records: Sequence[ScoreReco
         if before is not None:
             touched.add((*before.target, before.name))
         touched.add((*record.target, record.name))
-        rows.append((project_id, *_score_row(record), *record.target))
+        rows.append((project_id, *SCORES.values(record), *record.target))
     conn.executemany(_UPSERT_SCORE, rows)
     refresh(conn, project_id, touched)
-
-
-def _score_row(r: ScoreRecord) -> tuple[Any, ...]:
-    return (
-        r.id,
-        r.name,
-        r.data_type,
-        r.value,
-        r.label,
-        r.session_id,
-        r.trace_id,
-        r.span_id,
-        r.source,
-        r.author,
-        r.comment,
-        r.created_ns,
-    )
 
 
 def delete(conn: sqlite3.Connection, project_id: int, score_id: str) -> bool:
@@ -116,39 +103,25 @@ def refresh(
         found: dict[str, list[ScoreRecord]] = defaultdict(list)
         for row in select_in(
             conn,
-            f"SELECT {SCORE_COLUMNS}, target_id FROM scores WHERE project_id = ?"
+            f"SELECT {_TARGETED.sql} FROM scores WHERE project_id = ?"
             " AND target_kind = ? AND name = ? AND target_id IN ({})",
             (project_id, kind, name),
             sorted(ids),
         ):
-            found[row[-1]].append(_record(row))
+            found[_TARGETED.named(row)["target_id"]].append(_record(row))
         for target_id in ids:
             rollup = roll_up_scores(kind, target_id, name, found.get(target_id, ()))
             if rollup is None:
                 removals.append((project_id, kind, target_id, name))
             else:
-                upserts.append(
-                    (
-                        project_id,
-                        kind,
-                        target_id,
-                        name,
-                        rollup.count,
-                        rollup.value_count,
-                        rollup.value_sum,
-                        rollup.label,
-                        rollup.label_ns,
-                        rollup.average,
-                    )
-                )
+                upserts.append((project_id, *SCORE_ROLLUPS.values(rollup), rollup.average))
     conn.executemany(
         "DELETE FROM score_rollups WHERE project_id = ? AND target_kind = ?"
         " AND target_id = ? AND name = ?",
         removals,
     )
     conn.executemany(
-        f"INSERT OR REPLACE INTO score_rollups (project_id, {_ROLLUP_COLUMNS}, average)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR REPLACE INTO score_rollups ({_ROLLUP_ROW.sql}) VALUES ({_ROLLUP_ROW.qmarks})",
         upserts,
     )
 
@@ -157,15 +130,16 @@ def refresh(
 
 
 def get(conn: sqlite3.Connection, project_id: int, ids: Sequence[str]) -> dict[str, ScoreRecord]:
-    return {
-        row[0]: _record(row)
+    records = (
+        _record(row)
         for row in select_in(
             conn,
-            f"SELECT {SCORE_COLUMNS} FROM scores WHERE project_id = ? AND id IN ({{}})",
+            f"SELECT {SCORES.sql} FROM scores WHERE project_id = ? AND id IN ({{}})",
             (project_id,),
             list(ids),
         )
-    }
+    )
+    return {record.id: record for record in records}
 
 
 def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) -> Page[Score]:
@@ -184,7 +158,7 @@ def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) ->
         where.append("(created_ns, id) < (?, ?)")
         args += [created_ns, score_id]
     rows = conn.execute(
-        f"SELECT {SCORE_COLUMNS} FROM scores WHERE {' AND '.join(where)}"
+        f"SELECT {SCORES.sql} FROM scores WHERE {' AND '.join(where)}"
         " ORDER BY created_ns DESC, id DESC LIMIT ?",
         [*args, query.limit + 1],
     ).fetchall()
@@ -194,7 +168,7 @@ def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) ->
 
 
 def _rollup(row: Sequence[Any]) -> ScoreRollup:
-    return ScoreRollup(*row)
+    return SCORE_ROLLUPS.read(row, ScoreRollup)
 
 
 def summaries(
@@ -204,7 +178,7 @@ def summaries(
     out: dict[str, dict[str, ScoreSummary]] = defaultdict(dict)
     for row in select_in(
         conn,
-        f"SELECT {_ROLLUP_COLUMNS} FROM score_rollups WHERE project_id = ?"
+        f"SELECT {SCORE_ROLLUPS.sql} FROM score_rollups WHERE project_id = ?"
         " AND target_kind = ? AND target_id IN ({})",
         (project_id, kind),
         list(ids),
@@ -221,7 +195,7 @@ def user_summaries(
 ) -> dict[str, dict[str, ScoreSummary]]:
     """Per user, the summaries of the scores on their traces and on the sessions they
     have a trace in, merged per name (the page's users only; reads rollups)."""
-    columns = ", ".join("r." + c.strip() for c in _ROLLUP_COLUMNS.split(","))
+    columns = SCORE_ROLLUPS.qualified("r")
     by_user: dict[str, list[ScoreRollup]] = defaultdict(list)
     for sql in (
         (
@@ -236,8 +210,8 @@ def user_summaries(
             " AND r.target_id = u.session_id"
         ),
     ):
-        for row in select_in(conn, sql, (project_id,), list(user_ids)):
-            by_user[row[0]].append(_rollup(row[1:]))
+        for user_id, *rollup in select_in(conn, sql, (project_id,), list(user_ids)):
+            by_user[user_id].append(_rollup(rollup))
     return {user: merge_summaries(rollups) for user, rollups in by_user.items()}
 
 
@@ -272,17 +246,9 @@ def filter_conditions(
 
 def list_configs(conn: sqlite3.Connection, project_id: int) -> list[ScoreConfig]:
     return [
-        ScoreConfig(
-            name=r[0],
-            data_type=r[1],
-            min_value=r[2],
-            max_value=r[3],
-            labels=json.loads(r[4]),
-            description=r[5],
-        )
-        for r in conn.execute(
-            "SELECT name, data_type, min_value, max_value, labels, description"
-            " FROM score_configs WHERE project_id = ? ORDER BY name",
+        SCORE_CONFIGS.read(row, ScoreConfig, labels=json.loads)
+        for row in conn.execute(
+            f"SELECT {SCORE_CONFIGS.sql} FROM score_configs WHERE project_id = ? ORDER BY name",
             (project_id,),
         )
     ]
@@ -290,17 +256,8 @@ def list_configs(conn: sqlite3.Connection, project_id: int) -> list[ScoreConfig]
 
 def put_config(conn: sqlite3.Connection, project_id: int, c: ScoreConfig) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO score_configs (project_id, name, data_type, min_value,"
-        " max_value, labels, description) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            project_id,
-            c.name,
-            c.data_type,
-            c.min_value,
-            c.max_value,
-            json.dumps(c.labels),
-            c.description,
-        ),
+        f"INSERT OR REPLACE INTO score_configs ({_CONFIG_ROW.sql}) VALUES ({_CONFIG_ROW.qmarks})",
+        (project_id, *SCORE_CONFIGS.values(c, labels=json.dumps)),
     )
 
 
@@ -312,37 +269,24 @@ def delete_config(conn: sqlite3.Connection, project_id: int, name: str) -> bool:
 
 
 def add_note(conn: sqlite3.Connection, project_id: int, note: NoteIn, now_ns: int) -> Note:
-    note_id = uuid.uuid4().hex
-    session_id = note.session_id
-    trace_id = note.trace_id.lower() if note.trace_id else None
-    conn.execute(
-        "INSERT INTO notes (project_id, id, session_id, trace_id, body, author, created_ns)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (project_id, note_id, session_id, trace_id, note.body, note.author, now_ns),
-    )
-    return Note(
-        id=note_id,
-        session_id=session_id,
-        trace_id=trace_id,
+    stored = StoredNote(
+        id=uuid.uuid4().hex,
+        session_id=note.session_id,
+        trace_id=note.trace_id.lower() if note.trace_id else None,
         body=note.body,
         author=note.author,
-        created_at=ns_to_datetime(now_ns),
+        created_ns=now_ns,
     )
+    load_notes(conn, project_id, [stored])
+    return present_note(stored)
 
 
 def list_notes(conn: sqlite3.Connection, project_id: int, session_id: str) -> list[Note]:
     return [
-        Note(
-            id=r[0],
-            session_id=r[1],
-            trace_id=r[2],
-            body=r[3],
-            author=r[4],
-            created_at=ns_to_datetime(r[5]),
-        )
-        for r in conn.execute(
-            "SELECT id, session_id, trace_id, body, author, created_ns FROM notes"
-            " WHERE project_id = ? AND session_id = ? ORDER BY created_ns, id",
+        present_note(NOTES.read(row, StoredNote))
+        for row in conn.execute(
+            f"SELECT {NOTES.sql} FROM notes WHERE project_id = ? AND session_id = ?"
+            " ORDER BY created_ns, id",
             (project_id, session_id),
         )
     ]
@@ -377,9 +321,9 @@ def iter_records(
 ) -> list[tuple[int, ScoreRecord]]:
     """The next ``batch_size`` scores after (project, id), in that order."""
     return [
-        (row[0], _record(row[1:]))
-        for row in conn.execute(
-            f"SELECT project_id, {SCORE_COLUMNS} FROM scores WHERE (project_id, id) > (?, ?)"
+        (project_id, _record(record))
+        for project_id, *record in conn.execute(
+            f"SELECT project_id, {SCORES.sql} FROM scores WHERE (project_id, id) > (?, ?)"
             " ORDER BY project_id, id LIMIT ?",
             (*after, batch_size),
         )
@@ -388,10 +332,9 @@ def iter_records(
 
 def stored_notes(conn: sqlite3.Connection, project_id: int) -> list[StoredNote]:
     return [
-        StoredNote(*row)
+        NOTES.read(row, StoredNote)
         for row in conn.execute(
-            "SELECT id, session_id, trace_id, body, author, created_ns FROM notes"
-            " WHERE project_id = ? ORDER BY created_ns, id",
+            f"SELECT {NOTES.sql} FROM notes WHERE project_id = ? ORDER BY created_ns, id",
             (project_id,),
         )
     ]
@@ -400,10 +343,6 @@ def stored_notes(conn: sqlite3.Connection, project_id: int) -> list[StoredNote]:
 def load_notes(conn: sqlite3.Connection, project_id: int, notes: Sequence[StoredNote]) -> None:
     """Insert notes as they are, ids included; a note stored already is left alone."""
     conn.executemany(
-        "INSERT OR IGNORE INTO notes (project_id, id, session_id, trace_id, body, author,"
-        " created_ns) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (project_id, n.id, n.session_id, n.trace_id, n.body, n.author, n.created_ns)
-            for n in notes
-        ],
+        f"INSERT OR IGNORE INTO notes ({_NOTE_ROW.sql}) VALUES ({_NOTE_ROW.qmarks})",
+        [(project_id, *NOTES.values(n)) for n in notes],
     )

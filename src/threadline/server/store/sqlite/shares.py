@@ -9,49 +9,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from threadline.server.store.base import StoredShare
-
-_COLUMNS = (
-    "id, project_id, token_hash, kind, target_id, created_ns, expires_ns, revoked_ns,"
-    " hide_io, hide_metadata"
-)
+from threadline.server.store.record_columns import SHARES
 
 
 def _share(row: Sequence[Any]) -> StoredShare:
-    return StoredShare(
-        id=row[0],
-        project_id=row[1],
-        token_hash=bytes(row[2]),
-        kind=row[3],
-        target_id=row[4],
-        created_ns=row[5],
-        expires_ns=row[6],
-        revoked_ns=row[7],
-        hide_io=bool(row[8]),
-        hide_metadata=tuple(json.loads(row[9])),
+    return SHARES.read(
+        row,
+        StoredShare,
+        token_hash=bytes,
+        hide_io=bool,
+        hide_metadata=lambda text: tuple(json.loads(text)),
     )
 
 
 def add(conn: sqlite3.Connection, share: StoredShare) -> None:
-    conn.execute(
-        f"INSERT INTO share_links ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            share.id,
-            share.project_id,
-            share.token_hash,
-            share.kind,
-            share.target_id,
-            share.created_ns,
-            share.expires_ns,
-            share.revoked_ns,
-            int(share.hide_io),
-            json.dumps(list(share.hide_metadata)),
-        ),
-    )
+    values = SHARES.values(share, hide_io=int, hide_metadata=lambda names: json.dumps(list(names)))
+    conn.execute(f"INSERT INTO share_links ({SHARES.sql}) VALUES ({SHARES.qmarks})", values)
 
 
 def list_for(conn: sqlite3.Connection, project_id: int) -> list[StoredShare]:
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM share_links WHERE project_id = ?"
+        f"SELECT {SHARES.sql} FROM share_links WHERE project_id = ?"
         " ORDER BY created_ns DESC, id DESC",
         (project_id,),
     ).fetchall()
@@ -69,6 +47,6 @@ def revoke(conn: sqlite3.Connection, project_id: int, share_id: str) -> bool:
 
 def by_token_hash(conn: sqlite3.Connection, token_hash: bytes) -> StoredShare | None:
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM share_links WHERE token_hash = ?", (token_hash,)
+        f"SELECT {SHARES.sql} FROM share_links WHERE token_hash = ?", (token_hash,)
     ).fetchone()
     return _share(row) if row is not None else None

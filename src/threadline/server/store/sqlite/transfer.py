@@ -6,27 +6,27 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from threadline.server.model import Project, ScoreRecord, SpanRecord
 from threadline.server.store import rows as table_rows
 from threadline.server.store.base import AccessRecords, ProjectAnnotations, StoredKey
 from threadline.server.store.columns import SPAN_RECORD
+from threadline.server.store.record_columns import KEYS, PROJECTS
 from threadline.server.store.sqlite import scores
+from threadline.server.store.sqlite.access import insert_key
 from threadline.server.store.sqlite.database import Database
 
 
 class Transfer(Database):
     def dump_access(self) -> AccessRecords:
         with self._read() as conn:
-            projects = conn.execute("SELECT id, name FROM projects ORDER BY id").fetchall()
-            keys = conn.execute(
-                "SELECT id, project_id, key_hash, prefix, scope, created_ns, revoked_ns"
-                " FROM api_keys ORDER BY id"
-            ).fetchall()
+            projects = conn.execute(f"SELECT {PROJECTS.sql} FROM projects ORDER BY id").fetchall()
+            keys = conn.execute(f"SELECT {KEYS.sql} FROM api_keys ORDER BY id").fetchall()
         return AccessRecords(
-            projects=[Project(id=r[0], name=r[1]) for r in projects],
-            keys=[StoredKey(*r) for r in keys],
+            projects=[PROJECTS.read(r, Project) for r in projects],
+            keys=[KEYS.read(r, StoredKey) for r in keys],
         )
 
     def load_access(self, records: AccessRecords) -> dict[int, int]:
@@ -49,18 +49,7 @@ class Transfer(Database):
                 else:
                     ids[project.id] = row[0]
             for key in records.keys:
-                conn.execute(
-                    "INSERT OR IGNORE INTO api_keys (project_id, key_hash, prefix, scope,"
-                    " created_ns, revoked_ns) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        ids[key.project_id],
-                        key.key_hash,
-                        key.prefix,
-                        key.scope,
-                        key.created_ns,
-                        key.revoked_ns,
-                    ),
-                )
+                insert_key(conn, replace(key, project_id=ids[key.project_id]), or_ignore=True)
         return ids
 
     def count_spans(self) -> int:
