@@ -109,6 +109,20 @@ class RunRecord:
     claimed_until_ns: int | None = None
     project_id: int = 0
 
+    def queued(self, project_id: int, now_ns: int) -> RunRecord:
+        """This run as a store first keeps it: pending, unclaimed, nothing judged yet,
+        whatever this copy says."""
+        return RunRecord(
+            id=self.id,
+            evaluator=self.evaluator,
+            target_kind=self.target_kind,
+            target_id=self.target_id,
+            session_id=self.session_id,
+            trigger=self.trigger,
+            created_ns=self.created_ns or now_ns,
+            project_id=project_id,
+        )
+
 
 @dataclass(slots=True)
 class RunOutcome:

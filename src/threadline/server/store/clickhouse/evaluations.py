@@ -26,91 +26,83 @@ from threadline.server.evaluation.model import (
 )
 from threadline.server.model import Page, ns_to_datetime
 from threadline.server.store import cursors
+from threadline.server.store.columns import Columns
+from threadline.server.store.record_columns import RUNS
 
 FINISHED = 2**61  # version offset of a finished run (migration 0004)
-_RUN_FIELDS = (
+# A run's row: its record and the runner holding its claim. All but the project and id
+# are versioned.
+_RUN_ROW = RUNS + Columns("claimed_by")
+_RUN_FIELDS = tuple(name for name in _RUN_ROW.names if name not in ("id", "project_id"))
+_RUN_INSERT = [*_RUN_ROW.names, "version"]
+# An evaluator's row (``_LATEST_EVALUATORS``); after its project and name, versioned
+# with whether the version deletes it.
+_EVALUATOR_ROW = Columns(
+    "project_id", "name", "definition", "online", "online_since_ns", "created_ns"
+)
+_EVALUATOR_FIELDS = (*_EVALUATOR_ROW.names[2:], "deleted")
+_EVALUATOR_INSERT = [*_EVALUATOR_ROW.names, "deleted", "version"]
+# What ``evaluation_totals`` sums for an evaluator (``costed_runs``: runs with a cost).
+_TOTALS = Columns(
     "evaluator",
-    "target_kind",
-    "target_id",
-    "session_id",
-    "trigger",
-    "status",
-    "reason",
-    "attempts",
-    "score_id",
+    "runs_done",
+    "runs_failed",
     "input_tokens",
     "output_tokens",
     "cost_usd",
-    "created_ns",
-    "finished_ns",
-    "claimed_until_ns",
-    "claimed_by",
+    "costed_runs",
 )
-_RUN_INSERT = ["project_id", "id", *_RUN_FIELDS, "version"]
-_EVALUATOR_FIELDS = ("definition", "online", "online_since_ns", "created_ns", "deleted")
+
+
+def _unpacked(fields: tuple[str, ...]) -> dict[str, str]:
+    """A column expression per versioned field, out of the ``row`` tuple argMax picked."""
+    return {name: f"tupleElement(row, {i})" for i, name in enumerate(fields, 1)}
 
 
 def _latest_runs(where: str) -> str:
-    """Each run's newest state, as columns: id, the fields, project_id."""
-    unpacked = ", ".join(f"tupleElement(row, {i + 1}) AS {f}" for i, f in enumerate(_RUN_FIELDS))
+    """Each run's newest state, as the columns of ``_RUN_ROW``."""
     return (
-        f"SELECT id, {unpacked}, project_id FROM (SELECT project_id, id,"
+        f"SELECT {_RUN_ROW.select(**_unpacked(_RUN_FIELDS))} FROM (SELECT project_id, id,"
         f" argMax(({', '.join(_RUN_FIELDS)}), version) AS row FROM evaluation_runs"
         f" WHERE {where} GROUP BY project_id, id)"
     )
 
 
 _LATEST_EVALUATORS = (
-    "SELECT project_id, name, tupleElement(row, 1) AS definition, tupleElement(row, 2) AS"
-    " online, tupleElement(row, 3) AS online_since_ns, tupleElement(row, 4) AS created_ns"
+    f"SELECT {_EVALUATOR_ROW.select(**_unpacked(_EVALUATOR_FIELDS))}"
     f" FROM (SELECT project_id, name, argMax(({', '.join(_EVALUATOR_FIELDS)}), version) AS row"
-    " FROM evaluators WHERE {where} GROUP BY project_id, name) WHERE tupleElement(row, 5) = 0"
+    " FROM evaluators WHERE {where} GROUP BY project_id, name)"
+    f" WHERE tupleElement(row, {len(_EVALUATOR_FIELDS)}) = 0"
 )
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        id=row[0],
-        evaluator=row[1],
-        target_kind=row[2],
-        target_id=row[3],
-        session_id=row[4],
-        trigger=row[5],
-        status=row[6],
-        reason=row[7],
-        attempts=int(row[8]),
-        score_id=row[9],
-        input_tokens=row[10],
-        output_tokens=row[11],
-        cost_usd=row[12],
-        created_ns=row[13],
-        finished_ns=row[14],
-        claimed_until_ns=row[15],
-        project_id=int(row[17]),
-    )
+    return RUNS.read(row, RunRecord, attempts=int, project_id=int)
 
 
 def _run_row(r: RunRecord, claimed_by: str, version: int) -> list[Any]:
+    return [*RUNS.values(r), claimed_by, version]
+
+
+def _evaluator_row(
+    project_id: int,
+    name: str,
+    definition: str,
+    online: bool,
+    online_since_ns: int,
+    created_ns: int,
+    *,
+    deleted: bool = False,
+) -> list[Any]:
     return [
-        r.project_id,
-        r.id,
-        r.evaluator,
-        r.target_kind,
-        r.target_id,
-        r.session_id,
-        r.trigger,
-        r.status,
-        r.reason,
-        r.attempts,
-        r.score_id,
-        r.input_tokens,
-        r.output_tokens,
-        r.cost_usd,
-        r.created_ns,
-        r.finished_ns,
-        r.claimed_until_ns,
-        claimed_by,
-        version,
+        project_id,
+        name,
+        definition,
+        int(online),
+        online_since_ns,
+        created_ns,
+        int(deleted),
+        time.time_ns(),
     ]
 
 
@@ -151,25 +143,19 @@ class EvaluationTables:
             "project_id = %(project)s AND name = %(name)s",
             {"project": project_id, "name": evaluator.name},
         )
-        created = before[0][5] if before else now
+        old = _EVALUATOR_ROW.named(before[0]) if before else None
+        created = old["created_ns"] if old else now
         # Switched on now (new, or from offline): a new sweep mark from now on.
-        online_since = before[0][4] if before and before[0][3] and evaluator.online else now
-        self._put(
-            "evaluators",
-            [
-                [
-                    project_id,
-                    evaluator.name,
-                    evaluator.model_dump_json(),
-                    int(evaluator.online),
-                    online_since,
-                    created,
-                    0,
-                    now,
-                ]
-            ],
-            ["project_id", "name", *_EVALUATOR_FIELDS, "version"],
+        online_since = old["online_since_ns"] if old and old["online"] and evaluator.online else now
+        row = _evaluator_row(
+            project_id,
+            evaluator.name,
+            evaluator.model_dump_json(),
+            evaluator.online,
+            online_since,
+            created,
         )
+        self._put("evaluators", [row], _EVALUATOR_INSERT)
         found = self.get_evaluator(project_id, evaluator.name)
         assert found is not None
         return found
@@ -177,7 +163,7 @@ class EvaluationTables:
     def list_evaluators(self, project_id: int) -> list[Evaluator]:
         found = self._evaluator_rows("project_id = %(project)s", {"project": project_id})
         totals = self._totals(project_id)
-        return [_evaluator(row, totals.get(row[1])) for row in found]
+        return [_evaluator(row, totals.get(_EVALUATOR_ROW.named(row)["name"])) for row in found]
 
     def get_evaluator(self, project_id: int, name: str) -> Evaluator | None:
         found = self._evaluator_rows(
@@ -193,12 +179,17 @@ class EvaluationTables:
         )
         if not found:
             return False
-        row = found[0]
-        self._put(
-            "evaluators",
-            [[project_id, name, row[2], 0, row[4], row[5], 1, time.time_ns()]],
-            ["project_id", "name", *_EVALUATOR_FIELDS, "version"],
+        old = _EVALUATOR_ROW.named(found[0])
+        row = _evaluator_row(
+            project_id,
+            name,
+            old["definition"],
+            False,
+            old["online_since_ns"],
+            old["created_ns"],
+            deleted=True,
         )
+        self._put("evaluators", [row], _EVALUATOR_INSERT)
         waiting = [
             _run(r)
             for r in self._rows(
@@ -214,17 +205,19 @@ class EvaluationTables:
     def online_evaluators(self) -> list[tuple[int, Evaluator, int | None]]:
         found = self._evaluator_rows("1", {})
         marks = {
-            (row[0], row[1], row[2]): row[3]
-            for row in self._rows(
+            (project_id, name, since): until
+            for project_id, name, since, until in self._rows(
                 "SELECT project_id, name, online_since_ns, max(swept_until_ns)"
                 " FROM evaluator_sweeps GROUP BY project_id, name, online_since_ns"
             )
         }
-        return [
-            (int(row[0]), _evaluator(row, None), marks.get((row[0], row[1], row[4])))
-            for row in found
-            if row[3]
-        ]
+        online = []
+        for row in found:
+            named = _EVALUATOR_ROW.named(row)
+            if named["online"]:
+                mark = (named["project_id"], named["name"], named["online_since_ns"])
+                online.append((int(named["project_id"]), _evaluator(row, None), marks.get(mark)))
+        return online
 
     def ended_sessions(
         self, project_id: int, after_ns: int, until_ns: int, limit: int
@@ -232,8 +225,8 @@ class EvaluationTables:
         from threadline.server.store.clickhouse import queries
 
         return [
-            (row[0], int(row[1]))
-            for row in self._rows(
+            (session_id, int(end_ns))
+            for session_id, end_ns in self._rows(
                 "SELECT session_id, end_ns FROM"
                 f" ({queries.sessions_near('%(after)s', '%(until)s')})"
                 " WHERE end_ns > %(after)s AND end_ns <= %(until)s"
@@ -252,7 +245,8 @@ class EvaluationTables:
                 _latest_runs("project_id = %(project)s AND id IN %(ids)s"),
                 {"project": project_id, "ids": ids[i : i + 1000]},
             ):
-                found[row[0]] = _run(row)
+                run = _run(row)
+                found[run.id] = run
         return found
 
     def add_runs(
@@ -266,16 +260,7 @@ class EvaluationTables:
         now = time.time_ns()
         for run in runs:
             if run.id not in stored and run.id not in fresh:
-                fresh[run.id] = RunRecord(
-                    id=run.id,
-                    evaluator=run.evaluator,
-                    target_kind=run.target_kind,
-                    target_id=run.target_id,
-                    session_id=run.session_id,
-                    trigger=run.trigger,
-                    created_ns=run.created_ns or now,
-                    project_id=project_id,
-                )
+                fresh[run.id] = run.queued(project_id, now)
         # Version 1: any claim outranks a queued copy another sweep inserts late.
         self._put("evaluation_runs", [_run_row(r, "", 1) for r in fresh.values()], _RUN_INSERT)
         if swept is not None:
@@ -284,10 +269,11 @@ class EvaluationTables:
                 "project_id = %(project)s AND name = %(name)s",
                 {"project": project_id, "name": name},
             )
-            if found and found[0][3]:
+            evaluator = _EVALUATOR_ROW.named(found[0]) if found else None
+            if evaluator and evaluator["online"]:
                 self._put(
                     "evaluator_sweeps",
-                    [[project_id, name, found[0][4], until]],
+                    [[project_id, name, evaluator["online_since_ns"], until]],
                     ["project_id", "name", "online_since_ns", "swept_until_ns"],
                 )
         return len(fresh)
@@ -332,7 +318,7 @@ class EvaluationTables:
                 f"SELECT id, claimed_by FROM ({latest})",
                 {"project": project_id, "ids": [r.id for r in runs]},
             )
-            mine = {row[0] for row in newest if row[1] == token}
+            mine = {run_id for run_id, claimed_by in newest if claimed_by == token}
             won += [r for r in runs if r.id in mine]
         return won
 
@@ -396,18 +382,18 @@ class EvaluationTables:
         where = "project_id = %(project)s" + (" AND evaluator = %(name)s" if name else "")
         params = {"project": project_id, "name": name}
         totals: dict[str, EvaluatorTotals] = {}
+        # Not aliased to the columns' own names: ClickHouse would read the alias inside sum().
+        sums = ", ".join(["evaluator", *(f"sum({name})" for name in _TOTALS.names[1:])])
         for row in self._rows(
-            "SELECT evaluator, sum(runs_done), sum(runs_failed), sum(input_tokens),"
-            " sum(output_tokens), sum(cost_usd), sum(costed_runs) FROM evaluation_totals"
-            f" WHERE {where} GROUP BY evaluator",
-            params,
+            f"SELECT {sums} FROM evaluation_totals WHERE {where} GROUP BY evaluator", params
         ):
-            totals[row[0]] = EvaluatorTotals(
-                runs_done=row[1],
-                runs_failed=row[2],
-                input_tokens=row[3],
-                output_tokens=row[4],
-                cost_usd=float(row[5]) if row[6] else None,
+            named = _TOTALS.named(row)
+            totals[named["evaluator"]] = EvaluatorTotals(
+                runs_done=named["runs_done"],
+                runs_failed=named["runs_failed"],
+                input_tokens=named["input_tokens"],
+                output_tokens=named["output_tokens"],
+                cost_usd=float(named["cost_usd"]) if named["costed_runs"] else None,
             )
         for evaluator, waiting in self._rows(
             "SELECT evaluator, count() FROM ("
@@ -420,9 +406,10 @@ class EvaluationTables:
 
 
 def _evaluator(row: Sequence[Any], totals: EvaluatorTotals | None) -> Evaluator:
-    definition = EvaluatorIn.model_validate_json(row[2])
+    named = _EVALUATOR_ROW.named(row)
+    definition = EvaluatorIn.model_validate_json(named["definition"])
     return Evaluator(
         **definition.model_dump(),
-        created_at=ns_to_datetime(row[5]),
+        created_at=ns_to_datetime(named["created_ns"]),
         totals=totals or EvaluatorTotals(),
     )

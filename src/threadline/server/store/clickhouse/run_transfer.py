@@ -35,8 +35,9 @@ class RunTransfer(EvaluationTables):
             )
             if not rows:
                 return
-            yield [_run(row) for row in rows]
-            after = rows[-1][0]
+            runs = [_run(row) for row in rows]
+            yield runs
+            after = runs[-1].id
 
     def load_runs(self, project_id: int, runs: Sequence[RunRecord]) -> int:
         stored = self._latest(project_id, [r.id for r in runs]) if runs else {}

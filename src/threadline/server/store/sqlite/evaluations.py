@@ -25,23 +25,28 @@ from threadline.server.evaluation.model import (
 )
 from threadline.server.model import Page, ns_to_datetime
 from threadline.server.store import cursors
+from threadline.server.store.columns import Columns
+from threadline.server.store.record_columns import RUNS
 
-_RUN_COLUMNS = (
-    "id, evaluator, target_kind, target_id, session_id, trigger, status, reason, attempts,"
-    " score_id, input_tokens, output_tokens, cost_usd, created_ns, finished_ns,"
-    " claimed_until_ns, project_id"
+# An evaluator's row, and what evaluation_totals keeps of one.
+_EVALUATOR_ROW = Columns(
+    "project_id", "name", "definition", "online", "created_ns", "swept_until_ns"
+)
+_TOTALS = Columns(
+    "evaluator", "runs_done", "runs_failed", "input_tokens", "output_tokens", "cost_usd"
 )
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(*row)
+    return RUNS.read(row, RunRecord)
 
 
 def _evaluator(row: Sequence[Any], totals: EvaluatorTotals | None) -> Evaluator:
-    definition = EvaluatorIn.model_validate_json(row[0])
+    named = _EVALUATOR_ROW.named(row)
+    definition = EvaluatorIn.model_validate_json(named["definition"])
     return Evaluator(
         **definition.model_dump(),
-        created_at=ns_to_datetime(row[1]),
+        created_at=ns_to_datetime(named["created_ns"]),
         totals=totals or EvaluatorTotals(),
     )
 
@@ -64,15 +69,14 @@ class EvaluationTables:
         now = time.time_ns()
         with self._writing() as conn:
             row = conn.execute(
-                "SELECT created_ns, online FROM evaluators WHERE project_id = ? AND name = ?",
+                f"SELECT {_EVALUATOR_ROW.sql} FROM evaluators WHERE project_id = ? AND name = ?",
                 (project_id, evaluator.name),
             ).fetchone()
-            created = row[0] if row else now
+            created = _EVALUATOR_ROW.named(row)["created_ns"] if row else now
             # An evaluator switched on starts watching sessions from now on, never
             # judging what ended while it was off.
             conn.execute(
-                "INSERT INTO evaluators (project_id, name, definition, online, created_ns,"
-                " swept_until_ns) VALUES (?, ?, ?, ?, ?, NULL)"
+                f"INSERT INTO evaluators ({_EVALUATOR_ROW.sql}) VALUES ({_EVALUATOR_ROW.qmarks})"
                 " ON CONFLICT (project_id, name) DO UPDATE SET definition = excluded.definition,"
                 " online = excluded.online, swept_until_ns = CASE WHEN evaluators.online = 1"
                 " AND excluded.online = 1 THEN evaluators.swept_until_ns END",
@@ -82,6 +86,7 @@ class EvaluationTables:
                     evaluator.model_dump_json(),
                     int(evaluator.online),
                     created,
+                    None,
                 ),
             )
         found = self.get_evaluator(project_id, evaluator.name)
@@ -91,18 +96,16 @@ class EvaluationTables:
     def list_evaluators(self, project_id: int) -> list[Evaluator]:
         with self._reading() as conn:
             rows = conn.execute(
-                "SELECT definition, created_ns, name FROM evaluators WHERE project_id = ?"
-                " ORDER BY name",
+                f"SELECT {_EVALUATOR_ROW.sql} FROM evaluators WHERE project_id = ? ORDER BY name",
                 (project_id,),
             ).fetchall()
             totals = _totals(conn, project_id)
-        return [_evaluator(row, totals.get(row[2])) for row in rows]
+        return [_evaluator(row, totals.get(_EVALUATOR_ROW.named(row)["name"])) for row in rows]
 
     def get_evaluator(self, project_id: int, name: str) -> Evaluator | None:
         with self._reading() as conn:
             row = conn.execute(
-                "SELECT definition, created_ns, name FROM evaluators"
-                " WHERE project_id = ? AND name = ?",
+                f"SELECT {_EVALUATOR_ROW.sql} FROM evaluators WHERE project_id = ? AND name = ?",
                 (project_id, name),
             ).fetchone()
             totals = _totals(conn, project_id, name) if row else {}
@@ -125,18 +128,22 @@ class EvaluationTables:
     def online_evaluators(self) -> list[tuple[int, Evaluator, int | None]]:
         with self._reading() as conn:
             rows = conn.execute(
-                "SELECT definition, created_ns, name, project_id, swept_until_ns"
-                " FROM evaluators WHERE online = 1 ORDER BY project_id, name"
+                f"SELECT {_EVALUATOR_ROW.sql} FROM evaluators WHERE online = 1"
+                " ORDER BY project_id, name"
             ).fetchall()
-        return [(row[3], _evaluator(row, None), row[4]) for row in rows]
+        online = []
+        for row in rows:
+            named = _EVALUATOR_ROW.named(row)
+            online.append((named["project_id"], _evaluator(row, None), named["swept_until_ns"]))
+        return online
 
     def ended_sessions(
         self, project_id: int, after_ns: int, until_ns: int, limit: int
     ) -> list[tuple[str, int]]:
         with self._reading() as conn:
             return [
-                (row[0], row[1])
-                for row in conn.execute(
+                (session_id, end_ns)
+                for session_id, end_ns in conn.execute(
                     "SELECT session_id, end_ns FROM sessions WHERE project_id = ?"
                     " AND end_ns > ? AND end_ns <= ? ORDER BY end_ns, session_id LIMIT ?",
                     (project_id, after_ns, until_ns, limit),
@@ -153,23 +160,10 @@ class EvaluationTables:
     ) -> int:
         with self._writing() as conn:
             before = conn.total_changes
+            now = time.time_ns()
             conn.executemany(
-                f"INSERT OR IGNORE INTO evaluation_runs ({_RUN_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, 0, NULL, NULL, NULL, NULL, ?,"
-                " NULL, NULL, ?)",
-                [
-                    (
-                        r.id,
-                        r.evaluator,
-                        r.target_kind,
-                        r.target_id,
-                        r.session_id,
-                        r.trigger,
-                        r.created_ns or time.time_ns(),
-                        project_id,
-                    )
-                    for r in runs
-                ],
+                f"INSERT OR IGNORE INTO evaluation_runs ({RUNS.sql}) VALUES ({RUNS.qmarks})",
+                [RUNS.values(r.queued(project_id, now)) for r in runs],
             )
             added = conn.total_changes - before
             if swept is not None:
@@ -210,10 +204,11 @@ class EvaluationTables:
     def finish_run(self, project_id: int, run_id: str, outcome: RunOutcome) -> bool:
         with self._writing() as conn:
             row = conn.execute(
-                "SELECT evaluator, status FROM evaluation_runs WHERE project_id = ? AND id = ?",
+                f"SELECT {RUNS.sql} FROM evaluation_runs WHERE project_id = ? AND id = ?",
                 (project_id, run_id),
             ).fetchone()
-            if row is None or row[1] in ("done", "failed"):
+            run = _run(row) if row is not None else None
+            if run is None or run.status in ("done", "failed"):
                 return False  # finished already (deleted evaluator, or another runner)
             conn.execute(
                 "UPDATE evaluation_runs SET status = ?, reason = ?, attempts = attempts + ?,"
@@ -235,7 +230,7 @@ class EvaluationTables:
             add_to_totals(
                 conn,
                 project_id,
-                row[0],
+                run.evaluator,
                 outcome.status,
                 outcome.input_tokens,
                 outcome.output_tokens,
@@ -257,7 +252,7 @@ class EvaluationTables:
             args += [created_ns, run_id]
         with self._reading() as conn:
             rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE {' AND '.join(where)}"
+                f"SELECT {RUNS.sql} FROM evaluation_runs WHERE {' AND '.join(where)}"
                 " ORDER BY created_ns DESC, id DESC LIMIT ?",
                 [*args, query.limit + 1],
             ).fetchall()
@@ -272,11 +267,12 @@ class EvaluationTables:
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 for row in conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE project_id = ?"
+                    f"SELECT {RUNS.sql} FROM evaluation_runs WHERE project_id = ?"
                     f" AND id IN ({', '.join('?' * len(chunk))})",
                     (project_id, *chunk),
                 ):
-                    found[row[0]] = present_run(_run(row))
+                    run = _run(row)
+                    found[run.id] = present_run(run)
         return found
 
 
@@ -293,13 +289,13 @@ def _claimable(
         among = f" AND project_id = ? AND id IN ({', '.join('?' * len(only[1]))})"
         args = [only[0], *only[1]]
     rows = conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE status = 'pending'{among}"
+        f"SELECT {RUNS.sql} FROM evaluation_runs WHERE status = 'pending'{among}"
         " ORDER BY created_ns LIMIT ?",
         (*args, limit),
     ).fetchall()
     if len(rows) < limit:
         rows += conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE status = 'running'"
+            f"SELECT {RUNS.sql} FROM evaluation_runs WHERE status = 'running'"
             f" AND claimed_until_ns < ?{among} ORDER BY created_ns LIMIT ?",
             (now_ns, *args, limit - len(rows)),
         ).fetchall()
@@ -346,18 +342,9 @@ def _totals(
     if name is not None:
         where, args = where + " AND evaluator = ?", [project_id, name]
     totals: dict[str, EvaluatorTotals] = {}
-    for row in conn.execute(
-        "SELECT evaluator, runs_done, runs_failed, input_tokens, output_tokens, cost_usd"
-        f" FROM evaluation_totals WHERE {where}",
-        args,
-    ):
-        totals[row[0]] = EvaluatorTotals(
-            runs_done=row[1],
-            runs_failed=row[2],
-            input_tokens=row[3],
-            output_tokens=row[4],
-            cost_usd=row[5],
-        )
+    for row in conn.execute(f"SELECT {_TOTALS.sql} FROM evaluation_totals WHERE {where}", args):
+        named = _TOTALS.named(row)
+        totals[named.pop("evaluator")] = EvaluatorTotals(**named)
     # Unfinished runs are few: counted from the queue's index, not from a rollup.
     for evaluator, waiting in conn.execute(
         "SELECT evaluator, COUNT(*) FROM evaluation_runs INDEXED BY evaluation_runs_waiting"

@@ -8,7 +8,8 @@ keyset cursors (``store/cursors.py``) and sorts and filters as ``filters.py`` sa
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from threadline.server.model import (
@@ -86,17 +87,13 @@ class Reads(Database):
                 order, order_type = SESSION_SORTS[
                     "last_activity" if query.sort == "relevance" else query.sort
                 ]
-            if query.cursor:
-                sort_key, session_id = cursors.decode(query.cursor, order_type, str)
-                where.append(f"({order}, session_id) < (?, ?)")
-                args += [sort_key, session_id]
-            sql = (
-                f"SELECT {SESSIONS.sql}, {order} FROM {source}"
-                f" WHERE {' AND '.join(where)} ORDER BY {order} DESC, session_id DESC LIMIT ?"
-            )
-            rows, next_cursor = cursors.page(
-                conn.execute(sql, [*args, query.limit + 1]).fetchall(),
-                query.limit,
+            rows, next_cursor = _keyset_page(
+                conn,
+                f"SELECT {SESSIONS.sql}, {order} FROM {source}",
+                where,
+                args,
+                (order, order_type, "session_id"),
+                query,
                 table_rows.session_page_key,
             )
             items = [table_rows.session(row) for row in rows]
@@ -181,17 +178,13 @@ class Reads(Database):
                         "json_each(?) AS found CROSS JOIN traces ON traces.trace_id = found.value"
                     )
                     args.insert(0, json.dumps(found_ids))
-            if query.cursor:
-                sort_key, trace_id = cursors.decode(query.cursor, order_type, str)
-                where.append(f"({order}, traces.trace_id) < (?, ?)")
-                args += [sort_key, trace_id]
-            sql = (
-                f"SELECT {TRACES.sql}, {order} FROM {source} WHERE {' AND '.join(where)}"
-                f" ORDER BY {order} DESC, traces.trace_id DESC LIMIT ?"
-            )
-            rows, next_cursor = cursors.page(
-                conn.execute(sql, [*args, query.limit + 1]).fetchall(),
-                query.limit,
+            rows, next_cursor = _keyset_page(
+                conn,
+                f"SELECT {TRACES.sql}, {order} FROM {source}",
+                where,
+                args,
+                (order, order_type, "traces.trace_id"),
+                query,
                 table_rows.trace_page_key,
             )
             items = [table_rows.trace(table_rows.trace_rollup(row)) for row in rows]
@@ -268,6 +261,31 @@ class Reads(Database):
                 (project_id,),
             ).fetchone()
         return int(row[0])
+
+
+def _keyset_page(
+    conn: sqlite3.Connection,
+    select: str,
+    where: list[str],
+    args: list[Any],
+    order: tuple[str, type, str],
+    query: SessionQuery | TraceQuery,
+    page_key: Callable[[Sequence[Any]], Sequence[Any]],
+) -> tuple[list[Any], str | None]:
+    """One page of a list, newest first by ``order`` (the sort expression, its type, and
+    the id column that breaks ties): the rows after ``query``'s cursor, read with one
+    more to tell whether a next page exists. ``select`` ends at its FROM."""
+    expression, expression_type, id_column = order
+    if query.cursor:
+        sort_key, last_id = cursors.decode(query.cursor, expression_type, str)
+        where = [*where, f"({expression}, {id_column}) < (?, ?)"]
+        args = [*args, sort_key, last_id]
+    sql = (
+        f"{select} WHERE {' AND '.join(where)} ORDER BY {expression} DESC, {id_column} DESC LIMIT ?"
+    )
+    return cursors.page(
+        conn.execute(sql, [*args, query.limit + 1]).fetchall(), query.limit, page_key
+    )
 
 
 def _time_overlap(where: list[str], args: list[Any], start: Any, end: Any) -> None:

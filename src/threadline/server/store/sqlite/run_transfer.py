@@ -11,10 +11,12 @@ is, so copying twice counts nothing twice."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from threadline.server.evaluation.model import RunRecord
+from threadline.server.store.record_columns import RUNS
 from threadline.server.store.sqlite.database import Database
-from threadline.server.store.sqlite.evaluations import _RUN_COLUMNS, _run, add_to_totals
+from threadline.server.store.sqlite.evaluations import _run, add_to_totals
 
 _FINISHED = ("done", "failed")
 
@@ -26,14 +28,15 @@ class RunTransfer(Database):
         while True:
             with self._read() as conn:
                 rows = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM evaluation_runs WHERE project_id = ?"
+                    f"SELECT {RUNS.sql} FROM evaluation_runs WHERE project_id = ?"
                     " AND id > ? ORDER BY id LIMIT ?",
                     (project_id, after, batch_size),
                 ).fetchall()
             if not rows:
                 return
-            yield [_run(row) for row in rows]
-            after = rows[-1][0]
+            runs = [_run(row) for row in rows]
+            yield runs
+            after = runs[-1].id
 
     def load_runs(self, project_id: int, runs: Sequence[RunRecord]) -> int:
         """Add runs as they are (a running one as pending); returns how many were new."""
@@ -41,27 +44,16 @@ class RunTransfer(Database):
         with self._transaction() as conn:
             for r in runs:
                 status = r.status if r.status in _FINISHED else "pending"
+                copied = replace(
+                    r,
+                    status=status,
+                    finished_ns=r.finished_ns if status in _FINISHED else None,
+                    claimed_until_ns=None,
+                    project_id=project_id,
+                )
                 inserted = conn.execute(
-                    f"INSERT OR IGNORE INTO evaluation_runs ({_RUN_COLUMNS})"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
-                    (
-                        r.id,
-                        r.evaluator,
-                        r.target_kind,
-                        r.target_id,
-                        r.session_id,
-                        r.trigger,
-                        status,
-                        r.reason,
-                        r.attempts,
-                        r.score_id,
-                        r.input_tokens,
-                        r.output_tokens,
-                        r.cost_usd,
-                        r.created_ns,
-                        r.finished_ns if status in _FINISHED else None,
-                        project_id,
-                    ),
+                    f"INSERT OR IGNORE INTO evaluation_runs ({RUNS.sql}) VALUES ({RUNS.qmarks})",
+                    RUNS.values(copied),
                 ).rowcount
                 added += inserted
                 if inserted and status in _FINISHED:
