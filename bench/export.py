@@ -22,61 +22,54 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fillers
+from fillers import MS, T0
 from server import start_server
 
 from threadline.server.model import SpanRecord
-from threadline.server.store.sqlite import SQLiteStore
 
-MS = 1_000_000
-T0 = 1_790_000_000_000_000_000
 TRACES_PER_SESSION = 5
 SPANS_PER_TRACE = 10
 
 
 def fill(path: Path, total: int, batch: int = 5000) -> int:
     """Write ``total`` spans into project ``default``; return the number of sessions."""
-    rng = random.Random(11)
-    store = SQLiteStore(path)
-    project = store.create_project("default").id
     sessions = total // (TRACES_PER_SESSION * SPANS_PER_TRACE)
-    pending: list[SpanRecord] = []
+    fillers.write_spans(path, _spans(sessions), batch)
+    return sessions
+
+
+def _spans(sessions: int) -> Iterator[SpanRecord]:
+    rng = random.Random(11)
     for s in range(sessions):
         for turn in range(TRACES_PER_SESSION):
-            trace_id = rng.getrandbits(128).to_bytes(16, "big").hex()
+            trace = fillers.trace_id(rng)
             start = T0 + s * 10**9 + turn * 60 * 10**9
-            root = rng.getrandbits(63).to_bytes(8, "big").hex()
+            root = fillers.span_id(rng)
             for i in range(SPANS_PER_TRACE):
-                pending.append(
-                    SpanRecord(
-                        trace_id=trace_id,
-                        span_id=root if i == 0 else rng.getrandbits(63).to_bytes(8, "big").hex(),
-                        parent_span_id=None if i == 0 else root,
-                        name="handle_turn" if i == 0 else f"step-{i}",
-                        kind="INTERNAL",
-                        start_ns=start + i * MS,
-                        end_ns=start + (i + 5) * MS,
-                        status="ok",
-                        input=f'{{"message": "question {s}-{turn}-{i} ' + "x" * 200 + '"}',
-                        output=f'{{"reply": "answer {s}-{turn}-{i} ' + "y" * 200 + '"}',
-                        input_tokens=20,
-                        output_tokens=10,
-                        total_tokens=30,
-                        session_id=f"session-{s:07d}" if i == 0 else None,
-                        user_id=f"user-{s % 97}" if i == 0 else None,
-                    )
+                yield SpanRecord(
+                    trace_id=trace,
+                    span_id=root if i == 0 else fillers.span_id(rng),
+                    parent_span_id=None if i == 0 else root,
+                    name="handle_turn" if i == 0 else f"step-{i}",
+                    kind="INTERNAL",
+                    start_ns=start + i * MS,
+                    end_ns=start + (i + 5) * MS,
+                    status="ok",
+                    input=f'{{"message": "question {s}-{turn}-{i} ' + "x" * 200 + '"}',
+                    output=f'{{"reply": "answer {s}-{turn}-{i} ' + "y" * 200 + '"}',
+                    input_tokens=20,
+                    output_tokens=10,
+                    total_tokens=30,
+                    session_id=f"session-{s:07d}" if i == 0 else None,
+                    user_id=f"user-{s % 97}" if i == 0 else None,
                 )
-            if len(pending) >= batch:
-                store.write_spans(project, pending)
-                pending = []
-    if pending:
-        store.write_spans(project, pending)
-    store.close()
-    return sessions
 
 
 def rss_mb(pid: int) -> float:

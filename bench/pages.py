@@ -19,79 +19,43 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fillers
+from fillers import T0
 from server import latencies, start_server
 
 from threadline.server.model import SpanRecord
-from threadline.server.store.sqlite import SQLiteStore
-
-MS = 1_000_000
-T0 = 1_790_000_000_000_000_000
 
 
 def fill(path: Path, total: int, batch: int = 5000) -> int:
     """Write ``total`` spans; return the number of sessions."""
-    rng = random.Random(5)
-    store = SQLiteStore(path)
-    project = store.create_project("default").id
     sessions = total // 50
-    pending: list[SpanRecord] = []
     started = time.perf_counter()
-    for s in range(sessions):
-        for turn in range(5):
-            trace_id = rng.getrandbits(128).to_bytes(16, "big").hex()
-            start = T0 + s * 10**9 + turn * 60 * 10**9
-            root = rng.getrandbits(63).to_bytes(8, "big").hex()
-            pending.append(
-                SpanRecord(
-                    trace_id=trace_id,
-                    span_id=root,
-                    parent_span_id=None,
-                    name="handle_turn",
-                    kind="SERVER",
-                    start_ns=start,
-                    end_ns=start + 2000 * MS,
-                    status="ok",
-                    input=f'{{"message": "question {s}-{turn}"}}',
-                    output='{"reply": "answer"}',
-                    session_id=f"page-{s:07d}",
-                    user_id=f"user-{s % 997}",
-                )
-            )
-            for i in range(9):
-                llm = i % 2 == 0
-                pending.append(
-                    SpanRecord(
-                        trace_id=trace_id,
-                        span_id=rng.getrandbits(63).to_bytes(8, "big").hex(),
-                        parent_span_id=root,
-                        name="chat gpt-4o-mini" if llm else "tool",
-                        kind="CLIENT",
-                        start_ns=start + (i + 1) * 100 * MS,
-                        end_ns=start + (i + 2) * 100 * MS,
-                        status="ok",
-                        span_type="LLM" if llm else "TOOL",
-                        model="gpt-4o-mini" if llm else None,
-                        input_tokens=500 if llm else None,
-                        output_tokens=50 if llm else None,
-                        total_tokens=550 if llm else None,
-                        cost_usd=0.000105 if llm else None,
-                        input='[{"role": "user", "content": "..."}]',
-                        output='"..."',
-                    )
-                )
-            if len(pending) >= batch:
-                store.write_spans(project, pending)
-                pending = []
-    if pending:
-        store.write_spans(project, pending)
-    store.close()
+    fillers.write_spans(path, _spans(sessions), batch)
     print(f"filled {total:,} spans in {time.perf_counter() - started:.0f} s")
     return sessions
+
+
+def _spans(sessions: int) -> Iterator[SpanRecord]:
+    """Five turns a session, each a root span and nine steps."""
+    rng = random.Random(5)
+    for s in range(sessions):
+        for turn in range(5):
+            trace = fillers.trace_id(rng)
+            start = T0 + s * 10**9 + turn * 60 * 10**9
+            root = fillers.span_id(rng)
+            said, replied = f'{{"message": "question {s}-{turn}"}}', '{"reply": "answer"}'
+            yield fillers.turn_root(
+                trace, root, start, f"page-{s:07d}", f"user-{s % 997}", said, replied
+            )
+            for i in range(9):
+                step = ('[{"role": "user", "content": "..."}]', '"..."')
+                yield fillers.turn_step(rng, trace, root, start, i, "tool", step)
 
 
 def main() -> None:

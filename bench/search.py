@@ -37,14 +37,14 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fillers
+from fillers import T0
 from server import latencies, start_server
 
 from threadline.server.model import SpanRecord
 from threadline.server.store.sqlite import SQLiteStore
 from threadline.server.store.sqlite import search as sqlite_search
 
-MS = 1_000_000
-T0 = 1_790_000_000_000_000_000
 SYLLABLES = ["ka", "lo", "mi", "ren", "to", "sa", "vi", "del", "por", "na", "gu", "ish"]
 
 
@@ -77,29 +77,23 @@ def spans(total: int, seed: int = 5) -> Iterator[SpanRecord]:
     for s in range(total // 50):
         history: list[dict[str, str]] = [{"role": "system", "content": "You help travellers."}]
         for turn in range(5):
-            trace_id = rng.getrandbits(128).to_bytes(16, "big").hex()
+            trace = fillers.trace_id(rng)
             start = T0 + s * 10**9 + turn * 60 * 10**9
-            root = rng.getrandbits(63).to_bytes(8, "big").hex()
+            root = fillers.span_id(rng)
             said = text.sentence(15) + (f" {rare_word(s)}" if turn == 2 else "")
             replied = text.sentence(40)
-            yield SpanRecord(
-                trace_id=trace_id,
-                span_id=root,
-                parent_span_id=None,
-                name="handle_turn",
-                kind="SERVER",
-                start_ns=start,
-                end_ns=start + 2000 * MS,
-                status="ok",
-                input=json.dumps({"message": said}),
-                output=json.dumps({"reply": replied}),
-                session_id=f"search-{s:07d}",
-                user_id=f"user-{s % 997}",
+            yield fillers.turn_root(
+                trace,
+                root,
+                start,
+                f"search-{s:07d}",
+                f"user-{s % 997}",
+                json.dumps({"message": said}),
+                json.dumps({"reply": replied}),
             )
             history.append({"role": "user", "content": said})
             for i in range(9):
-                llm = i % 2 == 0
-                if llm:
+                if i % 2 == 0:
                     answer = replied if i == 8 else text.sentence(12)
                     payload_in = json.dumps(history)
                     payload_out = json.dumps([{"role": "assistant", "content": answer}])
@@ -109,24 +103,8 @@ def spans(total: int, seed: int = 5) -> Iterator[SpanRecord]:
                     result = text.sentence(20)
                     payload_out = json.dumps({"results": [result]})
                     history.append({"role": "tool", "content": result})
-                yield SpanRecord(
-                    trace_id=trace_id,
-                    span_id=rng.getrandbits(63).to_bytes(8, "big").hex(),
-                    parent_span_id=root,
-                    name="chat gpt-4o-mini" if llm else "search_places",
-                    kind="CLIENT",
-                    start_ns=start + (i + 1) * 100 * MS,
-                    end_ns=start + (i + 2) * 100 * MS,
-                    status="ok",
-                    span_type="LLM" if llm else "TOOL",
-                    model="gpt-4o-mini" if llm else None,
-                    input_tokens=500 if llm else None,
-                    output_tokens=50 if llm else None,
-                    total_tokens=550 if llm else None,
-                    cost_usd=0.000105 if llm else None,
-                    input=payload_in,
-                    output=payload_out,
-                )
+                payloads = (payload_in, payload_out)
+                yield fillers.turn_step(rng, trace, root, start, i, "search_places", payloads)
 
 
 def fill(path: Path, total: int, batch: int = 5000) -> float:

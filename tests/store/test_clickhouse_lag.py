@@ -13,18 +13,15 @@ read) leaves totals short for good here: it reads a replica that has not caught 
 from __future__ import annotations
 
 import random
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests import otlp
-from tests.conftest import start_server, stop_server
+from tests.conftest import ServerProcess, start_server, stop_server
 from tests.store.chdb_http import ChdbHttpServer, database_name, shared_server
 from tests.store.delayed_inserts import DelayedInserts
-from tests.store.test_clickhouse_servers import workload
+from tests.store.test_clickhouse_servers import send_to_servers, workload
 from threadline.server.store import open_store
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.slow]
@@ -55,27 +52,17 @@ def test_totals_converge_with_lagging_replicas_and_duplicates(tmp_path: Path):
     ]
     try:
         requests, traces, sessions = workload(random.Random(11))
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
-        local = threading.local()
 
-        def send(job: tuple[int, list]) -> list[int]:
-            index, spans = job
-            client = getattr(local, "client", None) or httpx.Client(timeout=60)
-            local.client = client
-            body = otlp.request(spans).SerializeToString()
+        def route(index: int) -> list[ServerProcess]:
             first = servers[index % SERVERS]
             targets = [first]
             if index % 3 == 0:  # the same export to a second server
                 targets.append(servers[(index + 1) % SERVERS])
             if index % 5 == 0:  # a retry of an export that was stored
                 targets.append(first)
-            return [
-                client.post(s.base_url + "/v1/traces", content=body, headers=headers).status_code
-                for s in targets
-            ]
+            return targets
 
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            statuses = [code for codes in pool.map(send, enumerate(requests)) for code in codes]
+        statuses = send_to_servers(requests, key, route)
         assert set(statuses) == {200}, statuses
         for server in servers:
             health = httpx.get(server.base_url + "/healthz", params={"wait": 60}).json()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests import otlp
-from tests.conftest import start_server, stop_server
+from tests.conftest import ServerProcess, start_server, stop_server
 from tests.store.chdb_http import ChdbHttpServer, database_name, shared_server
 from threadline.server.store import open_store
 
@@ -79,6 +80,28 @@ def workload(rng: random.Random) -> tuple[list[list], dict[str, dict], dict[str,
     return requests, traces, sessions
 
 
+def send_to_servers(
+    requests: list[list], key: str, route: Callable[[int], list[ServerProcess]]
+) -> list[int]:
+    """Send each request (its spans as one OTLP export) to every server ``route(its
+    index)`` names, six requests at a time; the status codes of all the answers."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+    local = threading.local()
+
+    def send(job: tuple[int, list]) -> list[int]:
+        index, spans = job
+        client = getattr(local, "client", None) or httpx.Client(timeout=60)
+        local.client = client
+        body = otlp.request(spans).SerializeToString()
+        return [
+            client.post(s.base_url + "/v1/traces", content=body, headers=headers).status_code
+            for s in route(index)
+        ]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        return [code for codes in pool.map(send, enumerate(requests)) for code in codes]
+
+
 def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
     url = shared_server().url(database_name(tmp_path.name))
     # Keys live in ClickHouse, where every server reads them.
@@ -95,24 +118,13 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
     ]
     try:
         requests, traces, sessions = workload(random.Random(5))
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
-        local = threading.local()
-
-        def send(job: tuple[int, list]) -> list[int]:
-            index, spans = job
-            client = getattr(local, "client", None) or httpx.Client(timeout=60)
-            local.client = client
-            body = otlp.request(spans).SerializeToString()
-            # Alternate servers; every fourth request also goes to the other one (a
-            # retry that reached a second server).
-            targets = [servers[index % 2]] + ([servers[(index + 1) % 2]] if index % 4 == 0 else [])
-            return [
-                client.post(s.base_url + "/v1/traces", content=body, headers=headers).status_code
-                for s in targets
-            ]
-
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            statuses = [code for codes in pool.map(send, enumerate(requests)) for code in codes]
+        # Alternate servers; every fourth request also goes to the other one (a retry
+        # that reached a second server).
+        statuses = send_to_servers(
+            requests,
+            key,
+            lambda i: [servers[i % 2]] + ([servers[(i + 1) % 2]] if i % 4 == 0 else []),
+        )
         assert set(statuses) == {200}, statuses
         # Every answered export is committed: no wait before reading.
 
