@@ -226,10 +226,19 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
     a = project_a
     base = threadline_process.base_url
     b_key = threadline_process.new_key(f"iso-b-{uuid.uuid4().hex[:12]}")
-    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {b_key}"}, timeout=30)
-    web = httpx.Client(base_url=base, cookies={COOKIE: b_key}, timeout=30)
-    a_api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {a.key}"}, timeout=30)
-    a_web = httpx.Client(base_url=base, cookies={COOKIE: a.key}, timeout=30)
+    # A's spans are of a fixed day months ago: the lists (and exports) are asked for all
+    # time, the API's by window=, the web UI's by range= (their default is the last 7
+    # days), or a leak would go unseen.
+    everything = {"window": "all"}
+    all_time = {"range": "all"}
+    api = httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {b_key}"}, params=everything, timeout=30
+    )
+    web = httpx.Client(base_url=base, cookies={COOKIE: b_key}, params=all_time, timeout=30)
+    a_api = httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {a.key}"}, params=everything, timeout=30
+    )
+    a_web = httpx.Client(base_url=base, cookies={COOKIE: a.key}, params=all_time, timeout=30)
     trace, span_id, session = a.trace_ids[0], a.span_ids[0], a.session_id
     # B's own trace reuses A's trace id and session id: written into B, never into A.
     b_span = new_span_id()
