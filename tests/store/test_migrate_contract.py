@@ -128,3 +128,24 @@ def test_inferred_sessions_are_inferred_again(store: Store, tmp_path: Path) -> N
         assert _inferred(store, copy.id) == expected
     finally:
         source.close()
+
+
+def test_runs_are_copied_out_of_every_backend(store: Store, tmp_path: Path) -> None:
+    project = store.create_project("kept").id
+    store.put_evaluator(project, definition())
+    assert store.add_runs(project, RUNS) == len(RUNS)
+    done = RunOutcome("done", score_id="sc", input_tokens=7, output_tokens=1, cost_usd=0.5)
+    assert store.finish_run(project, "run-s1", done)
+    folder = tmp_path / "target"
+    folder.mkdir()
+    target = test_contract._open("sqlite", folder)
+    try:
+        copied = copy_store(store, target, batch_size=2, progress=False)
+        assert copied.runs == len(RUNS)
+        (there,) = target.list_projects()
+        assert _runs(target, there.id) == _runs(store, project)
+        assert target.get_evaluator(there.id, "resolved").totals == (
+            store.get_evaluator(project, "resolved").totals
+        )
+    finally:
+        target.close()
