@@ -148,7 +148,7 @@ def test_opentelemetry_grpc_exporter_retries_after_the_delay_given(
     assert "retrying in 1.00s" in transient[0]
     api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"})
     assert api.get(f"/api/v1/traces/{held_trace}").status_code == 200
-    exported = api.get("/api/v1/traces", params={"limit": 10}).json()
+    exported = api.get("/api/v1/traces", params={"limit": 10, "window": "all"}).json()
     assert len(exported["items"]) == 2
     exporter.shutdown()
     provider.shutdown()
