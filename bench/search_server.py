@@ -1,0 +1,137 @@
+"""The durable ingest rate of a server with the search index and without it, in one run.
+
+    python bench/search_server.py --round-spans 20000 --pairs 3
+
+Rounds alternate with, without, without, with, with, without, ... (so a machine speeding
+up or slowing down during the run favours neither): each round starts a fresh server
+(``--workers`` ingest processes, SQLite in a new data directory), sends
+``workload.py``'s spans in exports of ``--batch`` spans from ``--senders`` concurrent
+exporters and times from the first export to every span written (``/healthz?wait``).
+The server without the index runs with ``bench/without_search_index`` on its
+``PYTHONPATH`` (its ``sitecustomize`` makes the index's documents empty in the server
+and its worker processes). Printed: each round's spans/s and the CPU per span of the
+server's processes and of its busiest thread, the writer (read from ``/proc``), each pair's shares
+(rate; spans per CPU second, which a shared machine's other jobs disturb far less), and
+their medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+import workload  # noqa: E402
+from server import (  # noqa: E402
+    cpu_seconds,
+    send_all,
+    start_server,
+    tree_cpu_seconds,
+    wait_settled,
+)
+
+WITHOUT = BENCH / "without_search_index"
+
+
+class Round(NamedTuple):
+    rate: float  # spans per second, from the first export to the last written
+    cpu_us: float  # CPU of the server and its workers, µs per span
+    writer_us: float  # CPU of its busiest thread (the writer), µs per span
+
+
+def threads_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time of each thread of the server process, by thread id."""
+    return {
+        int(task.name): cpu_seconds(task / "stat") for task in Path(f"/proc/{pid}/task").iterdir()
+    }
+
+
+def one_round(index: bool, spans: int, batch: int, senders: int, workers: int) -> Round:
+    """One fresh server's ingest of ``spans`` spans."""
+    bodies = list(workload.batches(spans, batch))
+    saved = os.environ.get("PYTHONPATH", "")
+    if not index:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(WITHOUT), saved) if p)
+    try:
+        with tempfile.TemporaryDirectory(prefix="threadline-search-server-") as tmp:
+            process, base_url, key = start_server(Path(tmp), workers)
+            try:
+                wait_settled(process.pid)
+                cpu, threads = tree_cpu_seconds(process.pid), threads_cpu_seconds(process.pid)
+                headers = {"Authorization": f"Bearer {key}"}
+                sent = send_all(base_url, headers, bodies, senders)
+                if sent.failures:
+                    raise SystemExit(sent.failures[0])
+                client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
+                while client.get("/healthz", params={"wait": 10}).json()["queued_exports"]:
+                    pass
+                elapsed = time.perf_counter() - sent.started
+                cpu = tree_cpu_seconds(process.pid) - cpu
+                # The writer thread is the server process's busiest during ingest
+                # (docs/benchmarks.md: 80-86 µs a span against the event loop's 17).
+                writer = max(
+                    spent - threads.get(tid, 0.0)
+                    for tid, spent in threads_cpu_seconds(process.pid).items()
+                )
+                found = client.get("/api/v1/traces", params={"q": "refund", "limit": 1}).json()
+                if bool(found["items"]) != index:
+                    raise SystemExit(f"index={index}, but a search found {found['items']!r}")
+            finally:
+                process.terminate()
+                process.wait()
+    finally:
+        os.environ["PYTHONPATH"] = saved
+    return Round(spans / elapsed, cpu / spans * 1e6, writer / spans * 1e6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--round-spans", type=int, default=20_000)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=512, help="spans per export")
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    shares: dict[str, list[float]] = {"rate": [], "cpu": [], "writer": []}
+    for pair in range(args.pairs):
+        order = (True, False) if pair % 2 == 0 else (False, True)
+        rounds = {}
+        for index in order:
+            rounds[index] = one_round(
+                index, args.round_spans, args.batch, args.senders, args.workers
+            )
+            side = "with the index" if index else "without"
+            r = rounds[index]
+            print(
+                f"  {side:15s} {r.rate:7.0f} spans/s; CPU {r.cpu_us:6.1f} µs/span,"
+                f" writer thread {r.writer_us:6.1f}",
+                flush=True,
+            )
+        with_, without = rounds[True], rounds[False]
+        shares["rate"].append(with_.rate / without.rate)
+        # A share of CPU: how many spans a CPU second ingests with the index, against
+        # without (the same as the rate's share where the CPU is the bound).
+        shares["cpu"].append(without.cpu_us / with_.cpu_us)
+        shares["writer"].append(without.writer_us / with_.writer_us)
+        print(
+            f"pair {pair + 1}: rate {shares['rate'][-1]:.1%}, per CPU second"
+            f" {shares['cpu'][-1]:.1%}, per writer CPU second {shares['writer'][-1]:.1%}",
+            flush=True,
+        )
+    print(
+        "medians: "
+        + ", ".join(f"{name} {statistics.median(values):.1%}" for name, values in shares.items())
+    )
+
+
+if __name__ == "__main__":
+    main()
