@@ -402,9 +402,10 @@ def main() -> None:
                     times[min(len(times) - 1, int(len(times) * 0.99))] * 1e3,
                     args.steady_spans / steady_sent.elapsed,
                 )
-            rss = peak_rss_mb(process.pid) + sum(
+            each_rss = [peak_rss_mb(process.pid)] + [
                 peak_rss_mb(pid) for pid in descendants(process.pid)
-            )
+            ]
+            rss = sum(each_rss)
         finally:
             process.terminate()
             process.wait()
@@ -454,7 +455,10 @@ def main() -> None:
             f"steady load:           {steady[0]:,.0f} spans/s offered ({args.steady:.0%}), "
             f"{steady[3]:,.0f} taken; answer p50/p99 {steady[1]:.0f} / {steady[2]:.0f} ms"
         )
-    print(f"server peak RSS:       {rss:.0f} MB (sum over {args.workers} worker(s) and supervisor)")
+    print(
+        f"server peak RSS:       {rss:.0f} MB (the server process, then each it started: "
+        f"{', '.join(f'{mb:.0f}' for mb in each_rss)})"
+    )
     if chdb is not None:
         print(f"chDB endpoint peak RSS: {engine_rss:.0f} MB")
     print(f"disk:                  {disk / args.spans:,.0f} bytes per span ({disk / 1e6:.0f} MB)")

@@ -25,6 +25,7 @@ from threadline.server.cli import sql as cli_sql
 from threadline.server.errors import ConfigurationError
 from threadline.server.http import ports
 from threadline.server.http.connections import raise_open_file_limit
+from threadline.server.ingest.tuning import tune_allocator
 from threadline.server.model import KeyScope, Project
 from threadline.server.settings import SETTINGS, Settings, local_base_url
 from threadline.server.store import Store, open_store, sqlite_path
@@ -251,6 +252,7 @@ def _serve(args: argparse.Namespace) -> None:
     # the settings it resolved): put the resolved settings there.
     os.environ.update(settings.to_environment())
     raise_open_file_limit()  # inherited by the workers; connections are capped below it
+    tune_allocator()  # before uvicorn and gRPC start their threads
     uvicorn.run(
         "threadline.server.app:app_from_environment",
         factory=True,

@@ -94,8 +94,9 @@ def _start_worker(server_pid: int) -> None:
     # Ctrl-C reaches the whole process group: the server process stops its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from threadline.server import pricing
-    from threadline.server.ingest.tuning import tune_garbage_collector
+    from threadline.server.ingest.tuning import tune_allocator, tune_garbage_collector
 
+    tune_allocator()
     pricing.load()  # the price table, once, rather than in the first export
     tune_garbage_collector()
     threading.Thread(target=_exit_with, args=(server_pid,), daemon=True).start()

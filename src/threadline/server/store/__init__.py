@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from threadline.server.errors import ConfigurationError
-from threadline.server.store.base import Store
+
+if TYPE_CHECKING:
+    from threadline.server.store.base import Store
 
 
 def open_store(url: str, retention_days: int | None = None) -> Store:
@@ -39,3 +43,14 @@ def sqlite_path(url: str) -> str | None:
 
 
 __all__ = ["Store", "open_store", "sqlite_path"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: an ingest worker process imports this package for the
+    # modules that build rows (columns.py, rows.py), never the Store protocol, whose
+    # records are the API's models.
+    if name != "Store":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from threadline.server.store.base import Store
+
+    return Store
