@@ -80,7 +80,7 @@ def _raw_export(server: ServerProcess, key: str) -> grpc.RpcError | None:
 def _refused_while_held(server: ServerProcess, key: str) -> grpc.RpcError:
     """A raw export's refusal once the slow export holds the place (it may take the
     server a moment to read its headers)."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while True:
         refused = _raw_export(server, key)
         if refused is not None or time.monotonic() > deadline:
