@@ -293,7 +293,8 @@ class ThreadlineServer(Server):
     def verify(self, client, sessions, total) -> str:
         seen, spans, cursor = 0, 0, None
         while True:
-            params: dict[str, object] = {"limit": 500}
+            # All time: the lists default to the last 7 days, the workload is older.
+            params: dict[str, object] = {"limit": 500, "window": "all"}
             if cursor:
                 params["cursor"] = cursor
             page = client.get("/api/v1/sessions", params=params).json()
@@ -312,7 +313,7 @@ class ThreadlineServer(Server):
             detail = client.get(f"/api/v1/sessions/{session_id}").json()
             trace_ids += [t["trace_id"] for t in detail["traces"]]
         return (
-            ["/api/v1/sessions?limit=50"] * queries,
+            ["/api/v1/sessions?limit=50&window=all"] * queries,
             [f"/api/v1/sessions/{s}" for s in session_ids],
             [f"/api/v1/traces/{t}" for t in trace_ids[:queries]],
         )

@@ -104,7 +104,9 @@ class PeakRss:
 
 
 def stream(base_url: str, key: str, path: str, params: dict[str, str]) -> tuple[int, int]:
-    """(lines, bytes) of a streamed export."""
+    """(lines, bytes) of a streamed export, over all time (the lists and their exports
+    default to the last 7 days; the filled spans are older)."""
+    params = {**params, "window": "all"}
     lines = size = 0
     with (
         httpx.Client(timeout=600) as client,

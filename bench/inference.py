@@ -229,7 +229,9 @@ def _written(api: httpx.Client) -> None:
 def _count_sessions(api: httpx.Client) -> int:
     count, cursor = 0, None
     while True:
-        page = api.get("/api/v1/sessions", params={"limit": 500, "cursor": cursor}).json()
+        # All time: the lists default to the last 7 days.
+        params = {"limit": 500, "window": "all", "cursor": cursor}
+        page = api.get("/api/v1/sessions", params=params).json()
         count += len(page["items"])
         cursor = page["next_cursor"]
         if cursor is None:
@@ -237,7 +239,7 @@ def _count_sessions(api: httpx.Client) -> int:
 
 
 def _check_sessions(api: httpx.Client) -> None:
-    page = api.get("/api/v1/sessions", params={"limit": 500}).json()["items"]
+    page = api.get("/api/v1/sessions", params={"limit": 500, "window": "all"}).json()["items"]
     wrong = [s["session_id"] for s in page if s["trace_count"] != TURNS or not s["inferred"]]
     if wrong:
         raise SystemExit(f"sessions not of {TURNS} inferred turns: {wrong[:5]}")

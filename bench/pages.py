@@ -79,13 +79,17 @@ def main() -> None:
             session_id = f"page-{sessions // 2:07d}"
             trace_id = api.get(f"/api/v1/sessions/{session_id}").json()["traces"][0]["trace_id"]
             n = args.queries
+            # All time (range=all, window=all): the lists default to the last 7 days, the
+            # filled spans are older.
             figures = {
-                "Sessions tab (HTML, first page)": latencies(browser, ["/sessions"] * n),
-                "Traces tab (HTML, first page)": latencies(browser, ["/traces"] * n),
+                "Sessions tab (HTML, first page)": latencies(browser, ["/sessions?range=all"] * n),
+                "Traces tab (HTML, first page)": latencies(browser, ["/traces?range=all"] * n),
                 "session page (HTML)": latencies(browser, [f"/sessions/{session_id}"] * n),
                 "trace page (HTML)": latencies(browser, [f"/traces/{trace_id}"] * n),
-                "GET /api/v1/sessions?limit=50": latencies(api, ["/api/v1/sessions"] * n),
-                "GET /api/v1/traces?limit=50": latencies(api, ["/api/v1/traces"] * n),
+                "GET /api/v1/sessions?limit=50": latencies(
+                    api, ["/api/v1/sessions?window=all"] * n
+                ),
+                "GET /api/v1/traces?limit=50": latencies(api, ["/api/v1/traces?window=all"] * n),
                 "GET /api/v1/traces/{id}": latencies(api, [f"/api/v1/traces/{trace_id}"] * n),
             }
         finally:

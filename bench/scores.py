@@ -125,16 +125,18 @@ def main() -> None:
             rate = 10_000 / (time.perf_counter() - t)
             figures = {
                 "sessions ?score=helpfulness>=4": latencies(
-                    api, ["/api/v1/sessions?score=helpfulness%3E%3D4"] * n
+                    api, ["/api/v1/sessions?window=all&score=helpfulness%3E%3D4"] * n
                 ),
                 "sessions ?score=resolved=false": latencies(
-                    api, ["/api/v1/sessions?score=resolved%3Dfalse"] * n
+                    api, ["/api/v1/sessions?window=all&score=resolved%3Dfalse"] * n
                 ),
                 "sessions ?missing_score=resolved": latencies(
-                    api, ["/api/v1/sessions?missing_score=resolved"] * n
+                    api, ["/api/v1/sessions?window=all&missing_score=resolved"] * n
                 ),
-                "sessions (no filter)": latencies(api, ["/api/v1/sessions"] * n),
-                "traces ?score=tone=curt": latencies(api, ["/api/v1/traces?score=tone%3Dcurt"] * n),
+                "sessions (no filter)": latencies(api, ["/api/v1/sessions?window=all"] * n),
+                "traces ?score=tone=curt": latencies(
+                    api, ["/api/v1/traces?window=all&score=tone%3Dcurt"] * n
+                ),
             }
         finally:
             process.terminate()

@@ -216,18 +216,24 @@ def query_latencies(total: int, queries: int) -> None:
             rare = [rare_word(rng.randrange(sessions)) for _ in range(queries)]
             one = f"search-{sessions // 2:07d}"
             checks = {
-                "sessions, rare word": [f"/api/v1/sessions?q={w}" for w in rare],
-                "sessions, common word, first page": [f"/api/v1/sessions?q={common}"] * queries,
-                "traces, rare word": [f"/api/v1/traces?q={w}" for w in rare],
-                "traces, common word, first page": [f"/api/v1/traces?q={common}"] * queries,
-                "sessions, phrase of two common words": [f'/api/v1/sessions?q="{common} {second}"']
+                "sessions, rare word": [f"/api/v1/sessions?window=all&q={w}" for w in rare],
+                "sessions, common word, first page": [f"/api/v1/sessions?window=all&q={common}"]
                 * queries,
-                "sessions, prefix of a rare word": [f"/api/v1/sessions?q={w[:-2]}*" for w in rare],
+                "traces, rare word": [f"/api/v1/traces?window=all&q={w}" for w in rare],
+                "traces, common word, first page": [f"/api/v1/traces?window=all&q={common}"]
+                * queries,
+                "sessions, phrase of two common words": [
+                    f'/api/v1/sessions?window=all&q="{common} {second}"'
+                ]
+                * queries,
+                "sessions, prefix of a rare word": [
+                    f"/api/v1/sessions?window=all&q={w[:-2]}*" for w in rare
+                ],
                 "sessions, rare word, relevance": [
-                    f"/api/v1/sessions?q={w}&sort=relevance" for w in rare
+                    f"/api/v1/sessions?window=all&q={w}&sort=relevance" for w in rare
                 ],
                 "sessions, filter=turns>=5&filter=cost>0.004": [
-                    "/api/v1/sessions?filter=turns>=5&filter=cost>0.004"
+                    "/api/v1/sessions?window=all&filter=turns>=5&filter=cost>0.004"
                 ]
                 * queries,
                 "session-search, common word": [
@@ -235,7 +241,7 @@ def query_latencies(total: int, queries: int) -> None:
                 ]
                 * queries,
             }
-            found = api.get(f"/api/v1/sessions?q={rare[0]}").json()["items"]
+            found = api.get(f"/api/v1/sessions?window=all&q={rare[0]}").json()["items"]
             assert len(found) == 1 and found[0]["snippet"], found
             figures = {name: latencies(api, paths) for name, paths in checks.items()}
         finally:

@@ -356,7 +356,12 @@ def main() -> None:
             while True:
                 page = client.get(
                     "/api/v1/sessions",
-                    params={"limit": 500, **({"cursor": cursor} if cursor else {})},
+                    # All time: the lists default to the last 7 days, the workload is older.
+                    params={
+                        "limit": 500,
+                        "window": "all",
+                        **({"cursor": cursor} if cursor else {}),
+                    },
                 ).json()
                 seen += len(page["items"])
                 spans += sum(s["span_count"] for s in page["items"])
@@ -371,13 +376,12 @@ def main() -> None:
             for session_id in session_ids[: args.queries // 5]:
                 detail = client.get(f"/api/v1/sessions/{session_id}").json()
                 trace_ids += [t["trace_id"] for t in detail["traces"]]
-            list_p = latencies(client, ["/api/v1/sessions?limit=50"] * args.queries)
-            page2 = client.get("/api/v1/sessions?limit=50").json()["next_cursor"]
+            listed = "/api/v1/sessions?limit=50&window=all"
+            list_p = latencies(client, [listed] * args.queries)
+            page2 = client.get(listed).json()["next_cursor"]
             # A store of 50 sessions or fewer has no second page to time.
             list2_p = (
-                latencies(client, [f"/api/v1/sessions?limit=50&cursor={page2}"] * args.queries)
-                if page2
-                else None
+                latencies(client, [f"{listed}&cursor={page2}"] * args.queries) if page2 else None
             )
             detail_p = latencies(client, [f"/api/v1/sessions/{s}" for s in session_ids])
             trace_p = latencies(client, [f"/api/v1/traces/{t}" for t in trace_ids[: args.queries]])
