@@ -38,10 +38,10 @@ def _api_view(base_url: str, key: str, trace_ids: list[str]) -> dict:
             assert response.status_code == 200, response.text
             return response.json()
 
-        sessions = get("/api/v1/sessions", limit=100)
+        sessions = get("/api/v1/sessions", limit=100, window="all")
         return {
             "sessions": sessions,
-            "by_cost": get("/api/v1/sessions", limit=100, sort="cost"),
+            "by_cost": get("/api/v1/sessions", limit=100, sort="cost", window="all"),
             "details": [get(f"/api/v1/sessions/{s['session_id']}") for s in sessions["items"]],
             "traces": [get(f"/api/v1/traces/{t}") for t in trace_ids],
             "users": get("/api/v1/users"),
@@ -51,8 +51,8 @@ def _api_view(base_url: str, key: str, trace_ids: list[str]) -> dict:
                 s["session_id"]: get("/api/v1/notes", session_id=s["session_id"])
                 for s in sessions["items"]
             },
-            "by_score": get("/api/v1/sessions", score="quality>=0.3"),
-            "unscored": get("/api/v1/traces", limit=100, missing_score="helpful"),
+            "by_score": get("/api/v1/sessions", score="quality>=0.3", window="all"),
+            "unscored": get("/api/v1/traces", limit=100, missing_score="helpful", window="all"),
         }
 
 
