@@ -82,14 +82,14 @@ def signals_of(
 ) -> dict[str, list[Signal]]:
     """The signals that grouped each of ``session_ids`` that is inferred."""
     found: dict[str, list[Signal]] = {}
-    for row in select_in(
+    for session_id, signals in select_in(
         conn,
         "SELECT session_id, signals FROM inferred_sessions"
         " WHERE project_id = ? AND session_id IN ({})",
         (project_id,),
         list(dict.fromkeys(session_ids)),
     ):
-        found[row[0]] = _signal_list(row[1])
+        found[session_id] = _signal_list(signals)
     return found
 
 
@@ -261,8 +261,8 @@ class _Joins:
             for edges in components
         ]
         stored: dict[str, tuple[int, str, list[Signal]]] = {
-            row[0]: (row[1], row[2], _signal_list(row[3]))
-            for row in select_in(
+            session_id: (root_start_ns, root_trace_id, _signal_list(signals))
+            for session_id, root_start_ns, root_trace_id, signals in select_in(
                 conn,
                 "SELECT session_id, root_start_ns, root_trace_id, signals FROM inferred_sessions"
                 " WHERE project_id = ? AND session_id IN ({})",
@@ -372,8 +372,8 @@ def _stored(
 ) -> dict[str, tuple[str | None, int, str | None]]:
     """Each stored trace of ``trace_ids``: (its session id, start, its inferred session)."""
     return {
-        row[0]: (row[1], row[2], row[3])
-        for row in select_in(
+        trace_id: (session_id, start_ns, inferred_session_id)
+        for trace_id, session_id, start_ns, inferred_session_id in select_in(
             conn,
             "SELECT t.trace_id, t.session_id, t.start_ns, i.session_id FROM traces t"
             " LEFT JOIN inferred_traces i"
