@@ -98,7 +98,7 @@ def _assert_exact(base_url: str, key: str, traces: dict, sessions: dict) -> None
     with httpx.Client(
         base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
     ) as api:
-        listed = api.get("/api/v1/sessions", params={"limit": 100}).json()["items"]
+        listed = api.get("/api/v1/sessions", params={"limit": 100, "window": "all"}).json()["items"]
         assert sorted(s["session_id"] for s in listed) == sorted(sessions)
         for session in listed:
             expected = sessions[session["session_id"]]

@@ -132,7 +132,9 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
             with httpx.Client(
                 base_url=server.base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
             ) as api:
-                listed = api.get("/api/v1/sessions", params={"limit": 100}).json()["items"]
+                listed = api.get("/api/v1/sessions", params={"limit": 100, "window": "all"}).json()[
+                    "items"
+                ]
                 assert sorted(s["session_id"] for s in listed) == sorted(sessions)
                 for session in listed:
                     expected = sessions[session["session_id"]]
