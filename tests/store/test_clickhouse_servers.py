@@ -166,7 +166,7 @@ def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
                 page = web.get(path)
                 assert page.status_code == 200, (path, page.status_code)
                 assert page.url.path != "/login", path  # signed in
-            assert session_id in web.get("/sessions").text
+            assert session_id in web.get("/sessions", params={"range": "all"}).text
     finally:
         for server in servers:
             stop_server(server)
