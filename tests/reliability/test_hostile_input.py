@@ -108,7 +108,7 @@ def test_a_huge_export_is_written_in_pieces_and_others_take_turns(tmp_path: Path
         sender.start()
         with _api(process, big_key) as big_api:
             deadline = time.monotonic() + 60
-            while not big_api.get("/api/v1/traces", params={"limit": 1}).json()["items"]:
+            while not big_api.get("/api/v1/traces", params={"limit": 1, "window": "all"}).json()["items"]:
                 assert time.monotonic() < deadline, "no piece of the huge export was stored"
                 time.sleep(0.005)
         assert "big" not in answered, "the huge export was answered before its first piece"
@@ -243,7 +243,7 @@ def test_the_live_position_does_not_count_other_projects_writes(
         with web.stream(
             "GET",
             "/live/traces",
-            params={"after": before},
+            params={"after": before, "range": "all"},
             headers={"Accept": "text/event-stream"},
         ) as stream:
             text = ""
