@@ -294,7 +294,7 @@ def test_an_export_may_stream_for_longer_than_the_body_timeout(tmp_path):
         with httpx.stream(
             "GET",
             server.base_url + "/api/v1/export/traces",
-            params={"include": "spans"},
+            params={"include": "spans", "window": "all"},
             headers=headers,
             timeout=30,
         ) as streamed:
