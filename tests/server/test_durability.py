@@ -240,7 +240,8 @@ def kill_and_check(
         cursor = None
         while True:
             page = api.get(
-                "/api/v1/traces", params={"limit": 500, **({"cursor": cursor} if cursor else {})}
+                "/api/v1/traces",
+                params={"limit": 500, "window": "all", **({"cursor": cursor} if cursor else {})},
             ).json()
             stored += page["items"]
             cursor = page["next_cursor"]
