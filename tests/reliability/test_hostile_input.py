@@ -108,7 +108,8 @@ def test_a_huge_export_is_written_in_pieces_and_others_take_turns(tmp_path: Path
         sender.start()
         with _api(process, big_key) as big_api:
             deadline = time.monotonic() + 60
-            while not big_api.get("/api/v1/traces", params={"limit": 1, "window": "all"}).json()["items"]:
+            newest = {"limit": 1, "window": "all"}
+            while not big_api.get("/api/v1/traces", params=newest).json()["items"]:
                 assert time.monotonic() < deadline, "no piece of the huge export was stored"
                 time.sleep(0.005)
         assert "big" not in answered, "the huge export was answered before its first piece"
