@@ -82,7 +82,9 @@ def one_round(index: bool, spans: int, batch: int, senders: int, workers: int) -
                     spent - threads.get(tid, 0.0)
                     for tid, spent in threads_cpu_seconds(process.pid).items()
                 )
-                found = client.get("/api/v1/traces", params={"q": "refund", "limit": 1}).json()
+                found = client.get(
+                    "/api/v1/traces", params={"q": "refund", "limit": 1, "window": "all"}
+                ).json()
                 if bool(found["items"]) != index:
                     raise SystemExit(f"index={index}, but a search found {found['items']!r}")
             finally:
