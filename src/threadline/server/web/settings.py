@@ -7,6 +7,7 @@ A refused form is shown again as the user typed it, with the reason, and a 400."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from fastapi import APIRouter, Request
@@ -96,14 +97,15 @@ def patterns_of(text: str) -> list[tuple[str, str]]:
     return found
 
 
-@router.post("/settings/retention")
-async def set_retention(request: Request, project: PageProject, _: SameOrigin) -> Response:
-    form = await read_form(request)
-
-    def save() -> None:
-        days = retention_days(form.get("days", ""))
-        project_rules.set_retention(request.app.state, request.app.state.store, project.id, days)
-
+async def _saved_or_refused(
+    request: Request,
+    project: Project,
+    which: str,
+    form: dict[str, str],
+    save: Callable[[], None],
+) -> Response:
+    """Run ``save``; on a refusal, the page again with ``which`` form as typed and the
+    reason, else back to the page saying it was saved."""
     try:
         await run_in_threadpool(save)
     except ThreadlineError as refused:
@@ -112,12 +114,24 @@ async def set_retention(request: Request, project: PageProject, _: SameOrigin) -
                 _page,
                 request,
                 project,
-                retention_form=form,
-                error=("retention", refused.message),
+                retention_form=form if which == "retention" else None,
+                redaction_form=form if which == "redaction" else None,
+                error=(which, refused.message),
                 status_code=refused.status,
             )
         )
-    return RedirectResponse("/settings?saved=retention", status_code=303)
+    return RedirectResponse(f"/settings?saved={which}", status_code=303)
+
+
+@router.post("/settings/retention")
+async def set_retention(request: Request, project: PageProject, _: SameOrigin) -> Response:
+    form = await read_form(request)
+
+    def save() -> None:
+        days = retention_days(form.get("days", ""))
+        project_rules.set_retention(request.app.state, request.app.state.store, project.id, days)
+
+    return await _saved_or_refused(request, project, "retention", form, save)
 
 
 @router.post("/settings/redaction")
@@ -130,17 +144,4 @@ async def set_redaction(request: Request, project: PageProject, _: SameOrigin) -
         rules = redaction_rules.parse(detectors, patterns_of(form.get("patterns", "")))
         project_rules.set_redaction(request.app.state, request.app.state.store, project.id, rules)
 
-    try:
-        await run_in_threadpool(save)
-    except ThreadlineError as refused:
-        return await run_in_threadpool(
-            partial(
-                _page,
-                request,
-                project,
-                redaction_form=form,
-                error=("redaction", refused.message),
-                status_code=refused.status,
-            )
-        )
-    return RedirectResponse("/settings?saved=redaction", status_code=303)
+    return await _saved_or_refused(request, project, "redaction", form, save)
