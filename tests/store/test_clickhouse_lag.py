@@ -18,9 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess, start_server, stop_server
-from tests.store.chdb_http import ChdbHttpServer, database_name, shared_server
-from tests.store.delayed_inserts import DelayedInserts
+from tests.conftest import ServerProcess
+from tests.store.lagging_servers import lagging_servers
 from tests.store.test_clickhouse_servers import send_to_servers, workload
 from threadline.server.store import open_store
 
@@ -30,27 +29,8 @@ SERVERS = 3
 
 
 def test_totals_converge_with_lagging_replicas_and_duplicates(tmp_path: Path):
-    shared = shared_server()
-    database = database_name(tmp_path.name)
-    store = open_store(shared.url(database))
-    try:
-        key = store.create_key(store.create_project("lagging").id)
-    finally:
-        store.close()
-    replicas = [DelayedInserts(shared.engine, seed=i, delay_s=(1.0, 5.0)) for i in range(SERVERS)]
-    doors = [ChdbHttpServer(engine=replica).start() for replica in replicas]  # type: ignore[arg-type]
-    servers = [
-        start_server(
-            tmp_path / f"data-{i}",
-            tmp_path / f"server-{i}.log",
-            "--store",
-            doors[i].url(database),
-            "--grpc-port",
-            "0",
-        )
-        for i in range(SERVERS)
-    ]
-    try:
+    with lagging_servers(tmp_path, SERVERS, delay_s=(1.0, 5.0)) as lagging:
+        key, servers, replicas = lagging.key, lagging.servers, lagging.replicas
         requests, traces, sessions = workload(random.Random(11))
 
         def route(index: int) -> list[ServerProcess]:
@@ -76,7 +56,7 @@ def test_totals_converge_with_lagging_replicas_and_duplicates(tmp_path: Path):
             _assert_exact(server.base_url, key, traces, sessions)
 
         # The same after ClickHouse merges every trace's parts into one row.
-        merged = open_store(shared.url(database))
+        merged = open_store(lagging.url)
         try:
             merged._ch.command("OPTIMIZE TABLE trace_parts_by_id FINAL")  # type: ignore[attr-defined]
             ((rows, distinct),) = merged._rows(  # type: ignore[attr-defined]
@@ -86,12 +66,6 @@ def test_totals_converge_with_lagging_replicas_and_duplicates(tmp_path: Path):
         finally:
             merged.close()
         _assert_exact(servers[0].base_url, key, traces, sessions)
-    finally:
-        for server in servers:
-            stop_server(server)
-        for door, replica in zip(doors, replicas, strict=True):
-            door.stop()
-            replica.close()
 
 
 def _assert_exact(base_url: str, key: str, traces: dict, sessions: dict) -> None:

@@ -23,11 +23,8 @@ import pytest
 
 from tests import otlp
 from tests.chat_turns import BASE, conversation, turn_spans
-from tests.conftest import start_server, stop_server
-from tests.store.chdb_http import ChdbHttpServer, database_name, shared_server
-from tests.store.delayed_inserts import DelayedInserts
+from tests.store.lagging_servers import lagging_servers
 from threadline.server.model import ns_to_datetime
-from threadline.server.store import open_store
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -35,27 +32,8 @@ SERVERS = 3
 
 
 def test_inferred_sessions_converge_with_lagging_replicas(tmp_path: Path):
-    shared = shared_server()
-    database = database_name(tmp_path.name)
-    store = open_store(shared.url(database))
-    try:
-        key = store.create_key(store.create_project("lagging").id)
-    finally:
-        store.close()
-    replicas = [DelayedInserts(shared.engine, seed=i, delay_s=(1.0, 4.0)) for i in range(SERVERS)]
-    doors = [ChdbHttpServer(engine=replica).start() for replica in replicas]  # type: ignore[arg-type]
-    servers = [
-        start_server(
-            tmp_path / f"data-{i}",
-            tmp_path / f"server-{i}.log",
-            "--store",
-            doors[i].url(database),
-            "--grpc-port",
-            "0",
-        )
-        for i in range(SERVERS)
-    ]
-    try:
+    with lagging_servers(tmp_path, SERVERS, delay_s=(1.0, 4.0)) as lagging:
+        key, servers, replicas = lagging.key, lagging.servers, lagging.replicas
         rng = random.Random(12)
         chats = [conversation(name, BASE, rng=rng) for name in ("red", "green", "blue", "grey")]
         threads = [conversation(name, BASE, rng=rng) for name in ("t-1", "t-2")]
@@ -111,12 +89,6 @@ def test_inferred_sessions_converge_with_lagging_replicas(tmp_path: Path):
         }
         for server in servers:
             assert _inferred(server.base_url, key) == want
-    finally:
-        for server in servers:
-            stop_server(server)
-        for door, replica in zip(doors, replicas, strict=True):
-            door.stop()
-            replica.close()
 
 
 def _inferred(base_url: str, key: str) -> dict[frozenset[str], str]:
