@@ -149,3 +149,25 @@ def test_runs_are_copied_out_of_every_backend(store: Store, tmp_path: Path) -> N
         )
     finally:
         target.close()
+
+
+def test_inferred_sessions_come_out_of_every_backend(store: Store, tmp_path: Path) -> None:
+    """A ClickHouse store writes an inferred session's name on the spans; copied into
+    SQLite the sessions must still be inferred ones, not explicit sessions of that name."""
+    project = store.create_project("p").id
+    rng = random.Random(5)
+    chats = [conversation(name, BASE, rng=rng) for name in ("a", "b")]
+    for turns in chats:
+        for turn in turns:
+            send_turn(store, project, turn_spans(turns, turn))
+    expected = {frozenset(t.trace_id for t in turns) for turns in chats}
+    assert _inferred(store, project) == expected
+    folder = tmp_path / "target"
+    folder.mkdir()
+    target = test_contract._open("sqlite", folder)
+    try:
+        copy_store(store, target, batch_size=3, progress=False)
+        (copy,) = target.list_projects()
+        assert _inferred(target, copy.id) == expected
+    finally:
+        target.close()

@@ -406,7 +406,8 @@ class Store(Protocol):
 
     def iter_spans(self, batch_size: int) -> Iterator[tuple[int, list[SpanRecord]]]:
         """Every span as (project id, a batch of at most ``batch_size`` spans), in
-        (project, trace, span) order; ``write_spans`` of another store takes them."""
+        (project, trace, span) order, as they were sent (an inferred session is not
+        theirs); ``write_spans`` of another store takes them."""
         ...
 
     def iter_scores(self, batch_size: int) -> Iterator[tuple[int, list[ScoreRecord]]]:

@@ -773,7 +773,12 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             after = table_rows.span_record_key(found[-1])
             by_project: dict[int, list[SpanRecord]] = defaultdict(list)
             for row in found:
-                by_project[table_rows.span_record_key(row)[0]].append(table_rows.span_record(row))
+                span = table_rows.span_record(row)
+                # An inferred session's name is written on the spans here; the copy gets
+                # the spans as they were sent, for the target to infer by its own rules.
+                if span.session_id and inferred_sessions.signals_of(span.session_id):
+                    span.session_id = None
+                by_project[table_rows.span_record_key(row)[0]].append(span)
             yield from by_project.items()
 
     def iter_scores(self, batch_size: int) -> Iterator[tuple[int, list[ScoreRecord]]]:
