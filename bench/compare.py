@@ -42,7 +42,6 @@ import platform
 import random
 import re
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from threadline.server.store.sqlite.driver import sqlite3
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))

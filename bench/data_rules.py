@@ -29,13 +29,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+
+from threadline.server.store.sqlite.driver import sqlite3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workload

@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sqlite3
 import tempfile
 import time
+
+from threadline.server.store.sqlite.driver import sqlite3
 
 
 def run(vocabulary: int, automerge: int, transactions: int) -> tuple[float, float]:

@@ -272,6 +272,8 @@ def file_bytes(records: list[SpanRecord], train: bool, tmp: Path) -> tuple[float
         store.close()
     finally:
         payloads.TRAIN_AFTER = saved
+    # The standard library's module: dbstat is compiled into Debian's SQLite, not into
+    # pysqlite3-binary's (the store's own driver, store/sqlite/driver.py).
     with sqlite3.connect(path) as conn:
         (table,) = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'spans'").fetchone()
     return table / len(records), path.stat().st_size / len(records)

@@ -262,7 +262,7 @@ def test_grpc_errors_name_no_internal_exception(tmp_path: Path) -> None:
     """An unexpected failure (here the database held locked by another process past
     SQLite's busy timeout) is INTERNAL with a generic message, not UNKNOWN with the
     exception's class and text."""
-    import sqlite3
+    from threadline.server.store.sqlite.driver import sqlite3
 
     process = start_server(tmp_path / "data", tmp_path / "log.txt")
     key = process.new_key("locked")

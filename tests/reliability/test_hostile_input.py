@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from tests.conftest import ProjectClient, ServerProcess, start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, request, span
+from threadline.server.store.sqlite.driver import sqlite3
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ export that cannot be written fails alone."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from threadline.server.ingest.normalize import Normalized
 from threadline.server.ingest.prepare import Prepared
 from threadline.server.ingest.writer import SpanWriter
 from threadline.server.store.sqlite import SQLiteStore
+from threadline.server.store.sqlite.driver import sqlite3
 
 
 def _prepared(store: SQLiteStore, project: int, trace: int, session: str) -> Prepared:

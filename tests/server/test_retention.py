@@ -6,7 +6,6 @@ the API."""
 from __future__ import annotations
 
 import random
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from tests.conftest import start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, request, span
 from threadline.server.model import SpanRecord
 from threadline.server.store.sqlite import SQLiteStore
+from threadline.server.store.sqlite.driver import sqlite3
 
 DAY_NS = 86_400 * 10**9
 OLD_TRACES = 1_500

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import zstandard
 
 from threadline.server.model import SpanRecord
 from threadline.server.store.sqlite import SQLiteStore
+from threadline.server.store.sqlite.driver import sqlite3
 
 WORDS = (
     "the model answered with a summary of the invoice totals and asked which customer"

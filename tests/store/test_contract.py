@@ -6,7 +6,6 @@ Add a backend by adding a parameter to the ``store`` fixture.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from threadline.server.model import (
 )
 from threadline.server.store import Store, open_store
 from threadline.server.store.clickhouse import ClickHouseStore
+from threadline.server.store.sqlite.driver import sqlite3
 
 MS = 1_000_000
 T0 = 1_790_000_000_000_000_000

@@ -9,7 +9,6 @@ the conversation keys and placement of each deleted trace)."""
 from __future__ import annotations
 
 import random
-import sqlite3
 
 import pytest
 
@@ -24,6 +23,7 @@ from tests.store.test_shares_contract import share
 from threadline.server.evaluation.model import RunOutcome, RunQuery, RunRecord
 from threadline.server.model import SessionQuery, SessionSignals, SpanRecord
 from threadline.server.store import Store
+from threadline.server.store.sqlite.driver import sqlite3
 
 backend = test_contract.backend
 store = test_contract.store

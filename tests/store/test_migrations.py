@@ -6,7 +6,6 @@ in between holds a higher version and lacks a lower one."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from tests.store.test_contract import T0, record
 from threadline.server.model import MetricsQuery, SessionQuery, ns_to_datetime
 from threadline.server.store import migrations, open_store
 from threadline.server.store.clickhouse import ClickHouseStore
+from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.store import SQLiteStore
 
 _SQLITE = "threadline.server.store.sqlite"

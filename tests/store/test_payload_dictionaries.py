@@ -10,7 +10,6 @@ import fcntl
 import json
 import os
 import random
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import zstandard
 
 from tests.store.test_contract import record
 from threadline.server.store.sqlite import SQLiteStore, payloads
+from threadline.server.store.sqlite.driver import sqlite3
 
 _WORDS = (
     "refund order shipping customer invoice the a to of and with please status "

@@ -5,7 +5,6 @@ not stored a second time."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from threadline.server.model import SessionQuery, TraceQuery
 from threadline.server.search.query import parse
 from threadline.server.store.base import SpanBatch
 from threadline.server.store.sqlite import SQLiteStore, search
+from threadline.server.store.sqlite.driver import sqlite3
 
 
 def _spans(n: int) -> list:

@@ -29,6 +29,7 @@ from threadline.server.ingest.tuning import tune_allocator
 from threadline.server.model import KeyScope, Project
 from threadline.server.settings import SETTINGS, Settings, local_base_url
 from threadline.server.store import Store, open_store, sqlite_path
+from threadline.server.store.sqlite import driver
 from threadline.server.version import VERSION
 
 DEFAULT_PROJECT = "default"
@@ -50,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="threadline", description="Threadline: sessions-first LLM observability."
     )
-    parser.add_argument("--version", action="version", version=f"threadline {VERSION}")
+    parser.add_argument(
+        "--version", action="version", version=f"threadline {VERSION}, {driver.describe()}"
+    )
     commands = parser.add_subparsers(metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="Run the server (OTLP ingest, API, web UI).")

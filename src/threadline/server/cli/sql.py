@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from threadline.server.settings import Settings
 from threadline.server.store import sqlite_path
+from threadline.server.store.sqlite.driver import sqlite3
 
 AddSettings = Callable[[argparse.ArgumentParser, list[str]], None]
 _STORE = ["data_dir", "store"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import sqlite3
 import time
 
 from threadline.server.model import KeyAccess, KeyInfo, KeyScope, Project
@@ -12,6 +11,7 @@ from threadline.server.store.columns import Columns
 from threadline.server.store.keys import key_digest, key_prefix, new_key
 from threadline.server.store.record_columns import KEYS, KEYS_NAMED, PROJECTS, key_info
 from threadline.server.store.sqlite.database import Database
+from threadline.server.store.sqlite.driver import sqlite3
 
 
 class Access(Database):

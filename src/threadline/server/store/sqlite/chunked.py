@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+from threadline.server.store.sqlite.driver import sqlite3
 
 # SQLite allows 32766 bound variables; batches of ids stay well under it.
 IN_CHUNK = 500

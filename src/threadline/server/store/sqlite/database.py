@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from threadline.server.store import migrations
-from threadline.server.store.sqlite import migration_ledger, search, space, wal
+from threadline.server.store.sqlite import driver, migration_ledger, search, space, wal
 from threadline.server.store.sqlite.dictionaries import PayloadDictionaries
+from threadline.server.store.sqlite.driver import sqlite3
 
 _READERS = 8
 _WAL_SAFETY_PAGES = 16_384  # 64 MiB of 4 KiB pages
@@ -131,6 +131,17 @@ def migrate(conn: sqlite3.Connection) -> None:
     scripts = migrations.scripts("threadline.server.store.sqlite")
     done = migration_ledger.applied(conn, scripts)
     for version, script in migrations.pending("threadline.server.store.sqlite", done):
+        needed = driver.unmet_requirement(script)
+        if needed is not None:
+            # Applied by a later start on a newer engine; until then the store keeps
+            # the schema (and behaviour) it had.
+            log.warning(
+                "migration %04d waits for SQLite %s (linked: %s)",
+                version,
+                needed,
+                driver.describe(),
+            )
+            continue
         done.add(version)
         # executescript commits first, so the script and its record run in one
         # explicit transaction of their own.

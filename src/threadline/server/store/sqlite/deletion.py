@@ -12,7 +12,6 @@ links and session inference that name what was deleted go too
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -21,6 +20,7 @@ from threadline.server.store.rollups import TraceRollup, roll_up_session
 from threadline.server.store.sqlite import deletion_leftovers, scores, search, session_writes
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import execute_in, select_in
+from threadline.server.store.sqlite.driver import sqlite3
 
 
 def delete_traces(

@@ -15,10 +15,10 @@ data is left behind:
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from threadline.server.store.sqlite.chunked import execute_in, select_in
+from threadline.server.store.sqlite.driver import sqlite3
 
 
 def forget(

@@ -7,7 +7,6 @@ worker processes (and a ``threadline evaluate`` beside the server) never run one
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -27,6 +26,7 @@ from threadline.server.model import Page, ns_to_datetime
 from threadline.server.store import cursors
 from threadline.server.store.columns import Columns
 from threadline.server.store.record_columns import RUNS
+from threadline.server.store.sqlite.driver import sqlite3
 
 # An evaluator's row, and what evaluation_totals keeps of one.
 _EVALUATOR_ROW = Columns(

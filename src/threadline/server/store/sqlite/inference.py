@@ -27,7 +27,6 @@ rollup (``merge_session``), anything else is recounted (``store/rollups.py``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from threadline.server.model import SIGNALS, Signal, SpanRecord
 from threadline.server.store.rollups import TraceRollup
 from threadline.server.store.sqlite.chunked import select_in
+from threadline.server.store.sqlite.driver import sqlite3
 
 INFERRED_PREFIX = "inferred-"
 # ``conversation_keys.role``: 0 for an offered key, else the signal of an asked one.

@@ -23,11 +23,11 @@ apply the same rules to the rows they select.
 from __future__ import annotations
 
 import math
-import sqlite3
 
 from threadline.server.model import TOP_ROWS, Distribution, MetricsQuery
 from threadline.server.store.metrics import WIDTH_NS, MetricsRows, Range
 from threadline.server.store.model_usage import PICO
+from threadline.server.store.sqlite.driver import sqlite3
 
 HOUR_NS = WIDTH_NS["hour"]
 DAY_NS = WIDTH_NS["day"]

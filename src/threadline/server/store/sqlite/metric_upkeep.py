@@ -11,7 +11,6 @@ are written (``session_writes.py``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 
@@ -19,6 +18,7 @@ from threadline.server.store.metrics import WIDTH_NS
 from threadline.server.store.model_usage import ModelSpan, ModelUsage, picodollars
 from threadline.server.store.rollups import TraceRollup
 from threadline.server.store.sqlite import model_usage
+from threadline.server.store.sqlite.driver import sqlite3
 
 HOUR_NS = WIDTH_NS["hour"]
 DAY_NS = WIDTH_NS["day"]

@@ -9,13 +9,13 @@ whatever the number of rows; ``store.metrics.build`` spreads it over the buckets
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, NamedTuple
 
 from threadline.server.model import TOP_ROWS, MetricsQuery
 from threadline.server.store.metrics import MetricsRows, Range
 from threadline.server.store.model_usage import PICO
 from threadline.server.store.sqlite import metric_aggregates
+from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.filters import trace_conditions
 
 # A metadata value as text, as the metadata filter compares it (``model.metadata_text``).

@@ -13,9 +13,10 @@ A script runs in one transaction, so one object present means all of it was appl
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from collections.abc import Sequence
+
+from threadline.server.store.sqlite.driver import sqlite3
 
 _TABLE = "schema_migrations"
 _CREATED = re.compile(

@@ -5,11 +5,11 @@ in). A deleted trace's rows go with it (a trigger).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from threadline.server.store.model_usage import ModelSpan, ModelUsage, usage_by_model
+from threadline.server.store.sqlite.driver import sqlite3
 
 _COLUMNS = "model, spans, cost_spans, cost_pico, input_tokens, output_tokens, total_tokens"
 _UPSERT = (

@@ -8,10 +8,10 @@ stored packed or not (``threadline sql`` uses it; docs/configuration.md).
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from threadline.server.store.sqlite import payloads
+from threadline.server.store.sqlite.driver import sqlite3
 
 
 def connect_read_only(path: Path) -> sqlite3.Connection:

@@ -23,11 +23,12 @@ they do and is never served.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 
 import zstandard
+
+from threadline.server.store.sqlite.driver import sqlite3
 
 log = logging.getLogger("threadline.store")
 

@@ -3,9 +3,8 @@ redaction rules, columns of ``projects`` (migration 0012)."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from threadline.server.redaction.rules import RedactionRules
+from threadline.server.store.sqlite.driver import sqlite3
 
 
 def retention_overrides(conn: sqlite3.Connection) -> dict[int, int]:

@@ -8,7 +8,6 @@ keyset cursors (``store/cursors.py``) and sorts and filters as ``filters.py`` sa
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,6 +35,7 @@ from threadline.server.store.sorts import SESSION_SORTS
 from threadline.server.store.sqlite import inference, metrics, numbers, scores, search
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.database import Database
+from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.filters import add_session_filters, add_trace_filters
 
 

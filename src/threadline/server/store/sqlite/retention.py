@@ -15,7 +15,7 @@ its freed pages are reused by new spans, so the file stops growing, but it never
 
 from __future__ import annotations
 
-import sqlite3
+from threadline.server.store.sqlite.driver import sqlite3
 
 INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 

@@ -8,7 +8,6 @@ on a reader connection; the rules themselves (what a summary is) live in
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -37,6 +36,7 @@ from threadline.server.store.score_rollups import (
     roll_up_scores,
 )
 from threadline.server.store.sqlite.chunked import select_in
+from threadline.server.store.sqlite.driver import sqlite3
 
 # A score row: the project, the record, and the target it rolls up into.
 _SCORE_ROW = Columns("project_id") + SCORES + Columns("target_kind", "target_id")

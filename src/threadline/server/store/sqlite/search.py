@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
@@ -34,6 +33,7 @@ from threadline.server.search.snippets import snippet
 from threadline.server.search.text import document_text, span_parts, span_text
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPAN_RECORD
+from threadline.server.store.sqlite.driver import sqlite3
 
 Unpack = Callable[[Any], Any]
 

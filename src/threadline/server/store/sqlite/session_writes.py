@@ -12,13 +12,13 @@ trigger (0010), which sees the row as SQLite deletes it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from threadline.server.store.rollups import SessionRollup
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import select_in
+from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.metric_upkeep import HOUR_NS, SLACK_NS
 
 _ADD = """

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from threadline.server.store.base import StoredShare
 from threadline.server.store.record_columns import SHARES
+from threadline.server.store.sqlite.driver import sqlite3
 
 
 def _share(row: Sequence[Any]) -> StoredShare:

@@ -10,12 +10,12 @@ which OTLP exporters retry, where a 500 would make them drop the data.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from threadline.server.errors import StorageFull
+from threadline.server.store.sqlite.driver import sqlite3
 
 # Below this much free space an I/O error is taken for a full disk.
 _NEARLY_FULL_BYTES = 1 << 20

@@ -9,7 +9,6 @@ are computed by ``store/rollups.py``; a large trace's by a tally this writer kee
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from threadline.server.store.sqlite import (
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
 from threadline.server.store.sqlite.database import Database
+from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.span_batch import (
     FreshTrace,
     PreparedSpans,

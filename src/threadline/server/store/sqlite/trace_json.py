@@ -14,7 +14,6 @@ says. ``tests/store/test_export_contract.py`` holds the two equal.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +27,7 @@ from threadline.server.store.columns import SPAN_DETAIL
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite import scores
 from threadline.server.store.sqlite.chunked import select_in
+from threadline.server.store.sqlite.driver import sqlite3
 
 Unpack = Callable[[str | bytes | None], str | None]
 

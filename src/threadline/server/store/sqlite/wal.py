@@ -20,10 +20,11 @@ checkpoints work again.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from threadline.server.store.sqlite.driver import sqlite3
 
 log = logging.getLogger("threadline.store")
 
