@@ -53,7 +53,10 @@ def test_a_busy_port_is_one_line_naming_the_flag_before_anything_is_made(tmp_pat
 def test_version():
     result = _run("--version")
     assert result.returncode == 0
-    assert re.fullmatch(r"threadline \d+\.\d+\.\d+\S*\n", result.stdout), result.stdout
+    assert re.fullmatch(
+        r"threadline \d+\.\d+\.\d+\S*, SQLite \d+\.\d+\.\d+ \((pysqlite3|sqlite3)\)\n",
+        result.stdout,
+    ), result.stdout
 
 
 def test_serve_help_and_readme_agree_on_what_workers_give():
