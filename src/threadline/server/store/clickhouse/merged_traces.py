@@ -25,28 +25,50 @@ _MERGED = (
     "SELECT trace_id, min(p.start_ns), max(p.end_ns),"
     " length(groupUniqArrayArray(p.span_ids)), length(groupUniqArrayArray(p.error_span_ids)),"
     " min(p.root), min(p.first_session), min(p.first_user), min(p.first_input),"
-    " min(p.last_output), groupUniqArrayArray(p.amounts), {labels}"
+    " min(p.last_output), groupUniqArrayArray(p.amounts), {labels},"
+    " if(mapContains(context_by_trace, trace_id), toNullable(context_by_trace[trace_id]), NULL)"
     " FROM trace_parts_by_id AS p WHERE {where} GROUP BY trace_id"
 )
 _LABELS = "groupUniqArrayArray(p.tag_entries), groupUniqArrayArray(p.meta_entries)"
 _NO_LABELS = "[], []"
+# The same traces' context use, read once as a map (a scalar subquery): joined to the
+# merge instead, it cost about as much as the merge itself (docs/benchmarks.md).
+_CONTEXT = (
+    "(SELECT CAST((groupArray(trace_id), groupArray(c_use)), 'Map(String, Float64)') FROM"
+    " (SELECT trace_id, max(context_use) AS c_use FROM trace_context WHERE {where}"
+    " GROUP BY trace_id)) AS context_by_trace"
+)
+# The trace ids of some sessions (``%(sessions)s``), as an array read once: ``has`` on
+# it finds the parts by their sort key, in the same statement (an ``IN`` subquery's set
+# is built twice and too late for the index; measured).
+_SESSION_TRACES = (
+    "(SELECT groupUniqArray(trace_id) FROM session_members"
+    " WHERE project_id = %(project)s AND session_id IN %(sessions)s) AS session_traces"
+)
+_OF_SESSIONS = "project_id = %(project)s AND has(session_traces, trace_id)"
+_OF_IDS = "project_id = %(project)s AND trace_id IN %(ids)s"
 
 
-def merged_sql(where: str, labels: bool = True) -> str:
+def merged_sql(where: str, labels: bool = True, with_: Sequence[str] = ()) -> str:
     """The merged parts of the traces ``where`` selects (it must select all of a trace's
-    parts or none), with each trace's context use; ``labels``: with tags and metadata
-    (which the sessions do not show)."""
+    parts or none, and name only ``project_id`` and ``trace_id``), with each trace's
+    context use; ``labels``: with tags and metadata (which the sessions do not show);
+    ``with_``: more named expressions ``where`` uses."""
     merged = _MERGED.format(where=where, labels=_LABELS if labels else _NO_LABELS)
-    return (
-        f"SELECT m.*, c.c_use FROM ({merged}) AS m LEFT JOIN (SELECT trace_id,"
-        " toNullable(max(context_use)) AS c_use FROM trace_context"
-        f" WHERE {where} GROUP BY trace_id) AS c ON m.trace_id = c.trace_id"
-    )
+    return f"WITH {', '.join([*with_, _CONTEXT.format(where=where)])} {merged}"
 
 
-def read(rows: Rows, where: str, params: dict[str, Any], labels: bool = True) -> list[TraceRollup]:
-    """The rollups of the traces ``where`` selects, in no particular order."""
-    return [finish(row) for row in rows(merged_sql(where, labels), params)]
+def by_ids(
+    rows: Rows, project_id: int, trace_ids: Sequence[str], labels: bool = True
+) -> list[TraceRollup]:
+    """The rollups of the stored traces among ``trace_ids``, in no particular order."""
+    found: list[TraceRollup] = []
+    # In statements of at most _IN_CHUNK ids: thousands of trace ids, bound into the
+    # statement's text, would outgrow ClickHouse's max_query_size.
+    for first in range(0, len(trace_ids), _IN_CHUNK):
+        params = {"project": project_id, "ids": list(trace_ids[first : first + _IN_CHUNK])}
+        found += [finish(row) for row in rows(merged_sql(_OF_IDS, labels), params)]
+    return found
 
 
 def finish(row: Sequence[Any]) -> TraceRollup:
@@ -119,27 +141,14 @@ def of_sessions(
 ) -> dict[str, list[TraceRollup]]:
     """The rollups of the traces now in each of ``session_ids`` (those with any): every
     trace that ever named one of them (``session_members``), kept if its merged rollup
-    is in it still. Two statements: the trace ids as a literal set let ClickHouse find
-    the parts by their sort key, where a subquery's set is built twice and later."""
+    is in it still. One statement: the session's trace ids, their parts, their context."""
     wanted = set(session_ids)
     found: dict[str, list[TraceRollup]] = {}
     if not wanted:
         return found
-    params: dict[str, Any] = {"project": project_id, "ids": list(wanted)}
-    members = rows(
-        "SELECT DISTINCT trace_id FROM session_members"
-        " WHERE project_id = %(project)s AND session_id IN %(ids)s",
-        params,
-    )
-    if not members:
-        return found
-    trace_ids = [row[0] for row in members]
-    # In statements of at most _IN_CHUNK ids: a long session's thousands of trace ids,
-    # bound into the statement's text, would outgrow ClickHouse's max_query_size.
-    for first in range(0, len(trace_ids), _IN_CHUNK):
-        params["traces"] = trace_ids[first : first + _IN_CHUNK]
-        where = "project_id = %(project)s AND trace_id IN %(traces)s"
-        for trace in read(rows, where, params, labels):
-            if trace.session_id in wanted:
-                found.setdefault(trace.session_id, []).append(trace)
+    params: dict[str, Any] = {"project": project_id, "sessions": sorted(wanted)}
+    for row in rows(merged_sql(_OF_SESSIONS, labels, [_SESSION_TRACES]), params):
+        trace = finish(row)
+        if trace.session_id in wanted:
+            found.setdefault(trace.session_id, []).append(trace)
     return found

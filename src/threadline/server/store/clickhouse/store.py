@@ -77,6 +77,7 @@ from threadline.server.store.clickhouse import (
     project_rules,
     queries,
     recent_sessions,
+    recent_traces,
     schema,
     scores,
     search,
@@ -88,7 +89,7 @@ from threadline.server.store.clickhouse.run_transfer import RunTransfer
 from threadline.server.store.columns import SPAN_DETAIL, SPAN_RECORD
 from threadline.server.store.keys import key_digest, key_prefix, new_key
 from threadline.server.store.record_columns import KEYS, KEYS_NAMED, PROJECTS, key_info
-from threadline.server.store.rollups import roll_up_session
+from threadline.server.store.rollups import TraceRollup, roll_up_session
 from threadline.server.store.sorts import SESSION_SORTS
 
 # Trace ids per statement: keeps each statement well under ClickHouse's max_query_size.
@@ -558,6 +559,21 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         return detail
 
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]:
+        if recent_traces.serves(query):
+            # The list as it opens: picked from narrow rows sorted by start, if the
+            # last month holds the page.
+            cursor = cursors.decode(query.cursor, int, str) if query.cursor else None
+            recent = recent_traces.pick(
+                self._rows,
+                lambda ids: merged_traces.by_ids(self._rows, project_id, ids),
+                project_id,
+                query,
+                cursor,
+            )
+            if recent is not None:
+                return self._trace_page(
+                    project_id, query, [(t, t.start_ns) for t in recent], parse_search("")
+                )
         f = Filters(project_id)
         for column in ("session_id", "user_id", "status"):
             value = getattr(query, column)
@@ -598,15 +614,22 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         )
         merged = {
             t.trace_id: t
-            for t in merged_traces.read(
-                self._rows,
-                "project_id = %(project)s AND trace_id IN %(page)s",
-                {"project": project_id, "page": [row[0] for row in picked] or [""]},
-            )
+            for t in merged_traces.by_ids(self._rows, project_id, [row[0] for row in picked])
         }
-        found = [(t, key) for t, key in picked if t in merged]
-        page, next_cursor = cursors.page(found, query.limit, lambda row: (row[1], row[0]))
-        items = [table_rows.trace(merged[t]) for t, _ in page]
+        found = [(merged[t], key) for t, key in picked if t in merged]
+        return self._trace_page(project_id, query, found, found_text)
+
+    def _trace_page(
+        self,
+        project_id: int,
+        query: TraceQuery,
+        found: Sequence[tuple[TraceRollup, Any]],
+        found_text: SearchQuery,
+    ) -> Page[Trace]:
+        """The page of the merged traces ``found`` (with their sort key, in page order,
+        one more than the page holds when there is a next page)."""
+        page, next_cursor = cursors.page(found, query.limit, lambda row: (row[1], row[0].trace_id))
+        items = [table_rows.trace(t) for t, _ in page]
         page_ids = [t.trace_id for t in items]
         summaries = self._scores.summaries(project_id, "trace", page_ids)
         snippets = search.trace_snippets(self._rows, project_id, found_text, page_ids)
@@ -617,9 +640,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
         params = {"project": project_id, "trace": trace_id}
-        found = merged_traces.read(
-            self._rows, "project_id = %(project)s AND trace_id = %(trace)s", params
-        )
+        found = merged_traces.by_ids(self._rows, project_id, [trace_id])
         if not found:
             return None
         spans = self._rows(

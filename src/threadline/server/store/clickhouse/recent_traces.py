@@ -1,0 +1,108 @@
+"""The Traces list's common page, picked from ``trace_times`` (migration 0010).
+
+The list as it opens (newest start first, a window reaching up to now, no other
+filter) is ordered by each trace's start, the least start of its parts. ``trace_times``
+holds a narrow row per trace part, sorted by start; reading its rows that start at or
+after a time L gives, for every trace that *started* at or after L, its exact start
+(its first part is among them and no part starts before it). A trace that started
+before L but has a later part is read too, with a start too late: the page's traces
+are merged in full anyway (``merged_traces``), which gives every candidate its true
+start, and those that started before L are set aside.
+
+If the traces that started at or after L fill the page, no other trace can be on it
+(every other trace started earlier); so L starts an hour before now (or the cursor)
+and widens only while the page is short. When even the widest try, a month, leaves
+the page short (or the window starts before the next try), the caller takes the
+general path instead (``None``), which reads the whole window. The page costs what the
+latest traces cost to read, not what the window holds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from threadline.server.model import TraceQuery, datetime_to_ns
+from threadline.server.store.rollups import TraceRollup
+
+Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+# The merged rollups of some trace ids (``merged_traces.by_ids``).
+Merge = Callable[[Sequence[str]], list[TraceRollup]]
+
+HOUR_NS = 3600 * 1_000_000_000
+# How far back from now (or the cursor) each try reads.
+_LOOKBACKS_NS = (HOUR_NS, 24 * HOUR_NS, 7 * 24 * HOUR_NS, 30 * 24 * HOUR_NS)
+
+# Candidates: each trace with a part starting in [L, the cursor's start], by the least
+# start seen. The upper bound keeps a deep page from reading everything newer; a trace
+# seen with a start earlier than its true one is set aside after the merge.
+_CANDIDATES = (
+    "SELECT trace_id, min(start_ns) AS first FROM trace_times"
+    " WHERE project_id = %(project)s AND start_ns >= %(since)s{upper}"
+    " GROUP BY trace_id{cursor} ORDER BY first DESC, trace_id DESC LIMIT %(limit)s"
+)
+
+
+def serves(query: TraceQuery) -> bool:
+    """Whether ``pick`` may choose this query's page: newest first, over a window open
+    towards now, with no other filter."""
+    return (
+        query.sort == "time"
+        and query.end is None
+        and not (
+            query.session_id
+            or query.user_id
+            or query.status
+            or query.q
+            or query.tag
+            or query.metadata
+            or query.changed_after is not None
+            or query.scores
+            or query.numbers
+        )
+    )
+
+
+def pick(
+    rows: Rows,
+    merge: Merge,
+    project_id: int,
+    query: TraceQuery,
+    cursor: tuple[int, str] | None,
+) -> list[TraceRollup] | None:
+    """Up to ``query.limit + 1`` merged traces of the page after ``cursor`` (a start and
+    a trace id), newest first; None when the page is not settled within a month of
+    the cursor (or of now) or within the window, for the caller's general path."""
+    window_start = None if query.start is None else datetime_to_ns(query.start)
+    wanted = query.limit + 1
+    params: dict[str, Any] = {"project": project_id, "limit": wanted}
+    upper = having = ""
+    if cursor is not None:
+        params["first"], params["trace"] = cursor
+        upper = " AND start_ns <= %(first)s"
+        having = " HAVING (first, trace_id) < (%(first)s, %(trace)s)"
+    anchor = cursor[0] if cursor is not None else time.time_ns()
+    merged: dict[str, TraceRollup] = {}
+    for since in _lower_bounds(anchor, window_start):
+        params["since"] = since
+        sql = _CANDIDATES.format(upper=upper, cursor=having)
+        candidates = [row[0] for row in rows(sql, params)]
+        merged.update((t.trace_id, t) for t in merge([c for c in candidates if c not in merged]))
+        # A full page of candidates that all started at or after L (so each was seen
+        # with its true start) is the page: any trace not among them started earlier
+        # than the last of them. A candidate that started before L, or a short page,
+        # sends the read further back.
+        page = [merged[c] for c in candidates if c in merged and merged[c].start_ns >= since]
+        if len(page) == wanted == len(candidates):
+            return page
+    return None
+
+
+def _lower_bounds(anchor: int, window_start: int | None) -> Sequence[int]:
+    """The L of each try, widening, none at or before the window's start."""
+    return [
+        anchor - lookback
+        for lookback in _LOOKBACKS_NS
+        if window_start is None or anchor - lookback > window_start
+    ]
