@@ -5,18 +5,20 @@ A real ClickHouse server is not installable on the test machines; chDB is the cu
 engine as a library. Serving it over HTTP lets the ClickHouse store run unchanged,
 through clickhouse-connect's real HTTP transport, with every statement parsed and
 executed by the real engine. Test and benchmark infrastructure only: it is not part of
-the shipped package. It runs one statement at a time (chDB sessions are not safe to
-share between threads), so it says nothing about a real server's concurrency.
+the shipped package. Like a server, it runs several statements at once (a connection
+each, from a pool: chDB 4.x runs queries of different connections to one path in
+parallel), each with the settings its request names.
 
     python tests/store/chdb_http.py --port 8123 [--path DIR]   # stand-alone (bench)
 
 What it implements: the query in the ``query`` URL parameter and/or the request body
 (ClickHouse appends the body to the query); an ``INSERT ... FORMAT <fmt>`` whose data is
 the body (written to a temporary file and inserted with ``SELECT * FROM file(...)``);
-``database`` as the current database; request bodies compressed with gzip, deflate,
-zstd or lz4 (clickhouse-connect's framing); errors as HTTP 500 with ClickHouse's
-``X-ClickHouse-Exception-Code`` header. Responses are never compressed, which the HTTP
-interface allows. Other URL parameters (settings) are ignored.
+``database`` as the current database; the other URL parameters that name a setting
+as the statement's settings (a connection opened with them); request bodies compressed
+with gzip, deflate, zstd or lz4 (clickhouse-connect's framing); errors as HTTP 500 with
+ClickHouse's ``X-ClickHouse-Exception-Code`` header. Responses are never compressed,
+which the HTTP interface allows.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ import socket
 import tempfile
 import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 _INSERT = re.compile(
     r"^\s*INSERT\s+INTO\s+(?P<target>.+?)\s+FORMAT\s+(?P<format>\w+)\s*$",
@@ -49,23 +53,51 @@ _ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 
 
 class ChdbEngine:
-    """One chDB session; statements run one at a time."""
+    """The chDB engine of one data folder, through a pool of connections.
+
+    chDB (4.x) runs queries from different connections to one path in parallel, and
+    keeps each connection's settings and current database to itself; so each request
+    takes an idle connection opened with its settings (or opens one), as a server
+    gives each query its own context. Several statements run at once, as on a server.
+    """
 
     def __init__(self, path: str | None = None):
         from chdb import session as chdb_session  # here: importing this module needs no chDB
 
-        self._lock = threading.Lock()
+        self._open = chdb_session.Session
         self._scratch = tempfile.TemporaryDirectory(prefix="chdb-http-")
-        self._session = chdb_session.Session(path or str(Path(self._scratch.name) / "data"))
+        self._path = path or str(Path(self._scratch.name) / "data")
+        self._lock = threading.Lock()
+        self._closed = False
+        # Idle connections by their settings (a URL query string, "" for none). The
+        # first keeps the engine open while the others come and go.
+        self._first = self._open(self._path)
+        self._idle: dict[str, list[Any]] = {"": [self._first]}
+        self._in_use: set[Any] = set()
+        names = self._first.query("SELECT name FROM system.settings", "TSV")
+        self._setting_names = frozenset(bytes(names.bytes()).decode().split())
 
-    def execute(self, sql: str, database: str | None, output_format: str) -> bytes:
-        with self._lock:
-            # The session keeps its current database between statements: set it each time.
-            self._session.query(f"USE {_quote_identifier(database or 'default')}")
-            result = self._session.query(sql, output_format)
+    def execute(
+        self,
+        sql: str,
+        database: str | None,
+        output_format: str,
+        settings: dict[str, str] | None = None,
+    ) -> bytes:
+        with self._connection(settings or {}) as connection:
+            # A connection keeps its current database between statements: set it each time.
+            connection.query(f"USE {_quote_identifier(database or 'default')}")
+            result = connection.query(sql, output_format)
             return bytes(result.bytes()) if result is not None else b""
 
-    def insert(self, target: str, data_format: str, data: bytes, database: str | None) -> None:
+    def insert(
+        self,
+        target: str,
+        data_format: str,
+        data: bytes,
+        database: str | None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         with tempfile.NamedTemporaryFile(dir=self._scratch.name, suffix=".bin") as file:
             file.write(data)
             file.flush()
@@ -73,11 +105,44 @@ class ChdbEngine:
                 f"INSERT INTO {target} SELECT * FROM file('{file.name}', '{data_format}')",
                 database,
                 "Null",
+                settings,
             )
+
+    @contextmanager
+    def _connection(self, settings: dict[str, str]) -> Iterator[Any]:
+        """An idle connection with these settings (those the engine knows: the HTTP
+        interface's own parameters are not settings), opened if none is idle."""
+        key = urlencode(sorted((k, v) for k, v in settings.items() if k in self._setting_names))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the chDB engine is closed")
+            idle = self._idle.setdefault(key, [])
+            connection = idle.pop() if idle else None
+        if connection is None:
+            connection = self._open(f"{self._path}?{key}" if key else self._path)
+        with self._lock:
+            self._in_use.add(connection)
+        try:
+            yield connection
+        finally:
+            with self._lock:
+                self._in_use.discard(connection)
+                keep = not self._closed
+                if keep:
+                    self._idle[key].append(connection)
+            if not keep and connection is not self._first:
+                connection.close()
 
     def close(self) -> None:
         with self._lock:
-            self._session.close()
+            self._closed = True
+            idle = [c for group in self._idle.values() for c in group]
+            self._idle = {}
+        # The first connection last: the engine shuts down with the last one.
+        for connection in idle:
+            if connection is not self._first:
+                connection.close()
+        self._first.close()
         self._scratch.cleanup()
 
 
@@ -169,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
             insert = _insert_statement(query, body)
             if insert:
                 target, data_format, data = insert
-                self.engine.insert(target, data_format, data, database)
+                self.engine.insert(target, data_format, data, database, params)
                 self._answer(200, b"", summary=True)
                 return
             sql = f"{query}\n{body.decode()}" if query and body else query or body.decode()
@@ -179,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             if clause:
                 sql = sql[: clause.start()]
-            data = self.engine.execute(sql, database, output_format)
+            data = self.engine.execute(sql, database, output_format, params)
         except Exception as error:  # noqa: BLE001 - every engine error goes back as HTTP 500
             message = str(error)
             code = _ERROR_CODE.search(message)

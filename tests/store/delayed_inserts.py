@@ -42,16 +42,29 @@ class DelayedInserts:
         self._thread = threading.Thread(target=self._apply_due, daemon=True)
         self._thread.start()
 
-    def execute(self, sql: str, database: str | None, output_format: str) -> bytes:
-        return self._engine.execute(sql, database, output_format)
+    def execute(
+        self,
+        sql: str,
+        database: str | None,
+        output_format: str,
+        settings: dict[str, str] | None = None,
+    ) -> bytes:
+        return self._engine.execute(sql, database, output_format, settings)
 
-    def insert(self, target: str, data_format: str, data: bytes, database: str | None) -> None:
+    def insert(
+        self,
+        target: str,
+        data_format: str,
+        data: bytes,
+        database: str | None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         if any(name in target for name in self._immediate):
-            self._engine.insert(target, data_format, data, database)
+            self._engine.insert(target, data_format, data, database, settings)
             return
         due = time.monotonic() + self._rng.uniform(*self._delay_s)
         with self._lock:
-            self._pending.append((due, (target, data_format, data, database)))
+            self._pending.append((due, (target, data_format, data, database, settings)))
             self._lock.notify_all()
 
     @property
