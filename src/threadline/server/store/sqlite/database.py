@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from threadline.server.errors import ConfigurationError
 from threadline.server.store import migrations
 from threadline.server.store.sqlite import driver, migration_ledger, search, space, wal
 from threadline.server.store.sqlite.dictionaries import PayloadDictionaries
@@ -35,6 +36,7 @@ class Database:
         self._write_lock = threading.RLock()
         self._writer = self._connect()
         migrate(self._writer)
+        _refuse_an_older_engine(self._writer)
         self._payloads = PayloadDictionaries(self)
         # Upgraded to a version with the search index: index what was stored.
         with self._write_lock:
@@ -147,3 +149,14 @@ def migrate(conn: sqlite3.Connection) -> None:
         # explicit transaction of their own.
         record = migration_ledger.recorded(version, max(done))
         conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n{record}\nCOMMIT;")
+
+
+def _refuse_an_older_engine(conn: sqlite3.Connection) -> None:
+    """A store whose search index an engine of 3.43 or newer made again (migration 0016)
+    cannot be written by an older one: FTS5 there refuses ``contentless_delete``, and
+    every write would fail. Said at the start instead."""
+    if search.deletes_by_rowid(conn) and not driver.supports(3, 43):
+        raise ConfigurationError(
+            f"this store's search index needs SQLite 3.43 or newer, and {driver.describe()}"
+            " is linked: install pysqlite3-binary, or run a Python whose sqlite3 is newer"
+        )

@@ -15,14 +15,19 @@ and the list keeps its rows among them; a common query's are many, so the list w
 rows in its own order and asks the index of each row's traces, and the first page is
 found after a few rows.
 
-A contentless table forgets a document only when given the text it indexed: deletion
-reads the spans back and gives ``document_text`` of each document, before they go.
+Since migration 0016 the table is made with ``contentless_delete`` (SQLite 3.43+): a
+document is forgotten by its rowid, so deleting a trace is one range of rowids. On an
+older engine, which leaves that migration pending, a contentless table forgets a
+document only when given the text it indexed: deletion reads the spans back and gives
+``document_text`` of each document, before they go.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
@@ -36,6 +41,7 @@ from threadline.server.store.columns import SPAN_RECORD
 from threadline.server.store.sqlite.driver import sqlite3
 
 Unpack = Callable[[Any], Any]
+log = logging.getLogger("threadline.store")
 
 DOC_BITS = 20
 _SPAN = 1 << DOC_BITS
@@ -182,7 +188,10 @@ def forget_traces(
     conn: sqlite3.Connection, project_id: int, trace_ids: Sequence[str], unpack: Unpack
 ) -> None:
     """Take the traces out of the index; called in the deleting transaction while their
-    spans are still stored."""
+    spans are still stored. With ``contentless_delete`` (migration 0016) a trace's
+    documents go by their rowids, one range; without it (an engine older than 3.43),
+    FTS5 must be given each document's text again, made anew from the spans."""
+    by_rowid = deletes_by_rowid(conn)
     for trace_id in trace_ids:
         row = conn.execute(
             "SELECT key FROM search_traces WHERE project_id = ? AND trace_id = ?",
@@ -190,27 +199,49 @@ def forget_traces(
         ).fetchone()
         if row is None:
             continue
-        spans = _read_spans(conn, project_id, trace_id, unpack)
-        forgotten = []
-        for doc, span_ids in _documents_of(conn, row[0]):
-            parts = [span_parts(spans[span_id]) for span_id in span_ids if span_id in spans]
-            forgotten.append((doc, document_text([p for p in parts if p])))
-        conn.executemany(
-            "INSERT INTO search_text (search_text, rowid, body) VALUES ('delete', ?, ?)",
-            forgotten,
-        )
         low, high = _doc_range(row[0])
+        if by_rowid:
+            conn.execute("DELETE FROM search_text WHERE rowid BETWEEN ? AND ?", (low, high))
+        else:
+            _forget_with_text(conn, project_id, trace_id, row[0], unpack)
         conn.execute("DELETE FROM search_docs WHERE doc BETWEEN ? AND ?", (low, high))
         conn.execute("DELETE FROM search_traces WHERE key = ?", (row[0],))
 
 
+def deletes_by_rowid(conn: sqlite3.Connection) -> bool:
+    """Whether the index forgets a document by its rowid alone (``contentless_delete``:
+    made so by migration 0016, on SQLite 3.43 or newer)."""
+    found = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'search_text'"
+    ).fetchone()
+    return found is not None and "contentless_delete" in found[0]
+
+
+def _forget_with_text(
+    conn: sqlite3.Connection, project_id: int, trace_id: str, key: int, unpack: Unpack
+) -> None:
+    """FTS5's ``delete`` of each of the trace's documents, with the text it indexed."""
+    spans = _read_spans(conn, project_id, trace_id, unpack)
+    forgotten = []
+    for doc, span_ids in _documents_of(conn, key):
+        parts = [span_parts(spans[span_id]) for span_id in span_ids if span_id in spans]
+        forgotten.append((doc, document_text([p for p in parts if p])))
+    conn.executemany(
+        "INSERT INTO search_text (search_text, rowid, body) VALUES ('delete', ?, ?)",
+        forgotten,
+    )
+
+
 def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> int:
-    """Index the spans stored before the index existed, when migration 0009 left word
-    that there are (``search_backfill``), in transactions of ``batch`` spans (indexed
-    ones are skipped, so an interrupted backfill resumes); returns how many spans were
-    read."""
+    """Index the spans stored before the index existed, or before it was made anew,
+    when migration 0009 or 0016 left word that there are (``search_backfill``), in
+    transactions of ``batch`` spans (indexed ones are skipped, so an interrupted
+    backfill resumes); returns how many spans were read."""
     if conn.execute("SELECT 1 FROM search_backfill").fetchone() is None:
         return 0
+    # Minutes on a large store (benchmarks.md): said, as the server does not serve meanwhile.
+    log.warning("indexing the stored spans for search (once, after an upgrade)")
+    started = time.monotonic()
     after: tuple[Any, ...] = (-1, "", "")
     read = 0
     while True:
@@ -221,6 +252,7 @@ def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> in
         ).fetchall()
         if not found:
             conn.execute("DELETE FROM search_backfill")
+            log.warning("indexed %d spans for search in %.1f s", read, time.monotonic() - started)
             return read
         after = found[-1][:3]
         read += len(found)
