@@ -11,6 +11,7 @@ process read from files per span (``rchar``: SQLite's page-cache misses, served 
 the OS page cache or the disk), so that what grows with the store shows, and by how much.
 
 ``--cache-mib`` sets the writer connection's page cache (default: the store's own).
+``--fts5 automerge=8`` (repeatable) sets an option of the search index for the run.
 ``--cpu`` times by the thread's CPU time instead of the wall clock: on a shared machine
 the wall clock counts the time other jobs hold the core (the write is CPU-bound: WAL
 commits do not wait for the disk).
@@ -52,6 +53,13 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=100_000)
     parser.add_argument("--cache-mib", type=int, default=0)
     parser.add_argument("--cpu", action="store_true")
+    parser.add_argument(
+        "--fts5",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="an FTS5 option of the search index for the run, e.g. automerge=8 (repeatable)",
+    )
     args = parser.parse_args()
     clock = time.thread_time if args.cpu else time.perf_counter
     pricing.load()
@@ -76,6 +84,11 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="threadline-growth-") as tmp:
         store = SQLiteStore(Path(tmp) / "growth.db")
+        for option in args.fts5:
+            name, value = option.split("=", 1)
+            store._writer.execute(
+                "INSERT INTO search_text (search_text, rank) VALUES (?, ?)", (name, int(value))
+            )
         if args.cache_mib:
             store._writer.execute(f"PRAGMA cache_size=-{args.cache_mib * 1024}")
         project = store.create_project("growth").id
