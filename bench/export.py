@@ -10,13 +10,16 @@ serve`` on it, and streams over HTTP, one after the other:
   trace and span (the export that can be loaded elsewhere);
 - ``GET /api/v1/export/sessions?format=csv`` and ``/api/v1/export/traces?format=csv``.
 
-For each: rows, bytes, seconds, spans (or rows) per second, and the server's RSS
-before and at its peak during the export (sampled every 20 ms from /proc).
+For each: rows, bytes, seconds, spans (or rows) per second, the server's RSS before
+and at its peak during the export (sampled every 20 ms from /proc), and the CPU time
+the server and this client used meanwhile (on a shared machine the server's CPU time a
+span drifts less than the rate).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -70,6 +73,13 @@ def _spans(sessions: int) -> Iterator[SpanRecord]:
                     session_id=f"session-{s:07d}" if i == 0 else None,
                     user_id=f"user-{s % 97}" if i == 0 else None,
                 )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used (on a shared machine, steadier than
+    the wall clock)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -169,13 +179,18 @@ def main() -> None:
                     continue
                 with PeakRss(process.pid) as rss:
                     began = time.perf_counter()
+                    cpu = cpu_seconds(process.pid), time.process_time()
                     lines, size = stream(base_url, key, path, params)
                     seconds = time.perf_counter() - began
+                    server_cpu = cpu_seconds(process.pid) - cpu[0]
+                    client_cpu = time.process_time() - cpu[1]
                 unit = "spans" if "spans" in label else "rows"
                 print(
                     f"{label}: {lines:,} lines, {size / 1e6:,.0f} MB in {seconds:.1f} s ="
                     f" {units / seconds:,.0f} {unit}/s; server RSS {rss.before:.0f} MB before,"
-                    f" {rss.peak:.0f} MB at peak (+{rss.peak - rss.before:.0f} MB)"
+                    f" {rss.peak:.0f} MB at peak (+{rss.peak - rss.before:.0f} MB); CPU"
+                    f" {server_cpu:.1f} s server, {client_cpu:.1f} s client"
+                    f" ({server_cpu * 1e6 / units:.1f} µs of server CPU per {unit[:-1]})"
                 )
         finally:
             process.terminate()

@@ -6,6 +6,7 @@ order of its detail."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from tests.store import test_contract
 from tests.store.test_contract import record
@@ -53,6 +54,24 @@ def _spans():
             )
         )
         spans.append(record(n, 200 + n, 100 + n, start=n * 10 + 1))
+    # Spans whose ids run against their start times, two starting together: the
+    # document lists them by (start, id), not in the order the store keeps them.
+    for span, start in ((0x30, 70), (0x20, 71), (0x10, 71)):
+        spans.append(
+            replace(
+                record(
+                    77,
+                    span,
+                    None if span == 0x30 else 0x30,
+                    start=start,
+                    session="s-export",
+                    user="u-\u00e9",
+                    metadata={"big": 2**70, "f": 1.5, "nested": {"l": [1, None]}},
+                    tags=["b", "a"],
+                ),
+                name='tab\tand "quote" \u00e9\x01',
+            )
+        )
     # Inputs and outputs kept once, from the attribute they came from.
     spans.append(
         record(

@@ -1,14 +1,17 @@
 """Traces with all their spans as JSON text, straight from the rows: the bulk export's
 fast path (``export.py``), the same document as ``TraceDetail.model_dump_json()``
-without a pydantic model per span.
+without a pydantic model per trace or span.
 
 What makes it fast (docs/benchmarks.md, export): the spans of many traces are read in
-one query; stored JSON (attributes, resources, events without any) is passed through as
-``orjson.Fragment``s, unparsed; an input or output that is JSON is checked by orjson
-(in C) and passed through as stored, where ``get_trace`` parses it into Python objects
-for pydantic to write back. Inputs and outputs that orjson refuses or that may nest
-deeper than the API's bound go the slow way, so the document says what ``get_trace``
-says. ``tests/store/test_export_contract.py`` holds the two equal.
+one query, unsorted (sorted per trace here); each span and each trace's head is one
+``orjson.dumps`` of the row's values; stored JSON (attributes, resources, events without
+any) is passed through as ``orjson.Fragment``s, unparsed; an input or output that is
+JSON is checked by orjson (in C) and passed through as stored, where ``get_trace``
+parses it into Python objects for pydantic to write back, and one that is plain text
+is written as a string without trying a parser. Inputs and outputs that orjson refuses
+or that may nest deeper than the API's bound go the slow way, so the document says what
+``get_trace`` says. ``tests/store/test_export_contract.py`` holds the two equal; orjson
+writes strings, floats and UTC times as pydantic does.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -23,7 +27,7 @@ from pydantic_core import to_json as pydantic_json
 
 from threadline.server.model import ns_to_datetime
 from threadline.server.store import rows as table_rows
-from threadline.server.store.columns import SPAN_DETAIL
+from threadline.server.store.columns import SPAN_DETAIL, Columns
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite import scores
 from threadline.server.store.sqlite.chunked import select_in
@@ -32,13 +36,43 @@ from threadline.server.store.sqlite.driver import sqlite3
 Unpack = Callable[[str | bytes | None], str | None]
 
 _OPTIONS = orjson.OPT_UTC_Z
+_from_timestamp = datetime.fromtimestamp
 _EMPTY_OBJECT = orjson.Fragment(b"{}")
 _EMPTY_LIST = orjson.Fragment(b"[]")
+# What ``json.loads`` can take text to be JSON by: its first character (a value, or the
+# whitespace before one). Text that starts otherwise is not JSON.
+_MAY_START_JSON = frozenset('{["-0123456789tfnNI \t\n\r')
 # Containers (``{`` and ``[``) a payload may open before its depth needs counting: with
 # at most this many, it cannot nest deeper than the API's bound.
 _SURELY_SHALLOW = table_rows.MAX_PAYLOAD_DEPTH
-# Where each column is in a row of (trace_id, SPAN_DETAIL).
-_AT = {name: SPAN_DETAIL.position(name) + 1 for name in SPAN_DETAIL.names}
+# A span's row as ``span_json`` unpacks it, in this order (the trace id and the sort key
+# first): the columns of ``SPAN_DETAIL``.
+_SPAN_ROW = Columns(
+    "trace_id",
+    "start_ns",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "span_type",
+    "kind",
+    "end_ns",
+    "status",
+    "status_message",
+    "input",
+    "output",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost_usd",
+    "attributes",
+    "events",
+    "resource",
+    "input_source",
+    "output_source",
+)
+assert set(_SPAN_ROW.names) == {"trace_id", *SPAN_DETAIL.names}, "span_json misses a column"
+_SELECT_SPANS = f"SELECT {_SPAN_ROW.sql} FROM spans WHERE project_id = ? AND trace_id IN ({{}})"
 
 
 def session_trace_ids(
@@ -69,41 +103,115 @@ def trace_details_json(
         )
     }
     summaries = scores.summaries(conn, project_id, "trace", list(traces))
-    spans: dict[str, list[bytes]] = defaultdict(list)
-    for row in select_in(
-        conn,
-        f"SELECT trace_id, {SPAN_DETAIL.sql} FROM spans"
-        " WHERE project_id = ? AND trace_id IN ({}) ORDER BY trace_id, start_ns, span_id",
-        (project_id,),
-        list(traces),
-    ):
-        spans[row[0]].append(span_json(row, unpack))
+    # Sorted here, by (start, span id) as the detail shows them: an ORDER BY made SQLite
+    # sort every batch's rows in a temporary B-tree, a third of reading them.
+    spans: dict[str, list[tuple[int, str, bytes]]] = defaultdict(list)
+    for row in select_in(conn, _SELECT_SPANS, (project_id,), list(traces)):
+        spans[row[0]].append((row[1], row[2], span_json(row, unpack)))
     out: dict[str, bytes] = {}
     for trace_id, row in traces.items():
-        trace = table_rows.trace(table_rows.trace_rollup(row))
-        trace.scores = summaries.get(trace_id, {})
-        head = trace.model_dump_json().encode()
-        out[trace_id] = head[:-1] + b',"spans":[' + b",".join(spans[trace_id]) + b"]}"
+        ordered = spans[trace_id]
+        ordered.sort()  # span ids are unique in a trace: the JSON is never compared
+        head = trace_head_json(row, summaries.get(trace_id))
+        out[trace_id] = head + b',"spans":[' + b",".join([s[2] for s in ordered]) + b"]}"
     return out
 
 
+def trace_head_json(row: Sequence[Any], summaries: dict[str, Any] | None) -> bytes:
+    """A row of ``SELECT_TRACES`` as the API's ``Trace`` JSON with its last ``}`` left
+    off, so that the spans can follow (written as ``Trace.model_dump_json`` writes it)."""
+    (
+        trace_id,
+        session_id,
+        user_id,
+        name,
+        start_ns,
+        end_ns,
+        span_count,
+        error_count,
+        input_tokens,
+        output_tokens,
+        total_tokens,
+        cost_usd,
+        status,
+        tags,
+        metadata,
+        input_preview,
+        output_preview,
+        context_use,
+    ) = row
+    return orjson.dumps(
+        {
+            "trace_id": trace_id,
+            "session_id": session_id,
+            "user_id": user_id,
+            "name": name,
+            "start_time": ns_to_datetime(start_ns),
+            "end_time": ns_to_datetime(end_ns),
+            "duration_ms": (end_ns - start_ns) / 1e6,
+            "span_count": span_count,
+            "error_count": error_count,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": total_tokens,
+            "cost_usd": cost_usd,
+            "status": status,
+            "tags": _container(tags),
+            "metadata": _container(metadata),
+            "input_preview": input_preview,
+            "output_preview": output_preview,
+            "scores": orjson.Fragment(_to_json(summaries)) if summaries else _EMPTY_OBJECT,
+            "snippet": None,
+            "context_use": context_use,
+        },
+        option=_OPTIONS,
+    )[:-1]
+
+
 def span_json(row: tuple[Any, ...], unpack: Unpack) -> bytes:
-    """A row of (trace_id, ``SPAN_DETAIL``) as the API's ``Span`` JSON."""
-    at = _AT
-    input, output = unpack(row[at["input"]]), unpack(row[at["output"]])
-    input_source, output_source = row[at["input_source"]], row[at["output_source"]]
+    """A row of ``_SPAN_ROW`` as the API's ``Span`` JSON."""
+    (
+        _,
+        start_ns,
+        span_id,
+        parent_span_id,
+        name,
+        span_type,
+        kind,
+        end_ns,
+        status,
+        status_message,
+        input,
+        output,
+        model,
+        input_tokens,
+        output_tokens,
+        total_tokens,
+        cost_usd,
+        stored_attributes,
+        stored_events,
+        resource,
+        input_source,
+        output_source,
+    ) = row
+    # Calls saved where they do nothing (a span's share of the export's time is a few
+    # microseconds): only packed payloads are unpacked, empty maps are not looked into.
+    if type(input) is bytes:
+        input = unpack(input)
+    if type(output) is bytes:
+        output = unpack(output)
     if input_source or output_source:
         # The attribute an input or output came from was stored once: put it back.
-        restored = json.loads(row[at["attributes"]])
+        restored = json.loads(stored_attributes)
         if input_source:
             restored[input_source] = input
         if output_source:
             restored[output_source] = output
         attributes = orjson.Fragment(_to_json(restored))
     else:
-        attributes = _stored(row[at["attributes"]])
+        attributes = _EMPTY_OBJECT if stored_attributes == "{}" else _stored(stored_attributes)
     events: Any = _EMPTY_LIST
-    if row[at["events"]] != "[]":
+    if stored_events != "[]":
         events = orjson.Fragment(
             _to_json(
                 [
@@ -112,33 +220,32 @@ def span_json(row: tuple[Any, ...], unpack: Unpack) -> bytes:
                         "time": ns_to_datetime(e["time_ns"]),
                         "attributes": e["attributes"],
                     }
-                    for e in json.loads(row[at["events"]])
+                    for e in json.loads(stored_events)
                 ]
             )
         )
-    start_ns, end_ns = row[at["start_ns"]], row[at["end_ns"]]
     return orjson.dumps(
         {
-            "span_id": row[at["span_id"]],
-            "parent_span_id": row[at["parent_span_id"]],
-            "name": row[at["name"]],
-            "span_type": row[at["span_type"]],
-            "kind": row[at["kind"]],
-            "start_time": ns_to_datetime(start_ns),
-            "end_time": ns_to_datetime(end_ns),
+            "span_id": span_id,
+            "parent_span_id": parent_span_id,
+            "name": name,
+            "span_type": span_type,
+            "kind": kind,
+            "start_time": _from_timestamp(start_ns / 1e9, UTC),  # as ns_to_datetime
+            "end_time": _from_timestamp(end_ns / 1e9, UTC),
             "duration_ms": (end_ns - start_ns) / 1e6,
-            "status": row[at["status"]],
-            "status_message": row[at["status_message"]],
+            "status": status,
+            "status_message": status_message,
             "input": _payload(input),
             "output": _payload(output),
-            "model": row[at["model"]],
-            "input_tokens": row[at["input_tokens"]],
-            "output_tokens": row[at["output_tokens"]],
-            "total_tokens": row[at["total_tokens"]],
-            "cost_usd": row[at["cost_usd"]],
+            "model": model,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": total_tokens,
+            "cost_usd": cost_usd,
             "attributes": attributes,
             "events": events,
-            "resource": _stored(row[at["resource"]]),
+            "resource": _EMPTY_OBJECT if resource == "{}" else _stored(resource),
         },
         option=_OPTIONS,
     )
@@ -147,6 +254,15 @@ def span_json(row: tuple[Any, ...], unpack: Unpack) -> bytes:
 def _to_json(value: Any) -> bytes:
     """``value`` as pydantic writes an ``Any`` field (NaN and infinities as null)."""
     return pydantic_json(value, inf_nan_mode="null")
+
+
+def _container(text: str) -> Any:
+    """Stored tags or metadata as ``Trace`` writes them (parsed, so written anew)."""
+    if text == "{}":
+        return _EMPTY_OBJECT
+    if text == "[]":
+        return _EMPTY_LIST
+    return orjson.Fragment(_to_json(json.loads(text)))
 
 
 def _stored(text: str) -> orjson.Fragment:
@@ -165,6 +281,10 @@ def _payload(text: str | None) -> Any:
     ``rows.json_or_text`` would parse), else what that function makes of it."""
     if text is None:
         return None
+    if text[:1] not in _MAY_START_JSON:
+        # Plain text (most prompts and completions): ``json_or_text`` would keep it as
+        # it is, after two parsers had failed on it, at ten times the cost of the rest.
+        return text
     if text.count("{") + text.count("[") <= _SURELY_SHALLOW:
         try:
             orjson.loads(text)  # stricter than json: NaN, lone surrogates refused
