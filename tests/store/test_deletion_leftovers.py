@@ -228,3 +228,53 @@ def test_a_deleted_inferred_session_leaves_no_inference(backend, store: Store, t
     assert store.delete_sessions(a, inferred) == 2
     assert set(_inference_leftovers(backend, store, tmp_path, a).values()) == {0}
     assert _inference_leftovers(backend, store, tmp_path, b) == before
+
+
+def _rows_naming(backend: str, store: Store, tmp_path, project: int, trace_id: str):
+    """The tables holding a row of ``project`` whose ``trace_id`` column names the trace."""
+    found = {}
+    if backend == "sqlite":
+        db = sqlite3.connect(tmp_path / "contract.db")
+        try:
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for table in tables:
+                columns = {r[1] for r in db.execute(f"PRAGMA table_info('{table}')")}
+                if {"trace_id", "project_id"} <= columns:
+                    (n,) = db.execute(
+                        f"SELECT count(*) FROM {table} WHERE project_id = ? AND trace_id = ?",
+                        (project, trace_id),
+                    ).fetchone()
+                    found[table] = n
+        finally:
+            db.close()
+    else:
+        rows = store._rows  # type: ignore[attr-defined]
+        tables = rows(
+            "SELECT table FROM system.columns WHERE database = currentDatabase()"
+            " AND name = 'trace_id' AND table IN (SELECT name FROM system.tables"
+            " WHERE database = currentDatabase() AND engine LIKE '%MergeTree')"
+            " AND table IN (SELECT table FROM system.columns WHERE database = currentDatabase()"
+            " AND name = 'project_id')",
+            {},
+        )
+        for (table,) in tables:
+            found[table] = rows(
+                f"SELECT count() FROM {table} WHERE project_id = %(p)s AND trace_id = %(t)s",
+                {"p": project, "t": trace_id},
+            )[0][0]
+    return {table: n for table, n in found.items() if n}
+
+
+def test_a_deleted_trace_leaves_no_row_naming_it(backend, store: Store, tmp_path):
+    # A chat turn fills every per-trace table a trace can have: spans, rollups, usage by
+    # model, context use, search, inference; a second project holds the same trace.
+    a, b = store.create_project("a").id, store.create_project("b").id
+    turns = conversation("c", BASE, turns=1, rng=random.Random(4))
+    for project in (a, b):
+        send_turn(store, project, chat_turn_spans(turns, turns[0]))
+    trace_id = turns[0].trace_id
+    before = _rows_naming(backend, store, tmp_path, a, trace_id)
+    assert len(before) >= 4, before
+    assert store.delete_traces(a, [trace_id]) == 1
+    assert _rows_naming(backend, store, tmp_path, a, trace_id) == {}
+    assert _rows_naming(backend, store, tmp_path, b, trace_id) == before

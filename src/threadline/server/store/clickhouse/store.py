@@ -291,7 +291,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     # --- deletion -------------------------------------------------------------------
     # Rows are removed with lightweight DELETEs (rows masked at once, dropped by later
-    # merges): a trace's spans, its rollup parts and its session memberships. Sessions
+    # merges): a trace's spans, its rollup parts, session memberships and the rest. Sessions
     # are rolled up from their traces when read, so a session that lost traces shows
     # what it keeps at once. A write racing the deletion of the same trace can leave
     # the parts it inserted after the deletion; docs/reliability.md says so.
@@ -345,6 +345,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             "session_members",
             search.TABLE,
             model_usage.TABLE,
+            context.TABLE,
         ):
             self._delete_rows(table, "trace_id", project_id, ids)
         self._scores.delete_annotations(project_id, "trace_id", ids)
