@@ -12,11 +12,12 @@
    filtered (both answered from the rollups), and by hour.
 3. Ingest with and without what the dashboard adds to every write (the covering
    indexes of migration 0007; the triggers, aggregate tables and session indexes of
-   0010; each trace's usage by model): two fresh stores, one with all of it dropped
-   (and the trace and session upkeep skipped), fed the same batches in turns, in the same run,
-   ``--pairs`` times, as a backfill (sessions at random over 30 days) and as live
-   traffic (in the order they started, over the last hour); each write's wall and
-   CPU time (the thread's). ``--ingest-only`` skips steps 1 and 2.
+   0010; each trace's usage by model, kept in its row since 0017): two fresh stores,
+   one with all of it dropped (and the trace and session upkeep skipped), fed the same
+   batches in turns, in the same run, ``--pairs`` times, as a backfill (sessions at
+   random over 30 days) and as live traffic (in the order they started, over the last
+   hour); each write's wall and CPU time (the thread's). ``--ingest-only`` skips steps
+   1 and 2.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from threadline.server.model import METRIC_NAMES, MetricsQuery, SpanRecord
-from threadline.server.store.sqlite import SQLiteStore, metric_upkeep, session_writes
+from threadline.server.store.sqlite import SQLiteStore, metric_upkeep, model_usage, session_writes
 
 MS = 1_000_000
 S = 1000 * MS
@@ -137,16 +138,23 @@ def _without_dashboard(store: SQLiteStore) -> None:
             conn.execute(f"DROP TRIGGER {trigger}")
         for index in DASHBOARD_INDEXES:
             conn.execute(f"DROP INDEX {index}")
+        for index, columns in LIST_INDEXES.items():
+            conn.execute(f"DROP INDEX {index}")
+            conn.execute(f"CREATE INDEX {index} ON sessions ({columns})")
 
 
 DASHBOARD_INDEXES = (
     "traces_for_metrics",
-    "sessions_for_metrics",
     "sessions_by_turns_for_metrics",
-    "sessions_by_duration_for_metrics",
     "sessions_by_cost_for_metrics",
     "sessions_by_errors_for_metrics",
 )
+# The lists' indexes as the lists alone need them: migration 0017 widened them to
+# cover the dashboard's reads.
+LIST_INDEXES = {
+    "sessions_by_activity": "project_id, end_ns, session_id",
+    "sessions_by_duration": "project_id, (end_ns - start_ns), session_id",
+}
 
 
 def ingest_with_and_without(
@@ -163,6 +171,7 @@ def ingest_with_and_without(
         stores[label] = (store, store.create_project("default").id, [0.0, 0.0])
     _without_dashboard(stores["without"][0])
     keep = metric_upkeep.traces_written
+    keep_usage = metric_upkeep.batch_usage
     keep_sessions = session_writes.keep_aggregates
     spans = 0
     for i, batch in enumerate(batches(sessions, 2, end_ns, live=live)):
@@ -172,12 +181,14 @@ def ingest_with_and_without(
             store, project, total = stores[label]
             # Without the dashboard, ingest keeps no aggregates and no usage by model.
             metric_upkeep.traces_written = keep if label == "with" else _skip  # type: ignore[assignment]
+            metric_upkeep.batch_usage = keep_usage if label == "with" else _no_usage  # type: ignore[assignment]
             session_writes.keep_aggregates = keep_sessions if label == "with" else _skip  # type: ignore[assignment]
             started, started_cpu = time.perf_counter(), time.thread_time()
             try:
                 store.write_spans(project, batch)
             finally:
                 metric_upkeep.traces_written = keep  # type: ignore[assignment]
+                metric_upkeep.batch_usage = keep_usage  # type: ignore[assignment]
                 session_writes.keep_aggregates = keep_sessions  # type: ignore[assignment]
             total[0] += time.perf_counter() - started
             total[1] += time.thread_time() - started_cpu
@@ -192,6 +203,11 @@ def ingest_with_and_without(
 
 def _skip(*_args: object) -> None:
     return None
+
+
+def _no_usage(*_args: object) -> model_usage.BatchUsage:
+    """No usage by model: the traces' rows are written without it."""
+    return model_usage.BatchUsage()
 
 
 def report(label: str, took: tuple[list[float], list[float]]) -> None:

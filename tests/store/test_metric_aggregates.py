@@ -120,7 +120,6 @@ def test_nothing_is_left_once_everything_is_deleted(tmp_path: Path):
                 ("metric_user_days", "1"),
                 ("metric_user_day_counts", "users != 0"),
                 ("metric_models", "traces != 0 OR cost_pico != 0 OR total_tokens != 0"),
-                ("trace_model_usage", "1"),
             ):
                 left = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}").fetchone()
                 assert left == (0,), table

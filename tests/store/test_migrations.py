@@ -6,6 +6,7 @@ in between holds a higher version and lacks a lower one."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pytest
 
 from tests.store.chdb_http import database_name, shared_server
 from tests.store.test_contract import T0, record
-from threadline.server.model import MetricsQuery, SessionQuery, ns_to_datetime
+from tests.store.test_metric_aggregates import HOUR, history
+from threadline.server.model import METRIC_NAMES, MetricsQuery, SessionQuery, ns_to_datetime
 from threadline.server.store import migrations, open_store
 from threadline.server.store.clickhouse import ClickHouseStore
 from threadline.server.store.sqlite.driver import sqlite3
@@ -118,6 +120,88 @@ def test_sqlite_opens_a_current_database_without_applying_anything_again(tmp_pat
         )
     finally:
         conn.close()
+
+
+def _as_before_0017(path: Path) -> None:
+    """Take a current database back to the shape 0017 found: each trace's usage by model
+    in ``trace_model_usage`` (summed from the spans, as ingest kept it), the per-hour sums
+    made from those rows, 0010's delete triggers, and the sessions' indexes as they were."""
+    scripts = dict(migrations.scripts(_SQLITE))
+
+    def statement(version: int, pattern: str) -> str:
+        found = re.search(pattern, scripts[version], re.DOTALL)
+        assert found, pattern
+        return found.group(0) + "\n"
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(
+        "BEGIN;\n"
+        + statement(10, r"CREATE TABLE trace_model_usage \(.*?WITHOUT ROWID;")
+        + statement(10, r"INSERT INTO trace_model_usage\n.*?;")
+        + "DELETE FROM metric_models;\n"
+        + statement(10, r"INSERT INTO metric_models .*?FROM trace_model_usage .*?;")
+        + "DROP TRIGGER metric_trace_and_usage_after_delete;\n"
+        + statement(10, r"CREATE TRIGGER metric_trace_after_delete .*?\nEND;")
+        + statement(10, r"CREATE TRIGGER metric_usage_after_delete .*?\nEND;")
+        + "ALTER TABLE traces DROP COLUMN model_usage;\n"
+        + "DROP INDEX sessions_by_activity;\nDROP INDEX sessions_by_duration;\n"
+        + statement(1, r"CREATE INDEX sessions_by_activity .*?;")
+        + statement(2, r"CREATE INDEX sessions_by_duration .*?;")
+        + statement(7, r"CREATE INDEX sessions_for_metrics .*?;")
+        + statement(10, r"CREATE INDEX sessions_by_duration_for_metrics.*?;")
+        + "DELETE FROM schema_migrations WHERE version >= 17;\n"
+        + "PRAGMA user_version = 16;\nCOMMIT;"
+    )
+    conn.close()
+
+
+def test_sqlite_0017_moves_the_usage_by_model_into_the_trace_rows_and_keeps_the_metrics(
+    tmp_path: Path,
+):
+    path = tmp_path / "old.db"
+    store = SQLiteStore(path)
+    project = store.create_project("p").id
+    history(store, project, 5)  # late spans, retries, moves, deletes; spans of no model
+    # A tool's span and a model's that used nothing: the old shape had rows for them.
+    store.write_spans(project, [record(9001, 1), record(9001, 2, 1, model="gpt")])
+    start = ns_to_datetime(T0 - 3 * HOUR)
+    window = {"start": start, "end": start + timedelta(days=4)}
+    queries = [
+        MetricsQuery(**window, bucket="hour"),  # the per-hour sums
+        MetricsQuery(**window, bucket="day", group_by="tag"),  # the trace rows' usage
+        MetricsQuery(**window, bucket="day", user_id="u1"),
+    ]
+    names = list(METRIC_NAMES)
+    before = [store.metrics(project, q, names) for q in queries]
+    assert any(s.model for s in before[1].series), "the history has usage by model"
+    store.close()
+    _as_before_0017(path)
+    conn = sqlite3.connect(path)
+    try:  # the old shape holds a row for spans that used nothing (tools' model '')
+        assert conn.execute("SELECT count(*) FROM trace_model_usage").fetchone()[0] > 0
+    finally:
+        conn.close()
+
+    store = SQLiteStore(path)
+    try:
+        assert [store.metrics(project, q, names) for q in queries] == before
+        # The migrated rows' usage is taken back exactly when their traces go.
+        with store._read() as conn:
+            traces = [r[0] for r in conn.execute("SELECT trace_id FROM traces")]
+        store.delete_traces(project, traces)
+        with store._read() as conn:
+            left = conn.execute(
+                "SELECT count(*) FROM metric_models WHERE traces != 0 OR cost_pico != 0"
+                " OR input_tokens != 0 OR output_tokens != 0 OR total_tokens != 0"
+            ).fetchone()
+            assert left == (0,)
+            gone = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('trace_model_usage',"
+                " 'sessions_for_metrics', 'sessions_by_duration_for_metrics')"
+            ).fetchone()
+            assert gone == (0,)
+    finally:
+        store.close()
 
 
 @pytest.mark.clickhouse

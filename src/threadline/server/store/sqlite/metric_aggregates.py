@@ -113,7 +113,7 @@ def read(
             "sessions_by_turns_for_metrics", "trace_count", sessions, 1
         ),
         "session_duration_ms": figures.distribution(
-            "sessions_by_duration_for_metrics", "end_ns - start_ns", sessions, 1e6
+            "sessions_by_duration", "end_ns - start_ns", sessions, 1e6
         ),
         "session_cost_usd": figures.distribution(
             "sessions_by_cost_for_metrics", "cost_usd", cost_sessions, 1, "cost_usd IS NOT NULL"

@@ -1,6 +1,7 @@
 """The dashboard's per-bucket aggregates (migration 0010) kept up to date as ingest
 writes trace rollups: each trace written takes back what its old rollup and usage by
-model added and adds its new ones, in the same transaction.
+model added and adds its new ones, in the same transaction. The usage by model is kept
+in the trace's row (``model_usage.py``), worked out before the row is written.
 
 A batch's changes are added up in memory first, so a batch writes one row per bucket
 (hour, day, model, user) it changed rather than one per trace: a batch of live traffic
@@ -11,11 +12,10 @@ are written (``session_writes.py``).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 
 from threadline.server.store.metrics import WIDTH_NS
-from threadline.server.store.model_usage import ModelSpan, ModelUsage, picodollars
+from threadline.server.store.model_usage import ModelSpan, picodollars
 from threadline.server.store.rollups import TraceRollup
 from threadline.server.store.sqlite import model_usage
 from threadline.server.store.sqlite.driver import sqlite3
@@ -62,77 +62,117 @@ ON CONFLICT DO UPDATE SET traces = traces + excluded.traces,
 """
 
 
-def traces_written(
+def batch_usage(
     conn: sqlite3.Connection,
     project_id: int,
     before: Mapping[str, TraceRollup],
     written: Sequence[TraceRollup],
     batch: Mapping[str, Sequence[ModelSpan]],
     all_new: Collection[str],
-) -> None:
-    """Keep the aggregates after ``written`` rollups replaced ``before`` (the traces
-    stored before the batch), and write their usage by model (``model_usage``).
-    ``batch``: each trace's spans in this batch; ``all_new``: the traces none of whose
-    batch spans was stored before."""
-    old_usage, new_usage = model_usage.write(
-        conn, project_id, {r.trace_id: r.start_ns for r in written}, batch, before, all_new
+) -> model_usage.BatchUsage:
+    """The usage by model of the ``written`` rollups, for their rows (``model_usage``),
+    read before the rows of ``before`` (the traces stored before the batch) are
+    replaced. ``batch``: each trace's spans in this batch; ``all_new``: the traces none
+    of whose batch spans was stored before."""
+    return model_usage.for_batch(
+        conn,
+        project_id,
+        {r.trace_id: r.start_ns for r in written},
+        batch,
+        {trace_id: r.start_ns for trace_id, r in before.items()},
+        all_new,
     )
+
+
+def traces_written(
+    conn: sqlite3.Connection,
+    project_id: int,
+    before: Mapping[str, TraceRollup],
+    written: Sequence[TraceRollup],
+    usage: model_usage.BatchUsage,
+) -> None:
+    """Keep the aggregates after ``written`` rollups, with their ``usage``, replaced
+    ``before`` (the traces stored before the batch)."""
     changes = Changes()
     for rollup in before.values():
         changes.trace(rollup, -1)
-    for start_ns, usage in old_usage:
-        changes.usage(start_ns, usage, -1)
+    for start_ns, model, used in usage.replaced:
+        changes.usage(start_ns, model, used, -1)
     for rollup in written:
         changes.trace(rollup, 1)
-    for start_ns, usage in new_usage:
-        changes.usage(start_ns, usage, 1)
+    for start_ns, model, used in usage.written:
+        changes.usage(start_ns, model, used, 1)
     changes.write(conn, project_id)
 
 
 class Changes:
-    """A batch's changes to the aggregates, by bucket."""
+    """A batch's changes to the aggregates, by bucket. (Plain dicts and lists, written
+    for speed: this runs for every trace a batch writes.)"""
 
     def __init__(self) -> None:
         # (last hour, first hour) -> traces, errors, known costs, cost, tokens in/out/total
-        self.activity: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * 7)
+        self.activity: dict[tuple[int, int], list[int]] = {}
         # (day, user) -> active traces, then of those started that day: traces, errors,
         # known costs, cost
-        self.users: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * 5)
+        self.users: dict[tuple[int, str], list[int]] = {}
         # (hour, model) -> traces, known costs, cost, tokens in/out/total
-        self.models: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * 6)
+        self.models: dict[tuple[int, str], list[int]] = {}
 
     def trace(self, r: TraceRollup, sign: int) -> None:
-        error = r.status == "error"
-        known = r.cost_usd is not None
-        cost = picodollars(r.cost_usd) if r.cost_usd is not None else 0
+        error = sign if r.status == "error" else 0
+        if r.cost_usd is None:
+            known = cost = 0
+        else:
+            known, cost = sign, sign * picodollars(r.cost_usd)
         first = r.start_ns + SLACK_NS
-        a = self.activity[(r.end_ns // HOUR_NS, first // HOUR_NS)]
-        a[0] += sign
-        a[1] += sign * error
-        a[2] += sign * known
-        a[3] += sign * cost
-        a[4] += sign * r.input_tokens
-        a[5] += sign * r.output_tokens
-        a[6] += sign * r.total_tokens
+        key = (r.end_ns // HOUR_NS, first // HOUR_NS)
+        a = self.activity.get(key)
+        if a is None:
+            self.activity[key] = [
+                sign,
+                error,
+                known,
+                cost,
+                sign * r.input_tokens,
+                sign * r.output_tokens,
+                sign * r.total_tokens,
+            ]
+        else:
+            a[0] += sign
+            a[1] += error
+            a[2] += known
+            a[3] += cost
+            a[4] += sign * r.input_tokens
+            a[5] += sign * r.output_tokens
+            a[6] += sign * r.total_tokens
         if r.user_id:
+            users = self.users
             first_day = first // DAY_NS
             for day in range(first_day, r.end_ns // DAY_NS + 1):
-                u = self.users[(day, r.user_id)]
+                ukey = (day, r.user_id)
+                u = users.get(ukey)
+                if u is None:
+                    u = users[ukey] = [0, 0, 0, 0, 0]
                 u[0] += sign
                 if day == first_day:
                     u[1] += sign
-                    u[2] += sign * error
-                    u[3] += sign * known
-                    u[4] += sign * cost
+                    u[2] += error
+                    u[3] += known
+                    u[4] += cost
 
-    def usage(self, start_ns: int, u: ModelUsage, sign: int) -> None:
-        m = self.models[((start_ns + SLACK_NS) // HOUR_NS, u.model)]
+    def usage(self, start_ns: int, model: str, used: model_usage.Used, sign: int) -> None:
+        """One trace's usage of one model (``model_usage.Used``)."""
+        key = ((start_ns + SLACK_NS) // HOUR_NS, model)
+        m = self.models.get(key)
+        if m is None:
+            m = self.models[key] = [0, 0, 0, 0, 0, 0]
         m[0] += sign
-        m[1] += sign * (u.cost_spans > 0)
-        m[2] += sign * u.cost_pico
-        m[3] += sign * u.input_tokens
-        m[4] += sign * u.output_tokens
-        m[5] += sign * u.total_tokens
+        if used[0]:
+            m[1] += sign
+        m[2] += sign * used[1]
+        m[3] += sign * used[2]
+        m[4] += sign * used[3]
+        m[5] += sign * used[4]
 
     def write(self, conn: sqlite3.Connection, project_id: int) -> None:
         """Add the changes that are not nothing (a trace re-rolled in place is)."""

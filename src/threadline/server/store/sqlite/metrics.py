@@ -186,12 +186,14 @@ def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
     rows.models = [
         (grp, model, first, cost_pico / PICO if cost_traces else None, i, o, t)
         for grp, model, first, cost_traces, cost_pico, i, o, t in conn.execute(
-            f"SELECT {tg.expr} AS grp, u.model, {first} AS first, SUM(u.cost_spans > 0),"
-            " SUM(u.cost_pico), SUM(u.input_tokens), SUM(u.output_tokens), SUM(u.total_tokens)"
-            f" FROM traces{tg.join} JOIN trace_model_usage AS u"
-            " ON u.project_id = traces.project_id AND u.trace_id = traces.trace_id"
+            # Each trace's usage by model is a JSON object in its row (model_usage.py).
+            f"SELECT {tg.expr} AS grp, u.key AS model, {first} AS first,"
+            " SUM(json_extract(u.value, '$[0]') > 0), SUM(json_extract(u.value, '$[1]')),"
+            " SUM(json_extract(u.value, '$[2]')), SUM(json_extract(u.value, '$[3]')),"
+            " SUM(json_extract(u.value, '$[4]'))"
+            f" FROM traces{tg.join}, json_each(traces.model_usage) AS u"
             f" WHERE {' AND '.join(t_where)} AND traces.start_ns + 999 >= ?"
-            " GROUP BY grp, u.model, first",
+            " AND traces.model_usage IS NOT NULL GROUP BY grp, model, first",
             [*tg.expr_args, *first_args, *tg.join_args, *t_args, sql.span.origin],
         )
     ]

@@ -1,101 +1,146 @@
-"""Each trace's usage by model (``trace_model_usage``, migration 0010), written in the
-transaction that writes its rollup, with the trace's start (the hour its usage counts
-in). A deleted trace's rows go with it (a trigger).
+"""Each trace's usage by model, kept in its ``traces`` row (``model_usage``, migration
+0017) as a small JSON object: model ('' for spans without one) -> [spans whose cost is
+known, cost in 1e-12 USD, input, output, total tokens], only the models that used
+something, NULL for none.
+
+The row is rewritten whenever the trace is, so the usage costs no write of its own: a
+table of its own (0010 to 0016) cost two more B-tree inserts per trace at random pages.
+The stored usage of a trace a batch adds to is read before its row is replaced. SQL
+reads the object with ``json_each`` (the filtered dashboard queries, the delete trigger).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Any
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from threadline.server.store.model_usage import ModelSpan, ModelUsage, usage_by_model
+from threadline.server.jsontext import dumps
+from threadline.server.store.model_usage import NO_MODEL, ModelSpan, picodollars
+from threadline.server.store.sqlite import rows as schema
+from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
 
-_COLUMNS = "model, spans, cost_spans, cost_pico, input_tokens, output_tokens, total_tokens"
-_UPSERT = (
-    "INSERT OR REPLACE INTO trace_model_usage (project_id, trace_id, start_ns, "
-    f"{_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# A trace's usage summed again from its spans (written in one transaction with the
+UPSERT_TRACE = schema.UPSERT_TRACE.replace(") VALUES (", ", model_usage) VALUES (?, ", 1)
+# The same usage summed again from a trace's spans (written in one transaction with the
 # rollup, so all of them are there).
 _FROM_SPANS = (
-    "SELECT trace_id, COALESCE(model, ''), COUNT(*), COUNT(cost_usd),"
+    "SELECT trace_id, COALESCE(model, ''), COUNT(cost_usd),"
     " COALESCE(SUM(CAST(cost_usd * 1e12 + 0.5 AS INTEGER)), 0), COALESCE(SUM(input_tokens), 0),"
     " COALESCE(SUM(output_tokens), 0), COALESCE(SUM(total_tokens), 0)"
     " FROM spans WHERE project_id = ? AND trace_id IN ({}) GROUP BY trace_id, 2"
 )
 _STORED = (
-    f"SELECT trace_id, start_ns, {_COLUMNS} FROM trace_model_usage"
-    " WHERE project_id = ? AND trace_id IN ({})"
+    "SELECT trace_id, model_usage FROM traces"
+    " WHERE project_id = ? AND model_usage IS NOT NULL AND trace_id IN ({})"
 )
-_CHUNK = 500
 
-Rows = list[tuple[int, ModelUsage]]
+# A model's usage: spans whose cost is known, cost in 1e-12 USD, input, output, total
+# tokens (the packed column's order).
+Used = list[int]
+# (the start of the trace whose usage it is, the model, its usage)
+Rows = list[tuple[int, str, Used]]
 
 
-def write(
+@dataclass
+class BatchUsage:
+    """The usage by model of the traces a batch writes: each one's packed column, and
+    the usage their old rows held and their new ones hold, for the per-hour sums."""
+
+    packed: dict[str, str | None] = field(default_factory=dict)
+    replaced: Rows = field(default_factory=list)
+    written: Rows = field(default_factory=list)
+
+
+def for_batch(
     conn: sqlite3.Connection,
     project_id: int,
     starts: Mapping[str, int],
     batch: Mapping[str, Sequence[ModelSpan]],
-    stored: Collection[str],
+    stored: Mapping[str, int],
     all_new: Collection[str],
-) -> tuple[Rows, Rows]:
-    """Write the usage by model of the traces whose rollups were just written; returns
-    the rows replaced and the rows written, each with its trace's start.
+) -> BatchUsage:
+    """The usage by model of the traces whose rollups are about to be written, read
+    before their rows are replaced.
 
-    ``starts``: each such trace's start (its new rollup's); ``batch``: its spans in
-    this batch; ``stored``: the traces stored before the batch; ``all_new``: those none
-    of whose batch spans was stored before. A trace new to the store has all its spans
-    in hand; one stored before whose batch spans were all new adds them to its stored
-    usage; any other (a retry mixed with new spans) is summed again from its spans.
+    ``starts``: each such trace's start (its new rollup's); ``batch``: its spans in this
+    batch; ``stored``: the start of each trace stored before the batch; ``all_new``: the
+    traces none of whose batch spans was stored before. A trace new to the store has all
+    its spans in hand; one stored before whose batch spans were all new adds them to its
+    stored usage; any other (a retry mixed with new spans) is summed again from its spans.
     """
+    found = BatchUsage()
+    usage: dict[str, dict[str, Used]] = {}
     before = [t for t in starts if t in stored]
-    replaced: Rows = []
-    usage: dict[str, dict[str, ModelUsage]] = {t: {} for t in starts}
-    for trace_id, start_ns, *row in _select_in(conn, _STORED, project_id, before):
-        replaced.append((start_ns, ModelUsage(*row)))
-        # Every stored row is rewritten (with the new start), zero if nothing is left.
-        usage[trace_id][row[0]] = ModelUsage(row[0])
+    for trace_id, text in select_in(conn, _STORED, (project_id,), before):
+        found.replaced += [(stored[trace_id], m, u) for m, u in unpack(text).items()]
         if trace_id in all_new:
-            usage[trace_id][row[0]].add(ModelUsage(*row))
+            usage[trace_id] = unpack(text)  # added to below: not the rows replaced
     recount = [t for t in before if t not in all_new]
-    for trace_id, *row in _select_in(conn, _FROM_SPANS, project_id, recount):
-        usage[trace_id][row[0]] = ModelUsage(*row)
+    for trace_id, model, *used in select_in(conn, _FROM_SPANS, (project_id,), recount):
+        if any(used):
+            usage.setdefault(trace_id, {})[model] = used
     for trace_id in starts:
         if trace_id in stored and trace_id not in all_new:
             continue
-        for model, more in usage_by_model(batch[trace_id]).items():
-            found = usage[trace_id].get(model)
-            if found is not None:
-                found.add(more)
-            elif not more.is_empty:
-                # Nothing used (spans without a model, such as tools): no row.
-                usage[trace_id][model] = more
-    written: Rows = [(starts[t], u) for t, models in usage.items() for u in models.values()]
-    rows: list[tuple[Any, ...]] = [
-        (
-            project_id,
-            trace_id,
-            starts[trace_id],
-            u.model,
-            u.spans,
-            u.cost_spans,
-            u.cost_pico,
-            u.input_tokens,
-            u.output_tokens,
-            u.total_tokens,
-        )
-        for trace_id, models in usage.items()
-        for u in models.values()
-    ]
-    conn.executemany(_UPSERT, rows)
-    return replaced, written
+        models = usage.get(trace_id)
+        if models is None:
+            models = usage[trace_id] = {}
+        _add_spans(models, batch[trace_id])
+    for trace_id, models in usage.items():
+        found.packed[trace_id] = pack(models)
+        start_ns = starts[trace_id]
+        found.written += [(start_ns, m, u) for m, u in models.items()]
+    return found
 
 
-def _select_in(
-    conn: sqlite3.Connection, sql: str, project_id: int, ids: Sequence[str]
-) -> Iterator[tuple[Any, ...]]:
-    for i in range(0, len(ids), _CHUNK):
-        chunk = ids[i : i + _CHUNK]
-        yield from conn.execute(sql.format(", ".join("?" * len(chunk))), (project_id, *chunk))
+def _add_spans(models: dict[str, Used], spans: Sequence[ModelSpan]) -> None:
+    """Add what ``spans`` used to each model's usage (most spans, tools and steps, use
+    nothing and are passed over)."""
+    for span in spans:
+        cost = span.cost_usd
+        i, o, t = span.input_tokens, span.output_tokens, span.total_tokens
+        if cost is None and not (i or o or t):
+            continue
+        model = span.model or NO_MODEL
+        used = models.get(model)
+        if used is None:
+            used = models[model] = [0, 0, 0, 0, 0]
+        if cost is not None:
+            used[0] += 1
+            used[1] += picodollars(cost)
+        if i:
+            used[2] += i
+        if o:
+            used[3] += o
+        if t:
+            used[4] += t
+
+
+def pack(models: Mapping[str, Used]) -> str | None:
+    """The column of a trace's usage by model (only models that used something)."""
+    if not models:
+        return None
+    return (
+        "{"
+        + ",".join(f"{_key(m)}:[{u[0]},{u[1]},{u[2]},{u[3]},{u[4]}]" for m, u in models.items())
+        + "}"
+    )
+
+
+def unpack(text: str | None) -> dict[str, Used]:
+    """A trace's usage by model from its column."""
+    return json.loads(text) if text else {}
+
+
+_keys: dict[str, str] = {}
+
+
+def _key(model: str) -> str:
+    """A model's name as a JSON string (a handful of models: each encoded once)."""
+    key = _keys.get(model)
+    if key is None:
+        if len(_keys) > 1000:
+            _keys.clear()
+        key = _keys[model] = dumps(model)
+    return key

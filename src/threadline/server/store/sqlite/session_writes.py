@@ -13,7 +13,7 @@ trigger (0010), which sees the row as SQLite deletes it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from threadline.server.store.rollups import SessionRollup
 from threadline.server.store.sqlite import rows as schema
@@ -48,14 +48,16 @@ def write(
     project_id: int,
     sessions: Sequence[SessionRollup],
     stored: Mapping[str, SessionRollup] | None = None,
+    absent: Collection[str] = (),
 ) -> None:
     """Write (insert or replace) the rollups of ``sessions`` (one each) and keep the
     aggregates.
     ``stored``: the rows of some of them as they are stored now, if the caller has
-    read them already (the others are read here)."""
+    read them already; ``absent``: those the caller found no row for (the others are
+    read here)."""
     if not sessions:
         return
-    keep_aggregates(conn, project_id, sessions, stored or {})
+    keep_aggregates(conn, project_id, sessions, stored or {}, absent)
     conn.executemany(schema.UPSERT_SESSION, [schema.session_row(project_id, s) for s in sessions])
 
 
@@ -64,14 +66,18 @@ def keep_aggregates(
     project_id: int,
     sessions: Sequence[SessionRollup],
     stored: Mapping[str, SessionRollup],
+    absent: Collection[str] = (),
 ) -> None:
     """Take back what the stored rows of ``sessions`` added to the aggregates and add
-    what their new rollups add; called before they are written."""
+    what their new rollups add; called before they are written. ``stored``: rows read
+    already; ``absent``: sessions known to have none."""
     before: dict[str, _Counted] = {
         r.session_id: _counted(r.start_ns, r.end_ns, r.error_count, r.cost_usd is not None)
         for r in stored.values()
     }
-    unread = [s.session_id for s in sessions if s.session_id not in stored]
+    unread = [
+        s.session_id for s in sessions if s.session_id not in stored and s.session_id not in absent
+    ]
     for session_id, start_ns, end_ns, error_count, cost_known in select_in(
         conn, _STORED, (project_id,), unread
     ):

@@ -31,6 +31,7 @@ from threadline.server.store.rollups import (
 from threadline.server.store.sqlite import (
     inference,
     metric_upkeep,
+    model_usage,
     payloads,
     search,
     session_writes,
@@ -180,27 +181,39 @@ class SpanWrites(Database):
             if trace_id not in stored and len(trace.spans) >= TALLY_FROM_SPANS:
                 self._roll_up(project_id, trace_id, trace.spans)
         placement.fill(rolled_again)
-        conn.executemany(
-            schema.UPSERT_TRACE,
-            [
-                *(
-                    schema.trace_row(project_id, t.rollup)
-                    if trace_id in placement.sessions
-                    else t.row
-                    for trace_id, t in fresh.items()
-                    if trace_id not in stored
-                ),
-                *(schema.trace_row(project_id, rollup) for rollup in rolled_again),
-            ],
-        )
-        metric_upkeep.traces_written(
+        written = [*(t.rollup for i, t in fresh.items() if i not in stored), *rolled_again]
+        # Each trace's usage by model goes in its row (model_usage.py): worked out,
+        # with the stored usage it replaces, before the rows are written.
+        usage = metric_upkeep.batch_usage(
             conn,
             project_id,
             stored_rollups,
-            [*(t.rollup for i, t in fresh.items() if i not in stored), *rolled_again],
+            written,
             {trace_id: trace.spans for trace_id, trace in fresh.items()},
             all_new,
         )
+        conn.executemany(
+            model_usage.UPSERT_TRACE,
+            [
+                *(
+                    [
+                        *(
+                            schema.trace_row(project_id, t.rollup)
+                            if trace_id in placement.sessions
+                            else t.row
+                        ),
+                        usage.packed.get(trace_id),
+                    ]
+                    for trace_id, t in fresh.items()
+                    if trace_id not in stored
+                ),
+                *(
+                    [*schema.trace_row(project_id, rollup), usage.packed.get(rollup.trace_id)]
+                    for rollup in rolled_again
+                ),
+            ],
+        )
+        metric_upkeep.traces_written(conn, project_id, stored_rollups, written, usage)
         recount.update(rollup.session_id for rollup in rolled_again if rollup.session_id)
         recount.update(placement.recount)
         # Traces new to the store join their sessions: the next turns of a conversation
@@ -254,7 +267,8 @@ class SpanWrites(Database):
                 "DELETE FROM sessions WHERE project_id = ? AND session_id = ?",
                 [(project_id, sid) for sid in recount - by_session.keys()],
             )
-        session_writes.write(conn, project_id, sessions, known)
+        # The joined sessions without a row are new: nothing to read back for them.
+        session_writes.write(conn, project_id, sessions, known, joining.keys() - known.keys())
 
     def _roll_up(self, project_id: int, trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
         """The rollup of a trace from all of its spans; a large one's tally is kept."""
