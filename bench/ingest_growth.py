@@ -11,7 +11,8 @@ process read from files per span (``rchar``: SQLite's page-cache misses, served 
 the OS page cache or the disk), so that what grows with the store shows, and by how much.
 
 ``--cache-mib`` sets the writer connection's page cache (default: the store's own).
-``--fts5 automerge=8`` (repeatable) sets an option of the search index for the run.
+``--fts5 automerge=8`` (repeatable) sets an option of the search index for the run;
+``--index-0009`` makes the index as migration 0009 did (without contentless_delete).
 ``--cpu`` times by the thread's CPU time instead of the wall clock: on a shared machine
 the wall clock counts the time other jobs hold the core (the write is CPU-bound: WAL
 commits do not wait for the disk).
@@ -54,6 +55,11 @@ def main() -> None:
     parser.add_argument("--cache-mib", type=int, default=0)
     parser.add_argument("--cpu", action="store_true")
     parser.add_argument(
+        "--index-0009",
+        action="store_true",
+        help="the search index as migration 0009 made it (no contentless_delete)",
+    )
+    parser.add_argument(
         "--fts5",
         action="append",
         default=[],
@@ -84,6 +90,11 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="threadline-growth-") as tmp:
         store = SQLiteStore(Path(tmp) / "growth.db")
+        if args.index_0009:  # a fresh store: nothing indexed yet
+            store._writer.executescript(
+                "DROP TABLE search_text; CREATE VIRTUAL TABLE search_text USING fts5("
+                "body, content = '', tokenize = 'unicode61 remove_diacritics 2');"
+            )
         for option in args.fts5:
             name, value = option.split("=", 1)
             store._writer.execute(

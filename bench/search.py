@@ -31,7 +31,8 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -44,6 +45,7 @@ from server import latencies, start_server
 from threadline.server.model import SpanRecord
 from threadline.server.store.sqlite import SQLiteStore
 from threadline.server.store.sqlite import search as sqlite_search
+from threadline.server.store.sqlite.driver import sqlite3
 
 SYLLABLES = ["ka", "lo", "mi", "ren", "to", "sa", "vi", "del", "por", "na", "gu", "ish"]
 
@@ -107,9 +109,15 @@ def spans(total: int, seed: int = 5) -> Iterator[SpanRecord]:
                 yield fillers.turn_step(rng, trace, root, start, i, "search_places", payloads)
 
 
-def fill(path: Path, total: int, batch: int = 5000) -> float:
-    """Write ``total`` spans; returns the seconds spent in ``write_spans``."""
+def fill(path: Path, total: int, batch: int = 5000, fts5: Sequence[str] = ()) -> float:
+    """Write ``total`` spans; returns the seconds spent in ``write_spans``. ``fts5``:
+    options of the search index set first, e.g. ``automerge=8``."""
     store = SQLiteStore(path)
+    for option in fts5:
+        name, value = option.split("=", 1)
+        store._writer.execute(
+            "INSERT INTO search_text (search_text, rank) VALUES (?, ?)", (name, int(value))
+        )
     project = store.create_project("default").id
     pending: list[SpanRecord] = []
     writing = 0.0
@@ -197,7 +205,7 @@ def ingest_pairs(total: int, pairs: int, batch: int = 5000) -> None:
         )
 
 
-def query_latencies(total: int, queries: int) -> None:
+def query_latencies(total: int, queries: int, batch: int, fts5: Sequence[str]) -> None:
     text = Text(5)
     sessions = total // 50
     common = text.words[0]
@@ -205,8 +213,13 @@ def query_latencies(total: int, queries: int) -> None:
     with tempfile.TemporaryDirectory(prefix="threadline-search-") as tmp:
         data_dir = Path(tmp)
         started = time.perf_counter()
-        fill(data_dir / "threadline.db", total)
+        fill(data_dir / "threadline.db", total, batch, fts5)
         print(f"filled {total:,} spans with the index in {time.perf_counter() - started:.0f} s")
+        with closing(sqlite3.connect(data_dir / "threadline.db")) as conn:
+            (segments,) = conn.execute(
+                "SELECT count(DISTINCT segid) FROM search_text_idx"
+            ).fetchone()
+        print(f"search index: {segments} segments (FTS5 options: {', '.join(fts5) or 'none'})")
         process, base_url, key = start_server(data_dir, workers=1)
         try:
             api = httpx.Client(
@@ -261,12 +274,20 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--skip-ab", action="store_true")
     parser.add_argument("--skip-queries", action="store_true")
+    parser.add_argument("--fill-batch", type=int, default=5000, help="spans a transaction")
+    parser.add_argument(
+        "--fts5",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="an FTS5 option of the search index for the query store, e.g. automerge=8",
+    )
     args = parser.parse_args()
     if not args.skip_ab:
         print(f"ingest A/B, {args.ab_spans:,} spans a store, {args.pairs} pairs:")
         ingest_pairs(args.ab_spans, args.pairs, args.ab_batch)
     if not args.skip_queries:
-        query_latencies(args.spans, args.queries)
+        query_latencies(args.spans, args.queries, args.fill_batch, args.fts5)
 
 
 if __name__ == "__main__":
