@@ -109,6 +109,13 @@ def fill(store: Store) -> int:
     return project
 
 
+def refreshed(store: Store) -> Store:
+    """``store`` once its dashboard figures are up to date: ClickHouse derives them in
+    the background (a pass, run here at once); SQLite keeps them on write."""
+    store.refresh_metrics()
+    return store
+
+
 def query(**fields) -> MetricsQuery:
     return MetricsQuery(
         start=ns_to_datetime(H0 + 5 * MINUTE),  # widened to H0
@@ -124,7 +131,7 @@ def series(metrics: Metrics) -> dict[tuple[str, str | None], list[float | None]]
 
 def test_metrics_on_known_data(store: Store):
     project = fill(store)
-    got = store.metrics(project, query(), list(METRIC_NAMES))
+    got = refreshed(store).metrics(project, query(), list(METRIC_NAMES))
     assert got.start == ns_to_datetime(H0) and got.end == ns_to_datetime(H0 + 3 * HOUR)
     assert got.buckets == [ns_to_datetime(H0 + i * HOUR) for i in range(3)]
     values = series(got)
@@ -161,7 +168,7 @@ def test_metrics_on_known_data(store: Store):
 
 def test_metrics_asked_for_are_the_only_series(store: Store):
     project = fill(store)
-    got = store.metrics(project, query(), ["traces"])
+    got = refreshed(store).metrics(project, query(), ["traces"])
     assert [(s.metric, s.group) for s in got.series] == [
         ("traces", None),
         ("score:helpful", None),
@@ -171,7 +178,7 @@ def test_metrics_asked_for_are_the_only_series(store: Store):
 
 def test_metrics_grouped_by_tag_and_by_metadata(store: Store):
     project = fill(store)
-    by_tag = store.metrics(project, query(group_by="tag"), list(METRIC_NAMES))
+    by_tag = refreshed(store).metrics(project, query(group_by="tag"), list(METRIC_NAMES))
     assert by_tag.group_by == "tag"
     values = series(by_tag)
     # Groups by the most trace-bucket counts: x and y tie (3), untagged last.
@@ -187,7 +194,7 @@ def test_metrics_grouped_by_tag_and_by_metadata(store: Store):
     assert values[("score:quality", "x")] == [1.0, None, None]
     assert values[("score:quality", "y")] == [None, 0.25, None]
 
-    by_version = store.metrics(
+    by_version = refreshed(store).metrics(
         project, query(group_by="metadata", group_key="app_version"), list(METRIC_NAMES)
     )
     assert by_version.group_by == "metadata:app_version"
@@ -201,15 +208,15 @@ def test_metrics_grouped_by_tag_and_by_metadata(store: Store):
 
 def test_metrics_filtered_like_the_lists(store: Store):
     project = fill(store)
-    by_user = series(store.metrics(project, query(user_id="u2"), list(METRIC_NAMES)))
+    by_user = series(refreshed(store).metrics(project, query(user_id="u2"), list(METRIC_NAMES)))
     assert by_user[("traces", None)] == [1, 1, 0]
     assert by_user[("sessions", None)] == [1, 1, 0]
     assert by_user[("cost_usd", None)] == [None, None, None]
     assert by_user[("total_tokens", None)] == [2, 0, 0]
-    by_tag = series(store.metrics(project, query(tag="y"), list(METRIC_NAMES)))
+    by_tag = series(refreshed(store).metrics(project, query(tag="y"), list(METRIC_NAMES)))
     assert by_tag[("traces", None)] == [1, 2, 0]
     assert by_tag[("sessions", None)] == [2, 2, 0]
-    by_meta = series(store.metrics(project, query(metadata={"app_version": "2"}), ["sessions"]))
+    by_meta = series(refreshed(store).metrics(project, query(metadata={"app_version": "2"}), ["sessions"]))
     assert by_meta[("sessions", None)] == [1, 1, 0]
 
 
@@ -222,7 +229,7 @@ def test_each_bar_counts_what_its_list_shows(store: Store, filters: dict):
     """The list opened from a bar (its bucket as start/end, the same filters) has as
     many rows as the bar counts, and the ranges' totals are the lists' totals."""
     project = fill(store)
-    got = store.metrics(project, query(**filters), list(METRIC_NAMES))
+    got = refreshed(store).metrics(project, query(**filters), list(METRIC_NAMES))
     values = series(got)
     for i, start in enumerate(got.buckets):
         window = {"start": start, "end": bucket_end(start, "hour"), "limit": 500}
@@ -255,7 +262,7 @@ def test_each_bar_counts_what_its_list_shows(store: Store, filters: dict):
 
 def test_week_buckets_start_on_monday(store: Store):
     project = fill(store)
-    got = store.metrics(
+    got = refreshed(store).metrics(
         project,
         MetricsQuery(start=ns_to_datetime(H0), end=ns_to_datetime(H0 + HOUR), bucket="week"),
         ["traces"],
@@ -268,7 +275,7 @@ def test_week_buckets_start_on_monday(store: Store):
 
 def test_an_empty_project_has_zero_series(store: Store):
     project = store.create_project("empty").id
-    got = store.metrics(project, query(), list(METRIC_NAMES))
+    got = refreshed(store).metrics(project, query(), list(METRIC_NAMES))
     values = series(got)
     assert values[("traces", None)] == [0, 0, 0]
     assert values[("cost_usd", None)] == [None, None, None]
@@ -339,7 +346,7 @@ def fill_models(store: Store) -> int:
 
 def test_cost_and_tokens_split_by_model(store: Store):
     project = fill_models(store)
-    got = store.metrics(project, query(), MODEL_METRICS)
+    got = refreshed(store).metrics(project, query(), MODEL_METRICS)
     assert list(by_model(got, "cost_usd_by_model")) == ["gpt", "claude"]  # costliest first
     assert by_model(got, "cost_usd_by_model") == {
         "gpt": [1.5, None, None],
@@ -353,9 +360,9 @@ def test_cost_and_tokens_split_by_model(store: Store):
     assert values[("cost_usd", None)] == [1.75, None, None]
     assert values[("total_tokens", None)] == [21, 8, 0]
     # Filtered and grouped, from the rollups: the same rule.
-    tagged = store.metrics(project, query(tag="y"), MODEL_METRICS)
+    tagged = refreshed(store).metrics(project, query(tag="y"), MODEL_METRICS)
     assert by_model(tagged, "total_tokens_by_model") == {"claude": [0, 8, 0]}
-    grouped = store.metrics(project, query(group_by="tag"), MODEL_METRICS)
+    grouped = refreshed(store).metrics(project, query(group_by="tag"), MODEL_METRICS)
     split = {(s.metric, s.group, s.model): s.values for s in grouped.series if s.model}
     assert split == {
         ("cost_usd_by_model", "x", "gpt"): [1.5, None, None],
@@ -378,7 +385,7 @@ def test_by_model_follows_late_spans_retries_and_deletes(store: Store):
     ]
     store.write_spans(project, late)
     store.write_spans(project, late)  # the same export retried
-    got = store.metrics(project, query(), list(METRIC_NAMES))
+    got = refreshed(store).metrics(project, query(), list(METRIC_NAMES))
     assert by_model(got, "cost_usd_by_model") == {
         "gpt": [3.5, None, None],
         "claude": [0.25, None, None],
@@ -387,13 +394,13 @@ def test_by_model_follows_late_spans_retries_and_deletes(store: Store):
     assert series(got)[("cost_usd", None)] == [3.75, None, None]
     assert series(got)[("traces", None)] == [2, 1, 0]
     store.delete_traces(project, [f"{1:032x}"])
-    got = store.metrics(project, query(), [*MODEL_METRICS, "traces", "sessions"])
+    got = refreshed(store).metrics(project, query(), [*MODEL_METRICS, "traces", "sessions"])
     assert by_model(got, "cost_usd_by_model") == {"gpt": [2.0, None, None]}
     assert by_model(got, "total_tokens_by_model") == {"gpt": [4, 0, 0], "claude": [8, 0, 0]}
     assert series(got)[("traces", None)] == [1, 1, 0]
     assert series(got)[("sessions", None)] == [1, 1, 0]
     store.delete_sessions(project, ["m"])
-    got = store.metrics(project, query(), list(METRIC_NAMES))
+    got = refreshed(store).metrics(project, query(), list(METRIC_NAMES))
     assert by_model(got, "cost_usd_by_model") == {}
     assert series(got)[("traces", None)] == [0, 0, 0]
     assert series(got)[("active_users", None)] == [0, 0, 0]
@@ -405,7 +412,7 @@ def test_bars_count_what_the_lists_show_after_a_delete(store: Store, filters: di
     project = fill(store)
     store.delete_sessions(project, ["b"])
     store.delete_traces(project, [f"{2:032x}"])
-    got = store.metrics(project, query(**filters), list(METRIC_NAMES))
+    got = refreshed(store).metrics(project, query(**filters), list(METRIC_NAMES))
     values = series(got)
     for i, start in enumerate(got.buckets):
         window = {"start": start, "end": bucket_end(start, "hour"), "limit": 500}
@@ -430,6 +437,6 @@ def test_a_grouped_session_counts_in_its_groups_between_turns(store: Store):
             span(2, 130, 5, session="g", user="u", tags=["x"]),
         ],
     )
-    got = series(store.metrics(project, query(group_by="tag"), ["sessions", "traces"]))
+    got = series(refreshed(store).metrics(project, query(group_by="tag"), ["sessions", "traces"]))
     assert got[("sessions", "x")] == [1, 1, 1]
     assert got[("traces", "x")] == [1, 0, 1]

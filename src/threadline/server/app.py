@@ -33,6 +33,7 @@ from threadline.server.http.request_bounds import RequestBounds
 from threadline.server.ingest.otlp_http import router as otlp_router
 from threadline.server.ingest.pipeline import IngestPipeline
 from threadline.server.ingest.tuning import tune_garbage_collector
+from threadline.server.metric_refresh import MetricRefreshService
 from threadline.server.retention import RetentionService
 from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store, sqlite_path
@@ -52,6 +53,9 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     ingest = IngestPipeline(store, settings)
     evaluations = EvaluationService(store, settings, ingest_quiet=ingest.quiet_seconds)
     retention = RetentionService(store, settings.retention_days, ingest_quiet=ingest.quiet_seconds)
+    metric_refresh = MetricRefreshService(
+        store, settings.metrics_refresh_seconds, settings.metrics_refresh_margin_seconds
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,7 +75,9 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
             await grpc_receiver.start()
         await evaluations.start()
         retention.start()
+        metric_refresh.start()
         yield
+        await run_in_threadpool(metric_refresh.stop)  # ends after the pass in hand
         await evaluations.stop()  # unfinished runs go back in the stored queue
         await run_in_threadpool(retention.stop)  # ends after the batch in hand
         # uvicorn answers SIGTERM by finishing in-flight requests, running this, and

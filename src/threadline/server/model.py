@@ -659,6 +659,14 @@ class Metrics(BaseModel):
     top_users_by_errors: list[TopUser]
     top_sessions_by_cost: list[TopSession]
     top_sessions_by_errors: list[TopSession]
+    figures_up_to: datetime | None = Field(
+        default=None,
+        description=(
+            "Set when the figures were derived in the background (ClickHouse, no filter or "
+            "grouping): every write made before this instant is in them, later ones may "
+            "not be yet. Null: the figures are current."
+        ),
+    )
 
 
 # --- share links -------------------------------------------------------------------------

@@ -245,6 +245,13 @@ class Store(Protocol):
         rules of ``store.metrics``."""
         ...
 
+    def refresh_metrics(self, margin_s: float = 60.0) -> int | None:
+        """Bring the figures the dashboard reads up to date with what was written (a
+        pass; ``margin_s``: how far before the previous pass to look again, for replica
+        lag) and return how many slices it recomputed; None for a store whose figures
+        are kept on write (SQLite), which need no pass."""
+        ...
+
     # --- scores, score configs and notes ---------------------------------------------
     def write_scores(self, project_id: int, scores: Sequence[ScoreRecord]) -> None:
         """Store validated scores and bring the score rollups of their targets up to date,

@@ -50,6 +50,7 @@ from threadline.server.model import (
     TraceQuery,
     UserQuery,
     UserSummary,
+    ns_to_datetime,
 )
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.search.query import SearchQuery
@@ -71,6 +72,8 @@ from threadline.server.store.clickhouse import (
     inferred_sessions,
     intake,
     merged_traces,
+    metric_slices,
+    metric_slices_read,
     metrics,
     model_usage,
     numbers,
@@ -204,6 +207,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 inference.TABLE,
                 inferred_sessions.RESPONSES_TABLE,
                 context.TABLE,
+                metric_slices.TABLE,
+                metric_slices.DIRTY_TABLE,
+                "metric_passes",
                 *scores.TABLES,
                 *project_rules.TABLES,
             )
@@ -212,6 +218,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         self._shares = shares.ClickHouseShares(self._rows, self._insert)
         self._inference = inference.ClickHouseSessionInference(self._rows, self._insert)
         self._rules = project_rules.ClickHouseProjectRules(self._rows, self._insert)
+        self._metric_slices = metric_slices.MetricSlices(self._rows, self._insert)
         # The TTL this store was opened with (None: left as it was, unknown here).
         self._ttl_days = retention_days
         self._closed = False
@@ -317,6 +324,10 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     def delete_traces(self, project_id: int, trace_ids: Sequence[str]) -> int:
         ids = sorted(set(trace_ids))
+        # Before the rows that say where they were go: the dashboard's next refresh
+        # recomputes the slices these traces and their sessions were in.
+        for chunk in _chunks(ids):
+            self._metric_slices.mark_traces(project_id, chunk)
         stored: set[str] = set()
         sessions: set[str] = set()
         for chunk in _chunks(ids):
@@ -731,8 +742,21 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     def metrics(self, project_id: int, query: MetricsQuery, names: Sequence[str]) -> Metrics:
         span = metric_rules.bucket_range(query)
-        rows = metrics.read(self._rows, project_id, query, span)
-        return metric_rules.build(query, span, rows, names)
+        # The dashboard as it opens reads the figures derived in the background; a
+        # filter or a grouping rolls up the range's traces and sessions when asked.
+        derived = not (query.user_id or query.tag or query.metadata or query.group_by)
+        up_to = self._metric_slices.figures_up_to() if derived else None
+        if up_to is None:
+            return metric_rules.build(
+                query, span, metrics.read(self._rows, project_id, query, span), names
+            )
+        found = metric_slices_read.read(self._rows, project_id, span)
+        result = metric_rules.build(query, span, found, names)
+        result.figures_up_to = ns_to_datetime(up_to)
+        return result
+
+    def refresh_metrics(self, margin_s: float = 60.0) -> int | None:
+        return self._metric_slices.refresh(int(margin_s * 1e9)).slices
 
     def live_watermark(self, project_id: int) -> int:
         """The feed position of the project's latest trace write, less the slack above
