@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from threadline.server.model import TOP_ROWS
 from threadline.server.store.clickhouse import metric_sources, model_usage
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
@@ -55,7 +56,19 @@ SLICES_PER_HOUR = HOUR_NS // SLICE_NS
 _CHUNK = 24 * SLICES_PER_HOUR
 TABLE = "metric_slices"
 DIRTY_TABLE = "metric_dirty_slices"
-_COLUMNS = ["project_id", "slice", "version", "last_hour", "traces", "sessions", "models"]
+_COLUMNS = [
+    "project_id",
+    "slice",
+    "version",
+    "last_hour",
+    "trace_counts",
+    "users",
+    "session_counts",
+    "session_figures",
+    "sessions",
+    "top_sessions",
+    "models",
+]
 
 
 def slice_of(start_ns: int) -> int:
@@ -217,17 +230,12 @@ class MetricSlices:
             s, last = slice_of(start), end // HOUR_NS
             slice_of_trace[trace_id] = s
             last_hour[s] = max(last_hour.get(s, last), last)
+            figures = [1, int(failed), cost, tin, tout, ttotal]
             cell = traces[s].get((user, last))
             if cell is None:
-                traces[s][(user, last)] = [1, int(failed), cost, tin, tout, ttotal]
+                traces[s][(user, last)] = figures
             else:
-                cell[0] += 1
-                cell[1] += int(failed)
-                if cost is not None:
-                    cell[2] = cost if cell[2] is None else cell[2] + cost
-                cell[3] += tin
-                cell[4] += tout
-                cell[5] += ttotal
+                _add(cell, figures)
         # A session of these slices: named by one of their traces, and started in them.
         named = (
             "SELECT DISTINCT named FROM trace_parts_by_id"
@@ -276,9 +284,64 @@ class MetricSlices:
                 s,
                 version,
                 last_hour.get(s, s // SLICES_PER_HOUR),
-                [(user, last, *cell) for (user, last), cell in traces[s].items()],
+                _by_last_hour(traces[s]),
+                [
+                    (user, last, count, errors, cost)
+                    for (user, last), (count, errors, cost, *_) in traces[s].items()
+                    if user is not None
+                ],
+                _session_counts(sessions[s]),
+                [
+                    (end // HOUR_NS, n, end - start, cost)
+                    for _, start, end, n, _, cost in sessions[s]
+                ],
                 sorted(sessions[s]),
+                _top(sessions[s]),
                 [(model, *cell) for model, cell in sorted(models[s].items())],
             ]
             for s in slices
         ]
+
+
+def _add(cell: list[Any], more: Sequence[Any]) -> None:
+    """Add (count, errors, cost or None, input, output, total) ``more`` to ``cell``."""
+    cell[0] += more[0]
+    cell[1] += more[1]
+    if more[2] is not None:
+        cell[2] = more[2] if cell[2] is None else cell[2] + more[2]
+    for i in (3, 4, 5):
+        cell[i] += more[i]
+
+
+def _by_last_hour(cells: dict[tuple[str | None, int], list[Any]]) -> list[tuple[Any, ...]]:
+    found: dict[int, list[Any]] = {}
+    for (_, last), cell in cells.items():
+        if last in found:
+            _add(found[last], cell)
+        else:
+            found[last] = list(cell)
+    return [(last, *cell) for last, cell in sorted(found.items())]
+
+
+def _session_counts(sessions: list[tuple[Any, ...]]) -> list[tuple[int, int, int]]:
+    found: dict[int, list[int]] = {}
+    for _, _, end, _, errors, _ in sessions:
+        cell = found.setdefault(end // HOUR_NS, [0, 0])
+        cell[0] += 1
+        cell[1] += errors > 0
+    return [(last, count, errors) for last, (count, errors) in sorted(found.items())]
+
+
+def _top(sessions: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The slice's sessions that can be in a range's top lists: the ten costliest and
+    the ten with most errors, ranked as ``store.metrics`` ranks (ties: session id,
+    descending)."""
+    by_cost = sorted(
+        (r for r in sessions if r[5] is not None and r[5] > 0),
+        key=lambda r: (r[5], r[0]),
+        reverse=True,
+    )[:TOP_ROWS]
+    by_errors = sorted((r for r in sessions if r[4] > 0), key=lambda r: (r[4], r[0]), reverse=True)[
+        :TOP_ROWS
+    ]
+    return sorted(set(by_cost) | set(by_errors))

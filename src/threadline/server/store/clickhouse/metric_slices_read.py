@@ -13,6 +13,7 @@ the traces' starts found by id.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from threadline.server.model import TOP_ROWS, Distribution
@@ -24,6 +25,8 @@ from threadline.server.store.model_usage import PICO
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
 _PERCENTILES = (0.5, 0.95)
+# Statements in flight at once.
+_SIDE_BY_SIDE = 1
 
 
 def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
@@ -39,114 +42,149 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         "end_h": end_h,
         "w": w,
     }
-
-    def rows(sql: str) -> list[tuple[Any, ...]]:
-        return rows_of(sql, p)
-
-    # The newest version of each slice whose rows may be active in the range.
-    slices = (
-        "(SELECT slice, traces, sessions, models FROM metric_slices FINAL"
-        f" WHERE project_id = %(project)s AND slice < %(end_h)s * {SLICES_PER_HOUR}"
-        " AND last_hour >= %(o_h)s)"
+    # The newest version of each slice whose rows may be active in the range: picked by
+    # (slice, version) rather than FINAL, which merges the arrays when read (measured:
+    # twice the time of the whole read).
+    before_end = f"project_id = %(project)s AND slice < %(end_h)s * {SLICES_PER_HOUR}"
+    newest = (
+        f"{before_end} AND last_hour >= %(o_h)s AND (slice, version) IN"
+        f" (SELECT slice, max(version) FROM metric_slices WHERE {before_end} GROUP BY slice)"
     )
     hour = f"intDiv(slice, {SLICES_PER_HOUR})"
-    # A trace row: active in the range when its last hour is in it (its first is, by
-    # the slices read); its amounts count when it started in the range.
-    trace_rows = (
-        f"(SELECT {hour} AS first_hour, tupleElement(t, 1) AS user, tupleElement(t, 2) AS last_hour, tupleElement(t, 3) AS trace_count,"
-        " tupleElement(t, 4) AS error_count, tupleElement(t, 5) AS cost, tupleElement(t, 6) AS input, tupleElement(t, 7) AS output, tupleElement(t, 8) AS total,"
-        " intDiv(greatest(first_hour, %(o_h)s) - %(o_h)s, %(w_h)s) AS first,"
-        " intDiv(least(last_hour, %(end_h)s - 1) - %(o_h)s, %(w_h)s) AS last,"
-        " first_hour >= %(o_h)s AS started"
-        f" FROM {slices} ARRAY JOIN traces AS t WHERE tupleElement(t, 2) >= %(o_h)s)"
-    )
-    session_rows = (
-        "(SELECT tupleElement(s, 1) AS session_id, tupleElement(s, 2) AS start_ns, tupleElement(s, 3) AS end_ns, tupleElement(s, 4) AS trace_count,"
-        " tupleElement(s, 5) AS error_count, tupleElement(s, 6) AS cost,"
-        " intDiv(greatest(start_ns, %(o)s) - %(o)s + 999, %(w)s) AS first,"
-        " intDiv(least(end_ns, %(end)s - 1) - %(o)s, %(w)s) AS last"
-        f" FROM {slices} ARRAY JOIN sessions AS s"
-        " WHERE tupleElement(s, 3) >= %(o)s AND tupleElement(s, 2) <= %(last_instant)s)"
-    )
-    out = MetricsRows()
-    out.traces = [
-        (None, None, *row)
-        for row in rows(
-            "SELECT first, last, started, sum(trace_count), sum(error_count), sum(cost), sum(input),"
-            f" sum(output), sum(total) FROM {trace_rows} GROUP BY first, last, started"
+    in_range = f"slice >= %(o_h)s * {SLICES_PER_HOUR}"
+
+    def each(column: str, alias: str, where: str = "1") -> str:
+        """The elements of ``column`` of the slices read (those meeting ``where``), as
+        ``alias``, beside the slice's first hour and its buckets: ``first`` (the
+        bucket of the slice), ``started`` (in the range). ``last`` is the caller's."""
+        return (
+            f"SELECT {hour} AS first_hour, {alias},"
+            " intDiv(greatest(first_hour, %(o_h)s) - %(o_h)s, %(w_h)s) AS first,"
+            " first_hour >= %(o_h)s AS started"
+            f" FROM metric_slices ARRAY JOIN {column} AS {alias} WHERE {newest} AND {where}"
         )
-    ]
-    active = [0] * span.count
-    for bucket, users in rows(
-        "SELECT arrayJoin(range(toUInt64(first), toUInt64(greatest(first, last + 1)))) AS b,"
-        f" uniqExact(user) FROM {trace_rows} WHERE user IS NOT NULL GROUP BY b"
-    ):
-        active[bucket] = users
-    out.active_users = active
+
+    last_of = "intDiv(least(tupleElement({x}, {i}), %(end_h)s - 1) - %(o_h)s, %(w_h)s)"
+    # Rows active in the range: their last hour is in it (their first is, by the slices).
+    active = "tupleElement({x}, {i}) >= %(o_h)s"
+    trace_counts = (
+        f"SELECT first, {last_of.format(x='c', i=1)} AS last, started, sum(c.2), sum(c.3),"
+        " sum(c.4), sum(c.5), sum(c.6), sum(c.7)"
+        f" FROM ({each('trace_counts', 'c')}) WHERE {active.format(x='c', i=1)}"
+        " GROUP BY first, last, started"
+    )
+    users = (
+        f"SELECT tupleElement(u, 1) AS user, {last_of.format(x='u', i=2)} AS last, first,"
+        " started, tupleElement(u, 3) AS traces_of, tupleElement(u, 4) AS errors_of,"
+        " tupleElement(u, 5) AS cost_of"
+        f" FROM ({each('users', 'u')}) WHERE {active.format(x='u', i=2)}"
+    )
     # The users' totals of the traces started in the range: only those that can be in
     # a top list (ranked as ``store.metrics.build`` ranks them).
-    users = (
-        "SELECT assumeNotNull(user) AS u, sum(trace_count) AS n, sum(error_count) AS e, sum(cost) AS c"
-        f" FROM {trace_rows} WHERE started AND user IS NOT NULL GROUP BY u"
+    totals = (
+        "SELECT user, sum(traces_of) AS n, sum(errors_of) AS e, sum(cost_of) AS c"
+        f" FROM ({users}) WHERE started GROUP BY user"
     )
-    out.user_totals = rows(
-        f"SELECT * FROM (SELECT * FROM ({users}) WHERE c > 0 ORDER BY c DESC, u LIMIT {TOP_ROWS})"
-        f" UNION DISTINCT SELECT * FROM (SELECT * FROM ({users}) WHERE e > 0"
-        f" ORDER BY e DESC, u LIMIT {TOP_ROWS})"
+    session_counts = (
+        f"SELECT first, {last_of.format(x='c', i=1)} AS last, sum(c.2), sum(c.3)"
+        f" FROM ({each('session_counts', 'c')}) WHERE {active.format(x='c', i=1)}"
+        " GROUP BY first, last"
     )
-    out.sessions = [
-        (None, *row)
-        for row in rows(
-            f"SELECT first, last, count(), countIf(error_count > 0) FROM {session_rows}"
-            " GROUP BY first, last"
-        )
-    ]
     figures = (
-        "SELECT count() AS n, arraySort(groupArray(trace_count)) AS a,"
-        " arraySort(groupArray(end_ns - start_ns)) AS b,"
-        f" arraySort(groupArrayIf(assumeNotNull(cost), isNotNull(cost))) AS c FROM {session_rows}"
+        "SELECT count() AS n, arraySort(groupArray(f.2)) AS a, arraySort(groupArray(f.3)) AS b,"
+        " arraySort(groupArrayIf(assumeNotNull(f.4), isNotNull(f.4))) AS c"
+        f" FROM ({each('session_figures', 'f')}) WHERE {active.format(x='f', i=1)}"
     )
     ranks = ", ".join(
         f"{x}[greatest(1, toUInt64(ceil({q} * length({x}))))]"
         for x in ("a", "b", "c")
         for q in _PERCENTILES
     )
-    out.distributions = _distributions(
-        rows(f"SELECT n, {ranks}, a[-1], b[-1], c[-1], length(c) FROM ({figures})")[0]
+    # A slice in the range is active in it whole: its own top sessions are all it can
+    # add to the range's; a slice before the range, only the sessions running into it.
+    session_rows = (
+        "SELECT s.1 AS session_id, s.2 AS start_ns, s.3 AS end_ns, s.4 AS trace_count,"
+        " s.5 AS error_count, s.6 AS cost FROM ({rows}) WHERE s.3 >= %(o)s"
     )
-    top = (
-        "SELECT session_id, start_ns, trace_count, error_count, cost FROM {rows} WHERE {where}"
-        " ORDER BY {key} DESC, session_id DESC LIMIT {n}"
+    candidates = (
+        session_rows.format(rows=each("top_sessions", "s", in_range))
+        + " UNION ALL "
+        + session_rows.format(rows=each("sessions", "s", f"NOT {in_range}"))
     )
-    out.top_sessions_by_cost = rows(
-        top.format(rows=session_rows, where="cost > 0", key="cost", n=TOP_ROWS)
+    top_sessions = (
+        "SELECT '{key}' AS ranked_by, * FROM (SELECT session_id, start_ns, trace_count,"
+        f" error_count, cost FROM ({candidates}) WHERE {{key}} > 0"
+        f" ORDER BY {{key}} DESC, session_id DESC LIMIT {TOP_ROWS})"
     )
-    out.top_sessions_by_errors = rows(
-        top.format(rows=session_rows, where="error_count > 0", key="error_count", n=TOP_ROWS)
-    )
+    statements = {
+        "traces": trace_counts,
+        "active": "SELECT arrayJoin(range(toUInt64(first), toUInt64(greatest(first, last + 1))))"
+        f" AS b, uniqExact(user) FROM ({users}) GROUP BY b",
+        "users": f"SELECT * FROM (SELECT * FROM ({totals}) WHERE c > 0"
+        f" ORDER BY c DESC, user LIMIT {TOP_ROWS}) UNION DISTINCT SELECT * FROM"
+        f" (SELECT * FROM ({totals}) WHERE e > 0 ORDER BY e DESC, user LIMIT {TOP_ROWS})",
+        "sessions": session_counts,
+        "figures": f"SELECT n, {ranks}, a[-1], b[-1], c[-1], length(c) FROM ({figures})",
+        "top_sessions": top_sessions.format(key="cost")
+        + " UNION ALL "
+        + top_sessions.format(key="error_count"),
+        "models": "SELECT m.1 AS model, first, sum(m.2), sum(m.3), sum(m.4), sum(m.5), sum(m.6)"
+        f" FROM ({each('models', 'm')}) WHERE started GROUP BY model, first",
+        "score_kinds": "SELECT DISTINCT target_kind FROM score_rollups"
+        " WHERE project_id = %(project)s",
+    }
+    # Each statement reads the slices once, in a few milliseconds: run side by side,
+    # they take about as long as the longest, not their sum.
+    with ThreadPoolExecutor(max_workers=_SIDE_BY_SIDE) as pool:
+        found = dict(
+            zip(
+                statements,
+                pool.map(lambda sql: rows_of(sql, dict(p)), statements.values()),
+                strict=True,
+            )
+        )
+    out = MetricsRows()
+    out.traces = [(None, None, *row) for row in found["traces"]]
+    active_users = [0] * span.count
+    for bucket, count in found["active"]:
+        active_users[bucket] = count
+    out.active_users = active_users
+    out.user_totals = found["users"]
+    out.sessions = [(None, *row) for row in found["sessions"]]
+    out.distributions = _distributions(found["figures"][0])
+
+    # By the figure, then by session id, both descending, as ``store.metrics`` ranks.
+    def ranked(key: str, index: int) -> list[tuple[Any, ...]]:
+        rows = [tuple(r[1:]) for r in found["top_sessions"] if r[0] == key]
+        return sorted(rows, key=lambda r: (r[index], r[0]), reverse=True)
+
+    out.top_sessions_by_cost = ranked("cost", 4)
+    out.top_sessions_by_errors = ranked("error_count", 3)
     out.models = [
         (None, model, bucket, pico / PICO if cost_traces else None, i, o_, t)
-        for model, bucket, cost_traces, pico, i, o_, t in rows(
-            f"SELECT tupleElement(m, 1) AS model, intDiv({hour} - %(o_h)s, %(w_h)s) AS b, sum(tupleElement(m, 2)), sum(tupleElement(m, 3)),"
-            f" sum(tupleElement(m, 4)), sum(tupleElement(m, 5)), sum(tupleElement(m, 6)) FROM {slices} ARRAY JOIN models AS m"
-            f" WHERE {hour} >= %(o_h)s GROUP BY model, b"
-        )
+        for model, bucket, cost_traces, pico, i, o_, t in found["models"]
     ]
-    out.scores = _scores(rows, p, session_rows)
+    kinds = {kind for (kind,) in found["score_kinds"]}
+    if kinds:
+        started_sessions = session_rows.format(rows=each("sessions", "s", in_range))
+        out.scores = _scores(lambda sql: rows_of(sql, p), p, started_sessions, kinds)
     return out
 
 
 def _scores(
-    rows: Callable[[str], list[tuple[Any, ...]]], p: dict[str, Any], session_rows: str
+    rows: Callable[[str], list[tuple[Any, ...]]],
+    p: dict[str, Any],
+    session_rows: str,
+    kinds: set[str],
 ) -> list[tuple[Any, ...]]:
     """Score averages by the start bucket of the traces and sessions they summarise,
     for those active in the range."""
     found: list[tuple[Any, ...]] = []
     for kind in ("trace", "session"):
+        if kind not in kinds:
+            continue
         p["score_kind"] = kind
         summaries = latest_rollups("project_id = %(project)s AND target_kind = %(score_kind)s")
-        if not rows(f"SELECT 1 FROM ({summaries}) LIMIT 1"):
-            continue
         if kind == "trace":
             targets = (
                 "SELECT trace_id AS id, min(start_ns) AS start_ns, max(end_ns) AS end_ns"
@@ -154,7 +192,7 @@ def _scores(
                 f" AND trace_id IN (SELECT target_id FROM ({summaries})) GROUP BY trace_id"
             )
         else:
-            targets = f"SELECT session_id AS id, start_ns, end_ns FROM {session_rows}"
+            targets = f"SELECT session_id AS id, start_ns, end_ns FROM ({session_rows})"
         found += [
             (name, None, bucket, value_sum, value_count)
             for name, bucket, value_sum, value_count in rows(

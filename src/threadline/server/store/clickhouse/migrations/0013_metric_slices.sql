@@ -17,17 +17,30 @@ CREATE TABLE IF NOT EXISTS metric_slices (
     slice       Int64,
     version     Int64,
     last_hour   Int64,
-    -- (user, last active hour, traces, error traces, cost, input, output, total tokens)
-    -- of the slice's traces, added up per (user, last hour).
-    traces      Array(Tuple(Nullable(String), Int64, UInt64, UInt64, Nullable(Float64),
-                            Int64, Int64, Int64)),
-    -- (session id, start, end, traces, error traces, cost) of the slice's sessions.
+    -- What the slice's traces add up to, per last active hour: (last hour, traces,
+    -- error traces, cost, input, output, total tokens).
+    trace_counts Array(Tuple(Int64, UInt64, UInt64, Nullable(Float64), Int64, Int64, Int64)),
+    -- The same for the traces that name a user, per (user, last hour): (user, last
+    -- hour, traces, error traces, cost). Active users and the top users read these.
+    users       Array(Tuple(String, Int64, UInt64, UInt64, Nullable(Float64))),
+    -- The slice's sessions per last active hour: (last hour, sessions, with an error).
+    session_counts Array(Tuple(Int64, UInt64, UInt64)),
+    -- Each of the slice's sessions' (last hour, traces, duration, cost): the
+    -- distributions' figures.
+    session_figures Array(Tuple(Int64, UInt64, Int64, Nullable(Float64))),
+    -- (session id, start, end, traces, error traces, cost) of the slice's sessions: all
+    -- of them, and the ten costliest and ten with most errors, which is all a range
+    -- that holds the whole slice reads for its top lists.
     sessions    Array(Tuple(String, Int64, Int64, UInt64, UInt64, Nullable(Float64))),
+    top_sessions Array(Tuple(String, Int64, Int64, UInt64, UInt64, Nullable(Float64))),
     -- (model, traces with a cost, cost in picodollars, input, output, total tokens) of
     -- the slice's traces' usage by model.
     models      Array(Tuple(String, UInt64, Int64, Int64, Int64, Int64))
 ) ENGINE = ReplacingMergeTree(version)
-ORDER BY (project_id, slice);
+ORDER BY (project_id, slice)
+-- A month is some 8,640 rows: small granules let a read skip the columns of the slices
+-- it does not need (the full session lists of all but the slices before its range).
+SETTINGS index_granularity = 256;
 
 -- 2. Slices that a delete changed: a delete removes the rows a refresh would find its
 -- slices by, so it names them here (ingest needs none: its trace parts carry the time
