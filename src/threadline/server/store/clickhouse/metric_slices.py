@@ -67,6 +67,8 @@ _COLUMNS = [
     "session_figures",
     "sessions",
     "top_sessions",
+    "max_session_cost",
+    "max_session_errors",
     "models",
 ]
 
@@ -297,6 +299,8 @@ class MetricSlices:
                 ],
                 sorted(sessions[s]),
                 _top(sessions[s]),
+                max((r[5] or 0.0 for r in sessions[s]), default=0.0),
+                max((r[4] for r in sessions[s]), default=0),
                 [(model, *cell) for model, cell in sorted(models[s].items())],
             ]
             for s in slices

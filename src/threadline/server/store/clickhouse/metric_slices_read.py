@@ -106,14 +106,26 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         "SELECT s.1 AS session_id, s.2 AS start_ns, s.3 AS end_ns, s.4 AS trace_count,"
         " s.5 AS error_count, s.6 AS cost FROM ({rows}) WHERE s.3 >= %(o)s"
     )
-    candidates = (
-        session_rows.format(rows=each("top_sessions", "s", in_range))
-        + " UNION ALL "
-        + session_rows.format(rows=each("sessions", "s", f"NOT {in_range}"))
-    )
+
+    def candidates(largest: str) -> str:
+        # The tenth largest ``largest`` (a slice's largest session cost or error count)
+        # among the slices in the range: ten sessions reach it, so the top ten do, and
+        # only the slices reaching it can hold one of them.
+        bound = (
+            f"(SELECT arrayReverseSort(groupArray({largest}))[{TOP_ROWS}] FROM metric_slices"
+            f" WHERE {newest} AND {in_range})"
+        )
+        return (
+            session_rows.format(
+                rows=each("top_sessions", "s", f"{in_range} AND {largest} >= {bound}")
+            )
+            + " UNION ALL "
+            + session_rows.format(rows=each("sessions", "s", f"NOT {in_range}"))
+        )
+
     top_sessions = (
         "SELECT '{key}' AS ranked_by, * FROM (SELECT session_id, start_ns, trace_count,"
-        f" error_count, cost FROM ({candidates}) WHERE {{key}} > 0"
+        " error_count, cost FROM ({candidates}) WHERE {key} > 0"
         f" ORDER BY {{key}} DESC, session_id DESC LIMIT {TOP_ROWS})"
     )
     statements = {
@@ -125,9 +137,9 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         f" (SELECT * FROM ({totals}) WHERE e > 0 ORDER BY e DESC, user LIMIT {TOP_ROWS})",
         "sessions": session_counts,
         "figures": f"SELECT n, {ranks}, a[-1], b[-1], c[-1], length(c) FROM ({figures})",
-        "top_sessions": top_sessions.format(key="cost")
+        "top_sessions": top_sessions.format(key="cost", candidates=candidates("max_session_cost"))
         + " UNION ALL "
-        + top_sessions.format(key="error_count"),
+        + top_sessions.format(key="error_count", candidates=candidates("max_session_errors")),
         "models": "SELECT m.1 AS model, first, sum(m.2), sum(m.3), sum(m.4), sum(m.5), sum(m.6)"
         f" FROM ({each('models', 'm')}) WHERE started GROUP BY model, first",
         "score_kinds": "SELECT DISTINCT target_kind FROM score_rollups"

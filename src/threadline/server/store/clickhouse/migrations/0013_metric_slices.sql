@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS metric_slices (
     trace_counts Array(Tuple(Int64, UInt64, UInt64, Nullable(Float64), Int64, Int64, Int64)),
     -- The same for the traces that name a user, per (user, last hour): (user, last
     -- hour, traces, error traces, cost). Active users and the top users read these.
-    users       Array(Tuple(String, Int64, UInt64, UInt64, Nullable(Float64))),
+    users       Array(Tuple(LowCardinality(String), Int64, UInt64, UInt64, Nullable(Float64))),
     -- The slice's sessions per last active hour: (last hour, sessions, with an error).
     session_counts Array(Tuple(Int64, UInt64, UInt64)),
     -- Each of the slice's sessions' (last hour, traces, duration, cost): the
@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS metric_slices (
     -- that holds the whole slice reads for its top lists.
     sessions    Array(Tuple(String, Int64, Int64, UInt64, UInt64, Nullable(Float64))),
     top_sessions Array(Tuple(String, Int64, Int64, UInt64, UInt64, Nullable(Float64))),
+    -- The largest cost and error count of the slice's sessions: a range's tenth largest
+    -- of these bounds its top sessions from below, so it reads the top lists of only
+    -- the slices that reach it.
+    max_session_cost Float64,
+    max_session_errors UInt64,
     -- (model, traces with a cost, cost in picodollars, input, output, total tokens) of
     -- the slice's traces' usage by model.
     models      Array(Tuple(String, UInt64, Int64, Int64, Int64, Int64))
@@ -40,7 +45,7 @@ CREATE TABLE IF NOT EXISTS metric_slices (
 ORDER BY (project_id, slice)
 -- A month is some 8,640 rows: small granules let a read skip the columns of the slices
 -- it does not need (the full session lists of all but the slices before its range).
-SETTINGS index_granularity = 256;
+SETTINGS index_granularity = 64;
 
 -- 2. Slices that a delete changed: a delete removes the rows a refresh would find its
 -- slices by, so it names them here (ingest needs none: its trace parts carry the time
