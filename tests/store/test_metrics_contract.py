@@ -216,7 +216,9 @@ def test_metrics_filtered_like_the_lists(store: Store):
     by_tag = series(refreshed(store).metrics(project, query(tag="y"), list(METRIC_NAMES)))
     assert by_tag[("traces", None)] == [1, 2, 0]
     assert by_tag[("sessions", None)] == [2, 2, 0]
-    by_meta = series(refreshed(store).metrics(project, query(metadata={"app_version": "2"}), ["sessions"]))
+    by_meta = series(
+        refreshed(store).metrics(project, query(metadata={"app_version": "2"}), ["sessions"])
+    )
     assert by_meta[("sessions", None)] == [1, 1, 0]
 
 

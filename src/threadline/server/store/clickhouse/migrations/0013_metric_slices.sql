@@ -40,7 +40,10 @@ CREATE TABLE IF NOT EXISTS metric_slices (
     max_session_errors UInt64,
     -- (model, traces with a cost, cost in picodollars, input, output, total tokens) of
     -- the slice's traces' usage by model.
-    models      Array(Tuple(String, UInt64, Int64, Int64, Int64, Int64))
+    models      Array(Tuple(String, UInt64, Int64, Int64, Int64, Int64)),
+    -- The end of its last hour: what retention's TTL expires a slice by
+    -- (schema.RETAINED_TABLES), as it expires the trace data by its end.
+    end_ns      Int64 MATERIALIZED (last_hour + 1) * 3600000000000 - 1
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY (project_id, slice)
 -- A month is some 8,640 rows: small granules let a read skip the columns of the slices
