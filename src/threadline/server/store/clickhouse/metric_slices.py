@@ -67,8 +67,8 @@ _COLUMNS = [
     "session_figures",
     "sessions",
     "top_sessions",
-    "max_session_cost",
-    "max_session_errors",
+    "top_cost",
+    "top_errors",
     "models",
 ]
 
@@ -299,8 +299,8 @@ class MetricSlices:
                 ],
                 sorted(sessions[s]),
                 _top(sessions[s]),
-                max((r[5] or 0.0 for r in sessions[s]), default=0.0),
-                max((r[4] for r in sessions[s]), default=0),
+                max(((r[5], r[0]) for r in sessions[s] if r[5]), default=(0.0, "")),
+                max(((r[4], r[0]) for r in sessions[s] if r[4]), default=(0, "")),
                 [(model, *cell) for model, cell in sorted(models[s].items())],
             ]
             for s in slices

@@ -116,9 +116,9 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     )
 
     def candidates(largest: str) -> str:
-        # The tenth largest ``largest`` (a slice's largest session cost or error count)
-        # among the slices in the range: ten sessions reach it, so the top ten do, and
-        # only the slices reaching it can hold one of them.
+        # The tenth largest ``largest`` (a slice's first session by (cost, id) or by
+        # (errors, id)) among the slices in the range: ten sessions reach it, so the
+        # top ten do, and only the slices reaching it can hold one of them.
         bound = (
             f"(SELECT arrayReverseSort(groupArray({largest}))[{TOP_ROWS}] FROM metric_slices"
             f" WHERE {newest} AND {in_range})"
@@ -145,9 +145,9 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         f" (SELECT * FROM ({totals}) WHERE e > 0 ORDER BY e DESC, user LIMIT {TOP_ROWS})",
         "sessions": session_counts,
         "figures": f"SELECT n, {ranks}, a[-1], b[-1], c[-1], length(c) FROM ({figures})",
-        "top_sessions": top_sessions.format(key="cost", candidates=candidates("max_session_cost"))
+        "top_sessions": top_sessions.format(key="cost", candidates=candidates("top_cost"))
         + " UNION ALL "
-        + top_sessions.format(key="error_count", candidates=candidates("max_session_errors")),
+        + top_sessions.format(key="error_count", candidates=candidates("top_errors")),
         "models": "SELECT m.1 AS model, first, sum(m.2), sum(m.3), sum(m.4), sum(m.5), sum(m.6)"
         f" FROM ({each('models', 'm')}) WHERE started GROUP BY model, first",
         "score_kinds": "SELECT DISTINCT target_kind FROM score_rollups"

@@ -33,11 +33,12 @@ CREATE TABLE IF NOT EXISTS metric_slices (
     -- that holds the whole slice reads for its top lists.
     sessions    Array(Tuple(String, Int64, Int64, UInt64, UInt64, Nullable(Float64))),
     top_sessions Array(Tuple(String, Int64, Int64, UInt64, UInt64, Nullable(Float64))),
-    -- The largest cost and error count of the slice's sessions: a range's tenth largest
-    -- of these bounds its top sessions from below, so it reads the top lists of only
-    -- the slices that reach it.
-    max_session_cost Float64,
-    max_session_errors UInt64,
+    -- The first of the slice's sessions by (cost, session id) and by (errors, session
+    -- id), as the top lists rank them ((0, '') when none has any): a range's tenth
+    -- largest of these bounds its top ten from below, so it reads the top lists of
+    -- only the ten or so slices that reach it.
+    top_cost    Tuple(Float64, String),
+    top_errors  Tuple(UInt64, String),
     -- (model, traces with a cost, cost in picodollars, input, output, total tokens) of
     -- the slice's traces' usage by model.
     models      Array(Tuple(String, UInt64, Int64, Int64, Int64, Int64)),
