@@ -175,3 +175,26 @@ def test_exports_committed_together_index_the_first_copy_of_a_span(tmp_path: Pat
     finally:
         conn.close()
         store.close()
+
+
+def test_relevance_reads_the_matches_first_and_each_trace_by_key(tmp_path: Path):
+    # SQLite 3.51's planner, left to itself, walked every trace of the project and
+    # looked for each among the matches: seconds at 1M spans.
+    store = SQLiteStore(tmp_path / "t.db")
+    project = store.create_project("p").id
+    store.write_spans(project, _spans(40))
+    conn = sqlite3.connect(tmp_path / "t.db")
+    try:
+        plan = [
+            row[3]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + search.RANKED_HITS, ("answer7", 5000, project)
+            )
+        ]
+        assert not any("search_traces_identity" in step for step in plan), plan
+        assert any("INTEGER PRIMARY KEY" in step for step in plan), plan
+        ranked = search.ranked_traces(conn, project, parse("answer7"), "")
+        assert list(ranked) == [f"{7:032x}"]
+    finally:
+        conn.close()
+        store.close()
