@@ -18,6 +18,7 @@ from tests.store.test_metric_aggregates import HOUR, history
 from threadline.server.model import METRIC_NAMES, MetricsQuery, SessionQuery, ns_to_datetime
 from threadline.server.store import migrations, open_store
 from threadline.server.store.clickhouse import ClickHouseStore
+from threadline.server.store.sqlite import driver
 from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.store import SQLiteStore
 
@@ -81,7 +82,12 @@ def test_sqlite_applies_the_middle_versions_an_older_database_lacks(
     conn = sqlite3.connect(path)
     try:
         ledger = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
-        assert ledger == [version for version, _ in migrations.scripts(_SQLITE)]
+        # Every version but those needing a newer SQLite than the one linked (they wait).
+        assert ledger == [
+            version
+            for version, script in migrations.scripts(_SQLITE)
+            if driver.unmet_requirement(script) is None
+        ]
         assert conn.execute("PRAGMA user_version").fetchone()[0] == ledger[-1]
     finally:
         conn.close()
