@@ -5,12 +5,16 @@ server process it would take turns with the event loop and the writer, and use o
 core. ``--workers N`` starts N processes for it. They are started with ``spawn``, not
 ``fork``: the server process runs gRPC's threads and uvloop, which do not survive a
 fork. A worker holds no state between jobs and never opens the store; it only turns
-bytes into records (``prepare.py``), which come back to the server process pickled.
+bytes into records (``prepare.py``).
 
-A worker that dies (killed, out of memory) breaks the pool: the export it held is
-refused with 503 (exporters retry), and a new pool takes the next ones. A worker
-whose server process is gone (SIGKILL gives it no chance to stop them) exits by
-itself within a second, instead of lingering.
+Each worker is served by a thread of the server process, its slot: the slot takes the
+next job from the queue all slots share (so whichever worker is free takes it), sends
+it to its worker over a socket and waits for the answer (``worker_channel.py``: a
+message is read into a buffer kept for the next one). A worker that dies (killed, out
+of memory) costs the job it held: that export is refused with 503 (exporters retry),
+and its slot starts a new worker for the next. A worker whose server process is gone
+(SIGKILL gives it no chance to stop them) sees its socket close and exits, or within a
+second notices it has a new parent.
 """
 
 from __future__ import annotations
@@ -19,75 +23,207 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, TypeVar
 
 from threadline.server.errors import Unavailable
+from threadline.server.ingest.worker_channel import Channel, ChannelClosed
 
 log = logging.getLogger("threadline.ingest")
 
 T = TypeVar("T")
 
+_Job = tuple[Callable[..., Any], tuple[Any, ...], "Future[Any]"]
+
 
 class WorkerPool:
-    """``count`` worker processes, started at ``start`` and replaced if one dies."""
+    """``count`` worker processes, started at ``start``; one that dies is replaced."""
 
     def __init__(self, count: int) -> None:
         self.count = max(1, count)
-        self._pool: ProcessPoolExecutor | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._slots: list[_Slot] = []
         self._closed = False
-        self._warm_up: tuple[Callable[..., object], tuple[Any, ...]] = (_ready, ())
 
     async def start(self, warm_up: Callable[..., object], *args: Any) -> None:
         """Start the processes; return once one of them has run ``warm_up(*args)``,
         an export's path taken empty, so that it can take an export at once."""
-        self._warm_up = (warm_up, args)
-        self._pool = self._new_pool()
-        await asyncio.wrap_future(self._pool.submit(warm_up, *args))
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(
-            max_workers=self.count,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(os.getpid(),),
-        )
-        # Start every process now, not at the first exports: a spawned interpreter
-        # takes a second to import what it needs.
-        warm_up, args = self._warm_up
-        for _ in range(self.count):
-            pool.submit(warm_up, *args)
-        return pool
+        ready: Future[None] = Future()
+        self._slots = [_Slot(i, self._jobs, (warm_up, args), ready) for i in range(self.count)]
+        await asyncio.wrap_future(ready)
 
     async def run(self, job: Callable[..., T], *args: Any) -> T:
         """``job(*args)`` in a worker process; its exception is raised here."""
-        pool = self._pool
-        if pool is None or self._closed:
+        if self._closed or not self._slots:
             raise Unavailable("the server is stopping: retry later")
-        try:
-            return await asyncio.wrap_future(pool.submit(job, *args))
-        except BrokenProcessPool:
-            if pool is self._pool and not self._closed:
-                log.error("an ingest worker process died; starting new ones")
-                self._pool = self._new_pool()
-                pool.shutdown(wait=False, cancel_futures=True)
-            raise Unavailable("an ingest worker process stopped: retry later") from None
+        done: Future[T] = Future()
+        self._jobs.put((job, args, done))
+        # Cancelled (the client went away): a slot that has not started it skips it.
+        return await asyncio.wrap_future(done)
 
     def close(self) -> None:
-        """Let the jobs in hand finish, then stop the processes."""
+        """Let the jobs in hand finish, cancel those not started, stop the processes."""
+        if self._closed:
+            return
         self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        while True:
+            try:
+                waiting = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if waiting is not None:
+                waiting[2].cancel()
+        for _ in self._slots:
+            self._jobs.put(None)
+        for slot in self._slots:
+            slot.join()
 
     def pids(self) -> list[int]:
         """The worker processes' ids (for tests and benchmarks)."""
-        processes = getattr(self._pool, "_processes", None) or {}
-        return sorted(processes)
+        return sorted(pid for slot in self._slots if (pid := slot.pid) is not None)
+
+
+class _Slot:
+    """A thread of the server process that serves one worker process at a time."""
+
+    def __init__(
+        self,
+        number: int,
+        jobs: queue.SimpleQueue[_Job | None],
+        warm_up: tuple[Callable[..., object], tuple[Any, ...]],
+        ready: Future[None],
+    ) -> None:
+        self._jobs = jobs
+        self._warm_up = warm_up
+        self._ready = ready
+        self._process: Any = None  # multiprocessing's SpawnProcess
+        self._channel: Channel | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"threadline-ingest-worker-{number}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return None if process is None or not process.is_alive() else process.pid
+
+    def _run(self) -> None:
+        try:
+            # Every process now, not at the first exports: a spawned interpreter takes
+            # a second to import what it needs.
+            self._start_worker()
+        except BaseException as error:  # noqa: BLE001 - the next job tries again
+            log.error("an ingest worker process could not start: %r", error)
+            self._settle_ready(error)
+        try:
+            while (job := self._jobs.get()) is not None:
+                function, args, done = job
+                if not done.set_running_or_notify_cancel():
+                    continue
+                try:
+                    ok, value = self._call(function, args)
+                except ChannelClosed:
+                    log.error("an ingest worker process died; starting a new one")
+                    self._stop_worker()
+                    done.set_exception(Unavailable("an ingest worker process stopped: retry later"))
+                    continue
+                except BaseException as error:  # noqa: BLE001 - no export waits forever
+                    done.set_exception(error)
+                    continue
+                if ok:
+                    done.set_result(value)
+                else:
+                    done.set_exception(value)
+                # Not kept while waiting for the next job: an export's body and records
+                # are megabytes, freed once the writer is done with them.
+                del job, function, args, done, value
+        finally:
+            self._stop_worker()
+
+    def _call(self, function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+        """Run ``function(*args)`` in this slot's worker, started (and warmed up) first
+        if it has none."""
+        channel = self._channel or self._start_worker()
+        channel.send((function, args))
+        result: tuple[bool, Any] = channel.receive()
+        return result
+
+    def _start_worker(self) -> Channel:
+        ours, theirs = socket.socketpair()
+        context = multiprocessing.get_context("spawn")
+        process = context.Process(
+            target=_serve, args=(theirs, os.getpid()), name="threadline-ingest", daemon=True
+        )
+        process.start()
+        theirs.close()
+        self._process, self._channel = process, Channel(ours)
+        warm_up, args = self._warm_up
+        # The export path taken empty: what the first export needs is loaded now.
+        try:
+            ok, value = self._call(warm_up, args)
+        except ChannelClosed:
+            self._stop_worker()
+            raise
+        if not ok:
+            self._stop_worker()
+            raise value
+        self._settle_ready(None)
+        return self._channel
+
+    def _settle_ready(self, error: BaseException | None) -> None:
+        """Tell ``WorkerPool.start`` the first outcome of any slot's start."""
+        try:
+            if error is None:
+                self._ready.set_result(None)
+            else:
+                self._ready.set_exception(error)
+        except InvalidStateError:
+            pass  # another slot's came first
+
+    def _stop_worker(self) -> None:
+        channel, process = self._channel, self._process
+        self._channel = None
+        if channel is not None:
+            channel.close()  # the worker sees its socket close and exits
+        if process is not None:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    def join(self) -> None:
+        self._thread.join()
+
+
+def _serve(sock: socket.socket, server_pid: int) -> None:
+    """A worker process: run the jobs the server process sends, until it stops."""
+    _start_worker(server_pid)
+    channel = Channel(sock)
+    while True:
+        try:
+            function, args = channel.receive()
+        except ChannelClosed:
+            return
+        try:
+            result: tuple[bool, Any] = (True, function(*args))
+        except Exception as error:  # noqa: BLE001 - raised in the server process
+            result = (False, error)
+        # Freed before the next job arrives: this one's body and records are megabytes.
+        del function, args
+        try:
+            channel.send(result)
+        except ChannelClosed:
+            return
+        except Exception as error:  # noqa: BLE001 - a result or error that cannot be pickled
+            channel.send((False, RuntimeError(f"an ingest job's result: {error!r}")))
+        del result
 
 
 def _start_worker(server_pid: int) -> None:
@@ -107,7 +243,3 @@ def _exit_with(server_pid: int) -> None:
     while os.getppid() == server_pid:
         time.sleep(0.5)
     os._exit(0)
-
-
-def _ready() -> None:
-    """A job that does nothing: it makes the pool start its process."""

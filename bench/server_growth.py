@@ -1,0 +1,160 @@
+"""Does the real server's durable ingest slow down, or its memory grow, as the store grows?
+
+    python bench/server_growth.py --spans 5000000 --window 100000 --max-minutes 40
+
+Starts ``threadline serve`` on a fresh data directory (as ``server.py`` does) and sends
+the workload of ``workload.py`` from 4 senders, without end in sight: the bodies are
+made while the run goes (5M spans would be 19 GB made beforehand) by a process of their
+own, which takes its share of the same cores (~90 µs of CPU a span), in every window
+alike. For each window of spans it prints the rate at which exports were answered, the
+server's CPU per span (all of its processes), its resident memory now (all of its
+processes) and the size of the data directory, so that the rate at 5M spans can be read
+against the rate of the first windows of the same run. At the end: the peak RSS, and the
+sessions list and session detail latency on the full store.
+
+A benchmark, not a test: it prints numbers. ``--max-minutes`` bounds the run; it stops
+where it is then and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workload
+from server import (
+    descendants,
+    latencies,
+    peak_rss_mb,
+    send_all,
+    start_server,
+    tree_cpu_seconds,
+    wait_settled,
+)
+
+
+def _make_bodies(spans: int, batch: int, out: multiprocessing.Queue[bytes | None]) -> None:
+    for each in workload.batches(spans, batch):
+        out.put(each.body)
+    out.put(None)
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory now of a process and its descendants, in MB."""
+    total = 0.0
+    for each in [pid, *descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spans", type=int, default=5_000_000)
+    parser.add_argument("--window", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=512, help="spans per export")
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--max-minutes", type=float, default=60.0)
+    parser.add_argument("--queries", type=int, default=50)
+    args = parser.parse_args()
+
+    context = multiprocessing.get_context("spawn")
+    made: multiprocessing.Queue[bytes | None] = context.Queue(maxsize=64)
+    maker = context.Process(target=_make_bodies, args=(args.spans, args.batch, made), daemon=True)
+    maker.start()
+    with tempfile.TemporaryDirectory(prefix="threadline-growth-") as tmp:
+        data_dir = Path(tmp)
+        process, base_url, key = start_server(data_dir, args.workers)
+        wait_settled(process.pid)
+        stop_at = time.monotonic() + args.max_minutes * 60
+        sent = 0
+        lock = threading.Lock()
+        print(
+            "    spans   window spans/s   server CPU µs/span   RSS MB now   data dir MB",
+            flush=True,
+        )
+
+        def bodies() -> Iterator[workload.Batch]:
+            nonlocal sent
+            while time.monotonic() < stop_at:
+                body = made.get()
+                if body is None:
+                    return
+                with lock:
+                    sent += args.batch
+                yield workload.Batch(body, args.batch, ())
+
+        finished = threading.Event()
+
+        def report() -> None:
+            mark_spans, mark_time = 0, time.perf_counter()
+            mark_cpu = tree_cpu_seconds(process.pid)
+            while not finished.wait(0.2):
+                with lock:
+                    now_sent = sent
+                if now_sent - mark_spans < args.window:
+                    continue
+                now, cpu = time.perf_counter(), tree_cpu_seconds(process.pid)
+                spans = now_sent - mark_spans
+                size = sum(f.stat().st_size for f in data_dir.iterdir() if f.is_file())
+                print(
+                    f"{now_sent:>9,}{spans / (now - mark_time):>17,.0f}"
+                    f"{(cpu - mark_cpu) / spans * 1e6:>21.0f}"
+                    f"{_rss_mb(process.pid):>13.0f}{size / 1e6:>14,.0f}",
+                    flush=True,
+                )
+                mark_spans, mark_time, mark_cpu = now_sent, now, cpu
+
+        reporter = threading.Thread(target=report, daemon=True)
+        reporter.start()
+        try:
+            result = send_all(base_url, {"Authorization": f"Bearer {key}"}, bodies(), args.senders)
+            finished.set()
+            reporter.join()
+            if result.failures:
+                print("failed:", result.failures[0])
+            if time.monotonic() >= stop_at:
+                print(f"stopped after {args.max_minutes:g} minutes, at {sent:,} spans")
+            print(f"overall: {sent / result.elapsed:,.0f} spans/s over {result.elapsed:.0f} s")
+            each_rss = [peak_rss_mb(process.pid)] + [
+                peak_rss_mb(pid) for pid in descendants(process.pid)
+            ]
+            print(
+                f"server peak RSS: {sum(each_rss):.0f} MB (the server process, then each it "
+                f"started: {', '.join(f'{mb:.0f}' for mb in each_rss)})"
+            )
+            with httpx.Client(
+                base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+            ) as client:
+                listed = "/api/v1/sessions?limit=50&window=all"
+                list_p = latencies(client, [listed] * args.queries)
+                sessions = client.get(listed).json()["items"]
+                detail_p = latencies(
+                    client,
+                    [f"/api/v1/sessions/{s['session_id']}" for s in sessions][: args.queries],
+                )
+            print(f"sessions list p50/p95: {list_p[0]:.1f} / {list_p[1]:.1f} ms")
+            print(f"session detail p50/p95: {detail_p[0]:.1f} / {detail_p[1]:.1f} ms")
+        finally:
+            finished.set()
+            process.terminate()
+            process.wait()
+            maker.kill()
+
+
+if __name__ == "__main__":
+    main()
