@@ -1,35 +1,32 @@
-"""How the server process and an ingest worker process pass objects: length-prefixed
-pickles over a connected socket, each side reading into a buffer it keeps.
+"""How the server process and an ingest worker process pass objects: pickles streamed
+over a connected socket, in the pickle's own frames, with no message held whole.
 
 An export goes to a worker as ~2 MB (its body) and comes back as ~4 MB of pickled
 records and rows (512 spans of the benchmark's workload). ``multiprocessing``'s
-connections, which ``concurrent.futures.ProcessPoolExecutor`` uses, read such a message
-in pieces of the pipe's 64 KiB, each into a new buffer the size of all that remains
-(``os.read(fd, remaining)``), then copy the pieces once more: with the allocator
-tuned to give large buffers back (``tuning.py``), each of those is a fresh mapping,
-faulted in page by page. Reading 4 MB that way cost the reading thread 3-7 ms, as
-much as unpickling it (docs/benchmarks.md). Here a message is read straight into a
-buffer that is kept for the next one (``recv_into``), so its pages are faulted once.
+connections, which ``concurrent.futures.ProcessPoolExecutor`` uses, pickle a message
+whole, then read it in pieces of the pipe's 64 KiB, each into a new buffer the size of
+all that remains (``os.read(fd, remaining)``), and copy the pieces once more: with the
+allocator tuned to give large buffers back (``tuning.py``), each of those buffers is a
+fresh mapping, faulted in page by page. Here the pickler writes its frames (64 KiB)
+to the socket as it makes them and the unpickler reads them as it needs them: no buffer
+the size of a message exists on either side.
 """
 
 from __future__ import annotations
 
 import pickle
 import socket
-import struct
 from typing import Any
 
-_HEADER = struct.Struct("<Q")
-# A buffer this large or smaller is kept for the next message; a larger one (an
-# export's pieces of 5,000 spans come to ~40 MB) is let go after its message, so that
-# one huge export does not hold its memory for good.
-_KEEP_BYTES = 0
 # What the kernel may hold of a message in flight: fewer, larger reads and writes.
 _SOCKET_BUFFER = 1024 * 1024
+# Reads and writes of the socket go through buffers of this size (a pickle frame).
+_IO_BUFFER = 64 * 1024
 
 
 class ChannelClosed(EOFError):
-    """The other side closed its end (its process ended, or it stopped)."""
+    """The other side closed its end (its process ended, or it stopped), or what
+    arrived was cut short: the channel cannot be used again."""
 
 
 class Channel:
@@ -42,44 +39,30 @@ class Channel:
                 sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
             except OSError:
                 pass  # the kernel's default then
-        self._buffer = bytearray(0)
-        self._header = bytearray(_HEADER.size)
+        self._reader = sock.makefile("rb", buffering=_IO_BUFFER)
+        self._writer = sock.makefile("wb", buffering=_IO_BUFFER)
 
     def send(self, value: Any) -> None:
-        """Pickle ``value`` and send it; raises ``ChannelClosed`` if the other end is gone."""
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        """Pickle ``value`` onto the socket; raises ``ChannelClosed`` if the other end
+        is gone. An object that cannot be pickled raises before anything is sent if it
+        is small; otherwise the channel is left broken (the caller closes it)."""
         try:
-            self.sock.sendall(_HEADER.pack(len(data)))
-            self.sock.sendall(data)
+            pickle.dump(value, self._writer, protocol=pickle.HIGHEST_PROTOCOL)
+            self._writer.flush()
         except OSError as error:  # EPIPE, ECONNRESET: the peer is gone
             raise ChannelClosed(str(error)) from None
 
     def receive(self) -> Any:
         """The next object sent; raises ``ChannelClosed`` once the other end is gone."""
-        self._read_into(memoryview(self._header))
-        (size,) = _HEADER.unpack(self._header)
-        buffer = self._buffer
-        if size > len(buffer):
-            buffer = bytearray(size)
-            if size <= _KEEP_BYTES:
-                self._buffer = buffer
-        view = memoryview(buffer)[:size]
         try:
-            self._read_into(view)
-            return pickle.loads(view)
-        finally:
-            view.release()
-
-    def _read_into(self, view: memoryview) -> None:
-        done, size = 0, len(view)
-        while done < size:
-            try:
-                n = self.sock.recv_into(view[done:], size - done)
-            except OSError as error:
-                raise ChannelClosed(str(error)) from None
-            if n == 0:
-                raise ChannelClosed("the other end closed the connection")
-            done += n
+            return pickle.load(self._reader)
+        except (EOFError, OSError, pickle.UnpicklingError) as error:
+            raise ChannelClosed(str(error) or "the other end closed the connection") from None
 
     def close(self) -> None:
+        for part in (self._reader, self._writer):
+            try:
+                part.close()
+            except OSError:
+                pass  # a write buffer that could not be flushed to a closed peer
         self.sock.close()

@@ -8,13 +8,13 @@ fork. A worker holds no state between jobs and never opens the store; it only tu
 bytes into records (``prepare.py``).
 
 Each worker is served by a thread of the server process, its slot: the slot takes the
-next job from the queue all slots share (so whichever worker is free takes it), sends
-it to its worker over a socket and waits for the answer (``worker_channel.py``: a
-message is read into a buffer kept for the next one). A worker that dies (killed, out
-of memory) costs the job it held: that export is refused with 503 (exporters retry),
-and its slot starts a new worker for the next. A worker whose server process is gone
-(SIGKILL gives it no chance to stop them) sees its socket close and exits, or within a
-second notices it has a new parent.
+next job from the queue all slots share (so whichever worker is free takes it), sends it
+to its worker over a socket and waits for the answer (``worker_channel.py``: the pickles
+are streamed, frame by frame, with no message held whole on either side). A worker that
+dies (killed, out of memory) costs the job it held: that export is refused with 503
+(exporters retry), and its slot starts a new worker for the next. A worker whose server
+process is gone (SIGKILL gives it no chance to stop them) sees its socket close and
+exits, or within a second notices it has a new parent.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import pickle
 import queue
 import signal
 import socket
@@ -135,6 +136,9 @@ class _Slot:
                     done.set_exception(Unavailable("an ingest worker process stopped: retry later"))
                     continue
                 except BaseException as error:  # noqa: BLE001 - no export waits forever
+                    # The job could not be pickled, or its answer not read: where the
+                    # stream stands is unknown, so the worker is replaced.
+                    self._stop_worker()
                     done.set_exception(error)
                     continue
                 if ok:
@@ -214,16 +218,28 @@ def _serve(sock: socket.socket, server_pid: int) -> None:
         try:
             result: tuple[bool, Any] = (True, function(*args))
         except Exception as error:  # noqa: BLE001 - raised in the server process
-            result = (False, error)
+            result = (False, _picklable(error))
         # Freed before the next job arrives: this one's body and records are megabytes.
         del function, args
         try:
             channel.send(result)
         except ChannelClosed:
             return
-        except Exception as error:  # noqa: BLE001 - a result or error that cannot be pickled
-            channel.send((False, RuntimeError(f"an ingest job's result: {error!r}")))
+        except Exception:
+            # A result that cannot be pickled, part of it maybe sent already: the
+            # server reads a closed channel, answers 503 and starts a new worker.
+            log.exception("an ingest job's result could not be sent")
+            return
         del result
+
+
+def _picklable(error: Exception) -> Exception:
+    """``error``, or a plain one saying what it was if it cannot be pickled."""
+    try:
+        pickle.dumps(error)
+    except Exception:  # noqa: BLE001 - any reason: the server gets the text instead
+        return RuntimeError(f"an ingest job failed: {error!r}")
+    return error
 
 
 def _start_worker(server_pid: int) -> None:
