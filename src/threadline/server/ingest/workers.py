@@ -29,6 +29,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, TypeVar
@@ -41,6 +42,8 @@ log = logging.getLogger("threadline.ingest")
 T = TypeVar("T")
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], "Future[Any]"]
+# Jobs sent to a worker before its answers: the one it works on and the next.
+_SENT_AHEAD = 2
 
 
 class WorkerPool:
@@ -56,7 +59,10 @@ class WorkerPool:
         """Start the processes; return once one of them has run ``warm_up(*args)``,
         an export's path taken empty, so that it can take an export at once."""
         ready: Future[None] = Future()
-        self._slots = [_Slot(i, self._jobs, (warm_up, args), ready) for i in range(self.count)]
+        idle = _Idle()
+        self._slots = [
+            _Slot(i, self._jobs, idle, (warm_up, args), ready) for i in range(self.count)
+        ]
         await asyncio.wrap_future(ready)
 
     async def run(self, job: Callable[..., T], *args: Any) -> T:
@@ -90,6 +96,22 @@ class WorkerPool:
         return sorted(pid for slot in self._slots if (pid := slot.pid) is not None)
 
 
+class _Idle:
+    """How many slots wait for a job with none out (``with``: while one does)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self.count -= 1
+
+
 class _Slot:
     """A thread of the server process that serves one worker process at a time."""
 
@@ -97,10 +119,12 @@ class _Slot:
         self,
         number: int,
         jobs: queue.SimpleQueue[_Job | None],
+        idle: _Idle,
         warm_up: tuple[Callable[..., object], tuple[Any, ...]],
         ready: Future[None],
     ) -> None:
         self._jobs = jobs
+        self._idle = idle
         self._warm_up = warm_up
         self._ready = ready
         self._process: Any = None  # multiprocessing's SpawnProcess
@@ -118,38 +142,84 @@ class _Slot:
     def _run(self) -> None:
         try:
             # Every process now, not at the first exports: a spawned interpreter takes
-            # a second to import what it needs.
-            self._start_worker()
+            # a second to import what it needs. Counted as free meanwhile: the others
+            # do not send jobs ahead that it will take in a moment.
+            with self._idle:
+                self._start_worker()
         except BaseException as error:  # noqa: BLE001 - the next job tries again
             log.error("an ingest worker process could not start: %r", error)
             self._settle_ready(error)
+        # The jobs sent to the worker and not answered yet, oldest first.
+        out: deque[Future[Any]] = deque()
+        stopping = False
         try:
-            while (job := self._jobs.get()) is not None:
-                function, args, done = job
-                if not done.set_running_or_notify_cancel():
+            while out or not stopping:
+                # Another job goes while the worker works on one, so that it finds the
+                # next one there when it is done rather than waiting for this thread
+                # to read its answer and fetch the next.
+                while not stopping and len(out) < _SENT_AHEAD:
+                    if out:
+                        # Ahead only while no other worker is free for it.
+                        if self._idle.count:
+                            break
+                        try:
+                            job = self._jobs.get_nowait()
+                        except queue.Empty:
+                            break
+                    else:
+                        with self._idle:
+                            job = self._jobs.get()
+                    if job is None:
+                        stopping = True
+                        break
+                    function, args, done = job
+                    del job
+                    if not done.set_running_or_notify_cancel():
+                        continue
+                    try:
+                        channel = self._channel or self._start_worker()
+                        channel.send((function, args))
+                    except BaseException as error:  # noqa: BLE001 - no export waits forever
+                        # Unpicklable, or the worker is gone: where the stream stands is
+                        # unknown, so the worker is replaced.
+                        self._lost(out)
+                        done.set_exception(_unavailable(error))
+                        continue
+                    out.append(done)
+                    # Not kept while the worker works: an export's body is megabytes.
+                    del function, args, done
+                if not out:
                     continue
                 try:
-                    ok, value = self._call(function, args)
-                except ChannelClosed:
-                    log.error("an ingest worker process died; starting a new one")
-                    self._stop_worker()
-                    done.set_exception(Unavailable("an ingest worker process stopped: retry later"))
-                    continue
+                    ok, value = self._receive()
                 except BaseException as error:  # noqa: BLE001 - no export waits forever
-                    # The job could not be pickled, or its answer not read: where the
-                    # stream stands is unknown, so the worker is replaced.
-                    self._stop_worker()
-                    done.set_exception(error)
+                    first = out.popleft()
+                    self._lost(out)
+                    first.set_exception(_unavailable(error))
                     continue
+                done = out.popleft()
                 if ok:
                     done.set_result(value)
                 else:
                     done.set_exception(value)
-                # Not kept while waiting for the next job: an export's body and records
-                # are megabytes, freed once the writer is done with them.
-                del job, function, args, done, value
+                # Not kept while waiting: an export's records are megabytes, freed once
+                # the writer is done with them.
+                del done, value
         finally:
-            self._stop_worker()
+            self._lost(out)
+
+    def _receive(self) -> tuple[bool, Any]:
+        assert self._channel is not None  # jobs are out only while a worker runs
+        result: tuple[bool, Any] = self._channel.receive()
+        return result
+
+    def _lost(self, out: deque[Future[Any]]) -> None:
+        """Stop the worker; the jobs it held get a 503, which exporters retry."""
+        if self._channel is not None and out:
+            log.error("an ingest worker process stopped with jobs in hand; starting a new one")
+        self._stop_worker()
+        while out:
+            out.popleft().set_exception(_unavailable(ChannelClosed()))
 
     def _call(self, function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
         """Run ``function(*args)`` in this slot's worker, started (and warmed up) first
@@ -206,20 +276,30 @@ class _Slot:
         self._thread.join()
 
 
+def _unavailable(error: BaseException) -> BaseException:
+    """What a job's exporter is told when its worker went away (or ``error`` itself,
+    when it was not that)."""
+    if isinstance(error, ChannelClosed):
+        return Unavailable("an ingest worker process stopped: retry later")
+    return error
+
+
 def _serve(sock: socket.socket, server_pid: int) -> None:
     """A worker process: run the jobs the server process sends, until it stops."""
     _start_worker(server_pid)
     channel = Channel(sock)
-    while True:
-        try:
-            function, args = channel.receive()
-        except ChannelClosed:
-            return
+    # The next job is read as soon as it comes, while this one is worked on.
+    jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None]
+    jobs = queue.SimpleQueue()
+    threading.Thread(target=_receive_jobs, args=(channel, jobs), daemon=True).start()
+    while (job := jobs.get()) is not None:
+        function, args = job
+        del job
         try:
             result: tuple[bool, Any] = (True, function(*args))
         except Exception as error:  # noqa: BLE001 - raised in the server process
             result = (False, _picklable(error))
-        # Freed before the next job arrives: this one's body and records are megabytes.
+        # Freed before the next job: this one's body and records are megabytes.
         del function, args
         try:
             channel.send(result)
@@ -231,6 +311,16 @@ def _serve(sock: socket.socket, server_pid: int) -> None:
             log.exception("an ingest job's result could not be sent")
             return
         del result
+
+
+def _receive_jobs(
+    channel: Channel, jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None]
+) -> None:
+    try:
+        while True:
+            jobs.put(channel.receive())
+    except ChannelClosed:
+        jobs.put(None)
 
 
 def _picklable(error: Exception) -> Exception:
