@@ -38,6 +38,7 @@ class DelayedInserts:
         self._applying = 0
         self._lock = threading.Condition()
         self.applied = 0
+        self.last_error: Exception | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._apply_due, daemon=True)
         self._thread.start()
@@ -78,7 +79,10 @@ class DelayedInserts:
         with self._lock:
             while self._pending or self._applying:
                 if not self._lock.wait(timeout=max(0.0, deadline - time.monotonic())):
-                    raise TimeoutError(f"{len(self._pending)} inserts still pending")
+                    raise TimeoutError(
+                        f"{len(self._pending)} inserts still pending"
+                        f" (the last failed insert's error: {self.last_error!r})"
+                    )
 
     def close(self) -> None:
         with self._lock:
@@ -102,8 +106,14 @@ class DelayedInserts:
                 self._applying += 1
             try:
                 self._engine.insert(*job)
-            finally:
+            except Exception as error:  # noqa: BLE001 - a replica retries what it could not apply
                 with self._lock:
+                    self.last_error = error
+                    self._pending.append((time.monotonic() + 0.2, job))
                     self._applying -= 1
-                    self.applied += 1
                     self._lock.notify_all()
+                continue
+            with self._lock:
+                self._applying -= 1
+                self.applied += 1
+                self._lock.notify_all()
