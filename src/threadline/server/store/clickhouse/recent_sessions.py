@@ -30,7 +30,7 @@ Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 HOUR_NS = 3600 * 1_000_000_000
 # How far back from now (or the cursor) each try reads; the last try
 # reads the whole window (or all time).
-_LOOKBACKS_NS = (HOUR_NS, 24 * HOUR_NS, 7 * 24 * HOUR_NS, 30 * 24 * HOUR_NS)
+LOOKBACKS_NS = (HOUR_NS, 24 * HOUR_NS, 7 * 24 * HOUR_NS, 30 * 24 * HOUR_NS)
 
 _PICK = (
     "SELECT session_id, max(t_end) AS last FROM ("
@@ -90,5 +90,5 @@ def pick(
 def _lower_bounds(anchor: int, window_start: int | None) -> Sequence[int]:
     """The L of each try, widening, ending with the window's start (or the beginning)."""
     floor = window_start if window_start is not None else -(2**63)
-    bounds = [anchor - lookback for lookback in _LOOKBACKS_NS if anchor - lookback > floor]
+    bounds = [anchor - lookback for lookback in LOOKBACKS_NS if anchor - lookback > floor]
     return [*bounds, floor]

@@ -24,15 +24,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from threadline.server.model import TraceQuery, datetime_to_ns
+from threadline.server.store.clickhouse.recent_sessions import LOOKBACKS_NS, Rows
 from threadline.server.store.rollups import TraceRollup
 
-Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 # The merged rollups of some trace ids (``merged_traces.by_ids``).
 Merge = Callable[[Sequence[str]], list[TraceRollup]]
 
-HOUR_NS = 3600 * 1_000_000_000
-# How far back from now (or the cursor) each try reads.
-_LOOKBACKS_NS = (HOUR_NS, 24 * HOUR_NS, 7 * 24 * HOUR_NS, 30 * 24 * HOUR_NS)
 
 # Candidates: each trace with a part starting in [L, the cursor's start], by the least
 # start seen. The upper bound keeps a deep page from reading everything newer; a trace
@@ -103,6 +100,6 @@ def _lower_bounds(anchor: int, window_start: int | None) -> Sequence[int]:
     """The L of each try, widening, none at or before the window's start."""
     return [
         anchor - lookback
-        for lookback in _LOOKBACKS_NS
+        for lookback in LOOKBACKS_NS
         if window_start is None or anchor - lookback > window_start
     ]
