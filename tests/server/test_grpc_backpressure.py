@@ -148,7 +148,9 @@ def test_opentelemetry_grpc_exporter_retries_after_the_delay_given(
     assert "retrying in 1.00s" in transient[0]
     api = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"})
     assert api.get(f"/api/v1/traces/{held_trace}").status_code == 200
+    # The exporter's span is stored once (probes taken before the place was held may be
+    # stored too: they are named "span").
     exported = api.get("/api/v1/traces", params={"limit": 10, "window": "all"}).json()
-    assert len(exported["items"]) == 2
+    assert [item["name"] for item in exported["items"]].count("turn") == 1
     exporter.shutdown()
     provider.shutdown()
