@@ -470,3 +470,32 @@ def test_bad_store_urls_and_settings_are_refused(tmp_path: Path):
     with pytest.raises(ConfigurationError, match="cannot open the ClickHouse store") as refused:
         open_store(f"clickhouse://me:{'s3cret'}@127.0.0.1:1/db")  # nothing listens on 1
     assert "s3cret" not in str(refused.value) and "me:***@" in str(refused.value)
+
+
+def test_retention_ttl_leaves_no_row_of_an_expired_trace(tmp_path: Path):
+    """The server's ``--retention-days`` on ClickHouse is a table TTL: once it has run,
+    no table keeps a row naming an expired trace, while a recent trace keeps all its rows."""
+    from tests.chat_turns import BASE, conversation, turn_spans
+    from tests.store.test_deletion_leftovers import _rows_naming
+    from tests.store.test_inference_contract import send
+    from threadline.server.store.clickhouse.schema import RETAINED_TABLES
+
+    store = open_store(shared_server().url(database_name(tmp_path.name)), retention_days=30)
+    assert isinstance(store, ClickHouseStore)
+    try:
+        project = store.create_project("p").id
+        now_ns = datetime.now(UTC).timestamp() * 1e9
+        old = conversation("old", BASE, turns=1, rng=random.Random(1))
+        new = conversation("new", int(now_ns) - 3600 * 10**9, turns=1, rng=random.Random(2))
+        send(store, project, turn_spans(old, old[0]))
+        send(store, project, turn_spans(new, new[0]))
+        kept = _rows_naming("clickhouse", store, tmp_path, project, new[0].trace_id)
+        for table in RETAINED_TABLES:
+            store._ch.command(  # type: ignore[attr-defined]
+                f"ALTER TABLE {table} MATERIALIZE TTL SETTINGS mutations_sync = 2"
+            )
+        left = _rows_naming("clickhouse", store, tmp_path, project, old[0].trace_id)
+        assert {table: n for table, n in left.items() if n} == {}
+        assert _rows_naming("clickhouse", store, tmp_path, project, new[0].trace_id) == kept
+    finally:
+        store.close()

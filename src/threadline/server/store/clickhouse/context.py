@@ -4,7 +4,9 @@ share of its model's context window one of its spans in the export filled
 an ``AggregatingMergeTree`` that keeps the max. Retries and later spans only raise it to
 what the whole trace's spans give, as ``store/rollups.py`` takes the max over all of
 them. Reads join it to the merged trace rollups (``queries.latest_traces``), and a
-session's peak is the max over its traces, as on SQLite."""
+session's peak is the max over its traces, as on SQLite. Each row carries the end of its
+trace's latest span in the export (``end_ns``, merged by max) for retention's TTL, so
+the row expires with its trace's other rows."""
 
 from __future__ import annotations
 
@@ -15,15 +17,18 @@ from threadline.server.context_window import context_use
 from threadline.server.model import SpanRecord
 
 TABLE = "trace_context"
-COLUMNS = ["project_id", "trace_id", "context_use"]
+COLUMNS = ["project_id", "trace_id", "context_use", "end_ns"]
 
 
 def rows(project_id: int, spans: Sequence[SpanRecord]) -> list[list[Any]]:
     """One row per trace of ``spans`` with a known context use."""
     fullest: dict[str, float] = {}
+    ends: dict[str, int] = {}
     for span in spans:
+        if span.end_ns > ends.get(span.trace_id, -1):
+            ends[span.trace_id] = span.end_ns
         if span.input_tokens and span.model:
             use = context_use(span.model, span.input_tokens)
             if use is not None and use > fullest.get(span.trace_id, -1.0):
                 fullest[span.trace_id] = use
-    return [[project_id, trace_id, use] for trace_id, use in fullest.items()]
+    return [[project_id, trace_id, use, ends[trace_id]] for trace_id, use in fullest.items()]

@@ -26,6 +26,7 @@ RETAINED_TABLES = (
     "search_text",
     "trace_model_parts",  # model_usage.py
     "metric_slices",  # the dashboard's figures (metric_slices.py): row by row, few rows
+    "trace_context",  # context use (context.py): row by row, one small row a trace
 )
 _EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
 # The retained tables partitioned by time, whose expired data goes by whole parts
