@@ -5,6 +5,7 @@ OpenTelemetry's own gRPC exporter retries it after the delay given and is stored
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import threading
 import time
@@ -37,29 +38,52 @@ def one_receiving_place(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 @contextmanager
-def _slow_http_export(server: ServerProcess, key: str) -> Iterator[str]:
+def _slow_http_export(server: ServerProcess, key: str) -> Iterator[tuple[str, grpc.RpcError]]:
     """An HTTP export whose body arrives only when the block ends: until then it holds
-    the server's one receiving place. Yields its trace id (stored once it is sent)."""
+    the server's one receiving place. Yields its trace id (stored once it is sent) and a
+    raw gRPC export's refusal while it holds the place."""
     trace_id = new_trace_id()
     body = request([span(trace_id, new_span_id())]).SerializeToString()
     address = urlsplit(server.base_url)
-    connection = socket.create_connection((address.hostname, address.port), timeout=30)
-    try:
-        connection.sendall(
-            (
-                "POST /v1/traces HTTP/1.1\r\n"
-                f"Host: {address.netloc}\r\n"
-                f"Authorization: Bearer {key}\r\n"
-                "Content-Type: application/x-protobuf\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            + body[:1]
-        )
-        yield trace_id
-        connection.sendall(body[1:])
-        assert connection.recv(64).startswith(b"HTTP/1.1 200")
-    finally:
-        connection.close()
+    head = (
+        "POST /v1/traces HTTP/1.1\r\n"
+        f"Host: {address.netloc}\r\n"
+        f"Authorization: Bearer {key}\r\n"
+        "Content-Type: application/x-protobuf\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    deadline = time.monotonic() + 30
+    while True:
+        connection = socket.create_connection((address.hostname, address.port), timeout=30)
+        try:
+            connection.sendall(head + body[:1])
+            # A probe can reach the server before the slow export's headers do: the probe
+            # then holds the place and the slow export is answered 503. Send it again.
+            refused = _refused_unless_answered(server, key, connection, deadline)
+            if refused is None:
+                continue
+            yield trace_id, refused
+            connection.sendall(body[1:])
+            assert connection.recv(64).startswith(b"HTTP/1.1 200")
+            return
+        finally:
+            connection.close()
+
+
+def _refused_unless_answered(
+    server: ServerProcess, key: str, slow: socket.socket, deadline: float
+) -> grpc.RpcError | None:
+    """A raw export's refusal once the slow export holds the place (it may take the
+    server a moment to read its headers), or None if the slow export was answered
+    (refused) instead."""
+    while True:
+        refused = _raw_export(server, key)
+        if refused is not None:
+            return refused
+        assert time.monotonic() < deadline, "the slow export never held the receiving place"
+        if select.select([slow], [], [], 0.05)[0]:
+            assert slow.recv(64).startswith(b"HTTP/1.1 503")
+            return None
 
 
 def _raw_export(server: ServerProcess, key: str) -> grpc.RpcError | None:
@@ -77,23 +101,10 @@ def _raw_export(server: ServerProcess, key: str) -> grpc.RpcError | None:
     return None
 
 
-def _refused_while_held(server: ServerProcess, key: str) -> grpc.RpcError:
-    """A raw export's refusal once the slow export holds the place (it may take the
-    server a moment to read its headers)."""
-    deadline = time.monotonic() + 30
-    while True:
-        refused = _raw_export(server, key)
-        if refused is not None or time.monotonic() > deadline:
-            assert refused is not None, "the slow export never held the receiving place"
-            return refused
-        time.sleep(0.05)
-
-
 def test_overload_is_resource_exhausted_with_retry_info(one_receiving_place: ServerProcess):
     server = one_receiving_place
     key = server.new_key("grpc-busy")
-    with _slow_http_export(server, key):
-        refused = _refused_while_held(server, key)
+    with _slow_http_export(server, key) as (_, refused):
         assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
         assert "max_receiving_exports" in refused.details()  # type: ignore[attr-defined]
         trailers = dict(refused.trailing_metadata())  # type: ignore[attr-defined]
@@ -131,8 +142,7 @@ def test_opentelemetry_grpc_exporter_retries_after_the_delay_given(
     provider = TracerProvider(resource=Resource.create({"service.name": "grpc-retry"}))
     provider.add_span_processor(Recording(exporter))
     caplog.set_level(logging.WARNING, logger="opentelemetry.exporter.otlp.proto.grpc")
-    with _slow_http_export(server, key) as held_trace:
-        _refused_while_held(server, key)
+    with _slow_http_export(server, key) as (held_trace, _):
         # Refused at once, the exporter waits; the place frees 0.3 s later, before its retry.
         exporting = threading.Thread(
             target=lambda: provider.get_tracer("t").start_span("turn").end()
