@@ -46,65 +46,105 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     # has several versions only between a refresh and the merge that keeps the newest:
     # those few are read first and named, so the statements below need neither FINAL
     # (which merges every slice's arrays when read) nor a newest version per slice
-    # (a GROUP BY over them all, for each statement).
+    # (a GROUP BY over them all, for each statement). That first statement also reads
+    # the top sessions' bounds and which score kinds exist: every statement costs a
+    # round trip and a plan of its own, a good part of the whole on a month (measured).
     before_end = f"project_id = %(project)s AND slice < %(end_h)s * {SLICES_PER_HOUR}"
-    several = rows_of(
-        f"SELECT slice, max(version) FROM metric_slices WHERE {before_end}"
-        " GROUP BY slice HAVING count() > 1",
+    every_version = f"{before_end} AND last_hour >= %(o_h)s"
+    in_range = f"slice >= %(o_h)s * {SLICES_PER_HOUR}"
+    # The tenth largest first session by (cost, id) and by (errors, id) among the
+    # slices in the range bounds their top ten from below: ten sessions reach it, so
+    # the top ten do, and only the slices reaching it can hold one of them. Read over
+    # every version, the (10 + k)th largest is such a bound when k versions are older
+    # ones: at least ten of the first 10 + k are newest versions. Read first, as
+    # values: as a subquery of the statement that reads the lists it cost several
+    # times as much (measured).
+    rank = f"toUInt64({TOP_ROWS} + arraySum(x -> x.3 - 1, several))"
+    ((several, kinds, p["cost_bound"], p["errors_bound"]),) = rows_of(
+        "SELECT (SELECT groupArray((slice, v, n)) FROM (SELECT slice, max(version) AS v,"
+        f" count() AS n FROM metric_slices WHERE {before_end} GROUP BY slice"
+        " HAVING n > 1)) AS several,"
+        " (SELECT groupUniqArray(target_kind) FROM score_rollups"
+        " WHERE project_id = %(project)s),"
+        f" arrayReverseSort(groupArray(top_cost))[{rank}],"
+        f" arrayReverseSort(groupArray(top_errors))[{rank}]"
+        f" FROM metric_slices WHERE {every_version} AND {in_range}",
         p,
     )
-    newest = f"{before_end} AND last_hour >= %(o_h)s"
+    newest = every_version
     if several:
-        slices_named = ", ".join(str(int(s)) for s, _ in several)
-        versions = ", ".join(f"({int(s)}, {int(v)})" for s, v in several)
+        slices_named = ", ".join(str(int(s)) for s, _, _ in several)
+        versions = ", ".join(f"({int(s)}, {int(v)})" for s, v, _ in several)
         newest += f" AND (slice NOT IN ({slices_named}) OR (slice, version) IN ({versions}))"
     hour = f"intDiv(slice, {SLICES_PER_HOUR})"
-    in_range = f"slice >= %(o_h)s * {SLICES_PER_HOUR}"
+    # Of a slice: the bucket it lies in (0 for a slice before the range, whose rows
+    # count from the range's first bucket on) and whether it started in the range.
+    first = f"intDiv(greatest({hour}, %(o_h)s) - %(o_h)s, %(w_h)s)"
+    started = f"{hour} >= %(o_h)s"
+    # Of a row: the bucket of its last hour (clamped to the range's last bucket).
+    last = "intDiv(least({x}, %(end_h)s - 1) - %(o_h)s, %(w_h)s)"
 
     def each(column: str, alias: str, where: str = "1") -> str:
         """The elements of ``column`` of the slices read (those meeting ``where``), as
-        ``alias``, beside the slice's first hour and its buckets: ``first`` (the
-        bucket of the slice), ``started`` (in the range). ``last`` is the caller's.
-        The slices are picked before the arrays are joined: a condition after ARRAY
-        JOIN would unfold every slice's array first."""
+        ``alias``, beside the slice's ``first`` bucket and whether it ``started`` in
+        the range. The slices are picked before the arrays are joined: a condition
+        after ARRAY JOIN would unfold every slice's array first."""
         return (
-            f"SELECT {hour} AS first_hour, {alias},"
-            " intDiv(greatest(first_hour, %(o_h)s) - %(o_h)s, %(w_h)s) AS first,"
-            " first_hour >= %(o_h)s AS started"
-            f" FROM (SELECT slice, {column} FROM metric_slices WHERE {newest} AND {where})"
+            f"SELECT first, started, {alias} FROM (SELECT {first} AS first,"
+            f" {started} AS started, {column} FROM metric_slices WHERE {newest} AND {where})"
             f" ARRAY JOIN {column} AS {alias}"
         )
 
-    last_of = "intDiv(least(tupleElement({x}, {i}), %(end_h)s - 1) - %(o_h)s, %(w_h)s)"
-    # Rows active in the range: their last hour is in it (their first is, by the slices).
-    active = "tupleElement({x}, {i}) >= %(o_h)s"
-    trace_counts = (
-        f"SELECT first, {last_of.format(x='c', i=1)} AS last, started, sum(c.2), sum(c.3),"
-        " sum(c.4), sum(c.5), sum(c.6), sum(c.7)"
-        f" FROM ({each('trace_counts', 'c')}) WHERE {active.format(x='c', i=1)}"
-        " GROUP BY first, last, started"
+    def fields(array: str, *picks: str) -> str:
+        return ", ".join(f"arrayMap(x -> {pick}, {array})" for pick in picks)
+
+    # Traces and sessions per (slice bucket, last bucket), and usage by model per
+    # slice bucket, in one pass over the slices: each slice adds its few cells by
+    # last bucket (sumMap), so no array is unfolded into rows. A trace cell's cost is
+    # None when none of its traces had one: its cost is summed as 0 beside the count
+    # of cells that had one. sumMap leaves out a key whose values all add up to 0:
+    # every trace and session cell counts at least one row, and the models' count a 1
+    # per row for that reason.
+    last_bucket = "arrayMap(x -> " + last.format(x="x.1") + ", {a})"
+    by_bucket = (
+        "SELECT first, started,"
+        f" sumMap({last_bucket.format(a='tc')}, "
+        + fields("tc", "x.2", "x.3", "ifNull(x.4, 0)", "toUInt64(isNotNull(x.4))")
+        + ", "
+        + fields("tc", "x.5", "x.6", "x.7")
+        + f"), sumMap({last_bucket.format(a='sc')}, {fields('sc', 'x.2', 'x.3')}),"
+        f" sumMap({fields('ms', 'x.1', 'toUInt64(1)', 'x.2', 'x.3', 'x.4', 'x.5', 'x.6')})"
+        f" FROM (SELECT {first} AS first, {started} AS started,"
+        " arrayFilter(x -> x.1 >= %(o_h)s, trace_counts) AS tc,"
+        " arrayFilter(x -> x.1 >= %(o_h)s, session_counts) AS sc,"
+        f" if(started, models, []) AS ms FROM metric_slices WHERE {newest})"
+        " GROUP BY first, started"
+    )
+    # Per user, the buckets it was active in and its totals of the traces started in
+    # the range; then, in the same statement, the active users per bucket and the
+    # users that can be in a top list (ranked as ``store.metrics.build`` ranks them).
+    per_user = (
+        "SELECT u.1 AS user, groupUniqArrayArray(range(toUInt64(first),"
+        f" toUInt64(greatest(first, {last.format(x='u.2')} + 1)))) AS buckets,"
+        " sumIf(u.3, started) AS n, sumIf(u.4, started) AS e, sumIf(u.5, started) AS c"
+        f" FROM ({each('users', 'u')}) WHERE u.2 >= %(o_h)s GROUP BY user"
     )
     users = (
-        f"SELECT tupleElement(u, 1) AS user, {last_of.format(x='u', i=2)} AS last, first,"
-        " started, tupleElement(u, 3) AS traces_of, tupleElement(u, 4) AS errors_of,"
-        " tupleElement(u, 5) AS cost_of"
-        f" FROM ({each('users', 'u')}) WHERE {active.format(x='u', i=2)}"
+        "SELECT sumMap(buckets, arrayMap(b -> toUInt64(1), buckets)),"
+        " arraySlice(arraySort(t -> (-t.4, t.1),"
+        f" groupArrayIf((user, n, e, c), ifNull(c, 0) > 0)), 1, {TOP_ROWS}),"
+        " arraySlice(arraySort(t -> (-t.3, t.1),"
+        f" groupArrayIf((user, n, e, c), e > 0)), 1, {TOP_ROWS}) FROM ({per_user})"
     )
-    # The users' totals of the traces started in the range: only those that can be in
-    # a top list (ranked as ``store.metrics.build`` ranks them).
-    totals = (
-        "SELECT user, sum(traces_of) AS n, sum(errors_of) AS e, sum(cost_of) AS c"
-        f" FROM ({users}) WHERE started GROUP BY user"
-    )
-    session_counts = (
-        f"SELECT first, {last_of.format(x='c', i=1)} AS last, sum(c.2), sum(c.3)"
-        f" FROM ({each('session_counts', 'c')}) WHERE {active.format(x='c', i=1)}"
-        " GROUP BY first, last"
-    )
+    # Every session active in the range, each in one slice (the arrays are joined
+    # without unfolding them into rows), sorted whole for the exact nearest ranks.
     figures = (
-        "SELECT count() AS n, arraySort(groupArray(f.2)) AS a, arraySort(groupArray(f.3)) AS b,"
-        " arraySort(groupArrayIf(assumeNotNull(f.4), isNotNull(f.4))) AS c"
-        f" FROM ({each('session_figures', 'f')}) WHERE {active.format(x='f', i=1)}"
+        "SELECT arraySort(groupArrayArray(arrayMap(f -> f.2, sf))) AS a,"
+        " arraySort(groupArrayArray(arrayMap(f -> f.3, sf))) AS b,"
+        " arraySort(groupArrayArray(arrayMap(f -> assumeNotNull(f.4),"
+        " arrayFilter(f -> isNotNull(f.4), sf)))) AS c"
+        " FROM (SELECT arrayFilter(f -> f.1 >= %(o_h)s, session_figures) AS sf"
+        f" FROM metric_slices WHERE {newest})"
     )
     ranks = ", ".join(
         f"{x}[greatest(1, toUInt64(ceil({q} * length({x}))))]"
@@ -116,17 +156,6 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     session_rows = (
         "SELECT s.1 AS session_id, s.2 AS start_ns, s.3 AS end_ns, s.4 AS trace_count,"
         " s.5 AS error_count, s.6 AS cost FROM ({rows}) WHERE s.3 >= %(o)s"
-    )
-
-    # The tenth largest first session by (cost, id) and by (errors, id) among the
-    # slices in the range: ten sessions reach it, so the top ten do, and only the
-    # slices reaching it can hold one of them. Read first, as values: as a subquery of
-    # the statement below it cost several times as much (measured).
-    ((p["cost_bound"], p["errors_bound"]),) = rows_of(
-        f"SELECT arrayReverseSort(groupArray(top_cost))[{TOP_ROWS}],"
-        f" arrayReverseSort(groupArray(top_errors))[{TOP_ROWS}]"
-        f" FROM metric_slices WHERE {newest} AND {in_range}",
-        p,
     )
 
     def candidates(largest: str, bound: str) -> str:
@@ -144,14 +173,9 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         f" ORDER BY {{key}} DESC, session_id DESC LIMIT {TOP_ROWS})"
     )
     statements = {
-        "traces": trace_counts,
-        "active": "SELECT arrayJoin(range(toUInt64(first), toUInt64(greatest(first, last + 1))))"
-        f" AS b, uniqExact(user) FROM ({users}) GROUP BY b",
-        "users": f"SELECT * FROM (SELECT * FROM ({totals}) WHERE c > 0"
-        f" ORDER BY c DESC, user LIMIT {TOP_ROWS}) UNION DISTINCT SELECT * FROM"
-        f" (SELECT * FROM ({totals}) WHERE e > 0 ORDER BY e DESC, user LIMIT {TOP_ROWS})",
-        "sessions": session_counts,
-        "figures": f"SELECT n, {ranks}, a[-1], b[-1], c[-1], length(c) FROM ({figures})",
+        "by_bucket": by_bucket,
+        "users": users,
+        "figures": f"SELECT length(a), {ranks}, a[-1], b[-1], c[-1], length(c) FROM ({figures})",
         "top_sessions": top_sessions.format(
             key="cost", candidates=candidates("top_cost", "%(cost_bound)s")
         )
@@ -159,24 +183,42 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         + top_sessions.format(
             key="error_count", candidates=candidates("top_errors", "%(errors_bound)s")
         ),
-        "models": "SELECT m.1 AS model, first, sum(m.2), sum(m.3), sum(m.4), sum(m.5), sum(m.6)"
-        f" FROM ({each('models', 'm')}) WHERE started GROUP BY model, first",
-        "score_kinds": "SELECT DISTINCT target_kind FROM score_rollups"
-        " WHERE project_id = %(project)s",
     }
-    # One statement per figure (as scalar subqueries of one statement they took
-    # longer, measured), a few at a time: ClickHouse runs statements side by side.
+    # One statement per kind of figure, a few at a time: ClickHouse runs statements
+    # side by side.
     with ThreadPoolExecutor(max_workers=SIDE_BY_SIDE) as pool:
         answers = list(pool.map(lambda sql: rows_of(sql, p), statements.values()))
     found = dict(zip(statements, answers, strict=True))
     out = MetricsRows()
-    out.traces = [(None, None, *row) for row in found["traces"]]
+    for first_bucket, began, traces, sessions, models in found["by_bucket"]:
+        for last_bucket_, n, errors, cost, costed, tin, tout, ttotal in zip(*traces, strict=True):
+            cost_or_none = cost if costed else None
+            out.traces.append(
+                (
+                    None,
+                    None,
+                    first_bucket,
+                    last_bucket_,
+                    began,
+                    n,
+                    errors,
+                    cost_or_none,
+                    tin,
+                    tout,
+                    ttotal,
+                )
+            )
+        out.sessions += [(None, first_bucket, *row) for row in zip(*sessions, strict=True)]
+        out.models += [
+            (None, model, first_bucket, pico / PICO if cost_traces else None, i, o_, t)
+            for model, _, cost_traces, pico, i, o_, t in zip(*models, strict=True)
+        ]
+    ((active_buckets, active_counts), by_cost, by_errors) = found["users"][0]
     active_users = [0] * span.count
-    for bucket, count in found["active"]:
+    for bucket, count in zip(active_buckets, active_counts, strict=True):
         active_users[bucket] = count
     out.active_users = active_users
-    out.user_totals = found["users"]
-    out.sessions = [(None, *row) for row in found["sessions"]]
+    out.user_totals = list(dict.fromkeys(tuple(t) for t in [*by_cost, *by_errors]))
     out.distributions = _distributions(found["figures"][0])
 
     # By the figure, then by session id, both descending, as ``store.metrics`` ranks.
@@ -186,14 +228,9 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
 
     out.top_sessions_by_cost = ranked("cost", 4)
     out.top_sessions_by_errors = ranked("error_count", 3)
-    out.models = [
-        (None, model, bucket, pico / PICO if cost_traces else None, i, o_, t)
-        for model, bucket, cost_traces, pico, i, o_, t in found["models"]
-    ]
-    kinds = {kind for (kind,) in found["score_kinds"]}
     if kinds:
         started_sessions = session_rows.format(rows=each("sessions", "s", in_range))
-        out.scores = _scores(lambda sql: rows_of(sql, p), p, started_sessions, kinds)
+        out.scores = _scores(lambda sql: rows_of(sql, p), p, started_sessions, set(kinds))
     return out
 
 
