@@ -2,10 +2,16 @@
 per-slice figures of ``metric_slices.py`` instead of rolling up the range's traces and
 sessions: a month is some 8,640 rows of small arrays.
 
-Every statement here aggregates in ClickHouse and returns a few hundred rows at most:
-the bucket rules are those of ``store.metrics`` (and of ``metrics.read``), with a row's
-first active instant known from its slice and its last from its last hour (traces) or
-its end (sessions), which every bucket, whole hours, needs no finer. Score averages
+Four statements, each aggregating in ClickHouse and returning one row or a few dozen:
+which slices have several versions, the top sessions' bounds and the score kinds; the
+trace, session and model series with the distributions; the active and top users; the
+top sessions. Each statement's pass over the slices costs more than most of what it
+computes there (measured on chDB: a filtered count of a month's slices took 8 ms of
+CPU), so the figures share passes rather than take one each. The bucket rules are
+those of ``store.metrics`` (and of ``metrics.read``), with a row's first active instant
+known from its slice and its last from its last hour (traces) or its end (sessions),
+which every bucket, whole hours, needs no finer. Everything is exact: the
+distributions sort every session's figures for their nearest ranks. Score averages
 are read from the score summaries of the traces and sessions that have one (few), with
 the traces' starts found by id.
 """
@@ -106,19 +112,37 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     # every trace and session cell counts at least one row, and the models' count a 1
     # per row for that reason.
     last_bucket = "arrayMap(x -> " + last.format(x="x.1") + ", {a})"
-    by_bucket = (
+    cells = (
         "SELECT first, started,"
         f" sumMap({last_bucket.format(a='tc')}, "
         + fields("tc", "x.2", "x.3", "ifNull(x.4, 0)", "toUInt64(isNotNull(x.4))")
         + ", "
         + fields("tc", "x.5", "x.6", "x.7")
-        + f"), sumMap({last_bucket.format(a='sc')}, {fields('sc', 'x.2', 'x.3')}),"
+        + f") AS t, sumMap({last_bucket.format(a='sc')}, {fields('sc', 'x.2', 'x.3')}) AS s,"
         f" sumMap({fields('ms', 'x.1', 'toUInt64(1)', 'x.2', 'x.3', 'x.4', 'x.5', 'x.6')})"
+        " AS m, groupArrayArray(arrayMap(f -> f.2, sf)) AS turns,"
+        " groupArrayArray(arrayMap(f -> f.3, sf)) AS durations,"
+        " groupArrayArray(arrayMap(f -> assumeNotNull(f.4),"
+        " arrayFilter(f -> isNotNull(f.4), sf))) AS costs"
         f" FROM (SELECT {first} AS first, {started} AS started,"
         " arrayFilter(x -> x.1 >= %(o_h)s, trace_counts) AS tc,"
         " arrayFilter(x -> x.1 >= %(o_h)s, session_counts) AS sc,"
+        " arrayFilter(f -> f.1 >= %(o_h)s, session_figures) AS sf,"
         f" if(started, models, []) AS ms FROM metric_slices WHERE {newest})"
         " GROUP BY first, started"
+    )
+    # Every session active in the range is in one slice: the distributions sort the
+    # figures of all of them, for the exact nearest ranks, in the same statement.
+    ranks = ", ".join(
+        f"{x}[greatest(1, toUInt64(ceil({q} * length({x}))))]"
+        for x in ("a", "b", "c")
+        for q in _PERCENTILES
+    )
+    by_bucket = (
+        f"SELECT cells, length(a), {ranks}, a[-1], b[-1], c[-1], length(c)"
+        " FROM (SELECT groupArray((first, started, t, s, m)) AS cells,"
+        " arraySort(groupArrayArray(turns)) AS a, arraySort(groupArrayArray(durations)) AS b,"
+        f" arraySort(groupArrayArray(costs)) AS c FROM ({cells}))"
     )
     # Per user, the buckets it was active in and its totals of the traces started in
     # the range; then, in the same statement, the active users per bucket and the
@@ -136,53 +160,30 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         " arraySlice(arraySort(t -> (-t.3, t.1),"
         f" groupArrayIf((user, n, e, c), e > 0)), 1, {TOP_ROWS}) FROM ({per_user})"
     )
-    # Every session active in the range, each in one slice (the arrays are joined
-    # without unfolding them into rows), sorted whole for the exact nearest ranks.
-    figures = (
-        "SELECT arraySort(groupArrayArray(arrayMap(f -> f.2, sf))) AS a,"
-        " arraySort(groupArrayArray(arrayMap(f -> f.3, sf))) AS b,"
-        " arraySort(groupArrayArray(arrayMap(f -> assumeNotNull(f.4),"
-        " arrayFilter(f -> isNotNull(f.4), sf)))) AS c"
-        " FROM (SELECT arrayFilter(f -> f.1 >= %(o_h)s, session_figures) AS sf"
-        f" FROM metric_slices WHERE {newest})"
-    )
-    ranks = ", ".join(
-        f"{x}[greatest(1, toUInt64(ceil({q} * length({x}))))]"
-        for x in ("a", "b", "c")
-        for q in _PERCENTILES
-    )
-    # A slice in the range is active in it whole: its own top sessions are all it can
-    # add to the range's; a slice before the range, only the sessions running into it.
+    # The candidates for both top lists, in one pass: a slice in the range is active
+    # in it whole, so its own top sessions are all it can add, and only if it reaches
+    # either bound; a slice before the range, the sessions running into it. A session
+    # is in one slice, so none comes twice.
     session_rows = (
         "SELECT s.1 AS session_id, s.2 AS start_ns, s.3 AS end_ns, s.4 AS trace_count,"
         " s.5 AS error_count, s.6 AS cost FROM ({rows}) WHERE s.3 >= %(o)s"
     )
-
-    def candidates(largest: str, bound: str) -> str:
-        return (
-            session_rows.format(
-                rows=each("top_sessions", "s", f"{in_range} AND {largest} >= {bound}")
-            )
-            + " UNION ALL "
-            + session_rows.format(rows=each("sessions", "s", f"NOT {in_range}"))
-        )
-
+    reaching = "top_cost >= %(cost_bound)s OR top_errors >= %(errors_bound)s"
+    candidates = (
+        f"SELECT s FROM (SELECT if({in_range}, top_sessions, sessions) AS arr"
+        f" FROM metric_slices WHERE {newest} AND (NOT {in_range} OR {reaching}))"
+        " ARRAY JOIN arr AS s WHERE s.3 >= %(o)s"
+    )
     top_sessions = (
-        "SELECT '{key}' AS ranked_by, * FROM (SELECT session_id, start_ns, trace_count,"
-        " error_count, cost FROM ({candidates}) WHERE {key} > 0"
-        f" ORDER BY {{key}} DESC, session_id DESC LIMIT {TOP_ROWS})"
+        "SELECT arraySlice(arrayReverseSort(x -> (assumeNotNull(x.6), x.1),"
+        f" groupArrayIf(s, ifNull(s.6, 0) > 0)), 1, {TOP_ROWS}),"
+        " arraySlice(arrayReverseSort(x -> (x.5, x.1),"
+        f" groupArrayIf(s, s.5 > 0)), 1, {TOP_ROWS}) FROM ({candidates})"
     )
     statements = {
         "by_bucket": by_bucket,
         "users": users,
-        "figures": f"SELECT length(a), {ranks}, a[-1], b[-1], c[-1], length(c) FROM ({figures})",
-        "top_sessions": top_sessions.format(
-            key="cost", candidates=candidates("top_cost", "%(cost_bound)s")
-        )
-        + " UNION ALL "
-        + top_sessions.format(
-            key="error_count", candidates=candidates("top_errors", "%(errors_bound)s")
-        ),
+        "top_sessions": top_sessions,
     }
     # One statement per kind of figure, a few at a time: ClickHouse runs statements
     # side by side.
@@ -190,44 +191,29 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         answers = list(pool.map(lambda sql: rows_of(sql, p), statements.values()))
     found = dict(zip(statements, answers, strict=True))
     out = MetricsRows()
-    for first_bucket, began, traces, sessions, models in found["by_bucket"]:
-        for last_bucket_, n, errors, cost, costed, tin, tout, ttotal in zip(*traces, strict=True):
-            cost_or_none = cost if costed else None
-            out.traces.append(
-                (
-                    None,
-                    None,
-                    first_bucket,
-                    last_bucket_,
-                    began,
-                    n,
-                    errors,
-                    cost_or_none,
-                    tin,
-                    tout,
-                    ttotal,
-                )
-            )
+    ((cells_found, *distributions),) = found["by_bucket"]
+    for first_bucket, began, traces, sessions, models in cells_found:
+        for last_of, n, errors, cost, costed, *tokens in zip(*traces, strict=True):
+            known = cost if costed else None
+            out.traces.append((None, None, first_bucket, last_of, began, n, errors, known, *tokens))
         out.sessions += [(None, first_bucket, *row) for row in zip(*sessions, strict=True)]
         out.models += [
             (None, model, first_bucket, pico / PICO if cost_traces else None, i, o_, t)
             for model, _, cost_traces, pico, i, o_, t in zip(*models, strict=True)
         ]
+    out.distributions = _distributions(tuple(distributions))
     ((active_buckets, active_counts), by_cost, by_errors) = found["users"][0]
     active_users = [0] * span.count
     for bucket, count in zip(active_buckets, active_counts, strict=True):
         active_users[bucket] = count
     out.active_users = active_users
     out.user_totals = list(dict.fromkeys(tuple(t) for t in [*by_cost, *by_errors]))
-    out.distributions = _distributions(found["figures"][0])
 
-    # By the figure, then by session id, both descending, as ``store.metrics`` ranks.
-    def ranked(key: str, index: int) -> list[tuple[Any, ...]]:
-        rows = [tuple(r[1:]) for r in found["top_sessions"] if r[0] == key]
-        return sorted(rows, key=lambda r: (r[index], r[0]), reverse=True)
-
-    out.top_sessions_by_cost = ranked("cost", 4)
-    out.top_sessions_by_errors = ranked("error_count", 3)
+    # (session id, start, end, traces, errors, cost), ranked by the figure, then by
+    # session id, both descending, as ``store.metrics`` ranks.
+    ((by_cost, by_errors),) = found["top_sessions"]
+    out.top_sessions_by_cost = [(r[0], r[1], r[3], r[4], r[5]) for r in by_cost]
+    out.top_sessions_by_errors = [(r[0], r[1], r[3], r[4], r[5]) for r in by_errors]
     if kinds:
         started_sessions = session_rows.format(rows=each("sessions", "s", in_range))
         out.scores = _scores(lambda sql: rows_of(sql, p), p, started_sessions, set(kinds))
