@@ -142,3 +142,48 @@ def test_filtered_and_grouped_views_need_no_pass(tmp_path):
         assert by_tag[("traces", "x")] == [1, 0, 0]
     finally:
         store.close()
+
+
+def test_older_versions_not_yet_merged_leave_the_top_lists_exact(tmp_path):
+    # Twelve sessions, each in a slice of its own, costlier and with more errors the
+    # later. Until a merge keeps only the newest version of a slice, older ones sit
+    # beside it: here each of the ten costliest slices also has an older version that
+    # claims a top session far beyond any real one. The top lists' bounds are read
+    # over every version, so they must allow for those (else no slice reaches them and
+    # the lists come back empty); the lists themselves read only the newest versions.
+    store = _open(tmp_path)
+    try:
+        project = store.create_project("p").id
+        spans = [
+            span(i + 1, 5 + 5 * i, 1, session=f"s{i:02}", user="u", cost=float(i + 1))
+            for i in range(12)
+        ]
+        spans += [
+            span(100 + i * 10 + e, 5 + 5 * i, 1, session=f"s{i:02}", error=True)
+            for i in range(12)
+            for e in range(i)
+        ]
+        store.write_spans(project, spans)
+        store.refresh_metrics(0)
+        expected = store.metrics(project, query(), list(METRIC_NAMES))
+        assert [s.session_id for s in expected.top_sessions_by_cost] == [
+            f"s{i:02}" for i in range(11, 1, -1)
+        ]
+        ch = store._rows  # type: ignore[attr-defined]
+        ch("SYSTEM STOP MERGES metric_slices", {})
+        ch(
+            "INSERT INTO metric_slices (project_id, slice, version, last_hour, top_cost,"
+            " top_errors) SELECT project_id, slice, version - 1, last_hour,"
+            " (1e9, 'zz'), (toUInt64(1000000), 'zz') FROM metric_slices"
+            " ORDER BY top_cost DESC LIMIT 10",
+            {},
+        )
+        ((rows, slices),) = ch("SELECT count(), uniqExact(slice) FROM metric_slices", {})
+        assert rows == slices + 10, "the older versions stay beside the newest"
+        got = store.metrics(project, query(), list(METRIC_NAMES))
+        assert got.top_sessions_by_cost == expected.top_sessions_by_cost
+        assert got.top_sessions_by_errors == expected.top_sessions_by_errors
+        assert series(got) == series(expected)
+        assert got.distributions == expected.distributions
+    finally:
+        store.close()
