@@ -11,16 +11,20 @@ and 4 LLM calls with tokens and cost; one span in 97 failing), made by ClickHous
 does), so every materialized view of the store code on the path runs. Then times
 ``Store.metrics`` (every query of the Dashboard tab and ``/api/v1/metrics``) for the 30
 days by day, by week, for the last day by hour, and filtered by a user, and prints
-p50 / p95 in milliseconds. Before timing, runs the refresh pass that derives the
-dashboard's per-slice figures twice (the first on a database new to them computes every
-slice) and prints what each took.
+p50 / p95 in milliseconds (with ``--engine-pid``, the p50 of the wall time and of the
+CPU the engine's process and this client spent per call). Before timing, runs the
+refresh pass that derives the dashboard's per-slice figures twice (the first on a
+database new to them computes every slice) and prints what each took.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import clickhouse_scale
@@ -45,6 +49,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--database", help="default: dashboard_<sessions>")
     parser.add_argument("--only", help="time only the case of this label")
+    parser.add_argument(
+        "--engine-pid",
+        type=int,
+        help="the engine's process (chdb_http.py): also print its CPU and the client's per call",
+    )
     args = parser.parse_args()
     database = args.database or f"dashboard_{args.sessions}"
     store = open_store(f"{args.url.rstrip('/')}/{database}")
@@ -74,10 +83,41 @@ def main() -> None:
     for label, query in cases.items():
         if args.only and label != args.only:
             continue
-        clickhouse_scale.timed(
-            label, lambda q=query: store.metrics(project, q, METRIC_NAMES), args.runs
-        )
+        call = lambda q=query: store.metrics(project, q, METRIC_NAMES)  # noqa: E731
+        if args.engine_pid:
+            timed_with_cpu(label, call, args.runs, args.engine_pid)
+        else:
+            clickhouse_scale.timed(label, call, args.runs)
     store.close()
+
+
+def engine_cpu_ms(pid: int) -> float:
+    """The CPU time all threads of process ``pid`` have run so far (schedstat, ns)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[0])
+        except (OSError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e6
+
+
+def timed_with_cpu(label: str, call: Callable[[], Any], runs: int, pid: int) -> None:
+    """Wall time and, beside it, the CPU the engine (process ``pid``, alone in serving
+    this benchmark) and this client spent per call: on a machine shared with other
+    work, CPU moves far less with the load than wall time does."""
+    call()  # warm
+    wall, engine, client = [], [], []
+    for _ in range(runs):
+        e0, c0, w0 = engine_cpu_ms(pid), time.process_time(), time.perf_counter()
+        call()
+        wall.append((time.perf_counter() - w0) * 1000)
+        engine.append(engine_cpu_ms(pid) - e0)
+        client.append((time.process_time() - c0) * 1000)
+    print(
+        f"  {label:<34} wall p50 {statistics.median(wall):8.1f} ms   CPU p50: engine"
+        f" {statistics.median(engine):6.1f} ms, client {statistics.median(client):5.1f} ms"
+    )
 
 
 if __name__ == "__main__":
