@@ -148,9 +148,8 @@ def test_older_versions_not_yet_merged_leave_the_top_lists_exact(tmp_path):
     # Twelve sessions, each in a slice of its own, costlier and with more errors the
     # later. Until a merge keeps only the newest version of a slice, older ones sit
     # beside it: here each of the ten costliest slices also has an older version that
-    # claims a top session far beyond any real one. The top lists' bounds are read
-    # over every version, so they must allow for those (else no slice reaches them and
-    # the lists come back empty); the lists themselves read only the newest versions.
+    # claims a top session far beyond any real one. Were the top lists' bounds read
+    # from those, no slice would reach them and the lists would come back empty.
     store = _open(tmp_path)
     try:
         project = store.create_project("p").id

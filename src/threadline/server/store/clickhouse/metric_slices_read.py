@@ -2,15 +2,15 @@
 per-slice figures of ``metric_slices.py`` instead of rolling up the range's traces and
 sessions: a month is some 8,640 rows of small arrays.
 
-Four statements, each aggregating in ClickHouse and returning one row or a few dozen:
-which slices have several versions, the top sessions' bounds and the score kinds; the
-trace, session and model series with the distributions; the active and top users; the
-top sessions. Each statement's pass over the slices costs more than most of what it
-computes there (measured on chDB: a filtered count of a month's slices took 8 ms of
-CPU), so the figures share passes rather than take one each. The bucket rules are
-those of ``store.metrics`` (and of ``metrics.read``), with a row's first active instant
-known from its slice and its last from its last hour (traces) or its end (sessions),
-which every bucket, whole hours, needs no finer. Everything is exact: the
+Four statements, run side by side, each aggregating in ClickHouse and returning one
+row or a few dozen: the top sessions' bounds and the score kinds; the trace, session
+and model series with the distributions; the active and top users; the top sessions
+(once their bounds are known). Each statement's pass over the slices costs more than
+most of what it computes there (measured on chDB: a filtered count of a month's slices
+took 8 ms of CPU), so the figures share passes rather than take one each. The bucket
+rules are those of ``store.metrics`` (and of ``metrics.read``), with a row's first
+active instant known from its slice and its last from its last hour (traces) or its
+end (sessions), which every bucket, whole hours, needs no finer. Everything is exact: the
 distributions sort every session's figures for their nearest ranks. Score averages
 are read from the score summaries of the traces and sessions that have one (few), with
 the traces' starts found by id.
@@ -49,39 +49,28 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         "w": w,
     }
     # The newest version of each slice whose rows may be active in the range. A slice
-    # has several versions only between a refresh and the merge that keeps the newest:
-    # those few are read first and named, so the statements below need neither FINAL
-    # (which merges every slice's arrays when read) nor a newest version per slice
-    # (a GROUP BY over them all, for each statement). That first statement also reads
-    # the top sessions' bounds and which score kinds exist: every statement costs a
-    # round trip and a plan of its own, a good part of the whole on a month (measured).
-    before_end = f"project_id = %(project)s AND slice < %(end_h)s * {SLICES_PER_HOUR}"
-    every_version = f"{before_end} AND last_hour >= %(o_h)s"
+    # has several versions only between a refresh and the merge that keeps the newest.
+    # FINAL keeps the newest of those when read, merging only the ranges of parts that
+    # overlap: on chDB (ClickHouse 26.9) it cost a pass over a month's slices 10-20 %
+    # more, less than naming the slices with several versions first (a GROUP BY of
+    # every slice before any statement could start) had cost.
+    newest = (
+        f"project_id = %(project)s AND slice < %(end_h)s * {SLICES_PER_HOUR}"
+        " AND last_hour >= %(o_h)s"
+    )
     in_range = f"slice >= %(o_h)s * {SLICES_PER_HOUR}"
     # The tenth largest first session by (cost, id) and by (errors, id) among the
     # slices in the range bounds their top ten from below: ten sessions reach it, so
-    # the top ten do, and only the slices reaching it can hold one of them. Read over
-    # every version, the (10 + k)th largest is such a bound when k versions are older
-    # ones: at least ten of the first 10 + k are newest versions. Read first, as
-    # values: as a subquery of the statement that reads the lists it cost several
-    # times as much (measured).
-    rank = f"toUInt64({TOP_ROWS} + arraySum(x -> x.3 - 1, several))"
-    ((several, kinds, p["cost_bound"], p["errors_bound"]),) = rows_of(
-        "SELECT (SELECT groupArray((slice, v, n)) FROM (SELECT slice, max(version) AS v,"
-        f" count() AS n FROM metric_slices WHERE {before_end} GROUP BY slice"
-        " HAVING n > 1)) AS several,"
-        " (SELECT groupUniqArray(target_kind) FROM score_rollups"
+    # the top ten do, and only the slices reaching it can hold one of them. Read first,
+    # as values (as a subquery of the statement that reads the lists it cost several
+    # times as much, measured), with which score kinds exist.
+    bounds = (
+        "SELECT (SELECT groupUniqArray(target_kind) FROM score_rollups"
         " WHERE project_id = %(project)s),"
-        f" arrayReverseSort(groupArray(top_cost))[{rank}],"
-        f" arrayReverseSort(groupArray(top_errors))[{rank}]"
-        f" FROM metric_slices WHERE {every_version} AND {in_range}",
-        p,
+        f" arrayReverseSort(groupArray(top_cost))[{TOP_ROWS}],"
+        f" arrayReverseSort(groupArray(top_errors))[{TOP_ROWS}]"
+        f" FROM metric_slices FINAL WHERE {newest} AND {in_range}"
     )
-    newest = every_version
-    if several:
-        slices_named = ", ".join(str(int(s)) for s, _, _ in several)
-        versions = ", ".join(f"({int(s)}, {int(v)})" for s, v, _ in several)
-        newest += f" AND (slice NOT IN ({slices_named}) OR (slice, version) IN ({versions}))"
     hour = f"intDiv(slice, {SLICES_PER_HOUR})"
     # Of a slice: the bucket it lies in (0 for a slice before the range, whose rows
     # count from the range's first bucket on) and whether it started in the range.
@@ -97,7 +86,7 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         after ARRAY JOIN would unfold every slice's array first."""
         return (
             f"SELECT first, started, {alias} FROM (SELECT {first} AS first,"
-            f" {started} AS started, {column} FROM metric_slices WHERE {newest} AND {where})"
+            f" {started} AS started, {column} FROM metric_slices FINAL WHERE {newest} AND {where})"
             f" ARRAY JOIN {column} AS {alias}"
         )
 
@@ -128,7 +117,7 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         " arrayFilter(x -> x.1 >= %(o_h)s, trace_counts) AS tc,"
         " arrayFilter(x -> x.1 >= %(o_h)s, session_counts) AS sc,"
         " arrayFilter(f -> f.1 >= %(o_h)s, session_figures) AS sf,"
-        f" if(started, models, []) AS ms FROM metric_slices WHERE {newest})"
+        f" if(started, models, []) AS ms FROM metric_slices FINAL WHERE {newest})"
         " GROUP BY first, started"
     )
     # Every session active in the range is in one slice: the distributions sort the
@@ -171,7 +160,7 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     reaching = "top_cost >= %(cost_bound)s OR top_errors >= %(errors_bound)s"
     candidates = (
         f"SELECT s FROM (SELECT if({in_range}, top_sessions, sessions) AS arr"
-        f" FROM metric_slices WHERE {newest} AND (NOT {in_range} OR {reaching}))"
+        f" FROM metric_slices FINAL WHERE {newest} AND (NOT {in_range} OR {reaching}))"
         " ARRAY JOIN arr AS s WHERE s.3 >= %(o)s"
     )
     top_sessions = (
@@ -180,18 +169,19 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         " arraySlice(arrayReverseSort(x -> (x.5, x.1),"
         f" groupArrayIf(s, s.5 > 0)), 1, {TOP_ROWS}) FROM ({candidates})"
     )
-    statements = {
-        "by_bucket": by_bucket,
-        "users": users,
-        "top_sessions": top_sessions,
-    }
-    # One statement per kind of figure, a few at a time: ClickHouse runs statements
-    # side by side.
+    # Four statements, side by side: ClickHouse runs statements in parallel. The top
+    # sessions wait for their bounds, the others for nothing.
     with ThreadPoolExecutor(max_workers=SIDE_BY_SIDE) as pool:
-        answers = list(pool.map(lambda sql: rows_of(sql, p), statements.values()))
-    found = dict(zip(statements, answers, strict=True))
+        head = pool.submit(rows_of, bounds, p)
+        found = {
+            name: pool.submit(rows_of, sql, p)
+            for name, sql in (("by_bucket", by_bucket), ("users", users))
+        }
+        ((kinds, cost_bound, errors_bound),) = head.result()
+        bounded = {**p, "cost_bound": cost_bound, "errors_bound": errors_bound}
+        found["top_sessions"] = pool.submit(rows_of, top_sessions, bounded)
+    ((cells_found, *distributions),) = found["by_bucket"].result()
     out = MetricsRows()
-    ((cells_found, *distributions),) = found["by_bucket"]
     for first_bucket, began, traces, sessions, models in cells_found:
         for last_of, n, errors, cost, costed, *tokens in zip(*traces, strict=True):
             known = cost if costed else None
@@ -202,7 +192,7 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
             for model, _, cost_traces, pico, i, o_, t in zip(*models, strict=True)
         ]
     out.distributions = _distributions(tuple(distributions))
-    ((active_buckets, active_counts), by_cost, by_errors) = found["users"][0]
+    ((active_buckets, active_counts), by_cost, by_errors) = found["users"].result()[0]
     active_users = [0] * span.count
     for bucket, count in zip(active_buckets, active_counts, strict=True):
         active_users[bucket] = count
@@ -211,7 +201,7 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
 
     # (session id, start, end, traces, errors, cost), ranked by the figure, then by
     # session id, both descending, as ``store.metrics`` ranks.
-    ((by_cost, by_errors),) = found["top_sessions"]
+    ((by_cost, by_errors),) = found["top_sessions"].result()
     out.top_sessions_by_cost = [(r[0], r[1], r[3], r[4], r[5]) for r in by_cost]
     out.top_sessions_by_errors = [(r[0], r[1], r[3], r[4], r[5]) for r in by_errors]
     if kinds:
