@@ -38,8 +38,6 @@ MS = 1_000_000
 S = 1000 * MS
 HOUR = 3600 * S
 DAY = 24 * HOUR
-# Sessions of the unmeasured ingest before the measured pairs.
-WARM_UP_SESSIONS = 1000
 TAGS = (["support"], ["sales"], ["support", "beta"], [])
 VERSIONS = ("1.0", "1.1", "2.0")
 
@@ -254,12 +252,6 @@ def main() -> None:
         "--ingest-only", action="store_true", help="skip the fill and the query times"
     )
     parser.add_argument("--dir", type=Path, default=None)
-    parser.add_argument(
-        "--no-warm-up",
-        dest="warm_up",
-        action="store_false",
-        help="measure the first ingest pair without a warm-up ingest first",
-    )
     args = parser.parse_args()
     now = datetime.now(UTC)
     end_ns = int(now.timestamp()) * S
@@ -267,11 +259,6 @@ def main() -> None:
         root = Path(tmp)
         if not args.ingest_only:
             measure_queries(root, args.sessions, args.runs, now, end_ns)
-        if args.warm_up:
-            # The first writes of a process into each store pay one-time costs (code
-            # paths run for the first time, the stores' first pages): without this the
-            # first pair's backfill was below the others in every run.
-            ingest_with_and_without(root, WARM_UP_SESSIONS, end_ns, live=False)
         for pair in range(args.pairs):
             for live in (False, True):
                 wall_with, wall_without, cpu_with, cpu_without = ingest_with_and_without(
