@@ -2,7 +2,8 @@
 and output (JSON strings, not keys or punctuation) and of its exception events.
 
 Of a chat sent to a model only the turn's new messages are taken (``conversation``'s
-rule: those after the last reply, but a system prompt once, in the first call): every
+rule: those after the last reply, never the system prompt: instructions, resent with every
+call, are not what anyone said): every
 earlier message was the new input or the reply of an earlier call of the same
 conversation, and is indexed there. Without that, each turn of a long conversation would
 index the whole conversation again, the index would grow with the square of its length,
