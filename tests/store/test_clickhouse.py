@@ -434,7 +434,13 @@ def test_schema_version_is_recorded_and_retention_is_a_ttl(tmp_path: Path):
     assert isinstance(store, ClickHouseStore)
     try:
         assert store.schema_version >= 1
-        partitioned = ("trace_parts_by_id", "trace_times", "trace_activity", "session_members")
+        partitioned = (
+            "trace_parts_by_id",
+            "trace_parts_packed",
+            "trace_times",
+            "trace_activity",
+            "session_members",
+        )
         for table in ("spans", *partitioned):
             statement = _create_statement(store, table)
             assert "toIntervalDay(30)" in statement

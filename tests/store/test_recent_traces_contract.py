@@ -133,7 +133,11 @@ def test_the_first_page_merges_only_the_traces_it_shows(store: Store):
     week_start = ns_to_datetime(time.time_ns()) - timedelta(days=7)
     page = store.list_traces(project, TraceQuery(limit=4, start=week_start))
     assert [t.trace_id for t in page.items] == [row[0] for row in _in_order(expected, None)[:4]]
-    merges = [params for sql, params in statements if "trace_parts_by_id" in sql]
+    merges = [
+        params
+        for sql, params in statements
+        if "trace_parts_by_id" in sql or "trace_parts_packed" in sql
+    ]
     assert merges, "no merge read"
     # Every merge names its traces, a page's worth at most: none merges the window.
     assert all(0 < len(params.get("ids", ())) <= 5 for params in merges), statements

@@ -1,7 +1,8 @@
-"""A few traces' rollups, merged from their parts by ClickHouse and finished in Python.
+"""A few traces' rollups, read by id from their packed parts and finished in Python.
 
-What a page or a detail shows of its traces (at most a page of them): ClickHouse merges
-each trace's parts (migration 0010) with the plain aggregates alone, and the rest of the
+What a page or a detail shows of its traces (at most a page of them): ClickHouse unites
+each trace's packed parts (migration 0016), ``packed_parts`` merges them with the plain
+aggregates of ``trace_parts_by_id`` (0010, 0011), and the rest of the
 rule (the root's fields else the first span's, each span's first copy of its amounts,
 tags in span order, the latest value of each metadata key) runs here, on a handful of
 rows. The same rule written in SQL (``queries.latest_traces``) serves where a filter or a
@@ -15,22 +16,23 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from threadline.server.store.clickhouse.packed_parts import merged
 from threadline.server.store.rollups import TraceRollup
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 # Trace ids per statement (each id is bound into the statement's text).
 _IN_CHUNK = 1000
 
+# Each trace's packed parts (migration 0016: one JSON string per part, a stream or two
+# per trace instead of some forty; a trace's parts unite as strings and are merged in
+# Python by ``_merged``) and its context use.
 _MERGED = (
-    "SELECT trace_id, min(p.start_ns), max(p.end_ns),"
-    " length(groupUniqArrayArray(p.span_ids)), length(groupUniqArrayArray(p.error_span_ids)),"
-    " min(p.root), min(p.first_session), min(p.first_user), min(p.first_input),"
-    " min(p.last_output), groupUniqArrayArray(p.amounts), {labels},"
+    "SELECT trace_id, groupUniqArrayArray(p.rollup), {labels},"
     " if(mapContains(context_by_trace, trace_id), toNullable(context_by_trace[trace_id]), NULL)"
-    " FROM trace_parts_by_id AS p WHERE {where} GROUP BY trace_id"
+    " FROM trace_parts_packed AS p WHERE {where} GROUP BY trace_id"
 )
-_LABELS = "groupUniqArrayArray(p.tag_entries), groupUniqArrayArray(p.meta_entries)"
-_NO_LABELS = "[], []"
+_LABELS = "groupUniqArrayArray(p.labels)"
+_NO_LABELS = "[]"
 # The same traces' context use, read once as a map (a scalar subquery): joined to the
 # merge instead, it cost about as much as the merge itself (docs/benchmarks.md).
 _CONTEXT = (
@@ -73,8 +75,11 @@ def by_ids(
 
 def finish(row: Sequence[Any]) -> TraceRollup:
     """A trace's rollup from a row of ``merged_sql``."""
-    (trace_id, start_ns, end_ns, spans, errors, root, first_session, first_user) = row[:8]
-    first_input, last_output, copies, tag_entries, meta_entries, context = row[8:14]
+    trace_id, rollups, labels, context = row
+    (start_ns, end_ns, spans, errors, root, first_session, first_user, *rest) = merged(
+        rollups, labels
+    )
+    first_input, last_output, copies, tag_entries, meta_entries = rest
     # root: (has a parent, start, span id, name, session, user, input preview, has
     # input, output preview, has output); first_*: (lacks it, start, span id, value);
     # last_output: (lacks it, -end, start, span id, preview).

@@ -41,6 +41,24 @@ _PICK = (
     " WHERE session_id != '' GROUP BY session_id{cursor}"
     " ORDER BY last DESC, session_id DESC LIMIT %(limit)s"
 )
+# The same, from the parts that ended no earlier than the latest %(rows_back)s did (read
+# in order of end from the newest: a few granules), within the window: the sessions they
+# name with their last activity are exact, as for any L. In one statement, the bound a
+# scalar subquery (empty when the window holds fewer parts: the window's start).
+_PICK_LATEST = _PICK.replace(
+    "end_ns >= %(since)s",
+    "end_ns >= greatest(%(since)s, ifNull((SELECT toNullable(end_ns) FROM trace_activity"
+    " WHERE project_id = %(project)s ORDER BY end_ns DESC LIMIT 1 OFFSET %(rows_back)s),"
+    " %(since)s))",
+)
+# Whether the window holds more parts than that (if not, the pick read all of them).
+_AT_MOST = (
+    "SELECT count() FROM (SELECT end_ns FROM trace_activity WHERE project_id = %(project)s"
+    " AND end_ns >= %(since)s LIMIT %(rows_back)s + 1)"
+)
+# How many parts per row of the page the first page's tries read back: a session of
+# a few turns is found by the first; the last falls back to reading back by time.
+LATEST_PARTS = (16, 256)
 
 
 def serves(query: SessionQuery) -> bool:
@@ -74,11 +92,20 @@ def pick(
     if cursor is not None:
         params["last"], params["session"] = cursor
         having = " HAVING (last, session_id) < (%(last)s, %(session)s)"
-    # The page can hold nothing that ended after the cursor; the first page reads back
-    # from now (asking for the newest activity first cost more than a short read: a
-    # project quiet for the last hour takes a second try instead).
-    anchor = cursor[0] if cursor is not None else time.time_ns()
     found: list[tuple[str, int]] = []
+    if cursor is None:
+        # The first page reads back as far as the latest parts reach (enough of them to
+        # hold the page's sessions, unless a session has very many), not a fixed time.
+        floor = window_start if window_start is not None else -(2**63)
+        for rows_back in LATEST_PARTS:
+            params["since"] = floor
+            params["rows_back"] = rows_back * (query.limit + 1)
+            found = [(row[0], row[1]) for row in rows(_PICK_LATEST.format(cursor=""), params)]
+            if len(found) > query.limit or rows(_AT_MOST, params)[0][0] <= params["rows_back"]:
+                return found  # a full page, or all the window holds
+    # The page can hold nothing that ended after the cursor (or now); reading back from
+    # it widens by time until the page is full.
+    anchor = cursor[0] if cursor is not None else time.time_ns()
     for since in _lower_bounds(anchor, window_start):
         params["since"] = since
         found = [(row[0], row[1]) for row in rows(_PICK.format(cursor=having), params)]

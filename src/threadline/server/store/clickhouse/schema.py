@@ -20,6 +20,7 @@ from threadline.server.store import migrations
 RETAINED_TABLES = (
     "spans",
     "trace_parts_by_id",
+    "trace_parts_packed",
     "trace_times",
     "trace_activity",
     "session_members",
@@ -34,6 +35,7 @@ _EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
 _DROPPED_BY_PARTS = (
     "spans",
     "trace_parts_by_id",
+    "trace_parts_packed",
     "trace_times",
     "trace_activity",
     "session_members",

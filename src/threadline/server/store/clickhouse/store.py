@@ -351,6 +351,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         for table in (
             "spans",
             "trace_parts_by_id",
+            "trace_parts_packed",
             "trace_times",
             "trace_activity",
             "session_members",

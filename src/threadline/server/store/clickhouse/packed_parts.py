@@ -1,0 +1,59 @@
+"""A trace's packed parts (``trace_parts_packed``, migration 0016) merged into one row.
+
+Each part is the aggregates of ``trace_parts_by_id`` for one export (or for what was
+stored when the table was made) as a JSON array: ``rollup`` holds (start, end, span ids,
+failed span ids, root, first session, first user, first input, last output, amounts),
+``labels`` (tag entries, metadata entries). ClickHouse unites a trace's strings; here
+they are merged by the same functions ``trace_parts_by_id`` merges its columns with
+(min, max, union of arrays), which are idempotent and order-free, so the result is what
+that table's merge gives whatever parts arrived, in whatever order, how many times.
+
+Tuples come back from JSON as lists, with None for a NULL. The least tuple is taken
+with None after every value: ClickHouse's ``min`` of such tuples prefers the value too
+(they can differ only in a NULL for two copies of one span that disagree).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+# Positions in a ``rollup`` part.
+_START, _END, _SPANS, _ERRORS = 0, 1, 2, 3
+_PICKS = range(4, 9)  # root, first session, first user, first input, last output
+_AMOUNTS = 9
+
+
+def merged(rollups: Sequence[str], labels: Sequence[str]) -> tuple[Any, ...]:
+    """(start, end, span count, error count, root, first session, first user, first
+    input, last output, amounts, tag entries, metadata entries) of a trace's parts, each
+    pick and entry a tuple, as ``trace_parts_by_id``'s merged columns give them."""
+    parts = [json.loads(part) for part in rollups]
+    spans: set[str] = set()
+    errors: set[str] = set()
+    amounts: set[tuple[Any, ...]] = set()
+    for part in parts:
+        spans.update(part[_SPANS])
+        errors.update(part[_ERRORS])
+        amounts.update(tuple(amount) for amount in part[_AMOUNTS])
+    picks = [min((tuple(part[i]) for part in parts), key=_null_last) for i in _PICKS]
+    tags: set[tuple[Any, ...]] = set()
+    meta: set[tuple[Any, ...]] = set()
+    for part in (json.loads(label) for label in labels):
+        tags.update(tuple(entry) for entry in part[0])
+        meta.update(tuple(entry) for entry in part[1])
+    return (
+        min(part[_START] for part in parts),
+        max(part[_END] for part in parts),
+        len(spans),
+        len(errors),
+        *picks,
+        list(amounts),
+        list(tags),
+        list(meta),
+    )
+
+
+def _null_last(values: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
+    return tuple((value is None, value if value is not None else 0) for value in values)

@@ -1,0 +1,138 @@
+"""The ClickHouse pages and details read their traces from the packed parts (migration
+0016): one string per part in one column, not the forty-odd column streams of
+``trace_parts_by_id``, whose granules cost a page most of its time at scale
+(docs/benchmarks.md). Their merge is exact in any order and for parts sent twice."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.store.chdb_http import database_name, shared_server
+from tests.store.test_contract import MS, T0, record
+from threadline.server.model import SessionQuery, TraceQuery
+from threadline.server.store import open_store
+from threadline.server.store.clickhouse import packed_parts, recent_sessions
+from threadline.server.store.clickhouse.store import ClickHouseStore
+
+pytestmark = pytest.mark.clickhouse
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ClickHouseStore]:
+    opened = open_store(shared_server().url(database_name(tmp_path.name)))
+    assert isinstance(opened, ClickHouseStore)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _recorded(store: ClickHouseStore) -> list[str]:
+    statements: list[str] = []
+    rows = store._rows
+
+    def recording(sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        statements.append(sql)
+        return rows(sql, params)
+
+    store._rows = recording  # type: ignore[method-assign]
+    return statements
+
+
+def test_pages_and_details_read_the_packed_parts_only(store: ClickHouseStore):
+    project = store.create_project("p").id
+    store.write_spans(project, [record(1, 1, session="s", tokens=(1, 2)), record(2, 2, start=5)])
+    store.write_spans(project, [record(1, 3, 1, start=1, tags=["t"])])
+    statements = _recorded(store)
+    sessions = store.list_sessions(project, SessionQuery(limit=10)).items
+    session = store.get_session(project, "s")
+    trace = store.get_trace(project, f"{1:032x}")
+    assert [s.span_count for s in sessions] == [2]
+    assert session is not None and session.total_tokens == 3
+    assert trace is not None and trace.tags == ["t"] and trace.span_count == 2
+    assert not [sql for sql in statements if "trace_parts_by_id" in sql], statements
+    assert len([sql for sql in statements if "trace_parts_packed" in sql]) == 3
+    # A Traces page (here picked by the filters' path) reads its page's rows packed too.
+    statements.clear()
+    traces = store.list_traces(project, TraceQuery(limit=10)).items
+    assert [t.span_count for t in traces] == [1, 2]
+    assert len([sql for sql in statements if "trace_parts_packed" in sql]) == 1
+
+
+def test_merged_parts_are_the_same_in_any_order_and_sent_twice(store: ClickHouseStore):
+    project = store.create_project("p").id
+    exports = [
+        [record(1, 2, 1, start=10, tokens=(3, 4), cost=0.5, metadata={"k": 1})],
+        [record(1, 1, start=0, length=50, session="s", input='"q"', tags=["a"])],
+        [record(1, 3, 1, start=20, output='"out"', error=True, metadata={"k": 2})],
+    ]
+    for export in [*exports, exports[0]]:
+        store.write_spans(project, export)
+    ((rollups, labels),) = store._rows(
+        "SELECT groupUniqArrayArray(rollup), groupUniqArrayArray(labels)"
+        " FROM trace_parts_packed WHERE trace_id = %(t)s",
+        {"t": f"{1:032x}"},
+    )
+    assert len(rollups) == 4  # the export sent again is a part of its own (written later)
+    merged = packed_parts.merged(rollups, labels)
+    for order in itertools.permutations(range(len(rollups))):
+        assert packed_parts.merged([rollups[i] for i in order], labels) == merged
+    assert merged[:4] == (record(1, 1).start_ns, record(1, 1, length=50).end_ns, 3, 1)
+    root, first_session = merged[4], merged[5]
+    assert root[0] == 0 and root[3:5] == ("span-1", "s") and first_session[3] == "s"
+    # The same as ClickHouse's own merge of the wide parts, after merges have run.
+    store._ch.command("OPTIMIZE TABLE trace_parts_packed FINAL")
+    ((rows,),) = store._rows("SELECT count() FROM trace_parts_packed")
+    assert rows == 1
+    wide = store._rows(
+        "SELECT min(start_ns), max(end_ns), length(groupUniqArrayArray(span_ids)),"
+        " length(groupUniqArrayArray(error_span_ids)), min(root), min(first_session),"
+        " min(first_user), min(first_input), min(last_output)"
+        " FROM trace_parts_by_id GROUP BY trace_id"
+    )[0]
+    assert merged[:9] == tuple(wide)
+
+
+def test_the_least_pick_puts_a_missing_value_last():
+    def part(preview: str | None) -> str:
+        root = [0, 1, "span", "name", None, None, preview, 1, None, 0]
+        lacking = [1, 1, "span", ""]
+        return json.dumps([1, 2, ["span"], [], root, lacking, lacking, lacking, lacking, []])
+
+    merged = packed_parts.merged([part(None), part('"x"')], [])
+    assert merged[4][6] == '"x"'
+    assert merged[2] == 1  # one span, however many parts name it
+
+
+def test_the_first_sessions_page_reads_back_past_sessions_of_many_turns(
+    store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
+):
+    # Read back from the latest parts, one part per row of the page, then two: sessions
+    # of four turns fill neither, and the page comes from reading back by time.
+    monkeypatch.setattr(recent_sessions, "LATEST_PARTS", (1, 2))
+    project = store.create_project("p").id
+    now_ms = (time.time_ns() - T0) // MS
+    trace = 0
+    for turn in range(4):
+        for session in range(5):
+            trace += 1
+            start = now_ms - 60_000 * (20 - 4 * session - turn)  # one session after another
+            store.write_spans(project, [record(trace, trace, start=start, session=f"s{session}")])
+    statements = _recorded(store)
+    page = store.list_sessions(project, SessionQuery(limit=3))
+    assert [(s.session_id, s.trace_count) for s in page.items] == [
+        ("s4", 4),
+        ("s3", 4),
+        ("s2", 4),
+    ]
+    picks = [sql for sql in statements if "FROM trace_activity" in sql]
+    assert len(picks) >= 4, statements  # two short reads from the latest parts, then by time
+    rest = store.list_sessions(project, SessionQuery(limit=3, cursor=page.next_cursor)).items
+    assert [s.session_id for s in rest] == ["s1", "s0"]
