@@ -136,3 +136,29 @@ def test_the_first_sessions_page_reads_back_past_sessions_of_many_turns(
     assert len(picks) >= 4, statements  # two short reads from the latest parts, then by time
     rest = store.list_sessions(project, SessionQuery(limit=3, cursor=page.next_cursor)).items
     assert [s.session_id for s in rest] == ["s1", "s0"]
+
+
+def _quoted_integers(value: Any) -> Any:
+    """``value`` with every integer written as a string, as ClickHouse writes 64-bit ones
+    under ``output_format_json_quote_64bit_integers = 1``."""
+    if isinstance(value, list):
+        return [_quoted_integers(item) for item in value]
+    return str(value) if isinstance(value, int) else value
+
+
+def test_integers_written_as_strings_merge_as_numbers():
+    def part(start: int, span: str, tokens: int) -> str:
+        root = [1, start, span, "name", None, None, None, 0, None, 0]
+        first = [0, start, span, "s"]
+        last = [0, -(start + 5), start, span, '"out"']
+        amounts = [[span, 7, tokens, 0, tokens, 0.5]]
+        return json.dumps([start, start + 5, [span], [], root, first, first, first, last, amounts])
+
+    # Text order differs from number order: "9" > "10", and "-15" < "-9" as text too.
+    rollups = [part(9, "a", 1), part(10, "b", 2)]
+    labels = [json.dumps([[[9, "a", 1, "t"]], [[10, "b", "k", "1", "1"]]])]
+    quoted_rollups = [json.dumps(_quoted_integers(json.loads(r))) for r in rollups]
+    quoted_labels = [json.dumps(_quoted_integers(json.loads(label))) for label in labels]
+    merged = packed_parts.merged(rollups, labels)
+    assert packed_parts.merged(quoted_rollups, quoted_labels) == merged
+    assert merged[:4] == (9, 15, 2, 0) and merged[4][1] == 9 and merged[8][1] == -15

@@ -23,6 +23,12 @@ from typing import Any
 _START, _END, _SPANS, _ERRORS = 0, 1, 2, 3
 _PICKS = range(4, 9)  # root, first session, first user, first input, last output
 _AMOUNTS = 9
+# The integer positions of each pick, of an amount and of a tag or metadata entry: a
+# ClickHouse set to quote 64-bit integers in JSON (output_format_json_quote_64bit_integers)
+# writes them as strings, which would then sort as text.
+_PICK_NUMBERS = ((0, 1, 7, 9), (0, 1), (0, 1), (0, 1), (0, 1, 2))
+_AMOUNT_NUMBERS = (1, 2, 3, 4)
+_ENTRY_NUMBERS = ((0, 2), (0,))
 
 
 def merged(rollups: Sequence[str], labels: Sequence[str]) -> tuple[Any, ...]:
@@ -36,23 +42,33 @@ def merged(rollups: Sequence[str], labels: Sequence[str]) -> tuple[Any, ...]:
     for part in parts:
         spans.update(part[_SPANS])
         errors.update(part[_ERRORS])
-        amounts.update(tuple(amount) for amount in part[_AMOUNTS])
-    picks = [min((tuple(part[i]) for part in parts), key=_null_last) for i in _PICKS]
-    tags: set[tuple[Any, ...]] = set()
-    meta: set[tuple[Any, ...]] = set()
+        amounts.update(_numbered(amount, _AMOUNT_NUMBERS) for amount in part[_AMOUNTS])
+    picks = [
+        min((_numbered(part[i], numbers) for part in parts), key=_null_last)
+        for i, numbers in zip(_PICKS, _PICK_NUMBERS, strict=True)
+    ]
+    entries: tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]] = (set(), set())
     for part in (json.loads(label) for label in labels):
-        tags.update(tuple(entry) for entry in part[0])
-        meta.update(tuple(entry) for entry in part[1])
+        for found, listed, numbers in zip(entries, part, _ENTRY_NUMBERS, strict=True):
+            found.update(_numbered(entry, numbers) for entry in listed)
     return (
-        min(part[_START] for part in parts),
-        max(part[_END] for part in parts),
+        min(int(part[_START]) for part in parts),
+        max(int(part[_END]) for part in parts),
         len(spans),
         len(errors),
         *picks,
         list(amounts),
-        list(tags),
-        list(meta),
+        list(entries[0]),
+        list(entries[1]),
     )
+
+
+def _numbered(values: Sequence[Any], numbers: Sequence[int]) -> tuple[Any, ...]:
+    """``values`` as a tuple, with the integers at ``numbers`` made integers again."""
+    listed = list(values)
+    for position in numbers:
+        listed[position] = int(listed[position])
+    return tuple(listed)
 
 
 def _null_last(values: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:

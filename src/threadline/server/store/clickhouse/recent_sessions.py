@@ -8,9 +8,13 @@ the parts that ended after L: a range of ``trace_activity``, sorted by end, whos
 are a few numbers and ids. A trace's session comes from the same rows (its root's,
 else its earliest span's that names one), as in its merged rollup.
 
-If the sessions active since L fill the page, no older session can be on it; so L
-starts an hour before now (or the cursor; the window's start at the earliest) and widens
-only while the page is short. The page costs what the latest sessions cost to read,
+If the sessions active since L fill the page, no older session can be on it. The first
+page takes L from the latest parts themselves (the end of the 16th latest per row of the
+page, then the 256th), so it reads a few hundred rows however long the project has been
+quiet; if that page is short while the window holds more (sessions of very many turns),
+and for the pages after a cursor (whose latest parts are not the page's), L starts an
+hour before now (or the cursor; the window's start at the earliest) and widens only
+while the page is short. The page costs what the latest sessions cost to read,
 not what the window holds. The picked sessions are then rolled up in full from their
 traces (``merged_traces``), which is exact; the pick is exact too but for a trace whose
 deciding part (its root, or its first span naming a session) ended before L while a
