@@ -11,7 +11,13 @@ import pytest
 
 from tests.store.chdb_http import database_name, shared_server
 from tests.store.test_metrics_contract import H0, HOUR, query, series, span
-from threadline.server.model import METRIC_NAMES, SessionQuery, TraceQuery, ns_to_datetime
+from threadline.server.model import (
+    METRIC_NAMES,
+    MetricsQuery,
+    SessionQuery,
+    TraceQuery,
+    ns_to_datetime,
+)
 from threadline.server.store import Store, open_store
 
 pytestmark = pytest.mark.clickhouse
@@ -184,5 +190,21 @@ def test_older_versions_not_yet_merged_leave_the_top_lists_exact(tmp_path):
         assert got.top_sessions_by_errors == expected.top_sessions_by_errors
         assert series(got) == series(expected)
         assert got.distributions == expected.distributions
+        # An older version of the first slice claims sessions running two hours later,
+        # where the newest runs into no later hour: a range from the next hour on must
+        # not count them (the newest version is picked before the range's condition).
+        later = MetricsQuery(
+            start=ns_to_datetime(H0 + HOUR), end=ns_to_datetime(H0 + 3 * HOUR), bucket="hour"
+        )
+        sessions_later = series(store.metrics(project, later, ["sessions"]))
+        assert sessions_later[("sessions", None)] == [1, 0]  # s11 starts at one hour
+        ch(
+            "INSERT INTO metric_slices (project_id, slice, version, last_hour,"
+            " session_counts) SELECT project_id, slice, version - 1, last_hour + 2,"
+            " [(last_hour + 2, toUInt64(5), toUInt64(5))] FROM metric_slices FINAL"
+            " ORDER BY slice LIMIT 1",
+            {},
+        )
+        assert series(store.metrics(project, later, ["sessions"])) == sessions_later
     finally:
         store.close()
