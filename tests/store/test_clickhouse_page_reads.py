@@ -104,7 +104,8 @@ def test_the_least_pick_puts_a_missing_value_last():
     def part(preview: str | None) -> str:
         root = [0, 1, "span", "name", None, None, preview, 1, None, 0]
         lacking = [1, 1, "span", ""]
-        return json.dumps([1, 2, ["span"], [], root, lacking, lacking, lacking, lacking, []])
+        no_output = [1, -2, 1, "span", None]
+        return json.dumps([1, 2, ["span"], [], root, lacking, lacking, lacking, no_output, []])
 
     merged = packed_parts.merged([part(None), part('"x"')], [])
     assert merged[4][6] == '"x"'
