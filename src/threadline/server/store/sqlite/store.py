@@ -27,6 +27,7 @@ from threadline.server.store.base import StoredShare
 from threadline.server.store.sqlite import (
     deletion,
     inference,
+    passing_reads,
     project_rules,
     retention,
     scores,
@@ -86,7 +87,7 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, RunTransfer, EvaluationTa
             return trace_json.session_trace_ids(conn, project_id, session_ids)
 
     def trace_details_json(self, project_id: int, trace_ids: Sequence[str]) -> dict[str, bytes]:
-        with self._read() as conn:
+        with self._read() as reader, passing_reads.small_page_cache(reader) as conn:
             return trace_json.trace_details_json(
                 conn, project_id, trace_ids, self._payloads.unpacker()
             )
