@@ -26,11 +26,23 @@ PER_HOP = 8
 
 
 async def in_batches(items: Iterator[T], per_hop: int = PER_HOP) -> AsyncIterator[T]:
-    """``items`` in order, made in the thread pool ``per_hop`` at a time."""
-    while batch := await run_in_threadpool(_take, items, per_hop):
+    """``items`` in order, made in the thread pool ``per_hop`` at a time; an error raised
+    while making them is raised here after the items made before it."""
+    while True:
+        batch, error = await run_in_threadpool(_take, items, per_hop)
         for item in batch:
             yield item
+        if error is not None:
+            raise error
+        if len(batch) < per_hop:
+            return
 
 
-def _take(items: Iterator[T], count: int) -> list[T]:
-    return list(itertools.islice(items, count))
+def _take(items: Iterator[T], count: int) -> tuple[list[T], Exception | None]:
+    batch: list[T] = []
+    try:
+        for item in itertools.islice(items, count):
+            batch.append(item)
+    except Exception as error:  # noqa: BLE001 - raised in the caller, after the items before it
+        return batch, error
+    return batch, None
