@@ -7,13 +7,11 @@ from collections.abc import Iterator
 from fastapi.responses import StreamingResponse
 
 from threadline.server import export
-from threadline.server.thread_batches import in_batches
 
 
 def streamed(chunks: Iterator[bytes], fmt: str, name: str) -> StreamingResponse:
     return StreamingResponse(
-        # Made in the thread pool several chunks a hand-off (thread_batches.py).
-        in_batches(chunks),
+        chunks,
         media_type=export.MEDIA_TYPES[fmt],
         headers={
             "Content-Disposition": f'attachment; filename="{name}.{fmt}"',
