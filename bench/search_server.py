@@ -1,12 +1,17 @@
 """The durable ingest rate of a server with the search index and without it, in one run.
 
     python bench/search_server.py --round-spans 20000 --pairs 3
+    python bench/search_server.py --round-spans 20000 --pairs 3 --corpus real
 
 Rounds alternate with, without, without, with, with, without, ... (so a machine speeding
 up or slowing down during the run favours neither): each round starts a fresh server
 (``--workers`` ingest processes, SQLite in a new data directory), sends
 ``workload.py``'s spans in exports of ``--batch`` spans from ``--senders`` concurrent
 exporters and times from the first export to every span written (``/healthz?wait``).
+``--corpus`` picks the spans: ``workload`` (the default, as earlier figures were
+measured: random windows of a 70-word vocabulary) or ``real`` (``corpus_otlp.py``:
+``payload_corpus.py``'s chats of real text that resend their history, with tool spans);
+the bodies are made once, before the first round, and every round sends the same ones.
 The server without the index runs with ``bench/without_search_index`` on its
 ``PYTHONPATH`` (its ``sitecustomize`` makes the index's documents empty in the server
 and its worker processes). Printed: each round's spans/s and the CPU per span of the
@@ -30,6 +35,7 @@ import httpx
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+import corpus_otlp  # noqa: E402
 import workload  # noqa: E402
 from server import (  # noqa: E402
     cpu_seconds,
@@ -55,9 +61,18 @@ def threads_cpu_seconds(pid: int) -> dict[int, float]:
     }
 
 
-def one_round(index: bool, spans: int, batch: int, senders: int, workers: int) -> Round:
-    """One fresh server's ingest of ``spans`` spans."""
-    bodies = list(workload.batches(spans, batch))
+# Each corpus: its bodies, and a word its indexed spans say (found only with the index).
+CORPORA = {
+    "workload": (workload.batches, "refund"),
+    "real": (corpus_otlp.batches, corpus_otlp.PROBE_WORD),
+}
+
+
+def one_round(
+    index: bool, bodies: list[workload.Batch], probe: str, senders: int, workers: int
+) -> Round:
+    """One fresh server's ingest of ``bodies``."""
+    spans = sum(body.spans for body in bodies)
     saved = os.environ.get("PYTHONPATH", "")
     if not index:
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(WITHOUT), saved) if p)
@@ -83,7 +98,7 @@ def one_round(index: bool, spans: int, batch: int, senders: int, workers: int) -
                     for tid, spent in threads_cpu_seconds(process.pid).items()
                 )
                 found = client.get(
-                    "/api/v1/traces", params={"q": "refund", "limit": 1, "window": "all"}
+                    "/api/v1/traces", params={"q": probe, "limit": 1, "window": "all"}
                 ).json()
                 if bool(found["items"]) != index:
                     raise SystemExit(f"index={index}, but a search found {found['items']!r}")
@@ -102,15 +117,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512, help="spans per export")
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default="workload")
     args = parser.parse_args()
+    make, probe = CORPORA[args.corpus]
+    bodies = list(make(args.round_spans, args.batch))
+    print(
+        f"{args.corpus}: {sum(b.spans for b in bodies):,} spans in {len(bodies)} exports,"
+        f" {sum(len(b.body) for b in bodies) / sum(b.spans for b in bodies):,.0f} bytes a span",
+        flush=True,
+    )
     shares: dict[str, list[float]] = {"rate": [], "cpu": [], "writer": []}
     for pair in range(args.pairs):
         order = (True, False) if pair % 2 == 0 else (False, True)
         rounds = {}
         for index in order:
-            rounds[index] = one_round(
-                index, args.round_spans, args.batch, args.senders, args.workers
-            )
+            rounds[index] = one_round(index, bodies, probe, args.senders, args.workers)
             side = "with the index" if index else "without"
             r = rounds[index]
             print(
