@@ -9,6 +9,16 @@ own after a random delay, in random order among those due. Served by a
 ``ChdbHttpServer(engine=...)``, it is one lagging replica; several, each with its own
 delays, are several replicas that catch up at different times.
 
+A replica retries what it could not apply: an insert that fails, and one the engine
+never answers. The second happens: now and then (a few runs in ten of the lag tests, on
+an idle machine more than on a loaded one) one ``INSERT ... SELECT FROM file()`` on the
+pooled chDB connections never returns, its thread waiting inside chDB for a pipeline
+that does not finish, while every other statement, inserts included, goes on. A
+replica gives an apply ``STUCK_S`` seconds and then applies it again from a fresh
+thread, as a replica fetches a part again; the first attempt may still land later, a
+duplicate delivery, which every table the lag tests write merges away. ``stuck`` counts
+the retried ones, and ``settle`` names the last one when it times out.
+
 Test infrastructure only: it plays the visibility a real cluster gives, not its speed.
 """
 
@@ -20,6 +30,10 @@ import time
 from typing import Any
 
 from tests.store.chdb_http import ChdbEngine
+
+# How long an apply may take before the replica tries it again (inserts take well under
+# a second; many seconds on a machine loaded by other tests).
+STUCK_S = 20.0
 
 
 class DelayedInserts:
@@ -38,6 +52,7 @@ class DelayedInserts:
         self._applying = 0
         self._lock = threading.Condition()
         self.applied = 0
+        self.stuck = 0  # applies the engine did not answer within STUCK_S, tried again
         self.last_error: Exception | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._apply_due, daemon=True)
@@ -104,16 +119,33 @@ class DelayedInserts:
                 # Any of the due inserts, not the oldest: visibility out of order.
                 _, job = self._pending.pop(self._rng.choice(due))
                 self._applying += 1
+            error = self._apply(job)
+            with self._lock:
+                self._applying -= 1
+                if error is None:
+                    self.applied += 1
+                else:
+                    self.last_error = error
+                    self._pending.append((time.monotonic() + 0.2, job))
+                self._lock.notify_all()
+
+    def _apply(self, job: tuple[Any, ...]) -> Exception | None:
+        """Apply one insert from a thread of its own; the error it raised, or a
+        TimeoutError if it did not return within STUCK_S (its thread is left behind)."""
+        done = threading.Event()
+        outcome: list[Exception] = []
+
+        def run() -> None:
             try:
                 self._engine.insert(*job)
             except Exception as error:  # noqa: BLE001 - a replica retries what it could not apply
-                with self._lock:
-                    self.last_error = error
-                    self._pending.append((time.monotonic() + 0.2, job))
-                    self._applying -= 1
-                    self._lock.notify_all()
-                continue
+                outcome.append(error)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        if not done.wait(STUCK_S):
             with self._lock:
-                self._applying -= 1
-                self.applied += 1
-                self._lock.notify_all()
+                self.stuck += 1
+            return TimeoutError(f"an insert into {job[0]} did not return in {STUCK_S:.0f} s")
+        return outcome[0] if outcome else None
