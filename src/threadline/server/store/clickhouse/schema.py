@@ -24,6 +24,7 @@ RETAINED_TABLES = (
     "trace_times",
     "trace_activity",
     "session_members",
+    "user_activity",  # user_activity.py
     "search_text",
     "trace_model_parts",  # model_usage.py
     "metric_slices",  # the dashboard's figures (metric_slices.py): row by row, few rows
@@ -39,6 +40,7 @@ _DROPPED_BY_PARTS = (
     "trace_times",
     "trace_activity",
     "session_members",
+    "user_activity",
 )
 
 

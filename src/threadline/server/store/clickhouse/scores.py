@@ -15,7 +15,7 @@ import builtins
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from threadline.server.model import (
@@ -32,7 +32,6 @@ from threadline.server.model import (
 from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors
 from threadline.server.store.base import StoredNote
-from threadline.server.store.clickhouse import queries
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.columns import Columns
 from threadline.server.store.record_columns import NOTES, SCORE_CONFIGS, SCORE_ROLLUPS, SCORES
@@ -289,32 +288,32 @@ class ClickHouseScores:
                 out[rollup.target_id][rollup.name] = rollup.summary()
         return out
 
-    def user_summaries(
-        self, project_id: int, user_ids: Sequence[str]
+    def target_summaries(
+        self, project_id: int, targets: Mapping[str, tuple[Sequence[str], Sequence[str]]]
     ) -> dict[str, dict[str, ScoreSummary]]:
-        """Per user, the summaries of the scores on their traces and on the sessions they
-        have a trace in, merged per name (the page's users only; reads rollups)."""
-        if not user_ids:
-            return {}
-        traces = queries.latest_traces()
-        targets = (
-            "SELECT DISTINCT assumeNotNull(user_id) AS user, 'trace' AS kind, trace_id AS target"
-            f" FROM ({traces}) WHERE user_id IN %(users)s"
-            " UNION ALL SELECT DISTINCT assumeNotNull(user_id) AS user, 'session' AS kind,"
-            f" assumeNotNull(session_id) AS target FROM ({traces})"
-            " WHERE user_id IN %(users)s AND session_id IS NOT NULL"
-        )
-        by_user: dict[str, list[ScoreRollup]] = defaultdict(list)
-        for row in self._rows(
-            "SELECT u.user, r.target_kind, r.target_id, r.name, r.row"
-            f" FROM ({targets}) AS u INNER JOIN ("
-            + latest_rollups("project_id = %(project)s")
-            + ") AS r ON r.target_kind = u.kind AND r.target_id = u.target",
-            {"project": project_id, "users": list(user_ids)},
-        ):
-            user, *rollup = row
-            by_user[user].append(_rollup(rollup))
-        return {user: merge_summaries(rollups) for user, rollups in by_user.items()}
+        """Per owner (a user), the summaries of the scores on its (trace ids, session
+        ids), merged per name (the page's users only, over what they did in the
+        window; reads rollups by their targets)."""
+        owners: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for owner, (trace_ids, session_ids) in targets.items():
+            for kind, ids in (("trace", trace_ids), ("session", session_ids)):
+                for target_id in ids:
+                    owners[(kind, target_id)].append(owner)
+        by_owner: dict[str, list[ScoreRollup]] = defaultdict(list)
+        for kind in ("trace", "session"):
+            ids = sorted(target for k, target in owners if k == kind)
+            for chunk in _chunks(ids):
+                for row in self._rows(
+                    latest_rollups(
+                        "project_id = %(project)s AND target_kind = %(kind)s"
+                        " AND target_id IN %(ids)s"
+                    ),
+                    {"project": project_id, "kind": kind, "ids": list(chunk)},
+                ):
+                    rollup = _rollup(row)
+                    for owner in owners[(kind, rollup.target_id)]:
+                        by_owner[owner].append(rollup)
+        return {owner: merge_summaries(rollups) for owner, rollups in by_owner.items()}
 
     @staticmethod
     def filter_conditions(

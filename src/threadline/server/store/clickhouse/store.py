@@ -85,6 +85,7 @@ from threadline.server.store.clickhouse import (
     scores,
     search,
     shares,
+    user_activity,
 )
 from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
@@ -355,6 +356,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             "trace_times",
             "trace_activity",
             "session_members",
+            user_activity.TABLE,
             search.TABLE,
             model_usage.TABLE,
             context.TABLE,
@@ -714,29 +716,12 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     # --- web UI: users, live feed -------------------------------------------------
 
     def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
-        """Users by last activity, aggregated over the traces that carry their id."""
-        f = Filters(project_id)
-        f.add("user_id IS NOT NULL")
-        # As in list_traces, only the traces near the window are merged.
-        bounds = f.overlap_bounds(query.start, query.end)
-        inner = queries.traces_near(*bounds)
-        f.time_overlap_between(*bounds)
-        if query.q:
-            f.text_search(query.q, ("user_id",))
-        having = ""
-        if query.cursor:
-            last_ns, user_id = cursors.decode(query.cursor, int, str)
-            having = f" HAVING (max(end_ns), user) < ({f.param(last_ns)}, {f.param(user_id)})"
-        found = self._rows(
-            "SELECT assumeNotNull(user_id) AS user, uniqExact(session_id), count(),"
-            " sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost_usd),"
-            " countIf(status = 'error'), min(start_ns), max(end_ns)"
-            f" FROM ({queries.latest_traces(inner)}) WHERE {f.sql()} GROUP BY user{having}"
-            f" ORDER BY max(end_ns) DESC, user DESC LIMIT {f.param(query.limit + 1)}",
-            f.params,
+        """Users by last activity, over the traces in the window that carry their id
+        (``user_activity.py``), with the scores of those traces and their sessions."""
+        page, targets = user_activity.list_users(self._rows, project_id, query)
+        summaries = self._scores.target_summaries(
+            project_id, {user: (t.trace_ids, t.session_ids) for user, t in targets.items()}
         )
-        page = table_rows.user_page(found, query.limit)
-        summaries = self._scores.user_summaries(project_id, [u.user_id for u in page.items])
         for item in page.items:
             item.scores = summaries.get(item.user_id, {})
         return page

@@ -237,7 +237,13 @@ class Reads(Database):
         )
         with self._read() as conn:
             rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
-            summaries = scores.user_summaries(conn, project_id, [r[0] for r in rows[: query.limit]])
+            summaries = scores.user_summaries(
+                conn,
+                project_id,
+                [r[0] for r in rows[: query.limit]],
+                None if query.start is None else datetime_to_ns(query.start),
+                None if query.end is None else datetime_to_ns(query.end),
+            )
         page = table_rows.user_page(rows, query.limit)
         for item in page.items:
             item.scores = summaries.get(item.user_id, {})

@@ -191,26 +191,41 @@ def summaries(
 
 
 def user_summaries(
-    conn: sqlite3.Connection, project_id: int, user_ids: Sequence[str]
+    conn: sqlite3.Connection,
+    project_id: int,
+    user_ids: Sequence[str],
+    start_ns: int | None = None,
+    end_ns: int | None = None,
 ) -> dict[str, dict[str, ScoreSummary]]:
-    """Per user, the summaries of the scores on their traces and on the sessions they
-    have a trace in, merged per name (the page's users only; reads rollups)."""
+    """Per user, the summaries of the scores on their traces active in [start, end]
+    (either may be None: unbounded) and on the sessions those traces are in, merged per
+    name (the page's users only; reads rollups)."""
     columns = SCORE_ROLLUPS.qualified("r")
+    window = ""
+    window_args: list[int] = []
+    if start_ns is not None:
+        window += " AND t.end_ns >= ?"
+        window_args.append(start_ns)
+    if end_ns is not None:
+        window += " AND t.start_ns <= ?"
+        window_args.append(end_ns)
     by_user: dict[str, list[ScoreRollup]] = defaultdict(list)
     for sql in (
         (
             f"SELECT t.user_id, {columns} FROM traces t JOIN score_rollups r"
             " ON r.project_id = t.project_id AND r.target_kind = 'trace'"
-            " AND r.target_id = t.trace_id WHERE t.project_id = ? AND t.user_id IN ({})"
+            f" AND r.target_id = t.trace_id WHERE t.project_id = ?{window}"
+            " AND t.user_id IN ({})"
         ),
         (
             f"SELECT u.user_id, {columns} FROM (SELECT DISTINCT project_id, user_id, session_id"
-            " FROM traces WHERE project_id = ? AND session_id IS NOT NULL AND user_id IN ({})) u"
+            f" FROM traces t WHERE project_id = ?{window} AND session_id IS NOT NULL"
+            " AND user_id IN ({})) u"
             " JOIN score_rollups r ON r.project_id = u.project_id AND r.target_kind = 'session'"
             " AND r.target_id = u.session_id"
         ),
     ):
-        for user_id, *rollup in select_in(conn, sql, (project_id,), list(user_ids)):
+        for user_id, *rollup in select_in(conn, sql, (project_id, *window_args), list(user_ids)):
             by_user[user_id].append(_rollup(rollup))
     return {user: merge_summaries(rollups) for user, rollups in by_user.items()}
 

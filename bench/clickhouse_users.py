@@ -1,0 +1,59 @@
+"""Time the Users list on a ClickHouse database filled by ``clickhouse_scale.py``.
+
+The windows end at the newest activity of the data (not now: a database filled hours
+ago would leave "the last hour" empty), and the list shows 50 users with their score
+summaries, as the page does. Run it with each store code on the path, alternately:
+
+    PYTHONPATH=<code>/src python bench/clickhouse_users.py \
+        --url clickhouse://default:@127.0.0.1:18124 --database before_10m --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from threadline.server.model import TraceQuery, UserQuery
+from threadline.server.store import open_store
+
+
+def timed(label: str, call: Callable[[], object], repeat: int) -> None:
+    call()  # warm
+    samples = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - began) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+    print(f"  {label:<28} p50 {statistics.median(samples):8.1f} ms   p95 {p95:8.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True, help="clickhouse://user:pw@host:port (no db)")
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--all-time", action="store_true", help="time all time too (slow)")
+    args = parser.parse_args()
+    store = open_store(f"{args.url.rstrip('/')}/{args.database}")
+    project = next(p.id for p in store.list_projects() if p.name == "scale")
+    newest = store.list_traces(project, TraceQuery(limit=1)).items[0].end_time
+    print(f"{args.database}: windows ending at the newest trace's end, {newest.isoformat()}")
+    for label, span in (
+        ("last hour", timedelta(hours=1)),
+        ("last day", timedelta(days=1)),
+        ("last 7 days", timedelta(days=7)),
+    ):
+        query = UserQuery(start=newest - span, end=newest, limit=50)
+        timed(f"users list, {label}", lambda q=query: store.list_users(project, q), args.repeat)
+    if args.all_time:
+        timed("users list, all time", lambda: store.list_users(project, UserQuery(limit=50)), 1)
+    store.close()
+
+
+if __name__ == "__main__":
+    main()

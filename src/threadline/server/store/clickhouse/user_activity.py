@@ -1,0 +1,106 @@
+"""The Users list on ClickHouse, read from ``user_activity`` (migration 0015).
+
+A user's row is the totals of the traces in the window whose user is theirs; a trace's
+user is its root's, else its earliest span's that names one, which only all of the
+trace's exports tell (the root is often exported last, after the model spans that carry
+the tokens). So the totals cannot be added up per user as exports arrive; what each
+export writes, without reading, is a narrow row per trace it touches, sorted by end.
+The list reads the window's range of those rows (``queries.WINDOW_SLACK_NS`` around it,
+as the other lists), merges each trace's rows (its user and session by the rule of
+``trace_parts_by_id``, times by min and max, failure by max, amounts once per span id,
+its first written copy), keeps the traces that overlap the window and groups them by
+user: one statement over a few narrow columns, not the forty-odd streams of the trace
+parts. A row delivered twice (a retried export, one export sent to two servers) merges
+into the same trace, so it counts once; rows from any server or replica, in any order,
+give the same totals.
+
+The same statement names each user's traces and sessions in the window, whose score
+summaries the page shows (``ClickHouseScores.target_summaries``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from threadline.server.model import Page, UserQuery, UserSummary
+from threadline.server.store import cursors
+from threadline.server.store import rows as table_rows
+from threadline.server.store.clickhouse.queries import WINDOW_SLACK_NS, Filters
+
+Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+
+TABLE = "user_activity"
+
+# A span's first written copy of its amounts (copies sorted by span id, then written).
+_FIRST_COPIES = (
+    "arrayFilter((x, i) -> i = 1 OR m_copies[i - 1].1 != x.1, m_copies, arrayEnumerate(m_copies))"
+)
+# Each trace with a row near the window, merged from its rows.
+_TRACES = (
+    "SELECT trace_id, min(start_ns) AS t_start, max(end_ns) AS t_end, max(failed) AS t_failed,"
+    " min(root) AS m_root, min(first_session) AS m_session, min(first_user) AS m_user,"
+    " if(m_root.5 != '', m_root.5, m_user.4) AS t_user,"
+    " if(m_root.4 != '', m_root.4, m_session.4) AS t_session,"
+    " arraySort(groupUniqArrayArray(amounts)) AS m_copies,"
+    f" {_FIRST_COPIES} AS m_amounts,"
+    " arraySum(x -> x.3, m_amounts) AS t_input,"
+    " arraySum(x -> x.4, m_amounts) AS t_output,"
+    " arraySum(x -> x.5, m_amounts) AS t_total,"
+    " if(arrayExists(x -> isNotNull(x.6), m_amounts),"
+    " arraySum(x -> coalesce(x.6, 0), m_amounts), NULL) AS t_cost"
+    f" FROM {TABLE} WHERE {{near}} GROUP BY trace_id HAVING {{kept}}"
+)
+# The users of those traces, in the columns of ``rows.USER_TOTALS``, then their
+# traces' and sessions' ids.
+_USERS = (
+    "SELECT t_user, uniqExactIf(t_session, t_session != ''), count(), sum(t_input),"
+    " sum(t_output), sum(t_total), sum(t_cost), countIf(t_failed = 1), min(t_start),"
+    " max(t_end) AS last, groupArray(trace_id),"
+    " groupUniqArrayIf(t_session, t_session != '')"
+    " FROM ({traces}) GROUP BY t_user{cursor}"
+    " ORDER BY last DESC, t_user DESC LIMIT {limit}"
+)
+
+
+@dataclass
+class UserTargets:
+    """What a user's score summaries cover: their traces in the window, and the
+    sessions those traces are in."""
+
+    trace_ids: list[str] = field(default_factory=list)
+    session_ids: list[str] = field(default_factory=list)
+
+
+def list_users(
+    rows: Rows, project_id: int, query: UserQuery
+) -> tuple[Page[UserSummary], dict[str, UserTargets]]:
+    """The page of users by latest activity, and each page user's score targets."""
+    f = Filters(project_id)
+    start, end = f.overlap_bounds(query.start, query.end)
+    near = ["project_id = %(project)s"]
+    kept = ["t_user != ''"]
+    if start is not None:
+        near.append(f"end_ns >= {start} - {WINDOW_SLACK_NS}")
+        kept.append(f"t_end >= {start}")
+    if end is not None:
+        near.append(f"start_ns <= {end} + {WINDOW_SLACK_NS}")
+        kept.append(f"t_start <= {end}")
+    if query.q:
+        kept.append(f"positionCaseInsensitive(t_user, {f.param(query.q)}) > 0")
+    cursor = ""
+    if query.cursor:
+        last_ns, user_id = cursors.decode(query.cursor, int, str)
+        cursor = f" HAVING (last, t_user) < ({f.param(last_ns)}, {f.param(user_id)})"
+    traces = _TRACES.format(near=" AND ".join(near), kept=" AND ".join(kept))
+    found = rows(
+        _USERS.format(traces=traces, cursor=cursor, limit=f.param(query.limit + 1)),
+        f.params,
+    )
+    page = table_rows.user_page([row[:10] for row in found], query.limit)
+    shown = {item.user_id for item in page.items}
+    targets = {
+        row[0]: UserTargets(sorted(row[10]), sorted(row[11])) for row in found if row[0] in shown
+    }
+    return page, targets

@@ -1,0 +1,138 @@
+"""The Users list on every backend: a user's row holds the totals of the traces in the
+window whose user is theirs, however the traces were split into exports (the user
+riding on a root exported after the spans that carry the tokens), with an export
+delivered twice counted once; and the score summaries of those traces and of their
+sessions, in the window too. (On ClickHouse the list reads ``user_activity``, narrow
+rows per trace and export sorted by time, not the trace parts.)"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tests.store import test_contract
+from tests.store.test_contract import MS, T0, record, score, summary
+from threadline.server.model import ScoreSummary, SpanRecord, UserQuery, ns_to_datetime
+from threadline.server.store import Store
+
+backend = test_contract.backend
+store = test_contract.store
+
+HOUR_MS = 3600 * 1000
+
+
+def _at(ms: int) -> datetime:
+    return ns_to_datetime(T0 + ms * MS)
+
+
+def _exports() -> list[list[SpanRecord]]:
+    """Four users' traces, each export a list; some exports twice."""
+    late = 5 * HOUR_MS
+    model_calls = [
+        record(1, 11, 10, start=10, tokens=(100, 10), cost=0.5),
+        record(1, 12, 10, start=20, tokens=(7, 3), cost=0.25, error=True),
+    ]
+    return [
+        # u's first trace: the model calls first, with no user; the root, naming the user
+        # and session s1, last. The model calls are delivered twice.
+        model_calls,
+        model_calls,
+        [record(1, 10, start=0, length=100, session="s1", user="u")],
+        # u's second trace: the root names nobody, a child names u and session s2.
+        [record(2, 20, start=1000, length=50)],
+        [record(2, 21, 20, start=1010, tokens=(5, 5), session="s2", user="u")],
+        [record(2, 21, 20, start=1010, tokens=(5, 5), session="s2", user="u")],
+        # w's trace: the root's user wins over a child's.
+        [
+            record(3, 30, start=2000, length=30, user="w", session="s3"),
+            record(3, 31, 30, start=2005, tokens=(1, 1), user="x"),
+        ],
+        # v's trace, hours later; and a trace of nobody's.
+        [record(4, 40, start=late, length=10, user="v", tokens=(2, 0), session="s1")],
+        [record(5, 50, start=late + 5, tokens=(9, 9))],
+    ]
+
+
+def _write(store: Store) -> int:
+    project = store.create_project("p").id
+    for export in _exports():
+        store.write_spans(project, export)
+    store.write_scores(
+        project,
+        [
+            score("a", "quality", 1, trace=1),
+            score("b", "quality", 0, session="s1"),
+            score("c", "quality", 0.5, trace=4),
+            score("d", "topic", "x", trace=2, at=1),
+        ],
+    )
+    return project
+
+
+def _rows(store: Store, project: int, **query) -> list[tuple]:
+    page = store.list_users(project, UserQuery(**query))
+    return [
+        (
+            u.user_id,
+            u.session_count,
+            u.trace_count,
+            u.input_tokens,
+            u.output_tokens,
+            u.total_tokens,
+            u.cost_usd,
+            u.error_count,
+            u.first_seen,
+            u.last_seen,
+        )
+        for u in page.items
+    ]
+
+
+def _scores(store: Store, project: int, **query) -> dict[str, dict[str, ScoreSummary]]:
+    return {u.user_id: u.scores for u in store.list_users(project, UserQuery(**query)).items}
+
+
+U_ROW = ("u", 2, 2, 112, 18, 130, 0.75, 1, _at(0), _at(1050))
+W_ROW = ("w", 1, 1, 1, 1, 2, None, 0, _at(2000), _at(2030))
+V_ROW = ("v", 1, 1, 2, 0, 2, None, 0, _at(5 * HOUR_MS), _at(5 * HOUR_MS + 10))
+
+
+def test_users_list_totals_over_split_and_repeated_exports(store: Store):
+    project = _write(store)
+    assert _rows(store, project) == [V_ROW, W_ROW, U_ROW]
+    # The window keeps the traces active in it; q a part of the user id, any case.
+    assert _rows(store, project, start=_at(0), end=_at(HOUR_MS)) == [W_ROW, U_ROW]
+    u_later = ("u", 1, 1, 5, 5, 10, None, 0, _at(1000), _at(1050))
+    assert _rows(store, project, start=_at(1020), end=_at(2001)) == [W_ROW, u_later]
+    assert _rows(store, project, start=_at(HOUR_MS)) == [V_ROW]
+    assert _rows(store, project, q="U") == [U_ROW]
+    # Pages of one, walked with the cursor, hold every user once, in order.
+    walked, cursor = [], None
+    while True:
+        page = store.list_users(project, UserQuery(limit=1, cursor=cursor))
+        walked += [u.user_id for u in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert walked == ["v", "w", "u"]
+
+
+def test_users_score_summaries_cover_the_window(store: Store):
+    project = _write(store)
+    # u: trace 1 and its session s1 (which v's later trace is in too), and trace 2.
+    everything = {
+        "u": {"quality": summary(2, 0.5), "topic": summary(1, None, "x")},
+        "v": {"quality": summary(2, 0.25)},
+        "w": {},
+    }
+    assert _scores(store, project) == everything
+    # Within the first hour: only the scores of the traces active then, and their
+    # sessions': v's trace (and its score) is outside it.
+    assert _scores(store, project, start=_at(0), end=_at(HOUR_MS)) == {
+        "u": everything["u"],
+        "w": {},
+    }
+    # From u's second trace on: trace 1 and session s1 no longer count for u.
+    assert _scores(store, project, start=_at(1020), end=_at(HOUR_MS)) == {
+        "u": {"topic": summary(1, None, "x")},
+        "w": {},
+    }
