@@ -7,6 +7,7 @@ rows per trace and export sorted by time, not the trace parts.)"""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from tests.store import test_contract
@@ -136,3 +137,38 @@ def test_users_score_summaries_cover_the_window(store: Store):
         "u": {"topic": summary(1, None, "x")},
         "w": {},
     }
+
+
+def test_users_list_as_it_opens_over_recent_activity(store: Store):
+    """Users active at every age up to now, walked in pages of two, over 30 days and over
+    all time: each once, latest first, with all their traces in the window (the
+    ClickHouse list reads back from now only as far as each page needs)."""
+    project = store.create_project("p").id
+    now_ms = (time.time_ns() - T0) // MS
+    ages_h = {"a": [0.5], "b": [2, 400], "c": [3], "d": [30], "e": [24 * 5, 1], "f": [24 * 20]}
+    ages_h["g"] = [24 * 40]  # outside 30 days
+    trace = 0
+    for user, ages in ages_h.items():
+        for age in ages:
+            trace += 1
+            start = now_ms - int(age * HOUR_MS)
+            # The model call first, without the user; the root naming them after it.
+            store.write_spans(
+                project,
+                [record(trace, trace * 10 + 1, trace * 10, start=start + 1, tokens=(trace, 1))],
+            )
+            store.write_spans(
+                project, [record(trace, trace * 10, start=start, length=5, user=user)]
+            )
+    latest = {u: min(a) for u, a in ages_h.items()}
+    for window, kept in (({"start": _at(now_ms - 30 * 24 * HOUR_MS)}, 30 * 24), ({}, 10**9)):
+        walked, cursor = [], None
+        while True:
+            page = store.list_users(project, UserQuery(limit=2, cursor=cursor, **window))
+            walked += [(u.user_id, u.trace_count, u.input_tokens) for u in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        users = sorted((u for u in ages_h if latest[u] < kept), key=lambda u: latest[u])
+        assert [w[0] for w in walked] == users
+        assert {w[0]: w[1] for w in walked} == {u: sum(a < kept for a in ages_h[u]) for u in users}

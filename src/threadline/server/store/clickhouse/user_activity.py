@@ -16,18 +16,29 @@ give the same totals.
 
 The same statement names each user's traces and sessions in the window, whose score
 summaries the page shows (``ClickHouseScores.target_summaries``).
+
+The list as it opens (a window open towards now, or all time) first picks its page as
+the Sessions list does (``recent_sessions.py``): the users of the traces with a row
+ending since L, by their latest end, with L an hour before now (or the cursor) widening
+only while the page is short. Then only the picked users' traces are merged: the rows
+of the traces that name one of them anywhere in the window (a trace's user is the
+user of one of its rows' picks). Its approximation is the Sessions list's: a trace
+whose deciding row (its root, or first span naming a user) ended before L while a later
+row names another user would be picked under the later one (its totals are then exact).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from threadline.server.model import Page, UserQuery, UserSummary
+from threadline.server.model import Page, UserQuery, UserSummary, datetime_to_ns
 from threadline.server.store import cursors
 from threadline.server.store import rows as table_rows
 from threadline.server.store.clickhouse.queries import WINDOW_SLACK_NS, Filters
+from threadline.server.store.clickhouse.recent_sessions import LOOKBACKS_NS
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
@@ -51,6 +62,15 @@ _TRACES = (
     " if(arrayExists(x -> isNotNull(x.6), m_amounts),"
     " arraySum(x -> coalesce(x.6, 0), m_amounts), NULL) AS t_cost"
     f" FROM {TABLE} WHERE {{near}} GROUP BY trace_id HAVING {{kept}}"
+)
+# The users of the traces with a row ending since L, by their latest end.
+_PICK = (
+    "SELECT t_user, max(t_end) AS last FROM (SELECT trace_id, max(end_ns) AS t_end,"
+    " min(root) AS m_root, min(first_user) AS m_user,"
+    " if(m_root.5 != '', m_root.5, m_user.4) AS t_user"
+    f" FROM {TABLE} WHERE project_id = %(project)s AND end_ns >= {{since}}"
+    " GROUP BY trace_id HAVING {kept}) GROUP BY t_user{cursor}"
+    " ORDER BY last DESC, t_user DESC LIMIT {limit}"
 )
 # The users of those traces, in the columns of ``rows.USER_TOTALS``, then their
 # traces' and sessions' ids.
@@ -83,24 +103,68 @@ def list_users(
     kept = ["t_user != ''"]
     if start is not None:
         near.append(f"end_ns >= {start} - {WINDOW_SLACK_NS}")
-        kept.append(f"t_end >= {start}")
     if end is not None:
         near.append(f"start_ns <= {end} + {WINDOW_SLACK_NS}")
-        kept.append(f"t_start <= {end}")
     if query.q:
         kept.append(f"positionCaseInsensitive(t_user, {f.param(query.q)}) > 0")
     cursor = ""
+    anchor = None
     if query.cursor:
         last_ns, user_id = cursors.decode(query.cursor, int, str)
         cursor = f" HAVING (last, t_user) < ({f.param(last_ns)}, {f.param(user_id)})"
+        anchor = last_ns
+    limit = f.param(query.limit + 1)
+    if query.end is None:
+        # The list as it opens: pick the page's users, then merge only their traces.
+        floor = None if query.start is None else datetime_to_ns(query.start)
+        picked = _pick(rows, f, " AND ".join(kept), cursor, query.limit + 1, anchor, floor)
+        if not picked:
+            return Page[UserSummary](items=[], next_cursor=None), {}
+        users = f.param(picked)
+        named = f"(root.5 IN {users} OR first_user.4 IN {users})"
+        near.append(
+            f"trace_id IN (SELECT trace_id FROM {TABLE} WHERE {' AND '.join(near)} AND {named})"
+        )
+        kept = [f"t_user IN {users}"]
+    if start is not None:
+        kept.append(f"t_end >= {start}")
+    if end is not None:
+        kept.append(f"t_start <= {end}")
     traces = _TRACES.format(near=" AND ".join(near), kept=" AND ".join(kept))
-    found = rows(
-        _USERS.format(traces=traces, cursor=cursor, limit=f.param(query.limit + 1)),
-        f.params,
-    )
+    found = rows(_USERS.format(traces=traces, cursor=cursor, limit=limit), f.params)
     page = table_rows.user_page([row[:10] for row in found], query.limit)
     shown = {item.user_id for item in page.items}
     targets = {
         row[0]: UserTargets(sorted(row[10]), sorted(row[11])) for row in found if row[0] in shown
     }
     return page, targets
+
+
+def _pick(
+    rows: Rows,
+    f: Filters,
+    kept: str,
+    cursor: str,
+    limit: int,
+    anchor: int | None,
+    floor: int | None,
+) -> list[str]:
+    """Up to ``limit`` users of the page, latest activity first: read back from
+    ``anchor`` (the cursor's last activity, else now) only as far as the page needs,
+    never past ``floor`` (the window's start)."""
+    params = dict(f.params)
+    found: list[tuple[Any, ...]] = []
+    for since in _lower_bounds(anchor if anchor is not None else time.time_ns(), floor):
+        params["since"], params["limit"] = since, limit
+        sql = _PICK.format(since="%(since)s", kept=kept, cursor=cursor, limit="%(limit)s")
+        found = rows(sql, params)
+        if len(found) >= limit:
+            break
+    return [row[0] for row in found]
+
+
+def _lower_bounds(anchor: int, floor: int | None) -> Sequence[int]:
+    """The L of each try, widening, ending with the window's start (or the beginning)."""
+    lowest = floor if floor is not None else -(2**63)
+    bounds = [anchor - lookback for lookback in LOOKBACKS_NS if anchor - lookback > lowest]
+    return [*bounds, lowest]
