@@ -81,7 +81,12 @@ def main() -> None:
             args.engine_pid,
         )
     if args.all_time:
-        timed("users list, all time", lambda: store.list_users(project, UserQuery(limit=50)), 1)
+        timed(
+            "users list, all time",
+            lambda: store.list_users(project, UserQuery(limit=50)),
+            1,
+            args.engine_pid,
+        )
     store.close()
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ServerProcess
 from tests.store.lagging_servers import lagging_servers
-from tests.store.test_clickhouse_servers import send_to_servers, workload
+from tests.store.test_clickhouse_servers import send_to_servers, user_of, workload
 from threadline.server.store import open_store
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.slow]
@@ -84,3 +84,16 @@ def _assert_exact(base_url: str, key: str, traces: dict, sessions: dict) -> None
             trace = api.get(f"/api/v1/traces/{trace_id}").json()
             assert {k: trace[k] for k in expected} == expected, trace_id
             assert len({s["span_id"] for s in trace["spans"]}) == len(trace["spans"])
+        # Each user's sessions: their totals, whichever server took each part of a trace.
+        users: dict[str, dict] = {}
+        for session_id, totals in sessions.items():
+            user = users.setdefault(
+                user_of(session_id),
+                {"session_count": 0, "trace_count": 0, "input_tokens": 0, "cost_usd": 0.0},
+            )
+            user["session_count"] += 1
+            user["trace_count"] += totals["trace_count"]
+            user["input_tokens"] += totals["input_tokens"]
+            user["cost_usd"] += totals["cost_usd"]
+        listed = api.get("/api/v1/users", params={"limit": 100, "window": "all"}).json()["items"]
+        assert {u["user_id"]: {k: u[k] for k in users[u["user_id"]]} for u in listed} == users

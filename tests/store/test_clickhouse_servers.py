@@ -53,8 +53,10 @@ def workload(rng: random.Random) -> tuple[list[list], dict[str, dict], dict[str,
                         end_ns=start + i * 1000 + 500_000,
                         error=error,
                         attributes={
-                            # The session id rides on one span only, in a later request.
+                            # The session id rides on one span only, in a later request;
+                            # the user's on another (one of two users, three sessions each).
                             **({"threadline.session.id": session_id} if i == 3 else {}),
+                            **({"user.id": user_of(session_id)} if i == 1 else {}),
                             "gen_ai.usage.input_tokens": tokens,
                             "gen_ai.usage.output_tokens": 1,
                             "gen_ai.usage.cost": cost,
@@ -78,6 +80,11 @@ def workload(rng: random.Random) -> tuple[list[list], dict[str, dict], dict[str,
             requests += chunks
     rng.shuffle(requests)
     return requests, traces, sessions
+
+
+def user_of(session_id: str) -> str:
+    """The user whose traces make up a session of ``workload``."""
+    return f"user-{int(session_id.rsplit('-', 1)[1]) % 2}"
 
 
 def send_to_servers(
