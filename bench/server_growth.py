@@ -12,6 +12,15 @@ processes) and the size of the data directory, so that the rate at 5M spans can 
 against the rate of the first windows of the same run. At the end: the peak RSS, and the
 sessions list and session detail latency on the full store.
 
+Where the CPU goes, per window: the server process's three busiest threads (the writer
+first in practice, then the WAL checkpointer and the event loop), in µs a span, and the
+workers' sum; and the server process's file reads and writes a span (``/proc/PID/io``:
+``pread`` calls are SQLite page-cache misses, the bytes written are the WAL's and the
+checkpoints'), so that a rise in CPU can be put down to the B-trees outgrowing the cache.
+
+``--data-dir`` keeps the store (it must be empty or absent) for later looks at it (page
+counts per index with ``dbstat``) or later runs; by default it is a temporary directory.
+
 A benchmark, not a test: it prints numbers. ``--max-minutes`` bounds the run; it stops
 where it is then and says so.
 """
@@ -19,6 +28,7 @@ where it is then and says so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import sys
 import tempfile
@@ -37,6 +47,7 @@ from server import (
     peak_rss_mb,
     send_all,
     start_server,
+    thread_cpu_seconds,
     tree_cpu_seconds,
     wait_settled,
 )
@@ -61,6 +72,33 @@ def _rss_mb(pid: int) -> float:
     return total
 
 
+def _io_counters(pid: int) -> dict[str, int]:
+    """A process's read/write calls and bytes so far (``/proc/PID/io``); empty if gone."""
+    try:
+        lines = Path(f"/proc/{pid}/io").read_text().splitlines()
+    except OSError:
+        return {}
+    return {name: int(value) for name, value in (line.split(": ") for line in lines)}
+
+
+def _where_cpu_went(
+    server_pid: int,
+    before: dict[tuple[int, int], float],
+    after: dict[tuple[int, int], float],
+    spans: int,
+) -> str:
+    """The server process's 3 busiest threads and the workers' sum, µs a span."""
+    server, workers = [], 0.0
+    for (pid, tid), seconds in after.items():
+        spent = (seconds - before.get((pid, tid), 0.0)) / spans * 1e6
+        if pid == server_pid:
+            server.append(spent)
+        else:
+            workers += spent
+    top = "/".join(f"{us:.0f}" for us in sorted(server, reverse=True)[:3])
+    return f"{top:>12}{workers:>9.0f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=5_000_000)
@@ -70,21 +108,31 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, default=60.0)
     parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument(
+        "--data-dir", type=Path, help="keep the store here (empty or absent); default: temporary"
+    )
     args = parser.parse_args()
+    if args.data_dir is not None and args.data_dir.exists() and any(args.data_dir.iterdir()):
+        raise SystemExit(f"{args.data_dir} is not empty")
 
     context = multiprocessing.get_context("spawn")
     made: multiprocessing.Queue[bytes | None] = context.Queue(maxsize=64)
     maker = context.Process(target=_make_bodies, args=(args.spans, args.batch, made), daemon=True)
     maker.start()
-    with tempfile.TemporaryDirectory(prefix="threadline-growth-") as tmp:
-        data_dir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tl-growth-")))
+        else:
+            data_dir = args.data_dir
+            data_dir.mkdir(parents=True, exist_ok=True)
         process, base_url, key = start_server(data_dir, args.workers)
         wait_settled(process.pid)
         stop_at = time.monotonic() + args.max_minutes * 60
         sent = 0
         lock = threading.Lock()
         print(
-            "    spans   window spans/s   server CPU µs/span   RSS MB now   data dir MB",
+            "    spans   window spans/s   server CPU µs/span   RSS MB now   data dir MB"
+            "   top 3 threads  workers   preads  KB read  KB written  (a span)",
             flush=True,
         )
 
@@ -103,6 +151,8 @@ def main() -> None:
         def report() -> None:
             mark_spans, mark_time = 0, time.perf_counter()
             mark_cpu = tree_cpu_seconds(process.pid)
+            mark_threads = thread_cpu_seconds([process.pid, *descendants(process.pid)])
+            mark_io = _io_counters(process.pid)
             while not finished.wait(0.2):
                 with lock:
                     now_sent = sent
@@ -110,14 +160,21 @@ def main() -> None:
                     continue
                 now, cpu = time.perf_counter(), tree_cpu_seconds(process.pid)
                 spans = now_sent - mark_spans
+                threads = thread_cpu_seconds([process.pid, *descendants(process.pid)])
+                io = _io_counters(process.pid)
                 size = sum(f.stat().st_size for f in data_dir.iterdir() if f.is_file())
                 print(
                     f"{now_sent:>9,}{spans / (now - mark_time):>17,.0f}"
                     f"{(cpu - mark_cpu) / spans * 1e6:>21.0f}"
-                    f"{_rss_mb(process.pid):>13.0f}{size / 1e6:>14,.0f}",
+                    f"{_rss_mb(process.pid):>13.0f}{size / 1e6:>14,.0f}"
+                    f"    {_where_cpu_went(process.pid, mark_threads, threads, spans)}"
+                    f"{(io.get('syscr', 0) - mark_io.get('syscr', 0)) / spans:>9.1f}"
+                    f"{(io.get('rchar', 0) - mark_io.get('rchar', 0)) / spans / 1024:>9.1f}"
+                    f"{(io.get('wchar', 0) - mark_io.get('wchar', 0)) / spans / 1024:>12.1f}",
                     flush=True,
                 )
                 mark_spans, mark_time, mark_cpu = now_sent, now, cpu
+                mark_threads, mark_io = threads, io
 
         reporter = threading.Thread(target=report, daemon=True)
         reporter.start()

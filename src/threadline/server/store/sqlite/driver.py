@@ -19,6 +19,8 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from threadline.server.store.sqlite.binding import skip_adaptation
+
 if TYPE_CHECKING:
     import sqlite3
 else:
@@ -34,6 +36,9 @@ else:
             if _CHOSEN == "pysqlite3":
                 raise
             import sqlite3
+
+# None and bytes bound without the adaptation protocol's detour (binding.py).
+skip_adaptation(sqlite3)
 
 __all__ = ["MODULE", "VERSION", "describe", "sqlite3", "supports", "unmet_requirement"]
 
