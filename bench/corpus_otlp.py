@@ -35,7 +35,8 @@ from workload import START_NS, Batch, _batch, _span
 _CONCURRENT_SESSIONS = 50
 _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest")
 _DOCS_APP, _OPS_APP = 2, 3  # payload_corpus.Corpus's applications with tool spans
-# A word every span of this corpus's roots says (their user messages are English).
+# A word many of this corpus's traces say (its prose is English documentation): a search
+# for it finds traces only where the index was written.
 PROBE_WORD = "the"
 
 
