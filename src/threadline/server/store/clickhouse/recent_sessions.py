@@ -110,7 +110,7 @@ def pick(
     # The page can hold nothing that ended after the cursor (or now); reading back from
     # it widens by time until the page is full.
     anchor = cursor[0] if cursor is not None else time.time_ns()
-    for since in _lower_bounds(anchor, window_start):
+    for since in lower_bounds(anchor, window_start):
         params["since"] = since
         found = [(row[0], row[1]) for row in rows(_PICK.format(cursor=having), params)]
         if len(found) > query.limit:
@@ -118,7 +118,7 @@ def pick(
     return found
 
 
-def _lower_bounds(anchor: int, window_start: int | None) -> Sequence[int]:
+def lower_bounds(anchor: int, window_start: int | None) -> Sequence[int]:
     """The L of each try, widening, ending with the window's start (or the beginning)."""
     floor = window_start if window_start is not None else -(2**63)
     bounds = [anchor - lookback for lookback in LOOKBACKS_NS if anchor - lookback > floor]

@@ -17,7 +17,10 @@ from threadline.server.store import migrations
 
 # The tables holding trace data, and the time their rows expire after. (`traces` and
 # `sessions`, the versioned rollups before migration 0010, are no longer written.)
-RETAINED_TABLES = (
+# The tables whose rows each name one trace (``trace_id``): deleting a trace deletes
+# its rows from each of them (``ClickHouseStore.delete_traces``), and retention expires
+# them with it.
+TRACE_TABLES = (
     "spans",
     "trace_parts_by_id",
     "trace_parts_packed",
@@ -25,10 +28,13 @@ RETAINED_TABLES = (
     "trace_activity",
     "session_members",
     "user_activity",  # user_activity.py
-    "search_text",
+    "search_text",  # search.py
     "trace_model_parts",  # model_usage.py
-    "metric_slices",  # the dashboard's figures (metric_slices.py): row by row, few rows
     "trace_context",  # context use (context.py): row by row, one small row a trace
+)
+RETAINED_TABLES = (
+    *TRACE_TABLES,
+    "metric_slices",  # the dashboard's figures (metric_slices.py): row by row, few rows
 )
 _EXPIRY = "toDateTime(intDiv(end_ns, 1000000000))"
 # The retained tables partitioned by time, whose expired data goes by whole parts

@@ -349,18 +349,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                     params,
                 )
             )
-        for table in (
-            "spans",
-            "trace_parts_by_id",
-            "trace_parts_packed",
-            "trace_times",
-            "trace_activity",
-            "session_members",
-            user_activity.TABLE,
-            search.TABLE,
-            model_usage.TABLE,
-            context.TABLE,
-        ):
+        for table in schema.TRACE_TABLES:
             self._delete_rows(table, "trace_id", project_id, ids)
         self._scores.delete_annotations(project_id, "trace_id", ids)
         emptied = self._sessions_without_traces(project_id, sorted(sessions))

@@ -30,7 +30,6 @@ row names another user would be picked under the later one (its totals are then 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +37,7 @@ from threadline.server.model import Page, UserQuery, UserSummary, datetime_to_ns
 from threadline.server.store import cursors
 from threadline.server.store import rows as table_rows
 from threadline.server.store.clickhouse.queries import WINDOW_SLACK_NS, Filters
-from threadline.server.store.clickhouse.recent_sessions import LOOKBACKS_NS
-
-Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+from threadline.server.store.clickhouse.recent_sessions import Rows, lower_bounds
 
 TABLE = "user_activity"
 
@@ -154,17 +151,10 @@ def _pick(
     never past ``floor`` (the window's start)."""
     params = dict(f.params)
     found: list[tuple[Any, ...]] = []
-    for since in _lower_bounds(anchor if anchor is not None else time.time_ns(), floor):
+    for since in lower_bounds(anchor if anchor is not None else time.time_ns(), floor):
         params["since"], params["limit"] = since, limit
         sql = _PICK.format(since="%(since)s", kept=kept, cursor=cursor, limit="%(limit)s")
         found = rows(sql, params)
         if len(found) >= limit:
             break
     return [row[0] for row in found]
-
-
-def _lower_bounds(anchor: int, floor: int | None) -> Sequence[int]:
-    """The L of each try, widening, ending with the window's start (or the beginning)."""
-    lowest = floor if floor is not None else -(2**63)
-    bounds = [anchor - lookback for lookback in LOOKBACKS_NS if anchor - lookback > lowest]
-    return [*bounds, lowest]
