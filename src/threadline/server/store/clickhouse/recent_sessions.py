@@ -45,17 +45,18 @@ _PICK = (
     " WHERE session_id != '' GROUP BY session_id{cursor}"
     " ORDER BY last DESC, session_id DESC LIMIT %(limit)s"
 )
-# The same, from the parts that ended no earlier than the latest %(rows_back)s did (read
-# in order of end from the newest: a few granules), within the window: the sessions they
-# name with their last activity are exact, as for any L. In one statement, the bound a
-# scalar subquery (empty when the window holds fewer parts: the window's start).
-_PICK_LATEST = _PICK.replace(
-    "end_ns >= %(since)s",
-    "end_ns >= greatest(%(since)s, ifNull((SELECT toNullable(end_ns) FROM trace_activity"
-    " WHERE project_id = %(project)s ORDER BY end_ns DESC LIMIT 1 OFFSET %(rows_back)s),"
-    " %(since)s))",
+# The same, from the parts that ended no earlier than the latest %(rows_back)s in the window
+# did (read in order of end from the newest: a few granules of the parts that reach into
+# the window; unbounded, it read the newest granules of every part), with whether the
+# window holds no more parts than that (the bound is then NULL: the pick read them all).
+LATEST_BOUND = (
+    "SELECT toNullable(end_ns) FROM trace_activity WHERE project_id = %(project)s"
+    " AND end_ns >= %(since)s ORDER BY end_ns DESC LIMIT 1 OFFSET %(rows_back)s"
 )
-# Whether the window holds more parts than that (if not, the pick read all of them).
+_PICK_LATEST = f"WITH ({LATEST_BOUND}) AS bound " + _PICK.replace(
+    "AS last FROM (", "AS last, isNull(bound) FROM ("
+).replace("end_ns >= %(since)s", "end_ns >= ifNull(bound, %(since)s)")
+# Whether the window holds more parts than that, when the pick found nothing to say it.
 _AT_MOST = (
     "SELECT count() FROM (SELECT end_ns FROM trace_activity WHERE project_id = %(project)s"
     " AND end_ns >= %(since)s LIMIT %(rows_back)s + 1)"
@@ -104,8 +105,12 @@ def pick(
         for rows_back in LATEST_PARTS:
             params["since"] = floor
             params["rows_back"] = rows_back * (query.limit + 1)
-            found = [(row[0], row[1]) for row in rows(_PICK_LATEST.format(cursor=""), params)]
-            if len(found) > query.limit or rows(_AT_MOST, params)[0][0] <= params["rows_back"]:
+            picked = rows(_PICK_LATEST.format(cursor=""), params)
+            found = [(row[0], row[1]) for row in picked]
+            whole_window = (
+                picked[0][2] if picked else rows(_AT_MOST, params)[0][0] <= params["rows_back"]
+            )
+            if len(found) > query.limit or whole_window:
                 return found  # a full page, or all the window holds
     # The page can hold nothing that ended after the cursor (or now); reading back from
     # it widens by time until the page is full.

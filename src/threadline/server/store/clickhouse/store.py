@@ -20,6 +20,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -524,14 +525,20 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     ) -> Page[Session]:
         """The page of the sessions ``picked`` ((session id, sort key), in page order,
         one more than the page holds when there is a next page), rolled up in full."""
-        traces = merged_traces.of_sessions(self._rows, project_id, [row[0] for row in picked])
+        ids = [row[0] for row in picked]
+        with ThreadPoolExecutor(max_workers=2) as beside:
+            # Score summaries and snippets need only the ids: read side by side with the
+            # merge (a page waits for the longest read, not for their sum).
+            scored = beside.submit(self._scores.summaries, project_id, "session", ids)
+            snipped = beside.submit(
+                search.session_snippets, self._rows, project_id, found_text, ids
+            )
+            traces = merged_traces.of_sessions(self._rows, project_id, ids)
         # (A session deleted between the two statements is left out.)
         found = [(s, key) for s, key in picked if s in traces]
         page, next_cursor = cursors.page(found, query.limit, lambda row: (row[1], row[0]))
         items = [table_rows.session_of(roll_up_session(s, traces[s])) for s, _ in page]
-        page_ids = [s.session_id for s in items]
-        summaries = self._scores.summaries(project_id, "session", page_ids)
-        snippets = search.session_snippets(self._rows, project_id, found_text, page_ids)
+        summaries, snippets = scored.result(), snipped.result()
         for item in items:
             item.scores = summaries.get(item.session_id, {})
             item.snippet = snippets.get(item.session_id)
