@@ -61,15 +61,18 @@ def trace_times(where: str) -> str:
     )
 
 
-def sessions_near(start_param: str, end_param: str) -> str:
+def sessions_near(start_param: str, end_param: str, narrow: str | None = None) -> str:
     """Each session that may be active in the window (``queries.sessions_near``'s
     sessions, read with all their traces): session_id, trace_count, start_ns, end_ns,
-    error_count, cost_usd. The caller checks the exact overlap."""
+    error_count, cost_usd. The caller checks the exact overlap. ``narrow``, a condition
+    on trace ids (``queries.traces_near``'s ``among``), keeps only the sessions those
+    traces name."""
     # As ``queries.sessions_near`` finds them: every session a near trace's parts name.
+    near = queries.traces_near(start_param, end_param, narrow)
     named = (
         "SELECT DISTINCT named FROM trace_parts_by_id"
         " ARRAY JOIN [coalesce(tupleElement(root, 5), ''), tupleElement(first_session, 4)]"
-        f" AS named WHERE {queries.traces_near(start_param, end_param)} AND named != ''"
+        f" AS named WHERE {near} AND named != ''"
     )
     members = (
         "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"

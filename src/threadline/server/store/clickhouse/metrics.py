@@ -17,6 +17,7 @@ from threadline.server.store.clickhouse import (
     metric_sources,
     model_usage,
     queries,
+    trace_labels,
 )
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.scores import latest_rollups
@@ -36,11 +37,17 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         f" start_ns + 999 >= {o} AS started"
     )
     last = f.param(span.last_instant)
-    near = queries.traces_near(o, last)
+    # Filtered by a user, tag or metadata value: only the traces that may meet it are
+    # merged (the filter is checked on the merged rows below), and only their sessions.
+    narrow = trace_labels.candidates(f, query)
+    near = queries.traces_near(o, last, narrow)
     # Unfiltered and ungrouped (the dashboard as it opens), the traces' figures alone;
     # else the rows the lists filter and group on.
     slim = not (query.user_id or query.tag or query.metadata or query.group_by)
-    merged = metric_sources.traces(near) if slim else queries.latest_traces(near)
+    # Narrowed to a user's traces, the fields of the slim merge are still all it reads:
+    # read by id, a trace's granules of the columns the lists show cost the most.
+    lean = not (query.tag or query.metadata or query.group_by)
+    merged = metric_sources.traces(near) if lean else queries.latest_traces(near)
     traces = f"(SELECT * FROM ({merged}) WHERE {overlap})"
     # The list filters on a trace row, and on a session row (one trace meets them all).
     conditions = f.trace_conditions(TraceQuery(tag=query.tag, metadata=query.metadata))
@@ -87,7 +94,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         " sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(total_tokens)"
         f" FROM {traces} WHERE {trace_where} GROUP BY grp, user_id, first, last, started"
     )
-    ungrouped_sessions = f"({metric_sources.sessions_near(o, last)})"
+    ungrouped_sessions = f"({metric_sources.sessions_near(o, last, narrow)})"
     metric_sessions.fill(
         out,
         rows(f"SELECT {metric_sessions.COLUMNS} FROM {ungrouped_sessions} WHERE {session_where}"),

@@ -31,6 +31,7 @@ TRACE_TABLES = (
     "search_text",  # search.py
     "trace_model_parts",  # model_usage.py
     "trace_context",  # context use (context.py): row by row, one small row a trace
+    "trace_labels",  # the users, tags and metadata values traces named (trace_labels.py)
 )
 RETAINED_TABLES = (
     *TRACE_TABLES,
@@ -47,6 +48,7 @@ _DROPPED_BY_PARTS = (
     "trace_activity",
     "session_members",
     "user_activity",
+    "trace_labels",
 )
 
 
