@@ -158,10 +158,11 @@ LIST_INDEXES = {
 
 
 def ingest_with_and_without(
-    root: Path, sessions: int, end_ns: int, live: bool
+    root: Path, sessions: int, end_ns: int, live: bool, control: bool = False
 ) -> tuple[float, float, float, float]:
     """Spans/s into a store with the dashboard's aggregates and indexes and into one
-    without, fed the same batches in turns."""
+    without, fed the same batches in turns. ``control`` makes both stores "without",
+    so the ratio shows what the benchmark itself varies by."""
     stores = {}
     for label in ("with", "without"):
         path = root / f"ingest-{label}.db"
@@ -170,6 +171,8 @@ def ingest_with_and_without(
         store = SQLiteStore(path)
         stores[label] = (store, store.create_project("default").id, [0.0, 0.0])
     _without_dashboard(stores["without"][0])
+    if control:
+        _without_dashboard(stores["with"][0])
     keep = metric_upkeep.traces_written
     keep_usage = metric_upkeep.batch_usage
     keep_sessions = session_writes.keep_aggregates
@@ -180,9 +183,10 @@ def ingest_with_and_without(
         for label in order:
             store, project, total = stores[label]
             # Without the dashboard, ingest keeps no aggregates and no usage by model.
-            metric_upkeep.traces_written = keep if label == "with" else _skip  # type: ignore[assignment]
-            metric_upkeep.batch_usage = keep_usage if label == "with" else _no_usage  # type: ignore[assignment]
-            session_writes.keep_aggregates = keep_sessions if label == "with" else _skip  # type: ignore[assignment]
+            kept = label == "with" and not control
+            metric_upkeep.traces_written = keep if kept else _skip  # type: ignore[assignment]
+            metric_upkeep.batch_usage = keep_usage if kept else _no_usage  # type: ignore[assignment]
+            session_writes.keep_aggregates = keep_sessions if kept else _skip  # type: ignore[assignment]
             started, started_cpu = time.perf_counter(), time.thread_time()
             try:
                 store.write_spans(project, batch)
@@ -252,6 +256,11 @@ def main() -> None:
         "--ingest-only", action="store_true", help="skip the fill and the query times"
     )
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="both ingest stores without the dashboard: what a pair's ratio varies by alone",
+    )
     args = parser.parse_args()
     now = datetime.now(UTC)
     end_ns = int(now.timestamp()) * S
@@ -262,7 +271,7 @@ def main() -> None:
         for pair in range(args.pairs):
             for live in (False, True):
                 wall_with, wall_without, cpu_with, cpu_without = ingest_with_and_without(
-                    root, args.ingest_sessions, end_ns, live
+                    root, args.ingest_sessions, end_ns, live, args.control
                 )
                 print(
                     f"ingest pair {pair + 1}, {'live' if live else 'backfill'},"
