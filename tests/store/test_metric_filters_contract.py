@@ -15,7 +15,7 @@ from tests.store import test_contract as contract
 from tests.store.test_metrics_contract import H0, MINUTE, query, refreshed, series
 from threadline.server.model import METRIC_NAMES, SessionQuery, SpanRecord, TraceQuery
 from threadline.server.store import Store
-from threadline.server.store.clickhouse import ClickHouseStore
+from threadline.server.store.clickhouse import ClickHouseStore, trace_labels
 from threadline.server.store.metrics import bucket_end
 
 backend = contract.backend
@@ -145,5 +145,19 @@ def test_traces_stored_before_the_labels_are_found_by_them(tmp_path):
         assert sum(figures(store, project, {"user_id": "late-user"})["traces"]) == 0
         store._ch.command(copy)
         assert {repr(f): figures(store, project, f) for f in FILTERS} == before
+    finally:
+        store.close()
+
+
+@pytest.mark.clickhouse
+def test_many_candidates_are_found_by_subquery_alike(tmp_path, monkeypatch):
+    """Past ``FEW_TRACES`` candidates a read finds them by subquery, not by id: the same
+    figures."""
+    store = contract._open("clickhouse", tmp_path)
+    try:
+        project = fill(store)
+        by_id = {repr(f): figures(store, project, f) for f in FILTERS}
+        monkeypatch.setattr(trace_labels, "FEW_TRACES", 0)
+        assert {repr(f): figures(store, project, f) for f in FILTERS} == by_id
     finally:
         store.close()

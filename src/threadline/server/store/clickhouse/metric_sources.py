@@ -61,14 +61,17 @@ def trace_times(where: str) -> str:
     )
 
 
-def sessions_near(start_param: str, end_param: str, narrow: str | None = None) -> str:
+def sessions_near(start_param: str, end_param: str) -> str:
     """Each session that may be active in the window (``queries.sessions_near``'s
     sessions, read with all their traces): session_id, trace_count, start_ns, end_ns,
-    error_count, cost_usd. The caller checks the exact overlap. ``narrow``, a condition
-    on trace ids (``queries.traces_near``'s ``among``), keeps only the sessions those
-    traces name."""
+    error_count, cost_usd. The caller checks the exact overlap."""
+    return sessions_named(queries.traces_near(start_param, end_param))
+
+
+def sessions_named(near: str) -> str:
+    """``sessions_near``'s rows for the sessions the trace parts ``near`` selects
+    (all of a trace's parts or none) name, each read with all its traces."""
     # As ``queries.sessions_near`` finds them: every session a near trace's parts name.
-    near = queries.traces_near(start_param, end_param, narrow)
     named = (
         "SELECT DISTINCT named FROM trace_parts_by_id"
         " ARRAY JOIN [coalesce(tupleElement(root, 5), ''), tupleElement(first_session, 4)]"

@@ -39,8 +39,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
     last = f.param(span.last_instant)
     # Filtered by a user, tag or metadata value: only the traces that may meet it are
     # merged (the filter is checked on the merged rows below), and only their sessions.
-    narrow = trace_labels.candidates(f, query)
-    near = queries.traces_near(o, last, narrow)
+    near = trace_labels.near(rows_of, f, query, o, last)
     # Unfiltered and ungrouped (the dashboard as it opens), the traces' figures alone;
     # else the rows the lists filter and group on.
     slim = not (query.user_id or query.tag or query.metadata or query.group_by)
@@ -94,7 +93,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         " sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(total_tokens)"
         f" FROM {traces} WHERE {trace_where} GROUP BY grp, user_id, first, last, started"
     )
-    ungrouped_sessions = f"({metric_sources.sessions_near(o, last, narrow)})"
+    ungrouped_sessions = f"({metric_sources.sessions_named(near)})"
     metric_sessions.fill(
         out,
         rows(f"SELECT {metric_sessions.COLUMNS} FROM {ungrouped_sessions} WHERE {session_where}"),

@@ -96,9 +96,18 @@ def latest_traces(where: str = "project_id = %(project)s") -> str:
 def traces_near(start_param: str | None, end_param: str | None, among: str | None = None) -> str:
     """A condition on trace parts keeping every part of each trace that may be active
     in the window between the two bound parameters (either may be None: unbounded).
-    The caller checks the exact overlap on the merged rows. ``among``, a condition on
-    trace ids, keeps only those traces (a small set: the window's ids are found among
-    them, not all gathered first)."""
+    The caller checks the exact overlap on the merged rows. ``among``: see
+    ``trace_ids_near``."""
+    return (
+        "project_id = %(project)s AND trace_id IN"
+        f" ({trace_ids_near(start_param, end_param, among)})"
+    )
+
+
+def trace_ids_near(start_param: str | None, end_param: str | None, among: str | None = None) -> str:
+    """The ids of the traces ``traces_near`` keeps. ``among``, a condition on trace
+    ids, keeps only those traces (a small set: the window's ids are found among them,
+    not all gathered first)."""
     near = ["project_id = %(project)s"]
     if start_param is not None:
         near.append(f"start_ns >= {start_param} - {WINDOW_SLACK_NS}")
@@ -106,10 +115,7 @@ def traces_near(start_param: str | None, end_param: str | None, among: str | Non
         near.append(f"start_ns <= {end_param} + {WINDOW_SLACK_NS}")
     if among is not None:
         near.append(among)
-    return (
-        "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM trace_times"
-        f" WHERE {' AND '.join(near)})"
-    )
+    return f"SELECT trace_id FROM trace_times WHERE {' AND '.join(near)}"
 
 
 # What a session reads of its traces' parts: the trace merge of ``latest_traces``

@@ -9,10 +9,20 @@ rows as before: the same rows, without merging the window's other traces.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from threadline.server.model import MetricsQuery
+from threadline.server.store.clickhouse import queries
 from threadline.server.store.clickhouse.queries import Filters
 
+Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+
 USER, TAG, METADATA = 1, 2, 3
+# Up to this many traces a filtered read names by id: found once, instead of by the
+# subquery that every statement of the read would run again (a scan of the window's
+# trace times each).
+FEW_TRACES = 5000
 
 
 def candidates(f: Filters, query: MetricsQuery) -> str | None:
@@ -32,3 +42,19 @@ def candidates(f: Filters, query: MetricsQuery) -> str | None:
         f" AND kind = {kind} AND key = {f.param(key)} AND value = {f.param(value)})"
         for kind, key, value in labels
     )
+
+
+def near(rows: Rows, f: Filters, query: MetricsQuery, start_param: str, end_param: str) -> str:
+    """``queries.traces_near`` for the window, kept to the traces that may meet
+    ``query``'s filters (``candidates``): named by id when they are few."""
+    among = candidates(f, query)
+    if among is None:
+        return queries.traces_near(start_param, end_param)
+    found = rows(
+        f"SELECT DISTINCT trace_id FROM ({queries.trace_ids_near(start_param, end_param, among)})"
+        f" LIMIT {FEW_TRACES + 1}",
+        f.params,
+    )
+    if len(found) > FEW_TRACES:
+        return queries.traces_near(start_param, end_param, among)
+    return f"project_id = %(project)s AND trace_id IN {f.param([t for (t,) in found])}"
