@@ -12,8 +12,6 @@ against its list).
 
 from __future__ import annotations
 
-from threadline.server.store.clickhouse import queries
-
 # The root's pick compared on its rank, name and ids only: the same least tuple as
 # ``min(root)`` for these fields (the previews that follow break no tie between them).
 _ROOT = "(p.root.1, p.root.2, p.root.3, p.root.4, p.root.5, p.root.6)"
@@ -61,16 +59,11 @@ def trace_times(where: str) -> str:
     )
 
 
-def sessions_near(start_param: str, end_param: str) -> str:
-    """Each session that may be active in the window (``queries.sessions_near``'s
-    sessions, read with all their traces): session_id, trace_count, start_ns, end_ns,
-    error_count, cost_usd. The caller checks the exact overlap."""
-    return sessions_named(queries.traces_near(start_param, end_param))
-
-
 def sessions_named(near: str) -> str:
-    """``sessions_near``'s rows for the sessions the trace parts ``near`` selects
-    (all of a trace's parts or none) name, each read with all its traces."""
+    """Each session the trace parts ``near`` selects (all of a trace's parts or none;
+    ``queries.traces_near``'s for a window) name, read with all its traces:
+    session_id, trace_count, start_ns, end_ns, error_count, cost_usd. The caller checks
+    the exact overlap."""
     # As ``queries.sessions_near`` finds them: every session a near trace's parts name.
     named = (
         "SELECT DISTINCT named FROM trace_parts_by_id"
