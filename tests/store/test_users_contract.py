@@ -172,3 +172,15 @@ def test_users_list_as_it_opens_over_recent_activity(store: Store):
         users = sorted((u for u in ages_h if latest[u] < kept), key=lambda u: latest[u])
         assert [w[0] for w in walked] == users
         assert {w[0]: w[1] for w in walked} == {u: sum(a < kept for a in ages_h[u]) for u in users}
+
+
+def test_users_score_summaries_count_a_session_named_by_another_export(store: Store):
+    """A trace's session named only by its root's export, its user only by a child's
+    export: the session's scores are the user's, as opened and over a window."""
+    project = store.create_project("p").id
+    store.write_spans(project, [record(1, 10, start=0, length=100, session="s")])
+    store.write_spans(project, [record(1, 11, 10, start=10, user="u", tokens=(1, 1))])
+    store.write_scores(project, [score("a", "quality", 1, session="s")])
+    expected = {"u": {"quality": summary(1, 1.0)}}
+    assert _scores(store, project) == expected
+    assert _scores(store, project, start=_at(0), end=_at(HOUR_MS)) == expected

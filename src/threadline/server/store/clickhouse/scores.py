@@ -15,7 +15,7 @@ import builtins
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from threadline.server.model import (
@@ -36,7 +36,7 @@ from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.columns import Columns
 from threadline.server.store.record_columns import NOTES, SCORE_CONFIGS, SCORE_ROLLUPS, SCORES
 from threadline.server.store.record_columns import note as present_note
-from threadline.server.store.score_rollups import ScoreRollup, merge_summaries, roll_up_scores
+from threadline.server.store.score_rollups import ScoreRollup, roll_up_scores
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 Insert = Callable[[str, list[list[Any]], list[str]], None]
@@ -51,7 +51,7 @@ _LATEST_SCORE = Columns("project_id") + SCORES + Columns("target_kind", "target_
 _SCORE_FIELDS = _LATEST_SCORE.names[2:]
 _SCORE_INSERT_COLUMNS = list(_LATEST_SCORE.names)
 # A rollup's versioned fields, after its (target, name).
-_ROLLUP_FIELDS = (*SCORE_ROLLUPS.names[3:], "average")
+ROLLUP_FIELDS = (*SCORE_ROLLUPS.names[3:], "average")
 _ROLLUP_INSERT_COLUMNS = ["project_id", *SCORE_ROLLUPS.names, "average", "version"]
 _CONFIG_FIELDS = (*SCORE_CONFIGS.names[1:], "deleted")
 _NOTE_FIELDS = (*NOTES.names[1:], "deleted")
@@ -74,10 +74,10 @@ def latest_scores(where: str) -> str:
 
 def latest_rollups(where: str) -> str:
     """Each (target, name)'s newest rollup among those meeting ``where``, as
-    target_kind, target_id, name, row (``_ROLLUP_FIELDS``); emptied ones left out."""
+    target_kind, target_id, name, row (``ROLLUP_FIELDS``); emptied ones left out."""
     return (
         "SELECT target_kind, target_id, name, row FROM (SELECT target_kind, target_id, name,"
-        f" argMax(({', '.join(_ROLLUP_FIELDS)}), version) AS row FROM score_rollups"
+        f" argMax(({', '.join(ROLLUP_FIELDS)}), version) AS row FROM score_rollups"
         f" WHERE {where} GROUP BY target_kind, target_id, name) WHERE tupleElement(row, 1) > 0"
     )
 
@@ -88,7 +88,7 @@ def _latest(row: Sequence[Any]) -> tuple[ScoreRecord, bool]:
     return SCORES.read(named, ScoreRecord), bool(named["deleted"])
 
 
-def _rollup(row: Sequence[Any]) -> ScoreRollup:
+def rollup_of(row: Sequence[Any]) -> ScoreRollup:
     """A row of ``latest_rollups``."""
     kind, target_id, name, fields = row
     return SCORE_ROLLUPS.read((kind, target_id, name, *fields), ScoreRollup)
@@ -284,36 +284,9 @@ class ClickHouseScores:
                 + " ORDER BY name",
                 {"project": project_id, "kind": kind, "ids": list(chunk)},
             ):
-                rollup = _rollup(row)
+                rollup = rollup_of(row)
                 out[rollup.target_id][rollup.name] = rollup.summary()
         return out
-
-    def target_summaries(
-        self, project_id: int, targets: Mapping[str, tuple[Sequence[str], Sequence[str]]]
-    ) -> dict[str, dict[str, ScoreSummary]]:
-        """Per owner (a user), the summaries of the scores on its (trace ids, session
-        ids), merged per name (the page's users only, over what they did in the
-        window; reads rollups by their targets)."""
-        owners: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for owner, (trace_ids, session_ids) in targets.items():
-            for kind, ids in (("trace", trace_ids), ("session", session_ids)):
-                for target_id in ids:
-                    owners[(kind, target_id)].append(owner)
-        by_owner: dict[str, list[ScoreRollup]] = defaultdict(list)
-        for kind in ("trace", "session"):
-            ids = sorted(target for k, target in owners if k == kind)
-            for chunk in _chunks(ids):
-                for row in self._rows(
-                    latest_rollups(
-                        "project_id = %(project)s AND target_kind = %(kind)s"
-                        " AND target_id IN %(ids)s"
-                    ),
-                    {"project": project_id, "kind": kind, "ids": list(chunk)},
-                ):
-                    rollup = _rollup(row)
-                    for owner in owners[(kind, rollup.target_id)]:
-                        by_owner[owner].append(rollup)
-        return {owner: merge_summaries(rollups) for owner, rollups in by_owner.items()}
 
     @staticmethod
     def filter_conditions(
@@ -337,9 +310,9 @@ class ClickHouseScores:
             op = "=" if flt.op == "=" else flt.op
             if isinstance(flt.value, str):
                 op = "=" if flt.op == "=" else "!="
-                element = _ROLLUP_FIELDS.index("label") + 1
+                element = ROLLUP_FIELDS.index("label") + 1
             else:
-                element = _ROLLUP_FIELDS.index("average") + 1
+                element = ROLLUP_FIELDS.index("average") + 1
             conditions.append(
                 f"{id_column} IN ({matching} WHERE tupleElement(row, {element})"
                 f" {op} {f.param(flt.value)})"

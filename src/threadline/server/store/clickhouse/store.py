@@ -714,13 +714,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
         """Users by last activity, over the traces in the window that carry their id
         (``user_activity.py``), with the scores of those traces and their sessions."""
-        page, targets = user_activity.list_users(self._rows, project_id, query)
-        summaries = self._scores.target_summaries(
-            project_id, {user: (t.trace_ids, t.session_ids) for user, t in targets.items()}
-        )
-        for item in page.items:
-            item.scores = summaries.get(item.user_id, {})
-        return page
+        return user_activity.list_users(self._rows, project_id, query)
 
     def metrics(self, project_id: int, query: MetricsQuery, names: Sequence[str]) -> Metrics:
         span = metric_rules.bucket_range(query)

@@ -14,8 +14,9 @@ parts. A row delivered twice (a retried export, one export sent to two servers) 
 into the same trace, so it counts once; rows from any server or replica, in any order,
 give the same totals.
 
-The same statement names each user's traces and sessions in the window, whose score
-summaries the page shows (``ClickHouseScores.target_summaries``).
+The same statement joins each page user's traces in the window, and the sessions those
+traces are in, to their score rollups (``user_scores.py``): the page comes back with
+its users' rollups, never with their targets' ids.
 
 The list as it opens (a window open towards now, or all time) first picks its page as
 the Sessions list does (``recent_sessions.py``): the users of the traces with a row
@@ -30,12 +31,12 @@ row names another user would be picked under the later one (its totals are then 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from threadline.server.model import Page, UserQuery, UserSummary, datetime_to_ns
 from threadline.server.store import cursors
 from threadline.server.store import rows as table_rows
+from threadline.server.store.clickhouse import user_scores
 from threadline.server.store.clickhouse.queries import WINDOW_SLACK_NS, Filters
 from threadline.server.store.clickhouse.recent_sessions import Rows, lower_bounds
 
@@ -69,31 +70,21 @@ _PICK = (
     " GROUP BY trace_id HAVING {kept}) GROUP BY t_user{cursor}"
     " ORDER BY last DESC, t_user DESC LIMIT {limit}"
 )
-# The users of those traces, in the columns of ``rows.USER_TOTALS``, then their
-# traces' and sessions' ids.
+# The users of those traces: their totals in the columns of ``rows.USER_TOTALS`` after
+# the user id, and the (kind, id) of their traces and of those traces' sessions.
 _USERS = (
-    "SELECT t_user, uniqExactIf(t_session, t_session != ''), count(), sum(t_input),"
+    "SELECT t_user, (uniqExactIf(t_session, t_session != ''), count(), sum(t_input),"
     " sum(t_output), sum(t_total), sum(t_cost), countIf(t_failed = 1), min(t_start),"
-    " max(t_end) AS last, groupArray(trace_id),"
-    " groupUniqArrayIf(t_session, t_session != '')"
+    " max(t_end)) AS totals, max(t_end) AS last,"
+    " arrayConcat(arrayMap(t -> ('trace', t), groupArray(trace_id)),"
+    " arrayMap(s -> ('session', s), groupUniqArrayIf(t_session, t_session != ''))) AS targets"
     " FROM ({traces}) GROUP BY t_user{cursor}"
     " ORDER BY last DESC, t_user DESC LIMIT {limit}"
 )
 
 
-@dataclass
-class UserTargets:
-    """What a user's score summaries cover: their traces in the window, and the
-    sessions those traces are in."""
-
-    trace_ids: list[str] = field(default_factory=list)
-    session_ids: list[str] = field(default_factory=list)
-
-
-def list_users(
-    rows: Rows, project_id: int, query: UserQuery
-) -> tuple[Page[UserSummary], dict[str, UserTargets]]:
-    """The page of users by latest activity, and each page user's score targets."""
+def list_users(rows: Rows, project_id: int, query: UserQuery) -> Page[UserSummary]:
+    """The page of users by latest activity, each with their score summaries."""
     f = Filters(project_id)
     start, end = f.overlap_bounds(query.start, query.end)
     near = ["project_id = %(project)s"]
@@ -111,30 +102,32 @@ def list_users(
         cursor = f" HAVING (last, t_user) < ({f.param(last_ns)}, {f.param(user_id)})"
         anchor = last_ns
     limit = f.param(query.limit + 1)
+    candidates = None
     if query.end is None:
         # The list as it opens: pick the page's users, then merge only their traces.
         floor = None if query.start is None else datetime_to_ns(query.start)
         picked = _pick(rows, f, " AND ".join(kept), cursor, query.limit + 1, anchor, floor)
         if not picked:
-            return Page[UserSummary](items=[], next_cursor=None), {}
+            return Page[UserSummary](items=[], next_cursor=None)
         users = f.param(picked)
         named = f"(root.5 IN {users} OR first_user.4 IN {users})"
-        near.append(
-            f"trace_id IN (SELECT trace_id FROM {TABLE} WHERE {' AND '.join(near)} AND {named})"
-        )
+        named_near = f"{' AND '.join(near)} AND {named}"
+        near.append(f"trace_id IN (SELECT trace_id FROM {TABLE} WHERE {named_near})")
+        # Every row merged: the picked users' traces and all that names their sessions.
+        candidates = " AND ".join(near)
         kept = [f"t_user IN {users}"]
     if start is not None:
         kept.append(f"t_end >= {start}")
     if end is not None:
         kept.append(f"t_start <= {end}")
     traces = _TRACES.format(near=" AND ".join(near), kept=" AND ".join(kept))
-    found = rows(_USERS.format(traces=traces, cursor=cursor, limit=limit), f.params)
-    page = table_rows.user_page([row[:10] for row in found], query.limit)
-    shown = {item.user_id for item in page.items}
-    targets = {
-        row[0]: UserTargets(sorted(row[10]), sorted(row[11])) for row in found if row[0] in shown
-    }
-    return page, targets
+    page_sql = _USERS.format(traces=traces, cursor=cursor, limit=limit)
+    found = rows(user_scores.with_summaries(page_sql, candidates), f.params)
+    page = table_rows.user_page([(row[0], *row[1]) for row in found], query.limit)
+    rollups = {row[0]: row[2] for row in found}
+    for item in page.items:
+        item.scores = user_scores.summaries(rollups[item.user_id])
+    return page
 
 
 def _pick(

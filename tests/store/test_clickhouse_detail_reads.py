@@ -1,0 +1,83 @@
+"""What the ClickHouse Users list, trace detail and session detail send the engine: a
+fixed number of statements whatever the data holds, with no list of ids that grows
+with it (at 10M spans the Users list's page over all time owned 100,000 traces, whose
+ids went back to the client and then to the engine again, a thousand a statement, for
+their score summaries: most of its wall time, docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.store.chdb_http import database_name, shared_server
+from tests.store.test_contract import record, score, summary
+from threadline.server.model import UserQuery
+from threadline.server.store import open_store
+from threadline.server.store.clickhouse.store import ClickHouseStore
+
+pytestmark = pytest.mark.clickhouse
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ClickHouseStore]:
+    opened = open_store(shared_server().url(database_name(tmp_path.name)))
+    assert isinstance(opened, ClickHouseStore)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _recorded(store: ClickHouseStore) -> list[tuple[str, dict[str, Any]]]:
+    statements: list[tuple[str, dict[str, Any]]] = []
+    rows = store._rows
+
+    def recording(sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        statements.append((sql, dict(params or {})))
+        return rows(sql, params)
+
+    store._rows = recording  # type: ignore[method-assign]
+    store._scores._rows = recording  # the score half's reads too
+    return statements
+
+
+def _longest_list(params: dict[str, Any]) -> int:
+    return max((len(v) for v in params.values() if isinstance(v, list | tuple)), default=0)
+
+
+def test_users_list_reads_its_score_summaries_in_its_own_statement(store: ClickHouseStore):
+    project = store.create_project("p").id
+    # Two users with 1,200 traces between them (more than one IN list's worth), each
+    # trace in a session of its own; a few of them scored, and a session.
+    traces = 1200
+    store.write_spans(
+        project,
+        [
+            record(t, t, start=t, session=f"s{t}", user="u" if t % 2 else "v")
+            for t in range(1, traces + 1)
+        ],
+    )
+    store.write_scores(
+        project,
+        [
+            score("a", "quality", 1, trace=1),
+            score("b", "quality", 0, trace=3),
+            score("c", "quality", 0.5, trace=2),
+            score("d", "topic", "x", session="s1000"),
+        ],
+    )
+    statements = _recorded(store)
+    page = store.list_users(project, UserQuery(limit=10))
+    assert {u.user_id: u.trace_count for u in page.items} == {"u": 600, "v": 600}
+    assert {u.user_id: u.scores for u in page.items} == {
+        "u": {"quality": summary(2, 0.5)},
+        "v": {"quality": summary(1, 0.5), "topic": summary(1, None, "x")},
+    }
+    # The page's rollups are read in the statement that reads the page, and no ids of
+    # the users' traces or sessions are sent (only the picked users).
+    reading_scores = [sql for sql, _ in statements if "score_rollups" in sql]
+    assert len(reading_scores) == 1 and "user_activity" in reading_scores[0]
+    assert max(_longest_list(params) for _, params in statements) <= 11
