@@ -56,7 +56,7 @@ class Engine:
         with urllib.request.urlopen(request) as answer:
             return bytes(answer.read())
 
-    def _cpu_ms(self) -> float:
+    def cpu_ms(self) -> float:
         with open(f"/proc/{self.pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) * 1000 / _TICKS
@@ -64,10 +64,10 @@ class Engine:
     def cost(self, sql: str, times: int = 10) -> tuple[float, float]:
         """(engine CPU ms, wall ms) per run of ``sql``, its rows discarded."""
         self._post(sql + " FORMAT Null")
-        cpu, wall = self._cpu_ms(), time.perf_counter()
+        cpu, wall = self.cpu_ms(), time.perf_counter()
         for _ in range(times):
             self._post(sql + " FORMAT Null")
-        return (self._cpu_ms() - cpu) / times, (time.perf_counter() - wall) * 1000 / times
+        return (self.cpu_ms() - cpu) / times, (time.perf_counter() - wall) * 1000 / times
 
 
 def _quoted(ids: list[str]) -> str:

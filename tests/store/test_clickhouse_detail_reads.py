@@ -81,3 +81,39 @@ def test_users_list_reads_its_score_summaries_in_its_own_statement(store: ClickH
     reading_scores = [sql for sql, _ in statements if "score_rollups" in sql]
     assert len(reading_scores) == 1 and "user_activity" in reading_scores[0]
     assert max(_longest_list(params) for _, params in statements) <= 11
+
+
+def test_trace_and_session_details_are_one_statement_each(store: ClickHouseStore):
+    project = store.create_project("p").id
+    store.write_spans(
+        project,
+        [record(1, 1, session="s", tokens=(1, 2)), record(1, 2, 1, start=1, input='"q"')],
+    )
+    store.write_spans(project, [record(2, 3, start=5, session="s", tags=["t"])])
+    store.write_scores(
+        project,
+        [
+            score("a", "quality", 1, trace=1),
+            score("b", "quality", 0, trace=1),
+            score("c", "topic", "x", session="s"),
+        ],
+    )
+    statements = _recorded(store)
+    trace = store.get_trace(project, f"{1:032x}")
+    assert len(statements) == 1
+    assert trace is not None
+    assert [s.span_id for s in trace.spans] == [f"{1:016x}", f"{2:016x}"]
+    assert trace.spans[1].input == "q"
+    assert trace.scores == {"quality": summary(2, 0.5)}
+    statements.clear()
+    session = store.get_session(project, "s")
+    assert len(statements) == 1
+    assert session is not None and session.total_tokens == 3
+    assert session.scores == {"topic": summary(1, None, "x")}
+    assert {t.trace_id: t.scores for t in session.traces} == {
+        f"{1:032x}": {"quality": summary(2, 0.5)},
+        f"{2:032x}": {},
+    }
+    assert [t.tags for t in session.traces] == [[], ["t"]]
+    assert store.get_trace(project, f"{9:032x}") is None
+    assert store.get_session(project, "absent") is None

@@ -43,7 +43,7 @@ _CONTEXT = (
 # The trace ids of some sessions (``%(sessions)s``), as an array read once: ``has`` on
 # it finds the parts by their sort key, in the same statement (an ``IN`` subquery's set
 # is built twice and too late for the index; measured).
-_SESSION_TRACES = (
+SESSION_TRACES = (
     "(SELECT groupUniqArray(trace_id) FROM session_members"
     " WHERE project_id = %(project)s AND session_id IN %(sessions)s) AS session_traces"
 )
@@ -152,8 +152,14 @@ def of_sessions(
     if not wanted:
         return found
     params: dict[str, Any] = {"project": project_id, "sessions": sorted(wanted)}
-    for row in rows(merged_sql(_OF_SESSIONS, labels, [_SESSION_TRACES]), params):
+    for row in rows(of_sessions_sql(labels), params):
         trace = finish(row)
         if trace.session_id in wanted:
             found.setdefault(trace.session_id, []).append(trace)
     return found
+
+
+def of_sessions_sql(labels: bool) -> str:
+    """``merged_sql`` of every trace that ever named one of the sessions
+    ``%(sessions)s``, whose ids it names ``session_traces`` (an array)."""
+    return merged_sql(_OF_SESSIONS, labels, [SESSION_TRACES])

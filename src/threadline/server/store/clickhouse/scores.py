@@ -94,6 +94,11 @@ def rollup_of(row: Sequence[Any]) -> ScoreRollup:
     return SCORE_ROLLUPS.read((kind, target_id, name, *fields), ScoreRollup)
 
 
+def by_name(rollups: Iterable[ScoreRollup]) -> dict[str, ScoreSummary]:
+    """One target's summaries per score name, in name order."""
+    return {r.name: r.summary() for r in sorted(rollups, key=lambda r: r.name)}
+
+
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), _IN_CHUNK):
         yield items[i : i + _IN_CHUNK]

@@ -85,13 +85,15 @@ from threadline.server.store.clickhouse import (
     schema,
     scores,
     search,
+    session_detail,
     shares,
+    trace_detail,
     user_activity,
 )
 from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.run_transfer import RunTransfer
-from threadline.server.store.columns import SPAN_DETAIL, SPAN_RECORD
+from threadline.server.store.columns import SPAN_RECORD
 from threadline.server.store.keys import key_digest, key_prefix, new_key
 from threadline.server.store.record_columns import KEYS, KEYS_NAMED, PROJECTS, key_info
 from threadline.server.store.rollups import TraceRollup, roll_up_session
@@ -549,25 +551,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         return search.session_matches(self._rows, project_id, session_id, parse_search(q))
 
     def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
-        # The session's traces, found through every session a trace was ever in, then
-        # kept if their merged rollup is in it still; the session rolled up from them
-        # here, by the same rule the lists apply.
-        found = merged_traces.of_sessions(self._rows, project_id, [session_id], labels=True)
-        if not found:
-            return None
-        rollups = sorted(found[session_id], key=lambda t: (t.start_ns, t.trace_id))
-        detail = SessionDetail(
-            **table_rows.session_of(roll_up_session(session_id, rollups)).model_dump(),
-            traces=[table_rows.trace(r) for r in rollups],
-        )
-        detail.scores = self._scores.summaries(project_id, "session", [session_id]).get(
-            session_id, {}
-        )
-        detail.mark_inferred(inferred_sessions.signals_of(session_id))
-        by_trace = self._scores.summaries(project_id, "trace", [t.trace_id for t in detail.traces])
-        for trace in detail.traces:
-            trace.scores = by_trace.get(trace.trace_id, {})
-        return detail
+        return session_detail.read(self._rows, project_id, session_id)
 
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]:
         if recent_traces.serves(query):
@@ -650,19 +634,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         return Page[Trace](items=items, next_cursor=next_cursor)
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
-        params = {"project": project_id, "trace": trace_id}
-        found = merged_traces.by_ids(self._rows, project_id, [trace_id])
-        if not found:
-            return None
-        spans = self._rows(
-            f"SELECT {SPAN_DETAIL.sql} FROM spans"
-            " WHERE project_id = %(project)s AND trace_id = %(trace)s"
-            " ORDER BY start_ns, span_id LIMIT 1 BY span_id",
-            params,
-        )
-        trace = table_rows.trace(found[0])
-        trace.scores = self._scores.summaries(project_id, "trace", [trace_id]).get(trace_id, {})
-        return TraceDetail(**trace.model_dump(), spans=[table_rows.span(s) for s in spans])
+        return trace_detail.read(self._rows, project_id, trace_id)
 
     # --- scores, score configurations, notes (``scores.py``) ------------------------
 

@@ -102,7 +102,6 @@ def list_users(rows: Rows, project_id: int, query: UserQuery) -> Page[UserSummar
         cursor = f" HAVING (last, t_user) < ({f.param(last_ns)}, {f.param(user_id)})"
         anchor = last_ns
     limit = f.param(query.limit + 1)
-    candidates = None
     if query.end is None:
         # The list as it opens: pick the page's users, then merge only their traces.
         floor = None if query.start is None else datetime_to_ns(query.start)
@@ -111,10 +110,9 @@ def list_users(rows: Rows, project_id: int, query: UserQuery) -> Page[UserSummar
             return Page[UserSummary](items=[], next_cursor=None)
         users = f.param(picked)
         named = f"(root.5 IN {users} OR first_user.4 IN {users})"
-        named_near = f"{' AND '.join(near)} AND {named}"
-        near.append(f"trace_id IN (SELECT trace_id FROM {TABLE} WHERE {named_near})")
-        # Every row merged: the picked users' traces and all that names their sessions.
-        candidates = " AND ".join(near)
+        near.append(
+            f"trace_id IN (SELECT trace_id FROM {TABLE} WHERE {' AND '.join(near)} AND {named})"
+        )
         kept = [f"t_user IN {users}"]
     if start is not None:
         kept.append(f"t_end >= {start}")
@@ -122,7 +120,7 @@ def list_users(rows: Rows, project_id: int, query: UserQuery) -> Page[UserSummar
         kept.append(f"t_start <= {end}")
     traces = _TRACES.format(near=" AND ".join(near), kept=" AND ".join(kept))
     page_sql = _USERS.format(traces=traces, cursor=cursor, limit=limit)
-    found = rows(user_scores.with_summaries(page_sql, candidates), f.params)
+    found = rows(user_scores.with_summaries(page_sql), f.params)
     page = table_rows.user_page([(row[0], *row[1]) for row in found], query.limit)
     rollups = {row[0]: row[2] for row in found}
     for item in page.items:

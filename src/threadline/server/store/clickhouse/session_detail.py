@@ -1,0 +1,73 @@
+"""A session's detail on ClickHouse in one statement: its traces merged, with the
+session's score rollups and its traces'.
+
+The detail had been three statements (the traces' merge, the session's rollups, the
+traces' rollups), three round trips to the database. The rollups are now scalar
+subqueries of the merge's statement, so the page is one round trip and one snapshot;
+the traces' rollups are found through the session's trace ids, the array the merge
+reads (``merged_traces.of_sessions_sql``). The engine does the same work either way
+(docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from threadline.server.model import SessionDetail
+from threadline.server.store import rows as table_rows
+from threadline.server.store.clickhouse import inferred_sessions, merged_traces, scores
+from threadline.server.store.rollups import roll_up_session
+from threadline.server.store.score_rollups import ScoreRollup
+
+Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+
+
+def _rollups(where: str, alias: str) -> str:
+    return (
+        "(SELECT groupArray((target_kind, target_id, name, row)) FROM ("
+        + scores.latest_rollups(f"project_id = %(project)s AND {where}")
+        + f")) AS {alias}"
+    )
+
+
+_SESSION_SCORES = _rollups("target_kind = 'session' AND target_id IN %(sessions)s", "s_scores")
+_TRACE_SCORES = _rollups(
+    "target_kind = 'trace' AND has(session_traces, target_id)", "s_trace_scores"
+)
+# The outer statement names the session's trace ids as the merge does (the same scalar
+# subquery, which the engine runs once).
+_DETAIL = (
+    f"WITH {merged_traces.SESSION_TRACES}, {_SESSION_SCORES}, {_TRACE_SCORES}"
+    f" SELECT m.*, s_scores, s_trace_scores FROM ({merged_traces.of_sessions_sql(True)}) AS m"
+)
+
+
+def read(rows: Rows, project_id: int, session_id: str) -> SessionDetail | None:
+    """The session's detail, None when no trace is in it now."""
+    found = rows(_DETAIL, {"project": project_id, "sessions": [session_id]})
+    # Every trace that ever named the session, kept if its merged rollup is in it still;
+    # the session rolled up from them here, by the same rule the lists apply.
+    traces = [
+        (trace, row)
+        for trace, row in ((merged_traces.finish(row[:4]), row) for row in found)
+        if trace.session_id == session_id
+    ]
+    if not traces:
+        return None
+    traces.sort(key=lambda pair: (pair[0].start_ns, pair[0].trace_id))
+    rollups = [trace for trace, _ in traces]
+    detail = SessionDetail(
+        **table_rows.session_of(roll_up_session(session_id, rollups)).model_dump(),
+        traces=[table_rows.trace(r) for r in rollups],
+    )
+    row = traces[0][1]
+    detail.scores = scores.by_name(scores.rollup_of(r) for r in row[4])
+    by_trace: dict[str, list[ScoreRollup]] = {}
+    for r in row[5]:
+        rollup = scores.rollup_of(r)
+        by_trace.setdefault(rollup.target_id, []).append(rollup)
+    for trace in detail.traces:
+        trace.scores = scores.by_name(by_trace.get(trace.trace_id, []))
+    detail.mark_inferred(inferred_sessions.signals_of(session_id))
+    return detail
