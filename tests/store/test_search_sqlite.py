@@ -38,11 +38,13 @@ def test_a_store_from_before_the_index_is_indexed_when_it_opens(tmp_path: Path):
     # As a store of the version before, with no index, when the index's migration runs.
     conn = sqlite3.connect(path)
     conn.executescript(
-        "DROP TABLE search_text; DROP TABLE search_traces; DROP TABLE search_docs;"
-        " DROP TABLE search_backfill;"
+        "DROP TABLE search_text; DROP TABLE search_docs; DROP TABLE search_backfill;"
+        " UPDATE trace_keys SET numbered = 0;"
     )
     migration = resources.files("threadline.server.store.sqlite") / "migrations"
     conn.executescript((migration / "0009_search.sql").read_text())
+    # Its key table became every trace's keys (trace_keys, 0018).
+    conn.executescript("DROP TABLE search_traces;")
     conn.close()
     store = SQLiteStore(path)
     try:
@@ -191,7 +193,7 @@ def test_relevance_reads_the_matches_first_and_each_trace_by_key(tmp_path: Path)
                 "EXPLAIN QUERY PLAN " + search.RANKED_HITS, ("answer7", 5000, project)
             )
         ]
-        assert not any("search_traces_identity" in step for step in plan), plan
+        assert not any("trace_keys_identity" in step for step in plan), plan
         assert any("INTEGER PRIMARY KEY" in step for step in plan), plan
         ranked = search.ranked_traces(conn, project, parse("answer7"), "")
         assert list(ranked) == [f"{7:032x}"]

@@ -1,10 +1,10 @@
 """Deleting traces and sessions from the SQLite store, inside the caller's transaction.
 
 What goes with a trace: its spans (and their words in the search index), its rollup,
-its place in the live feed, the scores that name it (span scores included) and its
-notes. A session that loses a trace is
-rolled up again from the traces it keeps (``store/rollups.py``), so its totals stay
-exact; a session left with none is gone, and its own scores and notes go with it.
+its place in the live feed, its key (``trace_keys.py``), the scores that name it (span
+scores included) and its notes. A session that loses a trace is rolled up again from
+the traces it keeps (``store/rollups.py``), so its totals stay exact; a session left
+with none is gone, and its own scores and notes go with it.
 User totals are read from the trace rollups, so they follow by themselves. Runs, share
 links and session inference that name what was deleted go too
 (``deletion_leftovers.py``).
@@ -17,10 +17,17 @@ from collections.abc import Sequence
 
 from threadline.server.store import rows as table_rows
 from threadline.server.store.rollups import TraceRollup, roll_up_session
-from threadline.server.store.sqlite import deletion_leftovers, scores, search, session_writes
+from threadline.server.store.sqlite import (
+    deletion_leftovers,
+    scores,
+    search,
+    session_writes,
+    trace_keys,
+)
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import execute_in, select_in
 from threadline.server.store.sqlite.driver import sqlite3
+from threadline.server.store.sqlite.trace_keys import KEYS_OF
 
 
 def delete_traces(
@@ -42,15 +49,13 @@ def delete_traces(
     }
     # Spans are deleted whether or not their trace has a rollup: a rollup and its
     # spans are written in one transaction, so there is never one without the other.
-    execute_in(
-        conn, "DELETE FROM spans WHERE project_id = ? AND trace_id IN ({})", (project_id,), ids
-    )
+    execute_in(conn, f"DELETE FROM spans WHERE trace_key IN {KEYS_OF}", (project_id,), ids)
     deleted = execute_in(
         conn, "DELETE FROM traces WHERE project_id = ? AND trace_id IN ({})", (project_id,), ids
     )
-    execute_in(
-        conn, "DELETE FROM trace_feed WHERE project_id = ? AND trace_id IN ({})", (project_id,), ids
-    )
+    execute_in(conn, f"DELETE FROM trace_feed WHERE trace_key IN {KEYS_OF}", (project_id,), ids)
+    # Last: the deletes above find the traces' rows by these keys.
+    trace_keys.forget(conn, project_id, ids)
     _delete_annotations(conn, project_id, "trace_id", ids)
     emptied = _roll_up_sessions_again(conn, project_id, sorted(sessions))
     _delete_annotations(conn, project_id, "session_id", emptied)

@@ -35,6 +35,7 @@ from threadline.server.model import SIGNALS, Signal, SpanRecord
 from threadline.server.store.rollups import TraceRollup
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
+from threadline.server.store.sqlite.trace_keys import KEY_OF
 
 INFERRED_PREFIX = "inferred-"
 # ``conversation_keys.role``: 0 for an offered key, else the signal of an asked one.
@@ -362,8 +363,9 @@ class _Joins:
             ],
         )
         self.conn.executemany(
-            "INSERT OR REPLACE INTO trace_feed (project_id, trace_id) VALUES (?, ?)",
-            [(self.project_id, t) for _, t in moves],
+            "INSERT OR REPLACE INTO trace_feed (project_id, trace_id, trace_key)"
+            f" VALUES (?, ?, {KEY_OF})",
+            [(self.project_id, t, self.project_id, t) for _, t in moves],
         )
 
 

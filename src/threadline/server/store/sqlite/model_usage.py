@@ -20,6 +20,7 @@ from threadline.server.store.model_usage import NO_MODEL, ModelSpan, picodollars
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
+from threadline.server.store.sqlite.trace_keys import KEYS_OF
 
 UPSERT_TRACE = schema.UPSERT_TRACE.replace(") VALUES (", ", model_usage) VALUES (?, ", 1)
 # The same usage summed again from a trace's spans (written in one transaction with the
@@ -28,7 +29,7 @@ _FROM_SPANS = (
     "SELECT trace_id, COALESCE(model, ''), COUNT(cost_usd),"
     " COALESCE(SUM(CAST(cost_usd * 1e12 + 0.5 AS INTEGER)), 0), COALESCE(SUM(input_tokens), 0),"
     " COALESCE(SUM(output_tokens), 0), COALESCE(SUM(total_tokens), 0)"
-    " FROM spans WHERE project_id = ? AND trace_id IN ({}) GROUP BY trace_id, 2"
+    f" FROM spans WHERE trace_key IN {KEYS_OF} GROUP BY trace_id, 2"
 )
 _STORED = (
     "SELECT trace_id, model_usage FROM traces"

@@ -37,6 +37,7 @@ from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.database import Database
 from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.filters import add_session_filters, add_trace_filters
+from threadline.server.store.sqlite.trace_keys import KEY_OF
 
 
 class Reads(Database):
@@ -206,7 +207,7 @@ class Reads(Database):
             if row is None:
                 return None
             spans = conn.execute(
-                f"SELECT {SPAN_DETAIL.sql} FROM spans WHERE project_id = ? AND trace_id = ?"
+                f"SELECT {SPAN_DETAIL.sql} FROM spans WHERE trace_key = {KEY_OF}"
                 " ORDER BY start_ns, span_id",
                 (project_id, trace_id),
             ).fetchall()

@@ -11,13 +11,16 @@ from typing import Any
 from threadline.server.jsontext import dumps
 from threadline.server.store.columns import SESSIONS, SPAN_FACTS, SPANS, TRACES, Columns
 from threadline.server.store.rollups import SessionRollup, TraceRollup
+from threadline.server.store.sqlite.trace_keys import KEYS_OF
 
 
 def _marks(columns: Columns) -> str:
     return ", ".join("?" * len(columns.names))
 
 
-INSERT_SPAN = f"INSERT OR IGNORE INTO spans ({SPANS.sql}) VALUES ({_marks(SPANS)})"
+# A span row is followed by its trace's key (trace_keys.py): the duplicate of a stored
+# span, the same (trace key, span id), is ignored.
+INSERT_SPAN = f"INSERT OR IGNORE INTO spans ({SPANS.sql}, trace_key) VALUES ({_marks(SPANS)}, ?)"
 
 # Only the small leading columns: typeof() reads a column's type from the record
 # header without loading the payload. The rowid finds a span's payload later.
@@ -25,7 +28,7 @@ SPAN_FACTS_ROWID = SPAN_FACTS + Columns("rowid")
 SELECT_SPAN_FACTS = (
     "SELECT "
     + SPAN_FACTS.select(has_input="typeof(input) != 'null'", has_output="typeof(output) != 'null'")
-    + ", rowid FROM spans WHERE project_id = ? AND trace_id IN ({})"
+    + f", rowid FROM spans WHERE trace_key IN {KEYS_OF}"
 )
 
 _TRACE_ROW = Columns("project_id") + TRACES

@@ -38,6 +38,7 @@ from threadline.server.search.snippets import snippet
 from threadline.server.search.text import document_text, span_parts, span_text
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPAN_RECORD
+from threadline.server.store.sqlite import trace_keys
 from threadline.server.store.sqlite.driver import sqlite3
 
 Unpack = Callable[[Any], Any]
@@ -57,7 +58,9 @@ _COMMON_BOUNDS = (2_000, 50_000)
 RANKED_DOCS = 5_000
 _IN_CHUNK = 500
 
-_SPAN_COLUMNS = f"SELECT {SPAN_RECORD.sql} FROM spans"
+# A span's columns and its trace key, last.
+_SPAN_COLUMNS_KEYED = f"SELECT {SPAN_RECORD.sql}, trace_key FROM spans"
+_SPAN_ID = SPAN_RECORD.position("span_id")
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -107,31 +110,28 @@ def index(
     project_id: int,
     batch: Sequence[TraceDocument],
     spans: Sequence[SpanRecord],
+    minted: trace_keys.Minted,
 ) -> None:
     """Index the spans of a batch new to the store (``batch``: its ``documents``;
-    ``spans``: its records). Called in the write transaction before the spans are
-    inserted: a span already stored keeps its first version, and so does the index.
+    ``spans``: its records; ``minted``: its traces' keys). Called in the write
+    transaction before the spans are inserted: a span already stored keeps its first
+    version, and so does the index.
 
-    A trace's first document, the usual case, costs a key and the document's rows. A
+    A trace's first document, the usual case, costs the document's rows. A
     trace the store has spans of already is checked for spans of the batch stored before
     (an export sent again): its document is then made again here, without them."""
     docs: list[tuple[int, str]] = []
     texts: list[tuple[int, str]] = []
     numbered: list[tuple[int, int]] = []
     for document in batch:
-        row = conn.execute(
-            "SELECT key, numbered FROM search_traces WHERE project_id = ? AND trace_id = ?",
-            (project_id, document.trace_id),
-        ).fetchone()
-        if row is None:
-            key = conn.execute(
-                "INSERT INTO search_traces (project_id, trace_id, numbered) VALUES (?, ?, 1)",
-                (project_id, document.trace_id),
-            ).lastrowid
-            assert key is not None  # set by every INSERT
+        key = minted.keys[document.trace_id]
+        if document.trace_id in minted.new:
             doc = key << DOC_BITS
+            numbered.append((1, key))
         else:
-            key, count = row
+            (count,) = conn.execute(
+                "SELECT numbered FROM trace_keys WHERE key = ?", (key,)
+            ).fetchone()
             if count >= _SPAN:
                 continue  # a trace of a million documents: no more
             fresh = _without_stored(conn, project_id, document, spans)
@@ -143,7 +143,7 @@ def index(
         texts.append((doc, document.text))
     conn.executemany("INSERT INTO search_docs (doc, span_ids) VALUES (?, ?)", docs)
     conn.executemany("INSERT INTO search_text (rowid, body) VALUES (?, ?)", texts)
-    conn.executemany("UPDATE search_traces SET numbered = ? WHERE key = ?", numbered)
+    conn.executemany("UPDATE trace_keys SET numbered = ? WHERE key = ?", numbered)
 
 
 def _without_stored(
@@ -157,7 +157,7 @@ def _without_stored(
     stored = {
         r[0]
         for r in conn.execute(
-            "SELECT span_id FROM spans WHERE project_id = ? AND trace_id = ?",
+            f"SELECT span_id FROM spans WHERE trace_key = {trace_keys.KEY_OF}",
             (project_id, document.trace_id),
         )
     }
@@ -194,7 +194,7 @@ def forget_traces(
     by_rowid = deletes_by_rowid(conn)
     for trace_id in trace_ids:
         row = conn.execute(
-            "SELECT key FROM search_traces WHERE project_id = ? AND trace_id = ?",
+            "SELECT key FROM trace_keys WHERE project_id = ? AND trace_id = ?",
             (project_id, trace_id),
         ).fetchone()
         if row is None:
@@ -205,7 +205,6 @@ def forget_traces(
         else:
             _forget_with_text(conn, project_id, trace_id, row[0], unpack)
         conn.execute("DELETE FROM search_docs WHERE doc BETWEEN ? AND ?", (low, high))
-        conn.execute("DELETE FROM search_traces WHERE key = ?", (row[0],))
 
 
 def deletes_by_rowid(conn: sqlite3.Connection) -> bool:
@@ -242,19 +241,21 @@ def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> in
     # Minutes on a large store (benchmarks.md): said, as the server does not serve meanwhile.
     log.warning("indexing the stored spans for search (once, after an upgrade)")
     started = time.monotonic()
-    after: tuple[Any, ...] = (-1, "", "")
+    after: tuple[Any, ...] = (-1, "")
     read = 0
     while True:
+        # In the order of the spans' uniqueness index, (trace key, span id): a trace's
+        # spans together.
         found = conn.execute(
-            f"{_SPAN_COLUMNS} WHERE (project_id, trace_id, span_id) > (?, ?, ?)"
-            " ORDER BY project_id, trace_id, span_id LIMIT ?",
+            f"{_SPAN_COLUMNS_KEYED} WHERE (trace_key, span_id) > (?, ?)"
+            " ORDER BY trace_key, span_id LIMIT ?",
             (*after, batch),
         ).fetchall()
         if not found:
             conn.execute("DELETE FROM search_backfill")
             log.warning("indexed %d spans for search in %.1f s", read, time.monotonic() - started)
             return read
-        after = found[-1][:3]
+        after = (found[-1][-1], found[-1][_SPAN_ID])
         read += len(found)
         by_project: dict[int, list[SpanRecord]] = defaultdict(list)
         for row in found:
@@ -276,12 +277,12 @@ def _index_stored(conn: sqlite3.Connection, project_id: int, spans: list[SpanRec
         by_trace[span.trace_id].setdefault(span.span_id, span)
     for trace_id, by_id in by_trace.items():
         row = conn.execute(
-            "SELECT key, numbered FROM search_traces WHERE project_id = ? AND trace_id = ?",
+            "SELECT key, numbered FROM trace_keys WHERE project_id = ? AND trace_id = ?",
             (project_id, trace_id),
         ).fetchone()
         if row is None:
             key = conn.execute(
-                "INSERT INTO search_traces (project_id, trace_id, numbered) VALUES (?, ?, 0)",
+                "INSERT INTO trace_keys (project_id, trace_id, numbered) VALUES (?, ?, 0)",
                 (project_id, trace_id),
             ).lastrowid
             assert key is not None  # set by every INSERT
@@ -296,7 +297,7 @@ def _index_stored(conn: sqlite3.Connection, project_id: int, spans: list[SpanRec
             "INSERT INTO search_docs (doc, span_ids) VALUES (?, ?)", (doc, document.span_ids)
         )
         conn.execute("INSERT INTO search_text (rowid, body) VALUES (?, ?)", (doc, document.text))
-        conn.execute("UPDATE search_traces SET numbered = ? WHERE key = ?", (count + 1, key))
+        conn.execute("UPDATE trace_keys SET numbered = ? WHERE key = ?", (count + 1, key))
 
 
 # --- the lists' conditions -------------------------------------------------------------
@@ -305,7 +306,7 @@ def _index_stored(conn: sqlite3.Connection, project_id: int, spans: list[SpanRec
 def is_common(conn: sqlite3.Connection, search: SearchQuery) -> bool:
     """Whether the query matches so many documents that walking a list in its order
     finds a page sooner than collecting the matches (counting no more than that)."""
-    traces = conn.execute("SELECT max(key) FROM search_traces").fetchone()[0] or 0
+    traces = conn.execute("SELECT max(key) FROM trace_keys").fetchone()[0] or 0
     low, high = _COMMON_BOUNDS
     common_from = min(max(int(_COMMON_SCALE * math.sqrt(traces)), low), high)
     found = conn.execute(
@@ -319,7 +320,7 @@ def _trace_matches_here(table: str) -> str:
     """For a common query, checked row by row: the trace of ``table``'s row has a
     matching span (one ``?``: the MATCH expression)."""
     return (
-        "EXISTS (SELECT 1 FROM search_traces st WHERE st.project_id = "
+        "EXISTS (SELECT 1 FROM trace_keys st WHERE st.project_id = "
         f"{table}.project_id AND st.trace_id = {table}.trace_id AND EXISTS ("
         "SELECT 1 FROM search_text WHERE search_text MATCH ? AND search_text.rowid"
         f" BETWEEN st.key * {_SPAN} AND st.key * {_SPAN} + {_SPAN - 1}))"
@@ -329,7 +330,7 @@ def _trace_matches_here(table: str) -> str:
 # For a rare query, found once: the project's traces with a matching span (``?``: the
 # project, the MATCH expression).
 _MATCHING_TRACES = (
-    "SELECT trace_id FROM search_traces WHERE project_id = ? AND key IN"
+    "SELECT trace_id FROM trace_keys WHERE project_id = ? AND key IN"
     " (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?)"
 )
 
@@ -419,7 +420,7 @@ _FIRST = 1e300  # the relevance of a row whose id the text names: above any bm25
 RANKED_HITS = (
     "WITH hits(key, score) AS (SELECT rowid >> 20, bm25(search_text) FROM search_text"
     " WHERE search_text MATCH ? ORDER BY rowid DESC LIMIT ?)"
-    " SELECT st.trace_id, -min(hits.score) FROM hits CROSS JOIN search_traces st"
+    " SELECT st.trace_id, -min(hits.score) FROM hits CROSS JOIN trace_keys st"
     " ON st.key = hits.key WHERE st.project_id = ? GROUP BY st.trace_id"
 )
 
@@ -550,7 +551,7 @@ def _trace_hits(
     """The trace's matching spans in start order, with their snippets: the spans of its
     matching documents whose own text shows the match (a document holds several)."""
     row = conn.execute(
-        "SELECT key FROM search_traces WHERE project_id = ? AND trace_id = ?",
+        "SELECT key FROM trace_keys WHERE project_id = ? AND trace_id = ?",
         (project_id, trace_id),
     ).fetchone()
     if row is None:
@@ -585,7 +586,7 @@ def _read_spans(
     """The spans, with just what ``span_text`` reads (and their start, for order)."""
     sql = (
         "SELECT span_id, name, start_ns, status, status_message, events, input, output"
-        " FROM spans WHERE project_id = ? AND trace_id = ?"
+        f" FROM spans WHERE trace_key = {trace_keys.KEY_OF}"
     )
     args: list[Any] = [project_id, trace_id]
     if span_ids is not None:

@@ -36,6 +36,7 @@ from threadline.server.store.sqlite import (
     search,
     session_writes,
     span_groups,
+    trace_keys,
 )
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
@@ -108,15 +109,17 @@ class SpanWrites(Database):
     ) -> int:
         """Insert a batch's spans and bring the rollups they change up to date."""
         rows, fresh, documents = prepared.rows, prepared.fresh, prepared.documents
+        minted = trace_keys.mint(conn, project_id, list(rows))
         # Before the spans go in: the index takes the spans new to the store.
-        search.index(conn, project_id, documents, spans)
+        search.index(conn, project_id, documents, spans, minted)
         before = conn.total_changes
         # Trace by trace, to know which traces got only new spans (a tally can
         # add those; a retry's spans it would count twice).
         all_new = set()
         for trace_id, trace_rows in rows.items():
             start = conn.total_changes
-            conn.executemany(schema.INSERT_SPAN, trace_rows)
+            key = minted.keys[trace_id]
+            conn.executemany(schema.INSERT_SPAN, [[*row, key] for row in trace_rows])
             if conn.total_changes - start == len(fresh[trace_id].spans):
                 all_new.add(trace_id)
         new = conn.total_changes - before

@@ -32,6 +32,7 @@ from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite import scores
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
+from threadline.server.store.sqlite.trace_keys import KEYS_OF
 
 Unpack = Callable[[str | bytes | None], str | None]
 
@@ -72,7 +73,7 @@ _SPAN_ROW = Columns(
     "output_source",
 )
 assert set(_SPAN_ROW.names) == {"trace_id", *SPAN_DETAIL.names}, "span_json misses a column"
-_SELECT_SPANS = f"SELECT {_SPAN_ROW.sql} FROM spans WHERE project_id = ? AND trace_id IN ({{}})"
+_SELECT_SPANS = f"SELECT {_SPAN_ROW.sql} FROM spans WHERE trace_key IN {KEYS_OF}"
 
 
 def session_trace_ids(
