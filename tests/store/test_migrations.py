@@ -155,7 +155,7 @@ def _as_before_0017(path: Path) -> None:
         + statement(2, r"CREATE INDEX sessions_by_duration .*?;")
         + statement(7, r"CREATE INDEX sessions_for_metrics .*?;")
         + statement(10, r"CREATE INDEX sessions_by_duration_for_metrics.*?;")
-        + "DELETE FROM schema_migrations WHERE version >= 17;\n"
+        + "DELETE FROM schema_migrations WHERE version = 17;\n"
         + "PRAGMA user_version = 16;\nCOMMIT;"
     )
     conn.close()

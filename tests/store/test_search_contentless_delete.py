@@ -60,7 +60,7 @@ def _schema(path: Path) -> tuple[set[int], str, dict[str, int]]:
         (made,) = conn.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'search_text'"
         ).fetchone()
-        keys = dict(conn.execute("SELECT trace_id, key FROM search_traces"))
+        keys = dict(conn.execute("SELECT trace_id, key FROM trace_keys"))
         return applied, made, keys
     finally:
         conn.close()

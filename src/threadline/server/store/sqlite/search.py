@@ -240,6 +240,10 @@ def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> in
         return 0
     # Minutes on a large store (benchmarks.md): said, as the server does not serve meanwhile.
     log.warning("indexing the stored spans for search (once, after an upgrade)")
+    if conn.execute("SELECT 1 FROM search_docs LIMIT 1").fetchone() is None:
+        # The index is new or made anew (0009, 0016): every trace's documents are
+        # numbered from 0. A backfill resumed after a stop keeps its numbers.
+        conn.execute("UPDATE trace_keys SET numbered = 0 WHERE numbered != 0")
     started = time.monotonic()
     after: tuple[Any, ...] = (-1, "")
     read = 0
