@@ -611,9 +611,11 @@ def raw_rows(bodies: list[workload.Batch]) -> list[list[tuple]]:
 def raw_engine(rows: list[tuple], tmp: Path, batch: int = 512) -> float:
     """Spans/s of a minimal insert loop into a fresh SQLite file."""
     from threadline.server.store.columns import SPANS
-    from threadline.server.store.sqlite import rows as schema
 
     columns = SPANS.names
+    # The spans alone, keyed as the store keyed them before trace keys (migration 0018).
+    marks = ", ".join("?" * len(columns))
+    raw_insert = f"INSERT OR IGNORE INTO spans ({', '.join(columns)}) VALUES ({marks})"
     path = tmp / "raw.db"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -624,7 +626,7 @@ def raw_engine(rows: list[tuple], tmp: Path, batch: int = 512) -> float:
     started = time.perf_counter()
     for i in range(0, len(rows), batch):
         conn.execute("BEGIN")
-        conn.executemany(schema.INSERT_SPAN, rows[i : i + batch])
+        conn.executemany(raw_insert, rows[i : i + batch])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()

@@ -32,6 +32,13 @@ _INSERTED_AT = {
     "trace_feed_identity": "anywhere (trace id)",
     "trace_feed_by_seq": "end (seq)",
 }
+# A store since migration 0018: one increasing key per trace (store/sqlite/trace_keys.py).
+_KEYED_BY_TRACE_KEY = {
+    "spans_identity": "end (trace key)",
+    "trace_feed_identity": "end (trace key)",
+    "trace_keys": "end (key)",
+    "trace_keys_identity": "anywhere (trace id)",
+}
 
 
 def main() -> None:
@@ -45,11 +52,14 @@ def main() -> None:
         "SELECT name, COUNT(*) FROM dbstat GROUP BY name ORDER BY COUNT(*) DESC"
     ).fetchall()
     total = sum(pages for _, pages in rows)
+    inserted_at = dict(_INSERTED_AT)
+    if any(name == "trace_keys" for name, _ in rows):
+        inserted_at.update(_KEYED_BY_TRACE_KEY)
     print(f"{'B-tree':42s} {'pages':>10} {'MB':>9} {'share':>6}  inserts land")
     for name, pages in rows[: args.top]:
         print(
             f"{name:42s} {pages:>10,} {pages * page_size / 1e6:>9,.0f}"
-            f" {pages / total:>6.1%}  {_INSERTED_AT.get(name, '')}"
+            f" {pages / total:>6.1%}  {inserted_at.get(name, '')}"
         )
     print(f"{'all':42s} {total:>10,} {total * page_size / 1e6:>9,.0f}")
 

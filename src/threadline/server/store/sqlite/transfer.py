@@ -57,18 +57,19 @@ class Transfer(Database):
             return int(conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
 
     def iter_spans(self, batch_size: int) -> Iterator[tuple[int, list[SpanRecord]]]:
-        after: tuple[Any, ...] = (-1, "", "")
+        after: tuple[Any, ...] = (-1, "")
+        span_id = SPAN_RECORD.position("span_id")
         while True:
             with self._read() as conn:
+                # In the order of the spans' uniqueness index: a trace's spans together.
                 found = conn.execute(
-                    f"SELECT {SPAN_RECORD.sql} FROM spans"
-                    " WHERE (project_id, trace_id, span_id) > (?, ?, ?)"
-                    " ORDER BY project_id, trace_id, span_id LIMIT ?",
+                    f"SELECT {SPAN_RECORD.sql}, trace_key FROM spans"
+                    " WHERE (trace_key, span_id) > (?, ?) ORDER BY trace_key, span_id LIMIT ?",
                     (*after, batch_size),
                 ).fetchall()
             if not found:
                 return
-            after = table_rows.span_record_key(found[-1])
+            after = (found[-1][-1], found[-1][span_id])
             unpack = self._payloads.unpacker()
             by_project: dict[int, list[SpanRecord]] = defaultdict(list)
             for row in found:
