@@ -285,12 +285,7 @@ def _index_stored(conn: sqlite3.Connection, project_id: int, spans: list[SpanRec
             (project_id, trace_id),
         ).fetchone()
         if row is None:
-            key = conn.execute(
-                "INSERT INTO trace_keys (project_id, trace_id, numbered) VALUES (?, ?, 0)",
-                (project_id, trace_id),
-            ).lastrowid
-            assert key is not None  # set by every INSERT
-            row = (key, 0)
+            continue  # not stored: every stored span's trace has a key (0018)
         key, count = row
         indexed = {span_id for _, span_ids in _documents_of(conn, key) for span_id in span_ids}
         document = _document(trace_id, [s for s in by_id.values() if s.span_id not in indexed])
