@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.otlp import new_span_id, new_trace_id, request, span
+from threadline.server.export import TRACE_BATCH
 
 COOKIE = "threadline_session"
 
@@ -139,6 +140,38 @@ def test_sessions_export_with_spans_carries_every_trace_and_span(server):
         for trace in line["traces"]:
             assert trace == server.get(f"/api/v1/traces/{trace['trace_id']}")
             assert len(trace["spans"]) == 2
+
+
+def test_a_session_longer_than_a_batch_of_traces_is_exported_whole(server):
+    """A session of more traces than the export reads at once (``export.TRACE_BATCH``)
+    is written in pieces, batch after batch: its line is still the session page's."""
+    tag = f"x{uuid.uuid4().hex[:8]}"
+    base_ns = (time.time_ns() // 10**9 - 3600) * 10**9
+    spans = []
+    for turn in range(TRACE_BATCH + 7):
+        trace_id, root = new_trace_id(), new_span_id()
+        attributes = {"threadline.session.id": f"{tag}-long", "threadline.tags": json.dumps([tag])}
+        spans.append(
+            span(
+                trace_id,
+                root,
+                name=f"turn-{turn}",
+                start_ns=base_ns + turn * 10**9,
+                attributes={**attributes, "threadline.span.input": f"q{turn}"},
+            )
+        )
+        spans.append(span(trace_id, new_span_id(), parent=root, start_ns=base_ns + turn * 10**9))
+    assert server.export(request(spans).SerializeToString()).status_code == 200
+    response = server.http.get(
+        "/api/v1/export/sessions", params={"format": "jsonl", "include": "spans", "tag": tag}
+    )
+    assert response.status_code == 200
+    (line,) = [json.loads(line) for line in response.text.splitlines()]
+    detail = server.get(f"/api/v1/sessions/{tag}-long")
+    assert [t["trace_id"] for t in line["traces"]] == [t["trace_id"] for t in detail["traces"]]
+    assert len(line["traces"]) == TRACE_BATCH + 7
+    for trace in line["traces"][TRACE_BATCH - 1 : TRACE_BATCH + 1]:  # either side of a batch
+        assert trace == server.get(f"/api/v1/traces/{trace['trace_id']}")
 
 
 def test_traces_export_honours_filters(server):

@@ -171,23 +171,24 @@ def _session_lines(
         return
     found = store.trace_details_json(project_id, [t for _, ids in sessions for t in ids])
     for session, ids in sessions:
+        yield _session_head(session)
         # A trace deleted meanwhile is left out.
-        traces = b",".join(found[t] for t in ids if t in found)
-        yield _session_head(session) + traces + b"]}\n"
+        yield from _separated(found[t] for t in ids if t in found)
+        yield b"]}\n"
 
 
 def _long_session_line(
     store: Store, project_id: int, session: Session, ids: list[str]
 ) -> Iterator[bytes]:
     yield _session_head(session)
-    first = True
+    yield from _separated(_details_in_batches(store, project_id, ids))
+    yield b"]}\n"
+
+
+def _details_in_batches(store: Store, project_id: int, ids: list[str]) -> Iterator[bytes]:
     for batch in _batched(iter(ids), TRACE_BATCH):
         found = store.trace_details_json(project_id, batch)
-        for trace_id in batch:
-            if trace_id in found:
-                yield (b"" if first else b",") + found[trace_id]
-                first = False
-    yield b"]}\n"
+        yield from (found[trace_id] for trace_id in batch if trace_id in found)
 
 
 def _trace_lines_with_spans(
@@ -198,7 +199,17 @@ def _trace_lines_with_spans(
         found = store.trace_details_json(project_id, ids)
         for trace_id in ids:
             if trace_id in found:
-                yield found[trace_id] + b"\n"
+                yield found[trace_id]
+                yield b"\n"
+
+
+def _separated(items: Iterator[bytes]) -> Iterator[bytes]:
+    """``items`` with a comma between each two, as pieces: joined once, by ``_chunks``
+    (a joined line was copied once more, and a trace's JSON is most of the export)."""
+    for n, item in enumerate(items):
+        if n:
+            yield b","
+        yield item
 
 
 def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:

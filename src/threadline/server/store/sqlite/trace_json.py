@@ -3,13 +3,14 @@ fast path (``export.py``), the same document as ``TraceDetail.model_dump_json()`
 without a pydantic model per trace or span.
 
 What makes it fast (docs/benchmarks.md, export): the spans of many traces are read in
-one query, unsorted (sorted per trace here); each span and each trace's head is one
-``orjson.dumps`` of the row's values; stored JSON (attributes, resources, events without
-any) is passed through as ``orjson.Fragment``s, unparsed; an input or output that is
-JSON is checked by orjson (in C) and passed through as stored, where ``get_trace``
-parses it into Python objects for pydantic to write back, and one that is plain text
-is written as a string without trying a parser. Inputs and outputs that orjson refuses
-or that may nest deeper than the API's bound go the slow way, so the document says what
+one query, unsorted (sorted per trace here); a trace is one ``orjson.dumps`` of its
+row's values with a dict of each span's (times made by ``utc_times``), written into one
+buffer; stored JSON (attributes, resources, events without any) is passed through as
+``orjson.Fragment``s, unparsed; an input or output that is JSON is checked by orjson
+(in C) and passed through as stored, where ``get_trace`` parses it into Python objects
+for pydantic to write back, and one that is plain text is written as a string without
+trying a parser. Inputs and outputs that orjson refuses or that may nest deeper than
+the API's bound go the slow way, so the document says what
 ``get_trace`` says. ``tests/store/test_export_contract.py`` holds the two equal; orjson
 writes strings, floats and UTC times as pydantic does.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -33,11 +33,11 @@ from threadline.server.store.sqlite import scores
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.trace_keys import KEYS_OF
+from threadline.server.store.sqlite.utc_times import NAIVE_UTC, utc_datetime
 
 Unpack = Callable[[str | bytes | None], str | None]
 
-_OPTIONS = orjson.OPT_UTC_Z
-_from_timestamp = datetime.fromtimestamp
+_OPTIONS = orjson.OPT_UTC_Z | NAIVE_UTC
 _EMPTY_OBJECT = orjson.Fragment(b"{}")
 _EMPTY_LIST = orjson.Fragment(b"[]")
 # What ``json.loads`` can take text to be JSON by: its first character (a value, or the
@@ -106,21 +106,24 @@ def trace_details_json(
     summaries = scores.summaries(conn, project_id, "trace", list(traces))
     # Sorted here, by (start, span id) as the detail shows them: an ORDER BY made SQLite
     # sort every batch's rows in a temporary B-tree, a third of reading them.
-    spans: dict[str, list[tuple[int, str, bytes]]] = defaultdict(list)
+    spans: dict[str, list[tuple[int, str, dict[str, Any]]]] = defaultdict(list)
     for row in select_in(conn, _SELECT_SPANS, (project_id,), list(traces)):
-        spans[row[0]].append((row[1], row[2], span_json(row, unpack)))
+        spans[row[0]].append((row[1], row[2], span_document(row, unpack)))
     out: dict[str, bytes] = {}
     for trace_id, row in traces.items():
         ordered = spans[trace_id]
-        ordered.sort()  # span ids are unique in a trace: the JSON is never compared
-        head = trace_head_json(row, summaries.get(trace_id))
-        out[trace_id] = head + b',"spans":[' + b",".join([s[2] for s in ordered]) + b"]}"
+        ordered.sort()  # span ids are unique in a trace: the documents are never compared
+        document = trace_head(row, summaries.get(trace_id))
+        document["spans"] = [s[2] for s in ordered]
+        # One orjson.dumps a trace, into one buffer: a bytes object a span, joined and
+        # then joined again to the head, copied every span's JSON three more times.
+        out[trace_id] = orjson.dumps(document, option=_OPTIONS)
     return out
 
 
-def trace_head_json(row: Sequence[Any], summaries: dict[str, Any] | None) -> bytes:
-    """A row of ``SELECT_TRACES`` as the API's ``Trace`` JSON with its last ``}`` left
-    off, so that the spans can follow (written as ``Trace.model_dump_json`` writes it)."""
+def trace_head(row: Sequence[Any], summaries: dict[str, Any] | None) -> dict[str, Any]:
+    """A row of ``SELECT_TRACES`` as the API's ``Trace`` (the keys in its order, the
+    values as ``Trace.model_dump_json`` writes them), for the spans to follow."""
     (
         trace_id,
         session_id,
@@ -141,36 +144,33 @@ def trace_head_json(row: Sequence[Any], summaries: dict[str, Any] | None) -> byt
         output_preview,
         context_use,
     ) = row
-    return orjson.dumps(
-        {
-            "trace_id": trace_id,
-            "session_id": session_id,
-            "user_id": user_id,
-            "name": name,
-            "start_time": ns_to_datetime(start_ns),
-            "end_time": ns_to_datetime(end_ns),
-            "duration_ms": (end_ns - start_ns) / 1e6,
-            "span_count": span_count,
-            "error_count": error_count,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "total_tokens": total_tokens,
-            "cost_usd": cost_usd,
-            "status": status,
-            "tags": _container(tags),
-            "metadata": _container(metadata),
-            "input_preview": input_preview,
-            "output_preview": output_preview,
-            "scores": orjson.Fragment(_to_json(summaries)) if summaries else _EMPTY_OBJECT,
-            "snippet": None,
-            "context_use": context_use,
-        },
-        option=_OPTIONS,
-    )[:-1]
+    return {
+        "trace_id": trace_id,
+        "session_id": session_id,
+        "user_id": user_id,
+        "name": name,
+        "start_time": utc_datetime(start_ns / 1e9),
+        "end_time": utc_datetime(end_ns / 1e9),
+        "duration_ms": (end_ns - start_ns) / 1e6,
+        "span_count": span_count,
+        "error_count": error_count,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": total_tokens,
+        "cost_usd": cost_usd,
+        "status": status,
+        "tags": _container(tags),
+        "metadata": _container(metadata),
+        "input_preview": input_preview,
+        "output_preview": output_preview,
+        "scores": orjson.Fragment(_to_json(summaries)) if summaries else _EMPTY_OBJECT,
+        "snippet": None,
+        "context_use": context_use,
+    }
 
 
-def span_json(row: tuple[Any, ...], unpack: Unpack) -> bytes:
-    """A row of ``_SPAN_ROW`` as the API's ``Span`` JSON."""
+def span_document(row: tuple[Any, ...], unpack: Unpack) -> dict[str, Any]:
+    """A row of ``_SPAN_ROW`` as the API's ``Span``, for ``orjson.dumps`` to write."""
     (
         _,
         start_ns,
@@ -225,31 +225,28 @@ def span_json(row: tuple[Any, ...], unpack: Unpack) -> bytes:
                 ]
             )
         )
-    return orjson.dumps(
-        {
-            "span_id": span_id,
-            "parent_span_id": parent_span_id,
-            "name": name,
-            "span_type": span_type,
-            "kind": kind,
-            "start_time": _from_timestamp(start_ns / 1e9, UTC),  # as ns_to_datetime
-            "end_time": _from_timestamp(end_ns / 1e9, UTC),
-            "duration_ms": (end_ns - start_ns) / 1e6,
-            "status": status,
-            "status_message": status_message,
-            "input": _payload(input),
-            "output": _payload(output),
-            "model": model,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "total_tokens": total_tokens,
-            "cost_usd": cost_usd,
-            "attributes": attributes,
-            "events": events,
-            "resource": _EMPTY_OBJECT if resource == "{}" else _stored(resource),
-        },
-        option=_OPTIONS,
-    )
+    return {
+        "span_id": span_id,
+        "parent_span_id": parent_span_id,
+        "name": name,
+        "span_type": span_type,
+        "kind": kind,
+        "start_time": utc_datetime(start_ns / 1e9),
+        "end_time": utc_datetime(end_ns / 1e9),
+        "duration_ms": (end_ns - start_ns) / 1e6,
+        "status": status,
+        "status_message": status_message,
+        "input": _payload(input),
+        "output": _payload(output),
+        "model": model,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": total_tokens,
+        "cost_usd": cost_usd,
+        "attributes": attributes,
+        "events": events,
+        "resource": _EMPTY_OBJECT if resource == "{}" else _stored(resource),
+    }
 
 
 def _to_json(value: Any) -> bytes:
@@ -286,7 +283,12 @@ def _payload(text: str | None) -> Any:
         # Plain text (most prompts and completions): ``json_or_text`` would keep it as
         # it is, after two parsers had failed on it, at ten times the cost of the rest.
         return text
-    if text.count("{") + text.count("[") <= _SURELY_SHALLOW:
+    # The containers it opens, at most: ``[`` is looked for first (memchr, at a glance)
+    # and counted only when there is one, which JSON objects of text often lack.
+    brackets = text.count("{")
+    if brackets <= _SURELY_SHALLOW and "[" in text:
+        brackets += text.count("[")
+    if brackets <= _SURELY_SHALLOW:
         try:
             orjson.loads(text)  # stricter than json: NaN, lone surrogates refused
         except orjson.JSONDecodeError:
