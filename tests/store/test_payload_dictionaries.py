@@ -174,3 +174,45 @@ def test_payloads_zstd_cannot_learn_from_are_packed_without_a_dictionary():
     frame = packer.pack("plain " * 200)
     assert zstandard.get_frame_parameters(frame).dict_id == 0
     assert payloads.Unpacker(lambda dict_id: None)(frame) == "plain " * 200
+
+
+def test_each_thread_unpacks_the_exports_batches_with_one_unpacker(tmp_path: Path):
+    """The bulk export reads traces in batches, many a second: each thread keeps one
+    unpacker (its decompressors, each with its dictionary loaded, made once), and
+    threads reading at once each read their payloads back whole."""
+    store = SQLiteStore(tmp_path / "dict.db")
+    project = store.create_project("p").id
+    spans = _spans(1, payloads.TRAIN_AFTER // 4 + 60, seed=4)
+    for i in range(0, len(spans), 100):
+        store.write_spans(project, spans[i : i + 100])
+    (dictionary,) = _stored_dictionaries(tmp_path / "dict.db")
+    sent = {(s.trace_id, s.span_id): (s.input, s.output) for s in spans}
+    trace_ids = sorted({s.trace_id for s in spans})
+
+    def export(results: list) -> None:
+        unpackers = set()
+        for i in range(0, len(trace_ids), 50):
+            found = store.trace_details_json(project, trace_ids[i : i + 50])
+            unpackers.add(id(store._payloads.thread_unpacker()))
+            for trace_id, text in found.items():
+                for span in json.loads(text)["spans"]:
+                    read = (json.dumps(span["input"]), json.dumps(span["output"]))
+                    results.append(read == tuple(map(_canonical, sent[trace_id, span["span_id"]])))
+        results.append(len(unpackers) == 1)
+
+    outcomes: list[list] = [[], [], []]
+    threads = [threading.Thread(target=export, args=(r,)) for r in outcomes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(all(r) and len(r) == len(spans) + 1 for r in outcomes)
+    mine = store._payloads.thread_unpacker()
+    assert mine is store._payloads.thread_unpacker()
+    store.trace_details_json(project, trace_ids[-10:])
+    assert dictionary in mine._decompressors  # the late spans' frames name the dictionary
+    store.close()
+
+
+def _canonical(text: str) -> str:
+    return json.dumps(json.loads(text))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from typing import TYPE_CHECKING
 
 from threadline.server.store.sqlite import payloads
@@ -27,6 +28,7 @@ class PayloadDictionaries:
         # one the payloads packed so far, to train it (None: no more training).
         self.packing = next(reversed(self._known.values()), None)
         self._samples: list[bytes] | None = [] if self.packing is None else None
+        self._per_thread = threading.local()
 
     def packer(self) -> payloads.Packer:
         return payloads.Packer(self.packing)
@@ -70,6 +72,15 @@ class PayloadDictionaries:
 
     def unpacker(self) -> payloads.Unpacker:
         return payloads.Unpacker(self._dictionary)
+
+    def thread_unpacker(self) -> payloads.Unpacker:
+        """The calling thread's own unpacker, kept between calls: for reads made many
+        times in a row (the bulk export's batches), whose decompressors (each loading
+        its dictionary, ~20 µs and more) would otherwise be made again every time."""
+        unpacker: payloads.Unpacker | None = getattr(self._per_thread, "unpacker", None)
+        if unpacker is None:
+            unpacker = self._per_thread.unpacker = self.unpacker()
+        return unpacker
 
     def _dictionary(self, dict_id: int) -> payloads.Dictionary:
         if dict_id not in self._known:

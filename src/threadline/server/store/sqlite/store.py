@@ -89,7 +89,7 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, RunTransfer, EvaluationTa
     def trace_details_json(self, project_id: int, trace_ids: Sequence[str]) -> dict[str, bytes]:
         with self._read() as reader, passing_reads.small_page_cache(reader) as conn:
             return trace_json.trace_details_json(
-                conn, project_id, trace_ids, self._payloads.unpacker()
+                conn, project_id, trace_ids, self._payloads.thread_unpacker()
             )
 
     # --- retention and redaction (retention.py, project_rules.py) ----------------------
