@@ -39,7 +39,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
     last = f.param(span.last_instant)
     # Filtered by a user, tag or metadata value: only the traces that may meet it are
     # merged (the filter is checked on the merged rows below), and only their sessions.
-    near = trace_labels.near(rows_of, f, query, o, last)
+    near, by_id = trace_labels.near(rows_of, f, query, o, last)
     # Unfiltered and ungrouped (the dashboard as it opens), the traces' figures alone;
     # else the rows the lists filter and group on.
     slim = not (query.user_id or query.tag or query.metadata or query.group_by)
@@ -130,7 +130,13 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
             f" AND start_ns <= {last} + {queries.WINDOW_SLACK_NS}"
         )
     else:
-        usage = model_usage.latest(f"SELECT trace_id FROM ({started})")
+        # The candidates named by id hold the started traces (the join keeps only
+        # theirs): not the traces merged once more to name them.
+        usage = (
+            model_usage.latest_where(by_id)
+            if by_id
+            else model_usage.latest(f"SELECT trace_id FROM ({started})")
+        )
     out.models = [
         (grp, model, first, cost_pico / PICO if cost_traces else None, i, o_, t)
         for grp, model, first, cost_traces, cost_pico, i, o_, t in rows(

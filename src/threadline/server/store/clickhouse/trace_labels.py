@@ -44,17 +44,21 @@ def candidates(f: Filters, query: MetricsQuery) -> str | None:
     )
 
 
-def near(rows: Rows, f: Filters, query: MetricsQuery, start_param: str, end_param: str) -> str:
+def near(
+    rows: Rows, f: Filters, query: MetricsQuery, start_param: str, end_param: str
+) -> tuple[str, str | None]:
     """``queries.traces_near`` for the window, kept to the traces that may meet
-    ``query``'s filters (``candidates``): named by id when they are few."""
+    ``query``'s filters (``candidates``), and, when they are few, a condition naming
+    them by id (which their near condition is then made of; else None)."""
     among = candidates(f, query)
     if among is None:
-        return queries.traces_near(start_param, end_param)
+        return queries.traces_near(start_param, end_param), None
     found = rows(
         f"SELECT DISTINCT trace_id FROM ({queries.trace_ids_near(start_param, end_param, among)})"
         f" LIMIT {FEW_TRACES + 1}",
         f.params,
     )
     if len(found) > FEW_TRACES:
-        return queries.traces_near(start_param, end_param, among)
-    return f"project_id = %(project)s AND trace_id IN {f.param([t for (t,) in found])}"
+        return queries.traces_near(start_param, end_param, among), None
+    by_id = f"trace_id IN {f.param([t for (t,) in found])}"
+    return f"project_id = %(project)s AND {by_id}", by_id
