@@ -19,7 +19,14 @@ from pathlib import Path
 
 from threadline.server.errors import ConfigurationError
 from threadline.server.store import migrations
-from threadline.server.store.sqlite import driver, migration_ledger, search, space, wal
+from threadline.server.store.sqlite import (
+    driver,
+    migration_ledger,
+    search,
+    search_merging,
+    space,
+    wal,
+)
 from threadline.server.store.sqlite.dictionaries import PayloadDictionaries
 from threadline.server.store.sqlite.driver import sqlite3
 
@@ -40,6 +47,7 @@ class Database:
         self._payloads = PayloadDictionaries(self)
         # Upgraded to a version with the search index: index what was stored.
         with self._write_lock:
+            search_merging.set_merging(self._writer)
             search.backfill(self._writer, self._payloads.unpacker())
         # Commits do not checkpoint the WAL into the database file: a background
         # thread does (wal.py). The high bound only stops the WAL from growing without
