@@ -7,7 +7,8 @@ them) of ``--corpus`` (``real``: ``corpus_otlp.py``'s chats; ``workload``: ``wor
 are written into fresh databases holding only the index's tables (migrations 0009 and
 0016), one transaction per ``--group`` exports, as ``search.index`` writes them, with the
 thread's CPU time of each step measured apart: the key of each trace (``search_traces``:
-its lookup, and the insert of a new one), the ``search_docs`` rows, the FTS5 inserts
+its lookup, and the insert of a new one, as the store did before migration 0018 moved
+the keys to ``trace_keys``, minted for the whole write), the ``search_docs`` rows, the FTS5 inserts
 (FTS5 adds each word to its in-memory term table) and the commit (FTS5 writes the
 transaction's terms out as a new segment, and merges segments, ``automerge``).
 
