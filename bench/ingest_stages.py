@@ -1,75 +1,114 @@
-"""Where ingest spends its time, per span, on one thread and without HTTP.
+"""Where an ingest worker spends its CPU, per span, stage by stage, without HTTP.
 
-    python bench/ingest_stages.py --spans 10000
+    python bench/ingest_stages.py --spans 20480 --repeat 3
 
-Runs the stages of ``POST /v1/traces`` on the workload of ``workload.py`` against a
-fresh SQLite store and prints microseconds per span for each.
+Runs the stages of ``ingest/prepare.py`` (what a worker process does with an export)
+on the workload of ``workload.py`` (512 spans an export, as ``bench/server.py`` sends
+them), with the SQLite store's preparer and its payload dictionary trained as in a
+running server, and prints CPU microseconds a span for each stage: the wire count,
+decode, the bounds check, normalise, redact, the store's rows, fresh rollups and search
+documents; then pickling the worker's answer (in the worker) and loading it (in the
+server process's slot thread). Each figure is the best of ``--repeat`` passes over every
+export (process CPU time; the garbage collector tuned as in a worker). Run it with
+``PYTHONPATH`` at each of two checkouts, alternating, to compare them. A benchmark,
+not a test: it prints numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workload
 
+from threadline.server.ingest.bounds import check_export, count_wire_spans
 from threadline.server.ingest.decode import PROTOBUF, decode_request
 from threadline.server.ingest.normalize import normalize_request
+from threadline.server.ingest.prepare import Job, Prepared, prepare_export
 from threadline.server.ingest.tuning import tune_garbage_collector
-from threadline.server.jsontext import dumps
-from threadline.server.store.rows import span_row
-from threadline.server.store.sqlite import SQLiteStore
-from threadline.server.store.sqlite import rows as schema
-from threadline.server.store.sqlite.span_batch import fresh_traces
+from threadline.server.redaction.redactor import redact_spans
+from threadline.server.redaction.rules import RedactionRules
+from threadline.server.settings import Settings
+from threadline.server.store.base import SpanBatch
+from threadline.server.store.sqlite import SQLiteStore, payloads, search
+from threadline.server.store.sqlite.span_batch import SpanPreparer, fresh_traces
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spans", type=int, default=10_000)
+    parser.add_argument("--spans", type=int, default=20_480)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--flavour", choices=workload.FLAVOURS, default="threadline")
     args = parser.parse_args()
-    bodies = [batch.body for batch in workload.batches(args.spans)]
-    tune_garbage_collector()  # as the server does
-    stages = dict.fromkeys(("decode", "normalize", "rows", "insert", "rollups", "commit"), 0.0)
+    bodies = [b.body for b in workload.batches(args.spans, 512, flavour=args.flavour)]
+    tune_garbage_collector()  # as a worker does
+    settings = Settings()
     with tempfile.TemporaryDirectory() as tmp:
+        # The first export trains the payload dictionary, as in a server.
         store = SQLiteStore(Path(tmp) / "stages.db")
         project = store.create_project("bench").id
-        trained = 0.0
-        for body in bodies:
-            t0 = time.perf_counter()
-            request = decode_request(body, PROTOBUF)
-            t1 = time.perf_counter()
-            records = normalize_request(request).spans
-            t2 = time.perf_counter()
-            packer = store._payloads.packer()
-            rows = [span_row(project, r, dumps(r.resource), packer.pack) for r in records]
-            fresh = fresh_traces(project, records)
-            t3 = time.perf_counter()
-            # The body of SQLiteStore.write_spans, timed step by step.
-            with store._write_lock:
-                conn = store._writer
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(schema.INSERT_SPAN, rows)
-                t4 = time.perf_counter()
-                store._refresh_rollups(conn, project, fresh, set(fresh))
-                t5 = time.perf_counter()
-                conn.execute("COMMIT")
-            t6 = time.perf_counter()
-            if packer.samples:  # as write_spans does: a payload dictionary, once
-                store._payloads.learn(packer.samples)
-                trained += time.perf_counter() - t6
-            for name, took in zip(
-                stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True
-            ):
-                stages[name] += took
+        first = prepare_export(
+            Job(settings, project, RedactionRules(), store.span_preparer()),
+            bodies[0],
+            PROTOBUF,
+            None,
+        )
+        assert isinstance(first, Prepared)
+        store.write_span_batches([SpanBatch(project, first.normalized.spans, first.for_store)])
+        preparer = store.span_preparer()
         store.close()
-    for name, took in stages.items():
-        print(f"{name:10s} {took / args.spans * 1e6:6.1f} µs/span")
-    print(f"{'total':10s} {sum(stages.values()) / args.spans * 1e6:6.1f} µs/span")
-    print(f"(and {trained:.2f} s once, to train the payload dictionary)")
+    job = Job(settings, project, RedactionRules(), preparer)
+    spans = sum(len(normalize_request(decode_request(b, PROTOBUF)).spans) for b in bodies)
+
+    requests = [decode_request(b, PROTOBUF) for b in bodies]
+    records = [normalize_request(r).spans for r in requests]
+    answers = [prepare_export(job, b, PROTOBUF, None) for b in bodies]
+    pickled = [pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL) for a in answers]
+    limit = settings.max_spans_per_export
+    stages: dict[str, Callable[[], Any]] = {
+        "count": lambda: [count_wire_spans(b, limit) for b in bodies],
+        "decode": lambda: [decode_request(b, PROTOBUF) for b in bodies],
+        "check": lambda: [check_export(r, settings) for r in requests],
+        "normalize": lambda: [normalize_request(r) for r in requests],
+        "redact": lambda: [redact_spans(s, job.rules) for s in records],
+        "rows": lambda: [_rows(preparer, project, s) for s in records],
+        "fresh": lambda: [fresh_traces(project, s) for s in records],
+        "documents": lambda: [search.documents(s) for s in records],
+        "whole job": lambda: [prepare_export(job, b, PROTOBUF, None) for b in bodies],
+        "pickle": lambda: [pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL) for a in answers],
+        "load": lambda: [pickle.loads(p) for p in pickled],
+    }
+    for name, work in stages.items():
+        took = _best(args.repeat, work)
+        print(f"{name:10s} {took / spans * 1e6:6.1f} µs/span")
+    print(f"answer     {sum(map(len, pickled)) / spans:,.0f} bytes a span")
+
+
+def _rows(preparer: SpanPreparer, project: int, spans: list[Any]) -> None:
+    """The rows part of ``SpanPreparer``: encode and pack each span."""
+    from threadline.server.jsontext import dumps
+    from threadline.server.store import rows as table_rows
+    from threadline.server.store.sqlite.span_batch import _dictionary
+
+    packer = payloads.Packer(_dictionary(preparer.dictionary))
+    for span in spans:
+        table_rows.span_row(project, span, dumps(span.resource), packer.pack)
+
+
+def _best(repeat: int, work: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def check_export(request: ExportTraceServiceRequest, settings: Settings) -> int:
     return count
 
 
-def count_wire_spans(body: bytes, limit: int) -> int:
+def count_wire_spans(body: bytes | memoryview, limit: int) -> int:
     """The spans of a protobuf ``ExportTraceServiceRequest``, counted on the wire
     (``PayloadTooLarge`` past ``limit``). Not a validation: on malformed bytes it stops
     and returns what it counted, and the decoder reports the error."""
@@ -72,7 +72,9 @@ def count_wire_spans(body: bytes, limit: int) -> int:
     return count
 
 
-def _embedded(data: bytes, pos: int, end: int, wanted: int) -> Iterator[tuple[int, int]]:
+def _embedded(
+    data: bytes | memoryview, pos: int, end: int, wanted: int
+) -> Iterator[tuple[int, int]]:
     """Where each length-delimited field numbered ``wanted`` lies in ``data[pos:end]``."""
     while pos < end:
         key, pos = _varint(data, pos)
@@ -94,7 +96,7 @@ def _embedded(data: bytes, pos: int, end: int, wanted: int) -> Iterator[tuple[in
         raise ValueError("field past its message")
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def _varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     byte = data[pos]
     if byte < 0x80:
         return byte, pos + 1

@@ -42,7 +42,9 @@ def media_type(content_type: str | None) -> str:
 _INFLATE_STEP = 1 << 20
 
 
-def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+def decompress(
+    body: bytes | memoryview, content_encoding: str | None, limit: int
+) -> bytes | memoryview:
     encoding = (content_encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
@@ -74,7 +76,7 @@ def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
             return out  # type: ignore[return-value]  # bytes-like: every reader takes it
 
 
-def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
+def decode_request(body: bytes | memoryview, kind: str) -> ExportTraceServiceRequest:
     if kind == PROTOBUF:
         request = ExportTraceServiceRequest()
         try:
@@ -82,6 +84,8 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
         except DecodeError as exc:
             raise BadRequest(f"body is not an OTLP ExportTraceServiceRequest: {exc}") from None
         return request
+    if isinstance(body, memoryview):
+        body = body.tobytes()  # the parser reads bytes or text only
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

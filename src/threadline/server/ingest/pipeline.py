@@ -26,6 +26,7 @@ import time
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from threadline.server.ingest.admission import Gate
+from threadline.server.ingest.body import Body
 from threadline.server.ingest.prepare import (
     Job,
     Prepared,
@@ -88,9 +89,10 @@ class IngestPipeline:
         await self.workers.start(warm_up, Job(self.settings, 0, rules, self.store.span_preparer()))
 
     async def export(
-        self, project: Project, body: bytes, kind: str, content_encoding: str | None = None
+        self, project: Project, body: Body, kind: str, content_encoding: str | None = None
     ) -> ExportTraceServiceResponse:
-        """Commit the export in ``body``; the answer says which spans were rejected.
+        """Commit the export in ``body`` (whole, or its pieces); the answer says which
+        spans were rejected.
 
         ``kind`` is a media type of ``decode`` (protobuf or OTLP/JSON). Raises the
         ``ThreadlineError`` of a bad body, or of one past the bounds of ``bounds.py``.

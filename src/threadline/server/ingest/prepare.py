@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from threadline.server.ingest.body import Body, joined
 from threadline.server.ingest.bounds import check_export, count_wire_spans
 from threadline.server.ingest.decode import PROTOBUF, decode_request, decompress
 from threadline.server.ingest.normalize import Normalized, normalize_request
@@ -57,18 +58,20 @@ PIECE_SPANS = 5_000
 
 
 def prepare_export(
-    job: Job, body: bytes, kind: str, content_encoding: str | None
+    job: Job, body: Body, kind: str, content_encoding: str | None
 ) -> Prepared | list[bytes]:
-    """The records of the export in ``body``, or, past ``PIECE_SPANS`` spans, its pieces.
+    """The records of the export in ``body`` (whole, or the pieces it arrived in), or,
+    past ``PIECE_SPANS`` spans, its pieces.
 
     ``kind`` is a media type of ``decode`` (protobuf or OTLP/JSON). Raises the
     ``ThreadlineError`` of a bad body, or of one past the bounds of ``bounds.py``.
     """
     settings = job.settings
-    inflated = decompress(body, content_encoding, settings.max_decoded_bytes)
-    if kind == PROTOBUF:  # too many spans are refused before they take memory
-        count_wire_spans(inflated, settings.max_spans_per_export)
-    request = decode_request(inflated, kind)
+    with joined(body) as whole:
+        inflated = decompress(whole, content_encoding, settings.max_decoded_bytes)
+        if kind == PROTOBUF:  # too many spans are refused before they take memory
+            count_wire_spans(inflated, settings.max_spans_per_export)
+        request = decode_request(inflated, kind)
     if check_export(request, settings) > PIECE_SPANS:
         return cut_into_pieces(request, PIECE_SPANS)
     return _prepared(job, request)
