@@ -191,7 +191,8 @@ def attributes_to_dict(attributes: Sequence[KeyValue] | Any) -> dict[str, Any]:
         value = kv.value
         # Most attributes are strings: reading the field straight away costs half of
         # asking the oneof which field is set (a non-empty string can only be the one).
-        result[kv.key] = value.string_value or any_value(value)
+        text = value.string_value
+        result[kv.key] = text if text else any_value(value)
     return result
 
 
