@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.store.chdb_http import database_name, shared_server
+from tests.store.clickhouse_statements import own_store
 from tests.store.test_contract import record, score, summary
 from threadline.server.model import UserQuery
-from threadline.server.store import open_store
 from threadline.server.store.clickhouse.store import ClickHouseStore
 
 pytestmark = pytest.mark.clickhouse
@@ -23,12 +22,8 @@ pytestmark = pytest.mark.clickhouse
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[ClickHouseStore]:
-    opened = open_store(shared_server().url(database_name(tmp_path.name)))
-    assert isinstance(opened, ClickHouseStore)
-    try:
+    with own_store(tmp_path) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 def _recorded(store: ClickHouseStore) -> list[tuple[str, dict[str, Any]]]:

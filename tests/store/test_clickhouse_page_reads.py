@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.store.chdb_http import database_name, shared_server
+from tests.store.clickhouse_statements import own_store, recorded_sql
 from tests.store.test_contract import MS, T0, record
 from threadline.server.model import SessionQuery, TraceQuery
-from threadline.server.store import open_store
 from threadline.server.store.clickhouse import packed_parts, recent_sessions
 from threadline.server.store.clickhouse.store import ClickHouseStore
 
@@ -26,31 +25,15 @@ pytestmark = pytest.mark.clickhouse
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[ClickHouseStore]:
-    opened = open_store(shared_server().url(database_name(tmp_path.name)))
-    assert isinstance(opened, ClickHouseStore)
-    try:
+    with own_store(tmp_path) as opened:
         yield opened
-    finally:
-        opened.close()
-
-
-def _recorded(store: ClickHouseStore) -> list[str]:
-    statements: list[str] = []
-    rows = store._rows
-
-    def recording(sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        statements.append(sql)
-        return rows(sql, params)
-
-    store._rows = recording  # type: ignore[method-assign]
-    return statements
 
 
 def test_pages_and_details_read_the_packed_parts_only(store: ClickHouseStore):
     project = store.create_project("p").id
     store.write_spans(project, [record(1, 1, session="s", tokens=(1, 2)), record(2, 2, start=5)])
     store.write_spans(project, [record(1, 3, 1, start=1, tags=["t"])])
-    statements = _recorded(store)
+    statements = recorded_sql(store)
     sessions = store.list_sessions(project, SessionQuery(limit=10)).items
     session = store.get_session(project, "s")
     trace = store.get_trace(project, f"{1:032x}")
@@ -126,7 +109,7 @@ def test_the_first_sessions_page_reads_back_past_sessions_of_many_turns(
             trace += 1
             start = now_ms - 60_000 * (20 - 4 * session - turn)  # one session after another
             store.write_spans(project, [record(trace, trace, start=start, session=f"s{session}")])
-    statements = _recorded(store)
+    statements = recorded_sql(store)
     page = store.list_sessions(project, SessionQuery(limit=3))
     assert [(s.session_id, s.trace_count) for s in page.items] == [
         ("s4", 4),

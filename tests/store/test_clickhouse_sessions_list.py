@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.store.chdb_http import database_name, shared_server
+from tests.store.clickhouse_statements import own_store, recorded_sql
 from tests.store.test_contract import MS, T0, record
 from threadline.server.model import SessionQuery
-from threadline.server.store import open_store
 from threadline.server.store.clickhouse import recent_sessions
 from threadline.server.store.clickhouse.store import ClickHouseStore
 
@@ -26,24 +25,8 @@ DAY_MS = 86_400_000
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[ClickHouseStore]:
-    opened = open_store(shared_server().url(database_name(tmp_path.name)))
-    assert isinstance(opened, ClickHouseStore)
-    try:
+    with own_store(tmp_path) as opened:
         yield opened
-    finally:
-        opened.close()
-
-
-def _recorded(store: ClickHouseStore) -> list[str]:
-    statements: list[str] = []
-    rows = store._rows
-
-    def recording(sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        statements.append(sql)
-        return rows(sql, params)
-
-    store._rows = recording  # type: ignore[method-assign]
-    return statements
 
 
 def _now_ms() -> int:
@@ -59,7 +42,7 @@ def test_a_short_first_page_is_one_read_of_the_activity(store: ClickHouseStore):
         store.write_spans(
             project, [record(trace, trace, start=now_ms - trace * 1000, session=f"s{trace}")]
         )
-    statements = _recorded(store)
+    statements = recorded_sql(store)
     page = store.list_sessions(project, SessionQuery(limit=50))
     assert [s.session_id for s in page.items] == ["s1", "s2", "s3"]
     assert page.next_cursor is None
@@ -72,7 +55,7 @@ def test_an_empty_window_asks_once_more_whether_it_holds_parts(store: ClickHouse
     project = store.create_project("p").id
     now_ms = _now_ms()
     store.write_spans(project, [record(1, 1, start=now_ms - 1000)])
-    statements = _recorded(store)
+    statements = recorded_sql(store)
     assert store.list_sessions(project, SessionQuery(limit=50)).items == []
     assert len([sql for sql in statements if "trace_activity" in sql]) == 2, statements
 
