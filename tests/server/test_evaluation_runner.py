@@ -46,6 +46,7 @@ def test_no_run_starts_while_ingest_is_busy(tmp_path):
             busy = [True]
             config = RunnerConfig(2, JudgePolicy(timeout_s=5, attempts=1), 10_000)
             statuses: list[str] = []
+            clients: list[bool] = []
 
             async def scenario() -> None:
                 runner = EvaluationRunner(
@@ -54,12 +55,14 @@ def test_no_run_starts_while_ingest_is_busy(tmp_path):
                 runner.start()
                 await asyncio.sleep(1.0)
                 statuses.append(store.get_runs(project, ["r1"])["r1"].status)
+                clients.append(runner.client_made)  # nothing claimed yet: no HTTP client
                 busy[0] = False
                 for _ in range(100):
                     await asyncio.sleep(0.05)
                     if store.get_runs(project, ["r1"])["r1"].status == "done":
                         break
                 statuses.append(store.get_runs(project, ["r1"])["r1"].status)
+                clients.append(runner.client_made)
                 await runner.stop()
 
             # In a thread of its own: a browser test earlier in the same process leaves
@@ -68,6 +71,7 @@ def test_no_run_starts_while_ingest_is_busy(tmp_path):
             worker.start()
             worker.join(timeout=30)
             assert statuses == ["pending", "done"]
+            assert clients == [False, True]
             assert len(judge.answered()) == 1
             (run,) = store.list_runs(project, RunQuery()).items
             assert run.score_id is not None

@@ -398,7 +398,10 @@ def test_a_run_whose_server_was_killed_is_judged_once_its_lease_ends(tmp_path, j
     process = _start(tmp_path, "second", *quick)
     try:
         project = ProjectClient(process.base_url, project.api_key, process)
-        assert runs(project, session_id="killed")[0]["status"] == "running"
+        # Still the dead runner's until its lease ends; on a loaded machine the restart
+        # itself can outlast the lease, and then the run may already be judged.
+        status = runs(project, session_id="killed")[0]["status"]
+        assert status == "running" or time.monotonic() - killed_at >= 8, status
         (run,) = finished_runs(project, "killed", 1)
         assert run["status"] == "done", run
         # Not before the dead runner's lease ended: a live one's run is never taken.

@@ -10,8 +10,10 @@ import pytest
 from threadline.server.errors import BadRequest
 from threadline.server.model import SpanRecord
 from threadline.server.redaction.detectors import luhn_valid
+from threadline.server.redaction.project_rules import ProjectRules
 from threadline.server.redaction.redactor import Redactor, redact_spans
 from threadline.server.redaction.rules import NO_RULES, RedactionRules, parse
+from threadline.server.store import open_store
 
 
 def redact(text: str, *detectors: str, patterns: tuple[tuple[str, str], ...] = ()) -> str:
@@ -184,3 +186,35 @@ def test_the_attribute_an_input_came_from_is_redacted_as_the_input() -> None:
     redact_spans([span], parse(["email"], []))
     assert span.input == '[{"role": "user", "content": "I am [email]"}]'
     assert span.attributes == {"gen_ai.input.messages": span.input, "other": "[email]"}
+
+
+def test_project_rules_answer_from_the_cache_without_a_store_read(tmp_path):
+    """The ingest path asks ``cached`` on the event loop: it must never read the store,
+    and it hands back exactly what ``get`` read while that is fresh."""
+    store = open_store(f"sqlite://{tmp_path / 'rules.db'}")
+    try:
+        project = store.create_project("p").id
+        store.set_redaction_rules(project, parse(["email"], []))
+        reads: list[int] = []
+        read = store.redaction_rules
+
+        def counted(project_id: int) -> RedactionRules:
+            reads.append(project_id)
+            return read(project_id)
+
+        store.redaction_rules = counted  # type: ignore[method-assign]
+        rules = ProjectRules(store, fresh_s=0.2)
+        assert rules.cached(project) is None
+        assert reads == []
+        got = rules.get(project)
+        assert reads == [project]
+        assert rules.cached(project) is got
+        assert rules.get(project) is got
+        assert reads == [project]
+        time.sleep(0.25)
+        assert rules.cached(project) is None
+        assert reads == [project]
+        rules.get(project)
+        assert reads == [project, project]
+    finally:
+        store.close()

@@ -192,6 +192,8 @@ class EvaluationRunner:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[asyncio.Task[None], RunRecord] = {}
+        # Whether an HTTP client was ever made: a runner with nothing to judge makes none.
+        self.client_made = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="threadline-evaluations")
@@ -214,8 +216,11 @@ class EvaluationRunner:
         self._task = None
 
     async def _loop(self) -> None:
-        limits = httpx.Limits(max_connections=max(self.config.concurrency, 1) * 2)
-        async with httpx.AsyncClient(limits=limits) as client:
+        # The HTTP client is made when the first run is claimed, not at start: making one
+        # loads the CA bundle (~0.1 s of CPU, ~3 MB), which a server without evaluators
+        # should not pay.
+        client: httpx.AsyncClient | None = None
+        try:
             while True:
                 await self._ingest_first.turn()
                 free = self.config.concurrency - len(self._inflight)
@@ -228,7 +233,10 @@ class EvaluationRunner:
                         )
                     except Exception:  # a store hiccup: try again at the next poll
                         log.exception("claiming evaluation runs failed")
+                if claimed and client is None:
+                    client = self._new_client()
                 for run in claimed:
+                    assert client is not None
                     task = asyncio.create_task(self._run(client, run))
                     self._inflight[task] = run
                 if claimed and len(claimed) == free:
@@ -243,6 +251,14 @@ class EvaluationRunner:
                 for future in pending:
                     if future not in self._inflight:
                         future.cancel()
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=max(self.config.concurrency, 1) * 2)
+        self.client_made = True
+        return httpx.AsyncClient(limits=limits)
 
     async def _run(self, client: httpx.AsyncClient, run: RunRecord) -> None:
         try:

@@ -101,7 +101,9 @@ class IngestPipeline:
         self._idle.clear()
         try:
             # Kept for a moment: a store read only now and then, off the event loop.
-            rules = await asyncio.to_thread(self.redaction.get, project.id)
+            rules = self.redaction.cached(project.id)
+            if rules is None:
+                rules = await asyncio.to_thread(self.redaction.get, project.id)
             job = Job(self.settings, project.id, rules, self.store.span_preparer())
             prepared = await self.workers.run(prepare_export, job, body, kind, content_encoding)
             if isinstance(prepared, Prepared):

@@ -24,12 +24,20 @@ class ProjectRules:
         self._lock = threading.Lock()
         self._known: dict[int, tuple[float, RedactionRules]] = {}
 
-    def get(self, project_id: int) -> RedactionRules:
-        now = time.monotonic()
+    def cached(self, project_id: int) -> RedactionRules | None:
+        """The rules if a fresh copy is in hand, else None: never reads the store, so the
+        event loop can ask without sending the question to a thread."""
         with self._lock:
             known = self._known.get(project_id)
-        if known is not None and now - known[0] < self._fresh_s:
+        if known is not None and time.monotonic() - known[0] < self._fresh_s:
             return known[1]
+        return None
+
+    def get(self, project_id: int) -> RedactionRules:
+        rules = self.cached(project_id)
+        if rules is not None:
+            return rules
+        now = time.monotonic()
         rules = self._store.redaction_rules(project_id)
         with self._lock:
             self._known[project_id] = (now, rules)
