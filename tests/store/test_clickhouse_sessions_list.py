@@ -108,3 +108,69 @@ def test_a_sessions_page_reads_its_scores_beside_the_merge(store: ClickHouseStor
     page = store.list_sessions(project, SessionQuery(limit=50))
     assert [s.session_id for s in page.items] == ["s"]
     assert overlapped == [True]
+
+
+def _recorded_params(store: ClickHouseStore) -> list[tuple[str, dict[str, Any]]]:
+    """(text, parameters) of every statement ``store`` runs from now on."""
+    statements: list[tuple[str, dict[str, Any]]] = []
+    rows = store._rows
+
+    def recording(sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        statements.append((sql, dict(params or {})))
+        return rows(sql, params)
+
+    store._rows = recording  # type: ignore[method-assign]
+    return statements
+
+
+def test_a_picked_page_reads_its_traces_by_the_ids_it_was_picked_by(store: ClickHouseStore):
+    # The pick has read the page's recent trace parts: the page's traces are read by
+    # those ids, in one statement (their parts, their context use and whether the
+    # sessions have other traces, side by side), with no read of the sessions' members
+    # before it.
+    project = store.create_project("p").id
+    now_ms = _now_ms()
+    for trace in range(1, 4):
+        store.write_spans(
+            project,
+            [record(trace, trace, start=now_ms - trace * 1000, session=f"s{trace}", tokens=(3, 4))],
+        )
+    statements = _recorded_params(store)
+    page = store.list_sessions(project, SessionQuery(limit=50))
+    assert [(s.session_id, s.trace_count, s.total_tokens) for s in page.items] == [
+        ("s1", 1, 7),
+        ("s2", 1, 7),
+        ("s3", 1, 7),
+    ]
+    reads = [(sql, params) for sql, params in statements if "trace_parts_packed" in sql]
+    assert len(reads) == 1, statements
+    sql, params = reads[0]
+    assert params.get("seen") == [f"{trace:032x}" for trace in range(1, 4)]
+    assert "trace_context" in sql and "session_members" in sql
+    assert "groupUniqArray(trace_id) FROM session_members" not in sql  # no scalar first
+
+
+def test_a_trace_the_pick_did_not_see_is_still_in_its_session(store: ClickHouseStore):
+    # Session "long" had a turn two hours ago, then 40 other sessions were active, then
+    # "long" again. A page of one reads back the latest 32 parts only: the old turn is
+    # not among them, so it is found among the session's members and read by its id
+    # in a statement of its own, and the session's totals are whole.
+    project = store.create_project("p").id
+    now_ms = _now_ms()
+    long_turns = [record(1, 1, start=now_ms - 7_200_000, session="long", tokens=(10, 1))]
+    store.write_spans(project, long_turns)
+    for other in range(2, 42):
+        start = now_ms - 3_600_000 + other * 1000
+        store.write_spans(project, [record(other, other, start=start, session=f"o{other}")])
+    store.write_spans(project, [record(99, 99, start=now_ms - 1000, session="long", tokens=(5, 2))])
+    statements = _recorded_params(store)
+    page = store.list_sessions(project, SessionQuery(limit=1))
+    (session,) = page.items
+    assert (session.session_id, session.trace_count, session.total_tokens) == ("long", 2, 18)
+    assert page.next_cursor is not None
+    reads = [params for sql, params in statements if "trace_parts_packed" in sql]
+    # (The pick reads one session more than the page shows, to tell whether a next page
+    # follows: "o41", with its one trace.)
+    seen = [f"{41:032x}", f"{99:032x}"]
+    assert [params.get("seen") for params in reads] == [seen, None], statements
+    assert reads[1]["ids"] == [f"{1:032x}"]

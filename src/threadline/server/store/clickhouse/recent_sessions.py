@@ -36,8 +36,10 @@ HOUR_NS = 3600 * 1_000_000_000
 # reads the whole window (or all time).
 LOOKBACKS_NS = (HOUR_NS, 24 * HOUR_NS, 7 * 24 * HOUR_NS, 30 * 24 * HOUR_NS)
 
+# Each session also names the traces it was picked by (``picked_traces`` reads the page's
+# traces by these ids).
 _PICK = (
-    "SELECT session_id, max(t_end) AS last FROM ("
+    "SELECT session_id, max(t_end) AS last, groupArray(trace_id) AS seen FROM ("
     " SELECT trace_id, max(end_ns) AS t_end, min(root) AS r, min(first_session) AS f"
     " FROM trace_activity WHERE project_id = %(project)s AND end_ns >= %(since)s"
     " GROUP BY trace_id)"
@@ -54,7 +56,7 @@ LATEST_BOUND = (
     " AND end_ns >= %(since)s ORDER BY end_ns DESC LIMIT 1 OFFSET %(rows_back)s"
 )
 _PICK_LATEST = f"WITH ({LATEST_BOUND}) AS bound " + _PICK.replace(
-    "AS last FROM (", "AS last, isNull(bound) FROM ("
+    "AS seen FROM (", "AS seen, isNull(bound) FROM ("
 ).replace("end_ns >= %(since)s", "end_ns >= ifNull(bound, %(since)s)")
 # Whether the window holds more parts than that, when the pick found nothing to say it.
 _AT_MOST = (
@@ -86,18 +88,22 @@ def serves(query: SessionQuery) -> bool:
     )
 
 
+Picked = tuple[str, int, list[str]]
+
+
 def pick(
     rows: Rows, project_id: int, query: SessionQuery, cursor: tuple[int, str] | None
-) -> list[tuple[str, int]]:
-    """Up to ``query.limit + 1`` (session id, last activity) of the page after
-    ``cursor`` (a last activity and a session id), latest first."""
+) -> list[Picked]:
+    """Up to ``query.limit + 1`` (session id, last activity, ids of the traces it was
+    picked by) of the page after ``cursor`` (a last activity and a session id), latest
+    first. The trace ids are those the pick read parts of: a session may have others."""
     window_start = None if query.start is None else datetime_to_ns(query.start)
     params: dict[str, Any] = {"project": project_id, "limit": query.limit + 1}
     having = ""
     if cursor is not None:
         params["last"], params["session"] = cursor
         having = " HAVING (last, session_id) < (%(last)s, %(session)s)"
-    found: list[tuple[str, int]] = []
+    found: list[Picked] = []
     if cursor is None:
         # The first page reads back as far as the latest parts reach (enough of them to
         # hold the page's sessions, unless a session has very many), not a fixed time.
@@ -106,9 +112,9 @@ def pick(
             params["since"] = floor
             params["rows_back"] = rows_back * (query.limit + 1)
             picked = rows(_PICK_LATEST.format(cursor=""), params)
-            found = [(row[0], row[1]) for row in picked]
+            found = [(row[0], row[1], row[2]) for row in picked]
             whole_window = (
-                picked[0][2] if picked else rows(_AT_MOST, params)[0][0] <= params["rows_back"]
+                picked[0][3] if picked else rows(_AT_MOST, params)[0][0] <= params["rows_back"]
             )
             if len(found) > query.limit or whole_window:
                 return found  # a full page, or all the window holds
@@ -117,7 +123,7 @@ def pick(
     anchor = cursor[0] if cursor is not None else time.time_ns()
     for since in lower_bounds(anchor, window_start):
         params["since"] = since
-        found = [(row[0], row[1]) for row in rows(_PICK.format(cursor=having), params)]
+        found = [(row[0], row[1], row[2]) for row in rows(_PICK.format(cursor=having), params)]
         if len(found) > query.limit:
             break
     return found

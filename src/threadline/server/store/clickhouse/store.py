@@ -19,7 +19,7 @@ import hmac
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -78,6 +78,7 @@ from threadline.server.store.clickhouse import (
     metrics,
     model_usage,
     numbers,
+    picked_traces,
     project_rules,
     queries,
     recent_sessions,
@@ -455,7 +456,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             # The list as it opens: picked from narrow rows sorted by time.
             cursor = cursors.decode(query.cursor, int, str) if query.cursor else None
             picked = recent_sessions.pick(self._rows, project_id, query, cursor)
-            return self._session_page(project_id, query, picked, parse_search(""))
+            seen = {trace for row in picked for trace in row[2]}
+            page = [(row[0], row[1]) for row in picked]
+            return self._session_page(project_id, query, page, parse_search(""), seen)
         f = Filters(project_id)
         if query.user_id:
             f.add(
@@ -524,9 +527,11 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         query: SessionQuery,
         picked: Sequence[tuple[Any, ...]],
         found_text: SearchQuery,
+        seen: Collection[str] = (),
     ) -> Page[Session]:
         """The page of the sessions ``picked`` ((session id, sort key), in page order,
-        one more than the page holds when there is a next page), rolled up in full."""
+        one more than the page holds when there is a next page), rolled up in full;
+        ``seen``: ids of some of their traces, known from picking them."""
         ids = [row[0] for row in picked]
         with ThreadPoolExecutor(max_workers=2) as beside:
             # Score summaries and snippets need only the ids: read side by side with the
@@ -535,7 +540,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             snipped = beside.submit(
                 search.session_snippets, self._rows, project_id, found_text, ids
             )
-            traces = merged_traces.of_sessions(self._rows, project_id, ids)
+            traces = picked_traces.of_sessions(self._rows, project_id, ids, seen)
         # (A session deleted between the two statements is left out.)
         found = [(s, key) for s, key in picked if s in traces]
         page, next_cursor = cursors.page(found, query.limit, lambda row: (row[1], row[0]))
