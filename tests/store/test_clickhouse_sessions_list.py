@@ -15,7 +15,7 @@ import pytest
 from tests.store.clickhouse_statements import own_store, recorded_sql
 from tests.store.test_contract import MS, T0, record
 from threadline.server.model import SessionQuery
-from threadline.server.store.clickhouse import recent_sessions
+from threadline.server.store.clickhouse import picked_traces, recent_sessions
 from threadline.server.store.clickhouse.store import ClickHouseStore
 
 pytestmark = pytest.mark.clickhouse
@@ -174,3 +174,22 @@ def test_a_trace_the_pick_did_not_see_is_still_in_its_session(store: ClickHouseS
     seen = [f"{41:032x}", f"{99:032x}"]
     assert [params.get("seen") for params in reads] == [seen, None], statements
     assert reads[1]["ids"] == [f"{1:032x}"]
+
+
+def test_a_page_of_too_many_traces_to_name_reads_them_by_session(
+    store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
+):
+    # Past picked_traces.MAX_SEEN trace ids (1 here, 1,000 in use), binding them into
+    # the statement's text would outgrow it: the page's traces are found by session.
+    monkeypatch.setattr(picked_traces, "MAX_SEEN", 1)
+    project = store.create_project("p").id
+    now_ms = _now_ms()
+    for trace in range(1, 3):
+        store.write_spans(
+            project, [record(trace, trace, start=now_ms - trace * 1000, session="s", tokens=(1, 1))]
+        )
+    statements = _recorded_params(store)
+    (session,) = store.list_sessions(project, SessionQuery(limit=50)).items
+    assert (session.session_id, session.trace_count, session.total_tokens) == ("s", 2, 4)
+    reads = [params for sql, params in statements if "trace_parts_packed" in sql]
+    assert len(reads) == 1 and "seen" not in reads[0] and reads[0]["sessions"] == ["s"]
