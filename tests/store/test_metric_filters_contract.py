@@ -12,8 +12,14 @@ from importlib import resources
 import pytest
 
 from tests.store import test_contract as contract
-from tests.store.test_metrics_contract import H0, MINUTE, query, refreshed, series
-from threadline.server.model import METRIC_NAMES, SessionQuery, SpanRecord, TraceQuery
+from tests.store.test_metrics_contract import H0, HOUR, MINUTE, query, refreshed, series
+from threadline.server.model import (
+    METRIC_NAMES,
+    SessionQuery,
+    SpanRecord,
+    TraceQuery,
+    ns_to_datetime,
+)
 from threadline.server.store import Store
 from threadline.server.store.clickhouse import ClickHouseStore, trace_labels
 from threadline.server.store.metrics import bucket_end
@@ -32,6 +38,7 @@ def part(
     tags: list[str] | None = None,
     version: str | None = None,
     cost: float | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> SpanRecord:
     """Span ``span_no`` of trace ``trace`` (0 is the root), two minutes long."""
     return SpanRecord(
@@ -47,7 +54,7 @@ def part(
         session_id=session,
         user_id=user,
         tags=tags or [],
-        metadata={"app_version": version} if version else {},
+        metadata=({"app_version": version} if version else {}) | (metadata or {}),
     )
 
 
@@ -120,9 +127,11 @@ def test_a_filter_matches_the_merged_trace_not_any_span(store: Store):
     assert sum(figures(store, project, {"tag": "late"})["traces"]) == 1
     assert sum(figures(store, project, {"metadata": {"app_version": "1"}})["traces"]) == 1
     assert sum(figures(store, project, {"metadata": {"app_version": "2"}})["traces"]) == 0
-    # Two filters: one trace meets both (trace 2 has the user, trace 3 the tag: none).
+    # Two filters: a trace meets both itself (trace 2 has the user, trace 3 the tag:
+    # none), a session when one trace has the user and one the tag (s2, as its list).
     both = figures(store, project, {"user_id": "late-user", "tag": "early"})
-    assert sum(both["traces"]) == sum(both["sessions"]) == 0
+    assert sum(both["traces"]) == 0
+    assert both["sessions"] == [0, 1, 0]
     assert sum(figures(store, project, {"user_id": "root-user", "tag": "early"})["traces"]) == 1
 
 
@@ -161,3 +170,75 @@ def test_many_candidates_are_found_by_subquery_alike(tmp_path, monkeypatch):
         assert {repr(f): figures(store, project, f) for f in FILTERS} == by_id
     finally:
         store.close()
+
+
+def combined_fill(store: Store) -> int:
+    """Sessions whose traces meet combined filters apart or together. ``a``: alice's
+    trace has the metadata, the next (nobody's) the tag. ``b``: bob's one trace has all.
+    ``c``: alice's tagged trace in the first hour, her untagged one two hours later."""
+    project = store.create_project("combined").id
+    web = {"channel": "web"}
+    store.write_spans(
+        project,
+        [
+            part(10, 0, 10, user="alice", session="a", cost=1.0, metadata=web),
+            part(11, 0, 70, session="a", tags=["refund"], cost=2.0),
+            part(12, 0, 15, user="bob", session="b", tags=["refund"], cost=4.0, metadata=web),
+            part(13, 0, 20, user="alice", session="c", tags=["refund"], cost=8.0),
+            part(14, 0, 130, user="alice", session="c", cost=16.0),
+        ],
+    )
+    return project
+
+
+COMBINED = [
+    {"user_id": "alice", "tag": "refund"},
+    {"user_id": "alice", "metadata": {"channel": "web"}},
+    {"tag": "refund", "metadata": {"channel": "web"}},
+    {"user_id": "bob", "tag": "refund", "metadata": {"channel": "web"}},
+    {"user_id": "alice", "tag": "refund", "metadata": {"channel": "web"}},
+]
+
+
+@pytest.mark.parametrize("filters", COMBINED, ids=lambda f: repr(f))
+@pytest.mark.parametrize("first_hour", [0, 2], ids=["whole-range", "last-hour"])
+def test_combined_filters_count_the_sessions_their_list_shows(
+    store: Store, filters: dict, first_hour: int
+):
+    """Filters combine as the Sessions list combines them: a session is the user's if
+    one of its traces is, and carries the tag and metadata if one of its traces carries
+    them all, whenever those traces ran (the one that matched may lie before the range).
+    Traces meet every filter themselves. Each bar, the distributions and the top
+    sessions equal what the lists show for the same window."""
+    project = combined_fill(store)
+    asked = query(**filters).model_copy(update={"start": ns_to_datetime(H0 + first_hour * HOUR)})
+    got = refreshed(store).metrics(project, asked, list(METRIC_NAMES))
+    values = {metric: v for (metric, _), v in series(got).items()}
+    for i, start in enumerate(got.buckets):
+        window = {"start": start, "end": bucket_end(start, "hour"), "limit": 500}
+        traces = store.list_traces(project, TraceQuery(**window, **filters)).items
+        sessions = store.list_sessions(project, SessionQuery(**window, **filters)).items
+        assert values["traces"][i] == len(traces), (i, filters)
+        assert values["sessions"][i] == len(sessions), (i, filters)
+    whole = {"start": got.start, "end": got.end, "limit": 500}
+    listed = store.list_sessions(project, SessionQuery(**whole, **filters)).items
+    assert got.distributions["turns_per_session"].count == len(listed)
+    assert {s.session_id for s in got.top_sessions_by_cost} == {s.session_id for s in listed}
+
+
+def test_combined_filters_on_known_sessions(store: Store):
+    project = combined_fill(store)
+
+    def sessions(first_hour: int = 0, **filters) -> list:
+        asked = query(**filters).model_copy(
+            update={"start": ns_to_datetime(H0 + first_hour * HOUR)}
+        )
+        got = refreshed(store).metrics(project, asked, ["sessions"])
+        return series(got)[("sessions", None)]
+
+    # The user on one trace, the tag on another of the same session: it counts.
+    assert sessions(user_id="alice", tag="refund") == [1 + 1, 1 + 1, 1]  # a, c
+    # The tag and the metadata must be on one trace: b only, not a.
+    assert sessions(tag="refund", metadata={"channel": "web"}) == [1, 0, 0]
+    # c's tagged trace ran before the range; c is active in it, so it counts.
+    assert sessions(2, tag="refund") == [1]

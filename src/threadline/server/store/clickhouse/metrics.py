@@ -17,6 +17,7 @@ from threadline.server.store.clickhouse import (
     metric_sources,
     model_usage,
     queries,
+    session_filters,
     trace_labels,
 )
 from threadline.server.store.clickhouse.queries import Filters
@@ -48,17 +49,14 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
     lean = not (query.tag or query.metadata or query.group_by)
     merged = metric_sources.traces(near) if lean else queries.latest_traces(near)
     traces = f"(SELECT * FROM ({merged}) WHERE {overlap})"
-    # The list filters on a trace row, and on a session row (one trace meets them all).
+    # The list filters on a trace row (it meets them all), and on a session row as the
+    # Sessions list combines them (``session_filters``).
     conditions = f.trace_conditions(TraceQuery(tag=query.tag, metadata=query.metadata))
     if query.user_id:
         conditions.append(f"user_id = {f.param(query.user_id)}")
     trace_where = " AND ".join(conditions) or "1"
-    session_where = overlap
-    if conditions:
-        session_where += (
-            f" AND session_id IN (SELECT assumeNotNull(session_id) FROM {traces}"
-            f" WHERE session_id IS NOT NULL AND {trace_where})"
-        )
+    kept, sessions_near = session_filters.sessions(f, query, o, last)
+    session_where = " AND ".join([overlap, *kept])
     if query.group_by == "tag":
         group = (
             "arrayJoin(if(empty(tags), [CAST(NULL, 'Nullable(String)')],"
@@ -93,7 +91,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         " sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(total_tokens)"
         f" FROM {traces} WHERE {trace_where} GROUP BY grp, user_id, first, last, started"
     )
-    ungrouped_sessions = f"({metric_sources.sessions_named(near)})"
+    ungrouped_sessions = f"({metric_sources.sessions_named(sessions_near or near)})"
     metric_sessions.fill(
         out,
         rows(f"SELECT {metric_sessions.COLUMNS} FROM {ungrouped_sessions} WHERE {session_where}"),

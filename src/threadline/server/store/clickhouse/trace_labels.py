@@ -29,12 +29,19 @@ def candidates(f: Filters, query: MetricsQuery) -> str | None:
     """A condition on trace parts (by trace id: all of a trace's parts or none) keeping
     the traces that may meet ``query``'s user, tag and metadata filters; None when it
     has none."""
+    return labelled(f, query.user_id, query.tag, query.metadata)
+
+
+def labelled(
+    f: Filters, user_id: str | None, tag: str | None, metadata: dict[str, str]
+) -> str | None:
+    """``candidates`` for these filter values."""
     labels: list[tuple[int, str, str]] = []
-    if query.user_id:
-        labels.append((USER, "", query.user_id))
-    if query.tag:
-        labels.append((TAG, "", query.tag))
-    labels += [(METADATA, key, value) for key, value in query.metadata.items()]
+    if user_id:
+        labels.append((USER, "", user_id))
+    if tag:
+        labels.append((TAG, "", tag))
+    labels += [(METADATA, key, value) for key, value in metadata.items()]
     if not labels:
         return None
     return " AND ".join(

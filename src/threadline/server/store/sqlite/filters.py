@@ -60,11 +60,37 @@ def add_session_filters(
         where.append("error_count > 0")
     elif query.status == "ok":
         where.append("error_count = 0")
-    more, more_args = trace_conditions(project_id, query.tag, query.metadata, query.changed_after)
-    if more:
-        # One trace of the session must meet all of them.
+    more, more_args = session_conditions(
+        project_id, query.user_id, query.tag, query.metadata, query.changed_after
+    )
+    where.extend(more)
+    args.extend(more_args)
+
+
+def session_conditions(
+    project_id: int,
+    user_id: str | None,
+    tag: str | None,
+    metadata: dict[str, str],
+    changed_after: int | None = None,
+) -> tuple[list[str], list[Any]]:
+    """Conditions on a ``sessions`` row for the user, tag, metadata and live filters,
+    as the Sessions list and the dashboard's session figures both apply them: the user
+    must have a trace in the session, and one trace of it (maybe another) must carry the
+    tag and every metadata pair (and have changed, live), whenever those traces ran."""
+    where: list[str] = []
+    args: list[Any] = []
+    if user_id:
         where.append(
-            "session_id IN (SELECT session_id FROM traces WHERE traces.project_id = ?"
+            "sessions.session_id IN (SELECT session_id FROM traces"
+            " WHERE project_id = ? AND user_id = ? AND session_id IS NOT NULL)"
+        )
+        args += [project_id, user_id]
+    more, more_args = trace_conditions(project_id, tag, metadata, changed_after)
+    if more:
+        where.append(
+            "sessions.session_id IN (SELECT session_id FROM traces WHERE traces.project_id = ?"
             f" AND session_id IS NOT NULL AND {' AND '.join(more)})"
         )
         args += [project_id, *more_args]
+    return where, args

@@ -16,7 +16,7 @@ from threadline.server.store.metrics import MetricsRows, Range
 from threadline.server.store.model_usage import PICO
 from threadline.server.store.sqlite import metric_aggregates
 from threadline.server.store.sqlite.driver import sqlite3
-from threadline.server.store.sqlite.filters import trace_conditions
+from threadline.server.store.sqlite.filters import session_conditions, trace_conditions
 
 # A metadata value as text, as the metadata filter compares it (``model.metadata_text``).
 _METADATA_VALUE = (
@@ -75,28 +75,13 @@ class _Sql:
         return where + more, args + more_args
 
     def session_filters(self) -> tuple[list[str], list[Any]]:
-        """The same filters on a ``sessions`` row: one of its traces must meet them all,
-        as on the Sessions list."""
+        """The same filters on a ``sessions`` row, combined as the Sessions list
+        combines them (``filters.session_conditions``)."""
         where, args = self.overlap("sessions")
-        conditions: list[str] = []
-        cond_args: list[Any] = []
-        if self.query.user_id:
-            conditions.append("traces.user_id = ?")
-            cond_args.append(self.query.user_id)
-        more, more_args = trace_conditions(
-            self.project_id, self.query.tag, self.query.metadata, None
+        more, more_args = session_conditions(
+            self.project_id, self.query.user_id, self.query.tag, self.query.metadata
         )
-        conditions += more
-        cond_args += more_args
-        if conditions:
-            where.append(
-                "sessions.session_id IN (SELECT session_id FROM traces WHERE"
-                " traces.project_id = ? AND session_id IS NOT NULL AND "
-                + " AND ".join(conditions)
-                + ")"
-            )
-            args += [self.project_id, *cond_args]
-        return where, args
+        return where + more, args + more_args
 
     def trace_group(self) -> Group:
         """The group of a ``traces`` row."""

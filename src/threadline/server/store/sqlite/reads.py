@@ -44,12 +44,6 @@ class Reads(Database):
     def list_sessions(self, project_id: int, query: SessionQuery) -> Page[Session]:
         where = ["project_id = ?"]
         args: list[Any] = [project_id]
-        if query.user_id:
-            where.append(
-                "session_id IN (SELECT session_id FROM traces"
-                " WHERE project_id = ? AND user_id = ? AND session_id IS NOT NULL)"
-            )
-            args += [project_id, query.user_id]
         _time_overlap(where, args, query.start, query.end)
         add_session_filters(where, args, project_id, query)
         more, more_args = scores.filter_conditions(
