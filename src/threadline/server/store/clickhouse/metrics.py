@@ -13,6 +13,7 @@ from typing import Any
 
 from threadline.server.model import MetricsQuery, TraceQuery
 from threadline.server.store.clickhouse import (
+    metric_candidates,
     metric_sessions,
     metric_sources,
     model_usage,
@@ -41,6 +42,9 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
     # Filtered by a user, tag or metadata value: only the traces that may meet it are
     # merged (the filter is checked on the merged rows below), and only their sessions.
     near, by_id = trace_labels.near(rows_of, f, query, o, last)
+    if by_id is not None:
+        # Few of them: merged once, the figures added up in Python.
+        return metric_candidates.read(rows_of, f, query, span, by_id)
     # Unfiltered and ungrouped (the dashboard as it opens), the traces' figures alone;
     # else the rows the lists filter and group on.
     slim = not (query.user_id or query.tag or query.metadata or query.group_by)

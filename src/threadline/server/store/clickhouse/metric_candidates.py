@@ -1,0 +1,281 @@
+"""The dashboard narrowed by a user, tag or metadata filter on ClickHouse when the
+traces that may meet it are few (``trace_labels.near`` named them by id).
+
+``metrics.read`` adds the figures up in SQL, which for a filter means merging the
+candidates' parts in each of its statements (the traces, the sessions, usage by
+model): a few hundred traces merged by id cost 10-30 ms of the engine's CPU per column,
+every time. Here they are merged once: one statement returns the candidates' rows and
+those of every other trace of their sessions (a session's figures are all its traces'),
+and the figures are added up in Python by the rules ``metrics.read`` applies in SQL (the
+bucket rules of ``store.metrics``), on a few hundred rows. Beside it, on other
+connections, the candidates' usage by model and which score kinds exist; the score
+rows only when there are some.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from threadline.server.model import MetricsQuery, TraceQuery
+from threadline.server.store.clickhouse import metric_sessions, metric_sources, model_usage, queries
+from threadline.server.store.clickhouse.queries import Filters
+from threadline.server.store.clickhouse.scores import latest_rollups
+from threadline.server.store.metrics import MetricsRows, Range
+from threadline.server.store.model_usage import PICO
+
+Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+
+
+@dataclass(frozen=True)
+class _Trace:
+    trace_id: str
+    start_ns: int
+    end_ns: int
+    failed: bool
+    session_id: str | None
+    user_id: str | None
+    cost_usd: float | None
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    meets: bool  # a candidate meeting every filter
+    groups: tuple[str | None, ...]  # the groups it is in (one None when not grouped)
+
+
+def _group_values(f: Filters, query: MetricsQuery) -> str:
+    """The groups of a merged trace row, as an array (as ``metrics.read`` groups)."""
+    if query.group_by == "tag":
+        return (
+            "if(empty(tags), [CAST(NULL, 'Nullable(String)')],"
+            " CAST(tags, 'Array(Nullable(String))'))"
+        )
+    if query.group_by == "metadata":
+        key = f.param(query.group_key)
+        return f"[if(mapContains(metadata_text, {key}), metadata_text[{key}], NULL)]"
+    return "[CAST(NULL, 'Nullable(String)')]"
+
+
+def _merged_sql(f: Filters, query: MetricsQuery, by_id: str, among: str) -> str:
+    """The statement merging the traces ``among`` (a condition on trace_id) selects: each
+    one's figures, whether it is a candidate (``by_id``) meeting the filters, and its
+    groups."""
+    # Narrowed to a user alone, the slim merge has every field read; a tag, metadata or
+    # grouping needs the merged labels of the lists' rows.
+    lean = not (query.tag or query.metadata or query.group_by)
+    where = f"project_id = %(project)s AND {among}"
+    merged = metric_sources.traces(where) if lean else queries.latest_traces(where)
+    conditions = f.trace_conditions(TraceQuery(tag=query.tag, metadata=query.metadata))
+    if query.user_id:
+        conditions.append(f"user_id = {f.param(query.user_id)}")
+    meets = " AND ".join([by_id, *conditions])
+    return (
+        "SELECT trace_id, start_ns, end_ns, status = 'error', session_id, user_id, cost_usd,"
+        f" input_tokens, output_tokens, total_tokens, ({meets}), {_group_values(f, query)}"
+        f" FROM ({merged})"
+    )
+
+
+def _traces(found: list[tuple[Any, ...]]) -> list[_Trace]:
+    return [
+        _Trace(
+            r[0],
+            r[1],
+            r[2],
+            bool(r[3]),
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            bool(r[10]),
+            tuple(r[11]),
+        )
+        for r in found
+    ]
+
+
+def read(rows_of: Rows, f: Filters, query: MetricsQuery, span: Range, by_id: str) -> MetricsRows:
+    """``metrics.read``'s rows for ``query`` (filtered), whose candidate traces are those
+    ``by_id`` (a condition on trace_id) names."""
+    p = f.params
+    usage_sql = model_usage.latest_where(by_id)
+    kinds_sql = (
+        "SELECT groupUniqArray(target_kind) FROM score_rollups WHERE project_id = %(project)s"
+    )
+    # Three statements side by side: the candidates merged, their usage by model (the
+    # dearest: read by id from a table partitioned by day) and the score kinds. Once the
+    # candidates' sessions are known, their other traces, if any, are merged too.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        # Copies: more parameters are named while these run.
+        usage = pool.submit(rows_of, usage_sql, dict(p))
+        kinds = pool.submit(rows_of, kinds_sql, dict(p))
+        traces = _traces(rows_of(_merged_sql(f, query, by_id, by_id), p))
+        named = sorted(
+            {
+                t.session_id
+                for t in traces
+                if t.meets and t.session_id is not None and _overlaps(span, t.start_ns, t.end_ns)
+            }
+        )
+        traces += _session_others(rows_of, f, query, by_id, named)
+        usage_rows, ((kinds_found,),) = usage.result(), kinds.result()
+    return _figures(rows_of, p, query, span, traces, usage_rows, set(kinds_found))
+
+
+def _session_others(
+    rows_of: Rows, f: Filters, query: MetricsQuery, by_id: str, sessions: list[str]
+) -> list[_Trace]:
+    """The merged rows of the traces of ``sessions`` that are not candidates: a session's
+    figures are all its traces'."""
+    if not sessions:
+        return []
+    named = f.param(sessions)
+    others = rows_of(
+        "SELECT DISTINCT trace_id FROM session_members WHERE project_id = %(project)s"
+        f" AND session_id IN {named} AND NOT ({by_id})",
+        f.params,
+    )
+    if not others:
+        return []
+    among = f"trace_id IN {f.param([t for (t,) in others])}"
+    return _traces(rows_of(_merged_sql(f, query, by_id, among), f.params))
+
+
+def _overlaps(span: Range, start: int, end: int) -> bool:
+    return end >= span.origin and start <= span.last_instant
+
+
+def _figures(
+    rows_of: Rows,
+    p: dict[str, Any],
+    query: MetricsQuery,
+    span: Range,
+    traces: list[_Trace],
+    usage_rows: list[tuple[Any, ...]],
+    kinds: set[str],
+) -> MetricsRows:
+    o, w = span.origin, span.width
+
+    def overlaps(start: int, end: int) -> bool:
+        return _overlaps(span, start, end)
+
+    def first_of(start: int) -> int:
+        return (max(start, o) - o + 999) // w
+
+    def last_of(end: int) -> int:
+        return (min(end, span.end - 1) - o) // w
+
+    out = MetricsRows()
+    # The traces the filter keeps: candidates meeting it, active in the range.
+    kept = [t for t in traces if t.meets and overlaps(t.start_ns, t.end_ns)]
+    started = [t for t in kept if t.start_ns + 999 >= o]
+    for t in kept:
+        first, last = first_of(t.start_ns), last_of(t.end_ns)
+        amounts = (t.cost_usd, t.input_tokens, t.output_tokens, t.total_tokens)
+        began = t.start_ns + 999 >= o
+        out.traces += [
+            (g, t.user_id, first, last, began, 1, int(t.failed), *amounts) for g in t.groups
+        ]
+    # A session is kept when one kept trace is in it, with the figures of all its traces.
+    named = {t.session_id for t in kept if t.session_id is not None}
+    members: dict[str, list[_Trace]] = defaultdict(list)
+    for t in traces:
+        if t.session_id in named:
+            members[t.session_id].append(t)
+    sessions = []
+    for session_id, its in members.items():
+        start, end = min(t.start_ns for t in its), max(t.end_ns for t in its)
+        if overlaps(start, end):
+            costs = [t.cost_usd for t in its if t.cost_usd is not None]
+            errors = sum(t.failed for t in its)
+            sessions.append(
+                (session_id, start, end, len(its), errors, sum(costs) if costs else None)
+            )
+    grouped = query.group_by is not None
+    metric_sessions.fill(out, sessions, span, series=not grouped)
+    session_groups = {
+        s: tuple(dict.fromkeys(g for t in its for g in t.groups)) for s, its in members.items()
+    }
+    if grouped:
+        out.sessions = [
+            (g, first_of(start), last_of(end), 1, int(errors > 0))
+            for s, start, end, _, errors, _ in sessions
+            for g in session_groups[s]
+        ]
+        # A trace in several groups counts once in its user's totals.
+        totals: dict[str, list[Any]] = {}
+        for t in started:
+            if t.user_id is None:
+                continue
+            total = totals.setdefault(t.user_id, [0, 0, None])
+            total[0] += 1
+            total[1] += int(t.failed)
+            if t.cost_usd is not None:
+                total[2] = t.cost_usd if total[2] is None else total[2] + t.cost_usd
+        out.user_totals = [(u, *total) for u, total in totals.items()]
+    out.models = _models(started, usage_rows, first_of)
+    if kinds:
+        out.scores = _scores(rows_of, p, kinds, started, sessions, session_groups, first_of, o)
+    return out
+
+
+def _models(
+    started: list[_Trace], usage_rows: list[tuple[Any, ...]], first_of: Callable[[int], int]
+) -> list[tuple[Any, ...]]:
+    """Usage by model of the started traces kept, per (group, model, start bucket)."""
+    by_trace: dict[str, list[tuple[str, tuple[int, int, int, int, int]]]] = defaultdict(list)
+    for trace_id, model, usage in usage_rows:
+        by_trace[trace_id].append((model, tuple(usage)))
+    cells: dict[tuple[str | None, str, int], list[int]] = {}
+    for t in started:
+        for model, usage in by_trace.get(t.trace_id, ()):
+            for g in t.groups:
+                cell = cells.setdefault((g, model, first_of(t.start_ns)), [0, 0, 0, 0, 0])
+                cell[0] += usage[0] > 0
+                for i in range(1, 5):
+                    cell[i] += usage[i]
+    return [
+        (g, model, first, pico / PICO if cost_traces else None, i, o_, total)
+        for (g, model, first), (cost_traces, pico, i, o_, total) in cells.items()
+    ]
+
+
+def _scores(
+    rows_of: Rows,
+    p: dict[str, Any],
+    kinds: set[str],
+    started: list[_Trace],
+    sessions: list[tuple[Any, ...]],
+    session_groups: dict[str, tuple[str | None, ...]],
+    first_of: Callable[[int], int],
+    o: int,
+) -> list[tuple[Any, ...]]:
+    """Score sums of the started traces and sessions kept, per (name, group, bucket)."""
+    targets: dict[str, dict[str, tuple[int, tuple[str | None, ...]]]] = {
+        "trace": {t.trace_id: (first_of(t.start_ns), t.groups) for t in started},
+        "session": {
+            s: (first_of(start), session_groups[s]) for s, start, *_ in sessions if start + 999 >= o
+        },
+    }
+    found: list[tuple[Any, ...]] = []
+    for kind, of_kind in targets.items():
+        if kind not in kinds or not of_kind:
+            continue
+        params = {**p, "score_kind": kind, "score_targets": list(of_kind)}
+        summaries = latest_rollups(
+            "project_id = %(project)s AND target_kind = %(score_kind)s"
+            " AND target_id IN %(score_targets)s"
+        )
+        for target, name, value_sum, value_count in rows_of(
+            "SELECT target_id, name, tupleElement(row, 3), tupleElement(row, 2)"
+            f" FROM ({summaries}) WHERE tupleElement(row, 2) > 0",
+            params,
+        ):
+            first, groups = of_kind[target]
+            found += [(name, g, first, value_sum, value_count) for g in groups]
+    return found
