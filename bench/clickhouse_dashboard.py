@@ -10,11 +10,12 @@ and 4 LLM calls with tokens and cost; one span in 97 failing), made by ClickHous
 (``INSERT INTO span_intake ... SELECT FROM numbers()``, as ``clickhouse_scale.py``
 does), so every materialized view of the store code on the path runs. Then times
 ``Store.metrics`` (every query of the Dashboard tab and ``/api/v1/metrics``) for the 30
-days by day, by week, for the last day by hour, and filtered by a user, and prints
-p50 / p95 in milliseconds (with ``--engine-pid``, the p50 of the wall time and of the
-CPU the engine's process and this client spent per call). Before timing, runs the
-refresh pass that derives the dashboard's per-slice figures twice (the first on a
-database new to them computes every slice) and prints what each took.
+days by day, by week, for the last day by hour, filtered by a user, and filtered by a
+user and grouped by tag, and prints p50 / p95 in milliseconds (with ``--engine-pid``,
+the p50 of the wall time and of the CPU the engine's process and this client spent per
+call). Before timing, runs the refresh pass that derives the dashboard's per-slice
+figures twice (the first on a database new to them computes every slice) and prints
+what each took.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def main() -> None:
         f"{DAYS} days by week": MetricsQuery(bucket="week", **month),
         "last day by hour": MetricsQuery(bucket="hour", start=now - timedelta(days=1), end=now),
         f"{DAYS} days by day, one user": MetricsQuery(bucket="day", user_id="user-7", **month),
+        f"{DAYS} days by day, one user, by tag": MetricsQuery(
+            bucket="day", user_id="user-7", group_by="tag", **month
+        ),
     }
     first = store.metrics(project, cases[f"{DAYS} days by day"], METRIC_NAMES)
     sessions = sum(v or 0 for s in first.series if s.metric == "sessions" for v in s.values)
