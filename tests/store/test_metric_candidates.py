@@ -47,6 +47,8 @@ FILTERS = [
     {"tag": "y"},
     {"metadata": {"app_version": "1"}},
     {"user_id": "u1", "tag": "x"},
+    {"user_id": "u2", "tag": "y"},
+    {"tag": "x", "metadata": {"app_version": "1"}},
     {"user_id": "nobody"},
 ]
 GROUPINGS = [{}, {"group_by": "tag"}, {"group_by": "metadata", "group_key": "app_version"}]

@@ -4,9 +4,11 @@ traces that may meet it are few (``trace_labels.near`` named them by id).
 ``metrics.read`` adds the figures up in SQL, which for a filter means merging the
 candidates' parts in each of its statements (the traces, the sessions, usage by
 model): a few hundred traces merged by id cost 10-30 ms of the engine's CPU per column,
-every time. Here they are merged once: one statement returns the candidates' rows and
-those of every other trace of their sessions (a session's figures are all its traces'),
-and the figures are added up in Python by the rules ``metrics.read`` applies in SQL (the
+every time. Here they are merged once: one statement returns the rows of the traces the
+filters' labels name (the candidates, and over all time the traces that keep a session
+as the Sessions list keeps it: ``session_filters``), one more those of the kept
+sessions' other traces if any (a session's figures are all its traces'), and the
+figures are added up in Python by the rules ``metrics.read`` applies in SQL (the
 bucket rules of ``store.metrics``), on a few hundred rows. Beside it, on other
 connections, the candidates' usage by model and which score kinds exist; the score
 rows only when there are some.
@@ -21,7 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from threadline.server.model import MetricsQuery, TraceQuery
-from threadline.server.store.clickhouse import metric_sessions, metric_sources, model_usage, queries
+from threadline.server.store.clickhouse import (
+    metric_sessions,
+    metric_sources,
+    model_usage,
+    queries,
+    trace_labels,
+)
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.scores import latest_rollups
 from threadline.server.store.metrics import MetricsRows, Range
@@ -43,6 +51,7 @@ class _Trace:
     output_tokens: int
     total_tokens: int
     meets: bool  # a candidate meeting every filter
+    halves: tuple[bool, bool]  # whether it meets each half of them (``_halves``)
     groups: tuple[str | None, ...]  # the groups it is in (one None when not grouped)
 
 
@@ -59,91 +68,111 @@ def _group_values(f: Filters, query: MetricsQuery) -> str:
     return "[CAST(NULL, 'Nullable(String)')]"
 
 
+def _halves(f: Filters, query: MetricsQuery) -> list[tuple[str, str]]:
+    """(the traces' labels, a condition on a merged trace row) for each half of the
+    filters a session is kept by, as the Sessions list keeps it (``session_filters``):
+    the user's, and the tag's with the metadata's."""
+    halves: list[tuple[str, str]] = []
+    if query.user_id:
+        labels = trace_labels.labelled(f, query.user_id, None, {})
+        assert labels is not None
+        halves.append((labels, f"user_id = {f.param(query.user_id)}"))
+    labels_or_none = trace_labels.labelled(f, None, query.tag, query.metadata)
+    if labels_or_none is not None:
+        carried = f.trace_conditions(TraceQuery(tag=query.tag, metadata=query.metadata))
+        halves.append((labels_or_none, " AND ".join(carried)))
+    return halves
+
+
 def _merged_sql(f: Filters, query: MetricsQuery, by_id: str, among: str) -> str:
     """The statement merging the traces ``among`` (a condition on trace_id) selects: each
-    one's figures, whether it is a candidate (``by_id``) meeting the filters, and its
+    one's figures, whether it is a candidate (``by_id``) meeting every filter, whether it
+    meets each half of them (``_halves``; 1 for a half the query has not) and its
     groups."""
     # Narrowed to a user alone, the slim merge has every field read; a tag, metadata or
     # grouping needs the merged labels of the lists' rows.
     lean = not (query.tag or query.metadata or query.group_by)
     where = f"project_id = %(project)s AND {among}"
     merged = metric_sources.traces(where) if lean else queries.latest_traces(where)
-    conditions = f.trace_conditions(TraceQuery(tag=query.tag, metadata=query.metadata))
-    if query.user_id:
-        conditions.append(f"user_id = {f.param(query.user_id)}")
-    meets = " AND ".join([by_id, *conditions])
+    halves = [exact for _, exact in _halves(f, query)]
+    meets = " AND ".join([by_id, *halves])
+    halves += ["1"] * (2 - len(halves))
     return (
         "SELECT trace_id, start_ns, end_ns, status = 'error', session_id, user_id, cost_usd,"
-        f" input_tokens, output_tokens, total_tokens, ({meets}), {_group_values(f, query)}"
-        f" FROM ({merged})"
+        f" input_tokens, output_tokens, total_tokens, ({meets}), ({halves[0]}), ({halves[1]}),"
+        f" {_group_values(f, query)} FROM ({merged})"
     )
 
 
 def _traces(found: list[tuple[Any, ...]]) -> list[_Trace]:
     return [
         _Trace(
-            r[0],
-            r[1],
-            r[2],
-            bool(r[3]),
-            r[4],
-            r[5],
-            r[6],
-            r[7],
-            r[8],
-            r[9],
-            bool(r[10]),
-            tuple(r[11]),
+            trace_id=r[0],
+            start_ns=r[1],
+            end_ns=r[2],
+            failed=bool(r[3]),
+            session_id=r[4],
+            user_id=r[5],
+            cost_usd=r[6],
+            input_tokens=r[7],
+            output_tokens=r[8],
+            total_tokens=r[9],
+            meets=bool(r[10]),
+            halves=(bool(r[11]), bool(r[12])),
+            groups=tuple(r[13]),
         )
         for r in found
     ]
 
 
 def read(rows_of: Rows, f: Filters, query: MetricsQuery, span: Range, by_id: str) -> MetricsRows:
-    """``metrics.read``'s rows for ``query`` (filtered), whose candidate traces are those
-    ``by_id`` (a condition on trace_id) names."""
+    """``metrics.read``'s rows for ``query`` (filtered), whose candidate traces in the
+    window are those ``by_id`` (a condition on trace_id) names."""
     p = f.params
     usage_sql = model_usage.latest_where(by_id)
     kinds_sql = (
         "SELECT groupUniqArray(target_kind) FROM score_rollups WHERE project_id = %(project)s"
     )
-    # Three statements side by side: the candidates merged, their usage by model (the
-    # dearest: read by id from a table partitioned by day) and the score kinds. Once the
-    # candidates' sessions are known, their other traces, if any, are merged too.
+    # Every trace either half's labels name, over all time (the window's candidates
+    # among them): what keeps a session may have run before the window.
+    among = " OR ".join(f"({labels})" for labels, _ in _halves(f, query))
+    # Three statements side by side: the traces merged, the candidates' usage by model
+    # (the dearest: read by id from a table partitioned by day) and the score kinds.
+    # Once the sessions kept are known, their other traces, if any, are merged too.
     with ThreadPoolExecutor(max_workers=3) as pool:
         # Copies: more parameters are named while these run.
         usage = pool.submit(rows_of, usage_sql, dict(p))
         kinds = pool.submit(rows_of, kinds_sql, dict(p))
-        traces = _traces(rows_of(_merged_sql(f, query, by_id, by_id), p))
-        named = sorted(
-            {
-                t.session_id
-                for t in traces
-                if t.meets and t.session_id is not None and _overlaps(span, t.start_ns, t.end_ns)
-            }
+        traces = _traces(rows_of(_merged_sql(f, query, by_id, f"({among})"), p))
+        # A session is kept when each half is met by one of its traces (maybe not the
+        # same one), whenever they ran.
+        kept = set.intersection(
+            *(
+                {t.session_id for t in traces if t.halves[i] and t.session_id is not None}
+                for i in range(2)
+            )
         )
-        traces += _session_others(rows_of, f, query, by_id, named)
+        traces += _session_others(rows_of, f, query, by_id, among, sorted(kept))
         usage_rows, ((kinds_found,),) = usage.result(), kinds.result()
-    return _figures(rows_of, p, query, span, traces, usage_rows, set(kinds_found))
+    return _figures(rows_of, p, query, span, traces, kept, usage_rows, set(kinds_found))
 
 
 def _session_others(
-    rows_of: Rows, f: Filters, query: MetricsQuery, by_id: str, sessions: list[str]
+    rows_of: Rows, f: Filters, query: MetricsQuery, by_id: str, among: str, sessions: list[str]
 ) -> list[_Trace]:
-    """The merged rows of the traces of ``sessions`` that are not candidates: a session's
-    figures are all its traces'."""
+    """The merged rows of the traces of ``sessions`` that ``among`` did not select: a
+    session's figures are all its traces'."""
     if not sessions:
         return []
-    named = f.param(sessions)
     others = rows_of(
         "SELECT DISTINCT trace_id FROM session_members WHERE project_id = %(project)s"
-        f" AND session_id IN {named} AND NOT ({by_id})",
+        f" AND session_id IN {f.param(sessions)} AND NOT ({among})",
         f.params,
     )
     if not others:
         return []
-    among = f"trace_id IN {f.param([t for (t,) in others])}"
-    return _traces(rows_of(_merged_sql(f, query, by_id, among), f.params))
+    named = f"trace_id IN {f.param([t for (t,) in others])}"
+    return _traces(rows_of(_merged_sql(f, query, by_id, named), f.params))
 
 
 def _overlaps(span: Range, start: int, end: int) -> bool:
@@ -156,6 +185,7 @@ def _figures(
     query: MetricsQuery,
     span: Range,
     traces: list[_Trace],
+    kept_sessions: set[str],
     usage_rows: list[tuple[Any, ...]],
     kinds: set[str],
 ) -> MetricsRows:
@@ -181,11 +211,10 @@ def _figures(
         out.traces += [
             (g, t.user_id, first, last, began, 1, int(t.failed), *amounts) for g in t.groups
         ]
-    # A session is kept when one kept trace is in it, with the figures of all its traces.
-    named = {t.session_id for t in kept if t.session_id is not None}
+    # The sessions kept, with the figures of all their traces.
     members: dict[str, list[_Trace]] = defaultdict(list)
     for t in traces:
-        if t.session_id in named:
+        if t.session_id is not None and t.session_id in kept_sessions:
             members[t.session_id].append(t)
     sessions = []
     for session_id, its in members.items():
