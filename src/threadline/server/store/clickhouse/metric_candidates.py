@@ -37,6 +37,11 @@ from threadline.server.store.model_usage import PICO
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
+# Past this many traces to add up (a user with a long history: the traces that keep a
+# session are looked for over all time), the SQL statements add them up instead of
+# this module, which would then read every row.
+MAX_ROWS = 20_000
+
 
 @dataclass(frozen=True)
 class _Trace:
@@ -125,9 +130,12 @@ def _traces(found: list[tuple[Any, ...]]) -> list[_Trace]:
     ]
 
 
-def read(rows_of: Rows, f: Filters, query: MetricsQuery, span: Range, by_id: str) -> MetricsRows:
+def read(
+    rows_of: Rows, f: Filters, query: MetricsQuery, span: Range, by_id: str
+) -> MetricsRows | None:
     """``metrics.read``'s rows for ``query`` (filtered), whose candidate traces in the
-    window are those ``by_id`` (a condition on trace_id) names."""
+    window are those ``by_id`` (a condition on trace_id) names; None when the traces
+    to add up here are more than ``MAX_ROWS`` (the SQL statements then add them up)."""
     p = f.params
     usage_sql = model_usage.latest_where(by_id)
     kinds_sql = (
@@ -143,7 +151,10 @@ def read(rows_of: Rows, f: Filters, query: MetricsQuery, span: Range, by_id: str
         # Copies: more parameters are named while these run.
         usage = pool.submit(rows_of, usage_sql, dict(p))
         kinds = pool.submit(rows_of, kinds_sql, dict(p))
-        traces = _traces(rows_of(_merged_sql(f, query, by_id, f"({among})"), p))
+        found = rows_of(f"{_merged_sql(f, query, by_id, f'({among})')} LIMIT {MAX_ROWS + 1}", p)
+        if len(found) > MAX_ROWS:
+            return None
+        traces = _traces(found)
         # A session is kept when each half is met by one of its traces (maybe not the
         # same one), whenever they ran.
         kept = set.intersection(
@@ -152,25 +163,30 @@ def read(rows_of: Rows, f: Filters, query: MetricsQuery, span: Range, by_id: str
                 for i in range(2)
             )
         )
-        traces += _session_others(rows_of, f, query, by_id, among, sorted(kept))
+        others = _session_others(rows_of, f, query, by_id, among, sorted(kept))
+        if others is None:
+            return None
+        traces += others
         usage_rows, ((kinds_found,),) = usage.result(), kinds.result()
     return _figures(rows_of, p, query, span, traces, kept, usage_rows, set(kinds_found))
 
 
 def _session_others(
     rows_of: Rows, f: Filters, query: MetricsQuery, by_id: str, among: str, sessions: list[str]
-) -> list[_Trace]:
+) -> list[_Trace] | None:
     """The merged rows of the traces of ``sessions`` that ``among`` did not select: a
-    session's figures are all its traces'."""
+    session's figures are all its traces' (None: more than ``MAX_ROWS``)."""
     if not sessions:
         return []
     others = rows_of(
         "SELECT DISTINCT trace_id FROM session_members WHERE project_id = %(project)s"
-        f" AND session_id IN {f.param(sessions)} AND NOT ({among})",
+        f" AND session_id IN {f.param(sessions)} AND NOT ({among}) LIMIT {MAX_ROWS + 1}",
         f.params,
     )
     if not others:
         return []
+    if len(others) > MAX_ROWS:
+        return None
     named = f"trace_id IN {f.param([t for (t,) in others])}"
     return _traces(rows_of(_merged_sql(f, query, by_id, named), f.params))
 

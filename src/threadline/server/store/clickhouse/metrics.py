@@ -44,7 +44,9 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
     near, by_id = trace_labels.near(rows_of, f, query, o, last)
     if by_id is not None:
         # Few of them: merged once, the figures added up in Python.
-        return metric_candidates.read(rows_of, f, query, span, by_id)
+        found = metric_candidates.read(rows_of, f, query, span, by_id)
+        if found is not None:
+            return found
     # Unfiltered and ungrouped (the dashboard as it opens), the traces' figures alone;
     # else the rows the lists filter and group on.
     slim = not (query.user_id or query.tag or query.metadata or query.group_by)
