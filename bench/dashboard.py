@@ -17,7 +17,9 @@
    batches in turns, in the same run, ``--pairs`` times, as a backfill (sessions at
    random over 30 days) and as live traffic (in the order they started, over the last
    hour); each write's wall and CPU time (the thread's). ``--ingest-only`` skips steps
-   1 and 2.
+   1 and 2. ``--separate`` writes each of the two stores alone in a process of its own
+   instead, one after the other (the first arm alternating per pair): in one process
+   the ratio depended on how many stores took turns (docs/benchmarks.md, round 7).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -205,6 +209,66 @@ def ingest_with_and_without(
     return rates  # type: ignore[return-value]
 
 
+def ingest_alone(
+    root: Path, sessions: int, end_ns: int, live: bool, with_dashboard: bool
+) -> tuple[float, float]:
+    """Wall-clock and CPU spans/s of the same batches into one store, alone in this
+    process (``--separate``): with the dashboard, or without it as in
+    ``ingest_with_and_without``."""
+    warm_up(root, end_ns)
+    store = SQLiteStore(root / "ingest-alone.db")
+    project = store.create_project("default").id
+    kept = (metric_upkeep.traces_written, metric_upkeep.batch_usage, session_writes.keep_aggregates)
+    if not with_dashboard:
+        _without_dashboard(store)
+        metric_upkeep.traces_written = _skip  # type: ignore[assignment]
+        metric_upkeep.batch_usage = _no_usage  # type: ignore[assignment]
+        session_writes.keep_aggregates = _skip  # type: ignore[assignment]
+    wall = cpu = 0.0
+    spans = 0
+    try:
+        for batch in batches(sessions, 2, end_ns, live=live):
+            spans += len(batch)
+            started, started_cpu = time.perf_counter(), time.thread_time()
+            store.write_spans(project, batch)
+            wall += time.perf_counter() - started
+            cpu += time.thread_time() - started_cpu
+    finally:
+        metric_upkeep.traces_written, metric_upkeep.batch_usage = kept[:2]  # type: ignore[assignment]
+        session_writes.keep_aggregates = kept[2]  # type: ignore[assignment]
+        store.close()
+    return spans / wall, spans / cpu
+
+
+def ingest_in_processes(
+    sessions: int, end_ns: int, live: bool, with_first: bool, directory: Path | None
+) -> tuple[float, float, float, float]:
+    """``ingest_with_and_without``'s rates, each store written alone in a process of its
+    own, one after the other (``with_first``: the one with the dashboard first)."""
+    rates: dict[str, tuple[float, float]] = {}
+    for arm in ("with", "without") if with_first else ("without", "with"):
+        command = [sys.executable, __file__, "--arm", arm, "--ingest-sessions", str(sessions)]
+        command += ["--end-ns", str(end_ns)] + (["--live"] if live else [])
+        command += ["--dir", str(directory)] if directory else []
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        wall, cpu = out.split()[-2:]
+        rates[arm] = (float(wall), float(cpu))
+    return rates["with"][0], rates["without"][0], rates["with"][1], rates["without"][1]
+
+
+def warm_up(root: Path, end_ns: int) -> None:
+    """One unmeasured write into a scratch store with the dashboard. A process's first
+    write pays one-time costs (imports, first statements: ~35 ms of CPU, a second
+    store's first write does not), and the pairs' first batch goes to the store with
+    the dashboard first: without this, the first pair charged them to it (about 1 %)."""
+    path = root / "ingest-warm-up.db"
+    store = SQLiteStore(path)
+    store.write_spans(store.create_project("default").id, next(batches(500, 99, end_ns)))
+    store.close()
+    for old in root.glob("ingest-warm-up.db*"):
+        old.unlink()
+
+
 def _skip(*_args: object) -> None:
     return None
 
@@ -261,21 +325,44 @@ def main() -> None:
         action="store_true",
         help="both ingest stores without the dashboard: what a pair's ratio varies by alone",
     )
+    parser.add_argument(
+        "--separate",
+        action="store_true",
+        help="write each ingest store alone in a process of its own, with and without in turns",
+    )
+    # A child of --separate: one store, its rates printed.
+    parser.add_argument("--arm", choices=("with", "without"), help=argparse.SUPPRESS)
+    parser.add_argument("--live", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--end-ns", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     now = datetime.now(UTC)
-    end_ns = int(now.timestamp()) * S
+    end_ns = args.end_ns or int(now.timestamp()) * S
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
+        if args.arm:
+            wall, cpu = ingest_alone(
+                root, args.ingest_sessions, end_ns, args.live, args.arm == "with"
+            )
+            print(f"{wall} {cpu}")
+            return
         if not args.ingest_only:
             measure_queries(root, args.sessions, args.runs, now, end_ns)
+        warm_up(root, end_ns)
         for pair in range(args.pairs):
             for live in (False, True):
-                wall_with, wall_without, cpu_with, cpu_without = ingest_with_and_without(
-                    root, args.ingest_sessions, end_ns, live, args.control
-                )
+                if args.separate:
+                    rates = ingest_in_processes(
+                        args.ingest_sessions, end_ns, live, pair % 2 == 0, args.dir
+                    )
+                else:
+                    rates = ingest_with_and_without(
+                        root, args.ingest_sessions, end_ns, live, args.control
+                    )
+                wall_with, wall_without, cpu_with, cpu_without = rates
+                how = "in processes of their own" if args.separate else "in turns"
                 print(
                     f"ingest pair {pair + 1}, {'live' if live else 'backfill'},"
-                    f" {args.ingest_sessions * 10:,} spans in turns, with / without the"
+                    f" {args.ingest_sessions * 10:,} spans {how}, with / without the"
                     f" dashboard's aggregates: wall {wall_with:,.0f} / {wall_without:,.0f}"
                     f" spans/s ({wall_with / wall_without:.1%}), CPU {cpu_with:,.0f} /"
                     f" {cpu_without:,.0f} spans/s ({cpu_with / cpu_without:.1%})"
