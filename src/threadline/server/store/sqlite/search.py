@@ -38,7 +38,7 @@ from threadline.server.search.snippets import snippet
 from threadline.server.search.text import document_text, span_parts, span_text
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPAN_RECORD
-from threadline.server.store.sqlite import trace_keys
+from threadline.server.store.sqlite import search_phrases, search_relevance, trace_keys
 from threadline.server.store.sqlite.driver import sqlite3
 
 Unpack = Callable[[Any], Any]
@@ -54,8 +54,9 @@ _SPAN = 1 << DOC_BITS
 _COMMON_SCALE = 40
 _COMMON_BOUNDS = (2_000, 50_000)
 # Relevance ranks at most this many matching documents, the newest (trace keys grow as
-# traces arrive): all of a rare query's, and a bounded share of a word in every span.
-RANKED_DOCS = 5_000
+# traces arrive): all of a rare query's, and a bounded share of a word in every span
+# (each ranked trace's text is read back and scored: ~0.1-0.3 ms a trace).
+RANKED_DOCS = 500
 _IN_CHUNK = 500
 
 # A span's columns and its trace key, last.
@@ -310,28 +311,31 @@ def is_common(conn: sqlite3.Connection, search: SearchQuery) -> bool:
     common_from = min(max(int(_COMMON_SCALE * math.sqrt(traces)), low), high)
     found = conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM search_text WHERE search_text MATCH ? LIMIT ?)",
-        (search.fts5(), common_from),
+        (search_phrases.match(search), common_from),
     ).fetchone()[0]
     return bool(found >= common_from)
 
 
-def _trace_matches_here(table: str) -> str:
+def _trace_matches_here(table: str, search: SearchQuery) -> tuple[str, list[Any]]:
     """For a common query, checked row by row: the trace of ``table``'s row has a
-    matching span (one ``?``: the MATCH expression)."""
+    matching span; the condition and its arguments."""
+    phrases, phrase_args = search_phrases.condition(search, "st.key")
     return (
         "EXISTS (SELECT 1 FROM trace_keys st WHERE st.project_id = "
         f"{table}.project_id AND st.trace_id = {table}.trace_id AND EXISTS ("
         "SELECT 1 FROM search_text WHERE search_text MATCH ? AND search_text.rowid"
-        f" BETWEEN st.key * {_SPAN} AND st.key * {_SPAN} + {_SPAN - 1}))"
-    )
+        f" BETWEEN st.key * {_SPAN} AND st.key * {_SPAN} + {_SPAN - 1}){phrases})"
+    ), [search_phrases.match(search), *phrase_args]
 
 
-# For a rare query, found once: the project's traces with a matching span (``?``: the
-# project, the MATCH expression).
-_MATCHING_TRACES = (
-    "SELECT trace_id FROM trace_keys WHERE project_id = ? AND key IN"
-    " (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?)"
-)
+def _matching_traces(search: SearchQuery) -> tuple[str, list[Any]]:
+    """For a rare query, found once: the project's traces with a matching span (the
+    query's first ``?``: the project), and the arguments after the project."""
+    phrases, phrase_args = search_phrases.condition(search, "key")
+    return (
+        "SELECT trace_id FROM trace_keys WHERE project_id = ? AND key IN"
+        f" (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?){phrases}"
+    ), [search_phrases.match(search), *phrase_args]
 
 
 def found_traces(
@@ -349,7 +353,8 @@ def found_traces(
         )
     ]
     if not search.empty:
-        found += [row[0] for row in conn.execute(_MATCHING_TRACES, (project_id, search.fts5()))]
+        matching, matching_args = _matching_traces(search)
+        found += [row[0] for row in conn.execute(matching, (project_id, *matching_args))]
     return sorted(set(found))
 
 
@@ -357,7 +362,7 @@ def trace_condition(search: SearchQuery) -> tuple[str, list[Any]]:
     """For a common query, a condition on a ``traces`` row: a span of it matches (a
     trace named by its id is found by ``found_traces``'s query: a common query is a
     word, which an id is not)."""
-    return _trace_matches_here("traces"), [search.fts5()]
+    return _trace_matches_here("traces", search)
 
 
 def _named_sessions(conn: sqlite3.Connection, project_id: int, text: str) -> list[str]:
@@ -382,12 +387,13 @@ def found_sessions(
         return None
     found = _named_sessions(conn, project_id, text)
     if not search.empty:
+        matching, matching_args = _matching_traces(search)
         found += [
             row[0]
             for row in conn.execute(
                 "SELECT DISTINCT session_id FROM traces WHERE project_id = ?"
-                f" AND session_id IS NOT NULL AND trace_id IN ({_MATCHING_TRACES})",
-                (project_id, project_id, search.fts5()),
+                f" AND session_id IS NOT NULL AND trace_id IN ({matching})",
+                (project_id, project_id, *matching_args),
             )
         ]
     return sorted(set(found))
@@ -399,36 +405,39 @@ def session_condition(
     """For a common query, a condition on a ``sessions`` row: its id holds ``text`` (as
     typed, any ASCII case), or a span of one of its traces matches."""
     named = "SELECT session_id FROM sessions WHERE project_id = ? AND session_id LIKE ? ESCAPE '\\'"
+    matches, match_args = _trace_matches_here("traces", search)
     where = (
         f"(sessions.session_id IN ({named}) OR EXISTS (SELECT 1 FROM traces"
         " WHERE traces.project_id = sessions.project_id"
-        " AND traces.session_id = sessions.session_id AND " + _trace_matches_here("traces") + "))"
+        " AND traces.session_id = sessions.session_id AND " + matches + "))"
     )
-    return where, [project_id, _like(text), search.fts5()]
+    return where, [project_id, _like(text), *match_args]
 
 
 # --- relevance -------------------------------------------------------------------------
 
 
-_FIRST = 1e300  # the relevance of a row whose id the text names: above any bm25
-# The best bm25 of each trace among the newest matching documents (``?``: the MATCH
-# expression, how many documents, the project). CROSS JOIN keeps the matches the outer
-# loop, each finding its trace by key: SQLite 3.51's planner otherwise walked every
+_FIRST = 1e300  # the relevance of a row whose id the text names: above any score
+# The traces of the newest matching documents, id and key (``?``: the MATCH expression,
+# how many documents, the project; then the phrases' check, if any; its ``{phrases}``
+# is that check's condition, or nothing). CROSS JOIN keeps the matches the
+# outer loop, each finding its trace by key: SQLite 3.51's planner otherwise walked every
 # trace of the project and looked for it among the matches (4 s at 1M spans, against
 # well under 10 ms; benchmarks.md).
 RANKED_HITS = (
-    "WITH hits(key, score) AS (SELECT rowid >> 20, bm25(search_text) FROM search_text"
+    "WITH hits(key) AS (SELECT rowid >> 20 FROM search_text"
     " WHERE search_text MATCH ? ORDER BY rowid DESC LIMIT ?)"
-    " SELECT st.trace_id, -min(hits.score) FROM hits CROSS JOIN trace_keys st"
-    " ON st.key = hits.key WHERE st.project_id = ? GROUP BY st.trace_id"
+    " SELECT DISTINCT st.trace_id, st.key FROM hits CROSS JOIN trace_keys st"
+    " ON st.key = hits.key WHERE st.project_id = ?{phrases}"
 )
 
 
 def ranked_traces(
-    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
+    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str, unpack: Unpack
 ) -> dict[str, float]:
-    """Trace id -> relevance (higher is better: the best bm25 of its spans, negated);
-    a trace whose id is ``text`` first."""
+    """Trace id -> relevance (higher is better: ``search_relevance.scores``, on the
+    traces of the newest ``RANKED_DOCS`` matching documents); a trace whose id is
+    ``text`` first."""
     ranked = {
         row[0]: _FIRST
         for row in conn.execute(
@@ -438,19 +447,26 @@ def ranked_traces(
     }
     if search.empty:
         return ranked
-    rows = conn.execute(RANKED_HITS, (search.fts5(), RANKED_DOCS, project_id))
-    for trace_id, score in rows:
-        ranked.setdefault(trace_id, float(score))
+    phrases, phrase_args = search_phrases.condition(search, "st.key")
+    keys = dict(
+        conn.execute(
+            RANKED_HITS.format(phrases=phrases),
+            (search_phrases.match(search), RANKED_DOCS, project_id, *phrase_args),
+        ).fetchall()
+    )
+    scored = search_relevance.scores(conn, keys.values(), search, unpack)
+    for trace_id, key in keys.items():
+        ranked.setdefault(trace_id, scored[key])
     return ranked
 
 
 def ranked_sessions(
-    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
+    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str, unpack: Unpack
 ) -> dict[str, float]:
     """Session id -> relevance: its best trace's; sessions whose id holds ``text``
     first."""
     ranked = dict.fromkeys(_named_sessions(conn, project_id, text), _FIRST)
-    traces = ranked_traces(conn, project_id, search, "") if not search.empty else {}
+    traces = ranked_traces(conn, project_id, search, "", unpack) if not search.empty else {}
     ids = list(traces)
     for i in range(0, len(ids), _IN_CHUNK):
         chunk = ids[i : i + _IN_CHUNK]
@@ -555,12 +571,15 @@ def _trace_hits(
     ).fetchone()
     if row is None:
         return []
+    wanted = search_phrases.phrases(search)
+    if wanted and not search_phrases.trace_has_phrases(conn, row[0], wanted, unpack):
+        return []
     low, high = _doc_range(row[0])
     hits = []
     for (span_ids,) in conn.execute(
         "SELECT span_ids FROM search_docs WHERE doc IN (SELECT rowid FROM search_text"
         " WHERE search_text MATCH ? AND rowid BETWEEN ? AND ?) ORDER BY doc",
-        (search.fts5(), low, high),
+        (search_phrases.match(search), low, high),
     ).fetchall():
         spans = _read_spans(conn, project_id, trace_id, unpack, span_ids.split(" "))
         for span in sorted(spans.values(), key=lambda s: (s.start_ns, s.span_id)):
