@@ -1,11 +1,13 @@
 """Full-text search in the SQLite store: the index kept on write, and the lists' search.
 
 The index (migration 0009) is a contentless FTS5 table: the words of each span's
-searchable text (``search/text.py``) and where they are, never the text itself, which
-stays in ``spans``, packed. A document is the text of the spans of one trace that one
-batch brought (``search/text.py``'s ``document_text``: a text two of them say is indexed
-once), and ``search_docs`` names its spans. Its rowid is its trace's key times 2^20 plus
-its number in the trace, so a match names its trace (``rowid >> 20``) with no read, and
+searchable text (``search/text.py``), never the text itself, which stays in ``spans``,
+packed; since migration 0020 not where they are either (``search_phrases.py`` checks a
+phrase on the candidates' text, ``search_relevance.py`` scores relevance on it). A
+document is the text of the spans of one trace that one batch brought
+(``search/text.py``'s ``document_text``: a text two of them say is indexed once), and
+``search_docs`` names its spans. Its rowid is its trace's key times 2^20 plus its
+number in the trace, so a match names its trace (``rowid >> 20``) with no read, and
 "does this trace match" is a range of rowids, which FTS5 seeks to. Which of a matching
 document's spans match, and where, the snippets find in the spans' own text.
 
