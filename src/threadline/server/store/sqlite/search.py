@@ -236,7 +236,7 @@ def _forget_with_text(
 
 def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> int:
     """Index the spans stored before the index existed, or before it was made anew,
-    when migration 0009 or 0016 left word that there are (``search_backfill``), in
+    when migration 0009, 0016 or 0020 left word that there are (``search_backfill``), in
     transactions of ``batch`` spans (indexed ones are skipped, so an interrupted
     backfill resumes); returns how many spans were read."""
     if conn.execute("SELECT 1 FROM search_backfill").fetchone() is None:
@@ -244,7 +244,7 @@ def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> in
     # Minutes on a large store (benchmarks.md): said, as the server does not serve meanwhile.
     log.warning("indexing the stored spans for search (once, after an upgrade)")
     if conn.execute("SELECT 1 FROM search_docs LIMIT 1").fetchone() is None:
-        # The index is new or made anew (0009, 0016): every trace's documents are
+        # The index is new or made anew (0009, 0016, 0020): every trace's documents are
         # numbered from 0. A backfill resumed after a stop keeps its numbers.
         conn.execute("UPDATE trace_keys SET numbered = 0 WHERE numbered != 0")
     started = time.monotonic()
