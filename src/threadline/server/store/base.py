@@ -141,7 +141,9 @@ class Store(Protocol):
     def span_preparer(self) -> Callable[[int, Sequence[SpanRecord]], object] | None:
         """The CPU work ``write_spans`` does before its transaction, as a picklable
         callable ``(project_id, spans) -> prepared`` that the ingest pipeline runs in a
-        worker process; None when there is none worth moving."""
+        worker process; None when there is none worth moving. The records given to
+        ``write_span_batches`` with what it made then carry no attributes: it has
+        encoded them (``ingest/writer_records.py``)."""
         ...
 
     # --- queries ----------------------------------------------------------------
