@@ -24,7 +24,7 @@ def _columns(conn: sqlite3.Connection, index: str) -> list[str]:
     return [row[2] for row in conn.execute(f"PRAGMA index_info({index})")]
 
 
-def _chat(trace: int, spans: int, session: str, word: str) -> list[Any]:
+def chat(trace: int, spans: int, session: str, word: str) -> list[Any]:
     return [
         record(
             trace,
@@ -49,9 +49,9 @@ def test_the_per_trace_indexes_are_keyed_by_a_key_that_grows(tmp_path: Path):
     rng = random.Random(7)
     traces = rng.sample(range(1, 10**9), 30)  # ids in no order, as real ones
     for trace in traces:
-        store.write_spans(project, _chat(trace, 3, "s", "kiwis"))
+        store.write_spans(project, chat(trace, 3, "s", "kiwis"))
     # A retry of a trace seen before keeps its key.
-    store.write_spans(project, _chat(traces[0], 4, "s", "kiwis"))
+    store.write_spans(project, chat(traces[0], 4, "s", "kiwis"))
     with store._read() as conn:
         assert _columns(conn, "spans_identity") == ["trace_key", "span_id"]
         assert _columns(conn, "trace_feed_identity") == ["trace_key"]
@@ -74,16 +74,52 @@ def test_the_per_trace_indexes_are_keyed_by_a_key_that_grows(tmp_path: Path):
     store.close()
 
 
+def statement(version: int, pattern: str) -> str:
+    """The first statement of migration ``version`` that ``pattern`` matches, as written
+    there (to take a current database back to an older shape)."""
+    found = re.search(pattern, dict(migrations.scripts(_SQLITE))[version], re.DOTALL)
+    assert found, pattern
+    return found.group(0) + "\n"
+
+
+_TRACE_COLUMNS = (
+    "project_id, trace_id, session_id, user_id, name, start_ns, end_ns, span_count,"
+    " error_count, input_tokens, output_tokens, total_tokens, cost_usd, status, tags, metadata,"
+    " input_preview, output_preview, context_use, model_usage"
+)
+
+
+def as_before_0019(path: Path) -> None:
+    """Take a current database back to the shape 0019 found: the traces' rollups keyed
+    by (project, trace id), with 0017's and 0018's triggers."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(
+        "BEGIN;\n"
+        "DROP TRIGGER trace_feed_on_write;\n"
+        "DROP TRIGGER metric_trace_and_usage_after_delete;\n"
+        "ALTER TABLE traces RENAME TO traces_by_key;\n"
+        + statement(1, r"CREATE TABLE traces \(.*?\);")
+        + "ALTER TABLE traces ADD COLUMN context_use REAL;\n"
+        "ALTER TABLE traces ADD COLUMN model_usage TEXT;\n"
+        f"INSERT INTO traces ({_TRACE_COLUMNS}) SELECT {_TRACE_COLUMNS} FROM traces_by_key"
+        " ORDER BY start_ns;\n"
+        "DROP TABLE traces_by_key;\n"
+        + statement(1, r"CREATE INDEX traces_by_start .*?;")
+        + statement(1, r"CREATE INDEX traces_by_session .*?;")
+        + statement(1, r"CREATE INDEX traces_by_user .*?;")
+        + statement(7, r"CREATE INDEX traces_for_metrics .*?;")
+        + statement(17, r"CREATE TRIGGER metric_trace_and_usage_after_delete .*?\nEND;")
+        + statement(18, r"CREATE TRIGGER trace_feed_on_write .*?\nEND;")
+        + "DELETE FROM schema_migrations WHERE version = 19;\n"
+        "COMMIT;"
+    )
+    conn.close()
+
+
 def _as_before_0018(path: Path) -> None:
     """Take a current database back to the shape 0018 found: spans and the feed keyed by
     (project, trace id), the search index's keys in search_traces, 0002's feed trigger."""
-    scripts = dict(migrations.scripts(_SQLITE))
-
-    def statement(version: int, pattern: str) -> str:
-        found = re.search(pattern, scripts[version], re.DOTALL)
-        assert found, pattern
-        return found.group(0) + "\n"
-
+    as_before_0019(path)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.executescript(
         "BEGIN;\n"
@@ -107,7 +143,7 @@ def _as_before_0018(path: Path) -> None:
     conn.close()
 
 
-def _everything(store: SQLiteStore, project: int) -> dict[str, Any]:
+def everything(store: SQLiteStore, project: int) -> dict[str, Any]:
     """What the lists, details, search and feed say of the project."""
     traces = store.list_traces(project, TraceQuery(limit=500)).items
     return {
@@ -132,10 +168,10 @@ def test_a_store_from_before_0018_keeps_everything_and_deletes_exactly(tmp_path:
     other = store.create_project("q").id
     history(store, project, 3)  # late spans, retries, moved sessions, deletes
     for trace in range(101, 113):
-        store.write_spans(project, _chat(trace, 3, f"chat-{trace % 3}", "kiwis"))
-    store.write_spans(other, _chat(105, 2, "chat-1", "kiwis"))  # the same id elsewhere
+        store.write_spans(project, chat(trace, 3, f"chat-{trace % 3}", "kiwis"))
+    store.write_spans(other, chat(105, 2, "chat-1", "kiwis"))  # the same id elsewhere
     store.delete_traces(project, [f"{112:032x}"])
-    before = _everything(store, project)
+    before = everything(store, project)
     assert before["kiwis"] and before["answer107"] and before["in session"]
     watermark = before["watermark"]
     store.close()
@@ -157,9 +193,9 @@ def test_a_store_from_before_0018_keeps_everything_and_deletes_exactly(tmp_path:
                 conn.execute("SELECT count(*) FROM trace_keys").fetchone()[0]
                 == (conn.execute("SELECT count(*) FROM traces").fetchone()[0])
             )
-        assert _everything(store, project) == before
+        assert everything(store, project) == before
         # The feed goes on from where it was; a trace written again is in it.
-        store.write_spans(project, _chat(103, 5, "chat-0", "kiwis"))  # 2 new, 3 sent again
+        store.write_spans(project, chat(103, 5, "chat-0", "kiwis"))  # 2 new, 3 sent again
         changed = store.list_traces(project, TraceQuery(changed_after=watermark)).items
         assert [t.trace_id for t in changed] == [f"{103:032x}"]
         assert changed[0].span_count == 5  # a duplicate export is counted once
@@ -183,7 +219,7 @@ def test_a_store_from_before_0018_keeps_everything_and_deletes_exactly(tmp_path:
                 ).fetchone()[0]
                 assert left == 0, table
         # A trace sent again after its deletion is new: a key of its own, counted once.
-        store.write_spans(project, _chat(107, 2, "chat-1", "kiwis"))
+        store.write_spans(project, chat(107, 2, "chat-1", "kiwis"))
         again = store.get_trace(project, f"{107:032x}")
         assert again is not None and len(again.spans) == 2
     finally:

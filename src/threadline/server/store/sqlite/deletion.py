@@ -41,8 +41,8 @@ def delete_traces(
         row[0]
         for row in select_in(
             conn,
-            "SELECT DISTINCT session_id FROM traces WHERE project_id = ?"
-            " AND session_id IS NOT NULL AND trace_id IN ({})",
+            f"SELECT DISTINCT session_id FROM traces WHERE trace_key IN {KEYS_OF}"
+            " AND session_id IS NOT NULL",
             (project_id,),
             ids,
         )
@@ -51,7 +51,7 @@ def delete_traces(
     # spans are written in one transaction, so there is never one without the other.
     execute_in(conn, f"DELETE FROM spans WHERE trace_key IN {KEYS_OF}", (project_id,), ids)
     deleted = execute_in(
-        conn, "DELETE FROM traces WHERE project_id = ? AND trace_id IN ({})", (project_id,), ids
+        conn, f"DELETE FROM traces WHERE trace_key IN {KEYS_OF}", (project_id,), ids
     )
     execute_in(conn, f"DELETE FROM trace_feed WHERE trace_key IN {KEYS_OF}", (project_id,), ids)
     # Last: the deletes above find the traces' rows by these keys.

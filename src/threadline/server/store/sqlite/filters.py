@@ -35,7 +35,7 @@ def trace_conditions(
         args += [key, value]
     if changed_after is not None:
         where.append(
-            "traces.trace_id IN (SELECT trace_id FROM trace_feed"
+            "traces.trace_key IN (SELECT trace_key FROM trace_feed"
             " WHERE trace_feed.project_id = ? AND seq > ?)"
         )
         args += [project_id, changed_after]

@@ -35,7 +35,7 @@ from threadline.server.model import SIGNALS, Signal, SpanRecord
 from threadline.server.store.rollups import TraceRollup
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
-from threadline.server.store.sqlite.trace_keys import KEY_OF
+from threadline.server.store.sqlite.trace_keys import KEY_OF, KEYS_OF
 
 INFERRED_PREFIX = "inferred-"
 # ``conversation_keys.role``: 0 for an offered key, else the signal of an asked one.
@@ -355,8 +355,7 @@ class _Joins:
         live feed; with ``only_from``, only those still in that session."""
         condition = "session_id = ?" if only_from is not None else "session_id IS NULL"
         self.conn.executemany(
-            f"UPDATE traces SET session_id = ? WHERE project_id = ? AND trace_id = ?"
-            f" AND {condition}",
+            f"UPDATE traces SET session_id = ? WHERE trace_key = {KEY_OF} AND {condition}",
             [
                 (session_id, self.project_id, t, *((only_from,) if only_from else ()))
                 for session_id, t in moves
@@ -380,7 +379,7 @@ def _stored(
             "SELECT t.trace_id, t.session_id, t.start_ns, i.session_id FROM traces t"
             " LEFT JOIN inferred_traces i"
             " ON i.project_id = t.project_id AND i.trace_id = t.trace_id"
-            " WHERE t.project_id = ? AND t.trace_id IN ({})",
+            f" WHERE t.trace_key IN {KEYS_OF}",
             (project_id,),
             trace_ids,
         )

@@ -32,8 +32,8 @@ _FROM_SPANS = (
     f" FROM spans WHERE trace_key IN {KEYS_OF} GROUP BY trace_id, 2"
 )
 _STORED = (
-    "SELECT trace_id, model_usage FROM traces"
-    " WHERE project_id = ? AND model_usage IS NOT NULL AND trace_id IN ({})"
+    f"SELECT trace_id, model_usage FROM traces WHERE trace_key IN {KEYS_OF}"
+    " AND model_usage IS NOT NULL"
 )
 
 # A model's usage: spans whose cost is known, cost in 1e-12 USD, input, output, total

@@ -37,7 +37,7 @@ from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.database import Database
 from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.filters import add_session_filters, add_trace_filters
-from threadline.server.store.sqlite.trace_keys import KEY_OF
+from threadline.server.store.sqlite.trace_keys import KEY_OF, key_of
 
 
 class Reads(Database):
@@ -163,8 +163,10 @@ class Reads(Database):
                 ranked = search.ranked_traces(
                     conn, project_id, found, query.q or "", self._payloads.unpacker()
                 )
-                source = "json_each(?) AS ranked CROSS JOIN traces ON traces.trace_id = ranked.key"
-                args.insert(0, json.dumps(ranked))
+                source = "json_each(?) AS ranked CROSS JOIN traces ON traces.trace_key = " + key_of(
+                    "ranked.key"
+                )
+                args[:0] = [json.dumps(ranked), project_id]
                 order, order_type = "ranked.value", float
             elif query.q:
                 found_ids = search.found_traces(conn, project_id, found, query.q)
@@ -173,10 +175,10 @@ class Reads(Database):
                     where.append(condition)
                     args += condition_args
                 else:  # a rare one: the list reads just the traces found
-                    source = (
-                        "json_each(?) AS found CROSS JOIN traces ON traces.trace_id = found.value"
+                    source = "json_each(?) AS found CROSS JOIN traces ON traces.trace_key = " + (
+                        key_of("found.value")
                     )
-                    args.insert(0, json.dumps(found_ids))
+                    args[:0] = [json.dumps(found_ids), project_id]
             rows, next_cursor = _keyset_page(
                 conn,
                 f"SELECT {TRACES.sql}, {order} FROM {source}",
@@ -200,7 +202,7 @@ class Reads(Database):
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
         with self._read() as conn:
             row = conn.execute(
-                schema.SELECT_TRACES + " AND trace_id = ?", (project_id, trace_id)
+                schema.SELECT_TRACES_BY_ID.format("?"), (project_id, trace_id)
             ).fetchone()
             if row is None:
                 return None

@@ -34,7 +34,15 @@ SELECT_SPAN_FACTS = (
 _TRACE_ROW = Columns("project_id") + TRACES
 SELECT_TRACES_FROM = f"SELECT {TRACES.sql} FROM traces"
 SELECT_TRACES = SELECT_TRACES_FROM + " WHERE project_id = ?"
-UPSERT_TRACE = f"INSERT OR REPLACE INTO traces ({_TRACE_ROW.sql}) VALUES ({_marks(_TRACE_ROW)})"
+# The traces of a project whose ids fill the ``{}`` (``?``: the project first), found by
+# their keys: the table's rowid is the trace's key (migration 0019), and no index of it
+# is keyed by the trace id.
+SELECT_TRACES_BY_ID = SELECT_TRACES_FROM + f" WHERE trace_key IN {KEYS_OF}"
+# A rollup row is followed by its trace's key, the table's primary key: a rollup
+# written again replaces the trace's row.
+UPSERT_TRACE = (
+    f"INSERT OR REPLACE INTO traces ({_TRACE_ROW.sql}, trace_key) VALUES ({_marks(_TRACE_ROW)}, ?)"
+)
 _TRACE_AS_IS = TRACES.getter()
 _TRACE_TAGS, _TRACE_METADATA = (_TRACE_ROW.position(n) for n in ("tags", "metadata"))
 

@@ -319,25 +319,30 @@ def is_common(conn: sqlite3.Connection, search: SearchQuery) -> bool:
 
 
 def _trace_matches_here(table: str, search: SearchQuery) -> tuple[str, list[Any]]:
-    """For a common query, checked row by row: the trace of ``table``'s row has a
-    matching span; the condition and its arguments."""
-    phrases, phrase_args = search_phrases.condition(search, "st.key")
+    """For a common query, checked row by row: the trace of ``table``'s row (a
+    ``traces`` row, whose rowid is its trace's key) has a matching span; the condition
+    and its arguments."""
+    key = f"{table}.trace_key"
+    phrases, phrase_args = search_phrases.condition(search, key)
     return (
-        "EXISTS (SELECT 1 FROM trace_keys st WHERE st.project_id = "
-        f"{table}.project_id AND st.trace_id = {table}.trace_id AND EXISTS ("
-        "SELECT 1 FROM search_text WHERE search_text MATCH ? AND search_text.rowid"
-        f" BETWEEN st.key * {_SPAN} AND st.key * {_SPAN} + {_SPAN - 1}){phrases})"
+        "(EXISTS (SELECT 1 FROM search_text WHERE search_text MATCH ? AND search_text.rowid"
+        f" BETWEEN {key} * {_SPAN} AND {key} * {_SPAN} + {_SPAN - 1}){phrases})"
     ), [search_phrases.match(search), *phrase_args]
 
 
-def _matching_traces(search: SearchQuery) -> tuple[str, list[Any]]:
-    """For a rare query, found once: the project's traces with a matching span (the
-    query's first ``?``: the project), and the arguments after the project."""
+def _matching_traces(search: SearchQuery, column: str = "trace_id") -> tuple[str, list[Any]]:
+    """For a rare query, found once: the project's traces with a matching span, their
+    ``column`` (the id, or the key) (the query's first ``?``: the project), and the
+    arguments after the project."""
     phrases, phrase_args = search_phrases.condition(search, "key")
     return (
-        "SELECT trace_id FROM trace_keys WHERE project_id = ? AND key IN"
+        f"SELECT {column} FROM trace_keys WHERE project_id = ? AND key IN"
         f" (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?){phrases}"
     ), [search_phrases.match(search), *phrase_args]
+
+
+# The trace of a project whose id is given (``?``: the project, the id), if stored.
+_TRACE_NAMED = f"SELECT trace_id FROM traces WHERE trace_key = {trace_keys.KEY_OF}"
 
 
 def found_traces(
@@ -347,13 +352,7 @@ def found_traces(
     matches), for the list to read just those; None for a common one."""
     if not search.empty and is_common(conn, search):
         return None
-    found = [
-        row[0]
-        for row in conn.execute(
-            "SELECT trace_id FROM traces WHERE project_id = ? AND trace_id = ?",
-            (project_id, text.strip().lower()),
-        )
-    ]
+    found = [row[0] for row in conn.execute(_TRACE_NAMED, (project_id, text.strip().lower()))]
     if not search.empty:
         matching, matching_args = _matching_traces(search)
         found += [row[0] for row in conn.execute(matching, (project_id, *matching_args))]
@@ -389,13 +388,13 @@ def found_sessions(
         return None
     found = _named_sessions(conn, project_id, text)
     if not search.empty:
-        matching, matching_args = _matching_traces(search)
+        matching, matching_args = _matching_traces(search, "key")
         found += [
             row[0]
             for row in conn.execute(
-                "SELECT DISTINCT session_id FROM traces WHERE project_id = ?"
-                f" AND session_id IS NOT NULL AND trace_id IN ({matching})",
-                (project_id, project_id, *matching_args),
+                f"SELECT DISTINCT session_id FROM traces WHERE trace_key IN ({matching})"
+                " AND session_id IS NOT NULL",
+                (project_id, *matching_args),
             )
         ]
     return sorted(set(found))
@@ -441,11 +440,7 @@ def ranked_traces(
     traces of the newest ``RANKED_DOCS`` matching documents); a trace whose id is
     ``text`` first."""
     ranked = {
-        row[0]: _FIRST
-        for row in conn.execute(
-            "SELECT trace_id FROM traces WHERE project_id = ? AND trace_id = ?",
-            (project_id, text.strip().lower()),
-        )
+        row[0]: _FIRST for row in conn.execute(_TRACE_NAMED, (project_id, text.strip().lower()))
     }
     if search.empty:
         return ranked
@@ -473,8 +468,8 @@ def ranked_sessions(
     for i in range(0, len(ids), _IN_CHUNK):
         chunk = ids[i : i + _IN_CHUNK]
         for trace_id, session_id in conn.execute(
-            "SELECT trace_id, session_id FROM traces WHERE project_id = ? AND session_id IS"
-            f" NOT NULL AND trace_id IN ({', '.join('?' * len(chunk))})",
+            "SELECT trace_id, session_id FROM traces WHERE trace_key IN"
+            f" {trace_keys.KEYS_OF.format(', '.join('?' * len(chunk)))} AND session_id IS NOT NULL",
             (project_id, *chunk),
         ):
             ranked[session_id] = max(ranked.get(session_id, float("-inf")), traces[trace_id])

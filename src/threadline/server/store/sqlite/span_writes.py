@@ -126,7 +126,7 @@ class SpanWrites(Database):
         if new:
             rollups = {trace_id: trace.rollup for trace_id, trace in fresh.items()}
             placement = inference.place(conn, project_id, spans, rollups)
-            self._refresh_rollups(conn, project_id, fresh, all_new, placement)
+            self._refresh_rollups(conn, project_id, fresh, all_new, placement, minted.keys)
         return new
 
     def _refresh_rollups(
@@ -136,11 +136,13 @@ class SpanWrites(Database):
         fresh: dict[str, FreshTrace],
         all_new: set[str],
         placement: inference.Placement,
+        keys: dict[str, int],
     ) -> None:
         """Roll up again the traces of a batch (``fresh``: each one's rollup and row as if
         it had no spans stored before the batch; ``all_new``: the traces none of whose
         spans in the batch was stored before) and their sessions (``placement``: the
-        sessions inferred for traces sent without one, and those to recount)."""
+        sessions inferred for traces sent without one, and those to recount; ``keys``:
+        each trace's key, its rollup row's primary key)."""
         trace_ids = sorted(fresh)
         # Traces stored before, with their rollup: their sessions need refreshing too,
         # since a late span may move a trace into a session.
@@ -148,9 +150,7 @@ class SpanWrites(Database):
             rollup.trace_id: rollup
             for rollup in map(
                 table_rows.trace_rollup,
-                select_in(
-                    conn, schema.SELECT_TRACES + " AND trace_id IN ({})", (project_id,), trace_ids
-                ),
+                select_in(conn, schema.SELECT_TRACES_BY_ID, (project_id,), trace_ids),
             )
         }
         stored = {trace_id: r.session_id for trace_id, r in stored_rollups.items()}
@@ -205,13 +205,18 @@ class SpanWrites(Database):
                             if trace_id in placement.sessions
                             else t.row
                         ),
+                        keys[trace_id],
                         usage.packed.get(trace_id),
                     ]
                     for trace_id, t in fresh.items()
                     if trace_id not in stored
                 ),
                 *(
-                    [*schema.trace_row(project_id, rollup), usage.packed.get(rollup.trace_id)]
+                    [
+                        *schema.trace_row(project_id, rollup),
+                        keys[rollup.trace_id],
+                        usage.packed.get(rollup.trace_id),
+                    ]
                     for rollup in rolled_again
                 ),
             ],

@@ -98,10 +98,7 @@ def trace_details_json(
     """Per stored trace of ``trace_ids``, its detail as JSON (as ``get_trace`` shows it)."""
     ids = list(dict.fromkeys(trace_ids))
     traces = {
-        row[0]: row
-        for row in select_in(
-            conn, schema.SELECT_TRACES + " AND trace_id IN ({})", (project_id,), ids
-        )
+        row[0]: row for row in select_in(conn, schema.SELECT_TRACES_BY_ID, (project_id,), ids)
     }
     summaries = scores.summaries(conn, project_id, "trace", list(traces))
     # Sorted here, by (start, span id) as the detail shows them: an ORDER BY made SQLite

@@ -6,7 +6,7 @@ Keys grow as traces arrive, so the B-trees keyed by them (the spans' uniqueness
 documents, whose rowids are ``key << 20`` plus a number) take a new trace at their right
 edge, whose pages the writer's cache holds. ``trace_keys_identity`` (project, trace id)
 is the one lookup keyed by the random trace id; reads by trace id go through it, with
-the subqueries below.
+the subqueries below. The ``traces`` table's rowid is the key (migration 0019).
 """
 
 from __future__ import annotations
@@ -17,9 +17,17 @@ from dataclasses import dataclass
 from threadline.server.store.sqlite.chunked import execute_in, select_in
 from threadline.server.store.sqlite.driver import sqlite3
 
+
+def key_of(trace_id: str) -> str:
+    """The key of the trace whose id is the SQL expression ``trace_id`` (``?``: the
+    project), as a subquery: a join finds a ``traces`` row by it (``traces.trace_key =
+    key_of("found.value")``), its rowid."""
+    return f"(SELECT key FROM trace_keys WHERE project_id = ? AND trace_id = {trace_id})"
+
+
 # The key of one trace (``?``: the project, the trace id), and the keys of the traces
 # whose ids fill the ``{}`` (``?``: the project first), as subqueries.
-KEY_OF = "(SELECT key FROM trace_keys WHERE project_id = ? AND trace_id = ?)"
+KEY_OF = key_of("?")
 KEYS_OF = "(SELECT key FROM trace_keys WHERE project_id = ? AND trace_id IN ({}))"
 
 
