@@ -4,8 +4,8 @@
 
 The documents ingest makes (``search.documents`` of each export, as the workers make
 them) of ``--corpus`` (``real``: ``corpus_otlp.py``'s chats; ``workload``: ``workload.py``)
-are written into fresh databases holding only the index's tables (migrations 0009,
-0016 and 0020), one transaction per ``--group`` exports, as ``search.index`` writes them, with the
+are written into fresh databases holding only the index's tables (migrations 0009 and
+0016), one transaction per ``--group`` exports, as ``search.index`` writes them, with the
 thread's CPU time of each step measured apart: the key of each trace (``search_traces``:
 its lookup, and the insert of a new one, as the store did before migration 0018 moved
 the keys to ``trace_keys``, minted for the whole write), the ``search_docs`` rows, the FTS5 inserts
@@ -13,8 +13,7 @@ the keys to ``trace_keys``, minted for the whole write), the ``search_docs`` row
 transaction's terms out as a new segment, and merges segments, ``automerge``).
 
 Each ``--setup`` is a set of FTS5 settings made before the first transaction (e.g.
-``automerge=8,crisismerge=32``, or ``""`` for the table as the migrations leave it;
-``positions=1`` for the table as 0016 left it, before 0020 took its positions away);
+``automerge=8,crisismerge=32``, or ``""`` for the table as the migrations leave it);
 ``idle=N`` runs FTS5's ``merge`` command with ``N`` pages after each transaction, timed
 apart (the work a writer could do in its idle turns). The setups run in turns
 (A B B A A B ... for ``--rounds``), all on the same documents. Printed for each: µs of
@@ -46,11 +45,7 @@ from threadline.server.store.sqlite import search  # noqa: E402
 from threadline.server.store.sqlite.driver import sqlite3  # noqa: E402
 
 MIGRATIONS = BENCH.parent / "src/threadline/server/store/sqlite/migrations"
-TABLES = (
-    "0009_search.sql",
-    "0016_search_contentless_delete.sql",
-    "0020_search_without_positions.sql",
-)
+TABLES = ("0009_search.sql", "0016_search_contentless_delete.sql")
 CORPORA = {"real": corpus_otlp.batches, "workload": workload.batches}
 STEPS = ("keys", "docs", "fts insert", "commit", "idle merge")
 
@@ -102,8 +97,7 @@ def run(
         conn.execute("PRAGMA cache_size=-16384")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("CREATE TABLE spans (span_id TEXT)")  # the migrations' backfill reads it
-        # ``positions=1``: the index as 0016 made it, with positions (FTS5 detail=full).
-        for name in TABLES[:2] if setup.pop("positions", 0) else TABLES:
+        for name in TABLES:
             conn.executescript((MIGRATIONS / name).read_text())
         for name, value in setup.items():
             conn.execute("INSERT INTO search_text (search_text, rank) VALUES (?, ?)", (name, value))

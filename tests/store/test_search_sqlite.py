@@ -190,15 +190,12 @@ def test_relevance_reads_the_matches_first_and_each_trace_by_key(tmp_path: Path)
         plan = [
             row[3]
             for row in conn.execute(
-                "EXPLAIN QUERY PLAN " + search.RANKED_HITS.format(phrases=""),
-                ("answer7", 5000, project),
+                "EXPLAIN QUERY PLAN " + search.RANKED_HITS, ("answer7", 5000, project)
             )
         ]
         assert not any("trace_keys_identity" in step for step in plan), plan
         assert any("INTEGER PRIMARY KEY" in step for step in plan), plan
-        ranked = search.ranked_traces(
-            conn, project, parse("answer7"), "", store._payloads.unpacker()
-        )
+        ranked = search.ranked_traces(conn, project, parse("answer7"), "")
         assert list(ranked) == [f"{7:032x}"]
     finally:
         conn.close()

@@ -47,7 +47,7 @@ def match_spans(text: str, query: SearchQuery) -> list[tuple[int, int]]:
     folded = fold(text)
     found: list[tuple[int, int]] = []
     for term in query.terms:
-        found += [m.span() for m in term_pattern(term).finditer(folded)]
+        found += [m.span() for m in _pattern(term).finditer(folded)]
     found.sort()
     merged: list[tuple[int, int]] = []
     for start, end in found:
@@ -59,8 +59,7 @@ def match_spans(text: str, query: SearchQuery) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=256)
-def term_pattern(term: Term) -> re.Pattern[str]:
-    """Where ``term`` is found in a folded text (``query.fold``)."""
+def _pattern(term: Term) -> re.Pattern[str]:
     # Words of a phrase are separated by anything but letters and digits; CJK
     # characters by nothing at all.
     body = r"[\W_]*".join(re.escape(word) for word in term.words)

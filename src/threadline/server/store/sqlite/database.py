@@ -24,7 +24,6 @@ from threadline.server.store.sqlite import (
     migration_ledger,
     search,
     search_merging,
-    search_phrases,
     space,
     wal,
 )
@@ -79,7 +78,6 @@ class Database:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA cache_size=-16384")  # 16 MiB a connection
         conn.execute("PRAGMA temp_store=MEMORY")
-        search_phrases.register(conn, lambda: self._payloads.thread_unpacker())
         return conn
 
     @contextmanager

@@ -58,9 +58,7 @@ class Reads(Database):
             order_type: type
             if query.q and query.sort == "relevance":
                 # Ranked by their best span; ids that begin with the text come first.
-                ranked = search.ranked_sessions(
-                    conn, project_id, found, query.q, self._payloads.unpacker()
-                )
+                ranked = search.ranked_sessions(conn, project_id, found, query.q)
                 source = (
                     "json_each(?) AS ranked CROSS JOIN sessions ON sessions.session_id = ranked.key"
                 )
@@ -160,9 +158,7 @@ class Reads(Database):
             order_type: type = int
             if relevance:
                 # Ranked by their best span; a trace whose id is the text comes first.
-                ranked = search.ranked_traces(
-                    conn, project_id, found, query.q or "", self._payloads.unpacker()
-                )
+                ranked = search.ranked_traces(conn, project_id, found, query.q or "")
                 source = "json_each(?) AS ranked CROSS JOIN traces ON traces.trace_key = " + key_of(
                     "ranked.key"
                 )

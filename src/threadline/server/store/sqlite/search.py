@@ -1,13 +1,11 @@
 """Full-text search in the SQLite store: the index kept on write, and the lists' search.
 
 The index (migration 0009) is a contentless FTS5 table: the words of each span's
-searchable text (``search/text.py``), never the text itself, which stays in ``spans``,
-packed; since migration 0020 not where they are either (``search_phrases.py`` checks a
-phrase on the candidates' text, ``search_relevance.py`` scores relevance on it). A
-document is the text of the spans of one trace that one batch brought
-(``search/text.py``'s ``document_text``: a text two of them say is indexed once), and
-``search_docs`` names its spans. Its rowid is its trace's key times 2^20 plus its
-number in the trace, so a match names its trace (``rowid >> 20``) with no read, and
+searchable text (``search/text.py``) and where they are, never the text itself, which
+stays in ``spans``, packed. A document is the text of the spans of one trace that one
+batch brought (``search/text.py``'s ``document_text``: a text two of them say is indexed
+once), and ``search_docs`` names its spans. Its rowid is its trace's key times 2^20 plus
+its number in the trace, so a match names its trace (``rowid >> 20``) with no read, and
 "does this trace match" is a range of rowids, which FTS5 seeks to. Which of a matching
 document's spans match, and where, the snippets find in the spans' own text.
 
@@ -40,7 +38,7 @@ from threadline.server.search.snippets import snippet
 from threadline.server.search.text import document_text, span_parts, span_text
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPAN_RECORD
-from threadline.server.store.sqlite import search_phrases, search_relevance, trace_keys
+from threadline.server.store.sqlite import trace_keys
 from threadline.server.store.sqlite.driver import sqlite3
 
 Unpack = Callable[[Any], Any]
@@ -56,9 +54,8 @@ _SPAN = 1 << DOC_BITS
 _COMMON_SCALE = 40
 _COMMON_BOUNDS = (2_000, 50_000)
 # Relevance ranks at most this many matching documents, the newest (trace keys grow as
-# traces arrive): all of a rare query's, and a bounded share of a word in every span
-# (each ranked trace's text is read back and scored: ~0.1-0.3 ms a trace).
-RANKED_DOCS = 500
+# traces arrive): all of a rare query's, and a bounded share of a word in every span.
+RANKED_DOCS = 5_000
 _IN_CHUNK = 500
 
 # A span's columns and its trace key, last.
@@ -236,7 +233,7 @@ def _forget_with_text(
 
 def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> int:
     """Index the spans stored before the index existed, or before it was made anew,
-    when migration 0009, 0016 or 0020 left word that there are (``search_backfill``), in
+    when migration 0009 or 0016 left word that there are (``search_backfill``), in
     transactions of ``batch`` spans (indexed ones are skipped, so an interrupted
     backfill resumes); returns how many spans were read."""
     if conn.execute("SELECT 1 FROM search_backfill").fetchone() is None:
@@ -244,7 +241,7 @@ def backfill(conn: sqlite3.Connection, unpack: Unpack, batch: int = 5_000) -> in
     # Minutes on a large store (benchmarks.md): said, as the server does not serve meanwhile.
     log.warning("indexing the stored spans for search (once, after an upgrade)")
     if conn.execute("SELECT 1 FROM search_docs LIMIT 1").fetchone() is None:
-        # The index is new or made anew (0009, 0016, 0020): every trace's documents are
+        # The index is new or made anew (0009, 0016): every trace's documents are
         # numbered from 0. A backfill resumed after a stop keeps its numbers.
         conn.execute("UPDATE trace_keys SET numbered = 0 WHERE numbered != 0")
     started = time.monotonic()
@@ -313,32 +310,30 @@ def is_common(conn: sqlite3.Connection, search: SearchQuery) -> bool:
     common_from = min(max(int(_COMMON_SCALE * math.sqrt(traces)), low), high)
     found = conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM search_text WHERE search_text MATCH ? LIMIT ?)",
-        (search_phrases.match(search), common_from),
+        (search.fts5(), common_from),
     ).fetchone()[0]
     return bool(found >= common_from)
 
 
 def _trace_matches_here(table: str, search: SearchQuery) -> tuple[str, list[Any]]:
     """For a common query, checked row by row: the trace of ``table``'s row (a
-    ``traces`` row, whose rowid is its trace's key) has a matching span; the condition
-    and its arguments."""
+    ``traces`` row, keyed by its trace's key) has a matching span; the condition and
+    its arguments."""
     key = f"{table}.trace_key"
-    phrases, phrase_args = search_phrases.condition(search, key)
     return (
-        "(EXISTS (SELECT 1 FROM search_text WHERE search_text MATCH ? AND search_text.rowid"
-        f" BETWEEN {key} * {_SPAN} AND {key} * {_SPAN} + {_SPAN - 1}){phrases})"
-    ), [search_phrases.match(search), *phrase_args]
+        "EXISTS (SELECT 1 FROM search_text WHERE search_text MATCH ? AND search_text.rowid"
+        f" BETWEEN {key} * {_SPAN} AND {key} * {_SPAN} + {_SPAN - 1})"
+    ), [search.fts5()]
 
 
 def _matching_traces(search: SearchQuery, column: str = "trace_id") -> tuple[str, list[Any]]:
     """For a rare query, found once: the project's traces with a matching span, their
     ``column`` (the id, or the key) (the query's first ``?``: the project), and the
     arguments after the project."""
-    phrases, phrase_args = search_phrases.condition(search, "key")
     return (
         f"SELECT {column} FROM trace_keys WHERE project_id = ? AND key IN"
-        f" (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?){phrases}"
-    ), [search_phrases.match(search), *phrase_args]
+        " (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?)"
+    ), [search.fts5()]
 
 
 # The trace of a project whose id is given (``?``: the project, the id), if stored.
@@ -418,52 +413,43 @@ def session_condition(
 # --- relevance -------------------------------------------------------------------------
 
 
-_FIRST = 1e300  # the relevance of a row whose id the text names: above any score
-# The traces of the newest matching documents, id and key (``?``: the MATCH expression,
-# how many documents, the project; then the phrases' check, if any; its ``{phrases}``
-# is that check's condition, or nothing). CROSS JOIN keeps the matches the
-# outer loop, each finding its trace by key: SQLite 3.51's planner otherwise walked every
+_FIRST = 1e300  # the relevance of a row whose id the text names: above any bm25
+# The best bm25 of each trace among the newest matching documents (``?``: the MATCH
+# expression, how many documents, the project). CROSS JOIN keeps the matches the outer
+# loop, each finding its trace by key: SQLite 3.51's planner otherwise walked every
 # trace of the project and looked for it among the matches (4 s at 1M spans, against
 # well under 10 ms; benchmarks.md).
 RANKED_HITS = (
-    "WITH hits(key) AS (SELECT rowid >> 20 FROM search_text"
+    "WITH hits(key, score) AS (SELECT rowid >> 20, bm25(search_text) FROM search_text"
     " WHERE search_text MATCH ? ORDER BY rowid DESC LIMIT ?)"
-    " SELECT DISTINCT st.trace_id, st.key FROM hits CROSS JOIN trace_keys st"
-    " ON st.key = hits.key WHERE st.project_id = ?{phrases}"
+    " SELECT st.trace_id, -min(hits.score) FROM hits CROSS JOIN trace_keys st"
+    " ON st.key = hits.key WHERE st.project_id = ? GROUP BY st.trace_id"
 )
 
 
 def ranked_traces(
-    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str, unpack: Unpack
+    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
 ) -> dict[str, float]:
-    """Trace id -> relevance (higher is better: ``search_relevance.scores``, on the
-    traces of the newest ``RANKED_DOCS`` matching documents); a trace whose id is
-    ``text`` first."""
+    """Trace id -> relevance (higher is better: the best bm25 of its spans, negated);
+    a trace whose id is ``text`` first."""
     ranked = {
         row[0]: _FIRST for row in conn.execute(_TRACE_NAMED, (project_id, text.strip().lower()))
     }
     if search.empty:
         return ranked
-    phrases, phrase_args = search_phrases.condition(search, "st.key")
-    keys = dict(
-        conn.execute(
-            RANKED_HITS.format(phrases=phrases),
-            (search_phrases.match(search), RANKED_DOCS, project_id, *phrase_args),
-        ).fetchall()
-    )
-    scored = search_relevance.scores(conn, keys.values(), search, unpack)
-    for trace_id, key in keys.items():
-        ranked.setdefault(trace_id, scored[key])
+    rows = conn.execute(RANKED_HITS, (search.fts5(), RANKED_DOCS, project_id))
+    for trace_id, score in rows:
+        ranked.setdefault(trace_id, float(score))
     return ranked
 
 
 def ranked_sessions(
-    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str, unpack: Unpack
+    conn: sqlite3.Connection, project_id: int, search: SearchQuery, text: str
 ) -> dict[str, float]:
     """Session id -> relevance: its best trace's; sessions whose id holds ``text``
     first."""
     ranked = dict.fromkeys(_named_sessions(conn, project_id, text), _FIRST)
-    traces = ranked_traces(conn, project_id, search, "", unpack) if not search.empty else {}
+    traces = ranked_traces(conn, project_id, search, "") if not search.empty else {}
     ids = list(traces)
     for i in range(0, len(ids), _IN_CHUNK):
         chunk = ids[i : i + _IN_CHUNK]
@@ -568,15 +554,12 @@ def _trace_hits(
     ).fetchone()
     if row is None:
         return []
-    wanted = search_phrases.phrases(search)
-    if wanted and not search_phrases.trace_has_phrases(conn, row[0], wanted, unpack):
-        return []
     low, high = _doc_range(row[0])
     hits = []
     for (span_ids,) in conn.execute(
         "SELECT span_ids FROM search_docs WHERE doc IN (SELECT rowid FROM search_text"
         " WHERE search_text MATCH ? AND rowid BETWEEN ? AND ?) ORDER BY doc",
-        (search_phrases.match(search), low, high),
+        (search.fts5(), low, high),
     ).fetchall():
         spans = _read_spans(conn, project_id, trace_id, unpack, span_ids.split(" "))
         for span in sorted(spans.values(), key=lambda s: (s.start_ns, s.span_id)):
