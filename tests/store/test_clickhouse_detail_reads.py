@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.store.clickhouse_statements import own_store
+from tests.store.clickhouse_statements import own_store, recorded_with_params
 from tests.store.test_contract import record, score, summary
 from threadline.server.model import UserQuery
 from threadline.server.store.clickhouse.store import ClickHouseStore
@@ -24,19 +24,6 @@ pytestmark = pytest.mark.clickhouse
 def store(tmp_path: Path) -> Iterator[ClickHouseStore]:
     with own_store(tmp_path) as opened:
         yield opened
-
-
-def _recorded(store: ClickHouseStore) -> list[tuple[str, dict[str, Any]]]:
-    statements: list[tuple[str, dict[str, Any]]] = []
-    rows = store._rows
-
-    def recording(sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        statements.append((sql, dict(params or {})))
-        return rows(sql, params)
-
-    store._rows = recording  # type: ignore[method-assign]
-    store._scores._rows = recording  # the score half's reads too
-    return statements
 
 
 def _longest_list(params: dict[str, Any]) -> int:
@@ -64,7 +51,7 @@ def test_users_list_reads_its_score_summaries_in_its_own_statement(store: ClickH
             score("d", "topic", "x", session="s1000"),
         ],
     )
-    statements = _recorded(store)
+    statements = recorded_with_params(store, scores=True)
     page = store.list_users(project, UserQuery(limit=10))
     assert {u.user_id: u.trace_count for u in page.items} == {"u": 600, "v": 600}
     assert {u.user_id: u.scores for u in page.items} == {
@@ -93,7 +80,7 @@ def test_trace_and_session_details_are_one_statement_each(store: ClickHouseStore
             score("c", "topic", "x", session="s"),
         ],
     )
-    statements = _recorded(store)
+    statements = recorded_with_params(store, scores=True)
     trace = store.get_trace(project, f"{1:032x}")
     assert len(statements) == 1
     assert trace is not None

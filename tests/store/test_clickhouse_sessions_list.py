@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.store.clickhouse_statements import own_store, recorded_sql
+from tests.store.clickhouse_statements import own_store, recorded_sql, recorded_with_params
 from tests.store.test_contract import MS, T0, record
 from threadline.server.model import SessionQuery
 from threadline.server.store.clickhouse import picked_traces, recent_sessions
@@ -110,19 +110,6 @@ def test_a_sessions_page_reads_its_scores_beside_the_merge(store: ClickHouseStor
     assert overlapped == [True]
 
 
-def _recorded_params(store: ClickHouseStore) -> list[tuple[str, dict[str, Any]]]:
-    """(text, parameters) of every statement ``store`` runs from now on."""
-    statements: list[tuple[str, dict[str, Any]]] = []
-    rows = store._rows
-
-    def recording(sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        statements.append((sql, dict(params or {})))
-        return rows(sql, params)
-
-    store._rows = recording  # type: ignore[method-assign]
-    return statements
-
-
 def test_a_picked_page_reads_its_traces_by_the_ids_it_was_picked_by(store: ClickHouseStore):
     # The pick has read the page's recent trace parts: the page's traces are read by
     # those ids, in one statement (their parts, their context use and whether the
@@ -135,7 +122,7 @@ def test_a_picked_page_reads_its_traces_by_the_ids_it_was_picked_by(store: Click
             project,
             [record(trace, trace, start=now_ms - trace * 1000, session=f"s{trace}", tokens=(3, 4))],
         )
-    statements = _recorded_params(store)
+    statements = recorded_with_params(store)
     page = store.list_sessions(project, SessionQuery(limit=50))
     assert [(s.session_id, s.trace_count, s.total_tokens) for s in page.items] == [
         ("s1", 1, 7),
@@ -163,7 +150,7 @@ def test_a_trace_the_pick_did_not_see_is_still_in_its_session(store: ClickHouseS
         start = now_ms - 3_600_000 + other * 1000
         store.write_spans(project, [record(other, other, start=start, session=f"o{other}")])
     store.write_spans(project, [record(99, 99, start=now_ms - 1000, session="long", tokens=(5, 2))])
-    statements = _recorded_params(store)
+    statements = recorded_with_params(store)
     page = store.list_sessions(project, SessionQuery(limit=1))
     (session,) = page.items
     assert (session.session_id, session.trace_count, session.total_tokens) == ("long", 2, 18)
@@ -188,7 +175,7 @@ def test_a_page_of_too_many_traces_to_name_reads_them_by_session(
         store.write_spans(
             project, [record(trace, trace, start=now_ms - trace * 1000, session="s", tokens=(1, 1))]
         )
-    statements = _recorded_params(store)
+    statements = recorded_with_params(store)
     (session,) = store.list_sessions(project, SessionQuery(limit=50)).items
     assert (session.session_id, session.trace_count, session.total_tokens) == ("s", 2, 4)
     reads = [params for sql, params in statements if "trace_parts_packed" in sql]

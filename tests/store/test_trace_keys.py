@@ -161,8 +161,10 @@ def everything(store: SQLiteStore, project: int) -> dict[str, Any]:
     }
 
 
-def test_a_store_from_before_0018_keeps_everything_and_deletes_exactly(tmp_path: Path):
-    path = tmp_path / "old.db"
+def a_store_with_history(path: Path) -> tuple[int, int, dict[str, Any]]:
+    """A closed store at ``path`` with two projects, the first with late spans, retries,
+    moved sessions and deletes, and chats that share a trace id with the second; the
+    first project's ``everything`` as it reads."""
     store = SQLiteStore(path)
     project = store.create_project("p").id
     other = store.create_project("q").id
@@ -173,8 +175,14 @@ def test_a_store_from_before_0018_keeps_everything_and_deletes_exactly(tmp_path:
     store.delete_traces(project, [f"{112:032x}"])
     before = everything(store, project)
     assert before["kiwis"] and before["answer107"] and before["in session"]
-    watermark = before["watermark"]
     store.close()
+    return project, other, before
+
+
+def test_a_store_from_before_0018_keeps_everything_and_deletes_exactly(tmp_path: Path):
+    path = tmp_path / "old.db"
+    project, other, before = a_store_with_history(path)
+    watermark = before["watermark"]
     _as_before_0018(path)
 
     store = SQLiteStore(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.store.test_metric_aggregates import history
-from tests.store.test_trace_keys import as_before_0019, chat, everything
+from tests.store.test_trace_keys import a_store_with_history, as_before_0019, chat, everything
 from threadline.server.model import SessionQuery, TraceQuery
 from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.store import SQLiteStore
@@ -128,18 +128,8 @@ def test_every_read_of_a_trace_by_its_id_goes_through_the_lookup_and_the_rowid(t
 
 def test_a_store_at_0018_keeps_everything_and_deletes_exactly_after_0019(tmp_path: Path):
     path = tmp_path / "old.db"
-    store = SQLiteStore(path)
-    project = store.create_project("p").id
-    other = store.create_project("q").id
-    history(store, project, 3)  # late spans, retries, moved sessions, deletes
-    for trace in range(101, 113):
-        store.write_spans(project, chat(trace, 3, f"chat-{trace % 3}", "kiwis"))
-    store.write_spans(other, chat(105, 2, "chat-1", "kiwis"))  # the same id elsewhere
-    store.delete_traces(project, [f"{112:032x}"])
-    before = everything(store, project)
-    assert before["kiwis"] and before["answer107"] and before["in session"]
+    project, other, before = a_store_with_history(path)
     watermark = before["watermark"]
-    store.close()
     as_before_0019(path)
     with sqlite3.connect(path) as conn:
         assert "sqlite_autoindex_traces_1" in _index_columns(conn)  # keyed by the id again
