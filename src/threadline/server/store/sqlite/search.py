@@ -315,25 +315,23 @@ def is_common(conn: sqlite3.Connection, search: SearchQuery) -> bool:
     return bool(found >= common_from)
 
 
-def _trace_matches_here(table: str, search: SearchQuery) -> tuple[str, list[Any]]:
-    """For a common query, checked row by row: the trace of ``table``'s row (a
-    ``traces`` row, keyed by its trace's key) has a matching span; the condition and
-    its arguments."""
+def _trace_matches_here(table: str) -> str:
+    """For a common query, checked row by row: the trace of ``table``'s row (a ``traces``
+    row, keyed by its trace's key) has a matching span (one ``?``: the MATCH expression)."""
     key = f"{table}.trace_key"
     return (
         "EXISTS (SELECT 1 FROM search_text WHERE search_text MATCH ? AND search_text.rowid"
         f" BETWEEN {key} * {_SPAN} AND {key} * {_SPAN} + {_SPAN - 1})"
-    ), [search.fts5()]
+    )
 
 
-def _matching_traces(search: SearchQuery, column: str = "trace_id") -> tuple[str, list[Any]]:
-    """For a rare query, found once: the project's traces with a matching span, their
-    ``column`` (the id, or the key) (the query's first ``?``: the project), and the
-    arguments after the project."""
+def _matching_traces(column: str = "trace_id") -> str:
+    """For a rare query, found once: the ``column`` (the id, or the key) of the project's
+    traces with a matching span (``?``: the project, the MATCH expression)."""
     return (
         f"SELECT {column} FROM trace_keys WHERE project_id = ? AND key IN"
         " (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?)"
-    ), [search.fts5()]
+    )
 
 
 # The trace of a project whose id is given (``?``: the project, the id), if stored.
@@ -349,8 +347,7 @@ def found_traces(
         return None
     found = [row[0] for row in conn.execute(_TRACE_NAMED, (project_id, text.strip().lower()))]
     if not search.empty:
-        matching, matching_args = _matching_traces(search)
-        found += [row[0] for row in conn.execute(matching, (project_id, *matching_args))]
+        found += [row[0] for row in conn.execute(_matching_traces(), (project_id, search.fts5()))]
     return sorted(set(found))
 
 
@@ -358,7 +355,7 @@ def trace_condition(search: SearchQuery) -> tuple[str, list[Any]]:
     """For a common query, a condition on a ``traces`` row: a span of it matches (a
     trace named by its id is found by ``found_traces``'s query: a common query is a
     word, which an id is not)."""
-    return _trace_matches_here("traces", search)
+    return _trace_matches_here("traces"), [search.fts5()]
 
 
 def _named_sessions(conn: sqlite3.Connection, project_id: int, text: str) -> list[str]:
@@ -383,13 +380,12 @@ def found_sessions(
         return None
     found = _named_sessions(conn, project_id, text)
     if not search.empty:
-        matching, matching_args = _matching_traces(search, "key")
         found += [
             row[0]
             for row in conn.execute(
-                f"SELECT DISTINCT session_id FROM traces WHERE trace_key IN ({matching})"
-                " AND session_id IS NOT NULL",
-                (project_id, *matching_args),
+                "SELECT DISTINCT session_id FROM traces WHERE trace_key IN"
+                f" ({_matching_traces('key')}) AND session_id IS NOT NULL",
+                (project_id, search.fts5()),
             )
         ]
     return sorted(set(found))
@@ -401,13 +397,12 @@ def session_condition(
     """For a common query, a condition on a ``sessions`` row: its id holds ``text`` (as
     typed, any ASCII case), or a span of one of its traces matches."""
     named = "SELECT session_id FROM sessions WHERE project_id = ? AND session_id LIKE ? ESCAPE '\\'"
-    matches, match_args = _trace_matches_here("traces", search)
     where = (
         f"(sessions.session_id IN ({named}) OR EXISTS (SELECT 1 FROM traces"
         " WHERE traces.project_id = sessions.project_id"
-        " AND traces.session_id = sessions.session_id AND " + matches + "))"
+        " AND traces.session_id = sessions.session_id AND " + _trace_matches_here("traces") + "))"
     )
-    return where, [project_id, _like(text), *match_args]
+    return where, [project_id, _like(text), search.fts5()]
 
 
 # --- relevance -------------------------------------------------------------------------
