@@ -34,7 +34,9 @@ _ENTRY_NUMBERS = ((0, 2), (0,))
 def merged(rollups: Sequence[str], labels: Sequence[str]) -> tuple[Any, ...]:
     """(start, end, span count, error count, root, first session, first user, first
     input, last output, amounts, tag entries, metadata entries) of a trace's parts, each
-    pick and entry a tuple, as ``trace_parts_by_id``'s merged columns give them."""
+    pick and entry a tuple, as ``trace_parts_by_id``'s merged columns give them. The
+    amounts and entries are lists in no particular order, as ClickHouse's array unions
+    are: their readers sort them."""
     parts = [json.loads(part) for part in rollups]
     spans: set[str] = set()
     errors: set[str] = set()
