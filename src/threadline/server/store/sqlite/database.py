@@ -3,7 +3,8 @@
 One writer connection behind a lock does every write (in a server, from its one
 writer thread: ingest/writer.py; a CLI command writing meanwhile waits on SQLite's own
 lock); readers take connections from a
-small pool and, thanks to WAL, never wait for the writer. The other parts of
+small pool and, thanks to WAL, never wait for the writer; each read is one snapshot
+(``_read``). The other parts of
 ``SQLiteStore`` (span_writes.py, reads.py, access.py, transfer.py, evaluations.py)
 read and write through ``_read`` and ``_transaction`` of this class.
 """
@@ -82,14 +83,27 @@ class Database:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
+        """A reader connection in a read transaction of its own: every statement of the
+        read sees the one committed state its first statement saw (a session's rollup
+        and its traces, a page and its score summaries agree), whatever the writer
+        commits meanwhile.
+
+        The snapshot lasts until the ``with`` ends, and while it lasts a truncating
+        checkpoint (wal.py) waits for it, holding back the writer: a read holds it for
+        one call of the store, whose result it reads whole, never across a yield to a
+        caller (a streamed export reads each batch in a snapshot of its own), and
+        leaves no cursor unfinished behind it (an open statement keeps its snapshot).
+        """
         try:
             conn = self._readers.get_nowait()
         except queue.Empty:
             conn = self._connect()
+        # Deferred: the snapshot is taken by the first SELECT, and nothing is locked.
+        conn.execute("BEGIN")
         try:
             yield conn
         finally:
-            if self._readers.qsize() < _READERS:
+            if _ended(conn) and self._readers.qsize() < _READERS:
                 self._readers.put(conn)
             else:
                 conn.close()
@@ -133,6 +147,18 @@ class Database:
                 self._readers.get_nowait().close()
             except queue.Empty:
                 break
+
+
+def _ended(conn: sqlite3.Connection) -> bool:
+    """End a read's transaction (it wrote nothing: a rollback ends it as a commit
+    would); False if that failed, and the connection must not be handed out again."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        log.exception("ending a read transaction failed")
+        return False
+    return not conn.in_transaction
 
 
 def migrate(conn: sqlite3.Connection) -> None:

@@ -110,33 +110,30 @@ class _Sql:
 def read(
     conn: sqlite3.Connection, project_id: int, query: MetricsQuery, span: Range
 ) -> MetricsRows:
-    """The aggregates ``store.metrics.build`` needs, read in one snapshot: from the
-    per-bucket aggregates when they serve the query, else from the rollups."""
+    """The aggregates ``store.metrics.build`` needs, from the per-bucket aggregates
+    when they serve the query, else from the rollups; ``conn`` is a read's, whose
+    statements see one snapshot (database.py), so the figures agree."""
     sql = _Sql(project_id, query, span)
     s_where, s_args = sql.session_filters()
-    conn.execute("BEGIN")
-    try:
-        if metric_aggregates.serves(query):
-            rows = metric_aggregates.read(conn, project_id, query, span)
-        else:
-            rows = _read_rollups(conn, sql)
-        rows.scores = _scores(conn, sql)
-        top = "SELECT session_id, start_ns, trace_count, error_count, cost_usd FROM sessions"
-        rows.top_sessions_by_cost = conn.execute(
-            # Read down the cost index (0002), stopping at the tenth in the range, rather
-            # than sorting every session of the range.
-            f"{top} INDEXED BY sessions_by_cost WHERE {' AND '.join(s_where)} AND cost_usd > 0"
-            " ORDER BY COALESCE(cost_usd, -1.0) DESC, session_id DESC LIMIT ?",
-            [*s_args, TOP_ROWS],
-        ).fetchall()
-        rows.top_sessions_by_errors = conn.execute(
-            # The sessions with an error have an index of their own (0010): few are read.
-            f"{top} INDEXED BY sessions_by_errors_for_metrics WHERE {' AND '.join(s_where)}"
-            " AND error_count > 0 ORDER BY error_count DESC, session_id DESC LIMIT ?",
-            [*s_args, TOP_ROWS],
-        ).fetchall()
-    finally:
-        conn.execute("COMMIT")
+    if metric_aggregates.serves(query):
+        rows = metric_aggregates.read(conn, project_id, query, span)
+    else:
+        rows = _read_rollups(conn, sql)
+    rows.scores = _scores(conn, sql)
+    top = "SELECT session_id, start_ns, trace_count, error_count, cost_usd FROM sessions"
+    rows.top_sessions_by_cost = conn.execute(
+        # Read down the cost index (0002), stopping at the tenth in the range, rather
+        # than sorting every session of the range.
+        f"{top} INDEXED BY sessions_by_cost WHERE {' AND '.join(s_where)} AND cost_usd > 0"
+        " ORDER BY COALESCE(cost_usd, -1.0) DESC, session_id DESC LIMIT ?",
+        [*s_args, TOP_ROWS],
+    ).fetchall()
+    rows.top_sessions_by_errors = conn.execute(
+        # The sessions with an error have an index of their own (0010): few are read.
+        f"{top} INDEXED BY sessions_by_errors_for_metrics WHERE {' AND '.join(s_where)}"
+        " AND error_count > 0 ORDER BY error_count DESC, session_id DESC LIMIT ?",
+        [*s_args, TOP_ROWS],
+    ).fetchall()
     return rows
 
 
