@@ -7,9 +7,9 @@ in this process (no server): for A/B pairs of two stores written by the same wor
 Opens the store (a store an older version of the code wrote is migrated when the newer
 one opens it: copy it first), picks its newest sessions and their traces, and prints
 p50/p95 in ms of: the sessions list (50), a session's detail, a trace's detail (its
-spans read by trace id), the bulk export's JSON of 50 traces, and a search of the
-traces list. Cold reads are the OS page cache's: run each store twice, alternating.
-A benchmark, not a test.
+spans read by trace id), the bulk export's JSON of 50 traces, 100 reads of the live
+feed's watermark (one statement each), and a search of the traces list. Cold reads are
+the OS page cache's: run each store twice, alternating. A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ def main() -> None:
             ],
             "trace detail": [lambda t=t: store.get_trace(project, t) for t in ids],
             "50 traces' JSON": [lambda: store.trace_details_json(project, ids) for _ in range(10)],
+            # The smallest read, one statement: what a read's own transaction adds.
+            "100 watermarks": [
+                lambda: [store.live_watermark(project) for _ in range(100)] for _ in range(n)
+            ],
             "traces search": [
                 lambda: store.list_traces(project, TraceQuery(q="error", limit=50))
                 for _ in range(10)
