@@ -18,6 +18,15 @@ workers' sum; and the server process's file reads and writes a span (``/proc/PID
 ``pread`` calls are SQLite page-cache misses, the bytes written are the WAL's and the
 checkpoints'), so that a rise in CPU can be put down to the B-trees outgrowing the cache.
 
+Why a window is slow, per window: the largest size the WAL reached (sampled every 0.2
+s) and how many times it was started over (its header's checkpoint counter: each
+``TRUNCATE`` or ``RESTART`` checkpoint that emptied it); the search index's segments by
+level (FTS5's structure record, ``search_text_data`` row 10: ``segments[*]`` a level,
+``*`` where a merge into the next level is under way) and its pages in all; and the
+file traffic of the server process's two threads that do most of it, named by
+``py-spy dump`` when it is at hand (the writer's reads are its page-cache misses, the
+checkpointer's writes the pages it copies into the database file).
+
 ``--data-dir`` keeps the store (it must be empty or absent) for later looks at it (page
 counts per index with ``dbstat``) or later runs; by default it is a temporary directory.
 
@@ -30,6 +39,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import shutil
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -81,6 +93,114 @@ def _io_counters(pid: int) -> dict[str, int]:
     return {name: int(value) for name, value in (line.split(": ") for line in lines)}
 
 
+def _thread_io(pid: int) -> dict[int, tuple[int, int, int]]:
+    """Each thread's read calls, bytes read and bytes written so far, by thread id."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            lines = (task / "io").read_text().splitlines()
+        except OSError:
+            continue
+        io = {name: int(value) for name, value in (line.split(": ") for line in lines)}
+        found[int(task.name)] = (io["syscr"], io["rchar"], io["wchar"])
+    return found
+
+
+def _thread_names(pid: int) -> dict[int, str]:
+    """The Python names of a process's threads by thread id (``py-spy dump``), or none."""
+    spy = shutil.which("py-spy") or "/work/tools/bin/py-spy"
+    try:
+        out = subprocess.run(
+            [spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    names = {}
+    for line in out.splitlines():
+        # Thread 10398 (idle): "threadline-writer"
+        if line.startswith("Thread ") and '"' in line:
+            tid = line.split()[1]
+            if tid.isdigit():
+                names[int(tid)] = line.split('"')[1].removeprefix("threadline-")
+    return names
+
+
+def _busiest_io(
+    before: dict[int, tuple[int, int, int]],
+    after: dict[int, tuple[int, int, int]],
+    names: dict[int, str],
+    spans: int,
+) -> str:
+    """The two threads that read and wrote the most: name, read calls, KB read and KB
+    written, a span."""
+    spent = {
+        tid: tuple(b - a for a, b in zip(before.get(tid, (0, 0, 0)), now, strict=True))
+        for tid, now in after.items()
+    }
+    top = sorted(spent.items(), key=lambda item: item[1][1] + item[1][2], reverse=True)[:2]
+    return "  ".join(
+        f"{names.get(tid, tid)} {calls / spans:.1f}/{read / spans / 1024:.1f}/"
+        f"{written / spans / 1024:.1f}"
+        for tid, (calls, read, written) in top
+    )
+
+
+def _wal_header(path: Path) -> tuple[int, int]:
+    """The WAL's size and its checkpoint counter (bumped each time it starts over); 0, -1
+    when it is empty."""
+    try:
+        with path.open("rb") as wal:
+            header = wal.read(16)
+            size = path.stat().st_size
+    except OSError:
+        return 0, -1
+    return size, int.from_bytes(header[12:16], "big") if len(header) == 16 else -1
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    """SQLite's varint (as FTS5 writes them) at ``data[i]``: its value, the next offset."""
+    value = 0
+    for n in range(9):
+        byte = data[i + n]
+        if n == 8:
+            return (value << 8) | byte, i + 9
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, i + n + 1
+    raise AssertionError("unreachable")
+
+
+def _fts5_levels(conn: sqlite3.Connection) -> str:
+    """The search index's segments by level and its pages in all, from FTS5's structure
+    record (fts5_index.c, ``fts5StructureDecode``; checked against SQLite 3.51's records,
+    whose every byte it reads): ``3/8*/1 (41,210 p)``, ``*`` where a level's segments
+    are being merged into the next (the pages of a merge's inputs not yet taken are
+    counted)."""
+    row = conn.execute("SELECT block FROM search_text_data WHERE id = 10").fetchone()
+    if row is None:
+        return "-"
+    data: bytes = row[0]
+    i, v2 = 4, data[4:8] == b"\xff\x00\x00\x01"
+    i += 4 if v2 else 0
+    levels, i = _varint(data, i)
+    _, i = _varint(data, i)  # segments in all
+    _, i = _varint(data, i)  # write counter
+    shown, pages = [], 0
+    for _ in range(levels):
+        merging, i = _varint(data, i)
+        segments, i = _varint(data, i)
+        for _ in range(segments):
+            _, i = _varint(data, i)  # segment id
+            first, i = _varint(data, i)
+            last, i = _varint(data, i)
+            pages += last - first + 1
+            if v2:
+                for _ in range(5):  # origins, tombstone pages and entries, entries
+                    _, i = _varint(data, i)
+        shown.append(f"{segments}{'*' if merging else ''}")
+    return f"{'/'.join(shown)} ({pages:,} p)"
+
+
 def _where_cpu_went(
     server_pid: int,
     before: dict[tuple[int, int], float],
@@ -127,12 +247,20 @@ def main() -> None:
             data_dir.mkdir(parents=True, exist_ok=True)
         process, base_url, key = start_server(data_dir, args.workers)
         wait_settled(process.pid)
+        names = _thread_names(process.pid)
+        index = sqlite3.connect(
+            f"file:{data_dir / 'threadline.db'}?mode=ro", uri=True, check_same_thread=False
+        )
+        stack.callback(index.close)
+        wal_path = data_dir / "threadline.db-wal"
         stop_at = time.monotonic() + args.max_minutes * 60
         sent = 0
         lock = threading.Lock()
         print(
             "    spans   window spans/s   server CPU µs/span   RSS MB now   data dir MB"
-            "   top 3 threads  workers   preads  KB read  KB written  (a span)",
+            "   top 3 threads  workers   preads  KB read  KB written  (a span)"
+            "   WAL max MB  restarts   index levels (pages)   busiest file threads"
+            " (read calls/KB read/KB written a span)",
             flush=True,
         )
 
@@ -153,15 +281,29 @@ def main() -> None:
             mark_cpu = tree_cpu_seconds(process.pid)
             mark_threads = thread_cpu_seconds([process.pid, *descendants(process.pid)])
             mark_io = _io_counters(process.pid)
+            mark_thread_io = _thread_io(process.pid)
+            wal_max, mark_counter = _wal_header(wal_path)
+            restarts = 0
             while not finished.wait(0.2):
                 with lock:
                     now_sent = sent
+                wal_size, counter = _wal_header(wal_path)
+                wal_max = max(wal_max, wal_size)
+                if counter >= 0:
+                    if mark_counter >= 0:
+                        restarts += counter - mark_counter
+                    mark_counter = counter
                 if now_sent - mark_spans < args.window:
                     continue
                 now, cpu = time.perf_counter(), tree_cpu_seconds(process.pid)
                 spans = now_sent - mark_spans
                 threads = thread_cpu_seconds([process.pid, *descendants(process.pid)])
                 io = _io_counters(process.pid)
+                thread_io = _thread_io(process.pid)
+                try:
+                    levels = _fts5_levels(index)
+                except sqlite3.Error as error:  # busy at the moment: said, not fatal
+                    levels = f"({error})"
                 size = sum(f.stat().st_size for f in data_dir.iterdir() if f.is_file())
                 print(
                     f"{now_sent:>9,}{spans / (now - mark_time):>17,.0f}"
@@ -170,11 +312,14 @@ def main() -> None:
                     f"    {_where_cpu_went(process.pid, mark_threads, threads, spans)}"
                     f"{(io.get('syscr', 0) - mark_io.get('syscr', 0)) / spans:>9.1f}"
                     f"{(io.get('rchar', 0) - mark_io.get('rchar', 0)) / spans / 1024:>9.1f}"
-                    f"{(io.get('wchar', 0) - mark_io.get('wchar', 0)) / spans / 1024:>12.1f}",
+                    f"{(io.get('wchar', 0) - mark_io.get('wchar', 0)) / spans / 1024:>12.1f}"
+                    f"{wal_max / 1e6:>13.0f}{restarts:>10}   {levels:>22}   "
+                    f"{_busiest_io(mark_thread_io, thread_io, names, spans)}",
                     flush=True,
                 )
                 mark_spans, mark_time, mark_cpu = now_sent, now, cpu
-                mark_threads, mark_io = threads, io
+                mark_threads, mark_io, mark_thread_io = threads, io, thread_io
+                wal_max, restarts = wal_size, 0
 
         reporter = threading.Thread(target=report, daemon=True)
         reporter.start()
