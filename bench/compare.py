@@ -24,10 +24,10 @@ prints, as medians over ``--repeat`` runs:
 - sessions list, session detail and trace detail latency p50/p95 through the API;
 - peak RSS of the server's process tree, and bytes on disk per span after a clean stop;
 
-and the ratio Threadline / Phoenix of each. It also measures a raw-engine ceiling: the
-same spans, decoded and normalised once by Threadline (untimed), inserted into a fresh
-SQLite file by a minimal loop (512 rows per ``executemany``, one transaction each, WAL,
-``synchronous=NORMAL``), and Threadline's durable ingest as a fraction of it.
+and the ratio Threadline / Phoenix of each. It also measures the raw SQLite ceiling of
+``sqlite_ceiling.py`` (the same spans made ready once as Threadline's workers make them,
+untimed, then their rows written by one thread into the store's own ``spans`` table, one
+export of 512 spans a transaction), and Threadline's durable ingest as a fraction of it.
 
 It is a benchmark, not a test: it prints numbers and does not fail on timing. A server
 that does not finish within the time limits is reported as such. Every server it starts
@@ -57,7 +57,8 @@ from threadline.server.store.sqlite.driver import sqlite3
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-import workload  # noqa: E402 - found through the path set just above
+import sqlite_ceiling  # noqa: E402 - found through the path set just above
+import workload  # noqa: E402
 from server import (  # noqa: E402 - the helpers bench/server.py shares
     descendants,
     free_port,
@@ -582,57 +583,6 @@ def run_server(
     return result
 
 
-# --------------------------------------------------------------------------- raw engine
-
-
-def raw_rows(bodies: list[workload.Batch]) -> list[list[tuple]]:
-    """Threadline's own decode + normalise + rows, once, untimed: the rows it writes."""
-    from threadline.server.ingest.decode import PROTOBUF as DECODE_PROTOBUF
-    from threadline.server.ingest.decode import decode_request
-    from threadline.server.ingest.normalize import normalize_request
-    from threadline.server.jsontext import dumps
-    from threadline.server.store.rows import span_row
-    from threadline.server.store.sqlite import payloads
-
-    records = [
-        record
-        for batch in bodies
-        for record in normalize_request(decode_request(batch.body, DECODE_PROTOBUF)).spans
-    ]
-    # Packed as the server packs them: with a dictionary trained on the first payloads.
-    first = payloads.Packer()
-    for record in records[: payloads.TRAIN_AFTER]:
-        first.pack(record.input)
-        first.pack(record.output)
-    packer = payloads.Packer(payloads.train(first.samples or []))
-    return [span_row(1, r, dumps(r.resource), packer.pack) for r in records]
-
-
-def raw_engine(rows: list[tuple], tmp: Path, batch: int = 512) -> float:
-    """Spans/s of a minimal insert loop into a fresh SQLite file."""
-    from threadline.server.store.columns import SPANS
-
-    columns = SPANS.names
-    # The spans alone, keyed as the store keyed them before trace keys (migration 0018).
-    marks = ", ".join("?" * len(columns))
-    raw_insert = f"INSERT OR IGNORE INTO spans ({', '.join(columns)}) VALUES ({marks})"
-    path = tmp / "raw.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(
-        f"CREATE TABLE spans ({', '.join(columns)}, PRIMARY KEY (project_id, trace_id, span_id))"
-    )
-    started = time.perf_counter()
-    for i in range(0, len(rows), batch):
-        conn.execute("BEGIN")
-        conn.executemany(raw_insert, rows[i : i + batch])
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return len(rows) / elapsed
-
-
 # --------------------------------------------------------------------------- phoenix env
 
 
@@ -801,7 +751,9 @@ def side_by_side(args: argparse.Namespace) -> None:
         f"protobuf per span, {args.senders} concurrent senders, {args.repeat} run(s)",
         flush=True,
     )
-    rows = raw_rows(bodies)
+    # The raw ceiling's exports, made ready once (sqlite_ceiling.py), kept for the runs.
+    ceiling_dir = tempfile.TemporaryDirectory(prefix="compare-raw-")
+    ready = sqlite_ceiling.make_ready(bodies, Path(ceiling_dir.name))
     ui_queries = phoenix_ui_queries(python)
     missing = [name for name in _UI_QUERIES if name not in ui_queries]
     if missing:
@@ -830,10 +782,10 @@ def side_by_side(args: argparse.Namespace) -> None:
                 + f"  (load {loadavg()})",
                 flush=True,
             )
-        with tempfile.TemporaryDirectory(prefix="compare-raw-") as tmp:
-            raw.append(raw_engine(rows, Path(tmp)))
+        raw.append(sqlite_ceiling.raw_rate(ready, 1))
         print(f"run {run + 1} raw SQLite  {raw[-1]:,.0f} spans/s", flush=True)
 
+    ceiling_dir.cleanup()
     t, p = results["Threadline"], results["Phoenix"]
 
     def pair(get: Callable[[RunResult], float | None]) -> tuple[float | None, float | None]:
@@ -920,8 +872,8 @@ def side_by_side(args: argparse.Namespace) -> None:
     t_durable = table[0][1]
     print()
     print(
-        f"raw SQLite ceiling (same rows, executemany of 512 per transaction, WAL, "
-        f"synchronous=NORMAL): {raw_median:,.0f} spans/s (runs: "
+        f"raw SQLite ceiling (sqlite_ceiling.py: the rows as the workers make them into "
+        f"the store's spans table, 512 a transaction): {raw_median:,.0f} spans/s (runs: "
         f"{', '.join(f'{v:,.0f}' for v in raw)})"
     )
     print(

@@ -21,6 +21,14 @@ process, behind a minimal HTTP endpoint that runs one statement at a time) as th
 ClickHouse server: it checks the ClickHouse store end to end where no ClickHouse server
 can be installed, but its numbers are not a ClickHouse server's (see benchmarks.md).
 
+``--ceiling`` also measures, in the same run, the raw SQLite ceiling of the same exports
+(``sqlite_ceiling.py`` defines it: the span rows as the workers make them, prepared
+beforehand, written by one thread into the store's own ``spans`` table with its index,
+pragmas and checkpointer, as many exports a transaction as the server committed) and
+prints the durable rate as a share of it, over ``--repeat`` pairs that alternate the two
+arms (server, ceiling, ceiling, server, ...). Beside it, the store's whole write
+transaction (search index and rollups too) on the same exports from one thread.
+
 It is a benchmark, not a test: it prints numbers and fails only if the data is wrong.
 """
 
@@ -314,7 +322,16 @@ def main() -> None:
         action="store_true",
         help="the ClickHouse store on a chDB endpoint started for the run",
     )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also measure the raw SQLite ceiling of the same exports (sqlite_ceiling.py) "
+        "and print the server's share of it, in --repeat pairs alternating the arms",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="pairs with --ceiling")
     args = parser.parse_args()
+    if args.ceiling and (args.store or args.chdb):
+        raise SystemExit("--ceiling is SQLite's: not with --store or --chdb")
     chdb = start_chdb() if args.chdb else None
     if chdb is not None:
         args.store = f"clickhouse://default:@127.0.0.1:{chdb[1]}/bench"
@@ -324,6 +341,27 @@ def main() -> None:
     wire = sum(len(b.body) for b in bodies)
     print(f"{len(bodies)} exports, {wire / args.spans:.0f} bytes of protobuf per span")
 
+    if args.ceiling:
+        ceiling_pairs(args, bodies)
+    else:
+        serve_once(args, bodies, chdb)
+
+
+@dataclass
+class Served:
+    """What ``serve_once`` measured that the ceiling's pairs use."""
+
+    rate: float  # durable spans/s
+    exports_per_transaction: float  # the writer's mean group (1 if not said)
+
+
+def serve_once(
+    args: argparse.Namespace,
+    bodies: list[workload.Batch],
+    chdb: tuple[subprocess.Popen[bytes], int] | None,
+) -> Served:
+    """One server on a fresh store: the ingest timed, checked, the reads timed; prints
+    every figure."""
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp:
         data_dir = Path(tmp)
         process, base_url, key = start_server(data_dir, args.workers, args.store)
@@ -466,6 +504,56 @@ def main() -> None:
     if chdb is not None:
         print(f"chDB endpoint peak RSS: {engine_rss:.0f} MB")
     print(f"disk:                  {disk / args.spans:,.0f} bytes per span ({disk / 1e6:.0f} MB)")
+    return Served(
+        args.spans / elapsed,
+        health["exports_written"] / health["write_transactions"]
+        if health.get("write_transactions")
+        else 1.0,
+    )
+
+
+def ceiling_pairs(args: argparse.Namespace, bodies: list[workload.Batch]) -> None:
+    """``--repeat`` pairs of a server run and the raw SQLite ceiling of the same exports
+    (server, ceiling; then ceiling, server; ...), and the server's share of the ceiling.
+    The ceiling commits as many exports a transaction as the last server run did on
+    average, so the first pair starts with the server."""
+    import sqlite_ceiling
+
+    with tempfile.TemporaryDirectory(prefix="threadline-ceiling-") as tmp:
+        print("preparing the exports as the workers do (untimed) ...", flush=True)
+        ready = sqlite_ceiling.make_ready(bodies, Path(tmp))
+        served: list[float] = []
+        ceilings: list[float] = []
+        group = 1
+        for run in range(args.repeat):
+            for arm in ("server", "ceiling") if run % 2 == 0 else ("ceiling", "server"):
+                if arm == "server":
+                    result = serve_once(args, bodies, None)
+                    served.append(result.rate)
+                    group = max(1, round(result.exports_per_transaction))
+                    print(f"[pair {run + 1}] server {result.rate:,.0f} spans/s (load {_load()})")
+                    continue
+                raw = sqlite_ceiling.raw_rate(ready, group)
+                writer = sqlite_ceiling.writer_rate(ready, group)
+                ceilings.append(raw)
+                print(
+                    f"[pair {run + 1}] raw SQLite ceiling {raw:,.0f} spans/s, the store's whole "
+                    f"write transaction alone {writer:,.0f} spans/s ({group} exports a "
+                    f"transaction, one thread; load {_load()})",
+                    flush=True,
+                )
+        shares = [rate / ceiling for rate, ceiling in zip(served, ceilings, strict=True)]
+        print(
+            f"durable ingest as a share of the raw SQLite ceiling, by pair: "
+            f"{', '.join(f'{share:.0%}' for share in shares)} "
+            f"(median {statistics.median(shares):.0%}; server "
+            f"{', '.join(f'{r:,.0f}' for r in served)}, ceiling "
+            f"{', '.join(f'{c:,.0f}' for c in ceilings)} spans/s)"
+        )
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def start_chdb() -> tuple[subprocess.Popen[bytes], int]:
