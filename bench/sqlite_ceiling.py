@@ -99,6 +99,18 @@ def make_ready(bodies: Sequence[workload.Batch], directory: Path) -> Ready:
     )
 
 
+def span_rows(ready: Ready) -> list[list[object]]:
+    """The prepared exports' span rows, in order, without their trace keys (the columns of
+    ``store.columns.SPANS``)."""
+    batches: list[SpanBatch] = pickle.loads(ready.answers)
+    found: list[list[object]] = []
+    for batch in batches:
+        assert isinstance(batch.prepared, PreparedSpans)
+        for trace_rows in batch.prepared.rows.values():
+            found += trace_rows
+    return found
+
+
 def raw_rate(ready: Ready, group: int) -> float:
     """Spans/s of the raw ceiling: the prepared rows alone into the store's ``spans``,
     ``group`` exports a transaction."""
