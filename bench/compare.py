@@ -782,7 +782,7 @@ def side_by_side(args: argparse.Namespace) -> None:
                 + f"  (load {loadavg()})",
                 flush=True,
             )
-        raw.append(sqlite_ceiling.raw_rate(ready, 1))
+        raw.append(sqlite_ceiling.raw_rate(ready, 1).spans_per_s)
         print(f"run {run + 1} raw SQLite  {raw[-1]:,.0f} spans/s", flush=True)
 
     ceiling_dir.cleanup()

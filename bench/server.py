@@ -352,6 +352,7 @@ class Served:
     """What ``serve_once`` measured that the ceiling's pairs use."""
 
     rate: float  # durable spans/s
+    cpu_us: float  # the server's CPU a span during ingest, all of its processes
     exports_per_transaction: float  # the writer's mean group (1 if not said)
 
 
@@ -506,6 +507,7 @@ def serve_once(
     print(f"disk:                  {disk / args.spans:,.0f} bytes per span ({disk / 1e6:.0f} MB)")
     return Served(
         args.spans / elapsed,
+        sum(map(sum, per_process.values())),
         health["exports_written"] / health["write_transactions"]
         if health.get("write_transactions")
         else 1.0,
@@ -531,15 +533,19 @@ def ceiling_pairs(args: argparse.Namespace, bodies: list[workload.Batch]) -> Non
                     result = serve_once(args, bodies, None)
                     served.append(result.rate)
                     group = max(1, round(result.exports_per_transaction))
-                    print(f"[pair {run + 1}] server {result.rate:,.0f} spans/s (load {_load()})")
+                    print(
+                        f"[pair {run + 1}] server {result.rate:,.0f} spans/s, "
+                        f"{result.cpu_us:.0f} µs of CPU a span (load {_load()})"
+                    )
                     continue
                 raw = sqlite_ceiling.raw_rate(ready, group)
                 writer = sqlite_ceiling.writer_rate(ready, group)
-                ceilings.append(raw)
+                ceilings.append(raw.spans_per_s)
                 print(
-                    f"[pair {run + 1}] raw SQLite ceiling {raw:,.0f} spans/s, the store's whole "
-                    f"write transaction alone {writer:,.0f} spans/s ({group} exports a "
-                    f"transaction, one thread; load {_load()})",
+                    f"[pair {run + 1}] raw SQLite ceiling {raw.spans_per_s:,.0f} spans/s, "
+                    f"{raw.cpu_us:.1f} µs a span; the store's whole write transaction alone "
+                    f"{writer.spans_per_s:,.0f} spans/s, {writer.cpu_us:.1f} µs a span "
+                    f"({group} exports a transaction, one thread; load {_load()})",
                     flush=True,
                 )
         shares = [rate / ceiling for rate, ceiling in zip(served, ceilings, strict=True)]
