@@ -22,7 +22,6 @@ being merged into the next). A benchmark, not a test: it prints numbers.
 from __future__ import annotations
 
 import argparse
-import sqlite3 as plain_sqlite3
 import sys
 import time
 from pathlib import Path
@@ -84,7 +83,9 @@ def main() -> None:
     conn.execute(
         "INSERT INTO search_text (search_text, rank) VALUES ('automerge', ?)", (args.automerge,)
     )
-    structure = plain_sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    # The same SQLite library as the writer's: two in one process would undo each
+    # other's file locks (closing a file drops every lock the process holds on it).
+    structure = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     wal = Path(f"{path}-wal")
     print(
         "    spans  transactions  CPU µs/span  reads/span  KB read  KB written  wall s"
