@@ -17,7 +17,9 @@ The server without the index runs with ``bench/without_search_index`` on its
 and its worker processes). Printed: each round's spans/s and the CPU per span of the
 server's processes and of its busiest thread, the writer (read from ``/proc``), each pair's shares
 (rate; spans per CPU second, which a shared machine's other jobs disturb far less), and
-their medians.
+their medians. ``--also <checkout>/src`` adds a third arm to each pair, that checkout's
+server with the index (an A/B of the index's code against the same rounds without it;
+the arms' order reverses pair by pair).
 """
 
 from __future__ import annotations
@@ -69,13 +71,21 @@ CORPORA = {
 
 
 def one_round(
-    index: bool, bodies: list[workload.Batch], probe: str, senders: int, workers: int
+    index: bool,
+    bodies: list[workload.Batch],
+    probe: str,
+    senders: int,
+    workers: int,
+    source: str | None = None,
 ) -> Round:
-    """One fresh server's ingest of ``bodies``."""
+    """One fresh server's ingest of ``bodies`` (its code from ``source``, a checkout's
+    ``src``, when given)."""
     spans = sum(body.spans for body in bodies)
     saved = os.environ.get("PYTHONPATH", "")
+    first = [source] if source else []
     if not index:
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(WITHOUT), saved) if p)
+        first.append(str(WITHOUT))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (*first, saved) if p)
     try:
         with tempfile.TemporaryDirectory(prefix="threadline-search-server-") as tmp:
             process, base_url, key = start_server(Path(tmp), workers)
@@ -118,6 +128,10 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--corpus", choices=sorted(CORPORA), default="workload")
+    parser.add_argument(
+        "--also",
+        help="another checkout's src: its server, with the index, is a third arm of each pair",
+    )
     args = parser.parse_args()
     make, probe = CORPORA[args.corpus]
     bodies = list(make(args.round_spans, args.batch))
@@ -126,34 +140,42 @@ def main() -> None:
         f" {sum(len(b.body) for b in bodies) / sum(b.spans for b in bodies):,.0f} bytes a span",
         flush=True,
     )
-    shares: dict[str, list[float]] = {"rate": [], "cpu": [], "writer": []}
+    # Each arm: its name, whether the server indexes, the checkout whose code it runs.
+    arms: list[tuple[str, bool, str | None]] = [("with the index", True, None)]
+    if args.also:
+        arms.append(("with, --also", True, args.also))
+    arms.append(("without", False, None))
+    shares: dict[str, dict[str, list[float]]] = {
+        name: {"rate": [], "cpu": [], "writer": []} for name, index, _ in arms if index
+    }
     for pair in range(args.pairs):
-        order = (True, False) if pair % 2 == 0 else (False, True)
+        order = arms if pair % 2 == 0 else arms[::-1]
         rounds = {}
-        for index in order:
-            rounds[index] = one_round(index, bodies, probe, args.senders, args.workers)
-            side = "with the index" if index else "without"
-            r = rounds[index]
+        for name, index, source in order:
+            rounds[name] = r = one_round(index, bodies, probe, args.senders, args.workers, source)
             print(
-                f"  {side:15s} {r.rate:7.0f} spans/s; CPU {r.cpu_us:6.1f} µs/span,"
+                f"  {name:15s} {r.rate:7.0f} spans/s; CPU {r.cpu_us:6.1f} µs/span,"
                 f" writer thread {r.writer_us:6.1f}",
                 flush=True,
             )
-        with_, without = rounds[True], rounds[False]
-        shares["rate"].append(with_.rate / without.rate)
-        # A share of CPU: how many spans a CPU second ingests with the index, against
-        # without (the same as the rate's share where the CPU is the bound).
-        shares["cpu"].append(without.cpu_us / with_.cpu_us)
-        shares["writer"].append(without.writer_us / with_.writer_us)
+        without = rounds["without"]
+        for name, arm in shares.items():
+            with_ = rounds[name]
+            arm["rate"].append(with_.rate / without.rate)
+            # A share of CPU: how many spans a CPU second ingests with the index, against
+            # without (the same as the rate's share where the CPU is the bound).
+            arm["cpu"].append(without.cpu_us / with_.cpu_us)
+            arm["writer"].append(without.writer_us / with_.writer_us)
+            print(
+                f"pair {pair + 1}, {name}: rate {arm['rate'][-1]:.1%}, per CPU second"
+                f" {arm['cpu'][-1]:.1%}, per writer CPU second {arm['writer'][-1]:.1%}",
+                flush=True,
+            )
+    for name, arm in shares.items():
         print(
-            f"pair {pair + 1}: rate {shares['rate'][-1]:.1%}, per CPU second"
-            f" {shares['cpu'][-1]:.1%}, per writer CPU second {shares['writer'][-1]:.1%}",
-            flush=True,
+            f"medians, {name}: "
+            + ", ".join(f"{key} {statistics.median(values):.1%}" for key, values in arm.items())
         )
-    print(
-        "medians: "
-        + ", ".join(f"{name} {statistics.median(values):.1%}" for name, values in shares.items())
-    )
 
 
 if __name__ == "__main__":

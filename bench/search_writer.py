@@ -14,11 +14,13 @@ transaction's terms out as a new segment, and merges segments, ``automerge``).
 
 Each ``--setup`` is a set of FTS5 settings made before the first transaction (e.g.
 ``automerge=8,crisismerge=32``, or ``""`` for the table as the migrations leave it);
-``idle=N`` runs FTS5's ``merge`` command with ``N`` pages after each transaction, timed
-apart (the work a writer could do in its idle turns). The setups run in turns
-(A B B A A B ... for ``--rounds``), all on the same documents. Printed for each: µs of
-CPU a span by step, the segments left, the bytes of ``search_text_data``, and the p50 of
-a rare and a common word's newest 50 rowids (what the lists' two plans read).
+``quoted=0`` gives the documents as made before a text another span of its trace
+quotes whole was left out of them; ``idle=N`` runs FTS5's ``merge`` command with ``N``
+pages after each transaction, timed apart (the work a writer could do in its idle turns).
+The setups run in turns (A B B A A B ... for ``--rounds``), all on the same documents.
+Printed for each: µs of CPU a span by step, the segments left, the bytes of
+``search_text_data``, and the p50 of a rare and a common word's newest 50 rowids (what
+the lists' two plans read).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import workload  # noqa: E402
 
 from threadline.server.ingest.decode import PROTOBUF, decode_request  # noqa: E402
 from threadline.server.ingest.normalize import normalize_request  # noqa: E402
+from threadline.server.search import text  # noqa: E402
 from threadline.server.store.sqlite import search  # noqa: E402
 from threadline.server.store.sqlite.driver import sqlite3  # noqa: E402
 
@@ -63,18 +66,23 @@ class Result(NamedTuple):
     common_ms: float
 
 
-def exports(corpus: str, spans: int) -> list[Export]:
+def exports(corpus: str, spans: int, quoted: bool = True) -> list[Export]:
     """The corpus's exports as the workers hand them to the writer (kept in the temporary
-    directory between runs: making the real corpus takes minutes)."""
-    cache = Path(tempfile.gettempdir()) / f"threadline-search-writer-{corpus}-{spans}.pickle"
-    if cache.exists():
-        return pickle.loads(cache.read_bytes())
-    made = []
-    for batch in CORPORA[corpus](spans, 512):
-        records = normalize_request(decode_request(batch.body, PROTOBUF)).spans
-        made.append(Export(len(records), search.documents(records)))
-    cache.write_bytes(pickle.dumps(made))
-    return made
+    directory between runs: making the real corpus takes minutes); with ``quoted``
+    false, the documents as made before a text quoted whole by another span of its trace
+    was left out (``text.QUOTED_MIN_CHARS`` past any text's length)."""
+    cache = Path(tempfile.gettempdir()) / f"threadline-search-writer-{corpus}-{spans}-v2.pickle"
+    if not cache.exists():
+        made: dict[bool, list[Export]] = {True: [], False: []}
+        shortest = text.QUOTED_MIN_CHARS
+        for batch in CORPORA[corpus](spans, 512):
+            records = normalize_request(decode_request(batch.body, PROTOBUF)).spans
+            made[True].append(Export(len(records), search.documents(records)))
+            text.QUOTED_MIN_CHARS = 1 << 62
+            made[False].append(Export(len(records), search.documents(records)))
+            text.QUOTED_MIN_CHARS = shortest
+        cache.write_bytes(pickle.dumps(made))
+    return pickle.loads(cache.read_bytes())[quoted]
 
 
 def parse_setup(text: str) -> dict[str, int]:
@@ -186,20 +194,23 @@ def main() -> None:
     parser.add_argument("--probes", default="unpickling,the", help="a rare word, a common one")
     args = parser.parse_args()
     setups = args.setup or [""]
-    made = exports(args.corpus, args.spans)
-    made = [
-        Export(e.spans, [d._replace(trace_id=f"{d.trace_id}{n}") for d in e.documents])
-        for n in range(args.repeat)
-        for e in made
-    ]
-    batches = [made[i : i + args.group] for i in range(0, len(made), args.group)]
-    words = sum(len(d.text.split()) for e in made for d in e.documents)
-    spans = sum(e.spans for e in made)
-    print(
-        f"{args.corpus}: {spans:,} spans, {len(batches)} transactions,"
-        f" {words / spans:.0f} words a span given to the index",
-        flush=True,
-    )
+    batches = {}
+    for quoted in (True, False):
+        made = exports(args.corpus, args.spans, quoted)
+        made = [
+            Export(e.spans, [d._replace(trace_id=f"{d.trace_id}{n}") for d in e.documents])
+            for n in range(args.repeat)
+            for e in made
+        ]
+        batches[quoted] = [made[i : i + args.group] for i in range(0, len(made), args.group)]
+        words = sum(len(d.text.split()) for e in made for d in e.documents)
+        spans = sum(e.spans for e in made)
+        print(
+            f"{args.corpus}{'' if quoted else ' (quoted=0)'}: {spans:,} spans,"
+            f" {len(batches[quoted])} transactions,"
+            f" {words / spans:.0f} words a span given to the index",
+            flush=True,
+        )
     print(
         f"{'setup':28s} "
         + " ".join(f"{s:>10s}" for s in STEPS)
@@ -208,7 +219,9 @@ def main() -> None:
     for round_ in range(args.rounds):
         order = setups if round_ % 2 == 0 else setups[::-1]
         for setup in order:
-            r = run(batches, parse_setup(setup), args.probes.split(","))
+            settings = parse_setup(setup)
+            quoted = bool(settings.pop("quoted", 1))
+            r = run(batches[quoted], settings, args.probes.split(","))
             print(
                 f"{setup or '(as migrated)':28s} "
                 + " ".join(f"{r.us[s]:10.1f}" for s in STEPS)

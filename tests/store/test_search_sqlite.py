@@ -200,3 +200,48 @@ def test_relevance_reads_the_matches_first_and_each_trace_by_key(tmp_path: Path)
     finally:
         conn.close()
         store.close()
+
+
+def test_a_text_another_span_quotes_whole_is_indexed_once(tmp_path: Path):
+    """A tool's result quoted in the prompt of the call after it: its words are given to
+    the index once (the prompt holds them), and each span is still found by its own
+    text, the tool's included; deleting the trace leaves a consistent index."""
+    store = SQLiteStore(tmp_path / "t.db")
+    project = store.create_project("p").id
+    result = "The retrieved paragraph describes the quince orchards of Aragon at length."
+    prompt = f"Context:\n{result}\n\nQuestion: where do quinces grow?"
+    spans = [
+        record(1, 1, session="s"),
+        record(
+            1, 2, 1, start=1, session="s", input='{"query": "quinces"}', output=json.dumps(result)
+        ),
+        record(
+            1,
+            3,
+            1,
+            start=2,
+            session="s",
+            input=json.dumps([{"role": "user", "content": prompt}]),
+            output=json.dumps([{"role": "assistant", "content": "In Aragon."}]),
+        ),
+        record(2, 4, session="s", output=json.dumps(result)),  # alone in its trace
+    ]
+    store.write_spans(project, spans)
+    conn = sqlite3.connect(tmp_path / "t.db")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.words USING fts5vocab(main, search_text, row)")
+        counts = dict(conn.execute("SELECT term, cnt FROM temp.words"))
+        assert counts["retrieved"] == 2  # once in trace 1's document, once in trace 2's
+        matches = store.find_in_session(project, "s", '"quince orchards of aragon"')
+        assert [(m.trace_id, m.span_id) for m in matches] == [
+            (f"{1:032x}", f"{2:016x}"),
+            (f"{1:032x}", f"{3:016x}"),
+            (f"{2:032x}", f"{4:016x}"),
+        ]
+        store.delete_traces(project, [f"{1:032x}"])
+        conn.execute("INSERT INTO search_text (search_text, rank) VALUES ('integrity-check', 0)")
+        counts = dict(conn.execute("SELECT term, cnt FROM temp.words"))
+        assert counts["retrieved"] == 1 and "quinces" not in counts
+    finally:
+        conn.close()
+        store.close()

@@ -66,19 +66,68 @@ def document_text(spans: list[list[str]]) -> str:
     """One document of the index for several spans of a trace (each given by its
     ``span_parts``, in a stable order), as the index takes it: a text said again by a
     later span (a root span's input and output echo its model call's; every call of an
-    agent resends the same instructions) is indexed once. A function of its spans alone,
-    so that deletion can give the index the same text back."""
+    agent resends the same instructions) is indexed once, and so is a text that a longer
+    one of another span of the trace holds whole (a tool's result quoted in the prompt
+    of a call): the
+    index finds a trace by its words, and which of its spans hold them the snippets find
+    in each span's own text. A function of its spans alone, so that deletion can give
+    the index the same text back."""
     seen: set[str] = set()
-    chunks = []
+    by_span: list[list[str]] = []
+    long: list[tuple[str, int]] = []
+    size = 0
     for parts in spans:
         fresh = []
         for part in parts:
             if part not in seen:
                 seen.add(part)
                 fresh.append(part)
+                size += len(part) + 1
+                if len(part) >= QUOTED_MIN_CHARS:
+                    long.append((part, len(by_span)))
         if fresh:
-            chunks.append("\n".join(fresh)[:MAX_INDEXED_CHARS])
+            by_span.append(fresh)
+    # Past the bound a span's text is cut (a text it holds may not be indexed whole):
+    # such a rare, huge document is indexed as it comes.
+    if len(long) > 1 and size <= MAX_INDEXED_CHARS:
+        quoted = _quoted(long, size * _QUOTED_READ_BOUND)
+        if quoted:
+            by_span = [[part for part in fresh if part not in quoted] for fresh in by_span]
+    chunks = ["\n".join(fresh)[:MAX_INDEXED_CHARS] for fresh in by_span if fresh]
     return index_form(f"\n{SPAN_BREAK}\n".join(chunks))
+
+
+# A text is looked for inside the longer texts of the document's other spans only from
+# this length on (a shorter one is a few words, cheaper to index than to look for), and
+# the looking stops once it has read this many times the document's length (a trace of
+# many long texts would cost the square of its length).
+QUOTED_MIN_CHARS = 64
+_QUOTED_READ_BOUND = 4
+
+
+def _quoted(texts: list[tuple[str, int]], budget: int) -> set[str]:
+    """Those of ``texts`` (distinct, each with its span's number) that a longer one of
+    another span holds whole, looked for longest first until ``budget`` characters are
+    read; a text held is itself no container, so each one left out is inside one kept."""
+    quoted: set[str] = set()
+    kept: list[tuple[str, int]] = []
+    for text, span in sorted(texts, key=lambda item: len(item[0]), reverse=True):
+        held = False
+        for container, of in kept:
+            if len(container) == len(text):
+                break  # no longer than it: nor are those after it
+            if of != span:
+                budget -= len(container)
+                if text in container:
+                    held = True
+                    break
+        if held:
+            quoted.add(text)
+        else:
+            kept.append((text, span))
+        if budget < 0:
+            break
+    return quoted
 
 
 def span_parts(span: SpanRecord) -> list[str]:

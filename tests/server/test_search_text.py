@@ -1,0 +1,54 @@
+"""What of a trace's spans one document of the search index is given
+(``search/text.py``'s ``document_text``): each text once, and no text that another span's
+longer text holds whole, as long as that one is indexed whole."""
+
+from __future__ import annotations
+
+import re
+
+from threadline.server.search.text import (
+    MAX_INDEXED_CHARS,
+    QUOTED_MIN_CHARS,
+    SPAN_BREAK,
+    document_text,
+)
+
+RESULT = "a tool's result: the quince orchards of Aragon, their soil and the harvest"
+PROMPT = f"Context:\n{RESULT}\n\nQuestion: where do quinces grow best?"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def test_a_text_another_span_holds_whole_is_left_out():
+    text = document_text([["tool", RESULT], ["chat", PROMPT]])
+    assert _words(text) == _words(f"tool {SPAN_BREAK} chat {PROMPT}")
+
+
+def test_every_word_left_out_is_in_a_text_kept():
+    """A text held by one that is itself held by a third: the first two go, and the
+    third, kept, holds both."""
+    middle = f"{RESULT} and the late frost of the spring"
+    outer = f"Context:\n{middle}\n\nQuestion: what of them?"
+    text = document_text([["a", RESULT], ["b", middle], ["c", outer]])
+    assert _words(text).count("quince") == 1
+    assert set(_words(RESULT)) | set(_words(middle)) <= set(_words(text))
+
+
+def test_what_is_kept():
+    # A span's own texts (an input that echoes its output): both kept.
+    assert _words(document_text([["chat", PROMPT, RESULT]])).count("quince") == 2
+    # A text shorter than the bound is not looked for.
+    short = RESULT[: QUOTED_MIN_CHARS - 1]
+    assert _words(document_text([["tool", short], ["chat", PROMPT]])).count("quince") == 2
+    # A span whose text the bound cuts holds nothing whole: what it quotes may be past
+    # the cut, and is kept in the other span.
+    long_prompt = "x " * (MAX_INDEXED_CHARS // 2) + PROMPT
+    text = document_text([["tool", RESULT], ["chat", long_prompt]])
+    assert _words(text).count("quince") == 1
+
+
+def test_the_same_spans_give_the_same_document():
+    spans = [["tool", RESULT], ["chat", PROMPT], ["reply", RESULT.upper()]]
+    assert document_text(spans) == document_text([list(parts) for parts in spans])
