@@ -52,3 +52,13 @@ def test_what_is_kept():
 def test_the_same_spans_give_the_same_document():
     spans = [["tool", RESULT], ["chat", PROMPT], ["reply", RESULT.upper()]]
     assert document_text(spans) == document_text([list(parts) for parts in spans])
+
+
+def test_a_text_is_found_held_after_its_beginning_recurs():
+    """The container says the text's first words earlier, followed by other words."""
+    opening = "Orchard report for the season: "
+    result = opening + "the quince harvest was early and plentiful in Aragon this year"
+    prompt = f"{opening}nothing yet.\n{result}\nWhat changed?"
+    assert _words(document_text([["tool", result], ["chat", prompt]])).count("quince") == 1
+    missing = f"{opening}nothing yet.\n{result[:-4]}\nWhat changed?"
+    assert _words(document_text([["tool", result], ["chat", missing]])).count("quince") == 2

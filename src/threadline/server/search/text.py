@@ -118,7 +118,7 @@ def _quoted(texts: list[tuple[str, int]], budget: int) -> set[str]:
                 break  # no longer than it: nor are those after it
             if of != span:
                 budget -= len(container)
-                if text in container:
+                if _holds(container, text):
                     held = True
                     break
         if held:
@@ -128,6 +128,20 @@ def _quoted(texts: list[tuple[str, int]], budget: int) -> set[str]:
         if budget < 0:
             break
     return quoted
+
+
+def _holds(container: str, text: str) -> bool:
+    """``text in container``, found by looking for its first characters and comparing
+    the rest where they are: a long needle's skip table holds most letters, so ``in``
+    steps a character at a time (a quarter fewer instructions on real chats' tool
+    results; benchmarks.md)."""
+    head = text[:16]
+    at = container.find(head)
+    while at >= 0:
+        if container.startswith(text, at):
+            return True
+        at = container.find(head, at + 1)
+    return False
 
 
 def span_parts(span: SpanRecord) -> list[str]:
