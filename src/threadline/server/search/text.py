@@ -74,25 +74,26 @@ def document_text(spans: list[list[str]]) -> str:
     the index the same text back."""
     seen: set[str] = set()
     by_span: list[list[str]] = []
-    long: list[tuple[str, int]] = []
-    size = 0
+    long: list[tuple[str, int]] = []  # (text, its span's number), in span order
     for parts in spans:
         fresh = []
         for part in parts:
             if part not in seen:
                 seen.add(part)
                 fresh.append(part)
-                size += len(part) + 1
                 if len(part) >= QUOTED_MIN_CHARS:
                     long.append((part, len(by_span)))
         if fresh:
             by_span.append(fresh)
-    # Past the bound a span's text is cut (a text it holds may not be indexed whole):
-    # such a rare, huge document is indexed as it comes.
-    if len(long) > 1 and size <= MAX_INDEXED_CHARS:
-        quoted = _quoted(long, size * _QUOTED_READ_BOUND)
-        if quoted:
-            by_span = [[part for part in fresh if part not in quoted] for fresh in by_span]
+    # Only a long text of one span can be held by another's. Past the bound a span's
+    # text is cut (a text it holds may not be indexed whole): such a rare, huge
+    # document is indexed as it comes.
+    if long and long[0][1] != long[-1][1]:
+        size = sum(map(len, seen)) + len(seen)
+        if size <= MAX_INDEXED_CHARS:
+            quoted = _quoted(long, size * _QUOTED_READ_BOUND)
+            if quoted:
+                by_span = [[part for part in fresh if part not in quoted] for fresh in by_span]
     chunks = ["\n".join(fresh)[:MAX_INDEXED_CHARS] for fresh in by_span if fresh]
     return index_form(f"\n{SPAN_BREAK}\n".join(chunks))
 
