@@ -11,18 +11,22 @@ and 4 LLM calls with tokens and cost; one span in 97 failing), made by ClickHous
 does), so every materialized view of the store code on the path runs. Then times
 ``Store.metrics`` (every query of the Dashboard tab and ``/api/v1/metrics``) for the 30
 days by day, by week, for the last day by hour, filtered by a user, and filtered by a
-user and grouped by tag, and prints p50 / p95 in milliseconds (with ``--engine-pid``,
+user and grouped by tag, grouped by tag and by a metadata key, and prints p50 / p95 in milliseconds (with ``--engine-pid``,
 the p50 of the wall time and of the CPU the engine's process and this client spent per
-call). Before timing, runs the refresh pass that derives the dashboard's per-slice
-figures twice (the first on a database new to them computes every slice) and prints
+call; with ``--statements`` too, each statement's, run one at a time). Before timing,
+runs the refresh pass that derives the dashboard's per-slice figures twice (the first on a database new to them computes every slice) and prints
 what each took.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
+import threading
 import time
+import traceback
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,6 +59,11 @@ def main() -> None:
         type=int,
         help="the engine's process (chdb_http.py): also print its CPU and the client's per call",
     )
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="with --engine-pid: also each statement's engine CPU, run one at a time",
+    )
     args = parser.parse_args()
     database = args.database or f"dashboard_{args.sessions}"
     store = open_store(f"{args.url.rstrip('/')}/{database}")
@@ -80,6 +89,10 @@ def main() -> None:
         f"{DAYS} days by day, one user, by tag": MetricsQuery(
             bucket="day", user_id="user-7", group_by="tag", **month
         ),
+        f"{DAYS} days by day, by tag": MetricsQuery(bucket="day", group_by="tag", **month),
+        f"{DAYS} days by day, by metadata": MetricsQuery(
+            bucket="day", group_by="metadata", group_key="app_version", **month
+        ),
     }
     first = store.metrics(project, cases[f"{DAYS} days by day"], METRIC_NAMES)
     sessions = sum(v or 0 for s in first.series if s.metric == "sessions" for v in s.values)
@@ -90,6 +103,8 @@ def main() -> None:
         call = lambda q=query: store.metrics(project, q, METRIC_NAMES)  # noqa: E731
         if args.engine_pid:
             timed_with_cpu(label, call, args.runs, args.engine_pid)
+            if args.statements:
+                by_statement(store, call, args.runs, args.engine_pid)
         else:
             clickhouse_scale.timed(label, call, args.runs)
     store.close()
@@ -122,6 +137,46 @@ def timed_with_cpu(label: str, call: Callable[[], Any], runs: int, pid: int) -> 
         f"  {label:<34} wall p50 {statistics.median(wall):8.1f} ms   CPU p50: engine"
         f" {statistics.median(engine):6.1f} ms, client {statistics.median(client):5.1f} ms"
     )
+
+
+def by_statement(store: Any, call: Callable[[], Any], runs: int, pid: int) -> None:
+    """The engine's CPU and the wall time of each statement of ``call``, named by the
+    line of the store's code that ran it: the statements are run one at a time (those
+    the store runs side by side wait for each other), so the engine's CPU over one is
+    that statement's alone."""
+    plain = store._rows
+    one_at_a_time = threading.Lock()
+    spent: dict[str, list[tuple[float, float]]] = defaultdict(list)
+
+    def rows(sql: str, params: Any = None) -> Any:
+        # Run on another thread, the statement is named by the first table it reads.
+        caller = next(
+            (
+                f"{Path(f.filename).name}:{f.lineno}"
+                for f in reversed(traceback.extract_stack()[:-1])
+                if "/store/clickhouse/" in f.filename
+            ),
+            "beside: " + " ".join(re.findall(r"FROM (\w+)", sql)[:2]),
+        )
+        with one_at_a_time:
+            e0, w0 = engine_cpu_ms(pid), time.perf_counter()
+            found = plain(sql, params)
+            spent[caller].append((engine_cpu_ms(pid) - e0, (time.perf_counter() - w0) * 1000))
+        return found
+
+    store._rows = rows
+    try:
+        for _ in range(runs):
+            call()
+    finally:
+        del store._rows
+    for caller, times in spent.items():
+        engine = statistics.median(t[0] for t in times) * len(times) / runs
+        wall = statistics.median(t[1] for t in times) * len(times) / runs
+        print(
+            f"    {caller:<30} x{len(times) / runs:<4g} engine {engine:7.1f} ms"
+            f"  wall {wall:7.1f} ms"
+        )
 
 
 if __name__ == "__main__":

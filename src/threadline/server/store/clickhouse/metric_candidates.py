@@ -27,7 +27,6 @@ from threadline.server.store.clickhouse import (
     metric_sessions,
     metric_sources,
     model_usage,
-    queries,
     trace_labels,
 )
 from threadline.server.store.clickhouse.queries import Filters
@@ -60,19 +59,6 @@ class _Trace:
     groups: tuple[str | None, ...]  # the groups it is in (one None when not grouped)
 
 
-def _group_values(f: Filters, query: MetricsQuery) -> str:
-    """The groups of a merged trace row, as an array (as ``metrics.read`` groups)."""
-    if query.group_by == "tag":
-        return (
-            "if(empty(tags), [CAST(NULL, 'Nullable(String)')],"
-            " CAST(tags, 'Array(Nullable(String))'))"
-        )
-    if query.group_by == "metadata":
-        key = f.param(query.group_key)
-        return f"[if(mapContains(metadata_text, {key}), metadata_text[{key}], NULL)]"
-    return "[CAST(NULL, 'Nullable(String)')]"
-
-
 def _halves(f: Filters, query: MetricsQuery) -> list[tuple[str, str]]:
     """(the traces' labels, a condition on a merged trace row) for each half of the
     filters a session is kept by, as the Sessions list keeps it (``session_filters``):
@@ -94,18 +80,16 @@ def _merged_sql(f: Filters, query: MetricsQuery, by_id: str, among: str) -> str:
     one's figures, whether it is a candidate (``by_id``) meeting every filter, whether it
     meets each half of them (``_halves``; 1 for a half the query has not) and its
     groups."""
-    # Narrowed to a user alone, the slim merge has every field read; a tag, metadata or
-    # grouping needs the merged labels of the lists' rows.
+    # A tag, metadata or grouping needs the traces' merged labels too.
     lean = not (query.tag or query.metadata or query.group_by)
-    where = f"project_id = %(project)s AND {among}"
-    merged = metric_sources.traces(where) if lean else queries.latest_traces(where)
+    merged = metric_sources.traces(f"project_id = %(project)s AND {among}", labelled=not lean)
     halves = [exact for _, exact in _halves(f, query)]
     meets = " AND ".join([by_id, *halves])
     halves += ["1"] * (2 - len(halves))
     return (
         "SELECT trace_id, start_ns, end_ns, status = 'error', session_id, user_id, cost_usd,"
         f" input_tokens, output_tokens, total_tokens, ({meets}), ({halves[0]}), ({halves[1]}),"
-        f" {_group_values(f, query)} FROM ({merged})"
+        f" {metric_sources.group_values(f, query)} FROM ({merged})"
     )
 
 

@@ -44,17 +44,15 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
     near, by_id = trace_labels.near(rows_of, f, query, o, last)
     if by_id is not None:
         # Few of them: merged once, the figures added up in Python.
-        found = metric_candidates.read(rows_of, f, query, span, by_id)
-        if found is not None:
-            return found
+        added_up = metric_candidates.read(rows_of, f, query, span, by_id)
+        if added_up is not None:
+            return added_up
     # Unfiltered and ungrouped (the dashboard as it opens), the traces' figures alone;
     # else the rows the lists filter and group on.
     slim = not (query.user_id or query.tag or query.metadata or query.group_by)
-    # Narrowed to a user's traces, the fields of the slim merge are still all it reads:
-    # read by id, a trace's granules of the columns the lists show cost the most.
+    # A tag or metadata filter or a grouping reads the traces' merged labels too.
     lean = not (query.tag or query.metadata or query.group_by)
-    merged = metric_sources.traces(near) if lean else queries.latest_traces(near)
-    traces = f"(SELECT * FROM ({merged}) WHERE {overlap})"
+    traces = f"(SELECT * FROM ({metric_sources.traces(near, labelled=not lean)}) WHERE {overlap})"
     # The list filters on a trace row (it meets them all), and on a session row as the
     # Sessions list combines them (``session_filters``).
     conditions = f.trace_conditions(TraceQuery(tag=query.tag, metadata=query.metadata))
@@ -63,29 +61,15 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
     trace_where = " AND ".join(conditions) or "1"
     kept, sessions_near = session_filters.sessions(f, query, o, last)
     session_where = " AND ".join([overlap, *kept])
-    if query.group_by == "tag":
-        group = (
-            "arrayJoin(if(empty(tags), [CAST(NULL, 'Nullable(String)')],"
-            " CAST(tags, 'Array(Nullable(String))')))"
-        )
-    elif query.group_by == "metadata":
-        key = f.param(query.group_key)
-        group = f"if(mapContains(metadata_text, {key}), metadata_text[{key}], NULL)"
-    else:
-        group = "CAST(NULL, 'Nullable(String)')"
-    sessions = f"({queries.sessions_near(o, last)})"
-    if query.group_by is not None:
-        # A session is in the groups of all its traces, whenever they ran (one active in
-        # the range may have none in it, between two turns).
-        all_traces = f"({queries.latest_traces()})"
-        sessions = (
-            f"(SELECT s.*, sg.grp AS grp FROM {sessions} AS s INNER JOIN"
-            f" (SELECT DISTINCT assumeNotNull(session_id) AS sid, {group} AS grp"
-            f" FROM {all_traces} WHERE session_id IS NOT NULL) AS sg ON sg.sid = s.session_id)"
-        )
-        session_group = "grp"
-    else:
-        session_group = "CAST(NULL, 'Nullable(String)')"
+    grouped = query.group_by is not None
+    groups = metric_sources.group_values(f, query)
+    group = f"arrayJoin({groups})" if grouped else "CAST(NULL, 'Nullable(String)')"
+    # A session is in the groups of all its traces, whenever they ran (one active in
+    # the range may have none in it, between two turns): read with its figures, from
+    # the traces of the sessions the window names, not from every trace of the store.
+    sessions = (
+        f"({metric_sources.sessions_named(sessions_near or near, groups if grouped else None)})"
+    )
     p = f.params
 
     def rows(sql: str) -> list[tuple[Any, ...]]:
@@ -97,22 +81,22 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         " sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(total_tokens)"
         f" FROM {traces} WHERE {trace_where} GROUP BY grp, user_id, first, last, started"
     )
-    ungrouped_sessions = f"({metric_sources.sessions_named(sessions_near or near)})"
-    metric_sessions.fill(
-        out,
-        rows(f"SELECT {metric_sessions.COLUMNS} FROM {ungrouped_sessions} WHERE {session_where}"),
-        span,
-        series=query.group_by is None,
+    found = rows(
+        f"SELECT {metric_sessions.COLUMNS}{', groups' if grouped else ''}"
+        f" FROM {sessions} WHERE {session_where}"
     )
-    if query.group_by is not None:
-        out.sessions = [
-            (g, first, last, count, errors)
-            for g, first, last, _started, count, errors in rows(
-                f"SELECT {session_group} AS g, {buckets}, count(), countIf(error_count > 0)"
-                f" FROM {sessions} WHERE {session_where} GROUP BY g, first, last, started"
-            )
-        ]
-    if query.group_by is not None:
+    metric_sessions.fill(out, found, span, series=not grouped)
+    if grouped:
+        out.sessions = metric_sessions.grouped(found, span)
+        # Each session once per group (the score rows below).
+        sessions = (
+            "(SELECT DISTINCT * EXCEPT (groups), arrayJoin(arrayFlatten(groups)) AS grp"
+            f" FROM {sessions})"
+        )
+        session_group = "grp"
+    else:
+        session_group = "CAST(NULL, 'Nullable(String)')"
+    if grouped:
         # Grouped, a trace may be in several groups: the users' totals count it once.
         out.user_totals = rows(
             "SELECT assumeNotNull(user_id) AS user, count(), countIf(status = 'error'),"

@@ -32,7 +32,9 @@ def _halves(f: Filters, query: MetricsQuery) -> list[tuple[str, str]]:
         )
     labels_or_none = trace_labels.labelled(f, None, query.tag, query.metadata)
     if labels_or_none is not None:
-        merged = queries.latest_traces(f"project_id = %(project)s AND {labels_or_none}")
+        merged = metric_sources.traces(
+            f"project_id = %(project)s AND {labels_or_none}", labelled=True
+        )
         carried = f.trace_conditions(TraceQuery(tag=query.tag, metadata=query.metadata))
         halves.append(
             (
