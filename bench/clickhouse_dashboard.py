@@ -10,12 +10,13 @@ and 4 LLM calls with tokens and cost; one span in 97 failing), made by ClickHous
 (``INSERT INTO span_intake ... SELECT FROM numbers()``, as ``clickhouse_scale.py``
 does), so every materialized view of the store code on the path runs. Then times
 ``Store.metrics`` (every query of the Dashboard tab and ``/api/v1/metrics``) for the 30
-days by day, by week, for the last day by hour, filtered by a user, and filtered by a
-user and grouped by tag, grouped by tag and by a metadata key, and prints p50 / p95 in milliseconds (with ``--engine-pid``,
-the p50 of the wall time and of the CPU the engine's process and this client spent per
-call; with ``--statements`` too, each statement's, run one at a time). Before timing,
-runs the refresh pass that derives the dashboard's per-slice figures twice (the first on a database new to them computes every slice) and prints
-what each took.
+days by day, by week, for the last day by hour, filtered by a user, filtered by a user
+and grouped by tag, grouped by tag and grouped by a metadata key, and prints p50 / p95
+in milliseconds (with ``--engine-pid``, the p50 of the wall time and of the CPU the
+engine's process and this client spent per call; with ``--statements`` too, each
+statement's, run one at a time). Before timing, runs the refresh pass that derives the
+dashboard's per-slice figures twice (the first on a database new to them computes every
+slice) and prints what each took.
 """
 
 from __future__ import annotations

@@ -76,11 +76,19 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         return rows_of(sql, p)
 
     out = MetricsRows()
-    out.traces = rows(
-        f"SELECT {group} AS grp, user_id, {buckets}, count(), countIf(status = 'error'),"
-        " sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(total_tokens)"
-        f" FROM {traces} WHERE {trace_where} GROUP BY grp, user_id, first, last, started"
+    # Grouped, a trace may be in several groups: its groups are read as one array, the
+    # rows split by group here, so that the users' totals count it once.
+    traces_found = rows(
+        f"SELECT {groups if grouped else group} AS grp, user_id, {buckets}, count(),"
+        " countIf(status = 'error'), sum(cost_usd), sum(input_tokens), sum(output_tokens),"
+        f" sum(total_tokens) FROM {traces} WHERE {trace_where}"
+        " GROUP BY grp, user_id, first, last, started"
     )
+    if grouped:
+        out.traces = [(g, *row[1:]) for row in traces_found for g in row[0]]
+        out.user_totals = _user_totals(traces_found)
+    else:
+        out.traces = traces_found
     found = rows(
         f"SELECT {metric_sessions.COLUMNS}{', groups' if grouped else ''}"
         f" FROM {sessions} WHERE {session_where}"
@@ -96,13 +104,6 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         session_group = "grp"
     else:
         session_group = "CAST(NULL, 'Nullable(String)')"
-    if grouped:
-        # Grouped, a trace may be in several groups: the users' totals count it once.
-        out.user_totals = rows(
-            "SELECT assumeNotNull(user_id) AS user, count(), countIf(status = 'error'),"
-            f" sum(cost_usd) FROM {traces} WHERE {trace_where} AND user_id IS NOT NULL"
-            f" AND start_ns + 999 >= {o} GROUP BY user"
-        )
     # Usage by model needs only the started traces' times when nothing filters or
     # groups them.
     started_from = f"(SELECT * FROM ({metric_sources.trace_times(near)}) WHERE {overlap})"
@@ -110,9 +111,10 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         f"SELECT * FROM {started_from if slim else traces}"
         f" WHERE {trace_where} AND start_ns + 999 >= {o}"
     )
-    if slim:
+    if not (query.user_id or query.tag or query.metadata):
         # The started traces' usage rows lie within a window's slack of it, as the
-        # traces' own parts do (``queries.traces_near``): read by time, not by id.
+        # traces' own parts do (``queries.traces_near``): read by time, not by the ids
+        # of the window's traces (merged once more to name them, when grouped).
         usage = model_usage.latest_where(
             f"start_ns >= {o} - {queries.WINDOW_SLACK_NS}"
             f" AND start_ns <= {last} + {queries.WINDOW_SLACK_NS}"
@@ -158,3 +160,18 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
             )
         ]
     return out
+
+
+def _user_totals(traces: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Each user's (user, traces, with an error, cost) of the trace rows (groups, user,
+    first, last, started, traces, errors, cost, ...) that started in the range."""
+    totals: dict[str, list[Any]] = {}
+    for _, user, _, _, started, count, errors, cost, *_ in traces:
+        if user is None or not started:
+            continue
+        total = totals.setdefault(user, [0, 0, None])
+        total[0] += count
+        total[1] += errors
+        if cost is not None:
+            total[2] = cost if total[2] is None else total[2] + cost
+    return [(user, *total) for user, total in totals.items()]
