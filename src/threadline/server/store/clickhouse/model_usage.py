@@ -9,15 +9,25 @@ Not a numbered migration: the view reads ``span_intake``, which migration 0010 m
 and a store already past 0010 would never apply a lower number; ``ensure`` runs at
 every start and is idempotent (``IF NOT EXISTS``; the backfill of a store that had
 spans before is made of idempotent states, so two servers starting at once are fine).
+
+The rows are read by trace id (a filtered dashboard's few hundred traces) in 64-row
+granules and small compressed blocks, as ``trace_parts_by_id`` is (migration 0011):
+in the 8,192-row granules of the first table, ``trace_model_parts``, a day's part of a
+month's traffic was one granule, so a few hundred ids read every row of the month
+(docs/benchmarks.md). ClickHouse cannot change a table's granules in place; ``ensure``
+moves a store's rows from that table as 0011 moved the trace parts: the new view first
+(an insert from then on lands in both tables), then the copy (a row copied twice merges
+into one), then the old view goes and the old table is emptied; two servers doing it
+at once do no harm in any interleaving.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-TABLE = "trace_model_parts"
+TABLE = "trace_model_parts_by_id"
 _TABLE = """
-CREATE TABLE IF NOT EXISTS trace_model_parts (
+CREATE TABLE IF NOT EXISTS trace_model_parts_by_id (
     project_id  UInt64,
     trace_id    String,
     model       String,
@@ -29,14 +39,18 @@ CREATE TABLE IF NOT EXISTS trace_model_parts (
 ) ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMMDD(toDateTime(intDiv(start_ns, 1000000000)))
 ORDER BY (project_id, trace_id, model)
+SETTINGS index_granularity = 64, min_compress_block_size = 4096,
+    max_compress_block_size = 16384
 """
-_VIEW_NAME = "trace_model_parts_from_intake"
+_VIEW_NAME = "trace_model_parts_by_id_from_intake"
+# The first table and its view (8,192-row granules), whose rows ``ensure`` moves.
+_OLD_TABLE, _OLD_VIEW = "trace_model_parts", "trace_model_parts_from_intake"
 _HAS_AMOUNTS = (
     "isNotNull(input_tokens) OR isNotNull(output_tokens) OR isNotNull(total_tokens)"
     " OR isNotNull(cost_usd)"
 )
 _VIEW = f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS {_VIEW_NAME} TO trace_model_parts AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {_VIEW_NAME} TO {TABLE} AS
     SELECT project_id, trace_id, ifNull(model, '') AS model, min(start_ns) AS start_ns,
         max(end_ns) AS end_ns, groupUniqArrayIfState((span_id, toUnixTimestamp64Nano(now64(9)),
             coalesce(input_tokens, 0), coalesce(output_tokens, 0), coalesce(total_tokens, 0),
@@ -44,7 +58,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS {_VIEW_NAME} TO trace_model_parts AS
     FROM span_intake GROUP BY project_id, trace_id, model
 """
 _BACKFILL = f"""
-INSERT INTO trace_model_parts
+INSERT INTO {TABLE}
     SELECT project_id, trace_id, ifNull(model, ''), min(start_ns), max(end_ns),
         groupUniqArrayIfState((span_id, ingested_ns, coalesce(input_tokens, 0),
             coalesce(output_tokens, 0), coalesce(total_tokens, 0), cost_usd), {_HAS_AMOUNTS})
@@ -54,15 +68,28 @@ INSERT INTO trace_model_parts
 
 def ensure(client: Any) -> None:
     """Make the table and its view if missing; a store with spans from before the view
-    gets their usage once."""
+    gets their usage once: moved from the first table if it has one, else from the
+    spans."""
     client.command(_TABLE)
-    found = client.query(
-        "SELECT count() FROM system.tables WHERE database = currentDatabase()"
-        f" AND name = '{_VIEW_NAME}'"
-    ).result_rows[0][0]
-    if not found:
-        client.command(_VIEW)
+    if _exists(client, _VIEW_NAME):
+        return
+    client.command(_VIEW)
+    if not _exists(client, _OLD_TABLE):
         client.command(_BACKFILL)
+        return
+    client.command(f"INSERT INTO {TABLE} SELECT * FROM {_OLD_TABLE}")
+    client.command(f"DROP VIEW IF EXISTS {_OLD_VIEW}")
+    client.command(f"TRUNCATE TABLE IF EXISTS {_OLD_TABLE}")
+
+
+def _exists(client: Any, table: str) -> bool:
+    return bool(
+        client.query(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase()"
+            " AND name = %(table)s",
+            parameters={"table": table},
+        ).result_rows[0][0]
+    )
 
 
 def latest(traces: str) -> str:
@@ -83,6 +110,6 @@ def latest_where(where: str) -> str:
         " arraySum(x -> x.3, spans), arraySum(x -> x.4, spans), arraySum(x -> x.5, spans))"
         f" AS usage FROM (SELECT trace_id, model, {first_copies} AS spans FROM"
         " (SELECT trace_id, model, arraySort(groupUniqArrayMerge(amounts)) AS copies"
-        " FROM trace_model_parts WHERE project_id = %(project)s"
+        f" FROM {TABLE} WHERE project_id = %(project)s"
         f" AND {where} GROUP BY trace_id, model))"
     )

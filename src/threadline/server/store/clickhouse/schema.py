@@ -29,7 +29,7 @@ TRACE_TABLES = (
     "session_members",
     "user_activity",  # user_activity.py
     "search_text",  # search.py
-    "trace_model_parts",  # model_usage.py
+    "trace_model_parts_by_id",  # model_usage.py
     "trace_context",  # context use (context.py): row by row, one small row a trace
     "trace_labels",  # the users, tags and metadata values traces named (trace_labels.py)
 )

@@ -1,0 +1,74 @@
+"""Usage by model on ClickHouse in 64-row granules (``model_usage.ensure``): a store
+whose rows are still in the first table, ``trace_model_parts`` (8,192-row granules),
+has them moved when it opens, and every write after lands in the new table alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.store.clickhouse_statements import own_store
+from tests.store.test_metrics_contract import model_span
+from threadline.server.store.clickhouse import model_usage
+
+pytestmark = pytest.mark.clickhouse
+
+
+def usage(store: Any) -> list[tuple[Any, ...]]:
+    rows = store._rows(model_usage.latest_where("1"), {"project": store.list_projects()[0].id})
+    return sorted((trace, model, tuple(amounts)) for trace, model, amounts in rows)
+
+
+def count(store: Any, table: str) -> int:
+    return store._rows(f"SELECT count() FROM {table}")[0][0]
+
+
+def names(store: Any) -> set[str]:
+    return {
+        name
+        for (name,) in store._rows(
+            "SELECT name FROM system.tables WHERE database = currentDatabase()"
+        )
+    }
+
+
+def test_a_store_with_the_first_table_has_its_rows_moved(tmp_path: Path):
+    with own_store(tmp_path) as store:
+        project = store.create_project("usage").id
+        store.write_spans(
+            project,
+            [
+                model_span(1, 0, 0, model=None),
+                model_span(1, 1, 1, model="gpt", cost=1.0, tokens=(10, 5)),
+                model_span(2, 1, 3, model="claude", cost=0.25, tokens=(3, 1)),
+            ],
+        )
+        before = usage(store)
+        # The store as the code before the move left it: its rows in the first table,
+        # written by its view; the new table and view not yet made.
+        first = model_usage._TABLE.replace(model_usage.TABLE, "trace_model_parts")
+        store._ch.command(first.split("SETTINGS")[0])
+        store._ch.command("INSERT INTO trace_model_parts SELECT * FROM trace_model_parts_by_id")
+        store._ch.command(
+            model_usage._VIEW.replace(
+                model_usage._VIEW_NAME, "trace_model_parts_from_intake"
+            ).replace(f"TO {model_usage.TABLE}", "TO trace_model_parts")
+        )
+        store._ch.command(f"DROP VIEW {model_usage._VIEW_NAME}")
+        store._ch.command(f"DROP TABLE {model_usage.TABLE}")
+        url = store.url
+    with own_store(tmp_path) as store:
+        assert store.url == url
+        assert usage(store) == before
+        assert "trace_model_parts_from_intake" not in names(store)
+        assert count(store, "trace_model_parts") == 0
+        # A write after the move lands once, in the new table.
+        store.write_spans(project, [model_span(3, 1, 5, model="gpt", cost=0.5, tokens=(1, 1))])
+        assert count(store, "trace_model_parts") == 0
+        after = usage(store)
+        assert after == sorted([*before, (f"{3:032x}", "gpt", (1, 500_000_000_000, 1, 1, 2))])
+    # Opening it again moves nothing more.
+    with own_store(tmp_path) as store:
+        assert usage(store) == after
