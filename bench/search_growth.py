@@ -57,6 +57,13 @@ def main() -> None:
     parser.add_argument("--base-spans", type=int, default=51_200)
     parser.add_argument("--dir", type=Path, required=True, help="an empty directory for the file")
     parser.add_argument("--automerge", type=int, default=search_merging.AUTOMERGE)
+    parser.add_argument(
+        "--merge-pages",
+        type=int,
+        default=0,
+        help="instead of FTS5's own merging: automerge 0, usermerge --automerge, and FTS5's "
+        "'merge' command with this many pages after each transaction (counted with it)",
+    )
     args = parser.parse_args()
     exports = [
         [
@@ -80,9 +87,11 @@ def main() -> None:
     conn.execute("CREATE TABLE spans (span_id TEXT)")  # the migrations' backfill reads it
     for name in TABLES:
         conn.executescript((MIGRATIONS / name).read_text())
-    conn.execute(
-        "INSERT INTO search_text (search_text, rank) VALUES ('automerge', ?)", (args.automerge,)
-    )
+    settings = {"automerge": args.automerge}
+    if args.merge_pages:
+        settings = {"automerge": 0, "usermerge": args.automerge}
+    for name, value in settings.items():
+        conn.execute("INSERT INTO search_text (search_text, rank) VALUES (?, ?)", (name, value))
     # The same SQLite library as the writer's: two in one process would undo each
     # other's file locks (closing a file drops every lock the process holds on it).
     structure = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -105,6 +114,11 @@ def main() -> None:
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO search_text (rowid, body) VALUES (?, ?)", rows)
         conn.execute("COMMIT")
+        if args.merge_pages:
+            conn.execute(
+                "INSERT INTO search_text (search_text, rank) VALUES ('merge', ?)",
+                (args.merge_pages,),
+            )
         window_cpu += time.thread_time() - cpu_before
         io_after = thread_io()
         window_io = [w + a - b for w, a, b in zip(window_io, io_after, io_before, strict=True)]
