@@ -13,7 +13,8 @@ the versioned trace and session rollups it would have written. Then it times, th
 the store's own methods over HTTP, the Sessions list (first page of 50) for the last
 hour, the last day, the last 7 days (the lists' default window) and all time, a
 session's detail, a trace's detail and the Traces list for the last hour and the last 7
-days, and prints p50 / p95 in milliseconds. The schema of migration 0011 is filled the same way (its
+days, and prints p50 / p95 in milliseconds (``--cold``: each read as a page's first, the
+query condition cache off). The schema of migration 0011 is filled the same way (its
 materialized views make its tables from the same insert).
 """
 
@@ -172,9 +173,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--database", help="default: scale_<spans>")
     parser.add_argument("--engine-pid", type=int, help="also print the engine's CPU per call")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="read with ClickHouse's query condition cache off: every call costs what a"
+        " page's first read does (repeated, the cache skips the granules a condition on"
+        " the same ids found empty)",
+    )
     args = parser.parse_args()
     database = args.database or f"scale_{args.spans}"
-    store = open_store(f"{args.url.rstrip('/')}/{database}")
+    settings = "?use_query_condition_cache=0" if args.cold else ""
+    store = open_store(f"{args.url.rstrip('/')}/{database}{settings}")
     if args.fill:
         began = time.perf_counter()
         fill(store, args.spans)
@@ -186,7 +195,8 @@ def main() -> None:
     detail = store.get_session(project, session_id)
     assert detail is not None
     trace_id = detail.traces[0].trace_id
-    print(f"{args.spans:,} spans, session {session_id}, trace {trace_id}")
+    cold = ", the query condition cache off" if args.cold else ""
+    print(f"{args.spans:,} spans, session {session_id}, trace {trace_id}{cold}")
     windows = (
         ("last hour", timedelta(hours=1)),
         ("last day", timedelta(days=1)),
