@@ -27,8 +27,7 @@ from pydantic_core import to_json as pydantic_json
 
 from threadline.server.model import ns_to_datetime
 from threadline.server.store import rows as table_rows
-from threadline.server.store.columns import SPAN_DETAIL, Columns
-from threadline.server.store.sqlite import rows as schema
+from threadline.server.store.columns import SPAN_DETAIL, TRACES, Columns
 from threadline.server.store.sqlite import scores
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
@@ -46,10 +45,11 @@ _MAY_START_JSON = frozenset('{["-0123456789tfnNI \t\n\r')
 # Containers (``{`` and ``[``) a payload may open before its depth needs counting: with
 # at most this many, it cannot nest deeper than the API's bound.
 _SURELY_SHALLOW = table_rows.MAX_PAYLOAD_DEPTH
-# A span's row as ``span_json`` unpacks it, in this order (the trace id and the sort key
-# first): the columns of ``SPAN_DETAIL``.
-_SPAN_ROW = Columns(
-    "trace_id",
+# A span's integers and short texts (never a real: SQLite writes those with 15 digits),
+# read as one ``json_array`` and parsed by orjson: fetching a column costs the driver
+# more than SQLite spends writing it into the array and orjson reading it back (the
+# interpreter lock let go and taken back, and SQLite's mutex, once a column).
+_SCALARS = Columns(
     "start_ns",
     "span_id",
     "parent_span_id",
@@ -59,21 +59,24 @@ _SPAN_ROW = Columns(
     "end_ns",
     "status",
     "status_message",
-    "input",
-    "output",
     "model",
     "input_tokens",
     "output_tokens",
     "total_tokens",
-    "cost_usd",
-    "attributes",
-    "events",
-    "resource",
     "input_source",
     "output_source",
 )
-assert set(_SPAN_ROW.names) == {"trace_id", *SPAN_DETAIL.names}, "span_json misses a column"
-_SELECT_SPANS = f"SELECT {_SPAN_ROW.sql} FROM spans WHERE trace_key IN {KEYS_OF}"
+# The rest of a span's row, as ``span_document`` unpacks it after its trace's key and
+# its scalars: payloads (text, or packed bytes), the cost, stored JSON.
+_SPAN_REST = Columns("input", "output", "cost_usd", "attributes", "events", "resource")
+assert {*_SCALARS.names, *_SPAN_REST.names} == set(SPAN_DETAIL.names), "a span column is missed"
+# The traces by id, each row with its key; then their spans by those keys, integers (the
+# ids are looked up in the trace_keys index once, not once a statement).
+_SELECT_TRACES = f"SELECT {TRACES.sql}, trace_key FROM traces WHERE trace_key IN {KEYS_OF}"
+_SELECT_SPANS = (
+    f"SELECT trace_key, json_array({_SCALARS.sql}), {_SPAN_REST.sql} FROM spans"
+    " WHERE trace_key IN ({})"
+)
 
 
 def session_trace_ids(
@@ -97,24 +100,25 @@ def trace_details_json(
 ) -> dict[str, bytes]:
     """Per stored trace of ``trace_ids``, its detail as JSON (as ``get_trace`` shows it)."""
     ids = list(dict.fromkeys(trace_ids))
-    traces = {
-        row[0]: row for row in select_in(conn, schema.SELECT_TRACES_BY_ID, (project_id,), ids)
+    traces: dict[int, Sequence[Any]] = {
+        row[-1]: row for row in select_in(conn, _SELECT_TRACES, (project_id,), ids)
     }
-    summaries = scores.summaries(conn, project_id, "trace", list(traces))
+    summaries = scores.summaries(conn, project_id, "trace", [row[0] for row in traces.values()])
     # Sorted here, by (start, span id) as the detail shows them: an ORDER BY made SQLite
     # sort every batch's rows in a temporary B-tree, a third of reading them.
-    spans: dict[str, list[tuple[int, str, dict[str, Any]]]] = defaultdict(list)
-    for row in select_in(conn, _SELECT_SPANS, (project_id,), list(traces)):
-        spans[row[0]].append((row[1], row[2], span_document(row, unpack)))
+    spans: dict[int, list[tuple[int, str, dict[str, Any]]]] = {key: [] for key in traces}
+    for key, scalars, *rest in select_in(conn, _SELECT_SPANS, (), list(traces)):
+        values = orjson.loads(scalars)
+        spans[key].append((values[0], values[1], span_document(values, rest, unpack)))
     out: dict[str, bytes] = {}
-    for trace_id, row in traces.items():
-        ordered = spans[trace_id]
+    for key, trace in traces.items():
+        ordered = spans[key]
         ordered.sort()  # span ids are unique in a trace: the documents are never compared
-        document = trace_head(row, summaries.get(trace_id))
+        document = trace_head(trace, summaries.get(trace[0]))
         document["spans"] = [s[2] for s in ordered]
         # One orjson.dumps a trace, into one buffer: a bytes object a span, joined and
         # then joined again to the head, copied every span's JSON three more times.
-        out[trace_id] = orjson.dumps(document, option=_OPTIONS)
+        out[trace[0]] = orjson.dumps(document, option=_OPTIONS)
     return out
 
 
@@ -140,6 +144,7 @@ def trace_head(row: Sequence[Any], summaries: dict[str, Any] | None) -> dict[str
         input_preview,
         output_preview,
         context_use,
+        *_,
     ) = row
     return {
         "trace_id": trace_id,
@@ -166,10 +171,10 @@ def trace_head(row: Sequence[Any], summaries: dict[str, Any] | None) -> dict[str
     }
 
 
-def span_document(row: tuple[Any, ...], unpack: Unpack) -> dict[str, Any]:
-    """A row of ``_SPAN_ROW`` as the API's ``Span``, for ``orjson.dumps`` to write."""
+def span_document(scalars: list[Any], rest: list[Any], unpack: Unpack) -> dict[str, Any]:
+    """A span's ``_SCALARS`` and ``_SPAN_REST`` as the API's ``Span``, for
+    ``orjson.dumps`` to write."""
     (
-        _,
         start_ns,
         span_id,
         parent_span_id,
@@ -179,19 +184,14 @@ def span_document(row: tuple[Any, ...], unpack: Unpack) -> dict[str, Any]:
         end_ns,
         status,
         status_message,
-        input,
-        output,
         model,
         input_tokens,
         output_tokens,
         total_tokens,
-        cost_usd,
-        stored_attributes,
-        stored_events,
-        resource,
         input_source,
         output_source,
-    ) = row
+    ) = scalars
+    input, output, cost_usd, stored_attributes, stored_events, resource = rest
     # Calls saved where they do nothing (a span's share of the export's time is a few
     # microseconds): only packed payloads are unpacked, empty maps are not looked into.
     if type(input) is bytes:
