@@ -72,6 +72,17 @@ def _spans():
                 name='tab\tand "quote" \u00e9\x01',
             )
         )
+    # Texts with every kind of character JSON escapes, and counts near 64 bits (SQLite
+    # hands a span's short columns over as one JSON array).
+    awkward = "".join(map(chr, range(0x20))) + '\\ " / \x7f \u2028 \u2029 é ✓ \U0001f600'
+    spans.append(
+        replace(
+            record(88, 888, start=8, session="s-export", error=True, tokens=(2**61, 2**61)),
+            name=awkward,
+            status_message=awkward,
+            model=awkward,
+        )
+    )
     # Inputs and outputs kept once, from the attribute they came from.
     spans.append(
         record(

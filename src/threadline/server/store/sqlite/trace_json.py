@@ -107,9 +107,9 @@ def trace_details_json(
     # Sorted here, by (start, span id) as the detail shows them: an ORDER BY made SQLite
     # sort every batch's rows in a temporary B-tree, a third of reading them.
     spans: dict[int, list[tuple[int, str, dict[str, Any]]]] = {key: [] for key in traces}
-    for key, scalars, *rest in select_in(conn, _SELECT_SPANS, (), list(traces)):
-        values = orjson.loads(scalars)
-        spans[key].append((values[0], values[1], span_document(values, rest, unpack)))
+    for row in select_in(conn, _SELECT_SPANS, (), list(traces)):
+        scalars = orjson.loads(row[1])
+        spans[row[0]].append((scalars[0], scalars[1], span_document(scalars, row, unpack)))
     out: dict[str, bytes] = {}
     for key, trace in traces.items():
         ordered = spans[key]
@@ -171,9 +171,9 @@ def trace_head(row: Sequence[Any], summaries: dict[str, Any] | None) -> dict[str
     }
 
 
-def span_document(scalars: list[Any], rest: list[Any], unpack: Unpack) -> dict[str, Any]:
-    """A span's ``_SCALARS`` and ``_SPAN_REST`` as the API's ``Span``, for
-    ``orjson.dumps`` to write."""
+def span_document(scalars: list[Any], row: Sequence[Any], unpack: Unpack) -> dict[str, Any]:
+    """A span's ``_SCALARS`` (parsed) and its row of ``_SELECT_SPANS`` as the API's
+    ``Span``, for ``orjson.dumps`` to write."""
     (
         start_ns,
         span_id,
@@ -191,7 +191,7 @@ def span_document(scalars: list[Any], rest: list[Any], unpack: Unpack) -> dict[s
         input_source,
         output_source,
     ) = scalars
-    input, output, cost_usd, stored_attributes, stored_events, resource = rest
+    _, _, input, output, cost_usd, stored_attributes, stored_events, resource = row
     # Calls saved where they do nothing (a span's share of the export's time is a few
     # microseconds): only packed payloads are unpacked, empty maps are not looked into.
     if type(input) is bytes:
