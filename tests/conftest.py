@@ -7,6 +7,7 @@ project and key, made through the real store), so tests never see each other's d
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -28,6 +29,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports: the sockets are held open together while the
+    kernel picks, since two ``free_port()`` calls may be given the same port (a port is
+    free again once its socket is closed, and CI once got one port for both)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
 
 
 @dataclass
@@ -64,6 +76,8 @@ def start_server(
     grpc_flags: tuple[str, ...] = ()
     if grpc_port is None:
         grpc_port = free_port()
+        while grpc_port == port:  # see free_ports
+            grpc_port = free_port()
         grpc_flags = ("--grpc-port", str(grpc_port))
     log = log_path.open("wb")
     process = subprocess.Popen(

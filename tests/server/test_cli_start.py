@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, start_server, stop_server
+from tests.conftest import free_port, free_ports, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,8 @@ def test_a_busy_port_is_one_line_naming_the_flag_before_anything_is_made(tmp_pat
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        ports = {"--port": str(free_port()), "--grpc-port": str(free_port()), busy: str(port)}
+        http_port, grpc_port = free_ports(2)
+        ports = {"--port": str(http_port), "--grpc-port": str(grpc_port), busy: str(port)}
         data = tmp_path / "data"
         result = _run("serve", "--data-dir", str(data), *[x for kv in ports.items() for x in kv])
     assert result.returncode != 0

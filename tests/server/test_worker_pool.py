@@ -12,8 +12,10 @@ import asyncio
 import os
 import signal
 import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +43,18 @@ def _sleep(seconds: float) -> int:
     return os.getpid()
 
 
+def _meet(directory: str, count: int) -> int:
+    """Say this process is here, then wait (at most a minute) until ``count`` jobs are:
+    jobs that meet ran at once, in as many processes, however slowly each was picked up
+    (two half-second sleeps once ran one after the other in one worker on a loaded
+    machine)."""
+    Path(directory, f"{os.getpid()}-{time.monotonic_ns()}").touch()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(directory)) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid()
+
+
 def test_a_large_object_crosses_a_channel_whole_and_a_closed_end_says_so() -> None:
     ours, theirs = socket.socketpair()
     sender, receiver = Channel(ours), Channel(theirs)
@@ -65,8 +79,12 @@ def test_jobs_run_in_workers_and_their_errors_come_back_as_themselves() -> None:
             assert await pool.run(_echo_reversed, body) == body[::-1]
             with pytest.raises(BadRequest, match="not a span"):
                 await pool.run(_refuse, "not a span")
-            # Both workers take jobs at once: two sleeps run in two processes.
-            pids = await asyncio.gather(pool.run(_sleep, 0.5), pool.run(_sleep, 0.5))
+            # Both workers take jobs at once: two jobs that wait for each other run in
+            # two processes (in one, the first would wait for the second in vain).
+            with tempfile.TemporaryDirectory() as meeting:
+                pids = await asyncio.gather(
+                    pool.run(_meet, meeting, 2), pool.run(_meet, meeting, 2)
+                )
             assert len(set(pids)) == 2 and set(pids) <= set(pool.pids())
             assert os.getpid() not in pids
         finally:

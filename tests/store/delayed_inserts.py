@@ -27,6 +27,9 @@ from typing import Any
 
 from tests.store.chdb_http import ChdbEngine
 
+# How many of the oldest due inserts the next one applied is chosen from.
+_REORDER = 4
+
 
 class DelayedInserts:
     def __init__(
@@ -83,7 +86,7 @@ class DelayedInserts:
         with self._lock:
             return len(self._pending) + len(self._applying)
 
-    def settle(self, timeout_s: float = 60.0) -> None:
+    def settle(self, timeout_s: float = 180.0) -> None:
         """Wait until every insert acknowledged so far is visible (those acknowledged
         meanwhile may still be pending)."""
         deadline = time.monotonic() + timeout_s
@@ -118,8 +121,12 @@ class DelayedInserts:
                     self._lock.wait(timeout=max(0.01, wait))
                 if self._closed:
                     return
-                # Any of the due inserts, not the oldest: visibility out of order.
-                _, seq, job = self._pending.pop(self._rng.choice(due))
+                # Any of the four oldest due inserts, not always the oldest: visibility
+                # out of order, yet none starves while newer ones keep coming due (a
+                # pick among all that are due, on a loaded machine, left two inserts
+                # pending past settle's minute).
+                oldest = sorted(due, key=lambda i: self._pending[i][1])[:_REORDER]
+                _, seq, job = self._pending.pop(self._rng.choice(oldest))
                 self._applying.add(seq)
             try:
                 self._engine.insert(*job)
