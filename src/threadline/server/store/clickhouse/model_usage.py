@@ -18,7 +18,8 @@ month's traffic was one granule, so a few hundred ids read every row of the mont
 moves a store's rows from that table as 0011 moved the trace parts: the new view first
 (an insert from then on lands in both tables), then the copy (a row copied twice merges
 into one), then the old view goes and the old table is emptied; two servers doing it
-at once do no harm in any interleaving.
+at once do no harm in any interleaving, and one stopped midway finishes the move at
+its next start (the old view goes only after the copy).
 """
 
 from __future__ import annotations
@@ -71,15 +72,17 @@ def ensure(client: Any) -> None:
     gets their usage once: moved from the first table if it has one, else from the
     spans."""
     client.command(_TABLE)
-    if _exists(client, _VIEW_NAME):
-        return
-    client.command(_VIEW)
-    if not _exists(client, _OLD_TABLE):
-        client.command(_BACKFILL)
-        return
-    client.command(f"INSERT INTO {TABLE} SELECT * FROM {_OLD_TABLE}")
-    client.command(f"DROP VIEW IF EXISTS {_OLD_VIEW}")
-    client.command(f"TRUNCATE TABLE IF EXISTS {_OLD_TABLE}")
+    if not _exists(client, _VIEW_NAME):
+        client.command(_VIEW)
+        if not _exists(client, _OLD_TABLE):
+            client.command(_BACKFILL)
+            return
+    # The old view is dropped only after the copy: while it is there, the move is not
+    # done (a server stopped between the new view and the copy copies at its next start).
+    if _exists(client, _OLD_VIEW):
+        client.command(f"INSERT INTO {TABLE} SELECT * FROM {_OLD_TABLE}")
+        client.command(f"DROP VIEW IF EXISTS {_OLD_VIEW}")
+        client.command(f"TRUNCATE TABLE IF EXISTS {_OLD_TABLE}")
 
 
 def _exists(client: Any, table: str) -> bool:
