@@ -23,27 +23,13 @@ Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 # Trace ids per statement (each id is bound into the statement's text).
 _IN_CHUNK = 1000
 
-# Where the traces ``{where}`` selects lie in time (migration 0022): the least start and
-# the greatest end of their spans, a scalar read first by id from the few parts of
-# ``trace_spans_range``. Every part and span of a trace starts within it, so the reads
-# bounded by it (``IN_RANGE``) open only the parts of the traces' own months, where a
-# lookup by id alone searched every part of every month kept (which ClickHouse's query
-# condition cache hides only when the same ids are read again: docs/benchmarks.md). If
-# the range is not known for every trace named (``{count}`` of them: one not visible
-# yet, on a replica that lags), the reads are not bounded.
-SPANS_RANGE = (
-    "(SELECT if(uniqExact(trace_id) = {count}, (min(start_ns), max(end_ns)),"
-    " (toInt64(-9223372036854775808), toInt64(9223372036854775807)))"
-    " FROM trace_spans_range WHERE {where}) AS spans_range"
-)
-IN_RANGE = "start_ns BETWEEN spans_range.1 AND spans_range.2"
 # Each trace's packed parts (migration 0016: one JSON string per part, a stream or two
 # per trace instead of some forty; a trace's parts unite as strings and are merged in
 # Python by ``_merged``) and its context use.
 _MERGED = (
     "SELECT trace_id, groupUniqArrayArray(p.rollup), {labels},"
     " if(mapContains(context_by_trace, trace_id), toNullable(context_by_trace[trace_id]), NULL)"
-    f" FROM trace_parts_packed AS p WHERE {{where}} AND {IN_RANGE} GROUP BY trace_id"
+    " FROM trace_parts_packed AS p WHERE {where} GROUP BY trace_id"
 )
 _LABELS = "groupUniqArrayArray(p.labels)"
 _NO_LABELS = "[]"
@@ -65,15 +51,13 @@ _OF_SESSIONS = "project_id = %(project)s AND has(session_traces, trace_id)"
 _OF_IDS = "project_id = %(project)s AND trace_id IN %(ids)s"
 
 
-def merged_sql(where: str, count: str, labels: bool = True, with_: Sequence[str] = ()) -> str:
+def merged_sql(where: str, labels: bool = True, with_: Sequence[str] = ()) -> str:
     """The merged parts of the traces ``where`` selects (it must select all of a trace's
     parts or none, and name only ``project_id`` and ``trace_id``), with each trace's
-    context use; ``count``: how many traces ``where`` names, an expression;
-    ``labels``: with tags and metadata (which the sessions do not show); ``with_``: more
-    named expressions ``where`` uses. It names the traces' range ``spans_range``."""
+    context use; ``labels``: with tags and metadata (which the sessions do not show);
+    ``with_``: more named expressions ``where`` uses."""
     merged = _MERGED.format(where=where, labels=_LABELS if labels else _NO_LABELS)
-    named = [*with_, SPANS_RANGE.format(where=where, count=count), _CONTEXT.format(where=where)]
-    return f"WITH {', '.join(named)} {merged}"
+    return f"WITH {', '.join([*with_, _CONTEXT.format(where=where)])} {merged}"
 
 
 def by_ids(
@@ -84,9 +68,8 @@ def by_ids(
     # In statements of at most _IN_CHUNK ids: thousands of trace ids, bound into the
     # statement's text, would outgrow ClickHouse's max_query_size.
     for first in range(0, len(trace_ids), _IN_CHUNK):
-        ids = list(dict.fromkeys(trace_ids[first : first + _IN_CHUNK]))
-        params = {"project": project_id, "ids": ids, "count": len(ids)}
-        found += [finish(row) for row in rows(merged_sql(_OF_IDS, "%(count)s", labels), params)]
+        params = {"project": project_id, "ids": list(trace_ids[first : first + _IN_CHUNK])}
+        found += [finish(row) for row in rows(merged_sql(_OF_IDS, labels), params)]
     return found
 
 
@@ -179,4 +162,4 @@ def of_sessions(
 def of_sessions_sql(labels: bool) -> str:
     """``merged_sql`` of every trace that ever named one of the sessions
     ``%(sessions)s``, whose ids it names ``session_traces`` (an array)."""
-    return merged_sql(_OF_SESSIONS, "length(session_traces)", labels, [SESSION_TRACES])
+    return merged_sql(_OF_SESSIONS, labels, [SESSION_TRACES])

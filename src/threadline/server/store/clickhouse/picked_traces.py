@@ -27,14 +27,10 @@ MAX_SEEN = 1000
 
 # (branch, trace id, packed parts, context use): 0 a seen trace's parts, 1 its context
 # use, 2 the id of a trace of the sessions that the pick did not see.
-# The packed parts are read from the months of the seen traces only (their range,
-# ``merged_traces.SPANS_RANGE``).
-_SEEN = "project_id = %(project)s AND trace_id IN %(seen)s"
 _PAGE_TRACES = (
-    f"WITH {merged_traces.SPANS_RANGE.format(where=_SEEN, count='%(count)s')}"
-    " SELECT 0 AS branch, trace_id, groupUniqArrayArray(rollup) AS parts,"
+    "SELECT 0 AS branch, trace_id, groupUniqArrayArray(rollup) AS parts,"
     " CAST(NULL, 'Nullable(Float64)') AS context FROM trace_parts_packed"
-    f" WHERE {_SEEN} AND {merged_traces.IN_RANGE} GROUP BY trace_id"
+    " WHERE project_id = %(project)s AND trace_id IN %(seen)s GROUP BY trace_id"
     " UNION ALL SELECT 1, trace_id, [], toNullable(max(context_use)) FROM trace_context"
     " WHERE project_id = %(project)s AND trace_id IN %(seen)s GROUP BY trace_id"
     " UNION ALL SELECT DISTINCT 2, trace_id, [], NULL FROM session_members"
@@ -54,8 +50,7 @@ def of_sessions(
     params: dict[str, Any] = {
         "project": project_id,
         "sessions": sorted(wanted),
-        "seen": sorted(set(seen)),
-        "count": len(set(seen)),
+        "seen": sorted(seen),
     }
     parts: dict[str, list[str]] = {}
     context: dict[str, float | None] = {}

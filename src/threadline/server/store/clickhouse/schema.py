@@ -31,7 +31,6 @@ TRACE_TABLES = (
     "search_text",  # search.py
     "trace_model_parts_by_id",  # model_usage.py
     "trace_context",  # context use (context.py): row by row, one small row a trace
-    "trace_spans_range",  # where a trace lies in time (merged_traces.py): row by row too
     "trace_labels",  # the users, tags and metadata values traces named (trace_labels.py)
 )
 RETAINED_TABLES = (

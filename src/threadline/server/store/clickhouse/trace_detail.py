@@ -9,13 +9,11 @@ fixed cost on this engine: docs/benchmarks.md).
 
 The spans are read by the spans table's sort key, (project, trace id, span id), in
 monthly partitions by start. Trace ids are random, so every part's key range holds any
-id, and without a time condition each part reads a granule of its trace id column
-(8,192 rows) to find the trace absent from all but one. Both the spans and the packed
-parts are read within the trace's range (``merged_traces.SPANS_RANGE``: its earliest
-start and latest end, found by id in the few parts of an unpartitioned table), so only
-the parts of the trace's own months are opened, however many months are kept. (Bounds
-read from the packed parts themselves had cost as much as they saved: they were found
-by the same lookup in every part.)
+id, and each part reads a granule of its trace id column (8,192 rows) to find the
+trace absent from all but one, whose granule it then reads whole. Bounding the read by
+the trace's start and end (from its packed parts) opens only that one part, but the
+bounds' own read cost the engine as much as it saved (docs/benchmarks.md), so the read
+is by the key alone.
 """
 
 from __future__ import annotations
@@ -31,12 +29,10 @@ from threadline.server.store.columns import SPAN_DETAIL
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
 _TRACE = "project_id = %(project)s AND trace_id = %(trace)s"
-# Its spans, one row per span id (a span sent twice is one row once merged), read from
-# the parts of the trace's months only (``merged_traces.IN_RANGE``).
+# Its spans, one row per span id (a span sent twice is one row once merged).
 _SPANS = (
     f"(SELECT groupArray(({SPAN_DETAIL.sql})) FROM (SELECT {SPAN_DETAIL.sql} FROM spans"
-    f" WHERE {_TRACE} AND {merged_traces.IN_RANGE} ORDER BY start_ns, span_id"
-    " LIMIT 1 BY span_id)) AS t_spans"
+    f" WHERE {_TRACE} ORDER BY start_ns, span_id LIMIT 1 BY span_id)) AS t_spans"
 )
 _SCORES = (
     "(SELECT groupArray((target_kind, target_id, name, row)) FROM ("
@@ -45,11 +41,9 @@ _SCORES = (
     )
     + ")) AS t_scores"
 )
-# The outer statement names the trace's range as the merge does (the same scalar
-# subquery, which the engine runs once).
 _DETAIL = (
-    f"WITH {merged_traces.SPANS_RANGE.format(where=_TRACE, count=1)}, {_SPANS}, {_SCORES}"
-    f" SELECT m.*, t_spans, t_scores FROM ({merged_traces.merged_sql(_TRACE, '1')}) AS m"
+    f"WITH {_SPANS}, {_SCORES}"
+    f" SELECT m.*, t_spans, t_scores FROM ({merged_traces.merged_sql(_TRACE)}) AS m"
 )
 
 
