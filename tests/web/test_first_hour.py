@@ -249,3 +249,96 @@ def test_dark_mode_follows_the_system_setting(
 def _luminance(css_color: str) -> float:
     red, green, blue = (int(v) / 255 for v in re.findall(r"\d+", css_color)[:3])
     return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def test_a_new_project_shows_its_commands_and_search_snippets_read_as_text(ui: UI, server) -> None:
+    # The first page of a new project: the commands to send a first trace, a line each.
+    page = ui.go("/sessions")
+    sample = page.get_by_test_id("empty-state").locator("pre")
+    assert sample.evaluate("e => getComputedStyle(e).whiteSpace") == "pre"
+    lines = sample.inner_text().splitlines()
+    assert "threadline demo --base-url" in lines[1] and len(lines) >= 10, lines
+    expect(page.get_by_test_id("number-filter")).to_have_attribute("placeholder", "turns >= 3")
+    page = ui.go("/traces")
+    expect(page.get_by_test_id("number-filter")).to_have_attribute("placeholder", "duration > 2")
+
+    # A searched word found in a session with a score column, on a laptop's width: the
+    # snippet is muted text under the session id, in a cell wide enough to read.
+    base = (time.time_ns() // S - 600) * S
+    turn = Turn(new_trace_id(), "Do you ship to Osaka today?", "We do.", base, 800, 900, 200, 0.01)
+    send(server, turn_spans(turn, "s-snippet-with-a-long-id", "wanjiru"))
+    score = {"name": "resolved", "value": True, "session_id": "s-snippet-with-a-long-id"}
+    assert server.http.post("/api/v1/scores", json=score).status_code in (200, 201)
+    page.set_viewport_size({"width": 1100, "height": 800})
+    page = ui.go("/sessions?range=all&q=osaka")
+    snippet = page.get_by_test_id("snippet")
+    expect(snippet.locator("mark")).to_have_text("Osaka")
+    background = snippet.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert background == "rgba(0, 0, 0, 0)", background
+    cell = page.locator('tr[data-id="s-snippet-with-a-long-id"] td.has-snippet')
+    box = cell.bounding_box()
+    assert box and box["width"] >= 150, box
+    ui.shot("snippet")
+
+
+def test_a_phone_reaches_every_page_and_the_dashboard_fits(
+    browser: Browser, server, request: pytest.FixtureRequest
+) -> None:
+    # Sessions over an hour long: the dashboard's per-session durations are wide.
+    base = (time.time_ns() // S - 2 * 3600) * S
+    for n in range(3):
+        first = Turn(new_trace_id(), "Hello", "Hi!", base + n * S, 900, 1200, 300, 0.0159)
+        last = Turn(new_trace_id(), "Bye", "Bye!", base + (3725 + n) * S, 900, 1200, 300, 0.0159)
+        send(
+            server,
+            turn_spans(first, f"s-long-{n}", "kenji") + turn_spans(last, f"s-long-{n}", "kenji"),
+        )
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        sign_in(page, server.base_url, server.api_key)
+        for link in ("Evaluators", "Settings", "Traces"):
+            expect(page.locator(".topnav a", has_text=link)).to_be_visible()
+        page.locator(".topnav a", has_text="Settings").click()
+        page.wait_for_url(re.compile(r".*/settings$"))
+        page.goto(server.base_url + "/dashboard")
+        expect(page.get_by_test_id("distributions")).to_contain_text("1 h 02 min")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, width
+        page.screenshot(
+            path=str(ARTIFACTS / f"{request.node.name}-dashboard-390.png"), full_page=True
+        )
+    finally:
+        context.close()
+
+
+def test_a_model_has_one_colour_in_the_cost_and_the_tokens_charts(ui: UI, server) -> None:
+    """The charts sort their models by their own figure: the dear model with few tokens
+    comes first by cost and last by tokens, and keeps its colour in both."""
+    base = (time.time_ns() // S - 600) * S
+    for n, (model, tokens, cost) in enumerate(
+        [
+            ("gpt-4o", 100, 0.05),
+            ("gpt-4o-mini", 5000, 0.001),
+            ("claude-3-5-haiku-latest", 2000, 0.01),
+        ]
+    ):
+        turn = Turn(new_trace_id(), "Hi", "Hello", base + n * S, 500, tokens, 10, cost)
+        spans = turn_spans(turn, f"s-model-{n}", "ana")
+        spans[1].attributes["gen_ai.request.model"] = model
+        send(server, spans)
+    page = ui.go("/dashboard")
+
+    def colours(chart: str) -> dict[str, str]:
+        items = page.locator(f'[data-chart="{chart}"] .legend li')
+        return {
+            items.nth(i).inner_text(): items.nth(i)
+            .locator(".swatch")
+            .evaluate("e => getComputedStyle(e).backgroundColor")
+            for i in range(items.count())
+        }
+
+    by_cost, by_tokens = colours("cost_by_model"), colours("tokens_by_model")
+    assert list(by_cost) == ["gpt-4o", "claude-3-5-haiku-latest", "gpt-4o-mini"]
+    assert list(by_tokens) == ["gpt-4o-mini", "claude-3-5-haiku-latest", "gpt-4o"]
+    assert by_cost == by_tokens and len(set(by_cost.values())) == 3, (by_cost, by_tokens)

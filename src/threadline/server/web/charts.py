@@ -34,6 +34,8 @@ PALETTE = (
     "#5c6770",
     "#d4a017",
 )
+# The colour of what is added up as "the rest" (other models): the palette's grey.
+REST_COLOR = "#5c6770"
 
 
 @dataclass(slots=True)
@@ -73,6 +75,9 @@ class Chart:
 class Series:
     group: str | None
     values: Sequence[float | None]
+    # The series' own colour, for one that must look the same in several charts; else
+    # the palette's, by the series' place in its chart.
+    color: str | None = None
 
 
 def bar_chart(
@@ -100,8 +105,8 @@ def bar_chart(
         tops = [max((s.values[i] or 0.0 for s in series), default=0.0) for i in range(len(buckets))]
     high = _nice_ceiling(max(tops, default=0.0))
     chart.empty = not any(v for s in series for v in s.values)
-    for k, one in enumerate(series):
-        color = PALETTE[k % len(PALETTE)]
+    colors = [one.color or PALETTE[k % len(PALETTE)] for k, one in enumerate(series)]
+    for one, color in zip(series, colors, strict=True):
         if grouped:
             chart.legend.append((_group_label(one.group), color))
     below = [0.0] * len(buckets)
@@ -112,7 +117,7 @@ def bar_chart(
             value = one.values[i]
             if value is None:
                 continue
-            color = PALETTE[k % len(PALETTE)]
+            color = colors[k]
             height = plot_h * value / high if high else 0.0
             label = f"{bucket_label(start)}: {fmt(value)}"
             if grouped:

@@ -24,7 +24,7 @@ from threadline.server.store import Store
 from threadline.server.store import metrics as metric_rules
 from threadline.server.web import present
 from threadline.server.web.auth import PageProject
-from threadline.server.web.charts import Chart, Series, bar_chart
+from threadline.server.web.charts import PALETTE, REST_COLOR, Chart, Series, bar_chart
 from threadline.server.web.filters import parse_time
 from threadline.server.web.render import render
 
@@ -198,10 +198,27 @@ _BY_MODEL: tuple[tuple[str, str, str, Callable[[float], str]], ...] = (
 _MODELS_SHOWN = 6
 
 
-def _model_series(metrics: Metrics, metric: str) -> list[Series]:
+def _model_colors(metrics: Metrics) -> dict[str, str]:
+    """One colour per model for every by-model chart, so that a model looks the same in
+    the cost and the tokens chart (each sorts its models by its own figure)."""
+    palette = [c for c in PALETTE if c != REST_COLOR]
+    colors: dict[str, str] = {}
+    for _, _, metric, _ in _BY_MODEL:
+        for s in metrics.series:
+            name = s.model or "(no model)"
+            if s.metric == metric and name not in colors:
+                colors[name] = palette[len(colors) % len(palette)]
+    return colors
+
+
+def _model_series(metrics: Metrics, metric: str, colors: dict[str, str]) -> list[Series]:
     """The series of ``metric`` per model (largest first, as the store sorts them)."""
     found = [s for s in metrics.series if s.metric == metric]
-    shown = [Series(s.model or "(no model)", s.values) for s in found[:_MODELS_SHOWN]]
+    shown = [
+        Series(name, s.values, colors.get(name))
+        for s in found[:_MODELS_SHOWN]
+        for name in [s.model or "(no model)"]
+    ]
     rest = found[_MODELS_SHOWN:]
     if rest:
         values: list[float | None] = [
@@ -210,7 +227,7 @@ def _model_series(metrics: Metrics, metric: str) -> list[Series]:
             else sum(s.values[i] or 0.0 for s in rest)
             for i in range(len(metrics.buckets))
         ]
-        shown.append(Series("other models", values))
+        shown.append(Series("other models", values, REST_COLOR))
     return shown
 
 
@@ -246,8 +263,9 @@ def build_charts(metrics: Metrics, filters: DashboardFilters) -> list[Chart]:
     if not grouped:
         # Split by model, stacked: one chart per figure (grouped, the groups split the
         # bars already, so the split by model is left to the API).
+        colors = _model_colors(metrics)
         for key, title, metric, fmt in _BY_MODEL:
-            found = _model_series(metrics, metric)
+            found = _model_series(metrics, metric, colors)
             if found:
                 charts.append(
                     bar_chart(
