@@ -201,6 +201,10 @@ def test_threadline_delete(server):
     assert server.http.get(f"/api/v1/sessions/many-{tag}-0").status_code == 200
     result = _cli(server, "delete", "sessions", "--filter", "colour=red")
     assert result.returncode != 0 and "colour=red" in result.stderr
+    # The lists' numeric filters narrow it too.
+    user = f"user_id=user-{tag}"
+    result = _cli(server, "delete", "sessions", "--filter", user, "--filter", "filter=turns>=2")
+    assert result.returncode == 0 and "No session matches" in result.stdout, result.stderr
     result = _cli(server, "delete", "sessions")
     assert result.returncode != 0 and "--all" in result.stderr
     result = _cli(server, "delete", "sessions", "--filter", f"user_id=user-{tag}", "--yes")

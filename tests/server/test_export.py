@@ -291,8 +291,21 @@ def test_threadline_export(server, tmp_path):
     assert b"Traceback" not in errors and b"Exception" not in errors, errors
     result = cli("sessions", "--format", "csv", "--include-spans")
     assert result.returncode != 0 and b"jsonl" in result.stderr
+    # The lists' numeric filters and sort, as the API takes them; the progress bar counts
+    # rows, not the CSV's header.
+    by_start = ("--filter", f"tag={tag}", "--filter", "sort=start", "--format", "csv")
+    result = cli("sessions", *by_start, "--filter", "filter=turns>=3")
+    assert result.returncode == 0, result.stderr
+    rows = _csv_rows(result.stdout.decode())
+    assert [r["session_id"] for r in rows] == [f"{tag}-s{i}" for i in range(4, -1, -1)]
+    assert b"5 rows" in result.stderr.replace(b"\r", b"\n").splitlines()[-1]
+    result = cli("sessions", *by_start, "--filter", "filter=turns>=4")
+    assert result.returncode == 0 and _csv_rows(result.stdout.decode()) == []
+    # A name the lists do not take is refused here; a value they refuse, by the server.
+    result = cli("traces", "--filter", "colour=red")
+    assert result.returncode != 0 and b"colour=red" in result.stderr
     result = cli("traces", "--filter", "sort=cost")
-    assert result.returncode != 0 and b"sort=cost" in result.stderr
+    assert result.returncode != 0 and b"sort" in result.stderr and b"Traceback" not in result.stderr
 
 
 @pytest.mark.slow  # a server of its own, and an export read slowly on purpose

@@ -183,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="A Sessions list filter, repeatable: "
         + ", ".join(data_commands.SESSION_FILTERS)
-        + " (e.g. user_id=ana, metadata=env=prod, score=quality<3).",
+        + " (e.g. user_id=ana, metadata=env=prod, score=quality<3, filter=turns>=5).",
     )
     many.add_argument("--all", action="store_true", help="No filter: every session.")
     many.add_argument("--yes", action="store_true", help="Do not ask; delete what matches.")
@@ -199,7 +199,9 @@ def _parser() -> argparse.ArgumentParser:
         ("traces", data_commands.TRACE_FILTERS + data_commands.EXPORT_EXTRA),
     ):
         listing = export_commands.add_parser(what, help=f"Every {what[:-1]} the filters match.")
-        listing.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+        listing.add_argument(
+            "--format", choices=["csv", "jsonl"], default="jsonl", help="Default: jsonl."
+        )
         listing.add_argument(
             "--include-spans",
             action="store_true",
@@ -210,7 +212,10 @@ def _parser() -> argparse.ArgumentParser:
             action="append",
             default=[],
             metavar="NAME=VALUE",
-            help=f"A {what.title()} list filter, repeatable: " + ", ".join(names) + ".",
+            help=f"A {what.title()} list filter, repeatable: "
+            + ", ".join(names)
+            + " (e.g. tag=support, filter=cost>0.5, window=all: the last 7 days unless"
+            " given start, end or window).",
         )
         listing.add_argument("--output", "-o", default=None, help="File to write (default stdout).")
         data_commands.add_connection(listing)

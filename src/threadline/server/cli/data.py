@@ -27,6 +27,8 @@ SESSION_FILTERS = (
     "metadata",
     "score",
     "missing_score",
+    "filter",
+    "min_context_use",
 )
 
 
@@ -42,10 +44,11 @@ TRACE_FILTERS = (
     "metadata",
     "score",
     "missing_score",
+    "filter",
 )
 # What the export takes besides its list's filters: the list's time window (the last
-# 7 days unless given start, end or window=all; docs/api.md).
-EXPORT_EXTRA = ("window",)
+# 7 days unless given start, end or window=all; docs/api.md) and its order.
+EXPORT_EXTRA = ("window", "sort")
 _READ_BYTES = 256 * 1024
 
 
@@ -127,7 +130,9 @@ def _export(client: ApiClient, args: argparse.Namespace, out: IO[bytes]) -> int:
     query = [("format", args.format), *parse_filters(args.filter, allowed)]
     if args.include_spans:
         query.append(("include", "spans"))
-    counter = RecordCounter(quoted=args.format == "csv")
+    # A CSV's first record is its header, not a row.
+    csv = args.format == "csv"
+    counter = RecordCounter(quoted=csv, header=csv)
     with (
         client.open("GET", f"/api/v1/export/{args.what}", query) as response,
         # On stderr, so that stdout carries the export alone.
@@ -136,24 +141,24 @@ def _export(client: ApiClient, args: argparse.Namespace, out: IO[bytes]) -> int:
         while chunk := response.read(_READ_BYTES):
             out.write(chunk)
             bar.update(counter.feed(chunk))
-    # A CSV's first record is its header.
-    return counter.records - 1 if args.format == "csv" and counter.records else counter.records
+    return max(counter.records, 0)
 
 
 class RecordCounter:
     """Counts the records of a stream as it passes: JSONL lines, or CSV records, whose
     quoted fields may hold line breaks (a line end counts only outside quotes; an
-    escaped quote ``""`` toggles twice, so it changes nothing)."""
+    escaped quote ``""`` toggles twice, so it changes nothing). With ``header`` the first
+    record is not counted."""
 
     _MARKS = re.compile(rb'["\n]')
 
-    def __init__(self, quoted: bool) -> None:
+    def __init__(self, quoted: bool, header: bool = False) -> None:
         self.quoted = quoted
-        self.records = 0
+        self.records = -1 if header else 0
         self._in_quotes = False
 
     def feed(self, chunk: bytes) -> int:
-        before = self.records
+        before = max(self.records, 0)
         if not self.quoted:
             self.records += chunk.count(b"\n")
         else:
@@ -162,4 +167,4 @@ class RecordCounter:
                     self._in_quotes = not self._in_quotes
                 elif not self._in_quotes:
                     self.records += 1
-        return self.records - before
+        return max(self.records, 0) - before
