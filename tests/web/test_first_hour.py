@@ -342,3 +342,29 @@ def test_a_model_has_one_colour_in_the_cost_and_the_tokens_charts(ui: UI, server
     assert list(by_cost) == ["gpt-4o", "claude-3-5-haiku-latest", "gpt-4o-mini"]
     assert list(by_tokens) == ["gpt-4o-mini", "claude-3-5-haiku-latest", "gpt-4o"]
     assert by_cost == by_tokens and len(set(by_cost.values())) == 3, (by_cost, by_tokens)
+
+
+def test_a_shared_session_writes_things_as_the_session_page_does(
+    ui: UI, server, browser: Browser
+) -> None:
+    _plain_turns(server, "s-shared", (time.time_ns() // S - 600) * S)
+    made = server.http.post(
+        "/api/v1/shares", json={"kind": "session", "target_id": "s-shared"}
+    ).json()
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto(server.base_url + made["path"])
+        expect(page.locator('[data-col="tokens"]')).to_have_text("—")
+        assert "0 → 0" not in page.locator("main").inner_text()
+    finally:
+        context.close()
+    # The project's links: a table like the lists', the new link within a phone's width.
+    page = ui.go("/sessions/s-shared")
+    page.get_by_test_id("share-menu").locator("summary").click()
+    page.get_by_test_id("share-create").click()
+    expect(page.get_by_test_id("link-url")).to_have_value(re.compile(r"/shared/"))
+    expect(page.get_by_test_id("links")).to_have_class("grid")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    ui.shot("shares-phone")
