@@ -14,7 +14,7 @@ from threadline.server import numeric_filters
 from threadline.server.model import Project
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
-from threadline.server.web.filters import PRESETS, SORTS, TRACE_SORTS, Filters
+from threadline.server.web.filters import ALL_TIME_NOTE, PRESETS, SORTS, TRACE_SORTS, Filters
 from threadline.server.web.render import render
 from threadline.server.web.score_columns import columns_query, score_columns
 
@@ -37,6 +37,7 @@ def _context(request: Request, project: Project, tab: str, filters: Filters) -> 
         "tab": tab,
         "filters": filters,
         "presets": PRESETS,
+        "all_time_note": ALL_TIME_NOTE,
         "sorts": SORTS,
         "trace_sorts": TRACE_SORTS,
         "number_fields": numeric_filters.SESSION_FIELDS
