@@ -17,7 +17,7 @@ import pytest
 from tests.store.clickhouse_statements import own_store, recorded_sql
 from tests.store.test_contract import MS, T0, record
 from threadline.server.model import SessionQuery, TraceQuery
-from threadline.server.store.clickhouse import packed_parts, recent_sessions
+from threadline.server.store.clickhouse import merged_traces, packed_parts, recent_sessions
 from threadline.server.store.clickhouse.store import ClickHouseStore
 
 pytestmark = pytest.mark.clickhouse
@@ -157,3 +157,32 @@ def test_integers_written_as_strings_merge_as_numbers():
     merged = packed_parts.merged(rollups, labels)
     assert packed_parts.merged(quoted_rollups, quoted_labels) == merged
     assert merged[:4] == (9, 15, 2, 0) and merged[4][1] == 9 and merged[8][1] == -15
+
+
+def test_a_span_sent_twice_changed_shows_one_value_on_every_path(store: ClickHouseStore):
+    """Two copies of one span (same start, same id) set a key to different values: the
+    page (packed parts, merged in Python) and the filters (merged in SQL) both show the
+    greater JSON text, whichever copy came first and in whatever order the parts unite."""
+    project = store.create_project("p").id
+    for trace, values in ((1, ("a", "b")), (2, ("b", "a"))):
+        for value in values:
+            store.write_spans(project, [record(trace, 1, metadata={"k": value, "n": trace})])
+    for trace in (f"{1:032x}", f"{2:032x}"):
+        detail = store.get_trace(project, trace)
+        assert detail is not None and detail.metadata["k"] == "b"
+    listed = store.list_traces(project, TraceQuery(limit=10)).items
+    assert [t.metadata["k"] for t in listed] == ["b", "b"]
+    for value, found in (("b", 2), ("a", 0)):
+        filtered = store.list_traces(project, TraceQuery(limit=10, metadata={"k": value}))
+        assert len(filtered.items) == found
+
+
+def test_the_metadata_pick_does_not_depend_on_the_entries_order():
+    same_span = [
+        (5, "span", "k", '"a"', "a"),
+        (5, "span", "k", '"b"', "b"),
+        (3, "earlier", "k", '"z"', "z"),
+        (5, "span", "other", "1", "1"),
+    ]
+    for order in itertools.permutations(same_span):
+        assert merged_traces._metadata(order) == {"k": "b", "other": 1}

@@ -180,6 +180,32 @@ def test_metadata_filters_compare_values_as_pages_show_them(store: Store):
     assert traces(x='{"a":1}') == [1]
 
 
+def test_a_span_sent_twice_changed_shows_one_value_everywhere(store: Store):
+    """A span sent again with another value for a key: SQLite keeps the span's first
+    copy, ClickHouse (which keeps both until a merge) the greater JSON text. Either way
+    the page, the detail and the filter show one value, the same on every read."""
+    project = store.create_project("p").id
+    for trace, values in ((1, ("a", "b")), (2, ("b", "a"))):
+        for value in values:
+            store.write_spans(
+                project, [record(trace, 1, session=f"s{trace}", metadata={"k": value})]
+            )
+    for trace in (1, 2):
+        trace_id = f"{trace:032x}"
+        (listed,) = store.list_traces(project, TraceQuery(session_id=f"s{trace}")).items
+        detail = store.get_trace(project, trace_id)
+        assert detail is not None and listed.metadata == detail.metadata
+        assert detail.metadata["k"] in ("a", "b")
+        for value in ("a", "b"):
+            found = store.list_traces(
+                project, TraceQuery(session_id=f"s{trace}", metadata={"k": value})
+            )
+            assert [t.trace_id for t in found.items] == (
+                [trace_id] if value == detail.metadata["k"] else []
+            )
+        assert store.get_trace(project, trace_id) == detail
+
+
 def test_a_late_span_moves_a_trace_into_a_session(store: Store):
     project = store.create_project("p").id
     store.write_spans(project, [record(1, 1, session=None)])

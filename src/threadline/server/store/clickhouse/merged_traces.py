@@ -134,9 +134,12 @@ def _tags(entries: Sequence[tuple[Any, ...]]) -> list[str]:
 
 def _metadata(entries: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
     """Each key's value from the latest span (by start, then id) that sets it: entries
-    are (start, span id, key, value as JSON, value as text); keys in sorted order."""
+    are (start, span id, key, value as JSON, value as text); keys in sorted order. Two
+    copies of one span that set a key to different values (a span sent twice, changed)
+    tie on start and id: the greater JSON text wins, whatever order the entries come in
+    (``queries.META_ENTRIES`` sorts by the same key)."""
     latest: dict[str, str] = {}
-    for entry in sorted(entries, key=lambda e: (e[0], e[1])):
+    for entry in sorted(entries, key=lambda e: (e[0], e[1], e[3])):
         latest[entry[2]] = entry[3]
     return {key: json.loads(latest[key]) for key in sorted(latest)}
 

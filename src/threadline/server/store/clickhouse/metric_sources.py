@@ -13,7 +13,7 @@ against its list).
 from __future__ import annotations
 
 from threadline.server.model import MetricsQuery
-from threadline.server.store.clickhouse.queries import Filters
+from threadline.server.store.clickhouse.queries import META_ENTRIES, Filters
 
 # The root's pick compared on its rank, name and ids only: the same least tuple as
 # ``min(root)`` for these fields (the previews that follow break no tie between them).
@@ -27,10 +27,7 @@ _MERGE = (
 )
 # A trace's tags and metadata merged as ``latest_traces`` merges them: its spans' tags
 # in span order, each metadata key's last value.
-_LABELS_MERGE = (
-    ", groupUniqArrayArray(p.tag_entries) AS m_tags,"
-    " arraySort(x -> (x.3, x.1, x.2), groupUniqArrayArray(p.meta_entries)) AS m_meta"
-)
+_LABELS_MERGE = f", groupUniqArrayArray(p.tag_entries) AS m_tags, {META_ENTRIES} AS m_meta"
 _LABELS = (
     ", arrayDistinct(arrayMap(x -> x.4, arraySort(m_tags))) AS tags,"
     " arrayFilter((x, i) -> i = length(m_meta) OR m_meta[i + 1].3 != x.3,"

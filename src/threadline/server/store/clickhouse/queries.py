@@ -29,9 +29,15 @@ def _unpacked(fields: tuple[str, ...]) -> str:
 # window (one still running, whose spans all started earlier).
 WINDOW_SLACK_NS = 3600 * 1_000_000_000
 
+# A trace's metadata entries (start, span id, key, JSON, text) sorted by key, then span
+# order, then JSON: the last of a key is its value. Two copies of one span that set a
+# key to different values (a span sent twice, changed) tie on start and id; the JSON
+# makes the pick the same on every read, and the same as ``merged_traces._metadata``.
+META_ENTRIES = "arraySort(x -> (x.3, x.1, x.2, x.4), groupUniqArrayArray(p.meta_entries))"
+
 # A trace's rollup from its merged parts (migration 0010): the root's fields, else the
 # first span's that has one; amounts summed once per span id; tags in span order;
-# metadata per key from the latest span that sets it.
+# metadata per key from the latest span that sets it (``META_ENTRIES``).
 _TRACE_MERGE = (
     "SELECT trace_id, min(p.start_ns) AS m_start, max(p.end_ns) AS m_end,"
     " max(p.written_ns) AS m_written, length(groupUniqArrayArray(p.span_ids)) AS m_spans,"
@@ -40,10 +46,10 @@ _TRACE_MERGE = (
     " min(p.first_input) AS m_input, min(p.last_output) AS m_output,"
     " arraySort(groupUniqArrayArray(p.amounts)) AS m_copies,"
     " groupUniqArrayArray(p.tag_entries) AS m_tags,"
-    " arraySort(x -> (x.3, x.1, x.2), groupUniqArrayArray(p.meta_entries)) AS m_meta"
+    f" {META_ENTRIES} AS m_meta"
     " FROM trace_parts_by_id AS p WHERE {where} GROUP BY trace_id"
 )
-# The last entry of each metadata key (entries sorted by key, then span order).
+# The last entry of each metadata key (entries in ``META_ENTRIES``'s order).
 _LAST_META = (
     "arrayFilter((x, i) -> i = length(m_meta) OR m_meta[i + 1].3 != x.3,"
     " m_meta, arrayEnumerate(m_meta))"
