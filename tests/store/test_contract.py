@@ -206,6 +206,17 @@ def test_a_span_sent_twice_changed_shows_one_value_everywhere(store: Store):
         assert store.get_trace(project, trace_id) == detail
 
 
+def test_a_trace_detail_lists_its_spans_by_start_then_id(store: Store):
+    project = store.create_project("p").id
+    # Exports out of order; three spans start together, their ids against write order.
+    store.write_spans(project, [record(1, 9, 1, start=5), record(1, 7, 1, start=5)])
+    store.write_spans(project, [record(1, 3, 1, start=9), record(1, 8, 1, start=5)])
+    store.write_spans(project, [record(1, 1, length=50), record(1, 2, 1, start=1)])
+    trace = store.get_trace(project, f"{1:032x}")
+    assert trace is not None
+    assert [int(s.span_id, 16) for s in trace.spans] == [1, 2, 7, 8, 9, 3]
+
+
 def test_a_late_span_moves_a_trace_into_a_session(store: Store):
     project = store.create_project("p").id
     store.write_spans(project, [record(1, 1, session=None)])

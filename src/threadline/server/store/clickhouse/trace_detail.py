@@ -29,11 +29,14 @@ from threadline.server.store.columns import SPAN_DETAIL
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
 _TRACE = "project_id = %(project)s AND trace_id = %(trace)s"
-# Its spans, one row per span id (a span sent twice is one row once merged).
+# Its spans, one row per span id (a span sent twice is one row once merged). In no
+# particular order: ``groupArray`` keeps its input's order only as far as the engine
+# reads it in one stream, so ``read`` sorts them.
 _SPANS = (
     f"(SELECT groupArray(({SPAN_DETAIL.sql})) FROM (SELECT {SPAN_DETAIL.sql} FROM spans"
     f" WHERE {_TRACE} ORDER BY start_ns, span_id LIMIT 1 BY span_id)) AS t_spans"
 )
+_SPAN_START, _SPAN_ID = SPAN_DETAIL.position("start_ns"), SPAN_DETAIL.position("span_id")
 _SCORES = (
     "(SELECT groupArray((target_kind, target_id, name, row)) FROM ("
     + scores.latest_rollups(
@@ -55,4 +58,6 @@ def read(rows: Rows, project_id: int, trace_id: str) -> TraceDetail | None:
     row = found[0]
     trace = table_rows.trace(merged_traces.finish(row[:4]))
     trace.scores = scores.by_name(scores.rollup_of(r) for r in row[5])
-    return TraceDetail(**trace.model_dump(), spans=[table_rows.span(s) for s in row[4]])
+    # By (start, span id), as SQLite's detail lists them.
+    spans = sorted(row[4], key=lambda s: (s[_SPAN_START], s[_SPAN_ID]))
+    return TraceDetail(**trace.model_dump(), spans=[table_rows.span(s) for s in spans])
