@@ -29,6 +29,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import workload  # noqa: E402
+from search_writer import index_database  # noqa: E402
 from server_growth import _fts5_levels  # noqa: E402
 
 from threadline.server.ingest.decode import PROTOBUF, decode_request  # noqa: E402
@@ -36,8 +37,6 @@ from threadline.server.ingest.normalize import normalize_request  # noqa: E402
 from threadline.server.store.sqlite import search, search_merging  # noqa: E402
 from threadline.server.store.sqlite.driver import sqlite3  # noqa: E402
 
-MIGRATIONS = BENCH.parent / "src/threadline/server/store/sqlite/migrations"
-TABLES = ("0009_search.sql", "0016_search_contentless_delete.sql")
 EXPORT = 512
 WAL_RESTART = 32 * 1024 * 1024
 
@@ -78,20 +77,10 @@ def main() -> None:
     path = args.dir / "index.db"
     if path.exists():
         raise SystemExit(f"{path} exists")
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA cache_size=-16384")
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    conn.execute("CREATE TABLE spans (span_id TEXT)")  # the migrations' backfill reads it
-    for name in TABLES:
-        conn.executescript((MIGRATIONS / name).read_text())
     settings = {"automerge": args.automerge}
     if args.merge_pages:
         settings = {"automerge": 0, "usermerge": args.automerge}
-    for name, value in settings.items():
-        conn.execute("INSERT INTO search_text (search_text, rank) VALUES (?, ?)", (name, value))
+    conn = index_database(path, settings)
     # The same SQLite library as the writer's: two in one process would undo each
     # other's file locks (closing a file drops every lock the process holds on it).
     structure = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

@@ -89,6 +89,24 @@ def parse_setup(text: str) -> dict[str, int]:
     return {k: int(v) for k, v in (item.split("=") for item in text.split(",") if item)}
 
 
+def index_database(path: str | Path, settings: dict[str, int]) -> sqlite3.Connection:
+    """A new database at ``path`` holding the search index alone, opened as the store's
+    writer opens its own (store/sqlite/database.py: its commits do not checkpoint the
+    WAL, a background thread does), with FTS5's ``settings`` (e.g. automerge)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA cache_size=-16384")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE spans (span_id TEXT)")  # the migrations' backfill reads it
+    for name in TABLES:
+        conn.executescript((MIGRATIONS / name).read_text())
+    for name, value in settings.items():
+        conn.execute("INSERT INTO search_text (search_text, rank) VALUES (?, ?)", (name, value))
+    return conn
+
+
 def run(
     batches: Sequence[Sequence[Export]], setup: dict[str, int], probes: Sequence[str]
 ) -> Result:
@@ -96,19 +114,8 @@ def run(
     spans = 0
     idle = setup.pop("idle", 0)
     with tempfile.TemporaryDirectory(prefix="threadline-search-writer-") as tmp:
-        conn = sqlite3.connect(os.path.join(tmp, "index.db"), isolation_level=None)
-        # As the store's writer (store/sqlite/database.py): its commits do not checkpoint
-        # the WAL, a background thread does (here: between transactions, not timed).
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA cache_size=-16384")
-        conn.execute("PRAGMA wal_autocheckpoint=0")
-        conn.execute("CREATE TABLE spans (span_id TEXT)")  # the migrations' backfill reads it
-        for name in TABLES:
-            conn.executescript((MIGRATIONS / name).read_text())
-        for name, value in setup.items():
-            conn.execute("INSERT INTO search_text (search_text, rank) VALUES (?, ?)", (name, value))
+        # Checkpoints here: between transactions, not timed.
+        conn = index_database(os.path.join(tmp, "index.db"), setup)
         for number, group in enumerate(batches):
             if number % 10 == 9:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
