@@ -19,6 +19,7 @@ from threadline.server.model import (
     ns_to_datetime,
 )
 from threadline.server.store import Store, open_store
+from threadline.server.store.model_usage import PICO, picodollars
 
 pytestmark = pytest.mark.clickhouse
 
@@ -206,5 +207,29 @@ def test_older_versions_not_yet_merged_leave_the_top_lists_exact(tmp_path):
             {},
         )
         assert series(store.metrics(project, later, ["sessions"])) == sessions_later
+    finally:
+        store.close()
+
+
+def test_costs_add_up_the_same_whatever_order_the_slices_are_read_in(tmp_path):
+    # Four traces of one user, each in a slice of its own in the first hour. Added as
+    # floats, these costs give 0.42345678900000006 or 0.42345678899999994 by the order
+    # they meet in; as whole picodollars, 0.423456789 in every order.
+    costs = (0.1, 0.03, 0.17, 0.123456789)
+    exact = sum(picodollars(c) for c in costs) / PICO
+    store = _open(tmp_path)
+    try:
+        project = store.create_project("p").id
+        store.write_spans(
+            project,
+            [
+                span(i + 1, 10 * i, 1, session=f"s{i}", user="u", cost=c)
+                for i, c in enumerate(costs)
+            ],
+        )
+        store.refresh_metrics(0)
+        got = store.metrics(project, query(), list(METRIC_NAMES))
+        assert series(got)[("cost_usd", None)] == [exact, None, None]
+        assert [u.cost_usd for u in got.top_users_by_cost] == [exact]
     finally:
         store.close()

@@ -31,6 +31,8 @@ from threadline.server.store.model_usage import PICO
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
 _PERCENTILES = (0.5, 0.95)
+# A cost ``{x}`` (USD, never negative) in whole picodollars, as ``picodollars`` rounds.
+COST_PICO = "toUInt64({x} * 1e12 + 0.5)"
 # Statements in flight at once (1: one after the other).
 SIDE_BY_SIDE = 3
 
@@ -97,14 +99,19 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     # slice bucket, in one pass over the slices: each slice adds its few cells by
     # last bucket (sumMap), so no array is unfolded into rows. A trace cell's cost is
     # None when none of its traces had one: its cost is summed as 0 beside the count
-    # of cells that had one. sumMap leaves out a key whose values all add up to 0:
+    # of cells that had one. Costs are summed as whole picodollars (``COST_PICO``), as
+    # the models' are: a sum of floats depends on the order the engine meets the
+    # slices in, so two reads could differ in the last bit; integers add up the same
+    # in any order. sumMap leaves out a key whose values all add up to 0:
     # every trace and session cell counts at least one row, and the models' count a 1
     # per row for that reason.
     last_bucket = "arrayMap(x -> " + last.format(x="x.1") + ", {a})"
     cells = (
         "SELECT first, started,"
         f" sumMap({last_bucket.format(a='tc')}, "
-        + fields("tc", "x.2", "x.3", "ifNull(x.4, 0)", "toUInt64(isNotNull(x.4))")
+        + fields(
+            "tc", "x.2", "x.3", COST_PICO.format(x="ifNull(x.4, 0)"), "toUInt64(isNotNull(x.4))"
+        )
         + ", "
         + fields("tc", "x.5", "x.6", "x.7")
         + f") AS t, sumMap({last_bucket.format(a='sc')}, {fields('sc', 'x.2', 'x.3')}) AS s,"
@@ -139,7 +146,8 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     per_user = (
         "SELECT u.1 AS user, groupUniqArrayArray(range(toUInt64(first),"
         f" toUInt64(greatest(first, {last.format(x='u.2')} + 1)))) AS buckets,"
-        " sumIf(u.3, started) AS n, sumIf(u.4, started) AS e, sumIf(u.5, started) AS c"
+        " sumIf(u.3, started) AS n, sumIf(u.4, started) AS e,"
+        f" sumIf({COST_PICO.format(x='u.5')}, started) AS c"
         f" FROM ({each('users', 'u')}) WHERE u.2 >= %(o_h)s GROUP BY user"
     )
     users = (
@@ -182,9 +190,11 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         found["top_sessions"] = pool.submit(rows_of, top_sessions, bounded)
     ((cells_found, *distributions),) = found["by_bucket"].result()
     out = MetricsRows()
-    for first_bucket, began, traces, sessions, models in cells_found:
+    # In a fixed order (groupArray's is the engine's), so that ``metrics.build`` adds a
+    # bucket's costs in the same order on every read.
+    for first_bucket, began, traces, sessions, models in sorted(cells_found, key=_cell_key):
         for last_of, n, errors, cost, costed, *tokens in zip(*traces, strict=True):
-            known = cost if costed else None
+            known = cost / PICO if costed else None
             out.traces.append((None, None, first_bucket, last_of, began, n, errors, known, *tokens))
         out.sessions += [(None, first_bucket, *row) for row in zip(*sessions, strict=True)]
         out.models += [
@@ -197,7 +207,11 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     for bucket, count in zip(active_buckets, active_counts, strict=True):
         active_users[bucket] = count
     out.active_users = active_users
-    out.user_totals = list(dict.fromkeys(tuple(t) for t in [*by_cost, *by_errors]))
+    out.user_totals = list(
+        dict.fromkeys(
+            (u, n, e, None if c is None else c / PICO) for u, n, e, c in [*by_cost, *by_errors]
+        )
+    )
 
     # (session id, start, end, traces, errors, cost), ranked by the figure, then by
     # session id, both descending, as ``store.metrics`` ranks.
@@ -208,6 +222,11 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
         started_sessions = session_rows.format(rows=each("sessions", "s", in_range))
         out.scores = _scores(lambda sql: rows_of(sql, p), p, started_sessions, set(kinds))
     return out
+
+
+def _cell_key(cell: tuple[Any, ...]) -> tuple[int, bool]:
+    first_bucket, began = cell[0], cell[1]
+    return first_bucket, bool(began)
 
 
 def _scores(
