@@ -79,3 +79,35 @@ def test_a_store_with_the_first_table_has_its_rows_moved(
     # Opening it again moves nothing more.
     with own_store(tmp_path) as store:
         assert usage(store) == after
+
+
+def test_a_backfill_stopped_after_the_view_is_made_runs_at_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    with own_store(tmp_path) as store:
+        project = store.create_project("usage").id
+        store.write_spans(
+            project,
+            [
+                model_span(1, 1, 1, model="gpt", cost=1.0, tokens=(10, 5)),
+                model_span(2, 1, 3, model="claude", cost=0.25, tokens=(3, 1)),
+            ],
+        )
+        before = usage(store)
+        # The store as the code before usage by model left it: spans, neither table.
+        store._ch.command(f"DROP VIEW {model_usage._VIEW_NAME}")
+        store._ch.command(f"DROP TABLE {model_usage.TABLE}")
+    # A server stopped between making the view and the backfill.
+    monkeypatch.setattr(model_usage, "_BACKFILL", "SELECT throwIf(1, 'stopped')")
+    with pytest.raises(Exception, match="stopped"), own_store(tmp_path):
+        pass
+    monkeypatch.undo()
+    with own_store(tmp_path) as store:
+        assert model_usage._VIEW_NAME in names(store)
+        assert usage(store) == before
+        assert model_usage._BACKFILL_DUE not in names(store)
+        store.write_spans(project, [model_span(3, 1, 5, model="gpt", cost=0.5, tokens=(1, 1))])
+        after = usage(store)
+        assert after == sorted([*before, (f"{3:032x}", "gpt", (1, 500_000_000_000, 1, 1, 2))])
+    with own_store(tmp_path) as store:
+        assert usage(store) == after

@@ -9,6 +9,10 @@ Not a numbered migration: the view reads ``span_intake``, which migration 0010 m
 and a store already past 0010 would never apply a lower number; ``ensure`` runs at
 every start and is idempotent (``IF NOT EXISTS``; the backfill of a store that had
 spans before is made of idempotent states, so two servers starting at once are fine).
+The backfill runs after the view is made (no span can fall between them), so the view
+alone cannot say it is done: an empty table, ``trace_model_backfill_due``, made before
+the view and dropped after the backfill, says it is not. A server stopped anywhere
+between backfills at its next start; one that backfills twice adds nothing.
 
 The rows are read by trace id (a filtered dashboard's few hundred traces) in 64-row
 granules and small compressed blocks, as ``trace_parts_by_id`` is (migration 0011):
@@ -44,6 +48,10 @@ SETTINGS index_granularity = 64, min_compress_block_size = 4096,
     max_compress_block_size = 16384
 """
 _VIEW_NAME = "trace_model_parts_by_id_from_intake"
+# While this (empty) table exists, the spans stored before the view still need their
+# usage copied (``ensure``).
+_BACKFILL_DUE = "trace_model_backfill_due"
+_DUE = f"CREATE TABLE IF NOT EXISTS {_BACKFILL_DUE} (due UInt8) ENGINE = MergeTree ORDER BY due"
 # The first table and its view (8,192-row granules), whose rows ``ensure`` moves.
 _OLD_TABLE, _OLD_VIEW = "trace_model_parts", "trace_model_parts_from_intake"
 _HAS_AMOUNTS = (
@@ -73,10 +81,13 @@ def ensure(client: Any) -> None:
     spans."""
     client.command(_TABLE)
     if not _exists(client, _VIEW_NAME):
-        client.command(_VIEW)
         if not _exists(client, _OLD_TABLE):
-            client.command(_BACKFILL)
-            return
+            client.command(_DUE)
+        client.command(_VIEW)
+    if _exists(client, _BACKFILL_DUE):
+        client.command(_BACKFILL)
+        client.command(f"DROP TABLE IF EXISTS {_BACKFILL_DUE}")
+        return
     # The old view is dropped only after the copy: while it is there, the move is not
     # done (a server stopped between the new view and the copy copies at its next start).
     if _exists(client, _OLD_VIEW):
