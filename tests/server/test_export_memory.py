@@ -13,13 +13,13 @@ import httpx
 import pytest
 
 from tests.conftest import start_server, stop_server
+from tests.spans import T0, span_record
 from threadline.server.model import SpanRecord
 from threadline.server.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.slow
 
 SESSIONS = 100_000
-T0 = 1_790_000_000_000_000_000
 # What the server may grow by while exporting: a page of rows, a chunk, the allocator's
 # slack. The export itself is more than twice as large (checked below).
 GROWTH_BOUND_MB = 30
@@ -32,15 +32,13 @@ def _fill(path: Path) -> None:
     for s in range(SESSIONS):
         start = T0 + s * 10**9
         batch.append(
-            SpanRecord(
-                trace_id=f"{s + 1:032x}",
-                span_id=f"{s + 1:016x}",
-                parent_span_id=None,
+            span_record(
+                s + 1,
+                s + 1,
+                start,
+                10**8,
                 name="turn",
                 kind="SERVER",
-                start_ns=start,
-                end_ns=start + 10**8,
-                status="ok",
                 input=f"question {s} " + "q" * 300,
                 output=f"answer {s} " + "a" * 300,
                 session_id=f"s-{s:06d}",

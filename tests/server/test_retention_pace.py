@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from threadline.server.model import SpanRecord
+from tests.spans import span_record
 from threadline.server.retention import DAY_NS, RetentionService
 from threadline.server.retention_pace import (
     BUSY_BATCH,
@@ -43,15 +43,12 @@ def _expired_store(path: Path, traces: int) -> tuple[_Recorded, int]:
     store.write_spans(
         project,
         [
-            SpanRecord(
-                trace_id=f"{n:032x}",
-                span_id=f"{n:016x}",
-                parent_span_id=None,
+            span_record(
+                n,
+                n,
+                T0 + n * 1000,
+                10,
                 name="turn",
-                kind="INTERNAL",
-                start_ns=T0 + n * 1000,
-                end_ns=T0 + n * 1000 + 10,
-                status="ok",
                 session_id=f"s{n // 10}",
             )
             for n in range(1, traces + 1)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from tests.spans import span_record
 from threadline.server.model import SpanRecord
 from threadline.server.store.sqlite import SQLiteStore
 from threadline.server.store.sqlite.driver import sqlite3
@@ -35,15 +36,13 @@ def _spans(rng: random.Random, first: int, count: int) -> list[SpanRecord]:
             {"role": "user", "content": _text(rng, 120)},
         ]
         spans.append(
-            SpanRecord(
-                trace_id=f"{n:032x}",
-                span_id=f"{n:016x}",
-                parent_span_id=None,
+            span_record(
+                n,
+                n,
+                1_700_000_000_000_000_000 + n,
+                1000,
                 name="chat",
                 kind="CLIENT",
-                start_ns=1_700_000_000_000_000_000 + n,
-                end_ns=1_700_000_000_000_000_000 + n + 1000,
-                status="ok",
                 input=json.dumps(chat),
                 output=_text(rng, 150) if n % 3 else "short",
             )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.spans import T0, span_record
 from tests.store.chdb_http import database_name, shared_server
 from threadline.server.model import (
     NoteIn,
@@ -30,7 +31,6 @@ from threadline.server.store.clickhouse import ClickHouseStore
 from threadline.server.store.sqlite.driver import sqlite3
 
 MS = 1_000_000
-T0 = 1_790_000_000_000_000_000
 
 
 def _open(backend: str, tmp_path: Path) -> Store:
@@ -88,14 +88,13 @@ def record(
     output: str | None = None,
     **extra,
 ) -> SpanRecord:
-    return SpanRecord(
-        trace_id=f"{trace:032x}",
-        span_id=f"{span:016x}",
+    return span_record(
+        trace,
+        span,
+        T0 + start * MS,
+        length * MS,
         parent_span_id=f"{parent:016x}" if parent else None,
         name=f"span-{span}",
-        kind="INTERNAL",
-        start_ns=T0 + start * MS,
-        end_ns=T0 + (start + length) * MS,
         status="error" if error else "ok",
         input_tokens=tokens[0] if tokens else None,
         output_tokens=tokens[1] if tokens else None,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from tests.spans import span_record
 from tests.store import test_contract as contract
 from threadline.server.model import (
     METRIC_NAMES,
@@ -46,14 +47,12 @@ def span(
     version: str | None = None,
 ) -> SpanRecord:
     """A one-span trace starting ``start_min`` minutes after H0."""
-    return SpanRecord(
-        trace_id=f"{trace:032x}",
-        span_id=f"{trace:016x}",
-        parent_span_id=None,
+    return span_record(
+        trace,
+        trace,
+        H0 + start_min * MINUTE,
+        length_min * MINUTE,
         name=f"turn-{trace}",
-        kind="INTERNAL",
-        start_ns=H0 + start_min * MINUTE,
-        end_ns=H0 + (start_min + length_min) * MINUTE,
         status="error" if error else "ok",
         input_tokens=tokens[0] if tokens else None,
         output_tokens=tokens[1] if tokens else None,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.spans import T0, span_record
 from threadline.server.model import SpanRecord
 from threadline.server.store.sqlite import SQLiteStore
 from threadline.server.store.sqlite.passing_reads import PASSING_CACHE_KIB
 
-T0 = 1_790_000_000_000_000_000
 TRACES = 4000
 SPANS_PER_TRACE = 10  # ~1 KB a span: a file of ~45 MB, far past a connection's cache
 
@@ -26,19 +26,13 @@ def _fill(path: Path) -> list[str]:
     project = store.create_project("default").id
     trace_ids = [f"{t + 1:032x}" for t in range(TRACES)]
     batch: list[SpanRecord] = []
-    for t, trace_id in enumerate(trace_ids):
+    for t in range(TRACES):
         for s in range(SPANS_PER_TRACE):
-            start = T0 + t * 10**9 + s * 10**6
             batch.append(
-                SpanRecord(
-                    trace_id=trace_id,
-                    span_id=f"{t * SPANS_PER_TRACE + s + 1:016x}",
-                    parent_span_id=None,
-                    name="step",
-                    kind="INTERNAL",
-                    start_ns=start,
-                    end_ns=start + 10**6,
-                    status="ok",
+                span_record(
+                    t + 1,
+                    t * SPANS_PER_TRACE + s + 1,
+                    T0 + t * 10**9 + s * 10**6,
                     # Under the size that is packed: stored as written, ~0.9 KB a span.
                     input=f"question {t}-{s} " + "q" * 440,
                     output=f"answer {t}-{s} " + "a" * 440,

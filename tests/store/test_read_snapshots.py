@@ -18,25 +18,19 @@ from typing import Any
 
 import pytest
 
+from tests.spans import T0, span_record
 from threadline.server.model import ScoreRecord, SpanRecord, TraceQuery
 from threadline.server.store.sqlite import SQLiteStore
 from threadline.server.store.sqlite.driver import sqlite3
 
-T0 = 1_790_000_000_000_000_000
 SESSION = "conversation-1"
 
 
 def _span(trace: int, span: int, tokens: int = 10) -> SpanRecord:
-    start = T0 + trace * 10**9 + span * 10**6
-    return SpanRecord(
-        trace_id=f"{trace:032x}",
-        span_id=f"{trace * 100 + span:016x}",
-        parent_span_id=None,
-        name="step",
-        kind="INTERNAL",
-        start_ns=start,
-        end_ns=start + 10**6,
-        status="ok",
+    return span_record(
+        trace,
+        trace * 100 + span,
+        T0 + trace * 10**9 + span * 10**6,
         input_tokens=tokens,
         output_tokens=tokens,
         total_tokens=2 * tokens,

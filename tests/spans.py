@@ -1,0 +1,31 @@
+"""Spans for tests, with every field a test does not care about filled in once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline.server.model import SpanRecord
+
+# 2026-09-21, a recent time with room for years of spans either side.
+T0 = 1_790_000_000_000_000_000
+
+
+def span_record(
+    trace: int, span: int, start_ns: int, length_ns: int = 10**6, **fields: Any
+) -> SpanRecord:
+    """A span whose trace and span ids are ``trace`` and ``span`` written in hex,
+    running ``length_ns`` from ``start_ns``: a root named "step", INTERNAL and ok,
+    unless ``fields`` (any other ``SpanRecord`` fields) say otherwise."""
+    return SpanRecord(
+        **{
+            "trace_id": f"{trace:032x}",
+            "span_id": f"{span:016x}",
+            "parent_span_id": None,
+            "name": "step",
+            "kind": "INTERNAL",
+            "start_ns": start_ns,
+            "end_ns": start_ns + length_ns,
+            "status": "ok",
+            **fields,
+        }
+    )
