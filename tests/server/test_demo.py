@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -79,3 +80,35 @@ def test_demo_with_a_wrong_port_fails_and_says_so():
     assert re.search(r"cannot reach a server at http://127\.0\.0\.1:\d+/v1/traces", result.stderr)
     assert "THREADLINE_BASE_URL" in result.stderr
     assert "Sent" not in result.stdout and "Traceback" not in result.stderr
+
+
+def test_demo_conversations_read_as_conversations(threadline_process):
+    """Turns numbered from 1 as the pages number them, each reply answering its question,
+    and the chat call sent the conversation so far, as chat apps send it: the session
+    page's transcript shows each turn's own question, the context chart a growing input."""
+    key = threadline_process.new_key("demo-chats")
+    env = {"THREADLINE_BASE_URL": threadline_process.base_url, "THREADLINE_API_KEY": key}
+    assert _demo("--sessions", "12", env=env).returncode == 0
+    headers = {"Authorization": f"Bearer {key}"}
+    longest = max(_sessions(threadline_process, key), key=lambda s: s["trace_count"])
+    session = httpx.get(
+        threadline_process.base_url + "/api/v1/sessions/" + longest["session_id"], headers=headers
+    ).json()
+    traces = session["traces"]
+    assert [t["metadata"]["turn"] for t in traces] == list(range(1, len(traces) + 1))
+    assert len(traces) >= 3
+    asked: list[str] = []
+    for trace in traces:
+        detail = httpx.get(
+            threadline_process.base_url + "/api/v1/traces/" + trace["trace_id"], headers=headers
+        ).json()
+        (chat,) = [s for s in detail["spans"] if s["name"].startswith("chat ")]
+        sent = json.loads(chat["attributes"]["gen_ai.input.messages"])
+        question = sent[-1]["content"]
+        assert [m["content"] for m in sent if m["role"] == "user"] == [*asked, question]
+        reply = json.loads(chat["attributes"]["gen_ai.output.messages"])[0]["content"]
+        assert "Thanks for asking" not in reply
+        asked.append(question)
+    # Each turn's input holds the turns before it: it grows.
+    tokens = [t["input_tokens"] for t in traces]
+    assert tokens == sorted(set(tokens)), tokens

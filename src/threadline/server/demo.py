@@ -25,15 +25,33 @@ from tqdm import tqdm
 
 from threadline import semconv
 
+# Each question with the reply a support bot would give, and whether it asks the order
+# service (the others search the help centre).
 _QUESTIONS = [
-    "Where is my order #{n}?",
-    "Can I change the delivery address to {city}?",
-    "What is your refund policy for opened items?",
-    "Do you ship to {city}?",
-    "My package arrived damaged, what now?",
-    "How do I reset my password?",
-    "Which plan includes priority support?",
-    "Can you summarise our conversation so far?",
+    (
+        "Where is my order #{n}?",
+        "Order #{n} left our warehouse yesterday; it arrives on Friday.",
+        True,
+    ),
+    ("Can I change the delivery address to {city}?", "Yes: order #{n} now goes to {city}.", True),
+    (
+        "What is your refund policy for opened items?",
+        "Opened items can be returned within 30 days for a full refund.",
+        False,
+    ),
+    ("Do you ship to {city}?", "Yes, we ship to {city}; delivery takes 3 to 5 days.", False),
+    (
+        "My package arrived damaged, what now?",
+        "Sorry about that! A replacement for order #{n} is on its way; keep the damaged one.",
+        True,
+    ),
+    (
+        "How do I reset my password?",
+        "Click 'Forgot password' on the sign-in page; the link we send you works for an hour.",
+        False,
+    ),
+    ("Which plan includes priority support?", "The Pro plan and above.", False),
+    ("Can you summarise our conversation so far?", None, False),  # a summary of the turns
 ]
 _CITIES = ["Lisbon", "Osaka", "Nairobi", "Montréal", "Tallinn", "Valparaíso"]
 _USERS = ["ana", "kenji", "wanjiru", "louis", "kadri", "matías"]
@@ -73,9 +91,11 @@ def run_demo(base_url: str, api_key: str, *, sessions: int = 12, seed: int = 7) 
             for index in range(sessions):
                 session_id = f"chat-{run}-{index:03d}"
                 user = rng.choice(_USERS)
+                model = rng.choice(_MODELS)
                 clock = now - rng.randint(5, 60) * 60 * 10**9
-                for turn in range(rng.randint(2, 6)):
-                    clock = _turn(tracer, rng, session_id, user, turn, clock)
+                history: list[dict[str, str]] = []
+                for turn in range(1, rng.randint(2, 6) + 1):
+                    clock = _turn(tracer, rng, session_id, user, model, turn, history, clock)
                     clock += rng.randint(5, 90) * 10**9  # the user reads, thinks and types
                     turns_total += 1
                 spans = finished.get_finished_spans()
@@ -135,10 +155,28 @@ def _error_text(answer: urllib.error.HTTPError) -> str:
 
 
 def _turn(
-    tracer: Tracer, rng: random.Random, session_id: str, user: str, turn: int, clock: int
+    tracer: Tracer,
+    rng: random.Random,
+    session_id: str,
+    user: str,
+    model: str,
+    turn: int,
+    history: list[dict[str, str]],
+    clock: int,
 ) -> int:
-    question = rng.choice(_QUESTIONS).format(n=rng.randint(1000, 9999), city=rng.choice(_CITIES))
-    model = rng.choice(_MODELS)
+    """One turn: a root span, a tool call, and the chat call, which is sent the whole
+    conversation so far (as chat apps do) and adds its question and reply to
+    ``history``."""
+    template, reply, asks_orders = rng.choice(_QUESTIONS)
+    n, city = rng.randint(1000, 9999), rng.choice(_CITIES)
+    question = template.format(n=n, city=city)
+    asked = [m["content"] for m in history if m["role"] == "user"]
+    if reply:
+        answer = reply.format(n=n, city=city)
+    elif asked:
+        answer = "So far you asked: " + " / ".join(asked)
+    else:
+        answer = "We have only just started: how can I help?"
     root = tracer.start_span("handle_turn", start_time=clock)
     root.set_attributes(
         {
@@ -152,16 +190,22 @@ def _turn(
     context = set_span_in_context(root)
     t = clock + rng.randint(2, 20) * 10**6
 
-    tool = tracer.start_span("lookup_order", context=context, start_time=t)
+    tool = tracer.start_span(
+        "lookup_order" if asks_orders else "search_help_center", context=context, start_time=t
+    )
     tool.set_attributes(
         {
             semconv.SPAN_TYPE: "TOOL",
-            semconv.SPAN_INPUT: json.dumps({"query": question}),
-            semconv.SPAN_OUTPUT: json.dumps({"status": rng.choice(["shipped", "pending"])}),
+            semconv.SPAN_INPUT: json.dumps({"order": n} if asks_orders else {"query": question}),
+            semconv.SPAN_OUTPUT: json.dumps(
+                {"status": rng.choice(["shipped", "pending"])}
+                if asks_orders
+                else {"articles": rng.randint(1, 4)}
+            ),
         }
     )
     t += rng.randint(20, 300) * 10**6
-    failed = rng.random() < 0.08
+    failed = asks_orders and rng.random() < 0.15
     if failed:
         tool.set_status(Status(StatusCode.ERROR, "order service timed out"))
         tool.add_event(
@@ -169,15 +213,16 @@ def _turn(
             {"exception.type": "TimeoutError", "exception.message": "order service timed out"},
             timestamp=t,
         )
+        answer = "Sorry, I could not reach the order service. Please try again in a minute."
     tool.end(end_time=t)
 
-    answer = (
-        "Sorry, I could not reach the order service. Please try again in a minute."
-        if failed
-        else f"Thanks for asking! {rng.choice(['It ships tomorrow.', 'Yes, we can.', 'Done.'])}"
-    )
     llm = tracer.start_span("chat " + model, context=context, start_time=t)
-    input_tokens, output_tokens = rng.randint(150, 1500), rng.randint(20, 400)
+    messages = [{"role": "system", "content": "You are a helpful support agent."}]
+    messages += [*history, {"role": "user", "content": question}]
+    # The whole conversation is sent again each turn: the input grows turn by turn (about
+    # four characters a token, beside the app's fixed instructions and tools).
+    input_tokens = 400 + sum(len(m["content"]) for m in messages) // 4
+    output_tokens = len(answer) // 4 + rng.randint(5, 60)
     llm.set_attributes(
         {
             "gen_ai.operation.name": "chat",
@@ -185,18 +230,14 @@ def _turn(
             "gen_ai.response.model": model,
             "gen_ai.usage.input_tokens": input_tokens,
             "gen_ai.usage.output_tokens": output_tokens,
-            "gen_ai.input.messages": json.dumps(
-                [
-                    {"role": "system", "content": "You are a helpful support agent."},
-                    {"role": "user", "content": question},
-                ]
-            ),
+            "gen_ai.input.messages": json.dumps(messages),
             "gen_ai.output.messages": json.dumps([{"role": "assistant", "content": answer}]),
         }
     )
     t += rng.randint(300, 4000) * 10**6
     llm.end(end_time=t)
 
+    history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
     root.set_attribute(semconv.SPAN_OUTPUT, json.dumps({"reply": answer}))
     if failed:
         root.set_status(Status(StatusCode.ERROR, "tool failed"))
