@@ -64,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(metavar="ACTION")
     create = key_commands.add_parser("create", help="Create a key (and its project if new).")
     _add_settings(create, ["data_dir", "store"])
-    create.add_argument("--project", default=DEFAULT_PROJECT, help="Project name.")
+    create.add_argument(
+        "--project", default=DEFAULT_PROJECT, help="Project name (default: %(default)s)."
+    )
     only = create.add_mutually_exclusive_group()
     only.add_argument(
         "--ingest-only",
@@ -89,13 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_keys_list)
     revoke = key_commands.add_parser("revoke", help="Revoke a key by its id.")
     _add_settings(revoke, ["data_dir", "store"])
-    revoke.add_argument("key_id", type=int)
+    revoke.add_argument("key_id", type=int, help="The key's id: the first column of `keys list`.")
     revoke.set_defaults(run=_keys_revoke)
     rotate = key_commands.add_parser(
         "rotate", help="Replace a key: revoke it and print its successor (same project, scope)."
     )
     _add_settings(rotate, ["data_dir", "store"])
-    rotate.add_argument("key_id", type=int)
+    rotate.add_argument("key_id", type=int, help="The key's id: the first column of `keys list`.")
     rotate.set_defaults(run=_keys_rotate)
 
     projects = commands.add_parser(
@@ -111,7 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = project_commands.add_parser(action, help=help_text)
         _add_settings(command, ["data_dir", "store"])
-        command.add_argument("--project", default=DEFAULT_PROJECT, help="Project name.")
+        command.add_argument(
+            "--project", default=DEFAULT_PROJECT, help="Project name (default: %(default)s)."
+        )
         if action != "origins":
             command.add_argument(
                 "origins", nargs="+", metavar="ORIGIN", help="e.g. https://app.example.com"
@@ -123,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
         " default), or stop; without on/off, show the project's choice.",
     )
     _add_settings(inference, ["data_dir", "store"])
-    inference.add_argument("--project", default=DEFAULT_PROJECT, help="Project name.")
+    inference.add_argument(
+        "--project", default=DEFAULT_PROJECT, help="Project name (default: %(default)s)."
+    )
     inference.add_argument("choice", nargs="?", choices=("on", "off"))
     inference.set_defaults(run=_infer_sessions)
     cli_project_rules.add_commands(

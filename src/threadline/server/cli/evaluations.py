@@ -47,14 +47,21 @@ def add_commands(commands: Any, add_settings: AddSettings, default_project: str)
     delete = actions.add_parser("delete", help="Delete an evaluator (its scores stay).")
     for parser in (listing, create, delete):
         add_settings(parser, _STORE)
-        parser.add_argument("--project", default=default_project, help="Project name.")
+        parser.add_argument(
+            "--project", default=default_project, help="Project name (default: %(default)s)."
+        )
     listing.set_defaults(run=_list)
-    delete.add_argument("name")
+    delete.add_argument("name", help="The evaluator's name.")
     delete.set_defaults(run=_delete)
 
-    create.add_argument("name")
+    create.add_argument("name", help="The evaluator's name (and its score's, unless --score).")
     create.add_argument("--from-json", metavar="FILE", help="The whole definition as JSON.")
-    create.add_argument("--target", choices=["session", "trace"], default="session")
+    create.add_argument(
+        "--target",
+        choices=["session", "trace"],
+        default="session",
+        help="What one run judges: a whole session (default) or one trace.",
+    )
     create.add_argument("--prompt", help="Instructions; {{transcript}} marks where it goes.")
     create.add_argument("--prompt-file", metavar="FILE", help="Read the prompt from a file.")
     create.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. .../v1.")
@@ -64,7 +71,11 @@ def add_commands(commands: Any, add_settings: AddSettings, default_project: str)
         "--score", metavar="NAME", help="Name of the score written (default: the evaluator's)."
     )
     create.add_argument(
-        "--score-type", choices=["boolean", "numeric", "categorical"], default="boolean"
+        "--score-type",
+        choices=["boolean", "numeric", "categorical"],
+        default="boolean",
+        help="The score's kind (default: boolean); numeric takes --min and --max,"
+        " categorical --labels.",
     )
     create.add_argument("--min", type=float, dest="min_value", help="Numeric: lowest score.")
     create.add_argument("--max", type=float, dest="max_value", help="Numeric: highest score.")
@@ -86,7 +97,9 @@ def add_commands(commands: Any, add_settings: AddSettings, default_project: str)
     )
     add_settings(evaluate, _STORE + _JUDGING)
     evaluate.add_argument("evaluator", help="The evaluator's name.")
-    evaluate.add_argument("--project", default=default_project, help="Project name.")
+    evaluate.add_argument(
+        "--project", default=default_project, help="Project name (default: %(default)s)."
+    )
     evaluate.add_argument(
         "--since",
         default="7d",

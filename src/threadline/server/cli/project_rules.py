@@ -57,7 +57,9 @@ def add_commands(
     redaction.add_argument("--off", action="store_true", help="Remove every rule.")
     for command in (retention, redaction):
         add_settings(command, ["data_dir", "store"])
-        command.add_argument("--project", default=default_project, help="Project name.")
+        command.add_argument(
+            "--project", default=default_project, help="Project name (default: %(default)s)."
+        )
 
     def run_retention(args: argparse.Namespace) -> None:
         store = open_store(args)
