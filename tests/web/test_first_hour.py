@@ -368,3 +368,21 @@ def test_a_shared_session_writes_things_as_the_session_page_does(
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     ui.shot("shares-phone")
+
+
+def test_the_context_chart_shows_a_conversation_far_from_its_limit(ui: UI, server) -> None:
+    """Three turns filling well under 1 % of gpt-4o-mini's 128,000 tokens: the scale's top
+    is 1 %, so the bars show the growth (on a scale to the full window they were under
+    a pixel), and there is no full window's line to draw."""
+    base = (time.time_ns() // S - 600) * S
+    for n, tokens in enumerate([300, 450, 600]):
+        turn = Turn(
+            new_trace_id(), f"Question {n}", "Answer", base + n * 10 * S, 500, tokens, 20, 0.001
+        )
+        send(server, turn_spans(turn, "s-small-context", "ana"))
+    page = ui.go("/sessions/s-small-context")
+    chart = page.get_by_test_id("context-growth")
+    expect(chart.get_by_test_id("context-scale")).to_have_text("1%")
+    expect(chart.locator("line.ctx-full")).to_have_count(0)
+    heights = [float(b.get_attribute("height") or 0) for b in chart.locator("rect.ctx-input").all()]
+    assert heights == sorted(heights) and heights[-1] > 50, heights  # of a 130-unit plot

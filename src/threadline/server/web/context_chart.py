@@ -3,8 +3,10 @@
 One bar per turn: its height the share of the model's context window the turn's fullest
 LLM call filled, the part read from the provider's cache shaded darker, a dashed line at
 the full window, and a red mark over each turn where earlier messages were dropped or
-summarised (``context_growth``). The scale reaches at least the full window, more when
-a turn went past what genai-prices gives as the window.
+summarised (``context_growth``). The scale's top is the first of SCALE_TOPS at or above
+the fullest turn, so a conversation far from its limit (most are: a few percent of a
+128,000-token window) still shows how its context grows; the full window's line is drawn
+once the scale reaches it, and a turn past the window genai-prices gives sets the top.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ LEFT = 40  # room for the y-axis labels
 BOTTOM = 18  # room for the turn numbers
 TOP = 12  # room for the dropped-history marks
 _MAX_BAR = 28.0
+SCALE_TOPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,8 @@ class ContextBar:
 @dataclass(frozen=True, slots=True)
 class ContextChart:
     bars: list[ContextBar]
-    full_y: float  # the line of a full window
+    full_y: float | None  # the line of a full window, when the scale reaches it
+    top_y: float
     top_label: str  # the scale's top, as a percentage
     width: int = WIDTH
     height: int = HEIGHT
@@ -49,7 +53,8 @@ def layout(turns: Sequence[TurnContext]) -> ContextChart | None:
     """The chart of ``turns``; None when no turn carries a token count."""
     if not any(t.input_tokens for t in turns):
         return None
-    top = max([1.0, *(t.use for t in turns if t.use is not None)])
+    peak = max((t.use for t in turns if t.use is not None), default=1.0)
+    top = next((scale for scale in SCALE_TOPS if scale >= peak), peak)
     plot = HEIGHT - BOTTOM - TOP
     slot = (WIDTH - LEFT) / len(turns)
     width = min(slot * 0.7, _MAX_BAR)
@@ -70,7 +75,8 @@ def layout(turns: Sequence[TurnContext]) -> ContextChart | None:
                 title=describe(turn),
             )
         )
-    return ContextChart(bars, full_y=bottom - plot / top, top_label=f"{top:.0%}")
+    full_y = bottom - plot / top if top >= 1.0 else None
+    return ContextChart(bars, full_y=full_y, top_y=bottom - plot, top_label=f"{top:.0%}")
 
 
 def describe(turn: TurnContext) -> str:
