@@ -29,3 +29,23 @@ def span_record(
             **fields,
         }
     )
+
+
+def trace_member(
+    trace: int, span_no: int, start_ns: int, length_ns: int, **fields: Any
+) -> SpanRecord:
+    """Span ``span_no`` of trace ``trace``: 0 is the root, any other its child (span ids
+    ``trace`` and ``span_no`` in 8 hex digits each), named "span-<span_no>", as
+    ``span_record`` makes it otherwise."""
+    root = trace << 32
+    return span_record(
+        trace,
+        root + span_no,
+        start_ns,
+        length_ns,
+        **{
+            "parent_span_id": None if span_no == 0 else f"{root:016x}",
+            "name": f"span-{span_no}",
+            **fields,
+        },
+    )

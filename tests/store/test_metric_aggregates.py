@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.spans import trace_member
 from threadline.server.model import METRIC_NAMES, Metrics, MetricsQuery, SpanRecord, ns_to_datetime
 from threadline.server.store import metrics as rules
 from threadline.server.store.sqlite import SQLiteStore, metric_aggregates
@@ -20,15 +21,12 @@ T0 = 1_790_000_000_000_000_000 // HOUR * HOUR
 
 
 def random_span(rng: random.Random, trace: int, span_no: int) -> SpanRecord:
-    start = T0 + rng.randrange(-2 * HOUR, 60 * HOUR)
-    return SpanRecord(
-        trace_id=f"{trace:032x}",
-        span_id=f"{trace:08x}{span_no:08x}",
-        parent_span_id=None if span_no == 0 else f"{trace:08x}{0:08x}",
+    return trace_member(
+        trace,
+        span_no,
+        T0 + rng.randrange(-2 * HOUR, 60 * HOUR),
+        rng.choice([1, MINUTE, 3 * HOUR, 30 * HOUR]),
         name="s",
-        kind="INTERNAL",
-        start_ns=start,
-        end_ns=start + rng.choice([1, MINUTE, 3 * HOUR, 30 * HOUR]),
         status="error" if rng.random() < 0.2 else "ok",
         model=rng.choice([None, "gpt", "claude"]),
         input_tokens=rng.choice([None, rng.randrange(100)]),

@@ -11,6 +11,7 @@ from importlib import resources
 
 import pytest
 
+from tests.spans import trace_member
 from tests.store import test_contract as contract
 from tests.store.test_metrics_contract import H0, HOUR, MINUTE, query, refreshed, series
 from threadline.server.model import (
@@ -41,15 +42,11 @@ def part(
     metadata: dict[str, str] | None = None,
 ) -> SpanRecord:
     """Span ``span_no`` of trace ``trace`` (0 is the root), two minutes long."""
-    return SpanRecord(
-        trace_id=f"{trace:032x}",
-        span_id=f"{trace:08x}{span_no:08x}",
-        parent_span_id=None if span_no == 0 else f"{trace:08x}{0:08x}",
-        name=f"span-{span_no}",
-        kind="INTERNAL",
-        start_ns=H0 + start_min * MINUTE,
-        end_ns=H0 + (start_min + 2) * MINUTE,
-        status="ok",
+    return trace_member(
+        trace,
+        span_no,
+        H0 + start_min * MINUTE,
+        2 * MINUTE,
         cost_usd=cost,
         session_id=session,
         user_id=user,

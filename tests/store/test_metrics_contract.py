@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.spans import span_record
+from tests.spans import span_record, trace_member
 from tests.store import test_contract as contract
 from threadline.server.model import (
     METRIC_NAMES,
@@ -302,15 +302,11 @@ def model_span(
     tags: list[str] | None = None,
 ) -> SpanRecord:
     """Span ``span_no`` of trace ``trace`` (span 0 is the root), one minute long."""
-    return SpanRecord(
-        trace_id=f"{trace:032x}",
-        span_id=f"{trace:08x}{span_no:08x}",
-        parent_span_id=None if span_no == 0 else f"{trace:08x}{0:08x}",
-        name=f"span-{span_no}",
-        kind="INTERNAL",
-        start_ns=H0 + start_min * MINUTE,
-        end_ns=H0 + (start_min + 1) * MINUTE,
-        status="ok",
+    return trace_member(
+        trace,
+        span_no,
+        H0 + start_min * MINUTE,
+        MINUTE,
         model=model,
         input_tokens=tokens[0] if tokens else None,
         output_tokens=tokens[1] if tokens else None,
