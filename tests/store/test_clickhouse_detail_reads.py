@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.spans import T0, span_record
 from tests.store.clickhouse_statements import own_store, recorded_with_params
 from tests.store.test_contract import record, score, summary
 from threadline.server.model import UserQuery
@@ -99,3 +100,24 @@ def test_trace_and_session_details_are_one_statement_each(store: ClickHouseStore
     assert [t.tags for t in session.traces] == [[], ["t"]]
     assert store.get_trace(project, f"{9:032x}") is None
     assert store.get_session(project, "absent") is None
+
+
+def test_a_span_sent_again_changed_shows_the_copy_a_merge_keeps(store: ClickHouseStore):
+    """The spans table keeps a span's last written copy once merged (a ReplacingMergeTree
+    without a version); the detail shows that copy before the merge too, whichever
+    order the engine reads the parts in."""
+    project = store.create_project("p").id
+    trace_id = f"{1:032x}"
+    for trace, names in ((1, ("first", "second")), (2, ("second", "first"))):
+        for name in names:
+            store.write_spans(project, [span_record(trace, 1, T0, name=name), record(trace, 2, 1)])
+
+    def names() -> list[str]:
+        found = [store.get_trace(project, f"{t:032x}") for t in (1, 2)]
+        return [t.spans[0].name for t in found if t is not None]
+
+    assert names() == ["second", "first"]
+    store._ch.command("OPTIMIZE TABLE spans FINAL")
+    ((copies,),) = store._rows("SELECT count() FROM spans WHERE trace_id = %(t)s", {"t": trace_id})
+    assert copies == 2  # one row a span id
+    assert names() == ["second", "first"]

@@ -242,7 +242,8 @@ def _hits(
         f"SELECT trace_id, span_id FROM {TABLE} WHERE project_id = %(project)s"
         f" AND trace_id IN %(traces)s AND {_any_term(f, search)}"
         f" AND trace_id IN ({matching_traces(f, search)}))"
-        " ORDER BY start_ns, span_id LIMIT 1 BY trace_id, span_id",
+        # Of a span sent twice, the copy written last, as ``trace_detail`` shows it.
+        " ORDER BY start_ns, span_id, ingested_ns DESC LIMIT 1 BY trace_id, span_id",
         f.params,
     )
     hits: dict[str, list[tuple[SpanRecord, Snippet]]] = defaultdict(list)

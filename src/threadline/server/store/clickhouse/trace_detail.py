@@ -29,12 +29,14 @@ from threadline.server.store.columns import SPAN_DETAIL
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
 _TRACE = "project_id = %(project)s AND trace_id = %(trace)s"
-# Its spans, one row per span id (a span sent twice is one row once merged). In no
-# particular order: ``groupArray`` keeps its input's order only as far as the engine
-# reads it in one stream, so ``read`` sorts them.
+# Its spans, one row per span id: of a span sent twice, the copy written last, which
+# is the one the table keeps once merged (a ReplacingMergeTree without a version keeps
+# the last inserted row), so a detail does not change with a merge. In no particular
+# order: ``groupArray`` keeps its input's order only as far as the engine reads it in
+# one stream, so ``read`` sorts them.
 _SPANS = (
     f"(SELECT groupArray(({SPAN_DETAIL.sql})) FROM (SELECT {SPAN_DETAIL.sql} FROM spans"
-    f" WHERE {_TRACE} ORDER BY start_ns, span_id LIMIT 1 BY span_id)) AS t_spans"
+    f" WHERE {_TRACE} ORDER BY span_id, ingested_ns DESC LIMIT 1 BY span_id)) AS t_spans"
 )
 _SPAN_START, _SPAN_ID = SPAN_DETAIL.position("start_ns"), SPAN_DETAIL.position("span_id")
 _SCORES = (
