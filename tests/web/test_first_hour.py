@@ -386,3 +386,14 @@ def test_the_context_chart_shows_a_conversation_far_from_its_limit(ui: UI, serve
     expect(chart.locator("line.ctx-full")).to_have_count(0)
     heights = [float(b.get_attribute("height") or 0) for b in chart.locator("rect.ctx-input").all()]
     assert heights == sorted(heights) and heights[-1] > 50, heights  # of a 130-unit plot
+
+
+def test_deleting_a_one_turn_session_asks_about_one_trace(ui: UI, server) -> None:
+    turn = Turn(new_trace_id(), "Hi", "Hello", (time.time_ns() // S - 600) * S, 500, 10, 5, 0.001)
+    send(server, turn_spans(turn, "s-one-turn", "ana"))
+    page = ui.go("/sessions/s-one-turn")
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.get_by_test_id("delete").click()
+    expect(page).to_have_url(re.compile(r"/sessions/s-one-turn$"))
+    assert "with its 1 trace, their spans" in questions[0], questions

@@ -96,14 +96,18 @@ def _delete(client: ApiClient, args: argparse.Namespace) -> str:
         return "No session matches: nothing deleted."
     if not args.yes:
         if not sys.stdin.isatty():
-            raise ApiError(f"{matched} sessions match: add --yes to delete them")
-        answer = input(f"Delete {matched} sessions with all their traces? [y/N] ")
+            raise ApiError(f"{_sessions(matched)} match: add --yes to delete them")
+        answer = input(f"Delete {_sessions(matched)} with all their traces? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             return "Nothing deleted."
     done = client.call("POST", "/api/v1/sessions/delete", query, {"confirm_count": matched})[
         "deleted"
     ]
-    return f"Deleted {done} sessions."
+    return f"Deleted {_sessions(done)}."
+
+
+def _sessions(count: int) -> str:
+    return f"{count} session" if count == 1 else f"{count} sessions"
 
 
 def run_export(args: argparse.Namespace) -> None:
@@ -112,7 +116,8 @@ def run_export(args: argparse.Namespace) -> None:
         if args.output:
             with open(args.output, "wb") as out:
                 rows = _export(client, args, out)
-            print(f"Exported {rows} {args.what} to {args.output}.", file=sys.stderr)
+            what = args.what.removesuffix("s") if rows == 1 else args.what
+            print(f"Exported {rows} {what} to {args.output}.", file=sys.stderr)
         else:
             _export(client, args, sys.stdout.buffer)
     except ApiError as exc:
