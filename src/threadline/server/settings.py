@@ -144,8 +144,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "judge_attempts",
         3,
-        "Calls to a judge per run: a timeout, a connection error, 429 or 5xx is retried "
-        "after a growing pause (1 s, 2 s, 4 s...); other failures are not.",
+        "Calls to a judge per run: a timeout, a connection error, 408, 409, 429, 500, 502, "
+        "503 or 504 is retried after a growing pause (1 s, 2 s, 4 s...); other failures "
+        "are not.",
     ),
     Setting(
         "transcript_max_chars",
