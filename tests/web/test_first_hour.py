@@ -397,3 +397,17 @@ def test_deleting_a_one_turn_session_asks_about_one_trace(ui: UI, server) -> Non
     page.get_by_test_id("delete").click()
     expect(page).to_have_url(re.compile(r"/sessions/s-one-turn$"))
     assert "with its 1 trace, their spans" in questions[0], questions
+
+
+def test_this_years_times_leave_the_year_out(ui: UI, server) -> None:
+    now = (time.time_ns() // S - 600) * S
+    old = 1_685_620_800 * S  # 2023-06-01
+    for session_id, start in (("s-this-year", now), ("s-2023", old)):
+        turn = Turn(new_trace_id(), "Hi", "Hello", start, 500, 10, 5, 0.001)
+        send(server, turn_spans(turn, session_id, "ana"))
+    page = ui.go("/sessions?range=all")
+    year = str(page.evaluate("new Date().getFullYear()"))
+    recent = page.locator('tr[data-id="s-this-year"] time').first
+    expect(recent).to_have_attribute("data-local", "1")
+    assert year not in recent.inner_text() and recent.get_attribute("title", timeout=1000)
+    expect(page.locator('tr[data-id="s-2023"] time').first).to_contain_text("2023")

@@ -9,13 +9,20 @@
     year: "numeric", month: "short", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit"
   });
+  // This year's times without the year: two time columns of a list would otherwise push
+  // its inputs and outputs past a laptop's width. The tooltip keeps the whole time.
+  var thisYearFormat = new Intl.DateTimeFormat(undefined, {
+    month: "short", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit"
+  });
+  var thisYear = new Date().getFullYear();
 
   function localizeTimes(root) {
     root.querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
       var date = new Date(el.getAttribute("datetime"));
       if (isNaN(date)) return;
       el.title = date.toISOString();
-      el.textContent = timeFormat.format(date);
+      el.textContent = (date.getFullYear() === thisYear ? thisYearFormat : timeFormat).format(date);
       el.setAttribute("data-local", "1");
     });
   }
