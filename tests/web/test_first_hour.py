@@ -386,6 +386,10 @@ def test_the_context_chart_shows_a_conversation_far_from_its_limit(ui: UI, serve
     expect(chart.locator("line.ctx-full")).to_have_count(0)
     heights = [float(b.get_attribute("height") or 0) for b in chart.locator("rect.ctx-input").all()]
     assert heights == sorted(heights) and heights[-1] > 50, heights  # of a 130-unit plot
+    # The Sessions list's Peak context says as much (it said "0%"), as the table does.
+    page = ui.go("/sessions")
+    peak = page.locator('tr[data-id="s-small-context"] [data-col="peak_context_use"]')
+    expect(peak).to_have_text("0.5%")
 
 
 def test_deleting_a_one_turn_session_asks_about_one_trace(ui: UI, server) -> None:
