@@ -18,9 +18,13 @@ def _marks(columns: Columns) -> str:
     return ", ".join("?" * len(columns.names))
 
 
-# A span row is followed by its trace's key (trace_keys.py): the duplicate of a stored
+# A span row is followed by which of its payloads are JSON to pass through as stored
+# (json_payloads.py) and its trace's key (trace_keys.py): the duplicate of a stored
 # span, the same (trace key, span id), is ignored.
-INSERT_SPAN = f"INSERT OR IGNORE INTO spans ({SPANS.sql}, trace_key) VALUES ({_marks(SPANS)}, ?)"
+INSERT_SPAN = (
+    f"INSERT OR IGNORE INTO spans ({SPANS.sql}, json_payloads, trace_key)"
+    f" VALUES ({_marks(SPANS)}, ?, ?)"
+)
 
 # Only the small leading columns: typeof() reads a column's type from the record
 # header without loading the payload. The rowid finds a span's payload later.

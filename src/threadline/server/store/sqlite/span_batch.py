@@ -1,6 +1,7 @@
 """What the SQLite store makes of a batch of spans before its write transaction.
 
-The rows of the spans (JSON, payloads packed with zstd), each trace rolled up as if
+The rows of the spans (JSON, payloads packed with zstd, which payloads are JSON to
+pass through as stored: json_payloads.py), each trace rolled up as if
 none of it was stored before, and the documents of the search index: pure work on the
 records, most of a write's CPU. ``SpanPreparer`` does it wherever it is called: the
 ingest pipeline calls it in a worker process (``ingest/prepare.py``), so the writer
@@ -21,7 +22,7 @@ from threadline.server.jsontext import dumps
 from threadline.server.model import SpanRecord
 from threadline.server.store import rows as table_rows
 from threadline.server.store.rollups import TraceRollup, roll_up_trace
-from threadline.server.store.sqlite import payloads, search
+from threadline.server.store.sqlite import json_payloads, payloads, search
 from threadline.server.store.sqlite import rows as schema
 
 
@@ -39,7 +40,7 @@ class PreparedSpans:
     """A batch of spans made ready for ``SpanWrites.write_spans``."""
 
     project_id: int
-    rows: dict[str, list[list[Any]]]  # INSERT_SPAN rows, by trace id
+    rows: dict[str, list[list[Any]]]  # INSERT_SPAN rows but the trace key, by trace id
     fresh: dict[str, FreshTrace]
     documents: list[search.TraceDocument]  # the search index's, one per trace
     # Payloads packed without a dictionary, to train one (None: packed with one).
@@ -63,7 +64,9 @@ class SpanPreparer:
             resource = resources.get(id(span.resource))
             if resource is None:
                 resource = resources[id(span.resource)] = dumps(span.resource)
-            rows[span.trace_id].append(table_rows.span_row(project_id, span, resource, packer.pack))
+            row = table_rows.span_row(project_id, span, resource, packer.pack)
+            row.append(json_payloads.flags(span.input, span.output))
+            rows[span.trace_id].append(row)
         return PreparedSpans(
             project_id,
             dict(rows),

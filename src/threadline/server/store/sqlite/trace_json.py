@@ -8,7 +8,8 @@ row's values with a dict of each span's (times made by ``utc_times``), written i
 buffer; stored JSON (attributes, resources, events without any) is passed through as
 ``orjson.Fragment``s, unparsed; an input or output that is JSON is checked by orjson
 (in C) and passed through as stored, where ``get_trace`` parses it into Python objects
-for pydantic to write back, and one that is plain text is written as a string without
+for pydantic to write back (or not even checked: the write found it to be such JSON,
+``json_payloads.py``), and one that is plain text is written as a string without
 trying a parser. Inputs and outputs that orjson refuses or that may nest deeper than
 the API's bound go the slow way, so the document says what
 ``get_trace`` says. ``tests/store/test_export_contract.py`` holds the two equal; orjson
@@ -28,9 +29,10 @@ from pydantic_core import to_json as pydantic_json
 from threadline.server.model import ns_to_datetime
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPAN_DETAIL, TRACES, Columns
-from threadline.server.store.sqlite import scores
+from threadline.server.store.sqlite import json_payloads, scores
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
+from threadline.server.store.sqlite.json_payloads import INPUT, OUTPUT
 from threadline.server.store.sqlite.trace_keys import KEYS_OF
 from threadline.server.store.sqlite.utc_times import NAIVE_UTC, utc_datetime
 
@@ -39,12 +41,6 @@ Unpack = Callable[[str | bytes | None], str | None]
 _OPTIONS = orjson.OPT_UTC_Z | NAIVE_UTC
 _EMPTY_OBJECT = orjson.Fragment(b"{}")
 _EMPTY_LIST = orjson.Fragment(b"[]")
-# What ``json.loads`` can take text to be JSON by: its first character (a value, or the
-# whitespace before one). Text that starts otherwise is not JSON.
-_MAY_START_JSON = frozenset('{["-0123456789tfnNI \t\n\r')
-# Containers (``{`` and ``[``) a payload may open before its depth needs counting: with
-# at most this many, it cannot nest deeper than the API's bound.
-_SURELY_SHALLOW = table_rows.MAX_PAYLOAD_DEPTH
 # A span's integers and short texts (never a real: SQLite writes those with 15 digits),
 # read as one ``json_array`` and parsed by orjson: fetching a column costs the driver
 # more than SQLite spends writing it into the array and orjson reading it back (the
@@ -71,10 +67,11 @@ _SCALARS = Columns(
 _SPAN_REST = Columns("input", "output", "cost_usd", "attributes", "events", "resource")
 assert {*_SCALARS.names, *_SPAN_REST.names} == set(SPAN_DETAIL.names), "a span column is missed"
 # The traces by id, each row with its key; then their spans by those keys, integers (the
-# ids are looked up in the trace_keys index once, not once a statement).
+# ids are looked up in the trace_keys index once, not once a statement). The scalars'
+# array ends with the span's ``json_payloads``.
 _SELECT_TRACES = f"SELECT {TRACES.sql}, trace_key FROM traces WHERE trace_key IN {KEYS_OF}"
 _SELECT_SPANS = (
-    f"SELECT trace_key, json_array({_SCALARS.sql}), {_SPAN_REST.sql} FROM spans"
+    f"SELECT trace_key, json_array({_SCALARS.sql}, json_payloads), {_SPAN_REST.sql} FROM spans"
     " WHERE trace_key IN ({})"
 )
 
@@ -172,8 +169,8 @@ def trace_head(row: Sequence[Any], summaries: dict[str, Any] | None) -> dict[str
 
 
 def span_document(scalars: list[Any], row: Sequence[Any], unpack: Unpack) -> dict[str, Any]:
-    """A span's ``_SCALARS`` (parsed) and its row of ``_SELECT_SPANS`` as the API's
-    ``Span``, for ``orjson.dumps`` to write."""
+    """A span's ``_SCALARS`` and ``json_payloads`` (parsed) and its row of
+    ``_SELECT_SPANS`` as the API's ``Span``, for ``orjson.dumps`` to write."""
     (
         start_ns,
         span_id,
@@ -190,6 +187,7 @@ def span_document(scalars: list[Any], row: Sequence[Any], unpack: Unpack) -> dic
         total_tokens,
         input_source,
         output_source,
+        as_json,
     ) = scalars
     _, _, input, output, cost_usd, stored_attributes, stored_events, resource = row
     # Calls saved where they do nothing (a span's share of the export's time is a few
@@ -233,8 +231,8 @@ def span_document(scalars: list[Any], row: Sequence[Any], unpack: Unpack) -> dic
         "duration_ms": (end_ns - start_ns) / 1e6,
         "status": status,
         "status_message": status_message,
-        "input": _payload(input),
-        "output": _payload(output),
+        "input": orjson.Fragment(input) if as_json & INPUT else _payload(input),
+        "output": orjson.Fragment(output) if as_json & OUTPUT else _payload(output),
         "model": model,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
@@ -272,24 +270,15 @@ def _stored(text: str) -> orjson.Fragment:
 
 
 def _payload(text: str | None) -> Any:
-    """An input or output: JSON text passed through when it is JSON within bounds (what
-    ``rows.json_or_text`` would parse), else what that function makes of it."""
+    """An input or output the write did not mark as JSON to pass through: JSON text
+    passed through when it is JSON within bounds (what ``rows.json_or_text`` would
+    parse), else what that function makes of it."""
     if text is None:
         return None
-    if text[:1] not in _MAY_START_JSON:
+    if not json_payloads.may_be_json(text):
         # Plain text (most prompts and completions): ``json_or_text`` would keep it as
         # it is, after two parsers had failed on it, at ten times the cost of the rest.
         return text
-    # The containers it opens, at most: ``[`` is looked for first (memchr, at a glance)
-    # and counted only when there is one, which JSON objects of text often lack.
-    brackets = text.count("{")
-    if brackets <= _SURELY_SHALLOW and "[" in text:
-        brackets += text.count("[")
-    if brackets <= _SURELY_SHALLOW:
-        try:
-            orjson.loads(text)  # stricter than json: NaN, lone surrogates refused
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            return orjson.Fragment(text)
+    if json_payloads.as_stored(text):
+        return orjson.Fragment(text)
     return orjson.Fragment(_to_json(table_rows.json_or_text(text)))

@@ -1,0 +1,60 @@
+"""Which of a span's input and output the API shows as the JSON text they are stored as,
+found once, as the span is prepared for writing, and kept in the span's row.
+
+The API shows a payload that is JSON within bounds (``rows.json_or_text``) as that
+JSON, and the bulk export (``trace_json.py``) then writes the stored text as it is.
+Telling whether it is costs orjson a parse of the whole text: ~1 µs of a span's
+~15-20 in the export, paid every time it is exported. ``json_payloads`` (migration
+0021) holds the answer from the write, in the worker process that prepares the
+batch (``span_batch.py``), off the writer thread. A bit not set only means "not
+known": the export checks that payload as before (spans written before 0021, or by a
+version that did not set it), so a row's bit is never wrong, only sometimes absent.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from threadline.server.store import rows as table_rows
+
+INPUT = 1
+OUTPUT = 2
+
+# What ``json.loads`` can take text to be JSON by: its first character (a value, or the
+# whitespace before one). Text that starts otherwise is not JSON.
+_MAY_START_JSON = frozenset('{["-0123456789tfnNI \t\n\r')
+# Containers (``{`` and ``[``) a payload may open before its depth needs counting: with
+# at most this many, it cannot nest deeper than the API's bound.
+_SURELY_SHALLOW = table_rows.MAX_PAYLOAD_DEPTH
+
+
+def may_be_json(text: str) -> bool:
+    """False for text that cannot be JSON (most prompts and completions), at a glance."""
+    return text[:1] in _MAY_START_JSON
+
+
+def as_stored(text: str) -> bool:
+    """Whether the API shows ``text`` as the JSON it is, written as stored: orjson takes
+    it (stricter than ``json``: NaN and lone surrogates refused) and it cannot nest
+    deeper than the API's bound. False sends it the way of ``rows.json_or_text``."""
+    if not may_be_json(text):
+        return False
+    # The containers it opens, at most: ``[`` is looked for first (memchr, at a glance)
+    # and counted only when there is one, which JSON objects of text often lack.
+    brackets = text.count("{")
+    if brackets <= _SURELY_SHALLOW and "[" in text:
+        brackets += text.count("[")
+    if brackets > _SURELY_SHALLOW:
+        return False
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def flags(input: str | None, output: str | None) -> int:
+    """The ``json_payloads`` of a span with this input and output."""
+    return (INPUT if input is not None and as_stored(input) else 0) | (
+        OUTPUT if output is not None and as_stored(output) else 0
+    )
