@@ -71,7 +71,7 @@ def traces(
 ) -> Iterator[bytes]:
     """Every trace ``query`` matches (its page ignored), newest first."""
     check(fmt, include_spans)
-    rows = _pages(lambda q: store.list_traces(project_id, q), query)
+    rows = _pages(store, lambda q: store.list_traces(project_id, q), query)
     if fmt == "csv":
         return _chunks(_csv(TRACE_COLUMNS, rows))
     if include_spans:
@@ -82,10 +82,13 @@ def traces(
 # --- rows -----------------------------------------------------------------------------
 
 
-def _pages(list_page: Callable[[Any], Any], query: Any) -> Iterator[Any]:
+def _pages(store: Store, list_page: Callable[[Any], Any], query: Any) -> Iterator[Any]:
     query = query.model_copy(update={"limit": PAGE, "cursor": None})
     while True:
-        page = list_page(query)
+        # Each page is read once: kept out of the store's page cache, which would
+        # otherwise hold a whole list's rows after a large export (docs/benchmarks.md).
+        with store.reading_once():
+            page = list_page(query)
         yield from page.items
         if page.next_cursor is None:
             return
@@ -100,7 +103,7 @@ def _session_rows(
         mark_activity(found.items, idle_seconds)
         return found
 
-    return _pages(page, query)
+    return _pages(store, page, query)
 
 
 # --- formats --------------------------------------------------------------------------

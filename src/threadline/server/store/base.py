@@ -8,6 +8,7 @@ every implementation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -173,6 +174,12 @@ class Store(Protocol):
         ...
 
     # --- bulk export ----------------------------------------------------------------
+    def reading_once(self) -> AbstractContextManager[None]:
+        """The reads this thread makes within the block pass through much of the store
+        once (a bulk export's pages of a list): a store that caches what it reads keeps
+        them from filling its cache."""
+        ...
+
     def session_trace_ids(
         self, project_id: int, session_ids: Sequence[str]
     ) -> dict[str, list[str]]:

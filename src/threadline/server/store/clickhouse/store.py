@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -405,6 +405,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     # --- bulk export ------------------------------------------------------------------
     # Through the detail reads: the export's fast path is the SQLite store's
     # (sqlite/trace_json.py); on ClickHouse a trace's read-back dominates either way.
+
+    def reading_once(self) -> AbstractContextManager[None]:
+        return nullcontext()  # the server's caches are the server's to bound
 
     def session_trace_ids(
         self, project_id: int, session_ids: Sequence[str]

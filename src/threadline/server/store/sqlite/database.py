@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from threadline.server.errors import ConfigurationError
@@ -23,6 +23,7 @@ from threadline.server.store import migrations
 from threadline.server.store.sqlite import (
     driver,
     migration_ledger,
+    passing_reads,
     search,
     search_merging,
     space,
@@ -57,6 +58,7 @@ class Database:
         self._writer.execute(f"PRAGMA wal_autocheckpoint={_WAL_SAFETY_PAGES}")
         self._writer.execute(f"PRAGMA journal_size_limit={wal.KEEP_BYTES}")
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._reading_once = threading.local()
         self._closing = threading.Event()
         self._checkpointer = wal.Checkpointer(self._connect, Path(f"{self.path}-wal"))
         self._checkpointer.start()
@@ -82,6 +84,18 @@ class Database:
         return conn
 
     @contextmanager
+    def reading_once(self) -> Iterator[None]:
+        """The reads this thread makes within the block pass through much of the file
+        once (a bulk export's pages of a list): their connection keeps a small page
+        cache while they run (passing_reads.py), rather than filling its 16 MiB with
+        pages no one reads again, on every connection such a read happens to take."""
+        self._reading_once.on = True
+        try:
+            yield
+        finally:
+            self._reading_once.on = False
+
+    @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A reader connection in a read transaction of its own: every statement of the
         read sees the one committed state its first statement saw (a session's rollup
@@ -100,8 +114,10 @@ class Database:
             conn = self._connect()
         # Deferred: the snapshot is taken by the first SELECT, and nothing is locked.
         conn.execute("BEGIN")
+        passing = getattr(self._reading_once, "on", False)
         try:
-            yield conn
+            with passing_reads.small_page_cache(conn) if passing else nullcontext(conn):
+                yield conn
         finally:
             if _ended(conn) and self._readers.qsize() < _READERS:
                 self._readers.put(conn)
