@@ -1,7 +1,7 @@
 """Which payloads the SQLite store marks, as it writes a span, as JSON the export may
-pass through as stored (``json_payloads``, migration 0021): exactly those the API shows
-as the JSON they are, and an export reads the same whether the marks are there or not
-(spans written before 0021 have none)."""
+pass through as stored (``json_payloads``, migration 0021): those stored as text that
+the API shows as the JSON they are, and an export reads the same whether the marks
+are there or not (spans written before 0021 have none)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from threadline.server.store import rows as table_rows
 from threadline.server.store.sqlite import SQLiteStore
 from threadline.server.store.sqlite.driver import sqlite3
 
-# (payload, shown by the API as the JSON it is)
+# (payload, marked: stored as text and shown by the API as the JSON it is)
 PAYLOADS = [
     ('{"messages": [{"role": "user", "content": "héllo \\u00e9 ✓"}]}', True),
     ("  [1, 2.50, 1E5, 12345678901234567890123]  ", True),
@@ -24,7 +24,8 @@ PAYLOADS = [
     ('""', True),
     ("null", True),
     ("-0.0", True),
-    (json.dumps({"k": "v" * 2000}), True),  # packed (zstd)
+    # Packed (zstd): JSON, but not looked at as it is written (the export unpacks it).
+    (json.dumps({"k": "v" * 2000}), False),
     (json.dumps({"rows": [[i] for i in range(40)]}), True),  # > 64 brackets, shallow
     ("plain text, not JSON", False),
     ("", False),

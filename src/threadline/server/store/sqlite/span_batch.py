@@ -21,6 +21,7 @@ import zstandard
 from threadline.server.jsontext import dumps
 from threadline.server.model import SpanRecord
 from threadline.server.store import rows as table_rows
+from threadline.server.store.columns import SPANS
 from threadline.server.store.rollups import TraceRollup, roll_up_trace
 from threadline.server.store.sqlite import json_payloads, payloads, search
 from threadline.server.store.sqlite import rows as schema
@@ -65,7 +66,7 @@ class SpanPreparer:
             if resource is None:
                 resource = resources[id(span.resource)] = dumps(span.resource)
             row = table_rows.span_row(project_id, span, resource, packer.pack)
-            row.append(json_payloads.flags(span.input, span.output))
+            row.append(json_payloads.flags(row[_INPUT], row[_OUTPUT]))
             rows[span.trace_id].append(row)
         return PreparedSpans(
             project_id,
@@ -76,6 +77,7 @@ class SpanPreparer:
         )
 
 
+_INPUT, _OUTPUT = SPANS.position("input"), SPANS.position("output")
 _dictionaries: dict[bytes, payloads.Dictionary] = {}
 
 
