@@ -25,23 +25,22 @@ OUTPUT = 2
 
 # What ``json.loads`` can take text to be JSON by: its first character (a value, or the
 # whitespace before one). Text that starts otherwise is not JSON.
-_MAY_START_JSON = frozenset('{["-0123456789tfnNI \t\n\r')
+MAY_START_JSON = frozenset('{["-0123456789tfnNI \t\n\r')
 # Containers (``{`` and ``[``) a payload may open before its depth needs counting: with
 # at most this many, it cannot nest deeper than the API's bound.
 _SURELY_SHALLOW = table_rows.MAX_PAYLOAD_DEPTH
 
 
-def may_be_json(text: str) -> bool:
-    """False for text that cannot be JSON (most prompts and completions), at a glance."""
-    return text[:1] in _MAY_START_JSON
-
-
 def as_stored(text: str) -> bool:
-    """Whether the API shows ``text`` as the JSON it is, written as stored: orjson takes
+    """Whether the API shows ``text`` as the JSON it is, written as stored. False sends
+    it the way of ``rows.json_or_text``."""
+    return text[:1] in MAY_START_JSON and json_within_bounds(text)
+
+
+def json_within_bounds(text: str) -> bool:
+    """``as_stored`` for text that starts as JSON may (``MAY_START_JSON``): orjson takes
     it (stricter than ``json``: NaN and lone surrogates refused) and it cannot nest
-    deeper than the API's bound. False sends it the way of ``rows.json_or_text``."""
-    if not may_be_json(text):
-        return False
+    deeper than the API's bound."""
     # The containers it opens, at most: ``[`` is looked for first (memchr, at a glance)
     # and counted only when there is one, which JSON objects of text often lack.
     brackets = text.count("{")

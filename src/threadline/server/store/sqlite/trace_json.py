@@ -29,10 +29,15 @@ from pydantic_core import to_json as pydantic_json
 from threadline.server.model import ns_to_datetime
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPAN_DETAIL, TRACES, Columns
-from threadline.server.store.sqlite import json_payloads, scores
+from threadline.server.store.sqlite import scores
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
-from threadline.server.store.sqlite.json_payloads import INPUT, OUTPUT
+from threadline.server.store.sqlite.json_payloads import (
+    INPUT,
+    MAY_START_JSON,
+    OUTPUT,
+    json_within_bounds,
+)
 from threadline.server.store.sqlite.trace_keys import KEYS_OF
 from threadline.server.store.sqlite.utc_times import NAIVE_UTC, utc_datetime
 
@@ -275,10 +280,10 @@ def _payload(text: str | None) -> Any:
     parse), else what that function makes of it."""
     if text is None:
         return None
-    if not json_payloads.may_be_json(text):
+    if text[:1] not in MAY_START_JSON:
         # Plain text (most prompts and completions): ``json_or_text`` would keep it as
         # it is, after two parsers had failed on it, at ten times the cost of the rest.
         return text
-    if json_payloads.as_stored(text):
+    if json_within_bounds(text):
         return orjson.Fragment(text)
     return orjson.Fragment(_to_json(table_rows.json_or_text(text)))
