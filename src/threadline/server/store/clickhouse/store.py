@@ -223,7 +223,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         self._shares = shares.ClickHouseShares(self._rows, self._insert)
         self._inference = inference.ClickHouseSessionInference(self._rows, self._insert)
         self._rules = project_rules.ClickHouseProjectRules(self._rows, self._insert)
-        self._metric_slices = metric_slices.MetricSlices(self._rows, self._insert)
+        self._metric_slices = metric_slices.MetricSlices(self._rows, self._insert, self._command)
         # The TTL this store was opened with (None: left as it was, unknown here).
         self._ttl_days = retention_days
         self._closed = False
@@ -236,6 +236,10 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with _unavailable_means_retry():
             return self._ch.query(sql, parameters=params or {}).result_rows
+
+    def _command(self, sql: str) -> None:
+        with _unavailable_means_retry():
+            self._ch.command(sql)
 
     def _insert(self, table: str, data: Sequence[Sequence[Any]], columns: list[str]) -> None:
         if data:
