@@ -14,6 +14,10 @@ alone cannot say it is done: an empty table, ``trace_model_backfill_due``, made 
 the view and dropped after the backfill, says it is not. A server stopped anywhere
 between backfills at its next start; one that backfills twice adds nothing.
 
+Only spans that used something (tokens or a cost) make a row: most spans (roots, tools,
+steps) use nothing, and a row of theirs, an empty state, counted nothing while it was
+read, copied and merged like the others.
+
 The rows are read by trace id (a filtered dashboard's few hundred traces) in 64-row
 granules and small compressed blocks, as ``trace_parts_by_id`` is (migration 0011):
 in the 8,192-row granules of the first table, ``trace_model_parts``, a day's part of a
@@ -23,7 +27,9 @@ moves a store's rows from that table as 0011 moved the trace parts: the new view
 (an insert from then on lands in both tables), then the copy (a row copied twice merges
 into one), then the old view goes and the old table is emptied; two servers doing it
 at once do no harm in any interleaving, and one stopped midway finishes the move at
-its next start (the old view goes only after the copy).
+its next start (the old view goes only after the copy). A store whose view wrote a row
+for every span has that view replaced the same way, and its empty rows deleted before
+the old view goes (rows it writes in between are empty: they count nothing).
 """
 
 from __future__ import annotations
@@ -47,7 +53,9 @@ ORDER BY (project_id, trace_id, model)
 SETTINGS index_granularity = 64, min_compress_block_size = 4096,
     max_compress_block_size = 16384
 """
-_VIEW_NAME = "trace_model_parts_by_id_from_intake"
+_VIEW_NAME = "trace_model_usage_from_intake"
+# The view before it, which wrote a row (empty for most) for every span's trace and model.
+_EVERY_SPAN_VIEW = "trace_model_parts_by_id_from_intake"
 # While this (empty) table exists, the spans stored before the view still need their
 # usage copied (``ensure``).
 _BACKFILL_DUE = "trace_model_backfill_due"
@@ -61,18 +69,19 @@ _HAS_AMOUNTS = (
 _VIEW = f"""
 CREATE MATERIALIZED VIEW IF NOT EXISTS {_VIEW_NAME} TO {TABLE} AS
     SELECT project_id, trace_id, ifNull(model, '') AS model, min(start_ns) AS start_ns,
-        max(end_ns) AS end_ns, groupUniqArrayIfState((span_id, toUnixTimestamp64Nano(now64(9)),
+        max(end_ns) AS end_ns, groupUniqArrayState((span_id, toUnixTimestamp64Nano(now64(9)),
             coalesce(input_tokens, 0), coalesce(output_tokens, 0), coalesce(total_tokens, 0),
-            cost_usd), {_HAS_AMOUNTS}) AS amounts
-    FROM span_intake GROUP BY project_id, trace_id, model
+            cost_usd)) AS amounts
+    FROM span_intake WHERE {_HAS_AMOUNTS} GROUP BY project_id, trace_id, model
 """
 _BACKFILL = f"""
 INSERT INTO {TABLE}
     SELECT project_id, trace_id, ifNull(model, ''), min(start_ns), max(end_ns),
-        groupUniqArrayIfState((span_id, ingested_ns, coalesce(input_tokens, 0),
-            coalesce(output_tokens, 0), coalesce(total_tokens, 0), cost_usd), {_HAS_AMOUNTS})
-    FROM spans GROUP BY project_id, trace_id, ifNull(model, '')
+        groupUniqArrayState((span_id, ingested_ns, coalesce(input_tokens, 0),
+            coalesce(output_tokens, 0), coalesce(total_tokens, 0), cost_usd))
+    FROM spans WHERE {_HAS_AMOUNTS} GROUP BY project_id, trace_id, ifNull(model, '')
 """
+_USED_SOMETHING = "notEmpty(finalizeAggregation(amounts))"
 
 
 def ensure(client: Any) -> None:
@@ -81,19 +90,25 @@ def ensure(client: Any) -> None:
     spans."""
     client.command(_TABLE)
     if not _exists(client, _VIEW_NAME):
-        if not _exists(client, _OLD_TABLE):
+        if not (_exists(client, _EVERY_SPAN_VIEW) or _exists(client, _OLD_TABLE)):
             client.command(_DUE)
         client.command(_VIEW)
     if _exists(client, _BACKFILL_DUE):
         client.command(_BACKFILL)
         client.command(f"DROP TABLE IF EXISTS {_BACKFILL_DUE}")
-        return
-    # The old view is dropped only after the copy: while it is there, the move is not
-    # done (a server stopped between the new view and the copy copies at its next start).
+    # Each old view is dropped only after its rows are dealt with: while it is there,
+    # that step is not done (a server stopped before it does it at its next start).
     if _exists(client, _OLD_VIEW):
-        client.command(f"INSERT INTO {TABLE} SELECT * FROM {_OLD_TABLE}")
+        client.command(f"INSERT INTO {TABLE} SELECT * FROM {_OLD_TABLE} WHERE {_USED_SOMETHING}")
         client.command(f"DROP VIEW IF EXISTS {_OLD_VIEW}")
         client.command(f"TRUNCATE TABLE IF EXISTS {_OLD_TABLE}")
+    if _exists(client, _EVERY_SPAN_VIEW):
+        # An empty row merged with one that used something is part of that row now, and
+        # stays: deleting it would take the other's amounts.
+        client.command(
+            f"ALTER TABLE {TABLE} DELETE WHERE NOT {_USED_SOMETHING} SETTINGS mutations_sync = 1"
+        )
+        client.command(f"DROP VIEW IF EXISTS {_EVERY_SPAN_VIEW}")
 
 
 def _exists(client: Any, table: str) -> bool:
