@@ -404,6 +404,39 @@ def test_by_model_follows_late_spans_retries_and_deletes(store: Store):
     assert got.distributions["turns_per_session"].count == 0
 
 
+def test_by_model_counts_spans_long_after_the_window_in_the_bucket_the_trace_started(
+    store: Store,
+):
+    project = store.create_project("long").id
+    store.write_spans(
+        project,
+        [
+            model_span(1, 0, 10, model=None, tags=["x"]),
+            # Two and a half hours after its trace began, after the window ended.
+            model_span(1, 1, 160, model="gpt", cost=1.0, tokens=(10, 5)),
+        ],
+    )
+    # The first hour alone: the trace started in it.
+    first_hour = MetricsQuery(
+        start=ns_to_datetime(H0), end=ns_to_datetime(H0 + 30 * MINUTE), bucket="hour"
+    )
+    # Before any figures are derived (ClickHouse rolls the range up), then after.
+    for got in (
+        store.metrics(project, first_hour, MODEL_METRICS),
+        refreshed(store).metrics(project, first_hour, MODEL_METRICS),
+    ):
+        assert by_model(got, "cost_usd_by_model") == {"gpt": [1.0]}
+        assert by_model(got, "total_tokens_by_model") == {"gpt": [15]}
+    grouped = store.metrics(
+        project, first_hour.model_copy(update={"group_by": "tag"}), MODEL_METRICS
+    )
+    split = {(s.metric, s.group, s.model): s.values for s in grouped.series if s.model}
+    assert split == {
+        ("cost_usd_by_model", "x", "gpt"): [1.0],
+        ("total_tokens_by_model", "x", "gpt"): [15],
+    }
+
+
 @pytest.mark.parametrize("filters", [{}, {"tag": "x"}], ids=["all", "tag"])
 def test_bars_count_what_the_lists_show_after_a_delete(store: Store, filters: dict):
     project = fill(store)

@@ -17,7 +17,6 @@ from threadline.server.store.clickhouse import (
     metric_sessions,
     metric_sources,
     model_usage,
-    queries,
     session_filters,
     trace_labels,
 )
@@ -112,13 +111,16 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         f" WHERE {trace_where} AND start_ns + 999 >= {o}"
     )
     if not (query.user_id or query.tag or query.metadata):
-        # The started traces' usage rows lie within a window's slack of it, as the
-        # traces' own parts do (``queries.traces_near``): read by time, not by the ids
-        # of the window's traces (merged once more to name them, when grouped).
-        usage = model_usage.latest_where(
-            f"start_ns >= {o} - {queries.WINDOW_SLACK_NS}"
-            f" AND start_ns <= {last} + {queries.WINDOW_SLACK_NS}"
+        # The started traces' usage rows, all of them: named by the ids of the traces
+        # whose first part starts in the window (``trace_times``, not the traces merged
+        # once more). A row starts no earlier than its trace, so the window's start
+        # bounds them below; not above: a trace's later spans may start hours after
+        # the window ended.
+        started_ids = (
+            "SELECT trace_id FROM trace_times WHERE project_id = %(project)s"
+            f" AND start_ns >= {o} - 999 AND start_ns <= {last}"
         )
+        usage = model_usage.latest_where(f"start_ns >= {o} - 999 AND trace_id IN ({started_ids})")
     else:
         # The candidates named by id hold the started traces (the join keeps only
         # theirs): not the traces merged once more to name them.
