@@ -8,6 +8,7 @@ trace's newer rollups start no later and end no earlier, so this is exact).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from threadline.server.store.clickhouse import (
     metric_sessions,
     metric_sources,
     model_usage,
+    queries,
     session_filters,
     trace_labels,
 )
@@ -111,16 +113,20 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
         f" WHERE {trace_where} AND start_ns + 999 >= {o}"
     )
     if not (query.user_id or query.tag or query.metadata):
-        # The started traces' usage rows, all of them: named by the ids of the traces
-        # whose first part starts in the window (``trace_times``, not the traces merged
-        # once more). A row starts no earlier than its trace, so the window's start
-        # bounds them below; not above: a trace's later spans may start hours after
-        # the window ended.
-        started_ids = (
-            "SELECT trace_id FROM trace_times WHERE project_id = %(project)s"
-            f" AND start_ns >= {o} - 999 AND start_ns <= {last}"
-        )
-        usage = model_usage.latest_where(f"start_ns >= {o} - 999 AND trace_id IN ({started_ids})")
+        # The started traces' usage rows, all of them. A row starts no earlier than
+        # its trace, so the window's start bounds them below; not above: a trace's
+        # later spans may start hours after the window ended. A window reaching the
+        # present has nothing after it to leave out (the join keeps the started
+        # traces); one in the past keeps the rows of the traces whose first part
+        # starts in it (``trace_times``; the set costs 10-15 % of the statement).
+        usage_where = f"start_ns >= {o} - 999"
+        if span.end + queries.WINDOW_SLACK_NS < time.time_ns():
+            usage_where += (
+                " AND trace_id IN (SELECT trace_id FROM trace_times"
+                f" WHERE project_id = %(project)s AND start_ns >= {o} - 999"
+                f" AND start_ns <= {last})"
+            )
+        usage = model_usage.latest_where(usage_where)
     else:
         # The candidates named by id hold the started traces (the join keeps only
         # theirs): not the traces merged once more to name them.
