@@ -3,6 +3,8 @@ the lists add up to when asked for a bar's bucket (what clicking it opens)."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from datetime import datetime
 
 import pytest
@@ -404,21 +406,29 @@ def test_by_model_follows_late_spans_retries_and_deletes(store: Store):
     assert got.distributions["turns_per_session"].count == 0
 
 
+@pytest.mark.parametrize("hour", ["past", "present"])
 def test_by_model_counts_spans_long_after_the_window_in_the_bucket_the_trace_started(
-    store: Store,
+    store: Store, hour: str
 ):
+    # H0's hour, or the present one (a window reaching the present is read otherwise).
+    shift = 0 if hour == "past" else time.time_ns() // HOUR * HOUR - H0
     project = store.create_project("long").id
     store.write_spans(
         project,
         [
-            model_span(1, 0, 10, model=None, tags=["x"]),
-            # Two and a half hours after its trace began, after the window ended.
-            model_span(1, 1, 160, model="gpt", cost=1.0, tokens=(10, 5)),
+            dataclasses.replace(s, start_ns=s.start_ns + shift, end_ns=s.end_ns + shift)
+            for s in (
+                model_span(1, 0, 10, model=None, tags=["x"]),
+                # Two and a half hours after its trace began, after the window ended.
+                model_span(1, 1, 160, model="gpt", cost=1.0, tokens=(10, 5)),
+            )
         ],
     )
-    # The first hour alone: the trace started in it.
+    # That hour alone: the trace started in it.
     first_hour = MetricsQuery(
-        start=ns_to_datetime(H0), end=ns_to_datetime(H0 + 30 * MINUTE), bucket="hour"
+        start=ns_to_datetime(H0 + shift),
+        end=ns_to_datetime(H0 + shift + 30 * MINUTE),
+        bucket="hour",
     )
     # Before any figures are derived (ClickHouse rolls the range up), then after.
     for got in (
