@@ -129,7 +129,7 @@ class MetricSlices:
             # about twice as much while most slices have two (measured: a month of
             # slices refreshed twice, as a first pass and the one after it leave
             # them). ClickHouse's merges may leave parts of such unequal sizes apart
-            # for hours; merging them here costs about a second a month of slices,
+            # for hours; merging them here costs 0.5-4 s for a month of slices (chDB),
             # and only after a large pass (a store's first, a late import, deletes).
             self._command(f"OPTIMIZE TABLE {TABLE} FINAL")
         # The next pass looks again at what was written within the margin before this

@@ -103,8 +103,8 @@ def ensure(client: Any) -> None:
         client.command(f"DROP VIEW IF EXISTS {_OLD_VIEW}")
         client.command(f"TRUNCATE TABLE IF EXISTS {_OLD_TABLE}")
     if _exists(client, _EVERY_SPAN_VIEW):
-        # An empty row merged with one that used something is part of that row now, and
-        # stays: deleting it would take the other's amounts.
+        # Only a row whose state is empty goes: one merged with a row that used
+        # something holds that row's amounts now.
         client.command(
             f"ALTER TABLE {TABLE} DELETE WHERE NOT {_USED_SOMETHING} SETTINGS mutations_sync = 1"
         )
