@@ -71,7 +71,7 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     # against 15-20 ms of the engine's CPU).
     bounds = (
         "SELECT (SELECT groupUniqArray(target_kind) FROM score_rollups"
-        " WHERE project_id = %(project)s), cost_bound, errors_bound,"
+        " WHERE project_id = %(project)s),"
         " arrayMap(x -> x.1, arrayFilter(x -> NOT x.2 OR x.3 >= cost_bound"
         " OR x.4 >= errors_bound, slices)) FROM (SELECT"
         f" arrayReverseSort(groupArrayIf(top_cost, {in_range}))[{TOP_ROWS}] AS cost_bound,"
@@ -190,7 +190,7 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
             name: pool.submit(rows_of, sql, p)
             for name, sql in (("by_bucket", by_bucket), ("users", users))
         }
-        ((kinds, _, _, top_slices),) = head.result()
+        ((kinds, top_slices),) = head.result()
         if top_slices:
             found["top_sessions"] = pool.submit(
                 rows_of, top_sessions, {**p, "top_slices": top_slices}
