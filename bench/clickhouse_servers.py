@@ -6,10 +6,13 @@
 
 For each count of servers: a fresh database, that many ``threadline serve`` processes
 (one worker each, a data directory each) on it, and the workload of ``workload.py``
-sent over OTLP/HTTP, the exports dealt round-robin to the servers by as many senders
-as servers (two each). The figure runs from the first export to the moment every
-export is acknowledged, every server's intake queue is empty and the last session reads
-back; then every session is checked to hold all its spans.
+sent over OTLP/HTTP, the exports dealt round-robin to the servers by ``--senders``
+concurrent exporters each (two by default). The figure runs from the first export to
+the moment every export is acknowledged, every server's intake queue is empty and the
+last session reads back; then every session is checked to hold all its spans. With
+``--engine-pid`` (the engine's process, when it runs on this machine) it also prints
+the CPU time the servers and the engine spent per 1,000 spans over the same interval:
+unlike the rate, it hardly moves with what else loads the machine.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -28,9 +32,19 @@ import server as bench_server
 import workload
 
 
-def run(url: str, spans: int, servers: int, batch: int) -> float:
+def run(
+    url: str,
+    spans: int,
+    servers: int,
+    batch: int,
+    settings: str = "",
+    engine_pid: int = 0,
+    senders: int = 2,
+) -> tuple[float, float, float]:
+    """Durable spans/s, and the CPU milliseconds per 1,000 spans of the servers (their
+    processes and workers) and of the engine (0 without ``engine_pid``) over the run."""
     database = f"ingest_{servers}_{time.time_ns()}"
-    store_url = f"{url.rstrip('/')}/{database}"
+    store_url = f"{url.rstrip('/')}/{database}" + (f"?{settings}" if settings else "")
     bodies = list(workload.batches(spans, batch))
     with tempfile.TemporaryDirectory(prefix="threadline-ch-servers-") as tmp:
         started = [
@@ -44,11 +58,13 @@ def run(url: str, spans: int, servers: int, batch: int) -> float:
             headers = {"Authorization": f"Bearer {key}"}
             shares = [bodies[i::servers] for i in range(servers)]
             results: list[bench_server.SendResult] = []
+            server_cpu = sum(bench_server.tree_cpu_seconds(p.pid) for p, _, _ in started)
+            engine_cpu = bench_server.tree_cpu_seconds(engine_pid) if engine_pid else 0.0
             began = time.perf_counter()
             threads = [
                 threading.Thread(
                     target=lambda u=base_url, s=share: results.append(
-                        bench_server.send_all(u, headers, s, 2)
+                        bench_server.send_all(u, headers, s, senders)
                     )
                 )
                 for (_, base_url, _), share in zip(started, shares, strict=True)
@@ -70,16 +86,29 @@ def run(url: str, spans: int, servers: int, batch: int) -> float:
                 while api.get(f"/api/v1/sessions/{last}").status_code != 200:
                     time.sleep(0.001)
                 elapsed = time.perf_counter() - began
+                server_cpu = (
+                    sum(bench_server.tree_cpu_seconds(p.pid) for p, _, _ in started) - server_cpu
+                )
+                if engine_pid:
+                    engine_cpu = bench_server.tree_cpu_seconds(engine_pid) - engine_cpu
                 per_session = workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION
                 session_ids = {s for body in bodies for s in body.session_ids}
-                counted = sum(
-                    api.get(f"/api/v1/sessions/{session_id}").json()["span_count"]
-                    for session_id in session_ids
-                )
+
+                def span_count(session_id: str) -> int:
+                    # A loaded server may answer 503 (retry later), as to an exporter.
+                    while True:
+                        answer = api.get(f"/api/v1/sessions/{session_id}")
+                        if answer.status_code == 200:
+                            return int(answer.json()["span_count"])
+                        time.sleep(0.1)
+
+                # Read back several at a time: the check is not timed.
+                with ThreadPoolExecutor(4) as readers:
+                    counted = sum(readers.map(span_count, sorted(session_ids)))
                 expected = len(session_ids) * per_session
                 if counted != expected:
                     raise SystemExit(f"{counted} spans read back, {expected} sent")
-            return spans / elapsed
+            return spans / elapsed, server_cpu * 1e6 / spans, engine_cpu * 1e6 / spans
         finally:
             for process, _, _ in started:
                 process.terminate()
@@ -92,10 +121,31 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=512, help="spans per export")
     parser.add_argument("--servers", type=int, nargs="+", default=[1, 3])
+    parser.add_argument(
+        "--settings", default="", help="ClickHouse settings for the store URL: async_insert=0"
+    )
+    parser.add_argument(
+        "--engine-pid", type=int, default=0, help="the engine's process, for its CPU time"
+    )
+    parser.add_argument("--senders", type=int, default=2, help="concurrent exporters a server")
     args = parser.parse_args()
     for servers in args.servers:
-        rate = run(args.url, args.spans, servers, args.batch)
-        print(f"{servers} server(s): {rate:,.0f} durable spans/s ({args.spans:,} spans)")
+        rate, server_ms, engine_ms = run(
+            args.url,
+            args.spans,
+            servers,
+            args.batch,
+            args.settings,
+            args.engine_pid,
+            args.senders,
+        )
+        engine = f", engine {engine_ms:,.0f}" if args.engine_pid else ""
+        print(
+            f"{servers} server(s), {args.senders} senders each: {rate:,.0f} durable spans/s"
+            f" ({args.spans:,} spans);"
+            f" CPU ms per 1,000 spans: servers {server_ms:,.0f}{engine}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
