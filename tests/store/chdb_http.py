@@ -325,14 +325,21 @@ def _decompress(data: bytes, encoding: str) -> bytes:
         return gzip.decompress(data)
     if encoding == "deflate":
         return zlib.decompress(data)
+    # clickhouse-connect sends a large insert as several compressed frames, one after
+    # another (a block each): every frame is decompressed, not only the first.
     if encoding == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        return zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(data)
     if encoding == "lz4":
         import lz4.frame
 
-        return lz4.frame.decompress(data)
+        whole = bytearray()
+        while data:
+            frame = lz4.frame.LZ4FrameDecompressor()
+            whole += frame.decompress(data)
+            data = frame.unused_data
+        return bytes(whole)
     raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
 

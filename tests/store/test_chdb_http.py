@@ -54,3 +54,25 @@ def test_each_statement_runs_with_the_settings_it_names():
     # Settings stay with the statements that named them.
     default = plain.query("SELECT getSetting('max_threads')").result_rows[0][0]
     assert default not in (3, 5)
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+def test_an_insert_sent_as_several_compressed_blocks_is_stored_whole(compression: str):
+    # clickhouse-connect cuts a large insert into blocks, each compressed as a frame of
+    # its own; an endpoint that decompressed only the first stored ~1,000 of 8,000 rows.
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(
+        host="127.0.0.1",
+        port=shared_server().port,
+        autogenerate_session_id=False,
+        compress=compression,
+    )
+    table = f"default.several_blocks_{compression}"
+    client.command(f"DROP TABLE IF EXISTS {table}")
+    client.command(f"CREATE TABLE {table} (i UInt64, s String) ENGINE = MergeTree ORDER BY i")
+    text = "words of a long completion " * 150  # ~4 KB a row, as a span with its payloads
+    client.insert(table, [[i, text] for i in range(8_000)], column_names=["i", "s"])
+    assert client.query(f"SELECT count(), sum(i) FROM {table}").result_rows == [
+        (8_000, sum(range(8_000)))
+    ]
