@@ -98,8 +98,9 @@ def _prepared(job: Job, request: ExportTraceServiceRequest) -> Prepared:
     for_store = None
     if job.store_preparer is not None and result.spans:
         for_store = job.store_preparer(job.project_id, result.spans)
-        # The rows hold the attributes now: the writer never reads them again.
-        drop_encoded_attributes(result.spans)
+        if for_store is not None:
+            # The rows hold the attributes now: the writer never reads them again.
+            drop_encoded_attributes(result.spans)
     return Prepared(result, for_store)
 
 

@@ -144,7 +144,8 @@ class Store(Protocol):
         callable ``(project_id, spans) -> prepared`` that the ingest pipeline runs in a
         worker process; None when there is none worth moving. The records given to
         ``write_span_batches`` with what it made then carry no attributes: it has
-        encoded them (``ingest/writer_records.py``)."""
+        encoded them (``ingest/writer_records.py``). The callable may return None for a
+        batch it leaves to ``write_spans`` (those records stay whole)."""
         ...
 
     # --- queries ----------------------------------------------------------------

@@ -75,10 +75,14 @@ def signals_of(session_id: str) -> list[Signal] | None:
     return [_SIGNAL[found.group(1)]] if found else None
 
 
-def place(project_id: int, spans: Sequence[SpanRecord], look_up: LookUp) -> Placement:
-    """Name the inferred session of each trace of ``spans`` that carries signals and no
-    session id; ``look_up`` is called once, for the Responses keys the batch cannot
-    answer itself."""
+def may_place(spans: Sequence[SpanRecord]) -> bool:
+    """Whether ``place`` could name a session for any trace of ``spans`` (one with
+    signals and no session id of its own), whatever is stored."""
+    return bool(_unnamed_traces(spans))
+
+
+def _unnamed_traces(spans: Sequence[SpanRecord]) -> dict[str, list[SpanRecord]]:
+    """The spans with signals of each trace that names no session, each trace's by start."""
     by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
     explicit: set[str] = set()
     for span in spans:
@@ -86,11 +90,18 @@ def place(project_id: int, spans: Sequence[SpanRecord], look_up: LookUp) -> Plac
             explicit.add(span.trace_id)
         elif span.session_signals is not None:
             by_trace[span.trace_id].append(span)
-    traces = {
+    return {
         trace_id: sorted(found, key=lambda s: (s.start_ns, s.span_id))
         for trace_id, found in by_trace.items()
         if trace_id not in explicit
     }
+
+
+def place(project_id: int, spans: Sequence[SpanRecord], look_up: LookUp) -> Placement:
+    """Name the inferred session of each trace of ``spans`` that carries signals and no
+    session id; ``look_up`` is called once, for the Responses keys the batch cannot
+    answer itself."""
+    traces = _unnamed_traces(spans)
     if not traces:
         return Placement(list(spans))
     # Traces in the order they started, so a turn's predecessor in the batch comes first.
