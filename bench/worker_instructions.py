@@ -1,0 +1,140 @@
+"""CPU instructions per span of an ingest worker's job and of loading its answer, counted
+by valgrind: figures that, unlike time, do not move with the other tenants of a shared
+machine.
+
+    python bench/worker_instructions.py --spans 2048     # needs valgrind
+
+Prepares the workload's exports (``workload.py``, 512 spans an export, as
+``bench/server.py`` sends them) as a worker does (``ingest/prepare.py`` with the SQLite
+store's preparer, its payload dictionary trained on a first export as in a server), then
+counts, under ``valgrind --tool=callgrind`` and per span, three parts apart:
+
+- ``prepare``: the worker's job (``prepare_export``: inflate, decode, bounds, normalise,
+  redact, the store's rows, rollups and search documents);
+- ``pickle``: pickling its answer (what the worker streams back);
+- ``load``: loading the answer (what the server process's slot thread does).
+
+Each part runs in a valgrind of its own, collecting only inside the part (the part is
+called through ``functools.reduce``, a C function that toggles the collection). It
+prints the C functions that cost the most in each part. Run it with ``PYTHONPATH`` at
+each of two checkouts to compare them. A benchmark, not a test: it prints numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from instructions import functions
+
+PARTS = {"prepare": "functools_reduce", "pickle": "_pickle_dumps*", "load": "_pickle_loads*"}
+
+
+def run_part(part: str, spans: int) -> None:
+    """The body of one callgrind run: everything, collected inside ``part`` only."""
+    import workload
+
+    from threadline.server.ingest.decode import PROTOBUF
+    from threadline.server.ingest.prepare import Job, Prepared, prepare_export
+    from threadline.server.ingest.tuning import tune_garbage_collector
+    from threadline.server.redaction.rules import RedactionRules
+    from threadline.server.settings import Settings
+    from threadline.server.store.base import SpanBatch
+    from threadline.server.store.sqlite import SQLiteStore
+
+    first, *bodies = [b.body for b in workload.batches(spans + 512, 512)]
+    tune_garbage_collector()  # as a worker does
+    settings = Settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(Path(tmp) / "worker.db")
+        project = store.create_project("bench").id
+        trained = prepare_export(
+            Job(settings, project, RedactionRules(), store.span_preparer()), first, PROTOBUF, None
+        )
+        assert isinstance(trained, Prepared)
+        store.write_span_batches([SpanBatch(project, trained.normalized.spans, trained.for_store)])
+        job = Job(settings, project, RedactionRules(), store.span_preparer())
+        store.close()
+    prepare_export(job, first, PROTOBUF, None)  # warm: modules, the dictionary's tables
+
+    def prepared(_: object, body: bytes) -> Any:
+        return prepare_export(job, body, PROTOBUF, None)
+
+    if part == "prepare":
+        functools.reduce(prepared, bodies, None)
+        return
+    answers = [prepare_export(job, body, PROTOBUF, None) for body in bodies]
+    pickled = [pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL) for a in answers]
+    if part == "pickle":
+        for answer in answers:
+            pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        for data in pickled:
+            pickle.loads(data)
+    print(f"answer {sum(map(len, pickled)) / spans:,.0f} bytes a span", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spans", type=int, default=2048, help="a multiple of 512")
+    parser.add_argument("--top", type=int, default=8, help="functions shown per part")
+    parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.spans % 512:
+        parser.error("--spans must be a multiple of 512 (whole exports)")
+    if args.part:  # inside valgrind
+        run_part(args.part, args.spans)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        profiles = {part: Path(tmp) / f"{part}.out" for part in PARTS}
+        runs = {
+            part: subprocess.Popen(
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={path}",
+                    "--collect-atstart=no",
+                    f"--toggle-collect={PARTS[part]}",
+                    sys.executable,
+                    __file__,
+                    "--part",
+                    part,
+                    "--spans",
+                    str(args.spans),
+                ],
+                # Hashed strings' order fixed: the same counts run after run.
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for part, path in profiles.items()
+        }
+        said = {part: run.communicate()[1] for part, run in runs.items()}
+        if any(run.returncode for run in runs.values()):
+            raise SystemExit(f"a valgrind run failed: {said}")
+        counted = {part: functions(path) for part, path in profiles.items()}
+    print(f"thousands of instructions per span, {args.spans} spans of bench/workload.py")
+    for line in said["load"].splitlines():
+        if line.startswith("answer"):
+            print(line)
+    total = 0.0
+    for part, cost in counted.items():
+        per_span = sum(cost.values()) / args.spans
+        total += per_span
+        print(f"\n{part:10s} {per_span / 1e3:7.1f}")
+        for name, count in cost.most_common(args.top):
+            print(f"    {count / args.spans / 1e3:6.1f}  {name[:100]}")
+    print(f"\n{'total':10s} {total / 1e3:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
