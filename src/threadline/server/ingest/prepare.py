@@ -24,7 +24,7 @@ from threadline.server.ingest.body import Body, joined
 from threadline.server.ingest.bounds import check_export, count_wire_spans
 from threadline.server.ingest.decode import PROTOBUF, decode_request, decompress
 from threadline.server.ingest.normalize import Normalized, normalize_request
-from threadline.server.ingest.writer_records import drop_encoded_attributes
+from threadline.server.ingest.writer_records import drop_what_rows_hold
 from threadline.server.model import SpanRecord
 from threadline.server.redaction.redactor import redact_spans
 from threadline.server.redaction.rules import RedactionRules
@@ -99,8 +99,9 @@ def _prepared(job: Job, request: ExportTraceServiceRequest) -> Prepared:
     if job.store_preparer is not None and result.spans:
         for_store = job.store_preparer(job.project_id, result.spans)
         if for_store is not None:
-            # The rows hold the attributes now: the writer never reads them again.
-            drop_encoded_attributes(result.spans)
+            # The rows hold the attributes, inputs and outputs now: the writer reads
+            # them there, if at all.
+            drop_what_rows_hold(result.spans)
     return Prepared(result, for_store)
 
 

@@ -12,7 +12,7 @@ itself when given none.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -78,6 +78,28 @@ class SpanPreparer:
 
 
 _INPUT, _OUTPUT = SPANS.position("input"), SPANS.position("output")
+
+
+def restore_payloads(
+    spans: Sequence[SpanRecord],
+    rows: dict[str, list[list[Any]]],
+    trace_ids: Collection[str],
+    unpack: table_rows.Unpack,
+) -> None:
+    """Set the input and output of the records of ``trace_ids`` back from their rows
+    (``PreparedSpans.rows``, made from ``spans`` in this order), where they may have
+    been left out (``ingest/writer_records.py``): for the few traces whose rollup or
+    search document the write transaction makes again from the records."""
+    at = dict.fromkeys(trace_ids, 0)
+    for span in spans:
+        i = at.get(span.trace_id)
+        if i is None:
+            continue
+        at[span.trace_id] = i + 1
+        row = rows[span.trace_id][i]
+        span.input, span.output = unpack(row[_INPUT]), unpack(row[_OUTPUT])
+
+
 _dictionaries: dict[bytes, payloads.Dictionary] = {}
 
 

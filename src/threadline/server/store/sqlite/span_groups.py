@@ -6,7 +6,8 @@ makes that cheaper than writing them in turn: each trace and session they touch 
 rolled up, read and written once for the group, not once per export, and the group
 pays for one commit. A trace whose spans came in more than one of the batches is
 rolled up again from all of them (as if none of it was stored before, the first copy
-of a span winning, as the insert keeps it); the rest is concatenation.
+of a span winning, as the insert keeps it), its records' inputs and outputs taken from
+their rows (``span_batch.restore_payloads``); the rest is concatenation.
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ from typing import Any, NamedTuple
 
 from threadline.server.model import SpanRecord
 from threadline.server.store.base import SpanBatch
+from threadline.server.store.rows import Unpack
 from threadline.server.store.sqlite import search
-from threadline.server.store.sqlite.span_batch import FreshTrace, PreparedSpans, fresh_traces
+from threadline.server.store.sqlite.span_batch import (
+    FreshTrace,
+    PreparedSpans,
+    fresh_traces,
+    restore_payloads,
+)
 
 
 class ProjectBatch(NamedTuple):
@@ -32,10 +39,11 @@ class ProjectBatch(NamedTuple):
 def by_project(
     batches: Sequence[SpanBatch],
     prepare: Callable[[int, Sequence[SpanRecord]], PreparedSpans],
+    unpack: Unpack,
 ) -> list[ProjectBatch]:
     """The non-empty ``batches`` as one batch per project, in the order each project
     first appears. A batch not prepared for its project (by another store, or not at
-    all) is prepared here with ``prepare``."""
+    all) is prepared here with ``prepare``; ``unpack`` reads the payloads of its rows."""
     parts: dict[int, list[ProjectBatch]] = defaultdict(list)
     for batch in batches:
         if not batch.spans:
@@ -44,10 +52,10 @@ def by_project(
         if not isinstance(prepared, PreparedSpans) or prepared.project_id != batch.project_id:
             prepared = prepare(batch.project_id, batch.spans)
         parts[batch.project_id].append(ProjectBatch(batch.project_id, batch.spans, prepared))
-    return [merged(project_parts) for project_parts in parts.values()]
+    return [merged(project_parts, unpack) for project_parts in parts.values()]
 
 
-def merged(parts: Sequence[ProjectBatch]) -> ProjectBatch:
+def merged(parts: Sequence[ProjectBatch], unpack: Unpack) -> ProjectBatch:
     """The batches of one project (in the order they were given) as one."""
     if len(parts) == 1:
         return parts[0]
@@ -66,6 +74,8 @@ def merged(parts: Sequence[ProjectBatch]) -> ProjectBatch:
                 fresh[trace_id] = trace
     documents = [d for part in parts for d in part.prepared.documents]
     if shared:
+        for part in parts:
+            restore_payloads(part.spans, part.prepared.rows, shared, unpack)
         fresh.update(fresh_traces(project_id, [s for s in spans if s.trace_id in shared]))
         # One document each, from the first copy of each span, as the insert keeps it.
         documents = [d for d in documents if d.trace_id not in shared]

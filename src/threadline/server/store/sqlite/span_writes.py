@@ -46,6 +46,7 @@ from threadline.server.store.sqlite.span_batch import (
     FreshTrace,
     PreparedSpans,
     SpanPreparer,
+    restore_payloads,
 )
 from threadline.server.store.trace_tally import TALLY_FROM_SPANS, TallyCache, TraceTally
 
@@ -78,7 +79,7 @@ class SpanWrites(Database):
     def _write_groups(self, batches: Sequence[SpanBatch]) -> int:
         """Write the batches in one transaction, a project's as one batch
         (span_groups.py); how many spans were new."""
-        groups = span_groups.by_project(batches, self._prepare)
+        groups = span_groups.by_project(batches, self._prepare, self._payloads.unpacker())
         if not groups:
             return 0
         new = 0
@@ -110,6 +111,16 @@ class SpanWrites(Database):
         """Insert a batch's spans and bring the rollups they change up to date."""
         rows, fresh, documents = prepared.rows, prepared.fresh, prepared.documents
         minted = trace_keys.mint(conn, project_id, list(rows))
+        # A trace stored before (its search document made again without the spans
+        # stored, its tally added to) or a large one (its tally made) is made from the
+        # records' inputs and outputs, which may have travelled only in the rows.
+        again = [
+            trace_id
+            for trace_id, trace in fresh.items()
+            if trace_id not in minted.new or len(trace.spans) >= TALLY_FROM_SPANS
+        ]
+        if again:
+            restore_payloads(spans, rows, again, self._payloads.unpacker())
         # Before the spans go in: the index takes the spans new to the store.
         search.index(conn, project_id, documents, spans, minted)
         before = conn.total_changes
