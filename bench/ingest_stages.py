@@ -41,6 +41,22 @@ from threadline.server.store.sqlite import SQLiteStore, payloads, search
 from threadline.server.store.sqlite.span_batch import SpanPreparer, fresh_traces
 
 
+def trained_job(settings: Settings, first: bytes) -> Job:
+    """A worker's job for a project whose payload dictionary the export ``first`` has
+    trained, as in a server (the first export trains it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(Path(tmp) / "stages.db")
+        project = store.create_project("bench").id
+        trained = prepare_export(
+            Job(settings, project, RedactionRules(), store.span_preparer()), first, PROTOBUF, None
+        )
+        assert isinstance(trained, Prepared)
+        store.write_span_batches([SpanBatch(project, trained.normalized.spans, trained.for_store)])
+        preparer = store.span_preparer()
+        store.close()
+    return Job(settings, project, RedactionRules(), preparer)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=20_480)
@@ -50,21 +66,9 @@ def main() -> None:
     bodies = [b.body for b in workload.batches(args.spans, 512, flavour=args.flavour)]
     tune_garbage_collector()  # as a worker does
     settings = Settings()
-    with tempfile.TemporaryDirectory() as tmp:
-        # The first export trains the payload dictionary, as in a server.
-        store = SQLiteStore(Path(tmp) / "stages.db")
-        project = store.create_project("bench").id
-        first = prepare_export(
-            Job(settings, project, RedactionRules(), store.span_preparer()),
-            bodies[0],
-            PROTOBUF,
-            None,
-        )
-        assert isinstance(first, Prepared)
-        store.write_span_batches([SpanBatch(project, first.normalized.spans, first.for_store)])
-        preparer = store.span_preparer()
-        store.close()
-    job = Job(settings, project, RedactionRules(), preparer)
+    job = trained_job(settings, bodies[0])
+    preparer = job.store_preparer
+    assert isinstance(preparer, SpanPreparer)
     spans = sum(len(normalize_request(decode_request(b, PROTOBUF)).spans) for b in bodies)
 
     requests = [decode_request(b, PROTOBUF) for b in bodies]
@@ -78,8 +82,8 @@ def main() -> None:
         "check": lambda: [check_export(r, settings) for r in requests],
         "normalize": lambda: [normalize_request(r) for r in requests],
         "redact": lambda: [redact_spans(s, job.rules) for s in records],
-        "rows": lambda: [_rows(preparer, project, s) for s in records],
-        "fresh": lambda: [fresh_traces(project, s) for s in records],
+        "rows": lambda: [_rows(preparer, job.project_id, s) for s in records],
+        "fresh": lambda: [fresh_traces(job.project_id, s) for s in records],
         "documents": lambda: [search.documents(s) for s in records],
         "whole job": lambda: [prepare_export(job, b, PROTOBUF, None) for b in bodies],
         "pickle": lambda: [pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL) for a in answers],

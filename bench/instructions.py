@@ -77,6 +77,15 @@ def functions(profile: Path) -> collections.Counter[str]:
     return found
 
 
+def print_part(
+    part: str, per_span: float, cost: collections.Counter[str], spans: int, top: int
+) -> None:
+    """A part's thousands of instructions a span, then its ``top`` costliest functions'."""
+    print(f"\n{part:10s} {per_span / 1e3:7.1f}")
+    for name, count in cost.most_common(top):
+        print(f"    {count / spans / 1e3:6.1f}  {name[:100]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=1000, help="a multiple of 50")
@@ -129,9 +138,7 @@ def main() -> None:
         cost = counted[stage] - counted[before]  # Counter subtraction keeps positives
         per_span = (sum(counted[stage].values()) - sum(counted[before].values())) / args.spans
         total += per_span
-        print(f"\n{stage:10s} {per_span / 1e3:7.1f}")
-        for name, count in cost.most_common(args.top):
-            print(f"    {count / args.spans / 1e3:6.1f}  {name[:100]}")
+        print_part(stage, per_span, cost, args.spans, args.top)
     print(f"\n{'total':10s} {total / 1e3:7.1f}")
 
 

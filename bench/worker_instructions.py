@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from instructions import functions
+from ingest_stages import trained_job
+from instructions import functions, print_part
 
 PARTS = {"prepare": "functools_reduce", "pickle": "_pickle_dumps*", "load": "_pickle_loads*"}
 
@@ -43,26 +44,13 @@ def run_part(part: str, spans: int) -> None:
     import workload
 
     from threadline.server.ingest.decode import PROTOBUF
-    from threadline.server.ingest.prepare import Job, Prepared, prepare_export
+    from threadline.server.ingest.prepare import prepare_export
     from threadline.server.ingest.tuning import tune_garbage_collector
-    from threadline.server.redaction.rules import RedactionRules
     from threadline.server.settings import Settings
-    from threadline.server.store.base import SpanBatch
-    from threadline.server.store.sqlite import SQLiteStore
 
     first, *bodies = [b.body for b in workload.batches(spans + 512, 512)]
     tune_garbage_collector()  # as a worker does
-    settings = Settings()
-    with tempfile.TemporaryDirectory() as tmp:
-        store = SQLiteStore(Path(tmp) / "worker.db")
-        project = store.create_project("bench").id
-        trained = prepare_export(
-            Job(settings, project, RedactionRules(), store.span_preparer()), first, PROTOBUF, None
-        )
-        assert isinstance(trained, Prepared)
-        store.write_span_batches([SpanBatch(project, trained.normalized.spans, trained.for_store)])
-        job = Job(settings, project, RedactionRules(), store.span_preparer())
-        store.close()
+    job = trained_job(Settings(), first)
     prepare_export(job, first, PROTOBUF, None)  # warm: modules, the dictionary's tables
 
     def prepared(_: object, body: bytes) -> Any:
@@ -130,9 +118,7 @@ def main() -> None:
     for part, cost in counted.items():
         per_span = sum(cost.values()) / args.spans
         total += per_span
-        print(f"\n{part:10s} {per_span / 1e3:7.1f}")
-        for name, count in cost.most_common(args.top):
-            print(f"    {count / args.spans / 1e3:6.1f}  {name[:100]}")
+        print_part(part, per_span, cost, args.spans, args.top)
     print(f"\n{'total':10s} {total / 1e3:7.1f}")
 
 
