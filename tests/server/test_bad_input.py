@@ -188,3 +188,26 @@ def test_mutated_bodies_never_get_a_5xx(server):
 def test_invalid_utf8_in_a_protobuf_string_is_a_400(server):
     body = request([span(new_trace_id(), new_span_id(), name="ZZZZ")]).SerializeToString()
     _assert_error(server.export(body.replace(b"ZZZZ", b"\xff\xfe\xfd\xfc")), 400, "UTF-8")
+
+
+def test_json_bodies_the_server_cannot_read_are_400s_saying_why(server):
+    # JSON nested past the parser's recursion, not UTF-8, or holding an integer of more
+    # digits than Python converts: each a 400 naming why ("There was an error parsing
+    # the body" before), on every JSON route.
+    for body, words in (
+        (b"[" * 100_000 + b"]" * 100_000, "nested more deeply"),
+        (b'{"name": "\xff", "value": 1, "session_id": "s"}', "not UTF-8"),
+        (b'{"name": "n", "value": 1' + b"0" * 5_000 + b', "session_id": "s"}', "digits"),
+    ):
+        for method, path in (
+            ("POST", "/api/v1/scores"),
+            ("POST", "/api/v1/notes"),
+            ("PUT", "/api/v1/settings/redaction"),
+        ):
+            response = server.http.request(
+                method, path, content=body, headers={"Content-Type": "application/json"}
+            )
+            assert response.status_code == 400, (path, response.text)
+            error = response.json()["error"]
+            assert error.startswith("the JSON body cannot be read") and words in error, error
+    assert server.get("/api/v1/scores")["items"] == []

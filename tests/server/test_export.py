@@ -85,6 +85,8 @@ def _as_csv(row: dict) -> dict[str, str]:
             return ""
         if isinstance(value, (list, dict)):
             return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            return "'" + value
         return str(value)
 
     return {k: cell(v) for k, v in row.items()}
@@ -196,6 +198,42 @@ def test_traces_export_honours_filters(server):
     assert len(response.text.splitlines()) == 1
     response = server.http.get("/api/v1/export/traces", params={"tag": "none"})
     assert response.status_code == 200 and response.text == ""
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_text(server):
+    # Session ids, users, names and inputs are whatever a client (or its end users)
+    # typed: written as they were, a spreadsheet opening the export ran them.
+    tag = f"formula-{uuid.uuid4().hex[:8]}"
+    session = f"=cmd|' /C calc'!A0 {tag}"
+    trace_id = new_trace_id()
+    attributes = {
+        "threadline.session.id": session,
+        "threadline.user.id": "@SUM(1+1)",
+        "threadline.span.input": '+HYPERLINK("http://evil.example")',
+        "threadline.span.output": "-2+3",
+        "threadline.tags": json.dumps([tag]),
+    }
+    body = request([span(trace_id, new_span_id(), name="\t=1+1", attributes=attributes)])
+    assert server.export(body.SerializeToString()).status_code == 200
+    response = server.http.get(
+        "/api/v1/export/traces", params={"format": "csv", "tag": tag, "window": "all"}
+    )
+    (row,) = _csv_rows(response.text)
+    assert row["session_id"] == "'" + session
+    assert row["user_id"] == "'@SUM(1+1)"
+    assert row["name"] == "'\t=1+1"
+    assert row["input_preview"] == '\'+HYPERLINK("http://evil.example")'
+    assert row["output_preview"] == "'-2+3"
+    assert row["trace_id"] == trace_id and row["span_count"] == "1"
+    response = server.http.get(
+        "/api/v1/export/sessions", params={"format": "csv", "tag": tag, "window": "all"}
+    )
+    (row,) = _csv_rows(response.text)
+    assert row["session_id"] == "'" + session and row["trace_count"] == "1"
+    # JSON Lines keeps the values exactly.
+    response = server.http.get("/api/v1/export/traces", params={"tag": tag, "window": "all"})
+    line = json.loads(response.text)
+    assert line["session_id"] == session and line["output_preview"] == "-2+3"
 
 
 def test_export_refuses_bad_input_and_other_keys(server, threadline_process):

@@ -186,6 +186,9 @@ def test_bad_filters_are_400_with_a_reason(server):
         ("turns>many", "not a number"),
         ("color=3", "no field"),
         ("turns>inf", "finite"),
+        # Past what a duration in nanoseconds holds (an int64): it overflowed to a 500.
+        ("duration>1e300", "at most"),
+        ("duration<-1e10s", "at most"),
     ):
         response = server.http.get("/api/v1/sessions", params={"filter": bad})
         assert response.status_code == 400, bad
@@ -193,6 +196,12 @@ def test_bad_filters_are_400_with_a_reason(server):
     # A session's field that traces do not have.
     response = server.http.get("/api/v1/traces", params={"filter": "turns>1"})
     assert response.status_code == 400 and "no field" in response.json()["error"]
+    for path in ("/api/v1/traces", "/api/v1/export/traces", "/api/v1/export/sessions"):
+        response = server.http.get(path, params={"filter": "duration>1e12"})
+        assert response.status_code == 400 and "at most" in response.json()["error"], path
+    # The largest bound a duration can hold still filters.
+    response = server.http.get("/api/v1/traces", params={"filter": "duration<9223372036"})
+    assert response.status_code == 200, response.text
 
 
 def test_openapi_documents_search_filters_and_session_search(server):

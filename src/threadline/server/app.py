@@ -209,6 +209,18 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None, **e
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
+def _unreadable_body(cause: BaseException) -> str:
+    """Why FastAPI could not read a JSON body (it says only "There was an error parsing
+    the body"; JSON that does not parse is a 422 of its own)."""
+    if isinstance(cause, RecursionError):
+        why = "it is nested more deeply than the server reads"
+    elif isinstance(cause, UnicodeDecodeError):
+        why = "it is not UTF-8"
+    else:  # e.g. an integer of more digits than Python converts
+        why = str(cause)[:200]
+    return f"the JSON body cannot be read: {why}"
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """One rendering of every error: ``{"error": "<what the client got wrong>"}``."""
 
@@ -218,7 +230,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        message = str(exc.detail)
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            message = _unreadable_body(exc.__cause__)
+        return _error(exc.status_code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -109,18 +109,26 @@ def _session_rows(
 # --- formats --------------------------------------------------------------------------
 
 
+# A spreadsheet opening the file runs a cell that starts with one of these as a formula
+# (``=HYPERLINK(...)``, ``=cmd|...``, DDE): text that anyone who can send a span or an
+# end user can type.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value  # shown as text; JSON Lines keeps the value exactly
     return value
 
 
 def _csv(columns: list[str], rows: Iterator[BaseModel]) -> Iterator[str]:
     """A header, then one record a row: lists and maps (user ids, tags, metadata,
-    scores) as JSON text, empty for null. Values are written as they are: a spreadsheet
-    may read a cell starting with ``=`` as a formula (docs/api.md)."""
+    scores) as JSON text, empty for null, and text that a spreadsheet would run as a
+    formula behind a ``'`` (docs/api.md)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)

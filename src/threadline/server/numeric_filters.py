@@ -34,6 +34,9 @@ TRACE_FIELDS: dict[str, str] = {
 
 _FILTER = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|>|<|=)\s*(\S+?)\s*$")
 _NS_PER_SECOND = 1_000_000_000
+# Durations are kept in nanoseconds, in 64-bit integers: a bound past them is refused
+# rather than handed to a store that cannot bind it.
+MAX_DURATION_SECONDS = (2**63 - 1) // _NS_PER_SECOND
 
 
 def parse(texts: list[str], fields: dict[str, str]) -> list[NumericFilter]:
@@ -52,6 +55,10 @@ def parse(texts: list[str], fields: dict[str, str]) -> list[NumericFilter]:
             raise BadRequest(f"filter {text!r}: {raw!r} is not a number") from None
         if not math.isfinite(value):
             raise BadRequest(f"filter {text!r}: {raw!r} is not a finite number")
+        if field == "duration" and abs(value) > MAX_DURATION_SECONDS:
+            raise BadRequest(
+                f"filter {text!r}: a duration is at most {MAX_DURATION_SECONDS} seconds"
+            )
         parsed.append(NumericFilter(field=field, op=cast(NumericOp, op), value=value))
     return parsed
 
