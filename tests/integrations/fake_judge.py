@@ -11,7 +11,9 @@ reasoning says what was counted. Usage is counted in words, like ``fake_openai``
     with FakeJudge() as judge:
         judge.mode = "fail"       # 500 on every call ("hang": never answer in time;
                                   # "garbage": 200 with content that is not JSON;
-                                  # "reject": 400)
+                                  # "reject": 400; "drip": 200, then a byte every
+                                  # 0.2 s for hang_seconds; "flood": 200 and
+                                  # flood_bytes of body, undeclared, as fast as read)
         judge.failures_left = 2   # fail the next two calls only, then answer
 """
 
@@ -43,6 +45,7 @@ class FakeJudge:
         self.failures_left: int | None = None  # None: the mode holds for every call
         self.hang_seconds = 30.0
         self.delay_seconds = 0.0  # before each answer that is not a hang
+        self.flood_bytes = 256 << 20
         self.calls: list[JudgeCall] = []
         self._lock = threading.Lock()
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -139,6 +142,10 @@ class FakeJudge:
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 request = json.loads(body)
                 mode = judge._mode_now()
+                if mode in ("drip", "flood"):
+                    with judge._lock:
+                        judge.calls.append(JudgeCall(request, dict(self.headers), 200))
+                    return self._stream(mode)
                 if mode == "hang":
                     time.sleep(judge.hang_seconds)
                     status, document = 500, {"error": {"message": "hung"}}
@@ -159,6 +166,27 @@ class FakeJudge:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (a timeout under test)
+
+            def _stream(self, mode: str) -> None:
+                """A body with no length, ended by closing the connection: a byte at
+                a time, or a flood."""
+                self.close_connection = True
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    if mode == "drip":
+                        deadline = time.monotonic() + judge.hang_seconds
+                        while time.monotonic() < deadline:
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    else:
+                        chunk = b" " * (1 << 20)
+                        for _ in range(judge.flood_bytes >> 20):
+                            self.wfile.write(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading: what a bounded client does
 
             def log_message(self, *args: object) -> None:
                 pass

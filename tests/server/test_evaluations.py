@@ -280,6 +280,10 @@ def _manual_run(project: ProjectClient, sid: str, name: str = "resolved") -> dic
         ("reject", "the judge answered HTTP 400: the fake judge rejects this request", 1),
         ("garbage", "the judge's answer is not JSON: 'I think it went fine, maybe a 7?'", 1),
         ("hang", "the judge did not answer within 2 s (after 2 attempts)", 2),
+        # A byte every 0.2 s: each read is quick, the call is not (it was read to its
+        # end, 3 s later, and failed as "not a chat completion").
+        ("drip", "the judge did not answer within 2 s (after 2 attempts)", 2),
+        ("flood", "the judge's answer is larger than 1 MB", 1),
     ],
 )
 def test_a_judge_that_fails_marks_the_run_failed_with_the_reason(
@@ -289,14 +293,24 @@ def test_a_judge_that_fails_marks_the_run_failed_with_the_reason(
     judge.mode, judge.hang_seconds = mode, 3.0
     sid = f"fail-{mode}-{uuid.uuid4().hex[:8]}"
     send_turn(project, sid, "hello", "hi")
+    peak_before = _peak_rss_mb(project.process.process.pid)
     run = _manual_run(project, sid)
     assert run["status"] == "failed" and run["score_id"] is None
     assert run["reason"] == reason and run["attempts"] == attempts
+    # A flood of 256 MB is not read past its first MB (it was read whole, then refused).
+    assert _peak_rss_mb(project.process.process.pid) - peak_before < 64
     assert project.get("/api/v1/scores", session_id=sid)["items"] == []
     (listed,) = project.get("/api/v1/evaluators")["items"]
     assert listed["totals"]["runs_failed"] == 1 and listed["totals"]["runs_done"] == 0
     if mode == "garbage":  # an answer that did not parse was still paid for
         assert run["input_tokens"] > 0 and listed["totals"]["input_tokens"] > 0
+
+
+def _peak_rss_mb(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) // 1024
 
 
 def test_a_judge_failing_once_is_retried_and_the_run_succeeds(project, judge):

@@ -4,6 +4,11 @@ output, a timeout and retries with back-off.
 Only transient failures are retried (a timeout, a refused or dropped connection, 408,
 409, 429 and 5xx); a 4xx such as a wrong key or model, or an answer that does not
 parse, fails at once with the reason, which the run keeps.
+
+The judge is any URL an evaluator names, so its answer is read as a hostile client's
+body would be: the timeout bounds the whole call (httpx's bounds each read, so a judge
+sending a byte at a time never timed out), and at most 1 MB of it is read (it was read
+whole, however large, before its size was checked).
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from threadline.server.model import ScoreConfig
 
 _RETRIED_STATUSES = {408, 409, 429, 500, 502, 503, 504}
 _MAX_ANSWER_BYTES = 1_000_000
+
+
+class _TooLarge(Exception):
+    pass
 
 
 class JudgeFailed(Exception):
@@ -85,16 +94,19 @@ async def judge(
     attempts = max(policy.attempts, 1)
     for attempt in range(1, attempts + 1):
         try:
-            response = await client.post(url, json=body, headers=headers, timeout=policy.timeout_s)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(policy.timeout_s):
+                status, content = await _post(client, url, body, headers, policy.timeout_s)
+        except (TimeoutError, httpx.TimeoutException):
             failure = f"the judge did not answer within {policy.timeout_s:g} s"
         except httpx.TransportError as error:
             failure = f"cannot reach the judge at {url}: {type(error).__name__} {error}".strip()
+        except _TooLarge:
+            raise JudgeFailed("the judge's answer is larger than 1 MB", attempt) from None
         else:
-            if response.status_code == 200:
-                return _verdict(response, config, score, attempt)
-            failure = f"the judge answered HTTP {response.status_code}: {_error_text(response)}"
-            if response.status_code not in _RETRIED_STATUSES:
+            if status == 200:
+                return _verdict(content, config, score, attempt)
+            failure = f"the judge answered HTTP {status}: {_error_text(content)}"
+            if status not in _RETRIED_STATUSES:
                 raise JudgeFailed(failure, attempt)
         if attempt == attempts:
             raise JudgeFailed(f"{failure} (after {attempts} attempts)", attempt)
@@ -103,22 +115,41 @@ async def judge(
     raise AssertionError("unreachable")
 
 
-def _error_text(response: httpx.Response) -> str:
+async def _post(
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    timeout_s: float,
+) -> tuple[int, bytes]:
+    """The status and body of one call; ``_TooLarge`` past ``_MAX_ANSWER_BYTES``, read
+    no further (a declared length past it is not read at all)."""
+    async with client.stream(
+        "POST", url, json=body, headers=headers, timeout=timeout_s
+    ) as response:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > _MAX_ANSWER_BYTES:
+            raise _TooLarge
+        content = bytearray()
+        async for chunk in response.aiter_bytes():
+            content += chunk
+            if len(content) > _MAX_ANSWER_BYTES:
+                raise _TooLarge
+        return response.status_code, bytes(content)
+
+
+def _error_text(content: bytes) -> str:
     try:
-        document = response.json()
+        document = json.loads(content)
         message = document.get("error", {}).get("message") or json.dumps(document)
     except (ValueError, AttributeError):
-        message = response.text
+        message = content.decode("utf-8", "replace")
     return str(message)[:500]
 
 
-def _verdict(
-    response: httpx.Response, config: JudgeConfig, score: ScoreConfig, attempt: int
-) -> Verdict:
-    if len(response.content) > _MAX_ANSWER_BYTES:
-        raise JudgeFailed("the judge's answer is larger than 1 MB", attempt)
+def _verdict(body: bytes, config: JudgeConfig, score: ScoreConfig, attempt: int) -> Verdict:
     try:
-        document = response.json()
+        document = json.loads(body)
         message = document["choices"][0]["message"]
         usage = document.get("usage") or {}
     except (ValueError, KeyError, IndexError, TypeError):
