@@ -6,7 +6,8 @@
 
 Fills a database named ``scale_<spans>`` (``--fill``, once) with sessions of 2 traces of
 5 spans at a steady rate of 10,000 sessions (100,000 spans) a day, ending now: 100k
-spans are one day, 1M ten days, 10M a hundred. The rows are made by ClickHouse itself
+spans are one day, 1M ten days, 10M a hundred (``--months N``: the same sessions spread
+evenly over N 30-day months ending now instead). The rows are made by ClickHouse itself
 (``INSERT ... SELECT FROM numbers()``), in the schema of whichever store code is on the
 path: the rollup parts of migration 0010, or, for the store before it, its spans and
 the versioned trace and session rollups it would have written. Then it times, through
@@ -45,8 +46,13 @@ _SPAN = {
 }
 
 
-def _span_select(project: int, now_ns: int, sessions: int) -> str:
-    step = 86_400 * 10**9 // SESSIONS_PER_DAY
+def _span_select(project: int, now_ns: int, sessions: int, months: int | None = None) -> str:
+    """The span columns over ``n``: sessions at 10,000 a day ending now, or with
+    ``months`` spread evenly over that many 30-day months ending now."""
+    if months is None:
+        step = 86_400 * 10**9 // SESSIONS_PER_DAY
+    else:
+        step = months * 30 * 86_400 * 10**9 // sessions
     s, t, i = _SPAN["s"], _SPAN["t"], _SPAN["i"]
     trace_start = f"({now_ns} - ({sessions} - {s}) * {step} + ({t} % 2) * 60000000000)"
     return f"""
@@ -75,7 +81,7 @@ def _span_select(project: int, now_ns: int, sessions: int) -> str:
         '{{}}' AS resource, '[]' AS events, '{{}}' AS attributes"""
 
 
-def fill(store: Any, spans: int) -> int:
+def fill(store: Any, spans: int, months: int | None = None, context_use: bool = False) -> int:
     project = store.create_project("scale").id
     now_ns = time.time_ns()
     sessions = spans // SPANS_PER_SESSION
@@ -83,16 +89,27 @@ def fill(store: Any, spans: int) -> int:
     for first in range(0, spans, CHUNK):
         count = min(CHUNK, spans - first)
         numbers = f"(SELECT number AS n FROM numbers({first}, {count}))"
-        select = _span_select(project, now_ns, sessions)
+        select = _span_select(project, now_ns, sessions, months)
         if new_schema:
             store._ch.command(
                 f"INSERT INTO span_intake SELECT *, [] AS tag_list, [] AS meta_entries,"
                 f" input AS input_preview, output AS output_preview FROM"
-                f" (SELECT {select} FROM {numbers})"
+                f" (SELECT {select} FROM {numbers})",
+                # A chunk of a fill over months holds more days than a live export would
+                # (some views' tables are partitioned by day).
+                settings={"max_partitions_per_insert_block": 0},
             )
         else:
             _fill_versioned(store, select, numbers)
         print(f"  filled {first + count:,} spans", flush=True)
+    if context_use:
+        # What the server writes for a model whose context window it knows (the fill's
+        # spans bypass it): each trace's fullest share of the window, by end (context.py).
+        store._ch.command(
+            "INSERT INTO trace_context (project_id, trace_id, context_use, end_ns)"
+            " SELECT project_id, trace_id, (cityHash64(trace_id) % 100) / 100, max(end_ns)"
+            f" FROM trace_activity WHERE project_id = {project} GROUP BY project_id, trace_id"
+        )
     return project
 
 
@@ -148,8 +165,8 @@ def _engine_cpu_ms(pid: int | None) -> float:
 
 
 def timed(label: str, call: Callable[[], Any], repeat: int, engine_pid: int | None = None) -> None:
-    """Prints p50 / p95 wall ms of ``call``, and with an engine pid the median engine CPU
-    ms per call (a shared machine moves it far less than the wall time)."""
+    """Prints p50 / p95 wall ms of ``call``, and with an engine pid the median and mean
+    engine CPU ms per call (a shared machine moves it far less than the wall time)."""
     call()  # warm
     samples = []
     cpu = []
@@ -161,7 +178,12 @@ def timed(label: str, call: Callable[[], Any], repeat: int, engine_pid: int | No
         cpu.append(_engine_cpu_ms(engine_pid) - cpu_before)
     samples.sort()
     p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
-    engine = f"   engine CPU {statistics.median(cpu):6.1f} ms" if engine_pid else ""
+    # The CPU in clock ticks (10 ms): the mean tells apart what the median's ticks cannot.
+    engine = (
+        f"   engine CPU {statistics.median(cpu):6.1f} ms (mean {statistics.fmean(cpu):5.1f})"
+        if engine_pid
+        else ""
+    )
     print(f"  {label:<34} p50 {statistics.median(samples):8.1f} ms   p95 {p95:8.1f} ms{engine}")
 
 
@@ -170,6 +192,19 @@ def main() -> None:
     parser.add_argument("--url", required=True, help="clickhouse://user:pw@host:port (no db)")
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--fill", action="store_true", help="fill the database first")
+    parser.add_argument(
+        "--months",
+        type=int,
+        help="with --fill: spread the sessions evenly over this many 30-day months ending"
+        " now (default: 10,000 sessions a day). A first read grows with the monthly parts"
+        " kept, not with the spans, so a small fill over many months measures it cheaply",
+    )
+    parser.add_argument(
+        "--context-use",
+        action="store_true",
+        help="with --fill: give every trace a context use, as the server does for a model"
+        " whose context window it knows (default: none, the fill's model is unknown)",
+    )
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--database", help="default: scale_<spans>")
     parser.add_argument("--engine-pid", type=int, help="also print the engine's CPU per call")
@@ -186,7 +221,7 @@ def main() -> None:
     store = open_store(f"{args.url.rstrip('/')}/{database}{settings}")
     if args.fill:
         began = time.perf_counter()
-        fill(store, args.spans)
+        fill(store, args.spans, args.months, args.context_use)
         print(f"filled in {time.perf_counter() - began:.0f} s")
     project = next(p.id for p in store.list_projects() if p.name == "scale")
     now = datetime.now(UTC)
