@@ -94,13 +94,13 @@ async def _live(
     request: Request,
     project: Project,
     after: str | None,
-    rows: Callable[[Filters, int], list[tuple[str, str]]],
+    changed: Callable[[int], list[tuple[str, str]]],
+    event: str,
 ) -> StreamingResponse:
-    """A live stream of the rows ``rows(filters, since)`` renders, oldest first."""
+    """A live stream of ``event``s, one for each of the ``(id, html)`` pairs that
+    ``changed(since)`` gives whenever the project's watermark moves, oldest first."""
     store: Store = request.app.state.store
-    filters = Filters.from_params(request.query_params)
     start = await run_in_threadpool(_start, request, after, store, project)
-    changed = functools.partial(rows, filters)
     positions: LivePositions = request.app.state.live_positions
     return _response(
         _stream(
@@ -108,7 +108,7 @@ async def _live(
             start,
             changed,
             lambda: store.live_watermark(project.id),
-            "row",
+            event,
             functools.partial(positions.seal, project.id),
         )
     )
@@ -121,8 +121,9 @@ async def live_traces(
     store: Store = request.app.state.store
     row = templates.env.get_template("_trace_rows.html")
     columns = await run_in_threadpool(_columns, request, store, project)
+    filters = Filters.from_params(request.query_params)
 
-    def changed(filters: Filters, since: int) -> list[tuple[str, str]]:
+    def changed(since: int) -> list[tuple[str, str]]:
         query = filters.trace_query().model_copy(update={"changed_after": since, "cursor": None})
         items = store.list_traces(project.id, query).items
         # Oldest first, so that prepending each leaves the newest on top.
@@ -130,7 +131,7 @@ async def live_traces(
             (t.trace_id, row.render(traces=[t], score_columns=columns)) for t in reversed(items)
         ]
 
-    return await _live(request, project, after, changed)
+    return await _live(request, project, after, changed, "row")
 
 
 @router.get("/live/session")
@@ -146,18 +147,7 @@ async def live_session(
         query = TraceQuery(session_id=session_id, changed_after=since, limit=_MAX_CHANGED)
         return [(t.trace_id, "") for t in store.list_traces(project.id, query).items]
 
-    start = await run_in_threadpool(_start, request, after, store, project)
-    positions: LivePositions = request.app.state.live_positions
-    return _response(
-        _stream(
-            request,
-            start,
-            changed,
-            lambda: store.live_watermark(project.id),
-            "turn",
-            functools.partial(positions.seal, project.id),
-        )
-    )
+    return await _live(request, project, after, changed, "turn")
 
 
 @router.get("/live/sessions")
@@ -168,8 +158,9 @@ async def live_sessions(
     row = templates.env.get_template("_session_rows.html")
     idle_seconds = request.app.state.settings.session_idle_seconds
     columns = await run_in_threadpool(_columns, request, store, project)
+    filters = Filters.from_params(request.query_params)
 
-    def changed(filters: Filters, since: int) -> list[tuple[str, str]]:
+    def changed(since: int) -> list[tuple[str, str]]:
         query = filters.session_query().model_copy(update={"changed_after": since, "cursor": None})
         items = store.list_sessions(project.id, query).items
         return [
@@ -180,4 +171,4 @@ async def live_sessions(
             for s in reversed(items)
         ]
 
-    return await _live(request, project, after, changed)
+    return await _live(request, project, after, changed, "row")
