@@ -174,6 +174,17 @@ class RunRequest(BaseModel):
     filter: EvaluatorFilter = EvaluatorFilter()
 
 
+def present_evaluator(
+    definition: str, created_ns: int, totals: EvaluatorTotals | None
+) -> Evaluator:
+    """A stored evaluator (its definition as ``EvaluatorIn`` JSON) as the API shows it."""
+    return Evaluator(
+        **EvaluatorIn.model_validate_json(definition).model_dump(),
+        created_at=ns_to_datetime(created_ns),
+        totals=totals or EvaluatorTotals(),
+    )
+
+
 def present_run(r: RunRecord) -> EvaluationRun:
     return EvaluationRun(
         id=r.id,

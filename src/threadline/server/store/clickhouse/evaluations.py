@@ -22,9 +22,10 @@ from threadline.server.evaluation.model import (
     RunOutcome,
     RunQuery,
     RunRecord,
+    present_evaluator,
     present_run,
 )
-from threadline.server.model import Page, ns_to_datetime
+from threadline.server.model import Page
 from threadline.server.store import cursors
 from threadline.server.store.columns import Columns
 from threadline.server.store.record_columns import RUNS
@@ -407,9 +408,4 @@ class EvaluationTables:
 
 def _evaluator(row: Sequence[Any], totals: EvaluatorTotals | None) -> Evaluator:
     named = _EVALUATOR_ROW.named(row)
-    definition = EvaluatorIn.model_validate_json(named["definition"])
-    return Evaluator(
-        **definition.model_dump(),
-        created_at=ns_to_datetime(named["created_ns"]),
-        totals=totals or EvaluatorTotals(),
-    )
+    return present_evaluator(named["definition"], named["created_ns"], totals)
