@@ -11,12 +11,20 @@ apart from ``columns.py``, which the ingest worker processes import for span row
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
 from threadline.server.evaluation.model import RunRecord
-from threadline.server.model import KeyInfo, Note, ScoreConfig, ScoreRecord, ns_to_datetime
+from threadline.server.model import (
+    KeyInfo,
+    Note,
+    NoteIn,
+    ScoreConfig,
+    ScoreRecord,
+    ns_to_datetime,
+)
 from threadline.server.store.base import StoredKey, StoredNote, StoredShare
 from threadline.server.store.columns import Columns
 from threadline.server.store.score_rollups import ScoreRollup
@@ -44,6 +52,18 @@ def key_info(row: Sequence[Any]) -> KeyInfo:
         scope=named["scope"],
         created_at=ns_to_datetime(named["created_ns"]),
         revoked_at=ns_to_datetime(revoked) if revoked is not None else None,
+    )
+
+
+def new_note(note: NoteIn, created_ns: int) -> StoredNote:
+    """A note as written: a new id, its trace id in the stored (lower) case."""
+    return StoredNote(
+        id=uuid.uuid4().hex,
+        session_id=note.session_id,
+        trace_id=note.trace_id.lower() if note.trace_id else None,
+        body=note.body,
+        author=note.author,
+        created_ns=created_ns,
     )
 
 

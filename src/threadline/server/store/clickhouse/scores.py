@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -34,7 +33,13 @@ from threadline.server.store import cursors
 from threadline.server.store.base import StoredNote
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.columns import Columns
-from threadline.server.store.record_columns import NOTES, SCORE_CONFIGS, SCORE_ROLLUPS, SCORES
+from threadline.server.store.record_columns import (
+    NOTES,
+    SCORE_CONFIGS,
+    SCORE_ROLLUPS,
+    SCORES,
+    new_note,
+)
 from threadline.server.store.record_columns import note as present_note
 from threadline.server.store.score_rollups import ScoreRollup, roll_up_scores
 
@@ -355,14 +360,7 @@ class ClickHouseScores:
     # --- notes ----------------------------------------------------------------------
 
     def add_note(self, project_id: int, note: NoteIn) -> Note:
-        stored = StoredNote(
-            id=uuid.uuid4().hex,
-            session_id=note.session_id,
-            trace_id=note.trace_id.lower() if note.trace_id else None,
-            body=note.body,
-            author=note.author,
-            created_ns=time.time_ns(),
-        )
+        stored = new_note(note, time.time_ns())
         self.load_notes(project_id, [stored])
         return present_note(stored)
 

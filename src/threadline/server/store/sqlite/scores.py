@@ -8,7 +8,6 @@ on a reader connection; the rules themselves (what a summary is) live in
 from __future__ import annotations
 
 import json
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -28,7 +27,13 @@ from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors
 from threadline.server.store.base import StoredNote
 from threadline.server.store.columns import Columns
-from threadline.server.store.record_columns import NOTES, SCORE_CONFIGS, SCORE_ROLLUPS, SCORES
+from threadline.server.store.record_columns import (
+    NOTES,
+    SCORE_CONFIGS,
+    SCORE_ROLLUPS,
+    SCORES,
+    new_note,
+)
 from threadline.server.store.record_columns import note as present_note
 from threadline.server.store.score_rollups import (
     ScoreRollup,
@@ -284,14 +289,7 @@ def delete_config(conn: sqlite3.Connection, project_id: int, name: str) -> bool:
 
 
 def add_note(conn: sqlite3.Connection, project_id: int, note: NoteIn, now_ns: int) -> Note:
-    stored = StoredNote(
-        id=uuid.uuid4().hex,
-        session_id=note.session_id,
-        trace_id=note.trace_id.lower() if note.trace_id else None,
-        body=note.body,
-        author=note.author,
-        created_ns=now_ns,
-    )
+    stored = new_note(note, now_ns)
     load_notes(conn, project_id, [stored])
     return present_note(stored)
 
