@@ -19,12 +19,15 @@ from typing import Any, Protocol, TypeVar
 from threadline.server.context_window import context_use
 from threadline.server.model import PREVIEW_CHARS
 from threadline.server.previews import input_preview
+from threadline.server.store.model_usage import ModelSpan
 
 __all__ = ["PREVIEW_CHARS", "SessionRollup", "SpanFacts", "StoredSpanFacts", "TraceRollup"]
 
 
-class SpanFacts(Protocol):
-    """The part of a span that its trace's rollup reads.
+class SpanFacts(ModelSpan, Protocol):
+    """The part of a span that its trace's rollup reads: its model, tokens and cost
+    (``ModelSpan``: the model with the input tokens says how full its context was) and
+    the rest below.
 
     A ``SpanRecord`` still in hand has all of it; a store reading spans back can use
     ``StoredSpanFacts`` and read only these columns.
@@ -43,14 +46,6 @@ class SpanFacts(Protocol):
     @property
     def is_error(self) -> bool: ...
     @property
-    def input_tokens(self) -> int | None: ...
-    @property
-    def output_tokens(self) -> int | None: ...
-    @property
-    def total_tokens(self) -> int | None: ...
-    @property
-    def cost_usd(self) -> float | None: ...
-    @property
     def session_id(self) -> str | None: ...
     @property
     def user_id(self) -> str | None: ...
@@ -62,8 +57,6 @@ class SpanFacts(Protocol):
     def has_input(self) -> bool: ...
     @property
     def has_output(self) -> bool: ...
-    @property
-    def model(self) -> str | None: ...  # with input_tokens: how full its context was
     @property
     def input_text(self) -> str | None: ...  # the whole input: previews are made from it
     @property
