@@ -17,7 +17,6 @@ the group sizes over ``--rounds``; then, once, the intake with every view on it 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -26,13 +25,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workload
+from clickhouse_scale import engine_cpu_ms
 
 from threadline.server.ingest.decode import PROTOBUF, decode_request
 from threadline.server.ingest.normalize import normalize_request
 from threadline.server.store.clickhouse import intake, search
 from threadline.server.store.clickhouse.store import ClickHouseStore
-
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -44,11 +42,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--settings", default="async_insert=0")
     args = parser.parse_args()
-
-    def engine_cpu_ms() -> float:
-        with open(f"/proc/{args.engine_pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) * 1000 / _TICKS
 
     store = ClickHouseStore(f"{args.url.rstrip('/')}/insert_cost_{time.time_ns()}?{args.settings}")
     project = store.create_project("cost").id
@@ -62,12 +55,12 @@ def main() -> None:
         columns = intake.COLUMNS if intake_table else search.COLUMNS
         make = intake.intake_rows if intake_table else search.rows
         data = [make(project, each) for each in spans]
-        cpu, wall = engine_cpu_ms(), time.perf_counter()
+        cpu, wall = engine_cpu_ms(args.engine_pid), time.perf_counter()
         for first in range(0, len(data), group):
             store._insert(
                 table, [row for part in data[first : first + group] for row in part], columns
             )
-        cpu_ms = (engine_cpu_ms() - cpu) / len(data)
+        cpu_ms = (engine_cpu_ms(args.engine_pid) - cpu) / len(data)
         wall_ms = (time.perf_counter() - wall) * 1000 / len(data)
         print(
             f"{label:<28} {group} export(s) an insert: engine CPU {cpu_ms:6.1f} ms,"

@@ -155,7 +155,7 @@ def _fill_versioned(store: Any, select: str, numbers: str) -> None:
     )
 
 
-def _engine_cpu_ms(pid: int | None) -> float:
+def engine_cpu_ms(pid: int | None) -> float:
     """The engine process's CPU time so far (user + system), 0 without a pid."""
     if pid is None:
         return 0.0
@@ -171,11 +171,11 @@ def timed(label: str, call: Callable[[], Any], repeat: int, engine_pid: int | No
     samples = []
     cpu = []
     for _ in range(repeat):
-        cpu_before = _engine_cpu_ms(engine_pid)
+        cpu_before = engine_cpu_ms(engine_pid)
         began = time.perf_counter()
         call()
         samples.append((time.perf_counter() - began) * 1000)
-        cpu.append(_engine_cpu_ms(engine_pid) - cpu_before)
+        cpu.append(engine_cpu_ms(engine_pid) - cpu_before)
     samples.sort()
     p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
     # The CPU in clock ticks (10 ms): the mean tells apart what the median's ticks cannot.

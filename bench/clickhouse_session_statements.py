@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from threading import Lock
 from typing import Any
 
-from clickhouse_scale import _engine_cpu_ms
+from clickhouse_scale import engine_cpu_ms
 
 from threadline.server.model import SessionQuery
 from threadline.server.store import open_store
@@ -59,11 +59,11 @@ def profile(
     per_statement: dict[tuple[int, str], list[tuple[int, float]]] = {}
     for _ in range(repeat):
         recorded.clear()
-        cpu = _engine_cpu_ms(pid)
+        cpu = engine_cpu_ms(pid)
         began = time.perf_counter()
         call()
         walls.append((time.perf_counter() - began) * 1000)
-        cpus.append(_engine_cpu_ms(pid) - cpu)
+        cpus.append(engine_cpu_ms(pid) - cpu)
         seen: dict[str, int] = {}
         for sql, rows, wall in recorded:  # in the order they ended
             seen[sql] = seen.get(sql, 0) + 1

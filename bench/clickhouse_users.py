@@ -13,38 +13,12 @@ store code on the path, alternately:
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
-from collections.abc import Callable
 from datetime import timedelta
+
+from clickhouse_scale import timed
 
 from threadline.server.model import TraceQuery, UserQuery
 from threadline.server.store import open_store
-
-
-def engine_cpu_ms(pid: int | None) -> float:
-    """The engine process's user + system CPU so far (0 without a pid): on a shared
-    machine it moves far less than wall time."""
-    if pid is None:
-        return 0.0
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-
-
-def timed(label: str, call: Callable[[], object], repeat: int, pid: int | None) -> None:
-    call()  # warm
-    samples, cpu = [], []
-    for _ in range(repeat):
-        began, began_cpu = time.perf_counter(), engine_cpu_ms(pid)
-        call()
-        samples.append((time.perf_counter() - began) * 1000)
-        cpu.append(engine_cpu_ms(pid) - began_cpu)
-    samples.sort()
-    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
-    engine = f"   engine CPU {statistics.median(cpu):6.0f} ms" if pid else ""
-    print(f"  {label:<34} p50 {statistics.median(samples):8.1f} ms   p95 {p95:8.1f} ms{engine}")
 
 
 def main() -> None:

@@ -15,13 +15,10 @@ attached again at the end, whatever happens; the inserted spans stay.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import urllib.request
 
-from clickhouse_scale import _span_select
-
-_TICKS = os.sysconf("SC_CLK_TCK")
+from clickhouse_scale import _span_select, engine_cpu_ms
 
 
 def main() -> None:
@@ -40,17 +37,12 @@ def main() -> None:
         with urllib.request.urlopen(urllib.request.Request(url, data=sql.encode())) as answer:
             return str(answer.read().decode())
 
-    def engine_cpu_ms() -> float:
-        with open(f"/proc/{args.engine_pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) * 1000 / _TICKS
-
     project = int(post("SELECT id FROM projects WHERE name = 'scale'"))
     # New span numbers, past any fill's, so every export is new traces.
     next_span = [int(post("SELECT count() FROM spans")) * 10]
 
     def run() -> tuple[float, float]:
-        cpu, wall = engine_cpu_ms(), time.perf_counter()
+        cpu, wall = engine_cpu_ms(args.engine_pid), time.perf_counter()
         for _ in range(args.inserts):
             first = next_span[0]
             next_span[0] += args.spans
@@ -61,7 +53,7 @@ def main() -> None:
                 f" (SELECT {select} FROM (SELECT number AS n FROM numbers({first}, {args.spans})))"
             )
         return (
-            (engine_cpu_ms() - cpu) / args.inserts,
+            (engine_cpu_ms(args.engine_pid) - cpu) / args.inserts,
             (time.perf_counter() - wall) * 1000 / args.inserts,
         )
 
