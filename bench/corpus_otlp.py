@@ -30,7 +30,7 @@ from collections.abc import Iterator
 
 import payload_corpus
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from workload import START_NS, Batch, _batch, _span
+from workload import START_NS, Batch, _span, genai_chat, in_batches
 
 _CONCURRENT_SESSIONS = 50
 _MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest")
@@ -99,16 +99,7 @@ def trace_spans(
             f"chat {model}",
             t,
             t + took,
-            {
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": "openai" if model.startswith("gpt") else "anthropic",
-                "gen_ai.request.model": model,
-                "gen_ai.response.model": model,
-                "gen_ai.usage.input_tokens": input_tokens,
-                "gen_ai.usage.output_tokens": output_tokens,
-                "gen_ai.input.messages": history_json,
-                "gen_ai.output.messages": reply_json,
-            },
+            genai_chat(model, input_tokens, output_tokens, history_json, reply_json),
         )
     )
     t += took
@@ -169,30 +160,25 @@ def batches(
     corpus = payload_corpus.Corpus(seed)
     rng = random.Random(seed)
     sessions = _sessions(corpus)
-    made = 0
-    number = 0
-    pending: list[Span] = []
-    pending_sessions: set[str] = set()
-    while made < total_spans:
-        group = []
-        for _ in range(_CONCURRENT_SESSIONS):
-            group.append((number, *next(sessions)))
-            number += 1
-        for turn in range(max(len(calls) for _, _, calls in group)):
-            for s, app, calls in group:
-                if turn >= len(calls) or made >= total_spans:
-                    continue
-                session_id = f"{tag}-{s:07d}"
-                clock = start_ns + s * 10**9 + turn * 60 * 10**9
-                spans = trace_spans(
-                    rng, corpus, app, calls[turn], session_id, f"user-{s % 997}", clock
-                )
-                made += len(spans)
-                pending += spans
-                pending_sessions.add(session_id)
-                while len(pending) >= batch_spans:
-                    yield _batch(pending[:batch_spans], pending_sessions)
-                    pending = pending[batch_spans:]
-                    pending_sessions = set()
-    if pending:
-        yield _batch(pending, pending_sessions)
+
+    def traces() -> Iterator[tuple[str, list[Span]]]:
+        made = 0
+        number = 0
+        while made < total_spans:
+            group = []
+            for _ in range(_CONCURRENT_SESSIONS):
+                group.append((number, *next(sessions)))
+                number += 1
+            for turn in range(max(len(calls) for _, _, calls in group)):
+                for s, app, calls in group:
+                    if turn >= len(calls) or made >= total_spans:
+                        continue
+                    session_id = f"{tag}-{s:07d}"
+                    clock = start_ns + s * 10**9 + turn * 60 * 10**9
+                    spans = trace_spans(
+                        rng, corpus, app, calls[turn], session_id, f"user-{s % 997}", clock
+                    )
+                    made += len(spans)
+                    yield session_id, spans
+
+    yield from in_batches(traces(), batch_spans)

@@ -36,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -116,22 +117,20 @@ def round_bodies(conversations: int, seed: int, start_ns: int) -> list[bytes]:
     """``conversations`` conversations of ``TURNS`` turns, ``CONCURRENT`` at a time,
     their turns interleaved, as OTLP bodies of ``BATCH_SPANS`` spans."""
     rng = random.Random(seed)
-    bodies: list[bytes] = []
-    pending: list[Span] = []
-    for group in range(0, conversations, CONCURRENT):
-        members = list(range(group, min(group + CONCURRENT, conversations)))
-        histories = {c: [{"role": "system", "content": workload._text(rng, 600)}] for c in members}
-        for turn in range(TURNS):
-            for c in members:
-                clock = start_ns + c * 10**9 + turn * 60 * 10**9
-                spans, histories[c] = turn_spans(rng, histories[c], f"user-{c % 97}", clock)
-                pending += spans
-                while len(pending) >= BATCH_SPANS:
-                    bodies.append(workload._batch(pending[:BATCH_SPANS], set()).body)
-                    pending = pending[BATCH_SPANS:]
-    if pending:
-        bodies.append(workload._batch(pending, set()).body)
-    return bodies
+
+    def traces() -> Iterator[tuple[None, list[Span]]]:
+        for group in range(0, conversations, CONCURRENT):
+            members = list(range(group, min(group + CONCURRENT, conversations)))
+            histories = {
+                c: [{"role": "system", "content": workload._text(rng, 600)}] for c in members
+            }
+            for turn in range(TURNS):
+                for c in members:
+                    clock = start_ns + c * 10**9 + turn * 60 * 10**9
+                    spans, histories[c] = turn_spans(rng, histories[c], f"user-{c % 97}", clock)
+                    yield None, spans  # no session id: the server infers them
+
+    return [batch.body for batch in workload.in_batches(traces(), BATCH_SPANS)]
 
 
 def normalise_seconds(bodies: list[bytes], with_keys: bool) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -124,16 +124,9 @@ def trace_spans(
                     "output.mime_type": "application/json",
                 }
                 if oi
-                else {
-                    "gen_ai.operation.name": "chat",
-                    "gen_ai.provider.name": "openai" if model.startswith("gpt") else "anthropic",
-                    "gen_ai.request.model": model,
-                    "gen_ai.response.model": model,
-                    "gen_ai.usage.input_tokens": input_tokens,
-                    "gen_ai.usage.output_tokens": output_tokens,
-                    "gen_ai.input.messages": json.dumps(prompt),
-                    "gen_ai.output.messages": json.dumps(completion),
-                }
+                else genai_chat(
+                    model, input_tokens, output_tokens, json.dumps(prompt), json.dumps(completion)
+                )
             )
             name = f"chat {model}"
         else:  # 4 tool calls
@@ -210,20 +203,54 @@ def batches(
     rng = random.Random(seed)
     sessions = total_spans // (SPANS_PER_TRACE * TRACES_PER_SESSION)
     concurrent = 50
+
+    def traces() -> Iterator[tuple[str, list[Span]]]:
+        for group in range(0, sessions, concurrent):
+            members = range(group, min(group + concurrent, sessions))
+            for turn in range(TRACES_PER_SESSION):
+                for s in members:
+                    session_id = f"{tag}-{s:07d}"
+                    clock = start_ns + s * 10**9 + turn * 60 * 10**9
+                    yield (
+                        session_id,
+                        trace_spans(rng, session_id, f"user-{s % 997}", clock, flavour),
+                    )
+
+    yield from in_batches(traces(), batch_spans)
+
+
+def genai_chat(
+    model: str, input_tokens: int, output_tokens: int, input_messages: str, output_messages: str
+) -> dict[str, object]:
+    """An LLM call's attributes in the GenAI conventions (messages as JSON text)."""
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai" if model.startswith("gpt") else "anthropic",
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": model,
+        "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.output_tokens": output_tokens,
+        "gen_ai.input.messages": input_messages,
+        "gen_ai.output.messages": output_messages,
+    }
+
+
+def in_batches(
+    traces: Iterable[tuple[str | None, list[Span]]], batch_spans: int
+) -> Iterator[Batch]:
+    """Traces, each with its session id (None: none sent), in the order they happen, as
+    exports of ``batch_spans`` spans (the last one shorter): a trace may be split between
+    two."""
     pending: list[Span] = []
     pending_sessions: set[str] = set()
-    for group in range(0, sessions, concurrent):
-        members = range(group, min(group + concurrent, sessions))
-        for turn in range(TRACES_PER_SESSION):
-            for s in members:
-                session_id = f"{tag}-{s:07d}"
-                clock = start_ns + s * 10**9 + turn * 60 * 10**9
-                pending += trace_spans(rng, session_id, f"user-{s % 997}", clock, flavour)
-                pending_sessions.add(session_id)
-                while len(pending) >= batch_spans:
-                    yield _batch(pending[:batch_spans], pending_sessions)
-                    pending = pending[batch_spans:]
-                    pending_sessions = set()
+    for session_id, spans in traces:
+        pending += spans
+        if session_id is not None:
+            pending_sessions.add(session_id)
+        while len(pending) >= batch_spans:
+            yield _batch(pending[:batch_spans], pending_sessions)
+            pending = pending[batch_spans:]
+            pending_sessions = set()
     if pending:
         yield _batch(pending, pending_sessions)
 
