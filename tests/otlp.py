@@ -86,6 +86,23 @@ def request(spans: Iterable[Span], service: str = "test-app") -> ExportTraceServ
     return ExportTraceServiceRequest(resource_spans=[resource_spans])
 
 
+def large_traces(
+    count: int, spans: int, attributes: Mapping[str, Any]
+) -> list[tuple[str, ExportTraceServiceRequest]]:
+    """``count`` exports of one new trace each, of ``spans`` spans that all carry
+    ``attributes``: with a long input, heavy enough to keep a server busy a while."""
+    traces = []
+    for _ in range(count):
+        trace_id = new_trace_id()
+        traces.append(
+            (
+                trace_id,
+                request(span(trace_id, new_span_id(), attributes=attributes) for _ in range(spans)),
+            )
+        )
+    return traces
+
+
 def to_json(message: ExportTraceServiceRequest) -> bytes:
     """OTLP/JSON: the protobuf JSON mapping with hex (not base64) trace and span ids."""
     document = MessageToDict(message)

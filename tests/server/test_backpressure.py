@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import start_server, stop_server
-from tests.otlp import new_span_id, new_trace_id, request, span
+from tests.otlp import large_traces
 
 pytestmark = pytest.mark.slow
 
@@ -20,27 +20,12 @@ def test_overload_gets_503_with_retry_after_and_loses_nothing(tmp_path):
     try:
         key = server.new_key("load")
         payload = "x" * 4000
-        bodies = []
-        for _ in range(24):
-            trace_id = new_trace_id()
-            bodies.append(
-                (
-                    trace_id,
-                    request(
-                        [
-                            span(
-                                trace_id,
-                                new_span_id(),
-                                attributes={
-                                    "threadline.session.id": "load",
-                                    "threadline.span.input": payload,
-                                },
-                            )
-                            for _ in range(200)
-                        ]
-                    ).SerializeToString(),
-                )
+        bodies = [
+            (trace_id, body.SerializeToString())
+            for trace_id, body in large_traces(
+                24, 200, {"threadline.session.id": "load", "threadline.span.input": payload}
             )
+        ]
         statuses: list[int] = []
         acknowledged: list[str] = []
         retry_after: set[str] = set()

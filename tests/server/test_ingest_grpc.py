@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
 from tests.conftest import ProjectClient, free_port, start_server, stop_server
-from tests.otlp import new_span_id, new_trace_id, request, span
+from tests.otlp import large_traces, new_span_id, new_trace_id, request, span
 
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -244,24 +244,7 @@ def test_overload_is_resource_exhausted_and_loses_nothing_acknowledged(tmp_path)
     process = start_server(tmp_path / "data", tmp_path / "log.txt", "--max-pending-exports", "1")
     try:
         key = process.new_key("grpc-load")
-        bodies = []
-        for _ in range(16):
-            trace_id = new_trace_id()
-            bodies.append(
-                (
-                    trace_id,
-                    request(
-                        [
-                            span(
-                                trace_id,
-                                new_span_id(),
-                                attributes={"threadline.span.input": "x" * 4000},
-                            )
-                            for _ in range(200)
-                        ]
-                    ),
-                )
-            )
+        bodies = large_traces(16, 200, {"threadline.span.input": "x" * 4000})
         outcomes: list[tuple[str, grpc.StatusCode]] = []
         lock = threading.Lock()
 

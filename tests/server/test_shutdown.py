@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import start_server, stop_server
-from tests.otlp import new_span_id, new_trace_id, request, span
+from tests.otlp import large_traces
 
 pytestmark = pytest.mark.slow
 
@@ -17,24 +17,10 @@ pytestmark = pytest.mark.slow
 def test_sigterm_finishes_in_flight_exports_and_closes_the_store(tmp_path):
     server = start_server(tmp_path / "data", tmp_path / "log.txt")
     key = server.new_key("shutdown")
-    bodies = []
-    for _ in range(12):
-        trace_id = new_trace_id()
-        bodies.append(
-            (
-                trace_id,
-                request(
-                    [
-                        span(
-                            trace_id,
-                            new_span_id(),
-                            attributes={"threadline.span.input": "x" * 4000},
-                        )
-                        for _ in range(300)
-                    ]
-                ).SerializeToString(),
-            )
-        )
+    bodies = [
+        (trace_id, body.SerializeToString())
+        for trace_id, body in large_traces(12, 300, {"threadline.span.input": "x" * 4000})
+    ]
     outcomes: dict[str, object] = {}
 
     def send(trace_id: str, body: bytes) -> None:
