@@ -60,11 +60,14 @@ sys.path.insert(0, str(BENCH))
 import sqlite_ceiling  # noqa: E402 - found through the path set just above
 import workload  # noqa: E402
 from server import (  # noqa: E402 - the helpers bench/server.py shares
+    create_key,
     descendants,
     free_port,
     latencies,
     p50_p95,
     send_all,
+    serve_command,
+    stored_sessions,
     wait_settled,
 )
 
@@ -231,46 +234,13 @@ class ThreadlineServer(Server):
 
     def start(self) -> None:
         self.data_dir().mkdir()
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "threadline.server",
-                "keys",
-                "create",
-                "--create-store",
-                "--data-dir",
-                str(self.data_dir()),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        key = out.stdout.strip().splitlines()[-1]
+        key = create_key(self.data_dir())
         self.headers = {"Authorization": f"Bearer {key}"}
         port = free_port()
         log = self.tmp / "server.log"
         with log.open("wb") as sink:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "threadline.server",
-                    "serve",
-                    "--data-dir",
-                    str(self.data_dir()),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                    "--workers",
-                    str(self.workers),
-                    "--grpc-port",
-                    "0",
-                ],
+                serve_command(self.data_dir(), port, self.workers),
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -293,18 +263,7 @@ class ThreadlineServer(Server):
         return False
 
     def verify(self, client, sessions, total) -> str:
-        seen, spans, cursor = 0, 0, None
-        while True:
-            # All time: the lists default to the last 7 days, the workload is older.
-            params: dict[str, object] = {"limit": 500, "window": "all"}
-            if cursor:
-                params["cursor"] = cursor
-            page = client.get("/api/v1/sessions", params=params).json()
-            seen += len(page["items"])
-            spans += sum(s["span_count"] for s in page["items"])
-            cursor = page["next_cursor"]
-            if not cursor:
-                break
+        seen, spans = stored_sessions(client)
         if (seen, spans) != (sessions, total):
             return f"DATA MISMATCH: {seen} sessions, {spans} spans"
         return ""

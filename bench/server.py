@@ -68,10 +68,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(
-    data_dir: Path, workers: int, store: str | None = None, serve_args: Sequence[str] = ()
-) -> tuple[subprocess.Popen[bytes], str, str]:
-    store_args = ["--store", store] if store else []
+def create_key(data_dir: Path, store_args: Sequence[str] = ()) -> str:
+    """A full key of a new project (``threadline keys create``), the store created."""
     out = subprocess.run(
         [
             sys.executable,
@@ -87,29 +85,41 @@ def start_server(
         capture_output=True,
         text=True,
         check=True,
+        timeout=120,
     )
-    key = out.stdout.strip().splitlines()[-1]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def serve_command(data_dir: Path, port: int, workers: int, *args: str) -> list[str]:
+    """``threadline serve`` on loopback ``port``, quiet, without OTLP/gRPC."""
+    return [
+        sys.executable,
+        "-m",
+        "threadline.server",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--workers",
+        str(workers),
+        "--grpc-port",
+        "0",
+        *args,
+    ]
+
+
+def start_server(
+    data_dir: Path, workers: int, store: str | None = None, serve_args: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    store_args = ["--store", store] if store else []
+    key = create_key(data_dir, store_args)
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "threadline.server",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--workers",
-            str(workers),
-            "--grpc-port",
-            "0",
-            *store_args,
-            *serve_args,
-        ],
-    )
+    process = subprocess.Popen(serve_command(data_dir, port, workers, *store_args, *serve_args))
     base_url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -118,6 +128,22 @@ def start_server(
         except httpx.TransportError:
             time.sleep(0.05)
     raise SystemExit("server did not start")
+
+
+def stored_sessions(client: httpx.Client) -> tuple[int, int]:
+    """How many sessions the API lists, of all time (the lists default to the last 7
+    days, the workload is older), and their spans."""
+    sessions, spans, cursor = 0, 0, None
+    while True:
+        params: dict[str, object] = {"limit": 500, "window": "all"}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/api/v1/sessions", params=params).json()
+        sessions += len(page["items"])
+        spans += sum(s["span_count"] for s in page["items"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return sessions, spans
 
 
 @dataclass
@@ -391,22 +417,7 @@ def serve_once(
 
             # Everything sent is there, exactly once (untimed).
             sessions = args.spans // (workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION)
-            seen, spans, cursor = 0, 0, None
-            while True:
-                page = client.get(
-                    "/api/v1/sessions",
-                    # All time: the lists default to the last 7 days, the workload is older.
-                    params={
-                        "limit": 500,
-                        "window": "all",
-                        **({"cursor": cursor} if cursor else {}),
-                    },
-                ).json()
-                seen += len(page["items"])
-                spans += sum(s["span_count"] for s in page["items"])
-                cursor = page["next_cursor"]
-                if not cursor:
-                    break
+            seen, spans = stored_sessions(client)
             assert (seen, spans) == (sessions, args.spans), (seen, spans)
 
             rng = random.Random(3)
