@@ -77,7 +77,9 @@ def test_keys_create_list_revoke(tmp_path):
     server = start_server(tmp_path / "data", tmp_path / "log.txt")
     try:
         assert _sessions(server.base_url, key).status_code == 200
-        key_id = listing.split("\t", 1)[0]
+        header, row = listing.splitlines()
+        assert header.split("\t")[:2] == ["id", "project"]
+        key_id = row.split("\t", 1)[0]
         _threadline("keys", "revoke", "--data-dir", data, key_id)
         assert _sessions(server.base_url, key).status_code == 401
     finally:
@@ -135,7 +137,9 @@ def test_keys_rotate_and_ingest_only(tmp_path):
         )
         assert signed_in.status_code == 401 and "threadline_session" not in signed_in.cookies
 
-        key_id = listing.split("\t", 1)[0]
+        header, row = listing.splitlines()
+        assert header.split("\t")[:2] == ["id", "project"]
+        key_id = row.split("\t", 1)[0]
         successor = (
             _threadline("keys", "rotate", "--data-dir", data, key_id).strip().splitlines()[-1]
         )

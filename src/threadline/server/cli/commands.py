@@ -229,14 +229,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_settings(parser: argparse.ArgumentParser, names: list[str]) -> None:
+def _add_settings(
+    parser: argparse.ArgumentParser, names: list[str], helps: dict[str, str] | None = None
+) -> None:
+    """The flags of the settings ``names``; ``helps`` words a setting for a command that
+    uses it otherwise than the server does."""
     for setting in SETTINGS:
         if setting.name in names:
+            text = (helps or {}).get(setting.name, setting.help)
             parser.add_argument(
                 setting.flag,
                 dest=setting.name,
                 default=None,  # None: fall back to the environment, then the default
-                help=f"{setting.help} [env {setting.env}; default {setting.default!r}]",
+                help=f"{text} [env {setting.env}; default {setting.default!r}]",
             )
 
 
@@ -411,6 +416,7 @@ def _keys_create(args: argparse.Namespace) -> None:
 def _keys_list(args: argparse.Namespace) -> None:
     store = _existing_store(args)
     try:
+        print("id\tproject\tprefix\tscope\tcreated\tstate")
         for key in store.list_keys():
             state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
             created = f"{key.created_at:%Y-%m-%d %H:%M}"

@@ -31,7 +31,7 @@ from threadline.server.model import Project
 from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store
 
-AddSettings = Callable[[argparse.ArgumentParser, list[str]], None]
+AddSettings = Callable[..., None]  # (parser, setting names, help texts by name)
 _STORE = ["data_dir", "store"]
 _JUDGING = ["evaluation_concurrency", "judge_timeout_seconds", "judge_attempts"]
 
@@ -95,7 +95,11 @@ def add_commands(commands: Any, add_settings: AddSettings, default_project: str)
     evaluate = commands.add_parser(
         "evaluate", help="Judge past sessions with an evaluator now, with a progress bar."
     )
-    add_settings(evaluate, _STORE + _JUDGING)
+    add_settings(
+        evaluate,
+        _STORE + _JUDGING,
+        {"evaluation_concurrency": "Judge calls in flight at once in this command (0: one)."},
+    )
     evaluate.add_argument("evaluator", help="The evaluator's name.")
     evaluate.add_argument(
         "--project", default=default_project, help="Project name (default: %(default)s)."
@@ -132,14 +136,14 @@ def _list(args: argparse.Namespace) -> None:
         evaluators = store.list_evaluators(_project(store, args.project).id)
     finally:
         store.close()
+    print("name\tjudges\tmode\tmodel\tdone\tfailed\twaiting\tjudge tokens\tjudge cost")
     for e in evaluators:
         t = e.totals
         cost = "unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
         mode = "online" if e.online else "on demand"
         print(
-            f"{e.name}\t{e.target}\t{mode}\t{e.judge.model}\t{t.runs_done} done\t"
-            f"{t.runs_failed} failed\t{t.runs_pending} waiting\t"
-            f"{t.input_tokens + t.output_tokens} tokens\t{cost}"
+            f"{e.name}\t{e.target}\t{mode}\t{e.judge.model}\t{t.runs_done}\t"
+            f"{t.runs_failed}\t{t.runs_pending}\t{t.input_tokens + t.output_tokens}\t{cost}"
         )
 
 
