@@ -109,8 +109,8 @@ def test_settings_resolution() -> None:
     from threadline.sdk.config import resolve
 
     default = resolve(environ={})
-    assert default.base_url == "http://localhost:8000"
-    assert default.traces_endpoint == "http://localhost:8000/v1/traces"
+    assert default.base_url == "http://127.0.0.1:8000"
+    assert default.traces_endpoint == "http://127.0.0.1:8000/v1/traces"
     assert default.headers() == {} and default.disabled is False
     env = {
         "THREADLINE_BASE_URL": "https://obs.example:9443/tl/",
@@ -122,6 +122,15 @@ def test_settings_resolution() -> None:
     assert from_env.api_key == "e" and from_env.disabled is True
     explicit = resolve("a", "http://h:1/v1/traces", False, environ=env)
     assert (explicit.api_key, explicit.base_url, explicit.disabled) == ("a", "http://h:1", False)
+
+
+def test_the_default_url_is_where_the_server_listens_by_default() -> None:
+    # "localhost" may resolve to ::1 first, where a default server does not listen.
+    from threadline.sdk.config import resolve
+    from threadline.server.settings import Settings
+
+    server = Settings.resolve({}, {})
+    assert resolve(environ={}).base_url == f"http://{server.host}:{server.port}"
 
 
 def test_second_initialize_is_a_noop(recorded: Recorded) -> None:

@@ -84,7 +84,7 @@ class Threadline:
         """Start exporting spans to a Threadline server. Call once, at startup.
 
         * ``project_api_key``: default ``$THREADLINE_API_KEY``; sent as a Bearer token.
-        * ``base_url``: default ``$THREADLINE_BASE_URL`` or ``http://localhost:8000``;
+        * ``base_url``: default ``$THREADLINE_BASE_URL`` or ``http://127.0.0.1:8000``;
           spans go to ``{base_url}/v1/traces`` over OTLP/HTTP (protobuf), batched.
         * ``disabled``: default ``$THREADLINE_DISABLED``; if true, decorated code runs
           untouched and no span is created.

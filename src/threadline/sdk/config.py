@@ -13,7 +13,7 @@ from threadline.sdk.state import ENV_DISABLED, env_disabled
 
 ENV_API_KEY = "THREADLINE_API_KEY"
 ENV_BASE_URL = "THREADLINE_BASE_URL"
-DEFAULT_BASE_URL = "http://localhost:8000"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 #: OTLP/HTTP's standard path, appended to the base URL (the server serves it there).
 TRACES_PATH = "/v1/traces"
 #: The JSON API's score route, where ``Threadline.score`` sends.
