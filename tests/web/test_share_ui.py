@@ -31,6 +31,10 @@ def _made_link(ui: UI, session_id: str, hide_io: bool) -> str:
 def test_share_links_in_the_browser(ui: UI, browser: Browser, server, scenario: Scenario) -> None:
     url = _made_link(ui, "sess-alpha", hide_io=False)
     ui.shot("made")
+    # Shown after a redirect, once: a reload neither asks to resend the form nor shows it.
+    assert ui.page.url == server.base_url + "/shares"
+    ui.page.reload()
+    expect(ui.page.get_by_test_id("new-link")).to_have_count(0)
     assert re.fullmatch(re.escape(server.base_url) + r"/shared/tls_[\w-]{43}", url)
     hidden_url = _made_link(ui, "sess-alpha", hide_io=True)
 

@@ -30,29 +30,39 @@ router = APIRouter(include_in_schema=False)
 
 # The token is in the URL: no Referer carries it anywhere, and no search engine keeps it.
 _SHARED_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
+# A new link's token, carried from the form's POST to the page that shows it once (a
+# redirect, so that a reload does not make another link), and cleared by that page.
+_NEW_LINK_COOKIE = "threadline_new_share"
 
 
 def _store(request: Request) -> Store:
     return request.app.state.store
 
 
-def _shares_page(
-    request: Request, project: Project, created: NewShareLink | None = None
-) -> Response:
+def _new_link(request: Request, project: Project) -> NewShareLink | None:
+    """The link just made, from the cookie its form's POST set: once, and only a live
+    link of this project (a cookie is the browser's to change)."""
+    token = request.cookies.get(_NEW_LINK_COOKIE)
+    share = sharing.resolve(_store(request), token) if token else None
+    if token is None or share is None or share.project_id != project.id:
+        return None
+    return NewShareLink(**sharing.link(share).model_dump(), token=token, path=f"/shared/{token}")
+
+
+@router.get("/shares")
+def shares_page(request: Request, project: PageProject) -> Response:
     links = [sharing.link(s) for s in _store(request).list_shares(project.id)]
     context = {
         "project": project,
         "tab": "sessions",
         "links": links,
-        "created": created,
+        "created": _new_link(request, project),
         "base_url": str(request.base_url).rstrip("/"),
     }
-    return render(request, "shares.html", context, status_code=201 if created else 200)
-
-
-@router.get("/shares")
-def shares_page(request: Request, project: PageProject) -> Response:
-    return _shares_page(request, project)
+    response = render(request, "shares.html", context)
+    if _NEW_LINK_COOKIE in request.cookies:
+        response.delete_cookie(_NEW_LINK_COOKIE, path="/shares")
+    return response
 
 
 @router.post("/shares/new")
@@ -69,7 +79,18 @@ async def new_share(request: Request, project: PageProject, _: SameOrigin) -> Re
     except (ValidationError, ValueError) as error:
         raise BadRequest(f"the share form is not valid: {error}") from None
     created = await run_in_threadpool(sharing.make, _store(request), project, wanted)
-    return await run_in_threadpool(_shares_page, request, project, created)
+    # Post/redirect/get: the link is shown by the page the browser is sent to.
+    response = RedirectResponse("/shares", status_code=303)
+    response.set_cookie(
+        _NEW_LINK_COOKIE,
+        created.token,
+        max_age=60,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/shares",
+    )
+    return response
 
 
 @router.post("/shares/revoke")
