@@ -415,3 +415,60 @@ def test_this_years_times_leave_the_year_out(ui: UI, server) -> None:
     expect(recent).to_have_attribute("data-local", "1")
     assert year not in recent.inner_text() and recent.get_attribute("title", timeout=1000)
     expect(page.locator('tr[data-id="s-2023"] time').first).to_contain_text("2023")
+
+
+def test_a_boolean_score_nobody_configured_reads_as_a_thumb_in_the_lists(ui: UI, server) -> None:
+    """As on the session page: a rollup keeps no type, the name has no configuration,
+    so the list takes the type its scores were written with."""
+    start = (time.time_ns() // S - 600) * S
+    turns = {}
+    for i, sid in enumerate(("s-thumb-up", "s-thumb-half")):
+        turns[sid] = Turn(new_trace_id(), f"Question {i}", "Answer", start + i * S, 500, 10, 5, 0.0)
+        send(server, turn_spans(turns[sid], sid, "tess"))
+    scores = [
+        ("s-thumb-up", None, True),
+        ("s-thumb-half", None, True),
+        ("s-thumb-half", None, False),
+        (None, turns["s-thumb-up"].trace_id, False),
+    ]
+    for sid, trace_id, value in scores:
+        body = {"name": "solved", "value": value, "session_id": sid, "trace_id": trace_id}
+        assert server.http.post("/api/v1/scores", json=body).status_code == 200
+    # A number of 1 on a name nobody configured stays a number.
+    body = {"name": "turns_used", "value": 1, "session_id": "s-thumb-up"}
+    assert server.http.post("/api/v1/scores", json=body).status_code == 200
+
+    page = ui.go("/sessions?range=all")
+    up = page.locator("tr.session-row[data-id=s-thumb-up] [data-col='score:solved']")
+    expect(up.locator(".thumb-icon.up")).to_have_count(1)
+    expect(up).to_have_attribute("title", "1 score: 100% good")
+    half = page.locator("tr.session-row[data-id=s-thumb-half] [data-col='score:solved']")
+    expect(half).to_have_text("50% good")
+    used = page.locator("tr.session-row[data-id=s-thumb-up] [data-col='score:turns_used']")
+    expect(used).to_have_text("1")
+    # Live mode's rows are typed as the page's.
+    stream = page.locator("#live").get_attribute("data-stream") or ""
+    assert "column=solved&type=boolean" in stream, stream
+    page = ui.go("/traces?range=all")
+    down = page.locator(f"tr.trace-row[data-id='{turns['s-thumb-up'].trace_id}']")
+    expect(down.locator("[data-col='score:solved'] .thumb-icon.down")).to_have_count(1)
+
+
+def test_a_new_evaluator_needs_only_a_name_and_its_judge(ui: UI, server) -> None:
+    """The blank form holds working values where there are some, and its examples
+    read as examples: a newcomer is not sent back by "Please fill out this field"."""
+    page = ui.go("/evaluators")
+    form = page.get_by_test_id("evaluator-form")
+    for field in form.locator("input[placeholder], textarea[placeholder]").all():
+        if not field.input_value():
+            placeholder = field.get_attribute("placeholder") or ""
+            assert placeholder.startswith(("e.g.", "empty:", "an ", "any ", "1")), placeholder
+    expect(form.locator("input[name=model]")).to_have_value("gpt-4o-mini")
+    expect(form.locator("textarea[name=prompt]")).to_contain_text("{{transcript}}")
+    form.locator("input[name=name]").fill("resolved")
+    form.locator("input[name=base_url]").fill("http://127.0.0.1:9/v1")
+    form.get_by_role("button", name="Create evaluator").click()
+    expect(page.locator("tr[data-evaluator=resolved]")).to_be_visible()
+    made = server.get("/api/v1/evaluators/resolved")
+    assert made["judge"]["model"] == "gpt-4o-mini" and made["score"]["data_type"] == "boolean"
+    assert "{{transcript}}" in made["prompt"] and made["online"] is True

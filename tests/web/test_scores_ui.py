@@ -351,7 +351,10 @@ def test_annotate_then_filter_the_lists_by_score(ui: UI, server, scenario: Scena
     api = server.get("/api/v1/traces", score="correct = true")["items"]
     assert [t["trace_id"] for t in api] == [alpha_turn.trace_id]
     assert _ids(page, "trace-row") == [t["trace_id"] for t in api]
-    expect(page.locator("tr.trace-row [data-col='score:correct']")).to_have_text("100% good")
+    # Every score of it good: a thumb, as on the trace page.
+    cell = page.locator("tr.trace-row [data-col='score:correct']")
+    expect(cell.locator(".thumb-icon.up")).to_have_count(1)
+    expect(cell).to_have_attribute("title", "1 score: 100% good")
     # A filter the API refuses is refused here too, with its reason.
     page = ui.go("/traces?score=correct+~+1")
     expect(page.locator("p.alert")).to_contain_text("is not 'name op value'")

@@ -45,11 +45,24 @@ def _page(
     return render(request, "evaluators.html", context, status_code=status_code)
 
 
+# A new evaluator's form starts from working values (the common judge, a prompt that
+# fits the default boolean score), so that a name and the judge's address make one.
+NEW_EVALUATOR = {
+    "prompt": "Did the assistant resolve the user's problem in this conversation? "
+    "Answer true or false.\n\n{{transcript}}",
+    "base_url": "https://api.openai.com/v1",
+    "model": "gpt-4o-mini",
+    "score_type": "boolean",
+    "sampling_rate": "1",
+    "online": "on",
+}
+
+
 @router.get("/evaluators")
 def evaluators_page(request: Request, project: PageProject, edit: str | None = None) -> Response:
     """The page; with ``edit``, its form holds that evaluator, to change it."""
     if edit is None:
-        return _page(request, project)
+        return _page(request, project, dict(NEW_EVALUATOR))
     store: Store = request.app.state.store
     evaluator = store.get_evaluator(project.id, edit)
     if evaluator is None:

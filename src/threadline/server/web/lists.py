@@ -7,11 +7,13 @@ and the API always agree. Handlers are plain ``def``: store reads block.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from threadline.server import numeric_filters
-from threadline.server.model import Project
+from threadline.server.model import Project, ScoreQuery
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import ALL_TIME_NOTE, PRESETS, SORTS, TRACE_SORTS, Filters
@@ -48,9 +50,20 @@ def _context(request: Request, project: Project, tab: str, filters: Filters) -> 
     }
 
 
-def _with_columns(context: dict, rows: list) -> dict:
-    """A column per score name: the configured ones and those on the page's rows."""
-    columns = score_columns(context["score_configs"], (row.scores for row in rows))
+def _with_columns(
+    request: Request, context: dict, rows: list[Any], kind: str | None = None
+) -> dict:
+    """A column per score name on the page's rows, typed by its configuration or, for a
+    ``kind`` of row that is a score target ("session", "trace"), by a score of it."""
+    store, project_id = _store(request), context["project"].id
+
+    def written_type(target_id: str, name: str) -> str | None:
+        query = ScoreQuery.model_validate({"limit": 1, "name": name, f"{kind}_id": target_id})
+        found = store.list_scores(project_id, query).items
+        return found[0].data_type if found else None
+
+    targets = ((getattr(row, f"{kind}_id", "") if kind else "", row.scores) for row in rows)
+    columns = score_columns(context["score_configs"], targets, written_type if kind else None)
     return context | {"score_columns": columns, "columns_query": columns_query(columns)}
 
 
@@ -68,7 +81,7 @@ def traces_tab(request: Request, project: PageProject) -> Response:
     watermark = _position(request, project)
     page = _store(request).list_traces(project.id, filters.trace_query())
     context = _context(request, project, "traces", filters) | {"page": page, "watermark": watermark}
-    context = _with_columns(context, page.items)
+    context = _with_columns(request, context, page.items, "trace")
     return render(request, "traces.html", context)
 
 
@@ -83,7 +96,7 @@ def sessions_tab(request: Request, project: PageProject) -> Response:
         "page": page,
         "watermark": watermark,
     }
-    context = _with_columns(context, page.items)
+    context = _with_columns(request, context, page.items, "session")
     return render(request, "sessions.html", context)
 
 
@@ -92,7 +105,7 @@ def users_tab(request: Request, project: PageProject) -> Response:
     filters = Filters.from_params(request.query_params)
     page = _store(request).list_users(project.id, filters.user_query())
     context = _context(request, project, "users", filters) | {"page": page}
-    context = _with_columns(context, page.items)
+    context = _with_columns(request, context, page.items)
     return render(request, "users.html", context)
 
 
