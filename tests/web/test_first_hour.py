@@ -472,3 +472,30 @@ def test_a_new_evaluator_needs_only_a_name_and_its_judge(ui: UI, server) -> None
     made = server.get("/api/v1/evaluators/resolved")
     assert made["judge"]["model"] == "gpt-4o-mini" and made["score"]["data_type"] == "boolean"
     assert "{{transcript}}" in made["prompt"] and made["online"] is True
+
+
+def test_a_laptop_shows_the_sessions_inputs_and_outputs_beside_two_score_columns(
+    ui: UI, server
+) -> None:
+    start = (time.time_ns() // S - 600) * S
+    question = "Could you tell me where my order is? " * 6
+    answer = "It left our warehouse this morning and should arrive by Friday. " * 4
+    turn = Turn(new_trace_id(), question, answer, start, 65_000, 12_345, 678, 0.0123)
+    send(server, turn_spans(turn, "s-laptop-width", "maximilian"))
+    for body in (
+        {"name": "helpfulness", "value": 4, "session_id": "s-laptop-width"},
+        {"name": "resolved", "value": True, "session_id": "s-laptop-width"},
+    ):
+        assert server.http.post("/api/v1/scores", json=body).status_code == 200
+    for width, height in ((1366, 768), (390, 844)):
+        ui.page.set_viewport_size({"width": width, "height": height})
+        page = ui.go("/sessions?range=all")
+        expect(page.locator("#sessions-table th.score-col")).to_have_count(2)
+        # No part of the page, hidden text included, reaches past the screen's width.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        if width == 1366:
+            wrap = page.locator(".table-wrap")
+            assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), "the table scrolls"
+            last = page.locator("#sessions-table th", has_text="Last output")
+            assert last.evaluate("th => th.getBoundingClientRect().right") <= width
+    ui.shot("laptop")

@@ -15,6 +15,13 @@
     month: "short", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit"
   });
+  // A list's times to the minute: a row needs no seconds, and its columns the room.
+  var minuteFormat = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit"
+  });
+  var thisYearMinuteFormat = new Intl.DateTimeFormat(undefined, {
+    month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit"
+  });
   var thisYear = new Date().getFullYear();
 
   function localizeTimes(root) {
@@ -22,7 +29,11 @@
       var date = new Date(el.getAttribute("datetime"));
       if (isNaN(date)) return;
       el.title = date.toISOString();
-      el.textContent = (date.getFullYear() === thisYear ? thisYearFormat : timeFormat).format(date);
+      var recent = date.getFullYear() === thisYear;
+      var format = el.classList.contains("to-minute")
+        ? (recent ? thisYearMinuteFormat : minuteFormat)
+        : (recent ? thisYearFormat : timeFormat);
+      el.textContent = format.format(date);
       el.setAttribute("data-local", "1");
     });
   }
