@@ -499,3 +499,21 @@ def test_a_laptop_shows_the_sessions_inputs_and_outputs_beside_two_score_columns
             last = page.locator("#sessions-table th", has_text="Last output")
             assert last.evaluate("th => th.getBoundingClientRect().right") <= width
     ui.shot("laptop")
+
+
+def test_the_dashboard_shows_a_score_whose_average_is_zero(ui: UI, server) -> None:
+    """Every session judged "not resolved" is a figure, not "Nothing in this range"."""
+    start = (time.time_ns() // S - 600) * S
+    for i in range(2):
+        turn = Turn(new_trace_id(), "Refund me", "No.", start + i * S, 500, 10, 5, 0.001)
+        send(server, turn_spans(turn, f"s-unresolved-{i}", "uma"))
+        body = {"name": "was_resolved", "value": False, "trace_id": turn.trace_id}
+        assert server.http.post("/api/v1/scores", json=body).status_code == 200
+    page = ui.go("/dashboard")
+    chart = page.locator('[data-chart="score-was_resolved"]')
+    expect(chart).to_be_visible()
+    expect(chart).not_to_contain_text("Nothing in this range")
+    bar = chart.locator("rect[data-value]")
+    expect(bar).to_have_count(1)
+    assert float(bar.get_attribute("height") or 0) > 0
+    expect(bar.locator("title")).to_contain_text(": 0.00")

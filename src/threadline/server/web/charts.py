@@ -22,6 +22,7 @@ HEIGHT = 180
 LEFT = 44  # room for the y-axis labels
 BOTTOM = 20  # room for the x-axis labels
 TOP = 8
+ZERO_BAR = 1.5  # the height of a rate's or an average's bar of 0, in the SVG's units
 PALETTE = (
     "#4f6bed",
     "#e07a2f",
@@ -104,7 +105,10 @@ def bar_chart(
     else:
         tops = [max((s.values[i] or 0.0 for s in series), default=0.0) for i in range(len(buckets))]
     high = _nice_ceiling(max(tops, default=0.0))
-    chart.empty = not any(v for s in series for v in s.values)
+    # A count or a sum of 0 is nothing to show; a rate or an average of 0 (every score
+    # false, no error) is a figure, and None is what has nothing to average.
+    values = [v for s in series for v in s.values]
+    chart.empty = not any(values) if stacked else all(v is None for v in values)
     colors = [one.color or PALETTE[k % len(PALETTE)] for k, one in enumerate(series)]
     for one, color in zip(series, colors, strict=True):
         if grouped:
@@ -119,6 +123,8 @@ def bar_chart(
                 continue
             color = colors[k]
             height = plot_h * value / high if high else 0.0
+            if not stacked:
+                height = max(height, ZERO_BAR)  # an average of 0 shows, and has a tooltip
             label = f"{bucket_label(start)}: {fmt(value)}"
             if grouped:
                 label = f"{_group_label(one.group)} · {label}"
