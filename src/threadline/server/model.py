@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from threadline.server.jsontext import dumps
 
@@ -398,6 +398,22 @@ class ScoreIn(BaseModel):
     (true/false: boolean, a number: numeric, text: categorical), and must agree with the
     score name's configuration when the project has one."""
 
+    # What the API docs page fills its form with: a score the server accepts as it is.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "helpfulness",
+                    "value": 4,
+                    "session_id": "chat-42",
+                    "comment": "Answered in one turn",
+                    "author": "ana",
+                },
+                {"name": "resolved", "value": True, "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"},
+            ]
+        }
+    )
+
     id: str | None = Field(
         default=None,
         max_length=MAX_SCORE_ID,
@@ -458,6 +474,19 @@ class ScoreFilter(BaseModel):
 class ScoreConfig(BaseModel):
     """A project's definition of one score name: what the UI form offers, and what a
     write of that name must satisfy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "helpfulness", "data_type": "numeric", "min_value": 1, "max_value": 5},
+                {
+                    "name": "outcome",
+                    "data_type": "categorical",
+                    "labels": ["resolved", "escalated"],
+                },
+            ]
+        }
+    )
 
     name: str = Field(min_length=1, max_length=MAX_SCORE_NAME)
     data_type: ScoreDataType
