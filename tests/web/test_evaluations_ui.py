@@ -50,9 +50,9 @@ def test_evaluate_from_the_session_page_shows_the_run_and_its_score(ui, server):
         score = server.get(f"/api/v1/scores/{run['score_id']}")
         assert score["value"] is True and score["source"] == "eval"
         shown = row.locator("[data-col=score]")
-        assert (
-            shown.get_attribute("data-value") == "True" and shown.inner_text() == "resolved: True"
-        )
+        # Written as the score chips write it (it said "resolved: True").
+        assert shown.get_attribute("data-value") == "true"
+        assert shown.inner_text() == "resolved: good" and shown.locator(".thumb-icon.up").count()
         assert score["comment"] in row.locator(".run-result").inner_text()
         # The judge read both turns.
         prompt = judge.answered()[0].request["messages"][1]["content"]

@@ -472,6 +472,13 @@ def test_a_new_evaluator_needs_only_a_name_and_its_judge(ui: UI, server) -> None
     made = server.get("/api/v1/evaluators/resolved")
     assert made["judge"]["model"] == "gpt-4o-mini" and made["score"]["data_type"] == "boolean"
     assert "{{transcript}}" in made["prompt"] and made["online"] is True
+    # On a phone the table scrolls in its card, each cell on one line (squeezed into
+    # the page, it wrapped every word a letter a line).
+    ui.page.set_viewport_size({"width": 390, "height": 844})
+    page = ui.go("/evaluators")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    name = page.locator("tr[data-evaluator=resolved] td").first
+    assert (name.bounding_box() or {"height": 999})["height"] < 40
 
 
 def test_a_laptop_shows_the_sessions_inputs_and_outputs_beside_two_score_columns(
