@@ -40,6 +40,7 @@ from threadline.server.store import Store, open_store, sqlite_path
 from threadline.server.version import VERSION
 from threadline.server.web import install as install_web_ui
 from threadline.server.web.live_position import LivePositions, load_secret
+from threadline.server.web.score_columns import WrittenTypes
 
 log = logging.getLogger("threadline.server")
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.store = store
     app.state.ingest = ingest
     app.state.live_positions = LivePositions(_live_position_secret(settings))
+    app.state.score_types = WrittenTypes()
     app.state.evaluations = evaluations
     app.state.retention = retention
     app.add_middleware(RequestBounds, settings=settings)

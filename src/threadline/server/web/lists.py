@@ -18,7 +18,7 @@ from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import ALL_TIME_NOTE, PRESETS, SORTS, TRACE_SORTS, Filters
 from threadline.server.web.render import render
-from threadline.server.web.score_columns import columns_query, score_columns
+from threadline.server.web.score_columns import WrittenTypes, columns_query, score_columns
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,11 +56,15 @@ def _with_columns(
     """A column per score name on the page's rows, typed by its configuration or, for a
     ``kind`` of row that is a score target ("session", "trace"), by a score of it."""
     store, project_id = _store(request), context["project"].id
+    known: WrittenTypes = request.app.state.score_types
 
     def written_type(target_id: str, name: str) -> str | None:
-        query = ScoreQuery.model_validate({"limit": 1, "name": name, f"{kind}_id": target_id})
-        found = store.list_scores(project_id, query).items
-        return found[0].data_type if found else None
+        def read() -> str | None:
+            query = ScoreQuery.model_validate({"limit": 1, "name": name, f"{kind}_id": target_id})
+            found = store.list_scores(project_id, query).items
+            return found[0].data_type if found else None
+
+        return known.get(project_id, name, read)
 
     targets = ((getattr(row, f"{kind}_id", "") if kind else "", row.scores) for row in rows)
     columns = score_columns(context["score_configs"], targets, written_type if kind else None)

@@ -4,7 +4,7 @@ row's summary (the average, the share of good for thumbs, or the latest label).
 The names are those present on the page's rows (a configured name nobody used yet
 would be a column of dashes; the filter bar still offers it), typed by the project's
 configuration where it has one, else by the type one of its scores was written with
-(one indexed read per such column, on a row that has it: a rollup keeps no type). A
+(read once per name and process, from a row that has it: a rollup keeps no type). A
 boolean then reads as on the session page: a thumb when every score agrees, else the
 share of good. The summaries come with the rows (the rollups kept on every score
 write), never from a query per page. Live mode sends rows rendered elsewhere, so the
@@ -14,6 +14,7 @@ and the new rows line up with its header.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import get_args
@@ -60,6 +61,32 @@ class ScoreColumn:
 # (target id, score name) -> the type a score of that name on that target was written
 # with (None: it has none).
 WrittenType = Callable[[str, str], str | None]
+
+
+class WrittenTypes:
+    """The type each project's score names were written with, as read from one of their
+    scores, kept for the process's life: a ClickHouse read costs a list page some 20 ms
+    (docs/benchmarks.md), and a name keeps its type in practice (were it to change,
+    only how its column reads would be stale). At most ``limit`` names are kept."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._limit = limit
+        self._known: dict[tuple[int, str], str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, project_id: int, name: str, read: Callable[[], str | None]) -> str | None:
+        key = (project_id, name)
+        with self._lock:
+            known = self._known.get(key)
+        if known is not None:
+            return known
+        found = read()  # outside the lock: a store read
+        if found is not None:
+            with self._lock:
+                if len(self._known) >= self._limit:
+                    self._known.clear()
+                self._known[key] = found
+        return found
 
 
 def score_columns(
