@@ -152,6 +152,9 @@ def test_bad_scores_get_a_clear_4xx(server):
         ({"name": "mood", "value": "angry", "session_id": sid}, 400, "not one of its labels"),
         ({"name": "mood", "value": 3, "session_id": sid}, 400, "must be a label"),
         ({"name": "x", "value": "nan", "session_id": sid, "data_type": "numeric"}, 400, "finite"),
+        # Two of 1.7e308 overflowed the session's sum: its average became null.
+        ({"name": "x", "value": 1.7e308, "session_id": sid}, 400, "past ±1e+15"),
+        ({"name": "x", "value": "-2e15", "session_id": sid, "data_type": "numeric"}, 400, "past"),
         ({"name": "x", "value": 1, "session_id": sid, "comment": "c" * 10_001}, 422, "comment"),
         ({"name": "x", "value": 1, "trace_id": "not-hex"}, 422, "trace_id"),
         ({"name": "", "value": 1, "session_id": sid}, 422, "name"),
@@ -164,10 +167,14 @@ def test_bad_scores_get_a_clear_4xx(server):
         {"name": "c", "data_type": "categorical"},
         {"name": "c", "data_type": "numeric", "min_value": 5, "max_value": 1},
         {"name": "c", "data_type": "numeric", "labels": ["a"]},
+        {"name": "c", "data_type": "numeric", "max_value": 1e300},
     ]
     for config in bad_configs:
         assert server.http.put("/api/v1/score-configs/c", json=config).status_code == 400
     assert server.http.put("/api/v1/score-configs/d", json=bad_configs[1]).status_code == 400
+    assert server.get("/api/v1/scores", session_id=sid)["items"] == []
+    # The bound itself is a score.
+    assert _post(server, {"name": "x", "value": -1e15, "session_id": sid}).status_code == 200
 
 
 def test_score_configs_and_notes(server):

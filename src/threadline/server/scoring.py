@@ -21,6 +21,10 @@ from threadline.server.model import (
     ns_to_datetime,
 )
 
+# Numeric scores are summed into averages on write: values past this bound (1e308
+# twice) overflowed the sum and left the average null. No judge or rating needs more.
+MAX_SCORE_MAGNITUDE = 1e15
+
 
 def prepare(
     score: ScoreIn, configs: dict[str, ScoreConfig], source: str, now_ns: int
@@ -87,6 +91,8 @@ def _value(name: str, data_type: str, raw: bool | float | str) -> tuple[float | 
                 number = None
         if number is None or not math.isfinite(number):
             raise BadRequest(f"score {name!r} is numeric: {raw!r} is not a finite number")
+        if abs(number) > MAX_SCORE_MAGNITUDE:
+            raise BadRequest(f"score {name!r} is numeric: {raw!r} is past ±{MAX_SCORE_MAGNITUDE:g}")
         return number, None
     if data_type == "categorical":
         if isinstance(raw, bool) or not isinstance(raw, str):
@@ -129,8 +135,10 @@ def check_config(config: ScoreConfig) -> ScoreConfig:
         if config.labels:
             raise BadRequest(f"{config.data_type} score {config.name!r} takes no labels")
         for bound in (config.min_value, config.max_value):
-            if bound is not None and not math.isfinite(bound):
-                raise BadRequest(f"score {config.name!r}: bounds must be finite numbers")
+            if bound is not None and not abs(bound) <= MAX_SCORE_MAGNITUDE:
+                raise BadRequest(
+                    f"score {config.name!r}: bounds must be numbers within ±{MAX_SCORE_MAGNITUDE:g}"
+                )
         if (
             config.min_value is not None
             and config.max_value is not None
