@@ -64,6 +64,15 @@ class ProgramEnv:
     def session_id(self, session: Session) -> str:
         return f"{self.run_id}-{session.suffix}"
 
+    def otlp_exporter(self) -> Any:
+        """OpenTelemetry's OTLP/HTTP exporter, sending to the server with the key."""
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(
+            endpoint=f"{self.threadline_url}/v1/traces",
+            headers={"Authorization": f"Bearer {self.api_key}"},
+        )
+
 
 def history_for(session: Session, index: int, replies: list[str]) -> list[dict[str, str]]:
     """The messages an app sends for turn ``index``: system prompt, earlier turns, question."""
@@ -154,6 +163,15 @@ def check_sessions(server: Any, env: ProgramEnv, exchanges: list[Exchange]) -> d
 def llm_span(trace: dict[str, Any]) -> dict[str, Any]:
     (span,) = [s for s in trace["spans"] if s["span_type"] == "LLM"]
     return span
+
+
+def check_transcripts(traces: dict[str, list], exchanges: list[Exchange]) -> None:
+    """``check_transcript`` of every session, its traces as ``check_sessions`` returns
+    them, its replies those the fake gave to its questions."""
+    grouped = exchanges_by_session(exchanges)
+    for session in SESSIONS:
+        replies = [e.reply for e in grouped[session.suffix]]
+        check_transcript(traces[session.suffix], session, replies)
 
 
 def check_transcript(traces: list[dict[str, Any]], session: Session, replies: list[str]) -> None:

@@ -26,7 +26,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
+
+from tests.integrations.loopback import JsonHandler, LoopbackServer
 
 MODEL = "gpt-4o-mini"
 
@@ -38,7 +40,7 @@ class JudgeCall:
     status: int
 
 
-class FakeJudge:
+class FakeJudge(LoopbackServer):
     def __init__(self, model: str = MODEL) -> None:
         self.model = model
         self.mode = "ok"
@@ -48,27 +50,7 @@ class FakeJudge:
         self.flood_bytes = 256 << 20
         self.calls: list[JudgeCall] = []
         self._lock = threading.Lock()
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(self._handler())
 
     def answered(self) -> list[JudgeCall]:
         with self._lock:
@@ -133,13 +115,13 @@ class FakeJudge:
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         judge = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.path.rstrip("/") != "/v1/chat/completions":
-                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return self.send_json(404, {"error": {"message": f"no route {self.path}"}})
                 request = json.loads(body)
                 mode = judge._mode_now()
                 if mode in ("drip", "flood"):
@@ -154,18 +136,7 @@ class FakeJudge:
                     status, document = judge.complete(request, mode)
                 with judge._lock:
                     judge.calls.append(JudgeCall(request, dict(self.headers), status))
-                self._send(status, document)
-
-            def _send(self, status: int, document: dict[str, Any] | str) -> None:
-                payload = json.dumps(document).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (a timeout under test)
+                self.send_json(status, document)
 
             def _stream(self, mode: str) -> None:
                 """A body with no length, ended by closing the connection: a byte at
@@ -187,9 +158,6 @@ class FakeJudge:
                             self.wfile.write(chunk)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client stopped reading: what a bounded client does
-
-            def log_message(self, *args: object) -> None:
-                pass
 
         return Handler
 

@@ -27,7 +27,9 @@ import http.server
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
+
+from tests.integrations.loopback import JsonHandler, LoopbackServer
 
 MODEL = "gpt-4o-mini-2024-07-18"
 
@@ -42,7 +44,7 @@ class Exchange:
     usage: dict[str, int]
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """The fake server, on a free loopback port, from ``start()`` (or ``with``) on."""
 
     def __init__(self, model: str = MODEL, cached_fraction: float = 0.0) -> None:
@@ -50,27 +52,7 @@ class FakeOpenAI:
         self.cached_fraction = cached_fraction
         self.exchanges: list[Exchange] = []
         self._lock = threading.Lock()
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        """What ``openai.OpenAI(base_url=...)`` or ``OPENAI_BASE_URL`` takes."""
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(self._handler())
 
     def _answer(self, request: dict[str, Any], messages: list[Any]) -> tuple[int, str, dict]:
         """Record the exchange of ``request`` whose messages are ``messages``: its number,
@@ -155,7 +137,7 @@ class FakeOpenAI:
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 answer = {
@@ -163,22 +145,11 @@ class FakeOpenAI:
                     "/v1/responses": fake.respond,
                 }.get(self.path.rstrip("/"))
                 if answer is None:
-                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return self.send_json(404, {"error": {"message": f"no route {self.path}"}})
                 request = json.loads(body)
                 if request.get("stream"):
-                    return self._send(400, {"error": {"message": "streaming not faked"}})
-                self._send(200, answer(request))
-
-            def _send(self, status: int, document: dict[str, Any]) -> None:
-                payload = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass  # keep test output clean
+                    return self.send_json(400, {"error": {"message": "streaming not faked"}})
+                self.send_json(200, answer(request))
 
         return Handler
 

@@ -43,7 +43,6 @@ def main() -> None:
     import openai
     from openinference.instrumentation import TracerProvider
     from openinference.instrumentation.openai import OpenAIInstrumentor
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -51,10 +50,7 @@ def main() -> None:
     env = ProgramEnv.from_environ()
     api = os.environ["TL_TEST_API"]
     reversed_order = os.environ.get("TL_TEST_ORDER") == "reversed"
-    exporter = OTLPSpanExporter(
-        endpoint=f"{env.threadline_url}/v1/traces",
-        headers={"Authorization": f"Bearer {env.api_key}"},
-    )
+    exporter = env.otlp_exporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "support-app"}))
     collected = InMemorySpanExporter()
     provider.add_span_processor(

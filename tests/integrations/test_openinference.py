@@ -20,8 +20,7 @@ from tests.integrations.conversation import (
     SESSIONS,
     ProgramEnv,
     check_sessions,
-    check_transcript,
-    exchanges_by_session,
+    check_transcripts,
     history_for,
     llm_span,
     run_program,
@@ -38,20 +37,12 @@ def main() -> None:
     import openai
     from openinference.instrumentation import TracerProvider, using_attributes
     from openinference.instrumentation.openai import OpenAIInstrumentor
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     env = ProgramEnv.from_environ()
     provider = TracerProvider(resource=Resource.create({"service.name": "phoenix-app"}))
-    provider.add_span_processor(
-        BatchSpanProcessor(
-            OTLPSpanExporter(
-                endpoint=f"{env.threadline_url}/v1/traces",
-                headers={"Authorization": f"Bearer {env.api_key}"},
-            )
-        )
-    )
+    provider.add_span_processor(BatchSpanProcessor(env.otlp_exporter()))
     OpenAIInstrumentor().instrument(tracer_provider=provider)
     tracer = provider.get_tracer("support-bot")
     client = openai.OpenAI(base_url=env.openai_url, api_key="sk-fake", max_retries=0)
@@ -86,10 +77,7 @@ def test_openinference_app_sessions_users_messages_tokens_and_cost(server) -> No
         run_program("test_openinference", env)
     assert len(fake.exchanges) == 4
     traces = check_sessions(server, env, fake.exchanges)
-    grouped = exchanges_by_session(fake.exchanges)
-    for session in SESSIONS:
-        replies = [e.reply for e in grouped[session.suffix]]
-        check_transcript(traces[session.suffix], session, replies)
+    check_transcripts(traces, fake.exchanges)
     exchanges = iter(fake.exchanges)
     for session in SESSIONS:
         for index, trace in enumerate(traces[session.suffix]):

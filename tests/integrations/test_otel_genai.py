@@ -25,8 +25,7 @@ from tests.integrations.conversation import (
     ProgramEnv,
     approx_cost,
     check_sessions,
-    check_transcript,
-    exchanges_by_session,
+    check_transcripts,
     history_for,
     llm_span,
     run_program,
@@ -47,7 +46,6 @@ def main() -> None:
     """The program: two conversations through the instrumented ``openai`` client."""
     import openai
     from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -55,14 +53,7 @@ def main() -> None:
 
     env = ProgramEnv.from_environ()
     provider = TracerProvider(resource=Resource.create({"service.name": "genai-app"}))
-    provider.add_span_processor(
-        BatchSpanProcessor(
-            OTLPSpanExporter(
-                endpoint=f"{env.threadline_url}/v1/traces",
-                headers={"Authorization": f"Bearer {env.api_key}"},
-            )
-        )
-    )
+    provider.add_span_processor(BatchSpanProcessor(env.otlp_exporter()))
     trace.set_tracer_provider(provider)
     OpenAIInstrumentor().instrument(tracer_provider=provider)
     tracer = trace.get_tracer("support-bot")
@@ -105,10 +96,7 @@ def test_genai_app_sessions_users_messages_tokens_and_cost(server) -> None:
         )
     assert len(fake.exchanges) == 4
     traces = check_sessions(server, env, fake.exchanges)
-    grouped = exchanges_by_session(fake.exchanges)
-    for session in SESSIONS:
-        replies = [e.reply for e in grouped[session.suffix]]
-        check_transcript(traces[session.suffix], session, replies)
+    check_transcripts(traces, fake.exchanges)
     replies = iter(e.reply for e in fake.exchanges)
     for session in SESSIONS:
         for trace, question in zip(traces[session.suffix], session.questions, strict=True):

@@ -32,7 +32,6 @@ pytestmark = pytest.mark.slow
 
 def main() -> None:
     """The program: two conversations of two runs each, through one instrumented agent."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -43,14 +42,7 @@ def main() -> None:
 
     env = ProgramEnv.from_environ()
     provider = TracerProvider(resource=Resource.create({"service.name": "pydantic-ai-app"}))
-    provider.add_span_processor(
-        BatchSpanProcessor(
-            OTLPSpanExporter(
-                endpoint=f"{env.threadline_url}/v1/traces",
-                headers={"Authorization": f"Bearer {env.api_key}"},
-            )
-        )
-    )
+    provider.add_span_processor(BatchSpanProcessor(env.otlp_exporter()))
     model = OpenAIChatModel(
         MODEL, provider=OpenAIProvider(base_url=env.openai_url, api_key="sk-fake")
     )

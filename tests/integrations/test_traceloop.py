@@ -22,8 +22,7 @@ from tests.integrations.conversation import (
     SESSIONS,
     ProgramEnv,
     check_sessions,
-    check_transcript,
-    exchanges_by_session,
+    check_transcripts,
     history_for,
     llm_span,
     run_program,
@@ -83,10 +82,7 @@ def test_traceloop_app_sessions_users_messages_tokens_and_cost(server) -> None:
         run_program("test_traceloop", env, **OFFLINE)
     assert len(fake.exchanges) == 4
     traces = check_sessions(server, env, fake.exchanges)
-    grouped = exchanges_by_session(fake.exchanges)
-    for session in SESSIONS:
-        replies = [e.reply for e in grouped[session.suffix]]
-        check_transcript(traces[session.suffix], session, replies)
+    check_transcripts(traces, fake.exchanges)
     exchanges = iter(fake.exchanges)
     for session in SESSIONS:
         for index, trace in enumerate(traces[session.suffix]):
