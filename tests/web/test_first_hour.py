@@ -464,6 +464,15 @@ def test_a_new_evaluator_needs_only_a_name_and_its_judge(ui: UI, server) -> None
             placeholder = field.get_attribute("placeholder") or ""
             assert placeholder.startswith(("e.g.", "empty:", "an ", "any ", "1")), placeholder
     expect(form.locator("input[name=model]")).to_have_value("gpt-4o-mini")
+    # A good/bad score has no range and no labels: those fields show for their type.
+    for field, shown_for in (("min_value", "numeric"), ("labels", "categorical")):
+        expect(form.locator(f"input[name={field}]")).to_be_hidden()
+        form.locator("select[name=score_type]").select_option(shown_for)
+        expect(form.locator(f"input[name={field}]")).to_be_visible()
+        form.locator("select[name=score_type]").select_option("boolean")
+    form.locator("select[name=score_type]").select_option("numeric")
+    form.locator("input[name=min_value]").fill("1")  # then left hidden: not sent
+    form.locator("select[name=score_type]").select_option("boolean")
     expect(form.locator("textarea[name=prompt]")).to_contain_text("{{transcript}}")
     form.locator("input[name=name]").fill("resolved")
     form.locator("input[name=base_url]").fill("http://127.0.0.1:9/v1")

@@ -442,8 +442,26 @@
     turn.scrollIntoView({ block: "center" });
   }
 
+  // The evaluator form shows the score's fields of the chosen type only: a range for a
+  // number, labels for a label (a good/bad score has neither). Hidden, they are
+  // disabled, so not sent; shown again, they keep what was typed.
+  function setUpEvaluatorForm() {
+    var form = document.querySelector(".evaluator-form");
+    if (!form) return;
+    var type = form.elements.score_type;
+    function shape() {
+      form.querySelectorAll("[data-for-type]").forEach(function (field) {
+        field.hidden = field.getAttribute("data-for-type") !== type.value;
+        field.querySelectorAll("input").forEach(function (el) { el.disabled = field.hidden; });
+      });
+    }
+    type.addEventListener("change", shape);
+    shape();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     init(document);
+    setUpEvaluatorForm();
     setUpFilters();
     setUpLive();
     setUpSessionLive();
