@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from clickhouse_scale import engine_cpu_ms
 
 Recorded = dict[str, list[tuple[str, dict[str, Any]]]]
 
@@ -71,12 +72,6 @@ def record(url: str, database: str) -> Recorded:
     return recorded
 
 
-def _engine_cpu_ms(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-
-
 def replay(args: argparse.Namespace) -> None:
     from urllib.parse import urlsplit
 
@@ -106,11 +101,11 @@ def replay(args: argparse.Namespace) -> None:
     for round_ in range(args.rounds):
         for a in (0, 1, 1, 0) if round_ % 2 == 0 else (1, 0, 0, 1):
             for name in names:
-                cpu_before, began = _engine_cpu_ms(args.engine_pid), time.perf_counter()
+                cpu_before, began = engine_cpu_ms(args.engine_pid), time.perf_counter()
                 for sql, params in arms[a][name]:
                     client.query(sql, parameters=params)
                 wall[(a, name)].append((time.perf_counter() - began) * 1000)
-                cpu[(a, name)].append(_engine_cpu_ms(args.engine_pid) - cpu_before)
+                cpu[(a, name)].append(engine_cpu_ms(args.engine_pid) - cpu_before)
     with open("/proc/loadavg") as loadavg:
         load = " ".join(loadavg.read().split()[:3])
     mode = "cold (condition cache off)" if args.cold else "repeated"
