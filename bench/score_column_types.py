@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -105,6 +106,7 @@ def main() -> None:
     p95 = lookups[int(len(lookups) * 0.95)]
     print(f"  one type read: p50 {statistics.median(lookups):.2f} ms, p95 {p95:.2f} ms")
     store.close()
+    shutil.rmtree(folder)  # the SQLite file (ClickHouse's database goes with the endpoint)
 
 
 if __name__ == "__main__":
