@@ -48,9 +48,12 @@ def test_the_forms_check_the_origin_and_the_sign_in(server, web) -> None:
 @pytest.mark.parametrize(
     ("days", "says"),
     [
-        ("x", "'x': a whole number of days, or empty"),
+        ("x", "'x': a whole number of days in the digits 0-9, or empty"),
         ("1.5", "a whole number of days"),
-        ("-1", "from 0 (keep forever) to 36500"),
+        ("1_000", "a whole number of days in the digits 0-9"),
+        ("\u0663", "a whole number of days in the digits 0-9"),
+        ("+1", "a whole number of days in the digits 0-9"),
+        ("-1", "a whole number of days in the digits 0-9"),
         ("36501", "from 0 (keep forever) to 36500"),
     ],
 )

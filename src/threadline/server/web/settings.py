@@ -68,10 +68,11 @@ def retention_days(text: str) -> int | None:
     """The form's days: empty for the server's, else whole days from 0 (forever)."""
     if not text:
         return None
-    try:
-        days = int(text)
-    except ValueError:
-        raise BadRequest(f"days {text[:40]!r}: a whole number of days, or empty") from None
+    # int() would also take "1_000", " 1 " and other scripts' digits ("٣"): the form
+    # takes what the JSON API takes, plain ASCII digits.
+    if not (text.isascii() and text.isdigit()):
+        raise BadRequest(f"days {text[:40]!r}: a whole number of days in the digits 0-9, or empty")
+    days = int(text)
     if not 0 <= days <= project_rules.MAX_RETENTION_DAYS:
         raise BadRequest(
             f"days {days}: from 0 (keep forever) to {project_rules.MAX_RETENTION_DAYS}"
