@@ -73,7 +73,7 @@ def test_score_and_annotate_a_session(ui: UI, server, scenario: Scenario) -> Non
     assert (written["source"], written["author"]) == ("ui", "Rita")
     assert written["comment"] == "Address changed as asked" and written["trace_id"] is None
     chip = _chips(panel).first
-    expect(chip.get_by_test_id("score-source")).to_have_text("ui · Rita")
+    expect(chip.get_by_test_id("score-source")).to_have_text("by hand · Rita")
     assert "Address changed as asked" in (chip.get_attribute("title") or "")
 
     # A configured number: the form takes its range, and the server its value.
@@ -259,7 +259,7 @@ def test_score_a_trace_and_a_span(ui: UI, server, scenario: Scenario) -> None:
     assert server.http.post("/api/v1/scores", json=body).status_code == 200
     page.reload()
     judge = _chips(page.locator(".head .scores-panel")).filter(has_text="judge")
-    expect(judge.get_by_test_id("score-source")).to_have_text("eval")
+    expect(judge.get_by_test_id("score-source")).to_have_text("evaluator")
     expect(judge.locator(".sc-edit")).to_have_count(0)
     # The selected span (from the URL) shows its score after the reload too.
     expect(_chips(page.locator(".span-detail .scores-panel"))).to_have_count(1)

@@ -139,9 +139,24 @@ def score_text(score: Score) -> str:
     return score.value
 
 
+# Where a score came from, in a reader's words (the API keeps the stored ``source``):
+# "ui" means nothing to someone who scored by hand on the page.
+_SOURCE_WORDS = {
+    "sdk": "SDK",
+    "api": "API",
+    "ui": "by hand",
+    "end-user": "end user",
+    "eval": "evaluator",
+}
+
+
+def score_source(source: str) -> str:
+    return _SOURCE_WORDS.get(source, source)
+
+
 def score_title(score: Score) -> str:
     """A chip's tooltip: what, who, when, and the comment."""
-    who = f"{score.source}" + (f", by {score.author}" if score.author else "")
+    who = score_source(score.source) + (f", {score.author}" if score.author else "")
     when = score.created_at.strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"{score.name}: {score_text(score)}", f"{who}, {when}"]
     if score.comment:

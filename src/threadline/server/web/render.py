@@ -94,6 +94,7 @@ templates.env.filters.update(
     score_raw=present.score_raw,
     score_text=present.score_text,
     score_title=present.score_title,
+    score_source=present.score_source,
 )
 templates.env.globals.update(
     session_url=session_url,
