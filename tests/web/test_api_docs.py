@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
+
 
 def test_docs_render_swagger_ui_air_gapped(ui: Any) -> None:
     # The ui fixture fails the test on any request that leaves the server (a CDN, say),
@@ -27,3 +29,18 @@ def test_the_docs_example_score_is_one_the_server_accepts(ui: Any, server: Any) 
     written = server.http.post("/api/v1/scores", json=body)
     assert written.status_code == 200, written.text
     assert written.json()["data_type"] == "numeric"
+
+
+def test_docs_get_the_headers_of_the_other_pages(server: Any) -> None:
+    """No framing (clickjacking), no script but this server's and the page's own, by its
+    digest; the render test above shows Swagger UI still starts under that policy (the
+    ui fixture fails on the console error a refused script gives)."""
+    docs = httpx.get(server.base_url + "/docs")
+    login = httpx.get(server.base_url + "/login")
+    csp = docs.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp
+    script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src")).split()
+    assert script_src[:2] == ["script-src", "'self'"]
+    assert len(script_src) == 3 and script_src[2].startswith("'sha256-")
+    for header in ("x-content-type-options", "referrer-policy", "cache-control"):
+        assert docs.headers[header] == login.headers[header], header

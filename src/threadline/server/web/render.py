@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from threadline.server.http.page_headers import page_headers
 from threadline.server.model import metadata_text
 from threadline.server.session_activity import activity
 from threadline.server.web import present
@@ -24,18 +25,7 @@ from threadline.server.web.highlights import snippet_html
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 
-# 'unsafe-inline' for styles only: waterfall bars are positioned with style attributes.
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
-    " img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none';"
-    " form-action 'self'"
-)
-_HEADERS = {
-    "Content-Security-Policy": _CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+_HEADERS = page_headers()
 
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.autoescape = True  # explicit: every template, whatever its extension
