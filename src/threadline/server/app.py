@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -39,6 +39,7 @@ from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store, sqlite_path
 from threadline.server.version import VERSION
 from threadline.server.web import install as install_web_ui
+from threadline.server.web.error_pages import error_page, wants_page
 from threadline.server.web.live_position import LivePositions, load_secret
 from threadline.server.web.score_columns import WrittenTypes
 
@@ -224,14 +225,17 @@ def _unreadable_body(cause: BaseException) -> str:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """One rendering of every error: ``{"error": "<what the client got wrong>"}``."""
+    """One rendering of every error: ``{"error": "<what the client got wrong>"}``, but for
+    a browser opening a path that is no page (``web/error_pages.py``)."""
 
     @app.exception_handler(ThreadlineError)
     async def threadline_error(request: Request, exc: ThreadlineError) -> JSONResponse:
         return _error(exc.status, exc.message, exc.headers)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if wants_page(request, exc.status_code):
+            return await error_page(request, exc.status_code, getattr(exc, "headers", None))
         message = str(exc.detail)
         if exc.status_code == 400 and exc.__cause__ is not None:
             message = _unreadable_body(exc.__cause__)

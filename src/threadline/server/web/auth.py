@@ -29,7 +29,7 @@ _MAX_FORM_BYTES = 4096
 router = APIRouter(include_in_schema=False)
 
 
-def _project_from_cookie(request: Request) -> Project | None:
+def project_from_cookie(request: Request) -> Project | None:
     key = request.cookies.get(COOKIE)
     if not key:
         return None
@@ -40,7 +40,7 @@ def _project_from_cookie(request: Request) -> Project | None:
 def page_project(request: Request) -> Project:
     """The signed-in project, or a redirect to /login (401 + HX-Redirect for htmx and
     event-stream requests, which cannot follow a redirect to an HTML page)."""
-    project = _project_from_cookie(request)
+    project = project_from_cookie(request)
     if project is not None:
         return project
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
