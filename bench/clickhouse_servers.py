@@ -12,7 +12,11 @@ the moment every export is acknowledged, every server's intake queue is empty an
 last session reads back; then every session is checked to hold all its spans. With
 ``--engine-pid`` (the engine's process, when it runs on this machine) it also prints
 the CPU time the servers and the engine spent per 1,000 spans over the same interval:
-unlike the rate, it hardly moves with what else loads the machine.
+unlike the rate, it hardly moves with what else loads the machine. ``--inference off``
+turns the project's session inference off before the first export (the workload names
+every trace's session on its root, but an export that holds a trace's later spans
+without its root carries signals and no session id: with inference on, the writer makes
+that export's rows, to name its session first).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def run(
     settings: str = "",
     engine_pid: int = 0,
     senders: int = 2,
+    inference: bool = True,
 ) -> tuple[float, float, float]:
     """Durable spans/s, and the CPU milliseconds per 1,000 spans of the servers (their
     processes and workers) and of the engine (0 without ``engine_pid``) over the run."""
@@ -56,6 +61,13 @@ def run(
             for process, _, _ in started:
                 bench_server.wait_settled(process.pid)
             headers = {"Authorization": f"Bearer {key}"}
+            if not inference:
+                httpx.put(
+                    started[0][1] + "/api/v1/settings/session-inference",
+                    json={"enabled": False},
+                    headers=headers,
+                    timeout=60,
+                ).raise_for_status()
             shares = [bodies[i::servers] for i in range(servers)]
             results: list[bench_server.SendResult] = []
             server_cpu = sum(bench_server.tree_cpu_seconds(p.pid) for p, _, _ in started)
@@ -128,6 +140,9 @@ def main() -> None:
         "--engine-pid", type=int, default=0, help="the engine's process, for its CPU time"
     )
     parser.add_argument("--senders", type=int, default=2, help="concurrent exporters a server")
+    parser.add_argument(
+        "--inference", choices=("on", "off"), default="on", help="the project's session inference"
+    )
     args = parser.parse_args()
     for servers in args.servers:
         rate, server_ms, engine_ms = run(
@@ -138,10 +153,12 @@ def main() -> None:
             args.settings,
             args.engine_pid,
             args.senders,
+            args.inference == "on",
         )
         engine = f", engine {engine_ms:,.0f}" if args.engine_pid else ""
         print(
-            f"{servers} server(s), {args.senders} senders each: {rate:,.0f} durable spans/s"
+            f"{servers} server(s), {args.senders} senders each, inference {args.inference}:"
+            f" {rate:,.0f} durable spans/s"
             f" ({args.spans:,} spans);"
             f" CPU ms per 1,000 spans: servers {server_ms:,.0f}{engine}",
             flush=True,

@@ -1,9 +1,14 @@
 """An export's ClickHouse rows (``store/clickhouse/export_rows.py``): made in the ingest
-worker, as the writer would make them; a group of exports written as one insert per
-table; a batch whose sessions the writer may infer left to the writer, records whole."""
+worker, as the writer would make them, from records that then come back without their
+attributes, inputs and outputs; a group of exports written as one insert per table; a
+batch whose sessions the writer may infer left to the writer, records whole, unless the
+project infers no sessions (its setting given with the job, ``inference.py``); rows that
+are not the batch's an error."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import multiprocessing
 import pickle
 from collections.abc import Iterator
@@ -11,18 +16,20 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from tests.otlp import new_span_id, new_trace_id, request, span
+from tests.otlp import BASE_NS, new_span_id, new_trace_id, request, span
 from tests.store.chdb_http import database_name, shared_server
 from tests.store.test_contract import record
 from threadline.server.ingest.decode import PROTOBUF
 from threadline.server.ingest.prepare import Job, Prepared, prepare_export
+from threadline.server.ingest.writer import SpanWriter
 from threadline.server.model import SessionQuery, TraceQuery
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.settings import Settings
 from threadline.server.store import open_store
-from threadline.server.store.base import SpanBatch
-from threadline.server.store.clickhouse import ClickHouseStore
+from threadline.server.store.base import PreparedForAnother, SpanBatch
+from threadline.server.store.clickhouse import ClickHouseStore, inference
 from threadline.server.store.clickhouse.export_rows import ExportRows
 
 pytestmark = pytest.mark.clickhouse
@@ -58,7 +65,7 @@ def _body(trace_id: str, spans: int, **attributes: object) -> bytes:
 def _prepare_in_a_worker(store: ClickHouseStore, project_id: int, body: bytes) -> Prepared:
     """``body`` prepared in a spawned process with the store's preparer, as an ingest
     worker prepares it, and its answer unpickled here."""
-    job = Job(Settings(), project_id, RedactionRules(), store.span_preparer())
+    job = Job(Settings(), project_id, RedactionRules(), store.span_preparer(project_id))
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         answer = pool.submit(prepare_export, job, body, PROTOBUF, None).result()
     assert isinstance(answer, Prepared)
@@ -137,3 +144,255 @@ def test_a_group_of_exports_is_one_insert_per_table(store: ClickHouseStore) -> N
     assert _inserts_into(store, "search_text") == 1
     session = store.get_session(project_id, "s")
     assert session is not None and session.trace_count == 3 and session.span_count == 3
+
+
+def _prepared(store: ClickHouseStore | None, project_id: int, body: bytes) -> Prepared:
+    """``body`` prepared as a worker prepares it for ``project_id`` (``store``'s preparer
+    as the pipeline asks for it; None: no preparer, the records whole), through a pickle."""
+    preparer = None if store is None else store.span_preparer(project_id)
+    prepared = prepare_export(
+        Job(Settings(), project_id, RedactionRules(), preparer), body, PROTOBUF, None
+    )
+    assert isinstance(prepared, Prepared)
+    return pickle.loads(pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+_SIGNALS = {"langgraph.thread_id": "thread-7"}
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The inference setting's clock, moved by the test (``clock[0]``: now)."""
+    now = [1_000.0]
+    monkeypatch.setattr(inference, "monotonic", lambda: now[0])
+    return now
+
+
+def test_a_project_that_infers_no_sessions_gets_its_rows_made_in_the_worker(
+    store: ClickHouseStore,
+) -> None:
+    off, on = store.create_project("off").id, store.create_project("on").id
+    store.set_session_inference(off, False)
+    store.set_session_inference(on, True)
+    off_trace, on_trace = new_trace_id(), new_trace_id()
+    from_off = _prepared(store, off, _body(off_trace, 3, **_SIGNALS))
+    from_on = _prepared(store, on, _body(on_trace, 3, **_SIGNALS))
+    # Off: nothing to infer, the rows made in the worker and the records without texts.
+    assert isinstance(from_off.for_store, ExportRows)
+    assert all(r.attributes == {} and r.input is None for r in from_off.normalized.spans)
+    # On: left to the writer, records whole.
+    assert from_on.for_store is None
+    assert all(r.attributes.items() >= _ATTRIBUTES.items() for r in from_on.normalized.spans)
+    store.write_span_batches(
+        [
+            SpanBatch(off, from_off.normalized.spans, from_off.for_store),
+            SpanBatch(on, from_on.normalized.spans, from_on.for_store),
+        ]
+    )
+    not_inferred = store.get_trace(off, off_trace)
+    assert not_inferred is not None and not_inferred.session_id is None
+    assert all(s.attributes.items() >= _ATTRIBUTES.items() for s in not_inferred.spans)
+    assert store.list_sessions(off, SessionQuery()).items == []
+    inferred = store.get_trace(on, on_trace)
+    assert inferred is not None and inferred.session_id is not None
+    assert inferred.session_id.startswith("inferred-t-")
+    # Turned on here: the next export's job knows it at once.
+    store.set_session_inference(off, True)
+    assert _prepared(store, off, _body(new_trace_id(), 3, **_SIGNALS)).for_store is None
+
+
+def test_a_setting_changed_on_another_server_is_followed_within_setting_seconds(
+    store: ClickHouseStore, tmp_path: Path, clock: list[float]
+) -> None:
+    project_id = store.create_project("changed").id
+    store.set_session_inference(project_id, False)
+    there = open_store(shared_server().url(database_name(tmp_path.name)))
+    try:
+        there.set_session_inference(project_id, True)
+    finally:
+        there.close()
+    # Within SETTING_SECONDS of this server's last read, its jobs follow what it read.
+    clock[0] += inference.SETTING_SECONDS * 0.9
+    assert store.span_preparer(project_id).infers_sessions is False
+    # Then the job does not know it: a batch that may be inferred goes to the writer,
+    # which reads the setting.
+    clock[0] += inference.SETTING_SECONDS * 0.1
+    assert store.span_preparer(project_id).infers_sessions is None
+    trace_id = new_trace_id()
+    prepared = _prepared(store, project_id, _body(trace_id, 3, **_SIGNALS))
+    assert prepared.for_store is None
+    store.write_span_batches([SpanBatch(project_id, prepared.normalized.spans, None)])
+    trace = store.get_trace(project_id, trace_id)
+    assert trace is not None and trace.session_id is not None
+    assert store.span_preparer(project_id).infers_sessions is True
+
+
+def test_the_writer_keeps_the_setting_of_a_project_sending_signals_known(
+    store: ClickHouseStore, tmp_path: Path, clock: list[float]
+) -> None:
+    project_id = store.create_project("busy").id
+    store.set_session_inference(project_id, False)
+    there = open_store(shared_server().url(database_name(tmp_path.name)))
+    try:
+        there.set_session_inference(project_id, True)
+    finally:
+        there.close()
+    # Past half of SETTING_SECONDS: the job still follows "off" (rows made in the
+    # worker), and the writer, writing them, reads the setting again.
+    clock[0] += inference.SETTING_SECONDS * 0.6
+    first = _prepared(store, project_id, _body(new_trace_id(), 3, **_SIGNALS))
+    assert isinstance(first.for_store, ExportRows)
+    store.write_span_batches([SpanBatch(project_id, first.normalized.spans, first.for_store)])
+    # Past the first read's SETTING_SECONDS: the job knows the setting read since.
+    clock[0] += inference.SETTING_SECONDS * 0.6
+    assert store.span_preparer(project_id).infers_sessions is True
+    trace_id = new_trace_id()
+    second = _prepared(store, project_id, _body(trace_id, 3, **_SIGNALS))
+    assert second.for_store is None
+    store.write_span_batches([SpanBatch(project_id, second.normalized.spans, None)])
+    trace = store.get_trace(project_id, trace_id)
+    assert trace is not None and trace.session_id is not None
+
+
+def test_rows_that_are_not_the_batchs_are_an_error(store: ClickHouseStore) -> None:
+    made_for, written_to = store.create_project("made for").id, store.create_project("to").id
+    trace_id = new_trace_id()
+    prepared = _prepared(store, made_for, _body(trace_id, 3))
+    assert isinstance(prepared.for_store, ExportRows)
+    with pytest.raises(PreparedForAnother, match=f"for project {made_for}, not {written_to}"):
+        store.write_span_batches(
+            [SpanBatch(written_to, prepared.normalized.spans, prepared.for_store)]
+        )
+    with pytest.raises(PreparedForAnother, match="not ClickHouse rows"):
+        store.write_span_batches([SpanBatch(written_to, prepared.normalized.spans, object())])
+    # Nothing of it is stored, for either project.
+    assert store.get_trace(written_to, trace_id) is None
+    assert store.get_trace(made_for, trace_id) is None
+
+
+def test_the_writer_fails_only_the_export_whose_rows_are_not_its_own(
+    store: ClickHouseStore,
+) -> None:
+    good_project, other = store.create_project("good").id, store.create_project("other").id
+    good_trace, bad_trace = new_trace_id(), new_trace_id()
+    good = _prepared(store, good_project, _body(good_trace, 3))
+    bad = _prepared(store, other, _body(bad_trace, 3))
+    writer = SpanWriter(store)
+
+    async def both() -> list[BaseException | None]:
+        return list(
+            await asyncio.gather(
+                writer.write(good_project, good),
+                writer.write(good_project, bad),
+                return_exceptions=True,
+            )
+        )
+
+    try:
+        answers = asyncio.run(both())
+    finally:
+        writer.close()
+    assert answers[0] is None
+    assert isinstance(answers[1], PreparedForAnother)
+    trace = store.get_trace(good_project, good_trace)
+    assert trace is not None and len(trace.spans) == 3
+    assert store.get_trace(good_project, bad_trace) is None
+
+
+def _texts(word: str, i: int) -> dict[str, object]:
+    return {
+        "threadline.span.input": json.dumps([{"role": "user", "content": f"ask{word} {i}"}]),
+        "threadline.span.output": f"reply{word} {i} " * 20,
+        "session.id": f"conversation-{word[0]}",
+        "app.customer.tier": "gold",
+    }
+
+
+def _exports() -> list[list[bytes]]:
+    """Groups of exports, as a writer takes them: a session of two traces, one of which
+    is split between two exports of a group, and a trace whose spans came before."""
+    split, later, alone = new_trace_id(), new_trace_id(), new_trace_id()
+    root = new_span_id()
+
+    def one(
+        trace_id: str, word: str, at: int, parent: str | None = None, span_id: str | None = None
+    ) -> bytes:
+        return request(
+            [
+                span(
+                    trace_id,
+                    span_id or new_span_id(),
+                    parent=parent,
+                    name=f"call {word}",
+                    start_ns=BASE_NS + at * 1_000_000,
+                    attributes=_texts(word, at),
+                )
+            ]
+        ).SerializeToString()
+
+    return [
+        [
+            one(split, "alpha", 0, span_id=root),
+            one(split, "beta", 5, parent=root),
+            one(alone, "gamma", 7),
+        ],
+        [one(later, "delta", 20), one(alone, "epsilon", 30)],
+        [one(split, "zeta", 40, parent=root)],
+    ]
+
+
+def test_exports_prepared_in_the_worker_read_as_if_written_whole(store: ClickHouseStore) -> None:
+    prepared_in_worker = store.create_project("worker").id
+    whole = store.create_project("whole").id
+    for group in _exports():
+        batches = []
+        for body in group:
+            answer = _prepared(store, prepared_in_worker, body)
+            assert isinstance(answer.for_store, ExportRows)
+            assert all(r.input is None and r.output is None for r in answer.normalized.spans)
+            batches.append(SpanBatch(prepared_in_worker, answer.normalized.spans, answer.for_store))
+        store.write_span_batches(batches)
+        records = [_prepared(None, whole, body) for body in group]
+        assert all(r.output is not None for p in records for r in p.normalized.spans)
+        store.write_span_batches([SpanBatch(whole, p.normalized.spans, None) for p in records])
+
+    def same(read: object, expected: object) -> None:
+        assert _without_project(read) == _without_project(expected)
+
+    traces = store.list_traces(whole, TraceQuery()).items
+    assert len(traces) == 3
+    same(store.list_traces(prepared_in_worker, TraceQuery()).items, traces)
+    sessions = store.list_sessions(whole, SessionQuery()).items
+    assert len(sessions) == 3
+    same(store.list_sessions(prepared_in_worker, SessionQuery()).items, sessions)
+    for trace in traces:
+        detail = store.get_trace(whole, trace.trace_id)
+        assert detail is not None and all(s.output for s in detail.spans)
+        same(store.get_trace(prepared_in_worker, trace.trace_id), detail)
+    for session in sessions:
+        same(
+            store.get_session(prepared_in_worker, session.session_id),
+            store.get_session(whole, session.session_id),
+        )
+    for word in ("askalpha", "replybeta", "replyzeta", "askepsilon", "replygamma"):
+        hits = store.list_traces(whole, TraceQuery(q=word)).items
+        assert hits, word
+        same(store.list_traces(prepared_in_worker, TraceQuery(q=word)).items, hits)
+        same(
+            store.list_sessions(prepared_in_worker, SessionQuery(q=word)).items,
+            store.list_sessions(whole, SessionQuery(q=word)).items,
+        )
+        for session in sessions:
+            same(
+                store.find_in_session(prepared_in_worker, session.session_id, word),
+                store.find_in_session(whole, session.session_id, word),
+            )
+
+
+def _without_project(read: object) -> object:
+    """A read as plain data, without the project it was read from."""
+    if isinstance(read, list):
+        return [_without_project(item) for item in read]
+    if isinstance(read, BaseModel):
+        return read.model_dump(exclude={"project_id"})
+    return read

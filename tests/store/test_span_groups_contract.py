@@ -5,6 +5,8 @@ batches of two projects, an empty batch."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.store import test_contract as contract
 from threadline.server.model import (
     METRIC_NAMES,
@@ -16,7 +18,7 @@ from threadline.server.model import (
     ns_to_datetime,
 )
 from threadline.server.store import Store
-from threadline.server.store.base import SpanBatch
+from threadline.server.store.base import PreparedForAnother, SpanBatch
 from threadline.server.store.clickhouse import ClickHouseStore
 
 backend = contract.backend
@@ -91,13 +93,16 @@ def test_batches_written_together_equal_batches_written_in_turn(store: Store):
     assert session is not None and session.trace_count == 4 and session.span_count == 6
 
 
-def test_preparation_made_in_a_worker_is_used_for_its_own_project_only(store: Store):
+def test_preparation_made_for_another_project_is_refused(store: Store):
     """A batch prepared by the store's preparer (as a worker process does) for another
-    project is prepared again, not written into the wrong project."""
+    project is refused, not written into the wrong project nor prepared again: records
+    sent with a preparation come without what it holds (their texts)."""
     first, second = store.create_project("first").id, store.create_project("second").id
     preparer = store.span_preparer()
+    assert preparer is not None
     spans = [contract.record(9, 90, session="z", user="u")]
-    prepared = preparer(first, spans) if preparer is not None else None
-    store.write_span_batches([SpanBatch(second, spans, prepared)])
-    assert store.get_trace(second, f"{9:032x}") is not None
+    prepared = preparer(first, spans)
+    with pytest.raises(PreparedForAnother, match=f"for project {first}, not {second}"):
+        store.write_span_batches([SpanBatch(second, spans, prepared)])
+    assert store.get_trace(second, f"{9:032x}") is None
     assert store.get_trace(first, f"{9:032x}") is None

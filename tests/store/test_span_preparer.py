@@ -42,14 +42,3 @@ def test_spans_prepared_in_another_process_are_stored_as_if_written_alone(tmp_pa
     trace = store.get_trace(project, after[0].trace_id)
     assert trace is not None and trace.span_count == 2 and trace.input_preview
     store.close()
-
-
-def test_a_preparation_for_another_project_is_not_used(tmp_path: Path):
-    store = SQLiteStore(tmp_path / "p.db")
-    first, second = store.create_project("a").id, store.create_project("b").id
-    spans = _spans(1, 3, seed=3)
-    prepared = store.span_preparer()(first, spans)
-    assert store.write_spans(second, spans, prepared) == len(spans)
-    assert store.get_trace(second, spans[0].trace_id) is not None
-    assert store.get_trace(first, spans[0].trace_id) is None
-    store.close()

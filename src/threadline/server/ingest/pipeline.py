@@ -104,7 +104,7 @@ class IngestPipeline:
             rules = self.redaction.cached(project.id)
             if rules is None:
                 rules = await asyncio.to_thread(self.redaction.get, project.id)
-            job = Job(self.settings, project.id, rules, self.store.span_preparer())
+            job = Job(self.settings, project.id, rules, self.store.span_preparer(project.id))
             prepared = await self.workers.run(prepare_export, job, body, kind, content_encoding)
             if isinstance(prepared, Prepared):
                 await self.writer.write(project.id, prepared)

@@ -107,6 +107,13 @@ class StoredShare:
     hide_metadata: tuple[str, ...]
 
 
+class PreparedForAnother(ValueError):
+    """A batch's preparation (``SpanBatch.prepared``) made for another project or by
+    another store. Its records came from the worker without what the preparation holds
+    (``ingest/writer_records.py``), so they cannot be prepared again: the batch is
+    refused, not written without its texts."""
+
+
 @dataclass(frozen=True)
 class SpanBatch:
     """One export's (or one piece's) spans for ``Store.write_span_batches``, with what
@@ -139,13 +146,19 @@ class Store(Protocol):
         none of them may be taken as written (writing them again changes nothing)."""
         ...
 
-    def span_preparer(self) -> Callable[[int, Sequence[SpanRecord]], object] | None:
+    def span_preparer(
+        self, project_id: int | None = None
+    ) -> Callable[[int, Sequence[SpanRecord]], object] | None:
         """The CPU work ``write_spans`` does before its transaction, as a picklable
         callable ``(project_id, spans) -> prepared`` that the ingest pipeline runs in a
         worker process; None when there is none worth moving. The records given to
-        ``write_span_batches`` with what it made then carry no attributes: it has
-        encoded them (``ingest/writer_records.py``). The callable may return None for a
-        batch it leaves to ``write_spans`` (those records stay whole)."""
+        ``write_span_batches`` with what it made then carry no attributes, inputs or
+        outputs: it has encoded them (``ingest/writer_records.py``). The callable may
+        return None for a batch it leaves to ``write_spans`` (those records stay whole).
+
+        ``project_id``: the project whose exports it will prepare, so that it may carry
+        what the store knows of the project's settings (never read here: the pipeline
+        asks for every export, on its event loop); None: for any project."""
         ...
 
     # --- queries ----------------------------------------------------------------

@@ -5,10 +5,17 @@ They are pure functions of the project and the spans, so an ingest worker proces
 them (``RowsPreparer``, the store's ``span_preparer``) and the server's writer only
 sends them: a span's searchable words alone cost the writer ~0.3 ms (docs/benchmarks.md,
 "ClickHouse ingest: one insert per table for a group of exports"). The exception is a
-batch whose sessions the store may infer (``inferred_sessions.may_place``): naming them
-reads what other servers stored, which only the writer can do, and the names change the
-rows; the worker then makes nothing, keeps the records whole, and the writer makes the
-rows after placing them.
+batch whose sessions the store may infer (``inferred_sessions.may_place``) in a project
+that infers them, or whose setting the job did not know (``inference.py`` says how
+stale it may be): naming them reads what other servers stored, which only the writer
+can do, and the names change the rows; the worker then makes nothing, keeps the records
+whole, and the writer makes the rows after placing them.
+
+Rows made in the worker are the only rows of their batch: the records come back
+without their attributes, inputs and outputs (``ingest/writer_records.py``), so the
+writer could not make them again, and rows it cannot use are an error
+(``base.PreparedForAnother``), never a reason to make others from what is left of the
+records.
 
 A group of exports ready together is then one insert per table (``merged``): ClickHouse
 spends most of an insert on fixed costs (a part per target table, nine views on the
@@ -49,10 +56,13 @@ def rows_of(project_id: int, spans: Sequence[SpanRecord]) -> ExportRows:
 @dataclass(frozen=True)
 class RowsPreparer:
     """Makes a batch's rows in a worker process (picklable, sent with each job); None
-    for a batch whose sessions the writer may still infer."""
+    for a batch whose sessions the writer may still infer. ``infers_sessions``: the
+    project's setting as the job knew it (None: not known, taken as on)."""
+
+    infers_sessions: bool | None = None
 
     def __call__(self, project_id: int, spans: Sequence[SpanRecord]) -> ExportRows | None:
-        if inferred_sessions.may_place(spans):
+        if self.infers_sessions is not False and inferred_sessions.may_place(spans):
             return None
         return rows_of(project_id, spans)
 

@@ -60,6 +60,7 @@ from threadline.server.store import metrics as metric_rules
 from threadline.server.store import rows as table_rows
 from threadline.server.store.base import (
     AccessRecords,
+    PreparedForAnother,
     ProjectAnnotations,
     SpanBatch,
     StoredKey,
@@ -254,9 +255,12 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     # --- ingest ---------------------------------------------------------------------
 
-    def span_preparer(self) -> export_rows.RowsPreparer:
-        """An export's rows, made in a worker process (``export_rows.py``)."""
-        return export_rows.RowsPreparer()
+    def span_preparer(self, project_id: int | None = None) -> export_rows.RowsPreparer:
+        """An export's rows, made in a worker process (``export_rows.py``), with the
+        project's inference setting if known (never read here: asked per export on the
+        event loop; the writer keeps it known, ``inference.py``)."""
+        infers = None if project_id is None else self._inference.known(project_id)
+        return export_rows.RowsPreparer(infers)
 
     def write_spans(
         self, project_id: int, spans: Sequence[SpanRecord], prepared: object | None = None
@@ -291,11 +295,21 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             insert.result()
 
     def _batch_rows(self, batch: SpanBatch) -> export_rows.ExportRows:
+        """The rows the worker made, or, for a batch it left (records whole), the rows
+        of its spans with their inferred sessions named."""
         prepared = batch.prepared
-        if isinstance(prepared, export_rows.ExportRows) and prepared.project_id == batch.project_id:
-            return prepared
-        spans = self._infer_sessions(batch.project_id, batch.spans)
-        return export_rows.rows_of(batch.project_id, spans)
+        if prepared is None:
+            spans = self._infer_sessions(batch.project_id, batch.spans)
+            return export_rows.rows_of(batch.project_id, spans)
+        if not isinstance(prepared, export_rows.ExportRows):
+            raise PreparedForAnother(f"not ClickHouse rows: {type(prepared).__name__}")
+        if prepared.project_id != batch.project_id:
+            raise PreparedForAnother(
+                f"prepared for project {prepared.project_id}, not {batch.project_id}"
+            )
+        if any(span.session_signals is not None for span in batch.spans):
+            self._inference.keep_known(batch.project_id)
+        return prepared
 
     def _infer_sessions(self, project_id: int, spans: Sequence[SpanRecord]) -> Sequence[SpanRecord]:
         """The spans with their inferred sessions named (``inferred_sessions.py``), the
