@@ -11,7 +11,8 @@ concurrent exporters each (two by default). The figure runs from the first expor
 the moment every export is acknowledged, every server's intake queue is empty and the
 last session reads back; then every session is checked to hold all its spans. With
 ``--engine-pid`` (the engine's process, when it runs on this machine) it also prints
-the CPU time the servers and the engine spent per 1,000 spans over the same interval:
+the CPU time the servers (of it, the server processes' own, without their workers: the
+writer's share is there) and the engine spent per 1,000 spans over the same interval:
 unlike the rate, it hardly moves with what else loads the machine. ``--inference off``
 turns the project's session inference off before the first export (the workload names
 every trace's session on its root, but an export that holds a trace's later spans
@@ -45,9 +46,10 @@ def run(
     engine_pid: int = 0,
     senders: int = 2,
     inference: bool = True,
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     """Durable spans/s, and the CPU milliseconds per 1,000 spans of the servers (their
-    processes and workers) and of the engine (0 without ``engine_pid``) over the run."""
+    processes and workers), of the server processes alone and of the engine (0 without
+    ``engine_pid``) over the run."""
     database = f"ingest_{servers}_{time.time_ns()}"
     store_url = f"{url.rstrip('/')}/{database}" + (f"?{settings}" if settings else "")
     bodies = list(workload.batches(spans, batch))
@@ -71,6 +73,7 @@ def run(
             shares = [bodies[i::servers] for i in range(servers)]
             results: list[bench_server.SendResult] = []
             server_cpu = sum(bench_server.tree_cpu_seconds(p.pid) for p, _, _ in started)
+            own_cpu = sum(_own_cpu_seconds(p.pid) for p, _, _ in started)
             engine_cpu = bench_server.tree_cpu_seconds(engine_pid) if engine_pid else 0.0
             began = time.perf_counter()
             threads = [
@@ -101,6 +104,7 @@ def run(
                 server_cpu = (
                     sum(bench_server.tree_cpu_seconds(p.pid) for p, _, _ in started) - server_cpu
                 )
+                own_cpu = sum(_own_cpu_seconds(p.pid) for p, _, _ in started) - own_cpu
                 if engine_pid:
                     engine_cpu = bench_server.tree_cpu_seconds(engine_pid) - engine_cpu
                 per_session = workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION
@@ -120,11 +124,21 @@ def run(
                 expected = len(session_ids) * per_session
                 if counted != expected:
                     raise SystemExit(f"{counted} spans read back, {expected} sent")
-            return spans / elapsed, server_cpu * 1e6 / spans, engine_cpu * 1e6 / spans
+            return (
+                spans / elapsed,
+                server_cpu * 1e6 / spans,
+                own_cpu * 1e6 / spans,
+                engine_cpu * 1e6 / spans,
+            )
         finally:
             for process, _, _ in started:
                 process.terminate()
                 process.wait()
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by the process ``pid`` alone, not its workers."""
+    return bench_server.cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 def main() -> None:
@@ -145,7 +159,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     for servers in args.servers:
-        rate, server_ms, engine_ms = run(
+        rate, server_ms, own_ms, engine_ms = run(
             args.url,
             args.spans,
             servers,
@@ -160,7 +174,8 @@ def main() -> None:
             f"{servers} server(s), {args.senders} senders each, inference {args.inference}:"
             f" {rate:,.0f} durable spans/s"
             f" ({args.spans:,} spans);"
-            f" CPU ms per 1,000 spans: servers {server_ms:,.0f}{engine}",
+            f" CPU ms per 1,000 spans: servers {server_ms:,.0f}"
+            f" (server processes alone {own_ms:,.0f}){engine}",
             flush=True,
         )
 
