@@ -3,6 +3,7 @@ real server, checked through the JSON API."""
 
 from __future__ import annotations
 
+import gzip
 import socket
 import subprocess
 import sys
@@ -18,12 +19,14 @@ from opentelemetry.proto.collector.metrics.v1 import (
     metrics_service_pb2_grpc,
 )
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
 from tests.conftest import ProjectClient, free_port, start_server, stop_server
 from tests.otlp import large_traces, new_span_id, new_trace_id, request, span
+from threadline.server.ingest.decode import PROTOBUF
 
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -171,10 +174,23 @@ def test_logs_and_metrics_are_accepted_and_discarded(
 
 @pytest.mark.slow
 def test_message_size_limit_and_several_workers_on_one_grpc_port(tmp_path) -> None:
+    """gRPC refuses what HTTP refuses, inflated: one limit, ``max_decoded_bytes``."""
     # Two worker processes bind the same gRPC port (SO_REUSEPORT); either answers.
     process = start_server(
-        tmp_path / "data", tmp_path / "log.txt", "--workers", "2", "--max-body-bytes", "20000"
+        tmp_path / "data",
+        tmp_path / "log.txt",
+        "--workers",
+        "2",
+        "--max-body-bytes",
+        "20000",
+        "--max-decoded-bytes",
+        "60000",
     )
+
+    def export_of(size: int) -> ExportTraceServiceRequest:
+        attributes = {"threadline.span.input": "x" * size}
+        return request([span(new_trace_id(), new_span_id(), attributes=attributes)])
+
     try:
         key = process.new_key("grpc-limits")
         api = httpx.Client(base_url=process.base_url, headers={"Authorization": f"Bearer {key}"})
@@ -185,22 +201,28 @@ def test_message_size_limit_and_several_workers_on_one_grpc_port(tmp_path) -> No
                 trace_id = new_trace_id()
                 stub.Export(request([span(trace_id, new_span_id())]), metadata=_bearer(key))
                 stored.append(api.get(f"/api/v1/traces/{trace_id}").status_code)
-                big = request(
-                    [
-                        span(
-                            new_trace_id(),
-                            new_span_id(),
-                            attributes={"threadline.span.input": "x" * 30_000},
-                        )
-                    ]
+                # Past max_body_bytes inflated, within max_decoded_bytes: taken gzipped
+                # by both receivers (gRPC refused it when its limit was max_body_bytes).
+                fits = export_of(30_000)
+                stub.Export(fits, metadata=_bearer(key), compression=grpc.Compression.Gzip)
+                over_http = api.post(
+                    "/v1/traces",
+                    content=gzip.compress(fits.SerializeToString()),
+                    headers={"Content-Type": PROTOBUF, "Content-Encoding": "gzip"},
                 )
-                with pytest.raises(grpc.RpcError) as failure:
-                    stub.Export(big, metadata=_bearer(key))
-                assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                # Small once gzipped, too large inflated: refused all the same.
-                with pytest.raises(grpc.RpcError) as failure:
-                    stub.Export(big, metadata=_bearer(key), compression=grpc.Compression.Gzip)
-                assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert over_http.status_code == 200, over_http.text
+                # Past max_decoded_bytes: refused by both, sent plain or gzipped.
+                big = export_of(80_000)
+                for compression in (grpc.Compression.NoCompression, grpc.Compression.Gzip):
+                    with pytest.raises(grpc.RpcError) as failure:
+                        stub.Export(big, metadata=_bearer(key), compression=compression)
+                    assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                refused = api.post(
+                    "/v1/traces",
+                    content=gzip.compress(big.SerializeToString()),
+                    headers={"Content-Type": PROTOBUF, "Content-Encoding": "gzip"},
+                )
+                assert refused.status_code == 413
         assert stored == [200] * 6
         assert "Traceback" not in process.log()
     finally:

@@ -69,12 +69,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_body_bytes",
         16 * 1024 * 1024,
-        "Largest OTLP request body accepted, compressed or not (larger: 413).",
+        "Largest OTLP/HTTP request body accepted, compressed or not (larger: 413).",
     ),
     Setting(
         "max_decoded_bytes",
         32 * 1024 * 1024,
-        "Largest body after gzip decompression (larger: 413): guards against gzip bombs.",
+        "Largest body after gzip decompression (larger: 413): guards against gzip bombs. "
+        "Also the limit of an OTLP/gRPC message, as sent and inflated.",
     ),
     Setting(
         "max_pending_exports",

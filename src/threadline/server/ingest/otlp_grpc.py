@@ -11,7 +11,10 @@ same worker processes and writer, and the answer only after the commit
   holding a place of work (``admission.py``), as on HTTP.
 - Messages arrive as raw bytes (no deserializer), so the pipeline decodes them exactly
   as it does HTTP bodies, in an ingest worker process (``pipeline.py``). gRPC inflates
-  ``grpc-encoding: gzip`` itself, and refuses a message over ``max_body_bytes``.
+  ``grpc-encoding: gzip`` itself, and refuses a message over ``max_decoded_bytes``,
+  as sent and inflated: the limit an HTTP body has once inflated, so an export that
+  passes one receiver passes the other (gRPC has one limit for both sizes, and does not
+  tell the handler whether the message came compressed).
 - An unexpected error is INTERNAL with a generic message (the log has the details).
 - Status codes (``grpc_refusal.py``): UNAUTHENTICATED (no or unknown key),
   INVALID_ARGUMENT (not an ExportTraceServiceRequest), RESOURCE_EXHAUSTED (too large;
@@ -59,7 +62,7 @@ class OtlpGrpcReceiver:
         settings = pipeline.settings
         self._server = aio.server(
             options=[
-                ("grpc.max_receive_message_length", settings.max_body_bytes),
+                ("grpc.max_receive_message_length", settings.max_decoded_bytes),
                 # One server process binds the port: a port another process holds
                 # fails the start instead of being silently shared.
                 ("grpc.so_reuseport", 0),
