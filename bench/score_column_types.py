@@ -5,7 +5,7 @@
 
 A rollup keeps no type, so the Sessions and Traces lists read one score of each such
 name (``list_scores`` by the first row's session or trace, ``limit=1``) to show a
-boolean as a thumb, once per name and server process (``WrittenTypes``), at most 8 on
+boolean as a thumb, once a minute per name and server process (``WrittenTypes``), at most 8 on
 a page's first view. This fills a fresh store
 with ``--sessions`` sessions, each with a boolean ``resolved``, a numeric
 ``helpfulness`` and a categorical ``tone`` on the session and on one trace of it, then

@@ -1,4 +1,4 @@
-"""A list's score column types, read once per name and process (``WrittenTypes``)."""
+"""A list's score column types, kept a while per name and process (``WrittenTypes``)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,24 @@ def test_a_names_type_is_read_once_and_a_name_without_scores_again() -> None:
     # Past the limit the names kept are dropped, and read again when next asked.
     assert types.get(1, "resolved", read("boolean")) == "boolean"
     assert reads[-1] == "boolean"
+
+
+def test_a_names_type_is_read_again_once_old_or_forgotten() -> None:
+    now = [100.0]
+    types = WrittenTypes(max_age=60.0, clock=lambda: now[0])
+    assert types.get(1, "verdict", lambda: "boolean") == "boolean"
+    assert types.get(2, "verdict", lambda: "boolean") == "boolean"
+    now[0] = 159.9
+    assert types.get(1, "verdict", lambda: "numeric") == "boolean"  # still fresh
+    now[0] = 160.0
+    assert types.get(1, "verdict", lambda: "numeric") == "numeric"  # a minute old: read
+    assert types.get(1, "verdict", lambda: "categorical") == "numeric"  # kept anew
+    assert types.get(2, "verdict", lambda: "boolean") == "boolean"  # read anew too
+    # Forgetting a project drops its names only.
+    types.forget(1)
+    assert types.get(1, "verdict", lambda: "categorical") == "categorical"
+    assert types.get(2, "verdict", lambda: "numeric") == "boolean"
+    # A name whose scores are gone reads None, and drops what was kept.
+    now[0] = 300.0
+    assert types.get(1, "verdict", lambda: None) is None
+    assert types.get(1, "verdict", lambda: "boolean") == "boolean"

@@ -165,10 +165,19 @@ def get_score(score_id: str, project: CurrentProject, store: CurrentStore) -> Sc
     return score
 
 
+def _forget_score_types(request: Request, project_id: int) -> None:
+    """The lists' score columns keep each name's type (``web/score_columns.py``): a
+    delete or a configuration change may change it, so they read it again."""
+    request.app.state.score_types.forget(project_id)
+
+
 @router.delete("/scores/{score_id}", summary="Delete a score", status_code=204)
-def delete_score(score_id: str, project: CurrentProject, store: CurrentStore) -> Response:
+def delete_score(
+    score_id: str, request: Request, project: CurrentProject, store: CurrentStore
+) -> Response:
     if not store.delete_score(project.id, score_id):
         raise NotFound(f"no score {score_id!r} in project {project.name!r}")
+    _forget_score_types(request, project.id)
     return Response(status_code=204)
 
 
@@ -179,18 +188,22 @@ def list_score_configs(project: CurrentProject, store: CurrentStore) -> ScoreCon
 
 @router.put("/score-configs/{name}", summary="Define a score name: its type, range or labels")
 def put_score_config(
-    name: str, config: ScoreConfig, project: CurrentProject, store: CurrentStore
+    name: str, config: ScoreConfig, request: Request, project: CurrentProject, store: CurrentStore
 ) -> ScoreConfig:
     if config.name != name:
         raise BadRequest(f"the body names {config.name!r}, the path {name!r}")
     store.put_score_config(project.id, scoring.check_config(config))
+    _forget_score_types(request, project.id)
     return config
 
 
 @router.delete("/score-configs/{name}", summary="Remove a score name's definition", status_code=204)
-def delete_score_config(name: str, project: CurrentProject, store: CurrentStore) -> Response:
+def delete_score_config(
+    name: str, request: Request, project: CurrentProject, store: CurrentStore
+) -> Response:
     if not store.delete_score_config(project.id, name):
         raise NotFound(f"no score configuration {name!r} in project {project.name!r}")
+    _forget_score_types(request, project.id)
     return Response(status_code=204)
 
 

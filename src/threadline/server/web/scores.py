@@ -239,6 +239,8 @@ async def save_score(request: Request, project: PageProject, _: SameOrigin) -> R
     target = Target.from_form(form)
     rules = project_rules.redaction_rules(request.app.state, project.id)
     await run_in_threadpool(_save, _store(request), project, form, target, rules)
+    if form.get("id"):  # a score replaced, perhaps by one of another type
+        request.app.state.score_types.forget(project.id)
     return await run_in_threadpool(_answer, request, project, target, "compact" in form)
 
 
@@ -247,4 +249,5 @@ async def delete_score(request: Request, project: PageProject, _: SameOrigin) ->
     form = await read_form(request)
     target = Target.from_form(form)
     await run_in_threadpool(_delete, _store(request), project, form, target)
+    request.app.state.score_types.forget(project.id)  # the lists read its type again
     return await run_in_threadpool(_answer, request, project, target, "compact" in form)
