@@ -373,6 +373,27 @@ def test_cost_and_tokens_split_by_model(store: Store):
     }
 
 
+def test_grouped_by_model_keeps_a_cost_known_to_be_zero(store: Store):
+    project = fill_models(store)
+    store.write_spans(
+        project,
+        [
+            model_span(3, 0, 20, model=None, tags=["x"]),
+            model_span(3, 1, 21, model="free", cost=0.0, tokens=(0, 0)),
+            model_span(3, 2, 22, model="unpriced", tokens=(0, 0)),
+        ],
+    )
+    for q in (query(), query(group_by="tag")):
+        got = refreshed(store).metrics(project, q, MODEL_METRICS)
+        split = {(s.metric, s.group, s.model): s.values for s in got.series if s.model}
+        group = "x" if q.group_by else None
+        # A cost known to be zero is a figure; tokens all zero, or no cost, are none.
+        assert split[("cost_usd_by_model", group, "free")] == [0.0, None, None]
+        assert ("total_tokens_by_model", group, "free") not in split
+        assert not any(model == "unpriced" for _, _, model in split)
+        assert split[("cost_usd_by_model", group, "gpt")] == [1.5, None, None]
+
+
 def test_by_model_follows_late_spans_retries_and_deletes(store: Store):
     project = fill_models(store)
     late = [
