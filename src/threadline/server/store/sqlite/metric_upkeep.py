@@ -12,7 +12,8 @@ are written (``session_writes.py``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 from threadline.server.store.metrics import WIDTH_NS
 from threadline.server.store.model_usage import ModelSpan, picodollars
@@ -94,20 +95,18 @@ def traces_written(
     """Keep the aggregates after ``written`` rollups, with their ``usage``, replaced
     ``before`` (the traces stored before the batch)."""
     changes = Changes()
-    for rollup in before.values():
-        changes.trace(rollup, -1)
-    for start_ns, model, used in usage.replaced:
-        changes.usage(start_ns, model, used, -1)
-    for rollup in written:
-        changes.trace(rollup, 1)
-    for start_ns, model, used in usage.written:
-        changes.usage(start_ns, model, used, 1)
+    if before:
+        changes.traces(before.values(), -1)
+        changes.usage(usage.replaced, -1)
+    changes.traces(written, 1)
+    changes.usage(usage.written, 1)
     changes.write(conn, project_id)
 
 
 class Changes:
-    """A batch's changes to the aggregates, by bucket. (Plain dicts and lists, written
-    for speed: this runs for every trace a batch writes.)"""
+    """A batch's changes to the aggregates, by bucket. (Plain dicts and lists, and loops
+    with their names bound locally, written for speed: this runs for every trace a batch
+    writes, and a backfill's batch changes a row per trace.)"""
 
     def __init__(self) -> None:
         # (last hour, first hour) -> traces, errors, known costs, cost, tokens in/out/total
@@ -117,68 +116,108 @@ class Changes:
         self.users: dict[tuple[int, str], list[int]] = {}
         # (hour, model) -> traces, known costs, cost, tokens in/out/total
         self.models: dict[tuple[int, str], list[int]] = {}
+        # Whether anything was taken back: until then no bucket can add up to nothing.
+        self.taken_back = False
 
-    def trace(self, r: TraceRollup, sign: int) -> None:
-        error = sign if r.status == "error" else 0
-        if r.cost_usd is None:
-            known = cost = 0
-        else:
-            known, cost = sign, sign * picodollars(r.cost_usd)
-        first = r.start_ns + SLACK_NS
-        key = (r.end_ns // HOUR_NS, first // HOUR_NS)
-        a = self.activity.get(key)
-        if a is None:
-            self.activity[key] = [
-                sign,
-                error,
-                known,
-                cost,
-                sign * r.input_tokens,
-                sign * r.output_tokens,
-                sign * r.total_tokens,
-            ]
-        else:
-            a[0] += sign
-            a[1] += error
-            a[2] += known
-            a[3] += cost
-            a[4] += sign * r.input_tokens
-            a[5] += sign * r.output_tokens
-            a[6] += sign * r.total_tokens
-        if r.user_id:
-            users = self.users
+    def traces(self, rollups: Iterable[TraceRollup], sign: int) -> None:
+        if sign < 0:
+            self.taken_back = True
+        activity, users = self.activity, self.users
+        for r in rollups:
+            error = sign if r.status == "error" else 0
+            cost_usd = r.cost_usd
+            if cost_usd is None:
+                known = cost = 0
+            else:
+                known, cost = sign, sign * picodollars(cost_usd)
+            first = r.start_ns + SLACK_NS
+            key = (r.end_ns // HOUR_NS, first // HOUR_NS)
+            a = activity.get(key)
+            if a is None:
+                activity[key] = [
+                    sign,
+                    error,
+                    known,
+                    cost,
+                    sign * r.input_tokens,
+                    sign * r.output_tokens,
+                    sign * r.total_tokens,
+                ]
+            else:
+                a[0] += sign
+                a[1] += error
+                a[2] += known
+                a[3] += cost
+                a[4] += sign * r.input_tokens
+                a[5] += sign * r.output_tokens
+                a[6] += sign * r.total_tokens
+            user_id = r.user_id
             first_day = first // DAY_NS
-            for day in range(first_day, r.end_ns // DAY_NS + 1):
-                ukey = (day, r.user_id)
+            last_day = r.end_ns // DAY_NS
+            # (A trace ending within SLACK_NS of its start may end the day before its
+            # first: it is active on no day.)
+            if user_id and last_day >= first_day:
+                ukey = (first_day, user_id)
                 u = users.get(ukey)
                 if u is None:
-                    u = users[ukey] = [0, 0, 0, 0, 0]
-                u[0] += sign
-                if day == first_day:
+                    users[ukey] = [sign, sign, error, known, cost]
+                else:
+                    u[0] += sign
                     u[1] += sign
                     u[2] += error
                     u[3] += known
                     u[4] += cost
+                # The later days a trace was active on count it as active only.
+                for day in range(first_day + 1, last_day + 1):
+                    ukey = (day, user_id)
+                    u = users.get(ukey)
+                    if u is None:
+                        users[ukey] = [sign, 0, 0, 0, 0]
+                    else:
+                        u[0] += sign
 
-    def usage(self, start_ns: int, model: str, used: model_usage.Used, sign: int) -> None:
-        """One trace's usage of one model (``model_usage.Used``)."""
-        key = ((start_ns + SLACK_NS) // HOUR_NS, model)
-        m = self.models.get(key)
-        if m is None:
-            m = self.models[key] = [0, 0, 0, 0, 0, 0]
-        m[0] += sign
-        if used[0]:
-            m[1] += sign
-        m[2] += sign * used[1]
-        m[3] += sign * used[2]
-        m[4] += sign * used[3]
-        m[5] += sign * used[4]
+    def usage(self, traces: model_usage.Rows, sign: int) -> None:
+        """Traces' usage by model (``model_usage.Rows``)."""
+        if sign < 0:
+            self.taken_back = True
+        models = self.models
+        for start_ns, by_model in traces:
+            hour = (start_ns + SLACK_NS) // HOUR_NS
+            for model, used in by_model.items():
+                key = (hour, model)
+                m = models.get(key)
+                if m is None:
+                    models[key] = [
+                        sign,
+                        sign if used[0] else 0,
+                        sign * used[1],
+                        sign * used[2],
+                        sign * used[3],
+                        sign * used[4],
+                    ]
+                else:
+                    m[0] += sign
+                    if used[0]:
+                        m[1] += sign
+                    m[2] += sign * used[1]
+                    m[3] += sign * used[2]
+                    m[4] += sign * used[3]
+                    m[5] += sign * used[4]
 
     def write(self, conn: sqlite3.Connection, project_id: int) -> None:
-        """Add the changes that are not nothing (a trace re-rolled in place is)."""
-        conn.executemany(
-            _ACTIVITY, [(project_id, *k, *v) for k, v in self.activity.items() if any(v)]
-        )
-        conn.executemany(_USERS, [(project_id, *k, *v) for k, v in self.users.items() if any(v)])
-        conn.executemany(_USERS_LEFT, [(project_id, *k) for k, v in self.users.items() if v[0] < 0])
-        conn.executemany(_MODELS, [(project_id, *k, *v) for k, v in self.models.items() if any(v)])
+        """Add the changes that are not nothing (a trace re-rolled in place is). A bucket
+        only added to holds at least one trace: that needs checking after a take-back only."""
+        check = self.taken_back
+
+        def rows(changes: dict[tuple[int, Any], list[int]]) -> list[tuple[Any, ...]]:
+            if check:
+                return [(project_id, *k, *v) for k, v in changes.items() if any(v)]
+            return [(project_id, *k, *v) for k, v in changes.items()]
+
+        conn.executemany(_ACTIVITY, rows(self.activity))
+        conn.executemany(_USERS, rows(self.users))
+        if check:
+            conn.executemany(
+                _USERS_LEFT, [(project_id, *k) for k, v in self.users.items() if v[0] < 0]
+            )
+        conn.executemany(_MODELS, rows(self.models))
