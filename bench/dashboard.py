@@ -188,7 +188,7 @@ def ingest_with_and_without(
             store, project, total = stores[label]
             # Without the dashboard, ingest keeps no aggregates and no usage by model.
             kept = label == "with" and not control
-            metric_upkeep.traces_written = keep if kept else _skip  # type: ignore[assignment]
+            metric_upkeep.traces_written = keep if kept else _no_changes  # type: ignore[assignment]
             metric_upkeep.batch_usage = keep_usage if kept else _no_usage  # type: ignore[assignment]
             session_writes.keep_aggregates = keep_sessions if kept else _skip  # type: ignore[assignment]
             started, started_cpu = time.perf_counter(), time.thread_time()
@@ -221,7 +221,7 @@ def ingest_alone(
     kept = (metric_upkeep.traces_written, metric_upkeep.batch_usage, session_writes.keep_aggregates)
     if not with_dashboard:
         _without_dashboard(store)
-        metric_upkeep.traces_written = _skip  # type: ignore[assignment]
+        metric_upkeep.traces_written = _no_changes  # type: ignore[assignment]
         metric_upkeep.batch_usage = _no_usage  # type: ignore[assignment]
         session_writes.keep_aggregates = _skip  # type: ignore[assignment]
     wall = cpu = 0.0
@@ -271,6 +271,18 @@ def warm_up(root: Path, end_ns: int) -> None:
 
 def _skip(*_args: object) -> None:
     return None
+
+
+class _NoChanges(metric_upkeep.Changes):
+    """Changes to the aggregates that are never written."""
+
+    def write(self, *_args: object) -> None:
+        return None
+
+
+def _no_changes(*_args: object) -> metric_upkeep.Changes:
+    """No changes to the aggregates: the batch's traces and sessions add none."""
+    return _NoChanges()
 
 
 def _no_usage(*_args: object) -> model_usage.BatchUsage:

@@ -3,11 +3,12 @@ writes trace rollups: each trace written takes back what its old rollup and usag
 model added and adds its new ones, in the same transaction. The usage by model is kept
 in the trace's row (``model_usage.py``), worked out before the row is written.
 
-A batch's changes are added up in memory first, so a batch writes one row per bucket
-(hour, day, model, user) it changed rather than one per trace: a batch of live traffic
-changes a handful of hours. A trace deleted (a delete, retention) is taken back by a
-trigger (0010), which sees the row as SQLite deletes it. Sessions are kept where they
-are written (``session_writes.py``).
+A batch's changes are added up in memory first (``Changes``), its sessions' with its
+traces' (``session_writes.py`` adds theirs), so a batch writes one row per bucket (hour,
+day, model, user) it changed rather than one per trace or session: a batch of live
+traffic changes a handful of hours, and in a backfill a session and its traces mostly
+share their hours. A trace deleted (a delete, retention) is taken back by a trigger
+(0010), which sees the row as SQLite deletes it.
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ SLACK_NS = 999
 
 _ACTIVITY = """
 INSERT INTO metric_activity (project_id, last_hour, first_hour, traces, error_traces,
-    cost_traces, cost_pico, input_tokens, output_tokens, total_tokens)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    cost_traces, cost_pico, input_tokens, output_tokens, total_tokens, sessions,
+    error_sessions, cost_sessions)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO UPDATE SET traces = traces + excluded.traces,
     error_traces = error_traces + excluded.error_traces,
     cost_traces = cost_traces + excluded.cost_traces, cost_pico = cost_pico + excluded.cost_pico,
     input_tokens = input_tokens + excluded.input_tokens,
     output_tokens = output_tokens + excluded.output_tokens,
-    total_tokens = total_tokens + excluded.total_tokens
+    total_tokens = total_tokens + excluded.total_tokens, sessions = sessions + excluded.sessions,
+    error_sessions = error_sessions + excluded.error_sessions,
+    cost_sessions = cost_sessions + excluded.cost_sessions
 """
 _USERS = """
 INSERT INTO metric_user_days (project_id, day, user_id, traces_active, traces, error_traces,
@@ -86,21 +90,20 @@ def batch_usage(
 
 
 def traces_written(
-    conn: sqlite3.Connection,
-    project_id: int,
     before: Mapping[str, TraceRollup],
     written: Sequence[TraceRollup],
     usage: model_usage.BatchUsage,
-) -> None:
-    """Keep the aggregates after ``written`` rollups, with their ``usage``, replaced
-    ``before`` (the traces stored before the batch)."""
+) -> Changes:
+    """The changes to the aggregates of ``written`` rollups, with their ``usage``,
+    replacing ``before`` (the traces stored before the batch); written by the caller
+    once the batch's sessions have added theirs."""
     changes = Changes()
     if before:
         changes.traces(before.values(), -1)
         changes.usage(usage.replaced, -1)
     changes.traces(written, 1)
     changes.usage(usage.written, 1)
-    changes.write(conn, project_id)
+    return changes
 
 
 class Changes:
@@ -109,7 +112,8 @@ class Changes:
     writes, and a backfill's batch changes a row per trace.)"""
 
     def __init__(self) -> None:
-        # (last hour, first hour) -> traces, errors, known costs, cost, tokens in/out/total
+        # (last hour, first hour) -> traces, errors, known costs, cost, tokens in/out/total,
+        # sessions, sessions with an error, sessions whose cost is known
         self.activity: dict[tuple[int, int], list[int]] = {}
         # (day, user) -> active traces, then of those started that day: traces, errors,
         # known costs, cost
@@ -142,6 +146,9 @@ class Changes:
                     sign * r.input_tokens,
                     sign * r.output_tokens,
                     sign * r.total_tokens,
+                    0,
+                    0,
+                    0,
                 ]
             else:
                 a[0] += sign
@@ -175,6 +182,22 @@ class Changes:
                         users[ukey] = [sign, 0, 0, 0, 0]
                     else:
                         u[0] += sign
+
+    def session(
+        self, last_hour: int, first_hour: int, error: bool, cost_known: bool, sign: int
+    ) -> None:
+        """A session counted in the bucket of its last and first hour (``session_writes``)."""
+        if sign < 0:
+            self.taken_back = True
+        key = (last_hour, first_hour)
+        a = self.activity.get(key)
+        if a is None:
+            a = self.activity[key] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        a[7] += sign
+        if error:
+            a[8] += sign
+        if cost_known:
+            a[9] += sign
 
     def usage(self, traces: model_usage.Rows, sign: int) -> None:
         """Traces' usage by model (``model_usage.Rows``)."""

@@ -5,30 +5,22 @@ whether it had an error and whether its cost is known (migration 0010). Rewritin
 session takes back what its old row added there and adds the new one. Until migration
 0014 two triggers on ``sessions`` did that for every row written, two upserts each;
 here the changes of all the sessions a write transaction rewrites are added up in
-memory first, so a batch writes one row per bucket it changed: the sessions of live
-traffic are in a handful of hours. A session deleted is still taken back by its
-trigger (0010), which sees the row as SQLite deletes it.
+memory first (``metric_upkeep.Changes``, with the traces' changes of an ingest batch),
+so a batch writes one row per bucket it changed: the sessions of live traffic are in a
+handful of hours. A session deleted is still taken back by its trigger (0010), which
+sees the row as SQLite deletes it.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 
 from threadline.server.store.rollups import SessionRollup
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
-from threadline.server.store.sqlite.metric_upkeep import HOUR_NS, SLACK_NS
+from threadline.server.store.sqlite.metric_upkeep import HOUR_NS, SLACK_NS, Changes
 
-_ADD = """
-INSERT INTO metric_activity (project_id, last_hour, first_hour, sessions, error_sessions,
-    cost_sessions)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET sessions = sessions + excluded.sessions,
-    error_sessions = error_sessions + excluded.error_sessions,
-    cost_sessions = cost_sessions + excluded.cost_sessions
-"""
 _STORED = (
     "SELECT session_id, start_ns, end_ns, error_count, cost_usd IS NOT NULL FROM sessions"
     " WHERE project_id = ? AND session_id IN ({})"
@@ -49,16 +41,23 @@ def write(
     sessions: Sequence[SessionRollup],
     stored: Mapping[str, SessionRollup] | None = None,
     absent: Collection[str] = (),
+    changes: Changes | None = None,
 ) -> None:
     """Write (insert or replace) the rollups of ``sessions`` (one each) and keep the
     aggregates.
     ``stored``: the rows of some of them as they are stored now, if the caller has
     read them already; ``absent``: those the caller found no row for (the others are
-    read here)."""
+    read here); ``changes``: the batch's changes to the aggregates, to add to (the
+    caller writes them), else they are written here."""
     if not sessions:
         return
-    keep_aggregates(conn, project_id, sessions, stored or {}, absent)
+    own = changes is None
+    if changes is None:
+        changes = Changes()
+    keep_aggregates(conn, project_id, sessions, stored or {}, absent, changes)
     conn.executemany(schema.UPSERT_SESSION, [schema.session_row(project_id, s) for s in sessions])
+    if own:
+        changes.write(conn, project_id)
 
 
 def keep_aggregates(
@@ -66,11 +65,12 @@ def keep_aggregates(
     project_id: int,
     sessions: Sequence[SessionRollup],
     stored: Mapping[str, SessionRollup],
-    absent: Collection[str] = (),
+    absent: Collection[str],
+    changes: Changes,
 ) -> None:
-    """Take back what the stored rows of ``sessions`` added to the aggregates and add
-    what their new rollups add; called before they are written. ``stored``: rows read
-    already; ``absent``: sessions known to have none."""
+    """Take back in ``changes`` what the stored rows of ``sessions`` added to the
+    aggregates and add what their new rollups add; called before they are written.
+    ``stored``: rows read already; ``absent``: sessions known to have none."""
     before: dict[str, _Counted] = {
         r.session_id: _counted(r.start_ns, r.end_ns, r.error_count, r.cost_usd is not None)
         for r in stored.values()
@@ -82,7 +82,6 @@ def keep_aggregates(
         conn, _STORED, (project_id,), unread
     ):
         before[session_id] = _counted(start_ns, end_ns, error_count, bool(cost_known))
-    changes: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
     for session in sessions:
         old = before.get(session.session_id)
         new = _counted(
@@ -90,14 +89,6 @@ def keep_aggregates(
         )
         if old == new:
             continue  # counted in the same bucket, the same way
-        for counted, sign in ((old, -1), (new, 1)):
-            if counted is None:
-                continue  # a session new to the store takes nothing back
-            last_hour, first_hour, error, cost_known = counted
-            change = changes[(last_hour, first_hour)]
-            change[0] += sign
-            change[1] += sign * error
-            change[2] += sign * cost_known
-    conn.executemany(
-        _ADD, [(project_id, *bucket, *change) for bucket, change in changes.items() if any(change)]
-    )
+        if old is not None:  # a session new to the store takes nothing back
+            changes.session(*old, -1)
+        changes.session(*new, 1)

@@ -233,7 +233,7 @@ class SpanWrites(Database):
                 ),
             ],
         )
-        metric_upkeep.traces_written(conn, project_id, stored_rollups, written, usage)
+        changes = metric_upkeep.traces_written(stored_rollups, written, usage)
         recount.update(rollup.session_id for rollup in rolled_again if rollup.session_id)
         recount.update(placement.recount)
         # Traces new to the store join their sessions: the next turns of a conversation
@@ -288,7 +288,10 @@ class SpanWrites(Database):
                 [(project_id, sid) for sid in recount - by_session.keys()],
             )
         # The joined sessions without a row are new: nothing to read back for them.
-        session_writes.write(conn, project_id, sessions, known, joining.keys() - known.keys())
+        session_writes.write(
+            conn, project_id, sessions, known, joining.keys() - known.keys(), changes
+        )
+        changes.write(conn, project_id)
 
     def _roll_up(self, project_id: int, trace_id: str, spans: Sequence[SpanFacts]) -> TraceRollup:
         """The rollup of a trace from all of its spans; a large one's tally is kept."""
