@@ -20,6 +20,10 @@
    1 and 2. ``--separate`` writes each of the two stores alone in a process of its own
    instead, one after the other (the first arm alternating per pair): in one process
    the ratio depended on how many stores took turns (docs/benchmarks.md, round 7).
+   The process's garbage collector is tuned as a server's is (``ingest/tuning.py``):
+   with Python's default, a full collection (~4 µs a span of an arm) fell in one
+   store's writes or the other's by how many objects each allocated, and moved an
+   in-turns pair by 15 points (docs/benchmarks.md, round 10).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from threadline.server.ingest.tuning import tune_garbage_collector
 from threadline.server.model import METRIC_NAMES, MetricsQuery, SpanRecord
 from threadline.server.store.sqlite import SQLiteStore, metric_upkeep, model_usage, session_writes
 
@@ -347,6 +352,7 @@ def main() -> None:
     parser.add_argument("--live", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--end-ns", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    tune_garbage_collector()
     now = datetime.now(UTC)
     end_ns = args.end_ns or int(now.timestamp()) * S
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
