@@ -10,11 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from threadline.server.jsontext import dumps
+
+
+def _without_nul(text: str) -> str:
+    # NUL ends strings in C: in a name or an id it makes text that CSV readers, shells
+    # and terminals cut short, so two different ids could look alike.
+    if "\0" in text:
+        raise ValueError("holds a NUL character (\\u0000), which no name or id may hold")
+    return text
+
+
+# A name or an id a person or client chooses (score names, session ids, tags...).
+Name = Annotated[str, AfterValidator(_without_nul)]
 
 Status = Literal["ok", "error"]
 
@@ -414,20 +426,22 @@ class ScoreIn(BaseModel):
         }
     )
 
-    id: str | None = Field(
+    id: Name | None = Field(
         default=None,
         max_length=MAX_SCORE_ID,
         description="Client-chosen id: writing the same id again replaces that score "
         "(a retried POST changes nothing). A new id is made when omitted.",
     )
-    name: str = Field(min_length=1, max_length=MAX_SCORE_NAME)
-    value: bool | float | str = Field(description="A number, true/false, or a label (categorical).")
+    name: Name = Field(min_length=1, max_length=MAX_SCORE_NAME)
+    value: bool | float | Name = Field(
+        description="A number, true/false, or a label (categorical)."
+    )
     data_type: ScoreDataType | None = None
-    session_id: str | None = Field(default=None, min_length=1, max_length=1000)
+    session_id: Name | None = Field(default=None, min_length=1, max_length=1000)
     trace_id: str | None = Field(default=None, pattern="^[0-9a-fA-F]{32}$")
     span_id: str | None = Field(default=None, pattern="^[0-9a-fA-F]{16}$")
     comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
-    author: str | None = Field(default=None, max_length=MAX_AUTHOR_CHARS)
+    author: Name | None = Field(default=None, max_length=MAX_AUTHOR_CHARS)
     source: ScoreSource | None = Field(
         default=None, description="Defaults to `api`; a `scores` key always writes `end-user`."
     )
@@ -488,18 +502,18 @@ class ScoreConfig(BaseModel):
         }
     )
 
-    name: str = Field(min_length=1, max_length=MAX_SCORE_NAME)
+    name: Name = Field(min_length=1, max_length=MAX_SCORE_NAME)
     data_type: ScoreDataType
     min_value: float | None = None
     max_value: float | None = None
-    labels: list[str] = Field(default=[], max_length=100)
+    labels: list[Name] = Field(default=[], max_length=100)
     description: str | None = Field(default=None, max_length=1000)
 
 
 class NoteIn(BaseModel):
-    session_id: str = Field(min_length=1, max_length=1000)
+    session_id: Name = Field(min_length=1, max_length=1000)
     body: str = Field(min_length=1, max_length=MAX_COMMENT_CHARS)
-    author: str | None = Field(default=None, max_length=MAX_AUTHOR_CHARS)
+    author: Name | None = Field(default=None, max_length=MAX_AUTHOR_CHARS)
     trace_id: str | None = Field(default=None, pattern="^[0-9a-fA-F]{32}$")
 
 

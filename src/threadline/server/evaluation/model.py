@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, HttpUrl
 
-from threadline.server.model import MAX_SCORE_NAME, ScoreConfig, ns_to_datetime
+from threadline.server.model import MAX_SCORE_NAME, Name, ScoreConfig, ns_to_datetime
 
 EvaluationTarget = Literal["session", "trace"]
 RunStatus = Literal["pending", "running", "done", "failed"]
@@ -45,15 +45,15 @@ class EvaluatorFilter(BaseModel):
     """Which sessions an evaluator judges: all of these must hold (empty: every one).
     A tag or metadata pair matches when any trace of the session carries it."""
 
-    tags: list[str] = Field(default=[], max_length=20)
-    metadata: dict[str, str] = Field(default={}, max_length=20)
-    user_id: str | None = Field(default=None, max_length=1000)
+    tags: list[Name] = Field(default=[], max_length=20)
+    metadata: dict[Name, str] = Field(default={}, max_length=20)
+    user_id: Name | None = Field(default=None, max_length=1000)
 
 
 class EvaluatorIn(BaseModel):
     """An evaluator as a client defines it."""
 
-    name: str = Field(min_length=1, max_length=MAX_SCORE_NAME, pattern=r"^[^\s/][^/]*$")
+    name: Name = Field(min_length=1, max_length=MAX_SCORE_NAME, pattern=r"^[^\s/][^/]*$")
     target: EvaluationTarget = "session"
     prompt: str = Field(
         min_length=1,

@@ -172,8 +172,8 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
         events=events,
         resource=resource,
         scope=scope,
-        session_id=_as_str(fields.get("session_id")),
-        user_id=_as_str(fields.get("user_id")),
+        session_id=_as_name(fields.get("session_id")),
+        user_id=_as_name(fields.get("user_id")),
         metadata=_metadata(attrs, keys),
         tags=_tags(attrs),
     )
@@ -288,6 +288,18 @@ def _as_str(found: tuple[str, Any] | None) -> str | None:
     return None if found is None else str(found[1])
 
 
+def _as_name(found: tuple[str, Any] | None) -> str | None:
+    """A session or user id, a NUL in it replaced (see ``_name``)."""
+    return None if found is None else _name(str(found[1]))
+
+
+def _name(text: str) -> str:
+    """An id or tag as sent, but a NUL is U+FFFD: the API refuses NUL in the ids and tags
+    a client types (``model.Name``), and refusing the span for it would lose its data; the
+    attribute itself keeps the NUL."""
+    return text.replace("\0", "\ufffd") if "\0" in text else text
+
+
 def _as_int(found: tuple[str, Any] | None) -> int | None:
     """A count within bounds, or None: a bad token count is not worth a rejected span."""
     if found is None or isinstance(found[1], bool):
@@ -395,7 +407,7 @@ def _tags(attrs: Mapping[str, Any]) -> list[str]:
             parsed = _json_within_depth(value) if value.startswith("[") else None
             value = parsed if isinstance(parsed, list) else [value]
         if isinstance(value, list):
-            tags.extend(str(tag) for tag in value if str(tag) not in tags)
+            tags.extend(_name(str(tag)) for tag in value if _name(str(tag)) not in tags)
     return tags
 
 

@@ -1,0 +1,99 @@
+"""NUL characters in the names and ids a client types are refused with a 4xx saying so
+(JSON API, Langfuse-compatible route, forms); in OTLP ingest they become U+FFFD in the
+span's session id, user id and tags, so the span is kept and its session addressable."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.otlp import new_span_id, new_trace_id, request, span
+from threadline.server.web.auth import COOKIE
+
+NUL = "a\u0000b"
+JUDGE = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "THREADLINE_JUDGE_X"}
+
+
+def _says_nul(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert "NUL character" in response.text, response.text
+
+
+def _send_session(server: Any, session_id: str, **attributes: Any) -> str:
+    trace_id = new_trace_id()
+    attrs = {"session.id": session_id, **attributes}
+    sent = server.export(
+        request([span(trace_id, new_span_id(), attributes=attrs)]).SerializeToString()
+    )
+    assert sent.status_code == 200, sent.text
+    return trace_id
+
+
+def test_nul_in_typed_names_and_ids_is_a_4xx_saying_so(server: Any) -> None:
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    _send_session(server, sid)
+    score = {"name": "x", "value": 1, "session_id": sid}
+    for bad in (
+        {"name": NUL},
+        {"session_id": NUL},
+        {"id": NUL},
+        {"author": NUL},
+        {"value": NUL},  # a label
+    ):
+        _says_nul(server.http.post("/api/v1/scores", json={**score, **bad}), 422)
+    for config in (
+        {"name": NUL, "data_type": "boolean"},
+        {"name": "c", "data_type": "categorical", "labels": ["ok", NUL]},
+    ):
+        _says_nul(server.http.put("/api/v1/score-configs/c", json=config), 422)
+    _says_nul(server.http.post("/api/v1/notes", json={"session_id": NUL, "body": "b"}), 422)
+    evaluator = {
+        "name": "judged",
+        "prompt": "p",
+        "judge": JUDGE,
+        "score": {"name": "judged", "data_type": "boolean"},
+    }
+    for bad in (
+        {"name": NUL, "score": {"name": NUL, "data_type": "boolean"}},
+        {"filter": {"tags": [NUL]}},
+        {"filter": {"user_id": NUL}},
+        {"filter": {"metadata": {NUL: "v"}}},
+    ):
+        _says_nul(server.http.post("/api/v1/evaluators", json={**evaluator, **bad}), 422)
+    basic = "Basic " + base64.b64encode(f"pk:{server.api_key}".encode()).decode()
+    langfuse = [{"name": NUL, "value": 1, "sessionId": sid}]
+    _says_nul(
+        httpx.post(
+            server.base_url + "/api/public/scores", json=langfuse, headers={"Authorization": basic}
+        ),
+        207,  # Langfuse's answer: each score accepted or refused, with the reason
+    )
+    with httpx.Client(base_url=server.base_url, cookies={COOKIE: server.api_key}) as web:
+        form = {"session_id": sid, "name": NUL, "value": "1"}
+        _says_nul(web.post("/ui/scores", data=form, headers={"Origin": server.base_url}), 400)
+    assert server.get("/api/v1/scores", session_id=sid)["items"] == []
+    assert server.get("/api/v1/score-configs")["items"] == []
+
+
+def test_nul_in_an_otlp_session_id_user_or_tag_keeps_the_span(server: Any) -> None:
+    sent_id = f"chat{uuid.uuid4().hex[:6]}\u0000x"
+    stored_id = sent_id.replace("\u0000", "\ufffd")
+    trace_id = _send_session(
+        server, sent_id, **{"user.id": "u\u0000v", "tag.tags": ["t\u0000w", "plain"]}
+    )
+    session = server.get(f"/api/v1/sessions/{stored_id}")
+    assert [t["trace_id"] for t in session["traces"]] == [trace_id]
+    trace = server.get(f"/api/v1/traces/{trace_id}")
+    assert trace["session_id"] == stored_id and trace["user_id"] == "u\ufffdv"
+    assert sorted(trace["tags"]) == ["plain", "t\ufffdw"]
+    # The attribute itself is kept as sent.
+    (only,) = trace["spans"]
+    assert only["attributes"]["session.id"] == sent_id
+    # The session can be scored by the id it is shown under.
+    scored = server.http.post(
+        "/api/v1/scores", json={"name": "x", "value": 1, "session_id": stored_id}
+    )
+    assert scored.status_code == 200, scored.text
