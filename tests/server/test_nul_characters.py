@@ -97,3 +97,32 @@ def test_nul_in_an_otlp_session_id_user_or_tag_keeps_the_span(server: Any) -> No
         "/api/v1/scores", json={"name": "x", "value": 1, "session_id": stored_id}
     )
     assert scored.status_code == 200, scored.text
+
+
+def test_names_with_nul_stored_before_still_read(server: Any) -> None:
+    """A store written by a version that let NUL through: its lists still answer."""
+    from threadline.server.evaluation.model import EvaluatorIn
+    from threadline.server.model import STORED, ScoreConfig
+    from threadline.server.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(server.process.data_dir / "threadline.db")
+    try:
+        project = store.create_project(f"old-{uuid.uuid4().hex[:6]}")
+        key = store.create_key(project.id)
+        config = {"name": NUL, "data_type": "categorical", "labels": [NUL]}
+        store.put_score_config(project.id, ScoreConfig.model_validate(config, context=STORED))
+        evaluator = {
+            "name": NUL,
+            "prompt": "p",
+            "judge": JUDGE,
+            "score": {"name": NUL, "data_type": "boolean"},
+            "filter": {"tags": [NUL]},
+        }
+        store.put_evaluator(project.id, EvaluatorIn.model_validate(evaluator, context=STORED))
+    finally:
+        store.close()
+    auth = {"Authorization": f"Bearer {key}"}
+    configs = httpx.get(server.base_url + "/api/v1/score-configs", headers=auth)
+    assert configs.status_code == 200 and configs.json()["items"][0]["name"] == NUL
+    evaluators = httpx.get(server.base_url + "/api/v1/evaluators", headers=auth)
+    assert evaluators.status_code == 200 and evaluators.json()["items"][0]["name"] == NUL

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from threadline.server.evaluation.model import EvaluatorIn
 from threadline.server.ingest.session_signals import span_signals
-from threadline.server.model import SpanRecord
+from threadline.server.model import STORED, SpanRecord
 from threadline.server.store import Store
 
 
@@ -74,7 +74,7 @@ def copy_store(
         configs += len(annotations.configs)
         notes += len(annotations.notes)
         for evaluator in source.list_evaluators(project.id):
-            definition = EvaluatorIn.model_validate(evaluator.model_dump())
+            definition = EvaluatorIn.model_validate(evaluator.model_dump(), context=STORED)
             target.put_evaluator(project_ids[project.id], definition)
             evaluators += 1
         for run_batch in source.iter_runs(project.id, batch_size):

@@ -12,15 +12,20 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from threadline.server.jsontext import dumps
 
+# The validation context of what a store gives back: it was checked when written, and
+# what an older version let through must still read (a NUL name would make every page
+# that lists score configurations fail).
+STORED = {"stored": True}
 
-def _without_nul(text: str) -> str:
+
+def _without_nul(text: str, info: ValidationInfo) -> str:
     # NUL ends strings in C: in a name or an id it makes text that CSV readers, shells
     # and terminals cut short, so two different ids could look alike.
-    if "\0" in text:
+    if "\0" in text and info.context is not STORED:
         raise ValueError("holds a NUL character (\\u0000), which no name or id may hold")
     return text
 
@@ -508,6 +513,11 @@ class ScoreConfig(BaseModel):
     max_value: float | None = None
     labels: list[Name] = Field(default=[], max_length=100)
     description: str | None = Field(default=None, max_length=1000)
+
+
+def stored_config(**fields: Any) -> ScoreConfig:
+    """A score configuration as a store gives it back (see ``STORED``)."""
+    return ScoreConfig.model_validate(fields, context=STORED)
 
 
 class NoteIn(BaseModel):

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, HttpUrl
 
-from threadline.server.model import MAX_SCORE_NAME, Name, ScoreConfig, ns_to_datetime
+from threadline.server.model import MAX_SCORE_NAME, STORED, Name, ScoreConfig, ns_to_datetime
 
 EvaluationTarget = Literal["session", "trace"]
 RunStatus = Literal["pending", "running", "done", "failed"]
@@ -178,10 +178,14 @@ def present_evaluator(
     definition: str, created_ns: int, totals: EvaluatorTotals | None
 ) -> Evaluator:
     """A stored evaluator (its definition as ``EvaluatorIn`` JSON) as the API shows it."""
-    return Evaluator(
-        **EvaluatorIn.model_validate_json(definition).model_dump(),
-        created_at=ns_to_datetime(created_ns),
-        totals=totals or EvaluatorTotals(),
+    stored = EvaluatorIn.model_validate_json(definition, context=STORED)
+    return Evaluator.model_validate(
+        {
+            **stored.model_dump(),
+            "created_at": ns_to_datetime(created_ns),
+            "totals": totals or EvaluatorTotals(),
+        },
+        context=STORED,
     )
 
 

@@ -27,6 +27,7 @@ from threadline.server.model import (
     ScoreQuery,
     ScoreRecord,
     ScoreSummary,
+    stored_config,
 )
 from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors
@@ -333,7 +334,7 @@ class ClickHouseScores:
 
     def list_configs(self, project_id: int) -> builtins.list[ScoreConfig]:
         return [
-            SCORE_CONFIGS.read(row, ScoreConfig, labels=list)
+            SCORE_CONFIGS.read(row, stored_config, labels=list)
             for row in self._rows(
                 f"SELECT name, {_unpacked(_CONFIG_FIELDS)} FROM (SELECT name,"
                 f" argMax(({', '.join(_CONFIG_FIELDS)}), (written_ns, deleted)) AS row"

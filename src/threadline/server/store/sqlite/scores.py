@@ -22,6 +22,7 @@ from threadline.server.model import (
     ScoreQuery,
     ScoreRecord,
     ScoreSummary,
+    stored_config,
 )
 from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors
@@ -266,7 +267,7 @@ def filter_conditions(
 
 def list_configs(conn: sqlite3.Connection, project_id: int) -> list[ScoreConfig]:
     return [
-        SCORE_CONFIGS.read(row, ScoreConfig, labels=json.loads)
+        SCORE_CONFIGS.read(row, stored_config, labels=json.loads)
         for row in conn.execute(
             f"SELECT {SCORE_CONFIGS.sql} FROM score_configs WHERE project_id = ? ORDER BY name",
             (project_id,),
