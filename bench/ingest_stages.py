@@ -1,6 +1,7 @@
 """Where an ingest worker spends its CPU, per span, stage by stage, without HTTP.
 
     python bench/ingest_stages.py --spans 20480 --repeat 3
+    python bench/ingest_stages.py --spans 10240 --corpus real   # corpus_otlp.py's chats
 
 Runs the stages of ``ingest/prepare.py`` (what a worker process does with an export)
 on the workload of ``workload.py`` (512 spans an export, as ``bench/server.py`` sends
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpus_otlp
 import workload
 
 from threadline.server.ingest.bounds import check_export, count_wire_spans
@@ -62,8 +64,17 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=20_480)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--flavour", choices=workload.FLAVOURS, default="threadline")
+    parser.add_argument(
+        "--corpus",
+        choices=("workload", "real"),
+        default="workload",
+        help="workload.py's spans (--flavour) or corpus_otlp.py's real chats",
+    )
     args = parser.parse_args()
-    bodies = [b.body for b in workload.batches(args.spans, 512, flavour=args.flavour)]
+    if args.corpus == "real":
+        bodies = [b.body for b in corpus_otlp.batches(args.spans, 512)]
+    else:
+        bodies = [b.body for b in workload.batches(args.spans, 512, flavour=args.flavour)]
     tune_garbage_collector()  # as a worker does
     settings = Settings()
     job = trained_job(settings, bodies[0])
