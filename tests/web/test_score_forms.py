@@ -71,7 +71,7 @@ def test_a_good_score_and_note_render_their_panels(forms: Forms) -> None:
         {"session_id": forms.session_id, "name": "stars", "value": "4", "author": "Ann"},
     )
     assert response.status_code == 200, response.text
-    assert 'class="scores-panel' in response.text and "ui · Ann" in response.text
+    assert 'class="scores-panel' in response.text and "by hand · Ann" in response.text
     [score] = forms.scores()
     assert (score["value"], score["source"], score["session_id"]) == (4.0, "ui", forms.session_id)
     response = forms.post("/ui/notes", {"session_id": forms.session_id, "body": "looks fine"})
