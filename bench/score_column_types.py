@@ -22,12 +22,13 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scores import api_score  # noqa: E402
 
 from threadline.server.model import ScoreQuery, ScoreRecord  # noqa: E402
 from threadline.server.store import Store, open_store  # noqa: E402
@@ -47,20 +48,7 @@ def fill(store: Store, project_id: int, sessions: int) -> None:
                 ("tone", "categorical", None, rng.choice(["calm", "curt"])),
             ):
                 batch.append(
-                    ScoreRecord(
-                        id=uuid.UUID(int=rng.getrandbits(128)).hex,
-                        name=name,
-                        data_type=data_type,
-                        value=value,
-                        label=label,
-                        session_id=target["session_id"],
-                        trace_id=target.get("trace_id"),
-                        span_id=None,
-                        source="api",
-                        author=None,
-                        comment=None,
-                        created_ns=T0 + i * 1_000_000,
-                    )
+                    api_score(rng, name, data_type, value, label, T0 + i * 1_000_000, **target)
                 )
         if len(batch) >= 6_000:
             store.write_scores(project_id, batch)

@@ -36,6 +36,33 @@ T0 = 1_790_000_000_000_000_000
 TONES = ["friendly", "neutral", "curt"]
 
 
+def api_score(
+    rng: random.Random,
+    name: str,
+    data_type: str,
+    value: float | None,
+    label: str | None,
+    created_ns: int,
+    session_id: str | None = None,
+    trace_id: str | None = None,
+) -> ScoreRecord:
+    """A score as the API writes one, its id drawn from ``rng``."""
+    return ScoreRecord(
+        id=uuid.UUID(int=rng.getrandbits(128)).hex,
+        name=name,
+        data_type=data_type,
+        value=value,
+        label=label,
+        session_id=session_id,
+        trace_id=trace_id,
+        span_id=None,
+        source="api",
+        author=None,
+        comment=None,
+        created_ns=created_ns,
+    )
+
+
 def add_scores(path: Path, sessions: int, total: int) -> None:
     """``total`` scores over the store's sessions and their traces."""
     rng = random.Random(7)
@@ -49,22 +76,7 @@ def add_scores(path: Path, sessions: int, total: int) -> None:
     records: list[ScoreRecord] = []
 
     def record(name: str, data_type: str, value: float | None, label: str | None, **target):
-        records.append(
-            ScoreRecord(
-                id=uuid.UUID(int=rng.getrandbits(128)).hex,
-                name=name,
-                data_type=data_type,
-                value=value,
-                label=label,
-                session_id=target.get("session_id"),
-                trace_id=target.get("trace_id"),
-                span_id=None,
-                source="api",
-                author=None,
-                comment=None,
-                created_ns=T0 + len(records),
-            )
-        )
+        records.append(api_score(rng, name, data_type, value, label, T0 + len(records), **target))
 
     started = time.perf_counter()
     for s in range(sessions):

@@ -201,16 +201,21 @@ def test_a_project_that_infers_no_sessions_gets_its_rows_made_in_the_worker(
     assert _prepared(store, off, _body(new_trace_id(), 3, **_SIGNALS)).for_store is None
 
 
-def test_a_setting_changed_on_another_server_is_followed_within_setting_seconds(
-    store: ClickHouseStore, tmp_path: Path, clock: list[float]
-) -> None:
-    project_id = store.create_project("changed").id
-    store.set_session_inference(project_id, False)
+def _turn_inference_on_elsewhere(tmp_path: Path, project_id: int) -> None:
+    """Another server on the same database turns the project's inference on."""
     there = open_store(shared_server().url(database_name(tmp_path.name)))
     try:
         there.set_session_inference(project_id, True)
     finally:
         there.close()
+
+
+def test_a_setting_changed_on_another_server_is_followed_within_setting_seconds(
+    store: ClickHouseStore, tmp_path: Path, clock: list[float]
+) -> None:
+    project_id = store.create_project("changed").id
+    store.set_session_inference(project_id, False)
+    _turn_inference_on_elsewhere(tmp_path, project_id)
     # Within SETTING_SECONDS of this server's last read, its jobs follow what it read.
     clock[0] += inference.SETTING_SECONDS * 0.9
     assert store.span_preparer(project_id).infers_sessions is False
@@ -232,11 +237,7 @@ def test_the_writer_keeps_the_setting_of_a_project_sending_signals_known(
 ) -> None:
     project_id = store.create_project("busy").id
     store.set_session_inference(project_id, False)
-    there = open_store(shared_server().url(database_name(tmp_path.name)))
-    try:
-        there.set_session_inference(project_id, True)
-    finally:
-        there.close()
+    _turn_inference_on_elsewhere(tmp_path, project_id)
     # Past half of SETTING_SECONDS: the job still follows "off" (rows made in the
     # worker), and the writer, writing them, reads the setting again.
     clock[0] += inference.SETTING_SECONDS * 0.6
