@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from threadline.server.evaluation.model import (
     EvaluationRun,
@@ -114,6 +114,14 @@ class PreparedForAnother(ValueError):
     refused, not written without its texts."""
 
 
+class _MadeForProject(Protocol):
+    @property
+    def project_id(self) -> int: ...
+
+
+Made = TypeVar("Made", bound=_MadeForProject)
+
+
 @dataclass(frozen=True)
 class SpanBatch:
     """One export's (or one piece's) spans for ``Store.write_span_batches``, with what
@@ -122,6 +130,20 @@ class SpanBatch:
     project_id: int
     spans: Sequence[SpanRecord]
     prepared: object | None = None
+
+    def prepared_as(self, kind: type[Made], what: str) -> Made | None:
+        """``prepared`` if it is a ``kind`` (``what``, for the error) made for this
+        batch's project; None if nothing was made; else ``PreparedForAnother``."""
+        prepared = self.prepared
+        if prepared is None:
+            return None
+        if not isinstance(prepared, kind):
+            raise PreparedForAnother(f"not {what}: {type(prepared).__name__}")
+        if prepared.project_id != self.project_id:
+            raise PreparedForAnother(
+                f"prepared for project {prepared.project_id}, not {self.project_id}"
+            )
+        return prepared
 
 
 class Store(Protocol):

@@ -60,7 +60,6 @@ from threadline.server.store import metrics as metric_rules
 from threadline.server.store import rows as table_rows
 from threadline.server.store.base import (
     AccessRecords,
-    PreparedForAnother,
     ProjectAnnotations,
     SpanBatch,
     StoredKey,
@@ -297,16 +296,10 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     def _batch_rows(self, batch: SpanBatch) -> export_rows.ExportRows:
         """The rows the worker made, or, for a batch it left (records whole), the rows
         of its spans with their inferred sessions named."""
-        prepared = batch.prepared
+        prepared = batch.prepared_as(export_rows.ExportRows, "ClickHouse rows")
         if prepared is None:
             spans = self._infer_sessions(batch.project_id, batch.spans)
             return export_rows.rows_of(batch.project_id, spans)
-        if not isinstance(prepared, export_rows.ExportRows):
-            raise PreparedForAnother(f"not ClickHouse rows: {type(prepared).__name__}")
-        if prepared.project_id != batch.project_id:
-            raise PreparedForAnother(
-                f"prepared for project {prepared.project_id}, not {batch.project_id}"
-            )
         if any(span.session_signals is not None for span in batch.spans):
             self._inference.keep_known(batch.project_id)
         return prepared

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from threadline.server.model import SpanRecord
-from threadline.server.store.base import PreparedForAnother, SpanBatch
+from threadline.server.store.base import SpanBatch
 from threadline.server.store.rows import Unpack
 from threadline.server.store.sqlite import search
 from threadline.server.store.sqlite.span_batch import (
@@ -49,15 +49,9 @@ def by_project(
     for batch in batches:
         if not batch.spans:
             continue
-        prepared = batch.prepared
+        prepared = batch.prepared_as(PreparedSpans, "SQLite's preparation")
         if prepared is None:
             prepared = prepare(batch.project_id, batch.spans)
-        elif not isinstance(prepared, PreparedSpans):
-            raise PreparedForAnother(f"not SQLite's preparation: {type(prepared).__name__}")
-        elif prepared.project_id != batch.project_id:
-            raise PreparedForAnother(
-                f"prepared for project {prepared.project_id}, not {batch.project_id}"
-            )
         parts[batch.project_id].append(ProjectBatch(batch.project_id, batch.spans, prepared))
     return [merged(project_parts, unpack) for project_parts in parts.values()]
 
