@@ -407,7 +407,10 @@ def _tags(attrs: Mapping[str, Any]) -> list[str]:
             parsed = _json_within_depth(value) if value.startswith("[") else None
             value = parsed if isinstance(parsed, list) else [value]
         if isinstance(value, list):
-            tags.extend(_name(str(tag)) for tag in value if _name(str(tag)) not in tags)
+            for tag in value:
+                name = _name(str(tag))
+                if name not in tags:
+                    tags.append(name)
     return tags
 
 
