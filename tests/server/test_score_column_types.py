@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from threadline.server.web.score_columns import WrittenTypes
+from threadline.server.score_types import WrittenTypes
 
 
 def test_a_names_type_is_read_once_and_a_name_without_scores_again() -> None:

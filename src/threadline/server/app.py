@@ -35,13 +35,13 @@ from threadline.server.ingest.pipeline import IngestPipeline
 from threadline.server.ingest.tuning import tune_garbage_collector
 from threadline.server.metric_refresh import MetricRefreshService
 from threadline.server.retention import RetentionService
+from threadline.server.score_types import WrittenTypes
 from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store, sqlite_path
 from threadline.server.version import VERSION
 from threadline.server.web import install as install_web_ui
 from threadline.server.web.error_pages import error_page, wants_page
 from threadline.server.web.live_position import LivePositions, load_secret
-from threadline.server.web.score_columns import WrittenTypes
 
 log = logging.getLogger("threadline.server")
 

@@ -31,6 +31,7 @@ from threadline.server.model import (
     ScoreSource,
 )
 from threadline.server.redaction.annotations import redact_note, redact_scores
+from threadline.server.score_types import written_types
 from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["scores"])
@@ -166,9 +167,9 @@ def get_score(score_id: str, project: CurrentProject, store: CurrentStore) -> Sc
 
 
 def _forget_score_types(request: Request, project_id: int) -> None:
-    """The lists' score columns keep each name's type (``web/score_columns.py``): a
+    """The lists' score columns keep each name's type (``score_types.py``): a
     delete or a configuration change may change it, so they read it again."""
-    request.app.state.score_types.forget(project_id)
+    written_types(request.app.state).forget(project_id)
 
 
 @router.delete("/scores/{score_id}", summary="Delete a score", status_code=204)

@@ -14,11 +14,12 @@ from fastapi.responses import RedirectResponse, Response
 
 from threadline.server import numeric_filters
 from threadline.server.model import Project, ScoreQuery
+from threadline.server.score_types import written_types
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import ALL_TIME_NOTE, PRESETS, SORTS, TRACE_SORTS, Filters
 from threadline.server.web.render import render
-from threadline.server.web.score_columns import WrittenTypes, columns_query, score_columns
+from threadline.server.web.score_columns import columns_query, score_columns
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,7 +57,7 @@ def _with_columns(
     """A column per score name on the page's rows, typed by its configuration or, for a
     ``kind`` of row that is a score target ("session", "trace"), by a score of it."""
     store, project_id = _store(request), context["project"].id
-    known: WrittenTypes = request.app.state.score_types
+    known = written_types(request.app.state)
 
     def written_type(target_id: str, name: str) -> str | None:
         def read() -> str | None:

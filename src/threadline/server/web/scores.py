@@ -32,6 +32,7 @@ from threadline.server.model import (
 )
 from threadline.server.redaction.annotations import redact_scores
 from threadline.server.redaction.rules import RedactionRules
+from threadline.server.score_types import written_types
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.forms import read_form
@@ -240,7 +241,7 @@ async def save_score(request: Request, project: PageProject, _: SameOrigin) -> R
     rules = project_rules.redaction_rules(request.app.state, project.id)
     await run_in_threadpool(_save, _store(request), project, form, target, rules)
     if form.get("id"):  # a score replaced, perhaps by one of another type
-        request.app.state.score_types.forget(project.id)
+        written_types(request.app.state).forget(project.id)
     return await run_in_threadpool(_answer, request, project, target, "compact" in form)
 
 
@@ -249,5 +250,5 @@ async def delete_score(request: Request, project: PageProject, _: SameOrigin) ->
     form = await read_form(request)
     target = Target.from_form(form)
     await run_in_threadpool(_delete, _store(request), project, form, target)
-    request.app.state.score_types.forget(project.id)  # the lists read its type again
+    written_types(request.app.state).forget(project.id)  # the lists read its type again
     return await run_in_threadpool(_answer, request, project, target, "compact" in form)
