@@ -489,3 +489,42 @@ def test_a_session_deleted_while_judged_gets_no_score(project, judge):
     time.sleep(1.0)  # the runner's write, had it written one
     assert project.get("/api/v1/scores", session_id=sid)["items"] == []
     assert runs(project, session_id=sid) == []
+
+
+def test_a_project_flooding_a_slow_judge_does_not_hold_up_another_projects_runs(tmp_path, judge):
+    """One project queues 24 runs against a judge that never answers in time (each run
+    takes its 2 attempts of 2 s); another project's run, queued after them, takes the
+    first judging place that comes free instead of waiting behind all 24."""
+    process = _start(tmp_path, "fair", "--evaluation-concurrency", "2")
+    flood = ProjectClient(process.base_url, process.new_key("flood"), process)
+    quiet = ProjectClient(process.base_url, process.new_key("quiet"), process)
+    try:
+        with FakeJudge() as slow:
+            slow.mode, slow.hang_seconds = "hang", 3.0
+            create(flood, evaluator(slow, online=False))
+            create(quiet, evaluator(judge, online=False))
+            send_turn(flood, "flooding", "hello", "hi")
+            for _ in range(24):
+                response = flood.http.post(
+                    "/api/v1/evaluation-runs",
+                    json={"evaluator": "resolved", "session_id": "flooding"},
+                )
+                assert response.status_code == 202, response.text
+            wait_for(lambda: len(runs(flood, status="running")) == 2, what="both places taken")
+            send_turn(quiet, "waiting", "hello", "thanks")
+            response = quiet.http.post(
+                "/api/v1/evaluation-runs", json={"evaluator": "resolved", "session_id": "waiting"}
+            )
+            assert response.status_code == 202, response.text
+            # Oldest first, it would wait for the 24 flooding runs: 24 × ~5 s / 2 places.
+            (done,) = wait_for(lambda: runs(quiet, status="done"), timeout=40, what="judged")
+            # It took the first place that came free: of the flood's runs, only those
+            # in flight when it was queued can have finished before it.
+            finished = [
+                r
+                for r in runs(flood, limit=100)
+                if r["finished_at"] is not None and r["finished_at"] <= done["finished_at"]
+            ]
+            assert len(finished) <= 2
+    finally:
+        stop_server(process)

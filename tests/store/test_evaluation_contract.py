@@ -196,3 +196,23 @@ def test_the_sweep_queues_each_ended_session_once_and_again_after_it_resumes(sto
     store.write_spans(p, [record(5, 5, start=900, length=10, session="too-late")])
     assert online.sweep(store, idle, now_ns=T0 + 201 * SECOND) == 0
     assert store.list_runs(p, RunQuery(session_id="too-late")).items == []
+
+
+def test_claims_share_the_queue_fairly_across_projects(store: Store):
+    flood, quiet, third = (store.create_project(n).id for n in ("flood", "quiet", "third"))
+    for project in (flood, quiet, third):
+        store.put_evaluator(project, definition())
+    store.add_runs(flood, [run(f"f{i:02}", created=i) for i in range(30)])
+    # The flooding project takes every place while it is alone.
+    assert [r.id for r in store.claim_runs(3, 60 * SECOND)] == ["f00", "f01", "f02"]
+    store.add_runs(quiet, [run("q0", created=100), run("q1", created=101)])
+    store.add_runs(third, [run("t0", created=200)])
+    # Newer than 27 waiting runs, but their projects have none in flight: theirs first,
+    # then one place each in turn, the project with fewer in flight first.
+    assert [r.id for r in store.claim_runs(1, 60 * SECOND)] == ["q0"]
+    assert [r.id for r in store.claim_runs(4, 60 * SECOND)] == ["t0", "q1", "f03", "f04"]
+    # A run whose runner died (its lease ran out) waits as a pending one does.
+    (lapsed,) = store.claim_runs(1, 1)
+    assert lapsed.id == "f05"
+    time.sleep(0.01)
+    assert [r.id for r in store.claim_runs(2, 60 * SECOND)] == ["f05", "f06"]

@@ -385,9 +385,11 @@ class Store(Protocol):
     def claim_runs(
         self, limit: int, lease_ns: int, only: tuple[int, Sequence[str]] | None = None
     ) -> list[RunRecord]:
-        """Up to ``limit`` runs of any project for this runner: pending ones, oldest
-        first, and running ones whose lease expired. Each is leased for ``lease_ns``.
-        ``only``: (project id, run ids) to choose among (``threadline evaluate``)."""
+        """Up to ``limit`` runs for this runner: pending ones and running ones whose
+        lease expired, shared fairly across projects (``evaluation/fair_share.py``: the
+        project with the fewest runs in flight first, each project's oldest first),
+        never by reading the whole queue. Each is leased for ``lease_ns``. ``only``:
+        (project id, run ids) to choose among, oldest first (``threadline evaluate``)."""
         ...
 
     def release_runs(self, runs: Sequence[RunRecord]) -> None:

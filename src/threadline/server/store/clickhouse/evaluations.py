@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from threadline.server.evaluation import fair_share
 from threadline.server.evaluation.model import (
     EvaluationRun,
     Evaluator,
@@ -282,19 +283,41 @@ class EvaluationTables:
     def _claimable(
         self, now_ns: int, limit: int, only: tuple[int, Sequence[str]] | None
     ) -> list[RunRecord]:
-        where = "1"
-        params: dict[str, Any] = {"now": now_ns, "limit": limit}
+        """Pending runs and running ones whose lease ran out, shared fairly across
+        projects (``fair_share``); ``only``: among these runs of this project."""
+        waiting = "status = 'pending' OR (status = 'running' AND claimed_until_ns < %(now)s)"
         if only is not None:
-            where = "project_id = %(project)s AND id IN %(ids)s"
-            params.update(project=only[0], ids=list(only[1]))
-        return [
-            _run(row)
-            for row in self._rows(
-                _latest_runs(where) + " WHERE status = 'pending' OR (status = 'running'"
-                " AND claimed_until_ns < %(now)s) ORDER BY created_ns LIMIT %(limit)s",
-                params,
-            )
-        ]
+            return [
+                _run(row)
+                for row in self._rows(
+                    _latest_runs("project_id = %(project)s AND id IN %(ids)s")
+                    + f" WHERE {waiting} ORDER BY created_ns LIMIT %(limit)s",
+                    {"now": now_ns, "limit": limit, "project": only[0], "ids": list(only[1])},
+                )
+            ]
+        oldest: dict[int, int] = {}
+        in_flight: dict[int, int] = {}
+        for project_id, flying, queued, first in self._rows(
+            f"SELECT project_id, countIf(NOT ({waiting})), countIf({waiting}),"
+            f" minIf(created_ns, {waiting}) FROM ({_latest_runs('1')})"
+            " WHERE status IN ('pending', 'running') GROUP BY project_id",
+            {"now": now_ns},
+        ):
+            in_flight[int(project_id)] = int(flying)
+            if int(queued):
+                oldest[int(project_id)] = int(first)
+        chosen = fair_share.projects_to_read(oldest, in_flight, limit)
+        if not chosen:
+            return []
+        runs: dict[int, list[RunRecord]] = {}
+        for row in self._rows(
+            _latest_runs("project_id IN %(projects)s")
+            + f" WHERE {waiting} ORDER BY project_id, created_ns LIMIT %(limit)s BY project_id",
+            {"now": now_ns, "limit": limit, "projects": chosen},
+        ):
+            run = _run(row)
+            runs.setdefault(run.project_id, []).append(run)
+        return fair_share.fair_share(runs, in_flight, limit)
 
     def claim_runs(
         self, limit: int, lease_ns: int, only: tuple[int, Sequence[str]] | None = None

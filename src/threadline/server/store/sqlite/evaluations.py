@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from threadline.server.evaluation import fair_share
 from threadline.server.evaluation.model import (
     EvaluationRun,
     Evaluator,
@@ -278,23 +279,61 @@ def _claimable(
     limit: int,
     only: tuple[int, Sequence[str]] | None = None,
 ) -> list[RunRecord]:
-    """Pending runs, oldest first, then running ones whose runner's lease ran out (it
-    died mid-run); ``only``: among these runs of this project."""
-    among, args = "", []
+    """Pending runs, and running ones whose runner's lease ran out (it died mid-run),
+    shared fairly across projects (``fair_share``); ``only``: among these runs of this
+    project, oldest first."""
     if only is not None:
-        among = f" AND project_id = ? AND id IN ({', '.join('?' * len(only[1]))})"
-        args = [only[0], *only[1]]
+        return _claimable_among(conn, now_ns, limit, only[0], only[1])
+    # Runs in flight are few (every runner's concurrency at most): read them whole.
+    in_flight: dict[int, int] = {}
+    waiting: dict[int, list[RunRecord]] = {}
+    for row in conn.execute(f"SELECT {RUNS.sql} FROM evaluation_runs WHERE status = 'running'"):
+        run = _run(row)
+        if run.claimed_until_ns is not None and run.claimed_until_ns < now_ns:
+            waiting.setdefault(run.project_id, []).append(run)
+        else:
+            in_flight[run.project_id] = in_flight.get(run.project_id, 0) + 1
+    oldest = {p: min(r.created_ns for r in runs) for p, runs in waiting.items()}
+    # The projects with pending runs, one index seek each (never a scan of the queue).
+    for project_id, created_ns in conn.execute(_PROJECTS_PENDING):
+        oldest[project_id] = min(created_ns, oldest.get(project_id, created_ns))
+    chosen: dict[int, list[RunRecord]] = {}
+    for project_id in fair_share.projects_to_read(oldest, in_flight, limit):
+        runs = waiting.get(project_id, []) + [
+            _run(row)
+            for row in conn.execute(
+                f"SELECT {RUNS.sql} FROM evaluation_runs WHERE status = 'pending'"
+                " AND project_id = ? ORDER BY created_ns LIMIT ?",
+                (project_id, limit),
+            )
+        ]
+        chosen[project_id] = sorted(runs, key=lambda r: r.created_ns)[:limit]
+    return fair_share.fair_share(chosen, in_flight, limit)
+
+
+# Each project with pending runs and its oldest one's time: a skip from one project to
+# the next in evaluation_runs_pending rather than a read of every pending run.
+_PROJECTS_PENDING = (
+    "WITH RECURSIVE waiting(project_id) AS ("
+    " SELECT MIN(project_id) FROM evaluation_runs WHERE status = 'pending'"
+    " UNION ALL SELECT (SELECT MIN(project_id) FROM evaluation_runs"
+    " WHERE status = 'pending' AND project_id > waiting.project_id)"
+    " FROM waiting WHERE waiting.project_id IS NOT NULL)"
+    " SELECT project_id, (SELECT MIN(created_ns) FROM evaluation_runs"
+    " WHERE status = 'pending' AND project_id = waiting.project_id)"
+    " FROM waiting WHERE project_id IS NOT NULL"
+)
+
+
+def _claimable_among(
+    conn: sqlite3.Connection, now_ns: int, limit: int, project_id: int, ids: Sequence[str]
+) -> list[RunRecord]:
+    among = f"project_id = ? AND id IN ({', '.join('?' * len(ids))})"
     rows = conn.execute(
-        f"SELECT {RUNS.sql} FROM evaluation_runs WHERE status = 'pending'{among}"
-        " ORDER BY created_ns LIMIT ?",
-        (*args, limit),
+        f"SELECT {RUNS.sql} FROM evaluation_runs WHERE {among} AND (status = 'pending'"
+        " OR (status = 'running' AND claimed_until_ns < ?)) ORDER BY created_ns LIMIT ?",
+        (project_id, *ids, now_ns, limit),
     ).fetchall()
-    if len(rows) < limit:
-        rows += conn.execute(
-            f"SELECT {RUNS.sql} FROM evaluation_runs WHERE status = 'running'"
-            f" AND claimed_until_ns < ?{among} ORDER BY created_ns LIMIT ?",
-            (now_ns, *args, limit - len(rows)),
-        ).fetchall()
     return [_run(row) for row in rows]
 
 
@@ -341,11 +380,12 @@ def _totals(
     for row in conn.execute(f"SELECT {_TOTALS.sql} FROM evaluation_totals WHERE {where}", args):
         named = _TOTALS.named(row)
         totals[named.pop("evaluator")] = EvaluatorTotals(**named)
-    # Unfinished runs are few: counted from the queue's index, not from a rollup.
+    # Unfinished runs are few: counted from the queue's indexes, not from a rollup.
     for evaluator, waiting in conn.execute(
-        "SELECT evaluator, COUNT(*) FROM evaluation_runs INDEXED BY evaluation_runs_waiting"
-        f" WHERE status IN ('pending', 'running') AND {where} GROUP BY evaluator",
-        args,
+        "SELECT evaluator, COUNT(*) FROM (SELECT evaluator FROM evaluation_runs"
+        f" WHERE status = 'pending' AND {where} UNION ALL SELECT evaluator"
+        f" FROM evaluation_runs WHERE status = 'running' AND {where}) GROUP BY evaluator",
+        args + args,
     ):
         totals.setdefault(evaluator, EvaluatorTotals()).runs_pending = waiting
     return totals
