@@ -542,6 +542,19 @@ SessionSort = Literal[
     "last_activity", "start", "duration", "cost", "tokens", "relevance", "context"
 ]
 TraceSort = Literal["time", "relevance"]
+ScoreSortKey = Literal["average", "label"]
+
+
+class ScoreSort(BaseModel):
+    """A list sorted by one score name's summary on each row (``sort=score:NAME`` or
+    ``score_label:NAME``): its average or its latest label, rows without one last (those
+    newest first). Ties are broken by the row's id, in the same direction."""
+
+    name: str
+    by: ScoreSortKey = "average"
+    descending: bool = True
+
+
 NumericOp = Literal[">", ">=", "<", "<=", "="]
 
 
@@ -573,6 +586,7 @@ class SessionQuery(BaseModel):
     numbers: list[NumericFilter] = []  # all must hold, on the session's totals
     # Sessions whose peak context use (``Session.peak_context_use``) is at least this.
     min_context_use: float | None = None
+    score_sort: ScoreSort | None = None  # replaces ``sort`` when given
 
 
 class TraceQuery(BaseModel):
@@ -591,6 +605,7 @@ class TraceQuery(BaseModel):
     scores: list[ScoreFilter] = []  # all must hold, on the trace's scores
     numbers: list[NumericFilter] = []  # all must hold, on the trace's totals
     sort: TraceSort = "time"  # newest first, or best match of ``q`` first
+    score_sort: ScoreSort | None = None  # replaces ``sort`` when given
 
 
 class UserSummary(BaseModel):

@@ -8,13 +8,13 @@ store queries, so both show the same numbers.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from threadline.server import numeric_filters, scoring, time_windows
 from threadline.server.auth import CurrentProject
-from threadline.server.errors import NotFound
+from threadline.server.errors import BadRequest, NotFound
 from threadline.server.metadata_filter import parse_metadata
 from threadline.server.model import (
     MAX_SEARCH_CHARS,
@@ -37,7 +37,7 @@ from threadline.server.model import (
     UserSummary,
 )
 from threadline.server.session_activity import mark_activity
-from threadline.server.store import Store
+from threadline.server.store import Store, score_sorts
 from threadline.server.store import metrics as metric_rules
 from threadline.server.time_windows import DEFAULT_WINDOW, Window
 
@@ -108,6 +108,31 @@ MissingScores = Annotated[
 ]
 
 
+SCORE_SORT_HELP = (
+    "`score:NAME`: by the average of the row's scores of that name; `score_label:NAME`: "
+    "by their latest label (a categorical score); rows without one come last, newest "
+    "first. Ties are broken by id."
+)
+Order = Annotated[
+    str | None,
+    Query(
+        description="With a score sort: `desc` (the default, largest first) or `asc`. "
+        "Other sorts take none."
+    ),
+]
+
+
+def _sort(text: str, order: str | None, sorts: Any) -> dict[str, Any]:
+    """The query's ``sort`` or ``score_sort`` from the parameters (400 if neither)."""
+    score_sort = score_sorts.parse(text, order)
+    if score_sort is not None:
+        return {"score_sort": score_sort}
+    if text not in get_args(sorts):
+        allowed = ", ".join(get_args(sorts))
+        raise BadRequest(f"unknown sort {text!r}: one of {allowed}, score:NAME, score_label:NAME")
+    return {"sort": text}
+
+
 def get_store(request: Request) -> Store:
     return request.app.state.store
 
@@ -121,9 +146,15 @@ def session_filters(
     end: End = None,
     q: Text = None,
     sort: Annotated[
-        SessionSort,
-        Query(description="Biggest or latest first; `relevance`: best match of `q` first."),
+        str,
+        Query(
+            description="One of `"
+            + "`, `".join(get_args(SessionSort))
+            + "`: biggest or latest first; `relevance`: best match of `q` first. "
+            + SCORE_SORT_HELP
+        ),
     ] = "last_activity",
+    order: Order = None,
     status: Annotated[
         Status | None, Query(description="`error`: sessions with a failed trace.")
     ] = None,
@@ -149,7 +180,7 @@ def session_filters(
         start=start,
         end=end,
         q=q,
-        sort=sort,
+        **_sort(sort, order, SessionSort),
         status=status,
         tag=tag,
         metadata=parse_metadata(metadata),
@@ -226,8 +257,12 @@ def trace_filters(
     missing_score: MissingScores = [],  # noqa: B006
     numbers: TraceNumbers = [],  # noqa: B006
     sort: Annotated[
-        TraceSort, Query(description="`time`: newest first; `relevance`: best match of `q`.")
+        str,
+        Query(
+            description="`time`: newest first; `relevance`: best match of `q`. " + SCORE_SORT_HELP
+        ),
     ] = "time",
+    order: Order = None,
 ) -> TraceQuery:
     """The Traces list's filters, as the list and the export take them."""
     return TraceQuery(
@@ -241,7 +276,7 @@ def trace_filters(
         metadata=parse_metadata(metadata),
         scores=scoring.parse_filters(score, missing_score),
         numbers=numeric_filters.parse(numbers, numeric_filters.TRACE_FIELDS),
-        sort=sort,
+        **_sort(sort, order, TraceSort),
     )
 
 

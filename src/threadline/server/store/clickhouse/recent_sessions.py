@@ -73,6 +73,7 @@ def serves(query: SessionQuery) -> bool:
     window open towards now, with no other filter."""
     return (
         query.sort == "last_activity"
+        and query.score_sort is None
         and query.end is None
         and not (
             query.user_id

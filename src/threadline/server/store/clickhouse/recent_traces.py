@@ -46,6 +46,7 @@ def serves(query: TraceQuery) -> bool:
     towards now, with no other filter."""
     return (
         query.sort == "time"
+        and query.score_sort is None
         and query.end is None
         and not (
             query.session_id

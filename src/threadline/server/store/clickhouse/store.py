@@ -18,7 +18,7 @@ import hmac
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
@@ -84,6 +84,7 @@ from threadline.server.store.clickhouse import (
     recent_sessions,
     recent_traces,
     schema,
+    score_sorted,
     scores,
     search,
     session_detail,
@@ -507,7 +508,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         )
         f.time_overlap_between(*bounds)
         found_text = parse_search(query.q or "")
-        relevance = bool(query.q) and query.sort == "relevance"
+        relevance = bool(query.q) and query.sort == "relevance" and query.score_sort is None
         source = f"({sessions})"
         if relevance:
             named = f"positionCaseInsensitive(session_id, {f.param(query.q)}) > 0"
@@ -533,6 +534,25 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 f" WHERE session_id IS NOT NULL AND {' AND '.join(conditions)})"
             )
         f.where += self._scores.filter_conditions(f, "session", "session_id", query.scores)
+        if query.score_sort is not None:
+            ranked = score_sorted.pick(
+                self._rows,
+                f,
+                source,
+                "session",
+                "session_id",
+                "end_ns",
+                query.score_sort,
+                query.limit,
+                query.cursor,
+            )
+            return self._session_page(
+                project_id,
+                query,
+                [(p.row_id, p.page_key()) for p in ranked],
+                found_text,
+                page_key=lambda row: row[1],
+            )
         order_type: type
         if relevance:
             order, order_type = search.relevance_order(named), float
@@ -561,10 +581,12 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         picked: Sequence[tuple[Any, ...]],
         found_text: SearchQuery,
         seen: Collection[str] = (),
+        page_key: Callable[[tuple[Any, ...]], Sequence[Any]] = lambda row: (row[1], row[0]),
     ) -> Page[Session]:
         """The page of the sessions ``picked`` ((session id, sort key), in page order,
         one more than the page holds when there is a next page), rolled up in full;
-        ``seen``: ids of some of their traces, known from picking them."""
+        ``seen``: ids of some of their traces, known from picking them; ``page_key``:
+        a picked row's cursor."""
         ids = [row[0] for row in picked]
         with ThreadPoolExecutor(max_workers=2) as beside:
             # Score summaries and snippets need only the ids: read side by side with the
@@ -576,7 +598,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             traces = picked_traces.of_sessions(self._rows, project_id, ids, seen)
         # (A session deleted between the two statements is left out.)
         found = [(s, key) for s, key in picked if s in traces]
-        page, next_cursor = cursors.page(found, query.limit, lambda row: (row[1], row[0]))
+        page, next_cursor = cursors.page(found, query.limit, page_key)
         items = [table_rows.session_of(roll_up_session(s, traces[s])) for s, _ in page]
         summaries, snippets = scored.result(), snipped.result()
         for item in items:
@@ -621,7 +643,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         source = f"({queries.latest_traces(inner)})"
         order: str = "start_ns"
         order_type: type = int
-        if query.q and query.sort == "relevance":
+        if query.q and query.sort == "relevance" and query.score_sort is None:
             named = f"trace_id = {f.param(query.q.strip().lower())}"
             source += (
                 f" AS t LEFT JOIN ({search.ranked_traces(f, found_text)}) AS ranked"
@@ -635,6 +657,29 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         for condition in f.trace_conditions(query):
             f.add(condition)
         f.where += self._scores.filter_conditions(f, "trace", "trace_id", query.scores)
+        if query.score_sort is not None:
+            ranked = score_sorted.pick(
+                self._rows,
+                f,
+                source,
+                "trace",
+                "trace_id",
+                "start_ns",
+                query.score_sort,
+                query.limit,
+                query.cursor,
+            )
+            by_id = {
+                t.trace_id: t
+                for t in merged_traces.by_ids(self._rows, project_id, [p.row_id for p in ranked])
+            }
+            return self._trace_page(
+                project_id,
+                query,
+                [(by_id[p.row_id], p.page_key()) for p in ranked if p.row_id in by_id],
+                found_text,
+                page_key=lambda row: row[1],
+            )
         if query.cursor:
             sort_key, trace_id = cursors.decode(query.cursor, order_type, str)
             f.add(f"({order}, trace_id) < ({f.param(sort_key)}, {f.param(trace_id)})")
@@ -658,10 +703,15 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         query: TraceQuery,
         found: Sequence[tuple[TraceRollup, Any]],
         found_text: SearchQuery,
+        page_key: Callable[[tuple[TraceRollup, Any]], Sequence[Any]] = lambda row: (
+            row[1],
+            row[0].trace_id,
+        ),
     ) -> Page[Trace]:
         """The page of the merged traces ``found`` (with their sort key, in page order,
-        one more than the page holds when there is a next page)."""
-        page, next_cursor = cursors.page(found, query.limit, lambda row: (row[1], row[0].trace_id))
+        one more than the page holds when there is a next page); ``page_key``: a row's
+        cursor."""
+        page, next_cursor = cursors.page(found, query.limit, page_key)
         items = [table_rows.trace(t) for t, _ in page]
         page_ids = [t.trace_id for t in items]
         summaries = self._scores.summaries(project_id, "trace", page_ids)

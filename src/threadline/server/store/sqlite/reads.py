@@ -26,13 +26,21 @@ from threadline.server.model import (
     UserSummary,
     datetime_to_ns,
 )
+from threadline.server.search.query import SearchQuery
 from threadline.server.search.query import parse as parse_search
 from threadline.server.store import cursors
 from threadline.server.store import metrics as metric_rules
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SESSIONS, SPAN_DETAIL, TRACES
 from threadline.server.store.sorts import SESSION_SORTS
-from threadline.server.store.sqlite import inference, metrics, numbers, scores, search
+from threadline.server.store.sqlite import (
+    inference,
+    metrics,
+    numbers,
+    score_sorted,
+    scores,
+    search,
+)
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.database import Database
 from threadline.server.store.sqlite.driver import sqlite3
@@ -56,7 +64,15 @@ class Reads(Database):
         with self._read() as conn:
             source = "sessions"
             order_type: type
-            if query.q and query.sort == "relevance":
+            if query.score_sort is not None:
+                if query.q:
+                    condition, condition_args = _found_sessions(conn, project_id, found, query.q)
+                    where.append(condition)
+                    args += condition_args
+                items, next_cursor = score_sorted.page(
+                    conn, score_sorted.SESSIONS, project_id, query.score_sort, where, args, query
+                )
+            elif query.q and query.sort == "relevance":
                 # Ranked by their best span; ids that begin with the text come first.
                 ranked = search.ranked_sessions(conn, project_id, found, query.q)
                 source = (
@@ -78,20 +94,21 @@ class Reads(Database):
                         " ON sessions.session_id = found.value"
                     )
                     args.insert(0, json.dumps(found_ids))
-            if query.sort != "relevance" or not query.q:
-                order, order_type = SESSION_SORTS[
-                    "last_activity" if query.sort == "relevance" else query.sort
-                ]
-            rows, next_cursor = _keyset_page(
-                conn,
-                f"SELECT {SESSIONS.sql}, {order} FROM {source}",
-                where,
-                args,
-                (order, order_type, "session_id"),
-                query,
-                table_rows.session_page_key,
-            )
-            items = [table_rows.session(row) for row in rows]
+            if query.score_sort is None:
+                if query.sort != "relevance" or not query.q:
+                    order, order_type = SESSION_SORTS[
+                        "last_activity" if query.sort == "relevance" else query.sort
+                    ]
+                rows, next_cursor = _keyset_page(
+                    conn,
+                    f"SELECT {SESSIONS.sql}, {order} FROM {source}",
+                    where,
+                    args,
+                    (order, order_type, "session_id"),
+                    query,
+                    table_rows.session_page_key,
+                )
+                items = [table_rows.session(row) for row in rows]
             page_ids = [item.session_id for item in items]
             summaries = scores.summaries(conn, project_id, "session", page_ids)
             snippets = search.session_snippets(
@@ -156,7 +173,15 @@ class Reads(Database):
             source = "traces"
             order: str = "start_ns"
             order_type: type = int
-            if relevance:
+            if query.score_sort is not None:
+                if query.q:
+                    condition, condition_args = _found_traces(conn, project_id, found, query.q)
+                    where.append(condition)
+                    args += condition_args
+                trace_items, next_cursor = score_sorted.page(
+                    conn, score_sorted.TRACES, project_id, query.score_sort, where, args, query
+                )
+            elif relevance:
                 # Ranked by their best span; a trace whose id is the text comes first.
                 ranked = search.ranked_traces(conn, project_id, found, query.q or "")
                 source = "json_each(?) AS ranked CROSS JOIN traces ON traces.trace_key = " + key_of(
@@ -175,16 +200,18 @@ class Reads(Database):
                         key_of("found.value")
                     )
                     args[:0] = [json.dumps(found_ids), project_id]
-            rows, next_cursor = _keyset_page(
-                conn,
-                f"SELECT {TRACES.sql}, {order} FROM {source}",
-                where,
-                args,
-                (order, order_type, "traces.trace_id"),
-                query,
-                table_rows.trace_page_key,
-            )
-            items = [table_rows.trace(table_rows.trace_rollup(row)) for row in rows]
+            if query.score_sort is None:
+                rows, next_cursor = _keyset_page(
+                    conn,
+                    f"SELECT {TRACES.sql}, {order} FROM {source}",
+                    where,
+                    args,
+                    (order, order_type, "traces.trace_id"),
+                    query,
+                    table_rows.trace_page_key,
+                )
+                trace_items = [table_rows.trace(table_rows.trace_rollup(row)) for row in rows]
+            items = trace_items
             page_ids = [item.trace_id for item in items]
             summaries = scores.summaries(conn, project_id, "trace", page_ids)
             snippets = search.trace_snippets(
@@ -292,6 +319,31 @@ def _keyset_page(
     )
     return cursors.page(
         conn.execute(sql, [*args, query.limit + 1]).fetchall(), query.limit, page_key
+    )
+
+
+def _found_sessions(
+    conn: sqlite3.Connection, project_id: int, found: SearchQuery, q: str
+) -> tuple[str, list[Any]]:
+    """The condition on a ``sessions`` row that ``q`` finds it (a list sorted otherwise
+    than by time or relevance)."""
+    found_ids = search.found_sessions(conn, project_id, found, q)
+    if found_ids is None:
+        return search.session_condition(conn, project_id, found, q)
+    return "sessions.session_id IN (SELECT value FROM json_each(?))", [json.dumps(found_ids)]
+
+
+def _found_traces(
+    conn: sqlite3.Connection, project_id: int, found: SearchQuery, q: str
+) -> tuple[str, list[Any]]:
+    """The condition on a ``traces`` row that ``q`` finds it (see ``_found_sessions``)."""
+    found_ids = search.found_traces(conn, project_id, found, q)
+    if found_ids is None:
+        return search.trace_condition(found)
+    return (
+        "traces.trace_key IN (SELECT key FROM trace_keys WHERE project_id = ?"
+        " AND trace_id IN (SELECT value FROM json_each(?)))",
+        [project_id, json.dumps(found_ids)],
     )
 
 

@@ -1,0 +1,108 @@
+"""The Sessions and Traces lists sorted by a score (``store/score_sorts.py``) in SQLite.
+
+The scored part walks the score rollups' index of that kind and name in the order of
+the value (``score_rollups_by_average`` or ``_by_label``, migration 0005, whose rows end
+with the target id, which breaks ties) and looks each row up by its key, keeping those
+the list's filters keep: a page reads its rows and the ones filtered out before them,
+never the whole list. The rest (rows without that score) walks the list's time index
+newest first, each row checked for the score by the rollups' primary key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from threadline.server.model import ScoreSort, SessionQuery, TraceQuery
+from threadline.server.store import rows as table_rows
+from threadline.server.store import score_sorts
+from threadline.server.store.columns import SESSIONS as SESSION_COLUMNS
+from threadline.server.store.columns import TRACES as TRACE_COLUMNS
+from threadline.server.store.sqlite.driver import sqlite3
+from threadline.server.store.sqlite.trace_keys import key_of
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What differs between the two lists."""
+
+    kind: str  # the rollups' target kind
+    select: str  # the row's columns
+    table: str
+    id_column: str
+    time_column: str  # the rest's order, newest first
+    join: str  # the row of the rollup's ``ranked.sort_id`` (``?``: the project)
+    present: Callable[[Sequence[Any]], Any]
+
+
+SESSIONS = Listed(
+    "session",
+    SESSION_COLUMNS.sql,
+    "sessions",
+    "sessions.session_id",
+    "sessions.end_ns",
+    "sessions.project_id = ? AND sessions.session_id = ranked.sort_id",
+    table_rows.session,
+)
+TRACES = Listed(
+    "trace",
+    TRACE_COLUMNS.sql,
+    "traces",
+    "traces.trace_id",
+    "traces.start_ns",
+    "traces.trace_key = " + key_of("ranked.sort_id"),
+    lambda row: table_rows.trace(table_rows.trace_rollup(row)),
+)
+
+
+def page(
+    conn: sqlite3.Connection,
+    listed: Listed,
+    project_id: int,
+    sort: ScoreSort,
+    where: list[str],
+    args: list[Any],
+    query: SessionQuery | TraceQuery,
+) -> tuple[list[Any], str | None]:
+    """A page of ``listed``'s rows meeting ``where`` (``args``) sorted by ``sort``, after
+    ``query``'s cursor, and the cursor after it: ``Session``s or ``Trace``s."""
+    column = "average" if sort.by == "average" else "label"
+    direction = "DESC" if sort.descending else "ASC"
+    after_op = "<" if sort.descending else ">"
+    conditions = " AND ".join(where)
+
+    def scored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, Any]]:
+        sql = (
+            f"SELECT {listed.select}, ranked.sort_key, ranked.sort_id FROM"
+            f" (SELECT target_id AS sort_id, {column} AS sort_key FROM score_rollups"
+            " WHERE project_id = ? AND target_kind = ? AND name = ?"
+            f" AND {column} IS NOT NULL) AS ranked"
+            f" CROSS JOIN {listed.table} ON {listed.join} WHERE {conditions}"
+        )
+        params: list[Any] = [project_id, listed.kind, sort.name, project_id, *args]
+        if after is not None:
+            sql += f" AND (ranked.sort_key, ranked.sort_id) {after_op} (?, ?)"
+            params += list(after)
+        sql += f" ORDER BY ranked.sort_key {direction}, ranked.sort_id {direction} LIMIT ?"
+        rows = conn.execute(sql, [*params, count]).fetchall()
+        return [(row[-2], row[-1], listed.present(row)) for row in rows]
+
+    def unscored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, Any]]:
+        sql = (
+            f"SELECT {listed.select}, {listed.time_column}, {listed.id_column}"
+            f" FROM {listed.table} WHERE {conditions} AND NOT EXISTS (SELECT 1"
+            f" FROM score_rollups r WHERE r.project_id = {listed.table}.project_id"
+            f" AND r.target_kind = ? AND r.target_id = {listed.id_column} AND r.name = ?"
+            f" AND r.{column} IS NOT NULL)"
+        )
+        params: list[Any] = [*args, listed.kind, sort.name]
+        if after is not None:
+            sql += f" AND ({listed.time_column}, {listed.id_column}) < (?, ?)"
+            params += list(after)
+        sql += f" ORDER BY {listed.time_column} DESC, {listed.id_column} DESC LIMIT ?"
+        rows = conn.execute(sql, [*params, count]).fetchall()
+        return [(row[-2], row[-1], listed.present(row)) for row in rows]
+
+    picked = score_sorts.pick(sort, query.limit, query.cursor, scored, unscored)
+    return score_sorts.page(picked, query.limit)

@@ -1,0 +1,165 @@
+"""The Sessions and Traces lists sorted by a score, on every backend: the same order on
+the same data (ties by id, rows without the score last, newest first), walked page by
+page through every page size, with the other filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.store import test_contract
+from tests.store.test_contract import record, score
+from threadline.server.errors import BadRequest
+from threadline.server.model import (
+    ScoreFilter,
+    ScoreSort,
+    SessionQuery,
+    TraceQuery,
+    ns_to_datetime,
+)
+from threadline.server.store import Store
+
+backend = test_contract.backend
+store = test_contract.store
+
+
+def _sessions(store: Store, project: int, sort: ScoreSort, **query) -> list[str]:
+    """Every page of the list, at each page size; all sizes must agree."""
+    walks = []
+    for limit in (1, 2, 3, 50):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = store.list_sessions(
+                project, SessionQuery(limit=limit, cursor=cursor, score_sort=sort, **query)
+            )
+            seen += [s.session_id for s in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        walks.append(seen)
+    assert all(walk == walks[0] for walk in walks), walks
+    return walks[0]
+
+
+def _traces(store: Store, project: int, sort: ScoreSort, **query) -> list[int]:
+    walks = []
+    for limit in (1, 2, 50):
+        seen: list[int] = []
+        cursor = None
+        while True:
+            page = store.list_traces(
+                project, TraceQuery(limit=limit, cursor=cursor, score_sort=sort, **query)
+            )
+            seen += [int(t.trace_id, 16) for t in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        walks.append(seen)
+    assert all(walk == walks[0] for walk in walks), walks
+    return walks[0]
+
+
+def _write(store: Store) -> int:
+    project = store.create_project("p").id
+    # Sessions s1..s7, one trace each (trace i), s7 latest; s2 and s4 failed.
+    store.write_spans(
+        project,
+        [
+            record(i, i, start=i * 100, session=f"s{i}", user="u", error=i in (2, 4))
+            for i in range(1, 8)
+        ],
+    )
+    store.write_scores(
+        project,
+        [
+            score("1q", "quality", 0.5, session="s1"),
+            score("2q", "quality", 1.0, session="s2"),
+            score("2r", "quality", 0.8, session="s2"),  # average 0.9
+            score("3q", "quality", 0.5, session="s3"),  # ties with s1
+            score("4q", "quality", 0.125, session="s4"),
+            # A label of that name: no average, so s6 sorts with the unscored.
+            score("6q", "quality", "n/a", session="s6"),
+            score("1c", "topic", "billing", session="s1"),
+            score("2c", "topic", "refund", session="s2"),
+            score("3c", "topic", "billing", session="s3"),
+            score("5c", "topic", "account", session="s5"),
+            # On traces: the Traces list's, not their sessions'.
+            score("t1", "quality", 0.25, trace=1, session="s1"),
+            score("t2", "quality", 0.75, trace=2, span=2, session="s2"),
+            score("t3", "quality", 0.25, trace=3, session="s3"),
+        ],
+    )
+    return project
+
+
+def test_sessions_sorted_by_a_score(store: Store):
+    project = _write(store)
+    by_quality = ScoreSort(name="quality")
+    rising = ScoreSort(name="quality", descending=False)
+    assert _sessions(store, project, by_quality) == ["s2", "s3", "s1", "s4", "s7", "s6", "s5"]
+    assert _sessions(store, project, rising) == ["s4", "s1", "s3", "s2", "s7", "s6", "s5"]
+    by_topic = ScoreSort(name="topic", by="label")
+    assert _sessions(store, project, by_topic) == ["s2", "s3", "s1", "s5", "s7", "s6", "s4"]
+    assert _sessions(store, project, by_topic.model_copy(update={"descending": False})) == [
+        "s5",
+        "s1",
+        "s3",
+        "s2",
+        "s7",
+        "s6",
+        "s4",
+    ]
+    # A name nobody used: every session, newest first.
+    assert _sessions(store, project, ScoreSort(name="nothing")) == [
+        f"s{i}" for i in (7, 6, 5, 4, 3, 2, 1)
+    ]
+
+
+def test_score_sort_combines_with_filters(store: Store):
+    project = _write(store)
+    by_quality = ScoreSort(name="quality")
+    assert _sessions(store, project, by_quality, status="error") == ["s2", "s4"]
+    assert _sessions(store, project, by_quality, status="ok") == ["s3", "s1", "s7", "s6", "s5"]
+    # Active from s4's start on (each trace lasts 10 ms).
+    after = ns_to_datetime(record(4, 4, start=400).start_ns)
+    assert _sessions(store, project, by_quality, start=after) == ["s4", "s7", "s6", "s5"]
+    assert _sessions(store, project, by_quality, user_id="u", q="s2") == ["s2"]
+    quality_from_half = ScoreFilter(name="quality", op=">=", value=0.5)
+    assert _sessions(
+        store, project, ScoreSort(name="quality", descending=False), scores=[quality_from_half]
+    ) == ["s1", "s3", "s2"]
+    no_topic = ScoreFilter(name="topic", missing=True)
+    assert _sessions(store, project, by_quality, scores=[no_topic]) == ["s4", "s7", "s6"]
+
+
+def test_traces_sorted_by_a_score(store: Store):
+    project = _write(store)
+    by_quality = ScoreSort(name="quality")
+    # Trace 2's score is on one of its spans: it counts for the trace.
+    assert _traces(store, project, by_quality) == [2, 3, 1, 7, 6, 5, 4]
+    assert _traces(store, project, ScoreSort(name="quality", descending=False)) == [
+        1,
+        3,
+        2,
+        7,
+        6,
+        5,
+        4,
+    ]
+    assert _traces(store, project, by_quality, status="error") == [2, 4]
+    assert _traces(store, project, by_quality, session_id="s3") == [3]
+    missing = ScoreFilter(name="quality", missing=True)
+    assert _traces(store, project, by_quality, scores=[missing]) == [7, 6, 5, 4]
+
+
+def test_a_cursor_of_another_sort_is_refused(store: Store):
+    project = _write(store)
+    other = store.list_sessions(project, SessionQuery(limit=1)).next_cursor
+    labelled = store.list_sessions(
+        project, SessionQuery(limit=1, score_sort=ScoreSort(name="topic", by="label"))
+    ).next_cursor
+    for cursor in (other, labelled):
+        with pytest.raises(BadRequest):
+            store.list_sessions(
+                project, SessionQuery(limit=1, cursor=cursor, score_sort=ScoreSort(name="quality"))
+            )
