@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from threadline.server.errors import BadRequest
 from threadline.server.metadata_filter import parse_metadata
 from threadline.server.model import METRIC_NAMES, MetricBucket, Metrics, MetricsQuery
+from threadline.server.score_types import written_types
 from threadline.server.store import Store
 from threadline.server.store import metrics as metric_rules
 from threadline.server.web import present
@@ -27,6 +28,7 @@ from threadline.server.web.auth import PageProject
 from threadline.server.web.charts import PALETTE, REST_COLOR, Chart, Series, bar_chart
 from threadline.server.web.filters import parse_time
 from threadline.server.web.render import render
+from threadline.server.web.score_columns import written_types_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -231,7 +233,13 @@ def _model_series(metrics: Metrics, metric: str, colors: dict[str, str]) -> list
     return shown
 
 
-def build_charts(metrics: Metrics, filters: DashboardFilters) -> list[Chart]:
+def build_charts(
+    metrics: Metrics,
+    filters: DashboardFilters,
+    score_type: Callable[[str], str | None] = lambda name: None,
+) -> list[Chart]:
+    """The charts of ``metrics``; ``score_type``: a score name's type, so that a boolean
+    reads as the session page and the lists read one (the share of good)."""
     grouped = metrics.group_by is not None
     label = _LABEL_FORMAT[metrics.bucket]
 
@@ -283,14 +291,15 @@ def build_charts(metrics: Metrics, filters: DashboardFilters) -> list[Chart]:
     scores = sorted({s.metric for s in metrics.series if s.metric.startswith("score:")})
     for metric in scores:
         name = metric.removeprefix("score:")
+        boolean = score_type(name) == "boolean"
         charts.append(
             bar_chart(
                 f"score-{name}",
-                f"Score: {name} (average)",
+                f"Score: {name} ({'% good' if boolean else 'average'})",
                 metrics.buckets,
                 series_of(metric),
                 stacked=False,
-                fmt=_score,
+                fmt=_percent if boolean else _score,
                 bucket_label=lambda b: b.strftime(label),
                 href=lambda b, g: filters.list_url("traces", metrics, b, g),
                 grouped=grouped,
@@ -301,6 +310,15 @@ def build_charts(metrics: Metrics, filters: DashboardFilters) -> list[Chart]:
 
 def _store(request: Request) -> Store:
     return request.app.state.store
+
+
+def _score_types(request: Request, project_id: int) -> Callable[[str], str | None]:
+    """Each score name's type: its configuration's, else the one its latest score was
+    written with (as the lists' score columns type theirs)."""
+    configured = {c.name: c.data_type for c in _store(request).list_score_configs(project_id)}
+    known = written_types(request.app.state)
+    written = written_types_of(_store(request), project_id, known, None)
+    return lambda name: configured.get(name) or written("", name)
 
 
 @router.get("/dashboard")
@@ -319,7 +337,9 @@ def dashboard(request: Request, project: PageProject) -> Response:
         "ranges": RANGES,
         "buckets": BUCKETS,
         "metrics": metrics,
-        "charts": build_charts(metrics, filters) if metrics else [],
+        "charts": build_charts(metrics, filters, _score_types(request, project.id))
+        if metrics
+        else [],
         "list_url": filters.list_url,
     }
     return render(request, "dashboard.html", context)

@@ -21,12 +21,16 @@ from threadline.server.model import (
     MAX_SEARCH_CHARS,
     NumericFilter,
     ScoreFilter,
+    ScoreSort,
+    ScoreSortKey,
     SessionQuery,
     SessionSort,
     TraceQuery,
     UserQuery,
 )
+from threadline.server.store import score_sorts
 from threadline.server.time_windows import DEFAULT_WINDOW, WINDOWS
+from threadline.server.web.score_columns import ScoreColumn
 
 PAGE_SIZE = 50
 
@@ -69,6 +73,7 @@ _KEYS = (
     "metadata",
     "q",
     "sort",
+    "order",
     "context",
 )
 # Repeatable ones, named as the JSON API names them: all must hold.
@@ -99,6 +104,7 @@ class Filters:
     metadata: str = ""  # one "key=value"
     q: str = ""
     sort: str = "last_activity"
+    order: str = ""  # with a score sort: "asc", else largest first
     context: str = ""  # sessions whose peak context use is at least this many percent
     score: list[str] = field(default_factory=list)  # "name op value", as the API's score=
     missing_score: list[str] = field(default_factory=list)  # names: rows without them
@@ -115,8 +121,12 @@ class Filters:
         filters = cls(**{k: v for k, v in values.items() if v}, cursor=params.get("cursor"))
         if filters.range not in PRESETS:
             filters.range = DEFAULT_WINDOW
-        if filters.sort not in get_args(SessionSort):
-            filters.sort = "last_activity"
+        if filters.order not in ("asc", "desc"):
+            filters.order = ""
+        if filters.score_sort() is None:
+            filters.order = ""
+            if filters.sort not in get_args(SessionSort):
+                filters.sort = "last_activity"
         if filters.status not in ("", "ok", "error"):
             filters.status = ""
         for name in ("q", "user_id"):  # both searched with LIKE, whose patterns are bounded
@@ -126,6 +136,30 @@ class Filters:
         return filters
 
     # --- to store queries ---------------------------------------------------------
+
+    def score_sort(self) -> ScoreSort | None:
+        """The sort by a score (``sort=score:NAME`` or ``score_label:NAME``), if it is one."""
+        try:
+            return score_sorts.parse(self.sort, self.order or None)
+        except BadRequest:
+            return None
+
+    def sort_by_column(self, column: ScoreColumn) -> tuple[str, str | None]:
+        """The (sort, order) a click on a score column's header asks for: by it, largest
+        first; again (sorted by it already, largest first), smallest first."""
+        by: ScoreSortKey = "label" if column.data_type == "categorical" else "average"
+        wanted = score_sorts.text(ScoreSort(name=column.name, by=by))
+        current = self.score_sort()
+        if current is not None and self.sort == wanted and current.descending:
+            return wanted, "asc"
+        return wanted, None
+
+    def column_sorted(self, column: ScoreColumn) -> str | None:
+        """``"descending"`` or ``"ascending"`` when the list is sorted by this column."""
+        current = self.score_sort()
+        if current is None or current.name != column.name:
+            return None
+        return "descending" if current.descending else "ascending"
 
     def window(self) -> tuple[datetime | None, datetime | None]:
         if self.range == "custom":
@@ -185,6 +219,7 @@ class Filters:
             session_id=self.session_id or None,
             numbers=self.numbers(numeric_filters.TRACE_FIELDS),
             sort="relevance" if self.sort == "relevance" else "time",
+            score_sort=self.score_sort(),
             **common,
         )
 
@@ -203,7 +238,8 @@ class Filters:
 
     def session_query(self) -> SessionQuery:
         return SessionQuery(
-            sort=self.sort,  # type: ignore[arg-type]
+            sort=self.sort if self.score_sort() is None else "last_activity",  # type: ignore[arg-type]
+            score_sort=self.score_sort(),
             numbers=self.numbers(numeric_filters.SESSION_FIELDS),
             min_context_use=self.min_context_use(),
             **self._common(),

@@ -13,13 +13,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from threadline.server import numeric_filters
-from threadline.server.model import Project, ScoreQuery
+from threadline.server.model import Project
 from threadline.server.score_types import written_types
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import ALL_TIME_NOTE, PRESETS, SORTS, TRACE_SORTS, Filters
 from threadline.server.web.render import render
-from threadline.server.web.score_columns import columns_query, score_columns
+from threadline.server.web.score_columns import columns_query, score_columns, written_types_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,21 +54,13 @@ def _context(request: Request, project: Project, tab: str, filters: Filters) -> 
 def _with_columns(
     request: Request, context: dict, rows: list[Any], kind: str | None = None
 ) -> dict:
-    """A column per score name on the page's rows, typed by its configuration or, for a
-    ``kind`` of row that is a score target ("session", "trace"), by a score of it."""
-    store, project_id = _store(request), context["project"].id
+    """A column per score name on the page's rows, typed by its configuration or, else,
+    by a score of it: of the row for a ``kind`` of row that is a score target
+    ("session", "trace"), else (users) the name's latest."""
     known = written_types(request.app.state)
-
-    def written_type(target_id: str, name: str) -> str | None:
-        def read() -> str | None:
-            query = ScoreQuery.model_validate({"limit": 1, "name": name, f"{kind}_id": target_id})
-            found = store.list_scores(project_id, query).items
-            return found[0].data_type if found else None
-
-        return known.get(project_id, name, read)
-
+    written_type = written_types_of(_store(request), context["project"].id, known, kind)
     targets = ((getattr(row, f"{kind}_id", "") if kind else "", row.scores) for row in rows)
-    columns = score_columns(context["score_configs"], targets, written_type if kind else None)
+    columns = score_columns(context["score_configs"], targets, written_type)
     return context | {"score_columns": columns, "columns_query": columns_query(columns)}
 
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import get_args
+from typing import Any, get_args
 from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
-from threadline.server.model import ScoreConfig, ScoreDataType, ScoreSummary
+from threadline.server.model import ScoreConfig, ScoreDataType, ScoreQuery, ScoreSummary
+from threadline.server.score_types import WrittenTypes
+from threadline.server.store import Store
 
 _TYPES = set(get_args(ScoreDataType))
 
@@ -63,10 +65,30 @@ class ScoreColumn:
 WrittenType = Callable[[str, str], str | None]
 
 
+def written_types_of(
+    store: Store, project_id: int, known: WrittenTypes, kind: str | None
+) -> WrittenType:
+    """The type each name was written with, read from one score of it: the target's own
+    for a ``kind`` of row that is a score target ("session", "trace"), else (a user, a
+    chart) the name's latest score; kept a while by ``known``."""
+
+    def written_type(target_id: str, name: str) -> str | None:
+        def read() -> str | None:
+            fields: dict[str, Any] = {"limit": 1, "name": name}
+            if kind is not None:
+                fields[f"{kind}_id"] = target_id
+            found = store.list_scores(project_id, ScoreQuery.model_validate(fields)).items
+            return found[0].data_type if found else None
+
+        return known.get(project_id, name, read)
+
+    return written_type
+
+
 def score_columns(
     configs: Iterable[ScoreConfig],
     rows: Iterable[tuple[str, Mapping[str, ScoreSummary]]],
-    written_type: WrittenType | None = None,
+    written_type: WrittenType,
 ) -> list[ScoreColumn]:
     """The columns of ``rows`` (each its target id and summaries by name)."""
     types: dict[str, str] = {c.name: c.data_type for c in configs}
@@ -77,7 +99,7 @@ def score_columns(
     columns = []
     for name in sorted(first_with)[:MAX_COLUMNS]:
         data_type = types.get(name)
-        if data_type is None and written_type is not None:
+        if data_type is None:
             data_type = written_type(first_with[name], name)
         columns.append(ScoreColumn(name, data_type))
     return columns
