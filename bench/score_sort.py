@@ -1,0 +1,231 @@
+"""The first pages of the Sessions list sorted by a score, on a store of many sessions.
+
+    python bench/score_sort.py --store sqlite --dir /work/bench-data/x
+    python tests/store/chdb_http.py --port 8125 --path /work/bench-data/x/ch &
+    python bench/score_sort.py --store clickhouse --url clickhouse://default:@127.0.0.1:8125
+
+Fills a fresh store through ``Store.write_spans`` and ``write_scores`` with
+``--sessions`` sessions of one trace each over the last six days (every tenth failed),
+60 % of them with a numeric ``stars`` (1 to 5: many ties) and 30 % with a categorical
+``topic`` (five labels), then times each list query ``--repeat`` times (p50 and max, in
+ms): the list as it opens, by cost (another sort, for comparison), by ``stars`` both
+ways, by ``topic``'s label, by ``stars`` with a filter, the page after the scored ones,
+and the third page. It then prints how each backend reads the sorted page: SQLite's
+``EXPLAIN QUERY PLAN`` of the two statements, ClickHouse's ``EXPLAIN indexes = 1`` of
+the scored part's statement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from threadline.server.model import ScoreRecord, ScoreSort, SessionQuery, SpanRecord
+from threadline.server.store import Store, cursors, open_store
+from threadline.server.store.clickhouse import score_sorted as clickhouse_sorted
+from threadline.server.store.sqlite import score_sorted as sqlite_sorted
+
+NS = 1_000_000_000
+DAY_NS = 24 * 3600 * NS
+LABELS = ("account", "billing", "delivery", "refund", "other")
+
+
+def fill(store: Store, sessions: int, seed: int) -> int:
+    rng = random.Random(seed)
+    project = store.create_project("score-sort").id
+    now = time.time_ns()
+    batch: list[SpanRecord] = []
+    scores: list[ScoreRecord] = []
+    started = time.perf_counter()
+    for i in range(sessions):
+        start = now - rng.randrange(6 * DAY_NS)
+        batch.append(
+            SpanRecord(
+                trace_id=f"{i + 1:032x}",
+                span_id=f"{i + 1:016x}",
+                parent_span_id=None,
+                name="turn",
+                kind="INTERNAL",
+                start_ns=start,
+                end_ns=start + rng.randrange(1, 5000) * 1_000_000,
+                status="error" if i % 10 == 0 else "ok",
+                session_id=f"session-{i:07d}",
+                cost_usd=rng.random() / 100,
+            )
+        )
+        draw = rng.random()
+        if draw < 0.6:
+            scores.append(_score(rng, "stars", f"session-{i:07d}", float(rng.randint(1, 5))))
+        if draw > 0.7:
+            scores.append(_score(rng, "topic", f"session-{i:07d}", rng.choice(LABELS)))
+        if len(batch) == 2000:
+            store.write_spans(project, batch)
+            batch = []
+    if batch:
+        store.write_spans(project, batch)
+    for at in range(0, len(scores), 2000):
+        store.write_scores(project, scores[at : at + 2000])
+    print(
+        f"filled {sessions:,} sessions and {len(scores):,} scores"
+        f" in {time.perf_counter() - started:.0f} s"
+    )
+    return project
+
+
+def _score(rng: random.Random, name: str, session_id: str, value: float | str) -> ScoreRecord:
+    return ScoreRecord(
+        id=uuid.UUID(int=rng.getrandbits(128)).hex,
+        name=name,
+        data_type="categorical" if isinstance(value, str) else "numeric",
+        value=None if isinstance(value, str) else value,
+        label=value if isinstance(value, str) else None,
+        session_id=session_id,
+        trace_id=None,
+        span_id=None,
+        source="api",
+        author=None,
+        comment=None,
+        created_ns=time.time_ns(),
+    )
+
+
+def timed(read: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = read()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), max(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=("sqlite", "clickhouse"), required=True)
+    parser.add_argument("--dir", type=Path, help="SQLite: the data folder")
+    parser.add_argument("--url", help="ClickHouse: clickhouse://user:pw@host:port (no db)")
+    parser.add_argument("--database", default="score_sort")
+    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    if args.store == "sqlite":
+        assert args.dir, "--dir"
+        args.dir.mkdir(parents=True, exist_ok=True)
+        store = open_store(f"sqlite://{args.dir / 'threadline.db'}")
+    else:
+        assert args.url, "--url"
+        store = open_store(f"{args.url.rstrip('/')}/{args.database}")
+    project = next((p.id for p in store.list_projects() if p.name == "score-sort"), None)
+    if project is None:
+        project = fill(store, args.sessions, args.seed)
+
+    stars = ScoreSort(name="stars")
+    unscored = cursors.encode(1, 2**62, "")  # the first page after the scored sessions
+    queries: list[tuple[str, SessionQuery]] = [
+        ("last activity (as it opens)", SessionQuery()),
+        ("sort=cost", SessionQuery(sort="cost")),
+        ("sort=score:stars", SessionQuery(score_sort=stars)),
+        (
+            "sort=score:stars&order=asc",
+            SessionQuery(score_sort=ScoreSort(name="stars", descending=False)),
+        ),
+        ("sort=score_label:topic", SessionQuery(score_sort=ScoreSort(name="topic", by="label"))),
+        ("sort=score:stars&status=error", SessionQuery(score_sort=stars, status="error")),
+        ("sort=score:stars, past the scored", SessionQuery(score_sort=stars, cursor=unscored)),
+    ]
+    print(f"{'query':38s} {'p50 ms':>8} {'max ms':>8}  first rows")
+    for name, query in queries:
+        p50, worst, page = timed(lambda q=query: store.list_sessions(project, q), args.repeat)
+        named = query.score_sort.name if query.score_sort else ""
+        first = ", ".join(
+            f"{s.session_id[-7:]}:{_shown(s.scores.get(named))}" for s in page.items[:3]
+        )
+        print(f"{name:38s} {p50:8.1f} {worst:8.1f}  {first}")
+    # The third page, through two cursors.
+    cursor = None
+    for _ in range(2):
+        cursor = store.list_sessions(
+            project, SessionQuery(score_sort=stars, cursor=cursor)
+        ).next_cursor
+    p50, worst, _ = timed(
+        lambda: store.list_sessions(project, SessionQuery(score_sort=stars, cursor=cursor)),
+        args.repeat,
+    )
+    print(f"{'sort=score:stars, third page':38s} {p50:8.1f} {worst:8.1f}")
+    plans(store, project, stars)
+    store.close()
+
+
+def _shown(summary: Any) -> str:
+    if summary is None:
+        return "-"
+    return f"{summary.average:g}" if summary.average is not None else str(summary.label)
+
+
+def plans(store: Store, project: int, sort: ScoreSort) -> None:
+    """How the backend reads the sorted first page (its statements, recorded)."""
+    recorded: list[tuple[str, Any]] = []
+    if hasattr(store, "_rows"):
+        original = clickhouse_sorted.pick
+
+        def recording_pick(rows, *rest, **named):  # type: ignore[no-untyped-def]
+            def recording_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+                recorded.append((sql, dict(params)))
+                return rows(sql, params)
+
+            return original(recording_rows, *rest, **named)
+
+        clickhouse_sorted.pick = recording_pick  # type: ignore[assignment]
+        store.list_sessions(project, SessionQuery(score_sort=sort))
+        clickhouse_sorted.pick = original  # type: ignore[assignment]
+        sql, params = recorded[0]
+        print("\nClickHouse, the scored part: EXPLAIN indexes = 1")
+        for (line,) in store._rows("EXPLAIN indexes = 1 " + sql, params):  # type: ignore[attr-defined]
+            if line.strip().startswith(
+                (
+                    "ReadFromMergeTree",
+                    "Keys:",
+                    "Condition:",
+                    "Parts:",
+                    "Granules:",
+                    "PrimaryKey",
+                    "Name:",
+                )
+            ):
+                print("  " + line)
+        return
+    original_page = sqlite_sorted.page
+
+    class Recording:
+        def __init__(self, conn: Any) -> None:
+            self.conn = conn
+
+        def execute(self, sql: str, params: Any = ()) -> Any:
+            recorded.append((sql, list(params)))
+            return self.conn.execute(sql, params)
+
+    def recording_page(conn, *rest, **named):  # type: ignore[no-untyped-def]
+        result = original_page(Recording(conn), *rest, **named)
+        for sql, params in recorded:
+            print("\nSQLite: EXPLAIN QUERY PLAN")
+            for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall():
+                print("  " + str(row[-1]))
+        recorded.clear()
+        return result
+
+    sqlite_sorted.page = recording_page  # type: ignore[assignment]
+    # A page that runs out of scored sessions reads both parts.
+    store.list_sessions(project, SessionQuery(score_sort=sort, status="error"))
+    last = cursors.encode(0, 1.0, "")  # after the lowest scored: the rest follows at once
+    store.list_sessions(project, SessionQuery(score_sort=sort, cursor=last))
+    sqlite_sorted.page = original_page  # type: ignore[assignment]
+
+
+if __name__ == "__main__":
+    main()
