@@ -136,6 +136,24 @@ def run(
                 process.wait()
 
 
+def writer_made(bodies: list[workload.Batch], inference: bool) -> int:
+    """How many of ``bodies`` a server's worker leaves whole for its writer to make the
+    rows of (to name their sessions), the project's setting known: the store's own
+    preparer, run here on each export's records."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from threadline.server.ingest.normalize import normalize_request
+    from threadline.server.store.clickhouse.export_rows import RowsPreparer
+
+    preparer = RowsPreparer(infers_sessions=inference)
+    return sum(
+        preparer(1, normalize_request(ExportTraceServiceRequest.FromString(b.body)).spans) is None
+        for b in bodies
+    )
+
+
 def _own_cpu_seconds(pid: int) -> float:
     """CPU time used so far by the process ``pid`` alone, not its workers."""
     return bench_server.cpu_seconds(Path(f"/proc/{pid}/stat"))
@@ -158,6 +176,12 @@ def main() -> None:
         "--inference", choices=("on", "off"), default="on", help="the project's session inference"
     )
     args = parser.parse_args()
+    bodies = list(workload.batches(args.spans, args.batch))
+    print(
+        f"exports whose rows the writer makes (setting known):"
+        f" {writer_made(bodies, args.inference == 'on')} of {len(bodies)}",
+        flush=True,
+    )
     for servers in args.servers:
         rate, server_ms, own_ms, engine_ms = run(
             args.url,

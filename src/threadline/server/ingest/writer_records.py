@@ -13,8 +13,8 @@ is given. Attributes are most of a record's objects and the input and output mos
 its bytes (~3.6 of ~8.2 KB a span of the benchmark's workload): sent whole, the server
 process loads them again only to drop them. So they are left out of the answer
 (docs/benchmarks.md, "Round 7: CPU a span in the answer" and "Round 9"). A batch whose
-rows the preparer left to the writer (ClickHouse, when the writer may infer its
-sessions) is made in the writer from its records, which come whole.
+rows the preparer left to the writer (ClickHouse, when only the writer can name its
+inferred sessions) is made in the writer from its records, which come whole.
 """
 
 from __future__ import annotations

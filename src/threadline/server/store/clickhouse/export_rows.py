@@ -4,12 +4,15 @@ through its views, every rollup), ``search_text`` and ``trace_context``.
 They are pure functions of the project and the spans, so an ingest worker process makes
 them (``RowsPreparer``, the store's ``span_preparer``) and the server's writer only
 sends them: a span's searchable words alone cost the writer ~0.3 ms (docs/benchmarks.md,
-"ClickHouse ingest: one insert per table for a group of exports"). The exception is a
-batch whose sessions the store may infer (``inferred_sessions.may_place``) in a project
-that infers them, or whose setting the job did not know (``inference.py`` says how
-stale it may be): naming them reads what other servers stored, which only the writer
-can do, and the names change the rows; the worker then makes nothing, keeps the records
-whole, and the writer makes the rows after placing them.
+"ClickHouse ingest: one insert per table for a group of exports"). In a project that
+infers sessions the worker names them first (``inferred_sessions.place_alone``), as the
+writer would, and the rows carry the response ids' sessions for the writer to store.
+Two batches are left to the writer, which makes nothing of them in the worker, keeps
+the records whole and makes the rows after placing them: one that asks for a response
+it does not answer itself (the Responses chain names a turn after what other servers
+stored, which only the writer reads), and one whose sessions the store may infer
+(``inferred_sessions.may_place``) when the job did not know the project's setting
+(``inference.py`` says how stale it may be).
 
 Rows made in the worker are the only rows of their batch: the records come back
 without their attributes, inputs and outputs (``ingest/writer_records.py``), so the
@@ -42,6 +45,10 @@ class ExportRows:
     intake: list[list[Any]] = field(default_factory=list)
     search: list[list[Any]] = field(default_factory=list)
     context: list[list[Any]] = field(default_factory=list)
+    # The sessions of the response ids the batch's inferred turns carry (``response_
+    # sessions``): stored batch by batch before the group's insert, where a later
+    # batch's lookup finds them; not part of ``merged``.
+    responses: list[list[object]] = field(default_factory=list)
 
 
 def rows_of(project_id: int, spans: Sequence[SpanRecord]) -> ExportRows:
@@ -55,16 +62,24 @@ def rows_of(project_id: int, spans: Sequence[SpanRecord]) -> ExportRows:
 
 @dataclass(frozen=True)
 class RowsPreparer:
-    """Makes a batch's rows in a worker process (picklable, sent with each job); None
-    for a batch whose sessions the writer may still infer. ``infers_sessions``: the
-    project's setting as the job knew it (None: not known, taken as on)."""
+    """Makes a batch's rows in a worker process (picklable, sent with each job), its
+    inferred sessions named; None for a batch whose sessions only the writer can name.
+    ``infers_sessions``: the project's setting as the job knew it (None: not known,
+    taken as on)."""
 
     infers_sessions: bool | None = None
 
     def __call__(self, project_id: int, spans: Sequence[SpanRecord]) -> ExportRows | None:
-        if self.infers_sessions is not False and inferred_sessions.may_place(spans):
+        if self.infers_sessions is False:
+            return rows_of(project_id, spans)
+        if self.infers_sessions is None:
+            return None if inferred_sessions.may_place(spans) else rows_of(project_id, spans)
+        placement = inferred_sessions.place_alone(project_id, spans)
+        if placement is None:
             return None
-        return rows_of(project_id, spans)
+        rows = rows_of(project_id, placement.spans)
+        rows.responses = placement.responses
+        return rows
 
 
 def merged(batches: Sequence[ExportRows]) -> ExportRows:

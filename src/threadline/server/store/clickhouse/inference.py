@@ -6,7 +6,8 @@ inferred sessions themselves read and write (migration 0012): the response ids' 
 The setting is read by each server's writer, at most once per ``SETTING_SECONDS``
 per project (an export with signals needs it), and is given with each export's job
 (``known``, never a read: the job is made on the event loop) so that the worker makes
-the rows of a project that infers nothing (``export_rows.RowsPreparer``). The writer
+the rows, its sessions named or not as the setting says (``export_rows.RowsPreparer``;
+one not known leaves a batch that may be named to the writer). The writer
 reads it again once it is half that old, while the project's exports carry signals, so
 that a busy project's jobs always find it known. How stale it may be: an export
 follows the setting as read at most ``SETTING_SECONDS`` before it arrived, so a change
@@ -93,9 +94,6 @@ class ClickHouseSessionInference:
             )
         )
 
-    def write(self, placement: inferred_sessions.Placement) -> None:
-        self._insert(
-            inferred_sessions.RESPONSES_TABLE,
-            placement.responses,
-            inferred_sessions.RESPONSES_COLUMNS,
-        )
+    def write_responses(self, rows: list[list[object]]) -> None:
+        """Store the sessions of response ids (``Placement.responses``)."""
+        self._insert(inferred_sessions.RESPONSES_TABLE, rows, inferred_sessions.RESPONSES_COLUMNS)

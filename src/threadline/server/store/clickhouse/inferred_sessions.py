@@ -81,6 +81,25 @@ def may_place(spans: Sequence[SpanRecord]) -> bool:
     return bool(_unnamed_traces(spans))
 
 
+def place_alone(project_id: int, spans: Sequence[SpanRecord]) -> Placement | None:
+    """``place`` without reading what is stored (in an ingest worker), or None when a
+    name depends on it: a trace without a session id asks for a response that no
+    trace of ``spans`` answers (the Responses chain's one read).
+
+    Every other name is a function of the batch alone, and ``place`` names the same
+    whether a trace will never have a session id or the one it has not arrived yet (a
+    later export bringing its root): the explicit id wins in the trace's merge then,
+    and the name given here is a session the trace leaves, as it would be had the
+    writer placed it."""
+    if _asked_responses(list(_unnamed_traces(spans).values())):
+        return None
+    return place(project_id, spans, _nothing_stored)
+
+
+def _nothing_stored(keys: list[str]) -> dict[str, str]:
+    raise AssertionError(f"place_alone would read the sessions of {len(keys)} responses")
+
+
 def _unnamed_traces(spans: Sequence[SpanRecord]) -> dict[str, list[SpanRecord]]:
     """The spans with signals of each trace that names no session, each trace's by start."""
     by_trace: dict[str, list[SpanRecord]] = defaultdict(list)

@@ -295,12 +295,14 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             insert.result()
 
     def _batch_rows(self, batch: SpanBatch) -> export_rows.ExportRows:
-        """The rows the worker made, or, for a batch it left (records whole), the rows
-        of its spans with their inferred sessions named."""
+        """The rows the worker made (the sessions of the response ids it named stored
+        first), or, for a batch it left (records whole), the rows of its spans with
+        their inferred sessions named."""
         prepared = batch.prepared_as(export_rows.ExportRows, "ClickHouse rows")
         if prepared is None:
             spans = self._infer_sessions(batch.project_id, batch.spans)
             return export_rows.rows_of(batch.project_id, spans)
+        self._inference.write_responses(prepared.responses)
         if any(span.session_signals is not None for span in batch.spans):
             self._inference.keep_known(batch.project_id)
         return prepared
@@ -315,7 +317,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         placement = inferred_sessions.place(
             project_id, spans, lambda keys: self._inference.look_up_responses(project_id, keys)
         )
-        self._inference.write(placement)
+        self._inference.write_responses(placement.responses)
         return placement.spans
 
     # --- share links ----------------------------------------------------------------
