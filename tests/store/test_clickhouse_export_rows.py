@@ -1,9 +1,10 @@
 """An export's ClickHouse rows (``store/clickhouse/export_rows.py``): made in the ingest
 worker, as the writer would make them, from records that then come back without their
-attributes, inputs and outputs; a group of exports written as one insert per table; a
-batch whose sessions the writer may infer left to the writer, records whole, unless the
-project infers no sessions (its setting given with the job, ``inference.py``); rows that
-are not the batch's an error."""
+attributes, inputs and outputs, the batch's inferred sessions named there as the writer
+names them; a group of exports written as one insert per table; a batch whose sessions
+only the writer can name (a Responses turn continuing another export's, or the
+project's setting not known to the job, ``inference.py``) left to the writer, records
+whole; rows that are not the batch's an error."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import asyncio
 import json
 import multiprocessing
 import pickle
+import random
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pydantic import BaseModel
 
+from tests.chat_turns import BASE, Turn, conversation, turn_spans
 from tests.otlp import BASE_NS, new_span_id, new_trace_id, request, span
 from tests.store.chdb_http import database_name, shared_server
 from tests.store.test_contract import record
@@ -111,26 +115,36 @@ def test_rows_made_in_a_worker_are_stored_as_the_writer_would_store_them(
     assert [t.trace_id for t in found.items] == [trace_id]
 
 
-def test_a_batch_whose_session_may_be_inferred_is_left_to_the_writer(
+def test_a_batch_whose_session_only_the_writer_can_name_is_left_to_it(
     store: ClickHouseStore,
 ) -> None:
     project_id = store.create_project("inferred").id
     store.set_session_inference(project_id, True)
-    trace_id = new_trace_id()
-    prepared = _prepare_in_a_worker(
-        store, project_id, _body(trace_id, 3, **{"langgraph.thread_id": "thread-7"})
+    first, trace_id = new_trace_id(), new_trace_id()
+    earlier = _prepare_in_a_worker(
+        store, project_id, _body(first, 1, **{"gen_ai.response.id": "resp_1"})
     )
-    # Naming the session may read what other servers stored: the worker makes nothing
-    # and the records keep their attributes for the writer to make the rows.
+    # A first turn is named by its own response: in the worker, which gives the writer
+    # the response's session to store.
+    assert isinstance(earlier.for_store, ExportRows) and len(earlier.for_store.responses) == 1
+    store.write_span_batches([SpanBatch(project_id, earlier.normalized.spans, earlier.for_store)])
+    prepared = _prepare_in_a_worker(
+        store,
+        project_id,
+        _body(trace_id, 3, **{"gen_ai.request.previous_response_id": "resp_1"}),
+    )
+    # A turn continuing a response of another export takes the session stored for it,
+    # which only the writer reads: the worker makes nothing and the records keep their
+    # attributes for the writer to make the rows.
     assert prepared.for_store is None
     assert all(r.attributes.items() >= _ATTRIBUTES.items() for r in prepared.normalized.spans)
     store.write_span_batches([SpanBatch(project_id, prepared.normalized.spans, None)])
     trace = store.get_trace(project_id, trace_id)
     assert trace is not None and trace.session_id is not None
-    assert trace.session_id.startswith("inferred-t-")
+    assert trace.session_id.startswith("inferred-r-")
     assert all(s.attributes.items() >= _ATTRIBUTES.items() for s in trace.spans)
     sessions = store.list_sessions(project_id, SessionQuery()).items
-    assert [s.session_id for s in sessions] == [trace.session_id]
+    assert [(s.session_id, s.trace_count) for s in sessions] == [(trace.session_id, 2)]
 
 
 def test_a_group_of_exports_is_one_insert_per_table(store: ClickHouseStore) -> None:
@@ -180,9 +194,9 @@ def test_a_project_that_infers_no_sessions_gets_its_rows_made_in_the_worker(
     # Off: nothing to infer, the rows made in the worker and the records without texts.
     assert isinstance(from_off.for_store, ExportRows)
     assert all(r.attributes == {} and r.input is None for r in from_off.normalized.spans)
-    # On: left to the writer, records whole.
-    assert from_on.for_store is None
-    assert all(r.attributes.items() >= _ATTRIBUTES.items() for r in from_on.normalized.spans)
+    # On: the session named in the worker too (a thread id needs no read).
+    assert isinstance(from_on.for_store, ExportRows)
+    assert all(r.attributes == {} and r.input is None for r in from_on.normalized.spans)
     store.write_span_batches(
         [
             SpanBatch(off, from_off.normalized.spans, from_off.for_store),
@@ -198,7 +212,7 @@ def test_a_project_that_infers_no_sessions_gets_its_rows_made_in_the_worker(
     assert inferred.session_id.startswith("inferred-t-")
     # Turned on here: the next export's job knows it at once.
     store.set_session_inference(off, True)
-    assert _prepared(store, off, _body(new_trace_id(), 3, **_SIGNALS)).for_store is None
+    assert store.span_preparer(off).infers_sessions is True
 
 
 def _turn_inference_on_elsewhere(tmp_path: Path, project_id: int) -> None:
@@ -249,8 +263,8 @@ def test_the_writer_keeps_the_setting_of_a_project_sending_signals_known(
     assert store.span_preparer(project_id).infers_sessions is True
     trace_id = new_trace_id()
     second = _prepared(store, project_id, _body(trace_id, 3, **_SIGNALS))
-    assert second.for_store is None
-    store.write_span_batches([SpanBatch(project_id, second.normalized.spans, None)])
+    assert isinstance(second.for_store, ExportRows)
+    store.write_span_batches([SpanBatch(project_id, second.normalized.spans, second.for_store)])
     trace = store.get_trace(project_id, trace_id)
     assert trace is not None and trace.session_id is not None
 
@@ -397,3 +411,138 @@ def _without_project(read: object) -> object:
     if isinstance(read, BaseModel):
         return read.model_dump(exclude={"project_id"})
     return read
+
+
+def _responses_turn(trace_id: str, at: int, response: str, previous: str | None) -> list[Span]:
+    """A turn of a Responses chain: a root around one call that received ``response``
+    and continued ``previous``."""
+    root = new_span_id()
+    call = {"gen_ai.response.id": response, "threadline.span.input": f"respond {response}"}
+    if previous is not None:
+        call["gen_ai.request.previous_response_id"] = previous
+    return [
+        span(trace_id, root, name="agent turn", start_ns=at, end_ns=at + 2_000_000_000),
+        span(
+            trace_id,
+            new_span_id(),
+            parent=root,
+            name="responses.create",
+            start_ns=at + 100_000_000,
+            end_ns=at + 1_900_000_000,
+            attributes=call,
+        ),
+    ]
+
+
+def _conversations() -> list[list[tuple[list[Span], bool]]]:
+    """Groups of exports of conversations sent without session ids (chats resending
+    their history, a thread id, a Responses chain) and of one that names its session on
+    each turn's root, whose calls arrive before their roots; each export with whether
+    the worker can name its sessions (all but a turn continuing a response that another
+    export carried)."""
+    rng = random.Random(7)
+    red = conversation("red", BASE, rng=rng)
+    blue = conversation("blue", BASE + 1_000_000_000, rng=rng)
+    thread = conversation("thread", BASE + 2_000_000_000, rng=rng)
+    chain = [new_trace_id(rng) for _ in range(3)]
+    at = [BASE + 3_000_000_000 + i * 10_000_000_000 for i in range(3)]
+
+    def chat(turns: list[Turn], i: int) -> list[Span]:
+        return turn_spans(turns, turns[i])
+
+    def named(i: int) -> list[Span]:
+        return turn_spans(blue, blue[i], session_id="blue-session")
+
+    def threaded(i: int) -> list[Span]:
+        return turn_spans(thread, thread[i], **{"threadline.metadata.thread_id": "th-9"})
+
+    return [
+        [
+            (chat(red, 0), True),
+            (named(0)[1:], True),  # the call, its root (and the session id) still to come
+            (
+                _responses_turn(chain[0], at[0], "resp_a", None)
+                + _responses_turn(chain[1], at[1], "resp_b", "resp_a"),
+                True,
+            ),
+            (threaded(0), True),
+        ],
+        [
+            (named(0)[:1], True),
+            (chat(red, 1)[1:], True),
+            (_responses_turn(chain[2], at[2], "resp_c", "resp_b"), False),
+            (named(1), True),
+            (threaded(1), True),
+        ],
+        [(chat(red, 1)[:1] + chat(red, 2), True), (named(2)[1:], True), (threaded(2)[1:], True)],
+        [(named(2)[:1], True), (threaded(2)[:1], True)],
+    ]
+
+
+def test_sessions_named_in_the_worker_read_as_if_the_writer_named_them(
+    store: ClickHouseStore, tmp_path: Path, clock: list[float]
+) -> None:
+    """With inference on, two servers on one database: exports whose sessions the worker
+    named give the same lists, details, search and inferred sessions as the same
+    exports left whole to the writer (the clock stands still: the setting stays known)."""
+    named_in_worker = store.create_project("worker").id
+    whole = store.create_project("whole").id
+    other = open_store(shared_server().url(database_name(tmp_path.name)))
+    assert isinstance(other, ClickHouseStore)
+    try:
+        servers = [store, other]
+        for server in servers:
+            server.set_session_inference(named_in_worker, True)
+        for turn, group in enumerate(_conversations()):
+            server = servers[turn % 2]
+            batches = []
+            for spans, in_worker in group:
+                body = request(spans).SerializeToString()
+                answer = _prepared(server, named_in_worker, body)
+                assert isinstance(answer.for_store, ExportRows) is in_worker
+                batches.append(
+                    SpanBatch(named_in_worker, answer.normalized.spans, answer.for_store)
+                )
+            server.write_span_batches(batches)
+            records = [_prepared(None, whole, request(s).SerializeToString()) for s, _ in group]
+            server.write_span_batches([SpanBatch(whole, p.normalized.spans, None) for p in records])
+    finally:
+        other.close()
+
+    def same(read: object, expected: object) -> None:
+        assert _without_project(read) == _without_project(expected)
+
+    sessions = store.list_sessions(whole, SessionQuery()).items
+    by_name = {
+        s.session_id.split("-")[1] if s.session_id.startswith("inferred-") else s.session_id: s
+        for s in sessions
+    }
+    assert sorted(by_name) == ["blue-session", "h", "r", "t"]
+    assert [by_name[k].trace_count for k in ("blue-session", "h", "r", "t")] == [3, 3, 3, 3]
+    same(store.list_sessions(named_in_worker, SessionQuery()).items, sessions)
+    traces = store.list_traces(whole, TraceQuery()).items
+    assert len(traces) == 12
+    same(store.list_traces(named_in_worker, TraceQuery()).items, traces)
+    for trace in traces:
+        same(
+            store.get_trace(named_in_worker, trace.trace_id),
+            store.get_trace(whole, trace.trace_id),
+        )
+    for session in sessions:
+        same(
+            store.get_session(named_in_worker, session.session_id),
+            store.get_session(whole, session.session_id),
+        )
+    for word in ("red", "blue", "thread", "respond", "question"):
+        hits = store.list_traces(whole, TraceQuery(q=word)).items
+        assert hits, word
+        same(store.list_traces(named_in_worker, TraceQuery(q=word)).items, hits)
+        same(
+            store.list_sessions(named_in_worker, SessionQuery(q=word)).items,
+            store.list_sessions(whole, SessionQuery(q=word)).items,
+        )
+        for session in sessions:
+            same(
+                store.find_in_session(named_in_worker, session.session_id, word),
+                store.find_in_session(whole, session.session_id, word),
+            )
