@@ -9,8 +9,10 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import ProjectClient, ServerProcess, start_server, stop_server
@@ -528,3 +530,76 @@ def test_a_project_flooding_a_slow_judge_does_not_hold_up_another_projects_runs(
             assert len(finished) <= 2
     finally:
         stop_server(process)
+
+
+# --- sessions that ended before an evaluator existed ----------------------------------
+
+
+def test_a_new_online_evaluator_can_also_judge_the_sessions_that_ended_already(
+    project, judge, evaluating
+):
+    support = {"threadline.tags": '["support"]'}
+    # Another project's ended session, on the same server: never this evaluator's.
+    other = ProjectClient(evaluating.base_url, evaluating.new_key("other-existing"), evaluating)
+    send_turn(other, "ended-elsewhere", "hello", "thanks", ago_s=600, **support)
+    other.http.close()
+    send_turn(project, "ended-a", "hello", "thanks", ago_s=600, **support)
+    send_turn(project, "ended-b", "hello", "bye", ago_s=1200, **support)
+    send_turn(project, "ended-untagged", "hello", "thanks", ago_s=600)
+    send_turn(project, "ended-long-ago", "hello", "thanks", ago_s=3 * 3600, **support)
+    only_support = {"tags": ["support"]}
+    # Off by default: an evaluator watches only the sessions that end from now on.
+    create(project, evaluator(judge, "plain", filter=only_support))
+    assert runs(project, evaluator="plain") == []
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    body = evaluator(judge, "existing", filter=only_support, judge_existing_since=since)
+    made = create(project, body)
+    assert "judge_existing_since" not in made  # what to judge at once is not stored
+    judged = wait_for(
+        lambda: (
+            (found := runs(project, evaluator="existing", status="done"))
+            and len(found) == 2
+            and found
+        ),
+        what="both ended sessions judged",
+    )
+    assert sorted(r["session_id"] for r in judged) == ["ended-a", "ended-b"]
+    # Asked again (a PUT replacing it): the same runs, none queued twice.
+    again = project.http.put("/api/v1/evaluators/existing", json=body)
+    assert again.status_code == 200, again.text
+    assert len(runs(project, evaluator="existing")) == 2
+    # Refused, and nothing stored: an offline evaluator, a window past 30 days.
+    for name, overrides in (
+        ("offline", {"online": False, "judge_existing_since": since}),
+        (
+            "too-far",
+            {"judge_existing_since": (datetime.now(UTC) - timedelta(days=31)).isoformat()},
+        ),
+    ):
+        refused = project.http.post("/api/v1/evaluators", json=evaluator(judge, name, **overrides))
+        assert refused.status_code == 400 and "judge_existing_since" in refused.text, refused.text
+        assert project.http.get(f"/api/v1/evaluators/{name}").status_code == 404
+    # The form offers it too, on a new evaluator.
+    form = {
+        "name": "formed",
+        "prompt": "Resolved?",
+        "base_url": judge.base_url,
+        "model": "gpt-4o-mini",
+        "api_key_env": KEY_VARIABLE,
+        "score_type": "boolean",
+        "tags": "support",
+        "online": "on",
+    }
+    page = httpx.Client(
+        base_url=project.process.base_url,
+        cookies={"threadline_session": project.api_key},
+        headers={"Origin": project.process.base_url},
+    )
+    with page:
+        bad = page.post("/evaluators", data={**form, "judge_existing": "2d"})
+        assert bad.status_code == 400 and "judge_existing" in bad.text
+        made_by_form = page.post("/evaluators", data={**form, "judge_existing": "1h"})
+        assert made_by_form.status_code == 303, made_by_form.text
+    queued = runs(project, evaluator="formed")
+    assert sorted(r["session_id"] for r in queued) == ["ended-a", "ended-b"]
+    assert {r["trigger"] for r in queued} == {"online"}

@@ -150,6 +150,15 @@ SETTINGS: tuple[Setting, ...] = (
         "are not.",
     ),
     Setting(
+        "judge_key_urls",
+        "",
+        "The base URLs each judge key variable may be sent to: `NAME=URL[,URL...]` "
+        "entries separated by spaces, e.g. "
+        "`THREADLINE_JUDGE_OPENAI_KEY=https://api.openai.com/v1`. An evaluator naming a "
+        "key for another URL is refused, and the key is never sent there. Empty: any "
+        "key to any URL, as before (the server warns at start).",
+    ),
+    Setting(
         "transcript_max_chars",
         60_000,
         "Longest transcript sent to a judge (about 15,000 tokens); longer ones are cut in "
@@ -190,6 +199,7 @@ class Settings:
     evaluation_concurrency: int = _DEFAULTS["evaluation_concurrency"]
     judge_timeout_seconds: int = _DEFAULTS["judge_timeout_seconds"]
     judge_attempts: int = _DEFAULTS["judge_attempts"]
+    judge_key_urls: str = _DEFAULTS["judge_key_urls"]
     transcript_max_chars: int = _DEFAULTS["transcript_max_chars"]
 
     @property

@@ -15,17 +15,19 @@ from threadline.server.api.routes import CurrentStore, Cursor, Limit
 from threadline.server.auth import CurrentProject
 from threadline.server.errors import BadRequest, Conflict, NotFound
 from threadline.server.evaluation import ondemand
-from threadline.server.evaluation.checks import check_evaluator
+from threadline.server.evaluation.key_urls import KeyUrls
 from threadline.server.evaluation.model import (
     EvaluationRun,
     Evaluator,
-    EvaluatorIn,
+    EvaluatorCreate,
     RunQuery,
     RunRecord,
     RunRequest,
     RunStatus,
 )
+from threadline.server.evaluation.saving import save_evaluator
 from threadline.server.model import Page
+from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["evaluations"])
 
@@ -41,6 +43,10 @@ class RunList(BaseModel):
     items: list[EvaluationRun]
 
 
+def key_urls(request: Request) -> KeyUrls:
+    return KeyUrls.of(request.app.state.settings)
+
+
 def wake_runner(request: Request) -> None:
     service = getattr(request.app.state, "evaluations", None)
     if service is not None:
@@ -54,11 +60,25 @@ def list_evaluators(project: CurrentProject, store: CurrentStore) -> EvaluatorLi
 
 @router.post("/evaluators", summary="Define an evaluator", status_code=201)
 def create_evaluator(
-    evaluator: EvaluatorIn, project: CurrentProject, store: CurrentStore
+    body: EvaluatorCreate, request: Request, project: CurrentProject, store: CurrentStore
 ) -> Evaluator:
-    if store.get_evaluator(project.id, evaluator.name) is not None:
-        raise Conflict(f"evaluator {evaluator.name!r} exists: PUT it to replace it")
-    return store.put_evaluator(project.id, check_evaluator(store, project.id, evaluator))
+    if store.get_evaluator(project.id, body.name) is not None:
+        raise Conflict(f"evaluator {body.name!r} exists: PUT it to replace it")
+    return _save(body, request, project.id, store)
+
+
+def _save(body: EvaluatorCreate, request: Request, project_id: int, store: Store) -> Evaluator:
+    saved, queued = save_evaluator(
+        store,
+        project_id,
+        body.definition(),
+        key_urls(request),
+        body.judge_existing_since,
+        request.app.state.settings.session_idle_seconds,
+    )
+    if queued:
+        wake_runner(request)
+    return saved
 
 
 @router.get("/evaluators/{name}", summary="One evaluator")
@@ -71,11 +91,15 @@ def get_evaluator(name: str, project: CurrentProject, store: CurrentStore) -> Ev
 
 @router.put("/evaluators/{name}", summary="Create or replace an evaluator")
 def put_evaluator(
-    name: str, evaluator: EvaluatorIn, project: CurrentProject, store: CurrentStore
+    name: str,
+    body: EvaluatorCreate,
+    request: Request,
+    project: CurrentProject,
+    store: CurrentStore,
 ) -> Evaluator:
-    if evaluator.name != name:
-        raise BadRequest(f"the body names {evaluator.name!r}, the path {name!r}")
-    return store.put_evaluator(project.id, check_evaluator(store, project.id, evaluator))
+    if body.name != name:
+        raise BadRequest(f"the body names {body.name!r}, the path {name!r}")
+    return _save(body, request, project.id, store)
 
 
 @router.delete("/evaluators/{name}", summary="Delete an evaluator", status_code=204)

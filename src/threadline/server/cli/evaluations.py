@@ -33,7 +33,7 @@ from threadline.server.store import Store, open_store
 
 AddSettings = Callable[..., None]  # (parser, setting names, help texts by name)
 _STORE = ["data_dir", "store"]
-_JUDGING = ["evaluation_concurrency", "judge_timeout_seconds", "judge_attempts"]
+_JUDGING = ["evaluation_concurrency", "judge_timeout_seconds", "judge_attempts", "judge_key_urls"]
 
 
 def add_commands(commands: Any, add_settings: AddSettings, default_project: str) -> None:
@@ -50,6 +50,7 @@ def add_commands(commands: Any, add_settings: AddSettings, default_project: str)
         parser.add_argument(
             "--project", default=default_project, help="Project name (default: %(default)s)."
         )
+    add_settings(create, ["judge_key_urls"])  # a key for another URL is refused
     listing.set_defaults(run=_list)
     delete.add_argument("name", help="The evaluator's name.")
     delete.set_defaults(run=_delete)
@@ -194,12 +195,14 @@ def _definition(args: argparse.Namespace) -> EvaluatorIn:
 
 def _create(args: argparse.Namespace) -> None:
     from threadline.server.evaluation.checks import check_evaluator
+    from threadline.server.evaluation.key_urls import KeyUrls
 
-    store = open_store(_settings(args).store_url)
+    settings = _settings(args)
+    store = open_store(settings.store_url)
     try:
         project = _project(store, args.project)
         try:
-            definition = check_evaluator(store, project.id, _definition(args))
+            definition = check_evaluator(store, project.id, _definition(args), KeyUrls.of(settings))
         except ValidationError as error:
             sys.exit(f"threadline evaluators create: {_problems(error)}")
         except ThreadlineError as error:

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from threadline.server import scoring
 from threadline.server.errors import BadRequest
+from threadline.server.evaluation.key_urls import KeyUrls
 from threadline.server.evaluation.model import EvaluatorIn
 from threadline.server.store import Store
 
 
-def check_evaluator(store: Store, project_id: int, evaluator: EvaluatorIn) -> EvaluatorIn:
-    """A definition that can work, or ``BadRequest`` saying why not."""
+def check_evaluator(
+    store: Store, project_id: int, evaluator: EvaluatorIn, key_urls: KeyUrls
+) -> EvaluatorIn:
+    """A definition that can work, or ``BadRequest`` saying why not (a key variable
+    bound to other URLs than its judge's among them)."""
     scoring.check_config(evaluator.score)
     configured = {c.name: c for c in store.list_score_configs(project_id)}.get(evaluator.score.name)
     if configured is not None and configured.data_type != evaluator.score.data_type:
@@ -20,4 +24,8 @@ def check_evaluator(store: Store, project_id: int, evaluator: EvaluatorIn) -> Ev
         )
     if evaluator.judge.base_url.scheme not in ("http", "https"):
         raise BadRequest("the judge's base_url must be http or https")
+    if evaluator.judge.api_key_env:
+        refusal = key_urls.refusal(evaluator.judge.api_key_env, str(evaluator.judge.base_url))
+        if refusal is not None:
+            raise BadRequest(refusal)
     return evaluator

@@ -17,12 +17,13 @@ import asyncio
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from threadline.server import pricing
+from threadline.server.evaluation.key_urls import KeyUrls
 from threadline.server.evaluation.model import MAX_REASON_CHARS, JudgeConfig
 from threadline.server.evaluation.prompt import SYSTEM, score_schema
 from threadline.server.model import ScoreConfig
@@ -56,12 +57,14 @@ class Verdict:
 
 @dataclass(frozen=True)
 class JudgePolicy:
-    """How a judge is called: the timeout and attempts come from the settings
-    (``judge_timeout_seconds``, ``judge_attempts``)."""
+    """How a judge is called: the timeout, attempts and the URLs each key may go to
+    come from the settings (``judge_timeout_seconds``, ``judge_attempts``,
+    ``judge_key_urls``)."""
 
     timeout_s: float
     attempts: int
     first_pause_s: float = 1.0
+    key_urls: KeyUrls = field(default_factory=KeyUrls)
 
 
 async def judge(
@@ -74,6 +77,11 @@ async def judge(
     """Ask the judge; a ``Verdict`` or ``JudgeFailed``."""
     headers = {"Content-Type": "application/json"}
     if config.api_key_env:
+        # Checked at each call, not only when the evaluator was defined: the binding
+        # may have changed since, and the key must never leave for another URL.
+        refusal = policy.key_urls.refusal(config.api_key_env, str(config.base_url))
+        if refusal is not None:
+            raise JudgeFailed(refusal, attempts=0)
         key = os.environ.get(config.api_key_env)
         if not key:
             raise JudgeFailed(

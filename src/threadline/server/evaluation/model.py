@@ -71,6 +71,20 @@ class EvaluatorIn(BaseModel):
     online: bool = Field(default=True, description="Judge each matching session as it ends.")
 
 
+class EvaluatorCreate(EvaluatorIn):
+    """An evaluator as a client creates (or replaces) it, with what to judge at once."""
+
+    judge_existing_since: datetime | None = Field(
+        default=None,
+        description="Also judge, now, the sessions that already ended and were active "
+        "since then (an online evaluator only; at most 30 days ago; the newest 1,000 "
+        "sessions), as its sweep would have: its filter and sampling apply. Not stored.",
+    )
+
+    def definition(self) -> EvaluatorIn:
+        return EvaluatorIn.model_validate(self.model_dump(exclude={"judge_existing_since"}))
+
+
 class EvaluatorTotals(BaseModel):
     """What an evaluator has done, and what its judge cost."""
 

@@ -1,18 +1,22 @@
 """Runs asked for now: one session (the session page's Evaluate button, the API), or
-every session active since a time (``threadline evaluate --since``, the API).
+every session active since a time (``threadline evaluate --since``, the API), or the
+sessions that ended before an online evaluator was created (``judge_existing_since``).
 
 On demand, an evaluator judges whatever it is asked to, online or not and whatever its
-sampling rate; its filter, and any filter given with the request, still apply.
+sampling rate; its filter, and any filter given with the request, still apply. The
+sessions that ended before an online evaluator existed are judged as its sweep would
+have judged them: its filter and its sample, run ids derived from session and end.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from threadline.server.errors import NotFound
-from threadline.server.evaluation.model import Evaluator, EvaluatorFilter, RunRecord
-from threadline.server.evaluation.selection import matches, plan_runs
+from threadline.server.errors import BadRequest, NotFound
+from threadline.server.evaluation.model import Evaluator, EvaluatorFilter, EvaluatorIn, RunRecord
+from threadline.server.evaluation.selection import matches, plan_runs, sampled
 from threadline.server.model import SessionDetail, SessionQuery, datetime_to_ns
 from threadline.server.store import Store
 
@@ -60,6 +64,51 @@ def runs_since(
         if matches(evaluator.filter, session):
             runs += _plan(project_id, evaluator, session)
         if max_sessions is not None and count >= max_sessions:
+            break
+    for i in range(0, len(runs), 500):
+        store.add_runs(project_id, runs[i : i + 500])
+    return runs
+
+
+# How far back, and how many sessions, an evaluator judges when it is created with
+# ``judge_existing_since``: a bound on the work one request queues (the newest first).
+EXISTING_MAX_AGE = timedelta(days=30)
+EXISTING_MAX_SESSIONS = 1000
+
+
+def check_existing(evaluator: EvaluatorIn, since: datetime, now: datetime) -> None:
+    """``BadRequest`` unless ``evaluator`` may judge the sessions ended since ``since``."""
+    if not evaluator.online:
+        raise BadRequest(
+            "judge_existing_since needs an online evaluator (an offline one judges what"
+            " POST /api/v1/evaluation-runs asks, with since)"
+        )
+    # In ns: a time without a zone is UTC, as everywhere in the API.
+    if datetime_to_ns(since) < datetime_to_ns(now - EXISTING_MAX_AGE):
+        raise BadRequest(f"judge_existing_since: at most {EXISTING_MAX_AGE.days} days ago")
+
+
+def runs_for_existing(
+    store: Store, project_id: int, evaluator: Evaluator, since: datetime, idle_ns: int
+) -> list[RunRecord]:
+    """Queue the runs judging the sessions active since ``since`` that have ended (no
+    trace for ``idle_ns``), newest first, at most ``EXISTING_MAX_SESSIONS``: those an
+    evaluator created now would never judge, its sweep watching only sessions that end
+    from now on. Still active ones are left to the sweep, which judges them as they
+    end. Ids as the sweep's: asking again queues none twice."""
+    ended_before = time.time_ns() - idle_ns
+    runs: list[RunRecord] = []
+    seen = 0
+    for session in sessions_since(store, project_id, since, evaluator.filter):
+        end_ns = datetime_to_ns(session.end_time)
+        if end_ns > ended_before:
+            continue
+        if sampled(evaluator, session.session_id):
+            runs += plan_runs(
+                project_id, evaluator, session.session_id, end_ns, session.traces, "online"
+            )
+        seen += 1
+        if seen >= EXISTING_MAX_SESSIONS:
             break
     for i in range(0, len(runs), 500):
         store.add_runs(project_id, runs[i : i + 500])

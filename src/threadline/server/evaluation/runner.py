@@ -22,6 +22,7 @@ from threadline.server.errors import ThreadlineError
 from threadline.server.evaluation import prompt
 from threadline.server.evaluation.ingest_first import IngestFirst
 from threadline.server.evaluation.judge import JudgeFailed, JudgePolicy, judge
+from threadline.server.evaluation.key_urls import KeyUrls
 from threadline.server.evaluation.model import Evaluator, RunOutcome, RunRecord
 from threadline.server.evaluation.selection import score_id
 from threadline.server.evaluation.transcript import (
@@ -54,6 +55,7 @@ class RunnerConfig:
             policy=JudgePolicy(
                 timeout_s=float(settings.judge_timeout_seconds),
                 attempts=settings.judge_attempts,
+                key_urls=KeyUrls.of(settings),
             ),
             transcript_max_chars=settings.transcript_max_chars,
         )

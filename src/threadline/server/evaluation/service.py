@@ -28,9 +28,9 @@ class EvaluationService:
         self.store = store
         self.idle_ns = settings.session_idle_seconds * 1_000_000_000
         self.enabled = settings.evaluation_concurrency > 0
-        self.runner = EvaluationRunner(
-            store, RunnerConfig.from_settings(settings), ingest_quiet=ingest_quiet
-        )
+        config = RunnerConfig.from_settings(settings)  # a bad judge_key_urls stops here
+        config.policy.key_urls.warn_if_unbound()
+        self.runner = EvaluationRunner(store, config, ingest_quiet=ingest_quiet)
         # Often enough that a session is judged soon after it goes idle, rarely enough
         # to cost nothing: the sweep is one indexed read per online evaluator.
         self.sweep_seconds = min(max(settings.session_idle_seconds / 5, 0.2), 15.0)

@@ -1,9 +1,11 @@
 """The Evaluators page: the project's evaluators with what they did and what their
 judge cost, a form to define one or change one, and a button to delete one. The JSON
-twin is ``/api/v1/evaluators``; both validate with the same rules (``check_evaluator``)."""
+twin is ``/api/v1/evaluators``; both save through ``save_evaluator`` (the same checks,
+and the same choice to judge the sessions that ended before the evaluator existed)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -12,8 +14,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from threadline.server.errors import BadRequest, NotFound, ThreadlineError
-from threadline.server.evaluation.checks import check_evaluator
+from threadline.server.evaluation.key_urls import KeyUrls
 from threadline.server.evaluation.model import EvaluatorIn
+from threadline.server.evaluation.saving import save_evaluator
 from threadline.server.model import Project
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
@@ -148,8 +151,8 @@ async def create_evaluator(request: Request, _: SameOrigin, project: PageProject
 
     editing = form.get("editing")
 
-    def save() -> None:
-        evaluator = check_evaluator(store, project.id, definition(form))
+    def save() -> int:
+        evaluator = definition(form)
         exists = store.get_evaluator(project.id, evaluator.name) is not None
         if editing is None and exists:
             raise BadRequest(f"an evaluator named {evaluator.name!r} exists already")
@@ -159,10 +162,19 @@ async def create_evaluator(request: Request, _: SameOrigin, project: PageProject
                 raise BadRequest("an evaluator's name cannot change: make a new one")
             if not exists:
                 raise NotFound(f"no evaluator {editing!r} to change (deleted meanwhile?)")
-        store.put_evaluator(project.id, evaluator)
+        settings = request.app.state.settings
+        _, queued = save_evaluator(
+            store,
+            project.id,
+            evaluator,
+            KeyUrls.of(settings),
+            existing_since(form, datetime.now(UTC)),
+            settings.session_idle_seconds,
+        )
+        return queued
 
     try:
-        await run_in_threadpool(save)
+        queued = await run_in_threadpool(save)
     except ValidationError as invalid:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in invalid.errors()
@@ -172,7 +184,30 @@ async def create_evaluator(request: Request, _: SameOrigin, project: PageProject
         return await run_in_threadpool(
             _page, request, project, form, refused.message, refused.status
         )
+    if queued:
+        service = getattr(request.app.state, "evaluations", None)
+        if service is not None:
+            service.wake()
     return RedirectResponse("/evaluators", status_code=303)
+
+
+# The form's choices for judging the sessions that ended before the evaluator existed.
+EXISTING_WINDOWS = {
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+
+
+def existing_since(form: dict[str, str], now: datetime) -> datetime | None:
+    """When the sessions to judge at once start (``judge_existing``; none by default)."""
+    choice = form.get("judge_existing", "")
+    if not choice:
+        return None
+    if choice not in EXISTING_WINDOWS:
+        raise BadRequest(f"judge_existing: one of {', '.join(EXISTING_WINDOWS)}")
+    return now - EXISTING_WINDOWS[choice]
 
 
 @router.post("/evaluators/delete")
