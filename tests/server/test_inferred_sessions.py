@@ -173,7 +173,9 @@ def test_a_project_can_turn_inference_off(server: ProjectClient) -> None:
     response = server.http.put(path, json={"enabled": False})
     assert response.status_code == 200 and response.json() == {"enabled": False}
     assert server.get(path) == {"enabled": False}
-    for bad in ({"enabled": "maybe"}, {}, {"enabled": True, "other": 1}):
+    # true or false only: "no" or 0 is not read as a choice.
+    bad_bodies = ({"enabled": "maybe"}, {}, {"enabled": True, "other": 1}, {"enabled": "no"})
+    for bad in (*bad_bodies, {"enabled": 0}, {"enabled": "true"}):
         response = server.http.put(path, json=bad)
         assert response.status_code == 422 and "error" in response.json(), bad
     turns = conversation("off", BASE, rng=random.Random(5))

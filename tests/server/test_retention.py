@@ -187,7 +187,17 @@ def test_a_projects_retention_through_the_api(server) -> None:
         "server_days": 0,
         "effective_days": 0,
     }
-    for bad in ({"days": -1}, {"days": "soon"}, {"days": 40_000}, {}):
+    # An integer only: a string of digits (even Python's "1_000") or a float is refused.
+    for bad in (
+        {"days": -1},
+        {"days": "soon"},
+        {"days": 40_000},
+        {},
+        {"days": "1_000"},
+        {"days": "30"},
+        {"days": 30.0},
+        {"days": True},
+    ):
         response = server.http.put("/api/v1/settings/retention", json=bad)
         assert response.status_code == 422 and "error" in response.json(), response.text
     shown = server.http.put("/api/v1/settings/retention", json={"days": 1}).json()

@@ -17,7 +17,8 @@ router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 
 
 class RetentionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a JSON integer only. Lax parsing took the string "1_000" (and 5.0) as days.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     days: int | None = Field(
         ge=0,

@@ -14,7 +14,8 @@ router = APIRouter(prefix="/api/v1", tags=["settings"])
 
 
 class SessionInference(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: true or false only, not "no" or 0 read as a choice.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     enabled: bool
 
