@@ -1,10 +1,17 @@
-"""A browser opening a path that is no page gets a page with a way back; API clients
-keep the JSON every error has."""
+"""A browser loading a page that fails (no such page, an address it cannot read, an
+error in the server) gets a page with a way back; API clients keep the JSON every error
+has."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import httpx
 from playwright.sync_api import expect
+
+from tests.conftest import start_server, stop_server
+from threadline.server.web.auth import COOKIE
 
 from .conftest import UI
 
@@ -59,3 +66,53 @@ def test_a_signed_out_browser_gets_the_page_without_a_project(server) -> None:
     assert "project-name" not in answer.text and "Sign out" not in answer.text
     # Like every page: the Content-Security-Policy and no caching.
     assert "script-src 'self'" in answer.headers["content-security-policy"]
+
+
+def test_a_page_address_it_cannot_read_is_a_400_page(server) -> None:
+    cookies = {COOKIE: server.api_key}
+    with httpx.Client(base_url=server.base_url, cookies=cookies, timeout=30) as web:
+        answer = web.get("/sessions/any-session", params={"turn": "0"}, headers=HTML)
+        assert answer.status_code == 400 and answer.headers["content-type"].startswith("text/html")
+        assert "Cannot show this page as asked" in answer.text
+        assert "turn" in answer.text and "greater than or equal to 1" in answer.text
+        assert "project-name" in answer.text  # the signed-in layout
+        assert "script-src 'self'" in answer.headers["content-security-policy"]
+        # What the page says of the address is escaped like any text.
+        answer = web.get("/sessions/s", params={"turn": "<b>x</b>"}, headers=HTML)
+        assert answer.status_code == 400 and "<b>x</b>" not in answer.text
+        # htmx and clients that do not ask for HTML keep the JSON 422.
+        for headers in ({}, {**HTML, "HX-Request": "true"}):
+            answer = web.get("/sessions/any-session", params={"turn": "0"}, headers=headers)
+            assert answer.status_code == 422 and "turn" in answer.json()["error"], headers
+        # An error a page route raises itself (a bad filter of the export): a page too.
+        answer = web.get("/export/sessions", params={"format": "xml"}, headers=HTML)
+        assert answer.status_code == 400, answer.text
+        assert answer.headers["content-type"].startswith("text/html"), answer.text
+    # Signed out, the address is not read: sign in first, as on every page.
+    answer = httpx.get(server.base_url + "/sessions/s?turn=0", headers=HTML)
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
+
+
+def test_an_error_in_the_server_is_a_500_page_for_a_browser(tmp_path: Path) -> None:
+    process = start_server(tmp_path / "data", tmp_path / "server.log")
+    try:
+        key = process.new_key("broken")
+        # A real fault: the table the Evaluators page reads is gone under the server.
+        with sqlite3.connect(tmp_path / "data" / "threadline.db") as db:
+            db.execute("DROP TABLE evaluators")
+        page = httpx.get(
+            process.base_url + "/evaluators", cookies={COOKIE: key}, headers=HTML, timeout=30
+        )
+        assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+        assert "Something went wrong" in page.text and "server's log" in page.text
+        assert "evaluators" not in page.text.replace("/evaluators", "")  # no detail shown
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        api = httpx.get(
+            process.base_url + "/api/v1/evaluators",
+            headers={"Authorization": f"Bearer {key}", **HTML},
+            timeout=30,
+        )
+        assert api.status_code == 500
+        assert api.json() == {"error": "internal error: see the server log"}
+    finally:
+        stop_server(process)

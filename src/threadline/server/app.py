@@ -23,12 +23,14 @@ from threadline.server.api.evaluations import router as evaluations_api_router
 from threadline.server.api.export import router as export_api_router
 from threadline.server.api.langfuse_scores import router as langfuse_scores_router
 from threadline.server.api.project_rules import router as project_rules_api_router
+from threadline.server.api.query_names import DECLARED_QUERY_ONLY
 from threadline.server.api.routes import router as api_router
 from threadline.server.api.scores import router as scores_api_router
 from threadline.server.api.session_inference import router as session_inference_router
 from threadline.server.api.shares import router as shares_api_router
 from threadline.server.errors import Overloaded, ThreadlineError
 from threadline.server.evaluation.service import EvaluationService
+from threadline.server.http.query_values import NO_NUL_IN_QUERY
 from threadline.server.http.request_bounds import RequestBounds
 from threadline.server.ingest.otlp_http import router as otlp_router
 from threadline.server.ingest.pipeline import IngestPipeline
@@ -96,6 +98,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         version=VERSION,
         docs_url=None,  # api/docs.py serves /docs with local assets
         redoc_url=None,
+        dependencies=[NO_NUL_IN_QUERY],
     )
     app.state.settings = settings
     app.state.store = store
@@ -106,15 +109,19 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.retention = retention
     app.add_middleware(RequestBounds, settings=settings)
     app.include_router(otlp_router)
-    app.include_router(api_router)
-    app.include_router(scores_api_router)
     app.include_router(langfuse_scores_router)
-    app.include_router(evaluations_api_router)
-    app.include_router(deletion_api_router)
-    app.include_router(export_api_router)
-    app.include_router(shares_api_router)
-    app.include_router(session_inference_router)
-    app.include_router(project_rules_api_router)
+    # The JSON API (/api/v1): a query parameter a route does not take is a 400.
+    for router in (
+        api_router,
+        scores_api_router,
+        evaluations_api_router,
+        deletion_api_router,
+        export_api_router,
+        shares_api_router,
+        session_inference_router,
+        project_rules_api_router,
+    ):
+        app.include_router(router, dependencies=[DECLARED_QUERY_ONLY])
     install_web_ui(app)
     install_api_docs(app)
 
@@ -226,10 +233,12 @@ def _unreadable_body(cause: BaseException) -> str:
 
 def _install_error_handlers(app: FastAPI) -> None:
     """One rendering of every error: ``{"error": "<what the client got wrong>"}``, but for
-    a browser opening a path that is no page (``web/error_pages.py``)."""
+    a browser loading a page (``web/error_pages.py``)."""
 
     @app.exception_handler(ThreadlineError)
-    async def threadline_error(request: Request, exc: ThreadlineError) -> JSONResponse:
+    async def threadline_error(request: Request, exc: ThreadlineError) -> Response:
+        if wants_page(request, exc.status):
+            return await error_page(request, exc.status, exc.headers, exc.message)
         return _error(exc.status, exc.message, exc.headers)
 
     @app.exception_handler(HTTPException)
@@ -242,13 +251,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
+        # A page's address a person edited is a bad request, not an API's 422.
+        if wants_page(request, 400):
+            return await error_page(request, 400, message=problems)
         return _error(422, f"invalid request: {problems}")
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
+        if wants_page(request, 500):
+            return await error_page(request, 500)
         return _error(500, "internal error: see the server log")

@@ -7,6 +7,7 @@ and what the JSON API and the HTML pages render, so both show the same numbers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -22,16 +23,43 @@ from threadline.server.jsontext import dumps
 STORED = {"stored": True}
 
 
-def _without_nul(text: str, info: ValidationInfo) -> str:
-    # NUL ends strings in C: in a name or an id it makes text that CSV readers, shells
-    # and terminals cut short, so two different ids could look alike.
-    if "\0" in text and info.context is not STORED:
-        raise ValueError("holds a NUL character (\\u0000), which no name or id may hold")
+# What no name or id may hold: the C0 controls (tab too: a name is one line, and a tab
+# shows as a space), DEL, the C1 controls, and the bidirectional embeddings, overrides
+# and isolates. NUL ends strings in C (CSV readers, shells and terminals cut the text
+# short); a newline or ESC forges lines and terminal colours in logs and exports; an
+# override makes a name read as another ("\u202etxt.exe" shows as "exe.txt").
+# Bidirectional marks (U+200E, U+200F, U+061C) stay: right-to-left names need them.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _refused(character: str) -> str:
+    if character == "\0":
+        kind = "a NUL character"
+    elif character >= "\u202a":
+        kind = "a bidirectional formatting character"
+    else:
+        kind = "a control character"
+    return f"holds {kind} (U+{ord(character):04X}), which no name or id may hold"
+
+
+def _without_controls(text: str, info: ValidationInfo) -> str:
+    if info.context is not STORED:  # what an older version let through still reads
+        found = CONTROL_CHARACTERS.search(text)
+        if found is not None:
+            raise ValueError(_refused(found.group()))
     return text
 
 
+def controls_replaced(text: str) -> str:
+    """``text`` with what no name may hold (``CONTROL_CHARACTERS``) made U+FFFD: for the
+    ids and tags ingest takes from spans, which it keeps rather than refuse."""
+    if text.isprintable():  # no control, format or separator character: most ids
+        return text
+    return CONTROL_CHARACTERS.sub("\ufffd", text)
+
+
 # A name or an id a person or client chooses (score names, session ids, tags...).
-Name = Annotated[str, AfterValidator(_without_nul)]
+Name = Annotated[str, AfterValidator(_without_controls)]
 
 Status = Literal["ok", "error"]
 

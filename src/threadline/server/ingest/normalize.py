@@ -22,7 +22,7 @@ from threadline.server.ingest import conventions as cv
 from threadline.server.ingest import messages
 from threadline.server.ingest.session_signals import span_signals
 from threadline.server.jsontext import loads_bounded
-from threadline.server.model import SpanRecord
+from threadline.server.model import SpanRecord, controls_replaced
 
 _KIND_NAMES = {
     OtlpSpan.SPAN_KIND_UNSPECIFIED: "INTERNAL",
@@ -289,15 +289,16 @@ def _as_str(found: tuple[str, Any] | None) -> str | None:
 
 
 def _as_name(found: tuple[str, Any] | None) -> str | None:
-    """A session or user id, a NUL in it replaced (see ``_name``)."""
+    """A session or user id, its control characters replaced (see ``_name``)."""
     return None if found is None else _name(str(found[1]))
 
 
 def _name(text: str) -> str:
-    """An id or tag as sent, but a NUL is U+FFFD: the API refuses NUL in the ids and tags
-    a client types (``model.Name``), and refusing the span for it would lose its data; the
-    attribute itself keeps the NUL."""
-    return text.replace("\0", "\ufffd") if "\0" in text else text
+    """An id or tag as sent, but a control character (NUL, newline, ESC, a bidi
+    override...) is U+FFFD: the API refuses them in the ids and tags a client types
+    (``model.Name``), and refusing the span for it would lose its data; the attribute
+    itself keeps what was sent."""
+    return controls_replaced(text)
 
 
 def _as_int(found: tuple[str, Any] | None) -> int | None:

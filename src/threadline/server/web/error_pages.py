@@ -1,8 +1,14 @@
-"""The page a browser gets for a path or method the server does not serve.
+"""The page a browser gets when a page load fails: an unknown path, a method the path
+does not take, a query parameter the page cannot read, an error in the server.
 
 API clients, htmx requests and OTLP exporters keep the JSON ``{"error": ...}`` every
 error has; a browser navigating to a page (it asks for ``text/html``) gets the app's
 layout with a way back instead of raw JSON. Signed out, the page shows no project.
+
+A signed-out browser learns which paths are pages (a page redirects to sign-in, an
+unknown path is a 404): the routes are no secret (the source is open and
+``/openapi.json`` public). What is behind them is: a page with an id in its path
+(``/sessions/<id>``) redirects to sign-in whether or not the id exists.
 """
 
 from __future__ import annotations
@@ -14,9 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from threadline.server.web.auth import project_from_cookie
 from threadline.server.web.render import render
 
-# The statuses a page request reaches by its path or method alone (an unknown path, a
-# GET on a form's POST route); every other error is answered by the route that knows it.
-PAGE_STATUSES = {404: "Page not found", 405: "Not a page"}
+PAGE_STATUSES = {
+    400: "Cannot show this page as asked",
+    404: "Page not found",
+    405: "Not a page",
+    500: "Something went wrong",
+}
 _MACHINE_PREFIXES = ("/api/", "/v1/")  # the JSON API and OTLP ingest
 
 
@@ -30,9 +39,20 @@ def wants_page(request: Request, status: int) -> bool:
     )
 
 
-async def error_page(request: Request, status: int, headers: dict[str, str] | None) -> Response:
-    project = await run_in_threadpool(project_from_cookie, request)  # a store read
-    context = {"project": project, "status": status, "title": PAGE_STATUSES[status]}
+async def error_page(
+    request: Request, status: int, headers: dict[str, str] | None = None, message: str = ""
+) -> Response:
+    """The page; ``message`` says what of the request could not be read (a 400's). A
+    500's page reads nothing from the store, which may be what failed: it has no project."""
+    project = None
+    if status != 500:
+        project = await run_in_threadpool(project_from_cookie, request)  # a store read
+    context = {
+        "project": project,
+        "status": status,
+        "title": PAGE_STATUSES[status],
+        "message": message,
+    }
     response = render(request, "error.html", context, status_code=status)
     if headers:  # e.g. the Allow of a 405
         response.headers.update(headers)

@@ -1,0 +1,67 @@
+"""The JSON API answers 400 to a query parameter its route does not take, naming it: a
+misspelt filter used to come back as an unfiltered list. Pages ignore them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from threadline.server.web.auth import COOKIE
+
+
+@pytest.mark.parametrize(
+    ("path", "known"),
+    [
+        ("/api/v1/sessions", {"limit": "10"}),
+        ("/api/v1/traces", {"limit": "10"}),
+        ("/api/v1/users", {"limit": "10"}),
+        ("/api/v1/metrics", {"start": "2026-09-20T00:00:00Z"}),
+        ("/api/v1/export/sessions", {"format": "jsonl"}),
+        ("/api/v1/export/traces", {"format": "jsonl"}),
+        ("/api/v1/scores", {"session_id": "s"}),
+        ("/api/v1/notes", {"session_id": "s"}),
+        ("/api/v1/evaluation-runs", {"session_id": "s"}),
+        ("/api/v1/score-configs", {}),
+        ("/api/v1/settings/retention", {}),
+    ],
+)
+def test_an_unknown_query_parameter_is_a_400_naming_it(
+    server: Any, path: str, known: dict[str, str]
+) -> None:
+    refused = server.http.get(path, params={**known, "turns": ">5"})
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error.startswith("unknown query parameter 'turns':"), error
+    for name in known:
+        assert name in error.split("takes", 1)[1], error
+    assert server.http.get(path, params=known).status_code == 200
+
+
+def test_a_misspelt_filter_is_refused_not_ignored(server: Any) -> None:
+    refused = server.http.get("/api/v1/scores", params={"sesion_id": "s"})
+    assert refused.status_code == 400
+    assert "'sesion_id'" in refused.json()["error"] and "session_id" in refused.json()["error"]
+    # A route that takes no query parameter says so; a write route refuses them too.
+    refused = server.http.get("/api/v1/score-configs", params={"limit": "5"})
+    assert refused.status_code == 400 and refused.json()["error"].endswith("takes none")
+    refused = server.http.post("/api/v1/notes", params={"dry_run": "1"}, json={})
+    assert refused.status_code == 400, refused.text
+
+
+def test_the_filters_a_list_declares_are_known(server: Any) -> None:
+    params = {"filter": "turns>5", "user_id": "ana", "metadata": "env=prod", "q": "x"}
+    assert server.http.get("/api/v1/sessions", params=params).status_code == 200
+    search = server.http.get("/api/v1/session-search", params={"session_id": "s", "q": "x"})
+    assert search.status_code in (200, 404), search.text
+    assert "unknown" not in search.text
+    bulk = server.http.post(
+        "/api/v1/sessions/delete", params={"user_id": "nobody"}, json={"dry_run": True}
+    )
+    assert bulk.status_code == 200 and bulk.json()["matched"] == 0, bulk.text
+
+
+def test_pages_ignore_unknown_parameters(server: Any) -> None:
+    with httpx.Client(base_url=server.base_url, cookies={COOKIE: server.api_key}) as web:
+        assert web.get("/sessions", params={"turns": ">5"}).status_code == 200
