@@ -123,3 +123,49 @@ def test_nothing_is_left_once_everything_is_deleted(tmp_path: Path):
                 assert left == (0,), table
     finally:
         store.close()
+
+
+def test_each_days_count_of_users_equals_its_user_days_after_large_batches(tmp_path: Path):
+    """Batches of hundreds of users a day (written many rows a statement), users new to
+    a day beside users it has, traces active over several days, a trace re-rolled and
+    deletes: each day's count is the number of its user-day rows."""
+    store = SQLiteStore(tmp_path / "t.db")
+    day = 24 * HOUR
+    try:
+        project = store.create_project("p").id
+        trace = 0
+        for first_user, days in ((0, 3), (400, 5)):
+            batch = []
+            for user in range(first_user, first_user + 700):
+                trace += 1
+                # Every 50th trace is active for two more days.
+                length = 2 * day if user % 50 == 0 else MINUTE
+                batch.append(
+                    trace_member(
+                        trace,
+                        0,
+                        T0 + (user % days) * day + user * MINUTE % day,
+                        length,
+                        name="s",
+                        user_id=f"user-{user}",
+                        cost_usd=0.01,
+                    )
+                )
+            store.write_spans(project, batch)
+        # A late span moves trace 1 a day later; traces of both batches go.
+        store.write_spans(
+            project, [trace_member(1, 1, T0 + 30 * HOUR, MINUTE, name="s", user_id="user-0")]
+        )
+        store.delete_traces(project, [f"{t:032x}" for t in (2, 3, 701, 1400)])
+        with store._read() as conn:
+            counts = conn.execute(
+                "SELECT day, users FROM metric_user_day_counts WHERE users != 0 ORDER BY day"
+            ).fetchall()
+            rows = conn.execute(
+                "SELECT day, COUNT(*) FROM metric_user_days GROUP BY day ORDER BY day"
+            ).fetchall()
+        assert len(rows) >= 5
+        assert counts == rows
+        assert sum(n for _, n in rows) > 1000
+    finally:
+        store.close()
