@@ -17,6 +17,7 @@ from threadline.server.model import (
     ns_to_datetime,
 )
 from threadline.server.store import Store
+from threadline.server.store.clickhouse import score_sorted as clickhouse_sorted
 
 backend = test_contract.backend
 store = test_contract.store
@@ -130,6 +131,25 @@ def test_score_sort_combines_with_filters(store: Store):
     ) == ["s1", "s3", "s2"]
     no_topic = ScoreFilter(name="topic", missing=True)
     assert _sessions(store, project, by_quality, scores=[no_topic]) == ["s4", "s7", "s6"]
+
+
+def test_short_stretches_of_candidates_give_the_same_pages(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+):
+    """ClickHouse takes the scored rows a stretch at a time: stretches as short as a
+    page's rows, most of them filtered out, walk to the same pages (SQLite ignores it)."""
+    monkeypatch.setattr(clickhouse_sorted, "STRETCH_PER_ROW", 1)
+    monkeypatch.setattr(clickhouse_sorted, "MIN_STRETCH", 1)
+    test_score_sort_combines_with_filters(store)
+    project = store.list_projects()[0].id
+    assert _sessions(store, project, ScoreSort(name="topic", by="label"), status="ok") == [
+        "s3",
+        "s1",
+        "s5",
+        "s7",
+        "s6",
+    ]
+    assert _traces(store, project, ScoreSort(name="quality"), status="ok") == [3, 1, 7, 6, 5]
 
 
 def test_traces_sorted_by_a_score(store: Store):

@@ -203,6 +203,20 @@ def sessions_near(start_param: str | None, end_param: str | None) -> str:
     )
 
 
+def sessions_of(ids: str) -> str:
+    """``latest_sessions`` of the sessions ``ids`` (a parenthesised subquery) lists,
+    each read with all its traces (``session_members``), as a parenthesised subquery."""
+    return (
+        "("
+        + latest_sessions(
+            "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"
+            f" WHERE project_id = %(project)s AND session_id IN {ids})",
+            ids,
+        )
+        + ")"
+    )
+
+
 def latest_keys(where: str = "1") -> str:
     """Each API key's newest state: a revoked version wins over an active one."""
     fields = KEYS.names[1:]  # all but the id, which versions of a key share

@@ -4,9 +4,11 @@ in full (as the store's other sorts pick theirs).
 
 The score's values come from the newest rollups of that kind and name, a range of
 ``score_rollups``' primary key (project, kind, name, target): the scores of other names
-are not read. The rows are those of the list's source (the window's sessions or
-traces) that meet its filters; the scored part joins them to the values, the rest keeps
-those without one, newest first.
+are not read. The scored part takes them in order a stretch at a time and rolls up
+only the sessions or traces of the stretch, keeping those that meet the list's
+filters, until the page is full; the rest (rows without a value) reads the list's
+source (the window's sessions or traces, as the other sorts do) for those without one,
+newest first.
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ from threadline.server.store.clickhouse.scores import ROLLUP_FIELDS, latest_roll
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
+# The first stretch of candidates: this many per row wanted, at least MIN_STRETCH (a
+# stretch costs its rollups, and a filter may keep few of them); each next one is four
+# times longer.
+STRETCH_PER_ROW = 4
+MIN_STRETCH = 256
+
 
 def pick(
     rows: Rows,
     f: Filters,
     source: str,
+    source_of: Callable[[str], str],
     kind: str,
     id_column: str,
     time_column: str,
@@ -33,8 +42,9 @@ def pick(
     limit: int,
     cursor: str | None,
 ) -> list[score_sorts.Picked[None]]:
-    """Up to ``limit + 1`` rows of ``source`` (a subquery with ``id_column`` and
-    ``time_column``) meeting ``f``, sorted by ``sort``, after ``cursor``."""
+    """Up to ``limit + 1`` rows meeting ``f``, sorted by ``sort``, after ``cursor``:
+    ``source`` is the list's (a subquery with ``id_column`` and ``time_column``), and
+    ``source_of(ids)`` the same rows of the ids a subquery lists only."""
     element = ROLLUP_FIELDS.index("average" if sort.by == "average" else "label") + 1
     rollups = latest_rollups(
         f"project_id = %(project)s AND target_kind = {f.param(kind)}"
@@ -45,23 +55,43 @@ def pick(
         f" FROM ({rollups}) WHERE sort_key IS NOT NULL"
     )
     direction = "DESC" if sort.descending else "ASC"
-    after_op = "<" if sort.descending else ">"
+    after_op, upto_op = ("<", ">=") if sort.descending else (">", "<=")
+
+    def key_condition(op: str, key: tuple[Any, str] | None) -> str:
+        if key is None:
+            return "1"
+        return f"(sort_key, {id_column}) {op} ({f.param(key[0])}, {f.param(key[1])})"
 
     def scored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
-        where = f.sql()
-        if after is not None:
-            where += (
-                f" AND (sort_key, {id_column}) {after_op}"
-                f" ({f.param(after[0])}, {f.param(after[1])})"
+        # The candidates in the score's order, a stretch at a time (each four times the
+        # last), each stretch rolled up and filtered: a page reads the rows it shows
+        # and those the filters drop before them, not the whole window.
+        found: list[tuple[Any, str, None]] = []
+        stretch = max(STRETCH_PER_ROW * count, MIN_STRETCH)
+        while True:
+            ordered = f"ORDER BY sort_key {direction}, {id_column} {direction}"
+            bound = rows(
+                f"SELECT sort_key, {id_column} FROM ({values})"
+                f" WHERE {key_condition(after_op, after)} {ordered}"
+                f" LIMIT 1 OFFSET {f.param(stretch - 1)}",
+                f.params,
             )
-        found = rows(
-            f"SELECT {id_column}, sort_key FROM {source} AS listed"
-            f" INNER JOIN ({values}) AS ranked USING ({id_column}) WHERE {where}"
-            f" ORDER BY sort_key {direction}, {id_column} {direction}"
-            f" LIMIT {f.param(count)}",
-            f.params,
-        )
-        return [(key, row_id, None) for row_id, key in found]
+            upto = (bound[0][0], bound[0][1]) if bound else None
+            candidates = (
+                f"SELECT {id_column}, sort_key FROM ({values}) WHERE"
+                f" {key_condition(after_op, after)} AND {key_condition(upto_op, upto)}"
+            )
+            kept = rows(
+                f"SELECT {id_column}, sort_key FROM"
+                f" {source_of(f'(SELECT {id_column} FROM ({candidates}))')} AS listed"
+                f" INNER JOIN ({candidates}) AS ranked USING ({id_column})"
+                f" WHERE {f.sql()} {ordered} LIMIT {f.param(count - len(found))}",
+                f.params,
+            )
+            found += [(key, row_id, None) for row_id, key in kept]
+            if len(found) >= count or upto is None:
+                return found
+            after, stretch = upto, stretch * 4
 
     def unscored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
         where = f"{f.sql()} AND {id_column} NOT IN (SELECT {id_column} FROM ({values}))"

@@ -541,6 +541,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 self._rows,
                 f,
                 source,
+                queries.sessions_of,
                 "session",
                 "session_id",
                 "end_ns",
@@ -664,6 +665,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 self._rows,
                 f,
                 source,
+                lambda ids: (
+                    f"({queries.latest_traces(f'project_id = %(project)s AND trace_id IN {ids}')})"
+                ),
                 "trace",
                 "trace_id",
                 "start_ns",
