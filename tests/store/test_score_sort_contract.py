@@ -139,6 +139,7 @@ def test_short_stretches_of_candidates_give_the_same_pages(
     """ClickHouse takes the scored rows a stretch at a time: stretches as short as a
     page's rows, most of them filtered out, walk to the same pages (SQLite ignores it)."""
     monkeypatch.setattr(clickhouse_sorted, "STRETCH_PER_ROW", 1)
+    monkeypatch.setattr(clickhouse_sorted, "CANDIDATES", 3)
     monkeypatch.setattr(clickhouse_sorted, "MIN_STRETCH", 1)
     test_score_sort_combines_with_filters(store)
     project = store.list_projects()[0].id

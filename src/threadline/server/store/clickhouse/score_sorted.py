@@ -23,11 +23,14 @@ from threadline.server.store.clickhouse.scores import ROLLUP_FIELDS, latest_roll
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
-# The first stretch of candidates: this many per row wanted, at least MIN_STRETCH (a
-# stretch costs its rollups, and a filter may keep few of them); each next one is four
-# times longer.
+# The first stretch of candidates rolled up: this many per row wanted, at least
+# MIN_STRETCH (a stretch costs its rollups, and a filter may keep few of them); each
+# next one four times longer, up to MAX_STRETCH ids (bound into the statement's text,
+# which ClickHouse's max_query_size bounds). CANDIDATES: the values read at once.
 STRETCH_PER_ROW = 4
 MIN_STRETCH = 256
+MAX_STRETCH = 1000
+CANDIDATES = 10_000
 
 
 def pick(
@@ -44,7 +47,7 @@ def pick(
 ) -> list[score_sorts.Picked[None]]:
     """Up to ``limit + 1`` rows meeting ``f``, sorted by ``sort``, after ``cursor``:
     ``source`` is the list's (a subquery with ``id_column`` and ``time_column``), and
-    ``source_of(ids)`` the same rows of the ids a subquery lists only."""
+    ``source_of(ids)`` the same rows of the ids a parameter holds only."""
     element = ROLLUP_FIELDS.index("average" if sort.by == "average" else "label") + 1
     rollups = latest_rollups(
         f"project_id = %(project)s AND target_kind = {f.param(kind)}"
@@ -55,7 +58,7 @@ def pick(
         f" FROM ({rollups}) WHERE sort_key IS NOT NULL"
     )
     direction = "DESC" if sort.descending else "ASC"
-    after_op, upto_op = ("<", ">=") if sort.descending else (">", "<=")
+    after_op = "<" if sort.descending else ">"
 
     def key_condition(op: str, key: tuple[Any, str] | None) -> str:
         if key is None:
@@ -63,35 +66,36 @@ def pick(
         return f"(sort_key, {id_column}) {op} ({f.param(key[0])}, {f.param(key[1])})"
 
     def scored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
-        # The candidates in the score's order, a stretch at a time (each four times the
-        # last), each stretch rolled up and filtered: a page reads the rows it shows
-        # and those the filters drop before them, not the whole window.
+        # The name's values are read once, in order, as far as CANDIDATES; the sessions
+        # or traces they name are rolled up a stretch at a time (each four times the
+        # last) and kept if the filters keep them, until the page is full.
         found: list[tuple[Any, str, None]] = []
-        stretch = max(STRETCH_PER_ROW * count, MIN_STRETCH)
+        ordered = f"ORDER BY sort_key {direction}, {id_column} {direction}"
         while True:
-            ordered = f"ORDER BY sort_key {direction}, {id_column} {direction}"
-            bound = rows(
-                f"SELECT sort_key, {id_column} FROM ({values})"
+            candidates = rows(
+                f"SELECT {id_column}, sort_key FROM ({values})"
                 f" WHERE {key_condition(after_op, after)} {ordered}"
-                f" LIMIT 1 OFFSET {f.param(stretch - 1)}",
+                f" LIMIT {f.param(CANDIDATES)}",
                 f.params,
             )
-            upto = (bound[0][0], bound[0][1]) if bound else None
-            candidates = (
-                f"SELECT {id_column}, sort_key FROM ({values}) WHERE"
-                f" {key_condition(after_op, after)} AND {key_condition(upto_op, upto)}"
-            )
-            kept = rows(
-                f"SELECT {id_column}, sort_key FROM"
-                f" {source_of(f'(SELECT {id_column} FROM ({candidates}))')} AS listed"
-                f" INNER JOIN ({candidates}) AS ranked USING ({id_column})"
-                f" WHERE {f.sql()} {ordered} LIMIT {f.param(count - len(found))}",
-                f.params,
-            )
-            found += [(key, row_id, None) for row_id, key in kept]
-            if len(found) >= count or upto is None:
+            at, stretch = 0, max(STRETCH_PER_ROW * count, MIN_STRETCH)
+            while at < len(candidates):
+                chunk = candidates[at : at + stretch]
+                kept = {
+                    row[0]
+                    for row in rows(
+                        f"SELECT {id_column} FROM {source_of('%(candidate_ids)s')} AS listed"
+                        f" WHERE {f.sql()}",
+                        {**f.params, "candidate_ids": [row_id for row_id, _ in chunk]},
+                    )
+                }
+                found += [(key, row_id, None) for row_id, key in chunk if row_id in kept]
+                if len(found) >= count:
+                    return found[:count]
+                at, stretch = at + len(chunk), min(stretch * 4, MAX_STRETCH)
+            if len(candidates) < CANDIDATES:
                 return found
-            after, stretch = upto, stretch * 4
+            after = (candidates[-1][1], candidates[-1][0])
 
     def unscored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
         where = f"{f.sql()} AND {id_column} NOT IN (SELECT {id_column} FROM ({values}))"
