@@ -216,3 +216,16 @@ def test_claims_share_the_queue_fairly_across_projects(store: Store):
     assert lapsed.id == "f05"
     time.sleep(0.01)
     assert [r.id for r in store.claim_runs(2, 60 * SECOND)] == ["f05", "f06"]
+
+
+def test_a_spare_claim_takes_only_projects_with_no_run_in_flight(store: Store):
+    flood, quiet = store.create_project("flood").id, store.create_project("quiet").id
+    for project in (flood, quiet):
+        store.put_evaluator(project, definition())
+    store.add_runs(flood, [run(f"f{i}", created=i) for i in range(5)])
+    assert [r.id for r in store.claim_runs(2, 60 * SECOND)] == ["f0", "f1"]
+    # Only the flooding project waits, and it has runs in flight: nothing for the spare.
+    assert store.claim_runs(1, 60 * SECOND, None, True) == []
+    store.add_runs(quiet, [run("q0", created=100), run("q1", created=101)])
+    assert [r.id for r in store.claim_runs(2, 60 * SECOND, None, True)] == ["q0"]
+    assert store.claim_runs(1, 60 * SECOND, None, True) == []  # quiet has one in flight now

@@ -134,8 +134,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "evaluation_concurrency",
         4,
-        "Judge calls in flight at once, per server process. 0: this process runs no "
-        "evaluations (another server, or `threadline evaluate`, does).",
+        "Judge calls in flight at once, per server process, shared fairly across "
+        "projects (and one more for a project with none in flight). 0: this process "
+        "runs no evaluations (another server, or `threadline evaluate`, does).",
     ),
     Setting(
         "judge_timeout_seconds",

@@ -2,7 +2,9 @@
 
 Runs are claimed from the store with a lease (``claim_runs``), so several processes
 share the queue and a run whose runner died is taken up again when its lease ends. A
-runner stopping puts its unfinished runs back. Store calls run in threads (they
+runner stopping puts its unfinished runs back. Places are shared fairly across
+projects (``fair_share.py``), and a runner whose places are all taken has one spare,
+for a project with no run in flight. Store calls run in threads (they
 block); judge calls are asynchronous HTTP on the event loop, so waiting judges cost no
 thread and never hold up ingest, which has its own thread.
 """
@@ -194,6 +196,8 @@ class EvaluationRunner:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[asyncio.Task[None], RunRecord] = {}
+        # The run in the spare place (see _loop), while it is in flight.
+        self._spare: asyncio.Task[None] | None = None
         # Whether an HTTP client was ever made: a runner with nothing to judge makes none.
         self.client_made = False
 
@@ -225,13 +229,22 @@ class EvaluationRunner:
         try:
             while True:
                 await self._ingest_first.turn()
-                free = self.config.concurrency - len(self._inflight)
+                spare_taken = self._spare is not None and self._spare in self._inflight
+                free = self.config.concurrency - len(self._inflight) + spare_taken
+                # Every place taken (say by one project's runs against a judge that never
+                # answers): one place more, for a run of a project with none in flight,
+                # so that it starts now rather than when one of those runs ends.
+                spare = free <= 0 and not spare_taken and self.config.concurrency > 0
                 claimed: list[RunRecord] = []
-                if free > 0:
+                if free > 0 or spare:
                     self._wake.clear()
                     try:
                         claimed = await asyncio.to_thread(
-                            self.store.claim_runs, free, self.config.lease_ns
+                            self.store.claim_runs,
+                            1 if spare else free,
+                            self.config.lease_ns,
+                            None,
+                            spare,
                         )
                     except Exception:  # a store hiccup: try again at the next poll
                         log.exception("claiming evaluation runs failed")
@@ -241,7 +254,9 @@ class EvaluationRunner:
                     assert client is not None
                     task = asyncio.create_task(self._run(client, run))
                     self._inflight[task] = run
-                if claimed and len(claimed) == free:
+                    if spare:
+                        self._spare = task
+                if claimed and not spare and len(claimed) == free:
                     continue  # maybe more are waiting; the next claim waits for room
                 waits: set[asyncio.Future[object]] = {
                     asyncio.ensure_future(self._wake.wait()),

@@ -383,13 +383,19 @@ class Store(Protocol):
         ...
 
     def claim_runs(
-        self, limit: int, lease_ns: int, only: tuple[int, Sequence[str]] | None = None
+        self,
+        limit: int,
+        lease_ns: int,
+        only: tuple[int, Sequence[str]] | None = None,
+        idle_projects: bool = False,
     ) -> list[RunRecord]:
         """Up to ``limit`` runs for this runner: pending ones and running ones whose
         lease expired, shared fairly across projects (``evaluation/fair_share.py``: the
         project with the fewest runs in flight first, each project's oldest first),
         never by reading the whole queue. Each is leased for ``lease_ns``. ``only``:
-        (project id, run ids) to choose among, oldest first (``threadline evaluate``)."""
+        (project id, run ids) to choose among, oldest first (``threadline evaluate``).
+        ``idle_projects``: one run each of projects with no run in flight (a runner's
+        spare place)."""
         ...
 
     def release_runs(self, runs: Sequence[RunRecord]) -> None:

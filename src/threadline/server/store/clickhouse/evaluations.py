@@ -281,7 +281,11 @@ class EvaluationTables:
         return len(fresh)
 
     def _claimable(
-        self, now_ns: int, limit: int, only: tuple[int, Sequence[str]] | None
+        self,
+        now_ns: int,
+        limit: int,
+        only: tuple[int, Sequence[str]] | None,
+        idle_projects: bool = False,
     ) -> list[RunRecord]:
         """Pending runs and running ones whose lease ran out, shared fairly across
         projects (``fair_share``); ``only``: among these runs of this project."""
@@ -306,7 +310,7 @@ class EvaluationTables:
             in_flight[int(project_id)] = int(flying)
             if int(queued):
                 oldest[int(project_id)] = int(first)
-        chosen = fair_share.projects_to_read(oldest, in_flight, limit)
+        chosen = fair_share.projects_to_read(oldest, in_flight, limit, idle_projects)
         if not chosen:
             return []
         runs: dict[int, list[RunRecord]] = {}
@@ -317,15 +321,19 @@ class EvaluationTables:
         ):
             run = _run(row)
             runs.setdefault(run.project_id, []).append(run)
-        return fair_share.fair_share(runs, in_flight, limit)
+        return fair_share.fair_share(runs, in_flight, limit, idle_projects)
 
     def claim_runs(
-        self, limit: int, lease_ns: int, only: tuple[int, Sequence[str]] | None = None
+        self,
+        limit: int,
+        lease_ns: int,
+        only: tuple[int, Sequence[str]] | None = None,
+        idle_projects: bool = False,
     ) -> list[RunRecord]:
         now = time.time_ns()
         if only is not None and not only[1]:
             return []
-        candidates = self._claimable(now, limit, only)
+        candidates = self._claimable(now, limit, only, idle_projects)
         if not candidates:
             return []
         token = self._token()

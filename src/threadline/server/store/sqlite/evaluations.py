@@ -172,15 +172,19 @@ class EvaluationTables:
         return added
 
     def claim_runs(
-        self, limit: int, lease_ns: int, only: tuple[int, Sequence[str]] | None = None
+        self,
+        limit: int,
+        lease_ns: int,
+        only: tuple[int, Sequence[str]] | None = None,
+        idle_projects: bool = False,
     ) -> list[RunRecord]:
         now = time.time_ns()
         # Read first, on a reader: a poll that finds nothing takes no write lock.
         with self._reading() as conn:
-            if not _claimable(conn, now, 1, only):
+            if not _claimable(conn, now, 1, only, idle_projects):
                 return []
         with self._writing() as conn:
-            claimed = _claimable(conn, now, limit, only)
+            claimed = _claimable(conn, now, limit, only, idle_projects)
             conn.executemany(
                 "UPDATE evaluation_runs SET status = 'running', claimed_until_ns = ?"
                 " WHERE project_id = ? AND id = ?",
@@ -278,10 +282,11 @@ def _claimable(
     now_ns: int,
     limit: int,
     only: tuple[int, Sequence[str]] | None = None,
+    idle_projects: bool = False,
 ) -> list[RunRecord]:
     """Pending runs, and running ones whose runner's lease ran out (it died mid-run),
     shared fairly across projects (``fair_share``); ``only``: among these runs of this
-    project, oldest first."""
+    project, oldest first; ``idle_projects``: of projects with no run in flight."""
     if only is not None:
         return _claimable_among(conn, now_ns, limit, only[0], only[1])
     # Runs in flight are few (every runner's concurrency at most): read them whole.
@@ -298,7 +303,7 @@ def _claimable(
     for project_id, created_ns in conn.execute(_PROJECTS_PENDING):
         oldest[project_id] = min(created_ns, oldest.get(project_id, created_ns))
     chosen: dict[int, list[RunRecord]] = {}
-    for project_id in fair_share.projects_to_read(oldest, in_flight, limit):
+    for project_id in fair_share.projects_to_read(oldest, in_flight, limit, idle_projects):
         runs = waiting.get(project_id, []) + [
             _run(row)
             for row in conn.execute(
@@ -308,7 +313,7 @@ def _claimable(
             )
         ]
         chosen[project_id] = sorted(runs, key=lambda r: r.created_ns)[:limit]
-    return fair_share.fair_share(chosen, in_flight, limit)
+    return fair_share.fair_share(chosen, in_flight, limit, idle_projects)
 
 
 # Each project with pending runs and its oldest one's time: a skip from one project to
