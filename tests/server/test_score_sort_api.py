@@ -3,6 +3,7 @@ on SQLite and on ClickHouse (chDB): the order, the pages, and the 400s."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +92,15 @@ def test_lists_sort_by_a_score(client: ProjectClient):
     assert sessions(sort="score:stars", order="asc") == [4, 1, 3, 2, 5]
     assert sessions(sort="score_label:topic", order="asc") == [2, 1, 5, 4, 3]
     assert sessions(sort="score:stars", score="stars>=3") == [2, 3, 1]
+
+    # The export follows the list, its sort included, through every page.
+    exported = client.http.get(
+        "/api/v1/export/sessions",
+        params={"q": tag, "window": "all", "sort": "score:stars", "order": "asc"},
+    )
+    assert exported.status_code == 200, exported.text
+    rows = [json.loads(line) for line in exported.text.splitlines() if line.strip()]
+    assert [int(r["session_id"].rsplit("-", 1)[1]) for r in rows] == [4, 1, 3, 2, 5]
 
     by_trace = {trace: int(sid.rsplit("-", 1)[1]) for sid, trace in traces.items()}
     # (q finds a trace by its whole id only: the list holds every trace of the project.)
