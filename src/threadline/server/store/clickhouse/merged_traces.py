@@ -25,21 +25,16 @@ _IN_CHUNK = 1000
 
 # Each trace's packed parts (migration 0016: one JSON string per part, a stream or two
 # per trace instead of some forty; a trace's parts unite as strings and are merged in
-# Python by ``_merged``) and its context use.
+# Python by ``_merged``) and its context use, which trace_context's rows bring to the
+# same table (migration 0021: a part without rollup). A trace with no part but its
+# context use (its spans' rows not visible yet, on a replica that lags) is not stored
+# yet, as before: ``HAVING`` leaves it out.
 _MERGED = (
-    "SELECT trace_id, groupUniqArrayArray(p.rollup), {labels},"
-    " if(mapContains(context_by_trace, trace_id), toNullable(context_by_trace[trace_id]), NULL)"
-    " FROM trace_parts_packed AS p WHERE {where} GROUP BY trace_id"
+    "SELECT trace_id, groupUniqArrayArray(p.rollup) AS parts, {labels}, max(p.context_use)"
+    " FROM trace_parts_packed AS p WHERE {where} GROUP BY trace_id HAVING notEmpty(parts)"
 )
 _LABELS = "groupUniqArrayArray(p.labels)"
 _NO_LABELS = "[]"
-# The same traces' context use, read once as a map (a scalar subquery): joined to the
-# merge instead, it cost about as much as the merge itself (docs/benchmarks.md).
-_CONTEXT = (
-    "(SELECT CAST((groupArray(trace_id), groupArray(c_use)), 'Map(String, Float64)') FROM"
-    " (SELECT trace_id, max(context_use) AS c_use FROM trace_context WHERE {where}"
-    " GROUP BY trace_id)) AS context_by_trace"
-)
 # The trace ids of some sessions (``%(sessions)s``), as an array read once: ``has`` on
 # it finds the parts by their sort key, in the same statement (an ``IN`` subquery's set
 # is built twice and too late for the index; measured).
@@ -57,7 +52,7 @@ def merged_sql(where: str, labels: bool = True, with_: Sequence[str] = ()) -> st
     context use; ``labels``: with tags and metadata (which the sessions do not show);
     ``with_``: more named expressions ``where`` uses."""
     merged = _MERGED.format(where=where, labels=_LABELS if labels else _NO_LABELS)
-    return f"WITH {', '.join([*with_, _CONTEXT.format(where=where)])} {merged}"
+    return f"WITH {', '.join(with_)} {merged}" if with_ else merged
 
 
 def by_ids(
@@ -149,7 +144,7 @@ def of_sessions(
 ) -> dict[str, list[TraceRollup]]:
     """The rollups of the traces now in each of ``session_ids`` (those with any): every
     trace that ever named one of them (``session_members``), kept if its merged rollup
-    is in it still. One statement: the session's trace ids, their parts, their context."""
+    is in it still. One statement: the session's trace ids, then their parts."""
     wanted = set(session_ids)
     found: dict[str, list[TraceRollup]] = {}
     if not wanted:

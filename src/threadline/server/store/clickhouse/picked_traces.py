@@ -2,10 +2,10 @@
 
 The pick (``recent_sessions``) reads the window's latest trace parts, so it has seen the
 ids of its sessions' recent traces already. The page's traces are read by those ids: their
-packed parts, their context use, and, to stay exact, the ids of any other trace the
-page's sessions ever named (``session_members``), as the three branches of one
-``UNION ALL``, which ClickHouse runs side by side. ``merged_traces.of_sessions`` runs the
-members' and the context's reads as scalar subqueries, one after the other, before its
+packed parts (with their context use: migration 0021), and, to stay exact, the ids of
+any other trace the page's sessions ever named (``session_members``), as the two
+branches of one ``UNION ALL``, which ClickHouse runs side by side.
+``merged_traces.of_sessions`` runs the members' read as a scalar subquery, before its
 merge: the same reads cost the engine about a quarter less CPU this way
 (docs/benchmarks.md). A session with a trace the pick did not see (an older turn) costs
 one more statement, for those traces only; so does a page of more traces than one
@@ -21,19 +21,19 @@ from threadline.server.store.clickhouse import merged_traces
 from threadline.server.store.clickhouse.merged_traces import Rows
 from threadline.server.store.rollups import TraceRollup
 
-# Each id is bound into the statement's text three times: past this many, the page's
-# traces are read by ``of_sessions``, whose statement names its sessions only.
+# Each id is bound into the statement's text twice: past this many, the page's traces
+# are read by ``of_sessions``, whose statement names its sessions only.
 MAX_SEEN = 1000
 
-# (branch, trace id, packed parts, context use): 0 a seen trace's parts, 1 its context
-# use, 2 the id of a trace of the sessions that the pick did not see.
+# (branch, trace id, packed parts, context use): 0 a seen trace's parts and context use
+# (a trace with its context use only is not stored yet: ``merged_traces``), 1 the id of
+# a trace of the sessions that the pick did not see.
 _PAGE_TRACES = (
     "SELECT 0 AS branch, trace_id, groupUniqArrayArray(rollup) AS parts,"
-    " CAST(NULL, 'Nullable(Float64)') AS context FROM trace_parts_packed"
+    " max(context_use) AS context FROM trace_parts_packed"
     " WHERE project_id = %(project)s AND trace_id IN %(seen)s GROUP BY trace_id"
-    " UNION ALL SELECT 1, trace_id, [], toNullable(max(context_use)) FROM trace_context"
-    " WHERE project_id = %(project)s AND trace_id IN %(seen)s GROUP BY trace_id"
-    " UNION ALL SELECT DISTINCT 2, trace_id, [], NULL FROM session_members"
+    " HAVING notEmpty(parts)"
+    " UNION ALL SELECT DISTINCT 1, trace_id, [], NULL FROM session_members"
     " WHERE project_id = %(project)s AND session_id IN %(sessions)s"
     " AND trace_id NOT IN %(seen)s"
 )
@@ -52,17 +52,13 @@ def of_sessions(
         "sessions": sorted(wanted),
         "seen": sorted(seen),
     }
-    parts: dict[str, list[str]] = {}
-    context: dict[str, float | None] = {}
+    traces: list[TraceRollup] = []
     unseen: list[str] = []
     for branch, trace_id, rollups, context_use in rows(_PAGE_TRACES, params):
         if branch == 0:
-            parts[trace_id] = rollups
-        elif branch == 1:
-            context[trace_id] = context_use
+            traces.append(merged_traces.finish((trace_id, rollups, [], context_use)))
         else:
             unseen.append(trace_id)
-    traces = [merged_traces.finish((t, p, [], context.get(t))) for t, p in parts.items()]
     if unseen:
         traces += merged_traces.by_ids(rows, project_id, unseen, labels=False)
     found: dict[str, list[TraceRollup]] = {}
