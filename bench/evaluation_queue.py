@@ -2,6 +2,7 @@
 
     python bench/evaluation_queue.py                       # SQLite, 100,000 runs waiting
     python bench/evaluation_queue.py --pending 100000 --finished 200000 --projects 50
+    python bench/evaluation_queue.py --store chdb --pending 2000 --finished 20000
 
 One project queues ``--pending`` runs (a flood), ``--projects`` others one run each,
 after ``--finished`` runs already done (a queue's history). Then ``claim_runs`` takes
@@ -10,7 +11,9 @@ times; printed: the median and 90th percentile of a claim, how many of the first
 were the flood's, and a poll of an empty queue (what every runner does twice a second
 when there is nothing to judge). Compare trees by running it with each one's ``src``
 on ``PYTHONPATH`` (the store's own schema: a tree before migration 0024 has the old
-index). It is a benchmark, not a test: it prints numbers.
+index). ``--store chdb``: the ClickHouse store on the chDB endpoint of the tests
+(``tests/store/chdb_http.py``), the finished runs written as finished versions in bulk.
+It is a benchmark, not a test: it prints numbers.
 """
 
 from __future__ import annotations
@@ -54,6 +57,33 @@ def _runs(prefix: str, count: int, first_ns: int) -> list[RunRecord]:
     ]
 
 
+def _finish_all(store, runs: list[RunRecord]) -> None:
+    """Mark claimed runs done in bulk (one by one, 100,000 finishes are slow)."""
+    if hasattr(store, "_transaction"):
+        with store._transaction() as conn:
+            conn.executemany(
+                "UPDATE evaluation_runs SET status = 'done' WHERE project_id = ? AND id = ?",
+                [(r.project_id, r.id) for r in runs],
+            )
+        return
+    from threadline.server.store.clickhouse.evaluations import _RUN_INSERT, FINISHED, _run_row
+
+    for r in runs:
+        r.status = "done"
+    store._put("evaluation_runs", [_run_row(r, "", FINISHED + 1) for r in runs], _RUN_INSERT)
+
+
+def _open(kind: str, root: Path):
+    if kind == "sqlite":
+        return open_store(f"sqlite://{root / 'queue.db'}")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.store.chdb_http import database_name, shared_server
+
+    return open_store(shared_server().url(database_name(root.name)))
+
+
 def _timed(call, rounds: int) -> list[float]:
     times = []
     for _ in range(rounds):
@@ -70,9 +100,10 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--dir", default=None, help="where the database goes (a temporary one)")
+    parser.add_argument("--store", choices=("sqlite", "chdb"), default="sqlite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as root:
-        store = open_store(f"sqlite://{Path(root) / 'queue.db'}")
+        store = _open(args.store, Path(root))
         try:
             flood = store.create_project("flood").id
             store.put_evaluator(flood, _evaluator())
@@ -80,12 +111,7 @@ def main() -> None:
             for i in range(0, len(history), 5000):
                 store.add_runs(flood, history[i : i + 5000])
             for claimed in iter(lambda: store.claim_runs(5000, LEASE_NS), []):
-                with store._transaction() as conn:  # finishing 100,000 runs one by one is slow
-                    conn.executemany(
-                        "UPDATE evaluation_runs SET status = 'done'"
-                        " WHERE project_id = ? AND id = ?",
-                        [(r.project_id, r.id) for r in claimed],
-                    )
+                _finish_all(store, claimed)
             empty = _timed(lambda: store.claim_runs(4, LEASE_NS), args.rounds)
             runs = _runs("flood", args.pending, 10**18)
             for i in range(0, len(runs), 5000):
@@ -108,7 +134,7 @@ def main() -> None:
             store.close()
     q = lambda xs: statistics.quantiles(xs, n=10)[-1]  # noqa: E731
     print(
-        f"pending {args.pending:,} (one project) + {args.projects} projects × 1,"
+        f"{args.store}: pending {args.pending:,} (one project) + {args.projects} projects × 1,"
         f" {args.finished:,} finished; {args.rounds} rounds"
     )
     print(f"claim 4 + release: median {statistics.median(full):.2f} ms, p90 {q(full):.2f} ms")
