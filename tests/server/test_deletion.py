@@ -105,6 +105,18 @@ def test_bulk_delete_needs_the_count_it_confirms(server):
     # Bad filters are the list's errors.
     bad = server.http.post(path, params={"metadata": "nokey"}, json={"dry_run": True})
     assert bad.status_code == 400
+    # The body is JSON's own types, no other fields: "3" is not a count, "yes" not a dry run.
+    for body in (
+        {"confirm_count": "3"},
+        {"confirm_count": 3.0},
+        {"confirm_count": True},
+        {"dry_run": "yes"},
+        {"dry_run": 1},
+        {"dry-run": True, "confirm_count": 3},
+    ):
+        refused = server.http.post(path, params=params, json=body)
+        assert refused.status_code == 422, (body, refused.text)
+    assert server.get(f"/api/v1/sessions/{doomed[0]}")["trace_count"] == 1
     done = server.http.post(path, params=params, json={"confirm_count": 3})
     assert done.status_code == 200 and done.json() == {"matched": 3, "deleted": 3}
     for sid in doomed:

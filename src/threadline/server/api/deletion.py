@@ -9,7 +9,7 @@ with ``dry_run`` first). Handlers are plain ``def``: the store blocks.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from threadline.server.api.routes import CurrentStore, SessionFilters
 from threadline.server.auth import CurrentProject
@@ -24,6 +24,10 @@ class Deleted(BaseModel):
 
 
 class BulkDelete(BaseModel):
+    # Strict, and no other fields: lax parsing read the string "5" as a count and "yes"
+    # as a dry run, and a misspelt "dry-run" was ignored (a real deletion, if counted).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     confirm_count: int | None = Field(
         default=None,
         ge=0,
