@@ -133,3 +133,61 @@ def test_the_score_sort_is_documented(client: ProjectClient):
         params = {p["name"]: p for p in schema["paths"][path]["get"]["parameters"]}
         assert "score:NAME" in params["sort"]["description"]
         assert "asc" in params["order"]["description"]
+
+
+def test_a_cursor_of_another_sort_is_a_400(client: ProjectClient):
+    tag = uuid.uuid4().hex[:8]
+    _sessions(client, tag)
+    for i, value in ((1, 3), (2, 5), (3, 4)):
+        _score(client, name="stars", value=value, session_id=f"{tag}-{i}")
+        _score(client, name="other", value=value, session_id=f"{tag}-{i}")
+        _score(client, name="topic", value=f"t{value}", session_id=f"{tag}-{i}")
+
+    def cursor(limit: int, **params: Any) -> str:
+        page = client.get("/api/v1/sessions", q=tag, limit=limit, window="all", **params)
+        assert page["next_cursor"] is not None
+        return page["next_cursor"]
+
+    # One cursor in the scored part (after 5), one in the rest (after session 5).
+    for mid in (cursor(1, sort="score:stars"), cursor(4, sort="score:stars")):
+        ok = client.http.get(
+            "/api/v1/sessions",
+            params={"q": tag, "window": "all", "sort": "score:stars", "cursor": mid},
+        )
+        assert ok.status_code == 200, ok.text
+        for other in (
+            {"sort": "score:stars", "order": "asc"},
+            {"sort": "score:other"},
+            {"sort": "score:other", "order": "asc"},
+            {"sort": "score_label:stars"},
+            {"sort": "score:Stars"},
+            {"sort": "last_activity"},
+            {"sort": "start"},
+        ):
+            params = {"q": tag, "window": "all", "cursor": mid, **other}
+            response = client.http.get("/api/v1/sessions", params=params)
+            assert response.status_code == 400, (other, response.text)
+            assert "cursor" in response.json()["error"]
+    label_cursor = cursor(1, sort="score_label:topic")
+    for other in ({"sort": "score_label:topic", "order": "asc"}, {"sort": "score:topic"}):
+        params = {"q": tag, "window": "all", "cursor": label_cursor, **other}
+        assert client.http.get("/api/v1/sessions", params=params).status_code == 400, other
+
+
+def test_odd_score_names_sort_as_names(client: ProjectClient):
+    """Quotes, percent signs, SQL and unicode in a sort's name are just a name; one no
+    row has (another project's, or none at all) leaves the list newest first."""
+    tag = uuid.uuid4().hex[:8]
+    _sessions(client, tag)
+    odd = ('it\'s "q"', "50%_off", "a'; DROP TABLE score_rollups; --", "ünï😀", "x" * 200)
+    for i, name in enumerate(odd, start=1):
+        _score(client, name=name, value=i, session_id=f"{tag}-{i}")
+    for i, name in enumerate(odd, start=1):
+        ids = _walk(client, "/api/v1/sessions", "session_id", q=tag, sort=f"score:{name}")
+        expected = [i] + [j for j in (5, 4, 3, 2, 1) if j != i]
+        assert [int(s.rsplit("-", 1)[1]) for s in ids] == expected, name
+    for name in ("%", "_", "nobody's", "stars\\", "x" * 201, "y" * 5000):
+        ids = _walk(client, "/api/v1/sessions", "session_id", q=tag, sort=f"score:{name}")
+        assert [int(s.rsplit("-", 1)[1]) for s in ids] == [5, 4, 3, 2, 1], name
+    nul = client.http.get("/api/v1/sessions", params={"sort": "score:a\x00b"})
+    assert nul.status_code == 400

@@ -184,3 +184,14 @@ def test_a_cursor_of_another_sort_is_refused(store: Store):
             store.list_sessions(
                 project, SessionQuery(limit=1, cursor=cursor, score_sort=ScoreSort(name="quality"))
             )
+    # A score sort's cursor has the same types as another's: it names its sort.
+    quality = store.list_sessions(
+        project, SessionQuery(limit=1, score_sort=ScoreSort(name="quality"))
+    ).next_cursor
+    for sort in (
+        ScoreSort(name="quality", descending=False),
+        ScoreSort(name="topic"),
+        ScoreSort(name="quality", by="label"),
+    ):
+        with pytest.raises(BadRequest):
+            store.list_sessions(project, SessionQuery(limit=1, cursor=quality, score_sort=sort))

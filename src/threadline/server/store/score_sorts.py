@@ -6,11 +6,14 @@ reads the two parts from its own score rollups (SQLite walks the rollups' (kind,
 average) or (kind, name, label) index; ClickHouse reads the name's range of its rollups)
 and ``pick`` splices them into a page. A cursor holds the part it stopped in, then the
 sort key and the id of the last row: ``(0, value, id)`` in the scored part, ``(1, time
-ns, id)`` in the rest.
+ns, id)`` in the rest, and a digest of the sort (name, kind and order) it was made by:
+the keys of two score sorts have the same types, and a cursor of one read with another
+would start a wrong page (skip rows) where it must be a 400.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -33,25 +36,36 @@ class Picked(Generic[R]):
     key: Any  # the score's value (scored), else the row's time in ns
     row_id: str
     row: R
+    sort_digest: str  # of the sort that picked it (``digest``)
 
     def page_key(self) -> tuple[Any, ...]:
-        return (self.part, self.key, self.row_id)
+        return (self.part, self.key, self.row_id, self.sort_digest)
+
+
+def digest(sort: ScoreSort) -> str:
+    """A short digest of ``sort`` (its name, kind and order), bound into its cursors."""
+    identity = f"{text(sort)}\n{'desc' if sort.descending else 'asc'}"
+    return hashlib.blake2b(identity.encode(), digest_size=6).hexdigest()
 
 
 def position(cursor: str | None, sort: ScoreSort) -> tuple[int, Any, str] | None:
-    """The (part, key, id) a cursor of this sort holds; 400 for any other cursor."""
+    """The (part, key, id) a cursor of this sort holds; 400 for any other cursor
+    (another sort's too)."""
     if cursor is None:
         return None
     value_type: type = float if sort.by == "average" else str
     try:
-        part, key, row_id = cursors.decode(cursor, int, value_type, str)
-        if part == SCORED:
-            return part, key, row_id
+        part, key, row_id, made_by = cursors.decode(cursor, int, value_type, str, str)
+        if part != SCORED:
+            raise BadRequest(f"invalid cursor {cursor!r}")
     except BadRequest:
-        pass
-    part, key, row_id = cursors.decode(cursor, int, int, str)
-    if part != UNSCORED:
-        raise BadRequest(f"invalid cursor {cursor!r}")
+        part, key, row_id, made_by = cursors.decode(cursor, int, int, str, str)
+        if part != UNSCORED:
+            raise BadRequest(f"invalid cursor {cursor!r}") from None
+    if made_by != digest(sort):
+        raise BadRequest(
+            f"the cursor {cursor!r} is of another sort or order than sort={text(sort)}"
+        )
     return part, key, row_id
 
 
@@ -65,14 +79,15 @@ def pick(
     """Up to ``limit + 1`` rows after ``cursor`` (one more than a page: there is a next
     page when it is there): the scored ones, then, if they run out, the others."""
     after = position(cursor, sort)
+    made_by = digest(sort)
     picked: list[Picked[R]] = []
     if after is None or after[0] == SCORED:
         start = None if after is None else (after[1], after[2])
-        picked += [Picked(SCORED, k, i, r) for k, i, r in read_scored(start, limit + 1)]
+        picked += [Picked(SCORED, k, i, r, made_by) for k, i, r in read_scored(start, limit + 1)]
     if len(picked) <= limit:
         start = None if after is None or after[0] == SCORED else (after[1], after[2])
         more = read_unscored(start, limit + 1 - len(picked))
-        picked += [Picked(UNSCORED, k, i, r) for k, i, r in more]
+        picked += [Picked(UNSCORED, k, i, r, made_by) for k, i, r in more]
     return picked
 
 
