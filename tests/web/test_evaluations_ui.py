@@ -246,3 +246,25 @@ def test_an_evaluators_name_cannot_change_through_the_edit_form(server):
             assert gone.status_code == 404
         names = [e["name"] for e in server.get("/api/v1/evaluators")["items"]]
         assert names == ["kept"]
+
+
+def test_the_form_says_in_its_own_words_that_judging_ended_sessions_needs_online(server):
+    """Asking the form to judge the ended sessions without Online checked is refused
+    naming the form's fields, not the API's, and no evaluator is made."""
+    with FakeJudge() as judge:
+        form = {
+            "name": "not-online",
+            "prompt": "Resolved?",
+            "base_url": judge.base_url,
+            "model": "gpt-4o-mini",
+            "score_type": "boolean",
+            "judge_existing": "1d",
+        }
+        cookies = {"threadline_session": server.api_key}
+        origin = {"Origin": server.base_url}
+        with httpx.Client(base_url=server.base_url, cookies=cookies, headers=origin) as web:
+            refused = web.post("/evaluators", data=form)
+        assert refused.status_code == 400
+        assert "needs Online checked" in refused.text
+        assert "judge_existing_since" not in refused.text
+        assert server.get("/api/v1/evaluators")["items"] == []

@@ -207,6 +207,13 @@ def existing_since(form: dict[str, str], now: datetime) -> datetime | None:
         return None
     if choice not in EXISTING_WINDOWS:
         raise BadRequest(f"judge_existing: one of {', '.join(EXISTING_WINDOWS)}")
+    # Said in the form's words: the API's refusal names its own field and route.
+    if form.get("online") != "on":
+        raise BadRequest(
+            "Also judging the sessions that ended already needs Online checked. An"
+            " evaluator that is not online judges past sessions when asked: the Evaluate"
+            " button on a session's page, or threadline evaluate NAME --since 7d."
+        )
     return now - EXISTING_WINDOWS[choice]
 
 
