@@ -88,3 +88,35 @@ def test_an_unconfigured_thumbs_score_reads_as_good_everywhere(
     chart = page.locator('[data-chart="score-helped"]')
     expect(chart).to_contain_text("% good")
     expect(chart).not_to_contain_text("average")
+
+
+def test_the_pager_and_the_headers_say_what_a_click_does(
+    ui: UI, server, scenario: Scenario
+) -> None:
+    """Sorted by a score, page 2 leads back to the first page (of that sort, not the
+    newest sessions); the Users tab's score headers, which sort nothing, do not look like
+    the links they are on the Sessions tab."""
+    for i, sid in enumerate(scenario.sessions):
+        _score(server, name="stars", value=i + 1, session_id=sid)
+    page = ui.go("/sessions?sort=score%3Astars&order=asc")
+    first = _ids(page, "session-row")
+    assert len(first) > 1
+    # Fewer than a page of sessions here: page 2 starts after the API's first row.
+    two = server.get("/api/v1/sessions", sort="score:stars", order="asc", limit=1)
+    page = ui.go(f"/sessions?sort=score%3Astars&order=asc&cursor={two['next_cursor']}")
+    back = page.get_by_test_id("first-page")
+    expect(back).to_have_text("« First page")
+    back.click()
+    page.wait_for_load_state("load")
+    assert "cursor=" not in page.url and "order=asc" in page.url
+    assert _ids(page, "session-row") == first
+
+    sessions_head = page.locator("#sessions-table th.score-col a.sort-head")
+    expect(sessions_head).to_have_count(1)
+    page = ui.go("/users")
+    score_head = page.locator("#users-table th.score-col")
+    expect(score_head).to_have_text("stars")
+    expect(score_head.locator("a")).to_have_count(0)
+    plain = page.locator("#users-table th", has_text="Sessions")
+    color = "e => getComputedStyle(e).color"
+    assert score_head.evaluate(color) == plain.evaluate(color)
