@@ -532,4 +532,5 @@ def test_the_dashboard_shows_a_score_whose_average_is_zero(ui: UI, server) -> No
     bar = chart.locator("rect[data-value]")
     expect(bar).to_have_count(1)
     assert float(bar.get_attribute("height") or 0) > 0
-    expect(bar.locator("title")).to_contain_text(": 0.00")
+    # Typed by its latest score (no configuration): a good/bad score, its share of good.
+    expect(bar.locator("title")).to_contain_text(": 0%")
