@@ -4,10 +4,11 @@ queue (claims, leases, releases, finishes), totals, sweep marks and ended sessio
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from tests.store import test_contract
 from tests.store.test_contract import MS, T0, record
-from threadline.server.evaluation import online
+from threadline.server.evaluation import ondemand, online
 from threadline.server.evaluation.model import (
     EvaluatorIn,
     RunOutcome,
@@ -229,3 +230,38 @@ def test_a_spare_claim_takes_only_projects_with_no_run_in_flight(store: Store):
     store.add_runs(quiet, [run("q0", created=100), run("q1", created=101)])
     assert [r.id for r in store.claim_runs(2, 60 * SECOND, None, True)] == ["q0"]
     assert store.claim_runs(1, 60 * SECOND, None, True) == []  # quiet has one in flight now
+
+
+def test_judging_ended_sessions_queues_a_bounded_amount(store: Store, monkeypatch):
+    """An evaluator created to judge the sessions that ended already queues at most
+    ``EXISTING_MAX_RUNS`` runs (a trace evaluator queues one a trace) found among the
+    newest ``EXISTING_MAX_READ`` sessions, kept by its filter or not."""
+    p = store.create_project("p").id
+    store.write_spans(
+        p,
+        [
+            record(
+                10 * s + t,
+                10 * s + t,
+                start=100 * s + 10 * t,
+                session=f"s{s}",
+                metadata={"first": str(s == 1).lower()},
+            )
+            for s in range(1, 7)
+            for t in range(3)
+        ],
+    )
+    since = datetime.fromtimestamp(T0 / SECOND, UTC)
+    per_trace = store.put_evaluator(p, definition("per-trace", target="trace"))
+    per_session = store.put_evaluator(p, definition("per-session"))
+    monkeypatch.setattr(ondemand, "EXISTING_MAX_RUNS", 5)
+    queued = ondemand.runs_for_existing(store, p, per_trace, since, 0)
+    assert len(queued) == 5  # of 18 traces
+    assert {r.session_id for r in queued} == {"s6", "s5"}  # the newest first
+    only_s1 = store.put_evaluator(p, definition("only-s1", filter={"metadata": {"first": "true"}}))
+    assert [r.session_id for r in ondemand.runs_for_existing(store, p, only_s1, since, 0)] == ["s1"]
+    monkeypatch.setattr(ondemand, "EXISTING_MAX_READ", 2)
+    queued = ondemand.runs_for_existing(store, p, per_session, since, 0)
+    assert sorted(r.session_id for r in queued) == ["s5", "s6"]
+    # Read, kept or not: a filter keeping the oldest session finds it not among them.
+    assert ondemand.runs_for_existing(store, p, only_s1, since, 0) == []

@@ -34,13 +34,23 @@ def runs_for_session(
 
 
 def sessions_since(
-    store: Store, project_id: int, since: datetime, selection: EvaluatorFilter
+    store: Store,
+    project_id: int,
+    since: datetime,
+    selection: EvaluatorFilter,
+    max_read: int | None = None,
 ) -> Iterator[SessionDetail]:
-    """Sessions active at or after ``since`` that match ``selection``, newest first."""
+    """Sessions active at or after ``since`` that match ``selection``, newest first,
+    among the newest ``max_read`` (matching or not: a filter that keeps few must not
+    make one request read the whole window)."""
     query = SessionQuery(limit=200, start=since, user_id=selection.user_id)
+    read = 0
     while True:
         page = store.list_sessions(project_id, query)
         for session in page.items:
+            if max_read is not None and read >= max_read:
+                return
+            read += 1
             detail = store.get_session(project_id, session.session_id)
             if detail is not None and matches(selection, detail):
                 yield detail
@@ -72,8 +82,12 @@ def runs_since(
 
 # How far back, and how many sessions, an evaluator judges when it is created with
 # ``judge_existing_since``: a bound on the work one request queues (the newest first).
+# Runs too: a trace evaluator queues one a trace, and a session has any number of them.
+# Reads too: the sessions read to find those, kept or not.
 EXISTING_MAX_AGE = timedelta(days=30)
 EXISTING_MAX_SESSIONS = 1000
+EXISTING_MAX_RUNS = 10_000
+EXISTING_MAX_READ = 10_000
 
 
 def check_existing(evaluator: EvaluatorIn, since: datetime, now: datetime) -> None:
@@ -95,11 +109,13 @@ def runs_for_existing(
     trace for ``idle_ns``), newest first, at most ``EXISTING_MAX_SESSIONS``: those an
     evaluator created now would never judge, its sweep watching only sessions that end
     from now on. Still active ones are left to the sweep, which judges them as they
-    end. Ids as the sweep's: asking again queues none twice."""
+    end. Ids as the sweep's: asking again queues none twice. At most
+    ``EXISTING_MAX_RUNS`` runs, found among the newest ``EXISTING_MAX_READ`` sessions."""
     ended_before = time.time_ns() - idle_ns
     runs: list[RunRecord] = []
     seen = 0
-    for session in sessions_since(store, project_id, since, evaluator.filter):
+    found = sessions_since(store, project_id, since, evaluator.filter, EXISTING_MAX_READ)
+    for session in found:
         end_ns = datetime_to_ns(session.end_time)
         if end_ns > ended_before:
             continue
@@ -108,7 +124,8 @@ def runs_for_existing(
                 project_id, evaluator, session.session_id, end_ns, session.traces, "online"
             )
         seen += 1
-        if seen >= EXISTING_MAX_SESSIONS:
+        if seen >= EXISTING_MAX_SESSIONS or len(runs) >= EXISTING_MAX_RUNS:
+            del runs[EXISTING_MAX_RUNS:]
             break
     for i in range(0, len(runs), 500):
         store.add_runs(project_id, runs[i : i + 500])
