@@ -3,9 +3,12 @@ by valgrind: figures that, unlike time, do not move with the other tenants of a 
 machine.
 
     python bench/worker_instructions.py --spans 2048     # needs valgrind
+    python bench/worker_instructions.py --spans 2048 --corpus real --parts prepare
 
 Prepares the workload's exports (``workload.py``, 512 spans an export, as
-``bench/server.py`` sends them) as a worker does (``ingest/prepare.py`` with the SQLite
+``bench/server.py`` sends them; ``--corpus real``: ``corpus_otlp.py``'s real chats,
+made before valgrind starts, since making them under it takes a quarter of an hour)
+as a worker does (``ingest/prepare.py`` with the SQLite
 store's preparer, its payload dictionary trained on a first export as in a server), then
 counts, under ``valgrind --tool=callgrind`` and per span, three parts apart:
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import os
 import pickle
 import subprocess
@@ -33,22 +37,22 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpus_otlp
+import workload
 from ingest_stages import trained_job
 from instructions import functions, print_part
 
 PARTS = {"prepare": "functools_reduce", "pickle": "_pickle_dumps*", "load": "_pickle_loads*"}
 
 
-def run_part(part: str, spans: int) -> None:
+def run_part(part: str, spans: int, bodies_file: Path) -> None:
     """The body of one callgrind run: everything, collected inside ``part`` only."""
-    import workload
-
     from threadline.server.ingest.decode import PROTOBUF
     from threadline.server.ingest.prepare import prepare_export
     from threadline.server.ingest.tuning import tune_garbage_collector
     from threadline.server.settings import Settings
 
-    first, *bodies = [b.body for b in workload.batches(spans + 512, 512)]
+    first, *bodies = pickle.loads(bodies_file.read_bytes())
     tune_garbage_collector()  # as a worker does
     job = trained_job(Settings(), first)
     prepare_export(job, first, PROTOBUF, None)  # warm: modules, the dictionary's tables
@@ -74,15 +78,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=2048, help="a multiple of 512")
     parser.add_argument("--top", type=int, default=8, help="functions shown per part")
+    parser.add_argument(
+        "--corpus",
+        choices=("workload", "real"),
+        default="workload",
+        help="workload.py's spans or corpus_otlp.py's real chats",
+    )
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="the parts counted"
+    )
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
+    parser.add_argument("--bodies", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.spans % 512:
         parser.error("--spans must be a multiple of 512 (whole exports)")
     if args.part:  # inside valgrind
-        run_part(args.part, args.spans)
+        run_part(args.part, args.spans, args.bodies)
         return
+    # One export more than counted: the first trains the payload dictionary.
+    if args.corpus == "real":
+        made = corpus_otlp.batches(args.spans + 512, 512)
+    else:
+        made = workload.batches(args.spans + 512, 512)
     with tempfile.TemporaryDirectory() as tmp:
-        profiles = {part: Path(tmp) / f"{part}.out" for part in PARTS}
+        bodies = Path(tmp) / "bodies.pickle"
+        exports = [b.body for b in itertools.islice(made, args.spans // 512 + 1)]
+        bodies.write_bytes(pickle.dumps(exports))
+        profiles = {part: Path(tmp) / f"{part}.out" for part in args.parts}
         runs = {
             part: subprocess.Popen(
                 [
@@ -97,6 +119,8 @@ def main() -> None:
                     part,
                     "--spans",
                     str(args.spans),
+                    "--bodies",
+                    str(bodies),
                 ],
                 # Hashed strings' order fixed: the same counts run after run.
                 env={**os.environ, "PYTHONHASHSEED": "0"},
@@ -110,8 +134,9 @@ def main() -> None:
         if any(run.returncode for run in runs.values()):
             raise SystemExit(f"a valgrind run failed: {said}")
         counted = {part: functions(path) for part, path in profiles.items()}
-    print(f"thousands of instructions per span, {args.spans} spans of bench/workload.py")
-    for line in said["load"].splitlines():
+    source = "corpus_otlp.py's real chats" if args.corpus == "real" else "workload.py"
+    print(f"thousands of instructions per span, {args.spans} spans of bench/{source}")
+    for line in said.get("load", "").splitlines():
         if line.startswith("answer"):
             print(line)
     total = 0.0
