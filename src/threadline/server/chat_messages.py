@@ -28,8 +28,9 @@ Message = dict[str, Any]
 MAX_JSON_DEPTH = 32
 
 
-def parse_messages(text: str) -> tuple[list[Message], bool] | None:
-    """The messages in ``text``, and whether ``text`` already is them in this shape."""
+def parse_messages(text: str) -> tuple[list[Message], bool, bool] | None:
+    """The messages in ``text``, whether ``text`` already is them in this shape, and
+    whether they are its parse itself (``jsontext.loads(text)``, keys in its order)."""
     # Only text that can hold a message is parsed: most payloads are not chats. (The
     # first character compared rather than ``startswith``: see ``key_text``.)
     if text[:1] not in ("[", "{") or '"role"' not in text:
@@ -41,9 +42,9 @@ def parse_messages(text: str) -> tuple[list[Message], bool] | None:
     except (ValueError, RecursionError):
         return None
     if _in_shape(value):
-        return value, True  # ``from_value`` would only rebuild an equal copy of it
+        return value, True, True  # ``from_value`` would only rebuild an equal copy of it
     found = from_value(value)
-    return (found, found == value) if found else None
+    return (found, found == value, False) if found else None
 
 
 def from_value(value: Any) -> list[Message] | None:

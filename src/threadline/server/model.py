@@ -127,6 +127,13 @@ class SpanRecord:
     # For a span without a session id: what may tie its trace to the conversation's
     # other turns (None when nothing does).
     session_signals: SessionSignals | None = None
+    # The chat messages ``input`` (``output``) is the JSON text of, as parsing it gives
+    # them back (keys in its order), while the record is in the process that read them
+    # (ingest's normalisation): the search index's text reads them rather than parse
+    # the text again. Not compared, not pickled, not stored; emptied wherever the text
+    # may change (redaction).
+    input_messages: list[dict[str, Any]] | None = field(default=None, compare=False, repr=False)
+    output_messages: list[dict[str, Any]] | None = field(default=None, compare=False, repr=False)
 
     # What a trace's rollup reads of its spans (``store.rollups.SpanFacts``).
     @property
@@ -157,7 +164,12 @@ class SpanRecord:
         return (SpanRecord, _SPAN_RECORD_VALUES(self))
 
 
-_SPAN_RECORD_VALUES = attrgetter(*(f.name for f in fields(SpanRecord)))
+# Every field but the parsed messages, which are last (the constructor takes the values
+# in order) and do not travel: they are the input's and output's text again.
+_PARSED_ONLY = ("input_messages", "output_messages")
+_SPAN_RECORD_VALUES = attrgetter(
+    *(f.name for f in fields(SpanRecord) if f.name not in _PARSED_ONLY)
+)
 
 
 def metadata_text(value: Any) -> str | None:

@@ -26,10 +26,12 @@ from threadline.server.chat_messages import (
 from threadline.server.ingest import conventions as cv
 from threadline.server.jsontext import loads_bounded
 
-# A chat input or output as ingest stores it: the message list as JSON text, and the
+# A chat input or output as ingest stores it: the message list as JSON text, the
 # attribute holding exactly that text when the source already sent this shape (stores
-# then keep the text once; see ``SpanRecord.input_source``).
-Stored = tuple[str, str | None]
+# then keep the text once; see ``SpanRecord.input_source``), and the messages when the
+# text is their JSON as they are (made by ``json.dumps``, or parsed into them):
+# ``SpanRecord.input_messages``, read later rather than parsed again.
+Stored = tuple[str, str | None, list[Message] | None]
 
 
 def input_messages(attrs: Mapping[str, Any]) -> list[Message] | None:
@@ -53,7 +55,7 @@ def stored_input(attrs: Mapping[str, Any], keys: str) -> Stored | None:
         return None
     if found and found[0] is chat and found[1] is not None:
         return found[1]
-    return json.dumps(chat), None
+    return json.dumps(chat), None, chat
 
 
 def stored_output(attrs: Mapping[str, Any], keys: str) -> Stored | None:
@@ -62,7 +64,7 @@ def stored_output(attrs: Mapping[str, Any], keys: str) -> Stored | None:
     found = _from_attributes(attrs, keys, cv.OUTPUT_MESSAGES, _OUTPUT_PREFIXES)
     if not found:
         return None
-    return found[1] if found[1] is not None else (json.dumps(found[0]), None)
+    return found[1] if found[1] is not None else (json.dumps(found[0]), None, found[0])
 
 
 def stored_payload(key: str, text: str) -> Stored | None:
@@ -70,8 +72,10 @@ def stored_payload(key: str, text: str) -> Stored | None:
     found = parse_messages(text)
     if not found:
         return None
-    chat, unchanged = found
-    return (text, key) if unchanged else (json.dumps(chat), None)
+    chat, unchanged, parsed = found
+    if unchanged:
+        return text, key, chat if parsed else None
+    return json.dumps(chat), None, chat
 
 
 # --- sources -------------------------------------------------------------------------
@@ -87,7 +91,8 @@ def _from_attributes(
         if isinstance(value, str):
             parsed = parse_messages(value)
             if parsed:
-                return parsed[0], ((value, key) if parsed[1] else None)
+                chat, unchanged, as_parsed = parsed
+                return chat, ((value, key, chat if as_parsed else None) if unchanged else None)
         elif isinstance(value, list):
             found = from_value(value)
             if found:

@@ -18,6 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as OtlpStatus
 
 from threadline.server import pricing
+from threadline.server.chat_messages import Message
 from threadline.server.ingest import conventions as cv
 from threadline.server.ingest import messages
 from threadline.server.ingest.session_signals import span_signals
@@ -144,8 +145,10 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
 
     parent = span.parent_span_id
     keys = messages.key_text(attrs)  # for the prefix tests of messages and metadata
-    input_text, input_source = messages.stored_input(attrs, keys) or _payload(fields.get("input"))
-    output_text, output_source = messages.stored_output(attrs, keys) or _payload(
+    input_text, input_source, input_messages = messages.stored_input(attrs, keys) or _payload(
+        fields.get("input")
+    )
+    output_text, output_source, output_messages = messages.stored_output(attrs, keys) or _payload(
         fields.get("output")
     )
     return SpanRecord(
@@ -176,6 +179,8 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
         user_id=_as_name(fields.get("user_id")),
         metadata=_metadata(attrs, keys),
         tags=_tags(attrs),
+        input_messages=input_messages,
+        output_messages=output_messages,
     )
 
 
@@ -340,16 +345,19 @@ def _span_type(attrs: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
     return "DEFAULT"
 
 
-def _payload(found: tuple[str, Any] | None) -> tuple[str | None, str | None]:
-    """A payload attribute as text, and the attribute holding exactly that text, if any.
-    A payload that is itself a list of chat messages is put in the one message shape."""
+def _payload(
+    found: tuple[str, Any] | None,
+) -> tuple[str | None, str | None, list[Message] | None]:
+    """A payload attribute as text, the attribute holding exactly that text, if any, and
+    the messages the text is the JSON of, if ingest made it from them. A payload that is
+    itself a list of chat messages is put in the one message shape."""
     if found is None:
-        return None, None
+        return None, None, None
     key, value = found
     if isinstance(value, str):
-        return messages.stored_payload(key, value) or (value, key)
+        return messages.stored_payload(key, value) or (value, key, None)
     parsed = messages.from_value(value)
-    return json.dumps(parsed if parsed else value), None
+    return json.dumps(parsed if parsed else value), None, parsed or None
 
 
 # Session and user keys that sit under a metadata prefix (Traceloop's association

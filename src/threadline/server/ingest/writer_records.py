@@ -25,9 +25,10 @@ from threadline.server.model import SpanRecord
 
 
 def drop_what_rows_hold(spans: Sequence[SpanRecord]) -> None:
-    """Empty the attributes, input and output of ``spans``, records of the worker's own
-    whose rows hold them already (a fresh dict each: nothing is shared that a reader
-    might change)."""
+    """Empty the attributes, input and output (and their parsed messages) of ``spans``,
+    records of the worker's own whose rows hold them already (a fresh dict each: nothing
+    is shared that a reader might change)."""
     for span in spans:
         span.attributes = {}
         span.input = span.output = None
+        span.input_messages = span.output_messages = None

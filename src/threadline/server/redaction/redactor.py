@@ -71,6 +71,8 @@ class Redactor:
             _texts(span, texts)
             if not self._gate.search(_JOIN.join(texts)):
                 return
+        # The texts may change: their parsed messages no longer say what they do.
+        span.input_messages = span.output_messages = None
         if span.input is not None:
             span.input = self.text(span.input)
         if span.output is not None:

@@ -158,9 +158,18 @@ def span_parts(span: SpanRecord) -> list[str]:
                 if isinstance(value, str):
                     parts.append(value)
     if span.input:
-        _payload_words(span.input, True, parts)
+        new = None
+        if span.input_messages is not None and span.input[:1] == "[":
+            new = _new_in_parsed_chat(span.input, span.input_messages)
+        if new is not None:
+            _strings(new, 0, parts)
+        else:
+            _payload_words(span.input, True, parts)
     if span.output:
-        _payload_words(span.output, False, parts)
+        if span.output_messages is not None and span.output[:1] == "[":
+            _strings(span.output_messages, 0, parts)  # what parsing the text gives
+        else:
+            _payload_words(span.output, False, parts)
     return [part for part in parts if part and not part.isspace()]
 
 
@@ -196,17 +205,19 @@ _REPLY_STARTS = (
 _MESSAGE_START = '{"role":'  # what each of them begins with
 
 
-def _last_reply_start(text: str) -> int:
-    """Where the last of ``_REPLY_STARTS`` begins in ``text``, -1 if none: found by
-    stepping back over the messages from the end (a reply is near the end of a chat;
-    looking for each marker in turn read the whole of a long conversation for each
-    marker it does not hold)."""
+def _last_reply(text: str) -> tuple[int, int]:
+    """Where the last of ``_REPLY_STARTS`` begins in ``text``, -1 if none, and how many
+    ``_MESSAGE_START`` follow it: found by stepping back over the messages from the end
+    (a reply is near the end of a chat; looking for each marker in turn read the whole
+    of a long conversation for each marker it does not hold)."""
     end = len(text)
+    later = 0
     while True:
         at = text.rfind(_MESSAGE_START, 0, end)
         if at < 0 or text.startswith(_REPLY_STARTS, at):
-            return at
+            return at, later
         end = at
+        later += 1
 
 
 def _chat_tail(text: str) -> list[dict[str, Any]] | None:
@@ -214,7 +225,7 @@ def _chat_tail(text: str) -> list[dict[str, Any]] | None:
     whole (an LLM call's input is the whole conversation so far: parsing it all, call
     after call, is most of the cost of indexing a long conversation). None when the
     text has no reply, or is not such a chat: the caller parses it whole."""
-    start = _last_reply_start(text)
+    start, _ = _last_reply(text)
     if start <= 0 or text[start - 1] not in ",[ \n":
         return None
     try:
@@ -227,6 +238,36 @@ def _chat_tail(text: str) -> list[dict[str, Any]] | None:
     if chat is None:
         return None
     return [m for m in chat[1:] if m["role"] != "system"] or None
+
+
+def _new_in_parsed_chat(text: str, chat: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The new messages ``_payload_words`` finds in ``text`` (a chat's JSON, ``[``
+    first), given ``chat``, what parsing it gives (ingest's messages): the same ones,
+    without parsing the text's tail again. None when that cannot be told from the tail
+    alone: the caller reads the text.
+
+    The reply is found in the text as there. Which message it begins is told by the
+    messages after it: every ``_MESSAGE_START`` the search stepped back over begins one
+    (a JSON string cannot hold it, a quote in it being escaped), and when the tail holds
+    no more ``"role"`` than those and the reply's, and its messages hold text only (no
+    message nested in one), and no escape (a key written ``"r\\u006fle"``), each of its
+    messages began with one: the reply is the message that many from the end. Counting
+    the whole chat's markers instead costs more than parsing the tail (benchmarks.md)."""
+    start, later = _last_reply(text)
+    if start <= 0 or text[start - 1] not in ",[ \n":
+        return _new_messages(chat)  # ``_chat_tail`` leaves it to the whole text's parse
+    if (
+        later >= len(chat)
+        or text.count('"role"', start) != later + 1
+        or text.find("\\u", start) >= 0
+    ):
+        return None
+    tail = chat[len(chat) - later - 1 :]
+    for message in tail:
+        for value in message.values():
+            if type(value) is not str:
+                return None
+    return [m for m in tail[1:] if m["role"] != "system"] or _new_messages(chat)
 
 
 def _chat(value: Any) -> list[dict[str, Any]] | None:

@@ -117,8 +117,9 @@ SPANS = Columns(
     "attributes",
 )
 # What a SpanRecord carries for the write transaction only, kept elsewhere than in its
-# row (the keys inferred sessions are grouped by have tables of their own).
-_SPAN_NOT_STORED = frozenset(("session_signals",))
+# row (the keys inferred sessions are grouped by have tables of their own), and what it
+# carries in the ingest worker only (its input and output parsed).
+_SPAN_NOT_STORED = frozenset(("session_signals", "input_messages", "output_messages"))
 _SPAN_STORED = tuple(f.name for f in fields(SpanRecord) if f.name not in _SPAN_NOT_STORED)
 assert set(SPANS.names) == {"project_id", *_SPAN_STORED}, "a SpanRecord field has no column"
 
