@@ -62,3 +62,14 @@ def test_a_text_is_found_held_after_its_beginning_recurs():
     assert _words(document_text([["tool", result], ["chat", prompt]])).count("quince") == 1
     missing = f"{opening}nothing yet.\n{result[:-4]}\nWhat changed?"
     assert _words(document_text([["tool", result], ["chat", missing]])).count("quince") == 2
+
+
+def test_a_text_said_again_is_kept_once_and_another_as_long_is_kept():
+    """Long texts are told apart by their length first, then compared: the same text
+    again (another object, as each parse makes) is left out, another text of the same
+    length is kept."""
+    again = "".join(list(RESULT))
+    other = RESULT.replace("quince", "medlar")
+    assert again is not RESULT and len(other) == len(RESULT) >= QUOTED_MIN_CHARS
+    text = document_text([["tool", RESULT], ["chat", again, other], ["reply", "tool", other]])
+    assert text == f"tool\n{RESULT}\n{SPAN_BREAK}\nchat\n{other}\n{SPAN_BREAK}\nreply"

@@ -72,28 +72,42 @@ def document_text(spans: list[list[str]]) -> str:
     index finds a trace by its words, and which of its spans hold them the snippets find
     in each span's own text. A function of its spans alone, so that deletion can give
     the index the same text back."""
+    # The texts seen: short ones in a set; long ones by their length, compared only
+    # with those of the same length (hashing each whole text, kilobytes, cost more than
+    # the few comparisons: benchmarks.md).
     seen: set[str] = set()
+    by_length: dict[int, list[str]] = {}
+    size = 0  # of the distinct texts, a line each
     by_span: list[list[str]] = []
     long: list[tuple[str, int]] = []  # (text, its span's number), in span order
     for parts in spans:
         fresh = []
         for part in parts:
-            if part not in seen:
+            length = len(part)
+            if length < QUOTED_MIN_CHARS:
+                if part in seen:
+                    continue
                 seen.add(part)
-                fresh.append(part)
-                if len(part) >= QUOTED_MIN_CHARS:
-                    long.append((part, len(by_span)))
+            else:
+                same_length = by_length.get(length)
+                if same_length is None:
+                    by_length[length] = [part]
+                elif part in same_length:
+                    continue
+                else:
+                    same_length.append(part)
+                long.append((part, len(by_span)))
+            fresh.append(part)
+            size += length + 1
         if fresh:
             by_span.append(fresh)
     # Only a long text of one span can be held by another's. Past the bound a span's
     # text is cut (a text it holds may not be indexed whole): such a rare, huge
     # document is indexed as it comes.
-    if long and long[0][1] != long[-1][1]:
-        size = sum(map(len, seen)) + len(seen)
-        if size <= MAX_INDEXED_CHARS:
-            quoted = _quoted(long, size * _QUOTED_READ_BOUND)
-            if quoted:
-                by_span = [[part for part in fresh if part not in quoted] for fresh in by_span]
+    if long and long[0][1] != long[-1][1] and size <= MAX_INDEXED_CHARS:
+        quoted = _quoted(long, size * _QUOTED_READ_BOUND)
+        if quoted:
+            by_span = [[part for part in fresh if id(part) not in quoted] for fresh in by_span]
     chunks = ["\n".join(fresh)[:MAX_INDEXED_CHARS] for fresh in by_span if fresh]
     return index_form(f"\n{SPAN_BREAK}\n".join(chunks))
 
@@ -106,11 +120,12 @@ QUOTED_MIN_CHARS = 64
 _QUOTED_READ_BOUND = 4
 
 
-def _quoted(texts: list[tuple[str, int]], budget: int) -> set[str]:
-    """Those of ``texts`` (distinct, each with its span's number) that a longer one of
-    another span holds whole, looked for longest first until ``budget`` characters are
-    read; a text held is itself no container, so each one left out is inside one kept."""
-    quoted: set[str] = set()
+def _quoted(texts: list[tuple[str, int]], budget: int) -> set[int]:
+    """The ids of those of ``texts`` (distinct, each with its span's number) that a
+    longer one of another span holds whole, looked for longest first until ``budget``
+    characters are read; a text held is itself no container, so each one left out is
+    inside one kept. (Ids, not the texts: a set of texts would hash each whole.)"""
+    quoted: set[int] = set()
     kept: list[tuple[str, int]] = []
     for text, span in sorted(texts, key=lambda item: len(item[0]), reverse=True):
         held = False
@@ -123,7 +138,7 @@ def _quoted(texts: list[tuple[str, int]], budget: int) -> set[str]:
                     held = True
                     break
         if held:
-            quoted.add(text)
+            quoted.add(id(text))
         else:
             kept.append((text, span))
         if budget < 0:
