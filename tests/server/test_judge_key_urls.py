@@ -39,6 +39,18 @@ def test_a_bound_url_allows_its_server_and_the_paths_under_its_path():
         "https://api.openai.com@evil.example/v1",
         "http://127.0.0.1:8081/v1",
         "https://b.example",
+        # Dot segments a server decodes, then climbs out of /v1 by.
+        "https://api.openai.com/v1/%2e%2e/admin",
+        "https://api.openai.com/v1/.%2E/admin",
+        "https://api.openai.com/v1/..%2fadmin",
+        "https://api.openai.com/v1/%2e%2e%5cadmin",
+        "https://api.openai.com/v1/%2e/x",
+        "https://api.openai.com/v1/../admin",
+        # Look-alikes: a trailing dot, another script's letter, userinfo tricks.
+        "https://api.openai.com./v1",
+        "https://аpi.openai.com/v1",
+        "https://evil.example#@api.openai.com/v1",
+        "https://evil.example?@api.openai.com/v1",
     ):
         reason = urls.refusal(KEY, refused)
         assert reason is not None and "may be sent only to" in reason, refused

@@ -10,8 +10,10 @@ setting may have changed since), so the key is never sent elsewhere.
 
 A bound URL allows its own scheme, host and port, and its path and the paths under it
 (``https://host/v1`` allows ``https://host/v1`` and ``https://host/v1/deployments/x``,
-not ``https://host/v10`` nor ``https://host``). Unset, every key variable may go to
-any URL, as before the setting existed; the server warns at start that it is unset.
+not ``https://host/v10`` nor ``https://host``, nor a path climbing out of it with
+percent-encoded dot segments and slashes, ``https://host/v1/..%2fx``). Unset, every
+key variable may go to any URL, as before the setting existed; the server warns at
+start that it is unset.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class _Place:
 
     def allows(self, other: _Place) -> bool:
         same_server = (self.scheme, self.host, self.port) == (other.scheme, other.host, other.port)
-        return same_server and (other.path == self.path or other.path.startswith(self.path + "/"))
+        under = other.path == self.path or other.path.startswith(self.path + "/")
+        return same_server and under and not _climbs(other.path)
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,14 @@ class KeyUrls:
                 SETTING_ENV,
                 keys[0],
             )
+
+
+def _climbs(path: str) -> bool:
+    """Whether a (percent-decoded) path has a ``.`` or ``..`` segment or a backslash:
+    the literal ones are removed before (by the URL's parsing), but ``/v1/..%2fx`` and
+    ``/v1/%2e%2e%5cx`` are sent as they are, and a server that decodes them first
+    reads ``/x``, out of the bound path."""
+    return "\\" in path or any(segment in (".", "..") for segment in path.split("/"))
 
 
 def _is_setting(name: str) -> bool:
