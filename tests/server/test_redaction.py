@@ -41,10 +41,12 @@ def _set_rules(server: Any, rules: dict[str, Any]) -> dict[str, Any]:
 def _assert_clean(server: Any, trace_id: str, session_id: str) -> dict[str, Any]:
     """Nothing private in any read of the trace and its session; the trace returned."""
     trace = server.get(f"/api/v1/traces/{trace_id}")
+    listed = server.get("/api/v1/sessions", q=session_id)
+    assert [item["session_id"] for item in listed["items"]] == [session_id]
     reads = [
         trace,
         server.get(f"/api/v1/sessions/{session_id}"),
-        server.get("/api/v1/sessions", session_id=session_id),
+        listed,
         server.get("/api/v1/traces", session_id=session_id),
     ]
     text = json.dumps(reads)
