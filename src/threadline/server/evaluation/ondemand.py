@@ -75,8 +75,7 @@ def runs_since(
             runs += _plan(project_id, evaluator, session)
         if max_sessions is not None and count >= max_sessions:
             break
-    for i in range(0, len(runs), 500):
-        store.add_runs(project_id, runs[i : i + 500])
+    _queue(store, project_id, runs)
     return runs
 
 
@@ -127,9 +126,15 @@ def runs_for_existing(
         if seen >= EXISTING_MAX_SESSIONS or len(runs) >= EXISTING_MAX_RUNS:
             del runs[EXISTING_MAX_RUNS:]
             break
+    _queue(store, project_id, runs)
+    return runs
+
+
+def _queue(store: Store, project_id: int, runs: list[RunRecord]) -> None:
+    # 500 runs a call: a request may queue thousands of runs (EXISTING_MAX_RUNS), and each
+    # call is one write transaction, kept short.
     for i in range(0, len(runs), 500):
         store.add_runs(project_id, runs[i : i + 500])
-    return runs
 
 
 def _plan(project_id: int, evaluator: Evaluator, session: SessionDetail) -> list[RunRecord]:
