@@ -26,6 +26,7 @@ from threadline.server.evaluation.model import (
     RunStatus,
 )
 from threadline.server.evaluation.saving import save_evaluator
+from threadline.server.evaluation.service import wake_runner
 from threadline.server.model import Page
 from threadline.server.store import Store
 
@@ -45,12 +46,6 @@ class RunList(BaseModel):
 
 def key_urls(request: Request) -> KeyUrls:
     return KeyUrls.of(request.app.state.settings)
-
-
-def wake_runner(request: Request) -> None:
-    service = getattr(request.app.state, "evaluations", None)
-    if service is not None:
-        service.wake()
 
 
 @router.get("/evaluators", summary="The project's evaluators, with what they did and cost")
@@ -77,7 +72,7 @@ def _save(body: EvaluatorCreate, request: Request, project_id: int, store: Store
         request.app.state.settings.session_idle_seconds,
     )
     if queued:
-        wake_runner(request)
+        wake_runner(request.app.state)
     return saved
 
 
@@ -154,6 +149,6 @@ def request_runs(
         runs = ondemand.runs_since(
             store, project.id, evaluator, body.since, body.filter, MAX_SESSIONS_PER_REQUEST
         )
-    wake_runner(request)
+    wake_runner(request.app.state)
     found = store.get_runs(project.id, [r.id for r in runs])
     return RunList(items=[found[r.id] for r in runs if r.id in found])

@@ -18,6 +18,14 @@ from threadline.server.store import Store
 log = logging.getLogger("threadline.evaluation")
 
 
+def wake_runner(app_state: object) -> None:
+    """A route queued runs: the app's runner (``app.state.evaluations``, when the app has
+    one) claims them now rather than at its next poll."""
+    service = getattr(app_state, "evaluations", None)
+    if service is not None:
+        service.wake()
+
+
 class EvaluationService:
     def __init__(
         self,

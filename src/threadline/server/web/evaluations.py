@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from threadline.server.errors import BadRequest, NotFound
 from threadline.server.evaluation import ondemand
 from threadline.server.evaluation.model import EvaluationRun, RunQuery
+from threadline.server.evaluation.service import wake_runner
 from threadline.server.model import Project
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
@@ -63,9 +64,7 @@ async def evaluate_session(request: Request, project: PageProject) -> Response:
         ondemand.runs_for_session(store, project.id, evaluator, session_id)
 
     await run_in_threadpool(queue)
-    service = getattr(request.app.state, "evaluations", None)
-    if service is not None:
-        service.wake()
+    wake_runner(request.app.state)
     return RedirectResponse(session_url(session_id) + "#evaluations", status_code=303)
 
 

@@ -17,6 +17,7 @@ from threadline.server.errors import BadRequest, NotFound, ThreadlineError
 from threadline.server.evaluation.key_urls import KeyUrls
 from threadline.server.evaluation.model import EvaluatorIn
 from threadline.server.evaluation.saving import save_evaluator
+from threadline.server.evaluation.service import wake_runner
 from threadline.server.model import Project
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
@@ -185,9 +186,7 @@ async def create_evaluator(request: Request, _: SameOrigin, project: PageProject
             _page, request, project, form, refused.message, refused.status
         )
     if queued:
-        service = getattr(request.app.state, "evaluations", None)
-        if service is not None:
-            service.wake()
+        wake_runner(request.app.state)
     return RedirectResponse("/evaluators", status_code=303)
 
 
