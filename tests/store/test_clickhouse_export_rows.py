@@ -371,36 +371,48 @@ def test_exports_prepared_in_the_worker_read_as_if_written_whole(store: ClickHou
         assert all(r.output is not None for p in records for r in p.normalized.spans)
         store.write_span_batches([SpanBatch(whole, p.normalized.spans, None) for p in records])
 
-    def same(read: object, expected: object) -> None:
-        assert _without_project(read) == _without_project(expected)
-
     traces = store.list_traces(whole, TraceQuery()).items
     assert len(traces) == 3
-    same(store.list_traces(prepared_in_worker, TraceQuery()).items, traces)
-    sessions = store.list_sessions(whole, SessionQuery()).items
-    assert len(sessions) == 3
-    same(store.list_sessions(prepared_in_worker, SessionQuery()).items, sessions)
+    assert len(store.list_sessions(whole, SessionQuery()).items) == 3
     for trace in traces:
         detail = store.get_trace(whole, trace.trace_id)
         assert detail is not None and all(s.output for s in detail.spans)
-        same(store.get_trace(prepared_in_worker, trace.trace_id), detail)
+    words = ("askalpha", "replybeta", "replyzeta", "askepsilon", "replygamma")
+    _assert_reads_alike(store, prepared_in_worker, whole, words)
+
+
+def _assert_reads_alike(
+    store: ClickHouseStore, project: int, reference: int, words: tuple[str, ...]
+) -> None:
+    """``project``'s lists, details and searches for ``words`` read as ``reference``'s,
+    but for the project; each word finds a trace."""
+
+    def same(read: object, expected: object) -> None:
+        assert _without_project(read) == _without_project(expected)
+
+    traces = store.list_traces(reference, TraceQuery()).items
+    same(store.list_traces(project, TraceQuery()).items, traces)
+    sessions = store.list_sessions(reference, SessionQuery()).items
+    same(store.list_sessions(project, SessionQuery()).items, sessions)
+    for trace in traces:
+        same(store.get_trace(project, trace.trace_id), store.get_trace(reference, trace.trace_id))
     for session in sessions:
         same(
-            store.get_session(prepared_in_worker, session.session_id),
-            store.get_session(whole, session.session_id),
+            store.get_session(project, session.session_id),
+            store.get_session(reference, session.session_id),
         )
-    for word in ("askalpha", "replybeta", "replyzeta", "askepsilon", "replygamma"):
-        hits = store.list_traces(whole, TraceQuery(q=word)).items
+    for word in words:
+        hits = store.list_traces(reference, TraceQuery(q=word)).items
         assert hits, word
-        same(store.list_traces(prepared_in_worker, TraceQuery(q=word)).items, hits)
+        same(store.list_traces(project, TraceQuery(q=word)).items, hits)
         same(
-            store.list_sessions(prepared_in_worker, SessionQuery(q=word)).items,
-            store.list_sessions(whole, SessionQuery(q=word)).items,
+            store.list_sessions(project, SessionQuery(q=word)).items,
+            store.list_sessions(reference, SessionQuery(q=word)).items,
         )
         for session in sessions:
             same(
-                store.find_in_session(prepared_in_worker, session.session_id, word),
-                store.find_in_session(whole, session.session_id, word),
+                store.find_in_session(project, session.session_id, word),
+                store.find_in_session(reference, session.session_id, word),
             )
 
 
@@ -509,9 +521,6 @@ def test_sessions_named_in_the_worker_read_as_if_the_writer_named_them(
     finally:
         other.close()
 
-    def same(read: object, expected: object) -> None:
-        assert _without_project(read) == _without_project(expected)
-
     sessions = store.list_sessions(whole, SessionQuery()).items
     by_name = {
         s.session_id.split("-")[1] if s.session_id.startswith("inferred-") else s.session_id: s
@@ -519,30 +528,6 @@ def test_sessions_named_in_the_worker_read_as_if_the_writer_named_them(
     }
     assert sorted(by_name) == ["blue-session", "h", "r", "t"]
     assert [by_name[k].trace_count for k in ("blue-session", "h", "r", "t")] == [3, 3, 3, 3]
-    same(store.list_sessions(named_in_worker, SessionQuery()).items, sessions)
-    traces = store.list_traces(whole, TraceQuery()).items
-    assert len(traces) == 12
-    same(store.list_traces(named_in_worker, TraceQuery()).items, traces)
-    for trace in traces:
-        same(
-            store.get_trace(named_in_worker, trace.trace_id),
-            store.get_trace(whole, trace.trace_id),
-        )
-    for session in sessions:
-        same(
-            store.get_session(named_in_worker, session.session_id),
-            store.get_session(whole, session.session_id),
-        )
-    for word in ("red", "blue", "thread", "respond", "question"):
-        hits = store.list_traces(whole, TraceQuery(q=word)).items
-        assert hits, word
-        same(store.list_traces(named_in_worker, TraceQuery(q=word)).items, hits)
-        same(
-            store.list_sessions(named_in_worker, SessionQuery(q=word)).items,
-            store.list_sessions(whole, SessionQuery(q=word)).items,
-        )
-        for session in sessions:
-            same(
-                store.find_in_session(named_in_worker, session.session_id, word),
-                store.find_in_session(whole, session.session_id, word),
-            )
+    assert len(store.list_traces(whole, TraceQuery()).items) == 12
+    words = ("red", "blue", "thread", "respond", "question")
+    _assert_reads_alike(store, named_in_worker, whole, words)
