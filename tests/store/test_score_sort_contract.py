@@ -4,12 +4,16 @@ page through every page size, with the other filters."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from tests.store import test_contract
 from tests.store.test_contract import record, score
 from threadline.server.errors import BadRequest
 from threadline.server.model import (
+    Page,
     ScoreFilter,
     ScoreSort,
     SessionQuery,
@@ -23,41 +27,44 @@ backend = test_contract.backend
 store = test_contract.store
 
 
-def _sessions(store: Store, project: int, sort: ScoreSort, **query) -> list[str]:
-    """Every page of the list, at each page size; all sizes must agree."""
+def _every_page(
+    read: Callable[[int, str | None], Page[Any]], key: Callable[[Any], Any], limits: tuple[int, ...]
+) -> list[Any]:
+    """The ``key`` of each of the list's rows, walked page by page at each page size
+    (``read(limit, cursor)``); all sizes must agree."""
     walks = []
-    for limit in (1, 2, 3, 50):
-        seen: list[str] = []
+    for limit in limits:
+        seen: list[Any] = []
         cursor = None
         while True:
-            page = store.list_sessions(
-                project, SessionQuery(limit=limit, cursor=cursor, score_sort=sort, **query)
-            )
-            seen += [s.session_id for s in page.items]
+            page = read(limit, cursor)
+            seen += [key(item) for item in page.items]
             cursor = page.next_cursor
             if cursor is None:
                 break
         walks.append(seen)
     assert all(walk == walks[0] for walk in walks), walks
     return walks[0]
+
+
+def _sessions(store: Store, project: int, sort: ScoreSort, **query) -> list[str]:
+    return _every_page(
+        lambda limit, cursor: store.list_sessions(
+            project, SessionQuery(limit=limit, cursor=cursor, score_sort=sort, **query)
+        ),
+        lambda s: s.session_id,
+        (1, 2, 3, 50),
+    )
 
 
 def _traces(store: Store, project: int, sort: ScoreSort, **query) -> list[int]:
-    walks = []
-    for limit in (1, 2, 50):
-        seen: list[int] = []
-        cursor = None
-        while True:
-            page = store.list_traces(
-                project, TraceQuery(limit=limit, cursor=cursor, score_sort=sort, **query)
-            )
-            seen += [int(t.trace_id, 16) for t in page.items]
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        walks.append(seen)
-    assert all(walk == walks[0] for walk in walks), walks
-    return walks[0]
+    return _every_page(
+        lambda limit, cursor: store.list_traces(
+            project, TraceQuery(limit=limit, cursor=cursor, score_sort=sort, **query)
+        ),
+        lambda t: int(t.trace_id, 16),
+        (1, 2, 50),
+    )
 
 
 def _write(store: Store) -> int:
