@@ -72,6 +72,15 @@ def test_evaluators_are_managed_and_past_sessions_judged_from_the_command_line(t
             score = project.get(f"/api/v1/scores/{done[0]['score_id']}")
             assert score["source"] == "eval" and score["value"] is True
 
+            # Nothing matches: it says what the sessions had to match, the usual cause.
+            none = threadline(
+                "evaluate", "resolved", "--project", name, "--since", "1d",
+                "--filter", "tag=billing", "--filter", "user=nobody", data_dir=data,
+            )  # fmt: skip
+            assert none.returncode == 0, none.stderr
+            assert "No session to judge since " in none.stdout
+            assert none.stdout.rstrip().endswith(" UTC matching tag=billing user=nobody.")
+
             judge.mode = "reject"
             failed = threadline(
                 "evaluate", "resolved", "--project", name, "--since", "1d",

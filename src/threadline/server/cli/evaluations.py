@@ -24,7 +24,12 @@ from pydantic import ValidationError
 from threadline.server.errors import ThreadlineError
 from threadline.server.evaluation import ondemand
 from threadline.server.evaluation.batch import judge_all
-from threadline.server.evaluation.model import EvaluationRun, EvaluatorIn
+from threadline.server.evaluation.model import (
+    EvaluationRun,
+    Evaluator,
+    EvaluatorFilter,
+    EvaluatorIn,
+)
 from threadline.server.evaluation.runner import RunnerConfig
 from threadline.server.evaluation.selection import parse_filters
 from threadline.server.model import Project
@@ -220,6 +225,17 @@ def _problems(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
 
 
+def _asked(evaluator: Evaluator, extra: EvaluatorFilter) -> str:
+    """What the sessions had to match, as ``--filter`` says it (empty: anything), so
+    that "nothing to judge" says why: a filter no session matches is the usual cause."""
+    wanted = [f"tag={tag}" for tag in [*evaluator.filter.tags, *extra.tags]]
+    for selection in (evaluator.filter, extra):
+        if selection.user_id:
+            wanted.append(f"user={selection.user_id}")
+        wanted += [f"metadata.{key}={value}" for key, value in selection.metadata.items()]
+    return f" matching {' '.join(wanted)}" if wanted else ""
+
+
 _AGO = re.compile(r"^(\d+)\s*([mhdw])$")
 
 
@@ -254,7 +270,10 @@ def _evaluate(args: argparse.Namespace) -> None:
             sys.exit(f"threadline evaluate: {error.message}")
         runs = ondemand.runs_since(store, project.id, evaluator, since, extra)
         if not runs:
-            print("No session to judge.")
+            print(
+                f"No session to judge since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+                f"{_asked(evaluator, extra)}."
+            )
             return
         counts = {"done": 0, "failed": 0}
         reasons: dict[str, int] = {}
