@@ -13,7 +13,8 @@ reasoning says what was counted. Usage is counted in words, like ``fake_openai``
                                   # "garbage": 200 with content that is not JSON;
                                   # "reject": 400; "drip": 200, then a byte every
                                   # 0.2 s for hang_seconds; "flood": 200 and
-                                  # flood_bytes of body, undeclared, as fast as read)
+                                  # flood_bytes of body, undeclared, as fast as read;
+                                  # "redirect": 307 to redirect_to + the same path)
         judge.failures_left = 2   # fail the next two calls only, then answer
 """
 
@@ -48,6 +49,7 @@ class FakeJudge(LoopbackServer):
         self.hang_seconds = 30.0
         self.delay_seconds = 0.0  # before each answer that is not a hang
         self.flood_bytes = 256 << 20
+        self.redirect_to = ""  # the base URL mode "redirect" sends a call on to
         self.calls: list[JudgeCall] = []
         self._lock = threading.Lock()
         super().__init__(self._handler())
@@ -128,6 +130,14 @@ class FakeJudge(LoopbackServer):
                     with judge._lock:
                         judge.calls.append(JudgeCall(request, dict(self.headers), 200))
                     return self._stream(mode)
+                if mode == "redirect":
+                    with judge._lock:
+                        judge.calls.append(JudgeCall(request, dict(self.headers), 307))
+                    self.send_response(307)
+                    self.send_header("Location", judge.redirect_to.rstrip("/") + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
                 if mode == "hang":
                     time.sleep(judge.hang_seconds)
                     status, document = 500, {"error": {"message": "hung"}}

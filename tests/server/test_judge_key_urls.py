@@ -158,6 +158,12 @@ def test_a_key_is_sent_only_to_the_urls_it_is_bound_to(tmp_path, judges, monkeyp
         _send_session(project, "s1")
         assert _judged(project, "resolved", "s1")["status"] == "done"
         assert trusted.answered()[-1].headers["Authorization"] == f"Bearer {SECRET}"
+        # The bound URL redirecting elsewhere: the call is not followed (nor the key).
+        trusted.mode, trusted.redirect_to = "redirect", other.base_url
+        _send_session(project, "s3")
+        redirected = _judged(project, "resolved", "s3")
+        assert redirected["status"] == "failed" and "307" in redirected["reason"], redirected
+        trusted.mode = "ok"
         # The evaluator stored before the binding: its run fails, the key never sent.
         _send_session(project, "s2")
         run = _judged(project, "early", "s2")
