@@ -203,6 +203,12 @@ def sessions_near(start_param: str | None, end_param: str | None) -> str:
     )
 
 
+def traces_of(ids: str) -> str:
+    """``latest_traces`` of the traces ``ids`` (a parenthesised subquery or an array
+    parameter) lists, as a parenthesised subquery: ``sessions_of``'s twin."""
+    return f"({latest_traces(f'project_id = %(project)s AND trace_id IN {ids}')})"
+
+
 def sessions_of(ids: str) -> str:
     """``latest_sessions`` of the sessions ``ids`` (a parenthesised subquery) lists,
     each read with all its traces (``session_members``), as a parenthesised subquery."""

@@ -665,9 +665,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 self._rows,
                 f,
                 source,
-                lambda ids: (
-                    f"({queries.latest_traces(f'project_id = %(project)s AND trace_id IN {ids}')})"
-                ),
+                queries.traces_of,
                 "trace",
                 "trace_id",
                 "start_ns",
