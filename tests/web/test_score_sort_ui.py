@@ -36,6 +36,8 @@ def test_a_score_column_header_sorts_the_list(ui: UI, server, scenario: Scenario
     assert best_first[:2] == ["sess-old", "sess-alpha"]
     assert _ids(page, "session-row") == best_first
     expect(page.locator("#sessions-table th.score-col[aria-sort=descending]")).to_have_count(1)
+    # The Sort by menu says the direction too (on a phone the header is off screen).
+    expect(page.locator("select[name=sort] option:checked")).to_have_text("Score: stars ▼")
 
     # Again: the other way; the unrated stay last.
     page.get_by_test_id("sort-by-score").filter(has_text="stars").click()
@@ -46,6 +48,7 @@ def test_a_score_column_header_sorts_the_list(ui: UI, server, scenario: Scenario
     assert worst_first[:2] == ["sess-alpha", "sess-old"]
     assert _ids(page, "session-row") == worst_first
     expect(page.locator("#sessions-table th.score-col[aria-sort=ascending]")).to_have_count(1)
+    expect(page.locator("select[name=sort] option:checked")).to_have_text("Score: stars ▲")
 
     # The sort survives a reload and a filter applied from the bar, with the window.
     page.reload()
