@@ -10,6 +10,7 @@ from tests.store import test_contract
 from tests.store.test_contract import MS, T0, record
 from threadline.server.evaluation import ondemand, online
 from threadline.server.evaluation.model import (
+    EvaluatorFilter,
     EvaluatorIn,
     RunOutcome,
     RunQuery,
@@ -265,3 +266,24 @@ def test_judging_ended_sessions_queues_a_bounded_amount(store: Store, monkeypatc
     assert sorted(r.session_id for r in queued) == ["s5", "s6"]
     # Read, kept or not: a filter keeping the oldest session finds it not among them.
     assert ondemand.runs_for_existing(store, p, only_s1, since, 0) == []
+
+
+def test_judging_the_sessions_since_a_time_can_be_bounded(store: Store):
+    """What the API asks: at most so many runs, found among the newest sessions read."""
+    p = store.create_project("p").id
+    store.write_spans(
+        p,
+        [
+            record(10 * s + t, 10 * s + t, start=100 * s + 10 * t, session=f"s{s}")
+            for s in range(1, 5)
+            for t in range(3)
+        ],
+    )
+    since = datetime.fromtimestamp(T0 / SECOND, UTC)
+    per_trace = store.put_evaluator(p, definition("per-trace", target="trace"))
+    nothing = EvaluatorFilter()
+    runs = ondemand.runs_since(store, p, per_trace, since, nothing, 1000, max_runs=4)
+    assert len(runs) == 4 and {r.session_id for r in runs} == {"s4", "s3"}
+    runs = ondemand.runs_since(store, p, per_trace, since, nothing, max_read=1)
+    assert {r.session_id for r in runs} == {"s4"} and len(runs) == 3
+    assert len(ondemand.runs_since(store, p, per_trace, since, nothing)) == 12

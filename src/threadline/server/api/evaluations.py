@@ -32,8 +32,11 @@ from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["evaluations"])
 
-# Sessions one request may queue runs for; the CLI has no such bound.
+# Sessions one request may queue runs for, the runs (a trace evaluator queues one a
+# trace) and the sessions read to find them; the CLI has no such bound.
 MAX_SESSIONS_PER_REQUEST = 1000
+MAX_RUNS_PER_REQUEST = ondemand.EXISTING_MAX_RUNS
+MAX_READ_PER_REQUEST = ondemand.EXISTING_MAX_READ
 
 
 class EvaluatorList(BaseModel):
@@ -147,7 +150,14 @@ def request_runs(
     else:
         assert body.since is not None
         runs = ondemand.runs_since(
-            store, project.id, evaluator, body.since, body.filter, MAX_SESSIONS_PER_REQUEST
+            store,
+            project.id,
+            evaluator,
+            body.since,
+            body.filter,
+            MAX_SESSIONS_PER_REQUEST,
+            MAX_RUNS_PER_REQUEST,
+            MAX_READ_PER_REQUEST,
         )
     wake_runner(request.app.state)
     found = store.get_runs(project.id, [r.id for r in runs])

@@ -66,13 +66,21 @@ def runs_since(
     since: datetime,
     extra: EvaluatorFilter,
     max_sessions: int | None = None,
+    max_runs: int | None = None,
+    max_read: int | None = None,
 ) -> list[RunRecord]:
     """Queue the runs judging every session active since ``since`` that both the
-    evaluator's filter and ``extra`` keep."""
+    evaluator's filter and ``extra`` keep: at most ``max_sessions`` of them, at most
+    ``max_runs`` runs (a trace evaluator's one a trace), found among the newest
+    ``max_read`` sessions (None: no bound)."""
     runs: list[RunRecord] = []
-    for count, session in enumerate(sessions_since(store, project_id, since, extra), 1):
+    found = sessions_since(store, project_id, since, extra, max_read)
+    for count, session in enumerate(found, 1):
         if matches(evaluator.filter, session):
             runs += _plan(project_id, evaluator, session)
+        if max_runs is not None and len(runs) >= max_runs:
+            del runs[max_runs:]
+            break
         if max_sessions is not None and count >= max_sessions:
             break
     _queue(store, project_id, runs)
