@@ -10,8 +10,8 @@
 2. Times ``Store.metrics`` (every query the Dashboard tab and ``/api/v1/metrics``
    run) for the 30 days by day, which the per-bucket aggregates answer, then grouped,
    filtered (both answered from the rollups), and by hour.
-3. Ingest with and without what the dashboard adds to every write (the covering
-   indexes of migration 0007; the triggers, aggregate tables and session indexes of
+3. Ingest with and without what the dashboard adds to every write (the traces' index
+   by their end, 0007's, narrowed by 0025; the triggers, aggregate tables and session indexes of
    0010; each trace's usage by model, kept in its row since 0017): two fresh stores,
    one with all of it dropped (and the trace and session upkeep skipped), fed the same
    batches in turns, in the same run, ``--pairs`` times, as a backfill (sessions at
@@ -153,7 +153,7 @@ def _without_dashboard(store: SQLiteStore) -> None:
 
 
 DASHBOARD_INDEXES = (
-    "traces_for_metrics",
+    "traces_by_end",
     "sessions_by_turns_for_metrics",
     "sessions_by_cost_for_metrics",
     "sessions_by_errors_for_metrics",

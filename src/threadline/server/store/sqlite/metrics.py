@@ -1,8 +1,9 @@
 """The dashboard's aggregate queries on SQLite: over the ``traces`` and ``sessions``
 rollups (and ``score_rollups``), never spans.
 
-Each query reads the rows active in the range through the covering indexes of
-migration 0007 (``end_ns`` first: a range's rows are those ending after its start),
+Each query reads the rows active in the range through an index by their end
+(``end_ns`` first: a range's rows are those ending after its start; the traces'
+``traces_by_end``, migration 0025, the sessions' ``sessions_by_activity``),
 and groups them by the buckets they start and end in, so what comes back is small
 whatever the number of rows; ``store.metrics.build`` spreads it over the buckets.
 """
@@ -139,7 +140,7 @@ def read(
 
 def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
     """The series, users' totals, usage by model and session figures of a filtered or
-    grouped query, from the rollup rows it selects (index-only reads, migration 0007)."""
+    grouped query, from the rollup rows it selects."""
     rows = MetricsRows()
     buckets, bucket_args = sql.buckets()
     t_where, t_args = sql.trace_filters()
