@@ -168,6 +168,9 @@ def test_a_cursor_of_another_sort_is_a_400(client: ProjectClient):
             response = client.http.get("/api/v1/sessions", params=params)
             assert response.status_code == 400, (other, response.text)
             assert "cursor" in response.json()["error"]
+    # Nor is a cursor of the Sessions list one of the Traces list, sorted alike.
+    params = {"window": "all", "sort": "score:stars", "cursor": cursor(1, sort="score:stars")}
+    assert client.http.get("/api/v1/traces", params=params).status_code == 400
     label_cursor = cursor(1, sort="score_label:topic")
     for other in ({"sort": "score_label:topic", "order": "asc"}, {"sort": "score:topic"}):
         params = {"q": tag, "window": "all", "cursor": label_cursor, **other}

@@ -6,7 +6,8 @@ reads the two parts from its own score rollups (SQLite walks the rollups' (kind,
 average) or (kind, name, label) index; ClickHouse reads the name's range of its rollups)
 and ``pick`` splices them into a page. A cursor holds the part it stopped in, then the
 sort key and the id of the last row: ``(0, value, id)`` in the scored part, ``(1, time
-ns, id)`` in the rest, and a digest of the sort (name, kind and order) it was made by:
+ns, id)`` in the rest, and a digest of the list and sort (name, kind and order) it was
+made by:
 the keys of two score sorts have the same types, and a cursor of one read with another
 would start a wrong page (skip rows) where it must be a 400.
 """
@@ -42,13 +43,14 @@ class Picked(Generic[R]):
         return (self.part, self.key, self.row_id, self.sort_digest)
 
 
-def digest(sort: ScoreSort) -> str:
-    """A short digest of ``sort`` (its name, kind and order), bound into its cursors."""
-    identity = f"{text(sort)}\n{'desc' if sort.descending else 'asc'}"
+def digest(sort: ScoreSort, listed: str) -> str:
+    """A short digest of ``sort`` (its name, kind and order) on the ``listed`` list
+    (``session``, ``trace``), bound into its cursors."""
+    identity = f"{listed}\n{text(sort)}\n{'desc' if sort.descending else 'asc'}"
     return hashlib.blake2b(identity.encode(), digest_size=6).hexdigest()
 
 
-def position(cursor: str | None, sort: ScoreSort) -> tuple[int, Any, str] | None:
+def position(cursor: str | None, sort: ScoreSort, listed: str) -> tuple[int, Any, str] | None:
     """The (part, key, id) a cursor of this sort holds; 400 for any other cursor
     (another sort's too)."""
     if cursor is None:
@@ -62,7 +64,7 @@ def position(cursor: str | None, sort: ScoreSort) -> tuple[int, Any, str] | None
         part, key, row_id, made_by = cursors.decode(cursor, int, int, str, str)
         if part != UNSCORED:
             raise BadRequest(f"invalid cursor {cursor!r}") from None
-    if made_by != digest(sort):
+    if made_by != digest(sort, listed):
         raise BadRequest(
             f"the cursor {cursor!r} is of another sort or order than sort={text(sort)}"
         )
@@ -70,6 +72,7 @@ def position(cursor: str | None, sort: ScoreSort) -> tuple[int, Any, str] | None
 
 
 def pick(
+    listed: str,
     sort: ScoreSort,
     limit: int,
     cursor: str | None,
@@ -77,9 +80,10 @@ def pick(
     read_unscored: Read[R],
 ) -> list[Picked[R]]:
     """Up to ``limit + 1`` rows after ``cursor`` (one more than a page: there is a next
-    page when it is there): the scored ones, then, if they run out, the others."""
-    after = position(cursor, sort)
-    made_by = digest(sort)
+    page when it is there): the scored ones, then, if they run out, the others.
+    ``listed``: which list (``session``, ``trace``), bound into the cursors."""
+    after = position(cursor, sort, listed)
+    made_by = digest(sort, listed)
     picked: list[Picked[R]] = []
     if after is None or after[0] == SCORED:
         start = None if after is None else (after[1], after[2])

@@ -110,4 +110,4 @@ def pick(
         )
         return [(key, row_id, None) for row_id, key in found]
 
-    return score_sorts.pick(sort, limit, cursor, scored, unscored)
+    return score_sorts.pick(kind, sort, limit, cursor, scored, unscored)

@@ -104,5 +104,5 @@ def page(
         rows = conn.execute(sql, [*params, count]).fetchall()
         return [(row[-2], row[-1], listed.present(row)) for row in rows]
 
-    picked = score_sorts.pick(sort, query.limit, query.cursor, scored, unscored)
+    picked = score_sorts.pick(listed.kind, sort, query.limit, query.cursor, scored, unscored)
     return score_sorts.page(picked, query.limit)
