@@ -1,5 +1,6 @@
 """The Sessions and Traces lists sorted by a score through the real server's JSON API,
-on SQLite and on ClickHouse (chDB): the order, the pages, and the 400s."""
+on SQLite and on ClickHouse (chDB): the order, the pages, and the 400s; and every list's
+cursor refused by another list or sort."""
 
 from __future__ import annotations
 
@@ -175,6 +176,37 @@ def test_a_cursor_of_another_sort_is_a_400(client: ProjectClient):
     for other in ({"sort": "score_label:topic", "order": "asc"}, {"sort": "score:topic"}):
         params = {"q": tag, "window": "all", "cursor": label_cursor, **other}
         assert client.http.get("/api/v1/sessions", params=params).status_code == 400, other
+
+
+def test_a_cursor_of_another_list_or_plain_sort_is_a_400(client: ProjectClient):
+    tag = uuid.uuid4().hex[:8]
+    _sessions(client, tag)
+    for i in (1, 2):
+        _score(client, name="stars", value=i, session_id=f"{tag}-{i}")
+    lists = {
+        f"sessions {sort}": ("/api/v1/sessions", {"sort": sort, "q": tag, "window": "all"})
+        for sort in ("last_activity", "start", "duration", "cost", "tokens", "context")
+    }
+    lists["sessions relevance"] = (
+        "/api/v1/sessions",
+        {"sort": "relevance", "q": tag, "window": "all"},
+    )
+    lists["traces"] = ("/api/v1/traces", {"window": "all"})
+    lists["scores"] = ("/api/v1/scores", {"name": "stars"})
+    made = {}
+    for name, (path, params) in lists.items():
+        page = client.get(path, limit=1, **params)
+        assert page["next_cursor"] is not None, name
+        made[name] = page["next_cursor"]
+    for made_by, cursor in made.items():
+        for name, (path, params) in lists.items():
+            query = {"limit": 1, "cursor": cursor, **params}
+            response = client.http.get(path, params=query)
+            if name == made_by:
+                assert response.status_code == 200, (made_by, response.text)
+            else:
+                assert response.status_code == 400, (made_by, name, response.text)
+                assert "cursor" in response.json()["error"]
 
 
 def test_odd_score_names_sort_as_names(client: ProjectClient):

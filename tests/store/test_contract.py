@@ -13,6 +13,7 @@ import pytest
 
 from tests.spans import T0, span_record
 from tests.store.chdb_http import database_name, shared_server
+from threadline.server.errors import BadRequest
 from threadline.server.model import (
     NoteIn,
     ScoreConfig,
@@ -820,3 +821,49 @@ def test_sqlite_keeps_short_payloads_as_text(tmp_path: Path):
             "text",
             "text",
         )
+
+
+def test_a_cursor_is_refused_by_another_list_or_sort(store: Store):
+    """A cursor names the list and sort it was made by: the keys of many sorts have the
+    same types ((time, id) or (number, id)), and one read by another sort or list would
+    start a wrong page (skip rows) where it must be refused."""
+    project = store.create_project("p").id
+    for i in range(1, 5):
+        # Later sessions start later but last less: the sorts disagree.
+        spans = record(
+            i,
+            i * 10,
+            start=i * 100,
+            length=100 - i * 10,
+            session=f"s{i}",
+            user=f"u{i}",
+            tokens=(10 * (i % 3), 1),
+            cost=0.5 * (i % 2),
+        )
+        store.write_spans(project, [spans])
+    session_sorts = ("last_activity", "start", "duration", "cost", "tokens", "context")
+    made = {
+        sort: store.list_sessions(project, SessionQuery(sort=sort, limit=1)).next_cursor
+        for sort in session_sorts
+    }
+    made["traces"] = store.list_traces(project, TraceQuery(limit=1)).next_cursor
+    made["users"] = store.list_users(project, UserQuery(limit=1)).next_cursor
+    assert all(made.values()), made
+
+    def reads(made_by: str, sort: str) -> bool:
+        cursor = made[made_by]
+        try:
+            if sort == "traces":
+                store.list_traces(project, TraceQuery(cursor=cursor))
+            elif sort == "users":
+                store.list_users(project, UserQuery(cursor=cursor))
+            else:
+                store.list_sessions(project, SessionQuery(sort=sort, cursor=cursor))  # type: ignore[arg-type]
+        except BadRequest as refused:
+            assert "cursor" in str(refused)
+            return False
+        return True
+
+    for made_by in made:
+        for sort in made:
+            assert reads(made_by, sort) == (made_by == sort), (made_by, sort)

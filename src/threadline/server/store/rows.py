@@ -26,7 +26,7 @@ from threadline.server.model import (
     UserSummary,
     ns_to_datetime,
 )
-from threadline.server.store import cursors
+from threadline.server.store import cursors, sorts
 from threadline.server.store.columns import (
     SESSIONS,
     SPAN_DETAIL,
@@ -248,7 +248,7 @@ span_record_key = itemgetter(
 def user_page(rows: list[tuple[Any, ...]], limit: int) -> Page[UserSummary]:
     """Users from rows of ``USER_TOTALS``, fetched with one row more than ``limit`` to
     tell whether there is a next page."""
-    page, next_cursor = cursors.page(rows, limit, _USER_PAGE_KEY)
+    page, next_cursor = cursors.page(rows, limit, _USER_PAGE_KEY, made_by=sorts.USERS_BY_ACTIVITY)
     items = []
     for row in page:
         r = USER_TOTALS.named(row)

@@ -6,15 +6,12 @@ reads the two parts from its own score rollups (SQLite walks the rollups' (kind,
 average) or (kind, name, label) index; ClickHouse reads the name's range of its rollups)
 and ``pick`` splices them into a page. A cursor holds the part it stopped in, then the
 sort key and the id of the last row: ``(0, value, id)`` in the scored part, ``(1, time
-ns, id)`` in the rest, and a digest of the list and sort (name, kind and order) it was
-made by:
-the keys of two score sorts have the same types, and a cursor of one read with another
-would start a wrong page (skip rows) where it must be a 400.
+ns, id)`` in the rest; it is made by the list, the score's name and kind and the order
+(``made_by``): one read by another sort is a 400, as for every list (``cursors``).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -37,17 +34,15 @@ class Picked(Generic[R]):
     key: Any  # the score's value (scored), else the row's time in ns
     row_id: str
     row: R
-    sort_digest: str  # of the sort that picked it (``digest``)
 
     def page_key(self) -> tuple[Any, ...]:
-        return (self.part, self.key, self.row_id, self.sort_digest)
+        return (self.part, self.key, self.row_id)
 
 
-def digest(sort: ScoreSort, listed: str) -> str:
-    """A short digest of ``sort`` (its name, kind and order) on the ``listed`` list
-    (``session``, ``trace``), bound into its cursors."""
-    identity = f"{listed}\n{text(sort)}\n{'desc' if sort.descending else 'asc'}"
-    return hashlib.blake2b(identity.encode(), digest_size=6).hexdigest()
+def made_by(sort: ScoreSort, listed: str) -> str:
+    """The ``listed`` list (``session``, ``trace``) sorted by ``sort`` (its name, kind
+    and order), as its cursors name it."""
+    return f"{listed}s by {text(sort)} {'desc' if sort.descending else 'asc'}"
 
 
 def position(cursor: str | None, sort: ScoreSort, listed: str) -> tuple[int, Any, str] | None:
@@ -56,18 +51,15 @@ def position(cursor: str | None, sort: ScoreSort, listed: str) -> tuple[int, Any
     if cursor is None:
         return None
     value_type: type = float if sort.by == "average" else str
+    sorted_by = made_by(sort, listed)
     try:
-        part, key, row_id, made_by = cursors.decode(cursor, int, value_type, str, str)
+        part, key, row_id = cursors.decode(cursor, int, value_type, str, made_by=sorted_by)
         if part != SCORED:
             raise BadRequest(f"invalid cursor {cursor!r}")
     except BadRequest:
-        part, key, row_id, made_by = cursors.decode(cursor, int, int, str, str)
+        part, key, row_id = cursors.decode(cursor, int, int, str, made_by=sorted_by)
         if part != UNSCORED:
             raise BadRequest(f"invalid cursor {cursor!r}") from None
-    if made_by != digest(sort, listed):
-        raise BadRequest(
-            f"the cursor {cursor!r} is of another sort or order than sort={text(sort)}"
-        )
     return part, key, row_id
 
 
@@ -83,21 +75,22 @@ def pick(
     page when it is there): the scored ones, then, if they run out, the others.
     ``listed``: which list (``session``, ``trace``), bound into the cursors."""
     after = position(cursor, sort, listed)
-    made_by = digest(sort, listed)
     picked: list[Picked[R]] = []
     if after is None or after[0] == SCORED:
         start = None if after is None else (after[1], after[2])
-        picked += [Picked(SCORED, k, i, r, made_by) for k, i, r in read_scored(start, limit + 1)]
+        picked += [Picked(SCORED, k, i, r) for k, i, r in read_scored(start, limit + 1)]
     if len(picked) <= limit:
         start = None if after is None or after[0] == SCORED else (after[1], after[2])
         more = read_unscored(start, limit + 1 - len(picked))
-        picked += [Picked(UNSCORED, k, i, r, made_by) for k, i, r in more]
+        picked += [Picked(UNSCORED, k, i, r) for k, i, r in more]
     return picked
 
 
-def page(picked: Sequence[Picked[R]], limit: int) -> tuple[list[R], str | None]:
+def page(
+    picked: Sequence[Picked[R]], limit: int, sort: ScoreSort, listed: str
+) -> tuple[list[R], str | None]:
     """The page of ``pick``'s rows and the cursor after it."""
-    rows, next_cursor = cursors.page(picked, limit, Picked.page_key)
+    rows, next_cursor = cursors.page(picked, limit, Picked.page_key, made_by=made_by(sort, listed))
     return [p.row for p in rows], next_cursor
 
 

@@ -1,4 +1,5 @@
-"""The sort orders of the sessions list, the same SQL for both backends."""
+"""The sort orders of the lists, the same SQL for both backends, and the names their
+cursors are made by (``cursors``: a cursor read by another list or sort is a 400)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,20 @@ SESSION_SORTS: dict[str, tuple[str, type]] = {
     # migration 0011's index).
     "context": ("COALESCE(peak_context_use, -1.0)", float),
 }
+
+
+def sessions_by(sort: str, q: str | None) -> str:
+    """What the Sessions list sorted by ``sort`` is ordered by, as its cursors name it
+    (``made_by``): ``relevance`` without a search is ``last_activity``."""
+    return f"sessions by {sort if sort != 'relevance' or q else 'last_activity'}"
+
+
+def traces_by(sort: str, q: str | None) -> str:
+    """What the Traces list sorted by ``sort`` is ordered by, as its cursors name it:
+    ``relevance`` without a search is ``time``."""
+    return f"traces by {'relevance' if sort == 'relevance' and q else 'time'}"
+
+
+USERS_BY_ACTIVITY = "users by last activity"
+SCORES_BY_CREATION = "scores by creation"
+RUNS_BY_CREATION = "evaluation runs by creation"

@@ -27,7 +27,7 @@ from threadline.server.evaluation.model import (
     present_run,
 )
 from threadline.server.model import Page
-from threadline.server.store import cursors
+from threadline.server.store import cursors, sorts
 from threadline.server.store.columns import Columns
 from threadline.server.store.record_columns import RUNS
 
@@ -394,7 +394,9 @@ class EvaluationTables:
             where.append("status = %(status)s")
             params["status"] = query.status
         if query.cursor:
-            created_ns, run_id = cursors.decode(query.cursor, int, str)
+            created_ns, run_id = cursors.decode(
+                query.cursor, int, str, made_by=sorts.RUNS_BY_CREATION
+            )
             where.append("(created_ns, id) < (%(c_ns)s, %(c_id)s)")
             params.update(c_ns=created_ns, c_id=run_id)
         found = self._rows(
@@ -404,7 +406,9 @@ class EvaluationTables:
             params,
         )
         records = [_run(row) for row in found]
-        page, next_cursor = cursors.page(records, query.limit, lambda r: (r.created_ns, r.id))
+        page, next_cursor = cursors.page(
+            records, query.limit, lambda r: (r.created_ns, r.id), made_by=sorts.RUNS_BY_CREATION
+        )
         return Page[EvaluationRun](items=[present_run(r) for r in page], next_cursor=next_cursor)
 
     def get_runs(self, project_id: int, run_ids: Sequence[str]) -> dict[str, EvaluationRun]:

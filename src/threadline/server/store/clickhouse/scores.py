@@ -30,7 +30,7 @@ from threadline.server.model import (
     stored_config,
 )
 from threadline.server.scoring import score as present_score
-from threadline.server.store import cursors
+from threadline.server.store import cursors, sorts
 from threadline.server.store.base import StoredNote
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.columns import Columns
@@ -269,7 +269,9 @@ class ClickHouseScores:
             )
         f.add("deleted = 0")
         if query.cursor:
-            created_ns, score_id = cursors.decode(query.cursor, int, str)
+            created_ns, score_id = cursors.decode(
+                query.cursor, int, str, made_by=sorts.SCORES_BY_CREATION
+            )
             f.add(f"(created_ns, id) < ({f.param(created_ns)}, {f.param(score_id)})")
         found = self._rows(
             f"SELECT * FROM ({latest_scores(inner)}) WHERE {f.sql()}"
@@ -277,7 +279,9 @@ class ClickHouseScores:
             f.params,
         )
         records = [_latest(row)[0] for row in found]
-        page, next_cursor = cursors.page(records, query.limit, lambda r: (r.created_ns, r.id))
+        page, next_cursor = cursors.page(
+            records, query.limit, lambda r: (r.created_ns, r.id), made_by=sorts.SCORES_BY_CREATION
+        )
         return Page[Score](items=[present_score(r) for r in page], next_cursor=next_cursor)
 
     # --- summaries and filters (rollups only) ---------------------------------------

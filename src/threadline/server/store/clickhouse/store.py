@@ -55,7 +55,7 @@ from threadline.server.model import (
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.search.query import SearchQuery
 from threadline.server.search.query import parse as parse_search
-from threadline.server.store import cursors
+from threadline.server.store import cursors, score_sorts, sorts
 from threadline.server.store import metrics as metric_rules
 from threadline.server.store import rows as table_rows
 from threadline.server.store.base import (
@@ -488,13 +488,16 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     # --- queries --------------------------------------------------------------------
 
     def list_sessions(self, project_id: int, query: SessionQuery) -> Page[Session]:
+        sorted_by = sorts.sessions_by(query.sort, query.q)
         if recent_sessions.serves(query):
             # The list as it opens: picked from narrow rows sorted by time.
-            cursor = cursors.decode(query.cursor, int, str) if query.cursor else None
+            cursor = (
+                cursors.decode(query.cursor, int, str, made_by=sorted_by) if query.cursor else None
+            )
             picked = recent_sessions.pick(self._rows, project_id, query, cursor)
             seen = {trace for row in picked for trace in row[2]}
             page = [(row[0], row[1]) for row in picked]
-            return self._session_page(project_id, query, page, parse_search(""), seen)
+            return self._session_page(project_id, query, page, parse_search(""), sorted_by, seen)
         f = Filters(project_id)
         if query.user_id:
             f.add(
@@ -554,6 +557,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query,
                 [(p.row_id, p.page_key()) for p in ranked],
                 found_text,
+                score_sorts.made_by(query.score_sort, "session"),
                 page_key=lambda row: row[1],
             )
         order_type: type
@@ -564,7 +568,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 "last_activity" if query.sort == "relevance" else query.sort
             ]
         if query.cursor:
-            sort_key, session_id = cursors.decode(query.cursor, order_type, str)
+            sort_key, session_id = cursors.decode(query.cursor, order_type, str, made_by=sorted_by)
             f.add(f"({order}, session_id) < ({f.param(sort_key)}, {f.param(session_id)})")
         # The page is picked on its sort key alone, then its sessions are rolled up in
         # full: ClickHouse computes every selected column of every candidate before it
@@ -575,7 +579,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
-        return self._session_page(project_id, query, picked, found_text)
+        return self._session_page(project_id, query, picked, found_text, sorted_by)
 
     def _session_page(
         self,
@@ -583,13 +587,14 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         query: SessionQuery,
         picked: Sequence[tuple[Any, ...]],
         found_text: SearchQuery,
+        made_by: str,
         seen: Collection[str] = (),
         page_key: Callable[[tuple[Any, ...]], Sequence[Any]] = lambda row: (row[1], row[0]),
     ) -> Page[Session]:
         """The page of the sessions ``picked`` ((session id, sort key), in page order,
         one more than the page holds when there is a next page), rolled up in full;
-        ``seen``: ids of some of their traces, known from picking them; ``page_key``:
-        a picked row's cursor."""
+        ``made_by``: the list's sort, as its cursors name it; ``seen``: ids of some of
+        their traces, known from picking them; ``page_key``: a picked row's cursor."""
         ids = [row[0] for row in picked]
         with ThreadPoolExecutor(max_workers=2) as beside:
             # Score summaries and snippets need only the ids: read side by side with the
@@ -601,7 +606,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             traces = picked_traces.of_sessions(self._rows, project_id, ids, seen)
         # (A session deleted between the two statements is left out.)
         found = [(s, key) for s, key in picked if s in traces]
-        page, next_cursor = cursors.page(found, query.limit, page_key)
+        page, next_cursor = cursors.page(found, query.limit, page_key, made_by=made_by)
         items = [table_rows.session_of(roll_up_session(s, traces[s])) for s, _ in page]
         summaries, snippets = scored.result(), snipped.result()
         for item in items:
@@ -617,10 +622,13 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         return session_detail.read(self._rows, project_id, session_id)
 
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]:
+        sorted_by = sorts.traces_by(query.sort, query.q)
         if recent_traces.serves(query):
             # The list as it opens: picked from narrow rows sorted by start, if the
             # last month holds the page.
-            cursor = cursors.decode(query.cursor, int, str) if query.cursor else None
+            cursor = (
+                cursors.decode(query.cursor, int, str, made_by=sorted_by) if query.cursor else None
+            )
             recent = recent_traces.pick(
                 self._rows,
                 lambda ids: merged_traces.by_ids(self._rows, project_id, ids),
@@ -630,7 +638,11 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             )
             if recent is not None:
                 return self._trace_page(
-                    project_id, query, [(t, t.start_ns) for t in recent], parse_search("")
+                    project_id,
+                    query,
+                    [(t, t.start_ns) for t in recent],
+                    parse_search(""),
+                    sorted_by,
                 )
         f = Filters(project_id)
         for column in ("session_id", "user_id", "status"):
@@ -682,10 +694,11 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query,
                 [(by_id[p.row_id], p.page_key()) for p in ranked if p.row_id in by_id],
                 found_text,
+                score_sorts.made_by(query.score_sort, "trace"),
                 page_key=lambda row: row[1],
             )
         if query.cursor:
-            sort_key, trace_id = cursors.decode(query.cursor, order_type, str)
+            sort_key, trace_id = cursors.decode(query.cursor, order_type, str, made_by=sorted_by)
             f.add(f"({order}, trace_id) < ({f.param(sort_key)}, {f.param(trace_id)})")
         # As for sessions: the page is picked on its sort key, then merged in full.
         picked = self._rows(
@@ -699,7 +712,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             for t in merged_traces.by_ids(self._rows, project_id, [row[0] for row in picked])
         }
         found = [(merged[t], key) for t, key in picked if t in merged]
-        return self._trace_page(project_id, query, found, found_text)
+        return self._trace_page(project_id, query, found, found_text, sorted_by)
 
     def _trace_page(
         self,
@@ -707,15 +720,16 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         query: TraceQuery,
         found: Sequence[tuple[TraceRollup, Any]],
         found_text: SearchQuery,
+        made_by: str,
         page_key: Callable[[tuple[TraceRollup, Any]], Sequence[Any]] = lambda row: (
             row[1],
             row[0].trace_id,
         ),
     ) -> Page[Trace]:
         """The page of the merged traces ``found`` (with their sort key, in page order,
-        one more than the page holds when there is a next page); ``page_key``: a row's
-        cursor."""
-        page, next_cursor = cursors.page(found, query.limit, page_key)
+        one more than the page holds when there is a next page); ``made_by``: the list's
+        sort, as its cursors name it; ``page_key``: a row's cursor."""
+        page, next_cursor = cursors.page(found, query.limit, page_key, made_by=made_by)
         items = [table_rows.trace(t) for t, _ in page]
         page_ids = [t.trace_id for t in items]
         summaries = self._scores.summaries(project_id, "trace", page_ids)

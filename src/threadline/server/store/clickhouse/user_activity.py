@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 from threadline.server.model import Page, UserQuery, UserSummary, datetime_to_ns
-from threadline.server.store import cursors
+from threadline.server.store import cursors, sorts
 from threadline.server.store import rows as table_rows
 from threadline.server.store.clickhouse import user_scores
 from threadline.server.store.clickhouse.queries import WINDOW_SLACK_NS, Filters
@@ -98,7 +98,7 @@ def list_users(rows: Rows, project_id: int, query: UserQuery) -> Page[UserSummar
     cursor = ""
     anchor = None
     if query.cursor:
-        last_ns, user_id = cursors.decode(query.cursor, int, str)
+        last_ns, user_id = cursors.decode(query.cursor, int, str, made_by=sorts.USERS_BY_ACTIVITY)
         cursor = f" HAVING (last, t_user) < ({f.param(last_ns)}, {f.param(user_id)})"
         anchor = last_ns
     limit = f.param(query.limit + 1)

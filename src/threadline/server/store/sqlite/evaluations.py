@@ -25,7 +25,7 @@ from threadline.server.evaluation.model import (
     present_run,
 )
 from threadline.server.model import Page
-from threadline.server.store import cursors
+from threadline.server.store import cursors, sorts
 from threadline.server.store.columns import Columns
 from threadline.server.store.record_columns import RUNS
 from threadline.server.store.sqlite.driver import sqlite3
@@ -248,7 +248,9 @@ class EvaluationTables:
                 where.append(f"{column} = ?")
                 args.append(value)
         if query.cursor:
-            created_ns, run_id = cursors.decode(query.cursor, int, str)
+            created_ns, run_id = cursors.decode(
+                query.cursor, int, str, made_by=sorts.RUNS_BY_CREATION
+            )
             where.append("(created_ns, id) < (?, ?)")
             args += [created_ns, run_id]
         with self._reading() as conn:
@@ -258,7 +260,9 @@ class EvaluationTables:
                 [*args, query.limit + 1],
             ).fetchall()
         records = [_run(row) for row in rows]
-        page, next_cursor = cursors.page(records, query.limit, lambda r: (r.created_ns, r.id))
+        page, next_cursor = cursors.page(
+            records, query.limit, lambda r: (r.created_ns, r.id), made_by=sorts.RUNS_BY_CREATION
+        )
         return Page[EvaluationRun](items=[present_run(r) for r in page], next_cursor=next_cursor)
 
     def get_runs(self, project_id: int, run_ids: Sequence[str]) -> dict[str, EvaluationRun]:

@@ -28,7 +28,7 @@ from threadline.server.model import (
 )
 from threadline.server.search.query import SearchQuery
 from threadline.server.search.query import parse as parse_search
-from threadline.server.store import cursors
+from threadline.server.store import cursors, sorts
 from threadline.server.store import metrics as metric_rules
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SESSIONS, SPAN_DETAIL, TRACES
@@ -107,6 +107,7 @@ class Reads(Database):
                     (order, order_type, "session_id"),
                     query,
                     table_rows.session_page_key,
+                    sorts.sessions_by(query.sort, query.q),
                 )
                 items = [table_rows.session(row) for row in rows]
             page_ids = [item.session_id for item in items]
@@ -209,6 +210,7 @@ class Reads(Database):
                     (order, order_type, "traces.trace_id"),
                     query,
                     table_rows.trace_page_key,
+                    sorts.traces_by(query.sort, query.q),
                 )
                 trace_items = [table_rows.trace(table_rows.trace_rollup(row)) for row in rows]
             items = trace_items
@@ -249,7 +251,9 @@ class Reads(Database):
             _text_search(where, args, query.q, ("user_id",))
         having = ""
         if query.cursor:
-            last_ns, user_id = cursors.decode(query.cursor, int, str)
+            last_ns, user_id = cursors.decode(
+                query.cursor, int, str, made_by=sorts.USERS_BY_ACTIVITY
+            )
             having = " HAVING (MAX(end_ns), user_id) < (?, ?)"
             args += [last_ns, user_id]
         # A window's traces are those ended after its start (0025's index); the planner,
@@ -308,20 +312,25 @@ def _keyset_page(
     order: tuple[str, type, str],
     query: SessionQuery | TraceQuery,
     page_key: Callable[[Sequence[Any]], Sequence[Any]],
+    made_by: str,
 ) -> tuple[list[Any], str | None]:
     """One page of a list, newest first by ``order`` (the sort expression, its type, and
     the id column that breaks ties): the rows after ``query``'s cursor, read with one
-    more to tell whether a next page exists. ``select`` ends at its FROM."""
+    more to tell whether a next page exists. ``select`` ends at its FROM; ``made_by``:
+    the list and sort, as its cursors name it."""
     expression, expression_type, id_column = order
     if query.cursor:
-        sort_key, last_id = cursors.decode(query.cursor, expression_type, str)
+        sort_key, last_id = cursors.decode(query.cursor, expression_type, str, made_by=made_by)
         where = [*where, f"({expression}, {id_column}) < (?, ?)"]
         args = [*args, sort_key, last_id]
     sql = (
         f"{select} WHERE {' AND '.join(where)} ORDER BY {expression} DESC, {id_column} DESC LIMIT ?"
     )
     return cursors.page(
-        conn.execute(sql, [*args, query.limit + 1]).fetchall(), query.limit, page_key
+        conn.execute(sql, [*args, query.limit + 1]).fetchall(),
+        query.limit,
+        page_key,
+        made_by=made_by,
     )
 
 

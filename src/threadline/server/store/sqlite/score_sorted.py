@@ -105,4 +105,4 @@ def page(
         return [(row[-2], row[-1], listed.present(row)) for row in rows]
 
     picked = score_sorts.pick(listed.kind, sort, query.limit, query.cursor, scored, unscored)
-    return score_sorts.page(picked, query.limit)
+    return score_sorts.page(picked, query.limit, sort, listed.kind)

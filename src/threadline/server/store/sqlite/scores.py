@@ -25,7 +25,7 @@ from threadline.server.model import (
     stored_config,
 )
 from threadline.server.scoring import score as present_score
-from threadline.server.store import cursors
+from threadline.server.store import cursors, sorts
 from threadline.server.store.base import StoredNote
 from threadline.server.store.columns import Columns
 from threadline.server.store.record_columns import (
@@ -160,7 +160,9 @@ def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) ->
         where.append(f"trace_id IN ({', '.join('?' * len(query.trace_ids))})")
         args += [t.lower() for t in query.trace_ids]
     if query.cursor:
-        created_ns, score_id = cursors.decode(query.cursor, int, str)
+        created_ns, score_id = cursors.decode(
+            query.cursor, int, str, made_by=sorts.SCORES_BY_CREATION
+        )
         where.append("(created_ns, id) < (?, ?)")
         args += [created_ns, score_id]
     rows = conn.execute(
@@ -169,7 +171,9 @@ def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) ->
         [*args, query.limit + 1],
     ).fetchall()
     records = [_record(row) for row in rows]
-    page, next_cursor = cursors.page(records, query.limit, lambda r: (r.created_ns, r.id))
+    page, next_cursor = cursors.page(
+        records, query.limit, lambda r: (r.created_ns, r.id), made_by=sorts.SCORES_BY_CREATION
+    )
     return Page[Score](items=[present_score(r) for r in page], next_cursor=next_cursor)
 
 
