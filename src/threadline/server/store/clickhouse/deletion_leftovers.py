@@ -20,6 +20,8 @@ DeleteWhere = Callable[[str, str, Sequence[str]], None]
 def forget(delete: DeleteWhere, trace_ids: Sequence[str], sessions_gone: Sequence[str]) -> None:
     delete("evaluation_runs", "session_id IN %(ids)s", sessions_gone)
     delete("evaluation_runs", "target_kind = 'trace' AND target_id IN %(ids)s", trace_ids)
+    delete("evaluation_queue", "session_id IN %(ids)s", sessions_gone)
+    delete("evaluation_queue", "target_kind = 'trace' AND target_id IN %(ids)s", trace_ids)
     delete("share_links", "kind = 'session' AND target_id IN %(ids)s", sessions_gone)
     delete("share_links", "kind = 'trace' AND target_id IN %(ids)s", trace_ids)
     delete("response_sessions", "session_id IN %(ids)s", sessions_gone)

@@ -5,6 +5,12 @@ is an insert of a ``running`` version naming this store's token, then a read-bac
 the runs whose newest version is that claim are this runner's. Two servers claiming
 one run at the same instant may both win it, and the run is judged twice; the score's
 id is derived from the evaluator and target, so the second judgment replaces the first.
+
+What is waiting is read from ``evaluation_queue`` (migration 0023), a copy of every
+version inserted into ``evaluation_runs`` from which the finished runs are deleted now
+and then (``_forget_finished``): a claim, and a poll of an empty queue, read the runs
+not finished (and those finished since the last deletion), not every run ever queued.
+Whether a claim was won is read from ``evaluation_runs``, the record.
 """
 
 from __future__ import annotations
@@ -61,13 +67,22 @@ def _unpacked(fields: tuple[str, ...]) -> dict[str, str]:
     return {name: f"tupleElement(row, {i})" for i, name in enumerate(fields, 1)}
 
 
-def _latest_runs(where: str) -> str:
-    """Each run's newest state, as the columns of ``_RUN_ROW``."""
+def _latest_runs(where: str, table: str = "evaluation_runs") -> str:
+    """Each run's newest state, as the columns of ``_RUN_ROW``; ``table``:
+    ``evaluation_queue`` for the unfinished runs only (what a run left there is its
+    every version, so its newest state is the same)."""
     return (
         f"SELECT {_RUN_ROW.select(**_unpacked(_RUN_FIELDS))} FROM (SELECT project_id, id,"
-        f" argMax(({', '.join(_RUN_FIELDS)}), version) AS row FROM evaluation_runs"
+        f" argMax(({', '.join(_RUN_FIELDS)}), version) AS row FROM {table}"
         f" WHERE {where} GROUP BY project_id, id)"
     )
+
+
+_QUEUE = "evaluation_queue"
+# How many finished runs a claim may read in the queue before it deletes them, and how
+# often at most (seconds) one store does: each deletion is a mutation of the table.
+_FINISHED_KEPT = 1000
+_FORGET_EVERY_S = 60.0
 
 
 _LATEST_EVALUATORS = (
@@ -115,6 +130,7 @@ class EvaluationTables:
     _types: dict[str, dict[str, str]]
     _rows: Any
     _claim_token: str = ""
+    _forgotten_at: float | None = None  # when this store last deleted finished runs
 
     def _put(self, table: str, data: list[list[Any]], columns: list[str]) -> None:
         if table not in self._types:
@@ -195,7 +211,7 @@ class EvaluationTables:
         waiting = [
             _run(r)
             for r in self._rows(
-                _latest_runs("project_id = %(project)s AND evaluator = %(name)s")
+                _latest_runs("project_id = %(project)s AND evaluator = %(name)s", _QUEUE)
                 + " WHERE status IN ('pending', 'running')",
                 {"project": project_id, "name": name},
             )
@@ -294,34 +310,60 @@ class EvaluationTables:
             return [
                 _run(row)
                 for row in self._rows(
-                    _latest_runs("project_id = %(project)s AND id IN %(ids)s")
+                    _latest_runs("project_id = %(project)s AND id IN %(ids)s", _QUEUE)
                     + f" WHERE {waiting} ORDER BY created_ns LIMIT %(limit)s",
                     {"now": now_ns, "limit": limit, "project": only[0], "ids": list(only[1])},
                 )
             ]
         oldest: dict[int, int] = {}
         in_flight: dict[int, int] = {}
-        for project_id, flying, queued, first in self._rows(
-            f"SELECT project_id, countIf(NOT ({waiting})), countIf({waiting}),"
-            f" minIf(created_ns, {waiting}) FROM ({_latest_runs('1')})"
-            " WHERE status IN ('pending', 'running') GROUP BY project_id",
+        finished = 0
+        for project_id, flying, queued, first, done in self._rows(
+            f"SELECT project_id, countIf(status = 'running' AND NOT ({waiting})),"
+            f" countIf({waiting}), minIf(created_ns, {waiting}),"
+            f" countIf(status IN ('done', 'failed')) FROM ({_latest_runs('1', _QUEUE)})"
+            " GROUP BY project_id",
             {"now": now_ns},
         ):
             in_flight[int(project_id)] = int(flying)
             if int(queued):
                 oldest[int(project_id)] = int(first)
+            finished += int(done)
+        if finished >= _FINISHED_KEPT:
+            self._forget_finished()
         chosen = fair_share.projects_to_read(oldest, in_flight, limit, idle_projects)
         if not chosen:
             return []
         runs: dict[int, list[RunRecord]] = {}
         for row in self._rows(
-            _latest_runs("project_id IN %(projects)s")
+            _latest_runs("project_id IN %(projects)s", _QUEUE)
             + f" WHERE {waiting} ORDER BY project_id, created_ns LIMIT %(limit)s BY project_id",
             {"now": now_ns, "limit": limit, "projects": chosen},
         ):
             run = _run(row)
             runs.setdefault(run.project_id, []).append(run)
         return fair_share.fair_share(runs, in_flight, limit, idle_projects)
+
+    def _forget_finished(self) -> None:
+        """Delete the finished runs' rows from the queue, at most every
+        ``_FORGET_EVERY_S`` per store. The ids are read first, so each deletion names
+        runs finished by then: every row of such a run goes (a run keeps all its rows
+        or none), whichever part holds it. A claim or release a slow process writes
+        after the deletion is put right by the claim that reads it (``claim_runs``)."""
+        now = time.monotonic()
+        if self._forgotten_at is not None and now - self._forgotten_at < _FORGET_EVERY_S:
+            return
+        self._forgotten_at = now
+        done = self._rows(
+            f"SELECT project_id, id FROM ({_latest_runs('1', _QUEUE)})"
+            " WHERE status IN ('done', 'failed')"
+        )
+        for i in range(0, len(done), 1000):
+            self._ch.command(
+                f"DELETE FROM {_QUEUE} WHERE (project_id, id) IN %(keys)s",
+                parameters={"keys": [(int(p), run_id) for p, run_id in done[i : i + 1000]]},
+                settings={"lightweight_deletes_sync": 0},
+            )
 
     def claim_runs(
         self,
@@ -344,14 +386,24 @@ class EvaluationTables:
         by_project: dict[int, list[RunRecord]] = {}
         for run in candidates:
             by_project.setdefault(run.project_id, []).append(run)
+        stale: list[RunRecord] = []
         for project_id, runs in by_project.items():
-            latest = _latest_runs("project_id = %(project)s AND id IN %(ids)s")
-            newest = self._rows(
-                f"SELECT id, claimed_by FROM ({latest})",
+            mine = set()
+            for row in self._rows(
+                _latest_runs("project_id = %(project)s AND id IN %(ids)s"),
                 {"project": project_id, "ids": [r.id for r in runs]},
-            )
-            mine = {run_id for run_id, claimed_by in newest if claimed_by == token}
+            ):
+                newest = _RUN_ROW.named(row)
+                if newest["claimed_by"] == token:
+                    mine.add(newest["id"])
+                elif newest["status"] in ("done", "failed"):
+                    stale.append(_run(row))
             won += [r for r in runs if r.id in mine]
+        if stale:
+            # Finished, yet waiting in the queue: a claim or release written after the
+            # queue forgot the run. Its finished state goes back, to outrank it there.
+            rows = [_run_row(r, "", FINISHED + (r.finished_ns or 0)) for r in stale]
+            self._put(_QUEUE, rows, _RUN_INSERT)
         return won
 
     def release_runs(self, runs: Sequence[RunRecord]) -> None:
@@ -433,7 +485,7 @@ class EvaluationTables:
             )
         for evaluator, waiting in self._rows(
             "SELECT evaluator, count() FROM ("
-            + _latest_runs(where)
+            + _latest_runs(where, _QUEUE)
             + ") WHERE status IN ('pending', 'running') GROUP BY evaluator",
             params,
         ):
