@@ -79,10 +79,8 @@ def _latest_runs(where: str, table: str = "evaluation_runs") -> str:
 
 
 _QUEUE = "evaluation_queue"
-# How many finished runs a claim may read in the queue before it deletes them, and how
-# often at most (seconds) one store does: each deletion is a mutation of the table.
+# How many finished runs a claim may read in the queue before it deletes them.
 _FINISHED_KEPT = 1000
-_FORGET_EVERY_S = 60.0
 
 
 _LATEST_EVALUATORS = (
@@ -130,7 +128,6 @@ class EvaluationTables:
     _types: dict[str, dict[str, str]]
     _rows: Any
     _claim_token: str = ""
-    _forgotten_at: float | None = None  # when this store last deleted finished runs
 
     def _put(self, table: str, data: list[list[Any]], columns: list[str]) -> None:
         if table not in self._types:
@@ -345,15 +342,17 @@ class EvaluationTables:
         return fair_share.fair_share(runs, in_flight, limit, idle_projects)
 
     def _forget_finished(self) -> None:
-        """Delete the finished runs' rows from the queue, at most every
-        ``_FORGET_EVERY_S`` per store. The ids are read first, so each deletion names
-        runs finished by then: every row of such a run goes (a run keeps all its rows
-        or none), whichever part holds it. A claim or release a slow process writes
-        after the deletion is put right by the claim that reads it (``claim_runs``)."""
-        now = time.monotonic()
-        if self._forgotten_at is not None and now - self._forgotten_at < _FORGET_EVERY_S:
+        """Delete the finished runs' rows from the queue, unless a deletion (any
+        server's) is still under way: each is a mutation, done in the background. The
+        ids are read first, so each deletion names runs finished by then: every row of
+        such a run goes (a run keeps all its rows or none), whichever part holds it. A
+        claim or release a slow process writes after the deletion is put right by the
+        claim that reads it (``claim_runs``)."""
+        if self._rows(
+            "SELECT count() FROM system.mutations WHERE database = currentDatabase()"
+            f" AND table = '{_QUEUE}' AND NOT is_done"
+        )[0][0]:
             return
-        self._forgotten_at = now
         done = self._rows(
             f"SELECT project_id, id FROM ({_latest_runs('1', _QUEUE)})"
             " WHERE status IN ('done', 'failed')"
