@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.store.clickhouse_statements import own_store
+from tests.store.test_contract import record
 from tests.store.test_evaluation_contract import definition, run
 from threadline.server.evaluation.model import RunOutcome
 from threadline.server.store.clickhouse import evaluations, schema
@@ -96,3 +97,13 @@ def test_runs_queued_before_the_queue_existed_are_claimed_from_it(store):
     assert store.list_evaluators(project)[0].totals.runs_pending == 2
     store.release_runs([running])
     assert [r.id for r in store.claim_runs(4, LEASE)] == ["r1"]
+
+
+def test_a_deleted_sessions_waiting_run_leaves_the_queue(store):
+    project = store.create_project("p").id
+    store.put_evaluator(project, definition())
+    store.write_spans(project, [record(1, 1, session="s"), record(2, 1, session="kept")])
+    store.add_runs(project, [run("gone", session="s"), run("stays", session="kept", created=1)])
+    assert store.delete_sessions(project, ["s"]) == 1
+    assert [r.id for r in store.claim_runs(4, LEASE)] == ["stays"]
+    assert _queued(store) == ["stays"]
