@@ -9,7 +9,7 @@ project its runs go oldest first. So another project's run takes the next place 
 comes free, whatever the size of the queue ahead of it.
 
 A runner whose places are all taken claims one run more, of a project with no run in
-flight (``idle_only``), so that such a project's run starts at once even while every
+flight (``idle_projects``), so that such a project's run starts at once even while every
 place is held by runs against a judge that never answers.
 
 Both stores use these two steps: ``projects_to_read`` says whose oldest runs to read
@@ -29,13 +29,13 @@ def projects_to_read(
     oldest_waiting: Mapping[int, int],
     in_flight: Mapping[int, int],
     limit: int,
-    idle_only: bool = False,
+    idle_projects: bool = False,
 ) -> list[int]:
     """The projects ``fair_share`` can take from: those first by (runs in flight, oldest
     waiting run's time, id). A project past the first ``limit`` is never chosen, since
-    each of those before it would have to be chosen once first. ``idle_only``: only
+    each of those before it would have to be chosen once first. ``idle_projects``: only
     projects with no run in flight (a runner's spare place, ``runner.py``)."""
-    candidates = [p for p in oldest_waiting if not (idle_only and in_flight.get(p, 0))]
+    candidates = [p for p in oldest_waiting if not (idle_projects and in_flight.get(p, 0))]
     order = sorted(candidates, key=lambda p: (in_flight.get(p, 0), oldest_waiting[p], p))
     return order[:limit]
 
@@ -44,15 +44,15 @@ def fair_share(
     waiting: Mapping[int, Sequence[RunRecord]],
     in_flight: Mapping[int, int],
     limit: int,
-    idle_only: bool = False,
+    idle_projects: bool = False,
 ) -> list[RunRecord]:
     """Up to ``limit`` of the ``waiting`` runs (each project's, oldest first), one at a
     time to the project with the fewest runs in flight counting those taken so far.
-    ``idle_only``: one run each of projects with no run in flight."""
+    ``idle_projects``: one run each of projects with no run in flight."""
     heap = [
         (in_flight.get(project, 0), runs[0].created_ns, project, 0)
         for project, runs in waiting.items()
-        if runs and not (idle_only and in_flight.get(project, 0))
+        if runs and not (idle_projects and in_flight.get(project, 0))
     ]
     heapq.heapify(heap)
     taken: list[RunRecord] = []
@@ -60,6 +60,6 @@ def fair_share(
         flying, _, project, index = heapq.heappop(heap)
         runs = waiting[project]
         taken.append(runs[index])
-        if index + 1 < len(runs) and not idle_only:
+        if index + 1 < len(runs) and not idle_projects:
             heapq.heappush(heap, (flying + 1, runs[index + 1].created_ns, project, index + 1))
     return taken
