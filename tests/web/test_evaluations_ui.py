@@ -268,3 +268,24 @@ def test_the_form_says_in_its_own_words_that_judging_ended_sessions_needs_online
         assert "needs Online checked" in refused.text
         assert "judge_existing_since" not in refused.text
         assert server.get("/api/v1/evaluators")["items"] == []
+
+
+def test_the_forms_longest_window_of_ended_sessions_is_taken(server):
+    """ "30 days", the longest choice, is the longest window the server takes: reckoned
+    from the same moment it is checked against, not refused as a moment too old."""
+    with FakeJudge() as judge:
+        form = {
+            "name": "month",
+            "prompt": "Resolved?",
+            "base_url": judge.base_url,
+            "model": "gpt-4o-mini",
+            "score_type": "boolean",
+            "online": "on",
+            "judge_existing": "30d",
+        }
+        cookies = {"threadline_session": server.api_key}
+        origin = {"Origin": server.base_url}
+        with httpx.Client(base_url=server.base_url, cookies=cookies, headers=origin) as web:
+            saved = web.post("/evaluators", data=form)
+        assert saved.status_code == 303, saved.text
+        assert [e["name"] for e in server.get("/api/v1/evaluators")["items"]] == ["month"]

@@ -21,12 +21,15 @@ def save_evaluator(
     key_urls: KeyUrls,
     existing_since: datetime | None = None,
     idle_seconds: int = 0,
+    now: datetime | None = None,
 ) -> tuple[Evaluator, int]:
     """The evaluator stored, and how many runs were queued for sessions that ended
-    already (0 unless ``existing_since``); ``BadRequest`` saying why if refused."""
+    already (0 unless ``existing_since``); ``BadRequest`` saying why if refused.
+    ``now``: the time ``existing_since`` was reckoned from, when the server chose it (a
+    form's "30 days" is then exactly the longest window, not a moment past it)."""
     evaluator = check_evaluator(store, project_id, definition, key_urls)
     if existing_since is not None:
-        ondemand.check_existing(evaluator, existing_since, datetime.now(UTC))
+        ondemand.check_existing(evaluator, existing_since, now or datetime.now(UTC))
     saved = store.put_evaluator(project_id, evaluator)
     if existing_since is None:
         return saved, 0

@@ -164,13 +164,15 @@ async def create_evaluator(request: Request, _: SameOrigin, project: PageProject
             if not exists:
                 raise NotFound(f"no evaluator {editing!r} to change (deleted meanwhile?)")
         settings = request.app.state.settings
+        now = datetime.now(UTC)
         _, queued = save_evaluator(
             store,
             project.id,
             evaluator,
             KeyUrls.of(settings),
-            existing_since(form, datetime.now(UTC)),
+            existing_since(form, now),
             settings.session_idle_seconds,
+            now,
         )
         return queued
 
