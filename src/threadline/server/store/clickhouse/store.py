@@ -685,14 +685,10 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.limit,
                 query.cursor,
             )
-            by_id = {
-                t.trace_id: t
-                for t in merged_traces.by_ids(self._rows, project_id, [p.row_id for p in ranked])
-            }
             return self._trace_page(
                 project_id,
                 query,
-                [(by_id[p.row_id], p.page_key()) for p in ranked if p.row_id in by_id],
+                self._merged(project_id, [(p.row_id, p.page_key()) for p in ranked]),
                 found_text,
                 score_sorts.made_by(query.score_sort, "trace"),
                 page_key=lambda row: row[1],
@@ -707,12 +703,20 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             f" LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
+        return self._trace_page(
+            project_id, query, self._merged(project_id, picked), found_text, sorted_by
+        )
+
+    def _merged(
+        self, project_id: int, picked: Sequence[tuple[str, Any]]
+    ) -> list[tuple[TraceRollup, Any]]:
+        """The traces ``picked`` ((trace id, sort key), in page order) merged in full,
+        each with its key; a trace deleted since it was picked is left out."""
         merged = {
             t.trace_id: t
             for t in merged_traces.by_ids(self._rows, project_id, [row[0] for row in picked])
         }
-        found = [(merged[t], key) for t, key in picked if t in merged]
-        return self._trace_page(project_id, query, found, found_text, sorted_by)
+        return [(merged[t], key) for t, key in picked if t in merged]
 
     def _trace_page(
         self,
