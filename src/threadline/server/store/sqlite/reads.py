@@ -179,7 +179,7 @@ class Reads(Database):
                     condition, condition_args = _found_traces(conn, project_id, found, query.q)
                     where.append(condition)
                     args += condition_args
-                trace_items, next_cursor = score_sorted.page(
+                items, next_cursor = score_sorted.page(
                     conn, score_sorted.TRACES, project_id, query.score_sort, where, args, query
                 )
             elif relevance:
@@ -212,8 +212,7 @@ class Reads(Database):
                     table_rows.trace_page_key,
                     sorts.traces_by(query.sort, query.q),
                 )
-                trace_items = [table_rows.trace(table_rows.trace_rollup(row)) for row in rows]
-            items = trace_items
+                items = [table_rows.trace(table_rows.trace_rollup(row)) for row in rows]
             page_ids = [item.trace_id for item in items]
             summaries = scores.summaries(conn, project_id, "trace", page_ids)
             snippets = search.trace_snippets(
