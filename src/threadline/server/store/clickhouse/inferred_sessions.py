@@ -91,13 +91,21 @@ def place_alone(project_id: int, spans: Sequence[SpanRecord]) -> Placement | Non
     later export bringing its root): the explicit id wins in the trace's merge then,
     and the name given here is a session the trace leaves, as it would be had the
     writer placed it."""
-    if _asked_responses(list(_unnamed_traces(spans).values())):
+    try:
+        return place(project_id, spans, _needs_store)
+    except _NeedsStore:
         return None
-    return place(project_id, spans, _nothing_stored)
 
 
-def _nothing_stored(keys: list[str]) -> dict[str, str]:
-    raise AssertionError(f"place_alone would read the sessions of {len(keys)} responses")
+class _NeedsStore(Exception):
+    """``place`` asked for what is stored: the batch is left to the writer."""
+
+
+def _needs_store(keys: list[str]) -> dict[str, str]:
+    # ``place`` asks exactly when a trace asks for a response the batch does not
+    # answer: one pass over the batch decides, rather than a pass to test and another
+    # to place.
+    raise _NeedsStore
 
 
 def _unnamed_traces(spans: Sequence[SpanRecord]) -> dict[str, list[SpanRecord]]:
