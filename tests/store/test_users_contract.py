@@ -184,3 +184,106 @@ def test_users_score_summaries_count_a_session_named_by_another_export(store: St
     expected = {"u": {"quality": summary(1, 1.0)}}
     assert _scores(store, project) == expected
     assert _scores(store, project, start=_at(0), end=_at(HOUR_MS)) == expected
+
+
+def test_users_list_pages_hold_each_users_traces_in_every_window(store: Store):
+    """Pages walked in every kind of window equal the totals of the traces the window
+    holds, added up per user: a user whose latest traces fill many pages' worth of the
+    newest (so SQLite reads further back for the next users), a trace running across
+    the window's end, users tied on their last activity, a search."""
+    project = store.create_project("p").id
+    # user, session, start and length (ms), tokens in and out, cost, failed
+    traces: list[tuple[str | None, str | None, int, int, int, int, float | None, bool]] = [
+        ("a", "sa", 0, 100, 3, 1, 0.5, False),
+        ("a", "sa", 500, 10, 2, 2, None, True),
+        ("b", "sb", 200, 5000, 7, 0, 0.25, False),
+        ("c", None, 300, 10, 1, 1, 0.125, False),
+        ("d", "sd", 305, 5, 0, 4, None, False),  # ends with c's trace
+        ("d", "sd2", 6000, 10, 1, 0, None, True),
+        ("Bee", "sx", 7000, 20, 5, 5, 1.0, False),
+        (None, "sn", 7100, 10, 9, 9, 2.0, False),
+    ]
+    traces += [
+        ("busy", f"s{i % 3}", 10_000 + 10 * i, 5, 1, 1, 0.125, i % 7 == 0) for i in range(60)
+    ]
+    for i, (user, session, start, length, tin, tout, cost, failed) in enumerate(traces, 1):
+        spans = [record(i, i * 10, start=start, length=length, user=user, session=session)]
+        spans.append(
+            record(i, i * 10 + 1, i * 10, start=start, length=1, tokens=(tin, tout), cost=cost)
+        )
+        store.write_spans(project, spans)
+        if failed:
+            store.write_spans(
+                project, [record(i, i * 10 + 2, i * 10, start=start, length=1, error=True)]
+            )
+
+    def expected(start: int | None, end: int | None, q: str = "") -> list[tuple]:
+        kept: dict[str, list[tuple]] = {}
+        for t in traces:
+            user, _, t_start, length = t[:4]
+            if user is None or q.lower() not in user.lower():
+                continue
+            if (start is None or t_start + length >= start) and (end is None or t_start <= end):
+                kept.setdefault(user, []).append(t)
+        rows = []
+        for user, mine in kept.items():
+            costs = [t[6] for t in mine if t[6] is not None]
+            rows.append(
+                (
+                    user,
+                    len({t[1] for t in mine if t[1] is not None}),
+                    len(mine),
+                    sum(t[4] for t in mine),
+                    sum(t[5] for t in mine),
+                    sum(t[4] + t[5] for t in mine),
+                    sum(costs) if costs else None,
+                    sum(t[7] for t in mine),
+                    _at(min(t[2] for t in mine)),
+                    _at(max(t[2] + t[3] for t in mine)),
+                )
+            )
+        return sorted(rows, key=lambda r: (r[9], r[0]), reverse=True)
+
+    windows: list[tuple[int | None, int | None, str]] = [
+        (None, None, ""),
+        (0, None, ""),
+        (None, 400, ""),
+        (305, 3000, ""),  # b's trace runs across the end; c and d tie on their end
+        (1000, 2000, ""),  # only b's trace is active
+        (400, 10_300, ""),
+        (None, None, "B"),
+        (6500, None, "e"),
+    ]
+    for start, end, q in windows:
+        query = {
+            "start": None if start is None else _at(start),
+            "end": None if end is None else _at(end),
+            "q": q or None,
+        }
+        walked, cursor = [], None
+        while True:
+            page = store.list_users(project, UserQuery(limit=2, cursor=cursor, **query))
+            walked += _rows_of(page.items)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert walked == expected(start, end, q), (start, end, q)
+        assert _rows(store, project, **query) == expected(start, end, q)
+
+
+def _rows_of(items: list) -> list[tuple]:
+    return [
+        (
+            u.user_id,
+            u.session_count,
+            u.trace_count,
+            u.input_tokens,
+            u.output_tokens,
+            u.total_tokens,
+            u.cost_usd,
+            u.error_count,
+            u.first_seen,
+            u.last_seen,
+        )
+        for u in items
+    ]

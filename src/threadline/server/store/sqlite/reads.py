@@ -40,6 +40,7 @@ from threadline.server.store.sqlite import (
     score_sorted,
     scores,
     search,
+    user_list,
 )
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.database import Database
@@ -242,42 +243,8 @@ class Reads(Database):
         return TraceDetail(**trace.model_dump(), spans=[table_rows.span(s, unpack) for s in spans])
 
     def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
-        """Users by last activity, aggregated over the traces that carry their id."""
-        where = ["project_id = ?", "user_id IS NOT NULL"]
-        args: list[Any] = [project_id]
-        _time_overlap(where, args, query.start, query.end)
-        if query.q:
-            _text_search(where, args, query.q, ("user_id",))
-        having = ""
-        if query.cursor:
-            last_ns, user_id = cursors.decode(
-                query.cursor, int, str, made_by=sorts.USERS_BY_ACTIVITY
-            )
-            having = " HAVING (MAX(end_ns), user_id) < (?, ?)"
-            args += [last_ns, user_id]
-        # A window's traces are those ended after its start (0025's index); the planner,
-        # without statistics, would as soon take those started before its end: all of them.
-        by_end = " INDEXED BY traces_by_end" if query.start else ""
-        sql = (
-            "SELECT user_id, COUNT(DISTINCT session_id), COUNT(*), SUM(input_tokens),"
-            " SUM(output_tokens), SUM(total_tokens), SUM(cost_usd),"
-            " SUM(status = 'error'), MIN(start_ns), MAX(end_ns)"
-            f" FROM traces{by_end} WHERE {' AND '.join(where)} GROUP BY user_id{having}"
-            " ORDER BY MAX(end_ns) DESC, user_id DESC LIMIT ?"
-        )
         with self._read() as conn:
-            rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
-            summaries = scores.user_summaries(
-                conn,
-                project_id,
-                [r[0] for r in rows[: query.limit]],
-                None if query.start is None else datetime_to_ns(query.start),
-                None if query.end is None else datetime_to_ns(query.end),
-            )
-        page = table_rows.user_page(rows, query.limit)
-        for item in page.items:
-            item.scores = summaries.get(item.user_id, {})
-        return page
+            return user_list.list_users(conn, project_id, query)
 
     def metrics(self, project_id: int, query: MetricsQuery, names: Sequence[str]) -> Metrics:
         span = metric_rules.bucket_range(query)
@@ -366,15 +333,3 @@ def _time_overlap(where: list[str], args: list[Any], start: Any, end: Any) -> No
     if end is not None:
         where.append("start_ns <= ?")
         args.append(datetime_to_ns(end))
-
-
-def _text_search(where: list[str], args: list[Any], text: str, columns: tuple[str, ...]) -> None:
-    """Keep rows with ``text`` in any of ``columns`` (ASCII case-insensitive, like
-    SQLite's LIKE); ``%`` and ``_`` in the text are literal."""
-    where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in columns) + ")")
-    args += [_like(text)] * len(columns)
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
