@@ -53,7 +53,11 @@ class Reads(Database):
     def list_sessions(self, project_id: int, query: SessionQuery) -> Page[Session]:
         where = ["project_id = ?"]
         args: list[Any] = [project_id]
-        _time_overlap(where, args, query.start, query.end)
+        # Sorted otherwise than by start, the window's end must not pick the range by
+        # start: without statistics the planner took it, and sorted every session begun
+        # before the end (all of them, for a window up to now) for a page.
+        by_start = query.sort == "start" and query.score_sort is None
+        _time_overlap(where, args, query.start, query.end, end_by_index=by_start)
         add_session_filters(where, args, project_id, query)
         more, more_args = scores.filter_conditions(
             "session", "sessions.session_id", "sessions.project_id", query.scores
@@ -325,11 +329,14 @@ def _found_traces(
     )
 
 
-def _time_overlap(where: list[str], args: list[Any], start: Any, end: Any) -> None:
-    """Keep what was active in [start, end]: a long session shows in every window."""
+def _time_overlap(
+    where: list[str], args: list[Any], start: Any, end: Any, end_by_index: bool = True
+) -> None:
+    """Keep what was active in [start, end]: a long session shows in every window.
+    ``end_by_index=False``: the end's condition is kept from choosing an index (``+``)."""
     if start is not None:
         where.append("end_ns >= ?")
         args.append(datetime_to_ns(start))
     if end is not None:
-        where.append("start_ns <= ?")
+        where.append("start_ns <= ?" if end_by_index else "+start_ns <= ?")
         args.append(datetime_to_ns(end))
