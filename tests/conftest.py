@@ -14,13 +14,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from tests.otlp import new_span_id, new_trace_id, request, span
 
 _projects = itertools.count(1)
 
@@ -173,6 +176,19 @@ class ProjectClient:
         return self.http.post(
             "/v1/traces", content=body, headers={"Content-Type": content_type, **headers}
         )
+
+    def send(self, spans: Iterable[Span]) -> None:
+        """Export ``spans`` in one OTLP/HTTP protobuf request; fails the test unless it
+        answers 200."""
+        response = self.export(request(spans).SerializeToString())
+        assert response.status_code == 200, response.text
+
+    def send_span(self, attributes: Mapping[str, Any], **fields: Any) -> str:
+        """Export a new trace of one span carrying ``attributes`` (``fields``: any other
+        of ``tests.otlp.span``'s, such as name or start_ns); its trace id."""
+        trace_id = new_trace_id()
+        self.send([span(trace_id, new_span_id(), attributes=attributes, **fields)])
+        return trace_id
 
 
 @pytest.fixture

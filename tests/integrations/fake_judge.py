@@ -32,6 +32,13 @@ from typing import Any
 from tests.integrations.loopback import JsonHandler, LoopbackServer
 
 MODEL = "gpt-4o-mini"
+# The judge of an evaluator that is saved but never run: nothing listens on port 9
+# (discard), so a call that went out after all would fail, not reach a judge.
+UNREACHABLE_JUDGE = {
+    "base_url": "http://127.0.0.1:9/v1",
+    "model": "m",
+    "api_key_env": "THREADLINE_JUDGE_X",
+}
 
 
 @dataclass(frozen=True)

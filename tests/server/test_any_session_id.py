@@ -10,8 +10,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.otlp import new_span_id, new_trace_id, request, span
-
 # Ids real applications use: tenant paths, URLs (with query and fragment), spaces,
 # percent signs, non-ASCII text, leading and trailing slashes.
 ODD_IDS = [
@@ -35,14 +33,6 @@ def _path_id(session_id: str) -> str:
     return quoted.replace(".", "%2E") if session_id in (".", "..") else quoted
 
 
-def _send(server, session_id: str) -> str:
-    trace_id = new_trace_id()
-    attributes = {"threadline.session.id": session_id, "threadline.span.input": '"hi"'}
-    body = request([span(trace_id, new_span_id(), name="turn", attributes=attributes)])
-    assert server.export(body.SerializeToString()).status_code == 200
-    return trace_id
-
-
 @pytest.fixture
 def web(server) -> httpx.Client:
     client = httpx.Client(base_url=server.base_url, timeout=30)
@@ -53,7 +43,8 @@ def web(server) -> httpx.Client:
 
 @pytest.mark.parametrize("session_id", ODD_IDS)
 def test_every_route_finds_a_session_whatever_its_id(server, web, session_id):
-    trace_id = _send(server, session_id)
+    attributes = {"threadline.session.id": session_id, "threadline.span.input": '"hi"'}
+    trace_id = server.send_span(attributes, name="turn")
     path_id = _path_id(session_id)
 
     detail = server.http.get(f"/api/v1/sessions/{path_id}")

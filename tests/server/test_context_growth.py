@@ -8,16 +8,10 @@ import random
 
 from tests.chat_turns import BASE, SYSTEM, conversation, turn_spans
 from tests.conftest import ProjectClient
-from tests.otlp import request
 from threadline.server.context_growth import context_growth
 from threadline.server.model import TraceDetail
 
 CACHE_READ = "gen_ai.usage.cache_read_input_tokens"  # OpenLLMetry's key for cache reads
-
-
-def send(server: ProjectClient, spans: list) -> None:
-    response = server.export(request(spans).SerializeToString())
-    assert response.status_code == 200, response.text
 
 
 def growth(server: ProjectClient, session_id: str) -> list[tuple]:
@@ -45,18 +39,17 @@ def test_context_use_cache_share_and_dropped_history_per_turn(server: ProjectCli
     for turn, tokens in zip(turns, (12_800, 25_600, 6_400, 9_600, 1_000), strict=True):
         turn.input_tokens = tokens
     summary = [("system", SYSTEM), ("system", "Summary: a trip to Lisbon was planned.")]
-    send(server, turn_spans(turns, turns[0], session_id="ctx", **{CACHE_READ: 3_200}))
-    send(server, turn_spans(turns, turns[1], session_id="ctx", **{CACHE_READ: 12_800}))
+    server.send(turn_spans(turns, turns[0], session_id="ctx", **{CACHE_READ: 3_200}))
+    server.send(turn_spans(turns, turns[1], session_id="ctx", **{CACHE_READ: 12_800}))
     # The third turn replaces the first two with a summary; the fourth continues it.
-    send(server, turn_spans(turns, turns[2], session_id="ctx", history=summary))
+    server.send(turn_spans(turns, turns[2], session_id="ctx", history=summary))
     after = [*summary, ("user", turns[2].question), ("assistant", turns[2].reply)]
-    send(server, turn_spans(turns, turns[3], session_id="ctx", history=after))
+    server.send(turn_spans(turns, turns[3], session_id="ctx", history=after))
     # The fifth keeps only the last exchange (a window of the conversation), with a
     # model genai-prices does not know.
     window = [("system", SYSTEM), ("user", turns[3].question), ("assistant", turns[3].reply)]
-    send(
-        server,
-        turn_spans(turns, turns[4], session_id="ctx", history=window, model="no-such-model"),
+    server.send(
+        turn_spans(turns, turns[4], session_id="ctx", history=window, model="no-such-model")
     )
     m = "gpt-4o-mini"
     assert growth(server, "ctx") == [
@@ -75,7 +68,7 @@ def test_turns_that_never_resend_history_show_no_drop(server: ProjectClient) -> 
     # As with the Responses API: each turn sends the system prompt and its question only.
     turns = conversation("stateless", BASE, rng=random.Random(12))
     for turn in turns:
-        send(server, turn_spans(turns, turn, session_id="stateless", history=[("system", SYSTEM)]))
+        server.send(turn_spans(turns, turn, session_id="stateless", history=[("system", SYSTEM)]))
     assert [row[-1] for row in growth(server, "stateless")] == [False, False, False]
 
 
@@ -84,7 +77,7 @@ def test_the_sessions_list_sorts_and_filters_by_peak_context(server: ProjectClie
     for name, tokens in (("low", 1_280), ("high", 115_200), ("mid", 64_000)):
         turns = conversation(name, BASE, turns=1, rng=rng)
         turns[0].input_tokens = tokens
-        send(server, turn_spans(turns, turns[0], session_id=name))
+        server.send(turn_spans(turns, turns[0], session_id=name))
     listed = server.get("/api/v1/sessions", sort="context", window="all")["items"]
     assert [(s["session_id"], s["peak_context_use"]) for s in listed] == [
         ("high", 0.9),

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.otlp import new_span_id, new_trace_id, request, span
+from tests.integrations.fake_judge import UNREACHABLE_JUDGE
 from threadline.server.web.auth import COOKIE
 
 # A control of each kind, and an override that makes "txt.exe" show as "exe.txt".
@@ -26,7 +26,6 @@ REFUSED = {
     "override": ("a\u202etxt.exe", "bidirectional formatting character (U+202E)"),
     "isolate": ("a\u2066b", "bidirectional formatting character (U+2066)"),
 }
-JUDGE = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "THREADLINE_JUDGE_X"}
 
 
 def _says(response: httpx.Response, status: int, why: str) -> None:
@@ -34,21 +33,11 @@ def _says(response: httpx.Response, status: int, why: str) -> None:
     assert why in response.text, response.text
 
 
-def _send_session(server: Any, session_id: str, **attributes: Any) -> str:
-    trace_id = new_trace_id()
-    attrs = {"session.id": session_id, **attributes}
-    sent = server.export(
-        request([span(trace_id, new_span_id(), attributes=attrs)]).SerializeToString()
-    )
-    assert sent.status_code == 200, sent.text
-    return trace_id
-
-
 @pytest.mark.parametrize("kind", sorted(REFUSED))
 def test_control_characters_in_typed_names_are_a_4xx_saying_so(server: Any, kind: str) -> None:
     bad, why = REFUSED[kind]
     sid = f"s-{uuid.uuid4().hex[:8]}"
-    _send_session(server, sid)
+    server.send_span({"session.id": sid})
     score = {"name": "x", "value": 1, "session_id": sid}
     for field in ({"name": bad}, {"session_id": bad}, {"id": bad}, {"author": bad}):
         _says(server.http.post("/api/v1/scores", json={**score, **field}), 422, why)
@@ -60,7 +49,7 @@ def test_control_characters_in_typed_names_are_a_4xx_saying_so(server: Any, kind
     evaluator = {
         "name": bad,
         "prompt": "p",
-        "judge": JUDGE,
+        "judge": UNREACHABLE_JUDGE,
         "score": {"name": "judged", "data_type": "boolean"},
     }
     _says(server.http.post("/api/v1/evaluators", json=evaluator), 422, why)
@@ -110,8 +99,8 @@ def test_control_characters_in_an_otlp_session_id_user_or_tag_keep_the_span(serv
     sent_id = f"chat{uuid.uuid4().hex[:6]}\n\x1b[2J\u202ex"
     stored_id = sent_id.replace("\n", "\ufffd").replace("\x1b", "\ufffd")
     stored_id = stored_id.replace("\u202e", "\ufffd")
-    trace_id = _send_session(
-        server, sent_id, **{"user.id": "u\tv\x85", "tag.tags": ["t\rw", "plain", "café"]}
+    trace_id = server.send_span(
+        {"session.id": sent_id, "user.id": "u\tv\x85", "tag.tags": ["t\rw", "plain", "café"]}
     )
     session = server.get("/api/v1/sessions/" + stored_id)
     assert [t["trace_id"] for t in session["traces"]] == [trace_id]

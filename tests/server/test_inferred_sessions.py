@@ -22,11 +22,6 @@ from tests.otlp import new_span_id, request, span
 from threadline.server.store.sqlite import SQLiteStore
 
 
-def send(server: ProjectClient, spans: list) -> None:
-    response = server.export(request(spans).SerializeToString())
-    assert response.status_code == 200, response.text
-
-
 def sessions(server: ProjectClient) -> dict[str, dict[str, Any]]:
     return {
         s["session_id"]: s for s in server.get("/api/v1/sessions", limit=200, window="all")["items"]
@@ -88,7 +83,7 @@ def test_three_interleaved_conversations_with_one_system_prompt_become_three_ses
     # Turn by turn, the three conversations interleaved, one export per turn.
     for index in range(3):
         for turns in conversations:
-            send(server, turn_spans(turns, turns[index]))
+            server.send(turn_spans(turns, turns[index]))
     check(server, conversations)
 
 
@@ -99,20 +94,20 @@ def test_turns_arriving_out_of_order_converge_on_one_session(server: ProjectClie
     # The third turn first, then the first (nothing links them yet), then the second,
     # which links both; the other conversation's turns come in one export, reversed.
     for index in (2, 0, 1):
-        send(server, turn_spans(first, first[index]))
-    send(server, [s for t in reversed(second) for s in turn_spans(second, t)])
+        server.send(turn_spans(first, first[index]))
+    server.send([s for t in reversed(second) for s in turn_spans(second, t)])
     # The second and third turns make a session named after the second; the first,
     # arriving last, renames it after itself.
     third = conversation("renamed", BASE + 700_000_000, rng=rng)
-    send(server, turn_spans(third, third[1]))
-    send(server, turn_spans(third, third[2]))
+    server.send(turn_spans(third, third[1]))
+    server.send(turn_spans(third, third[2]))
     assert sessions(server)[f"inferred-{third[1].trace_id}"]["trace_count"] == 2
-    send(server, turn_spans(third, third[0]))
+    server.send(turn_spans(third, third[0]))
     check(server, [first, second, third])
     # The same turns with an explicit session id add up to the same totals.
     explicit = conversation("explicit", BASE, rng=rng)
     for turn in explicit:
-        send(server, turn_spans(explicit, turn, session_id="sent-id"))
+        server.send(turn_spans(explicit, turn, session_id="sent-id"))
     sent = sessions(server)["sent-id"]
     assert sent["inferred"] is False and sent["inferred_by"] == []
     assert sent["trace_count"] == 3
@@ -122,7 +117,7 @@ def test_a_late_span_keeps_its_trace_in_the_inferred_session(server: ProjectClie
     rng = random.Random(3)
     turns = conversation("tool", BASE, rng=rng)
     for turn in turns:
-        send(server, turn_spans(turns, turn))
+        server.send(turn_spans(turns, turn))
     late = span(
         turns[1].trace_id,
         new_span_id(rng),
@@ -130,7 +125,7 @@ def test_a_late_span_keeps_its_trace_in_the_inferred_session(server: ProjectClie
         start_ns=turns[1].start_ns + 200_000_000,
         attributes={"gen_ai.usage.input_tokens": 7},
     )
-    send(server, [late])
+    server.send([late])
     turns[1].input_tokens += 7
     found = sessions(server)
     want = expected_session(turns)
@@ -141,17 +136,16 @@ def test_a_late_span_keeps_its_trace_in_the_inferred_session(server: ProjectClie
 def test_an_explicit_session_id_wins(server: ProjectClient) -> None:
     rng = random.Random(4)
     turns = conversation("sent", BASE, rng=rng)
-    send(server, turn_spans(turns, turns[0]))
-    send(server, turn_spans(turns, turns[1]))
+    server.send(turn_spans(turns, turns[0]))
+    server.send(turn_spans(turns, turns[1]))
     assert sessions(server)[f"inferred-{turns[0].trace_id}"]["trace_count"] == 2
     # The third turn names its session: it is there, not in the inferred one.
-    send(server, turn_spans(turns, turns[2], session_id="chosen"))
+    server.send(turn_spans(turns, turns[2], session_id="chosen"))
     found = sessions(server)
     assert found["chosen"]["trace_count"] == 1 and found["chosen"]["inferred"] is False
     assert found[f"inferred-{turns[0].trace_id}"]["trace_count"] == 2
     # A late span giving the second turn an explicit id moves it out of the inferred one.
-    send(
-        server,
+    server.send(
         [
             span(
                 turns[1].trace_id,
@@ -180,14 +174,14 @@ def test_a_project_can_turn_inference_off(server: ProjectClient) -> None:
         assert response.status_code == 422 and "error" in response.json(), bad
     turns = conversation("off", BASE, rng=random.Random(5))
     for turn in turns:
-        send(server, turn_spans(turns, turn))
+        server.send(turn_spans(turns, turn))
     assert sessions(server) == {}
     assert len(server.get("/api/v1/traces", window="all")["items"]) == 3
     # On again: later turns are grouped (from what they carry from now on).
     assert server.http.put(path, json={"enabled": True}).json() == {"enabled": True}
     more = conversation("on", BASE, rng=random.Random(6))
     for turn in more:
-        send(server, turn_spans(more, turn))
+        server.send(turn_spans(more, turn))
     assert list(sessions(server)) == [f"inferred-{more[0].trace_id}"]
     # An ingest key cannot change it.
     ingest_key = ingest_key_of(server)
@@ -212,7 +206,7 @@ def test_a_framework_thread_id_groups_turns_without_history(server: ProjectClien
                 history=[("system", "You are terse.")],
                 **{"threadline.metadata.thread_id": thread_id},
             )
-            send(server, spans)
+            server.send(spans)
     found = sessions(server)
     assert sorted(found) == sorted(f"inferred-{t[0].trace_id}" for t in threads.values())
     for turns in threads.values():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from tests.conftest import ProjectClient
-from tests.otlp import BASE_NS, new_span_id, new_trace_id, request, span
+from tests.otlp import BASE_NS, new_span_id, new_trace_id, span
 
 MS = 1_000_000
 
@@ -57,11 +57,6 @@ def _spans(trace_id: str, count: int, rng: random.Random) -> list:
     return spans
 
 
-def _export(server: ProjectClient, spans: list) -> None:
-    response = server.export(request(spans).SerializeToString())
-    assert response.status_code == 200, response.text
-
-
 def _summary(server: ProjectClient, trace_id: str) -> dict:
     trace = server.get(f"/api/v1/traces/{trace_id}")
     del trace["spans"]
@@ -76,15 +71,15 @@ def test_spans_added_to_a_large_trace_roll_up_as_if_sent_at_once(
     spans = _spans(trace_id, 3_000, rng)
     # All at once, in another project: a trace new to the store, rolled up in one go.
     at_once = ProjectClient(server.base_url, threadline_process.new_key("at-once"), server.process)
-    _export(at_once, spans)
+    at_once.send(spans)
     # Bit by bit: a large first export (the root in it), then exports of new spans, a
     # retry of some spans already stored, and single spans.
-    _export(server, spans[:1_500])
-    _export(server, spans[1_500:2_000])
-    _export(server, spans[1_900:2_500])  # 100 of these are stored already
+    server.send(spans[:1_500])
+    server.send(spans[1_500:2_000])
+    server.send(spans[1_900:2_500])  # 100 of these are stored already
     for one in spans[2_500:2_520]:
-        _export(server, [one])
-    _export(server, spans[2_520:])
+        server.send([one])
+    server.send(spans[2_520:])
     assert _summary(server, trace_id) == _summary(at_once, trace_id)
     for session_id in ("s-1", "s-2"):
         mine = server.get("/api/v1/sessions", q=session_id)["items"]

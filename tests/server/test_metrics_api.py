@@ -10,16 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import ProjectClient
-from tests.otlp import new_span_id, new_trace_id, request, span
-
-
-def _send(server: ProjectClient, start_ns: int, **attributes: object) -> str:
-    trace_id = new_trace_id()
-    body = request(
-        [span(trace_id, new_span_id(), name="turn", start_ns=start_ns, attributes=attributes)]
-    )
-    assert server.export(body.SerializeToString()).status_code == 200
-    return trace_id
+from tests.otlp import new_span_id, new_trace_id, span
 
 
 def test_metrics_count_what_was_sent(server: ProjectClient):
@@ -28,14 +19,14 @@ def test_metrics_count_what_was_sent(server: ProjectClient):
     this_hour = now // hour * hour
     user = f"user-{uuid.uuid4().hex[:8]}"
     for session, version in (("s1", "1"), ("s1", "1"), ("s2", "2")):
-        _send(
-            server,
-            this_hour + 60 * 10**9,
-            **{
+        server.send_span(
+            {
                 "threadline.session.id": session,
                 "threadline.user.id": user,
                 "threadline.metadata.app_version": version,
             },
+            name="turn",
+            start_ns=this_hour + 60 * 10**9,
         )
     start = datetime.fromtimestamp(this_hour / 1e9, tz=UTC) - timedelta(hours=1)
     got = server.get(
@@ -132,7 +123,7 @@ def test_cost_and_tokens_by_model_over_the_api(server: ProjectClient):
                 },
             )
         )
-    assert server.export(request(spans).SerializeToString()).status_code == 200
+    server.send(spans)
     start = datetime.fromtimestamp(this_hour / 1e9, tz=UTC)
     got = server.get(
         "/api/v1/metrics",

@@ -10,11 +10,10 @@ from typing import Any
 
 import httpx
 
-from tests.otlp import new_span_id, new_trace_id, request, span
+from tests.integrations.fake_judge import UNREACHABLE_JUDGE
 from threadline.server.web.auth import COOKIE
 
 NUL = "a\u0000b"
-JUDGE = {"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "THREADLINE_JUDGE_X"}
 
 
 def _says_nul(response: httpx.Response, status: int) -> None:
@@ -22,19 +21,9 @@ def _says_nul(response: httpx.Response, status: int) -> None:
     assert "NUL character" in response.text, response.text
 
 
-def _send_session(server: Any, session_id: str, **attributes: Any) -> str:
-    trace_id = new_trace_id()
-    attrs = {"session.id": session_id, **attributes}
-    sent = server.export(
-        request([span(trace_id, new_span_id(), attributes=attrs)]).SerializeToString()
-    )
-    assert sent.status_code == 200, sent.text
-    return trace_id
-
-
 def test_nul_in_typed_names_and_ids_is_a_4xx_saying_so(server: Any) -> None:
     sid = f"s-{uuid.uuid4().hex[:8]}"
-    _send_session(server, sid)
+    server.send_span({"session.id": sid})
     score = {"name": "x", "value": 1, "session_id": sid}
     for bad in (
         {"name": NUL},
@@ -53,7 +42,7 @@ def test_nul_in_typed_names_and_ids_is_a_4xx_saying_so(server: Any) -> None:
     evaluator = {
         "name": "judged",
         "prompt": "p",
-        "judge": JUDGE,
+        "judge": UNREACHABLE_JUDGE,
         "score": {"name": "judged", "data_type": "boolean"},
     }
     for bad in (
@@ -81,8 +70,8 @@ def test_nul_in_typed_names_and_ids_is_a_4xx_saying_so(server: Any) -> None:
 def test_nul_in_an_otlp_session_id_user_or_tag_keeps_the_span(server: Any) -> None:
     sent_id = f"chat{uuid.uuid4().hex[:6]}\u0000x"
     stored_id = sent_id.replace("\u0000", "\ufffd")
-    trace_id = _send_session(
-        server, sent_id, **{"user.id": "u\u0000v", "tag.tags": ["t\u0000w", "plain"]}
+    trace_id = server.send_span(
+        {"session.id": sent_id, "user.id": "u\u0000v", "tag.tags": ["t\u0000w", "plain"]}
     )
     session = server.get(f"/api/v1/sessions/{stored_id}")
     assert [t["trace_id"] for t in session["traces"]] == [trace_id]
@@ -114,7 +103,7 @@ def test_names_with_nul_stored_before_still_read(server: Any) -> None:
         evaluator = {
             "name": NUL,
             "prompt": "p",
-            "judge": JUDGE,
+            "judge": UNREACHABLE_JUDGE,
             "score": {"name": NUL, "data_type": "boolean"},
             "filter": {"tags": [NUL]},
         }

@@ -7,14 +7,8 @@ import random
 from playwright.sync_api import expect
 
 from tests.chat_turns import BASE, SYSTEM, conversation, turn_spans
-from tests.otlp import request
 
 from .conftest import UI
-
-
-def send(server, spans: list) -> None:
-    response = server.export(request(spans).SerializeToString())
-    assert response.status_code == 200, response.text
 
 
 def test_inferred_sessions_are_marked_in_the_list_and_on_their_page(ui: UI, server) -> None:
@@ -22,9 +16,9 @@ def test_inferred_sessions_are_marked_in_the_list_and_on_their_page(ui: UI, serv
     inferred = conversation("inferred", BASE, rng=rng)
     sent = conversation("sent", BASE + 1_000_000_000, rng=rng)
     for turn in inferred:
-        send(server, turn_spans(inferred, turn))
+        server.send(turn_spans(inferred, turn))
     for turn in sent:
-        send(server, turn_spans(sent, turn, session_id="sent-by-app"))
+        server.send(turn_spans(sent, turn, session_id="sent-by-app"))
     inferred_id = f"inferred-{inferred[0].trace_id}"
     page = ui.go("/sessions?range=all")  # conversations from 2023
     rows = page.locator("tr.session-row")
@@ -48,14 +42,14 @@ def test_context_chart_and_the_peak_context_sort_and_filter(ui: UI, server) -> N
         turn.input_tokens = tokens
     cache = "gen_ai.usage.cache_read_input_tokens"
     summary = [("system", SYSTEM), ("system", "Summary: a trip to Lisbon was planned.")]
-    send(server, turn_spans(turns, turns[0], session_id="ctx", **{cache: 3_200}))
-    send(server, turn_spans(turns, turns[1], session_id="ctx", **{cache: 12_800}))
-    send(server, turn_spans(turns, turns[2], session_id="ctx", history=summary))
+    server.send(turn_spans(turns, turns[0], session_id="ctx", **{cache: 3_200}))
+    server.send(turn_spans(turns, turns[1], session_id="ctx", **{cache: 12_800}))
+    server.send(turn_spans(turns, turns[2], session_id="ctx", history=summary))
     after = [*summary, ("user", turns[2].question), ("assistant", turns[2].reply)]
-    send(server, turn_spans(turns, turns[3], session_id="ctx", history=after))
+    server.send(turn_spans(turns, turns[3], session_id="ctx", history=after))
     small = conversation("small", BASE + 10**9, turns=1, rng=rng)
     small[0].input_tokens = 1_280
-    send(server, turn_spans(small, small[0], session_id="small"))
+    server.send(turn_spans(small, small[0], session_id="small"))
 
     page = ui.go("/sessions/ctx")
     chart = page.get_by_test_id("context-growth")
