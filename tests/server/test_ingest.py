@@ -131,7 +131,7 @@ def test_exception_event_marks_error_and_is_kept(server):
             )
         ],
     )
-    assert server.export(request([failing]).SerializeToString()).status_code == 200
+    server.send([failing])
     trace = server.get(f"/api/v1/traces/{trace_id}")
     assert trace["status"] == "error"
     (stored,) = trace["spans"]
@@ -174,7 +174,7 @@ def test_laminar_keys_map(server):
             },
         ),
     ]
-    assert server.export(request(spans).SerializeToString()).status_code == 200
+    server.send(spans)
     trace = server.get(f"/api/v1/traces/{trace_id}")
     assert trace["session_id"] == "lmnr-session" and trace["user_id"] == "lmnr-user"
     assert trace["metadata"] == {"plan": "pro"} and trace["tags"] == ["beta", "eu"]
@@ -197,7 +197,7 @@ def test_client_cost_wins_over_price_table(server):
             "gen_ai.usage.cost": 0.5,
         },
     )
-    assert server.export(request([priced]).SerializeToString()).status_code == 200
+    server.send([priced])
     assert server.get(f"/api/v1/traces/{trace_id}")["cost_usd"] == 0.5
 
 
@@ -215,7 +215,7 @@ def test_indexed_prompt_attributes_become_messages(server):
             "gen_ai.completion.0.content": "hello",
         },
     )
-    assert server.export(request([llm]).SerializeToString()).status_code == 200
+    server.send([llm])
     (stored,) = server.get(f"/api/v1/traces/{trace_id}")["spans"]
     assert stored["input"] == [
         {"role": "system", "content": "be brief"},

@@ -181,7 +181,7 @@ def test_a_projects_retention_through_the_api(server) -> None:
     # Spans at the tests' fixed epoch (2026-09-21) are months old: one day of retention
     # set on this project deletes them, and only them.
     trace_id, root = new_trace_id(), new_span_id()
-    assert server.export(request([span(trace_id, root)]).SerializeToString()).status_code == 200
+    server.send([span(trace_id, root)])
     assert server.get("/api/v1/settings/retention") == {
         "days": None,
         "server_days": 0,

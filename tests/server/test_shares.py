@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 
-from tests.otlp import new_span_id, new_trace_id, request, span
+from tests.otlp import new_span_id, new_trace_id, span
 from threadline.server import sharing
 from threadline.server.model import ShareIn
 from threadline.server.store.sqlite import SQLiteStore
@@ -39,7 +39,7 @@ def _session(server, session_id: str) -> list[str]:
                 },
             )
         )
-    assert server.export(request(spans).SerializeToString()).status_code == 200
+    server.send(spans)
     return ids
 
 
