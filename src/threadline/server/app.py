@@ -23,13 +23,14 @@ from threadline.server.api.evaluations import router as evaluations_api_router
 from threadline.server.api.export import router as export_api_router
 from threadline.server.api.langfuse_scores import router as langfuse_scores_router
 from threadline.server.api.project_rules import router as project_rules_api_router
-from threadline.server.api.query_names import DECLARED_QUERY_ONLY
 from threadline.server.api.routes import router as api_router
 from threadline.server.api.scores import router as scores_api_router
 from threadline.server.api.session_inference import router as session_inference_router
 from threadline.server.api.shares import router as shares_api_router
-from threadline.server.errors import Overloaded, ThreadlineError
+from threadline.server.errors import BadRequest, Overloaded, ThreadlineError
 from threadline.server.evaluation.service import EvaluationService
+from threadline.server.http.path_values import controls_in_path
+from threadline.server.http.query_names import DECLARED_QUERY_ONLY
 from threadline.server.http.query_values import NO_NUL_IN_QUERY
 from threadline.server.http.request_bounds import RequestBounds
 from threadline.server.ingest.otlp_http import router as otlp_router
@@ -237,12 +238,16 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ThreadlineError)
     async def threadline_error(request: Request, exc: ThreadlineError) -> Response:
+        if exc.status == 404 and (malformed := controls_in_path(request)) is not None:
+            exc = BadRequest(malformed)
         if wants_page(request, exc.status):
             return await error_page(request, exc.status, exc.headers, exc.message)
         return _error(exc.status, exc.message, exc.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and (malformed := controls_in_path(request)) is not None:
+            return await threadline_error(request, BadRequest(malformed))
         if wants_page(request, exc.status_code):
             return await error_page(request, exc.status_code, getattr(exc, "headers", None))
         message = str(exc.detail)

@@ -61,6 +61,39 @@ def controls_replaced(text: str) -> str:
 # A name or an id a person or client chooses (score names, session ids, tags...).
 Name = Annotated[str, AfterValidator(_without_controls)]
 
+# What free text (a score's comment, a note, an evaluator's prompt) may not hold: the C0
+# controls but tab and newline, DEL and the C1 controls. ESC and CSI forge colours and
+# cursor moves where the text is printed (the CLI, a terminal paging an export), a lone
+# CR overwrites the line, NUL cuts it short. A browser's form sends its line breaks as
+# CR LF: they are kept as LF. Bidirectional formatting characters stay (right-to-left
+# writing uses embeddings and isolates): the web UI shows each text isolated, so that
+# they reorder nothing around it.
+TEXT_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _text_without_controls(text: str, info: ValidationInfo) -> str:
+    if info.context is STORED:
+        return text
+    text = text.replace("\r\n", "\n")
+    found = TEXT_CONTROLS.search(text)
+    if found is not None:
+        character = found.group()
+        kind = "a NUL character" if character == "\0" else "a control character"
+        raise ValueError(
+            f"holds {kind} (U+{ord(character):04X}), which no text may hold (tab and newline may)"
+        )
+    return text
+
+
+def text_controls_replaced(text: str) -> str:
+    """``text`` with what no free text may hold (``TEXT_CONTROLS``) made U+FFFD: for the
+    text a machine writes (a judge's reasoning), which is kept rather than refused."""
+    return TEXT_CONTROLS.sub("\ufffd", text.replace("\r\n", "\n"))
+
+
+# Text a person writes for others to read.
+FreeText = Annotated[str, AfterValidator(_text_without_controls)]
+
 Status = Literal["ok", "error"]
 
 # How much of an input or output a trace or session list shows.
@@ -485,7 +518,7 @@ class ScoreIn(BaseModel):
     session_id: Name | None = Field(default=None, min_length=1, max_length=1000)
     trace_id: str | None = Field(default=None, pattern="^[0-9a-fA-F]{32}$")
     span_id: str | None = Field(default=None, pattern="^[0-9a-fA-F]{16}$")
-    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+    comment: FreeText | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
     author: Name | None = Field(default=None, max_length=MAX_AUTHOR_CHARS)
     source: ScoreSource | None = Field(
         default=None, description="Defaults to `api`; a `scores` key always writes `end-user`."
@@ -552,7 +585,7 @@ class ScoreConfig(BaseModel):
     min_value: float | None = None
     max_value: float | None = None
     labels: list[Name] = Field(default=[], max_length=100)
-    description: str | None = Field(default=None, max_length=1000)
+    description: FreeText | None = Field(default=None, max_length=1000)
 
 
 def stored_config(**fields: Any) -> ScoreConfig:
@@ -562,7 +595,7 @@ def stored_config(**fields: Any) -> ScoreConfig:
 
 class NoteIn(BaseModel):
     session_id: Name = Field(min_length=1, max_length=1000)
-    body: str = Field(min_length=1, max_length=MAX_COMMENT_CHARS)
+    body: FreeText = Field(min_length=1, max_length=MAX_COMMENT_CHARS)
     author: Name | None = Field(default=None, max_length=MAX_AUTHOR_CHARS)
     trace_id: str | None = Field(default=None, pattern="^[0-9a-fA-F]{32}$")
 

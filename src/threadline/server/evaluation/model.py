@@ -13,7 +13,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, HttpUrl
 
-from threadline.server.model import MAX_SCORE_NAME, STORED, Name, ScoreConfig, ns_to_datetime
+from threadline.server.model import (
+    MAX_SCORE_NAME,
+    STORED,
+    FreeText,
+    Name,
+    ScoreConfig,
+    ns_to_datetime,
+)
 
 EvaluationTarget = Literal["session", "trace"]
 RunStatus = Literal["pending", "running", "done", "failed"]
@@ -55,7 +62,7 @@ class EvaluatorIn(BaseModel):
 
     name: Name = Field(min_length=1, max_length=MAX_SCORE_NAME, pattern=r"^[^\s/][^/]*$")
     target: EvaluationTarget = "session"
-    prompt: str = Field(
+    prompt: FreeText = Field(
         min_length=1,
         max_length=MAX_PROMPT_CHARS,
         description="Instructions for the judge. {{transcript}} is replaced by the "

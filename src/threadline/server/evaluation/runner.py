@@ -31,7 +31,7 @@ from threadline.server.evaluation.transcript import (
     session_transcript,
     trace_input_output,
 )
-from threadline.server.model import MAX_COMMENT_CHARS, ScoreIn, TraceDetail
+from threadline.server.model import MAX_COMMENT_CHARS, ScoreIn, TraceDetail, text_controls_replaced
 from threadline.server.redaction.annotations import redact_scores, redact_text
 from threadline.server.settings import Settings
 from threadline.server.store import Store
@@ -115,7 +115,8 @@ async def evaluate_run(
         data_type=evaluator.score.data_type,
         session_id=run.session_id,
         trace_id=target.trace_id if target is not None else None,
-        comment=verdict.reasoning[:MAX_COMMENT_CHARS] or None,
+        # The judge's words, kept: what no comment may hold is replaced, not refused.
+        comment=text_controls_replaced(verdict.reasoning[:MAX_COMMENT_CHARS]) or None,
         author=evaluator.name,
         source="eval",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from threadline.server.http.query_names import DECLARED_QUERY_ONLY
 from threadline.server.web import (
     auth,
     dashboard,
@@ -46,7 +47,8 @@ for _module in (
 
 
 def install(app: FastAPI) -> None:
-    app.include_router(router)
+    # A query parameter a page does not take is a 400 (the error page), as on the API.
+    app.include_router(router, dependencies=[DECLARED_QUERY_ONLY])
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 

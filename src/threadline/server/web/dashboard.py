@@ -9,7 +9,7 @@ group.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from threadline.server.errors import BadRequest
+from threadline.server.http.query_names import reads
 from threadline.server.metadata_filter import parse_metadata
 from threadline.server.model import METRIC_NAMES, MetricBucket, Metrics, MetricsQuery
 from threadline.server.score_types import written_types
@@ -55,19 +56,28 @@ class DashboardFilters:
     tag: str = ""
     metadata: str = ""  # one "key=value"
     group_by: str = ""  # "", "tag", or "metadata:KEY"
-    errors: list[str] = field(default_factory=list)
 
     @classmethod
     def from_request(cls, request: Request) -> DashboardFilters:
+        """The dashboard's filters from its query string; what it cannot read is a 400
+        saying what (as ``/api/v1/metrics`` answers), not a dashboard that ignores it."""
         filters = cls()
         for key in _KEYS:
             value = request.query_params.get(key, "").strip()
             if value:
                 setattr(filters, key, value)
+        problems = []
         if filters.range not in RANGES:
-            filters.range = "7d"
-        if filters.bucket not in BUCKETS:
-            filters.bucket = ""
+            problems.append(f"range {filters.range!r} is not one of {', '.join(RANGES)}")
+        if filters.bucket not in ("", *BUCKETS):
+            problems.append(f"bucket {filters.bucket!r} is not one of {', '.join(BUCKETS)}")
+        if not problems:
+            try:
+                filters.query()
+            except BadRequest as error:
+                problems.append(error.message)
+        if problems:
+            raise BadRequest("; ".join(problems))
         return filters
 
     @property
@@ -78,22 +88,13 @@ class DashboardFilters:
         now = datetime.now(UTC)
         start = end = None
         if self.range == "custom":
-            start = parse_time(self.start, self.errors, "From")
-            end = parse_time(self.end, self.errors, "To")
+            start = parse_time(self.start, "From")
+            end = parse_time(self.end, "To")
         span = RANGES[self.range][1] or timedelta(days=7)
         end = end or now
         start = start or end - span
-        metadata: dict[str, str] = {}
-        if self.metadata:
-            try:
-                metadata = parse_metadata([self.metadata])
-            except BadRequest as error:
-                self.errors.append(error.message)
-        try:
-            kind, key = metric_rules.parse_group_by(self.group_by)
-        except BadRequest as error:
-            self.errors.append(error.message)
-            kind, key, self.group_by = None, None, ""
+        metadata = parse_metadata([self.metadata]) if self.metadata else {}
+        kind, key = metric_rules.parse_group_by(self.group_by)
         return MetricsQuery(
             start=start,
             end=end,
@@ -321,15 +322,11 @@ def _score_types(request: Request, project_id: int) -> Callable[[str], str | Non
     return lambda name: configured.get(name) or written("", name)
 
 
-@router.get("/dashboard")
+@router.get("/dashboard", dependencies=[reads(*_KEYS)])
 def dashboard(request: Request, project: PageProject) -> Response:
     filters = DashboardFilters.from_request(request)
-    query = filters.query()
-    metrics: Metrics | None = None
-    try:
-        metrics = _store(request).metrics(project.id, query, list(METRIC_NAMES))
-    except BadRequest as error:
-        filters.errors.append(error.message)
+    # A range of more buckets than a chart holds is the store's 400, as the API's.
+    metrics = _store(request).metrics(project.id, filters.query(), list(METRIC_NAMES))
     context: dict[str, Any] = {
         "project": project,
         "tab": "dashboard",

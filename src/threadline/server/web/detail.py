@@ -18,6 +18,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from threadline.server.context_growth import context_growth
+from threadline.server.errors import BadRequest
+from threadline.server.http.path_values import controls_in_path
 from threadline.server.model import MAX_SEARCH_CHARS, Project, SessionDetail, TraceDetail
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
@@ -52,6 +54,9 @@ def _store(request: Request) -> Store:
 
 
 def _not_found(request: Request, project: Project, what: str) -> Response:
+    malformed = controls_in_path(request)
+    if malformed is not None:
+        raise BadRequest(malformed)
     return render(request, "not_found.html", {"project": project, "what": what}, status_code=404)
 
 

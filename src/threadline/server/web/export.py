@@ -3,40 +3,32 @@ Lines (``export.py``). JSON twins: ``GET /api/v1/export/sessions`` and ``/traces
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from threadline.server import downloads, export
-from threadline.server.errors import BadRequest
+from threadline.server.http.query_names import reads
 from threadline.server.web.auth import PageProject
-from threadline.server.web.filters import Filters
+from threadline.server.web.filters import TAB_PARAMETERS, Filters
 
 router = APIRouter(include_in_schema=False)
 
 
-def _filters(request: Request) -> Filters:
-    filters = Filters.from_params(request.query_params)
-    filters.cursor = None  # the whole list, not the page the menu was opened on
-    return filters
+def _takes(tab: str) -> Any:
+    """The tab's filters (the whole list: no cursor, not the page the menu was on)."""
+    return reads(*(name for name in TAB_PARAMETERS[tab] if name != "cursor"))
 
 
-def _checked(filters: Filters) -> None:
-    if filters.errors:
-        raise BadRequest("; ".join(filters.errors))
-
-
-@router.get("/export/sessions")
+@router.get("/export/sessions", dependencies=[_takes("sessions")])
 def export_sessions(
     request: Request,
     project: PageProject,
     format: export.ExportFormat = "csv",
     include: Literal["spans"] | None = None,
 ) -> Response:
-    filters = _filters(request)
-    query = filters.session_query()
-    _checked(filters)
+    query = Filters.from_params(request.query_params, "sessions").session_query()
     chunks = export.sessions(
         request.app.state.store,
         project.id,
@@ -48,16 +40,14 @@ def export_sessions(
     return downloads.streamed(chunks, format, "sessions")
 
 
-@router.get("/export/traces")
+@router.get("/export/traces", dependencies=[_takes("traces")])
 def export_traces(
     request: Request,
     project: PageProject,
     format: export.ExportFormat = "csv",
     include: Literal["spans"] | None = None,
 ) -> Response:
-    filters = _filters(request)
-    query = filters.trace_query()
-    _checked(filters)
+    query = Filters.from_params(request.query_params, "traces").trace_query()
     chunks = export.traces(
         request.app.state.store, project.id, query, format, include_spans=include == "spans"
     )

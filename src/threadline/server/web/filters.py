@@ -7,9 +7,10 @@ one store query. Time presets are resolved to absolute times here, at request ti
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, get_args
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
@@ -24,7 +25,6 @@ from threadline.server.model import (
     ScoreSort,
     ScoreSortKey,
     SessionQuery,
-    SessionSort,
     TraceQuery,
     UserQuery,
 )
@@ -79,21 +79,34 @@ _KEYS = (
 # Repeatable ones, named as the JSON API names them: all must hold.
 _LISTS = ("score", "missing_score", "filter")
 MAX_SCORE_FILTERS = 10
+# What each tab's address takes: its filter bar's fields and its page's cursor. Anything
+# else is a 400 (``http/query_names.py``), as on the JSON API.
+TAB_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "traces": (*(k for k in _KEYS if k != "context"), *_LISTS, "cursor"),
+    "sessions": (*(k for k in _KEYS if k != "session_id"), *_LISTS, "cursor"),
+    "users": ("range", "start", "end", "user_id", "cursor"),
+}
+_TAB_SORTS = {"traces": TRACE_SORTS, "sessions": SORTS, "users": {"last_activity": "Last activity"}}
+_NUMBER_FIELDS = {
+    "traces": numeric_filters.TRACE_FIELDS,
+    "sessions": numeric_filters.SESSION_FIELDS,
+    "users": {},
+}
 
 
-def parse_time(text: str, errors: list[str], label: str) -> datetime | None:
+def parse_time(text: str, label: str) -> datetime | None:
     if not text:
         return None
     try:
         value = datetime.fromisoformat(text)  # 3.11+ reads a trailing "Z"
     except ValueError:
-        errors.append(f"{label}: {text!r} is not a date and time")
-        return None
+        raise BadRequest(f"{label}: {text!r} is not a date and time") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass
 class Filters:
+    tab: str = "sessions"  # "traces", "sessions" or "users": what the values mean
     range: str = DEFAULT_WINDOW
     start: str = ""
     end: str = ""
@@ -104,41 +117,73 @@ class Filters:
     metadata: str = ""  # one "key=value"
     q: str = ""
     sort: str = "last_activity"
-    order: str = ""  # with a score sort: "asc", else largest first
+    order: str = ""  # with a score sort: "asc" or "desc" (the default, largest first)
     context: str = ""  # sessions whose peak context use is at least this many percent
     score: list[str] = field(default_factory=list)  # "name op value", as the API's score=
     missing_score: list[str] = field(default_factory=list)  # names: rows without them
     filter: list[str] = field(default_factory=list)  # "field op number", as the API's filter=
     cursor: str | None = None
-    errors: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_params(cls, params: QueryParams) -> Filters:
+    def from_params(cls, params: QueryParams, tab: str) -> Filters:
+        """The ``tab``'s filters from its query string; a value the page cannot read is
+        a 400 saying what is wrong (all of them), as the JSON API answers, rather than
+        a list that silently ignores it. Empty values are left out (a form without
+        scripts sends its empty fields)."""
         values: dict[str, Any] = {k: params.get(k, "").strip() for k in _KEYS}
         for key in _LISTS:
             values[key] = [v.strip() for v in params.getlist(key) if v.strip()]
-            values[key] = values[key][:MAX_SCORE_FILTERS]
-        filters = cls(**{k: v for k, v in values.items() if v}, cursor=params.get("cursor"))
-        if filters.range not in PRESETS:
-            filters.range = DEFAULT_WINDOW
-        if filters.order not in ("asc", "desc"):
-            filters.order = ""
-        if filters.score_sort() is None:
-            filters.order = ""
-            if filters.sort not in get_args(SessionSort):
-                filters.sort = "last_activity"
-        if filters.status not in ("", "ok", "error"):
-            filters.status = ""
-        for name in ("q", "user_id"):  # both searched with LIKE, whose patterns are bounded
-            if len(getattr(filters, name)) > MAX_SEARCH_CHARS:
-                setattr(filters, name, "")
-                filters.errors.append(f"search text longer than {MAX_SEARCH_CHARS} characters")
+        filters = cls(tab=tab, **{k: v for k, v in values.items() if v})
+        filters.cursor = params.get("cursor") or None
+        problems = list(filters._problems())
+        if problems:
+            raise BadRequest("; ".join(problems))
         return filters
+
+    def _problems(self) -> Iterator[str]:
+        if self.range not in PRESETS:
+            yield f"range {self.range!r} is not one of {', '.join(PRESETS)}"
+        if self.status not in ("", "ok", "error"):
+            yield f"status {self.status!r} is not ok or error"
+        for name in ("q", "user_id"):  # both searched with LIKE, whose patterns are bounded
+            if len(getattr(self, name)) > MAX_SEARCH_CHARS:
+                yield f"{name}: search text longer than {MAX_SEARCH_CHARS} characters"
+        for key in _LISTS:
+            if len(getattr(self, key)) > MAX_SCORE_FILTERS:
+                yield f"{key}: at most {MAX_SCORE_FILTERS} of them"
+        checks: list[Callable[[], object]] = [
+            self._sort_checked,
+            self.window if self.range in PRESETS else lambda: None,
+            self.metadata_dict,
+            self.score_filters,
+            self.numbers,
+            self.min_context_use,
+        ]
+        for check in checks:
+            try:
+                check()
+            except BadRequest as error:
+                yield error.message
+
+    def _sort_checked(self) -> None:
+        """The sort as the API reads it: a score sort with its order, or one of the
+        tab's sorts without one (an ``order`` left from a score sort is refused)."""
+        sorts = _TAB_SORTS[self.tab]
+        if score_sorts.parse(self.sort, self.order or None) is not None:
+            return
+        if self.order:
+            raise BadRequest(f"order={self.order!r} goes with a score sort (score:NAME) only")
+        if self.sort not in sorts:
+            raise BadRequest(
+                f"unknown sort {self.sort!r}: one of {', '.join(sorts)}, score:NAME, "
+                "score_label:NAME"
+            )
 
     # --- to store queries ---------------------------------------------------------
 
     def score_sort(self) -> ScoreSort | None:
-        """The sort by a score (``sort=score:NAME`` or ``score_label:NAME``), if it is one."""
+        """The sort by a score (``sort=score:NAME`` or ``score_label:NAME``), if it is one
+        (``from_params`` has refused a sort that does not parse)."""
         try:
             return score_sorts.parse(self.sort, self.order or None)
         except BadRequest:
@@ -164,36 +209,22 @@ class Filters:
     def window(self) -> tuple[datetime | None, datetime | None]:
         if self.range == "custom":
             return (
-                parse_time(self.start, self.errors, "From"),
-                parse_time(self.end, self.errors, "To"),
+                parse_time(self.start, "From"),
+                parse_time(self.end, "To"),
             )
         span = PRESETS[self.range][1]
         return (datetime.now(UTC) - span, None) if span else (None, None)
 
     def metadata_dict(self) -> dict[str, str]:
-        if not self.metadata:
-            return {}
-        try:
-            return parse_metadata([self.metadata])
-        except BadRequest as error:
-            self.errors.append(error.message)
-            return {}
+        return parse_metadata([self.metadata]) if self.metadata else {}
 
     def score_filters(self) -> list[ScoreFilter]:
         """The score filters, parsed as the API parses its ``score``/``missing_score``."""
-        try:
-            return scoring.parse_filters(self.score, self.missing_score)
-        except BadRequest as error:
-            self.errors.append(error.message)
-            return []
+        return scoring.parse_filters(self.score, self.missing_score)
 
-    def numbers(self, fields: dict[str, str]) -> list[NumericFilter]:
-        """The numeric filters, parsed as the API parses its ``filter``."""
-        try:
-            return numeric_filters.parse(self.filter, fields)
-        except BadRequest as error:
-            self.errors.append(error.message)
-            return []
+    def numbers(self) -> list[NumericFilter]:
+        """The numeric filters on the tab's fields, parsed as the API parses its ``filter``."""
+        return numeric_filters.parse(self.filter, _NUMBER_FIELDS[self.tab])
 
     def _common(self) -> dict[str, Any]:
         start, end = self.window()
@@ -217,7 +248,7 @@ class Filters:
             common.update(start=None, end=None)
         return TraceQuery(
             session_id=self.session_id or None,
-            numbers=self.numbers(numeric_filters.TRACE_FIELDS),
+            numbers=self.numbers(),
             sort="relevance" if self.sort == "relevance" else "time",
             score_sort=self.score_sort(),
             **common,
@@ -232,15 +263,14 @@ class Filters:
         except ValueError:
             percent = -1.0
         if not 0 <= percent <= 100_000:
-            self.errors.append(f"Context: {self.context!r} is not a percentage")
-            return None
+            raise BadRequest(f"Context: {self.context!r} is not a percentage")
         return percent / 100
 
     def session_query(self) -> SessionQuery:
         return SessionQuery(
             sort=self.sort if self.score_sort() is None else "last_activity",  # type: ignore[arg-type]
             score_sort=self.score_sort(),
-            numbers=self.numbers(numeric_filters.SESSION_FIELDS),
+            numbers=self.numbers(),
             min_context_use=self.min_context_use(),
             **self._common(),
         )
@@ -252,25 +282,38 @@ class Filters:
             cursor=self.cursor,
             start=start,
             end=end,
-            q=self.user_id or self.q or None,
+            q=self.user_id or None,
         )
 
     # --- back to URLs --------------------------------------------------------------
 
     def query_string(self, **overrides: str | None) -> str:
         """This filter state as a query string (defaults left out), with overrides."""
-        state = replace(self, errors=[])
         pairs: list[tuple[str, str]] = []
         for key in _KEYS:
-            value = overrides[key] if key in overrides else getattr(state, key)
+            value = overrides[key] if key in overrides else getattr(self, key)
             if value and value != getattr(Filters, key, None):
                 pairs.append((key, value))
         for key in _LISTS:
             if key not in overrides:
-                pairs += [(key, value) for value in getattr(state, key)]
+                pairs += [(key, value) for value in getattr(self, key)]
         if overrides.get("cursor"):
             pairs.append(("cursor", overrides["cursor"] or ""))
         return urlencode(pairs)
+
+    def tab_query(self, tab: str) -> str:
+        """This state as the query of another list tab's link: the filters that tab
+        takes and reads alike. A score filter or sort reads the other kind's scores, a
+        number filter another kind's fields: those stay on this tab."""
+        other = replace(self, tab=tab, score=[], missing_score=[], order="")
+        other.filter = [f for f in self.filter if _parses(f, _NUMBER_FIELDS[tab])]
+        if tab != "sessions" or self.score_sort() is not None:
+            other.sort = "last_activity"
+        if tab != "sessions":
+            other.context = ""
+        if tab != "traces":
+            other.session_id = ""
+        return other.query_string()
 
     def active(self) -> bool:
         return (
@@ -291,3 +334,11 @@ class Filters:
             )
             or self.range != DEFAULT_WINDOW
         )
+
+
+def _parses(expression: str, fields: dict[str, str]) -> bool:
+    try:
+        numeric_filters.parse([expression], fields)
+    except BadRequest:
+        return False
+    return True

@@ -13,11 +13,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from threadline.server import numeric_filters
+from threadline.server.http.query_names import reads
 from threadline.server.model import Project
 from threadline.server.score_types import written_types
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
-from threadline.server.web.filters import ALL_TIME_NOTE, PRESETS, SORTS, TRACE_SORTS, Filters
+from threadline.server.web.filters import (
+    ALL_TIME_NOTE,
+    PRESETS,
+    SORTS,
+    TAB_PARAMETERS,
+    TRACE_SORTS,
+    Filters,
+)
 from threadline.server.web.render import render
 from threadline.server.web.score_columns import columns_query, score_columns, written_types_of
 
@@ -70,9 +78,9 @@ def home() -> Response:
     return RedirectResponse("/sessions", status_code=307)
 
 
-@router.get("/traces")
+@router.get("/traces", dependencies=[reads(*TAB_PARAMETERS["traces"])])
 def traces_tab(request: Request, project: PageProject) -> Response:
-    filters = Filters.from_params(request.query_params)
+    filters = Filters.from_params(request.query_params, "traces")
     # The watermark is read before the list: live mode then starts from it and
     # cannot miss a trace written while this page was being built.
     watermark = _position(request, project)
@@ -82,9 +90,9 @@ def traces_tab(request: Request, project: PageProject) -> Response:
     return render(request, "traces.html", context)
 
 
-@router.get("/sessions")
+@router.get("/sessions", dependencies=[reads(*TAB_PARAMETERS["sessions"])])
 def sessions_tab(request: Request, project: PageProject) -> Response:
-    filters = Filters.from_params(request.query_params)
+    filters = Filters.from_params(request.query_params, "sessions")
     # The watermark is read before the list: live mode then starts from it and
     # cannot miss a trace written while this page was being built.
     watermark = _position(request, project)
@@ -97,9 +105,9 @@ def sessions_tab(request: Request, project: PageProject) -> Response:
     return render(request, "sessions.html", context)
 
 
-@router.get("/users")
+@router.get("/users", dependencies=[reads(*TAB_PARAMETERS["users"])])
 def users_tab(request: Request, project: PageProject) -> Response:
-    filters = Filters.from_params(request.query_params)
+    filters = Filters.from_params(request.query_params, "users")
     page = _store(request).list_users(project.id, filters.user_query())
     context = _context(request, project, "users", filters) | {"page": page}
     context = _with_columns(request, context, page.items)

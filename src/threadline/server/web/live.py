@@ -16,15 +16,17 @@ import functools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from threadline.server.http.query_names import reads
 from threadline.server.model import Project, TraceQuery
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
-from threadline.server.web.filters import Filters
+from threadline.server.web.filters import TAB_PARAMETERS, Filters
 from threadline.server.web.live_position import LivePositions
 from threadline.server.web.render import templates
 from threadline.server.web.score_columns import ScoreColumn, columns_from_params
@@ -114,14 +116,20 @@ async def _live(
     )
 
 
-@router.get("/live/traces")
+def _takes(tab: str) -> Any:
+    """A list's stream: its page's filters (never a cursor: live mode is off past the
+    first page) and its score columns."""
+    return reads(*(name for name in TAB_PARAMETERS[tab] if name != "cursor"), "column", "type")
+
+
+@router.get("/live/traces", dependencies=[_takes("traces")])
 async def live_traces(
     request: Request, project: PageProject, after: str | None = None
 ) -> StreamingResponse:
     store: Store = request.app.state.store
     row = templates.env.get_template("_trace_rows.html")
     columns = await run_in_threadpool(_columns, request, store, project)
-    filters = Filters.from_params(request.query_params)
+    filters = Filters.from_params(request.query_params, "traces")
 
     def changed(since: int) -> list[tuple[str, str]]:
         query = filters.trace_query().model_copy(update={"changed_after": since, "cursor": None})
@@ -150,7 +158,7 @@ async def live_session(
     return await _live(request, project, after, changed, "turn")
 
 
-@router.get("/live/sessions")
+@router.get("/live/sessions", dependencies=[_takes("sessions")])
 async def live_sessions(
     request: Request, project: PageProject, after: str | None = None
 ) -> StreamingResponse:
@@ -158,7 +166,7 @@ async def live_sessions(
     row = templates.env.get_template("_session_rows.html")
     idle_seconds = request.app.state.settings.session_idle_seconds
     columns = await run_in_threadpool(_columns, request, store, project)
-    filters = Filters.from_params(request.query_params)
+    filters = Filters.from_params(request.query_params, "sessions")
 
     def changed(since: int) -> list[tuple[str, str]]:
         query = filters.session_query().model_copy(update={"changed_after": since, "cursor": None})

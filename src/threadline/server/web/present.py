@@ -154,13 +154,19 @@ def score_source(source: str) -> str:
     return _SOURCE_WORDS.get(source, source)
 
 
+def isolated(text: str) -> str:
+    """``text`` between FSI and PDI (U+2068, U+2069), for plain text (a tooltip) where
+    no element can isolate it: a bidirectional override in it ends with it."""
+    return f"\u2068{text}\u2069"
+
+
 def score_title(score: Score) -> str:
     """A chip's tooltip: what, who, when, and the comment."""
-    who = score_source(score.source) + (f", {score.author}" if score.author else "")
+    who = score_source(score.source) + (f", {isolated(score.author)}" if score.author else "")
     when = score.created_at.strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"{score.name}: {score_text(score)}", f"{who}, {when}"]
+    lines = [f"{isolated(score.name)}: {score_text(score)}", f"{who}, {when}"]
     if score.comment:
-        lines += ["", score.comment]
+        lines += ["", isolated(score.comment)]
     return "\n".join(lines)
 
 

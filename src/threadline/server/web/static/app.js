@@ -152,6 +152,10 @@
       form.querySelectorAll("input[name], select[name]").forEach(function (el) {
         if (!el.value) el.disabled = true;
       });
+      // A score sort's order goes with it only: another sort takes none (a 400).
+      var sort = form.querySelector('select[name="sort"]');
+      var order = form.querySelector('input[name="order"]');
+      if (sort && order && !/^score(_label)?:/.test(sort.value)) order.disabled = true;
     });
   }
 
