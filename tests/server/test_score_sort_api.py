@@ -209,6 +209,52 @@ def test_a_cursor_of_another_list_or_plain_sort_is_a_400(client: ProjectClient):
                 assert "cursor" in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("path", "sort"),
+    [
+        ("/api/v1/sessions", "last_activity"),
+        ("/api/v1/sessions", "cost"),
+        ("/api/v1/sessions", "score:stars"),
+        ("/api/v1/traces", "time"),
+        ("/api/v1/traces", "score:stars"),
+    ],
+)
+def test_a_cursor_reused_with_other_filters_is_a_400(client: ProjectClient, path: str, sort: str):
+    """A cursor starts its list after a row of the list that made it: with other
+    filters or another search, that skipped the other list's rows before it."""
+    tag = uuid.uuid4().hex[:8]
+    _sessions(client, tag)
+    for i in (1, 2, 3):
+        _score(client, name="stars", value=i, session_id=f"{tag}-{i}")
+    # The project's traces are all this test's (a search finds a trace by its id only).
+    same = {"sort": sort, "filter": "spans>=1", "window": "all"}
+    if path.endswith("/sessions"):
+        same["q"] = tag
+    first = client.get(path, limit=2, **same)
+    assert first["next_cursor"] is not None
+    cursor = first["next_cursor"]
+    # The next page: the same filters, another page size or time window read on.
+    for other in ({}, {"limit": "3"}, {"window": "30d"}, {"start": "2026-01-01T00:00:00Z"}):
+        params = {**same, "limit": "2", "cursor": cursor, **other}
+        assert client.http.get(path, params=params).status_code == 200, (other, path)
+    for other in (
+        {"q": tag + "-1"},
+        {"session_id": tag + "-1"} if path.endswith("/traces") else {"min_context_use": "0.1"},
+        {"filter": "spans>=2"},
+        {"filter": ["spans>=1", "errors=0"]},
+        {"status": "ok"},
+        {"user_id": "someone"},
+        {"tag": "vip"},
+        {"metadata": "plan=pro"},
+        {"score": "stars>=1"},
+        {"missing_score": "other"},
+    ):
+        params = {**same, "limit": "2", "cursor": cursor, **other}
+        response = client.http.get(path, params=params)
+        assert response.status_code == 400, (other, path, response.text)
+        assert "filter" in response.json()["error"]
+
+
 def test_odd_score_names_sort_as_names(client: ProjectClient):
     """Quotes, percent signs, SQL and unicode in a sort's name are just a name; one no
     row has (another project's, or none at all) leaves the list newest first."""

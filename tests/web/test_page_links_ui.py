@@ -6,14 +6,16 @@ headless Chromium from filtered, score-sorted states of each page."""
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urljoin
 
 import httpx
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from threadline.server.web.auth import COOKIE
 
-from .conftest import UI, Scenario
+from .conftest import UI, Scenario, send
+from .otlp import SpanSpec, new_trace_id
 
 STATES = [
     "/sessions?sort=score%3Astars&order=asc&filter=turns%3E%3D1&context=0&status=ok&q=order",
@@ -111,3 +113,41 @@ def test_a_tab_carries_only_the_filters_it_reads(ui: UI, server, scenario: Scena
     page.wait_for_url(re.compile(r".*/sessions\?.*"))
     assert page.get_by_test_id("error-page").count() == 0
 
+
+def test_the_next_page_keeps_its_filters_and_a_changed_filter_starts_over(ui: UI, server) -> None:
+    now = time.time_ns()
+    spans = [
+        SpanSpec(
+            f"turn {i}",
+            now - (100 - i) * 10**9,
+            now - (100 - i) * 10**9 + 10**6,
+            trace_id=new_trace_id(),
+            attributes={"session.id": f"paged-{i:03}", "user.id": "pager"},
+        )
+        for i in range(60)
+    ]
+    send(server, spans)
+    page = ui.go("/sessions?user_id=pager&filter=turns%3E%3D1&sort=start")
+    expect(page.locator("tr.session-row")).to_have_count(50)
+    page.get_by_test_id("next-page").click()
+    page.wait_for_url(re.compile(r".*cursor=.*"))
+    assert page.get_by_test_id("error-page").count() == 0
+    expect(page.locator("tr.session-row")).to_have_count(10)
+    assert "user_id=pager" in page.url and "sort=start" in page.url
+    # Live mode is for the first page only: no stream carries a cursor.
+    expect(page.locator("#live")).to_have_count(0)
+    # A filter changed from the bar starts the list over: the form sends no cursor.
+    page.locator("input[name=filter]").first.fill("turns>=0")
+    with page.expect_navigation() as navigation:
+        page.locator("#filters button[type=submit]").click()
+    assert navigation.value is not None and navigation.value.status == 200
+    assert "cursor=" not in page.url
+    expect(page.locator("tr.session-row")).to_have_count(50)
+    # A cursor edited into another filter's address is the 400 page, not a page that
+    # starts mid-list.
+    page.get_by_test_id("next-page").click()
+    page.wait_for_url(re.compile(r".*cursor=.*"))
+    response = page.goto(page.url.replace("user_id=pager", "user_id=someone"))
+    assert response is not None and response.status == 400
+    expect(page.get_by_test_id("error-message")).to_contain_text("cursor")
+    ui.errors.clear()  # the 400, which Chromium logs

@@ -1,5 +1,6 @@
 """Opaque keyset-pagination cursors: the sort key of the last row of a page, and a
-digest of the list and sort that made it (``made_by``, e.g. ``sessions by cost``).
+digest of the list, sort and filters that made it (``made_by``, e.g. ``sessions by cost
+where {...}``).
 
 The keys of many sorts have the same types ((time, id), (number, id)): a cursor of one
 list or sort read by another would start a wrong page (skip rows), so ``decode`` refuses
@@ -52,7 +53,10 @@ def decode(cursor: str, *types: type, made_by: str) -> tuple[Any, ...]:
     if not isinstance(key, list) or len(key) != len(types) + 1:
         raise BadRequest(f"invalid cursor {cursor!r}")
     if key.pop() != _digest(made_by):
-        raise BadRequest(f"the cursor {cursor!r} is of another list, sort or order than {made_by}")
+        raise BadRequest(
+            f"the cursor {cursor!r} is of another list, sort, order or filter: a cursor "
+            "reads only with the parameters of the page that gave it (the time window aside)"
+        )
     if not all(
         isinstance(v, t) and not isinstance(v, bool) for v, t in zip(key, types, strict=True)
     ):

@@ -39,19 +39,21 @@ class Picked(Generic[R]):
         return (self.part, self.key, self.row_id)
 
 
-def made_by(sort: ScoreSort, listed: str) -> str:
+def made_by(sort: ScoreSort, listed: str, *, where: str) -> str:
     """The ``listed`` list (``session``, ``trace``) sorted by ``sort`` (its name, kind
-    and order), as its cursors name it."""
-    return f"{listed}s by {text(sort)} {'desc' if sort.descending else 'asc'}"
+    and order) and filtered by ``where`` (``sorts.filtered_by``), as its cursors name it."""
+    return f"{listed}s by {text(sort)} {'desc' if sort.descending else 'asc'} {where}"
 
 
-def position(cursor: str | None, sort: ScoreSort, listed: str) -> tuple[int, Any, str] | None:
+def position(
+    cursor: str | None, sort: ScoreSort, listed: str, *, where: str
+) -> tuple[int, Any, str] | None:
     """The (part, key, id) a cursor of this sort holds; 400 for any other cursor
-    (another sort's too)."""
+    (another sort's or filter's too)."""
     if cursor is None:
         return None
     value_type: type = float if sort.by == "average" else str
-    sorted_by = made_by(sort, listed)
+    sorted_by = made_by(sort, listed, where=where)
     try:
         part, key, row_id = cursors.decode(cursor, int, value_type, str, made_by=sorted_by)
         if part != SCORED:
@@ -70,11 +72,14 @@ def pick(
     cursor: str | None,
     read_scored: Read[R],
     read_unscored: Read[R],
+    *,
+    where: str,
 ) -> list[Picked[R]]:
     """Up to ``limit + 1`` rows after ``cursor`` (one more than a page: there is a next
     page when it is there): the scored ones, then, if they run out, the others.
-    ``listed``: which list (``session``, ``trace``), bound into the cursors."""
-    after = position(cursor, sort, listed)
+    ``listed``: which list (``session``, ``trace``), bound into the cursors with its
+    filters ``where``."""
+    after = position(cursor, sort, listed, where=where)
     picked: list[Picked[R]] = []
     if after is None or after[0] == SCORED:
         start = None if after is None else (after[1], after[2])
@@ -87,10 +92,11 @@ def pick(
 
 
 def page(
-    picked: Sequence[Picked[R]], limit: int, sort: ScoreSort, listed: str
+    picked: Sequence[Picked[R]], limit: int, sort: ScoreSort, listed: str, *, where: str
 ) -> tuple[list[R], str | None]:
     """The page of ``pick``'s rows and the cursor after it."""
-    rows, next_cursor = cursors.page(picked, limit, Picked.page_key, made_by=made_by(sort, listed))
+    sorted_by = made_by(sort, listed, where=where)
+    rows, next_cursor = cursors.page(picked, limit, Picked.page_key, made_by=sorted_by)
     return [p.row for p in rows], next_cursor
 
 

@@ -44,6 +44,7 @@ def pick(
     sort: ScoreSort,
     limit: int,
     cursor: str | None,
+    where: str,
 ) -> list[score_sorts.Picked[None]]:
     """Up to ``limit + 1`` rows meeting ``f``, sorted by ``sort``, after ``cursor``:
     ``source`` is the list's (a subquery with ``id_column`` and ``time_column``), and
@@ -110,4 +111,4 @@ def pick(
         )
         return [(key, row_id, None) for row_id, key in found]
 
-    return score_sorts.pick(kind, sort, limit, cursor, scored, unscored)
+    return score_sorts.pick(kind, sort, limit, cursor, scored, unscored, where=where)

@@ -488,7 +488,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     # --- queries --------------------------------------------------------------------
 
     def list_sessions(self, project_id: int, query: SessionQuery) -> Page[Session]:
-        sorted_by = sorts.sessions_by(query.sort, query.q)
+        sorted_by = sorts.sessions_by(query)
         if recent_sessions.serves(query):
             # The list as it opens: picked from narrow rows sorted by time.
             cursor = (
@@ -551,13 +551,14 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.score_sort,
                 query.limit,
                 query.cursor,
+                sorts.filtered_by(query),
             )
             return self._session_page(
                 project_id,
                 query,
                 [(p.row_id, p.page_key()) for p in ranked],
                 found_text,
-                score_sorts.made_by(query.score_sort, "session"),
+                score_sorts.made_by(query.score_sort, "session", where=sorts.filtered_by(query)),
                 page_key=lambda row: row[1],
             )
         order_type: type
@@ -622,7 +623,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         return session_detail.read(self._rows, project_id, session_id)
 
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]:
-        sorted_by = sorts.traces_by(query.sort, query.q)
+        sorted_by = sorts.traces_by(query)
         if recent_traces.serves(query):
             # The list as it opens: picked from narrow rows sorted by start, if the
             # last month holds the page.
@@ -684,13 +685,14 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.score_sort,
                 query.limit,
                 query.cursor,
+                sorts.filtered_by(query),
             )
             return self._trace_page(
                 project_id,
                 query,
                 self._merged(project_id, [(p.row_id, p.page_key()) for p in ranked]),
                 found_text,
-                score_sorts.made_by(query.score_sort, "trace"),
+                score_sorts.made_by(query.score_sort, "trace", where=sorts.filtered_by(query)),
                 page_key=lambda row: row[1],
             )
         if query.cursor:

@@ -112,7 +112,7 @@ class Reads(Database):
                     (order, order_type, "session_id"),
                     query,
                     table_rows.session_page_key,
-                    sorts.sessions_by(query.sort, query.q),
+                    sorts.sessions_by(query),
                 )
                 items = [table_rows.session(row) for row in rows]
             page_ids = [item.session_id for item in items]
@@ -215,7 +215,7 @@ class Reads(Database):
                     (order, order_type, "traces.trace_id"),
                     query,
                     table_rows.trace_page_key,
-                    sorts.traces_by(query.sort, query.q),
+                    sorts.traces_by(query),
                 )
                 items = [table_rows.trace(table_rows.trace_rollup(row)) for row in rows]
             page_ids = [item.trace_id for item in items]

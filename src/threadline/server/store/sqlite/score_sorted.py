@@ -16,7 +16,7 @@ from typing import Any
 
 from threadline.server.model import ScoreSort, SessionQuery, TraceQuery
 from threadline.server.store import rows as table_rows
-from threadline.server.store import score_sorts
+from threadline.server.store import score_sorts, sorts
 from threadline.server.store.columns import SESSIONS as SESSION_COLUMNS
 from threadline.server.store.columns import TRACES as TRACE_COLUMNS
 from threadline.server.store.sqlite.driver import sqlite3
@@ -104,5 +104,8 @@ def page(
         rows = conn.execute(sql, [*params, count]).fetchall()
         return [(row[-2], row[-1], listed.present(row)) for row in rows]
 
-    picked = score_sorts.pick(listed.kind, sort, query.limit, query.cursor, scored, unscored)
-    return score_sorts.page(picked, query.limit, sort, listed.kind)
+    filtered = sorts.filtered_by(query)
+    picked = score_sorts.pick(
+        listed.kind, sort, query.limit, query.cursor, scored, unscored, where=filtered
+    )
+    return score_sorts.page(picked, query.limit, sort, listed.kind, where=filtered)
