@@ -236,6 +236,25 @@ def _all_time_where_windowed(base_url: str) -> Callable[[httpx.Request], None]:
     return hook
 
 
+# The pages whose time range has "all" (the lists, their exports and live streams).
+_LISTED_PAGES = {
+    "/traces",
+    "/sessions",
+    "/users",
+    "/export/traces",
+    "/export/sessions",
+    "/live/traces",
+    "/live/sessions",
+}
+
+
+def _all_time_on_lists(request: httpx.Request) -> None:
+    """A request hook adding ``range=all`` to the pages that take it (a page refuses a
+    parameter it does not take, as the JSON API does)."""
+    if request.url.path in _LISTED_PAGES and "range" not in request.url.params:
+        request.url = request.url.copy_merge_params({"range": "all"})
+
+
 # --- the walk ---------------------------------------------------------------------------
 
 
@@ -246,25 +265,25 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
     base = threadline_process.base_url
     b_key = threadline_process.new_key(f"iso-b-{uuid.uuid4().hex[:12]}")
     # A's spans are of a fixed day months ago: the lists (and exports) are asked for all
-    # time, the API's by window= (only on the routes that take it: the JSON API refuses a
-    # query parameter its route does not), the web UI's by range= (pages ignore what
-    # they do not take; their default is the last 7 days), or a leak would go unseen.
+    # time, the API's by window= and the web UI's by range= (only on the routes that
+    # take them: both refuse a query parameter a route does not take; the default is the
+    # last 7 days), or a leak would go unseen.
     everything = {"request": [_all_time_where_windowed(base)]}
-    all_time = {"range": "all"}
+    all_time = {"request": [_all_time_on_lists]}
     api = httpx.Client(
         base_url=base,
         headers={"Authorization": f"Bearer {b_key}"},
         timeout=30,
         event_hooks=everything,
     )
-    web = httpx.Client(base_url=base, cookies={COOKIE: b_key}, params=all_time, timeout=30)
+    web = httpx.Client(base_url=base, cookies={COOKIE: b_key}, event_hooks=all_time, timeout=30)
     a_api = httpx.Client(
         base_url=base,
         headers={"Authorization": f"Bearer {a.key}"},
         timeout=30,
         event_hooks=everything,
     )
-    a_web = httpx.Client(base_url=base, cookies={COOKIE: a.key}, params=all_time, timeout=30)
+    a_web = httpx.Client(base_url=base, cookies={COOKIE: a.key}, event_hooks=all_time, timeout=30)
     trace, span_id, session = a.trace_ids[0], a.span_ids[0], a.session_id
     # B's own trace reuses A's trace id and session id: written into B, never into A.
     b_span = new_span_id()
