@@ -58,7 +58,7 @@ def _a_400_page_saying(answer: httpx.Response, *why: str) -> None:
         ("/sessions", {"sort": "nonsense"}, ["unknown sort &#39;nonsense&#39;"]),
         ("/traces", {"sort": "cost"}, ["unknown sort &#39;cost&#39;"]),
         ("/sessions", {"sort": "cost", "order": "asc"}, ["applies to a score sort"]),
-        ("/sessions", {"order": "desc"}, ["goes with a score sort"]),
+        ("/sessions", {"order": "desc"}, ["applies to a score sort"]),
         ("/traces", {"sort": "score:stars", "order": "up"}, ["order must be asc or desc"]),
         ("/sessions", {"sort": "score:"}, ["needs a score name"]),
         # Values.

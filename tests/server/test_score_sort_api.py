@@ -119,6 +119,7 @@ def test_a_bad_sort_is_a_400(client: ProjectClient):
         ("/api/v1/sessions", {"sort": "score: "}),
         ("/api/v1/sessions", {"sort": "score:stars", "order": "sideways"}),
         ("/api/v1/sessions", {"sort": "start", "order": "asc"}),
+        ("/api/v1/sessions", {"sort": "cost", "order": "desc"}),  # other sorts take none
         ("/api/v1/sessions", {"sort": "score:stars", "cursor": cursor}),
         ("/api/v1/traces", {"sort": "last_activity"}),
         ("/api/v1/traces", {"sort": "time", "order": "asc"}),

@@ -106,8 +106,8 @@ def parse(text: str, order: str | None) -> ScoreSort | None:
     default, or ``asc``); None for another sort (which takes no ``order``)."""
     kind, colon, name = text.partition(":")
     if not colon or kind not in ("score", "score_label"):
-        if order not in (None, "", "desc"):
-            raise BadRequest("order=asc applies to a score sort (sort=score:NAME) only")
+        if order not in (None, ""):
+            raise BadRequest(f"order={order!r} applies to a score sort (sort=score:NAME) only")
         return None
     if not name.strip():
         raise BadRequest(f"sort={text!r} needs a score name after the colon")

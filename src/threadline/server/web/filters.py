@@ -169,11 +169,7 @@ class Filters:
         """The sort as the API reads it: a score sort with its order, or one of the
         tab's sorts without one (an ``order`` left from a score sort is refused)."""
         sorts = _TAB_SORTS[self.tab]
-        if score_sorts.parse(self.sort, self.order or None) is not None:
-            return
-        if self.order:
-            raise BadRequest(f"order={self.order!r} goes with a score sort (score:NAME) only")
-        if self.sort not in sorts:
+        if score_sorts.parse(self.sort, self.order or None) is None and self.sort not in sorts:
             raise BadRequest(
                 f"unknown sort {self.sort!r}: one of {', '.join(sorts)}, score:NAME, "
                 "score_label:NAME"
