@@ -54,6 +54,7 @@ class Round(NamedTuple):
     rate: float  # spans per second, from the first export to the last written
     cpu_us: float  # CPU of the server and its workers, µs per span
     writer_us: float  # CPU of its busiest thread (the writer), µs per span
+    grouped: float  # exports a write transaction (the writer's group commit)
 
 
 def threads_cpu_seconds(pid: int) -> dict[int, float]:
@@ -97,7 +98,9 @@ def one_round(
                 if sent.failures:
                     raise SystemExit(sent.failures[0])
                 client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
-                while client.get("/healthz", params={"wait": 10}).json()["queued_exports"]:
+                while (health := client.get("/healthz", params={"wait": 10}).json())[
+                    "queued_exports"
+                ]:
                     pass
                 elapsed = time.perf_counter() - sent.started
                 cpu = tree_cpu_seconds(process.pid) - cpu
@@ -117,7 +120,8 @@ def one_round(
                 process.wait()
     finally:
         os.environ["PYTHONPATH"] = saved
-    return Round(spans / elapsed, cpu / spans * 1e6, writer / spans * 1e6)
+    grouped = health["exports_written"] / max(health["write_transactions"], 1)
+    return Round(spans / elapsed, cpu / spans * 1e6, writer / spans * 1e6, grouped)
 
 
 def main() -> None:
@@ -155,7 +159,7 @@ def main() -> None:
             rounds[name] = r = one_round(index, bodies, probe, args.senders, args.workers, source)
             print(
                 f"  {name:15s} {r.rate:7.0f} spans/s; CPU {r.cpu_us:6.1f} µs/span,"
-                f" writer thread {r.writer_us:6.1f}",
+                f" writer thread {r.writer_us:6.1f}; {r.grouped:.2f} exports a transaction",
                 flush=True,
             )
         without = rounds["without"]
