@@ -245,3 +245,46 @@ def test_a_text_another_span_quotes_whole_is_indexed_once(tmp_path: Path):
     finally:
         conn.close()
         store.close()
+
+
+def test_a_group_gives_the_index_one_segment_though_its_documents_came_out_of_order(
+    tmp_path: Path,
+):
+    """FTS5 writes what it holds out as a new segment whenever a document's rowid is not
+    above the last one's. A group whose second export adds to a trace of its first (that
+    trace's document is made again, after the others) and to a trace stored before (an
+    older key) still makes one segment a transaction, and every document is found."""
+    store = SQLiteStore(tmp_path / "t.db")
+    project = store.create_project("p").id
+    store.write_spans(project, [record(9, 1, input='"an earlier trace about plums"')])
+    first = [record(1, 1, input='"apricots"'), record(2, 1, input='"figs"')]
+    second = [
+        record(1, 2, input='"quinces"'),
+        record(3, 1, input='"damsons"'),
+        record(9, 2, input='"a late span about pears"'),
+    ]
+    store.write_span_batches(
+        [
+            SpanBatch(project, batch, store.span_preparer()(project, batch))
+            for batch in (first, second)
+        ]
+    )
+    conn = sqlite3.connect(tmp_path / "t.db")
+    try:
+        (segments,) = conn.execute("SELECT count(DISTINCT segid) FROM search_text_idx").fetchone()
+    finally:
+        conn.close()
+    found = {
+        word: [t.trace_id for t in store.list_traces(project, TraceQuery(q=word)).items]
+        for word in ("plums", "apricots", "figs", "quinces", "damsons", "pears")
+    }
+    store.close()
+    assert segments == 2  # one a transaction
+    assert found == {
+        "plums": [f"{9:032x}"],
+        "apricots": [f"{1:032x}"],
+        "figs": [f"{2:032x}"],
+        "quinces": [f"{1:032x}"],
+        "damsons": [f"{3:032x}"],
+        "pears": [f"{9:032x}"],
+    }

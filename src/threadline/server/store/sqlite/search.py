@@ -141,6 +141,13 @@ def index(
             numbered.append((count + 1, key))
         docs.append((doc, document.span_ids))
         texts.append((doc, document.text))
+    # In rowid order: FTS5 writes the words it holds out as a new segment whenever a
+    # document's rowid is not above the last one's, and a group's documents come in the
+    # order of its exports (a trace stored before, or split between two exports, has a
+    # lower rowid than the traces minted after it): each step back was a segment more
+    # to write and merge (benchmarks.md).
+    docs.sort()
+    texts.sort()
     conn.executemany("INSERT INTO search_docs (doc, span_ids) VALUES (?, ?)", docs)
     conn.executemany("INSERT INTO search_text (rowid, body) VALUES (?, ?)", texts)
     conn.executemany("UPDATE trace_keys SET numbered = ? WHERE key = ?", numbered)
