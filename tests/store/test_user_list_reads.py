@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.store.test_metric_aggregates import HOUR, T0, history
 from tests.store.test_traces_by_end import _plans
 from threadline.server.model import UserQuery, ns_to_datetime
+from threadline.server.store.sqlite import user_list
 from threadline.server.store.sqlite.store import SQLiteStore
 
 WINDOWS = {
@@ -23,7 +26,48 @@ ALLOWED = (
     "SEARCH traces USING COVERING INDEX traces_by_end (project_id=?",
     "SEARCH traces USING INDEX traces_by_user (project_id=? AND user_id=?",
     "SEARCH t USING INDEX traces_by_user (project_id=? AND user_id=?",
+    # how many traces the page's users began before the window's end (index-only)
+    "SEARCH traces USING COVERING INDEX traces_by_user (project_id=? AND user_id=?",
 )
+
+
+def test_users_with_long_histories_are_read_from_the_windows_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Past a few traces a user begun before the window's end, the page's users' traces
+    are read from the window's range by end, with the same totals and scores."""
+    store = SQLiteStore(tmp_path / "t.db")
+    project = store.create_project("p").id
+    try:
+        history(store, project, 3)
+        by_user = {
+            label: store.list_users(project, UserQuery(limit=3, **window))
+            for label, window in WINDOWS.items()
+        }
+        monkeypatch.setattr(user_list, "_BY_USER_AT_MOST", 1)
+        for label, window in WINDOWS.items():
+            query = UserQuery(limit=3, **window)
+            assert store.list_users(project, query) == by_user[label], label
+            plans = _plans(store, lambda q=query: store.list_users(project, q))
+            steps = [s for plan in plans.values() for s in plan if " traces " in s + " "]
+            if "start" in window:
+                assert not [
+                    s
+                    for s in steps
+                    if "USING INDEX traces_by_user (project_id=? AND user_id=?" in s
+                ], (label, plans)
+                assert [
+                    s
+                    for s in steps
+                    if s.startswith(
+                        (
+                            "SEARCH t USING INDEX traces_by_end",
+                            "SEARCH traces USING INDEX traces_by_end",
+                        )
+                    )
+                ], (label, plans)
+    finally:
+        store.close()
 
 
 def test_the_users_list_reads_only_its_pages_users_traces(tmp_path: Path):

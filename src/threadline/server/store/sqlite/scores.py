@@ -206,12 +206,13 @@ def user_summaries(
     user_ids: Sequence[str],
     start_ns: int | None = None,
     end_ns: int | None = None,
+    index: str = "traces_by_user",
 ) -> dict[str, dict[str, ScoreSummary]]:
     """Per user, the summaries of the scores on their traces active in [start, end]
     (either may be None: unbounded) and on the sessions those traces are in, merged per
-    name (the page's users only; reads rollups). Their traces are found by user: given
-    a window, the planner took its range by start or by end instead, and read every trace
-    of the window (or begun before its end) for a page's."""
+    name (the page's users only; reads rollups). Their traces are found along ``index``
+    (``user_list.py`` chooses): left to itself, given a window, the planner took the
+    range by start, every trace begun before the window's end, for a page's."""
     columns = SCORE_ROLLUPS.qualified("r")
     window = ""
     window_args: list[int] = []
@@ -224,7 +225,7 @@ def user_summaries(
     by_user: dict[str, list[ScoreRollup]] = defaultdict(list)
     for sql in (
         (
-            f"SELECT t.user_id, {columns} FROM traces t INDEXED BY traces_by_user"
+            f"SELECT t.user_id, {columns} FROM traces t INDEXED BY {index}"
             " JOIN score_rollups r"
             " ON r.project_id = t.project_id AND r.target_kind = 'trace'"
             f" AND r.target_id = t.trace_id WHERE t.project_id = ?{window}"
@@ -232,7 +233,7 @@ def user_summaries(
         ),
         (
             f"SELECT u.user_id, {columns} FROM (SELECT DISTINCT project_id, user_id, session_id"
-            f" FROM traces t INDEXED BY traces_by_user WHERE project_id = ?{window}"
+            f" FROM traces t INDEXED BY {index} WHERE project_id = ?{window}"
             " AND session_id IS NOT NULL"
             " AND user_id IN ({})) u"
             " JOIN score_rollups r ON r.project_id = u.project_id AND r.target_kind = 'session'"

@@ -8,7 +8,9 @@ exactly the users whose last activity is L or later. L is the end of the N-th la
 trace of the window (from the cursor on, on a later page), N growing until the page is
 full or L reaches the window's start; the pick reads index entries only, as many as the
 page needs, not what the window holds. Then only the picked users' traces are added up,
-found by user (``traces_by_user``): a page costs what its users' traces cost to read.
+found by user (``traces_by_user``); users with a long history begun before the window's
+end are read from the window's range by end instead (``_traces_index``), as the whole
+list was before.
 
 (Before, every trace of the window was read and grouped by user on every request: at
 1M spans, 450-600 ms for a 30-day window. docs/benchmarks.md, round 12.)
@@ -22,7 +24,7 @@ from threadline.server.model import Page, UserQuery, UserSummary, datetime_to_ns
 from threadline.server.store import cursors, sorts
 from threadline.server.store import rows as table_rows
 from threadline.server.store.sqlite import scores
-from threadline.server.store.sqlite.chunked import select_in
+from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
 from threadline.server.store.sqlite.driver import sqlite3
 
 # Index entries the first try reads back per user of the page, and by how much each
@@ -41,15 +43,25 @@ _PICK = (
     " WHERE {where} AND end_ns >= ? GROUP BY user_id{having}"
     " ORDER BY last DESC, user_id DESC LIMIT ?"
 )
-# The picked users' traces in the window, added up (the columns of ``USER_TOTALS``).
-# Without the index named, a window's start led the planner to its range by end: every
-# trace of the window, read to keep a page's.
+# The picked users' traces in the window, added up (the columns of ``USER_TOTALS``),
+# read along the index ``_traces_index`` chooses (left to itself, the planner took the
+# window's range by end even for a page of users with a few traces each).
 _TOTALS = (
     "SELECT user_id, COUNT(DISTINCT session_id), COUNT(*), SUM(input_tokens),"
     " SUM(output_tokens), SUM(total_tokens), SUM(cost_usd),"
     " SUM(status = 'error'), MIN(start_ns), MAX(end_ns)"
-    " FROM traces INDEXED BY traces_by_user WHERE {window}"
+    " FROM traces INDEXED BY {index} WHERE {window}"
     " AND user_id IN ({{}}) GROUP BY user_id"
+)
+# traces_by_user holds no end: read by user, a window's start is checked on every trace
+# the users began before its end, their whole history if they are few and old. Past
+# this many such traces a user of the page, the window's range by end is read instead
+# (its entries hold the user: only the page's users' rows are read), which is what the
+# list read whole before it picked its page.
+_BY_USER_AT_MOST = 64
+_HISTORY = (
+    "SELECT COUNT(*) FROM (SELECT 1 FROM traces INDEXED BY traces_by_user"
+    " WHERE {before_end} AND user_id IN ({users}) LIMIT ?)"
 )
 
 
@@ -65,17 +77,42 @@ def list_users(conn: sqlite3.Connection, project_id: int, query: UserQuery) -> P
         window.append("start_ns <= ?")
         window_args.append(end)
     picked = _pick(conn, window, window_args, query)
-    totals = {
-        row[0]: row
-        for row in select_in(conn, _TOTALS.format(window=" AND ".join(window)), window_args, picked)
-    }
+    index = _traces_index(conn, project_id, picked, start, end)
+    totals_sql = _TOTALS.format(index=index, window=" AND ".join(window))
+    totals = {row[0]: row for row in select_in(conn, totals_sql, window_args, picked)}
     page = table_rows.user_page([totals[user_id] for user_id in picked], query.limit)
     summaries = scores.user_summaries(
-        conn, project_id, [item.user_id for item in page.items], start, end
+        conn, project_id, [item.user_id for item in page.items], start, end, index
     )
     for item in page.items:
         item.scores = summaries.get(item.user_id, {})
     return page
+
+
+def _traces_index(
+    conn: sqlite3.Connection,
+    project_id: int,
+    users: list[str],
+    start: int | None,
+    end: int | None,
+) -> str:
+    """The index the ``users``' traces in the window are read along: by user, unless a
+    window's start would be checked on more than ``_BY_USER_AT_MOST`` traces a user
+    (counted in the index, and only that far)."""
+    if start is None or not users:
+        return "traces_by_user"
+    before_end, args = "project_id = ?", [project_id]
+    if end is not None:
+        before_end += " AND start_ns <= ?"
+        args.append(end)
+    most = 0
+    counted = 0
+    for i in range(0, len(users), IN_CHUNK):
+        chunk = users[i : i + IN_CHUNK]
+        sql = _HISTORY.format(before_end=before_end, users=", ".join("?" * len(chunk)))
+        most += _BY_USER_AT_MOST * len(chunk)
+        counted += conn.execute(sql, [*args, *chunk, _BY_USER_AT_MOST * len(chunk)]).fetchone()[0]
+    return "traces_by_user" if counted < most else "traces_by_end"
 
 
 def _pick(
