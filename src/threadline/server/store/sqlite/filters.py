@@ -94,3 +94,10 @@ def session_conditions(
         )
         args += [project_id, *more_args]
     return where, args
+
+
+def contains(text: str) -> str:
+    """A LIKE pattern (with ``ESCAPE '\\'``) for ``text`` anywhere, ASCII
+    case-insensitive as SQLite's LIKE is; ``%`` and ``_`` in ``text`` are literal."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

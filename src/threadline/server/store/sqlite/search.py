@@ -38,7 +38,7 @@ from threadline.server.search.snippets import snippet
 from threadline.server.search.text import document_text, span_parts, span_text
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPAN_RECORD
-from threadline.server.store.sqlite import trace_keys
+from threadline.server.store.sqlite import filters, trace_keys
 from threadline.server.store.sqlite.driver import sqlite3
 
 Unpack = Callable[[Any], Any]
@@ -372,7 +372,7 @@ def _named_sessions(conn: sqlite3.Connection, project_id: int, text: str) -> lis
         for row in conn.execute(
             "SELECT session_id FROM sessions WHERE project_id = ? AND session_id LIKE ?"
             " ESCAPE '\\'",
-            (project_id, _like(text)),
+            (project_id, filters.contains(text)),
         )
     ]
 
@@ -409,7 +409,7 @@ def session_condition(
         " WHERE traces.project_id = sessions.project_id"
         " AND traces.session_id = sessions.session_id AND " + _trace_matches_here("traces") + "))"
     )
-    return where, [project_id, _like(text), search.fts5()]
+    return where, [project_id, filters.contains(text), search.fts5()]
 
 
 # --- relevance -------------------------------------------------------------------------
@@ -615,12 +615,6 @@ def _read_spans(
 def _span_record(row: tuple[Any, ...], unpack: Unpack) -> SpanRecord:
     # Inputs and outputs may be stored packed (zstd): the text, as it was indexed.
     return table_rows.span_record(row, unpack)
-
-
-def _like(text: str) -> str:
-    """A LIKE pattern holding ``text``, its ``%`` and ``_`` literal."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _doc_range(key: int) -> tuple[int, int]:

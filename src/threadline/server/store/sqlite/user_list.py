@@ -23,7 +23,7 @@ from typing import Any
 from threadline.server.model import Page, UserQuery, UserSummary, datetime_to_ns
 from threadline.server.store import cursors, sorts
 from threadline.server.store import rows as table_rows
-from threadline.server.store.sqlite import scores
+from threadline.server.store.sqlite import filters, scores
 from threadline.server.store.sqlite.chunked import IN_CHUNK, select_in
 from threadline.server.store.sqlite.driver import sqlite3
 
@@ -123,7 +123,7 @@ def _pick(
     where, args = [*window, "user_id IS NOT NULL"], list(window_args)
     if query.q:
         where.append("user_id LIKE ? ESCAPE '\\'")
-        args.append(_like(query.q))
+        args.append(filters.contains(query.q))
     having, having_args = "", []
     # Counted back from the cursor: the traces after it are the earlier pages' users'.
     below, below_args = list(where), list(args)
@@ -144,10 +144,3 @@ def _pick(
         if len(rows) >= wanted or bound is None:
             return [row[0] for row in rows]
         entries *= _GROWTH
-
-
-def _like(text: str) -> str:
-    """``text`` anywhere (ASCII case-insensitive, like SQLite's LIKE); ``%`` and ``_``
-    in it are literal."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
