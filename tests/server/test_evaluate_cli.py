@@ -109,3 +109,41 @@ def test_evaluators_are_managed_and_past_sessions_judged_from_the_command_line(t
         assert gone.returncode == 1 and "no evaluator" in gone.stderr
     finally:
         stop_server(process)
+
+
+def test_evaluators_create_can_judge_the_sessions_that_ended_already(tmp_path):
+    """``--judge-existing-since``, as the API's ``judge_existing_since``: the ended
+    sessions' runs are queued for the server; a judge URL with a password is refused."""
+    data = tmp_path / "data"
+    process = start_server(data, tmp_path / "server.log", "--evaluation-concurrency", "0")
+    try:
+        name = f"cli-{uuid.uuid4().hex[:6]}"
+        project = ProjectClient(process.base_url, process.new_key(name), process)
+        send_turn(project, "ended", "It broke", "Fixed", ago_s=600)
+        send_turn(project, "ended-too", "It broke", "Fixed", ago_s=900)
+        send_turn(project, "active", "It broke", "Looking")
+        common = ("--project", name, "--prompt", "Resolved?", "--model", "m")
+        with FakeJudge() as judge:
+            secret = judge.base_url.replace("http://", "http://ann:pw@")
+            refused = threadline(
+                "evaluators", "create", "leaky", *common, "--base-url", secret, data_dir=data
+            )
+            assert refused.returncode == 1 and "password" in refused.stderr
+            offline = threadline(
+                "evaluators", "create", "off", *common, "--base-url", judge.base_url,
+                "--offline", "--judge-existing-since", "1h", data_dir=data,
+            )  # fmt: skip
+            assert offline.returncode == 1 and "online evaluator" in offline.stderr
+            created = threadline(
+                "evaluators", "create", "resolved", *common, "--base-url", judge.base_url,
+                "--judge-existing-since", "1h", "--session-idle-seconds", "60", data_dir=data,
+            )  # fmt: skip
+            assert created.returncode == 0, created.stderr
+            assert "2 runs queued for the sessions ended since" in created.stdout
+        queued = runs(project, evaluator="resolved")
+        assert sorted(r["session_id"] for r in queued) == ["ended", "ended-too"]
+        assert {(r["status"], r["trigger"]) for r in queued} == {("pending", "online")}
+        names = [e["name"] for e in project.get("/api/v1/evaluators")["items"]]
+        assert names == ["resolved"]
+    finally:
+        stop_server(process)

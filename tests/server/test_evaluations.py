@@ -342,6 +342,22 @@ def test_bad_evaluators_are_refused_with_the_reason(project, judge):
         (evaluator(judge, sampling_rate=2), 422, "sampling_rate"),
         ({**evaluator(judge), "judge": {"base_url": "ftp://x", "model": "m"}}, 422, "base_url"),
         (evaluator(judge, name=""), 422, "name"),
+        # The judge is called at base_url + "/chat/completions": nothing may follow the
+        # path, and a password would be a secret stored in the definition.
+        *(
+            (
+                {**evaluator(judge), "judge": {"base_url": url, "model": "m"}},
+                400,
+                word,
+            )
+            for url, word in (
+                ("http://user:secret@127.0.0.1:9/v1", "password"),
+                ("http://user@127.0.0.1:9/v1", "user"),
+                ("http://127.0.0.1:9/v1?api-version=1", "query"),
+                ("http://127.0.0.1:9/v1?", "query"),
+                ("http://127.0.0.1:9/v1#chat", "fragment"),
+            )
+        ),
         # Only THREADLINE_JUDGE_* variables: not any secret of the server's environment.
         (
             {**evaluator(judge), "judge": {**evaluator(judge)["judge"], "api_key_env": "HOME"}},
@@ -607,3 +623,54 @@ def test_a_new_online_evaluator_can_also_judge_the_sessions_that_ended_already(
     queued = runs(project, evaluator="formed")
     assert sorted(r["session_id"] for r in queued) == ["ended-a", "ended-b"]
     assert {r["trigger"] for r in queued} == {"online"}
+
+
+def test_a_project_may_have_only_so_many_runs_waiting(tmp_path, judge):
+    """With evaluation_max_waiting_runs at 3 (and nothing judged), a request that would
+    queue more runs than there is room for is refused with 409, and nothing changes:
+    an evaluator asked to judge the ended sessions, an on-demand run, the form."""
+    process = _start(
+        tmp_path, "bounded", "--evaluation-concurrency", "0", "--evaluation-max-waiting-runs", "3"
+    )
+    project = ProjectClient(process.base_url, process.new_key("bounded"), process)
+    page = httpx.Client(
+        base_url=process.base_url,
+        cookies={"threadline_session": project.api_key},
+        headers={"Origin": process.base_url},
+    )
+    try:
+        for i in range(3):
+            send_turn(project, f"ended-{i}", "hello", "thanks", ago_s=600)
+        since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+        create(project, evaluator(judge, "first", judge_existing_since=since))
+        assert len(runs(project, status="pending")) == 3
+        refused = project.http.post(
+            "/api/v1/evaluators", json=evaluator(judge, "second", judge_existing_since=since)
+        )
+        assert refused.status_code == 409, refused.text
+        assert "evaluation_max_waiting_runs" in refused.json()["error"]
+        assert project.http.get("/api/v1/evaluators/second").status_code == 404
+        one = project.http.post(
+            "/api/v1/evaluation-runs", json={"evaluator": "first", "session_id": "ended-0"}
+        )
+        assert one.status_code == 409, one.text
+        form = {
+            "name": "formed",
+            "prompt": "Resolved?",
+            "base_url": judge.base_url,
+            "model": "gpt-4o-mini",
+            "score_type": "boolean",
+            "online": "on",
+            "judge_existing": "1h",
+        }
+        by_form = page.post("/evaluators", data=form)
+        assert by_form.status_code == 409 and "at most 3 may wait" in by_form.text
+        assert len(runs(project, status="pending")) == 3
+        # Its runs fail with it: room again.
+        assert project.http.delete("/api/v1/evaluators/first").status_code == 204
+        create(project, evaluator(judge, "second", judge_existing_since=since))
+        assert len(runs(project, status="pending")) == 3
+    finally:
+        page.close()
+        project.http.close()
+        stop_server(process)

@@ -6,9 +6,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import pytest
+
 from tests.store import test_contract
 from tests.store.test_contract import MS, T0, record
+from threadline.server.errors import Conflict
 from threadline.server.evaluation import ondemand, online
+from threadline.server.evaluation.key_urls import KeyUrls
 from threadline.server.evaluation.model import (
     EvaluatorFilter,
     EvaluatorIn,
@@ -16,6 +20,7 @@ from threadline.server.evaluation.model import (
     RunQuery,
     RunRecord,
 )
+from threadline.server.evaluation.saving import save_evaluator
 from threadline.server.store import Store
 
 SECOND = 1_000_000_000
@@ -256,16 +261,18 @@ def test_judging_ended_sessions_queues_a_bounded_amount(store: Store, monkeypatc
     per_trace = store.put_evaluator(p, definition("per-trace", target="trace"))
     per_session = store.put_evaluator(p, definition("per-session"))
     monkeypatch.setattr(ondemand, "EXISTING_MAX_RUNS", 5)
-    queued = ondemand.runs_for_existing(store, p, per_trace, since, 0)
+    queued = ondemand.runs_for_existing(store, p, per_trace, since, time.time_ns())
     assert len(queued) == 5  # of 18 traces
     assert {r.session_id for r in queued} == {"s6", "s5"}  # the newest first
     only_s1 = store.put_evaluator(p, definition("only-s1", filter={"metadata": {"first": "true"}}))
-    assert [r.session_id for r in ondemand.runs_for_existing(store, p, only_s1, since, 0)] == ["s1"]
+    assert [
+        r.session_id for r in ondemand.runs_for_existing(store, p, only_s1, since, time.time_ns())
+    ] == ["s1"]
     monkeypatch.setattr(ondemand, "EXISTING_MAX_READ", 2)
-    queued = ondemand.runs_for_existing(store, p, per_session, since, 0)
+    queued = ondemand.runs_for_existing(store, p, per_session, since, time.time_ns())
     assert sorted(r.session_id for r in queued) == ["s5", "s6"]
     # Read, kept or not: a filter keeping the oldest session finds it not among them.
-    assert ondemand.runs_for_existing(store, p, only_s1, since, 0) == []
+    assert ondemand.runs_for_existing(store, p, only_s1, since, time.time_ns()) == []
 
 
 def test_judging_the_sessions_since_a_time_can_be_bounded(store: Store):
@@ -287,3 +294,71 @@ def test_judging_the_sessions_since_a_time_can_be_bounded(store: Store):
     runs = ondemand.runs_since(store, p, per_trace, since, nothing, max_read=1)
     assert {r.session_id for r in runs} == {"s4"} and len(runs) == 3
     assert len(ondemand.runs_since(store, p, per_trace, since, nothing)) == 12
+
+
+def _at(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / SECOND, UTC)
+
+
+def test_an_evaluator_judges_each_session_ended_before_or_after_its_creation_once(store: Store):
+    """What ended by the moment an evaluator is created (idle since) is judged on
+    creation when asked (``judge_existing_since``); what ends after it is its sweep's,
+    first sweep included, however late that comes: the two meet exactly."""
+    p = store.create_project("p").id
+    created = T0 + 10 * SECOND  # idle: 1 s, so ended by then means ended by T0 + 9 s
+    store.write_spans(
+        p,
+        [
+            record(1, 1, start=5000, session="before"),
+            record(2, 2, start=8990, length=10, session="at"),  # ends at T0 + 9 s exactly
+            record(3, 3, start=9000, length=5, session="gap"),  # just after: not ended
+            record(4, 4, start=30_000, session="later"),
+        ],
+    )
+    keys = KeyUrls.parse("")
+    _, queued = save_evaluator(
+        store, p, definition("asked"), keys, _at(T0), 1, _at(created), max_waiting=100
+    )
+    save_evaluator(store, p, definition("plain"), keys, None, 1, _at(created))
+    assert queued == 2
+    # The first sweep comes up to 15 s later: "gap" ended in between, and is judged.
+    assert online.sweep(store, SECOND, now_ns=created + 15 * SECOND) == 2
+    assert online.sweep(store, SECOND, now_ns=created + 40 * SECOND) == 2
+    assert online.sweep(store, SECOND, now_ns=created + 60 * SECOND) == 0
+    judged = sorted((r.evaluator, r.session_id) for r in store.list_runs(p, RunQuery()).items)
+    assert judged == [
+        ("asked", "at"),
+        ("asked", "before"),
+        ("asked", "gap"),
+        ("asked", "later"),
+        ("plain", "gap"),
+        ("plain", "later"),
+    ]
+
+
+def test_a_project_may_have_only_so_many_runs_waiting(store: Store):
+    """Requests that queue runs are refused past the bound, changing nothing; the sweep
+    passes over a project at its bound and judges its sessions once it has room."""
+    p, q = store.create_project("p").id, store.create_project("q").id
+    store.write_spans(p, [record(i, i, start=100 * i, session=f"s{i}") for i in range(1, 4)])
+    store.add_runs(p, [run("manual-1"), run("manual-2", created=1)])
+    assert (store.runs_waiting(p), store.runs_waiting(q)) == (2, 0)
+    (claimed,) = store.claim_runs(1, 60 * SECOND)
+    assert store.runs_waiting(p) == 2  # running counts as waiting
+    now, keys = _at(T0 + 10 * SECOND), KeyUrls.parse("")
+    with pytest.raises(Conflict, match="at most 4 may wait"):
+        save_evaluator(store, p, definition(), keys, _at(T0), 1, now, max_waiting=4)
+    assert store.get_evaluator(p, "resolved") is None and store.runs_waiting(p) == 2
+    _, queued = save_evaluator(store, p, definition(), keys, _at(T0), 1, now, max_waiting=5)
+    assert queued == 3 and store.runs_waiting(p) == 5
+    ondemand.check_room(store, q, 5, 5)  # another project's room is its own
+    with pytest.raises(Conflict):
+        ondemand.check_room(store, p, 1, 5)
+    # A session ends: the sweep passes over p, full, keeping its mark...
+    store.write_spans(p, [record(9, 9, start=12_000, session="late")])
+    assert online.sweep(store, SECOND, now_ns=T0 + 20 * SECOND, max_waiting=5) == 0
+    assert store.list_runs(p, RunQuery(session_id="late")).items == []
+    # ...and judges it once a run is finished, later than its idle time.
+    store.finish_run(p, claimed.id, RunOutcome("failed", "judge down", 1))
+    assert online.sweep(store, SECOND, now_ns=T0 + 300 * SECOND, max_waiting=5) == 1
+    assert [r.session_id for r in store.list_runs(p, RunQuery(session_id="late")).items] == ["late"]

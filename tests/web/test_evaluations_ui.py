@@ -289,3 +289,26 @@ def test_the_forms_longest_window_of_ended_sessions_is_taken(server):
             saved = web.post("/evaluators", data=form)
         assert saved.status_code == 303, saved.text
         assert [e["name"] for e in server.get("/api/v1/evaluators")["items"]] == ["month"]
+
+
+def test_the_form_refuses_a_judge_url_with_a_query_or_a_password(server):
+    """The form applies the API's rule: nothing may follow the judge's path, and no
+    password may sit in its URL; nothing is made."""
+    with FakeJudge() as judge:
+        form = {
+            "name": "leaky",
+            "prompt": "Resolved?",
+            "model": "gpt-4o-mini",
+            "score_type": "boolean",
+            "online": "on",
+        }
+        cookies = {"threadline_session": server.api_key}
+        origin = {"Origin": server.base_url}
+        with httpx.Client(base_url=server.base_url, cookies=cookies, headers=origin) as web:
+            for url, word in (
+                (judge.base_url.replace("http://", "http://ann:pw@"), "password"),
+                (judge.base_url + "?api-version=1", "query"),
+            ):
+                refused = web.post("/evaluators", data={**form, "base_url": url})
+                assert refused.status_code == 400 and word in refused.text, refused.text
+        assert server.get("/api/v1/evaluators")["items"] == []

@@ -139,6 +139,15 @@ SETTINGS: tuple[Setting, ...] = (
         "runs no evaluations (another server, or `threadline evaluate`, does).",
     ),
     Setting(
+        "evaluation_max_waiting_runs",
+        50_000,
+        "Evaluation runs one project may have waiting (pending or running). A request "
+        "that would queue more (an evaluator created with judge_existing_since, an "
+        "Evaluate, POST /api/v1/evaluation-runs) is refused with 409, and the sweep for "
+        "ended sessions pauses for that project until its runs drop under it (it then "
+        "catches up: no session is skipped).",
+    ),
+    Setting(
         "judge_timeout_seconds",
         60,
         "How long one call to an evaluator's judge may take before it counts as failed.",
@@ -198,6 +207,7 @@ class Settings:
     log_level: str = _DEFAULTS["log_level"]
     session_idle_seconds: int = _DEFAULTS["session_idle_seconds"]
     evaluation_concurrency: int = _DEFAULTS["evaluation_concurrency"]
+    evaluation_max_waiting_runs: int = _DEFAULTS["evaluation_max_waiting_runs"]
     judge_timeout_seconds: int = _DEFAULTS["judge_timeout_seconds"]
     judge_attempts: int = _DEFAULTS["judge_attempts"]
     judge_key_urls: str = _DEFAULTS["judge_key_urls"]

@@ -66,13 +66,15 @@ def create_evaluator(
 
 
 def _save(body: EvaluatorCreate, request: Request, project_id: int, store: Store) -> Evaluator:
+    settings = request.app.state.settings
     saved, queued = save_evaluator(
         store,
         project_id,
         body.definition(),
         key_urls(request),
         body.judge_existing_since,
-        request.app.state.settings.session_idle_seconds,
+        settings.session_idle_seconds,
+        max_waiting=settings.evaluation_max_waiting_runs,
     )
     if queued:
         wake_runner(request.app.state)
@@ -145,8 +147,9 @@ def request_runs(
     if (body.session_id is None) == (body.since is None):
         raise BadRequest("give either session_id or since")
     runs: list[RunRecord]
+    max_waiting = request.app.state.settings.evaluation_max_waiting_runs
     if body.session_id is not None:
-        runs = ondemand.runs_for_session(store, project.id, evaluator, body.session_id)
+        runs = ondemand.runs_for_session(store, project.id, evaluator, body.session_id, max_waiting)
     else:
         assert body.since is not None
         runs = ondemand.runs_since(
@@ -158,6 +161,7 @@ def request_runs(
             MAX_SESSIONS_PER_REQUEST,
             MAX_RUNS_PER_REQUEST,
             MAX_READ_PER_REQUEST,
+            max_waiting,
         )
     wake_runner(request.app.state)
     found = store.get_runs(project.id, [r.id for r in runs])

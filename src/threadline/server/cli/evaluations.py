@@ -39,6 +39,8 @@ from threadline.server.store import Store, open_store
 AddSettings = Callable[..., None]  # (parser, setting names, help texts by name)
 _STORE = ["data_dir", "store"]
 _JUDGING = ["evaluation_concurrency", "judge_timeout_seconds", "judge_attempts", "judge_key_urls"]
+# What creating an evaluator that judges the sessions ended already reads, as the server.
+_QUEUEING = ["session_idle_seconds", "evaluation_max_waiting_runs"]
 
 
 def add_commands(commands: Any, add_settings: AddSettings, default_project: str) -> None:
@@ -55,7 +57,7 @@ def add_commands(commands: Any, add_settings: AddSettings, default_project: str)
         parser.add_argument(
             "--project", default=default_project, help="Project name (default: %(default)s)."
         )
-    add_settings(create, ["judge_key_urls"])  # a key for another URL is refused
+    add_settings(create, ["judge_key_urls", *_QUEUEING])  # a key for another URL is refused
     listing.set_defaults(run=_list)
     delete.add_argument("name", help="The evaluator's name.")
     delete.set_defaults(run=_delete)
@@ -95,6 +97,13 @@ def add_commands(commands: Any, add_settings: AddSettings, default_project: str)
         help="tag=NAME, user=ID or metadata.KEY=VALUE; repeatable, all must hold.",
     )
     create.add_argument("--offline", action="store_true", help="Judge only on demand.")
+    create.add_argument(
+        "--judge-existing-since",
+        metavar="WHEN",
+        help="Also judge the sessions active since then that ended already (30m, 12h, 7d,"
+        " or an ISO time; at most 30 days back, the newest 1,000): queued for the server,"
+        " as judge_existing_since in the API. Online evaluators only.",
+    )
     create.add_argument("--replace", action="store_true", help="Replace one of that name.")
     create.set_defaults(run=_create)
 
@@ -126,7 +135,8 @@ def add_commands(commands: Any, add_settings: AddSettings, default_project: str)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.resolve({name: getattr(args, name, None) for name in _STORE + _JUDGING})
+    names = _STORE + _JUDGING + _QUEUEING
+    return Settings.resolve({name: getattr(args, name, None) for name in names})
 
 
 def _project(store: Store, name: str) -> Project:
@@ -199,26 +209,48 @@ def _definition(args: argparse.Namespace) -> EvaluatorIn:
 
 
 def _create(args: argparse.Namespace) -> None:
-    from threadline.server.evaluation.checks import check_evaluator
     from threadline.server.evaluation.key_urls import KeyUrls
+    from threadline.server.evaluation.saving import save_evaluator
 
     settings = _settings(args)
+    now = datetime.now(UTC)
+    since = (
+        parse_since(args.judge_existing_since, now, "evaluators create --judge-existing-since")
+        if args.judge_existing_since
+        else None
+    )
     store = open_store(settings.store_url)
     try:
         project = _project(store, args.project)
         try:
-            definition = check_evaluator(store, project.id, _definition(args), KeyUrls.of(settings))
+            definition = _definition(args)
+            if store.get_evaluator(project.id, definition.name) and not args.replace:
+                sys.exit(
+                    f"threadline: evaluator {definition.name!r} exists (--replace replaces it)"
+                )
+            made, queued = save_evaluator(
+                store,
+                project.id,
+                definition,
+                KeyUrls.of(settings),
+                since,
+                settings.session_idle_seconds,
+                now,
+                settings.evaluation_max_waiting_runs,
+            )
         except ValidationError as error:
             sys.exit(f"threadline evaluators create: {_problems(error)}")
         except ThreadlineError as error:
             sys.exit(f"threadline evaluators create: {error.message}")
-        if store.get_evaluator(project.id, definition.name) and not args.replace:
-            sys.exit(f"threadline: evaluator {definition.name!r} exists (--replace replaces it)")
-        made = store.put_evaluator(project.id, definition)
     finally:
         store.close()
     mode = "judges each matching session once it ends" if made.online else "judges on demand"
     print(f"Evaluator {made.name!r} ({made.target}s, {made.judge.model}) {mode}.")
+    if since is not None:
+        print(
+            f"{queued} runs queued for the sessions ended since"
+            f" {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC (a running server judges them)."
+        )
 
 
 def _problems(error: ValidationError) -> str:
@@ -239,8 +271,11 @@ def _asked(evaluator: Evaluator, extra: EvaluatorFilter) -> str:
 _AGO = re.compile(r"^(\d+)\s*([mhdw])$")
 
 
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """``30m``, ``12h``, ``7d``, ``2w`` ago, or an ISO 8601 time."""
+def parse_since(
+    text: str, now: datetime | None = None, option: str = "evaluate --since"
+) -> datetime:
+    """``30m``, ``12h``, ``7d``, ``2w`` ago, or an ISO 8601 time (``option``: what a
+    refusal names)."""
     now = now or datetime.now(UTC)
     match = _AGO.match(text.strip())
     if match:
@@ -249,7 +284,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        sys.exit(f"threadline evaluate: --since {text!r}: use 30m, 12h, 7d, 2w or an ISO time")
+        sys.exit(f"threadline {option} {text!r}: use 30m, 12h, 7d, 2w or an ISO time")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

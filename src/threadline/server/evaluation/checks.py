@@ -22,8 +22,19 @@ def check_evaluator(
             f"score {evaluator.score.name!r} is configured as {configured.data_type},"
             f" not {evaluator.score.data_type}"
         )
-    if evaluator.judge.base_url.scheme not in ("http", "https"):
+    url = evaluator.judge.base_url
+    if url.scheme not in ("http", "https"):
         raise BadRequest("the judge's base_url must be http or https")
+    # The judge is called at base_url + "/chat/completions": a query or fragment would
+    # end up before that path or be dropped, and a user:password would be a secret
+    # stored in the definition (listed to every full key) and sent to the judge.
+    if url.username is not None or url.password is not None:
+        raise BadRequest(
+            "the judge's base_url must hold no user or password: name the environment"
+            " variable holding the judge's key in api_key_env"
+        )
+    if url.query is not None or url.fragment is not None:
+        raise BadRequest("the judge's base_url must have no query (?...) nor fragment (#...)")
     if evaluator.judge.api_key_env:
         refusal = key_urls.refusal(evaluator.judge.api_key_env, str(evaluator.judge.base_url))
         if refusal is not None:

@@ -10,11 +10,10 @@ have judged them: its filter and its sample, run ids derived from session and en
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from threadline.server.errors import BadRequest, NotFound
+from threadline.server.errors import BadRequest, Conflict, NotFound
 from threadline.server.evaluation.model import Evaluator, EvaluatorFilter, EvaluatorIn, RunRecord
 from threadline.server.evaluation.selection import matches, plan_runs, sampled
 from threadline.server.model import SessionDetail, SessionQuery, datetime_to_ns
@@ -22,13 +21,20 @@ from threadline.server.store import Store
 
 
 def runs_for_session(
-    store: Store, project_id: int, evaluator: Evaluator, session_id: str
+    store: Store,
+    project_id: int,
+    evaluator: Evaluator,
+    session_id: str,
+    max_waiting: int | None = None,
 ) -> list[RunRecord]:
-    """Queue the runs judging one session (its filter is not applied: asked by name)."""
+    """Queue the runs judging one session (its filter is not applied: asked by name);
+    ``max_waiting``: ``check_room`` first."""
     session = store.get_session(project_id, session_id)
     if session is None:
         raise NotFound(f"no session {session_id!r} in this project")
     runs = _plan(project_id, evaluator, session)
+    if max_waiting is not None:
+        check_room(store, project_id, len(runs), max_waiting)
     store.add_runs(project_id, runs)
     return runs
 
@@ -68,11 +74,12 @@ def runs_since(
     max_sessions: int | None = None,
     max_runs: int | None = None,
     max_read: int | None = None,
+    max_waiting: int | None = None,
 ) -> list[RunRecord]:
     """Queue the runs judging every session active since ``since`` that both the
     evaluator's filter and ``extra`` keep: at most ``max_sessions`` of them, at most
     ``max_runs`` runs (a trace evaluator's one a trace), found among the newest
-    ``max_read`` sessions (None: no bound)."""
+    ``max_read`` sessions (None: no bound); ``max_waiting``: ``check_room`` first."""
     runs: list[RunRecord] = []
     found = sessions_since(store, project_id, since, extra, max_read)
     for count, session in enumerate(found, 1):
@@ -83,7 +90,9 @@ def runs_since(
             break
         if max_sessions is not None and count >= max_sessions:
             break
-    _queue(store, project_id, runs)
+    if max_waiting is not None:
+        check_room(store, project_id, len(runs), max_waiting)
+    queue(store, project_id, runs)
     return runs
 
 
@@ -109,22 +118,22 @@ def check_existing(evaluator: EvaluatorIn, since: datetime, now: datetime) -> No
         raise BadRequest(f"judge_existing_since: at most {EXISTING_MAX_AGE.days} days ago")
 
 
-def runs_for_existing(
-    store: Store, project_id: int, evaluator: Evaluator, since: datetime, idle_ns: int
+def plan_existing(
+    store: Store, project_id: int, evaluator: EvaluatorIn, since: datetime, ended_before_ns: int
 ) -> list[RunRecord]:
-    """Queue the runs judging the sessions active since ``since`` that have ended (no
-    trace for ``idle_ns``), newest first, at most ``EXISTING_MAX_SESSIONS``: those an
-    evaluator created now would never judge, its sweep watching only sessions that end
-    from now on. Still active ones are left to the sweep, which judges them as they
-    end. Ids as the sweep's: asking again queues none twice. At most
-    ``EXISTING_MAX_RUNS`` runs, found among the newest ``EXISTING_MAX_READ`` sessions."""
-    ended_before = time.time_ns() - idle_ns
+    """The runs judging the sessions active since ``since`` that ended by
+    ``ended_before_ns`` (their last trace no later), newest first, at most
+    ``EXISTING_MAX_SESSIONS``: those an evaluator created now would never judge, its
+    sweep watching only the sessions that end after that (the two meet exactly: the
+    sweep's first mark is the same moment). Ids as the sweep's: the runs queued already
+    are left out, and asking again queues none twice. At most ``EXISTING_MAX_RUNS``
+    runs, found among the newest ``EXISTING_MAX_READ`` sessions. Reads only."""
     runs: list[RunRecord] = []
     seen = 0
     found = sessions_since(store, project_id, since, evaluator.filter, EXISTING_MAX_READ)
     for session in found:
         end_ns = datetime_to_ns(session.end_time)
-        if end_ns > ended_before:
+        if end_ns > ended_before_ns:
             continue
         if sampled(evaluator, session.session_id):
             runs += plan_runs(
@@ -134,11 +143,36 @@ def runs_for_existing(
         if seen >= EXISTING_MAX_SESSIONS or len(runs) >= EXISTING_MAX_RUNS:
             del runs[EXISTING_MAX_RUNS:]
             break
-    _queue(store, project_id, runs)
+    queued = store.get_runs(project_id, [r.id for r in runs]) if runs else {}
+    return [r for r in runs if r.id not in queued]
+
+
+def runs_for_existing(
+    store: Store, project_id: int, evaluator: Evaluator, since: datetime, ended_before_ns: int
+) -> list[RunRecord]:
+    """Queue the runs ``plan_existing`` finds."""
+    runs = plan_existing(store, project_id, evaluator, since, ended_before_ns)
+    queue(store, project_id, runs)
     return runs
 
 
-def _queue(store: Store, project_id: int, runs: list[RunRecord]) -> None:
+def check_room(store: Store, project_id: int, adding: int, max_waiting: int) -> None:
+    """``Conflict`` if queueing ``adding`` runs more would leave the project more than
+    ``max_waiting`` runs waiting: a bound on what requests may pile up in total (each
+    one is bounded, but they may be made over and over), as the sweep's pause is for
+    online judging (``online.sweep``)."""
+    if adding == 0:
+        return
+    waiting = store.runs_waiting(project_id)
+    if waiting + adding > max_waiting:
+        raise Conflict(
+            f"this would queue {adding:,} runs, and the project has {waiting:,} waiting:"
+            f" at most {max_waiting:,} may wait (the setting evaluation_max_waiting_runs)."
+            " Ask again once they are judged, or for fewer sessions; nothing was changed."
+        )
+
+
+def queue(store: Store, project_id: int, runs: list[RunRecord]) -> None:
     # 500 runs a call: a request may queue thousands of runs (EXISTING_MAX_RUNS), and each
     # call is one write transaction, kept short.
     for i in range(0, len(runs), 500):

@@ -22,26 +22,41 @@ _BATCH = 500
 LATE_NS = 120 * 1_000_000_000
 
 
-def sweep(store: Store, idle_ns: int, now_ns: int | None = None) -> int:
+def sweep(
+    store: Store, idle_ns: int, now_ns: int | None = None, max_waiting: int | None = None
+) -> int:
     """Queue the runs of every online evaluator for the sessions that ended since its
-    last sweep; return how many runs were new."""
+    last sweep; return how many runs were new. ``max_waiting``: a project with that
+    many runs waiting is passed over, its marks kept, so that its sessions are judged
+    once it has room (a batch at most past it), none skipped."""
     cutoff = (now_ns or time.time_ns()) - idle_ns
     added = 0
+    waiting: dict[int, int] = {}
     for project_id, evaluator, mark in store.online_evaluators():
         if mark is None:
-            # First sweep: sessions that ended before the evaluator existed are not its.
+            # Switched on by a store call that gave no mark (``put_evaluator``): the
+            # sessions that ended before its first sweep are not its.
             store.add_runs(project_id, [], swept=(evaluator.name, cutoff))
             continue
-        added += _sweep_evaluator(store, project_id, evaluator, mark, cutoff)
+        room = None
+        if max_waiting is not None:
+            if project_id not in waiting:
+                waiting[project_id] = store.runs_waiting(project_id)
+            room = max_waiting - waiting[project_id]
+            if room <= 0:
+                continue
+        new = _sweep_evaluator(store, project_id, evaluator, mark, cutoff, room)
+        waiting[project_id] = waiting.get(project_id, 0) + new
+        added += new
     return added
 
 
 def _sweep_evaluator(
-    store: Store, project_id: int, evaluator: Evaluator, mark: int, cutoff: int
+    store: Store, project_id: int, evaluator: Evaluator, mark: int, cutoff: int, room: int | None
 ) -> int:
     added = 0
     lower = mark
-    while lower < cutoff:
+    while lower < cutoff and (room is None or added < room):
         ended = store.ended_sessions(project_id, lower, cutoff, _BATCH)
         full = len(ended) == _BATCH
         runs = _runs_for(store, project_id, evaluator, ended)

@@ -11,7 +11,7 @@ import time
 import uuid
 
 from threadline.server.errors import BadRequest
-from threadline.server.evaluation.model import Evaluator, EvaluatorFilter, RunRecord
+from threadline.server.evaluation.model import EvaluatorFilter, EvaluatorIn, RunRecord
 from threadline.server.model import SessionDetail, Trace, datetime_to_ns
 
 
@@ -29,7 +29,7 @@ def matches(selection: EvaluatorFilter, session: SessionDetail) -> bool:
     return True
 
 
-def sampled(evaluator: Evaluator, session_id: str) -> bool:
+def sampled(evaluator: EvaluatorIn, session_id: str) -> bool:
     """Whether a session falls in the evaluator's sample: a hash, not a coin, so that
     every sweep and every worker process decide the same way."""
     if evaluator.sampling_rate >= 1:
@@ -64,7 +64,7 @@ def online_run_id(project_id: int, evaluator: str, kind: str, target: str, end_n
 
 def plan_runs(
     project_id: int,
-    evaluator: Evaluator,
+    evaluator: EvaluatorIn,
     session_id: str,
     session_end_ns: int,
     traces: list[Trace],

@@ -35,6 +35,7 @@ class EvaluationService:
     ) -> None:
         self.store = store
         self.idle_ns = settings.session_idle_seconds * 1_000_000_000
+        self.max_waiting = settings.evaluation_max_waiting_runs
         self.enabled = settings.evaluation_concurrency > 0
         config = RunnerConfig.from_settings(settings)  # a bad judge_key_urls stops here
         config.policy.key_urls.warn_if_unbound()
@@ -69,7 +70,10 @@ class EvaluationService:
         while True:
             await self._sweep_turn.turn()
             try:
-                if await asyncio.to_thread(online.sweep, self.store, self.idle_ns):
+                swept = asyncio.to_thread(
+                    online.sweep, self.store, self.idle_ns, None, self.max_waiting
+                )
+                if await swept:
                     self.runner.wake()
             except Exception:  # a store hiccup: the next sweep tries again
                 log.exception("the sweep for ended sessions failed")

@@ -346,9 +346,13 @@ class Store(Protocol):
     def set_session_inference(self, project_id: int, enabled: bool) -> None: ...
 
     # --- evaluators and evaluation runs -----------------------------------------------
-    def put_evaluator(self, project_id: int, evaluator: EvaluatorIn) -> Evaluator:
+    def put_evaluator(
+        self, project_id: int, evaluator: EvaluatorIn, watch_after_ns: int | None = None
+    ) -> Evaluator:
         """Create or replace the evaluator of that name. One switched on (created
-        online, or changed from offline) judges sessions that end from now on."""
+        online, or changed from offline) judges sessions that end from now on: those
+        ending after ``watch_after_ns`` (its first sweep mark, set in the same step),
+        or, None, after its first sweep's cutoff."""
         ...
 
     def list_evaluators(self, project_id: int) -> list[Evaluator]:
@@ -380,6 +384,11 @@ class Store(Protocol):
         """Queue runs (pending); a run whose id is stored already is left as it is.
         ``swept``: (evaluator, end ns) moves that evaluator's sweep mark forward in the
         same step. Returns how many runs were new."""
+        ...
+
+    def runs_waiting(self, project_id: int) -> int:
+        """The project's runs pending or running (what
+        ``evaluation_max_waiting_runs`` bounds)."""
         ...
 
     def claim_runs(

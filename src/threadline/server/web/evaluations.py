@@ -61,7 +61,8 @@ async def evaluate_session(request: Request, project: PageProject) -> Response:
         evaluator = store.get_evaluator(project.id, name)
         if evaluator is None:
             raise NotFound(f"no evaluator {name!r} in project {project.name!r}")
-        ondemand.runs_for_session(store, project.id, evaluator, session_id)
+        max_waiting = request.app.state.settings.evaluation_max_waiting_runs
+        ondemand.runs_for_session(store, project.id, evaluator, session_id, max_waiting)
 
     await run_in_threadpool(queue)
     wake_runner(request.app.state)

@@ -173,6 +173,7 @@ async def create_evaluator(request: Request, _: SameOrigin, project: PageProject
             existing_since(form, now),
             settings.session_idle_seconds,
             now,
+            settings.evaluation_max_waiting_runs,
         )
         return queued
 

@@ -152,7 +152,9 @@ class EvaluationTables:
             _LATEST_EVALUATORS.format(where=where) + " ORDER BY project_id, name", params
         )
 
-    def put_evaluator(self, project_id: int, evaluator: EvaluatorIn) -> Evaluator:
+    def put_evaluator(
+        self, project_id: int, evaluator: EvaluatorIn, watch_after_ns: int | None = None
+    ) -> Evaluator:
         now = time.time_ns()
         before = self._evaluator_rows(
             "project_id = %(project)s AND name = %(name)s",
@@ -161,7 +163,16 @@ class EvaluationTables:
         old = _EVALUATOR_ROW.named(before[0]) if before else None
         created = old["created_ns"] if old else now
         # Switched on now (new, or from offline): a new sweep mark from now on.
-        online_since = old["online_since_ns"] if old and old["online"] and evaluator.online else now
+        stays_on = bool(old and old["online"] and evaluator.online)
+        online_since = old["online_since_ns"] if old and stays_on else now
+        if evaluator.online and not stays_on and watch_after_ns is not None:
+            # Its first mark before the evaluator itself: a sweep that sees it switched
+            # on sees the mark too (marks are per switch-on, ``online_since_ns``).
+            self._put(
+                "evaluator_sweeps",
+                [[project_id, evaluator.name, online_since, watch_after_ns]],
+                ["project_id", "name", "online_since_ns", "swept_until_ns"],
+            )
         row = _evaluator_row(
             project_id,
             evaluator.name,
@@ -292,6 +303,15 @@ class EvaluationTables:
                     ["project_id", "name", "online_since_ns", "swept_until_ns"],
                 )
         return len(fresh)
+
+    def runs_waiting(self, project_id: int) -> int:
+        return int(
+            self._rows(
+                f"SELECT count() FROM ({_latest_runs('project_id = %(project)s', _QUEUE)})"
+                " WHERE status IN ('pending', 'running')",
+                {"project": project_id},
+            )[0][0]
+        )
 
     def _claimable(
         self,

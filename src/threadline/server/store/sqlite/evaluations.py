@@ -62,7 +62,9 @@ class EvaluationTables:
 
     # --- evaluators --------------------------------------------------------------------
 
-    def put_evaluator(self, project_id: int, evaluator: EvaluatorIn) -> Evaluator:
+    def put_evaluator(
+        self, project_id: int, evaluator: EvaluatorIn, watch_after_ns: int | None = None
+    ) -> Evaluator:
         now = time.time_ns()
         with self._writing() as conn:
             row = conn.execute(
@@ -70,20 +72,22 @@ class EvaluationTables:
                 (project_id, evaluator.name),
             ).fetchone()
             created = _EVALUATOR_ROW.named(row)["created_ns"] if row else now
-            # An evaluator switched on starts watching sessions from now on, never
-            # judging what ended while it was off.
+            # An evaluator switched on starts watching sessions from now on (its mark:
+            # ``watch_after_ns``), never judging what ended while it was off. Set in the
+            # same statement, so no sweep sees it switched on without its mark.
             conn.execute(
                 f"INSERT INTO evaluators ({_EVALUATOR_ROW.sql}) VALUES ({_EVALUATOR_ROW.qmarks})"
                 " ON CONFLICT (project_id, name) DO UPDATE SET definition = excluded.definition,"
                 " online = excluded.online, swept_until_ns = CASE WHEN evaluators.online = 1"
-                " AND excluded.online = 1 THEN evaluators.swept_until_ns END",
+                " AND excluded.online = 1 THEN evaluators.swept_until_ns"
+                " ELSE excluded.swept_until_ns END",
                 (
                     project_id,
                     evaluator.name,
                     evaluator.model_dump_json(),
                     int(evaluator.online),
                     created,
-                    None,
+                    watch_after_ns,
                 ),
             )
         found = self.get_evaluator(project_id, evaluator.name)
@@ -170,6 +174,17 @@ class EvaluationTables:
                     (swept[1], project_id, swept[0], swept[1]),
                 )
         return added
+
+    def runs_waiting(self, project_id: int) -> int:
+        with self._reading() as conn:
+            # One count a status: each has its partial index (migration 0024).
+            return sum(
+                conn.execute(
+                    "SELECT count(*) FROM evaluation_runs WHERE project_id = ? AND status = ?",
+                    (project_id, status),
+                ).fetchone()[0]
+                for status in ("pending", "running")
+            )
 
     def claim_runs(
         self,
