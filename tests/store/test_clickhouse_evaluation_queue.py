@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.clickhouse_statements import own_store
+from tests.store.clickhouse_statements import own_store, recorded_sql
 from tests.store.test_contract import record
 from tests.store.test_evaluation_contract import definition, run
-from threadline.server.evaluation.model import RunOutcome
+from threadline.server.evaluation.model import RunOutcome, RunQuery
 from threadline.server.store.clickhouse import evaluations, schema
 from threadline.server.store.clickhouse.evaluations import _RUN_INSERT, _run_row
 from threadline.server.store.clickhouse.store import ClickHouseStore
@@ -107,3 +107,66 @@ def test_a_deleted_sessions_waiting_run_leaves_the_queue(store):
     assert store.delete_sessions(project, ["s"]) == 1
     assert [r.id for r in store.claim_runs(4, LEASE)] == ["stays"]
     assert _queued(store) == ["stays"]
+
+
+def _mutations(store: ClickHouseStore, where: str) -> int:
+    return int(
+        store._rows(
+            "SELECT count() FROM system.mutations WHERE database = currentDatabase()"
+            f" AND table = 'evaluation_queue' AND NOT is_done AND {where}"
+        )[0][0]
+    )
+
+
+def _until(check, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_a_failed_deletion_of_finished_runs_is_cancelled_and_made_again(store, monkeypatch):
+    """A deletion from the queue that fails is retried for ever by ClickHouse: it is
+    cancelled, and the finished runs are deleted by the next one, not left for good."""
+    monkeypatch.setattr(evaluations, "_FINISHED_KEPT", 1)
+    project = store.create_project("p").id
+    store.put_evaluator(project, definition())
+    store.add_runs(project, [run(f"r{i}", created=i) for i in range(4)])
+    # A deletion of finished runs that fails (said as the store's own are).
+    store._ch.command(
+        "ALTER TABLE evaluation_queue DELETE WHERE throwIf(id != '', 'boom') = 1"
+        " OR (project_id, id) IN ((0, ''))",
+        settings={"mutations_sync": 0},
+    )
+    _until(lambda: _mutations(store, "latest_fail_reason != ''"), "the deletion never failed")
+    _finish(store, project, 2)
+    # This claim reads 2 finished runs: the failed deletion is cancelled...
+    assert [r.id for r in store.claim_runs(1, LEASE)] == ["r2"]
+    _until(lambda: not _mutations(store, "1"), "the failed deletion was not cancelled")
+    # ...and the next claim deletes them.
+    assert [r.id for r in store.claim_runs(1, LEASE)] == ["r3"]
+    assert _queued(store) == ["r2", "r3"]
+
+
+def test_a_release_reads_its_runs_at_once_and_waiting_runs_are_listed_from_the_queue(
+    store, monkeypatch
+):
+    monkeypatch.setattr(evaluations, "_FINISHED_KEPT", 1)
+    project = store.create_project("p").id
+    store.put_evaluator(project, definition())
+    store.add_runs(project, [run(f"r{i}", created=i) for i in range(6)])
+    _finish(store, project, 2)
+    claimed = store.claim_runs(3, LEASE)  # deletes the finished runs from the queue
+    statements = recorded_sql(store)
+    store.release_runs(claimed)
+    assert len(statements) == 1  # one read of the runs' state, not one a run
+    statements.clear()
+    pending = store.list_runs(project, RunQuery(status="pending"))
+    assert [r.id for r in pending.items] == ["r5", "r4", "r3", "r2"]
+    assert "evaluation_runs" not in statements[0] and "evaluation_queue" in statements[0]
+    assert _queued(store) == ["r2", "r3", "r4", "r5"]
+    done = store.list_runs(project, RunQuery(status="done"))  # from the record
+    assert [r.id for r in done.items] == ["r1", "r0"]
+    first = store.list_runs(project, RunQuery(status="pending", limit=2))
+    rest = store.list_runs(project, RunQuery(status="pending", limit=2, cursor=first.next_cursor))
+    assert [r.id for r in [*first.items, *rest.items]] == ["r5", "r4", "r3", "r2"]

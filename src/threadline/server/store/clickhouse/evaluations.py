@@ -15,6 +15,7 @@ Whether a claim was won is read from ``evaluation_runs``, the record.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -81,6 +82,11 @@ def _latest_runs(where: str, table: str = "evaluation_runs") -> str:
 _QUEUE = "evaluation_queue"
 # How many finished runs a claim may read in the queue before it deletes them.
 _FINISHED_KEPT = 1000
+# What a deletion of finished runs from the queue says in ``system.mutations`` (the
+# deletions of deleted sessions' runs, ``deletion_leftovers``, name sessions or traces).
+_FORGETTING = "(project_id, id) IN"
+
+log = logging.getLogger("threadline.store")
 
 
 _LATEST_EVALUATORS = (
@@ -368,10 +374,28 @@ class EvaluationTables:
         such a run goes (a run keeps all its rows or none), whichever part holds it. A
         claim or release a slow process writes after the deletion is put right by the
         claim that reads it (``claim_runs``)."""
-        if self._rows(
-            "SELECT count() FROM system.mutations WHERE database = currentDatabase()"
-            f" AND table = '{_QUEUE}' AND NOT is_done"
-        )[0][0]:
+        under_way = self._rows(
+            "SELECT mutation_id, position(command, %(ours)s) > 0, latest_fail_reason"
+            " FROM system.mutations WHERE database = currentDatabase()"
+            f" AND table = '{_QUEUE}' AND NOT is_done",
+            {"ours": _FORGETTING},
+        )
+        failed = [m for m, ours, reason in under_way if reason and ours]
+        if failed:
+            # A failed mutation is retried for ever (holding up the later ones on its
+            # parts), and forgetting would stop for good. Cancelled, what it did part way
+            # is put right as a late claim is (``claim_runs``), and its runs, finished
+            # still, are named by the next deletion.
+            log.warning("a deletion of finished runs from %s failed: cancelled", _QUEUE)
+            self._ch.command(
+                "KILL MUTATION WHERE database = currentDatabase() AND table = %(table)s"
+                " AND mutation_id IN %(ids)s",
+                parameters={"table": _QUEUE, "ids": failed},
+            )
+            return
+        # Another failed mutation (a deleted session's runs, ``deletion_leftovers``) is
+        # not waited for: it would never end.
+        if any(not reason for _, _, reason in under_way):
             return
         done = self._rows(
             f"SELECT project_id, id FROM ({_latest_runs('1', _QUEUE)})"
@@ -427,13 +451,17 @@ class EvaluationTables:
 
     def release_runs(self, runs: Sequence[RunRecord]) -> None:
         now = time.time_ns()
-        rows = []
+        by_project: dict[int, list[str]] = {}
         for run in runs:
-            current = self._latest(run.project_id, [run.id]).get(run.id)
-            if current is not None and current.status == "running":
-                current.status, current.claimed_until_ns = "pending", None
-                rows.append(_run_row(current, "", now))
-        self._put("evaluation_runs", rows, _RUN_INSERT)
+            by_project.setdefault(run.project_id, []).append(run.id)
+        rows = []
+        for project_id, ids in by_project.items():  # one read a project (a runner's few)
+            for current in self._latest(project_id, ids).values():
+                if current.status == "running":
+                    current.status, current.claimed_until_ns = "pending", None
+                    rows.append(_run_row(current, "", now))
+        if rows:
+            self._put("evaluation_runs", rows, _RUN_INSERT)
 
     def finish_run(self, project_id: int, run_id: str, outcome: RunOutcome) -> bool:
         current = self._latest(project_id, [run_id]).get(run_id)
@@ -470,8 +498,12 @@ class EvaluationTables:
             )
             where.append("(created_ns, id) < (%(c_ns)s, %(c_id)s)")
             params.update(c_ns=created_ns, c_id=run_id)
+        # The waiting runs are all in the queue, with every version each has: their
+        # newest state is the record's (bar a late claim not yet put right, as in
+        # ``_totals``), without reading every run ever queued.
+        table = _QUEUE if query.status in ("pending", "running") else "evaluation_runs"
         found = self._rows(
-            _latest_runs(" AND ".join(inner))
+            _latest_runs(" AND ".join(inner), table)
             + f" WHERE {' AND '.join(where)} ORDER BY created_ns DESC, id DESC"
             " LIMIT %(limit)s",
             params,
