@@ -312,3 +312,49 @@ def test_the_form_refuses_a_judge_url_with_a_query_or_a_password(server):
                 refused = web.post("/evaluators", data={**form, "base_url": url})
                 assert refused.status_code == 400 and word in refused.text, refused.text
         assert server.get("/api/v1/evaluators")["items"] == []
+
+
+def _help(base_url: str, key: str) -> str:
+    with httpx.Client(base_url=base_url, cookies={"threadline_session": key}) as web:
+        page = web.get("/evaluators")
+    assert page.status_code == 200, page.text
+    found = re.search(
+        r'<details class="help" data-testid="evaluators-help"[^>]*>.*?</details>', page.text, re.S
+    )
+    assert found, "no help on the page"
+    return found[0]
+
+
+def test_the_evaluators_page_explains_itself_in_this_servers_numbers(tmp_path, server):
+    """The help the form needs is on the page, with this server's idle time, retries,
+    bound on waiting runs and key bindings; open while the project has no evaluator."""
+    from tests.conftest import start_server, stop_server
+
+    process = start_server(
+        tmp_path / "data",
+        tmp_path / "server.log",
+        *("--session-idle-seconds", "90", "--evaluation-max-waiting-runs", "1234"),
+        *("--judge-attempts", "5", "--judge-timeout-seconds", "42"),
+        *("--judge-key-urls", "THREADLINE_JUDGE_OPENAI_KEY=https://api.openai.com/v1"),
+    )
+    try:
+        shown = _help(process.base_url, process.new_key("helped"))
+    finally:
+        stop_server(process)
+    assert shown.split(">", 1)[0].endswith(" open")  # no evaluator yet: open
+    for said in (
+        "1 min 30 s",  # the idle time
+        "{{transcript}}",
+        "42 s",
+        "tried 5 times",
+        "0 of at most 1,234",
+        "THREADLINE_JUDGE_",
+        "No <code>?query</code>",
+    ):
+        assert said in shown, said
+    assert re.search(
+        r"<code>THREADLINE_JUDGE_OPENAI_KEY</code> → <code>https://api.openai.com/v1</code>",
+        shown,
+    )
+    # Unbound, it says so: any key may go to any URL.
+    assert "does not bind keys to URLs" in _help(server.base_url, server.api_key)

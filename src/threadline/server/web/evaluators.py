@@ -37,10 +37,23 @@ def _page(
     status_code: int = 200,
 ) -> Response:
     store: Store = request.app.state.store
+    settings = request.app.state.settings
+    evaluators = store.list_evaluators(project.id)
     context = {
         "project": project,
         "tab": "evaluators",
-        "evaluators": store.list_evaluators(project.id),
+        "evaluators": evaluators,
+        # What the page's help says of this server: its settings, its key bindings
+        # (None: unbound, any key to any URL) and the project's runs waiting.
+        "help": {
+            "timeout": settings.judge_timeout_seconds,
+            "attempts": settings.judge_attempts,
+            "transcript_chars": settings.transcript_max_chars,
+            "max_waiting": settings.evaluation_max_waiting_runs,
+            "waiting": sum(e.totals.runs_pending for e in evaluators),
+            "key_urls": KeyUrls.of(settings).bound,
+            "judging": settings.evaluation_concurrency > 0,
+        },
         "form": form or {},
         # The name of the evaluator the form changes (None: the form makes a new one).
         "editing": (form or {}).get("editing") or None,
