@@ -7,12 +7,14 @@
 One project queues ``--pending`` runs (a flood), ``--projects`` others one run each,
 after ``--finished`` runs already done (a queue's history). Then ``claim_runs`` takes
 4 runs (a runner's default concurrency) and ``release_runs`` puts them back, ``--rounds``
-times; printed: the median and 90th percentile of a claim, how many of the first claim
-were the flood's, and a poll of an empty queue (what every runner does twice a second
-when there is nothing to judge). Compare trees by running it with each one's ``src``
-on ``PYTHONPATH`` (the store's own schema: a tree before migration 0024 has the old
-index). ``--store chdb``: the ClickHouse store on the chDB endpoint of the tests
-(``tests/store/chdb_http.py``), the finished runs written as finished versions in bulk.
+times; printed: the median and 90th percentile of a claim with its release, and of the
+release alone, how many of the first claim were the flood's, a poll of an empty queue
+(what every runner does twice a second when there is nothing to judge), and the list of
+the flood's pending runs (``list_runs`` with ``status=pending``, a page of 50). Compare
+trees by running it with each one's ``src`` on ``PYTHONPATH`` (the store's own schema: a
+tree before migration 0024 has the old index). ``--store chdb``: the ClickHouse store on
+the chDB endpoint of the tests (``tests/store/chdb_http.py``), the finished runs written
+as finished versions in bulk.
 It is a benchmark, not a test: it prints numbers.
 """
 
@@ -24,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from threadline.server.evaluation.model import EvaluatorIn, RunRecord
+from threadline.server.evaluation.model import EvaluatorIn, RunQuery, RunRecord
 from threadline.server.store import open_store
 
 LEASE_NS = 200 * 1_000_000_000
@@ -126,10 +128,17 @@ def main() -> None:
             of_flood = sum(r.project_id == flood for r in first)
             store.release_runs(first)
 
+            releases: list[float] = []
+
             def claim_and_release() -> None:
-                store.release_runs(store.claim_runs(4, LEASE_NS))
+                claimed = store.claim_runs(4, LEASE_NS)
+                started = time.perf_counter()
+                store.release_runs(claimed)
+                releases.append((time.perf_counter() - started) * 1000)
 
             full = _timed(claim_and_release, args.rounds)
+            pending = RunQuery(status="pending", limit=50)
+            listed = _timed(lambda: store.list_runs(flood, pending), args.rounds)
         finally:
             store.close()
     q = lambda xs: statistics.quantiles(xs, n=10)[-1]  # noqa: E731
@@ -138,7 +147,9 @@ def main() -> None:
         f" {args.finished:,} finished; {args.rounds} rounds"
     )
     print(f"claim 4 + release: median {statistics.median(full):.2f} ms, p90 {q(full):.2f} ms")
+    print(f"release alone: median {statistics.median(releases):.2f} ms, p90 {q(releases):.2f} ms")
     print(f"first claim: {of_flood} of 4 runs from the flooding project")
+    print(f"list pending: median {statistics.median(listed):.2f} ms, p90 {q(listed):.2f} ms")
     print(
         f"poll of an empty queue: median {statistics.median(empty):.3f} ms, p90 {q(empty):.3f} ms"
     )

@@ -156,15 +156,21 @@ def test_a_release_reads_its_runs_at_once_and_waiting_runs_are_listed_from_the_q
     store.put_evaluator(project, definition())
     store.add_runs(project, [run(f"r{i}", created=i) for i in range(6)])
     _finish(store, project, 2)
+    other = store.create_project("other").id
+    store.put_evaluator(other, definition())
+    store.add_runs(other, [run("o0", created=10)])
     claimed = store.claim_runs(3, LEASE)  # deletes the finished runs from the queue
+    assert {r.project_id for r in claimed} == {project, other}
     statements = recorded_sql(store)
     store.release_runs(claimed)
     assert len(statements) == 1  # one read of the runs' state, not one a run
+    assert store.list_runs(other, RunQuery(status="pending")).items[0].id == "o0"
+    statements.clear()
     statements.clear()
     pending = store.list_runs(project, RunQuery(status="pending"))
     assert [r.id for r in pending.items] == ["r5", "r4", "r3", "r2"]
     assert "evaluation_runs" not in statements[0] and "evaluation_queue" in statements[0]
-    assert _queued(store) == ["r2", "r3", "r4", "r5"]
+    assert _queued(store) == ["o0", "r2", "r3", "r4", "r5"]
     done = store.list_runs(project, RunQuery(status="done"))  # from the record
     assert [r.id for r in done.items] == ["r1", "r0"]
     first = store.list_runs(project, RunQuery(status="pending", limit=2))

@@ -451,12 +451,13 @@ class EvaluationTables:
 
     def release_runs(self, runs: Sequence[RunRecord]) -> None:
         now = time.time_ns()
-        by_project: dict[int, list[str]] = {}
-        for run in runs:
-            by_project.setdefault(run.project_id, []).append(run.id)
+        keys = [(run.project_id, run.id) for run in runs]
         rows = []
-        for project_id, ids in by_project.items():  # one read a project (a runner's few)
-            for current in self._latest(project_id, ids).values():
+        for i in range(0, len(keys), 1000):  # one read for a runner's few, of any projects
+            for row in self._rows(
+                _latest_runs("(project_id, id) IN %(keys)s"), {"keys": keys[i : i + 1000]}
+            ):
+                current = _run(row)
                 if current.status == "running":
                     current.status, current.claimed_until_ns = "pending", None
                     rows.append(_run_row(current, "", now))
