@@ -17,13 +17,17 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.otlp import new_span_id, new_trace_id, request, span
+
+if TYPE_CHECKING:  # for annotations: the server's modules are imported where a test uses them
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    from threadline.server.model import KeyScope
 
 _projects = itertools.count(1)
 
@@ -51,20 +55,28 @@ class ServerProcess:
     data_dir: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    store_url: str  # its --store, by default the SQLite file in data_dir
     # host:port of the OTLP/gRPC receiver, None when started with --grpc-port 0.
     grpc_address: str | None = None
 
-    def new_key(self, project: str) -> str:
-        from threadline.server.store.sqlite import SQLiteStore
-
-        store = SQLiteStore(self.data_dir / "threadline.db")
-        try:
-            return store.create_key(store.create_project(project).id)
-        finally:
-            store.close()
+    def new_key(self, project: str, scope: KeyScope = "full") -> str:
+        """A key to a new project in this server's store."""
+        return new_project_key(self.store_url, project, scope)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def new_project_key(store_url: str, project: str, scope: KeyScope = "full") -> str:
+    """A new project in the store at ``store_url`` and a key to it, made through the
+    real store: keys live in the store, where every server on it reads them."""
+    from threadline.server.store import open_store
+
+    store = open_store(store_url)
+    try:
+        return store.create_key(store.create_project(project).id, scope)
+    finally:
+        store.close()
 
 
 def start_server(
@@ -120,7 +132,12 @@ def start_server(
             raise RuntimeError(f"server did not start: {log_path.read_text()}")
         time.sleep(0.05)
     grpc_address = f"127.0.0.1:{grpc_port}" if grpc_port else None
-    return ServerProcess(base_url, data_dir, process, log_path, grpc_address)
+    store_url = (
+        extra[extra.index("--store") + 1]
+        if "--store" in extra
+        else f"sqlite://{data_dir / 'threadline.db'}"
+    )
+    return ServerProcess(base_url, data_dir, process, log_path, store_url, grpc_address)
 
 
 def _limit_files(count: int) -> None:

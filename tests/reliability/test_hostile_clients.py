@@ -33,16 +33,6 @@ def _body() -> bytes:
     return request([span(new_trace_id(), new_span_id())]).SerializeToString()
 
 
-def _ingest_key(process: ServerProcess, project: str) -> str:
-    from threadline.server.store.sqlite import SQLiteStore
-
-    store = SQLiteStore(process.data_dir / "threadline.db")
-    try:
-        return store.create_key(store.create_project(project).id, "ingest")
-    finally:
-        store.close()
-
-
 def _connect(process: ServerProcess) -> socket.socket:
     host, port = process.base_url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
@@ -145,7 +135,7 @@ def test_a_streamed_body_past_its_limit_is_cut_off_while_it_arrives(guarded: Ser
 def test_slow_bodies_hold_no_place_of_work_and_time_out(guarded: ServerProcess) -> None:
     """Eight bodies trickling in with one project's ingest-only key leave another
     project's HTTP and gRPC exports unaffected, and are refused after body_timeout."""
-    attacker = _ingest_key(guarded, "attacker")
+    attacker = guarded.new_key("attacker", "ingest")
     victim = guarded.new_key("victim")
     slow = []
     for _ in range(8):

@@ -1,10 +1,12 @@
-"""Fixtures for SDK tests: a fresh Threadline per test, exporting to memory."""
+"""Fixtures for SDK tests: a fresh Threadline per test, exporting to memory or to the
+real server."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -40,6 +42,17 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorded]:
     exporter = InMemorySpanExporter()
     Threadline.initialize(span_exporter=exporter, instrument=False)
     yield Recorded(exporter)
+    Threadline._reset_for_tests()
+
+
+@pytest.fixture
+def sdk_to_server(server: Any) -> Iterator[Any]:
+    """The ``server`` fixture's project, with Threadline initialized to export to it."""
+    Threadline._reset_for_tests()
+    Threadline.initialize(
+        project_api_key=server.api_key, base_url=server.base_url, instrument=False
+    )
+    yield server
     Threadline._reset_for_tests()
 
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import contextvars
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-import pytest
 
 from threadline import SpanType, Threadline, observe
 
@@ -47,16 +44,6 @@ def chat_turn(conversation_id: str, user_message: str, trace_ids: list[str]) -> 
     with ThreadPoolExecutor(max_workers=1) as pool:
         weather = pool.submit(contextvars.copy_context().run, lookup_weather, "Paris").result()
     return fake_llm(f"{user_message} ({weather['forecast']})")
-
-
-@pytest.fixture
-def sdk_to_server(server: Any) -> Iterator[Any]:
-    Threadline._reset_for_tests()
-    Threadline.initialize(
-        project_api_key=server.api_key, base_url=server.base_url, instrument=False
-    )
-    yield server
-    Threadline._reset_for_tests()
 
 
 def test_multi_turn_chat_session(sdk_to_server: Any) -> None:

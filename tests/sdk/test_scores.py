@@ -20,19 +20,9 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tests.conftest
-from tests.conftest import free_port, start_server, stop_server
+from tests.conftest import free_port, new_project_key, start_server, stop_server
 from threadline import Threadline, observe
 from threadline.sdk import client, score_sender, state
-
-
-@pytest.fixture
-def sdk_to_server(server: Any) -> Iterator[Any]:
-    Threadline._reset_for_tests()
-    Threadline.initialize(
-        project_api_key=server.api_key, base_url=server.base_url, instrument=False
-    )
-    yield server
-    Threadline._reset_for_tests()
 
 
 @pytest.fixture
@@ -242,15 +232,9 @@ def test_a_bad_key_never_raises(server: Any, fresh_sdk: None, caplog: pytest.Log
 def test_scores_wait_for_a_server_that_is_not_up_yet(
     tmp_path: Path, fresh_sdk: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from threadline.server.store.sqlite import SQLiteStore
-
     data = tmp_path / "data"
     data.mkdir()
-    store = SQLiteStore(data / "threadline.db")
-    try:
-        key = store.create_key(store.create_project("late").id)
-    finally:
-        store.close()
+    key = new_project_key(f"sqlite://{data / 'threadline.db'}", "late")
     port = free_port()
     Threadline.initialize(
         project_api_key=key, base_url=f"http://127.0.0.1:{port}", instrument=False

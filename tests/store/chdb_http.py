@@ -306,6 +306,12 @@ def database_name(text: str) -> str:
     return "t_" + re.sub(r"[^A-Za-z0-9_]", "_", text)[-80:]
 
 
+def own_database_url(tmp_path: Path) -> str:
+    """The URL of a test's own database on the shared endpoint, named after the test's
+    temporary folder: new to the test, and the same however often the test asks."""
+    return shared_server().url(database_name(tmp_path.name))
+
+
 def _insert_statement(query: str, body: bytes) -> tuple[str, str, bytes] | None:
     """(target, format, data) when the request is an insert with data, else None."""
     if query:

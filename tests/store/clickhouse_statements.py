@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.store.chdb_http import database_name, shared_server
+from tests.store.chdb_http import own_database_url
 from threadline.server.store import open_store
 from threadline.server.store.clickhouse.store import ClickHouseStore
 
@@ -18,7 +18,7 @@ T = TypeVar("T")
 @contextmanager
 def own_store(tmp_path: Path) -> Iterator[ClickHouseStore]:
     """A ClickHouse store in a database named after the test's directory."""
-    opened = open_store(shared_server().url(database_name(tmp_path.name)))
+    opened = open_store(own_database_url(tmp_path))
     assert isinstance(opened, ClickHouseStore)
     try:
         yield opened

@@ -8,10 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import ServerProcess, start_server, stop_server
+from tests.conftest import ServerProcess, new_project_key, start_server, stop_server
 from tests.store.chdb_http import ChdbHttpServer, database_name, shared_server
 from tests.store.delayed_inserts import DelayedInserts
-from threadline.server.store import open_store
 
 
 @dataclass
@@ -28,11 +27,7 @@ def lagging_servers(
 ) -> Iterator[LaggingServers]:
     shared = shared_server()
     database = database_name(tmp_path.name)
-    store = open_store(shared.url(database))
-    try:
-        key = store.create_key(store.create_project("lagging").id)
-    finally:
-        store.close()
+    key = new_project_key(shared.url(database), "lagging")
     replicas = [DelayedInserts(shared.engine, seed=i, delay_s=delay_s) for i in range(count)]
     doors = [ChdbHttpServer(engine=replica).start() for replica in replicas]  # type: ignore[arg-type]
     servers = [

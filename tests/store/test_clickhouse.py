@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.store.chdb_http import database_name, shared_server
+from tests.store.chdb_http import own_database_url
 from tests.store.test_contract import MS, T0, record, score
 from threadline.server.errors import ConfigurationError
 from threadline.server.model import (
@@ -160,7 +160,7 @@ SCORE_FILTERS = (
 @pytest.fixture
 def stores(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
     sqlite = open_store(f"sqlite://{tmp_path / 'same.db'}")
-    clickhouse = open_store(shared_server().url(database_name(tmp_path.name)))
+    clickhouse = open_store(own_database_url(tmp_path))
     yield sqlite, clickhouse
     sqlite.close()
     clickhouse.close()
@@ -273,7 +273,7 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
 def test_rollups_agree_across_stores_writing_one_database(tmp_path: Path):
     """Two stores on one database (as two servers are) write halves of the same traces,
     with the same spans sent through both: the totals are those of the spans sent."""
-    url = shared_server().url(database_name(tmp_path.name))
+    url = own_database_url(tmp_path)
     first, second = open_store(url), open_store(url)
     reference = open_store(f"sqlite://{tmp_path / 'reference.db'}")
     try:
@@ -305,7 +305,7 @@ def test_score_rollups_agree_across_stores_and_merges(tmp_path: Path):
     """Two stores on one database (two servers) take turns writing and deleting the
     scores of the same targets, with merges forced between: every summary, filter and
     user total is the SQLite store's."""
-    url = shared_server().url(database_name(tmp_path.name))
+    url = own_database_url(tmp_path)
     first, second = open_store(url), open_store(url)
     reference = open_store(f"sqlite://{tmp_path / 'reference.db'}")
     try:
@@ -346,7 +346,7 @@ def test_concurrent_score_writes_to_one_target_converge(tmp_path: Path):
     """Two stores (servers) write, replace and delete scores of one session at the same
     time: however their statements interleave, the summary left is that of the scores
     left."""
-    url = shared_server().url(database_name(tmp_path.name))
+    url = own_database_url(tmp_path)
     stores = [open_store(url), open_store(url)]
     try:
         project = stores[0].create_project("p").id
@@ -388,7 +388,7 @@ def test_session_totals_survive_merges_after_a_trace_moves(tmp_path: Path):
     """Merges keep only a trace's newest rollup; a session the trace has left must still
     count it in its version, or a later, right rollup of that session would lose to an
     earlier one."""
-    store = open_store(shared_server().url(database_name(tmp_path.name)))
+    store = open_store(own_database_url(tmp_path))
     assert isinstance(store, ClickHouseStore)
     try:
         project = store.create_project("p").id
@@ -405,7 +405,7 @@ def test_session_totals_survive_merges_after_a_trace_moves(tmp_path: Path):
 
 
 def test_live_feed_sees_writes_after_a_watermark(tmp_path: Path):
-    store = open_store(shared_server().url(database_name(tmp_path.name)))
+    store = open_store(own_database_url(tmp_path))
     try:
         project = store.create_project("p").id
         assert store.live_watermark(project) == 0
@@ -429,7 +429,7 @@ def _create_statement(store: ClickHouseStore, table: str) -> str:
 
 
 def test_schema_version_is_recorded_and_retention_is_a_ttl(tmp_path: Path):
-    url = shared_server().url(database_name(tmp_path.name))
+    url = own_database_url(tmp_path)
     store = open_store(url, retention_days=30)
     assert isinstance(store, ClickHouseStore)
     try:
@@ -468,7 +468,7 @@ def test_schema_version_is_recorded_and_retention_is_a_ttl(tmp_path: Path):
 
 def test_bad_store_urls_and_settings_are_refused(tmp_path: Path):
     with pytest.raises(ConfigurationError, match="retention_days"):
-        open_store(shared_server().url(database_name(tmp_path.name)), retention_days=-1)
+        open_store(own_database_url(tmp_path), retention_days=-1)
     with pytest.raises(ConfigurationError, match="unsupported store URL"):
         open_store("postgres://localhost/db")
     with pytest.raises(ConfigurationError, match="bad port"):
@@ -486,7 +486,7 @@ def test_retention_ttl_leaves_no_row_of_an_expired_trace(tmp_path: Path):
     from tests.store.test_inference_contract import send
     from threadline.server.store.clickhouse.schema import RETAINED_TABLES
 
-    store = open_store(shared_server().url(database_name(tmp_path.name)), retention_days=30)
+    store = open_store(own_database_url(tmp_path), retention_days=30)
     assert isinstance(store, ClickHouseStore)
     try:
         project = store.create_project("p").id

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.chdb_http import database_name, shared_server
+from tests.store.chdb_http import own_database_url
 from tests.store.clickhouse_statements import own_store, recorded_sql
 from tests.store.test_contract import record
 from threadline.server.model import SessionQuery
@@ -85,7 +85,7 @@ def test_the_migration_copies_the_context_use_stored_before_it(
         )
         store._ch.command("ALTER TABLE threadline_schema DELETE WHERE version = 21", settings=sync)
         assert store.get_trace(project, TRACE).context_use is None  # type: ignore[union-attr]
-        open_store(shared_server().url(database_name(tmp_path.name))).close()  # migrates
+        open_store(own_database_url(tmp_path)).close()  # migrates
         assert _context_uses(store, project) == [0.5, 0.5, 0.5]
     store._ch.command("OPTIMIZE TABLE trace_parts_packed FINAL")
     ((rows, traces),) = store._rows("SELECT count(), uniqExact(trace_id) FROM trace_parts_packed")

@@ -16,9 +16,8 @@ import httpx
 import pytest
 
 from tests import otlp
-from tests.conftest import ServerProcess, start_server, stop_server
-from tests.store.chdb_http import ChdbHttpServer, database_name, shared_server
-from threadline.server.store import open_store
+from tests.conftest import ServerProcess, new_project_key, start_server, stop_server
+from tests.store.chdb_http import ChdbHttpServer, database_name, own_database_url, shared_server
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -110,13 +109,8 @@ def send_to_servers(
 
 
 def test_two_servers_on_one_clickhouse_store(tmp_path: Path):
-    url = shared_server().url(database_name(tmp_path.name))
-    # Keys live in ClickHouse, where every server reads them.
-    store = open_store(url)
-    try:
-        key = store.create_key(store.create_project("shared").id)
-    finally:
-        store.close()
+    url = own_database_url(tmp_path)
+    key = new_project_key(url, "shared")  # in ClickHouse, where every server reads it
     servers = [
         start_server(
             tmp_path / f"data-{i}", tmp_path / f"server-{i}.log", "--store", url, "--grpc-port", "0"
@@ -189,11 +183,7 @@ def test_clickhouse_out_of_reach_means_503_and_exporters_retry(tmp_path: Path):
     engine = shared_server().engine
     door = ChdbHttpServer(engine=engine).start()  # a second door to the same engine
     port, url = door.port, door.url(database_name(tmp_path.name))
-    store = open_store(url)
-    try:
-        key = store.create_key(store.create_project("p").id)
-    finally:
-        store.close()
+    key = new_project_key(url, "p")
     server = start_server(
         tmp_path / "data", tmp_path / "server.log", "--store", url, "--grpc-port", "0"
     )

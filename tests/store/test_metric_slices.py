@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.chdb_http import database_name, shared_server
+from tests.store.chdb_http import own_database_url
 from tests.store.test_metrics_contract import H0, HOUR, query, series, span
 from threadline.server.model import (
     METRIC_NAMES,
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.clickhouse
 
 
 def _open(tmp_path: Path) -> Store:
-    return open_store(shared_server().url(database_name(tmp_path.name)))
+    return open_store(own_database_url(tmp_path))
 
 
 def _values(store: Store, project: int) -> dict:

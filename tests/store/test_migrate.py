@@ -14,7 +14,7 @@ import pytest
 
 from tests import otlp
 from tests.conftest import start_server, stop_server
-from tests.store.chdb_http import database_name, shared_server
+from tests.store.chdb_http import own_database_url
 from tests.store.test_clickhouse_servers import workload
 
 
@@ -198,7 +198,7 @@ def test_migrate_sqlite_into_clickhouse(tmp_path: Path):
     assert long_span["input"] == prompt and long_span["output"] == prompt.upper()
 
     source = f"sqlite://{tmp_path / 'data' / 'threadline.db'}"
-    target = shared_server().url(database_name(tmp_path.name))
+    target = own_database_url(tmp_path)
     copied = _threadline("migrate", "--from", source, "--to", target, "--batch-size", "7")
     assert copied.returncode == 0, copied.stderr
     spans = sum(len(r) for r in requests)
@@ -255,7 +255,7 @@ def test_migrate_refuses_a_missing_source(tmp_path: Path):
         "--from",
         f"sqlite://{tmp_path / 'nothing.db'}",
         "--to",
-        shared_server().url(database_name(tmp_path.name)),
+        own_database_url(tmp_path),
     )
     assert result.returncode != 0 and "no SQLite store at" in result.stderr
     assert not (tmp_path / "nothing.db").exists()

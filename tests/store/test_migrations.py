@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.store.chdb_http import database_name, shared_server
+from tests.store.chdb_http import own_database_url
 from tests.store.test_contract import T0, record
 from tests.store.test_metric_aggregates import HOUR, history
 from threadline.server.model import METRIC_NAMES, MetricsQuery, SessionQuery, ns_to_datetime
@@ -212,7 +212,7 @@ def test_sqlite_0017_moves_the_usage_by_model_into_the_trace_rows_and_keeps_the_
 
 @pytest.mark.clickhouse
 def test_clickhouse_applies_a_middle_version_it_lacks(tmp_path: Path):
-    url = shared_server().url(database_name(tmp_path.name))
+    url = own_database_url(tmp_path)
     store = open_store(url)
     assert isinstance(store, ClickHouseStore)
     latest = store.schema_version
