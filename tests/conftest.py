@@ -2,7 +2,8 @@
 
 ``threadline_process`` starts one server for the test session on a free loopback port
 with a temporary data directory. ``server`` gives each test a project of its own (a new
-project and key, made through the real store), so tests never see each other's data.
+project and key, made through the real store), so tests never see each other's data;
+``server_on_each_store`` gives it on SQLite and again on ClickHouse (chDB).
 """
 
 from __future__ import annotations
@@ -214,6 +215,26 @@ def server(threadline_process: ServerProcess) -> Iterator[ProjectClient]:
     client = ProjectClient(threadline_process.base_url, key, threadline_process)
     yield client
     client.http.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
+def server_on_each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProjectClient]:
+    """A project on a server of each store in turn: the ``server`` fixture's (SQLite),
+    then a server of the test's own on a ClickHouse (chDB) database of its own."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("server")
+        return
+    from tests.store.chdb_http import own_database_url
+
+    url = own_database_url(tmp_path)
+    key = new_project_key(url, "each-store")
+    process = start_server(
+        tmp_path / "data", tmp_path / "server.log", "--store", url, "--grpc-port", "0"
+    )
+    try:
+        yield ProjectClient(process.base_url, key, process)
+    finally:
+        stop_server(process)
 
 
 _INTEGRATIONS = Path(__file__).resolve().parent / "integrations"

@@ -1,45 +1,20 @@
 """The Sessions and Traces lists sorted by a score through the real server's JSON API,
-on SQLite and on ClickHouse (chDB): the order, the pages, and the 400s; and every list's
-cursor refused by another list or sort."""
+on SQLite and on ClickHouse (chDB): the order, the pages, and the 400s (other lists'
+cursors: ``test_list_cursors.py``)."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.conftest import ProjectClient, start_server, stop_server
-from tests.otlp import new_span_id, new_trace_id, request, span
-from tests.store.chdb_http import database_name, shared_server
-from threadline.server.store import open_store
+from tests.conftest import ProjectClient
+from tests.otlp import new_span_id, new_trace_id, span
 
 
-@pytest.fixture(params=["sqlite", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
-def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProjectClient]:
-    if request.param == "sqlite":
-        yield request.getfixturevalue("server")
-        return
-    url = shared_server().url(database_name(tmp_path.name))
-    store = open_store(url)
-    try:
-        key = store.create_key(store.create_project("sorted").id)
-    finally:
-        store.close()
-    process = start_server(
-        tmp_path / "data", tmp_path / "server.log", "--store", url, "--grpc-port", "0"
-    )
-    try:
-        yield ProjectClient(process.base_url, key, process)
-    finally:
-        stop_server(process)
-
-
-def _sessions(client: ProjectClient, tag: str) -> dict[str, str]:
+def send_sessions(client: ProjectClient, tag: str) -> dict[str, str]:
     """Sessions ``tag-1`` .. ``tag-5``, one turn each, later ones later; their traces."""
     spans, traces = [], {}
     for i in range(1, 6):
@@ -54,12 +29,11 @@ def _sessions(client: ProjectClient, tag: str) -> dict[str, str]:
                 attributes={"threadline.session.id": sid},
             )
         )
-    response = client.export(request(spans).SerializeToString())
-    assert response.status_code == 200, response.text
+    client.send(spans)
     return traces
 
 
-def _score(client: ProjectClient, **body: Any) -> None:
+def post_score(client: ProjectClient, **body: Any) -> None:
     response = client.http.post("/api/v1/scores", json=body)
     assert response.status_code == 200, response.text
 
@@ -74,18 +48,18 @@ def _walk(client: ProjectClient, path: str, key: str, **params: Any) -> list[str
             return seen
 
 
-def test_lists_sort_by_a_score(client: ProjectClient):
+def test_lists_sort_by_a_score(server_on_each_store: ProjectClient):
     tag = uuid.uuid4().hex[:8]
-    traces = _sessions(client, tag)
+    traces = send_sessions(server_on_each_store, tag)
     for i, value in ((1, 3), (2, 5), (3, 3), (4, 1)):
-        _score(client, name="stars", value=value, session_id=f"{tag}-{i}")
+        post_score(server_on_each_store, name="stars", value=value, session_id=f"{tag}-{i}")
     for i, label in ((1, "b"), (2, "a"), (5, "c")):
-        _score(client, name="topic", value=label, session_id=f"{tag}-{i}")
-    _score(client, name="stars", value=2, trace_id=traces[f"{tag}-5"])
-    _score(client, name="stars", value=4, trace_id=traces[f"{tag}-1"])
+        post_score(server_on_each_store, name="topic", value=label, session_id=f"{tag}-{i}")
+    post_score(server_on_each_store, name="stars", value=2, trace_id=traces[f"{tag}-5"])
+    post_score(server_on_each_store, name="stars", value=4, trace_id=traces[f"{tag}-1"])
 
     def sessions(**params: Any) -> list[int]:
-        ids = _walk(client, "/api/v1/sessions", "session_id", q=tag, **params)
+        ids = _walk(server_on_each_store, "/api/v1/sessions", "session_id", q=tag, **params)
         return [int(s.rsplit("-", 1)[1]) for s in ids]
 
     assert sessions(sort="score:stars") == [2, 3, 1, 4, 5]
@@ -95,7 +69,7 @@ def test_lists_sort_by_a_score(client: ProjectClient):
     assert sessions(sort="score:stars", score="stars>=3") == [2, 3, 1]
 
     # The export follows the list, its sort included, through every page.
-    exported = client.http.get(
+    exported = server_on_each_store.http.get(
         "/api/v1/export/sessions",
         params={"q": tag, "window": "all", "sort": "score:stars", "order": "asc"},
     )
@@ -105,14 +79,14 @@ def test_lists_sort_by_a_score(client: ProjectClient):
 
     by_trace = {trace: int(sid.rsplit("-", 1)[1]) for sid, trace in traces.items()}
     # (q finds a trace by its whole id only: the list holds every trace of the project.)
-    listed = _walk(client, "/api/v1/traces", "trace_id", sort="score:stars")
+    listed = _walk(server_on_each_store, "/api/v1/traces", "trace_id", sort="score:stars")
     assert [by_trace[t] for t in listed if t in by_trace] == [1, 5, 4, 3, 2]
 
 
-def test_a_bad_sort_is_a_400(client: ProjectClient):
+def test_a_bad_sort_is_a_400(server_on_each_store: ProjectClient):
     tag = uuid.uuid4().hex[:8]
-    _sessions(client, tag)
-    cursor = client.get("/api/v1/sessions", limit=1, window="all")["next_cursor"]
+    send_sessions(server_on_each_store, tag)
+    cursor = server_on_each_store.get("/api/v1/sessions", limit=1, window="all")["next_cursor"]
     for path, params in (
         ("/api/v1/sessions", {"sort": "bogus"}),
         ("/api/v1/sessions", {"sort": "score:"}),
@@ -124,35 +98,37 @@ def test_a_bad_sort_is_a_400(client: ProjectClient):
         ("/api/v1/traces", {"sort": "last_activity"}),
         ("/api/v1/traces", {"sort": "time", "order": "asc"}),
     ):
-        response = client.http.get(path, params=params)
+        response = server_on_each_store.http.get(path, params=params)
         assert response.status_code == 400, (params, response.text)
         assert "sort" in response.text or "cursor" in response.text or "order" in response.text
 
 
-def test_the_score_sort_is_documented(client: ProjectClient):
-    schema = httpx.get(client.base_url + "/openapi.json").json()
+def test_the_score_sort_is_documented(server_on_each_store: ProjectClient):
+    schema = httpx.get(server_on_each_store.base_url + "/openapi.json").json()
     for path in ("/api/v1/sessions", "/api/v1/traces"):
         params = {p["name"]: p for p in schema["paths"][path]["get"]["parameters"]}
         assert "score:NAME" in params["sort"]["description"]
         assert "asc" in params["order"]["description"]
 
 
-def test_a_cursor_of_another_sort_is_a_400(client: ProjectClient):
+def test_a_cursor_of_another_sort_is_a_400(server_on_each_store: ProjectClient):
     tag = uuid.uuid4().hex[:8]
-    _sessions(client, tag)
+    send_sessions(server_on_each_store, tag)
     for i, value in ((1, 3), (2, 5), (3, 4)):
-        _score(client, name="stars", value=value, session_id=f"{tag}-{i}")
-        _score(client, name="other", value=value, session_id=f"{tag}-{i}")
-        _score(client, name="topic", value=f"t{value}", session_id=f"{tag}-{i}")
+        post_score(server_on_each_store, name="stars", value=value, session_id=f"{tag}-{i}")
+        post_score(server_on_each_store, name="other", value=value, session_id=f"{tag}-{i}")
+        post_score(server_on_each_store, name="topic", value=f"t{value}", session_id=f"{tag}-{i}")
 
     def cursor(limit: int, **params: Any) -> str:
-        page = client.get("/api/v1/sessions", q=tag, limit=limit, window="all", **params)
+        page = server_on_each_store.get(
+            "/api/v1/sessions", q=tag, limit=limit, window="all", **params
+        )
         assert page["next_cursor"] is not None
         return page["next_cursor"]
 
     # One cursor in the scored part (after 5), one in the rest (after session 5).
     for mid in (cursor(1, sort="score:stars"), cursor(4, sort="score:stars")):
-        ok = client.http.get(
+        ok = server_on_each_store.http.get(
             "/api/v1/sessions",
             params={"q": tag, "window": "all", "sort": "score:stars", "cursor": mid},
         )
@@ -167,109 +143,38 @@ def test_a_cursor_of_another_sort_is_a_400(client: ProjectClient):
             {"sort": "start"},
         ):
             params = {"q": tag, "window": "all", "cursor": mid, **other}
-            response = client.http.get("/api/v1/sessions", params=params)
+            response = server_on_each_store.http.get("/api/v1/sessions", params=params)
             assert response.status_code == 400, (other, response.text)
             assert "cursor" in response.json()["error"]
     # Nor is a cursor of the Sessions list one of the Traces list, sorted alike.
     params = {"window": "all", "sort": "score:stars", "cursor": cursor(1, sort="score:stars")}
-    assert client.http.get("/api/v1/traces", params=params).status_code == 400
+    assert server_on_each_store.http.get("/api/v1/traces", params=params).status_code == 400
     label_cursor = cursor(1, sort="score_label:topic")
     for other in ({"sort": "score_label:topic", "order": "asc"}, {"sort": "score:topic"}):
         params = {"q": tag, "window": "all", "cursor": label_cursor, **other}
-        assert client.http.get("/api/v1/sessions", params=params).status_code == 400, other
+        assert (
+            server_on_each_store.http.get("/api/v1/sessions", params=params).status_code == 400
+        ), other
 
 
-def test_a_cursor_of_another_list_or_plain_sort_is_a_400(client: ProjectClient):
-    tag = uuid.uuid4().hex[:8]
-    _sessions(client, tag)
-    for i in (1, 2):
-        _score(client, name="stars", value=i, session_id=f"{tag}-{i}")
-    lists = {
-        f"sessions {sort}": ("/api/v1/sessions", {"sort": sort, "q": tag, "window": "all"})
-        for sort in ("last_activity", "start", "duration", "cost", "tokens", "context")
-    }
-    lists["sessions relevance"] = (
-        "/api/v1/sessions",
-        {"sort": "relevance", "q": tag, "window": "all"},
-    )
-    lists["traces"] = ("/api/v1/traces", {"window": "all"})
-    lists["scores"] = ("/api/v1/scores", {"name": "stars"})
-    made = {}
-    for name, (path, params) in lists.items():
-        page = client.get(path, limit=1, **params)
-        assert page["next_cursor"] is not None, name
-        made[name] = page["next_cursor"]
-    for made_by, cursor in made.items():
-        for name, (path, params) in lists.items():
-            query = {"limit": 1, "cursor": cursor, **params}
-            response = client.http.get(path, params=query)
-            if name == made_by:
-                assert response.status_code == 200, (made_by, response.text)
-            else:
-                assert response.status_code == 400, (made_by, name, response.text)
-                assert "cursor" in response.json()["error"]
-
-
-@pytest.mark.parametrize(
-    ("path", "sort"),
-    [
-        ("/api/v1/sessions", "last_activity"),
-        ("/api/v1/sessions", "cost"),
-        ("/api/v1/sessions", "score:stars"),
-        ("/api/v1/traces", "time"),
-        ("/api/v1/traces", "score:stars"),
-    ],
-)
-def test_a_cursor_reused_with_other_filters_is_a_400(client: ProjectClient, path: str, sort: str):
-    """A cursor starts its list after a row of the list that made it: with other
-    filters or another search, that skipped the other list's rows before it."""
-    tag = uuid.uuid4().hex[:8]
-    _sessions(client, tag)
-    for i in (1, 2, 3):
-        _score(client, name="stars", value=i, session_id=f"{tag}-{i}")
-    # The project's traces are all this test's (a search finds a trace by its id only).
-    same = {"sort": sort, "filter": "spans>=1", "window": "all"}
-    if path.endswith("/sessions"):
-        same["q"] = tag
-    first = client.get(path, limit=2, **same)
-    assert first["next_cursor"] is not None
-    cursor = first["next_cursor"]
-    # The next page: the same filters, another page size or time window read on.
-    for other in ({}, {"limit": "3"}, {"window": "30d"}, {"start": "2026-01-01T00:00:00Z"}):
-        params = {**same, "limit": "2", "cursor": cursor, **other}
-        assert client.http.get(path, params=params).status_code == 200, (other, path)
-    for other in (
-        {"q": tag + "-1"},
-        {"session_id": tag + "-1"} if path.endswith("/traces") else {"min_context_use": "0.1"},
-        {"filter": "spans>=2"},
-        {"filter": ["spans>=1", "errors=0"]},
-        {"status": "ok"},
-        {"user_id": "someone"},
-        {"tag": "vip"},
-        {"metadata": "plan=pro"},
-        {"score": "stars>=1"},
-        {"missing_score": "other"},
-    ):
-        params = {**same, "limit": "2", "cursor": cursor, **other}
-        response = client.http.get(path, params=params)
-        assert response.status_code == 400, (other, path, response.text)
-        assert "filter" in response.json()["error"]
-
-
-def test_odd_score_names_sort_as_names(client: ProjectClient):
+def test_odd_score_names_sort_as_names(server_on_each_store: ProjectClient):
     """Quotes, percent signs, SQL and unicode in a sort's name are just a name; one no
     row has (another project's, or none at all) leaves the list newest first."""
     tag = uuid.uuid4().hex[:8]
-    _sessions(client, tag)
+    send_sessions(server_on_each_store, tag)
     odd = ('it\'s "q"', "50%_off", "a'; DROP TABLE score_rollups; --", "ünï😀", "x" * 200)
     for i, name in enumerate(odd, start=1):
-        _score(client, name=name, value=i, session_id=f"{tag}-{i}")
+        post_score(server_on_each_store, name=name, value=i, session_id=f"{tag}-{i}")
     for i, name in enumerate(odd, start=1):
-        ids = _walk(client, "/api/v1/sessions", "session_id", q=tag, sort=f"score:{name}")
+        ids = _walk(
+            server_on_each_store, "/api/v1/sessions", "session_id", q=tag, sort=f"score:{name}"
+        )
         expected = [i] + [j for j in (5, 4, 3, 2, 1) if j != i]
         assert [int(s.rsplit("-", 1)[1]) for s in ids] == expected, name
     for name in ("%", "_", "nobody's", "stars\\", "x" * 201, "y" * 5000):
-        ids = _walk(client, "/api/v1/sessions", "session_id", q=tag, sort=f"score:{name}")
+        ids = _walk(
+            server_on_each_store, "/api/v1/sessions", "session_id", q=tag, sort=f"score:{name}"
+        )
         assert [int(s.rsplit("-", 1)[1]) for s in ids] == [5, 4, 3, 2, 1], name
-    nul = client.http.get("/api/v1/sessions", params={"sort": "score:a\x00b"})
+    nul = server_on_each_store.http.get("/api/v1/sessions", params={"sort": "score:a\x00b"})
     assert nul.status_code == 400
