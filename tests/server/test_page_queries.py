@@ -13,7 +13,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.otlp import new_span_id, new_trace_id, request, span
 from threadline.server.web.auth import COOKIE
 
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -23,13 +22,6 @@ def _web(server: Any) -> httpx.Client:
     return httpx.Client(
         base_url=server.base_url, cookies={COOKIE: server.api_key}, headers=HTML, timeout=30
     )
-
-
-def _send_session(server: Any, session_id: str) -> None:
-    trace_id = new_trace_id()
-    spans = [span(trace_id, new_span_id(), attributes={"session.id": session_id})]
-    sent = server.export(request(spans).SerializeToString())
-    assert sent.status_code == 200, sent.text
 
 
 def _a_400_page_saying(answer: httpx.Response, *why: str) -> None:
@@ -148,7 +140,7 @@ FORGING = {
 def test_free_text_refuses_the_controls_that_forge_output(server: Any, kind: str) -> None:
     text, code = FORGING[kind]
     sid = f"free-{uuid.uuid4().hex[:8]}"
-    _send_session(server, sid)
+    server.send_span({"session.id": sid})
     api = server.http
     for path, body, field in (
         (
@@ -186,7 +178,7 @@ def test_free_text_refuses_the_controls_that_forge_output(server: Any, kind: str
 
 def test_free_text_keeps_lines_tabs_and_right_to_left_writing(server: Any) -> None:
     sid = f"free-{uuid.uuid4().hex[:8]}"
-    _send_session(server, sid)
+    server.send_span({"session.id": sid})
     right_to_left = "\u05e9\u05dc\u05d5\u05dd \u2067\u0627\u0644\u2069 \u202bx\u202c"
     body = "first line\r\nsecond\tline\n" + right_to_left
     answer = server.http.post("/api/v1/notes", json={"session_id": sid, "body": body})
