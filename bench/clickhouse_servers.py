@@ -13,7 +13,10 @@ last session reads back; then every session is checked to hold all its spans. Wi
 ``--engine-pid`` (the engine's process, when it runs on this machine) it also prints
 the CPU time the servers (of it, the server processes' own, without their workers: the
 writer's share is there) and the engine spent per 1,000 spans over the same interval:
-unlike the rate, it hardly moves with what else loads the machine. ``--inference off``
+unlike the rate, it hardly moves with what else loads the machine. It also prints how
+many exports the servers' writers made the rows of, as ``/healthz`` counts them (the
+worker left them: their sessions needed the writer, or the job lacked the project's
+setting), beside the count with the setting known. ``--inference off``
 turns the project's session inference off before the first export (the workload names
 every trace's session on its root, but an export that holds a trace's later spans
 without its root carries signals and no session id: with inference on, the writer makes
@@ -46,10 +49,11 @@ def run(
     engine_pid: int = 0,
     senders: int = 2,
     inference: bool = True,
-) -> tuple[float, float, float, float]:
-    """Durable spans/s, and the CPU milliseconds per 1,000 spans of the servers (their
+) -> tuple[float, float, float, float, int | None]:
+    """Durable spans/s, the CPU milliseconds per 1,000 spans of the servers (their
     processes and workers), of the server processes alone and of the engine (0 without
-    ``engine_pid``) over the run."""
+    ``engine_pid``) over the run, and how many exports the servers' writers made the
+    rows of (``/healthz``; None from a server that does not say)."""
     database = f"ingest_{servers}_{time.time_ns()}"
     store_url = f"{url.rstrip('/')}/{database}" + (f"?{settings}" if settings else "")
     bodies = list(workload.batches(spans, batch))
@@ -124,11 +128,14 @@ def run(
                 expected = len(session_ids) * per_session
                 if counted != expected:
                     raise SystemExit(f"{counted} spans read back, {expected} sent")
+            healths = [httpx.get(u + "/healthz", timeout=60).json() for _, u, _ in started]
+            made = [h.get("exports_prepared_by_writer") for h in healths]
             return (
                 spans / elapsed,
                 server_cpu * 1e6 / spans,
                 own_cpu * 1e6 / spans,
                 engine_cpu * 1e6 / spans,
+                None if None in made else sum(m for m in made if m is not None),
             )
         finally:
             for process, _, _ in started:
@@ -183,7 +190,7 @@ def main() -> None:
         flush=True,
     )
     for servers in args.servers:
-        rate, server_ms, own_ms, engine_ms = run(
+        rate, server_ms, own_ms, engine_ms, made = run(
             args.url,
             args.spans,
             servers,
@@ -194,12 +201,14 @@ def main() -> None:
             args.inference == "on",
         )
         engine = f", engine {engine_ms:,.0f}" if args.engine_pid else ""
+        in_writer = "-" if made is None else f"{made}"
         print(
             f"{servers} server(s), {args.senders} senders each, inference {args.inference}:"
             f" {rate:,.0f} durable spans/s"
             f" ({args.spans:,} spans);"
             f" CPU ms per 1,000 spans: servers {server_ms:,.0f}"
-            f" (server processes alone {own_ms:,.0f}){engine}",
+            f" (server processes alone {own_ms:,.0f}){engine};"
+            f" exports whose rows the writers made: {in_writer} of {len(bodies)}",
             flush=True,
         )
 

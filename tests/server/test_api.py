@@ -172,9 +172,17 @@ def test_openapi_document_and_docs(server):
         assert path in spec["paths"]
     assert httpx.get(server.base_url + "/docs").status_code == 200
     health = httpx.get(server.base_url + "/healthz").json()
-    assert health.keys() == {"status", "queued_exports", "write_transactions", "exports_written"}
+    assert health.keys() == {
+        "status",
+        "queued_exports",
+        "write_transactions",
+        "exports_written",
+        "exports_prepared_by_writer",
+    }
     assert health["status"] == "ok" and health["queued_exports"] == 0, health
     assert health["exports_written"] >= health["write_transactions"] >= 0, health
+    # SQLite's worker prepares every export.
+    assert health["exports_prepared_by_writer"] == 0, health
 
 
 def test_times_are_iso_utc(server):

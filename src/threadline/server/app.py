@@ -168,6 +168,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
             "queued_exports": ingest.in_hand,
             "write_transactions": counts.transactions,
             "exports_written": counts.exports,
+            "exports_prepared_by_writer": counts.prepared_by_writer,
         }
         # Still 200 on a full disk: the server is alive, and tells exporters to retry.
         if ingest.disk_full is not None:

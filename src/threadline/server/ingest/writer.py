@@ -49,6 +49,10 @@ class WriterCounts:
 
     transactions: int = 0  # transactions committed
     exports: int = 0  # exports (or pieces of one) they committed
+    # Of those, the ones with spans whose store preparation the worker left to the
+    # writer (``Store.span_preparer``: ClickHouse, when only the writer can name their
+    # sessions): the work the worker did not take off this process.
+    prepared_by_writer: int = 0
 
 
 class SpanWriter:
@@ -130,5 +134,8 @@ class SpanWriter:
         self.disk_full = None
         self.counts.transactions += 1
         self.counts.exports += len(group)
+        self.counts.prepared_by_writer += sum(
+            1 for job in group if job.batch.prepared is None and job.batch.spans
+        )
         for job in group:
             job.done.set_result(None)
