@@ -233,16 +233,22 @@ def test_a_setting_changed_on_another_server_is_followed_within_setting_seconds(
     # Within SETTING_SECONDS of this server's last read, its jobs follow what it read.
     clock[0] += inference.SETTING_SECONDS * 0.9
     assert store.span_preparer(project_id).infers_sessions is False
-    # Then the job does not know it: a batch that may be inferred goes to the writer,
-    # which reads the setting.
+    # Then it is not known without a read: no preparer (the pipeline asks again, off
+    # its event loop, with ``read``; a job without one leaves its rows to the writer,
+    # which reads the setting).
     clock[0] += inference.SETTING_SECONDS * 0.1
-    assert store.span_preparer(project_id).infers_sessions is None
+    assert store.span_preparer(project_id) is None
     trace_id = new_trace_id()
     prepared = _prepared(store, project_id, _body(trace_id, 3, **_SIGNALS))
     assert prepared.for_store is None
     store.write_span_batches([SpanBatch(project_id, prepared.normalized.spans, None)])
     trace = store.get_trace(project_id, trace_id)
     assert trace is not None and trace.session_id is not None
+    assert store.span_preparer(project_id).infers_sessions is True
+    # Past SETTING_SECONDS again, a preparer asked with ``read`` reads it.
+    clock[0] += inference.SETTING_SECONDS
+    assert store.span_preparer(project_id) is None
+    assert store.span_preparer(project_id, read=True).infers_sessions is True
     assert store.span_preparer(project_id).infers_sessions is True
 
 

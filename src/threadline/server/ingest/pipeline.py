@@ -30,6 +30,7 @@ from threadline.server.ingest.body import Body
 from threadline.server.ingest.prepare import (
     Job,
     Prepared,
+    StorePreparer,
     prepare_export,
     prepare_piece,
     warm_up,
@@ -100,11 +101,12 @@ class IngestPipeline:
         self.in_hand += 1
         self._idle.clear()
         try:
-            # Kept for a moment: a store read only now and then, off the event loop.
-            rules = self.redaction.cached(project.id)
-            if rules is None:
-                rules = await asyncio.to_thread(self.redaction.get, project.id)
-            job = Job(self.settings, project.id, rules, self.store.span_preparer(project.id))
+            # The project's rules and the settings its preparer carries are kept for a
+            # moment: a store read only now and then, off the event loop.
+            known = self._known_for_job(project.id)
+            if known is None:
+                known = await asyncio.to_thread(self._read_for_job, project.id)
+            job = Job(self.settings, project.id, *known)
             prepared = await self.workers.run(prepare_export, job, body, kind, content_encoding)
             if isinstance(prepared, Prepared):
                 await self.writer.write(project.id, prepared)
@@ -124,6 +126,19 @@ class IngestPipeline:
             self._last_finished = time.monotonic()
             if not self.in_hand:
                 self._idle.set()
+
+    def _known_for_job(self, project_id: int) -> tuple[RedactionRules, StorePreparer | None] | None:
+        """The project's rules and its store preparer as this process knows them now,
+        without a read; None if it does not know one of them (a start, a lull)."""
+        rules = self.redaction.cached(project_id)
+        preparer = self.store.span_preparer(project_id)
+        return None if rules is None or preparer is None else (rules, preparer)
+
+    def _read_for_job(self, project_id: int) -> tuple[RedactionRules, StorePreparer | None]:
+        """The project's rules and its store preparer, read where not known (off the
+        event loop): a job made without the setting a preparer carries would leave
+        its rows to the writer (ClickHouse, an export that may name sessions)."""
+        return self.redaction.get(project_id), self.store.span_preparer(project_id, read=True)
 
     async def wait_idle(self) -> None:
         """Return once no export is in hand."""

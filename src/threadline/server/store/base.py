@@ -169,18 +169,20 @@ class Store(Protocol):
         ...
 
     def span_preparer(
-        self, project_id: int | None = None
+        self, project_id: int | None = None, *, read: bool = False
     ) -> Callable[[int, Sequence[SpanRecord]], object] | None:
         """The CPU work ``write_spans`` does before its transaction, as a picklable
         callable ``(project_id, spans) -> prepared`` that the ingest pipeline runs in a
-        worker process; None when there is none worth moving. The records given to
-        ``write_span_batches`` with what it made then carry no attributes, inputs or
-        outputs: it has encoded them (``ingest/writer_records.py``). The callable may
-        return None for a batch it leaves to ``write_spans`` (those records stay whole).
+        worker process. The records given to ``write_span_batches`` with what it made
+        then carry no attributes, inputs or outputs: it has encoded them
+        (``ingest/writer_records.py``). The callable may return None for a batch it
+        leaves to ``write_spans`` (those records stay whole).
 
         ``project_id``: the project whose exports it will prepare, so that it may carry
-        what the store knows of the project's settings (never read here: the pipeline
-        asks for every export, on its event loop); None: for any project."""
+        the project's settings the store keeps; None: for any project (carrying none).
+        Without ``read`` it never reads (the pipeline asks for every export, on its
+        event loop) and returns None when such a setting is not known without a read;
+        with ``read`` (asked off the event loop then) it reads what it does not know."""
         ...
 
     # --- queries ----------------------------------------------------------------

@@ -255,12 +255,19 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     # --- ingest ---------------------------------------------------------------------
 
-    def span_preparer(self, project_id: int | None = None) -> export_rows.RowsPreparer:
+    def span_preparer(
+        self, project_id: int | None = None, *, read: bool = False
+    ) -> export_rows.RowsPreparer | None:
         """An export's rows, made in a worker process (``export_rows.py``), with the
-        project's inference setting if known (never read here: asked per export on the
-        event loop; the writer keeps it known, ``inference.py``)."""
-        infers = None if project_id is None else self._inference.known(project_id)
-        return export_rows.RowsPreparer(infers)
+        project's inference setting: the copy the writer keeps known while the project's
+        exports come (``inference.py``), None when it is not known (a start, or a lull
+        past ``SETTING_SECONDS``), read with ``read``. For any project: without it."""
+        if project_id is None:
+            return export_rows.RowsPreparer()
+        if read:
+            return export_rows.RowsPreparer(self._inference.recently_enabled(project_id))
+        infers = self._inference.known(project_id)
+        return None if infers is None else export_rows.RowsPreparer(infers)
 
     def write_spans(
         self, project_id: int, spans: Sequence[SpanRecord], prepared: object | None = None

@@ -59,10 +59,10 @@ class SpanWrites(Database):
         # Large traces' rollups, kept so that adding spans to one need not read it back.
         self._tallies = TallyCache()
 
-    def span_preparer(self, project_id: int | None = None) -> SpanPreparer:
+    def span_preparer(self, project_id: int | None = None, *, read: bool = False) -> SpanPreparer:
         """The work of ``write_spans`` before its transaction, for another process to do
         (span_batch.py): packing with this store's payload dictionary, if it has one
-        (the same for every project)."""
+        (the same for every project: nothing to read)."""
         packing = self._payloads.packing
         return SpanPreparer(None if packing is None else packing.as_bytes())
 
