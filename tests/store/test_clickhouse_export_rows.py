@@ -34,7 +34,7 @@ from threadline.server.settings import Settings
 from threadline.server.store import open_store
 from threadline.server.store.base import PreparedForAnother, SpanBatch
 from threadline.server.store.clickhouse import ClickHouseStore, inference
-from threadline.server.store.clickhouse.export_rows import ExportRows
+from threadline.server.store.clickhouse.export_rows import ExportRows, RowsPreparer
 
 pytestmark = pytest.mark.clickhouse
 
@@ -66,10 +66,18 @@ def _body(trace_id: str, spans: int, **attributes: object) -> bytes:
     return message.SerializeToString()
 
 
+def _preparer(store: ClickHouseStore, project_id: int) -> RowsPreparer:
+    """The store's preparer for the project as the pipeline asks for it: as known, else
+    read (off its event loop)."""
+    preparer = store.span_preparer(project_id) or store.span_preparer(project_id, read=True)
+    assert preparer is not None
+    return preparer
+
+
 def _prepare_in_a_worker(store: ClickHouseStore, project_id: int, body: bytes) -> Prepared:
     """``body`` prepared in a spawned process with the store's preparer, as an ingest
     worker prepares it, and its answer unpickled here."""
-    job = Job(Settings(), project_id, RedactionRules(), store.span_preparer(project_id))
+    job = Job(Settings(), project_id, RedactionRules(), _preparer(store, project_id))
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         answer = pool.submit(prepare_export, job, body, PROTOBUF, None).result()
     assert isinstance(answer, Prepared)
@@ -163,7 +171,7 @@ def test_a_group_of_exports_is_one_insert_per_table(store: ClickHouseStore) -> N
 def _prepared(store: ClickHouseStore | None, project_id: int, body: bytes) -> Prepared:
     """``body`` prepared as a worker prepares it for ``project_id`` (``store``'s preparer
     as the pipeline asks for it; None: no preparer, the records whole), through a pickle."""
-    preparer = None if store is None else store.span_preparer(project_id)
+    preparer = None if store is None else _preparer(store, project_id)
     prepared = prepare_export(
         Job(Settings(), project_id, RedactionRules(), preparer), body, PROTOBUF, None
     )
@@ -233,22 +241,17 @@ def test_a_setting_changed_on_another_server_is_followed_within_setting_seconds(
     # Within SETTING_SECONDS of this server's last read, its jobs follow what it read.
     clock[0] += inference.SETTING_SECONDS * 0.9
     assert store.span_preparer(project_id).infers_sessions is False
-    # Then it is not known without a read: no preparer (the pipeline asks again, off
-    # its event loop, with ``read``; a job without one leaves its rows to the writer,
-    # which reads the setting).
+    # Then it is not known without a read: no preparer. The pipeline asks again, off
+    # its event loop, with ``read``: the job follows the change, its session named in
+    # the worker.
     clock[0] += inference.SETTING_SECONDS * 0.1
     assert store.span_preparer(project_id) is None
     trace_id = new_trace_id()
     prepared = _prepared(store, project_id, _body(trace_id, 3, **_SIGNALS))
-    assert prepared.for_store is None
-    store.write_span_batches([SpanBatch(project_id, prepared.normalized.spans, None)])
+    assert isinstance(prepared.for_store, ExportRows)
+    store.write_span_batches([SpanBatch(project_id, prepared.normalized.spans, prepared.for_store)])
     trace = store.get_trace(project_id, trace_id)
     assert trace is not None and trace.session_id is not None
-    assert store.span_preparer(project_id).infers_sessions is True
-    # Past SETTING_SECONDS again, a preparer asked with ``read`` reads it.
-    clock[0] += inference.SETTING_SECONDS
-    assert store.span_preparer(project_id) is None
-    assert store.span_preparer(project_id, read=True).infers_sessions is True
     assert store.span_preparer(project_id).infers_sessions is True
 
 
