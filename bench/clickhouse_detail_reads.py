@@ -10,13 +10,19 @@ each read once per trace per round, the forms alternating. Prints per form the e
 process's CPU per statement (user + system from /proc, summed over all its runs: the
 10 ms ticks of one run would round most of them to 0) and the wall time's median:
 
+- ``trace: detail``: the detail's one statement (``trace_detail.py``: the three below,
+  the spans and the scores as scalar subqueries of the merge);
 - ``trace: merge``: the trace's packed parts merged, with its context use
   (``merged_traces.by_ids``);
-- ``trace: spans``: its spans by the spans table's sort key (what the detail read);
+- ``trace: spans``: its spans by the spans table's sort key, each span's last copy
+  (the detail's subquery);
 - ``trace: spans, bounded``: the same, also bounded by the trace's start and end,
-  which prunes the partitions and parts that cannot hold them;
+  which prunes the partitions and parts that cannot hold them (not what the store
+  reads: what bounding would save);
 - ``trace: spans, narrow``: only three short columns (what the payloads cost);
 - ``trace: scores``: its score summaries (``scores.latest_rollups``);
+- ``session: detail``: the detail's one statement (``session_detail.py``: the merge
+  below, with the session's and its traces' score summaries as scalar subqueries);
 - ``session: merge``: the session's traces merged (``merged_traces.of_sessions``);
 - ``session: scores``: the session's score summaries, then its traces'.
 
@@ -37,12 +43,12 @@ from typing import Any
 from clickhouse_page_reads import Engine, _quoted
 
 from threadline.server.store import open_store
-from threadline.server.store.clickhouse import merged_traces, scores
+from threadline.server.store.clickhouse import merged_traces, scores, session_detail, trace_detail
 from threadline.server.store.columns import SPAN_DETAIL
 
 _SPANS = (
     "SELECT {columns} FROM spans WHERE project_id = {project} AND trace_id = '{trace}'{bounds}"
-    " ORDER BY start_ns, span_id LIMIT 1 BY span_id"
+    " ORDER BY span_id, ingested_ns DESC LIMIT 1 BY span_id"
 )
 
 
@@ -56,11 +62,18 @@ def forms(project: str) -> dict[str, Callable[[str, str, str, str], str]]:
 
         return sql
 
+    def bound(sql: str, trace: str, session: str) -> str:
+        for name, value in (
+            ("%(project)s", project),
+            ("%(trace)s", f"'{trace}'"),
+            ("%(sessions)s", f"['{session}']"),
+        ):
+            sql = sql.replace(name, value)
+        assert "%(" not in sql, sql
+        return sql
+
     def of_session(trace: str, start: str, end: str, session: str) -> str:
-        sql = merged_traces.merged_sql(
-            merged_traces._OF_SESSIONS, False, [merged_traces.SESSION_TRACES]
-        )
-        return sql.replace("%(project)s", project).replace("%(sessions)s", f"['{session}']")
+        return bound(merged_traces.of_sessions_sql(False), trace, session)
 
     def rollups(kind: str, ids: str) -> str:
         return scores.latest_rollups(
@@ -68,6 +81,7 @@ def forms(project: str) -> dict[str, Callable[[str, str, str, str], str]]:
         )
 
     return {
+        "trace: detail": lambda t, s, e, x: bound(trace_detail._DETAIL, t, x),
         "trace: merge": lambda t, s, e, x: merged_traces.merged_sql(
             f"project_id = {project} AND trace_id IN ('{t}')"
         ),
@@ -75,6 +89,7 @@ def forms(project: str) -> dict[str, Callable[[str, str, str, str], str]]:
         "trace: spans, bounded": spans(SPAN_DETAIL.sql, True),
         "trace: spans, narrow": spans("span_id, start_ns, end_ns", False),
         "trace: scores": lambda t, s, e, x: rollups("trace", f"'{t}'"),
+        "session: detail": lambda t, s, e, x: bound(session_detail._DETAIL, t, x),
         "session: merge": of_session,
         "session: scores": lambda t, s, e, x: rollups("session", f"'{x}'"),
     }

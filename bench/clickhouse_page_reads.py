@@ -4,21 +4,28 @@
     python bench/clickhouse_page_reads.py --url http://127.0.0.1:8124 \\
         --database scale_10000000 --engine-pid PID [--layouts] [--rounds 3]
 
-On a database filled by ``clickhouse_scale.py``, reads the merged parts of the 100 most
-recent traces (a Sessions page) and of one trace (a trace's page) in several forms, and
-prints, per form, the engine process's CPU time per statement (user + system, from
-/proc: on a shared machine it moves far less than the wall time) and the wall time,
-medians of ``--rounds`` rounds of 10 statements that alternate the forms:
+On a database filled by ``clickhouse_scale.py``, reads the 100 most recent traces (a
+Sessions page's) and one trace, and 50 of their sessions, in the forms the store reads
+them now, and prints, per form, the engine process's CPU time per statement (user +
+system, from /proc: on a shared machine it moves far less than the wall time) and the
+wall time, medians of ``--rounds`` rounds of 10 statements that alternate the forms:
 
-- ``join``: the traces' context use joined to the merge (before this change);
-- ``map``: the same, with the context use read once as a map (``merged_traces.py``);
-- ``two statements`` / ``has(array)``: a session page's trace ids found in
-  ``session_members`` first, or in the same statement as an array;
-- ``bounded``: the merge limited to the traces' time span (``start_ns`` between their
-  least start and greatest end), which prunes partitions and parts;
-- with ``--layouts``: copies of ``trace_parts_by_id`` in wide parts (as it is) and in
-  compact parts, read by id and over a day's window (``queries.latest_traces``). The
-  copies are dropped at the end.
+- ``packed parts by id``: the traces' packed parts with their context use
+  (``merged_traces.by_ids``: the details, the pages' traces);
+- ``packed parts by id, bounded``: the same, limited to the traces' time span
+  (``start_ns`` between their least start and greatest end), which prunes partitions
+  and parts (not what the store reads: what bounding would save);
+- ``SQL rule by id``: the traces merged in SQL from ``trace_parts_by_id`` with
+  ``trace_context`` joined (``queries.latest_traces``: what search and the filters read);
+- ``50 sessions: the page's traces``: a Sessions page's one statement for its traces,
+  given the ids of those the pick saw (``picked_traces``);
+- ``50 sessions: by their members``: the sessions' traces found through
+  ``session_members`` in the same statement (``merged_traces.of_sessions``: a page of
+  more traces, the session detail's merge);
+- with ``--layouts``: copies of ``trace_context`` in 8,192-row granules (as it is) and in
+  64-row granules, each read by the 100 ids (its share of ``SQL rule by id``) and for a
+  day's and a week's traces (what a filtered list joins). The copies are dropped at the
+  end.
 """
 
 from __future__ import annotations
@@ -29,17 +36,13 @@ import statistics
 import time
 import urllib.request
 
-from threadline.server.store.clickhouse import merged_traces, queries
+from threadline.server.store.clickhouse import merged_traces, picked_traces, queries
 
 _TICKS = os.sysconf("SC_CLK_TCK")
-_JOINED = (
-    "SELECT m.*, c.c_use FROM (SELECT trace_id, min(p.start_ns), max(p.end_ns),"
-    " length(groupUniqArrayArray(p.span_ids)), length(groupUniqArrayArray(p.error_span_ids)),"
-    " min(p.root), min(p.first_session), min(p.first_user), min(p.first_input),"
-    " min(p.last_output), groupUniqArrayArray(p.amounts), [], []"
-    " FROM {table} AS p WHERE {where} GROUP BY trace_id) AS m LEFT JOIN (SELECT trace_id,"
-    " toNullable(max(context_use)) AS c_use FROM trace_context WHERE {where}"
-    " GROUP BY trace_id) AS c ON m.trace_id = c.trace_id"
+# Each trace's context use, as queries.latest_traces joins it.
+_CONTEXT = (
+    "SELECT count(), sum(c_use) FROM (SELECT trace_id, toNullable(max(context_use)) AS c_use"
+    " FROM {table} WHERE {where} GROUP BY trace_id)"
 )
 
 
@@ -74,13 +77,23 @@ def _quoted(ids: list[str]) -> str:
     return ", ".join("'" + i.replace("'", "\\'") + "'" for i in ids)
 
 
+def _bound(sql: str, parameters: dict[str, str]) -> str:
+    """``sql`` with its named parameters written in."""
+    for name, value in parameters.items():
+        sql = sql.replace(name, value)
+    assert "%(" not in sql, sql
+    return sql
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True, help="http://host:port of the engine")
     parser.add_argument("--database", required=True)
     parser.add_argument("--engine-pid", type=int, required=True)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--layouts", action="store_true", help="also wide vs compact copies")
+    parser.add_argument(
+        "--layouts", action="store_true", help="also trace_context in 8,192- and 64-row granules"
+    )
     args = parser.parse_args()
     engine = Engine(args.url, args.database, args.engine_pid)
     project = engine.rows("SELECT id FROM projects WHERE name = 'scale'")[0][0]
@@ -98,67 +111,68 @@ def main() -> None:
     for label, some in (("100 traces", ids), ("1 trace", ids[:1])):
         where = f"project_id = {project} AND trace_id IN ({_quoted(some)})"
         lo, hi = engine.rows(
-            f"SELECT min(start_ns), max(end_ns) FROM trace_parts_by_id WHERE {where}"
+            f"SELECT min(start_ns), max(end_ns) FROM trace_parts_packed WHERE {where}"
         )[0]
-        forms[f"{label}: join"] = _JOINED.format(table="trace_parts_by_id", where=where)
-        forms[f"{label}: map"] = merged_traces.merged_sql(where, False)
-        bounded = merged_traces.merged_sql(where, False).replace(
-            f"FROM trace_parts_by_id AS p WHERE {where}",
-            f"FROM trace_parts_by_id AS p WHERE {where} AND start_ns BETWEEN {lo} AND {hi}",
+        packed = merged_traces.merged_sql(where, False)
+        forms[f"{label}: packed parts by id"] = packed
+        read = f"FROM trace_parts_packed AS p WHERE {where}"
+        assert read in packed, "the store reads its packed parts otherwise now"
+        forms[f"{label}: packed parts by id, bounded"] = packed.replace(
+            read, f"{read} AND start_ns BETWEEN {lo} AND {hi}"
         )
-        forms[f"{label}: map, bounded"] = bounded
-    members = (
-        f"SELECT DISTINCT trace_id FROM session_members WHERE project_id = {project}"
-        f" AND session_id IN ({_quoted([row[0] for row in sessions])})"
-    )
-    member_ids = [row[0] for row in engine.rows(members)]
-    forms["50 sessions: two statements"] = members
-    forms["50 sessions: two statements (2nd)"] = merged_traces.merged_sql(
-        f"project_id = {project} AND trace_id IN ({_quoted(member_ids)})", False
-    )
-    session_traces = (
-        "(SELECT groupUniqArray(trace_id) FROM session_members WHERE project_id ="
-        f" {project} AND session_id IN ({_quoted([row[0] for row in sessions])}))"
-        " AS session_traces"
-    )
-    forms["50 sessions: has(array)"] = merged_traces.merged_sql(
-        f"project_id = {project} AND has(session_traces, trace_id)", False, [session_traces]
-    )
-    copies = {"wide": "", "compact": ", min_bytes_for_wide_part = 1000000000000"}
+        forms[f"{label}: SQL rule by id"] = queries.latest_traces(where)
+    session_ids = [row[0] for row in sessions]
+    seen = [
+        row[0]
+        for row in engine.rows(
+            f"SELECT DISTINCT trace_id FROM session_members WHERE project_id = {project}"
+            f" AND session_id IN ({_quoted(session_ids)}) AND trace_id IN ({_quoted(ids)})"
+        )
+    ]
+    bound = {
+        "%(project)s": project,
+        "%(sessions)s": f"[{_quoted(session_ids)}]",
+        "%(seen)s": f"[{_quoted(seen)}]",
+    }
+    forms["50 sessions: the page's traces"] = _bound(picked_traces._PAGE_TRACES, bound)
+    forms["50 sessions: by their members"] = _bound(merged_traces.of_sessions_sql(False), bound)
+    tables = {"8192": 8192, "64": 64}
     if args.layouts:
-        for name, extra in copies.items():
-            table = f"layout_{name}"
+        for name, granule in tables.items():
+            table = f"context_granules_{name}"
             engine.rows(f"DROP TABLE IF EXISTS {table}")
             engine.rows(
-                f"CREATE TABLE {table} AS trace_parts_by_id ENGINE = AggregatingMergeTree"
-                " PARTITION BY toYYYYMM(toDateTime(intDiv(start_ns, 1000000000)))"
-                " ORDER BY (project_id, trace_id) SETTINGS index_granularity = 64,"
-                f" min_compress_block_size = 4096, max_compress_block_size = 16384{extra}"
+                f"CREATE TABLE {table} AS trace_context ENGINE = AggregatingMergeTree"
+                f" ORDER BY (project_id, trace_id) SETTINGS index_granularity = {granule}"
             )
-            engine.rows(f"INSERT INTO {table} SELECT * FROM trace_parts_by_id")
+            engine.rows(f"INSERT INTO {table} SELECT * FROM trace_context")
+            engine.rows(f"OPTIMIZE TABLE {table} FINAL")
             where = f"project_id = {project} AND trace_id IN ({_quoted(ids)})"
-            forms[f"{name} parts: 100 traces by id"] = _JOINED.format(table=table, where=where)
-            day = (
-                f"project_id = {project} AND trace_id IN (SELECT trace_id FROM trace_times"
-                f" WHERE project_id = {project} AND start_ns >= {hour_ago - 23 * 3600 * 10**9})"
+            forms[f"context, {name}-row granules: 100 traces by id"] = _CONTEXT.format(
+                table=table, where=where
             )
-            forms[f"{name} parts: a day's window merged"] = (
-                "SELECT count(), sum(span_count) FROM ("
-                + queries.latest_traces(day).replace("FROM trace_parts_by_id", f"FROM {table}")
-                + ")"
-            )
+            for days in (1, 7):
+                window = queries.trace_ids_near(
+                    str(hour_ago - (days * 24 - 1) * 3600 * 10**9), None
+                )
+                forms[f"context, {name}-row granules: {days} day(s)' traces"] = _CONTEXT.format(
+                    table=table,
+                    where=f"project_id = {project} AND trace_id IN ({window})".replace(
+                        "%(project)s", project
+                    ),
+                )
     samples: dict[str, list[tuple[float, float]]] = {form: [] for form in forms}
     for _ in range(args.rounds):
         for form, sql in forms.items():
-            times = 3 if "window" in form else 10
+            times = 3 if "day" in form else 10
             samples[form].append(engine.cost(sql, times))
     for form, taken in samples.items():
         cpu = statistics.median(t[0] for t in taken)
         wall = statistics.median(t[1] for t in taken)
-        print(f"  {form:<42} engine CPU {cpu:7.1f} ms   wall {wall:7.1f} ms", flush=True)
+        print(f"  {form:<50} engine CPU {cpu:7.1f} ms   wall {wall:7.1f} ms", flush=True)
     if args.layouts:
-        for name in copies:
-            engine.rows(f"DROP TABLE IF EXISTS layout_{name}")
+        for name in tables:
+            engine.rows(f"DROP TABLE IF EXISTS context_granules_{name}")
 
 
 if __name__ == "__main__":

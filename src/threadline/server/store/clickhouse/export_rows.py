@@ -11,8 +11,9 @@ Two batches are left to the writer, which makes nothing of them in the worker, k
 the records whole and makes the rows after placing them: one that asks for a response
 it does not answer itself (the Responses chain names a turn after what other servers
 stored, which only the writer reads), and one whose sessions the store may infer
-(``inferred_sessions.may_place``) when the job did not know the project's setting
-(``inference.py`` says how stale it may be).
+(``inferred_sessions.may_place``) when the preparer does not know the project's setting
+(one made for any project: the pipeline reads the setting before making a job that
+lacks it, ``inference.py``).
 
 Rows made in the worker are the only rows of their batch: the records come back
 without their attributes, inputs and outputs (``ingest/writer_records.py``), so the
@@ -64,8 +65,8 @@ def rows_of(project_id: int, spans: Sequence[SpanRecord]) -> ExportRows:
 class RowsPreparer:
     """Makes a batch's rows in a worker process (picklable, sent with each job), its
     inferred sessions named; None for a batch whose sessions only the writer can name.
-    ``infers_sessions``: the project's setting as the job knew it (None: not known,
-    taken as on)."""
+    ``infers_sessions``: the project's setting as the job knew it (None: not known, a
+    preparer for any project; taken as on)."""
 
     infers_sessions: bool | None = None
 

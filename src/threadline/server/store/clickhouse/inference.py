@@ -6,14 +6,15 @@ inferred sessions themselves read and write (migration 0012): the response ids' 
 The setting is read by each server's writer, at most once per ``SETTING_SECONDS``
 per project (an export with signals needs it), and is given with each export's job
 (``known``, never a read: the job is made on the event loop) so that the worker makes
-the rows, its sessions named or not as the setting says (``export_rows.RowsPreparer``;
-one not known leaves a batch that may be named to the writer). The writer
-reads it again once it is half that old, while the project's exports carry signals, so
-that a busy project's jobs always find it known. How stale it may be: an export
-follows the setting as read at most ``SETTING_SECONDS`` before it arrived, so a change
-made on another server (or by the CLI) applies to exports arriving there within that
-time; one made on this server, to the exports that arrive after it (those in hand
-follow the setting they arrived under).
+the rows, its sessions named or not as the setting says (``export_rows.RowsPreparer``).
+Where it is not known (a start, a lull), the pipeline reads it off the event loop before
+making the job (``recently_enabled``, through ``span_preparer(project_id, read=True)``).
+The writer reads it again once it is half that old, while the project's exports carry
+signals, so that a busy project's jobs find it known without that read. How stale it
+may be: an export follows the setting as read at most ``SETTING_SECONDS`` before it
+arrived, so a change made on another server (or by the CLI) applies to exports
+arriving there within that time; one made on this server, to the exports that arrive
+after it (those in hand follow the setting they arrived under).
 """
 
 from __future__ import annotations
