@@ -102,3 +102,10 @@ def test_context_chart_and_the_peak_context_sort_and_filter(ui: UI, server) -> N
     expect(page.locator("tr.session-row")).to_have_count(1)
     assert page.locator("tr.session-row").first.get_attribute("data-id") == "ctx"
     ui.shot("sessions-by-context")
+    # The unit typed too, as the field's label shows it: the same filter, not a 400.
+    page.locator("input[name=context]").fill("15 %")
+    with page.expect_navigation() as navigation:
+        page.locator("button[type=submit]", has_text="Apply").click()
+    assert navigation.value is not None and navigation.value.status == 200, page.url
+    expect(page.locator("tr.session-row")).to_have_count(1)
+    expect(page.locator("input[name=context]")).to_have_value("15")

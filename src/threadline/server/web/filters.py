@@ -133,6 +133,8 @@ class Filters:
         values: dict[str, Any] = {k: params.get(k, "").strip() for k in _KEYS}
         for key in _LISTS:
             values[key] = [v.strip() for v in params.getlist(key) if v.strip()]
+        # The context field is followed by its unit: "15%" typed in it means 15.
+        values["context"] = values["context"].removesuffix("%").rstrip()
         filters = cls(tab=tab, **{k: v for k, v in values.items() if v})
         filters.cursor = params.get("cursor") or None
         problems = list(filters._problems())
