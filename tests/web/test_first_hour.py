@@ -534,3 +534,26 @@ def test_the_dashboard_shows_a_score_whose_average_is_zero(ui: UI, server) -> No
     assert float(bar.get_attribute("height") or 0) > 0
     # Typed by its latest score (no configuration): a good/bad score, its share of good.
     expect(bar.locator("title")).to_contain_text(": 0%")
+
+
+def test_the_users_list_keeps_short_user_ids_whole_on_a_phone(
+    browser: Browser, server, request: pytest.FixtureRequest
+) -> None:
+    base = (time.time_ns() // S - 600) * S
+    users = ("louis", "kadri", "matías", "wanjiru", "ana")
+    for n, user in enumerate(users):
+        turn = Turn(new_trace_id(), "Hello", "Hi!", base + n * S, 900, 1200, 300, 0.0159)
+        send(server, turn_spans(turn, f"s-user-{n}", user))
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        sign_in(page, server.base_url, server.api_key)
+        page.goto(server.base_url + "/users")
+        links = page.locator("#users-table tbody td:first-child a")
+        expect(links).to_have_count(len(users))
+        # An inline link cut over two lines has two boxes.
+        lines = links.evaluate_all("as => as.map(a => [a.textContent, a.getClientRects().length])")
+        assert sorted(lines) == sorted([user, 1] for user in users), lines
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-users-390.png"))
+    finally:
+        context.close()
