@@ -6,6 +6,7 @@ read that names an id holding a NUL is a 400, not an empty answer that hides it.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -142,3 +143,30 @@ def test_a_page_naming_an_id_with_a_nul_is_a_400_page(server: Any) -> None:
         assert "holds a NUL character" in answer.text
         answer = web.get("/traces", params={"session_id": "a\x00b"}, headers={"HX-Request": "1"})
         assert answer.status_code == 400 and "NUL character" in answer.json()["error"]
+
+
+def _json(value: object) -> dict[str, Any]:
+    """A JSON body as a client's encoder writes it: a lone surrogate as its ``\\ud800``
+    escape (``ensure_ascii``), which Python's decoder turns back into the lone surrogate."""
+    return {"content": json.dumps(value), "headers": {"Content-Type": "application/json"}}
+
+
+def test_a_lone_surrogate_in_a_written_name_or_text_is_a_4xx_saying_so(server: Any) -> None:
+    # UTF-8 cannot encode a lone surrogate: a store given one failed the write (a 500).
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    server.send_span({"session.id": sid})
+    score = {"name": "x", "value": 1, "session_id": sid}
+    for field in ({"comment": "a\ud800b"}, {"session_id": "s\ud800"}, {"name": "\ud800"}):
+        for body in ({**score, **field}, [{**score, **field}]):
+            answer = server.http.post("/api/v1/scores", **_json(body))
+            # Pydantic refuses some ("unable to parse raw data as a unicode string").
+            assert answer.status_code == 422, (field, answer.text)
+            assert "surrogate" in answer.text or "unicode" in answer.text, answer.text
+    basic = "Basic " + base64.b64encode(f"pk:{server.api_key}".encode()).decode()
+    answer = httpx.post(
+        server.base_url + "/api/public/scores",
+        content=json.dumps([{"name": "x", "value": 1, "sessionId": sid, "comment": "\ud800"}]),
+        headers={"Authorization": basic, "Content-Type": "application/json"},
+    )
+    assert answer.status_code in (207, 400, 422) and "surrogate" in answer.text, answer.text
+    assert server.get("/api/v1/scores", session_id=sid)["items"] == []

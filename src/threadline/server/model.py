@@ -29,17 +29,23 @@ STORED = {"stored": True}
 # short); a newline or ESC forges lines and terminal colours in logs and exports; an
 # override makes a name read as another ("\u202etxt.exe" shows as "exe.txt").
 # Bidirectional marks (U+200E, U+200F, U+061C) stay: right-to-left names need them.
-CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Nor a lone surrogate (U+D800-U+DFFF), which is no character: JSON's "\ud800" escape
+# makes one, and UTF-8 cannot encode it, so no store could write the text.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _kind(character: str) -> str:
+    if character == "\0":
+        return "a NUL character"
+    if "\ud800" <= character <= "\udfff":
+        return "a lone surrogate"
+    if character >= "\u202a":
+        return "a bidirectional formatting character"
+    return "a control character"
 
 
 def _refused(character: str) -> str:
-    if character == "\0":
-        kind = "a NUL character"
-    elif character >= "\u202a":
-        kind = "a bidirectional formatting character"
-    else:
-        kind = "a control character"
-    return f"holds {kind} (U+{ord(character):04X}), which no name or id may hold"
+    return f"holds {_kind(character)} (U+{ord(character):04X}), which no name or id may hold"
 
 
 def _without_controls(text: str, info: ValidationInfo) -> str:
@@ -67,8 +73,8 @@ Name = Annotated[str, AfterValidator(_without_controls)]
 # CR overwrites the line, NUL cuts it short. A browser's form sends its line breaks as
 # CR LF: they are kept as LF. Bidirectional formatting characters stay (right-to-left
 # writing uses embeddings and isolates): the web UI shows each text isolated, so that
-# they reorder nothing around it.
-TEXT_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# they reorder nothing around it. A lone surrogate is no character (see above).
+TEXT_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _text_without_controls(text: str, info: ValidationInfo) -> str:
@@ -78,9 +84,9 @@ def _text_without_controls(text: str, info: ValidationInfo) -> str:
     found = TEXT_CONTROLS.search(text)
     if found is not None:
         character = found.group()
-        kind = "a NUL character" if character == "\0" else "a control character"
         raise ValueError(
-            f"holds {kind} (U+{ord(character):04X}), which no text may hold (tab and newline may)"
+            f"holds {_kind(character)} (U+{ord(character):04X}), which no text may hold"
+            " (tab and newline may)"
         )
     return text
 
