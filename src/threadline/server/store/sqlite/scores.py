@@ -151,10 +151,14 @@ def get(conn: sqlite3.Connection, project_id: int, ids: Sequence[str]) -> dict[s
 def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) -> Page[Score]:
     where = ["project_id = ?"]
     args: list[Any] = [project_id]
+    # A session's or trace's scores are few: read by their index, the name checked on
+    # each (``+name`` keeps the planner off scores_by_name, which it would otherwise
+    # take, walking all of a name's scores newest first to find a session's).
+    by_target = bool(query.session_id or query.trace_id or query.trace_ids)
     for column in ("session_id", "trace_id", "span_id", "name", "source"):
         value = getattr(query, column)
         if value:
-            where.append(f"{column} = ?")
+            where.append(f"+{column} = ?" if column == "name" and by_target else f"{column} = ?")
             args.append(value.lower() if column in ("trace_id", "span_id") else value)
     if query.trace_ids:
         where.append(f"trace_id IN ({', '.join('?' * len(query.trace_ids))})")

@@ -1,0 +1,69 @@
+"""A name's scores newest first (SQLite migration 0027): the score type read of the
+Users tab and the dashboard (``list_scores`` with a name, limit 1) goes straight to the
+name's latest score, however long ago it was written, rather than walking every later
+score back from now; a session's or trace's scores of a name are still read by the
+session or trace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.store.test_contract import record, score
+from threadline.server.model import ScoreQuery
+from threadline.server.store.sqlite.store import SQLiteStore
+
+
+def _plans(store: SQLiteStore, run: Callable[[], object]) -> list[str]:
+    """The plan steps of the statements ``run`` makes the store read with."""
+    seen: list[str] = []
+    with store._read() as conn:
+        conn.set_trace_callback(seen.append)
+    run()
+    with store._read() as conn:
+        conn.set_trace_callback(None)
+        return [
+            row[3]
+            for sql in dict.fromkeys(seen)
+            if sql.lstrip().upper().startswith("SELECT")
+            for row in conn.execute("EXPLAIN QUERY PLAN " + sql)
+        ]
+
+
+def test_a_names_latest_score_is_read_by_the_name(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "t.db")
+    project = store.create_project("p").id
+    try:
+        store.write_spans(project, [record(i, i, session=f"s{i}") for i in range(1, 4)])
+        store.write_scores(
+            project,
+            [score("old", "legacy", True, session="s1", at=1)]
+            + [
+                score(f"n{i}", "stars", i % 5 + 1, session=f"s{i % 3 + 1}", at=10 + i)
+                for i in range(60)
+            ],
+        )
+
+        def latest(**fields: object) -> list[str]:
+            query = ScoreQuery.model_validate({"limit": 1, **fields})
+            return [s.id for s in store.list_scores(project, query).items]
+
+        assert latest(name="legacy") == ["old"]
+        assert latest(name="stars") == ["n59"]
+        assert latest(name="nothing") == []
+        assert latest(name="stars", session_id="s2") == ["n58"]
+
+        by_name = _plans(store, lambda: latest(name="legacy"))
+        assert by_name == ["SEARCH scores USING INDEX scores_by_name (project_id=? AND name=?)"]
+        # With a filter on what else the index does not hold, still by the name.
+        assert _plans(store, lambda: latest(name="legacy", source="api")) == by_name
+        # A session's scores are few: by the session, the name checked on each.
+        assert _plans(store, lambda: latest(name="stars", session_id="s2")) == [
+            "SEARCH scores USING INDEX scores_by_session (project_id=? AND session_id=?)"
+        ]
+        trace_id = f"{1:032x}"
+        assert _plans(store, lambda: latest(name="stars", trace_id=trace_id)) == [
+            "SEARCH scores USING INDEX scores_by_trace (project_id=? AND trace_id=?)"
+        ]
+    finally:
+        store.close()
