@@ -140,14 +140,18 @@ def test_score_sort_combines_with_filters(store: Store):
     assert _sessions(store, project, by_quality, scores=[no_topic]) == ["s4", "s7", "s6"]
 
 
+@pytest.mark.parametrize("stretches", [1, 2, 100])
 def test_short_stretches_of_candidates_give_the_same_pages(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch, stretches: int
 ):
-    """ClickHouse takes the scored rows a stretch at a time: stretches as short as a
-    page's rows, most of them filtered out, walk to the same pages (SQLite ignores it)."""
+    """ClickHouse takes the scored rows a stretch at a time, and after ``STRETCHES`` of
+    them reads the rest of the page from the window's rows: stretches as short as a
+    page's rows, most of them filtered out, walk to the same pages whichever way the
+    page ends up read (SQLite ignores it)."""
     monkeypatch.setattr(clickhouse_sorted, "STRETCH_PER_ROW", 1)
-    monkeypatch.setattr(clickhouse_sorted, "CANDIDATES", 3)
+    monkeypatch.setattr(clickhouse_sorted, "STRETCHES", stretches)
     monkeypatch.setattr(clickhouse_sorted, "MIN_STRETCH", 1)
+    monkeypatch.setattr(clickhouse_sorted, "MAX_STRETCH", 2)
     test_score_sort_combines_with_filters(store)
     project = store.list_projects()[0].id
     assert _sessions(store, project, ScoreSort(name="topic", by="label"), status="ok") == [
@@ -158,6 +162,75 @@ def test_short_stretches_of_candidates_give_the_same_pages(
         "s6",
     ]
     assert _traces(store, project, ScoreSort(name="quality"), status="ok") == [3, 1, 7, 6, 5]
+
+
+@pytest.mark.parametrize("stretches", [1, 100])
+def test_a_replaced_or_deleted_score_moves_its_row(
+    store: Store, monkeypatch: pytest.MonkeyPatch, stretches: int
+):
+    """A row sorts by its score's current value only: replaced (even back to an earlier
+    value), it moves; deleted, it joins the rows without one. (ClickHouse keeps the old
+    values in its by-value tables and must skip them.)"""
+    monkeypatch.setattr(clickhouse_sorted, "STRETCH_PER_ROW", 1)
+    monkeypatch.setattr(clickhouse_sorted, "STRETCHES", stretches)
+    monkeypatch.setattr(clickhouse_sorted, "MIN_STRETCH", 1)
+    monkeypatch.setattr(clickhouse_sorted, "MAX_STRETCH", 2)
+    project = _write(store)
+    by_quality = ScoreSort(name="quality")
+    by_topic = ScoreSort(name="topic", by="label")
+    store.write_scores(
+        project,
+        [
+            score("4q", "quality", 0.95, session="s4", at=1),  # s4 to the top
+            score("1q", "quality", 0.0, session="s1", at=1),
+            score("3c", "topic", "zebra", session="s3", at=1),
+        ],
+    )
+    store.write_scores(project, [score("1q", "quality", 0.5, session="s1", at=2)])  # back
+    assert store.delete_score(project, "5c")
+    assert store.delete_score(project, "2q") and store.delete_score(project, "2r")
+    expected = ["s4", "s3", "s1", "s7", "s6", "s5", "s2"]
+    assert _sessions(store, project, by_quality) == expected
+    assert _sessions(store, project, by_quality, status="error") == ["s4", "s2"]
+    rising = ScoreSort(name="quality", descending=False)
+    assert _sessions(store, project, rising) == ["s1", "s3", "s4", "s7", "s6", "s5", "s2"]
+    assert _sessions(store, project, by_topic) == ["s3", "s2", "s1", "s7", "s6", "s5", "s4"]
+
+
+def test_a_deleted_session_leaves_the_sort_and_its_values(backend, store: Store):
+    """A deleted session, and a session emptied by deleting its trace, leave the sorted
+    lists, and (ClickHouse) the tables that keep every value a target had for the
+    sorts keep none of theirs."""
+    project = _write(store)
+    assert store.delete_sessions(project, ["s2"]) == 1
+    assert store.delete_traces(project, [f"{3:032x}"]) == 1
+    by_quality = ScoreSort(name="quality")
+    assert _sessions(store, project, by_quality) == ["s1", "s4", "s7", "s6", "s5"]
+    assert _traces(store, project, by_quality) == [1, 7, 6, 5, 4]
+    assert _sessions(store, project, ScoreSort(name="topic", by="label")) == [
+        "s1",
+        "s5",
+        "s7",
+        "s6",
+        "s4",
+    ]
+    if backend != "sqlite":
+        for table in ("score_rollups_by_average", "score_rollups_by_label"):
+            left = store._rows(  # type: ignore[attr-defined]
+                f"SELECT target_kind, target_id FROM {table} WHERE project_id = %(p)s"
+                " AND target_id IN %(ids)s ORDER BY target_kind, target_id",
+                {"p": project, "ids": ["s2", "s3", f"{2:032x}", f"{3:032x}"]},
+            )
+            assert left == [], (table, left)
+        # s6's quality is a label only: it has no average to sort by.
+        assert (
+            store._rows(  # type: ignore[attr-defined]
+                "SELECT target_id, name FROM score_rollups_by_average"
+                " WHERE project_id = %(p)s AND target_id = 's6'",
+                {"p": project},
+            )
+            == []
+        )
 
 
 def test_traces_sorted_by_a_score(store: Store):

@@ -2,13 +2,18 @@
 ClickHouse: which rows a page holds, picked on their sort keys before they are rolled up
 in full (as the store's other sorts pick theirs).
 
-The score's values come from the newest rollups of that kind and name, a range of
-``score_rollups``' primary key (project, kind, name, target): the scores of other names
-are not read. The scored part takes them in order a stretch at a time and rolls up
-only the sessions or traces of the stretch, keeping those that meet the list's
-filters, until the page is full; the rest (rows without a value) reads the list's
-source (the window's sessions or traces, as the other sorts do) for those without one,
-newest first.
+The scored part walks the name's values in order: a range of ``score_rollups_by_average``
+or ``_by_label`` (migration 0024, kept by views on every rollup written), read from the
+cursor a stretch at a time. A row there may be an old value of its target, so each
+stretch keeps the candidates whose newest rollup (``score_rollups``, by primary key)
+has that value still, then rolls up only their sessions or traces and keeps those the
+list's filters keep, until the page is full. A page thus reads about as many values as
+it shows, whatever the number of scored rows. When the filters or the window keep so
+few of the candidates that a few stretches do not fill the page, the rest of it is read
+the other way round: the newest values of the rows the window and the filters keep
+(what that costs grows with the window, not with the rows outside it). The rest (rows
+without a value) reads the list's source (the window's sessions or traces, as the other
+sorts do) for those without one, newest first.
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ from threadline.server.store.clickhouse.scores import ROLLUP_FIELDS, latest_roll
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
-# The first stretch of candidates rolled up: this many per row wanted, at least
-# MIN_STRETCH (a stretch costs its rollups, and a filter may keep few of them); each
-# next one four times longer, up to MAX_STRETCH ids (bound into the statement's text,
-# which ClickHouse's max_query_size bounds). CANDIDATES: the values read at once.
+# The first stretch of candidates: this many per row wanted, at least MIN_STRETCH (a
+# filter may keep few of them); each next one four times longer, up to MAX_STRETCH ids
+# (bound into the statement's text, which ClickHouse's max_query_size bounds). After
+# STRETCHES stretches the rest of the page is read from the window's rows instead.
 STRETCH_PER_ROW = 4
 MIN_STRETCH = 256
 MAX_STRETCH = 1000
-CANDIDATES = 10_000
+STRETCHES = 4
 
 
 def pick(
@@ -45,61 +50,103 @@ def pick(
     limit: int,
     cursor: str | None,
     where: str,
+    windowed: bool,
 ) -> list[score_sorts.Picked[None]]:
     """Up to ``limit + 1`` rows meeting ``f``, sorted by ``sort``, after ``cursor``:
-    ``source`` is the list's (a subquery with ``id_column`` and ``time_column``), and
-    ``source_of(ids)`` the same rows of the ids a parameter holds only."""
-    element = ROLLUP_FIELDS.index("average" if sort.by == "average" else "label") + 1
-    rollups = latest_rollups(
+    ``source`` is the list's (a subquery with ``id_column`` and ``time_column``; its
+    rows since a window's start if ``windowed``), and ``source_of(ids)`` the same rows of the ids a
+    parameter holds only."""
+    by = "average" if sort.by == "average" else "label"
+    element = ROLLUP_FIELDS.index(by) + 1
+    name = (
         f"project_id = %(project)s AND target_kind = {f.param(kind)}"
         f" AND name = {f.param(sort.name)}"
-    )
-    values = (
-        f"SELECT target_id AS {id_column}, tupleElement(row, {element}) AS sort_key"
-        f" FROM ({rollups}) WHERE sort_key IS NOT NULL"
     )
     direction = "DESC" if sort.descending else "ASC"
     after_op = "<" if sort.descending else ">"
 
-    def key_condition(op: str, key: tuple[Any, str] | None) -> str:
-        if key is None:
-            return "1"
-        return f"(sort_key, {id_column}) {op} ({f.param(key[0])}, {f.param(key[1])})"
+    def newest_values(targets: str | None) -> str:
+        """(target_id, sort_key): the newest value of each target ``targets`` (a
+        parenthesised subquery or an array parameter; None: every target) lists that
+        has one."""
+        where = name if targets is None else f"{name} AND target_id IN {targets}"
+        return (
+            f"SELECT target_id, tupleElement(row, {element}) AS sort_key FROM"
+            f" ({latest_rollups(where)}) WHERE sort_key IS NOT NULL"
+        )
 
-    def scored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
-        # The name's values are read once, in order, as far as CANDIDATES; the sessions
-        # or traces they name are rolled up a stretch at a time (each four times the
-        # last) and kept if the filters keep them, until the page is full.
+    def after_key(after: tuple[Any, str] | None, key_column: str) -> str:
+        """(key_column, target_id) after ``after`` in the list's order."""
+        if after is None:
+            return "1"
+        return f"({key_column}, target_id) {after_op} ({f.param(after[0])}, {f.param(after[1])})"
+
+    def by_value(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
+        # Stretches of the name's values in order, each kept where the value is its
+        # target's newest and the filters keep the target, until the page is full.
         found: list[tuple[Any, str, None]] = []
-        ordered = f"ORDER BY sort_key {direction}, {id_column} {direction}"
-        while True:
+        stretch = max(STRETCH_PER_ROW * count, MIN_STRETCH)
+        read = 0
+        for left in range(STRETCHES - 1, -1, -1):
             candidates = rows(
-                f"SELECT {id_column}, sort_key FROM ({values})"
-                f" WHERE {key_condition(after_op, after)} {ordered}"
-                f" LIMIT {f.param(CANDIDATES)}",
+                f"SELECT target_id, {by} FROM score_rollups_by_{by}"
+                f" WHERE {name} AND {after_key(after, by)}"
+                f" ORDER BY {by} {direction}, target_id {direction} LIMIT {f.param(stretch)}",
                 f.params,
             )
-            at, stretch = 0, max(STRETCH_PER_ROW * count, MIN_STRETCH)
-            while at < len(candidates):
-                chunk = candidates[at : at + stretch]
+            if not candidates:
+                return found
+            read += len(candidates)
+            ids = sorted({row[0] for row in candidates})
+            newest: dict[str, Any] = dict(
+                rows(newest_values("%(candidate_ids)s"), {**f.params, "candidate_ids": ids})
+            )
+            live = [row for row in candidates if newest.get(row[0]) == row[1]]
+            if live:
                 kept = {
                     row[0]
                     for row in rows(
                         f"SELECT {id_column} FROM {source_of('%(candidate_ids)s')} AS listed"
                         f" WHERE {f.sql()}",
-                        {**f.params, "candidate_ids": [row_id for row_id, _ in chunk]},
+                        {**f.params, "candidate_ids": sorted({row[0] for row in live})},
                     )
                 }
-                found += [(key, row_id, None) for row_id, key in chunk if row_id in kept]
-                if len(found) >= count:
-                    return found[:count]
-                at, stretch = at + len(chunk), min(stretch * 4, MAX_STRETCH)
-            if len(candidates) < CANDIDATES:
+                # A target's row twice (not merged yet) is the same value: kept once.
+                seen: set[str] = set()
+                for row_id, key in live:
+                    if row_id in kept and row_id not in seen:
+                        seen.add(row_id)
+                        found.append((key, row_id, None))
+            if len(found) >= count:
+                return found[:count]
+            if len(candidates) < stretch:
                 return found
             after = (candidates[-1][1], candidates[-1][0])
+            stretch = min(stretch * 4, MAX_STRETCH)
+            # At the rate the filters have kept candidates so far, the stretches left
+            # would not fill the page: the window's rows are read instead, now.
+            if (count - len(found)) * read > len(found) * stretch * left:
+                break
+        return found + in_window(after, count - len(found))
+
+    def in_window(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
+        # The newest values of the rows the window and the filters keep, in order.
+        kept = f"(SELECT {id_column} FROM {source} AS listed WHERE {f.sql()})"
+        found = rows(
+            f"SELECT target_id, sort_key FROM ({newest_values(kept)})"
+            f" WHERE {after_key(after, 'sort_key')}"
+            f" ORDER BY sort_key {direction}, target_id {direction} LIMIT {f.param(count)}",
+            f.params,
+        )
+        return [(key, row_id, None) for row_id, key in found]
 
     def unscored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
-        where = f"{f.sql()} AND {id_column} NOT IN (SELECT {id_column} FROM ({values}))"
+        # Within a window, the values of the window's rows only; without one, every row
+        # is rolled up anyway, and grouping the name's rollups once costs less than
+        # rolling the rows up a second time to name them.
+        kept = f"(SELECT {id_column} FROM {source} AS listed WHERE {f.sql()})"
+        values = newest_values(kept) if windowed else newest_values(None)
+        where = f"{f.sql()} AND {id_column} NOT IN (SELECT target_id FROM ({values}))"
         if after is not None:
             where += (
                 f" AND ({time_column}, {id_column}) < ({f.param(after[0])}, {f.param(after[1])})"
@@ -111,4 +158,4 @@ def pick(
         )
         return [(key, row_id, None) for row_id, key in found]
 
-    return score_sorts.pick(kind, sort, limit, cursor, scored, unscored, where=where)
+    return score_sorts.pick(kind, sort, limit, cursor, by_value, unscored, where=where)

@@ -559,6 +559,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.limit,
                 query.cursor,
                 sorts.filtered_by(query),
+                windowed=bounds[0] is not None,
             )
             return self._session_page(
                 project_id,
@@ -693,6 +694,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.limit,
                 query.cursor,
                 sorts.filtered_by(query),
+                windowed=bounds[0] is not None,
             )
             return self._trace_page(
                 project_id,
