@@ -22,6 +22,7 @@ from threadline.server.model import (
 )
 from threadline.server.store import Store
 from threadline.server.store.clickhouse import score_sorted as clickhouse_sorted
+from threadline.server.store.sqlite import score_sorted as sqlite_sorted
 
 backend = test_contract.backend
 store = test_contract.store
@@ -145,13 +146,14 @@ def test_short_stretches_of_candidates_give_the_same_pages(
     store: Store, monkeypatch: pytest.MonkeyPatch, stretches: int
 ):
     """ClickHouse takes the scored rows a stretch at a time, and after ``STRETCHES`` of
-    them reads the rest of the page from the window's rows: stretches as short as a
-    page's rows, most of them filtered out, walk to the same pages whichever way the
-    page ends up read (SQLite ignores it)."""
+    them reads the rest of the page from the window's rows (SQLite after ``WALKED``
+    values): stretches as short as a page's rows, most of them filtered out, walk to
+    the same pages whichever way the page ends up read."""
     monkeypatch.setattr(clickhouse_sorted, "STRETCH_PER_ROW", 1)
     monkeypatch.setattr(clickhouse_sorted, "STRETCHES", stretches)
     monkeypatch.setattr(clickhouse_sorted, "MIN_STRETCH", 1)
     monkeypatch.setattr(clickhouse_sorted, "MAX_STRETCH", 2)
+    monkeypatch.setattr(sqlite_sorted, "WALKED", stretches)
     test_score_sort_combines_with_filters(store)
     project = store.list_projects()[0].id
     assert _sessions(store, project, ScoreSort(name="topic", by="label"), status="ok") == [
@@ -175,6 +177,7 @@ def test_a_replaced_or_deleted_score_moves_its_row(
     monkeypatch.setattr(clickhouse_sorted, "STRETCHES", stretches)
     monkeypatch.setattr(clickhouse_sorted, "MIN_STRETCH", 1)
     monkeypatch.setattr(clickhouse_sorted, "MAX_STRETCH", 2)
+    monkeypatch.setattr(sqlite_sorted, "WALKED", stretches)
     project = _write(store)
     by_quality = ScoreSort(name="quality")
     by_topic = ScoreSort(name="topic", by="label")

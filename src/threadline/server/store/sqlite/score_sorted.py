@@ -4,8 +4,13 @@ The scored part walks the score rollups' index of that kind and name in the orde
 the value (``score_rollups_by_average`` or ``_by_label``, migration 0005, whose rows end
 with the target id, which breaks ties) and looks each row up by its key, keeping those
 the list's filters keep: a page reads its rows and the ones filtered out before them,
-never the whole list. The rest (rows without that score) walks the list's time index
-newest first, each row checked for the score by the rollups' primary key.
+never the whole list. That walk goes as far as ``WALKED`` values from the cursor: if
+the filters or the window kept too few of them to fill the page (a narrow window over
+a long history), the rest of the page is read from the rows the window and filters
+keep, each looked up in the rollups by its key, and sorted (a cost that grows with the
+window, not with the rows outside it). The rest (rows without that score) walks the
+list's time index newest first, each row checked for the score by the rollups'
+primary key.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ from threadline.server.store.columns import SESSIONS as SESSION_COLUMNS
 from threadline.server.store.columns import TRACES as TRACE_COLUMNS
 from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.trace_keys import key_of
+
+# How many of the name's values (in order from the cursor) the scored part walks,
+# looking each row up, before it reads the rest of the page from the rows the window and
+# filters keep instead.
+WALKED = 2000
 
 
 @dataclass(frozen=True)
@@ -70,23 +80,67 @@ def page(
     column = "average" if sort.by == "average" else "label"
     direction = "DESC" if sort.descending else "ASC"
     after_op = "<" if sort.descending else ">"
+    until_op = ">=" if sort.descending else "<="
     conditions = " AND ".join(where)
 
-    def scored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, Any]]:
+    rollups = (
+        "FROM score_rollups WHERE project_id = ? AND target_kind = ? AND name = ?"
+        f" AND {column} IS NOT NULL"
+    )
+    rollup_args = [project_id, listed.kind, sort.name]
+
+    def by_value(
+        after: tuple[Any, str] | None, until: tuple[Any, str] | None, count: int
+    ) -> list[tuple[Any, str, Any]]:
+        """The rows after ``after`` up to ``until`` (inclusive; None: the end), walking
+        the name's index in order, each row looked up by its key."""
         sql = (
             f"SELECT {listed.select}, ranked.sort_key, ranked.sort_id FROM"
-            f" (SELECT target_id AS sort_id, {column} AS sort_key FROM score_rollups"
-            " WHERE project_id = ? AND target_kind = ? AND name = ?"
-            f" AND {column} IS NOT NULL) AS ranked"
+            f" (SELECT target_id AS sort_id, {column} AS sort_key {rollups}) AS ranked"
             f" CROSS JOIN {listed.table} ON {listed.join} WHERE {conditions}"
         )
-        params: list[Any] = [project_id, listed.kind, sort.name, project_id, *args]
+        params: list[Any] = [*rollup_args, project_id, *args]
         if after is not None:
             sql += f" AND (ranked.sort_key, ranked.sort_id) {after_op} (?, ?)"
             params += list(after)
+        if until is not None:
+            sql += f" AND (ranked.sort_key, ranked.sort_id) {until_op} (?, ?)"
+            params += list(until)
         sql += f" ORDER BY ranked.sort_key {direction}, ranked.sort_id {direction} LIMIT ?"
         rows = conn.execute(sql, [*params, count]).fetchall()
         return [(row[-2], row[-1], listed.present(row)) for row in rows]
+
+    def in_window(after: tuple[Any, str], count: int) -> list[tuple[Any, str, Any]]:
+        """The rows after ``after`` among those the window and filters keep, each
+        looked up in the rollups by its key, sorted."""
+        sql = (
+            f"SELECT {listed.select}, ranked.sort_key, ranked.sort_id FROM {listed.table}"
+            f" CROSS JOIN (SELECT project_id AS sort_project, target_kind AS sort_kind,"
+            f" name AS sort_name, target_id AS sort_id, {column} AS sort_key"
+            " FROM score_rollups) AS ranked ON ranked.sort_project = ?"
+            f" AND ranked.sort_kind = ? AND ranked.sort_id = {listed.id_column}"
+            f" AND ranked.sort_name = ? WHERE {conditions} AND ranked.sort_key IS NOT NULL"
+            f" AND (ranked.sort_key, ranked.sort_id) {after_op} (?, ?)"
+            f" ORDER BY ranked.sort_key {direction}, ranked.sort_id {direction} LIMIT ?"
+        )
+        rows = conn.execute(sql, [*rollup_args, *args, *after, count]).fetchall()
+        return [(row[-2], row[-1], listed.present(row)) for row in rows]
+
+    def scored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, Any]]:
+        # The name's values in order as far as WALKED of them (read from the index
+        # alone), then the rows those hold; if the filters kept too few of them to
+        # fill the page, the rest is read from the rows they keep (what that costs grows
+        # with the window, not with the rows outside it).
+        bound = f" AND ({column}, target_id) {after_op} (?, ?)" if after is not None else ""
+        last = conn.execute(
+            f"SELECT {column}, target_id {rollups}{bound}"
+            f" ORDER BY {column} {direction}, target_id {direction} LIMIT 1 OFFSET ?",
+            [*rollup_args, *(after or ()), WALKED - 1],
+        ).fetchone()
+        found = by_value(after, None if last is None else tuple(last), count)
+        if len(found) < count and last is not None:
+            found += in_window(tuple(last), count - len(found))
+        return found
 
     def unscored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, Any]]:
         sql = (
