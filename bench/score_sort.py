@@ -2,7 +2,8 @@
 
     python bench/score_sort.py --store sqlite --dir /work/bench-data/x
     python tests/store/chdb_http.py --port 8125 --path /work/bench-data/x/ch &
-    python bench/score_sort.py --store clickhouse --url clickhouse://default:@127.0.0.1:8125
+    python bench/score_sort.py --store clickhouse --url clickhouse://default:@127.0.0.1:8125 \
+        [--server-pid PID]   # also the chDB server's CPU ms per read
 
 Fills a fresh store through ``Store.write_spans`` and ``write_scores`` with
 ``--sessions`` sessions of one trace each over the last six days (every tenth failed),
@@ -10,30 +11,38 @@ Fills a fresh store through ``Store.write_spans`` and ``write_scores`` with
 ``topic`` (five labels), then times each list query ``--repeat`` times (p50 and max, in
 ms): the list as it opens, by cost (another sort, for comparison), by ``stars`` both
 ways, by ``topic``'s label, by ``stars`` with a filter, the page after the scored ones,
-and the third page. It then prints how each backend reads the sorted page: SQLite's
-``EXPLAIN QUERY PLAN`` of the two statements, ClickHouse's ``EXPLAIN indexes = 1`` of
-the scored part's statement.
+the third page, the same within the last day's window and within the last hour's (a
+window that holds few of the scored sessions), and the score type read the Users tab
+and the dashboard make (``list_scores(name=..., limit=1)``) for a name written a moment
+ago and for one written only before every other score. It then prints how each backend
+reads the sorted page: SQLite's ``EXPLAIN QUERY PLAN`` of the two statements,
+ClickHouse's ``EXPLAIN indexes = 1`` of the scored part's first statement.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from threadline.server.model import ScoreRecord, ScoreSort, SessionQuery, SpanRecord
-from threadline.server.store import Store, cursors, open_store
+from threadline.server.model import ScoreQuery, ScoreRecord, ScoreSort, SessionQuery, SpanRecord
+from threadline.server.store import Store, cursors, open_store, score_sorts, sorts
 from threadline.server.store.clickhouse import score_sorted as clickhouse_sorted
 from threadline.server.store.sqlite import score_sorted as sqlite_sorted
 
 NS = 1_000_000_000
 DAY_NS = 24 * 3600 * NS
 LABELS = ("account", "billing", "delivery", "refund", "other")
+# A name scored only before every other score (a week ago): the type read of the Users
+# tab and the dashboard walks furthest back for it.
+OLD_NAME = "legacy"
 
 
 def fill(store: Store, sessions: int, seed: int) -> int:
@@ -69,6 +78,10 @@ def fill(store: Store, sessions: int, seed: int) -> int:
             batch = []
     if batch:
         store.write_spans(project, batch)
+    scores[:0] = [
+        _score(rng, OLD_NAME, f"session-{i:07d}", 1.0, created_ns=now - 7 * DAY_NS)
+        for i in range(3)
+    ]
     for at in range(0, len(scores), 2000):
         store.write_scores(project, scores[at : at + 2000])
     print(
@@ -78,7 +91,13 @@ def fill(store: Store, sessions: int, seed: int) -> int:
     return project
 
 
-def _score(rng: random.Random, name: str, session_id: str, value: float | str) -> ScoreRecord:
+def _score(
+    rng: random.Random,
+    name: str,
+    session_id: str,
+    value: float | str,
+    created_ns: int | None = None,
+) -> ScoreRecord:
     return ScoreRecord(
         id=uuid.UUID(int=rng.getrandbits(128)).hex,
         name=name,
@@ -91,17 +110,35 @@ def _score(rng: random.Random, name: str, session_id: str, value: float | str) -
         source="api",
         author=None,
         comment=None,
-        created_ns=time.time_ns(),
+        created_ns=time.time_ns() if created_ns is None else created_ns,
     )
 
 
+# --server-pid: the database server's CPU time per read is printed too (its user and
+# system time, from /proc): on a loaded machine it drifts far less than the wall time.
+SERVER_PID: int | None = None
+CPU_MS: list[float] = []
+
+
+def _server_cpu_ms() -> float:
+    fields = Path(f"/proc/{SERVER_PID}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def timed(read: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
-    times, result = [], None
+    times, cpu, result = [], [], None
     for _ in range(repeat):
+        before = _server_cpu_ms() if SERVER_PID else 0.0
         started = time.perf_counter()
         result = read()
         times.append((time.perf_counter() - started) * 1000)
+        cpu.append(_server_cpu_ms() - before if SERVER_PID else 0.0)
+    CPU_MS[:] = [statistics.median(cpu)]
     return statistics.median(times), max(times), result
+
+
+def _cpu() -> str:
+    return f" {CPU_MS[0]:8.0f}" if SERVER_PID else ""
 
 
 def main() -> None:
@@ -113,7 +150,10 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--server-pid", type=int, help="ClickHouse: the server's pid")
     args = parser.parse_args()
+    global SERVER_PID
+    SERVER_PID = args.server_pid
     if args.store == "sqlite":
         assert args.dir, "--dir"
         args.dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +166,10 @@ def main() -> None:
         project = fill(store, args.sessions, args.seed)
 
     stars = ScoreSort(name="stars")
-    unscored = cursors.encode(1, 2**62, "")  # the first page after the scored sessions
+    # The first page after the scored sessions.
+    unscored = _cursor(stars, 1, 2**62, "")
+    day_ago = datetime.now(UTC) - timedelta(days=1)
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
     queries: list[tuple[str, SessionQuery]] = [
         ("last activity (as it opens)", SessionQuery()),
         ("sort=cost", SessionQuery(sort="cost")),
@@ -138,15 +181,26 @@ def main() -> None:
         ("sort=score_label:topic", SessionQuery(score_sort=ScoreSort(name="topic", by="label"))),
         ("sort=score:stars&status=error", SessionQuery(score_sort=stars, status="error")),
         ("sort=score:stars, past the scored", SessionQuery(score_sort=stars, cursor=unscored)),
+        ("sort=score:stars, last day", SessionQuery(score_sort=stars, start=day_ago)),
+        (
+            "sort=score:stars, last day, past scored",
+            SessionQuery(score_sort=stars, start=day_ago, cursor=unscored),
+        ),
+        ("sort=score:stars, last hour", SessionQuery(score_sort=stars, start=hour_ago)),
+        (
+            "sort=score_label:topic, last hour",
+            SessionQuery(score_sort=ScoreSort(name="topic", by="label"), start=hour_ago),
+        ),
     ]
-    print(f"{'query':38s} {'p50 ms':>8} {'max ms':>8}  first rows")
+    cpu_title = f" {'cpu ms':>8}" if SERVER_PID else ""
+    print(f"{'query':40s} {'p50 ms':>8} {'max ms':>8}{cpu_title}  first rows")
     for name, query in queries:
         p50, worst, page = timed(lambda q=query: store.list_sessions(project, q), args.repeat)
         named = query.score_sort.name if query.score_sort else ""
         first = ", ".join(
             f"{s.session_id[-7:]}:{_shown(s.scores.get(named))}" for s in page.items[:3]
         )
-        print(f"{name:38s} {p50:8.1f} {worst:8.1f}  {first}")
+        print(f"{name:40s} {p50:8.1f} {worst:8.1f}{_cpu()}  {first}")
     # The third page, through two cursors.
     cursor = None
     for _ in range(2):
@@ -157,9 +211,21 @@ def main() -> None:
         lambda: store.list_sessions(project, SessionQuery(score_sort=stars, cursor=cursor)),
         args.repeat,
     )
-    print(f"{'sort=score:stars, third page':38s} {p50:8.1f} {worst:8.1f}")
+    print(f"{'sort=score:stars, third page':40s} {p50:8.1f} {worst:8.1f}{_cpu()}")
+    for name in ("stars", OLD_NAME):
+        p50, worst, found = timed(
+            lambda n=name: store.list_scores(project, ScoreQuery(name=n, limit=1)), args.repeat
+        )
+        shown = found.items[0].data_type if found.items else "-"
+        print(f"{'score type read, ' + name:40s} {p50:8.1f} {worst:8.1f}{_cpu()}  {shown}")
     plans(store, project, stars)
     store.close()
+
+
+def _cursor(sort: ScoreSort, *key: Any) -> str:
+    """A cursor of the Sessions list sorted by ``sort`` with no filter, at ``key``."""
+    where = sorts.filtered_by(SessionQuery(score_sort=sort))
+    return cursors.encode(*key, made_by=score_sorts.made_by(sort, "session", where=where))
 
 
 def _shown(summary: Any) -> str:
@@ -222,7 +288,8 @@ def plans(store: Store, project: int, sort: ScoreSort) -> None:
     sqlite_sorted.page = recording_page  # type: ignore[assignment]
     # A page that runs out of scored sessions reads both parts.
     store.list_sessions(project, SessionQuery(score_sort=sort, status="error"))
-    last = cursors.encode(0, 1.0, "")  # after the lowest scored: the rest follows at once
+    # After the lowest scored: the rest follows at once.
+    last = _cursor(sort, 0, 1.0, "")
     store.list_sessions(project, SessionQuery(score_sort=sort, cursor=last))
     sqlite_sorted.page = original_page  # type: ignore[assignment]
 

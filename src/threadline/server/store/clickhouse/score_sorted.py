@@ -50,12 +50,10 @@ def pick(
     limit: int,
     cursor: str | None,
     where: str,
-    windowed: bool,
 ) -> list[score_sorts.Picked[None]]:
     """Up to ``limit + 1`` rows meeting ``f``, sorted by ``sort``, after ``cursor``:
-    ``source`` is the list's (a subquery with ``id_column`` and ``time_column``; its
-    rows since a window's start if ``windowed``), and ``source_of(ids)`` the same rows of the ids a
-    parameter holds only."""
+    ``source`` is the list's (a subquery with ``id_column`` and ``time_column``), and
+    ``source_of(ids)`` the same rows of the ids a parameter holds only."""
     by = "average" if sort.by == "average" else "label"
     element = ROLLUP_FIELDS.index(by) + 1
     name = (
@@ -141,18 +139,16 @@ def pick(
         return [(key, row_id, None) for row_id, key in found]
 
     def unscored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
-        # Within a window, the values of the window's rows only; without one, every row
-        # is rolled up anyway, and grouping the name's rollups once costs less than
-        # rolling the rows up a second time to name them.
-        kept = f"(SELECT {id_column} FROM {source} AS listed WHERE {f.sql()})"
-        values = newest_values(kept) if windowed else newest_values(None)
-        where = f"{f.sql()} AND {id_column} NOT IN (SELECT target_id FROM ({values}))"
+        # The name's newest values, all of them: restricting them to the window's rows
+        # rolled those up twice, which cost more (docs/benchmarks.md).
+        values = newest_values(None)
+        kept = f"{f.sql()} AND {id_column} NOT IN (SELECT target_id FROM ({values}))"
         if after is not None:
-            where += (
+            kept += (
                 f" AND ({time_column}, {id_column}) < ({f.param(after[0])}, {f.param(after[1])})"
             )
         found = rows(
-            f"SELECT {id_column}, {time_column} FROM {source} AS listed WHERE {where}"
+            f"SELECT {id_column}, {time_column} FROM {source} AS listed WHERE {kept}"
             f" ORDER BY {time_column} DESC, {id_column} DESC LIMIT {f.param(count)}",
             f.params,
         )

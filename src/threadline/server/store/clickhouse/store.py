@@ -559,7 +559,6 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.limit,
                 query.cursor,
                 sorts.filtered_by(query),
-                windowed=bounds[0] is not None,
             )
             return self._session_page(
                 project_id,
@@ -694,7 +693,6 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.limit,
                 query.cursor,
                 sorts.filtered_by(query),
-                windowed=bounds[0] is not None,
             )
             return self._trace_page(
                 project_id,
