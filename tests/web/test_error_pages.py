@@ -88,6 +88,13 @@ def test_a_page_address_it_cannot_read_is_a_400_page(server) -> None:
         answer = web.get("/export/sessions", params={"format": "xml"}, headers=HTML)
         assert answer.status_code == 400, answer.text
         assert answer.headers["content-type"].startswith("text/html"), answer.text
+    # The way back from a list or the dashboard is to it, as its tab opens it.
+    with httpx.Client(base_url=server.base_url, cookies=cookies, timeout=30) as web:
+        for path, name in (("/dashboard", "the dashboard"), ("/users", "users")):
+            answer = web.get(path, params={"range": "fortnight"}, headers=HTML)
+            assert answer.status_code == 400, answer.text
+            assert f'<a href="{path}">Back to {name}</a>' in answer.text
+            assert web.get(path, headers=HTML).status_code == 200
     # Signed out, the address is not read: sign in first, as on every page.
     answer = httpx.get(server.base_url + "/sessions/s?turn=0", headers=HTML)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/login")

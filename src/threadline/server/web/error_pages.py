@@ -27,6 +27,14 @@ PAGE_STATUSES = {
     500: "Something went wrong",
 }
 _MACHINE_PREFIXES = ("/api/", "/v1/")  # the JSON API and OTLP ingest
+# The way back from a page: to the list or dashboard whose address could not be read
+# (opened as it opens from its tab), else to the Sessions list.
+_WAYS_BACK = {
+    "/sessions": "sessions",
+    "/traces": "traces",
+    "/users": "users",
+    "/dashboard": "the dashboard",
+}
 
 
 def wants_page(request: Request, status: int) -> bool:
@@ -52,6 +60,8 @@ async def error_page(
         "status": status,
         "title": PAGE_STATUSES[status],
         "message": message,
+        "back_path": request.url.path if request.url.path in _WAYS_BACK else "/sessions",
+        "back_name": _WAYS_BACK.get(request.url.path, "sessions"),
     }
     response = render(request, "error.html", context, status_code=status)
     if headers:  # e.g. the Allow of a 405
