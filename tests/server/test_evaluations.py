@@ -6,9 +6,11 @@ with runs pending. The judge is a local fake (``tests/integrations/fake_judge.py
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -672,5 +674,34 @@ def test_a_project_may_have_only_so_many_runs_waiting(tmp_path, judge):
         assert len(runs(project, status="pending")) == 3
     finally:
         page.close()
+        project.http.close()
+        stop_server(process)
+
+
+def test_requests_at_once_leave_no_more_runs_waiting_than_the_bound(tmp_path, judge):
+    """Twelve Evaluate requests at once, each one run, with room for 3: three are
+    queued, nine refused. Checked apart from the queueing, each request saw room for
+    itself and more were queued (16 at once with room for 5 queued 11)."""
+    process = _start(
+        tmp_path, "raced", "--evaluation-concurrency", "0", "--evaluation-max-waiting-runs", "3"
+    )
+    project = ProjectClient(process.base_url, process.new_key("raced"), process)
+    try:
+        for i in range(12):
+            send_turn(project, f"ended-{i}", "hello", "thanks", ago_s=600)
+        create(project, evaluator(judge, "raced", online=False))
+        start = threading.Barrier(12)
+
+        def evaluate(i: int) -> int:
+            with httpx.Client(base_url=process.base_url, headers=project.http.headers) as own:
+                start.wait()
+                body = {"evaluator": "raced", "session_id": f"ended-{i}"}
+                return own.post("/api/v1/evaluation-runs", json=body, timeout=60).status_code
+
+        with ThreadPoolExecutor(12) as pool:
+            answers = sorted(pool.map(evaluate, range(12)))
+        assert answers == [202] * 3 + [409] * 9, answers
+        assert len(runs(project, status="pending")) == 3
+    finally:
         project.http.close()
         stop_server(process)

@@ -10,7 +10,9 @@ have judged them: its filter and its sample, run ids derived from session and en
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from threadline.server.errors import BadRequest, Conflict, NotFound
@@ -33,9 +35,8 @@ def runs_for_session(
     if session is None:
         raise NotFound(f"no session {session_id!r} in this project")
     runs = _plan(project_id, evaluator, session)
-    if max_waiting is not None:
-        check_room(store, project_id, len(runs), max_waiting)
-    store.add_runs(project_id, runs)
+    with room_for(store, project_id, len(runs), max_waiting):
+        store.add_runs(project_id, runs)
     return runs
 
 
@@ -90,9 +91,8 @@ def runs_since(
             break
         if max_sessions is not None and count >= max_sessions:
             break
-    if max_waiting is not None:
-        check_room(store, project_id, len(runs), max_waiting)
-    queue(store, project_id, runs)
+    with room_for(store, project_id, len(runs), max_waiting):
+        queue(store, project_id, runs)
     return runs
 
 
@@ -170,6 +170,23 @@ def check_room(store: Store, project_id: int, adding: int, max_waiting: int) -> 
             f" at most {max_waiting:,} may wait (the setting evaluation_max_waiting_runs)."
             " Ask again once they are judged, or for fewer sessions; nothing was changed."
         )
+
+
+# Held from a request's check of the room to its runs queued: requests checked at once
+# each saw room for themselves and all queued (16 at once, one run each, with room for
+# 5: 11 waiting). Servers sharing a store do not share it: each may overshoot by one
+# request's runs.
+_QUEUEING = threading.Lock()
+
+
+@contextmanager
+def room_for(store: Store, project_id: int, adding: int, max_waiting: int | None) -> Iterator[None]:
+    """``check_room`` (unless ``max_waiting`` is None), then the block that queues the
+    ``adding`` runs, no other request of this server queueing meanwhile."""
+    with _QUEUEING:
+        if max_waiting is not None:
+            check_room(store, project_id, adding, max_waiting)
+        yield
 
 
 def queue(store: Store, project_id: int, runs: list[RunRecord]) -> None:

@@ -35,15 +35,12 @@ def save_evaluator(
     now = now or datetime.now(UTC)
     evaluator = check_evaluator(store, project_id, definition, key_urls)
     ended_by_ns = datetime_to_ns(now) - idle_seconds * 1_000_000_000
-    runs = []
-    if existing_since is not None:
-        ondemand.check_existing(evaluator, existing_since, now)
-        runs = ondemand.plan_existing(store, project_id, evaluator, existing_since, ended_by_ns)
-        if max_waiting is not None:
-            ondemand.check_room(store, project_id, len(runs), max_waiting)
-    saved = store.put_evaluator(project_id, evaluator, ended_by_ns)
     if existing_since is None:
-        return saved, 0
-    ondemand.queue(store, project_id, runs)
+        return store.put_evaluator(project_id, evaluator, ended_by_ns), 0
+    ondemand.check_existing(evaluator, existing_since, now)
+    runs = ondemand.plan_existing(store, project_id, evaluator, existing_since, ended_by_ns)
+    with ondemand.room_for(store, project_id, len(runs), max_waiting):
+        saved = store.put_evaluator(project_id, evaluator, ended_by_ns)
+        ondemand.queue(store, project_id, runs)
     found = store.get_evaluator(project_id, saved.name)  # its totals count them now
     return (found if found is not None else saved), len(runs)
