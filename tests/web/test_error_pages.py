@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import expect
 
-from tests.conftest import start_server, stop_server
+from tests.conftest import ProjectClient, start_server, stop_server
+from tests.integrations.fake_judge import UNREACHABLE_JUDGE
 from threadline.server.web.auth import COOKIE
 
 from .conftest import UI
@@ -121,5 +122,54 @@ def test_an_error_in_the_server_is_a_500_page_for_a_browser(tmp_path: Path) -> N
         )
         assert api.status_code == 500
         assert api.json() == {"error": "internal error: see the server log"}
+    finally:
+        stop_server(process)
+
+
+def test_a_form_the_server_refuses_answers_a_page(tmp_path: Path) -> None:
+    # At most one run may wait, and this server judges none: a second Evaluate is a 409.
+    process = start_server(
+        tmp_path / "data",
+        tmp_path / "server.log",
+        *("--grpc-port", "0", "--evaluation-concurrency", "0"),
+        *("--evaluation-max-waiting-runs", "1"),
+    )
+    try:
+        key = process.new_key("bounded")
+        api = ProjectClient(process.base_url, key, process)
+        for session in ("s-1", "s-2"):
+            api.send_span({"session.id": session})
+        made = api.http.post(
+            "/api/v1/evaluators",
+            json={
+                "name": "judge",
+                "prompt": "{{transcript}}",
+                "judge": UNREACHABLE_JUDGE,
+                "score": {"name": "judge", "data_type": "boolean"},
+            },
+        )
+        assert made.status_code in (200, 201), made.text
+        form = {"Origin": process.base_url, **HTML}
+        with httpx.Client(base_url=process.base_url, cookies={COOKIE: key}, timeout=30) as web:
+            first = web.post(
+                "/evaluate", data={"session_id": "s-1", "evaluator": "judge"}, headers=form
+            )
+            assert first.status_code == 303, first.text
+            second = web.post(
+                "/evaluate", data={"session_id": "s-2", "evaluator": "judge"}, headers=form
+            )
+            assert second.status_code == 409
+            assert second.headers["content-type"].startswith("text/html"), second.text
+            assert "Not done" in second.text and "evaluation_max_waiting_runs" in second.text
+            assert "project-name" in second.text  # the signed-in layout, with its tabs
+            # A client that does not ask for HTML keeps the JSON.
+            again = web.post(
+                "/evaluate",
+                data={"session_id": "s-2", "evaluator": "judge"},
+                headers={"Origin": process.base_url},
+            )
+            assert (
+                again.status_code == 409 and "evaluation_max_waiting_runs" in again.json()["error"]
+            )
     finally:
         stop_server(process)

@@ -1,5 +1,6 @@
 """The page a browser gets when a page load fails: an unknown path, a method the path
-does not take, a query parameter the page cannot read, an error in the server.
+does not take, a query parameter the page cannot read, an error in the server; or when
+a form it posted is refused (a 400, or a 409 such as the waiting-runs bound).
 
 API clients, htmx requests and OTLP exporters keep the JSON ``{"error": ...}`` every
 error has; a browser navigating to a page (it asks for ``text/html``) gets the app's
@@ -24,6 +25,7 @@ PAGE_STATUSES = {
     400: "Cannot show this page as asked",
     404: "Page not found",
     405: "Not a page",
+    409: "Not done",
     500: "Something went wrong",
 }
 _MACHINE_PREFIXES = ("/api/", "/v1/")  # the JSON API and OTLP ingest
@@ -37,10 +39,18 @@ _WAYS_BACK = {
 }
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def wants_page(request: Request, status: int) -> bool:
+    """A page load, or a form the page posted (its answer replaces the page, so a
+    refusal such as the Evaluate button's 409 must read as a page, not raw JSON)."""
+    posted_form = request.method == "POST" and request.headers.get("content-type", "").startswith(
+        _FORM_TYPES
+    )
     return (
         status in PAGE_STATUSES
-        and request.method in ("GET", "HEAD")
+        and (request.method in ("GET", "HEAD") or posted_form)
         and "text/html" in request.headers.get("accept", "")
         and not request.headers.get("HX-Request")
         and not request.url.path.startswith(_MACHINE_PREFIXES)
