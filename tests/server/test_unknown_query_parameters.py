@@ -58,3 +58,20 @@ def test_the_filters_a_list_declares_are_known(server: Any) -> None:
         "/api/v1/sessions/delete", params={"user_id": "nobody"}, json={"dry_run": True}
     )
     assert bulk.status_code == 200 and bulk.json()["matched"] == 0, bulk.text
+
+
+def test_a_single_valued_filter_given_twice_is_a_400_naming_it(server: Any) -> None:
+    # FastAPI read the last: ?tag=a&tag=b was the list of tag b alone, looking like the
+    # answer to both.
+    server.send_span({"session.id": "tagged-twice", "tag.tags": ["a"]})
+    for path in ("/api/v1/sessions", "/api/v1/traces", "/api/v1/export/sessions"):
+        refused = server.http.get(path, params=[("tag", "b"), ("tag", "a")])
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"].startswith("query parameter 'tag' given more than once")
+    refused = server.http.get("/api/v1/users", params=[("q", "x"), ("limit", "1"), ("q", "y")])
+    assert refused.status_code == 400 and "'q'" in refused.json()["error"], refused.text
+    # A repeatable one still takes each value (all must match).
+    both = [("metadata", "a=1"), ("metadata", "b=2"), ("window", "all")]
+    assert server.http.get("/api/v1/sessions", params=both).status_code == 200
+    found = server.get("/api/v1/sessions", tag="a", window="all")["items"]
+    assert [s["session_id"] for s in found] == ["tagged-twice"]

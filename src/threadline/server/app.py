@@ -30,7 +30,7 @@ from threadline.server.api.shares import router as shares_api_router
 from threadline.server.errors import BadRequest, Overloaded, ThreadlineError
 from threadline.server.evaluation.service import EvaluationService
 from threadline.server.http.path_values import controls_in_path
-from threadline.server.http.query_names import DECLARED_QUERY_ONLY
+from threadline.server.http.query_names import DECLARED_QUERY_ONLY, SINGLE_VALUES_ONCE
 from threadline.server.http.query_values import NO_NUL_IN_QUERY
 from threadline.server.http.request_bounds import RequestBounds
 from threadline.server.ingest.otlp_http import router as otlp_router
@@ -122,7 +122,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         session_inference_router,
         project_rules_api_router,
     ):
-        app.include_router(router, dependencies=[DECLARED_QUERY_ONLY])
+        app.include_router(router, dependencies=[DECLARED_QUERY_ONLY, SINGLE_VALUES_ONCE])
     install_web_ui(app)
     install_api_docs(app)
 

@@ -7,6 +7,9 @@ and the pages (``web/``) both refuse it; a page load gets the error page
 
 What a route takes: the query parameters it and its dependencies declare, and those a
 page reads by hand from ``request.query_params`` (a filter bar), named by ``reads``.
+
+The JSON API also refuses a parameter that takes one value given twice: FastAPI read
+the last (``?tag=a&tag=b`` filtered by ``b`` alone), an answer for half the question.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi._compat import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -30,6 +34,21 @@ def declared(route: APIRoute) -> frozenset[str]:
         dependant = waiting.pop()
         names.update(param.alias for param in dependant.query_params)
         names.update(getattr(dependant.call, "query_names", ()))
+        waiting.extend(dependant.dependencies)
+    return frozenset(names)
+
+
+def single_valued(route: APIRoute) -> frozenset[str]:
+    """The query parameters the route and its dependencies declare to take one value."""
+    names: set[str] = set()
+    waiting: list[Dependant] = [route.dependant]
+    while waiting:
+        dependant = waiting.pop()
+        names.update(
+            param.alias
+            for param in dependant.query_params
+            if not field_annotation_is_sequence(param.field_info.annotation)
+        )
         waiting.extend(dependant.dependencies)
     return frozenset(names)
 
@@ -56,5 +75,18 @@ def _only_declared(request: Request) -> None:
         raise BadRequest(f"unknown query parameter {names}: {route.path} takes {takes}")
 
 
+def _each_once(request: Request) -> None:
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    params = request.query_params
+    repeated = sorted(name for name in single_valued(route) if len(params.getlist(name)) > 1)
+    if repeated:
+        names = ", ".join(repr(name) for name in repeated)
+        raise BadRequest(f"query parameter {names} given more than once: it takes one value")
+
+
 # For ``include_router(..., dependencies=[...])`` of the JSON API's and the pages' routers.
 DECLARED_QUERY_ONLY = Depends(_only_declared)
+# For the JSON API's routers.
+SINGLE_VALUES_ONCE = Depends(_each_once)
