@@ -134,6 +134,7 @@ def test_evaluators_create_can_judge_the_sessions_that_ended_already(tmp_path):
                 "--offline", "--judge-existing-since", "1h", data_dir=data,
             )  # fmt: skip
             assert offline.returncode == 1 and "online evaluator" in offline.stderr
+            assert "threadline evaluate NAME --since" in offline.stderr  # the CLI's way
             created = threadline(
                 "evaluators", "create", "resolved", *common, "--base-url", judge.base_url,
                 "--judge-existing-since", "1h", "--session-idle-seconds", "60", data_dir=data,

@@ -110,8 +110,9 @@ def check_existing(evaluator: EvaluatorIn, since: datetime, now: datetime) -> No
     """``BadRequest`` unless ``evaluator`` may judge the sessions ended since ``since``."""
     if not evaluator.online:
         raise BadRequest(
-            "judge_existing_since needs an online evaluator (an offline one judges what"
-            " POST /api/v1/evaluation-runs asks, with since)"
+            "judge_existing_since needs an online evaluator (an offline one judges what it"
+            " is asked: threadline evaluate NAME --since 7d, or POST /api/v1/evaluation-runs"
+            " with since)"
         )
     # In ns: a time without a zone is UTC, as everywhere in the API.
     if datetime_to_ns(since) < datetime_to_ns(now - EXISTING_MAX_AGE):
