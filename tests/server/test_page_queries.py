@@ -65,6 +65,14 @@ def _a_400_page_saying(answer: httpx.Response, *why: str) -> None:
         ("/sessions", {"metadata": "plan"}, ["metadata"]),
         ("/sessions", {"q": "x" * 1001}, ["longer than"]),
         ("/sessions", [("filter", "turns>1")] * 11, ["at most 10"]),
+        # A field that takes one value, given twice: the last was read.
+        ("/sessions", [("tag", "a"), ("tag", "b")], ["tag given more than once"]),
+        ("/users", [("user_id", "a"), ("user_id", "b")], ["user_id given more than once"]),
+        (
+            "/export/traces",
+            [("format", "csv"), ("status", "ok"), ("status", "error")],
+            ["status given more than once"],
+        ),
         ("/dashboard", {"range": "1y"}, ["range &#39;1y&#39;"]),
         ("/dashboard", {"bucket": "month"}, ["bucket &#39;month&#39;"]),
         ("/dashboard", {"group_by": "colour"}, ["colour"]),

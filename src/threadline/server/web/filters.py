@@ -137,7 +137,10 @@ class Filters:
         values["context"] = values["context"].removesuffix("%").rstrip()
         filters = cls(tab=tab, **{k: v for k, v in values.items() if v})
         filters.cursor = params.get("cursor") or None
-        problems = list(filters._problems())
+        # The last of a field given twice was read (?tag=a&tag=b listed tag b alone).
+        repeated = [k for k in _KEYS if len([v for v in params.getlist(k) if v.strip()]) > 1]
+        problems = [f"{k} given more than once: it takes one value" for k in repeated]
+        problems += filters._problems()
         if problems:
             raise BadRequest("; ".join(problems))
         return filters
