@@ -162,6 +162,19 @@ def test_a_form_the_server_refuses_answers_a_page(tmp_path: Path) -> None:
             assert second.headers["content-type"].startswith("text/html"), second.text
             assert "Not done" in second.text and "evaluation_max_waiting_runs" in second.text
             assert "project-name" in second.text  # the signed-in layout, with its tabs
+            # The way back is to the page the form was on (its Referer), if of this server.
+            assert '<a href="/sessions">Back to sessions</a>' in second.text
+            for referer, back in (
+                (process.base_url + "/sessions/s-2?turn=1", "/sessions/s-2?turn=1"),
+                ("http://elsewhere.example/sessions/s-2", "/sessions"),
+            ):
+                answer = web.post(
+                    "/evaluate",
+                    data={"session_id": "s-2", "evaluator": "judge"},
+                    headers={**form, "Referer": referer},
+                )
+                assert answer.status_code == 409
+                assert f'<a href="{back}">Back to ' in answer.text, referer
             # A client that does not ask for HTML keeps the JSON.
             again = web.post(
                 "/evaluate",

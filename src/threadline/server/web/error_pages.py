@@ -14,6 +14,8 @@ unknown path is a 404): the routes are no secret (the source is open and
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -73,7 +75,21 @@ async def error_page(
         "back_path": request.url.path if request.url.path in _WAYS_BACK else "/sessions",
         "back_name": _WAYS_BACK.get(request.url.path, "sessions"),
     }
+    if request.method == "POST" and (page := _form_page(request)) is not None:
+        context.update(back_path=page, back_name="the page")
     response = render(request, "error.html", context, status_code=status)
     if headers:  # e.g. the Allow of a 405
         response.headers.update(headers)
     return response
+
+
+def _form_page(request: Request) -> str | None:
+    """The page of this server a posted form was on (its Referer, which pages send
+    same-origin), as a path and query; None when it is not one of this server's."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    here = urlsplit(str(request.base_url))
+    if (referer.scheme, referer.netloc) != (here.scheme, here.netloc):
+        return None
+    if not referer.path.startswith("/") or referer.path.startswith(_MACHINE_PREFIXES):
+        return None
+    return referer.path + (f"?{referer.query}" if referer.query else "")
