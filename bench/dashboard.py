@@ -42,13 +42,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
 from threadline.server.ingest.tuning import tune_garbage_collector
 from threadline.server.model import METRIC_NAMES, MetricsQuery, SpanRecord
-from threadline.server.store.sqlite import SQLiteStore, metric_upkeep, model_usage, session_writes
+from threadline.server.store.sqlite import SQLiteStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from no_dashboard import drop_schema, upkeep_skipped
 
 MS = 1_000_000
 S = 1000 * MS
@@ -145,34 +149,6 @@ def time_metrics(
     return wall, cpu
 
 
-def _without_dashboard(store: SQLiteStore) -> None:
-    """Drop what the dashboard adds to a store's writes."""
-    with store._transaction() as conn:
-        for (trigger,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'metric_%'"
-        ).fetchall():
-            conn.execute(f"DROP TRIGGER {trigger}")
-        for index in DASHBOARD_INDEXES:
-            conn.execute(f"DROP INDEX {index}")
-        for index, columns in LIST_INDEXES.items():
-            conn.execute(f"DROP INDEX {index}")
-            conn.execute(f"CREATE INDEX {index} ON sessions ({columns})")
-
-
-DASHBOARD_INDEXES = (
-    "traces_by_end",
-    "sessions_by_turns_for_metrics",
-    "sessions_by_cost_for_metrics",
-    "sessions_by_errors_for_metrics",
-)
-# The lists' indexes as the lists alone need them: migration 0017 widened them to
-# cover the dashboard's reads.
-LIST_INDEXES = {
-    "sessions_by_activity": "project_id, end_ns, session_id",
-    "sessions_by_duration": "project_id, (end_ns - start_ns), session_id",
-}
-
-
 def ingest_with_and_without(
     root: Path, sessions: int, end_ns: int, live: bool, control: bool = False
 ) -> Rates:
@@ -186,12 +162,9 @@ def ingest_with_and_without(
             old.unlink()
         store = SQLiteStore(path)
         stores[label] = (store, store.create_project("default").id, Took())
-    _without_dashboard(stores["without"][0])
+    drop_schema(stores["without"][0])
     if control:
-        _without_dashboard(stores["with"][0])
-    keep = metric_upkeep.traces_written
-    keep_usage = metric_upkeep.batch_usage
-    keep_sessions = session_writes.keep_aggregates
+        drop_schema(stores["with"][0])
     spans = 0
     for i, batch in enumerate(batches(sessions, 2, end_ns, live=live)):
         spans += len(batch)
@@ -200,15 +173,8 @@ def ingest_with_and_without(
             store, project, took = stores[label]
             # Without the dashboard, ingest keeps no aggregates and no usage by model.
             kept = label == "with" and not control
-            metric_upkeep.traces_written = keep if kept else _no_changes  # type: ignore[assignment]
-            metric_upkeep.batch_usage = keep_usage if kept else _no_usage  # type: ignore[assignment]
-            session_writes.keep_aggregates = keep_sessions if kept else _skip  # type: ignore[assignment]
-            try:
+            with nullcontext() if kept else upkeep_skipped():
                 took.write(store, project, batch)
-            finally:
-                metric_upkeep.traces_written = keep  # type: ignore[assignment]
-                metric_upkeep.batch_usage = keep_usage  # type: ignore[assignment]
-                session_writes.keep_aggregates = keep_sessions  # type: ignore[assignment]
     for store, _, _ in stores.values():
         store.close()
     return Rates.of(spans, stores["with"][2], stores["without"][2])
@@ -262,21 +228,16 @@ def ingest_alone(
     warm_up(root, end_ns)
     store = SQLiteStore(root / "ingest-alone.db")
     project = store.create_project("default").id
-    kept = (metric_upkeep.traces_written, metric_upkeep.batch_usage, session_writes.keep_aggregates)
     if not with_dashboard:
-        _without_dashboard(store)
-        metric_upkeep.traces_written = _no_changes  # type: ignore[assignment]
-        metric_upkeep.batch_usage = _no_usage  # type: ignore[assignment]
-        session_writes.keep_aggregates = _skip  # type: ignore[assignment]
+        drop_schema(store)
     took = Took()
     spans = 0
     try:
-        for batch in batches(sessions, 2, end_ns, live=live):
-            spans += len(batch)
-            took.write(store, project, batch)
+        with nullcontext() if with_dashboard else upkeep_skipped():
+            for batch in batches(sessions, 2, end_ns, live=live):
+                spans += len(batch)
+                took.write(store, project, batch)
     finally:
-        metric_upkeep.traces_written, metric_upkeep.batch_usage = kept[:2]  # type: ignore[assignment]
-        session_writes.keep_aggregates = kept[2]  # type: ignore[assignment]
         store.close()
     return took.rates(spans)
 
@@ -308,27 +269,6 @@ def warm_up(root: Path, end_ns: int) -> None:
     store.close()
     for old in root.glob("ingest-warm-up.db*"):
         old.unlink()
-
-
-def _skip(*_args: object) -> None:
-    return None
-
-
-class _NoChanges(metric_upkeep.Changes):
-    """Changes to the aggregates that are never written."""
-
-    def write(self, *_args: object) -> None:
-        return None
-
-
-def _no_changes(*_args: object) -> metric_upkeep.Changes:
-    """No changes to the aggregates: the batch's traces and sessions add none."""
-    return _NoChanges()
-
-
-def _no_usage(*_args: object) -> model_usage.BatchUsage:
-    """No usage by model: the traces' rows are written without it."""
-    return model_usage.BatchUsage()
 
 
 def report(label: str, took: tuple[list[float], list[float]]) -> None:

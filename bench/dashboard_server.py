@@ -1,0 +1,237 @@
+"""The durable ingest rate of a server with the dashboard's aggregates and without them,
+in one run: what the dashboard costs the rate a user sees.
+
+    python bench/dashboard_server.py --shape backfill --round-spans 20000 --pairs 5
+    python bench/dashboard_server.py --shape live --round-spans 20000 --pairs 5
+
+``dashboard.py --ingest-only`` measures the same cost on the store alone (its writes
+from one thread); here it is measured through a whole server, which also decodes,
+normalises and prepares every span, so the dashboard's upkeep is a smaller share of the
+work. The spans are ``dashboard.py``'s (sessions of 2 traces of 5 spans: a root and 4
+children, 2 of them LLM calls with tokens and cost of two models, 5,000 users, tags and
+an ``app_version`` metadata key, 3 % of traces failing), as OTLP exports of ``--batch``
+spans: ``--shape backfill`` spreads the sessions over the 30 days before now in random
+order, ``--shape live`` has them start in order over the last hour. The bodies are made
+once, before the first round, and every round sends the same ones.
+
+Rounds alternate with, without, without, with, with, without, ... (so a machine speeding
+up or slowing down during the run favours neither): each round starts a fresh server
+(``--workers`` ingest processes, SQLite in a new data directory), sends the exports
+from ``--senders`` concurrent exporters and times from the first export to every span
+written (``/healthz?wait``). The server without the dashboard runs with
+``bench/without_dashboard`` on its ``PYTHONPATH``: its ``sitecustomize`` takes from the
+store, in the server and its worker processes, exactly what ``dashboard.py``'s store
+without the dashboard lacks (``no_dashboard.py`` defines it for both). Each round checks
+which arm it ran: the store has aggregate rows with the dashboard, none without.
+Printed: each round's spans/s and the CPU per span of the server's processes and of its
+busiest thread, the writer (read from ``/proc``); each pair's shares (rate; spans per
+CPU second, which a shared machine's other jobs disturb far less; spans per writer CPU
+second); and their medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime
+from itertools import groupby
+from pathlib import Path
+from typing import NamedTuple
+
+import httpx
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from threadline import semconv
+from threadline.server.model import SpanRecord
+from threadline.server.store.sqlite.driver import sqlite3
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+import dashboard  # noqa: E402
+import workload  # noqa: E402
+from search_server import threads_cpu_seconds  # noqa: E402
+from server import send_all, start_server, tree_cpu_seconds, wait_settled  # noqa: E402
+
+WITHOUT = BENCH / "without_dashboard"
+KINDS = {"SERVER": Span.SPAN_KIND_SERVER, "CLIENT": Span.SPAN_KIND_CLIENT}
+
+
+class Round(NamedTuple):
+    rate: float  # spans per second, from the first export to the last written
+    cpu_us: float  # CPU of the server and its workers, µs per span
+    writer_us: float  # CPU of its busiest thread (the writer), µs per span
+    grouped: float  # exports a write transaction (the writer's group commit)
+
+
+def _value(value: object) -> AnyValue:
+    if isinstance(value, list):
+        return AnyValue(array_value=ArrayValue(values=[_value(v) for v in value]))
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    return AnyValue(string_value=str(value))
+
+
+def otlp_span(record: SpanRecord) -> Span:
+    """``record`` as an exporter sends it, in Threadline's and the GenAI conventions."""
+    attributes: dict[str, object] = {}
+    if record.session_id:
+        attributes[semconv.SESSION_ID] = record.session_id
+    if record.user_id:
+        attributes[semconv.USER_ID] = record.user_id
+    if record.tags:
+        attributes[semconv.TAGS] = list(record.tags)
+    for key, value in (record.metadata or {}).items():
+        attributes[semconv.METADATA_PREFIX + key] = value
+    if record.span_type:
+        attributes[semconv.SPAN_TYPE] = record.span_type
+    if record.model:
+        attributes["gen_ai.request.model"] = record.model
+    if record.input_tokens is not None:
+        attributes["gen_ai.usage.input_tokens"] = record.input_tokens
+    if record.output_tokens is not None:
+        attributes["gen_ai.usage.output_tokens"] = record.output_tokens
+    if record.cost_usd is not None:
+        attributes["gen_ai.usage.cost"] = float(record.cost_usd)
+    if record.input is not None:
+        attributes[semconv.SPAN_INPUT] = record.input
+    if record.output is not None:
+        attributes[semconv.SPAN_OUTPUT] = record.output
+    return Span(
+        trace_id=bytes.fromhex(record.trace_id),
+        span_id=bytes.fromhex(record.span_id),
+        parent_span_id=bytes.fromhex(record.parent_span_id or ""),
+        name=record.name,
+        kind=KINDS[record.kind],
+        start_time_unix_nano=record.start_ns,
+        end_time_unix_nano=record.end_ns,
+        attributes=[KeyValue(key=k, value=_value(v)) for k, v in attributes.items()],
+        status=Status(
+            code=Status.STATUS_CODE_ERROR if record.status == "error" else Status.STATUS_CODE_UNSET
+        ),
+    )
+
+
+def bodies(shape: str, spans: int, batch: int, end_ns: int) -> list[workload.Batch]:
+    """``dashboard.py``'s sessions (10 spans each) of ``shape``, as exports of ``batch``
+    spans (a trace may be split between two)."""
+
+    def traces() -> Iterator[tuple[str | None, list[Span]]]:
+        sessions = max(spans // 10, 1)
+        for records in dashboard.batches(sessions, 2, end_ns, live=shape == "live"):
+            for _, trace in groupby(records, key=lambda r: r.trace_id):
+                each = list(trace)
+                yield each[0].session_id, [otlp_span(r) for r in each]
+
+    return list(workload.in_batches(traces(), batch))
+
+
+def aggregated(database: Path) -> int:
+    """Rows of the dashboard's activity aggregates in a stopped server's store (none
+    without the dashboard: its metrics queries, which name the dropped indexes, fail)."""
+    with closing(sqlite3.connect(database)) as conn:
+        return int(conn.execute("SELECT count(*) FROM metric_activity").fetchone()[0])
+
+
+def one_round(
+    with_dashboard: bool, exports: list[workload.Batch], senders: int, workers: int
+) -> Round:
+    """One fresh server's ingest of ``exports``."""
+    spans = sum(body.spans for body in exports)
+    saved = os.environ.get("PYTHONPATH", "")
+    first = [] if with_dashboard else [str(WITHOUT)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (*first, saved) if p)
+    try:
+        with tempfile.TemporaryDirectory(prefix="threadline-dashboard-server-") as tmp:
+            process, base_url, key = start_server(Path(tmp), workers)
+            try:
+                wait_settled(process.pid)
+                cpu, threads = tree_cpu_seconds(process.pid), threads_cpu_seconds(process.pid)
+                headers = {"Authorization": f"Bearer {key}"}
+                sent = send_all(base_url, headers, exports, senders)
+                if sent.failures:
+                    raise SystemExit(sent.failures[0])
+                client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
+                while (health := client.get("/healthz", params={"wait": 10}).json())[
+                    "queued_exports"
+                ]:
+                    pass
+                elapsed = time.perf_counter() - sent.started
+                cpu = tree_cpu_seconds(process.pid) - cpu
+                # The writer thread is the server process's busiest during ingest.
+                writer = max(
+                    spent - threads.get(tid, 0.0)
+                    for tid, spent in threads_cpu_seconds(process.pid).items()
+                )
+            finally:
+                process.terminate()
+                process.wait()
+            rows = aggregated(Path(tmp) / "threadline.db")
+            if bool(rows) != with_dashboard:
+                raise SystemExit(f"with the dashboard: {with_dashboard}, but {rows} aggregate rows")
+    finally:
+        os.environ["PYTHONPATH"] = saved
+    grouped = health["exports_written"] / max(health["write_transactions"], 1)
+    return Round(spans / elapsed, cpu / spans * 1e6, writer / spans * 1e6, grouped)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=("backfill", "live"), default="backfill")
+    parser.add_argument("--round-spans", type=int, default=20_000)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=512, help="spans per export")
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    end_ns = int(datetime.now(UTC).timestamp()) * dashboard.S
+    exports = bodies(args.shape, args.round_spans, args.batch, end_ns)
+    spans = sum(b.spans for b in exports)
+    print(
+        f"{args.shape}: {spans:,} spans in {len(exports)} exports,"
+        f" {sum(len(b.body) for b in exports) / spans:,.0f} bytes a span;"
+        f" load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    shares: dict[str, list[float]] = {"rate": [], "cpu": [], "writer": []}
+    for pair in range(args.pairs):
+        order = (True, False) if pair % 2 == 0 else (False, True)
+        rounds = {}
+        for with_dashboard in order:
+            rounds[with_dashboard] = r = one_round(
+                with_dashboard, exports, args.senders, args.workers
+            )
+            print(
+                f"  {'with' if with_dashboard else 'without':7s} {r.rate:7.0f} spans/s;"
+                f" CPU {r.cpu_us:6.1f} µs/span, writer thread {r.writer_us:6.1f};"
+                f" {r.grouped:.2f} exports a transaction",
+                flush=True,
+            )
+        with_, without = rounds[True], rounds[False]
+        shares["rate"].append(with_.rate / without.rate)
+        # A share of CPU: how many spans a CPU second ingests with the dashboard, against
+        # without (the same as the rate's share where the CPU is the bound).
+        shares["cpu"].append(without.cpu_us / with_.cpu_us)
+        shares["writer"].append(without.writer_us / with_.writer_us)
+        print(
+            f"pair {pair + 1}: rate {shares['rate'][-1]:.1%}, per CPU second"
+            f" {shares['cpu'][-1]:.1%}, per writer CPU second {shares['writer'][-1]:.1%};"
+            f" load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+    print(
+        f"medians of {args.pairs} pairs, {args.shape}: "
+        + ", ".join(f"{key} {statistics.median(values):.1%}" for key, values in shares.items())
+    )
+
+
+if __name__ == "__main__":
+    main()

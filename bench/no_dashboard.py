@@ -1,0 +1,99 @@
+"""A SQLite store without what the dashboard adds to its writes: the "without" side of
+``dashboard.py`` (a store in the benchmark's own process) and of ``dashboard_server.py``
+(a whole server, through ``without_dashboard/sitecustomize.py``), defined once here so
+the two cannot drift apart.
+
+What the dashboard adds: the traces' index by their end (0007's, narrowed by 0025); the
+triggers, aggregate tables and session indexes of 0010, and the lists' session indexes
+as 0017 widened them to cover its reads; each trace's usage by model, kept in its row
+since 0017; and the upkeep of the aggregates by the trace and session writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from threadline.server.store.sqlite import SQLiteStore, metric_upkeep, model_usage, session_writes
+
+DASHBOARD_INDEXES = (
+    "traces_by_end",
+    "sessions_by_turns_for_metrics",
+    "sessions_by_cost_for_metrics",
+    "sessions_by_errors_for_metrics",
+)
+# The lists' indexes as the lists alone need them: migration 0017 widened them to
+# cover the dashboard's reads.
+LIST_INDEXES = {
+    "sessions_by_activity": "project_id, end_ns, session_id",
+    "sessions_by_duration": "project_id, (end_ns - start_ns), session_id",
+}
+
+
+def drop_schema(store: SQLiteStore) -> None:
+    """Drop the dashboard's triggers and indexes from ``store`` and narrow the lists'
+    indexes; nothing if they are gone already (every process of a server opens the
+    store, and only the first one to do so finds them)."""
+    with store._read() as conn:
+        present = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+            (DASHBOARD_INDEXES[0],),
+        ).fetchone()
+    if present is None:
+        return
+    with store._transaction() as conn:
+        for (trigger,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'metric_%'"
+        ).fetchall():
+            conn.execute(f"DROP TRIGGER {trigger}")
+        for index in DASHBOARD_INDEXES:
+            conn.execute(f"DROP INDEX {index}")
+        for index, columns in LIST_INDEXES.items():
+            conn.execute(f"DROP INDEX {index}")
+            conn.execute(f"CREATE INDEX {index} ON sessions ({columns})")
+
+
+class _NoChanges(metric_upkeep.Changes):
+    """Changes to the aggregates that are never written."""
+
+    def write(self, *_args: object) -> None:
+        return None
+
+
+def _no_changes(*_args: object) -> metric_upkeep.Changes:
+    """No changes to the aggregates: the batch's traces and sessions add none."""
+    return _NoChanges()
+
+
+def _no_usage(*_args: object) -> model_usage.BatchUsage:
+    """No usage by model: the traces' rows are written without it."""
+    return model_usage.BatchUsage()
+
+
+def _skip(*_args: object) -> None:
+    return None
+
+
+def skip_upkeep() -> Callable[[], None]:
+    """From now on, writes keep no aggregates and no usage by model; returns what puts
+    the upkeep back."""
+    kept = (metric_upkeep.traces_written, metric_upkeep.batch_usage, session_writes.keep_aggregates)
+    metric_upkeep.traces_written = _no_changes  # type: ignore[assignment]
+    metric_upkeep.batch_usage = _no_usage  # type: ignore[assignment]
+    session_writes.keep_aggregates = _skip  # type: ignore[assignment]
+
+    def restore() -> None:
+        metric_upkeep.traces_written, metric_upkeep.batch_usage = kept[:2]
+        session_writes.keep_aggregates = kept[2]
+
+    return restore
+
+
+@contextmanager
+def upkeep_skipped() -> Iterator[None]:
+    """Writes in the block keep no aggregates and no usage by model."""
+    restore = skip_upkeep()
+    try:
+        yield
+    finally:
+        restore()
