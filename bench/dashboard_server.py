@@ -12,7 +12,10 @@ children, 2 of them LLM calls with tokens and cost of two models, 5,000 users, t
 an ``app_version`` metadata key, 3 % of traces failing), as OTLP exports of ``--batch``
 spans: ``--shape backfill`` spreads the sessions over the 30 days before now in random
 order, ``--shape live`` has them start in order over the last hour. The bodies are made
-once, before the first round, and every round sends the same ones.
+once, before the first round, and every round sends the same ones. Their texts are
+``dashboard.py``'s few bytes a span, unless ``--text-bytes`` gives each span an input and
+output of that many bytes (``workload.py``'s spans average ~4 KB of protobuf): a server's
+CPU a span grows with its text, the dashboard's upkeep does not.
 
 Rounds alternate with, without, without, with, with, without, ... (so a machine speeding
 up or slowing down during the run favours neither): each round starts a fresh server
@@ -32,7 +35,9 @@ second); and their medians.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -80,8 +85,9 @@ def _value(value: object) -> AnyValue:
     return AnyValue(string_value=str(value))
 
 
-def otlp_span(record: SpanRecord) -> Span:
-    """``record`` as an exporter sends it, in Threadline's and the GenAI conventions."""
+def otlp_span(record: SpanRecord, texts: tuple[str, str] | None = None) -> Span:
+    """``record`` as an exporter sends it, in Threadline's and the GenAI conventions;
+    ``texts``, if given, its input and output instead of its own."""
     attributes: dict[str, object] = {}
     if record.session_id:
         attributes[semconv.SESSION_ID] = record.session_id
@@ -101,10 +107,12 @@ def otlp_span(record: SpanRecord) -> Span:
         attributes["gen_ai.usage.output_tokens"] = record.output_tokens
     if record.cost_usd is not None:
         attributes["gen_ai.usage.cost"] = float(record.cost_usd)
-    if record.input is not None:
-        attributes[semconv.SPAN_INPUT] = record.input
-    if record.output is not None:
-        attributes[semconv.SPAN_OUTPUT] = record.output
+    given, taken = (record.input, record.output), None
+    if texts:
+        taken = json.dumps({"text": texts[0]}), json.dumps({"text": texts[1]})
+    for key, value in zip((semconv.SPAN_INPUT, semconv.SPAN_OUTPUT), taken or given, strict=True):
+        if value is not None:
+            attributes[key] = value
     return Span(
         trace_id=bytes.fromhex(record.trace_id),
         span_id=bytes.fromhex(record.span_id),
@@ -120,16 +128,25 @@ def otlp_span(record: SpanRecord) -> Span:
     )
 
 
-def bodies(shape: str, spans: int, batch: int, end_ns: int) -> list[workload.Batch]:
+def bodies(
+    shape: str, spans: int, batch: int, end_ns: int, text_bytes: int = 0
+) -> list[workload.Batch]:
     """``dashboard.py``'s sessions (10 spans each) of ``shape``, as exports of ``batch``
-    spans (a trace may be split between two)."""
+    spans (a trace may be split between two); with ``text_bytes``, each span's input
+    and output are that many bytes of ``workload.py``'s text between them."""
+    rng = random.Random(3)
+
+    def texts() -> tuple[str, str] | None:
+        if not text_bytes:
+            return None
+        return workload._text(rng, text_bytes // 2), workload._text(rng, text_bytes // 2)
 
     def traces() -> Iterator[tuple[str | None, list[Span]]]:
         sessions = max(spans // 10, 1)
         for records in dashboard.batches(sessions, 2, end_ns, live=shape == "live"):
             for _, trace in groupby(records, key=lambda r: r.trace_id):
                 each = list(trace)
-                yield each[0].session_id, [otlp_span(r) for r in each]
+                yield each[0].session_id, [otlp_span(r, texts()) for r in each]
 
     return list(workload.in_batches(traces(), batch))
 
@@ -191,9 +208,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512, help="spans per export")
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--text-bytes",
+        type=int,
+        default=0,
+        help="each span's input and output together (0: dashboard.py's few bytes)",
+    )
     args = parser.parse_args()
     end_ns = int(datetime.now(UTC).timestamp()) * dashboard.S
-    exports = bodies(args.shape, args.round_spans, args.batch, end_ns)
+    exports = bodies(args.shape, args.round_spans, args.batch, end_ns, args.text_bytes)
     spans = sum(b.spans for b in exports)
     print(
         f"{args.shape}: {spans:,} spans in {len(exports)} exports,"
