@@ -13,7 +13,8 @@
 3. Ingest with and without what the dashboard adds to every write (the traces' index
    by their end, 0007's, narrowed by 0025; the triggers, aggregate tables and session indexes of
    0010; each trace's usage by model, kept in its row since 0017): two fresh stores,
-   one with all of it dropped (and the trace and session upkeep skipped), fed the same
+   one with all of it dropped (and the trace and session upkeep skipped: ``no_dashboard.py``
+   defines it, for ``dashboard_server.py`` too), fed the same
    batches in turns, in the same run, ``--pairs`` times, as a backfill (sessions at
    random over 30 days) and as live traffic (in the order they started, over the last
    hour); each write's wall and CPU time (the thread's). Each batch is prepared
