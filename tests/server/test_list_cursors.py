@@ -90,3 +90,25 @@ def test_a_cursor_reused_with_other_filters_is_a_400(
         response = server_on_each_store.http.get(path, params=params)
         assert response.status_code == 400, (other, path, response.text)
         assert "filter" in response.json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/sessions", "/api/v1/traces"])
+def test_a_cursor_reads_on_with_its_filters_in_another_order(
+    server_on_each_store: ProjectClient, path: str
+):
+    """Every numeric and score filter must hold, whatever their order: the same ones
+    given in another order are the same list, and its cursor reads on (it was a 400)."""
+    tag = uuid.uuid4().hex[:8]
+    send_sessions(server_on_each_store, tag)
+    first = [("filter", "spans>0"), ("filter", "spans<1000"), ("missing_score", "stars")]
+    first += [("missing_score", "nope"), ("window", "all"), ("limit", "1")]
+    page = server_on_each_store.http.get(path, params=first)
+    assert page.status_code == 200, page.text
+    cursor = page.json()["next_cursor"]
+    assert cursor is not None
+    reordered = [first[1], first[0], first[3], first[2], *first[4:], ("cursor", cursor)]
+    assert server_on_each_store.http.get(path, params=reordered).status_code == 200
+    # One metadata key given two values was read as the last alone: a 400.
+    twice = [("metadata", "k=1"), ("metadata", "k=2"), ("window", "all")]
+    refused = server_on_each_store.http.get(path, params=twice)
+    assert refused.status_code == 400 and "'k' given two values" in refused.text, refused.text

@@ -33,6 +33,10 @@ def filtered_by(query: SessionQuery | TraceQuery) -> str:
     """The filters and search of ``query``, as its cursors are bound to them."""
     names = _FILTERS_OF_SESSIONS if isinstance(query, SessionQuery) else _FILTERS
     fields = query.model_dump(mode="json", include=names)
+    # The score and numeric filters all apply, in any order: the same ones given in
+    # another order are the same list.
+    for name in ("scores", "numbers"):
+        fields[name] = sorted(fields[name], key=json.dumps)
     return "where " + json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
 
