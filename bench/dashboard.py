@@ -296,6 +296,9 @@ def measure_queries(root: Path, sessions: int, runs: int, now: datetime, end_ns:
         ),
         "30 days by day, one user": MetricsQuery(**month, bucket="day", user_id="user-42"),
         "30 days by day, one tag": MetricsQuery(**month, bucket="day", tag="beta"),
+        "30 days by day, one metadata pair": MetricsQuery(
+            **month, bucket="day", metadata={"app_version": "2.0"}
+        ),
         "30 days by hour": MetricsQuery(**month, bucket="hour"),
         "7 days by day": MetricsQuery(start=now - timedelta(days=7), end=now, bucket="day"),
     }

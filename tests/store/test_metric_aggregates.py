@@ -61,7 +61,9 @@ def both(store: SQLiteStore, project: int, query: MetricsQuery) -> tuple[Metrics
     names = list(METRIC_NAMES)
     with store._read() as conn:
         kept = metric_aggregates.read(conn, project, query, span)
-        counted = sqlite_metrics._read_rollups(conn, sqlite_metrics._Sql(project, query, span))
+        counted = sqlite_metrics._read_rollups(
+            conn, sqlite_metrics._Sql(conn, project, query, span)
+        )
     return rules.build(query, span, kept, names), rules.build(query, span, counted, names)
 
 

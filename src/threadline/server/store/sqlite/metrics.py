@@ -10,6 +10,7 @@ whatever the number of rows; ``store.metrics.build`` spreads it over the buckets
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
 from threadline.server.model import TOP_ROWS, MetricsQuery
@@ -26,6 +27,11 @@ _METADATA_VALUE = (
 )
 
 
+# Up to this many sessions kept by the filters, the statements on sessions find them by
+# their rowids; past it, along the range's indexes (``_Sql.few_sessions``).
+_FEW_SESSIONS = 1000
+
+
 class Group(NamedTuple):
     """How rows get their group: an expression in SELECT and maybe a join in FROM."""
 
@@ -38,10 +44,12 @@ class Group(NamedTuple):
 class _Sql:
     """The bucket expressions and the filters of one query, with their parameters."""
 
-    def __init__(self, project_id: int, query: MetricsQuery, span: Range):
+    def __init__(self, conn: sqlite3.Connection, project_id: int, query: MetricsQuery, span: Range):
         self.project_id = project_id
         self.query = query
         self.span = span
+        self.kept_sessions = _kept_sessions(conn, project_id, query)
+        self.kept_sessions_json = json.dumps([sid for sid, _ in self.kept_sessions or ()])
 
     def buckets(self) -> tuple[str, list[Any]]:
         """first, last, started: bucket indexes of a row and whether it started in range."""
@@ -58,15 +66,21 @@ class _Sql:
         o, w = self.span.origin, self.span.width
         return f"(MAX({start}, ?) - ? + 999) / ?", [o, o, w]
 
-    def overlap(self, table: str) -> tuple[list[str], list[Any]]:
+    def overlap(self, table: str, end_ranged: bool = False) -> tuple[list[str], list[Any]]:
+        """A row active in the range. ``end_ranged``: the range's end is kept off the
+        index by start (``+``), so that without statistics the planner reads the rows
+        ending after the range's origin (``traces_by_end``) rather than every row begun
+        before the range's end."""
+        plus = "+" if end_ranged else ""
         return (
-            [f"{table}.project_id = ?", f"{table}.end_ns >= ?", f"{table}.start_ns <= ?"],
+            [f"{table}.project_id = ?", f"{table}.end_ns >= ?", f"{plus}{table}.start_ns <= ?"],
             [self.project_id, self.span.origin, self.span.last_instant],
         )
 
     def trace_filters(self) -> tuple[list[str], list[Any]]:
-        """The list filters (user, tag, metadata) on a ``traces`` row."""
-        where, args = self.overlap("traces")
+        """The list filters (user, tag, metadata) on a ``traces`` row: a user's traces
+        are found by ``traces_by_user``, the others by their end."""
+        where, args = self.overlap("traces", end_ranged=not self.query.user_id)
         if self.query.user_id:
             where.append("traces.user_id = ?")
             args.append(self.query.user_id)
@@ -75,14 +89,28 @@ class _Sql:
         )
         return where + more, args + more_args
 
-    def session_filters(self) -> tuple[list[str], list[Any]]:
+    def few_sessions(self) -> bool:
+        """Whether the filters keep few sessions (a user's): the statements that read
+        sessions then find them by their rowids, rather than checking every session
+        active in the range along an index (the planner's choice without statistics,
+        for a list of ids as for the filter's subquery)."""
+        return self.kept_sessions is not None and len(self.kept_sessions) <= _FEW_SESSIONS
+
+    def session_filters(self, by_rowid: bool = True) -> tuple[list[str], list[Any]]:
         """The same filters on a ``sessions`` row, combined as the Sessions list
-        combines them (``filters.session_conditions``)."""
+        combines them (``filters.session_conditions``): the sessions kept, read once.
+        ``by_rowid=False`` where the statement finds its sessions from another table."""
         where, args = self.overlap("sessions")
-        more, more_args = session_conditions(
-            self.project_id, self.query.user_id, self.query.tag, self.query.metadata
-        )
-        return where + more, args + more_args
+        if self.kept_sessions is None:
+            return where, args
+        if by_rowid and self.few_sessions():
+            where = [f"+{condition}" for condition in where]
+            where.append(f"sessions.rowid IN ({', '.join('?' * len(self.kept_sessions))})")
+            args += [rowid for _, rowid in self.kept_sessions]
+        else:
+            where.append("sessions.session_id IN (SELECT value FROM json_each(?))")
+            args.append(self.kept_sessions_json)
+        return where, args
 
     def trace_group(self) -> Group:
         """The group of a ``traces`` row."""
@@ -114,7 +142,7 @@ def read(
     """The aggregates ``store.metrics.build`` needs, from the per-bucket aggregates
     when they serve the query, else from the rollups; ``conn`` is a read's, whose
     statements see one snapshot (database.py), so the figures agree."""
-    sql = _Sql(project_id, query, span)
+    sql = _Sql(conn, project_id, query, span)
     s_where, s_args = sql.session_filters()
     if metric_aggregates.serves(query):
         rows = metric_aggregates.read(conn, project_id, query, span)
@@ -122,20 +150,44 @@ def read(
         rows = _read_rollups(conn, sql)
     rows.scores = _scores(conn, sql)
     top = "SELECT session_id, start_ns, trace_count, error_count, cost_usd FROM sessions"
+    # Few sessions kept are found by their rowids and sorted; else read down the cost
+    # index (0002), stopping at the tenth in the range, rather than sorting every
+    # session of the range, and down the errors' index (0010: few are read).
+    by_cost, by_errors = (
+        ("", "")
+        if sql.few_sessions()
+        else (" INDEXED BY sessions_by_cost", " INDEXED BY sessions_by_errors_for_metrics")
+    )
     rows.top_sessions_by_cost = conn.execute(
-        # Read down the cost index (0002), stopping at the tenth in the range, rather
-        # than sorting every session of the range.
-        f"{top} INDEXED BY sessions_by_cost WHERE {' AND '.join(s_where)} AND cost_usd > 0"
+        f"{top}{by_cost} WHERE {' AND '.join(s_where)} AND cost_usd > 0"
         " ORDER BY COALESCE(cost_usd, -1.0) DESC, session_id DESC LIMIT ?",
         [*s_args, TOP_ROWS],
     ).fetchall()
     rows.top_sessions_by_errors = conn.execute(
-        # The sessions with an error have an index of their own (0010): few are read.
-        f"{top} INDEXED BY sessions_by_errors_for_metrics WHERE {' AND '.join(s_where)}"
+        f"{top}{by_errors} WHERE {' AND '.join(s_where)}"
         " AND error_count > 0 ORDER BY error_count DESC, session_id DESC LIMIT ?",
         [*s_args, TOP_ROWS],
     ).fetchall()
     return rows
+
+
+def _kept_sessions(
+    conn: sqlite3.Connection, project_id: int, query: MetricsQuery
+) -> list[tuple[str, int]] | None:
+    """The ids and rowids of the sessions the filters keep; None unfiltered. A tag or metadata
+    filter finds them by every trace of the project (whenever it ran): read once here
+    rather than by each of the five statements on sessions."""
+    conditions, args = session_conditions(project_id, query.user_id, query.tag, query.metadata)
+    if not conditions:
+        return None
+    return [
+        (session_id, rowid)
+        for session_id, rowid in conn.execute(
+            "SELECT session_id, rowid FROM sessions WHERE project_id = ? AND "
+            + " AND ".join(conditions),
+            [project_id, *args],
+        )
+    ]
 
 
 def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
@@ -205,7 +257,7 @@ def _scores(conn: sqlite3.Connection, sql: _Sql) -> list[tuple]:
     found: list[tuple] = []
     for kind, table, where_args, group in (
         ("trace", "traces", sql.trace_filters(), sql.trace_group()),
-        ("session", "sessions", sql.session_filters(), sql.session_group()),
+        ("session", "sessions", sql.session_filters(by_rowid=False), sql.session_group()),
     ):
         where, args = where_args
         id_column = "trace_id" if kind == "trace" else "session_id"
