@@ -32,6 +32,13 @@ share one GIL, while the workers prepare in theirs) and of its busiest thread, t
 writer; each pair's shares (rate; spans per CPU second of each of the three, the whole
 server's disturbed far less than the rate by a shared machine's other jobs); and their
 medians.
+
+``--base-sessions N`` starts every round's server on a copy of one store already
+holding ``N`` of ``dashboard.py``'s backfilled sessions (10 N spans over the 30 days,
+filled once, with the dashboard, before the first round; the arm without it loses the
+dashboard's schema when its server opens the copy, before the clock starts): what the
+aggregates cost a store of the issue's size (1M spans: ``--base-sessions 100000``), whose
+indexes no longer fit the caches as a fresh store's do.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -161,16 +169,35 @@ def aggregated(database: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM metric_activity").fetchone()[0])
 
 
+def filled_base(directory: Path, sessions: int, end_ns: int) -> int:
+    """A store of ``sessions`` backfilled sessions (``dashboard.fill``, with the
+    dashboard) in ``directory``, closed; its activity aggregate rows."""
+    store, _, took = dashboard.fill(directory / "threadline.db", sessions, end_ns)
+    store.close()
+    rows = aggregated(directory / "threadline.db")
+    print(
+        f"base store: {sessions:,} sessions ({10 * sessions:,} spans) in {took:.0f} s", flush=True
+    )
+    return rows
+
+
 def one_round(
-    with_dashboard: bool, exports: list[workload.Batch], senders: int, workers: int
+    with_dashboard: bool,
+    exports: list[workload.Batch],
+    senders: int,
+    workers: int,
+    base: tuple[Path, int] | None = None,
 ) -> Round:
-    """One fresh server's ingest of ``exports``."""
+    """One fresh server's ingest of ``exports``, into a copy of ``base`` (its
+    directory and activity aggregate rows) if given."""
     spans = sum(body.spans for body in exports)
     saved = os.environ.get("PYTHONPATH", "")
     first = [] if with_dashboard else [str(WITHOUT)]
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (*first, saved) if p)
     try:
         with tempfile.TemporaryDirectory(prefix="threadline-dashboard-server-") as tmp:
+            if base:
+                shutil.copy(base[0] / "threadline.db", Path(tmp) / "threadline.db")
             process, base_url, key = start_server(Path(tmp), workers)
             try:
                 wait_settled(process.pid)
@@ -196,7 +223,7 @@ def one_round(
             finally:
                 process.terminate()
                 process.wait()
-            rows = aggregated(Path(tmp) / "threadline.db")
+            rows = aggregated(Path(tmp) / "threadline.db") - (base[1] if base else 0)
             if bool(rows) != with_dashboard:
                 raise SystemExit(f"with the dashboard: {with_dashboard}, but {rows} aggregate rows")
     finally:
@@ -221,6 +248,12 @@ def main() -> None:
         default=0,
         help="each span's input and output together (0: dashboard.py's few bytes)",
     )
+    parser.add_argument(
+        "--base-sessions",
+        type=int,
+        default=0,
+        help="start each round on a copy of a store holding this many backfilled sessions",
+    )
     args = parser.parse_args()
     end_ns = int(datetime.now(UTC).timestamp()) * dashboard.S
     exports = bodies(args.shape, args.round_spans, args.batch, end_ns, args.text_bytes)
@@ -231,13 +264,17 @@ def main() -> None:
         f" load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
+    base_dir = tempfile.TemporaryDirectory(prefix="threadline-dashboard-base-")
+    base = None
+    if args.base_sessions:
+        base = Path(base_dir.name), filled_base(Path(base_dir.name), args.base_sessions, end_ns)
     shares: dict[str, list[float]] = {"rate": [], "cpu": [], "main": [], "writer": []}
     for pair in range(args.pairs):
         order = (True, False) if pair % 2 == 0 else (False, True)
         rounds = {}
         for with_dashboard in order:
             rounds[with_dashboard] = r = one_round(
-                with_dashboard, exports, args.senders, args.workers
+                with_dashboard, exports, args.senders, args.workers, base
             )
             print(
                 f"  {'with' if with_dashboard else 'without':7s} {r.rate:7.0f} spans/s;"
@@ -260,6 +297,7 @@ def main() -> None:
             f" load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
+    base_dir.cleanup()
     print(
         f"medians of {args.pairs} pairs, {args.shape}: "
         + ", ".join(f"{key} {statistics.median(values):.1%}" for key, values in shares.items())
