@@ -14,10 +14,10 @@ the last (``?tag=a&tag=b`` filtered by ``b`` alone), an answer for half the ques
 
 from __future__ import annotations
 
-from typing import Any
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Request
-from fastapi._compat import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -38,6 +38,18 @@ def declared(route: APIRoute) -> frozenset[str]:
     return frozenset(names)
 
 
+def _takes_many(annotation: Any) -> bool:
+    """Whether a parameter so annotated takes every value given (``list[str] | None``),
+    as FastAPI reads a query parameter into a list, tuple or set."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _takes_many(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return any(_takes_many(arg) for arg in get_args(annotation))
+    kind = origin or annotation
+    return isinstance(kind, type) and issubclass(kind, (list, tuple, set, frozenset))
+
+
 def single_valued(route: APIRoute) -> frozenset[str]:
     """The query parameters the route and its dependencies declare to take one value."""
     names: set[str] = set()
@@ -47,7 +59,7 @@ def single_valued(route: APIRoute) -> frozenset[str]:
         names.update(
             param.alias
             for param in dependant.query_params
-            if not field_annotation_is_sequence(param.field_info.annotation)
+            if not _takes_many(param.field_info.annotation)
         )
         waiting.extend(dependant.dependencies)
     return frozenset(names)
