@@ -252,22 +252,36 @@ def _scores(conn: sqlite3.Connection, sql: _Sql) -> list[tuple]:
     """Numeric score sums per (name, group, start bucket): the scores of traces (and
     their spans) by the trace's start, a session's own scores by the session's. Driven
     from ``score_rollups`` (CROSS JOIN fixes the order): there are far fewer summaries
-    than rows."""
+    than rows. A trace is found by its key (``trace_keys``), the one index on its id;
+    a session by its primary key."""
     buckets, bucket_args = sql.buckets()
     found: list[tuple] = []
-    for kind, table, where_args, group in (
-        ("trace", "traces", sql.trace_filters(), sql.trace_group()),
-        ("session", "sessions", sql.session_filters(by_rowid=False), sql.session_group()),
+    for kind, table, join, where_args, group in (
+        (
+            "trace",
+            "traces",
+            " CROSS JOIN trace_keys AS k ON k.project_id = r.project_id"
+            " AND k.trace_id = r.target_id CROSS JOIN traces ON traces.trace_key = k.key",
+            sql.trace_filters(),
+            sql.trace_group(),
+        ),
+        (
+            "session",
+            "sessions",
+            " CROSS JOIN sessions ON sessions.project_id = r.project_id"
+            " AND sessions.session_id = r.target_id",
+            sql.session_filters(by_rowid=False),
+            sql.session_group(),
+        ),
     ):
         where, args = where_args
-        id_column = "trace_id" if kind == "trace" else "session_id"
         found += [
             (name, grp, first, value_sum, value_count)
             for name, grp, first, _last, _started, value_sum, value_count in conn.execute(
                 f"SELECT r.name, {group.expr} AS grp, {buckets}, SUM(r.value_sum),"
-                f" SUM(r.value_count) FROM score_rollups AS r CROSS JOIN {table}{group.join}"
+                f" SUM(r.value_count) FROM score_rollups AS r{join}{group.join}"
                 f" WHERE r.project_id = ? AND r.target_kind = ? AND r.value_count > 0"
-                f" AND {table}.{id_column} = r.target_id AND {' AND '.join(where)}"
+                f" AND {' AND '.join(where)}"
                 f" AND {table}.start_ns >= ? GROUP BY r.name, grp, first, last, started",
                 [
                     *group.expr_args,
