@@ -9,7 +9,9 @@
    key on the roots, 3 % of traces failing. 100,000 sessions make 1,000,000 spans.
 2. Times ``Store.metrics`` (every query the Dashboard tab and ``/api/v1/metrics``
    run) for the 30 days by day, which the per-bucket aggregates answer, then grouped,
-   filtered (both answered from the rollups), and by hour.
+   filtered (both answered from the rollups), and by hour. ``--score-share F`` first
+   scores a share F of the sessions and of their traces (one numeric score each), so
+   that the score series read score rollups joined to their sessions and traces.
 3. Ingest with and without what the dashboard adds to every write (the traces' index
    by their end, 0007's, narrowed by 0025; the triggers, aggregate tables and session indexes of
    0010; each trace's usage by model, kept in its row since 0017): two fresh stores,
@@ -49,7 +51,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from threadline.server.ingest.tuning import tune_garbage_collector
-from threadline.server.model import METRIC_NAMES, MetricsQuery, SpanRecord
+from threadline.server.model import METRIC_NAMES, MetricsQuery, ScoreRecord, SpanRecord
 from threadline.server.store.sqlite import SQLiteStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -131,6 +133,46 @@ def fill(path: Path, sessions: int, end_ns: int) -> tuple[SQLiteStore, int, floa
     for batch in batches(sessions, 1, end_ns):
         store.write_spans(project, batch)
     return store, project, time.perf_counter() - started
+
+
+def add_scores(store: SQLiteStore, project: int, sessions: int, end_ns: int, share: float) -> int:
+    """A "quality" score on ``share`` of the sessions ``fill`` wrote and on each of
+    their traces (found again from the same batches, seeded alike); how many."""
+    rng = random.Random(11)
+    records: list[ScoreRecord] = []
+
+    def score(session_id: str | None, trace_id: str | None) -> None:
+        records.append(
+            ScoreRecord(
+                id=f"{rng.getrandbits(128):032x}",
+                name="quality",
+                data_type="numeric",
+                value=float(rng.randint(1, 5)),
+                label=None,
+                session_id=session_id,
+                trace_id=trace_id,
+                span_id=None,
+                source="api",
+                author=None,
+                comment=None,
+                created_ns=end_ns,
+            )
+        )
+
+    scored = set(random.Random(12).sample(range(sessions), int(sessions * share)))
+    for batch in batches(sessions, 1, end_ns):
+        roots = [span for span in batch if span.parent_span_id is None]
+        for span in roots:
+            if int(span.session_id.rsplit("-", 1)[1]) in scored:
+                score(None, span.trace_id)
+        for s in sorted({int(span.session_id.rsplit("-", 1)[1]) for span in roots} & scored):
+            score(f"dash-1-{s:07d}", None)
+        if len(records) >= 2000:
+            store.write_scores(project, records)
+            records = []
+    if records:
+        store.write_scores(project, records)
+    return len(scored) * 3
 
 
 def time_metrics(
@@ -280,11 +322,17 @@ def report(label: str, took: tuple[list[float], list[float]]) -> None:
     )
 
 
-def measure_queries(root: Path, sessions: int, runs: int, now: datetime, end_ns: int) -> None:
+def measure_queries(
+    root: Path, sessions: int, runs: int, now: datetime, end_ns: int, score_share: float = 0.0
+) -> None:
     """Fill a store with ``sessions`` sessions and time each dashboard query on it."""
     store, project, took = fill(root / "dashboard.db", sessions, end_ns)
     spans = store.count_spans()
     print(f"filled {spans:,} spans ({sessions:,} sessions) in {took:.0f} s")
+    if score_share:
+        started = time.perf_counter()
+        count = add_scores(store, project, sessions, end_ns, score_share)
+        print(f"added {count:,} scores in {time.perf_counter() - started:.0f} s")
     month = {"start": now - timedelta(days=30), "end": now}
     print(f"Store.metrics, {runs} runs each:")
     cases = {
@@ -311,6 +359,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument(
+        "--score-share", type=float, default=0.0, help="share of sessions (and traces) scored"
+    )
     parser.add_argument("--ingest-sessions", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument(
@@ -342,7 +393,7 @@ def main() -> None:
             print(" ".join(map(str, alone)))
             return
         if not args.ingest_only:
-            measure_queries(root, args.sessions, args.runs, now, end_ns)
+            measure_queries(root, args.sessions, args.runs, now, end_ns, args.score_share)
         warm_up(root, end_ns)
         for pair in range(args.pairs):
             for live in (False, True):
