@@ -7,8 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.store.test_metric_aggregates import HOUR, T0, history
 from threadline.server.model import METRIC_NAMES, MetricsQuery, ns_to_datetime
+from threadline.server.store.sqlite import metrics as sqlite_metrics
 from threadline.server.store.sqlite.store import SQLiteStore
 
 FROM, TO = ns_to_datetime(T0 - 3 * HOUR), ns_to_datetime(T0 + 100 * HOUR)
@@ -38,7 +41,12 @@ def _plans(store: SQLiteStore, run: Callable[[], object]) -> dict[str, list[str]
         }
 
 
-def test_the_index_by_end_holds_only_what_its_reads_need_and_they_never_scan(tmp_path: Path):
+def test_the_index_by_end_holds_only_what_its_reads_need_and_they_never_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Here every trace is in the range: a tag's and a grouping's statements would scan the
+    # table, as they should (test_metric_trace_scan.py); kept to the index, to test it.
+    monkeypatch.setattr(sqlite_metrics, "_SCAN_SHARE", 2.0)
     store = SQLiteStore(tmp_path / "t.db")
     project = store.create_project("p").id
     try:
