@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.spans import span_record
-from tests.store.test_traces_by_end import _plans
+from tests.store.query_plans import statement_plans as _plans
 from threadline.server.model import METRIC_NAMES, MetricsQuery, ns_to_datetime
 from threadline.server.store.sqlite import metrics as sqlite_metrics
 from threadline.server.store.sqlite.store import SQLiteStore

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.store.query_plans import statement_plans
 from tests.store.test_contract import record, score
 from threadline.server.model import ScoreQuery
 from threadline.server.store.sqlite.store import SQLiteStore
@@ -16,18 +17,7 @@ from threadline.server.store.sqlite.store import SQLiteStore
 
 def _plans(store: SQLiteStore, run: Callable[[], object]) -> list[str]:
     """The plan steps of the statements ``run`` makes the store read with."""
-    seen: list[str] = []
-    with store._read() as conn:
-        conn.set_trace_callback(seen.append)
-    run()
-    with store._read() as conn:
-        conn.set_trace_callback(None)
-        return [
-            row[3]
-            for sql in dict.fromkeys(seen)
-            if sql.lstrip().upper().startswith("SELECT")
-            for row in conn.execute("EXPLAIN QUERY PLAN " + sql)
-        ]
+    return [step for steps in statement_plans(store, run).values() for step in steps]
 
 
 def test_a_names_latest_score_is_read_by_the_name(tmp_path: Path):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.store.query_plans import statement_plans as _plans
 from tests.store.test_metric_aggregates import HOUR, T0, history
-from tests.store.test_traces_by_end import _plans
 from threadline.server.model import SessionQuery, ns_to_datetime
 from threadline.server.store.sqlite.store import SQLiteStore
 

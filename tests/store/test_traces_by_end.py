@@ -4,11 +4,11 @@ than scan the table: retention and the dashboard's users by hour read nothing el
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.store.query_plans import statement_plans as _plans
 from tests.store.test_metric_aggregates import HOUR, T0, history
 from threadline.server.model import METRIC_NAMES, MetricsQuery, ns_to_datetime
 from threadline.server.store.sqlite import metrics as sqlite_metrics
@@ -21,24 +21,6 @@ QUERIES = {
     "one tag": MetricsQuery(start=FROM, end=TO, bucket="day", tag="y"),
     "grouped by tag": MetricsQuery(start=FROM, end=TO, bucket="day", group_by="tag"),
 }
-
-
-def _plans(store: SQLiteStore, run: Callable[[], object]) -> dict[str, list[str]]:
-    """Each statement ``run`` makes the store read with, and its plan's steps (a read
-    takes the reader last given back: the one traced here)."""
-    seen: list[str] = []
-    store._writer.set_trace_callback(seen.append)
-    with store._read() as conn:
-        conn.set_trace_callback(seen.append)
-    run()
-    store._writer.set_trace_callback(None)
-    with store._read() as conn:
-        conn.set_trace_callback(None)
-        return {
-            sql: [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
-            for sql in dict.fromkeys(seen)
-            if sql.lstrip().upper().startswith("SELECT")
-        }
 
 
 def test_the_index_by_end_holds_only_what_its_reads_need_and_they_never_scan(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.query_plans import statement_plans as _plans
 from tests.store.test_metric_aggregates import HOUR, T0, history
-from tests.store.test_traces_by_end import _plans
 from threadline.server.model import UserQuery, ns_to_datetime
 from threadline.server.store.sqlite import user_list
 from threadline.server.store.sqlite.store import SQLiteStore
