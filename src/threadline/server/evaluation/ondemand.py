@@ -167,7 +167,8 @@ def check_room(store: Store, project_id: int, adding: int, max_waiting: int) -> 
     waiting = store.runs_waiting(project_id)
     if waiting + adding > max_waiting:
         raise Conflict(
-            f"this would queue {adding:,} runs, and the project has {waiting:,} waiting:"
+            f"this would queue {adding:,} run{'s' if adding != 1 else ''}, and the project"
+            f" has {waiting:,} waiting:"
             f" at most {max_waiting:,} may wait (the setting evaluation_max_waiting_runs)."
             " Ask again once they are judged, or for fewer sessions; nothing was changed."
         )
