@@ -70,22 +70,7 @@ def _write(store: Store) -> int:
 
 
 def _rows(store: Store, project: int, **query) -> list[tuple]:
-    page = store.list_users(project, UserQuery(**query))
-    return [
-        (
-            u.user_id,
-            u.session_count,
-            u.trace_count,
-            u.input_tokens,
-            u.output_tokens,
-            u.total_tokens,
-            u.cost_usd,
-            u.error_count,
-            u.first_seen,
-            u.last_seen,
-        )
-        for u in page.items
-    ]
+    return _rows_of(store.list_users(project, UserQuery(**query)).items)
 
 
 def _scores(store: Store, project: int, **query) -> dict[str, dict[str, ScoreSummary]]:
