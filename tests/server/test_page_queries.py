@@ -124,14 +124,6 @@ def test_a_live_stream_refuses_what_its_list_refuses(server: Any) -> None:
             assert "error" in answer.json()
 
 
-def test_signed_out_an_unknown_parameter_says_nothing_of_the_project(server: Any) -> None:
-    answer = httpx.get(server.base_url + "/sessions", params={"x": "1"}, headers=HTML)
-    assert answer.status_code == 400 and "project-name" not in answer.text
-    # A known one still leads to sign-in first.
-    answer = httpx.get(server.base_url + "/sessions", params={"sort": "x"}, headers=HTML)
-    assert answer.status_code == 303
-
-
 # --- free text -------------------------------------------------------------------------
 
 FORGING = {

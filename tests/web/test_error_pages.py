@@ -101,6 +101,40 @@ def test_a_page_address_it_cannot_read_is_a_400_page(server) -> None:
     assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
 
 
+def test_a_signed_out_request_is_sent_to_sign_in_whatever_its_parameters(server) -> None:
+    # Each address holds what its page refuses (an unknown parameter, a filter, a value
+    # the route's own parameter cannot take), read before sign-in is checked. Signed out,
+    # the answer is the one every page gives: sign in first, the address kept to return to.
+    for address in (
+        "/sessions?bogus=1&tag=a",
+        "/traces?filter=turns>>5",
+        "/users?range=fortnight",
+        "/dashboard?bogus=1",
+        "/sessions/s?bogus=1",
+        "/evaluators?bogus=1",
+        "/settings?bogus=1",
+        "/export/sessions?bogus=1",
+        "/sessions?tag=a%00b",
+    ):
+        for headers in (HTML, {}):  # a browser, and a client asking for no HTML
+            answer = httpx.get(server.base_url + address, headers=headers)
+            assert answer.status_code == 303, (address, headers, answer.text)
+            assert answer.headers["location"].startswith("/login?next=%2F"), address
+        # htmx cannot follow a redirect to a page: told to go there instead, as always.
+        answer = httpx.get(server.base_url + address, headers={**HTML, "HX-Request": "true"})
+        assert answer.status_code == 401, (address, answer.text)
+        assert answer.headers["HX-Redirect"].startswith("/login?next=%2F"), address
+    # The sign-in page itself and the public share page take no cookie: their 400 stays.
+    for address in ("/login?bogus=1", "/shared/tls_none?bogus=1"):
+        answer = httpx.get(server.base_url + address, headers=HTML)
+        assert answer.status_code == 400, (address, answer.text)
+        assert "unknown query parameter" in answer.text, address
+    # Signed in, the same addresses are the 400 page (what is wrong is theirs to see).
+    with httpx.Client(base_url=server.base_url, cookies={COOKIE: server.api_key}) as web:
+        answer = web.get("/sessions?bogus=1&tag=a", headers=HTML)
+        assert answer.status_code == 400 and "bogus" in answer.text
+
+
 def test_an_error_in_the_server_is_a_500_page_for_a_browser(tmp_path: Path) -> None:
     process = start_server(tmp_path / "data", tmp_path / "server.log")
     try:

@@ -43,6 +43,7 @@ from threadline.server.settings import Settings
 from threadline.server.store import Store, open_store, sqlite_path
 from threadline.server.version import VERSION
 from threadline.server.web import install as install_web_ui
+from threadline.server.web.auth import sign_in_first
 from threadline.server.web.error_pages import error_page, wants_page
 from threadline.server.web.live_position import LivePositions, load_secret
 
@@ -241,6 +242,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def threadline_error(request: Request, exc: ThreadlineError) -> Response:
         if exc.status == 404 and (malformed := controls_in_path(request)) is not None:
             exc = BadRequest(malformed)
+        if exc.status == 400 and (signing_in := await sign_in_first(request)) is not None:
+            return await http_error(request, signing_in)
         if wants_page(request, exc.status):
             return await error_page(request, exc.status, exc.headers, exc.message)
         return _error(exc.status, exc.message, exc.headers)
@@ -261,6 +264,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
+        if (signing_in := await sign_in_first(request)) is not None:
+            return await http_error(request, signing_in)
         # A page's address a person edited is a bad request, not an API's 422.
         if wants_page(request, 400):
             return await error_page(request, 400, message=problems)

@@ -14,7 +14,9 @@ from typing import Annotated
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -54,6 +56,31 @@ def page_project(request: Request) -> Project:
 
 
 PageProject = Annotated[Project, Depends(page_project)]
+
+
+def _needs_sign_in(route: APIRoute) -> bool:
+    waiting: list[Dependant] = [route.dependant]
+    while waiting:
+        dependant = waiting.pop()
+        if dependant.call is page_project:
+            return True
+        waiting.extend(dependant.dependencies)
+    return False
+
+
+async def sign_in_first(request: Request) -> HTTPException | None:
+    """A signed-out request's answer from a page that needs sign-in (a redirect to it),
+    else None. A page's address is read before its sign-in is checked (unknown
+    parameters, each filter): refused, a signed-out browser is still sent to sign in,
+    whatever the parameters, as from every page, and learns nothing from the refusal."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not _needs_sign_in(route):
+        return None
+    try:
+        await run_in_threadpool(page_project, request)  # a store read
+    except HTTPException as answer:
+        return answer
+    return None
 
 
 def _safe_next(target: str | None) -> str:
