@@ -343,9 +343,9 @@ def test_the_evaluators_page_explains_itself_in_this_servers_numbers(tmp_path, s
         stop_server(process)
     assert shown.split(">", 1)[0].endswith(" open")  # no evaluator yet: open
     for said in (
-        "1 min 30 s",  # the idle time
+        "no new trace for 1 minute 30 seconds;",  # the idle time, as a sentence says it
         "{{transcript}}",
-        "42 s",
+        "may take 42 seconds;",
         "tried 5 times",
         "0 of at most 1,234",
         "THREADLINE_JUDGE_",

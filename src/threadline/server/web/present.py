@@ -47,6 +47,18 @@ def duration(ms: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def duration_in_words(seconds: int) -> str:
+    """A setting's whole seconds as a sentence says them (``10 minutes``, ``1 minute
+    30 seconds``, ``2 hours``): ``duration`` is for columns of measured times, where
+    ``10 min 00 s`` lines up with its neighbours but reads oddly inside a sentence."""
+    parts = []
+    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count:,} {unit}{'' if count == 1 else 's'}")
+    return " ".join(parts[:2]) or "0 seconds"
+
+
 def cost(usd: float | None) -> str:
     if usd is None:
         return "—"  # unknown is not free

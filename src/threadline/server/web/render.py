@@ -70,6 +70,7 @@ def user_url(user_id: str) -> str:
 
 templates.env.filters.update(
     duration=present.duration,
+    duration_in_words=present.duration_in_words,
     cost=present.cost,
     number=present.number,
     tokens=present.tokens,

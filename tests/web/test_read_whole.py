@@ -1,0 +1,144 @@
+"""What a newcomer reads, in Chromium on a laptop and a phone: settings said in words
+inside sentences, every select showing its whole choice, no word of a form or a table
+broken across lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from threadline.server.web.present import duration_in_words
+
+from .conftest import UI, Scenario
+
+LAPTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+
+# Each word of each text node under the element, as its line boxes: a word split over
+# two lines has two tops (``overflow-wrap: anywhere`` on the body allows it, for ids).
+BROKEN_WORDS = """root => {
+  const broken = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.parentElement.checkVisibility()) continue;
+    for (const word of node.data.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, word.index);
+      range.setEnd(node, word.index + word[0].length);
+      const tops = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                                                      .map(r => Math.round(r.top)));
+      if (tops.size > 1) broken.push(word[0]);
+    }
+  }
+  return broken;
+}"""
+
+# The width a select needs to show its chosen option whole: a copy holding only that
+# option, laid out at its natural width beside it (same font, padding and arrow).
+SELECT_SHORTFALL = """select => {
+  const copy = select.cloneNode(false);
+  copy.removeAttribute('name');
+  copy.style.cssText = 'position: absolute; visibility: hidden; width: auto; max-width: none';
+  const option = document.createElement('option');
+  option.text = select.selectedOptions[0].text;
+  copy.append(option);
+  select.parentElement.append(copy);
+  const needed = copy.getBoundingClientRect().width;
+  copy.remove();
+  return needed - select.getBoundingClientRect().width;
+}"""
+
+# The lines a label's own words (its text, not its fields) are laid out on.
+LINES_OF_OWN_TEXT = """label => {
+  const tops = new Set();
+  for (const node of label.childNodes) {
+    if (node.nodeType !== Node.TEXT_NODE || !node.data.trim()) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const r of range.getClientRects()) if (r.width > 0) tops.add(Math.round(r.bottom));
+  }
+  return tops.size;
+}"""
+
+
+def _at(ui: UI, viewport: dict[str, int]) -> Page:
+    ui.page.set_viewport_size(viewport)
+    return ui.page
+
+
+def test_a_setting_inside_a_sentence_is_said_in_words() -> None:
+    assert duration_in_words(600) == "10 minutes"
+    assert duration_in_words(90) == "1 minute 30 seconds"
+    assert duration_in_words(60) == "1 minute"
+    assert duration_in_words(1) == "1 second"
+    assert duration_in_words(7200) == "2 hours"
+    assert duration_in_words(86_400 + 3600) == "1 day 1 hour"
+    assert duration_in_words(0) == "0 seconds"
+
+
+def test_the_evaluators_page_says_the_idle_time_as_a_sentence_does(ui: UI) -> None:
+    page = ui.go("/evaluators")
+    main = page.locator("main")
+    expect(main).to_contain_text("once it has been idle for 10 minutes;")
+    expect(page.get_by_test_id("evaluators-help")).to_contain_text("no new trace for 10 minutes;")
+    assert "min 00 s" not in (main.text_content() or "")
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_every_select_of_the_new_evaluator_form_shows_its_whole_choice(
+    ui: UI, viewport: dict[str, int]
+) -> None:
+    page = _at(ui, viewport)
+    ui.go("/evaluators")
+    form = page.locator("form.evaluator-form")
+    selects = form.locator("select")
+    assert selects.count() >= 3  # Judges, Score type, Also judge sessions that ended
+    cut: list[tuple[str, str, float]] = []
+    for n in range(selects.count()):
+        select = selects.nth(n)
+        for value in select.locator("option").evaluate_all("os => os.map(o => o.value)"):
+            select.select_option(value)
+            shortfall = select.evaluate(SELECT_SHORTFALL)
+            if shortfall > 0.5:
+                cut.append((select.get_attribute("name") or "", value, shortfall))
+    ui.shot(f"form-{viewport['width']}")
+    assert not cut, f"cut off (name, option, px short): {cut}"
+    assert not _broken_words(form)
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_the_share_form_breaks_no_word_and_stays_in_the_window(
+    ui: UI, scenario: Scenario, viewport: dict[str, int]
+) -> None:
+    page = _at(ui, viewport)
+    ui.go("/sessions/sess-alpha")
+    page.get_by_test_id("share-menu").locator("summary").click()
+    form = page.get_by_test_id("share-form")
+    expect(form).to_be_visible()
+    ui.shot(f"share-{viewport['width']}")
+    assert not _broken_words(form)
+    box: Any = form.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
+    # Each field's words on one line ("Expires after [7] days"), not one word a line.
+    for label in form.locator("label").all():
+        lines = label.evaluate(LINES_OF_OWN_TEXT)
+        assert lines == 1, (label.inner_text(), lines)
+
+
+def test_the_context_table_on_a_phone_scrolls_rather_than_break_its_words(
+    ui: UI, scenario: Scenario
+) -> None:
+    page = _at(ui, PHONE)
+    ui.go("/sessions/sess-alpha")
+    table = page.get_by_test_id("context-turns")
+    expect(table.locator("tbody tr")).to_have_count(3)
+    ui.shot("phone")
+    assert not _broken_words(table)  # "Window", "128,000", "gpt-4o-mini" whole
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def _broken_words(element: Locator) -> list[str]:
+    broken: list[str] = element.evaluate(BROKEN_WORDS)
+    return broken
