@@ -151,6 +151,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--server-pid", type=int, help="ClickHouse: the server's pid")
+    parser.add_argument("--only", help="time only the reads whose name holds this text")
     args = parser.parse_args()
     global SERVER_PID
     SERVER_PID = args.server_pid
@@ -194,31 +195,41 @@ def main() -> None:
     ]
     cpu_title = f" {'cpu ms':>8}" if SERVER_PID else ""
     print(f"{'query':40s} {'p50 ms':>8} {'max ms':>8}{cpu_title}  first rows")
+
+    def chosen(name: str) -> bool:
+        return args.only is None or args.only in name
+
     for name, query in queries:
+        if not chosen(name):
+            continue
         p50, worst, page = timed(lambda q=query: store.list_sessions(project, q), args.repeat)
         named = query.score_sort.name if query.score_sort else ""
         first = ", ".join(
             f"{s.session_id[-7:]}:{_shown(s.scores.get(named))}" for s in page.items[:3]
         )
         print(f"{name:40s} {p50:8.1f} {worst:8.1f}{_cpu()}  {first}")
-    # The third page, through two cursors.
-    cursor = None
-    for _ in range(2):
-        cursor = store.list_sessions(
-            project, SessionQuery(score_sort=stars, cursor=cursor)
-        ).next_cursor
-    p50, worst, _ = timed(
-        lambda: store.list_sessions(project, SessionQuery(score_sort=stars, cursor=cursor)),
-        args.repeat,
-    )
-    print(f"{'sort=score:stars, third page':40s} {p50:8.1f} {worst:8.1f}{_cpu()}")
+    if chosen("sort=score:stars, third page"):
+        # The third page, through two cursors.
+        cursor = None
+        for _ in range(2):
+            cursor = store.list_sessions(
+                project, SessionQuery(score_sort=stars, cursor=cursor)
+            ).next_cursor
+        p50, worst, _ = timed(
+            lambda: store.list_sessions(project, SessionQuery(score_sort=stars, cursor=cursor)),
+            args.repeat,
+        )
+        print(f"{'sort=score:stars, third page':40s} {p50:8.1f} {worst:8.1f}{_cpu()}")
     for name in ("stars", OLD_NAME):
+        if not chosen("score type read, " + name):
+            continue
         p50, worst, found = timed(
             lambda n=name: store.list_scores(project, ScoreQuery(name=n, limit=1)), args.repeat
         )
         shown = found.items[0].data_type if found.items else "-"
         print(f"{'score type read, ' + name:40s} {p50:8.1f} {worst:8.1f}{_cpu()}  {shown}")
-    plans(store, project, stars)
+    if args.only is None:
+        plans(store, project, stars)
     store.close()
 
 

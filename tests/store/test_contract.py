@@ -586,6 +586,48 @@ def test_list_scores_filters_and_pages(store: Store):
     assert listed(name="quality", session_id="t") == ["x7"]
 
 
+def test_a_names_scores_page_the_same_after_replacements_moves_and_deletions(store: Store):
+    """Listing one name's scores (ClickHouse walks that name's entries, some left stale
+    by what changed since) gives what the whole list gives for that name, at any page
+    size."""
+    project = store.create_project("p").id
+    store.write_spans(project, [record(1, 1, session="s")])
+    store.write_scores(
+        project,
+        [
+            score(f"x{i}", "q", float(i), session="s", at=i, source="eval" if i % 3 else "api")
+            for i in range(10)
+        ]
+        + [score("y0", "other", 1.0, session="s", at=4)],
+    )
+    store.write_scores(project, [score("x3", "q", 30.0, session="s", at=30)])  # to the front
+    store.write_scores(project, [score("x5", "other", 5.0, session="s", at=5)])  # to another name
+    assert store.delete_score(project, "x7")
+    store.write_scores(project, [score("x8", "q", 8.0, session="s", at=2, source="api")])
+    store.write_scores(project, [score("y0", "q", 1.0, session="s", at=6)])  # from another
+    store.write_scores(project, [score("x1", "q", 1.0, session="s", at=1, source="api")])
+    everything = store.list_scores(project, ScoreQuery(limit=100)).items
+
+    def listed(limit: int, **query) -> list[str]:
+        seen, cursor = [], None
+        while True:
+            page = store.list_scores(project, ScoreQuery(limit=limit, cursor=cursor, **query))
+            seen += [s.id for s in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+
+    expected = [s.id for s in everything if s.name == "q"]
+    assert expected == ["x3", "x9", "y0", "x6", "x4", "x8", "x2", "x1", "x0"]
+    for limit in (1, 2, 3, 50):
+        assert listed(limit, name="q") == expected
+        assert listed(limit, name="q", source="api") == [
+            s.id for s in everything if s.name == "q" and s.source == "api"
+        ]
+    assert listed(1, name="other") == ["x5"]
+    assert listed(1, name="nothing") == []
+
+
 def test_score_configs(store: Store):
     project = store.create_project("p").id
     assert store.list_score_configs(project) == []

@@ -249,6 +249,71 @@ class ClickHouseScores:
         self._insert("score_rollups", data, _ROLLUP_INSERT_COLUMNS)
 
     def list(self, project_id: int, query: ScoreQuery) -> Page[Score]:
+        after = (
+            cursors.decode(query.cursor, int, str, made_by=sorts.SCORES_BY_CREATION)
+            if query.cursor
+            else None
+        )
+        if query.name and not (
+            query.session_id or query.trace_id or query.span_id or query.trace_ids
+        ):
+            records = self._of_name(project_id, query.name, query.source, query.limit + 1, after)
+        else:
+            records = self._matching(project_id, query, after)
+        page, next_cursor = cursors.page(
+            records, query.limit, lambda r: (r.created_ns, r.id), made_by=sorts.SCORES_BY_CREATION
+        )
+        return Page[Score](items=[present_score(r) for r in page], next_cursor=next_cursor)
+
+    def _of_name(
+        self,
+        project_id: int,
+        name: str,
+        source: str | None,
+        wanted: int,
+        after: tuple[int, str] | None,
+    ) -> builtins.list[ScoreRecord]:
+        """The first ``wanted`` current scores of ``name`` (and ``source``), newest first,
+        below ``after``: walks ``scores_by_name`` back in stretches (doubling: the first
+        is usually all there is) and keeps an entry only if its score's newest row still
+        has that name and created time and is not deleted, so each current score is
+        taken once, at its own place, and a stale entry (the score replaced, moved or
+        deleted since) is skipped."""
+        found: builtins.list[ScoreRecord] = []
+        stretch = wanted
+        while True:
+            params: dict[str, Any] = {"project": project_id, "name": name, "n": stretch}
+            below = ""
+            if after is not None:
+                below = " AND (created_ns, id) < (%(created)s, %(id)s)"
+                params.update(created=after[0], id=after[1])
+            entries = self._rows(
+                "SELECT DISTINCT created_ns, id FROM scores_by_name"
+                f" WHERE project_id = %(project)s AND name = %(name)s{below}"
+                " ORDER BY created_ns DESC, id DESC LIMIT %(n)s",
+                params,
+            )
+            current = {
+                record.id: record
+                for record, deleted in self._stored(project_id, [i for _, i in entries]).values()
+                if not deleted and record.name == name and source in (None, record.source)
+            }
+            for created_ns, score_id in entries:
+                record = current.get(score_id)
+                if record is not None and record.created_ns == created_ns:
+                    found.append(record)
+                    if len(found) == wanted:
+                        return found
+            if len(entries) < stretch:
+                return found
+            after = (entries[-1][0], entries[-1][1])
+            stretch *= 2
+
+    def _matching(
+        self, project_id: int, query: ScoreQuery, after: tuple[int, str] | None
+    ) -> builtins.list[ScoreRecord]:
+        """The first ``query.limit + 1`` current scores ``query`` picks, newest first,
+        below ``after``, from the newest rows of every score with a row that matches."""
         f = Filters(project_id)
         for column in ("session_id", "trace_id", "span_id", "name", "source"):
             value = getattr(query, column)
@@ -268,21 +333,14 @@ class ClickHouseScores:
                 + ")"
             )
         f.add("deleted = 0")
-        if query.cursor:
-            created_ns, score_id = cursors.decode(
-                query.cursor, int, str, made_by=sorts.SCORES_BY_CREATION
-            )
-            f.add(f"(created_ns, id) < ({f.param(created_ns)}, {f.param(score_id)})")
+        if after is not None:
+            f.add(f"(created_ns, id) < ({f.param(after[0])}, {f.param(after[1])})")
         found = self._rows(
             f"SELECT * FROM ({latest_scores(inner)}) WHERE {f.sql()}"
             f" ORDER BY created_ns DESC, id DESC LIMIT {f.param(query.limit + 1)}",
             f.params,
         )
-        records = [_latest(row)[0] for row in found]
-        page, next_cursor = cursors.page(
-            records, query.limit, lambda r: (r.created_ns, r.id), made_by=sorts.SCORES_BY_CREATION
-        )
-        return Page[Score](items=[present_score(r) for r in page], next_cursor=next_cursor)
+        return [_latest(row)[0] for row in found]
 
     # --- summaries and filters (rollups only) ---------------------------------------
 
