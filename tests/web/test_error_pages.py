@@ -4,6 +4,8 @@ has."""
 
 from __future__ import annotations
 
+import html
+import re
 import sqlite3
 from pathlib import Path
 
@@ -133,6 +135,39 @@ def test_a_signed_out_request_is_sent_to_sign_in_whatever_its_parameters(server)
     with httpx.Client(base_url=server.base_url, cookies={COOKIE: server.api_key}) as web:
         answer = web.get("/sessions?bogus=1&tag=a", headers=HTML)
         assert answer.status_code == 400 and "bogus" in answer.text
+
+
+def test_the_way_back_from_a_400_keeps_every_filter_but_the_wrong_ones(server) -> None:
+    # (address, the way back): only what the page refused is left out; a cursor too (it is
+    # bound to the filters it was made with); every other filter as the user had it.
+    cases = (
+        ("/sessions?tag=a&bogus=1&status=ok", "/sessions?tag=a&status=ok"),
+        ("/sessions?filter=turns>>5&filter=turns>3&tag=a", "/sessions?filter=turns%3E3&tag=a"),
+        ("/sessions?sort=cost&order=asc&tag=x", "/sessions?sort=cost&tag=x"),
+        ("/sessions?sort=nope&order=asc&tag=x", "/sessions?tag=x"),
+        ("/sessions?sort=score:stars&order=up&q=hi", "/sessions?sort=score%3Astars&q=hi"),
+        ("/traces?score=stars>3&score=stars>>&user_id=u", "/traces?score=stars%3E3&user_id=u"),
+        ("/traces?tag=a&tag=b&status=ok", "/traces?status=ok"),
+        ("/traces?tag=a%00b&status=ok", "/traces?status=ok"),
+        (
+            "/sessions?range=custom&start=yesterday&end=2026-01-01T00:00:00Z&cursor=abc",
+            "/sessions?range=custom&end=2026-01-01T00%3A00%3A00Z",
+        ),
+        ("/users?range=fortnight&user_id=u", "/users?user_id=u"),
+        ("/dashboard?range=fortnight&tag=a&bucket=minute", "/dashboard?tag=a"),
+        ("/dashboard?group_by=colour&metadata=env=prod", "/dashboard?metadata=env%3Dprod"),
+        # An unknown parameter is refused before the filters are read: the way back
+        # leaves out what the filters then refuse as well, not a second 400 page away.
+        ("/traces?bogus=1&status=maybe&tag=a", "/traces?tag=a"),
+    )
+    with httpx.Client(base_url=server.base_url, cookies={COOKIE: server.api_key}) as web:
+        for address, back in cases:
+            answer = web.get(address, headers=HTML)
+            assert answer.status_code == 400, (address, answer.text)
+            found = re.search(r'<a href="([^"]*)">Back to ', answer.text)
+            assert found is not None, address
+            assert html.unescape(found[1]) == back, address
+            assert web.get(back, headers=HTML).status_code == 200, back
 
 
 def test_an_error_in_the_server_is_a_500_page_for_a_browser(tmp_path: Path) -> None:

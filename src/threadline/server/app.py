@@ -245,7 +245,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status == 400 and (signing_in := await sign_in_first(request)) is not None:
             return await http_error(request, signing_in)
         if wants_page(request, exc.status):
-            return await error_page(request, exc.status, exc.headers, exc.message)
+            faults = exc.faults if isinstance(exc, BadRequest) else frozenset()
+            return await error_page(request, exc.status, exc.headers, exc.message, faults)
         return _error(exc.status, exc.message, exc.headers)
 
     @app.exception_handler(HTTPException)

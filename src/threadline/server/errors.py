@@ -3,6 +3,7 @@ error of a configuration that cannot work (the CLI says so and exits)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 
@@ -20,8 +21,19 @@ class ThreadlineError(Exception):
         self.message = message
 
 
+# A query parameter at fault: its name, and the one value of several that is, or None
+# when every value of it is.
+Fault = tuple[str, str | None]
+
+
 class BadRequest(ThreadlineError):
     status = 400
+
+    def __init__(self, message: str, *, faults: Iterable[Fault] = ()):
+        super().__init__(message)
+        # What of the address is wrong, when the reader knows: a page's way back from its
+        # 400 keeps the rest of the address (``web/error_pages.py``).
+        self.faults = frozenset(faults)
 
 
 class Unauthorized(ThreadlineError):

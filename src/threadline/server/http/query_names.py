@@ -84,7 +84,10 @@ def _only_declared(request: Request) -> None:
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
         takes = ", ".join(sorted(known)) or "none"
-        raise BadRequest(f"unknown query parameter {names}: {route.path} takes {takes}")
+        raise BadRequest(
+            f"unknown query parameter {names}: {route.path} takes {takes}",
+            faults=((name, None) for name in unknown),
+        )
 
 
 def _each_once(request: Request) -> None:
@@ -95,7 +98,10 @@ def _each_once(request: Request) -> None:
     repeated = sorted(name for name in single_valued(route) if len(params.getlist(name)) > 1)
     if repeated:
         names = ", ".join(repr(name) for name in repeated)
-        raise BadRequest(f"query parameter {names} given more than once: it takes one value")
+        raise BadRequest(
+            f"query parameter {names} given more than once: it takes one value",
+            faults=((name, None) for name in repeated),
+        )
 
 
 # For ``include_router(..., dependencies=[...])`` of the JSON API's and the pages' routers.

@@ -16,7 +16,10 @@ def _without_nul(request: Request) -> None:
         return
     for name, value in request.query_params.multi_items():
         if "\0" in name or "\0" in value:
-            raise BadRequest(f"query parameter {name!r} holds a NUL character (U+0000)")
+            raise BadRequest(
+                f"query parameter {name!r} holds a NUL character (U+0000)",
+                faults=[(name, value)],
+            )
 
 
 # For the app's ``dependencies=[...]``: every route, the pages' too (a page load gets the

@@ -8,7 +8,7 @@ group.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.datastructures import QueryParams
 
-from threadline.server.errors import BadRequest
+from threadline.server.errors import BadRequest, Fault
 from threadline.server.http.query_names import reads
 from threadline.server.metadata_filter import parse_metadata
 from threadline.server.model import METRIC_NAMES, MetricBucket, Metrics, MetricsQuery
@@ -58,27 +59,52 @@ class DashboardFilters:
     group_by: str = ""  # "", "tag", or "metadata:KEY"
 
     @classmethod
-    def from_request(cls, request: Request) -> DashboardFilters:
+    def from_params(cls, params: QueryParams) -> DashboardFilters:
         """The dashboard's filters from its query string; what it cannot read is a 400
         saying what (as ``/api/v1/metrics`` answers), not a dashboard that ignores it."""
         filters = cls()
         for key in _KEYS:
-            value = request.query_params.get(key, "").strip()
+            value = params.get(key, "").strip()
             if value:
                 setattr(filters, key, value)
-        problems = []
-        if filters.range not in RANGES:
-            problems.append(f"range {filters.range!r} is not one of {', '.join(RANGES)}")
-        if filters.bucket not in ("", *BUCKETS):
-            problems.append(f"bucket {filters.bucket!r} is not one of {', '.join(BUCKETS)}")
-        if not problems:
-            try:
-                filters.query()
-            except BadRequest as error:
-                problems.append(error.message)
+        problems = list(filters._problems())
         if problems:
-            raise BadRequest("; ".join(problems))
+            raise BadRequest(
+                "; ".join(message for message, _ in problems),
+                faults=(fault for _, faults in problems for fault in faults),
+            )
         return filters
+
+    def _problems(self) -> Iterator[tuple[str, list[Fault]]]:
+        """What the page cannot read, each with the parameter at fault."""
+        found = False
+        if self.range not in RANGES:
+            found = True
+            yield f"range {self.range!r} is not one of {', '.join(RANGES)}", [("range", None)]
+        if self.bucket not in ("", *BUCKETS):
+            found = True
+            yield f"bucket {self.bucket!r} is not one of {', '.join(BUCKETS)}", [("bucket", None)]
+        checks: list[tuple[Callable[[], object], list[Fault]]] = [
+            (
+                lambda: parse_metadata([self.metadata]) if self.metadata else None,
+                [("metadata", None)],
+            ),
+            (lambda: metric_rules.parse_group_by(self.group_by), [("group_by", None)]),
+        ]
+        if self.range == "custom":
+            checks.append((lambda: parse_time(self.start, "From"), [("start", None)]))
+            checks.append((lambda: parse_time(self.end, "To"), [("end", None)]))
+        for check, faults in checks:
+            try:
+                check()
+            except BadRequest as error:
+                found = True
+                yield error.message, faults
+        if not found:
+            try:
+                self.query()
+            except BadRequest as error:  # none of the above, but no query to make of it
+                yield error.message, []
 
     @property
     def effective_bucket(self) -> MetricBucket:
@@ -324,7 +350,7 @@ def _score_types(request: Request, project_id: int) -> Callable[[str], str | Non
 
 @router.get("/dashboard", dependencies=[reads(*_KEYS)])
 def dashboard(request: Request, project: PageProject) -> Response:
-    filters = DashboardFilters.from_request(request)
+    filters = DashboardFilters.from_params(request.query_params)
     # A range of more buckets than a chart holds is the store's 400, as the API's.
     metrics = _store(request).metrics(project.id, filters.query(), list(METRIC_NAMES))
     context: dict[str, Any] = {

@@ -14,13 +14,18 @@ unknown path is a 404): the routes are no secret (the source is open and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 
+from threadline.server.errors import BadRequest, Fault
 from threadline.server.web.auth import project_from_cookie
+from threadline.server.web.dashboard import DashboardFilters
+from threadline.server.web.filters import Filters
 from threadline.server.web.render import render
 
 PAGE_STATUSES = {
@@ -31,15 +36,15 @@ PAGE_STATUSES = {
     500: "Something went wrong",
 }
 _MACHINE_PREFIXES = ("/api/", "/v1/")  # the JSON API and OTLP ingest
-# The way back from a page: to the list or dashboard whose address could not be read
-# (opened as it opens from its tab), else to the Sessions list.
-_WAYS_BACK = {
-    "/sessions": "sessions",
-    "/traces": "traces",
-    "/users": "users",
-    "/dashboard": "the dashboard",
+# The way back from a page: to the list or dashboard whose address could not be read,
+# with what its reader (each of them here) reads of that address, else to the Sessions
+# list.
+_WAYS_BACK: dict[str, tuple[str, Callable[[QueryParams], object]]] = {
+    "/sessions": ("sessions", lambda params: Filters.from_params(params, "sessions")),
+    "/traces": ("traces", lambda params: Filters.from_params(params, "traces")),
+    "/users": ("users", lambda params: Filters.from_params(params, "users")),
+    "/dashboard": ("the dashboard", DashboardFilters.from_params),
 }
-
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -60,10 +65,15 @@ def wants_page(request: Request, status: int) -> bool:
 
 
 async def error_page(
-    request: Request, status: int, headers: dict[str, str] | None = None, message: str = ""
+    request: Request,
+    status: int,
+    headers: dict[str, str] | None = None,
+    message: str = "",
+    faults: frozenset[Fault] = frozenset(),
 ) -> Response:
-    """The page; ``message`` says what of the request could not be read (a 400's). A
-    500's page reads nothing from the store, which may be what failed: it has no project."""
+    """The page; ``message`` says what of the request could not be read (a 400's), and
+    ``faults`` which parameters of it, if known. A 500's page reads nothing from the
+    store, which may be what failed: it has no project."""
     project = None
     if status != 500:
         project = await run_in_threadpool(project_from_cookie, request)  # a store read
@@ -72,8 +82,8 @@ async def error_page(
         "status": status,
         "title": PAGE_STATUSES[status],
         "message": message,
-        "back_path": request.url.path if request.url.path in _WAYS_BACK else "/sessions",
-        "back_name": _WAYS_BACK.get(request.url.path, "sessions"),
+        "back_path": _way_back(request, faults),
+        "back_name": _WAYS_BACK.get(request.url.path, ("sessions",))[0],
     }
     if request.method == "POST" and (page := _form_page(request)) is not None:
         context.update(back_path=page, back_name="the page")
@@ -81,6 +91,37 @@ async def error_page(
     if headers:  # e.g. the Allow of a 405
         response.headers.update(headers)
     return response
+
+
+def _way_back(request: Request, faults: frozenset[Fault]) -> str:
+    """The list or dashboard as asked but for the parameters at fault: the user's other
+    filters kept. Each reader stops at its first kind of fault (the page's unknown
+    parameters before its filters), so what is left is read again until it reads. Its
+    first page (a cursor is bound to the filters it was made with); as its tab opens it
+    when what is at fault is not known."""
+    path = request.url.path
+    if path not in _WAYS_BACK:
+        return "/sessions"
+    params = request.query_params
+    read = _WAYS_BACK[path][1]
+    while faults:
+        kept = [
+            (name, value)
+            for name, value in params.multi_items()
+            if name != "cursor" and (name, None) not in faults and (name, value) not in faults
+        ]
+        if len(kept) == len(params.multi_items()):  # a fault not in the address
+            return path
+        params = QueryParams(kept)
+        try:
+            read(params)
+        except BadRequest as error:
+            faults = error.faults  # none known: the bare path
+            if not faults:
+                return path
+        else:
+            return f"{path}?{params}" if params else path
+    return path
 
 
 def _form_page(request: Request) -> str | None:

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from starlette.datastructures import QueryParams
 
 from threadline.server import numeric_filters, scoring
-from threadline.server.errors import BadRequest
+from threadline.server.errors import BadRequest, Fault
 from threadline.server.metadata_filter import parse_metadata
 from threadline.server.model import (
     MAX_SEARCH_CHARS,
@@ -139,36 +139,70 @@ class Filters:
         filters.cursor = params.get("cursor") or None
         # The last of a field given twice was read (?tag=a&tag=b listed tag b alone).
         repeated = [k for k in _KEYS if len([v for v in params.getlist(k) if v.strip()]) > 1]
-        problems = [f"{k} given more than once: it takes one value" for k in repeated]
-        problems += filters._problems()
+        problems: list[tuple[str, list[Fault]]] = [
+            (f"{k} given more than once: it takes one value", [(k, None)]) for k in repeated
+        ]
+        problems += filters._problems(params)
         if problems:
-            raise BadRequest("; ".join(problems))
+            raise BadRequest(
+                "; ".join(message for message, _ in problems),
+                faults=(fault for _, faults in problems for fault in faults),
+            )
         return filters
 
-    def _problems(self) -> Iterator[str]:
+    def _problems(self, params: QueryParams) -> Iterator[tuple[str, list[Fault]]]:
+        """What is wrong, each with the parameters at fault (a repeated one's values
+        read one by one, so that only the wrong ones are named)."""
         if self.range not in PRESETS:
-            yield f"range {self.range!r} is not one of {', '.join(PRESETS)}"
+            yield f"range {self.range!r} is not one of {', '.join(PRESETS)}", [("range", None)]
         if self.status not in ("", "ok", "error"):
-            yield f"status {self.status!r} is not ok or error"
+            yield f"status {self.status!r} is not ok or error", [("status", None)]
         for name in ("q", "user_id"):  # both searched with LIKE, whose patterns are bounded
             if len(getattr(self, name)) > MAX_SEARCH_CHARS:
-                yield f"{name}: search text longer than {MAX_SEARCH_CHARS} characters"
+                yield (
+                    f"{name}: search text longer than {MAX_SEARCH_CHARS} characters",
+                    [(name, None)],
+                )
         for key in _LISTS:
             if len(getattr(self, key)) > MAX_SCORE_FILTERS:
-                yield f"{key}: at most {MAX_SCORE_FILTERS} of them"
-        checks: list[Callable[[], object]] = [
-            self._sort_checked,
-            self.window if self.range in PRESETS else lambda: None,
-            self.metadata_dict,
-            self.score_filters,
-            self.numbers,
-            self.min_context_use,
+                yield f"{key}: at most {MAX_SCORE_FILTERS} of them", [(key, None)]
+        fields = _NUMBER_FIELDS[self.tab]
+        each_value: dict[str, Callable[[str], object]] = {
+            "score": scoring.parse_filter,
+            "filter": lambda text: numeric_filters.parse([text], fields),
+        }
+        for key, check_value in each_value.items():
+            for raw in params.getlist(key):
+                if not raw.strip():
+                    continue
+                try:
+                    check_value(raw.strip())
+                except BadRequest as error:
+                    yield error.message, [(key, raw)]
+        checks: list[tuple[Callable[[], object], list[Fault]]] = [
+            (self._sort_checked, self._sort_faults()),
+            (self.metadata_dict, [("metadata", None)]),
+            (self.min_context_use, [("context", None)]),
         ]
-        for check in checks:
+        if self.range == "custom":
+            checks.append((lambda: parse_time(self.start, "From"), [("start", None)]))
+            checks.append((lambda: parse_time(self.end, "To"), [("end", None)]))
+        for check, faults in checks:
             try:
                 check()
             except BadRequest as error:
-                yield error.message
+                yield error.message, faults
+
+    def _sort_faults(self) -> list[Fault]:
+        """What of a sort that cannot be read is wrong: the order alone when the sort
+        reads without it, else the sort (and its order, which follows it)."""
+        try:
+            sort_alone = score_sorts.parse(self.sort, None) is not None
+        except BadRequest:
+            sort_alone = False
+        if sort_alone or self.sort in _TAB_SORTS[self.tab]:
+            return [("order", None)]
+        return [("sort", None), ("order", None)]
 
     def _sort_checked(self) -> None:
         """The sort as the API reads it: a score sort with its order, or one of the
