@@ -15,8 +15,7 @@ from typing import Any, NamedTuple
 
 from threadline.server.model import TOP_ROWS, MetricsQuery
 from threadline.server.store.metrics import MetricsRows, Range
-from threadline.server.store.model_usage import PICO
-from threadline.server.store.sqlite import metric_aggregates
+from threadline.server.store.sqlite import metric_aggregates, model_usage
 from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.filters import session_conditions, trace_conditions
 from threadline.server.store.sqlite.metric_aggregates import HOUR_NS
@@ -265,20 +264,18 @@ def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
         )
     ]
     first, first_args = sql.first_bucket("traces.start_ns")
-    rows.models = [
-        (grp, model, first, cost_pico / PICO if cost_traces else None, i, o, t)
-        for grp, model, first, cost_traces, cost_pico, i, o, t in conn.execute(
-            # Each trace's usage by model is a JSON object in its row (model_usage.py).
-            f"SELECT {tg.expr} AS grp, u.key AS model, {first} AS first,"
-            " SUM(json_extract(u.value, '$[0]') > 0), SUM(json_extract(u.value, '$[1]')),"
-            " SUM(json_extract(u.value, '$[2]')), SUM(json_extract(u.value, '$[3]')),"
-            " SUM(json_extract(u.value, '$[4]'))"
-            f" FROM {sql.traces()}{tg.join}, json_each(traces.model_usage) AS u"
+    # Each trace's usage by model is a small JSON object in its row (model_usage.py),
+    # parsed here once a trace: SQL's json_each and json_extract per entry cost ~4 times
+    # as much (docs/benchmarks.md).
+    rows.models = model_usage.by_group_and_bucket(
+        conn.execute(
+            f"SELECT {tg.expr} AS grp, {first} AS first, traces.model_usage"
+            f" FROM {sql.traces()}{tg.join}"
             f" WHERE {' AND '.join(t_where)} AND traces.start_ns + 999 >= ?"
-            " AND traces.model_usage IS NOT NULL GROUP BY grp, model, first",
+            " AND traces.model_usage IS NOT NULL",
             [*tg.expr_args, *first_args, *tg.join_args, *t_args, sql.span.origin],
         )
-    ]
+    )
     rows.session_figures = conn.execute(
         "SELECT trace_count, end_ns - start_ns, cost_usd FROM sessions"
         f" WHERE {' AND '.join(s_where)}",

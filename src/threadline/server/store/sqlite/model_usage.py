@@ -6,17 +6,18 @@ something, NULL for none.
 The row is rewritten whenever the trace is, so the usage costs no write of its own: a
 table of its own (0010 to 0016) cost two more B-tree inserts per trace at random pages.
 The stored usage of a trace a batch adds to is read before its row is replaced. SQL
-reads the object with ``json_each`` (the filtered dashboard queries, the delete trigger).
+reads the object with ``json_each`` (the delete trigger); the filtered dashboard reads the
+column and adds it up here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from threadline.server.jsontext import dumps
-from threadline.server.store.model_usage import NO_MODEL, ModelSpan, picodollars
+from threadline.server.jsontext import dumps, loads
+from threadline.server.store.model_usage import NO_MODEL, PICO, ModelSpan, picodollars
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
@@ -127,3 +128,27 @@ def pack(models: Mapping[str, Used]) -> str | None:
 def unpack(text: str | None) -> dict[str, Used]:
     """A trace's usage by model from its column."""
     return json.loads(text) if text else {}
+
+
+def by_group_and_bucket(rows: Iterable[tuple[str | None, int, str]]) -> list[tuple]:
+    """The usage by model of traces given as (group, bucket, column), added up per
+    (group, model, bucket) in the shape ``MetricsRows.models`` holds: (group, model,
+    bucket, cost or None when no span's cost is known, input, output, total tokens). The
+    sums are of integers, so they do not depend on the order the rows come in."""
+    sums: dict[tuple[str | None, str, int], list[int]] = {}
+    for group, bucket, text in rows:
+        for model, (costed, cost, tokens_in, tokens_out, tokens_total) in loads(text).items():
+            key = (group, model, bucket)
+            total = sums.get(key)
+            if total is None:
+                sums[key] = [costed > 0, cost, tokens_in, tokens_out, tokens_total]
+            else:
+                total[0] += costed > 0
+                total[1] += cost
+                total[2] += tokens_in
+                total[3] += tokens_out
+                total[4] += tokens_total
+    return [
+        (group, model, bucket, cost / PICO if traces else None, i, o, t)
+        for (group, model, bucket), (traces, cost, i, o, t) in sums.items()
+    ]
