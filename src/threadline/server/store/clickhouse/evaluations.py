@@ -311,10 +311,13 @@ class EvaluationTables:
         return len(fresh)
 
     def runs_waiting(self, project_id: int) -> int:
+        # Only each run's newest status is needed: three narrow columns, not the whole
+        # state _latest_runs takes the newest of (a fifth of the engine's CPU).
         return int(
             self._rows(
-                f"SELECT count() FROM ({_latest_runs('project_id = %(project)s', _QUEUE)})"
-                " WHERE status IN ('pending', 'running')",
+                "SELECT countIf(status IN ('pending', 'running')) FROM (SELECT"
+                f" argMax(status, version) AS status FROM {_QUEUE}"
+                " WHERE project_id = %(project)s GROUP BY id)",
                 {"project": project_id},
             )[0][0]
         )
