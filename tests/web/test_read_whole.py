@@ -7,23 +7,24 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from threadline.server.web.present import duration_in_words
 
-from .conftest import UI, Scenario
+from .conftest import ARTIFACTS, UI, Scenario
 
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 
-# Each word of each text node under the element, as its line boxes: a word split over
-# two lines has two tops (``overflow-wrap: anywhere`` on the body allows it, for ids).
+# Each word of each text node under the element (up to a hyphen: a line may end after
+# one), as its line boxes: a word split over two lines has two tops (``overflow-wrap:
+# anywhere`` on the body allows it, for long ids).
 BROKEN_WORDS = """root => {
   const broken = [];
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     if (!node.parentElement.checkVisibility()) continue;
-    for (const word of node.data.matchAll(/\\S+/g)) {
+    for (const word of node.data.matchAll(/[^\\s-]+-?/g)) {  // a break after a hyphen is fine
       const range = document.createRange();
       range.setStart(node, word.index);
       range.setEnd(node, word.index + word[0].length);
@@ -137,6 +138,51 @@ def test_the_context_table_on_a_phone_scrolls_rather_than_break_its_words(
     ui.shot("phone")
     assert not _broken_words(table)  # "Window", "128,000", "gpt-4o-mini" whole
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_a_shared_sessions_banner_says_all_it_says_on_a_phone(
+    ui: UI, browser: Browser, scenario: Scenario
+) -> None:
+    page = ui.go("/sessions/sess-alpha")
+    page.get_by_test_id("share-menu").locator("summary").click()
+    page.get_by_test_id("share-create").click()
+    url = page.get_by_test_id("link-url").input_value()
+    stranger = browser.new_context(viewport=PHONE)
+    try:
+        shared = stranger.new_page()
+        shared.goto(url)
+        banner = shared.get_by_test_id("shared-banner")
+        expect(banner).to_contain_text("read-only · link expires")
+        shared.screenshot(path=str(ARTIFACTS / f"{ui.test_name}-phone.png"), full_page=True)
+        # Nothing of it clipped behind an ellipsis: the reader sees until when.
+        assert banner.evaluate("b => b.scrollWidth <= b.clientWidth")
+        assert not _broken_words(banner)
+    finally:
+        stranger.close()
+
+
+def test_a_phone_breaks_no_user_id_or_shared_session_id_and_keeps_each_box(
+    ui: UI, scenario: Scenario
+) -> None:
+    page = ui.go("/sessions/sess-alpha")
+    page.get_by_test_id("share-menu").locator("summary").click()
+    page.get_by_test_id("share-create").click()
+    expect(page.get_by_test_id("new-link")).to_be_visible()
+    _at(ui, PHONE)
+    ui.go("/traces?range=all")
+    users = page.locator("#live-rows td:has(> a[href*='user_id='])")
+    expect(users.first).to_be_visible()
+    assert not [w for n in range(users.count()) for w in _broken_words(users.nth(n))]
+    ui.go("/shares")
+    target = page.locator("td:has(> a.mono)").first
+    expect(target).to_contain_text("session sess-alpha")
+    assert not _broken_words(target)
+    ui.go("/settings")
+    boxes = page.locator("input[type=checkbox][name^=detector_]")
+    expect(boxes).to_have_count(4)
+    widths = boxes.evaluate_all("bs => bs.map(b => Math.round(b.getBoundingClientRect().width))")
+    ui.shot("settings")
+    assert len(set(widths)) == 1 and widths[0] >= 12, widths  # none squeezed to a dot
 
 
 def _broken_words(element: Locator) -> list[str]:
