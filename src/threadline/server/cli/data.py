@@ -10,11 +10,12 @@ import re
 import sys
 import urllib.parse
 from collections.abc import Sequence
-from typing import IO
+from typing import Protocol
 
 from tqdm import tqdm
 
 from threadline.server.cli.api_client import ApiClient, ApiError
+from threadline.server.cli.terminal import VisibleWriter
 
 # The list filters a --filter may name (the API's query parameters).
 SESSION_FILTERS = (
@@ -118,6 +119,11 @@ def run_export(args: argparse.Namespace) -> None:
                 rows = _export(client, args, out)
             what = args.what.removesuffix("s") if rows == 1 else args.what
             print(f"Exported {rows} {what} to {args.output}.", file=sys.stderr)
+        elif sys.stdout.isatty():
+            # Spans hold what clients sent, escape sequences too: shown, not acted on.
+            shown = VisibleWriter(sys.stdout.buffer)
+            _export(client, args, shown)
+            shown.close()
         else:
             _export(client, args, sys.stdout.buffer)
     except ApiError as exc:
@@ -129,7 +135,11 @@ def run_export(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
-def _export(client: ApiClient, args: argparse.Namespace, out: IO[bytes]) -> int:
+class _Output(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+def _export(client: ApiClient, args: argparse.Namespace, out: _Output) -> int:
     """Stream the export into ``out`` as it arrives; returns how many rows it had."""
     allowed = (SESSION_FILTERS if args.what == "sessions" else TRACE_FILTERS) + EXPORT_EXTRA
     query = [("format", args.format), *parse_filters(args.filter, allowed)]

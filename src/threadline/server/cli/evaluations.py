@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from threadline.server.cli.terminal import visible_in_a_line
 from threadline.server.errors import ThreadlineError
 from threadline.server.evaluation import ondemand
 from threadline.server.evaluation.batch import judge_all
@@ -158,7 +159,7 @@ def _list(args: argparse.Namespace) -> None:
         cost = "unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
         mode = "online" if e.online else "on demand"
         print(
-            f"{e.name}\t{e.target}\t{mode}\t{e.judge.model}\t{t.runs_done}\t"
+            f"{e.name}\t{e.target}\t{mode}\t{visible_in_a_line(e.judge.model)}\t{t.runs_done}\t"
             f"{t.runs_failed}\t{t.runs_pending}\t{t.input_tokens + t.output_tokens}\t{cost}"
         )
 
@@ -245,7 +246,8 @@ def _create(args: argparse.Namespace) -> None:
     finally:
         store.close()
     mode = "judges each matching session once it ends" if made.online else "judges on demand"
-    print(f"Evaluator {made.name!r} ({made.target}s, {made.judge.model}) {mode}.")
+    model = visible_in_a_line(made.judge.model)
+    print(f"Evaluator {made.name!r} ({made.target}s, {model}) {mode}.")
     if since is not None:
         print(
             f"{queued} runs queued for the sessions ended since"
@@ -334,6 +336,6 @@ def _evaluate(args: argparse.Namespace) -> None:
     seconds = time.monotonic() - started
     print(f"{counts['done']} judged, {counts['failed']} failed, in {seconds:.1f} s.")
     for reason, count in sorted(reasons.items(), key=lambda item: -item[1])[:5]:
-        print(f"  {count} × {reason}")
+        print(f"  {count} × {visible_in_a_line(reason)}")  # a judge's words among them
     if counts["failed"]:
         raise SystemExit(1)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from threadline.server.cli.terminal import VisibleText
 from threadline.server.settings import Settings
 from threadline.server.store import sqlite_path
 from threadline.server.store.sqlite.driver import sqlite3
@@ -46,19 +47,21 @@ def run(args: argparse.Namespace) -> None:
         )
     if not Path(path).exists():
         sys.exit(f"threadline sql: no store at {path} (pass --data-dir or --store)")
+    # Stored text holds what clients sent, escape sequences too: on a terminal, shown.
+    out = VisibleText(sys.stdout) if sys.stdout.isatty() else sys.stdout
     conn = connect_read_only(Path(path))
     try:
         cursor = conn.execute(args.query)
         columns = [d[0] for d in cursor.description or ()]
         if args.format == "csv":
-            writer = csv.writer(sys.stdout)
+            writer = csv.writer(out)
             writer.writerow(columns)
             for row in cursor:
                 writer.writerow([_shown(v) for v in row])
         else:
             for row in cursor:
                 record = {c: _shown(v) for c, v in zip(columns, row, strict=True)}
-                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
     except (sqlite3.Error, LookupError) as error:
         sys.exit(f"threadline sql: {error}")
     finally:
