@@ -14,6 +14,7 @@ from threadline.server.errors import Conflict
 from threadline.server.evaluation import ondemand, online
 from threadline.server.evaluation.key_urls import KeyUrls
 from threadline.server.evaluation.model import (
+    EvaluationRun,
     EvaluatorFilter,
     EvaluatorIn,
     RunOutcome,
@@ -257,22 +258,26 @@ def test_judging_ended_sessions_queues_a_bounded_amount(store: Store, monkeypatc
             for t in range(3)
         ],
     )
-    since = datetime.fromtimestamp(T0 / SECOND, UTC)
-    per_trace = store.put_evaluator(p, definition("per-trace", target="trace"))
-    per_session = store.put_evaluator(p, definition("per-session"))
+    since, now, keys = _at(T0), _at(T0 + 3600 * SECOND), KeyUrls.parse("")
+
+    def queued(evaluator: EvaluatorIn) -> list[EvaluationRun]:
+        """The runs the API's judge_existing_since queues for ``evaluator``."""
+        saved, count = save_evaluator(store, p, evaluator, keys, since, 0, now, 100_000)
+        found = store.list_runs(p, RunQuery(evaluator=saved.name, limit=100)).items
+        assert len(found) == count
+        return found
+
     monkeypatch.setattr(ondemand, "EXISTING_MAX_RUNS", 5)
-    queued = ondemand.runs_for_existing(store, p, per_trace, since, time.time_ns())
-    assert len(queued) == 5  # of 18 traces
-    assert {r.session_id for r in queued} == {"s6", "s5"}  # the newest first
-    only_s1 = store.put_evaluator(p, definition("only-s1", filter={"metadata": {"first": "true"}}))
-    assert [
-        r.session_id for r in ondemand.runs_for_existing(store, p, only_s1, since, time.time_ns())
-    ] == ["s1"]
+    per_trace = queued(definition("per-trace", target="trace"))
+    assert len(per_trace) == 5  # of 18 traces
+    assert {r.session_id for r in per_trace} == {"s6", "s5"}  # the newest first
+    only_s1 = {"filter": {"metadata": {"first": "true"}}}
+    assert [r.session_id for r in queued(definition("only-s1", **only_s1))] == ["s1"]
     monkeypatch.setattr(ondemand, "EXISTING_MAX_READ", 2)
-    queued = ondemand.runs_for_existing(store, p, per_session, since, time.time_ns())
-    assert sorted(r.session_id for r in queued) == ["s5", "s6"]
+    per_session = queued(definition("per-session"))
+    assert sorted(r.session_id for r in per_session) == ["s5", "s6"]
     # Read, kept or not: a filter keeping the oldest session finds it not among them.
-    assert ondemand.runs_for_existing(store, p, only_s1, since, time.time_ns()) == []
+    assert queued(definition("only-s1-again", **only_s1)) == []
 
 
 def test_judging_the_sessions_since_a_time_can_be_bounded(store: Store):

@@ -148,15 +148,6 @@ def plan_existing(
     return [r for r in runs if r.id not in queued]
 
 
-def runs_for_existing(
-    store: Store, project_id: int, evaluator: Evaluator, since: datetime, ended_before_ns: int
-) -> list[RunRecord]:
-    """Queue the runs ``plan_existing`` finds."""
-    runs = plan_existing(store, project_id, evaluator, since, ended_before_ns)
-    queue(store, project_id, runs)
-    return runs
-
-
 def check_room(store: Store, project_id: int, adding: int, max_waiting: int) -> None:
     """``Conflict`` if queueing ``adding`` runs more would leave the project more than
     ``max_waiting`` runs waiting: a bound on what requests may pile up in total (each
