@@ -211,3 +211,32 @@ def test_json_bodies_the_server_cannot_read_are_400s_saying_why(server):
             error = response.json()["error"]
             assert error.startswith("the JSON body cannot be read") and words in error, error
     assert server.get("/api/v1/scores")["items"] == []
+
+
+def test_a_json_body_sent_as_a_form_is_told_to_say_it_is_json(server):
+    # `curl -d '{...}'` without -H 'Content-Type: application/json' sends a form: the
+    # body is the JSON the route wants, under a type that makes FastAPI not read it.
+    body = b'{"name": "helpful", "value": 4, "session_id": "s-form"}'
+    for method, path in (
+        ("POST", "/api/v1/scores"),
+        ("POST", "/api/v1/notes"),
+        ("PUT", "/api/v1/settings/redaction"),
+    ):
+        for sent in ("application/x-www-form-urlencoded", "text/plain; charset=utf-8"):
+            response = server.http.request(
+                method, path, content=body, headers={"Content-Type": sent}
+            )
+            assert response.status_code == 422, (path, response.text)
+            assert response.json()["error"] == (
+                "invalid request: the body must be JSON, sent with 'Content-Type:"
+                f" application/json' (this one came as '{sent.split(';')[0]}')"
+            ), (path, sent)
+    # The same body said to be JSON is a score; one whose fields are wrong still says which.
+    stored = server.http.post(
+        "/api/v1/scores", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert stored.status_code == 200, stored.text
+    wrong = server.http.post(
+        "/api/v1/scores", json={"name": "helpful", "value": 4, "trace_id": "abc"}
+    )
+    assert wrong.status_code == 422 and "trace_id" in wrong.json()["error"], wrong.text

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -234,6 +234,22 @@ def _unreadable_body(cause: BaseException) -> str:
     return f"the JSON body cannot be read: {why}"
 
 
+# What FastAPI says when a route that reads a JSON body got something else: it reads JSON
+# only when the request says so, and hands a model the raw bytes otherwise.
+_WHOLE_BODY_TYPES = frozenset({"model_attributes_type", "dict_type", "list_type", "model_type"})
+
+
+def _body_sent_as(request: Request, errors: Sequence[Any]) -> str | None:
+    """The content type a JSON route's body came as, when that is why it could not be
+    read (``curl -d`` sends ``application/x-www-form-urlencoded`` unless told):
+    the field-by-field complaints would hide it."""
+    sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not sent or sent == "application/json" or sent.endswith("+json"):
+        return None
+    whole = (e for e in errors if e["loc"][:1] == ("body",) and len(e["loc"]) <= 2)
+    return sent if any(e["type"] in _WHOLE_BODY_TYPES for e in whole) else None
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """One rendering of every error: ``{"error": "<what the client got wrong>"}``, but for
     a browser loading a page (``web/error_pages.py``)."""
@@ -270,6 +286,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         # A page's address a person edited is a bad request, not an API's 422.
         if wants_page(request, 400):
             return await error_page(request, 400, message=problems)
+        if (sent := _body_sent_as(request, exc.errors())) is not None:
+            problems = (
+                "the body must be JSON, sent with 'Content-Type: application/json'"
+                f" (this one came as '{sent}')"
+            )
         return _error(422, f"invalid request: {problems}")
 
     @app.exception_handler(Exception)
