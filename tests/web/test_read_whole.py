@@ -19,12 +19,12 @@ PHONE = {"width": 390, "height": 844}
 # Each word of each text node under the element (up to a hyphen: a line may end after
 # one), as its line boxes: a word split over two lines has two tops (``overflow-wrap:
 # anywhere`` on the body allows it, for long ids).
-BROKEN_WORDS = """root => {
+BROKEN_WORDS = """(root, pattern) => {
   const broken = [];
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     if (!node.parentElement.checkVisibility()) continue;
-    for (const word of node.data.matchAll(/[^\\s-]+-?/g)) {  // a break after a hyphen is fine
+    for (const word of node.data.matchAll(new RegExp(pattern, 'g'))) {
       const range = document.createRange();
       range.setStart(node, word.index);
       range.setEnd(node, word.index + word[0].length);
@@ -185,6 +185,19 @@ def test_a_phone_breaks_no_user_id_or_shared_session_id_and_keeps_each_box(
     assert len(set(widths)) == 1 and widths[0] >= 12, widths  # none squeezed to a dot
 
 
-def _broken_words(element: Locator) -> list[str]:
-    broken: list[str] = element.evaluate(BROKEN_WORDS)
+def test_a_phone_breaks_a_span_attributes_name_after_a_dot(ui: UI, scenario: Scenario) -> None:
+    page = _at(ui, PHONE)
+    ui.go(f"/traces/{scenario.sessions['sess-alpha'][0].trace_id}")
+    names = page.locator("#span-detail .kv-table th")
+    expect(names.filter(has_text="threadline.metadata.plan")).to_have_count(1)
+    ui.shot("phone")
+    # "threadline." then "metadata.plan" on the next line, never "threadline.meta" / "data".
+    parts = r"[^.]+\.?"
+    assert not [w for n in range(names.count()) for w in _broken_words(names.nth(n), parts)]
+
+
+def _broken_words(element: Locator, word: str = r"[^\s-]+-?") -> list[str]:
+    """The words of the element's text split over two lines: by default a word runs to a
+    space or after a hyphen (where a line may end)."""
+    broken: list[str] = element.evaluate(BROKEN_WORDS, word)
     return broken

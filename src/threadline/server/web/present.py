@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import heapq
 import json
+import re
 from typing import Any
+
+from markupsafe import Markup, escape
 
 from threadline.server.conversation import messages, pretty
 from threadline.server.model import Score
@@ -190,6 +193,12 @@ def first_items(mapping: dict[str, Any], limit: int = ITEMS_SHOWN) -> tuple[list
 
 def _smallest(mapping: dict[str, Any], limit: int) -> list[Any]:
     return heapq.nsmallest(limit, mapping.items(), key=lambda item: item[0])
+
+
+def dotted_name(name: str) -> Markup:
+    """An attribute's dotted name, escaped, that a narrow column may break after each dot
+    (``threadline.`` / ``metadata.turn``) rather than inside a word (``meta`` / ``data``)."""
+    return Markup("<wbr>").join(escape(part) for part in re.split(r"(?<=\.)", name))
 
 
 def clip(text: str, limit: int = VALUE_CHARS) -> str:

@@ -78,6 +78,7 @@ templates.env.filters.update(
     pretty=present.pretty,
     preview=present.preview,
     clip=present.clip,
+    dotted_name=present.dotted_name,
     iso=_iso,
     utc=_utc_text,
     # As the metadata filter compares it: ``vip=true`` finds what shows as vip=true.
