@@ -95,7 +95,7 @@ def main() -> None:
         "redact": lambda: [redact_spans(s, job.rules) for s in records],
         "rows": lambda: [_rows(preparer, job.project_id, s) for s in records],
         "fresh": lambda: [fresh_traces(job.project_id, s) for s in records],
-        "documents": lambda: [search.documents(s) for s in records],
+        "documents": lambda: [search.documents(search.by_trace(s)) for s in records],
         "whole job": lambda: [prepare_export(job, b, PROTOBUF, None) for b in bodies],
         "pickle": lambda: [pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL) for a in answers],
         "load": lambda: [pickle.loads(p) for p in pickled],

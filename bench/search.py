@@ -180,7 +180,9 @@ def ingest_pairs(total: int, pairs: int, batch: int = 5000) -> None:
             for i, records in enumerate(batches):
                 order = ("with", "without") if (i + pair) % 2 == 0 else ("without", "with")
                 for variant in order:
-                    sqlite_search.documents = indexing if variant == "with" else lambda _: []
+                    sqlite_search.documents = (
+                        indexing if variant == "with" else lambda _: sqlite_search.Documents()
+                    )
                     store, project = stores[variant], projects[variant]
                     started = time.thread_time()
                     prepared = store.span_preparer()(project, records)

@@ -77,13 +77,13 @@ FTS5: list[tuple[int, int]] = []  # each transaction's documents, and rowids not
 FTS5_BYTES: list[int] = []  # each transaction's text given to FTS5
 
 
-def documents(spans: Any) -> list[search.TraceDocument]:
+def documents(traces: Any) -> search.Documents:
     """``search.documents`` timed where it is called (a worker's job, or the writer's
     for a trace split between two exports of a group); none in the arm without."""
     if CLOCK.arm == "without":
-        return []
+        return search.Documents()
     with CLOCK.part(f"{CLOCK.where}: documents"):
-        return _making(spans)
+        return _making(traces)
 
 
 class TimedConnection:

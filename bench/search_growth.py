@@ -65,12 +65,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     exports = [
-        [
-            document.text
-            for document in search.documents(
-                normalize_request(decode_request(batch.body, PROTOBUF)).spans
-            )
-        ]
+        search.documents(
+            search.by_trace(normalize_request(decode_request(batch.body, PROTOBUF)).spans)
+        ).texts
         for batch in workload.batches(args.base_spans, EXPORT)
     ]
     args.dir.mkdir(parents=True, exist_ok=True)

@@ -87,9 +87,9 @@ def what_is_indexed(label: str, batches: Sequence[Sequence[SpanRecord]]) -> None
     spans = payload = indexed = distinct = repeated = 0
     said: dict[str, set[str]] = defaultdict(set)  # session (else trace) -> texts indexed
     for batch in batches:
-        for document in search.documents(batch):
-            indexed += _words(document.text)
-            distinct += len(set(words_of(document.text)))
+        for document in search.documents(search.by_trace(batch)).texts:
+            indexed += _words(document)
+            distinct += len(set(words_of(document)))
         for span in batch:
             spans += 1
             payload += _payload_words(span)
@@ -163,7 +163,7 @@ def main() -> None:
 
     timed_batches = batches[: args.transactions]
     spans = sum(map(len, timed_batches))
-    texts = [[d.text for d in search.documents(batch)] for batch in timed_batches]
+    texts = [search.documents(search.by_trace(batch)).texts for batch in timed_batches]
     reduced = [[distinct_words(text) for text in batch] for batch in texts]
     print(f"FTS5 on workload.py's documents, {spans:,} spans in {len(texts)} transactions:")
     print(f"  {'table':34s} {'insert µs/span':>15s} {'commit µs/span':>15s} {'bytes/span':>11s}")

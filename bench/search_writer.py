@@ -43,6 +43,7 @@ import workload  # noqa: E402
 
 from threadline.server.ingest.decode import PROTOBUF, decode_request  # noqa: E402
 from threadline.server.ingest.normalize import normalize_request  # noqa: E402
+from threadline.server.model import SpanRecord  # noqa: E402
 from threadline.server.search import text  # noqa: E402
 from threadline.server.store.sqlite import search  # noqa: E402
 from threadline.server.store.sqlite.driver import sqlite3  # noqa: E402
@@ -53,9 +54,20 @@ CORPORA = {"real": corpus_otlp.batches, "workload": workload.batches}
 STEPS = ("keys", "docs", "fts insert", "commit", "idle merge")
 
 
+class Document(NamedTuple):
+    trace_id: str
+    span_ids: str
+    text: str
+
+
 class Export(NamedTuple):
     spans: int
-    documents: list[search.TraceDocument]
+    documents: list[Document]
+
+
+def _documents(records: Sequence[SpanRecord]) -> list[Document]:
+    made = search.documents(search.by_trace(records))
+    return [Document(*d) for d in zip(made.trace_ids, made.span_ids, made.texts, strict=True)]
 
 
 class Result(NamedTuple):
@@ -71,15 +83,15 @@ def exports(corpus: str, spans: int, quoted: bool = True) -> list[Export]:
     directory between runs: making the real corpus takes minutes); with ``quoted``
     false, the documents as made before a text quoted whole by another span of its trace
     was left out (``text.QUOTED_MIN_CHARS`` past any text's length)."""
-    cache = Path(tempfile.gettempdir()) / f"threadline-search-writer-{corpus}-{spans}-v2.pickle"
+    cache = Path(tempfile.gettempdir()) / f"threadline-search-writer-{corpus}-{spans}-v3.pickle"
     if not cache.exists():
         made: dict[bool, list[Export]] = {True: [], False: []}
         shortest = text.QUOTED_MIN_CHARS
         for batch in CORPORA[corpus](spans, 512):
             records = normalize_request(decode_request(batch.body, PROTOBUF)).spans
-            made[True].append(Export(len(records), search.documents(records)))
+            made[True].append(Export(len(records), _documents(records)))
             text.QUOTED_MIN_CHARS = 1 << 62
-            made[False].append(Export(len(records), search.documents(records)))
+            made[False].append(Export(len(records), _documents(records)))
             text.QUOTED_MIN_CHARS = shortest
         cache.write_bytes(pickle.dumps(made))
     return pickle.loads(cache.read_bytes())[quoted]

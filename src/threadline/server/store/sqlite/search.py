@@ -29,8 +29,9 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Container, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from threadline.server.model import SessionMatch, Snippet, SpanRecord
 from threadline.server.search.query import SearchQuery
@@ -66,49 +67,75 @@ _SPAN_ID = SPAN_RECORD.position("span_id")
 # --- writing ---------------------------------------------------------------------------
 
 
-class TraceDocument(NamedTuple):
-    """One document of the index, made before the write transaction: the searchable
-    text (``document_text``) of the spans of one trace that one batch brought, and
-    those spans' ids, space-separated, in order."""
+@dataclass
+class Documents:
+    """The documents of the index that a batch brings, made before the write
+    transaction: one per trace with searchable text, held as three columns. They travel
+    from a worker to the writer in the worker's answer, where a few lists of strings
+    pickle and load in C (a tuple type per document cost a Python call each way, and
+    one on making it: benchmarks.md)."""
 
-    trace_id: str
-    span_ids: str
-    text: str
+    trace_ids: list[str] = field(default_factory=list)
+    span_ids: list[str] = field(default_factory=list)  # of each, space-separated, in order
+    texts: list[str] = field(default_factory=list)  # of each, its ``document_text``
+
+    def __len__(self) -> int:
+        return len(self.trace_ids)
+
+    def add(self, trace_id: str, span_ids: str, text: str) -> None:
+        self.trace_ids.append(trace_id)
+        self.span_ids.append(span_ids)
+        self.texts.append(text)
+
+    def extend(self, other: Documents, leaving: Container[str] = ()) -> None:
+        """Add ``other``'s documents but those of the traces in ``leaving``."""
+        for document in zip(other.trace_ids, other.span_ids, other.texts, strict=True):
+            if document[0] not in leaving:
+                self.add(*document)
 
 
-def documents(spans: Sequence[SpanRecord]) -> list[TraceDocument]:
-    """The batch's documents, one per trace with searchable text, made before the write
+def documents(traces: Iterable[Sequence[SpanRecord]]) -> Documents:
+    """The documents of a batch's traces (each given by its records, the first copy of
+    each span, in order: ``span_batch.fresh_traces`` has them so), made before the write
     transaction: walking the JSON of inputs and outputs and joining the texts is most of
     the index's cost, and the ingest pipeline does it in a worker process, not in the
-    writer's turn. The first copy of a span wins, as INSERT OR IGNORE keeps it."""
-    by_trace: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
-    for span in spans:
-        by_trace[span.trace_id].setdefault(span.span_id, span)
-    made = []
-    for trace_id, by_id in by_trace.items():
-        document = _document(trace_id, by_id.values())
+    writer's turn."""
+    made = Documents()
+    for spans in traces:
+        document = _document(spans)
         if document is not None:
-            made.append(document)
+            made.add(spans[0].trace_id, *document)
     return made
 
 
-def _document(trace_id: str, spans: Iterable[SpanRecord]) -> TraceDocument | None:
-    """The document of these spans of one trace, in this order; None if none of them
-    has searchable text."""
-    with_text = [(span.span_id, parts) for span in spans if (parts := span_parts(span))]
-    if not with_text:
+def by_trace(spans: Iterable[SpanRecord]) -> list[list[SpanRecord]]:
+    """``spans`` as ``documents`` takes them: by trace, in the order each trace first
+    comes, the first copy of a span winning, as INSERT OR IGNORE keeps it."""
+    traces: dict[str, dict[str, SpanRecord]] = defaultdict(dict)
+    for span in spans:
+        traces[span.trace_id].setdefault(span.span_id, span)
+    return [list(by_id.values()) for by_id in traces.values()]
+
+
+def _document(spans: Iterable[SpanRecord]) -> tuple[str, str] | None:
+    """The document of these spans of one trace, in this order: their ids,
+    space-separated, and its text; None if none of them has searchable text."""
+    span_ids = []
+    texts = []
+    for span in spans:
+        parts = span_parts(span)
+        if parts:
+            span_ids.append(span.span_id)
+            texts.append(parts)
+    if not texts:
         return None
-    return TraceDocument(
-        trace_id,
-        " ".join(span_id for span_id, _ in with_text),
-        document_text([parts for _, parts in with_text]),
-    )
+    return " ".join(span_ids), document_text(texts)
 
 
 def index(
     conn: sqlite3.Connection,
     project_id: int,
-    batch: Sequence[TraceDocument],
+    batch: Documents,
     spans: Sequence[SpanRecord],
     minted: trace_keys.Minted,
 ) -> None:
@@ -123,9 +150,10 @@ def index(
     docs: list[tuple[int, str]] = []
     texts: list[tuple[int, str]] = []
     numbered: list[tuple[int, int]] = []
-    for document in batch:
-        key = minted.keys[document.trace_id]
-        if document.trace_id in minted.new:
+    keys, new = minted.keys, minted.new
+    for trace_id, span_ids, text in zip(batch.trace_ids, batch.span_ids, batch.texts, strict=True):
+        key = keys[trace_id]
+        if trace_id in new:
             doc = key << DOC_BITS
             numbered.append((1, key))
         else:
@@ -134,13 +162,13 @@ def index(
             ).fetchone()
             if count >= _SPAN:
                 continue  # a trace of a million documents: no more
-            fresh = _without_stored(conn, project_id, document, spans)
+            fresh = _without_stored(conn, project_id, trace_id, (span_ids, text), spans)
             if fresh is None:
                 continue
-            document, doc = fresh, (key << DOC_BITS) + count
+            (span_ids, text), doc = fresh, (key << DOC_BITS) + count
             numbered.append((count + 1, key))
-        docs.append((doc, document.span_ids))
-        texts.append((doc, document.text))
+        docs.append((doc, span_ids))
+        texts.append((doc, text))
     # In rowid order: FTS5 writes the words it holds out as a new segment whenever a
     # document's rowid is not above the last one's, and a group's documents come in the
     # order of its exports (a trace stored before, or split between two exports, has a
@@ -156,27 +184,29 @@ def index(
 def _without_stored(
     conn: sqlite3.Connection,
     project_id: int,
-    document: TraceDocument,
+    trace_id: str,
+    document: tuple[str, str],
     spans: Sequence[SpanRecord],
-) -> TraceDocument | None:
-    """``document`` without the spans the store holds already (they were indexed when
-    they came): itself when it has none of them, None when it has only them."""
+) -> tuple[str, str] | None:
+    """``document`` of ``trace_id`` (its span ids and text, as ``documents`` made it)
+    without the spans the store holds already (they were indexed when they came):
+    itself when it has none of them, None when it has only them."""
     stored = {
         r[0]
         for r in conn.execute(
             f"SELECT span_id FROM spans WHERE trace_key = {trace_keys.KEY_OF}",
-            (project_id, document.trace_id),
+            (project_id, trace_id),
         )
     }
-    span_ids = document.span_ids.split(" ")
-    if stored.isdisjoint(span_ids):
+    ids = document[0].split(" ")
+    if stored.isdisjoint(ids):
         return document
-    wanted = set(span_ids) - stored
+    wanted = set(ids) - stored
     by_id: dict[str, SpanRecord] = {}
     for span in spans:
-        if span.trace_id == document.trace_id and span.span_id in wanted:
+        if span.trace_id == trace_id and span.span_id in wanted:
             by_id.setdefault(span.span_id, span)
-    return _document(document.trace_id, by_id.values())
+    return _document(by_id.values())
 
 
 def _documents_of(conn: sqlite3.Connection, key: int) -> list[tuple[int, list[str]]]:
@@ -295,14 +325,12 @@ def _index_stored(conn: sqlite3.Connection, project_id: int, spans: list[SpanRec
             continue  # not stored: every stored span's trace has a key (0018)
         key, count = row
         indexed = {span_id for _, span_ids in _documents_of(conn, key) for span_id in span_ids}
-        document = _document(trace_id, [s for s in by_id.values() if s.span_id not in indexed])
+        document = _document([s for s in by_id.values() if s.span_id not in indexed])
         if document is None or count >= _SPAN:
             continue
         doc = (key << DOC_BITS) + count
-        conn.execute(
-            "INSERT INTO search_docs (doc, span_ids) VALUES (?, ?)", (doc, document.span_ids)
-        )
-        conn.execute("INSERT INTO search_text (rowid, body) VALUES (?, ?)", (doc, document.text))
+        conn.execute("INSERT INTO search_docs (doc, span_ids) VALUES (?, ?)", (doc, document[0]))
+        conn.execute("INSERT INTO search_text (rowid, body) VALUES (?, ?)", (doc, document[1]))
         conn.execute("UPDATE trace_keys SET numbered = ? WHERE key = ?", (count + 1, key))
 
 

@@ -43,7 +43,7 @@ class PreparedSpans:
     project_id: int
     rows: dict[str, list[list[Any]]]  # INSERT_SPAN rows but the trace key, by trace id
     fresh: dict[str, FreshTrace]
-    documents: list[search.TraceDocument]  # the search index's, one per trace
+    documents: search.Documents  # the search index's, one per trace
     # Payloads packed without a dictionary, to train one (None: packed with one).
     samples: list[bytes] | None
 
@@ -68,11 +68,12 @@ class SpanPreparer:
             row = table_rows.span_row(project_id, span, resource, packer.pack)
             row.append(json_payloads.flags(row[_INPUT], row[_OUTPUT]))
             rows[span.trace_id].append(row)
+        fresh = fresh_traces(project_id, spans)
         return PreparedSpans(
             project_id,
             dict(rows),
-            fresh_traces(project_id, spans),
-            search.documents(spans),
+            fresh,
+            search.documents([trace.spans for trace in fresh.values()]),
             packer.samples,
         )
 

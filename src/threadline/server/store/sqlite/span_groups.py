@@ -73,14 +73,16 @@ def merged(parts: Sequence[ProjectBatch], unpack: Unpack) -> ProjectBatch:
                 shared.add(trace_id)
             else:
                 fresh[trace_id] = trace
-    documents = [d for part in parts for d in part.prepared.documents]
+    documents = search.Documents()
+    for part in parts:
+        documents.extend(part.prepared.documents, leaving=shared)
     if shared:
         for part in parts:
             restore_payloads(part.spans, part.prepared.rows, shared, unpack)
-        fresh.update(fresh_traces(project_id, [s for s in spans if s.trace_id in shared]))
+        again = fresh_traces(project_id, [s for s in spans if s.trace_id in shared])
+        fresh.update(again)
         # One document each, from the first copy of each span, as the insert keeps it.
-        documents = [d for d in documents if d.trace_id not in shared]
-        documents += search.documents([s for s in spans if s.trace_id in shared])
+        documents.extend(search.documents([trace.spans for trace in again.values()]))
     samples = [p.prepared.samples for p in parts if p.prepared.samples is not None]
     return ProjectBatch(
         project_id,
