@@ -11,6 +11,7 @@ from threadline.server.search.text import (
     QUOTED_MIN_CHARS,
     SPAN_BREAK,
     document_text,
+    index_form,
 )
 
 RESULT = "a tool's result: the quince orchards of Aragon, their soil and the harvest"
@@ -73,3 +74,16 @@ def test_a_text_said_again_is_kept_once_and_another_as_long_is_kept():
     assert again is not RESULT and len(other) == len(RESULT) >= QUOTED_MIN_CHARS
     text = document_text([["tool", RESULT], ["chat", again, other], ["reply", "tool", other]])
     assert text == f"tool\n{RESULT}\n{SPAN_BREAK}\nchat\n{other}\n{SPAN_BREAK}\nreply"
+
+
+def test_a_document_is_given_cjk_characters_apart_and_no_lone_surrogate():
+    # Non-ASCII text without CJK or a surrogate (accents, dashes, box drawing, a flag)
+    # is given as it is.
+    plain = "Café — naïve ─│ ‘quoted’ \U0001f1e6\U0001f1ff ā"
+    assert index_form(plain) is plain
+    assert index_form("东京 ramen ─ 店\ud800end") == " 东  京  ramen ─  店  end"
+    assert index_form("a\udfffb") == "a b"
+    # The spans' texts are joined once, in order, a break between two spans.
+    assert document_text([["tool", "─ 东京"], ["chat", "réponse"]]) == (
+        f"tool\n─  东  京 \n{SPAN_BREAK}\nchat\nréponse"
+    )

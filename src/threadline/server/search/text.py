@@ -42,12 +42,15 @@ CJK_CHAR = re.compile(f"([{_CJK}])")
 # A surrogate code point in a str is a lone one (JSON's "\ud800" escape decodes to it):
 # it has no UTF-8 form, so neither SQLite nor ClickHouse could be given the text.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_TO_FORM = re.compile(f"[{_CJK}\ud800-\udfff]")
 
 
 def index_form(text: str) -> str:
     """``text`` as the index takes it: each CJK character a word of its own, and a lone
     surrogate a space (no word holds one)."""
-    if text.isascii():
+    # Most non-ASCII text holds neither (accents, dashes, box drawing): one reading
+    # tells so, where the two substitutions read it twice.
+    if text.isascii() or _TO_FORM.search(text) is None:
         return text
     return CJK_CHAR.sub(r" \1 ", _LONE_SURROGATE.sub(" ", text))
 
@@ -104,12 +107,22 @@ def document_text(spans: list[list[str]]) -> str:
     # Only a long text of one span can be held by another's. Past the bound a span's
     # text is cut (a text it holds may not be indexed whole): such a rare, huge
     # document is indexed as it comes.
-    if long and long[0][1] != long[-1][1] and size <= MAX_INDEXED_CHARS:
+    if size > MAX_INDEXED_CHARS:
+        chunks = ["\n".join(fresh)[:MAX_INDEXED_CHARS] for fresh in by_span]
+        return index_form(f"\n{SPAN_BREAK}\n".join(chunks))
+    if long and long[0][1] != long[-1][1]:
         quoted = _quoted(long, size * _QUOTED_READ_BOUND)
         if quoted:
             by_span = [[part for part in fresh if id(part) not in quoted] for fresh in by_span]
-    chunks = ["\n".join(fresh)[:MAX_INDEXED_CHARS] for fresh in by_span if fresh]
-    return index_form(f"\n{SPAN_BREAK}\n".join(chunks))
+    # No span's text is past the bound: the lines of every span, and a break between
+    # two spans, joined once.
+    lines: list[str] = []
+    for fresh in by_span:
+        if fresh:
+            if lines:
+                lines.append(SPAN_BREAK)
+            lines += fresh
+    return index_form("\n".join(lines))
 
 
 # A text is looked for inside the longer texts of the document's other spans only from

@@ -100,12 +100,14 @@ def documents(traces: Iterable[Sequence[SpanRecord]]) -> Documents:
     transaction: walking the JSON of inputs and outputs and joining the texts is most of
     the index's cost, and the ingest pipeline does it in a worker process, not in the
     writer's turn."""
-    made = Documents()
+    trace_ids, span_ids, texts = [], [], []
     for spans in traces:
         document = _document(spans)
         if document is not None:
-            made.add(spans[0].trace_id, *document)
-    return made
+            trace_ids.append(spans[0].trace_id)
+            span_ids.append(document[0])
+            texts.append(document[1])
+    return Documents(trace_ids, span_ids, texts)
 
 
 def by_trace(spans: Iterable[SpanRecord]) -> list[list[SpanRecord]]:
