@@ -10,9 +10,11 @@ import uuid
 
 import pytest
 
-from tests.conftest import ProjectClient, start_server, stop_server
+from tests.conftest import ProjectClient, new_project_key, start_server, stop_server
 from tests.integrations.fake_judge import FakeJudge
 from tests.server.test_evaluations import KEY_VARIABLE, runs, send_turn
+from threadline.server.store.sqlite import SQLiteStore
+from threadline.server.web.evaluators import NEW_EVALUATOR
 
 pytestmark = pytest.mark.slow
 
@@ -148,3 +150,36 @@ def test_evaluators_create_can_judge_the_sessions_that_ended_already(tmp_path):
         assert names == ["resolved"]
     finally:
         stop_server(process)
+
+
+def test_evaluators_create_without_a_prompt_takes_the_forms(tmp_path):
+    """Without ``--prompt``, a boolean evaluator gets the prompt the Evaluators form
+    starts from; a numeric or categorical one must be given its own (the default asks
+    for true or false)."""
+    data = tmp_path / "data"
+    store_url = f"sqlite:///{data / 'threadline.db'}"
+    data.mkdir()
+    new_project_key(store_url, "p")
+    common = ("--project", "p", "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
+    made = threadline("evaluators", "create", "resolved", *common, data_dir=data)
+    assert made.returncode == 0, made.stderr
+    for kind, more in (
+        ("numeric", ("--min", "1", "--max", "5")),
+        ("categorical", ("--labels", "a,b")),
+    ):
+        refused = threadline(
+            "evaluators", "create", kind, *common, "--score-type", kind, *more, data_dir=data
+        )
+        assert (
+            refused.returncode == 1
+            and f"--prompt (or --prompt-file) for a {kind}" in refused.stderr
+        )
+    store = SQLiteStore(data / "threadline.db")
+    try:
+        (project,) = store.list_projects()
+        evaluator = store.get_evaluator(project.id, "resolved")
+        assert evaluator is not None and evaluator.prompt == NEW_EVALUATOR["prompt"]
+        assert evaluator.score.data_type == "boolean"
+        assert [e.name for e in store.list_evaluators(project.id)] == ["resolved"]
+    finally:
+        store.close()

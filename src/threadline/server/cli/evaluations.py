@@ -26,6 +26,7 @@ from threadline.server.errors import ThreadlineError
 from threadline.server.evaluation import ondemand
 from threadline.server.evaluation.batch import judge_all
 from threadline.server.evaluation.model import (
+    DEFAULT_PROMPT,
     EvaluationRun,
     Evaluator,
     EvaluatorFilter,
@@ -71,7 +72,11 @@ def add_commands(commands: Any, add_settings: AddSettings, default_project: str)
         default="session",
         help="What one run judges: a whole session (default) or one trace.",
     )
-    create.add_argument("--prompt", help="Instructions; {{transcript}} marks where it goes.")
+    create.add_argument(
+        "--prompt",
+        help="Instructions; {{transcript}} marks where it goes. Default, for a boolean score:"
+        " the Evaluators form's, whether the assistant resolved the user's problem.",
+    )
     create.add_argument("--prompt-file", metavar="FILE", help="Read the prompt from a file.")
     create.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. .../v1.")
     create.add_argument("--model", help="The judge model.")
@@ -180,10 +185,15 @@ def _definition(args: argparse.Namespace) -> EvaluatorIn:
         body.setdefault("name", args.name)
         return EvaluatorIn.model_validate(body)
     prompt = Path(args.prompt_file).read_text() if args.prompt_file else args.prompt
-    if not prompt or not args.base_url or not args.model:
+    if prompt is None and args.score_type == "boolean":
+        prompt = DEFAULT_PROMPT  # it asks for true or false
+    if not prompt:
         sys.exit(
-            "threadline evaluators create: give --prompt (or --prompt-file), --base-url and --model"
+            f"threadline evaluators create: give --prompt (or --prompt-file) for a"
+            f" {args.score_type} score: the default prompt asks for true or false"
         )
+    if not args.base_url or not args.model:
+        sys.exit("threadline evaluators create: give --base-url and --model")
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else []
     return EvaluatorIn.model_validate(
         {

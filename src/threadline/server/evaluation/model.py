@@ -57,6 +57,14 @@ class EvaluatorFilter(BaseModel):
     user_id: Name | None = Field(default=None, max_length=1000)
 
 
+# The prompt a new evaluator starts from (the Evaluators form; ``threadline evaluators
+# create`` without ``--prompt``): it asks for the default score, a boolean.
+DEFAULT_PROMPT = (
+    "Did the assistant resolve the user's problem in this conversation? "
+    "Answer true or false.\n\n{{transcript}}"
+)
+
+
 class EvaluatorIn(BaseModel):
     """An evaluator as a client defines it."""
 

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from threadline.server.errors import BadRequest, NotFound, ThreadlineError
 from threadline.server.evaluation.key_urls import KeyUrls
-from threadline.server.evaluation.model import EvaluatorIn
+from threadline.server.evaluation.model import DEFAULT_PROMPT, EvaluatorIn
 from threadline.server.evaluation.saving import save_evaluator
 from threadline.server.evaluation.service import wake_runner
 from threadline.server.model import Project
@@ -65,8 +65,7 @@ def _page(
 # A new evaluator's form starts from working values (the common judge, a prompt that
 # fits the default boolean score), so that a name and the judge's address make one.
 NEW_EVALUATOR = {
-    "prompt": "Did the assistant resolve the user's problem in this conversation? "
-    "Answer true or false.\n\n{{transcript}}",
+    "prompt": DEFAULT_PROMPT,
     "base_url": "https://api.openai.com/v1",
     "model": "gpt-4o-mini",
     "score_type": "boolean",
