@@ -196,6 +196,26 @@ def test_a_phone_breaks_a_span_attributes_name_after_a_dot(ui: UI, scenario: Sce
     assert not [w for n in range(names.count()) for w in _broken_words(names.nth(n), parts)]
 
 
+def test_a_new_projects_first_page_shows_the_sdk_as_the_docs_do(ui: UI, server) -> None:
+    """Someone coming from Langfuse or Phoenix looks for the SDK's decorator first: the
+    empty Sessions list shows it, with this server's address, beside the demo and OTLP."""
+    page = ui.go("/sessions")
+    sample = page.get_by_test_id("empty-state").locator("pre").inner_text()
+    for line in (
+        "from threadline import Threadline, observe",
+        f'base_url="{server.base_url}")',
+        "@observe()",
+        "Threadline.set_trace_session_id(conversation_id)",
+        f"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT={server.base_url}/v1/traces",
+    ):
+        assert line in sample, line
+    ui.shot("laptop")
+    _at(ui, PHONE)
+    ui.go("/sessions")
+    ui.shot("phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
 def _broken_words(element: Locator, word: str = r"[^\s-]+-?") -> list[str]:
     """The words of the element's text split over two lines: by default a word runs to a
     space or after a hyphen (where a line may end)."""
