@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from tests.integrations.fake_judge import FakeJudge
 from threadline.server.web.present import duration_in_words
 
 from .conftest import ARTIFACTS, UI, Scenario
@@ -213,6 +214,30 @@ def test_a_new_projects_first_page_shows_the_sdk_as_the_docs_do(ui: UI, server) 
     _at(ui, PHONE)
     ui.go("/sessions")
     ui.shot("phone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_a_phone_scrolls_a_sessions_evaluation_runs_rather_than_break_their_words(
+    ui: UI, server, scenario: Scenario
+) -> None:
+    with FakeJudge() as judge:
+        evaluator = {
+            "name": "resolved-on-phone",
+            "prompt": "Did the assistant resolve the user's problem?\n{{transcript}}",
+            "judge": {"base_url": judge.base_url, "model": "gpt-4o-mini"},
+            "score": {"name": "resolved-on-phone", "data_type": "boolean"},
+            "online": False,
+        }
+        assert server.http.post("/api/v1/evaluators", json=evaluator).status_code == 201
+        run = {"evaluator": "resolved-on-phone", "session_id": "sess-alpha"}
+        asked = server.http.post("/api/v1/evaluation-runs", json=run)
+        assert asked.status_code in (200, 201, 202), asked.text
+        page = _at(ui, PHONE)
+        ui.go("/sessions/sess-alpha")
+        runs = page.get_by_test_id("evaluation-runs")
+        expect(runs.locator("tr[data-status=done]")).to_have_count(1, timeout=30_000)
+    ui.shot("phone")
+    assert not _broken_words(runs)  # "Evaluator", "resolved-on-phone", "session", "done"
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
