@@ -154,6 +154,7 @@ def test_the_way_back_from_a_400_keeps_every_filter_but_the_wrong_ones(server) -
             "/sessions?range=custom&end=2026-01-01T00%3A00%3A00Z",
         ),
         ("/users?range=fortnight&user_id=u", "/users?user_id=u"),
+        ("/sessions?tag=a&cursor=forged&sort=cost", "/sessions?tag=a&sort=cost"),
         ("/dashboard?range=fortnight&tag=a&bucket=minute", "/dashboard?tag=a"),
         ("/dashboard?group_by=colour&metadata=env=prod", "/dashboard?metadata=env%3Dprod"),
         # An unknown parameter is refused before the filters are read: the way back

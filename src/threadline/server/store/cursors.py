@@ -43,27 +43,33 @@ def _digest(made_by: str) -> str:
     return hashlib.blake2b(made_by.encode(), digest_size=6).hexdigest()
 
 
+def _refused(message: str) -> BadRequest:
+    # The query parameter at fault: a page's way back from its 400 leaves the cursor out
+    # and keeps the filters.
+    return BadRequest(message, faults=[("cursor", None)])
+
+
 def decode(cursor: str, *types: type, made_by: str) -> tuple[Any, ...]:
     """The key a cursor holds, checked to be made by the list and sort ``made_by`` and
     against the expected types (400 if it is not)."""
     try:
         key = loads_bounded(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), 2)
     except ValueError:
-        raise BadRequest(f"invalid cursor {cursor!r}") from None
+        raise _refused(f"invalid cursor {cursor!r}") from None
     if not isinstance(key, list) or len(key) != len(types) + 1:
-        raise BadRequest(f"invalid cursor {cursor!r}")
+        raise _refused(f"invalid cursor {cursor!r}")
     if key.pop() != _digest(made_by):
-        raise BadRequest(
+        raise _refused(
             f"the cursor {cursor!r} is of another list, sort, order or filter: a cursor "
             "reads only with the parameters of the page that gave it (the time window aside)"
         )
     if not all(
         isinstance(v, t) and not isinstance(v, bool) for v, t in zip(key, types, strict=True)
     ):
-        raise BadRequest(f"invalid cursor {cursor!r}")
+        raise _refused(f"invalid cursor {cursor!r}")
     if any(isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX for v in key) or any(
         isinstance(v, float) and not math.isfinite(v) for v in key
     ):
         # Stores keep 64-bit integers: a forged cursor must not reach them (SQLite raises).
-        raise BadRequest(f"invalid cursor {cursor!r}")
+        raise _refused(f"invalid cursor {cursor!r}")
     return tuple(key)
