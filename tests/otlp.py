@@ -6,6 +6,7 @@ import base64
 import json
 import random
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -57,9 +58,10 @@ def span(
     start_ns: int = BASE_NS,
     end_ns: int | None = None,
     attributes: Mapping[str, Any] | None = None,
-    error: bool = False,
+    error: bool | str = False,
     events: Iterable[tuple[str, int, Mapping[str, Any]]] = (),
 ) -> Span:
+    """A span; ``error``: an ERROR status, with this message (``True``: "failed")."""
     result = Span(
         trace_id=bytes.fromhex(trace_id),
         span_id=bytes.fromhex(span_id),
@@ -73,9 +75,39 @@ def span(
     for event_name, time_ns, event_attributes in events:
         event = result.events.add(name=event_name, time_unix_nano=time_ns)
         event.attributes.extend(key_values(event_attributes))
-    if error:
-        result.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message="failed"))
+    if error is not False:
+        message = "failed" if error is True else error
+        result.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=message))
     return result
+
+
+@dataclass
+class SpanSpec:
+    """A span described field by field, to be changed before it is sent (a parent set
+    once both exist): ``proto`` builds it with ``span``."""
+
+    name: str
+    start_ns: int
+    end_ns: int
+    trace_id: str = ""
+    span_id: str = field(default_factory=new_span_id)
+    parent_span_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # status message of an ERROR status
+    events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+
+    def proto(self) -> Span:
+        return span(
+            self.trace_id,
+            self.span_id,
+            parent=self.parent_span_id,
+            name=self.name,
+            start_ns=self.start_ns,
+            end_ns=self.end_ns,
+            attributes=self.attributes,
+            error=self.error if self.error is not None else False,
+            events=self.events,
+        )
 
 
 def request(spans: Iterable[Span], service: str = "test-app") -> ExportTraceServiceRequest:

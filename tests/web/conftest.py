@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from .otlp import MS, Turn, export_body, new_trace_id, turn_spans
+from tests.otlp import new_trace_id
+
+from .turns import MS, Turn, turn_spans
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -107,8 +109,7 @@ class Scenario:
 
 
 def send(server: Any, spans: list) -> None:
-    response = server.export(export_body(spans))
-    assert response.status_code == 200, response.text
+    server.send(spec.proto() for spec in spans)
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import time
 
 import httpx
 
+from tests.otlp import SpanSpec, new_trace_id
 from threadline.server.web.auth import COOKIE
 
 from .conftest import UI, Scenario, send
-from .otlp import SpanSpec, new_trace_id
 
 RLO = "\u202e"
 

@@ -15,8 +15,10 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Browser, expect
 
+from tests.otlp import SpanSpec, new_trace_id
+
 from .conftest import ARTIFACTS, UI, send, sign_in
-from .otlp import MS, SpanSpec, Turn, new_trace_id, turn_spans
+from .turns import MS, Turn, turn_spans
 
 S = 1_000_000_000
 

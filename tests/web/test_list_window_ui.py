@@ -8,8 +8,10 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.otlp import new_trace_id
+
 from .conftest import UI, Scenario, send
-from .otlp import Turn, new_trace_id, turn_spans
+from .turns import Turn, turn_spans
 
 DAY_NS = 86_400 * 10**9
 

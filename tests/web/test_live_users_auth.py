@@ -7,8 +7,10 @@ import time
 import httpx
 from playwright.sync_api import expect
 
+from tests.otlp import new_trace_id
+
 from .conftest import ARTIFACTS, UI, S, Scenario, cells, close, send, sign_in
-from .otlp import Turn, new_trace_id, turn_spans
+from .turns import Turn, turn_spans
 
 
 def test_live_mode_adds_new_traces_and_sessions(ui: UI, server, scenario: Scenario) -> None:

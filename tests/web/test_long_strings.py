@@ -11,8 +11,10 @@ import json
 import time
 from urllib.parse import quote
 
+from tests.otlp import SpanSpec, new_trace_id
+
 from .conftest import UI, send
-from .otlp import MS, SpanSpec, new_trace_id
+from .turns import MS
 
 LONG = "x" * 20_000  # at 7 px a character, about 140,000 px unbroken
 VIEWPORT = 1400

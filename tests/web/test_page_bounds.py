@@ -12,10 +12,11 @@ import time
 import httpx
 from playwright.sync_api import expect
 
+from tests.otlp import SpanSpec, new_trace_id
 from threadline.server.web.auth import COOKIE
 
 from .conftest import UI, send
-from .otlp import MS, SpanSpec, Turn, new_trace_id, turn_spans
+from .turns import MS, Turn, turn_spans
 
 SPANS = 1_200
 ROWS_PER_PAGE = 500

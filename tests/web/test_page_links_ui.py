@@ -12,10 +12,10 @@ from urllib.parse import urljoin
 import httpx
 from playwright.sync_api import Page, expect
 
+from tests.otlp import SpanSpec, new_trace_id
 from threadline.server.web.auth import COOKIE
 
 from .conftest import UI, Scenario, send
-from .otlp import SpanSpec, new_trace_id
 
 STATES = [
     "/sessions?sort=score%3Astars&order=asc&filter=turns%3E%3D1&context=0&status=ok&q=order",

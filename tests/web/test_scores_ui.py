@@ -10,8 +10,10 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
+from tests.otlp import new_trace_id
+
 from .conftest import UI, S, Scenario, send
-from .otlp import Turn, new_trace_id, turn_spans
+from .turns import Turn, turn_spans
 
 
 def _configure(server: Any) -> None:

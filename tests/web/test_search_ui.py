@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from tests.otlp import new_span_id, request, span
 
 from .conftest import UI, Scenario
-from .otlp import MS
+from .turns import MS
 
 
 def _send_more(server, scenario: Scenario) -> None:

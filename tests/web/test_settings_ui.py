@@ -9,8 +9,10 @@ import time
 
 from playwright.sync_api import expect
 
+from tests.otlp import new_trace_id
+
 from .conftest import UI, Scenario, send
-from .otlp import Turn, new_trace_id, turn_spans
+from .turns import Turn, turn_spans
 
 S = 1_000_000_000
 

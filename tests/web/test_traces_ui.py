@@ -7,8 +7,10 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.otlp import SpanSpec, new_trace_id
+
 from .conftest import UI, Scenario, cells, close, send
-from .otlp import MS, SpanSpec, new_trace_id
+from .turns import MS
 
 
 def test_trace_view_select_span(ui: UI, server, scenario: Scenario) -> None:

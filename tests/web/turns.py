@@ -1,67 +1,18 @@
-"""Build OTLP/protobuf export requests with explicit ids and times, for the UI tests.
-
-The tests fill the server through the real OTLP/HTTP path, exactly as an exporter
-does; explicit timestamps make the expected totals and orderings exact.
+"""Chat turns with explicit ids and times, for the UI tests: a root span and an LLM
+span each (``tests.otlp`` builds them). The tests fill the server through the real
+OTLP/HTTP path, exactly as an exporter does; explicit timestamps make the expected
+totals and orderings exact.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
-
-from tests.otlp import key_values
+from tests.otlp import SpanSpec
 
 MS = 1_000_000  # nanoseconds
-
-
-@dataclass
-class SpanSpec:
-    name: str
-    start_ns: int
-    end_ns: int
-    trace_id: str = ""
-    span_id: str = field(default_factory=lambda: secrets.token_hex(8))
-    parent_span_id: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None  # status message of an ERROR status
-    events: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
-
-    def proto(self) -> Span:
-        span = Span(
-            trace_id=bytes.fromhex(self.trace_id),
-            span_id=bytes.fromhex(self.span_id),
-            name=self.name,
-            kind=Span.SPAN_KIND_INTERNAL,
-            start_time_unix_nano=self.start_ns,
-            end_time_unix_nano=self.end_ns,
-            attributes=key_values(self.attributes),
-            events=[
-                Span.Event(name=n, time_unix_nano=t, attributes=key_values(a))
-                for n, t, a in self.events
-            ],
-        )
-        if self.parent_span_id:
-            span.parent_span_id = bytes.fromhex(self.parent_span_id)
-        if self.error is not None:
-            span.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message=self.error))
-        return span
-
-
-def export_body(spans: list[SpanSpec]) -> bytes:
-    request = ExportTraceServiceRequest(
-        resource_spans=[
-            ResourceSpans(
-                resource={"attributes": key_values({"service.name": "ui-tests"})},
-                scope_spans=[ScopeSpans(spans=[s.proto() for s in spans])],
-            )
-        ]
-    )
-    return request.SerializeToString()
 
 
 @dataclass
@@ -157,7 +108,3 @@ def turn_spans(
             )
         ]
     return [root, child]
-
-
-def new_trace_id() -> str:
-    return secrets.token_hex(16)
