@@ -201,6 +201,19 @@ class ProjectClient:
         response = self.export(request(spans).SerializeToString())
         assert response.status_code == 200, response.text
 
+    def new_key(self, scope: KeyScope) -> str:
+        """Another key to this project, of ``scope`` (``ingest``, ``scores``), made
+        through the real store, as ``threadline keys create`` makes one."""
+        from threadline.server.store import open_store
+
+        store = open_store(self.process.store_url)
+        try:
+            access = store.access_for_key(self.api_key)
+            assert access is not None
+            return store.create_key(access.project.id, scope)
+        finally:
+            store.close()
+
     def send_span(self, attributes: Mapping[str, Any], **fields: Any) -> str:
         """Export a new trace of one span carrying ``attributes`` (``fields``: any other
         of ``tests.otlp.span``'s, such as name or start_ns); its trace id."""

@@ -213,13 +213,7 @@ if __name__ == "__main__":
 
 
 def test_a_scores_only_key_writes_end_user_scores_and_overwrites_none_other(server) -> None:
-    from threadline.server.store.sqlite import SQLiteStore
-
-    store = SQLiteStore(server.process.data_dir / "threadline.db")
-    try:
-        browser_key = store.create_key(_project_id(store, server), "scores")
-    finally:
-        store.close()
+    browser_key = server.new_key("scores")
     url = server.base_url + "/api/public/scores"
     session = f"s-{uuid.uuid4().hex[:8]}"
     written = httpx.post(
@@ -243,9 +237,3 @@ def test_a_scores_only_key_writes_end_user_scores_and_overwrites_none_other(serv
     stored = {s["id"]: s for s in server.get("/api/v1/scores", session_id=session)["items"]}
     assert stored["by-user"]["source"] == "end-user"
     assert (stored["by-app"]["source"], stored["by-app"]["value"]) == ("sdk", 1.0)
-
-
-def _project_id(store, server) -> int:
-    access = store.access_for_key(server.api_key)
-    assert access is not None
-    return access.project.id

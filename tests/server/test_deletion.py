@@ -124,16 +124,9 @@ def test_bulk_delete_needs_the_count_it_confirms(server):
 
 
 def test_keys_that_cannot_read_cannot_delete(server, threadline_process):
-    from threadline.server.store.sqlite import SQLiteStore
-
     sid = f"s-{uuid.uuid4().hex[:8]}"
     (trace,) = _session(server, sid, turns=1)
-    store = SQLiteStore(threadline_process.data_dir / "threadline.db")
-    try:
-        project = next(p for p in store.list_projects() if p.name.startswith("test-project"))
-        ingest_key = store.create_key(project.id, scope="ingest")
-    finally:
-        store.close()
+    ingest_key = server.new_key("ingest")
     headers = {"Authorization": f"Bearer {ingest_key}"}
     base = threadline_process.base_url
     assert httpx.delete(f"{base}/api/v1/traces/{trace}", headers=headers).status_code in (401, 403)

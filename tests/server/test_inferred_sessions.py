@@ -19,7 +19,6 @@ import httpx
 from tests.chat_turns import BASE, Turn, conversation, turn_spans
 from tests.conftest import ProjectClient
 from tests.otlp import new_span_id, request, span
-from threadline.server.store.sqlite import SQLiteStore
 
 
 def sessions(server: ProjectClient) -> dict[str, dict[str, Any]]:
@@ -45,17 +44,6 @@ SUMMARY = ("session_id", "trace_count", "span_count", "input_tokens", "output_to
 
 def summary(session: dict[str, Any]) -> dict[str, Any]:
     return {key: session[key] for key in (*SUMMARY, "inferred", "inferred_by")}
-
-
-def ingest_key_of(server: ProjectClient) -> str:
-    """An ``ingest`` key of the server's project (the test fixture made a full one)."""
-    store = SQLiteStore(server.process.data_dir / "threadline.db")
-    try:
-        access = store.access_for_key(server.api_key)
-        assert access is not None
-        return store.create_key(access.project.id, "ingest")
-    finally:
-        store.close()
 
 
 def check(server: ProjectClient, conversations: list[list[Turn]]) -> None:
@@ -184,7 +172,7 @@ def test_a_project_can_turn_inference_off(server: ProjectClient) -> None:
         server.send(turn_spans(more, turn))
     assert list(sessions(server)) == [f"inferred-{more[0].trace_id}"]
     # An ingest key cannot change it.
-    ingest_key = ingest_key_of(server)
+    ingest_key = server.new_key("ingest")
     refused = httpx.put(
         server.base_url + path,
         json={"enabled": False},

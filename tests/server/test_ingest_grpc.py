@@ -126,13 +126,7 @@ def test_missing_unknown_and_revoked_keys_are_unauthenticated(
 
 
 def test_an_ingest_only_key_may_send(server: ProjectClient, channel: grpc.Channel) -> None:
-    from threadline.server.store.sqlite import SQLiteStore
-
-    store = SQLiteStore(server.process.data_dir / "threadline.db")
-    try:
-        ingest_key = store.create_key(store.access_for_key(server.api_key).project.id, "ingest")
-    finally:
-        store.close()
+    ingest_key = server.new_key("ingest")
     trace_id = new_trace_id()
     stub = trace_service_pb2_grpc.TraceServiceStub(channel)
     stub.Export(request([span(trace_id, new_span_id())]), metadata=_bearer(ingest_key))
