@@ -135,7 +135,7 @@ def stored_sessions(client: httpx.Client) -> tuple[int, int]:
     days, the workload is older), and their spans."""
     sessions, spans, cursor = 0, 0, None
     while True:
-        params: dict[str, object] = {"limit": 500, "window": "all"}
+        params: dict[str, str | int] = {"limit": 500, "window": "all"}
         if cursor:
             params["cursor"] = cursor
         page = client.get("/api/v1/sessions", params=params).json()
@@ -175,6 +175,7 @@ def send_all(
     spent ~11 (docs/benchmarks.md). Connections are opened before the clock starts.
     """
     url = urlsplit(base_url)
+    assert url.hostname is not None, base_url
     headers = {**headers, "Content-Type": PROTOBUF}
     lock = threading.Lock()
     queue = iter(bodies)
