@@ -174,10 +174,14 @@ def test_a_phone_breaks_no_user_id_or_shared_session_id_and_keeps_each_box(
     users = page.locator("#live-rows td:has(> a[href*='user_id='])")
     expect(users.first).to_be_visible()
     assert not [w for n in range(users.count()) for w in _broken_words(users.nth(n))]
+    failed = page.locator("#live-rows .badge.err")
+    expect(failed).to_have_count(1)  # sess-beta's second turn
+    assert not _broken_words(failed)  # "error", not "erro" / "r"
     ui.go("/shares")
     target = page.locator("td:has(> a.mono)").first
     expect(target).to_contain_text("session sess-alpha")
     assert not _broken_words(target)
+    assert not _broken_words(page.get_by_test_id("state").first)  # "active"
     ui.go("/settings")
     boxes = page.locator("input[type=checkbox][name^=detector_]")
     expect(boxes).to_have_count(4)
