@@ -8,7 +8,7 @@ group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 
-from threadline.server.errors import BadRequest, Fault
+from threadline.server.errors import BadRequest
 from threadline.server.http.query_names import reads
 from threadline.server.metadata_filter import parse_metadata
 from threadline.server.model import METRIC_NAMES, MetricBucket, Metrics, MetricsQuery
@@ -28,7 +28,7 @@ from threadline.server.store import metrics as metric_rules
 from threadline.server.web import present
 from threadline.server.web.auth import PageProject
 from threadline.server.web.charts import PALETTE, REST_COLOR, Chart, Series, bar_chart
-from threadline.server.web.filters import parse_time
+from threadline.server.web.filters import Problem, custom_window, parse_time, refusals
 from threadline.server.web.render import render
 from threadline.server.web.score_columns import written_types_of
 
@@ -67,7 +67,7 @@ class DashboardFilters:
             value = params.get(key, "").strip()
             if value:
                 setattr(filters, key, value)
-        problems = list(filters._problems())
+        problems = filters._problems()
         if problems:
             raise BadRequest(
                 "; ".join(message for message, _ in problems),
@@ -75,36 +75,30 @@ class DashboardFilters:
             )
         return filters
 
-    def _problems(self) -> Iterator[tuple[str, list[Fault]]]:
+    def _problems(self) -> list[Problem]:
         """What the page cannot read, each with the parameter at fault."""
-        found = False
+        problems: list[Problem] = []
         if self.range not in RANGES:
-            found = True
-            yield f"range {self.range!r} is not one of {', '.join(RANGES)}", [("range", None)]
+            problems.append(
+                (f"range {self.range!r} is not one of {', '.join(RANGES)}", [("range", None)])
+            )
         if self.bucket not in ("", *BUCKETS):
-            found = True
-            yield f"bucket {self.bucket!r} is not one of {', '.join(BUCKETS)}", [("bucket", None)]
-        checks: list[tuple[Callable[[], object], list[Fault]]] = [
-            (
-                lambda: parse_metadata([self.metadata]) if self.metadata else None,
-                [("metadata", None)],
-            ),
-            (lambda: metric_rules.parse_group_by(self.group_by), [("group_by", None)]),
-        ]
-        if self.range == "custom":
-            checks.append((lambda: parse_time(self.start, "From"), [("start", None)]))
-            checks.append((lambda: parse_time(self.end, "To"), [("end", None)]))
-        for check, faults in checks:
-            try:
-                check()
-            except BadRequest as error:
-                found = True
-                yield error.message, faults
-        if not found:
-            try:
-                self.query()
-            except BadRequest as error:  # none of the above, but no query to make of it
-                yield error.message, []
+            problems.append(
+                (f"bucket {self.bucket!r} is not one of {', '.join(BUCKETS)}", [("bucket", None)])
+            )
+        problems += refusals(
+            [
+                (
+                    lambda: parse_metadata([self.metadata]) if self.metadata else None,
+                    [("metadata", None)],
+                ),
+                (lambda: metric_rules.parse_group_by(self.group_by), [("group_by", None)]),
+                *custom_window(self.range, self.start, self.end),
+            ]
+        )
+        if not problems:  # each part reads, but the query may still not be made of them
+            problems += refusals([(self.query, [])])
+        return problems
 
     @property
     def effective_bucket(self) -> MetricBucket:

@@ -104,6 +104,31 @@ def parse_time(text: str, label: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# What of an address a page cannot read: the message, and the parameters at fault.
+Problem = tuple[str, list[Fault]]
+# A reading of some of its parameters (BadRequest if it cannot), and those parameters.
+Check = tuple[Callable[[], object], list[Fault]]
+
+
+def custom_window(range_: str, start: str, end: str) -> list[Check]:
+    """A custom range's From and To, each read alone; nothing for a preset range."""
+    if range_ != "custom":
+        return []
+    return [
+        (lambda: parse_time(start, "From"), [("start", None)]),
+        (lambda: parse_time(end, "To"), [("end", None)]),
+    ]
+
+
+def refusals(checks: list[Check]) -> Iterator[Problem]:
+    """The message and the parameters of each check that cannot read them."""
+    for check, faults in checks:
+        try:
+            check()
+        except BadRequest as error:
+            yield error.message, faults
+
+
 @dataclass
 class Filters:
     tab: str = "sessions"  # "traces", "sessions" or "users": what the values mean
@@ -139,7 +164,7 @@ class Filters:
         filters.cursor = params.get("cursor") or None
         # The last of a field given twice was read (?tag=a&tag=b listed tag b alone).
         repeated = [k for k in _KEYS if len([v for v in params.getlist(k) if v.strip()]) > 1]
-        problems: list[tuple[str, list[Fault]]] = [
+        problems: list[Problem] = [
             (f"{k} given more than once: it takes one value", [(k, None)]) for k in repeated
         ]
         problems += filters._problems(params)
@@ -150,7 +175,7 @@ class Filters:
             )
         return filters
 
-    def _problems(self, params: QueryParams) -> Iterator[tuple[str, list[Fault]]]:
+    def _problems(self, params: QueryParams) -> Iterator[Problem]:
         """What is wrong, each with the parameters at fault (a repeated one's values
         read one by one, so that only the wrong ones are named)."""
         if self.range not in PRESETS:
@@ -179,19 +204,14 @@ class Filters:
                     check_value(raw.strip())
                 except BadRequest as error:
                     yield error.message, [(key, raw)]
-        checks: list[tuple[Callable[[], object], list[Fault]]] = [
-            (self._sort_checked, self._sort_faults()),
-            (self.metadata_dict, [("metadata", None)]),
-            (self.min_context_use, [("context", None)]),
-        ]
-        if self.range == "custom":
-            checks.append((lambda: parse_time(self.start, "From"), [("start", None)]))
-            checks.append((lambda: parse_time(self.end, "To"), [("end", None)]))
-        for check, faults in checks:
-            try:
-                check()
-            except BadRequest as error:
-                yield error.message, faults
+        yield from refusals(
+            [
+                (self._sort_checked, self._sort_faults()),
+                (self.metadata_dict, [("metadata", None)]),
+                (self.min_context_use, [("context", None)]),
+                *custom_window(self.range, self.start, self.end),
+            ]
+        )
 
     def _sort_faults(self) -> list[Fault]:
         """What of a sort that cannot be read is wrong: the order alone when the sort
