@@ -5,11 +5,13 @@ page through every page size, with the other filters."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.store import test_contract
+from tests.store.clickhouse_statements import own_store, recorded_sql
 from tests.store.test_contract import record, score
 from threadline.server.errors import BadRequest
 from threadline.server.model import (
@@ -156,6 +158,26 @@ def test_short_stretches_of_candidates_give_the_same_pages(
     monkeypatch.setattr(sqlite_sorted, "WALKED", stretches)
     test_score_sort_combines_with_filters(store)
     project = store.list_projects()[0].id
+    # Unfiltered, ClickHouse walks the rows without a value along the list's own pick
+    # of the newest sessions, a stretch at a time, then reads the rest at once.
+    assert _sessions(store, project, ScoreSort(name="quality")) == [
+        "s2",
+        "s3",
+        "s1",
+        "s4",
+        "s7",
+        "s6",
+        "s5",
+    ]
+    assert _sessions(store, project, ScoreSort(name="topic", by="label")) == [
+        "s2",
+        "s3",
+        "s1",
+        "s5",
+        "s7",
+        "s6",
+        "s4",
+    ]
     assert _sessions(store, project, ScoreSort(name="topic", by="label"), status="ok") == [
         "s3",
         "s1",
@@ -278,3 +300,29 @@ def test_a_cursor_of_another_sort_is_refused(store: Store):
     ):
         with pytest.raises(BadRequest):
             store.list_sessions(project, SessionQuery(limit=1, cursor=quality, score_sort=sort))
+
+
+@pytest.mark.clickhouse
+def test_clickhouse_finds_the_sessions_without_a_value_among_the_newest(tmp_path: Path):
+    """ClickHouse: past the scored sessions, the Sessions list as it opens (but for its
+    score sort) checks the newest sessions, as its own pick reads them, for a value of
+    the name, instead of rolling up every session and grouping every value of the name."""
+    with own_store(tmp_path) as store:
+        project = _write(store)
+        statements = recorded_sql(store)
+        assert _sessions(store, project, ScoreSort(name="quality")) == [
+            "s2",
+            "s3",
+            "s1",
+            "s4",
+            "s7",
+            "s6",
+            "s5",
+        ]
+        every_value = [
+            sql
+            for sql in statements
+            if "FROM score_rollups WHERE" in sql and "target_id IN" not in sql
+        ]
+        assert statements and every_value == []
+        assert not [sql for sql in statements if "NOT IN" in sql]

@@ -120,8 +120,11 @@ def pick(
             if len(found) > query.limit or whole_window:
                 return found  # a full page, or all the window holds
     # The page can hold nothing that ended after the cursor (or now); reading back from
-    # it widens by time until the page is full.
-    anchor = cursor[0] if cursor is not None else time.time_ns()
+    # it widens by time until the page is full. (A cursor later than now, such as the
+    # start of a score sort's rows without a value, reads back from now: each try
+    # reads every part that ended since its bound, later ones too.)
+    now = time.time_ns()
+    anchor = min(cursor[0], now) if cursor is not None else now
     for since in lower_bounds(anchor, window_start):
         params["since"] = since
         found = [(row[0], row[1], row[2]) for row in rows(_PICK.format(cursor=having), params)]

@@ -27,6 +27,8 @@ from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.scores import ROLLUP_FIELDS, latest_rollups
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+# Up to n of the list's rows newest first after a (time, id), as (id, time).
+Newest = Callable[[tuple[Any, str] | None, int], list[tuple[str, Any]]]
 
 # The first stretch of candidates: this many per row wanted, at least MIN_STRETCH (a
 # filter may keep few of them); each next one four times longer, up to MAX_STRETCH ids
@@ -50,10 +52,14 @@ def pick(
     limit: int,
     cursor: str | None,
     where: str,
+    newest: Newest | None = None,
 ) -> list[score_sorts.Picked[None]]:
     """Up to ``limit + 1`` rows meeting ``f``, sorted by ``sort``, after ``cursor``:
     ``source`` is the list's (a subquery with ``id_column`` and ``time_column``), and
-    ``source_of(ids)`` the same rows of the ids a parameter holds only."""
+    ``source_of(ids)`` the same rows of the ids a parameter holds only. ``newest``:
+    when the list's filters leave it the list as it opens, its own cheaper pick of the
+    rows newest first (``recent_sessions``), which the rows without a value are then
+    walked along."""
     by = "average" if sort.by == "average" else "label"
     element = ROLLUP_FIELDS.index(by) + 1
     name = (
@@ -139,6 +145,43 @@ def pick(
         return [(key, row_id, None) for row_id, key in found]
 
     def unscored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
+        if newest is None:
+            return without_value(after, count)
+        # Stretches of the list's newest rows, each kept where the row has no value
+        # (its newest rollup, by primary key), until the page is full; when the rows
+        # have values at a rate the stretches left would not fill the page at, the rest
+        # is read against every value at once, as without ``newest``.
+        found: list[tuple[Any, str, None]] = []
+        stretch = max(STRETCH_PER_ROW * count, MIN_STRETCH)
+        read = 0
+        for left in range(STRETCHES - 1, -1, -1):
+            candidates = newest(after, stretch)
+            read += len(candidates)
+            ids = sorted({row_id for row_id, _ in candidates})
+            valued = (
+                {
+                    row[0]
+                    for row in rows(
+                        newest_values("%(candidate_ids)s"), {**f.params, "candidate_ids": ids}
+                    )
+                }
+                if ids
+                else set()
+            )
+            for row_id, key in candidates:
+                if row_id not in valued:
+                    found.append((key, row_id, None))
+                    if len(found) == count:
+                        return found
+            if len(candidates) < stretch:
+                return found
+            after = (candidates[-1][1], candidates[-1][0])
+            stretch = min(stretch * 4, MAX_STRETCH)
+            if (count - len(found)) * read > len(found) * stretch * left:
+                break
+        return found + without_value(after, count - len(found))
+
+    def without_value(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
         # The name's newest values, all of them: restricting them to the window's rows
         # rolled those up twice, which cost more (docs/benchmarks.md).
         values = newest_values(None)

@@ -559,6 +559,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.limit,
                 query.cursor,
                 sorts.filtered_by(query),
+                newest=self._recent_sessions(project_id, query),
             )
             return self._session_page(
                 project_id,
@@ -588,6 +589,20 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             f.params,
         )
         return self._session_page(project_id, query, picked, found_text, sorted_by)
+
+    def _recent_sessions(self, project_id: int, query: SessionQuery) -> score_sorted.Newest | None:
+        """The sessions newest first as the list opens picks them, for a query that is
+        that list but for its score sort (None for any other)."""
+        opening = query.model_copy(update={"score_sort": None, "sort": "last_activity"})
+        if not recent_sessions.serves(opening):
+            return None
+
+        def newest(after: tuple[Any, str] | None, count: int) -> list[tuple[str, Any]]:
+            wanted = opening.model_copy(update={"limit": count - 1})
+            picked = recent_sessions.pick(self._rows, project_id, wanted, after)
+            return [(row[0], row[1]) for row in picked]
+
+        return newest
 
     def _session_page(
         self,
