@@ -126,21 +126,27 @@ def test_sql_on_a_terminal_shows_control_characters(server: ProjectClient) -> No
 
 
 def test_an_evaluators_model_stays_in_its_cell(server: ProjectClient) -> None:
-    # The judge's model is text the API keeps as given: in the list's tab-separated
-    # table, a tab, line end or escape in it would break the table or repaint the screen.
+    # A judge's model with a control character is refused now (a Name); a store written
+    # by an older version may hold one. In the list's tab-separated table, a tab, line
+    # end or escape in it would break the table or repaint the screen.
+    from threadline.server.evaluation.model import EvaluatorIn
+    from threadline.server.model import STORED
+    from threadline.server.store import open_store
+
     name = f"cells-{uuid.uuid4().hex[:6]}"
-    project = ProjectClient(server.base_url, server.process.new_key(name), server.process)
     model = "gpt\t\x1b[31m-4\nx"
-    made = project.http.post(
-        "/api/v1/evaluators",
-        json={
-            "name": "judge",
-            "prompt": "{{transcript}}",
-            "judge": {**UNREACHABLE_JUDGE, "model": model},
-            "score": {"name": "judge", "data_type": "boolean"},
-        },
-    )
-    assert made.status_code in (200, 201), made.text
+    evaluator = {
+        "name": "judge",
+        "prompt": "{{transcript}}",
+        "judge": {**UNREACHABLE_JUDGE, "model": model},
+        "score": {"name": "judge", "data_type": "boolean"},
+    }
+    store = open_store(server.process.store_url)
+    try:
+        project = store.create_project(name)
+        store.put_evaluator(project.id, EvaluatorIn.model_validate(evaluator, context=STORED))
+    finally:
+        store.close()
     env = {**os.environ, "THREADLINE_DATA_DIR": str(server.process.data_dir)}
     listing = _run(["evaluators", "list", "--project", name], env, terminal=False).decode()
     header, line = listing.rstrip("\n").split("\n")

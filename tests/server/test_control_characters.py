@@ -54,6 +54,12 @@ def test_control_characters_in_typed_names_are_a_4xx_saying_so(server: Any, kind
         "score": {"name": "judged", "data_type": "boolean"},
     }
     _says(server.http.post("/api/v1/evaluators", json=evaluator), 422, why)
+    judge = {**UNREACHABLE_JUDGE, "model": bad}  # sent to the judge, printed by the CLI
+    _says(
+        server.http.post("/api/v1/evaluators", json={**evaluator, "name": "ok", "judge": judge}),
+        422,
+        why,
+    )
     basic = "Basic " + base64.b64encode(f"pk:{server.api_key}".encode()).decode()
     _says(
         httpx.post(
@@ -79,6 +85,9 @@ def test_control_characters_in_typed_names_are_a_4xx_saying_so(server: Any, kind
             "tags": f"ok, {bad}",
         }
         answer = web.post("/evaluators", data=tagged, headers=origin)
+        assert answer.status_code in (400, 422) and why in answer.text, answer.text
+        modelled = {**tagged, "tags": "ok", "model": bad}
+        answer = web.post("/evaluators", data=modelled, headers=origin)
         assert answer.status_code in (400, 422) and why in answer.text, answer.text
     assert server.get("/api/v1/scores", session_id=sid)["items"] == []
     assert server.get("/api/v1/score-configs")["items"] == []

@@ -35,7 +35,7 @@ class JudgeConfig(BaseModel):
     server's environment at each call: it is never stored."""
 
     base_url: HttpUrl = Field(description="e.g. https://api.openai.com/v1")
-    model: str = Field(min_length=1, max_length=200)
+    model: Name = Field(min_length=1, max_length=200)
     api_key_env: str | None = Field(
         default=None,
         # Only variables meant for judges: an evaluator must not be able to send any
