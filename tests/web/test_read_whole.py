@@ -4,16 +4,20 @@ broken across lines."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.integrations.fake_judge import FakeJudge
-from threadline.server.web.present import duration_in_words
+from tests.otlp import new_trace_id
+from threadline.server.web.present import cost_axis, duration_in_words
 
-from .conftest import ARTIFACTS, UI, Scenario
+from .conftest import ARTIFACTS, UI, Scenario, send
+from .turns import Turn, turn_spans
 
+S = 1_000_000_000
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 
@@ -78,6 +82,31 @@ def test_a_setting_inside_a_sentence_is_said_in_words() -> None:
     assert duration_in_words(7200) == "2 hours"
     assert duration_in_words(86_400 + 3600) == "1 day 1 hour"
     assert duration_in_words(0) == "0 seconds"
+
+
+def test_a_cost_axis_writes_its_ticks_alike() -> None:
+    assert [cost_axis(1.0)(v) for v in (0, 0.5, 1.0)] == ["$0", "$0.50", "$1.00"]
+    assert [cost_axis(0.025)(v) for v in (0, 0.0125, 0.025)] == ["$0", "$0.0125", "$0.0250"]
+    assert [cost_axis(5e-05)(v) for v in (2.5e-05, 5e-05)] == ["$0.000025", "$0.000050"]
+    assert [cost_axis(2000.0)(v) for v in (1000.0, 2000.0)] == ["$1,000.00", "$2,000.00"]
+
+
+def test_the_dashboard_of_a_cheap_first_trace_has_a_cost_axis_that_reads(ui: UI, server) -> None:
+    """One trace of $0.00003, a first try with a small model: the axis said "<$0.0001"
+    at its middle and at its top."""
+    turn = Turn(new_trace_id(), "Hi", "Hello!", (time.time_ns() // S - 60) * S, 300, 12, 3, 3e-05)
+    send(server, turn_spans(turn, "s-cheap", "una"))
+    page = ui.go("/dashboard")
+    for chart in ("cost", "cost_by_model"):
+        axis = page.locator(f"[data-chart={chart}] text.axis")
+        ticks = axis.evaluate_all("ts => ts.map(t => t.textContent)")  # SVG: no innerText
+        assert ticks[:3] == ["$0", "$0.000025", "$0.000050"], (chart, ticks)
+        # Whole, inside the chart: the plot starts where the longest label ends.
+        inside = (
+            "t => t.getBoundingClientRect().left >= t.ownerSVGElement.getBoundingClientRect().left"
+        )
+        assert axis.evaluate_all(f"ts => ts.every({inside})"), chart
+    ui.shot("laptop")
 
 
 def test_the_evaluators_page_says_the_idle_time_as_a_sentence_does(ui: UI) -> None:

@@ -19,7 +19,8 @@ from datetime import datetime
 # row) and on a phone (one): it scales to its box (viewBox) without distortion.
 WIDTH = 360
 HEIGHT = 180
-LEFT = 44  # room for the y-axis labels
+LEFT = 44  # room for the y-axis labels, at least
+AXIS_CHAR = 6  # about the width of a y-axis label's character (10 px text), in SVG units
 BOTTOM = 20  # room for the x-axis labels
 TOP = 8
 ZERO_BAR = 1.5  # the height of a rate's or an average's bar of 0, in the SVG's units
@@ -92,19 +93,26 @@ def bar_chart(
     bucket_label: Callable[[datetime], str],
     href: Callable[[datetime, str | None], str],
     grouped: bool,
+    axis_fmt: Callable[[float], Callable[[float], str]] | None = None,
 ) -> Chart:
-    """One chart of ``series`` over ``buckets``; ``href(bucket, group)`` is a bar's link."""
+    """One chart of ``series`` over ``buckets``; ``href(bucket, group)`` is a bar's link.
+    ``fmt`` writes a bar's value; ``axis_fmt(top)``, when given, the axis' ticks, which
+    may want one style for all three (a cost's decimals)."""
     chart = Chart(key=key, title=title)
-    n = max(len(buckets), 1)
-    plot_w = WIDTH - LEFT - 4
-    plot_h = chart.baseline - TOP
-    slot = plot_w / n
-    gap = min(2.0, slot * 0.15)
     if stacked:
         tops = [sum(v or 0.0 for v in (s.values[i] for s in series)) for i in range(len(buckets))]
     else:
         tops = [max((s.values[i] or 0.0 for s in series), default=0.0) for i in range(len(buckets))]
     high = _nice_ceiling(max(tops, default=0.0))
+    tick = axis_fmt(high) if axis_fmt else fmt
+    labels = [tick(high * f) for f in (0.0, 0.5, 1.0)]
+    # The plot starts where the longest y-axis label ends ("$0.000050" is not cut).
+    chart.left = max(LEFT, AXIS_CHAR * max(len(label) for label in labels) + 8)
+    n = max(len(buckets), 1)
+    plot_w = WIDTH - chart.left - 4
+    plot_h = chart.baseline - TOP
+    slot = plot_w / n
+    gap = min(2.0, slot * 0.15)
     # A count or a sum of 0 is nothing to show; a rate or an average of 0 (every score
     # false, no error) is a figure, and None is what has nothing to average.
     values = [v for s in series for v in s.values]
@@ -115,7 +123,7 @@ def bar_chart(
             chart.legend.append((_group_label(one.group), color))
     below = [0.0] * len(buckets)
     for i, start in enumerate(buckets):
-        x0 = LEFT + i * slot + gap / 2
+        x0 = chart.left + i * slot + gap / 2
         width = slot - gap
         for k, one in enumerate(series):
             value = one.values[i]
@@ -148,14 +156,15 @@ def bar_chart(
                 )
             )
     chart.y_ticks = [
-        Tick(round(chart.baseline - plot_h * f, 2), fmt(high * f)) for f in (0.0, 0.5, 1.0)
+        Tick(round(chart.baseline - plot_h * f, 2), label)
+        for f, label in zip((0.0, 0.5, 1.0), labels, strict=True)
     ]
     every = max(1, math.ceil(n / 4))
     chart.x_ticks = [
-        Tick(round(LEFT + (i + 0.5) * slot, 2), bucket_label(b))
+        Tick(round(chart.left + (i + 0.5) * slot, 2), bucket_label(b))
         for i, b in enumerate(buckets)
         # Four labels at most, none cut by the right edge.
-        if i % every == 0 and LEFT + (i + 0.5) * slot < WIDTH - 28
+        if i % every == 0 and chart.left + (i + 0.5) * slot < WIDTH - 28
     ]
     return chart
 

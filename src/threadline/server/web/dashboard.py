@@ -217,6 +217,11 @@ _BY_MODEL: tuple[tuple[str, str, str, Callable[[float], str]], ...] = (
     ("cost_by_model", "Cost by model (USD)", "cost_usd_by_model", lambda v: present.cost(v)),
     ("tokens_by_model", "Tokens by model", "total_tokens_by_model", _count),
 )
+# The charts whose axis writes its ticks in one style, not each as a bar's value.
+_AXES: dict[str, Callable[[float], Callable[[float], str]]] = {
+    "cost": present.cost_axis,
+    "cost_by_model": present.cost_axis,
+}
 # A chart shows this many models; the rest are added up as "other models".
 _MODELS_SHOWN = 6
 
@@ -287,6 +292,7 @@ def build_charts(
                 bucket_label=lambda b: b.strftime(label),
                 href=href,
                 grouped=grouped,
+                axis_fmt=_AXES.get(key),
             )
         )
     if not grouped:
@@ -307,6 +313,7 @@ def build_charts(
                         bucket_label=lambda b: b.strftime(label),
                         href=lambda b, _model: filters.list_url("traces", metrics, b, None),
                         grouped=True,
+                        axis_fmt=_AXES.get(key),
                     )
                 )
     scores = sorted({s.metric for s in metrics.series if s.metric.startswith("score:")})

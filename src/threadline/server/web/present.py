@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -72,6 +73,19 @@ def cost(usd: float | None) -> str:
     if usd < 1:
         return f"${usd:.4f}"
     return f"${usd:,.2f}"
+
+
+def cost_axis(top: float) -> Callable[[float], str]:
+    """How a cost chart's axis from 0 to ``top`` writes its ticks (0, the middle, the top):
+    in dollars, all with the decimals the middle needs (``$0.50``/``$1.00``,
+    ``$0.000025``/``$0.000050``). ``cost`` writes one amount: under $0.0001 it says
+    ``<$0.0001``, and under $1 with four decimals, so an axis read ``$0.5000``/``$1.00``,
+    or ``<$0.0001`` twice."""
+    middle = top / 2
+    decimals = next(
+        (d for d in range(2, 12) if abs(round(middle, d) - middle) <= middle * 1e-9), 12
+    )
+    return lambda usd: "$0" if usd == 0 else f"${usd:,.{decimals}f}"
 
 
 def number(value: float | None) -> str:
