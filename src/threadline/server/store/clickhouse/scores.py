@@ -277,8 +277,9 @@ class ClickHouseScores:
         below ``after``: walks ``scores_by_name`` back in stretches (doubling: the first
         is usually all there is) and keeps an entry only if its score's newest row still
         has that name and created time and is not deleted, so each current score is
-        taken once, at its own place, and a stale entry (the score replaced, moved or
-        deleted since) is skipped."""
+        taken once, at its own place (an entry not merged yet with its copy is taken
+        once too), and a stale entry (the score replaced, moved or deleted since) is
+        skipped."""
         found: builtins.list[ScoreRecord] = []
         stretch = wanted
         while True:
@@ -287,8 +288,10 @@ class ClickHouseScores:
             if after is not None:
                 below = " AND (created_ns, id) < (%(created)s, %(id)s)"
                 params.update(created=after[0], id=after[1])
+            # (Not DISTINCT: that reads the name's whole range before sorting; in key
+            # order, the range is read from its end and only as far as the limit.)
             entries = self._rows(
-                "SELECT DISTINCT created_ns, id FROM scores_by_name"
+                "SELECT created_ns, id FROM scores_by_name"
                 f" WHERE project_id = %(project)s AND name = %(name)s{below}"
                 " ORDER BY created_ns DESC, id DESC LIMIT %(n)s",
                 params,
@@ -300,10 +303,12 @@ class ClickHouseScores:
             }
             for created_ns, score_id in entries:
                 record = current.get(score_id)
-                if record is not None and record.created_ns == created_ns:
-                    found.append(record)
-                    if len(found) == wanted:
-                        return found
+                if record is None or record.created_ns != created_ns:
+                    continue  # a stale entry (its score's own may come later), or taken
+                del current[score_id]
+                found.append(record)
+                if len(found) == wanted:
+                    return found
             if len(entries) < stretch:
                 return found
             after = (entries[-1][0], entries[-1][1])
