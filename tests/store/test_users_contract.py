@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
+
+import pytest
 
 from tests.store import test_contract
+from tests.store.clickhouse_statements import own_store, recorded_with_params
 from tests.store.test_contract import MS, T0, record, score, summary
-from threadline.server.model import ScoreSummary, SpanRecord, UserQuery, ns_to_datetime
+from threadline.server.model import (
+    ScoreSummary,
+    SpanRecord,
+    UserQuery,
+    datetime_to_ns,
+    ns_to_datetime,
+)
 from threadline.server.store import Store
 
 backend = test_contract.backend
@@ -272,3 +282,34 @@ def _rows_of(items: list) -> list[tuple]:
         )
         for u in items
     ]
+
+
+@pytest.mark.clickhouse
+def test_clickhouse_picks_a_past_windows_users_before_adding_up(tmp_path: Path):
+    """ClickHouse: a window with an end picks its page's users from the rows that ended
+    since an hour before the end (widening only while the page is short), then adds up
+    only their traces, rather than every trace of the window."""
+    with own_store(tmp_path) as store:
+        project = store.create_project("p").id
+        # A trace of a user every hour for two days; the window ends at the 40th.
+        store.write_spans(
+            project,
+            [record(i, i, start=i * HOUR_MS, length=10, user=f"user{i:02d}") for i in range(1, 49)],
+        )
+        statements = recorded_with_params(store)
+        window = {"start": _at(HOUR_MS), "end": _at(40 * HOUR_MS + 5)}
+        walked, cursor = [], None
+        while True:
+            page = store.list_users(project, UserQuery(limit=2, cursor=cursor, **window))
+            walked += [u.user_id for u in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert walked == [f"user{i:02d}" for i in range(40, 0, -1)]
+        statements.clear()
+        page = store.list_users(project, UserQuery(limit=2, **window))
+        assert [u.user_id for u in page.items] == ["user40", "user39"]
+        picks, merges = statements[0], statements[-1]
+        assert "GROUP BY t_user" in picks[0] and "t_user IN" not in picks[0]
+        assert picks[1]["since"] == datetime_to_ns(window["end"]) - 3600 * 10**9
+        assert "t_user IN" in merges[0]

@@ -18,14 +18,17 @@ The same statement joins each page user's traces in the window, and the sessions
 traces are in, to their score rollups (``user_scores.py``): the page comes back with
 its users' rollups, never with their targets' ids.
 
-The list as it opens (a window open towards now, or all time) first picks its page as
-the Sessions list does (``recent_sessions.py``): the users of the traces with a row
-ending since L, by their latest end, with L an hour before now (or the cursor) widening
-only while the page is short. Then only the picked users' traces are merged: the rows
-of the traces that name one of them anywhere in the window (a trace's user is the
-user of one of its rows' picks). Its approximation is the Sessions list's: a trace
-whose deciding row (its root, or first span naming a user) ended before L while a later
-row names another user would be picked under the later one (its totals are then exact).
+The list first picks its page as the Sessions list does (``recent_sessions.py``): the
+users of the traces with a row ending since L, by their latest end, with L an hour
+before now (or the window's end, or the cursor) widening only while the page is short.
+Then only the picked users' traces are merged: the rows of the traces that name one of
+them anywhere in the window (a trace's user is the user of one of its rows' picks).
+Its approximation is the Sessions list's: a trace whose deciding row (its root, or
+first span naming a user) ended before L while a later row names another user would
+be picked under the later one (its totals are then exact). With a window's end, a
+trace is picked if one of its rows since L started by the end: one that began before
+the end with a part that ended before L, while all its parts since L began after the
+end (a trace over an hour long across the end), would not count in its user's pick.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ _PICK = (
     "SELECT t_user, max(t_end) AS last FROM (SELECT trace_id, max(end_ns) AS t_end,"
     " min(root) AS m_root, min(first_user) AS m_user,"
     " if(m_root.5 != '', m_root.5, m_user.4) AS t_user"
-    f" FROM {TABLE} WHERE project_id = %(project)s AND end_ns >= {{since}}"
+    f" FROM {TABLE} WHERE project_id = %(project)s AND end_ns >= {{since}}{{rows}}"
     " GROUP BY trace_id HAVING {kept}) GROUP BY t_user{cursor}"
     " ORDER BY last DESC, t_user DESC LIMIT {limit}"
 )
@@ -102,18 +105,19 @@ def list_users(rows: Rows, project_id: int, query: UserQuery) -> Page[UserSummar
         cursor = f" HAVING (last, t_user) < ({f.param(last_ns)}, {f.param(user_id)})"
         anchor = last_ns
     limit = f.param(query.limit + 1)
-    if query.end is None:
-        # The list as it opens: pick the page's users, then merge only their traces.
-        floor = None if query.start is None else datetime_to_ns(query.start)
-        picked = _pick(rows, f, " AND ".join(kept), cursor, query.limit + 1, anchor, floor)
-        if not picked:
-            return Page[UserSummary](items=[], next_cursor=None)
-        users = f.param(picked)
-        named = f"(root.5 IN {users} OR first_user.4 IN {users})"
-        near.append(
-            f"trace_id IN (SELECT trace_id FROM {TABLE} WHERE {' AND '.join(near)} AND {named})"
-        )
-        kept = [f"t_user IN {users}"]
+    # Pick the page's users, then merge only their traces.
+    floor = None if query.start is None else datetime_to_ns(query.start)
+    if anchor is None and query.end is not None:
+        anchor = datetime_to_ns(query.end)
+    picked = _pick(rows, f, kept, cursor, query.limit + 1, anchor, floor, end)
+    if not picked:
+        return Page[UserSummary](items=[], next_cursor=None)
+    users = f.param(picked)
+    named = f"(root.5 IN {users} OR first_user.4 IN {users})"
+    near.append(
+        f"trace_id IN (SELECT trace_id FROM {TABLE} WHERE {' AND '.join(near)} AND {named})"
+    )
+    kept = [f"t_user IN {users}"]
     if start is not None:
         kept.append(f"t_end >= {start}")
     if end is not None:
@@ -131,20 +135,33 @@ def list_users(rows: Rows, project_id: int, query: UserQuery) -> Page[UserSummar
 def _pick(
     rows: Rows,
     f: Filters,
-    kept: str,
+    kept: list[str],
     cursor: str,
     limit: int,
     anchor: int | None,
     floor: int | None,
+    end: str | None,
 ) -> list[str]:
     """Up to ``limit`` users of the page, latest activity first: read back from
-    ``anchor`` (the cursor's last activity, else now) only as far as the page needs,
-    never past ``floor`` (the window's start)."""
+    ``anchor`` (the cursor's last activity or the window's end; None: now) only as
+    far as the page needs, never past ``floor`` (the window's start). With an ``end``,
+    the rows are those near the window (as the merge's) and a trace is kept if its rows
+    read started by the end (``end``: its placeholder)."""
     params = dict(f.params)
+    near = ""
+    if end is not None:
+        near = f" AND start_ns <= {end} + {WINDOW_SLACK_NS}"
+        kept = [*kept, f"min(start_ns) <= {end}"]
     found: list[tuple[Any, ...]] = []
     for since in lower_bounds(anchor if anchor is not None else time.time_ns(), floor):
         params["since"], params["limit"] = since, limit
-        sql = _PICK.format(since="%(since)s", kept=kept, cursor=cursor, limit="%(limit)s")
+        sql = _PICK.format(
+            since="%(since)s",
+            rows=near,
+            kept=" AND ".join(kept),
+            cursor=cursor,
+            limit="%(limit)s",
+        )
         found = rows(sql, params)
         if len(found) >= limit:
             break
