@@ -11,7 +11,6 @@ import pytest
 from tests.store.query_plans import statement_plans
 from tests.store.test_metric_trace_scan import ALL, FEW, NARROWED, fill
 from threadline.server.model import METRIC_NAMES, MetricsQuery
-from threadline.server.store.model_usage import PICO
 from threadline.server.store.sqlite.model_usage import by_group_and_bucket, pack
 from threadline.server.store.sqlite.store import SQLiteStore
 
@@ -25,10 +24,10 @@ def test_usage_is_added_up_per_group_model_and_bucket():
     ]
     found = sorted(by_group_and_bucket(rows), key=lambda r: (r[0], r[1], r[2]))
     assert found == [
-        # (group, model, bucket, cost (None where no span's cost is known), tokens)
+        # (group, model, bucket, picodollars (None where no span's cost is known), tokens)
         ("a", "", 0, None, 1, 0, 1),
-        ("a", "claude", 1, 10**15 / PICO, 0, 0, 0),
-        ("a", "gpt", 0, 3_000_001 / PICO, 11, 6, 17),
+        ("a", "claude", 1, 10**15, 0, 0, 0),
+        ("a", "gpt", 0, 3_000_001, 11, 6, 17),
         ("b", "gpt", 0, None, 4, 4, 8),
     ]
 

@@ -23,6 +23,7 @@ from threadline.server.model import (
 )
 from threadline.server.store import Store
 from threadline.server.store.metrics import bucket_end
+from threadline.server.store.model_usage import PICO, picodollars
 
 # The contract suite's backends (SQLite, ClickHouse on chDB) and its score helper.
 backend = contract.backend
@@ -501,3 +502,57 @@ def test_a_grouped_session_counts_in_its_groups_between_turns(store: Store):
     got = series(refreshed(store).metrics(project, query(group_by="tag"), ["sessions", "traces"]))
     assert got[("sessions", "x")] == [1, 1, 1]
     assert got[("traces", "x")] == [1, 0, 1]
+
+
+# Costs whose float sums by user (trace i's user is i % 4), added up in any order, all
+# differ from their sum by hour in the last digit.
+ODD_COSTS = [1 / 11, 0.68, 1 / 11, 1 / 3, 0.003, 0.648, 1 / 7, 0.695, 1 / 7, 0.54, 0.23, 1 / 3]
+
+
+def test_a_filter_keeping_every_trace_gives_the_unfiltered_cost_to_the_last_digit(
+    store: Store, backend: str
+):
+    project = store.create_project("odd-costs").id
+    store.write_spans(
+        project,
+        [
+            # Four users' traces in one hour: added up by user, then by hour, as floats
+            # the figures differed.
+            span_record(
+                i,
+                i,
+                H0 + i * MINUTE,
+                MINUTE,
+                model="gpt",
+                cost_usd=cost,
+                input_tokens=i,
+                user_id=f"u{i % 4}",
+                session_id=f"s{i % 3}",
+                tags=["x"],
+            )
+            for i, cost in enumerate(ODD_COSTS, start=1)
+        ],
+    )
+    # Each trace's cost in whole picodollars, added up: what every figure is.
+    exact = sum(picodollars(c) for c in ODD_COSTS) / PICO
+    midnight = H0 // (24 * HOUR) * 24 * HOUR
+    day = {
+        "start": ns_to_datetime(midnight),
+        "end": ns_to_datetime(midnight + 24 * HOUR),
+        "bucket": "day",
+    }
+    names = ["cost_usd", "cost_usd_by_model"]
+    refreshed(store)
+    unfiltered = store.metrics(project, MetricsQuery(**day), names)
+    assert by_model(unfiltered, "cost_usd_by_model") == {"gpt": [exact]}
+    # ClickHouse's unfiltered figures come from slices that hold each (user, hour)'s
+    # cost as a float sum (0013), rounded to picodollars when read: a picodollar apart.
+    if backend == "sqlite":
+        assert series(unfiltered)[("cost_usd", None)] == [exact]
+    for narrowed in ({"tag": "x"}, {"group_by": "tag"}):
+        got = store.metrics(project, MetricsQuery(**day, **narrowed), names)
+        group = "x" if "group_by" in narrowed else None
+        assert series(got)[("cost_usd", group)] == [exact], narrowed
+        assert by_model(got, "cost_usd_by_model") == {"gpt": [exact]}, narrowed
+        if backend == "sqlite":
+            assert got.top_users_by_cost == unfiltered.top_users_by_cost, narrowed

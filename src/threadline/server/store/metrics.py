@@ -48,6 +48,7 @@ from threadline.server.model import (
     datetime_to_ns,
     ns_to_datetime,
 )
+from threadline.server.store.model_usage import PICO
 
 _HOUR_NS = 3600 * 10**9
 WIDTH_NS: dict[MetricBucket, int] = {"hour": _HOUR_NS, "day": 24 * _HOUR_NS, "week": 168 * _HOUR_NS}
@@ -115,6 +116,12 @@ class MetricsRows:
     ``first``/``last`` are bucket indexes (0-based, clamped to the range) of the first
     and last bucket a row was active in; ``started`` whether the row started inside the
     range (only then do its amounts count, in bucket ``first``).
+
+    Trace costs (of ``traces``, ``user_totals`` and ``models``) are whole picodollars
+    (``model_usage.picodollars`` of each trace's cost, summed), None where no trace's
+    cost is known: ``build`` adds integers, which come out the same in any order and
+    however a store has grouped them (a filter that keeps every trace gives the cost of
+    the unfiltered dashboard), and divides once a figure.
     """
 
     # (group, user id, first, last, started, traces, error traces, cost, input, output,
@@ -308,7 +315,9 @@ def _values(
     if metric in ("cost_usd", "input_tokens", "output_tokens", "total_tokens"):
         values = amounts.get((metric, group), [None] * n)
         # Tokens are known to be zero where nothing ran; cost stays unknown (None).
-        return values if metric == "cost_usd" else [v or 0.0 for v in values]
+        if metric == "cost_usd":
+            return [None if v is None else v / PICO for v in values]
+        return [v or 0.0 for v in values]
     return list[float | None](counts.get((metric, group), [0.0] * n))
 
 
@@ -327,7 +336,11 @@ def _model_series(
             metric=metric,
             group=group,
             model=model,
-            values=[v or 0.0 for v in values] if tokens else values,
+            values=(
+                [v or 0.0 for v in values]
+                if tokens
+                else [None if v is None else v / PICO for v in values]
+            ),
         )
         for model, values in found
         # A cost known to be zero is a figure; tokens all zero are none.
@@ -364,7 +377,12 @@ def _distributions(figures: list[tuple]) -> dict[str, Distribution]:
 
 def _top_user(row: tuple) -> TopUser:
     user_id, traces, errors, cost = row
-    return TopUser(user_id=user_id, trace_count=traces, error_count=errors, cost_usd=cost)
+    return TopUser(
+        user_id=user_id,
+        trace_count=traces,
+        error_count=errors,
+        cost_usd=None if cost is None else cost / PICO,
+    )
 
 
 def _top_session(row: tuple) -> TopSession:

@@ -32,7 +32,7 @@ from threadline.server.store.clickhouse import (
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.scores import latest_rollups
 from threadline.server.store.metrics import MetricsRows, Range
-from threadline.server.store.model_usage import PICO
+from threadline.server.store.model_usage import picodollars
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
@@ -206,7 +206,8 @@ def _figures(
     started = [t for t in kept if t.start_ns + 999 >= o]
     for t in kept:
         first, last = first_of(t.start_ns), last_of(t.end_ns)
-        amounts = (t.cost_usd, t.input_tokens, t.output_tokens, t.total_tokens)
+        cost = None if t.cost_usd is None else picodollars(t.cost_usd)
+        amounts = (cost, t.input_tokens, t.output_tokens, t.total_tokens)
         began = t.start_ns + 999 >= o
         out.traces += [
             (g, t.user_id, first, last, began, 1, int(t.failed), *amounts) for g in t.groups
@@ -245,7 +246,8 @@ def _figures(
             total[0] += 1
             total[1] += int(t.failed)
             if t.cost_usd is not None:
-                total[2] = t.cost_usd if total[2] is None else total[2] + t.cost_usd
+                cost = picodollars(t.cost_usd)
+                total[2] = cost if total[2] is None else total[2] + cost
         out.user_totals = [(u, *total) for u, total in totals.items()]
     out.models = _models(started, usage_rows, first_of)
     if kinds:
@@ -269,7 +271,7 @@ def _models(
                 for i in range(1, 5):
                     cell[i] += usage[i]
     return [
-        (g, model, first, pico / PICO if cost_traces else None, i, o_, total)
+        (g, model, first, pico if cost_traces else None, i, o_, total)
         for (g, model, first), (cost_traces, pico, i, o_, total) in cells.items()
     ]
 

@@ -26,7 +26,6 @@ from threadline.server.model import TOP_ROWS, Distribution
 from threadline.server.store.clickhouse.metric_slices import HOUR_NS, SLICES_PER_HOUR
 from threadline.server.store.clickhouse.scores import latest_rollups
 from threadline.server.store.metrics import MetricsRows, Range
-from threadline.server.store.model_usage import PICO
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
@@ -201,11 +200,11 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     # bucket's costs in the same order on every read.
     for first_bucket, began, traces, sessions, models in sorted(cells_found, key=_cell_key):
         for last_of, n, errors, cost, costed, *tokens in zip(*traces, strict=True):
-            known = cost / PICO if costed else None
+            known = cost if costed else None
             out.traces.append((None, None, first_bucket, last_of, began, n, errors, known, *tokens))
         out.sessions += [(None, first_bucket, *row) for row in zip(*sessions, strict=True)]
         out.models += [
-            (None, model, first_bucket, pico / PICO if cost_traces else None, i, o_, t)
+            (None, model, first_bucket, pico if cost_traces else None, i, o_, t)
             for model, _, cost_traces, pico, i, o_, t in zip(*models, strict=True)
         ]
     out.distributions = _distributions(tuple(distributions))
@@ -214,11 +213,7 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     for bucket, count in zip(active_buckets, active_counts, strict=True):
         active_users[bucket] = count
     out.active_users = active_users
-    out.user_totals = list(
-        dict.fromkeys(
-            (u, n, e, None if c is None else c / PICO) for u, n, e, c in [*by_cost, *by_errors]
-        )
-    )
+    out.user_totals = list(dict.fromkeys([*by_cost, *by_errors]))
 
     # (session id, start, end, traces, errors, cost), ranked by the figure, then by
     # session id, both descending, as ``store.metrics`` ranks.

@@ -22,10 +22,10 @@ from threadline.server.store.clickhouse import (
     session_filters,
     trace_labels,
 )
+from threadline.server.store.clickhouse.metric_slices_read import COST_PICO
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.scores import latest_rollups
 from threadline.server.store.metrics import MetricsRows, Range
-from threadline.server.store.model_usage import PICO
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
@@ -81,7 +81,8 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
     # rows split by group here, so that the users' totals count it once.
     traces_found = rows(
         f"SELECT {groups if grouped else group} AS grp, user_id, {buckets}, count(),"
-        " countIf(status = 'error'), sum(cost_usd), sum(input_tokens), sum(output_tokens),"
+        f" countIf(status = 'error'), sum({COST_PICO.format(x='cost_usd')}), sum(input_tokens),"
+        " sum(output_tokens),"
         f" sum(total_tokens) FROM {traces} WHERE {trace_where}"
         " GROUP BY grp, user_id, first, last, started"
     )
@@ -136,7 +137,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
             else model_usage.latest(f"SELECT trace_id FROM ({started})")
         )
     out.models = [
-        (grp, model, first, cost_pico / PICO if cost_traces else None, i, o_, t)
+        (grp, model, first, cost_pico if cost_traces else None, i, o_, t)
         for grp, model, first, cost_traces, cost_pico, i, o_, t in rows(
             f"SELECT {group} AS grp, u.model AS model,"
             f" intDiv(greatest(t.start_ns, {o}) - {o} + 999, {w}) AS first,"

@@ -26,7 +26,6 @@ import math
 
 from threadline.server.model import TOP_ROWS, Distribution, MetricsQuery
 from threadline.server.store.metrics import WIDTH_NS, MetricsRows, Range
-from threadline.server.store.model_usage import PICO
 from threadline.server.store.sqlite.driver import sqlite3
 
 HOUR_NS = WIDTH_NS["hour"]
@@ -73,7 +72,7 @@ def read(
             continue
         f, lst = bucket(first), bucket(last)
         if traces:
-            cost = cost_pico / PICO if cost_traces else None
+            cost = cost_pico if cost_traces else None
             started = first >= first_hour
             rows.traces.append(
                 (
@@ -99,7 +98,7 @@ def read(
     else:
         _users_by_day(conn, project_id, span, rows)
     rows.models = [
-        (None, model, bucket(hour), cost_pico / PICO if cost_traces else None, i, o, t)
+        (None, model, bucket(hour), cost_pico if cost_traces else None, i, o, t)
         for hour, model, cost_traces, cost_pico, i, o, t in conn.execute(
             "SELECT hour, model, cost_traces, cost_pico, input_tokens, output_tokens,"
             " total_tokens FROM metric_models WHERE project_id = ? AND hour BETWEEN ? AND ?"
@@ -158,7 +157,7 @@ def _users_by_day(
         for user_id, traces, errors, cost_traces, cost_pico in conn.execute(
             top.format(having, order), (project_id, first_day, last_day, TOP_ROWS)
         ):
-            found[user_id] = (user_id, traces, errors, cost_pico / PICO if cost_traces else None)
+            found[user_id] = (user_id, traces, errors, cost_pico if cost_traces else None)
     rows.user_totals = list(found.values())
 
 
@@ -181,7 +180,8 @@ def _users_by_hour(
             active[i].add(user_id)
     rows.active_users = [len(users) for users in active]
     rows.user_totals = conn.execute(
-        "SELECT user_id, COUNT(*), SUM(status = 'error'), SUM(cost_usd) FROM traces"
+        "SELECT user_id, COUNT(*), SUM(status = 'error'),"
+        " SUM(CAST(cost_usd * 1e12 + 0.5 AS INTEGER)) FROM traces"
         f" WHERE {where} AND start_ns + 999 >= ? GROUP BY user_id",
         (*args, o),
     ).fetchall()

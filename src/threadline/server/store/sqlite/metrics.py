@@ -37,7 +37,7 @@ _SCAN_SHARE = 1 / 5
 # The traces' costs summed as the aggregates sum them (in 1e-12 USD, as integers:
 # ``model_usage.picodollars``), so the sum is the same in whatever order the rows are read
 # (by an index or by a scan) and the same as the unfiltered dashboard's; NULL with no cost.
-_COST_SUM = "SUM(CAST(cost_usd * 1e12 + 0.5 AS INTEGER)) / 1e12"
+_COST_SUM = "SUM(CAST(cost_usd * 1e12 + 0.5 AS INTEGER))"
 
 # Up to this many sessions kept by the filters, the statements on sessions find them by
 # their rowids; past it, along the range's indexes (``_Sql.few_sessions``).

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from threadline.server.jsontext import dumps, loads
-from threadline.server.store.model_usage import NO_MODEL, PICO, ModelSpan, picodollars
+from threadline.server.store.model_usage import NO_MODEL, ModelSpan, picodollars
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
@@ -133,8 +133,8 @@ def unpack(text: str | None) -> dict[str, Used]:
 def by_group_and_bucket(rows: Iterable[tuple[str | None, int, str]]) -> list[tuple]:
     """The usage by model of traces given as (group, bucket, column), added up per
     (group, model, bucket) in the shape ``MetricsRows.models`` holds: (group, model,
-    bucket, cost or None when no span's cost is known, input, output, total tokens). The
-    sums are of integers, so they do not depend on the order the rows come in."""
+    bucket, cost in picodollars or None when no span's cost is known, input, output, total
+    tokens)."""
     sums: dict[tuple[str | None, str, int], list[int]] = {}
     for group, bucket, text in rows:
         for model, (costed, cost, tokens_in, tokens_out, tokens_total) in loads(text).items():
@@ -149,6 +149,6 @@ def by_group_and_bucket(rows: Iterable[tuple[str | None, int, str]]) -> list[tup
                 total[3] += tokens_out
                 total[4] += tokens_total
     return [
-        (group, model, bucket, cost / PICO if traces else None, i, o, t)
+        (group, model, bucket, cost if traces else None, i, o, t)
         for (group, model, bucket), (traces, cost, i, o, t) in sums.items()
     ]
