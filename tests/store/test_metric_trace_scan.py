@@ -104,3 +104,22 @@ def test_a_scan_and_the_index_give_the_same_figures(
             assert figures[0] == figures[1]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("narrowed", NARROWED, ids=["tag", "metadata", "by tag", "by metadata"])
+def test_the_range_is_counted_from_its_hours_only(tmp_path: Path, narrowed: dict):
+    """Whether to scan is read from the aggregates of the range's hours, along their key;
+    all of the project's rows only where a grouping's range holds too few to scan."""
+    store = SQLiteStore(tmp_path / "t.db")
+    project = store.create_project("p").id
+    try:
+        fill(store, project)
+        for window in (ALL, FEW):
+            query = MetricsQuery(**window, **narrowed)
+            plans = _plans(store, lambda q=query: store.metrics(project, q, ["traces"]))
+            counts = [plan for sql, plan in plans.items() if "FROM metric_activity" in sql]
+            whole = [plan for plan in counts if not any("last_hour>?" in s for s in plan)]
+            assert counts, plans
+            assert len(whole) == (window is FEW and "group_by" in narrowed), plans
+    finally:
+        store.close()

@@ -262,6 +262,22 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
     )
 
 
+def user_totals(traces: Iterable[tuple]) -> list[tuple]:
+    """Each user's (user, traces, with an error, cost) of trace rows (groups, user, first,
+    last, started, traces, errors, cost, ...) that started in the range: a store that
+    reads a trace's groups together (not a row per group) counts it once this way."""
+    totals: dict[str, list] = {}
+    for _, user, _, _, started, count, errors, cost, *_ in traces:
+        if user is None or not started:
+            continue
+        total = totals.setdefault(user, [0, 0, None])
+        total[0] += count
+        total[1] += errors
+        if cost is not None:
+            total[2] = cost if total[2] is None else total[2] + cost
+    return [(user, *total) for user, total in totals.items()]
+
+
 def check_metrics(names: Iterable[str]) -> list[str]:
     """The metric names asked for (all when none), 400 for an unknown one."""
     wanted = list(dict.fromkeys(names)) or list(METRIC_NAMES)

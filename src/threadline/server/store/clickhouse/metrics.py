@@ -25,7 +25,7 @@ from threadline.server.store.clickhouse import (
 from threadline.server.store.clickhouse.metric_slices_read import COST_PICO
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.scores import latest_rollups
-from threadline.server.store.metrics import MetricsRows, Range
+from threadline.server.store.metrics import MetricsRows, Range, user_totals
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
@@ -88,7 +88,7 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
     )
     if grouped:
         out.traces = [(g, *row[1:]) for row in traces_found for g in row[0]]
-        out.user_totals = _user_totals(traces_found)
+        out.user_totals = user_totals(traces_found)
     else:
         out.traces = traces_found
     found = rows(
@@ -169,18 +169,3 @@ def read(rows_of: Rows, project_id: int, query: MetricsQuery, span: Range) -> Me
             )
         ]
     return out
-
-
-def _user_totals(traces: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Each user's (user, traces, with an error, cost) of the trace rows (groups, user,
-    first, last, started, traces, errors, cost, ...) that started in the range."""
-    totals: dict[str, list[Any]] = {}
-    for _, user, _, _, started, count, errors, cost, *_ in traces:
-        if user is None or not started:
-            continue
-        total = totals.setdefault(user, [0, 0, None])
-        total[0] += count
-        total[1] += errors
-        if cost is not None:
-            total[2] = cost if total[2] is None else total[2] + cost
-    return [(user, *total) for user, total in totals.items()]

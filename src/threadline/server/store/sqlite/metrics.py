@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
+from threadline.server.jsontext import loads
 from threadline.server.model import TOP_ROWS, MetricsQuery
-from threadline.server.store.metrics import MetricsRows, Range
+from threadline.server.store.metrics import MetricsRows, Range, user_totals
 from threadline.server.store.sqlite import metric_aggregates, model_usage
 from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.filters import session_conditions, trace_conditions
@@ -65,9 +66,13 @@ class _Sql:
         self.scan_traces = False
         self.scan_project = False
         if not query.user_id and (query.tag or query.metadata or query.group_by):
-            counts = _trace_counts(conn, project_id, span)
-            self.scan_traces = counts.window >= _SCAN_SHARE * counts.table
-            self.scan_project = counts.project >= _SCAN_SHARE * counts.table
+            most = _SCAN_SHARE * _table_traces(conn)
+            self.scan_traces = _range_traces(conn, project_id, span) >= most
+            # Only a grouping reads the whole project's traces; the project holds at least
+            # the range's, so its count is read only when the range's is below the share.
+            self.scan_project = query.group_by is not None and (
+                self.scan_traces or _project_traces(conn, project_id) >= most
+            )
 
     def traces(self, whole_project: bool = False) -> str:
         """The ``traces`` table as the trace statements read it: ``NOT INDEXED`` (a scan in
@@ -196,25 +201,33 @@ def read(
     return rows
 
 
-class _TraceCounts(NamedTuple):
-    window: int
-    project: int
-    table: int
+# How many traces the range and the project hold come from the per-hour aggregates
+# (``metric_activity``: a few rows per hour of the project, by the hours a trace touches)
+# and how many the table holds at most from its largest rowid (deleted rows leave gaps,
+# so a table with many deleted rows errs toward the index): no trace is read.
 
 
-def _trace_counts(conn: sqlite3.Connection, project_id: int, span: Range) -> _TraceCounts:
-    """How many traces the range holds and the project holds, from the per-hour aggregates
-    (``metric_activity``: a few rows per hour of the project, by the hours a trace touches),
-    and how many the table holds at most (its largest rowid: deleted rows leave gaps, so a
-    table with many deleted rows errs toward the index) -- all without reading a trace."""
-    first_hour, last_hour = span.origin // HOUR_NS, (span.end - 1) // HOUR_NS
-    window, project = conn.execute(
-        "SELECT TOTAL(traces * (last_hour >= ? AND first_hour <= ?)), TOTAL(traces)"
-        " FROM metric_activity WHERE project_id = ?",
-        (first_hour, last_hour, project_id),
+def _range_traces(conn: sqlite3.Connection, project_id: int, span: Range) -> int:
+    """The traces active in the range: the aggregates' rows of its hours, read along
+    their key (``last_hour`` second), not every row of the project."""
+    (count,) = conn.execute(
+        "SELECT TOTAL(traces) FROM metric_activity WHERE project_id = ? AND last_hour >= ?"
+        " AND first_hour <= ?",
+        (project_id, span.origin // HOUR_NS, (span.end - 1) // HOUR_NS),
     ).fetchone()
-    (table,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM traces").fetchone()
-    return _TraceCounts(int(window), int(project), table)
+    return int(count)
+
+
+def _project_traces(conn: sqlite3.Connection, project_id: int) -> int:
+    (count,) = conn.execute(
+        "SELECT TOTAL(traces) FROM metric_activity WHERE project_id = ?", (project_id,)
+    ).fetchone()
+    return int(count)
+
+
+def _table_traces(conn: sqlite3.Connection) -> int:
+    (count,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM traces").fetchone()
+    return int(count)
 
 
 def _kept_sessions(
@@ -242,18 +255,28 @@ def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
     rows = MetricsRows()
     buckets, bucket_args = sql.buckets()
     t_where, t_args = sql.trace_filters()
-    tg = sql.trace_group()
+    # Grouped by tag, a trace row is read with its tags as stored (a JSON list) and put in
+    # each tag's group here: no json_each a trace, and the rows, a trace in one, give the
+    # users' totals too (each trace once) with no statement of their own.
+    by_tags = sql.query.group_by == "tag"
+    tg = Group("traces.tags", [], "", []) if by_tags else sql.trace_group()
+    groups_of = _TagGroups()
     s_where, s_args = sql.session_filters()
     sg = sql.session_group()
     traces_from = f"{sql.traces()}{tg.join} WHERE {' AND '.join(t_where)}"
     # Parameters in the order their placeholders appear: SELECT, FROM, WHERE.
     t_params = [*tg.expr_args, *bucket_args, *tg.join_args, *t_args]
-    rows.traces = conn.execute(
+    found = conn.execute(
         f"SELECT {tg.expr} AS grp, user_id, {buckets}, COUNT(*), SUM(status = 'error'),"
         f" {_COST_SUM}, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens)"
         f" FROM {traces_from} GROUP BY grp, user_id, first, last, started",
         t_params,
     ).fetchall()
+    if by_tags:
+        rows.traces = [(g, *row[1:]) for row in found for g in groups_of(row[0])]
+        rows.user_totals = user_totals(found)
+    else:
+        rows.traces = found
     rows.sessions = [
         (grp, first, last, count, errors)
         for grp, first, last, _started, count, errors in conn.execute(
@@ -267,21 +290,24 @@ def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
     # Each trace's usage by model is a small JSON object in its row (model_usage.py),
     # parsed here once a trace: SQL's json_each and json_extract per entry cost ~4 times
     # as much (docs/benchmarks.md).
+    usage = conn.execute(
+        f"SELECT {tg.expr} AS grp, {first} AS first, traces.model_usage"
+        f" FROM {sql.traces()}{tg.join}"
+        f" WHERE {' AND '.join(t_where)} AND traces.start_ns + 999 >= ?"
+        " AND traces.model_usage IS NOT NULL",
+        [*tg.expr_args, *first_args, *tg.join_args, *t_args, sql.span.origin],
+    )
     rows.models = model_usage.by_group_and_bucket(
-        conn.execute(
-            f"SELECT {tg.expr} AS grp, {first} AS first, traces.model_usage"
-            f" FROM {sql.traces()}{tg.join}"
-            f" WHERE {' AND '.join(t_where)} AND traces.start_ns + 999 >= ?"
-            " AND traces.model_usage IS NOT NULL",
-            [*tg.expr_args, *first_args, *tg.join_args, *t_args, sql.span.origin],
-        )
+        ((g, bucket, text) for tags, bucket, text in usage for g in groups_of(tags))
+        if by_tags
+        else usage
     )
     rows.session_figures = conn.execute(
         "SELECT trace_count, end_ns - start_ns, cost_usd FROM sessions"
         f" WHERE {' AND '.join(s_where)}",
         s_args,
     ).fetchall()
-    if sql.query.group_by is not None:
+    if sql.query.group_by is not None and not by_tags:
         # Grouped, a trace may be in several groups: the users' totals count it once.
         rows.user_totals = conn.execute(
             f"SELECT user_id, COUNT(*), SUM(status = 'error'), {_COST_SUM} FROM {sql.traces()}"
@@ -290,6 +316,21 @@ def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
             [*t_args, sql.span.origin],
         ).fetchall()
     return rows
+
+
+class _TagGroups:
+    """The groups of a trace by its tags column (a JSON list of strings): each tag, or
+    None for none, as ``LEFT JOIN json_each(traces.tags)`` gives them; each distinct
+    column parsed once (a store has few tag sets)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, list[str | None]] = {}
+
+    def __call__(self, tags: str) -> list[str | None]:
+        found = self._seen.get(tags)
+        if found is None:
+            found = self._seen[tags] = loads(tags) or [None]
+        return found
 
 
 def _scores(conn: sqlite3.Connection, sql: _Sql) -> list[tuple]:
