@@ -4,9 +4,10 @@
 the two cannot drift apart.
 
 What the dashboard adds: the traces' index by their end (0007's, narrowed by 0025); the
-triggers, aggregate tables and session indexes of 0010, and the lists' session indexes
-as 0017 widened them to cover its reads; each trace's usage by model, kept in its row
-since 0017; and the upkeep of the aggregates by the trace and session writes.
+triggers, aggregate tables and session index of 0010 (its others dropped by 0017 and
+0029), and the lists' session indexes as 0017 and 0029 widened them to cover its reads;
+each trace's usage by model, kept in its row since 0017; and the upkeep of the
+aggregates by the trace and session writes.
 """
 
 from __future__ import annotations
@@ -16,17 +17,13 @@ from contextlib import contextmanager
 
 from threadline.server.store.sqlite import SQLiteStore, metric_upkeep, model_usage, session_writes
 
-DASHBOARD_INDEXES = (
-    "traces_by_end",
-    "sessions_by_turns_for_metrics",
-    "sessions_by_cost_for_metrics",
-    "sessions_by_errors_for_metrics",
-)
-# The lists' indexes as the lists alone need them: migration 0017 widened them to
-# cover the dashboard's reads.
+DASHBOARD_INDEXES = ("traces_by_end", "sessions_by_errors_for_metrics")
+# The lists' indexes as the lists alone need them: migrations 0017 and 0029 widened
+# them to cover the dashboard's reads.
 LIST_INDEXES = {
     "sessions_by_activity": "project_id, end_ns, session_id",
     "sessions_by_duration": "project_id, (end_ns - start_ns), session_id",
+    "sessions_by_cost": "project_id, COALESCE(cost_usd, -1.0), session_id",
 }
 
 

@@ -14,10 +14,12 @@ apply the same rules to the rows they select.
   active and top users are read from the trace rollups of the range instead (an hour
   view's range is short: at most ``MAX_BUCKETS`` hours).
 - ``metric_models`` holds usage by model per hour the traces started in.
-- Distributions are nearest-rank percentiles of the sessions active in the range: the
-  k-th is read down an index in the figure's order (migration 0010), from whichever end
-  is nearer, skipping sessions outside the range; how many there are comes from
-  ``metric_activity``.
+- Distributions are nearest-rank percentiles of the sessions active in the range; how
+  many there are comes from ``metric_activity``. A duration's or cost's k-th is read
+  down the list's index in that order (widened to hold the range's columns: 0017,
+  0029), from whichever end is nearer, skipping sessions outside the range; turns are
+  counted by value from the range's sessions read down the index by end (a few
+  distinct values), so no index is kept in their order.
 """
 
 from __future__ import annotations
@@ -108,14 +110,19 @@ def read(
     ]
     figures = _Figures(conn, project_id, span)
     rows.distributions = {
-        "turns_per_session": figures.distribution(
-            "sessions_by_turns_for_metrics", "trace_count", sessions, 1
-        ),
+        "turns_per_session": figures.turns(sessions),
         "session_duration_ms": figures.distribution(
-            "sessions_by_duration", "end_ns - start_ns", sessions, 1e6
+            "sessions_by_duration", "end_ns - start_ns", "end_ns - start_ns", sessions, 1e6
         ),
+        # The cost list's order puts sessions without a cost among the cheapest; the
+        # index holds the cost itself, so they are skipped without reading a row.
         "session_cost_usd": figures.distribution(
-            "sessions_by_cost_for_metrics", "cost_usd", cost_sessions, 1, "cost_usd IS NOT NULL"
+            "sessions_by_cost",
+            "COALESCE(cost_usd, -1.0)",
+            "cost_usd",
+            cost_sessions,
+            1,
+            "cost_usd IS NOT NULL",
         ),
     }
     return rows
@@ -195,21 +202,58 @@ class _Figures:
         self.args = (project_id, span.origin, span.last_instant)
 
     def distribution(
-        self, index: str, figure: str, count: int, unit: float, condition: str = "1"
+        self,
+        index: str,
+        order: str,
+        figure: str,
+        count: int,
+        unit: float,
+        condition: str = "1",
     ) -> Distribution:
+        """``figure``'s, reading the sessions down ``index`` in its ``order`` (the same
+        order as ``figure``'s among the sessions ``condition`` keeps)."""
+
         def ranked(rank: int) -> float | None:
             # From the nearer end: the scan skips every session before the k-th.
             ascending = rank - 1 <= count - rank
             row = self.conn.execute(
                 f"SELECT {figure} FROM sessions INDEXED BY {index} WHERE project_id = ?"
                 f" AND end_ns >= ? AND start_ns <= ? AND {condition}"
-                f" ORDER BY {figure} {'ASC' if ascending else 'DESC'} LIMIT 1 OFFSET ?",
+                f" ORDER BY {order} {'ASC' if ascending else 'DESC'} LIMIT 1 OFFSET ?",
                 (*self.args, rank - 1 if ascending else count - rank),
             ).fetchone()
             return None if row is None else row[0] / unit
 
         if count == 0:
             return Distribution(count=0, p50=None, p95=None, max=None)
+        return Distribution(
+            count=count,
+            p50=ranked(max(1, math.ceil(0.5 * count))),
+            p95=ranked(max(1, math.ceil(0.95 * count))),
+            max=ranked(count),
+        )
+
+    def turns(self, count: int) -> Distribution:
+        """Turns per session, from how many sessions of the range have each count: read
+        down the lists' index by end, which holds the turns (a session's few distinct
+        counts are added up in SQL, so no index is kept in the turns' order)."""
+        if count == 0:
+            return Distribution(count=0, p50=None, p95=None, max=None)
+        histogram = self.conn.execute(
+            "SELECT trace_count, COUNT(*) FROM sessions INDEXED BY sessions_by_activity"
+            " WHERE project_id = ? AND end_ns >= ? AND start_ns <= ?"
+            " GROUP BY trace_count ORDER BY trace_count",
+            self.args,
+        ).fetchall()
+
+        def ranked(rank: int) -> float | None:
+            seen = 0
+            for turns, sessions in histogram:
+                seen += sessions
+                if seen >= rank:
+                    return float(turns)
+            return None
+
         return Distribution(
             count=count,
             p50=ranked(max(1, math.ceil(0.5 * count))),
