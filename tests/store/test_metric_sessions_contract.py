@@ -4,6 +4,7 @@ the top lists past their length with ties, and distributions, from one known his
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from tests.store import test_metrics_contract as metrics_contract
@@ -71,3 +72,48 @@ def test_session_figures_across_buckets_and_top_lists_with_ties(store: Store):
     assert (duration.p50, duration.max) == (65 * 60_000, 65 * 60_000)
     cost = got.distributions["session_cost_usd"]
     assert (cost.count, cost.p50, cost.p95, cost.max) == (12, 1.0, 11.0, 11.0)
+
+
+def test_distributions_of_many_turns_and_costs_some_unknown(store: Store):
+    """Nearest-rank percentiles over sessions of 1 to 7 turns, a third of them of no
+    known cost (counted in the turns, left out of the cost) and one of cost 0, as a
+    sorted list of the window's sessions has them; sessions outside the window, of more
+    turns and cost than any inside, count in neither."""
+    project = store.create_project("p").id
+    spans, turns_of, costs = [], [], []
+    trace = 0
+    for k in range(21):
+        turns = (k * 5) % 7 + 1
+        cost = None if k % 3 == 0 else (k * 7) % 11  # a trace's; 0 for k = 11
+        turns_of.append(turns)
+        if cost is not None:
+            costs.append(float(cost * turns))
+        for t in range(turns):
+            trace += 1
+            spans.append(span(trace, 10 * k + t, 1, session=f"s{k:02d}", cost=cost))
+    for k in range(2):  # two days later
+        for t in range(9):
+            trace += 1
+            spans.append(span(trace, 48 * 60 + 10 * k + t, 1, session=f"late{k}", cost=100.0))
+    store.write_spans(project, list(reversed(spans)))
+    start = ns_to_datetime(H0)
+    got = metrics_contract.refreshed(store).metrics(
+        project,
+        MetricsQuery(bucket="hour", start=start, end=start + timedelta(hours=24)),
+        METRIC_NAMES,
+    )
+
+    def nearest_rank(values: list[float]) -> dict:
+        ordered = sorted(values)
+        n = len(ordered)
+        return {
+            "count": n,
+            "p50": float(ordered[max(1, math.ceil(0.5 * n)) - 1]),
+            "p95": float(ordered[max(1, math.ceil(0.95 * n)) - 1]),
+            "max": float(ordered[-1]),
+        }
+
+    assert got.distributions["turns_per_session"].model_dump() == nearest_rank(turns_of)
+    assert got.distributions["session_cost_usd"].model_dump() == nearest_rank(costs)
+    assert nearest_rank(turns_of) == {"count": 21, "p50": 4.0, "p95": 7.0, "max": 7.0}
+    assert nearest_rank(costs)["count"] == 14 and min(costs) == 0.0
