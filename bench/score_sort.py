@@ -12,10 +12,11 @@ Fills a fresh store through ``Store.write_spans`` and ``write_scores`` with
 ms): the list as it opens, by cost (another sort, for comparison), by ``stars`` both
 ways, by ``topic``'s label, by ``stars`` with a filter, the page after the scored ones,
 the third page, the same within the last day's window and within the last hour's (a
-window that holds few of the scored sessions), and the score type read the Users tab
-and the dashboard make (``list_scores(name=..., limit=1)``) for a name written a moment
-ago and for one written only before every other score. It then prints how each backend
-reads the sorted page: SQLite's ``EXPLAIN QUERY PLAN`` of the two statements,
+window that holds few of the scored sessions), the Traces list by ``stars`` (every
+trace past the scored ones: the scores are the sessions'), and the score type read the
+Users tab and the dashboard make (``list_scores(name=..., limit=1)``) for a name written
+a moment ago and for one written only before every other score. It then prints how each
+backend reads the sorted page: SQLite's ``EXPLAIN QUERY PLAN`` of the two statements,
 ClickHouse's ``EXPLAIN indexes = 1`` of the scored part's first statement.
 """
 
@@ -32,7 +33,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from threadline.server.model import ScoreQuery, ScoreRecord, ScoreSort, SessionQuery, SpanRecord
+from threadline.server.model import (
+    ScoreQuery,
+    ScoreRecord,
+    ScoreSort,
+    SessionQuery,
+    SpanRecord,
+    TraceQuery,
+)
 from threadline.server.store import Store, cursors, open_store, score_sorts, sorts
 from threadline.server.store.clickhouse import score_sorted as clickhouse_sorted
 from threadline.server.store.sqlite import score_sorted as sqlite_sorted
@@ -208,6 +216,14 @@ def main() -> None:
             f"{s.session_id[-7:]}:{_shown(s.scores.get(named))}" for s in page.items[:3]
         )
         print(f"{name:40s} {p50:8.1f} {worst:8.1f}{_cpu()}  {first}")
+    if chosen("traces, sort=score:stars"):
+        # The scores are the sessions': every trace is past the scored ones.
+        p50, worst, page = timed(
+            lambda: store.list_traces(project, TraceQuery(score_sort=stars)), args.repeat
+        )
+        first = ", ".join(t.trace_id[-7:] for t in page.items[:3])
+        label = "traces, sort=score:stars (none scored)"
+        print(f"{label:40s} {p50:8.1f} {worst:8.1f}{_cpu()}  {first}")
     if chosen("sort=score:stars, third page"):
         # The third page, through two cursors.
         cursor = None

@@ -4,6 +4,7 @@ page through every page size, with the other filters."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from tests.store import test_contract
 from tests.store.clickhouse_statements import own_store, recorded_sql
-from tests.store.test_contract import record, score
+from tests.store.test_contract import MS, T0, record, score
 from threadline.server.errors import BadRequest
 from threadline.server.model import (
     Page,
@@ -186,6 +187,7 @@ def test_short_stretches_of_candidates_give_the_same_pages(
         "s6",
     ]
     assert _traces(store, project, ScoreSort(name="quality"), status="ok") == [3, 1, 7, 6, 5]
+    assert _traces(store, project, ScoreSort(name="quality")) == [2, 3, 1, 7, 6, 5, 4]
 
 
 @pytest.mark.parametrize("stretches", [1, 100])
@@ -303,10 +305,12 @@ def test_a_cursor_of_another_sort_is_refused(store: Store):
 
 
 @pytest.mark.clickhouse
-def test_clickhouse_finds_the_sessions_without_a_value_among_the_newest(tmp_path: Path):
-    """ClickHouse: past the scored sessions, the Sessions list as it opens (but for its
-    score sort) checks the newest sessions, as its own pick reads them, for a value of
-    the name, instead of rolling up every session and grouping every value of the name."""
+def test_clickhouse_finds_the_rows_without_a_value_among_the_newest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """ClickHouse: past the scored rows, the Sessions or Traces list as it opens (but for
+    its score sort) checks the newest rows, as its own pick reads them, for a value of
+    the name, instead of rolling up every row and grouping every value of the name."""
     with own_store(tmp_path) as store:
         project = _write(store)
         statements = recorded_sql(store)
@@ -326,3 +330,26 @@ def test_clickhouse_finds_the_sessions_without_a_value_among_the_newest(tmp_path
         ]
         assert statements and every_value == []
         assert not [sql for sql in statements if "NOT IN" in sql]
+        # The same for the Traces list, along its own pick of the newest traces (which
+        # gives up on traces older than a month: these are recent).
+        recent = store.create_project("recent").id
+        ago = (time.time_ns() - T0) // MS - 60_000
+        store.write_spans(
+            recent, [record(i, i, start=ago + i * 100, session=f"s{i}") for i in range(1, 8)]
+        )
+        store.write_scores(
+            recent,
+            [
+                score("a", "quality", 0.5, trace=2, session="s2"),
+                score("b", "quality", 1.0, trace=5),
+            ],
+        )
+        assert _traces(store, recent, ScoreSort(name="quality")) == [5, 2, 7, 6, 4, 3, 1]
+        # Its pick gives up on a page it cannot fill (the read is then as before): a
+        # first page of 3 with stretches of one trace a row wanted is filled by it.
+        monkeypatch.setattr(clickhouse_sorted, "STRETCH_PER_ROW", 1)
+        monkeypatch.setattr(clickhouse_sorted, "MIN_STRETCH", 1)
+        statements.clear()
+        page = store.list_traces(recent, TraceQuery(limit=3, score_sort=ScoreSort(name="quality")))
+        assert [int(t.trace_id, 16) for t in page.items] == [5, 2, 7]
+        assert statements and not [sql for sql in statements if "NOT IN" in sql]

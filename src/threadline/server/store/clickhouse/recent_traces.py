@@ -80,7 +80,10 @@ def pick(
         params["first"], params["trace"] = cursor
         upper = " AND start_ns <= %(first)s"
         having = " HAVING (first, trace_id) < (%(first)s, %(trace)s)"
-    anchor = cursor[0] if cursor is not None else time.time_ns()
+    # (A cursor later than now, such as the start of a score sort's rows without a
+    # value, reads back from now: the cursor still bounds what is read.)
+    now = time.time_ns()
+    anchor = min(cursor[0], now) if cursor is not None else now
     merged: dict[str, TraceRollup] = {}
     for since in _lower_bounds(anchor, window_start):
         params["since"] = since

@@ -27,8 +27,9 @@ from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.scores import ROLLUP_FIELDS, latest_rollups
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
-# Up to n of the list's rows newest first after a (time, id), as (id, time).
-Newest = Callable[[tuple[Any, str] | None, int], list[tuple[str, Any]]]
+# Up to n of the list's rows newest first after a (time, id), as (id, time); None when
+# it cannot tell them cheaply.
+Newest = Callable[[tuple[Any, str] | None, int], list[tuple[str, Any]] | None]
 
 # The first stretch of candidates: this many per row wanted, at least MIN_STRETCH (a
 # filter may keep few of them); each next one four times longer, up to MAX_STRETCH ids
@@ -58,8 +59,8 @@ def pick(
     ``source`` is the list's (a subquery with ``id_column`` and ``time_column``), and
     ``source_of(ids)`` the same rows of the ids a parameter holds only. ``newest``:
     when the list's filters leave it the list as it opens, its own cheaper pick of the
-    rows newest first (``recent_sessions``), which the rows without a value are then
-    walked along."""
+    rows newest first (``recent_sessions``, ``recent_traces``), which the rows without
+    a value are then walked along."""
     by = "average" if sort.by == "average" else "label"
     element = ROLLUP_FIELDS.index(by) + 1
     name = (
@@ -156,6 +157,8 @@ def pick(
         read = 0
         for left in range(STRETCHES - 1, -1, -1):
             candidates = newest(after, stretch)
+            if candidates is None:
+                break
             read += len(candidates)
             ids = sorted({row_id for row_id, _ in candidates})
             valued = (

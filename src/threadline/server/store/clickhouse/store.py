@@ -604,6 +604,25 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
         return newest
 
+    def _recent_traces(self, project_id: int, query: TraceQuery) -> score_sorted.Newest | None:
+        """The traces newest first as the list opens picks them, for a query that is that
+        list but for its score sort (None for any other)."""
+        opening = query.model_copy(update={"score_sort": None, "sort": "time"})
+        if not recent_traces.serves(opening):
+            return None
+
+        def newest(after: tuple[Any, str] | None, count: int) -> list[tuple[str, Any]] | None:
+            picked = recent_traces.pick(
+                self._rows,
+                lambda ids: merged_traces.by_ids(self._rows, project_id, ids),
+                project_id,
+                opening.model_copy(update={"limit": count - 1}),
+                after,
+            )
+            return None if picked is None else [(t.trace_id, t.start_ns) for t in picked]
+
+        return newest
+
     def _session_page(
         self,
         project_id: int,
@@ -708,6 +727,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.limit,
                 query.cursor,
                 sorts.filtered_by(query),
+                newest=self._recent_traces(project_id, query),
             )
             return self._trace_page(
                 project_id,
