@@ -135,11 +135,22 @@ def fill(path: Path, sessions: int, end_ns: int) -> tuple[SQLiteStore, int, floa
     return store, project, time.perf_counter() - started
 
 
-def add_scores(store: SQLiteStore, project: int, sessions: int, end_ns: int, share: float) -> int:
+def add_scores(
+    store: SQLiteStore, project: int, sessions: int, end_ns: int, share: float
+) -> tuple[int, float]:
     """A "quality" score on ``share`` of the sessions ``fill`` wrote and on each of
-    their traces (found again from the same batches, seeded alike); how many."""
+    their traces (found again from the same batches, seeded alike); how many, and the
+    CPU seconds of the ``write_scores`` calls alone (finding the traces again costs more)."""
     rng = random.Random(11)
     records: list[ScoreRecord] = []
+    writing = 0.0
+
+    def write() -> None:
+        nonlocal writing, records
+        started = time.thread_time()
+        store.write_scores(project, records)
+        writing += time.thread_time() - started
+        records = []
 
     def score(session_id: str | None, trace_id: str | None) -> None:
         records.append(
@@ -168,11 +179,10 @@ def add_scores(store: SQLiteStore, project: int, sessions: int, end_ns: int, sha
         for s in sorted({int(span.session_id.rsplit("-", 1)[1]) for span in roots} & scored):
             score(f"dash-1-{s:07d}", None)
         if len(records) >= 2000:
-            store.write_scores(project, records)
-            records = []
+            write()
     if records:
-        store.write_scores(project, records)
-    return len(scored) * 3
+        write()
+    return len(scored) * 3, writing
 
 
 def time_metrics(
@@ -323,16 +333,35 @@ def report(label: str, took: tuple[list[float], list[float]]) -> None:
 
 
 def measure_queries(
-    root: Path, sessions: int, runs: int, now: datetime, end_ns: int, score_share: float = 0.0
+    path: Path,
+    sessions: int,
+    runs: int,
+    now: datetime,
+    end_ns: int,
+    score_share: float = 0.0,
+    only: list[str] | None = None,
 ) -> None:
-    """Fill a store with ``sessions`` sessions and time each dashboard query on it."""
-    store, project, took = fill(root / "dashboard.db", sessions, end_ns)
-    spans = store.count_spans()
-    print(f"filled {spans:,} spans ({sessions:,} sessions) in {took:.0f} s")
-    if score_share:
+    """Fill a store with ``sessions`` sessions (unless ``path`` holds one already) and
+    time each dashboard query on it (``only``: those whose label holds one of these)."""
+    if path.exists():
         started = time.perf_counter()
-        count = add_scores(store, project, sessions, end_ns, score_share)
-        print(f"added {count:,} scores in {time.perf_counter() - started:.0f} s")
+        store = SQLiteStore(path)  # migrated, if a version before this one made it
+        project = store.create_project("default").id  # the one stored
+        print(f"opened {store.count_spans():,} spans in {time.perf_counter() - started:.1f} s")
+    else:
+        started_cpu = time.thread_time()
+        store, project, took = fill(path, sessions, end_ns)
+        print(
+            f"filled {store.count_spans():,} spans ({sessions:,} sessions) in {took:.1f} s"
+            f" (CPU {time.thread_time() - started_cpu:.2f} s)"
+        )
+    if score_share:
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        count, writing = add_scores(store, project, sessions, end_ns, score_share)
+        print(
+            f"added {count:,} scores in {time.perf_counter() - started:.1f} s"
+            f" (CPU {time.thread_time() - started_cpu:.2f} s, write_scores {writing:.2f} s)"
+        )
 
     def in_month(**fields: Any) -> MetricsQuery:
         return MetricsQuery(start=now - timedelta(days=30), end=now, **fields)
@@ -354,7 +383,8 @@ def measure_queries(
         "7 days by day": MetricsQuery(start=now - timedelta(days=7), end=now, bucket="day"),
     }
     for label, query in cases.items():
-        report(label, time_metrics(store, project, query, runs))
+        if only is None or any(part in label for part in only):
+            report(label, time_metrics(store, project, query, runs))
     store.close()
 
 
@@ -372,6 +402,15 @@ def main() -> None:
     )
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument(
+        "--store",
+        type=Path,
+        help="time the queries on the store at this path, filled there first if missing"
+        " (and kept); with --end-ns of its fill, to query and score the same days",
+    )
+    parser.add_argument(
+        "--case", action="append", help="time only the queries whose label holds this"
+    )
+    parser.add_argument(
         "--control",
         action="store_true",
         help="both ingest stores without the dashboard: what a pair's ratio varies by alone",
@@ -381,13 +420,13 @@ def main() -> None:
         action="store_true",
         help="write each ingest store alone in a process of its own, with and without in turns",
     )
+    parser.add_argument("--end-ns", type=int, help="the fill's last moment (default: now)")
     # A child of --separate: one store, its rates printed.
     parser.add_argument("--arm", choices=("with", "without"), help=argparse.SUPPRESS)
     parser.add_argument("--live", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--end-ns", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     tune_garbage_collector()
-    now = datetime.now(UTC)
+    now = datetime.fromtimestamp(args.end_ns / S, UTC) if args.end_ns else datetime.now(UTC)
     end_ns = args.end_ns or int(now.timestamp()) * S
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
@@ -396,8 +435,17 @@ def main() -> None:
             print(" ".join(map(str, alone)))
             return
         if not args.ingest_only:
-            measure_queries(root, args.sessions, args.runs, now, end_ns, args.score_share)
-        warm_up(root, end_ns)
+            measure_queries(
+                args.store or root / "dashboard.db",
+                args.sessions,
+                args.runs,
+                now,
+                end_ns,
+                args.score_share,
+                args.case,
+            )
+        if args.pairs:
+            warm_up(root, end_ns)
         for pair in range(args.pairs):
             for live in (False, True):
                 if args.separate:

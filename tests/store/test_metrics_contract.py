@@ -21,6 +21,7 @@ from threadline.server.model import (
     UserQuery,
     ns_to_datetime,
 )
+from threadline.server.retention import RetentionService
 from threadline.server.store import Store
 from threadline.server.store.metrics import bucket_end
 from threadline.server.store.model_usage import PICO, picodollars
@@ -556,3 +557,78 @@ def test_a_filter_keeping_every_trace_gives_the_unfiltered_cost_to_the_last_digi
         assert by_model(got, "cost_usd_by_model") == {"gpt": [exact]}, narrowed
         if backend == "sqlite":
             assert got.top_users_by_cost == unfiltered.top_users_by_cost, narrowed
+
+
+def scores_of(store: Store, project: int, **filters) -> dict[str, list[float | None]]:
+    """The score series of ``query(**filters)``, by name."""
+    got = refreshed(store).metrics(project, query(**filters), ["traces"])
+    return {s.metric: s.values for s in got.series if s.metric.startswith("score:")}
+
+
+# Trace 1 and 2 and session a (of fill) are user u1's: the user's view (the rollups
+# joined to their targets) must show what the unfiltered one (kept on write) shows.
+ALL_U1 = ({}, {"user_id": "u1"})
+
+
+def test_score_averages_follow_a_score_replaced_renamed_and_deleted(store: Store):
+    project = fill(store)
+    store.write_scores(project, [score("s2", "quality", 1.0, trace=2)])  # was 0.0
+    for filters in ALL_U1:
+        assert scores_of(store, project, **filters)["score:quality"] == [1.0, 0.75, None]
+    store.delete_score(project, "s3")
+    store.write_scores(project, [score("s1", "speed", 0.25, trace=1)])  # was quality 1.0
+    for filters in ALL_U1:
+        assert scores_of(store, project, **filters) == {
+            "score:quality": [None, 1.0, None],
+            "score:speed": [0.25, None, None],
+            "score:helpful": [1.0, None, None],
+        }
+    store.delete_score(project, "s2")
+    store.delete_score(project, "s4")
+    assert scores_of(store, project) == {"score:speed": [0.25, None, None]}
+
+
+def test_score_averages_leave_with_a_deleted_trace_and_session(store: Store):
+    project = fill(store)
+    store.delete_traces(project, [f"{2:032x}"])
+    for filters in ALL_U1:
+        assert scores_of(store, project, **filters) == {
+            "score:quality": [1.0, None, None],
+            "score:helpful": [1.0, None, None],
+        }
+    store.delete_sessions(project, ["a"])  # trace 1 with it
+    assert scores_of(store, project) == {}
+    # A score written again for a deleted trace counts once the trace is back.
+    store.write_scores(project, [score("s6", "quality", 0.5, trace=2)])
+    assert scores_of(store, project) == {}
+    store.write_spans(project, [span(2, 70, 5, session="a", user="u1")])
+    # (Session a's own score went with it.)
+    assert scores_of(store, project) == {"score:quality": [None, 0.5, None]}
+
+
+def test_score_averages_after_retention(store: Store):
+    project = fill(store)
+    # One day of retention, a day and 16 minutes after H0: traces 5 and 1 ended before.
+    RetentionService(store, 1, clock_ns=lambda: H0 + 24 * HOUR + 16 * MINUTE).run_pass()
+    # Trace 1's score went with it; session a keeps trace 2 alone, so it starts in hour
+    # 1 now, and its own score with it.
+    for filters in ALL_U1:
+        assert scores_of(store, project, **filters) == {
+            "score:quality": [None, 0.25, None],
+            "score:helpful": [None, 1.0, None],
+        }
+
+
+def test_a_score_written_before_its_target_counts_from_the_targets_start(store: Store):
+    project = fill(store)
+    store.write_scores(
+        project,
+        [score("e1", "early", 0.5, trace=7), score("e2", "early", 0.75, session="z")],
+    )
+    assert "score:early" not in scores_of(store, project)  # nothing stored to bucket by
+    store.write_spans(project, [trace_member(7, 0, H0 + 130 * MINUTE, MINUTE, session_id="z")])
+    assert scores_of(store, project)["score:early"] == [None, None, 0.625]
+    # A later export of the trace starts before it, in hour 0: the trace and its session
+    # start there now, and their scores count there.
+    store.write_spans(project, [trace_member(7, 1, H0 + 20 * MINUTE, MINUTE)])
+    assert scores_of(store, project)["score:early"] == [0.625, None, None]

@@ -19,7 +19,7 @@ from typing import Any
 from threadline.server.store.metrics import WIDTH_NS
 from threadline.server.store.model_usage import ModelSpan, picodollars
 from threadline.server.store.rollups import TraceRollup
-from threadline.server.store.sqlite import model_usage
+from threadline.server.store.sqlite import metric_scores, model_usage
 from threadline.server.store.sqlite.driver import sqlite3
 
 HOUR_NS = WIDTH_NS["hour"]
@@ -118,6 +118,11 @@ def traces_written(
         changes.usage(usage.replaced, -1)
     changes.traces(written, 1)
     changes.usage(usage.written, 1)
+    for r in written:
+        hour = metric_scores.hour_of(r.start_ns, r.end_ns)
+        old = before.get(r.trace_id)
+        if old is None or metric_scores.hour_of(old.start_ns, old.end_ns) != hour:
+            changes.scored_targets[("trace", r.trace_id)] = hour
     return changes
 
 
@@ -137,6 +142,9 @@ class Changes:
         self.models: dict[tuple[int, str], list[int]] = {}
         # Whether anything was taken back: until then no bucket can add up to nothing.
         self.taken_back = False
+        # (kind, id) of traces and sessions new, gone or started in another hour -> the
+        # hour their scores count in now (metric_scores.py)
+        self.scored_targets: dict[tuple[str, str], int | None] = {}
 
     def traces(self, rollups: Iterable[TraceRollup], sign: int) -> None:
         if sign < 0:
@@ -259,6 +267,8 @@ class Changes:
                 _USERS_LEFT, [(project_id, *k) for k, v in self.users.items() if v[0] < 0]
             )
         conn.executemany(_MODELS, rows(self.models))
+        if self.scored_targets:
+            metric_scores.targets_moved(conn, project_id, self.scored_targets)
 
 
 def _write_users(conn: sqlite3.Connection, project_id: int, rows: list[tuple[Any, ...]]) -> None:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from threadline.server.jsontext import loads
 from threadline.server.model import TOP_ROWS, MetricsQuery
 from threadline.server.store.metrics import MetricsRows, Range, user_totals
-from threadline.server.store.sqlite import metric_aggregates, model_usage
+from threadline.server.store.sqlite import metric_aggregates, metric_scores, model_usage
 from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.filters import session_conditions, trace_conditions
 from threadline.server.store.sqlite.metric_aggregates import HOUR_NS
@@ -176,9 +176,10 @@ def read(
     s_where, s_args = sql.session_filters()
     if metric_aggregates.serves(query):
         rows = metric_aggregates.read(conn, project_id, query, span)
+        rows.scores = metric_scores.read(conn, project_id, span)
     else:
         rows = _read_rollups(conn, sql)
-    rows.scores = _scores(conn, sql)
+        rows.scores = _scores(conn, sql)
     top = "SELECT session_id, start_ns, trace_count, error_count, cost_usd FROM sessions"
     # Few sessions kept are found by their rowids and sorted; else read down the cost
     # index (0002), stopping at the tenth in the range, rather than sorting every
@@ -334,8 +335,10 @@ class _TagGroups:
 
 
 def _scores(conn: sqlite3.Connection, sql: _Sql) -> list[tuple]:
-    """Numeric score sums per (name, group, start bucket): the scores of traces (and
-    their spans) by the trace's start, a session's own scores by the session's. Driven
+    """Numeric score sums per (name, group, start bucket) of a filtered or grouped query
+    (the unfiltered ones are kept on write: ``metric_scores``, by the same rule): the
+    scores of traces (and their spans) by the trace's start, a session's own scores by
+    the session's. Driven
     from ``score_rollups`` (CROSS JOIN fixes the order): there are far fewer summaries
     than rows. A trace is found by its key (``trace_keys``), the one index on its id;
     a session by its primary key."""

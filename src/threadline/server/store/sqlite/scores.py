@@ -41,14 +41,16 @@ from threadline.server.store.score_rollups import (
     merge_summaries,
     roll_up_scores,
 )
+from threadline.server.store.sqlite import metric_scores
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
 
 # A score row: the project, the record, and the target it rolls up into.
 _SCORE_ROW = Columns("project_id") + SCORES + Columns("target_kind", "target_id")
 _UPSERT_SCORE = f"INSERT OR REPLACE INTO scores ({_SCORE_ROW.sql}) VALUES ({_SCORE_ROW.qmarks})"
-# A rollup row: the project, the record, and its average (kept for the filters' index).
-_ROLLUP_ROW = Columns("project_id") + SCORE_ROLLUPS + Columns("average")
+# A rollup row: the project, the record, its average (kept for the filters' index) and
+# the hour its target started in (metric_scores.py).
+_ROLLUP_ROW = Columns("project_id") + SCORE_ROLLUPS + Columns("average", "target_hour")
 _CONFIG_ROW = Columns("project_id") + SCORE_CONFIGS
 _NOTE_ROW = Columns("project_id") + NOTES
 
@@ -99,12 +101,15 @@ def refresh(
 ) -> None:
     """Recompute the rollups of ``touched`` (target kind, target id, name) from their
     scores; a rollup left with no score is removed. One read per (kind, name) and chunk
-    of targets, not one per target: a batch of feedback touches hundreds."""
+    of targets, not one per target: a batch of feedback touches hundreds. The hours the
+    numeric ones count in on the dashboard are summed again (``metric_scores``)."""
     targets: dict[tuple[str, str], list[str]] = defaultdict(list)
     for kind, target_id, name in touched:
         targets[(kind, name)].append(target_id)
-    upserts: list[tuple[Any, ...]] = []
+    upserts: list[tuple[ScoreRollup, int | None]] = []  # with the hour they count in
     removals: list[tuple[Any, ...]] = []
+    marked: set[tuple[int, str]] = set()
+    unplaced: dict[str, set[str]] = defaultdict(set)  # kind -> targets without a rollup
     for (kind, name), ids in sorted(targets.items()):
         found: dict[str, list[ScoreRecord]] = defaultdict(list)
         for row in select_in(
@@ -115,12 +120,43 @@ def refresh(
             sorted(ids),
         ):
             found[_TARGETED.named(row)["target_id"]].append(_record(row))
+        # The hour each rollup counts in now: kept as it is (metric_scores.py).
+        hours = {
+            target_id: (hour, value_count)
+            for target_id, hour, value_count in select_in(
+                conn,
+                "SELECT target_id, target_hour, value_count FROM score_rollups"
+                " WHERE project_id = ? AND target_kind = ? AND name = ? AND target_id IN ({})",
+                (project_id, kind, name),
+                sorted(ids),
+            )
+        }
         for target_id in ids:
+            hour, value_count = hours.get(target_id, (None, 0))
+            if hour is not None and value_count:
+                marked.add((hour, name))
             rollup = roll_up_scores(kind, target_id, name, found.get(target_id, ()))
             if rollup is None:
                 removals.append((project_id, kind, target_id, name))
-            else:
-                upserts.append((project_id, *SCORE_ROLLUPS.values(rollup), rollup.average))
+                continue
+            if target_id not in hours:
+                unplaced[kind].add(target_id)
+            upserts.append((rollup, hour))
+    # A new rollup counts in its target's hour, if its target is stored.
+    placed = {
+        kind: metric_scores.target_hours(conn, project_id, kind, ids)
+        for kind, ids in unplaced.items()
+    }
+    rows = []
+    for rollup, kept_hour in upserts:
+        hour = (
+            placed[rollup.target_kind].get(rollup.target_id)
+            if rollup.target_id in unplaced.get(rollup.target_kind, ())
+            else kept_hour
+        )
+        if hour is not None and rollup.value_count:
+            marked.add((hour, rollup.name))
+        rows.append((project_id, *SCORE_ROLLUPS.values(rollup), rollup.average, hour))
     conn.executemany(
         "DELETE FROM score_rollups WHERE project_id = ? AND target_kind = ?"
         " AND target_id = ? AND name = ?",
@@ -128,8 +164,9 @@ def refresh(
     )
     conn.executemany(
         f"INSERT OR REPLACE INTO score_rollups ({_ROLLUP_ROW.sql}) VALUES ({_ROLLUP_ROW.qmarks})",
-        upserts,
+        rows,
     )
+    metric_scores.sum_again(conn, project_id, marked)
 
 
 # --- reads -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 
 from threadline.server.store.rollups import SessionRollup
+from threadline.server.store.sqlite import metric_scores
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
@@ -87,6 +88,11 @@ def keep_aggregates(
         new = _counted(
             session.start_ns, session.end_ns, session.error_count, session.cost_usd is not None
         )
+        if old is None or old[:2] != new[:2]:
+            # A session stored or started in another hour: its own scores follow it.
+            changes.scored_targets[("session", session.session_id)] = metric_scores.hour_of(
+                session.start_ns, session.end_ns
+            )
         if old == new:
             continue  # counted in the same bucket, the same way
         if old is not None:  # a session new to the store takes nothing back

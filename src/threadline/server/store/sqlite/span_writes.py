@@ -282,11 +282,14 @@ class SpanWrites(Database):
             sessions += [
                 roll_up_session(session_id, traces) for session_id, traces in by_session.items()
             ]
-            # A session whose every trace moved away has no rollup any more.
+            # A session whose every trace moved away has no rollup any more (its own
+            # scores count nowhere until it has one again).
+            emptied = sorted(recount - by_session.keys())
             conn.executemany(
                 "DELETE FROM sessions WHERE project_id = ? AND session_id = ?",
-                [(project_id, sid) for sid in recount - by_session.keys()],
+                [(project_id, sid) for sid in emptied],
             )
+            changes.scored_targets.update((("session", sid), None) for sid in emptied)
         # The joined sessions without a row are new: nothing to read back for them.
         session_writes.write(
             conn, project_id, sessions, known, joining.keys() - known.keys(), changes
