@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.integrations.fake_judge import FakeJudge
 from tests.otlp import new_trace_id
-from threadline.server.web.present import cost_axis, duration_in_words
+from threadline.server.web.present import cost_axis, duration_in_words, percent_axis
 
 from .conftest import ARTIFACTS, UI, Scenario, send
 from .turns import Turn, turn_spans
@@ -106,6 +106,41 @@ def test_the_dashboard_of_a_cheap_first_trace_has_a_cost_axis_that_reads(ui: UI,
             "t => t.getBoundingClientRect().left >= t.ownerSVGElement.getBoundingClientRect().left"
         )
         assert axis.evaluate_all(f"ts => ts.every({inside})"), chart
+    ui.shot("laptop")
+
+
+def test_a_percent_axis_writes_its_ticks_alike() -> None:
+    assert [percent_axis(0.1)(v) for v in (0, 0.05, 0.1)] == ["0%", "5%", "10%"]
+    assert [percent_axis(0.25)(v) for v in (0, 0.125, 0.25)] == ["0%", "12.5%", "25.0%"]
+    assert [percent_axis(1.0)(v) for v in (0.5, 1.0)] == ["50%", "100%"]
+    assert [percent_axis(0.001)(v) for v in (0.0005, 0.001)] == ["0.05%", "0.10%"]
+
+
+def test_the_dashboard_writes_a_rates_axis_alike(ui: UI, server) -> None:
+    """One trace in ten failed: the rate's axis read "0%", "5.0%", "10%"."""
+    start = (time.time_ns() // S - 600) * S
+    spans = []
+    for i in range(10):
+        error = "timeout" if i == 0 else None
+        turn = Turn(new_trace_id(), "Hi", "Hello!", start + i * S, 300, 12, 3, 0.001, error)
+        spans += turn_spans(turn, f"s-rate-{i}", "una")
+    send(server, spans)
+    page = ui.go("/dashboard")
+    for chart in ("trace_error_rate", "session_error_rate"):
+        axis = page.locator(f"[data-chart={chart}] text.axis")
+        ticks = axis.evaluate_all("ts => ts.map(t => t.textContent)")  # SVG: no innerText
+        assert ticks[:3] == ["0%", "5%", "10%"], (chart, ticks)
+    ui.shot("laptop")
+
+
+def test_the_settings_heading_is_spaced_as_the_other_pages_are(ui: UI) -> None:
+    """ "Settings" sat right on "Retention", where the Evaluators page leaves room."""
+    gap = "h => h.parentElement.nextElementSibling.getBoundingClientRect().top"
+    gap += " - h.getBoundingClientRect().bottom"
+    page = ui.go("/evaluators")
+    expected = page.locator("h1").evaluate(gap)
+    page = ui.go("/settings")
+    assert abs(page.locator("h1").evaluate(gap) - expected) <= 1, expected
     ui.shot("laptop")
 
 
@@ -279,3 +314,26 @@ def _broken_words(element: Locator, word: str = r"[^\s-]+-?") -> list[str]:
     space or after a hyphen (where a line may end)."""
     broken: list[str] = element.evaluate(BROKEN_WORDS, word)
     return broken
+
+
+def test_a_laptop_shows_the_sessions_last_output_beside_four_score_columns(ui: UI, server) -> None:
+    """With a fifth and sixth score column the table may scroll; with four, "Last output"
+    was past the window's edge."""
+    start = (time.time_ns() // S - 600) * S
+    question = "Could you tell me where my order is? " * 6
+    answer = "It left our warehouse this morning and should arrive by Friday. " * 4
+    turn = Turn(new_trace_id(), question, answer, start, 65_000, 12_345, 678, 0.0123)
+    send(server, turn_spans(turn, "s-four-scores", "maximilian"))
+    scores = {"helpfulness": 4, "resolved": True, "tone": 0.75, "correctness": 1}
+    for name, value in scores.items():
+        body = {"name": name, "value": value, "session_id": "s-four-scores"}
+        assert server.http.post("/api/v1/scores", json=body).status_code == 200
+    page = _at(ui, LAPTOP)
+    ui.go("/sessions?range=all")
+    expect(page.locator("#sessions-table th.score-col")).to_have_count(4)
+    ui.shot("laptop")
+    wrap = page.locator(".table-wrap")
+    assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), "the table scrolls"
+    last = page.locator("#sessions-table th", has_text="Last output")
+    assert last.evaluate("th => th.getBoundingClientRect().right") <= LAPTOP["width"]
+    assert not _broken_words(page.locator("#sessions-table"))  # "maximilia" / "n"

@@ -221,6 +221,8 @@ _BY_MODEL: tuple[tuple[str, str, str, Callable[[float], str]], ...] = (
 _AXES: dict[str, Callable[[float], Callable[[float], str]]] = {
     "cost": present.cost_axis,
     "cost_by_model": present.cost_axis,
+    "session_error_rate": present.percent_axis,
+    "trace_error_rate": present.percent_axis,
 }
 # A chart shows this many models; the rest are added up as "other models".
 _MODELS_SHOWN = 6
@@ -328,6 +330,7 @@ def build_charts(
                 series_of(metric),
                 stacked=False,
                 fmt=_percent if boolean else _score,
+                axis_fmt=present.percent_axis if boolean else None,
                 bucket_label=lambda b: b.strftime(label),
                 href=lambda b, g: filters.list_url("traces", metrics, b, g),
                 grouped=grouped,

@@ -81,11 +81,23 @@ def cost_axis(top: float) -> Callable[[float], str]:
     ``$0.000025``/``$0.000050``). ``cost`` writes one amount: under $0.0001 it says
     ``<$0.0001``, and under $1 with four decimals, so an axis read ``$0.5000``/``$1.00``,
     or ``<$0.0001`` twice."""
-    middle = top / 2
-    decimals = next(
-        (d for d in range(2, 12) if abs(round(middle, d) - middle) <= middle * 1e-9), 12
-    )
+    decimals = _decimals_of(top / 2, least=2)
     return lambda usd: "$0" if usd == 0 else f"${usd:,.{decimals}f}"
+
+
+def percent_axis(top: float) -> Callable[[float], str]:
+    """How a rate's axis from 0 to ``top`` (a share, 1 = 100 %) writes its ticks: in
+    percent, all with the decimals the middle needs (``5%``/``10%``, ``12.5%``/``25.0%``),
+    not each as one rate is (``5.0%`` beside ``10%``, or ``12%`` for 12.5 %)."""
+    decimals = _decimals_of(top * 50, least=0)
+    return lambda share: "0%" if share == 0 else f"{share * 100:.{decimals}f}%"
+
+
+def _decimals_of(middle: float, least: int) -> int:
+    """The decimals (at least ``least``) that write ``middle`` exactly."""
+    return next(
+        (d for d in range(least, 12) if abs(round(middle, d) - middle) <= middle * 1e-9), 12
+    )
 
 
 def number(value: float | None) -> str:
