@@ -316,9 +316,10 @@ def _broken_words(element: Locator, word: str = r"[^\s-]+-?") -> list[str]:
     return broken
 
 
-def test_a_laptop_shows_the_sessions_last_output_beside_four_score_columns(ui: UI, server) -> None:
-    """With a fifth and sixth score column the table may scroll; with four, "Last output"
-    was past the window's edge."""
+def test_a_laptop_shows_the_sessions_and_traces_beside_four_score_columns(ui: UI, server) -> None:
+    """With four score columns the Sessions table scrolled, "Last output" past the
+    window's edge and "maximilian" broken in two, and the Traces table scrolled by its
+    last column's edge (a fifth and sixth column may scroll)."""
     start = (time.time_ns() // S - 600) * S
     question = "Could you tell me where my order is? " * 6
     answer = "It left our warehouse this morning and should arrive by Friday. " * 4
@@ -326,14 +327,20 @@ def test_a_laptop_shows_the_sessions_last_output_beside_four_score_columns(ui: U
     send(server, turn_spans(turn, "s-four-scores", "maximilian"))
     scores = {"helpfulness": 4, "resolved": True, "tone": 0.75, "correctness": 1}
     for name, value in scores.items():
-        body = {"name": name, "value": value, "session_id": "s-four-scores"}
-        assert server.http.post("/api/v1/scores", json=body).status_code == 200
+        for target in ({"session_id": "s-four-scores"}, {"trace_id": turn.trace_id}):
+            body = {"name": name, "value": value} | target
+            assert server.http.post("/api/v1/scores", json=body).status_code == 200
     page = _at(ui, LAPTOP)
+    for tab in ("sessions", "traces"):
+        ui.go(f"/{tab}?range=all")
+        table = page.locator(f"#{tab}-table")
+        expect(table.locator("th.score-col")).to_have_count(4)
+        ui.shot(f"laptop-{tab}")
+        wrap = page.locator(".table-wrap")
+        assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), f"the {tab} table scrolls"
+        assert not _broken_words(table), tab  # "maximilia" / "n"
+    last = page.locator("#traces-table th").last
+    assert last.evaluate("th => th.getBoundingClientRect().right") <= LAPTOP["width"]
     ui.go("/sessions?range=all")
-    expect(page.locator("#sessions-table th.score-col")).to_have_count(4)
-    ui.shot("laptop")
-    wrap = page.locator(".table-wrap")
-    assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), "the table scrolls"
     last = page.locator("#sessions-table th", has_text="Last output")
     assert last.evaluate("th => th.getBoundingClientRect().right") <= LAPTOP["width"]
-    assert not _broken_words(page.locator("#sessions-table"))  # "maximilia" / "n"
