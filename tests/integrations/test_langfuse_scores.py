@@ -237,3 +237,20 @@ def test_a_scores_only_key_writes_end_user_scores_and_overwrites_none_other(serv
     stored = {s["id"]: s for s in server.get("/api/v1/scores", session_id=session)["items"]}
     assert stored["by-user"]["source"] == "end-user"
     assert (stored["by-app"]["source"], stored["by-app"]["value"]) == ("sdk", 1.0)
+
+
+def test_a_score_of_another_type_than_its_names_is_refused_alone(server) -> None:
+    url = server.base_url + "/api/public/scores"
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    batch = [
+        {"id": "first", "name": "helpful", "value": 1, "sessionId": session, "dataType": "BOOLEAN"},
+        {"id": "number", "name": "helpful", "value": 4, "sessionId": session},
+        {"id": "label", "name": "other", "value": "warm", "sessionId": session},
+    ]
+    answer = httpx.post(url, json=batch, headers=_basic(server.api_key))
+    assert answer.status_code == 207, answer.text
+    [error] = answer.json()["errors"]
+    assert error["id"] == "number", error
+    assert "'helpful'" in error["message"] and "boolean" in error["message"], error
+    written = server.get("/api/v1/scores", session_id=session)["items"]
+    assert sorted(s["id"] for s in written) == ["first", "label"]

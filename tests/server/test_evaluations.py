@@ -310,6 +310,20 @@ def test_a_judge_that_fails_marks_the_run_failed_with_the_reason(
         assert run["input_tokens"] > 0 and listed["totals"]["input_tokens"] > 0
 
 
+def test_a_judges_score_of_another_type_than_its_names_fails_the_run(project, judge):
+    create(project, evaluator(judge, online=False))  # writes "resolved" true or false
+    elsewhere = f"rated-{uuid.uuid4().hex[:8]}"
+    rated = {"name": "resolved", "value": 4, "session_id": elsewhere}
+    assert project.http.post("/api/v1/scores", json=rated).status_code == 200
+    sid = f"typed-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "hello", "thanks, solved")
+    run = _manual_run(project, sid)
+    assert run["status"] == "failed" and run["score_id"] is None, run
+    assert run["reason"].startswith("score not written: score 'resolved' holds numeric"), run
+    assert "boolean" in run["reason"], run
+    assert project.get("/api/v1/scores", session_id=sid)["items"] == []
+
+
 def _peak_rss_mb(pid: int) -> int:
     """The process's peak resident memory so far (VmHWM), in MB."""
     with open(f"/proc/{pid}/status") as status:

@@ -254,3 +254,43 @@ def test_key_scopes(server, threadline_process):
     )
     assert preflight.status_code == 204
     assert "Authorization" in preflight.headers["access-control-allow-headers"]
+
+
+def test_a_name_keeps_the_type_of_its_first_score(server_on_each_store):
+    server = server_on_each_store
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    first = _post(server, {"name": "helpful", "value": True, "session_id": sid})
+    assert first.status_code == 200, first.text
+
+    # A number on a true/false name would make ``helpful>=4`` find nothing: refused,
+    # naming the name and both types.
+    refused = _post(server, {"name": "helpful", "value": 4, "session_id": sid})
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert "'helpful'" in error and "boolean" in error and "numeric" in error, error
+    # The same type in any spelling is welcome, and so is a first score of a new name
+    # (a type is inferred from the value alone: "no" without one is a label).
+    same = {"name": "helpful", "value": "no", "data_type": "boolean", "session_id": sid}
+    assert _post(server, same).status_code == 200
+    assert _post(server, {**same, "data_type": None}).status_code == 409
+    assert _post(server, {"name": "tone", "value": "calm", "session_id": sid}).status_code == 200
+
+    # A batch is refused whole: the first of its scores of a new name sets the type.
+    batch = [
+        {"name": "fresh", "value": 2, "session_id": sid},
+        {"name": "fresh", "value": "high", "session_id": sid},
+    ]
+    refused = _post(server, batch)
+    assert refused.status_code == 409, refused.text
+    assert "numeric" in refused.json()["error"] and "categorical" in refused.json()["error"]
+    written = {
+        s["name"]: s["data_type"] for s in server.get("/api/v1/scores", session_id=sid)["items"]
+    }
+    assert written == {"helpful": "boolean", "tone": "categorical"}
+
+    # A name whose scores are all deleted takes a new type.
+    for score in server.get("/api/v1/scores", session_id=sid, name="helpful")["items"]:
+        assert server.http.delete(f"/api/v1/scores/{score['id']}").status_code == 204
+    again = _post(server, {"name": "helpful", "value": 4, "session_id": sid})
+    assert again.status_code == 200, again.text
+    assert again.json()["data_type"] == "numeric"

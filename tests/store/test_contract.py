@@ -27,6 +27,7 @@ from threadline.server.model import (
     UserQuery,
     ns_to_datetime,
 )
+from threadline.server.score_types import NameTypes
 from threadline.server.store import Store, open_store
 from threadline.server.store.clickhouse import ClickHouseStore
 from threadline.server.store.sqlite.driver import sqlite3
@@ -626,6 +627,46 @@ def test_a_names_scores_page_the_same_after_replacements_moves_and_deletions(sto
         ]
     assert listed(1, name="other") == ["x5"]
     assert listed(1, name="nothing") == []
+
+
+def test_a_score_names_type_is_read_for_a_write(store: Store):
+    """The type a write must keep (``score_types.NameTypes``): its configuration's, else
+    that of the name's scores (a score moved to another name counts there, a name whose
+    scores were all deleted is free), else the write's own first of that name."""
+    project, other = store.create_project("p").id, store.create_project("q").id
+    store.write_scores(
+        project,
+        [
+            score("a", "helpful", True, session="s", at=1),
+            score("b", "tone", "calm", session="s"),
+            score("c", "gone", 3.0, session="s"),
+            score("d", "moved", 2.0, session="s"),
+        ],
+    )
+    store.write_scores(project, [score("d", "tone", "warm", session="s", at=2)])  # renamed
+    assert store.delete_score(project, "c")
+    store.write_scores(other, [score("e", "fresh", 1.0, session="s")])
+    stars = ScoreConfig(name="stars", data_type="numeric")
+
+    def refusals(*records: ScoreRecord) -> list[str | None]:
+        types = NameTypes(store, project, {"stars": stars})
+        return [types.refusal(r) for r in records]
+
+    assert refusals(score("x", "helpful", False, session="t")) == [None]
+    [refused] = refusals(score("x", "helpful", 4.0, session="t"))
+    assert refused is not None and "'helpful' holds boolean" in refused and "numeric" in refused
+    assert refusals(score("x", "tone", 1.0, session="t"))[0] is not None
+    # "gone" lost its only score, "moved" its only one to "tone", "fresh" is another
+    # project's: each takes the type of the write's first score of it.
+    found = refusals(
+        score("x", "gone", "label", session="t"),
+        score("y", "moved", True, session="t"),
+        score("z", "fresh", "label", session="t"),
+        score("w", "fresh", 2.0, session="t"),
+        score("v", "stars", 2.0, session="t"),  # configured: its configuration decides
+    )
+    assert [found[i] for i in (0, 1, 2, 4)] == [None] * 4
+    assert found[3] is not None and "'fresh' holds categorical" in found[3], found
 
 
 def test_score_configs(store: Store):

@@ -246,3 +246,12 @@ def test_same_origin_behind_a_proxy_and_without_a_browser(forms: Forms) -> None:
     assert _post_raw(forms, "/ui/scores", score, {"Sec-Fetch-Site": "same-origin"}).is_success
     assert _post_raw(forms, "/ui/scores", score, {}).is_success
     assert len(forms.scores()) == 3
+
+
+def test_a_score_of_another_type_than_its_names_is_refused(forms: Forms) -> None:
+    target = {"session_id": forms.session_id}
+    boolean = {**target, "name": "helpful", "value": "true", "data_type": "boolean"}
+    assert forms.post("/ui/scores", boolean).status_code == 200
+    numeric = {**target, "name": "helpful", "value": "4", "data_type": "numeric"}
+    _refused(forms.post("/ui/scores", numeric), 409, "'helpful'", "boolean", "numeric")
+    assert [s["value"] for s in forms.scores()] == [1.0]

@@ -35,6 +35,7 @@ from threadline.server.auth import langfuse_key_access
 from threadline.server.errors import BadRequest, ThreadlineError
 from threadline.server.model import KeyAccess, ScoreIn, ScoreRecord
 from threadline.server.redaction.annotations import redact_scores
+from threadline.server.score_types import NameTypes
 from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/public", tags=["langfuse"])
@@ -123,6 +124,7 @@ def _write(
     each refused item by its position)."""
     project_id = access.project.id
     configs = {c.name: c for c in store.list_score_configs(project_id)}
+    types = NameTypes(store, project_id, configs)
     now = time.time_ns()
     records: dict[int, ScoreRecord] = {}
     errors: dict[int, str] = {}
@@ -132,6 +134,10 @@ def _write(
             record = scoring.prepare(score, configs, "sdk", now)
         except ThreadlineError as error:
             errors[index] = error.message
+            continue
+        refusal = types.refusal(record)
+        if refusal is not None:
+            errors[index] = refusal
             continue
         if stamp is not None and stamp > 0:
             record.created_ns = stamp

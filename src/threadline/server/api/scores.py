@@ -31,7 +31,7 @@ from threadline.server.model import (
     ScoreSource,
 )
 from threadline.server.redaction.annotations import redact_note, redact_scores
-from threadline.server.score_types import written_types
+from threadline.server.score_types import NameTypes, written_types
 from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["scores"])
@@ -70,10 +70,12 @@ def prepare_scores(
     store: Store, project_id: int, scores: list[ScoreIn], source: str
 ) -> list[ScoreRecord]:
     """Validate ``scores`` against the project's score configurations (400 on the first
-    bad one, naming it; nothing is written then)."""
+    bad one, naming it) and its names' types (409); nothing is written then."""
     configs = {c.name: c for c in store.list_score_configs(project_id)}
     now = time.time_ns()
-    return [scoring.prepare(s, configs, source, now) for s in scores]
+    records = [scoring.prepare(s, configs, source, now) for s in scores]
+    NameTypes(store, project_id, configs).check(records)
+    return records
 
 
 @router.options("/scores", include_in_schema=False)

@@ -32,7 +32,7 @@ from threadline.server.model import (
 )
 from threadline.server.redaction.annotations import redact_scores
 from threadline.server.redaction.rules import RedactionRules
-from threadline.server.score_types import written_types
+from threadline.server.score_types import NameTypes, written_types
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.forms import read_form
@@ -208,6 +208,7 @@ def _save(
             )
     configs = {c.name: c for c in store.list_score_configs(project.id)}
     record = scoring.prepare(score, configs, "ui", time.time_ns())
+    NameTypes(store, project.id, configs).check([record])
     store.write_scores(project.id, redact_scores([record], rules))
 
 
