@@ -322,6 +322,11 @@ def test_a_judges_score_of_another_type_than_its_names_fails_the_run(project, ju
     assert run["reason"].startswith("score not written: score 'resolved' holds numeric"), run
     assert "boolean" in run["reason"], run
     assert project.get("/api/v1/scores", session_id=sid)["items"] == []
+    # Defined now, an evaluator of that name and type is refused at once.
+    same_name = evaluator(judge, name="again", score={"name": "resolved", "data_type": "boolean"})
+    response = project.http.post("/api/v1/evaluators", json=same_name)
+    assert response.status_code == 409, response.text
+    assert "'resolved' holds numeric" in response.json()["error"], response.text
 
 
 def _peak_rss_mb(pid: int) -> int:

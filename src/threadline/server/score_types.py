@@ -33,14 +33,17 @@ class NameTypes:
         # configuration, which wins over what was written before it.
         self._types: dict[str, str | None] = {n: c.data_type for n, c in configs.items()}
 
+    def held(self, name: str) -> str | None:
+        """The type ``name`` holds, or None: any type may be its first."""
+        if name not in self._types:
+            newest = self._store.list_scores(self._project_id, ScoreQuery(name=name, limit=1))
+            self._types[name] = newest.items[0].data_type if newest.items else None
+        return self._types[name]
+
     def refusal(self, record: ScoreRecord) -> str | None:
         """Why ``record`` may not be written (its name holds another type), or None; a
         record let through sets its name's type for the records after it."""
-        if record.name not in self._types:
-            query = ScoreQuery(name=record.name, limit=1)
-            newest = self._store.list_scores(self._project_id, query).items
-            self._types[record.name] = newest[0].data_type if newest else None
-        held = self._types[record.name]
+        held = self.held(record.name)
         if held is None:
             self._types[record.name] = record.data_type
         elif held != record.data_type:

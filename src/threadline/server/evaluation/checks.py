@@ -4,9 +4,10 @@ CLI apply the same rules)."""
 from __future__ import annotations
 
 from threadline.server import scoring
-from threadline.server.errors import BadRequest
+from threadline.server.errors import BadRequest, Conflict
 from threadline.server.evaluation.key_urls import KeyUrls
 from threadline.server.evaluation.model import EvaluatorIn
+from threadline.server.score_types import NameTypes
 from threadline.server.store import Store
 
 
@@ -14,13 +15,21 @@ def check_evaluator(
     store: Store, project_id: int, evaluator: EvaluatorIn, key_urls: KeyUrls
 ) -> EvaluatorIn:
     """A definition that can work, or ``BadRequest`` saying why not (a key variable
-    bound to other URLs than its judge's among them)."""
+    bound to other URLs than its judge's among them); ``Conflict`` when its score's name
+    holds values of another type, which every run would fail to write."""
     scoring.check_config(evaluator.score)
-    configured = {c.name: c for c in store.list_score_configs(project_id)}.get(evaluator.score.name)
+    configs = {c.name: c for c in store.list_score_configs(project_id)}
+    configured = configs.get(evaluator.score.name)
     if configured is not None and configured.data_type != evaluator.score.data_type:
         raise BadRequest(
             f"score {evaluator.score.name!r} is configured as {configured.data_type},"
             f" not {evaluator.score.data_type}"
+        )
+    held = NameTypes(store, project_id, configs).held(evaluator.score.name)
+    if held is not None and held != evaluator.score.data_type:
+        raise Conflict(
+            f"score {evaluator.score.name!r} holds {held} values: an evaluator writing"
+            f" {evaluator.score.data_type} ones would fail every run (name another score)"
         )
     url = evaluator.judge.base_url
     if url.scheme not in ("http", "https"):
