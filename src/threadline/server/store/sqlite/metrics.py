@@ -338,10 +338,9 @@ def _scores(conn: sqlite3.Connection, sql: _Sql) -> list[tuple]:
     """Numeric score sums per (name, group, start bucket) of a filtered or grouped query
     (the unfiltered ones are kept on write: ``metric_scores``, by the same rule): the
     scores of traces (and their spans) by the trace's start, a session's own scores by
-    the session's. Driven
-    from ``score_rollups`` (CROSS JOIN fixes the order): there are far fewer summaries
-    than rows. A trace is found by its key (``trace_keys``), the one index on its id;
-    a session by its primary key."""
+    the session's. Driven from ``score_rollups`` (CROSS JOIN fixes the order): there
+    are far fewer summaries than rows. A trace is found by its key (``trace_keys``), the
+    one index on its id; a session by its primary key."""
     buckets, bucket_args = sql.buckets()
     found: list[tuple] = []
     for kind, table, join, where_args, group in (
