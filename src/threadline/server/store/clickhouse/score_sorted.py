@@ -88,51 +88,44 @@ def pick(
 
     def by_value(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
         # Stretches of the name's values in order, each kept where the value is its
-        # target's newest and the filters keep the target, until the page is full.
-        found: list[tuple[Any, str, None]] = []
-        stretch = max(STRETCH_PER_ROW * count, MIN_STRETCH)
-        read = 0
-        for left in range(STRETCHES - 1, -1, -1):
-            candidates = rows(
+        # target's newest and the filters keep the target, until the page is full; at a
+        # rate the stretches left would not fill the page at, the window's rows instead.
+        def values_after(after: tuple[Any, str] | None, stretch: int) -> list[tuple[Any, ...]]:
+            return rows(
                 f"SELECT target_id, {by} FROM score_rollups_by_{by}"
                 f" WHERE {name} AND {after_key(after, by)}"
                 f" ORDER BY {by} {direction}, target_id {direction} LIMIT {f.param(stretch)}",
                 f.params,
             )
+
+        def kept_values(candidates: list[tuple[Any, ...]]) -> list[tuple[Any, str, None]]:
             if not candidates:
-                return found
-            read += len(candidates)
+                return []
             ids = sorted({row[0] for row in candidates})
             newest: dict[str, Any] = dict(
                 rows(newest_values("%(candidate_ids)s"), {**f.params, "candidate_ids": ids})
             )
             live = [row for row in candidates if newest.get(row[0]) == row[1]]
-            if live:
-                kept = {
-                    row[0]
-                    for row in rows(
-                        f"SELECT {id_column} FROM {source_of('%(candidate_ids)s')} AS listed"
-                        f" WHERE {f.sql()}",
-                        {**f.params, "candidate_ids": sorted({row[0] for row in live})},
-                    )
-                }
-                # A target's row twice (not merged yet) is the same value: kept once.
-                seen: set[str] = set()
-                for row_id, key in live:
-                    if row_id in kept and row_id not in seen:
-                        seen.add(row_id)
-                        found.append((key, row_id, None))
-            if len(found) >= count:
-                return found[:count]
-            if len(candidates) < stretch:
-                return found
-            after = (candidates[-1][1], candidates[-1][0])
-            stretch = min(stretch * 4, MAX_STRETCH)
-            # At the rate the filters have kept candidates so far, the stretches left
-            # would not fill the page: the window's rows are read instead, now.
-            if (count - len(found)) * read > len(found) * stretch * left:
-                break
-        return found + in_window(after, count - len(found))
+            if not live:
+                return []
+            kept = {
+                row[0]
+                for row in rows(
+                    f"SELECT {id_column} FROM {source_of('%(candidate_ids)s')} AS listed"
+                    f" WHERE {f.sql()}",
+                    {**f.params, "candidate_ids": sorted({row[0] for row in live})},
+                )
+            }
+            # A target's row twice (not merged yet) is the same value: kept once.
+            found: list[tuple[Any, str, None]] = []
+            seen: set[str] = set()
+            for row_id, key in live:
+                if row_id in kept and row_id not in seen:
+                    seen.add(row_id)
+                    found.append((key, row_id, None))
+            return found
+
+        return _in_stretches(count, after, values_after, kept_values, in_window)
 
     def in_window(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
         # The newest values of the rows the window and the filters keep, in order.
@@ -148,18 +141,12 @@ def pick(
     def unscored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
         if newest is None:
             return without_value(after, count)
+
         # Stretches of the list's newest rows, each kept where the row has no value
         # (its newest rollup, by primary key), until the page is full; when the rows
         # have values at a rate the stretches left would not fill the page at, the rest
         # is read against every value at once, as without ``newest``.
-        found: list[tuple[Any, str, None]] = []
-        stretch = max(STRETCH_PER_ROW * count, MIN_STRETCH)
-        read = 0
-        for left in range(STRETCHES - 1, -1, -1):
-            candidates = newest(after, stretch)
-            if candidates is None:
-                break
-            read += len(candidates)
+        def without_values(candidates: list[tuple[Any, ...]]) -> list[tuple[Any, str, None]]:
             ids = sorted({row_id for row_id, _ in candidates})
             valued = (
                 {
@@ -171,18 +158,9 @@ def pick(
                 if ids
                 else set()
             )
-            for row_id, key in candidates:
-                if row_id not in valued:
-                    found.append((key, row_id, None))
-                    if len(found) == count:
-                        return found
-            if len(candidates) < stretch:
-                return found
-            after = (candidates[-1][1], candidates[-1][0])
-            stretch = min(stretch * 4, MAX_STRETCH)
-            if (count - len(found)) * read > len(found) * stretch * left:
-                break
-        return found + without_value(after, count - len(found))
+            return [(key, row_id, None) for row_id, key in candidates if row_id not in valued]
+
+        return _in_stretches(count, after, newest, without_values, without_value)
 
     def without_value(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
         # The name's newest values, all of them: restricting them to the window's rows
@@ -201,3 +179,39 @@ def pick(
         return [(key, row_id, None) for row_id, key in found]
 
     return score_sorts.pick(kind, sort, limit, cursor, by_value, unscored, where=where)
+
+
+Candidates = list[tuple[Any, ...]]
+Found = list[tuple[Any, str, None]]
+
+
+def _in_stretches(
+    count: int,
+    after: tuple[Any, str] | None,
+    stretch_of: Callable[[tuple[Any, str] | None, int], Candidates | None],
+    kept_of: Callable[[Candidates], Found],
+    rest: Callable[[tuple[Any, str] | None, int], Found],
+) -> Found:
+    """Up to ``count`` rows: stretches of (id, key) candidates in the list's order after
+    ``after`` (``stretch_of``; None: it cannot tell them), each kept by ``kept_of``,
+    until the page is full or the candidates end; when none can be told, or at the
+    rate rows have been kept so far the stretches left would not fill the page, the
+    rest of the page is ``rest``'s, read after the last candidate."""
+    found: Found = []
+    stretch = max(STRETCH_PER_ROW * count, MIN_STRETCH)
+    read = 0
+    for left in range(STRETCHES - 1, -1, -1):
+        candidates = stretch_of(after, stretch)
+        if candidates is None:
+            break
+        read += len(candidates)
+        found += kept_of(candidates)
+        if len(found) >= count:
+            return found[:count]
+        if len(candidates) < stretch:
+            return found
+        after = (candidates[-1][1], candidates[-1][0])
+        stretch = min(stretch * 4, MAX_STRETCH)
+        if (count - len(found)) * read > len(found) * stretch * left:
+            break
+    return found + rest(after, count - len(found))
