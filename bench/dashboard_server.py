@@ -25,7 +25,8 @@ written (``/healthz?wait``). The server without the dashboard runs with
 ``bench/without_dashboard`` on its ``PYTHONPATH``: its ``sitecustomize`` takes from the
 store, in the server and its worker processes, exactly what ``dashboard.py``'s store
 without the dashboard lacks (``no_dashboard.py`` defines it for both). Each round checks
-which arm it ran: the store has aggregate rows with the dashboard, none without.
+which arm it ran: the store's activity aggregates count its traces with the dashboard, none
+without.
 Printed: each round's spans/s and the CPU per span (read from ``/proc``) of the server's
 processes, of its own process (where the event loop, the writer and the WAL checkpointer
 share one GIL, while the workers prepare in theirs) and of its busiest thread, the
@@ -163,15 +164,18 @@ def bodies(
 
 
 def aggregated(database: Path) -> int:
-    """Rows of the dashboard's activity aggregates in a stopped server's store (none
-    without the dashboard: its metrics queries, which name the dropped indexes, fail)."""
+    """Traces counted by the dashboard's activity aggregates in a stopped server's store
+    (none added without the dashboard: its metrics queries, which name the dropped
+    indexes, fail). Traces, not rows: a live round onto a base store adds to the rows of
+    hours the base already has."""
     with closing(sqlite3.connect(database)) as conn:
-        return int(conn.execute("SELECT count(*) FROM metric_activity").fetchone()[0])
+        row = conn.execute("SELECT COALESCE(SUM(traces), 0) FROM metric_activity").fetchone()
+        return int(row[0])
 
 
 def filled_base(directory: Path, sessions: int, end_ns: int) -> int:
     """A store of ``sessions`` backfilled sessions (``dashboard.fill``, with the
-    dashboard) in ``directory``, closed; its activity aggregate rows."""
+    dashboard) in ``directory``, closed; the traces its activity aggregates count."""
     store, _, took = dashboard.fill(directory / "threadline.db", sessions, end_ns)
     store.close()
     rows = aggregated(directory / "threadline.db")
@@ -189,7 +193,7 @@ def one_round(
     base: tuple[Path, int] | None = None,
 ) -> Round:
     """One fresh server's ingest of ``exports``, into a copy of ``base`` (its
-    directory and activity aggregate rows) if given."""
+    directory and the traces its activity aggregates count) if given."""
     spans = sum(body.spans for body in exports)
     saved = os.environ.get("PYTHONPATH", "")
     first = [] if with_dashboard else [str(WITHOUT)]
@@ -225,7 +229,9 @@ def one_round(
                 process.wait()
             rows = aggregated(Path(tmp) / "threadline.db") - (base[1] if base else 0)
             if bool(rows) != with_dashboard:
-                raise SystemExit(f"with the dashboard: {with_dashboard}, but {rows} aggregate rows")
+                raise SystemExit(
+                    f"with the dashboard: {with_dashboard}, but {rows} traces aggregated"
+                )
     finally:
         os.environ["PYTHONPATH"] = saved
     grouped = health["exports_written"] / max(health["write_transactions"], 1)

@@ -3,11 +3,17 @@
 (a whole server, through ``without_dashboard/sitecustomize.py``), defined once here so
 the two cannot drift apart.
 
-What the dashboard adds: the traces' index by their end (0007's, narrowed by 0025); the
-triggers, aggregate tables and session index of 0010 (its others dropped by 0017 and
-0029), and the lists' session indexes as 0017 and 0029 widened them to cover its reads;
-each trace's usage by model, kept in its row since 0017; and the upkeep of the
-aggregates by the trace and session writes.
+What the dashboard adds: the triggers, aggregate tables and session index of 0010 (its
+others dropped by 0017 and 0029), and the lists' session indexes as 0017 and 0029
+widened them to cover its reads; each trace's usage by model, kept in its row since
+0017; and the upkeep of the aggregates by the trace and session writes.
+
+Not the traces' index by their end (0007's, narrowed by 0025), though the dashboard
+brought it and its narrowed and grouped views still read it: retention deletes the
+oldest ended traces first through it, and the Users list picks its page's users from it
+(round 12), so a store without the dashboard would keep it for them. Before round 14 the
+arm without the dashboard dropped it too, charging its ~2.6 µs a span of backfill at 1M
+spans (a random insert each trace) to the dashboard (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from contextlib import contextmanager
 
 from threadline.server.store.sqlite import SQLiteStore, metric_upkeep, model_usage, session_writes
 
-DASHBOARD_INDEXES = ("traces_by_end", "sessions_by_errors_for_metrics")
+DASHBOARD_INDEXES = ("sessions_by_errors_for_metrics",)
 # The lists' indexes as the lists alone need them: migrations 0017 and 0029 widened
 # them to cover the dashboard's reads.
 LIST_INDEXES = {
