@@ -39,12 +39,20 @@ holding ``N`` of ``dashboard.py``'s backfilled sessions (10 N spans over the 30 
 filled once, with the dashboard, before the first round; the arm without it loses the
 dashboard's schema when its server opens the copy, before the clock starts): what the
 aggregates cost a store of the issue's size (1M spans: ``--base-sessions 100000``), whose
-indexes no longer fit the caches as a fresh store's do.
+indexes no longer fit the caches as a fresh store's do. ``--keep-base DIR`` keeps that
+store in ``DIR`` and starts later runs on it rather than filling it again (1-7 minutes
+at 1M spans): its name holds the session count and a digest of the running tree's
+SQLite migrations (``base-100000-s0029-<digest>.db``), so a tree of another schema (an
+A/B arm in another worktree) fills and keeps its own, and never opens a base of another
+schema. A kept base also keeps the end of its 30 days (beside it, in a ``.json``), which
+every run on it then ends its exports at too, so that its rounds relate to the base as
+in the run that filled it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -66,6 +74,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from threadline import semconv
 from threadline.server.model import SpanRecord
+from threadline.server.store import migrations
 from threadline.server.store.sqlite.driver import sqlite3
 
 BENCH = Path(__file__).resolve().parent
@@ -185,6 +194,34 @@ def filled_base(directory: Path, sessions: int, end_ns: int) -> int:
     return rows
 
 
+def schema_key() -> str:
+    """The SQLite schema this tree makes: its highest migration and a digest of all of
+    its migrations' names and texts."""
+    scripts = migrations.scripts("threadline.server.store.sqlite")
+    digest = hashlib.sha256()
+    for version, text in scripts:
+        digest.update(f"{version}\0{text}\0".encode())
+    return f"s{scripts[-1][0]:04d}-{digest.hexdigest()[:12]}"
+
+
+def kept_base(keep: Path, sessions: int, end_ns: int) -> tuple[Path, int, int]:
+    """The base store of ``sessions`` sessions kept in ``keep`` for this tree's schema,
+    filled there first if there is none: (its directory, the traces its activity
+    aggregates count, the end of its 30 days)."""
+    directory = keep / f"base-{sessions}-{schema_key()}"
+    about = directory.with_suffix(".json")
+    if about.exists():
+        kept = json.loads(about.read_text())
+        print(f"base store: kept, {directory} (filled {kept['filled']})", flush=True)
+        return directory, kept["traces"], kept["end_ns"]
+    shutil.rmtree(directory, ignore_errors=True)  # a fill stopped before its .json
+    directory.mkdir(parents=True)
+    traces = filled_base(directory, sessions, end_ns)
+    filled = datetime.now(UTC).isoformat(timespec="seconds")
+    about.write_text(json.dumps({"traces": traces, "end_ns": end_ns, "filled": filled}))
+    return directory, traces, end_ns
+
+
 def one_round(
     with_dashboard: bool,
     exports: list[workload.Batch],
@@ -260,8 +297,20 @@ def main() -> None:
         default=0,
         help="start each round on a copy of a store holding this many backfilled sessions",
     )
+    parser.add_argument(
+        "--keep-base",
+        type=Path,
+        metavar="DIR",
+        help="keep the --base-sessions store in DIR and reuse it in later runs (one per"
+        " session count and per digest of this tree's SQLite migrations, so an arm never"
+        " opens another schema's base); its rounds then end where the kept base's 30 days end",
+    )
     args = parser.parse_args()
     end_ns = int(datetime.now(UTC).timestamp()) * dashboard.S
+    base: tuple[Path, int] | None = None
+    if args.base_sessions and args.keep_base:
+        directory, traces, end_ns = kept_base(args.keep_base, args.base_sessions, end_ns)
+        base = directory, traces
     exports = bodies(args.shape, args.round_spans, args.batch, end_ns, args.text_bytes)
     spans = sum(b.spans for b in exports)
     print(
@@ -271,8 +320,7 @@ def main() -> None:
         flush=True,
     )
     base_dir = tempfile.TemporaryDirectory(prefix="threadline-dashboard-base-")
-    base = None
-    if args.base_sessions:
+    if args.base_sessions and base is None:
         base = Path(base_dir.name), filled_base(Path(base_dir.name), args.base_sessions, end_ns)
     shares: dict[str, list[float]] = {"rate": [], "cpu": [], "main": [], "writer": []}
     for pair in range(args.pairs):
