@@ -1,6 +1,7 @@
-"""A span's text holds whatever a client sent, escape sequences too. ``threadline export``
-and ``threadline sql`` printing it on a terminal show each control character (``\\u001b``)
-rather than let the terminal act on it; into a pipe or a file they write it exactly."""
+"""A span's text holds whatever a client sent, escape sequences and bidirectional
+overrides too. ``threadline export`` and ``threadline sql`` printing it on a terminal show
+each control character and override (``\\u001b``, ``\\u202e``) rather than let the
+terminal act on it; into a pipe or a file they write it exactly."""
 
 from __future__ import annotations
 
@@ -18,15 +19,23 @@ from typing import Any
 
 from tests.conftest import ProjectClient
 from tests.integrations.fake_judge import UNREACHABLE_JUDGE
-from threadline.server.cli.terminal import VisibleWriter, visible
+from threadline.server.cli.terminal import VisibleWriter, visible, visible_in_a_line
 
-# Clear the screen, retitle the window, colour with an 8-bit CSI, delete, and a carriage
-# return that writes over the line's start.
-FORGING = "\x1b[2J\x1b]0;owned\x07 red \x9b31m ok\x7f and all good\rALL BAD"
-# What a terminal acts on: C0 controls but tab and newline, DEL, C1 (in UTF-8, C2 80-9F).
-ACTED_ON = [bytes([c]) for c in (*range(0x09), *range(0x0B, 0x20), 0x7F)] + [
-    bytes([0xC2, c]) for c in range(0x80, 0xA0)
-]
+# Clear the screen, retitle the window, colour with an 8-bit CSI, delete, a carriage
+# return that writes over the line's start, and a file name turned around in an isolate
+# (an override: "gnp.exe" shows as "exe.png" where the terminal lays out bidi text).
+FORGING = (
+    "\x1b[2J\x1b]0;owned\x07 red \x9b31m ok\x7f and all good\rALL BAD"
+    " \u2066\u202egnp.exe\u202c\u2069"
+)
+BIDI = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+# What a terminal acts on: C0 controls but tab and newline, DEL, C1 (in UTF-8, C2 80-9F),
+# and the bidirectional embeddings, overrides and isolates.
+ACTED_ON = (
+    [bytes([c]) for c in (*range(0x09), *range(0x0B, 0x20), 0x7F)]
+    + [bytes([0xC2, c]) for c in range(0x80, 0xA0)]
+    + [c.encode() for c in BIDI]
+)
 
 
 def _run(args: list[str], env: dict[str, str], terminal: bool) -> bytes:
@@ -106,6 +115,7 @@ def test_export_on_a_terminal_shows_control_characters_and_exact_into_a_pipe(
     (header, record) = csv.reader(io.StringIO(shown_csv.decode()))
     assert record[header.index("input_preview")].startswith("\\u001b[2J\\u001b]0;owned\\u0007")
     assert "\\u009b31m ok\\u007f and all good\\u000dALL BAD" in shown_csv.decode()
+    assert "ALL BAD \\u2066\\u202egnp.exe\\u202c\\u2069" in shown_csv.decode()
 
 
 def test_sql_on_a_terminal_shows_control_characters(server: ProjectClient) -> None:
@@ -168,3 +178,11 @@ def test_a_character_split_between_chunks_is_shown_whole() -> None:
     writer.close()
     assert whole.getvalue() == split.getvalue() == visible(text).encode()
     assert visible(text) == "é \\u009b\r\nline\\u000dover \\u001b ✓\\u000d"
+
+
+def test_bidirectional_overrides_are_shown_and_marks_kept() -> None:
+    text = "".join(BIDI) + " \u200e\u200f ok"
+    shown = visible(text)
+    assert shown == "".join(f"\\u{ord(c):04x}" for c in BIDI) + " \u200e\u200f ok"
+    assert visible_in_a_line(text) == shown
+    assert json.loads(f'"{shown}"') == text  # the same JSON value

@@ -2,11 +2,13 @@
 
 Spans keep every character a client sent, control characters too: an escape sequence
 in a span's input would move the cursor, repaint the screen or retitle the window of
-whoever prints it (``threadline export`` or ``sql`` into a terminal). Shown on a
-terminal, each control character but tab and the line ends is written as a visible
-``\\u001b``. That is also how JSON writes it, so a JSON line stays the same JSON value
-(JSON escapes the C0 controls already, not DEL and the C1 controls). Into a file or a
-pipe, the output is exact.
+whoever prints it (``threadline export`` or ``sql`` into a terminal), and a
+bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069) would reorder what a
+terminal that lays out right-to-left text shows after it (``"\\u202egnp.exe"`` reads as
+``exe.png``). Shown on a terminal, each of these but tab and the line ends is written as
+a visible ``\\u001b`` or ``\\u202e``. That is also how JSON writes it, so a JSON line
+stays the same JSON value (JSON escapes the C0 controls already, not DEL, the C1
+controls or the bidirectional ones). Into a file or a pipe, the output is exact.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import codecs
 import re
 from typing import IO
 
-# C0 controls but tab and newline, a carriage return not ending a line, DEL, C1.
-_SHOWN_ESCAPED = re.compile("\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# The bidirectional embeddings, overrides and isolates (not the marks: U+200E, U+200F).
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+# C0 controls but tab and newline, a carriage return not ending a line, DEL, C1, bidi.
+_SHOWN_ESCAPED = re.compile(f"\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI}]")
 # In a field of one line (a table's cell, a message): tab and line ends as well.
-_SHOWN_ESCAPED_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SHOWN_ESCAPED_IN_A_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
 
 
 def _escape(found: re.Match[str]) -> str:
@@ -27,13 +31,15 @@ def _escape(found: re.Match[str]) -> str:
 
 def visible(text: str) -> str:
     """``text`` as a terminal shows it without acting on it: every control character
-    but tab and line ends (``\\n``, ``\\r\\n``) written as ``\\u00XX``."""
+    but tab and line ends (``\\n``, ``\\r\\n``), and every bidirectional override,
+    written as ``\\u00XX`` (``\\u202e``)."""
     return _SHOWN_ESCAPED.sub(_escape, text)
 
 
 def visible_in_a_line(text: str) -> str:
     """``text`` kept to its line (a cell of a tab-separated table): every control
-    character, tab and line ends too, written as ``\\u00XX``."""
+    character, tab and line ends too, and every bidirectional override, written as
+    ``\\u00XX`` (``\\u202e``)."""
     return _SHOWN_ESCAPED_IN_A_LINE.sub(_escape, text)
 
 
