@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import ProjectClient, ServerProcess, start_server, stop_server
 from tests.integrations.fake_judge import FakeJudge
 from tests.otlp import new_span_id, new_trace_id, request, span
+from threadline.server.evaluation.model import DEFAULT_PROMPT
 
 pytestmark = pytest.mark.slow  # servers of its own, idle times to wait out
 
@@ -259,6 +260,41 @@ def test_a_trace_evaluator_judges_each_turn_with_its_input_and_output(project, j
     assert any("Q: question one\nA: answer one" in p for p in prompts)
     trace = project.get(f"/api/v1/traces/{first}")
     assert trace["scores"]["turn-length"]["average"] == 1.0
+
+
+def test_a_boolean_evaluator_without_a_prompt_gets_the_forms_default(project, judge):
+    body = evaluator(judge, "defaulted", online=False)
+    del body["prompt"]
+    made = create(project, body)
+    assert made["prompt"] == DEFAULT_PROMPT
+    replaced = project.http.put("/api/v1/evaluators/defaulted", json={**body, "sampling_rate": 0.5})
+    assert replaced.status_code == 200 and replaced.json()["prompt"] == DEFAULT_PROMPT
+    sid = f"default-prompt-{uuid.uuid4().hex[:8]}"
+    send_turn(project, sid, "my invoice is wrong", "fixed it for you")
+    assert _manual_run(project, sid, "defaulted")["status"] == "done"
+    prompts = [c.request["messages"][1]["content"] for c in judge.answered()]
+    assert any(
+        p.startswith("Did the assistant resolve") and "my invoice is wrong" in p for p in prompts
+    )
+
+
+@pytest.mark.parametrize(
+    "score",
+    [
+        {"name": "stars", "data_type": "numeric", "min_value": 1, "max_value": 5},
+        {"name": "stars", "data_type": "categorical", "labels": ["good", "bad"]},
+    ],
+)
+def test_an_evaluator_of_another_score_type_needs_its_own_prompt(project, judge, score):
+    body = evaluator(judge, "stars", score=score)
+    del body["prompt"]
+    for response in (
+        project.http.post("/api/v1/evaluators", json=body),
+        project.http.put("/api/v1/evaluators/stars", json=body),
+    ):
+        assert response.status_code == 422, response.text
+        assert f"give a prompt for a {score['data_type']} score" in response.json()["error"]
+    assert project.http.get("/api/v1/evaluators/stars").status_code == 404
 
 
 # --- failures -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import BaseModel, Field, HttpUrl, model_validator
 
 from threadline.server.model import (
     MAX_SCORE_NAME,
@@ -58,7 +58,7 @@ class EvaluatorFilter(BaseModel):
 
 
 # The prompt a new evaluator starts from (the Evaluators form; ``threadline evaluators
-# create`` without ``--prompt``): it asks for the default score, a boolean.
+# create`` without ``--prompt``; the API without ``prompt``): it asks for a boolean score.
 DEFAULT_PROMPT = (
     "Did the assistant resolve the user's problem in this conversation? "
     "Answer true or false.\n\n{{transcript}}"
@@ -71,11 +71,13 @@ class EvaluatorIn(BaseModel):
     name: Name = Field(min_length=1, max_length=MAX_SCORE_NAME, pattern=r"^[^\s/][^/]*$")
     target: EvaluationTarget = "session"
     prompt: FreeText = Field(
+        default=DEFAULT_PROMPT,
         min_length=1,
         max_length=MAX_PROMPT_CHARS,
         description="Instructions for the judge. {{transcript}} is replaced by the "
         "conversation ({{input}} and {{output}} too, for a trace); without "
-        "{{transcript}}, the transcript follows the prompt.",
+        "{{transcript}}, the transcript follows the prompt. Omitted: the Evaluators "
+        "form's default, which asks for true or false (a boolean score only).",
     )
     judge: JudgeConfig
     score: ScoreConfig = Field(
@@ -84,6 +86,17 @@ class EvaluatorIn(BaseModel):
     sampling_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     filter: EvaluatorFilter = EvaluatorFilter()
     online: bool = Field(default=True, description="Judge each matching session as it ends.")
+
+    @model_validator(mode="after")
+    def _prompt_given_unless_boolean(self) -> EvaluatorIn:
+        # The default prompt asks for true or false: a judge told that and asked, by the
+        # response format, for a number or a label would answer to neither.
+        if "prompt" not in self.model_fields_set and self.score.data_type != "boolean":
+            raise ValueError(
+                f"give a prompt for a {self.score.data_type} score: the default prompt "
+                "asks for true or false"
+            )
+        return self
 
 
 class EvaluatorCreate(EvaluatorIn):
