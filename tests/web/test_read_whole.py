@@ -5,6 +5,7 @@ broken across lines."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.integrations.fake_judge import FakeJudge
 from tests.otlp import new_trace_id
+from threadline.server.web.charts import Series, bar_chart
 from threadline.server.web.present import cost_axis, duration_in_words, percent_axis
 
 from .conftest import ARTIFACTS, UI, Scenario, send
@@ -130,6 +132,56 @@ def test_the_dashboard_writes_a_rates_axis_alike(ui: UI, server) -> None:
         axis = page.locator(f"[data-chart={chart}] text.axis")
         ticks = axis.evaluate_all("ts => ts.map(t => t.textContent)")  # SVG: no innerText
         assert ticks[:3] == ["0%", "5%", "10%"], (chart, ticks)
+    ui.shot("laptop")
+
+
+def test_a_count_axis_has_whole_ticks() -> None:
+    def ticks(top: float) -> list[str]:
+        chart = bar_chart(
+            "sessions",
+            "Sessions",
+            [datetime(2026, 1, 1, tzinfo=UTC)],
+            [Series(None, [top])],
+            stacked=True,
+            fmt=str,
+            bucket_label=str,
+            href=lambda bucket, group: "",
+            grouped=False,
+            counts=True,
+        )
+        return [t.label for t in chart.y_ticks]
+
+    assert ticks(1) == ["0.0", "1.0", "2.0"]
+    assert ticks(3) == ["0.0", "2.0", "4.0"]
+    assert ticks(5) == ["0.0", "3.0", "6.0"]
+    assert ticks(21) == ["0.0", "15.0", "30.0"]
+    assert ticks(25) == ["0.0", "15.0", "30.0"]
+    assert ticks(2_400) == ["0.0", "1500.0", "3000.0"]
+
+
+def test_the_dashboard_counts_in_whole_ticks(ui: UI, server) -> None:
+    """Three sessions of one user, one with an error: the axes read "0, 2.5, 5" sessions
+    and "0, 0.5, 1" users."""
+    start = (time.time_ns() // S - 600) * S
+    spans = []
+    for i in range(3):
+        error = "timeout" if i == 0 else None
+        turn = Turn(new_trace_id(), "Hi", "Hello!", start + i * S, 300, 12, 3, 0.001, error)
+        spans += turn_spans(turn, f"s-count-{i}", "una")
+    send(server, spans)
+    page = ui.go("/dashboard")
+    expected = {
+        "sessions": ["0", "2", "4"],
+        "traces": ["0", "2", "4"],
+        "active_users": ["0", "1", "2"],
+        "error_sessions": ["0", "1", "2"],
+        "tokens": ["0", "25", "50"],
+        "tokens_by_model": ["0", "25", "50"],
+    }
+    for chart, wanted in expected.items():
+        axis = page.locator(f"[data-chart={chart}] text.axis")
+        ticks = axis.evaluate_all("ts => ts.map(t => t.textContent)")  # SVG: no innerText
+        assert ticks[:3] == wanted, (chart, ticks)
     ui.shot("laptop")
 
 

@@ -94,16 +94,18 @@ def bar_chart(
     href: Callable[[datetime, str | None], str],
     grouped: bool,
     axis_fmt: Callable[[float], Callable[[float], str]] | None = None,
+    counts: bool = False,
 ) -> Chart:
     """One chart of ``series`` over ``buckets``; ``href(bucket, group)`` is a bar's link.
     ``fmt`` writes a bar's value; ``axis_fmt(top)``, when given, the axis' ticks, which
-    may want one style for all three (a cost's decimals)."""
+    may want one style for all three (a cost's decimals). An axis of ``counts`` has
+    whole ticks (no half a session)."""
     chart = Chart(key=key, title=title)
     if stacked:
         tops = [sum(v or 0.0 for v in (s.values[i] for s in series)) for i in range(len(buckets))]
     else:
         tops = [max((s.values[i] or 0.0 for s in series), default=0.0) for i in range(len(buckets))]
-    high = _nice_ceiling(max(tops, default=0.0))
+    high = (_even_ceiling if counts else _nice_ceiling)(max(tops, default=0.0))
     tick = axis_fmt(high) if axis_fmt else fmt
     labels = [tick(high * f) for f in (0.0, 0.5, 1.0)]
     # The plot starts where the longest y-axis label ends ("$0.000050" is not cut).
@@ -182,3 +184,13 @@ def _nice_ceiling(value: float) -> float:
         if value <= step * power * (1 + 1e-9):
             return step * power
     return 10.0 * power
+
+
+def _even_ceiling(value: float) -> float:
+    """A count axis' top: an even number, so that its middle tick is a whole one (2, 4,
+    6, 8 or 10 up to ten, else 1, 2, 3, 4, 5, 6 or 8 times a power of ten)."""
+    if value <= 2:
+        return 2.0
+    power = 10 ** math.floor(math.log10(value))
+    steps = (2, 4, 6, 8) if power == 1 else (1, 2, 3, 4, 5, 6, 8)
+    return float(next((s * power for s in steps if value <= s * power), 10 * power))

@@ -224,6 +224,8 @@ _AXES: dict[str, Callable[[float], Callable[[float], str]]] = {
     "session_error_rate": present.percent_axis,
     "trace_error_rate": present.percent_axis,
 }
+# The charts of counts, whose axis has whole ticks (a session, never half of one).
+_COUNTS = {"sessions", "traces", "active_users", "tokens", "error_sessions", "tokens_by_model"}
 # A chart shows this many models; the rest are added up as "other models".
 _MODELS_SHOWN = 6
 
@@ -295,6 +297,7 @@ def build_charts(
                 href=href,
                 grouped=grouped,
                 axis_fmt=_AXES.get(key),
+                counts=key in _COUNTS,
             )
         )
     if not grouped:
@@ -316,6 +319,7 @@ def build_charts(
                         href=lambda b, _model: filters.list_url("traces", metrics, b, None),
                         grouped=True,
                         axis_fmt=_AXES.get(key),
+                        counts=key in _COUNTS,
                     )
                 )
     scores = sorted({s.metric for s in metrics.series if s.metric.startswith("score:")})
