@@ -139,7 +139,8 @@ def test_the_ui_forms_check_the_origin(server):
     base = server.base_url
     web = httpx.Client(base_url=base, cookies={COOKIE: server.api_key}, timeout=30)
     page = web.get(f"/traces/{first}")
-    assert 'action="/delete/trace"' in page.text and "data-confirm" in page.text
+    # The form that posts is behind the Delete button's question.
+    assert 'action="/delete/trace"' in page.text and 'data-testid="delete-confirm"' in page.text
     # Another site's (or port's) page, an opaque origin: refused, nothing deleted.
     other_port = base.rsplit(":", 1)[0] + ":1"
     for headers in (

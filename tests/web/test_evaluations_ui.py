@@ -8,6 +8,7 @@ import re
 import uuid
 
 import httpx
+from playwright.sync_api import expect
 
 from tests.integrations.fake_judge import FakeJudge
 from tests.server.test_evaluations import send_turn
@@ -174,8 +175,13 @@ def test_evaluators_are_defined_listed_with_their_cost_and_deleted_in_the_ui(ui,
         cost = float(row.locator("[data-col=cost_usd]").get_attribute("data-value"))
         assert abs(cost - totals["cost_usd"]) < 1e-12
         ui.shot("evaluators")
-        row.locator("button", has_text="Delete").click()
-        page.wait_for_url(re.compile(r".*/evaluators$"))
+        row.get_by_test_id("delete-evaluator").click()
+        ui.shot("evaluators-delete-question")
+        assert server.get("/api/v1/evaluators")["items"] != []  # asked, not deleted
+        row.get_by_test_id("delete-evaluator-confirm").click()
+        expect(page.get_by_test_id("flash")).to_have_text(
+            "Deleted evaluator helpfulness; the scores it wrote stay."
+        )
         assert server.get("/api/v1/evaluators")["items"] == []
         assert page.locator("tr[data-evaluator=helpfulness]").count() == 0
     assert not ui.errors, ui.errors

@@ -78,9 +78,12 @@ def test_share_links_in_the_browser(ui: UI, browser: Browser, server, scenario: 
     # Revoked from the list of links (after a confirmation): not found from then on.
     links = ui.go("/shares")
     expect(links.get_by_test_id("links").locator("tbody tr")).to_have_count(3)
-    links.once("dialog", lambda dialog: dialog.accept())
-    links.locator("tbody tr", has_text="active").first.get_by_test_id("revoke").click()
+    active = links.locator("tbody tr", has_text="active").first
+    active.get_by_test_id("revoke").click()
+    expect(active.get_by_test_id("revoke-question")).to_contain_text("Revoke this link?")
+    active.get_by_test_id("revoke-confirm").click()
     expect(links.get_by_test_id("state").filter(has_text="revoked")).to_have_count(1)
+    expect(links.get_by_test_id("flash")).to_contain_text("Link revoked")
     ui.shot("links")
     revoked_id = links.locator("tbody tr", has_text="revoked").get_attribute("data-id")
     revoked = next(x for x in server.get("/api/v1/shares")["items"] if x["id"] == revoked_id)

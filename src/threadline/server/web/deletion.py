@@ -2,8 +2,9 @@
 /api/v1/sessions/{id}`` and ``DELETE /api/v1/traces/{id}``).
 
 Forms posted with the sign-in cookie: the origin is checked (``origin.py``), the page
-asks for a confirmation before it posts (``data-confirm`` in ``static/app.js``), and
-the answer is a redirect to where the deleted thing was listed.
+asks before it posts (the Delete button opens the question and the button that posts,
+``confirm_form`` in ``_macros.html``), and the answer is a redirect to where the
+deleted thing was listed, which says what was deleted (``flash.py``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from threadline.server.model import Project
+from threadline.server.web import flash
 from threadline.server.web.auth import PageProject
 from threadline.server.web.forms import read_form
 from threadline.server.web.origin import require_same_origin
 from threadline.server.web.render import render, session_url
 
 router = APIRouter(include_in_schema=False)
+
+
+def _short(name: str) -> str:
+    """A name as a sentence can hold it (an id may be thousands of characters)."""
+    return name if len(name) <= 80 else name[:80] + "…"
 
 
 def _gone(request: Request, project: Project, what: str) -> Response:
@@ -32,7 +39,8 @@ async def delete_session(request: Request, project: PageProject) -> Response:
     store = request.app.state.store
     if not await run_in_threadpool(store.delete_sessions, project.id, [session_id]):
         return _gone(request, project, f"session {session_id!r}")
-    return RedirectResponse("/sessions", status_code=303)
+    said = f"Deleted session {_short(session_id)} with its traces, their spans, scores and notes."
+    return flash.say(request, RedirectResponse("/sessions", status_code=303), said)
 
 
 @router.post("/delete/trace")
@@ -43,9 +51,13 @@ async def delete_trace(request: Request, project: PageProject) -> Response:
     trace = await run_in_threadpool(store.get_trace, project.id, trace_id)
     if trace is None or not await run_in_threadpool(store.delete_traces, project.id, [trace_id]):
         return _gone(request, project, f"trace {trace_id!r}")
+    spans = f"{trace.span_count} span" + ("" if trace.span_count == 1 else "s")
+    said = f"Deleted trace {_short(trace.name)} ({trace_id[:12]}…) with its {spans}."
     # Back to the session it was in while the session lasts, else to the Traces list.
     if trace.session_id and await run_in_threadpool(
         store.get_session, project.id, trace.session_id
     ):
-        return RedirectResponse(session_url(trace.session_id), status_code=303)
-    return RedirectResponse("/traces", status_code=303)
+        return flash.say(
+            request, RedirectResponse(session_url(trace.session_id), status_code=303), said
+        )
+    return flash.say(request, RedirectResponse("/traces", status_code=303), said)

@@ -20,6 +20,7 @@ from threadline.server.evaluation.saving import save_evaluator
 from threadline.server.evaluation.service import wake_runner
 from threadline.server.model import Project
 from threadline.server.store import Store
+from threadline.server.web import flash
 from threadline.server.web.auth import PageProject
 from threadline.server.web.origin import SameOrigin
 from threadline.server.web.render import render
@@ -240,4 +241,5 @@ async def delete_evaluator(request: Request, _: SameOrigin, project: PageProject
         return await run_in_threadpool(
             _page, request, project, None, f"no evaluator {name!r} to delete", 404
         )
-    return RedirectResponse("/evaluators", status_code=303)
+    said = f"Deleted evaluator {name}; the scores it wrote stay."
+    return flash.say(request, RedirectResponse("/evaluators", status_code=303), said)

@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from threadline.server.http.page_headers import page_headers
 from threadline.server.model import metadata_text
 from threadline.server.session_activity import activity
-from threadline.server.web import present
+from threadline.server.web import flash, present
 from threadline.server.web.highlights import snippet_html
 
 HERE = Path(__file__).parent
@@ -111,7 +111,14 @@ def render(
 ) -> HTMLResponse:
     # Pages show whether a session is still going, by the server's idle setting.
     context.setdefault("idle_seconds", request.app.state.settings.session_idle_seconds)
+    # What the post that led here did: a whole page of the signed-in app shows it.
+    page = "project" in context and not request.headers.get("HX-Request")
+    said = flash.pending(request) if page and not name.startswith("_") else None
+    if said is not None:
+        context["flash"] = said
     response = templates.TemplateResponse(
         request, name, context, status_code=status_code, headers=_HEADERS
     )
+    if said is not None:
+        flash.clear(response)
     return response

@@ -19,6 +19,7 @@ from threadline.server.errors import BadRequest, NotFound
 from threadline.server.model import NewShareLink, Project, ShareIn
 from threadline.server.store import Store
 from threadline.server.store.base import StoredShare
+from threadline.server.web import flash
 from threadline.server.web.auth import PageProject
 from threadline.server.web.forms import read_form
 from threadline.server.web.origin import SameOrigin
@@ -98,7 +99,8 @@ async def revoke_share(request: Request, project: PageProject, _: SameOrigin) ->
     share_id = (await read_form(request)).get("id", "")
     if not await run_in_threadpool(_store(request).revoke_share, project.id, share_id):
         raise NotFound(f"no active share link {share_id!r} in project {project.name!r}")
-    return RedirectResponse("/shares", status_code=303)
+    said = "Link revoked: whoever opens it now gets “not found”."
+    return flash.say(request, RedirectResponse("/shares", status_code=303), said)
 
 
 def _not_found(request: Request) -> Response:

@@ -112,12 +112,6 @@
     if (sessionRow && !target.closest("a")) toggleSession(sessionRow);
   });
 
-  // Forms that delete ask first: the question is in their data-confirm attribute.
-  document.addEventListener("submit", function (event) {
-    var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
-    if (question && !window.confirm(question)) event.preventDefault();
-  });
-
   document.addEventListener("keydown", function (event) {
     var row = event.target.closest && event.target.closest(".span-row");
     if (row && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); row.click(); }
