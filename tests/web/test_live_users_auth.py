@@ -54,6 +54,44 @@ def test_live_mode_updates_an_existing_session(ui: UI, server, scenario: Scenari
     expect(page.locator("tr.session-row")).to_have_count(3)  # replaced, not duplicated
 
 
+def test_live_mode_adds_a_score_column_that_arrives(ui: UI, server, scenario: Scenario) -> None:
+    """A row's first score of a new name, then a write to it: the row came with no
+    column for it (the header was the page's); the table now takes the column, header
+    and rows, as a reload would, and goes on following."""
+    last = scenario.sessions["sess-alpha"][-1]
+    for k, tab in enumerate(("sessions", "traces")):
+        page = ui.go(f"/{tab}")
+        page.check("#live")
+        page.wait_for_function("document.body.classList.contains('live-on')")
+        turn = Turn(new_trace_id(), "and now?", "done", last.end_ns + (5 + k) * S, 100, 1, 1, 0.0)
+        row = (
+            "tr.session-row[data-id=sess-alpha]"
+            if tab == "sessions"
+            else f"tr[data-id='{turn.trace_id}']"
+        )
+        send(server, turn_spans(turn, "sess-alpha", "alice"))
+        expect(page.locator(row)).to_have_count(1, timeout=15_000)
+        name = f"arrived_{tab}"
+        target = {"session_id": "sess-alpha"} if tab == "sessions" else {"trace_id": turn.trace_id}
+        written = server.http.post("/api/v1/scores", json={"name": name, "value": 4, **target})
+        assert written.status_code == 200, written.text
+        send(server, turn_spans(turn, "sess-alpha", "alice"))  # the same turn again: a write
+        cell = page.locator(f"{row} [data-col='score:{name}']")
+        expect(cell).to_have_attribute("data-value", "4.0", timeout=15_000)
+        expect(page.locator("th.score-col", has_text=name)).to_have_count(1)
+        ui.shot(f"live-{tab}-column")
+        # Still live: the next row comes with the column too.
+        more = Turn(new_trace_id(), "one more", "ok", last.end_ns + (8 + k) * S, 100, 1, 1, 0.0)
+        send(server, turn_spans(more, "sess-beta", "bob"))
+        after = (
+            "tr.session-row[data-id=sess-beta]"
+            if tab == "sessions"
+            else f"tr[data-id='{more.trace_id}']"
+        )
+        expect(page.locator(f"{after} [data-col='score:{name}']")).to_have_count(1, timeout=15_000)
+        page.uncheck("#live")
+
+
 def test_users_tab(ui: UI, server, scenario: Scenario) -> None:
     page = ui.go("/users")
     api = server.get("/api/v1/users")["items"]

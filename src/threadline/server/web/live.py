@@ -15,7 +15,7 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -29,7 +29,7 @@ from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import TAB_PARAMETERS, Filters
 from threadline.server.web.live_position import LivePositions
 from threadline.server.web.render import templates
-from threadline.server.web.score_columns import ScoreColumn, columns_from_params
+from threadline.server.web.score_columns import MAX_COLUMNS, ScoreColumn, columns_from_params
 
 router = APIRouter(include_in_schema=False)
 
@@ -58,7 +58,7 @@ def _start(request: Request, after: str | None, store: Store, project: Project) 
 async def _stream(
     request: Request,
     start: int,
-    changed: Callable[[int], list[tuple[str, str]]],
+    changed: Callable[[int], list[dict[str, Any]]],
     watermark: Callable[[], int],
     name: str,
     seal: Callable[[int], str],
@@ -71,8 +71,8 @@ async def _stream(
         if current > last:
             # Read the watermark first, then what changed after the previous one: a
             # write in between is sent twice (the browser replaces the row), never lost.
-            for row_id, html in await run_in_threadpool(changed, last):
-                yield _event(name, seal(current), {"id": row_id, "html": html})
+            for data in await run_in_threadpool(changed, last):
+                yield _event(name, seal(current), data)
             last = current
             yield _event("watermark", seal(last), {})
         else:
@@ -92,15 +92,25 @@ def _columns(request: Request, store: Store, project: Project) -> list[ScoreColu
     return columns_from_params(request.query_params, store.list_score_configs(project.id))
 
 
+def _row(row_id: str, html: str, scores: Mapping[str, Any], shown: list[str]) -> dict[str, Any]:
+    """A row's event; ``new_column`` when the row has a score name that the page would
+    show as a column on a reload but does not (the page then fetches itself: its header
+    and every row gain the column)."""
+    data: dict[str, Any] = {"id": row_id, "html": html}
+    if sorted({*shown, *scores})[:MAX_COLUMNS] != sorted(shown):
+        data["new_column"] = True
+    return data
+
+
 async def _live(
     request: Request,
     project: Project,
     after: str | None,
-    changed: Callable[[int], list[tuple[str, str]]],
+    changed: Callable[[int], list[dict[str, Any]]],
     event: str,
 ) -> StreamingResponse:
-    """A live stream of ``event``s, one for each of the ``(id, html)`` pairs that
-    ``changed(since)`` gives whenever the project's watermark moves, oldest first."""
+    """A live stream of ``event``s, one for each of the data (``id``, ``html``, ...)
+    that ``changed(since)`` gives whenever the project's watermark moves, oldest first."""
     store: Store = request.app.state.store
     start = await run_in_threadpool(_start, request, after, store, project)
     positions: LivePositions = request.app.state.live_positions
@@ -129,14 +139,16 @@ async def live_traces(
     store: Store = request.app.state.store
     row = templates.env.get_template("_trace_rows.html")
     columns = await run_in_threadpool(_columns, request, store, project)
+    shown = [c.name for c in columns]
     filters = Filters.from_params(request.query_params, "traces")
 
-    def changed(since: int) -> list[tuple[str, str]]:
+    def changed(since: int) -> list[dict[str, Any]]:
         query = filters.trace_query().model_copy(update={"changed_after": since, "cursor": None})
         items = store.list_traces(project.id, query).items
         # Oldest first, so that prepending each leaves the newest on top.
         return [
-            (t.trace_id, row.render(traces=[t], score_columns=columns)) for t in reversed(items)
+            _row(t.trace_id, row.render(traces=[t], score_columns=columns), t.scores, shown)
+            for t in reversed(items)
         ]
 
     return await _live(request, project, after, changed, "row")
@@ -151,9 +163,9 @@ async def live_session(
     transcript all follow from the new turns)."""
     store: Store = request.app.state.store
 
-    def changed(since: int) -> list[tuple[str, str]]:
+    def changed(since: int) -> list[dict[str, Any]]:
         query = TraceQuery(session_id=session_id, changed_after=since, limit=_MAX_CHANGED)
-        return [(t.trace_id, "") for t in store.list_traces(project.id, query).items]
+        return [{"id": t.trace_id} for t in store.list_traces(project.id, query).items]
 
     return await _live(request, project, after, changed, "turn")
 
@@ -166,15 +178,18 @@ async def live_sessions(
     row = templates.env.get_template("_session_rows.html")
     idle_seconds = request.app.state.settings.session_idle_seconds
     columns = await run_in_threadpool(_columns, request, store, project)
+    shown = [c.name for c in columns]
     filters = Filters.from_params(request.query_params, "sessions")
 
-    def changed(since: int) -> list[tuple[str, str]]:
+    def changed(since: int) -> list[dict[str, Any]]:
         query = filters.session_query().model_copy(update={"changed_after": since, "cursor": None})
         items = store.list_sessions(project.id, query).items
         return [
-            (
+            _row(
                 s.session_id,
                 row.render(sessions=[s], idle_seconds=idle_seconds, score_columns=columns),
+                s.scores,
+                shown,
             )
             for s in reversed(items)
         ]

@@ -10,7 +10,8 @@ boolean then reads as on the session page: a thumb when every score agrees, else
 share of good. The summaries come with the rows (the rollups kept on every score
 write), never from a query per page. Live mode sends rows rendered elsewhere, so the
 page names its columns and their types in the stream's URL (``column=``, ``type=``)
-and the new rows line up with its header.
+and the new rows line up with its header; a row with a name the page would show on a
+reload says so (``live.py``), and the page fetches itself to take the column.
 """
 
 from __future__ import annotations

@@ -160,13 +160,45 @@
     if (!toggle) return;
     var tbody = document.getElementById("live-rows");
     var after = toggle.getAttribute("data-after");
+    var reloading = false;
     function stop() { if (source) { source.close(); source = null; } document.body.classList.remove("live-on"); }
+    // A row brought a score name the table has no column for: the page fetches itself
+    // and takes its table (header, rows) and its stream's columns and position, as a
+    // reload would show them, and goes on from there.
+    function reloadTable() {
+      if (reloading) return;
+      reloading = true;
+      stop();
+      fetch(location.href, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          var fresh = html && new DOMParser().parseFromString(html, "text/html");
+          var wrap = fresh && fresh.querySelector(".table-wrap");
+          var freshToggle = fresh && fresh.getElementById("live");
+          if (!wrap || !freshToggle) return;
+          var old = tbody.closest(".table-wrap");
+          old.replaceWith(wrap);
+          tbody = document.getElementById("live-rows");
+          toggle.setAttribute("data-stream", freshToggle.getAttribute("data-stream"));
+          after = freshToggle.getAttribute("data-after");
+          var empty = document.querySelector("[data-testid=empty-state]");
+          if (empty && !wrap.hidden) empty.remove();
+          init(wrap);
+          if (window.htmx) htmx.process(wrap);
+        })
+        .catch(function () { /* the stream starts again from where it was */ })
+        .finally(function () {
+          reloading = false;
+          if (toggle.checked) start();
+        });
+    }
     function start() {
       var url = toggle.getAttribute("data-stream") + "&after=" + encodeURIComponent(after);
       source = new EventSource(url);
       document.body.classList.add("live-on");
       source.addEventListener("row", function (event) {
         var data = JSON.parse(event.data);
+        if (data.new_column) { reloadTable(); return; }
         // Replace the row (and a session's expansion row) if shown, then put it on top.
         tbody.querySelectorAll("tr[data-id], tr.expansion[data-for]").forEach(function (tr) {
           if (tr.getAttribute("data-id") === data.id || tr.getAttribute("data-for") === data.id) tr.remove();
