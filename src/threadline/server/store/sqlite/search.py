@@ -142,7 +142,8 @@ def index(
     minted: trace_keys.Minted,
 ) -> None:
     """Index the spans of a batch new to the store (``batch``: its ``documents``;
-    ``spans``: its records; ``minted``: its traces' keys). Called in the write
+    ``spans``: its records; ``minted``: its traces' keys, a new trace's minted with its
+    one document numbered, ``trace_keys.mint``'s ``indexed``). Called in the write
     transaction before the spans are inserted: a span already stored keeps its first
     version, and so does the index.
 
@@ -157,7 +158,6 @@ def index(
         key = keys[trace_id]
         if trace_id in new:
             doc = key << DOC_BITS
-            numbered.append((1, key))
         else:
             (count,) = conn.execute(
                 "SELECT numbered FROM trace_keys WHERE key = ?", (key,)

@@ -111,7 +111,7 @@ class SpanWrites(Database):
     ) -> int:
         """Insert a batch's spans and bring the rollups they change up to date."""
         rows, fresh, documents = prepared.rows, prepared.fresh, prepared.documents
-        minted = trace_keys.mint(conn, project_id, list(rows))
+        minted = trace_keys.mint(conn, project_id, list(rows), set(documents.trace_ids))
         # A trace stored before (its search document made again without the spans
         # stored, its tally added to) or a large one (its tally made) is made from the
         # records' inputs and outputs, which may have travelled only in the rows.

@@ -11,7 +11,7 @@ the subqueries below. The ``traces`` table's rowid is the key (migration 0019).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 from threadline.server.store.sqlite.chunked import execute_in, select_in
@@ -39,8 +39,15 @@ class Minted:
     new: frozenset[str]
 
 
-def mint(conn: sqlite3.Connection, project_id: int, trace_ids: Sequence[str]) -> Minted:
-    """The key of each trace, a new one for each trace the store has not seen."""
+def mint(
+    conn: sqlite3.Connection,
+    project_id: int,
+    trace_ids: Sequence[str],
+    indexed: Container[str] = (),
+) -> Minted:
+    """The key of each trace, a new one for each trace the store has not seen. A new
+    trace in ``indexed`` (the batch brings its search document, numbered 0) is inserted
+    with one document numbered, so that the index need not count it in another write."""
     keys: dict[str, int] = dict(
         select_in(
             conn,
@@ -52,7 +59,8 @@ def mint(conn: sqlite3.Connection, project_id: int, trace_ids: Sequence[str]) ->
     new = [trace_id for trace_id in trace_ids if trace_id not in keys]
     for trace_id in new:
         key = conn.execute(
-            "INSERT INTO trace_keys (project_id, trace_id) VALUES (?, ?)", (project_id, trace_id)
+            "INSERT INTO trace_keys (project_id, trace_id, numbered) VALUES (?, ?, ?)",
+            (project_id, trace_id, 1 if trace_id in indexed else 0),
         ).lastrowid
         assert key is not None  # set by every INSERT
         keys[trace_id] = key
