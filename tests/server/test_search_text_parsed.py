@@ -133,6 +133,15 @@ def test_a_chat_ingest_rewrote_gives_the_text_its_stored_json_gives(chat: str):
     assert span_parts(record) == _from_text(record)
 
 
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_a_chat_gives_the_messages_after_its_last_reply_however_it_is_written(writer: str):
+    """The reply the text's markers find may not be the last (written another way):
+    the messages after the last reply are the new ones, whichever way it is written."""
+    text = WRITERS[writer](CHATS["replies at both parities"])
+    record = _record({"gen_ai.input.messages": text})
+    assert span_parts(record) == _from_text(record) == ["chat", "Where?"]
+
+
 def test_a_chat_whose_keys_ingest_reorders_is_read_from_its_text():
     """Messages equal to the shape's but in another key order: the text is stored as
     sent, and its parse is not the shape's messages, so the text is read."""

@@ -186,11 +186,10 @@ def span_parts(span: SpanRecord) -> list[str]:
                 if isinstance(value, str):
                     parts.append(value)
     if span.input:
-        new = None
         if span.input_messages is not None and span.input[:1] == "[":
-            new = _new_in_parsed_chat(span.input, span.input_messages)
-        if new is not None:
-            _strings(new, 0, parts)
+            # The messages parsing the text gives (ingest's): their new ones, as
+            # ``_payload_words`` finds them in the text.
+            _strings(_new_messages(span.input_messages), 0, parts)
         else:
             _payload_words(span.input, True, parts)
     if span.output:
@@ -233,27 +232,28 @@ _REPLY_STARTS = (
 _MESSAGE_START = '{"role":'  # what each of them begins with
 
 
-def _last_reply(text: str) -> tuple[int, int]:
-    """Where the last of ``_REPLY_STARTS`` begins in ``text``, -1 if none, and how many
-    ``_MESSAGE_START`` follow it: found by stepping back over the messages from the end
-    (a reply is near the end of a chat; looking for each marker in turn read the whole
-    of a long conversation for each marker it does not hold)."""
+def _last_reply(text: str) -> int:
+    """Where the last of ``_REPLY_STARTS`` begins in ``text``, -1 if none: found by
+    stepping back over the messages from the end (a reply is near the end of a chat;
+    looking for each marker in turn read the whole of a long conversation for each
+    marker it does not hold)."""
     end = len(text)
-    later = 0
     while True:
         at = text.rfind(_MESSAGE_START, 0, end)
         if at < 0 or text.startswith(_REPLY_STARTS, at):
-            return at, later
+            return at
         end = at
-        later += 1
 
 
 def _chat_tail(text: str) -> list[dict[str, Any]] | None:
-    """The new messages of a chat's JSON text, parsed from its last reply on rather than
-    whole (an LLM call's input is the whole conversation so far: parsing it all, call
-    after call, is most of the cost of indexing a long conversation). None when the
-    text has no reply, or is not such a chat: the caller parses it whole."""
-    start, _ = _last_reply(text)
+    """The new messages of a chat's JSON text (``_new_messages``'), parsed from a reply
+    on rather than whole (an LLM call's input is the whole conversation so far: parsing
+    it all, call after call, is most of the cost of indexing a long conversation). The
+    reply is the last one the text's markers find: the last reply of the chat is that
+    one or one after it (written so that no marker sees it), so the messages after the
+    last reply are in the tail parsed. None when the text has no such reply, is not
+    such a chat, or holds no message after its last reply: the caller parses it whole."""
+    start = _last_reply(text)
     if start <= 0 or text[start - 1] not in ",[ \n":
         return None
     try:
@@ -265,37 +265,7 @@ def _chat_tail(text: str) -> list[dict[str, Any]] | None:
     chat = _chat(value)
     if chat is None:
         return None
-    return [m for m in chat[1:] if m["role"] != "system"] or None
-
-
-def _new_in_parsed_chat(text: str, chat: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-    """The new messages ``_payload_words`` finds in ``text`` (a chat's JSON, ``[``
-    first), given ``chat``, what parsing it gives (ingest's messages): the same ones,
-    without parsing the text's tail again. None when that cannot be told from the tail
-    alone: the caller reads the text.
-
-    The reply is found in the text as there. Which message it begins is told by the
-    messages after it: every ``_MESSAGE_START`` the search stepped back over begins one
-    (a JSON string cannot hold it, a quote in it being escaped), and when the tail holds
-    no more ``"role"`` than those and the reply's, and its messages hold text only (no
-    message nested in one), and no escape (a key written ``"r\\u006fle"``), each of its
-    messages began with one: the reply is the message that many from the end. Counting
-    the whole chat's markers instead costs more than parsing the tail (benchmarks.md)."""
-    start, later = _last_reply(text)
-    if start <= 0 or text[start - 1] not in ",[ \n":
-        return _new_messages(chat)  # ``_chat_tail`` leaves it to the whole text's parse
-    if (
-        later >= len(chat)
-        or text.count('"role"', start) != later + 1
-        or text.find("\\u", start) >= 0
-    ):
-        return None
-    tail = chat[len(chat) - later - 1 :]
-    for message in tail:
-        for value in message.values():
-            if type(value) is not str:
-                return None
-    return [m for m in tail[1:] if m["role"] != "system"] or _new_messages(chat)
+    return _after_last_reply(chat) or None
 
 
 def _chat(value: Any) -> list[dict[str, Any]] | None:
@@ -314,14 +284,20 @@ def _chat(value: Any) -> list[dict[str, Any]] | None:
 def _new_messages(chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``conversation.new_input_indexes``'s messages, found from the end: those after the
     last reply but the system prompt; else the last user message."""
-    first = len(chat)
-    while first and chat[first - 1]["role"] not in ("assistant", "model"):
-        first -= 1
-    fresh = [m for m in chat[first:] if m["role"] != "system"]
+    fresh = _after_last_reply(chat)
     if fresh:
         return fresh
     users = [m for m in chat if m["role"] == "user"]
     return users[-1:]
+
+
+def _after_last_reply(chat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages after the chat's last reply (all of them if none), but the system
+    prompt."""
+    first = len(chat)
+    while first and chat[first - 1]["role"] not in ("assistant", "model"):
+        first -= 1
+    return [m for m in chat[first:] if m["role"] != "system"]
 
 
 # Keys whose values name things rather than say them.
