@@ -47,6 +47,13 @@ def parse_messages(text: str) -> tuple[list[Message], bool, bool] | None:
     return (found, found == value, False) if found else None
 
 
+def message_text(message: Message) -> str:
+    """What a message says, as shown: its text, and a line for each tool call."""
+    lines = [message["content"]] if message["content"] else []
+    lines += [f"→ {call['name']}({call['arguments']})" for call in message.get("tool_calls", [])]
+    return "\n".join(lines)
+
+
 def from_value(value: Any) -> list[Message] | None:
     """The messages of a parsed payload when it *is* chat messages: a list of messages
     (or of OpenAI choices), one message, or an OpenAI-style response with ``choices``.

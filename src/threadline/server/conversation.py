@@ -39,13 +39,7 @@ def messages(value: Any) -> list[Message] | None:
     found = chat_messages.from_value(value)
     if not found:
         return None
-    return [Message(role=m["role"], text=_message_text(m)) for m in found]
-
-
-def _message_text(message: dict[str, Any]) -> str:
-    lines = [message["content"]] if message["content"] else []
-    lines += [f"→ {call['name']}({call['arguments']})" for call in message.get("tool_calls", [])]
-    return "\n".join(lines)
+    return [Message(role=m["role"], text=chat_messages.message_text(m)) for m in found]
 
 
 def pretty(value: Any) -> str:

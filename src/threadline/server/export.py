@@ -35,8 +35,10 @@ TRACE_BATCH = 50
 CHUNK = 64 * 1024
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
-SESSION_COLUMNS = list(Session.model_fields)
-TRACE_COLUMNS = list(Trace.model_fields)
+# Every field the API gives, those it computes (the previews' text) last: a column
+# added never moves another.
+SESSION_COLUMNS = [*Session.model_fields, *Session.model_computed_fields]
+TRACE_COLUMNS = [*Trace.model_fields, *Trace.model_computed_fields]
 
 
 def check(fmt: str, include_spans: bool) -> None:

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, computed_field
 
 from threadline.server.jsontext import dumps
+from threadline.server.preview_text import PREVIEW_CHARS, readable
 
 # The validation context of what a store gives back: it was checked when written, and
 # what an older version let through must still read (a NUL name would make every page
@@ -101,10 +102,6 @@ def text_controls_replaced(text: str) -> str:
 FreeText = Annotated[str, AfterValidator(_text_without_controls)]
 
 Status = Literal["ok", "error"]
-
-# How much of an input or output a trace or session list shows.
-PREVIEW_CHARS = 2000
-
 
 # What grouped the traces of an inferred session (``ingest/session_signals.py``),
 # strongest first: the order in which a session lists them.
@@ -291,6 +288,14 @@ class Snippet(BaseModel):
     )
 
 
+# The ``*_text`` fields: a preview as the web UI's lists show it (``preview_text``).
+READABLE_HELP = (
+    "`{}` as text: a chat's last user message (else its last message), the one member "
+    "of an object, a JSON string's text, other JSON as JSON text; `…` ends it when "
+    "the preview is JSON cut at 2,000 characters."
+)
+
+
 class Trace(BaseModel):
     """A trace's rollup, maintained on ingest."""
 
@@ -310,8 +315,17 @@ class Trace(BaseModel):
     status: Status
     tags: list[str] = []
     metadata: dict[str, Any] = {}
-    input_preview: str | None = None
-    output_preview: str | None = None
+    input_preview: str | None = Field(
+        default=None,
+        description="What stands for the trace's input, as stored: the turn's new chat "
+        "messages or the user's text, as JSON text when it was sent as JSON, at most "
+        "2,000 characters (`input_preview_text`: the text alone).",
+    )
+    output_preview: str | None = Field(
+        default=None,
+        description="The first 2,000 characters of the output, as stored "
+        "(`output_preview_text`: the text alone).",
+    )
     scores: dict[str, ScoreSummary] = Field(
         default={}, description="Per score name: scores on the trace and on its spans."
     )
@@ -324,6 +338,16 @@ class Trace(BaseModel):
         "trace filled (input tokens over the window genai-prices gives); None when no "
         "call's model has a known window.",
     )
+
+    @computed_field(description=READABLE_HELP.format("input_preview"))  # type: ignore[prop-decorator]
+    @property
+    def input_preview_text(self) -> str | None:
+        return readable(self.input_preview)
+
+    @computed_field(description=READABLE_HELP.format("output_preview"))  # type: ignore[prop-decorator]
+    @property
+    def output_preview_text(self) -> str | None:
+        return readable(self.output_preview)
 
 
 class Session(BaseModel):
@@ -341,8 +365,12 @@ class Session(BaseModel):
     cost_usd: float | None
     error_count: int
     user_ids: list[str]
-    first_input: str | None
-    last_output: str | None
+    first_input: str | None = Field(
+        description="The `input_preview` of the session's first trace that has one."
+    )
+    last_output: str | None = Field(
+        description="The `output_preview` of the session's last trace that has one."
+    )
     peak_context_use: float | None = Field(
         default=None,
         description="The largest `context_use` of the session's traces: how full a "
@@ -376,6 +404,16 @@ class Session(BaseModel):
         if signals is not None:
             self.inferred = True
             self.inferred_by = signals
+
+    @computed_field(description=READABLE_HELP.format("first_input"))  # type: ignore[prop-decorator]
+    @property
+    def first_input_text(self) -> str | None:
+        return readable(self.first_input)
+
+    @computed_field(description=READABLE_HELP.format("last_output"))  # type: ignore[prop-decorator]
+    @property
+    def last_output_text(self) -> str | None:
+        return readable(self.last_output)
 
 
 class SessionDetail(Session):

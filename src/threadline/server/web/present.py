@@ -8,15 +8,15 @@ copying values) can compare a page with its JSON twin exactly.
 from __future__ import annotations
 
 import heapq
-import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 from markupsafe import Markup, escape
 
-from threadline.server.conversation import messages, pretty
+from threadline.server.conversation import pretty
 from threadline.server.model import Score
+from threadline.server.preview_text import readable
 
 # Payloads above this are cut on the server (the full value stays in the JSON API):
 # a browser should not have to lay out megabytes of text.
@@ -135,30 +135,9 @@ def is_long(text: str) -> bool:
 
 
 def preview(raw: str | None, limit: int = 140) -> str:
-    """One line of a stored preview (JSON text, possibly cut): its most telling text."""
-    if not raw:
-        return ""
-    text = raw
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: nested past the parser's stack
-        value = None
-    if value is not None:
-        found = messages(value)
-        if found:
-            users = [m for m in found if m.role == "user"] or found
-            text = users[-1].text
-        elif isinstance(value, dict) and len(value) == 1:
-            (only,) = value.values()
-            text = only if isinstance(only, str) else json.dumps(only, ensure_ascii=False)
-        elif isinstance(value, str):
-            text = value
-        else:
-            text = json.dumps(value, ensure_ascii=False)
-    text = " ".join(text.split())
-    if "\\u" in raw and not text.isascii():
-        # JSON may escape a lone surrogate, which parses but cannot be sent as UTF-8.
-        text = text.encode("utf-8", "replace").decode("utf-8")
+    """One line of a stored preview: the text said (``preview_text``, as the API gives
+    it), its runs of white space made one space, cut at ``limit`` characters."""
+    text = " ".join((readable(raw) or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from threadline.server.conversation import messages
 from threadline.server.http.page_headers import page_headers
 from threadline.server.model import metadata_text
 from threadline.server.session_activity import activity
@@ -93,7 +94,7 @@ templates.env.globals.update(
     session_find_url=session_find_url,
     trace_url=trace_url,
     user_url=user_url,
-    messages=present.messages,
+    messages=messages,
     tokens_in_out=present.tokens_in_out,
     payload_text=present.payload_text,
     is_long=present.is_long,

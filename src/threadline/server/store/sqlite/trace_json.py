@@ -27,6 +27,7 @@ import orjson
 from pydantic_core import to_json as pydantic_json
 
 from threadline.server.model import ns_to_datetime
+from threadline.server.preview_text import readable
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPAN_DETAIL, TRACES, Columns
 from threadline.server.store.sqlite import scores
@@ -118,6 +119,7 @@ def trace_details_json(
         ordered.sort()  # span ids are unique in a trace: the documents are never compared
         document = trace_head(trace, summaries.get(trace[0]))
         document["spans"] = [s[2] for s in ordered]
+        with_texts(document)
         # One orjson.dumps a trace, into one buffer: a bytes object a span, joined and
         # then joined again to the head, copied every span's JSON three more times.
         out[trace[0]] = orjson.dumps(document, option=_OPTIONS)
@@ -171,6 +173,13 @@ def trace_head(row: Sequence[Any], summaries: dict[str, Any] | None) -> dict[str
         "snippet": None,
         "context_use": context_use,
     }
+
+
+def with_texts(document: dict[str, Any]) -> None:
+    """The fields ``Trace`` computes from a trace's previews (its ``*_text``), added
+    last, as the API writes them."""
+    document["input_preview_text"] = readable(document["input_preview"])
+    document["output_preview_text"] = readable(document["output_preview"])
 
 
 def span_document(scalars: list[Any], row: Sequence[Any], unpack: Unpack) -> dict[str, Any]:
