@@ -87,6 +87,13 @@ SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 # `<prefix><N>.message.<field>` (OpenInference).
 INPUT_MESSAGE_PREFIXES = ("gen_ai.prompt.", "llm.input_messages.")
 OUTPUT_MESSAGE_PREFIXES = ("gen_ai.completion.", "llm.output_messages.")
+# OpenLLMetry's indexed messages without a role, read only when nothing above gave the
+# span an input (output): ``<N>.user`` holds a user's prompt (its Replicate, Haystack,
+# Vertex AI and watsonx instrumentations), a lone ``<N>.content`` is the prompt's on
+# input and a completion's on output.
+INPUT_ROLE_KEY = "user"
+INPUT_DEFAULT_ROLE = "user"
+OUTPUT_DEFAULT_ROLE = "assistant"
 # Without chat messages: attributes holding the whole payload (JSON or text). A payload
 # that is itself a message list (or one message) is put in the same shape.
 INPUT = (
@@ -95,6 +102,7 @@ INPUT = (
     "input.value",  # OpenInference
     "langfuse.observation.input",
     "traceloop.entity.input",
+    "gen_ai.prompt",  # OpenTelemetry GenAI before 1.28 (deprecated): the whole prompt
 )
 OUTPUT = (
     semconv.SPAN_OUTPUT,
@@ -102,7 +110,12 @@ OUTPUT = (
     "output.value",
     "langfuse.observation.output",
     "traceloop.entity.output",
+    "gen_ai.completion",
 )
+# ... or, in those older GenAI conventions, on a span event: (event name, attribute),
+# read when no attribute gave the span an input (output).
+INPUT_EVENT = ("gen_ai.content.prompt", "gen_ai.prompt")
+OUTPUT_EVENT = ("gen_ai.content.completion", "gen_ai.completion")
 
 MODEL = (
     "gen_ai.response.model",

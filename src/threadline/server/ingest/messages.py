@@ -106,18 +106,52 @@ def _from_attributes(
     return None
 
 
+def roleless_input(attrs: Mapping[str, Any], keys: str) -> Stored | None:
+    """OpenLLMetry's indexed prompt sent without roles, as stored; for a span nothing
+    else gave an input: a message without a role is otherwise no message."""
+    return _roleless(attrs, keys, _INPUT_PREFIXES)
+
+
+def roleless_output(attrs: Mapping[str, Any], keys: str) -> Stored | None:
+    """``roleless_input``'s twin: the completions without a role, from the model."""
+    return _roleless(attrs, keys, _OUTPUT_PREFIXES)
+
+
+def _roleless(attrs: Mapping[str, Any], keys: str, prefixes: Prefixes) -> Stored | None:
+    if not may_have_key_starting_with(keys, prefixes):
+        return None  # the common case
+    for prefix in prefixes.prefixes:
+        indexed = [_with_role(m, prefixes.role) for m in _indexed(attrs, prefix)]
+        if indexed and all(looks_like_message(m) for m in indexed):
+            chat = [message(m) for m in indexed]
+            return json.dumps(chat), None, chat
+    return None
+
+
+def _with_role(item: Any, role: str) -> Any:
+    """An indexed message sent without a role (``cv.INPUT_ROLE_KEY``), given one."""
+    if type(item) is not dict or "role" in item:
+        return item
+    said = item.get(cv.INPUT_ROLE_KEY)
+    if len(item) == 1 and isinstance(said, str):
+        return {"role": "user", "content": said}
+    return {"role": role, **item} if "content" in item else item
+
+
 class Prefixes:
-    """Key prefixes, and the same each after a newline for ``may_have_key_starting_with``."""
+    """Key prefixes, and the same each after a newline for ``may_have_key_starting_with``;
+    ``role``: that of a message under them sent without one."""
 
-    __slots__ = ("needles", "prefixes")
+    __slots__ = ("needles", "prefixes", "role")
 
-    def __init__(self, prefixes: tuple[str, ...]) -> None:
+    def __init__(self, prefixes: tuple[str, ...], role: str = "") -> None:
         self.prefixes = prefixes
         self.needles = tuple("\n" + prefix for prefix in prefixes)
+        self.role = role
 
 
-_INPUT_PREFIXES = Prefixes(cv.INPUT_MESSAGE_PREFIXES)
-_OUTPUT_PREFIXES = Prefixes(cv.OUTPUT_MESSAGE_PREFIXES)
+_INPUT_PREFIXES = Prefixes(cv.INPUT_MESSAGE_PREFIXES, cv.INPUT_DEFAULT_ROLE)
+_OUTPUT_PREFIXES = Prefixes(cv.OUTPUT_MESSAGE_PREFIXES, cv.OUTPUT_DEFAULT_ROLE)
 
 
 def key_text(attrs: Mapping[str, Any]) -> str:

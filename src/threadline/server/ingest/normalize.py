@@ -151,6 +151,15 @@ def normalize_span(span: OtlpSpan, resource: dict[str, Any], scope: str | None) 
     output_text, output_source, output_messages = messages.stored_output(attrs, keys) or _payload(
         fields.get("output")
     )
+    # Last, what only older conventions send: messages without roles, GenAI's events.
+    if input_text is None:
+        input_text, input_source, input_messages = messages.roleless_input(
+            attrs, keys
+        ) or _event_payload(events, cv.INPUT_EVENT)
+    if output_text is None:
+        output_text, output_source, output_messages = messages.roleless_output(
+            attrs, keys
+        ) or _event_payload(events, cv.OUTPUT_EVENT)
     return SpanRecord(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
@@ -358,6 +367,21 @@ def _payload(
         return messages.stored_payload(key, value) or (value, key, None)
     parsed = messages.from_value(value)
     return json.dumps(parsed if parsed else value), None, parsed or None
+
+
+def _event_payload(
+    events: list[dict[str, Any]], source: tuple[str, str]
+) -> tuple[str | None, str | None, list[Message] | None]:
+    """The payload of the first event named ``source[0]`` holding attribute ``source[1]``,
+    as ``_payload`` gives it; no span attribute holds its text (source None)."""
+    name, key = source
+    for event in events:  # most spans have none
+        if event["name"] == name:
+            value = event["attributes"].get(key)
+            if value is not None and value != "":
+                text, _, chat = _payload((key, value))
+                return text, None, chat
+    return None, None, None
 
 
 # Session and user keys that sit under a metadata prefix (Traceloop's association
