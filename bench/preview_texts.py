@@ -7,7 +7,8 @@ alternating between them (A B B A ...).
 Each session is one turn: a root span whose input is a chat (its preview a JSON
 message list) and whose output is a reply of ``--reply-chars`` characters in
 ``{"reply": ...}``: past 2,000 characters every output preview is cut JSON, the
-costliest to read as text. Timed over HTTP: ``GET /api/v1/sessions`` and
+costliest to read as text. Timed over HTTP: the web UI's Sessions and Traces tabs
+(their first pages, signed in as a browser), ``GET /api/v1/sessions`` and
 ``/api/v1/traces`` (pages of 50), and the Sessions list exported as CSV (every session).
 """
 
@@ -54,6 +55,18 @@ def _cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+def _signed_in(base_url: str, key: str) -> httpx.Client:
+    """A client signed in to the web UI, as a browser is."""
+    browser = httpx.Client(base_url=base_url, timeout=120)
+    answer = browser.post(
+        "/login",
+        content=f"key={key}&next=/sessions",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 303, answer.text
+    return browser
+
+
 def _timed(client: httpx.Client, path: str) -> float:
     started = time.perf_counter()
     response = client.get(path)
@@ -78,7 +91,7 @@ def main() -> None:
             folder.mkdir()
         fillers.write_spans(dirs["now"] / "threadline.db", _spans(args.sessions, args.reply_chars))
         shutil.copy(dirs["now"] / "threadline.db", dirs["before"] / "threadline.db")
-        servers, clients, pids = [], {}, {}
+        servers, clients, browsers, pids = [], {}, {}, {}
         try:
             for arm, src in arms.items():
                 os.environ["PYTHONPATH"] = src
@@ -88,7 +101,10 @@ def main() -> None:
                 clients[arm] = httpx.Client(
                     base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
                 )
+                browsers[arm] = _signed_in(base_url, key)
             kinds = {
+                "Sessions tab (HTML)": "/sessions?range=all",
+                "Traces tab (HTML)": "/traces?range=all",
                 "GET /api/v1/sessions (50)": "/api/v1/sessions?window=all&limit=50",
                 "GET /api/v1/traces (50)": "/api/v1/traces?window=all&limit=50",
                 f"CSV export, {args.sessions:,} sessions": "/api/v1/export/sessions"
@@ -104,10 +120,11 @@ def main() -> None:
                 for name, path in kinds.items():
                     count = 2 if name.startswith("CSV") else args.requests
                     for arm in order:
-                        clients[arm].get(path)  # warm
+                        client = browsers[arm] if "HTML" in name else clients[arm]
+                        client.get(path)  # warm
                         used = _cpu_ms(pids[arm])
                         times.setdefault((name, arm), []).extend(
-                            _timed(clients[arm], path) for _ in range(count)
+                            _timed(client, path) for _ in range(count)
                         )
                         cpu[(name, arm)] = cpu.get((name, arm), 0) + _cpu_ms(pids[arm]) - used
         finally:
