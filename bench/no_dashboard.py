@@ -73,21 +73,28 @@ def _no_usage(*_args: object) -> model_usage.BatchUsage:
     return model_usage.BatchUsage()
 
 
+def _no_new_traces(*_args: object) -> metric_upkeep.NewTraces:
+    """Nothing added by a batch's traces, no usage by model (when it is prepared)."""
+    return metric_upkeep.NewTraces()
+
+
 def _skip(*_args: object) -> None:
     return None
 
 
 def skip_upkeep() -> Callable[[], None]:
-    """From now on, writes keep no aggregates and no usage by model; returns what puts
-    the upkeep back."""
-    kept = (metric_upkeep.traces_written, metric_upkeep.batch_usage, session_writes.keep_aggregates)
+    """From now on, writes keep no aggregates and no usage by model, and batches are
+    prepared without them; returns what puts the upkeep back."""
+    kept = (metric_upkeep.traces_written, metric_upkeep.batch_usage, metric_upkeep.new_traces)
+    kept_sessions = session_writes.keep_aggregates
     metric_upkeep.traces_written = _no_changes  # type: ignore[assignment]
     metric_upkeep.batch_usage = _no_usage  # type: ignore[assignment]
+    metric_upkeep.new_traces = _no_new_traces  # type: ignore[assignment]
     session_writes.keep_aggregates = _skip  # type: ignore[assignment]
 
     def restore() -> None:
-        metric_upkeep.traces_written, metric_upkeep.batch_usage = kept[:2]
-        session_writes.keep_aggregates = kept[2]
+        metric_upkeep.traces_written, metric_upkeep.batch_usage, metric_upkeep.new_traces = kept
+        session_writes.keep_aggregates = kept_sessions
 
     return restore
 

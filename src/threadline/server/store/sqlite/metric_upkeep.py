@@ -9,11 +9,19 @@ day, model, user) it changed rather than one per trace or session: a batch of li
 traffic changes a handful of hours, and in a backfill a session and its traces mostly
 share their hours. A trace deleted (a delete, retention) is taken back by a trigger
 (0010), which sees the row as SQLite deletes it.
+
+What a batch's traces add if none of them was stored before (the usual case), and each
+one's usage by model for its row, is worked out when the batch is prepared
+(``new_traces``, in an ingest worker process: ``span_batch.py``), not in the write
+transaction, which every export waits for in turn: the writer takes back the part of
+the traces it finds stored, and keeps those as above. It was a third of what the
+aggregates cost the server's own process at 1M spans (docs/benchmarks.md, round 14).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from threadline.server.store.metrics import WIDTH_NS
@@ -90,10 +98,10 @@ def batch_usage(
     batch: Mapping[str, Sequence[ModelSpan]],
     all_new: Collection[str],
 ) -> model_usage.BatchUsage:
-    """The usage by model of the ``written`` rollups, for their rows (``model_usage``),
-    read before the rows of ``before`` (the traces stored before the batch) are
-    replaced. ``batch``: each trace's spans in this batch; ``all_new``: the traces none
-    of whose batch spans was stored before."""
+    """The usage by model of the ``written`` rollups of traces stored before the batch
+    (``before``), for their rows (``model_usage``), read before the rows are replaced.
+    ``batch``: each trace's spans in this batch; ``all_new``: the traces none of whose
+    batch spans was stored before."""
     return model_usage.for_batch(
         conn,
         project_id,
@@ -105,14 +113,17 @@ def batch_usage(
 
 
 def traces_written(
+    new: NewTraces,
     before: Mapping[str, TraceRollup],
     written: Sequence[TraceRollup],
     usage: model_usage.BatchUsage,
 ) -> Changes:
-    """The changes to the aggregates of ``written`` rollups, with their ``usage``,
-    replacing ``before`` (the traces stored before the batch); written by the caller
-    once the batch's sessions have added theirs."""
+    """The changes to the aggregates of a batch's traces: ``new``, what they add as if
+    none was stored before, but for those that were (``before``, as stored), whose
+    ``written`` rollups, with their ``usage``, replace their stored ones; written by the
+    caller once the batch's sessions have added theirs."""
     changes = Changes()
+    changes.add(new.changes)
     if before:
         changes.traces(before.values(), -1)
         changes.usage(usage.replaced, -1)
@@ -124,6 +135,57 @@ def traces_written(
         if old is None or metric_scores.hour_of(old.start_ns, old.end_ns) != hour:
             changes.scored_targets[("trace", r.trace_id)] = hour
     return changes
+
+
+@dataclass
+class NewTraces:
+    """What a batch's traces add to the aggregates if none of them was stored before,
+    and the usage by model of each one that used something, packed for its row
+    (``model_usage.pack``). Made with the batch (``new_traces``), in whatever process
+    prepares it: plain dicts, to travel to the writer."""
+
+    changes: Changes = field(default_factory=lambda: Changes())
+    packed: dict[str, str] = field(default_factory=dict)
+
+    def add(self, other: NewTraces) -> None:
+        """Add ``other``'s traces (of another batch of a group commit) to these."""
+        self.changes.add(other.changes)
+        self.packed.update(other.packed)
+
+    def take_back(self, rollups: Iterable[TraceRollup], packed: Mapping[str, str]) -> None:
+        """Take back what the traces of ``rollups`` (as rolled up with the batch), whose
+        usage ``packed`` holds, added."""
+        rollups = list(rollups)
+        usage: model_usage.Rows = []
+        scored = self.changes.scored_targets
+        for r in rollups:
+            text = packed.get(r.trace_id)
+            if text is not None:
+                usage.append((r.start_ns, model_usage.unpack(text)))
+            self.packed.pop(r.trace_id, None)
+            scored.pop(("trace", r.trace_id), None)
+        self.changes.traces(rollups, -1)
+        self.changes.usage(usage, -1)
+
+
+def new_traces(traces: Iterable[tuple[TraceRollup, Sequence[ModelSpan]]]) -> NewTraces:
+    """What ``traces`` (each one's rollup and spans, all of it) add to the aggregates as
+    traces new to the store, with their usage by model."""
+    new = NewTraces()
+    rollups: list[TraceRollup] = []
+    usage: model_usage.Rows = []
+    packed, scored = new.packed, new.changes.scored_targets
+    for rollup, spans in traces:
+        rollups.append(rollup)
+        used = model_usage.of_spans(spans)
+        text = model_usage.pack(used)
+        if text is not None:
+            packed[rollup.trace_id] = text
+            usage.append((rollup.start_ns, used))
+        scored[("trace", rollup.trace_id)] = metric_scores.hour_of(rollup.start_ns, rollup.end_ns)
+    new.changes.traces(rollups, 1)
+    new.changes.usage(usage, 1)
+    return new
 
 
 class Changes:
@@ -145,6 +207,14 @@ class Changes:
         # (kind, id) of traces and sessions new, gone or started in another hour -> the
         # hour their scores count in now (metric_scores.py)
         self.scored_targets: dict[tuple[str, str], int | None] = {}
+
+    def add(self, other: Changes) -> None:
+        """Add ``other``'s changes to these (its lists are not shared)."""
+        _add_to(self.activity, other.activity)
+        _add_to(self.users, other.users)
+        _add_to(self.models, other.models)
+        self.taken_back = self.taken_back or other.taken_back
+        self.scored_targets.update(other.scored_targets)
 
     def traces(self, rollups: Iterable[TraceRollup], sign: int) -> None:
         if sign < 0:
@@ -269,6 +339,13 @@ class Changes:
         conn.executemany(_MODELS, rows(self.models))
         if self.scored_targets:
             metric_scores.targets_moved(conn, project_id, self.scored_targets)
+
+
+def _add_to(mine: dict[Any, list[int]], theirs: Mapping[Any, list[int]]) -> None:
+    """Add the sums of ``theirs`` to those of ``mine``, by bucket."""
+    for key, values in theirs.items():
+        m = mine.get(key)
+        mine[key] = values.copy() if m is None else [a + b for a, b in zip(m, values, strict=True)]
 
 
 def _write_users(conn: sqlite3.Connection, project_id: int, rows: list[tuple[Any, ...]]) -> None:

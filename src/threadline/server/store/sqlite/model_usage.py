@@ -70,6 +70,8 @@ def for_batch(
     traces none of whose batch spans was stored before. A trace new to the store has all
     its spans in hand; one stored before whose batch spans were all new adds them to its
     stored usage; any other (a retry mixed with new spans) is summed again from its spans.
+    (Ingest gives only the traces stored before: those new to the store had their usage
+    worked out with the batch, ``metric_upkeep.new_traces``.)
     """
     found = BatchUsage()
     usage: dict[str, dict[str, Used]] = {}
@@ -94,6 +96,13 @@ def for_batch(
         packed[trace_id] = pack(models)
         written.append((starts[trace_id], models))
     return found
+
+
+def of_spans(spans: Sequence[ModelSpan]) -> dict[str, Used]:
+    """The usage by model of ``spans`` (those of a trace new to the store: all of it)."""
+    models: dict[str, Used] = {}
+    _add_spans(models, spans)
+    return models
 
 
 def _add_spans(models: dict[str, Used], spans: Sequence[ModelSpan]) -> None:

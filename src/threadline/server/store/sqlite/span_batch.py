@@ -23,7 +23,7 @@ from threadline.server.model import SpanRecord
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPANS
 from threadline.server.store.rollups import TraceRollup, roll_up_trace
-from threadline.server.store.sqlite import json_payloads, payloads, search
+from threadline.server.store.sqlite import json_payloads, metric_upkeep, payloads, search
 from threadline.server.store.sqlite import rows as schema
 
 
@@ -46,6 +46,9 @@ class PreparedSpans:
     documents: search.Documents  # the search index's, one per trace
     # Payloads packed without a dictionary, to train one (None: packed with one).
     samples: list[bytes] | None
+    # What the fresh traces add to the dashboard's aggregates if none was stored
+    # before, and their usage by model (metric_upkeep.py).
+    aggregates: metric_upkeep.NewTraces
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,16 @@ class SpanPreparer:
             fresh,
             search.documents([trace.spans for trace in fresh.values()]),
             packer.samples,
+            new_aggregates(fresh),
         )
 
 
 _INPUT, _OUTPUT = SPANS.position("input"), SPANS.position("output")
+
+
+def new_aggregates(fresh: dict[str, FreshTrace]) -> metric_upkeep.NewTraces:
+    """What the ``fresh`` traces add to the dashboard's aggregates as new to the store."""
+    return metric_upkeep.new_traces((trace.rollup, trace.spans) for trace in fresh.values())
 
 
 def restore_payloads(

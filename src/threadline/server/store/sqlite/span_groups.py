@@ -19,11 +19,12 @@ from typing import Any, NamedTuple
 from threadline.server.model import SpanRecord
 from threadline.server.store.base import SpanBatch
 from threadline.server.store.rows import Unpack
-from threadline.server.store.sqlite import search
+from threadline.server.store.sqlite import metric_upkeep, search
 from threadline.server.store.sqlite.span_batch import (
     FreshTrace,
     PreparedSpans,
     fresh_traces,
+    new_aggregates,
     restore_payloads,
 )
 
@@ -74,15 +75,22 @@ def merged(parts: Sequence[ProjectBatch], unpack: Unpack) -> ProjectBatch:
             else:
                 fresh[trace_id] = trace
     documents = search.Documents()
+    aggregates = metric_upkeep.NewTraces()
     for part in parts:
         documents.extend(part.prepared.documents, leaving=shared)
+        aggregates.add(part.prepared.aggregates)
     if shared:
         for part in parts:
             restore_payloads(part.spans, part.prepared.rows, shared, unpack)
+            aggregates.take_back(
+                (t.rollup for i, t in part.prepared.fresh.items() if i in shared),
+                part.prepared.aggregates.packed,
+            )
         again = fresh_traces(project_id, [s for s in spans if s.trace_id in shared])
         fresh.update(again)
         # One document each, from the first copy of each span, as the insert keeps it.
         documents.extend(search.documents([trace.spans for trace in again.values()]))
+        aggregates.add(new_aggregates(again))
     samples = [p.prepared.samples for p in parts if p.prepared.samples is not None]
     return ProjectBatch(
         project_id,
@@ -93,5 +101,6 @@ def merged(parts: Sequence[ProjectBatch], unpack: Unpack) -> ProjectBatch:
             fresh,
             documents,
             [sample for some in samples for sample in some] if samples else None,
+            aggregates,
         ),
     )

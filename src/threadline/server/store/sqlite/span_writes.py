@@ -138,7 +138,9 @@ class SpanWrites(Database):
         if new:
             rollups = {trace_id: trace.rollup for trace_id, trace in fresh.items()}
             placement = inference.place(conn, project_id, spans, rollups)
-            self._refresh_rollups(conn, project_id, fresh, all_new, placement, minted.keys)
+            self._refresh_rollups(
+                conn, project_id, fresh, all_new, placement, minted.keys, prepared.aggregates
+            )
         return new
 
     def _refresh_rollups(
@@ -149,12 +151,14 @@ class SpanWrites(Database):
         all_new: set[str],
         placement: inference.Placement,
         keys: dict[str, int],
+        aggregates: metric_upkeep.NewTraces,
     ) -> None:
         """Roll up again the traces of a batch (``fresh``: each one's rollup and row as if
         it had no spans stored before the batch; ``all_new``: the traces none of whose
         spans in the batch was stored before) and their sessions (``placement``: the
         sessions inferred for traces sent without one, and those to recount; ``keys``:
-        each trace's key, its rollup row's primary key)."""
+        each trace's key, its rollup row's primary key; ``aggregates``: what the fresh
+        traces add to the dashboard's aggregates as if none was stored before)."""
         trace_ids = sorted(fresh)
         # Traces stored before, with their rollup: their sessions need refreshing too,
         # since a late span may move a trace into a session.
@@ -196,15 +200,20 @@ class SpanWrites(Database):
             if trace_id not in stored and len(trace.spans) >= TALLY_FROM_SPANS:
                 self._roll_up(project_id, trace_id, trace.spans)
         placement.fill(rolled_again)
-        written = [*(t.rollup for i, t in fresh.items() if i not in stored), *rolled_again]
-        # Each trace's usage by model goes in its row (model_usage.py): worked out,
-        # with the stored usage it replaces, before the rows are written.
+        # What the traces add to the aggregates and their usage by model were worked
+        # out with the batch as if none was stored before (metric_upkeep.py): those
+        # that were have theirs taken back, and their usage read and replaced here.
+        new = aggregates
+        if stored:
+            new = metric_upkeep.NewTraces()
+            new.add(aggregates)  # a copy: a batch retried is written from it again
+            new.take_back((fresh[trace_id].rollup for trace_id in stored), new.packed)
         usage = metric_upkeep.batch_usage(
             conn,
             project_id,
             stored_rollups,
-            written,
-            {trace_id: trace.spans for trace_id, trace in fresh.items()},
+            rolled_again,
+            {trace_id: fresh[trace_id].spans for trace_id in stored},
             all_new,
         )
         conn.executemany(
@@ -218,7 +227,7 @@ class SpanWrites(Database):
                             else t.row
                         ),
                         keys[trace_id],
-                        usage.packed.get(trace_id),
+                        new.packed.get(trace_id),
                     ]
                     for trace_id, t in fresh.items()
                     if trace_id not in stored
@@ -233,7 +242,7 @@ class SpanWrites(Database):
                 ),
             ],
         )
-        changes = metric_upkeep.traces_written(stored_rollups, written, usage)
+        changes = metric_upkeep.traces_written(new, stored_rollups, rolled_again, usage)
         recount.update(rollup.session_id for rollup in rolled_again if rollup.session_id)
         recount.update(placement.recount)
         # Traces new to the store join their sessions: the next turns of a conversation
