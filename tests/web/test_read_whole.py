@@ -396,3 +396,48 @@ def test_a_laptop_shows_the_sessions_and_traces_beside_four_score_columns(ui: UI
     ui.go("/sessions?range=all")
     last = page.locator("#sessions-table th", has_text="Last output")
     assert last.evaluate("th => th.getBoundingClientRect().right") <= LAPTOP["width"]
+
+
+def test_a_reader_picks_the_score_columns_a_laptop_shows(ui: UI, server) -> None:
+    """Five score columns scrolled the Sessions table at 1366 px, with no way to show
+    fewer: the Columns menu hides one, in this browser, on every tab and reload."""
+    start = (time.time_ns() // S - 600) * S
+    question = "Could you tell me where my order is? " * 6
+    answer = "It left our warehouse this morning and should arrive by Friday. " * 4
+    turn = Turn(new_trace_id(), question, answer, start, 65_000, 12_345, 678, 0.0123)
+    send(server, turn_spans(turn, "s-five-scores", "maximilian"))
+    scores = {"helpfulness": 4, "resolved": True, "tone": 0.75, "correctness": 1, "zeal": 2}
+    for name, value in scores.items():
+        body = {"name": name, "value": value, "session_id": "s-five-scores"}
+        assert server.http.post("/api/v1/scores", json=body).status_code == 200
+    page = _at(ui, LAPTOP)
+    ui.go("/sessions?range=all")
+    table, wrap = page.locator("#sessions-table"), page.locator(".table-wrap")
+    expect(table.locator("th.score-col")).to_have_count(5)
+    assert wrap.evaluate("w => w.scrollWidth > w.clientWidth")  # five columns scroll
+
+    menu = page.get_by_test_id("columns-menu")
+    menu.locator("summary").click()
+    boxes = menu.locator("label")
+    assert boxes.all_inner_texts() == sorted(scores)
+    boxes.filter(has_text="tone").locator("input").uncheck()
+    boxes.filter(has_text="zeal").locator("input").uncheck()
+    ui.shot("laptop-columns-menu")
+    tone = '[data-col="score:tone"]'
+    expect(table.locator(f"th{tone}")).to_be_hidden()
+    expect(table.locator(f"td{tone}")).to_be_hidden()
+    assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), "the table still scrolls"
+
+    page.reload()  # kept by this browser
+    expect(table.locator(f"th{tone}")).to_be_hidden()
+    expect(table.locator("th.score-col:visible")).to_have_count(3)
+    assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), "the table scrolls again"
+    menu.locator("summary").click()
+    assert not menu.locator("label", has_text="tone").locator("input").is_checked()
+    menu.locator("label", has_text="tone").locator("input").check()
+    expect(table.locator(f"td{tone}")).to_be_visible()
+    # On a phone the menu stays inside the window.
+    page.set_viewport_size(PHONE)
+    box = menu.locator(".menu").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    ui.shot("phone-columns-menu")

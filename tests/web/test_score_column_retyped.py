@@ -12,7 +12,9 @@ from .conftest import Scenario
 
 def _column_kind(page: httpx.Client, name: str) -> str:
     html = page.get("/sessions", params={"range": "all"}).text
-    head = re.search(rf'<th class="num score-col" title="Score “{name}”: ([^"]+)">', html)
+    head = re.search(
+        rf'<th class="num score-col" data-col="score:{name}" title="Score “{name}”: ([^"]+)">', html
+    )
     assert head is not None, html[-2000:]
     return head.group(1)
 

@@ -48,6 +48,42 @@
     localizeTimes(root);
     markLongPayloads(root);
     fillAuthors(root);
+    hideScoreColumns(root);
+  }
+
+  // --- the score columns a reader hid (Columns menu), kept in this browser --------
+  var HIDDEN_SCORES_KEY = "threadline.hidden-score-columns";
+  function hiddenScores() {
+    try { return JSON.parse(window.localStorage.getItem(HIDDEN_SCORES_KEY) || "[]"); } catch (e) { return []; }
+  }
+  function hideScoreColumns(root) {
+    var hidden = hiddenScores();
+    (root || document).querySelectorAll('[data-col^="score:"]').forEach(function (cell) {
+      cell.hidden = hidden.indexOf(cell.getAttribute("data-col").slice(6)) >= 0;
+    });
+  }
+  function setUpColumnsMenu() {
+    var menu = document.querySelector("[data-testid=columns-menu]");
+    if (!menu) return;
+    var list = menu.querySelector(".menu");
+    list.textContent = "";
+    var heads = document.querySelectorAll('th.score-col[data-col^="score:"]');
+    menu.hidden = heads.length === 0;
+    heads.forEach(function (th) {
+      var name = th.getAttribute("data-col").slice(6);
+      var label = document.createElement("label");
+      var box = document.createElement("input");
+      box.type = "checkbox";
+      box.checked = hiddenScores().indexOf(name) < 0;
+      box.addEventListener("change", function () {
+        var hidden = hiddenScores().filter(function (n) { return n !== name; });
+        if (!box.checked) hidden.push(name);
+        try { window.localStorage.setItem(HIDDEN_SCORES_KEY, JSON.stringify(hidden)); } catch (e) { /* private mode */ }
+        hideScoreColumns(document);
+      });
+      label.append(box, document.createTextNode(name));
+      list.append(label);
+    });
   }
 
   // --- session rows expand in place -------------------------------------------------
@@ -184,6 +220,7 @@
           var empty = document.querySelector("[data-testid=empty-state]");
           if (empty && !wrap.hidden) empty.remove();
           init(wrap);
+          setUpColumnsMenu();
           if (window.htmx) htmx.process(wrap);
         })
         .catch(function () { /* the stream starts again from where it was */ })
@@ -495,6 +532,7 @@
     setUpFilters();
     setUpLive();
     setUpSessionLive();
+    setUpColumnsMenu();
     markFound();
   });
   document.addEventListener("htmx:afterSwap", function (event) { init(event.detail.target); });
