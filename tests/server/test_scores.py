@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -268,11 +270,9 @@ def test_a_name_keeps_the_type_of_its_first_score(server_on_each_store):
     assert refused.status_code == 409, refused.text
     error = refused.json()["error"]
     assert "'helpful'" in error and "boolean" in error and "numeric" in error, error
-    # The same type in any spelling is welcome, and so is a first score of a new name
-    # (a type is inferred from the value alone: "no" without one is a label).
+    # The same type in any spelling is welcome, and so is a first score of a new name.
     same = {"name": "helpful", "value": "no", "data_type": "boolean", "session_id": sid}
     assert _post(server, same).status_code == 200
-    assert _post(server, {**same, "data_type": None}).status_code == 409
     assert _post(server, {"name": "tone", "value": "calm", "session_id": sid}).status_code == 200
 
     # A batch is refused whole: the first of its scores of a new name sets the type.
@@ -294,3 +294,94 @@ def test_a_name_keeps_the_type_of_its_first_score(server_on_each_store):
     again = _post(server, {"name": "helpful", "value": 4, "session_id": sid})
     assert again.status_code == 200, again.text
     assert again.json()["data_type"] == "numeric"
+
+
+def test_a_value_without_a_type_takes_its_names_type(server_on_each_store):
+    """A value that reads as its name's type takes it ("no" and 0 on a boolean name, "4.5"
+    on a numeric one); one that does not is typed by itself, and refused naming both."""
+    server = server_on_each_store
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    for first in (
+        {"name": "helpful", "value": True},
+        {"name": "stars", "value": 4},
+        {"name": "tone", "value": "calm"},
+    ):
+        assert _post(server, {**first, "session_id": sid}).status_code == 200
+    batch = [
+        {"name": "helpful", "value": "no"},
+        {"name": "helpful", "value": "False"},
+        {"name": "helpful", "value": 0},
+        {"name": "helpful", "value": 1},
+        {"name": "stars", "value": "4.5"},
+        {"name": "tone", "value": "5"},
+    ]
+    written = _post(server, [{**s, "session_id": sid} for s in batch])
+    assert written.status_code == 200, written.text
+    assert [(s["data_type"], s["value"]) for s in written.json()["items"]] == [
+        ("boolean", False),
+        ("boolean", False),
+        ("boolean", False),
+        ("boolean", True),
+        ("numeric", 4.5),
+        ("categorical", "5"),
+    ]
+    for value, held, given in (
+        ("maybe", "boolean", "categorical"),
+        (2, "boolean", "numeric"),
+    ):
+        refused = _post(server, {"name": "helpful", "value": value, "session_id": sid})
+        assert refused.status_code == 409, refused.text
+        error = refused.json()["error"]
+        assert f"'helpful' holds {held} values: a {given} score" in error, error
+    refused = _post(server, {"name": "stars", "value": True, "session_id": sid})
+    assert refused.status_code == 409 and "holds numeric" in refused.json()["error"]
+    # A new name: the batch's first score gives the type to the untyped ones after it.
+    fresh = [{"name": "fresh", "value": False}, {"name": "fresh", "value": "yes"}]
+    written = _post(server, [{**s, "session_id": sid} for s in fresh])
+    assert written.status_code == 200, written.text
+    assert [s["value"] for s in written.json()["items"]] == [False, True]
+
+
+def test_a_configuration_of_another_type_than_its_names_scores_is_refused(
+    server_on_each_store,
+):
+    server = server_on_each_store
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    assert _post(server, {"name": "helpful", "value": True, "session_id": sid}).status_code == 200
+    numeric = {"name": "helpful", "data_type": "numeric", "min_value": 0, "max_value": 5}
+    refused = server.http.put("/api/v1/score-configs/helpful", json=numeric)
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert "'helpful' holds boolean values: it cannot be configured as numeric" in error, error
+    assert server.get("/api/v1/score-configs")["items"] == []
+    boolean = {"name": "helpful", "data_type": "boolean"}
+    assert server.http.put("/api/v1/score-configs/helpful", json=boolean).status_code == 200
+    # A configured name keeps its type too: changing it is refused while scores hold it.
+    assert server.http.put("/api/v1/score-configs/helpful", json=numeric).status_code == 409
+    assert [c["data_type"] for c in server.get("/api/v1/score-configs")["items"]] == ["boolean"]
+
+
+def test_writers_racing_to_type_a_new_name_leave_it_one_type(server):
+    """Two writers giving each new name a type of their own, at once: the type check is
+    part of SQLite's write transaction, so one wins (200) and the other is refused (409),
+    never both written."""
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    names = [f"raced-{i}" for i in range(24)]
+    barrier = threading.Barrier(2)
+
+    def write(value: bool | float) -> list[int]:
+        with httpx.Client(base_url=server.http.base_url, headers=server.http.headers) as http:
+            statuses = []
+            for name in names:
+                barrier.wait()
+                body = {"name": name, "value": value, "session_id": sid}
+                statuses.append(http.post("/api/v1/scores", json=body).status_code)
+            return statuses
+
+    with ThreadPoolExecutor(2) as pool:
+        flags, numbers = pool.map(write, [True, 3.0])
+    assert sorted(set(flags + numbers)) == [200, 409]
+    assert all(sorted(pair) == [200, 409] for pair in zip(flags, numbers, strict=True))
+    for name in names:
+        held = {s["data_type"] for s in server.get("/api/v1/scores", name=name)["items"]}
+        assert len(held) == 1, (name, held)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.spans import T0, span_record
 from tests.store.chdb_http import database_name, shared_server
-from threadline.server.errors import BadRequest
+from threadline.server.errors import BadRequest, Conflict
 from threadline.server.model import (
     NoteIn,
     ScoreConfig,
@@ -27,7 +27,7 @@ from threadline.server.model import (
     UserQuery,
     ns_to_datetime,
 )
-from threadline.server.score_types import NameTypes
+from threadline.server.score_types import name_types
 from threadline.server.store import Store, open_store
 from threadline.server.store.clickhouse import ClickHouseStore
 from threadline.server.store.sqlite.driver import sqlite3
@@ -630,7 +630,7 @@ def test_a_names_scores_page_the_same_after_replacements_moves_and_deletions(sto
 
 
 def test_a_score_names_type_is_read_for_a_write(store: Store):
-    """The type a write must keep (``score_types.NameTypes``): its configuration's, else
+    """The type a write must keep (``store/name_types.py``): its configuration's, else
     that of the name's scores (a score moved to another name counts there, a name whose
     scores were all deleted is free), else the write's own first of that name."""
     project, other = store.create_project("p").id, store.create_project("q").id
@@ -649,7 +649,7 @@ def test_a_score_names_type_is_read_for_a_write(store: Store):
     stars = ScoreConfig(name="stars", data_type="numeric")
 
     def refusals(*records: ScoreRecord) -> list[str | None]:
-        types = NameTypes(store, project, {"stars": stars})
+        types = name_types(store, project, {"stars": stars})
         return [types.refusal(r) for r in records]
 
     assert refusals(score("x", "helpful", False, session="t")) == [None]
@@ -667,6 +667,37 @@ def test_a_score_names_type_is_read_for_a_write(store: Store):
     )
     assert [found[i] for i in (0, 1, 2, 4)] == [None] * 4
     assert found[3] is not None and "'fresh' holds categorical" in found[3], found
+
+
+def test_the_store_refuses_a_score_or_a_configuration_of_another_type(store: Store):
+    """The write itself keeps one type a name (in SQLite's write transaction, so two
+    writers cannot both give a new name a type): a batch with a score of another type
+    than its name's, or than an earlier score of the batch, is refused whole; so is a
+    configuration of another type than its name's scores. A copy of another store
+    (``check_types=False``) keeps what it copies."""
+    project = store.create_project("p").id
+    store.write_scores(project, [score("a", "helpful", True, session="s", at=1)])
+    with pytest.raises(Conflict, match="'helpful' holds boolean values: a numeric"):
+        store.write_scores(
+            project, [score("b", "fine", 1.0, session="s"), score("c", "helpful", 4.0, session="s")]
+        )
+    with pytest.raises(Conflict, match="'fresh' holds numeric values: a categorical"):
+        store.write_scores(
+            project, [score("d", "fresh", 2.0, session="s"), score("e", "fresh", "hi", session="s")]
+        )
+    assert [s.id for s in store.list_scores(project, ScoreQuery(session_id="s")).items] == ["a"]
+
+    with pytest.raises(
+        Conflict, match="'helpful' holds boolean values: it cannot be configured as numeric"
+    ):
+        store.put_score_config(project, ScoreConfig(name="helpful", data_type="numeric"))
+    assert store.list_score_configs(project) == []
+    store.put_score_config(project, ScoreConfig(name="helpful", data_type="boolean"))
+    store.put_score_config(project, ScoreConfig(name="unused", data_type="numeric"))
+    assert [c.name for c in store.list_score_configs(project)] == ["helpful", "unused"]
+
+    store.write_scores(project, [score("f", "helpful", 4.0, session="s", at=2)], check_types=False)
+    assert store.get_scores(project, ["f"])["f"].data_type == "numeric"
 
 
 def test_score_configs(store: Store):

@@ -1,64 +1,47 @@
-"""The type each project's score names were written with: the rule every score write
-keeps (``NameTypes``: one name, one type), and the types as the lists' score columns show
-them (``web/score_columns.py``), kept by each server process; the routes that delete
-scores or change score configurations, in the JSON API and the UI, forget those."""
+"""Score names' types as the routes see them: the rule every score write keeps (one
+name, one type: ``store/name_types.py``) read through a store, and the types as the
+lists' score columns show them (``web/score_columns.py``), kept by each server process;
+the routes that delete scores or change score configurations, in the JSON API and the
+UI, forget those."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.datastructures import State
 
-from threadline.server.errors import Conflict
-from threadline.server.model import ScoreConfig, ScoreQuery, ScoreRecord
+from threadline.server import scoring
+from threadline.server.model import ScoreConfig, ScoreIn, ScoreQuery, ScoreRecord
 from threadline.server.store import Store
+from threadline.server.store.name_types import NameTypes
 
 
-class NameTypes:
-    """The type of each score name of one project, as a write must keep it: a name's
-    configuration sets it, else its first score (a name's scores are read newest first
-    by the ``scores_by_name`` index, one read a name a write), else the first of the
-    write's own scores to use it. A score of another type would mix values that cannot
-    be averaged or filtered together (``helpful>=4`` over true/false), so it is refused.
+def name_types(store: Store, project_id: int, configs: Mapping[str, ScoreConfig]) -> NameTypes:
+    """The rule of one name, one type (``store/name_types.py``) over ``store``: a name's
+    newest score read by the ``scores_by_name`` index, one read a name. The routes use
+    it to type a value given without a type, or to refuse one item of a batch alone;
+    the store's write checks every score again, in its own write."""
 
-    Two writers racing to give a new name two types can both pass; the check is a read,
-    not a lock, as nothing else a score write does needs one."""
+    def stored(name: str) -> str | None:
+        newest = store.list_scores(project_id, ScoreQuery(name=name, limit=1))
+        return newest.items[0].data_type if newest.items else None
 
-    def __init__(self, store: Store, project_id: int, configs: Mapping[str, ScoreConfig]):
-        self._store = store
-        self._project_id = project_id
-        # A configured name's type is checked by ``scoring.prepare`` against its
-        # configuration, which wins over what was written before it.
-        self._types: dict[str, str | None] = {n: c.data_type for n, c in configs.items()}
+    return NameTypes(stored, {n: c.data_type for n, c in configs.items()})
 
-    def held(self, name: str) -> str | None:
-        """The type ``name`` holds, or None: any type may be its first."""
-        if name not in self._types:
-            newest = self._store.list_scores(self._project_id, ScoreQuery(name=name, limit=1))
-            self._types[name] = newest.items[0].data_type if newest.items else None
-        return self._types[name]
 
-    def refusal(self, record: ScoreRecord) -> str | None:
-        """Why ``record`` may not be written (its name holds another type), or None; a
-        record let through sets its name's type for the records after it."""
-        held = self.held(record.name)
-        if held is None:
-            self._types[record.name] = record.data_type
-        elif held != record.data_type:
-            return (
-                f"score {record.name!r} holds {held} values: a {record.data_type} score"
-                f" cannot join them (a name keeps its first score's type; use another name)"
-            )
-        return None
-
-    def check(self, records: Iterable[ScoreRecord]) -> None:
-        """``Conflict`` (409) on the first record whose name holds another type."""
-        for record in records:
-            refusal = self.refusal(record)
-            if refusal is not None:
-                raise Conflict(refusal)
+def prepare(
+    score: ScoreIn,
+    configs: dict[str, ScoreConfig],
+    source: str,
+    now_ns: int,
+    types: NameTypes,
+) -> ScoreRecord:
+    """``scoring.prepare`` of ``score``, given the type its name holds when it gives
+    none (read then only: a typed score needs no read here)."""
+    name_type = types.held(score.name) if score.data_type is None else None
+    return scoring.prepare(score, configs, source, now_ns, name_type)
 
 
 class WrittenTypes:

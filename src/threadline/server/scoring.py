@@ -27,15 +27,27 @@ MAX_SCORE_MAGNITUDE = 1e15
 
 
 def prepare(
-    score: ScoreIn, configs: dict[str, ScoreConfig], source: str, now_ns: int
+    score: ScoreIn,
+    configs: dict[str, ScoreConfig],
+    source: str,
+    now_ns: int,
+    name_type: str | None = None,
 ) -> ScoreRecord:
-    """A ``ScoreRecord`` of ``score``, or ``BadRequest`` saying what is wrong with it."""
+    """A ``ScoreRecord`` of ``score``, or ``BadRequest`` saying what is wrong with it.
+
+    A score that gives no ``data_type`` takes its name's configured type, else
+    ``name_type`` (the type its name's scores hold) if its value reads as one of that
+    type ("no", "false" or 0 on a boolean name, "4.5" on a numeric one), else the type
+    of its value alone; a type other than its name's is then refused by the write
+    (409, naming both)."""
     if not score.session_id and not score.trace_id:
         raise BadRequest(f"score {score.name!r} names no target: give session_id or trace_id")
     if score.span_id and not score.trace_id:
         raise BadRequest(f"score {score.name!r} names a span_id without its trace_id")
     config = configs.get(score.name)
-    data_type = score.data_type or (config.data_type if config else _inferred_type(score.value))
+    data_type = score.data_type or (
+        config.data_type if config else _untyped(score.name, score.value, name_type)
+    )
     if config is not None and data_type != config.data_type:
         raise BadRequest(
             f"score {score.name!r} is configured as {config.data_type}, not {data_type}"
@@ -57,6 +69,18 @@ def prepare(
         comment=score.comment,
         created_ns=now_ns,
     )
+
+
+def _untyped(name: str, value: bool | float | str, name_type: str | None) -> str:
+    """The type of a value given without one on an unconfigured name."""
+    if name_type is not None:
+        try:
+            _value(name, name_type, value)
+        except BadRequest:
+            pass
+        else:
+            return name_type
+    return _inferred_type(value)
 
 
 def _inferred_type(value: bool | float | str) -> str:

@@ -28,14 +28,14 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from threadline.server import project_rules, scoring
+from threadline.server import project_rules, score_types
 from threadline.server.api.routes import CurrentStore
 from threadline.server.api.scores import MAX_SCORES_PER_REQUEST, cors_headers
 from threadline.server.auth import langfuse_key_access
 from threadline.server.errors import BadRequest, ThreadlineError
 from threadline.server.model import KeyAccess, ScoreIn, ScoreRecord
 from threadline.server.redaction.annotations import redact_scores
-from threadline.server.score_types import NameTypes
+from threadline.server.score_types import name_types
 from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/public", tags=["langfuse"])
@@ -124,14 +124,14 @@ def _write(
     each refused item by its position)."""
     project_id = access.project.id
     configs = {c.name: c for c in store.list_score_configs(project_id)}
-    types = NameTypes(store, project_id, configs)
+    types = name_types(store, project_id, configs)
     now = time.time_ns()
     records: dict[int, ScoreRecord] = {}
     errors: dict[int, str] = {}
     for index, raw in enumerate(items):
         try:
             score, stamp = _score_in(raw)
-            record = scoring.prepare(score, configs, "sdk", now)
+            record = score_types.prepare(score, configs, "sdk", now, types)
         except ThreadlineError as error:
             errors[index] = error.message
             continue

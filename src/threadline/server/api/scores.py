@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel
 
-from threadline.server import project_rules, scoring
+from threadline.server import project_rules, score_types, scoring
 from threadline.server.api.routes import CurrentStore, Cursor, Limit
 from threadline.server.auth import CurrentProject, ScoringAccess
 from threadline.server.errors import BadRequest, Forbidden, NotFound
@@ -31,7 +31,7 @@ from threadline.server.model import (
     ScoreSource,
 )
 from threadline.server.redaction.annotations import redact_note, redact_scores
-from threadline.server.score_types import NameTypes, written_types
+from threadline.server.score_types import name_types, written_types
 from threadline.server.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["scores"])
@@ -70,11 +70,18 @@ def prepare_scores(
     store: Store, project_id: int, scores: list[ScoreIn], source: str
 ) -> list[ScoreRecord]:
     """Validate ``scores`` against the project's score configurations (400 on the first
-    bad one, naming it) and its names' types (409); nothing is written then."""
+    bad one, naming it); a score without a type takes its name's when its value reads as
+    one, and the first score of a new name gives the name's type to the untyped ones
+    after it. The store's write refuses the batch if a type differs from its name's
+    (409)."""
     configs = {c.name: c for c in store.list_score_configs(project_id)}
+    types = name_types(store, project_id, configs)
     now = time.time_ns()
-    records = [scoring.prepare(s, configs, source, now) for s in scores]
-    NameTypes(store, project_id, configs).check(records)
+    records = []
+    for score in scores:
+        record = score_types.prepare(score, configs, source, now, types)
+        types.prepared(record)
+        records.append(record)
     return records
 
 

@@ -7,7 +7,7 @@ from threadline.server import scoring
 from threadline.server.errors import BadRequest, Conflict
 from threadline.server.evaluation.key_urls import KeyUrls
 from threadline.server.evaluation.model import EvaluatorIn
-from threadline.server.score_types import NameTypes
+from threadline.server.score_types import name_types
 from threadline.server.store import Store
 
 
@@ -25,7 +25,7 @@ def check_evaluator(
             f"score {evaluator.score.name!r} is configured as {configured.data_type},"
             f" not {evaluator.score.data_type}"
         )
-    held = NameTypes(store, project_id, configs).held(evaluator.score.name)
+    held = name_types(store, project_id, configs).held(evaluator.score.name)
     if held is not None and held != evaluator.score.data_type:
         raise Conflict(
             f"score {evaluator.score.name!r} holds {held} values: an evaluator writing"

@@ -33,7 +33,6 @@ from threadline.server.evaluation.transcript import (
 )
 from threadline.server.model import MAX_COMMENT_CHARS, ScoreIn, TraceDetail, text_controls_replaced
 from threadline.server.redaction.annotations import redact_scores, redact_text
-from threadline.server.score_types import NameTypes
 from threadline.server.settings import Settings
 from threadline.server.store import Store
 
@@ -146,7 +145,7 @@ def finish_run(store: Store, run: RunRecord, outcome: RunOutcome) -> None:
 def _write_score(store: Store, project_id: int, score: ScoreIn) -> None:
     configs = {c.name: c for c in store.list_score_configs(project_id)}
     record = scoring.prepare(score, configs, "eval", time.time_ns())
-    NameTypes(store, project_id, configs).check([record])
+    # The write refuses a type other than the name's (409): the run fails, naming both.
     # The judge's comment can quote the transcript; the project's rules apply to it too.
     store.write_scores(project_id, redact_scores([record], store.redaction_rules(project_id)))
 

@@ -300,10 +300,16 @@ class Store(Protocol):
         ...
 
     # --- scores, score configs and notes ---------------------------------------------
-    def write_scores(self, project_id: int, scores: Sequence[ScoreRecord]) -> None:
+    def write_scores(
+        self, project_id: int, scores: Sequence[ScoreRecord], *, check_types: bool = True
+    ) -> None:
         """Store validated scores and bring the score rollups of their targets up to date,
         in one step. A score whose id is stored already replaces it; one equal to the
-        stored score changes nothing. Targets need not exist (feedback may beat spans)."""
+        stored score changes nothing. Targets need not exist (feedback may beat spans).
+
+        A score whose name holds another type (``name_types.py``) refuses the whole
+        write with ``Conflict`` (409); ``check_types=False`` is for a copy of another
+        store, which keeps its history as it was, names of two types included."""
         ...
 
     def get_scores(self, project_id: int, score_ids: Sequence[str]) -> dict[str, Score]:
@@ -321,7 +327,8 @@ class Store(Protocol):
     def list_score_configs(self, project_id: int) -> list[ScoreConfig]: ...
 
     def put_score_config(self, project_id: int, config: ScoreConfig) -> None:
-        """Create or replace the configuration of one score name."""
+        """Create or replace the configuration of one score name; ``Conflict`` (409) when
+        the name's scores hold another type than ``config``'s."""
         ...
 
     def delete_score_config(self, project_id: int, name: str) -> bool: ...

@@ -20,7 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from threadline.server import project_rules, scoring
+from threadline.server import project_rules, score_types
 from threadline.server.errors import BadRequest, Forbidden, NotFound
 from threadline.server.model import (
     Project,
@@ -32,7 +32,7 @@ from threadline.server.model import (
 )
 from threadline.server.redaction.annotations import redact_scores
 from threadline.server.redaction.rules import RedactionRules
-from threadline.server.score_types import NameTypes, written_types
+from threadline.server.score_types import name_types, written_types
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.forms import read_form
@@ -207,8 +207,8 @@ def _save(
                 "UI can be changed here (add another, or delete it)"
             )
     configs = {c.name: c for c in store.list_score_configs(project.id)}
-    record = scoring.prepare(score, configs, "ui", time.time_ns())
-    NameTypes(store, project.id, configs).check([record])
+    types = name_types(store, project.id, configs)
+    record = score_types.prepare(score, configs, "ui", time.time_ns(), types)
     store.write_scores(project.id, redact_scores([record], rules))
 
 

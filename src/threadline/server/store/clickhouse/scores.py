@@ -34,6 +34,7 @@ from threadline.server.store import cursors, sorts
 from threadline.server.store.base import StoredNote
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.columns import Columns
+from threadline.server.store.name_types import NameTypes, check_config
 from threadline.server.store.record_columns import (
     NOTES,
     SCORE_CONFIGS,
@@ -119,7 +120,20 @@ class ClickHouseScores:
 
     # --- scores -------------------------------------------------------------------
 
-    def write(self, project_id: int, records: Sequence[ScoreRecord]) -> None:
+    def write(
+        self, project_id: int, records: Sequence[ScoreRecord], check_types: bool = True
+    ) -> None:
+        """Insert ``records`` and roll their targets up again. Their names' types are
+        checked first (``name_types.py``: ``Conflict``, nothing written), as late as
+        can be: ClickHouse has no transaction, so two writers giving a new name two
+        types at once can both pass between this read and the insert (a few ms); the
+        name then holds both, and every later write is held to its newest score's type
+        (newest by created time, then id: the same answer from any server)."""
+        if check_types:
+            NameTypes(
+                lambda name: self.stored_type(project_id, name),
+                {c.name: c.data_type for c in self.list_configs(project_id)},
+            ).check(records)
         latest: dict[str, ScoreRecord] = {}
         for record in records:  # the last of one id in a batch wins, as separate writes would
             latest[record.id] = record
@@ -264,6 +278,11 @@ class ClickHouseScores:
             records, query.limit, lambda r: (r.created_ns, r.id), made_by=sorts.SCORES_BY_CREATION
         )
         return Page[Score](items=[present_score(r) for r in page], next_cursor=next_cursor)
+
+    def stored_type(self, project_id: int, name: str) -> str | None:
+        """The type ``name``'s newest score holds, or None."""
+        newest = self._of_name(project_id, name, None, 1, None)
+        return newest[0].data_type if newest else None
 
     def _of_name(
         self,
@@ -412,11 +431,19 @@ class ClickHouseScores:
         ]
 
     def put_config(self, project_id: int, c: ScoreConfig, deleted: bool = False) -> None:
+        """Insert ``c`` as it is (a copy's, or a deletion's); ``put_checked_config``
+        for a configuration a client gives."""
         self._insert(
             "score_configs",
             [[project_id, *SCORE_CONFIGS.values(c), int(deleted)]],
             ["project_id", *SCORE_CONFIGS.names, "deleted"],
         )
+
+    def put_checked_config(self, project_id: int, c: ScoreConfig) -> None:
+        """``Conflict`` when ``c``'s name holds scores of another type, else insert it
+        (a score of another type written between the read and the insert can pass)."""
+        check_config(c.name, c.data_type, self.stored_type(project_id, c.name))
+        self.put_config(project_id, c)
 
     def delete_config(self, project_id: int, name: str) -> bool:
         config = next((c for c in self.list_configs(project_id) if c.name == name), None)

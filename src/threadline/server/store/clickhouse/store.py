@@ -792,9 +792,11 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     # --- scores, score configurations, notes (``scores.py``) ------------------------
 
-    def write_scores(self, project_id: int, records: Sequence[ScoreRecord]) -> None:
+    def write_scores(
+        self, project_id: int, records: Sequence[ScoreRecord], *, check_types: bool = True
+    ) -> None:
         if records:
-            self._scores.write(project_id, records)
+            self._scores.write(project_id, records, check_types)
 
     def get_scores(self, project_id: int, score_ids: Sequence[str]) -> dict[str, Score]:
         return self._scores.get(project_id, score_ids)
@@ -809,7 +811,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         return self._scores.list_configs(project_id)
 
     def put_score_config(self, project_id: int, config: ScoreConfig) -> None:
-        self._scores.put_config(project_id, config)
+        self._scores.put_checked_config(project_id, config)
 
     def delete_score_config(self, project_id: int, name: str) -> bool:
         return self._scores.delete_config(project_id, name)

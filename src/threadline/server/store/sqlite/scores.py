@@ -28,6 +28,7 @@ from threadline.server.scoring import score as present_score
 from threadline.server.store import cursors, sorts
 from threadline.server.store.base import StoredNote
 from threadline.server.store.columns import Columns
+from threadline.server.store.name_types import NameTypes
 from threadline.server.store.record_columns import (
     NOTES,
     SCORE_CONFIGS,
@@ -66,9 +67,21 @@ def _record(row: Sequence[Any]) -> ScoreRecord:
 # --- writes ----------------------------------------------------------------------------
 
 
-def write(conn: sqlite3.Connection, project_id: int, records: Sequence[ScoreRecord]) -> None:
+def write(
+    conn: sqlite3.Connection,
+    project_id: int,
+    records: Sequence[ScoreRecord],
+    check_types: bool = True,
+) -> None:
     """Upsert ``records`` and recompute the rollup of every (target, name) they leave or
-    join. Runs inside the caller's write transaction."""
+    join. Runs inside the caller's write transaction, which makes the type check
+    (``name_types.py``: ``Conflict``, nothing written) and the write one step: no other
+    writer can give a new name another type in between."""
+    if check_types:
+        NameTypes(
+            lambda name: stored_type(conn, project_id, name),
+            configured_types(conn, project_id, {r.name for r in records}),
+        ).check(records)
     latest: dict[str, ScoreRecord] = {}
     for record in records:  # the last of one id in a batch wins, as separate writes would
         latest[record.id] = record
@@ -167,6 +180,30 @@ def refresh(
         rows,
     )
     metric_scores.sum_again(conn, project_id, marked)
+
+
+def stored_type(conn: sqlite3.Connection, project_id: int, name: str) -> str | None:
+    """The type ``name``'s newest score holds (``scores_by_name``), or None."""
+    row = conn.execute(
+        "SELECT data_type FROM scores WHERE project_id = ? AND name = ?"
+        " ORDER BY created_ns DESC, id DESC LIMIT 1",
+        (project_id, name),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def configured_types(
+    conn: sqlite3.Connection, project_id: int, names: Iterable[str]
+) -> dict[str, str]:
+    """The configured type of each of ``names`` that has a configuration."""
+    return dict(
+        select_in(
+            conn,
+            "SELECT name, data_type FROM score_configs WHERE project_id = ? AND name IN ({})",
+            (project_id,),
+            sorted(names),
+        )
+    )
 
 
 # --- reads -----------------------------------------------------------------------------

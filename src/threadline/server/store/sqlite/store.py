@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from threadline.server.model import Note, NoteIn, Page, Score, ScoreConfig, ScoreQuery, ScoreRecord
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.scoring import score as present_score
+from threadline.server.store import name_types
 from threadline.server.store.base import StoredShare
 from threadline.server.store.sqlite import (
     deletion,
@@ -124,11 +125,13 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, RunTransfer, EvaluationTa
 
     # --- scores, score configurations, notes ------------------------------------------
 
-    def write_scores(self, project_id: int, records: Sequence[ScoreRecord]) -> None:
+    def write_scores(
+        self, project_id: int, records: Sequence[ScoreRecord], *, check_types: bool = True
+    ) -> None:
         if not records:
             return
         with self._transaction() as conn:
-            scores.write(conn, project_id, records)
+            scores.write(conn, project_id, records, check_types)
 
     def get_scores(self, project_id: int, score_ids: Sequence[str]) -> dict[str, Score]:
         with self._read() as conn:
@@ -149,6 +152,10 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, RunTransfer, EvaluationTa
 
     def put_score_config(self, project_id: int, config: ScoreConfig) -> None:
         with self._transaction() as conn:
+            # One step with the write: no score of another type lands in between.
+            name_types.check_config(
+                config.name, config.data_type, scores.stored_type(conn, project_id, config.name)
+            )
             scores.put_config(conn, project_id, config)
 
     def delete_score_config(self, project_id: int, name: str) -> bool:
