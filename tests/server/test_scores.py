@@ -367,10 +367,12 @@ def test_writers_racing_to_type_a_new_name_leave_it_one_type(server):
     never both written."""
     sid = f"s-{uuid.uuid4().hex[:8]}"
     names = [f"raced-{i}" for i in range(24)]
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(2, timeout=60)
 
     def write(value: bool | float) -> list[int]:
-        with httpx.Client(base_url=server.http.base_url, headers=server.http.headers) as http:
+        with httpx.Client(
+            base_url=server.http.base_url, headers=server.http.headers, timeout=60
+        ) as http:
             statuses = []
             for name in names:
                 barrier.wait()

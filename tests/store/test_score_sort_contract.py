@@ -100,6 +100,9 @@ def _write(store: Store) -> int:
             score("t2", "quality", 0.75, trace=2, span=2, session="s2"),
             score("t3", "quality", 0.25, trace=3, session="s3"),
         ],
+        # "quality" holds a label beside its numbers, as a store written before a name
+        # kept one type can: the sorts still order such a name.
+        check_types=False,
     )
     return project
 
@@ -212,8 +215,10 @@ def test_a_replaced_or_deleted_score_moves_its_row(
             score("1q", "quality", 0.0, session="s1", at=1),
             score("3c", "topic", "zebra", session="s3", at=1),
         ],
+        check_types=False,  # "quality" holds two types (``_write``)
     )
-    store.write_scores(project, [score("1q", "quality", 0.5, session="s1", at=2)])  # back
+    back = [score("1q", "quality", 0.5, session="s1", at=2)]
+    store.write_scores(project, back, check_types=False)
     assert store.delete_score(project, "5c")
     assert store.delete_score(project, "2q") and store.delete_score(project, "2r")
     expected = ["s4", "s3", "s1", "s7", "s6", "s5", "s2"]
