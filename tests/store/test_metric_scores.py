@@ -1,9 +1,9 @@
-"""The score sums per hour SQLite keeps on write (migration 0028, ``metric_scores``),
-after a random history of spans arriving late and early, scores written before and
-after their targets, replaced, renamed and deleted, traces and sessions deleted: each
-rollup's hour is its target's, each hour's sums are those its rollups add up to from
-scratch (to the last bit, whatever the history), and the dashboard reads them, as the
-rollups joined to their targets would give them."""
+"""The score sums per hour SQLite keeps on write (migration 0028, ``metric_scores``, in
+fixed point since 0032), after a random history of spans arriving late and early, scores
+written before and after their targets, replaced, renamed and deleted, traces and
+sessions deleted: each rollup's hour is its target's, each hour's sums are those its
+rollups add up to from scratch (to the last unit, whatever the history), and the
+dashboard reads them, as the rollups joined to their targets would give them."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def scored_history(store: SQLiteStore, project: int, seed: int) -> None:
             store.write_scores(
                 project,
                 [score(f"s{rng.randrange(40)}", rng.choice(["q", "r"]), value, at=step, **target)],
+                check_types=False,  # names of two types, as before the rule
             )
         if rng.random() < 0.15:
             store.delete_score(project, f"s{rng.randrange(40)}")
@@ -52,7 +53,7 @@ def scored_history(store: SQLiteStore, project: int, seed: int) -> None:
 
 def kept(conn: sqlite3.Connection) -> list[tuple]:
     return conn.execute(
-        "SELECT project_id, hour, name, value_count, value_sum FROM metric_scores"
+        "SELECT project_id, hour, name, value_count, value_whole, value_nanos FROM metric_scores"
         " WHERE value_count > 0 ORDER BY project_id, hour, name"
     ).fetchall()
 
@@ -75,9 +76,9 @@ def test_the_sums_kept_are_those_of_the_rollups_from_scratch(tmp_path: Path, see
                     (i, hours.get(i)) for i in ids
                 }
             summed = conn.execute(
-                "SELECT project_id, target_hour, name, SUM(value_count), SUM(value_sum)"
-                " FROM score_rollups INDEXED BY score_rollups_by_hour"
-                " WHERE value_count > 0 AND target_hour IS NOT NULL"
+                "SELECT project_id, target_hour, name, SUM(value_count),"
+                f" SUM({metric_scores.UNITS_SQL[0]}), SUM({metric_scores.UNITS_SQL[1]})"
+                " FROM score_rollups WHERE value_count > 0 AND target_hour IS NOT NULL"
                 " GROUP BY project_id, target_hour, name ORDER BY project_id, target_hour, name"
             ).fetchall()
             assert summed and kept(conn) == summed
@@ -112,7 +113,44 @@ def test_the_unfiltered_dashboard_reads_no_score_rollup(tmp_path: Path):
         store.close()
 
 
-def test_0028_fills_the_sums_of_a_store_made_before_it(tmp_path: Path):
+@pytest.mark.parametrize(
+    "value",
+    [
+        0.0,
+        0.1,
+        1 / 3,
+        2 / 3,
+        -0.1,
+        -1 / 3,
+        -2.5,
+        2.5,
+        0.49999999999999994,
+        4.0000000005,
+        -4.0000000005,
+        1e-10,
+        -1e-10,
+        123456789.123456789,
+        1e15 - 0.5,
+        -1e15,
+        2.0**52 + 0.5,
+    ],
+)
+def test_a_sums_units_are_the_same_in_python_and_in_sql(value: float):
+    """``units`` (every write) and ``UNITS_SQL`` (the migration) give the same integers:
+    a sum the migration filled is taken back exactly by a later write."""
+    whole, nanos = metric_scores.units(value)
+    conn = sqlite3.connect(":memory:")
+    got = conn.execute(
+        f"SELECT {metric_scores.UNITS_SQL[0]}, {metric_scores.UNITS_SQL[1]}"
+        " FROM (SELECT ? AS value_sum)",
+        (value,),
+    ).fetchone()
+    assert got == (whole, nanos)
+    # Within half a billionth (and the float's own rounding).
+    assert abs(whole + nanos / 1e9 - value) <= 5e-10 + abs(value) * 2**-52
+
+
+def test_0028_and_0032_fill_the_sums_of_a_store_made_before_them(tmp_path: Path):
     path = tmp_path / "old.db"
     store = SQLiteStore(path)
     project = store.create_project("p").id
@@ -127,9 +165,10 @@ def test_0028_fills_the_sums_of_a_store_made_before_it(tmp_path: Path):
     store.close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.executescript(
-        "BEGIN; DROP TABLE metric_scores; DROP INDEX score_rollups_by_hour;"
+        "BEGIN; DROP TABLE metric_scores;"
         " ALTER TABLE score_rollups DROP COLUMN target_hour;"
-        " DELETE FROM schema_migrations WHERE version = 28; PRAGMA user_version = 27; COMMIT;"
+        " DELETE FROM schema_migrations WHERE version IN (28, 32); PRAGMA user_version = 27;"
+        " COMMIT;"
     )
     conn.close()
     store = SQLiteStore(path)

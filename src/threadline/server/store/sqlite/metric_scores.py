@@ -10,11 +10,16 @@ views (``metrics._scores``) applies, so the unfiltered dashboard reads the same 
 
 Each rollup keeps its target's hour (``score_rollups.target_hour``, NULL while the
 target is not stored), so what a rollup counted in is known without reading its
-target. Whenever a rollup or its target's hour changes, the hours it left and joined
-are marked, and each marked (hour, name) is summed again from its rollups, read down
-``score_rollups_by_hour`` in value order: a bucket's sum is a function of the rollups
-in it, whatever was written, replaced or deleted before (adding and taking back floats
-would drift). Scores are written rarely, and an hour holds few of a name's rollups.
+target. Whenever a rollup or its target's hour changes, what it counted is taken back
+from the hour it left and added to the hour it joined: one row each, whatever the hour
+holds. The sums are kept in fixed point so that adding and taking back is exact: a
+rollup's value sum counts as its whole part and its billionths (``units``: the part
+after the point rounded to the nearest 1e-9, half away from zero), each summed as an
+integer (migration 0032). An hour's sum is then the sum of its rollups' units, the same
+whatever was written, replaced or deleted before, and the average the dashboard shows
+is within 5e-10 of the float sum's (a score below that magnitude counts as 0). Exact
+while an hour's whole part stays within ±9.2e18 (9,223 scores of ±1e15 on one name in
+one hour); past that, SQLite's integer overflow turns the sum into a float.
 
 What moves a target's hour: a trace or session first stored, a later export starting
 earlier (a score often arrives before the spans it names), a session emptied of its
@@ -23,7 +28,7 @@ traces; ``metric_upkeep.Changes`` collects them with a batch's other changes.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 
 from threadline.server.store.metrics import WIDTH_NS, Range
 from threadline.server.store.sqlite.chunked import select_in
@@ -38,13 +43,25 @@ _SLACK_NS = 999
 # A (kind, target id) and the hour its scores now count in (None: in none).
 Moves = Mapping[tuple[str, str], int | None]
 
-# One (hour, name) summed again: always a row (an hour left with no numeric rollup
-# keeps one counting none, which the read skips), so one statement a bucket.
-_SUMMED = (
-    "INSERT OR REPLACE INTO metric_scores (project_id, hour, name, value_count, value_sum)"
-    " SELECT ?, ?, ?, COALESCE(SUM(value_count), 0), COALESCE(SUM(value_sum), 0.0)"
-    " FROM score_rollups INDEXED BY score_rollups_by_hour"
-    " WHERE project_id = ? AND target_hour = ? AND name = ? AND value_count > 0"
+# A rollup's sum in fixed point, in SQL: the migration fills the sums with it, and
+# ``units`` gives the same integers (the same IEEE operations, then truncation).
+UNITS_SQL = (
+    "CAST(value_sum AS INTEGER)",
+    "CAST((value_sum - CAST(value_sum AS INTEGER)) * 1e9"
+    " + (CASE WHEN value_sum < 0 THEN -0.5 ELSE 0.5 END) AS INTEGER)",
+)
+_BILLION = 10**9
+
+# What a change adds to (or takes back from) each (hour, name): [count, whole, nanos].
+Deltas = dict[tuple[int, str], list[int]]
+
+_ADDED = (
+    "INSERT INTO metric_scores"
+    " (project_id, hour, name, value_count, value_whole, value_nanos) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (project_id, hour, name) DO UPDATE SET"
+    " value_count = value_count + excluded.value_count,"
+    " value_whole = value_whole + excluded.value_whole,"
+    " value_nanos = value_nanos + excluded.value_nanos"
 )
 _TARGET_HOURS = {
     "trace": (
@@ -78,18 +95,44 @@ def target_hours(
     }
 
 
+def units(value_sum: float) -> tuple[int, int]:
+    """``value_sum`` in fixed point: its whole part (toward zero) and the rest in
+    billionths, rounded half away from zero (``UNITS_SQL``, operation for operation)."""
+    whole = int(value_sum)
+    rest = value_sum - whole  # exact: the two share their sign and leading bits
+    return whole, int(rest * 1e9 + (-0.5 if value_sum < 0 else 0.5))
+
+
+def count(
+    deltas: Deltas,
+    hour: int | None,
+    name: str,
+    value_count: int,
+    value_sum: float | None,
+    sign: int,
+) -> None:
+    """Add (``sign`` 1) or take back (-1) a rollup's numeric values in ``hour``."""
+    if hour is None or not value_count:
+        return
+    whole, nanos = units(value_sum or 0.0)
+    cell = deltas.setdefault((hour, name), [0, 0, 0])
+    cell[0] += sign * value_count
+    cell[1] += sign * whole
+    cell[2] += sign * nanos
+
+
 def targets_moved(conn: sqlite3.Connection, project_id: int, moves: Moves) -> None:
     """Give the rollups of targets whose hour may have changed (``moves``) their new
-    hour, and sum again the hours they left and joined."""
+    hour, and move what they count from the hour they left to the one they joined."""
     by_kind: dict[str, list[str]] = {}
     for kind, target_id in moves:
         by_kind.setdefault(kind, []).append(target_id)
-    marked: set[tuple[int, str]] = set()
+    deltas: Deltas = {}
     updates: list[tuple[int | None, int, str, str, str]] = []
     for kind, ids in sorted(by_kind.items()):
-        for target_id, name, hour, value_count in select_in(
+        for target_id, name, hour, value_count, value_sum in select_in(
             conn,
-            "SELECT target_id, name, target_hour, value_count FROM score_rollups"
+            "SELECT target_id, name, target_hour, value_count, value_sum FROM score_rollups"
             " WHERE project_id = ? AND target_kind = ? AND target_id IN ({})",
             (project_id, kind),
             sorted(ids),
@@ -98,19 +141,27 @@ def targets_moved(conn: sqlite3.Connection, project_id: int, moves: Moves) -> No
             if hour == new:
                 continue
             updates.append((new, project_id, kind, target_id, name))
-            if value_count:
-                marked.update((h, name) for h in (hour, new) if h is not None)
+            count(deltas, hour, name, value_count, value_sum, -1)
+            count(deltas, new, name, value_count, value_sum, 1)
     conn.executemany(
         "UPDATE score_rollups SET target_hour = ? WHERE project_id = ? AND target_kind = ?"
         " AND target_id = ? AND name = ?",
         updates,
     )
-    sum_again(conn, project_id, marked)
+    add(conn, project_id, deltas)
 
 
-def sum_again(conn: sqlite3.Connection, project_id: int, marked: Iterable[tuple[int, str]]) -> None:
-    """Sum each (hour, name) of ``marked`` again from its rollups."""
-    conn.executemany(_SUMMED, [(project_id, hour, name) * 2 for hour, name in sorted(set(marked))])
+def add(conn: sqlite3.Connection, project_id: int, deltas: Deltas) -> None:
+    """Add ``deltas`` to their hours' sums (a row made for an hour's first rollup; an
+    hour left with none keeps a row counting none, which the read skips)."""
+    conn.executemany(
+        _ADDED,
+        [
+            (project_id, hour, name, *cell)
+            for (hour, name), cell in sorted(deltas.items())
+            if any(cell)
+        ],
+    )
 
 
 def read(conn: sqlite3.Connection, project_id: int, span: Range) -> list[tuple]:
@@ -118,9 +169,15 @@ def read(conn: sqlite3.Connection, project_id: int, span: Range) -> list[tuple]:
     in ``span``, a row per hour (in hour order: a day's sums are added the same way)."""
     first_hour, last_hour = span.origin // HOUR_NS, span.end // HOUR_NS - 1
     return [
-        (name, None, (hour * HOUR_NS - span.origin) // span.width, value_sum, value_count)
-        for hour, name, value_count, value_sum in conn.execute(
-            "SELECT hour, name, value_count, value_sum FROM metric_scores"
+        (
+            name,
+            None,
+            (hour * HOUR_NS - span.origin) // span.width,
+            (whole * _BILLION + nanos) / _BILLION,  # the float nearest the exact sum
+            value_count,
+        )
+        for hour, name, value_count, whole, nanos in conn.execute(
+            "SELECT hour, name, value_count, value_whole, value_nanos FROM metric_scores"
             " WHERE project_id = ? AND hour BETWEEN ? AND ? AND value_count > 0",
             (project_id, first_hour, last_hour),
         )

@@ -114,14 +114,15 @@ def refresh(
 ) -> None:
     """Recompute the rollups of ``touched`` (target kind, target id, name) from their
     scores; a rollup left with no score is removed. One read per (kind, name) and chunk
-    of targets, not one per target: a batch of feedback touches hundreds. The hours the
-    numeric ones count in on the dashboard are summed again (``metric_scores``)."""
+    of targets, not one per target: a batch of feedback touches hundreds. What the
+    numeric ones count on the dashboard moves with them (``metric_scores``: the old
+    rollup taken back from its hour, the new one added to its)."""
     targets: dict[tuple[str, str], list[str]] = defaultdict(list)
     for kind, target_id, name in touched:
         targets[(kind, name)].append(target_id)
     upserts: list[tuple[ScoreRollup, int | None]] = []  # with the hour they count in
     removals: list[tuple[Any, ...]] = []
-    marked: set[tuple[int, str]] = set()
+    deltas: metric_scores.Deltas = {}
     unplaced: dict[str, set[str]] = defaultdict(set)  # kind -> targets without a rollup
     for (kind, name), ids in sorted(targets.items()):
         found: dict[str, list[ScoreRecord]] = defaultdict(list)
@@ -133,26 +134,25 @@ def refresh(
             sorted(ids),
         ):
             found[_TARGETED.named(row)["target_id"]].append(_record(row))
-        # The hour each rollup counts in now: kept as it is (metric_scores.py).
-        hours = {
-            target_id: (hour, value_count)
-            for target_id, hour, value_count in select_in(
+        # The hour each rollup counts in now (kept as it is), and what it counts there.
+        before = {
+            target_id: (hour, value_count, value_sum)
+            for target_id, hour, value_count, value_sum in select_in(
                 conn,
-                "SELECT target_id, target_hour, value_count FROM score_rollups"
+                "SELECT target_id, target_hour, value_count, value_sum FROM score_rollups"
                 " WHERE project_id = ? AND target_kind = ? AND name = ? AND target_id IN ({})",
                 (project_id, kind, name),
                 sorted(ids),
             )
         }
         for target_id in ids:
-            hour, value_count = hours.get(target_id, (None, 0))
-            if hour is not None and value_count:
-                marked.add((hour, name))
+            hour, value_count, value_sum = before.get(target_id, (None, 0, None))
+            metric_scores.count(deltas, hour, name, value_count, value_sum, -1)
             rollup = roll_up_scores(kind, target_id, name, found.get(target_id, ()))
             if rollup is None:
                 removals.append((project_id, kind, target_id, name))
                 continue
-            if target_id not in hours:
+            if target_id not in before:
                 unplaced[kind].add(target_id)
             upserts.append((rollup, hour))
     # A new rollup counts in its target's hour, if its target is stored.
@@ -167,8 +167,7 @@ def refresh(
             if rollup.target_id in unplaced.get(rollup.target_kind, ())
             else kept_hour
         )
-        if hour is not None and rollup.value_count:
-            marked.add((hour, rollup.name))
+        metric_scores.count(deltas, hour, rollup.name, rollup.value_count, rollup.value_sum, 1)
         rows.append((project_id, *SCORE_ROLLUPS.values(rollup), rollup.average, hour))
     conn.executemany(
         "DELETE FROM score_rollups WHERE project_id = ? AND target_kind = ?"
@@ -179,7 +178,7 @@ def refresh(
         f"INSERT OR REPLACE INTO score_rollups ({_ROLLUP_ROW.sql}) VALUES ({_ROLLUP_ROW.qmarks})",
         rows,
     )
-    metric_scores.sum_again(conn, project_id, marked)
+    metric_scores.add(conn, project_id, deltas)
 
 
 def stored_type(conn: sqlite3.Connection, project_id: int, name: str) -> str | None:
