@@ -22,9 +22,10 @@ up or slowing down during the run favours neither): each round starts a fresh se
 (``--workers`` ingest processes, SQLite in a new data directory), sends the exports
 from ``--senders`` concurrent exporters and times from the first export to every span
 written (``/healthz?wait``). The server without the dashboard runs with
-``bench/without_dashboard`` on its ``PYTHONPATH``: its ``sitecustomize`` takes from the
-store, in the server and its worker processes, exactly what ``dashboard.py``'s store
-without the dashboard lacks (``no_dashboard.py`` defines it for both). Each round checks
+the benchmark hook ``without_dashboard`` (``bench/hooks/sitecustomize.py``, added to any
+the environment names): it takes from the store, in the server and its worker
+processes, exactly what ``dashboard.py``'s store without the dashboard lacks
+(``no_dashboard.py`` defines it for both). Each round checks
 which arm it ran: the store's activity aggregates count its traces with the dashboard, none
 without.
 Printed: each round's spans/s and the CPU per span (read from ``/proc``) of the server's
@@ -82,9 +83,14 @@ sys.path.insert(0, str(BENCH))
 import dashboard  # noqa: E402
 import workload  # noqa: E402
 from search_server import threads_cpu_seconds  # noqa: E402
-from server import send_all, start_server, tree_cpu_seconds, wait_settled  # noqa: E402
+from server import (  # noqa: E402
+    send_all,
+    server_environment,
+    start_server,
+    tree_cpu_seconds,
+    wait_settled,
+)
 
-WITHOUT = BENCH / "without_dashboard"
 KINDS = {"SERVER": Span.SPAN_KIND_SERVER, "CLIENT": Span.SPAN_KIND_CLIENT}
 
 
@@ -232,45 +238,38 @@ def one_round(
     """One fresh server's ingest of ``exports``, into a copy of ``base`` (its
     directory and the traces its activity aggregates count) if given."""
     spans = sum(body.spans for body in exports)
-    saved = os.environ.get("PYTHONPATH", "")
-    first = [] if with_dashboard else [str(WITHOUT)]
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (*first, saved) if p)
-    try:
-        with tempfile.TemporaryDirectory(prefix="threadline-dashboard-server-") as tmp:
-            if base:
-                shutil.copy(base[0] / "threadline.db", Path(tmp) / "threadline.db")
-            process, base_url, key = start_server(Path(tmp), workers)
-            try:
-                wait_settled(process.pid)
-                cpu, threads = tree_cpu_seconds(process.pid), threads_cpu_seconds(process.pid)
-                main = sum(threads.values())
-                headers = {"Authorization": f"Bearer {key}"}
-                sent = send_all(base_url, headers, exports, senders)
-                if sent.failures:
-                    raise SystemExit(sent.failures[0])
-                client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
-                while (health := client.get("/healthz", params={"wait": 10}).json())[
-                    "queued_exports"
-                ]:
-                    pass
-                elapsed = time.perf_counter() - sent.started
-                cpu = tree_cpu_seconds(process.pid) - cpu
-                main = sum(threads_cpu_seconds(process.pid).values()) - main
-                # The writer thread is the server process's busiest during ingest.
-                writer = max(
-                    spent - threads.get(tid, 0.0)
-                    for tid, spent in threads_cpu_seconds(process.pid).items()
-                )
-            finally:
-                process.terminate()
-                process.wait()
-            rows = aggregated(Path(tmp) / "threadline.db") - (base[1] if base else 0)
-            if bool(rows) != with_dashboard:
-                raise SystemExit(
-                    f"with the dashboard: {with_dashboard}, but {rows} traces aggregated"
-                )
-    finally:
-        os.environ["PYTHONPATH"] = saved
+    with (
+        server_environment([] if with_dashboard else ["without_dashboard"]),
+        tempfile.TemporaryDirectory(prefix="threadline-dashboard-server-") as tmp,
+    ):
+        if base:
+            shutil.copy(base[0] / "threadline.db", Path(tmp) / "threadline.db")
+        process, base_url, key = start_server(Path(tmp), workers)
+        try:
+            wait_settled(process.pid)
+            cpu, threads = tree_cpu_seconds(process.pid), threads_cpu_seconds(process.pid)
+            main = sum(threads.values())
+            headers = {"Authorization": f"Bearer {key}"}
+            sent = send_all(base_url, headers, exports, senders)
+            if sent.failures:
+                raise SystemExit(sent.failures[0])
+            client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
+            while (health := client.get("/healthz", params={"wait": 10}).json())["queued_exports"]:
+                pass
+            elapsed = time.perf_counter() - sent.started
+            cpu = tree_cpu_seconds(process.pid) - cpu
+            main = sum(threads_cpu_seconds(process.pid).values()) - main
+            # The writer thread is the server process's busiest during ingest.
+            writer = max(
+                spent - threads.get(tid, 0.0)
+                for tid, spent in threads_cpu_seconds(process.pid).items()
+            )
+        finally:
+            process.terminate()
+            process.wait()
+        rows = aggregated(Path(tmp) / "threadline.db") - (base[1] if base else 0)
+        if bool(rows) != with_dashboard:
+            raise SystemExit(f"with the dashboard: {with_dashboard}, but {rows} traces aggregated")
     grouped = health["exports_written"] / max(health["write_transactions"], 1)
     return Round(
         spans / elapsed, cpu / spans * 1e6, main / spans * 1e6, writer / spans * 1e6, grouped

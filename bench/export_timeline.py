@@ -1,11 +1,13 @@
 """Where an export's time goes in a server, stage by stage, from a timeline of every export.
 
-    THREADLINE_TIMELINE=/tmp/t.jsonl PYTHONPATH=bench/export_timeline:src \
-        python bench/server.py --spans 100000 --workers 2
+    THREADLINE_BENCH_HOOKS=export_timeline THREADLINE_TIMELINE=/tmp/t.jsonl \
+    PYTHONPATH=bench/hooks:src python bench/server.py --spans 100000 --workers 2
     python bench/export_timeline.py /tmp/t.jsonl
 
-``bench/export_timeline/sitecustomize.py`` (on the server's ``PYTHONPATH``, with
-``THREADLINE_TIMELINE`` naming a file) writes one line an export; this prints, for each
+The ``export_timeline`` hook of ``bench/hooks/sitecustomize.py`` (``bench/hooks`` on the
+server's ``PYTHONPATH``, ``THREADLINE_TIMELINE`` naming a file) writes one line an export,
+beside any other hook (``THREADLINE_BENCH_HOOKS=export_timeline,without_search_index``: the
+timeline of a server without the search index); this prints, for each
 stage, the median, p90, p99 and mean in ms over the exports of the busiest stretch (the
 first export's start to the last one's end, a steady run's exports included if the file
 holds them), and how busy the writer was: the share of that stretch it spent in

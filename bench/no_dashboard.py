@@ -1,7 +1,7 @@
 """A SQLite store without what the dashboard adds to its writes: the "without" side of
 ``dashboard.py`` (a store in the benchmark's own process) and of ``dashboard_server.py``
-(a whole server, through ``without_dashboard/sitecustomize.py``), defined once here so
-the two cannot drift apart.
+(a whole server, through the ``without_dashboard`` hook of ``hooks/sitecustomize.py``),
+defined once here so the two cannot drift apart.
 
 What the dashboard adds: the triggers, aggregate tables and session index of 0010 (its
 others dropped by 0017 and 0029), and the lists' session indexes as 0017 and 0029

@@ -12,20 +12,20 @@ exporters and times from the first export to every span written (``/healthz?wait
 measured: random windows of a 70-word vocabulary) or ``real`` (``corpus_otlp.py``:
 ``payload_corpus.py``'s chats of real text that resend their history, with tool spans);
 the bodies are made once, before the first round, and every round sends the same ones.
-The server without the index runs with ``bench/without_search_index`` on its
-``PYTHONPATH`` (its ``sitecustomize`` makes the index's documents empty in the server
-and its worker processes). Printed: each round's spans/s and the CPU per span of the
-server's processes and of its busiest thread, the writer (read from ``/proc``), each pair's shares
-(rate; spans per CPU second, which a shared machine's other jobs disturb far less), and
-their medians. ``--also <checkout>/src`` adds a third arm to each pair, that checkout's
-server with the index (an A/B of the index's code against the same rounds without it;
-the arms' order reverses pair by pair).
+The server without the index runs with the benchmark hook ``without_search_index``
+(``bench/hooks/sitecustomize.py``: the index's documents empty in the server and its
+worker processes), added to any hooks the environment names (``export_timeline``, say).
+Printed: each round's spans/s and the CPU per span of the server's processes and of its
+busiest thread, the writer (read from ``/proc``), each pair's shares (rate; spans per CPU
+second, which a shared machine's other jobs disturb far less), and their medians.
+``--also <checkout>/src`` adds a third arm to each pair, that checkout's server with the
+index (an A/B of the index's code against the same rounds without it; the arms' order
+reverses pair by pair).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -42,12 +42,11 @@ import workload  # noqa: E402
 from server import (  # noqa: E402
     cpu_seconds,
     send_all,
+    server_environment,
     start_server,
     tree_cpu_seconds,
     wait_settled,
 )
-
-WITHOUT = BENCH / "without_search_index"
 
 
 class Round(NamedTuple):
@@ -82,44 +81,38 @@ def one_round(
     """One fresh server's ingest of ``bodies`` (its code from ``source``, a checkout's
     ``src``, when given)."""
     spans = sum(body.spans for body in bodies)
-    saved = os.environ.get("PYTHONPATH", "")
-    first = [source] if source else []
-    if not index:
-        first.append(str(WITHOUT))
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (*first, saved) if p)
-    try:
-        with tempfile.TemporaryDirectory(prefix="threadline-search-server-") as tmp:
-            process, base_url, key = start_server(Path(tmp), workers)
-            try:
-                wait_settled(process.pid)
-                cpu, threads = tree_cpu_seconds(process.pid), threads_cpu_seconds(process.pid)
-                headers = {"Authorization": f"Bearer {key}"}
-                sent = send_all(base_url, headers, bodies, senders)
-                if sent.failures:
-                    raise SystemExit(sent.failures[0])
-                client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
-                while (health := client.get("/healthz", params={"wait": 10}).json())[
-                    "queued_exports"
-                ]:
-                    pass
-                elapsed = time.perf_counter() - sent.started
-                cpu = tree_cpu_seconds(process.pid) - cpu
-                # The writer thread is the server process's busiest during ingest
-                # (docs/benchmarks.md: 80-86 µs a span against the event loop's 17).
-                writer = max(
-                    spent - threads.get(tid, 0.0)
-                    for tid, spent in threads_cpu_seconds(process.pid).items()
-                )
-                found = client.get(
-                    "/api/v1/traces", params={"q": probe, "limit": 1, "window": "all"}
-                ).json()
-                if bool(found["items"]) != index:
-                    raise SystemExit(f"index={index}, but a search found {found['items']!r}")
-            finally:
-                process.terminate()
-                process.wait()
-    finally:
-        os.environ["PYTHONPATH"] = saved
+    hooks = [] if index else ["without_search_index"]
+    with (
+        server_environment(hooks, source),
+        tempfile.TemporaryDirectory(prefix="threadline-search-server-") as tmp,
+    ):
+        process, base_url, key = start_server(Path(tmp), workers)
+        try:
+            wait_settled(process.pid)
+            cpu, threads = tree_cpu_seconds(process.pid), threads_cpu_seconds(process.pid)
+            headers = {"Authorization": f"Bearer {key}"}
+            sent = send_all(base_url, headers, bodies, senders)
+            if sent.failures:
+                raise SystemExit(sent.failures[0])
+            client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
+            while (health := client.get("/healthz", params={"wait": 10}).json())["queued_exports"]:
+                pass
+            elapsed = time.perf_counter() - sent.started
+            cpu = tree_cpu_seconds(process.pid) - cpu
+            # The writer thread is the server process's busiest during ingest
+            # (docs/benchmarks.md: 80-86 µs a span against the event loop's 17).
+            writer = max(
+                spent - threads.get(tid, 0.0)
+                for tid, spent in threads_cpu_seconds(process.pid).items()
+            )
+            found = client.get(
+                "/api/v1/traces", params={"q": probe, "limit": 1, "window": "all"}
+            ).json()
+            if bool(found["items"]) != index:
+                raise SystemExit(f"index={index}, but a search found {found['items']!r}")
+        finally:
+            process.terminate()
+            process.wait()
     grouped = health["exports_written"] / max(health["write_transactions"], 1)
     return Round(spans / elapsed, cpu / spans * 1e6, writer / spans * 1e6, grouped)
 

@@ -46,8 +46,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -58,6 +58,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workload
 
 PROTOBUF = "application/x-protobuf"
+# hooks/sitecustomize.py installs the benchmark hooks this variable names.
+HOOKS = Path(__file__).resolve().parent / "hooks"
+HOOK_NAMES = "THREADLINE_BENCH_HOOKS"
 
 
 def free_port() -> int:
@@ -111,6 +114,30 @@ def serve_command(data_dir: Path, port: int, workers: int, *args: str) -> list[s
         "0",
         *args,
     ]
+
+
+@contextmanager
+def server_environment(hooks: Sequence[str] = (), source: str | None = None) -> Iterator[None]:
+    """Servers started inside run with the benchmark ``hooks`` (hooks/sitecustomize.py)
+    besides those the environment names already, and with their code from ``source`` (a
+    checkout's ``src``) when given."""
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", HOOK_NAMES)}
+    first = [*([source] if source else []), *([str(HOOKS)] if hooks else [])]
+    # No empty entry: on PYTHONPATH it would name the working directory.
+    paths = [p for p in (*first, saved["PYTHONPATH"]) if p]
+    names = [n for n in (*hooks, saved[HOOK_NAMES]) if n]
+    if paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    if names:
+        os.environ[HOOK_NAMES] = ",".join(names)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def start_server(
