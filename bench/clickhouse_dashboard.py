@@ -30,6 +30,7 @@ import traceback
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -81,18 +82,26 @@ def main() -> None:
         slices = store.refresh_metrics()
         print(f"refresh pass: {slices} slices in {time.perf_counter() - began:.2f} s")
     now = datetime.now(UTC)
-    month = {"start": now - timedelta(days=DAYS), "end": now}
+    month_ago = now - timedelta(days=DAYS)
     cases = {
-        f"{DAYS} days by day": MetricsQuery(bucket="day", **month),
-        f"{DAYS} days by week": MetricsQuery(bucket="week", **month),
+        f"{DAYS} days by day": MetricsQuery(bucket="day", start=month_ago, end=now),
+        f"{DAYS} days by week": MetricsQuery(bucket="week", start=month_ago, end=now),
         "last day by hour": MetricsQuery(bucket="hour", start=now - timedelta(days=1), end=now),
-        f"{DAYS} days by day, one user": MetricsQuery(bucket="day", user_id="user-7", **month),
-        f"{DAYS} days by day, one user, by tag": MetricsQuery(
-            bucket="day", user_id="user-7", group_by="tag", **month
+        f"{DAYS} days by day, one user": MetricsQuery(
+            bucket="day", user_id="user-7", start=month_ago, end=now
         ),
-        f"{DAYS} days by day, by tag": MetricsQuery(bucket="day", group_by="tag", **month),
+        f"{DAYS} days by day, one user, by tag": MetricsQuery(
+            bucket="day", user_id="user-7", group_by="tag", start=month_ago, end=now
+        ),
+        f"{DAYS} days by day, by tag": MetricsQuery(
+            bucket="day", group_by="tag", start=month_ago, end=now
+        ),
         f"{DAYS} days by day, by metadata": MetricsQuery(
-            bucket="day", group_by="metadata", group_key="app_version", **month
+            bucket="day",
+            group_by="metadata",
+            group_key="app_version",
+            start=month_ago,
+            end=now,
         ),
     }
     first = store.metrics(project, cases[f"{DAYS} days by day"], METRIC_NAMES)
@@ -101,7 +110,7 @@ def main() -> None:
     for label, query in cases.items():
         if args.only and label != args.only:
             continue
-        call = lambda q=query: store.metrics(project, q, METRIC_NAMES)  # noqa: E731
+        call = partial(store.metrics, project, query, METRIC_NAMES)
         if args.engine_pid:
             timed_with_cpu(label, call, args.runs, args.engine_pid)
             if args.statements:

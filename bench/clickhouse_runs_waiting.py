@@ -19,12 +19,12 @@ import argparse
 from clickhouse_scale import timed
 
 from threadline.server.evaluation.model import EvaluatorIn, RunRecord
-from threadline.server.store import open_store
+from threadline.server.store import Store, open_store
 
 LEASE_NS = 3600 * 1_000_000_000
 
 
-def fill(store, pending: int) -> int:  # type: ignore[no-untyped-def]
+def fill(store: Store, pending: int) -> int:
     project = store.create_project("waiting").id
     store.put_evaluator(
         project,

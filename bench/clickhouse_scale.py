@@ -27,6 +27,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from threadline.server.model import SessionQuery, TraceQuery
@@ -241,7 +242,7 @@ def main() -> None:
         query = SessionQuery(start=now - start, limit=50)
         timed(
             f"sessions list, {label}",
-            lambda q=query: store.list_sessions(project, q),
+            partial(store.list_sessions, project, query),
             args.repeat,
             args.engine_pid,
         )

@@ -22,6 +22,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from threading import Lock
 from typing import Any
 
@@ -96,7 +97,7 @@ def main() -> None:
         query = SessionQuery(start=None if back is None else now - back, limit=50)
         profile(
             label,
-            lambda q=query: store.list_sessions(project, q),
+            partial(store.list_sessions, project, query),
             recorded,
             args.repeat,
             args.engine_pid,

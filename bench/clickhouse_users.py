@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import timedelta
+from functools import partial
 
 from clickhouse_scale import timed
 
@@ -43,14 +44,14 @@ def main() -> None:
         query = UserQuery(start=newest - span, limit=50)
         timed(
             f"users list, {label}",
-            lambda q=query: store.list_users(project, q),
+            partial(store.list_users, project, query),
             args.repeat,
             args.engine_pid,
         )
         query = UserQuery(start=newest - span, end=newest, limit=50)
         timed(
             f"users list, {label}, ended",
-            lambda q=query: store.list_users(project, q),
+            partial(store.list_users, project, query),
             args.repeat,
             args.engine_pid,
         )

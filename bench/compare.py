@@ -248,7 +248,9 @@ class ThreadlineServer(Server):
         self.base_url = f"http://127.0.0.1:{port}"
         wait_healthy(self.process, self.base_url + "/healthz", 120, log)
 
-    def wait_durable(self, client, last_session, total, deadline) -> bool:
+    def wait_durable(
+        self, client: httpx.Client, last_session: str, total: int, deadline: float
+    ) -> bool:
         # Every export was acknowledged: written, or queued to be written moments later.
         # An empty queue means every span is queryable; the last session is read to
         # see it through the API.
@@ -262,13 +264,15 @@ class ThreadlineServer(Server):
                 return True
         return False
 
-    def verify(self, client, sessions, total) -> str:
+    def verify(self, client: httpx.Client, sessions: int, total: int) -> str:
         seen, spans = stored_sessions(client)
         if (seen, spans) != (sessions, total):
             return f"DATA MISMATCH: {seen} sessions, {spans} spans"
         return ""
 
-    def query_paths(self, client, session_ids, queries):
+    def query_paths(
+        self, client: httpx.Client, session_ids: list[str], queries: int
+    ) -> tuple[list[str], list[str], list[str]]:
         trace_ids: list[str] = []
         for session_id in session_ids[: max(queries // 5, 1)]:
             detail = client.get(f"/api/v1/sessions/{session_id}").json()
@@ -329,10 +333,12 @@ class PhoenixServer(Server):
         node = response.json()["data"]["node"]
         return node["recordCount"]
 
-    def visible_spans(self, client):
+    def visible_spans(self, client: httpx.Client) -> int | None:
         return self.span_count(client)
 
-    def wait_durable(self, client, last_session, total, deadline) -> bool:
+    def wait_durable(
+        self, client: httpx.Client, last_session: str, total: int, deadline: float
+    ) -> bool:
         # Phoenix answers 200 once the spans are queued; they are written later. Poll
         # the project's span count (GraphQL Project.recordCount) until all are in.
         while time.monotonic() < deadline:
@@ -342,10 +348,10 @@ class PhoenixServer(Server):
             time.sleep(0.25)
         return False
 
-    def verify(self, client, sessions, total) -> str:
+    def verify(self, client: httpx.Client, sessions: int, total: int) -> str:
         seen, traces, cursor = 0, 0, None
         while True:
-            params: dict[str, object] = {"limit": 500}
+            params: dict[str, str | int] = {"limit": 500}
             if cursor:
                 params["cursor"] = cursor
             page = client.get("/v1/projects/default/sessions", params=params).json()
@@ -360,7 +366,9 @@ class PhoenixServer(Server):
             return f"DATA MISMATCH: {seen} sessions, {traces} traces, {spans} spans"
         return ""
 
-    def query_paths(self, client, session_ids, queries):
+    def query_paths(
+        self, client: httpx.Client, session_ids: list[str], queries: int
+    ) -> tuple[list[str], list[str], list[str]]:
         trace_ids: list[str] = []
         for session_id in session_ids[: max(queries // 5, 1)]:
             detail = client.get(f"/v1/sessions/{session_id}").json()
@@ -371,14 +379,17 @@ class PhoenixServer(Server):
             [f"/v1/projects/default/spans?trace_id={t}&limit=100" for t in trace_ids[:queries]],
         )
 
-    def ui_latencies(self, client, session_ids, queries, result) -> None:
+    def ui_latencies(
+        self, client: httpx.Client, session_ids: list[str], queries: int, result: RunResult
+    ) -> None:
         # The Sessions tab, a session page and a trace page of Phoenix's web UI, with the
         # query texts of the installed version's own UI bundle (see phoenix_ui_queries).
         q = self.ui_queries
         if not all(name in q for name in _UI_QUERIES):
             return
         everything = {"start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"}
-        session_gids, trace_ids = [], []
+        session_gids: list[str] = []
+        trace_ids: list[str] = []
         for session_id in session_ids:
             data = client.get(f"/v1/sessions/{session_id}").json()["data"]
             session_gids.append(data["id"])
@@ -750,6 +761,17 @@ def side_by_side(args: argparse.Namespace) -> None:
     def pair(get: Callable[[RunResult], float | None]) -> tuple[float | None, float | None]:
         return median([get(r) for r in t]), median([get(r) for r in p])
 
+    def nth(
+        get: Callable[[RunResult], tuple[float, float] | None], at: int
+    ) -> Callable[[RunResult], float | None]:
+        """The ``at``-th figure of the (p50, p95) pair ``get`` reads, None where it is."""
+
+        def read(r: RunResult) -> float | None:
+            both = get(r)
+            return None if both is None else both[at]
+
+        return read
+
     table: list[tuple[str, float | None, float | None, int]] = []
     table.append(("durable ingest (spans/s)", *pair(lambda r: r.durable), 0))
     table.append(("accepted (spans/s)", *pair(lambda r: r.accepted), 0))
@@ -774,12 +796,8 @@ def side_by_side(args: argparse.Namespace) -> None:
         ("session detail (5 traces)", lambda r: r.detail_ms),
         ("trace detail (10 spans)", lambda r: r.trace_ms),
     ):
-        table.append(
-            (f"{label} p50 (ms)", *pair(lambda r, g=get: None if g(r) is None else g(r)[0]), 1)
-        )
-        table.append(
-            (f"{label} p95 (ms)", *pair(lambda r, g=get: None if g(r) is None else g(r)[1]), 1)
-        )
+        table.append((f"{label} p50 (ms)", *pair(nth(get, 0)), 1))
+        table.append((f"{label} p95 (ms)", *pair(nth(get, 1)), 1))
     table.append(("peak RSS, process tree (MB)", *pair(lambda r: r.rss_mb), 0))
     table.append(("disk (bytes/span)", *pair(lambda r: r.disk_per_span), 0))
 

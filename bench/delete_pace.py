@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -64,14 +65,19 @@ def main() -> None:
     forget = search.forget_traces
     spent: dict[str, float] = defaultdict(float)
 
-    def timed_forget(*a, **k):  # type: ignore[no-untyped-def]
+    def timed_forget(
+        conn: driver.sqlite3.Connection,
+        project_id: int,
+        trace_ids: Sequence[str],
+        unpack: search.Unpack,
+    ) -> None:
         started = time.thread_time()
         try:
-            return forget(*a, **k)
+            forget(conn, project_id, trace_ids, unpack)
         finally:
             spent["search"] += time.thread_time() - started
 
-    search.forget_traces = timed_forget  # type: ignore[assignment]
+    search.forget_traces = timed_forget
     for pair in range(1, args.pairs + 1):
         with tempfile.TemporaryDirectory(prefix="threadline-delete-") as tmp:
             stores = {

@@ -83,12 +83,12 @@ def seed_requests() -> list[ExportTraceServiceRequest]:
         scope = resource_spans.scope_spans.add()
         scope.scope.name = "fuzz"
         trace_id = rng.randbytes(16)
-        for index in range(2):
+        for index, kind in enumerate((Span.SPAN_KIND_INTERNAL, Span.SPAN_KIND_SERVER)):
             span = Span(
                 trace_id=trace_id,
                 span_id=rng.randbytes(8),
                 name=f"span-{index}",
-                kind=index + 1,
+                kind=kind,
                 start_time_unix_nano=1_790_000_000_000_000_000,
                 end_time_unix_nano=1_790_000_001_000_000_000,
                 parent_span_id=scope.spans[0].span_id if index else b"",

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,7 +247,7 @@ def slow_bodies(server: Server, stop: threading.Event) -> list[threading.Thread]
                 sock.sendall(b"\x0a\x04abcd")
                 time.sleep(1.0)
 
-    def never(release: threading.Event):  # type: ignore[no-untyped-def]
+    def never(release: threading.Event) -> Iterator[bytes]:
         release.wait(60)
         yield from ()
 

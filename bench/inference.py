@@ -100,7 +100,7 @@ def turn_spans(
             }
         spans.append(workload._span(trace_id, ids[index], ids[0], name, t, t + length, attributes))
         t += length
-    root = {
+    root: dict[str, object] = {
         "threadline.user.id": user_id,
         "threadline.span.input": json.dumps({"message": question}),
         "threadline.span.output": json.dumps({"reply": reply}),
@@ -139,7 +139,7 @@ def normalise_seconds(bodies: list[bytes], with_keys: bool) -> float:
 
     keep = normalize.span_signals
     if not with_keys:
-        normalize.span_signals = lambda record: None  # type: ignore[assignment]
+        normalize.span_signals = lambda record: None
     try:
         requests = [ExportTraceServiceRequest.FromString(body) for body in bodies]
         started = time.process_time()
@@ -202,20 +202,21 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
-    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    rate_on, rate_off = statistics.median(rates[True]), statistics.median(rates[False])
     print(
-        f"ingest: median {on:,.0f} spans/s with inference, {off:,.0f} without:"
-        f" {on / off:.1%} of the rate without; median of the pairs {statistics.median(pairs):.1%}"
+        f"ingest: median {rate_on:,.0f} spans/s with inference, {rate_off:,.0f} without:"
+        f" {rate_on / rate_off:.1%} of the rate without;"
+        f" median of the pairs {statistics.median(pairs):.1%}"
     )
     bodies = round_bodies(conversations, 1, workload.START_NS)
     timings: dict[bool, list[float]] = {True: [], False: []}
     for with_keys in (True, False, False, True, True, False):
         timings[with_keys].append(normalise_seconds(bodies, with_keys))
     spans = conversations * SPANS_PER_CONVERSATION
-    with_keys, without = min(timings[True]), min(timings[False])
+    keyed, unkeyed = min(timings[True]), min(timings[False])
     print(
-        f"normalisation (both sides pay it): {spans / with_keys:,.0f} spans/s with the keys,"
-        f" {spans / without:,.0f} without ({(with_keys - without) / spans * 1e6:.1f} µs a span)"
+        f"normalisation (both sides pay it): {spans / keyed:,.0f} spans/s with the keys,"
+        f" {spans / unkeyed:,.0f} without ({(keyed - unkeyed) / spans * 1e6:.1f} µs a span)"
     )
 
 
@@ -229,7 +230,7 @@ def _count_sessions(api: httpx.Client) -> int:
     count, cursor = 0, None
     while True:
         # All time: the lists default to the last 7 days.
-        params = {"limit": 500, "window": "all", "cursor": cursor}
+        params: dict[str, str | int | None] = {"limit": 500, "window": "all", "cursor": cursor}
         page = api.get("/api/v1/sessions", params=params).json()
         count += len(page["items"])
         cursor = page["next_cursor"]

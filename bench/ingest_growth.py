@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import ParamSpec, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workload
@@ -37,6 +37,9 @@ from threadline.server.ingest.decode import PROTOBUF, decode_request
 from threadline.server.ingest.normalize import normalize_request
 from threadline.server.ingest.tuning import tune_garbage_collector
 from threadline.server.store.sqlite import SQLiteStore, inference, search, span_writes
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _PARTS = ("prepare", "search", "rollups", "inference", "insert+commit")
 
@@ -72,8 +75,8 @@ def main() -> None:
     tune_garbage_collector()
     spent: dict[str, float] = defaultdict(float)
 
-    def timed(part: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        def run(*a: Any, **k: Any) -> Any:
+    def timed(part: str, function: Callable[P, R]) -> Callable[P, R]:
+        def run(*a: P.args, **k: P.kwargs) -> R:
             started = clock()
             try:
                 return function(*a, **k)
@@ -83,8 +86,8 @@ def main() -> None:
         return run
 
     # The parts of SpanWrites.write_spans, timed where it calls them.
-    search.index = timed("search", search.index)  # type: ignore[method-assign]
-    inference.place = timed("inference", inference.place)  # type: ignore[method-assign]
+    search.index = timed("search", search.index)
+    inference.place = timed("inference", inference.place)
     span_writes.SpanWrites._refresh_rollups = timed(  # type: ignore[method-assign]
         "rollups", span_writes.SpanWrites._refresh_rollups
     )

@@ -24,7 +24,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_otlp
@@ -35,6 +34,7 @@ from threadline.server.ingest.decode import PROTOBUF, decode_request
 from threadline.server.ingest.normalize import normalize_request
 from threadline.server.ingest.prepare import Job, Prepared, prepare_export
 from threadline.server.ingest.tuning import tune_garbage_collector
+from threadline.server.model import SpanRecord
 from threadline.server.redaction.redactor import redact_spans
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.settings import Settings
@@ -87,13 +87,23 @@ def main() -> None:
     answers = [prepare_export(job, b, PROTOBUF, None) for b in bodies]
     pickled = [pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL) for a in answers]
     limit = settings.max_spans_per_export
-    stages: dict[str, Callable[[], Any]] = {
+
+    # Redaction and the rows part change or read the spans and answer nothing.
+    def redact() -> None:
+        for s in records:
+            redact_spans(s, job.rules)
+
+    def rows() -> None:
+        for s in records:
+            _rows(preparer, job.project_id, s)
+
+    stages: dict[str, Callable[[], object]] = {
         "count": lambda: [count_wire_spans(b, limit) for b in bodies],
         "decode": lambda: [decode_request(b, PROTOBUF) for b in bodies],
         "check": lambda: [check_export(r, settings) for r in requests],
         "normalize": lambda: [normalize_request(r) for r in requests],
-        "redact": lambda: [redact_spans(s, job.rules) for s in records],
-        "rows": lambda: [_rows(preparer, job.project_id, s) for s in records],
+        "redact": redact,
+        "rows": rows,
         "fresh": lambda: [fresh_traces(job.project_id, s) for s in records],
         "documents": lambda: [search.documents(search.by_trace(s)) for s in records],
         "whole job": lambda: [prepare_export(job, b, PROTOBUF, None) for b in bodies],
@@ -106,7 +116,7 @@ def main() -> None:
     print(f"answer     {sum(map(len, pickled)) / spans:,.0f} bytes a span")
 
 
-def _rows(preparer: SpanPreparer, project: int, spans: list[Any]) -> None:
+def _rows(preparer: SpanPreparer, project: int, spans: list[SpanRecord]) -> None:
     """The rows part of ``SpanPreparer``: encode and pack each span."""
     from threadline.server.jsontext import dumps
     from threadline.server.store import rows as table_rows

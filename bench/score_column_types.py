@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ def main() -> None:
         query = ScoreQuery.model_validate({"limit": 1, "name": "resolved", **target})
         found = store.list_scores(project_id, query).items
         assert found and found[0].data_type == "boolean", found
-        lookups.append(timed(lambda query=query: store.list_scores(project_id, query)))
+        lookups.append(timed(partial(store.list_scores, project_id, query)))
     lookups.sort()
     p95 = lookups[int(len(lookups) * 0.95)]
     print(f"  one type read: p50 {statistics.median(lookups):.2f} ms, p95 {p95:.2f} ms")

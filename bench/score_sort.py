@@ -30,8 +30,9 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from threadline.server.model import (
     ScoreQuery,
@@ -43,7 +44,9 @@ from threadline.server.model import (
 )
 from threadline.server.store import Store, cursors, open_store, score_sorts, sorts
 from threadline.server.store.clickhouse import score_sorted as clickhouse_sorted
+from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.sqlite import score_sorted as sqlite_sorted
+from threadline.server.store.sqlite.driver import sqlite3
 
 NS = 1_000_000_000
 DAY_NS = 24 * 3600 * NS
@@ -210,7 +213,7 @@ def main() -> None:
     for name, query in queries:
         if not chosen(name):
             continue
-        p50, worst, page = timed(lambda q=query: store.list_sessions(project, q), args.repeat)
+        p50, worst, page = timed(partial(store.list_sessions, project, query), args.repeat)
         named = query.score_sort.name if query.score_sort else ""
         first = ", ".join(
             f"{s.session_id[-7:]}:{_shown(s.scores.get(named))}" for s in page.items[:3]
@@ -240,7 +243,7 @@ def main() -> None:
         if not chosen("score type read, " + name):
             continue
         p50, worst, found = timed(
-            lambda n=name: store.list_scores(project, ScoreQuery(name=n, limit=1)), args.repeat
+            partial(store.list_scores, project, ScoreQuery(name=name, limit=1)), args.repeat
         )
         shown = found.items[0].data_type if found.items else "-"
         print(f"{'score type read, ' + name:40s} {p50:8.1f} {worst:8.1f}{_cpu()}  {shown}")
@@ -267,19 +270,45 @@ def plans(store: Store, project: int, sort: ScoreSort) -> None:
     if hasattr(store, "_rows"):
         original = clickhouse_sorted.pick
 
-        def recording_pick(rows, *rest, **named):  # type: ignore[no-untyped-def]
+        def recording_pick(
+            rows: clickhouse_sorted.Rows,
+            f: Filters,
+            source: str,
+            source_of: Callable[[str], str],
+            kind: str,
+            id_column: str,
+            time_column: str,
+            sort: ScoreSort,
+            limit: int,
+            cursor: str | None,
+            where: str,
+            newest: clickhouse_sorted.Newest | None = None,
+        ) -> list[score_sorts.Picked[None]]:
             def recording_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
                 recorded.append((sql, dict(params)))
                 return rows(sql, params)
 
-            return original(recording_rows, *rest, **named)
+            return original(
+                recording_rows,
+                f,
+                source,
+                source_of,
+                kind,
+                id_column,
+                time_column,
+                sort,
+                limit,
+                cursor,
+                where,
+                newest,
+            )
 
-        clickhouse_sorted.pick = recording_pick  # type: ignore[assignment]
+        clickhouse_sorted.pick = recording_pick
         store.list_sessions(project, SessionQuery(score_sort=sort))
-        clickhouse_sorted.pick = original  # type: ignore[assignment]
+        clickhouse_sorted.pick = original
         sql, params = recorded[0]
         print("\nClickHouse, the scored part: EXPLAIN indexes = 1")
-        for (line,) in store._rows("EXPLAIN indexes = 1 " + sql, params):  # type: ignore[attr-defined]
+        for (line,) in store._rows("EXPLAIN indexes = 1 " + sql, params):
             if line.strip().startswith(
                 (
                     "ReadFromMergeTree",
@@ -303,8 +332,18 @@ def plans(store: Store, project: int, sort: ScoreSort) -> None:
             recorded.append((sql, list(params)))
             return self.conn.execute(sql, params)
 
-    def recording_page(conn, *rest, **named):  # type: ignore[no-untyped-def]
-        result = original_page(Recording(conn), *rest, **named)
+    def recording_page(
+        conn: sqlite3.Connection,
+        listed: sqlite_sorted.Listed,
+        project_id: int,
+        sort: ScoreSort,
+        where: list[str],
+        args: list[Any],
+        query: SessionQuery | TraceQuery,
+    ) -> tuple[list[Any], str | None]:
+        # Recording has the one method page calls on a connection.
+        recording = cast(sqlite3.Connection, Recording(conn))
+        result = original_page(recording, listed, project_id, sort, where, args, query)
         for sql, params in recorded:
             print("\nSQLite: EXPLAIN QUERY PLAN")
             for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall():
@@ -312,13 +351,13 @@ def plans(store: Store, project: int, sort: ScoreSort) -> None:
         recorded.clear()
         return result
 
-    sqlite_sorted.page = recording_page  # type: ignore[assignment]
+    sqlite_sorted.page = recording_page
     # A page that runs out of scored sessions reads both parts.
     store.list_sessions(project, SessionQuery(score_sort=sort, status="error"))
     # After the lowest scored: the rest follows at once.
     last = _cursor(sort, 0, 1.0, "")
     store.list_sessions(project, SessionQuery(score_sort=sort, cursor=last))
-    sqlite_sorted.page = original_page  # type: ignore[assignment]
+    sqlite_sorted.page = original_page
 
 
 if __name__ == "__main__":

@@ -131,8 +131,8 @@ def main() -> None:
                 for i in range(0, 10_000, args.batch)
             ]
             t = time.perf_counter()
-            for body in bodies:
-                response = api.post("/api/v1/scores", json=body)
+            for batch in bodies:
+                response = api.post("/api/v1/scores", json=batch)
                 assert response.status_code == 200, response.text
             rate = 10_000 / (time.perf_counter() - t)
             figures = {

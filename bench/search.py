@@ -31,7 +31,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -160,6 +160,10 @@ def ingest_pairs(total: int, pairs: int, batch: int = 5000) -> None:
     not wait for the disk), which a shared machine's other jobs disturb far less than
     the wall clock: spans per CPU second of one core."""
     indexing = sqlite_search.documents
+
+    def no_documents(traces: Iterable[Sequence[SpanRecord]]) -> sqlite_search.Documents:
+        return sqlite_search.Documents()
+
     batches: list[list[SpanRecord]] = []
     pending: list[SpanRecord] = []
     for span in spans(total):
@@ -180,9 +184,7 @@ def ingest_pairs(total: int, pairs: int, batch: int = 5000) -> None:
             for i, records in enumerate(batches):
                 order = ("with", "without") if (i + pair) % 2 == 0 else ("without", "with")
                 for variant in order:
-                    sqlite_search.documents = (
-                        indexing if variant == "with" else lambda _: sqlite_search.Documents()
-                    )
+                    sqlite_search.documents = indexing if variant == "with" else no_documents
                     store, project = stores[variant], projects[variant]
                     started = time.thread_time()
                     prepared = store.span_preparer()(project, records)

@@ -3,9 +3,10 @@
     python bench/search_accounting.py --spans 20480 --group 2 --rounds 3 --corpus real
 
 Takes each export of ``--corpus`` the way a server does, twice: into a store with the
-index and into one without (whose preparation makes no documents, as
-``bench/without_search_index`` makes a server's), the two arms alternating export by
-export and transaction by transaction, so that the machine's drift favours neither:
+index and into one without (whose preparation makes no documents, as the
+``without_search_index`` hook of ``bench/hooks`` makes a server's), the two arms
+alternating export by export and transaction by transaction, so that the machine's drift
+favours neither:
 
 - **worker**: the job (``prepare_export``: decode, normalise, the store's rows, rollups
   and, with the index, ``search.documents``), the store's preparer trained on a first
@@ -28,15 +29,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import pickle
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_otlp
@@ -46,10 +48,11 @@ from server import cpu_seconds
 from threadline.server.ingest.decode import PROTOBUF
 from threadline.server.ingest.prepare import Job, Prepared, prepare_export
 from threadline.server.ingest.tuning import tune_garbage_collector
+from threadline.server.model import SpanRecord
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.settings import Settings
 from threadline.server.store.base import SpanBatch
-from threadline.server.store.sqlite import SQLiteStore, search
+from threadline.server.store.sqlite import SQLiteStore, search, trace_keys
 
 ARMS = ("with", "without")
 _making = search.documents
@@ -77,7 +80,7 @@ FTS5: list[tuple[int, int]] = []  # each transaction's documents, and rowids not
 FTS5_BYTES: list[int] = []  # each transaction's text given to FTS5
 
 
-def documents(traces: Any) -> search.Documents:
+def documents(traces: Iterable[Sequence[SpanRecord]]) -> search.Documents:
     """``search.documents`` timed where it is called (a worker's job, or the writer's
     for a trace split between two exports of a group); none in the arm without."""
     if CLOCK.arm == "without":
@@ -115,9 +118,17 @@ class TimedConnection:
 _index = search.index
 
 
-def index(conn: Any, *args: Any) -> None:
+def index(
+    conn: sqlite3.Connection,
+    project_id: int,
+    batch: search.Documents,
+    spans: Sequence[SpanRecord],
+    minted: trace_keys.Minted,
+) -> None:
     with CLOCK.part("search.index: all"):
-        _index(TimedConnection(conn), *args)
+        # TimedConnection has the methods search.index calls on a connection.
+        timed = cast(sqlite3.Connection, TimedConnection(conn))
+        _index(timed, project_id, batch, spans, minted)
 
 
 class TimedWriter:
@@ -257,8 +268,8 @@ def main() -> None:
         cache.write_bytes(pickle.dumps([b.body for b in make(args.spans + 512, 512)]))
     bodies = pickle.loads(cache.read_bytes())
     tune_garbage_collector()  # as a worker and the server do
-    search.documents = documents  # type: ignore[assignment]
-    search.index = index  # type: ignore[assignment]
+    search.documents = documents
+    search.index = index
     rounds = [run(bodies, args.group, fts5, args.cache_mib) for _ in range(args.rounds)]
     print(
         f"FTS5 inserts a transaction: {statistics.mean(d for d, _ in FTS5):.0f} documents,"

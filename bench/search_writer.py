@@ -148,6 +148,7 @@ def run(
                             " VALUES (?, ?, 1)",
                             (1, document.trace_id),
                         ).lastrowid
+                        assert key is not None  # an INSERT's row
                         doc = key << search.DOC_BITS
                     else:
                         key, count = row

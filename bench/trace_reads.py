@@ -18,6 +18,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from threadline.server.model import SessionQuery, TraceQuery
@@ -50,14 +51,12 @@ def main() -> None:
         ids = [t.trace_id for t in traces]
         n = args.reads
         print(f"{args.database}: {len(sessions)} sessions, {len(ids)} traces read, p50 / p95 ms")
-        rows = {
+        rows: dict[str, list[Callable[[], object]]] = {
             "sessions list": [
                 lambda: store.list_sessions(project, SessionQuery(limit=50)) for _ in range(n)
             ],
-            "session detail": [
-                lambda s=s.session_id: store.get_session(project, s) for s in sessions
-            ],
-            "trace detail": [lambda t=t: store.get_trace(project, t) for t in ids],
+            "session detail": [partial(store.get_session, project, s.session_id) for s in sessions],
+            "trace detail": [partial(store.get_trace, project, t) for t in ids],
             "50 traces' JSON": [lambda: store.trace_details_json(project, ids) for _ in range(10)],
             # The smallest read, one statement: what a read's own transaction adds.
             "100 watermarks": [

@@ -17,7 +17,8 @@ import pickle
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,6 +39,14 @@ def _best(repeat: int, work: Callable[[], object]) -> float:
         work()
         best = min(best, time.process_time() - started)
     return best
+
+
+def _dump_all(values: Sequence[object]) -> list[bytes]:
+    return [pickle.dumps(each, protocol=5) for each in values]
+
+
+def _load_all(pickled: list[bytes]) -> list[object]:
+    return [pickle.loads(each) for each in pickled]
 
 
 def main() -> None:
@@ -63,11 +72,11 @@ def main() -> None:
         store.close()
     spans = sum(len(a.normalized.spans) for a in answers if isinstance(a, Prepared))
     records = [a.normalized.spans for a in answers if isinstance(a, Prepared)]
-    what: list[object]
-    for label, what in (("answer", list(answers)), ("records", list(records))):
+    what: Sequence[object]
+    for label, what in (("answer", answers), ("records", records)):
         pickled = [pickle.dumps(each, protocol=pickle.HIGHEST_PROTOCOL) for each in what]
-        dump = _best(args.repeat, lambda w=what: [pickle.dumps(each, protocol=5) for each in w])
-        load = _best(args.repeat, lambda p=pickled: [pickle.loads(each) for each in p])
+        dump = _best(args.repeat, partial(_dump_all, what))
+        load = _best(args.repeat, partial(_load_all, pickled))
         print(
             f"{label:8s} pickle {dump / spans * 1e6:5.1f} µs, load {load / spans * 1e6:5.1f} µs,"
             f" {sum(map(len, pickled)) / spans:,.0f} bytes a span"

@@ -176,9 +176,9 @@ def kill_and_check(
                 timeout=5,
             )
         except grpc.RpcError as error:
-            code = error.code()  # type: ignore[attr-defined]
+            code = error.code()
             if code not in _GRPC_RETRIED:
-                unexpected.append(f"{code} {error.details()}")  # type: ignore[attr-defined]
+                unexpected.append(f"{code} {error.details()}")
             return 0
         return 200
 

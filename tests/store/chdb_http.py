@@ -317,10 +317,10 @@ def _insert_statement(query: str, body: bytes) -> tuple[str, str, bytes] | None:
     if query:
         match = _INSERT.match(query)
         return (match["target"], match["format"], body) if match else None
-    match = _INSERT_IN_BODY.match(body)
-    if match is None:
+    in_body = _INSERT_IN_BODY.match(body)
+    if in_body is None:
         return None
-    return match["target"].decode(), match["format"].decode(), body[match.end() :]
+    return in_body["target"].decode(), in_body["format"].decode(), body[in_body.end() :]
 
 
 def _decompress(data: bytes, encoding: str) -> bytes:
