@@ -386,6 +386,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.ceiling and (args.store or args.chdb):
         raise SystemExit("--ceiling is SQLite's: not with --store or --chdb")
+    # The workload sends whole sessions: each figure a span divides by the spans sent.
+    session = workload.SPANS_PER_TRACE * workload.TRACES_PER_SESSION
+    if args.spans < session or (args.steady and args.steady_spans < session):
+        parser.error(f"--spans and --steady-spans: at least {session} (one session)")
+    if args.spans % session or args.steady_spans % session:
+        args.spans -= args.spans % session
+        args.steady_spans -= args.steady_spans % session
+        print(
+            f"whole sessions of {session} spans: --spans {args.spans},"
+            f" --steady-spans {args.steady_spans}"
+        )
     chdb = start_chdb() if args.chdb else None
     if chdb is not None:
         args.store = f"clickhouse://default:@127.0.0.1:{chdb[1]}/bench"
