@@ -64,6 +64,18 @@ class ServerProcess:
         """A key to a new project in this server's store."""
         return new_project_key(self.store_url, project, scope)
 
+    def cli(self, *args: str) -> str:
+        """The output of ``threadline *args`` on this server's store, run beside it as an
+        operator runs it; fails the test unless the command succeeds."""
+        result = subprocess.run(
+            [sys.executable, "-m", "threadline.server", *args, "--store", self.store_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from tests.conftest import ProjectClient
 from tests.otlp import new_span_id, new_trace_id, span
 
 
@@ -206,24 +207,17 @@ def test_users_show_score_averages(server):
     assert ann["scores"]["q"] == {"count": 3, "average": 4.0, "label": None}
 
 
-def test_key_scopes(server, threadline_process):
-    from threadline.server.store.sqlite import SQLiteStore
-
+def test_key_scopes(threadline_process):
+    name = f"key-scopes-{uuid.uuid4().hex[:8]}"
+    server = ProjectClient(
+        threadline_process.base_url, threadline_process.new_key(name), threadline_process
+    )
     sid = f"s-{uuid.uuid4().hex[:8]}"
     _session(server, sid)
-    store = SQLiteStore(threadline_process.data_dir / "threadline.db")
-    try:
-        project = next(
-            p
-            for p in store.list_projects()
-            if store.access_for_key(server.api_key)
-            and store.access_for_key(server.api_key).project.id == p.id
-        )
-        scores_key = store.create_key(project.id, "scores")
-        ingest_key = store.create_key(project.id, "ingest")
-        store.set_allowed_origins(project.id, ["https://app.example"])
-    finally:
-        store.close()
+    scores_key = server.new_key("scores")
+    ingest_key = server.new_key("ingest")
+    # Only the CLI sets a project's allowed origins.
+    threadline_process.cli("projects", "allow-origin", "--project", name, "https://app.example")
     base = threadline_process.base_url
 
     def post(key, body, **headers):
