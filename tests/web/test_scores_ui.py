@@ -181,7 +181,11 @@ def test_score_and_annotate_a_session(ui: UI, server, scenario: Scenario) -> Non
     page.emulate_media(color_scheme="dark")
     ui.shot("session-notes-dark")
     page.emulate_media(color_scheme="light")
-    notes.locator(".note").first.get_by_role("button", name="Delete this note").click()
+    first = notes.locator(".note").first
+    first.get_by_test_id("delete-note").click()  # asks first
+    expect(first.get_by_test_id("delete-note-question")).to_have_text("Delete this note by Rita?")
+    ui.shot("session-note-question")
+    first.get_by_test_id("delete-note-confirm").click()
     expect(notes.locator(".note")).to_have_count(1)
     assert [n["author"] for n in server.get("/api/v1/notes", session_id="sess-alpha")["items"]] == [
         "Sam"
