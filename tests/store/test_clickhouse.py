@@ -466,6 +466,23 @@ def test_schema_version_is_recorded_and_retention_is_a_ttl(tmp_path: Path):
         forever.close()
 
 
+def test_every_table_by_month_merges_a_month_quiet_for_a_day_into_one_part(tmp_path: Path):
+    # A read by id searches every part of every month: a month no longer written to is
+    # merged into one part, not left in as many as ClickHouse's size rule keeps.
+    store = open_store(own_database_url(tmp_path))
+    try:
+        monthly = store._rows(
+            "SELECT name, create_table_query FROM system.tables"
+            " WHERE database = currentDatabase() AND partition_key LIKE 'toYYYYMM(%'"
+        )
+        assert {"spans", "trace_parts_packed", "session_members"} <= {n for n, _ in monthly}
+        for name, statement in monthly:
+            assert "min_age_to_force_merge_seconds = 86400" in statement, name
+            assert "min_age_to_force_merge_on_partition_only = 1" in statement, name
+    finally:
+        store.close()
+
+
 def test_bad_store_urls_and_settings_are_refused(tmp_path: Path):
     with pytest.raises(ConfigurationError, match="retention_days"):
         open_store(own_database_url(tmp_path), retention_days=-1)
