@@ -29,10 +29,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--all-time", action="store_true", help="time all time too (slow)")
     parser.add_argument("--engine-pid", type=int, help="the chDB endpoint's pid: its CPU too")
+    parser.add_argument(
+        "--end-before",
+        type=float,
+        default=0.0,
+        help="end the ended windows this many hours before the newest activity (the traces"
+        " begun after the end are then read too)",
+    )
     args = parser.parse_args()
     store = open_store(f"{args.url.rstrip('/')}/{args.database}")
     project = next(p.id for p in store.list_projects() if p.name == "scale")
     newest = store.list_traces(project, TraceQuery(limit=1)).items[0].end_time
+    end = newest - timedelta(hours=args.end_before)
     print(f"{args.database}: windows from before the newest trace end, {newest.isoformat()}")
     # The list as it opens (a window open towards now) and a window ending in the past,
     # over the same data.
@@ -48,7 +56,7 @@ def main() -> None:
             args.repeat,
             args.engine_pid,
         )
-        query = UserQuery(start=newest - span, end=newest, limit=50)
+        query = UserQuery(start=end - span, end=end, limit=50)
         timed(
             f"users list, {label}, ended",
             partial(store.list_users, project, query),

@@ -313,3 +313,33 @@ def test_clickhouse_picks_a_past_windows_users_before_adding_up(tmp_path: Path):
         assert "GROUP BY t_user" in picks[0] and "t_user IN" not in picks[0]
         assert picks[1]["since"] == datetime_to_ns(window["end"]) - 3600 * 10**9
         assert "t_user IN" in merges[0]
+
+
+def test_users_list_counts_a_long_trace_across_the_windows_end(store: Store):
+    """A trace over an hour long across the window's end, exported in two parts: the
+    first begun and ended more than an hour before the end, the second begun after the
+    end. It is in the window (it began by the end), so its user leads the page with its
+    end, however many users were active in the last hour; a trace begun after the end is
+    not in it."""
+    project = store.create_project("p").id
+    end = 10 * HOUR_MS
+    store.write_spans(project, [record(1, 10, start=end - 2 * HOUR_MS, length=60_000, user="long")])
+    store.write_spans(project, [record(1, 11, 10, start=end + 600_000, length=60_000, user="long")])
+    store.write_spans(project, [record(2, 20, start=end - 1_800_000, length=10, user="b")])
+    store.write_spans(project, [record(3, 30, start=end - 2_400_000, length=10, user="c")])
+    store.write_spans(project, [record(4, 40, start=end + 300_000, length=10, user="after")])
+    window = {"start": _at(0), "end": _at(end)}
+    rows = [
+        ("long", 0, 1, 0, 0, 0, None, 0, _at(end - 2 * HOUR_MS), _at(end + 660_000)),
+        ("b", 0, 1, 0, 0, 0, None, 0, _at(end - 1_800_000), _at(end - 1_799_990)),
+        ("c", 0, 1, 0, 0, 0, None, 0, _at(end - 2_400_000), _at(end - 2_399_990)),
+    ]
+    assert _rows(store, project, **window) == rows
+    walked, cursor = [], None
+    while True:
+        page = store.list_users(project, UserQuery(limit=1, cursor=cursor, **window))
+        walked += _rows_of(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert walked == rows

@@ -26,9 +26,10 @@ them anywhere in the window (a trace's user is the user of one of its rows' pick
 Its approximation is the Sessions list's: a trace whose deciding row (its root, or
 first span naming a user) ended before L while a later row names another user would
 be picked under the later one (its totals are then exact). With a window's end, a
-trace is picked if one of its rows since L started by the end: one that began before
-the end with a part that ended before L, while all its parts since L began after the
-end (a trace over an hour long across the end), would not count in its user's pick.
+trace is picked if it started by the end: if one of its rows since L did, or else
+(its rows since L all began after the end: a trace over an hour long across the end,
+or one begun after the window) if a row of it that ended before L did: the window's
+rows before L are scanned for those traces' ids (two narrow columns).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def list_users(rows: Rows, project_id: int, query: UserQuery) -> Page[UserSummar
     floor = None if query.start is None else datetime_to_ns(query.start)
     if anchor is None and query.end is not None:
         anchor = datetime_to_ns(query.end)
-    picked = _pick(rows, f, kept, cursor, query.limit + 1, anchor, floor, end)
+    picked = _pick(rows, f, kept, cursor, query.limit + 1, anchor, floor, start, end)
     if not picked:
         return Page[UserSummary](items=[], next_cursor=None)
     users = f.param(picked)
@@ -140,18 +141,21 @@ def _pick(
     limit: int,
     anchor: int | None,
     floor: int | None,
+    start: str | None,
     end: str | None,
 ) -> list[str]:
     """Up to ``limit`` users of the page, latest activity first: read back from
     ``anchor`` (the cursor's last activity or the window's end; None: now) only as
-    far as the page needs, never past ``floor`` (the window's start). With an ``end``,
-    the rows are those near the window (as the merge's) and a trace is kept if its rows
-    read started by the end (``end``: its placeholder)."""
+    far as the page needs, never past ``floor`` (the window's start). With an ``end``
+    (``start`` and ``end``: the window's placeholders), the rows are those near the
+    window (as the merge's) and a trace is kept if it started by the end: if a row read
+    did, or, for a trace whose rows read all began after it, an earlier row near the
+    window did."""
     params = dict(f.params)
     near = ""
     if end is not None:
         near = f" AND start_ns <= {end} + {WINDOW_SLACK_NS}"
-        kept = [*kept, f"min(start_ns) <= {end}"]
+        kept = [*kept, f"(min(start_ns) <= {end} OR trace_id IN ({_begun_earlier(start, end)}))"]
     found: list[tuple[Any, ...]] = []
     for since in lower_bounds(anchor if anchor is not None else time.time_ns(), floor):
         params["since"], params["limit"] = since, limit
@@ -166,3 +170,19 @@ def _pick(
         if len(found) >= limit:
             break
     return [row[0] for row in found]
+
+
+def _begun_earlier(start: str | None, end: str) -> str:
+    """The traces with a row read since L (``%(since)s``) begun after the window's end
+    and a row near the window ended before L begun by it: a trace over an hour long
+    across the end, in the window though its rows since L are not. The window's rows
+    before L are scanned (their start and trace id) for the ids of those traces only."""
+    after_end = (
+        f"SELECT trace_id FROM {TABLE} WHERE project_id = %(project)s AND end_ns >= %(since)s"
+        f" AND start_ns > {end} AND start_ns <= {end} + {WINDOW_SLACK_NS}"
+    )
+    earlier = "" if start is None else f" AND end_ns >= {start} - {WINDOW_SLACK_NS}"
+    return (
+        f"SELECT trace_id FROM {TABLE} WHERE project_id = %(project)s AND end_ns < %(since)s"
+        f"{earlier} AND start_ns <= {end} AND trace_id IN ({after_end})"
+    )
