@@ -6,12 +6,14 @@
 
 Fills a database named ``dashboard_<sessions>`` (``--fill``, once) with ``--sessions``
 sessions over the 30 days ending now, each of 2 traces of 5 spans (1,000 users; a root
-and 4 LLM calls with tokens and cost; one span in 97 failing), made by ClickHouse itself
-(``INSERT INTO span_intake ... SELECT FROM numbers()``, as ``clickhouse_scale.py``
-does), so every materialized view of the store code on the path runs. Then times
-``Store.metrics`` (every query of the Dashboard tab and ``/api/v1/metrics``) for the 30
-days by day, by week, for the last day by hour, filtered by a user, filtered by a user
-and grouped by tag, grouped by tag and grouped by a metadata key, and prints p50 / p95
+and 4 LLM calls with tokens and cost; one span in 97 failing; the root tagged one of
+``tier-0..2`` by trace, with metadata ``app_version`` one of ``1.0..1.3`` by session),
+made by ClickHouse itself (``INSERT INTO span_intake ... SELECT FROM numbers()``, as
+``clickhouse_scale.py`` does), so every materialized view of the store code on the path
+runs. Then times ``Store.metrics`` (every query of the Dashboard tab and
+``/api/v1/metrics``) for the 30 days by day, by week, for the last day by hour,
+filtered by a user, filtered by a user and grouped by tag, narrowed by one tag and by
+one metadata pair, grouped by tag and grouped by a metadata key, and prints p50 / p95
 in milliseconds (with ``--engine-pid``, the p50 of the wall time and of the CPU the
 engine's process and this client spent per call; with ``--statements`` too, each
 statement's, run one at a time). Before timing, runs the refresh pass that derives the
@@ -45,6 +47,7 @@ DAYS = 30
 def fill(store: Any, sessions: int) -> int:
     # The scale benchmark's rows, at the rate that puts ``sessions`` in 30 days.
     clickhouse_scale.SESSIONS_PER_DAY = max(1, sessions // DAYS)
+    clickhouse_scale.LABELS = True
     return clickhouse_scale.fill(store, sessions * clickhouse_scale.SPANS_PER_SESSION)
 
 
@@ -95,6 +98,12 @@ def main() -> None:
         ),
         f"{DAYS} days by day, by tag": MetricsQuery(
             bucket="day", group_by="tag", start=month_ago, end=now
+        ),
+        f"{DAYS} days by day, one tag": MetricsQuery(
+            bucket="day", tag="tier-1", start=month_ago, end=now
+        ),
+        f"{DAYS} days by day, one metadata pair": MetricsQuery(
+            bucket="day", metadata={"app_version": "1.2"}, start=month_ago, end=now
         ),
         f"{DAYS} days by day, by metadata": MetricsQuery(
             bucket="day",

@@ -38,6 +38,10 @@ SPANS_PER_TRACE = 5
 TRACES_PER_SESSION = 2
 SPANS_PER_SESSION = SPANS_PER_TRACE * TRACES_PER_SESSION
 CHUNK = 1_000_000  # spans per INSERT ... SELECT
+# Labels on each trace's root span (the dashboard benchmark's grouped and narrowed
+# views): a tag of three by trace (a session's two traces may differ) and metadata
+# ``app_version`` of four by session. Off: no tags, no metadata.
+LABELS = False
 
 # Column expressions over n, the span number (common to both schemas).
 _SPAN = {
@@ -55,6 +59,15 @@ def _span_select(project: int, now_ns: int, sessions: int, months: int | None = 
     else:
         step = months * 30 * 86_400 * 10**9 // sessions
     s, t, i = _SPAN["s"], _SPAN["t"], _SPAN["i"]
+    tag = f"concat('tier-', toString({t} % 3))"
+    version = f"concat('1.', toString({s} % 4))"
+    if LABELS:
+        labels = f"""
+        if({i} = 0, concat('{{"app_version": "', {version}, '"}}'), '{{}}') AS metadata,
+        if({i} = 0, concat('["', {tag}, '"]'), '[]') AS tags,"""
+    else:
+        labels = """
+        '{}' AS metadata, '[]' AS tags,"""
     trace_start = f"({now_ns} - ({sessions} - {s}) * {step} + ({t} % 2) * 60000000000)"
     return f"""
         {project} AS project_id,
@@ -71,8 +84,7 @@ def _span_select(project: int, now_ns: int, sessions: int, months: int | None = 
         if({i} = 0, NULL, toInt64(120 + {i})) AS total_tokens,
         if({i} = 0, NULL, 0.001) AS cost_usd,
         concat('session-', toString({s})) AS session_id,
-        concat('user-', toString({s} % 1000)) AS user_id,
-        '{{}}' AS metadata, '[]' AS tags,
+        concat('user-', toString({s} % 1000)) AS user_id,{labels}
         if({i} = 0, 'chat turn', 'llm call') AS name,
         'internal' AS kind, if({i} = 0, 'chain', 'llm') AS span_type,
         if({i} = 0, NULL, 'gpt-x') AS model, NULL AS scope, NULL AS status_message,
@@ -80,6 +92,20 @@ def _span_select(project: int, now_ns: int, sessions: int, months: int | None = 
         if({i} = 0, concat('"question ', toString({t}), '"'), NULL) AS input,
         if({i} = 0, concat('"answer ', toString({t}), '"'), NULL) AS output,
         '{{}}' AS resource, '[]' AS events, '{{}}' AS attributes"""
+
+
+def _label_lists() -> str:
+    """The tag list and metadata entries of ``_span_select``'s row, as the writer makes
+    them (intake.py)."""
+    if not LABELS:
+        return "[] AS tag_list, [] AS meta_entries"
+    return (
+        "if(tags = '[]', [], [JSONExtractString(tags, 1)]) AS tag_list,"
+        " if(metadata = '{}', [], [('app_version',"
+        " concat('\"', JSONExtractString(metadata, 'app_version'), '\"'),"
+        " JSONExtractString(metadata, 'app_version'))])"
+        " :: Array(Tuple(String, String, Nullable(String))) AS meta_entries"
+    )
 
 
 def fill(store: Any, spans: int, months: int | None = None, context_use: bool = False) -> int:
@@ -93,7 +119,7 @@ def fill(store: Any, spans: int, months: int | None = None, context_use: bool = 
         select = _span_select(project, now_ns, sessions, months)
         if new_schema:
             store._ch.command(
-                f"INSERT INTO span_intake SELECT *, [] AS tag_list, [] AS meta_entries,"
+                f"INSERT INTO span_intake SELECT *, {_label_lists()},"
                 f" input AS input_preview, output AS output_preview FROM"
                 f" (SELECT {select} FROM {numbers})",
                 # A chunk of a fill over months holds more days than a live export would

@@ -73,6 +73,8 @@ _COLUMNS = [
     "top_cost",
     "top_errors",
     "models",
+    "labelled_traces",
+    "session_labels",
 ]
 
 
@@ -234,16 +236,24 @@ class MetricSlices:
         traces: dict[int, dict[tuple[str | None, int], list[Any]]] = defaultdict(dict)
         slice_of_trace: dict[str, int] = {}
         last_hour: dict[int, int] = {}
-        for trace_id, start, end, failed, user, tin, tout, ttotal, cost in self._rows(
+        # Each trace as the grouped and narrowed views read it (``labelled_traces``):
+        # its figures and labels, its usage by model added below.
+        labelled: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        usage_of: dict[str, list[tuple[Any, ...]]] = {}
+        for trace_id, start, end, failed, user, tin, tout, ttotal, cost, tags, meta in self._rows(
             "SELECT trace_id, start_ns, end_ns, failed, user_id, input_tokens,"
-            " output_tokens, total_tokens, cost_usd"
-            f" FROM ({metric_sources.traces(candidates)})"
+            " output_tokens, total_tokens, cost_usd, tags, metadata_text"
+            f" FROM ({metric_sources.traces(candidates, labelled=True)})"
             f" WHERE intDiv(start_ns + 999, {SLICE_NS}) IN %(slices)s",
             params,
         ):
             s, last = slice_of(start), end // HOUR_NS
             slice_of_trace[trace_id] = s
             last_hour[s] = max(last_hour.get(s, last), last)
+            usage_of[trace_id] = []
+            labelled[s].append(
+                (trace_id, user, last, int(failed), cost, tin, tout, ttotal, tags, meta)
+            )
             figures = [1, int(failed), cost, tin, tout, ttotal]
             cell = traces[s].get((user, last))
             if cell is None:
@@ -261,10 +271,12 @@ class MetricSlices:
             f" WHERE project_id = %(project)s AND session_id IN ({named}))"
         )
         sessions: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-        for session_id, start, end, count, errors, cost in self._rows(
+        session_labels: dict[str, list[tuple[list[str], dict[str, str]]]] = {}
+        for session_id, start, end, count, errors, cost, labels in self._rows(
             "SELECT session_id, min(start_ns) AS s_start, max(end_ns), count(),"
-            " toUInt64(countIf(failed)), sum(cost_usd)"
-            f" FROM ({metric_sources.traces(members)}) WHERE session_id IS NOT NULL"
+            " toUInt64(countIf(failed)), sum(cost_usd), groupArray((tags, metadata_text))"
+            f" FROM ({metric_sources.traces(members, labelled=True)})"
+            " WHERE session_id IS NOT NULL"
             f" AND session_id IN ({named}) GROUP BY session_id"
             f" HAVING intDiv(s_start + 999, {SLICE_NS}) IN %(slices)s",
             params,
@@ -272,6 +284,7 @@ class MetricSlices:
             s = slice_of(start)
             if s in wanted:
                 sessions[s].append((session_id, start, end, count, errors, cost))
+                session_labels[session_id] = _distinct_labels(labels)
                 last_hour[s] = max(last_hour.get(s, end // HOUR_NS), end // HOUR_NS)
         models: dict[int, dict[str, list[int]]] = defaultdict(dict)
         for trace_id, model, usage in self._rows(
@@ -286,6 +299,7 @@ class MetricSlices:
             if started_in is None:
                 continue
             cost_spans, cost_pico, tin, tout, ttotal = usage
+            usage_of[trace_id].append((model, int(cost_spans > 0), cost_pico, tin, tout, ttotal))
             cell = models[started_in].setdefault(model, [0, 0, 0, 0, 0])
             cell[0] += cost_spans > 0
             cell[1] += cost_pico
@@ -314,9 +328,24 @@ class MetricSlices:
                 max(((r[5], r[0]) for r in sessions[s] if r[5]), default=(0.0, "")),
                 max(((r[4], r[0]) for r in sessions[s] if r[4]), default=(0, "")),
                 [(model, *cell) for model, cell in sorted(models[s].items())],
+                [(*t, sorted(usage_of[t[0]])) for t in sorted(labelled[s], key=_first)],
+                [(r[0], session_labels[r[0]]) for r in sorted(sessions[s])],
             ]
             for s in slices
         ]
+
+
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
+
+
+def _distinct_labels(
+    labels: Sequence[tuple[list[str], dict[str, str]]],
+) -> list[tuple[list[str], dict[str, str]]]:
+    """A session's traces' distinct (tags, metadata), in a fixed order: the groups it
+    is in follow from these."""
+    found = {(tuple(tags), tuple(sorted(meta.items()))): (tags, meta) for tags, meta in labels}
+    return [found[key] for key in sorted(found)]
 
 
 def _add(cell: list[Any], more: Sequence[Any]) -> None:

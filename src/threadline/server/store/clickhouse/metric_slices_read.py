@@ -36,7 +36,9 @@ COST_PICO = "toUInt64({x} * 1e12 + 0.5)"
 SIDE_BY_SIDE = 3
 
 
-def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
+def read(rows_of: Rows, project_id: int, span: Range, scores: bool = True) -> MetricsRows:
+    """The unfiltered, ungrouped dashboard's rows of ``span``; without score averages
+    unless ``scores``."""
     o, w, end = span.origin, span.width, span.end
     o_h, w_h, end_h = o // HOUR_NS, w // HOUR_NS, end // HOUR_NS
     p: dict[str, Any] = {
@@ -220,7 +222,7 @@ def read(rows_of: Rows, project_id: int, span: Range) -> MetricsRows:
     ((by_cost, by_errors),) = found["top_sessions"].result() if top_slices else (([], []),)
     out.top_sessions_by_cost = [(r[0], r[1], r[3], r[4], r[5]) for r in by_cost]
     out.top_sessions_by_errors = [(r[0], r[1], r[3], r[4], r[5]) for r in by_errors]
-    if kinds:
+    if kinds and scores:
         started_sessions = session_rows.format(rows=each("sessions", "s", in_range))
         out.scores = _scores(lambda sql: rows_of(sql, p), p, started_sessions, set(kinds))
     return out

@@ -73,6 +73,7 @@ from threadline.server.store.clickhouse import (
     inferred_sessions,
     intake,
     merged_traces,
+    metric_labels_read,
     metric_slices,
     metric_slices_read,
     metrics,
@@ -846,15 +847,21 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     def metrics(self, project_id: int, query: MetricsQuery, names: Sequence[str]) -> Metrics:
         span = metric_rules.bucket_range(query)
-        # The dashboard as it opens reads the figures derived in the background; a
-        # filter or a grouping rolls up the range's traces and sessions when asked.
+        # The dashboard as it opens, grouped or narrowed by labels reads the figures
+        # derived in the background; a user's filter rolls up the user's traces and
+        # sessions when asked (few: merged by id), as does every view before a store's
+        # first refresh pass.
         derived = not (query.user_id or query.tag or query.metadata or query.group_by)
-        up_to = self._metric_slices.figures_up_to() if derived else None
+        labelled = metric_labels_read.handles(query)
+        up_to = self._metric_slices.figures_up_to() if derived or labelled else None
         if up_to is None:
             return metric_rules.build(
                 query, span, metrics.read(self._rows, project_id, query, span), names
             )
-        found = metric_slices_read.read(self._rows, project_id, span)
+        if labelled:
+            found = metric_labels_read.read(self._rows, project_id, query, span)
+        else:
+            found = metric_slices_read.read(self._rows, project_id, span)
         result = metric_rules.build(query, span, found, names)
         result.figures_up_to = ns_to_datetime(up_to)
         return result
