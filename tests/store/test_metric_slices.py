@@ -136,7 +136,7 @@ def test_two_servers_refreshing_the_same_slices_agree(tmp_path):
         second.close()
 
 
-def test_filtered_and_grouped_views_need_no_pass(tmp_path):
+def test_a_users_view_needs_no_pass_and_a_grouped_one_the_next(tmp_path):
     store = _open(tmp_path)
     try:
         project = store.create_project("p").id
@@ -145,8 +145,20 @@ def test_filtered_and_grouped_views_need_no_pass(tmp_path):
         by_user = store.metrics(project, query(user_id="u1"), ["traces"])
         assert by_user.figures_up_to is None
         assert series(by_user)[("traces", None)] == [1, 0, 0]
+        # Grouped or narrowed by labels, the figures are the slices', as of a pass.
+        for q in (query(group_by="tag"), query(tag="x")):
+            before = store.metrics(project, q, ["traces"])
+            assert before.figures_up_to is not None and not any(
+                series(before).get(("traces", "x" if q.group_by else None), [0])
+            )
+        store.refresh_metrics()
         by_tag = series(store.metrics(project, query(group_by="tag"), ["traces"]))
         assert by_tag[("traces", "x")] == [1, 0, 0]
+        assert series(store.metrics(project, query(tag="x"), ["traces"]))[("traces", None)] == [
+            1,
+            0,
+            0,
+        ]
     finally:
         store.close()
 

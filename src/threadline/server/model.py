@@ -858,9 +858,9 @@ class Metrics(BaseModel):
     figures_up_to: datetime | None = Field(
         default=None,
         description=(
-            "Set when the figures were derived in the background (ClickHouse, no filter or "
-            "grouping): every write made before this instant is in them, later ones may "
-            "not be yet. Null: the figures are current."
+            "Set when the figures were derived in the background (ClickHouse, without a "
+            "user filter): every write made before this instant is in them, later ones "
+            "may not be yet. Null: the figures are current."
         ),
     )
 

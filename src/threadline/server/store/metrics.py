@@ -146,6 +146,8 @@ class MetricsRows:
     # Active users per bucket when a store has them counted (``traces`` then carries no
     # user ids), and the distributions when it has them computed.
     active_users: list[int] | None = None
+    # Or per group (ClickHouse's labelled read: ``traces`` then carries no user ids).
+    active_users_by_group: dict[str | None, list[int]] | None = None
     distributions: dict[str, Distribution] | None = None
 
 
@@ -221,6 +223,8 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
                 continue
             if metric == "active_users" and rows.active_users is not None:
                 values = [float(c) for c in rows.active_users]
+            elif metric == "active_users" and rows.active_users_by_group is not None:
+                values = [float(c) for c in rows.active_users_by_group.get(group, [0] * n)]
             else:
                 values = _values(metric, group, n, counts, amounts, active)
             if values is not None:

@@ -32,6 +32,13 @@ Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 _PERCENTILES = (0.5, 0.95)
 # A cost ``{x}`` (USD, never negative) in whole picodollars, as ``picodollars`` rounds.
 COST_PICO = "toUInt64({x} * 1e12 + 0.5)"
+# Of three sorted arrays ``a``, ``b``, ``c`` (turns, durations, known costs of the
+# sessions): each one's nearest ranks, as ``distributions`` reads them after its count.
+RANKS = ", ".join(
+    f"{x}[greatest(1, toUInt64(ceil({q} * length({x}))))]"
+    for x in ("a", "b", "c")
+    for q in _PERCENTILES
+)
 # Statements in flight at once (1: one after the other).
 SIDE_BY_SIDE = 3
 
@@ -136,13 +143,8 @@ def read(rows_of: Rows, project_id: int, span: Range, scores: bool = True) -> Me
     )
     # Every session active in the range is in one slice: the distributions sort the
     # figures of all of them, for the exact nearest ranks, in the same statement.
-    ranks = ", ".join(
-        f"{x}[greatest(1, toUInt64(ceil({q} * length({x}))))]"
-        for x in ("a", "b", "c")
-        for q in _PERCENTILES
-    )
     by_bucket = (
-        f"SELECT cells, length(a), {ranks}, a[-1], b[-1], c[-1], length(c)"
+        f"SELECT cells, length(a), {RANKS}, a[-1], b[-1], c[-1], length(c)"
         " FROM (SELECT groupArray((first, started, t, s, m)) AS cells,"
         " arraySort(groupArrayArray(turns)) AS a, arraySort(groupArrayArray(durations)) AS b,"
         f" arraySort(groupArrayArray(costs)) AS c FROM ({cells}))"
@@ -196,7 +198,7 @@ def read(rows_of: Rows, project_id: int, span: Range, scores: bool = True) -> Me
             found["top_sessions"] = pool.submit(
                 rows_of, top_sessions, {**p, "top_slices": top_slices}
             )
-    ((cells_found, *distributions),) = found["by_bucket"].result()
+    ((cells_found, *figures),) = found["by_bucket"].result()
     out = MetricsRows()
     # In a fixed order (groupArray's is the engine's), so that ``metrics.build`` adds a
     # bucket's costs in the same order on every read.
@@ -209,7 +211,7 @@ def read(rows_of: Rows, project_id: int, span: Range, scores: bool = True) -> Me
             (None, model, first_bucket, pico if cost_traces else None, i, o_, t)
             for model, _, cost_traces, pico, i, o_, t in zip(*models, strict=True)
         ]
-    out.distributions = _distributions(tuple(distributions))
+    out.distributions = distributions(tuple(figures))
     ((active_buckets, active_counts), by_cost, by_errors) = found["users"].result()[0]
     active_users = [0] * span.count
     for bucket, count in zip(active_buckets, active_counts, strict=True):
@@ -270,7 +272,8 @@ def _scores(
     return found
 
 
-def _distributions(row: tuple[Any, ...]) -> dict[str, Distribution]:
+def distributions(row: tuple[Any, ...]) -> dict[str, Distribution]:
+    """The distributions of (count, ``RANKS``, the largest of a, b and c, length of c)."""
     count, t50, t95, d50, d95, c50, c95, t_max, d_max, c_max, costs = row
 
     def dist(n: int, p50: float, p95: float, top: float) -> Distribution:
