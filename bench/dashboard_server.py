@@ -61,7 +61,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
@@ -69,7 +68,6 @@ from itertools import groupby
 from pathlib import Path
 from typing import NamedTuple
 
-import httpx
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
@@ -82,14 +80,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import dashboard  # noqa: E402
 import workload  # noqa: E402
-from search_server import threads_cpu_seconds  # noqa: E402
-from server import (  # noqa: E402
-    send_all,
-    server_environment,
-    start_server,
-    tree_cpu_seconds,
-    wait_settled,
-)
+from server import measured_ingest, server_environment, start_server  # noqa: E402
 
 KINDS = {"SERVER": Span.SPAN_KIND_SERVER, "CLIENT": Span.SPAN_KIND_CLIENT}
 
@@ -246,33 +237,20 @@ def one_round(
             shutil.copy(base[0] / "threadline.db", Path(tmp) / "threadline.db")
         process, base_url, key = start_server(Path(tmp), workers)
         try:
-            wait_settled(process.pid)
-            cpu, threads = tree_cpu_seconds(process.pid), threads_cpu_seconds(process.pid)
-            main = sum(threads.values())
-            headers = {"Authorization": f"Bearer {key}"}
-            sent = send_all(base_url, headers, exports, senders)
-            if sent.failures:
-                raise SystemExit(sent.failures[0])
-            client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
-            while (health := client.get("/healthz", params={"wait": 10}).json())["queued_exports"]:
-                pass
-            elapsed = time.perf_counter() - sent.started
-            cpu = tree_cpu_seconds(process.pid) - cpu
-            main = sum(threads_cpu_seconds(process.pid).values()) - main
-            # The writer thread is the server process's busiest during ingest.
-            writer = max(
-                spent - threads.get(tid, 0.0)
-                for tid, spent in threads_cpu_seconds(process.pid).items()
-            )
+            ingest = measured_ingest(process, base_url, key, exports, senders)
         finally:
             process.terminate()
             process.wait()
         rows = aggregated(Path(tmp) / "threadline.db") - (base[1] if base else 0)
         if bool(rows) != with_dashboard:
             raise SystemExit(f"with the dashboard: {with_dashboard}, but {rows} traces aggregated")
-    grouped = health["exports_written"] / max(health["write_transactions"], 1)
+    grouped = ingest.health["exports_written"] / max(ingest.health["write_transactions"], 1)
     return Round(
-        spans / elapsed, cpu / spans * 1e6, main / spans * 1e6, writer / spans * 1e6, grouped
+        spans / ingest.elapsed,
+        ingest.cpu / spans * 1e6,
+        ingest.main / spans * 1e6,
+        ingest.writer / spans * 1e6,
+        grouped,
     )
 
 

@@ -29,7 +29,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,14 +38,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import corpus_otlp  # noqa: E402
 import workload  # noqa: E402
-from server import (  # noqa: E402
-    cpu_seconds,
-    send_all,
-    server_environment,
-    start_server,
-    tree_cpu_seconds,
-    wait_settled,
-)
+from server import measured_ingest, server_environment, start_server  # noqa: E402
 
 
 class Round(NamedTuple):
@@ -54,13 +46,6 @@ class Round(NamedTuple):
     cpu_us: float  # CPU of the server and its workers, µs per span
     writer_us: float  # CPU of its busiest thread (the writer), µs per span
     grouped: float  # exports a write transaction (the writer's group commit)
-
-
-def threads_cpu_seconds(pid: int) -> dict[int, float]:
-    """CPU time of each thread of the server process, by thread id."""
-    return {
-        int(task.name): cpu_seconds(task / "stat") for task in Path(f"/proc/{pid}/task").iterdir()
-    }
 
 
 # Each corpus: its bodies, and a word its indexed spans say (found only with the index).
@@ -88,23 +73,8 @@ def one_round(
     ):
         process, base_url, key = start_server(Path(tmp), workers)
         try:
-            wait_settled(process.pid)
-            cpu, threads = tree_cpu_seconds(process.pid), threads_cpu_seconds(process.pid)
-            headers = {"Authorization": f"Bearer {key}"}
-            sent = send_all(base_url, headers, bodies, senders)
-            if sent.failures:
-                raise SystemExit(sent.failures[0])
-            client = httpx.Client(base_url=base_url, headers=headers, timeout=60)
-            while (health := client.get("/healthz", params={"wait": 10}).json())["queued_exports"]:
-                pass
-            elapsed = time.perf_counter() - sent.started
-            cpu = tree_cpu_seconds(process.pid) - cpu
-            # The writer thread is the server process's busiest during ingest
-            # (docs/benchmarks.md: 80-86 µs a span against the event loop's 17).
-            writer = max(
-                spent - threads.get(tid, 0.0)
-                for tid, spent in threads_cpu_seconds(process.pid).items()
-            )
+            ingest = measured_ingest(process, base_url, key, bodies, senders)
+            client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"})
             found = client.get(
                 "/api/v1/traces", params={"q": probe, "limit": 1, "window": "all"}
             ).json()
@@ -113,8 +83,10 @@ def one_round(
         finally:
             process.terminate()
             process.wait()
-    grouped = health["exports_written"] / max(health["write_transactions"], 1)
-    return Round(spans / elapsed, cpu / spans * 1e6, writer / spans * 1e6, grouped)
+    grouped = ingest.health["exports_written"] / max(ingest.health["write_transactions"], 1)
+    return Round(
+        spans / ingest.elapsed, ingest.cpu / spans * 1e6, ingest.writer / spans * 1e6, grouped
+    )
 
 
 def main() -> None:

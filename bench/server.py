@@ -50,6 +50,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -328,6 +329,50 @@ def cpu_seconds(stat: Path) -> float:
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time used so far by a process and its descendants."""
     return sum(cpu_seconds(Path(f"/proc/{each}/stat")) for each in [pid, *descendants(pid)])
+
+
+def threads_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time of each thread of the server process, by thread id."""
+    return {
+        int(task.name): cpu_seconds(task / "stat") for task in Path(f"/proc/{pid}/task").iterdir()
+    }
+
+
+class Ingest(NamedTuple):
+    """A running server's ingest of some exports, until every span was written."""
+
+    elapsed: float  # seconds, from the first export sent to every span written
+    cpu: float  # CPU seconds of the server and its workers
+    main: float  # CPU seconds of the server's own process (its threads)
+    writer: float  # CPU seconds of its busiest thread: the writer, during ingest
+    health: dict[str, Any]  # /healthz once every span was written
+
+
+def measured_ingest(
+    process: subprocess.Popen[bytes],
+    base_url: str,
+    key: str,
+    exports: list[workload.Batch],
+    senders: int,
+) -> Ingest:
+    """Send ``exports`` to a started server from ``senders`` exporters and wait until
+    every span is written, with the CPU its processes and threads spent meanwhile
+    (read once the server has settled after its start)."""
+    wait_settled(process.pid)
+    cpu, threads = tree_cpu_seconds(process.pid), threads_cpu_seconds(process.pid)
+    headers = {"Authorization": f"Bearer {key}"}
+    sent = send_all(base_url, headers, exports, senders)
+    if sent.failures:
+        raise SystemExit(sent.failures[0])
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+        while (health := client.get("/healthz", params={"wait": 10}).json())["queued_exports"]:
+            pass
+    elapsed = time.perf_counter() - sent.started
+    cpu = tree_cpu_seconds(process.pid) - cpu
+    now = threads_cpu_seconds(process.pid)
+    # The writer thread is the server process's busiest during ingest.
+    writer = max(spent - threads.get(tid, 0.0) for tid, spent in now.items())
+    return Ingest(elapsed, cpu, sum(now.values()) - sum(threads.values()), writer, health)
 
 
 def wait_settled(pid: int, timeout: float = 30) -> None:
