@@ -15,7 +15,12 @@ order, ``--shape live`` has them start in order over the last hour. The bodies a
 once, before the first round, and every round sends the same ones. Their texts are
 ``dashboard.py``'s few bytes a span, unless ``--text-bytes`` gives each span an input and
 output of that many bytes (``workload.py``'s spans average ~4 KB of protobuf): a server's
-CPU a span grows with its text, the dashboard's upkeep does not.
+CPU a span grows with its text, the dashboard's upkeep does not. ``--corpus real`` sends
+``corpus_otlp.py``'s chats of real text instead (a trace per LLM call: a root span with
+the session and user, the call with its whole history in the GenAI conventions, tool
+spans in two of its applications; ~3 spans a trace), its sessions starting a second apart
+over the hour before the store's end: spans of the size and shape a chat application
+sends, priced by model (``--shape`` does not apply to it).
 
 Rounds alternate with, without, without, with, with, without, ... (so a machine speeding
 up or slowing down during the run favours neither): each round starts a fresh server
@@ -78,6 +83,7 @@ from threadline.server.store.sqlite.driver import sqlite3
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+import corpus_otlp  # noqa: E402
 import dashboard  # noqa: E402
 import workload  # noqa: E402
 from server import measured_ingest, server_environment, start_server  # noqa: E402
@@ -169,6 +175,12 @@ def bodies(
     return list(workload.in_batches(traces(), batch))
 
 
+def real_bodies(spans: int, batch: int, end_ns: int) -> list[workload.Batch]:
+    """``corpus_otlp.py``'s real chats, at least ``spans`` spans in exports of ``batch``,
+    starting an hour before ``end_ns``."""
+    return list(corpus_otlp.batches(spans, batch, start_ns=end_ns - 3600 * dashboard.S))
+
+
 def aggregated(database: Path) -> int:
     """Traces counted by the dashboard's activity aggregates in a stopped server's store
     (none added without the dashboard: its metrics queries, which name the dropped
@@ -257,6 +269,12 @@ def one_round(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=("backfill", "live"), default="backfill")
+    parser.add_argument(
+        "--corpus",
+        choices=("dashboard", "real"),
+        default="dashboard",
+        help="dashboard.py's sessions (of --shape) or corpus_otlp.py's real chats",
+    )
     parser.add_argument("--round-spans", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=512, help="spans per export")
@@ -288,10 +306,14 @@ def main() -> None:
     if args.base_sessions and args.keep_base:
         directory, traces, end_ns = kept_base(args.keep_base, args.base_sessions, end_ns)
         base = directory, traces
-    exports = bodies(args.shape, args.round_spans, args.batch, end_ns, args.text_bytes)
+    if args.corpus == "real":
+        exports = real_bodies(args.round_spans, args.batch, end_ns)
+    else:
+        exports = bodies(args.shape, args.round_spans, args.batch, end_ns, args.text_bytes)
     spans = sum(b.spans for b in exports)
+    shape = "real chats" if args.corpus == "real" else args.shape
     print(
-        f"{args.shape}: {spans:,} spans in {len(exports)} exports,"
+        f"{shape}: {spans:,} spans in {len(exports)} exports,"
         f" {sum(len(b.body) for b in exports) / spans:,.0f} bytes a span;"
         f" load average {os.getloadavg()[0]:.1f}",
         flush=True,
@@ -330,7 +352,7 @@ def main() -> None:
         )
     base_dir.cleanup()
     print(
-        f"medians of {args.pairs} pairs, {args.shape}: "
+        f"medians of {args.pairs} pairs, {shape}: "
         + ", ".join(f"{key} {statistics.median(values):.1%}" for key, values in shares.items())
     )
 
