@@ -4,6 +4,7 @@ answers every bad link with the same plain "not found"."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -175,3 +176,62 @@ def test_the_ui_makes_lists_and_revokes_links(server):
     revoke = web.post("/shares/revoke", data={"id": listed["id"]}, headers={"Origin": base})
     assert revoke.status_code == 303
     assert httpx.get(url).status_code == 404
+
+
+def test_a_shared_page_comes_in_pages_as_the_signed_in_pages_do(server):
+    # Anyone holding a link may open it: a session of 120 turns and a trace of 130 spans
+    # (each shown with its input and output) were sent whole, every turn and span at once.
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    turns = [new_trace_id() for _ in range(120)]
+    server.send(
+        span(
+            trace_id,
+            new_span_id(),
+            name=f"turn-{index}",
+            start_ns=1_790_000_000_000_000_000 + index * 10**9,
+            attributes={"threadline.session.id": sid, "threadline.span.input": f"q{index}"},
+        )
+        for index, trace_id in enumerate(turns)
+    )
+    trace_id, root = new_trace_id(), new_span_id()
+    children = [new_span_id() for _ in range(129)]
+    server.send(
+        [span(trace_id, root, name="root")]
+        + [span(trace_id, child, parent=root, name="child") for child in children]
+    )
+    links = {
+        kind: server.http.post("/api/v1/shares", json={"kind": kind, "target_id": target}).json()
+        for kind, target in (("session", sid), ("trace", trace_id))
+    }
+
+    def walk(path: str, attribute: str, later: str, pages: list[int]) -> list[str]:
+        seen: list[str] = []
+        url = server.base_url + path
+        for number, expected in enumerate(pages, 1):
+            page = httpx.get(url)
+            assert page.status_code == 200, page.text
+            shown = re.findall(attribute + r'="([0-9a-f]+)"', page.text)
+            assert len(shown) == expected, (url, len(shown))
+            seen += shown
+            link = re.search(rf'href="(\?[a-z]+=\d+)" data-testid="{later}"', page.text)
+            if number == len(pages):
+                assert link is None, url
+            else:
+                assert link is not None, url
+                url = server.base_url + path + link.group(1)
+        return seen
+
+    assert walk(links["session"]["path"], "data-trace", "later-turns", [50, 50, 20]) == turns
+    shown_spans = walk(links["trace"]["path"], "data-span", "later-spans", [50, 50, 30])
+    assert sorted(shown_spans) == sorted([root, *children])
+    # Going back: the page before the last.
+    back = httpx.get(server.base_url + links["trace"]["path"] + "?offset=100")
+    assert 'href="?offset=50" data-testid="earlier-spans"' in back.text
+    # A page past the end is empty; one the server cannot hold is a 4xx, not a 500.
+    path = links["session"]["path"]
+    assert "data-trace=" not in httpx.get(server.base_url + path + "?turn=500").text
+    for query in ("?turn=0", "?turn=x", "?offset=-1", f"?turn={10**12}", "?page=2"):
+        assert 400 <= httpx.get(server.base_url + path + query).status_code < 500, query
+    # A revoked link's later pages are as not found as its first.
+    server.http.delete(f"/api/v1/shares/{links['session']['id']}")
+    assert httpx.get(server.base_url + path + "?turn=51").status_code == 404

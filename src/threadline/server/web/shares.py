@@ -9,7 +9,9 @@ tampered, expired or revoked token gets one and the same plain "not found".
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +23,7 @@ from threadline.server.store import Store
 from threadline.server.store.base import StoredShare
 from threadline.server.web import flash
 from threadline.server.web.auth import PageProject
+from threadline.server.web.detail import TURNS_PER_PAGE
 from threadline.server.web.forms import read_form
 from threadline.server.web.origin import SameOrigin
 from threadline.server.web.render import render
@@ -31,6 +34,13 @@ router = APIRouter(include_in_schema=False)
 
 # The token is in the URL: no Referer carries it anywhere, and no search engine keeps it.
 _SHARED_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
+# Anyone holding a link opens its page as often as they like, so it is bounded as the
+# signed-in pages are: a session's turns come in pages of TURNS_PER_PAGE, and a trace's
+# spans, each shown with its input and output (a payload cut at 100,000 characters), in
+# pages of SPANS_PER_PAGE; each page links to the pages around it.
+SPANS_PER_PAGE = 50
+# Bounds the page a visitor can ask for (a larger one is a 422, not a 500).
+_MAX_PAGE_START = 10**9
 # A new link's token, carried from the form's POST to the page that shows it once (a
 # redirect, so that a reload does not make another link), and cleared by that page.
 _NEW_LINK_COOKIE = "threadline_new_share"
@@ -111,9 +121,9 @@ def _not_found(request: Request) -> Response:
     return response
 
 
-def _shared_page(request: Request, share: StoredShare) -> Response | None:
+def _shared_page(request: Request, share: StoredShare, turn: int, offset: int) -> Response | None:
     store = _store(request)
-    context = {
+    context: dict[str, object] = {
         "kind": share.kind,
         "expires_at": sharing.link(share).expires_at,
         "hide_io": share.hide_io,
@@ -122,23 +132,56 @@ def _shared_page(request: Request, share: StoredShare) -> Response | None:
         session = store.get_session(share.project_id, share.target_id)
         if session is None:
             return None
-        details = [store.get_trace(share.project_id, t.trace_id) for t in session.traces]
+        first = turn - 1
+        page = session.traces[first : first + TURNS_PER_PAGE]
+        before = session.traces[:first]
+        details = [store.get_trace(share.project_id, t.trace_id) for t in page]
         shown = sharing.shown_session(session, share)
         traces = [sharing.shown_trace(d, share) for d in details if d is not None]
-        context |= {"session": shown, "turns": build_turns(shown, traces)}
+        turns = build_turns(
+            shown,
+            traces,
+            first_index=turn,
+            previous_end=max((t.end_time for t in before), default=None),
+        )
+        last = first + len(page)
+        context |= {
+            "session": shown,
+            "turns": turns,
+            "earlier_turn": max(turn - TURNS_PER_PAGE, 1) if first else None,
+            "later_turn": last + 1 if last < len(session.traces) else None,
+        }
         return render(request, "shared_session.html", context)
     trace = store.get_trace(share.project_id, share.target_id)
     if trace is None:
         return None
     shown_trace = sharing.shown_trace(trace, share)
-    context |= {"trace": shown_trace, "rows": span_rows(shown_trace)}
+    rows = span_rows(shown_trace)
+    end = offset + SPANS_PER_PAGE
+    context |= {
+        "trace": shown_trace,
+        "rows": rows[offset:end],
+        "first_row": offset + 1,
+        "row_count": len(rows),
+        "earlier_offset": max(offset - SPANS_PER_PAGE, 0) if offset else None,
+        "later_offset": end if end < len(rows) else None,
+    }
     return render(request, "shared_trace.html", context)
 
 
 @router.get("/shared/{token}")
-def shared(request: Request, token: str) -> Response:
+def shared(
+    request: Request,
+    token: str,
+    turn: Annotated[
+        int, Query(ge=1, le=_MAX_PAGE_START, description="A shared session's first turn shown")
+    ] = 1,
+    offset: Annotated[
+        int, Query(ge=0, le=_MAX_PAGE_START, description="A shared trace's spans skipped")
+    ] = 0,
+) -> Response:
     share = sharing.resolve(_store(request), token)
-    page = _shared_page(request, share) if share is not None else None
+    page = _shared_page(request, share, turn, offset) if share is not None else None
     if page is None:
         return _not_found(request)
     page.headers.update(_SHARED_HEADERS)
