@@ -15,6 +15,12 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from threadline import Threadline, observe, semconv
+from threadline.sdk.config import ENV_CAPTURE_CONTENT
+from threadline.sdk.genai_events import (
+    OTEL_CAPTURE_CONTENT,
+    EventsToSpanAttributes,
+    capture_content_enabled,
+)
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("opentelemetry.instrumentation.openai_v2")
@@ -117,3 +123,145 @@ def test_missing_instrumentors_are_skipped_silently(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setitem(instrument.INSTRUMENTORS, "nope", ("no.such.module", "X"))
     assert instrument.enable_instrumentors(["nope"], TracerProvider()) == []
+
+
+# --- the messages of a call, on its span ---------------------------------------------
+
+
+def _chat_span(exporter: InMemorySpanExporter) -> dict:
+    (span,) = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    return dict(span.attributes)
+
+
+def test_the_call_s_messages_are_on_its_span_as_genai_parts(
+    fake_openai: tuple[str, list[dict]], exporter: InMemorySpanExporter
+) -> None:
+    base_url, _ = fake_openai
+    client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+    image = "https://example.invalid/parcel.png"
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "developer", "content": "Be brief."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ],
+            },
+        ],
+    )
+    Threadline.flush()
+    attributes = _chat_span(exporter)
+    assert json.loads(attributes["gen_ai.input.messages"]) == [
+        {"role": "developer", "parts": [{"type": "text", "content": "Be brief."}]},
+        {
+            "role": "user",
+            "parts": [
+                {"type": "text", "content": "What is in this picture?"},
+                {"type": "uri", "modality": "image", "uri": image},
+            ],
+        },
+    ]
+    assert json.loads(attributes["gen_ai.output.messages"]) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "Hello there!"}],
+            "finish_reason": "stop",
+        }
+    ]
+
+
+def test_content_capture_off_records_no_messages(
+    fake_openai: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("THREADLINE_DISABLED", raising=False)
+    Threadline._reset_for_tests()
+    memory = InMemorySpanExporter()
+    Threadline.initialize(span_exporter=memory, instrument=["openai"], capture_content=False)
+    try:
+        base_url, _ = fake_openai
+        client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "my secret"}]
+        )
+        Threadline.flush()
+        attributes = _chat_span(memory)
+        assert attributes["gen_ai.usage.input_tokens"] == 12  # the span itself is there
+        assert not [k for k in attributes if "messages" in k]
+        assert "my secret" not in repr(attributes) and "Hello there" not in repr(attributes)
+    finally:
+        Threadline._reset_for_tests()
+
+
+def test_opentelemetry_s_content_variable_is_left_as_the_application_set_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    monkeypatch.delenv("THREADLINE_DISABLED", raising=False)
+    monkeypatch.delenv(OTEL_CAPTURE_CONTENT, raising=False)
+    Threadline._reset_for_tests()
+    try:
+        Threadline.initialize(span_exporter=InMemorySpanExporter(), instrument=["openai"])
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        assert OpenAIInstrumentor().is_instrumented_by_opentelemetry
+        assert OTEL_CAPTURE_CONTENT not in os.environ
+    finally:
+        Threadline._reset_for_tests()
+
+
+@pytest.mark.parametrize(
+    ("argument", "environ", "expected"),
+    [
+        (None, {}, True),
+        (False, {}, False),
+        (True, {OTEL_CAPTURE_CONTENT: "false"}, True),
+        (None, {ENV_CAPTURE_CONTENT: "off"}, False),
+        (None, {ENV_CAPTURE_CONTENT: "0"}, False),
+        (None, {ENV_CAPTURE_CONTENT: "true", OTEL_CAPTURE_CONTENT: "false"}, True),
+        (None, {OTEL_CAPTURE_CONTENT: "false"}, False),
+        (None, {OTEL_CAPTURE_CONTENT: "False"}, False),
+        (None, {OTEL_CAPTURE_CONTENT: "true"}, True),
+        (False, {ENV_CAPTURE_CONTENT: "true"}, False),
+    ],
+)
+def test_capture_content_argument_then_ours_then_opentelemetry_s_variable(
+    argument: bool | None, environ: dict[str, str], expected: bool
+) -> None:
+    assert capture_content_enabled(argument, environ) is expected
+
+
+def test_events_reach_the_application_s_logger_provider_too_and_only_open_spans_change() -> None:
+    from opentelemetry._logs import LogRecord
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import set_span_in_context
+
+    application = LoggerProvider(shutdown_on_exit=False)
+    received = InMemoryLogRecordExporter()
+    application.add_log_record_processor(SimpleLogRecordProcessor(received))
+    ours = LoggerProvider(shutdown_on_exit=False)
+    ours.add_log_record_processor(EventsToSpanAttributes(application))
+    emitter = ours.get_logger("opentelemetry.instrumentation.openai_v2")
+    span = TracerProvider().get_tracer("t").start_span("chat")
+    context = set_span_in_context(span)
+    said = {"content": "hi"}
+    emitter.emit(LogRecord(event_name="gen_ai.user.message", body=said, context=context))
+    emitter.emit(LogRecord(event_name="app.other", body="left alone", context=context))
+    span.end()
+    emitter.emit(LogRecord(event_name="gen_ai.user.message", body=said, context=context))
+    assert json.loads(span.attributes["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]}
+    ]
+    assert "gen_ai.output.messages" not in span.attributes
+    forwarded = received.get_finished_logs()
+    assert [r.log_record.event_name for r in forwarded] == [
+        "gen_ai.user.message",
+        "app.other",
+        "gen_ai.user.message",
+    ]
+    assert forwarded[0].instrumentation_scope.name == "opentelemetry.instrumentation.openai_v2"

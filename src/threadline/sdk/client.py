@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from threadline.sdk import config, scores, state
 from threadline.sdk.context import TRACER_NAME, TraceAssociationProcessor, update_current_trace
+from threadline.sdk.genai_events import capture_content_enabled
 from threadline.sdk.instrument import INSTRUMENTORS, disable_instrumentors, enable_instrumentors
 from threadline.sdk.observe import Observer, make_options
 from threadline.sdk.propagation import continue_trace, get_context_carrier
@@ -76,6 +77,7 @@ class Threadline:
         *,
         disabled: bool | None = None,
         instrument: bool | Collection[str] = True,
+        capture_content: bool | None = None,
         service_name: str | None = None,
         span_exporter: SpanExporter | None = None,
         span_processor: SpanProcessor | None = None,
@@ -90,6 +92,10 @@ class Threadline:
           untouched and no span is created.
         * ``instrument``: enable the installed LLM client instrumentors (True), none
           (False), or only the named ones (e.g. ``["openai"]``).
+        * ``capture_content``: record the messages of instrumented OpenAI calls on their
+          spans (``gen_ai.input.messages`` / ``gen_ai.output.messages``). Default
+          ``$THREADLINE_CAPTURE_CONTENT``, else on unless
+          ``$OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` is false.
         * ``span_exporter``: export there instead (synchronously, one span at a time:
           meant for tests and debugging); ``span_processor``: full control instead.
         * ``tracer_provider``: add our processors to this provider instead of the global one.
@@ -122,7 +128,9 @@ class Threadline:
         runtime.tracer = provider.get_tracer(TRACER_NAME)
         if instrument:
             names = list(INSTRUMENTORS) if instrument is True else list(instrument)
-            runtime.instrumentors = enable_instrumentors(names, provider)
+            runtime.instrumentors = enable_instrumentors(
+                names, provider, capture_content_enabled(capture_content)
+            )
 
     @classmethod
     @_safely(False)

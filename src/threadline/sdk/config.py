@@ -13,6 +13,7 @@ from threadline.sdk.state import ENV_DISABLED, env_disabled
 
 ENV_API_KEY = "THREADLINE_API_KEY"
 ENV_BASE_URL = "THREADLINE_BASE_URL"
+ENV_CAPTURE_CONTENT = "THREADLINE_CAPTURE_CONTENT"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 #: OTLP/HTTP's standard path, appended to the base URL (the server serves it there).
 TRACES_PATH = "/v1/traces"
@@ -29,6 +30,11 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
         DEFAULT_BASE_URL,
     ),
     (ENV_DISABLED, "`1`/`true`/`yes`/`on`: run decorated code untouched, create no spans", "false"),
+    (
+        ENV_CAPTURE_CONTENT,
+        "`0`/`false`/`no`/`off`: do not record the messages of instrumented OpenAI calls",
+        "true",
+    ),
 )
 
 

@@ -4,16 +4,24 @@ We do not write our own OpenAI/Anthropic patches: the OpenTelemetry community ma
 instrumentors that follow the GenAI semantic conventions (``gen_ai.*``), which the server
 already normalises. Each is an optional extra; a missing package is skipped silently.
 Their spans get the session and user from our span processor like any other span.
+
+OpenAI's instrumentor sends the messages of a call as log events rather than span
+attributes, and only when OpenTelemetry's content variable is true when it is enabled:
+with content capture on, we enable it with that variable set and a logger provider of
+our own whose processor (``genai_events``) writes the messages onto the call's span.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import Collection
 from typing import Any
 
 from opentelemetry.trace import TracerProvider
+
+from threadline.sdk.genai_events import OTEL_CAPTURE_CONTENT, EventsToSpanAttributes
 
 logger = logging.getLogger("threadline")
 
@@ -24,13 +32,18 @@ INSTRUMENTORS: dict[str, tuple[str, str]] = {
     # PyPI: opentelemetry-instrumentation-anthropic (OpenLLMetry)
     "anthropic": ("opentelemetry.instrumentation.anthropic", "AnthropicInstrumentor"),
 }
+#: Instrumentors that send message content as GenAI log events (see the module docstring).
+CONTENT_AS_EVENTS = frozenset({"openai"})
 
 
-def enable_instrumentors(names: Collection[str], tracer_provider: TracerProvider) -> list[Any]:
+def enable_instrumentors(
+    names: Collection[str], tracer_provider: TracerProvider, capture_content: bool = True
+) -> list[Any]:
     """Instrument every library in ``names`` whose instrumentor and client are installed.
 
     Returns the instrumentors we turned on (so shutdown can turn them off again). An
-    instrumentor the application already enabled is left alone.
+    instrumentor the application already enabled is left alone. ``capture_content``:
+    record the messages of the calls of those in ``CONTENT_AS_EVENTS`` on their spans.
     """
     enabled = []
     for name in names:
@@ -54,11 +67,40 @@ def enable_instrumentors(names: Collection[str], tracer_provider: TracerProvider
             logger.debug("threadline: %s client library not installed; skipped", name)
             continue
         try:
-            instrumentor.instrument(tracer_provider=tracer_provider)
+            if capture_content and name in CONTENT_AS_EVENTS:
+                _instrument_with_content(instrumentor, tracer_provider)
+            else:
+                instrumentor.instrument(tracer_provider=tracer_provider)
             enabled.append(instrumentor)
         except Exception:
             logger.warning("threadline: could not enable %s instrumentation", name, exc_info=True)
     return enabled
+
+
+def _instrument_with_content(instrumentor: Any, tracer_provider: TracerProvider) -> None:
+    """Enable an instrumentor that reads OpenTelemetry's content variable once, when it
+    is enabled: the variable is true only meanwhile, so that no other instrumentor of
+    the process changes its behaviour because of us."""
+    from opentelemetry import _logs
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    # The application's own logger provider still gets the events, as it would have.
+    application = _logs.get_logger_provider()
+    logger_provider = LoggerProvider(
+        resource=getattr(tracer_provider, "resource", None), shutdown_on_exit=False
+    )
+    logger_provider.add_log_record_processor(
+        EventsToSpanAttributes(application if isinstance(application, LoggerProvider) else None)
+    )
+    previous = os.environ.get(OTEL_CAPTURE_CONTENT)
+    os.environ[OTEL_CAPTURE_CONTENT] = "true"
+    try:
+        instrumentor.instrument(tracer_provider=tracer_provider, logger_provider=logger_provider)
+    finally:
+        if previous is None:
+            os.environ.pop(OTEL_CAPTURE_CONTENT, None)
+        else:
+            os.environ[OTEL_CAPTURE_CONTENT] = previous
 
 
 def disable_instrumentors(instrumentors: list[Any]) -> None:
