@@ -265,3 +265,40 @@ def test_events_reach_the_application_s_logger_provider_too_and_only_open_spans_
         "gen_ai.user.message",
     ]
     assert forwarded[0].instrumentation_scope.name == "opentelemetry.instrumentation.openai_v2"
+
+
+def test_an_async_stream_s_reply_is_on_its_span_once_the_stream_ends(
+    exporter: InMemorySpanExporter,
+) -> None:
+    import asyncio
+
+    from tests.integrations.fake_openai import FakeOpenAI
+
+    async def ask(base_url: str) -> str:
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "stream me"}],
+            stream=True,
+        )
+        text = ""
+        async for chunk in stream:
+            text += "".join(c.delta.content or "" for c in chunk.choices)
+        await client.close()
+        return text
+
+    with FakeOpenAI() as fake:
+        reply = asyncio.run(ask(fake.base_url))
+    assert reply == "Answer 1: stream me"
+    Threadline.flush()
+    attributes = _chat_span(exporter)
+    assert json.loads(attributes["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "stream me"}]}
+    ]
+    assert json.loads(attributes["gen_ai.output.messages"]) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": reply}],
+            "finish_reason": "stop",
+        }
+    ]
