@@ -23,8 +23,9 @@ from starlette.exceptions import HTTPException
 from threadline.server.model import Project
 from threadline.server.web.origin import SameOrigin
 from threadline.server.web.render import render
+from threadline.server.web.session_cookie import SESSION_COOKIE
 
-COOKIE = "threadline_session"
+COOKIE = SESSION_COOKIE
 _MAX_AGE = 30 * 24 * 3600  # seconds: a month, then sign in again
 _MAX_FORM_BYTES = 4096
 

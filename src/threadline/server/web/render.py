@@ -114,12 +114,13 @@ def render(
     context.setdefault("idle_seconds", request.app.state.settings.session_idle_seconds)
     # What the post that led here did: a whole page of the signed-in app shows it.
     page = "project" in context and not request.headers.get("HX-Request")
-    said = flash.pending(request) if page and not name.startswith("_") else None
+    shows_flash = page and not name.startswith("_")
+    said = flash.pending(request) if shows_flash else None
     if said is not None:
         context["flash"] = said
     response = templates.TemplateResponse(
         request, name, context, status_code=status_code, headers=_HEADERS
     )
-    if said is not None:
+    if shows_flash and flash.left(request):  # shown, or forged: either way, gone
         flash.clear(response)
     return response
