@@ -8,11 +8,11 @@ import json
 import re
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.otlp import new_trace_id
 
-from .conftest import UI, S, Scenario, send
+from .conftest import ARTIFACTS, UI, S, Scenario, send, sign_in
 from .turns import Turn, turn_spans
 
 
@@ -148,8 +148,18 @@ def test_score_and_annotate_a_session(ui: UI, server, scenario: Scenario) -> Non
     form.get_by_role("button", name="Cancel").click()
     expect(panel.get_by_test_id("score-form")).to_have_count(0)
 
-    # Delete the thumbs up.
-    _chips(panel).first.get_by_role("button", name="Delete this score").click()
+    # Delete the thumbs up: × asks first, in the chip, and × again keeps it.
+    thumbs = _chips(panel).first
+    thumbs.get_by_test_id("delete-score").click()
+    expect(thumbs.get_by_test_id("delete-score-question")).to_have_text(
+        "Delete the score “resolved”?"
+    )
+    thumbs.get_by_test_id("delete-score").click()
+    expect(thumbs.get_by_test_id("delete-score-question")).to_be_hidden()
+    assert len(_scores(server, session_id="sess-alpha")) == 2
+    thumbs.get_by_test_id("delete-score").click()
+    ui.shot("session-score-question")
+    thumbs.get_by_test_id("delete-score-confirm").click()
     expect(_chips(panel)).to_have_count(1)
     assert [s["name"] for s in _scores(server, session_id="sess-alpha")] == ["helpfulness"]
 
@@ -393,3 +403,42 @@ def test_a_live_session_page_keeps_an_open_score_form(ui: UI, server, scenario: 
     # ...and shows once the form is closed.
     form.get_by_role("button", name="Cancel").click()
     expect(page.locator("article.turn")).to_have_count(4, timeout=15_000)
+
+
+def test_a_score_is_deleted_at_a_second_click_without_scripts(
+    browser: Browser, server, scenario: Scenario
+) -> None:
+    """With scripts off, × deleted the score at once (its question was htmx's
+    hx-confirm); now it asks in the chip, as every other delete does, and on a phone the
+    question stays in the window."""
+    response = server.http.post(
+        "/api/v1/scores", json={"name": "resolved", "value": False, "session_id": "sess-beta"}
+    )
+    assert response.status_code in (200, 201), response.text
+    phone = {"width": 390, "height": 844}
+    context = browser.new_context(viewport=phone, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        sign_in(page, server.base_url, server.api_key)
+        page.goto(server.base_url + "/sessions/sess-beta")
+        chip = page.get_by_test_id("review").locator(".score-chip")
+        expect(chip).to_have_count(1)
+        chip.get_by_test_id("delete-score").click()
+        page.wait_for_load_state()
+        assert [s["name"] for s in _scores(server, session_id="sess-beta")] == ["resolved"]
+        question = chip.get_by_test_id("delete-score-question")
+        expect(question).to_have_text("Delete the score “resolved”?")
+        confirm = chip.get_by_test_id("delete-score-confirm")
+        for shown in (question, confirm):
+            box = shown.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= phone["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= phone["width"]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "score-delete-without-scripts-phone.png"))
+        confirm.click()
+        expect(page).to_have_url(re.compile(r"/sessions/sess-beta$"))
+        expect(page.get_by_test_id("review").locator(".score-chip")).to_have_count(0)
+        assert _scores(server, session_id="sess-beta") == []
+    finally:
+        context.close()
