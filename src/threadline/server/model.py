@@ -299,6 +299,9 @@ READABLE_HELP = (
 class Trace(BaseModel):
     """A trace's rollup, maintained on ingest."""
 
+    # Every field is in every answer (null when unknown): the response schema says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     trace_id: str
     session_id: str | None
     user_id: str | None
@@ -352,6 +355,9 @@ class Trace(BaseModel):
 
 class Session(BaseModel):
     """A session's rollup over its traces, maintained on ingest."""
+
+    # Every field is in every answer (null when unknown): the response schema says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     session_id: str
     trace_count: int
@@ -431,6 +437,9 @@ class SessionMatch(BaseModel):
 
 
 class SpanEvent(BaseModel):
+    # Every field is in every answer (null when unknown): the response schema says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     name: str
     time: datetime
     attributes: dict[str, Any] = {}
@@ -467,6 +476,9 @@ T = TypeVar("T")
 
 
 class Page(BaseModel, Generic[T]):
+    # Every field is in every answer (null when unknown): the response schema says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     items: list[T]
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor` to get the next page; None on the last."
@@ -727,6 +739,9 @@ class TraceQuery(BaseModel):
 
 class UserSummary(BaseModel):
     """One end user of the instrumented app, over the traces that carry their id."""
+
+    # Every field is in every answer (null when unknown): the response schema says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     user_id: str
     session_count: int
