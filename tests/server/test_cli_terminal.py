@@ -135,6 +135,28 @@ def test_sql_on_a_terminal_shows_control_characters(server: ProjectClient) -> No
             assert "\\u001b[2J" in shown.decode() and "\\u009b31m" in shown.decode()
 
 
+def test_a_command_piped_into_head_stops_quietly(server: ProjectClient) -> None:
+    """``threadline sql ... | head -1`` printed a BrokenPipeError traceback; every
+    command now stops as export did: no traceback, status 1."""
+    env = {**os.environ, "THREADLINE_DATA_DIR": str(server.process.data_dir)}
+    rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 200000)"
+    for args in (
+        ["sql", f"{rows} SELECT i, 'a row long enough to fill pipes' AS text FROM n"],
+        ["sql", f"{rows} SELECT i FROM n", "--format", "csv"],
+    ):
+        command = [sys.executable, "-m", "threadline.server", *args]
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        ) as process:
+            assert process.stdout is not None and process.stderr is not None
+            assert process.stdout.readline()
+            process.stdout.close()  # head has what it wanted
+            errors = process.stderr.read().decode()
+            status = process.wait(timeout=60)
+        assert "Traceback" not in errors and "BrokenPipe" not in errors, (args, errors)
+        assert status == 1, (args, status, errors)
+
+
 def test_an_evaluators_model_stays_in_its_cell(server: ProjectClient) -> None:
     # A judge's model with a control character is refused now (a Name); a store written
     # by an older version may hold one. In the list's tab-separated table, a tab, line

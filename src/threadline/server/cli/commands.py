@@ -45,6 +45,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.run(args)
     except ConfigurationError as error:
         sys.exit(f"threadline: {error}")
+    except BrokenPipeError:
+        # Piped into e.g. head, which has what it wanted: stop quietly. Python would
+        # flush stdout again at exit and fail once more, so it gets /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -5,7 +5,6 @@ server uses, with its checks."""
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import urllib.parse
@@ -128,11 +127,6 @@ def run_export(args: argparse.Namespace) -> None:
             _export(client, args, sys.stdout.buffer)
     except ApiError as exc:
         sys.exit(f"threadline export: {exc}")
-    except BrokenPipeError:
-        # Piped into e.g. head, which has what it wanted: stop quietly. Python would
-        # flush stdout again at exit and fail once more, so it gets /dev/null.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
 
 
 class _Output(Protocol):
