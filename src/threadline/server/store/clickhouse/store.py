@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -191,6 +192,13 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             raise ConfigurationError(f"retention_days must be 0 or more, not {retention_days}")
         self.url = url
         self._ch = _client(url)
+        # This server's span writes and trace deletes take turns. A delete is a
+        # lightweight DELETE per table, one after another: an export inserted between
+        # two of them kept its spans (their table already done) and lost its rollup part
+        # (the next table's delete took it), so the trace counted fewer spans than it
+        # kept, for good (parts are added, never recounted). Servers sharing a store can
+        # still meet so: docs/reliability.md, Deleting.
+        self._span_writes = threading.Lock()
         self.schema_version = schema.migrate(self._ch)
         model_usage.ensure(self._ch)
         if retention_days is not None:
@@ -285,6 +293,10 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         """The batches' rows as one insert per table (``export_rows.merged``), the three
         sent at once: nothing is read, and ClickHouse pays most of an insert's cost per
         insert, not per row."""
+        with self._span_writes:
+            self._write_span_batches(batches)
+
+    def _write_span_batches(self, batches: Sequence[SpanBatch]) -> None:
         rows = [self._batch_rows(batch) for batch in batches if batch.spans]
         if not rows:
             return
@@ -346,8 +358,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     # Rows are removed with lightweight DELETEs (rows masked at once, dropped by later
     # merges): a trace's spans, its rollup parts, session memberships and the rest. Sessions
     # are rolled up from their traces when read, so a session that lost traces shows
-    # what it keeps at once. A write racing the deletion of the same trace can leave
-    # the parts it inserted after the deletion; docs/reliability.md says so.
+    # what it keeps at once. This server's span writes wait for a delete in hand
+    # (``_span_writes``); another server's write racing the deletion of the same trace
+    # can leave the parts it inserted mid-deletion; docs/reliability.md says so.
 
     def _delete_rows(self, table: str, column: str, project_id: int, ids: Sequence[str]) -> None:
         self._delete_where(table, f"{column} IN %(ids)s", project_id, ids)
@@ -369,6 +382,10 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 )
 
     def delete_traces(self, project_id: int, trace_ids: Sequence[str]) -> int:
+        with self._span_writes:
+            return self._delete_traces(project_id, trace_ids)
+
+    def _delete_traces(self, project_id: int, trace_ids: Sequence[str]) -> int:
         ids = sorted(set(trace_ids))
         # Before the rows that say where they were go: the dashboard's next refresh
         # recomputes the slices these traces and their sessions were in.
