@@ -5,6 +5,7 @@ over HTTP and gRPC."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -178,6 +179,55 @@ def test_slow_or_missing_headers_are_cut_off(guarded: ServerProcess) -> None:
         silent.close()
         partial.close()
     assert time.monotonic() - started < 4  # header_timeout is 1 s
+
+
+def test_headers_past_their_bound_are_refused_and_cut_off(guarded: ServerProcess) -> None:
+    """Header lines of 1 MiB, as fast as loopback takes them, within header_timeout: the
+    server kept them all (512 MiB of them took it from 152 to 629 MB). Now a 431 once
+    they pass 64 KiB, the connection closed, and the rest never read."""
+    from threadline.server.http.protocol import MAX_HEADER_BYTES
+
+    rss_before = rss_sending = _rss_mb(guarded.process.pid)
+    sock = _connect(guarded)
+    sent = 0
+    line = b"X-Pad: " + b"a" * (1 << 20) + b"\r\n"
+    with ThreadPoolExecutor(1) as reader:
+        answer = reader.submit(_read_response, sock)  # read as it is sent, not after
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            with pytest.raises(OSError):  # the server closes the connection in the end
+                while sent < 256 << 20:
+                    sock.sendall(line)
+                    sent += len(line)
+                    rss_sending = _rss_mb(guarded.process.pid)
+        finally:
+            sock.close()
+    assert answer.result().startswith(b"HTTP/1.1 431 "), answer.result()[:200]
+    assert str(MAX_HEADER_BYTES).encode() in answer.result()
+    # What was sent after the bound was dropped, not kept.
+    assert rss_sending - rss_before < 64, (rss_before, rss_sending, sent)
+    # A long URL is a header line too, and the 431 is read whole, not reset.
+    sock = _connect(guarded)
+    try:
+        with contextlib.suppress(OSError):
+            sock.sendall(b"GET /healthz?x=" + b"a" * (4 << 20) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(sock).startswith(b"HTTP/1.1 431 ")
+    finally:
+        sock.close()
+    # Headers under the bound, and a body sent with them in one write, are served.
+    cookie = {"Cookie": "; ".join(f"c{i}={'v' * 4000}" for i in range(8))}  # 32 KiB
+    assert httpx.get(guarded.base_url + "/healthz", headers=cookie, timeout=10).status_code == 200
+    key = guarded.new_key("headers-bound")
+    big = request(
+        [span(new_trace_id(), new_span_id(), attributes={"threadline.span.input": "x" * 1_000_000})]
+    ).SerializeToString()
+    exported = httpx.post(
+        guarded.base_url + "/v1/traces",
+        content=big,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"},
+        timeout=30,
+    )
+    assert exported.status_code == 200, exported.text
 
 
 def test_a_connection_flood_leaves_the_store_its_files(tmp_path: Path) -> None:
