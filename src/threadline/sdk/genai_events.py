@@ -41,6 +41,9 @@ _MESSAGE_EVENT_SUFFIX = ".message"
 #: OpenTelemetry's, read by its GenAI instrumentors; a user who set it to false is obeyed.
 OTEL_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _FALSE = frozenset({"0", "false", "no", "off", "no_content"})
+# One encoder for every message: ``json.dumps`` with options builds a new one each call,
+# which costs as much again as encoding a short message.
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def capture_content_enabled(
@@ -108,7 +111,7 @@ def put_on_span(record: LogRecord) -> None:
         return  # the record names another span than its context holds: not ours to guess
     attributes = getattr(span, "attributes", None)
     sofar = attributes.get(key) if attributes is not None else None
-    text = json.dumps(chat, ensure_ascii=False, default=str)
+    text = _encode(chat)
     if isinstance(sofar, str) and sofar.endswith("]") and len(sofar) > 2:
         span.set_attribute(key, f"{sofar[:-1]},{text}]")
     else:
