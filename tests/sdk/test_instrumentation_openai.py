@@ -302,3 +302,35 @@ def test_an_async_stream_s_reply_is_on_its_span_once_the_stream_ends(
             "finish_reason": "stop",
         }
     ]
+
+
+def test_an_app_on_the_plain_opentelemetry_sdk_can_use_the_processor_itself(
+    fake_openai: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As integrations.md shows: its own tracer provider, a logger provider with the
+    processor, the instrumentor enabled with both and OpenTelemetry's content variable."""
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    Threadline._reset_for_tests()
+    monkeypatch.setenv(OTEL_CAPTURE_CONTENT, "true")
+    memory = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(memory))
+    logger_provider = LoggerProvider(shutdown_on_exit=False)
+    logger_provider.add_log_record_processor(EventsToSpanAttributes())
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, logger_provider=logger_provider)
+    try:
+        base_url, _ = fake_openai
+        client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "plain otel"}]
+        )
+    finally:
+        instrumentor.uninstrument()
+    attributes = _chat_span(memory)
+    assert json.loads(attributes["gen_ai.input.messages"])[0]["parts"][0]["content"] == "plain otel"
+    assert "Hello there!" in attributes["gen_ai.output.messages"]
