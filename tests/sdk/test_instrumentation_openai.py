@@ -15,12 +15,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from threadline import Threadline, observe, semconv
-from threadline.sdk.config import ENV_CAPTURE_CONTENT
-from threadline.sdk.genai_events import (
-    OTEL_CAPTURE_CONTENT,
-    EventsToSpanAttributes,
-    capture_content_enabled,
-)
+from threadline.sdk.config import ENV_CAPTURE_CONTENT, OTEL_CAPTURE_CONTENT, capture_content_enabled
+from threadline.sdk.genai_events import EventsToSpanAttributes
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("opentelemetry.instrumentation.openai_v2")

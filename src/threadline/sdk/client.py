@@ -24,7 +24,6 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from threadline.sdk import config, scores, state
 from threadline.sdk.context import TRACER_NAME, TraceAssociationProcessor, update_current_trace
-from threadline.sdk.genai_events import capture_content_enabled
 from threadline.sdk.instrument import INSTRUMENTORS, disable_instrumentors, enable_instrumentors
 from threadline.sdk.observe import Observer, make_options
 from threadline.sdk.propagation import continue_trace, get_context_carrier
@@ -129,7 +128,7 @@ class Threadline:
         if instrument:
             names = list(INSTRUMENTORS) if instrument is True else list(instrument)
             runtime.instrumentors = enable_instrumentors(
-                names, provider, capture_content_enabled(capture_content)
+                names, provider, config.capture_content_enabled(capture_content)
             )
 
     @classmethod

@@ -14,6 +14,9 @@ from threadline.sdk.state import ENV_DISABLED, env_disabled
 ENV_API_KEY = "THREADLINE_API_KEY"
 ENV_BASE_URL = "THREADLINE_BASE_URL"
 ENV_CAPTURE_CONTENT = "THREADLINE_CAPTURE_CONTENT"
+#: OpenTelemetry's, read by its GenAI instrumentors; a user who set it to false is obeyed.
+OTEL_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_CONTENT_OFF = frozenset({"0", "false", "no", "off", "no_content"})
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 #: OTLP/HTTP's standard path, appended to the base URL (the server serves it there).
 TRACES_PATH = "/v1/traces"
@@ -70,3 +73,16 @@ def resolve(
         base_url=url,
         disabled=env_disabled(environ) if disabled is None else disabled,
     )
+
+
+def capture_content_enabled(
+    argument: bool | None = None, environ: Mapping[str, str] = os.environ
+) -> bool:
+    """Argument, else ``THREADLINE_CAPTURE_CONTENT``, else off only if OpenTelemetry's
+    variable says false; on by default."""
+    if argument is not None:
+        return argument
+    ours = environ.get(ENV_CAPTURE_CONTENT, "").strip().lower()
+    if ours:
+        return ours not in _CONTENT_OFF
+    return environ.get(OTEL_CAPTURE_CONTENT, "").strip().lower() not in _CONTENT_OFF

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,8 +26,6 @@ from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider as ApiLoggerProvider
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
-
-from threadline.sdk.config import ENV_CAPTURE_CONTENT
 
 logger = logging.getLogger("threadline")
 
@@ -38,25 +35,9 @@ CHOICE_EVENT = "gen_ai.choice"
 _MESSAGE_EVENT_PREFIX = "gen_ai."
 _MESSAGE_EVENT_SUFFIX = ".message"
 
-#: OpenTelemetry's, read by its GenAI instrumentors; a user who set it to false is obeyed.
-OTEL_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-_FALSE = frozenset({"0", "false", "no", "off", "no_content"})
 # One encoder for every message: ``json.dumps`` with options builds a new one each call,
 # which costs as much again as encoding a short message.
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
-
-
-def capture_content_enabled(
-    argument: bool | None = None, environ: Mapping[str, str] = os.environ
-) -> bool:
-    """Argument, else ``THREADLINE_CAPTURE_CONTENT``, else off only if OpenTelemetry's
-    variable says false; on by default."""
-    if argument is not None:
-        return argument
-    ours = environ.get(ENV_CAPTURE_CONTENT, "").strip().lower()
-    if ours:
-        return ours not in _FALSE
-    return environ.get(OTEL_CAPTURE_CONTENT, "").strip().lower() not in _FALSE
 
 
 class EventsToSpanAttributes(LogRecordProcessor):

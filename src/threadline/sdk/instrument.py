@@ -21,7 +21,7 @@ from typing import Any
 
 from opentelemetry.trace import TracerProvider
 
-from threadline.sdk.genai_events import OTEL_CAPTURE_CONTENT, EventsToSpanAttributes
+from threadline.sdk.config import OTEL_CAPTURE_CONTENT
 
 logger = logging.getLogger("threadline")
 
@@ -81,8 +81,12 @@ def _instrument_with_content(instrumentor: Any, tracer_provider: TracerProvider)
     """Enable an instrumentor that reads OpenTelemetry's content variable once, when it
     is enabled: the variable is true only meanwhile, so that no other instrumentor of
     the process changes its behaviour because of us."""
+    # Imported here: OpenTelemetry's logs SDK is needed only by an application that
+    # records OpenAI content, and costs every other one its import time.
     from opentelemetry import _logs
     from opentelemetry.sdk._logs import LoggerProvider
+
+    from threadline.sdk.genai_events import EventsToSpanAttributes
 
     # The application's own logger provider still gets the events, as it would have.
     application = _logs.get_logger_provider()
