@@ -13,6 +13,10 @@ messages before the request, the choices before ``span.end()``, for a stream whe
 ends), and an ended span's attributes can no longer change. Each event appends its
 message to the attribute's JSON text, so a call with many messages costs one
 serialisation per message, not one of the whole list per message.
+
+A system or developer message stays in ``gen_ai.input.messages``, in its place: the
+conventions keep ``gen_ai.system_instructions`` for instructions an API takes apart from
+the chat history, and OpenAI's chat completions take them inside it.
 """
 
 from __future__ import annotations
