@@ -26,6 +26,7 @@ the lists' two plans read).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pickle
 import statistics
@@ -80,10 +81,14 @@ class Result(NamedTuple):
 
 def exports(corpus: str, spans: int, quoted: bool = True) -> list[Export]:
     """The corpus's exports as the workers hand them to the writer (kept in the temporary
-    directory between runs: making the real corpus takes minutes); with ``quoted``
-    false, the documents as made before a text quoted whole by another span of its trace
-    was left out (``text.QUOTED_MIN_CHARS`` past any text's length)."""
-    cache = Path(tempfile.gettempdir()) / f"threadline-search-writer-{corpus}-{spans}-v3.pickle"
+    directory between runs: making the real corpus takes minutes; named by a digest of the
+    code that makes them, so that two checkouts compared never read each other's); with
+    ``quoted`` false, the documents as made before a text quoted whole by another span of
+    its trace was left out (``text.QUOTED_MIN_CHARS`` past any text's length)."""
+    made_by = _code_digest()
+    cache = (
+        Path(tempfile.gettempdir()) / f"threadline-search-writer-{corpus}-{spans}-{made_by}.pickle"
+    )
     if not cache.exists():
         made: dict[bool, list[Export]] = {True: [], False: []}
         shortest = text.QUOTED_MIN_CHARS
@@ -95,6 +100,23 @@ def exports(corpus: str, spans: int, quoted: bool = True) -> list[Export]:
             text.QUOTED_MIN_CHARS = shortest
         cache.write_bytes(pickle.dumps(made))
     return pickle.loads(cache.read_bytes())[quoted]
+
+
+def _code_digest() -> str:
+    """A digest of the code the documents come from: the corpus, ingest's normalisation
+    and the search text (a change to any of them makes other documents)."""
+    server = Path(text.__file__).resolve().parent.parent
+    sources = [
+        *sorted((server / "search").glob("*.py")),
+        *sorted((server / "ingest").glob("*.py")),
+        server / "chat_messages.py",
+        server / "store/sqlite/search.py",
+        *(BENCH / name for name in ("corpus_otlp.py", "payload_corpus.py", "workload.py")),
+    ]
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def parse_setup(text: str) -> dict[str, int]:
