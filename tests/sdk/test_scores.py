@@ -218,6 +218,25 @@ def test_a_full_queue_drops_with_a_warning(
     assert "dropped" in caplog.text
 
 
+def test_retries_stop_when_their_time_is_up(
+    monkeypatch: pytest.MonkeyPatch, fresh_sdk: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unreachable server is retried for ``RETRY_FOR_S``, not for ever: then the
+    batch is given up with a warning, and flush returns."""
+    monkeypatch.setattr(score_sender, "RETRY_FOR_S", 1.2)
+    Threadline.initialize(
+        project_api_key="tl_x", base_url=f"http://127.0.0.1:{free_port()}", instrument=False
+    )
+    with caplog.at_level(logging.WARNING, logger="threadline"):
+        assert Threadline.score("thumbs", True, session_id="s") is not None
+        started = time.monotonic()
+        assert Threadline.flush(timeout_millis=20_000) is True
+    took = time.monotonic() - started
+    # a pause of 0.5 s, then one of 1.0 s would pass the 1.2 s: two attempts are made
+    assert 0.4 < took < 10, took
+    assert "(thumbs) not recorded: gave up after 2 attempts" in caplog.text
+
+
 def test_a_bad_key_never_raises(server: Any, fresh_sdk: None, caplog: pytest.LogCaptureFixture):
     Threadline.initialize(
         project_api_key="tl_" + "x" * 43, base_url=server.base_url, instrument=False

@@ -33,9 +33,12 @@ logger = logging.getLogger("threadline")
 MAX_QUEUED = 10_000
 #: Scores in one request (the server takes up to 1,000).
 MAX_BATCH = 100
-#: Attempts of one batch when the server is unreachable, overloaded (503) or limiting
-#: (429), with doubling pauses from ``FIRST_BACKOFF_S`` up to ``MAX_BACKOFF_S`` between.
-MAX_ATTEMPTS = 6
+#: How long one batch is retried when the server is unreachable, overloaded (503) or
+#: limiting (429), with doubling pauses from ``FIRST_BACKOFF_S`` up to ``MAX_BACKOFF_S``
+#: between attempts. Bounded by time, not by a count of attempts: an application often
+#: starts beside its server (a compose file, a CI job), and a server opening a large store
+#: or on a loaded machine can take tens of seconds to listen; a minute covers that.
+RETRY_FOR_S = 60.0
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 8.0
 REQUEST_TIMEOUT_S = 10.0
@@ -163,20 +166,22 @@ class ScoreSender:
         """(status, error text) of the last attempt; status None: never reached."""
         body = json.dumps(batch).encode()
         pause = FIRST_BACKOFF_S
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        give_up = time.monotonic() + RETRY_FOR_S
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return self._post(body), ""
             except _Retry as retry:
-                if attempt == MAX_ATTEMPTS or self._stopping.is_set():
-                    return None, f"gave up after {attempt} attempts: {retry}"
                 wait = min(retry.delay if retry.delay is not None else pause, MAX_BACKOFF_S * 4)
+                if self._stopping.is_set() or time.monotonic() + wait > give_up:
+                    return None, f"gave up after {attempt} attempts: {retry}"
                 logger.debug("threadline: scores: %s; retrying in %.1fs", retry, wait)
                 if self._stopping.wait(wait):
                     return None, f"shut down while retrying: {retry}"
                 pause = min(pause * 2, MAX_BACKOFF_S)
             except _Refused as refused:
                 return refused.status, str(refused)
-        return None, "no attempt made"  # unreachable: the loop always returns
 
     def _post(self, body: bytes) -> int:
         request = urllib.request.Request(
