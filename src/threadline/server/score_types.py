@@ -97,3 +97,25 @@ def written_types(state: State) -> WrittenTypes:
     """The server's (``app.state.score_types``)."""
     types: WrittenTypes = state.score_types
     return types
+
+
+def filter_types(state: State, store: Store, project_id: int) -> Callable[[str], str | None]:
+    """The type of a name a score filter compares (``scoring.fit_to_types``): its
+    configuration's, else the type its latest score was written with, kept a while as
+    the lists' columns keep it. Reads nothing until a filter asks."""
+    configs: dict[str, str] | None = None
+
+    def type_of(name: str) -> str | None:
+        nonlocal configs
+        if configs is None:
+            configs = {c.name: c.data_type for c in store.list_score_configs(project_id)}
+        if name in configs:
+            return configs[name]
+
+        def newest() -> str | None:
+            found = store.list_scores(project_id, ScoreQuery(name=name, limit=1)).items
+            return found[0].data_type if found else None
+
+        return written_types(state).get(project_id, name, newest)
+
+    return type_of

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Callable
 
 from threadline.server.errors import BadRequest
 from threadline.server.model import (
@@ -228,6 +229,41 @@ def parse_filter(text: str) -> ScoreFilter:
     if isinstance(value, str) and op not in ("=", "!="):
         raise BadRequest(f"score filter {text!r}: a label compares with = or != only")
     return ScoreFilter(name=name, op=op, value=value)  # type: ignore[arg-type]
+
+
+# How the UI says a boolean score (thumbs, "Good"/"Bad" in the score form) and how the
+# write routes read one (yes/no), as a score filter's value on a boolean name.
+_BOOLEAN_WORDS = {"good": 1.0, "yes": 1.0, "bad": 0.0, "no": 0.0}
+
+
+def fit_to_types(
+    filters: list[ScoreFilter], type_of: Callable[[str], str | None]
+) -> list[ScoreFilter]:
+    """``filters`` read by their names' types (``type_of``: the configured or written
+    type, None for a name with no score): on a good/bad (boolean) name, good/bad and
+    yes/no mean true/false. A label compared with a boolean or numeric name, which no
+    row could match, is refused with what to write instead. Only a filter whose value
+    is a label asks for its name's type."""
+    fitted = []
+    for condition in filters:
+        value = condition.value
+        if isinstance(value, str):
+            held = type_of(condition.name)
+            shown = f"{condition.name}{condition.op}{value}"
+            if held == "boolean":
+                if value.lower() not in _BOOLEAN_WORDS:
+                    raise BadRequest(
+                        f"score filter {shown!r}: {condition.name!r} is a good/bad score:"
+                        " compare it with true or false (or good, bad, yes, no)"
+                    )
+                value = _BOOLEAN_WORDS[value.lower()]
+            elif held == "numeric":
+                raise BadRequest(
+                    f"score filter {shown!r}: {condition.name!r} is a numeric score:"
+                    " compare it with a number"
+                )
+        fitted.append(condition.model_copy(update={"value": value}))
+    return fitted
 
 
 def parse_filters(conditions: list[str], missing: list[str]) -> list[ScoreFilter]:

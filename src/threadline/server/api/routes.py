@@ -12,7 +12,7 @@ from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from threadline.server import numeric_filters, scoring, time_windows
+from threadline.server import numeric_filters, score_types, scoring, time_windows
 from threadline.server.auth import CurrentProject
 from threadline.server.errors import BadRequest, NotFound
 from threadline.server.metadata_filter import parse_metadata
@@ -23,6 +23,8 @@ from threadline.server.model import (
     Metrics,
     MetricsQuery,
     Page,
+    Project,
+    ScoreFilter,
     Session,
     SessionDetail,
     SessionMatch,
@@ -140,7 +142,17 @@ def get_store(request: Request) -> Store:
 CurrentStore = Annotated[Store, Depends(get_store)]
 
 
+def _score_filters(
+    request: Request, project: Project, score: list[str], missing_score: list[str]
+) -> list[ScoreFilter]:
+    """The ``score``/``missing_score`` parameters, read by their names' types."""
+    types = score_types.filter_types(request.app.state, request.app.state.store, project.id)
+    return scoring.fit_to_types(scoring.parse_filters(score, missing_score), types)
+
+
 def session_filters(
+    request: Request,
+    project: CurrentProject,
     user_id: str | None = None,
     start: Start = None,
     end: End = None,
@@ -184,7 +196,7 @@ def session_filters(
         status=status,
         tag=tag,
         metadata=parse_metadata(metadata),
-        scores=scoring.parse_filters(score, missing_score),
+        scores=_score_filters(request, project, score, missing_score),
         numbers=numeric_filters.parse(numbers, numeric_filters.SESSION_FIELDS),
     )
 
@@ -245,6 +257,8 @@ def get_session(
 
 
 def trace_filters(
+    request: Request,
+    project: CurrentProject,
     session_id: str | None = None,
     user_id: str | None = None,
     status: Status | None = None,
@@ -274,7 +288,7 @@ def trace_filters(
         q=q,
         tag=tag,
         metadata=parse_metadata(metadata),
-        scores=scoring.parse_filters(score, missing_score),
+        scores=_score_filters(request, project, score, missing_score),
         numbers=numeric_filters.parse(numbers, numeric_filters.TRACE_FIELDS),
         **_sort(sort, order, TraceSort),
     )

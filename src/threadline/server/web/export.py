@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from threadline.server import downloads, export
 from threadline.server.http.query_names import reads
+from threadline.server.score_types import filter_types
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import TAB_PARAMETERS, Filters
 
@@ -28,7 +29,8 @@ def export_sessions(
     format: export.ExportFormat = "csv",
     include: Literal["spans"] | None = None,
 ) -> Response:
-    query = Filters.from_params(request.query_params, "sessions").session_query()
+    types = filter_types(request.app.state, request.app.state.store, project.id)
+    query = Filters.from_params(request.query_params, "sessions").session_query(types)
     chunks = export.sessions(
         request.app.state.store,
         project.id,
@@ -47,7 +49,8 @@ def export_traces(
     format: export.ExportFormat = "csv",
     include: Literal["spans"] | None = None,
 ) -> Response:
-    query = Filters.from_params(request.query_params, "traces").trace_query()
+    types = filter_types(request.app.state, request.app.state.store, project.id)
+    query = Filters.from_params(request.query_params, "traces").trace_query(types)
     chunks = export.traces(
         request.app.state.store, project.id, query, format, include_spans=include == "spans"
     )

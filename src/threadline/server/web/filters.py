@@ -108,6 +108,8 @@ def parse_time(text: str, label: str) -> datetime | None:
 Problem = tuple[str, list[Fault]]
 # A reading of some of its parameters (BadRequest if it cannot), and those parameters.
 Check = tuple[Callable[[], object], list[Fault]]
+# The type a score filter's name holds (``score_types.filter_types``).
+TypeOf = Callable[[str], str | None]
 
 
 def custom_window(range_: str, start: str, end: str) -> list[Check]:
@@ -273,15 +275,22 @@ class Filters:
     def metadata_dict(self) -> dict[str, str]:
         return parse_metadata([self.metadata]) if self.metadata else {}
 
-    def score_filters(self) -> list[ScoreFilter]:
-        """The score filters, parsed as the API parses its ``score``/``missing_score``."""
-        return scoring.parse_filters(self.score, self.missing_score)
+    def score_filters(self, type_of: TypeOf | None = None) -> list[ScoreFilter]:
+        """The score filters, parsed as the API parses its ``score``/``missing_score``,
+        read by their names' types when ``type_of`` tells them (``scoring.fit_to_types``)."""
+        filters = scoring.parse_filters(self.score, self.missing_score)
+        if type_of is None:
+            return filters
+        try:
+            return scoring.fit_to_types(filters, type_of)
+        except BadRequest as error:  # the page's way back leaves the score filters out
+            raise BadRequest(str(error), faults=[("score", None)]) from None
 
     def numbers(self) -> list[NumericFilter]:
         """The numeric filters on the tab's fields, parsed as the API parses its ``filter``."""
         return numeric_filters.parse(self.filter, _NUMBER_FIELDS[self.tab])
 
-    def _common(self) -> dict[str, Any]:
+    def _common(self, type_of: TypeOf | None) -> dict[str, Any]:
         start, end = self.window()
         return {
             "limit": PAGE_SIZE,
@@ -293,11 +302,11 @@ class Filters:
             "status": self.status or None,
             "tag": self.tag or None,
             "metadata": self.metadata_dict(),
-            "scores": self.score_filters(),
+            "scores": self.score_filters(type_of),
         }
 
-    def trace_query(self) -> TraceQuery:
-        common = self._common()
+    def trace_query(self, type_of: TypeOf | None = None) -> TraceQuery:
+        common = self._common(type_of)
         if self.session_id and self.range == DEFAULT_WINDOW:
             # A session's traces: all of them, unless another window is chosen.
             common.update(start=None, end=None)
@@ -321,13 +330,13 @@ class Filters:
             raise BadRequest(f"Context: {self.context!r} is not a percentage")
         return percent / 100
 
-    def session_query(self) -> SessionQuery:
+    def session_query(self, type_of: TypeOf | None = None) -> SessionQuery:
         return SessionQuery(
             sort=self.sort if self.score_sort() is None else "last_activity",  # type: ignore[arg-type]
             score_sort=self.score_sort(),
             numbers=self.numbers(),
             min_context_use=self.min_context_use(),
-            **self._common(),
+            **self._common(type_of),
         )
 
     def user_query(self) -> UserQuery:

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from threadline.server import numeric_filters
 from threadline.server.http.query_names import reads
 from threadline.server.model import Project
-from threadline.server.score_types import written_types
+from threadline.server.score_types import filter_types, written_types
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import (
@@ -84,7 +84,10 @@ def traces_tab(request: Request, project: PageProject) -> Response:
     # The watermark is read before the list: live mode then starts from it and
     # cannot miss a trace written while this page was being built.
     watermark = _position(request, project)
-    page = _store(request).list_traces(project.id, filters.trace_query())
+    page = _store(request).list_traces(
+        project.id,
+        filters.trace_query(filter_types(request.app.state, _store(request), project.id)),
+    )
     context = _context(request, project, "traces", filters) | {"page": page, "watermark": watermark}
     context = _with_columns(request, context, page.items, "trace")
     return render(request, "traces.html", context)
@@ -96,7 +99,10 @@ def sessions_tab(request: Request, project: PageProject) -> Response:
     # The watermark is read before the list: live mode then starts from it and
     # cannot miss a trace written while this page was being built.
     watermark = _position(request, project)
-    page = _store(request).list_sessions(project.id, filters.session_query())
+    page = _store(request).list_sessions(
+        project.id,
+        filters.session_query(filter_types(request.app.state, _store(request), project.id)),
+    )
     context = _context(request, project, "sessions", filters) | {
         "page": page,
         "watermark": watermark,

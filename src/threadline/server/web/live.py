@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from threadline.server.http.query_names import reads
 from threadline.server.model import Project, TraceQuery
+from threadline.server.score_types import filter_types
 from threadline.server.store import Store
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import TAB_PARAMETERS, Filters
@@ -141,9 +142,12 @@ async def live_traces(
     columns = await run_in_threadpool(_columns, request, store, project)
     shown = [c.name for c in columns]
     filters = Filters.from_params(request.query_params, "traces")
+    types = filter_types(request.app.state, store, project.id)
 
     def changed(since: int) -> list[dict[str, Any]]:
-        query = filters.trace_query().model_copy(update={"changed_after": since, "cursor": None})
+        query = filters.trace_query(types).model_copy(
+            update={"changed_after": since, "cursor": None}
+        )
         items = store.list_traces(project.id, query).items
         # Oldest first, so that prepending each leaves the newest on top.
         return [
@@ -180,9 +184,12 @@ async def live_sessions(
     columns = await run_in_threadpool(_columns, request, store, project)
     shown = [c.name for c in columns]
     filters = Filters.from_params(request.query_params, "sessions")
+    types = filter_types(request.app.state, store, project.id)
 
     def changed(since: int) -> list[dict[str, Any]]:
-        query = filters.session_query().model_copy(update={"changed_after": since, "cursor": None})
+        query = filters.session_query(types).model_copy(
+            update={"changed_after": since, "cursor": None}
+        )
         items = store.list_sessions(project.id, query).items
         return [
             _row(
