@@ -242,7 +242,13 @@ def main() -> None:
         " page's first read does (repeated, the cache skips the granules a condition on"
         " the same ids found empty)",
     )
+    parser.add_argument("--only", help="time only the reads whose label holds this text")
     args = parser.parse_args()
+
+    def time_read(label: str, call: Callable[[], Any], repeat: int, pid: int | None) -> None:
+        if not args.only or args.only in label:
+            timed(label, call, repeat, pid)
+
     database = args.database or f"scale_{args.spans}"
     settings = "?use_query_condition_cache=0" if args.cold else ""
     store = open_store(f"{args.url.rstrip('/')}/{database}{settings}")
@@ -266,34 +272,45 @@ def main() -> None:
     )
     for label, start in windows:
         query = SessionQuery(start=now - start, limit=50)
-        timed(
+        time_read(
             f"sessions list, {label}",
             partial(store.list_sessions, project, query),
             args.repeat,
             args.engine_pid,
         )
-    timed(
+    time_read(
         "sessions list, all time",
         lambda: store.list_sessions(project, SessionQuery(limit=50)),
         max(3, args.repeat // 4),
         args.engine_pid,
     )
-    timed(
+    time_read(
         "session detail",
         lambda: store.get_session(project, session_id),
         args.repeat,
         args.engine_pid,
     )
-    timed("trace detail", lambda: store.get_trace(project, trace_id), args.repeat, args.engine_pid)
+    time_read(
+        "trace detail", lambda: store.get_trace(project, trace_id), args.repeat, args.engine_pid
+    )
     hour = TraceQuery(start=now - timedelta(hours=1), limit=50)
-    timed(
+    time_read(
         "traces list, last hour",
         lambda: store.list_traces(project, hour),
         args.repeat,
         args.engine_pid,
     )
+    # Fewer traces than a page (about 28): the two minutes before the newest trace began.
+    newest = store.list_traces(project, TraceQuery(limit=1)).items[0].start_time
+    few = TraceQuery(start=newest - timedelta(minutes=2), limit=50)
+    time_read(
+        "traces list, fewer than a page",
+        lambda: store.list_traces(project, few),
+        args.repeat,
+        args.engine_pid,
+    )
     week = TraceQuery(start=now - timedelta(days=7), limit=50)
-    timed(
+    time_read(
         "traces list, last 7 days",
         lambda: store.list_traces(project, week),
         max(3, args.repeat // 4),

@@ -141,3 +141,35 @@ def test_the_first_page_merges_only_the_traces_it_shows(store: Store):
     assert merges, "no merge read"
     # Every merge names its traces, a page's worth at most: none merges the window.
     assert all(0 < len(params.get("ids", ())) <= 5 for params in merges), statements
+
+
+def test_a_window_of_fewer_traces_than_a_page_lists_each_once(store: Store):
+    """A 20-hour window (five traces: one begun three days ago with a part in it, one
+    ending just before it), walked in pages of 2 and read as one page: the same on
+    both stores. On ClickHouse its candidates are merged by id, never the window in
+    SQL."""
+    project = store.create_project("p").id
+    now_ms = (time.time_ns() - T0) // MS
+    exports, expected = _exports(now_ms)
+    for export in exports:
+        store.write_spans(project, export)
+    statements: list[str] = []
+    if isinstance(store, ClickHouseStore):
+        rows = store._rows
+
+        def recording(sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+            statements.append(sql)
+            return rows(sql, params)
+
+        store._rows = recording  # type: ignore[method-assign]
+    start = ns_to_datetime(time.time_ns()) - timedelta(hours=20)
+    wanted = _in_order(expected, (datetime_to_ns(start) - T0) // MS)
+    assert [row[0] for row in wanted] == [f"{n:032x}" for n in (1, 44, 2, 3, 43)]
+    assert _walk(store, project, TraceQuery(limit=2, start=start)) == wanted
+    whole = store.list_traces(project, TraceQuery(limit=50, start=start))
+    assert whole.next_cursor is None
+    assert [(t.trace_id, t.span_count) for t in whole.items] == [
+        (trace, spans) for trace, _, spans in wanted
+    ]
+    # The general path merges the window's traces found in trace_times in SQL.
+    assert not [sql for sql in statements if "trace_parts_by_id" in sql], statements

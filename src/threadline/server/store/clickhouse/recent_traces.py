@@ -11,10 +11,17 @@ start, and those that started before L are set aside.
 
 If the traces that started at or after L fill the page, no other trace can be on it
 (every other trace started earlier); so L starts an hour before now (or the cursor)
-and widens only while the page is short. When even the widest try, a month, leaves
-the page short (or the window starts before the next try), the caller takes the
-general path instead (``None``), which reads the whole window. The page costs what the
-latest traces cost to read, not what the window holds.
+and widens only while the page is short. When the tries stop short of the window's
+start with the page still short (a window of fewer traces than a page, or of a few
+pages), the window's traces are read whole: they are the traces with a part ending at or
+after the window's start (``trace_activity``, sorted by end: every trace active in the
+window has one, its last), read as a range; if there are at most
+``_WHOLE_WINDOW_AT_MOST`` pages of them, they are merged by id and are the list, exactly
+(even a trace whose parts near the window's start all began over an hour before it).
+Otherwise, or over all time past a month, the caller takes the general path
+(``None``), which merges the window's traces in SQL (70 ms of the engine's CPU at 1M
+spans for a window of 28 traces: docs/benchmarks.md). The page costs what the latest
+traces cost to read, not what the window holds.
 """
 
 from __future__ import annotations
@@ -39,6 +46,15 @@ _CANDIDATES = (
     " WHERE project_id = %(project)s AND start_ns >= %(since)s{upper}"
     " GROUP BY trace_id{cursor} ORDER BY first DESC, trace_id DESC LIMIT %(limit)s"
 )
+
+# The window's traces: those with a part ending at or after its start.
+_WINDOW_TRACES = (
+    "SELECT DISTINCT trace_id FROM trace_activity"
+    " WHERE project_id = %(project)s AND end_ns >= %(since)s LIMIT %(limit)s"
+)
+# The window's traces are read whole only up to this many pages of them: past that,
+# merging them all costs more than the general path.
+_WHOLE_WINDOW_AT_MOST = 4
 
 
 def serves(query: TraceQuery) -> bool:
@@ -97,7 +113,37 @@ def pick(
         page = [merged[c] for c in candidates if c in merged and merged[c].start_ns >= since]
         if len(page) == wanted == len(candidates):
             return page
-    return None
+    if window_start is None:
+        return None
+    return _whole_window(rows, merge, merged, params, window_start, cursor, wanted)
+
+
+def _whole_window(
+    rows: Rows,
+    merge: Merge,
+    merged: dict[str, TraceRollup],
+    params: dict[str, Any],
+    window_start: int,
+    cursor: tuple[int, str] | None,
+    wanted: int,
+) -> list[TraceRollup] | None:
+    """The page from every trace of the window (a part ending at or after its start),
+    merged, if there are few enough; None if not."""
+    most = _WHOLE_WINDOW_AT_MOST * wanted
+    params = {"project": params["project"], "since": window_start, "limit": most + 1}
+    found = [row[0] for row in rows(_WINDOW_TRACES, params)]
+    if len(found) > most:
+        return None
+    merged.update((t.trace_id, t) for t in merge([f for f in found if f not in merged]))
+    kept = [
+        merged[f]
+        for f in found
+        if f in merged
+        and merged[f].end_ns >= window_start
+        and (cursor is None or (merged[f].start_ns, f) < cursor)
+    ]
+    kept.sort(key=lambda t: (t.start_ns, t.trace_id), reverse=True)
+    return kept[:wanted]
 
 
 def _lower_bounds(anchor: int, window_start: int | None) -> Sequence[int]:
