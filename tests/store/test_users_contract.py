@@ -343,3 +343,32 @@ def test_users_list_counts_a_long_trace_across_the_windows_end(store: Store):
             break
         cursor = page.next_cursor
     assert walked == rows
+
+
+def test_users_list_counts_a_trace_part_begun_hours_after_the_windows_end(store: Store):
+    """A trace begun in the window whose second part (a model call with tokens) began
+    two hours after its end: its user's row holds that part's tokens and ends with it,
+    as the trace does, on both stores. (ClickHouse reads the window's rows by time, an
+    hour around it, and such a part by the trace's id; it orders its page by the
+    activity within that hour, so the rows are compared as a set, and walked.)"""
+    project = store.create_project("p").id
+    end = 10 * HOUR_MS
+    late = end + 2 * HOUR_MS
+    store.write_spans(project, [record(1, 10, start=end - 1_800_000, length=10, user="long")])
+    store.write_spans(project, [record(1, 11, 10, start=late, length=1000, tokens=(5, 5))])
+    store.write_spans(project, [record(2, 20, start=end - 1_200_000, length=10, user="b")])
+    store.write_spans(project, [record(3, 30, start=late, length=10, user="after")])
+    window = {"start": _at(0), "end": _at(end)}
+    rows = [
+        ("b", 0, 1, 0, 0, 0, None, 0, _at(end - 1_200_000), _at(end - 1_199_990)),
+        ("long", 0, 1, 5, 5, 10, None, 0, _at(end - 1_800_000), _at(late + 1000)),
+    ]
+    assert sorted(_rows(store, project, **window)) == rows
+    walked, cursor = [], None
+    while True:
+        page = store.list_users(project, UserQuery(limit=1, cursor=cursor, **window))
+        walked += _rows_of(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert sorted(walked) == rows

@@ -30,6 +30,15 @@ trace is picked if it started by the end: if one of its rows since L did, or els
 (its rows since L all began after the end: a trace over an hour long across the end,
 or one begun after the window) if a row of it that ended before L did: the window's
 rows before L are scanned for those traces' ids (two narrow columns).
+
+With a window's end, a picked trace may have a part begun more than an hour after it
+(a long agent run's later model call): not among the window's rows, and the rows after
+the window are all its later activity, so the same statement reads those traces' merged
+parts from ``trace_parts_by_id`` by id (its sort key), keeping those that end over an
+hour after the window, and merges them with the window's rows: totals and last activity
+exact, without reading what came after the window. The page stays ordered (and its
+cursor made) by each user's activity within the hour around the window, as the pick
+sees it, so that pages never repeat or skip a user.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from threadline.server.model import Page, UserQuery, UserSummary, datetime_to_ns
+from threadline.server.model import Page, UserQuery, UserSummary, datetime_to_ns, ns_to_datetime
 from threadline.server.store import cursors, sorts
 from threadline.server.store import rows as table_rows
 from threadline.server.store.clickhouse import user_scores
@@ -50,9 +59,12 @@ TABLE = "user_activity"
 _FIRST_COPIES = (
     "arrayFilter((x, i) -> i = 1 OR m_copies[i - 1].1 != x.1, m_copies, arrayEnumerate(m_copies))"
 )
-# Each trace with a row near the window, merged from its rows.
+# Each trace with a row near the window, merged from its rows (``{rows}``: theirs, and
+# with a window's end, the parts of the same traces that end an hour after it).
+# ``t_near_end`` is the end of its rows near the window, by which the page is ordered.
 _TRACES = (
     "SELECT trace_id, min(start_ns) AS t_start, max(end_ns) AS t_end, max(failed) AS t_failed,"
+    " maxIf(end_ns, near = 1) AS t_near_end,"
     " min(root) AS m_root, min(first_session) AS m_session, min(first_user) AS m_user,"
     " if(m_root.5 != '', m_root.5, m_user.4) AS t_user,"
     " if(m_root.4 != '', m_root.4, m_session.4) AS t_session,"
@@ -63,7 +75,22 @@ _TRACES = (
     " arraySum(x -> x.5, m_amounts) AS t_total,"
     " if(arrayExists(x -> isNotNull(x.6), m_amounts),"
     " arraySum(x -> coalesce(x.6, 0), m_amounts), NULL) AS t_cost"
-    f" FROM {TABLE} WHERE {{near}} GROUP BY trace_id HAVING {{kept}}"
+    " FROM ({rows}) GROUP BY trace_id HAVING {kept}"
+)
+_NEAR_ROWS = (
+    "SELECT trace_id, start_ns, end_ns, failed, root, first_session, first_user, amounts,"
+    f" toUInt8(1) AS near FROM {TABLE} WHERE {{near}}"
+)
+# A trace's parts that end more than an hour after a window's end, by trace id from its
+# merged parts (``trace_parts_by_id``, sorted by trace id), in ``user_activity``'s
+# columns: a part begun that late is not among the window's rows (``user_activity`` is
+# read as a range by end; its rows after the window are all later activity). A merged
+# row may hold parts near the window too, which merge again to the same.
+_LATE_PARTS = (
+    "SELECT trace_id, toInt64(start_ns), toInt64(end_ns), toUInt8(notEmpty(error_span_ids)),"
+    " (root.1, root.2, root.3, coalesce(root.5, ''), coalesce(root.6, '')), first_session,"
+    " first_user, amounts, toUInt8(0) FROM trace_parts_by_id"
+    " WHERE project_id = %(project)s AND trace_id IN ({ids}) AND end_ns > {after}"
 )
 # The users of the traces with a row ending since L, by their latest end.
 _PICK = (
@@ -75,11 +102,12 @@ _PICK = (
     " ORDER BY last DESC, t_user DESC LIMIT {limit}"
 )
 # The users of those traces: their totals in the columns of ``rows.USER_TOTALS`` after
-# the user id, and the (kind, id) of their traces and of those traces' sessions.
+# the user id (then their traces' true last end), and the (kind, id) of their traces
+# and of those traces' sessions.
 _USERS = (
     "SELECT t_user, (uniqExactIf(t_session, t_session != ''), count(), sum(t_input),"
     " sum(t_output), sum(t_total), sum(t_cost), countIf(t_failed = 1), min(t_start),"
-    " max(t_end)) AS totals, max(t_end) AS last,"
+    " max(t_near_end), max(t_end)) AS totals, max(t_near_end) AS last,"
     " arrayConcat(arrayMap(t -> ('trace', t), groupArray(trace_id)),"
     " arrayMap(s -> ('session', s), groupUniqArrayIf(t_session, t_session != ''))) AS targets"
     " FROM ({traces}) GROUP BY t_user{cursor}"
@@ -115,21 +143,30 @@ def list_users(rows: Rows, project_id: int, query: UserQuery) -> Page[UserSummar
         return Page[UserSummary](items=[], next_cursor=None)
     users = f.param(picked)
     named = f"(root.5 IN {users} OR first_user.4 IN {users})"
-    near.append(
-        f"trace_id IN (SELECT trace_id FROM {TABLE} WHERE {' AND '.join(near)} AND {named})"
-    )
+    ids = f"SELECT trace_id FROM {TABLE} WHERE {' AND '.join(near)} AND {named}"
+    near.append(f"trace_id IN ({ids})")
+    trace_rows = _NEAR_ROWS.format(near=" AND ".join(near))
+    if end is not None:
+        # (The same ids as an array read once, which both branches look up with
+        # ``has``, cost a day's window four times as much: it is checked on every row.)
+        after = f"{end} + {WINDOW_SLACK_NS}"
+        trace_rows += " UNION ALL " + _LATE_PARTS.format(ids=ids, after=after)
     kept = [f"t_user IN {users}"]
     if start is not None:
         kept.append(f"t_end >= {start}")
     if end is not None:
         kept.append(f"t_start <= {end}")
-    traces = _TRACES.format(near=" AND ".join(near), kept=" AND ".join(kept))
+    traces = _TRACES.format(rows=trace_rows, kept=" AND ".join(kept))
     page_sql = _USERS.format(traces=traces, cursor=cursor, limit=limit)
     found = rows(user_scores.with_summaries(page_sql), f.params)
-    page = table_rows.user_page([(row[0], *row[1]) for row in found], query.limit)
+    # Ordered, and its cursor made, by the activity near the window (as the pick sees
+    # it); each user's last activity shown is their traces' true last end.
+    page = table_rows.user_page([(row[0], *row[1][:-1]) for row in found], query.limit)
     rollups = {row[0]: row[2] for row in found}
+    last_seen = {row[0]: row[1][-1] for row in found}
     for item in page.items:
         item.scores = user_scores.summaries(rollups[item.user_id])
+        item.last_seen = ns_to_datetime(last_seen[item.user_id])
     return page
 
 
