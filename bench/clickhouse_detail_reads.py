@@ -24,7 +24,13 @@ process's CPU per statement (user + system from /proc, summed over all its runs:
 - ``session: detail``: the detail's one statement (``session_detail.py``: the merge
   below, with the session's and its traces' score summaries as scalar subqueries);
 - ``session: merge``: the session's traces merged (``merged_traces.of_sessions``);
-- ``session: scores``: the session's score summaries, then its traces'.
+- ``session: scores``: the session's score summaries;
+- ``session: members``: its trace ids, from ``session_members`` (the detail's array);
+- ``session: merge, labels``: its traces merged with their tags and metadata (what the
+  detail reads);
+- ``session: trace scores``: its traces' score summaries, found through that array;
+- ``session: both scores``: the session's and its traces' in one read (the detail's);
+- ``a statement: SELECT 1``: what any statement costs the engine.
 
 With ``--store URL`` (clickhouse://user:pw@host:port, no database) it times instead
 the store's own ``get_trace`` and ``get_session`` for the same traces and sessions, and
@@ -92,6 +98,25 @@ def forms(project: str) -> dict[str, Callable[[str, str, str, str], str]]:
         "session: detail": lambda t, s, e, x: bound(session_detail._DETAIL, t, x),
         "session: merge": of_session,
         "session: scores": lambda t, s, e, x: rollups("session", f"'{x}'"),
+        "session: members": lambda t, s, e, x: bound(
+            f"SELECT {merged_traces.SESSION_TRACES}", t, x
+        ),
+        "session: merge, labels": lambda t, s, e, x: bound(
+            merged_traces.of_sessions_sql(True), t, x
+        ),
+        "session: trace scores": lambda t, s, e, x: bound(
+            f"WITH {merged_traces.SESSION_TRACES} "
+            + scores.latest_rollups(
+                f"project_id = {project} AND target_kind = 'trace'"
+                " AND has(session_traces, target_id)"
+            ),
+            t,
+            x,
+        ),
+        "session: both scores": lambda t, s, e, x: bound(
+            f"WITH {merged_traces.SESSION_TRACES} SELECT {session_detail._SCORES}", t, x
+        ),
+        "a statement: SELECT 1": lambda t, s, e, x: "SELECT 1",
     }
 
 

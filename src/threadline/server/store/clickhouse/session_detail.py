@@ -2,11 +2,11 @@
 session's score rollups and its traces'.
 
 The detail had been three statements (the traces' merge, the session's rollups, the
-traces' rollups), three round trips to the database. The rollups are now scalar
-subqueries of the merge's statement, so the page is one round trip and one snapshot;
+traces' rollups), three round trips to the database. The rollups are now one scalar
+subquery of the merge's statement, so the page is one round trip and one snapshot;
 the traces' rollups are found through the session's trace ids, the array the merge
 reads (``merged_traces.of_sessions_sql``). The engine does the same work either way
-(docs/benchmarks.md).
+(docs/benchmarks.md), but for the score reads: one, not two.
 """
 
 from __future__ import annotations
@@ -31,15 +31,19 @@ def _rollups(where: str, alias: str) -> str:
     )
 
 
-_SESSION_SCORES = _rollups("target_kind = 'session' AND target_id IN %(sessions)s", "s_scores")
-_TRACE_SCORES = _rollups(
-    "target_kind = 'trace' AND has(session_traces, target_id)", "s_trace_scores"
+# The session's score rollups and its traces', in one read of ``score_rollups``: each
+# read of it costs the engine about 5 ms however few rows it finds (planning the newest
+# version's pick), a sixth of the detail (docs/benchmarks.md, round 15).
+_SCORES = _rollups(
+    "((target_kind = 'session' AND target_id IN %(sessions)s)"
+    " OR (target_kind = 'trace' AND has(session_traces, target_id)))",
+    "s_scores",
 )
 # The outer statement names the session's trace ids as the merge does (the same scalar
 # subquery, which the engine runs once).
 _DETAIL = (
-    f"WITH {merged_traces.SESSION_TRACES}, {_SESSION_SCORES}, {_TRACE_SCORES}"
-    f" SELECT m.*, s_scores, s_trace_scores FROM ({merged_traces.of_sessions_sql(True)}) AS m"
+    f"WITH {merged_traces.SESSION_TRACES}, {_SCORES}"
+    f" SELECT m.*, s_scores FROM ({merged_traces.of_sessions_sql(True)}) AS m"
 )
 
 
@@ -62,11 +66,15 @@ def read(rows: Rows, project_id: int, session_id: str) -> SessionDetail | None:
         traces=[table_rows.trace(r) for r in rollups],
     )
     row = traces[0][1]
-    detail.scores = scores.by_name(scores.rollup_of(r) for r in row[4])
+    of_session: list[ScoreRollup] = []
     by_trace: dict[str, list[ScoreRollup]] = {}
-    for r in row[5]:
+    for r in row[4]:
         rollup = scores.rollup_of(r)
-        by_trace.setdefault(rollup.target_id, []).append(rollup)
+        if rollup.target_kind == "session":
+            of_session.append(rollup)
+        else:
+            by_trace.setdefault(rollup.target_id, []).append(rollup)
+    detail.scores = scores.by_name(of_session)
     for trace in detail.traces:
         trace.scores = scores.by_name(by_trace.get(trace.trace_id, []))
     detail.mark_inferred(inferred_sessions.signals_of(session_id))
