@@ -390,3 +390,39 @@ def test_an_export_may_stream_for_longer_than_the_body_timeout(tmp_path):
         assert "Traceback" not in server.log()
     finally:
         stop_server(server)
+
+
+def test_exported_costs_are_the_decimals_a_person_would_write(server):
+    """A trace's cost is a sum of its spans' (``0.1 + 0.2`` is 0.30000000000000004 in
+    floats): both formats write it to the picodollar, as ``0.3``."""
+    tag = f"x{uuid.uuid4().hex[:8]}"
+    base_ns = (time.time_ns() // 10**9 - 3600) * 10**9
+    trace_id, root = new_trace_id(), new_span_id()
+    attributes = {"threadline.session.id": f"{tag}-s", "threadline.tags": json.dumps([tag])}
+    server.send(
+        [
+            span(trace_id, root, start_ns=base_ns, attributes=attributes),
+            *(
+                span(
+                    trace_id,
+                    new_span_id(),
+                    parent=root,
+                    start_ns=base_ns + i * 10**6,
+                    attributes={"gen_ai.usage.cost": cost},
+                )
+                for i, cost in enumerate((0.1, 0.2))
+            ),
+        ]
+    )
+    listed = server.get(f"/api/v1/traces/{trace_id}")["cost_usd"]
+    assert listed != 0.3 and round(listed, 12) == 0.3  # the noise this test is about
+    for kind in ("traces", "sessions"):
+        response = server.http.get(f"/api/v1/export/{kind}", params={"format": "csv", "tag": tag})
+        (row,) = _csv_rows(response.text)
+        assert row["cost_usd"] == "0.3"
+        response = server.http.get(f"/api/v1/export/{kind}", params={"format": "jsonl", "tag": tag})
+        assert '"cost_usd":0.3,' in response.text and json.loads(response.text)["cost_usd"] == 0.3
+    response = server.http.get(
+        "/api/v1/export/sessions", params={"format": "jsonl", "include": "spans", "tag": tag}
+    )
+    assert json.loads(response.text)["session"]["cost_usd"] == 0.3

@@ -19,14 +19,13 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel
-
 from threadline.server.errors import BadRequest
 from threadline.server.model import Session, SessionQuery, Trace, TraceQuery
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
 
 T = TypeVar("T")
+Row = TypeVar("Row", Session, Trace)
 ExportFormat = Literal["csv", "jsonl"]
 PAGE = 500
 # With spans: sessions whose traces are looked up together, and traces read together.
@@ -117,6 +116,18 @@ def _session_rows(
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+# A cost is a sum of floats (``0.1 + 0.2`` is ``0.30000000000000004``): written to the
+# picodollar, the unit the dashboard sums in, it is the decimal a person would write.
+COST_DIGITS = 12
+
+
+def _exact_cost(row: Row) -> Row:
+    cost = row.cost_usd
+    if cost is None or round(cost, COST_DIGITS) == cost:
+        return row
+    return row.model_copy(update={"cost_usd": round(cost, COST_DIGITS)})
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
@@ -127,7 +138,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _csv(columns: list[str], rows: Iterator[BaseModel]) -> Iterator[str]:
+def _csv(columns: list[str], rows: Iterator[Row]) -> Iterator[str]:
     """A header, then one record a row: lists and maps (user ids, tags, metadata,
     scores) as JSON text, empty for null, and text that a spreadsheet would run as a
     formula behind a ``'`` (docs/api.md)."""
@@ -135,7 +146,7 @@ def _csv(columns: list[str], rows: Iterator[BaseModel]) -> Iterator[str]:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        values = row.model_dump(mode="json")
+        values = _exact_cost(row).model_dump(mode="json")
         writer.writerow([_cell(values[c]) for c in columns])
         yield buffer.getvalue()
         buffer.seek(0)
@@ -143,9 +154,9 @@ def _csv(columns: list[str], rows: Iterator[BaseModel]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _json_lines(rows: Iterator[BaseModel]) -> Iterator[str]:
+def _json_lines(rows: Iterator[Row]) -> Iterator[str]:
     for row in rows:
-        yield row.model_dump_json() + "\n"
+        yield _exact_cost(row).model_dump_json() + "\n"
 
 
 def _session_lines_with_spans(
@@ -174,7 +185,7 @@ def _session_lines_with_spans(
 
 
 def _session_head(session: Session) -> bytes:
-    return b'{"session":' + session.model_dump_json().encode() + b',"traces":['
+    return b'{"session":' + _exact_cost(session).model_dump_json().encode() + b',"traces":['
 
 
 def _session_lines(
