@@ -69,3 +69,18 @@ def test_answers_hold_to_the_document(server: ProjectClient) -> None:
         assert response.status_code == 200, (path, response.text)
         assert response.json(), path
         case.validate_response(response, checks=[response_schema_conformance], headers=auth)
+
+
+def test_each_text_field_says_what_it_holds(server: ProjectClient) -> None:
+    schemas = _document(server)["components"]["schemas"]
+    said = {
+        field: schemas[name]["properties"][field]["description"]
+        for name, fields in _NULLABLE_TEXTS.items()
+        for field in fields
+    }
+    assert len(set(said.values())) == 4
+    for field, description in said.items():
+        assert description.startswith(f"`{field.removesuffix('_text')}` as text:"), field
+    # An output is an answer, not what a user asked.
+    for field in ("output_preview_text", "last_output_text"):
+        assert "answer" in said[field] and "last user message (else" not in said[field]

@@ -288,11 +288,27 @@ class Snippet(BaseModel):
     )
 
 
-# The ``*_text`` fields: a preview as the web UI's lists show it (``preview_text``).
-READABLE_HELP = (
-    "`{}` as text: a chat's last user message (else its last message), the one member "
-    "of an object, a JSON string's text, other JSON as JSON text; `…` ends it when "
-    "the preview is JSON cut at 2,000 characters."
+# The ``*_text`` fields: a preview as the web UI's lists show it (``preview_text``),
+# each described as what it holds; the rules for JSON are the same for all four.
+_READ_AS = (
+    "; of an object of one member, that member; of a JSON string, its text; of other "
+    "JSON, JSON text. `…` ends it when the preview is JSON cut at 2,000 characters."
+)
+INPUT_TEXT_HELP = (
+    "`input_preview` as text: what the turn was asked. Of a chat, its last user message "
+    "(else its last message)" + _READ_AS
+)
+OUTPUT_TEXT_HELP = (
+    "`output_preview` as text: what the trace answered. Of messages, the last one's text "
+    "(the last user message's, when one is among them)" + _READ_AS
+)
+FIRST_INPUT_TEXT_HELP = (
+    "`first_input` as text: what the session was first asked. Of a chat, its last user "
+    "message (else its last message)" + _READ_AS
+)
+LAST_OUTPUT_TEXT_HELP = (
+    "`last_output` as text: the session's last answer. Of messages, the last one's text "
+    "(the last user message's, when one is among them)" + _READ_AS
 )
 
 
@@ -342,12 +358,12 @@ class Trace(BaseModel):
         "call's model has a known window.",
     )
 
-    @computed_field(description=READABLE_HELP.format("input_preview"))  # type: ignore[prop-decorator]
+    @computed_field(description=INPUT_TEXT_HELP)  # type: ignore[prop-decorator]
     @property
     def input_preview_text(self) -> str | None:
         return readable(self.input_preview)
 
-    @computed_field(description=READABLE_HELP.format("output_preview"))  # type: ignore[prop-decorator]
+    @computed_field(description=OUTPUT_TEXT_HELP)  # type: ignore[prop-decorator]
     @property
     def output_preview_text(self) -> str | None:
         return readable(self.output_preview)
@@ -411,12 +427,12 @@ class Session(BaseModel):
             self.inferred = True
             self.inferred_by = signals
 
-    @computed_field(description=READABLE_HELP.format("first_input"))  # type: ignore[prop-decorator]
+    @computed_field(description=FIRST_INPUT_TEXT_HELP)  # type: ignore[prop-decorator]
     @property
     def first_input_text(self) -> str | None:
         return readable(self.first_input)
 
-    @computed_field(description=READABLE_HELP.format("last_output"))  # type: ignore[prop-decorator]
+    @computed_field(description=LAST_OUTPUT_TEXT_HELP)  # type: ignore[prop-decorator]
     @property
     def last_output_text(self) -> str | None:
         return readable(self.last_output)
