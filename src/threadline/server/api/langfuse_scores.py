@@ -154,8 +154,18 @@ def _write(
                 del records[index]
     rules = project_rules.redaction_rules(request.app.state, project_id)
     written = redact_scores(list(records.values()), rules)
-    if written:
-        store.write_scores(project_id, written)
+    indexes = {id(record): index for index, record in zip(records, written, strict=True)}
+    while written:
+        # Checked again as they are written: another source's score of one of the ids
+        # may have been written since; those are refused, the others written.
+        refused = store.write_scores(
+            project_id, written, over_end_user_only=access.scope == "scores"
+        )
+        if not refused:
+            break
+        for record in [r for r in written if r.id in refused]:
+            errors[indexes[id(record)]] = f"score {record.id!r} was not written by an end user"
+        written = [r for r in written if r.id not in refused]
     return written, errors
 
 

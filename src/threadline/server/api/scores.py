@@ -128,7 +128,9 @@ def write_scores(
         for record, score in zip(records, batch, strict=True):
             record.source = score.source or "api"
     records = redact_scores(records, project_rules.redaction_rules(request.app.state, project.id))
-    store.write_scores(project.id, records)
+    refused = store.write_scores(project.id, records, over_end_user_only=access.scope == "scores")
+    if refused:  # another source's score written since the check above
+        raise Forbidden(f"score {min(refused)!r} was not written by an end user")
     written = [scoring.score(r) for r in records]
     return ScoreBatch(items=written) if isinstance(body, list) else written[0]
 

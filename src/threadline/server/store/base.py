@@ -301,11 +301,21 @@ class Store(Protocol):
 
     # --- scores, score configs and notes ---------------------------------------------
     def write_scores(
-        self, project_id: int, scores: Sequence[ScoreRecord], *, check_types: bool = True
-    ) -> None:
+        self,
+        project_id: int,
+        scores: Sequence[ScoreRecord],
+        *,
+        check_types: bool = True,
+        over_end_user_only: bool = False,
+    ) -> frozenset[str]:
         """Store validated scores and bring the score rollups of their targets up to date,
         in one step. A score whose id is stored already replaces it; one equal to the
         stored score changes nothing. Targets need not exist (feedback may beat spans).
+
+        ``over_end_user_only`` (a ``scores`` key's write): if a score of one of the ids
+        is stored from another source, nothing is written and those ids are returned,
+        checked in the same step as the write, so that a person's or an evaluator's
+        score written at that moment is never replaced. Otherwise: an empty set.
 
         A score whose name holds another type (``name_types.py``) refuses the whole
         write with ``Conflict`` (409); ``check_types=False`` is for a copy of another

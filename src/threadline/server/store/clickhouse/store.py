@@ -199,6 +199,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         # kept, for good (parts are added, never recounted). Servers sharing a store can
         # still meet so: docs/reliability.md, Deleting.
         self._span_writes = threading.Lock()
+        # Score writes take turns in this server, so that a ``scores`` key's check that
+        # it replaces only end users' scores and its write are one step (write_scores).
+        self._score_writes = threading.Lock()
         self.schema_version = schema.migrate(self._ch)
         model_usage.ensure(self._ch)
         if retention_days is not None:
@@ -811,10 +814,25 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     # --- scores, score configurations, notes (``scores.py``) ------------------------
 
     def write_scores(
-        self, project_id: int, records: Sequence[ScoreRecord], *, check_types: bool = True
-    ) -> None:
-        if records:
+        self,
+        project_id: int,
+        records: Sequence[ScoreRecord],
+        *,
+        check_types: bool = True,
+        over_end_user_only: bool = False,
+    ) -> frozenset[str]:
+        if not records:
+            return frozenset()
+        # The check and the write in one step for this server (``_score_writes``);
+        # servers sharing a store can still interleave them.
+        with self._score_writes:
+            if over_end_user_only:
+                stored = self._scores.get(project_id, [r.id for r in records])
+                refused = frozenset(i for i, r in stored.items() if r.source != "end-user")
+                if refused:
+                    return refused
             self._scores.write(project_id, records, check_types)
+        return frozenset()
 
     def get_scores(self, project_id: int, score_ids: Sequence[str]) -> dict[str, Score]:
         return self._scores.get(project_id, score_ids)

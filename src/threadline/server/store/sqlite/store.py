@@ -126,12 +126,23 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, RunTransfer, EvaluationTa
     # --- scores, score configurations, notes ------------------------------------------
 
     def write_scores(
-        self, project_id: int, records: Sequence[ScoreRecord], *, check_types: bool = True
-    ) -> None:
+        self,
+        project_id: int,
+        records: Sequence[ScoreRecord],
+        *,
+        check_types: bool = True,
+        over_end_user_only: bool = False,
+    ) -> frozenset[str]:
         if not records:
-            return
+            return frozenset()
         with self._transaction() as conn:
+            if over_end_user_only:
+                stored = scores.get(conn, project_id, [r.id for r in records])
+                refused = frozenset(i for i, r in stored.items() if r.source != "end-user")
+                if refused:
+                    return refused
             scores.write(conn, project_id, records, check_types)
+        return frozenset()
 
     def get_scores(self, project_id: int, score_ids: Sequence[str]) -> dict[str, Score]:
         with self._read() as conn:
