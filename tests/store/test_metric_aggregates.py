@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from tests.spans import trace_member
 from threadline.server.model import METRIC_NAMES, Metrics, MetricsQuery, SpanRecord, ns_to_datetime
 from threadline.server.store import metrics as rules
 from threadline.server.store.base import SpanBatch
-from threadline.server.store.sqlite import SQLiteStore, metric_aggregates
+from threadline.server.store.sqlite import SQLiteStore, metric_aggregates, metric_log
 from threadline.server.store.sqlite import metrics as sqlite_metrics
 
 MINUTE = 60 * 10**9
@@ -98,30 +99,65 @@ def comparable(metrics: Metrics) -> dict:
     }
 
 
+def assert_the_aggregates_equal_the_rollups(store: SQLiteStore, project: int) -> None:
+    for bucket, start_h, end_h in (
+        ("hour", 0, 48),
+        ("hour", 5, 9),
+        ("day", -24, 72),
+        ("day", 24, 48),
+        ("week", -24, 72),
+    ):
+        query = MetricsQuery(
+            start=ns_to_datetime(T0 + start_h * HOUR),
+            end=ns_to_datetime(T0 + end_h * HOUR),
+            bucket=bucket,
+        )
+        kept, counted = both(store, project, query)
+        assert comparable(kept) == comparable(counted), (bucket, start_h, end_h)
+
+
+LOGS = ("metric_activity_log", "metric_user_day_log", "metric_model_log")
+
+
+@pytest.mark.parametrize("fold_rows", [3, metric_log.FOLD_ROWS], ids=["folded often", "rarely"])
 @pytest.mark.parametrize("grouped", [False, True], ids=["in turn", "grouped"])
 @pytest.mark.parametrize("seed", range(6))
 def test_the_aggregates_equal_the_rollups_after_any_history(
-    tmp_path: Path, seed: int, grouped: bool
+    tmp_path: Path, seed: int, grouped: bool, fold_rows: int, monkeypatch: pytest.MonkeyPatch
 ):
+    """Read with their logs' rows (folded after a few writes, or only by the deletes),
+    then once the logs are folded."""
+    monkeypatch.setattr(metric_log, "FOLD_ROWS", fold_rows)
     store = SQLiteStore(tmp_path / "t.db")
     try:
         project = store.create_project("p").id
         store.create_project("other")
         history(store, project, seed, grouped)
-        for bucket, start_h, end_h in (
-            ("hour", 0, 48),
-            ("hour", 5, 9),
-            ("day", -24, 72),
-            ("day", 24, 48),
-            ("week", -24, 72),
-        ):
-            query = MetricsQuery(
-                start=ns_to_datetime(T0 + start_h * HOUR),
-                end=ns_to_datetime(T0 + end_h * HOUR),
-                bucket=bucket,
-            )
-            kept, counted = both(store, project, query)
-            assert comparable(kept) == comparable(counted), (bucket, start_h, end_h)
+        # Left in the logs: traces of users new to their days beside known ones.
+        late = [random_span(random.Random(seed), 40 + i, 0) for i in range(4)]
+        store.write_spans(
+            project, [replace(s, user_id=f"late-{i % 2}") for i, s in enumerate(late)]
+        )
+        with store._read() as conn:
+            logged = sum(conn.execute(f"SELECT COUNT(*) FROM {log}").fetchone()[0] for log in LOGS)
+        assert logged > 0
+        assert_the_aggregates_equal_the_rollups(store, project)
+        with store._transaction() as conn:
+            metric_log.fold_all(conn)
+        with store._read() as conn:
+            for log in LOGS:
+                assert conn.execute(f"SELECT COUNT(*) FROM {log}").fetchone() == (0,)
+            counts = conn.execute(
+                "SELECT day, users FROM metric_user_day_counts WHERE users != 0 ORDER BY day"
+            ).fetchall()
+            rows = conn.execute(
+                "SELECT day, COUNT(*) FROM metric_user_days GROUP BY day ORDER BY day"
+            ).fetchall()
+            assert conn.execute(
+                "SELECT COUNT(*) FROM metric_user_days WHERE traces_active <= 0"
+            ).fetchone() == (0,)
+        assert counts == rows
+        assert_the_aggregates_equal_the_rollups(store, project)
     finally:
         store.close()
 
@@ -189,5 +225,35 @@ def test_each_days_count_of_users_equals_its_user_days_after_large_batches(tmp_p
         assert len(rows) >= 5
         assert counts == rows
         assert sum(n for _, n in rows) > 1000
+    finally:
+        store.close()
+
+
+def test_a_users_day_the_log_takes_back_whole_is_no_longer_counted(tmp_path: Path):
+    """A user's day stored (its log folded), then its one trace moved to another user
+    by a late root: the log's take-back leaves the row no active trace, which the day's
+    and the week's active users must not count, folded or not."""
+    store = SQLiteStore(tmp_path / "t.db")
+    try:
+        project = store.create_project("p").id
+        store.write_spans(project, [trace_member(1, 1, T0, MINUTE, user_id="moved")])
+        store.write_spans(project, [trace_member(2, 0, T0, MINUTE, user_id="stays")])
+        with store._transaction() as conn:
+            metric_log.fold_all(conn)
+        store.write_spans(project, [trace_member(1, 0, T0, MINUTE, user_id="root")])
+        for folded in (False, True):
+            if folded:
+                with store._transaction() as conn:
+                    metric_log.fold_all(conn)
+            for bucket in ("day", "week"):
+                query = MetricsQuery(
+                    start=ns_to_datetime(T0 - 24 * HOUR),
+                    end=ns_to_datetime(T0 + 24 * HOUR),
+                    bucket=bucket,
+                )
+                kept, counted = both(store, project, query)
+                assert comparable(kept) == comparable(counted), (bucket, folded)
+                (active,) = [s for s in kept.series if s.metric == "active_users"]
+                assert sum(active.values) == 2, bucket
     finally:
         store.close()

@@ -19,6 +19,7 @@ from threadline.server.store import rows as table_rows
 from threadline.server.store.rollups import TraceRollup, roll_up_session
 from threadline.server.store.sqlite import (
     deletion_leftovers,
+    metric_log,
     scores,
     search,
     session_writes,
@@ -50,6 +51,9 @@ def delete_traces(
     # Spans are deleted whether or not their trace has a rollup: a rollup and its
     # spans are written in one transaction, so there is never one without the other.
     execute_in(conn, f"DELETE FROM spans WHERE trace_key IN {KEYS_OF}", (project_id,), ids)
+    # The trigger taking each trace back from the aggregates changes their rows in
+    # place: the changes still in their logs go in first (metric_log.py).
+    metric_log.fold_all(conn)
     deleted = execute_in(
         conn, f"DELETE FROM traces WHERE trace_key IN {KEYS_OF}", (project_id,), ids
     )

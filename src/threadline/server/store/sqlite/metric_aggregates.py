@@ -1,5 +1,5 @@
-"""The dashboard's unfiltered figures on SQLite, from the per-bucket aggregates that
-triggers keep on write (migration 0010), and its distributions read down indexes.
+"""The dashboard's unfiltered figures on SQLite, from the per-bucket aggregates kept on
+write (migration 0010), and its distributions read down indexes.
 
 Serves a query with no filter and no grouping (the dashboard as it opens); any other
 falls back to the aggregate queries over the rollups (``sqlite/metrics.py``), which
@@ -14,6 +14,8 @@ apply the same rules to the rows they select.
   active and top users are read from the trace rollups of the range instead (an hour
   view's range is short: at most ``MAX_BUCKETS`` hours).
 - ``metric_models`` holds usage by model per hour the traces started in.
+- Each of the three takes its changes through a log folded into it now and then
+  (``metric_log.py``, migration 0033): every figure read is its rows' plus its log's.
 - Distributions are nearest-rank percentiles of the sessions active in the range; how
   many there are comes from ``metric_activity``. A duration's or cost's k-th is read
   down the list's index in that order (widened to hold the range's columns: 0017,
@@ -32,6 +34,86 @@ from threadline.server.store.sqlite.driver import sqlite3
 
 HOUR_NS = WIDTH_NS["hour"]
 DAY_NS = WIDTH_NS["day"]
+
+
+# Each aggregate's rows with its log's (metric_log.py), added up per key.
+_ACTIVITY = (
+    "SELECT first_hour, last_hour, SUM(traces), SUM(error_traces), SUM(cost_traces),"
+    " SUM(cost_pico), SUM(input_tokens), SUM(output_tokens), SUM(total_tokens),"
+    " SUM(sessions), SUM(error_sessions), SUM(cost_sessions) FROM ("
+    + " UNION ALL ".join(
+        "SELECT first_hour, last_hour, traces, error_traces, cost_traces, cost_pico,"
+        " input_tokens, output_tokens, total_tokens, sessions, error_sessions, cost_sessions"
+        f" FROM {table} WHERE project_id = ? AND last_hour >= ? AND first_hour <= ?"
+        for table in ("metric_activity", "metric_activity_log")
+    )
+    + ") GROUP BY last_hour, first_hour"
+)
+_MODELS = (
+    "SELECT hour, model, SUM(cost_traces), SUM(cost_pico), SUM(input_tokens),"
+    " SUM(output_tokens), SUM(total_tokens) FROM ("
+    + " UNION ALL ".join(
+        "SELECT hour, model, traces, cost_traces, cost_pico, input_tokens, output_tokens,"
+        f" total_tokens FROM {table} WHERE project_id = ? AND hour BETWEEN ? AND ?"
+        for table in ("metric_models", "metric_model_log")
+    )
+    + ") GROUP BY hour, model HAVING SUM(traces) > 0"
+)
+# A range's users' days: the rows with their log's; a key whose traces active add up
+# to none is no user's day.
+_USER_DAYS = (
+    "SELECT day, user_id FROM ("
+    + " UNION ALL ".join(
+        "SELECT day, user_id, traces_active"
+        f" FROM {table} WHERE project_id = ? AND day BETWEEN ? AND ?"
+        for table in ("metric_user_days", "metric_user_day_log")
+    )
+    + ") GROUP BY user_id, day HAVING SUM(traces_active) > 0"
+)
+# The same when the log leaves no row without an active trace (as nearly always: only
+# a trace moved or deleted takes one back): the rows, and the keys the log keeps active.
+_USER_DAYS_KEPT = (
+    "SELECT day, user_id FROM metric_user_days WHERE project_id = ? AND day BETWEEN ? AND ?"
+    " UNION ALL SELECT day, user_id FROM metric_user_day_log WHERE project_id = ?"
+    " AND day BETWEEN ? AND ? GROUP BY day, user_id HAVING SUM(traces_active) > 0"
+)
+_USER_DAYS_LEFT = (
+    "SELECT 1 FROM (SELECT day, user_id, SUM(traces_active) AS active"
+    " FROM metric_user_day_log WHERE project_id = ? AND day BETWEEN ? AND ?"
+    " GROUP BY day, user_id HAVING active < 0) AS l"
+    " JOIN metric_user_days AS u ON u.project_id = ? AND u.user_id = l.user_id"
+    " AND u.day = l.day AND u.traces_active + l.active <= 0 LIMIT 1"
+)
+_TOP_USERS = (
+    "WITH stored AS (SELECT user_id, SUM(traces) AS traces, SUM(error_traces) AS errors,"
+    " SUM(cost_traces) AS cost_traces, SUM(cost_pico) AS cost FROM metric_user_days"
+    " WHERE project_id = ? AND day BETWEEN ? AND ? GROUP BY user_id),"
+    " logged AS MATERIALIZED (SELECT user_id, SUM(traces) AS traces,"
+    " SUM(error_traces) AS errors, SUM(cost_traces) AS cost_traces, SUM(cost_pico) AS cost"
+    " FROM metric_user_day_log WHERE project_id = ? AND day BETWEEN ? AND ?"
+    " GROUP BY user_id),"
+    " totals AS MATERIALIZED (SELECT s.user_id, s.traces + COALESCE(l.traces, 0) AS traces,"
+    " s.errors + COALESCE(l.errors, 0) AS errors,"
+    " s.cost_traces + COALESCE(l.cost_traces, 0) AS cost_traces,"
+    " s.cost + COALESCE(l.cost, 0) AS cost FROM stored AS s LEFT JOIN logged AS l"
+    " ON l.user_id = s.user_id"
+    " UNION ALL SELECT * FROM logged AS l WHERE NOT EXISTS (SELECT 1 FROM metric_user_days"
+    " WHERE project_id = ? AND user_id = l.user_id AND day BETWEEN ? AND ?))"
+    " SELECT * FROM (SELECT * FROM totals WHERE cost_traces > 0 AND cost > 0"
+    " ORDER BY cost DESC, user_id LIMIT ?)"
+    " UNION ALL SELECT * FROM (SELECT * FROM totals WHERE errors > 0"
+    " ORDER BY errors DESC, user_id LIMIT ?)"
+)
+# How the log changes each day's count of users: a key it makes active that has no
+# row, less a row it leaves with no active trace (a row holds at least one).
+_USER_COUNT_CHANGES = (
+    "SELECT l.day, SUM((COALESCE(u.traces_active, 0) + l.active > 0)"
+    " - (u.traces_active IS NOT NULL)) FROM (SELECT day, user_id,"
+    " SUM(traces_active) AS active FROM metric_user_day_log WHERE project_id = ?"
+    " AND day BETWEEN ? AND ? GROUP BY day, user_id) AS l"
+    " LEFT JOIN metric_user_days AS u ON u.project_id = ? AND u.user_id = l.user_id"
+    " AND u.day = l.day GROUP BY l.day"
+)
 
 
 def serves(query: MetricsQuery) -> bool:
@@ -63,12 +145,7 @@ def read(
         session_count,
         error_sessions,
         known_cost_sessions,
-    ) in conn.execute(
-        "SELECT first_hour, last_hour, traces, error_traces, cost_traces, cost_pico,"
-        " input_tokens, output_tokens, total_tokens, sessions, error_sessions, cost_sessions"
-        " FROM metric_activity WHERE project_id = ? AND last_hour >= ? AND first_hour <= ?",
-        (project_id, first_hour, last_hour),
-    ):
+    ) in conn.execute(_ACTIVITY, (project_id, first_hour, last_hour) * 2):
         # A row starting in the range's last sub-microsecond counts in no bucket.
         if first > last:
             continue
@@ -102,10 +179,7 @@ def read(
     rows.models = [
         (None, model, bucket(hour), cost_pico if cost_traces else None, i, o, t)
         for hour, model, cost_traces, cost_pico, i, o, t in conn.execute(
-            "SELECT hour, model, cost_traces, cost_pico, input_tokens, output_tokens,"
-            " total_tokens FROM metric_models WHERE project_id = ? AND hour BETWEEN ? AND ?"
-            " AND traces > 0",
-            (project_id, first_hour, last_hour),
+            _MODELS, (project_id, first_hour, last_hour) * 2
         )
     ]
     figures = _Figures(conn, project_id, span)
@@ -143,28 +217,26 @@ def _users_by_day(
             (project_id, first_day, last_day),
         ):
             rows.active_users[day - first_day] = users
+        for day, change in conn.execute(
+            _USER_COUNT_CHANGES, (project_id, first_day, last_day, project_id)
+        ):
+            rows.active_users[day - first_day] += change
     else:
+        range_ = (project_id, first_day, last_day)
+        left = conn.execute(_USER_DAYS_LEFT, (*range_, project_id)).fetchone()
         for index, users in conn.execute(
-            "SELECT (day - ?) / ? AS bucket, COUNT(DISTINCT user_id) FROM metric_user_days"
-            " WHERE project_id = ? AND day BETWEEN ? AND ? GROUP BY bucket",
-            (first_day, days, project_id, first_day, last_day),
+            "SELECT (day - ?) / ? AS bucket, COUNT(DISTINCT user_id)"
+            f" FROM ({_USER_DAYS if left else _USER_DAYS_KEPT}) GROUP BY bucket",
+            (first_day, days, *range_ * 2),
         ):
             rows.active_users[index] = users
-    # The top ten by cost and by errors, ranked in SQL: a month has thousands of users.
-    top = (
-        "SELECT user_id, SUM(traces), SUM(error_traces) AS errors, SUM(cost_traces),"
-        " SUM(cost_pico) AS cost FROM metric_user_days WHERE project_id = ?"
-        " AND day BETWEEN ? AND ? GROUP BY user_id HAVING {} ORDER BY {} LIMIT ?"
-    )
+    # The top ten by cost and by errors, ranked in SQL (a month has thousands of users):
+    # each user's sums over the range's days, in key order, with the log's added.
     found = {}
-    for having, order in (
-        ("SUM(cost_traces) > 0 AND cost > 0", "cost DESC, user_id"),
-        ("errors > 0", "errors DESC, user_id"),
+    for user_id, traces, errors, cost_traces, cost_pico in conn.execute(
+        _TOP_USERS, (*(project_id, first_day, last_day) * 3, TOP_ROWS, TOP_ROWS)
     ):
-        for user_id, traces, errors, cost_traces, cost_pico in conn.execute(
-            top.format(having, order), (project_id, first_day, last_day, TOP_ROWS)
-        ):
-            found[user_id] = (user_id, traces, errors, cost_pico if cost_traces else None)
+        found[user_id] = (user_id, traces, errors, cost_pico if cost_traces else None)
     rows.user_totals = list(found.values())
 
 

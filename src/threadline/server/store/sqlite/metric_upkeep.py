@@ -27,7 +27,7 @@ from typing import Any
 from threadline.server.store.metrics import WIDTH_NS
 from threadline.server.store.model_usage import ModelSpan, picodollars
 from threadline.server.store.rollups import TraceRollup
-from threadline.server.store.sqlite import metric_scores, model_usage
+from threadline.server.store.sqlite import metric_log, metric_scores, model_usage
 from threadline.server.store.sqlite.driver import sqlite3
 
 HOUR_NS = WIDTH_NS["hour"]
@@ -35,59 +35,6 @@ DAY_NS = WIDTH_NS["day"]
 # A bucket ends at its last microsecond: a row starting in the sub-microsecond after it
 # counts from the next bucket (store/metrics.py).
 SLACK_NS = 999
-
-_ACTIVITY = """
-INSERT INTO metric_activity (project_id, last_hour, first_hour, traces, error_traces,
-    cost_traces, cost_pico, input_tokens, output_tokens, total_tokens, sessions,
-    error_sessions, cost_sessions)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET traces = traces + excluded.traces,
-    error_traces = error_traces + excluded.error_traces,
-    cost_traces = cost_traces + excluded.cost_traces, cost_pico = cost_pico + excluded.cost_pico,
-    input_tokens = input_tokens + excluded.input_tokens,
-    output_tokens = output_tokens + excluded.output_tokens,
-    total_tokens = total_tokens + excluded.total_tokens, sessions = sessions + excluded.sessions,
-    error_sessions = error_sessions + excluded.error_sessions,
-    cost_sessions = cost_sessions + excluded.cost_sessions
-"""
-# Each row gives back its day and whether it holds just the active traces this batch
-# added (the ``?`` after the rows): then it is new, as a stored row holds at least one
-# active trace, and joins its day's count of users. (A trigger on every row inserted
-# counted them until migration 0022: about a fifth of a backfill's upserts' cost.)
-_USERS = (
-    "INSERT INTO metric_user_days (project_id, day, user_id, traces_active, traces,"
-    " error_traces, cost_traces, cost_pico) VALUES {}"
-    " ON CONFLICT DO UPDATE SET traces_active = traces_active + excluded.traces_active,"
-    " traces = traces + excluded.traces, error_traces = error_traces + excluded.error_traces,"
-    " cost_traces = cost_traces + excluded.cost_traces,"
-    " cost_pico = cost_pico + excluded.cost_pico"
-    " RETURNING day, traces_active = ?"
-)
-_USER_COLUMNS = 8
-_USER_ROW = "(" + ", ".join("?" * _USER_COLUMNS) + ")"
-# Rows a statement at most (8 bound values each, well under SQLite's 32766). Fewer are
-# written in statements of a power of two rows, so that a few texts serve every batch
-# and stay prepared in the connection's statement cache.
-_USER_ROWS_AT_ONCE = 256
-_USER_COUNTS = (
-    "INSERT INTO metric_user_day_counts (project_id, day, users) VALUES (?, ?, ?)"
-    " ON CONFLICT DO UPDATE SET users = users + excluded.users"
-)
-# A user no trace keeps active on a day leaves it (and its count, by trigger).
-_USERS_LEFT = (
-    "DELETE FROM metric_user_days WHERE project_id = ? AND day = ? AND user_id = ?"
-    " AND traces_active = 0"
-)
-_MODELS = """
-INSERT INTO metric_models (project_id, hour, model, traces, cost_traces, cost_pico,
-    input_tokens, output_tokens, total_tokens)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET traces = traces + excluded.traces,
-    cost_traces = cost_traces + excluded.cost_traces, cost_pico = cost_pico + excluded.cost_pico,
-    input_tokens = input_tokens + excluded.input_tokens,
-    output_tokens = output_tokens + excluded.output_tokens,
-    total_tokens = total_tokens + excluded.total_tokens
-"""
 
 
 def batch_usage(
@@ -330,13 +277,7 @@ class Changes:
                 return [(project_id, *k, *v) for k, v in changes.items() if any(v)]
             return [(project_id, *k, *v) for k, v in changes.items()]
 
-        conn.executemany(_ACTIVITY, rows(self.activity))
-        _write_users(conn, project_id, rows(self.users))
-        if check:
-            conn.executemany(
-                _USERS_LEFT, [(project_id, *k) for k, v in self.users.items() if v[0] < 0]
-            )
-        conn.executemany(_MODELS, rows(self.models))
+        metric_log.append(conn, rows(self.activity), rows(self.users), rows(self.models))
         if self.scored_targets:
             metric_scores.targets_moved(conn, project_id, self.scored_targets)
 
@@ -346,38 +287,3 @@ def _add_to(mine: dict[Any, list[int]], theirs: Mapping[Any, list[int]]) -> None
     for key, values in theirs.items():
         m = mine.get(key)
         mine[key] = values.copy() if m is None else [a + b for a, b in zip(m, values, strict=True)]
-
-
-def _write_users(conn: sqlite3.Connection, project_id: int, rows: list[tuple[Any, ...]]) -> None:
-    """Upsert ``rows`` of ``metric_user_days`` and add those new to their days' counts."""
-    # Rows by the active traces they add, the figure a new row holds.
-    by_active: dict[int, list[Any]] = {}
-    for row in rows:
-        values = by_active.get(row[3])
-        if values is None:
-            values = by_active[row[3]] = []
-        values.extend(row)
-    joined: dict[int, int] = {}  # day -> users new to it
-    width = _USER_COLUMNS
-    for active, values in by_active.items():
-        done, left = 0, len(values) // width
-        while left:
-            count = min(_USER_ROWS_AT_ONCE, 1 << (left.bit_length() - 1))
-            chunk = values[done * width : (done + count) * width]
-            chunk.append(active)
-            for day, new in conn.execute(_users_text(count), chunk):
-                if new:
-                    joined[day] = joined.get(day, 0) + 1
-            done += count
-            left -= count
-    conn.executemany(_USER_COUNTS, [(project_id, day, n) for day, n in joined.items()])
-
-
-_users_texts: dict[int, str] = {}
-
-
-def _users_text(rows: int) -> str:
-    text = _users_texts.get(rows)
-    if text is None:
-        text = _users_texts[rows] = _USERS.format(", ".join([_USER_ROW] * rows))
-    return text

@@ -203,7 +203,8 @@ def read(
 
 
 # How many traces the range and the project hold come from the per-hour aggregates
-# (``metric_activity``: a few rows per hour of the project, by the hours a trace touches)
+# (``metric_activity``: a few rows per hour of the project, by the hours a trace touches,
+# and its log's rows: metric_log.py)
 # and how many the table holds at most from its largest rowid (deleted rows leave gaps,
 # so a table with many deleted rows errs toward the index): no trace is read.
 
@@ -211,17 +212,20 @@ def read(
 def _range_traces(conn: sqlite3.Connection, project_id: int, span: Range) -> int:
     """The traces active in the range: the aggregates' rows of its hours, read along
     their key (``last_hour`` second), not every row of the project."""
+    where = "project_id = ? AND last_hour >= ? AND first_hour <= ?"
     (count,) = conn.execute(
-        "SELECT TOTAL(traces) FROM metric_activity WHERE project_id = ? AND last_hour >= ?"
-        " AND first_hour <= ?",
-        (project_id, span.origin // HOUR_NS, (span.end - 1) // HOUR_NS),
+        f"SELECT (SELECT TOTAL(traces) FROM metric_activity WHERE {where})"
+        f" + (SELECT TOTAL(traces) FROM metric_activity_log WHERE {where})",
+        (project_id, span.origin // HOUR_NS, (span.end - 1) // HOUR_NS) * 2,
     ).fetchone()
     return int(count)
 
 
 def _project_traces(conn: sqlite3.Connection, project_id: int) -> int:
     (count,) = conn.execute(
-        "SELECT TOTAL(traces) FROM metric_activity WHERE project_id = ?", (project_id,)
+        "SELECT (SELECT TOTAL(traces) FROM metric_activity WHERE project_id = ?)"
+        " + (SELECT TOTAL(traces) FROM metric_activity_log WHERE project_id = ?)",
+        (project_id, project_id),
     ).fetchone()
     return int(count)
 
