@@ -188,6 +188,14 @@ def aggregated(database: Path) -> int:
     hours the base already has."""
     with closing(sqlite3.connect(database)) as conn:
         row = conn.execute("SELECT COALESCE(SUM(traces), 0) FROM metric_activity").fetchone()
+        # Their log's rows too, where the schema has one (migration 0033): a round may
+        # end before its log is folded.
+        logged = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'metric_activity_log'"
+        ).fetchone()
+        if logged:
+            (more,) = conn.execute("SELECT COALESCE(SUM(traces), 0) FROM metric_activity_log")
+            return int(row[0]) + int(more[0])
         return int(row[0])
 
 
