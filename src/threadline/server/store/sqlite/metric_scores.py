@@ -121,9 +121,23 @@ def count(
     cell[2] += sign * nanos
 
 
-def targets_moved(conn: sqlite3.Connection, project_id: int, moves: Moves) -> None:
+def targets_moved(
+    conn: sqlite3.Connection, project_id: int, moves: Moves, stored: Collection[tuple[str, str]]
+) -> None:
     """Give the rollups of targets whose hour may have changed (``moves``) their new
-    hour, and move what they count from the hour they left to the one they joined."""
+    hour, and move what they count from the hour they left to the one they joined.
+    ``stored``: those of them stored before; the others are new to the store, so a
+    rollup of theirs waits for its target (``target_hour`` NULL): when the project has
+    no such rollup (migration 0034's index finds none), they are not looked up one by
+    one (at ingest, every new trace and session)."""
+    if len(stored) < len(moves) and (
+        conn.execute(
+            "SELECT 1 FROM score_rollups WHERE project_id = ? AND target_hour IS NULL LIMIT 1",
+            (project_id,),
+        ).fetchone()
+        is None
+    ):
+        moves = {key: moves[key] for key in stored if key in moves}
     by_kind: dict[str, list[str]] = {}
     for kind, target_id in moves:
         by_kind.setdefault(kind, []).append(target_id)

@@ -79,8 +79,11 @@ def traces_written(
     for r in written:
         hour = metric_scores.hour_of(r.start_ns, r.end_ns)
         old = before.get(r.trace_id)
-        if old is None or metric_scores.hour_of(old.start_ns, old.end_ns) != hour:
+        if old is None:
             changes.scored_targets[("trace", r.trace_id)] = hour
+        elif metric_scores.hour_of(old.start_ns, old.end_ns) != hour:
+            changes.scored_targets[("trace", r.trace_id)] = hour
+            changes.moved_targets.add(("trace", r.trace_id))
     return changes
 
 
@@ -154,6 +157,9 @@ class Changes:
         # (kind, id) of traces and sessions new, gone or started in another hour -> the
         # hour their scores count in now (metric_scores.py)
         self.scored_targets: dict[tuple[str, str], int | None] = {}
+        # Those of them that were stored before (the others are new to the store, and
+        # their rollups, if any, wait for them: metric_scores.targets_moved)
+        self.moved_targets: set[tuple[str, str]] = set()
 
     def add(self, other: Changes) -> None:
         """Add ``other``'s changes to these (its lists are not shared)."""
@@ -162,6 +168,7 @@ class Changes:
         _add_to(self.models, other.models)
         self.taken_back = self.taken_back or other.taken_back
         self.scored_targets.update(other.scored_targets)
+        self.moved_targets.update(other.moved_targets)
 
     def traces(self, rollups: Iterable[TraceRollup], sign: int) -> None:
         if sign < 0:
@@ -279,7 +286,7 @@ class Changes:
 
         metric_log.append(conn, rows(self.activity), rows(self.users), rows(self.models))
         if self.scored_targets:
-            metric_scores.targets_moved(conn, project_id, self.scored_targets)
+            metric_scores.targets_moved(conn, project_id, self.scored_targets, self.moved_targets)
 
 
 def _add_to(mine: dict[Any, list[int]], theirs: Mapping[Any, list[int]]) -> None:

@@ -93,6 +93,8 @@ def keep_aggregates(
             changes.scored_targets[("session", session.session_id)] = metric_scores.hour_of(
                 session.start_ns, session.end_ns
             )
+            if old is not None:
+                changes.moved_targets.add(("session", session.session_id))
         if old == new:
             continue  # counted in the same bucket, the same way
         if old is not None:  # a session new to the store takes nothing back

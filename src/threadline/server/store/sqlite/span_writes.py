@@ -299,6 +299,7 @@ class SpanWrites(Database):
                 [(project_id, sid) for sid in emptied],
             )
             changes.scored_targets.update((("session", sid), None) for sid in emptied)
+            changes.moved_targets.update(("session", sid) for sid in emptied)
         # The joined sessions without a row are new: nothing to read back for them.
         session_writes.write(
             conn, project_id, sessions, known, joining.keys() - known.keys(), changes
