@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from tests.store.query_plans import statement_plans
 from tests.store.test_contract import score
 from tests.store.test_metric_aggregates import HOUR, T0, random_span
-from threadline.server.model import METRIC_NAMES, MetricsQuery, ns_to_datetime
+from threadline.server.model import METRIC_NAMES, MetricsQuery, SpanRecord, ns_to_datetime
 from threadline.server.store import metrics as rules
 from threadline.server.store.sqlite import SQLiteStore, metric_scores
 from threadline.server.store.sqlite import metrics as sqlite_metrics
@@ -165,9 +166,9 @@ def test_0028_and_0032_fill_the_sums_of_a_store_made_before_them(tmp_path: Path)
     store.close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.executescript(
-        "BEGIN; DROP TABLE metric_scores;"
+        "BEGIN; DROP TABLE metric_scores; DROP INDEX score_rollups_waiting;"
         " ALTER TABLE score_rollups DROP COLUMN target_hour;"
-        " DELETE FROM schema_migrations WHERE version IN (28, 32); PRAGMA user_version = 27;"
+        " DELETE FROM schema_migrations WHERE version IN (28, 32, 34); PRAGMA user_version = 27;"
         " COMMIT;"
     )
     conn.close()
@@ -183,5 +184,44 @@ def test_0028_and_0032_fill_the_sums_of_a_store_made_before_them(tmp_path: Path)
                 == hours
             )
         assert store.metrics(project, WINDOW, list(METRIC_NAMES)) == got
+    finally:
+        store.close()
+
+
+def test_new_traces_are_looked_up_among_the_rollups_only_while_one_waits(tmp_path: Path):
+    """A trace new to the store can only have rollups waiting for it: while none waits,
+    the writer does not look its id up; once one waits, it does, and the score counts
+    from the trace's start."""
+
+    def alone(trace: int) -> SpanRecord:  # a trace of no session
+        return replace(random_span(random.Random(trace), trace, 0), session_id=None)
+
+    store = SQLiteStore(tmp_path / "t.db")
+    try:
+        project = store.create_project("p").id
+        store.create_project("other")
+        store.write_spans(project, [alone(1)])
+        store.write_scores(project, [score("on-1", "q", 0.5, trace=1)])  # its target stored
+        looked_up: list[str] = []
+
+        def traced(sql: str) -> None:
+            if "FROM score_rollups WHERE project_id = " in sql and "target_id IN" in sql:
+                looked_up.append(sql)
+
+        store._writer.set_trace_callback(traced)
+        store.write_spans(project, [alone(2)])
+        assert looked_up == []
+        store.write_scores(project, [score("early", "q", 0.25, trace=3)])  # waits
+        store.write_spans(project, [alone(3)])
+        assert looked_up
+        store._writer.set_trace_callback(None)
+        with store._read() as conn:
+            trace_id = f"{3:032x}"
+            (hour,) = conn.execute(
+                "SELECT target_hour FROM score_rollups WHERE target_id = ?", (trace_id,)
+            ).fetchone()
+            assert hour is not None
+            assert hour == metric_scores.target_hours(conn, project, "trace", [trace_id])[trace_id]
+            assert sum(row[3] for row in kept(conn)) == 2  # both scores count
     finally:
         store.close()
