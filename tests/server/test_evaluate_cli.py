@@ -183,3 +183,60 @@ def test_evaluators_create_without_a_prompt_takes_the_forms(tmp_path):
         assert [e.name for e in store.list_evaluators(project.id)] == ["resolved"]
     finally:
         store.close()
+
+
+def test_evaluate_refuses_when_the_server_lacks_the_judge_key(tmp_path, monkeypatch):
+    """The key set only in the command's environment: a server on the same store would
+    claim runs and fail them ("not set on the server"). The server says whether the
+    variable is set (never its value), and ``evaluate`` refuses before queueing."""
+    variable = "THREADLINE_JUDGE_COMMAND_ONLY_KEY"
+    assert variable not in os.environ  # so the server, started from here, lacks it
+    data = tmp_path / "data"
+    process = start_server(data, tmp_path / "server.log")
+    try:
+        name = f"cli-{uuid.uuid4().hex[:6]}"
+        key = process.new_key(name)
+        project = ProjectClient(process.base_url, key, process)
+        send_turn(project, "s0", "It broke", "Fixed, thanks")
+        with FakeJudge() as judge:
+            created = threadline(
+                "evaluators", "create", "resolved", "--project", name, "--prompt", "{{transcript}}",
+                "--base-url", judge.base_url, "--model", "m", "--api-key-env", variable,
+                "--offline", data_dir=data,
+            )  # fmt: skip
+            assert created.returncode == 0, created.stderr
+            shown = project.get("/api/v1/evaluators/resolved")
+            assert shown["judge_key_set"] is False and "sk-" not in str(shown)
+
+            def evaluate(**env: str) -> subprocess.CompletedProcess[str]:
+                return subprocess.run(
+                    [sys.executable, "-m", "threadline.server", "evaluate", "resolved",
+                     "--project", name, "--since", "1d", "--data-dir", str(data)],
+                    capture_output=True, text=True, timeout=120, check=False,
+                    env={**os.environ, **env},
+                )  # fmt: skip
+
+            client = {"THREADLINE_BASE_URL": process.base_url, "THREADLINE_API_KEY": key}
+            here_only = evaluate(**client, **{variable: "sk-here"})
+            assert here_only.returncode == 1
+            assert f"the server at {process.base_url} does not have {variable} set" in (
+                here_only.stderr
+            )
+            nowhere = evaluate(**client)
+            assert nowhere.returncode == 1
+            assert f"{variable} is not set in this command's environment" in nowhere.stderr
+            assert runs(project, evaluator="resolved") == []  # nothing queued, nothing failed
+            assert judge.answered() == []
+
+            # The key set on the server too: it says so, and the command judges.
+            stop_server(process)
+            monkeypatch.setenv(variable, "sk-here")
+            process = start_server(data, tmp_path / "server-with-key.log")
+            project = ProjectClient(process.base_url, key, process)
+            assert project.get("/api/v1/evaluators/resolved")["judge_key_set"] is True
+            client["THREADLINE_BASE_URL"] = process.base_url
+            both = evaluate(**client)
+            assert both.returncode == 0, both.stderr
+            assert "1 judged, 0 failed" in both.stdout
+    finally:
+        stop_server(process)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -280,6 +282,35 @@ def _asked(evaluator: Evaluator, extra: EvaluatorFilter) -> str:
     return f" matching {' '.join(wanted)}" if wanted else ""
 
 
+def _check_judge_key(evaluator: Evaluator, project: str) -> None:
+    """Refuse, before any run is queued, when the judge's key variable is missing here,
+    or missing on the server this command's client settings reach (THREADLINE_BASE_URL,
+    THREADLINE_API_KEY): a server on the same store claims queued runs too, and fails
+    them without it. A server that cannot be asked is not checked."""
+    from threadline.server.cli.api_client import ApiClient, ApiError
+
+    variable = evaluator.judge.api_key_env
+    if variable is None:
+        return
+    if not os.environ.get(variable):
+        sys.exit(
+            f"threadline evaluate: the judge's key variable {variable} is not set in this"
+            " command's environment: set it here (and on the server, which judges runs too)"
+        )
+    try:
+        client = ApiClient.from_args(None, None)
+        found = client.call("GET", f"/api/v1/evaluators/{urllib.parse.quote(evaluator.name)}")
+    except ApiError:
+        return  # no key to ask with, no server there, or another project's key
+    if isinstance(found, dict) and found.get("judge_key_set") is False:
+        sys.exit(
+            f"threadline evaluate: the server at {client.base_url} does not have {variable}"
+            f" set: it would claim some of the runs of {evaluator.name!r} ({project}) and"
+            " fail them. Set the variable in the server's environment and restart it (or"
+            " stop the server), then run this again; nothing was queued."
+        )
+
+
 _AGO = re.compile(r"^(\d+)\s*([mhdw])$")
 
 
@@ -315,6 +346,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             extra = parse_filters(args.filter)
         except ThreadlineError as error:
             sys.exit(f"threadline evaluate: {error.message}")
+        _check_judge_key(evaluator, args.project)
         runs = ondemand.runs_since(store, project.id, evaluator, since, extra)
         if not runs:
             print(

@@ -7,11 +7,12 @@ done or failed, so a restart loses none.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, HttpUrl, model_validator
+from pydantic import BaseModel, Field, HttpUrl, computed_field, model_validator
 
 from threadline.server.model import (
     MAX_SCORE_NAME,
@@ -127,6 +128,19 @@ class EvaluatorTotals(BaseModel):
 class Evaluator(EvaluatorIn):
     created_at: datetime
     totals: EvaluatorTotals = EvaluatorTotals()
+
+    # Read from the environment of the process answering: the server's, where the runs
+    # are judged. ``threadline evaluate`` asks it before it judges, so that a key set in
+    # the command's environment alone is found before a server fails the runs it claims.
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Whether the judge's key variable (`judge.api_key_env`) is set in the "
+        "server's environment (its value is never shown); null when the judge takes no key."
+    )
+    @property
+    def judge_key_set(self) -> bool | None:
+        if self.judge.api_key_env is None:
+            return None
+        return bool(os.environ.get(self.judge.api_key_env))
 
 
 @dataclass(slots=True)
