@@ -243,27 +243,34 @@ def _users_by_day(
 def _users_by_hour(
     conn: sqlite3.Connection, project_id: int, span: Range, rows: MetricsRows
 ) -> None:
-    """Active users per hour, and the top users, from the range's trace rollups."""
+    """Active users per hour, and the top users, from the range's trace rollups: one
+    statement read along ``traces_by_end`` (which holds every column it reads), a row per
+    (user, hours active, started in range), gives both (two passes cost twice as much)."""
     assert rows.active_users is not None
     o, w = span.origin, span.width
-    where = "project_id = ? AND end_ns >= ? AND start_ns <= ? AND user_id IS NOT NULL"
-    args = (project_id, o, span.last_instant)
     active: list[set[str]] = [set() for _ in range(span.count)]
-    for user_id, first, last in conn.execute(
+    totals: dict[str, list] = {}
+    for user_id, first, last, started, traces, errors, cost in conn.execute(
         "SELECT user_id, (MAX(start_ns, ?) - ? + 999) / ? AS first,"
-        f" (MIN(end_ns, ?) - ?) / ? AS last FROM traces WHERE {where}"
-        " GROUP BY user_id, first, last",
-        (o, o, w, span.end - 1, o, w, *args),
+        " (MIN(end_ns, ?) - ?) / ? AS last, start_ns + 999 >= ? AS started, COUNT(*),"
+        " SUM(status = 'error'), SUM(CAST(cost_usd * 1e12 + 0.5 AS INTEGER)) FROM traces"
+        " WHERE project_id = ? AND end_ns >= ? AND start_ns <= ? AND user_id IS NOT NULL"
+        " GROUP BY user_id, first, last, started",
+        (o, o, w, span.end - 1, o, w, o, project_id, o, span.last_instant),
     ):
         for i in range(first, last + 1):
             active[i].add(user_id)
+        if started:
+            total = totals.get(user_id)
+            if total is None:
+                totals[user_id] = [traces, errors, cost]
+            else:
+                total[0] += traces
+                total[1] += errors
+                if cost is not None:
+                    total[2] = cost if total[2] is None else total[2] + cost
     rows.active_users = [len(users) for users in active]
-    rows.user_totals = conn.execute(
-        "SELECT user_id, COUNT(*), SUM(status = 'error'),"
-        " SUM(CAST(cost_usd * 1e12 + 0.5 AS INTEGER)) FROM traces"
-        f" WHERE {where} AND start_ns + 999 >= ? GROUP BY user_id",
-        (*args, o),
-    ).fetchall()
+    rows.user_totals = [(user_id, *total) for user_id, total in totals.items()]
 
 
 class _Figures:

@@ -11,15 +11,19 @@ whatever the number of rows; ``store.metrics.build`` spreads it over the buckets
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from threadline.server.jsontext import loads
 from threadline.server.model import TOP_ROWS, MetricsQuery
 from threadline.server.store.metrics import MetricsRows, Range, user_totals
 from threadline.server.store.sqlite import metric_aggregates, metric_scores, model_usage
+from threadline.server.store.sqlite.chunked import select_in
 from threadline.server.store.sqlite.driver import sqlite3
 from threadline.server.store.sqlite.filters import session_conditions, trace_conditions
 from threadline.server.store.sqlite.metric_aggregates import HOUR_NS
+
+_BILLION = 10**9
 
 # A metadata value as text, as the metadata filter compares it (``model.metadata_text``).
 _METADATA_VALUE = (
@@ -150,21 +154,6 @@ class _Sql:
             return Group(_METADATA_VALUE, [self.query.group_key], "", [])
         return Group("NULL", [], "", [])
 
-    def session_group(self) -> Group:
-        """The groups of a ``sessions`` row: those of all its traces, whenever they ran
-        (a session active in the range may have no trace in it, between two turns)."""
-        if self.query.group_by is None:
-            return Group("NULL", [], "", [])
-        trace = self.trace_group()
-        return Group(
-            "sg.grp",
-            [],
-            f" JOIN (SELECT DISTINCT traces.session_id AS sid, {trace.expr} AS grp"
-            f" FROM {self.traces(whole_project=True)}{trace.join} WHERE traces.project_id = ?"
-            " AND traces.session_id IS NOT NULL) AS sg ON sg.sid = sessions.session_id",
-            [*trace.expr_args, self.project_id],
-        )
-
 
 def read(
     conn: sqlite3.Connection, project_id: int, query: MetricsQuery, span: Range
@@ -179,7 +168,6 @@ def read(
         rows.scores = metric_scores.read(conn, project_id, span)
     else:
         rows = _read_rollups(conn, sql)
-        rows.scores = _scores(conn, sql)
     top = "SELECT session_id, start_ns, trace_count, error_count, cost_usd FROM sessions"
     # Few sessions kept are found by their rowids and sorted; else read down the cost
     # index (0002), stopping at the tenth in the range, rather than sorting every
@@ -255,8 +243,11 @@ def _kept_sessions(
 
 
 def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
-    """The series, users' totals, usage by model and session figures of a filtered or
-    grouped query, from the rollup rows it selects."""
+    """The series, users' totals, usage by model, score sums and session figures of a
+    filtered or grouped query, from the rollup rows it selects: the range's traces twice
+    (added up in SQL by user and buckets; then one row a trace for its usage by model and
+    its scores), the range's sessions once (counts, figures and their own scores), and,
+    grouped, each session's groups once."""
     rows = MetricsRows()
     buckets, bucket_args = sql.buckets()
     t_where, t_args = sql.trace_filters()
@@ -265,9 +256,7 @@ def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
     # users' totals too (each trace once) with no statement of their own.
     by_tags = sql.query.group_by == "tag"
     tg = Group("traces.tags", [], "", []) if by_tags else sql.trace_group()
-    groups_of = _TagGroups()
-    s_where, s_args = sql.session_filters()
-    sg = sql.session_group()
+    groups_of = _TagGroups() if by_tags else _one_group
     traces_from = f"{sql.traces()}{tg.join} WHERE {' AND '.join(t_where)}"
     # Parameters in the order their placeholders appear: SELECT, FROM, WHERE.
     t_params = [*tg.expr_args, *bucket_args, *tg.join_args, *t_args]
@@ -279,48 +268,175 @@ def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
     ).fetchall()
     if by_tags:
         rows.traces = [(g, *row[1:]) for row in found for g in groups_of(row[0])]
-        rows.user_totals = user_totals(found)
     else:
         rows.traces = found
-    rows.sessions = [
-        (grp, first, last, count, errors)
-        for grp, first, last, _started, count, errors in conn.execute(
-            f"SELECT {sg.expr} AS grp, {buckets}, COUNT(*), SUM(error_count > 0)"
-            f" FROM sessions{sg.join} WHERE {' AND '.join(s_where)}"
-            " GROUP BY grp, first, last, started",
-            [*sg.expr_args, *bucket_args, *sg.join_args, *s_args],
-        )
-    ]
+    if sql.query.group_by is not None:
+        # A row holds a trace once (grouped by metadata a trace has one value): the users'
+        # totals count each trace once, however many groups it is in.
+        rows.user_totals = user_totals(found)
+    sums = _ScoreSums()
+    # A user's few traces find their score rollups by key; many, by one read of the
+    # range's rollups (a lookup a trace would cost more).
+    trace_scores = None if sql.query.user_id else _trace_scores(conn, sql.project_id, sql.span)
+    few: list[tuple[str, Sequence[str | None]]] = []
     first, first_args = sql.first_bucket("traces.start_ns")
     # Each trace's usage by model is a small JSON object in its row (model_usage.py),
     # parsed here once a trace: SQL's json_each and json_extract per entry cost ~4 times
-    # as much (docs/benchmarks.md).
-    usage = conn.execute(
-        f"SELECT {tg.expr} AS grp, {first} AS first, traces.model_usage"
+    # as much (docs/benchmarks.md). The same row gives the trace's scores their group,
+    # rather than a join from every score rollup to its trace (two random reads a rollup).
+    usage: list[tuple[str | None, int, str]] = []
+    for grp, bucket, trace_id, text in conn.execute(
+        f"SELECT {tg.expr} AS grp, {first} AS first, traces.trace_id, traces.model_usage"
         f" FROM {sql.traces()}{tg.join}"
-        f" WHERE {' AND '.join(t_where)} AND traces.start_ns + 999 >= ?"
-        " AND traces.model_usage IS NOT NULL",
+        f" WHERE {' AND '.join(t_where)} AND traces.start_ns + 999 >= ?",
         [*tg.expr_args, *first_args, *tg.join_args, *t_args, sql.span.origin],
-    )
-    rows.models = model_usage.by_group_and_bucket(
-        ((g, bucket, text) for tags, bucket, text in usage for g in groups_of(tags))
-        if by_tags
-        else usage
-    )
-    rows.session_figures = conn.execute(
-        "SELECT trace_count, end_ns - start_ns, cost_usd FROM sessions"
-        f" WHERE {' AND '.join(s_where)}",
-        s_args,
-    ).fetchall()
-    if sql.query.group_by is not None and not by_tags:
-        # Grouped, a trace may be in several groups: the users' totals count it once.
-        rows.user_totals = conn.execute(
-            f"SELECT user_id, COUNT(*), SUM(status = 'error'), {_COST_SUM} FROM {sql.traces()}"
-            f" WHERE {' AND '.join(t_where)} AND user_id IS NOT NULL AND start_ns + 999 >= ?"
-            " GROUP BY user_id",
-            [*t_args, sql.span.origin],
-        ).fetchall()
+    ):
+        groups = groups_of(grp)
+        if text is not None:
+            for g in groups:
+                usage.append((g, bucket, text))
+        if trace_scores is None:
+            few.append((trace_id, groups))
+        else:
+            scores = trace_scores.get(trace_id)
+            if scores is not None:
+                sums.add(scores, groups)
+    if few:
+        by_id = _trace_scores(conn, sql.project_id, sql.span, [t for t, _ in few])
+        for trace_id, of in few:
+            scores = by_id.get(trace_id)
+            if scores is not None:
+                sums.add(scores, of)
+    rows.models = model_usage.by_group_and_bucket(usage)
+    _read_sessions(conn, sql, rows, sums)
+    rows.scores = sums.rows(sql.span)
     return rows
+
+
+def _one_group(grp: str | None) -> tuple[str | None]:
+    return (grp,)
+
+
+# A score rollup's value sum in fixed point (``metric_scores.UNITS_SQL``).
+_UNITS = tuple(units.replace("value_sum", "r.value_sum") for units in metric_scores.UNITS_SQL)
+
+# A score rollup's target's hour in the range, its numeric values (in fixed point).
+_SCORED_IN_RANGE = (
+    "r.project_id = ? AND r.target_kind = ? AND r.value_count > 0 AND r.target_hour BETWEEN ? AND ?"
+)
+
+Scores = list[tuple[int, str, int, int, int]]
+
+
+def _trace_scores(
+    conn: sqlite3.Connection, project_id: int, span: Range, ids: list[str] | None = None
+) -> dict[str, Scores]:
+    """The numeric score rollups of traces counting in the range's hours (``target_hour``,
+    migration 0028: the hour the trace started in, by the rule the unfiltered sums keep),
+    by trace: (hour, name, count, whole, billionths) each, in fixed point as
+    ``metric_scores`` sums them. Those of ``ids`` by key; else all the project's, read
+    in their key's order (sequential; no index holds the hour since 0032)."""
+    statement = (
+        f"SELECT r.target_id, r.target_hour, r.name, r.value_count, {_UNITS[0]}, {_UNITS[1]}"
+        f" FROM score_rollups AS r WHERE {_SCORED_IN_RANGE}"
+    )
+    args = (project_id, "trace", *_hours(span))
+    found: dict[str, Scores] = {}
+    for target_id, *rollup in (
+        conn.execute(statement, args)
+        if ids is None
+        else select_in(conn, statement + " AND r.target_id IN ({})", args, sorted(set(ids)))
+    ):
+        found.setdefault(target_id, []).append(tuple(rollup))
+    return found
+
+
+def _hours(span: Range) -> tuple[int, int]:
+    return span.origin // HOUR_NS, (span.end - 1) // HOUR_NS
+
+
+def _read_sessions(
+    conn: sqlite3.Connection, sql: _Sql, rows: MetricsRows, sums: _ScoreSums
+) -> None:
+    """Session counts per (group, buckets), the figures of the distributions, and the
+    sessions' own score sums (added to ``sums``), in one statement: the range's sessions
+    kept by the filters are read once, and, grouped, each session's groups (those of all
+    its traces, whenever they ran: a session active in the range may have no trace in
+    it) found once, in materialized CTEs the parts read."""
+    buckets, bucket_args = sql.buckets()
+    s_where, s_args = sql.session_filters()
+    with_groups: str = ""
+    with_args: list[Any] = []
+    grp, join = "NULL", ""
+    if sql.query.group_by is not None:
+        trace = sql.trace_group()
+        with_groups = (
+            f"sg AS MATERIALIZED (SELECT DISTINCT traces.session_id AS sid,"
+            f" {trace.expr} AS grp FROM {sql.traces(whole_project=True)}{trace.join}"
+            " WHERE traces.project_id = ? AND traces.session_id IS NOT NULL), "
+        )
+        with_args = [*trace.expr_args, *trace.join_args, sql.project_id]
+        grp, join = "sg.grp", " JOIN sg ON sg.sid = s.session_id"
+    sessions: list[tuple] = []
+    figures: list[tuple] = []
+    # Session rows: (0, group, first, last, started, sessions, with an error, NULL); score
+    # rows: (1, group, name, hour, NULL, count, whole, billionths); figures: (2, NULL,
+    # traces, duration, NULL, NULL, cost, NULL).
+    for part, g, first_or_name, last_or_hour, _, count, errors_or_whole, nanos in conn.execute(
+        f"WITH {with_groups}s AS MATERIALIZED (SELECT session_id, {buckets},"
+        " error_count > 0 AS failed, trace_count, end_ns - start_ns AS duration, cost_usd"
+        f" FROM sessions WHERE {' AND '.join(s_where)})"
+        f" SELECT 0, {grp} AS grp, first, last, started, COUNT(*), SUM(failed), NULL"
+        f" FROM s{join} GROUP BY grp, first, last, started"
+        f" UNION ALL SELECT 1, {grp} AS grp, r.name, r.target_hour, NULL, SUM(r.value_count),"
+        f" SUM({_UNITS[0]}), SUM({_UNITS[1]}) FROM score_rollups AS r CROSS JOIN s"
+        f" ON s.session_id = r.target_id{join} WHERE {_SCORED_IN_RANGE} AND s.started"
+        " GROUP BY grp, r.name, r.target_hour"
+        " UNION ALL SELECT 2, NULL, trace_count, duration, NULL, NULL, cost_usd, NULL FROM s",
+        [*with_args, *bucket_args, *s_args, sql.project_id, "session", *_hours(sql.span)],
+    ):
+        if part == 0:
+            sessions.append((g, first_or_name, last_or_hour, count, errors_or_whole))
+        elif part == 1:
+            sums.add([(last_or_hour, first_or_name, count, errors_or_whole, nanos)], (g,))
+        else:
+            figures.append((first_or_name, last_or_hour, errors_or_whole))
+    rows.sessions = sessions
+    rows.session_figures = figures
+
+
+class _ScoreSums:
+    """Score sums per (hour, name, group) in fixed point, handed to ``build`` a row per
+    hour in hour order, as the unfiltered dashboard's (``metric_scores.read``): a filter
+    that keeps every target gives the same averages, to the last digit."""
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[int, str, str | None], list[int]] = {}
+
+    def add(self, rollups: Scores, groups: Sequence[str | None]) -> None:
+        for hour, name, value_count, whole, nanos in rollups:
+            for grp in groups:
+                cell = self._cells.get((hour, name, grp))
+                if cell is None:
+                    self._cells[(hour, name, grp)] = [value_count, whole, nanos]
+                else:
+                    cell[0] += value_count
+                    cell[1] += whole
+                    cell[2] += nanos
+
+    def rows(self, span: Range) -> list[tuple]:
+        return [
+            (
+                name,
+                grp,
+                (hour * HOUR_NS - span.origin) // span.width,
+                (whole * _BILLION + nanos) / _BILLION,
+                value_count,
+            )
+            for (hour, name, grp), (value_count, whole, nanos) in sorted(
+                self._cells.items(), key=lambda item: item[0][:2]
+            )
+        ]
 
 
 class _TagGroups:
@@ -336,53 +452,3 @@ class _TagGroups:
         if found is None:
             found = self._seen[tags] = loads(tags) or [None]
         return found
-
-
-def _scores(conn: sqlite3.Connection, sql: _Sql) -> list[tuple]:
-    """Numeric score sums per (name, group, start bucket) of a filtered or grouped query
-    (the unfiltered ones are kept on write: ``metric_scores``, by the same rule): the
-    scores of traces (and their spans) by the trace's start, a session's own scores by
-    the session's. Driven from ``score_rollups`` (CROSS JOIN fixes the order): there
-    are far fewer summaries than rows. A trace is found by its key (``trace_keys``), the
-    one index on its id; a session by its primary key."""
-    buckets, bucket_args = sql.buckets()
-    found: list[tuple] = []
-    for kind, table, join, where_args, group in (
-        (
-            "trace",
-            "traces",
-            " CROSS JOIN trace_keys AS k ON k.project_id = r.project_id"
-            " AND k.trace_id = r.target_id CROSS JOIN traces ON traces.trace_key = k.key",
-            sql.trace_filters(),
-            sql.trace_group(),
-        ),
-        (
-            "session",
-            "sessions",
-            " CROSS JOIN sessions ON sessions.project_id = r.project_id"
-            " AND sessions.session_id = r.target_id",
-            sql.session_filters(by_rowid=False),
-            sql.session_group(),
-        ),
-    ):
-        where, args = where_args
-        found += [
-            (name, grp, first, value_sum, value_count)
-            for name, grp, first, _last, _started, value_sum, value_count in conn.execute(
-                f"SELECT r.name, {group.expr} AS grp, {buckets}, SUM(r.value_sum),"
-                f" SUM(r.value_count) FROM score_rollups AS r{join}{group.join}"
-                f" WHERE r.project_id = ? AND r.target_kind = ? AND r.value_count > 0"
-                f" AND {' AND '.join(where)}"
-                f" AND {table}.start_ns >= ? GROUP BY r.name, grp, first, last, started",
-                [
-                    *group.expr_args,
-                    *bucket_args,
-                    *group.join_args,
-                    sql.project_id,
-                    kind,
-                    *args,
-                    sql.span.origin - 999,
-                ],
-            )
-        ]
-    return found
