@@ -22,5 +22,5 @@ def statement_plans(store: SQLiteStore, run: Callable[[], object]) -> dict[str, 
         return {
             sql: [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
             for sql in dict.fromkeys(seen)
-            if sql.lstrip().upper().startswith("SELECT")
+            if sql.lstrip().upper().startswith(("SELECT", "WITH"))
         }

@@ -182,8 +182,30 @@ def read(
             _MODELS, (project_id, first_hour, last_hour) * 2
         )
     ]
+    rows.distributions = distributions(conn, project_id, span, (sessions, cost_sessions))
+    return rows
+
+
+def distributions(
+    conn: sqlite3.Connection,
+    project_id: int,
+    span: Range,
+    counts: tuple[int, int] | None = None,
+) -> dict[str, Distribution]:
+    """The distributions of every session active in the range, read down the lists'
+    indexes; ``counts``: how many sessions, and with a known cost (else read from
+    ``metric_activity``). A grouped view's too: its sessions are not narrowed."""
+    if counts is None:
+        sessions, cost_sessions = conn.execute(
+            "SELECT TOTAL(sessions), TOTAL(cost_sessions) FROM metric_activity"
+            " WHERE project_id = ? AND last_hour >= ? AND first_hour <= ?"
+            " AND first_hour <= last_hour",
+            (project_id, span.origin // HOUR_NS, span.end // HOUR_NS - 1),
+        ).fetchone()
+        counts = (int(sessions), int(cost_sessions))
+    sessions, cost_sessions = counts
     figures = _Figures(conn, project_id, span)
-    rows.distributions = {
+    return {
         "turns_per_session": figures.turns(sessions),
         "session_duration_ms": figures.distribution(
             "sessions_by_duration", "end_ns - start_ns", "end_ns - start_ns", sessions, 1e6
@@ -199,7 +221,6 @@ def read(
             "cost_usd IS NOT NULL",
         ),
     }
-    return rows
 
 
 def _users_by_day(

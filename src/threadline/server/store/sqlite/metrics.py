@@ -244,10 +244,10 @@ def _kept_sessions(
 
 def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
     """The series, users' totals, usage by model, score sums and session figures of a
-    filtered or grouped query, from the rollup rows it selects: the range's traces twice
-    (added up in SQL by user and buckets; then one row a trace for its usage by model and
-    its scores), the range's sessions once (counts, figures and their own scores), and,
-    grouped, each session's groups once."""
+    filtered or grouped query, from the rollup rows it selects: the range's traces once
+    (added up in SQL by group, user and buckets, with the usage by model and the ids of
+    the traces each row adds up), the range's sessions once (counts, figures and their
+    own scores), and, grouped, each session's groups once."""
     rows = MetricsRows()
     buckets, bucket_args = sql.buckets()
     t_where, t_args = sql.trace_filters()
@@ -260,16 +260,21 @@ def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
     traces_from = f"{sql.traces()}{tg.join} WHERE {' AND '.join(t_where)}"
     # Parameters in the order their placeholders appear: SELECT, FROM, WHERE.
     t_params = [*tg.expr_args, *bucket_args, *tg.join_args, *t_args]
+    # Each row also carries its traces' usage by model (each trace's small JSON object,
+    # model_usage.py, joined by commas: parsed in Python, as SQL's json_each and a
+    # json_extract per entry cost ~4 times as much, docs/benchmarks.md) and their ids
+    # (for their scores): the traces are read once, not once more for these.
     found = conn.execute(
         f"SELECT {tg.expr} AS grp, user_id, {buckets}, COUNT(*), SUM(status = 'error'),"
-        f" {_COST_SUM}, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens)"
+        f" {_COST_SUM}, SUM(input_tokens), SUM(output_tokens), SUM(total_tokens),"
+        " group_concat(traces.model_usage), json_group_array(traces.trace_id)"
         f" FROM {traces_from} GROUP BY grp, user_id, first, last, started",
         t_params,
     ).fetchall()
     if by_tags:
-        rows.traces = [(g, *row[1:]) for row in found for g in groups_of(row[0])]
+        rows.traces = [(g, *row[1:11]) for row in found for g in groups_of(row[0])]
     else:
-        rows.traces = found
+        rows.traces = [row[:11] for row in found]
     if sql.query.group_by is not None:
         # A row holds a trace once (grouped by metadata a trace has one value): the users'
         # totals count each trace once, however many groups it is in.
@@ -279,28 +284,22 @@ def _read_rollups(conn: sqlite3.Connection, sql: _Sql) -> MetricsRows:
     # range's rollups (a lookup a trace would cost more).
     trace_scores = None if sql.query.user_id else _trace_scores(conn, sql.project_id, sql.span)
     few: list[tuple[str, Sequence[str | None]]] = []
-    first, first_args = sql.first_bucket("traces.start_ns")
-    # Each trace's usage by model is a small JSON object in its row (model_usage.py),
-    # parsed here once a trace: SQL's json_each and json_extract per entry cost ~4 times
-    # as much (docs/benchmarks.md). The same row gives the trace's scores their group,
-    # rather than a join from every score rollup to its trace (two random reads a rollup).
     usage: list[tuple[str | None, int, str]] = []
-    for grp, bucket, trace_id, text in conn.execute(
-        f"SELECT {tg.expr} AS grp, {first} AS first, traces.trace_id, traces.model_usage"
-        f" FROM {sql.traces()}{tg.join}"
-        f" WHERE {' AND '.join(t_where)} AND traces.start_ns + 999 >= ?",
-        [*tg.expr_args, *first_args, *tg.join_args, *t_args, sql.span.origin],
-    ):
+    # Usage and scores count once, in the bucket a trace started in, if in the range.
+    for grp, _, bucket, _, started, *_, text, ids in found:
+        if not started:
+            continue
         groups = groups_of(grp)
         if text is not None:
             for g in groups:
                 usage.append((g, bucket, text))
-        if trace_scores is None:
-            few.append((trace_id, groups))
-        else:
-            scores = trace_scores.get(trace_id)
-            if scores is not None:
-                sums.add(scores, groups)
+        for trace_id in loads(ids):
+            if trace_scores is None:
+                few.append((trace_id, groups))
+            else:
+                scores = trace_scores.get(trace_id)
+                if scores is not None:
+                    sums.add(scores, groups)
     if few:
         by_id = _trace_scores(conn, sql.project_id, sql.span, [t for t, _ in few])
         for trace_id, of in few:
@@ -358,11 +357,11 @@ def _hours(span: Range) -> tuple[int, int]:
 def _read_sessions(
     conn: sqlite3.Connection, sql: _Sql, rows: MetricsRows, sums: _ScoreSums
 ) -> None:
-    """Session counts per (group, buckets), the figures of the distributions, and the
-    sessions' own score sums (added to ``sums``), in one statement: the range's sessions
-    kept by the filters are read once, and, grouped, each session's groups (those of all
-    its traces, whenever they ran: a session active in the range may have no trace in
-    it) found once, in materialized CTEs the parts read."""
+    """Session counts per (group, buckets), the sessions' own score sums (added to
+    ``sums``) and, narrowed, the figures of the distributions, in one statement: the
+    range's sessions kept by the filters are read once, and, grouped, each session's
+    groups (those of all its traces, whenever they ran: a session active in the range
+    may have no trace in it) found once, in materialized CTEs the parts read."""
     buckets, bucket_args = sql.buckets()
     s_where, s_args = sql.session_filters()
     with_groups: str = ""
@@ -377,6 +376,14 @@ def _read_sessions(
         )
         with_args = [*trace.expr_args, *trace.join_args, sql.project_id]
         grp, join = "sg.grp", " JOIN sg ON sg.sid = s.session_id"
+    # Grouped, the sessions are not narrowed: their distributions are the unfiltered
+    # dashboard's, read down the lists' indexes rather than from every session's figures.
+    narrowed = sql.kept_sessions is not None
+    if not narrowed:
+        rows.distributions = metric_aggregates.distributions(conn, sql.project_id, sql.span)
+    figures_part = (
+        " UNION ALL SELECT 2, NULL, trace_count, duration, NULL, NULL, cost_usd, NULL FROM s"
+    )
     sessions: list[tuple] = []
     figures: list[tuple] = []
     # Session rows: (0, group, first, last, started, sessions, with an error, NULL); score
@@ -391,8 +398,7 @@ def _read_sessions(
         f" UNION ALL SELECT 1, {grp} AS grp, r.name, r.target_hour, NULL, SUM(r.value_count),"
         f" SUM({_UNITS[0]}), SUM({_UNITS[1]}) FROM score_rollups AS r CROSS JOIN s"
         f" ON s.session_id = r.target_id{join} WHERE {_SCORED_IN_RANGE} AND s.started"
-        " GROUP BY grp, r.name, r.target_hour"
-        " UNION ALL SELECT 2, NULL, trace_count, duration, NULL, NULL, cost_usd, NULL FROM s",
+        f" GROUP BY grp, r.name, r.target_hour{figures_part if narrowed else ''}",
         [*with_args, *bucket_args, *s_args, sql.project_id, "session", *_hours(sql.span)],
     ):
         if part == 0:

@@ -143,20 +143,22 @@ def by_group_and_bucket(rows: Iterable[tuple[str | None, int, str]]) -> list[tup
     """The usage by model of traces given as (group, bucket, column), added up per
     (group, model, bucket) in the shape ``MetricsRows.models`` holds: (group, model,
     bucket, cost in picodollars or None when no span's cost is known, input, output, total
-    tokens)."""
+    tokens). A column may hold the columns of several traces joined by commas (SQL's
+    ``group_concat``)."""
     sums: dict[tuple[str | None, str, int], list[int]] = {}
     for group, bucket, text in rows:
-        for model, (costed, cost, tokens_in, tokens_out, tokens_total) in loads(text).items():
-            key = (group, model, bucket)
-            total = sums.get(key)
-            if total is None:
-                sums[key] = [costed > 0, cost, tokens_in, tokens_out, tokens_total]
-            else:
-                total[0] += costed > 0
-                total[1] += cost
-                total[2] += tokens_in
-                total[3] += tokens_out
-                total[4] += tokens_total
+        for usage in loads(f"[{text}]"):
+            for model, (costed, cost, tokens_in, tokens_out, tokens_total) in usage.items():
+                key = (group, model, bucket)
+                total = sums.get(key)
+                if total is None:
+                    sums[key] = [costed > 0, cost, tokens_in, tokens_out, tokens_total]
+                else:
+                    total[0] += costed > 0
+                    total[1] += cost
+                    total[2] += tokens_in
+                    total[3] += tokens_out
+                    total[4] += tokens_total
     return [
         (group, model, bucket, cost if traces else None, i, o, t)
         for (group, model, bucket), (traces, cost, i, o, t) in sums.items()
