@@ -193,16 +193,16 @@ def distributions(
     counts: tuple[int, int] | None = None,
 ) -> dict[str, Distribution]:
     """The distributions of every session active in the range, read down the lists'
-    indexes; ``counts``: how many sessions, and with a known cost (else read from
-    ``metric_activity``). A grouped view's too: its sessions are not narrowed."""
+    indexes; ``counts``: how many sessions, and with a known cost (else counted down the
+    lists' index by end, which holds both columns). A grouped view's too: its sessions
+    are not narrowed."""
     if counts is None:
         sessions, cost_sessions = conn.execute(
-            "SELECT TOTAL(sessions), TOTAL(cost_sessions) FROM metric_activity"
-            " WHERE project_id = ? AND last_hour >= ? AND first_hour <= ?"
-            " AND first_hour <= last_hour",
-            (project_id, span.origin // HOUR_NS, span.end // HOUR_NS - 1),
+            "SELECT COUNT(*), COUNT(cost_usd) FROM sessions INDEXED BY sessions_by_activity"
+            " WHERE project_id = ? AND end_ns >= ? AND start_ns <= ?",
+            (project_id, span.origin, span.last_instant),
         ).fetchone()
-        counts = (int(sessions), int(cost_sessions))
+        counts = (sessions, cost_sessions)
     sessions, cost_sessions = counts
     figures = _Figures(conn, project_id, span)
     return {
