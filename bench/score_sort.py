@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from threadline.server.model import (
+    NumericFilter,
     ScoreQuery,
     ScoreRecord,
     ScoreSort,
@@ -51,20 +52,30 @@ from threadline.server.store.sqlite.driver import sqlite3
 NS = 1_000_000_000
 DAY_NS = 24 * 3600 * NS
 LABELS = ("account", "billing", "delivery", "refund", "other")
+# Each session's user is one of USERS; one session in TAGGED has the tag ``beta``: the
+# filters the filtered reads use.
+USERS = 50
+TAGGED = 20
 # A name scored only before every other score (a week ago): the type read of the Users
 # tab and the dashboard walks furthest back for it.
 OLD_NAME = "legacy"
 
 
-def fill(store: Store, sessions: int, seed: int) -> int:
+def fill(store: Store, sessions: int, older: int, seed: int) -> int:
     rng = random.Random(seed)
     project = store.create_project("score-sort").id
     now = time.time_ns()
     batch: list[SpanRecord] = []
     scores: list[ScoreRecord] = []
     started = time.perf_counter()
-    for i in range(sessions):
-        start = now - rng.randrange(6 * DAY_NS)
+    for i in range(sessions + older):
+        # The first ``sessions`` over the last six days; the ``older`` ones (scored
+        # data outside every window the bench reads) over the 60 days before.
+        start = (
+            now - rng.randrange(6 * DAY_NS)
+            if i < sessions
+            else now - 6 * DAY_NS - rng.randrange(60 * DAY_NS)
+        )
         batch.append(
             SpanRecord(
                 trace_id=f"{i + 1:032x}",
@@ -77,6 +88,8 @@ def fill(store: Store, sessions: int, seed: int) -> int:
                 status="error" if i % 10 == 0 else "ok",
                 session_id=f"session-{i:07d}",
                 cost_usd=rng.random() / 100,
+                user_id=f"user-{i % USERS}",
+                tags=["beta"] if i % TAGGED == 0 else [],
             )
         )
         draw = rng.random()
@@ -96,7 +109,7 @@ def fill(store: Store, sessions: int, seed: int) -> int:
     for at in range(0, len(scores), 2000):
         store.write_scores(project, scores[at : at + 2000])
     print(
-        f"filled {sessions:,} sessions and {len(scores):,} scores"
+        f"filled {sessions + older:,} sessions and {len(scores):,} scores"
         f" in {time.perf_counter() - started:.0f} s"
     )
     return project
@@ -159,6 +172,12 @@ def main() -> None:
     parser.add_argument("--url", help="ClickHouse: clickhouse://user:pw@host:port (no db)")
     parser.add_argument("--database", default="score_sort")
     parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument(
+        "--older",
+        type=int,
+        default=0,
+        help="more sessions, scored alike, over the 60 days before the six (outside the windows)",
+    )
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--server-pid", type=int, help="ClickHouse: the server's pid")
@@ -175,12 +194,13 @@ def main() -> None:
         store = open_store(f"{args.url.rstrip('/')}/{args.database}")
     project = next((p.id for p in store.list_projects() if p.name == "score-sort"), None)
     if project is None:
-        project = fill(store, args.sessions, args.seed)
+        project = fill(store, args.sessions, args.older, args.seed)
 
     stars = ScoreSort(name="stars")
     # The first page after the scored sessions.
     unscored = _cursor(stars, 1, 2**62, "")
     day_ago = datetime.now(UTC) - timedelta(days=1)
+    unscored_error = _cursor(stars, 1, 2**62, "", status="error")
     hour_ago = datetime.now(UTC) - timedelta(hours=1)
     queries: list[tuple[str, SessionQuery]] = [
         ("last activity (as it opens)", SessionQuery()),
@@ -202,6 +222,37 @@ def main() -> None:
         (
             "sort=score_label:topic, last hour",
             SessionQuery(score_sort=ScoreSort(name="topic", by="label"), start=hour_ago),
+        ),
+        # Filtered score sorts in a window: what they read should follow the window.
+        (
+            "filtered: stars, last day, user",
+            SessionQuery(score_sort=stars, start=day_ago, user_id="user-7"),
+        ),
+        (
+            "filtered: stars, last day, tag",
+            SessionQuery(score_sort=stars, start=day_ago, tag="beta"),
+        ),
+        (
+            "filtered: stars, last day, cost > 0.009",
+            SessionQuery(
+                score_sort=stars,
+                start=day_ago,
+                numbers=[NumericFilter(field="cost", op=">", value=0.009)],
+            ),
+        ),
+        (
+            "filtered: stars, last day, error",
+            SessionQuery(score_sort=stars, start=day_ago, status="error"),
+        ),
+        (
+            "filtered: stars, last day, error, past scored",
+            SessionQuery(score_sort=stars, start=day_ago, status="error", cursor=unscored_error),
+        ),
+        (
+            "filtered: topic, last hour, user",
+            SessionQuery(
+                score_sort=ScoreSort(name="topic", by="label"), start=hour_ago, user_id="user-7"
+            ),
         ),
     ]
     cpu_title = f" {'cpu ms':>8}" if SERVER_PID else ""
@@ -252,9 +303,9 @@ def main() -> None:
     store.close()
 
 
-def _cursor(sort: ScoreSort, *key: Any) -> str:
-    """A cursor of the Sessions list sorted by ``sort`` with no filter, at ``key``."""
-    where = sorts.filtered_by(SessionQuery(score_sort=sort))
+def _cursor(sort: ScoreSort, *key: Any, **filters: Any) -> str:
+    """A cursor of the Sessions list sorted by ``sort`` with ``filters``, at ``key``."""
+    where = sorts.filtered_by(SessionQuery(score_sort=sort, **filters))
     return cursors.encode(*key, made_by=score_sorts.made_by(sort, "session", where=where))
 
 
@@ -283,6 +334,8 @@ def plans(store: Store, project: int, sort: ScoreSort) -> None:
             cursor: str | None,
             where: str,
             newest: clickhouse_sorted.Newest | None = None,
+            kept_among: Callable[[str], str] | None = None,
+            windowed: bool = False,
         ) -> list[score_sorts.Picked[None]]:
             def recording_rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
                 recorded.append((sql, dict(params)))
@@ -301,6 +354,8 @@ def plans(store: Store, project: int, sort: ScoreSort) -> None:
                 cursor,
                 where,
                 newest,
+                kept_among,
+                windowed,
             )
 
         clickhouse_sorted.pick = recording_pick

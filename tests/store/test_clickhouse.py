@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 
 from tests.store.chdb_http import own_database_url
+from tests.store.clickhouse_statements import own_store, recorded_with_params
 from tests.store.test_contract import MS, T0, record, score
-from threadline.server.errors import ConfigurationError
+from threadline.server.errors import ConfigurationError, Conflict
 from threadline.server.model import (
+    ScoreConfig,
     ScoreFilter,
     ScoreQuery,
     ScoreRecord,
@@ -522,3 +524,22 @@ def test_retention_ttl_leaves_no_row_of_an_expired_trace(tmp_path: Path):
         assert _rows_naming("clickhouse", store, tmp_path, project, new[0].trace_id) == kept
     finally:
         store.close()
+
+
+def test_a_score_write_given_the_configurations_does_not_read_them(tmp_path: Path):
+    """A route reads the project's score configurations to check the values and gives
+    them to the write, which checks the names' types against those instead of reading
+    them a second time (one statement less a request); given none, it reads them. A
+    type other than the configured one is refused either way."""
+    with own_store(tmp_path) as store:
+        project = store.create_project("p").id
+        statements = recorded_with_params(store, scores=True)
+        store.write_scores(project, [score("a", "quality", 0.5, session="s1")], configs=[])
+        assert statements and not [sql for sql, _ in statements if "score_configs" in sql]
+        statements.clear()
+        store.write_scores(project, [score("b", "quality", 0.7, session="s1")])
+        assert [sql for sql, _ in statements if "score_configs" in sql]
+        topic = ScoreConfig(name="topic", data_type="categorical", labels=["a", "b"])
+        with pytest.raises(Conflict):
+            store.write_scores(project, [score("c", "topic", 1.0, session="s1")], configs=[topic])
+        assert store.get_scores(project, ["a", "b", "c"]).keys() == {"a", "b"}

@@ -16,6 +16,7 @@ from tests.store.clickhouse_statements import own_store, recorded_sql
 from tests.store.test_contract import MS, T0, record, score
 from threadline.server.errors import BadRequest
 from threadline.server.model import (
+    NumericFilter,
     Page,
     ScoreFilter,
     ScoreSort,
@@ -145,6 +146,83 @@ def test_score_sort_combines_with_filters(store: Store):
     ) == ["s1", "s3", "s2"]
     no_topic = ScoreFilter(name="topic", missing=True)
     assert _sessions(store, project, by_quality, scores=[no_topic]) == ["s4", "s7", "s6"]
+
+
+def _write_windowed(store: Store) -> int:
+    """Sessions s1..s8, one trace each (trace i at i*100 ms), users u1 (odd) and u2
+    (even), tag ``beta`` on s3, s6 and s7, s4 and s7 failed; s9 runs from 50 to 860 ms,
+    its first trace by user u3 with tag ``gamma``, its last by nobody."""
+    project = store.create_project("windowed").id
+    spans = [
+        record(
+            i,
+            i,
+            start=i * 100,
+            session=f"s{i}",
+            user="u1" if i % 2 else "u2",
+            error=i in (4, 7),
+            cost=i / 1000,
+            tags=["beta"] if i in (3, 6, 7) else [],
+        )
+        for i in range(1, 9)
+    ]
+    spans += [
+        record(9, 9, start=50, session="s9", user="u3", tags=["gamma"]),
+        record(10, 10, start=850, session="s9"),
+    ]
+    store.write_spans(project, spans)
+    store.write_scores(
+        project,
+        [
+            score(f"q{session}", "quality", value, session=session)
+            for session, value in (
+                ("s1", 0.5),
+                ("s2", 0.9),
+                ("s3", 0.5),
+                ("s5", 0.2),
+                ("s6", 0.7),
+                ("s8", 0.7),
+                ("s9", 0.6),
+            )
+        ],
+    )
+    return project
+
+
+@pytest.mark.parametrize("stretches", [1, 100])
+def test_a_filtered_sort_in_a_window_reads_the_same_pages(
+    store: Store, monkeypatch: pytest.MonkeyPatch, stretches: int
+):
+    """A score sort with a window and the user, tag, status and numeric filters: the
+    window's rows the filters keep, by value, then those without one, newest first,
+    through every page size; a session's trace that names the user or carries the tag
+    counts even when it ran outside the window (s9's). With stretches of one row (most
+    pages read from the window's rows) and long ones alike."""
+    monkeypatch.setattr(clickhouse_sorted, "STRETCH_PER_ROW", 1)
+    monkeypatch.setattr(clickhouse_sorted, "STRETCHES", stretches)
+    monkeypatch.setattr(clickhouse_sorted, "MIN_STRETCH", 1)
+    monkeypatch.setattr(clickhouse_sorted, "MAX_STRETCH", 2)
+    monkeypatch.setattr(sqlite_sorted, "WALKED", stretches)
+    project = _write_windowed(store)
+    quality = ScoreSort(name="quality")
+    window = ns_to_datetime(record(4, 4, start=400).start_ns)
+    assert _sessions(store, project, quality, start=window) == ["s8", "s6", "s9", "s5", "s7", "s4"]
+    assert _sessions(store, project, quality, start=window, user_id="u2") == ["s8", "s6", "s4"]
+    assert _sessions(store, project, quality, start=window, user_id="u3") == ["s9"]
+    assert _sessions(store, project, quality, start=window, tag="beta") == ["s6", "s7"]
+    assert _sessions(store, project, quality, start=window, tag="gamma") == ["s9"]
+    assert _sessions(store, project, quality, start=window, status="error") == ["s7", "s4"]
+    ascending = ScoreSort(name="quality", descending=False)
+    assert _sessions(store, project, ascending, start=window, user_id="u1") == ["s5", "s7"]
+    costly = NumericFilter(field="cost", op=">=", value=0.0055)
+    assert _sessions(store, project, quality, start=window, numbers=[costly]) == [
+        "s8",
+        "s6",
+        "s7",
+    ]
+    # Without a window the same filters hold over all time.
+    assert _sessions(store, project, quality, user_id="u1") == ["s3", "s1", "s5", "s7"]
+    assert _sessions(store, project, quality, tag="beta") == ["s6", "s3", "s7"]
 
 
 @pytest.mark.parametrize("stretches", [1, 2, 100])
@@ -358,3 +436,25 @@ def test_clickhouse_finds_the_rows_without_a_value_among_the_newest(
         page = store.list_traces(recent, TraceQuery(limit=3, score_sort=ScoreSort(name="quality")))
         assert [int(t.trace_id, 16) for t in page.items] == [5, 2, 7]
         assert statements and not [sql for sql in statements if "NOT IN" in sql]
+
+
+def test_clickhouse_filtered_sort_in_a_window_reads_no_whole_project(tmp_path: Path):
+    """ClickHouse: a score sort with a window start and a user or tag filter merges only
+    the traces the filter's labels name (never every trace of the project, as the
+    filter's subquery did in each statement), and walks the rows without a value along
+    the window's rows instead of leaving out every value of the name at once."""
+    with own_store(tmp_path) as store:
+        project = _write_windowed(store)
+        statements = recorded_sql(store)
+        window = ns_to_datetime(record(4, 4, start=400).start_ns)
+        quality = ScoreSort(name="quality")
+        assert _sessions(store, project, quality, start=window, user_id="u2") == [
+            "s8",
+            "s6",
+            "s4",
+        ]
+        assert _sessions(store, project, quality, start=window, tag="beta") == ["s6", "s7"]
+        merges = [sql for sql in statements if "user_id = " in sql or "has(tags" in sql]
+        assert merges
+        assert all("trace_labels" in sql for sql in merges)
+        assert not [sql for sql in statements if "NOT IN" in sql]

@@ -159,7 +159,10 @@ def _write(
         # Checked again as they are written: another source's score of one of the ids
         # may have been written since; those are refused, the others written.
         refused = store.write_scores(
-            project_id, written, over_end_user_only=access.scope == "scores"
+            project_id,
+            written,
+            over_end_user_only=access.scope == "scores",
+            configs=list(configs.values()),
         )
         if not refused:
             break

@@ -68,12 +68,12 @@ def cors_headers(request: Request, store: Store, project_id: int) -> dict[str, s
 
 def prepare_scores(
     store: Store, project_id: int, scores: list[ScoreIn], source: str
-) -> list[ScoreRecord]:
+) -> tuple[list[ScoreRecord], list[ScoreConfig]]:
     """Validate ``scores`` against the project's score configurations (400 on the first
     bad one, naming it); a score without a type takes its name's when its value reads as
     one, and the first score of a new name gives the name's type to the untyped ones
     after it. The store's write refuses the batch if a type differs from its name's
-    (409)."""
+    (409). Also the configurations read, which the write is given."""
     configs = {c.name: c for c in store.list_score_configs(project_id)}
     types = name_types(store, project_id, configs)
     now = time.time_ns()
@@ -82,7 +82,7 @@ def prepare_scores(
         record = score_types.prepare(score, configs, source, now, types)
         types.prepared(record)
         records.append(record)
-    return records
+    return records, list(configs.values())
 
 
 @router.options("/scores", include_in_schema=False)
@@ -119,7 +119,7 @@ def write_scores(
     batch = body if isinstance(body, list) else [body]
     if len(batch) > MAX_SCORES_PER_REQUEST:
         raise BadRequest(f"at most {MAX_SCORES_PER_REQUEST} scores a request")
-    records = prepare_scores(store, project.id, batch, "api")
+    records, configs = prepare_scores(store, project.id, batch, "api")
     if access.scope == "scores":
         for record in records:
             record.source = "end-user"
@@ -128,7 +128,9 @@ def write_scores(
         for record, score in zip(records, batch, strict=True):
             record.source = score.source or "api"
     records = redact_scores(records, project_rules.redaction_rules(request.app.state, project.id))
-    refused = store.write_scores(project.id, records, over_end_user_only=access.scope == "scores")
+    refused = store.write_scores(
+        project.id, records, over_end_user_only=access.scope == "scores", configs=configs
+    )
     if refused:  # another source's score written since the check above
         raise Forbidden(f"score {min(refused)!r} was not written by an end user")
     written = [scoring.score(r) for r in records]

@@ -147,7 +147,11 @@ def _write_score(store: Store, project_id: int, score: ScoreIn) -> None:
     record = scoring.prepare(score, configs, "eval", time.time_ns())
     # The write refuses a type other than the name's (409): the run fails, naming both.
     # The judge's comment can quote the transcript; the project's rules apply to it too.
-    store.write_scores(project_id, redact_scores([record], store.redaction_rules(project_id)))
+    store.write_scores(
+        project_id,
+        redact_scores([record], store.redaction_rules(project_id)),
+        configs=list(configs.values()),
+    )
 
 
 def _prompt_for(

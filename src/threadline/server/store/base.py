@@ -307,6 +307,7 @@ class Store(Protocol):
         *,
         check_types: bool = True,
         over_end_user_only: bool = False,
+        configs: Sequence[ScoreConfig] | None = None,
     ) -> frozenset[str]:
         """Store validated scores and bring the score rollups of their targets up to date,
         in one step. A score whose id is stored already replaces it; one equal to the
@@ -319,7 +320,11 @@ class Store(Protocol):
 
         A score whose name holds another type (``name_types.py``) refuses the whole
         write with ``Conflict`` (409); ``check_types=False`` is for a copy of another
-        store, which keeps its history as it was, names of two types included."""
+        store, which keeps its history as it was, names of two types included.
+        ``configs``: the project's score configurations as the caller read them for
+        these scores; a store whose write has no transaction to read them in checks
+        against these rather than reading them again (ClickHouse), one with one reads
+        its own (SQLite)."""
         ...
 
     def get_scores(self, project_id: int, score_ids: Sequence[str]) -> dict[str, Score]:

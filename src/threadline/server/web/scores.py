@@ -209,7 +209,7 @@ def _save(
     configs = {c.name: c for c in store.list_score_configs(project.id)}
     types = name_types(store, project.id, configs)
     record = score_types.prepare(score, configs, "ui", time.time_ns(), types)
-    store.write_scores(project.id, redact_scores([record], rules))
+    store.write_scores(project.id, redact_scores([record], rules), configs=list(configs.values()))
 
 
 def _delete(store: Store, project: Project, form: dict[str, str], target: Target) -> None:

@@ -54,13 +54,19 @@ def pick(
     cursor: str | None,
     where: str,
     newest: Newest | None = None,
+    kept_among: Callable[[str], str] | None = None,
+    windowed: bool = False,
 ) -> list[score_sorts.Picked[None]]:
     """Up to ``limit + 1`` rows meeting ``f``, sorted by ``sort``, after ``cursor``:
     ``source`` is the list's (a subquery with ``id_column`` and ``time_column``), and
     ``source_of(ids)`` the same rows of the ids a parameter holds only. ``newest``:
     when the list's filters leave it the list as it opens, its own cheaper pick of the
     rows newest first (``recent_sessions``, ``recent_traces``), which the rows without
-    a value are then walked along."""
+    a value are then walked along. ``kept_among(ids)``: ``f``'s conditions for the rows
+    of the ids a parameter holds only (narrower reads, the same rows kept). ``windowed``:
+    the source is a window's rows (it has a start), which the rows without a value of
+    a filtered list are then walked along, newest first."""
+    kept_where = kept_among or (lambda ids: f.sql())
     by = "average" if sort.by == "average" else "label"
     element = ROLLUP_FIELDS.index(by) + 1
     name = (
@@ -108,14 +114,12 @@ def pick(
             live = [row for row in candidates if newest.get(row[0]) == row[1]]
             if not live:
                 return []
-            kept = {
-                row[0]
-                for row in rows(
-                    f"SELECT {id_column} FROM {source_of('%(candidate_ids)s')} AS listed"
-                    f" WHERE {f.sql()}",
-                    {**f.params, "candidate_ids": sorted({row[0] for row in live})},
-                )
-            }
+            statement = (
+                f"SELECT {id_column} FROM {source_of('%(candidate_ids)s')} AS listed"
+                f" WHERE {kept_where('%(candidate_ids)s')}"
+            )
+            candidate_ids = sorted({row[0] for row in live})
+            kept = {row[0] for row in rows(statement, {**f.params, "candidate_ids": candidate_ids})}
             # A target's row twice (not merged yet) is the same value: kept once.
             found: list[tuple[Any, str, None]] = []
             seen: set[str] = set()
@@ -138,8 +142,24 @@ def pick(
         )
         return [(key, row_id, None) for row_id, key in found]
 
+    def window_newest(after: tuple[Any, str] | None, count: int) -> list[tuple[str, Any]]:
+        # The window's rows the filters keep, newest first (each stretch rolls the
+        # window up again: what any sort of it costs, whatever lies outside it).
+        kept = f.sql()
+        if after is not None:
+            kept += (
+                f" AND ({time_column}, {id_column}) < ({f.param(after[0])}, {f.param(after[1])})"
+            )
+        statement = (
+            f"SELECT {id_column}, {time_column} FROM {source} AS listed WHERE {kept}"
+            f" ORDER BY {time_column} DESC, {id_column} DESC LIMIT {f.param(count)}"
+        )
+        return [(row[0], row[1]) for row in rows(statement, f.params)]
+
+    along = newest if newest is not None else window_newest if windowed else None
+
     def unscored(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
-        if newest is None:
+        if along is None:
             return without_value(after, count)
 
         # Stretches of the list's newest rows, each kept where the row has no value
@@ -160,7 +180,7 @@ def pick(
             )
             return [(key, row_id, None) for row_id, key in candidates if row_id not in valued]
 
-        return _in_stretches(count, after, newest, without_values, without_value)
+        return _in_stretches(count, after, along, without_values, without_value)
 
     def without_value(after: tuple[Any, str] | None, count: int) -> list[tuple[Any, str, None]]:
         # The name's newest values, all of them: restricting them to the window's rows

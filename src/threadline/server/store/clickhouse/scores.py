@@ -121,18 +121,25 @@ class ClickHouseScores:
     # --- scores -------------------------------------------------------------------
 
     def write(
-        self, project_id: int, records: Sequence[ScoreRecord], check_types: bool = True
+        self,
+        project_id: int,
+        records: Sequence[ScoreRecord],
+        check_types: bool = True,
+        configs: Sequence[ScoreConfig] | None = None,
     ) -> None:
         """Insert ``records`` and roll their targets up again. Their names' types are
         checked first (``name_types.py``: ``Conflict``, nothing written), as late as
         can be: ClickHouse has no transaction, so two writers giving a new name two
         types at once can both pass between this read and the insert (a few ms); the
         name then holds both, and every later write is held to its newest score's type
-        (newest by created time, then id: the same answer from any server)."""
+        (newest by created time, then id: the same answer from any server). ``configs``:
+        the project's configurations as the caller read them for these scores (a
+        request's route does, to check values): not read again (a 6-22 ms read)."""
         if check_types:
+            configured = self.list_configs(project_id) if configs is None else configs
             NameTypes(
                 lambda name: self.stored_type(project_id, name),
-                {c.name: c.data_type for c in self.list_configs(project_id)},
+                {c.name: c.data_type for c in configured},
             ).check(records)
         latest: dict[str, ScoreRecord] = {}
         for record in records:  # the last of one id in a batch wins, as separate writes would

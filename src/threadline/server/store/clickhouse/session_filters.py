@@ -1,7 +1,7 @@
-"""The sessions the dashboard's user, tag and metadata filters keep on ClickHouse,
-combined as the Sessions list combines them: the user must have a trace in the session,
-and one trace of it (maybe another) must carry the tag and every metadata pair,
-whenever those traces ran (the one that matched may lie outside the range).
+"""The sessions the Sessions list's and the dashboard's user, tag and metadata filters
+keep on ClickHouse: the user must have a trace in the session, and one trace of it
+(maybe another) must carry the tag and every metadata pair, whenever those traces ran
+(the one that matched may lie outside the range).
 
 Both halves are checked on merged traces, each merging only the traces its values'
 labels name (``trace_labels``), over all time as the list's are; the labels also bound
@@ -10,9 +10,51 @@ the sessions a filtered read rolls up (``near``).
 
 from __future__ import annotations
 
-from threadline.server.model import MetricsQuery, TraceQuery
+from collections.abc import Callable
+
+from threadline.server.model import MetricsQuery, SessionQuery, TraceQuery
 from threadline.server.store.clickhouse import metric_sources, queries, trace_labels
 from threadline.server.store.clickhouse.queries import Filters
+
+
+def of_list(f: Filters, query: SessionQuery) -> Callable[[str | None], list[str]]:
+    """The Sessions list's user, tag, metadata and live filters, as conditions on a
+    session row (its ``session_id``) for the sessions ``among`` lists (an array
+    parameter or a parenthesised subquery; None: any session). Each is checked on
+    merged traces, merging only those its values' labels name and, given ``among``,
+    only those sessions' traces (``session_members``): a read of a few candidate
+    sessions merges their traces, not the user's or the tag's whole history."""
+    user = f.param(query.user_id) if query.user_id else None
+    user_labels = trace_labels.labelled(f, query.user_id, None, {})
+    carried = f.trace_conditions(query)
+    carried_labels = trace_labels.labelled(f, None, query.tag, query.metadata)
+
+    def conditions(among: str | None) -> list[str]:
+        members = (
+            ""
+            if among is None
+            else " AND trace_id IN (SELECT trace_id FROM session_members"
+            f" WHERE project_id = %(project)s AND session_id IN {among})"
+        )
+        found = []
+        if user is not None:
+            merged = queries.latest_traces(f"project_id = %(project)s AND {user_labels}{members}")
+            found.append(
+                f"session_id IN (SELECT session_id FROM ({merged})"
+                f" WHERE user_id = {user} AND session_id IS NOT NULL)"
+            )
+        if carried:
+            # One trace of the session must meet all of them (a live filter alone has
+            # no labels: every trace, or every trace of ``among``).
+            labelled = "" if carried_labels is None else f" AND {carried_labels}"
+            merged = queries.latest_traces(f"project_id = %(project)s{labelled}{members}")
+            found.append(
+                f"session_id IN (SELECT session_id FROM ({merged})"
+                f" WHERE session_id IS NOT NULL AND {' AND '.join(carried)})"
+            )
+        return found
+
+    return conditions
 
 
 def _halves(f: Filters, query: MetricsQuery) -> list[tuple[str, str]]:

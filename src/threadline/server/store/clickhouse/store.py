@@ -90,6 +90,7 @@ from threadline.server.store.clickhouse import (
     scores,
     search,
     session_detail,
+    session_filters,
     shares,
     trace_detail,
     user_activity,
@@ -527,11 +528,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             page = [(row[0], row[1]) for row in picked]
             return self._session_page(project_id, query, page, parse_search(""), sorted_by, seen)
         f = Filters(project_id)
-        if query.user_id:
-            f.add(
-                f"session_id IN (SELECT session_id FROM ({queries.latest_traces()})"
-                f" WHERE user_id = {f.param(query.user_id)} AND session_id IS NOT NULL)"
-            )
+        # The user's and the traces' filters hold on merged traces: those their values'
+        # labels name only (``trace_labels``), not every trace of the project.
+        trace_filters = session_filters.of_list(f, query)
         # A window reads only the sessions of the traces near it (``sessions_near``);
         # without one, every session of the project is rolled up (its cost grows with
         # the project: the UI and API default to a window).
@@ -559,14 +558,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             f.add("error_count > 0")
         elif query.status == "ok":
             f.add("error_count = 0")
-        conditions = f.trace_conditions(query)
-        if conditions:
-            # One trace of the session must meet all of them.
-            f.add(
-                f"session_id IN (SELECT session_id FROM ({queries.latest_traces()})"
-                f" WHERE session_id IS NOT NULL AND {' AND '.join(conditions)})"
-            )
         f.where += self._scores.filter_conditions(f, "session", "session_id", query.scores)
+        own = list(f.where)
+        f.where += trace_filters(None)
         if query.score_sort is not None:
             ranked = score_sorted.pick(
                 self._rows,
@@ -581,6 +575,8 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.cursor,
                 sorts.filtered_by(query),
                 newest=self._recent_sessions(project_id, query),
+                kept_among=lambda ids: " AND ".join([*own, *trace_filters(ids)]) or "1",
+                windowed=query.start is not None,
             )
             return self._session_page(
                 project_id,
@@ -749,6 +745,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 query.cursor,
                 sorts.filtered_by(query),
                 newest=self._recent_traces(project_id, query),
+                windowed=query.start is not None,
             )
             return self._trace_page(
                 project_id,
@@ -820,6 +817,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         *,
         check_types: bool = True,
         over_end_user_only: bool = False,
+        configs: Sequence[ScoreConfig] | None = None,
     ) -> frozenset[str]:
         if not records:
             return frozenset()
@@ -831,7 +829,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 refused = frozenset(i for i, r in stored.items() if r.source != "end-user")
                 if refused:
                     return refused
-            self._scores.write(project_id, records, check_types)
+            self._scores.write(project_id, records, check_types, configs)
         return frozenset()
 
     def get_scores(self, project_id: int, score_ids: Sequence[str]) -> dict[str, Score]:

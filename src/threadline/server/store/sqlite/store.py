@@ -132,7 +132,9 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, RunTransfer, EvaluationTa
         *,
         check_types: bool = True,
         over_end_user_only: bool = False,
+        configs: Sequence[ScoreConfig] | None = None,
     ) -> frozenset[str]:
+        # ``configs`` unused: the type check reads them in the write's own transaction.
         if not records:
             return frozenset()
         with self._transaction() as conn:
