@@ -364,3 +364,50 @@ def test_the_evaluators_page_explains_itself_in_this_servers_numbers(tmp_path, s
     )
     # Unbound, it says so: any key may go to any URL.
     assert "does not bind keys to URLs" in _help(server.base_url, server.api_key)
+
+
+# Where a cell's text runs past what its scrolling table shows (0: all of it is seen).
+_TEXT_HIDDEN_PX = """cell => {
+  const range = document.createRange();
+  range.selectNodeContents(cell);
+  const text = range.getBoundingClientRect();
+  let seen = {left: 0, right: window.innerWidth};
+  for (let box = cell.parentElement; box; box = box.parentElement) {
+    if (getComputedStyle(box).overflowX === "visible") continue;
+    const edge = box.getBoundingClientRect();
+    seen = {left: Math.max(seen.left, edge.left), right: Math.min(seen.right, edge.right)};
+  }
+  return Math.max(0, seen.left - text.left) + Math.max(0, text.right - seen.right);
+}"""
+
+
+def test_a_phone_shows_each_runs_result_whole(ui, server):
+    """At 390 px the runs table scrolled sideways and cut the Result column at its
+    edge: the judge's comment and a failure's reason were half hidden."""
+    sid = f"ui-eval-{uuid.uuid4().hex[:8]}"
+    send_turn(server, sid, "My invoice is wrong", "I corrected it, sorry about that.")
+    with FakeJudge() as judge:
+        for name in ("resolved", "refuses"):
+            body = _evaluator(judge.base_url, name)
+            assert server.http.post("/api/v1/evaluators", json=body).status_code == 201
+        run = {"evaluator": "resolved", "session_id": sid}
+        assert server.http.post("/api/v1/evaluation-runs", json=run).status_code < 300
+        page = ui.go(f"/sessions/{sid}")
+        page.locator("#evaluation-runs tr[data-status=done]").wait_for()
+        judge.mode = "reject"
+        run = {"evaluator": "refuses", "session_id": sid}
+        assert server.http.post("/api/v1/evaluation-runs", json=run).status_code < 300
+        page = ui.go(f"/sessions/{sid}")  # the list polls only while a run it shows waits
+        page.locator("#evaluation-runs tr[data-status=failed]").wait_for()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.locator("#evaluation-runs").scroll_into_view_if_needed()
+    ui.shot("phone")
+    results = page.locator("#evaluation-runs td.run-result")
+    assert results.count() == 2
+    for i in range(2):
+        cell = results.nth(i)
+        assert cell.inner_text().strip()
+        assert cell.evaluate(_TEXT_HIDDEN_PX) == 0, cell.inner_text()
+    failed = page.locator("#evaluation-runs tr[data-status=failed] [data-col=reason]")
+    assert "the fake judge rejects this request" in failed.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -337,7 +337,7 @@ def test_a_new_projects_first_page_shows_the_sdk_as_the_docs_do(ui: UI, server) 
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
-def test_a_phone_scrolls_a_sessions_evaluation_runs_rather_than_break_their_words(
+def test_a_phone_stacks_a_sessions_evaluation_runs_rather_than_break_their_words(
     ui: UI, server, scenario: Scenario
 ) -> None:
     with FakeJudge() as judge:
