@@ -24,11 +24,17 @@ def name_types(store: Store, project_id: int, configs: Mapping[str, ScoreConfig]
     it to type a value given without a type, or to refuse one item of a batch alone;
     the store's write checks every score again, in its own write."""
 
-    def stored(name: str) -> str | None:
-        newest = store.list_scores(project_id, ScoreQuery(name=name, limit=1))
-        return newest.items[0].data_type if newest.items else None
+    return NameTypes(
+        lambda name: newest_type(store, project_id, name),
+        {n: c.data_type for n, c in configs.items()},
+    )
 
-    return NameTypes(stored, {n: c.data_type for n, c in configs.items()})
+
+def newest_type(store: Store, project_id: int, name: str) -> str | None:
+    """The type ``name``'s newest score was written with (one read by the
+    ``scores_by_name`` index); None if it has none."""
+    newest = store.list_scores(project_id, ScoreQuery(name=name, limit=1))
+    return newest.items[0].data_type if newest.items else None
 
 
 def prepare(
@@ -111,11 +117,8 @@ def filter_types(state: State, store: Store, project_id: int) -> Callable[[str],
             configs = {c.name: c.data_type for c in store.list_score_configs(project_id)}
         if name in configs:
             return configs[name]
-
-        def newest() -> str | None:
-            found = store.list_scores(project_id, ScoreQuery(name=name, limit=1)).items
-            return found[0].data_type if found else None
-
-        return written_types(state).get(project_id, name, newest)
+        return written_types(state).get(
+            project_id, name, lambda: newest_type(store, project_id, name)
+        )
 
     return type_of
