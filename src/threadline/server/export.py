@@ -116,18 +116,6 @@ def _session_rows(
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-# A cost is a sum of floats (``0.1 + 0.2`` is ``0.30000000000000004``): written to the
-# picodollar, the unit the dashboard sums in, it is the decimal a person would write.
-COST_DIGITS = 12
-
-
-def _exact_cost(row: Row) -> Row:
-    cost = row.cost_usd
-    if cost is None or round(cost, COST_DIGITS) == cost:
-        return row
-    return row.model_copy(update={"cost_usd": round(cost, COST_DIGITS)})
-
-
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
@@ -146,7 +134,7 @@ def _csv(columns: list[str], rows: Iterator[Row]) -> Iterator[str]:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        values = _exact_cost(row).model_dump(mode="json")
+        values = row.model_dump(mode="json")  # a cost to the picodollar (model.Cost)
         writer.writerow([_cell(values[c]) for c in columns])
         yield buffer.getvalue()
         buffer.seek(0)
@@ -156,7 +144,7 @@ def _csv(columns: list[str], rows: Iterator[Row]) -> Iterator[str]:
 
 def _json_lines(rows: Iterator[Row]) -> Iterator[str]:
     for row in rows:
-        yield _exact_cost(row).model_dump_json() + "\n"
+        yield row.model_dump_json() + "\n"
 
 
 def _session_lines_with_spans(
@@ -185,7 +173,7 @@ def _session_lines_with_spans(
 
 
 def _session_head(session: Session) -> bytes:
-    return b'{"session":' + _exact_cost(session).model_dump_json().encode() + b',"traces":['
+    return b'{"session":' + session.model_dump_json().encode() + b',"traces":['
 
 
 def _session_lines(

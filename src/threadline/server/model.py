@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, computed_field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    computed_field,
+)
 
 from threadline.server.jsontext import dumps
 from threadline.server.preview_text import PREVIEW_CHARS, readable
@@ -100,6 +108,21 @@ def text_controls_replaced(text: str) -> str:
 
 # Text a person writes for others to read.
 FreeText = Annotated[str, AfterValidator(_text_without_controls)]
+
+# A cost is a sum of floats (``0.1 + 0.2`` is ``0.30000000000000004``), and a span's is a
+# product of tokens and a price: written to the picodollar (1e-12 USD, the unit the
+# dashboard sums in), it is the decimal a person would write. Every answer that carries
+# a cost (the API's lists and details, exports, the dashboard's top lists) writes it so.
+COST_DIGITS = 12
+
+
+def picodollar_cost(cost: float) -> float:
+    """``cost`` rounded to the picodollar: its shortest decimal, without the float noise."""
+    return round(cost, COST_DIGITS)
+
+
+# A cost in USD as the models hold it (the sum as summed) and as JSON writes it.
+Cost = Annotated[float, PlainSerializer(picodollar_cost, return_type=float, when_used="json")]
 
 Status = Literal["ok", "error"]
 
@@ -330,7 +353,7 @@ class Trace(BaseModel):
     input_tokens: int
     output_tokens: int
     total_tokens: int
-    cost_usd: float | None = Field(description="None when no span's cost is known.")
+    cost_usd: Cost | None = Field(description="None when no span's cost is known.")
     status: Status
     tags: list[str] = []
     metadata: dict[str, Any] = {}
@@ -384,7 +407,7 @@ class Session(BaseModel):
     input_tokens: int
     output_tokens: int
     total_tokens: int
-    cost_usd: float | None
+    cost_usd: Cost | None
     error_count: int
     user_ids: list[str]
     first_input: str | None = Field(
@@ -478,7 +501,7 @@ class Span(BaseModel):
     input_tokens: int | None
     output_tokens: int | None
     total_tokens: int | None
-    cost_usd: float | None
+    cost_usd: Cost | None
     attributes: dict[str, Any]
     events: list[SpanEvent]
     resource: dict[str, Any]
@@ -765,7 +788,7 @@ class UserSummary(BaseModel):
     input_tokens: int
     output_tokens: int
     total_tokens: int
-    cost_usd: float | None
+    cost_usd: Cost | None
     error_count: int
     first_seen: datetime
     last_seen: datetime
@@ -859,7 +882,7 @@ class TopUser(BaseModel):
     user_id: str
     trace_count: int
     error_count: int = Field(description="Traces with an error.")
-    cost_usd: float | None
+    cost_usd: Cost | None
 
 
 class TopSession(BaseModel):
@@ -867,7 +890,7 @@ class TopSession(BaseModel):
     start_time: datetime
     trace_count: int
     error_count: int = Field(description="Traces with an error.")
-    cost_usd: float | None
+    cost_usd: Cost | None
 
 
 class Metrics(BaseModel):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, HttpUrl, computed_field, model_validator
 from threadline.server.model import (
     MAX_SCORE_NAME,
     STORED,
+    Cost,
     FreeText,
     Name,
     ScoreConfig,
@@ -122,7 +123,7 @@ class EvaluatorTotals(BaseModel):
     runs_failed: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: float | None = Field(default=None, description="None while no cost is known.")
+    cost_usd: Cost | None = Field(default=None, description="None while no cost is known.")
 
 
 class Evaluator(EvaluatorIn):
@@ -206,7 +207,7 @@ class EvaluationRun(BaseModel):
     score_id: str | None
     input_tokens: int | None
     output_tokens: int | None
-    cost_usd: float | None
+    cost_usd: Cost | None
     created_at: datetime
     finished_at: datetime | None
 

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from pydantic_core import to_json as pydantic_json
 
-from threadline.server.model import ns_to_datetime
+from threadline.server.model import ns_to_datetime, picodollar_cost
 from threadline.server.preview_text import readable
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SPAN_DETAIL, TRACES, Columns
@@ -163,7 +163,7 @@ def trace_head(row: Sequence[Any], summaries: dict[str, Any] | None) -> dict[str
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "total_tokens": total_tokens,
-        "cost_usd": cost_usd,
+        "cost_usd": None if cost_usd is None else picodollar_cost(cost_usd),
         "status": status,
         "tags": _container(tags),
         "metadata": _container(metadata),
@@ -251,7 +251,7 @@ def span_document(scalars: list[Any], row: Sequence[Any], unpack: Unpack) -> dic
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "total_tokens": total_tokens,
-        "cost_usd": cost_usd,
+        "cost_usd": None if cost_usd is None else picodollar_cost(cost_usd),
         "attributes": attributes,
         "events": events,
         "resource": _EMPTY_OBJECT if resource == "{}" else _stored(resource),
