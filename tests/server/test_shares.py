@@ -235,3 +235,27 @@ def test_a_shared_page_comes_in_pages_as_the_signed_in_pages_do(server):
     # A revoked link's later pages are as not found as its first.
     server.http.delete(f"/api/v1/shares/{links['session']['id']}")
     assert httpx.get(server.base_url + path + "?turn=51").status_code == 404
+
+
+def test_hidden_metadata_keys_are_checked_like_other_names(server):
+    """A key to hide is a name: one holding a control character (a newline, ESC, NUL, a
+    bidirectional override) or longer than any key is refused, by the API (422) and the
+    UI's form (400), and no link is made."""
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    _session(server, sid)
+    base = server.base_url
+    web = httpx.Client(base_url=base, cookies={COOKIE: server.api_key}, timeout=30)
+    before = len(server.get("/api/v1/shares")["items"])
+    for key in ("em\nail", "\x1b[31memail", "em\x00ail", "\u202eliame", "k" * 1001):
+        body = {"kind": "session", "target_id": sid, "hide_metadata": ["plan", key]}
+        response = server.http.post("/api/v1/shares", json=body)
+        assert response.status_code == 422, key
+        assert "hide_metadata" in response.json()["error"]
+        form = {"kind": "session", "target_id": sid, "hide_metadata": f"plan, {key}"}
+        refused = web.post("/shares/new", data=form, headers={"Origin": base})
+        assert refused.status_code == 400, key
+    assert len(server.get("/api/v1/shares")["items"]) == before
+    # Right-to-left keys keep their marks, and empty ones are still skipped.
+    body = {"kind": "session", "target_id": sid, "hide_metadata": ["\u200fplan", "", "email"]}
+    made = server.http.post("/api/v1/shares", json=body)
+    assert made.status_code == 201 and made.json()["hide_metadata"] == ["\u200fplan", "email"]

@@ -923,6 +923,10 @@ class Metrics(BaseModel):
 
 ShareKind = Literal["session", "trace"]
 
+# The longest metadata key a share link hides: a key as a person types it, bounded like
+# the ids a link names.
+MAX_METADATA_KEY = 1000
+
 
 class ShareIn(BaseModel):
     """A read-only link to make: what it shows, for how long, and what it hides."""
@@ -933,8 +937,11 @@ class ShareIn(BaseModel):
         default=7, gt=0, le=365, description="The link stops working after this long."
     )
     hide_io: bool = Field(default=False, description="Hide every input and output.")
-    hide_metadata: list[str] = Field(
-        default=[], max_length=100, description="Metadata keys not to show."
+    hide_metadata: list[Annotated[Name, Field(max_length=MAX_METADATA_KEY)]] = Field(
+        default=[],
+        max_length=100,
+        description="Metadata keys not to show (each at most 1,000 characters, none "
+        "holding a control character; an empty one is ignored).",
     )
 
 
