@@ -259,3 +259,41 @@ def test_hidden_metadata_keys_are_checked_like_other_names(server):
     body = {"kind": "session", "target_id": sid, "hide_metadata": ["\u200fplan", "", "email"]}
     made = server.http.post("/api/v1/shares", json=body)
     assert made.status_code == 201 and made.json()["hide_metadata"] == ["\u200fplan", "email"]
+
+
+def test_the_links_list_comes_in_pages(server):
+    """``GET /api/v1/shares`` pages with ``limit`` and ``cursor`` as the other lists do
+    (another list's cursor is a 400), and the UI's ``/shares`` shows 50 links a page
+    with *Older links*."""
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    _session(server, sid)
+    made = [
+        server.http.post("/api/v1/shares", json={"kind": "session", "target_id": sid}).json()["id"]
+        for _ in range(53)
+    ]
+    newest_first = list(reversed(made))
+    first = server.get("/api/v1/shares", limit=20)
+    assert [link["id"] for link in first["items"]] == newest_first[:20]
+    seen, cursor = [], None
+    while True:
+        page = server.get("/api/v1/shares", limit=20, cursor=cursor)
+        seen += [link["id"] for link in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == newest_first
+    assert server.get("/api/v1/shares")["next_cursor"] is not None  # 50 by default
+    scores_cursor = server.get("/api/v1/scores", limit=1)["next_cursor"]
+    for bad in ("nonsense", scores_cursor):
+        if bad is not None:
+            assert server.http.get("/api/v1/shares", params={"cursor": bad}).status_code == 400
+
+    web = httpx.Client(base_url=server.base_url, cookies={COOKIE: server.api_key}, timeout=30)
+    page = web.get("/shares").text
+    assert sum(page.count(f'data-id="{i}"') for i in newest_first[:50]) == 50
+    assert not any(f'data-id="{i}"' in page for i in newest_first[50:])
+    older = re.search(r'data-testid="next-page" href="([^"]+)"', page)
+    assert older is not None
+    rest = web.get(older.group(1).replace("&amp;", "&")).text
+    assert [i for i in newest_first if f'data-id="{i}"' in rest] == newest_first[50:]
+    assert 'data-testid="next-page"' not in rest and 'data-testid="first-page"' in rest

@@ -45,3 +45,29 @@ def test_share_links(store: Store):
     assert revoked is not None and revoked.revoked_ns is not None
     assert store.list_shares(a)[1].revoked_ns == revoked.revoked_ns
     assert store.share_by_token_hash(bytes([2]) * 32).revoked_ns is None
+
+
+def test_share_links_come_in_pages_newest_first(store: Store):
+    """A page of links is the next ``limit`` after a (created_ns, id) keyset, ties on the
+    creation time broken by id, revoked links in their place."""
+    a = store.create_project("a").id
+    b = store.create_project("b").id
+    for n in range(1, 8):
+        # 4 and 5 made in the same nanosecond: the id orders them.
+        store.add_share(share(a, n, created_ns=1_004 if n == 5 else 1_000 + n))
+    store.add_share(share(b, 9))
+    assert store.revoke_share(a, "link-3")
+    whole = [s.id for s in store.list_shares(a)]
+    assert whole == ["link-7", "link-6", "link-5", "link-4", "link-3", "link-2", "link-1"]
+    pages, after = [], None
+    while True:
+        found = store.list_shares(a, limit=3, after=after)
+        if not found:
+            break
+        assert len(found) <= 3
+        pages.append([s.id for s in found])
+        after = (found[-1].created_ns, found[-1].id)
+    assert pages == [["link-7", "link-6", "link-5"], ["link-4", "link-3", "link-2"], ["link-1"]]
+    assert store.list_shares(a, limit=2, after=(1_004, "link-5"))[0].id == "link-4"
+    third = store.list_shares(a, limit=1, after=(1_004, "link-4"))
+    assert [s.id for s in third] == ["link-3"] and third[0].revoked_ns is not None

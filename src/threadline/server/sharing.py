@@ -17,6 +17,7 @@ import uuid
 from threadline.server.errors import NotFound
 from threadline.server.model import (
     NewShareLink,
+    Page,
     Project,
     SessionDetail,
     ShareIn,
@@ -24,7 +25,7 @@ from threadline.server.model import (
     TraceDetail,
     ns_to_datetime,
 )
-from threadline.server.store import Store
+from threadline.server.store import Store, cursors, sorts
 from threadline.server.store.base import StoredShare
 from threadline.server.store.keys import new_secret, secret_digest
 
@@ -47,6 +48,19 @@ def link(share: StoredShare) -> ShareLink:
         hide_io=share.hide_io,
         hide_metadata=list(share.hide_metadata),
     )
+
+
+def page(store: Store, project_id: int, limit: int, cursor: str | None) -> Page[ShareLink]:
+    """A page of the project's links, newest first, and the cursor to the next (a
+    project that shares often would otherwise send every link it ever made at once)."""
+    after = None
+    if cursor is not None:
+        after = cursors.decode(cursor, int, str, made_by=sorts.SHARES_BY_CREATION)
+    found = store.list_shares(project_id, limit + 1, after)
+    shown, next_cursor = cursors.page(
+        found, limit, lambda s: (s.created_ns, s.id), made_by=sorts.SHARES_BY_CREATION
+    )
+    return Page[ShareLink](items=[link(s) for s in shown], next_cursor=next_cursor)
 
 
 def create(

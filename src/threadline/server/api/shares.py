@@ -8,16 +8,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from threadline.server import sharing
-from threadline.server.api.routes import CurrentStore
+from threadline.server.api.routes import CurrentStore, Cursor, Limit
 from threadline.server.auth import CurrentProject
 from threadline.server.errors import NotFound
-from threadline.server.model import NewShareLink, ShareIn, ShareLink
+from threadline.server.model import NewShareLink, Page, ShareIn, ShareLink
 
 router = APIRouter(prefix="/api/v1", tags=["sharing"])
-
-
-class ShareList(BaseModel):
-    items: list[ShareLink]
 
 
 class Revoked(BaseModel):
@@ -30,8 +26,10 @@ def create_share(wanted: ShareIn, project: CurrentProject, store: CurrentStore) 
 
 
 @router.get("/shares", summary="The project's share links, newest first (never their tokens)")
-def list_shares(project: CurrentProject, store: CurrentStore) -> ShareList:
-    return ShareList(items=[sharing.link(s) for s in store.list_shares(project.id)])
+def list_shares(
+    project: CurrentProject, store: CurrentStore, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ShareLink]:
+    return sharing.page(store, project.id, limit, cursor)
 
 
 @router.delete("/shares/{share_id}", summary="Revoke a share link (at once)")

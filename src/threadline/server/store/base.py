@@ -263,8 +263,12 @@ class Store(Protocol):
     # --- share links ------------------------------------------------------------
     def add_share(self, share: StoredShare) -> None: ...
 
-    def list_shares(self, project_id: int) -> list[StoredShare]:
-        """The project's share links, newest first, revoked and expired ones included."""
+    def list_shares(
+        self, project_id: int, limit: int | None = None, after: tuple[int, str] | None = None
+    ) -> list[StoredShare]:
+        """The project's share links, newest first (by creation, then id), revoked and
+        expired ones included: at most ``limit``, those after the (created_ns, id)
+        ``after`` when given (a page's keyset)."""
         ...
 
     def revoke_share(self, project_id: int, share_id: str) -> bool:

@@ -57,3 +57,4 @@ def traces_by(query: TraceQuery) -> str:
 USERS_BY_ACTIVITY = "users by last activity"
 SCORES_BY_CREATION = "scores by creation"
 RUNS_BY_CREATION = "evaluation runs by creation"
+SHARES_BY_CREATION = "share links by creation"

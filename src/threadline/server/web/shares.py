@@ -39,6 +39,8 @@ _SHARED_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, n
 # spans, each shown with its input and output (a payload cut at 100,000 characters), in
 # pages of SPANS_PER_PAGE; each page links to the pages around it.
 SPANS_PER_PAGE = 50
+# The project's links come in pages of this many, newest first, each with *Older links*.
+LINKS_PER_PAGE = 50
 # Bounds the page a visitor can ask for (a larger one is a 422, not a 500).
 _MAX_PAGE_START = 10**9
 # A new link's token, carried from the form's POST to the page that shows it once (a
@@ -61,12 +63,18 @@ def _new_link(request: Request, project: Project) -> NewShareLink | None:
 
 
 @router.get("/shares")
-def shares_page(request: Request, project: PageProject) -> Response:
-    links = [sharing.link(s) for s in _store(request).list_shares(project.id)]
+def shares_page(
+    request: Request,
+    project: PageProject,
+    cursor: Annotated[str | None, Query(description="The page after this one's links")] = None,
+) -> Response:
+    links = sharing.page(_store(request), project.id, LINKS_PER_PAGE, cursor)
     context = {
         "project": project,
         "tab": "sessions",
-        "links": links,
+        "links": links.items,
+        "next_cursor": links.next_cursor,
+        "cursor": cursor,
         "created": _new_link(request, project),
         "base_url": str(request.base_url).rstrip("/"),
     }

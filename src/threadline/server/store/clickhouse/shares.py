@@ -48,14 +48,20 @@ class ClickHouseShares:
     def add(self, share: StoredShare) -> None:
         self._insert(TABLE, [self._row(share, share.revoked_ns)], _INSERT_COLUMNS)
 
-    def list_for(self, project_id: int) -> list[StoredShare]:
-        return [
-            _share(r)
-            for r in self._rows(
-                _latest("project_id = %(project)s") + " ORDER BY created_ns DESC, id DESC",
-                {"project": project_id},
-            )
-        ]
+    def list_for(
+        self, project_id: int, limit: int | None = None, after: tuple[int, str] | None = None
+    ) -> list[StoredShare]:
+        # A link's versions share its creation time: the keyset may cut its rows.
+        where = "project_id = %(project)s"
+        params: dict[str, Any] = {"project": project_id}
+        if after is not None:
+            where += " AND (created_ns, id) < (%(created)s, %(id)s)"
+            params.update(created=after[0], id=after[1])
+        sql = _latest(where) + " ORDER BY created_ns DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT %(limit)s"
+            params["limit"] = limit
+        return [_share(r) for r in self._rows(sql, params)]
 
     def revoke(self, project_id: int, share_id: str) -> bool:
         found = self._rows(

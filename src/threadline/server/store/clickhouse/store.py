@@ -349,8 +349,10 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     def add_share(self, share: StoredShare) -> None:
         self._shares.add(share)
 
-    def list_shares(self, project_id: int) -> list[StoredShare]:
-        return self._shares.list_for(project_id)
+    def list_shares(
+        self, project_id: int, limit: int | None = None, after: tuple[int, str] | None = None
+    ) -> list[StoredShare]:
+        return self._shares.list_for(project_id, limit, after)
 
     def revoke_share(self, project_id: int, share_id: str) -> bool:
         return self._shares.revoke(project_id, share_id)

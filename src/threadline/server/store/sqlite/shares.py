@@ -27,13 +27,23 @@ def add(conn: sqlite3.Connection, share: StoredShare) -> None:
     conn.execute(f"INSERT INTO share_links ({SHARES.sql}) VALUES ({SHARES.qmarks})", values)
 
 
-def list_for(conn: sqlite3.Connection, project_id: int) -> list[StoredShare]:
-    rows = conn.execute(
-        f"SELECT {SHARES.sql} FROM share_links WHERE project_id = ?"
-        " ORDER BY created_ns DESC, id DESC",
-        (project_id,),
-    ).fetchall()
-    return [_share(r) for r in rows]
+def list_for(
+    conn: sqlite3.Connection,
+    project_id: int,
+    limit: int | None = None,
+    after: tuple[int, str] | None = None,
+) -> list[StoredShare]:
+    """Newest first, along ``share_links_by_project`` (0008) from ``after`` on."""
+    where = "project_id = ?"
+    args: list[Any] = [project_id]
+    if after is not None:
+        where += " AND (created_ns, id) < (?, ?)"
+        args.extend(after)
+    sql = f"SELECT {SHARES.sql} FROM share_links WHERE {where} ORDER BY created_ns DESC, id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return [_share(r) for r in conn.execute(sql, args).fetchall()]
 
 
 def revoke(conn: sqlite3.Connection, project_id: int, share_id: str) -> bool:

@@ -51,9 +51,11 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, RunTransfer, EvaluationTa
         with self._transaction() as conn:
             shares.add(conn, share)
 
-    def list_shares(self, project_id: int) -> list[StoredShare]:
+    def list_shares(
+        self, project_id: int, limit: int | None = None, after: tuple[int, str] | None = None
+    ) -> list[StoredShare]:
         with self._read() as conn:
-            return shares.list_for(conn, project_id)
+            return shares.list_for(conn, project_id, limit, after)
 
     def revoke_share(self, project_id: int, share_id: str) -> bool:
         with self._transaction() as conn:
