@@ -422,7 +422,10 @@ class Session(BaseModel):
         "context window its conversation came to fill.",
     )
     scores: dict[str, ScoreSummary] = Field(
-        default={}, description="Per score name: scores written on the session itself."
+        default={},
+        description="Per score name: the scores written on the session itself (a "
+        "`session_id` and no trace), not those of its turns: each of its traces' `scores` "
+        "hold those (`GET /api/v1/traces?session_id=`).",
     )
     activity: Literal["active", "ended"] | None = Field(
         default=None,
