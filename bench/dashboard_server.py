@@ -35,10 +35,14 @@ which arm it ran: the store's activity aggregates count its traces with the dash
 without.
 Printed: each round's spans/s and the CPU per span (read from ``/proc``) of the server's
 processes, of its own process (where the event loop, the writer and the WAL checkpointer
-share one GIL, while the workers prepare in theirs) and of its busiest thread, the
-writer; each pair's shares (rate; spans per CPU second of each of the three, the whole
-server's disturbed far less than the rate by a shared machine's other jobs); and their
-medians.
+share one GIL, while the workers prepare in theirs), of its busiest thread, the
+writer, and of its WAL checkpointer (the servers run with the ``thread_names`` hook,
+which names their threads for ``/proc``); each pair's shares (rate; spans per CPU second
+of each of the three, the whole server's disturbed far less than the rate by a shared
+machine's other jobs) and the main process's extra CPU a span with the dashboard, split
+between the writer, the checkpointer and the rest (the event loop, loading the workers'
+answers); and their medians. A base store's copy is flushed to disk before its server
+starts (``copied_base``).
 
 ``--base-sessions N`` starts every round's server on a copy of one store already
 holding ``N`` of ``dashboard.py``'s backfilled sessions (10 N spans over the 30 days,
@@ -97,6 +101,7 @@ class Round(NamedTuple):
     main_us: float  # CPU of the server's own process (event loop, writer, checkpointer)
     writer_us: float  # CPU of its busiest thread (the writer), µs per span
     grouped: float  # exports a write transaction (the writer's group commit)
+    checkpointer_us: float  # CPU of its WAL checkpointer thread, µs per span
 
 
 def _value(value: object) -> AnyValue:
@@ -245,16 +250,18 @@ def one_round(
     senders: int,
     workers: int,
     base: tuple[Path, int] | None = None,
+    flush: bool = True,
 ) -> Round:
     """One fresh server's ingest of ``exports``, into a copy of ``base`` (its
     directory and the traces its activity aggregates count) if given."""
     spans = sum(body.spans for body in exports)
+    hooks = ["thread_names"] + ([] if with_dashboard else ["without_dashboard"])
     with (
-        server_environment([] if with_dashboard else ["without_dashboard"]),
+        server_environment(hooks),
         tempfile.TemporaryDirectory(prefix="threadline-dashboard-server-") as tmp,
     ):
         if base:
-            shutil.copy(base[0] / "threadline.db", Path(tmp) / "threadline.db")
+            copied_base(base[0] / "threadline.db", Path(tmp) / "threadline.db", flush)
         process, base_url, key = start_server(Path(tmp), workers)
         try:
             ingest = measured_ingest(process, base_url, key, exports, senders)
@@ -271,7 +278,20 @@ def one_round(
         ingest.main / spans * 1e6,
         ingest.writer / spans * 1e6,
         grouped,
+        ingest.checkpointer / spans * 1e6,
     )
+
+
+def copied_base(source: Path, target: Path, flush: bool = True) -> None:
+    """A copy of a base store's file, on disk before the server opens it (unless not
+    ``flush``): a copy the kernel is still writing back (hundreds of MB at 1M spans) is
+    written by the first checkpoint's fsync of the database file, in the checkpointer's
+    thread, during the round; the arm without the dashboard checkpointed its schema's
+    change before its clock started, and so wrote its copy back then."""
+    shutil.copy(source, target)
+    if flush:
+        with open(target, "rb+") as copied:
+            os.fsync(copied.fileno())
 
 
 def main() -> None:
@@ -308,6 +328,11 @@ def main() -> None:
         " session count and per digest of this tree's SQLite migrations, so an arm never"
         " opens another schema's base); its rounds then end where the kept base's 30 days end",
     )
+    parser.add_argument(
+        "--unflushed",
+        action="store_true",
+        help="do not flush a base's copy to disk before its server starts (as until round 16)",
+    )
     args = parser.parse_args()
     end_ns = int(datetime.now(UTC).timestamp()) * dashboard.S
     base: tuple[Path, int] | None = None
@@ -330,17 +355,19 @@ def main() -> None:
     if args.base_sessions and base is None:
         base = Path(base_dir.name), filled_base(Path(base_dir.name), args.base_sessions, end_ns)
     shares: dict[str, list[float]] = {"rate": [], "cpu": [], "main": [], "writer": []}
+    # The main process's extra CPU a span with the dashboard, by thread, a pair each.
+    extra: dict[str, list[float]] = {"main": [], "writer": [], "checkpointer": [], "rest": []}
     for pair in range(args.pairs):
         order = (True, False) if pair % 2 == 0 else (False, True)
         rounds = {}
         for with_dashboard in order:
             rounds[with_dashboard] = r = one_round(
-                with_dashboard, exports, args.senders, args.workers, base
+                with_dashboard, exports, args.senders, args.workers, base, not args.unflushed
             )
             print(
                 f"  {'with' if with_dashboard else 'without':7s} {r.rate:7.0f} spans/s;"
                 f" CPU {r.cpu_us:6.1f} µs/span, main process {r.main_us:6.1f},"
-                f" writer thread {r.writer_us:6.1f};"
+                f" writer thread {r.writer_us:6.1f}, checkpointer {r.checkpointer_us:5.1f};"
                 f" {r.grouped:.2f} exports a transaction",
                 flush=True,
             )
@@ -351,10 +378,16 @@ def main() -> None:
         shares["cpu"].append(without.cpu_us / with_.cpu_us)
         shares["main"].append(without.main_us / with_.main_us)
         shares["writer"].append(without.writer_us / with_.writer_us)
+        extra["main"].append(with_.main_us - without.main_us)
+        extra["writer"].append(with_.writer_us - without.writer_us)
+        extra["checkpointer"].append(with_.checkpointer_us - without.checkpointer_us)
+        extra["rest"].append(extra["main"][-1] - extra["writer"][-1] - extra["checkpointer"][-1])
         print(
             f"pair {pair + 1}: rate {shares['rate'][-1]:.1%}, per CPU second"
             f" {shares['cpu'][-1]:.1%}, per main process CPU second {shares['main'][-1]:.1%},"
-            f" per writer CPU second {shares['writer'][-1]:.1%};"
+            f" per writer CPU second {shares['writer'][-1]:.1%}; main process extra"
+            f" {extra['main'][-1]:.1f} µs a span (writer {extra['writer'][-1]:.1f},"
+            f" checkpointer {extra['checkpointer'][-1]:.1f}, rest {extra['rest'][-1]:.1f});"
             f" load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
@@ -362,6 +395,8 @@ def main() -> None:
     print(
         f"medians of {args.pairs} pairs, {shape}: "
         + ", ".join(f"{key} {statistics.median(values):.1%}" for key, values in shares.items())
+        + "; the main process's extra µs a span: "
+        + ", ".join(f"{key} {statistics.median(values):.1f}" for key, values in extra.items())
     )
 
 

@@ -338,6 +338,18 @@ def threads_cpu_seconds(pid: int) -> dict[int, float]:
     }
 
 
+def threads_by_name(pid: int) -> dict[int, str]:
+    """The kernel's name of each thread of a process, by thread id (a Python thread's own
+    name with the ``thread_names`` hook, else the process's)."""
+    names = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            names[int(task.name)] = (task / "comm").read_text().strip()
+        except OSError:
+            continue  # ended meanwhile
+    return names
+
+
 class Ingest(NamedTuple):
     """A running server's ingest of some exports, until every span was written."""
 
@@ -346,6 +358,9 @@ class Ingest(NamedTuple):
     main: float  # CPU seconds of the server's own process (its threads)
     writer: float  # CPU seconds of its busiest thread: the writer, during ingest
     health: dict[str, Any]  # /healthz once every span was written
+    # CPU seconds of its WAL checkpointer thread (0 unless the server runs with the
+    # ``thread_names`` hook, which names it)
+    checkpointer: float = 0.0
 
 
 def measured_ingest(
@@ -372,7 +387,13 @@ def measured_ingest(
     now = threads_cpu_seconds(process.pid)
     # The writer thread is the server process's busiest during ingest.
     writer = max(spent - threads.get(tid, 0.0) for tid, spent in now.items())
-    return Ingest(elapsed, cpu, sum(now.values()) - sum(threads.values()), writer, health)
+    checkpointer = sum(
+        now.get(tid, 0.0) - threads.get(tid, 0.0)
+        for tid, name in threads_by_name(process.pid).items()
+        if name == "threadline-chec"
+    )
+    main = sum(now.values()) - sum(threads.values())
+    return Ingest(elapsed, cpu, main, writer, health, checkpointer)
 
 
 def wait_settled(pid: int, timeout: float = 30) -> None:

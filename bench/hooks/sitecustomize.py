@@ -9,6 +9,10 @@ by the product.
 - ``without_search_index``: the SQLite store's search index gets no documents, so neither
   the workers' preparation nor the writer's transaction does any of its work (the
   "without" side of ``bench/search_server.py``).
+- ``thread_names``: each thread started by ``threading`` gives the kernel its name (its
+  first 15 bytes, ``/proc/<pid>/task/<tid>/comm``), so that a benchmark can tell a
+  server's threads apart from outside (``server.py``'s ``threads_by_name``): the writer
+  is ``threadline-writ``, the WAL checkpointer ``threadline-chec``.
 - ``without_dashboard``: each SQLite store opened loses what the dashboard adds
   (``no_dashboard.drop_schema``, a no-op once done) and writes keep no aggregates
   (``no_dashboard.skip_upkeep``), exactly as ``bench/dashboard.py``'s store without the
@@ -212,8 +216,23 @@ def without_dashboard() -> None:
     no_dashboard.skip_upkeep()
 
 
+def thread_names() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    set_name = 15  # PR_SET_NAME: the calling thread's name, 16 bytes with its NUL
+    run = threading.Thread.run
+
+    def named_run(self: threading.Thread) -> None:
+        libc.prctl(set_name, self.name.encode()[:15], 0, 0, 0)
+        run(self)
+
+    threading.Thread.run = named_run  # type: ignore[method-assign]
+
+
 HOOKS: dict[str, Callable[[], None]] = {
     "export_timeline": export_timeline,
+    "thread_names": thread_names,
     "without_search_index": without_search_index,
     "without_dashboard": without_dashboard,
 }
