@@ -340,6 +340,57 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
         assert [s["span_id"] for s in mine["spans"]] == [b_span]
         _assert_hidden(a, str([s["name"] for s in mine["spans"]]), "B's own trace")
 
+    def events_into_b() -> None:
+        # GenAI log events naming A's span, sent with B's key: B's, never A's span's.
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceRequest,
+        )
+        from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+        def send(trace_id: str, span: str) -> None:
+            export = ExportLogsServiceRequest()
+            records = export.resource_logs.add().scope_logs.add().log_records
+            for name, text in (
+                ("gen_ai.user.message", "b-event-ask"),
+                ("gen_ai.choice", "b-reply"),
+            ):
+                record = records.add(
+                    event_name=name,
+                    trace_id=bytes.fromhex(trace_id),
+                    span_id=bytes.fromhex(span),
+                    time_unix_nano=1,
+                )
+                content = KeyValue(key="content", value=AnyValue(string_value=text))
+                if name == "gen_ai.choice":
+                    said = AnyValue()
+                    said.kvlist_value.values.append(content)
+                    record.body.kvlist_value.values.append(KeyValue(key="message", value=said))
+                else:
+                    record.body.kvlist_value.values.append(content)
+            response = api.post(
+                "/v1/logs",
+                content=export.SerializeToString(),
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+            hidden(response, 200)
+
+        before = a_api.get(f"/api/v1/traces/{trace}").json()
+        send(trace, span_id)
+        after = a_api.get(f"/api/v1/traces/{trace}")
+        assert after.json()["spans"] == before["spans"]
+        assert "b-event-ask" not in after.text and "b-reply" not in after.text
+        # The positive control: a span of B's own takes B's events.
+        own_trace, own_span = new_trace_id(), new_span_id()
+        send(own_trace, own_span)
+        api.post(
+            "/v1/traces",
+            content=request([span(own_trace, own_span, name="b-chat")]).SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        (mine,) = api.get(f"/api/v1/traces/{own_trace}").json()["spans"]
+        assert mine["input"] == [{"role": "user", "content": "b-event-ask"}]
+        assert "b-event-ask" not in a_api.get(f"/api/v1/traces/{trace}").text
+
     def score_into_b(path: str = "/api/v1/scores") -> None:
         # A's score id and session id, written with B's key: a score of B's. Langfuse's
         # routes take the key as the Basic password and the score in their own shape.
@@ -680,7 +731,7 @@ def test_a_key_of_project_b_sees_and_writes_nothing_of_project_a(
             "/api/public/otel/v1/traces",
             Authorization="Basic " + base64.b64encode(f"pk-lf-b:{b_key}".encode()).decode(),
         ),
-        ("POST", "/v1/logs"): discarded("/v1/logs"),
+        ("POST", "/v1/logs"): events_into_b,
         ("POST", "/v1/metrics"): discarded("/v1/metrics"),
         # JSON API.
         ("GET", "/api/v1/sessions"): lambda: (

@@ -240,3 +240,78 @@ def test_a_json_body_sent_as_a_form_is_told_to_say_it_is_json(server):
         "/api/v1/scores", json={"name": "helpful", "value": 4, "trace_id": "abc"}
     )
     assert wrong.status_code == 422 and "trace_id" in wrong.json()["error"], wrong.text
+
+
+def _logs(*records: dict) -> bytes:
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    document = {"resourceLogs": [{"scopeLogs": [{"logRecords": list(records)}]}]}
+    return ParseDict(document, ExportLogsServiceRequest()).SerializeToString()
+
+
+def _event(text: str = "hello", **fields) -> dict:
+    return {
+        "eventName": "gen_ai.user.message",
+        "traceId": "AAAAAAAAAAAAAAAAAAAAAQ==",
+        "spanId": "AAAAAAAAAAE=",
+        "body": {"kvlistValue": {"values": [{"key": "content", "value": {"stringValue": text}}]}},
+        **fields,
+    }
+
+
+def test_logs_bodies_the_server_cannot_read_are_4xx_saying_why(server):
+    def post(body: bytes, content_type: str = "application/x-protobuf", **headers: str):
+        return server.http.post(
+            "/v1/logs", content=body, headers={"Content-Type": content_type, **headers}
+        )
+
+    _assert_error(post(b"\xff\xfe not protobuf"), 400, "not an OTLP ExportLogsServiceRequest")
+    _assert_error(post(b"{not json", "application/json"), 400, "not valid JSON")
+    _assert_error(post(b"[1, 2]", "application/json"), 400, "ExportLogsServiceRequest")
+    _assert_error(
+        post(
+            b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]}',
+            "application/json",
+        ),
+        400,
+        "not hex",
+    )
+    _assert_error(
+        post(b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [7]}]}]}', "application/json"),
+        400,
+        "must be an object",
+    )
+    body = _logs(_event())
+    _assert_error(post(body, "text/plain"), 415, "not OTLP")
+    _assert_error(post(body, **{"Content-Encoding": "br"}), 415, "not supported")
+    _assert_error(post(b"not gzip", **{"Content-Encoding": "gzip"}), 400, "gzip")
+    bomb = gzip.compress(b"\0" * (80 * 1024 * 1024))
+    _assert_error(post(bomb, **{"Content-Encoding": "gzip"}), 413, "limit")
+    _assert_error(
+        post(body.replace(b"hello", b"\xff\xfe\xfd\xfc\xfb")), 400, "ExportLogsServiceRequest"
+    )
+    many = [{"key": f"k{i}", "value": {"intValue": "1"}} for i in range(10_001)]
+    _assert_error(post(_logs(_event(attributes=many))), 413, "max_span_attributes")
+    _assert_error(post(_logs(*[_event()] * 20_001)), 413, "max_spans_per_export")
+    refused = httpx.post(
+        server.base_url + "/v1/logs",
+        content=body,
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    _assert_error(refused, 401, "key")
+    # Mutated bodies: a 4xx or a 200, never a 5xx.
+    rng = random.Random(2026)
+    valid = _logs(*[_event(f"text {n}") for n in range(5)])
+    for _ in range(150):
+        mutated = bytearray(valid)
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randrange(len(mutated))
+            if rng.random() < 0.5:
+                mutated[at] = rng.randrange(256)
+            else:
+                del mutated[at : at + rng.randint(1, 10)]
+        response = post(bytes(mutated))
+        assert response.status_code < 500, (response.status_code, response.text)
+    assert post(valid).status_code == 200
+    assert "Traceback" not in server.process.log()

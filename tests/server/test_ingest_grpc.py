@@ -144,6 +144,17 @@ def test_a_body_that_is_not_an_export_request_is_invalid_argument(
     assert "Traceback" not in server.process.log()
 
 
+def test_a_logs_message_that_is_not_otlp_is_invalid_argument(
+    server: ProjectClient, channel: grpc.Channel
+) -> None:
+    export = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")
+    with pytest.raises(grpc.RpcError) as failure:
+        export(b"\xff\xff\xff\xff", metadata=_bearer(server.api_key))
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ExportLogsServiceRequest" in failure.value.details()
+    assert "Traceback" not in server.process.log()
+
+
 def test_logs_and_metrics_are_accepted_and_discarded(
     server: ProjectClient, channel: grpc.Channel
 ) -> None:

@@ -23,21 +23,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider as ApiLoggerProvider
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 
+from threadline.genai.events import event_message
+
 logger = logging.getLogger("threadline")
 
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
-CHOICE_EVENT = "gen_ai.choice"
-_MESSAGE_EVENT_PREFIX = "gen_ai."
-_MESSAGE_EVENT_SUFFIX = ".message"
 
 # One encoder for every message: ``json.dumps`` with options builds a new one each call,
 # which costs as much again as encoding a short message.
@@ -79,16 +76,11 @@ class EventsToSpanAttributes(LogRecordProcessor):
 def put_on_span(record: LogRecord) -> None:
     """Append the message of a GenAI event to its span's input or output, if the span
     is still open; any other record is left alone."""
-    name = record.event_name or ""
-    if name == CHOICE_EVENT:
-        key, chat = OUTPUT_MESSAGES, output_message(record.body)
-    elif name.startswith(_MESSAGE_EVENT_PREFIX) and name.endswith(_MESSAGE_EVENT_SUFFIX):
-        role = name[len(_MESSAGE_EVENT_PREFIX) : -len(_MESSAGE_EVENT_SUFFIX)]
-        if not role or "." in role:
-            return
-        key, chat = INPUT_MESSAGES, input_message(role, record.body)
-    else:
+    found = event_message(record.event_name or "", record.body)
+    if found is None:
         return
+    is_output, chat = found
+    key = OUTPUT_MESSAGES if is_output else INPUT_MESSAGES
     span = trace.get_current_span(record.context) if record.context is not None else None
     if span is None or not span.is_recording():
         return
@@ -101,83 +93,3 @@ def put_on_span(record: LogRecord) -> None:
         span.set_attribute(key, f"{sofar[:-1]},{text}]")
     else:
         span.set_attribute(key, f"[{text}]")
-
-
-# --- the instrumentor's event bodies as GenAI messages ---------------------------------
-#
-# A message event's body: ``{"content": str | [content parts]}``, an assistant's
-# ``{"tool_calls": [{"id", "type", "function": {"name", "arguments"}}]}``, a tool
-# result's ``{"content", "id"}`` (the call it answers); no body when there was nothing
-# to say (content capture off). A choice: ``{"index", "finish_reason", "message":
-# {"role", "content", "tool_calls"}}``. Messages become ``{"role", "parts": [...]}``
-# with parts ``text`` / ``tool_call`` / ``tool_call_response`` / ``uri``, other
-# OpenAI content parts passed on as they are (the conventions' generic part).
-
-
-def input_message(role: str, body: Any) -> dict[str, Any]:
-    body = body if isinstance(body, Mapping) else {}
-    parts: list[Any]
-    if role == "tool":
-        response = body.get("content")
-        part: dict[str, Any] = {"type": "tool_call_response"}
-        if body.get("id") is not None:
-            part["id"] = body["id"]
-        if response is not None:
-            part["response"] = response
-        parts = [part]
-    else:
-        parts = content_parts(body.get("content")) + tool_call_parts(body.get("tool_calls"))
-    return {"role": role, "parts": parts}
-
-
-def output_message(body: Any) -> dict[str, Any]:
-    body = body if isinstance(body, Mapping) else {}
-    said = body.get("message")
-    said = said if isinstance(said, Mapping) else {}
-    chat: dict[str, Any] = {
-        "role": said.get("role") or "assistant",
-        "parts": content_parts(said.get("content")) + tool_call_parts(said.get("tool_calls")),
-    }
-    if isinstance(body.get("finish_reason"), str):
-        chat["finish_reason"] = body["finish_reason"]
-    return chat
-
-
-def content_parts(content: Any) -> list[Any]:
-    if content is None or content == "":
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "content": content}]
-    if not isinstance(content, list | tuple):
-        return [{"type": "text", "content": str(content)}]
-    parts: list[Any] = []
-    for item in content:
-        kind = item.get("type") if isinstance(item, Mapping) else None
-        if isinstance(item, str):
-            parts.append({"type": "text", "content": item})
-        elif kind == "text" and isinstance(item, Mapping):
-            parts.append({"type": "text", "content": item.get("text", "")})
-        elif kind == "image_url" and isinstance(item, Mapping):
-            image = item.get("image_url")
-            url = image.get("url") if isinstance(image, Mapping) else image
-            parts.append({"type": "uri", "modality": "image", "uri": url})
-        else:
-            parts.append(dict(item) if isinstance(item, Mapping) else item)
-    return parts
-
-
-def tool_call_parts(calls: Any) -> list[dict[str, Any]]:
-    if not isinstance(calls, list | tuple):
-        return []
-    parts = []
-    for call in calls:
-        if not isinstance(call, Mapping):
-            continue
-        function = call.get("function")
-        function = function if isinstance(function, Mapping) else {}
-        part: dict[str, Any] = {"type": "tool_call", "id": call.get("id")}
-        part["name"] = function.get("name", "")
-        if "arguments" in function:
-            part["arguments"] = function["arguments"]
-        parts.append(part)
-    return parts

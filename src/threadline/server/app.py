@@ -58,7 +58,12 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     ingest = IngestPipeline(store, settings)
     evaluations = EvaluationService(store, settings, ingest_quiet=ingest.quiet_seconds)
-    retention = RetentionService(store, settings.retention_days, ingest_quiet=ingest.quiet_seconds)
+    retention = RetentionService(
+        store,
+        settings.retention_days,
+        ingest_quiet=ingest.quiet_seconds,
+        event_wait_seconds=settings.genai_event_wait_seconds,
+    )
     metric_refresh = MetricRefreshService(
         store, settings.metrics_refresh_seconds, settings.metrics_refresh_margin_seconds
     )

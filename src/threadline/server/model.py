@@ -149,6 +149,22 @@ class SessionSignals:
     previous_response: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class GenAIEvent:
+    """One GenAI log event kept from an OTLP logs export: a chat message of the model
+    call its span stands for (``ingest/log_events.py``), until its span takes it as
+    input or output, or kept beside a span that was stored before it came."""
+
+    trace_id: str  # hex, as SpanRecord's
+    span_id: str
+    time_ns: int  # the record's time (or observed time)
+    received_ns: int  # when the server decoded its export
+    seq: int  # its place in that export: ties of time keep the order sent
+    is_output: bool  # a choice (the call's output), else a message sent (its input)
+    message: str  # JSON text of one GenAI message ({"role", "parts", ...})
+    event_id: int  # random, names the row
+
+
 @dataclass(slots=True)
 class SpanRecord:
     """One normalised span, ready to store. Times are Unix nanoseconds."""

@@ -18,6 +18,9 @@ the ones it keeps.
 - **Space.** After each batch, ``Store.reclaim_space`` hands up to ``RECLAIM_PAGES``
   freed pages for each 100 traces deleted back to the file system (SQLite in
   incremental auto-vacuum mode).
+- **GenAI log events** that waited ``genai_event_wait_seconds`` for their span are
+  deleted at the start of each pass, whatever the retention (their span took them, or
+  never came); those kept beside a span go with its trace.
 - **One deleter per server.** The one server process runs the thread (``--workers``
   are ingest worker processes, which run none). ClickHouse servers on several
   machines each delete (deletes are idempotent); there the table TTL already drops what
@@ -55,8 +58,11 @@ class RetentionService:
         default_days: int,
         clock_ns: Callable[[], int] = time.time_ns,
         ingest_quiet: Callable[[], float] = lambda: math.inf,
+        event_wait_seconds: int = 900,
     ) -> None:
         self._store = store
+        self._event_wait_ns = event_wait_seconds * 10**9
+        self.deleted_events = 0
         self._default_days = default_days
         self._clock_ns = clock_ns
         self._ingest_quiet = ingest_quiet
@@ -91,7 +97,11 @@ class RetentionService:
             self._wake.clear()
 
     def run_pass(self) -> None:
-        """Delete every project's expired traces, batch by batch."""
+        """Delete the GenAI events that waited too long, then every project's expired
+        traces, batch by batch."""
+        self.deleted_events += self._store.delete_waiting_genai_events(
+            self._clock_ns() - self._event_wait_ns
+        )
         overrides = self._store.retention_overrides()
         for project in self._store.list_projects():
             days = effective_days(self._default_days, overrides, project.id)

@@ -100,6 +100,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Most attributes (and events) one span may carry (more: 413, nothing stored).",
     ),
     Setting(
+        "genai_event_wait_seconds",
+        900,
+        "How long a GenAI log event (OTLP logs: a chat message of an instrumented model "
+        "call) waits for its span; one whose span has not come by then is deleted.",
+    ),
+    Setting(
         "body_timeout",
         30,
         "Seconds a client has to send a whole request body (slower: 408, connection closed).",
@@ -200,6 +206,7 @@ class Settings:
     max_receiving_exports: int = _DEFAULTS["max_receiving_exports"]
     max_spans_per_export: int = _DEFAULTS["max_spans_per_export"]
     max_span_attributes: int = _DEFAULTS["max_span_attributes"]
+    genai_event_wait_seconds: int = _DEFAULTS["genai_event_wait_seconds"]
     body_timeout: int = _DEFAULTS["body_timeout"]
     header_timeout: int = _DEFAULTS["header_timeout"]
     max_connections: int = _DEFAULTS["max_connections"]

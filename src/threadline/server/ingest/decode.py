@@ -1,4 +1,5 @@
-"""Turn an OTLP/HTTP request body into an ``ExportTraceServiceRequest``.
+"""Turn an OTLP/HTTP request body into an ``ExportTraceServiceRequest`` (or, for
+``/v1/logs``, an ``ExportLogsServiceRequest``).
 
 Protobuf and OTLP/JSON are both decoded by OpenTelemetry's own generated classes.
 OTLP/JSON differs from the canonical protobuf JSON mapping in one way that matters:
@@ -16,6 +17,7 @@ from typing import Any
 
 from google.protobuf.json_format import ParseDict, ParseError
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -89,12 +91,20 @@ def decompress(
 
 
 def decode_request(body: bytes | memoryview, kind: str) -> ExportTraceServiceRequest:
+    return _decode(body, kind, ExportTraceServiceRequest(), _hex_ids_to_base64)
+
+
+def decode_logs_request(body: bytes | memoryview, kind: str) -> ExportLogsServiceRequest:
+    return _decode(body, kind, ExportLogsServiceRequest(), _hex_log_ids_to_base64)
+
+
+def _decode(body: bytes | memoryview, kind: str, request: Any, convert_ids: Any) -> Any:
+    name = type(request).__name__
     if kind == PROTOBUF:
-        request = ExportTraceServiceRequest()
         try:
             request.ParseFromString(body)
         except DecodeError as exc:
-            raise BadRequest(f"body is not an OTLP ExportTraceServiceRequest: {exc}") from None
+            raise BadRequest(f"body is not an OTLP {name}: {exc}") from None
         return request
     if isinstance(body, memoryview):
         body = body.tobytes()  # the parser reads bytes or text only
@@ -104,12 +114,12 @@ def decode_request(body: bytes | memoryview, kind: str) -> ExportTraceServiceReq
         # RecursionError: arrays or objects nested deeper than the parser's stack.
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise BadRequest("OTLP/JSON body must be an object with 'resourceSpans'")
+        raise BadRequest(f"OTLP/JSON body must be an object (an {name})")
     try:
-        _hex_ids_to_base64(document)
-        return ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+        convert_ids(document)
+        return ParseDict(document, request, ignore_unknown_fields=True)
     except (ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
-        raise BadRequest(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+        raise BadRequest(f"body is not an OTLP/JSON {name}: {exc}") from None
     except SystemError as exc:
         # protobuf's upb looks field names up in C: a name with an escaped lone
         # surrogate ("\ud800") fails to encode there and surfaces as a SystemError.
@@ -142,6 +152,13 @@ def _hex_ids_to_base64(document: dict[str, Any]) -> None:
                     _convert_ids(link)
 
 
+def _hex_log_ids_to_base64(document: dict[str, Any]) -> None:
+    for resource_logs in _list(document, "resourceLogs", "resource_logs"):
+        for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
+            for record in _list(scope_logs, "logRecords", "log_records"):
+                _convert_ids(record)
+
+
 def _list(obj: Any, *keys: str) -> list[Any]:
     if not isinstance(obj, dict):
         raise ValueError("expected an object")
@@ -156,7 +173,7 @@ def _list(obj: Any, *keys: str) -> list[Any]:
 
 def _convert_ids(obj: Any) -> None:
     if not isinstance(obj, dict):
-        raise ValueError("span must be an object")
+        raise ValueError("a span or log record must be an object")
     for key in _ID_KEYS:
         value = obj.get(key)
         if isinstance(value, str) and value:

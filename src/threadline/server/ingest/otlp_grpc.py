@@ -1,4 +1,5 @@
-"""OTLP/gRPC receiver: ``TraceService/Export`` (and success for logs and metrics).
+"""OTLP/gRPC receiver: ``TraceService/Export`` and ``LogsService/Export`` (its GenAI
+events kept, as on HTTP: ``log_events.py``), and success for metrics.
 
 Started by the app's lifespan on ``grpc_port``, in the same process and event loop as
 the HTTP server, and feeding the same ``IngestPipeline``: one admission counter, the
@@ -78,7 +79,7 @@ class OtlpGrpcReceiver:
         self._server.add_generic_rpc_handlers(
             [
                 _service(trace_service_pb2, "TraceService", self._export_traces),
-                _service(logs_service_pb2, "LogsService", self._export_discarded),
+                _service(logs_service_pb2, "LogsService", self._export_logs),
                 _service(metrics_service_pb2, "MetricsService", self._export_discarded),
             ]
         )
@@ -98,6 +99,12 @@ class OtlpGrpcReceiver:
         await self._server.stop(_SHUTDOWN_GRACE)
 
     async def _export_traces(self, _: object, context: aio.ServicerContext) -> bytes:
+        return await self._export(context, logs=False)
+
+    async def _export_logs(self, _: object, context: aio.ServicerContext) -> bytes:
+        return await self._export(context, logs=True)
+
+    async def _export(self, context: aio.ServicerContext, logs: bool) -> bytes:
         try:
             # The key comes from the metadata, before a byte of the message is read: an
             # unknown caller costs nothing but its headers.
@@ -105,6 +112,9 @@ class OtlpGrpcReceiver:
             with self.pipeline.receiving.hold(project.id):
                 body = await self._receive(context)
             with self.pipeline.pending.hold(project.id):
+                if logs:
+                    await self.pipeline.export_logs(project, body, PROTOBUF)
+                    return b""  # an empty ExportLogsServiceResponse
                 response = await self.pipeline.export(project, body, PROTOBUF)
         except ThreadlineError as exc:
             code, trailers = refusal(exc)
@@ -125,7 +135,7 @@ class OtlpGrpcReceiver:
                 f"message not received within {timeout:g} s (body_timeout)"
             ) from None
         if message is aio.EOF:
-            raise BadRequest("the call sent no ExportTraceServiceRequest")
+            raise BadRequest("the call sent no export request")
         return bytes(message)
 
     async def _export_discarded(self, _: object, context: aio.ServicerContext) -> bytes:

@@ -16,6 +16,11 @@ for every export whatever the load:
 3. **Commit** (``writer.py``): the writer thread writes the records and the rollups
    they change in one transaction.
 4. **Answer**: only after the commit, so a 200 means committed and queryable.
+
+An OTLP logs export takes the same path (``export_logs``): its GenAI events are kept
+(``log_events.py``), the rest discarded. The events waiting for their span are given to
+the worker preparing each export of the project's spans, which writes them onto their
+spans (``waiting_events.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from threadline.server.ingest.admission import Gate
@@ -32,9 +38,11 @@ from threadline.server.ingest.prepare import (
     Prepared,
     StorePreparer,
     prepare_export,
+    prepare_log_export,
     prepare_piece,
     warm_up,
 )
+from threadline.server.ingest.waiting_events import WaitingEvents
 from threadline.server.ingest.workers import WorkerPool
 from threadline.server.ingest.writer import SpanWriter
 from threadline.server.model import Project
@@ -62,7 +70,10 @@ class IngestPipeline:
         )
         self.pending = Gate("in flight", "max_pending_exports", settings.max_pending_exports)
         self.workers = WorkerPool(settings.workers)
-        self.writer = SpanWriter(store)
+        # GenAI log events waiting for their span; the store's rows are read in
+        # ``start``.
+        self.waiting = WaitingEvents(settings.genai_event_wait_seconds)
+        self.writer = SpanWriter(store, self.waiting)
         self.redaction = ProjectRules(store)  # each project's redaction rules
         self.in_hand = 0  # exports received and not yet answered
         self._last_finished = 0.0  # time.monotonic() when the last one was answered
@@ -87,6 +98,11 @@ class IngestPipeline:
     async def start(self) -> None:
         """Start the worker processes; return once one can take an export."""
         rules = RedactionRules()
+        since = time.time_ns() - self.waiting.wait_ns
+        for project_id, events in (
+            await asyncio.to_thread(self.store.waiting_genai_events, since)
+        ).items():
+            self.waiting.add(project_id, events)
         await self.workers.start(warm_up, Job(self.settings, 0, rules, self.store.span_preparer()))
 
     async def export(
@@ -106,7 +122,7 @@ class IngestPipeline:
             known = self._known_for_job(project.id)
             if known is None:
                 known = await asyncio.to_thread(self._read_for_job, project.id)
-            job = Job(self.settings, project.id, *known)
+            job = Job(self.settings, project.id, *known, self.waiting.snapshot(project.id))
             prepared = await self.workers.run(prepare_export, job, body, kind, content_encoding)
             if isinstance(prepared, Prepared):
                 await self.writer.write(project.id, prepared)
@@ -121,6 +137,28 @@ class IngestPipeline:
                 rejected += done.normalized.rejected
                 errors.extend(done.normalized.errors[: _MAX_ERRORS - len(errors)])
             return _response(rejected, errors)
+        finally:
+            self.in_hand -= 1
+            self._last_finished = time.monotonic()
+            if not self.in_hand:
+                self._idle.set()
+
+    async def export_logs(
+        self, project: Project, body: Body, kind: str, content_encoding: str | None = None
+    ) -> ExportLogsServiceResponse:
+        """Commit the GenAI events of the OTLP logs export in ``body`` (its other records
+        are discarded); raises as ``export`` does."""
+        self.in_hand += 1
+        self._idle.clear()
+        try:
+            rules = self.redaction.cached(project.id)
+            if rules is None:
+                rules = await asyncio.to_thread(self.redaction.get, project.id)
+            job = Job(self.settings, project.id, rules, None)
+            events = await self.workers.run(prepare_log_export, job, body, kind, content_encoding)
+            if events:
+                await self.writer.write_events(project.id, events)
+            return ExportLogsServiceResponse()
         finally:
             self.in_hand -= 1
             self._last_finished = time.monotonic()

@@ -16,16 +16,28 @@ in the workers and in the writer.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from threadline.server.ingest.body import Body, joined
 from threadline.server.ingest.bounds import check_export, count_wire_spans
-from threadline.server.ingest.decode import PROTOBUF, decode_request, decompress
+from threadline.server.ingest.decode import (
+    PROTOBUF,
+    decode_logs_request,
+    decode_request,
+    decompress,
+)
+from threadline.server.ingest.log_events import (
+    SpanKey,
+    Waiting,
+    add_event_messages,
+    check_logs_export,
+    genai_events,
+)
 from threadline.server.ingest.normalize import Normalized, normalize_request
 from threadline.server.ingest.writer_records import drop_what_rows_hold
-from threadline.server.model import SpanRecord
+from threadline.server.model import GenAIEvent, SpanRecord
 from threadline.server.redaction.redactor import redact_spans
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.settings import Settings
@@ -41,6 +53,8 @@ class Prepared:
 
     normalized: Normalized
     for_store: object | None
+    # How many of the GenAI events waiting for each span it took (``log_events.py``).
+    joined: dict[SpanKey, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,8 @@ class Job:
     project_id: int
     rules: RedactionRules
     store_preparer: StorePreparer | None
+    # The GenAI log events of the project waiting for their span (None: none wait).
+    waiting: Waiting | None = None
 
 
 # Spans normalised and committed in one go: a larger export is handled in pieces of
@@ -83,6 +99,21 @@ def prepare_piece(job: Job, piece: bytes) -> Prepared:
     return _prepared(job, ExportTraceServiceRequest.FromString(piece))
 
 
+def prepare_log_export(
+    job: Job, body: Body, kind: str, content_encoding: str | None
+) -> list[GenAIEvent]:
+    """The GenAI events of the OTLP logs export in ``body``, redacted (``log_events.py``);
+    its other records are discarded. Bounded as a traces export is."""
+    settings = job.settings
+    with joined(body) as whole:
+        inflated = decompress(whole, content_encoding, settings.max_decoded_bytes)
+        if kind == PROTOBUF:  # the same field numbers as spans: counted on the wire too
+            count_wire_spans(inflated, settings.max_spans_per_export)
+        request = decode_logs_request(inflated, kind)
+    check_logs_export(request, settings)
+    return genai_events(request, job.rules)
+
+
 def warm_up(job: Job) -> None:
     """Take an empty export through every step, so that what the first real one needs
     (modules, the store's preparation) is loaded before the server says it is ready."""
@@ -92,6 +123,9 @@ def warm_up(job: Job) -> None:
 
 
 def _prepared(job: Job, request: ExportTraceServiceRequest) -> Prepared:
+    # Before normalising: a span takes the messages of its waiting events as if its
+    # SDK had sent them as attributes.
+    taken = add_event_messages(request, job.waiting) if job.waiting else {}
     result = normalize_request(request)
     # Before anything is stored: the project's rules, as plain data.
     redact_spans(result.spans, job.rules)
@@ -102,7 +136,7 @@ def _prepared(job: Job, request: ExportTraceServiceRequest) -> Prepared:
             # The rows hold the attributes, inputs and outputs now: the writer reads
             # them there, if at all.
             drop_what_rows_hold(result.spans)
-    return Prepared(result, for_store)
+    return Prepared(result, for_store, taken)
 
 
 def cut_into_pieces(request: ExportTraceServiceRequest, size: int) -> list[bytes]:

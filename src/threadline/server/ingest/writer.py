@@ -25,7 +25,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from threadline.server.errors import StorageFull
+from threadline.server.ingest.log_events import SpanKey
 from threadline.server.ingest.prepare import Prepared
+from threadline.server.ingest.waiting_events import WaitingEvents
+from threadline.server.model import GenAIEvent
 from threadline.server.store import Store
 from threadline.server.store.base import SpanBatch
 
@@ -40,6 +43,15 @@ GROUP_SPANS = 8_000
 @dataclass(frozen=True)
 class _Job:
     batch: SpanBatch
+    done: Future[None]
+    # The waiting GenAI events each span took (``Prepared.joined``).
+    joined: dict[SpanKey, int]
+
+
+@dataclass(frozen=True)
+class _EventsJob:
+    project_id: int
+    events: list[GenAIEvent]
     done: Future[None]
 
 
@@ -56,13 +68,14 @@ class WriterCounts:
 
 
 class SpanWriter:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, waiting: WaitingEvents | None = None) -> None:
         self.store = store
+        self.waiting = waiting if waiting is not None else WaitingEvents(0)
         self.counts = WriterCounts()
         # Why the last write failed, when the disk was full (None since one succeeded):
         # /healthz says it.
         self.disk_full: str | None = None
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job | _EventsJob | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="threadline-writer", daemon=True)
         self._thread.start()
@@ -73,8 +86,16 @@ class SpanWriter:
             raise RuntimeError("the writer is closed")
         batch = SpanBatch(project_id, prepared.normalized.spans, prepared.for_store)
         done: Future[None] = Future()
-        self._jobs.put(_Job(batch, done))
+        self._jobs.put(_Job(batch, done, prepared.joined))
         # Cancelled before its turn (the client went away): the writer skips it.
+        await asyncio.wrap_future(done)
+
+    async def write_events(self, project_id: int, events: list[GenAIEvent]) -> None:
+        """Commit the GenAI events of one logs export for ``project_id``."""
+        if self._closed:
+            raise RuntimeError("the writer is closed")
+        done: Future[None] = Future()
+        self._jobs.put(_EventsJob(project_id, events, done))
         await asyncio.wrap_future(done)
 
     def close(self) -> None:
@@ -91,7 +112,11 @@ class SpanWriter:
             job = self._jobs.get()
             if job is None:
                 return
+            if isinstance(job, _EventsJob):
+                self._commit_events(job)
+                continue
             group, spans = [job], len(job.batch.spans)
+            events: list[_EventsJob] = []
             # Whatever else is ready joins the group, without waiting for more.
             while spans < GROUP_SPANS:
                 try:
@@ -101,9 +126,15 @@ class SpanWriter:
                 if more is None:
                     last = True
                     break
+                if isinstance(more, _EventsJob):
+                    # After the group: the order of the two does not change what is kept.
+                    events.append(more)
+                    continue
                 group.append(more)
                 spans += len(more.batch.spans)
             self._commit([j for j in group if j.done.set_running_or_notify_cancel()])
+            for events_job in events:
+                self._commit_events(events_job)
 
     def _commit(self, group: list[_Job]) -> None:
         if not group:
@@ -132,6 +163,8 @@ class SpanWriter:
                 job.done.set_exception(error)
             raise
         self.disk_full = None
+        for job in group:
+            self._settle_events(job)
         self.counts.transactions += 1
         self.counts.exports += len(group)
         self.counts.prepared_by_writer += sum(
@@ -139,3 +172,35 @@ class SpanWriter:
         )
         for job in group:
             job.done.set_result(None)
+
+    def _settle_events(self, job: _Job) -> None:
+        """The committed spans' waiting events leave the index; those that came after
+        the spans' worker took its copy are kept beside them (late events)."""
+        project_id = job.batch.project_id
+        if not self.waiting.spans_waiting(project_id):
+            return  # most projects, most of the time: no event waits
+        spans = ((span.trace_id, span.span_id) for span in job.batch.spans)
+        late = self.waiting.settle(project_id, spans, job.joined)
+        if late:
+            try:
+                self.store.attach_genai_events(project_id, late)
+            except Exception:
+                log.exception("could not keep %d late GenAI events", len(late))
+
+    def _commit_events(self, job: _EventsJob) -> None:
+        if not job.done.set_running_or_notify_cancel():
+            return
+        try:
+            waiting = self.store.write_genai_events(job.project_id, job.events)
+        except StorageFull as error:
+            self.disk_full = error.message
+            job.done.set_exception(error)
+            return
+        except Exception as error:  # noqa: BLE001 - the export's answer says it
+            job.done.set_exception(error)
+            return
+        except BaseException as error:
+            job.done.set_exception(error)
+            raise
+        self.waiting.add(job.project_id, waiting)
+        job.done.set_result(None)

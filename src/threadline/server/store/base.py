@@ -21,6 +21,7 @@ from threadline.server.evaluation.model import (
     RunRecord,
 )
 from threadline.server.model import (
+    GenAIEvent,
     KeyAccess,
     KeyInfo,
     KeyScope,
@@ -197,7 +198,31 @@ class Store(Protocol):
 
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]: ...
 
-    def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None: ...
+    def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
+        """The trace with its spans; a span without an input (or output) of its own
+        shows the messages of the GenAI events kept beside it (``genai_events.py``)."""
+        ...
+
+    # --- GenAI log events (ingest/log_events.py, store/genai_events.py) -------------
+    def write_genai_events(self, project_id: int, events: Sequence[GenAIEvent]) -> list[GenAIEvent]:
+        """Store ``events``: those whose span is stored already are kept beside it; the
+        others wait for it, and are returned."""
+        ...
+
+    def attach_genai_events(self, project_id: int, events: Sequence[GenAIEvent]) -> None:
+        """``events`` waited, and their span was stored without them: keep them beside
+        it (as if they had come after it)."""
+        ...
+
+    def waiting_genai_events(self, received_after_ns: int) -> dict[int, list[GenAIEvent]]:
+        """Each project's events still waiting, received after ``received_after_ns``
+        (the server's index of them, made at start)."""
+        ...
+
+    def delete_waiting_genai_events(self, received_before_ns: int) -> int:
+        """Delete the waiting events received before ``received_before_ns`` (taken by
+        their span, or whose span never came); how many (where known)."""
+        ...
 
     # --- deletion ---------------------------------------------------------------
     def delete_traces(self, project_id: int, trace_ids: Sequence[str]) -> int:

@@ -32,6 +32,7 @@ TRACE_TABLES = (
     "trace_model_parts_by_id",  # model_usage.py
     "trace_context",  # context use (context.py): row by row, one small row a trace
     "trace_labels",  # the users, tags and metadata values traces named (trace_labels.py)
+    "genai_events",  # GenAI log events kept beside their spans (genai_events.py)
 )
 RETAINED_TABLES = (
     *TRACE_TABLES,

@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from threadline.server.errors import ConfigurationError, Overloaded, Unavailable
 from threadline.server.model import (
+    GenAIEvent,
     KeyAccess,
     KeyInfo,
     KeyScope,
@@ -70,6 +71,7 @@ from threadline.server.store.clickhouse import (
     context,
     deletion_leftovers,
     export_rows,
+    genai_events,
     inference,
     inferred_sessions,
     intake,
@@ -99,6 +101,7 @@ from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.run_transfer import RunTransfer
 from threadline.server.store.columns import SPAN_RECORD
+from threadline.server.store.genai_events import with_late_events
 from threadline.server.store.keys import key_digest, key_prefix, new_key
 from threadline.server.store.record_columns import KEYS, KEYS_NAMED, PROJECTS, key_info
 from threadline.server.store.rollups import TraceRollup, roll_up_session
@@ -229,6 +232,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 metric_slices.TABLE,
                 metric_slices.DIRTY_TABLE,
                 "metric_passes",
+                genai_events.TABLE,
                 *scores.TABLES,
                 *project_rules.TABLES,
             )
@@ -808,7 +812,28 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         return Page[Trace](items=items, next_cursor=next_cursor)
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
-        return trace_detail.read(self._rows, project_id, trace_id)
+        detail = trace_detail.read(self._rows, project_id, trace_id)
+        if detail is None:
+            return None
+        return with_late_events(detail, genai_events.of_trace(self._rows, project_id, trace_id))
+
+    # --- GenAI log events (genai_events.py) -------------------------------------------
+
+    def write_genai_events(self, project_id: int, events: Sequence[GenAIEvent]) -> list[GenAIEvent]:
+        return genai_events.write(self._rows, self._insert, project_id, events)
+
+    def attach_genai_events(self, project_id: int, events: Sequence[GenAIEvent]) -> None:
+        genai_events.attach(self._insert, project_id, events)
+
+    def waiting_genai_events(self, received_after_ns: int) -> dict[int, list[GenAIEvent]]:
+        return genai_events.waiting(self._rows, received_after_ns)
+
+    def delete_waiting_genai_events(self, received_before_ns: int) -> int:
+        return genai_events.delete_waiting(self._rows, self._command_with, received_before_ns)
+
+    def _command_with(self, sql: str, params: dict[str, Any]) -> None:
+        with _unavailable_means_retry():
+            self._ch.command(sql, parameters=params, settings={"lightweight_deletes_sync": 2})
 
     # --- scores, score configurations, notes (``scores.py``) ------------------------
 

@@ -10,13 +10,15 @@ data is left behind:
   cannot show new data written later under the same id;
 - **session inference** of deleted traces: their placement (``inferred_traces``), their
   conversation keys (digests of their messages), and the rows of inferred sessions
-  that are gone.
+  that are gone;
+- **GenAI log events** of deleted traces (``genai_events.py``), kept or waiting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from threadline.server.store.sqlite import genai_events
 from threadline.server.store.sqlite.chunked import execute_in, select_in
 from threadline.server.store.sqlite.driver import sqlite3
 
@@ -31,6 +33,7 @@ def forget(
     """Remove what names the deleted ``trace_ids`` (whose sessions are ``sessions``)
     or the sessions left with no trace (``sessions_gone``)."""
     _forget_runs(conn, project_id, trace_ids, sessions, sessions_gone)
+    genai_events.forget_traces(conn, project_id, trace_ids)
     execute_in(
         conn,
         "DELETE FROM share_links WHERE project_id = ? AND kind = 'trace' AND target_id IN ({})",

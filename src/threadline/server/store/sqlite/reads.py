@@ -32,8 +32,10 @@ from threadline.server.store import cursors, sorts
 from threadline.server.store import metrics as metric_rules
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SESSIONS, SPAN_DETAIL, TRACES
+from threadline.server.store.genai_events import with_late_events
 from threadline.server.store.sorts import SESSION_SORTS
 from threadline.server.store.sqlite import (
+    genai_events,
     inference,
     metrics,
     numbers,
@@ -241,10 +243,14 @@ class Reads(Database):
                 (project_id, trace_id),
             ).fetchall()
             summaries = scores.summaries(conn, project_id, "trace", [trace_id])
+            late = genai_events.of_trace(conn, project_id, trace_id)
         trace = table_rows.trace(table_rows.trace_rollup(row))
         trace.scores = summaries.get(trace_id, {})
         unpack = self._payloads.unpacker()
-        return TraceDetail(**trace.model_dump(), spans=[table_rows.span(s, unpack) for s in spans])
+        detail = TraceDetail(
+            **trace.model_dump(), spans=[table_rows.span(s, unpack) for s in spans]
+        )
+        return with_late_events(detail, late)
 
     def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
         with self._read() as conn:

@@ -20,13 +20,23 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from threadline.server.model import Note, NoteIn, Page, Score, ScoreConfig, ScoreQuery, ScoreRecord
+from threadline.server.model import (
+    GenAIEvent,
+    Note,
+    NoteIn,
+    Page,
+    Score,
+    ScoreConfig,
+    ScoreQuery,
+    ScoreRecord,
+)
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.scoring import score as present_score
 from threadline.server.store import name_types
 from threadline.server.store.base import StoredShare
 from threadline.server.store.sqlite import (
     deletion,
+    genai_events,
     inference,
     passing_reads,
     project_rules,
@@ -80,6 +90,29 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, RunTransfer, EvaluationTa
         # As delete_traces does: no tally of a deleted trace stays to be added to.
         self._tallies.forget(project_id, trace_ids)
         return existed
+
+    # --- GenAI log events (genai_events.py) -------------------------------------------
+
+    def write_genai_events(self, project_id: int, events: Sequence[GenAIEvent]) -> list[GenAIEvent]:
+        with self._transaction() as conn:
+            return genai_events.write(conn, project_id, events)
+
+    def attach_genai_events(self, project_id: int, events: Sequence[GenAIEvent]) -> None:
+        with self._transaction() as conn:
+            genai_events.attach(conn, project_id, events)
+
+    def waiting_genai_events(self, received_after_ns: int) -> dict[int, list[GenAIEvent]]:
+        with self._read() as conn:
+            return genai_events.waiting(conn, received_after_ns)
+
+    def delete_waiting_genai_events(self, received_before_ns: int) -> int:
+        deleted = 0
+        while True:  # in batches: the writer is shared with ingest
+            with self._transaction() as conn:
+                step = genai_events.delete_waiting(conn, received_before_ns, 1_000)
+            deleted += step
+            if step < 1_000:
+                return deleted
 
     # --- bulk export (trace_json.py) ---------------------------------------------------
 

@@ -1,0 +1,61 @@
+"""GenAI log events as a span's messages, shared by ingest and both stores.
+
+A span takes the events that waited for it when it is prepared (ingest/log_events.py).
+An event that comes after its span was stored (its logs exported late, or retried) is
+kept beside the span, and a trace's detail shows it: a span without an input (or
+output) of its own shows its late input (or output) events' messages, in the shape its
+input would have had, had they come first. Nothing else reads them: the trace's previews,
+the session's first input and last output, search, inferred sessions and exports were
+made when the span was stored (docs/integrations.md says so).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from threadline.server.chat_messages import parse_messages
+from threadline.server.model import GenAIEvent, TraceDetail
+
+
+def in_order(events: Sequence[GenAIEvent]) -> list[GenAIEvent]:
+    """A span's events in the order they were emitted: by time, then as received."""
+    return sorted(events, key=lambda e: (e.time_ns, e.received_ns, e.seq))
+
+
+def messages_text(events: Sequence[GenAIEvent]) -> str:
+    """The JSON text of the list of ``events``' messages (each one JSON already)."""
+    return "[" + ",".join(event.message for event in events) + "]"
+
+
+def with_late_events(detail: TraceDetail, events: Sequence[GenAIEvent]) -> TraceDetail:
+    """``detail`` with the late ``events`` of its spans as their input or output, where
+    a span has none."""
+    if not events:
+        return detail
+    by_span: dict[str, list[GenAIEvent]] = defaultdict(list)
+    for event in events:
+        by_span[event.span_id].append(event)
+    for span in detail.spans:
+        mine = by_span.get(span.span_id)
+        if not mine:
+            continue
+        ordered = in_order(mine)
+        if span.input is None:
+            span.input = _messages([e for e in ordered if not e.is_output])
+        if span.output is None:
+            span.output = _messages([e for e in ordered if e.is_output])
+    return detail
+
+
+def _messages(events: Sequence[GenAIEvent]) -> Any:
+    """The events' messages as a span's parsed input is (None for none)."""
+    if not events:
+        return None
+    text = messages_text(events)
+    found = parse_messages(text)
+    if found is None:
+        return json.loads(text)
+    return found[0]
