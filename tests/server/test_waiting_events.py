@@ -1,0 +1,52 @@
+"""The server's index of GenAI events waiting for their span: what a worker is given,
+what a committed span leaves behind as late, and its bounds."""
+
+from __future__ import annotations
+
+import time
+
+from threadline.server.ingest import waiting_events
+from threadline.server.ingest.waiting_events import WaitingEvents
+from threadline.server.model import GenAIEvent
+
+
+def event(span: int, n: int = 0, received_ns: int | None = None) -> GenAIEvent:
+    return GenAIEvent(
+        trace_id=f"{1:032x}",
+        span_id=f"{span:016x}",
+        time_ns=n,
+        received_ns=time.time_ns() if received_ns is None else received_ns,
+        seq=n,
+        is_output=False,
+        message="{}",
+        event_id=span * 100 + n,
+    )
+
+
+def key(span: int) -> tuple[str, str]:
+    return (f"{1:032x}", f"{span:016x}")
+
+
+def test_a_committed_span_leaves_the_events_it_did_not_take_as_late() -> None:
+    waiting = WaitingEvents(900)
+    assert waiting.snapshot(1) is None
+    waiting.add(1, [event(5, 0), event(5, 1), event(6, 0)])
+    given = waiting.snapshot(1)
+    assert given is not None and [e.event_id for e in given[key(5)]] == [500, 501]
+    assert waiting.snapshot(2) is None  # per project
+    waiting.add(1, [event(5, 2)])  # came after the worker's copy
+    late = waiting.settle(1, [key(5), key(7)], {key(5): 2})
+    assert [e.event_id for e in late] == [502]
+    assert waiting.spans_waiting(1) == 1 and list(waiting.snapshot(1) or {}) == [key(6)]
+    assert waiting.settle(1, [key(6)], {key(6): 1}) == []
+    assert waiting.spans_waiting(1) == 0 and waiting.count() == 0
+
+
+def test_the_index_is_bounded_by_age_and_by_spans(monkeypatch) -> None:
+    waiting = WaitingEvents(60)
+    old = time.time_ns() - 61 * 10**9
+    waiting.add(1, [event(1, received_ns=old), event(2)])
+    assert list(waiting.snapshot(1) or {}) == [key(2)]
+    monkeypatch.setattr(waiting_events, "MAX_WAITING_SPANS", 3)
+    waiting.add(2, [event(n) for n in range(1, 6)])
+    assert list(waiting.snapshot(2) or {}) == [key(3), key(4), key(5)]  # the oldest dropped
