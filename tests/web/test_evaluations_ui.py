@@ -411,3 +411,33 @@ def test_a_phone_shows_each_runs_result_whole(ui, server):
     failed = page.locator("#evaluation-runs tr[data-status=failed] [data-col=reason]")
     assert "the fake judge rejects this request" in failed.inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_evaluators_page_says_when_the_server_lacks_a_judges_key(ui, server):
+    """An evaluator whose key variable the server's environment lacks fails every run
+    ("not set on the server"): the page says so above the table, naming the evaluator
+    and the variable, on a laptop and on a phone, and says nothing of one that needs no
+    key. On a phone, each stacked cell of the table says its column."""
+    missing = f"THREADLINE_JUDGE_MISSING_{uuid.uuid4().hex[:8].upper()}"
+    for name, variable in (("lacks-key", missing), ("keyless", None)):
+        body = _evaluator("http://127.0.0.1:9/v1", name)
+        body["judge"]["api_key_env"] = variable
+        assert server.http.post("/api/v1/evaluators", json=body).status_code == 201
+    assert server.get("/api/v1/evaluators/lacks-key")["judge_key_set"] is False
+    page = ui.go("/evaluators")
+    warning = page.get_by_test_id("judge-key-missing")
+    expect(warning).to_have_count(1)
+    expect(warning).to_contain_text(f"Evaluator lacks-key: its key variable {missing} is not")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    box = page.get_by_test_id("judge-key-missing").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, width
+    # A phone stacks each evaluator's cells: each says its column, as the runs' do.
+    failed = page.locator("tr[data-evaluator=lacks-key] [data-col=runs_failed]")
+    label = failed.evaluate("td => getComputedStyle(td, '::before').content")
+    assert label == '"Failed: "', label
+    ui.shot("judge-key-missing-phone")
+    for name in ("lacks-key", "keyless"):
+        assert server.http.delete(f"/api/v1/evaluators/{name}").status_code == 204
