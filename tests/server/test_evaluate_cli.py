@@ -205,8 +205,24 @@ def test_evaluate_refuses_when_the_server_lacks_the_judge_key(tmp_path, monkeypa
                 "--offline", data_dir=data,
             )  # fmt: skip
             assert created.returncode == 0, created.stderr
+            assert "warning" not in created.stderr  # no client settings: no server asked
             shown = project.get("/api/v1/evaluators/resolved")
             assert shown["judge_key_set"] is False and "sk-" not in str(shown)
+            # With the client settings, creating one asks the server, and warns.
+            warned = subprocess.run(
+                [sys.executable, "-m", "threadline.server", "evaluators", "create", "polite",
+                 "--project", name, "--prompt", "{{transcript}}", "--base-url", judge.base_url,
+                 "--model", "m", "--api-key-env", variable, "--data-dir", str(data)],
+                capture_output=True, text=True, timeout=120, check=False,
+                env={**os.environ, "THREADLINE_BASE_URL": process.base_url,
+                     "THREADLINE_API_KEY": key},
+            )  # fmt: skip
+            assert warned.returncode == 0, warned.stderr
+            assert (
+                f"warning: the server at {process.base_url} does not have {variable} set: it"
+                " fails each run of 'polite' it judges"
+            ) in warned.stderr
+            assert project.http.delete("/api/v1/evaluators/polite").status_code == 204
 
             def evaluate(**env: str) -> subprocess.CompletedProcess[str]:
                 return subprocess.run(

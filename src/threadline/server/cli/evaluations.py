@@ -265,6 +265,15 @@ def _create(args: argparse.Namespace) -> None:
             f"{queued} runs queued for the sessions ended since"
             f" {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC (a running server judges them)."
         )
+    variable = made.judge.api_key_env
+    lacking = _server_lacking_key(made)
+    if variable is not None and lacking is not None:
+        print(
+            f"threadline evaluators create: warning: the server at {lacking} does not have"
+            f" {variable} set: it fails each run of {made.name!r} it judges. Set the variable"
+            " in the server's environment and restart it.",
+            file=sys.stderr,
+        )
 
 
 def _problems(error: ValidationError) -> str:
@@ -282,12 +291,30 @@ def _asked(evaluator: Evaluator, extra: EvaluatorFilter) -> str:
     return f" matching {' '.join(wanted)}" if wanted else ""
 
 
+def _server_lacking_key(evaluator: Evaluator) -> str | None:
+    """The base URL of the server this command's client settings reach
+    (THREADLINE_BASE_URL, THREADLINE_API_KEY) when it says the judge's key variable is
+    not set in its environment (``judge_key_set``), else None: also when the judge takes
+    no key, or no server can be asked (no key, none there, another project's key)."""
+    from threadline.server.cli.api_client import ApiClient, ApiError
+
+    if evaluator.judge.api_key_env is None:
+        return None
+    try:
+        client = ApiClient.from_args(None, None)
+        found = client.call("GET", f"/api/v1/evaluators/{urllib.parse.quote(evaluator.name)}")
+    except ApiError:
+        return None
+    if isinstance(found, dict) and found.get("judge_key_set") is False:
+        return client.base_url
+    return None
+
+
 def _check_judge_key(evaluator: Evaluator, project: str) -> None:
     """Refuse, before any run is queued, when the judge's key variable is missing here,
     or missing on the server this command's client settings reach (THREADLINE_BASE_URL,
     THREADLINE_API_KEY): a server on the same store claims queued runs too, and fails
     them without it. A server that cannot be asked is not checked."""
-    from threadline.server.cli.api_client import ApiClient, ApiError
 
     variable = evaluator.judge.api_key_env
     if variable is None:
@@ -297,14 +324,10 @@ def _check_judge_key(evaluator: Evaluator, project: str) -> None:
             f"threadline evaluate: the judge's key variable {variable} is not set in this"
             " command's environment: set it here (and on the server, which judges runs too)"
         )
-    try:
-        client = ApiClient.from_args(None, None)
-        found = client.call("GET", f"/api/v1/evaluators/{urllib.parse.quote(evaluator.name)}")
-    except ApiError:
-        return  # no key to ask with, no server there, or another project's key
-    if isinstance(found, dict) and found.get("judge_key_set") is False:
+    lacking = _server_lacking_key(evaluator)
+    if lacking is not None:
         sys.exit(
-            f"threadline evaluate: the server at {client.base_url} does not have {variable}"
+            f"threadline evaluate: the server at {lacking} does not have {variable}"
             f" set: it would claim some of the runs of {evaluator.name!r} ({project}) and"
             " fail them. Set the variable in the server's environment and restart it (or"
             " stop the server), then run this again; nothing was queued."
