@@ -64,13 +64,19 @@ def traces_written(
     before: Mapping[str, TraceRollup],
     written: Sequence[TraceRollup],
     usage: model_usage.BatchUsage,
+    batch_rollups: Iterable[TraceRollup] = (),
 ) -> Changes:
     """The changes to the aggregates of a batch's traces: ``new``, what they add as if
     none was stored before, but for those that were (``before``, as stored), whose
-    ``written`` rollups, with their ``usage``, replace their stored ones; written by the
-    caller once the batch's sessions have added theirs."""
+    ``written`` rollups, with their ``usage``, replace their stored ones;
+    ``batch_rollups``: those traces' rollups as made with the batch alone, which ``new``
+    counts, taken back here (``new`` is left as it is: a batch retried is written from it
+    again). Written by the caller once the batch's sessions have added theirs."""
     changes = Changes()
+    # The one copy of what the batch's new traces add: taking back the stored ones from
+    # a copy of ``new`` first copied it twice (docs/benchmarks.md, round 16).
     changes.add(new.changes)
+    changes.take_back_new(batch_rollups, new.packed)
     if before:
         changes.traces(before.values(), -1)
         changes.usage(usage.replaced, -1)
@@ -106,16 +112,9 @@ class NewTraces:
         """Take back what the traces of ``rollups`` (as rolled up with the batch), whose
         usage ``packed`` holds, added."""
         rollups = list(rollups)
-        usage: model_usage.Rows = []
-        scored = self.changes.scored_targets
+        self.changes.take_back_new(rollups, packed)
         for r in rollups:
-            text = packed.get(r.trace_id)
-            if text is not None:
-                usage.append((r.start_ns, model_usage.unpack(text)))
             self.packed.pop(r.trace_id, None)
-            scored.pop(("trace", r.trace_id), None)
-        self.changes.traces(rollups, -1)
-        self.changes.usage(usage, -1)
 
 
 def new_traces(traces: Iterable[tuple[TraceRollup, Sequence[ModelSpan]]]) -> NewTraces:
@@ -229,6 +228,22 @@ class Changes:
                         users[ukey] = [sign, 0, 0, 0, 0]
                     else:
                         u[0] += sign
+
+    def take_back_new(self, rollups: Iterable[TraceRollup], packed: Mapping[str, str]) -> None:
+        """Take back what the traces of ``rollups`` (as rolled up with the batch), whose
+        usage ``packed`` holds, added as traces new to the store (``new_traces``)."""
+        rollups = list(rollups)
+        if not rollups:
+            return
+        usage: model_usage.Rows = []
+        scored = self.scored_targets
+        for r in rollups:
+            text = packed.get(r.trace_id)
+            if text is not None:
+                usage.append((r.start_ns, model_usage.unpack(text)))
+            scored.pop(("trace", r.trace_id), None)
+        self.traces(rollups, -1)
+        self.usage(usage, -1)
 
     def session(
         self, last_hour: int, first_hour: int, error: bool, cost_known: bool, sign: int

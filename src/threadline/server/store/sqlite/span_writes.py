@@ -202,12 +202,8 @@ class SpanWrites(Database):
         placement.fill(rolled_again)
         # What the traces add to the aggregates and their usage by model were worked
         # out with the batch as if none was stored before (metric_upkeep.py): those
-        # that were have theirs taken back, and their usage read and replaced here.
-        new = aggregates
-        if stored:
-            new = metric_upkeep.NewTraces()
-            new.add(aggregates)  # a copy: a batch retried is written from it again
-            new.take_back((fresh[trace_id].rollup for trace_id in stored), new.packed)
+        # that were have theirs taken back (traces_written), and their usage read and
+        # replaced here.
         usage = metric_upkeep.batch_usage(
             conn,
             project_id,
@@ -227,7 +223,7 @@ class SpanWrites(Database):
                             else t.row
                         ),
                         keys[trace_id],
-                        new.packed.get(trace_id),
+                        aggregates.packed.get(trace_id),
                     ]
                     for trace_id, t in fresh.items()
                     if trace_id not in stored
@@ -242,7 +238,13 @@ class SpanWrites(Database):
                 ),
             ],
         )
-        changes = metric_upkeep.traces_written(new, stored_rollups, rolled_again, usage)
+        changes = metric_upkeep.traces_written(
+            aggregates,
+            stored_rollups,
+            rolled_again,
+            usage,
+            [fresh[trace_id].rollup for trace_id in stored],
+        )
         recount.update(rollup.session_id for rollup in rolled_again if rollup.session_id)
         recount.update(placement.recount)
         # Traces new to the store join their sessions: the next turns of a conversation
