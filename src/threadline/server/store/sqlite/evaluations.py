@@ -7,6 +7,7 @@ worker processes (and a ``threadline evaluate`` beside the server) never run one
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -349,14 +350,23 @@ _PROJECTS_PENDING = (
 )
 
 
+# The runs asked for, each looked up by its key, the ids' list first (``CROSS JOIN``
+# keeps that order). Written as ``id IN (...)``, the planner (no ``sqlite_stat1``)
+# walked the project's runs by time, every run of the project, for the order
+# (docs/benchmarks.md, round 16).
+_CLAIMABLE_AMONG = (
+    f"SELECT {RUNS.qualified('r')} FROM json_each(?) AS wanted"
+    " CROSS JOIN evaluation_runs AS r ON r.project_id = ? AND r.id = wanted.value"
+    " WHERE (r.status = 'pending' OR (r.status = 'running' AND r.claimed_until_ns < ?))"
+    " ORDER BY r.created_ns LIMIT ?"
+)
+
+
 def _claimable_among(
     conn: sqlite3.Connection, now_ns: int, limit: int, project_id: int, ids: Sequence[str]
 ) -> list[RunRecord]:
-    among = f"project_id = ? AND id IN ({', '.join('?' * len(ids))})"
     rows = conn.execute(
-        f"SELECT {RUNS.sql} FROM evaluation_runs WHERE {among} AND (status = 'pending'"
-        " OR (status = 'running' AND claimed_until_ns < ?)) ORDER BY created_ns LIMIT ?",
-        (project_id, *ids, now_ns, limit),
+        _CLAIMABLE_AMONG, (json.dumps(sorted(set(ids))), project_id, now_ns, limit)
     ).fetchall()
     return [_run(row) for row in rows]
 

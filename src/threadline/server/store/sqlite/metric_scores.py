@@ -28,6 +28,7 @@ traces; ``metric_upkeep.Changes`` collects them with a batch's other changes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
 
 from threadline.server.store.metrics import WIDTH_NS, Range
@@ -63,17 +64,30 @@ _ADDED = (
     " value_whole = value_whole + excluded.value_whole,"
     " value_nanos = value_nanos + excluded.value_nanos"
 )
+# Each target looked up by its key, the ids' list first (``CROSS JOIN`` keeps that
+# order). Written as ``session_id IN (...)``, the planner (no ``sqlite_stat1``) took the
+# Sessions list's index by cost, which holds every column read here, and read all of the
+# project's entries in it for each score write (docs/benchmarks.md, round 16).
 _TARGET_HOURS = {
     "trace": (
-        "SELECT k.trace_id, t.start_ns, t.end_ns FROM trace_keys AS k"
+        "SELECT k.trace_id, t.start_ns, t.end_ns FROM json_each(?) AS wanted"
+        " CROSS JOIN trace_keys AS k ON k.project_id = ? AND k.trace_id = wanted.value"
         " CROSS JOIN traces AS t ON t.trace_key = k.key"
-        " WHERE k.project_id = ? AND k.trace_id IN ({})"
     ),
     "session": (
-        "SELECT session_id, start_ns, end_ns FROM sessions"
-        " WHERE project_id = ? AND session_id IN ({})"
+        "SELECT s.session_id, s.start_ns, s.end_ns FROM json_each(?) AS wanted"
+        " CROSS JOIN sessions AS s ON s.project_id = ? AND s.session_id = wanted.value"
     ),
 }
+
+# Whether a rollup of the project waits for its target, from migration 0034's partial
+# index, which holds only those: left to itself, the planner (no ``sqlite_stat1``)
+# took the primary key by project and read every rollup of the project, at each write
+# that brought a trace or session new to the store (docs/benchmarks.md, round 16).
+_ANY_WAITING = (
+    "SELECT 1 FROM score_rollups INDEXED BY score_rollups_waiting"
+    " WHERE project_id = ? AND target_hour IS NULL LIMIT 1"
+)
 
 
 def hour_of(start_ns: int, end_ns: int) -> int | None:
@@ -89,8 +103,8 @@ def target_hours(
     """The hour of each stored target of ``kind`` among ``ids`` (absent: not stored)."""
     return {
         target_id: hour_of(start_ns, end_ns)
-        for target_id, start_ns, end_ns in select_in(
-            conn, _TARGET_HOURS[kind], (project_id,), sorted(ids)
+        for target_id, start_ns, end_ns in conn.execute(
+            _TARGET_HOURS[kind], (json.dumps(sorted(set(ids))), project_id)
         )
     }
 
@@ -130,13 +144,7 @@ def targets_moved(
     rollup of theirs waits for its target (``target_hour`` NULL): when the project has
     no such rollup (migration 0034's index finds none), they are not looked up one by
     one (at ingest, every new trace and session)."""
-    if len(stored) < len(moves) and (
-        conn.execute(
-            "SELECT 1 FROM score_rollups WHERE project_id = ? AND target_hour IS NULL LIMIT 1",
-            (project_id,),
-        ).fetchone()
-        is None
-    ):
+    if len(stored) < len(moves) and (conn.execute(_ANY_WAITING, (project_id,)).fetchone() is None):
         moves = {key: moves[key] for key in stored if key in moves}
     by_kind: dict[str, list[str]] = {}
     for kind, target_id in moves:

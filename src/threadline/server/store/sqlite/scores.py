@@ -222,8 +222,17 @@ def get(conn: sqlite3.Connection, project_id: int, ids: Sequence[str]) -> dict[s
 
 
 def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) -> Page[Score]:
-    where = ["project_id = ?"]
+    where = ["scores.project_id = ?"]
     args: list[Any] = [project_id]
+    source = "scores"
+    if query.trace_ids:
+        # The turns' traces' scores looked up by each trace, the ids' list first
+        # (``CROSS JOIN`` keeps that order), then sorted. Written as ``trace_id IN
+        # (...)``, the planner (no ``sqlite_stat1``) walked the index by time, every
+        # score of the project newest first, to skip the sort (docs/benchmarks.md,
+        # round 16).
+        source = "json_each(?) AS wanted CROSS JOIN scores ON scores.trace_id = wanted.value"
+        args.insert(0, json.dumps(sorted({t.lower() for t in query.trace_ids})))
     # A session's or trace's scores are few: read by their index, the name checked on
     # each (``+name`` keeps the planner off scores_by_name, which it would otherwise
     # take, walking all of a name's scores newest first to find a session's).
@@ -231,20 +240,21 @@ def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) ->
     for column in ("session_id", "trace_id", "span_id", "name", "source"):
         value = getattr(query, column)
         if value:
-            where.append(f"+{column} = ?" if column == "name" and by_target else f"{column} = ?")
+            where.append(
+                f"+scores.{column} = ?"
+                if column == "name" and by_target
+                else f"scores.{column} = ?"
+            )
             args.append(value.lower() if column in ("trace_id", "span_id") else value)
-    if query.trace_ids:
-        where.append(f"trace_id IN ({', '.join('?' * len(query.trace_ids))})")
-        args += [t.lower() for t in query.trace_ids]
     if query.cursor:
         created_ns, score_id = cursors.decode(
             query.cursor, int, str, made_by=sorts.SCORES_BY_CREATION
         )
-        where.append("(created_ns, id) < (?, ?)")
+        where.append("(scores.created_ns, scores.id) < (?, ?)")
         args += [created_ns, score_id]
     rows = conn.execute(
-        f"SELECT {SCORES.sql} FROM scores WHERE {' AND '.join(where)}"
-        " ORDER BY created_ns DESC, id DESC LIMIT ?",
+        f"SELECT {SCORES.qualified('scores')} FROM {source} WHERE {' AND '.join(where)}"
+        " ORDER BY scores.created_ns DESC, scores.id DESC LIMIT ?",
         [*args, query.limit + 1],
     ).fetchall()
     records = [_record(row) for row in rows]

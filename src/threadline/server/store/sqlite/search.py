@@ -364,10 +364,14 @@ def _trace_matches_here(table: str) -> str:
 
 def _matching_traces(column: str = "trace_id") -> str:
     """For a rare query, found once: the ``column`` (the id, or the key) of the project's
-    traces with a matching span (``?``: the project, the MATCH expression)."""
+    traces with a matching span (``?``: the MATCH expression, the project). The matches
+    are the outer loop (``CROSS JOIN``), each finding its trace by key: written as ``key
+    IN (matches)``, the planner (no ``sqlite_stat1``) walked every trace key of the
+    project and looked each up among the matches (docs/benchmarks.md, round 16)."""
     return (
-        f"SELECT {column} FROM trace_keys WHERE project_id = ? AND key IN"
-        " (SELECT rowid >> 20 FROM search_text WHERE search_text MATCH ?)"
+        f"SELECT k.{column} FROM (SELECT DISTINCT rowid >> 20 AS key FROM search_text"
+        " WHERE search_text MATCH ?) AS hit CROSS JOIN trace_keys AS k ON k.key = hit.key"
+        " WHERE k.project_id = ?"
     )
 
 
@@ -384,7 +388,7 @@ def found_traces(
         return None
     found = [row[0] for row in conn.execute(_TRACE_NAMED, (project_id, text.strip().lower()))]
     if not search.empty:
-        found += [row[0] for row in conn.execute(_matching_traces(), (project_id, search.fts5()))]
+        found += [row[0] for row in conn.execute(_matching_traces(), (search.fts5(), project_id))]
     return sorted(set(found))
 
 
@@ -422,7 +426,7 @@ def found_sessions(
             for row in conn.execute(
                 "SELECT DISTINCT session_id FROM traces WHERE trace_key IN"
                 f" ({_matching_traces('key')}) AND session_id IS NOT NULL",
-                (project_id, search.fts5()),
+                (search.fts5(), project_id),
             )
         ]
     return sorted(set(found))
