@@ -74,6 +74,8 @@ def test_metrics_count_what_was_sent(server: ProjectClient):
             "at most 1000",
         ),
         ({"metadata": "novalue"}, 400, "not key=value"),
+        ({"metric": "score:resolved"}, 400, "comes in every answer"),
+        ({"window": "all"}, 422, "window"),
         ({"start": "yesterday"}, 422, "start"),
     ],
 )
@@ -141,3 +143,17 @@ def test_cost_and_tokens_by_model_over_the_api(server: ProjectClient):
         ("input_tokens_by_model", "gpt-4o-mini"): [30],
         ("input_tokens_by_model", "claude-haiku"): [12],
     }
+
+
+def test_a_window_gives_the_range_as_on_the_lists(server: ProjectClient):
+    """``window=24h`` (as the lists take it) is the range back from ``end``; ``start``
+    wins over it, as on the lists."""
+    end = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
+    got = server.get("/api/v1/metrics", window="24h", end=end.isoformat(), bucket="hour")
+    assert got["start"] == "2026-03-09T12:00:00Z" and len(got["buckets"]) == 25
+    week = server.get("/api/v1/metrics", window="30d", end=end.isoformat())
+    assert week["start"] == "2026-02-08T00:00:00Z"
+    started = server.get(
+        "/api/v1/metrics", window="24h", start="2026-03-01T00:00:00Z", end=end.isoformat()
+    )
+    assert started["start"] == "2026-03-01T00:00:00Z"

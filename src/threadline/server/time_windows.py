@@ -25,6 +25,8 @@ WINDOWS: dict[str, timedelta | None] = {
     "all": None,
 }
 DEFAULT_WINDOW: Window = "7d"
+# The windows a chart's range may be given as (a chart needs a start: not all time).
+RangeWindow = Literal["15m", "1h", "24h", "7d", "30d"]
 
 
 def bounds(

@@ -41,7 +41,7 @@ from threadline.server.model import (
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store, score_sorts
 from threadline.server.store import metrics as metric_rules
-from threadline.server.time_windows import DEFAULT_WINDOW, Window
+from threadline.server.time_windows import DEFAULT_WINDOW, WINDOWS, RangeWindow, Window
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 
@@ -366,6 +366,13 @@ def get_metrics(
         Query(description="Range start (widened to its bucket); default: `end` minus 7 days."),
     ] = None,
     end: Annotated[datetime | None, Query(description="Range end; default: now.")] = None,
+    window: Annotated[
+        RangeWindow | None,
+        Query(
+            description="Without `start`: the range is this window back from `end`, as "
+            "the lists' `window` (but `all`: a chart's range has a start)."
+        ),
+    ] = None,
     bucket: MetricBucket = "day",
     metric: Annotated[
         list[str],
@@ -386,8 +393,9 @@ def get_metrics(
     names = metric_rules.check_metrics(metric)
     end = end or metric_rules.utc_now()
     kind, key = metric_rules.parse_group_by(group_by)
+    back = WINDOWS[window] if window is not None else None
     query = MetricsQuery(
-        start=start or end - timedelta(days=7),
+        start=start or end - (back or timedelta(days=7)),
         end=end,
         bucket=bucket,
         user_id=user_id,

@@ -287,7 +287,10 @@ def check_metrics(names: Iterable[str]) -> list[str]:
     wanted = list(dict.fromkeys(names)) or list(METRIC_NAMES)
     unknown = [m for m in wanted if m not in METRIC_NAMES]
     if unknown:
-        raise BadRequest(f"unknown metric {unknown[0]!r}; known: {', '.join(METRIC_NAMES)}")
+        said = f"unknown metric {unknown[0]!r}; known: {', '.join(METRIC_NAMES)}"
+        if unknown[0].startswith("score:"):
+            said += " (a score:NAME series comes in every answer, whatever the metrics asked)"
+        raise BadRequest(said)
     return wanted
 
 
