@@ -178,6 +178,7 @@ def test_openapi_document_and_docs(server):
         "write_transactions",
         "exports_written",
         "exports_prepared_by_writer",
+        "genai_spans_waiting",
     }
     assert health["status"] == "ok" and health["queued_exports"] == 0, health
     assert health["exports_written"] >= health["write_transactions"] >= 0, health

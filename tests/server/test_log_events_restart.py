@@ -53,10 +53,12 @@ def test_waiting_events_are_joined_after_a_restart_and_redacted(tmp_path: Path) 
             f"{process.base_url}/v1/logs", content=_events(trace_id, span_id), headers=protobuf
         )
         assert sent.status_code == 200, sent.text
+        assert httpx.get(f"{process.base_url}/healthz").json()["genai_spans_waiting"] == 1
     finally:
         stop_server(process)
     process = start_server(data, tmp_path / "two.log", "--grpc-port", "0")
     try:
+        assert httpx.get(f"{process.base_url}/healthz").json()["genai_spans_waiting"] == 1
         body = request([span(trace_id, span_id, name="chat")]).SerializeToString()
         assert (
             httpx.post(f"{process.base_url}/v1/traces", content=body, headers=protobuf).status_code
@@ -71,5 +73,6 @@ def test_waiting_events_are_joined_after_a_restart_and_redacted(tmp_path: Path) 
         assert stored["output"] == [{"role": "assistant", "content": "Done."}]
         assert trace["input_preview_text"] == "mail me at [email]"
         assert "ana@example.com" not in str(trace)
+        assert httpx.get(f"{process.base_url}/healthz").json()["genai_spans_waiting"] == 0
     finally:
         stop_server(process)

@@ -175,6 +175,8 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
             "write_transactions": counts.transactions,
             "exports_written": counts.exports,
             "exports_prepared_by_writer": counts.prepared_by_writer,
+            # Spans with GenAI log events waiting for them (this server's index).
+            "genai_spans_waiting": ingest.waiting.count(),
         }
         # Still 200 on a full disk: the server is alive, and tells exporters to retry.
         if ingest.disk_full is not None:
