@@ -90,3 +90,31 @@ def test_share_links_in_the_browser(ui: UI, browser: Browser, server, scenario: 
     page.goto(url if not revoked["hide_io"] else hidden_url)
     expect(page.get_by_test_id("not-found")).to_be_visible()
     stranger.close()
+
+
+def test_the_links_page_keeps_what_a_link_hides_readable_on_a_phone(
+    ui: UI, server, scenario: Scenario
+) -> None:
+    """On a phone the links' table scrolls sideways; what a link hides ("inputs and
+    outputs; metadata plan, customer_tier") breaks between words, not letter by letter
+    (it took 17 lines, a letter or four each)."""
+    body = {
+        "kind": "session",
+        "target_id": "sess-alpha",
+        "hide_io": True,
+        "hide_metadata": ["plan", "customer_tier"],
+    }
+    response = server.http.post("/api/v1/shares", json=body)
+    assert response.status_code == 201, response.text
+    link_id = response.json()["id"]
+    ui.page.set_viewport_size({"width": 390, "height": 844})
+    page = ui.go("/shares")
+    cell = page.locator(f"tr[data-id='{link_id}'] td").nth(3)  # Of, Made, Expires, Hides
+    expect(cell).to_have_text("inputs and outputs; metadata plan, customer_tier")
+    # Its height in lines of its text, and its width in characters.
+    lines, chars = cell.evaluate(
+        "td => { const em = parseFloat(getComputedStyle(td).fontSize);"
+        " return [td.clientHeight / (1.5 * em), td.clientWidth / (0.55 * em)] }"
+    )
+    assert lines <= 6 and chars >= 15, (lines, chars)
+    ui.shot("hides-phone")
