@@ -22,6 +22,10 @@ wall time, medians of ``--rounds`` rounds of 10 statements that alternate the fo
 - ``50 sessions: by their members``: the sessions' traces found through
   ``session_members`` in the same statement (``merged_traces.of_sessions``: a page of
   more traces, the session detail's merge);
+- with ``--index-analysis``: each form's ``EXPLAIN indexes = 1``, which finds the parts
+  and granules its condition may match and reads nothing: a read by ids probes the
+  primary index of every part for each id, which the query condition cache spares a
+  repeated read but not a first one (``--cold``), nor an ``EXPLAIN`` ever;
 - with ``--layouts``: copies of ``trace_context`` in 8,192-row granules (as it is) and in
   64-row granules, each read by the 100 ids (its share of ``SQL rule by id``) and for a
   day's and a week's traces (what a filtered list joins). The copies are dropped at the
@@ -47,15 +51,20 @@ _CONTEXT = (
 
 
 class Engine:
-    def __init__(self, url: str, database: str, pid: int):
+    def __init__(self, url: str, database: str, pid: int, cold: bool = False):
         self.url, self.database, self.pid = url.rstrip("/"), database, pid
+        # A first read: the query condition cache (which a repeated read's condition on
+        # the same ids hits) off.
+        self.settings = "&use_query_condition_cache=0" if cold else ""
 
     def rows(self, sql: str) -> list[list[str]]:
         body = self._post(sql + " FORMAT TSV").decode()
         return [line.split("\t") for line in body.splitlines()]
 
     def _post(self, sql: str) -> bytes:
-        request = urllib.request.Request(f"{self.url}/?database={self.database}", data=sql.encode())
+        request = urllib.request.Request(
+            f"{self.url}/?database={self.database}{self.settings}", data=sql.encode()
+        )
         with urllib.request.urlopen(request) as answer:
             return bytes(answer.read())
 
@@ -94,8 +103,18 @@ def main() -> None:
     parser.add_argument(
         "--layouts", action="store_true", help="also trace_context in 8,192- and 64-row granules"
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="each read as a page's first: the query condition cache off",
+    )
+    parser.add_argument(
+        "--index-analysis",
+        action="store_true",
+        help="also each form's EXPLAIN indexes = 1 (its primary index search alone)",
+    )
     args = parser.parse_args()
-    engine = Engine(args.url, args.database, args.engine_pid)
+    engine = Engine(args.url, args.database, args.engine_pid, args.cold)
     project = engine.rows("SELECT id FROM projects WHERE name = 'scale'")[0][0]
     hour_ago = time.time_ns() - 3600 * 10**9
     recent = engine.rows(
@@ -161,6 +180,11 @@ def main() -> None:
                         "%(project)s", project
                     ),
                 )
+    if args.index_analysis:
+        forms.update(
+            {f"{form} (EXPLAIN)": f"EXPLAIN indexes = 1 {sql}" for form, sql in list(forms.items())}
+        )
+    forms["SELECT 1"] = "SELECT 1"
     samples: dict[str, list[tuple[float, float]]] = {form: [] for form in forms}
     for _ in range(args.rounds):
         for form, sql in forms.items():

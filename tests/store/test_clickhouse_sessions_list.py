@@ -85,6 +85,28 @@ def test_the_latest_parts_are_found_among_the_windows_parts_only(store: ClickHou
     assert [s.session_id for s in store.list_sessions(project, week).items] == ["new"]
 
 
+def test_parts_ending_with_the_latest_parts_bound_are_read_too(
+    store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
+):
+    # Six sessions whose traces end at the same instant, and a first try that reads back
+    # three parts (one per row of a page of two): the parts that end with the last one
+    # read back are read too, so the page is the greatest session ids of the six, as when
+    # every part is read, not whichever three of the six the engine met first (a pick
+    # limited to the latest rows without their ties failed this).
+    monkeypatch.setattr(recent_sessions, "LATEST_PARTS", (1, 2))
+    project = store.create_project("p").id
+    now_ms = _now_ms()
+    for trace in range(6, 0, -1):  # the least ids written last (an engine meets them first)
+        store.write_spans(project, [record(trace, trace, start=now_ms - 5000, session=f"s{trace}")])
+    store.write_spans(project, [record(7, 7, start=now_ms - 9000, session="s9")])
+    statements = recorded_sql(store)
+    page = store.list_sessions(project, SessionQuery(limit=2))
+    assert [s.session_id for s in page.items] == ["s6", "s5"]
+    assert len([sql for sql in statements if "trace_activity" in sql]) == 1, statements
+    rest = store.list_sessions(project, SessionQuery(limit=5, cursor=page.next_cursor)).items
+    assert [s.session_id for s in rest] == ["s4", "s3", "s2", "s1", "s9"]
+
+
 def test_a_sessions_page_reads_its_scores_beside_the_merge(store: ClickHouseStore):
     # The page's score summaries need only its session ids, so they are read while its
     # traces are merged: the merge here waits (a while at most) for the scores' read to
