@@ -39,6 +39,15 @@ hour after the window, and merges them with the window's rows: totals and last a
 exact, without reading what came after the window. The page stays ordered (and its
 cursor made) by each user's activity within the hour around the window, as the pick
 sees it, so that pages never repeat or skip a user.
+
+With a window's start, a picked trace may likewise have a part that ended more than an
+hour before it. Its root begins first and is exported as it ends, in or near the
+window, so the rows read tell which traces may: those with a row begun more than an
+hour before the start. The page statement returns their ids; if there are any (a trace
+that long across the start), the page is read again with those traces' parts that
+began before then, by id from ``trace_parts_by_id``. Not caught: a trace whose root is
+not among the rows read (still running, or ended before the rest) and none of whose
+rows there began that early.
 """
 
 from __future__ import annotations
@@ -81,16 +90,16 @@ _NEAR_ROWS = (
     "SELECT trace_id, start_ns, end_ns, failed, root, first_session, first_user, amounts,"
     f" toUInt8(1) AS near FROM {TABLE} WHERE {{near}}"
 )
-# A trace's parts that end more than an hour after a window's end, by trace id from its
-# merged parts (``trace_parts_by_id``, sorted by trace id), in ``user_activity``'s
-# columns: a part begun that late is not among the window's rows (``user_activity`` is
-# read as a range by end; its rows after the window are all later activity). A merged
+# A trace's parts that end more than an hour after a window's end, or before its start,
+# by trace id from its merged parts (``trace_parts_by_id``, sorted by trace id), in
+# ``user_activity``'s columns (``{cut}``: the rows that hold such a part): such a part
+# is not among the window's rows (``user_activity`` is read as a range by end). A merged
 # row may hold parts near the window too, which merge again to the same.
-_LATE_PARTS = (
+_PARTS_BY_ID = (
     "SELECT trace_id, toInt64(start_ns), toInt64(end_ns), toUInt8(notEmpty(error_span_ids)),"
     " (root.1, root.2, root.3, coalesce(root.5, ''), coalesce(root.6, '')), first_session,"
     " first_user, amounts, toUInt8(0) FROM trace_parts_by_id"
-    " WHERE project_id = %(project)s AND trace_id IN ({ids}) AND end_ns > {after}"
+    " WHERE project_id = %(project)s AND trace_id IN {ids} AND {cut}"
 )
 # The users of the traces with a row ending since L, by their latest end.
 _PICK = (
@@ -102,12 +111,13 @@ _PICK = (
     " ORDER BY last DESC, t_user DESC LIMIT {limit}"
 )
 # The users of those traces: their totals in the columns of ``rows.USER_TOTALS`` after
-# the user id (then their traces' true last end), and the (kind, id) of their traces
+# the user id (then their traces' true last end and ``{begun}``: the ids of those begun
+# over an hour before the window's start, or none), and the (kind, id) of their traces
 # and of those traces' sessions.
 _USERS = (
     "SELECT t_user, (uniqExactIf(t_session, t_session != ''), count(), sum(t_input),"
     " sum(t_output), sum(t_total), sum(t_cost), countIf(t_failed = 1), min(t_start),"
-    " max(t_near_end), max(t_end)) AS totals, max(t_near_end) AS last,"
+    " max(t_near_end), max(t_end), {begun}) AS totals, max(t_near_end) AS last,"
     " arrayConcat(arrayMap(t -> ('trace', t), groupArray(trace_id)),"
     " arrayMap(s -> ('session', s), groupUniqArrayIf(t_session, t_session != ''))) AS targets"
     " FROM ({traces}) GROUP BY t_user{cursor}"
@@ -142,32 +152,64 @@ def list_users(rows: Rows, project_id: int, query: UserQuery) -> Page[UserSummar
     if not picked:
         return Page[UserSummary](items=[], next_cursor=None)
     users = f.param(picked)
+    before = None if start is None else f"{start} - {WINDOW_SLACK_NS}"
+    page_sql = _page_statement(f, near, users, start, end, cursor, limit, before, [])
+    found = rows(user_scores.with_summaries(page_sql), f.params)
+    # The traces begun over an hour before the window's start may have parts that ended
+    # then, not among the window's rows: read again with those parts, by the traces' ids
+    # (rare: a trace that long across the start; reading each page trace's by id cost
+    # tens of ms of the engine's CPU at 1M spans, and even an empty lookup ~30).
+    early = sorted({trace_id for row in found for trace_id in row[1][-1]})
+    if early:
+        page_sql = _page_statement(f, near, users, start, end, cursor, limit, before, early)
+        found = rows(user_scores.with_summaries(page_sql), f.params)
+    # Ordered, and its cursor made, by the activity near the window (as the pick sees
+    # it); each user's last activity shown is their traces' true last end.
+    page = table_rows.user_page([(row[0], *row[1][:-2]) for row in found], query.limit)
+    rollups = {row[0]: row[2] for row in found}
+    last_seen = {row[0]: row[1][-2] for row in found}
+    for item in page.items:
+        item.scores = user_scores.summaries(rollups[item.user_id])
+        item.last_seen = ns_to_datetime(last_seen[item.user_id])
+    return page
+
+
+def _page_statement(
+    f: Filters,
+    near: list[str],
+    users: str,
+    start: str | None,
+    end: str | None,
+    cursor: str,
+    limit: str,
+    before: str | None,
+    early: list[str],
+) -> str:
+    """The page's users (``users``) merged from their traces' rows ``near`` the window
+    (as the conditions say), with the parts of the traces ``early`` that ended over an
+    hour before the window's start (``before``) and, with a window's end, of any of their
+    traces that end over an hour after it. Each row's totals end with the user's traces'
+    true last end and the ids of those begun before ``before`` (none without a start)."""
     named = f"(root.5 IN {users} OR first_user.4 IN {users})"
     ids = f"SELECT trace_id FROM {TABLE} WHERE {' AND '.join(near)} AND {named}"
-    near.append(f"trace_id IN ({ids})")
-    trace_rows = _NEAR_ROWS.format(near=" AND ".join(near))
+    trace_rows = _NEAR_ROWS.format(near=" AND ".join([*near, f"trace_id IN ({ids})"]))
+    if early:
+        # (By start: a merged row holding such a part may end in the window.)
+        began = f"start_ns < {before}"
+        trace_rows += " UNION ALL " + _PARTS_BY_ID.format(ids=f.param(early), cut=began)
     if end is not None:
         # (The same ids as an array read once, which both branches look up with
         # ``has``, cost a day's window four times as much: it is checked on every row.)
-        after = f"{end} + {WINDOW_SLACK_NS}"
-        trace_rows += " UNION ALL " + _LATE_PARTS.format(ids=ids, after=after)
+        ended = f"end_ns > {end} + {WINDOW_SLACK_NS}"
+        trace_rows += " UNION ALL " + _PARTS_BY_ID.format(ids=f"({ids})", cut=ended)
     kept = [f"t_user IN {users}"]
     if start is not None:
         kept.append(f"t_end >= {start}")
     if end is not None:
         kept.append(f"t_start <= {end}")
     traces = _TRACES.format(rows=trace_rows, kept=" AND ".join(kept))
-    page_sql = _USERS.format(traces=traces, cursor=cursor, limit=limit)
-    found = rows(user_scores.with_summaries(page_sql), f.params)
-    # Ordered, and its cursor made, by the activity near the window (as the pick sees
-    # it); each user's last activity shown is their traces' true last end.
-    page = table_rows.user_page([(row[0], *row[1][:-1]) for row in found], query.limit)
-    rollups = {row[0]: row[2] for row in found}
-    last_seen = {row[0]: row[1][-1] for row in found}
-    for item in page.items:
-        item.scores = user_scores.summaries(rollups[item.user_id])
-        item.last_seen = ns_to_datetime(last_seen[item.user_id])
-    return page
+    begun = "[]" if before is None or early else f"groupArrayIf(trace_id, t_start < {before})"
+    return _USERS.format(traces=traces, begun=begun, cursor=cursor, limit=limit)
 
 
 def _pick(
