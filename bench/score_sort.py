@@ -36,6 +36,7 @@ from typing import Any, cast
 
 from threadline.server.model import (
     NumericFilter,
+    ScoreFilter,
     ScoreQuery,
     ScoreRecord,
     ScoreSort,
@@ -252,6 +253,26 @@ def main() -> None:
             "filtered: topic, last hour, user",
             SessionQuery(
                 score_sort=ScoreSort(name="topic", by="label"), start=hour_ago, user_id="user-7"
+            ),
+        ),
+        # Score filters in a window (no score sort): what they read should follow it.
+        (
+            "score filter: stars >= 4, last day",
+            SessionQuery(start=day_ago, scores=[ScoreFilter(name="stars", op=">=", value=4)]),
+        ),
+        (
+            "score filter: stars missing, last day",
+            SessionQuery(start=day_ago, scores=[ScoreFilter(name="stars", missing=True)]),
+        ),
+        (
+            "score filter: topic = refund, last day",
+            SessionQuery(start=day_ago, scores=[ScoreFilter(name="topic", op="=", value="refund")]),
+        ),
+        (
+            "score filter: stars >= 4, last 3 days",
+            SessionQuery(
+                start=day_ago - timedelta(days=2),
+                scores=[ScoreFilter(name="stars", op=">=", value=4)],
             ),
         ),
     ]

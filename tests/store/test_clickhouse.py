@@ -234,6 +234,7 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
     for scores in SCORE_FILTERS:
         same_pages("list_sessions", SessionQuery(limit=2, scores=scores))
         same_pages("list_sessions", SessionQuery(limit=3, sort="cost", status="ok", scores=scores))
+        same_pages("list_sessions", SessionQuery(limit=2, scores=scores, **window))
     for session_id in [*session_ids, "Moving-from", "missing"]:
         same("get_session", session_id)
 
@@ -255,6 +256,7 @@ def test_same_spans_same_answers(stores: tuple[Store, Store]):
     for scores in SCORE_FILTERS:
         same_pages("list_traces", TraceQuery(limit=5, scores=scores))
         same_pages("list_traces", TraceQuery(limit=5, tag="a", scores=scores))
+        same_pages("list_traces", TraceQuery(limit=2, scores=scores, **window))
     for trace_id in [*trace_ids, f"{12345:032x}"]:
         same("get_trace", trace_id)
     for query in (
@@ -543,3 +545,37 @@ def test_a_score_write_given_the_configurations_does_not_read_them(tmp_path: Pat
         with pytest.raises(Conflict):
             store.write_scores(project, [score("c", "topic", 1.0, session="s1")], configs=[topic])
         assert store.get_scores(project, ["a", "b", "c"]).keys() == {"a", "b"}
+
+
+def test_score_filters_in_a_window_read_only_the_windows_rollups(tmp_path: Path):
+    """The Sessions and Traces lists' score filters in a window read the score rollups of
+    the window's sessions or traces (by the rollups' sort key: name, then target), not
+    every rollup of the name; the rows are those of all time's rollups kept to the
+    window."""
+    with own_store(tmp_path) as store:
+        project = store.create_project("p").id
+        for n in range(1, 7):
+            store.write_spans(
+                project, [record(n, n * 10, start=n * 3_600_000, session=f"s{n}", user="u")]
+            )
+        store.write_scores(
+            project,
+            [score(f"t{n}", "quality", n / 10, trace=n) for n in range(1, 7)]
+            + [score(f"s{n}", "quality", n / 10, session=f"s{n}") for n in range(1, 7)],
+        )
+        window = {
+            "start": datetime.fromtimestamp((T0 + 3 * 3_600_000 * MS) / 1e9, UTC),
+            "end": datetime.fromtimestamp((T0 + 4 * 3_600_000 * MS + 10 * MS) / 1e9, UTC),
+        }
+        over = [ScoreFilter(name="quality", op=">", value=0.35)]
+        missing = [ScoreFilter(name="topic", missing=True)]
+        statements = recorded_with_params(store)
+        sessions = store.list_sessions(project, SessionQuery(scores=over, **window)).items
+        assert [s.session_id for s in sessions] == ["s4"]
+        traces = store.list_traces(project, TraceQuery(scores=missing, **window)).items
+        assert [t.trace_id for t in traces] == [f"{4:032x}", f"{3:032x}"]
+        reads = [sql for sql, _ in statements if "FROM score_rollups" in sql]
+        assert len(reads) == 2
+        for sql in reads:
+            by_name = sql.split("FROM score_rollups WHERE ")[1].split(" GROUP BY")[0]
+            assert "target_id IN (SELECT" in by_name, by_name

@@ -186,16 +186,22 @@ def latest_sessions(
     )
 
 
+def session_ids_near(start_param: str | None, end_param: str | None) -> str:
+    """The ids of the sessions ``sessions_near`` reads: every session a trace near the
+    window names in any of its parts."""
+    return (
+        "SELECT DISTINCT named FROM trace_parts_by_id"
+        " ARRAY JOIN [coalesce(tupleElement(root, 5), ''), tupleElement(first_session, 4)]"
+        f" AS named WHERE {traces_near(start_param, end_param)} AND named != ''"
+    )
+
+
 def sessions_near(start_param: str | None, end_param: str | None) -> str:
     """``latest_sessions`` for the sessions that may be active in a window: every
     session a trace near it names in any of its parts (a superset of the sessions those
     traces are in, read without merging them), each read with all its traces (found by
     ``session_members``). The caller checks the exact overlap on the session rows."""
-    named = (
-        "SELECT DISTINCT named FROM trace_parts_by_id"
-        " ARRAY JOIN [coalesce(tupleElement(root, 5), ''), tupleElement(first_session, 4)]"
-        f" AS named WHERE {traces_near(start_param, end_param)} AND named != ''"
-    )
+    named = session_ids_near(start_param, end_param)
     return latest_sessions(
         "project_id = %(project)s AND trace_id IN (SELECT trace_id FROM session_members"
         f" WHERE project_id = %(project)s AND session_id IN ({named}))",

@@ -394,17 +394,25 @@ class ClickHouseScores:
 
     @staticmethod
     def filter_conditions(
-        f: Filters, kind: str, id_column: str, filters: Sequence[ScoreFilter]
+        f: Filters,
+        kind: str,
+        id_column: str,
+        filters: Sequence[ScoreFilter],
+        among: str | None = None,
     ) -> builtins.list[str]:
         """A condition on ``id_column`` (a session or trace id) for each score filter:
-        membership in the matching targets of that name's newest rollups."""
+        membership in the matching targets of that name's newest rollups. ``among`` (a
+        parenthesised subquery): the ids the rows filtered can have, such as a window's
+        (the rollups are sorted by name, then target: only those targets' are read,
+        not every rollup of the name)."""
         conditions = []
+        targets = "" if among is None else f" AND target_id IN {among}"
         for flt in filters:
             matching = (
                 "SELECT target_id FROM ("
                 + latest_rollups(
                     f"project_id = %(project)s AND target_kind = {f.param(kind)}"
-                    f" AND name = {f.param(flt.name)}"
+                    f" AND name = {f.param(flt.name)}{targets}"
                 )
                 + ")"
             )

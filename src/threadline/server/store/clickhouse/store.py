@@ -564,7 +564,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             f.add("error_count > 0")
         elif query.status == "ok":
             f.add("error_count = 0")
-        f.where += self._scores.filter_conditions(f, "session", "session_id", query.scores)
+        # A window's score filters read the rollups of its sessions only.
+        window = None if bounds == (None, None) else f"({queries.session_ids_near(*bounds)})"
+        f.where += self._scores.filter_conditions(f, "session", "session_id", query.scores, window)
         own = list(f.where)
         f.where += trace_filters(None)
         if query.score_sort is not None:
@@ -736,7 +738,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         numbers.add_conditions(f, numbers.TRACE_COLUMNS, query.numbers)
         for condition in f.trace_conditions(query):
             f.add(condition)
-        f.where += self._scores.filter_conditions(f, "trace", "trace_id", query.scores)
+        # A window's score filters read the rollups of its traces only.
+        window = None if bounds == (None, None) else f"({queries.trace_ids_near(*bounds)})"
+        f.where += self._scores.filter_conditions(f, "trace", "trace_id", query.scores, window)
         if query.score_sort is not None:
             ranked = score_sorted.pick(
                 self._rows,
