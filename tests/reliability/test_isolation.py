@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote_plus, urlencode
 
 import httpx
@@ -217,15 +218,27 @@ def _read_stream(base_url: str, path: str, cookies: dict[str, str], seconds: flo
     return "".join(received)
 
 
+def _enum_values(schema: dict[str, Any]) -> set[str]:
+    """The values an OpenAPI parameter schema's enums allow, through ``anyOf``."""
+    values = set(schema.get("enum", ()))
+    for alternative in schema.get("anyOf", ()):
+        values |= _enum_values(alternative)
+    return values
+
+
 def _all_time_where_windowed(base_url: str) -> Callable[[httpx.Request], None]:
     """A request hook adding ``window=all`` to the JSON API routes whose OpenAPI
-    operation declares ``window`` (their paths have no template)."""
+    operation declares a ``window`` that takes ``all`` (their paths have no template;
+    the metrics' range window has no ``all``: a chart's range has a start)."""
     spec = httpx.get(base_url + "/openapi.json").json()
     windowed = {
         path
         for path, operations in spec["paths"].items()
         for operation in operations.values()
-        if any(p["name"] == "window" for p in operation.get("parameters", []))
+        if any(
+            p["name"] == "window" and "all" in _enum_values(p["schema"])
+            for p in operation.get("parameters", [])
+        )
     }
     assert {"/api/v1/sessions", "/api/v1/export/traces"} <= windowed, windowed
 
