@@ -632,3 +632,44 @@ def test_a_score_written_before_its_target_counts_from_the_targets_start(store: 
     # start there now, and their scores count there.
     store.write_spans(project, [trace_member(7, 1, H0 + 20 * MINUTE, MINUTE)])
     assert scores_of(store, project)["score:early"] == [0.625, None, None]
+
+
+def test_many_models_and_score_names_make_bounded_series(store: Store):
+    """A project's models and score names have no bound (any key that sends spans or
+    scores adds some), and each was a list per bucket in every answer: 10,000 models
+    answered 19,119 series (78 MB) over 1,000 weeks. Now the 20 models using the most
+    are a series each and the rest one added-up series (model None), and the 50 score
+    names with the most values have series."""
+    project = store.create_project("many").id
+    store.write_spans(
+        project,
+        [
+            model_span(100, 0, 0, model=None, tags=["x"]),
+            *(
+                model_span(100, i, 1, model=f"m{i:02}", cost=i / 100, tokens=(i, 0))
+                for i in range(1, 31)
+            ),
+        ],
+    )
+    store.write_scores(
+        project,
+        [
+            score(f"s{i}-{k}", f"name{i:02}", float(k), trace=100)
+            for i in range(60)
+            for k in range(1 + (i >= 50))  # names 50-59 have two values: kept first
+        ],
+    )
+    for q in (query(), query(group_by="tag")):
+        got = refreshed(store).metrics(project, q, MODEL_METRICS)
+        group = "x" if q.group_by else None
+        costs = [s for s in got.series if s.metric == "cost_usd_by_model" and s.group == group]
+        assert [s.model for s in costs] == [*(f"m{i:02}" for i in range(30, 10, -1)), None]
+        assert costs[-1].values[0] == pytest.approx(sum(range(1, 11)) / 100)
+        tokens = [s for s in got.series if s.metric == "total_tokens_by_model"]
+        assert len(tokens) == 21 and tokens[-1].model is None
+        assert tokens[-1].values == [sum(range(1, 11)), 0, 0]
+        # The split still adds up to the total.
+        assert sum(s.values[0] or 0 for s in tokens) == series(got)[("total_tokens", group)][0]
+        names = sorted(s.metric for s in got.series if s.metric.startswith("score:"))
+        assert len(names) == 50
+        assert {f"score:name{i}" for i in range(50, 60)} <= set(names)

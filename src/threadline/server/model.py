@@ -851,6 +851,11 @@ METRIC_NAMES = (
 MAX_BUCKETS = 1000
 # Grouped series keep the groups with the most traces in the range, at most this many.
 MAX_GROUPS = 20
+# The by-model series of a metric and group: the models using the most, at most this
+# many, then the rest added up.
+MAX_MODELS = 20
+# Score series: of the score names with the most values in the range, at most this many.
+MAX_SCORE_NAMES = 50
 TOP_ROWS = 10
 
 
@@ -880,7 +885,8 @@ class MetricSeries(BaseModel):
     model: str | None = Field(
         default=None,
         description='For the `*_by_model` metrics: the model of this series (`""` for '
-        "spans without one); None for the others.",
+        "spans without one; None for the models past the 20 using the most, added up); "
+        "None for the other metrics.",
     )
     values: list[float | None] = Field(
         description="One value per bucket, in the order of `buckets`; None where a rate "

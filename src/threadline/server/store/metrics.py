@@ -20,7 +20,12 @@ the same bucket rules:
 - Grouped by tag, a trace counts in the group of each of its tags; a session in the
   group of each tag any of its traces carries (whenever they ran). Traces without one
   form the group ``None``. Only the ``MAX_GROUPS`` groups with the most trace-bucket
-  counts are kept.
+  counts are kept, and only theirs are counted: what the rows hold (every tag, model
+  and score name of a project) has no bound, and each counted one takes a list per
+  bucket.
+- Per metric and group, the ``MAX_MODELS`` models using the most are a series each;
+  the rest are added up in one series of model ``None``. The ``MAX_SCORE_NAMES``
+  score names with the most values in the range have series.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from threadline.server.errors import BadRequest
 from threadline.server.model import (
     MAX_BUCKETS,
     MAX_GROUPS,
+    MAX_MODELS,
+    MAX_SCORE_NAMES,
     METRIC_NAMES,
     TOP_ROWS,
     Distribution,
@@ -156,7 +163,15 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
     n = span.count
     counts: dict[tuple[str, str | None], list[float]] = defaultdict(lambda: [0.0] * n)
     amounts: dict[tuple[str, str | None], list[float | None]] = defaultdict(lambda: [None] * n)
+    # The groups are chosen before anything is counted, so only theirs take lists.
     weight: dict[str | None, float] = defaultdict(float)
+    for group, _, first, last, _, count, *_ in rows.traces:
+        weight[group] += count * (last - first + 1)
+    grouped = query.group_by is not None
+    groups = sorted(weight, key=lambda g: (-weight[g], g is None, g or ""))[:MAX_GROUPS]
+    if not grouped:
+        groups = [None]
+    kept = set(groups)
     active: dict[str | None, list[set[str]]] = defaultdict(lambda: [set() for _ in range(n)])
     user_totals: dict[str, list] = {}
     derive_totals = rows.user_totals is None
@@ -164,6 +179,8 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
     # each group are looked up once.
     lists: dict[str | None, tuple] = {}
     for group, user, first, last, started, count, errors, cost, tin, tout, ttotal in rows.traces:
+        if group not in kept:
+            continue
         found = lists.get(group)
         if found is None:
             found = lists[group] = (
@@ -178,7 +195,6 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
             error_traces[i] += errors
             if user is not None:
                 users[i].add(user)
-        weight[group] += count * (last - first + 1)
         if user is not None and derive_totals and started:
             total = user_totals.get(user)
             if total is None:
@@ -193,6 +209,8 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
                 if value is not None:
                     _add(values, first, value)
     for group, first, last, count, errors in rows.sessions:
+        if group not in kept:
+            continue
         sessions, error_sessions = counts[("sessions", group)], counts[("error_sessions", group)]
         for i in range(first, last + 1):
             sessions[i] += count
@@ -200,21 +218,18 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
     score_sums: dict[tuple[str, str | None], list[list[float]]] = defaultdict(
         lambda: [[0.0, 0.0] for _ in range(n)]
     )
+    score_weight: dict[str, float] = defaultdict(float)
+    for name, group, _, _, value_count in rows.scores:
+        if group in kept:
+            score_weight[name] += value_count
+    score_names = set(sorted(score_weight, key=lambda k: (-score_weight[k], k))[:MAX_SCORE_NAMES])
     for name, group, first, value_sum, value_count in rows.scores:
+        if group not in kept or name not in score_names:
+            continue
         cell = score_sums[(name, group)][first]
         cell[0] += value_sum or 0.0
         cell[1] += value_count
-    by_model: dict[tuple[str, str | None, str], list[float | None]] = defaultdict(
-        lambda: [None] * n
-    )
-    for group, model, bucket, *values in rows.models:
-        for name, value in zip(_BY_MODEL, values, strict=True):
-            if value is not None:
-                _add(by_model[(name, group, model)], bucket, value)
-    grouped = query.group_by is not None
-    groups = sorted(weight, key=lambda g: (-weight[g], g is None, g or ""))[:MAX_GROUPS]
-    if not grouped:
-        groups = [None]
+    by_model = _usage_by_model(rows.models, kept, n)
     series: list[MetricSeries] = []
     for group in groups:
         for metric in metrics:
@@ -344,15 +359,48 @@ def _values(
     return list[float | None](counts.get((metric, group), [0.0] * n))
 
 
+def _usage_by_model(
+    models: Iterable[tuple], kept: set[str | None], n: int
+) -> dict[tuple[str, str | None, str | None], list[float | None]]:
+    """Per by-model metric, group of ``kept`` and model, the values per bucket: of the
+    ``MAX_MODELS`` models using the most in the group, and of the rest added up as
+    model None. A project's models have no bound: only these take lists."""
+    totals: dict[tuple[str, str | None, str], float] = defaultdict(float)
+    for group, model, _, *values in models:
+        if group in kept:
+            for name, value in zip(_BY_MODEL, values, strict=True):
+                if value is not None:
+                    totals[(name, group, model)] += value
+    ranked = sorted(totals, key=lambda k: (k[0], k[1] is None, k[1] or "", -totals[k], k[2]))
+    shown: set[tuple[str, str | None, str]] = set()
+    per_list: dict[tuple[str, str | None], int] = defaultdict(int)
+    for key in ranked:
+        if per_list[key[:2]] < MAX_MODELS:
+            per_list[key[:2]] += 1
+            shown.add(key)
+    by_model: dict[tuple[str, str | None, str | None], list[float | None]] = defaultdict(
+        lambda: [None] * n
+    )
+    for group, model, bucket, *values in models:
+        if group in kept:
+            for name, value in zip(_BY_MODEL, values, strict=True):
+                if value is not None:
+                    shown_as = model if (name, group, model) in shown else None
+                    _add(by_model[(name, group, shown_as)], bucket, value)
+    return by_model
+
+
 def _model_series(
-    metric: str, group: str | None, by_model: dict[tuple[str, str | None, str], list]
+    metric: str,
+    group: str | None,
+    by_model: dict[tuple[str, str | None, str | None], list[float | None]],
 ) -> list[MetricSeries]:
-    """A series per model that used something, the largest total first. Tokens are zero
-    where nothing ran; cost stays unknown (None)."""
+    """A series per model that used something, the largest total first, then the rest
+    added up (model None). Tokens are zero where nothing ran; cost stays unknown (None)."""
     found = [
         (model, v) for (name, g, model), v in by_model.items() if name == metric and g == group
     ]
-    found.sort(key=lambda mv: (-sum(x or 0.0 for x in mv[1]), mv[0]))
+    found.sort(key=lambda mv: (mv[0] is None, -sum(x or 0.0 for x in mv[1]), mv[0] or ""))
     tokens = not metric.startswith("cost")
     return [
         MetricSeries(

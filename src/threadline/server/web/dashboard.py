@@ -238,20 +238,23 @@ def _model_colors(metrics: Metrics) -> dict[str, str]:
     for _, _, metric, _ in _BY_MODEL:
         for s in metrics.series:
             name = s.model or "(no model)"
-            if s.metric == metric and name not in colors:
+            if s.metric == metric and s.model is not None and name not in colors:
                 colors[name] = palette[len(colors) % len(palette)]
     return colors
 
 
 def _model_series(metrics: Metrics, metric: str, colors: dict[str, str]) -> list[Series]:
-    """The series of ``metric`` per model (largest first, as the store sorts them)."""
-    found = [s for s in metrics.series if s.metric == metric]
+    """The series of ``metric`` per model (largest first, as the store sorts them); the
+    store's own rest (model None) goes with the models not shown."""
+    found = [s for s in metrics.series if s.metric == metric and s.model is not None]
     shown = [
         Series(name, s.values, colors.get(name))
         for s in found[:_MODELS_SHOWN]
         for name in [s.model or "(no model)"]
     ]
-    rest = found[_MODELS_SHOWN:]
+    rest = found[_MODELS_SHOWN:] + [
+        s for s in metrics.series if s.metric == metric and s.model is None
+    ]
     if rest:
         values: list[float | None] = [
             None
