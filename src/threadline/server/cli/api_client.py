@@ -20,6 +20,29 @@ class ApiError(Exception):
     """The server refused the request or could not be reached; the message says why."""
 
 
+# The most of a JSON answer read: a server answering without end must not fill memory.
+MAX_ANSWER_BYTES = 64 << 20
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are answers, not followed: urllib would send the request's headers, the
+    key among them, to whatever host the redirect names."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
+
+
 @dataclass(frozen=True)
 class ApiClient:
     base_url: str
@@ -57,8 +80,14 @@ class ApiClient:
             },
         )
         try:
-            return urllib.request.urlopen(request, timeout=timeout)
+            return _OPENER.open(request, timeout=timeout)
         except urllib.error.HTTPError as answer:
+            if 300 <= answer.code < 400:
+                raise ApiError(
+                    f"the server answered {answer.code}, a redirect to"
+                    f" {answer.headers.get('Location')!r}, which is not followed (it would"
+                    " carry the key): give that address with --base-url or THREADLINE_BASE_URL"
+                ) from None
             raise ApiError(f"the server answered {answer.code}: {_error_text(answer)}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -75,11 +104,17 @@ class ApiClient:
         body: dict[str, Any] | None = None,
     ) -> Any:
         with self.open(method, path, query, body) as response:
-            return json.loads(response.read() or b"null")
+            raw = response.read(MAX_ANSWER_BYTES + 1)
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise ApiError(f"the server's answer is over {MAX_ANSWER_BYTES} bytes: not read")
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            raise ApiError(f"the server's answer is not JSON: {raw[:200]!r}") from None
 
 
 def _error_text(answer: urllib.error.HTTPError) -> str:
-    raw = answer.read()
+    raw = answer.read(64 << 10)
     try:
         return str(json.loads(raw)["error"])
     except (ValueError, KeyError, TypeError):
