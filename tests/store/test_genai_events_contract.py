@@ -8,14 +8,22 @@ from __future__ import annotations
 import json
 
 from tests.store import test_contract
-from tests.store.test_contract import MS, T0, record
+from tests.store.test_contract import MS, T0
+from tests.store.test_contract import record as any_record
 from tests.store.test_deletion_contract import DAY
-from threadline.server.model import GenAIEvent
+from threadline.server.model import GenAIEvent, SpanRecord
 from threadline.server.retention import RetentionService
 from threadline.server.store import Store
 
 backend = test_contract.backend
 store = test_contract.store
+
+
+def record(trace: int, span: int, parent: int | None = None, **fields) -> SpanRecord:
+    """A model call's span (``LLM``, as a GenAI chat span is typed): the spans GenAI
+    events belong to."""
+    return any_record(trace, span, parent, span_type="LLM", **fields)
+
 
 SYSTEM = {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]}
 USER = {"role": "user", "parts": [{"type": "text", "content": "Where is my order?"}]}

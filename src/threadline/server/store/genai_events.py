@@ -30,6 +30,16 @@ def messages_text(events: Sequence[GenAIEvent]) -> str:
     return "[" + ",".join(event.message for event in events) + "]"
 
 
+def may_take_late_events(detail: TraceDetail) -> bool:
+    """Whether a late event could show in ``detail``: only a model call (an ``LLM``
+    span, as a GenAI span is typed) without an input or an output of its own takes one,
+    so a store whose read of them is a statement of its own skips it for other traces."""
+    return any(
+        span.span_type == "LLM" and (span.input is None or span.output is None)
+        for span in detail.spans
+    )
+
+
 def with_late_events(detail: TraceDetail, events: Sequence[GenAIEvent]) -> TraceDetail:
     """``detail`` with the late ``events`` of its spans as their input or output, where
     a span has none."""

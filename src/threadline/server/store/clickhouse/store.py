@@ -101,7 +101,7 @@ from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.run_transfer import RunTransfer
 from threadline.server.store.columns import SPAN_RECORD
-from threadline.server.store.genai_events import with_late_events
+from threadline.server.store.genai_events import may_take_late_events, with_late_events
 from threadline.server.store.keys import key_digest, key_prefix, new_key
 from threadline.server.store.record_columns import KEYS, KEYS_NAMED, PROJECTS, key_info
 from threadline.server.store.rollups import TraceRollup, roll_up_session
@@ -817,8 +817,8 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     def get_trace(self, project_id: int, trace_id: str) -> TraceDetail | None:
         detail = trace_detail.read(self._rows, project_id, trace_id)
-        if detail is None:
-            return None
+        if detail is None or not may_take_late_events(detail):
+            return detail
         return with_late_events(detail, genai_events.of_trace(self._rows, project_id, trace_id))
 
     # --- GenAI log events (genai_events.py) -------------------------------------------
