@@ -206,18 +206,25 @@ def test_events_after_their_spans_show_in_the_trace(project: ProjectClient, prot
             assert "gen_ai.input.messages" not in llm["attributes"]
 
 
-def test_other_records_are_discarded_json_and_gzip(server: ProjectClient) -> None:
+def test_other_records_are_discarded_json_and_gzip(project: ProjectClient) -> None:
     """OTLP/JSON, gzipped: a GenAI event (by the older ``event.name`` attribute) of a
-    stored span is kept; a record of another name, and a GenAI one without a span id,
-    are not."""
-    trace_id, span_id = new_trace_id(), new_span_id()
-    server.send([span(trace_id, span_id, name="chat")])
+    stored model call is kept and shown; a record of another name, and a GenAI one
+    without a span id, are not. An event naming a stored plain span is shown nowhere:
+    GenAI events belong to model calls (store/genai_events.py)."""
+    trace_id, call_id, turn_id = new_trace_id(), new_span_id(), new_span_id()
+    call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": MODEL}
+    project.send(
+        [
+            span(trace_id, turn_id, name="support-turn"),
+            span(trace_id, call_id, parent=turn_id, name=f"chat {MODEL}", attributes=call),
+        ]
+    )
 
-    def record(name: str, text: str, with_span: bool = True) -> dict:
+    def record(name: str, text: str, span_id: str = call_id) -> dict:
         return {
             "timeUnixNano": "1700000000000000000",
             "traceId": trace_id,
-            "spanId": span_id if with_span else "",
+            "spanId": span_id,
             "attributes": [{"key": "event.name", "value": {"stringValue": name}}],
             "body": {
                 "kvlistValue": {"values": [{"key": "content", "value": {"stringValue": text}}]}
@@ -232,26 +239,29 @@ def test_other_records_are_discarded_json_and_gzip(server: ProjectClient) -> Non
                         "logRecords": [
                             record("gen_ai.user.message", "kept"),
                             record("app.audit", "not an event of ours"),
-                            record("gen_ai.user.message", "no span", with_span=False),
+                            record("gen_ai.user.message", "no span", span_id=""),
+                            record("gen_ai.user.message", "not a model call", span_id=turn_id),
                         ]
                     }
                 ]
             }
         ]
     }
-    response = server.http.post(
+    response = project.http.post(
         "/v1/logs",
         content=gzip.compress(json.dumps(body).encode()),
         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
     )
     assert response.status_code == 200, response.text
     assert response.json() == {}
-    (stored,) = server.get(f"/api/v1/traces/{trace_id}")["spans"]
-    assert stored["input"] == [{"role": "user", "content": "kept"}]
-    assert stored["output"] is None
+    spans = {s["span_id"]: s for s in project.get(f"/api/v1/traces/{trace_id}")["spans"]}
+    assert spans[call_id]["span_type"] == "LLM"
+    assert spans[call_id]["input"] == [{"role": "user", "content": "kept"}]
+    assert spans[call_id]["output"] is None
+    assert (spans[turn_id]["input"], spans[turn_id]["output"]) == (None, None)
     # No key, no export.
     refused = httpx.post(
-        f"{server.base_url}/v1/logs", content=b"", headers={"Content-Type": "application/json"}
+        f"{project.base_url}/v1/logs", content=b"", headers={"Content-Type": "application/json"}
     )
     assert refused.status_code == 401
 

@@ -1,7 +1,8 @@
 """The GenAI log events part of the storage contract, on every backend: an event
 written before its span waits (and is returned as waiting), one written after is kept
-beside the span and shown in the trace's detail where the span has no input or output
-of its own; waiting ones go after their wait, kept ones with their trace."""
+beside the span and shown in the trace's detail where the span is a model call without
+an input or output of its own (one rule, ``store/genai_events.takes_late_events``);
+waiting ones go after their wait, kept ones with their trace."""
 
 from __future__ import annotations
 
@@ -103,6 +104,38 @@ def test_events_after_their_span_are_kept_beside_it_and_shown(store: Store):
     other = store.create_project("q").id
     store.write_spans(other, [record(1, 11)])
     assert chat_span(store, other, 1, 11).input is None
+
+
+def test_late_events_show_only_on_a_model_call(store: Store):
+    """The GenAI conventions emit a call's message events in the context of the call's
+    span: a late event naming any other span (a plain one, a tool's) is kept with its
+    trace but shown nowhere, and a model call with both its own input and output keeps
+    them, on every store alike."""
+    project = store.create_project("p").id
+    store.write_spans(
+        project,
+        [
+            any_record(1, 10),  # the turn around the call: a plain span
+            record(1, 11, 10),
+            any_record(1, 12, 10, span_type="TOOL"),
+            record(1, 13, 10, input='"own question"', output='"own answer"'),
+        ],
+    )
+    late = [e for span in (10, 11, 12, 13) for e in call_events(1, span)]
+    assert store.write_genai_events(project, late) == []
+    for plain in (10, 12):
+        span = chat_span(store, project, 1, plain)
+        assert (span.input, span.output) == (None, None)
+    call = chat_span(store, project, 1, 11)
+    assert [m["role"] for m in call.input] == ["system", "user"]
+    assert call.output[0]["content"] == "It ships today."
+    own = chat_span(store, project, 1, 13)
+    assert (own.input, own.output) == ("own question", "own answer")
+    # A trace with no model call to take them reads as if they were not there.
+    store.write_spans(project, [any_record(2, 21)])
+    store.write_genai_events(project, call_events(2, 21))
+    only = store.get_trace(project, tid(2))
+    assert only is not None and only.spans[0].input is None
 
 
 def test_waiting_events_attached_after_their_span_are_shown(store: Store):

@@ -2,11 +2,14 @@
 
 A span takes the events that waited for it when it is prepared (ingest/log_events.py).
 An event that comes after its span was stored (its logs exported late, or retried) is
-kept beside the span, and a trace's detail shows it: a span without an input (or
-output) of its own shows its late input (or output) events' messages, in the shape its
-input would have had, had they come first. Nothing else reads them: the trace's previews,
-the session's first input and last output, search, inferred sessions and exports were
-made when the span was stored (docs/integrations.md says so).
+kept beside the span, and a trace's detail shows it, on every store by one rule
+(``takes_late_events``): only a model call (an ``LLM`` span) takes late events, as the
+GenAI conventions emit a call's message events in the context of the call's own span;
+and such a span without an input (or output) of its own shows its late input (or
+output) events' messages, in the shape its input would have had, had they come first.
+Nothing else reads them: the trace's previews, the session's first input and last
+output, search, inferred sessions and exports were made when the span was stored
+(docs/integrations.md says so).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from threadline.server.chat_messages import parse_messages
-from threadline.server.model import GenAIEvent, TraceDetail
+from threadline.server.model import GenAIEvent, Span, TraceDetail
 
 
 def in_order(events: Sequence[GenAIEvent]) -> list[GenAIEvent]:
@@ -30,19 +33,22 @@ def messages_text(events: Sequence[GenAIEvent]) -> str:
     return "[" + ",".join(event.message for event in events) + "]"
 
 
+def takes_late_events(span: Span) -> bool:
+    """Whether late events may show on ``span``: a model call (an ``LLM`` span, as a
+    GenAI span is typed) that lacks an input or an output of its own. The events of any
+    other span are kept (they go with its trace) and never shown."""
+    return span.span_type == "LLM" and (span.input is None or span.output is None)
+
+
 def may_take_late_events(detail: TraceDetail) -> bool:
-    """Whether a late event could show in ``detail``: only a model call (an ``LLM``
-    span, as a GenAI span is typed) without an input or an output of its own takes one,
-    so a store whose read of them is a statement of its own skips it for other traces."""
-    return any(
-        span.span_type == "LLM" and (span.input is None or span.output is None)
-        for span in detail.spans
-    )
+    """Whether a late event could show in ``detail``, so that a store whose read of them
+    is a statement of its own skips it for the traces with nothing to take."""
+    return any(takes_late_events(span) for span in detail.spans)
 
 
 def with_late_events(detail: TraceDetail, events: Sequence[GenAIEvent]) -> TraceDetail:
     """``detail`` with the late ``events`` of its spans as their input or output, where
-    a span has none."""
+    a span takes them (``takes_late_events``) and has none."""
     if not events:
         return detail
     by_span: dict[str, list[GenAIEvent]] = defaultdict(list)
@@ -50,7 +56,7 @@ def with_late_events(detail: TraceDetail, events: Sequence[GenAIEvent]) -> Trace
         by_span[event.span_id].append(event)
     for span in detail.spans:
         mine = by_span.get(span.span_id)
-        if not mine:
+        if not mine or not takes_late_events(span):
             continue
         ordered = in_order(mine)
         if span.input is None:
