@@ -22,7 +22,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
-from threadline.sdk import config, scores, state
+from threadline.sdk import config, refusals, scores, state
 from threadline.sdk.context import TRACER_NAME, TraceAssociationProcessor, update_current_trace
 from threadline.sdk.instrument import INSTRUMENTORS, disable_instrumentors, enable_instrumentors
 from threadline.sdk.observe import Observer, make_options
@@ -439,7 +439,15 @@ def _otlp_exporter(settings: config.Settings) -> SpanExporter:
             "spans unless it runs without authentication",
             config.ENV_API_KEY,
         )
-    return OTLPSpanExporter(endpoint=settings.traces_endpoint, headers=settings.headers())
+    # requests comes with the exporter. A session of our own, so that a refused key is
+    # logged with the setting to fix rather than only as OpenTelemetry's bare status.
+    import requests
+
+    session = requests.Session()
+    session.hooks["response"].append(refusals.SpanRefusals(settings.traces_endpoint))
+    return OTLPSpanExporter(
+        endpoint=settings.traces_endpoint, headers=settings.headers(), session=session
+    )
 
 
 def _choose_provider(

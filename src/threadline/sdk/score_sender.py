@@ -26,6 +26,8 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from threadline.sdk import refusals
+
 logger = logging.getLogger("threadline")
 
 #: Scores waiting to be sent; more are dropped (with a warning) rather than let memory grow
@@ -155,11 +157,13 @@ class ScoreSender:
             return
         if status is None or status >= 300:
             names = sorted({score["name"] for score in batch})
+            advice = refusals.key_advice(status) if status is not None else None
             logger.warning(
-                "threadline: %d scores (%s) not recorded: %s",
+                "threadline: %d scores (%s) not recorded: %s%s",
                 len(batch),
                 ", ".join(names),
                 error,
+                f"; {advice}" if advice else "",
             )
 
     def _send_with_retries(self, batch: list[dict[str, Any]]) -> tuple[int | None, str]:
@@ -221,10 +225,10 @@ _STOP: dict[str, Any] = {}
 
 def _error_text(error: urllib.error.HTTPError) -> str:
     try:
-        detail = json.loads(error.read() or b"{}").get("error")
-    except (ValueError, AttributeError, OSError):
-        detail = None
-    return str(detail) if detail else str(error.reason)
+        body = error.read()
+    except OSError:
+        body = b""
+    return refusals.server_error(body) or str(error.reason)
 
 
 def _retry_after(error: urllib.error.HTTPError) -> float | None:
