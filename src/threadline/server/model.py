@@ -21,6 +21,7 @@ from pydantic import (
     PlainSerializer,
     ValidationInfo,
     computed_field,
+    field_serializer,
 )
 
 from threadline.server.jsontext import dumps
@@ -123,6 +124,24 @@ def picodollar_cost(cost: float) -> float:
 
 # A cost in USD as the models hold it (the sum as summed) and as JSON writes it.
 Cost = Annotated[float, PlainSerializer(picodollar_cost, return_type=float, when_used="json")]
+
+# An average of scores is a sum divided (0.1 and 0.2 average 0.15000000000000002), and a
+# client's value may carry the noise already (0.1 + 0.2 sent as 0.30000000000000004).
+# Written to 12 significant digits it is the decimal a person would write: every answer
+# that carries an average (the lists' and details' score summaries, exports, the
+# dashboard's score series) writes it so. Each score's own value is written as sent.
+AVERAGE_DIGITS = 12
+
+
+def significant_average(average: float) -> float:
+    """``average`` to ``AVERAGE_DIGITS`` significant digits: without the float noise."""
+    return float(f"{average:.{AVERAGE_DIGITS}g}")
+
+
+# An average as the models hold it (as divided) and as JSON writes it.
+Average = Annotated[
+    float, PlainSerializer(significant_average, return_type=float, when_used="json")
+]
 
 Status = Literal["ok", "error"]
 
@@ -312,8 +331,9 @@ class ScoreSummary(BaseModel):
     every score write and delete (``score_rollups``), never grouped per page."""
 
     count: int
-    average: float | None = Field(
-        description="Mean of numeric values (booleans count as 0 and 1); None for labels."
+    average: Average | None = Field(
+        description="Mean of numeric values (booleans count as 0 and 1), to 12 significant "
+        "digits; None for labels."
     )
     label: str | None = Field(description="The latest categorical label, if any.")
 
@@ -875,6 +895,10 @@ class MetricsQuery(BaseModel):
     group_key: str | None = None
 
 
+#: The metric name of a score's series: ``score:NAME``.
+SCORE_METRIC_PREFIX = "score:"
+
+
 class MetricSeries(BaseModel):
     metric: str = Field(description="A name of METRIC_NAMES, or `score:NAME`.")
     group: str | None = Field(
@@ -890,8 +914,15 @@ class MetricSeries(BaseModel):
     )
     values: list[float | None] = Field(
         description="One value per bucket, in the order of `buckets`; None where a rate "
-        "or an average has nothing to divide, or no cost is known."
+        "or an average has nothing to divide, or no cost is known. A score's averages are "
+        "written to 12 significant digits."
     )
+
+    @field_serializer("values", when_used="json")
+    def _averages_without_noise(self, values: list[float | None]) -> list[float | None]:
+        if not self.metric.startswith(SCORE_METRIC_PREFIX):
+            return values
+        return [None if value is None else significant_average(value) for value in values]
 
 
 class Distribution(BaseModel):

@@ -44,6 +44,7 @@ from threadline.server.model import (
     MAX_MODELS,
     MAX_SCORE_NAMES,
     METRIC_NAMES,
+    SCORE_METRIC_PREFIX,
     TOP_ROWS,
     Distribution,
     MetricBucket,
@@ -249,7 +250,7 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
             cells = score_sums[(name, group)]
             series.append(
                 MetricSeries(
-                    metric=f"score:{name}",
+                    metric=f"{SCORE_METRIC_PREFIX}{name}",
                     group=group,
                     values=[s / c if c else None for s, c in cells],
                 )

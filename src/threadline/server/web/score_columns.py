@@ -23,7 +23,13 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
-from threadline.server.model import ScoreConfig, ScoreDataType, ScoreQuery, ScoreSummary
+from threadline.server.model import (
+    ScoreConfig,
+    ScoreDataType,
+    ScoreQuery,
+    ScoreSummary,
+    significant_average,
+)
 from threadline.server.score_types import WrittenTypes
 from threadline.server.store import Store
 
@@ -58,7 +64,9 @@ class ScoreColumn:
         """The ``data-value``: the average as the API gives it, or the label."""
         if summary is None:
             return ""
-        return repr(summary.average) if summary.average is not None else summary.label or ""
+        if summary.average is None:
+            return summary.label or ""
+        return repr(significant_average(summary.average))
 
 
 # (target id, score name) -> the type a score of that name on that target was written
