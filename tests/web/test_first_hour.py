@@ -299,7 +299,7 @@ def test_a_phone_reaches_every_page_and_the_dashboard_fits(
     try:
         page = context.new_page()
         sign_in(page, server.base_url, server.api_key)
-        for link in ("Evaluators", "Settings", "Traces"):
+        for link in ("Evaluators", "Settings", "Tracing"):
             expect(page.locator(".topnav a", has_text=link)).to_be_visible()
         page.locator(".topnav a", has_text="Settings").click()
         page.wait_for_url(re.compile(r".*/settings$"))
@@ -557,3 +557,29 @@ def test_the_users_list_keeps_short_user_ids_whole_on_a_phone(
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-users-390.png"))
     finally:
         context.close()
+
+
+def test_the_top_bar_names_the_lists_area_apart_from_its_tabs(ui: UI, server) -> None:
+    """The top bar's item for Traces | Sessions | Users | Dashboard is lit on each of
+    them, so it must not read as one of them (it said "Traces" on the Sessions page)."""
+    turn = Turn(new_trace_id(), "Hello", "Hi!", (time.time_ns() // S - 600) * S, 900, 5, 2, 0.001)
+    send(server, turn_spans(turn, "s-nav", "nina"))
+    tabs = ("Traces", "Sessions", "Users", "Dashboard")
+    for path, tab in (
+        ("/sessions", "Sessions"),
+        ("/traces", "Traces"),
+        ("/users", "Users"),
+        ("/dashboard", "Dashboard"),
+    ):
+        page = ui.go(path)
+        lit = page.locator(".topnav a.on")
+        expect(lit).to_have_count(1)
+        expect(lit).to_have_text("Tracing")
+        assert lit.inner_text().strip() not in tabs
+        expect(page.locator(".tabs a.on")).to_have_text(tab)
+    for path in ("/sessions/s-nav", f"/traces/{turn.trace_id}"):
+        expect(ui.go(path).locator(".topnav a.on")).to_have_text("Tracing")
+    expect(ui.go("/evaluators").locator(".topnav a.on")).to_have_text("Evaluators")
+    page.locator(".topnav a", has_text="Tracing").click()
+    page.wait_for_url(re.compile(r".*/sessions$"))
+    ui.shot("sessions")
