@@ -158,7 +158,9 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="Storage URL to copy into, e.g. clickhouse://user:pw@host:8123/db.",
     )
-    migrate.add_argument("--batch-size", type=int, default=2000, help="Spans per write.")
+    migrate.add_argument(
+        "--batch-size", type=int, default=2000, help="Spans per write (default: %(default)s)."
+    )
     migrate.set_defaults(run=_migrate)
 
     cli_evaluations.add_commands(commands, _add_settings, DEFAULT_PROJECT)
@@ -171,8 +173,16 @@ def _parser() -> argparse.ArgumentParser:
         help=f"Server URL (or THREADLINE_BASE_URL; default {local_base_url()}).",
     )
     demo.add_argument("--api-key", default=None, help="Project key (or THREADLINE_API_KEY).")
-    demo.add_argument("--sessions", type=int, default=12, help="How many chat sessions.")
-    demo.add_argument("--seed", type=int, default=7, help="Random seed.")
+    demo.add_argument(
+        "--sessions", type=int, default=12, help="How many chat sessions (default: %(default)s)."
+    )
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=7,
+        help="Picks the users, questions and timings (default: %(default)s); the session "
+        "ids are new on every run, so a second run adds sessions beside the first.",
+    )
     demo.set_defaults(run=_demo)
 
     delete = commands.add_parser(

@@ -31,7 +31,12 @@ def add_command(commands: Any, add_settings: AddSettings) -> None:
     )
     add_settings(sql, _STORE)
     sql.add_argument("query", help="One SQL statement (reads only).")
-    sql.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="Output.")
+    sql.add_argument(
+        "--format",
+        choices=["jsonl", "csv"],
+        default="jsonl",
+        help="Output: a JSON object a row, or CSV with a header (default: %(default)s).",
+    )
     sql.set_defaults(run=run)
 
 
