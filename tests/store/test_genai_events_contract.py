@@ -12,9 +12,12 @@ from tests.store import test_contract
 from tests.store.test_contract import MS, T0
 from tests.store.test_contract import record as any_record
 from tests.store.test_deletion_contract import DAY
-from threadline.server.model import GenAIEvent, SpanRecord
+from tests.store.test_metric_aggregates import assert_the_aggregates_equal_the_rollups
+from threadline.server.ingest.log_events import fill_with_late_events
+from threadline.server.model import GenAIEvent, SpanRecord, TraceQuery
 from threadline.server.retention import RetentionService
 from threadline.server.store import Store
+from threadline.server.store.sqlite.store import SQLiteStore
 
 backend = test_contract.backend
 store = test_contract.store
@@ -171,3 +174,125 @@ def test_waiting_events_go_after_their_wait_and_kept_ones_with_their_trace(store
     assert store.get_trace(project, tid(2)) is None
     store.write_spans(project, [record(2, 21, start=500)])
     assert chat_span(store, project, 2, 21).output is None
+
+
+def _filled(store: Store, project: int, events: list[GenAIEvent]) -> int:
+    """What the ingest writer does with late events: the model calls they name that
+    take them are filled and written again."""
+    by_span: dict[tuple[str, str], list[GenAIEvent]] = {}
+    for e in events:
+        by_span.setdefault((e.trace_id, e.span_id), []).append(e)
+    spans = store.spans_taking_late_events(project, list(by_span))
+    for span in spans:
+        assert fill_with_late_events(span, by_span[(span.trace_id, span.span_id)])
+    return store.replace_spans(project, spans)
+
+
+def test_late_events_that_fill_a_model_call_reach_its_previews_search_and_export(
+    store: Store,
+):
+    project = store.create_project("p").id
+    store.write_spans(
+        project,
+        [
+            any_record(1, 10, session="s", user="u"),  # the turn: a plain span
+            record(1, 11, 10, start=1, tokens=(3, 4)),
+            record(2, 21, start=50, session="s", output='"own answer"'),
+        ],
+    )
+    late = call_events(1, 11) + call_events(1, 10) + call_events(2, 21)
+    assert store.write_genai_events(project, late) == []
+    # The plain span takes none; trace 2's call only the input it lacks.
+    taking = store.spans_taking_late_events(
+        project, [(tid(1), sid(10)), (tid(1), sid(11)), (tid(2), sid(21)), (tid(9), sid(9))]
+    )
+    assert sorted((s.trace_id, s.span_id) for s in taking) == [(tid(1), sid(11)), (tid(2), sid(21))]
+    assert _filled(store, project, late) == 2
+    call = chat_span(store, project, 1, 11)
+    assert [m["role"] for m in call.input] == ["system", "user"]
+    assert call.output[0]["content"] == "It ships today."
+    assert "gen_ai.input.messages" in call.attributes  # as if the events came first
+    assert (call.input_tokens, call.output_tokens) == (3, 4)
+    own = chat_span(store, project, 2, 21)
+    assert own.output == "own answer" and own.input[1]["content"] == "Where is my order?"
+    # The lists' previews, the session's first input and last output, search.
+    page = store.list_traces(project, TraceQuery())
+    previews = {t.trace_id: (t.input_preview_text, t.output_preview_text) for t in page.items}
+    assert previews == {
+        tid(1): ("Where is my order?", "It ships today."),
+        tid(2): ("Where is my order?", "own answer"),
+    }
+    [trace] = [t for t in page.items if t.trace_id == tid(1)]
+    assert (trace.span_count, trace.total_tokens, trace.session_id) == (2, 7, "s")
+    session = store.get_session(project, "s")
+    assert session is not None
+    assert (session.first_input_text, session.last_output_text) == (
+        "Where is my order?",
+        "own answer",
+    )
+    found = store.list_traces(project, TraceQuery(q="ships"))
+    assert [t.trace_id for t in found.items] == [tid(1)]
+    # A span written again is found once, by what it held before and what it took.
+    for q in ("own answer", "order"):
+        matches = store.find_in_session(project, "s", q)
+        assert [m.span_id for m in matches if m.trace_id == tid(2)] == [sid(21)], q
+    # The export's documents are the detail's.
+    exported = json.loads(store.trace_details_json(project, [tid(1)])[tid(1)])
+    assert exported["spans"][1]["input"] == call.input
+    # Written again, a filled span is stored once.
+    assert [s.span_id for s in chat_span_list(store, project, 1)] == [sid(10), sid(11)]
+
+
+def test_a_span_whose_trace_went_is_not_written_again(store: Store):
+    project = store.create_project("p").id
+    store.write_spans(project, [record(1, 11)])
+    store.write_genai_events(project, call_events(1, 11))
+    [span] = store.spans_taking_late_events(project, [(tid(1), sid(11))])
+    assert fill_with_late_events(span, call_events(1, 11))
+    store.delete_traces(project, [tid(1)])
+    assert store.replace_spans(project, [span]) == 0
+    assert store.get_trace(project, tid(1)) is None
+
+
+def chat_span_list(store: Store, project: int, trace: int):
+    detail = store.get_trace(project, tid(trace))
+    assert detail is not None
+    return detail.spans
+
+
+def test_a_filled_span_is_stored_as_if_it_came_with_its_messages(store: Store):
+    """Late events' fill gives the rollups, the session, the trace's detail (and on
+    SQLite the dashboard's aggregates) the store would hold had the span come with
+    them: one project takes them late, the other gets the filled spans first."""
+    late_project, first_project = store.create_project("p").id, store.create_project("q").id
+    spans = [
+        any_record(1, 10, session="s", user="u"),
+        record(1, 11, 10, start=1, tokens=(3, 4), cost=0.5),
+        record(2, 21, start=50, session="s", tokens=(1, 1)),
+    ]
+    store.write_spans(late_project, spans)
+    late = call_events(1, 11) + call_events(2, 21)
+    store.write_genai_events(late_project, late)
+    assert _filled(store, late_project, late) == 2
+    filled = [
+        record(1, 11, 10, start=1, tokens=(3, 4), cost=0.5),
+        record(2, 21, start=50, session="s", tokens=(1, 1)),
+    ]
+    for span in filled:
+        events = [e for e in late if e.span_id == span.span_id]
+        assert fill_with_late_events(span, events)
+    store.write_spans(first_project, [spans[0], *filled])
+
+    def seen(project: int) -> tuple:
+        traces = store.list_traces(project, TraceQuery()).items
+        session = store.get_session(project, "s")
+        details = [store.get_trace(project, t.trace_id) for t in traces]
+        return (
+            [t.model_dump() for t in traces],
+            session and session.model_dump(),
+            [d and d.model_dump() for d in details],
+        )
+
+    assert seen(late_project) == seen(first_project)
+    if isinstance(store, SQLiteStore):
+        assert_the_aggregates_equal_the_rollups(store, late_project)

@@ -15,7 +15,10 @@ the events waiting for a span onto it as ``gen_ai.input.messages`` /
 the application's SDK had put them there (``sdk/genai_events.py`` does that on the
 client): its input and output, the trace's previews, the session's first input and last
 output, search and inferred sessions all follow. Events that come after their span is
-stored are kept beside it and shown in the trace's detail (``store/genai_events.py``).
+stored are kept beside it; a model call lacking an input or output takes them as it
+would have (``fill_with_late_events``), written again over its stored copy
+(``Store.replace_spans``), so everything but inferred sessions follows
+(``store/genai_events.py``).
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from threadline.genai.events import event_message
 from threadline.server.errors import PayloadTooLarge
+from threadline.server.ingest import messages
 from threadline.server.ingest.normalize import any_value
-from threadline.server.model import GenAIEvent
+from threadline.server.model import GenAIEvent, SpanRecord
 from threadline.server.redaction.redactor import redactor
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.settings import Settings
@@ -123,6 +127,34 @@ def _event_name(attributes: Sequence[KeyValue]) -> str:
         if kv.key == _EVENT_NAME_ATTRIBUTE:
             return kv.value.string_value
     return ""
+
+
+def fill_with_late_events(span: SpanRecord, events: Sequence[GenAIEvent]) -> bool:
+    """Give the stored ``span`` (a model call lacking an input or output) the messages
+    of its late ``events``, as it would have had them had they come first: the GenAI
+    conventions' message attributes, and its input and output made of them as ingest
+    makes them, where it has none of its own. Whether it took any."""
+    ordered = in_order(events)
+    attributes = dict(span.attributes)
+    took = False
+    for is_output, attribute in ((False, INPUT_MESSAGES), (True, OUTPUT_MESSAGES)):
+        chosen = [e for e in ordered if e.is_output is is_output]
+        own = span.output if is_output else span.input
+        if not chosen or own is not None or attribute in attributes:
+            continue
+        attributes[attribute] = messages_text(chosen)
+        keys = messages.key_text(attributes)
+        stored = (messages.stored_output if is_output else messages.stored_input)(attributes, keys)
+        if stored is None:
+            del attributes[attribute]
+            continue
+        took = True
+        if is_output:
+            span.output, span.output_source, span.output_messages = stored
+        else:
+            span.input, span.input_source, span.input_messages = stored
+    span.attributes = attributes
+    return took
 
 
 def add_event_messages(request: ExportTraceServiceRequest, waiting: Waiting) -> dict[SpanKey, int]:

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from threadline.server.errors import StorageFull
-from threadline.server.ingest.log_events import SpanKey
+from threadline.server.ingest.log_events import SpanKey, fill_with_late_events
 from threadline.server.ingest.prepare import Prepared
 from threadline.server.ingest.waiting_events import WaitingEvents
 from threadline.server.model import GenAIEvent
@@ -186,6 +186,28 @@ class SpanWriter:
                 self.store.attach_genai_events(project_id, late)
             except Exception:
                 log.exception("could not keep %d late GenAI events", len(late))
+                return
+            self._fill_spans(project_id, late)
+
+    def _fill_spans(self, project_id: int, late: list[GenAIEvent]) -> None:
+        """The model calls that ``late`` events name and that lack an input or output
+        take them, written again with them (log_events.fill_with_late_events). The
+        events are kept already: should this fail, the trace's detail still shows
+        them."""
+        by_span: dict[SpanKey, list[GenAIEvent]] = {}
+        for event in late:
+            by_span.setdefault((event.trace_id, event.span_id), []).append(event)
+        try:
+            spans = self.store.spans_taking_late_events(project_id, list(by_span))
+            filled = [
+                span
+                for span in spans
+                if fill_with_late_events(span, by_span[(span.trace_id, span.span_id)])
+            ]
+            if filled:
+                self.store.replace_spans(project_id, filled)
+        except Exception:
+            log.exception("could not write %d late GenAI events onto their spans", len(late))
 
     def _commit_events(self, job: _EventsJob) -> None:
         if not job.done.set_running_or_notify_cancel():
@@ -203,4 +225,9 @@ class SpanWriter:
             job.done.set_exception(error)
             raise
         self.waiting.add(job.project_id, waiting)
+        if len(waiting) < len(job.events):  # their spans are stored: late events
+            kept = {event.event_id for event in waiting}
+            self._fill_spans(
+                job.project_id, [event for event in job.events if event.event_id not in kept]
+            )
         job.done.set_result(None)

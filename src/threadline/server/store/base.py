@@ -214,6 +214,19 @@ class Store(Protocol):
         it (as if they had come after it)."""
         ...
 
+    def spans_taking_late_events(
+        self, project_id: int, spans: Sequence[tuple[str, str]]
+    ) -> list[SpanRecord]:
+        """Of ``spans`` (trace id, span id), those stored that late GenAI events fill
+        (``genai_events.takes_late_events``), as they were written."""
+        ...
+
+    def replace_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
+        """Write ``spans`` over their stored copies, with everything made from them
+        (rollups, previews, search): a late event's messages filled them. A span no
+        longer stored (its trace deleted meanwhile) is not written; how many were."""
+        ...
+
     def waiting_genai_events(self, received_after_ns: int) -> dict[int, list[GenAIEvent]]:
         """Each project's events still waiting, received after ``received_after_ns``
         (the server's index of them, made at start)."""

@@ -5,10 +5,12 @@ An event that comes after its span was stored (its logs exported late, or retrie
 kept beside the span, and a trace's detail shows it, on every store by one rule
 (``takes_late_events``): only a model call (an ``LLM`` span) takes late events, as the
 GenAI conventions emit a call's message events in the context of the call's own span;
-and such a span without an input (or output) of its own shows its late input (or
+and such a span without an input (or output) of its own takes its late input (or
 output) events' messages, in the shape its input would have had, had they come first.
-Nothing else reads them: the trace's previews, the session's first input and last
-output, search, inferred sessions and exports were made when the span was stored
+The ingest writer writes such a span again with them (``Store.replace_spans``), so the
+previews, the session, search and exports follow; the detail shows them too
+(``with_late_events``) where that did not happen (a failed rewrite, a side filled by an
+earlier late export). Inferred sessions were placed when the span was stored
 (docs/integrations.md says so).
 """
 
@@ -17,10 +19,21 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from threadline.server.chat_messages import parse_messages
-from threadline.server.model import GenAIEvent, Span, TraceDetail
+from threadline.server.model import GenAIEvent, TraceDetail
+
+
+class _Payloads(Protocol):
+    """A span as the API shows it (``Span``) or as it is stored (``SpanRecord``)."""
+
+    @property
+    def span_type(self) -> str: ...
+    @property
+    def input(self) -> Any: ...
+    @property
+    def output(self) -> Any: ...
 
 
 def in_order(events: Sequence[GenAIEvent]) -> list[GenAIEvent]:
@@ -33,7 +46,7 @@ def messages_text(events: Sequence[GenAIEvent]) -> str:
     return "[" + ",".join(event.message for event in events) + "]"
 
 
-def takes_late_events(span: Span) -> bool:
+def takes_late_events(span: _Payloads) -> bool:
     """Whether late events may show on ``span``: a model call (an ``LLM`` span, as a
     GenAI span is typed) that lacks an input or an output of its own. The events of any
     other span are kept (they go with its trace) and never shown."""

@@ -101,7 +101,11 @@ from threadline.server.store.clickhouse.evaluations import EvaluationTables
 from threadline.server.store.clickhouse.queries import Filters
 from threadline.server.store.clickhouse.run_transfer import RunTransfer
 from threadline.server.store.columns import SPAN_RECORD
-from threadline.server.store.genai_events import may_take_late_events, with_late_events
+from threadline.server.store.genai_events import (
+    may_take_late_events,
+    takes_late_events,
+    with_late_events,
+)
 from threadline.server.store.keys import key_digest, key_prefix, new_key
 from threadline.server.store.record_columns import KEYS, KEYS_NAMED, PROJECTS, key_info
 from threadline.server.store.rollups import TraceRollup, roll_up_session
@@ -828,6 +832,42 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
 
     def attach_genai_events(self, project_id: int, events: Sequence[GenAIEvent]) -> None:
         genai_events.attach(self._insert, project_id, events)
+
+    def spans_taking_late_events(
+        self, project_id: int, spans: Sequence[tuple[str, str]]
+    ) -> list[SpanRecord]:
+        """The spans' last written copies (as the detail reads them)."""
+        if not spans:
+            return []
+        found = self._rows(
+            f"SELECT {SPAN_RECORD.sql} FROM spans WHERE project_id = %(project)s"
+            " AND trace_id IN %(traces)s AND (trace_id, span_id) IN %(spans)s"
+            " ORDER BY trace_id, span_id, ingested_ns DESC LIMIT 1 BY trace_id, span_id",
+            {
+                "project": project_id,
+                "traces": sorted({trace_id for trace_id, _ in spans}),
+                "spans": [tuple(key) for key in spans],
+            },
+        )
+        return [span for span in map(table_rows.span_record, found) if takes_late_events(span)]
+
+    def replace_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
+        """Written again: the spans table keeps a span's last written copy, and the
+        copy's partial rollup and search rows are merged with the others (previews are
+        picked from the spans that have one first). Only the spans still stored are: a
+        trace deleted since they were read is not written again (a deletion between
+        this read and the insert is not seen: no transactions)."""
+        if not spans:
+            return 0
+        stored = set(
+            self._rows(
+                "SELECT DISTINCT trace_id, span_id FROM spans WHERE project_id = %(project)s"
+                " AND trace_id IN %(traces)s",
+                {"project": project_id, "traces": sorted({s.trace_id for s in spans})},
+            )
+        )
+        present = [span for span in spans if (span.trace_id, span.span_id) in stored]
+        return self.write_spans(project_id, present) if present else 0
 
     def waiting_genai_events(self, received_after_ns: int) -> dict[int, list[GenAIEvent]]:
         return genai_events.waiting(self._rows, received_after_ns)

@@ -592,12 +592,16 @@ def _trace_hits(
         return []
     low, high = _doc_range(row[0])
     hits = []
+    # A span written again (late GenAI events filled it) is in a document of each write.
+    seen: set[str] = set()
     for (span_ids,) in conn.execute(
         "SELECT span_ids FROM search_docs WHERE doc IN (SELECT rowid FROM search_text"
         " WHERE search_text MATCH ? AND rowid BETWEEN ? AND ?) ORDER BY doc",
         (search.fts5(), low, high),
     ).fetchall():
-        spans = _read_spans(conn, project_id, trace_id, unpack, span_ids.split(" "))
+        unseen = [span_id for span_id in span_ids.split(" ") if span_id not in seen]
+        seen.update(unseen)
+        spans = _read_spans(conn, project_id, trace_id, unpack, unseen) if unseen else {}
         for span in sorted(spans.values(), key=lambda s: (s.start_ns, s.span_id)):
             made = snippet(span_text(span), search)
             if made is not None:

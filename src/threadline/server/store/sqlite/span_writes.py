@@ -77,6 +77,35 @@ class SpanWrites(Database):
     def write_span_batches(self, batches: Sequence[SpanBatch]) -> None:
         self._write_groups(batches)
 
+    def replace_spans(self, project_id: int, spans: Sequence[SpanRecord]) -> int:
+        """Write ``spans`` over their stored rows in one transaction: each stored row is
+        deleted and the span written again as a late span of its trace is, so the
+        trace's rollup (its previews), its session's and the search index follow (the
+        new text is a document of the trace's own; the old one keeps its words). A span
+        whose row is gone (its trace deleted meanwhile) is not written again."""
+        trace_ids = sorted({span.trace_id for span in spans})
+        # A tally counts the deleted rows: the traces are read back instead.
+        self._tallies.forget(project_id, trace_ids)
+        new = 0
+        try:
+            with self._transaction() as conn:
+                present = [
+                    span
+                    for span in spans
+                    if conn.execute(
+                        f"DELETE FROM spans WHERE trace_key = {trace_keys.KEY_OF} AND span_id = ?",
+                        (project_id, span.trace_id, span.span_id),
+                    ).rowcount
+                ]
+                if present:
+                    for group in span_groups.by_project(
+                        [SpanBatch(project_id, present)], self._prepare, self._payloads.unpacker()
+                    ):
+                        new += self._write_batch(conn, project_id, group.spans, group.prepared)
+        finally:
+            self._tallies.forget(project_id, trace_ids)
+        return new
+
     def _write_groups(self, batches: Sequence[SpanBatch]) -> int:
         """Write the batches in one transaction, a project's as one batch
         (span_groups.py); how many spans were new."""

@@ -29,11 +29,15 @@ from threadline.server.model import (
     ScoreConfig,
     ScoreQuery,
     ScoreRecord,
+    SpanRecord,
 )
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.scoring import score as present_score
 from threadline.server.store import name_types
+from threadline.server.store import rows as table_rows
 from threadline.server.store.base import StoredShare
+from threadline.server.store.columns import SPAN_RECORD
+from threadline.server.store.genai_events import takes_late_events
 from threadline.server.store.sqlite import (
     deletion,
     genai_events,
@@ -51,6 +55,7 @@ from threadline.server.store.sqlite.evaluations import EvaluationTables
 from threadline.server.store.sqlite.reads import Reads
 from threadline.server.store.sqlite.run_transfer import RunTransfer
 from threadline.server.store.sqlite.span_writes import SpanWrites
+from threadline.server.store.sqlite.trace_keys import KEY_OF
 from threadline.server.store.sqlite.transfer import Transfer
 
 
@@ -100,6 +105,24 @@ class SQLiteStore(SpanWrites, Reads, Access, Transfer, RunTransfer, EvaluationTa
     def attach_genai_events(self, project_id: int, events: Sequence[GenAIEvent]) -> None:
         with self._transaction() as conn:
             genai_events.attach(conn, project_id, events)
+
+    def spans_taking_late_events(
+        self, project_id: int, spans: Sequence[tuple[str, str]]
+    ) -> list[SpanRecord]:
+        with self._read() as conn:
+            rows = [
+                row
+                for trace_id, span_id in spans
+                for row in conn.execute(
+                    f"SELECT {SPAN_RECORD.sql} FROM spans WHERE trace_key = {KEY_OF}"
+                    " AND span_id = ? AND span_type = 'LLM'"
+                    " AND (input IS NULL OR output IS NULL)",
+                    (project_id, trace_id, span_id),
+                )
+            ]
+        unpack = self._payloads.unpacker()
+        found = [table_rows.span_record(row, unpack) for row in rows]
+        return [span for span in found if takes_late_events(span)]
 
     def waiting_genai_events(self, received_after_ns: int) -> dict[int, list[GenAIEvent]]:
         with self._read() as conn:
