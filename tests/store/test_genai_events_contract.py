@@ -7,14 +7,25 @@ waiting ones go after their wait, kept ones with their trace."""
 from __future__ import annotations
 
 import json
+import random
+from datetime import timedelta
 
+from tests.chat_turns import BASE, conversation, turn_spans
+from tests.otlp import request
 from tests.store import test_contract
 from tests.store.test_contract import MS, T0
 from tests.store.test_contract import record as any_record
 from tests.store.test_deletion_contract import DAY
 from tests.store.test_metric_aggregates import assert_the_aggregates_equal_the_rollups
 from threadline.server.ingest.log_events import fill_with_late_events
-from threadline.server.model import GenAIEvent, SpanRecord, TraceQuery
+from threadline.server.ingest.normalize import normalize_request
+from threadline.server.model import (
+    GenAIEvent,
+    SessionQuery,
+    SpanRecord,
+    TraceQuery,
+    ns_to_datetime,
+)
 from threadline.server.retention import RetentionService
 from threadline.server.store import Store
 from threadline.server.store.sqlite.store import SQLiteStore
@@ -296,3 +307,47 @@ def test_a_filled_span_is_stored_as_if_it_came_with_its_messages(store: Store):
     assert seen(late_project) == seen(first_project)
     if isinstance(store, SQLiteStore):
         assert_the_aggregates_equal_the_rollups(store, late_project)
+
+
+def test_a_filled_call_keeps_its_trace_in_its_inferred_session(store: Store):
+    """A conversation sent without session ids is one inferred session; its last call
+    came without its reply, which a late choice event gives it: written again, the
+    trace stays in the session, whose last output is now that reply."""
+    project = store.create_project("p").id
+    turns = conversation("late", BASE, rng=random.Random(4))
+    for turn in turns:
+        spans = turn_spans(turns, turn)
+        if turn is turns[-1]:
+            for key in ("gen_ai.completion.0.role", "gen_ai.completion.0.content"):
+                spans[1].attributes.remove(next(a for a in spans[1].attributes if a.key == key))
+        store.write_spans(project, normalize_request(request(spans)).spans)
+    call = spans[1]
+    reply = {"role": "assistant", "parts": [{"type": "text", "content": turns[-1].reply}]}
+    late = GenAIEvent(
+        trace_id=call.trace_id.hex(),
+        span_id=call.span_id.hex(),
+        time_ns=BASE,
+        received_ns=BASE,
+        seq=0,
+        is_output=True,
+        message=json.dumps(reply),
+        event_id=1,
+    )
+
+    def the_session() -> tuple[set[str], str | None, bool]:
+        query = SessionQuery(
+            start=ns_to_datetime(BASE) - timedelta(days=1),
+            end=ns_to_datetime(BASE) + timedelta(days=1),
+        )
+        [item] = store.list_sessions(project, query).items
+        detail = store.get_session(project, item.session_id)
+        assert detail is not None
+        traces = {t.trace_id for t in detail.traces}
+        return traces, detail.last_output_text, item.inferred
+
+    traces, last_output, inferred = the_session()
+    assert traces == {t.trace_id for t in turns} and inferred
+    assert last_output != turns[-1].reply
+    store.write_genai_events(project, [late])
+    assert _filled(store, project, [late]) == 1
+    assert the_session() == (traces, turns[-1].reply, True)
