@@ -1,5 +1,6 @@
-"""A key the real server refuses: the SDK says so in its own words, naming the setting to
-fix, for spans (whose exporter, OpenTelemetry's, names only the status) and for scores."""
+"""A key the real server refuses, or a base URL where it has no receiver: the SDK says so
+in its own words, naming the setting to fix, for spans (whose exporter, OpenTelemetry's,
+names only the status) and for scores."""
 
 from __future__ import annotations
 
@@ -92,3 +93,22 @@ def test_scores_refused_for_an_unknown_key_name_the_setting(
     (message,) = _threadline_warnings(caplog, "scores (resolved) not recorded")
     assert "HTTP 401: unknown or revoked API key" in message
     assert "$THREADLINE_API_KEY" in message and "threadline keys create" in message
+
+
+def test_a_base_url_with_a_path_the_server_lacks_names_the_setting(
+    server: Any, fresh_sdk: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The JSON API's prefix pasted as the base URL: spans go to /api/v1/v1/traces."""
+    Threadline.initialize(
+        project_api_key=server.api_key, base_url=server.base_url + "/api/v1", instrument=False
+    )
+    with caplog.at_level(logging.WARNING):
+        _turn("hello")
+        Threadline.score("resolved", True, session_id="refused-key")
+        Threadline.flush()
+    (spans,) = _threadline_warnings(caplog, "spans not recorded")
+    assert f"{server.base_url}/api/v1/v1/traces answered HTTP 404" in spans
+    (scores,) = _threadline_warnings(caplog, "scores (resolved) not recorded")
+    for message in (spans, scores):
+        assert "$THREADLINE_BASE_URL" in message and "base_url=" in message
+        assert "http://127.0.0.1:8000" in message  # what an address looks like

@@ -1,4 +1,5 @@
-"""What the SDK says when the server refuses its key: the cause, and the setting to fix.
+"""What the SDK says when the server refuses its key or is not at its address: the cause,
+and the setting to fix.
 
 OpenTelemetry's exporter logs a refused span export as ``Failed to export span batch
 code: 401, reason: Unauthorized``, which names neither Threadline nor what to change.
@@ -18,12 +19,19 @@ from threadline.sdk import config
 
 logger = logging.getLogger("threadline")
 
-#: Statuses that say the key, not the data, is wrong: every later export gets the same.
-KEY_REFUSED = frozenset({401, 403})
 
-
-def key_advice(status: int) -> str | None:
-    """What to change after ``status``, or None when it is not about the key."""
+def refusal_advice(status: int) -> str | None:
+    """What to change after ``status``, or None when it is not about the settings: the
+    key (401, 403) or the server's address (404, 405: no receiver at that path). Every
+    later request would get the same answer."""
+    if status in (404, 405):
+        return (
+            f"no Threadline server answers at that path: set ${config.ENV_BASE_URL} (or "
+            "Threadline.initialize(base_url=...)) to the server's address, such as "
+            f"{config.DEFAULT_BASE_URL}, with no path unless a proxy serves it under one "
+            f"(spans go to {{base_url}}{config.TRACES_PATH}, scores to "
+            f"{{base_url}}{config.SCORES_PATH})"
+        )
     if status == 401:
         return (
             f"set ${config.ENV_API_KEY} (or Threadline.initialize(project_api_key=...)) to a "
@@ -49,9 +57,9 @@ def server_error(body: bytes) -> str | None:
 
 
 class SpanRefusals:
-    """A ``requests`` response hook on the span exporter's session: a refused key is
-    logged once per distinct answer, with the setting to fix (OpenTelemetry's own line
-    still follows each failed batch)."""
+    """A ``requests`` response hook on the span exporter's session: a refused key or a
+    wrong address is logged once per distinct answer, with the setting to fix
+    (OpenTelemetry's own line still follows each failed batch)."""
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
@@ -60,7 +68,7 @@ class SpanRefusals:
 
     def __call__(self, response: Any, *args: Any, **kwargs: Any) -> Any:
         status = int(getattr(response, "status_code", 0) or 0)
-        advice = key_advice(status)
+        advice = refusal_advice(status)
         if advice is None:
             return response
         error = server_error(getattr(response, "content", b""))

@@ -157,7 +157,7 @@ class ScoreSender:
             return
         if status is None or status >= 300:
             names = sorted({score["name"] for score in batch})
-            advice = refusals.key_advice(status) if status is not None else None
+            advice = refusals.refusal_advice(status) if status is not None else None
             logger.warning(
                 "threadline: %d scores (%s) not recorded: %s%s",
                 len(batch),
