@@ -501,7 +501,18 @@ class Session(BaseModel):
 
 
 class SessionDetail(Session):
-    traces: list[Trace]
+    traces: list[Trace] = Field(
+        description="The session's traces (its turns) in start order, then trace id: a "
+        "page of them (`limit`), the first numbered `first_turn`; `trace_count` counts "
+        "them all."
+    )
+    first_turn: int = Field(
+        default=1, description="The turn number (from 1) of the first of `traces`."
+    )
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the session's next turns; None after its last.",
+    )
 
 
 class SessionMatch(BaseModel):

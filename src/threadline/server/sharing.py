@@ -28,6 +28,7 @@ from threadline.server.model import (
 from threadline.server.store import Store, cursors, sorts
 from threadline.server.store.base import StoredShare
 from threadline.server.store.keys import new_secret, secret_digest
+from threadline.server.store.session_turns import TurnPage
 
 TOKEN_PREFIX = "tls_"
 DAY_NS = 86_400 * 10**9
@@ -130,7 +131,7 @@ def shown_session(session: SessionDetail, share: StoredShare) -> SessionDetail:
 
 def target_exists(store: Store, project_id: int, wanted: ShareIn) -> bool:
     if wanted.kind == "session":
-        return store.get_session(project_id, wanted.target_id) is not None
+        return store.get_session(project_id, wanted.target_id, TurnPage(limit=0)) is not None
     return store.get_trace(project_id, wanted.target_id.lower()) is not None
 
 

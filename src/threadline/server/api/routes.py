@@ -41,6 +41,7 @@ from threadline.server.model import (
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store, score_sorts
 from threadline.server.store import metrics as metric_rules
+from threadline.server.store.session_turns import TurnPage
 from threadline.server.time_windows import DEFAULT_WINDOW, WINDOWS, RangeWindow, Window
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
@@ -245,11 +246,40 @@ def search_session(
 
 # ``:path``: a session id is whatever the application sent (``tenant-a/conv-1``, a URL),
 # and a ``/`` in it, even sent as ``%2F``, reaches the router decoded.
-@router.get("/sessions/{session_id:path}", summary="One session with its traces in start order")
+# A session's turns in one answer: a session has no size bound (one client may write one
+# session id for ever), so its detail comes a page of turns at a time.
+SESSION_TURNS_DEFAULT = 100
+SESSION_TURNS_MAX = 1000
+
+
+@router.get(
+    "/sessions/{session_id:path}",
+    summary="One session's rollup with a page of its traces (turns) in start order",
+)
 def get_session(
-    session_id: str, request: Request, project: CurrentProject, store: CurrentStore
+    session_id: str,
+    request: Request,
+    project: CurrentProject,
+    store: CurrentStore,
+    limit: Annotated[
+        int, Query(ge=0, le=SESSION_TURNS_MAX, description="Turns (traces) on the page.")
+    ] = SESSION_TURNS_DEFAULT,
+    cursor: Annotated[
+        str | None, Query(description="`next_cursor` of the previous page of this session.")
+    ] = None,
+    turn: Annotated[
+        int | None,
+        Query(ge=1, le=10**9, description="The page's first turn, by number from 1."),
+    ] = None,
 ) -> SessionDetail:
-    session = store.get_session(project.id, session_id)
+    """The session's rollup (the whole session's, on every page) with `limit` of its
+    traces from turn `turn` (default 1) or after `cursor`; `next_cursor` reads on."""
+    if cursor is not None and turn is not None:
+        raise BadRequest(
+            "give a page's cursor or its first turn, not both", faults=[("turn", None)]
+        )
+    page = TurnPage(limit=limit, turn=turn or 1, cursor=cursor)
+    session = store.get_session(project.id, session_id, page)
     if session is None:
         raise NotFound(f"no session {session_id!r} in project {project.name!r}")
     mark_activity([session], request.app.state.settings.session_idle_seconds)

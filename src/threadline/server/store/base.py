@@ -47,6 +47,7 @@ from threadline.server.model import (
     UserSummary,
 )
 from threadline.server.redaction.rules import RedactionRules
+from threadline.server.store.session_turns import TurnPage
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +190,13 @@ class Store(Protocol):
     # --- queries ----------------------------------------------------------------
     def list_sessions(self, project_id: int, query: SessionQuery) -> Page[Session]: ...
 
-    def get_session(self, project_id: int, session_id: str) -> SessionDetail | None: ...
+    def get_session(
+        self, project_id: int, session_id: str, turns: TurnPage | None = None
+    ) -> SessionDetail | None:
+        """The session's rollup with its traces in start order, then trace id: every
+        one (``turns`` None), or the page ``turns`` asks for, its cursor to the next
+        (``session_turns.py``; a cursor of another session or project is a 400)."""
+        ...
 
     def find_in_session(self, project_id: int, session_id: str, q: str) -> list[SessionMatch]:
         """Every span of the session that matches the search ``q``, in session order

@@ -20,9 +20,10 @@ from fastapi.responses import Response, StreamingResponse
 from threadline.server.context_growth import context_growth
 from threadline.server.errors import BadRequest
 from threadline.server.http.path_values import controls_in_path
-from threadline.server.model import MAX_SEARCH_CHARS, Project, SessionDetail, TraceDetail
+from threadline.server.model import MAX_SEARCH_CHARS, Project, SessionDetail, Trace, TraceDetail
 from threadline.server.session_activity import mark_activity
 from threadline.server.store import Store
+from threadline.server.store.session_turns import TurnPage
 from threadline.server.web import context_chart, session_find
 from threadline.server.web.auth import PageProject
 from threadline.server.web.evaluations import runs_context
@@ -83,22 +84,19 @@ def session_page(
     # Read before the session: the page's live stream starts from it and cannot miss a
     # turn written while the page was being built. Opaque, as every live position.
     watermark = request.app.state.live_positions.seal(project.id, store.live_watermark(project.id))
-    session = store.get_session(project.id, session_id)
+    session = turns_page(store, project.id, session_id, turn)
     if session is None:
         return _not_found(request, project, f"session {session_id!r}")
-    first = turn - 1
-    shown = session.traces[first : first + TURNS_PER_PAGE]
-    before = session.traces[:first]
+    before, shown = split_turn_before(session, turn)
     details = [store.get_trace(project.id, t.trace_id) for t in shown]
     # The turn before the page, whose messages the first shown turn may continue.
-    previous = store.get_trace(project.id, before[-1].trace_id) if before else None
+    previous = store.get_trace(project.id, before.trace_id) if before else None
     turns = build_turns(
         session,
         [d for d in details if d is not None],
         first_index=turn,
-        previous_end=max((t.end_time for t in before), default=None),
+        previous_end=before.end_time if before else None,
     )
-    last = first + len(shown)
     target = Target(session_id=session_id)
     configs = configs_of(store, project.id)
     context = {
@@ -106,8 +104,8 @@ def session_page(
         "tab": "sessions",
         "session": session,
         "turns": turns,
-        "earlier_turn": max(turn - TURNS_PER_PAGE, 1) if first else None,
-        "later_turn": last + 1 if last < len(session.traces) else None,
+        "earlier_turn": max(turn - TURNS_PER_PAGE, 1) if turn > 1 else None,
+        "later_turn": turn + TURNS_PER_PAGE if session.next_cursor else None,
         "context_chart": context_chart.layout(
             context_growth([d for d in details if d is not None], turn, previous)
         ),
@@ -126,6 +124,22 @@ def session_page(
     context |= runs_context(store, project, session.session_id)
     context["evaluators"] = store.list_evaluators(project.id)
     return render(request, "session.html", context)
+
+
+def turns_page(store: Store, project_id: int, session_id: str, turn: int) -> SessionDetail | None:
+    """The session with the page of turns from ``turn``, and the turn before it (its
+    end and messages lead into the page): the page's turns read, not the session's."""
+    first = max(turn - 1, 1)
+    return store.get_session(
+        project_id, session_id, TurnPage(limit=TURNS_PER_PAGE + turn - first, turn=first)
+    )
+
+
+def split_turn_before(session: SessionDetail, turn: int) -> tuple[Trace | None, list[Trace]]:
+    """The turn before the page (None on the first page) and the page's turns."""
+    if turn > 1 and session.traces:
+        return session.traces[0], session.traces[1:]
+    return None, session.traces
 
 
 def _selected(trace: TraceDetail, span_id: str | None):

@@ -17,6 +17,7 @@ from threadline.server.http.query_names import reads
 from threadline.server.model import Project
 from threadline.server.score_types import filter_types, written_types
 from threadline.server.store import Store
+from threadline.server.store.session_turns import TurnPage
 from threadline.server.web.auth import PageProject
 from threadline.server.web.filters import (
     ALL_TIME_NOTE,
@@ -30,6 +31,9 @@ from threadline.server.web.render import render
 from threadline.server.web.score_columns import columns_query, score_columns, written_types_of
 
 router = APIRouter(include_in_schema=False)
+
+# A session row expanded shows its first traces; its page shows the rest, a page at a time.
+EXPANDED_TRACES = 100
 
 
 def _store(request: Request) -> Store:
@@ -122,6 +126,7 @@ def users_tab(request: Request, project: PageProject) -> Response:
 
 @router.get("/fragments/session-traces")
 def session_traces(request: Request, project: PageProject, session_id: str) -> Response:
-    """A session row's expansion: its traces, from the same query as its API twin."""
-    session = _store(request).get_session(project.id, session_id)
+    """A session row's expansion: its first traces, from the same query as its API twin
+    (the session page pages through the rest)."""
+    session = _store(request).get_session(project.id, session_id, TurnPage(limit=EXPANDED_TRACES))
     return render(request, "_session_traces.html", {"session": session})

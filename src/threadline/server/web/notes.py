@@ -16,6 +16,7 @@ from threadline.server.model import NoteIn, Project
 from threadline.server.redaction.annotations import redact_note
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.store import Store
+from threadline.server.store.session_turns import TurnPage
 from threadline.server.web.auth import PageProject
 from threadline.server.web.forms import read_form
 from threadline.server.web.origin import SameOrigin
@@ -32,7 +33,7 @@ def _session_id(store: Store, project: Project, form: dict[str, str]) -> str:
     session_id = form.get("session_id", "")
     if not session_id:
         raise BadRequest("the form names no session")
-    if store.get_session(project.id, session_id) is None:
+    if store.get_session(project.id, session_id, TurnPage(limit=0)) is None:
         raise NotFound(f"no session {session_id!r} in project {project.name!r}")
     return session_id
 

@@ -34,6 +34,7 @@ from threadline.server.redaction.annotations import redact_scores
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.score_types import name_types, written_types
 from threadline.server.store import Store
+from threadline.server.store.session_turns import TurnPage
 from threadline.server.web.auth import PageProject
 from threadline.server.web.forms import read_form
 from threadline.server.web.origin import SameOrigin
@@ -157,7 +158,7 @@ def _check_target(store: Store, project: Project, target: Target) -> None:
             raise NotFound(f"no trace {target.trace_id!r} in project {project.name!r}")
         if target.span_id and all(s.span_id != target.span_id for s in trace.spans):
             raise NotFound(f"no span {target.span_id!r} in trace {target.trace_id!r}")
-    elif store.get_session(project.id, target.session_id or "") is None:
+    elif store.get_session(project.id, target.session_id or "", TurnPage(limit=0)) is None:
         raise NotFound(f"no session {target.session_id!r} in project {project.name!r}")
 
 

@@ -23,7 +23,7 @@ from threadline.server.store import Store
 from threadline.server.store.base import StoredShare
 from threadline.server.web import flash
 from threadline.server.web.auth import PageProject
-from threadline.server.web.detail import TURNS_PER_PAGE
+from threadline.server.web.detail import TURNS_PER_PAGE, split_turn_before, turns_page
 from threadline.server.web.forms import read_form
 from threadline.server.web.origin import SameOrigin
 from threadline.server.web.render import render
@@ -137,12 +137,10 @@ def _shared_page(request: Request, share: StoredShare, turn: int, offset: int) -
         "hide_io": share.hide_io,
     }
     if share.kind == "session":
-        session = store.get_session(share.project_id, share.target_id)
+        session = turns_page(store, share.project_id, share.target_id, turn)
         if session is None:
             return None
-        first = turn - 1
-        page = session.traces[first : first + TURNS_PER_PAGE]
-        before = session.traces[:first]
+        before, page = split_turn_before(session, turn)
         details = [store.get_trace(share.project_id, t.trace_id) for t in page]
         shown = sharing.shown_session(session, share)
         traces = [sharing.shown_trace(d, share) for d in details if d is not None]
@@ -150,14 +148,13 @@ def _shared_page(request: Request, share: StoredShare, turn: int, offset: int) -
             shown,
             traces,
             first_index=turn,
-            previous_end=max((t.end_time for t in before), default=None),
+            previous_end=before.end_time if before else None,
         )
-        last = first + len(page)
         context |= {
             "session": shown,
             "turns": turns,
-            "earlier_turn": max(turn - TURNS_PER_PAGE, 1) if first else None,
-            "later_turn": last + 1 if last < len(session.traces) else None,
+            "earlier_turn": max(turn - TURNS_PER_PAGE, 1) if turn > 1 else None,
+            "later_turn": turn + TURNS_PER_PAGE if session.next_cursor else None,
         }
         return render(request, "shared_session.html", context)
     trace = store.get_trace(share.project_id, share.target_id)

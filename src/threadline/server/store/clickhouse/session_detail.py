@@ -11,14 +11,17 @@ reads (``merged_traces.of_sessions_sql``). The engine does the same work either 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from typing import Any
 
 from threadline.server.model import SessionDetail
 from threadline.server.store import rows as table_rows
+from threadline.server.store import session_turns
 from threadline.server.store.clickhouse import inferred_sessions, merged_traces, scores
-from threadline.server.store.rollups import roll_up_session
+from threadline.server.store.rollups import TraceRollup, roll_up_session
 from threadline.server.store.score_rollups import ScoreRollup
+from threadline.server.store.session_turns import TurnPage
 
 Rows = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
@@ -47,8 +50,13 @@ _DETAIL = (
 )
 
 
-def read(rows: Rows, project_id: int, session_id: str) -> SessionDetail | None:
-    """The session's detail, None when no trace is in it now."""
+def read(
+    rows: Rows, project_id: int, session_id: str, turns: TurnPage | None = None
+) -> SessionDetail | None:
+    """The session's detail, None when no trace is in it now; with ``turns``, a page of
+    its traces (the session's rollup needs them all: they are all merged, and only the
+    page's made into the answer)."""
+    begun = session_turns.start(turns, project_id, session_id) if turns else None
     found = rows(_DETAIL, {"project": project_id, "sessions": [session_id]})
     # Every trace that ever named the session, kept if its merged rollup is in it still;
     # the session rolled up from them here, by the same rule the lists apply.
@@ -61,9 +69,18 @@ def read(rows: Rows, project_id: int, session_id: str) -> SessionDetail | None:
         return None
     traces.sort(key=lambda pair: (pair[0].start_ns, pair[0].trace_id))
     rollups = [trace for trace, _ in traces]
+    shown, following = rollups, None
+    if turns is not None and begun is not None:
+        shown = _page(rollups, turns, begun)
+        following = session_turns.next_cursor(
+            [(r.start_ns, r.trace_id) for r in shown], turns.limit, begun, project_id, session_id
+        )
+        shown = shown[: turns.limit]
     detail = SessionDetail(
         **table_rows.session_of(roll_up_session(session_id, rollups)).model_dump(),
-        traces=[table_rows.trace(r) for r in rollups],
+        traces=[table_rows.trace(r) for r in shown],
+        first_turn=begun.turn if begun else 1,
+        next_cursor=following,
     )
     row = traces[0][1]
     of_session: list[ScoreRollup] = []
@@ -79,3 +96,13 @@ def read(rows: Rows, project_id: int, session_id: str) -> SessionDetail | None:
         trace.scores = scores.by_name(by_trace.get(trace.trace_id, []))
     detail.mark_inferred(inferred_sessions.signals_of(session_id))
     return detail
+
+
+def _page(
+    rollups: list[TraceRollup], turns: TurnPage, begun: session_turns.TurnStart
+) -> list[TraceRollup]:
+    """The page's rollups and one more, of the session's in turn order."""
+    first = begun.skip
+    if begun.after is not None:
+        first = bisect.bisect_right(rollups, begun.after, key=lambda r: (r.start_ns, r.trace_id))
+    return rollups[first : first + turns.limit + 1]

@@ -109,6 +109,7 @@ from threadline.server.store.genai_events import (
 from threadline.server.store.keys import key_digest, key_prefix, new_key
 from threadline.server.store.record_columns import KEYS, KEYS_NAMED, PROJECTS, key_info
 from threadline.server.store.rollups import TraceRollup, roll_up_session
+from threadline.server.store.session_turns import TurnPage
 from threadline.server.store.sorts import SESSION_SORTS
 
 # Trace ids per statement: keeps each statement well under ClickHouse's max_query_size.
@@ -689,8 +690,10 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     def find_in_session(self, project_id: int, session_id: str, q: str) -> list[SessionMatch]:
         return search.session_matches(self._rows, project_id, session_id, parse_search(q))
 
-    def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
-        return session_detail.read(self._rows, project_id, session_id)
+    def get_session(
+        self, project_id: int, session_id: str, turns: TurnPage | None = None
+    ) -> SessionDetail | None:
+        return session_detail.read(self._rows, project_id, session_id, turns)
 
     def list_traces(self, project_id: int, query: TraceQuery) -> Page[Trace]:
         sorted_by = sorts.traces_by(query)

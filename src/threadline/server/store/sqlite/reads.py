@@ -28,11 +28,12 @@ from threadline.server.model import (
 )
 from threadline.server.search.query import SearchQuery
 from threadline.server.search.query import parse as parse_search
-from threadline.server.store import cursors, sorts
+from threadline.server.store import cursors, session_turns, sorts
 from threadline.server.store import metrics as metric_rules
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SESSIONS, SPAN_DETAIL, TRACES
 from threadline.server.store.genai_events import with_late_events
+from threadline.server.store.session_turns import TurnPage
 from threadline.server.store.sorts import SESSION_SORTS
 from threadline.server.store.sqlite import (
     genai_events,
@@ -135,23 +136,31 @@ class Reads(Database):
                 conn, project_id, session_id, parse_search(q), self._payloads.unpacker()
             )
 
-    def get_session(self, project_id: int, session_id: str) -> SessionDetail | None:
+    def get_session(
+        self, project_id: int, session_id: str, turns: TurnPage | None = None
+    ) -> SessionDetail | None:
         with self._read() as conn:
             row = conn.execute(
                 schema.SELECT_SESSIONS + " AND session_id = ?", (project_id, session_id)
             ).fetchone()
             if row is None:
                 return None
-            traces = conn.execute(
-                schema.SELECT_TRACES + " AND session_id = ? ORDER BY start_ns, trace_id",
-                (project_id, session_id),
-            ).fetchall()
+            begun = session_turns.start(turns, project_id, session_id) if turns else None
+            traces = _session_traces(conn, project_id, session_id, turns, begun)
             own = scores.summaries(conn, project_id, "session", [session_id])
             by_trace = scores.summaries(conn, project_id, "trace", [t[0] for t in traces])
             inferred = inference.signals_of(conn, project_id, [session_id])
+        rollups = [table_rows.trace_rollup(t) for t in traces]
+        following = None
+        if turns is not None and begun is not None:
+            keys = [(r.start_ns, r.trace_id) for r in rollups]
+            following = session_turns.next_cursor(keys, turns.limit, begun, project_id, session_id)
+            rollups = rollups[: turns.limit]
         detail = SessionDetail(
             **table_rows.session(row).model_dump(),
-            traces=[table_rows.trace(table_rows.trace_rollup(t)) for t in traces],
+            traces=[table_rows.trace(r) for r in rollups],
+            first_turn=begun.turn if begun else 1,
+            next_cursor=following,
         )
         detail.scores = own.get(session_id, {})
         detail.mark_inferred(inferred.get(session_id))
@@ -346,3 +355,36 @@ def _time_overlap(
     if end is not None:
         where.append("start_ns <= ?" if end_by_index else "+start_ns <= ?")
         args.append(datetime_to_ns(end))
+
+
+def _session_traces(
+    conn: sqlite3.Connection,
+    project_id: int,
+    session_id: str,
+    turns: TurnPage | None,
+    begun: session_turns.TurnStart | None,
+) -> list[Any]:
+    """The session's trace rows in turn order: all, or a page's and one more (to tell
+    whether another follows). A page is a range of ``traces_by_session``; a page from a
+    turn number first finds that turn's key in the index alone, skipping the turns
+    before it there."""
+    query = schema.SELECT_TRACES + " AND session_id = ?"
+    args: list[Any] = [project_id, session_id]
+    if turns is None or begun is None:
+        return conn.execute(query + " ORDER BY start_ns, trace_id", args).fetchall()
+    after, inclusive = begun.after, False
+    if after is None and begun.skip:
+        found = conn.execute(
+            "SELECT start_ns, trace_id FROM traces INDEXED BY traces_by_session"
+            " WHERE project_id = ? AND session_id = ? ORDER BY start_ns, trace_id"
+            " LIMIT 1 OFFSET ?",
+            (project_id, session_id, begun.skip),
+        ).fetchone()
+        if found is None:
+            return []
+        after, inclusive = (found[0], found[1]), True
+    if after is not None:
+        query += f" AND (start_ns, trace_id) {'>=' if inclusive else '>'} (?, ?)"
+        args += after
+    query += " ORDER BY start_ns, trace_id LIMIT ?"
+    return conn.execute(query, [*args, turns.limit + 1]).fetchall()
