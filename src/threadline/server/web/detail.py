@@ -249,8 +249,9 @@ def _session_json(store: Store, project_id: int, session: SessionDetail) -> Iter
     def dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, indent=2)
 
-    # The session's own fields, and each trace once: in full, under "traces".
-    yield f'{{\n"session": {dumps(session.model_dump(mode="json", exclude={"traces"}))},\n'.encode()
+    # The session's own fields (not a page's), and each trace once: in full, under "traces".
+    fields = session.model_dump(mode="json", exclude={"traces", "first_turn", "next_cursor"})
+    yield f'{{\n"session": {dumps(fields)},\n'.encode()
     yield b'"traces": [\n'
     separator = ""
     for summary in session.traces:
