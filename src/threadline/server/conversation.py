@@ -13,6 +13,7 @@ knows no convention.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,17 +70,28 @@ def new_input_indexes(roles: Sequence[str]) -> list[int]:
     return fresh or [i for i, role in enumerate(roles) if role == "user"][-1:]
 
 
+# An argument no JSON could hold, recorded as Python's default repr (an API client passed
+# to the turn's function: ``<openai.OpenAI object at 0x7f89fd46f590>``): never what the
+# user said.
+OBJECT_REPR = re.compile(r"<[\w.<>]+ object at 0x[0-9a-fA-F]+>\Z")
+
+
 def sole_text(arguments: Any, ids: Collection[str]) -> str | None:
     """The user's message among a function's recorded arguments (by name, as Python
     SDKs record them, or in order, as Laminar's TypeScript ``observe`` does): their one
-    text that is not an id the trace already shows (its session or user), if any."""
+    text that is not an id the trace already shows (its session or user) nor an
+    object's repr, if any."""
     if isinstance(arguments, dict):
         values: Any = arguments.values()
     elif isinstance(arguments, list):
         values = arguments
     else:
         return None
-    texts = [v for v in values if isinstance(v, str) and v.strip() and v not in ids]
+    texts = [
+        v
+        for v in values
+        if isinstance(v, str) and v.strip() and v not in ids and not OBJECT_REPR.match(v)
+    ]
     return texts[0] if len(texts) == 1 else None
 
 
