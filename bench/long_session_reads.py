@@ -11,7 +11,8 @@ copy (``--workers 1``), signs in like a browser, and for each request prints the
 server process's CPU time (its threads', from /proc, read before and after) and the
 bytes of the answer, the median over ``--rounds``. Requests: the API's session detail
 as a client asks for it first, its next page, a page near the end (``turn=``), the
-session page, its page near the end, and a session row expanded on the Sessions tab.
+session page, its page near the end, a session row expanded on the Sessions tab, and
+a search inside the session (``find=``) for a word of one turn near its end.
 A route the code under test does not have answers 4xx: its status is printed.
 """
 
@@ -72,6 +73,7 @@ def _requests(turns: int) -> dict[str, tuple[str, str]]:
         "session page": ("web", f"/sessions/{SESSION}"),
         f"session page, turn={late}": ("web", f"/sessions/{SESSION}?turn={late}"),
         "Sessions tab row expanded": ("web", f"/fragments/session-traces?session_id={SESSION}"),
+        f"session page, find={turns - 10}": ("web", f"/sessions/{SESSION}?find={turns - 10}"),
     }
 
 
