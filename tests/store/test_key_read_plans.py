@@ -7,14 +7,17 @@ that index holds the columns read or gives the order asked (docs/benchmarks.md, 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.spans import T0, trace_member
 from tests.store.query_plans import statement_plans
+from tests.store.test_shares_contract import share
 from threadline.server.evaluation.model import EvaluatorIn, RunRecord
-from threadline.server.model import Score, ScoreQuery, ScoreRecord, SessionQuery, TraceQuery
+from threadline.server.model import NoteIn, Score, ScoreQuery, ScoreRecord, SessionQuery, TraceQuery
+from threadline.server.store.sqlite import user_sessions
 from threadline.server.store.sqlite.store import SQLiteStore
 
 SECOND = 10**9
@@ -212,3 +215,177 @@ def test_runs_asked_for_are_claimed_by_their_key(store: SQLiteStore) -> None:
     assert not by_project_alone(steps), read
     assert not scans(steps), read
     assert [r.id for r in claimed] == asked[:20]
+
+
+def delete_plans(store: SQLiteStore, run: Callable[[], object], table: str) -> dict[str, list[str]]:
+    """The plans of the ``DELETE FROM <table>`` statements ``run`` makes the writer run."""
+    seen: list[str] = []
+    store._writer.set_trace_callback(seen.append)
+    try:
+        run()
+    finally:
+        store._writer.set_trace_callback(None)
+    deletes = [sql for sql in dict.fromkeys(seen) if sql.startswith(f"DELETE FROM {table} ")]
+    assert deletes, seen
+    return {
+        sql: [row[3] for row in store._writer.execute("EXPLAIN QUERY PLAN " + sql)]
+        for sql in deletes
+    }
+
+
+@pytest.mark.parametrize("deleted", ["traces", "sessions"])
+@pytest.mark.parametrize("table", ["notes", "share_links"])
+def test_a_delete_finds_its_notes_and_share_links_by_their_target(
+    store: SQLiteStore, deleted: str, table: str
+) -> None:
+    # Deleting traces or sessions deletes the notes on them and the share links to
+    # them, found by what they name: not every note or link of the project read.
+    project = project_of(store)
+    for t in range(1, TRACES + 1):
+        on_trace = trace_id(t) if t % 2 else None
+        store.add_note(project, NoteIn(session_id=f"s{t}", trace_id=on_trace, body="seen"))
+        kind, target = ("trace", trace_id(t)) if t % 2 else ("session", f"s{t}")
+        store.add_share(share(project, t, kind=kind, target_id=target))
+    doomed = range(41, 81)
+    if deleted == "traces":
+        plans = delete_plans(
+            store, lambda: store.delete_traces(project, [trace_id(t) for t in doomed]), table
+        )
+    else:
+        plans = delete_plans(
+            store, lambda: store.delete_sessions(project, [f"s{t}" for t in doomed]), table
+        )
+    steps = [step for plan in plans.values() for step in plan]
+    assert not by_project_alone(steps), plans
+    assert not scans(steps), plans
+    assert all(step.startswith("SEARCH") for step in steps), plans
+    targets = {trace_id(t) for t in doomed} | {f"s{t}" for t in doomed}
+    assert not [s for s in store.list_shares(project, limit=1000) if s.target_id in targets]
+    assert [n for t in doomed for n in store.list_notes(project, f"s{t}")] == []
+    assert len(store.list_notes(project, "s81")) == 1
+    assert len(store.list_shares(project, limit=1000)) == TRACES - len(doomed)
+
+
+def give_traces_to(store: SQLiteStore, project: int, user: str, traces: range) -> None:
+    """A second trace in each session of ``traces``, of ``user``."""
+    store.write_spans(
+        project,
+        [
+            trace_member(
+                1000 + t, 0, T0 + t * SECOND + SECOND // 2, SECOND, session_id=f"s{t}", user_id=user
+            )
+            for t in traces
+        ],
+    )
+
+
+@pytest.fixture
+def common_from_100(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user is common from 100 traces (so the small store has both kinds)."""
+    monkeypatch.setattr(user_sessions, "_COMMON_BOUNDS", (100, 100))
+
+
+def test_a_rare_users_sessions_are_read_by_their_key(
+    store: SQLiteStore, common_from_100: None
+) -> None:
+    # A user of few traces: their sessions, found by the index by user, are read by key
+    # and sorted, not found along the list's index walked for the whole project.
+    project = project_of(store)
+    give_traces_to(store, project, "rare", range(41, 61))
+    listed: list[str] = []
+
+    def page() -> None:
+        listed.extend(
+            s.session_id
+            for s in store.list_sessions(project, SessionQuery(user_id="rare", limit=5)).items
+        )
+
+    steps, read = steps_of(store, page, "sessions")
+    assert not by_project_alone(steps), read
+    assert not scans(steps), read
+    user_steps, read = steps_of(store, page, "traces")
+    read_traces = [s for s in user_steps if " traces " in s]
+    assert read_traces, read
+    assert all("traces_by_user (project_id=? AND user_id=?)" in s for s in read_traces), read
+    assert listed == ["s60", "s59", "s58", "s57", "s56"] * 2  # read twice
+
+
+def test_a_common_users_list_is_walked_asking_each_session(
+    store: SQLiteStore, common_from_100: None
+) -> None:
+    # A user of many traces: the list's index is walked and each session asked by the
+    # index by session whether a trace of it is theirs; the user's traces are not all
+    # read first (every trace of a user of half the project, 300 ms at 100,000
+    # sessions), nor asked of by user for each session.
+    project = project_of(store)
+    listed: list[str] = []
+
+    def page() -> None:
+        listed.extend(
+            s.session_id
+            for s in store.list_sessions(project, SessionQuery(user_id="u", limit=5)).items
+        )
+
+    plans = statement_plans(store, page)
+    (listing,) = [plan for sql, plan in plans.items() if "FROM sessions WHERE" in sql]
+    assert "sessions_by_activity" in listing[0], listing
+    assert [s for s in listing if "traces" in s] == [
+        "SEARCH traces EXISTS USING INDEX traces_by_session (project_id=? AND session_id=?)"
+    ], listing
+    assert listed == ["s200", "s199", "s198", "s197", "s196"]
+
+
+def test_both_ways_list_a_users_sessions_alike(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whichever way the user's sessions are found, the list is the same: each sort,
+    # window, page after page, with a search or a score sort, beside other filters.
+    project = project_of(store)
+    theirs = range(30, 130, 3)
+    give_traces_to(store, project, "v", theirs)
+    scored = {f"s{t}" for t in theirs[1::2]}
+    for t in theirs[1::2]:
+        store.write_scores(project, [score(f"q{t}", session_id=f"s{t}")])
+    end = datetime.fromtimestamp((T0 + 90 * SECOND) / 1e9, UTC)
+    queries: list[dict[str, object]] = [
+        {},
+        {"sort": "start"},
+        {"sort": "duration"},
+        {"sort": "cost"},
+        {"start": end - timedelta(seconds=30), "end": end},
+        {"q": "number77"},
+        {"q": "number78"},
+        {"q": "question"},
+        {"q": "number78", "sort": "relevance"},
+        {"score_sort": {"name": "quality"}},
+        {"score_sort": {"name": "quality"}, "q": "question"},
+        {"status": "ok", "sort": "start"},
+    ]
+
+    def listed(query: dict[str, object]) -> list[str]:
+        found: list[str] = []
+        cursor = None
+        while True:
+            page = store.list_sessions(
+                project,
+                SessionQuery.model_validate(
+                    {**query, "user_id": "v", "limit": 7, "cursor": cursor}
+                ),
+            )
+            found += [s.session_id for s in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return found
+
+    both = {}
+    for bound in (1, 10**9):  # every user common; every user rare
+        monkeypatch.setattr(user_sessions, "_COMMON_BOUNDS", (bound, bound))
+        both[bound] = [listed(query) for query in queries]
+    assert both[1] == both[10**9]
+    every, *_, windowed, rare_word, one, common_word, ranked, by_score, scored_found, ok = both[1]
+    assert every == [f"s{t}" for t in reversed(theirs)]
+    assert 0 < len(windowed) < len(every)
+    assert (rare_word, one, ranked) == ([], ["s78"], ["s78"])
+    assert sorted(common_word) == sorted(every) == sorted(by_score) == sorted(scored_found)
+    assert set(by_score[: len(scored)]) == scored == set(scored_found[: len(scored)])
+    assert sorted(ok) == sorted(every)

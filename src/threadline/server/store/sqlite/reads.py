@@ -44,6 +44,7 @@ from threadline.server.store.sqlite import (
     scores,
     search,
     user_list,
+    user_sessions,
 )
 from threadline.server.store.sqlite import rows as schema
 from threadline.server.store.sqlite.database import Database
@@ -72,6 +73,21 @@ class Reads(Database):
         with self._read() as conn:
             source = "sessions"
             order_type: type
+            # A rare user's sessions are read by key; a common user's list is walked.
+            owned = (
+                user_sessions.owned_sessions(conn, project_id, query.user_id)
+                if query.user_id
+                else None
+            )
+            if query.user_id and owned is None:
+                condition, condition_args = user_sessions.walked_condition(query.user_id)
+                where.append(condition)
+                args += condition_args
+            keyed = query.score_sort is None and not (query.q and query.sort == "relevance")
+            if owned is not None and not keyed:
+                condition, condition_args = user_sessions.listed_condition(owned)
+                where.append(condition)
+                args += condition_args
             if query.score_sort is not None:
                 if query.q:
                     condition, condition_args = _found_sessions(conn, project_id, found, query.q)
@@ -88,15 +104,19 @@ class Reads(Database):
                 )
                 args.insert(0, json.dumps(ranked))
                 order, order_type = "ranked.value", float
-            elif query.q:
-                found_ids = search.found_sessions(conn, project_id, found, query.q)
-                if found_ids is None:  # a common query: the list is walked in its order
+            else:
+                found_ids = (
+                    search.found_sessions(conn, project_id, found, query.q) if query.q else None
+                )
+                if query.q and found_ids is None:  # a common query: the list is walked in its order
                     condition, condition_args = search.session_condition(
                         conn, project_id, found, query.q
                     )
                     where.append(condition)
                     args += condition_args
-                else:  # a rare one: the list reads just the sessions found
+                if owned is not None:
+                    found_ids = owned if found_ids is None else sorted(set(found_ids) & set(owned))
+                if found_ids is not None:  # a rare query or user: just the sessions found
                     source = (
                         "json_each(?) AS found CROSS JOIN sessions"
                         " ON sessions.session_id = found.value"
