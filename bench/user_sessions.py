@@ -9,7 +9,7 @@ The kept bases have 5,000 users of 20 sessions each. The first run makes the tra
 every other session (``--common-every``) the common user's, ``user-common``, and those
 of about 1 %, 3 % and 10 % of the sessions three users' between, by SQL on the copy
 (what the list reads: ``traces.user_id`` and its index). A page and the next are read;
-``--force`` takes one form for every user, to find where the two forms meet.
+``--force`` takes one form for every user, to find where the forms meet.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--rare", default="user-1398")
     parser.add_argument(
         "--force",
-        choices=("rare", "common"),
+        choices=("rare", "between", "common"),
         help="take this form for every user (a tree with user_sessions.py)",
     )
     parser.add_argument("--sorts", default="last_activity,start,cost")
@@ -66,7 +66,9 @@ def main() -> None:
     if args.force:
         from threadline.server.store.sqlite import user_sessions
 
-        user_sessions._COMMON_BOUNDS = (10**12, 10**12) if args.force == "rare" else (1, 1)
+        never, always = (0.0, 10**12, 10**12), (0.0, 1, 1)
+        user_sessions._RARE = never if args.force == "rare" else always
+        user_sessions._COMMON = always if args.force == "common" else never
     users = (args.rare, *(user for user, _, _ in BETWEEN), COMMON)
     store = SQLiteStore(args.db)
     try:

@@ -281,8 +281,9 @@ def give_traces_to(store: SQLiteStore, project: int, user: str, traces: range) -
 
 @pytest.fixture
 def common_from_100(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A user is common from 100 traces (so the small store has both kinds)."""
-    monkeypatch.setattr(user_sessions, "_COMMON_BOUNDS", (100, 100))
+    """A user is rare below 50 traces, common from 100 (the small store has both)."""
+    monkeypatch.setattr(user_sessions, "_RARE", (0.0, 50, 50))
+    monkeypatch.setattr(user_sessions, "_COMMON", (0.0, 100, 100))
 
 
 def test_a_rare_users_sessions_are_read_by_their_key(
@@ -377,12 +378,20 @@ def test_both_ways_list_a_users_sessions_alike(
             if cursor is None:
                 return found
 
-    both = {}
-    for bound in (1, 10**9):  # every user common; every user rare
-        monkeypatch.setattr(user_sessions, "_COMMON_BOUNDS", (bound, bound))
-        both[bound] = [listed(query) for query in queries]
-    assert both[1] == both[10**9]
-    every, *_, windowed, rare_word, one, common_word, ranked, by_score, scored_found, ok = both[1]
+    never, always = (0.0, 10**9, 10**9), (0.0, 1, 1)
+    forms = {}
+    for form, rare, common in (
+        ("rare", never, never),
+        ("between", always, never),
+        ("common", always, always),
+    ):
+        monkeypatch.setattr(user_sessions, "_RARE", rare)
+        monkeypatch.setattr(user_sessions, "_COMMON", common)
+        forms[form] = [listed(query) for query in queries]
+    assert forms["rare"] == forms["between"] == forms["common"]
+    every, *_, windowed, rare_word, one, common_word, ranked, by_score, scored_found, ok = forms[
+        "rare"
+    ]
     assert every == [f"s{t}" for t in reversed(theirs)]
     assert 0 < len(windowed) < len(every)
     assert (rare_word, one, ranked) == ([], ["s78"], ["s78"])

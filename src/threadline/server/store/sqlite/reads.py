@@ -74,20 +74,12 @@ class Reads(Database):
             source = "sessions"
             order_type: type
             # A rare user's sessions are read by key; a common user's list is walked.
-            owned = (
-                user_sessions.owned_sessions(conn, project_id, query.user_id)
-                if query.user_id
-                else None
-            )
-            if query.user_id and owned is None:
-                condition, condition_args = user_sessions.walked_condition(query.user_id)
-                where.append(condition)
-                args += condition_args
+            user = user_sessions.forms(conn, project_id, query.user_id) if query.user_id else None
+            owned = None if user is None else user.owned
             keyed = query.score_sort is None and not (query.q and query.sort == "relevance")
-            if owned is not None and not keyed:
-                condition, condition_args = user_sessions.listed_condition(owned)
-                where.append(condition)
-                args += condition_args
+            if user is not None and (owned is None or not keyed):
+                where.append(user.condition[0])
+                args += user.condition[1]
             if query.score_sort is not None:
                 if query.q:
                     condition, condition_args = _found_sessions(conn, project_id, found, query.q)

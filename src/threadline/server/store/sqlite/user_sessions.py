@@ -1,49 +1,86 @@
 """The Sessions list filtered by a user: which sessions are the user's (those holding a
-trace of theirs), read the way that finds a page soonest.
+trace of theirs), found the way that reads the least for the user's share of the
+project. Without ``sqlite_stat1`` the planner cannot tell a rare user from a common one,
+so the user's traces, counted on ``traces_by_user`` up to the bound of a common user,
+choose:
 
-- A rare user's sessions are few: found by ``traces_by_user``, then read by key and
-  sorted (``owned_sessions``).
-- A common user's are many: the list is walked in its own order and each session kept
-  if one of its traces is theirs, asked of ``traces_by_session`` (``walked_condition``).
+- **rare** (fewer than ``_RARE`` traces): the sessions are collected from their traces
+  and read by key, then sorted (``Forms.owned``);
+- **common** (``_COMMON`` traces or more): the list is walked in its own order, each
+  session kept if a trace of it is theirs, asked of ``traces_by_session``;
+- **between**: the user's sessions are collected into a list and the list's index is
+  walked against it (the one form the planner took for every user).
 
-Walking costs a look at a session's traces per session walked and needs about a page
-divided by the user's share of the sessions; collecting costs a lookup per trace of the
-user and the sort. The two meet near the square root of the project's size: a user is
-common from ``_COMMON_SCALE * sqrt(traces)`` traces (within the bounds). Without
-``sqlite_stat1`` the planner cannot tell the two apart: the single form it had, the
-user's sessions collected into a list and the list's index walked against it, paid for
-both (a whole walk for a rare user, every trace read for a common one).
+Collecting costs a lookup a trace of the user (a few µs; more by key, which reads each
+session's row and sorts them); the list's index walked against the list costs ~0.2 µs a
+session passed; walked asking each session ~8 µs a session passed. A page needs about
+a page of sessions divided by the user's share of them, so each pair of forms meets
+near the square root of the project's size (at 100,000 sessions of 200,000 traces:
+~700 and ~5,000 traces; benchmarks.md, round 17).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from threadline.server.store.sqlite.driver import sqlite3
 
-_COMMON_SCALE = 8
-_COMMON_BOUNDS = (500, 20_000)
+# (scale, lowest, highest): a bound of ``scale * sqrt(traces in the store)`` traces.
+_RARE = (1.5, 200, 5_000)
+_COMMON = (12.0, 2_000, 50_000)
 
 
-def owned_sessions(conn: sqlite3.Connection, project_id: int, user_id: str) -> list[str] | None:
-    """The sessions of a rare user (sorted), or None for a common one (counting no more
-    of their traces than the bound)."""
+@dataclass(frozen=True)
+class Forms:
+    """How the list finds a user's sessions: ``owned`` (sorted ids) for a rare user, to
+    read by key; else ``condition`` on a ``sessions`` row (and its arguments)."""
+
+    owned: list[str] | None
+    condition: tuple[str, list[Any]]
+
+
+def _bound(traces: int, bound: tuple[float, int, int]) -> int:
+    scale, low, high = bound
+    return min(max(int(scale * math.sqrt(traces)), low), high)
+
+
+def forms(conn: sqlite3.Connection, project_id: int, user_id: str) -> Forms:
     traces = conn.execute("SELECT max(key) FROM trace_keys").fetchone()[0] or 0
-    low, high = _COMMON_BOUNDS
-    common_from = min(max(int(_COMMON_SCALE * math.sqrt(traces)), low), high)
+    rare_below, common_from = _bound(traces, _RARE), _bound(traces, _COMMON)
     # Counted on the index alone (it holds project_id and user_id).
     found = conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM traces INDEXED BY traces_by_user"
         " WHERE project_id = ? AND user_id = ? LIMIT ?)",
-        (project_id, user_id, common_from),
+        (project_id, user_id, max(rare_below, common_from)),
     ).fetchone()[0]
     if found >= common_from:
-        return None
+        # Named: by ``traces_by_user`` the planner would walk the user's traces for
+        # each session (16 s for a page at 100,000 sessions).
+        return Forms(
+            None,
+            (
+                "EXISTS (SELECT 1 FROM traces INDEXED BY traces_by_session"
+                " WHERE traces.project_id = sessions.project_id"
+                " AND traces.session_id = sessions.session_id AND traces.user_id = ?)",
+                [user_id],
+            ),
+        )
+    if found >= rare_below:
+        return Forms(
+            None,
+            (
+                "sessions.session_id IN (SELECT session_id FROM traces INDEXED BY"
+                " traces_by_user WHERE project_id = ? AND user_id = ?"
+                " AND session_id IS NOT NULL)",
+                [project_id, user_id],
+            ),
+        )
     # Named: for ``session_id IS NOT NULL`` the planner would range over the index by
     # session, every trace of the project.
-    return sorted(
+    owned = sorted(
         {
             row[0]
             for row in conn.execute(
@@ -53,20 +90,6 @@ def owned_sessions(conn: sqlite3.Connection, project_id: int, user_id: str) -> l
             )
         }
     )
-
-
-def walked_condition(user_id: str) -> tuple[str, list[Any]]:
-    """For a common user, a condition on a ``sessions`` row: a trace of it is theirs.
-    Named: by ``traces_by_user`` the planner would walk the user's traces for each
-    session (16 s for a page at 100,000 sessions)."""
-    return (
-        "EXISTS (SELECT 1 FROM traces INDEXED BY traces_by_session"
-        " WHERE traces.project_id = sessions.project_id"
-        " AND traces.session_id = sessions.session_id AND traces.user_id = ?)",
-        [user_id],
+    return Forms(
+        owned, ("sessions.session_id IN (SELECT value FROM json_each(?))", [json.dumps(owned)])
     )
-
-
-def listed_condition(owned: list[str]) -> tuple[str, list[Any]]:
-    """For a rare user, a condition on a ``sessions`` row: it is among ``owned``."""
-    return "sessions.session_id IN (SELECT value FROM json_each(?))", [json.dumps(owned)]
