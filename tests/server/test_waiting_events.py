@@ -50,3 +50,26 @@ def test_the_index_is_bounded_by_age_and_by_spans(monkeypatch) -> None:
     monkeypatch.setattr(waiting_events, "MAX_WAITING_SPANS", 3)
     waiting.add(2, [event(n) for n in range(1, 6)])
     assert list(waiting.snapshot(2) or {}) == [key(3), key(4), key(5)]  # the oldest dropped
+
+
+def test_the_index_is_bounded_by_weight_whatever_the_spans(monkeypatch) -> None:
+    monkeypatch.setattr(waiting_events, "MAX_WAITING_BYTES", 10 * (2 + waiting_events.EVENT_BYTES))
+    waiting = WaitingEvents(900)
+    waiting.add(1, [event(1, n) for n in range(8)])
+    waiting.add(1, [event(2, 0), event(1, 8)])  # span 1 is now the latest given one
+    assert [len(events) for events in (waiting.snapshot(1) or {}).values()] == [1, 9]
+    waiting.add(1, [event(2, 1)])  # 11 events: span 1's latest came longest ago, it goes
+    assert [len(events) for events in (waiting.snapshot(1) or {}).values()] == [2]
+    assert waiting.weight() == 2 * (2 + waiting_events.EVENT_BYTES)
+    waiting.add(1, [event(1, n) for n in range(9, 20)])  # one span past the bound alone
+    assert waiting.snapshot(1) is None and waiting.weight() == 0 and waiting.count() == 0
+    waiting.add(2, [event(3)])
+    assert waiting.settle(2, [key(3)], {key(3): 1}) == [] and waiting.weight() == 0
+
+
+def test_events_expire_without_an_export_of_spans_asking(monkeypatch) -> None:
+    waiting = WaitingEvents(60)
+    old = time.time_ns() - 61 * 10**9
+    waiting.add(1, [event(1, 0, received_ns=old), event(2, 0, received_ns=old)])
+    waiting.add(1, [event(1, 1)])  # span 1 given a new event: it stays, 2 expires
+    assert waiting.count() == 1 and list(waiting.snapshot(1) or {}) == [key(1)]

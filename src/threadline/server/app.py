@@ -177,6 +177,8 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
             "exports_prepared_by_writer": counts.prepared_by_writer,
             # Spans with GenAI log events waiting for them (this server's index).
             "genai_spans_waiting": ingest.waiting.count(),
+            # What their events weigh (bounded a project: waiting_events.py).
+            "genai_events_waiting_bytes": ingest.waiting.weight(),
         }
         # Still 200 on a full disk: the server is alive, and tells exporters to retry.
         if ingest.disk_full is not None:

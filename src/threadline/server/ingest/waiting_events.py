@@ -11,8 +11,11 @@ keep beside the span as late events (``Store.attach_genai_events``).
 
 Bounded: an event waits ``genai_event_wait_seconds`` at most (the retention task
 deletes the store's rows then), and a project keeps at most ``MAX_WAITING_SPANS``
-spans' events here, its oldest dropped first (their rows stay until the wait is over:
-a span that comes for them then gets no messages).
+spans' events here, and ``MAX_WAITING_BYTES`` of them, the spans whose events came
+longest ago dropped first (their rows stay until the wait is over: a span that comes
+for them then gets no messages). The bytes bound the memory and what every export of
+the project's spans carries to its worker: without it, events for one span that never
+comes grew the index by each logs export's size (15 MB an export, for 900 s).
 """
 
 from __future__ import annotations
@@ -29,22 +32,47 @@ from threadline.server.model import GenAIEvent
 # project reaching this sends thousands of model calls a second, or events whose spans
 # never come (spans sampled out).
 MAX_WAITING_SPANS = 5_000
+# What a project's waiting events may weigh: their messages' text, and each event's
+# own cost (``EVENT_BYTES``, so that a flood of empty events is bounded too). Every
+# export of the project's spans is given a copy: 16 MiB is ~50 ms of pickling, and
+# more than 5 s of events of a project making a hundred model calls a second.
+MAX_WAITING_BYTES = 16 * 1024 * 1024
+EVENT_BYTES = 200
+
+
+def _weight(events: Iterable[GenAIEvent]) -> int:
+    return sum(len(event.message) + EVENT_BYTES for event in events)
 
 
 class WaitingEvents:
     def __init__(self, wait_seconds: int) -> None:
         self.wait_ns = wait_seconds * 10**9
         self._lock = threading.Lock()
-        # Insertion order is arrival order: the oldest are first.
+        # Insertion order is the order of each span's latest event: a span given
+        # another event moves to the end, so the first is the one whose events came
+        # longest ago (what ``_expire`` and the bounds drop first).
         self._by_project: dict[int, dict[SpanKey, list[GenAIEvent]]] = {}
+        self._bytes: dict[int, int] = {}  # each project's weight (``_weight``)
 
     def add(self, project_id: int, events: Iterable[GenAIEvent]) -> None:
         with self._lock:
             waiting = self._by_project.setdefault(project_id, {})
+            weight = self._bytes.get(project_id, 0)
             for event in events:
-                waiting.setdefault((event.trace_id, event.span_id), []).append(event)
-            while len(waiting) > MAX_WAITING_SPANS:
-                del waiting[next(iter(waiting))]
+                key = (event.trace_id, event.span_id)
+                found = waiting.pop(key, None)
+                if found is None:
+                    found = []
+                found.append(event)
+                waiting[key] = found
+                weight += len(event.message) + EVENT_BYTES
+            self._bytes[project_id] = weight
+            self._expire(project_id, waiting)
+            while waiting and (
+                len(waiting) > MAX_WAITING_SPANS or self._bytes[project_id] > MAX_WAITING_BYTES
+            ):
+                self._drop(project_id, waiting, next(iter(waiting)))
+            self._forget_if_empty(project_id)
 
     def snapshot(self, project_id: int) -> dict[SpanKey, tuple[GenAIEvent, ...]] | None:
         """A copy of the project's waiting events (None when none wait): a worker's."""
@@ -53,7 +81,9 @@ class WaitingEvents:
             if not waiting:
                 return None
             self._expire(project_id, waiting)
-            return {key: tuple(events) for key, events in waiting.items()} or None
+            found = {key: tuple(events) for key, events in waiting.items()} or None
+            self._forget_if_empty(project_id)
+            return found
 
     def settle(
         self, project_id: int, spans: Iterable[SpanKey], taken: Mapping[SpanKey, int]
@@ -66,11 +96,10 @@ class WaitingEvents:
                 return []
             late: list[GenAIEvent] = []
             for key in spans:
-                events = waiting.pop(key, None)
+                events = self._drop(project_id, waiting, key)
                 if events is not None:
                     late.extend(events[taken.get(key, 0) :])
-            if not waiting:
-                del self._by_project[project_id]
+            self._forget_if_empty(project_id)
             return late
 
     def spans_waiting(self, project_id: int) -> int:
@@ -82,10 +111,28 @@ class WaitingEvents:
         with self._lock:
             return sum(len(waiting) for waiting in self._by_project.values())
 
+    def weight(self) -> int:
+        """What the waiting events weigh, across projects (``_weight``)."""
+        with self._lock:
+            return sum(self._bytes.values())
+
     def _expire(self, project_id: int, waiting: dict[SpanKey, list[GenAIEvent]]) -> None:
         cutoff = time.time_ns() - self.wait_ns
         while waiting:
             key = next(iter(waiting))
             if waiting[key][-1].received_ns >= cutoff:
                 break
-            del waiting[key]
+            self._drop(project_id, waiting, key)
+
+    def _drop(
+        self, project_id: int, waiting: dict[SpanKey, list[GenAIEvent]], key: SpanKey
+    ) -> list[GenAIEvent] | None:
+        events = waiting.pop(key, None)
+        if events is not None:
+            self._bytes[project_id] -= _weight(events)
+        return events
+
+    def _forget_if_empty(self, project_id: int) -> None:
+        if not self._by_project.get(project_id):
+            self._by_project.pop(project_id, None)
+            self._bytes.pop(project_id, None)
