@@ -148,10 +148,17 @@ def main() -> None:
             f" AND session_id IN ({_quoted(session_ids)}) AND trace_id IN ({_quoted(ids)})"
         )
     ]
+    # The months the page's traces are read from: from their earliest root's (as the pick
+    # gives them, from the root spans it read).
+    ((earliest,),) = engine.rows(
+        f"SELECT min(root.2) FROM trace_activity WHERE project_id = {project}"
+        f" AND trace_id IN ({_quoted(seen)}) AND root.1 = 0"
+    )
     bound = {
         "%(project)s": project,
         "%(sessions)s": f"[{_quoted(session_ids)}]",
         "%(seen)s": f"[{_quoted(seen)}]",
+        "%(since)s": str(int(earliest) - picked_traces.ROOT_SLACK_NS),
     }
     forms["50 sessions: the page's traces"] = _bound(picked_traces._PAGE_TRACES, bound)
     forms["50 sessions: by their members"] = _bound(merged_traces.of_sessions_sql(False), bound)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.store.clickhouse_statements import own_store, recorded_sql, recorded_with_params
 from tests.store.test_contract import MS, T0, record
-from threadline.server.model import SessionQuery
+from threadline.server.model import SessionQuery, datetime_to_ns
 from threadline.server.store.clickhouse import picked_traces, recent_sessions
 from threadline.server.store.clickhouse.store import ClickHouseStore
 
@@ -203,3 +203,51 @@ def test_a_page_of_too_many_traces_to_name_reads_them_by_session(
     assert (session.session_id, session.trace_count, session.total_tokens) == ("s", 2, 4)
     reads = [params for sql, params in statements if "trace_parts_packed" in sql]
     assert len(reads) == 1 and "seen" not in reads[0] and reads[0]["sessions"] == ["s"]
+
+
+def test_a_page_reads_its_traces_from_the_month_of_their_root_on(store: ClickHouseStore):
+    # A trace whose root span began two months ago and ends now, and whose child was
+    # exported on its own long ago: the page reads the trace's packed parts from its
+    # root's month on (less the slack), which holds both parts, not from the window's
+    # or the latest activity's month.
+    project = store.create_project("p").id
+    now_ms = _now_ms()
+    root_start = now_ms - 60 * DAY_MS
+    store.write_spans(project, [record(1, 2, 1, start=now_ms - 59 * DAY_MS, length=1000)])
+    store.write_spans(
+        project, [record(1, 1, start=root_start, length=60 * DAY_MS - 1000, session="s")]
+    )
+    store.write_spans(project, [record(2, 3, start=now_ms - 2000, session="t")])
+    statements = recorded_with_params(store)
+    page = store.list_sessions(project, SessionQuery(limit=50))
+    assert [(s.session_id, s.trace_count, s.span_count) for s in page.items] == [
+        ("s", 1, 2),
+        ("t", 1, 1),
+    ]
+    (params,) = [params for sql, params in statements if "trace_parts_packed" in sql]
+    assert params["seen"] == [f"{1:032x}", f"{2:032x}"]
+    assert params["since"] == T0 + root_start * MS - picked_traces.ROOT_SLACK_NS
+
+
+def test_a_trace_whose_root_the_pick_did_not_read_is_read_in_every_month(
+    store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
+):
+    # Trace 1's root span ran two months ago; a span under it ended just now. The pick
+    # reads back only the latest parts: the late span's, not the root's. The trace is
+    # not read from the late span's month on (its root would be missed), but by id in
+    # every month, as a trace of the session the pick did not see.
+    monkeypatch.setattr(recent_sessions, "LATEST_PARTS", (1, 2))
+    project = store.create_project("p").id
+    now_ms = _now_ms()
+    root_start = now_ms - 60 * DAY_MS
+    store.write_spans(project, [record(1, 1, start=root_start, length=1000, session="s")])
+    for trace in range(2, 6):
+        store.write_spans(project, [record(trace, trace, start=now_ms - 9000, session=f"o{trace}")])
+    store.write_spans(project, [record(1, 9, 1, start=now_ms - 2000, length=1000, session="s")])
+    statements = recorded_with_params(store)
+    page = store.list_sessions(project, SessionQuery(limit=1))
+    (session,) = page.items
+    assert (session.session_id, session.trace_count, session.span_count) == ("s", 1, 2)
+    assert datetime_to_ns(session.start_time) == T0 + root_start * MS
+    reads = [params for sql, params in statements if "trace_parts_packed" in sql]
+    assert f"{1:032x}" not in reads[0]["seen"] and reads[1]["ids"] == [f"{1:032x}"]

@@ -1,10 +1,21 @@
 """The traces of a Sessions page picked from ``trace_activity``, read in one statement.
 
 The pick (``recent_sessions``) reads the window's latest trace parts, so it has seen the
-ids of its sessions' recent traces already. The page's traces are read by those ids: their
-packed parts (with their context use: migration 0021), and, to stay exact, the ids of
-any other trace the page's sessions ever named (``session_members``), as the two
-branches of one ``UNION ALL``, which ClickHouse runs side by side.
+ids of its sessions' recent traces already, and the start of each one's root span where
+it read it. The page's traces are read by those ids: their packed parts (with their
+context use: migration 0021), and, to stay exact, the ids of any other trace the page's
+sessions ever named (``session_members``), as the two branches of one ``UNION ALL``,
+which ClickHouse runs side by side.
+
+The packed parts are partitioned by the month their spans started in, and a read by id
+searches the primary index of every part it may find the id in: a random id lies in
+every part's key range, so each month kept cost each id its search (at 10M spans, two
+thirds of a first read's CPU: docs/benchmarks.md). A trace's spans start no earlier
+than its root span, which starts before its children, so the page's seen traces are
+read from the month of their earliest root start (less ``ROOT_SLACK_NS``) on, not from
+every month kept. A span starting over that much before its trace's root (clocks that
+far apart) would be left out when its part is in an earlier month; a trace whose root
+the pick did not read is not among the seen ones and is read by id in every month.
 ``merged_traces.of_sessions`` runs the members' read as a scalar subquery, before its
 merge: the same reads cost the engine about a quarter less CPU this way
 (docs/benchmarks.md). A session with a trace the pick did not see (an older turn) costs
@@ -14,7 +25,7 @@ statement's text should name (they go to ``of_sessions``).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from threadline.server.store.clickhouse import merged_traces
@@ -24,6 +35,11 @@ from threadline.server.store.rollups import TraceRollup
 # Each id is bound into the statement's text twice: past this many, the page's traces
 # are read by ``of_sessions``, whose statement names its sessions only.
 MAX_SEEN = 1000
+# How long before its trace's root span a span may start and still be read with it
+# (clock skew between the services of one trace).
+ROOT_SLACK_NS = 3600 * 1_000_000_000
+# The month of a packed part (its partition) and of a time, as migration 0016 partitions.
+_MONTH = "toYYYYMM(toDateTime(intDiv({}, 1000000000)))"
 
 # (branch, trace id, packed parts, context use): 0 a seen trace's parts and context use
 # (a trace with its context use only is not stored yet: ``merged_traces``), 1 the id of
@@ -31,8 +47,9 @@ MAX_SEEN = 1000
 _PAGE_TRACES = (
     "SELECT 0 AS branch, trace_id, groupUniqArrayArray(rollup) AS parts,"
     " max(context_use) AS context FROM trace_parts_packed"
-    " WHERE project_id = %(project)s AND trace_id IN %(seen)s GROUP BY trace_id"
-    " HAVING notEmpty(parts)"
+    " WHERE project_id = %(project)s AND trace_id IN %(seen)s"
+    f" AND {_MONTH.format('start_ns')} >= {_MONTH.format('%(since)s')}"
+    " GROUP BY trace_id HAVING notEmpty(parts)"
     " UNION ALL SELECT DISTINCT 1, trace_id, [], NULL FROM session_members"
     " WHERE project_id = %(project)s AND session_id IN %(sessions)s"
     " AND trace_id NOT IN %(seen)s"
@@ -40,10 +57,11 @@ _PAGE_TRACES = (
 
 
 def of_sessions(
-    rows: Rows, project_id: int, session_ids: Sequence[str], seen: Collection[str]
+    rows: Rows, project_id: int, session_ids: Sequence[str], seen: Mapping[str, int]
 ) -> dict[str, list[TraceRollup]]:
     """What ``merged_traces.of_sessions`` gives (the rollups of the traces now in each of
-    ``session_ids``), read knowing ``seen``, ids of some of their traces."""
+    ``session_ids``), read knowing ``seen``: some of their traces, by id with the start
+    of their root span."""
     wanted = set(session_ids)
     if not wanted or not seen or len(seen) > MAX_SEEN:
         return merged_traces.of_sessions(rows, project_id, session_ids)
@@ -51,6 +69,7 @@ def of_sessions(
         "project": project_id,
         "sessions": sorted(wanted),
         "seen": sorted(seen),
+        "since": min(seen.values()) - ROOT_SLACK_NS,
     }
     traces: list[TraceRollup] = []
     unseen: list[str] = []

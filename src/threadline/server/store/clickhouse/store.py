@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
@@ -535,7 +535,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
                 cursors.decode(query.cursor, int, str, made_by=sorted_by) if query.cursor else None
             )
             picked = recent_sessions.pick(self._rows, project_id, query, cursor)
-            seen = {trace for row in picked for trace in row[2]}
+            seen = {trace: root_start for row in picked for trace, root_start in row[2]}
             page = [(row[0], row[1]) for row in picked]
             return self._session_page(project_id, query, page, parse_search(""), sorted_by, seen)
         f = Filters(project_id)
@@ -660,13 +660,14 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         picked: Sequence[tuple[Any, ...]],
         found_text: SearchQuery,
         made_by: str,
-        seen: Collection[str] = (),
+        seen: Mapping[str, int] | None = None,
         page_key: Callable[[tuple[Any, ...]], Sequence[Any]] = lambda row: (row[1], row[0]),
     ) -> Page[Session]:
         """The page of the sessions ``picked`` ((session id, sort key), in page order,
         one more than the page holds when there is a next page), rolled up in full;
-        ``made_by``: the list's sort, as its cursors name it; ``seen``: ids of some of
-        their traces, known from picking them; ``page_key``: a picked row's cursor."""
+        ``made_by``: the list's sort, as its cursors name it; ``seen``: some of their
+        traces, known from picking them, by id with their root span's start;
+        ``page_key``: a picked row's cursor."""
         ids = [row[0] for row in picked]
         with ThreadPoolExecutor(max_workers=2) as beside:
             # Score summaries and snippets need only the ids: read side by side with the
@@ -675,7 +676,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
             snipped = beside.submit(
                 search.session_snippets, self._rows, project_id, found_text, ids
             )
-            traces = picked_traces.of_sessions(self._rows, project_id, ids, seen)
+            traces = picked_traces.of_sessions(self._rows, project_id, ids, seen or {})
         # (A session deleted between the two statements is left out.)
         found = [(s, key) for s, key in picked if s in traces]
         page, next_cursor = cursors.page(found, query.limit, page_key, made_by=made_by)
