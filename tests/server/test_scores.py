@@ -67,6 +67,35 @@ def test_trace_and_span_scores_roll_up_into_the_trace(server):
     assert detail["traces"][0]["scores"]["tone"]["label"] == "curt"
     by_span = server.get("/api/v1/scores", trace_id=first, span_id=span_id)["items"]
     assert [s["value"] for s in by_span] == ["curt"]
+    # Written with the trace id alone, they are the session's scores too (as written:
+    # no session id of their own).
+    by_session = server.get("/api/v1/scores", session_id=sid)["items"]
+    assert [s["value"] for s in by_session] == ["curt", "friendly"]
+    assert [s["session_id"] for s in by_session] == [None, None]
+
+
+def test_a_turns_score_sent_before_its_trace_is_its_sessions(server):
+    # Feedback may beat the spans: the score names a trace nobody has sent yet.
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    trace_id = new_trace_id()
+    assert _post(server, {"name": "helpful", "value": 1, "trace_id": trace_id}).status_code == 200
+    assert server.get("/api/v1/scores", session_id=sid)["items"] == []
+    server.send(
+        [
+            span(
+                trace_id,
+                new_span_id(),
+                name="turn",
+                start_ns=1_790_000_000_000_000_000,
+                attributes={"threadline.session.id": sid},
+            )
+        ]
+    )
+    listed = server.get("/api/v1/scores", session_id=sid)["items"]
+    assert [(s["name"], s["trace_id"]) for s in listed] == [("helpful", trace_id)]
+    detail = server.get(f"/api/v1/sessions/{sid}")
+    assert detail["scores"] == {}
+    assert detail["traces"][0]["scores"]["helpful"]["count"] == 1
 
 
 def test_a_client_id_makes_writes_idempotent_and_replaceable(server):

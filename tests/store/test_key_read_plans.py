@@ -157,6 +157,22 @@ def test_the_scores_of_a_sessions_turns_are_read_by_trace(store: SQLiteStore) ->
     assert sorted(str(s.trace_id) for s in found) == sorted(wanted)
 
 
+def test_a_sessions_scores_are_read_by_session_and_by_its_traces(store: SQLiteStore) -> None:
+    # A session's scores (its own, and its turns' however written): the scores by session,
+    # and the session's traces by session, each trace's scores by trace.
+    project = project_of(store)
+    store.write_scores(project, [score("own", session_id="s41")])
+    found: list[Score] = []
+    steps, read = steps_of(
+        store,
+        lambda: found.extend(store.list_scores(project, ScoreQuery(session_id="s41")).items),
+        "scores",
+    )
+    assert not by_project_alone(steps), read
+    assert not scans(steps), read
+    assert sorted(s.id for s in found) == ["own", "t41"]
+
+
 @pytest.mark.parametrize("listed", ["traces", "sessions"])
 def test_a_rare_search_finds_its_traces_by_their_key(store: SQLiteStore, listed: str) -> None:
     # A rare query's matches name their traces' keys: each is looked up by key, not

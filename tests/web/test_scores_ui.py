@@ -31,6 +31,11 @@ def _scores(server: Any, **params: str) -> list[dict[str, Any]]:
     )
 
 
+def _own_scores(server: Any, session_id: str) -> list[dict[str, Any]]:
+    """The scores on the session itself (its list holds its turns' too)."""
+    return [s for s in _scores(server, session_id=session_id) if s["trace_id"] is None]
+
+
 def _open_form(panel: Locator) -> Locator:
     panel.get_by_test_id("add-score").click()
     return panel.get_by_test_id("score-form")
@@ -66,7 +71,7 @@ def test_score_and_annotate_a_session(ui: UI, server, scenario: Scenario) -> Non
     form.locator("input[name=author]").fill("Rita")
     form.get_by_role("button", name="Save score").click()
     expect(_chips(panel)).to_have_count(1)
-    [written] = _scores(server, session_id="sess-alpha")
+    [written] = _own_scores(server, "sess-alpha")
     assert (written["name"], written["value"], written["data_type"]) == (
         "resolved",
         True,
@@ -101,7 +106,7 @@ def test_score_and_annotate_a_session(ui: UI, server, scenario: Scenario) -> Non
     form.locator("input[type=number]").fill("5")
     form.get_by_role("button", name="Save change").click()
     expect(_chips(panel).nth(1)).to_contain_text("5/5")
-    scores = _scores(server, session_id="sess-alpha")
+    scores = _own_scores(server, "sess-alpha")
     assert [(s["name"], s["value"]) for s in scores] == [("resolved", True), ("helpfulness", 5.0)]
     assert scores[1]["id"] == helpful_id
     assert _chip_values(panel) == [("resolved", "true", "ui"), ("helpfulness", "5.0", "ui")]
@@ -156,12 +161,12 @@ def test_score_and_annotate_a_session(ui: UI, server, scenario: Scenario) -> Non
     )
     thumbs.get_by_test_id("delete-score").click()
     expect(thumbs.get_by_test_id("delete-score-question")).to_be_hidden()
-    assert len(_scores(server, session_id="sess-alpha")) == 2
+    assert len(_own_scores(server, "sess-alpha")) == 2
     thumbs.get_by_test_id("delete-score").click()
     ui.shot("session-score-question")
     thumbs.get_by_test_id("delete-score-confirm").click()
     expect(_chips(panel)).to_have_count(1)
-    assert [s["name"] for s in _scores(server, session_id="sess-alpha")] == ["helpfulness"]
+    assert [s["name"] for s in _own_scores(server, "sess-alpha")] == ["helpfulness"]
 
     # Notes: teammates' free text, oldest first, listed by the API alike.
     notes = page.get_by_test_id("notes-panel")
@@ -219,7 +224,8 @@ def test_score_and_annotate_a_session(ui: UI, server, scenario: Scenario) -> Non
     with page.expect_download() as info:
         page.get_by_test_id("export").click()
     exported = json.loads(info.value.path().read_text())
-    every = _scores(server, session_id="sess-alpha") + _scores(server, trace_id=turn.trace_id)
+    every = _scores(server, session_id="sess-alpha")
+    assert {s["trace_id"] for s in every} == {None, turn.trace_id}
     assert sorted(exported["scores"], key=lambda s: s["id"]) == sorted(every, key=lambda s: s["id"])
     assert exported["notes"] == server.get("/api/v1/notes", session_id="sess-alpha")["items"]
 
@@ -386,6 +392,30 @@ def test_annotate_then_filter_the_lists_by_score(ui: UI, server, scenario: Scena
             value = row.locator(f"[data-col='score:{name}']").get_attribute("data-value")
             assert float(value or "nan") == api[user_id]["scores"][name]["average"]
     ui.shot("users-scores")
+
+    # Users filtered by score, from the same bar: a user's summary merges their sessions'
+    # and traces' scores, and the rows are the API's.
+    def user_ids(page: Page) -> list[str]:
+        return page.locator("#users-table tbody tr").evaluate_all("rs => rs.map(r => r.dataset.id)")
+
+    for fields, expected in (
+        ({"score": "helpfulness >= 4"}, ["alice"]),
+        ({"score": "correct = bad"}, ["bob"]),
+        ({"missing_score": "helpfulness"}, ["carol"]),
+    ):
+        page = ui.go("/users")
+        _apply(page, **fields)
+        api_users = server.get("/api/v1/users", **fields)["items"]
+        assert [u["user_id"] for u in api_users] == expected
+        assert user_ids(page) == expected, fields
+        name, value = next(iter(fields.items()))
+        expect(page.locator(f"#filters input[name={name}]")).to_have_value(value)
+    ui.shot("users-filtered-by-score")
+    # A filter the API refuses is refused on the Users tab too.
+    page = ui.go("/users?score=helpfulness+%3E%3E+1")
+    expect(page.get_by_test_id("error-message")).to_contain_text("helpfulness >> 1")
+    ui.errors.clear()
+    assert server.http.get("/api/v1/users", params={"score": "helpfulness >> 1"}).status_code == 400
 
 
 def test_a_live_session_page_keeps_an_open_score_form(ui: UI, server, scenario: Scenario) -> None:

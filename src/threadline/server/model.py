@@ -689,7 +689,12 @@ class Score(BaseModel):
 class ScoreQuery(BaseModel):
     limit: int = 50
     cursor: str | None = None
+    # A session's scores: those written with its id and those on its traces (its turns'
+    # and their spans'), however written.
     session_id: str | None = None
+    # With ``session_id``: only the scores on the session itself (no trace named), the
+    # ones its own summary counts (the session page's panel).
+    session_own: bool = False
     trace_id: str | None = None
     # The scores of any of these traces (the session page reads its turns' scores).
     trace_ids: list[str] = []
@@ -854,6 +859,7 @@ class UserQuery(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     q: str | None = None  # substring of the user id
+    scores: list[ScoreFilter] = []  # all must hold, on the user's merged summaries
 
 
 # --- dashboard metrics ---------------------------------------------------------------

@@ -371,6 +371,7 @@ def get_trace(trace_id: str, project: CurrentProject, store: CurrentStore) -> Tr
 
 @router.get("/users", summary="Users with their totals, latest activity first")
 def list_users(
+    request: Request,
     project: CurrentProject,
     store: CurrentStore,
     limit: Limit = 50,
@@ -381,9 +382,18 @@ def list_users(
         str | None, Query(max_length=MAX_SEARCH_CHARS, description="Substring of the user id.")
     ] = None,
     window: ListWindow = DEFAULT_WINDOW,
+    score: ScoreFilters = [],  # noqa: B006
+    missing_score: MissingScores = [],  # noqa: B006
 ) -> Page[UserSummary]:
     start, end = time_windows.bounds(window, start, end)
-    query = UserQuery(limit=limit, cursor=cursor, start=start, end=end, q=q)
+    query = UserQuery(
+        limit=limit,
+        cursor=cursor,
+        start=start,
+        end=end,
+        q=q,
+        scores=_score_filters(request, project, score, missing_score),
+    )
     return store.list_users(project.id, query)
 
 

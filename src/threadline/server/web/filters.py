@@ -84,7 +84,7 @@ MAX_SCORE_FILTERS = 10
 TAB_PARAMETERS: dict[str, tuple[str, ...]] = {
     "traces": (*(k for k in _KEYS if k != "context"), *_LISTS, "cursor"),
     "sessions": (*(k for k in _KEYS if k != "session_id"), *_LISTS, "cursor"),
-    "users": ("range", "start", "end", "user_id", "cursor"),
+    "users": ("range", "start", "end", "user_id", "score", "missing_score", "cursor"),
 }
 _TAB_SORTS = {"traces": TRACE_SORTS, "sessions": SORTS, "users": {"last_activity": "Last activity"}}
 _NUMBER_FIELDS = {
@@ -339,7 +339,7 @@ class Filters:
             **self._common(type_of),
         )
 
-    def user_query(self) -> UserQuery:
+    def user_query(self, type_of: TypeOf | None = None) -> UserQuery:
         start, end = self.window()
         return UserQuery(
             limit=PAGE_SIZE,
@@ -347,6 +347,7 @@ class Filters:
             start=start,
             end=end,
             q=self.user_id or None,
+            scores=self.score_filters(type_of),
         )
 
     # --- back to URLs --------------------------------------------------------------

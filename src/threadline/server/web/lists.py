@@ -118,7 +118,9 @@ def sessions_tab(request: Request, project: PageProject) -> Response:
 @router.get("/users", dependencies=[reads(*TAB_PARAMETERS["users"])])
 def users_tab(request: Request, project: PageProject) -> Response:
     filters = Filters.from_params(request.query_params, "users")
-    page = _store(request).list_users(project.id, filters.user_query())
+    page = _store(request).list_users(
+        project.id, filters.user_query(filter_types(request.app.state, _store(request), project.id))
+    )
     context = _context(request, project, "users", filters) | {"page": page}
     context = _with_columns(request, context, page.items)
     return render(request, "users.html", context)

@@ -86,7 +86,7 @@ def scores_of(store: Store, project_id: int, target: Target) -> list[Score]:
     query = (
         ScoreQuery(limit=MAX_SCORES, trace_id=target.trace_id, span_id=target.span_id)
         if target.trace_id
-        else ScoreQuery(limit=MAX_SCORES, session_id=target.session_id)
+        else ScoreQuery(limit=MAX_SCORES, session_id=target.session_id, session_own=True)
     )
     found = store.list_scores(project_id, query).items
     return [s for s in reversed(found) if target.holds(s)]

@@ -346,7 +346,19 @@ class ClickHouseScores:
         """The first ``query.limit + 1`` current scores ``query`` picks, newest first,
         below ``after``, from the newest rows of every score with a row that matches."""
         f = Filters(project_id)
-        for column in ("session_id", "trace_id", "span_id", "name", "source"):
+        if query.session_id and query.session_own:
+            f.add(f"session_id = {f.param(query.session_id)} AND trace_id IS NULL")
+        elif query.session_id:
+            # A session's scores are those written with its id and those on its traces
+            # (``session_members``, by its sort key), however they were written: a turn's
+            # score written with its trace id alone, before or after the trace, is the
+            # session's too. Resolved here, at read time, so a write still never reads.
+            session = f.param(query.session_id)
+            f.add(
+                f"(session_id = {session} OR trace_id IN (SELECT trace_id FROM"
+                f" session_members WHERE project_id = %(project)s AND session_id = {session}))"
+            )
+        for column in ("trace_id", "span_id", "name", "source"):
             value = getattr(query, column)
             if value:
                 value = value.lower() if column in ("trace_id", "span_id") else value

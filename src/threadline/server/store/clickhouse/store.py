@@ -57,7 +57,7 @@ from threadline.server.model import (
 from threadline.server.redaction.rules import RedactionRules
 from threadline.server.search.query import SearchQuery
 from threadline.server.search.query import parse as parse_search
-from threadline.server.store import cursors, score_sorts, sorts
+from threadline.server.store import cursors, score_sorts, sorts, user_score_filters
 from threadline.server.store import metrics as metric_rules
 from threadline.server.store import rows as table_rows
 from threadline.server.store.base import (
@@ -951,7 +951,9 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
     def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
         """Users by last activity, over the traces in the window that carry their id
         (``user_activity.py``), with the scores of those traces and their sessions."""
-        return user_activity.list_users(self._rows, project_id, query)
+        return user_score_filters.filtered_users(
+            lambda page: user_activity.list_users(self._rows, project_id, page), query
+        )
 
     def metrics(self, project_id: int, query: MetricsQuery, names: Sequence[str]) -> Metrics:
         span = metric_rules.bucket_range(query)

@@ -28,7 +28,7 @@ from threadline.server.model import (
 )
 from threadline.server.search.query import SearchQuery
 from threadline.server.search.query import parse as parse_search
-from threadline.server.store import cursors, session_turns, sorts
+from threadline.server.store import cursors, session_turns, sorts, user_score_filters
 from threadline.server.store import metrics as metric_rules
 from threadline.server.store import rows as table_rows
 from threadline.server.store.columns import SESSIONS, SPAN_DETAIL, TRACES
@@ -275,7 +275,9 @@ class Reads(Database):
 
     def list_users(self, project_id: int, query: UserQuery) -> Page[UserSummary]:
         with self._read() as conn:
-            return user_list.list_users(conn, project_id, query)
+            return user_score_filters.filtered_users(
+                lambda page: user_list.list_users(conn, project_id, page), query
+            )
 
     def metrics(self, project_id: int, query: MetricsQuery, names: Sequence[str]) -> Metrics:
         span = metric_rules.bucket_range(query)

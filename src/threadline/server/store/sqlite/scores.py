@@ -222,9 +222,14 @@ def get(conn: sqlite3.Connection, project_id: int, ids: Sequence[str]) -> dict[s
 
 
 def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) -> Page[Score]:
-    where = ["scores.project_id = ?"]
-    args: list[Any] = [project_id]
+    """The scores ``query`` picks, newest first. A session's (``session_id``) are those
+    written with its id and those on its traces (found by ``traces_by_session``), however
+    they were written: a turn's score written with its trace id alone is the session's
+    too, whether it came before or after the trace."""
+    where: list[str] = []
+    args: list[Any] = []
     source = "scores"
+    source_args: list[Any] = []
     if query.trace_ids:
         # The turns' traces' scores looked up by each trace, the ids' list first
         # (``CROSS JOIN`` keeps that order), then sorted. Written as ``trace_id IN
@@ -232,12 +237,12 @@ def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) ->
         # score of the project newest first, to skip the sort (docs/benchmarks.md,
         # round 16).
         source = "json_each(?) AS wanted CROSS JOIN scores ON scores.trace_id = wanted.value"
-        args.insert(0, json.dumps(sorted({t.lower() for t in query.trace_ids})))
+        source_args.append(json.dumps(sorted({t.lower() for t in query.trace_ids})))
     # A session's or trace's scores are few: read by their index, the name checked on
     # each (``+name`` keeps the planner off scores_by_name, which it would otherwise
     # take, walking all of a name's scores newest first to find a session's).
     by_target = bool(query.session_id or query.trace_id or query.trace_ids)
-    for column in ("session_id", "trace_id", "span_id", "name", "source"):
+    for column in ("trace_id", "span_id", "name", "source"):
         value = getattr(query, column)
         if value:
             where.append(
@@ -252,12 +257,53 @@ def list_scores(conn: sqlite3.Connection, project_id: int, query: ScoreQuery) ->
         )
         where.append("(scores.created_ns, scores.id) < (?, ?)")
         args += [created_ns, score_id]
-    rows = conn.execute(
-        f"SELECT {SCORES.qualified('scores')} FROM {source} WHERE {' AND '.join(where)}"
-        " ORDER BY scores.created_ns DESC, scores.id DESC LIMIT ?",
-        [*args, query.limit + 1],
-    ).fetchall()
-    records = [_record(row) for row in rows]
+    columns = SCORES.qualified("scores")
+    rest = "".join(f" AND {w}" for w in where)
+    if query.session_id and query.session_own:
+        sql = (
+            f"SELECT {columns} FROM {source} WHERE scores.project_id = ?"
+            f" AND scores.session_id = ? AND scores.trace_id IS NULL{rest}"
+            " ORDER BY scores.created_ns DESC, scores.id DESC LIMIT ?"
+        )
+        params = [*source_args, project_id, query.session_id, *args, query.limit + 1]
+    elif query.session_id:
+        # Two reads by index, each as far as the page: the scores written on the session,
+        # and the scores of each of its traces (the session's traces first, ``CROSS
+        # JOIN`` keeping them the outer loop). UNION drops a score both find.
+        sql = (
+            f"SELECT {columns} FROM {source} WHERE scores.project_id = ?"
+            f" AND scores.session_id = ?{rest}"
+            " UNION "
+            f"SELECT {columns} FROM traces INDEXED BY traces_by_session"
+            " CROSS JOIN scores ON scores.project_id = traces.project_id"
+            " AND scores.trace_id = traces.trace_id"
+            f" WHERE traces.project_id = ? AND traces.session_id = ?{rest}"
+            " ORDER BY created_ns DESC, id DESC LIMIT ?"
+        )
+        if query.trace_ids:
+            sql = sql.replace(
+                "traces INDEXED BY traces_by_session CROSS JOIN scores",
+                "traces INDEXED BY traces_by_session CROSS JOIN scores"
+                " JOIN json_each(?) AS wanted ON scores.trace_id = wanted.value",
+            )
+        params = [
+            *source_args,
+            project_id,
+            query.session_id,
+            *args,
+            *source_args,
+            project_id,
+            query.session_id,
+            *args,
+            query.limit + 1,
+        ]
+    else:
+        sql = (
+            f"SELECT {columns} FROM {source} WHERE scores.project_id = ?{rest}"
+            " ORDER BY scores.created_ns DESC, scores.id DESC LIMIT ?"
+        )
+        params = [*source_args, project_id, *args, query.limit + 1]
+    records = [_record(row) for row in conn.execute(sql, params).fetchall()]
     page, next_cursor = cursors.page(
         records, query.limit, lambda r: (r.created_ns, r.id), made_by=sorts.SCORES_BY_CREATION
     )
