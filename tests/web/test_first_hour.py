@@ -583,3 +583,25 @@ def test_the_top_bar_names_the_lists_area_apart_from_its_tabs(ui: UI, server) ->
     page.locator(".topnav a", has_text="Tracing").click()
     page.wait_for_url(re.compile(r".*/sessions$"))
     ui.shot("sessions")
+
+
+def test_a_project_whose_traces_are_older_than_the_window_says_so(ui: UI, server) -> None:
+    """Back after a pause: the lists' last 7 days are empty, but the project has traces.
+    The page says they are older and links to all time, not "No sessions yet" and how to
+    send a first trace."""
+    page = ui.go("/sessions")  # a new project: the first-trace help
+    expect(page.get_by_test_id("empty-state")).to_contain_text("No sessions yet")
+    old = (time.time_ns() // S - 20 * 86400) * S  # twenty days ago
+    turn = Turn(new_trace_id(), "Still there?", "Yes.", old, 700, 30, 5, 0.001)
+    send(server, turn_spans(turn, "s-twenty-days-ago", "olga"))
+    for tab in ("sessions", "traces", "users"):
+        page = ui.go(f"/{tab}")
+        empty = page.get_by_test_id("empty-state")
+        expect(empty).to_contain_text(f"No {tab} in the last 7 days")
+        expect(empty.locator("pre")).to_have_count(0)  # no first-trace help
+        empty.get_by_test_id("all-time").click()
+        page.wait_for_url(re.compile(rf".*/{tab}\?range=all$"))
+        expect(page.locator("#live-rows tr[data-id], table tbody tr").first).to_contain_text(
+            "olga" if tab == "users" else "s-twenty-days-ago"
+        )
+    ui.shot("older")

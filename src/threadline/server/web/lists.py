@@ -63,6 +63,15 @@ def _context(request: Request, project: Project, tab: str, filters: Filters) -> 
     }
 
 
+def _older_only(request: Request, project: Project, filters: Filters, empty: bool) -> bool:
+    """An unfiltered list empty in its default window, of a project that has traces (its
+    feed of trace writes has a position): they are older, and the page says so rather
+    than how to send a first trace. Read only then: one lookup of the latest write."""
+    if not empty or filters.active():
+        return False
+    return _store(request).live_watermark(project.id) > 0
+
+
 def _with_columns(
     request: Request, context: dict, rows: list[Any], kind: str | None = None
 ) -> dict:
@@ -92,7 +101,11 @@ def traces_tab(request: Request, project: PageProject) -> Response:
         project.id,
         filters.trace_query(filter_types(request.app.state, _store(request), project.id)),
     )
-    context = _context(request, project, "traces", filters) | {"page": page, "watermark": watermark}
+    context = _context(request, project, "traces", filters) | {
+        "page": page,
+        "watermark": watermark,
+        "older": _older_only(request, project, filters, not page.items),
+    }
     context = _with_columns(request, context, page.items, "trace")
     return render(request, "traces.html", context)
 
@@ -110,6 +123,7 @@ def sessions_tab(request: Request, project: PageProject) -> Response:
     context = _context(request, project, "sessions", filters) | {
         "page": page,
         "watermark": watermark,
+        "older": _older_only(request, project, filters, not page.items),
     }
     context = _with_columns(request, context, page.items, "session")
     return render(request, "sessions.html", context)
@@ -121,7 +135,10 @@ def users_tab(request: Request, project: PageProject) -> Response:
     page = _store(request).list_users(
         project.id, filters.user_query(filter_types(request.app.state, _store(request), project.id))
     )
-    context = _context(request, project, "users", filters) | {"page": page}
+    context = _context(request, project, "users", filters) | {
+        "page": page,
+        "older": _older_only(request, project, filters, not page.items),
+    }
     context = _with_columns(request, context, page.items)
     return render(request, "users.html", context)
 
