@@ -9,7 +9,8 @@ The kept bases have 5,000 users of 20 sessions each. The first run makes the tra
 every other session (``--common-every``) the common user's, ``user-common``, and those
 of about 1 %, 3 % and 10 % of the sessions three users' between, by SQL on the copy
 (what the list reads: ``traces.user_id`` and its index). A page and the next are read;
-``--force`` takes one form for every user, to find where the forms meet.
+``--force`` takes one form for every user, to find where the forms meet;
+``--old-user N`` reads only a user of the N oldest sessions (a common user gone quiet).
 """
 
 from __future__ import annotations
@@ -28,6 +29,22 @@ COMMON = "user-common"
 # Users between: (name, modulus, residue) of the sessions' rowids made theirs, odd ones
 # (the common user's are even), about 1 %, 3 % and 10 % of the sessions.
 BETWEEN = (("user-1pct", 100, 1), ("user-3pct", 30, 3), ("user-10pct", 10, 5))
+# A common user whose sessions are all the oldest (``--old-user``): the walk's weak case.
+OLD = "user-old"
+
+
+def make_old_user(store: SQLiteStore, project: int, sessions: int) -> None:
+    with store._read() as conn:
+        if conn.execute(
+            "SELECT 1 FROM traces WHERE project_id = ? AND user_id = ? LIMIT 1", (project, OLD)
+        ).fetchone():
+            return
+    with store._transaction() as conn:
+        conn.execute(
+            "UPDATE traces SET user_id = ? WHERE project_id = ? AND session_id IN"
+            " (SELECT session_id FROM sessions WHERE project_id = ? ORDER BY end_ns LIMIT ?)",
+            (OLD, project, project, sessions),
+        )
 
 
 def make_common_user(store: SQLiteStore, project: int, every: int) -> None:
@@ -62,6 +79,12 @@ def main() -> None:
         help="take this form for every user (a tree with user_sessions.py)",
     )
     parser.add_argument("--sorts", default="last_activity,start,cost")
+    parser.add_argument(
+        "--old-user",
+        type=int,
+        default=0,
+        help="also make user-old of this many of the oldest sessions, and read it alone",
+    )
     args = parser.parse_args()
     if args.force:
         from threadline.server.store.sqlite import user_sessions
@@ -69,11 +92,16 @@ def main() -> None:
         never, always = (0.0, 10**12, 10**12), (0.0, 1, 1)
         user_sessions._RARE = never if args.force == "rare" else always
         user_sessions._COMMON = always if args.force == "common" else never
+        if args.force == "common":  # walked, whatever the user's latest trace
+            user_sessions._late = lambda *_: False
     users = (args.rare, *(user for user, _, _ in BETWEEN), COMMON)
     store = SQLiteStore(args.db)
     try:
         project = max(store.list_projects(), key=lambda p: p.id).id
         make_common_user(store, project, args.common_every)
+        if args.old_user:
+            make_old_user(store, project, args.old_user)
+            users = (OLD,)
         with store._read() as conn:
             end_ns = conn.execute(
                 "SELECT max(end_ns) FROM sessions WHERE project_id = ?", (project,)

@@ -352,6 +352,33 @@ def test_a_common_users_list_is_walked_asking_each_session(
     assert listed == ["s200", "s199", "s198", "s197", "s196"]
 
 
+def test_a_common_user_gone_quiet_is_not_walked_by_time(
+    store: SQLiteStore, common_from_100: None
+) -> None:
+    # A common user whose traces are all older than many sessions: a list by time would
+    # pass all of those first, asking each, so the user's sessions are collected into a
+    # list and the list's index walked against it; sorted otherwise, the list is walked.
+    project = project_of(store)
+    give_traces_to(store, project, "quiet", range(1, 121))
+
+    def listing(sort: str) -> list[str]:
+        plans = statement_plans(
+            store,
+            lambda: store.list_sessions(project, SessionQuery(user_id="quiet", sort=sort)),
+        )
+        (plan,) = [plan for sql, plan in plans.items() if "FROM sessions WHERE" in sql]
+        return [s for s in plan if "traces" in s]
+
+    for sort in ("last_activity", "start"):
+        assert [s for s in listing(sort) if "traces_by_user" in s], listing(sort)
+        assert not [s for s in listing(sort) if "EXISTS" in s], listing(sort)
+    assert listing("cost") == [
+        "SEARCH traces EXISTS USING INDEX traces_by_session (project_id=? AND session_id=?)"
+    ]
+    listed = store.list_sessions(project, SessionQuery(user_id="quiet", limit=3)).items
+    assert [s.session_id for s in listed] == ["s120", "s119", "s118"]
+
+
 def test_both_ways_list_a_users_sessions_alike(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -403,6 +430,8 @@ def test_both_ways_list_a_users_sessions_alike(
     ):
         monkeypatch.setattr(user_sessions, "_RARE", rare)
         monkeypatch.setattr(user_sessions, "_COMMON", common)
+        # Walked however the list is sorted (``_late`` would collect a user gone quiet).
+        monkeypatch.setattr(user_sessions, "_late", lambda *_: False)
         forms[form] = [listed(query) for query in queries]
     assert forms["rare"] == forms["between"] == forms["common"]
     every, *_, windowed, rare_word, one, common_word, ranked, by_score, scored_found, ok = forms[

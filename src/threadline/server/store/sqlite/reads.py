@@ -74,7 +74,15 @@ class Reads(Database):
             source = "sessions"
             order_type: type
             # A rare user's sessions are read by key; a common user's list is walked.
-            user = user_sessions.forms(conn, project_id, query.user_id) if query.user_id else None
+            by_time = query.score_sort is None and (
+                query.sort in ("last_activity", "start")
+                or (query.sort == "relevance" and not query.q)
+            )
+            user = (
+                user_sessions.forms(conn, project_id, query.user_id, by_time)
+                if query.user_id
+                else None
+            )
             owned = None if user is None else user.owned
             keyed = query.score_sort is None and not (query.q and query.sort == "relevance")
             if user is not None and (owned is None or not keyed):
