@@ -112,3 +112,23 @@ def test_a_cursor_reads_only_its_own_session(store: Store) -> None:
     for forged in ("nonsense", page.next_cursor[:-3]):
         with pytest.raises(BadRequest):
             store.get_session(project, "s", TurnPage(limit=5, cursor=forged))
+
+
+def test_search_inside_a_long_session_numbers_its_turns(store: Store) -> None:
+    """Long enough for SQLite to look for a rare word across its whole index at once; a
+    word of every turn (more matches than the index read allows) turn by turn."""
+    project = store.create_project("p").id
+    turns = 300
+    spans = [
+        record(i + 1, i + 1, start=i * 10, length=5, session="s", input=f'"common w{i:04d} twice"')
+        for i in range(turns)
+    ]
+    spans.append(record(1000, 1000, start=5, session="elsewhere", input='"w0277 common"'))
+    spans[12] = record(13, 13, start=120, length=5, session="s", input='"w0277 again"')
+    for i in range(0, len(spans), 50):
+        store.write_spans(project, spans[i : i + 50])
+    rare = store.find_in_session(project, "s", "w0277")
+    assert [(m.turn, m.trace_id) for m in rare] == [(13, f"{13:032x}"), (278, f"{278:032x}")]
+    common = store.find_in_session(project, "s", "common")
+    assert [m.turn for m in common] == [t for t in range(1, turns + 1) if t != 13]
+    assert store.find_in_session(project, "s", "nowhere") == []
