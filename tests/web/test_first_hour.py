@@ -605,3 +605,17 @@ def test_a_project_whose_traces_are_older_than_the_window_says_so(ui: UI, server
             "olga" if tab == "users" else "s-twenty-days-ago"
         )
     ui.shot("older")
+
+
+def test_a_new_projects_dashboard_shows_how_to_send_a_first_trace(ui: UI, server) -> None:
+    page = ui.go("/dashboard")
+    empty = page.get_by_test_id("empty-state")
+    expect(empty).to_contain_text("No traces yet")
+    expect(empty.locator("pre")).to_contain_text("threadline demo --base-url")
+    expect(page.locator("[data-chart]")).to_have_count(0)  # no empty charts
+    ui.shot("new-dashboard")
+    turn = Turn(new_trace_id(), "Hi", "Hello!", (time.time_ns() // S - 600) * S, 500, 5, 2, 0.001)
+    send(server, turn_spans(turn, "s-first", "ivo"))
+    page = ui.go("/dashboard")
+    expect(page.get_by_test_id("empty-state")).to_have_count(0)
+    expect(page.locator('[data-chart="sessions"]')).to_have_count(1)

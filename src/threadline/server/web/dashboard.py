@@ -375,5 +375,8 @@ def dashboard(request: Request, project: PageProject) -> Response:
         if metrics
         else [],
         "list_url": filters.list_url,
+        # The project's feed of trace writes has no position before its first trace.
+        "no_traces": _store(request).live_watermark(project.id) == 0,
+        "base_url": str(request.base_url).rstrip("/"),
     }
     return render(request, "dashboard.html", context)
