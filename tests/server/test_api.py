@@ -179,6 +179,7 @@ def test_openapi_document_and_docs(server):
         "exports_written",
         "exports_prepared_by_writer",
         "genai_spans_waiting",
+        "genai_events_waiting_bytes",
     }
     assert health["status"] == "ok" and health["queued_exports"] == 0, health
     assert health["exports_written"] >= health["write_transactions"] >= 0, health
