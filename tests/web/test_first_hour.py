@@ -619,3 +619,21 @@ def test_a_new_projects_dashboard_shows_how_to_send_a_first_trace(ui: UI, server
     page = ui.go("/dashboard")
     expect(page.get_by_test_id("empty-state")).to_have_count(0)
     expect(page.locator('[data-chart="sessions"]')).to_have_count(1)
+
+
+def test_the_dashboard_writes_a_score_average_as_the_api_does(ui: UI, server) -> None:
+    """0.1, 0.2 and a client's 0.30000000000000004 average 0.2 on the bar, as in
+    ``/api/v1/metrics``, not 0.20000000000000004."""
+    start = (time.time_ns() // S - 600) * S
+    for i, value in enumerate((0.1, 0.2, 0.1 + 0.2)):
+        turn = Turn(new_trace_id(), "Rate me", "Done.", start + i * S, 500, 10, 5, 0.001)
+        send(server, turn_spans(turn, f"s-rated-{i}", "rita"))
+        body = {"name": "tone", "value": value, "trace_id": turn.trace_id}
+        assert server.http.post("/api/v1/scores", json=body).status_code == 200
+    api = server.get("/api/v1/metrics", window="24h", bucket="hour", metric="traces")
+    (series,) = [s for s in api["series"] if s["metric"] == "score:tone"]
+    assert [v for v in series["values"] if v is not None] == [0.2]
+    page = ui.go("/dashboard?range=24h&bucket=hour")
+    bar = page.locator('[data-chart="score-tone"] rect[data-value]')
+    expect(bar).to_have_count(1)
+    assert bar.get_attribute("data-value") == "0.2"

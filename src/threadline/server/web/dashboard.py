@@ -21,7 +21,13 @@ from starlette.datastructures import QueryParams
 from threadline.server.errors import BadRequest
 from threadline.server.http.query_names import reads
 from threadline.server.metadata_filter import parse_metadata
-from threadline.server.model import METRIC_NAMES, MetricBucket, Metrics, MetricsQuery
+from threadline.server.model import (
+    METRIC_NAMES,
+    MetricBucket,
+    Metrics,
+    MetricsQuery,
+    significant_average,
+)
 from threadline.server.score_types import written_types
 from threadline.server.store import Store
 from threadline.server.store import metrics as metric_rules
@@ -329,12 +335,17 @@ def build_charts(
     for metric in scores:
         name = metric.removeprefix("score:")
         boolean = score_type(name) == "boolean"
+        # The bars' values as the API writes them: averages without the float noise.
+        averages = [
+            Series(one.group, [None if v is None else significant_average(v) for v in one.values])
+            for one in series_of(metric)
+        ]
         charts.append(
             bar_chart(
                 f"score-{name}",
                 f"Score: {name} ({'% good' if boolean else 'average'})",
                 metrics.buckets,
-                series_of(metric),
+                averages,
                 stacked=False,
                 fmt=_percent if boolean else _score,
                 axis_fmt=present.percent_axis if boolean else None,
