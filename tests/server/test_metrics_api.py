@@ -6,10 +6,12 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import ProjectClient
+from tests.conftest import ProjectClient, start_server, stop_server
 from tests.otlp import new_span_id, new_trace_id, span
 
 
@@ -157,3 +159,60 @@ def test_a_window_gives_the_range_as_on_the_lists(server: ProjectClient):
         "/api/v1/metrics", window="24h", start="2026-03-01T00:00:00Z", end=end.isoformat()
     )
     assert started["start"] == "2026-03-01T00:00:00Z"
+
+
+def test_the_series_kept_are_the_servers_settings(tmp_path: Path) -> None:
+    """--metrics-max-models 1 and --metrics-max-score-names 1: of three models the one
+    using the most is a series and the other two are added up (model None); of two
+    score names the one with the most values has a series."""
+    process = start_server(
+        tmp_path / "data",
+        tmp_path / "log.txt",
+        "--grpc-port",
+        "0",
+        "--metrics-max-models",
+        "1",
+        "--metrics-max-score-names",
+        "1",
+    )
+    try:
+        server = ProjectClient(process.base_url, process.new_key("settings"), process)
+        hour = 3600 * 10**9
+        this_hour = time.time_ns() // hour * hour
+        trace_id, root = new_trace_id(), new_span_id()
+        spans = [span(trace_id, root, name="turn", start_ns=this_hour + 10**9)]
+        for model, tokens in (("big", 30), ("small", 12), ("tiny", 5)):
+            attributes = {"gen_ai.request.model": model, "gen_ai.usage.input_tokens": tokens}
+            spans.append(
+                span(
+                    trace_id,
+                    new_span_id(),
+                    parent=root,
+                    name=f"chat {model}",
+                    start_ns=this_hour + 2 * 10**9,
+                    attributes=attributes,
+                )
+            )
+        server.send(spans)
+        for name, value in (("often", 1), ("often", 2), ("rare", 3)):
+            body = {"name": name, "value": value, "trace_id": trace_id}
+            assert server.http.post("/api/v1/scores", json=body).status_code == 200
+        start = datetime.fromtimestamp(this_hour / 1e9, tz=UTC)
+        got = server.get(
+            "/api/v1/metrics",
+            start=start.isoformat(),
+            end=(start + timedelta(hours=1)).isoformat(),
+            bucket="hour",
+        )
+        by_model = {
+            s["model"]: s["values"] for s in got["series"] if s["metric"] == "input_tokens_by_model"
+        }
+        assert by_model == {"big": [30], None: [17]}
+        scores = {s["metric"] for s in got["series"] if s["metric"].startswith("score:")}
+        assert scores == {"score:often"}
+        # The dashboard reads with the same settings.
+        signed_in = {"threadline_session": server.api_key}
+        page = httpx.get(process.base_url + "/dashboard", cookies=signed_in, timeout=30)
+        assert page.status_code == 200, page.text
+    finally:
+        stop_server(process)

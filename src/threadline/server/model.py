@@ -889,9 +889,10 @@ MAX_BUCKETS = 1000
 # Grouped series keep the groups with the most traces in the range, at most this many.
 MAX_GROUPS = 20
 # The by-model series of a metric and group: the models using the most, at most this
-# many, then the rest added up.
+# many, then the rest added up (by default: the setting metrics_max_models).
 MAX_MODELS = 20
-# Score series: of the score names with the most values in the range, at most this many.
+# Score series: of the score names with the most values in the range, at most this many
+# (by default: the setting metrics_max_score_names).
 MAX_SCORE_NAMES = 50
 TOP_ROWS = 10
 
@@ -910,6 +911,10 @@ class MetricsQuery(BaseModel):
     # value (compared as text, like the metadata filter).
     group_by: Literal["tag", "metadata"] | None = None
     group_key: str | None = None
+    # What the answer keeps (the server's settings, not the caller's): by-model series
+    # per metric and group, and score names.
+    max_models: int = MAX_MODELS
+    max_score_names: int = MAX_SCORE_NAMES
 
 
 #: The metric name of a score's series: ``score:NAME``.
@@ -926,7 +931,8 @@ class MetricSeries(BaseModel):
     model: str | None = Field(
         default=None,
         description='For the `*_by_model` metrics: the model of this series (`""` for '
-        "spans without one; None for the models past the 20 using the most, added up); "
+        "spans without one; None for the models past those using the most, 20 by "
+        "default, added up); "
         "None for the other metrics.",
     )
     values: list[float | None] = Field(

@@ -67,6 +67,19 @@ SETTINGS: tuple[Setting, ...] = (
         "a replica showed late may stay out of the dashboard's figures.",
     ),
     Setting(
+        "metrics_max_models",
+        20,
+        "The dashboard's and GET /api/v1/metrics' by-model series: per metric and group, "
+        "the models using the most in the range get a series each, at most this many; the "
+        "rest are added up in one (0: all of them).",
+    ),
+    Setting(
+        "metrics_max_score_names",
+        50,
+        "The dashboard's and GET /api/v1/metrics' score series: the score names with the "
+        "most values in the range get series, at most this many.",
+    ),
+    Setting(
         "max_body_bytes",
         16 * 1024 * 1024,
         "Largest OTLP/HTTP request body accepted, compressed or not (larger: 413).",
@@ -200,6 +213,8 @@ class Settings:
     retention_days: int = _DEFAULTS["retention_days"]
     metrics_refresh_seconds: int = _DEFAULTS["metrics_refresh_seconds"]
     metrics_refresh_margin_seconds: int = _DEFAULTS["metrics_refresh_margin_seconds"]
+    metrics_max_models: int = _DEFAULTS["metrics_max_models"]
+    metrics_max_score_names: int = _DEFAULTS["metrics_max_score_names"]
     max_body_bytes: int = _DEFAULTS["max_body_bytes"]
     max_decoded_bytes: int = _DEFAULTS["max_decoded_bytes"]
     max_pending_exports: int = _DEFAULTS["max_pending_exports"]

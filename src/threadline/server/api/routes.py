@@ -399,6 +399,7 @@ def list_users(
 
 @router.get("/metrics", summary="Time series of sessions, traces, users, cost and errors")
 def get_metrics(
+    request: Request,
     project: CurrentProject,
     store: CurrentStore,
     start: Annotated[
@@ -443,5 +444,7 @@ def get_metrics(
         metadata=parse_metadata(metadata),
         group_by=kind,
         group_key=key,
+        max_models=request.app.state.settings.metrics_max_models,
+        max_score_names=request.app.state.settings.metrics_max_score_names,
     )
     return store.metrics(project.id, query, names)

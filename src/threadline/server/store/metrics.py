@@ -23,9 +23,10 @@ the same bucket rules:
   counts are kept, and only theirs are counted: what the rows hold (every tag, model
   and score name of a project) has no bound, and each counted one takes a list per
   bucket.
-- Per metric and group, the ``MAX_MODELS`` models using the most are a series each;
-  the rest are added up in one series of model ``None``. The ``MAX_SCORE_NAMES``
-  score names with the most values in the range have series.
+- Per metric and group, the ``query.max_models`` models using the most are a series
+  each; the rest are added up in one series of model ``None``. The
+  ``query.max_score_names`` score names with the most values in the range have series
+  (the settings ``metrics_max_models`` and ``metrics_max_score_names``).
 """
 
 from __future__ import annotations
@@ -41,8 +42,6 @@ from threadline.server.errors import BadRequest
 from threadline.server.model import (
     MAX_BUCKETS,
     MAX_GROUPS,
-    MAX_MODELS,
-    MAX_SCORE_NAMES,
     METRIC_NAMES,
     SCORE_METRIC_PREFIX,
     TOP_ROWS,
@@ -223,14 +222,16 @@ def build(query: MetricsQuery, span: Range, rows: MetricsRows, metrics: Sequence
     for name, group, _, _, value_count in rows.scores:
         if group in kept:
             score_weight[name] += value_count
-    score_names = set(sorted(score_weight, key=lambda k: (-score_weight[k], k))[:MAX_SCORE_NAMES])
+    score_names = set(
+        sorted(score_weight, key=lambda k: (-score_weight[k], k))[: max(0, query.max_score_names)]
+    )
     for name, group, first, value_sum, value_count in rows.scores:
         if group not in kept or name not in score_names:
             continue
         cell = score_sums[(name, group)][first]
         cell[0] += value_sum or 0.0
         cell[1] += value_count
-    by_model = _usage_by_model(rows.models, kept, n)
+    by_model = _usage_by_model(rows.models, kept, n, max(0, query.max_models))
     series: list[MetricSeries] = []
     for group in groups:
         for metric in metrics:
@@ -361,10 +362,10 @@ def _values(
 
 
 def _usage_by_model(
-    models: Iterable[tuple], kept: set[str | None], n: int
+    models: Iterable[tuple], kept: set[str | None], n: int, max_models: int
 ) -> dict[tuple[str, str | None, str | None], list[float | None]]:
     """Per by-model metric, group of ``kept`` and model, the values per bucket: of the
-    ``MAX_MODELS`` models using the most in the group, and of the rest added up as
+    ``max_models`` models using the most in the group, and of the rest added up as
     model None. A project's models have no bound: only these take lists."""
     totals: dict[tuple[str, str | None, str], float] = defaultdict(float)
     for group, model, _, *values in models:
@@ -376,7 +377,7 @@ def _usage_by_model(
     shown: set[tuple[str, str | None, str]] = set()
     per_list: dict[tuple[str, str | None], int] = defaultdict(int)
     for key in ranked:
-        if per_list[key[:2]] < MAX_MODELS:
+        if per_list[key[:2]] < max_models:
             per_list[key[:2]] += 1
             shown.add(key)
     by_model: dict[tuple[str, str | None, str | None], list[float | None]] = defaultdict(

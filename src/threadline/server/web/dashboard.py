@@ -374,7 +374,14 @@ def _score_types(request: Request, project_id: int) -> Callable[[str], str | Non
 def dashboard(request: Request, project: PageProject) -> Response:
     filters = DashboardFilters.from_params(request.query_params)
     # A range of more buckets than a chart holds is the store's 400, as the API's.
-    metrics = _store(request).metrics(project.id, filters.query(), list(METRIC_NAMES))
+    settings = request.app.state.settings
+    query = filters.query().model_copy(
+        update={
+            "max_models": settings.metrics_max_models,
+            "max_score_names": settings.metrics_max_score_names,
+        }
+    )
+    metrics = _store(request).metrics(project.id, query, list(METRIC_NAMES))
     context: dict[str, Any] = {
         "project": project,
         "tab": "dashboard",
