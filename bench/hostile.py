@@ -26,6 +26,9 @@ Attacks (all bounded in time and count, loopback only):
   written in pieces).
 - ``grpc-unauthenticated``: 48 concurrent gRPC calls of 15 MiB with an unknown key,
   repeated.
+- ``waiting-events``: two senders repeating a logs export of 1,000 GenAI events (10 MB
+  of messages) for one span that never comes, and a third exporting a span of the
+  attacker's project every second (each is given the project's waiting events).
 
 It is a benchmark, not a test: it prints figures (recorded in docs/reliability.md).
 """
@@ -341,12 +344,44 @@ def grpc_unauthenticated(server: Server, stop: threading.Event) -> list[threadin
     return [threading.Thread(target=_repeat, args=(stop, one), daemon=True) for _ in range(48)]
 
 
+def waiting_events(server: Server, stop: threading.Event) -> list[threading.Thread]:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    key = server.key("attacker")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+    export = ExportLogsServiceRequest()
+    records = export.resource_logs.add().scope_logs.add().log_records
+    for n in range(1_000):
+        record = records.add(
+            event_name="gen_ai.user.message",
+            trace_id=(7).to_bytes(16, "big"),
+            span_id=(1).to_bytes(8, "big"),
+            time_unix_nano=n + 1,
+        )
+        record.body.kvlist_value.values.add(key="content").value.string_value = "x" * 10_000
+    body = export.SerializeToString()
+    spans = export_of(1, trace=8).SerializeToString()
+
+    def events() -> None:
+        httpx.post(server.base_url + "/v1/logs", content=body, headers=headers, timeout=120)
+
+    def span_export() -> None:
+        httpx.post(server.base_url + "/v1/traces", content=spans, headers=headers, timeout=120)
+        stop.wait(1.0)
+
+    return [
+        threading.Thread(target=_repeat, args=(stop, action), daemon=True)
+        for action in (events, events, span_export)
+    ]
+
+
 ATTACKS: dict[str, Callable[[Server, threading.Event], list[threading.Thread]]] = {
     "login-body": login_body,
     "slow-bodies": slow_bodies,
     "connection-flood": connection_flood,
     "huge-export": huge_export,
     "grpc-unauthenticated": grpc_unauthenticated,
+    "waiting-events": waiting_events,
 }
 
 
