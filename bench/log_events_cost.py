@@ -16,6 +16,12 @@ Three ways for its messages to reach the server, each on the same calls:
   them (the join, then everything a span with messages costs), the writer's commit of
   the spans and its settling of the index.
 
+``--waiting N`` puts N more spans' events in the project's index beside each export's
+own (events whose spans never come, or come later): the whole index travels with every
+span export's job, up to ``MAX_WAITING_SPANS`` (5,000) spans. The index's own step
+(``server: index``) adds an export's events to one index, as the server keeps it,
+takes the job's copy and settles the export's spans.
+
 Prints CPU microseconds a call for each step (process CPU, best of ``--repeat``, the
 arms alternated A B C C B A), in exports of 512 spans and 1,536 events as the SDKs'
 batch processors send them. A benchmark, not a test: it prints numbers.
@@ -157,6 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--waiting", type=int, default=0)
     args = parser.parse_args()
     tune_garbage_collector()
     settings = Settings()
@@ -197,14 +204,29 @@ def main() -> None:
 
         logs_job = Job(settings, 1, rules, None)
         events = [prepare_log_export(logs_job, b, PROTOBUF, None) for b in logs]
+        # Spans that never come: ids past every call's.
+        others = [
+            e
+            for first in range(0, args.waiting, BATCH)
+            for e in prepare_log_export(logs_job, logs_export(10**9 + first), PROTOBUF, None)
+        ]
+        others = [e for e in others if int(e.span_id, 16) <= 10**9 + args.waiting]
+
+        # One index, as the server keeps: each export's events added, its job's copy
+        # taken, its spans settled (the others stay, as their spans never come).
         index = WaitingEvents(900)
-        for batch in events:
-            index.add(1, batch)
-        snapshots = []
-        for batch in events:
-            own = WaitingEvents(900)
-            own.add(1, batch)
-            snapshots.append(own.snapshot(1))
+        index.add(1, others)
+
+        def indexes() -> list:
+            made = []
+            for batch in events:
+                index.add(1, batch)
+                made.append(index.snapshot(1))
+                keys = {(e.trace_id, e.span_id) for e in batch}
+                assert index.settle(1, keys, dict.fromkeys(keys, 3)) == []
+            return made
+
+        snapshots = indexes()
 
         pickled_jobs = [pickle.dumps(Job(settings, 1, rules, None, s)) for s in snapshots]
 
@@ -248,6 +270,7 @@ def main() -> None:
                 "worker: logs": lambda: [
                     prepare_log_export(logs_job, b, PROTOBUF, None) for b in logs
                 ],
+                "server: index": indexes,
                 "server: job pickled": lambda: [
                     pickle.dumps(Job(settings, 1, rules, None, s)) for s in snapshots
                 ],
@@ -277,7 +300,10 @@ def main() -> None:
         total = sum(v for (a, _), v in per_call.items() if a == arm)
         parts = ", ".join(f"{s} {v:.1f}" for (a, s), v in per_call.items() if a == arm)
         print(f"{arm:12s} {total:7.1f} µs a call  ({parts})")
-    print(f"calls {calls}, exports of {BATCH} spans and {3 * BATCH} events")
+    print(
+        f"calls {calls}, exports of {BATCH} spans and {3 * BATCH} events,"
+        f" {args.waiting} other spans' events waiting"
+    )
 
 
 if __name__ == "__main__":

@@ -48,9 +48,15 @@ _EVENT_NAME_ATTRIBUTE = "event.name"
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 
-# The events waiting for one span, by (trace id, span id) in hex.
+# A span, by (trace id, span id) in hex.
 SpanKey = tuple[str, str]
-Waiting = Mapping[SpanKey, Sequence[GenAIEvent]]
+# The events waiting for one span as the span takes them (``span_messages``): the JSON
+# text of its input messages and of its output messages (None: no such event), and how
+# many events that was. Texts, not the events: a project's waiting spans travel with
+# each of its span exports to a worker, and three strings pickle and load some thirty
+# times faster than the events they were made of (docs/benchmarks.md).
+SpanMessages = tuple[str | None, str | None, int]
+Waiting = Mapping[SpanKey, SpanMessages]
 
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
@@ -157,6 +163,18 @@ def fill_with_late_events(span: SpanRecord, events: Sequence[GenAIEvent]) -> boo
     return took
 
 
+def span_messages(events: Sequence[GenAIEvent]) -> SpanMessages:
+    """The events waiting for one span as it takes them, in the order emitted."""
+    ordered = in_order(events)
+    sent = [e for e in ordered if not e.is_output]
+    said = [e for e in ordered if e.is_output]
+    return (
+        messages_text(sent) if sent else None,
+        messages_text(said) if said else None,
+        len(events),
+    )
+
+
 def add_event_messages(request: ExportTraceServiceRequest, waiting: Waiting) -> dict[SpanKey, int]:
     """Write the events waiting for a span of ``request`` onto it, as the GenAI
     conventions' message attributes, where the span has none of its own; returns how
@@ -166,19 +184,14 @@ def add_event_messages(request: ExportTraceServiceRequest, waiting: Waiting) -> 
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans[:]:
                 key = (span.trace_id.hex(), span.span_id.hex())
-                events = waiting.get(key)
-                if not events:
+                found = waiting.get(key)
+                if found is None:
                     continue
                 present = {kv.key for kv in span.attributes[:]}
-                ordered = in_order(events)
-                for is_output, attribute in ((False, INPUT_MESSAGES), (True, OUTPUT_MESSAGES)):
-                    chosen = [e for e in ordered if e.is_output is is_output]
-                    if chosen and attribute not in present:
+                for text, attribute in ((found[0], INPUT_MESSAGES), (found[1], OUTPUT_MESSAGES)):
+                    if text is not None and attribute not in present:
                         span.attributes.append(
-                            KeyValue(
-                                key=attribute,
-                                value=AnyValue(string_value=messages_text(chosen)),
-                            )
+                            KeyValue(key=attribute, value=AnyValue(string_value=text))
                         )
-                taken[key] = len(events)
+                taken[key] = found[2]
     return taken

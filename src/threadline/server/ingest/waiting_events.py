@@ -3,7 +3,10 @@
 The store holds them (``Store.write_genai_events``); this is the server's own index of
 the same rows, so that an export of spans finds its events without a store read: the
 pipeline gives a project's waiting events to the worker that prepares its export
-(``prepare.Job.waiting``), which writes them onto their spans. The writer thread
+(``prepare.Job.waiting``), which writes them onto their spans: each span's as the texts
+of its input and output messages (``log_events.SpanMessages``), made once per span and
+kept until another of its events comes, since the whole project's set travels with
+every export. The writer thread
 changes the index, after each commit: events whose span was not stored yet are added;
 once a span is committed, its events leave the index, and those that came after the
 worker took its copy (so its span did not take them) are returned, for the writer to
@@ -24,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 
-from threadline.server.ingest.log_events import SpanKey
+from threadline.server.ingest.log_events import SpanKey, SpanMessages, span_messages
 from threadline.server.model import GenAIEvent
 
 # Spans a project may have events waiting for; past it the oldest are dropped. Events
@@ -34,14 +37,28 @@ from threadline.server.model import GenAIEvent
 MAX_WAITING_SPANS = 5_000
 # What a project's waiting events may weigh: their messages' text, and each event's
 # own cost (``EVENT_BYTES``, so that a flood of empty events is bounded too). Every
-# export of the project's spans is given a copy: 16 MiB is ~50 ms of pickling, and
-# more than 5 s of events of a project making a hundred model calls a second.
+# export of the project's spans is given a copy (16 MiB of events took ~50 ms to
+# pickle; as the texts the job carries, some twenty times less: benchmarks.md), and
+# it is more than 5 s of events of a project making a hundred model calls a second.
 MAX_WAITING_BYTES = 16 * 1024 * 1024
 EVENT_BYTES = 200
 
 
 def _weight(events: Iterable[GenAIEvent]) -> int:
     return sum(len(event.message) + EVENT_BYTES for event in events)
+
+
+class _Span:
+    """One span's waiting events, in arrival order, and the texts it takes (made when
+    first asked for, and again after another event came). The texts weigh about what
+    the events' messages do, uncounted by the weight: a project's index may hold up to
+    twice ``MAX_WAITING_BYTES`` once copied for a job."""
+
+    __slots__ = ("events", "messages")
+
+    def __init__(self) -> None:
+        self.events: list[GenAIEvent] = []
+        self.messages: SpanMessages | None = None
 
 
 class WaitingEvents:
@@ -51,7 +68,7 @@ class WaitingEvents:
         # Insertion order is the order of each span's latest event: a span given
         # another event moves to the end, so the first is the one whose events came
         # longest ago (what ``_expire`` and the bounds drop first).
-        self._by_project: dict[int, dict[SpanKey, list[GenAIEvent]]] = {}
+        self._by_project: dict[int, dict[SpanKey, _Span]] = {}
         self._bytes: dict[int, int] = {}  # each project's weight (``_weight``)
 
     def add(self, project_id: int, events: Iterable[GenAIEvent]) -> None:
@@ -62,8 +79,9 @@ class WaitingEvents:
                 key = (event.trace_id, event.span_id)
                 found = waiting.pop(key, None)
                 if found is None:
-                    found = []
-                found.append(event)
+                    found = _Span()
+                found.events.append(event)
+                found.messages = None
                 waiting[key] = found
                 weight += len(event.message) + EVENT_BYTES
             self._bytes[project_id] = weight
@@ -74,16 +92,21 @@ class WaitingEvents:
                 self._drop(project_id, waiting, next(iter(waiting)))
             self._forget_if_empty(project_id)
 
-    def snapshot(self, project_id: int) -> dict[SpanKey, tuple[GenAIEvent, ...]] | None:
-        """A copy of the project's waiting events (None when none wait): a worker's."""
+    def snapshot(self, project_id: int) -> dict[SpanKey, SpanMessages] | None:
+        """A copy of the project's waiting events, as their spans take them (None when
+        none wait): a worker's."""
         with self._lock:
             waiting = self._by_project.get(project_id)
             if not waiting:
                 return None
             self._expire(project_id, waiting)
-            found = {key: tuple(events) for key, events in waiting.items()} or None
+            found: dict[SpanKey, SpanMessages] = {}
+            for key, span in waiting.items():
+                if span.messages is None:
+                    span.messages = span_messages(span.events)
+                found[key] = span.messages
             self._forget_if_empty(project_id)
-            return found
+            return found or None
 
     def settle(
         self, project_id: int, spans: Iterable[SpanKey], taken: Mapping[SpanKey, int]
@@ -116,21 +139,22 @@ class WaitingEvents:
         with self._lock:
             return sum(self._bytes.values())
 
-    def _expire(self, project_id: int, waiting: dict[SpanKey, list[GenAIEvent]]) -> None:
+    def _expire(self, project_id: int, waiting: dict[SpanKey, _Span]) -> None:
         cutoff = time.time_ns() - self.wait_ns
         while waiting:
             key = next(iter(waiting))
-            if waiting[key][-1].received_ns >= cutoff:
+            if waiting[key].events[-1].received_ns >= cutoff:
                 break
             self._drop(project_id, waiting, key)
 
     def _drop(
-        self, project_id: int, waiting: dict[SpanKey, list[GenAIEvent]], key: SpanKey
+        self, project_id: int, waiting: dict[SpanKey, _Span], key: SpanKey
     ) -> list[GenAIEvent] | None:
-        events = waiting.pop(key, None)
-        if events is not None:
-            self._bytes[project_id] -= _weight(events)
-        return events
+        span = waiting.pop(key, None)
+        if span is None:
+            return None
+        self._bytes[project_id] -= _weight(span.events)
+        return span.events
 
     def _forget_if_empty(self, project_id: int) -> None:
         if not self._by_project.get(project_id):
