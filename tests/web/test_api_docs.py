@@ -19,6 +19,21 @@ def test_docs_render_swagger_ui_air_gapped(ui: Any) -> None:
     ui.shot("docs")
 
 
+def test_the_docs_lead_back_to_the_web_ui(ui: Any) -> None:
+    """The top bar's "API" opens Swagger UI, which has no top bar: its description holds
+    the way back and how to try a route."""
+    page = ui.go("/docs")
+    description = page.locator(".swagger-ui .info .description")
+    description.wait_for()
+    assert "Authorize" in description.inner_text()
+    link = description.get_by_role("link", name="Back to the web UI")
+    assert link.get_attribute("href") == "/sessions"
+    # Swagger UI opens a description's links in a new tab.
+    with page.context.expect_page() as opened:
+        link.click()
+    opened.value.wait_for_url(ui.base_url + "/sessions")
+
+
 def test_the_docs_example_score_is_one_the_server_accepts(ui: Any, server: Any) -> None:
     """A newcomer's "Try it out" starts from the example the page shows: it must work."""
     page = ui.go("/docs")

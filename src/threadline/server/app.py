@@ -102,6 +102,10 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         lifespan=lifespan,
         title="Threadline",
         summary="OpenTelemetry-native observability for LLM applications, sessions first.",
+        # Shown atop /docs, which the web UI's top bar opens: the way back, and how to try.
+        description="[Back to the web UI](/sessions). To try a route here, *Authorize* "
+        "with a project API key (`tl_...`), sent as `Authorization: Bearer <key>`. "
+        "The routes are described in docs/api.md.",
         version=VERSION,
         docs_url=None,  # api/docs.py serves /docs with local assets
         redoc_url=None,
