@@ -297,3 +297,17 @@ def test_the_links_list_comes_in_pages(server):
     rest = web.get(older.group(1).replace("&amp;", "&")).text
     assert [i for i in newest_first if f'data-id="{i}"' in rest] == newest_first[50:]
     assert 'data-testid="next-page"' not in rest and 'data-testid="first-page"' in rest
+
+
+def test_a_shared_page_takes_each_page_start_once_in_plain_digits(server):
+    # `turn=1.0`, `turn= 1` and a repeated `turn` were read as a page (the last one).
+    sid = f"s-{uuid.uuid4().hex[:8]}"
+    server.send([span(new_trace_id(), new_span_id(), attributes={"threadline.session.id": sid})])
+    trace_id = server.send_span({})
+    for kind, target, name in (("session", sid, "turn"), ("trace", trace_id, "offset")):
+        link = server.http.post("/api/v1/shares", json={"kind": kind, "target_id": target})
+        url = server.base_url + link.json()["path"]
+        assert httpx.get(url + f"?{name}=1").status_code == 200
+        for query in ("=1.0", "=%201", "=%2B1", "=\u0661", "=1e0", "=1&" + name + "=2"):
+            response = httpx.get(url + "?" + name + query)
+            assert response.status_code in (400, 422), (kind, query, response.status_code)

@@ -13,11 +13,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from threadline.server import sharing
 from threadline.server.errors import BadRequest, NotFound
+from threadline.server.http.query_names import SINGLE_VALUES_ONCE
 from threadline.server.model import NewShareLink, Project, ShareIn
 from threadline.server.store import Store
 from threadline.server.store.base import StoredShare
@@ -174,15 +175,28 @@ def _shared_page(request: Request, share: StoredShare, turn: int, offset: int) -
     return render(request, "shared_trace.html", context)
 
 
-@router.get("/shared/{token}")
+def _digits(value: object) -> object:
+    """A page start as the page's own links write it: ASCII digits alone (``1.0``,
+    `` 1``, ``+1`` or other scripts' digits name no page of ours)."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("a page start is a whole number written in digits 0-9")
+    return value
+
+
+# Each parameter once: a repeated one was read as its last value.
+@router.get("/shared/{token}", dependencies=[SINGLE_VALUES_ONCE])
 def shared(
     request: Request,
     token: str,
     turn: Annotated[
-        int, Query(ge=1, le=_MAX_PAGE_START, description="A shared session's first turn shown")
+        int,
+        BeforeValidator(_digits),
+        Query(ge=1, le=_MAX_PAGE_START, description="A shared session's first turn shown"),
     ] = 1,
     offset: Annotated[
-        int, Query(ge=0, le=_MAX_PAGE_START, description="A shared trace's spans skipped")
+        int,
+        BeforeValidator(_digits),
+        Query(ge=0, le=_MAX_PAGE_START, description="A shared trace's spans skipped"),
     ] = 0,
 ) -> Response:
     share = sharing.resolve(_store(request), token)
