@@ -158,9 +158,10 @@ def main() -> None:
         "%(project)s": project,
         "%(sessions)s": f"[{_quoted(session_ids)}]",
         "%(seen)s": f"[{_quoted(seen)}]",
+        "%(rooted)s": f"[{_quoted(seen)}]",
         "%(since)s": str(int(earliest) - picked_traces.ROOT_SLACK_NS),
     }
-    forms["50 sessions: the page's traces"] = _bound(picked_traces._PAGE_TRACES, bound)
+    forms["50 sessions: the page's traces"] = _bound(picked_traces.PAGE_TRACES, bound)
     forms["50 sessions: by their members"] = _bound(merged_traces.of_sessions_sql(False), bound)
     tables = {"8192": 8192, "64": 64}
     if args.layouts:

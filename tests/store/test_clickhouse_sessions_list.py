@@ -234,8 +234,8 @@ def test_a_trace_whose_root_the_pick_did_not_read_is_read_in_every_month(
 ):
     # Trace 1's root span ran two months ago; a span under it ended just now. The pick
     # reads back only the latest parts: the late span's, not the root's. The trace is
-    # not read from the late span's month on (its root would be missed), but by id in
-    # every month, as a trace of the session the pick did not see.
+    # not read from the late span's month on (its root would be missed), but in every
+    # month, in a branch of the page's one statement of its own.
     monkeypatch.setattr(recent_sessions, "LATEST_PARTS", (1, 2))
     project = store.create_project("p").id
     now_ms = _now_ms()
@@ -249,5 +249,5 @@ def test_a_trace_whose_root_the_pick_did_not_read_is_read_in_every_month(
     (session,) = page.items
     assert (session.session_id, session.trace_count, session.span_count) == ("s", 1, 2)
     assert datetime_to_ns(session.start_time) == T0 + root_start * MS
-    reads = [params for sql, params in statements if "trace_parts_packed" in sql]
-    assert f"{1:032x}" not in reads[0]["seen"] and reads[1]["ids"] == [f"{1:032x}"]
+    (read,) = [params for sql, params in statements if "trace_parts_packed" in sql]
+    assert read["unrooted"] == [f"{1:032x}"] and f"{1:032x}" not in read["rooted"]

@@ -36,12 +36,12 @@ HOUR_NS = 3600 * 1_000_000_000
 # reads the whole window (or all time).
 LOOKBACKS_NS = (HOUR_NS, 24 * HOUR_NS, 7 * 24 * HOUR_NS, 30 * 24 * HOUR_NS)
 
-# Each session also names the traces it was picked by whose root span the pick read, with
-# the root's start (``picked_traces`` reads the page's traces by these ids, in the months
-# from the root's on).
+# Each session also names the traces it was picked by, each with its root span's start
+# where the pick read the root, else NULL (``picked_traces`` reads the page's traces by
+# these ids, those with a root from its month on).
 _PICK = (
     "SELECT session_id, max(t_end) AS last,"
-    " groupArrayIf((trace_id, r.2), r.1 = 0) AS seen FROM ("
+    " groupArray((trace_id, if(r.1 = 0, r.2, NULL))) AS seen FROM ("
     " SELECT trace_id, max(end_ns) AS t_end, min(root) AS r, min(first_session) AS f"
     " FROM trace_activity WHERE project_id = %(project)s AND end_ns >= %(since)s"
     " GROUP BY trace_id)"
@@ -91,17 +91,17 @@ def serves(query: SessionQuery) -> bool:
     )
 
 
-Picked = tuple[str, int, list[tuple[str, int]]]
+Picked = tuple[str, int, list[tuple[str, int | None]]]
 
 
 def pick(
     rows: Rows, project_id: int, query: SessionQuery, cursor: tuple[int, str] | None
 ) -> list[Picked]:
-    """Up to ``query.limit + 1`` (session id, last activity, (id, root's start) of the
-    traces it was picked by) of the page after ``cursor`` (a last activity and a session
-    id), latest first. The traces are those the pick read the root span of: a session
-    may have others (older turns, or a trace whose root is in a part the pick did not
-    read)."""
+    """Up to ``query.limit + 1`` (session id, last activity, (id, root's start or None)
+    of the traces it was picked by) of the page after ``cursor`` (a last activity and a
+    session id), latest first. The traces are those the pick read parts of: a session
+    may have others. A trace's root start is None when the pick did not read its root
+    span."""
     window_start = None if query.start is None else datetime_to_ns(query.start)
     params: dict[str, Any] = {"project": project_id, "limit": query.limit + 1}
     having = ""

@@ -660,7 +660,7 @@ class ClickHouseStore(RunTransfer, EvaluationTables):
         picked: Sequence[tuple[Any, ...]],
         found_text: SearchQuery,
         made_by: str,
-        seen: Mapping[str, int] | None = None,
+        seen: Mapping[str, int | None] | None = None,
         page_key: Callable[[tuple[Any, ...]], Sequence[Any]] = lambda row: (row[1], row[0]),
     ) -> Page[Session]:
         """The page of the sessions ``picked`` ((session id, sort key), in page order,
