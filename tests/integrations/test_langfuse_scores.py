@@ -91,7 +91,12 @@ def test_langfuse_score_calls_land_as_scores(server) -> None:
     stars = on_trace["stars"]  # written twice under one id: the second replaced the first
     assert (stars["id"], stars["data_type"], stars["value"]) == (env.run_id, "numeric", 5.0)
 
-    [resolved] = server.get("/api/v1/scores", session_id=session_id)["items"]
+    # A session's scores are its own and its turns'.
+    of_session = {
+        s["name"]: s for s in server.get("/api/v1/scores", session_id=session_id)["items"]
+    }
+    assert set(of_session) == {"resolved", *on_trace}
+    resolved = of_session["resolved"]
     assert (resolved["name"], resolved["value"], resolved["comment"]) == ("resolved", True, "done")
     assert resolved["trace_id"] is None
 
