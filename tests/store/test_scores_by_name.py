@@ -51,9 +51,13 @@ def test_a_names_latest_score_is_read_by_the_name(tmp_path: Path):
         assert by_name == ["SEARCH scores USING INDEX scores_by_name (project_id=? AND name=?)"]
         # With a filter on what else the index does not hold, still by the name.
         assert _plans(store, lambda: latest(name="legacy", source="api")) == by_name
-        # A session's scores are few: by the session, the name checked on each.
-        assert _plans(store, lambda: latest(name="stars", session_id="s2")) == [
-            "SEARCH scores USING INDEX scores_by_session (project_id=? AND session_id=?)"
+        # A session's scores (its own and its turns') are few: by the session and by its
+        # traces, the name checked on each; nothing scanned.
+        of_session = _plans(store, lambda: latest(name="stars", session_id="s2"))
+        assert [step for step in of_session if step.startswith(("SEARCH", "SCAN"))] == [
+            "SEARCH scores USING INDEX scores_by_session (project_id=? AND session_id=?)",
+            "SEARCH traces USING COVERING INDEX traces_by_session (project_id=? AND session_id=?)",
+            "SEARCH scores USING INDEX scores_by_trace (project_id=? AND trace_id=?)",
         ]
         trace_id = f"{1:032x}"
         assert _plans(store, lambda: latest(name="stars", trace_id=trace_id)) == [
