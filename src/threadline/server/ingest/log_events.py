@@ -140,15 +140,17 @@ def fill_with_late_events(span: SpanRecord, events: Sequence[GenAIEvent]) -> boo
     of its late ``events``, as it would have had them had they come first: the GenAI
     conventions' message attributes, and its input and output made of them as ingest
     makes them, where it has none of its own. Whether it took any."""
-    ordered = in_order(events)
+    sent, said, _ = span_messages(events)
     attributes = dict(span.attributes)
     took = False
-    for is_output, attribute in ((False, INPUT_MESSAGES), (True, OUTPUT_MESSAGES)):
-        chosen = [e for e in ordered if e.is_output is is_output]
+    for text, is_output, attribute in (
+        (sent, False, INPUT_MESSAGES),
+        (said, True, OUTPUT_MESSAGES),
+    ):
         own = span.output if is_output else span.input
-        if not chosen or own is not None or attribute in attributes:
+        if text is None or own is not None or attribute in attributes:
             continue
-        attributes[attribute] = messages_text(chosen)
+        attributes[attribute] = text
         keys = messages.key_text(attributes)
         stored = (messages.stored_output if is_output else messages.stored_input)(attributes, keys)
         if stored is None:
